@@ -1,0 +1,135 @@
+//! The one API every transport implements: [`Channel`] and [`Listener`].
+
+use crate::error::Result;
+use crate::frame::{self, Frame};
+use std::fmt;
+use std::time::Duration;
+
+/// A bidirectional, ordered channel of UTP frames to one peer.
+///
+/// The channel numbers outgoing frames (sequence 1, 2, 3, ...) and stamps
+/// them with the time; the caller chooses type, flags and payload. Received
+/// frames land in a caller-owned [`Frame`], whose buffer is reused.
+///
+/// Every blocking call has a form with a timeout (`None` waits forever).
+/// A peer that closes or dies shows up as [`Error::PeerGone`](crate::Error::PeerGone).
+///
+/// ```
+/// use utp::frame::{Frame, flags, message_type};
+/// let mut listener = utp::listen("inproc://doc-channel").unwrap();
+/// let mut client = utp::connect("inproc://doc-channel").unwrap();
+/// let mut server = listener.accept().unwrap();
+///
+/// client.send(message_type::TEXT, flags::CHECKSUM, b"hello").unwrap();
+/// let mut frame = Frame::default();
+/// server.recv(&mut frame).unwrap();
+/// assert_eq!(frame.payload(), b"hello");
+/// assert_eq!(frame.header.sequence, 1);
+/// ```
+pub trait Channel: Send + fmt::Debug {
+    /// Sends one frame, waiting at most `timeout` for room (`None`: forever).
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()>;
+
+    /// Receives the next frame into `frame`, waiting at most `timeout` (`None`: forever).
+    ///
+    /// On a timeout nothing is lost: a frame that was partly read is kept and
+    /// completed by the next call.
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()>;
+
+    /// Closes the channel; the peer sees [`Error::PeerGone`](crate::Error::PeerGone).
+    /// Dropping a channel closes it too.
+    fn close(&mut self) -> Result<()>;
+
+    /// What is known about the peer (credentials on Unix sockets, an address on IP).
+    fn peer(&self) -> PeerInfo {
+        PeerInfo::default()
+    }
+
+    /// Sends one frame, waiting for room as long as it takes.
+    fn send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
+        self.send_timeout(message_type, flags, payload, None)
+    }
+
+    /// Receives the next frame into `frame`, waiting as long as it takes.
+    fn recv(&mut self, frame: &mut Frame) -> Result<()> {
+        self.recv_timeout(frame, None)
+    }
+}
+
+/// Accepts channels from clients at one endpoint.
+///
+/// Dropping a listener (or calling [`close`](Listener::close)) removes the
+/// endpoint it created: the socket file, the FIFOs, the queues, the segments.
+pub trait Listener: Send + fmt::Debug {
+    /// Waits at most `timeout` for the next client (`None`: forever).
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>>;
+
+    /// The endpoint this listener serves, as a URL.
+    fn endpoint(&self) -> String;
+
+    /// Stops listening and removes the endpoint.
+    fn close(&mut self) -> Result<()>;
+
+    /// Waits for the next client as long as it takes.
+    fn accept(&mut self) -> Result<Box<dyn Channel>> {
+        self.accept_timeout(None)
+    }
+}
+
+/// What a channel knows about its peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Process id, where the mechanism tells it.
+    pub pid: Option<u32>,
+    /// User id, where the mechanism tells it.
+    pub uid: Option<u32>,
+    /// Group id, where the mechanism tells it.
+    pub gid: Option<u32>,
+    /// A printable address (IP:port, socket path), where there is one.
+    pub address: Option<String>,
+}
+
+/// Settings shared by every transport.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Largest payload accepted from the peer; larger frames are refused as
+    /// `too_large` before anything is allocated. Default 1 MiB.
+    pub max_payload: usize,
+    /// How long `connect` may take before giving up. Default 5 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_payload: frame::DEFAULT_MAX_PAYLOAD,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Turns a remaining-time budget into an absolute deadline and back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline(Option<std::time::Instant>);
+
+impl Deadline {
+    pub(crate) fn after(timeout: Option<Duration>) -> Self {
+        Deadline(timeout.map(|t| std::time::Instant::now() + t))
+    }
+
+    /// Time left, `None` for no deadline; zero once passed.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.0
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    pub(crate) fn expired(&self) -> bool {
+        self.remaining() == Some(Duration::ZERO)
+    }
+}

@@ -1,0 +1,197 @@
+//! Decoding with the checks of UTP-FRAME.md, in its order.
+
+use super::checksum::frame_checksum;
+use super::header::{HEADER_LEN, Header, MAGIC, VERSION};
+
+/// Why a byte sequence is not a valid frame.
+///
+/// [`kind`](DecodeError::kind) gives the stable names of the spec
+/// (`truncated`, `bad_magic`, ...), which tools print and tests compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than the header or the declared payload needs.
+    #[error("truncated frame: need {needed} bytes, have {available}")]
+    Truncated {
+        /// Bytes needed for the next step of decoding.
+        needed: usize,
+        /// Bytes that were given.
+        available: usize,
+    },
+    /// The first four bytes are not `42 50 54 55`.
+    #[error("bad magic 0x{found:08x} (expected 0x55545042, bytes 42 50 54 55): not a UTP frame")]
+    BadMagic {
+        /// The magic that was read.
+        found: u32,
+    },
+    /// The version byte is not 1.
+    #[error("unsupported UTP version {found} (this implementation speaks version 1)")]
+    UnsupportedVersion {
+        /// The version that was read.
+        found: u8,
+    },
+    /// The declared payload is larger than the receiver accepts.
+    #[error("payload of {length} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Declared payload length.
+        length: u32,
+        /// The receiver's limit.
+        limit: usize,
+    },
+    /// The checksum flag is set and the CRC-32C does not match.
+    #[error("checksum mismatch: header says 0x{expected:08x}, frame hashes to 0x{actual:08x}")]
+    ChecksumMismatch {
+        /// Checksum in the header.
+        expected: u32,
+        /// Checksum computed over the bytes.
+        actual: u32,
+    },
+}
+
+impl DecodeError {
+    /// The spec's name for this error: `truncated`, `bad_magic`,
+    /// `unsupported_version`, `too_large` or `checksum_mismatch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::BadMagic { .. } => "bad_magic",
+            DecodeError::UnsupportedVersion { .. } => "unsupported_version",
+            DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::ChecksumMismatch { .. } => "checksum_mismatch",
+        }
+    }
+}
+
+/// Checks rules 1–4 on the first 32 bytes: enough bytes, magic, version and
+/// the payload limit. Stream readers call this before reading (or allocating
+/// for) the payload.
+pub fn decode_header(bytes: &[u8], max_payload: usize) -> Result<Header, DecodeError> {
+    let Some(head) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::Truncated {
+            needed: HEADER_LEN,
+            available: bytes.len(),
+        });
+    };
+    let magic = u32::from_le_bytes(take(head, 0));
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic { found: magic });
+    }
+    if head[4] != VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: head[4] });
+    }
+    let payload_length = u32::from_le_bytes(take(head, 8));
+    if payload_length as usize > max_payload {
+        return Err(DecodeError::TooLarge {
+            length: payload_length,
+            limit: max_payload,
+        });
+    }
+    Ok(Header {
+        message_type: head[5],
+        flags: u16::from_le_bytes(take(head, 6)),
+        payload_length,
+        sequence: u64::from_le_bytes(take(head, 12)),
+        timestamp_us: u64::from_le_bytes(take(head, 20)),
+        checksum: u32::from_le_bytes(take(head, 28)),
+    })
+}
+
+/// Decodes one complete frame at the start of `bytes`, applying all six rules
+/// in order. Returns the header and a borrowed payload; bytes after the frame
+/// are ignored. Never allocates, never panics.
+pub fn decode(bytes: &[u8], max_payload: usize) -> Result<(Header, &[u8]), DecodeError> {
+    let header = decode_header(bytes, max_payload)?;
+    let total = header.frame_len();
+    if bytes.len() < total {
+        return Err(DecodeError::Truncated {
+            needed: total,
+            available: bytes.len(),
+        });
+    }
+    let payload = &bytes[HEADER_LEN..total];
+    verify_checksum(&header, bytes, payload)?;
+    Ok((header, payload))
+}
+
+/// Rule 6: when the checksum flag is set, the CRC-32C must match.
+pub(crate) fn verify_checksum(
+    header: &Header,
+    header_bytes: &[u8],
+    payload: &[u8],
+) -> Result<(), DecodeError> {
+    if !header.has_checksum() {
+        return Ok(());
+    }
+    let Some(head) = header_bytes.first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::Truncated {
+            needed: HEADER_LEN,
+            available: header_bytes.len(),
+        });
+    };
+    let actual = frame_checksum(head, payload);
+    if actual != header.checksum {
+        return Err(DecodeError::ChecksumMismatch {
+            expected: header.checksum,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn take<const N: usize>(head: &[u8; HEADER_LEN], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&head[at..at + N]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{encode_to_vec, flags};
+
+    fn sample() -> Vec<u8> {
+        encode_to_vec(&Header::new(1, flags::CHECKSUM, 9, 10), b"0123456789")
+    }
+
+    #[test]
+    fn rules_apply_in_order() {
+        // Bad magic and bad version together: magic is reported first.
+        let mut bytes = sample();
+        bytes[0] = 0;
+        bytes[4] = 9;
+        assert_eq!(decode(&bytes, 1024).unwrap_err().kind(), "bad_magic");
+        // Bad version and too large together: version first.
+        let mut bytes = sample();
+        bytes[4] = 2;
+        assert_eq!(decode(&bytes, 1).unwrap_err().kind(), "unsupported_version");
+        // Too large and truncated payload together: too_large first.
+        let bytes = sample();
+        assert_eq!(decode(&bytes[..35], 1).unwrap_err().kind(), "too_large");
+        assert_eq!(decode(&bytes[..35], 1024).unwrap_err().kind(), "truncated");
+    }
+
+    #[test]
+    fn a_huge_length_is_refused_before_anything_else() {
+        let mut bytes = sample();
+        bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode(&bytes, usize::MAX >> 1).unwrap_err().kind(),
+            "truncated"
+        );
+        assert_eq!(
+            decode(&bytes, 1 << 20).unwrap_err(),
+            DecodeError::TooLarge {
+                length: u32::MAX,
+                limit: 1 << 20
+            }
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_not_part_of_the_frame() {
+        let mut bytes = sample();
+        bytes.extend_from_slice(b"next frame");
+        let (header, payload) = decode(&bytes, 1024).unwrap();
+        assert_eq!(header.sequence, 9);
+        assert_eq!(payload, b"0123456789");
+    }
+}

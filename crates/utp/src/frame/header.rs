@@ -1,0 +1,178 @@
+//! The 32-byte header: constants, field layout and encoding.
+
+use super::checksum::frame_checksum;
+
+/// Length of the fixed header in bytes.
+pub const HEADER_LEN: usize = 32;
+/// The magic number, `"UTPB"` read as a little-endian `u32`.
+pub const MAGIC: u32 = 0x5554_5042;
+/// The magic as it appears on the wire: `42 50 54 55`.
+pub const MAGIC_BYTES: [u8; 4] = MAGIC.to_le_bytes();
+/// The only version this crate speaks.
+pub const VERSION: u8 = 1;
+/// The payload limit a receiver applies unless configured otherwise: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
+/// Header bytes covered by the checksum (everything before the checksum field).
+pub(crate) const CHECKSUM_COVERS: usize = 28;
+
+/// Flag bits of the header's `flags` field.
+///
+/// Bits a receiver does not know are ignored, so new flags need no version bump.
+pub mod flags {
+    /// Bit 0: the checksum field holds the CRC-32C of the frame and is verified.
+    pub const CHECKSUM: u16 = 0x0001;
+}
+
+/// Message types. The frame layer accepts any value; these are the ones utp gives meaning to.
+pub mod message_type {
+    /// Application data.
+    pub const DATA: u8 = 0x01;
+    /// Liveness; usually an empty payload.
+    pub const HEARTBEAT: u8 = 0x02;
+    /// Acknowledgement.
+    pub const ACK: u8 = 0x03;
+    /// A timestamp message.
+    pub const TIME: u8 = 0x04;
+    /// UTF-8 text.
+    pub const TEXT: u8 = 0x05;
+    /// A service request (the calculator's `OP A B` text travels as one).
+    pub const REQUEST: u8 = 0x10;
+    /// The reply to a [`REQUEST`], in the same order requests arrived.
+    pub const RESPONSE: u8 = 0x11;
+    /// A protocol-level error from the server (the payload is UTF-8 text);
+    /// sent instead of a [`RESPONSE`] when a request could not be handled at all.
+    pub const ERROR: u8 = 0x12;
+    /// Sent by a side that is closing the channel in an orderly way.
+    pub const GOODBYE: u8 = 0x13;
+    /// Shared-memory link handshake: the client asks for a link.
+    pub const LINK_HELLO: u8 = 0x20;
+    /// Shared-memory link handshake: the server describes the region it made.
+    pub const LINK_ATTACH: u8 = 0x21;
+    /// Shared-memory link handshake: the client has mapped the region.
+    pub const LINK_READY: u8 = 0x22;
+
+    /// A short name for a message type, for logs and `utp frame decode`.
+    pub fn name(value: u8) -> Option<&'static str> {
+        Some(match value {
+            DATA => "DATA",
+            HEARTBEAT => "HEARTBEAT",
+            ACK => "ACK",
+            TIME => "TIME",
+            TEXT => "TEXT",
+            REQUEST => "REQUEST",
+            RESPONSE => "RESPONSE",
+            ERROR => "ERROR",
+            GOODBYE => "GOODBYE",
+            LINK_HELLO => "LINK_HELLO",
+            LINK_ATTACH => "LINK_ATTACH",
+            LINK_READY => "LINK_READY",
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded (or to-be-encoded) frame header.
+///
+/// `magic` and `version` are implied: a `Header` value always describes a
+/// version-1 frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// What the payload means; see [`message_type`].
+    pub message_type: u8,
+    /// Flag bits; see [`flags`].
+    pub flags: u16,
+    /// Bytes of payload after the header.
+    pub payload_length: u32,
+    /// Per sender and direction, starting at 1.
+    pub sequence: u64,
+    /// Microseconds since the Unix epoch when the sender built the frame.
+    pub timestamp_us: u64,
+    /// CRC-32C when [`flags::CHECKSUM`] is set, otherwise 0.
+    pub checksum: u32,
+}
+
+impl Header {
+    /// A header with the given fields; length and checksum are filled by encoding.
+    pub fn new(message_type: u8, flags: u16, sequence: u64, timestamp_us: u64) -> Self {
+        Header {
+            message_type,
+            flags,
+            payload_length: 0,
+            sequence,
+            timestamp_us,
+            checksum: 0,
+        }
+    }
+
+    /// Whether the checksum flag is set.
+    pub fn has_checksum(&self) -> bool {
+        self.flags & flags::CHECKSUM != 0
+    }
+
+    /// Total frame length: header plus payload.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.payload_length as usize
+    }
+
+    /// Writes the header bytes for `payload` into `out`, setting the length and,
+    /// when the checksum flag is set, the checksum. Returns the header as written.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `payload` is longer than `u32::MAX` bytes, which no frame can carry;
+    /// transports refuse such payloads with an error before getting here.
+    pub fn encode_for(&self, payload: &[u8], out: &mut [u8; HEADER_LEN]) -> Header {
+        let length = u32::try_from(payload.len()).expect("payload longer than u32::MAX");
+        let mut header = Header {
+            payload_length: length,
+            checksum: 0,
+            ..*self
+        };
+        header.write_fields(out);
+        if header.has_checksum() {
+            header.checksum = frame_checksum(out, payload);
+            out[28..32].copy_from_slice(&header.checksum.to_le_bytes());
+        }
+        header
+    }
+
+    /// Writes every field as it is, including `payload_length` and `checksum`.
+    pub fn write_fields(&self, out: &mut [u8; HEADER_LEN]) {
+        out[0..4].copy_from_slice(&MAGIC_BYTES);
+        out[4] = VERSION;
+        out[5] = self.message_type;
+        out[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        out[8..12].copy_from_slice(&self.payload_length.to_le_bytes());
+        out[12..20].copy_from_slice(&self.sequence.to_le_bytes());
+        out[20..28].copy_from_slice(&self.timestamp_us.to_le_bytes());
+        out[28..32].copy_from_slice(&self.checksum.to_le_bytes());
+    }
+}
+
+/// Encodes a whole frame (header and payload) into a new vector.
+pub fn encode_to_vec(header: &Header, payload: &[u8]) -> Vec<u8> {
+    let mut head = [0u8; HEADER_LEN];
+    header.encode_for(payload, &mut head);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_bytes_on_the_wire() {
+        assert_eq!(MAGIC_BYTES, [0x42, 0x50, 0x54, 0x55]);
+    }
+
+    #[test]
+    fn no_checksum_flag_leaves_the_field_zero() {
+        let header = Header::new(message_type::DATA, 0, 3, 4);
+        let bytes = encode_to_vec(&header, b"abc");
+        assert_eq!(&bytes[28..32], &[0, 0, 0, 0]);
+        assert_eq!(&bytes[8..12], &3u32.to_le_bytes());
+    }
+}

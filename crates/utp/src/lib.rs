@@ -1,0 +1,43 @@
+//! # utp — fast, safe inter-process communication
+//!
+//! One frame format (UTP: a 32-byte header with magic, version, type, flags,
+//! length, sequence, timestamp and CRC-32C), every Linux IPC mechanism behind
+//! one [`Channel`] API chosen by a URL, a shared-memory link as the fast path,
+//! and a request/response [`service`] layer.
+//!
+//! ```
+//! use utp::frame::{Frame, flags, message_type};
+//!
+//! // The same code runs over shm://, unix://, tcp://, ... : only the URL changes.
+//! let mut listener = utp::listen("inproc://crate-doc")?;
+//! let mut client = utp::connect("inproc://crate-doc")?;
+//! let mut server = listener.accept()?;
+//!
+//! client.send(message_type::REQUEST, flags::CHECKSUM, b"ADD 10 20")?;
+//! let mut frame = Frame::default();
+//! server.recv(&mut frame)?;
+//! let reply = utp::service::calc::evaluate(frame.payload());
+//! server.send(message_type::RESPONSE, flags::CHECKSUM, reply.as_bytes())?;
+//!
+//! client.recv(&mut frame)?;
+//! assert_eq!(frame.payload(), b"OK 30");
+//! # Ok::<(), utp::Error>(())
+//! ```
+//!
+//! Layers, bottom up: [`frame`] (no I/O), [`transport`] (one module per
+//! mechanism), [`channel`] (the traits), [`service`] (server, client,
+//! calculator).
+
+#![deny(missing_docs)]
+
+pub mod channel;
+pub mod endpoint;
+pub mod error;
+pub mod frame;
+pub mod service;
+pub mod transport;
+
+pub use channel::{Channel, Listener, Options, PeerInfo};
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};
+pub use transport::{connect, connect_with, listen, listen_with};

@@ -1,0 +1,202 @@
+//! `inproc://NAME`: channels between threads of one process.
+//!
+//! Frames travel as owned `(Header, Vec<u8>)` pairs over bounded
+//! crossbeam channels; no bytes are encoded, but sequence numbers,
+//! timestamps and the payload limit behave exactly as on other transports,
+//! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
+
+use crate::channel::{Channel, Listener, Options, PeerInfo};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Frames a sender may have in flight before `send` waits.
+const QUEUE_DEPTH: usize = 1024;
+/// Clients that may wait for `accept`.
+const BACKLOG: usize = 128;
+
+type Message = (Header, Vec<u8>);
+
+fn registry() -> &'static Mutex<HashMap<String, Sender<InprocChannel>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Sender<InprocChannel>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// One end of an in-process channel.
+#[derive(Debug)]
+pub struct InprocChannel {
+    name: String,
+    tx: Option<Sender<Message>>,
+    rx: Receiver<Message>,
+    stamper: Stamper,
+    max_payload: usize,
+}
+
+impl InprocChannel {
+    /// Two connected ends.
+    fn pair(name: &str, max_payload: usize) -> (Self, Self) {
+        let (a_tx, b_rx) = bounded(QUEUE_DEPTH);
+        let (b_tx, a_rx) = bounded(QUEUE_DEPTH);
+        let end = |tx, rx| InprocChannel {
+            name: name.to_string(),
+            tx: Some(tx),
+            rx,
+            stamper: Stamper::default(),
+            max_payload,
+        };
+        (end(a_tx, a_rx), end(b_tx, b_rx))
+    }
+}
+
+impl Channel for InprocChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        if payload.len() > u32::MAX as usize {
+            return Err(Error::TooLarge {
+                len: payload.len(),
+                limit: u32::MAX as usize,
+                transport: "inproc",
+            });
+        }
+        let mut head = [0u8; HEADER_LEN];
+        let header = self.stamper.stamp(message_type, flags, payload, &mut head);
+        let message = (header, payload.to_vec());
+        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        match timeout {
+            None => tx.send(message).map_err(|_| gone()),
+            Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
+                SendTimeoutError::Timeout(_) => Error::Timeout {
+                    waiting_for: "room in the inproc queue",
+                    after: t,
+                },
+                SendTimeoutError::Disconnected(_) => gone(),
+            }),
+        }
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        let (header, payload) = match timeout {
+            None => self.rx.recv().map_err(|_| gone())?,
+            Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => Error::Timeout {
+                    waiting_for: "a frame",
+                    after: t,
+                },
+                RecvTimeoutError::Disconnected => gone(),
+            })?,
+        };
+        if payload.len() > self.max_payload {
+            return Err(crate::frame::DecodeError::TooLarge {
+                length: header.payload_length,
+                limit: self.max_payload,
+            }
+            .into());
+        }
+        frame.header = header;
+        *frame.payload_mut() = payload;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.tx = None;
+        Ok(())
+    }
+
+    fn peer(&self) -> PeerInfo {
+        PeerInfo {
+            pid: Some(std::process::id()),
+            address: Some(format!("inproc://{}", self.name)),
+            ..PeerInfo::default()
+        }
+    }
+}
+
+/// Accepts in-process channels at `inproc://NAME`.
+#[derive(Debug)]
+pub struct InprocListener {
+    name: String,
+    incoming: Receiver<InprocChannel>,
+    registered: bool,
+}
+
+/// Registers `name`; fails if another listener in this process holds it.
+pub fn listen(name: &str) -> Result<InprocListener> {
+    let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+    if map.contains_key(name) {
+        return Err(Error::InUse {
+            endpoint: format!("inproc://{name}"),
+            hint: Some("another listener in this process".into()),
+        });
+    }
+    let (tx, rx) = bounded(BACKLOG);
+    map.insert(name.to_string(), tx);
+    Ok(InprocListener {
+        name: name.to_string(),
+        incoming: rx,
+        registered: true,
+    })
+}
+
+/// Connects to the listener registered as `name`.
+pub fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
+    let map = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let not_found = |reason: &str| Error::NotFound {
+        endpoint: format!("inproc://{name}"),
+        reason: reason.to_string(),
+    };
+    let acceptor = map
+        .get(name)
+        .ok_or_else(|| not_found("no listener with that name in this process"))?;
+    let (ours, theirs) = InprocChannel::pair(name, options.max_payload);
+    acceptor
+        .try_send(theirs)
+        .map_err(|_| not_found("the listener's backlog is full or it is closing"))?;
+    Ok(ours)
+}
+
+impl Listener for InprocListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        if !self.registered {
+            return Err(Error::Closed);
+        }
+        let channel = match timeout {
+            None => self.incoming.recv().map_err(|_| Error::Closed)?,
+            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => Error::Timeout {
+                    waiting_for: "a client to connect",
+                    after: t,
+                },
+                RecvTimeoutError::Disconnected => Error::Closed,
+            })?,
+        };
+        Ok(Box::new(channel))
+    }
+
+    fn endpoint(&self) -> String {
+        format!("inproc://{}", self.name)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.registered) {
+            let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+            map.remove(&self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for InprocListener {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

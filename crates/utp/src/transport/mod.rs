@@ -1,0 +1,67 @@
+//! Transports: one module per IPC mechanism, each implementing
+//! [`Channel`](crate::Channel) and [`Listener`](crate::Listener).
+//!
+//! [`connect`] and [`listen`] pick the transport from the endpoint URL.
+
+pub mod inproc;
+
+use crate::channel::{Channel, Listener, Options};
+use crate::endpoint::{Address, Endpoint};
+use crate::error::Result;
+
+/// Connects to `url` with default [`Options`].
+///
+/// ```no_run
+/// let mut channel = utp::connect("unix:///tmp/calc.sock")?;
+/// # Ok::<(), utp::Error>(())
+/// ```
+pub fn connect(url: &str) -> Result<Box<dyn Channel>> {
+    connect_with(url, &Options::default())
+}
+
+/// Connects to `url` with the given options.
+pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
+    let endpoint = Endpoint::parse(url)?;
+    let options = options_from_url(&endpoint, options)?;
+    Ok(match &endpoint.address {
+        Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
+        _ => return Err(unsupported(&endpoint)),
+    })
+}
+
+/// Listens at `url` with default [`Options`].
+pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
+    listen_with(url, &Options::default())
+}
+
+/// Listens at `url` with the given options.
+pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
+    let endpoint = Endpoint::parse(url)?;
+    let _options = options_from_url(&endpoint, options)?;
+    Ok(match &endpoint.address {
+        Address::Inproc(name) => Box::new(inproc::listen(name)?),
+        _ => return Err(unsupported(&endpoint)),
+    })
+}
+
+/// URL options override programmatic ones: `?max_payload=N`.
+fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
+    let mut options = base.clone();
+    if let Some(max) = endpoint.param_number("max_payload")? {
+        options.max_payload = max.min(u32::MAX as u64) as usize;
+    }
+    if let Some(ms) = endpoint.param_number("connect_timeout_ms")? {
+        options.connect_timeout = std::time::Duration::from_millis(ms);
+    }
+    Ok(options)
+}
+
+fn unsupported(endpoint: &Endpoint) -> crate::Error {
+    crate::Error::BadUrl {
+        url: endpoint.to_string(),
+        reason: format!(
+            "the {} transport is not available in this build",
+            endpoint.address.scheme()
+        ),
+    }
+}
