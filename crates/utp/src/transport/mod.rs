@@ -4,6 +4,9 @@
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
 pub mod inproc;
+pub mod stream;
+pub mod unix;
+pub(crate) mod wait;
 
 use crate::channel::{Channel, Listener, Options};
 use crate::endpoint::{Address, Endpoint};
@@ -25,6 +28,9 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
     let options = options_from_url(&endpoint, options)?;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
+        Address::Unix(_) | Address::UnixAbstract(_) => {
+            Box::new(unix::connect(&endpoint, &options)?)
+        }
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -37,9 +43,10 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 /// Listens at `url` with the given options.
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
-    let _options = options_from_url(&endpoint, options)?;
+    let options = options_from_url(&endpoint, options)?;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
+        Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
         _ => return Err(unsupported(&endpoint)),
     })
 }
