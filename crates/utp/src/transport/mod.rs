@@ -25,6 +25,10 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
     let options = options_from_url(&endpoint, options)?;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::connect(&endpoint, &options)?)
+        }
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -37,9 +41,13 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 /// Listens at `url` with the given options.
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
-    let _options = options_from_url(&endpoint, options)?;
+    let options = options_from_url(&endpoint, options)?;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::listen(&endpoint, &options)?)
+        }
         _ => return Err(unsupported(&endpoint)),
     })
 }

@@ -1,0 +1,281 @@
+//! `listen` and `connect` for shared-memory links: the rendezvous socket,
+//! the handshake, and reclaiming what dead servers left behind.
+
+use super::layout::{self, Control};
+use super::link::{ShmLink, Side};
+use super::region::Region;
+use super::rendezvous::{self, Attach, Hello};
+use super::wait::WaitMode;
+use crate::channel::{Channel, Listener, Options, PeerInfo};
+use crate::endpoint::{Address, Endpoint};
+use crate::error::{Error, Result};
+use crate::frame::message_type;
+use std::os::fd::AsFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a server waits for a connecting client to finish the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+static NEXT_LINK: AtomicU32 = AtomicU32::new(1);
+
+/// Link settings taken from the URL: `?wait=spin|block|adaptive`, `?ring=SIZE`.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    wait: WaitMode,
+    capacity: usize,
+}
+
+fn settings(endpoint: &Endpoint) -> Result<Settings> {
+    let bad = |reason: String| Error::BadUrl {
+        url: endpoint.to_string(),
+        reason,
+    };
+    let wait = match endpoint.param("wait") {
+        None => WaitMode::default(),
+        Some(raw) => WaitMode::parse(raw)
+            .ok_or_else(|| bad(format!("wait={raw:?}: expected spin, block or adaptive")))?,
+    };
+    let capacity = match endpoint.param_number("ring")? {
+        None => layout::DEFAULT_CAPACITY,
+        Some(n) if layout::valid_capacity(n as usize) => n as usize,
+        Some(n) => {
+            return Err(bad(format!(
+                "ring={n}: expected a power of two from 4k to 1G"
+            )));
+        }
+    };
+    Ok(Settings { wait, capacity })
+}
+
+fn abstract_addr(name: &str) -> Result<SocketAddr> {
+    SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| Error::io(format!("abstract socket name @{name}"), e))
+}
+
+fn peer_creds(stream: &UnixStream, endpoint: &str) -> PeerInfo {
+    let cred = rustix::net::sockopt::socket_peercred(stream).ok();
+    PeerInfo {
+        pid: cred.map(|c| c.pid.as_raw_nonzero().get() as u32),
+        uid: cred.map(|c| c.uid.as_raw()),
+        gid: cred.map(|c| c.gid.as_raw()),
+        address: Some(endpoint.to_string()),
+    }
+}
+
+/// Accepts shared-memory links at `shm://NAME`, `sysv://KEY` or `file:///PATH`.
+#[derive(Debug)]
+pub struct ShmListener {
+    socket: Option<UnixListener>,
+    endpoint: Endpoint,
+    settings: Settings,
+    max_payload: usize,
+}
+
+/// Binds the rendezvous socket for `endpoint` and reclaims stale links.
+pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
+    let settings = settings(endpoint)?;
+    let name = rendezvous::socket_name(&endpoint.address)?;
+    let socket = UnixListener::bind_addr(&abstract_addr(&name)?).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::InUse {
+                endpoint: endpoint.address.to_string(),
+                hint: Some(format!(
+                    "abstract socket @{name} is bound by a live process"
+                )),
+            }
+        } else {
+            Error::io(format!("bind abstract socket @{name}"), e)
+        }
+    })?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("set listener non-blocking", e))?;
+    super::reclaim::reclaim_stale(&endpoint.address);
+    Ok(ShmListener {
+        socket: Some(socket),
+        endpoint: endpoint.clone(),
+        settings,
+        max_payload: options.max_payload,
+    })
+}
+
+impl ShmListener {
+    fn handshake(&self, mut stream: UnixStream) -> Result<ShmLink> {
+        let url = self.endpoint.address.to_string();
+        stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
+            .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))
+            .map_err(|e| Error::io("configure handshake socket", e))?;
+        let peer = peer_creds(&stream, &url);
+        let hello = Hello::decode(&rendezvous::recv_frame(
+            &mut stream,
+            message_type::LINK_HELLO,
+        )?)?;
+        let capacity = match hello.capacity as usize {
+            c if layout::valid_capacity(c) => c,
+            _ => self.settings.capacity,
+        };
+        let len = layout::region_len(capacity).ok_or(Error::Full)?;
+        let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+        let location = rendezvous::link_location(&self.endpoint.address, std::process::id(), id);
+        let region = match Region::create(location, len) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = rendezvous::send_frame(
+                    &mut stream,
+                    message_type::ERROR,
+                    e.to_string().as_bytes(),
+                );
+                return Err(e);
+            }
+        };
+        let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
+        // SAFETY: the region maps `len` = DATA_OFFSET + 2*capacity bytes,
+        // page aligned; `control` is dropped at the end of this block,
+        // before the region moves into the link.
+        unsafe { Control::new(base) }.init(len, capacity, id);
+        let attach = Attach {
+            location: region.location().clone(),
+            region_len: len as u64,
+            capacity: capacity as u64,
+            link_id: id,
+        };
+        let notice = stream
+            .try_clone()
+            .map_err(|e| Error::io("dup link socket", e))?;
+        let link = ShmLink::new(
+            region,
+            Side::Server,
+            Some(notice),
+            self.settings.wait,
+            self.max_payload,
+            peer,
+            url,
+        )?;
+        rendezvous::send_frame(&mut stream, message_type::LINK_ATTACH, &attach.encode())?;
+        rendezvous::recv_frame(&mut stream, message_type::LINK_READY)?;
+        Ok(link)
+    }
+}
+
+impl Listener for ShmListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let socket = self.socket.as_ref().ok_or(Error::Closed)?;
+            match socket.accept() {
+                Ok((stream, _)) => match self.handshake(stream) {
+                    Ok(link) => return Ok(Box::new(link)),
+                    // A client that fails its handshake is dropped; keep serving.
+                    Err(_) => continue,
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("accept on the shm rendezvous socket", e)),
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Err(Error::Timeout {
+                    waiting_for: "a client to connect",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+            wait_readable(socket.as_fd(), left)?;
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.socket = None;
+        Ok(())
+    }
+}
+
+fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let ts = timeout.map(|t| rustix::time::Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    match poll(&mut fds, ts.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(Error::io("poll the shm rendezvous socket", e)),
+    }
+}
+
+/// Connects to the listener at `endpoint` and maps the link it creates.
+pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
+    let settings = settings(endpoint)?;
+    let url = endpoint.address.to_string();
+    let name = rendezvous::socket_name(&endpoint.address)?;
+    let mut stream =
+        UnixStream::connect_addr(&abstract_addr(&name)?).map_err(|e| Error::NotFound {
+            endpoint: url.clone(),
+            reason: format!("no server listens on abstract socket @{name} ({e})"),
+        })?;
+    stream
+        .set_read_timeout(Some(options.connect_timeout.max(Duration::from_millis(1))))
+        .and_then(|()| {
+            stream.set_write_timeout(Some(options.connect_timeout.max(Duration::from_millis(1))))
+        })
+        .map_err(|e| Error::io("configure handshake socket", e))?;
+    let peer = peer_creds(&stream, &url);
+    let requested = if endpoint.param("ring").is_some() {
+        settings.capacity as u64
+    } else {
+        0
+    };
+    rendezvous::send_frame(
+        &mut stream,
+        message_type::LINK_HELLO,
+        &Hello {
+            capacity: requested,
+        }
+        .encode(),
+    )?;
+    let attach = Attach::decode(&rendezvous::recv_frame(
+        &mut stream,
+        message_type::LINK_ATTACH,
+    )?)?;
+    let expected_kind = match endpoint.address {
+        Address::Shm(_) => 1,
+        Address::SysV(_) => 2,
+        _ => 3,
+    };
+    if attach.location.kind() != expected_kind {
+        return Err(Error::Protocol(format!(
+            "{url}: server offered a region of kind {}",
+            attach.location.kind()
+        )));
+    }
+    let len = usize::try_from(attach.region_len).unwrap_or(0);
+    let region = Region::open(attach.location.clone(), len)?;
+    let notice = stream
+        .try_clone()
+        .map_err(|e| Error::io("dup link socket", e))?;
+    let link = ShmLink::new(
+        region,
+        Side::Client,
+        Some(notice),
+        settings.wait,
+        options.max_payload,
+        peer,
+        url,
+    )?;
+    if link.region().location() != &attach.location {
+        return Err(Error::Protocol(
+            "region location changed while opening".into(),
+        ));
+    }
+    rendezvous::send_frame(&mut stream, message_type::LINK_READY, &[])?;
+    Ok(link)
+}
