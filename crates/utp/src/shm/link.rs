@@ -107,6 +107,28 @@ impl ShmLink {
         Ok(link)
     }
 
+    /// One end of a link over a region whose control block is already
+    /// initialised ([`Control::init`](super::layout::Control::init)), without a
+    /// rendezvous socket: liveness then rests on the peer's state word only.
+    /// For pre-arranged regions and tests.
+    pub fn over_region(
+        region: Region,
+        side: Side,
+        wait: WaitMode,
+        max_payload: usize,
+    ) -> Result<ShmLink> {
+        let endpoint = region.location().to_string();
+        ShmLink::new(
+            region,
+            side,
+            None,
+            wait,
+            max_payload,
+            PeerInfo::default(),
+            endpoint,
+        )
+    }
+
     /// The region this link lives in.
     pub fn region(&self) -> &Region {
         &self.region
@@ -185,7 +207,11 @@ impl ShmLink {
             .side_u32(self.peer_index(), SideField::State)
             .load(Ordering::Acquire);
         if peer_state == state::CLOSED {
-            return Err(self.gone("the peer closed the link".into()));
+            // Not sticky: the word lives in shared memory and is re-read each time.
+            return Err(Error::PeerGone(format!(
+                "{}: the peer closed the link",
+                self.endpoint
+            )));
         }
         Ok(())
     }
@@ -378,10 +404,10 @@ impl Channel for ShmLink {
         if let Some(sock) = self.socket.take() {
             let _ = sock.shutdown(std::net::Shutdown::Both);
         }
-        // The server owns the region; a client removes it only as the survivor.
-        if self.side == Side::Server || self.gone.is_some() {
-            self.region.remove();
-        }
+        // Both ends have it mapped; the name is only needed for inspection
+        // while the link runs, so whichever side closes first (or survives)
+        // removes it, and a crash of the other side leaves nothing behind.
+        self.region.remove();
         Ok(())
     }
 
