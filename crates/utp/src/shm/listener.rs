@@ -6,7 +6,7 @@ use super::link::{ShmLink, Side};
 use super::region::Region;
 use super::rendezvous::{self, Attach, Hello};
 use super::wait::WaitMode;
-use crate::channel::{Channel, Listener, Options, PeerInfo};
+use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::message_type;
@@ -15,7 +15,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a server waits for a connecting client to finish the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -165,7 +165,7 @@ impl ShmListener {
 
 impl Listener for ShmListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = Deadline::after(timeout);
         loop {
             let socket = self.socket.as_ref().ok_or(Error::Closed)?;
             match socket.accept() {
@@ -178,14 +178,13 @@ impl Listener for ShmListener {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("accept on the shm rendezvous socket", e)),
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) {
+            if deadline.expired() {
                 return Err(Error::Timeout {
                     waiting_for: "a client to connect",
                     after: timeout.unwrap_or_default(),
                 });
             }
-            wait_readable(socket.as_fd(), left)?;
+            wait_readable(socket.as_fd(), deadline.remaining())?;
         }
     }
 

@@ -42,6 +42,8 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
+    #[cfg(loom)]
+    let _ = &options;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         #[cfg(not(loom))]
