@@ -1,5 +1,56 @@
-//! The `utp` command.
+//! The `utp` command: serve and call services over any utp endpoint, decode
+//! frames, inspect links, and benchmark every mechanism.
+
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+use exit::Exit;
+
+/// Fast, safe inter-process communication: one frame format, every Linux IPC
+/// mechanism behind one URL.
+///
+/// Endpoints are URLs: shm://NAME, sysv://KEY, file:///PATH, unix:///PATH,
+/// unix://@NAME, tcp://HOST:PORT, udp://HOST:PORT, pipe:, fifo:///PATH,
+/// mq://NAME, inproc://NAME.
+#[derive(Debug, Parser)]
+#[command(name = "utp", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a service (calc or echo) on an endpoint until SIGINT/SIGTERM.
+    Serve(cmd::serve::Args),
+    /// Call the calculator: `utp call URL ADD 10 20` prints 30.
+    Call(cmd::call::Args),
+    /// Decode or encode UTP frames as hex, for debugging captured traffic.
+    #[command(subcommand)]
+    Frame(cmd::frame::Command),
+    /// Serve and call the calculator over a Unix socket, to see utp work.
+    Demo(cmd::demo::Args),
+}
 
 fn main() {
-    println!("utp {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Call(args) => cmd::call::run(args),
+        Command::Frame(command) => cmd::frame::run(command),
+        Command::Demo(args) => cmd::demo::run(args),
+    };
+    let code = match result {
+        Ok(()) => 0,
+        Err(Exit::Failed(code)) => code,
+        Err(Exit::Error(error)) => {
+            eprintln!("utp: error: {error}");
+            2
+        }
+    };
+    std::process::exit(code);
 }

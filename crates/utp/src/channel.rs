@@ -128,8 +128,4 @@ impl Deadline {
         self.0
             .map(|d| d.saturating_duration_since(std::time::Instant::now()))
     }
-
-    pub(crate) fn expired(&self) -> bool {
-        self.remaining() == Some(Duration::ZERO)
-    }
 }

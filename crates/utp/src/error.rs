@@ -109,15 +109,3 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 }
-
-/// Adds context to `std::io::Result`s.
-pub(crate) trait IoContext<T> {
-    /// Maps the error into [`Error::Io`] with the given context.
-    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T, E: Into<io::Error>> IoContext<T> for std::result::Result<T, E> {
-    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error::io(context(), e))
-    }
-}

@@ -13,6 +13,9 @@
 //! assert_eq!(evaluate(b"POW 2 3"), "ERR Unknown operation: POW (expected ADD, SUB, MUL or DIV)");
 //! ```
 
+use super::{Client, Handler};
+use crate::channel::PeerInfo;
+use crate::error::{Error, Result};
 use std::fmt;
 
 /// A calculator operation.
@@ -125,6 +128,25 @@ pub fn evaluate(request: &[u8]) -> String {
         Ok(n) => format!("OK {n}"),
         Err(message) => format!("ERR {message}"),
     }
+}
+
+/// The calculator as a [`Handler`] for a [`Server`](super::Server).
+pub fn handler() -> impl Handler {
+    |request: &[u8], _peer: &PeerInfo| evaluate(request).into_bytes()
+}
+
+/// Calls the calculator: sends `request` and parses the reply.
+///
+/// ```no_run
+/// use utp::service::{Client, calc};
+/// let mut client = Client::connect("shm://calc")?;
+/// let request = calc::Request { op: calc::Op::Add, a: 10, b: 20 };
+/// assert_eq!(calc::call(&mut client, &request)?, calc::Reply::Ok(30));
+/// # Ok::<(), utp::Error>(())
+/// ```
+pub fn call(client: &mut Client, request: &Request) -> Result<Reply> {
+    let reply = client.call(request.to_string().as_bytes())?;
+    Reply::parse(reply).map_err(Error::Protocol)
 }
 
 /// A parsed calculator reply.

@@ -10,3 +10,8 @@
 //! Other message types are ignored by the server (HEARTBEAT) or answered with ERROR.
 
 pub mod calc;
+mod client;
+mod server;
+
+pub use client::{Client, DEFAULT_CALL_TIMEOUT};
+pub use server::{Handler, Server, ServerStats, Shutdown};

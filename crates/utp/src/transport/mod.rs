@@ -4,6 +4,9 @@
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
 pub mod inproc;
+pub mod stream;
+pub mod unix;
+pub(crate) mod wait;
 
 use crate::channel::{Channel, Listener, Options};
 use crate::endpoint::{Address, Endpoint};
@@ -25,6 +28,9 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
     let options = options_from_url(&endpoint, options)?;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
+        Address::Unix(_) | Address::UnixAbstract(_) => {
+            Box::new(unix::connect(&endpoint, &options)?)
+        }
         #[cfg(not(loom))]
         Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
             Box::new(crate::shm::connect(&endpoint, &options)?)
@@ -46,6 +52,7 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let _ = &options;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
+        Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
         #[cfg(not(loom))]
         Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
             Box::new(crate::shm::listen(&endpoint, &options)?)

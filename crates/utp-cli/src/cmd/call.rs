@@ -1,0 +1,47 @@
+//! `utp call URL OP A B`.
+
+use crate::exit::{CmdResult, Exit};
+use std::time::Duration;
+use utp::service::{Client, calc};
+
+/// Arguments of `utp call`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Endpoint of a calculator server.
+    url: String,
+    /// Operation: ADD, SUB, MUL or DIV.
+    op: String,
+    /// Left operand (a signed 64-bit integer).
+    #[arg(allow_hyphen_values = true)]
+    a: String,
+    /// Right operand (a signed 64-bit integer).
+    #[arg(allow_hyphen_values = true)]
+    b: String,
+    /// Give up after this long (connect and reply), e.g. 500ms, 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// Prints the result and exits 0; prints an `ERR` to stderr and exits 1.
+pub fn run(args: Args) -> CmdResult {
+    let options = utp::Options {
+        connect_timeout: args.timeout,
+        ..utp::Options::default()
+    };
+    let mut client = Client::connect_with(&args.url, &options)?;
+    client.set_timeout(Some(args.timeout));
+    // The server validates the request: what it says is what the user sees.
+    let request = format!("{} {} {}", args.op, args.a, args.b);
+    let reply = client.call(request.as_bytes())?;
+    match calc::Reply::parse(reply).map_err(utp::Error::Protocol)? {
+        calc::Reply::Ok(n) => {
+            println!("{n}");
+            let _ = client.close();
+            Ok(())
+        }
+        calc::Reply::Err(message) => {
+            eprintln!("{message}");
+            Err(Exit::Failed(1))
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod call;
+pub mod demo;
+pub mod frame;
+pub mod serve;

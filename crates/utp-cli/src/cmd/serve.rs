@@ -1,0 +1,37 @@
+//! `utp serve SERVICE --on URL`.
+
+use crate::exit::CmdResult;
+use clap::ValueEnum;
+use utp::PeerInfo;
+use utp::service::{Server, calc};
+
+/// Arguments of `utp serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The service to run.
+    service: Service,
+    /// Endpoint to listen on, e.g. unix:///tmp/calc.sock or shm://calc.
+    #[arg(long, value_name = "URL")]
+    on: String,
+}
+
+/// Services the CLI can serve.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Service {
+    /// The calculator: "ADD 10 20" -> "OK 30".
+    Calc,
+    /// Sends every request back unchanged (for tests and benchmarks).
+    Echo,
+}
+
+/// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
+pub fn run(args: Args) -> CmdResult {
+    let listener = utp::listen(&args.on)?;
+    let mut server = match args.service {
+        Service::Calc => Server::new(listener, calc::handler()),
+        Service::Echo => Server::new(listener, |request: &[u8], _: &PeerInfo| request.to_vec()),
+    };
+    server.shutdown_handle().on_signals()?;
+    server.run()?;
+    Ok(())
+}

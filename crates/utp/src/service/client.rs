@@ -1,0 +1,99 @@
+//! [`Client`]: makes request/response calls over any channel.
+
+use crate::channel::{Channel, Options};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, flags, message_type};
+use std::time::Duration;
+
+/// The timeout a new [`Client`] applies to each call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends requests and waits for their responses, one at a time.
+///
+/// Every call has a timeout (5 s unless changed), so a server that died or
+/// hangs produces an error instead of a hang.
+///
+/// ```no_run
+/// let mut client = utp::service::Client::connect("unix:///tmp/calc.sock")?;
+/// assert_eq!(client.call(b"ADD 10 20")?, b"OK 30");
+/// # Ok::<(), utp::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    channel: Box<dyn Channel>,
+    timeout: Option<Duration>,
+    frame: Frame,
+}
+
+impl Client {
+    /// Connects to a server at `url`.
+    pub fn connect(url: &str) -> Result<Client> {
+        Ok(Client::new(crate::connect(url)?))
+    }
+
+    /// Connects to a server at `url` with the given options.
+    pub fn connect_with(url: &str, options: &Options) -> Result<Client> {
+        Ok(Client::new(crate::connect_with(url, options)?))
+    }
+
+    /// A client over an already connected channel.
+    pub fn new(channel: Box<dyn Channel>) -> Client {
+        Client {
+            channel,
+            timeout: Some(DEFAULT_CALL_TIMEOUT),
+            frame: Frame::with_capacity(4096),
+        }
+    }
+
+    /// Sets the time limit of each call (`None`: wait forever).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// Sends `request` and returns the response payload.
+    ///
+    /// A server-side `ERROR` frame becomes [`Error::Protocol`] with its text.
+    pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
+        self.channel.send_timeout(
+            message_type::REQUEST,
+            flags::CHECKSUM,
+            request,
+            self.timeout,
+        )?;
+        loop {
+            self.channel.recv_timeout(&mut self.frame, self.timeout)?;
+            match self.frame.message_type() {
+                message_type::RESPONSE => return Ok(self.frame.payload()),
+                message_type::ERROR => {
+                    return Err(Error::Protocol(format!(
+                        "the server refused the request: {}",
+                        String::from_utf8_lossy(self.frame.payload())
+                    )));
+                }
+                // Liveness frames may arrive between calls.
+                message_type::HEARTBEAT => continue,
+                other => {
+                    return Err(Error::Protocol(format!(
+                        "expected a RESPONSE (0x11), got message type 0x{other:02x}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The underlying channel.
+    pub fn channel(&mut self) -> &mut dyn Channel {
+        &mut *self.channel
+    }
+
+    /// Tells the server this client is leaving, then closes the channel.
+    pub fn close(mut self) -> Result<()> {
+        let _ = self.channel.send_timeout(
+            message_type::GOODBYE,
+            flags::CHECKSUM,
+            b"",
+            Some(Duration::from_millis(100)),
+        );
+        self.channel.close()
+    }
+}

@@ -1,0 +1,278 @@
+//! The receiving half of a stream channel: an incremental frame reader.
+//!
+//! Bytes arrive in arbitrary pieces. The inbox keeps a 64 KiB buffer and the
+//! state of a partly received frame, so a read cut short by a timeout loses
+//! nothing: the next call carries on where this one stopped. Payloads larger
+//! than the buffer are read straight into their own vector.
+
+use super::framing::Framing;
+use super::io::{ReadOutcome, StreamIo};
+use crate::channel::Deadline;
+use crate::error::{Error, Result};
+use crate::frame::{self, DecodeError, Frame, HEADER_LEN, Header};
+use crate::transport::wait::{Ready, wait_ready};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+const BUFFER_LEN: usize = 64 * 1024;
+/// Payloads at least this large bypass the buffer.
+const DIRECT_READ_MIN: usize = 16 * 1024;
+
+/// A frame whose header has been read and whose payload is arriving.
+#[derive(Debug)]
+struct Pending {
+    header: Header,
+    head: [u8; HEADER_LEN],
+}
+
+/// Incremental reader state.
+///
+// Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
+// unconsumed bytes; when `pending` is set, `payload` holds the first
+// `payload.len() < header.payload_length` payload bytes of that frame.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    pending: Option<Pending>,
+    payload: Vec<u8>,
+    pub(crate) framing: Framing,
+    pub(crate) max_payload: usize,
+    legacy_sequence: u64,
+    /// Descriptors received with the bytes (Unix sockets), not yet claimed.
+    pub(crate) fds: Vec<OwnedFd>,
+    /// Set after an invalid frame: the byte stream can no longer be trusted.
+    broken: Option<DecodeError>,
+}
+
+impl Inbox {
+    pub(crate) fn new(framing: Framing, max_payload: usize) -> Self {
+        Inbox {
+            buf: vec![0u8; BUFFER_LEN].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            pending: None,
+            payload: Vec::new(),
+            framing,
+            max_payload,
+            legacy_sequence: 0,
+            fds: Vec::new(),
+            broken: None,
+        }
+    }
+
+    /// Reads until one whole frame is in `frame` or the deadline passes.
+    pub(crate) fn recv(
+        &mut self,
+        io: &StreamIo,
+        frame: &mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        if let Some(error) = self.broken {
+            return Err(Error::Protocol(format!(
+                "the stream is out of step after an invalid frame ({error}); close this channel"
+            )));
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            if self.pending.is_none() {
+                match self.parse_header() {
+                    Ok(Some(pending)) => self.pending = Some(pending),
+                    Ok(None) => {
+                        self.fill_buffer(io, deadline, timeout)?;
+                        continue;
+                    }
+                    Err(error) => {
+                        self.broken = Some(error);
+                        return Err(error.into());
+                    }
+                }
+            }
+            let want = self
+                .pending
+                .as_ref()
+                .map_or(0, |p| p.header.payload_length as usize);
+            let take = (want - self.payload.len()).min(self.end - self.start);
+            self.payload
+                .extend_from_slice(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            if self.payload.len() == want {
+                return self.complete(frame);
+            }
+            let missing = want - self.payload.len();
+            if missing >= DIRECT_READ_MIN {
+                self.read_direct(io, want, deadline, timeout)?;
+            } else {
+                self.fill_buffer(io, deadline, timeout)?;
+            }
+        }
+    }
+
+    /// Decodes the next header from the buffer, if it is all there.
+    fn parse_header(&mut self) -> std::result::Result<Option<Pending>, DecodeError> {
+        let available = &self.buf[self.start..self.end];
+        if self.framing == Framing::Detect {
+            let Some(first) = available.first_chunk::<4>() else {
+                return Ok(None);
+            };
+            self.framing = Framing::detect(*first, self.max_payload)?;
+        }
+        match self.framing {
+            Framing::Utp | Framing::Detect => {
+                let Some(head) = available.first_chunk::<HEADER_LEN>() else {
+                    return Ok(None);
+                };
+                let head = *head;
+                let header = frame::decode_header(&head, self.max_payload)?;
+                self.start += HEADER_LEN;
+                Ok(Some(Pending { header, head }))
+            }
+            Framing::LengthPrefixed { incoming_type } => {
+                let Some(prefix) = available.first_chunk::<4>() else {
+                    return Ok(None);
+                };
+                let length = u32::from_le_bytes(*prefix);
+                if length as usize > self.max_payload {
+                    return Err(DecodeError::TooLarge {
+                        length,
+                        limit: self.max_payload,
+                    });
+                }
+                self.start += 4;
+                self.legacy_sequence += 1;
+                let header = Header {
+                    message_type: incoming_type,
+                    flags: 0,
+                    payload_length: length,
+                    sequence: self.legacy_sequence,
+                    timestamp_us: frame::now_micros(),
+                    checksum: 0,
+                };
+                Ok(Some(Pending {
+                    header,
+                    head: [0; HEADER_LEN],
+                }))
+            }
+        }
+    }
+
+    fn complete(&mut self, frame: &mut Frame) -> Result<()> {
+        let Pending { header, head } = self
+            .pending
+            .take()
+            .expect("complete() with a pending frame");
+        if let Err(error) = frame::verify_checksum(&header, &head, &self.payload) {
+            self.broken = Some(error);
+            self.payload.clear();
+            return Err(error.into());
+        }
+        frame.header = header;
+        std::mem::swap(frame.payload_mut(), &mut self.payload);
+        self.payload.clear();
+        Ok(())
+    }
+
+    /// Reads more bytes into the buffer, compacting it first if needed.
+    fn fill_buffer(
+        &mut self,
+        io: &StreamIo,
+        deadline: Deadline,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let progress = self.progress();
+        let n = read_some(
+            io,
+            &mut self.buf[self.end..],
+            &mut self.fds,
+            deadline,
+            timeout,
+            progress,
+        )?;
+        self.end += n;
+        Ok(())
+    }
+
+    /// Reads the rest of a large payload straight into its vector.
+    fn read_direct(
+        &mut self,
+        io: &StreamIo,
+        want: usize,
+        deadline: Deadline,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let filled = self.payload.len();
+        // Zero-filling costs one pass over the memory but keeps this free of
+        // `unsafe`; it only happens for payloads of 16 KiB and more.
+        self.payload.resize(want, 0);
+        let progress = self.progress();
+        let result = read_some(
+            io,
+            &mut self.payload[filled..],
+            &mut self.fds,
+            deadline,
+            timeout,
+            progress,
+        );
+        let n = *result.as_ref().unwrap_or(&0);
+        self.payload.truncate(filled + n);
+        result.map(|_| ())
+    }
+
+    /// Describes how far into a frame the reader is, for "peer gone" messages.
+    fn progress(&self) -> Option<(usize, usize)> {
+        self.pending.as_ref().map(|p| {
+            (
+                self.payload.len() + self.end - self.start,
+                p.header.payload_length as usize,
+            )
+        })
+    }
+}
+
+fn read_some(
+    io: &StreamIo,
+    dst: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    deadline: Deadline,
+    timeout: Option<Duration>,
+    progress: Option<(usize, usize)>,
+) -> Result<usize> {
+    loop {
+        if deadline.remaining().is_some() {
+            wait_ready(
+                io.read_fd(),
+                Ready::Read,
+                deadline,
+                "a frame from the peer",
+                timeout,
+            )?;
+        }
+        match io.read(dst, fds)? {
+            ReadOutcome::Data(n) => return Ok(n),
+            ReadOutcome::WouldBlock => wait_ready(
+                io.read_fd(),
+                Ready::Read,
+                deadline,
+                "a frame from the peer",
+                timeout,
+            )?,
+            ReadOutcome::Eof => {
+                return Err(Error::PeerGone(match progress {
+                    Some((have, of)) => format!(
+                        "the peer closed the connection in the middle of a frame ({have} of {of} payload bytes received)"
+                    ),
+                    None => "the peer closed the connection".into(),
+                }));
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The raw byte pipes under a stream channel: one connected socket, or a
+//! pair of one-way descriptors (pipes, FIFOs).
+
+use crate::error::{Error, Result};
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// Most descriptors accepted with one received message.
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
+
+/// Descriptors a stream reads from and writes to.
+#[derive(Debug)]
+pub enum StreamIo {
+    /// A connected stream socket (Unix or TCP): one descriptor both ways.
+    /// Writes use `MSG_NOSIGNAL`, so a vanished peer is an error, not a SIGPIPE.
+    Socket {
+        /// The socket.
+        fd: OwnedFd,
+        /// Unix sockets: receive with `recvmsg` and keep `SCM_RIGHTS` descriptors.
+        passes_fds: bool,
+    },
+    /// Two one-way descriptors: read from one, write to the other.
+    Pair {
+        /// Where frames arrive.
+        read: OwnedFd,
+        /// Where frames leave; `None` once closed.
+        write: Option<OwnedFd>,
+    },
+}
+
+/// What one read returned.
+pub(crate) enum ReadOutcome {
+    /// `n` bytes arrived.
+    Data(usize),
+    /// The peer closed its end.
+    Eof,
+    /// Nothing to read yet on a non-blocking descriptor.
+    WouldBlock,
+}
+
+impl StreamIo {
+    pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StreamIo::Socket { fd, .. } => fd.as_fd(),
+            StreamIo::Pair { read, .. } => read.as_fd(),
+        }
+    }
+
+    pub(crate) fn write_fd(&self) -> Result<BorrowedFd<'_>> {
+        match self {
+            StreamIo::Socket { fd, .. } => Ok(fd.as_fd()),
+            StreamIo::Pair { write, .. } => write.as_ref().map(|w| w.as_fd()).ok_or(Error::Closed),
+        }
+    }
+
+    /// One read into `dst`; descriptors that arrive with the bytes go to `fds`.
+    pub(crate) fn read(&self, dst: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<ReadOutcome> {
+        loop {
+            let result = match self {
+                StreamIo::Socket {
+                    fd,
+                    passes_fds: true,
+                } => recv_with_fds(fd.as_fd(), dst, fds),
+                StreamIo::Socket { fd, .. } => rustix::io::read(fd, &mut *dst),
+                StreamIo::Pair { read, .. } => rustix::io::read(read, &mut *dst),
+            };
+            return match result {
+                Ok(0) if !dst.is_empty() => Ok(ReadOutcome::Eof),
+                Ok(n) => Ok(ReadOutcome::Data(n)),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => Ok(ReadOutcome::WouldBlock),
+                Err(Errno::CONNRESET) => Ok(ReadOutcome::Eof),
+                Err(e) => Err(Error::io("read from peer", e)),
+            };
+        }
+    }
+
+    /// One write of (a prefix of) `iov`, with descriptors attached to its first byte.
+    /// `dont_wait` asks sockets not to block (pairs block unless non-blocking).
+    pub(crate) fn write(
+        &self,
+        iov: &[IoSlice<'_>],
+        attach: &[BorrowedFd<'_>],
+        dont_wait: bool,
+    ) -> std::result::Result<usize, Errno> {
+        match self {
+            StreamIo::Socket { fd, .. } => {
+                let mut flags = SendFlags::NOSIGNAL;
+                if dont_wait {
+                    flags |= SendFlags::DONTWAIT;
+                }
+                let mut space =
+                    [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+                let mut control = SendAncillaryBuffer::new(&mut space);
+                if !attach.is_empty() && !control.push(SendAncillaryMessage::ScmRights(attach)) {
+                    return Err(Errno::TOOMANYREFS);
+                }
+                sendmsg(fd, iov, &mut control, flags)
+            }
+            StreamIo::Pair { write, .. } => match write {
+                Some(w) => rustix::io::writev(w, iov),
+                None => Err(Errno::BADF),
+            },
+        }
+    }
+
+    /// Stops sending: the peer reads end-of-stream.
+    pub(crate) fn shutdown_write(&mut self) {
+        match self {
+            StreamIo::Socket { fd, .. } => {
+                let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Write);
+            }
+            StreamIo::Pair { write, .. } => *write = None,
+        }
+    }
+}
+
+fn recv_with_fds(
+    fd: BorrowedFd<'_>,
+    dst: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> std::result::Result<usize, Errno> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [IoSliceMut::new(dst)];
+    let msg = recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok(msg.bytes)
+}

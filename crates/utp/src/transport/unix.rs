@@ -1,0 +1,311 @@
+//! `unix:///PATH` and `unix://@NAME`: Unix domain stream sockets.
+//!
+//! - Socket files are created mode 0600: the listener binds, sets the mode,
+//!   and only then listens, so no client can connect in between.
+//! - A socket file left by a crashed server is detected (connecting to it is
+//!   refused) and replaced; a live server's socket is never stolen.
+//! - The listener removes its socket file when closed or dropped.
+//! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`]; `?allow_uid=0,1000`
+//!   accepts only those users.
+//! - File descriptors travel with frames via
+//!   [`StreamChannel::send_with_fds`] / [`StreamChannel::take_fds`].
+
+use super::stream::{Framing, StreamChannel, StreamIo};
+use super::wait::{Ready, wait_ready};
+use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
+use crate::endpoint::{Address, Endpoint};
+use crate::error::{Error, Result};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind,
+    connect as sys_connect, listen as sys_listen, socket_with, sockopt,
+};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Pending connections the kernel queues for `accept`.
+const BACKLOG: i32 = 128;
+
+/// Where a Unix socket lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnixAddr {
+    /// A socket file.
+    Path(PathBuf),
+    /// A name in Linux's abstract namespace (no file; vanishes with its owner).
+    Abstract(String),
+}
+
+impl UnixAddr {
+    /// The Unix address of an endpoint, if it is a `unix://` one.
+    pub fn of(endpoint: &Endpoint) -> Option<UnixAddr> {
+        match &endpoint.address {
+            Address::Unix(path) => Some(UnixAddr::Path(path.clone())),
+            Address::UnixAbstract(name) => Some(UnixAddr::Abstract(name.clone())),
+            _ => None,
+        }
+    }
+
+    fn sockaddr(&self) -> Result<SocketAddrUnix> {
+        match self {
+            UnixAddr::Path(path) => SocketAddrUnix::new(path.as_path()),
+            UnixAddr::Abstract(name) => SocketAddrUnix::new_abstract_name(name.as_bytes()),
+        }
+        .map_err(|e| Error::BadUrl {
+            url: self.to_string(),
+            reason: format!(
+                "not usable as a socket address ({e}); socket paths are limited to 107 bytes"
+            ),
+        })
+    }
+}
+
+impl std::fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnixAddr::Path(p) => write!(f, "unix://{}", p.display()),
+            UnixAddr::Abstract(n) => write!(f, "unix://@{n}"),
+        }
+    }
+}
+
+fn new_socket() -> Result<OwnedFd> {
+    socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::io("create a Unix socket", e))
+}
+
+/// Connects a stream socket to `addr`, failing fast if nobody listens.
+pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
+    let sockaddr = addr.sockaddr()?;
+    let fd = new_socket()?;
+    loop {
+        return match sys_connect(&fd, &sockaddr) {
+            Ok(()) => Ok(fd),
+            Err(Errno::INTR) => continue,
+            Err(e @ (Errno::NOENT | Errno::CONNREFUSED)) => Err(Error::NotFound {
+                endpoint: addr.to_string(),
+                reason: match e {
+                    Errno::NOENT => "the socket does not exist (is the server running?)".into(),
+                    _ => "connection refused: nothing is listening (the server may have exited)"
+                        .into(),
+                },
+            }),
+            Err(Errno::AGAIN) => Err(Error::NotFound {
+                endpoint: addr.to_string(),
+                reason: "the server's accept queue is full".into(),
+            }),
+            Err(e) => Err(Error::io(format!("connect to {addr}"), e)),
+        };
+    }
+}
+
+/// Connects to a `unix://` endpoint.
+pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
+    let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
+    let fd = connect_socket(&addr)?;
+    let peer = peer_info(&fd, &addr);
+    let framing = match endpoint.param("framing") {
+        Some("length") => Framing::LengthPrefixed {
+            incoming_type: crate::frame::message_type::RESPONSE,
+        },
+        _ => Framing::Utp,
+    };
+    Ok(StreamChannel::new(
+        StreamIo::Socket {
+            fd,
+            passes_fds: true,
+        },
+        framing,
+        options.max_payload,
+        addr.to_string(),
+        peer,
+    ))
+}
+
+fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
+    let cred = sockopt::socket_peercred(fd).ok();
+    PeerInfo {
+        pid: cred.map(|c| c.pid.as_raw_nonzero().get() as u32),
+        uid: cred.map(|c| c.uid.as_raw()),
+        gid: cred.map(|c| c.gid.as_raw()),
+        address: Some(addr.to_string()),
+    }
+}
+
+/// Listens on a Unix socket and hands out [`StreamChannel`]s.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: Option<OwnedFd>,
+    addr: UnixAddr,
+    max_payload: usize,
+    allowed_uids: Option<Vec<u32>>,
+}
+
+impl UnixListener {
+    /// Binds `addr`, replacing a stale socket file but never a live one.
+    pub fn bind(addr: UnixAddr, options: &Options) -> Result<Self> {
+        let sockaddr = addr.sockaddr()?;
+        if let UnixAddr::Path(path) = &addr {
+            remove_if_stale(path, &addr)?;
+        }
+        let fd = new_socket()?;
+        match bind(&fd, &sockaddr) {
+            Ok(()) => {}
+            Err(Errno::ADDRINUSE) => {
+                return Err(Error::InUse {
+                    endpoint: addr.to_string(),
+                    hint: None,
+                });
+            }
+            Err(e) => return Err(Error::io(format!("bind {addr}"), e)),
+        }
+        if let UnixAddr::Path(path) = &addr {
+            // Before listen(): nobody can connect until the mode is private.
+            let private = std::fs::Permissions::from_mode(0o600);
+            if let Err(e) = std::fs::set_permissions(path, private) {
+                let _ = std::fs::remove_file(path);
+                return Err(Error::io(
+                    format!("make {} private (0600)", path.display()),
+                    e,
+                ));
+            }
+        }
+        sys_listen(&fd, BACKLOG).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+        Ok(UnixListener {
+            fd: Some(fd),
+            addr,
+            max_payload: options.max_payload,
+            allowed_uids: None,
+        })
+    }
+
+    /// Accepts only peers whose uid is in `uids`; others are refused at accept.
+    pub fn allow_uids(&mut self, uids: Vec<u32>) {
+        self.allowed_uids = Some(uids);
+    }
+
+    /// Accepts the next connection as a raw socket, with its credentials.
+    pub fn accept_socket(&mut self, timeout: Option<Duration>) -> Result<(OwnedFd, PeerInfo)> {
+        let fd = self.fd.as_ref().ok_or(Error::Closed)?;
+        let deadline = Deadline::after(timeout);
+        loop {
+            if deadline.remaining().is_some() {
+                wait_ready(
+                    fd.as_fd(),
+                    Ready::Read,
+                    deadline,
+                    "a client to connect",
+                    timeout,
+                )?;
+            }
+            let conn = match accept_with(fd, SocketFlags::CLOEXEC) {
+                Ok(conn) => conn,
+                Err(Errno::INTR | Errno::AGAIN | Errno::CONNABORTED) => continue,
+                Err(e) => return Err(Error::io(format!("accept on {}", self.addr), e)),
+            };
+            let peer = peer_info(&conn, &self.addr);
+            if let (Some(allowed), Some(uid)) = (&self.allowed_uids, peer.uid) {
+                if !allowed.contains(&uid) {
+                    return Err(Error::Denied(format!(
+                        "refused a client of uid {uid} (pid {}) on {}: not in the allowed uids {allowed:?}",
+                        peer.pid.unwrap_or(0),
+                        self.addr
+                    )));
+                }
+            }
+            return Ok((conn, peer));
+        }
+    }
+}
+
+impl Listener for UnixListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        let (fd, peer) = self.accept_socket(timeout)?;
+        Ok(Box::new(StreamChannel::new(
+            StreamIo::Socket {
+                fd,
+                passes_fds: true,
+            },
+            Framing::Detect,
+            self.max_payload,
+            self.addr.to_string(),
+            peer,
+        )))
+    }
+
+    fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.fd.take().is_some() {
+            if let UnixAddr::Path(path) = &self.addr {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UnixListener {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Removes `path` if it is a socket nobody listens on; refuses if it is live
+/// or not a socket at all.
+fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("inspect {}", path.display()), e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::InUse {
+            endpoint: addr.to_string(),
+            hint: Some("a file that is not a socket is in the way; remove it yourself".into()),
+        });
+    }
+    match connect_socket(addr) {
+        Ok(_) => Err(Error::InUse {
+            endpoint: addr.to_string(),
+            hint: Some("a live server accepts connections there".into()),
+        }),
+        Err(Error::NotFound { .. }) => std::fs::remove_file(path)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e)),
+        Err(other) => Err(other),
+    }
+}
+
+/// Listens on a `unix://` endpoint (`?allow_uid=U1,U2` restricts peers).
+pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
+    let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
+    let mut listener = UnixListener::bind(addr, options)?;
+    if let Some(list) = endpoint.param("allow_uid") {
+        let uids = list
+            .split(',')
+            .map(|u| u.trim().parse::<u32>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::BadUrl {
+                url: endpoint.to_string(),
+                reason: format!("allow_uid={list:?} is not a comma-separated list of uids"),
+            })?;
+        listener.allow_uids(uids);
+    }
+    Ok(listener)
+}

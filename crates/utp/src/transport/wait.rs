@@ -1,0 +1,52 @@
+//! Waiting for a file descriptor to become ready, with an optional deadline.
+
+use crate::channel::Deadline;
+use crate::error::{Error, Result};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+/// Readiness to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ready {
+    /// Data (or EOF, or an error) can be read.
+    Read,
+    /// Data can be written.
+    Write,
+}
+
+/// Waits until `fd` is ready, or fails with [`Error::Timeout`] when `deadline` passes.
+///
+/// Hang-ups and errors count as ready: the following read or write reports them.
+pub(crate) fn wait_ready(
+    fd: impl AsFd,
+    ready: Ready,
+    deadline: Deadline,
+    waiting_for: &'static str,
+    total: Option<Duration>,
+) -> Result<()> {
+    let flags = match ready {
+        Ready::Read => PollFlags::IN,
+        Ready::Write => PollFlags::OUT,
+    };
+    loop {
+        let remaining = deadline.remaining();
+        let timeout = remaining.map(|d| Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let mut fds = [PollFd::new(&fd, flags)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => {
+                return Err(Error::Timeout {
+                    waiting_for,
+                    after: total.unwrap_or_default(),
+                });
+            }
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+    }
+}
