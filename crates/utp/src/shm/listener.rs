@@ -178,7 +178,7 @@ impl Listener for ShmListener {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("accept on the shm rendezvous socket", e)),
             }
-            if deadline.expired() {
+            if deadline.remaining() == Some(Duration::ZERO) {
                 return Err(Error::Timeout {
                     waiting_for: "a client to connect",
                     after: timeout.unwrap_or_default(),

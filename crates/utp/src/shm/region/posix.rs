@@ -1,7 +1,7 @@
 //! POSIX shared memory: `shm_open` + `ftruncate` + `mmap`, names under `/dev/shm`.
 
 use super::mapping::Mapping;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use rustix::fs::{Mode, fstat, ftruncate};
 use rustix::shm;
 
@@ -32,8 +32,8 @@ pub(crate) fn create(name: &str, len: usize) -> Result<Mapping> {
 /// `len` bytes and not accessible to group or others.
 pub(crate) fn open(name: &str, len: usize) -> Result<Mapping> {
     let fd = shm::open(name, shm::OFlags::RDWR, Mode::empty())
-        .context(|| format!("shm_open({name}, O_RDWR)"))?;
-    let st = fstat(&fd).context(|| format!("fstat {name}"))?;
+        .map_err(|e| Error::io(format!("shm_open({name}, O_RDWR)"), e))?;
+    let st = fstat(&fd).map_err(|e| Error::io(format!("fstat {name}"), e))?;
     super::check_size_and_mode(name, st.st_size as u64, st.st_mode, len)?;
     Mapping::map_fd(&fd, len, name)
 }
