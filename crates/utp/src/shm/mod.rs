@@ -30,3 +30,5 @@ pub use link::{Reservation, ShmLink, Side, View};
 pub use listener::{HANDSHAKE_TIMEOUT, ShmListener, connect, listen};
 #[cfg(not(loom))]
 pub use wait::{ADAPTIVE_SPIN, SLICE, WaitMode};
+#[cfg(not(loom))]
+pub mod inspect;
