@@ -188,3 +188,62 @@ fn second_listener_is_refused_and_connect_without_server_is_not_found() {
     let err = utp::listen(&format!("shm://{name}?wait=sometimes")).unwrap_err();
     assert!(err.to_string().contains("spin, block or adaptive"), "{err}");
 }
+
+#[test]
+fn frames_sent_before_close_are_delivered_then_peer_gone() {
+    let name = unique("drain");
+    let (_l, mut client, mut server) = pair(&format!("shm://{name}"));
+    for i in 0..3u8 {
+        client
+            .send(message_type::DATA, flags::CHECKSUM, &[i; 10])
+            .unwrap();
+    }
+    client.close().unwrap();
+    let mut frame = Frame::default();
+    for i in 0..3u8 {
+        server
+            .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!(frame.payload(), &[i; 10]);
+    }
+    let err = server
+        .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(
+        err.is_peer_gone() && err.to_string().contains("closed"),
+        "{err}"
+    );
+    let err = server.send(message_type::DATA, 0, b"x").unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    let err = client.send(message_type::DATA, 0, b"x").unwrap_err();
+    assert!(matches!(err, utp::Error::Closed), "{err}");
+}
+
+#[test]
+fn listen_reclaims_links_of_dead_servers_only() {
+    let name = unique("stale");
+    // pid 999999999 is above any pid_max, so it is certainly dead.
+    let dead = format!("/dev/shm/utp.{name}.999999999.3");
+    let live = format!("/dev/shm/utp.{name}.{}.999", std::process::id());
+    let other = format!("/dev/shm/utp.{name}x.999999999.1");
+    for p in [&dead, &live, &other] {
+        std::fs::write(p, b"").unwrap();
+    }
+    let listener = utp::listen(&format!("shm://{name}")).unwrap();
+    assert!(
+        !std::path::Path::new(&dead).exists(),
+        "stale link not reclaimed"
+    );
+    assert!(
+        std::path::Path::new(&live).exists(),
+        "a live server's link was removed"
+    );
+    assert!(
+        std::path::Path::new(&other).exists(),
+        "another endpoint's link was removed"
+    );
+    drop(listener);
+    for p in [&live, &other] {
+        std::fs::remove_file(p).unwrap();
+    }
+}

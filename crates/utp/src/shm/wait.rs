@@ -83,7 +83,9 @@ impl ShmLink {
             WaitMode::Block => Some(start),
             WaitMode::Adaptive => Some(start + ADAPTIVE_SPIN),
         };
-        let mut next_check = start;
+        // The first liveness check comes after one slice: a short wait (the
+        // common case when both sides are busy) costs no system call.
+        let mut next_check = start + SLICE;
         let mut spins: u32 = 0;
         loop {
             if let Some(v) = poll(self)? {
