@@ -48,17 +48,22 @@ fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
 }
 
-/// Payload sizes chosen so records are 40, 48 and 40 bytes in a 64-byte
-/// ring: the second needs a padding marker, and the producer must wait for
-/// the consumer to free space every time.
-const SIZES: [usize; 3] = [5, 16, 1];
+/// Payload sizes chosen so records are 64, 128 and 64 bytes in a 128-byte
+/// ring: the second needs a padding marker and the whole ring, so the
+/// producer must wait for the consumer to free space.
+const SIZES: [usize; 3] = [5, 40, 1];
+const CAPACITY: usize = 128;
 
 #[test]
 fn spsc_index_protocol() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let cells = Arc::new((0..64).map(|_| UnsafeCell::new(0u8)).collect::<Vec<_>>());
+        let cells = Arc::new(
+            (0..CAPACITY)
+                .map(|_| UnsafeCell::new(0u8))
+                .collect::<Vec<_>>(),
+        );
         let (tail, head) = (leak(AtomicU64::new(0)), leak(AtomicU64::new(0)));
         let (dw, sw) = (leak(AtomicU32::new(0)), leak(AtomicU32::new(0)));
         let mut producer = Producer::new(

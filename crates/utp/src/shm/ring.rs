@@ -34,7 +34,7 @@ use crate::frame::{HEADER_LEN, Header, decode_header};
 use std::ptr::NonNull;
 
 /// Records start at multiples of this many bytes.
-pub const RECORD_ALIGN: usize = 8;
+pub const RECORD_ALIGN: usize = 64;
 /// First four bytes of a padding marker, little-endian (`55 50 41 44`, "UPAD").
 pub const PAD_MAGIC: u32 = 0x4441_5055;
 /// Smallest ring capacity.
