@@ -3,7 +3,7 @@
 
 use super::layout::{self, Control};
 use super::link::{ShmLink, Side};
-use super::region::Region;
+use super::region::{Location, Region};
 use super::rendezvous::{self, Attach, Hello};
 use super::wait::WaitMode;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
@@ -19,6 +19,9 @@ use std::time::Duration;
 
 /// How long a server waits for a connecting client to finish the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest ring capacity a client may request beyond the server's own: 16 MiB.
+pub const MAX_CLIENT_CAPACITY: usize = 16 << 20;
 
 static NEXT_LINK: AtomicU32 = AtomicU32::new(1);
 
@@ -116,8 +119,14 @@ impl ShmListener {
             &mut stream,
             message_type::LINK_HELLO,
         )?)?;
+        // A client may ask for other rings, up to the larger of the
+        // server's own size and MAX_CLIENT_CAPACITY.
         let capacity = match hello.capacity as usize {
-            c if layout::valid_capacity(c) => c,
+            c if layout::valid_capacity(c)
+                && c <= self.settings.capacity.max(MAX_CLIENT_CAPACITY) =>
+            {
+                c
+            }
             _ => self.settings.capacity,
         };
         let len = layout::region_len(capacity).ok_or(Error::Full)?;
@@ -254,6 +263,24 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         return Err(Error::Protocol(format!(
             "{url}: server offered a region of kind {}",
             attach.location.kind()
+        )));
+    }
+    // Only map what is named after this endpoint: a confused or hostile
+    // server must not make us open (and write into) some other object.
+    let named_ok = match (&attach.location, &endpoint.address) {
+        (Location::Posix(n), Address::Shm(name)) => n.starts_with(&format!("/utp.{name}.")),
+        (Location::File(p), Address::File(path)) => {
+            let prefix = format!("{}.", path.display());
+            p.to_str()
+                .is_some_and(|p| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+        }
+        (Location::SysV(_), Address::SysV(_)) => true,
+        _ => false,
+    };
+    if !named_ok {
+        return Err(Error::Denied(format!(
+            "{url}: server offered region {} which is not named after the endpoint",
+            attach.location
         )));
     }
     let len = usize::try_from(attach.region_len).unwrap_or(0);

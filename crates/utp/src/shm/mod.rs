@@ -27,7 +27,7 @@ mod wait;
 #[cfg(not(loom))]
 pub use link::{Reservation, ShmLink, Side, View};
 #[cfg(not(loom))]
-pub use listener::{HANDSHAKE_TIMEOUT, ShmListener, connect, listen};
+pub use listener::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, ShmListener, connect, listen};
 #[cfg(not(loom))]
 pub use wait::{ADAPTIVE_SPIN, SLICE, WaitMode};
 #[cfg(not(loom))]
