@@ -135,13 +135,13 @@ impl Indices {
     }
 }
 
-/// Marks `word` as "someone sleeps here" before the final re-check ([WAKE]).
+/// Marks `word` as "someone sleeps here" before the final re-check (`[WAKE]`).
 pub fn arm(word: &AtomicU32) {
     word.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
 }
 
-/// After publishing an index: wakes the peer if it flagged itself ([WAKE]).
+/// After publishing an index: wakes the peer if it flagged itself (`[WAKE]`).
 fn notify(word: &AtomicU32) {
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `arm`
     if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 {
