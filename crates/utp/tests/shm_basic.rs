@@ -247,3 +247,16 @@ fn listen_reclaims_links_of_dead_servers_only() {
         std::fs::remove_file(p).unwrap();
     }
 }
+
+#[test]
+fn closing_a_listener_frees_the_name_at_once() {
+    let url = format!("shm://{}", unique("reopen"));
+    for _ in 0..3 {
+        let mut listener = utp::listen(&url).unwrap();
+        listener.close().unwrap();
+        let err = listener.accept_timeout(Some(Duration::from_millis(10))).unwrap_err();
+        assert!(matches!(err, utp::Error::Closed), "{err}");
+        assert!(utp::connect(&url).is_err());
+    }
+    let _listener = utp::listen(&url).unwrap();
+}

@@ -444,3 +444,49 @@ fn scribbler_process_cannot_crash_or_hang_the_reader() {
     drop(link); // removes the region
     assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
 }
+
+#[test]
+fn spin_and_block_modes_across_processes() {
+    for mode in ["spin", "block"] {
+        let name = unique(mode);
+        let url = format!("shm://{name}?wait={mode}&ring=4k");
+        let mut server = Proc::spawn("server", &url, "");
+        server.expect("READY");
+        let mut client = Proc::spawn("calls", &url, "300");
+        client.expect("DONE");
+        client.wait_ok();
+        server.kill();
+        assert!(dev_shm_entries(&name).is_empty());
+    }
+}
+
+#[test]
+fn garbage_and_silent_clients_do_not_stop_the_listener() {
+    use std::io::Write as _;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+    let name = unique("garbage");
+    let url = format!("shm://{name}");
+    let mut server = Proc::spawn("server", &url, "");
+    server.expect("READY");
+    let addr = SocketAddr::from_abstract_name(format!("utp/shm/{name}")).unwrap();
+    // Not a frame at all; a HELLO with a wrong layout version; one that says nothing.
+    let mut junk = UnixStream::connect_addr(&addr).unwrap();
+    junk.write_all(&[0xAB; 100]).unwrap();
+    let mut wrong = UnixStream::connect_addr(&addr).unwrap();
+    let hello = utp::frame::encode_to_vec(
+        &utp::frame::Header::new(message_type::LINK_HELLO, flags::CHECKSUM, 1, 0),
+        &[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
+    wrong.write_all(&hello).unwrap();
+    let _silent = UnixStream::connect_addr(&addr).unwrap();
+    // A real client is served at once: handshakes run concurrently, so the
+    // silent client (dropped after 2 s) does not hold it up.
+    let start = Instant::now();
+    let mut client = Proc::spawn("calls", &url, "20");
+    client.expect("DONE");
+    client.wait_ok();
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    server.kill();
+    assert!(dev_shm_entries(&name).is_empty());
+}

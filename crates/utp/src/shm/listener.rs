@@ -6,14 +6,17 @@ use super::link::{ShmLink, Side};
 use super::region::{Location, Region};
 use super::rendezvous::{self, Attach, Hello};
 use super::wait::WaitMode;
-use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
+use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::message_type;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -70,13 +73,35 @@ fn peer_creds(stream: &UnixStream, endpoint: &str) -> PeerInfo {
 }
 
 /// Accepts shared-memory links at `shm://NAME`, `sysv://KEY` or `file:///PATH`.
+///
+/// A background thread accepts connections on the rendezvous socket and
+/// runs each handshake in its own short-lived thread, so a slow or silent
+/// client never delays the others; finished links queue up (at most
+/// [`BACKLOG`]) until [`accept`](Listener::accept) takes them.
 #[derive(Debug)]
 pub struct ShmListener {
-    socket: Option<UnixListener>,
+    endpoint: Endpoint,
+    incoming: Receiver<ShmLink>,
+    acceptor: Option<Acceptor>,
+}
+
+#[derive(Debug)]
+struct Acceptor {
+    socket: Arc<UnixListener>,
+    closing: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// What a handshake needs to know.
+#[derive(Debug)]
+struct Config {
     endpoint: Endpoint,
     settings: Settings,
     max_payload: usize,
 }
+
+/// Links that finished their handshake and wait for `accept`.
+pub const BACKLOG: usize = 128;
 
 /// Binds the rendezvous socket for `endpoint` and reclaims stale links.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
@@ -98,103 +123,142 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
         .set_nonblocking(true)
         .map_err(|e| Error::io("set listener non-blocking", e))?;
     super::reclaim::reclaim_stale(&endpoint.address);
-    Ok(ShmListener {
-        socket: Some(socket),
+    let config = Arc::new(Config {
         endpoint: endpoint.clone(),
         settings,
         max_payload: options.max_payload,
+    });
+    let socket = Arc::new(socket);
+    let closing = Arc::new(AtomicBool::new(false));
+    let (tx, incoming) = crossbeam_channel::bounded(BACKLOG);
+    let thread = std::thread::Builder::new()
+        .name(format!("utp-shm-accept {}", endpoint.address))
+        .spawn({
+            let (socket, closing) = (socket.clone(), closing.clone());
+            move || accept_loop(&socket, &closing, &config, &tx)
+        })
+        .map_err(|e| Error::io("spawn the shm acceptor thread", e))?;
+    Ok(ShmListener {
+        endpoint: endpoint.clone(),
+        incoming,
+        acceptor: Some(Acceptor {
+            socket,
+            closing,
+            thread,
+        }),
     })
 }
 
-impl ShmListener {
-    fn handshake(&self, mut stream: UnixStream) -> Result<ShmLink> {
-        let url = self.endpoint.address.to_string();
-        stream
-            .set_nonblocking(false)
-            .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
-            .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))
-            .map_err(|e| Error::io("configure handshake socket", e))?;
-        let peer = peer_creds(&stream, &url);
-        let hello = Hello::decode(&rendezvous::recv_frame(
-            &mut stream,
-            message_type::LINK_HELLO,
-        )?)?;
-        // A client may ask for other rings, up to the larger of the
-        // server's own size and MAX_CLIENT_CAPACITY.
-        let capacity = match hello.capacity as usize {
-            c if layout::valid_capacity(c)
-                && c <= self.settings.capacity.max(MAX_CLIENT_CAPACITY) =>
-            {
-                c
+/// How often the acceptor looks at the closing flag while idle.
+const ACCEPT_SLICE: Duration = Duration::from_millis(20);
+
+fn accept_loop(
+    socket: &UnixListener,
+    closing: &AtomicBool,
+    config: &Arc<Config>,
+    tx: &Sender<ShmLink>,
+) {
+    while !closing.load(Ordering::Acquire) {
+        match socket.accept() {
+            Ok((stream, _)) => {
+                let (config, tx) = (config.clone(), tx.clone());
+                let _ = std::thread::Builder::new()
+                    .name("utp-shm-handshake".into())
+                    .spawn(move || {
+                        // A client that fails its handshake is dropped (its
+                        // region removed); the listener keeps serving.
+                        if let Ok(link) = handshake(&config, stream) {
+                            let _ = tx.send_timeout(link, HANDSHAKE_TIMEOUT);
+                        }
+                    });
             }
-            _ => self.settings.capacity,
-        };
-        let len = layout::region_len(capacity).ok_or(Error::Full)?;
-        let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
-        let location = rendezvous::link_location(&self.endpoint.address, std::process::id(), id);
-        let region = match Region::create(location, len) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = rendezvous::send_frame(
-                    &mut stream,
-                    message_type::ERROR,
-                    e.to_string().as_bytes(),
-                );
-                return Err(e);
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = wait_readable(socket.as_fd(), Some(ACCEPT_SLICE));
             }
-        };
-        let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
-        // SAFETY: the region maps `len` = DATA_OFFSET + 2*capacity bytes,
-        // page aligned; `control` is dropped at the end of this block,
-        // before the region moves into the link.
-        unsafe { Control::new(base) }.init(len, capacity, id);
-        let attach = Attach {
-            location: region.location().clone(),
-            region_len: len as u64,
-            capacity: capacity as u64,
-            link_id: id,
-        };
-        let notice = stream
-            .try_clone()
-            .map_err(|e| Error::io("dup link socket", e))?;
-        let link = ShmLink::new(
-            region,
-            Side::Server,
-            Some(notice),
-            self.settings.wait,
-            self.max_payload,
-            peer,
-            url,
-        )?;
-        rendezvous::send_frame(&mut stream, message_type::LINK_ATTACH, &attach.encode())?;
-        rendezvous::recv_frame(&mut stream, message_type::LINK_READY)?;
-        Ok(link)
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EMFILE and the like: back off instead of spinning.
+            Err(_) => std::thread::sleep(ACCEPT_SLICE),
+        }
     }
+}
+
+fn handshake(config: &Config, mut stream: UnixStream) -> Result<ShmLink> {
+    let url = config.endpoint.address.to_string();
+    stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT)))
+        .and_then(|()| stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT)))
+        .map_err(|e| Error::io("configure handshake socket", e))?;
+    let peer = peer_creds(&stream, &url);
+    let hello = Hello::decode(&rendezvous::recv_frame(
+        &mut stream,
+        message_type::LINK_HELLO,
+    )?)?;
+    // A client may ask for other rings, up to the larger of the
+    // server's own size and MAX_CLIENT_CAPACITY.
+    let capacity = match hello.capacity as usize {
+        c if layout::valid_capacity(c)
+            && c <= config.settings.capacity.max(MAX_CLIENT_CAPACITY) =>
+        {
+            c
+        }
+        _ => config.settings.capacity,
+    };
+    let len = layout::region_len(capacity).ok_or(Error::Full)?;
+    let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+    let location = rendezvous::link_location(&config.endpoint.address, std::process::id(), id);
+    let region = match Region::create(location, len) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ =
+                rendezvous::send_frame(&mut stream, message_type::ERROR, e.to_string().as_bytes());
+            return Err(e);
+        }
+    };
+    let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
+    // SAFETY: the region maps `len` = DATA_OFFSET + 2*capacity bytes,
+    // page aligned; `control` is dropped at the end of this block,
+    // before the region moves into the link.
+    unsafe { Control::new(base) }.init(len, capacity, id);
+    let attach = Attach {
+        location: region.location().clone(),
+        region_len: len as u64,
+        capacity: capacity as u64,
+        link_id: id,
+    };
+    let notice = stream
+        .try_clone()
+        .map_err(|e| Error::io("dup link socket", e))?;
+    let link = ShmLink::new(
+        region,
+        Side::Server,
+        Some(notice),
+        config.settings.wait,
+        config.max_payload,
+        peer,
+        url,
+    )?;
+    rendezvous::send_frame(&mut stream, message_type::LINK_ATTACH, &attach.encode())?;
+    rendezvous::recv_frame(&mut stream, message_type::LINK_READY)?;
+    Ok(link)
 }
 
 impl Listener for ShmListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
-        let deadline = Deadline::after(timeout);
-        loop {
-            let socket = self.socket.as_ref().ok_or(Error::Closed)?;
-            match socket.accept() {
-                Ok((stream, _)) => match self.handshake(stream) {
-                    Ok(link) => return Ok(Box::new(link)),
-                    // A client that fails its handshake is dropped; keep serving.
-                    Err(_) => continue,
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("accept on the shm rendezvous socket", e)),
-            }
-            if deadline.remaining() == Some(Duration::ZERO) {
-                return Err(Error::Timeout {
-                    waiting_for: "a client to connect",
-                    after: timeout.unwrap_or_default(),
-                });
-            }
-            wait_readable(socket.as_fd(), deadline.remaining())?;
+        if self.acceptor.is_none() {
+            return Err(Error::Closed);
         }
+        let link = match timeout {
+            None => self.incoming.recv().map_err(|_| Error::Closed)?,
+            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => Error::Timeout {
+                    waiting_for: "a client to connect",
+                    after: t,
+                },
+                RecvTimeoutError::Disconnected => Error::Closed,
+            })?,
+        };
+        Ok(Box::new(link))
     }
 
     fn endpoint(&self) -> String {
@@ -202,8 +266,23 @@ impl Listener for ShmListener {
     }
 
     fn close(&mut self) -> Result<()> {
-        self.socket = None;
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.closing.store(true, Ordering::Release);
+            // Wakes the acceptor's poll at once; it would notice within
+            // ACCEPT_SLICE anyway. Joining it closes the socket, so the name
+            // is free again when close returns.
+            let _ = rustix::net::shutdown(&*acceptor.socket, rustix::net::Shutdown::Both);
+            let _ = acceptor.thread.join();
+        }
+        // Links that finished their handshake but were never accepted.
+        while self.incoming.try_recv().is_ok() {}
         Ok(())
+    }
+}
+
+impl Drop for ShmListener {
+    fn drop(&mut self) {
+        let _ = self.close();
     }
 }
 
