@@ -1,6 +1,10 @@
 //! Shared-memory links between real processes. The test binary re-executes
 //! itself (`child_entry` with `UTP_SHM_ROLE` set) to play servers, clients
 //! and a hostile scribbler.
+//!
+//! Also run under AddressSanitizer (clean on 2026-11-25):
+//! `RUSTFLAGS="-Zsanitizer=address" cargo +nightly test -p utp --test shm_process
+//! --target x86_64-unknown-linux-gnu --target-dir target/asan`
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
