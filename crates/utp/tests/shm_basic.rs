@@ -254,7 +254,9 @@ fn closing_a_listener_frees_the_name_at_once() {
     for _ in 0..3 {
         let mut listener = utp::listen(&url).unwrap();
         listener.close().unwrap();
-        let err = listener.accept_timeout(Some(Duration::from_millis(10))).unwrap_err();
+        let err = listener
+            .accept_timeout(Some(Duration::from_millis(10)))
+            .unwrap_err();
         assert!(matches!(err, utp::Error::Closed), "{err}");
         assert!(utp::connect(&url).is_err());
     }

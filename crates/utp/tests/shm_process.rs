@@ -490,7 +490,11 @@ fn garbage_and_silent_clients_do_not_stop_the_listener() {
     let mut client = Proc::spawn("calls", &url, "20");
     client.expect("DONE");
     client.wait_ok();
-    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
     server.kill();
     assert!(dev_shm_entries(&name).is_empty());
 }
