@@ -31,6 +31,10 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         Address::Unix(_) | Address::UnixAbstract(_) => {
             Box::new(unix::connect(&endpoint, &options)?)
         }
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::connect(&endpoint, &options)?)
+        }
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -44,9 +48,15 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
+    #[cfg(loom)]
+    let _ = &options;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::listen(&endpoint, &options)?)
+        }
         _ => return Err(unsupported(&endpoint)),
     })
 }
