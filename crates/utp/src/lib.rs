@@ -26,7 +26,7 @@
 //!
 //! Layers, bottom up: [`frame`] (no I/O), [`transport`] (one module per
 //! mechanism), [`channel`] (the traits), [`service`] (server, client,
-//! calculator).
+//! calculator); [`seqlock`] for shared state with one writer and many readers.
 
 #![deny(missing_docs)]
 
@@ -34,6 +34,7 @@ pub mod channel;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod seqlock;
 pub mod service;
 pub mod shm;
 pub mod transport;

@@ -173,6 +173,32 @@ impl Region {
     }
 }
 
+impl Region {
+    /// Creates a System V segment for `key` (`shmget(key, IPC_CREAT|IPC_EXCL,
+    /// 0600)`) that, unlike a link's, persists until [`remove`](Region::remove)d.
+    pub fn create_sysv_keyed(key: i32, len: usize) -> Result<Region> {
+        check_len(len)?;
+        let (id, map) = sysv::create_keyed(key, len)?;
+        Ok(Region {
+            map,
+            location: Location::SysV(id),
+        })
+    }
+
+    /// The id and size of the System V segment with `key`, if one exists.
+    pub fn sysv_lookup(key: i32) -> Result<Option<(i32, usize)>> {
+        match sysv::lookup(key)? {
+            Some(id) => Ok(Some((id, sysv::stat(id)?.size))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Marks System V segment `id` for removal (`IPC_RMID`).
+pub(crate) fn remove_sysv(id: i32) {
+    sysv::remove(id)
+}
+
 /// Removes a POSIX shared-memory name (used to reclaim stale links).
 pub(crate) fn unlink_posix(name: &str) {
     posix::unlink(name)

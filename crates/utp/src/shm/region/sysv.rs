@@ -49,6 +49,42 @@ pub(crate) fn create(len: usize) -> Result<(i32, Mapping)> {
     Ok((id, mapping))
 }
 
+/// Creates a 0600 segment for `key` exclusively (`IPC_CREAT|IPC_EXCL`) and
+/// attaches it. Unlike per-link segments it is *not* marked for removal:
+/// keyed segments (seqlock cells) outlive their creator until removed.
+pub(crate) fn create_keyed(key: i32, len: usize) -> Result<(i32, Mapping)> {
+    // SAFETY: shmget takes no pointers; IPC_EXCL never touches an existing segment.
+    let id = unsafe { libc::shmget(key, len, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    if id < 0 {
+        return Err(Error::io(
+            format!("shmget(0x{key:08x}, {len}, IPC_CREAT|IPC_EXCL)"),
+            io::Error::last_os_error(),
+        ));
+    }
+    match attach(id, len) {
+        Ok(m) => Ok((id, m)),
+        Err(e) => {
+            remove(id);
+            Err(e)
+        }
+    }
+}
+
+/// The id of the segment with `key`, or `None` if there is none.
+pub(crate) fn lookup(key: i32) -> Result<Option<i32>> {
+    // SAFETY: shmget without IPC_CREAT only looks the key up.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    if id >= 0 {
+        return Ok(Some(id));
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ENOENT) {
+        Ok(None)
+    } else {
+        Err(Error::io(format!("shmget(0x{key:08x}) lookup"), err))
+    }
+}
+
 /// Attaches segment `id` read-write after checking it holds at least `len` bytes.
 pub(crate) fn attach(id: i32, len: usize) -> Result<Mapping> {
     let info = stat(id)?;

@@ -1,0 +1,211 @@
+//! Notifications besides the futex: eventfds handed over a Unix socket
+//! (for event loops) and `SIGUSR1` (the seeds' signal notice).
+//!
+//! Both cost the writer a system call per subscriber per publish, so they
+//! suit updates at human or millisecond rates, not millions per second; the
+//! futex path ([`SeqReader::wait_next`](super::SeqReader::wait_next)) costs
+//! the writer nothing while nobody sleeps.
+
+use super::layout::{Header, SIGNAL_SLOTS};
+use crate::channel::{Options, PeerInfo};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::frame::{Frame, message_type};
+use crate::shm::sync::Ordering;
+use crate::transport::stream::{Framing, StreamChannel, StreamIo};
+use crate::transport::unix;
+use rustix::event::{EventfdFlags, PollFd, PollFlags, eventfd, poll};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Payload of the frame that carries a subscriber's eventfd.
+const HELLO: &[u8] = b"utp-seqlock-eventfd/1";
+
+/// The writer's eventfd subscribers: (connection, eventfd) pairs.
+#[derive(Debug, Default)]
+struct Subscribers {
+    count: AtomicUsize,
+    list: Mutex<Vec<(StreamChannel, OwnedFd)>>,
+    stop: AtomicBool,
+}
+
+/// Writer side: a thread accepting subscribers, and `notify` on publish.
+#[derive(Debug)]
+pub(crate) struct EventHub {
+    subs: Arc<Subscribers>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventHub {
+    pub(crate) fn serve(socket_url: &str) -> Result<EventHub> {
+        let endpoint = Endpoint::parse(socket_url)?;
+        if unix::UnixAddr::of(&endpoint).is_none() {
+            return Err(Error::BadUrl {
+                url: socket_url.into(),
+                reason: "eventfds are handed over a unix:// socket".into(),
+            });
+        }
+        let mut listener = unix::listen(&endpoint, &Options::default())?;
+        let subs = Arc::new(Subscribers::default());
+        let shared = subs.clone();
+        let thread = std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::Relaxed) {
+                match listener.accept_socket(Some(Duration::from_millis(50))) {
+                    Ok((fd, peer)) => {
+                        if let Err(e) = hand_over(&shared, fd, peer) {
+                            log::warn!("seqlock eventfd subscriber: {e}");
+                        }
+                    }
+                    Err(e) if e.is_timeout() => {}
+                    Err(e) => log::warn!("seqlock eventfd listener: {e}"),
+                }
+                prune(&shared);
+            }
+        });
+        Ok(EventHub {
+            subs,
+            thread: Some(thread),
+        })
+    }
+
+    /// Adds 1 to every subscriber's eventfd (non-blocking; a full counter
+    /// or a departed subscriber is skipped).
+    #[inline]
+    pub(crate) fn notify(&self) {
+        if self.subs.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Ok(list) = self.subs.list.lock() {
+            for (_, efd) in list.iter() {
+                let _ = rustix::io::write(efd, &1u64.to_ne_bytes());
+            }
+        }
+    }
+}
+
+impl Drop for EventHub {
+    fn drop(&mut self) {
+        self.subs.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn hand_over(subs: &Subscribers, fd: OwnedFd, peer: PeerInfo) -> Result<()> {
+    let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+        .map_err(|e| Error::io("eventfd", e))?;
+    let io = StreamIo::Socket {
+        fd,
+        passes_fds: true,
+    };
+    let mut ch = StreamChannel::new(io, Framing::Utp, 4096, "seqlock eventfd".into(), peer);
+    let timeout = Some(Duration::from_secs(1));
+    ch.send_with_fds(message_type::DATA, 0, HELLO, &[efd.as_fd()], timeout)?;
+    let mut list = subs.list.lock().map_err(|_| Error::Closed)?;
+    list.push((ch, efd));
+    subs.count.store(list.len(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Drops subscribers whose connection hung up.
+fn prune(subs: &Subscribers) {
+    let Ok(mut list) = subs.list.lock() else {
+        return;
+    };
+    list.retain(|(ch, _)| {
+        let StreamIo::Socket { fd, .. } = ch.io() else {
+            return false;
+        };
+        let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // The subscriber never writes: readable means end of file (gone).
+        !matches!(poll(&mut pfd, Some(&zero)), Ok(n) if n > 0)
+    });
+    subs.count.store(list.len(), Ordering::Relaxed);
+}
+
+/// A reader's eventfd from a writer's [`serve_eventfds`](super::SeqWriter::serve_eventfds).
+///
+/// Register [`fd`](Self::fd) in an event loop (epoll, mio, tokio's
+/// `AsyncFd`): it is readable after one or more publishes; [`take`](Self::take)
+/// reads and resets the count. Then read the cell as usual.
+#[derive(Debug)]
+pub struct EventfdSubscription {
+    efd: OwnedFd,
+    _conn: StreamChannel,
+}
+
+/// Connects to a writer's eventfd socket and receives an eventfd.
+pub fn subscribe_eventfd(socket_url: &str, timeout: Duration) -> Result<EventfdSubscription> {
+    let endpoint = Endpoint::parse(socket_url)?;
+    if unix::UnixAddr::of(&endpoint).is_none() {
+        return Err(Error::BadUrl {
+            url: socket_url.into(),
+            reason: "eventfds are handed over a unix:// socket".into(),
+        });
+    }
+    let mut conn = unix::connect(&endpoint, &Options::default())?;
+    let mut frame = Frame::default();
+    conn.recv_timeout(&mut frame, Some(timeout))?;
+    let mut fds = conn.take_fds();
+    if frame.payload() != HELLO || fds.len() != 1 {
+        return Err(Error::Protocol(format!(
+            "{socket_url} did not hand over one eventfd ({} descriptors)",
+            fds.len()
+        )));
+    }
+    let efd = fds.remove(0);
+    Ok(EventfdSubscription { efd, _conn: conn })
+}
+
+impl EventfdSubscription {
+    /// The eventfd, for an event loop (readable when a publish happened).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.efd.as_fd()
+    }
+
+    /// Publishes since the last `take` (0 if none); does not block.
+    pub fn take(&self) -> u64 {
+        let mut buf = [0u8; 8];
+        match rustix::io::read(&self.efd, &mut buf) {
+            Ok(8) => u64::from_ne_bytes(buf),
+            _ => 0,
+        }
+    }
+
+    /// Waits until at least one publish happened or `timeout` passed;
+    /// returns the number of publishes (0 on timeout).
+    pub fn wait(&self, timeout: Duration) -> u64 {
+        let mut pfd = [PollFd::new(&self.efd, PollFlags::IN)];
+        let ts = rustix::time::Timespec::try_from(timeout).ok();
+        let _ = poll(&mut pfd, ts.as_ref());
+        self.take()
+    }
+}
+
+use crate::channel::Channel as _;
+
+/// Writer side of signal notices: sends `SIGUSR1` to each subscribed pid,
+/// freeing slots whose process is gone. (The flag that brings the writer
+/// here is never cleared: clearing it could race with a new subscriber.)
+pub(crate) fn signal_subscribers(h: &Header) {
+    for i in 0..SIGNAL_SLOTS {
+        let slot = h.signal_slot(i);
+        let pid = slot.load(Ordering::Relaxed);
+        let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+            continue;
+        };
+        if rustix::process::kill_process(p, rustix::process::Signal::USR1)
+            == Err(rustix::io::Errno::SRCH)
+        {
+            let _ = slot.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}
