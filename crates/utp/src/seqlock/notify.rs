@@ -199,7 +199,11 @@ pub(crate) fn signal_subscribers(h: &Header) {
     for i in 0..SIGNAL_SLOTS {
         let slot = h.signal_slot(i);
         let pid = slot.load(Ordering::Relaxed);
-        let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        // Untrusted: a value above i32::MAX would name a process group.
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
             continue;
         };
         if rustix::process::kill_process(p, rustix::process::Signal::USR1)

@@ -8,7 +8,12 @@ use std::path::Path;
 
 /// Whether process `pid` exists (signal 0 does not fail with ESRCH).
 pub fn pid_alive(pid: u32) -> bool {
-    match rustix::process::Pid::from_raw(pid as i32) {
+    // A pid read from shared memory is untrusted: above i32::MAX it would be
+    // negative (a process group for kill(2)), and rustix asserts on it.
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    match rustix::process::Pid::from_raw(raw) {
         Some(p) => rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH),
         None => false,
     }
