@@ -35,6 +35,9 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// List utp endpoints on this machine (listener sockets, link regions).
     Ls(cmd::ls::Args),
+    /// Seqlock writer/reader cost per operation beside a raw baseline.
+    #[command(hide = true)]
+    BenchSeqlock(cmd::bench_seqlock::Args),
 }
 
 fn main() {
@@ -49,6 +52,7 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Ls(args) => cmd::ls::run(args),
+        Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
     };
     let code = match result {
         Ok(()) => 0,

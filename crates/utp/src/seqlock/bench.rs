@@ -1,9 +1,9 @@
 //! Cost per operation of the seqlock against a raw baseline, for
 //! `cargo bench --bench seqlock` and the `utp bench-seqlock` command.
 //!
-//! The caller runs [`reader`] in N other processes and [`writer`] in its
-//! own, at the same time, for the same duration; each returns operations
-//! and elapsed time. [`Mode::Raw`] does the same word copies with plain
+//! The caller runs [`BenchReader::run`] in N other processes and
+//! [`BenchWriter::run`] in its own, at the same time; each returns
+//! operations and elapsed time. [`Mode::Raw`] does the same word copies with plain
 //! Relaxed atomic stores and loads and no protocol (no sequence, no fences,
 //! no clock, no waiter check): the floor the seqlock is measured against.
 
@@ -85,6 +85,13 @@ impl Count {
     pub fn ns_per_op(&self) -> f64 {
         self.elapsed.as_nanos() as f64 / self.ops.max(1) as f64
     }
+
+    /// Nanoseconds per *consistent* read: retried attempts are cheap (they
+    /// stop at the odd sequence) but deliver nothing, so they are charged
+    /// to the reads that succeed.
+    pub fn ns_per_good_op(&self) -> f64 {
+        self.elapsed.as_nanos() as f64 / self.ops.saturating_sub(self.retries).max(1) as f64
+    }
 }
 
 fn run(duration: Duration, mut op: impl FnMut(&mut Count)) -> Count {
@@ -103,64 +110,114 @@ fn run(duration: Duration, mut op: impl FnMut(&mut Count)) -> Count {
     }
 }
 
-/// Publishes for `duration` into the cell at `url` (created if needed).
-pub fn writer(url: &str, mode: Mode, duration: Duration) -> Result<Count> {
-    let mut n = 0u64;
-    match mode {
-        Mode::Seqlock => {
-            let mut w = SeqWriter::<Sample>::open(url)?;
-            let samples: Vec<Sample> = (0..64).map(Sample::new).collect();
-            Ok(run(duration, |_| {
-                n += 1;
-                w.publish(&samples[(n & 63) as usize]);
-            }))
-        }
-        Mode::Raw => {
-            let (cell, _) = Cell::create_or_open::<Sample>(url, &CellOptions::default())?;
-            if cell.header.is_blank() {
-                cell.header.init(cell.tag);
+enum WriterKind {
+    Seqlock(Box<SeqWriter<Sample>>, Vec<Sample>),
+    Raw(Cell),
+}
+
+/// The writing side of a benchmark: owns the cell it creates.
+pub struct BenchWriter {
+    kind: WriterKind,
+    n: u64,
+}
+
+impl std::fmt::Debug for BenchWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BenchWriter").field("n", &self.n).finish()
+    }
+}
+
+impl BenchWriter {
+    /// Creates the cell at `url` (removing a stale one) and, for
+    /// [`Mode::Seqlock`], claims it.
+    pub fn create(url: &str, mode: Mode) -> Result<BenchWriter> {
+        super::place::Place::parse(url)?.remove()?;
+        let kind = match mode {
+            Mode::Seqlock => {
+                let mut w = SeqWriter::<Sample>::open(url)?;
+                w.publish(&Sample::new(0));
+                WriterKind::Seqlock(Box::new(w), (0..64).map(Sample::new).collect())
             }
-            let words = cell.header.words();
-            Ok(run(duration, |_| {
-                n += 1;
-                for (i, w) in words.iter().enumerate() {
-                    w.store(n ^ i as u64, Ordering::Relaxed);
+            Mode::Raw => {
+                let (cell, _) = Cell::create_or_open::<Sample>(url, &CellOptions::default())?;
+                if cell.header.is_blank() {
+                    cell.header.init(cell.tag);
                 }
-            }))
+                WriterKind::Raw(cell)
+            }
+        };
+        Ok(BenchWriter { kind, n: 0 })
+    }
+
+    /// One write: a publish, or the raw word stores.
+    #[inline]
+    pub fn write_once(&mut self) {
+        self.n += 1;
+        match &mut self.kind {
+            WriterKind::Seqlock(w, samples) => w.publish(&samples[(self.n & 63) as usize]),
+            WriterKind::Raw(cell) => {
+                for (i, w) in cell.header.words().iter().enumerate() {
+                    w.store(self.n ^ i as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Writes for `duration`.
+    pub fn run(&mut self, duration: Duration) -> Count {
+        run(duration, |_| self.write_once())
+    }
+
+    /// Removes the cell.
+    pub fn remove(self) -> Result<()> {
+        match self.kind {
+            WriterKind::Seqlock(w, _) => w.remove(),
+            WriterKind::Raw(cell) => cell.place.remove(),
         }
     }
 }
 
-/// Reads for `duration` from the cell at `url`, checking every consistent
-/// copy's checksum (seqlock mode).
-pub fn reader(url: &str, mode: Mode, duration: Duration) -> Result<Count> {
-    match mode {
-        Mode::Seqlock => {
-            let cell = Cell::open::<Sample>(url, &CellOptions::default(), Duration::from_secs(1))?;
-            let h = &cell.header;
-            Ok(run(duration, |c| {
-                let mut s = Sample::default();
-                match protocol::try_read(h.seq(), h.words(), |i, w| s.words[i] = w) {
-                    protocol::Attempt::Consistent(seq) => {
-                        if seq != 0 && !s.is_intact() {
-                            c.torn += 1;
-                        }
+/// The reading side of a benchmark.
+#[derive(Debug)]
+pub struct BenchReader {
+    cell: Cell,
+    mode: Mode,
+}
+
+impl BenchReader {
+    /// Opens the cell a [`BenchWriter`] created.
+    pub fn open(url: &str, mode: Mode) -> Result<BenchReader> {
+        let cell = Cell::open::<Sample>(url, &CellOptions::default(), Duration::from_secs(1))?;
+        Ok(BenchReader { cell, mode })
+    }
+
+    /// One read attempt; counts retries and (seqlock) torn copies.
+    #[inline]
+    pub fn read_once(&self, c: &mut Count) -> Sample {
+        let h = &self.cell.header;
+        let mut s = Sample::default();
+        match self.mode {
+            Mode::Seqlock => match protocol::try_read(h.seq(), h.words(), |i, w| s.words[i] = w) {
+                protocol::Attempt::Consistent(_) => {
+                    if !s.is_intact() {
+                        c.torn += 1;
                     }
-                    _ => c.retries += 1,
                 }
-                std::hint::black_box(&s);
-            }))
-        }
-        Mode::Raw => {
-            let cell = Cell::open::<Sample>(url, &CellOptions::default(), Duration::from_secs(1))?;
-            let words = cell.header.words();
-            Ok(run(duration, |_| {
-                let mut s = Sample::default();
-                for (i, w) in words.iter().enumerate() {
+                _ => c.retries += 1,
+            },
+            Mode::Raw => {
+                for (i, w) in h.words().iter().enumerate() {
                     s.words[i] = w.load(Ordering::Relaxed);
                 }
-                std::hint::black_box(&s);
-            }))
+            }
         }
+        s
+    }
+
+    /// Reads for `duration`.
+    pub fn run(&self, duration: Duration) -> Count {
+        run(duration, |c| {
+            std::hint::black_box(self.read_once(c));
+        })
     }
 }
