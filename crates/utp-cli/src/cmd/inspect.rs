@@ -37,8 +37,12 @@ fn show_link(link: &LinkState) {
     }
 }
 
-/// Prints the endpoint's state; exit 1 if nothing listens there.
+/// Prints the endpoint's state; exit 1 if nothing listens there (or, for a
+/// seqlock cell, if no live writer holds it).
 pub fn run(args: Args) -> CmdResult {
+    if let Ok(cell) = utp::seqlock::inspect::cell_state(&args.url) {
+        return super::inspect_cell::show(&args.url, &cell);
+    }
     let endpoint = utp::Endpoint::parse(&args.url)?;
     if !matches!(
         endpoint.address,

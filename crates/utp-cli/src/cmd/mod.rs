@@ -5,5 +5,6 @@ pub mod call;
 pub mod demo;
 pub mod frame;
 pub mod inspect;
+pub mod inspect_cell;
 pub mod ls;
 pub mod serve;
