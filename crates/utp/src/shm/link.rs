@@ -2,6 +2,7 @@
 //! rendezvous socket kept open as a death notice.
 
 use super::bytes::MappedBytes;
+use super::clock::FrameClock;
 use super::layout::{self, Control, SideField, state};
 use super::region::Region;
 use super::ring::{Consumer, Producer, Record, record_len};
@@ -9,7 +10,7 @@ use super::sync::{Ordering, futex_wake};
 use super::wait::{WaitFor, WaitMode};
 use crate::channel::{Channel, PeerInfo};
 use crate::error::{Error, Result};
-use crate::frame::{HEADER_LEN, Stamper, now_micros};
+use crate::frame::{HEADER_LEN, Header, now_micros};
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -36,7 +37,9 @@ pub struct ShmLink {
     side: Side,
     socket: Option<UnixStream>,
     pub(crate) wait: WaitMode,
-    stamper: Stamper,
+    /// Frames sent: the last sequence number used.
+    sent: u64,
+    clock: FrameClock,
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
@@ -92,7 +95,8 @@ impl ShmLink {
             side,
             socket,
             wait,
-            stamper: Stamper::default(),
+            sent: 0,
+            clock: FrameClock::default(),
             peer,
             endpoint,
             closed: false,
@@ -271,6 +275,12 @@ impl ShmLink {
         Ok(view)
     }
 
+    /// The next frame's header: numbered 1, 2, 3, ... and timestamped.
+    fn next_header(&mut self, message_type: u8, flags: u16) -> Header {
+        self.sent += 1;
+        Header::new(message_type, flags, self.sent, self.clock.now_micros())
+    }
+
     fn published(&mut self, rec: usize, timestamp_us: u64) {
         self.tx.commit(rec);
         self.messages += 1;
@@ -315,10 +325,11 @@ impl Reservation<'_> {
     pub fn commit(self, message_type: u8, flags: u16) {
         let mut head = [0u8; HEADER_LEN];
         let link = &mut *self.link;
+        let header = link.next_header(message_type, flags);
         // SAFETY: our reservation (see payload_mut); the shared slice ends
         // before the header is written below.
         let payload = unsafe { link.tx.bytes().slice(self.offset + HEADER_LEN, self.len) };
-        let header = link.stamper.stamp(message_type, flags, payload, &mut head);
+        let header = header.encode_for(payload, &mut head);
         self.link.tx.write(self.offset, &head);
         self.link.published(self.rec, header.timestamp_us);
     }
@@ -371,8 +382,8 @@ impl Channel for ShmLink {
         let mut head = [0u8; HEADER_LEN];
         let header = r
             .link
-            .stamper
-            .stamp(message_type, flags, payload, &mut head);
+            .next_header(message_type, flags)
+            .encode_for(payload, &mut head);
         r.link.tx.write(r.offset + HEADER_LEN, payload);
         r.link.tx.write(r.offset, &head);
         let rec = r.rec;

@@ -52,6 +52,8 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod bytes;
 #[cfg(not(loom))]
+mod clock;
+#[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
 mod link;
