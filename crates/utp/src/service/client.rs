@@ -64,12 +64,7 @@ impl Client {
             self.channel.recv_timeout(&mut self.frame, self.timeout)?;
             match self.frame.message_type() {
                 message_type::RESPONSE => return Ok(self.frame.payload()),
-                message_type::ERROR => {
-                    return Err(Error::Protocol(format!(
-                        "the server refused the request: {}",
-                        String::from_utf8_lossy(self.frame.payload())
-                    )));
-                }
+                message_type::ERROR => return Err(self.refusal()),
                 // Liveness frames may arrive between calls.
                 message_type::HEARTBEAT => continue,
                 other => {
@@ -79,6 +74,13 @@ impl Client {
                 }
             }
         }
+    }
+
+    fn refusal(&self) -> Error {
+        Error::Protocol(format!(
+            "the server refused the request: {}",
+            String::from_utf8_lossy(self.frame.payload())
+        ))
     }
 
     /// The underlying channel.
