@@ -13,6 +13,9 @@ pub struct Args {
     /// Endpoint to listen on, e.g. unix:///tmp/calc.sock or shm://calc.
     #[arg(long, value_name = "URL")]
     on: String,
+    /// Clients served at once; more are told "server busy" and closed.
+    #[arg(long, default_value_t = utp::service::DEFAULT_MAX_CLIENTS)]
+    max_clients: usize,
 }
 
 /// Services the CLI can serve.
@@ -31,6 +34,7 @@ pub fn run(args: Args) -> CmdResult {
         Service::Calc => Server::new(listener, calc::handler()),
         Service::Echo => Server::new(listener, |request: &[u8], _: &PeerInfo| request.to_vec()),
     };
+    let mut server = server.max_clients(args.max_clients);
     server.shutdown_handle().on_signals()?;
     server.run()?;
     Ok(())
