@@ -30,7 +30,7 @@ enum Service {
 /// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
 pub fn run(args: Args) -> CmdResult {
     let listener = utp::listen(&args.on)?;
-    let mut server = match args.service {
+    let server = match args.service {
         Service::Calc => Server::new(listener, calc::handler()),
         Service::Echo => Server::new(listener, |request: &[u8], _: &PeerInfo| request.to_vec()),
     };
