@@ -1,5 +1,5 @@
 //! Transports: one module per IPC mechanism, each implementing
-//! [`Channel`](crate::Channel) and [`Listener`](crate::Listener).
+//! [`Channel`] and [`Listener`].
 //!
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
