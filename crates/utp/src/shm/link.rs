@@ -226,7 +226,7 @@ impl ShmLink {
         self.check_cheap()?;
         let rec = record_len(len)
             .filter(|&r| r <= self.tx.capacity() && len <= u32::MAX as usize)
-            .ok_or(Error::TooLarge {
+            .ok_or_else(|| Error::TooLarge {
                 len,
                 limit: self.max_frame_payload(),
                 transport: "shm",

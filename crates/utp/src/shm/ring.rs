@@ -37,6 +37,8 @@ use std::ptr::NonNull;
 pub const RECORD_ALIGN: usize = 64;
 /// First four bytes of a padding marker, little-endian (`55 50 41 44`, "UPAD").
 pub const PAD_MAGIC: u32 = 0x4441_5055;
+/// Lines after the first that a consumer prefetches when it finds a record.
+const PREFETCH_LINES: usize = 4;
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: usize = 4096;
 /// Largest ring capacity.
@@ -161,6 +163,9 @@ pub trait RingBytes: Send {
     fn write(&self, offset: usize, src: &[u8]);
     /// Copies `dst.len()` bytes from `offset`.
     fn read(&self, offset: usize, dst: &mut [u8]);
+    /// Hints that the cache line at `offset` will be read soon. Not a
+    /// memory access; the default does nothing.
+    fn prefetch(&self, _offset: usize) {}
 }
 
 /// The writing end of a ring.
@@ -368,6 +373,12 @@ impl<B: RingBytes> Consumer<B> {
             let contiguous = self.cap as usize - offset;
             if available < RECORD_ALIGN as u64 {
                 return Err(corrupt(format_args!("only {available} bytes published")));
+            }
+            // Start fetching the published lines after the first now, so a
+            // record's payload does not wait for its header to be decoded.
+            let lines = (available.min(contiguous as u64) as usize).min(PREFETCH_LINES * 64);
+            for line in (64..lines).step_by(64) {
+                self.bytes.prefetch(offset + line);
             }
             let mut first = [0u8; 8];
             self.bytes.read(offset, &mut first);
