@@ -5,15 +5,20 @@ use super::bytes::MappedBytes;
 use super::clock::FrameClock;
 use super::layout::{self, Control, SideField, state};
 use super::region::Region;
-use super::ring::{Consumer, Producer, Record, record_len};
+use super::ring::{Consumer, Producer};
 use super::sync::{Ordering, futex_wake};
-use super::wait::{WaitFor, WaitMode};
+use super::wait::WaitMode;
 use crate::channel::{Channel, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header, now_micros};
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
 use std::time::Duration;
+
+mod liveness;
+mod zerocopy;
+
+pub use zerocopy::{Reservation, View};
 
 /// Which end of a link this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,118 +168,6 @@ impl ShmLink {
             .store(now_us, Ordering::Relaxed);
     }
 
-    fn gone(&mut self, why: String) -> Error {
-        let msg = format!("{}: {why}", self.endpoint);
-        self.gone = Some(msg.clone());
-        Error::PeerGone(msg)
-    }
-
-    /// Fails if we closed, or the peer closed or died. Costs syscalls
-    /// (poll, kill 0): called between wait slices, not per message.
-    pub(crate) fn check_peer(&mut self) -> Result<()> {
-        self.check_cheap()?;
-        if let Some(sock) = &self.socket {
-            use rustix::event::{PollFd, PollFlags, poll};
-            let mut fds = [PollFd::new(sock, PollFlags::IN | PollFlags::RDHUP)];
-            let zero = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 && !fds[0].revents().is_empty() {
-                let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
-                return Err(self.gone(format!(
-                    "peer process{pid} died or closed the link (its rendezvous socket hung up)"
-                )));
-            }
-        }
-        if let Some(pid) = self
-            .peer
-            .pid
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-            && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
-        {
-            return Err(self.gone(format!("peer process {pid} no longer exists")));
-        }
-        Ok(())
-    }
-
-    /// The per-message checks: closed locally, peer gone or marked CLOSED.
-    fn check_cheap(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if let Some(msg) = &self.gone {
-            return Err(Error::PeerGone(msg.clone()));
-        }
-        let peer_state = self
-            .control
-            .side_u32(self.peer_index(), SideField::State)
-            .load(Ordering::Acquire);
-        if peer_state == state::CLOSED {
-            // Not sticky: the word lives in shared memory and is re-read each time.
-            return Err(Error::PeerGone(format!(
-                "{}: the peer closed the link",
-                self.endpoint
-            )));
-        }
-        Ok(())
-    }
-
-    /// Reserves room for a frame with `len` bytes of payload, waiting at
-    /// most `timeout` (`Some(ZERO)`: don't wait, fail with [`Error::Full`]).
-    pub fn reserve(&mut self, len: usize, timeout: Option<Duration>) -> Result<Reservation<'_>> {
-        self.check_cheap()?;
-        let rec = record_len(len)
-            .filter(|&r| r <= self.tx.capacity() && len <= u32::MAX as usize)
-            .ok_or_else(|| Error::TooLarge {
-                len,
-                limit: self.max_frame_payload(),
-                transport: "shm",
-            })?;
-        let offset = if timeout == Some(Duration::ZERO) {
-            self.tx.try_reserve(rec)?.ok_or(Error::Full)?
-        } else {
-            self.wait_until(WaitFor::Space, timeout, |l| l.tx.try_reserve(rec))?
-        };
-        Ok(Reservation {
-            link: self,
-            offset,
-            len,
-            rec,
-        })
-    }
-
-    /// Sends without waiting: [`Error::Full`] if the ring has no room.
-    pub fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
-        self.send_timeout(message_type, flags, payload, Some(Duration::ZERO))
-    }
-
-    /// Waits at most `timeout` for the next frame and lends it in place.
-    /// Dropping the [`View`] frees its space in the ring.
-    pub fn recv_view(&mut self, timeout: Option<Duration>) -> Result<View<'_>> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        let record = self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
-            Some(r) => Ok(Some(r)),
-            None => l.check_cheap().map(|()| None),
-        })?;
-        let view = View { link: self, record };
-        let header = view.record.header;
-        if header.has_checksum() {
-            let actual = crate::frame::frame_checksum(&view.record.header_bytes, view.payload());
-            if actual != header.checksum {
-                // Dropping the view skips the bad frame; the link goes on.
-                return Err(crate::frame::DecodeError::ChecksumMismatch {
-                    expected: header.checksum,
-                    actual,
-                }
-                .into());
-            }
-        }
-        Ok(view)
-    }
-
     /// The next frame's header: numbered 1, 2, 3, ... and timestamped.
     fn next_header(&mut self, message_type: u8, flags: u16) -> Header {
         self.sent += 1;
@@ -297,79 +190,6 @@ impl ShmLink {
     }
 }
 
-/// Room for one frame in the send ring; write the payload, then [`commit`](Reservation::commit).
-/// Dropping it without committing sends nothing.
-#[derive(Debug)]
-pub struct Reservation<'a> {
-    link: &'a mut ShmLink,
-    offset: usize,
-    len: usize,
-    rec: usize,
-}
-
-impl Reservation<'_> {
-    /// The payload bytes, in the ring; their previous contents are unspecified.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `offset..offset+rec` was reserved by try_reserve and is not
-        // published, so the peer does not read or write it; `&mut self`
-        // makes this the only slice of it.
-        unsafe {
-            self.link
-                .tx
-                .bytes()
-                .slice_mut(self.offset + HEADER_LEN, self.len)
-        }
-    }
-
-    /// Writes the header (sequence, timestamp, checksum if flagged) and publishes the frame.
-    pub fn commit(self, message_type: u8, flags: u16) {
-        let mut head = [0u8; HEADER_LEN];
-        let link = &mut *self.link;
-        let header = link.next_header(message_type, flags);
-        // SAFETY: our reservation (see payload_mut); the shared slice ends
-        // before the header is written below.
-        let payload = unsafe { link.tx.bytes().slice(self.offset + HEADER_LEN, self.len) };
-        let header = header.encode_for(payload, &mut head);
-        self.link.tx.write(self.offset, &head);
-        self.link.published(self.rec, header.timestamp_us);
-    }
-}
-
-/// A received frame, lent in place from the ring; its space is freed on drop.
-#[derive(Debug)]
-pub struct View<'a> {
-    link: &'a mut ShmLink,
-    record: Record,
-}
-
-impl View<'_> {
-    /// The frame's header.
-    pub fn header(&self) -> &crate::frame::Header {
-        &self.record.header
-    }
-
-    /// The payload, in shared memory. Its bytes come from the peer and are
-    /// untrusted like any received data.
-    pub fn payload(&self) -> &[u8] {
-        let len = self.record.header.payload_length as usize;
-        // SAFETY: the record is published and not released until drop, so
-        // the peer does not legitimately write it; bounds were validated by
-        // peek (and slice() re-checks them).
-        unsafe {
-            self.link
-                .rx
-                .bytes()
-                .slice(self.record.offset + HEADER_LEN, len)
-        }
-    }
-}
-
-impl Drop for View<'_> {
-    fn drop(&mut self) {
-        self.link.rx.release(self.record.len);
-    }
-}
-
 impl Channel for ShmLink {
     fn send_timeout(
         &mut self,
@@ -378,16 +198,8 @@ impl Channel for ShmLink {
         payload: &[u8],
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let r = self.reserve(payload.len(), timeout)?;
-        let mut head = [0u8; HEADER_LEN];
-        let header = r
-            .link
-            .next_header(message_type, flags)
-            .encode_for(payload, &mut head);
-        r.link.tx.write(r.offset + HEADER_LEN, payload);
-        r.link.tx.write(r.offset, &head);
-        let rec = r.rec;
-        r.link.published(rec, header.timestamp_us);
+        self.reserve(payload.len(), timeout)?
+            .fill_and_commit(message_type, flags, payload);
         Ok(())
     }
 
@@ -397,7 +209,7 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let view = self.recv_view(timeout)?;
-        frame.set(view.record.header, view.payload());
+        frame.set(*view.header(), view.payload());
         Ok(())
     }
 
