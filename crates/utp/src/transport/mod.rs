@@ -3,8 +3,13 @@
 //!
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
+pub mod fifo;
 pub mod inproc;
+pub mod mq;
+pub mod pipe;
 pub mod stream;
+pub mod tcp;
+pub mod udp;
 pub mod unix;
 pub(crate) mod wait;
 
@@ -31,6 +36,11 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         Address::Unix(_) | Address::UnixAbstract(_) => {
             Box::new(unix::connect(&endpoint, &options)?)
         }
+        Address::Tcp(_) => Box::new(tcp::connect(&endpoint, &options)?),
+        Address::Udp(_) => Box::new(udp::connect(&endpoint, &options)?),
+        Address::Pipe(_) => Box::new(pipe::connect(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(fifo::connect(&endpoint, &options)?),
+        Address::Mq(_) => Box::new(mq::connect(&endpoint, &options)?),
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -47,6 +57,11 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
+        Address::Tcp(_) => Box::new(tcp::listen(&endpoint, &options)?),
+        Address::Udp(_) => Box::new(udp::listen(&endpoint, &options)?),
+        Address::Pipe(_) => Box::new(pipe::listen(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(fifo::listen(&endpoint, &options)?),
+        Address::Mq(_) => Box::new(mq::listen(&endpoint, &options)?),
         _ => return Err(unsupported(&endpoint)),
     })
 }
