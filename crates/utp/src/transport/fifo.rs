@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often waits that cannot be expressed as a poll look again.
-const RETRY: Duration = Duration::from_millis(5);
+const RETRY: Duration = Duration::from_millis(2);
 /// How long a closing client waits for the server to end the session.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Slice used to wait "forever" on a pipe whose writer may not be open yet.
@@ -252,14 +252,14 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     })
 }
 
-/// A client that opened `PATH.resp` for reading; the session starts with its first bytes.
-#[derive(Debug)]
-struct Pending {
-    req: OwnedFd,
-    resp: OwnedFd,
-}
-
 /// Owns the FIFO pair and hands out one session at a time.
+///
+/// A session starts when request bytes are waiting in `PATH.req`. A utp
+/// client holds the `flock` from before it opens `PATH.resp` until after the
+/// server closed its end, and sends first; so the listener opens
+/// `PATH.resp` for writing early only when it sees a reader there and
+/// nobody holds the lock: a tutorial client, which opens `PATH.resp` (and
+/// blocks until a writer appears) before it sends anything.
 #[derive(Debug)]
 pub struct FifoListener {
     base: PathBuf,
@@ -267,7 +267,11 @@ pub struct FifoListener {
     resp: PathBuf,
     /// `PATH.req` open for reading for the listener's whole life ("a server is here").
     anchor: Option<OwnedFd>,
-    pending: Option<Pending>,
+    /// A fresh reader of `PATH.req` for the next session (fresh, so that
+    /// earlier writers leaving do not make it report hang-up).
+    probe: Option<OwnedFd>,
+    /// `PATH.resp` opened early for a tutorial client that waits for it.
+    pending_resp: Option<OwnedFd>,
     busy: Arc<AtomicBool>,
     max_payload: usize,
 }
@@ -324,7 +328,8 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         req,
         resp,
         anchor: Some(anchor),
-        pending: None,
+        probe: None,
+        pending_resp: None,
         busy: Arc::default(),
         max_payload: options.max_payload,
     })
@@ -336,36 +341,101 @@ impl FifoListener {
         (&self.req, &self.resp)
     }
 
-    /// Waits, within `deadline`, for the pending client's first bytes.
-    /// `Ok(true)`: they arrived; `Ok(false)`: the client left, start over.
-    fn wait_first_bytes(&mut self, deadline: Deadline) -> Result<Option<bool>> {
-        let Some(pending) = &self.pending else {
-            return Ok(Some(false));
+    /// Whether no client holds the hand-off lock.
+    fn lock_free(&self) -> bool {
+        let Some(anchor) = &self.anchor else {
+            return false;
         };
-        let left = deadline.remaining();
-        let timeout = left.map(|d| Timespec {
-            tv_sec: d.as_secs() as i64,
-            tv_nsec: i64::from(d.subsec_nanos()),
-        });
-        let mut fds = [
-            PollFd::new(&pending.req, PollFlags::IN),
-            PollFd::new(&pending.resp, PollFlags::empty()),
-        ];
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) | Err(Errno::INTR) => Ok(None),
-            Ok(_) => {
-                let (req, resp) = (fds[0].revents(), fds[1].revents());
-                if req.contains(PollFlags::IN) {
-                    Ok(Some(true))
-                } else if req.contains(PollFlags::HUP) || resp.intersects(PollFlags::ERR | PollFlags::HUP) {
-                    Ok(Some(false))
-                } else {
-                    Ok(None)
-                }
+        match rustix::fs::flock(anchor, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = rustix::fs::flock(anchor, FlockOperation::Unlock);
+                true
             }
-            Err(e) => Err(Error::io("poll the request FIFO", e)),
+            Err(_) => false,
         }
     }
+
+    fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Box<dyn Channel> {
+        self.busy.store(true, Ordering::SeqCst);
+        let url = format!("fifo://{}", self.base.display());
+        Box::new(FifoChannel {
+            inner: StreamChannel::new(
+                StreamIo::Pair {
+                    read: req,
+                    write: Some(resp),
+                },
+                Framing::Detect,
+                self.max_payload,
+                url.clone(),
+                PeerInfo {
+                    address: Some(url),
+                    ..PeerInfo::default()
+                },
+            ),
+            lock: None,
+            busy: Some(self.busy.clone()),
+        })
+    }
+
+    /// One look for a client; `Some` when a session starts.
+    fn look(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if self.probe.is_none() {
+            let probe = open(&self.req, OFlags::RDONLY)
+                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))?;
+            self.probe = Some(probe);
+        }
+        let probe = self.probe.as_ref().expect("probe just opened");
+        if poll_now(probe, PollFlags::IN).contains(PollFlags::IN) {
+            let resp = match self.pending_resp.take() {
+                Some(resp) => Ok(resp),
+                None => open(&self.resp, OFlags::WRONLY),
+            };
+            return match resp {
+                Ok(resp) => {
+                    let req = self.probe.take().expect("probe");
+                    Ok(Some(self.session(req, resp)))
+                }
+                Err(Errno::NXIO) => {
+                    log::warn!(
+                        "{}: discarded bytes from a client that left without reading replies",
+                        self.req.display()
+                    );
+                    discard(probe);
+                    Ok(None)
+                }
+                Err(e) => Err(Error::io(format!("open {}", self.resp.display()), e)),
+            };
+        }
+        if let Some(resp) = &self.pending_resp {
+            if poll_now(resp, PollFlags::empty()).intersects(PollFlags::ERR | PollFlags::HUP) {
+                log::debug!("a client left {} before sending anything", self.req.display());
+                self.pending_resp = None;
+            }
+        } else if self.lock_free() {
+            match open(&self.resp, OFlags::WRONLY) {
+                Ok(resp) => self.pending_resp = Some(resp),
+                Err(Errno::NXIO) => {}
+                Err(e) => return Err(Error::io(format!("open {}", self.resp.display()), e)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The events of `fd` right now (no waiting).
+fn poll_now(fd: &OwnedFd, events: PollFlags) -> PollFlags {
+    let mut fds = [PollFd::new(fd, events)];
+    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(n) if n > 0 => fds[0].revents(),
+        _ => PollFlags::empty(),
+    }
+}
+
+/// Reads and drops whatever is buffered in the FIFO behind `fd`.
+fn discard(fd: &OwnedFd) {
+    let mut scratch = [0u8; 4096];
+    while matches!(rustix::io::read(fd, &mut scratch), Ok(n) if n > 0) {}
 }
 
 impl Listener for FifoListener {
@@ -374,65 +444,17 @@ impl Listener for FifoListener {
             return Err(Error::Closed);
         }
         let deadline = Deadline::after(timeout);
-        let timed_out = || Error::Timeout {
-            waiting_for: "a client to open the FIFO pair",
-            after: timeout.unwrap_or_default(),
-        };
         loop {
-            if self.busy.load(Ordering::SeqCst) {
-                if !sleep_within(deadline) {
-                    return Err(timed_out());
-                }
-                continue;
-            }
-            if self.pending.is_none() {
-                match open(&self.resp, OFlags::WRONLY) {
-                    Ok(resp) => {
-                        let req = open(&self.req, OFlags::RDONLY)
-                            .map_err(|e| Error::io(format!("open {}", self.req.display()), e))?;
-                        self.pending = Some(Pending { req, resp });
-                    }
-                    Err(Errno::NXIO) => {
-                        if !sleep_within(deadline) {
-                            return Err(timed_out());
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(Error::io(format!("open {}", self.resp.display()), e)),
+            if !self.busy.load(Ordering::SeqCst) {
+                if let Some(session) = self.look()? {
+                    return Ok(session);
                 }
             }
-            match self.wait_first_bytes(deadline)? {
-                Some(true) => {
-                    let Pending { req, resp } = self.pending.take().expect("pending client");
-                    self.busy.store(true, Ordering::SeqCst);
-                    let url = format!("fifo://{}", self.base.display());
-                    return Ok(Box::new(FifoChannel {
-                        inner: StreamChannel::new(
-                            StreamIo::Pair {
-                                read: req,
-                                write: Some(resp),
-                            },
-                            Framing::Detect,
-                            self.max_payload,
-                            url.clone(),
-                            PeerInfo {
-                                address: Some(url),
-                                ..PeerInfo::default()
-                            },
-                        ),
-                        lock: None,
-                        busy: Some(self.busy.clone()),
-                    }));
-                }
-                Some(false) => {
-                    log::debug!("a client left {} before sending anything", self.req.display());
-                    self.pending = None;
-                }
-                None => {
-                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
-                        return Err(timed_out());
-                    }
-                }
+            if !sleep_within(deadline) {
+                return Err(Error::Timeout {
+                    waiting_for: "a client to open the FIFO pair",
+                    after: timeout.unwrap_or_default(),
+                });
             }
         }
     }
@@ -442,7 +464,8 @@ impl Listener for FifoListener {
     }
 
     fn close(&mut self) -> Result<()> {
-        self.pending = None;
+        self.pending_resp = None;
+        self.probe = None;
         if self.anchor.take().is_some() {
             for path in [&self.req, &self.resp] {
                 match std::fs::remove_file(path) {

@@ -8,9 +8,10 @@
 //!   socket and demultiplexes by source address: the first valid frame from
 //!   a new address creates a channel that `accept` returns, and replies go
 //!   back to that address.
-//! - Datagrams that are not valid UTP frames (garbage, bad checksum, too
-//!   large for the receiver) are dropped and logged; they never reach a
-//!   channel and never disturb other clients.
+//! - Datagrams that reach the listener and are not valid UTP frames
+//!   (garbage, bad checksum, too large) are dropped and logged; they never
+//!   reach a channel and never disturb any client. A client's channel
+//!   reports an invalid datagram from its server as an error and stays usable.
 //! - An empty datagram means "goodbye": closing a channel sends one, and the
 //!   other side's next receive reports [`Error::PeerGone`]. A client whose
 //!   server is not running sees `PeerGone` too, from the ICMP "port
@@ -200,18 +201,11 @@ impl Channel for UdpChannel {
                     self.server
                 )));
             }
-            match frame::decode(&self.buf[..n], self.max_payload) {
-                Ok((header, payload)) => {
-                    frame.set(header, payload);
-                    return Ok(());
-                }
-                // Not garbage: a valid frame we refuse by policy. Say so.
-                Err(e @ frame::DecodeError::TooLarge { .. }) => return Err(e.into()),
-                Err(e) => log::warn!(
-                    "udp://{}: dropped an invalid datagram of {n} bytes: {e}",
-                    self.server
-                ),
-            }
+            // Only the server's datagrams reach this connected socket; an
+            // invalid one is reported (the channel stays usable).
+            let (header, payload) = frame::decode(&self.buf[..n], self.max_payload)?;
+            frame.set(header, payload);
+            return Ok(());
         }
     }
 

@@ -9,7 +9,7 @@
 //! - Each client creates its **own pair**, `/utp.NAME.ID.c2s` and
 //!   `/utp.NAME.ID.s2c` (0600; ID is `PID-N`), and sends `utp-mq1 ID` to the
 //!   accept queue. The server opens the pair and answers on `s2c` with an ACK
-//!   frame (payload `utp-mq1 accepted`); then both names are unlinked, so
+//!   frame (sequence 0, payload `utp-mq1 accepted`); then both names are unlinked, so
 //!   nothing is left in `/dev/mqueue` even if either process crashes later.
 //!   So any number of clients can talk to one server at once, each on its
 //!   own queues.
@@ -323,17 +323,12 @@ impl Channel for MqChannel {
             if received == 0 {
                 return Err(Error::PeerGone(format!("the peer of {} said goodbye", self.label)));
             }
-            match frame::decode(&self.buf[..received], self.max_payload) {
-                Ok((header, payload)) => {
-                    frame.set(header, payload);
-                    return Ok(());
-                }
-                Err(e @ frame::DecodeError::TooLarge { .. }) => return Err(e.into()),
-                Err(e) => log::warn!(
-                    "{}: dropped an invalid message of {received} bytes: {e}",
-                    self.label
-                ),
-            }
+            // An invalid frame spoils only itself (message boundaries hold),
+            // but it is still reported: the protocol makes it fatal for the
+            // connection, and the server closes it.
+            let (header, payload) = frame::decode(&self.buf[..received], self.max_payload)?;
+            frame.set(header, payload);
+            return Ok(());
         }
     }
 
@@ -541,14 +536,16 @@ impl MqListener {
             return Err(Error::Protocol(format!("{s2c_name} is locked by someone else")));
         }
         let label = format!("mq://{} (client {id})", self.name);
-        let mut channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
-        channel.send_timeout(
-            message_type::ACK,
-            frame_flags::CHECKSUM,
-            ACCEPTED,
-            Some(Duration::from_secs(1)),
-        )?;
-        Ok(channel)
+        let channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
+        // Sequence 0: a transport frame, outside the numbered conversation.
+        let header = frame::Header::new(message_type::ACK, frame_flags::CHECKSUM, 0, frame::now_micros());
+        let accept = frame::encode_to_vec(&header, ACCEPTED);
+        let sent = channel.tx.as_ref().map(|tx| sys::timed_send(tx.as_fd(), &accept, 0, Duration::from_secs(1)));
+        match sent {
+            Some(Ok(())) => Ok(channel),
+            Some(Err(e)) => Err(Error::io(format!("accept client {id}"), e)),
+            None => Err(Error::Closed),
+        }
     }
 }
 
