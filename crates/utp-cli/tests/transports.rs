@@ -11,14 +11,26 @@ const UTP: &str = env!("CARGO_BIN_EXE_utp");
 
 fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("utp-cli{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "utp-cli{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn free_port(udp: bool) -> u16 {
     if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 }
 
@@ -49,14 +61,20 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn utp serve");
-        let served = Served { child: Some(child), url: url.to_string() };
+        let served = Served {
+            child: Some(child),
+            url: url.to_string(),
+        };
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             let out = call(url, &["ADD", "1", "1"]);
             if out.status.success() && out.stdout == b"2\n" {
                 return served;
             }
-            assert!(Instant::now() < until, "server at {url} never answered: {out:?}");
+            assert!(
+                Instant::now() < until,
+                "server at {url} never answered: {out:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -96,7 +114,10 @@ fn mul_6_7(url: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "{url}");
     let out = call(url, &["DIV", "1", "0"]);
     assert_eq!(out.status.code(), Some(1), "{url}: {out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Division by zero"), "{url}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Division by zero"),
+        "{url}"
+    );
 }
 
 fn leftovers(tag: &str) -> Vec<String> {
@@ -118,7 +139,11 @@ fn leftovers(tag: &str) -> Vec<String> {
 fn serve_call_terminate(url: &str, tag: &str) {
     let mut server = Served::start(url);
     mul_6_7(url);
-    assert_eq!(server.terminate(), Some(0), "{url}: exit code after SIGTERM");
+    assert_eq!(
+        server.terminate(),
+        Some(0),
+        "{url}: exit code after SIGTERM"
+    );
     assert_eq!(leftovers(tag), Vec::<String>::new(), "{url}: left behind");
 }
 
@@ -163,7 +188,10 @@ fn pipe_spawns_utp_itself() {
     let out = call("pipe:", &["ADD", "2", "3"]);
     assert_eq!(out.stdout, b"5\n", "{out:?}");
     // Any command, given explicitly.
-    let out = call(&format!("pipe:{UTP} serve calc --on pipe:"), &["SUB", "2", "3"]);
+    let out = call(
+        &format!("pipe:{UTP} serve calc --on pipe:"),
+        &["SUB", "2", "3"],
+    );
     assert_eq!(out.stdout, b"-1\n", "{out:?}");
 }
 
@@ -176,12 +204,16 @@ fn pipe_server_exits_cleanly_at_end_of_input() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(out.stdout.is_empty(), "nothing may be written but frames: {out:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be written but frames: {out:?}"
+    );
 }
 
 /// The original tutorial's client: `[u32 LE length][text]` each way.
 fn tutorial_call<S: Read + Write>(conn: &mut S, request: &str) -> String {
-    conn.write_all(&(request.len() as u32).to_le_bytes()).unwrap();
+    conn.write_all(&(request.len() as u32).to_le_bytes())
+        .unwrap();
     conn.write_all(request.as_bytes()).unwrap();
     conn.flush().unwrap();
     let mut len = [0u8; 4];
@@ -237,7 +269,10 @@ fn tutorial_client_over_fifo() {
     let base = format!("/tmp/{}", unique("tutfifo"));
     let mut server = Served::start(&format!("fifo://{base}"));
     for _ in 0..2 {
-        let req = std::fs::OpenOptions::new().write(true).open(format!("{base}.req")).unwrap();
+        let req = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("{base}.req"))
+            .unwrap();
         let resp = std::fs::File::open(format!("{base}.resp")).unwrap();
         let mut conn = TutorialFifo { req, resp };
         assert_eq!(tutorial_call(&mut conn, "ADD 10 20"), "OK 30");
@@ -261,7 +296,11 @@ fn no_server_fails_fast_with_a_clear_error() {
         let started = Instant::now();
         let out = call(&url, &["MUL", "6", "7"]);
         assert_eq!(out.status.code(), Some(2), "{url}: {out:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{url}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url}: took {:?}",
+            started.elapsed()
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("utp: error:"), "{url}: {stderr}");
     }

@@ -46,22 +46,40 @@ struct Transport {
 
 const MIB: usize = 1 << 20;
 
-/// Every transport under test. The shm, sysv and file transports join with
-/// one line each once they land.
+/// A reliable, connection-like transport carrying 1 MiB frames: most of them.
+const STREAM: Transport = Transport {
+    name: "",
+    url: || unreachable!("every transport sets its URL"),
+    listens: true,
+    max_payload: || MIB,
+    sender_enforces_limit: false,
+    receiver_limit: true,
+    window: 100,
+    concurrent: true,
+    garbage: None,
+    clients: 20,
+};
+
+/// Every transport under test, one line each. The shm, sysv and file
+/// transports join the same way once they land, e.g.
+/// `Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), ..STREAM },`
+#[rustfmt::skip]
 const TRANSPORTS: &[Transport] = &[
     // inproc: both ends of a pair take the connecting side's max_payload, so
     // a client's small limit would refuse its own oversized request first.
-    Transport { name: "inproc", url: || format!("inproc://{}", util::unique("inproc")), listens: true, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: false, window: 100, concurrent: true, garbage: None, clients: 20 },
-    Transport { name: "unix", url: || format!("unix://{}.sock", util::tmp_path("unix")), listens: true, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: true, window: 100, concurrent: true, garbage: Some(garbage_unix), clients: 20 },
-    Transport { name: "unix-abstract", url: || format!("unix://@{}", util::unique("abstract")), listens: true, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: true, window: 100, concurrent: true, garbage: Some(garbage_unix_abstract), clients: 20 },
-    Transport { name: "tcp", url: || "tcp://127.0.0.1:0".into(), listens: true, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: true, window: 100, concurrent: true, garbage: Some(garbage_tcp), clients: 20 },
-    Transport { name: "udp", url: || "udp://127.0.0.1:0".into(), listens: true, max_payload: || utp::transport::udp::MAX_PAYLOAD_V4, sender_enforces_limit: true, receiver_limit: true, window: 50, concurrent: true, garbage: Some(garbage_udp), clients: 20 },
-    Transport { name: "pipe", url: pipe_url, listens: false, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: true, window: 100, concurrent: false, garbage: None, clients: 5 },
-    Transport { name: "fifo", url: || format!("fifo://{}", util::tmp_path("fifo")), listens: true, max_payload: || MIB, sender_enforces_limit: false, receiver_limit: true, window: 100, concurrent: false, garbage: Some(garbage_fifo), clients: 10 },
-    Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), listens: true, max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, receiver_limit: false, window: 4, concurrent: true, garbage: Some(garbage_mq), clients: 20 },
+    Transport { name: "inproc", url: || format!("inproc://{}", util::unique("inproc")), receiver_limit: false, ..STREAM },
+    Transport { name: "unix", url: || format!("unix://{}.sock", util::tmp_path("unix")), garbage: Some(garbage_unix), ..STREAM },
+    Transport { name: "unix-abstract", url: || format!("unix://@{}", util::unique("abstract")), garbage: Some(garbage_unix_abstract), ..STREAM },
+    Transport { name: "tcp", url: || "tcp://127.0.0.1:0".into(), garbage: Some(garbage_tcp), ..STREAM },
+    Transport { name: "udp", url: || "udp://127.0.0.1:0".into(), max_payload: || utp::transport::udp::MAX_PAYLOAD_V4, sender_enforces_limit: true, window: 50, garbage: Some(garbage_udp), ..STREAM },
+    Transport { name: "pipe", url: pipe_url, listens: false, concurrent: false, clients: 5, ..STREAM },
+    Transport { name: "fifo", url: || format!("fifo://{}", util::tmp_path("fifo")), concurrent: false, garbage: Some(garbage_fifo), clients: 10, ..STREAM },
+    Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, receiver_limit: false, window: 4, garbage: Some(garbage_mq), ..STREAM },
 ];
 
 type Case = fn(&Transport);
+/// A case's name, whether it passed, and how long it took.
+type Outcome = (String, bool, Duration);
 
 const CASES: &[(&str, Case)] = &[
     ("round_trip", round_trip),
@@ -88,7 +106,7 @@ fn main() {
         .collect();
     std::panic::set_hook(Box::new(|info| eprintln!("    panic: {info}")));
     let started = Instant::now();
-    let runs: Vec<(&str, JoinHandle<Vec<(String, bool, Duration)>>)> = selected
+    let runs: Vec<(&str, JoinHandle<Vec<Outcome>>)> = selected
         .into_iter()
         .map(|t| (t.name, std::thread::spawn(move || run_transport(t))))
         .collect();
@@ -96,7 +114,10 @@ fn main() {
     let mut passed = 0;
     for (name, run) in runs {
         for (case, ok, took) in run.join().expect("runner thread") {
-            println!("{name:>14} {case:<22} {} ({took:.2?})", if ok { "ok" } else { "FAILED" });
+            println!(
+                "{name:>14} {case:<22} {} ({took:.2?})",
+                if ok { "ok" } else { "FAILED" }
+            );
             if ok {
                 passed += 1;
             } else {
@@ -121,7 +142,7 @@ fn main() {
     }
 }
 
-fn run_transport(t: &'static Transport) -> Vec<(String, bool, Duration)> {
+fn run_transport(t: &'static Transport) -> Vec<Outcome> {
     CASES
         .iter()
         .map(|(case, run)| {
@@ -169,14 +190,22 @@ impl Fixture {
     fn start(t: &Transport) -> Fixture {
         let url = (t.url)();
         if !t.listens {
-            return Fixture { url, stop: None, thread: None };
+            return Fixture {
+                url,
+                stop: None,
+                thread: None,
+            };
         }
         let listener = utp::listen(&url).unwrap_or_else(|e| panic!("listen on {url}: {e}"));
         let url = listener.endpoint();
         let mut server = Server::new(listener, echo);
         let stop = server.shutdown_handle();
         let thread = std::thread::spawn(move || server.run());
-        Fixture { url, stop: Some(stop), thread: Some(thread) }
+        Fixture {
+            url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     fn connect(&self) -> Box<dyn Channel> {
@@ -184,7 +213,8 @@ impl Fixture {
     }
 
     fn connect_with(&self, options: &Options) -> Box<dyn Channel> {
-        utp::connect_with(&self.url, options).unwrap_or_else(|e| panic!("connect to {}: {e}", self.url))
+        utp::connect_with(&self.url, options)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url))
     }
 }
 
@@ -208,7 +238,9 @@ fn call(channel: &mut dyn Channel, payload: &[u8]) -> Vec<u8> {
         .send_timeout(message_type::REQUEST, flags::CHECKSUM, payload, LONG)
         .expect("send request");
     let mut frame = Frame::default();
-    channel.recv_timeout(&mut frame, LONG).expect("receive response");
+    channel
+        .recv_timeout(&mut frame, LONG)
+        .expect("receive response");
     assert_eq!(frame.message_type(), message_type::RESPONSE, "reply type");
     frame.take_payload()
 }
@@ -227,7 +259,10 @@ fn round_trip(t: &Transport) {
     client.recv_timeout(&mut frame, LONG).unwrap();
     assert_eq!(frame.message_type(), message_type::RESPONSE);
     assert_eq!(frame.payload(), b"hello");
-    assert_eq!(frame.header.sequence, 1, "the server's first frame is number 1");
+    assert_eq!(
+        frame.header.sequence, 1,
+        "the server's first frame is number 1"
+    );
     assert!(frame.header.has_checksum());
     assert_eq!(call(&mut *client, b""), b"", "empty payloads travel too");
 }
@@ -242,15 +277,28 @@ fn ordering(t: &Transport) {
         let end = (start + t.window as u32).min(1000);
         for i in start..end {
             client
-                .send_timeout(message_type::REQUEST, flags::CHECKSUM, &i.to_le_bytes(), LONG)
+                .send_timeout(
+                    message_type::REQUEST,
+                    flags::CHECKSUM,
+                    &i.to_le_bytes(),
+                    LONG,
+                )
                 .unwrap_or_else(|e| panic!("send {i}: {e}"));
         }
         for _ in start..end {
             client
                 .recv_timeout(&mut frame, LONG)
                 .unwrap_or_else(|e| panic!("reply {next_reply}: {e}"));
-            assert_eq!(frame.payload(), next_reply.to_le_bytes(), "replies in order");
-            assert_eq!(frame.header.sequence, last_sequence + 1, "sequence numbers in order");
+            assert_eq!(
+                frame.payload(),
+                next_reply.to_le_bytes(),
+                "replies in order"
+            );
+            assert_eq!(
+                frame.header.sequence,
+                last_sequence + 1,
+                "sequence numbers in order"
+            );
             last_sequence = frame.header.sequence;
             next_reply += 1;
         }
@@ -275,17 +323,28 @@ fn the_limit(t: &Transport) {
     let max = (t.max_payload)();
     if t.sender_enforces_limit {
         let mut client = server.connect();
-        match client.send_timeout(message_type::REQUEST, flags::CHECKSUM, &pattern(max + 1), LONG) {
+        match client.send_timeout(
+            message_type::REQUEST,
+            flags::CHECKSUM,
+            &pattern(max + 1),
+            LONG,
+        ) {
             Err(Error::TooLarge { len, limit, .. }) => {
                 assert_eq!((len, limit), (max + 1, max));
             }
-            other => panic!("sending {} bytes: expected TooLarge, got {other:?}", max + 1),
+            other => panic!(
+                "sending {} bytes: expected TooLarge, got {other:?}",
+                max + 1
+            ),
         }
         assert_eq!(call(&mut *client, b"still works"), b"still works");
     }
     if t.receiver_limit {
         // A client that accepts at most 1000 bytes refuses a 2000-byte reply.
-        let options = Options { max_payload: 1000, ..Options::default() };
+        let options = Options {
+            max_payload: 1000,
+            ..Options::default()
+        };
         let mut client = server.connect_with(&options);
         assert_eq!(call(&mut *client, &pattern(1000)), pattern(1000));
         client
@@ -310,9 +369,16 @@ fn timeouts(t: &Transport) {
         other => panic!("expected Timeout, got {other:?}"),
     }
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(45), "returned early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(45),
+        "returned early: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(2), "returned late: {waited:?}");
-    assert_eq!(call(&mut *client, b"after"), b"after", "usable after a timeout");
+    assert_eq!(
+        call(&mut *client, b"after"),
+        b"after",
+        "usable after a timeout"
+    );
     if t.listens {
         let mut listener = utp::listen(&(t.url)()).unwrap();
         match listener.accept_timeout(Some(Duration::from_millis(50))) {
@@ -373,11 +439,19 @@ fn garbage_input(t: &Transport) {
     }
     inject(&server.url);
     if let Some(c) = bystander.as_mut() {
-        assert_eq!(call(&mut **c, b"during"), b"during", "a connected client keeps working");
+        assert_eq!(
+            call(&mut **c, b"during"),
+            b"during",
+            "a connected client keeps working"
+        );
     }
     drop(bystander);
     let mut fresh = server.connect();
-    assert_eq!(call(&mut *fresh, b"after"), b"after", "new clients are served");
+    assert_eq!(
+        call(&mut *fresh, b"after"),
+        b"after",
+        "new clients are served"
+    );
 }
 
 fn sequential_clients(t: &Transport) {
@@ -404,7 +478,10 @@ fn garbage_unix(url: &str) {
 
 fn garbage_unix_abstract(url: &str) {
     use std::os::linux::net::SocketAddrExt;
-    let name = unix_path(url).strip_prefix('@').expect("abstract name").to_string();
+    let name = unix_path(url)
+        .strip_prefix('@')
+        .expect("abstract name")
+        .to_string();
     util::inject_stream(|| {
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
         std::os::unix::net::UnixStream::connect_addr(&addr).expect("raw connect")
@@ -460,7 +537,10 @@ impl Write for RawFifo {
 fn garbage_fifo(url: &str) {
     let base = url.strip_prefix("fifo://").expect("fifo URL").to_string();
     util::inject_stream(|| {
-        let req = std::fs::OpenOptions::new().write(true).open(format!("{base}.req")).unwrap();
+        let req = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("{base}.req"))
+            .unwrap();
         let resp = std::fs::File::open(format!("{base}.resp")).unwrap();
         RawFifo { req, resp }
     });
@@ -470,7 +550,12 @@ fn garbage_fifo(url: &str) {
 
 fn garbage_mq(url: &str) {
     let name = url.strip_prefix("mq://").expect("mq URL");
-    for bytes in [&b"garbage"[..], b"utp-mq1 ../../etc", b"utp-mq1 999999-1", b""] {
+    for bytes in [
+        &b"garbage"[..],
+        b"utp-mq1 ../../etc",
+        b"utp-mq1 999999-1",
+        b"",
+    ] {
         utp::transport::mq::inject_raw(name, bytes).unwrap();
     }
     let endpoint: utp::Endpoint = url.parse().unwrap();

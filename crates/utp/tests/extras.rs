@@ -11,7 +11,7 @@ use std::time::Duration;
 use utp::frame::{Frame, flags, message_type};
 use utp::transport::stream::{Framing, StreamChannel, StreamIo};
 use utp::transport::unix::{UnixAddr, UnixListener};
-use utp::{Channel, Endpoint, Error, Listener, Options};
+use utp::{Channel, Endpoint, Error, Options};
 
 const LONG: Option<Duration> = Some(Duration::from_secs(10));
 const CHILD_ENV: &str = "UTP_TEST_FD_CHILD_URL";
@@ -42,7 +42,8 @@ fn fd_passing_child() {
 fn fd_passes_between_processes() {
     let path = format!("{}.sock", util::tmp_path("fdpass"));
     let url = format!("unix://{path}");
-    let mut listener = UnixListener::bind(UnixAddr::Path(path.clone().into()), &Options::default()).unwrap();
+    let mut listener =
+        UnixListener::bind(UnixAddr::Path(path.clone().into()), &Options::default()).unwrap();
 
     // A file only this process can name: written, opened, then unlinked.
     let file_path = util::tmp_path("fdpass-file");
@@ -52,7 +53,12 @@ fn fd_passes_between_processes() {
     std::fs::remove_file(&file_path).unwrap();
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fd_passing_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "fd_passing_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, &url)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -60,18 +66,31 @@ fn fd_passes_between_processes() {
     let (fd, peer) = listener.accept_socket(LONG).unwrap();
     assert_eq!(peer.pid, Some(child.id()), "SO_PEERCRED names the child");
     let mut channel = StreamChannel::new(
-        StreamIo::Socket { fd, passes_fds: true },
+        StreamIo::Socket {
+            fd,
+            passes_fds: true,
+        },
         Framing::Utp,
         1 << 20,
         url.clone(),
         peer,
     );
     channel
-        .send_with_fds(message_type::DATA, flags::CHECKSUM, b"here is a file", &[file.as_fd()], LONG)
+        .send_with_fds(
+            message_type::DATA,
+            flags::CHECKSUM,
+            b"here is a file",
+            &[file.as_fd()],
+            LONG,
+        )
         .unwrap();
     let mut frame = Frame::default();
     channel.recv_timeout(&mut frame, LONG).unwrap();
-    assert_eq!(frame.payload(), secret.as_bytes(), "the child read the file through the passed descriptor");
+    assert_eq!(
+        frame.payload(),
+        secret.as_bytes(),
+        "the child read the file through the passed descriptor"
+    );
     assert!(child.wait().unwrap().success(), "child test passed");
 }
 
@@ -162,12 +181,17 @@ fn pipe_capacity_is_readable_and_settable_and_the_child_is_reaped() {
     let endpoint: Endpoint = "pipe:/bin/cat?pipe_size=256k".parse().unwrap();
     let mut channel = utp::transport::pipe::connect(&endpoint, &Options::default()).unwrap();
     let (to_child, from_child) = channel.pipe_size().unwrap();
-    assert!(to_child >= 256 * 1024 && from_child >= 256 * 1024, "{to_child} {from_child}");
+    assert!(
+        to_child >= 256 * 1024 && from_child >= 256 * 1024,
+        "{to_child} {from_child}"
+    );
     assert_eq!(channel.set_pipe_size(64 * 1024).unwrap(), (65_536, 65_536));
     assert_eq!(channel.pipe_size().unwrap(), (65_536, 65_536));
 
     // cat echoes the frame byte for byte.
-    channel.send_timeout(message_type::TEXT, flags::CHECKSUM, b"meow", LONG).unwrap();
+    channel
+        .send_timeout(message_type::TEXT, flags::CHECKSUM, b"meow", LONG)
+        .unwrap();
     let mut frame = Frame::default();
     channel.recv_timeout(&mut frame, LONG).unwrap();
     assert_eq!(frame.payload(), b"meow");
@@ -197,9 +221,14 @@ fn fifo_second_client_waits_then_gets_in() {
 
     let mut first = utp::service::Client::connect(&url).unwrap();
     assert_eq!(first.call(b"one").unwrap(), b"one");
-    let impatient = Options { connect_timeout: Duration::from_millis(200), ..Options::default() };
+    let impatient = Options {
+        connect_timeout: Duration::from_millis(200),
+        ..Options::default()
+    };
     match utp::connect_with(&url, &impatient) {
-        Err(e @ Error::Timeout { .. }) => assert!(e.to_string().contains("one client at a time"), "{e}"),
+        Err(e @ Error::Timeout { .. }) => {
+            assert!(e.to_string().contains("one client at a time"), "{e}")
+        }
         other => panic!("expected a Timeout while the pair is taken, got {other:?}"),
     }
     // The second client waits and gets in when the first leaves.
@@ -216,14 +245,22 @@ fn fifo_second_client_waits_then_gets_in() {
     stop.trigger();
     thread.join().unwrap().unwrap();
     let base = url.strip_prefix("fifo://").unwrap();
-    assert!(!std::path::Path::new(&format!("{base}.req")).exists(), "removed on shutdown");
+    assert!(
+        !std::path::Path::new(&format!("{base}.req")).exists(),
+        "removed on shutdown"
+    );
 }
 
 #[test]
 fn fifo_stale_pair_is_replaced() {
     let base = util::tmp_path("fifostale");
     for suffix in [".req", ".resp"] {
-        rustix::fs::mkfifoat(rustix::fs::CWD, format!("{base}{suffix}").as_str(), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            format!("{base}{suffix}").as_str(),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
     }
     let url = format!("fifo://{base}");
     match utp::connect(&url) {
@@ -231,7 +268,10 @@ fn fifo_stale_pair_is_replaced() {
         other => panic!("expected NotFound for a stale pair, got {other:?}"),
     }
     let listener = utp::listen(&url).expect("stale FIFOs are replaced");
-    assert!(matches!(utp::listen(&url), Err(Error::InUse { .. })), "a live pair is not");
+    assert!(
+        matches!(utp::listen(&url), Err(Error::InUse { .. })),
+        "a live pair is not"
+    );
     drop(listener);
     assert!(!std::path::Path::new(&format!("{base}.req")).exists());
 }

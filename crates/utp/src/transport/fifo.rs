@@ -55,7 +55,11 @@ fn paths(base: &Path) -> (PathBuf, PathBuf) {
 
 fn open(path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
     loop {
-        match rustix::fs::open(path, flags | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()) {
+        match rustix::fs::open(
+            path,
+            flags | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
             Err(Errno::INTR) => continue,
             other => return other,
         }
@@ -139,7 +143,8 @@ impl Channel for FifoChannel {
         payload: &[u8],
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.inner.send_timeout(message_type, flags, payload, timeout)
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
@@ -182,7 +187,10 @@ impl Drop for FifoChannel {
 /// Connects to a `fifo://` server (see the module docs for the protocol).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     let Address::Fifo(base) = &endpoint.address else {
-        unreachable!("fifo::connect called with a {} endpoint", endpoint.address.scheme());
+        unreachable!(
+            "fifo::connect called with a {} endpoint",
+            endpoint.address.scheme()
+        );
     };
     let (req, resp) = paths(base);
     let url = endpoint.address.to_string();
@@ -212,7 +220,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
         }
         Err(e) => return Err(Error::io(format!("open {}", req.display()), e)),
     }
-    let lock = open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let lock =
+        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
     let deadline = Deadline::after(Some(options.connect_timeout));
     loop {
         match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
@@ -228,7 +237,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             Err(e) => return Err(Error::io(format!("lock {}", req.display()), e)),
         }
     }
-    let write = open(&req, OFlags::WRONLY).map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
+    let write = open(&req, OFlags::WRONLY)
+        .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
     let read = open(&resp, OFlags::RDONLY).map_err(|e| match e {
         Errno::NOENT => not_found(format!("{} does not exist", resp.display())),
         e => Error::io(format!("open {} for reading", resp.display()), e),
@@ -279,7 +289,10 @@ pub struct FifoListener {
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
     let Address::Fifo(base) = &endpoint.address else {
-        unreachable!("fifo::listen called with a {} endpoint", endpoint.address.scheme());
+        unreachable!(
+            "fifo::listen called with a {} endpoint",
+            endpoint.address.scheme()
+        );
     };
     let (req, resp) = paths(base);
     let url = endpoint.address.to_string();
@@ -322,7 +335,8 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             }
         }
     }
-    let anchor = open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let anchor =
+        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
     Ok(FifoListener {
         base: base.clone(),
         req,
@@ -408,7 +422,10 @@ impl FifoListener {
         }
         if let Some(resp) = &self.pending_resp {
             if poll_now(resp, PollFlags::empty()).intersects(PollFlags::ERR | PollFlags::HUP) {
-                log::debug!("a client left {} before sending anything", self.req.display());
+                log::debug!(
+                    "a client left {} before sending anything",
+                    self.req.display()
+                );
                 self.pending_resp = None;
             }
         } else if self.lock_free() {
@@ -425,7 +442,10 @@ impl FifoListener {
 /// The events of `fd` right now (no waiting).
 fn poll_now(fd: &OwnedFd, events: PollFlags) -> PollFlags {
     let mut fds = [PollFd::new(fd, events)];
-    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     match poll(&mut fds, Some(&zero)) {
         Ok(n) if n > 0 => fds[0].revents(),
         _ => PollFlags::empty(),

@@ -45,7 +45,8 @@ const REAP_GRACE: Duration = Duration::from_secs(2);
 
 /// The capacity of the pipe behind `fd`, in bytes (`F_GETPIPE_SZ`).
 pub fn pipe_size(fd: BorrowedFd<'_>) -> Result<usize> {
-    rustix::pipe::fcntl_getpipe_size(fd).map_err(|e| Error::io("read the pipe size (F_GETPIPE_SZ)", e))
+    rustix::pipe::fcntl_getpipe_size(fd)
+        .map_err(|e| Error::io("read the pipe size (F_GETPIPE_SZ)", e))
 }
 
 /// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`); returns the
@@ -111,10 +112,9 @@ impl PipeChannel {
 
     fn fds(&self) -> Result<(BorrowedFd<'_>, BorrowedFd<'_>)> {
         match self.inner.io() {
-            StreamIo::Pair { read, write } => Ok((
-                read.as_fd(),
-                write.as_ref().ok_or(Error::Closed)?.as_fd(),
-            )),
+            StreamIo::Pair { read, write } => {
+                Ok((read.as_fd(), write.as_ref().ok_or(Error::Closed)?.as_fd()))
+            }
             StreamIo::Socket { .. } => unreachable!("pipe channels are built on pairs"),
         }
     }
@@ -153,7 +153,8 @@ impl Channel for PipeChannel {
         payload: &[u8],
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.inner.send_timeout(message_type, flags, payload, timeout)
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
@@ -193,10 +194,17 @@ fn apply_pipe_size(endpoint: &Endpoint, fds: &[BorrowedFd<'_>]) -> Result<()> {
 /// Spawns the endpoint's command (or [`default_command`]) and connects to it.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
     let Address::Pipe(args) = &endpoint.address else {
-        unreachable!("pipe::connect called with a {} endpoint", endpoint.address.scheme());
+        unreachable!(
+            "pipe::connect called with a {} endpoint",
+            endpoint.address.scheme()
+        );
     };
     let default = args.is_empty();
-    let argv = if default { default_command() } else { args.clone() };
+    let argv = if default {
+        default_command()
+    } else {
+        args.clone()
+    };
     let command_line = argv.join(" ");
     let mut command = Command::new(&argv[0]);
     command
@@ -211,9 +219,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
     let mut child = command.spawn().map_err(|e| Error::NotFound {
         endpoint: endpoint.to_string(),
         reason: if default {
-            format!(
-                "cannot start `{command_line}`: {e}; set UTP_BIN to the path of the utp binary"
-            )
+            format!("cannot start `{command_line}`: {e}; set UTP_BIN to the path of the utp binary")
         } else {
             format!("cannot start `{command_line}`: {e}")
         },
@@ -296,7 +302,8 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
     }
     let taken = (|| {
         let dup = |fd: BorrowedFd<'_>, what: &str| {
-            rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| Error::io(format!("take over {what}"), e))
+            rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                .map_err(|e| Error::io(format!("take over {what}"), e))
         };
         let read = dup(std::io::stdin().as_fd(), "stdin")?;
         let write = dup(std::io::stdout().as_fd(), "stdout")?;
@@ -340,7 +347,9 @@ impl Listener for PipeListener {
             self.max_payload,
             "pipe: (stdin/stdout)".into(),
             PeerInfo {
-                pid: Some(rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)),
+                pid: Some(
+                    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32),
+                ),
                 address: Some("pipe: (parent process)".into()),
                 ..PeerInfo::default()
             },

@@ -27,7 +27,10 @@ const BACKLOG: i32 = 128;
 fn host_port(endpoint: &Endpoint) -> &str {
     match &endpoint.address {
         Address::Tcp(hp) | Address::Udp(hp) => hp,
-        _ => unreachable!("tcp/udp transport called with a {} endpoint", endpoint.address.scheme()),
+        _ => unreachable!(
+            "tcp/udp transport called with a {} endpoint",
+            endpoint.address.scheme()
+        ),
     }
 }
 
@@ -124,8 +127,7 @@ impl TcpListener {
         };
         let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
             .map_err(|e| Error::io("create a TCP socket", e))?;
-        sockopt::set_socket_reuseaddr(&fd, true)
-            .map_err(|e| Error::io("set SO_REUSEADDR", e))?;
+        sockopt::set_socket_reuseaddr(&fd, true).map_err(|e| Error::io("set SO_REUSEADDR", e))?;
         match rustix::net::bind(&fd, &addr) {
             Ok(()) => {}
             Err(rustix::io::Errno::ADDRINUSE) => {

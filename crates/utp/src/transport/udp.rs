@@ -167,7 +167,9 @@ impl Channel for UdpChannel {
                     "room in the UDP send buffer",
                     timeout,
                 )?,
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Err(self.unreachable()),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(self.unreachable());
+                }
                 Err(e) => return Err(Error::io(format!("send to udp://{}", self.server), e)),
             }
         }
@@ -192,7 +194,9 @@ impl Channel for UdpChannel {
                     )?;
                     continue;
                 }
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return Err(self.unreachable()),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(self.unreachable());
+                }
                 Err(e) => return Err(Error::io(format!("receive from udp://{}", self.server), e)),
             };
             if n == 0 {
@@ -308,7 +312,11 @@ impl Channel for UdpServerChannel {
 impl Drop for UdpServerChannel {
     fn drop(&mut self) {
         let _ = self.close();
-        log::trace!("udp://{}: conversation with {} ended", self.local, self.client);
+        log::trace!(
+            "udp://{}: conversation with {} ended",
+            self.local,
+            self.client
+        );
     }
 }
 
@@ -414,7 +422,10 @@ impl Demux {
             match tx.try_send(message) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => {
-                    log::warn!("udp://{}: {from} is not being served fast enough; dropped a frame", self.local);
+                    log::warn!(
+                        "udp://{}: {from} is not being served fast enough; dropped a frame",
+                        self.local
+                    );
                     return;
                 }
                 // The server closed that conversation; a new frame starts a new one.
@@ -439,7 +450,10 @@ impl Demux {
                 self.clients.insert(from, tx);
             }
             Err(TrySendError::Full(mut refused)) => {
-                log::warn!("udp://{}: too many clients waiting for accept; ignored {from}", self.local);
+                log::warn!(
+                    "udp://{}: too many clients waiting for accept; ignored {from}",
+                    self.local
+                );
                 refused.closed = true; // do not tell it goodbye: it was never accepted
             }
             Err(TrySendError::Disconnected(mut refused)) => refused.closed = true,
@@ -498,9 +512,24 @@ mod tests {
     #[test]
     fn oversized_payload_is_refused_before_sending() {
         let mut stamper = Stamper::default();
-        let err = datagram(&mut stamper, 1, 0, &vec![0; MAX_PAYLOAD_V4 + 1], MAX_PAYLOAD_V4)
-            .unwrap_err();
-        assert!(matches!(err, Error::TooLarge { limit: MAX_PAYLOAD_V4, .. }), "{err}");
+        let err = datagram(
+            &mut stamper,
+            1,
+            0,
+            &vec![0; MAX_PAYLOAD_V4 + 1],
+            MAX_PAYLOAD_V4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit: MAX_PAYLOAD_V4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(
             datagram(&mut stamper, 1, 0, &vec![0; MAX_PAYLOAD_V4], MAX_PAYLOAD_V4)
                 .unwrap()

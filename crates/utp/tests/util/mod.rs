@@ -16,7 +16,11 @@ pub fn prefix() -> String {
 
 /// A name no other test (in this or another process) uses.
 pub fn unique(tag: &str) -> String {
-    format!("{}{}-{tag}", prefix(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}{}-{tag}",
+        prefix(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A path in /tmp no other test uses.

@@ -169,7 +169,13 @@ pub struct MqChannel {
 }
 
 impl MqChannel {
-    fn new(tx: OwnedFd, rx: OwnedFd, label: String, max_payload: usize, priority: u32) -> Result<Self> {
+    fn new(
+        tx: OwnedFd,
+        rx: OwnedFd,
+        label: String,
+        max_payload: usize,
+        priority: u32,
+    ) -> Result<Self> {
         let message_size = sys::attr(tx.as_fd())
             .map_err(|e| Error::io(format!("read the attributes of {label}"), e))?
             .message_size;
@@ -230,7 +236,9 @@ impl MqChannel {
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
         let deadline = Deadline::after(timeout);
         loop {
-            let slice = deadline.remaining().map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
             match sys::timed_send(tx.as_fd(), &self.out, priority, slice) {
                 Ok(()) => return Ok(()),
                 Err(Errno::INTR) => {}
@@ -267,7 +275,10 @@ impl MqChannel {
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone(format!("the peer of {} closed its queues or exited", self.label))
+        Error::PeerGone(format!(
+            "the peer of {} closed its queues or exited",
+            self.label
+        ))
     }
 
     /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
@@ -304,7 +315,9 @@ impl Channel for MqChannel {
         }
         let deadline = Deadline::after(timeout);
         loop {
-            let slice = deadline.remaining().map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
             let received = match self.receive(slice)? {
                 Some(n) => n,
                 None if deadline.remaining().is_some_and(|d| d.is_zero()) => {
@@ -321,7 +334,10 @@ impl Channel for MqChannel {
                 },
             };
             if received == 0 {
-                return Err(Error::PeerGone(format!("the peer of {} said goodbye", self.label)));
+                return Err(Error::PeerGone(format!(
+                    "the peer of {} said goodbye",
+                    self.label
+                )));
             }
             // An invalid frame spoils only itself (message boundaries hold),
             // but it is still reported: the protocol makes it fatal for the
@@ -368,7 +384,10 @@ fn priority_option(endpoint: &Endpoint) -> Result<u32> {
 fn mq_name(endpoint: &Endpoint) -> &str {
     match &endpoint.address {
         Address::Mq(name) => name,
-        _ => unreachable!("mq transport called with a {} endpoint", endpoint.address.scheme()),
+        _ => unreachable!(
+            "mq transport called with a {} endpoint",
+            endpoint.address.scheme()
+        ),
     }
 }
 
@@ -387,13 +406,17 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
     let name = mq_name(endpoint);
     let url = endpoint.address.to_string();
     let accept_queue = queue_name(name, "");
-    let accept = sys::open(&accept_queue, libc::O_WRONLY | libc::O_NONBLOCK, 0, None).map_err(|e| match e {
-        Errno::NOENT => Error::NotFound {
-            endpoint: url.clone(),
-            reason: format!("message queue {accept_queue} does not exist (is the server running?)"),
+    let accept = sys::open(&accept_queue, libc::O_WRONLY | libc::O_NONBLOCK, 0, None).map_err(
+        |e| match e {
+            Errno::NOENT => Error::NotFound {
+                endpoint: url.clone(),
+                reason: format!(
+                    "message queue {accept_queue} does not exist (is the server running?)"
+                ),
+            },
+            e => open_error(&accept_queue, e),
         },
-        e => open_error(&accept_queue, e),
-    })?;
+    )?;
     if !held_by_peer(&accept) {
         return Err(Error::NotFound {
             endpoint: url,
@@ -401,19 +424,30 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
         });
     }
     let limits = limits();
-    let depth = endpoint.param_number("depth")?.map_or(DEFAULT_DEPTH, |d| d as usize);
+    let depth = endpoint
+        .param_number("depth")?
+        .map_or(DEFAULT_DEPTH, |d| d as usize);
     let attr = Attr {
         max_messages: depth.min(limits.msg_max).max(1),
         message_size: (HEADER_LEN + options.max_payload).min(limits.msgsize_max),
     };
-    let id = format!("{}-{}", std::process::id(), NEXT_CLIENT.fetch_add(1, Ordering::Relaxed));
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT_CLIENT.fetch_add(1, Ordering::Relaxed)
+    );
     let c2s_name = queue_name(name, &format!("{id}.c2s"));
     let s2c_name = queue_name(name, &format!("{id}.s2c"));
     let deadline = Deadline::after(Some(options.connect_timeout));
     // Out of queue space (RLIMIT_MSGQUEUE) is usually temporary: other
     // clients leave. Wait for room within the connect timeout.
     let create = |queue: &str, flags| loop {
-        match sys::open(queue, flags | libc::O_CREAT | libc::O_EXCL, 0o600, Some(attr)) {
+        match sys::open(
+            queue,
+            flags | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+            Some(attr),
+        ) {
             Err(Errno::MFILE | Errno::NOSPC | Errno::NOMEM)
                 if deadline.remaining().is_some_and(|d| !d.is_zero()) =>
             {
@@ -425,7 +459,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
     let result = (|| {
         let tx = create(&c2s_name, libc::O_WRONLY)?;
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
-            return Err(Error::Protocol(format!("{c2s_name} is locked by someone else")));
+            return Err(Error::Protocol(format!(
+                "{c2s_name} is locked by someone else"
+            )));
         }
         let rx = create(&s2c_name, libc::O_RDONLY)?;
         let hello = format!("{HELLO}{id}");
@@ -442,27 +478,33 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             Err(e) => return Err(Error::io(format!("send to {accept_queue}"), e)),
         }
         let priority = priority_option(endpoint)?;
-        let mut channel = MqChannel::new(tx, rx, format!("{url} (client {id})"), options.max_payload, priority)?;
+        let mut channel = MqChannel::new(
+            tx,
+            rx,
+            format!("{url} (client {id})"),
+            options.max_payload,
+            priority,
+        )?;
         // The server has not locked its queue yet: wait for the accept
         // without the liveness check.
-        loop {
-            let left = deadline.remaining().unwrap_or_default();
-            let Some(n) = channel.receive(left)? else {
-                return Err(Error::Timeout {
-                    waiting_for: "the mq server to accept (is it running and serving?)",
-                    after: wait,
-                });
-            };
-            return match frame::decode(&channel.buf[..n], channel.max_payload) {
-                Ok((header, payload)) if header.message_type == message_type::ACK && payload == ACCEPTED => {
-                    Ok(channel)
-                }
-                Ok((header, _)) => Err(Error::Protocol(format!(
-                    "{url}: expected the server's accept, got a frame of type 0x{:02x}",
-                    header.message_type
-                ))),
-                Err(e) => Err(e.into()),
-            };
+        let left = deadline.remaining().unwrap_or_default();
+        let Some(n) = channel.receive(left)? else {
+            return Err(Error::Timeout {
+                waiting_for: "the mq server to accept (is it running and serving?)",
+                after: wait,
+            });
+        };
+        match frame::decode(&channel.buf[..n], channel.max_payload) {
+            Ok((header, payload))
+                if header.message_type == message_type::ACK && payload == ACCEPTED =>
+            {
+                Ok(channel)
+            }
+            Ok((header, _)) => Err(Error::Protocol(format!(
+                "{url}: expected the server's accept, got a frame of type 0x{:02x}",
+                header.message_type
+            ))),
+            Err(e) => Err(e.into()),
         }
     })();
     remove(&c2s_name);
@@ -493,7 +535,8 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
     let accept = match sys::open(&queue, flags, 0o600, Some(attr)) {
         Ok(fd) => fd,
         Err(Errno::EXIST) => {
-            let existing = sys::open(&queue, libc::O_RDONLY, 0, None).map_err(|e| open_error(&queue, e))?;
+            let existing =
+                sys::open(&queue, libc::O_RDONLY, 0, None).map_err(|e| open_error(&queue, e))?;
             if held_by_peer(&existing) {
                 return Err(Error::InUse {
                     endpoint: endpoint.address.to_string(),
@@ -528,19 +571,31 @@ impl MqListener {
     fn admit(&self, id: &str) -> Result<MqChannel> {
         let c2s_name = queue_name(&self.name, &format!("{id}.c2s"));
         let s2c_name = queue_name(&self.name, &format!("{id}.s2c"));
-        let rx = sys::open(&c2s_name, libc::O_RDONLY, 0, None).map_err(|e| open_error(&c2s_name, e))?;
-        let tx = sys::open(&s2c_name, libc::O_WRONLY, 0, None).map_err(|e| open_error(&s2c_name, e))?;
+        let rx =
+            sys::open(&c2s_name, libc::O_RDONLY, 0, None).map_err(|e| open_error(&c2s_name, e))?;
+        let tx =
+            sys::open(&s2c_name, libc::O_WRONLY, 0, None).map_err(|e| open_error(&s2c_name, e))?;
         remove(&c2s_name);
         remove(&s2c_name);
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
-            return Err(Error::Protocol(format!("{s2c_name} is locked by someone else")));
+            return Err(Error::Protocol(format!(
+                "{s2c_name} is locked by someone else"
+            )));
         }
         let label = format!("mq://{} (client {id})", self.name);
         let channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
         // Sequence 0: a transport frame, outside the numbered conversation.
-        let header = frame::Header::new(message_type::ACK, frame_flags::CHECKSUM, 0, frame::now_micros());
+        let header = frame::Header::new(
+            message_type::ACK,
+            frame_flags::CHECKSUM,
+            0,
+            frame::now_micros(),
+        );
         let accept = frame::encode_to_vec(&header, ACCEPTED);
-        let sent = channel.tx.as_ref().map(|tx| sys::timed_send(tx.as_fd(), &accept, 0, Duration::from_secs(1)));
+        let sent = channel
+            .tx
+            .as_ref()
+            .map(|tx| sys::timed_send(tx.as_fd(), &accept, 0, Duration::from_secs(1)));
         match sent {
             Some(Ok(())) => Ok(channel),
             Some(Err(e)) => Err(Error::io(format!("accept client {id}"), e)),
@@ -558,7 +613,9 @@ impl Listener for MqListener {
         let deadline = Deadline::after(timeout);
         loop {
             let accept = self.accept.as_ref().ok_or(Error::Closed)?;
-            let slice = deadline.remaining().map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
             let n = match sys::timed_receive(accept.as_fd(), &mut self.buf, slice) {
                 Ok((n, _)) => n,
                 Err(Errno::INTR) => continue,
@@ -575,7 +632,10 @@ impl Listener for MqListener {
             };
             let message = String::from_utf8_lossy(&self.buf[..n]).into_owned();
             let Some(id) = message.strip_prefix(HELLO).filter(|id| valid_id(id)) else {
-                log::warn!("{}: dropped an invalid connect message of {n} bytes", self.queue);
+                log::warn!(
+                    "{}: dropped an invalid connect message of {n} bytes",
+                    self.queue
+                );
                 continue;
             };
             match self.admit(id) {
@@ -627,11 +687,16 @@ mod tests {
         let url = format!("mq://{name}");
         let endpoint: Endpoint = url.parse().unwrap();
         let mut listener = listen(&endpoint, &Options::default()).unwrap();
-        let server = std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
+        let server =
+            std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
         let mut client = connect(&endpoint, &Options::default()).unwrap();
         let mut server_end = server.join().unwrap().unwrap();
-        client.send_with_priority(message_type::DATA, 0, b"low", 1, None).unwrap();
-        client.send_with_priority(message_type::DATA, 0, b"high", 9, None).unwrap();
+        client
+            .send_with_priority(message_type::DATA, 0, b"low", 1, None)
+            .unwrap();
+        client
+            .send_with_priority(message_type::DATA, 0, b"high", 9, None)
+            .unwrap();
         let mut frame = Frame::default();
         server_end.recv(&mut frame).unwrap();
         assert_eq!(frame.payload(), b"high");
