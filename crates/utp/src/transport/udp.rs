@@ -53,6 +53,10 @@ const QUEUE_DEPTH: usize = 4096;
 const BACKLOG: usize = 128;
 /// Socket buffer asked for (the kernel caps it at `net.core.rmem_max`).
 const SOCKET_BUFFER: usize = 4 << 20;
+/// A server-side conversation with no datagram for this long is forgotten
+/// silently (a client that crashed never says goodbye); the client's next
+/// datagram starts a new one.
+pub const IDLE_EXPIRY: Duration = Duration::from_secs(120);
 /// How often the listener's reader thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
@@ -245,6 +249,7 @@ pub struct UdpServerChannel {
     rx: Receiver<Message>,
     stamper: Stamper,
     closed: bool,
+    last_heard: std::time::Instant,
 }
 
 impl Channel for UdpServerChannel {
@@ -279,16 +284,32 @@ impl Channel for UdpServerChannel {
                 self.client
             ))
         };
-        let (header, payload) = match timeout {
-            None => self.rx.recv().map_err(|_| gone())?,
-            Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::Timeout {
-                    waiting_for: "a datagram from the client (it may have been lost)",
-                    after: t,
-                },
-                RecvTimeoutError::Disconnected => gone(),
-            })?,
+        let deadline = Deadline::after(timeout);
+        let (header, payload) = loop {
+            let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
+            let wait = deadline.remaining().map_or(idle_left, |d| d.min(idle_left));
+            match self.rx.recv_timeout(wait) {
+                Ok(message) => break message,
+                Err(RecvTimeoutError::Disconnected) => return Err(gone()),
+                Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
+                    // Forget it without a goodbye: it may just be quiet.
+                    self.closed = true;
+                    return Err(Error::PeerGone(format!(
+                        "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                        self.client
+                    )));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a datagram from the client (it may have been lost)",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                }
+            }
         };
+        self.last_heard = std::time::Instant::now();
         frame.header = header;
         *frame.payload_mut() = payload;
         Ok(())
@@ -444,6 +465,7 @@ impl Demux {
             rx,
             stamper: Stamper::default(),
             closed: false,
+            last_heard: std::time::Instant::now(),
         };
         match self.accept.try_send(channel) {
             Ok(()) => {
