@@ -101,7 +101,10 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        // SIGTERM, so the server removes its endpoint (SIGKILL would not).
+        if !std::thread::panicking() {
+            self.terminate();
+        } else if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
