@@ -308,3 +308,32 @@ fn no_server_fails_fast_with_a_clear_error() {
         assert!(stderr.contains("utp: error:"), "{url}: {stderr}");
     }
 }
+
+#[test]
+fn a_crashed_server_is_replaced_by_the_next_one() {
+    for (url, tag) in [
+        {
+            let tag = unique("crash-unix");
+            (format!("unix:///tmp/{tag}.sock"), tag)
+        },
+        {
+            let tag = unique("crash-fifo");
+            (format!("fifo:///tmp/{tag}"), tag)
+        },
+        {
+            let tag = unique("crash-mq");
+            (format!("mq://{tag}"), tag)
+        },
+    ] {
+        let mut crashed = Served::start(&url);
+        let mut child = crashed.child.take().unwrap();
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        child.wait().unwrap();
+        let out = call(&url, &["MUL", "6", "7"]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {out:?}");
+        let mut next = Served::start(&url);
+        mul_6_7(&url);
+        assert_eq!(next.terminate(), Some(0));
+        assert_eq!(leftovers(&tag), Vec::<String>::new(), "{url}: left behind");
+    }
+}
