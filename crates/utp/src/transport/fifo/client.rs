@@ -10,12 +10,44 @@ pub struct FifoChannel {
     pub(super) lock: Option<OwnedFd>,
     /// Server side: cleared when this session ends, letting the next client in.
     pub(super) busy: Option<Arc<AtomicBool>>,
+    /// Client side: whether the server has sent anything yet. Until it has,
+    /// end-of-file on `PATH.resp` only means its session has not started.
+    pub(super) heard: bool,
 }
 
 impl FifoChannel {
     /// The framing in use (server side: decided by the client's first bytes).
     pub fn framing(&self) -> Framing {
         self.inner.framing()
+    }
+
+    /// Client side: waits until the server's first bytes arrive. Before the
+    /// session starts, `PATH.resp` may have no writer, which a read reports
+    /// as end-of-file and poll as a hang-up: neither means the server left.
+    fn wait_for_session(&self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
+        let StreamIo::Pair { read, .. } = self.inner.io() else {
+            return Ok(());
+        };
+        loop {
+            let slice = deadline.remaining().map_or(RETRY, |d| d.min(RETRY));
+            let wait = Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(slice.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(read, PollFlags::IN)];
+            match poll(&mut fds, Some(&wait)) {
+                Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => return Ok(()),
+                Ok(n) if n > 0 => std::thread::sleep(slice), // hang-up only: not started yet
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(Error::io("poll the response FIFO", e)),
+            }
+            if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                return Err(Error::Timeout {
+                    waiting_for: "the FIFO server to answer",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+        }
     }
 
     /// Client side: waits until the server has closed its end, discarding
@@ -63,6 +95,10 @@ impl Channel for FifoChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        if !self.heard && self.lock.is_some() {
+            self.wait_for_session(Deadline::after(timeout), timeout)?;
+            self.heard = true;
+        }
         if timeout.is_some() {
             return self.inner.recv_timeout(frame, timeout);
         }
@@ -152,12 +188,33 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             Err(e) => return Err(Error::io(format!("lock {}", req.display()), e)),
         }
     }
-    let write = open(&req, OFlags::WRONLY)
-        .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
     let read = open(&resp, OFlags::RDONLY).map_err(|e| match e {
         Errno::NOENT => not_found(format!("{} does not exist", resp.display())),
         e => Error::io(format!("open {} for reading", resp.display()), e),
     })?;
+    // The server holds an exclusive lock on PATH.resp for as long as a
+    // session lasts. A client that left without waiting for the server (a
+    // tutorial client) may have a session still winding down: start only
+    // once it is over, or our first bytes would land in it.
+    loop {
+        match rustix::fs::flock(&read, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = rustix::fs::flock(&read, FlockOperation::Unlock);
+                break;
+            }
+            Err(Errno::WOULDBLOCK | Errno::INTR) => {
+                if !sleep_within(deadline) {
+                    return Err(Error::Timeout {
+                        waiting_for: "the previous client's FIFO session to end",
+                        after: options.connect_timeout,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io(format!("lock {}", resp.display()), e)),
+        }
+    }
+    let write = open(&req, OFlags::WRONLY)
+        .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
     Ok(FifoChannel {
         inner: StreamChannel::new(
             StreamIo::Pair {
@@ -173,6 +230,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             },
         ),
         lock: Some(lock),
+        heard: false,
         busy: None,
     })
 }

@@ -111,6 +111,9 @@ impl FifoListener {
 
     fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Box<dyn Channel> {
         self.busy.store(true, Ordering::SeqCst);
+        // Held until the session closes PATH.resp: a new client waits for it
+        // (see `connect`). Blocking is brief: clients only test this lock.
+        while let Err(Errno::INTR) = rustix::fs::flock(&resp, FlockOperation::LockExclusive) {}
         let url = format!("fifo://{}", self.base.display());
         Box::new(FifoChannel {
             inner: StreamChannel::new(
@@ -127,6 +130,7 @@ impl FifoListener {
                 },
             ),
             lock: None,
+            heard: true,
             busy: Some(self.busy.clone()),
         })
     }
