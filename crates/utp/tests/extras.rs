@@ -252,6 +252,20 @@ fn fifo_second_client_waits_then_gets_in() {
 }
 
 #[test]
+fn fifos_are_private_and_removed() {
+    let base = util::tmp_path("fifomode");
+    let listener = utp::listen(&format!("fifo://{base}")).unwrap();
+    for suffix in [".req", ".resp"] {
+        let meta = std::fs::metadata(format!("{base}{suffix}")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{suffix}");
+    }
+    drop(listener);
+    for suffix in [".req", ".resp"] {
+        assert!(!std::path::Path::new(&format!("{base}{suffix}")).exists());
+    }
+}
+
+#[test]
 fn fifo_stale_pair_is_replaced() {
     let base = util::tmp_path("fifostale");
     for suffix in [".req", ".resp"] {

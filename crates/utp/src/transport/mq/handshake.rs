@@ -171,6 +171,12 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
 }
 
 impl MqListener {
+    /// The accept queue's descriptor, while listening.
+    #[cfg(test)]
+    pub(super) fn accept_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.accept.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// Opens the queue pair of client `id` and tells it it is accepted.
     fn admit(&self, id: &str) -> Result<MqChannel> {
         let c2s_name = queue_name(&self.name, &format!("{id}.c2s"));

@@ -223,6 +223,15 @@ mod tests {
     }
 
     #[test]
+    fn queues_are_private() {
+        let endpoint: Endpoint = format!("mq://{}", unique("mode")).parse().unwrap();
+        let listener = listen(&endpoint, &Options::default()).unwrap();
+        let fd = listener.accept_fd().unwrap();
+        let mode = rustix::fs::fstat(fd).unwrap().st_mode & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
     fn limits_are_read() {
         let l = limits();
         assert!(l.msg_max >= 1 && l.msgsize_max >= 128, "{l:?}");
