@@ -235,6 +235,9 @@ fn tutorial_client_over_tcp() {
     assert_eq!(tutorial_call(&mut conn, "ADD 10 20"), "OK 30");
     assert_eq!(tutorial_call(&mut conn, "DIV 7 2"), "OK 3");
     assert_eq!(tutorial_call(&mut conn, "DIV 1 0"), "ERR Division by zero");
+    drop(conn);
+    // utp's own client can speak the tutorial's framing too.
+    mul_6_7(&format!("tcp://127.0.0.1:{port}?framing=length"));
 }
 
 #[test]
@@ -283,6 +286,7 @@ fn tutorial_client_over_fifo() {
         drop(conn);
         // A utp client gets its turn after the tutorial client leaves.
         mul_6_7(&format!("fifo://{base}"));
+        mul_6_7(&format!("fifo://{base}?framing=length"));
     }
     assert_eq!(server.terminate(), Some(0));
     assert!(!std::path::Path::new(&format!("{base}.req")).exists());

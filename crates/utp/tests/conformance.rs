@@ -227,7 +227,26 @@ impl Drop for Fixture {
             let result = thread.join();
             if !std::thread::panicking() {
                 result.expect("server thread").expect("server run");
+                self.assert_endpoint_removed();
             }
+        }
+    }
+}
+
+impl Fixture {
+    /// After the server stops, nothing answers at its URL: the socket file,
+    /// FIFOs or queue are gone. (UDP has no connection to refuse.)
+    fn assert_endpoint_removed(&self) {
+        if self.url.starts_with("udp:") {
+            return;
+        }
+        let quick = Options {
+            connect_timeout: Duration::from_millis(200),
+            ..Options::default()
+        };
+        match utp::connect_with(&self.url, &quick) {
+            Err(Error::NotFound { .. }) => {}
+            other => panic!("{} still answers after shutdown: {other:?}", self.url),
         }
     }
 }
