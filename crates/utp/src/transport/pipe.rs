@@ -125,13 +125,19 @@ impl PipeChannel {
             return;
         };
         let until = Instant::now() + REAP_GRACE;
+        // Children usually exit within a millisecond of end-of-input: look
+        // often at first, then back off.
+        let mut pause = Duration::from_micros(100);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
                     log::debug!("pipe child `{}` exited: {status}", self.command);
                     return;
                 }
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if Instant::now() < until => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
                 _ => break,
             }
         }
