@@ -15,6 +15,8 @@ pub struct UdpServerChannel {
     stamper: Stamper,
     closed: bool,
     last_heard: std::time::Instant,
+    /// Cleared on drop, so the reader thread can forget this client.
+    alive: Arc<AtomicBool>,
 }
 
 impl Channel for UdpServerChannel {
@@ -98,6 +100,7 @@ impl Channel for UdpServerChannel {
 impl Drop for UdpServerChannel {
     fn drop(&mut self) {
         let _ = self.close();
+        self.alive.store(false, Ordering::Relaxed);
         log::trace!(
             "udp://{}: conversation with {} ended",
             self.local,
@@ -142,6 +145,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         stop: stop.clone(),
         accept: tx,
         clients: HashMap::new(),
+        since_sweep: 0,
     };
     let reader = std::thread::Builder::new()
         .name("utp-udp-demux".into())
@@ -162,20 +166,40 @@ struct Demux {
     max_payload: usize,
     stop: Arc<AtomicBool>,
     accept: Sender<UdpServerChannel>,
-    clients: HashMap<SocketAddr, Sender<Message>>,
+    clients: HashMap<SocketAddr, Client>,
+    /// Datagrams since the last sweep of ended conversations.
+    since_sweep: usize,
 }
+
+/// The reader thread's view of one conversation.
+struct Client {
+    tx: Sender<Message>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Datagrams between sweeps of the client table while busy.
+const SWEEP_EVERY: usize = 1024;
 
 impl Demux {
     fn run(mut self) {
         let mut buf = vec![0u8; MAX_DATAGRAM_V6];
         while !self.stop.load(Ordering::SeqCst) {
             match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => self.dispatch(&buf[..n], from),
+                Ok((n, from)) => {
+                    self.dispatch(&buf[..n], from);
+                    self.since_sweep += 1;
+                    if self.since_sweep >= SWEEP_EVERY {
+                        self.sweep();
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
+                    ) =>
+                {
+                    self.sweep();
+                }
                 // ICMP errors for earlier replies to clients that are gone.
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
                 Err(e) => {
@@ -184,6 +208,12 @@ impl Demux {
                 }
             }
         }
+    }
+
+    /// Forgets conversations whose channel the server has dropped.
+    fn sweep(&mut self) {
+        self.since_sweep = 0;
+        self.clients.retain(|_, c| c.alive.load(Ordering::Relaxed));
     }
 
     fn dispatch(&mut self, bytes: &[u8], from: SocketAddr) {
@@ -204,8 +234,8 @@ impl Demux {
             }
         };
         let mut message = (header, payload.to_vec());
-        if let Some(tx) = self.clients.get(&from) {
-            match tx.try_send(message) {
+        if let Some(client) = self.clients.get(&from) {
+            match client.tx.try_send(message) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => {
                     log::warn!(
@@ -231,10 +261,12 @@ impl Demux {
             stamper: Stamper::default(),
             closed: false,
             last_heard: std::time::Instant::now(),
+            alive: Arc::new(AtomicBool::new(true)),
         };
+        let alive = channel.alive.clone();
         match self.accept.try_send(channel) {
             Ok(()) => {
-                self.clients.insert(from, tx);
+                self.clients.insert(from, Client { tx, alive });
             }
             Err(TrySendError::Full(mut refused)) => {
                 log::warn!(
