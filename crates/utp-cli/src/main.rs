@@ -31,6 +31,10 @@ enum Command {
     Frame(cmd::frame::Command),
     /// Serve and call the calculator over a Unix socket, to see utp work.
     Demo(cmd::demo::Args),
+    /// Show a shared-memory endpoint: listener, links, rings, peers, heartbeats.
+    Inspect(cmd::inspect::Args),
+    /// List utp endpoints on this machine (listener sockets, link regions).
+    Ls(cmd::ls::Args),
 }
 
 fn main() {
@@ -43,6 +47,8 @@ fn main() {
         Command::Call(args) => cmd::call::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
     };
     let code = match result {
         Ok(()) => 0,

@@ -60,9 +60,10 @@ const STREAM: Transport = Transport {
     clients: 20,
 };
 
-/// Every transport under test, one line each. The shm, sysv and file
-/// transports join the same way once they land, e.g.
-/// `Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), ..STREAM },`
+/// A shared-memory link: a 1 MiB ring each way holds a frame of up to 1 MiB − 32.
+const SHM_MAX_PAYLOAD: usize = MIB - 32;
+
+/// Every transport under test, one line each.
 #[rustfmt::skip]
 const TRANSPORTS: &[Transport] = &[
     // inproc: both ends of a pair take the connecting side's max_payload, so
@@ -74,6 +75,9 @@ const TRANSPORTS: &[Transport] = &[
     Transport { name: "udp", url: || "udp://127.0.0.1:0".into(), max_payload: || utp::transport::udp::MAX_PAYLOAD_V4, sender_enforces_limit: true, window: 50, garbage: Some(garbage_udp), ..STREAM },
     Transport { name: "pipe", url: pipe_url, listens: false, concurrent: false, clients: 5, ..STREAM },
     Transport { name: "fifo", url: || format!("fifo://{}", util::tmp_path("fifo")), concurrent: false, garbage: Some(garbage_fifo), clients: 10, ..STREAM },
+    Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
+    Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
+    Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
     Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, receiver_limit: false, window: 4, garbage: Some(garbage_mq), ..STREAM },
 ];
 

@@ -3,4 +3,6 @@
 pub mod call;
 pub mod demo;
 pub mod frame;
+pub mod inspect;
+pub mod ls;
 pub mod serve;

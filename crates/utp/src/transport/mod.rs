@@ -1,5 +1,5 @@
 //! Transports: one module per IPC mechanism, each implementing
-//! [`Channel`](crate::Channel) and [`Listener`](crate::Listener).
+//! [`Channel`] and [`Listener`].
 //!
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
@@ -41,6 +41,12 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         Address::Pipe(_) => Box::new(pipe::connect(&endpoint, &options)?),
         Address::Fifo(_) => Box::new(fifo::connect(&endpoint, &options)?),
         Address::Mq(_) => Box::new(mq::connect(&endpoint, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::connect(&endpoint, &options)?)
+        }
+        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -54,6 +60,8 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
+    #[cfg(loom)]
+    let _ = &options;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
@@ -62,6 +70,12 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
         Address::Pipe(_) => Box::new(pipe::listen(&endpoint, &options)?),
         Address::Fifo(_) => Box::new(fifo::listen(&endpoint, &options)?),
         Address::Mq(_) => Box::new(mq::listen(&endpoint, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::listen(&endpoint, &options)?)
+        }
+        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     })
 }

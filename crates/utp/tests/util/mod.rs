@@ -23,6 +23,12 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// A System V IPC key no other test uses (high bit clear, never 0).
+pub fn unique_key() -> u32 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) as u32;
+    0x5500_0000 | ((std::process::id() & 0xffff) << 8) | (n & 0xff)
+}
+
 /// A path in /tmp no other test uses.
 pub fn tmp_path(tag: &str) -> String {
     format!("/tmp/{}", unique(tag))
