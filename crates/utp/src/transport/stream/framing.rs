@@ -42,6 +42,17 @@ impl Framing {
     }
 }
 
+/// The framing a client uses for `endpoint`: UTP, or the tutorial's length
+/// prefix with `?framing=length` (to talk to an old server).
+pub(crate) fn client_framing(endpoint: &crate::endpoint::Endpoint) -> Framing {
+    match endpoint.param("framing") {
+        Some("length") => Framing::LengthPrefixed {
+            incoming_type: crate::frame::message_type::RESPONSE,
+        },
+        _ => Framing::Utp,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
