@@ -4,6 +4,7 @@
 
 use super::layout::{self, Control};
 use super::link::{ShmLink, Side};
+use super::reclaim::link_pid;
 use super::region::{Location, Region};
 use super::rendezvous::{self, Attach, Hello};
 use super::wait::WaitMode;
@@ -185,13 +186,16 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     }
     // Only map what is named after this endpoint: a confused or hostile
     // server must not make us open (and write into) some other object.
+    // Exactly `/utp.NAME.<pid>.<n>` or `PATH.<pid>.<n>`: a prefix test alone
+    // would also accept the links of `shm://NAME.5` for `shm://NAME`.
     let named_ok = match (&attach.location, &endpoint.address) {
-        (Location::Posix(n), Address::Shm(name)) => n.starts_with(&format!("/utp.{name}.")),
-        (Location::File(p), Address::File(path)) => {
-            let prefix = format!("{}.", path.display());
-            p.to_str()
-                .is_some_and(|p| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
-        }
+        (Location::Posix(n), Address::Shm(name)) => n
+            .strip_prefix('/')
+            .is_some_and(|n| link_pid(n, &format!("utp.{name}")).is_some()),
+        (Location::File(p), Address::File(path)) => p
+            .to_str()
+            .zip(path.to_str())
+            .is_some_and(|(p, path)| link_pid(p, path).is_some()),
         (Location::SysV(_), Address::SysV(_)) => true,
         _ => false,
     };
