@@ -69,6 +69,10 @@ impl ShmLink {
 
 /// Room for one frame in the send ring; write the payload, then [`commit`](Reservation::commit).
 /// Dropping it without committing sends nothing.
+///
+// Invariants: `offset..offset+rec` was returned by `try_reserve` on
+// `link.tx` and is not yet published; `HEADER_LEN + len <= rec`; the
+// `&mut` borrow of the link keeps anyone else from reserving or sending.
 #[derive(Debug)]
 pub struct Reservation<'a> {
     link: &'a mut ShmLink,
@@ -120,6 +124,9 @@ impl Reservation<'_> {
 }
 
 /// A received frame, lent in place from the ring; its space is freed on drop.
+///
+// Invariants: `record` came from `link.rx.peek()` (see `Record`) and is
+// released exactly once, by `drop`.
 #[derive(Debug)]
 pub struct View<'a> {
     link: &'a mut ShmLink,

@@ -10,6 +10,10 @@ use crate::frame::{HEADER_LEN, Header, decode_header};
 use crate::shm::sync::Ordering;
 
 /// A record found by [`Consumer::peek`].
+///
+// Invariants (when returned by `peek`): `offset + len <= capacity`, `len`
+// is the padded length of a header whose `payload_length` is within the
+// consumer's limit, and `offset..offset+len` is published and unreleased.
 #[derive(Clone, Copy, Debug)]
 pub struct Record {
     /// Offset of the header in the data area.
