@@ -80,6 +80,9 @@ class Client:
                         f"0x{frame.message_type:02x}")
         except ServiceError:
             raise
+        except UtpTimeout as error:
+            self._abandon()
+            raise UtpTimeout(f"no reply from {self.endpoint.url} within {timeout:g}s ({error})") from None
         except UtpError:
             self._abandon()
             raise
