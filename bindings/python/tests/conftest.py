@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,17 @@ import pytest
 from support import REPO_ROOT, free_tcp_port, unique_name, unique_socket_path
 
 NOT_IN_THIS_BUILD = "not available in this build"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After the session, no file named by this test process may remain in the temp dir or /dev/shm."""
+    yield
+    marker = unique_name().rsplit("-", 1)[0] + "-"  # "utp-py-<pid>-"
+    places = [Path(tempfile.gettempdir()), Path("/dev/shm")]
+    leftovers = [str(entry) for place in places if place.is_dir()
+                 for entry in place.iterdir() if marker in entry.name]
+    assert leftovers == [], f"tests left these behind: {leftovers}"
 
 
 @pytest.fixture(scope="session")
