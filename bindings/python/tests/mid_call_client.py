@@ -2,8 +2,9 @@
 
 Usage: ``python mid_call_client.py URL partial|loop``
 
-* ``partial`` - send a REQUEST frame's header and half its payload, print
-  ``mid-call``, then wait to be killed (the server holds a half frame);
+* ``partial`` - on a stream, send a REQUEST frame's header and half its
+  payload (the server holds a half frame); on shm, publish a REQUEST and
+  never read the answer; print ``mid-call``, then wait to be killed;
 * ``loop`` - call ``ADD i 1`` as fast as possible, printing ``calls N``
   after each ten, until killed (the kill lands at an arbitrary point).
 
@@ -25,7 +26,7 @@ def partial(url: str) -> None:
     data = frame.encode(frame.REQUEST, b"ADD 1000000 2000000", sequence=1)
     if hasattr(channel, "sock"):
         channel.sock.sendall(data[: frame.HEADER_SIZE + 8])
-    else:  # a link without a byte stream: the best we can do is a whole request left unread
+    else:  # shm: a record is published whole, so the call is cut between request and reply
         channel.send(frame.REQUEST, b"ADD 1000000 2000000", 5.0)
     print("mid-call", flush=True)
     time.sleep(LIFETIME)
