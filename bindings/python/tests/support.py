@@ -158,3 +158,33 @@ def python_server(url: str, service: str = "calc") -> ServerProcess:
 def rust_server(utp_bin, url: str, service: str = "calc") -> ServerProcess:
     """The Rust ``utp serve --on URL SERVICE`` in a child process."""
     return ServerProcess([str(utp_bin), "serve", "--on", url, service])
+
+
+MID_CALL_CLIENT = str(Path(__file__).with_name("mid_call_client.py"))
+
+
+def start_client(url, mode):
+    """Start ``mid_call_client.py URL MODE`` with its stdout piped."""
+    return subprocess.Popen([sys.executable, MID_CALL_CLIENT, url, mode], stdout=subprocess.PIPE, text=True,
+                            env=python_env())
+
+
+def kill_after(client, expected_prefix):
+    """Wait for the client's first line (it is mid-call by then), then SIGKILL it."""
+    try:
+        line = read_line_with_timeout(client.stdout, 20)
+        assert line and line.startswith(expected_prefix), f"client said {line!r}"
+    finally:
+        client.kill()
+        client.wait(10)
+        client.stdout.close()
+    assert client.returncode == -9
+
+
+def assert_healthy(server, utp_bin):
+    """The server is alive and answers both the Python and the Rust client."""
+    assert server.alive()
+    result = run(python_utp("call", server.url, "ADD", "10", "20"))
+    assert (result.returncode, result.stdout) == (0, "30\n"), result.stderr
+    result = run([str(utp_bin), "call", server.url, "MUL", "6", "7"])
+    assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
