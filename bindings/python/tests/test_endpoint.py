@@ -26,6 +26,11 @@ def test_shm_name():
     assert parse("shm://calc-1.x_y").address == "calc-1.x_y"
 
 
+def test_shm_wait_option():
+    assert parse("shm://calc").wait == "adaptive"
+    assert parse("shm://calc?wait=spin").wait == "spin"
+
+
 def test_length_framing_option():
     assert parse("unix:///tmp/old.sock?framing=length").framing == "length"
 
@@ -33,7 +38,7 @@ def test_length_framing_option():
 @pytest.mark.parametrize("url", [
     "calc.sock", "http://x:1", "unix://relative/path", "unix://@", "tcp://host", "tcp://host:99999",
     "tcp://:80", "shm://bad/name", "shm://", "unix:///tmp/x?framing=morse", "unix:///tmp/x?colour=red",
-    "shm://calc?framing=length", "unix:///" + "x" * 200,
+    "shm://calc?framing=length", "shm://calc?wait=forever", "tcp://h:1?wait=spin", "unix:///" + "x" * 200,
 ])
 def test_bad_urls_are_refused_with_the_accepted_forms(url):
     with pytest.raises(EndpointError) as failure:

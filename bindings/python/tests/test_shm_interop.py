@@ -55,6 +55,12 @@ def test_many_calls_on_one_link_wrap_the_rings(utp_bin, rust_transports):
         assert wait_until(lambda: link_names(server) == [])
 
 
+@pytest.mark.parametrize("wait", ["spin", "adaptive", "block"])
+def test_every_wait_strategy_gets_answers(shm_server, wait):
+    with Client(f"{shm_server.url}?wait={wait}") as client:
+        assert [client.calculate("ADD", i, i) for i in range(20)] == [2 * i for i in range(20)]
+
+
 def test_concurrent_python_clients_each_get_a_link(shm_server):
     failures = []
 

@@ -1,8 +1,9 @@
 """Endpoint URLs: ``unix:///PATH``, ``unix://@NAME``, ``tcp://HOST:PORT``, ``shm://NAME``.
 
-Any URL may end in ``?key=value&key=value`` options; the only option this
-package understands is ``framing=length`` (the tutorial's 4-byte framing, see
-docs/protocol.md) on stream transports.
+Any URL may end in ``?key=value&key=value`` options. Stream URLs know
+``framing=utp|length`` (``length`` = the tutorial's 4-byte framing, see
+docs/protocol.md); ``shm://`` knows ``wait=adaptive|spin|block`` (how a side
+waits, docs/shm-layout.md section 5.2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from urllib.parse import parse_qsl
 SCHEMES = ("unix", "tcp", "shm")
 _SHM_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _FRAMINGS = ("utp", "length")
+_WAITS = ("adaptive", "spin", "block")
+_OPTIONS = {"unix": {"framing": _FRAMINGS}, "tcp": {"framing": _FRAMINGS}, "shm": {"wait": _WAITS}}
 
 
 class EndpointError(ValueError):
@@ -40,6 +43,11 @@ class Endpoint:
         return self.options.get("framing", "utp")
 
     @property
+    def wait(self) -> str:
+        """shm waiting strategy: ``"adaptive"`` (default), ``"spin"`` or ``"block"``."""
+        return self.options.get("wait", "adaptive")
+
+    @property
     def is_abstract(self) -> bool:
         """True for a Linux abstract-namespace unix socket (``unix://@NAME``)."""
         return self.scheme == "unix" and isinstance(self.address, str) and self.address.startswith("\0")
@@ -54,19 +62,17 @@ def parse(url: str) -> Endpoint:
         raise _invalid(url, "missing '://'")
     if scheme not in SCHEMES:
         raise _invalid(url, f"unsupported scheme {scheme!r}")
-    framing = options.get("framing", "utp")
-    if framing not in _FRAMINGS:
-        raise _invalid(url, f"framing must be one of {', '.join(_FRAMINGS)}, not {framing!r}")
-    unknown = sorted(set(options) - {"framing"})
-    if unknown:
-        raise _invalid(url, f"unknown option(s) {', '.join(unknown)}")
+    known = _OPTIONS[scheme]
+    for key, value in options.items():
+        if key not in known:
+            raise _invalid(url, f"unknown option {key!r} for {scheme}:// (known: {', '.join(known)})")
+        if value not in known[key]:
+            raise _invalid(url, f"{key} must be one of {', '.join(known[key])}, not {value!r}")
     if scheme == "unix":
         address = _unix_address(url, rest)
     elif scheme == "tcp":
         address = _tcp_address(url, rest)
     else:
-        if framing != "utp":
-            raise _invalid(url, "framing=length applies to stream transports only")
         if not _SHM_NAME.match(rest):
             raise _invalid(url, "an shm NAME is letters, digits, '.', '_' and '-'")
         address = rest
@@ -100,5 +106,5 @@ def _invalid(url: str, reason: str) -> EndpointError:
     return EndpointError(
         f"invalid endpoint URL {url!r}: {reason}\n"
         "accepted forms: unix:///PATH, unix://@NAME, tcp://HOST:PORT, shm://NAME "
-        "(stream URLs may end in ?framing=length)"
+        "(options: ?framing=length on unix/tcp, ?wait=adaptive|spin|block on shm)"
     )

@@ -68,6 +68,7 @@ class ShmClientLink:
             _RingWords(self._view, self._u64, self._u32, base, layout.RING1_INDEX,
                        layout.DATA_OFFSET + capacity, capacity))
         self._next_sequence = 1
+        self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
         self._last_heartbeat = 0.0
         self._closed = False
 
@@ -122,9 +123,10 @@ class ShmClientLink:
         self._next_sequence += 1
         writer = self._to_server
         deadline = time.monotonic() + timeout
-        spin_until = time.monotonic() + SPIN_TIME
+        spin_until = time.monotonic() + self._spin_time
         while not writer.try_write(data):
-            if time.monotonic() < spin_until:
+            if time.monotonic() < min(spin_until, deadline):
+                self._spin_check()
                 continue
             self._sleep_until(deadline, "room in the ring to the server",
                               writer.words.set_waiting_for_space, writer.words.space_waiters_address,
@@ -141,18 +143,25 @@ class ShmClientLink:
         self._check_open()
         reader = self._from_server
         deadline = time.monotonic() + timeout
-        spin_until = time.monotonic() + SPIN_TIME
+        spin_until = time.monotonic() + self._spin_time
         while True:
             received = reader.try_read()
             if received is not None:
                 return received
             if self._peer_state() == layout.STATE_CLOSED and not reader.has_data():
                 return None
-            if time.monotonic() < spin_until:
+            if time.monotonic() < min(spin_until, deadline):
+                self._spin_check()
                 continue
             self._sleep_until(deadline, "a frame from the server",
                               reader.words.set_waiting_for_data, reader.words.data_waiters_address,
                               reader.has_data)
+
+    def _spin_check(self) -> None:
+        """While spinning: a heartbeat and a liveness check every 10 ms (``wait=spin`` never sleeps)."""
+        if time.monotonic() - self._last_heartbeat >= SLEEP_SLICE:
+            self._heartbeat()
+            self._check_peer_alive()
 
     def _sleep_until(self, deadline, what, set_flag, flag_address, condition) -> None:
         """One sleep slice of section 5.2: flag, fence, re-check, futex wait <= 10 ms, liveness."""
