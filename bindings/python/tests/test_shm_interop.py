@@ -88,14 +88,24 @@ def test_rust_server_survives_a_killed_python_shm_client(utp_bin, shm_server, mo
     assert wait_until(lambda: link_names(shm_server) == []), link_names(shm_server)
 
 
+def wait_until_stopped(pid):
+    """Block until every thread of ``pid`` is stopped (SIGSTOP is delivered asynchronously)."""
+    def states():
+        tasks = Path(f"/proc/{pid}/task")
+        return [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks.iterdir()]
+    assert wait_until(lambda: all(state in "tT" for state in states())), states()
+
+
 def test_killed_server_is_noticed_by_a_waiting_client(utp_bin, rust_transports):
     rust_transports("shm")
     server = rust_server(utp_bin, "shm://" + unique_name())
+    client = None
     try:
         client = Client(server.url, timeout=30)
         assert client.calculate("ADD", 1, 1) == 2
         names = link_names(server)
         os.kill(server.process.pid, signal.SIGSTOP)  # the next request is never answered ...
+        wait_until_stopped(server.process.pid)
         outcome = []
         waiter = threading.Thread(target=lambda: outcome.append(_call_outcome(client)))
         waiter.start()
@@ -107,6 +117,8 @@ def test_killed_server_is_noticed_by_a_waiting_client(utp_bin, rust_transports):
         assert not isinstance(outcome[0], UtpTimeout)
         assert all(not os.path.exists("/dev/shm/" + name) for name in names)  # the survivor removed it
     finally:
+        if client is not None:
+            client.close()
         server.stop(signal.SIGKILL)
 
 

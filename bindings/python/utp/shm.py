@@ -11,12 +11,10 @@ stream framings, so :class:`utp.Client` works on it unchanged.
 from __future__ import annotations
 
 import ctypes
-import errno
 import mmap
 import os
 import select
 import socket
-import stat
 import struct
 import sys
 import time
@@ -27,6 +25,7 @@ from .endpoint import Endpoint
 from .errors import ConnectError, ConnectionClosed, ProtocolError, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, FLAG_CHECKSUM, Frame
 from .futex import full_fence, futex_wait, futex_wake
+from .shm_region import map_region, remove_region_name
 from .shm_ring import RingReader, RingWriter, _RingWords
 from .stream import UtpFraming
 
@@ -91,7 +90,7 @@ class ShmClientLink:
             handshake = UtpFraming(sock, max_payload=layout.HANDSHAKE_MAX_PAYLOAD)
             handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(0), _remaining(deadline, endpoint))
             attach = _receive_attach(handshake, endpoint, deadline)
-            region = _map_region(attach)
+            region = map_region(attach)
             layout.check_control_header(region, attach)
             peer_pid = _peer_pid(sock)
             link = cls(endpoint, sock, attach, region, peer_pid, max_payload)
@@ -228,7 +227,7 @@ class ShmClientLink:
         except OSError:
             pass
         self._sock.close()
-        _remove_region_name(self.attach)
+        remove_region_name(self.attach)
         self._release_mapping()
 
     def _release_mapping(self) -> None:
@@ -282,44 +281,6 @@ def _receive_attach(handshake: UtpFraming, endpoint: Endpoint, deadline: float) 
     return layout.Attach.decode(answer.payload)
 
 
-def _region_path(attach: layout.Attach) -> str:
-    if attach.kind == layout.KIND_POSIX:
-        return "/dev/shm" + attach.name  # what glibc's shm_open opens
-    if attach.kind == layout.KIND_FILE:
-        return attach.name
-    raise ProtocolError("the server offered a System V region; this client maps POSIX shm and files only")
-
-
-def _map_region(attach: layout.Attach) -> mmap.mmap:
-    path = _region_path(attach)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError as error:
-        raise ProtocolError(f"cannot open the link region {path}: {error.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ProtocolError(f"the link region {path} is not a regular file")
-        if info.st_size != attach.region_len:
-            raise ProtocolError(f"the link region {path} is {info.st_size} bytes, LINK_ATTACH said {attach.region_len}")
-        if info.st_mode & 0o077:
-            raise ProtocolError(f"the link region {path} has mode {info.st_mode & 0o777:o}: "
-                                "group or others have access")
-        return mmap.mmap(fd, attach.region_len, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    finally:
-        os.close(fd)
-
-
 def _peer_pid(sock: socket.socket) -> int:
     pid, _uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
     return pid
-
-
-def _remove_region_name(attach: layout.Attach) -> None:
-    try:
-        os.unlink(_region_path(attach))
-    except (FileNotFoundError, ProtocolError):
-        pass
-    except OSError as error:
-        if error.errno != errno.ENOENT:
-            raise
