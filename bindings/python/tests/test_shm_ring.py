@@ -8,7 +8,7 @@ import pytest
 
 from utp import frame, shm_layout as layout
 from utp.frame import FrameError
-from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, _RingWords, record_length
+from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, RingWords, record_length
 
 CAPACITY = 4096
 
@@ -22,7 +22,7 @@ class Region:
         self.u64, self.u32 = self.view.cast("Q"), self.view.cast("I")
         self.anchor = ctypes.c_char.from_buffer(self.map)
         base = ctypes.addressof(self.anchor)
-        self.words = lambda: _RingWords(self.view, self.u64, self.u32, base, layout.RING1_INDEX,
+        self.words = lambda: RingWords(self.view, self.u64, self.u32, base, layout.RING1_INDEX,
                                         layout.DATA_OFFSET, CAPACITY)
         self.writer = RingWriter(self.words())
         self.reader = RingReader(self.words(), frame.DEFAULT_MAX_PAYLOAD)

@@ -116,6 +116,7 @@ class _Connection:
         self.framing = None
 
     def run(self) -> None:
+        """Serve this connection until the client leaves, breaks a rule, or the server stops."""
         server = self.server
         try:
             if not self._wait_for_data():

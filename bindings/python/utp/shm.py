@@ -26,7 +26,7 @@ from .errors import ConnectError, ConnectionClosed, ProtocolError, UtpError, Utp
 from .frame import DEFAULT_MAX_PAYLOAD, FLAG_CHECKSUM, Frame
 from .futex import full_fence, futex_wait, futex_wake
 from .shm_region import map_region, remove_region_name
-from .shm_ring import RingReader, RingWriter, _RingWords
+from .shm_ring import RingReader, RingWriter, RingWords
 from .stream import UtpFraming
 
 SLEEP_SLICE = 0.010  # every sleep is bounded by 10 ms (section 5.2)
@@ -61,10 +61,10 @@ class ShmClientLink:
         base = ctypes.addressof(self._anchor)
         capacity = attach.capacity
         self._from_server = RingReader(
-            _RingWords(self._view, self._u64, self._u32, base, layout.RING0_INDEX, layout.DATA_OFFSET, capacity),
+            RingWords(self._view, self._u64, self._u32, base, layout.RING0_INDEX, layout.DATA_OFFSET, capacity),
             max_payload)
         self._to_server = RingWriter(
-            _RingWords(self._view, self._u64, self._u32, base, layout.RING1_INDEX,
+            RingWords(self._view, self._u64, self._u32, base, layout.RING1_INDEX,
                        layout.DATA_OFFSET + capacity, capacity))
         self._next_sequence = 1
         self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]

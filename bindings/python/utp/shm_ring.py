@@ -10,7 +10,9 @@ views in native byte order: CPython copies such an item with one fixed-size
 ``memcpy`` (a single aligned load or store), whereas ``struct`` with ``<Q``
 assembles it byte by byte and could tear. On x86-64 an aligned load is an
 acquire and an aligned store a release, so keeping program order is enough
-for ``[TAIL]`` and ``[HEAD]``; the ``[WAKE]`` fence is :func:`full_fence`.
+for ``[TAIL]`` and ``[HEAD]``; on weakly ordered machines (aarch64) a full
+fence follows each index load and precedes each index store. The ``[WAKE]``
+fence is :func:`full_fence`.
 
 Everything read from the region comes from another process: each index and
 length is checked before use, each header is copied out once, and any
@@ -19,6 +21,7 @@ violation makes the ring raise :class:`RingCorrupt` from then on.
 
 from __future__ import annotations
 
+import platform
 import struct
 
 from . import frame as utp_frame
@@ -28,6 +31,8 @@ from .futex import full_fence, futex_wake
 from .shm_layout import INDEX_DATA_WAITERS, INDEX_HEAD, INDEX_SPACE_WAITERS, INDEX_TAIL, PADDING_MAGIC
 
 _U64 = (1 << 64) - 1
+# x86-64 (TSO): aligned loads are acquires and aligned stores releases.
+_NEEDS_ORDERING_FENCES = platform.machine().lower() not in ("x86_64", "amd64")
 _PADDING = struct.Struct("<II")
 
 
@@ -44,8 +49,8 @@ def record_length(payload_length: int) -> int:
     return (HEADER_SIZE + payload_length + 7) & ~7
 
 
-class _RingWords:
-    """The index block of one ring inside a mapped region, plus its data area.
+class RingWords:
+    """The index block of one ring inside a mapped region, plus where its data area is.
 
     ``u64`` and ``u32`` are native-order views of the whole region;
     ``base_address`` is the region's address in this process (for futexes).
@@ -66,21 +71,37 @@ class _RingWords:
         self.mask = capacity - 1
 
     def load_tail(self) -> int:
-        return self._u64[self._tail]
+        """The producer's write position, with acquire ordering."""
+        value = self._u64[self._tail]
+        if _NEEDS_ORDERING_FENCES:
+            full_fence()
+        return value
 
     def store_tail(self, value: int) -> None:
+        """Publish a new write position, with release ordering."""
+        if _NEEDS_ORDERING_FENCES:
+            full_fence()
         self._u64[self._tail] = value
 
     def load_head(self) -> int:
-        return self._u64[self._head]
+        """The consumer's read position, with acquire ordering."""
+        value = self._u64[self._head]
+        if _NEEDS_ORDERING_FENCES:
+            full_fence()
+        return value
 
     def store_head(self, value: int) -> None:
+        """Publish a new read position, with release ordering."""
+        if _NEEDS_ORDERING_FENCES:
+            full_fence()
         self._u64[self._head] = value
 
     def set_waiting_for_data(self, flag: int) -> None:
+        """Set (1) or clear (0) this ring's ``data_waiters`` futex word."""
         self._u32[self._data_waiters] = flag
 
     def set_waiting_for_space(self, flag: int) -> None:
+        """Set (1) or clear (0) this ring's ``space_waiters`` futex word."""
         self._u32[self._space_waiters] = flag
 
     def wake_data_waiter(self) -> None:
@@ -99,7 +120,7 @@ class _RingWords:
 class RingWriter:
     """The producer end of a ring: this process is its only writer of ``tail``."""
 
-    def __init__(self, words: _RingWords):
+    def __init__(self, words: RingWords):
         self.words = words
         self.tail = words.load_tail()
         self.head_cache = words.load_head()
@@ -150,7 +171,7 @@ class RingWriter:
 class RingReader:
     """The consumer end of a ring: this process is its only writer of ``head``."""
 
-    def __init__(self, words: _RingWords, max_payload: int):
+    def __init__(self, words: RingWords, max_payload: int):
         self.words = words
         self.max_payload = max_payload
         self.head = words.load_head()
