@@ -122,6 +122,23 @@ def test_killed_server_is_noticed_by_a_waiting_client(utp_bin, rust_transports):
         server.stop(signal.SIGKILL)
 
 
+def test_stopped_server_gives_a_timeout_not_a_hang(utp_bin, rust_transports):
+    rust_transports("shm")
+    server = rust_server(utp_bin, "shm://" + unique_name())
+    client = None
+    try:
+        client = Client(server.url, timeout=10)
+        assert client.calculate("ADD", 1, 1) == 2
+        os.kill(server.process.pid, signal.SIGSTOP)
+        wait_until_stopped(server.process.pid)
+        with pytest.raises(UtpTimeout, match="no reply from shm://"):
+            client.call(b"ADD 2 2", timeout=0.3)
+    finally:
+        if client is not None:
+            client.close()
+        server.stop(signal.SIGKILL)
+
+
 def _call_outcome(client):
     try:
         return client.call(b"ADD 2 2")

@@ -66,7 +66,7 @@ class Client:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise UtpTimeout(f"no reply from {self.endpoint.url} within {timeout:g}s")
+                    raise UtpTimeout("only heartbeats arrived")
                 frame = self._channel.receive(remaining)
                 if frame is None or frame.message_type == GOODBYE:
                     raise ConnectionClosed(f"{self.endpoint.url} closed the connection before answering")

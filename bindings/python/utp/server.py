@@ -148,8 +148,9 @@ class _Connection:
         if frame.message_type == HEARTBEAT:
             return
         if frame.message_type != REQUEST:
-            self.framing.send(ERROR, f"unexpected message type 0x{frame.message_type:02x}".encode(),
-                              self.server.frame_timeout)
+            reason = (f"unexpected message type 0x{frame.message_type:02x}: "
+                      "this server answers REQUEST (0x10) frames")
+            self.framing.send(ERROR, reason.encode(), self.server.frame_timeout)
             return
         try:
             reply = self.server.handler(frame.payload)

@@ -166,7 +166,7 @@ class ShmClientLink:
         """One sleep slice of section 5.2: flag, fence, re-check, futex wait <= 10 ms, liveness."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise UtpTimeout(f"no {what} on {self.endpoint.url} in time")
+            raise UtpTimeout(f"timed out waiting for {what} on {self.endpoint.url}")
         set_flag(1)
         full_fence()  # [WAKE]
         if condition():
