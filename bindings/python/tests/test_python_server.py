@@ -109,6 +109,22 @@ def test_invalid_frame_closes_only_that_connection(socket_path):
             assert bystander.calculate("ADD", 1, 1) == 2
 
 
+def test_payload_limit_is_inclusive_and_enforced_before_reading(socket_path):
+    with python_server("unix://" + socket_path, service="echo") as server:
+        with Client(server.url, timeout=30) as client:
+            biggest = bytes(range(256)) * (frame.DEFAULT_MAX_PAYLOAD // 256)
+            assert client.call(biggest) == biggest
+        sock = connect_raw(server.url)
+        header = bytearray(frame.encode(frame.REQUEST, b"", sequence=1))
+        header[8:12] = (frame.DEFAULT_MAX_PAYLOAD + 1).to_bytes(4, "little")
+        sock.sendall(bytes(header))  # no payload: the server must refuse on the length alone
+        conn = UtpFraming(sock)
+        reply = conn.receive(5)
+        assert reply.message_type == frame.ERROR and b"too_large" in reply.payload
+        assert conn.receive(5) is None
+        conn.close()
+
+
 def test_garbage_first_bytes_are_refused_as_bad_magic(socket_path):
     with python_server("unix://" + socket_path) as server:
         sock = connect_raw(server.url)
