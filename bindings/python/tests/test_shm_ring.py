@@ -8,7 +8,9 @@ import pytest
 
 from utp import frame, shm_layout as layout
 from utp.frame import FrameError
-from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, RingWords, record_length
+from utp.errors import ProtocolError
+from utp.shm_layout import record_length
+from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, RingWords
 
 CAPACITY = 4096
 
@@ -55,8 +57,8 @@ def encoded(payload, sequence=1):
     return frame.encode(frame.DATA, payload, sequence=sequence)
 
 
-def test_record_length_rounds_up_to_eight():
-    assert [record_length(n) for n in (0, 1, 8, 9)] == [32, 40, 40, 48]
+def test_record_length_rounds_up_to_a_cache_line():
+    assert [record_length(n) for n in (0, 1, 32, 33, 96, 97)] == [64, 64, 64, 128, 128, 192]
 
 
 def test_frames_round_trip_through_many_wraps(region):
@@ -79,11 +81,11 @@ def test_frames_round_trip_through_many_wraps(region):
 
 
 def test_padding_marker_fills_the_end(region):
-    assert region.writer.try_write(encoded(b"a" * 3000))  # record of 3032 bytes
+    assert region.writer.try_write(encoded(b"a" * 3000))  # record of 3072 bytes
     assert region.reader.try_read().payload == b"a" * 3000
-    assert region.writer.try_write(encoded(b"b" * 2000))  # 2032 > 1064 left: pad, then at offset 0
-    marker, length = struct.unpack_from("<II", region.map, layout.DATA_OFFSET + 3032)
-    assert (marker, length) == (layout.PADDING_MAGIC, CAPACITY - 3032)
+    assert region.writer.try_write(encoded(b"b" * 2000))  # 2048 > 1024 left: pad, then at offset 0
+    marker, length = struct.unpack_from("<II", region.map, layout.DATA_OFFSET + 3072)
+    assert (marker, length) == (layout.PADDING_MAGIC, CAPACITY - 3072)
     assert region.reader.try_read().payload == b"b" * 2000
 
 
@@ -112,17 +114,16 @@ def test_tail_too_far_ahead_is_corrupt_and_stays_so(region):
 def test_tail_moving_back_is_corrupt(region):
     region.writer.try_write(encoded(b"1"))
     region.writer.try_write(encoded(b"2"))
-    region.reader.try_read()
-    region.set_tail(40)  # it was 80; the reader saw 80
+    region.reader.try_read()  # the reader saw tail 128
+    region.set_tail(64)
     region.reader.try_read()  # the cached tail still covers the second record
-    region.set_tail(40)
     with pytest.raises(RingCorrupt):
-        region.reader.try_read()
+        region.reader.try_read()  # now it reloads the tail: 64 < 128
 
 
 def test_wrong_padding_length_is_corrupt(region):
-    region.data(0, struct.pack("<II", layout.PADDING_MAGIC, 16))
-    region.set_tail(16)
+    region.data(0, struct.pack("<II", layout.PADDING_MAGIC, 64))
+    region.set_tail(64)
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
@@ -137,13 +138,13 @@ def test_garbage_header_is_corrupt(region):
 def test_record_overrunning_the_published_bytes_is_corrupt(region):
     data = encoded(b"q" * 100)
     region.data(0, data)
-    region.set_tail(64)  # publishes less than the 136-byte record
+    region.set_tail(64)  # publishes less than the 192-byte record
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
 
-def test_fewer_than_eight_published_bytes_is_corrupt(region):
-    region.set_tail(4)
+def test_fewer_than_64_published_bytes_is_corrupt(region):
+    region.set_tail(32)
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
@@ -176,22 +177,39 @@ def test_attach_decodes():
     assert (attach.kind, attach.capacity, attach.link_id, attach.name) == (1, CAPACITY, 7, "/utp.calc.1.1")
 
 
-@pytest.mark.parametrize("payload", [
+@pytest.mark.parametrize("payload", ids=["short", "name_overrun", "version", "capacity_not_power",
+                                         "capacity_small", "region_len", "kind", "name_not_utf8"], argvalues=[
     attach_payload()[:30],
     attach_payload()[:-1],
     attach_payload(version=2),
     attach_payload(capacity=5000),
     attach_payload(capacity=2048),
     attach_payload(region_len=999),
-    attach_payload(name=b"/../etc/passwd"),
-    attach_payload(name=b"relative"),
     attach_payload(kind=9),
     attach_payload(name=b"/\xff"),
 ])
 def test_bad_attach_is_a_protocol_error(payload):
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(ProtocolError):
         layout.Attach.decode(payload)
-    assert type(failure.value).__name__ == "ProtocolError"
+
+
+@pytest.mark.parametrize("name, kind, accepted", [
+    (b"/utp.calc.4242.7", layout.KIND_POSIX, True),
+    (b"/utp.calc.", layout.KIND_POSIX, False),
+    (b"/utp.calculator.1.1", layout.KIND_POSIX, False),
+    (b"/utp.other.1.1", layout.KIND_POSIX, False),
+    (b"/etc.passwd", layout.KIND_POSIX, False),
+    (b"/utp.calc./../../etc/passwd", layout.KIND_POSIX, False),
+    (b"/tmp/calc.link.1.1", layout.KIND_FILE, False),
+    (b"", layout.KIND_SYSV, False),
+])
+def test_region_must_be_named_after_the_endpoint(name, kind, accepted):
+    attach = layout.Attach.decode(attach_payload(kind=kind, name=name))
+    if accepted:
+        attach.check_named_after("calc")
+    else:
+        with pytest.raises(ProtocolError):
+            attach.check_named_after("calc")
 
 
 def test_control_header_checks(region):

@@ -90,6 +90,7 @@ class ShmClientLink:
             handshake = UtpFraming(sock, max_payload=layout.HANDSHAKE_MAX_PAYLOAD)
             handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(0), _remaining(deadline, endpoint))
             attach = _receive_attach(handshake, endpoint, deadline)
+            attach.check_named_after(endpoint.address)
             region = map_region(attach)
             layout.check_control_header(region, attach)
             peer_pid = _peer_pid(sock)

@@ -19,7 +19,7 @@ DATA_OFFSET = 4096
 MIN_CAPACITY = 4096
 MAX_CAPACITY = 1 << 30
 HANDSHAKE_MAX_PAYLOAD = 4096
-RECORD_ALIGN = 8
+RECORD_ALIGN = 64  # records (and padding) are whole cache lines
 
 # Region kinds announced in LINK_ATTACH.
 KIND_POSIX = 1
@@ -69,6 +69,11 @@ def hello_payload(capacity: int = 0) -> bytes:
     return _HELLO.pack(LAYOUT_VERSION, 0, capacity)
 
 
+def record_length(payload_length: int) -> int:
+    """Bytes one frame takes in a ring: header + payload, rounded up to 64."""
+    return (32 + payload_length + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1)
+
+
 def region_length(capacity: int) -> int:
     """Bytes in a region with rings of ``capacity`` bytes: 4096 + 2 * C."""
     return DATA_OFFSET + 2 * capacity
@@ -114,12 +119,23 @@ class Attach:
             raise ProtocolError(f"ring capacity {self.capacity} is not a power of two in 4096..=2^30")
         if self.region_len != region_length(self.capacity):
             raise ProtocolError(f"region length {self.region_len} is not 4096 + 2 * {self.capacity}")
-        if self.kind == KIND_POSIX and not _POSIX_NAME.match(self.name):
-            raise ProtocolError(f"POSIX region name {self.name!r} is not of the form /NAME")
-        if self.kind == KIND_FILE and not self.name.startswith("/"):
-            raise ProtocolError(f"file region path {self.name!r} is not absolute")
         if self.kind not in (KIND_POSIX, KIND_SYSV, KIND_FILE):
             raise ProtocolError(f"unknown region kind {self.kind}")
+
+    def check_named_after(self, link_name: str) -> None:
+        """Section 2.2 step 1: an ``shm://NAME`` link must be a POSIX region ``/utp.NAME.<...>``.
+
+        Refuses any other kind or name, so a confused server cannot make the
+        client map another object. Raises :class:`ProtocolError`.
+        """
+        if self.kind != KIND_POSIX:
+            raise ProtocolError(f"shm://{link_name} offered a region of kind {self.kind}; "
+                                f"an shm:// link is a POSIX region (kind {KIND_POSIX})")
+        prefix = f"/utp.{link_name}."
+        if not (self.name.startswith(prefix) and _POSIX_NAME.match(self.name)
+                and len(self.name) > len(prefix)):
+            raise ProtocolError(f"the region {self.name!r} is not named after shm://{link_name} "
+                                f"(expected {prefix}<pid>.<n>)")
 
 
 def check_control_header(region, attach: Attach) -> None:

@@ -12,12 +12,10 @@ from .errors import ProtocolError
 
 
 def region_path(attach: layout.Attach) -> str:
-    """Where a region announced by LINK_ATTACH lives in the file system."""
-    if attach.kind == layout.KIND_POSIX:
-        return "/dev/shm" + attach.name  # what glibc's shm_open opens
-    if attach.kind == layout.KIND_FILE:
-        return attach.name
-    raise ProtocolError("the server offered a System V region; this client maps POSIX shm and files only")
+    """Where a POSIX region announced by LINK_ATTACH lives (what glibc's ``shm_open`` opens)."""
+    if attach.kind != layout.KIND_POSIX:
+        raise ProtocolError(f"region kind {attach.kind}: this client maps POSIX shared memory only")
+    return "/dev/shm" + attach.name
 
 
 def map_region(attach: layout.Attach) -> mmap.mmap:

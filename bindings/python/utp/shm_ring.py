@@ -2,7 +2,7 @@
 
 A ring is an index block (``tail``, ``head``, two futex words, each on its
 own cache line) plus a data area of C bytes holding records: a UTP frame
-padded to a multiple of 8, never wrapping; a ``UPAD`` marker fills the end
+padded to a multiple of 64, never wrapping; a ``UPAD`` marker fills the end
 of the area when a record does not fit there.
 
 Index and futex words are read and written through ``memoryview.cast``
@@ -28,7 +28,8 @@ from . import frame as utp_frame
 from .errors import UtpError
 from .frame import HEADER_SIZE, Frame
 from .futex import full_fence, futex_wake
-from .shm_layout import INDEX_DATA_WAITERS, INDEX_HEAD, INDEX_SPACE_WAITERS, INDEX_TAIL, PADDING_MAGIC
+from .shm_layout import (INDEX_DATA_WAITERS, INDEX_HEAD, INDEX_SPACE_WAITERS, INDEX_TAIL, PADDING_MAGIC,
+                         RECORD_ALIGN, record_length)
 
 _U64 = (1 << 64) - 1
 # x86-64 (TSO): aligned loads are acquires and aligned stores releases.
@@ -42,11 +43,6 @@ class RingCorrupt(UtpError):
 
 class RingFull(UtpError):
     """A record larger than the ring can ever hold."""
-
-
-def record_length(payload_length: int) -> int:
-    """Bytes one frame takes in the ring: header + payload, rounded up to 8."""
-    return (HEADER_SIZE + payload_length + 7) & ~7
 
 
 class RingWords:
@@ -220,8 +216,8 @@ class RingReader:
             offset = self.head & words.mask
             contiguous = capacity - offset
             start = words.data_offset + offset
-            if available < 8:
-                raise RingCorrupt(f"only {available} bytes published, a record takes at least 8")
+            if available < RECORD_ALIGN:
+                raise RingCorrupt(f"only {available} bytes published, a record takes at least {RECORD_ALIGN}")
             marker, padding = _PADDING.unpack_from(words.region, start)
             if marker == PADDING_MAGIC:
                 if padding != contiguous or padding > available:
