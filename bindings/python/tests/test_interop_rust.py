@@ -1,6 +1,7 @@
 """Python against the real Rust binary, both ways, on every stream transport it has."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -49,6 +50,16 @@ def test_rust_cli_calls_python_server(utp_bin, rust_transports, stream_url):
         assert result.returncode == 1 and "Division by zero" in result.stderr
         result = run([str(utp_bin), "call", server.url + "?framing=length", "SUB", "5", "7"])
         assert (result.returncode, result.stdout) == (0, "-2\n"), result.stderr
+
+
+def test_many_rust_clients_at_once_on_the_python_server(utp_bin, socket_path):
+    with python_server("unix://" + socket_path) as server:
+        clients = [subprocess.Popen([str(utp_bin), "call", server.url, "MUL", str(n), "3"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for n in range(12)]
+        outputs = [client.communicate(timeout=30) for client in clients]
+    assert [(client.returncode, out) for client, (out, _err) in zip(clients, outputs)] == [
+        (0, f"{3 * n}\n") for n in range(12)]
 
 
 # -- the same requests to both servers give the same replies -------------------

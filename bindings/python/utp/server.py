@@ -64,6 +64,10 @@ class Server:
                     conn, _ = self._listener.accept()
                 except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                     continue
+                except OSError as error:  # e.g. EMFILE: keep serving the connections we have
+                    log.error("cannot accept on %s: %s", self.url, error.strerror or error)
+                    self._stop.wait(POLL_INTERVAL)
+                    continue
                 self._start_connection(conn)
         finally:
             log.info("shutting down %s", self.url)
