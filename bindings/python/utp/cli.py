@@ -16,9 +16,8 @@ import sys
 
 from . import calculator
 from .client import Client
-from .errors import CalculatorError, ConnectError, ConnectionClosed, ProtocolError, ServiceError, UtpError, UtpTimeout
+from .errors import ServiceError, UtpError
 from .endpoint import EndpointError
-from .frame import FrameError
 from .server import Server
 
 EXIT_OK = 0
@@ -34,7 +33,10 @@ SERVICES = {
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = _parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,11 +63,9 @@ def _run_call(args: argparse.Namespace) -> int:
     try:
         with Client(args.url, timeout=args.timeout) as client:
             reply = client.call(request)
-    except (EndpointError, ConnectError, UtpTimeout) as error:
-        return _fail(str(error), EXIT_NO_CONNECTION)
     except ServiceError as error:
         return _fail(f"the server could not handle the request: {error}", EXIT_ERR_REPLY)
-    except (ConnectionClosed, ProtocolError, FrameError, UtpError) as error:
+    except (EndpointError, UtpError) as error:  # no connection, timeout, broken or invalid answer
         return _fail(str(error), EXIT_NO_CONNECTION)
     try:
         result = calculator.parse_reply(reply)
