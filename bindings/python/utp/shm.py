@@ -69,6 +69,7 @@ class ShmClientLink:
         self._next_sequence = 1
         self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
         self._last_heartbeat = 0.0
+        self._heartbeats = 0
         self._closed = False
 
     # -- setting up -------------------------------------------------------------
@@ -198,8 +199,9 @@ class ShmClientLink:
         if now - self._last_heartbeat < SLEEP_SLICE:
             return
         self._last_heartbeat = now
+        self._heartbeats = (self._heartbeats + 1) & (2**64 - 1)
         side = layout.CLIENT_SIDE
-        self._u64[(side + layout.SIDE_HEARTBEATS) // 8] = (self._u64[(side + layout.SIDE_HEARTBEATS) // 8] + 1) & (2**64 - 1)
+        self._u64[(side + layout.SIDE_HEARTBEATS) // 8] = self._heartbeats
         self._u64[(side + layout.SIDE_HEARTBEAT_TIME) // 8] = utp_frame.now_us()
 
     def _count_sent(self, writer: RingWriter) -> None:
