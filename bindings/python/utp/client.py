@@ -23,12 +23,12 @@ def open_channel(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_
 
     Stream URLs give a :class:`~utp.stream.UtpFraming` (or
     :class:`~utp.stream.LengthFraming` with ``?framing=length``); ``shm://``
-    gives a :class:`~utp.shm.ShmClientLink`.
+    gives a :class:`~utp.shm_link.ShmLink`.
     """
     if endpoint.scheme == "shm":
-        from .shm import ShmClientLink  # only loaded when used: it needs mmap and fd passing
+        from . import shm  # only loaded when used: it needs ctypes, mmap and futexes
 
-        return ShmClientLink.connect(endpoint, timeout, max_payload)
+        return shm.connect(endpoint, timeout, max_payload)
     sock = sockets.connect(endpoint, timeout)
     if endpoint.framing == "length":
         return LengthFraming(sock, RESPONSE, max_payload=max_payload)
