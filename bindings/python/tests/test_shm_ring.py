@@ -200,6 +200,7 @@ def test_bad_attach_is_a_protocol_error(payload):
     (b"/utp.other.1.1", layout.KIND_POSIX, False),
     (b"/etc.passwd", layout.KIND_POSIX, False),
     (b"/utp.calc./../../etc/passwd", layout.KIND_POSIX, False),
+    (b"/utp.calc.5.77.1", layout.KIND_POSIX, False),  # a link of shm://calc.5, not of shm://calc
     (b"/tmp/calc.link.1.1", layout.KIND_FILE, False),
     (b"", layout.KIND_SYSV, False),
 ])

@@ -4,7 +4,8 @@
     Print the result and exit 0; an ``ERR`` reply goes to stderr with exit 1;
     a connection failure (or a timeout) gives a clear message and exit 2.
 ``serve calc --on URL`` (or ``serve --on URL calc``; ``echo`` also works)
-    Serve until SIGINT or SIGTERM, then remove the socket file and exit 0.
+    Serve on unix://, tcp:// or shm:// until SIGINT or SIGTERM, then remove
+    the socket file (or every link's region) and exit 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from . import calculator
 from .client import Client
 from .errors import ServiceError, UtpError
-from .endpoint import EndpointError
+from .endpoint import EndpointError, parse
 from .server import Server
 
 EXIT_OK = 0
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve calc or echo on an endpoint until SIGINT/SIGTERM")
     serve.add_argument("service", choices=sorted(SERVICES), help="the service to run")
-    serve.add_argument("--on", required=True, metavar="URL", help="endpoint to listen on (unix:// or tcp://)")
+    serve.add_argument("--on", required=True, metavar="URL", help="endpoint to listen on (unix://, tcp:// or shm://)")
     serve.set_defaults(run=_run_serve)
     return parser
 
@@ -82,13 +83,22 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s %(levelname)-5s] %(message)s")
     try:
-        server = Server(args.on, SERVICES[args.service])
+        server = _make_server(args.on, SERVICES[args.service])
     except (EndpointError, UtpError) as error:
         return _fail(str(error), EXIT_NO_CONNECTION)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: server.stop())
     server.serve_forever()
     return EXIT_OK
+
+
+def _make_server(url: str, handler):
+    """A :class:`~utp.server.Server` for unix/tcp, a :class:`~utp.shm_server.ShmServer` for shm."""
+    if parse(url).scheme == "shm":
+        from .shm_server import ShmServer  # only loaded when used: it needs ctypes, mmap and futexes
+
+        return ShmServer(url, handler)
+    return Server(url, handler)
 
 
 def _seconds(text: str) -> float:

@@ -30,6 +30,25 @@ Handler = Callable[[bytes], bytes]
 POLL_INTERVAL = 0.1  # how often idle loops look at the stop flag, in seconds
 
 
+def answer(frame, handler: Handler, url: str) -> tuple[int, bytes] | None:
+    """What the request/response rules send back for one frame (other than GOODBYE).
+
+    REQUEST -> ``(RESPONSE, handler(payload))``, or ``(ERROR, reason)`` if the
+    handler raises; HEARTBEAT -> ``None`` (ignored); anything else ->
+    ``(ERROR, "unexpected message type 0x..")``.
+    """
+    if frame.message_type == HEARTBEAT:
+        return None
+    if frame.message_type != REQUEST:
+        reason = f"unexpected message type 0x{frame.message_type:02x}: this server answers REQUEST (0x10) frames"
+        return ERROR, reason.encode()
+    try:
+        return RESPONSE, handler(frame.payload)
+    except Exception as error:  # a handler bug must not kill the server
+        log.exception("handler failed on %s", url)
+        return ERROR, f"internal error: {error}".encode()
+
+
 class Server:
     """Serve ``handler`` (request bytes -> reply bytes) on ``url``, one thread per connection.
 
@@ -149,20 +168,9 @@ class _Connection:
         return False
 
     def _answer(self, frame) -> None:
-        if frame.message_type == HEARTBEAT:
-            return
-        if frame.message_type != REQUEST:
-            reason = (f"unexpected message type 0x{frame.message_type:02x}: "
-                      "this server answers REQUEST (0x10) frames")
-            self.framing.send(ERROR, reason.encode(), self.server.frame_timeout)
-            return
-        try:
-            reply = self.server.handler(frame.payload)
-        except Exception as error:  # a handler bug must not kill the server
-            log.exception("handler failed on %s", self.server.url)
-            self.framing.send(ERROR, f"internal error: {error}".encode(), self.server.frame_timeout)
-            return
-        self.framing.send(RESPONSE, reply, self.server.frame_timeout)
+        reply = answer(frame, self.server.handler, self.server.url)
+        if reply is not None:
+            self.framing.send(*reply, self.server.frame_timeout)
 
     def _send_error(self, reason: str) -> None:
         framing = self.framing or UtpFraming(self.conn, self.reader)

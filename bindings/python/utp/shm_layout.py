@@ -53,7 +53,6 @@ INDEX_SPACE_WAITERS = 192
 
 _HELLO = struct.Struct("<IIQ")
 _ATTACH = struct.Struct("<IIQQiIHH")
-_POSIX_NAME = re.compile(r"^/[A-Za-z0-9._-]+$")
 
 
 def socket_name(link_name: str) -> bytes:
@@ -132,8 +131,7 @@ class Attach:
             raise ProtocolError(f"shm://{link_name} offered a region of kind {self.kind}; "
                                 f"an shm:// link is a POSIX region (kind {KIND_POSIX})")
         prefix = f"/utp.{link_name}."
-        if not (self.name.startswith(prefix) and _POSIX_NAME.match(self.name)
-                and len(self.name) > len(prefix)):
+        if not re.fullmatch(re.escape(prefix) + r"[0-9]+\.[0-9]+", self.name):
             raise ProtocolError(f"the region {self.name!r} is not named after shm://{link_name} "
                                 f"(expected {prefix}<pid>.<n>)")
 

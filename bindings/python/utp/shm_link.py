@@ -70,6 +70,7 @@ class ShmLink:
         self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
         self._last_heartbeat = 0.0
         self._heartbeats = 0
+        self._sending = False
         self._closed = False
 
     # -- setting up -------------------------------------------------------------
@@ -92,13 +93,17 @@ class ShmLink:
         writer = self._outbound
         deadline = time.monotonic() + timeout
         spin_until = time.monotonic() + self._spin_time
-        while not writer.try_write(data):
-            if time.monotonic() < min(spin_until, deadline):
-                self._spin_check()
-                continue
-            self._sleep_until(deadline, f"room in the ring to the {self._peer_name}",
-                              writer.words.set_waiting_for_space, writer.words.space_waiters_address,
-                              lambda: writer.words.load_head() != writer.head_cache)
+        self._sending = True
+        try:
+            while not writer.try_write(data):
+                if time.monotonic() < min(spin_until, deadline):
+                    self._spin_check()
+                    continue
+                self._sleep_until(deadline, f"room in the ring to the {self._peer_name}",
+                                  writer.words.set_waiting_for_space, writer.words.space_waiters_address,
+                                  lambda: writer.words.load_head() != writer.head_cache)
+        finally:
+            self._sending = False
         self._count_sent(writer)
 
     def receive(self, timeout: float) -> Frame | None:
@@ -151,6 +156,18 @@ class ShmLink:
         return self._u32[(self._peer_side + layout.SIDE_STATE) // 4]
 
     def _check_peer_alive(self) -> None:
+        """Raise :class:`PeerGone` if the peer died or left (section 6).
+
+        A peer that closed in an orderly way (state CLOSED) is not "gone" yet
+        for a reader: what it published before closing is still delivered,
+        and :meth:`receive` reports the close once the ring is drained. A
+        writer gets :class:`PeerGone` at once: nobody will read.
+        """
+        if self._peer_state() == layout.STATE_CLOSED:
+            if self._sending:
+                raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
+                               "closed the link")
+            return
         if self._poller.poll(0):
             raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
                            "closed its rendezvous socket")
