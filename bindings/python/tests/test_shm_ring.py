@@ -86,6 +86,7 @@ def test_padding_marker_fills_the_end(region):
     assert region.writer.try_write(encoded(b"b" * 2000))  # 2048 > 1024 left: pad, then at offset 0
     marker, length = struct.unpack_from("<II", region.map, layout.DATA_OFFSET + 3072)
     assert (marker, length) == (layout.PADDING_MAGIC, CAPACITY - 3072)
+    assert region.writer.record_bytes == 3072 + 2048  # the padding is not counted
     assert region.reader.try_read().payload == b"b" * 2000
 
 

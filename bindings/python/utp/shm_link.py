@@ -191,7 +191,7 @@ class ShmLink:
     def _count_sent(self, writer: RingWriter) -> None:
         side = self._my_side
         self._u64[(side + layout.SIDE_FRAMES_SENT) // 8] = (self._next_sequence - 1) & (2**64 - 1)
-        self._u64[(side + layout.SIDE_BYTES_SENT) // 8] = writer.bytes_published & (2**64 - 1)
+        self._u64[(side + layout.SIDE_BYTES_SENT) // 8] = writer.record_bytes
         self._heartbeat()
 
     # -- closing (section 6, orderly close) ------------------------------------

@@ -120,7 +120,7 @@ class RingWriter:
         self.words = words
         self.tail = words.load_tail()
         self.head_cache = words.load_head()
-        self.bytes_published = 0
+        self.record_bytes = 0  # lengths of the records written (not wrap-around padding)
 
     def try_write(self, data: bytes) -> bool:
         """Put one encoded frame (header + payload) in the ring; False if there is no room now.
@@ -154,10 +154,10 @@ class RingWriter:
         words.region[start + HEADER_SIZE:start + len(data)] = data[HEADER_SIZE:]
         words.region[start:start + HEADER_SIZE] = data[:HEADER_SIZE]
         self._publish(self.tail + length)
+        self.record_bytes = (self.record_bytes + length) & _U64
         return True
 
     def _publish(self, new_tail: int) -> None:
-        self.bytes_published += (new_tail - self.tail) & _U64
         self.tail = new_tail & _U64
         self.words.store_tail(self.tail)  # [TAIL] release
         full_fence()  # [WAKE]
