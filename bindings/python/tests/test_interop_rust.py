@@ -93,8 +93,6 @@ def test_python_and_rust_calculators_agree(utp_bin, socket_path):
     assert list(zip(SAME_REPLY_REQUESTS, python)) == list(zip(SAME_REPLY_REQUESTS, rust))
 
 
-@pytest.mark.xfail(reason="docs/protocol.md says ASCII whitespace; the Rust server also splits on "
-                          "Unicode spaces (see SPEC-NOTES.md)", strict=False)
 def test_unicode_spaces_are_not_separators_in_either(utp_bin, socket_path):
     with rust_server(utp_bin, "unix://" + socket_path):
         for reply in replies("unix://" + socket_path, UNICODE_SPACE_REQUESTS):
