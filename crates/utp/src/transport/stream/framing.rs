@@ -22,7 +22,7 @@ impl Framing {
     /// Decides the framing of a connection from its first four bytes.
     ///
     /// A UTP frame starts with the magic `42 50 54 55`; read as a length that
-    /// would be 1,431,589,954 bytes, far above any limit, so the two cannot be
+    /// would be 1,431,588,930 bytes, far above any limit, so the two cannot be
     /// confused. Anything else is a tutorial length prefix if it is within the
     /// limit, and garbage otherwise.
     pub fn detect(first: [u8; 4], max_payload: usize) -> Result<Framing, DecodeError> {
