@@ -66,6 +66,30 @@ static void test_endpoint(const char *url) {
     st = utp_recv(ch, &info, buf, sizeof buf, 50);
     CHECK(st == UTP_ERR_TIMEOUT, "idle recv: %s", utp_status_name(st));
 
+    /* Zero-copy, on shared-memory links: write the request in place, read the reply in place. */
+    uint8_t *room = NULL;
+    st = utp_reserve(ch, 7, 5000, &room);
+    if (strncmp(url, "shm://", 6) == 0 || strncmp(url, "sysv://", 7) == 0 || strncmp(url, "file://", 7) == 0) {
+        CHECK(st == UTP_OK && room != NULL, "reserve: %s", utp_status_name(st));
+        memcpy(room, "ADD 2 3", 7);
+        CHECK(utp_send(ch, 0x10, 1, (const uint8_t *)"x", 1, 100) == UTP_ERR_INVALID_ARGUMENT,
+              "send while a reservation is open must be refused");
+        CHECK(utp_commit(ch, 0x10, 1) == UTP_OK, "commit");
+        CHECK(utp_commit(ch, 0x10, 1) == UTP_ERR_INVALID_ARGUMENT, "second commit must be refused");
+        const uint8_t *view = NULL;
+        st = utp_recv_view(ch, &info, &view, 5000);
+        CHECK(st == UTP_OK && info.message_type == 0x11 && info.payload_length == 4 &&
+                  memcmp(view, "OK 5", 4) == 0,
+              "recv_view: %s", utp_status_name(st));
+        CHECK(utp_recv(ch, &info, buf, sizeof buf, 10) == UTP_ERR_INVALID_ARGUMENT,
+              "recv while a view is open must be refused");
+        CHECK(utp_release(ch) == UTP_OK, "release");
+        CHECK(utp_release(ch) == UTP_ERR_INVALID_ARGUMENT, "second release must be refused");
+    } else {
+        CHECK(st == UTP_ERR_INVALID_ARGUMENT && strstr(utp_last_error(), "zero-copy"),
+              "zero-copy on %s must be refused: %s", url, utp_status_name(st));
+    }
+
     /* Bad arguments are errors, not crashes. */
     CHECK(utp_calc_call(ch, NULL, 1, 2, &r, 100) == UTP_ERR_INVALID_ARGUMENT, "NULL op");
     CHECK(utp_calc_call(ch, "ADD", 1, 2, NULL, 100) == UTP_ERR_INVALID_ARGUMENT, "NULL result");

@@ -157,6 +157,51 @@ const char *utp_last_error(void);
 // The name of a status code, such as `"UTP_ERR_TIMEOUT"`. Static; never null.
 const char *utp_status_name(enum UtpStatus status);
 
+// Reserves room for a `len`-byte payload in the send ring, waiting up to
+// `timeout_ms` (0: don't wait, `UTP_ERR_FULL` if full; negative: forever),
+// and stores a pointer to the payload area in `*data`.
+//
+// Write exactly `len` bytes there, then call `utp_commit` (or `utp_cancel`).
+// `*data` is valid only until then. No other call may use the channel meanwhile.
+//
+// # Safety
+// `channel` is a live channel handle; `data` is valid for writing one pointer.
+enum UtpStatus utp_reserve(struct UtpChannel *channel,
+                           uintptr_t len,
+                           int32_t timeout_ms,
+                           uint8_t **data);
+
+// Publishes the reserved frame with `message_type` and `flags`; the link
+// fills in sequence, timestamp and checksum.
+//
+// # Safety
+// `channel` is a live channel handle.
+enum UtpStatus utp_commit(struct UtpChannel *channel, uint8_t message_type, uint16_t flags);
+
+// Drops an open reservation without sending anything.
+//
+// # Safety
+// `channel` is a live channel handle.
+enum UtpStatus utp_cancel(struct UtpChannel *channel);
+
+// Waits up to `timeout_ms` (negative: forever) for the next frame and lends
+// it in place: header into `*info`, payload pointer into `*data`
+// (`info->payload_length` bytes). Call `utp_release` when done; the pointer
+// is valid only until then. The bytes come from the peer: treat them as untrusted.
+//
+// # Safety
+// `channel` is a live channel handle; `info` and `data` are valid for writing.
+enum UtpStatus utp_recv_view(struct UtpChannel *channel,
+                             struct UtpFrameInfo *info,
+                             const uint8_t **data,
+                             int32_t timeout_ms);
+
+// Frees the space of the frame lent by `utp_recv_view`.
+//
+// # Safety
+// `channel` is a live channel handle.
+enum UtpStatus utp_release(struct UtpChannel *channel);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -36,7 +36,7 @@ pub unsafe extern "C" fn utp_calc_call(
             }
             let wait = timeout(timeout_ms);
             let request = format!("{op} {a} {b}");
-            let inner = &mut channel.inner;
+            let inner = channel.channel()?;
             inner
                 .send_timeout(
                     message_type::REQUEST,

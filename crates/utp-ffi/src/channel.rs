@@ -4,16 +4,29 @@ use crate::guard::{
     boundary, bytes, bytes_mut, c_str, handle, status, take_handle, timeout, write_out,
 };
 use crate::status::{UtpStatus, fail, from_error};
+use crate::zerocopy::Loan;
 use std::ffi::c_char;
 use utp::frame::Frame;
 
 /// An open channel to one peer. Opaque; close with `utp_channel_close`.
 #[derive(Debug)]
 pub struct UtpChannel {
-    pub(crate) inner: Box<dyn utp::Channel>,
+    /// A zero-copy reservation or view lent to C. Declared before `transport`
+    /// so it is dropped first: it borrows the link inside `transport`.
+    pub(crate) loan: Option<Loan>,
+    pub(crate) transport: Transport,
     frame: Frame,
     /// A received frame the caller's buffer was too small for, kept for the next `utp_recv`.
     pending: bool,
+}
+
+/// What a channel handle wraps.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// Any transport, through the Channel trait.
+    Any(Box<dyn utp::Channel>),
+    /// A shared-memory link, boxed so its address is stable while loans borrow it.
+    Shm(Box<utp::shm::ShmLink>),
 }
 
 /// A listening endpoint. Opaque; close with `utp_listener_close` (removes the endpoint).
@@ -39,12 +52,41 @@ pub struct UtpFrameInfo {
 }
 
 impl UtpChannel {
-    pub(crate) fn new(inner: Box<dyn utp::Channel>) -> Self {
+    pub(crate) fn new(transport: Transport) -> Self {
         UtpChannel {
-            inner,
+            loan: None,
+            transport,
             frame: Frame::default(),
             pending: false,
         }
+    }
+
+    /// The channel, unless a zero-copy loan is open (which borrows it).
+    pub(crate) fn channel(&mut self) -> Result<&mut dyn utp::Channel, UtpStatus> {
+        if self.loan.is_some() {
+            return Err(fail(
+                UtpStatus::UtpErrInvalidArgument,
+                "a zero-copy reservation or view is open on this channel: commit or release it first",
+            ));
+        }
+        Ok(match &mut self.transport {
+            Transport::Any(channel) => &mut **channel,
+            Transport::Shm(link) => &mut **link,
+        })
+    }
+}
+
+/// Connects, keeping shared-memory links concrete so the zero-copy calls work on them.
+fn open(url: &str) -> utp::Result<Transport> {
+    let endpoint = utp::Endpoint::parse(url)?;
+    match endpoint.address {
+        utp::endpoint::Address::Shm(_)
+        | utp::endpoint::Address::SysV(_)
+        | utp::endpoint::Address::File(_) => Ok(Transport::Shm(Box::new(utp::shm::connect(
+            &endpoint,
+            &utp::Options::default(),
+        )?))),
+        _ => Ok(Transport::Any(utp::connect(url)?)),
     }
 }
 
@@ -61,8 +103,8 @@ pub unsafe extern "C" fn utp_connect(url: *const c_char, out: *mut *mut UtpChann
         status((|| {
             // SAFETY: forwarded from this function's contract.
             let url = unsafe { c_str(url, "url") }?;
-            let channel = utp::connect(url).map_err(from_error)?;
-            let raw = Box::into_raw(Box::new(UtpChannel::new(channel)));
+            let transport = open(url).map_err(from_error)?;
+            let raw = Box::into_raw(Box::new(UtpChannel::new(transport)));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
                 // SAFETY: `raw` was just created by Box::into_raw and never shared.
@@ -111,7 +153,7 @@ pub unsafe extern "C" fn utp_accept(
                 .inner
                 .accept_timeout(timeout(timeout_ms))
                 .map_err(from_error)?;
-            let raw = Box::into_raw(Box::new(UtpChannel::new(channel)));
+            let raw = Box::into_raw(Box::new(UtpChannel::new(Transport::Any(channel))));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
                 // SAFETY: `raw` was just created by Box::into_raw and never shared.
@@ -143,7 +185,7 @@ pub unsafe extern "C" fn utp_send(
             // SAFETY: forwarded from this function's contract.
             let payload = unsafe { bytes(payload, len) }?;
             channel
-                .inner
+                .channel()?
                 .send_timeout(message_type, flags, payload, timeout(timeout_ms))
                 .map_err(from_error)
         })())
@@ -177,11 +219,12 @@ pub unsafe extern "C" fn utp_recv(
                 return Err(fail(UtpStatus::UtpErrInvalidArgument, "info is NULL"));
             }
             if !channel.pending {
-                let frame = &mut channel.frame;
-                channel
-                    .inner
-                    .recv_timeout(frame, timeout(timeout_ms))
-                    .map_err(from_error)?;
+                let mut frame = std::mem::take(&mut channel.frame);
+                let received = channel
+                    .channel()?
+                    .recv_timeout(&mut frame, timeout(timeout_ms));
+                channel.frame = frame;
+                received.map_err(from_error)?;
                 channel.pending = true;
             }
             let header = channel.frame.header;
@@ -221,7 +264,10 @@ pub unsafe extern "C" fn utp_channel_close(channel: *mut UtpChannel) {
     boundary(|| {
         // SAFETY: forwarded from this function's contract.
         if let Some(mut channel) = unsafe { take_handle(channel) } {
-            let _ = channel.inner.close();
+            channel.loan = None;
+            if let Ok(inner) = channel.channel() {
+                let _ = inner.close();
+            }
         }
         UtpStatus::UtpOk
     });

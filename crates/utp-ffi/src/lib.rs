@@ -21,6 +21,7 @@ mod calc;
 mod channel;
 mod guard;
 mod status;
+mod zerocopy;
 
 pub use calc::utp_calc_call;
 pub use channel::{
@@ -28,3 +29,4 @@ pub use channel::{
     utp_listener_close, utp_recv, utp_send,
 };
 pub use status::{UtpStatus, utp_last_error, utp_status_name};
+pub use zerocopy::{utp_cancel, utp_commit, utp_recv_view, utp_release, utp_reserve};

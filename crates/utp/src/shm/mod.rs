@@ -52,6 +52,10 @@ pub mod sync;
 #[cfg(not(loom))]
 pub mod bytes;
 #[cfg(not(loom))]
+mod clock;
+#[cfg(not(loom))]
+mod handshake;
+#[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
 mod link;
@@ -67,9 +71,11 @@ pub mod rendezvous;
 mod wait;
 
 #[cfg(not(loom))]
+pub use handshake::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, connect};
+#[cfg(not(loom))]
 pub use link::{Reservation, ShmLink, Side, View};
 #[cfg(not(loom))]
-pub use listener::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, ShmListener, connect, listen};
+pub use listener::{BACKLOG, ShmListener, listen};
 #[cfg(not(loom))]
 pub use wait::{ADAPTIVE_SPIN, SLICE, WaitMode};
 #[cfg(not(loom))]

@@ -19,11 +19,12 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// If `entry` is `PREFIX.PID.N`, the pid.
+/// If `entry` is exactly `PREFIX.PID.N` (PID and N decimal digits), the pid.
 pub fn link_pid(entry: &str, prefix: &str) -> Option<u32> {
     let rest = entry.strip_prefix(prefix)?.strip_prefix('.')?;
     let (pid, n) = rest.split_once('.')?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
         return None;
     }
     pid.parse().ok()
@@ -64,4 +65,27 @@ fn reclaim_in(dir: &Path, prefix: &str, remove: impl Fn(&str)) -> usize {
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_pid;
+
+    #[test]
+    fn link_names_parse_exactly() {
+        assert_eq!(link_pid("utp.calc.42.7", "utp.calc"), Some(42));
+        // Links of shm://calc.5 are not links of shm://calc.
+        assert_eq!(link_pid("utp.calc.5.42.7", "utp.calc"), None);
+        assert_eq!(link_pid("utp.calc.5.42.7", "utp.calc.5"), Some(42));
+        for bad in [
+            "utp.calc.42",
+            "utp.calc.+4.7",
+            "utp.calc.4.",
+            "utp.calc..7",
+            "utp.calcx.4.7",
+            "utp.calc.4.7/..",
+        ] {
+            assert_eq!(link_pid(bad, "utp.calc"), None, "{bad}");
+        }
+    }
 }

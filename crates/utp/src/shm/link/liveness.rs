@@ -1,0 +1,66 @@
+//! Is the peer still there? The cheap per-message check (its state word)
+//! and the one between wait slices (rendezvous socket hang-up, `kill(pid, 0)`).
+
+use super::ShmLink;
+use crate::error::{Error, Result};
+use crate::shm::layout::{SideField, state};
+use crate::shm::sync::Ordering;
+
+impl ShmLink {
+    pub(super) fn gone(&mut self, why: String) -> Error {
+        let msg = format!("{}: {why}", self.endpoint);
+        self.gone = Some(msg.clone());
+        Error::PeerGone(msg)
+    }
+
+    /// Fails if we closed, or the peer closed or died. Costs syscalls
+    /// (poll, kill 0): called between wait slices, not per message.
+    pub(crate) fn check_peer(&mut self) -> Result<()> {
+        self.check_cheap()?;
+        if let Some(sock) = &self.socket {
+            use rustix::event::{PollFd, PollFlags, poll};
+            let mut fds = [PollFd::new(sock, PollFlags::IN | PollFlags::RDHUP)];
+            let zero = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 && !fds[0].revents().is_empty() {
+                let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
+                return Err(self.gone(format!(
+                    "peer process{pid} died or closed the link (its rendezvous socket hung up)"
+                )));
+            }
+        }
+        if let Some(pid) = self
+            .peer
+            .pid
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+        {
+            return Err(self.gone(format!("peer process {pid} no longer exists")));
+        }
+        Ok(())
+    }
+
+    /// The per-message checks: closed locally, peer gone or marked CLOSED.
+    pub(crate) fn check_cheap(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if let Some(msg) = &self.gone {
+            return Err(Error::PeerGone(msg.clone()));
+        }
+        let peer_state = self
+            .control
+            .side_u32(self.peer_index(), SideField::State)
+            .load(Ordering::Acquire);
+        if peer_state == state::CLOSED {
+            // Not sticky: the word lives in shared memory and is re-read each time.
+            return Err(Error::PeerGone(format!(
+                "{}: the peer closed the link",
+                self.endpoint
+            )));
+        }
+        Ok(())
+    }
+}

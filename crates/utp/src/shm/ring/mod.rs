@@ -1,0 +1,188 @@
+//! A single-producer/single-consumer ring of UTP frames in shared memory.
+//!
+//! Positions (`tail` written by the producer, `head` by the consumer) are
+//! byte counts that only grow (mod 2^64); the byte offset in the data area
+//! is `position & (capacity - 1)`. Each frame is a *record*: the 32-byte
+//! UTP header and the payload, padded to a multiple of [`RECORD_ALIGN`].
+//! A record never wraps: when it does not fit before the end of the data
+//! area the producer writes a [`PAD_MAGIC`] marker that fills the rest,
+//! and the record starts at offset 0. See `docs/shm-layout.md`.
+//!
+//! Memory ordering, with matching tags at both ends:
+//!
+//! - `[TAIL]` the producer writes a record, then stores `tail` with
+//!   `Release`; the consumer loads `tail` with `Acquire`, then reads the
+//!   record. So a published record is fully visible.
+//! - `[HEAD]` the consumer finishes reading, then stores `head` with
+//!   `Release`; the producer loads `head` with `Acquire`, then overwrites
+//!   the freed bytes. So a record is never overwritten while being read.
+//! - `[WAKE]` a side about to sleep stores 1 in its waiter word, issues a
+//!   `SeqCst` fence and re-checks the index; a side that publishes an index
+//!   issues a `SeqCst` fence and then looks at the peer's waiter word. The
+//!   two fences guarantee at least one of them sees the other's store, so a
+//!   sleeper is woken or never sleeps. Sleeps are also bounded (see `wait.rs`).
+//!
+//! Everything read from shared memory is validated: the other index must
+//! stay within one capacity of ours and never move backwards, a record
+//! must be a valid UTP header whose padded length fits both in the
+//! published bytes and before the end of the data area. Violations are
+//! [`Error::Protocol`]; nothing is read out of bounds.
+//!
+//! Files: this one (constants, shared words, the `[WAKE]` helpers),
+//! `producer.rs` (writing end), `consumer.rs` (reading end).
+
+mod consumer;
+mod producer;
+
+pub use consumer::{Consumer, Record};
+pub use producer::Producer;
+
+use super::sync::{AtomicU32, AtomicU64, Ordering, fence, futex_wake};
+use crate::error::{Error, Result};
+use crate::frame::HEADER_LEN;
+use std::ptr::NonNull;
+
+/// Records start at multiples of this many bytes.
+pub const RECORD_ALIGN: usize = 64;
+/// First four bytes of a padding marker, little-endian (`55 50 41 44`, "UPAD").
+pub const PAD_MAGIC: u32 = 0x4441_5055;
+/// Lines after the first that a consumer prefetches when it finds a record.
+pub(crate) const PREFETCH_LINES: usize = 4;
+/// Smallest ring capacity.
+pub const MIN_CAPACITY: usize = 4096;
+/// Largest ring capacity.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// Bytes a frame with `payload_len` bytes of payload occupies in the ring.
+pub fn record_len(payload_len: usize) -> Option<usize> {
+    HEADER_LEN
+        .checked_add(payload_len)?
+        .checked_next_multiple_of(RECORD_ALIGN)
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::Protocol(format!("shared-memory ring is corrupt: {what}"))
+}
+
+/// The four shared words of one ring.
+///
+// Invariants: each pointer refers to a live, aligned atomic that outlives
+// this value (the link keeps its region alive longer than its rings; loom
+// models leak them).
+#[derive(Debug)]
+pub struct Indices {
+    tail: NonNull<AtomicU64>,
+    head: NonNull<AtomicU64>,
+    data_waiters: NonNull<AtomicU32>,
+    space_waiters: NonNull<AtomicU32>,
+}
+
+// SAFETY: the pointees are atomics (Sync); the pointers are only dereferenced
+// to shared references, so moving `Indices` to another thread is fine.
+unsafe impl Send for Indices {}
+
+impl Indices {
+    /// Indices over leaked (or otherwise `'static`) atomics: for models and tests.
+    pub fn from_static(
+        tail: &'static AtomicU64,
+        head: &'static AtomicU64,
+        data_waiters: &'static AtomicU32,
+        space_waiters: &'static AtomicU32,
+    ) -> Self {
+        Indices {
+            tail: NonNull::from(tail),
+            head: NonNull::from(head),
+            data_waiters: NonNull::from(data_waiters),
+            space_waiters: NonNull::from(space_waiters),
+        }
+    }
+
+    /// Indices over a ring header in shared memory: `tail` at +0, `head` at
+    /// +64, the data waiter word at +128, the space waiter word at +192.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be 64-byte aligned and point to 256 bytes of mapped
+    /// memory that stay mapped as long as the returned value lives.
+    #[cfg(not(loom))]
+    pub unsafe fn from_raw(base: *mut u8) -> Self {
+        // SAFETY: the caller guarantees 256 mapped, 64-aligned bytes at
+        // `base`; every offset below is inside them and suitably aligned.
+        unsafe {
+            Indices {
+                tail: super::sync::atomic_u64_at(base),
+                head: super::sync::atomic_u64_at(base.add(64)),
+                data_waiters: super::sync::atomic_u32_at(base.add(128)),
+                space_waiters: super::sync::atomic_u32_at(base.add(192)),
+            }
+        }
+    }
+
+    pub(crate) fn tail(&self) -> &AtomicU64 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.tail.as_ref() }
+    }
+    pub(crate) fn head(&self) -> &AtomicU64 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.head.as_ref() }
+    }
+    /// The word a consumer waiting for data sleeps on.
+    pub fn data_waiters(&self) -> &AtomicU32 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.data_waiters.as_ref() }
+    }
+    /// The word a producer waiting for space sleeps on.
+    pub fn space_waiters(&self) -> &AtomicU32 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.space_waiters.as_ref() }
+    }
+
+    /// Current `(head, tail)`, for inspection only (unvalidated).
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.head().load(Ordering::Relaxed),
+            self.tail().load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Marks `word` as "someone sleeps here" before the final re-check (`[WAKE]`).
+pub fn arm(word: &AtomicU32) {
+    word.store(1, Ordering::Relaxed);
+    fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
+}
+
+/// After publishing an index: wakes the peer if it flagged itself (`[WAKE]`).
+pub(crate) fn notify(word: &AtomicU32) {
+    fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `arm`
+    if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 {
+        futex_wake(word);
+    }
+}
+
+/// The data area of a ring: `capacity()` bytes that may be written by another
+/// process at any time.
+///
+/// Implementations must bounds-check: callers keep `offset + len <=
+/// capacity()`, but a violation must do nothing rather than touch other memory.
+pub trait RingBytes: Send {
+    /// Size of the data area; a power of two.
+    fn capacity(&self) -> usize;
+    /// Copies `src` to `offset`.
+    fn write(&self, offset: usize, src: &[u8]);
+    /// Copies `dst.len()` bytes from `offset`.
+    fn read(&self, offset: usize, dst: &mut [u8]);
+    /// Hints that the cache line at `offset` will be read soon. Not a
+    /// memory access; the default does nothing.
+    fn prefetch(&self, _offset: usize) {}
+}
+
+pub(crate) fn check_capacity(cap: usize) -> Result<u64> {
+    if cap.is_power_of_two() && (64..=MAX_CAPACITY).contains(&cap) {
+        Ok(cap as u64)
+    } else {
+        Err(Error::Protocol(format!(
+            "ring capacity {cap} is not a power of two in 64..={MAX_CAPACITY}"
+        )))
+    }
+}

@@ -1,0 +1,104 @@
+//! Dead peers: SIGKILL of a server while its clients are blocked in send
+//! and receive, SIGKILL of a client while the server waits on it.
+
+mod shm_util;
+
+use shm_util::{Proc, dev_shm_entries, unique};
+use std::time::{Duration, Instant};
+use utp::frame::{Frame, message_type};
+
+/// Entry point of the child processes; a no-op in a normal test run.
+#[test]
+fn child_entry() {
+    shm_util::child_entry(|_, _, _| false);
+}
+
+#[test]
+fn sigkill_server_wakes_blocked_clients_and_a_new_server_serves() {
+    let name = unique("kill-srv");
+    let url = format!("shm://{name}?ring=64k");
+    let mut server = Proc::spawn("server", &url, "");
+    server.expect("READY");
+    let roles = ["block-recv", "block-recv", "block-send", "block-send"];
+    let mut clients: Vec<Proc> = roles.iter().map(|r| Proc::spawn(r, &url, "")).collect();
+    for c in &mut clients {
+        c.expect("BLOCKED");
+    }
+    std::thread::sleep(Duration::from_millis(100)); // let them fall asleep on the futex
+    let killed = Instant::now();
+    server.kill();
+    let mut worst = Duration::ZERO;
+    for (c, role) in clients.iter_mut().zip(roles) {
+        let line = c.expect("ERR");
+        let took = killed.elapsed();
+        worst = worst.max(took);
+        assert!(
+            line.contains("peer gone") && line.contains("died"),
+            "{role}: {line}"
+        );
+        eprintln!("{role} client noticed the SIGKILL after {took:?}: {line}");
+        c.wait_ok();
+    }
+    eprintln!("worst SIGKILL detection latency: {worst:?}");
+    assert!(worst < Duration::from_millis(300), "took {worst:?}");
+    assert!(
+        dev_shm_entries(&name).is_empty(),
+        "{:?}",
+        dev_shm_entries(&name)
+    );
+
+    let mut server = Proc::spawn("server", &url, "");
+    server.expect("READY");
+    let mut client = Proc::spawn("calls", &url, "50");
+    client.expect("DONE");
+    client.wait_ok();
+    server.kill();
+}
+
+#[test]
+fn sigkill_client_frees_its_link_and_others_are_served() {
+    let name = unique("kill-cli");
+    let url = format!("shm://{name}");
+    let mut listener = utp::listen(&url).unwrap();
+    let mut victim = Proc::spawn("block-recv", &url, "");
+    let mut link = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let victim_pid = victim.child.id();
+    let handler = std::thread::spawn(move || {
+        let mut frame = Frame::default();
+        link.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), b"HOLD");
+        let err = link.recv(&mut frame).unwrap_err();
+        (err, Instant::now())
+    });
+    victim.expect("BLOCKED");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(dev_shm_entries(&name).len(), 1);
+    let killed = Instant::now();
+    victim.kill();
+    let (err, noticed) = handler.join().unwrap();
+    let took = noticed - killed;
+    eprintln!("server noticed the client's SIGKILL after {took:?}: {err}");
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(err.to_string().contains(&victim_pid.to_string()), "{err}");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert!(
+        dev_shm_entries(&name).is_empty(),
+        "link of the dead client left behind"
+    );
+
+    let mut other = Proc::spawn("calls", &url, "100");
+    let mut link = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut frame = Frame::default();
+    for _ in 0..100 {
+        link.recv(&mut frame).unwrap();
+        let reply = utp::service::calc::evaluate(frame.payload());
+        link.send(message_type::RESPONSE, 0, reply.as_bytes())
+            .unwrap();
+    }
+    other.expect("DONE");
+    other.wait_ok();
+}
