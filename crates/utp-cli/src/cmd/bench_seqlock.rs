@@ -1,5 +1,5 @@
 //! `utp bench-seqlock` (hidden): writer and reader cost per operation of a
-//! seqlock cell with 1, 2 and 4 reader processes, beside a raw baseline
+//! seqlock cell with 0, 1, 2 and 4 reader processes, beside a raw baseline
 //! (the same 64-byte copy with plain atomic stores/loads, no protocol).
 //!
 //! Reader processes are this binary re-executed with `--child`. Seqlock and
@@ -17,7 +17,7 @@ use utp::seqlock::bench::{BenchReader, BenchWriter, Count, Mode};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Reader process counts to measure, comma-separated.
-    #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
+    #[arg(long, default_value = "0,1,2,4", value_delimiter = ',')]
     readers: Vec<usize>,
     /// Duration of each measurement in milliseconds.
     #[arg(long, default_value_t = 300)]
@@ -139,6 +139,22 @@ pub fn measure(readers: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Ex
     Ok(rows)
 }
 
+fn ns(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1} ns")
+    } else {
+        "-".into()
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if (a / b).is_finite() {
+        format!("{:.1}", a / b)
+    } else {
+        "-".into()
+    }
+}
+
 /// Prints the rows as a Markdown table.
 pub fn print(rows: &[Row]) {
     println!(
@@ -147,14 +163,14 @@ pub fn print(rows: &[Row]) {
     println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         println!(
-            "| {} | {:.1} ns | {:.1} ns | {:.1} | {:.1} ns | {:.1} ns | {:.1} | {:.0} ppm | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ppm | {} |",
             r.readers,
-            r.write_ns.0,
-            r.write_ns.1,
-            r.write_ns.0 / r.write_ns.1,
-            r.read_ns.0,
-            r.read_ns.1,
-            r.read_ns.0 / r.read_ns.1,
+            ns(r.write_ns.0),
+            ns(r.write_ns.1),
+            ratio(r.write_ns.0, r.write_ns.1),
+            ns(r.read_ns.0),
+            ns(r.read_ns.1),
+            ratio(r.read_ns.0, r.read_ns.1),
             r.retries_per_million,
             r.torn
         );
