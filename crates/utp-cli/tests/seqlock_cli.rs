@@ -43,6 +43,12 @@ fn inspect_shows_writer_sequence_and_age() {
         text.contains("last update: ") && !text.contains("never"),
         "{text}"
     );
+    let ls = Command::new(UTP).arg("ls").output().unwrap();
+    let ls = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        ls.contains(&format!("seqlock   {url}  16 bytes, sequence 4")),
+        "{ls}"
+    );
     drop(w);
     let (code, text) = inspect(&url);
     assert_eq!(code, 1, "no writer: {text}");

@@ -1,4 +1,5 @@
-//! `utp ls`: utp endpoints on this machine, like `ls /dev/shm` or `ipcs`.
+//! `utp ls`: utp endpoints on this machine, like `ls /dev/shm` or `ipcs`:
+//! listeners, link regions and seqlock cells.
 
 use crate::exit::CmdResult;
 
@@ -9,7 +10,8 @@ pub struct Args {}
 /// Prints one line per listener socket and per link region.
 pub fn run(_args: Args) -> CmdResult {
     let entries = utp::shm::inspect::list();
-    if entries.is_empty() {
+    let cells = utp::seqlock::inspect::list_cells();
+    if entries.is_empty() && cells.is_empty() {
         println!("no utp endpoints");
     }
     for e in entries {
@@ -23,6 +25,20 @@ pub fn run(_args: Args) -> CmdResult {
             "{:<9} {mode:>5} {uid:>6} {size:>9}  {}  {}",
             e.kind, e.name, e.detail
         );
+    }
+    for (url, state) in cells {
+        match state {
+            Ok(c) => println!(
+                "seqlock   {url}  {} bytes, sequence {}, writer {}",
+                c.value_size,
+                c.sequence,
+                match (c.writer_pid, c.writer_alive) {
+                    (0, _) => "none".to_string(),
+                    (pid, alive) => format!("pid {pid} ({})", if alive { "alive" } else { "dead" }),
+                }
+            ),
+            Err(e) => println!("seqlock   {url}  unreadable: {e}"),
+        }
     }
     Ok(())
 }

@@ -81,3 +81,26 @@ pub fn cell_state(url: &str) -> Result<CellState> {
             .collect(),
     })
 }
+
+/// The POSIX seqlock cells on this machine (`/dev/shm/utp.cell.*`), as
+/// `shm://NAME` URLs with their state, for `utp ls`.
+pub fn list_cells() -> Vec<(String, Result<CellState>)> {
+    let mut names: Vec<String> = std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("utp.cell.").map(String::from)
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let url = format!("shm://{n}");
+            let state = cell_state(&url);
+            (url, state)
+        })
+        .collect()
+}
