@@ -33,11 +33,6 @@ pub struct CellState {
     pub signal_subscribers: Vec<u32>,
 }
 
-/// Whether `url` names an existing seqlock cell (for `utp inspect`).
-pub fn is_cell(url: &str) -> bool {
-    cell_state(url).is_ok()
-}
-
 /// Reads the header of the cell at `url`.
 pub fn cell_state(url: &str) -> Result<CellState> {
     let place = Place::parse(url)?;
