@@ -262,3 +262,24 @@ fn closing_a_listener_frees_the_name_at_once() {
     }
     let _listener = utp::listen(&url).unwrap();
 }
+
+#[test]
+fn a_frame_over_the_receivers_limit_is_refused_and_skipped() {
+    let name = unique("limit");
+    let (_l, mut client, mut server) = pair(&format!("shm://{name}?max_payload=100"));
+    client
+        .send(message_type::DATA, flags::CHECKSUM, &[1u8; 200])
+        .unwrap();
+    client
+        .send(message_type::DATA, flags::CHECKSUM, &[2u8; 100])
+        .unwrap();
+    let mut frame = Frame::default();
+    match server.recv_timeout(&mut frame, Some(Duration::from_secs(1))) {
+        Err(utp::Error::Frame(e)) => assert_eq!(e.kind(), "too_large", "{e}"),
+        other => panic!("expected too_large, got {other:?}"),
+    }
+    server
+        .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(frame.payload(), &[2u8; 100]);
+}

@@ -52,6 +52,14 @@ impl ShmLink {
         })?;
         let view = View { link: self, record };
         let header = view.record.header;
+        if view.record.too_large {
+            // Dropping the view skips the frame; the link goes on.
+            return Err(crate::frame::DecodeError::TooLarge {
+                length: header.payload_length,
+                limit: view.link.rx.max_payload(),
+            }
+            .into());
+        }
         if header.has_checksum() {
             let actual = crate::frame::frame_checksum(&view.record.header_bytes, view.payload());
             if actual != header.checksum {

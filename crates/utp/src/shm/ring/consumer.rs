@@ -12,8 +12,8 @@ use crate::shm::sync::Ordering;
 /// A record found by [`Consumer::peek`].
 ///
 // Invariants (when returned by `peek`): `offset + len <= capacity`, `len`
-// is the padded length of a header whose `payload_length` is within the
-// consumer's limit, and `offset..offset+len` is published and unreleased.
+// is the padded length of a valid header (its payload may exceed the
+// consumer's limit: then `too_large` is set), and `offset..offset+len` is published and unreleased.
 #[derive(Clone, Copy, Debug)]
 pub struct Record {
     /// Offset of the header in the data area.
@@ -24,6 +24,8 @@ pub struct Record {
     pub header_bytes: [u8; HEADER_LEN],
     /// Bytes the record occupies, padding included.
     pub len: usize,
+    /// The payload is over the consumer's `max_payload`: release it unread.
+    pub too_large: bool,
 }
 
 /// The reading end of a ring.
@@ -42,7 +44,9 @@ pub struct Consumer<B> {
 }
 
 impl<B: RingBytes> Consumer<B> {
-    /// A consumer starting at position 0, refusing payloads over `max_payload`.
+    /// A consumer starting at position 0. Frames with payloads over
+    /// `max_payload` are found by [`peek`](Consumer::peek) (so they can be
+    /// skipped) but flagged by [`Record::too_large`].
     pub fn new(idx: Indices, bytes: B, max_payload: usize) -> Result<Self> {
         let cap = check_capacity(bytes.capacity())?;
         Ok(Consumer {
@@ -58,6 +62,11 @@ impl<B: RingBytes> Consumer<B> {
     /// The ring's indices.
     pub fn indices(&self) -> &Indices {
         &self.idx
+    }
+
+    /// The payload limit given to [`new`](Consumer::new).
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
     }
 
     /// The data area.
@@ -128,7 +137,9 @@ impl<B: RingBytes> Consumer<B> {
             }
             let mut header_bytes = [0u8; HEADER_LEN];
             self.bytes.read(offset, &mut header_bytes);
-            let header = decode_header(&header_bytes, self.max_payload)?;
+            // Structural bound only: a frame over our own limit but inside
+            // the ring is well formed and can be skipped by the caller.
+            let header = decode_header(&header_bytes, self.cap as usize)?;
             let len = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
             if len > contiguous || len as u64 > available {
                 return Err(corrupt(format_args!(
@@ -141,6 +152,7 @@ impl<B: RingBytes> Consumer<B> {
                 header,
                 header_bytes,
                 len,
+                too_large: header.payload_length as usize > self.max_payload,
             }));
         }
     }
