@@ -28,7 +28,8 @@ def test_protocol_examples(request_bytes, reply):
     (b"DIV -7 2", "OK -3"),
     (b"DIV 7 -2", "OK -3"),
     (b"DIV -7 -2", "OK 3"),
-    (b"\tADD\r\n1 \x0c 2\x0b ", "OK 3"),
+    (b"\tADD\r\n1 \x0c 2 ", "OK 3"),
+    (b"ADD 1 2\x0b", "ERR Not a 64-bit integer: 2\x0b"),  # VT is not a separator
     (b"ADD +1 2", "OK 3"),
     (b"ADD 0000000000000000000000000000001 1", "OK 2"),
     (f"ADD {I64_MIN} {I64_MAX}".encode(), "OK -1"),

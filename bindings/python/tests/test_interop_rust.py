@@ -73,8 +73,8 @@ SAME_REPLY_REQUESTS = [
     b"POW x", b"POW x 2", b"ADD x y", b"ADD 1 y", b"DIV x 0", "\u0130DD 1 1".encode(), b"ADD\x00 1 1",
     b"ADD -0 0", b"  ",
 ]
-# docs/protocol.md says fields are separated by ASCII whitespace; the Rust server
-# also splits on Unicode spaces (SPEC-NOTES.md, "calculator whitespace").
+# docs/protocol.md: fields are separated by ASCII whitespace only, never by
+# Unicode spaces (SPEC-NOTES.md, "calculator whitespace", fixed in both).
 UNICODE_SPACE_REQUESTS = ["ADD\u00a01 2".encode(), "ADD\u20031 2".encode()]
 
 

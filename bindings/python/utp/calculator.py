@@ -17,7 +17,7 @@ OPERATIONS = ("ADD", "SUB", "MUL", "DIV")
 _SYMBOLS = {"ADD": "+", "SUB": "-", "MUL": "*", "DIV": "/"}
 # ASCII whitespace as C's isspace() defines it: space, tab, LF, VT, FF, CR.
 # (Non-ASCII Unicode spaces such as U+00A0 are not separators: see SPEC-NOTES.md.)
-_ASCII_WHITESPACE = re.compile(rb"[ \t\n\x0b\x0c\r]+")
+_ASCII_WHITESPACE = re.compile(rb"[ \t\n\x0c\r]+")  # not VT: docs/protocol.md
 _DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 

@@ -248,9 +248,18 @@ impl Fixture {
             connect_timeout: Duration::from_millis(200),
             ..Options::default()
         };
-        match utp::connect_with(&self.url, &quick) {
-            Err(Error::NotFound { .. }) => {}
-            other => panic!("{} still answers after shutdown: {other:?}", self.url),
+        // A child spawned by another test at this moment holds copies of our
+        // descriptors until its exec closes them, so allow a short grace.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match utp::connect_with(&self.url, &quick) {
+                Err(Error::NotFound { .. }) => return,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Ok(_) => panic!("{} still answers 2 s after shutdown", self.url),
+                Err(other) => panic!("{} after shutdown: {other}", self.url),
+            }
         }
     }
 }

@@ -30,7 +30,6 @@ struct Pending {
 // Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
 // unconsumed bytes; when `pending` is set, `payload` holds the first
 // `payload.len() < header.payload_length` payload bytes of that frame.
-#[derive(Debug)]
 pub(crate) struct Inbox {
     buf: Box<[u8]>,
     start: usize,
@@ -44,6 +43,20 @@ pub(crate) struct Inbox {
     pub(crate) fds: Vec<OwnedFd>,
     /// Set after an invalid frame: the byte stream can no longer be trusted.
     broken: Option<DecodeError>,
+}
+
+impl std::fmt::Debug for Inbox {
+    /// A summary: the 64 KiB buffer itself would drown any log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("buffered", &(self.end - self.start))
+            .field("pending", &self.pending)
+            .field("framing", &self.framing)
+            .field("max_payload", &self.max_payload)
+            .field("fds", &self.fds.len())
+            .field("broken", &self.broken)
+            .finish()
+    }
 }
 
 impl Inbox {
