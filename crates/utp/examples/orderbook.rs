@@ -15,7 +15,9 @@
 //! spinning; `--interval-us N` makes the writer publish every N µs
 //! (default 10). The URL may also be `sysv://KEY` or `file:///PATH` (the book
 //! then survives the writer). `utp inspect URL` shows the cell meanwhile.
-//! The writer removes the cell when it stops.
+//! The writer removes the cell when `--secs` runs out; after Ctrl-C the cell
+//! stays (cells persist) and the next writer takes it over, or remove it
+//! with `rm /dev/shm/utp.cell.NAME`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use utp::seqlock::{SeqReader, SeqWriter};
