@@ -44,8 +44,10 @@ pub struct Row {
     pub read_ns: (f64, f64),
     /// Retried reads per million, and torn reads (must be 0).
     pub retries_per_million: f64,
-    /// Torn reads seen by seqlock readers (checksum failures).
+    /// Torn reads seen by seqlock readers (checksum failures; must be 0).
     pub torn: u64,
+    /// Torn copies seen by raw readers: what the protocol prevents.
+    pub raw_torn: u64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -110,7 +112,7 @@ pub fn measure(readers: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Ex
     let mut rows = Vec::new();
     for &n in readers {
         let (mut ws, mut wr, mut rs, mut rr) = (vec![], vec![], vec![], vec![]);
-        let (mut retries, mut reads, mut torn) = (0u64, 0u64, 0u64);
+        let (mut retries, mut reads, mut torn, mut raw_torn) = (0u64, 0u64, 0u64, 0u64);
         for _ in 0..rounds.max(1) {
             for mode in [Mode::Seqlock, Mode::Raw] {
                 let (w, r) = once(mode, n, ms)?;
@@ -124,6 +126,8 @@ pub fn measure(readers: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Ex
                     if mode == Mode::Seqlock {
                         (retries, reads, torn) =
                             (retries + c.retries, reads + c.ops, torn + c.torn);
+                    } else {
+                        raw_torn += c.torn;
                     }
                 }
             }
@@ -134,6 +138,7 @@ pub fn measure(readers: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Ex
             read_ns: (median(rs), median(rr)),
             retries_per_million: retries as f64 * 1e6 / reads.max(1) as f64,
             torn,
+            raw_torn,
         });
     }
     Ok(rows)
@@ -158,12 +163,12 @@ fn ratio(a: f64, b: f64) -> String {
 /// Prints the rows as a Markdown table.
 pub fn print(rows: &[Row]) {
     println!(
-        "| readers | write seqlock | write raw | ratio | read seqlock | read raw | ratio | retried reads | torn |"
+        "| readers | write seqlock | write raw | ratio | read seqlock | read raw | ratio | retried reads | torn | torn raw |"
     );
-    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ppm | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ppm | {} | {} |",
             r.readers,
             ns(r.write_ns.0),
             ns(r.write_ns.1),
@@ -172,7 +177,8 @@ pub fn print(rows: &[Row]) {
             ns(r.read_ns.1),
             ratio(r.read_ns.0, r.read_ns.1),
             r.retries_per_million,
-            r.torn
+            r.torn,
+            r.raw_torn
         );
     }
 }

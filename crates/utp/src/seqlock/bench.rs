@@ -74,7 +74,8 @@ pub struct Count {
     pub ops: u64,
     /// Read attempts that had to be retried (seqlock only).
     pub retries: u64,
-    /// Consistent reads whose checksum failed (must be zero).
+    /// Reads whose checksum failed: must be zero for the seqlock; for the
+    /// raw copy, evidence of what the protocol prevents.
     pub torn: u64,
     /// Time taken.
     pub elapsed: Duration,
@@ -111,13 +112,14 @@ fn run(duration: Duration, mut op: impl FnMut(&mut Count)) -> Count {
 }
 
 enum WriterKind {
-    Seqlock(Box<SeqWriter<Sample>>, Vec<Sample>),
+    Seqlock(Box<SeqWriter<Sample>>),
     Raw(Cell),
 }
 
 /// The writing side of a benchmark: owns the cell it creates.
 pub struct BenchWriter {
     kind: WriterKind,
+    samples: Vec<Sample>,
     n: u64,
 }
 
@@ -136,7 +138,7 @@ impl BenchWriter {
             Mode::Seqlock => {
                 let mut w = SeqWriter::<Sample>::open(url)?;
                 w.publish(&Sample::new(0));
-                WriterKind::Seqlock(Box::new(w), (0..64).map(Sample::new).collect())
+                WriterKind::Seqlock(Box::new(w))
             }
             Mode::Raw => {
                 let (cell, _) = Cell::create_or_open::<Sample>(url, &CellOptions::default())?;
@@ -146,18 +148,24 @@ impl BenchWriter {
                 WriterKind::Raw(cell)
             }
         };
-        Ok(BenchWriter { kind, n: 0 })
+        let samples = (0..64).map(Sample::new).collect();
+        Ok(BenchWriter {
+            kind,
+            samples,
+            n: 0,
+        })
     }
 
-    /// One write: a publish, or the raw word stores.
+    /// One write: a publish, or the raw word stores (of the same samples).
     #[inline]
     pub fn write_once(&mut self) {
         self.n += 1;
+        let sample = &self.samples[(self.n & 63) as usize];
         match &mut self.kind {
-            WriterKind::Seqlock(w, samples) => w.publish(&samples[(self.n & 63) as usize]),
+            WriterKind::Seqlock(w) => w.publish(sample),
             WriterKind::Raw(cell) => {
-                for (i, w) in cell.header.words().iter().enumerate() {
-                    w.store(self.n ^ i as u64, Ordering::Relaxed);
+                for (w, v) in cell.header.words().iter().zip(sample.words) {
+                    w.store(v, Ordering::Relaxed);
                 }
             }
         }
@@ -171,7 +179,7 @@ impl BenchWriter {
     /// Removes the cell.
     pub fn remove(self) -> Result<()> {
         match self.kind {
-            WriterKind::Seqlock(w, _) => w.remove(),
+            WriterKind::Seqlock(w) => w.remove(),
             WriterKind::Raw(cell) => cell.place.remove(),
         }
     }
@@ -208,6 +216,10 @@ impl BenchReader {
             Mode::Raw => {
                 for (i, w) in h.words().iter().enumerate() {
                     s.words[i] = w.load(Ordering::Relaxed);
+                }
+                // No protocol: a copy racing a write mixes two samples.
+                if !s.is_intact() && s.words != [0; 8] {
+                    c.torn += 1;
                 }
             }
         }
