@@ -8,8 +8,9 @@
 //! - `writer_killed_mid_write_is_detected_and_taken_over`: SIGKILL a writer
 //!   of 64 KiB values until it dies with an odd sequence; readers get
 //!   PeerGone naming its pid; a new writer takes over and republishes.
-//! - `file_cell_survives_sigkill_of_its_writer`: write, msync, SIGKILL,
-//!   reopen, read the last value; a restarted writer continues the sequence.
+//! - `file_cell_survives_sigkill_of_its_writer`: a second writer is refused
+//!   while the first lives; write, msync, SIGKILL, reopen, read the last
+//!   value; a restarted writer takes over and continues the sequence.
 //! - `futex_wait_next_wakes_a_reader_process`, `eventfd_over_unix_socket`,
 //!   `sigusr1_notice`: the three notification paths, each to a real process.
 
@@ -318,6 +319,13 @@ fn file_cell_survives_sigkill_of_its_writer() {
     let mut p = Proc::spawn("persist-writer", &url, "4242");
     p.expect("READY");
     let pid = p.pid();
+    // While it lives, a second writer (another process) is refused.
+    let err = SeqWriter::<Checked>::open(&url).unwrap_err();
+    assert!(matches!(err, utp::Error::InUse { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!("writer, pid {pid}")),
+        "{err}"
+    );
     p.kill(); // SIGKILL
     let r = SeqReader::<Checked>::open(&url).unwrap();
     assert_eq!(r.read_seq().unwrap(), (Checked::new(4242), 2));
