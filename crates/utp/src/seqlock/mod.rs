@@ -62,13 +62,13 @@ pub mod bench;
 #[cfg(not(loom))]
 mod cell;
 #[cfg(not(loom))]
+mod eventfd;
+#[cfg(not(loom))]
 mod futex;
 #[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
 pub mod layout;
-#[cfg(not(loom))]
-mod notify;
 #[cfg(not(loom))]
 pub mod place;
 pub mod protocol;
@@ -82,9 +82,9 @@ mod writer;
 #[cfg(not(loom))]
 pub use cell::CellOptions;
 #[cfg(not(loom))]
-pub use layout::type_tag;
+pub use eventfd::{EventfdSubscription, subscribe_eventfd};
 #[cfg(not(loom))]
-pub use notify::{EventfdSubscription, subscribe_eventfd};
+pub use layout::type_tag;
 #[cfg(not(loom))]
 pub use reader::SeqReader;
 #[cfg(not(loom))]

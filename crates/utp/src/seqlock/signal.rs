@@ -110,3 +110,25 @@ impl Drop for SignalSubscription<'_> {
         signal_hook::low_level::unregister(self.action);
     }
 }
+
+/// Writer side of signal notices: sends `SIGUSR1` to each subscribed pid,
+/// freeing slots whose process is gone. (The flag that brings the writer
+/// here is never cleared: clearing it could race with a new subscriber.)
+pub(crate) fn signal_subscribers(h: &Header) {
+    for i in 0..SIGNAL_SLOTS {
+        let slot = h.signal_slot(i);
+        let pid = slot.load(Ordering::Relaxed);
+        // Untrusted: a value above i32::MAX would name a process group.
+        let Some(p) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if rustix::process::kill_process(p, rustix::process::Signal::USR1)
+            == Err(rustix::io::Errno::SRCH)
+        {
+            let _ = slot.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}

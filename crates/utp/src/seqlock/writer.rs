@@ -1,7 +1,8 @@
 //! The single writer of a cell.
 
 use super::cell::{Cell, CellOptions};
-use super::notify::{EventHub, signal_subscribers};
+use super::eventfd::EventHub;
+use super::signal::signal_subscribers;
 use super::{futex, place, protocol};
 use crate::error::{Error, Result};
 use crate::shm::reclaim::pid_alive;

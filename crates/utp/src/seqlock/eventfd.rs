@@ -1,12 +1,13 @@
-//! Notifications besides the futex: eventfds handed over a Unix socket
-//! (for event loops) and `SIGUSR1` (the seeds' signal notice).
+//! eventfd notices for event loops: the writer hands each subscriber an
+//! eventfd over a Unix socket (`SCM_RIGHTS`) and increments it on publish.
 //!
-//! Both cost the writer a system call per subscriber per publish, so they
-//! suit updates at human or millisecond rates, not millions per second; the
-//! futex path ([`SeqReader::wait_next`](super::SeqReader::wait_next)) costs
-//! the writer nothing while nobody sleeps.
+//! Like `SIGUSR1` ([`signal`](super::signal)) this costs the writer a system
+//! call per subscriber per publish, so it suits updates at human or
+//! millisecond rates, not millions per second; the futex path
+//! ([`SeqReader::wait_next`](super::SeqReader::wait_next)) costs the writer
+//! nothing while nobody sleeps.
 
-use super::layout::{Header, SIGNAL_SLOTS};
+use crate::channel::Channel as _;
 use crate::channel::{Options, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -187,29 +188,5 @@ impl EventfdSubscription {
         let ts = rustix::time::Timespec::try_from(timeout).ok();
         let _ = poll(&mut pfd, ts.as_ref());
         self.take()
-    }
-}
-
-use crate::channel::Channel as _;
-
-/// Writer side of signal notices: sends `SIGUSR1` to each subscribed pid,
-/// freeing slots whose process is gone. (The flag that brings the writer
-/// here is never cleared: clearing it could race with a new subscriber.)
-pub(crate) fn signal_subscribers(h: &Header) {
-    for i in 0..SIGNAL_SLOTS {
-        let slot = h.signal_slot(i);
-        let pid = slot.load(Ordering::Relaxed);
-        // Untrusted: a value above i32::MAX would name a process group.
-        let Some(p) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        else {
-            continue;
-        };
-        if rustix::process::kill_process(p, rustix::process::Signal::USR1)
-            == Err(rustix::io::Errno::SRCH)
-        {
-            let _ = slot.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
-        }
     }
 }
