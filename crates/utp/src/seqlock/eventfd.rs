@@ -25,11 +25,21 @@ use std::time::Duration;
 /// Payload of the frame that carries a subscriber's eventfd.
 const HELLO: &[u8] = b"utp-seqlock-eventfd/1";
 
-/// The writer's eventfd subscribers: (connection, eventfd) pairs.
+/// One subscriber: its eventfd, and its connection (kept open so that the
+/// subscriber sees end-of-file when the writer dies), watched for hang-up
+/// through a duplicate descriptor.
+#[derive(Debug)]
+struct Sub {
+    watch: OwnedFd,
+    efd: OwnedFd,
+    conn: Option<StreamChannel>,
+}
+
+/// The writer's eventfd subscribers.
 #[derive(Debug, Default)]
 struct Subscribers {
     count: AtomicUsize,
-    list: Mutex<Vec<(StreamChannel, OwnedFd)>>,
+    list: Mutex<Vec<Sub>>,
     stop: AtomicBool,
 }
 
@@ -80,8 +90,8 @@ impl EventHub {
             return;
         }
         if let Ok(list) = self.subs.list.lock() {
-            for (_, efd) in list.iter() {
-                let _ = rustix::io::write(efd, &1u64.to_ne_bytes());
+            for sub in list.iter() {
+                let _ = rustix::io::write(&sub.efd, &1u64.to_ne_bytes());
             }
         }
     }
@@ -96,20 +106,44 @@ impl Drop for EventHub {
     }
 }
 
+/// Registers a subscriber, then sends it its eventfd: registering first
+/// means every publish after the subscriber holds the eventfd reaches it.
 fn hand_over(subs: &Subscribers, fd: OwnedFd, peer: PeerInfo) -> Result<()> {
     let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
         .map_err(|e| Error::io("eventfd", e))?;
+    let watch = fd.try_clone().map_err(|e| Error::io("dup", e))?;
+    let mine = efd.try_clone().map_err(|e| Error::io("dup", e))?;
+    let key = std::os::fd::AsRawFd::as_raw_fd(&mine);
+    {
+        let mut list = subs.list.lock().map_err(|_| Error::Closed)?;
+        list.push(Sub {
+            watch,
+            efd: mine,
+            conn: None,
+        });
+        subs.count.store(list.len(), Ordering::Relaxed);
+    }
     let io = StreamIo::Socket {
         fd,
         passes_fds: true,
     };
     let mut ch = StreamChannel::new(io, Framing::Utp, 4096, "seqlock eventfd".into(), peer);
-    let timeout = Some(Duration::from_secs(1));
-    ch.send_with_fds(message_type::DATA, 0, HELLO, &[efd.as_fd()], timeout)?;
+    let sent = ch.send_with_fds(
+        message_type::DATA,
+        0,
+        HELLO,
+        &[efd.as_fd()],
+        Some(Duration::from_secs(1)),
+    );
     let mut list = subs.list.lock().map_err(|_| Error::Closed)?;
-    list.push((ch, efd));
-    subs.count.store(list.len(), Ordering::Relaxed);
-    Ok(())
+    let is_mine = |sub: &Sub| std::os::fd::AsRawFd::as_raw_fd(&sub.efd) == key;
+    if sent.is_err() {
+        list.retain(|sub| !is_mine(sub));
+        subs.count.store(list.len(), Ordering::Relaxed);
+    } else if let Some(sub) = list.iter_mut().find(|sub| is_mine(sub)) {
+        sub.conn = Some(ch);
+    }
+    sent
 }
 
 /// Drops subscribers whose connection hung up.
@@ -117,11 +151,8 @@ fn prune(subs: &Subscribers) {
     let Ok(mut list) = subs.list.lock() else {
         return;
     };
-    list.retain(|(ch, _)| {
-        let StreamIo::Socket { fd, .. } = ch.io() else {
-            return false;
-        };
-        let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+    list.retain(|sub| {
+        let mut pfd = [PollFd::new(&sub.watch, PollFlags::IN)];
         let zero = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -136,7 +167,9 @@ fn prune(subs: &Subscribers) {
 ///
 /// Register [`fd`](Self::fd) in an event loop (epoll, mio, tokio's
 /// `AsyncFd`): it is readable after one or more publishes; [`take`](Self::take)
-/// reads and resets the count. Then read the cell as usual.
+/// reads and resets the count. Then read the cell as usual. The writer
+/// registers a subscriber before handing the eventfd over, so every publish
+/// after [`subscribe_eventfd`] returns is counted.
 #[derive(Debug)]
 pub struct EventfdSubscription {
     efd: OwnedFd,
