@@ -72,6 +72,7 @@ fn publish_and_read_on_every_region_kind() {
             (Pair { a: 100, b: !100 }, 200),
             "{url}"
         );
+        w.flush().unwrap(); // msync: to disk for file://, harmless elsewhere
         assert_eq!(r.writer_pid(), Some(std::process::id()));
         let state = inspect::cell_state(&url).unwrap();
         assert_eq!((state.sequence, state.value_size), (200, 16));
