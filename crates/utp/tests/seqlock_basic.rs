@@ -181,3 +181,39 @@ fn wait_next_times_out_and_wakes() {
     assert_eq!(r.wait_next(0, Some(Duration::ZERO)).unwrap().1, 2);
     w.remove().unwrap();
 }
+
+#[test]
+fn scribbled_live_cell_gives_errors_not_panics() {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = std::env::temp_dir().join(format!("utp-test-{}.cell", unique("scribble")));
+    let url = format!("file://{}", path.display());
+    let mut w = SeqWriter::<Pair>::open(&url).unwrap();
+    w.publish(&Pair { a: 1, b: 2 });
+    let r = SeqReader::<Pair>::open_with(
+        &url,
+        &CellOptions {
+            stall_timeout: Duration::from_millis(50),
+            ..CellOptions::default()
+        },
+    )
+    .unwrap();
+    // Another process of the same user scribbles 0xFF over the header
+    // (through write(2): the page cache is what both mappings show).
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&[0xff; 128]).unwrap();
+    drop(f);
+    // Odd sequence, writer "pid" 0xffffffff (not a process): PeerGone.
+    let err = r.read().unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(r.wait_next(0, Some(Duration::from_millis(20))).is_err());
+    assert!(inspect::cell_state(&url).is_err());
+    assert!(SeqReader::<Pair>::open(&url).is_err());
+    // The writer keeps publishing from its own sequence; the garbage signal
+    // slots (0xffffffff, not a pid) are skipped, nothing is signalled.
+    w.publish(&Pair { a: 3, b: 4 });
+    assert_eq!(r.read().unwrap(), Pair { a: 3, b: 4 });
+    drop(r);
+    drop(w);
+    std::fs::remove_file(&path).unwrap();
+}
