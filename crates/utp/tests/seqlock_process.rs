@@ -11,131 +11,21 @@
 //! - `file_cell_survives_sigkill_of_its_writer`: a second writer is refused
 //!   while the first lives; write, msync, SIGKILL, reopen, read the last
 //!   value; a restarted writer takes over and continues the sequence.
-//! - `futex_wait_next_wakes_a_reader_process`, `eventfd_over_unix_socket`,
-//!   `sigusr1_notice`: the three notification paths, each to a real process.
+//!
+//! The notification paths are in `seqlock_notify.rs`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod seqlock_util;
+
+use seqlock_util::{Checked, Proc, Remove, say, unique};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use utp::seqlock::{SeqReader, SeqWriter, inspect, place::Place, subscribe_eventfd};
-
-/// 256 bytes: 31 data words and a checksum of them (spans 4 cache lines,
-/// so an unprotected copy would tear easily).
-#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C)]
-struct Checked {
-    words: [u64; 32],
-}
-
-impl Checked {
-    fn new(n: u64) -> Self {
-        let mut words = [0u64; 32];
-        for (i, w) in words.iter_mut().take(31).enumerate() {
-            *w = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64) << 56;
-        }
-        words[31] = Self::sum(&words);
-        Checked { words }
-    }
-    fn sum(words: &[u64; 32]) -> u64 {
-        words[..31]
-            .iter()
-            .fold(7, |h, w| (h ^ w).wrapping_mul(0x100_0000_01b3))
-    }
-    fn intact(&self) -> bool {
-        self.words[31] == Self::sum(&self.words)
-    }
-}
+use utp::seqlock::{SeqReader, SeqWriter, inspect};
 
 /// 64 KiB: long enough to write that a SIGKILL lands mid-write.
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 struct Big {
     pages: [[u64; 4096]; 2],
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "p{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Proc {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Proc {
-    fn spawn(role: &str, url: &str, arg: &str) -> Proc {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_entry",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env("UTP_SEQ_ROLE", role)
-            .env("UTP_SEQ_URL", url)
-            .env("UTP_SEQ_ARG", arg)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Proc { child, out }
-    }
-
-    fn line(&mut self) -> String {
-        loop {
-            let mut s = String::new();
-            if self.out.read_line(&mut s).unwrap() == 0 {
-                return "EOF".into();
-            }
-            let s = s.trim();
-            if ["READY", "DONE", "FAIL"].iter().any(|t| s.starts_with(t)) {
-                return s.to_string();
-            }
-        }
-    }
-
-    fn expect(&mut self, tag: &str) -> Vec<String> {
-        let line = self.line();
-        assert!(line.starts_with(tag), "expected {tag}, child said {line:?}");
-        line.split_whitespace().skip(1).map(String::from).collect()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Removes a cell when dropped, so a failing test leaves nothing behind.
-struct Remove(String);
-
-impl Drop for Remove {
-    fn drop(&mut self) {
-        let _ = Place::parse(&self.0).map(|p| p.remove());
-    }
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }
 
 /// Entry point of the child processes; a no-op in a normal test run.
@@ -146,7 +36,6 @@ fn child_entry() {
     };
     let url = std::env::var("UTP_SEQ_URL").unwrap();
     let arg = std::env::var("UTP_SEQ_ARG").unwrap_or_default();
-    let wait = Some(Duration::from_secs(10));
     match role.as_str() {
         "stress-reader" => {
             let r = SeqReader::<Checked>::open(&url).unwrap();
@@ -186,29 +75,6 @@ fn child_entry() {
             w.flush().unwrap();
             say("READY");
             std::thread::sleep(Duration::from_secs(60));
-        }
-        "futex-waiter" => {
-            let r = SeqReader::<Checked>::open(&url).unwrap();
-            let (_, seq) = r.read_seq().unwrap();
-            say(&format!("READY {seq}"));
-            let (v, seq) = r.wait_next(seq, wait).unwrap();
-            say(&format!("DONE {} {seq}", v.intact()));
-        }
-        "eventfd-sub" => {
-            let r = SeqReader::<Checked>::open(&url).unwrap();
-            let sub = subscribe_eventfd(&arg, Duration::from_secs(5)).unwrap();
-            say("READY");
-            let n = sub.wait(Duration::from_secs(10));
-            let (v, seq) = r.read_seq().unwrap();
-            say(&format!("DONE {n} {} {seq}", v.intact()));
-        }
-        "signal-sub" => {
-            let r = SeqReader::<Checked>::open(&url).unwrap();
-            let sub = r.subscribe_signal().unwrap();
-            say("READY");
-            let got = sub.wait(Duration::from_secs(10));
-            let (v, seq) = r.read_seq().unwrap();
-            say(&format!("DONE {got} {} {seq}", v.intact()));
         }
         other => panic!("unknown role {other}"),
     }
@@ -348,65 +214,4 @@ fn file_cell_survives_sigkill_of_its_writer() {
     assert_eq!(value, Checked::new(4243));
     assert_eq!(u64::from_le_bytes(bytes[64..72].try_into().unwrap()), 4);
     std::fs::remove_file(&path).unwrap();
-}
-
-fn notify_setup(tag: &str) -> (String, SeqWriter<Checked>, Remove) {
-    let url = format!("shm://{}", unique(tag));
-    let mut w = SeqWriter::<Checked>::open(&url).unwrap();
-    w.publish(&Checked::new(1));
-    (url.clone(), w, Remove(url))
-}
-
-#[test]
-fn futex_wait_next_wakes_a_reader_process() {
-    let (url, mut w, _guard) = notify_setup("futex");
-    let mut p = Proc::spawn("futex-waiter", &url, "");
-    assert_eq!(p.expect("READY"), ["2"]);
-    std::thread::sleep(Duration::from_millis(50)); // let it go to sleep
-    w.publish(&Checked::new(2));
-    assert_eq!(p.expect("DONE"), ["true", "4"]);
-    w.remove().unwrap();
-}
-
-#[test]
-fn eventfd_over_unix_socket() {
-    let (url, mut w, _guard) = notify_setup("eventfd");
-    let socket = format!("unix://@utp-test.{}", unique("efd"));
-    w.serve_eventfds(&socket).unwrap();
-    let mut p = Proc::spawn("eventfd-sub", &url, &socket);
-    p.expect("READY");
-    w.publish(&Checked::new(2));
-    let done = p.expect("DONE");
-    assert!(done[0].parse::<u64>().unwrap() >= 1, "{done:?}");
-    assert_eq!(done[1..], ["true", "4"]);
-    w.remove().unwrap();
-}
-
-#[test]
-fn sigusr1_notice() {
-    let (url, mut w, _guard) = notify_setup("signal");
-    let mut p = Proc::spawn("signal-sub", &url, "");
-    p.expect("READY");
-    assert_eq!(
-        inspect::cell_state(&url).unwrap().signal_subscribers,
-        [p.pid()]
-    );
-    w.publish(&Checked::new(2));
-    assert_eq!(p.expect("DONE"), ["true", "true", "4"]);
-    let _ = p.child.wait();
-    // The subscription ended with the process; the slot is freed.
-    assert!(
-        inspect::cell_state(&url)
-            .unwrap()
-            .signal_subscribers
-            .is_empty()
-    );
-    w.remove().unwrap();
-    assert!(
-        Place::parse(&url)
-            .unwrap()
-            .existing_len()
-            .unwrap()
-            .is_none()
-    );
 }
