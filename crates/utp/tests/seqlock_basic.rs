@@ -171,13 +171,16 @@ fn garbage_regions_are_refused_without_panic() {
 }
 
 #[test]
-fn wait_next_times_out_and_wakes() {
+fn read_if_newer_and_wait_next() {
     let url = format!("shm://{}", unique("wait"));
     let mut w = SeqWriter::<Pair>::open(&url).unwrap();
     let r = SeqReader::<Pair>::open(&url).unwrap();
     let err = r.wait_next(0, Some(Duration::from_millis(30))).unwrap_err();
     assert!(err.is_timeout(), "{err}");
+    assert_eq!(r.read_if_newer(0).unwrap(), None);
     w.publish(&Pair { a: 1, b: 1 });
+    assert_eq!(r.read_if_newer(0).unwrap(), Some((Pair { a: 1, b: 1 }, 2)));
+    assert_eq!(r.read_if_newer(2).unwrap(), None);
     assert_eq!(r.wait_next(0, Some(Duration::ZERO)).unwrap().1, 2);
     w.remove().unwrap();
 }

@@ -51,6 +51,8 @@
 //!   value survives the writer's death (page cache) and, after
 //!   [`SeqWriter::flush`] (`msync`), a reboot. POSIX and System V shared
 //!   memory are lost at reboot.
+//! - **Polling cheaply**: [`SeqReader::read_if_newer`] costs one load of the
+//!   sequence word while nothing changed.
 //! - **Notifications**: [`SeqReader::wait_next`] (futex),
 //!   [`SeqWriter::serve_eventfds`] + [`subscribe_eventfd`] for event loops,
 //!   [`SeqReader::subscribe_signal`] (`SIGUSR1`, see [`signal`]).

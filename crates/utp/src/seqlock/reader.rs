@@ -123,6 +123,17 @@ impl<T: Pod> SeqReader<T> {
         }
     }
 
+    /// The value if it changed since sequence `after`, else `None`: a
+    /// polling reader pays one load of the sequence word (a cache hit while
+    /// nothing changes) instead of a copy.
+    #[inline]
+    pub fn read_if_newer(&self, after: u64) -> Result<Option<(T, u64)>> {
+        if self.cell.header.seq().load(Ordering::Acquire) == after {
+            return Ok(None);
+        }
+        self.read_seq().map(Some)
+    }
+
     /// Waits until the sequence differs from `after` (a value from
     /// [`read_seq`](Self::read_seq), or [`sequence`](Self::sequence)), then
     /// reads. Sleeps on a futex on the sequence word after a short spin;
