@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use utp::seqlock::bench::{BenchReader, BenchWriter, Count, Mode};
+use utp::seqlock::probe;
 
 /// Arguments of `utp bench-seqlock`.
 #[derive(Debug, clap::Args)]
@@ -25,7 +26,8 @@ pub struct Args {
     /// Rounds per configuration (seqlock and raw alternate).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Internal: run as a reader process of MODE (seqlock|raw) on --url.
+    /// Internal: run as a reader process of MODE (seqlock|raw), or as the
+    /// placement probe's echo (probe), on --url.
     #[arg(long, hide = true)]
     child: Option<String>,
     /// Internal: the cell a child reads.
@@ -183,10 +185,39 @@ pub fn print(rows: &[Row]) {
     }
 }
 
+/// Spin round trip between two processes pinned to CPUs 0 and 1: tells
+/// the vCPU placement a measurement ran in (BENCH-NOTES.md).
+pub fn placement_probe() -> Result<Duration, Exit> {
+    let url = format!("shm://bench-seqlock-probe-{}", std::process::id());
+    let cell = probe::create(&url)?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["bench-seqlock", "--child", "probe", "--url", &url])
+        .spawn()?;
+    let rtt = probe::ping(&url, 50);
+    let _ = child.wait();
+    cell.remove()?;
+    Ok(rtt?)
+}
+
+fn show_probe(when: &str) {
+    match placement_probe() {
+        Ok(rtt) => {
+            let us = rtt.as_secs_f64() * 1e6;
+            let placement = if us < 0.3 { "near" } else { "far (or busy)" };
+            println!("placement probe {when}: spin round trip {us:.2} µs ({placement})");
+        }
+        Err(e) => println!("placement probe {when}: failed ({e:?})"),
+    }
+}
+
 /// Runs the benchmark (or, with `--child`, one reader process).
 pub fn run(args: Args) -> CmdResult {
     if let Some(mode) = &args.child {
         let url = args.url.as_deref().ok_or(Exit::Failed(2))?;
+        if mode == "probe" {
+            probe::echo(url)?;
+            return Ok(());
+        }
         let reader = BenchReader::open(url, mode_of(mode)?)?;
         println!("READY");
         let c = reader.run(Duration::from_millis(args.ms));
@@ -203,8 +234,10 @@ pub fn run(args: Args) -> CmdResult {
         "seqlock cell of a 64-byte value vs raw atomic copy, {} ms x {} rounds, medians",
         args.ms, args.rounds
     );
+    show_probe("before");
     let rows = measure(&args.readers, args.ms, args.rounds)?;
     print(&rows);
+    show_probe("after");
     if rows.iter().any(|r| r.torn > 0) {
         return Err(Exit::Error("torn reads observed".into()));
     }

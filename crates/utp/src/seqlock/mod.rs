@@ -73,6 +73,8 @@ pub mod inspect;
 pub mod layout;
 #[cfg(not(loom))]
 pub mod place;
+#[cfg(not(loom))]
+pub mod probe;
 pub mod protocol;
 #[cfg(not(loom))]
 mod reader;
