@@ -200,6 +200,10 @@ pub fn placement_probe() -> Result<Duration, Exit> {
 }
 
 fn show_probe(when: &str) {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        println!("placement probe {when}: skipped (fewer than 2 CPUs)");
+        return;
+    }
     match placement_probe() {
         Ok(rtt) => {
             let us = rtt.as_secs_f64() * 1e6;
