@@ -31,6 +31,11 @@ enum Command {
     Frame(cmd::frame::Command),
     /// Serve and call the calculator over a Unix socket, to see utp work.
     Demo(cmd::demo::Args),
+    /// Measure every mechanism beside its raw baseline: latency, throughput, calls/s.
+    Bench(cmd::bench::Args),
+    /// The other side of one `utp bench` run (started by `utp bench` itself).
+    #[command(hide = true)]
+    BenchPeer(cmd::bench::peer::Args),
 }
 
 fn main() {
@@ -43,6 +48,8 @@ fn main() {
         Command::Call(args) => cmd::call::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::BenchPeer(args) => cmd::bench::peer::run(args),
     };
     let code = match result {
         Ok(()) => 0,
