@@ -33,8 +33,8 @@ impl Machine {
                 (key.trim() == name).then(|| value.trim().to_string())
             })
         };
-        let virtualized = field("flags")
-            .is_some_and(|flags| flags.split_whitespace().any(|f| f == "hypervisor"));
+        let virtualized =
+            field("flags").is_some_and(|flags| flags.split_whitespace().any(|f| f == "hypervisor"));
         let hypervisor = ["/sys/hypervisor/type", "/sys/class/dmi/id/sys_vendor"]
             .iter()
             .find_map(|p| std::fs::read_to_string(p).ok())

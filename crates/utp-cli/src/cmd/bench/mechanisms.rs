@@ -76,7 +76,7 @@ pub const TABLE: &[Mechanism] = &[
         Wait::Block,
         "shm://{name}?wait=block",
         RawKind::SlotFutex,
-        RawKind::Ring,
+        RawKind::RingFutex,
     ),
     row(
         "sysv",

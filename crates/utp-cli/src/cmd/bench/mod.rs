@@ -71,7 +71,11 @@ pub fn run(args: Args) -> CmdResult {
     let selected: Vec<usize> = (0..mechanisms::TABLE.len())
         .filter(|&i| chosen(mechanisms::TABLE[i].name))
         .collect();
-    let mut plan = if args.quick { plan::Plan::quick() } else { plan::Plan::full() };
+    let mut plan = if args.quick {
+        plan::Plan::quick()
+    } else {
+        plan::Plan::full()
+    };
     if let Some(repeats) = args.repeats {
         plan.repeats = repeats.max(1);
     }
@@ -98,8 +102,13 @@ pub fn run(args: Args) -> CmdResult {
             .map_err(|e| Exit::Error(e.to_string()))?,
     );
     let runner = runner::Runner::new(plan, peer_cpu);
-    let mut outcome =
-        orchestrate::execute(&runner, &selected, chosen("memcpy"), args.placement, &progress);
+    let mut outcome = orchestrate::execute(
+        &runner,
+        &selected,
+        chosen("memcpy"),
+        args.placement,
+        &progress,
+    );
     progress.finish_and_clear();
     outcome.notes.splice(0..0, setup_notes);
 
@@ -110,9 +119,16 @@ pub fn run(args: Args) -> CmdResult {
             .iter()
             .map(|p| format!("{} {}", p.placement, format::ns(p.spin_p50_ns)))
             .collect();
-        println!("\nplacement probes (spin p50, in order): {}", seen.join(", "));
+        println!(
+            "\nplacement probes (spin p50, in order): {}",
+            seen.join(", ")
+        );
     }
-    println!("load average: {} at the start, {} at the end", machine.loadavg_at_start, machine::loadavg());
+    println!(
+        "load average: {} at the start, {} at the end",
+        machine.loadavg_at_start,
+        machine::loadavg()
+    );
     for note in &outcome.notes {
         println!("note: {note}");
     }

@@ -93,8 +93,15 @@ pub fn execute(
     let started = Instant::now();
     let points = points(selected);
     let repeats = runner.plan.repeats;
-    let probes = if placement == Placement::SameCore { 0 } else { selected.len() + 1 };
-    let total: usize = points.iter().map(|p| p.impls.len() * repeats).sum::<usize>()
+    let probes = if placement == Placement::SameCore {
+        0
+    } else {
+        selected.len() + 1
+    };
+    let total: usize = points
+        .iter()
+        .map(|p| p.impls.len() * repeats)
+        .sum::<usize>()
         + probes
         + usize::from(memcpy_selected) * MEMCPY_SIZES.len() * repeats;
     progress.set_length(total as u64);
@@ -119,11 +126,16 @@ pub fn execute(
                     continue;
                 }
                 if !fits(m, point.size) {
-                    out.note(format!("{who}: {} B does not fit in one message", point.size));
+                    out.note(format!(
+                        "{who}: {} B does not fit in one message",
+                        point.size
+                    ));
                     continue;
                 }
                 if placement == Placement::SameCore && wait == Wait::Spin {
-                    out.note(format!("{who}: skipped, spinning on one core only measures the scheduler"));
+                    out.note(format!(
+                        "{who}: skipped, spinning on one core only measures the scheduler"
+                    ));
                     continue;
                 }
                 match runner.run(point.entry, implementation, point.mode, point.size) {
@@ -132,7 +144,11 @@ pub fn execute(
                         unavailable.insert((point.entry, implementation));
                         out.note(format!("{who}: transport not available in this build; raw baseline measured alone"));
                     }
-                    Err(e) => out.note(format!("{who} {} {} B: {e}", point.mode.label(), point.size)),
+                    Err(e) => out.note(format!(
+                        "{who} {} {} B: {e}",
+                        point.mode.label(),
+                        point.size
+                    )),
                 }
             }
         }
@@ -193,7 +209,10 @@ fn probe(
         return;
     }
     progress.inc(1);
-    let Some(entry) = TABLE.iter().position(|m| m.raw_rtt == super::raw::RawKind::SlotSpin) else {
+    let Some(entry) = TABLE
+        .iter()
+        .position(|m| m.raw_rtt == super::raw::RawKind::SlotSpin)
+    else {
         return;
     };
     let mut spec = runner.spec(entry, Impl::Raw, Mode::Rtt, 8);

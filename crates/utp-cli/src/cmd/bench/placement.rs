@@ -61,7 +61,11 @@ pub const NEAR_BELOW_NS: u64 = 400;
 
 /// The placement a spin probe's p50 indicates.
 pub fn classify(p50_ns: u64) -> &'static str {
-    if p50_ns < NEAR_BELOW_NS { "near" } else { "far" }
+    if p50_ns < NEAR_BELOW_NS {
+        "near"
+    } else {
+        "far"
+    }
 }
 
 /// One spin probe: when it ran and what it saw.

@@ -86,9 +86,14 @@ fn chart(
         let color = Palette99::pick(i).to_rgba();
         let width = if *implementation == Impl::Raw { 1 } else { 3 };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(width)))?
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(width),
+            ))?
             .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+            });
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
     chart

@@ -99,11 +99,11 @@ fn crosses(row: &Row) -> bool {
 }
 
 /// Best row by `key` among rows passing `filter`, preferring utp, else raw.
-fn best<'a>(
-    rows: &'a [Row],
+fn best(
+    rows: &[Row],
     filter: impl Fn(&Row) -> bool,
     key: impl Fn(&Row) -> Option<f64>,
-) -> Option<&'a Row> {
+) -> Option<&Row> {
     [Impl::Utp, Impl::Raw].iter().find_map(|&implementation| {
         rows.iter()
             .filter(|r| r.implementation == implementation && r.entry.is_some() && filter(r))

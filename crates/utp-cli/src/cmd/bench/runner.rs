@@ -59,7 +59,13 @@ impl Runner {
     }
 
     /// Runs one measurement.
-    pub fn run(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> Fallible<Sample> {
+    pub fn run(
+        &self,
+        entry: usize,
+        implementation: Impl,
+        mode: Mode,
+        size: usize,
+    ) -> Fallible<Sample> {
         self.run_spec(self.spec(entry, implementation, mode, size))
     }
 
@@ -72,11 +78,14 @@ impl Runner {
             Impl::Raw => self.run_raw(&TABLE[entry], spec),
             Impl::Iceoryx2 | Impl::IpcChannel => {
                 spec.address = format!("/{}", self.unique());
-                let mut session = Session::start(spec, false)?;
-                let sample = super::peers::measure(spec, &session.announced, &self.plan)?;
-                session.take_pipes();
-                session.finish(false)?;
-                Ok(sample)
+                let result = Session::start(spec, false).and_then(|session| {
+                    let sample = super::peers::measure(spec, &session.announced, &self.plan);
+                    let finished = session.finish(false);
+                    let sample = sample?;
+                    finished.map(|()| sample)
+                });
+                super::peers::cleanup(spec);
+                result
             }
         }
     }
@@ -86,7 +95,12 @@ impl Runner {
         if mechanism.spawns_peer {
             // The transport starts `utp bench-peer SPEC` itself, over its stdin/stdout.
             spec.announce = false;
-            spec.address = mechanism.template.split('{').next().unwrap_or("").to_string();
+            spec.address = mechanism
+                .template
+                .split('{')
+                .next()
+                .unwrap_or("")
+                .to_string();
             let url = instantiate(mechanism.template, &unique, &serde_json::to_string(spec)?)?;
             return match spec.mode {
                 Mode::Calc => calc::measure_utp(&url, spec.count),
@@ -151,16 +165,24 @@ pub fn instantiate(template: &str, unique: &str, spec_json: &str) -> Fallible<St
     }
     if url.contains("{port}") {
         let port = if template.starts_with("udp:") {
-            std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()
+            std::net::UdpSocket::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()
         } else {
-            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
+            std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()
         };
         url = url.replace("{port}", &port.to_string());
     }
     if url.contains("{key}") {
         // Unique per process and run, never 0 (IPC_PRIVATE): bit 31, 11 bits
         // of the pid, 20 bits of the run counter.
-        let n: u32 = unique.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let n: u32 = unique
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         let key = 0x8000_0000 | ((std::process::id() & 0x7ff) << 20) | (n & 0xf_ffff);
         url = url.replace("{key}", &format!("0x{key:x}"));
     }

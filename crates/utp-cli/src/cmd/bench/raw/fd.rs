@@ -61,7 +61,11 @@ fn unix_addr(address: &str) -> Fallible<SocketAddr> {
 
 /// Peer side of a Unix socket: binds `address` (a path, or `@name`), calls
 /// `announce`, accepts one client and removes the socket file.
-pub fn unix_serve(address: &str, idle: Duration, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
+pub fn unix_serve(
+    address: &str,
+    idle: Duration,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<FdLink> {
     let listener = UnixListener::bind_addr(&unix_addr(address)?)?;
     let path = (!address.starts_with('@')).then(|| Path::new(address).to_path_buf());
     if let Some(path) = &path {

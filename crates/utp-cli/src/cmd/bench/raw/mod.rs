@@ -4,7 +4,7 @@
 //! | kind | both sides | waits by |
 //! |------|------------|----------|
 //! | `SlotSpin` / `SlotFutex` | a mailbox per direction in POSIX shm | `spin_loop` / futex |
-//! | `Ring` | an SPSC byte ring per direction in POSIX shm | `spin_loop` |
+//! | `Ring` / `RingFutex` | an SPSC byte ring per direction in POSIX shm | `spin_loop` / futex |
 //! | `UnixPath` / `UnixAbstract` / `Tcp` | one stream socket | blocking read |
 //! | `Udp` | connected datagram sockets | blocking recv |
 //! | `Pipe` | the peer's stdin and stdout | blocking read |
@@ -35,6 +35,8 @@ pub enum RawKind {
     SlotFutex,
     /// SPSC byte ring in shared memory, spinning.
     Ring,
+    /// SPSC byte ring in shared memory, sleeping on a futex when full or empty.
+    RingFutex,
     /// Unix stream socket on a path.
     UnixPath,
     /// Unix stream socket in the abstract namespace.
@@ -67,7 +69,11 @@ impl RawKind {
     pub fn address(self, unique: &str) -> String {
         let tmp = std::env::temp_dir();
         match self {
-            RawKind::SlotSpin | RawKind::SlotFutex | RawKind::Ring | RawKind::Mq => {
+            RawKind::SlotSpin
+            | RawKind::SlotFutex
+            | RawKind::Ring
+            | RawKind::RingFutex
+            | RawKind::Mq => {
                 format!("/{unique}")
             }
             RawKind::UnixPath => tmp.join(format!("{unique}.sock")).display().to_string(),
@@ -88,7 +94,11 @@ fn capacity(spec: &PeerSpec) -> usize {
 
 /// Peer side: creates the mechanism's objects at `spec.address`, calls
 /// `announce` with the address the client must use, and waits for the client.
-pub fn serve(kind: RawKind, spec: &PeerSpec, announce: &mut dyn FnMut(&str)) -> Fallible<Box<dyn Link>> {
+pub fn serve(
+    kind: RawKind,
+    spec: &PeerSpec,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<Box<dyn Link>> {
     let idle = Duration::from_secs(spec.idle_timeout_s);
     let address = spec.address.as_str();
     Ok(match kind {
@@ -96,14 +106,23 @@ pub fn serve(kind: RawKind, spec: &PeerSpec, announce: &mut dyn FnMut(&str)) -> 
             let region = shmem::Region::create(address, slot::region_len(capacity(spec)))?;
             announce(address);
             let futex = kind == RawKind::SlotFutex;
-            Box::new(slot::SlotLink::new(region, capacity(spec), true, futex, idle))
+            Box::new(slot::SlotLink::new(
+                region,
+                capacity(spec),
+                true,
+                futex,
+                idle,
+            ))
         }
-        RawKind::Ring => {
+        RawKind::Ring | RawKind::RingFutex => {
             let region = shmem::Region::create(address, ring::REGION_LEN)?;
             announce(address);
-            Box::new(ring::RingLink::new(region, true, idle))
+            let futex = kind == RawKind::RingFutex;
+            Box::new(ring::RingLink::new(region, true, futex, idle))
         }
-        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, idle, announce)?),
+        RawKind::UnixPath | RawKind::UnixAbstract => {
+            Box::new(fd::unix_serve(address, idle, announce)?)
+        }
         RawKind::Tcp => Box::new(fd::tcp_serve(idle, announce)?),
         RawKind::Udp => Box::new(udp::serve(idle, announce)?),
         RawKind::Pipe => {
@@ -129,9 +148,19 @@ pub fn connect(
         RawKind::SlotSpin | RawKind::SlotFutex => {
             let region = shmem::Region::open(announced)?;
             let futex = kind == RawKind::SlotFutex;
-            Box::new(slot::SlotLink::new(region, capacity(spec), false, futex, idle))
+            Box::new(slot::SlotLink::new(
+                region,
+                capacity(spec),
+                false,
+                futex,
+                idle,
+            ))
         }
-        RawKind::Ring => Box::new(ring::RingLink::new(shmem::Region::open(announced)?, false, idle)),
+        RawKind::Ring | RawKind::RingFutex => {
+            let region = shmem::Region::open(announced)?;
+            let futex = kind == RawKind::RingFutex;
+            Box::new(ring::RingLink::new(region, false, futex, idle))
+        }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced, idle)?),
         RawKind::Tcp => Box::new(fd::tcp_connect(announced, idle)?),
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),

@@ -139,7 +139,12 @@ impl Link for MqLink {
 
 /// Peer side: creates `NAME-req` and `NAME-resp` (0600) for messages of up to
 /// `size` bytes, announces, and keeps them until the client has opened them.
-pub fn serve(name: &str, size: usize, idle: Duration, announce: &mut dyn FnMut(&str)) -> Fallible<MqLink> {
+pub fn serve(
+    name: &str,
+    size: usize,
+    idle: Duration,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<MqLink> {
     let msg_size = size.max(64);
     let depth = (QUEUE_BYTES / 2 / msg_size).clamp(1, 10);
     let incoming = Queue::open(&format!("{name}-req"), Some((depth, msg_size)))?;

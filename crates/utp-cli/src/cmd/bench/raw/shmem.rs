@@ -117,9 +117,7 @@ impl Region {
         // `bytes`, a Rust slice outside the mapping; the protocol gives this
         // side exclusive use of the range until it publishes it with a
         // release store, and plain bytes have no invalid values anyway.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len())
-        }
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len()) }
     }
 
     /// Copies `out.len()` bytes from the region at `offset` into `out`.

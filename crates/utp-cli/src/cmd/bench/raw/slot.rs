@@ -61,7 +61,12 @@ impl SlotLink {
 impl Link for SlotLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         if msg.len() > self.capacity {
-            return Err(format!("{} bytes exceed the mailbox of {}", msg.len(), self.capacity).into());
+            return Err(format!(
+                "{} bytes exceed the mailbox of {}",
+                msg.len(),
+                self.capacity
+            )
+            .into());
         }
         let d = self.outgoing;
         self.region.write(self.data(d), msg);
@@ -94,7 +99,9 @@ impl Link for SlotLink {
                     Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                     Err(rustix::io::Errno::TIMEDOUT) if !budget.expired() => {}
                     Err(rustix::io::Errno::TIMEDOUT) => {
-                        return Err(format!("no message for {:?}: the peer is gone", self.idle).into());
+                        return Err(
+                            format!("no message for {:?}: the peer is gone", self.idle).into()
+                        );
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -105,7 +112,9 @@ impl Link for SlotLink {
         self.seen = self.seen.wrapping_add(1);
         let len = self.region.u64_at(128 + 64 * d).load(Ordering::Relaxed) as usize;
         if len > self.capacity {
-            return Err(format!("the peer announced {len} bytes, more than the mailbox holds").into());
+            return Err(
+                format!("the peer announced {len} bytes, more than the mailbox holds").into(),
+            );
         }
         if self.buf.len() < len {
             self.buf.resize(len, 0);
