@@ -25,8 +25,8 @@ pub struct Mechanism {
     pub raw_rtt: RawKind,
     /// Raw baseline for streaming.
     pub raw_stream: RawKind,
-    /// Largest payload the mechanism carries in one message, if limited.
-    pub max_payload: Option<usize>,
+    /// Largest payload the mechanism carries in one message.
+    pub limit: Limit,
     /// Stream flow control: the receiver acknowledges every `window`
     /// messages (needed where the mechanism drops what overflows, as UDP does).
     pub window: u64,
@@ -36,6 +36,35 @@ pub struct Mechanism {
     pub in_process: bool,
     /// Whether utp's transport spawns the peer process itself (`pipe:COMMAND`).
     pub spawns_peer: bool,
+}
+
+/// How large one message of a mechanism may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// No limit below the sizes measured.
+    None,
+    /// At most this many payload bytes.
+    Bytes(usize),
+    /// The system's POSIX queue message limit (/proc/sys/fs/mqueue/msgsize_max),
+    /// less the frame header.
+    MqMsgSize,
+}
+
+impl Limit {
+    /// The limit in bytes, `None` for no limit.
+    pub fn bytes(self) -> Option<usize> {
+        match self {
+            Limit::None => None,
+            Limit::Bytes(n) => Some(n),
+            Limit::MqMsgSize => Some(
+                std::fs::read_to_string("/proc/sys/fs/mqueue/msgsize_max")
+                    .ok()
+                    .and_then(|s| s.trim().parse::<usize>().ok())
+                    .unwrap_or(8192)
+                    .saturating_sub(utp::frame::HEADER_LEN),
+            ),
+        }
+    }
 }
 
 /// Largest UDP payload on loopback (65535 - IP and UDP headers) less the frame header.
@@ -54,7 +83,7 @@ const fn row(
         template,
         raw_rtt,
         raw_stream,
-        max_payload: None,
+        limit: Limit::None,
         window: 0,
         crosses_machines: false,
         in_process: false,
@@ -118,7 +147,7 @@ pub const TABLE: &[Mechanism] = &[
     },
     Mechanism {
         crosses_machines: true,
-        max_payload: Some(UDP_MAX),
+        limit: Limit::Bytes(UDP_MAX),
         window: 16,
         ..row(
             "udp",
@@ -145,7 +174,10 @@ pub const TABLE: &[Mechanism] = &[
         RawKind::Fifo,
         RawKind::Fifo,
     ),
-    row("mq", Wait::Block, "mq://{name}", RawKind::Mq, RawKind::Mq),
+    Mechanism {
+        limit: Limit::MqMsgSize,
+        ..row("mq", Wait::Block, "mq://{name}", RawKind::Mq, RawKind::Mq)
+    },
     Mechanism {
         in_process: true,
         ..row(
@@ -168,7 +200,7 @@ pub fn known_names() -> Vec<&'static str> {
 
 /// Whether `size` fits in one message of `mechanism`.
 pub fn fits(mechanism: &Mechanism, size: usize) -> bool {
-    mechanism.max_payload.is_none_or(|max| size <= max)
+    mechanism.limit.bytes().is_none_or(|max| size <= max)
 }
 
 #[cfg(test)]
@@ -194,5 +226,7 @@ mod tests {
         assert!(fits(udp, 1024));
         assert!(!fits(udp, 65536));
         assert!(known_names().contains(&"memcpy"));
+        let mq = TABLE.iter().find(|m| m.name == "mq").unwrap();
+        assert!(fits(mq, 64) && !fits(mq, 1 << 30));
     }
 }

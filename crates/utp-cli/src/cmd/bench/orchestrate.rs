@@ -117,12 +117,15 @@ pub fn execute(
         let label = format!("{} {} {} B", m.name, point.mode.label(), point.size);
         progress.set_message(label.clone());
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); point.impls.len()];
+        let mut failed: HashSet<Impl> = HashSet::new();
         for _ in 0..repeats {
             for (i, &implementation) in point.impls.iter().enumerate() {
                 progress.inc(1);
                 let wait = wait_of(point.entry, implementation, point.mode);
                 let who = format!("{} {} ({})", implementation.label(), m.name, wait.label());
-                if unavailable.contains(&(point.entry, implementation)) {
+                if unavailable.contains(&(point.entry, implementation))
+                    || failed.contains(&implementation)
+                {
                     continue;
                 }
                 if !fits(m, point.size) {
@@ -144,11 +147,12 @@ pub fn execute(
                         unavailable.insert((point.entry, implementation));
                         out.note(format!("{who}: transport not available in this build; raw baseline measured alone"));
                     }
-                    Err(e) => out.note(format!(
-                        "{who} {} {} B: {e}",
-                        point.mode.label(),
-                        point.size
-                    )),
+                    Err(e) => {
+                        // One failure is enough: the other repeats would fail alike.
+                        failed.insert(implementation);
+                        let (mode, size) = (point.mode.label(), point.size);
+                        out.note(format!("{who} {mode} {size} B: {e}"));
+                    }
                 }
             }
         }

@@ -59,12 +59,12 @@ impl Plan {
         Plan {
             repeats: 3,
             rtt_warmup: 200,
-            rtt_iterations: 2_000,
-            rtt_iterations_large: 300,
-            stream_bytes: 8 << 20,
+            rtt_iterations: 1_000,
+            rtt_iterations_large: 200,
+            stream_bytes: 2 << 20,
             stream_min_messages: 16,
-            calc_calls: 2_000,
-            memcpy_bytes: 512 << 20,
+            calc_calls: 1_000,
+            memcpy_bytes: 256 << 20,
             probe_iterations: 2_000,
             idle_timeout_s: 10,
         }
