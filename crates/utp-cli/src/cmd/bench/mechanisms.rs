@@ -32,6 +32,9 @@ pub struct Mechanism {
     pub window: u64,
     /// Whether the mechanism can connect two machines.
     pub crosses_machines: bool,
+    /// Whether it may drop messages (datagrams): never recommended over a
+    /// reliable mechanism that was measured.
+    pub lossy: bool,
     /// Whether both ends live in one process (the peer is a thread).
     pub in_process: bool,
     /// Whether utp's transport spawns the peer process itself (`pipe:COMMAND`).
@@ -86,6 +89,7 @@ const fn row(
         limit: Limit::None,
         window: 0,
         crosses_machines: false,
+        lossy: false,
         in_process: false,
         spawns_peer: false,
     }
@@ -147,6 +151,7 @@ pub const TABLE: &[Mechanism] = &[
     },
     Mechanism {
         crosses_machines: true,
+        lossy: true,
         limit: Limit::Bytes(UDP_MAX),
         window: 16,
         ..row(
@@ -190,11 +195,12 @@ pub const TABLE: &[Mechanism] = &[
     },
 ];
 
-/// Names accepted by `--only` (each table name, plus `memcpy` and `peers`).
+/// Names accepted by `--only`: each table name, plus `memcpy`. (Peer
+/// libraries run beside the `shm` rows.)
 pub fn known_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = TABLE.iter().map(|m| m.name).collect();
     names.dedup();
-    names.extend(["memcpy", "peers"]);
+    names.push("memcpy");
     names
 }
 

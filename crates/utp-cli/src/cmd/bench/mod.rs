@@ -51,7 +51,7 @@ pub struct Args {
     /// Where the two processes run.
     #[arg(long, value_enum, default_value = "cross-core")]
     placement: placement::Placement,
-    /// Repeats of every point (default 3 with --quick, 5 otherwise).
+    /// Repeats of every point (default 3).
     #[arg(long)]
     repeats: Option<usize>,
 }

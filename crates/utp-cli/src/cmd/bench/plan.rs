@@ -38,10 +38,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full run: 100+ MiB per streaming point, 5 repeats.
+    /// The full run: 100+ MiB per streaming point, 3 repeats.
     pub fn full() -> Plan {
         Plan {
-            repeats: 5,
+            repeats: 3,
             rtt_warmup: 2_000,
             rtt_iterations: 50_000,
             rtt_iterations_large: 5_000,

@@ -98,6 +98,15 @@ fn crosses(row: &Row) -> bool {
     row.entry.is_some_and(|e| TABLE[e].crosses_machines)
 }
 
+/// Whether the row crosses a process boundary (inproc does not; memcpy is no IPC).
+fn between_processes(row: &Row) -> bool {
+    row.entry.is_some_and(|e| !TABLE[e].in_process)
+}
+
+fn lossy(row: &Row) -> bool {
+    row.entry.is_some_and(|e| TABLE[e].lossy)
+}
+
 /// Best row by `key` among rows passing `filter`, preferring utp, else raw.
 fn best(
     rows: &[Row],
@@ -127,15 +136,16 @@ fn describe(row: &Row) -> String {
 }
 
 /// The closing line: a mechanism for latency, for throughput and for
-/// crossing machines, chosen from the measured numbers.
+/// crossing machines, chosen from the measured numbers (utp rows first, raw
+/// rows only where utp was not measured; between processes, so not inproc).
 pub fn recommendation(rows: &[Row]) -> String {
-    let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64;
+    let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64 && between_processes(r);
     let p50 = |r: &Row| r.sample.p50_ns.map(|v| v as f64);
     let latency = best(rows, small, p50)
         .map(|r| format!("{}, p50 {} at 64 B", describe(r), opt(r.sample.p50_ns, ns)));
     let throughput = best(
         rows,
-        |r| r.mode == Mode::Stream,
+        |r| r.mode == Mode::Stream && between_processes(r),
         |r| r.sample.bytes_per_s.map(|b| -b),
     )
     .map(|r| {
@@ -146,8 +156,17 @@ pub fn recommendation(rows: &[Row]) -> String {
             size(r.size)
         )
     });
-    let remote = best(rows, |r| small(r) && crosses(r), p50)
-        .map(|r| format!("{}, p50 {} at 64 B", describe(r), opt(r.sample.p50_ns, ns)));
+    // A reliable mechanism first; a lossy one (UDP) only if nothing else was measured.
+    let remote = best(rows, |r| small(r) && crosses(r) && !lossy(r), p50)
+        .or_else(|| best(rows, |r| small(r) && crosses(r), p50))
+        .map(|r| {
+            let caveat = if lossy(r) { " (may drop messages)" } else { "" };
+            format!(
+                "{}{caveat}, p50 {} at 64 B",
+                describe(r),
+                opt(r.sample.p50_ns, ns)
+            )
+        });
     let or_none = |s: Option<String>| s.unwrap_or_else(|| "nothing measured".into());
     format!(
         "Recommended — latency: {} · throughput: {} · crossing machines: {}",
@@ -155,4 +174,76 @@ pub fn recommendation(rows: &[Row]) -> String {
         or_none(throughput),
         or_none(remote)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::bench::sample::Sample;
+    use crate::cmd::bench::spec::Wait;
+
+    fn row(
+        name: &'static str,
+        implementation: Impl,
+        mode: Mode,
+        size: usize,
+        sample: Sample,
+    ) -> Row {
+        Row {
+            entry: TABLE.iter().position(|m| m.name == name),
+            mechanism: name,
+            implementation,
+            mode,
+            wait: Some(Wait::Block),
+            size,
+            sample,
+        }
+    }
+
+    fn latency(p50: u64) -> Sample {
+        Sample {
+            p50_ns: Some(p50),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn recommends_from_measured_rows_preferring_utp_and_reliable_links() {
+        let rate = Sample {
+            bytes_per_s: Some(5e9),
+            ..Sample::default()
+        };
+        let rows = vec![
+            row("inproc", Impl::Utp, Mode::Rtt, 64, latency(500)),
+            row("unix", Impl::Utp, Mode::Rtt, 64, latency(20_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 64, latency(18_000)),
+            row("udp", Impl::Raw, Mode::Rtt, 64, latency(25_000)),
+            row("tcp", Impl::Raw, Mode::Rtt, 64, latency(30_000)),
+            row("unix", Impl::Utp, Mode::Stream, 65536, rate),
+        ];
+        let line = recommendation(&rows);
+        assert!(
+            line.contains("latency: unix (block), p50 20.00 µs"),
+            "{line}"
+        );
+        assert!(
+            line.contains("throughput: unix (block), 5.00 GB/s at 64 KiB"),
+            "{line}"
+        );
+        assert!(
+            line.contains("crossing machines: tcp (block) (raw baseline only"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn tables_show_ratios_to_the_reference() {
+        let rows = vec![
+            row("unix", Impl::Utp, Mode::Rtt, 8, latency(22_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 8, latency(20_000)),
+        ];
+        let text = tables(&rows);
+        assert!(text.contains("1.10x raw"), "{text}");
+        assert_eq!(recommendation(&[]).matches("nothing measured").count(), 3);
+    }
 }
