@@ -87,8 +87,9 @@ pub fn run(args: Args) -> CmdResult {
     }
     println!("utp bench — {}", machine.summary());
     println!(
-        "placement: {:?} (client CPU {}, peer CPU {}) · {} repeats, utp and raw interleaved",
-        args.placement,
+        "placement: {} (client CPU {}, peer CPU {}) · {} repeats, utp and raw interleaved",
+        clap::ValueEnum::to_possible_value(&args.placement)
+            .map_or("?".into(), |v| v.get_name().to_string()),
         client_cpu.map_or("any".into(), |c| c.to_string()),
         peer_cpu.map_or("any".into(), |c| c.to_string()),
         plan.repeats

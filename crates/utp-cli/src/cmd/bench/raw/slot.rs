@@ -124,3 +124,42 @@ impl Link for SlotLink {
         Ok(&self.buf[..len])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping_pong(futex: bool) {
+        let name = format!("/utp-bench-test-{}-slot-{futex}", std::process::id());
+        let capacity = 4096;
+        let region = Region::create(&name, region_len(capacity)).unwrap();
+        let idle = Duration::from_secs(10);
+        let mut client = SlotLink::new(Region::open(&name).unwrap(), capacity, false, futex, idle);
+        let mut peer = SlotLink::new(region, capacity, true, futex, idle);
+        let echo = std::thread::spawn(move || {
+            for _ in 0..1000 {
+                let request = peer.recv(0).unwrap().to_vec();
+                peer.send(&request.iter().rev().copied().collect::<Vec<u8>>())
+                    .unwrap();
+            }
+        });
+        for i in 0..1000usize {
+            let request: Vec<u8> = (0..i % capacity + 1).map(|j| (i + j) as u8).collect();
+            client.send(&request).unwrap();
+            let reply = client.recv(0).unwrap();
+            assert!(reply.iter().eq(request.iter().rev()), "round trip {i}");
+        }
+        echo.join().unwrap();
+        assert!(client.send(&vec![0; capacity + 1]).is_err());
+    }
+
+    #[test]
+    fn spinning_mailboxes_answer_in_order() {
+        ping_pong(false);
+    }
+
+    #[test]
+    fn futex_mailboxes_answer_in_order() {
+        ping_pong(true);
+    }
+}
