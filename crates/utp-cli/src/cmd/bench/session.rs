@@ -16,9 +16,50 @@ use utp::service::Shutdown;
 /// How long a peer may take to exit once the client is done.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// A run may take this many idle timeouts before its peer process is killed,
+/// which turns a hung transport into an error on the client's side.
+const RUN_LIMIT_IDLE_TIMEOUTS: u32 = 4;
+
+/// Kills a peer process that outlives its run's time limit. It sleeps (no
+/// spinning) until the limit or until it is stopped, whichever comes first.
+#[derive(Debug)]
+struct Watchdog {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(pid: rustix::process::Pid, limit: Duration) -> Watchdog {
+        let (stop, stopped) = bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("bench-watchdog".into())
+            .spawn(move || {
+                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(limit)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            })
+            .ok();
+        Watchdog {
+            stop: Some(stop),
+            thread,
+        }
+    }
+
+    /// Stops the watchdog before the child is reaped (so its pid is never reused under it).
+    fn disarm(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A running peer.
 #[derive(Debug)]
 pub struct Session {
+    watchdog: Option<Watchdog>,
     child: Option<Child>,
     thread: Option<JoinHandle<Fallible<()>>>,
     stop: Shutdown,
@@ -51,6 +92,7 @@ impl Session {
             })?;
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(announced) => Ok(Session {
+                watchdog: None,
                 child: None,
                 thread: Some(thread),
                 stop,
@@ -94,15 +136,17 @@ impl Session {
             .trim()
             .to_string();
         let stdin = child.stdin.take().ok_or("no stdin")?;
-        Ok(Session::from_child(
-            child,
-            announced,
-            Some((stdin.into(), stdout.into())),
-        ))
+        let limit = Duration::from_secs(spec.idle_timeout_s) * RUN_LIMIT_IDLE_TIMEOUTS;
+        let watchdog = Watchdog::start(rustix::process::Pid::from_child(&child), limit);
+        let mut session =
+            Session::from_child(child, announced, Some((stdin.into(), stdout.into())));
+        session.watchdog = Some(watchdog);
+        Ok(session)
     }
 
     fn from_child(child: Child, announced: String, pipes: Option<(OwnedFd, OwnedFd)>) -> Session {
         Session {
+            watchdog: None,
             child: Some(child),
             thread: None,
             stop: Shutdown::default(),
@@ -120,6 +164,9 @@ impl Session {
     /// reports its failure if it failed.
     pub fn finish(mut self, stop: bool) -> Fallible<()> {
         self.pipes = None;
+        if let Some(watchdog) = self.watchdog.as_mut() {
+            watchdog.disarm();
+        }
         if let Some(thread) = self.thread.take() {
             if stop {
                 self.stop.trigger();
@@ -136,6 +183,9 @@ impl Session {
         let deadline = Instant::now() + EXIT_GRACE;
         loop {
             if let Some(status) = child.try_wait()? {
+                if !status.success() && status.code().is_none() {
+                    return Err("the peer was killed: the run exceeded its time limit".into());
+                }
                 return if status.success() {
                     Ok(())
                 } else {
@@ -172,11 +222,38 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop.trigger();
+        if let Some(watchdog) = self.watchdog.as_mut() {
+            watchdog.disarm();
+        }
         if let Some(child) = self.child.as_mut() {
             if let Ok(None) = child.try_wait() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_kills_a_peer_that_overstays_and_spares_a_disarmed_one() {
+        let mut hung = Command::new("sleep").arg("30").spawn().unwrap();
+        let _watchdog = Watchdog::start(
+            rustix::process::Pid::from_child(&hung),
+            Duration::from_millis(50),
+        );
+        let status = hung.wait().unwrap();
+        assert_eq!(status.code(), None, "killed by a signal");
+
+        let mut quick = Command::new("sleep").arg("0.2").spawn().unwrap();
+        let mut watchdog = Watchdog::start(
+            rustix::process::Pid::from_child(&quick),
+            Duration::from_millis(100),
+        );
+        watchdog.disarm();
+        assert!(quick.wait().unwrap().success());
     }
 }
