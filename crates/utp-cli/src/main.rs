@@ -31,6 +31,10 @@ enum Command {
     Frame(cmd::frame::Command),
     /// Serve and call the calculator over a Unix socket, to see utp work.
     Demo(cmd::demo::Args),
+    /// Show a shared-memory endpoint: listener, links, rings, peers, heartbeats.
+    Inspect(cmd::inspect::Args),
+    /// List utp endpoints on this machine (listener sockets, link regions).
+    Ls(cmd::ls::Args),
     /// Measure every mechanism beside its raw baseline: latency, throughput, calls/s.
     Bench(cmd::bench::Args),
     /// The other side of one `utp bench` run (started by `utp bench` itself).
@@ -48,6 +52,8 @@ fn main() {
         Command::Call(args) => cmd::call::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::BenchPeer(args) => cmd::bench::peer::run(args),
     };

@@ -35,6 +35,7 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod service;
+pub mod shm;
 pub mod transport;
 
 pub use channel::{Channel, Listener, Options, PeerInfo};

@@ -13,6 +13,9 @@ pub struct Args {
     /// Endpoint to listen on, e.g. unix:///tmp/calc.sock or shm://calc.
     #[arg(long, value_name = "URL")]
     on: String,
+    /// Clients served at once; more are told "server busy" and closed.
+    #[arg(long, default_value_t = utp::service::DEFAULT_MAX_CLIENTS)]
+    max_clients: usize,
 }
 
 /// Services the CLI can serve.
@@ -27,10 +30,11 @@ enum Service {
 /// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
 pub fn run(args: Args) -> CmdResult {
     let listener = utp::listen(&args.on)?;
-    let mut server = match args.service {
+    let server = match args.service {
         Service::Calc => Server::new(listener, calc::handler()),
         Service::Echo => Server::new(listener, |request: &[u8], _: &PeerInfo| request.to_vec()),
     };
+    let mut server = server.max_clients(args.max_clients);
     server.shutdown_handle().on_signals()?;
     server.run()?;
     Ok(())

@@ -28,7 +28,7 @@
 //!
 //! // Any corruption is reported, never a panic.
 //! let mut bad = bytes.clone();
-//! bad[40] ^= 1;
+//! bad[33] ^= 1; // a payload byte
 //! assert_eq!(frame::decode(&bad, 1024).unwrap_err().kind(), "checksum_mismatch");
 //! ```
 

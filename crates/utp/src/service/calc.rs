@@ -80,7 +80,7 @@ impl Request {
     pub fn parse(text: &[u8]) -> Result<Request, String> {
         let text =
             std::str::from_utf8(text).map_err(|_| "Request is not valid UTF-8".to_string())?;
-        let parts: Vec<&str> = text.split_whitespace().collect();
+        let parts: Vec<&str> = text.split_ascii_whitespace().collect();
         let [op, a, b] = parts.as_slice() else {
             return Err(format!("Expected 3 fields `OP A B`, got {}", parts.len()));
         };
@@ -190,6 +190,8 @@ mod tests {
         assert_eq!(evaluate(b"DIV -7 2"), "OK -3");
         assert_eq!(evaluate(b"add 1 2"), "OK 3");
         assert_eq!(evaluate(b"  ADD   1\t2 \n"), "OK 3");
+        // Only ASCII whitespace separates fields (docs/protocol.md).
+        assert!(evaluate("ADD\u{a0}1 2".as_bytes()).starts_with("ERR Expected 3 fields"));
     }
 
     #[test]

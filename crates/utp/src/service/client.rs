@@ -54,22 +54,30 @@ impl Client {
     ///
     /// A server-side `ERROR` frame becomes [`Error::Protocol`] with its text.
     pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
-        self.channel.send_timeout(
+        let sent = self.channel.send_timeout(
             message_type::REQUEST,
             flags::CHECKSUM,
             request,
             self.timeout,
-        )?;
+        );
+        if let Err(error) = sent {
+            // A server that refuses a client (busy, denied) says why and
+            // closes: the reason may already be waiting to be read.
+            if error.is_peer_gone() {
+                let reason = self
+                    .channel
+                    .recv_timeout(&mut self.frame, Some(Duration::from_millis(50)));
+                if reason.is_ok() && self.frame.message_type() == message_type::ERROR {
+                    return Err(self.refusal());
+                }
+            }
+            return Err(error);
+        }
         loop {
             self.channel.recv_timeout(&mut self.frame, self.timeout)?;
             match self.frame.message_type() {
                 message_type::RESPONSE => return Ok(self.frame.payload()),
-                message_type::ERROR => {
-                    return Err(Error::Protocol(format!(
-                        "the server refused the request: {}",
-                        String::from_utf8_lossy(self.frame.payload())
-                    )));
-                }
+                message_type::ERROR => return Err(self.refusal()),
                 // Liveness frames may arrive between calls.
                 message_type::HEARTBEAT => continue,
                 other => {
@@ -79,6 +87,13 @@ impl Client {
                 }
             }
         }
+    }
+
+    fn refusal(&self) -> Error {
+        Error::Protocol(format!(
+            "the server refused the request: {}",
+            String::from_utf8_lossy(self.frame.payload())
+        ))
     }
 
     /// The underlying channel.

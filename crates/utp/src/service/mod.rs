@@ -14,4 +14,4 @@ mod client;
 mod server;
 
 pub use client::{Client, DEFAULT_CALL_TIMEOUT};
-pub use server::{Handler, Server, ServerStats, Shutdown};
+pub use server::{DEFAULT_MAX_CLIENTS, Handler, Server, ServerStats, Shutdown};

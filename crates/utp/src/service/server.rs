@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// How often idle loops look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+/// Clients served at once unless [`Server::max_clients`] says otherwise.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
 
 /// Turns one request payload into one response payload.
 ///
@@ -90,6 +92,7 @@ pub struct Server {
     handler: Arc<dyn HandlerDebug>,
     shutdown: Shutdown,
     stats: Arc<ServerStats>,
+    max_clients: usize,
 }
 
 /// `Handler` plus a `Debug` stand-in, so `Server` can derive `Debug`.
@@ -109,7 +112,16 @@ impl Server {
             handler: Arc::new(handler),
             shutdown: Shutdown::default(),
             stats: Arc::default(),
+            max_clients: DEFAULT_MAX_CLIENTS,
         }
+    }
+
+    /// Limits how many clients are served at once (default 256). A client
+    /// beyond the limit gets an ERROR frame ("server busy") and is closed, so
+    /// a flood of connections cannot exhaust the server's threads.
+    pub fn max_clients(mut self, limit: usize) -> Self {
+        self.max_clients = limit.max(1);
+        self
     }
 
     /// The switch that stops [`run`](Self::run).
@@ -135,7 +147,27 @@ impl Server {
         log::info!("serving on {endpoint}");
         while !self.shutdown.is_triggered() {
             match self.listener.accept_timeout(Some(SHUTDOWN_POLL)) {
-                Ok(channel) => {
+                Ok(mut channel) => {
+                    workers.retain(|w| !w.is_finished());
+                    if workers.len() >= self.max_clients {
+                        self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "{endpoint}: refused a client: {} clients already served",
+                            workers.len()
+                        );
+                        let reason = format!(
+                            "server busy: it serves at most {} clients at once",
+                            self.max_clients
+                        );
+                        let _ = channel.send_timeout(
+                            message_type::ERROR,
+                            flags::CHECKSUM,
+                            reason.as_bytes(),
+                            Some(SHUTDOWN_POLL),
+                        );
+                        let _ = channel.close();
+                        continue;
+                    }
                     self.stats.connections.fetch_add(1, Ordering::Relaxed);
                     let handler = self.handler.clone();
                     let shutdown = self.shutdown.clone();

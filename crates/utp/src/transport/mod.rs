@@ -1,10 +1,15 @@
 //! Transports: one module per IPC mechanism, each implementing
-//! [`Channel`](crate::Channel) and [`Listener`](crate::Listener).
+//! [`Channel`] and [`Listener`].
 //!
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
+pub mod fifo;
 pub mod inproc;
+pub mod mq;
+pub mod pipe;
 pub mod stream;
+pub mod tcp;
+pub mod udp;
 pub mod unix;
 pub(crate) mod wait;
 
@@ -31,6 +36,17 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         Address::Unix(_) | Address::UnixAbstract(_) => {
             Box::new(unix::connect(&endpoint, &options)?)
         }
+        Address::Tcp(_) => Box::new(tcp::connect(&endpoint, &options)?),
+        Address::Udp(_) => Box::new(udp::connect(&endpoint, &options)?),
+        Address::Pipe(_) => Box::new(pipe::connect(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(fifo::connect(&endpoint, &options)?),
+        Address::Mq(_) => Box::new(mq::connect(&endpoint, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::connect(&endpoint, &options)?)
+        }
+        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     })
 }
@@ -44,9 +60,22 @@ pub fn listen(url: &str) -> Result<Box<dyn Listener>> {
 pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
+    #[cfg(loom)]
+    let _ = &options;
     Ok(match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
+        Address::Tcp(_) => Box::new(tcp::listen(&endpoint, &options)?),
+        Address::Udp(_) => Box::new(udp::listen(&endpoint, &options)?),
+        Address::Pipe(_) => Box::new(pipe::listen(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(fifo::listen(&endpoint, &options)?),
+        Address::Mq(_) => Box::new(mq::listen(&endpoint, &options)?),
+        #[cfg(not(loom))]
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            Box::new(crate::shm::listen(&endpoint, &options)?)
+        }
+        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     })
 }

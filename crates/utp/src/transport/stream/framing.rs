@@ -22,7 +22,7 @@ impl Framing {
     /// Decides the framing of a connection from its first four bytes.
     ///
     /// A UTP frame starts with the magic `42 50 54 55`; read as a length that
-    /// would be 1,431,589,954 bytes, far above any limit, so the two cannot be
+    /// would be 1,431,588,930 bytes, far above any limit, so the two cannot be
     /// confused. Anything else is a tutorial length prefix if it is within the
     /// limit, and garbage otherwise.
     pub fn detect(first: [u8; 4], max_payload: usize) -> Result<Framing, DecodeError> {
@@ -39,6 +39,17 @@ impl Framing {
                 found: u32::from_le_bytes(first),
             })
         }
+    }
+}
+
+/// The framing a client uses for `endpoint`: UTP, or the tutorial's length
+/// prefix with `?framing=length` (to talk to an old server).
+pub(crate) fn client_framing(endpoint: &crate::endpoint::Endpoint) -> Framing {
+    match endpoint.param("framing") {
+        Some("length") => Framing::LengthPrefixed {
+            incoming_type: crate::frame::message_type::RESPONSE,
+        },
+        _ => Framing::Utp,
     }
 }
 

@@ -12,6 +12,7 @@ mod inbox;
 mod io;
 
 pub use framing::Framing;
+pub(crate) use framing::client_framing;
 pub use io::StreamIo;
 
 use crate::channel::{Channel, Deadline, PeerInfo};

@@ -1,0 +1,180 @@
+"""A threaded request/response server on ``unix://`` and ``tcp://`` endpoints.
+
+Rules from docs/protocol.md: every REQUEST gets exactly one RESPONSE (or one
+ERROR if the handler fails); HEARTBEAT is ignored; GOODBYE closes the
+connection; any other type is answered with ERROR ``unexpected message type
+0x..``; an invalid frame gets an ERROR with the reason (when possible) and
+closes that connection only. Each connection chooses UTP or the tutorial's
+length framing by its first four bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from typing import Callable
+
+from . import sockets
+from .endpoint import parse
+from .errors import ConnectionClosed, UtpError, UtpTimeout
+from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, HEARTBEAT, REQUEST, RESPONSE, FrameError
+from .stream import SocketReader, UtpFraming, sniff_server_framing
+
+log = logging.getLogger("utp.server")
+
+Handler = Callable[[bytes], bytes]
+
+POLL_INTERVAL = 0.1  # how often idle loops look at the stop flag, in seconds
+
+
+def answer(frame, handler: Handler, url: str) -> tuple[int, bytes] | None:
+    """What the request/response rules send back for one frame (other than GOODBYE).
+
+    REQUEST -> ``(RESPONSE, handler(payload))``, or ``(ERROR, reason)`` if the
+    handler raises; HEARTBEAT -> ``None`` (ignored); anything else ->
+    ``(ERROR, "unexpected message type 0x..")``.
+    """
+    if frame.message_type == HEARTBEAT:
+        return None
+    if frame.message_type != REQUEST:
+        reason = f"unexpected message type 0x{frame.message_type:02x}: this server answers REQUEST (0x10) frames"
+        return ERROR, reason.encode()
+    try:
+        return RESPONSE, handler(frame.payload)
+    except Exception as error:  # a handler bug must not kill the server
+        log.exception("handler failed on %s", url)
+        return ERROR, f"internal error: {error}".encode()
+
+
+class Server:
+    """Serve ``handler`` (request bytes -> reply bytes) on ``url``, one thread per connection.
+
+    ``frame_timeout`` bounds how long a frame may take to arrive once its
+    first byte is in, and how long a reply may take to send; idle
+    connections may stay open until the server stops.
+    """
+
+    def __init__(self, url: str, handler: Handler, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 frame_timeout: float = 10.0):
+        self.endpoint = parse(url)
+        if self.endpoint.scheme not in ("unix", "tcp"):
+            raise UtpError(f"serving on {self.endpoint.scheme}:// is not supported by the Python package")
+        self.handler = handler
+        self.max_payload = max_payload
+        self.frame_timeout = frame_timeout
+        self._stop = threading.Event()
+        self._listener = sockets.listen(self.endpoint)
+        self.url = sockets.bound_url(self.endpoint, self._listener)
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`stop` is called, then clean up and return."""
+        log.info("serving on %s", self.url)
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([self._listener], [], [], POLL_INTERVAL)
+                if not readable:
+                    continue
+                try:
+                    conn, _ = self._listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                except OSError as error:  # e.g. EMFILE: keep serving the connections we have
+                    log.error("cannot accept on %s: %s", self.url, error.strerror or error)
+                    self._stop.wait(POLL_INTERVAL)
+                    continue
+                self._start_connection(conn)
+        finally:
+            log.info("shutting down %s", self.url)
+            self._close_listener()
+            self._join_connections(timeout=2.0)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` has been called."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to return; safe from signal handlers and other threads."""
+        self._stop.set()
+
+    def _close_listener(self) -> None:
+        self._listener.close()
+        sockets.remove_socket_file(self.endpoint)
+
+    def _start_connection(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._run_connection, args=(conn,), daemon=True,
+                                  name=f"utp-conn-{conn.fileno()}")
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _join_connections(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _run_connection(self, conn: socket.socket) -> None:
+        try:
+            _Connection(self, conn).run()
+        finally:
+            conn.close()
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+
+class _Connection:
+    """One accepted connection: sniff the framing, then answer frames until it ends."""
+
+    def __init__(self, server: Server, conn: socket.socket):
+        self.server = server
+        self.conn = conn
+        self.reader = SocketReader(conn)
+        self.framing = None
+
+    def run(self) -> None:
+        """Serve this connection until the client leaves, breaks a rule, or the server stops."""
+        server = self.server
+        try:
+            if not self._wait_for_data():
+                return
+            self.framing = sniff_server_framing(self.conn, self.reader,
+                                                time.monotonic() + server.frame_timeout, server.max_payload)
+            while self.framing is not None and self._wait_for_data():
+                frame = self.framing.receive(server.frame_timeout)
+                if frame is None or frame.message_type == GOODBYE:
+                    return
+                self._answer(frame)
+            if self.framing is not None and server.stopping:
+                self.framing.send(GOODBYE, b"", 0.5)
+        except FrameError as error:
+            log.warning("closing a connection on %s: invalid frame: %s", server.url, error)
+            self._send_error(str(error))
+        except (ConnectionClosed, UtpTimeout) as error:
+            log.info("closing a connection on %s: %s", server.url, error)
+        except OSError as error:
+            log.info("closing a connection on %s: %s", server.url, error.strerror or error)
+
+    def _wait_for_data(self) -> bool:
+        while not self.server.stopping:
+            if self.reader.wait_readable(POLL_INTERVAL):
+                return True
+        return False
+
+    def _answer(self, frame) -> None:
+        reply = answer(frame, self.server.handler, self.server.url)
+        if reply is not None:
+            self.framing.send(*reply, self.server.frame_timeout)
+
+    def _send_error(self, reason: str) -> None:
+        framing = self.framing or UtpFraming(self.conn, self.reader)
+        try:
+            framing.send(ERROR, reason.encode(), 1.0)
+        except (UtpError, OSError):
+            pass

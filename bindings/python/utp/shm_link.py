@@ -1,0 +1,228 @@
+"""One established shared-memory link (docs/shm-layout.md sections 4-6), either side.
+
+Frames go out through one ring and come in through the other; waiting
+follows section 5.2 (spin, then futex sleeps of at most 10 ms); the peer is
+watched as in section 6 (its side-block state, the rendezvous socket, its
+pid from ``SO_PEERCRED``); :meth:`ShmLink.close` is the orderly close.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import select
+import socket
+import time
+
+from . import frame as utp_frame
+from . import shm_layout as layout
+from .endpoint import Endpoint
+from .errors import ConnectionClosed, UtpTimeout
+from .frame import FLAG_CHECKSUM, Frame
+from .futex import full_fence, futex_wait, futex_wake
+from .shm_region import remove_region_name
+from .shm_ring import RingReader, RingWords, RingWriter
+
+SLEEP_SLICE = 0.010  # every sleep is bounded by 10 ms (section 5.2)
+SPIN_TIME = 50e-6  # "adaptive": spin 50 µs before sleeping
+_POLL_GONE = select.POLLIN | select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0x2000)
+
+
+class PeerGone(ConnectionClosed):
+    """The other side of the link died or closed its rendezvous socket."""
+
+
+class ShmLink:
+    """One side of an established shared-memory link (after the handshake).
+
+    The client writes ring 1 and reads ring 0; the server the reverse.
+    Offers ``send``/``receive``/``close`` like the stream framings. Not
+    thread-safe: one thread at a time per link.
+    """
+
+    def __init__(self, endpoint: Endpoint, sock: socket.socket, attach: layout.Attach, region: mmap.mmap,
+                 peer_pid: int, max_payload: int, is_server: bool = False):
+        self.endpoint = endpoint
+        self.attach = attach
+        self.peer_pid = peer_pid
+        self.is_server = is_server
+        self._my_side, self._peer_side = ((layout.SERVER_SIDE, layout.CLIENT_SIDE) if is_server
+                                          else (layout.CLIENT_SIDE, layout.SERVER_SIDE))
+        self._peer_name = "client" if is_server else "server"
+        self._sock = sock
+        self._poller = select.poll()
+        self._poller.register(sock, _POLL_GONE)
+        self._region = region
+        self._view = memoryview(region)
+        self._u64 = self._view.cast("Q")
+        self._u32 = self._view.cast("I")
+        self._anchor = ctypes.c_char.from_buffer(region)  # pins the mapping; gives its address
+        base = ctypes.addressof(self._anchor)
+        capacity = attach.capacity
+        ring0 = RingWords(self._view, self._u64, self._u32, base, layout.RING0_INDEX, layout.DATA_OFFSET, capacity)
+        ring1 = RingWords(self._view, self._u64, self._u32, base, layout.RING1_INDEX,
+                          layout.DATA_OFFSET + capacity, capacity)
+        inbound, outbound = (ring1, ring0) if is_server else (ring0, ring1)
+        self._inbound = RingReader(inbound, max_payload)
+        self._outbound = RingWriter(outbound)
+        self._next_sequence = 1
+        self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
+        self._last_heartbeat = 0.0
+        self._heartbeats = 0
+        self._sending = False
+        self._closed = False
+
+    # -- setting up -------------------------------------------------------------
+
+    def announce_ready(self) -> None:
+        """Write this side's block: pid, then state READY (handshake step 4)."""
+        self._u32[(self._my_side + layout.SIDE_PID) // 4] = os.getpid()
+        self._u32[(self._my_side + layout.SIDE_STATE) // 4] = layout.STATE_READY
+
+    # -- frames -----------------------------------------------------------------
+
+    def send(self, message_type: int, payload: bytes = b"", timeout: float = 5.0,
+             flags: int = FLAG_CHECKSUM) -> None:
+        """Write one frame into the outbound ring, waiting (at most ``timeout`` s) for room."""
+        self._check_open()
+        if self._peer_state() == layout.STATE_CLOSED:
+            raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) closed the link")
+        data = utp_frame.encode(message_type, payload, sequence=self._next_sequence, flags=flags)
+        self._next_sequence += 1
+        writer = self._outbound
+        deadline = time.monotonic() + timeout
+        spin_until = time.monotonic() + self._spin_time
+        self._sending = True
+        try:
+            while not writer.try_write(data):
+                if time.monotonic() < min(spin_until, deadline):
+                    self._spin_check()
+                    continue
+                self._sleep_until(deadline, f"room in the ring to the {self._peer_name}",
+                                  writer.words.set_waiting_for_space, writer.words.space_waiters_address,
+                                  lambda: writer.words.load_head() != writer.head_cache)
+        finally:
+            self._sending = False
+        self._count_sent(writer)
+
+    def receive(self, timeout: float) -> Frame | None:
+        """Take the next frame from the inbound ring, waiting at most ``timeout`` seconds.
+
+        Returns ``None`` when the peer closed the link in an orderly way and
+        everything it sent has been read; raises :class:`PeerGone` if it
+        died, :class:`UtpTimeout`, or :class:`~utp.shm_ring.RingCorrupt`.
+        """
+        self._check_open()
+        reader = self._inbound
+        deadline = time.monotonic() + timeout
+        spin_until = time.monotonic() + self._spin_time
+        while True:
+            received = reader.try_read()
+            if received is not None:
+                return received
+            if self._peer_state() == layout.STATE_CLOSED and not reader.has_data():
+                return None
+            if time.monotonic() < min(spin_until, deadline):
+                self._spin_check()
+                continue
+            self._sleep_until(deadline, f"a frame from the {self._peer_name}",
+                              reader.words.set_waiting_for_data, reader.words.data_waiters_address,
+                              reader.has_data)
+
+    def _spin_check(self) -> None:
+        """While spinning: a heartbeat and a liveness check every 10 ms (``wait=spin`` never sleeps)."""
+        if time.monotonic() - self._last_heartbeat >= SLEEP_SLICE:
+            self._heartbeat()
+            self._check_peer_alive()
+
+    def _sleep_until(self, deadline, what, set_flag, flag_address, condition) -> None:
+        """One sleep slice of section 5.2: flag, fence, re-check, futex wait <= 10 ms, liveness."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UtpTimeout(f"timed out waiting for {what} on {self.endpoint.url}")
+        set_flag(1)
+        full_fence()  # [WAKE]
+        if condition():
+            set_flag(0)
+            return
+        futex_wait(flag_address, 1, min(SLEEP_SLICE, remaining))
+        self._heartbeat()
+        self._check_peer_alive()
+
+    # -- liveness (section 6) ---------------------------------------------------
+
+    def _peer_state(self) -> int:
+        return self._u32[(self._peer_side + layout.SIDE_STATE) // 4]
+
+    def _check_peer_alive(self) -> None:
+        """Raise :class:`PeerGone` if the peer died or left (section 6).
+
+        A peer that closed in an orderly way (state CLOSED) is not "gone" yet
+        for a reader: what it published before closing is still delivered,
+        and :meth:`receive` reports the close once the ring is drained. A
+        writer gets :class:`PeerGone` at once: nobody will read.
+        """
+        if self._peer_state() == layout.STATE_CLOSED:
+            if self._sending:
+                raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
+                               "closed the link")
+            return
+        if self._poller.poll(0):
+            raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
+                           "closed its rendezvous socket")
+        try:
+            os.kill(self.peer_pid, 0)
+        except ProcessLookupError:
+            raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) is gone") from None
+        except PermissionError:
+            pass  # exists, owned by someone else
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat < SLEEP_SLICE:
+            return
+        self._last_heartbeat = now
+        self._heartbeats = (self._heartbeats + 1) & (2**64 - 1)
+        side = self._my_side
+        self._u64[(side + layout.SIDE_HEARTBEATS) // 8] = self._heartbeats
+        self._u64[(side + layout.SIDE_HEARTBEAT_TIME) // 8] = utp_frame.now_us()
+
+    def _count_sent(self, writer: RingWriter) -> None:
+        side = self._my_side
+        self._u64[(side + layout.SIDE_FRAMES_SENT) // 8] = (self._next_sequence - 1) & (2**64 - 1)
+        self._u64[(side + layout.SIDE_BYTES_SENT) // 8] = writer.record_bytes
+        self._heartbeat()
+
+    # -- closing (section 6, orderly close) ------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionClosed(f"the link to {self.endpoint.url} is closed")
+
+    def close(self) -> None:
+        """Orderly close: state CLOSED, wake the peer, close the socket, remove the name, unmap."""
+        if self._closed:
+            return
+        self._closed = True
+        self._u32[(self._my_side + layout.SIDE_STATE) // 4] = layout.STATE_CLOSED
+        full_fence()
+        futex_wake(self._outbound.words.data_waiters_address)
+        futex_wake(self._inbound.words.space_waiters_address)
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        remove_region_name(self.attach)
+        self.release_mapping()
+
+    def release_mapping(self) -> None:
+        """Drop every view of the region, then unmap it."""
+        self._closed = True
+        self._inbound = self._outbound = None
+        self._u64.release()
+        self._u32.release()
+        self._view.release()
+        self._anchor = None
+        self._region.close()

@@ -1,0 +1,145 @@
+//! Helpers shared by the CLI integration tests: unique names, the real `utp`
+//! binary, and server processes that are always cleaned up.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A name no other test (in this or a parallel process) uses: `prefix-pid-n`.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A socket path in /tmp that no other test uses.
+pub fn socket_path(prefix: &str) -> PathBuf {
+    PathBuf::from(format!("/tmp/{}.sock", unique(prefix)))
+}
+
+/// The `utp` binary under test.
+pub fn utp() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_utp"));
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs `utp ARGS...` to completion.
+pub fn run(args: &[&str]) -> Output {
+    utp()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run utp")
+}
+
+/// A `utp serve` child process, killed on drop if still running.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `utp serve SERVICE --on URL` and waits until it accepts calls.
+    pub fn start(service: &str, url: &str) -> Server {
+        let child = utp()
+            .args(["serve", service, "--on", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn utp serve");
+        let mut server = Server {
+            child,
+            url: url.to_string(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("utp serve --on {} exited early with {status}", self.url);
+            }
+            match utp::connect(&self.url) {
+                Ok(mut channel) => {
+                    let _ = channel.close();
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => {
+                    panic!("server at {} not ready after 10 s: {e}", self.url)
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_child(&self.child)
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        rustix::process::kill_process(self.pid(), signal).expect("signal the server");
+    }
+
+    /// Sends SIGTERM and waits (at most 5 s) for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal(rustix::process::Signal::TERM);
+        self.wait_exit(Duration::from_secs(5))
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so the server removes its endpoint; SIGKILL if it lingers.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = rustix::process::kill_process(self.pid(), rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Removes a path when dropped (for files a test creates itself).
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,289 @@
+//! Channels and listeners: connect, listen, accept, send, receive, close.
+
+use crate::guard::{
+    boundary, bytes, bytes_mut, c_str, handle, status, take_handle, timeout, write_out,
+};
+use crate::status::{UtpStatus, fail, from_error};
+use crate::zerocopy::Loan;
+use std::ffi::c_char;
+use utp::frame::Frame;
+
+/// An open channel to one peer. Opaque; close with `utp_channel_close`.
+#[derive(Debug)]
+pub struct UtpChannel {
+    /// A zero-copy reservation or view lent to C. Declared before `transport`
+    /// so it is dropped first: it borrows the link inside `transport`.
+    pub(crate) loan: Option<Loan>,
+    pub(crate) transport: Transport,
+    frame: Frame,
+    /// A received frame the caller's buffer was too small for, kept for the next `utp_recv`.
+    pending: bool,
+}
+
+/// What a channel handle wraps.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    /// Any transport, through the Channel trait.
+    Any(Box<dyn utp::Channel>),
+    /// A shared-memory link, boxed so its address is stable while loans borrow it.
+    Shm(Box<utp::shm::ShmLink>),
+}
+
+/// A listening endpoint. Opaque; close with `utp_listener_close` (removes the endpoint).
+#[derive(Debug)]
+pub struct UtpListener {
+    inner: Box<dyn utp::Listener>,
+}
+
+/// The header fields of a received frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UtpFrameInfo {
+    /// Message type (0x01 DATA ... 0x10 REQUEST, 0x11 RESPONSE, ...).
+    pub message_type: u8,
+    /// Flag bits (bit 0: checksum present and verified).
+    pub flags: u16,
+    /// Payload length in bytes.
+    pub payload_length: u32,
+    /// The sender's sequence number.
+    pub sequence: u64,
+    /// Microseconds since the Unix epoch when the sender built the frame.
+    pub timestamp_us: u64,
+}
+
+impl UtpChannel {
+    pub(crate) fn new(transport: Transport) -> Self {
+        UtpChannel {
+            loan: None,
+            transport,
+            frame: Frame::default(),
+            pending: false,
+        }
+    }
+
+    /// The channel, unless a zero-copy loan is open (which borrows it).
+    pub(crate) fn channel(&mut self) -> Result<&mut dyn utp::Channel, UtpStatus> {
+        if self.loan.is_some() {
+            return Err(fail(
+                UtpStatus::UtpErrInvalidArgument,
+                "a zero-copy reservation or view is open on this channel: commit or release it first",
+            ));
+        }
+        Ok(match &mut self.transport {
+            Transport::Any(channel) => &mut **channel,
+            Transport::Shm(link) => &mut **link,
+        })
+    }
+}
+
+/// Connects, keeping shared-memory links concrete so the zero-copy calls work on them.
+fn open(url: &str) -> utp::Result<Transport> {
+    let endpoint = utp::Endpoint::parse(url)?;
+    match endpoint.address {
+        utp::endpoint::Address::Shm(_)
+        | utp::endpoint::Address::SysV(_)
+        | utp::endpoint::Address::File(_) => Ok(Transport::Shm(Box::new(utp::shm::connect(
+            &endpoint,
+            &utp::Options::default(),
+        )?))),
+        _ => Ok(Transport::Any(utp::connect(url)?)),
+    }
+}
+
+/// Connects to the endpoint `url` (for example `"shm://calc"` or
+/// `"unix:///tmp/calc.sock"`) and stores a new channel in `*out`.
+///
+/// The caller owns `*out` and must release it with `utp_channel_close`.
+///
+/// # Safety
+/// `url` is a NUL-terminated string; `out` is valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_connect(url: *const c_char, out: *mut *mut UtpChannel) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let url = unsafe { c_str(url, "url") }?;
+            let transport = open(url).map_err(from_error)?;
+            let raw = Box::into_raw(Box::new(UtpChannel::new(transport)));
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
+                // SAFETY: `raw` was just created by Box::into_raw and never shared.
+                drop(unsafe { take_handle(raw) });
+            })
+        })())
+    })
+}
+
+/// Listens at `url` and stores a new listener in `*out`.
+///
+/// # Safety
+/// `url` is a NUL-terminated string; `out` is valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListener) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let url = unsafe { c_str(url, "url") }?;
+            let inner = utp::listen(url).map_err(from_error)?;
+            let raw = Box::into_raw(Box::new(UtpListener { inner }));
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
+                // SAFETY: `raw` was just created by Box::into_raw and never shared.
+                drop(unsafe { take_handle(raw) });
+            })
+        })())
+    })
+}
+
+/// Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
+///
+/// # Safety
+/// `listener` is a live listener handle; `out` is valid for writing one pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_accept(
+    listener: *mut UtpListener,
+    timeout_ms: i32,
+    out: *mut *mut UtpChannel,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let listener = unsafe { handle(listener, "listener") }?;
+            let channel = listener
+                .inner
+                .accept_timeout(timeout(timeout_ms))
+                .map_err(from_error)?;
+            let raw = Box::into_raw(Box::new(UtpChannel::new(Transport::Any(channel))));
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
+                // SAFETY: `raw` was just created by Box::into_raw and never shared.
+                drop(unsafe { take_handle(raw) });
+            })
+        })())
+    })
+}
+
+/// Sends one frame of `message_type` with `flags` (pass 1 for a checksum) and
+/// `len` bytes of `payload`, waiting up to `timeout_ms` for room (negative: forever).
+/// The channel fills in the sequence number and timestamp.
+///
+/// # Safety
+/// `channel` is a live channel handle; `payload` is valid for `len` bytes (or NULL with `len == 0`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_send(
+    channel: *mut UtpChannel,
+    message_type: u8,
+    flags: u16,
+    payload: *const u8,
+    len: usize,
+    timeout_ms: i32,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let channel = unsafe { handle(channel, "channel") }?;
+            // SAFETY: forwarded from this function's contract.
+            let payload = unsafe { bytes(payload, len) }?;
+            channel
+                .channel()?
+                .send_timeout(message_type, flags, payload, timeout(timeout_ms))
+                .map_err(from_error)
+        })())
+    })
+}
+
+/// Receives the next frame: its header into `*info` and its payload into
+/// `buffer` (`capacity` bytes), waiting up to `timeout_ms` (negative: forever).
+///
+/// If the payload does not fit, returns `UTP_ERR_BUFFER_TOO_SMALL` with
+/// `info->payload_length` set; the frame is kept and returned by the next call.
+///
+/// # Safety
+/// `channel` is a live channel handle; `info` is valid for writing; `buffer`
+/// is valid for `capacity` writable bytes (or NULL with `capacity == 0`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_recv(
+    channel: *mut UtpChannel,
+    info: *mut UtpFrameInfo,
+    buffer: *mut u8,
+    capacity: usize,
+    timeout_ms: i32,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let channel = unsafe { handle(channel, "channel") }?;
+            // SAFETY: forwarded from this function's contract.
+            let buffer = unsafe { bytes_mut(buffer, capacity) }?;
+            if info.is_null() {
+                return Err(fail(UtpStatus::UtpErrInvalidArgument, "info is NULL"));
+            }
+            if !channel.pending {
+                let mut frame = std::mem::take(&mut channel.frame);
+                let received = channel
+                    .channel()?
+                    .recv_timeout(&mut frame, timeout(timeout_ms));
+                channel.frame = frame;
+                received.map_err(from_error)?;
+                channel.pending = true;
+            }
+            let header = channel.frame.header;
+            let summary = UtpFrameInfo {
+                message_type: header.message_type,
+                flags: header.flags,
+                payload_length: header.payload_length,
+                sequence: header.sequence,
+                timestamp_us: header.timestamp_us,
+            };
+            // SAFETY: forwarded from this function's contract (checked non-null above).
+            unsafe { write_out(info, summary, "info") }?;
+            let payload = channel.frame.payload();
+            if payload.len() > buffer.len() {
+                return Err(fail(
+                    UtpStatus::UtpErrBufferTooSmall,
+                    format!(
+                        "the frame's payload is {} bytes; the buffer holds {}",
+                        payload.len(),
+                        buffer.len()
+                    ),
+                ));
+            }
+            buffer[..payload.len()].copy_from_slice(payload);
+            channel.pending = false;
+            Ok(())
+        })())
+    })
+}
+
+/// Closes a channel and frees it. NULL is ignored. The handle must not be used afterwards.
+///
+/// # Safety
+/// `channel` is NULL or a live channel handle not used by any other thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_channel_close(channel: *mut UtpChannel) {
+    boundary(|| {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(mut channel) = unsafe { take_handle(channel) } {
+            channel.loan = None;
+            if let Ok(inner) = channel.channel() {
+                let _ = inner.close();
+            }
+        }
+        UtpStatus::UtpOk
+    });
+}
+
+/// Stops listening, removes the endpoint (socket file, segments, ...) and frees the listener.
+///
+/// # Safety
+/// `listener` is NULL or a live listener handle not used by any other thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_listener_close(listener: *mut UtpListener) {
+    boundary(|| {
+        // SAFETY: forwarded from this function's contract.
+        if let Some(mut listener) = unsafe { take_handle(listener) } {
+            let _ = listener.inner.close();
+        }
+        UtpStatus::UtpOk
+    });
+}

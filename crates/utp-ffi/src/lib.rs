@@ -1,0 +1,32 @@
+//! The C ABI of utp.
+//!
+//! Every function returns a [`UtpStatus`] (0 on success, negative on error)
+//! and, on error, leaves a message for [`utp_last_error`] on the calling
+//! thread. No panic crosses the boundary: a panic inside becomes
+//! `UTP_ERR_PANIC`.
+//!
+//! Ownership: handles returned through `out` parameters belong to the caller
+//! and are released with the matching `*_close` function exactly once.
+//! Pointers passed in are borrowed for the duration of the call only.
+//!
+//! Thread safety: a handle may move between threads but must not be used by
+//! two threads at the same time. [`utp_last_error`] is per thread.
+//!
+//! The header `include/utp.h` is generated from this crate by cbindgen and
+//! checked in; `cargo test -p utp-ffi --test header` fails when it drifts.
+
+#![deny(missing_docs)]
+
+mod calc;
+mod channel;
+mod guard;
+mod status;
+mod zerocopy;
+
+pub use calc::utp_calc_call;
+pub use channel::{
+    UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
+    utp_listener_close, utp_recv, utp_send,
+};
+pub use status::{UtpStatus, utp_last_error, utp_status_name};
+pub use zerocopy::{utp_cancel, utp_commit, utp_recv_view, utp_release, utp_reserve};

@@ -1,0 +1,76 @@
+//! The shared-memory link (`shm://`, `sysv://`, `file:///`): utp's fast path.
+//!
+//! Through [`connect`](crate::connect)/[`listen`](crate::listen) a link is
+//! just another [`Channel`](crate::Channel). Connecting through
+//! [`shm::connect`](connect) gives the [`ShmLink`] itself, with a zero-copy API
+//! beside the channel one: [`ShmLink::reserve`] lends room in the ring to
+//! write a payload in place, [`ShmLink::recv_view`] lends a received payload
+//! in place until the [`View`] is dropped.
+//!
+//! ```
+//! use std::time::Duration;
+//! use utp::frame::{flags, message_type, Frame};
+//! use utp::Channel;
+//!
+//! let url = format!("shm://doc-{}?wait=adaptive", std::process::id());
+//! let mut listener = utp::listen(&url)?;
+//! let client = std::thread::spawn({
+//!     let url = url.clone();
+//!     move || -> utp::Result<()> {
+//!         let mut link = utp::shm::connect(&url.parse()?, &utp::Options::default())?;
+//!         let mut room = link.reserve(9, Some(Duration::from_secs(1)))?;
+//!         room.payload_mut().copy_from_slice(b"ADD 10 20");
+//!         room.commit(message_type::REQUEST, flags::CHECKSUM); // no copy, no syscall
+//!         let reply = link.recv_view(Some(Duration::from_secs(5)))?;
+//!         assert_eq!(reply.payload(), b"OK 30"); // read in place
+//!         Ok(())
+//!     }
+//! });
+//! let mut server = listener.accept_timeout(Some(Duration::from_secs(5)))?;
+//! let mut frame = Frame::default();
+//! server.recv(&mut frame)?;
+//! let answer = utp::service::calc::evaluate(frame.payload());
+//! server.send(message_type::RESPONSE, flags::CHECKSUM, answer.as_bytes())?;
+//! client.join().unwrap()?;
+//! # Ok::<(), utp::Error>(())
+//! ```
+//!
+//! Layers: [`region`] (the memory: POSIX, System V or a file) → [`ring`]
+//! (SPSC frames) → [`ShmLink`] (duplex, waiting per [`WaitMode`], liveness)
+//! → [`ShmListener`] (rendezvous over an abstract Unix socket, one region per
+//! client). [`inspect`] reads links from outside. The byte layout and the
+//! protocol are specified in `docs/shm-layout.md`, precisely enough to write
+//! a client in another language.
+//!
+//! URL options: `?wait=spin|block|adaptive` (default adaptive: spin 50 µs,
+//! then sleep on a futex), `?ring=SIZE` (each direction, power of two,
+//! default 1 MiB; a frame's payload can be up to SIZE - 32 bytes).
+
+pub mod ring;
+pub mod sync;
+
+#[cfg(not(loom))]
+pub mod bytes;
+#[cfg(not(loom))]
+pub mod layout;
+#[cfg(not(loom))]
+mod link;
+#[cfg(not(loom))]
+mod listener;
+#[cfg(not(loom))]
+pub mod reclaim;
+#[cfg(not(loom))]
+pub mod region;
+#[cfg(not(loom))]
+pub mod rendezvous;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use link::{Reservation, ShmLink, Side, View};
+#[cfg(not(loom))]
+pub use listener::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, ShmListener, connect, listen};
+#[cfg(not(loom))]
+pub use wait::{ADAPTIVE_SPIN, SLICE, WaitMode};
+#[cfg(not(loom))]
+pub mod inspect;

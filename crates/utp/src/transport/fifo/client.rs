@@ -1,0 +1,236 @@
+//! [`FifoChannel`] and the client's side of the hand-off protocol.
+
+use super::*;
+
+/// Either end of a FIFO conversation.
+#[derive(Debug)]
+pub struct FifoChannel {
+    pub(super) inner: StreamChannel,
+    /// Client side: the `flock`ed descriptor that keeps other clients out.
+    pub(super) lock: Option<OwnedFd>,
+    /// Server side: cleared when this session ends, letting the next client in.
+    pub(super) busy: Option<Arc<AtomicBool>>,
+    /// Client side: whether the server has sent anything yet. Until it has,
+    /// end-of-file on `PATH.resp` only means its session has not started.
+    pub(super) heard: bool,
+}
+
+impl FifoChannel {
+    /// The framing in use (server side: decided by the client's first bytes).
+    pub fn framing(&self) -> Framing {
+        self.inner.framing()
+    }
+
+    /// Client side: waits until the server's first bytes arrive. Before the
+    /// session starts, `PATH.resp` may have no writer, which a read reports
+    /// as end-of-file and poll as a hang-up: neither means the server left.
+    fn wait_for_session(&self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
+        let StreamIo::Pair { read, .. } = self.inner.io() else {
+            return Ok(());
+        };
+        loop {
+            let slice = deadline.remaining().map_or(RETRY, |d| d.min(RETRY));
+            let wait = Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(slice.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(read, PollFlags::IN)];
+            match poll(&mut fds, Some(&wait)) {
+                Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => return Ok(()),
+                Ok(n) if n > 0 => std::thread::sleep(slice), // hang-up only: not started yet
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(Error::io("poll the response FIFO", e)),
+            }
+            if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                return Err(Error::Timeout {
+                    waiting_for: "the FIFO server to answer",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    /// Client side: waits until the server has closed its end, discarding
+    /// anything it still sends, so the next client starts on a clean pair.
+    fn drain_until_server_closes(&mut self) {
+        let StreamIo::Pair { read, .. } = self.inner.io() else {
+            return;
+        };
+        let deadline = Deadline::after(Some(CLOSE_GRACE));
+        let mut scratch = [0u8; 4096];
+        loop {
+            match rustix::io::read(read, &mut scratch) {
+                Ok(0) => return,
+                Ok(_) | Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => {
+                    let left = deadline.remaining().unwrap_or_default();
+                    if left.is_zero() {
+                        return;
+                    }
+                    let timeout = Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    };
+                    let mut fds = [PollFd::new(read, PollFlags::IN)];
+                    if !matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Channel for FifoChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        if !self.heard && self.lock.is_some() {
+            self.wait_for_session(Deadline::after(timeout), timeout)?;
+            self.heard = true;
+        }
+        if timeout.is_some() {
+            return self.inner.recv_timeout(frame, timeout);
+        }
+        // A FIFO read with no writer yet returns end-of-file at once, while
+        // poll() waits for the writer: always go through poll.
+        loop {
+            match self.inner.recv_timeout(frame, Some(FOREVER_SLICE)) {
+                Err(Error::Timeout { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let closed = self.inner.close();
+        if self.lock.is_some() {
+            self.drain_until_server_closes();
+            self.lock = None;
+        }
+        if let Some(busy) = self.busy.take() {
+            busy.store(false, Ordering::SeqCst);
+        }
+        closed
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+}
+
+impl Drop for FifoChannel {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Connects to a `fifo://` server (see the module docs for the protocol).
+pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
+    let Address::Fifo(base) = &endpoint.address else {
+        unreachable!(
+            "fifo::connect called with a {} endpoint",
+            endpoint.address.scheme()
+        );
+    };
+    let (req, resp) = paths(base);
+    let url = endpoint.address.to_string();
+    let not_found = |reason: String| Error::NotFound {
+        endpoint: url.clone(),
+        reason,
+    };
+    match is_fifo(&req) {
+        None => {
+            return Err(not_found(format!(
+                "{} does not exist (is the server running?)",
+                req.display()
+            )));
+        }
+        Some(false) => return Err(not_found(format!("{} is not a FIFO", req.display()))),
+        Some(true) => {}
+    }
+    // Is anybody reading requests? (Dropped at once: holding a writer while
+    // waiting would keep the current client's session from ending.)
+    match open(&req, OFlags::WRONLY) {
+        Ok(_) => {}
+        Err(Errno::NXIO) => {
+            return Err(not_found(format!(
+                "nobody reads {}: the server is not running (the FIFOs are stale)",
+                req.display()
+            )));
+        }
+        Err(e) => return Err(Error::io(format!("open {}", req.display()), e)),
+    }
+    let lock =
+        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let deadline = Deadline::after(Some(options.connect_timeout));
+    loop {
+        match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(Errno::WOULDBLOCK | Errno::INTR) => {
+                if !sleep_within(deadline) {
+                    return Err(Error::Timeout {
+                        waiting_for: "the FIFO pair to be free (it serves one client at a time and another client is connected)",
+                        after: options.connect_timeout,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io(format!("lock {}", req.display()), e)),
+        }
+    }
+    let read = open(&resp, OFlags::RDONLY).map_err(|e| match e {
+        Errno::NOENT => not_found(format!("{} does not exist", resp.display())),
+        e => Error::io(format!("open {} for reading", resp.display()), e),
+    })?;
+    // The server holds an exclusive lock on PATH.resp for as long as a
+    // session lasts. A client that left without waiting for the server (a
+    // tutorial client) may have a session still winding down: start only
+    // once it is over, or our first bytes would land in it.
+    loop {
+        match rustix::fs::flock(&read, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = rustix::fs::flock(&read, FlockOperation::Unlock);
+                break;
+            }
+            Err(Errno::WOULDBLOCK | Errno::INTR) => {
+                if !sleep_within(deadline) {
+                    return Err(Error::Timeout {
+                        waiting_for: "the previous client's FIFO session to end",
+                        after: options.connect_timeout,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io(format!("lock {}", resp.display()), e)),
+        }
+    }
+    let write = open(&req, OFlags::WRONLY)
+        .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
+    Ok(FifoChannel {
+        inner: StreamChannel::new(
+            StreamIo::Pair {
+                read,
+                write: Some(write),
+            },
+            client_framing(endpoint),
+            options.max_payload,
+            url.clone(),
+            PeerInfo {
+                address: Some(url),
+                ..PeerInfo::default()
+            },
+        ),
+        lock: Some(lock),
+        heard: false,
+        busy: None,
+    })
+}

@@ -1,0 +1,250 @@
+//! [`FifoListener`]: creates the pair and starts one session at a time.
+
+use super::*;
+
+/// Owns the FIFO pair and hands out one session at a time.
+///
+/// A session starts when request bytes are waiting in `PATH.req`. A utp
+/// client holds the `flock` from before it opens `PATH.resp` until after the
+/// server closed its end, and sends first; so the listener opens
+/// `PATH.resp` for writing early only when it sees a reader there and
+/// nobody holds the lock: a tutorial client, which opens `PATH.resp` (and
+/// blocks until a writer appears) before it sends anything.
+#[derive(Debug)]
+pub struct FifoListener {
+    base: PathBuf,
+    req: PathBuf,
+    resp: PathBuf,
+    /// `PATH.req` open for reading for the listener's whole life ("a server is here").
+    anchor: Option<OwnedFd>,
+    /// A fresh reader of `PATH.req` for the next session (fresh, so that
+    /// earlier writers leaving do not make it report hang-up).
+    probe: Option<OwnedFd>,
+    /// `PATH.resp` opened early for a tutorial client that waits for it.
+    pending_resp: Option<OwnedFd>,
+    busy: Arc<AtomicBool>,
+    max_payload: usize,
+}
+
+/// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
+pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
+    let Address::Fifo(base) = &endpoint.address else {
+        unreachable!(
+            "fifo::listen called with a {} endpoint",
+            endpoint.address.scheme()
+        );
+    };
+    let (req, resp) = paths(base);
+    let url = endpoint.address.to_string();
+    for path in [&req, &resp] {
+        match is_fifo(path) {
+            None => {}
+            Some(false) => {
+                return Err(Error::InUse {
+                    endpoint: url,
+                    hint: Some(format!(
+                        "{} exists and is not a FIFO; remove it yourself",
+                        path.display()
+                    )),
+                });
+            }
+            Some(true) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
+                return Err(Error::InUse {
+                    endpoint: url,
+                    hint: Some(format!("a live server reads {}", req.display())),
+                });
+            }
+            Some(true) => {
+                log::info!("replacing stale FIFO {}", path.display());
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    for path in [&req, &resp] {
+        match rustix::fs::mkfifoat(rustix::fs::CWD, path, Mode::from_raw_mode(0o600)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                return Err(Error::InUse {
+                    endpoint: url,
+                    hint: Some("another server created the FIFOs at the same moment".into()),
+                });
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&req);
+                return Err(Error::io(format!("mkfifo {}", path.display()), e));
+            }
+        }
+    }
+    let anchor =
+        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    Ok(FifoListener {
+        base: base.clone(),
+        req,
+        resp,
+        anchor: Some(anchor),
+        probe: None,
+        pending_resp: None,
+        busy: Arc::default(),
+        max_payload: options.max_payload,
+    })
+}
+
+impl FifoListener {
+    /// Paths of the request and response FIFOs.
+    pub fn paths(&self) -> (&Path, &Path) {
+        (&self.req, &self.resp)
+    }
+
+    /// Whether no client holds the hand-off lock.
+    fn lock_free(&self) -> bool {
+        let Some(anchor) = &self.anchor else {
+            return false;
+        };
+        match rustix::fs::flock(anchor, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                let _ = rustix::fs::flock(anchor, FlockOperation::Unlock);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Box<dyn Channel> {
+        self.busy.store(true, Ordering::SeqCst);
+        // Held until the session closes PATH.resp: a new client waits for it
+        // (see `connect`). Blocking is brief: clients only test this lock.
+        while let Err(Errno::INTR) = rustix::fs::flock(&resp, FlockOperation::LockExclusive) {}
+        let url = format!("fifo://{}", self.base.display());
+        Box::new(FifoChannel {
+            inner: StreamChannel::new(
+                StreamIo::Pair {
+                    read: req,
+                    write: Some(resp),
+                },
+                Framing::Detect,
+                self.max_payload,
+                url.clone(),
+                PeerInfo {
+                    address: Some(url),
+                    ..PeerInfo::default()
+                },
+            ),
+            lock: None,
+            heard: true,
+            busy: Some(self.busy.clone()),
+        })
+    }
+
+    /// One look for a client; `Some` when a session starts.
+    fn look(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if self.probe.is_none() {
+            let probe = open(&self.req, OFlags::RDONLY)
+                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))?;
+            self.probe = Some(probe);
+        }
+        let probe = self.probe.as_ref().expect("probe just opened");
+        if poll_now(probe, PollFlags::IN).contains(PollFlags::IN) {
+            let resp = match self.pending_resp.take() {
+                Some(resp) => Ok(resp),
+                None => open(&self.resp, OFlags::WRONLY),
+            };
+            return match resp {
+                Ok(resp) => {
+                    let req = self.probe.take().expect("probe");
+                    Ok(Some(self.session(req, resp)))
+                }
+                Err(Errno::NXIO) => {
+                    log::warn!(
+                        "{}: discarded bytes from a client that left without reading replies",
+                        self.req.display()
+                    );
+                    discard(probe);
+                    Ok(None)
+                }
+                Err(e) => Err(Error::io(format!("open {}", self.resp.display()), e)),
+            };
+        }
+        if let Some(resp) = &self.pending_resp {
+            if poll_now(resp, PollFlags::empty()).intersects(PollFlags::ERR | PollFlags::HUP) {
+                log::debug!(
+                    "a client left {} before sending anything",
+                    self.req.display()
+                );
+                self.pending_resp = None;
+            }
+        } else if self.lock_free() {
+            match open(&self.resp, OFlags::WRONLY) {
+                Ok(resp) => self.pending_resp = Some(resp),
+                Err(Errno::NXIO) => {}
+                Err(e) => return Err(Error::io(format!("open {}", self.resp.display()), e)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The events of `fd` right now (no waiting).
+fn poll_now(fd: &OwnedFd, events: PollFlags) -> PollFlags {
+    let mut fds = [PollFd::new(fd, events)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(n) if n > 0 => fds[0].revents(),
+        _ => PollFlags::empty(),
+    }
+}
+
+/// Reads and drops whatever is buffered in the FIFO behind `fd`.
+fn discard(fd: &OwnedFd) {
+    let mut scratch = [0u8; 4096];
+    while matches!(rustix::io::read(fd, &mut scratch), Ok(n) if n > 0) {}
+}
+
+impl Listener for FifoListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        if self.anchor.is_none() {
+            return Err(Error::Closed);
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            if !self.busy.load(Ordering::SeqCst) {
+                if let Some(session) = self.look()? {
+                    return Ok(session);
+                }
+            }
+            if !sleep_within(deadline) {
+                return Err(Error::Timeout {
+                    waiting_for: "a client to open the FIFO pair",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("fifo://{}", self.base.display())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.pending_resp = None;
+        self.probe = None;
+        if self.anchor.take().is_some() {
+            for path in [&self.req, &self.resp] {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FifoListener {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,222 @@
+//! [`MqChannel`]: one end of a conversation over a pair of message queues.
+
+use super::*;
+
+/// One end of a conversation over a pair of message queues.
+#[derive(Debug)]
+pub struct MqChannel {
+    /// Sends here; this end holds an exclusive flock on it while open.
+    pub(super) tx: Option<OwnedFd>,
+    /// Receives here; the peer holds the flock on it.
+    pub(super) rx: OwnedFd,
+    pub(super) label: String,
+    pub(super) stamper: Stamper,
+    pub(super) message_size: usize,
+    pub(super) max_payload: usize,
+    pub(super) default_priority: u32,
+    pub(super) last_priority: u32,
+    pub(super) out: Vec<u8>,
+    pub(super) buf: Vec<u8>,
+}
+
+impl MqChannel {
+    pub(super) fn new(
+        tx: OwnedFd,
+        rx: OwnedFd,
+        label: String,
+        max_payload: usize,
+        priority: u32,
+    ) -> Result<Self> {
+        let message_size = sys::attr(tx.as_fd())
+            .map_err(|e| Error::io(format!("read the attributes of {label}"), e))?
+            .message_size;
+        let rx_size = sys::attr(rx.as_fd())
+            .map_err(|e| Error::io(format!("read the attributes of {label}"), e))?
+            .message_size;
+        Ok(MqChannel {
+            tx: Some(tx),
+            rx,
+            label,
+            stamper: Stamper::default(),
+            message_size,
+            max_payload: max_payload.min(rx_size.saturating_sub(HEADER_LEN)),
+            default_priority: priority,
+            last_priority: 0,
+            out: Vec::with_capacity(message_size),
+            buf: vec![0; rx_size],
+        })
+    }
+
+    /// Largest payload this channel can send (the queue's message size minus the header).
+    pub fn max_send_payload(&self) -> usize {
+        self.message_size - HEADER_LEN
+    }
+
+    /// Priority of the most recently received frame.
+    pub fn last_priority(&self) -> u32 {
+        self.last_priority
+    }
+
+    /// Sends one frame with `priority` (0 ..= 32,767; higher is received first).
+    pub fn send_with_priority(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        priority: u32,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        if priority >= PRIORITY_LIMIT {
+            return Err(Error::Protocol(format!(
+                "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
+            )));
+        }
+        let limit = self.max_send_payload();
+        if payload.len() > limit {
+            return Err(Error::TooLarge {
+                len: payload.len(),
+                limit,
+                transport: TRANSPORT,
+            });
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.stamper.stamp(message_type, flags, payload, &mut head);
+        self.out.clear();
+        self.out.extend_from_slice(&head);
+        self.out.extend_from_slice(payload);
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        let deadline = Deadline::after(timeout);
+        loop {
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            match sys::timed_send(tx.as_fd(), &self.out, priority, slice) {
+                Ok(()) => return Ok(()),
+                Err(Errno::INTR) => {}
+                Err(Errno::TIMEDOUT) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "room in the message queue (the peer is not reading)",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                    if !held_by_peer(&self.rx) {
+                        return Err(self.gone());
+                    }
+                }
+                Err(Errno::MSGSIZE) => {
+                    return Err(Error::TooLarge {
+                        len: payload.len(),
+                        limit,
+                        transport: TRANSPORT,
+                    });
+                }
+                Err(e) => return Err(Error::io(format!("send on {}", self.label), e)),
+            }
+        }
+    }
+
+    /// Sends `bytes` as one message as they are, bypassing framing. For
+    /// robustness tests: the receiver must log and drop what is not a frame.
+    #[doc(hidden)]
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        sys::timed_send(tx.as_fd(), bytes, 0, Duration::from_secs(1))
+            .map_err(|e| Error::io(format!("send on {}", self.label), e))
+    }
+
+    fn gone(&self) -> Error {
+        Error::PeerGone(format!(
+            "the peer of {} closed its queues or exited",
+            self.label
+        ))
+    }
+
+    /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
+    pub(super) fn receive(&mut self, wait: Duration) -> Result<Option<usize>> {
+        loop {
+            return match sys::timed_receive(self.rx.as_fd(), &mut self.buf, wait) {
+                Ok((n, priority)) => {
+                    self.last_priority = priority;
+                    Ok(Some(n))
+                }
+                Err(Errno::INTR) => continue,
+                Err(Errno::TIMEDOUT) => Ok(None),
+                Err(e) => Err(Error::io(format!("receive on {}", self.label), e)),
+            };
+        }
+    }
+}
+
+impl Channel for MqChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let priority = self.default_priority;
+        self.send_with_priority(message_type, flags, payload, priority, timeout)
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        if self.tx.is_none() {
+            return Err(Error::Closed);
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            let received = match self.receive(slice)? {
+                Some(n) => n,
+                None if deadline.remaining().is_some_and(|d| d.is_zero()) => {
+                    return Err(Error::Timeout {
+                        waiting_for: "a message from the peer",
+                        after: timeout.unwrap_or_default(),
+                    });
+                }
+                None if held_by_peer(&self.rx) => continue,
+                // The peer is gone; deliver what it sent before leaving.
+                None => match self.receive(Duration::ZERO)? {
+                    Some(n) => n,
+                    None => return Err(self.gone()),
+                },
+            };
+            if received == 0 {
+                return Err(Error::PeerGone(format!(
+                    "the peer of {} said goodbye",
+                    self.label
+                )));
+            }
+            // An invalid frame spoils only itself (message boundaries hold),
+            // but it is still reported: the protocol makes it fatal for the
+            // connection, and the server closes it.
+            let (header, payload) = frame::decode(&self.buf[..received], self.max_payload)?;
+            frame.set(header, payload);
+            return Ok(());
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            // Priority 0: the goodbye must not overtake frames sent before it.
+            let _ = sys::timed_send(tx.as_fd(), &[], 0, Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    fn peer(&self) -> PeerInfo {
+        PeerInfo {
+            address: Some(self.label.clone()),
+            ..PeerInfo::default()
+        }
+    }
+}
+
+impl Drop for MqChannel {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,239 @@
+//! `mq://NAME`: POSIX message queues, one UTP frame per message, with priorities.
+//!
+//! # Queues
+//!
+//! - The listener creates the **accept queue** `/utp.NAME` (mode 0600) and
+//!   holds an exclusive `flock` on it while it lives; it unlinks it when
+//!   closed or dropped. A queue left by a crashed server has no lock holder:
+//!   a new listener replaces it, a client reports "no server".
+//! - Each client creates its **own pair**, `/utp.NAME.ID.c2s` and
+//!   `/utp.NAME.ID.s2c` (0600; ID is `PID-N`), and sends `utp-mq1 ID` to the
+//!   accept queue. The server opens the pair and answers on `s2c` with an ACK
+//!   frame (sequence 0, payload `utp-mq1 accepted`); then both names are unlinked, so
+//!   nothing is left in `/dev/mqueue` even if either process crashes later.
+//!   So any number of clients can talk to one server at once, each on its
+//!   own queues.
+//!
+//! # Frames, priorities and limits
+//!
+//! One message carries one whole UTP frame (header and payload). An empty
+//! message means "goodbye" (the peer's next receive reports
+//! [`Error::PeerGone`]). Each side holds an exclusive `flock` on the queue it
+//! sends on; the other side tests that lock while it waits, so a peer that
+//! crashed is noticed within [`LIVENESS_CHECK`] too.
+//!
+//! Messages carry a priority: the kernel delivers the highest priority
+//! first, in order within one priority. [`MqChannel::send_with_priority`]
+//! chooses it per frame; `?priority=N` sets the default for plain sends
+//! (0 otherwise); [`MqChannel::last_priority`] tells what a received frame had.
+//! `?depth=N` sets how many messages each of a client's queues holds
+//! (default [`DEFAULT_DEPTH`]).
+//!
+//! The kernel caps a queue's message size at `/proc/sys/fs/mqueue/msgsize_max`
+//! (8,192 bytes by default) and its depth at `/proc/sys/fs/mqueue/msg_max`
+//! (10); see [`limits`]. A client sizes its queues to
+//! `min(32 + max_payload, msgsize_max)` bytes, so **payloads are limited to
+//! 8,160 bytes by default**; a larger one is refused with [`Error::TooLarge`]
+//! naming the limit. Each user may also lock only `RLIMIT_MSGQUEUE` bytes of
+//! queues (800 KiB by default): about twelve concurrent clients at the default
+//! sizes; a client that finds no room waits for it within its connect timeout. Timeouts use `mq_timedsend` / `mq_timedreceive`.
+
+mod channel;
+mod handshake;
+mod sys;
+
+pub use channel::MqChannel;
+pub use handshake::{MqListener, connect, inject_raw, listen};
+
+use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
+use crate::endpoint::{Address, Endpoint};
+use crate::error::{Error, Result};
+use crate::frame::{self, Frame, HEADER_LEN, Stamper, flags as frame_flags, message_type};
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use sys::Attr;
+
+/// How often a waiting side checks that its peer is still alive.
+pub const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+/// Priorities must be below this (Linux's `MQ_PRIO_MAX`).
+pub const PRIORITY_LIMIT: u32 = 32_768;
+/// Default depth of a client's queues (`?depth=N` changes it; capped at `msg_max`).
+///
+/// Small on purpose: the kernel charges `depth × message size` per queue
+/// against the user's `RLIMIT_MSGQUEUE` (800 KiB by default), so at 4 × 8 KiB
+/// about twelve clients fit at once; request/response traffic never has more
+/// than one message in flight anyway.
+pub const DEFAULT_DEPTH: usize = 4;
+/// Depth of the accept queue.
+const ACCEPT_DEPTH: usize = 10;
+/// Message size of the accept queue.
+const ACCEPT_MESSAGE_SIZE: usize = 256;
+const HELLO: &str = "utp-mq1 ";
+const ACCEPTED: &[u8] = b"utp-mq1 accepted";
+const TRANSPORT: &str = "mq (one frame per message: the queue's message size, capped by \
+                         /proc/sys/fs/mqueue/msgsize_max, includes the 32-byte header)";
+
+/// The system's message-queue limits, from `/proc/sys/fs/mqueue`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MqLimits {
+    /// Most messages an unprivileged process may give a queue (`msg_max`).
+    pub msg_max: usize,
+    /// Largest message size an unprivileged process may give a queue (`msgsize_max`).
+    pub msgsize_max: usize,
+    /// Most queues on the system (`queues_max`).
+    pub queues_max: usize,
+}
+
+/// Reads [`MqLimits`]; Linux's defaults where a file cannot be read.
+pub fn limits() -> MqLimits {
+    let read = |file: &str, default: usize| {
+        std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{file}"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    MqLimits {
+        msg_max: read("msg_max", 10),
+        msgsize_max: read("msgsize_max", 8192),
+        queues_max: read("queues_max", 256),
+    }
+}
+
+/// The largest payload a new `mq://` client can use with these options.
+pub fn max_payload(options: &Options) -> usize {
+    (limits().msgsize_max.saturating_sub(HEADER_LEN)).min(options.max_payload)
+}
+
+fn queue_name(name: &str, suffix: &str) -> String {
+    if suffix.is_empty() {
+        format!("/utp.{name}")
+    } else {
+        format!("/utp.{name}.{suffix}")
+    }
+}
+
+fn open_error(queue: &str, e: Errno) -> Error {
+    match e {
+        Errno::ACCESS => Error::Denied(format!("message queue {queue}: permission denied")),
+        Errno::MFILE | Errno::NFILE | Errno::NOSPC | Errno::NOMEM => Error::io(
+            format!(
+                "create message queue {queue} (out of queue space: each user may lock \
+                 RLIMIT_MSGQUEUE bytes, 800 KiB by default, and the system allows \
+                 /proc/sys/fs/mqueue/queues_max queues)"
+            ),
+            e,
+        ),
+        Errno::INVAL => Error::io(
+            format!(
+                "create message queue {queue} (size above /proc/sys/fs/mqueue limits {:?})",
+                limits()
+            ),
+            e,
+        ),
+        e => Error::io(format!("open message queue {queue}"), e),
+    }
+}
+
+fn try_lock(fd: &OwnedFd, op: FlockOperation) -> Result<bool> {
+    match rustix::fs::flock(fd, op) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(Error::io("flock a message queue", e)),
+    }
+}
+
+/// Whether someone holds an exclusive lock on the queue behind `fd`.
+fn held_by_peer(fd: &OwnedFd) -> bool {
+    match try_lock(fd, FlockOperation::NonBlockingLockShared) {
+        Ok(true) => {
+            let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
+            false
+        }
+        _ => true,
+    }
+}
+
+fn priority_option(endpoint: &Endpoint) -> Result<u32> {
+    match endpoint.param_number("priority")? {
+        Some(p) if p < u64::from(PRIORITY_LIMIT) => Ok(p as u32),
+        Some(p) => Err(Error::BadUrl {
+            url: endpoint.to_string(),
+            reason: format!("priority={p} is out of range (0..{PRIORITY_LIMIT})"),
+        }),
+        None => Ok(0),
+    }
+}
+
+fn mq_name(endpoint: &Endpoint) -> &str {
+    match &endpoint.address {
+        Address::Mq(name) => name,
+        _ => unreachable!(
+            "mq transport called with a {} endpoint",
+            endpoint.address.scheme()
+        ),
+    }
+}
+
+/// Unlinks a queue name, ignoring one that is already gone.
+fn remove(queue: &str) {
+    match sys::unlink(queue) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => log::warn!("cannot remove message queue {queue}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        format!("unit-{tag}-{}", std::process::id())
+    }
+
+    #[test]
+    fn higher_priority_is_received_first() {
+        let name = unique("prio");
+        let url = format!("mq://{name}");
+        let endpoint: Endpoint = url.parse().unwrap();
+        let mut listener = listen(&endpoint, &Options::default()).unwrap();
+        let server =
+            std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
+        let mut client = connect(&endpoint, &Options::default()).unwrap();
+        let mut server_end = server.join().unwrap().unwrap();
+        client
+            .send_with_priority(message_type::DATA, 0, b"low", 1, None)
+            .unwrap();
+        client
+            .send_with_priority(message_type::DATA, 0, b"high", 9, None)
+            .unwrap();
+        let mut frame = Frame::default();
+        server_end.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), b"high");
+        server_end.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), b"low");
+    }
+
+    #[test]
+    fn no_server_is_reported_clearly() {
+        let err = crate::connect(&format!("mq://{}", unique("none"))).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    }
+
+    #[test]
+    fn queues_are_private() {
+        let endpoint: Endpoint = format!("mq://{}", unique("mode")).parse().unwrap();
+        let listener = listen(&endpoint, &Options::default()).unwrap();
+        let fd = listener.accept_fd().unwrap();
+        let mode = rustix::fs::fstat(fd).unwrap().st_mode & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn limits_are_read() {
+        let l = limits();
+        assert!(l.msg_max >= 1 && l.msgsize_max >= 128, "{l:?}");
+    }
+}

@@ -1,0 +1,373 @@
+//! `pipe:` and `pipe:COMMAND ARGS...`: anonymous pipes to a child process.
+//!
+//! **Client side** ([`connect`]): spawns a child with its stdin and stdout
+//! connected to two pipes and speaks UTP frames over them. `pipe:` alone
+//! spawns the calculator server, `utp serve calc --on pipe:`, finding the
+//! `utp` binary in this order:
+//!
+//! 1. the `UTP_BIN` environment variable, if set and not empty;
+//! 2. the current executable, if its file name is `utp` (so `utp call pipe:`
+//!    spawns itself);
+//! 3. `utp` on `PATH`.
+//!
+//! `pipe:/usr/bin/foo --bar` spawns that command instead (split on
+//! whitespace; no shell). The child's stderr is inherited. Closing or
+//! dropping the channel closes the child's stdin, waits up to two seconds for
+//! it to exit, then kills it; either way it is reaped, never left a zombie.
+//!
+//! **Server side** ([`listen`]): serves exactly one client, the parent, on
+//! this process's own stdin/stdout. The first `accept` returns that channel;
+//! later ones return [`Error::Closed`], so a [`Server`](crate::service::Server)
+//! finishes the one conversation and returns when stdin reaches end-of-file.
+//! While listening, file descriptor 1 is pointed at stderr, so a stray
+//! `println!` cannot corrupt the frame stream.
+//!
+//! **Capacity**: a Linux pipe holds 64 KiB by default. [`PipeChannel::pipe_size`]
+//! reads it (`F_GETPIPE_SZ`) and [`PipeChannel::set_pipe_size`] changes it
+//! (`F_SETPIPE_SZ`; the kernel rounds up to a power-of-two number of pages and
+//! caps unprivileged users at `/proc/sys/fs/pipe-max-size`, 1 MiB by
+//! default). The URL option `?pipe_size=N` (suffixes k, M allowed) sets it at
+//! connect or listen time.
+
+use super::stream::{Framing, StreamChannel, StreamIo};
+use crate::channel::{Channel, Listener, Options, PeerInfo};
+use crate::endpoint::{Address, Endpoint};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long `close` waits for a child to exit after its stdin closed.
+const REAP_GRACE: Duration = Duration::from_secs(2);
+
+/// The capacity of the pipe behind `fd`, in bytes (`F_GETPIPE_SZ`).
+pub fn pipe_size(fd: BorrowedFd<'_>) -> Result<usize> {
+    rustix::pipe::fcntl_getpipe_size(fd)
+        .map_err(|e| Error::io("read the pipe size (F_GETPIPE_SZ)", e))
+}
+
+/// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`); returns the
+/// size the kernel actually chose (at least `size`, rounded up).
+pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> Result<usize> {
+    rustix::pipe::fcntl_setpipe_size(fd, size).map_err(|e| {
+        Error::io(
+            format!(
+                "set the pipe size to {size} bytes (F_SETPIPE_SZ; unprivileged processes may \
+                 not exceed /proc/sys/fs/pipe-max-size)"
+            ),
+            e,
+        )
+    })
+}
+
+/// The command `pipe:` spawns when none is given: `utp serve calc --on pipe:`.
+pub fn default_command() -> Vec<String> {
+    let bin = std::env::var_os("UTP_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .filter(|exe| exe.file_name().is_some_and(|n| n == "utp"))
+        })
+        .unwrap_or_else(|| PathBuf::from("utp"));
+    vec![
+        bin.to_string_lossy().into_owned(),
+        "serve".into(),
+        "calc".into(),
+        "--on".into(),
+        "pipe:".into(),
+    ]
+}
+
+/// The client end: pipes to and from a child process.
+#[derive(Debug)]
+pub struct PipeChannel {
+    inner: StreamChannel,
+    child: Option<Child>,
+    command: String,
+}
+
+impl PipeChannel {
+    /// The child's process id.
+    pub fn child_id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Capacities of the pipe to the child and the pipe from it, in bytes.
+    pub fn pipe_size(&self) -> Result<(usize, usize)> {
+        let (read, write) = self.fds()?;
+        Ok((pipe_size(write)?, pipe_size(read)?))
+    }
+
+    /// Sets both pipes' capacity; returns what the kernel chose for each
+    /// (to the child, from the child).
+    pub fn set_pipe_size(&self, size: usize) -> Result<(usize, usize)> {
+        let (read, write) = self.fds()?;
+        Ok((set_pipe_size(write, size)?, set_pipe_size(read, size)?))
+    }
+
+    fn fds(&self) -> Result<(BorrowedFd<'_>, BorrowedFd<'_>)> {
+        match self.inner.io() {
+            StreamIo::Pair { read, write } => {
+                Ok((read.as_fd(), write.as_ref().ok_or(Error::Closed)?.as_fd()))
+            }
+            StreamIo::Socket { .. } => unreachable!("pipe channels are built on pairs"),
+        }
+    }
+
+    /// Waits for the child to exit (killing it after a grace period) and reaps it.
+    fn reap(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let until = Instant::now() + REAP_GRACE;
+        // Children usually exit within a millisecond of end-of-input: look
+        // often at first, then back off.
+        let mut pause = Duration::from_micros(100);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    log::debug!("pipe child `{}` exited: {status}", self.command);
+                    return;
+                }
+                Ok(None) if Instant::now() < until => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                _ => break,
+            }
+        }
+        log::warn!(
+            "pipe child `{}` (pid {}) did not exit within {REAP_GRACE:?} of its stdin closing; killing it",
+            self.command,
+            child.id()
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Channel for PipeChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        self.inner.recv_timeout(frame, timeout)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let closed = self.inner.close();
+        self.reap();
+        closed
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+}
+
+impl Drop for PipeChannel {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    rustix::io::ioctl_fionbio(fd, true).map_err(|e| Error::io("make a pipe non-blocking", e))
+}
+
+fn apply_pipe_size(endpoint: &Endpoint, fds: &[BorrowedFd<'_>]) -> Result<()> {
+    if let Some(size) = endpoint.param_number("pipe_size")? {
+        for fd in fds {
+            set_pipe_size(*fd, size as usize)?;
+        }
+    }
+    Ok(())
+}
+
+/// Spawns the endpoint's command (or [`default_command`]) and connects to it.
+pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
+    let Address::Pipe(args) = &endpoint.address else {
+        unreachable!(
+            "pipe::connect called with a {} endpoint",
+            endpoint.address.scheme()
+        );
+    };
+    let default = args.is_empty();
+    let argv = if default {
+        default_command()
+    } else {
+        args.clone()
+    };
+    let command_line = argv.join(" ");
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if default && std::env::var_os("RUST_LOG").is_none() {
+        // The spawned server's "serving on pipe:" is noise on the caller's stderr.
+        command.env("RUST_LOG", "warn");
+    }
+    let mut child = command.spawn().map_err(|e| Error::NotFound {
+        endpoint: endpoint.to_string(),
+        reason: if default {
+            format!("cannot start `{command_line}`: {e}; set UTP_BIN to the path of the utp binary")
+        } else {
+            format!("cannot start `{command_line}`: {e}")
+        },
+    })?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        unreachable!("stdin and stdout were requested as pipes");
+    };
+    let write = OwnedFd::from(stdin);
+    let read = OwnedFd::from(stdout);
+    let setup = set_nonblocking(read.as_fd())
+        .and_then(|()| set_nonblocking(write.as_fd()))
+        .and_then(|()| apply_pipe_size(endpoint, &[read.as_fd(), write.as_fd()]));
+    let inner = StreamChannel::new(
+        StreamIo::Pair {
+            read,
+            write: Some(write),
+        },
+        super::stream::client_framing(endpoint),
+        options.max_payload,
+        format!("pipe:{command_line}"),
+        PeerInfo {
+            pid: Some(child.id()),
+            address: Some(format!("pipe:{command_line}")),
+            ..PeerInfo::default()
+        },
+    );
+    let channel = PipeChannel {
+        inner,
+        child: Some(child),
+        command: command_line,
+    };
+    setup.map(|()| channel)
+}
+
+/// Whether some `pipe:` listener already owns this process's stdin/stdout.
+static STDIO_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Serves the one client on the other end of this process's stdin/stdout.
+#[derive(Debug)]
+pub struct PipeListener {
+    stdio: Option<(OwnedFd, OwnedFd)>,
+    max_payload: usize,
+}
+
+impl PipeListener {
+    /// Capacities of stdin's and stdout's pipes, while not yet accepted.
+    pub fn pipe_size(&self) -> Result<(usize, usize)> {
+        let (read, write) = self.stdio.as_ref().ok_or(Error::Closed)?;
+        Ok((pipe_size(read.as_fd())?, pipe_size(write.as_fd())?))
+    }
+}
+
+fn is_pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fs::FileType;
+    rustix::fs::fstat(fd).is_ok_and(|st| {
+        matches!(
+            FileType::from_raw_mode(st.st_mode),
+            FileType::Fifo | FileType::Socket
+        )
+    })
+}
+
+/// Takes over stdin/stdout to serve the parent (see the module docs).
+pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
+    if let Address::Pipe(args) = &endpoint.address {
+        if !args.is_empty() {
+            return Err(Error::BadUrl {
+                url: endpoint.to_string(),
+                reason: "listening on pipe: takes no command: it serves on this process's \
+                         stdin/stdout"
+                    .into(),
+            });
+        }
+    }
+    if STDIO_TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(Error::InUse {
+            endpoint: "pipe:".into(),
+            hint: Some("this process's stdin/stdout already serve a pipe: listener".into()),
+        });
+    }
+    let taken = (|| {
+        let dup = |fd: BorrowedFd<'_>, what: &str| {
+            rustix::io::fcntl_dupfd_cloexec(fd, 3)
+                .map_err(|e| Error::io(format!("take over {what}"), e))
+        };
+        let read = dup(std::io::stdin().as_fd(), "stdin")?;
+        let write = dup(std::io::stdout().as_fd(), "stdout")?;
+        // From now on fd 1 is stderr and fd 0 is /dev/null: only the channel
+        // writes to the parent.
+        rustix::stdio::dup2_stdout(std::io::stderr().as_fd())
+            .map_err(|e| Error::io("point stdout at stderr", e))?;
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(null.as_fd());
+        }
+        for fd in [read.as_fd(), write.as_fd()] {
+            // Only pipes and sockets: a terminal's flags are shared with the shell.
+            if is_pipe_or_socket(fd) {
+                set_nonblocking(fd)?;
+            }
+        }
+        apply_pipe_size(endpoint, &[read.as_fd(), write.as_fd()])?;
+        Ok((read, write))
+    })();
+    match taken {
+        Ok(stdio) => Ok(PipeListener {
+            stdio: Some(stdio),
+            max_payload: options.max_payload,
+        }),
+        Err(e) => {
+            STDIO_TAKEN.store(false, Ordering::SeqCst);
+            Err(e)
+        }
+    }
+}
+
+impl Listener for PipeListener {
+    fn accept_timeout(&mut self, _timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        let (read, write) = self.stdio.take().ok_or(Error::Closed)?;
+        Ok(Box::new(StreamChannel::new(
+            StreamIo::Pair {
+                read,
+                write: Some(write),
+            },
+            Framing::Detect,
+            self.max_payload,
+            "pipe: (stdin/stdout)".into(),
+            PeerInfo {
+                pid: Some(
+                    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32),
+                ),
+                address: Some("pipe: (parent process)".into()),
+                ..PeerInfo::default()
+            },
+        )))
+    }
+
+    fn endpoint(&self) -> String {
+        "pipe:".into()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stdio = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! `udp://HOST:PORT`: UDP datagrams, one UTP frame per datagram.
+//!
+//! - A frame (32-byte header + payload) must fit one datagram: at most
+//!   65,507 bytes over IPv4 and 65,527 over IPv6, so payloads are limited to
+//!   [`MAX_PAYLOAD_V4`] / [`MAX_PAYLOAD_V6`]. A larger payload is refused with
+//!   [`Error::TooLarge`] before anything is sent.
+//! - There are no connections. The listener reads every datagram on one
+//!   socket and demultiplexes by source address: the first valid frame from
+//!   a new address creates a channel that `accept` returns, and replies go
+//!   back to that address.
+//! - Datagrams that reach the listener and are not valid UTP frames
+//!   (garbage, bad checksum, too large) are dropped and logged; they never
+//!   reach a channel and never disturb any client. A client's channel
+//!   reports an invalid datagram from its server as an error and stays usable.
+//! - An empty datagram means "goodbye": closing a channel sends one, and the
+//!   other side's next receive reports [`Error::PeerGone`]. A client whose
+//!   server is not running sees `PeerGone` too, from the ICMP "port
+//!   unreachable" the kernel reports on its connected socket.
+//! - **Loss is possible** (and reordering, off the loopback interface). utp
+//!   does not retransmit: a lost request or reply shows up as a clean
+//!   [`Error::Timeout`] in the caller's receive, and the channel stays usable.
+//!   Retrying is left to the application, which alone knows whether a request
+//!   is safe to repeat.
+
+mod client;
+mod server;
+
+pub use client::{UdpChannel, connect};
+pub use server::{UdpListener, UdpServerChannel, listen};
+
+use super::tcp::resolve;
+use super::wait::{Ready, wait_ready};
+use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::frame::{self, Frame, HEADER_LEN, Header, Stamper};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
+pub const MAX_DATAGRAM_V4: usize = 65_507;
+/// Largest UDP payload over IPv6 without jumbograms: 65,535 − 8.
+pub const MAX_DATAGRAM_V6: usize = 65_527;
+/// Largest frame payload over IPv4.
+pub const MAX_PAYLOAD_V4: usize = MAX_DATAGRAM_V4 - HEADER_LEN;
+/// Largest frame payload over IPv6.
+pub const MAX_PAYLOAD_V6: usize = MAX_DATAGRAM_V6 - HEADER_LEN;
+
+/// Frames queued per server-side channel before new ones are dropped.
+const QUEUE_DEPTH: usize = 4096;
+/// New clients waiting for `accept`.
+const BACKLOG: usize = 128;
+/// Socket buffer asked for (the kernel caps it at `net.core.rmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// A server-side conversation with no datagram for this long is forgotten
+/// silently (a client that crashed never says goodbye); the client's next
+/// datagram starts a new one.
+pub const IDLE_EXPIRY: Duration = Duration::from_secs(120);
+/// How often the listener's reader thread looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+const TRANSPORT: &str = "udp (one frame per datagram: 65,507 bytes over IPv4, header included)";
+
+fn payload_limit(addr: &SocketAddr) -> usize {
+    match addr {
+        SocketAddr::V4(_) => MAX_PAYLOAD_V4,
+        SocketAddr::V6(_) => MAX_PAYLOAD_V6,
+    }
+}
+
+/// Builds the datagram for one frame, refusing payloads that cannot fit.
+fn datagram(
+    stamper: &mut Stamper,
+    message_type: u8,
+    flags: u16,
+    payload: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>> {
+    if payload.len() > limit {
+        return Err(Error::TooLarge {
+            len: payload.len(),
+            limit,
+            transport: TRANSPORT,
+        });
+    }
+    let mut bytes = vec![0u8; HEADER_LEN + payload.len()];
+    let head: &mut [u8; HEADER_LEN] = (&mut bytes[..HEADER_LEN]).try_into().expect("32 bytes");
+    stamper.stamp(message_type, flags, payload, head);
+    bytes[HEADER_LEN..].copy_from_slice(payload);
+    Ok(bytes)
+}
+
+fn tune(socket: &UdpSocket) {
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(socket, SOCKET_BUFFER);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket, SOCKET_BUFFER);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_payload_is_refused_before_sending() {
+        let mut stamper = Stamper::default();
+        let err = datagram(
+            &mut stamper,
+            1,
+            0,
+            &vec![0; MAX_PAYLOAD_V4 + 1],
+            MAX_PAYLOAD_V4,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit: MAX_PAYLOAD_V4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            datagram(&mut stamper, 1, 0, &vec![0; MAX_PAYLOAD_V4], MAX_PAYLOAD_V4)
+                .unwrap()
+                .len(),
+            MAX_DATAGRAM_V4
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! The server end: one socket, a reader thread demultiplexing datagrams by
+//! source address, and a channel per client.
+
+use super::*;
+
+type Message = (Header, Vec<u8>);
+
+/// The server's end of one client's conversation.
+#[derive(Debug)]
+pub struct UdpServerChannel {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    client: SocketAddr,
+    rx: Receiver<Message>,
+    stamper: Stamper,
+    closed: bool,
+    last_heard: std::time::Instant,
+    /// Cleared on drop, so the reader thread can forget this client.
+    alive: Arc<AtomicBool>,
+}
+
+impl Channel for UdpServerChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        _timeout: Option<Duration>,
+    ) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let limit = payload_limit(&self.client);
+        let bytes = datagram(&mut self.stamper, message_type, flags, payload, limit)?;
+        loop {
+            return match self.socket.send_to(&bytes, self.client) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(Error::io(format!("send to udp client {}", self.client), e)),
+            };
+        }
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let gone = || {
+            Error::PeerGone(format!(
+                "udp client {} said goodbye (or the listener closed)",
+                self.client
+            ))
+        };
+        let deadline = Deadline::after(timeout);
+        let (header, payload) = loop {
+            let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
+            let wait = deadline.remaining().map_or(idle_left, |d| d.min(idle_left));
+            match self.rx.recv_timeout(wait) {
+                Ok(message) => break message,
+                Err(RecvTimeoutError::Disconnected) => return Err(gone()),
+                Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
+                    // Forget it without a goodbye: it may just be quiet.
+                    self.closed = true;
+                    return Err(Error::PeerGone(format!(
+                        "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                        self.client
+                    )));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a datagram from the client (it may have been lost)",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        };
+        self.last_heard = std::time::Instant::now();
+        frame.header = header;
+        *frame.payload_mut() = payload;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if !std::mem::replace(&mut self.closed, true) {
+            let _ = self.socket.send_to(&[], self.client);
+        }
+        Ok(())
+    }
+
+    fn peer(&self) -> PeerInfo {
+        PeerInfo {
+            address: Some(self.client.to_string()),
+            ..PeerInfo::default()
+        }
+    }
+}
+
+impl Drop for UdpServerChannel {
+    fn drop(&mut self) {
+        let _ = self.close();
+        self.alive.store(false, Ordering::Relaxed);
+        log::trace!(
+            "udp://{}: conversation with {} ended",
+            self.local,
+            self.client
+        );
+    }
+}
+
+/// Reads the shared socket and hands frames to per-client channels.
+#[derive(Debug)]
+pub struct UdpListener {
+    local: SocketAddr,
+    incoming: Receiver<UdpServerChannel>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+/// Binds a UDP socket at the endpoint and starts demultiplexing.
+pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
+    let addr = resolve(endpoint)?[0];
+    let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
+        ErrorKind::AddrInUse => Error::InUse {
+            endpoint: format!("udp://{addr}"),
+            hint: Some("another process has that port".into()),
+        },
+        _ => Error::io(format!("bind udp://{addr}"), e),
+    })?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| Error::io("read the bound UDP address", e))?;
+    socket
+        .set_read_timeout(Some(STOP_POLL))
+        .map_err(|e| Error::io("set a UDP read timeout", e))?;
+    tune(&socket);
+    let socket = Arc::new(socket);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, incoming) = bounded(BACKLOG);
+    let reader = Demux {
+        socket: socket.clone(),
+        local,
+        max_payload: options.max_payload,
+        stop: stop.clone(),
+        accept: tx,
+        clients: HashMap::new(),
+        since_sweep: 0,
+    };
+    let reader = std::thread::Builder::new()
+        .name("utp-udp-demux".into())
+        .spawn(move || reader.run())
+        .map_err(|e| Error::io("start the UDP reader thread", e))?;
+    Ok(UdpListener {
+        local,
+        incoming,
+        stop,
+        reader: Some(reader),
+    })
+}
+
+/// The listener's reader thread.
+struct Demux {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    max_payload: usize,
+    stop: Arc<AtomicBool>,
+    accept: Sender<UdpServerChannel>,
+    clients: HashMap<SocketAddr, Client>,
+    /// Datagrams since the last sweep of ended conversations.
+    since_sweep: usize,
+}
+
+/// The reader thread's view of one conversation.
+struct Client {
+    tx: Sender<Message>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Datagrams between sweeps of the client table while busy.
+const SWEEP_EVERY: usize = 1024;
+
+impl Demux {
+    fn run(mut self) {
+        let mut buf = vec![0u8; MAX_DATAGRAM_V6];
+        while !self.stop.load(Ordering::SeqCst) {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    self.dispatch(&buf[..n], from);
+                    self.since_sweep += 1;
+                    if self.since_sweep >= SWEEP_EVERY {
+                        self.sweep();
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    self.sweep();
+                }
+                // ICMP errors for earlier replies to clients that are gone.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => {
+                    log::warn!("udp://{}: receive failed: {e}", self.local);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    /// Forgets conversations whose channel the server has dropped.
+    fn sweep(&mut self) {
+        self.since_sweep = 0;
+        self.clients.retain(|_, c| c.alive.load(Ordering::Relaxed));
+    }
+
+    fn dispatch(&mut self, bytes: &[u8], from: SocketAddr) {
+        if bytes.is_empty() {
+            // Goodbye: dropping the sender makes the channel report PeerGone.
+            self.clients.remove(&from);
+            return;
+        }
+        let (header, payload) = match frame::decode(bytes, self.max_payload) {
+            Ok(ok) => ok,
+            Err(e) => {
+                log::warn!(
+                    "udp://{}: dropped an invalid datagram of {} bytes from {from}: {e}",
+                    self.local,
+                    bytes.len()
+                );
+                return;
+            }
+        };
+        let mut message = (header, payload.to_vec());
+        if let Some(client) = self.clients.get(&from) {
+            match client.tx.try_send(message) {
+                Ok(()) => return,
+                Err(TrySendError::Full(_)) => {
+                    log::warn!(
+                        "udp://{}: {from} is not being served fast enough; dropped a frame",
+                        self.local
+                    );
+                    return;
+                }
+                // The server closed that conversation; a new frame starts a new one.
+                Err(TrySendError::Disconnected(m)) => {
+                    self.clients.remove(&from);
+                    message = m;
+                }
+            }
+        }
+        let (tx, rx) = bounded(QUEUE_DEPTH);
+        let _ = tx.try_send(message);
+        let channel = UdpServerChannel {
+            socket: self.socket.clone(),
+            local: self.local,
+            client: from,
+            rx,
+            stamper: Stamper::default(),
+            closed: false,
+            last_heard: std::time::Instant::now(),
+            alive: Arc::new(AtomicBool::new(true)),
+        };
+        let alive = channel.alive.clone();
+        match self.accept.try_send(channel) {
+            Ok(()) => {
+                self.clients.insert(from, Client { tx, alive });
+            }
+            Err(TrySendError::Full(mut refused)) => {
+                log::warn!(
+                    "udp://{}: too many clients waiting for accept; ignored {from}",
+                    self.local
+                );
+                refused.closed = true; // do not tell it goodbye: it was never accepted
+            }
+            Err(TrySendError::Disconnected(mut refused)) => refused.closed = true,
+        }
+    }
+}
+
+impl UdpListener {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Listener for UdpListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        if self.reader.is_none() {
+            return Err(Error::Closed);
+        }
+        let channel = match timeout {
+            None => self.incoming.recv().map_err(|_| Error::Closed)?,
+            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
+                RecvTimeoutError::Timeout => Error::Timeout {
+                    waiting_for: "a datagram from a new client",
+                    after: t,
+                },
+                RecvTimeoutError::Disconnected => Error::Closed,
+            })?,
+        };
+        Ok(Box::new(channel))
+    }
+
+    fn endpoint(&self) -> String {
+        format!("udp://{}", self.local)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UdpListener {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,291 @@
+//! What only some transports do: Unix-socket credentials, uid filtering,
+//! descriptor passing across processes, stale-socket handling and file
+//! modes; pipe capacity and child reaping; the FIFO one-client rule.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+use utp::frame::{Frame, flags, message_type};
+use utp::transport::stream::{Framing, StreamChannel, StreamIo};
+use utp::transport::unix::{UnixAddr, UnixListener};
+use utp::{Channel, Endpoint, Error, Options};
+
+const LONG: Option<Duration> = Some(Duration::from_secs(10));
+const CHILD_ENV: &str = "UTP_TEST_FD_CHILD_URL";
+
+/// Runs in a child process (this test binary, re-run): connects, receives a
+/// descriptor with a frame, reads the file behind it and sends the text back.
+#[test]
+fn fd_passing_child() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return; // only meaningful when started by `fd_passes_between_processes`
+    };
+    let endpoint: Endpoint = url.parse().unwrap();
+    let mut channel = utp::transport::unix::connect(&endpoint, &Options::default()).unwrap();
+    let mut frame = Frame::default();
+    channel.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(frame.payload(), b"here is a file");
+    let fds = channel.take_fds();
+    assert_eq!(fds.len(), 1, "one descriptor arrived");
+    let mut file = std::fs::File::from(fds.into_iter().next().unwrap());
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    channel
+        .send_timeout(message_type::DATA, flags::CHECKSUM, text.as_bytes(), LONG)
+        .unwrap();
+}
+
+#[test]
+fn fd_passes_between_processes() {
+    let path = format!("{}.sock", util::tmp_path("fdpass"));
+    let url = format!("unix://{path}");
+    let mut listener =
+        UnixListener::bind(UnixAddr::Path(path.clone().into()), &Options::default()).unwrap();
+
+    // A file only this process can name: written, opened, then unlinked.
+    let file_path = util::tmp_path("fdpass-file");
+    let secret = format!("secret from pid {}", std::process::id());
+    std::fs::write(&file_path, &secret).unwrap();
+    let file = std::fs::File::open(&file_path).unwrap();
+    std::fs::remove_file(&file_path).unwrap();
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fd_passing_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &url)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (fd, peer) = listener.accept_socket(LONG).unwrap();
+    assert_eq!(peer.pid, Some(child.id()), "SO_PEERCRED names the child");
+    let mut channel = StreamChannel::new(
+        StreamIo::Socket {
+            fd,
+            passes_fds: true,
+        },
+        Framing::Utp,
+        1 << 20,
+        url.clone(),
+        peer,
+    );
+    channel
+        .send_with_fds(
+            message_type::DATA,
+            flags::CHECKSUM,
+            b"here is a file",
+            &[file.as_fd()],
+            LONG,
+        )
+        .unwrap();
+    let mut frame = Frame::default();
+    channel.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(
+        frame.payload(),
+        secret.as_bytes(),
+        "the child read the file through the passed descriptor"
+    );
+    assert!(child.wait().unwrap().success(), "child test passed");
+}
+
+#[test]
+fn fds_are_refused_where_they_cannot_travel() {
+    let mut listener = utp::listen("tcp://127.0.0.1:0").unwrap();
+    let endpoint: Endpoint = listener.endpoint().parse().unwrap();
+    let mut client = utp::transport::tcp::connect(&endpoint, &Options::default()).unwrap();
+    let _server = listener.accept_timeout(LONG).unwrap();
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let err = client
+        .send_with_fds(message_type::DATA, 0, b"x", &[file.as_fd()], LONG)
+        .unwrap_err();
+    assert!(err.to_string().contains("only unix:// sockets"), "{err}");
+}
+
+#[test]
+fn peer_credentials_and_allowed_uids() {
+    let uid = rustix::process::getuid().as_raw();
+    let path = format!("{}.sock", util::tmp_path("creds"));
+
+    let mut allowed = utp::listen(&format!("unix://{path}?allow_uid={uid}")).unwrap();
+    let _client = utp::connect(&format!("unix://{path}")).unwrap();
+    let server = allowed.accept_timeout(LONG).unwrap();
+    let peer = server.peer();
+    assert_eq!(peer.uid, Some(uid));
+    assert_eq!(peer.pid, Some(std::process::id()));
+    assert!(peer.gid.is_some());
+    drop(allowed);
+
+    let other = if uid == 54_321 { 54_322 } else { 54_321 };
+    let mut refusing = utp::listen(&format!("unix://{path}?allow_uid={other}")).unwrap();
+    let _client = utp::connect(&format!("unix://{path}")).unwrap();
+    match refusing.accept_timeout(LONG) {
+        Err(Error::Denied(reason)) => assert!(reason.contains(&format!("uid {uid}")), "{reason}"),
+        other => panic!("expected Denied, got {other:?}"),
+    }
+}
+
+#[test]
+fn socket_files_are_private() {
+    let path = format!("{}.sock", util::tmp_path("mode"));
+    let listener = utp::listen(&format!("unix://{path}")).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(listener);
+    assert!(!std::path::Path::new(&path).exists(), "removed on drop");
+}
+
+#[test]
+fn stale_socket_is_replaced_live_one_is_not_stolen() {
+    let path = format!("{}.sock", util::tmp_path("stale"));
+    let url = format!("unix://{path}");
+
+    // A crashed server: the socket file stays, nobody listens.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(std::path::Path::new(&path).exists());
+    let listener = utp::listen(&url).expect("a stale socket is replaced");
+    drop(listener);
+
+    // A live server (not utp): refused, and still reachable afterwards.
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    match utp::listen(&url) {
+        Err(Error::InUse { hint, .. }) => assert!(hint.unwrap_or_default().contains("live")),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    // utp's liveness probe is the first connection in the backlog.
+    let (probe, _) = live.accept().unwrap();
+    drop(probe);
+    let mut conn = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let (mut accepted, _) = live.accept().unwrap();
+    conn.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    accepted.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping", "the live server was left alone");
+    drop(live);
+    std::fs::remove_file(&path).unwrap();
+
+    // Something that is not a socket: never removed.
+    std::fs::write(&path, "precious").unwrap();
+    assert!(matches!(utp::listen(&url), Err(Error::InUse { .. })));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn pipe_capacity_is_readable_and_settable_and_the_child_is_reaped() {
+    let endpoint: Endpoint = "pipe:/bin/cat?pipe_size=256k".parse().unwrap();
+    let mut channel = utp::transport::pipe::connect(&endpoint, &Options::default()).unwrap();
+    let (to_child, from_child) = channel.pipe_size().unwrap();
+    assert!(
+        to_child >= 256 * 1024 && from_child >= 256 * 1024,
+        "{to_child} {from_child}"
+    );
+    assert_eq!(channel.set_pipe_size(64 * 1024).unwrap(), (65_536, 65_536));
+    assert_eq!(channel.pipe_size().unwrap(), (65_536, 65_536));
+
+    // cat echoes the frame byte for byte.
+    channel
+        .send_timeout(message_type::TEXT, flags::CHECKSUM, b"meow", LONG)
+        .unwrap();
+    let mut frame = Frame::default();
+    channel.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(frame.payload(), b"meow");
+
+    let pid = channel.child_id().unwrap();
+    drop(channel);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the child was reaped, not left a zombie"
+    );
+}
+
+#[test]
+fn pipe_reports_a_command_that_cannot_start() {
+    let err = utp::connect("pipe:/nonexistent/utp-server").unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/utp-server"), "{err}");
+}
+
+#[test]
+fn fifo_second_client_waits_then_gets_in() {
+    let url = format!("fifo://{}", util::tmp_path("fifo2"));
+    let listener = utp::listen(&url).unwrap();
+    let mut server = utp::service::Server::new(listener, |r: &[u8], _: &utp::PeerInfo| r.to_vec());
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+
+    let mut first = utp::service::Client::connect(&url).unwrap();
+    assert_eq!(first.call(b"one").unwrap(), b"one");
+    let impatient = Options {
+        connect_timeout: Duration::from_millis(200),
+        ..Options::default()
+    };
+    match utp::connect_with(&url, &impatient) {
+        Err(e @ Error::Timeout { .. }) => {
+            assert!(e.to_string().contains("one client at a time"), "{e}")
+        }
+        other => panic!("expected a Timeout while the pair is taken, got {other:?}"),
+    }
+    // The second client waits and gets in when the first leaves.
+    let waiting = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut second = utp::service::Client::connect(&url).unwrap();
+            second.call(b"two").unwrap().to_vec()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    first.close().unwrap();
+    assert_eq!(waiting.join().unwrap(), b"two");
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+    let base = url.strip_prefix("fifo://").unwrap();
+    assert!(
+        !std::path::Path::new(&format!("{base}.req")).exists(),
+        "removed on shutdown"
+    );
+}
+
+#[test]
+fn fifos_are_private_and_removed() {
+    let base = util::tmp_path("fifomode");
+    let listener = utp::listen(&format!("fifo://{base}")).unwrap();
+    for suffix in [".req", ".resp"] {
+        let meta = std::fs::metadata(format!("{base}{suffix}")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{suffix}");
+    }
+    drop(listener);
+    for suffix in [".req", ".resp"] {
+        assert!(!std::path::Path::new(&format!("{base}{suffix}")).exists());
+    }
+}
+
+#[test]
+fn fifo_stale_pair_is_replaced() {
+    let base = util::tmp_path("fifostale");
+    for suffix in [".req", ".resp"] {
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            format!("{base}{suffix}").as_str(),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+    }
+    let url = format!("fifo://{base}");
+    match utp::connect(&url) {
+        Err(Error::NotFound { reason, .. }) => assert!(reason.contains("not running"), "{reason}"),
+        other => panic!("expected NotFound for a stale pair, got {other:?}"),
+    }
+    let listener = utp::listen(&url).expect("stale FIFOs are replaced");
+    assert!(
+        matches!(utp::listen(&url), Err(Error::InUse { .. })),
+        "a live pair is not"
+    );
+    drop(listener);
+    assert!(!std::path::Path::new(&format!("{base}.req")).exists());
+}

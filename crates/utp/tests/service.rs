@@ -1,0 +1,135 @@
+//! The service layer over the in-process transport: concurrency, isolation
+//! of misbehaving clients, the client limit and shutdown.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use utp::frame::{Frame, flags, message_type};
+use utp::service::{Client, Server, calc};
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "inproc://{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn start(
+    url: &str,
+    server: impl FnOnce(Server) -> Server,
+) -> (
+    utp::service::Shutdown,
+    std::thread::JoinHandle<utp::Result<()>>,
+) {
+    let mut server = server(Server::new(utp::listen(url).unwrap(), calc::handler()));
+    let stop = server.shutdown_handle();
+    (stop, std::thread::spawn(move || server.run()))
+}
+
+#[test]
+fn unexpected_message_types_get_an_error_frame_and_the_connection_goes_on() {
+    let url = unique("types");
+    let (stop, thread) = start(&url, |s| s);
+    let mut channel = utp::connect(&url).unwrap();
+    channel
+        .send(message_type::DATA, flags::CHECKSUM, b"hello")
+        .unwrap();
+    let mut frame = Frame::default();
+    channel
+        .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(frame.message_type(), message_type::ERROR);
+    assert!(String::from_utf8_lossy(frame.payload()).contains("unexpected message type 0x01"));
+    channel.send(message_type::HEARTBEAT, 0, b"").unwrap();
+    channel
+        .send(message_type::REQUEST, flags::CHECKSUM, b"ADD 1 1")
+        .unwrap();
+    channel
+        .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        (frame.message_type(), frame.payload()),
+        (message_type::RESPONSE, &b"OK 2"[..])
+    );
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn clients_beyond_the_limit_are_told_the_server_is_busy() {
+    let url = unique("busy");
+    let (stop, thread) = start(&url, |s| s.max_clients(2));
+    let mut first = Client::connect(&url).unwrap();
+    let mut second = Client::connect(&url).unwrap();
+    assert_eq!(first.call(b"ADD 1 2").unwrap(), b"OK 3");
+    assert_eq!(second.call(b"ADD 2 2").unwrap(), b"OK 4");
+    let mut third = Client::connect(&url).unwrap();
+    let error = third.call(b"ADD 3 3").unwrap_err();
+    assert!(error.to_string().contains("server busy"), "{error}");
+    // When one leaves, a new client is served again.
+    first.close().unwrap();
+    let mut served = false;
+    for _ in 0..100 {
+        let mut fourth = Client::connect(&url).unwrap();
+        if let Ok(reply) = fourth.call(b"ADD 4 4") {
+            assert_eq!(reply, b"OK 8");
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served, "a slot should free up once a client leaves");
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_panicking_handler_costs_only_that_client() {
+    let url = unique("panic");
+    let listener = utp::listen(&url).unwrap();
+    let mut server = Server::new(listener, |request: &[u8], _: &utp::PeerInfo| {
+        assert!(request != b"boom", "handler bug");
+        request.to_vec()
+    });
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let mut victim = Client::connect(&url).unwrap();
+    let mut bystander = Client::connect(&url).unwrap();
+    victim.set_timeout(Some(Duration::from_secs(5)));
+    assert!(victim.call(b"boom").unwrap_err().is_peer_gone());
+    assert_eq!(bystander.call(b"still here").unwrap(), b"still here");
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn many_threads_calling_at_once_all_get_their_own_answers() {
+    let url = unique("many");
+    let (stop, thread) = start(&url, |s| s);
+    let workers: Vec<_> = (0..8i64)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url).unwrap();
+                for i in 0..200i64 {
+                    let reply = calc::call(
+                        &mut client,
+                        &calc::Request {
+                            op: calc::Op::Sub,
+                            a: w * 1000 + i,
+                            b: i,
+                        },
+                    )
+                    .unwrap();
+                    assert_eq!(reply, calc::Reply::Ok(w * 1000));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}

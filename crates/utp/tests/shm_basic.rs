@@ -1,0 +1,264 @@
+//! Shared-memory link within one process: round trips, wrap-around and
+//! padding, backpressure, the zero-copy API, every region kind, cleanup.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use utp::Channel;
+use utp::frame::{Frame, flags, message_type};
+use utp::shm::ShmLink;
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn dev_shm_entries(name: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("utp.{name}.")))
+        .collect()
+}
+
+fn pair(url: &str) -> (Box<dyn utp::Listener>, ShmLink, Box<dyn utp::Channel>) {
+    let mut listener = utp::listen(url).unwrap();
+    let url2 = url.to_string();
+    let client = std::thread::spawn(move || {
+        utp::shm::connect(&url2.parse().unwrap(), &utp::Options::default()).unwrap()
+    });
+    let server = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (listener, client.join().unwrap(), server)
+}
+
+#[test]
+fn round_trip_posix_and_cleanup_with_mode_0600() {
+    let name = unique("rt");
+    let (listener, mut client, mut server) = pair(&format!("shm://{name}"));
+    let entries = dev_shm_entries(&name);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let meta = std::fs::metadata(format!("/dev/shm/{}", entries[0])).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    client
+        .send(message_type::REQUEST, flags::CHECKSUM, b"ADD 1 2")
+        .unwrap();
+    let mut frame = Frame::default();
+    server.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"ADD 1 2");
+    assert_eq!(frame.header.sequence, 1);
+    server
+        .send(message_type::RESPONSE, flags::CHECKSUM, b"OK 3")
+        .unwrap();
+    client.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"OK 3");
+    assert_eq!(client.peer().pid, Some(std::process::id()));
+
+    drop(client);
+    let err = server
+        .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    drop(server);
+    drop(listener);
+    assert!(dev_shm_entries(&name).is_empty());
+}
+
+#[test]
+fn many_frames_wrap_the_ring_with_padding() {
+    let name = unique("wrap");
+    let (_l, mut client, mut server) = pair(&format!("shm://{name}?ring=4k"));
+    let t = std::thread::spawn(move || {
+        let mut frame = Frame::default();
+        for i in 0..5000u32 {
+            server.recv(&mut frame).unwrap();
+            let n = (i as usize * 37) % 900;
+            assert_eq!(frame.payload().len(), n, "frame {i}");
+            assert!(frame.payload().iter().all(|&b| b == i as u8));
+            assert_eq!(frame.header.sequence, i as u64 + 1);
+        }
+        server
+    });
+    for i in 0..5000u32 {
+        let n = (i as usize * 37) % 900;
+        let payload = vec![i as u8; n];
+        let f = if i % 2 == 0 { flags::CHECKSUM } else { 0 };
+        client.send(message_type::DATA, f, &payload).unwrap();
+    }
+    drop(t.join().unwrap());
+}
+
+#[test]
+fn full_ring_try_send_and_timeout() {
+    let name = unique("full");
+    let (_l, mut client, _server) = pair(&format!("shm://{name}?ring=4k&wait=block"));
+    let payload = [7u8; 1000];
+    let mut sent = 0;
+    loop {
+        match client.try_send(message_type::DATA, 0, &payload) {
+            Ok(()) => sent += 1,
+            Err(utp::Error::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(sent, 3, "3 records of 1032 bytes fit a 4 KiB ring");
+    let start = std::time::Instant::now();
+    let err = client
+        .send_timeout(
+            message_type::DATA,
+            0,
+            &payload,
+            Some(Duration::from_millis(50)),
+        )
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    let err = client
+        .try_send(message_type::DATA, 0, &[0u8; 5000])
+        .unwrap_err();
+    assert!(matches!(err, utp::Error::TooLarge { .. }), "{err}");
+}
+
+#[test]
+fn zero_copy_reserve_and_view() {
+    let name = unique("zc");
+    let (_l, mut client, server) = pair(&format!("shm://{name}"));
+    let mut r = client.reserve(5, None).unwrap();
+    r.payload_mut().copy_from_slice(b"hello");
+    r.commit(message_type::TEXT, flags::CHECKSUM);
+    // The server end is a Box<dyn Channel>; receive with a second zero-copy link instead.
+    let mut server = server;
+    let mut frame = Frame::default();
+    server.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"hello");
+    server.send(message_type::TEXT, 0, b"world").unwrap();
+    {
+        let view = client.recv_view(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(view.payload(), b"world");
+        assert_eq!(view.header().message_type, message_type::TEXT);
+    }
+    let err = client
+        .recv_view(Some(Duration::from_millis(20)))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
+
+#[test]
+fn sysv_and_file_links() {
+    let key = 0x7000_0000 | (std::process::id() & 0xffff) as i32;
+    let (_l, mut client, mut server) = pair(&format!("sysv://{key}"));
+    client
+        .send(message_type::DATA, flags::CHECKSUM, b"sysv")
+        .unwrap();
+    let mut frame = Frame::default();
+    server.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"sysv");
+
+    let dir = std::env::temp_dir().join(unique("file"));
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("link");
+    {
+        let (_l, mut client, mut server) = pair(&format!("file://{}", path.display()));
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"file")
+            .unwrap();
+        server.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), b"file");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+fn second_listener_is_refused_and_connect_without_server_is_not_found() {
+    let name = unique("inuse");
+    let _l = utp::listen(&format!("shm://{name}")).unwrap();
+    let err = utp::listen(&format!("shm://{name}")).unwrap_err();
+    assert!(matches!(err, utp::Error::InUse { .. }), "{err}");
+    let err = utp::connect(&format!("shm://{name}-nobody")).unwrap_err();
+    assert!(matches!(err, utp::Error::NotFound { .. }), "{err}");
+    let err = utp::listen(&format!("shm://{name}?wait=sometimes")).unwrap_err();
+    assert!(err.to_string().contains("spin, block or adaptive"), "{err}");
+}
+
+#[test]
+fn frames_sent_before_close_are_delivered_then_peer_gone() {
+    let name = unique("drain");
+    let (_l, mut client, mut server) = pair(&format!("shm://{name}"));
+    for i in 0..3u8 {
+        client
+            .send(message_type::DATA, flags::CHECKSUM, &[i; 10])
+            .unwrap();
+    }
+    client.close().unwrap();
+    let mut frame = Frame::default();
+    for i in 0..3u8 {
+        server
+            .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!(frame.payload(), &[i; 10]);
+    }
+    let err = server
+        .recv_timeout(&mut frame, Some(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(
+        err.is_peer_gone() && err.to_string().contains("closed"),
+        "{err}"
+    );
+    let err = server.send(message_type::DATA, 0, b"x").unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    let err = client.send(message_type::DATA, 0, b"x").unwrap_err();
+    assert!(matches!(err, utp::Error::Closed), "{err}");
+}
+
+#[test]
+fn listen_reclaims_links_of_dead_servers_only() {
+    let name = unique("stale");
+    // pid 999999999 is above any pid_max, so it is certainly dead.
+    let dead = format!("/dev/shm/utp.{name}.999999999.3");
+    let live = format!("/dev/shm/utp.{name}.{}.999", std::process::id());
+    let other = format!("/dev/shm/utp.{name}x.999999999.1");
+    for p in [&dead, &live, &other] {
+        std::fs::write(p, b"").unwrap();
+    }
+    let listener = utp::listen(&format!("shm://{name}")).unwrap();
+    assert!(
+        !std::path::Path::new(&dead).exists(),
+        "stale link not reclaimed"
+    );
+    assert!(
+        std::path::Path::new(&live).exists(),
+        "a live server's link was removed"
+    );
+    assert!(
+        std::path::Path::new(&other).exists(),
+        "another endpoint's link was removed"
+    );
+    drop(listener);
+    for p in [&live, &other] {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn closing_a_listener_frees_the_name_at_once() {
+    let url = format!("shm://{}", unique("reopen"));
+    for _ in 0..3 {
+        let mut listener = utp::listen(&url).unwrap();
+        listener.close().unwrap();
+        let err = listener
+            .accept_timeout(Some(Duration::from_millis(10)))
+            .unwrap_err();
+        assert!(matches!(err, utp::Error::Closed), "{err}");
+        assert!(utp::connect(&url).is_err());
+    }
+    let _listener = utp::listen(&url).unwrap();
+}

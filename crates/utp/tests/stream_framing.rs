@@ -1,0 +1,197 @@
+//! The stream engine under hostile timing: frames split at every byte,
+//! timeouts in the middle of a frame, and large payloads.
+
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+use utp::Channel;
+use utp::frame::{self, Frame, Header, flags, message_type};
+use utp::transport::stream::{Framing, StreamChannel, StreamIo};
+
+fn channel_and_raw_peer(framing: Framing) -> (StreamChannel, UnixStream) {
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let channel = StreamChannel::new(
+        StreamIo::Socket {
+            fd: a,
+            passes_fds: true,
+        },
+        framing,
+        1 << 20,
+        "socketpair".into(),
+        Default::default(),
+    );
+    (channel, UnixStream::from(b))
+}
+
+#[test]
+fn frames_dribbled_one_byte_at_a_time_arrive_whole_despite_timeouts() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut wire = Vec::new();
+    for i in 0..3u64 {
+        let payload = format!("payload number {i}");
+        wire.extend(frame::encode_to_vec(
+            &Header::new(message_type::DATA, flags::CHECKSUM, i + 1, 0),
+            payload.as_bytes(),
+        ));
+    }
+    let writer = std::thread::spawn(move || {
+        for byte in wire {
+            peer.write_all(&[byte]).unwrap();
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        peer
+    });
+    let mut frame = Frame::default();
+    let mut timeouts = 0;
+    for i in 0..3u64 {
+        loop {
+            match channel.recv_timeout(&mut frame, Some(Duration::from_millis(2))) {
+                Ok(()) => break,
+                Err(e) if e.is_timeout() => timeouts += 1,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(frame.header.sequence, i + 1);
+        assert_eq!(frame.payload(), format!("payload number {i}").as_bytes());
+    }
+    assert!(
+        timeouts > 0,
+        "the test should have timed out mid-frame at least once"
+    );
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn a_one_mib_payload_round_trips_and_one_byte_more_is_refused() {
+    let (mut channel, peer) = channel_and_raw_peer(Framing::Utp);
+    let mut other = StreamChannel::new(
+        StreamIo::Socket {
+            fd: peer.into(),
+            passes_fds: true,
+        },
+        Framing::Utp,
+        1 << 20,
+        "peer".into(),
+        Default::default(),
+    );
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let sender = std::thread::spawn(move || {
+        other
+            .send(message_type::DATA, flags::CHECKSUM, &big)
+            .unwrap();
+        // The receiver stops reading after this header, so the send may fail.
+        let _ = other.send(message_type::DATA, 0, &vec![0u8; (1 << 20) + 1]);
+    });
+    let mut frame = Frame::default();
+    channel.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload().len(), 1 << 20);
+    assert!(
+        frame
+            .payload()
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8)
+    );
+    let error = channel.recv(&mut frame).unwrap_err();
+    assert!(error.to_string().contains("exceeds the limit"), "{error}");
+    // The stream is out of step now: later calls say so instead of misreading.
+    let again = channel.recv(&mut frame).unwrap_err();
+    assert!(again.to_string().contains("out of step"), "{again}");
+    drop(channel);
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_corrupted_payload_is_a_checksum_error() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut wire = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 1, 0), b"important");
+    wire[35] ^= 0x20;
+    peer.write_all(&wire).unwrap();
+    let error = channel.recv(&mut Frame::default()).unwrap_err();
+    assert!(error.to_string().contains("checksum mismatch"), "{error}");
+}
+
+#[test]
+fn the_peer_closing_mid_frame_is_peer_gone_with_progress() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let wire = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 1, 0), &[7u8; 100]);
+    peer.write_all(&wire[..60]).unwrap();
+    drop(peer);
+    let error = channel.recv(&mut Frame::default()).unwrap_err();
+    assert!(error.is_peer_gone(), "{error}");
+    assert!(error.to_string().contains("middle of a frame"), "{error}");
+}
+
+#[test]
+fn detection_picks_the_tutorial_framing_and_replies_in_kind() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Detect);
+    peer.write_all(&9u32.to_le_bytes()).unwrap();
+    peer.write_all(b"ADD 10 20").unwrap();
+    let mut frame = Frame::default();
+    channel.recv(&mut frame).unwrap();
+    assert_eq!(frame.message_type(), message_type::REQUEST);
+    assert_eq!(frame.payload(), b"ADD 10 20");
+    channel
+        .send(message_type::RESPONSE, flags::CHECKSUM, b"OK 30")
+        .unwrap();
+    channel
+        .send(message_type::ERROR, flags::CHECKSUM, b"nope")
+        .unwrap();
+    let mut reply = [0u8; 4 + 5 + 4 + 8];
+    std::io::Read::read_exact(&mut peer, &mut reply).unwrap();
+    assert_eq!(&reply[..9], b"\x05\x00\x00\x00OK 30");
+    assert_eq!(&reply[9..], b"\x08\x00\x00\x00ERR nope");
+}
+
+#[test]
+fn file_descriptors_travel_with_a_frame() {
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let wrap = |fd| {
+        StreamChannel::new(
+            StreamIo::Socket {
+                fd,
+                passes_fds: true,
+            },
+            Framing::Utp,
+            1 << 20,
+            "pair".into(),
+            Default::default(),
+        )
+    };
+    let (mut sender, mut receiver) = (wrap(a), wrap(b));
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    sender
+        .send_with_fds(
+            message_type::DATA,
+            flags::CHECKSUM,
+            b"here is a pipe",
+            &[std::os::fd::AsFd::as_fd(&write_end)],
+            None,
+        )
+        .unwrap();
+    drop(write_end);
+    let mut frame = Frame::default();
+    receiver.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"here is a pipe");
+    let fds = receiver.take_fds();
+    assert_eq!(fds.len(), 1);
+    let mut passed = std::fs::File::from(fds.into_iter().next().unwrap());
+    passed.write_all(b"through the passed fd").unwrap();
+    drop(passed);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
+    assert_eq!(text, "through the passed fd");
+}
