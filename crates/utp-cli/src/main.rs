@@ -35,6 +35,11 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// List utp endpoints on this machine (listener sockets, link regions).
     Ls(cmd::ls::Args),
+    /// Measure every mechanism beside its raw baseline: latency, throughput, calls/s.
+    Bench(cmd::bench::Args),
+    /// The other side of one `utp bench` run (started by `utp bench` itself).
+    #[command(hide = true)]
+    BenchPeer(cmd::bench::peer::Args),
     /// Seqlock writer/reader cost per operation beside a raw baseline.
     #[command(hide = true)]
     BenchSeqlock(cmd::bench_seqlock::Args),
@@ -52,6 +57,8 @@ fn main() {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Ls(args) => cmd::ls::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::BenchPeer(args) => cmd::bench::peer::run(args),
         Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
     };
     let code = match result {

@@ -1,0 +1,46 @@
+//! `--json FILE`: `{"machine": {...}, "results": [...]}`, one result per point.
+
+use super::link::Fallible;
+use super::machine::Machine;
+use super::placement::{Placement, Probe};
+use super::plan::Plan;
+use super::results::{Record, Row};
+use serde::Serialize;
+use std::path::Path;
+
+/// The `machine` object: the machine, how the run was set up, what it saw.
+#[derive(Debug, Serialize)]
+pub struct MachineJson<'a> {
+    /// CPU, cores, kernel, virtualisation.
+    #[serde(flatten)]
+    pub machine: &'a Machine,
+    /// Process placement asked for.
+    pub placement: Placement,
+    /// Whether this was a `--quick` run.
+    pub quick: bool,
+    /// Counts used.
+    pub plan: &'a Plan,
+    /// When the run started, seconds since the Unix epoch.
+    pub started_unix_s: u64,
+    /// Spin probes bracketing the mechanisms (host placement seen).
+    pub placement_probes: &'a [Probe],
+    /// What was skipped or failed, and why.
+    pub notes: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    machine: MachineJson<'a>,
+    results: Vec<Record>,
+}
+
+/// Writes the JSON document to `path`.
+pub fn write(path: &Path, machine: MachineJson<'_>, rows: &[Row]) -> Fallible<()> {
+    let output = Output {
+        machine,
+        results: rows.iter().map(Record::from).collect(),
+    };
+    let text = serde_json::to_string_pretty(&output)?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(())
+}

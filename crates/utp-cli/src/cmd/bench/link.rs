@@ -1,0 +1,88 @@
+//! [`Link`]: the one interface the measurement loops drive, implemented by
+//! utp channels and by every raw baseline, so utp and raw run the very same loop.
+
+use std::time::Duration;
+use utp::Channel;
+use utp::frame::{Frame, message_type};
+
+/// Errors of the benchmark: anything printable, carried as a note when a run fails.
+pub type Fallible<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A duplex message path between the two sides of a run.
+pub trait Link: Send {
+    /// Sends one message.
+    fn send(&mut self, msg: &[u8]) -> Fallible<()>;
+
+    /// Receives one message of `len` bytes (byte streams read exactly `len`;
+    /// message mechanisms return the next message, whatever its length).
+    fn recv(&mut self, len: usize) -> Fallible<&[u8]>;
+}
+
+/// A utp [`Channel`] as a [`Link`]: frames of type DATA, blocking calls.
+#[derive(Debug)]
+pub struct UtpLink {
+    channel: Box<dyn Channel>,
+    frame: Frame,
+    flags: u16,
+}
+
+impl UtpLink {
+    /// Wraps a connected channel; `flags` go on every frame sent (checksum or not).
+    pub fn new(channel: Box<dyn Channel>, flags: u16, capacity: usize) -> Self {
+        UtpLink {
+            channel,
+            frame: Frame::with_capacity(capacity),
+            flags,
+        }
+    }
+}
+
+impl Link for UtpLink {
+    fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+        Ok(self.channel.send(message_type::DATA, self.flags, msg)?)
+    }
+
+    fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+        loop {
+            self.channel.recv(&mut self.frame)?;
+            if self.frame.message_type() != message_type::HEARTBEAT {
+                return Ok(self.frame.payload());
+            }
+        }
+    }
+}
+
+/// Checks a deadline every so many spins, so a busy-wait whose peer died ends.
+#[derive(Debug)]
+pub struct SpinBudget {
+    spins: u32,
+    deadline: std::time::Instant,
+    idle: Duration,
+}
+
+impl SpinBudget {
+    /// A budget of `idle` from now.
+    pub fn new(idle: Duration) -> Self {
+        SpinBudget {
+            spins: 0,
+            deadline: std::time::Instant::now() + idle,
+            idle,
+        }
+    }
+
+    /// One spin (`spin_loop` hint); fails once the budget is spent.
+    #[inline]
+    pub fn spin(&mut self, waiting_for: &str) -> Fallible<()> {
+        std::hint::spin_loop();
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins % (1 << 16) == 0 && std::time::Instant::now() > self.deadline {
+            return Err(format!("no {waiting_for} for {:?}: the peer is gone", self.idle).into());
+        }
+        Ok(())
+    }
+
+    /// Whether the budget is spent (for waits that sleep between checks).
+    pub fn expired(&self) -> bool {
+        std::time::Instant::now() > self.deadline
+    }
+}

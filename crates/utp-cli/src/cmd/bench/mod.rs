@@ -1,0 +1,154 @@
+//! `utp bench`: every mechanism between two processes, utp beside its raw
+//! baseline (and peer libraries with feature `peers`), in one run.
+//!
+//! Files: `mechanisms` (the table), `orchestrate` (order, interleaving,
+//! medians), `runner` + `session` + `peer` (one run, both sides), `rtt`,
+//! `stream`, `calc` (the loops), `raw/` (baselines), `peers/` (other
+//! libraries), `report`, `json`, `plot` (output), `machine`, `placement`.
+
+mod calc;
+mod format;
+mod json;
+mod link;
+mod machine;
+mod mechanisms;
+mod orchestrate;
+pub mod peer;
+mod peers;
+mod placement;
+mod plan;
+mod plot;
+mod raw;
+mod report;
+mod results;
+mod rtt;
+mod runner;
+mod sample;
+mod session;
+mod spec;
+mod stream;
+
+use crate::exit::{CmdResult, Exit};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
+
+/// Arguments of `utp bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A short run (under 90 s on 2 cores) for CI and a first look.
+    #[arg(long)]
+    quick: bool,
+    /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
+    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    only: Vec<String>,
+    /// Write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write latency and throughput charts as SVG to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Where the two processes run.
+    #[arg(long, value_enum, default_value = "cross-core")]
+    placement: placement::Placement,
+    /// Repeats of every point (default 3).
+    #[arg(long)]
+    repeats: Option<usize>,
+}
+
+/// Runs the benchmark and prints the report.
+pub fn run(args: Args) -> CmdResult {
+    // Servers in this process (inproc) would log every connection.
+    log::set_max_level(log::LevelFilter::Warn);
+    let names = mechanisms::known_names();
+    if let Some(bad) = args.only.iter().find(|n| !names.contains(&n.as_str())) {
+        return Err(Exit::Error(format!(
+            "--only: unknown mechanism {bad:?}; known: {}",
+            names.join(", ")
+        )));
+    }
+    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|n| n == name);
+    let selected: Vec<usize> = (0..mechanisms::TABLE.len())
+        .filter(|&i| chosen(mechanisms::TABLE[i].name))
+        .collect();
+    let mut plan = if args.quick {
+        plan::Plan::quick()
+    } else {
+        plan::Plan::full()
+    };
+    if let Some(repeats) = args.repeats {
+        plan.repeats = repeats.max(1);
+    }
+    let machine = machine::Machine::detect();
+    let mut setup_notes = Vec::new();
+    let (client_cpu, peer_cpu) = placement::cpus(args.placement, &mut setup_notes);
+    if let Some(cpu) = client_cpu {
+        placement::pin(cpu).map_err(|e| Exit::Error(e.to_string()))?;
+    }
+    println!("utp bench — {}", machine.summary());
+    println!(
+        "placement: {} (client CPU {}, peer CPU {}) · {} repeats, utp and raw interleaved",
+        clap::ValueEnum::to_possible_value(&args.placement)
+            .map_or("?".into(), |v| v.get_name().to_string()),
+        client_cpu.map_or("any".into(), |c| c.to_string()),
+        peer_cpu.map_or("any".into(), |c| c.to_string()),
+        plan.repeats
+    );
+    let started_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs · {elapsed} · {msg}")
+            .map_err(|e| Exit::Error(e.to_string()))?,
+    );
+    let runner = runner::Runner::new(plan, peer_cpu);
+    let mut outcome = orchestrate::execute(
+        &runner,
+        &selected,
+        chosen("memcpy"),
+        args.placement,
+        &progress,
+    );
+    progress.finish_and_clear();
+    outcome.notes.splice(0..0, setup_notes);
+
+    print!("{}", report::tables(&outcome.rows));
+    if !outcome.probes.is_empty() {
+        let seen: Vec<String> = outcome
+            .probes
+            .iter()
+            .map(|p| format!("{} {}", p.placement, format::ns(p.spin_p50_ns)))
+            .collect();
+        println!(
+            "\nplacement probes (spin p50, in order): {}",
+            seen.join(", ")
+        );
+    }
+    println!(
+        "load average: {} at the start, {} at the end",
+        machine.loadavg_at_start,
+        machine::loadavg()
+    );
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
+    println!("\n{}", report::recommendation(&outcome.rows));
+    if let Some(path) = &args.json {
+        let machine = json::MachineJson {
+            machine: &machine,
+            placement: args.placement,
+            quick: args.quick,
+            plan: &plan,
+            started_unix_s,
+            placement_probes: &outcome.probes,
+            notes: &outcome.notes,
+        };
+        json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;
+    }
+    if let Some(path) = &args.plot {
+        plot::write(path, &outcome.rows)
+            .map_err(|e| Exit::Error(format!("plot {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

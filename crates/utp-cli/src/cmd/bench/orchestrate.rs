@@ -1,0 +1,236 @@
+//! The order of a benchmark run: mechanism by mechanism (a placement probe
+//! before each), mode by mode, size by size; within a point the
+//! implementations alternate (utp, raw, utp, raw, ...) for every repeat, and
+//! the medians of the repeats are kept.
+
+use super::mechanisms::{TABLE, fits};
+use super::placement::{self, Placement, Probe};
+use super::plan::{MEMCPY_SIZES, Plan};
+use super::raw::memcpy;
+use super::results::Row;
+use super::runner::{NOT_IN_BUILD, Runner};
+use super::sample::Sample;
+use super::spec::{Impl, Mode, Wait};
+use indicatif::ProgressBar;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// Everything a run produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Medians per point.
+    pub rows: Vec<Row>,
+    /// Why something was skipped or failed.
+    pub notes: Vec<String>,
+    /// Placement probes, in order.
+    pub probes: Vec<Probe>,
+}
+
+impl Outcome {
+    fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+}
+
+/// One point: a mechanism row, a mode, a size, and the implementations compared there.
+#[derive(Debug)]
+struct Point {
+    entry: usize,
+    mode: Mode,
+    size: usize,
+    impls: Vec<Impl>,
+}
+
+/// Implementations measured at a point: utp, raw, and a peer library on the
+/// shared-memory rows when the `peers` feature is built.
+fn impls_for(entry: usize, mode: Mode) -> Vec<Impl> {
+    let mut impls = vec![Impl::Utp, Impl::Raw];
+    if mode == Mode::Rtt {
+        impls.extend(super::peers::attached_to(&TABLE[entry]));
+    }
+    impls
+}
+
+fn points(selected: &[usize]) -> Vec<Point> {
+    let mut points = Vec::new();
+    for &entry in selected {
+        for mode in [Mode::Rtt, Mode::Stream, Mode::Calc] {
+            for &size in Plan::sizes(mode) {
+                points.push(Point {
+                    entry,
+                    mode,
+                    size,
+                    impls: impls_for(entry, mode),
+                });
+            }
+        }
+    }
+    points
+}
+
+/// The wait of an implementation at a point.
+pub fn wait_of(entry: usize, implementation: Impl, mode: Mode) -> Wait {
+    let m = &TABLE[entry];
+    match implementation {
+        Impl::Utp => m.wait,
+        Impl::Raw if mode == Mode::Stream => m.raw_stream.wait(),
+        Impl::Raw => m.raw_rtt.wait(),
+        Impl::Iceoryx2 => Wait::Spin,
+        Impl::IpcChannel => Wait::Block,
+    }
+}
+
+/// Runs everything selected; `memcpy` adds the single-core copy bandwidth.
+pub fn execute(
+    runner: &Runner,
+    selected: &[usize],
+    memcpy_selected: bool,
+    placement: Placement,
+    progress: &ProgressBar,
+) -> Outcome {
+    let started = Instant::now();
+    let points = points(selected);
+    let repeats = runner.plan.repeats;
+    let probes = if placement == Placement::SameCore {
+        0
+    } else {
+        selected.len() + 1
+    };
+    let total: usize = points
+        .iter()
+        .map(|p| p.impls.len() * repeats)
+        .sum::<usize>()
+        + probes
+        + usize::from(memcpy_selected) * MEMCPY_SIZES.len() * repeats;
+    progress.set_length(total as u64);
+    let mut out = Outcome::default();
+    let mut unavailable: HashSet<(usize, Impl)> = HashSet::new();
+    let mut current = None;
+    for point in &points {
+        let m = &TABLE[point.entry];
+        if current != Some(point.entry) {
+            current = Some(point.entry);
+            probe(runner, placement, m.name, started, progress, &mut out);
+        }
+        let label = format!("{} {} {} B", m.name, point.mode.label(), point.size);
+        progress.set_message(label.clone());
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); point.impls.len()];
+        let mut failed: HashSet<Impl> = HashSet::new();
+        for _ in 0..repeats {
+            for (i, &implementation) in point.impls.iter().enumerate() {
+                progress.inc(1);
+                let wait = wait_of(point.entry, implementation, point.mode);
+                let who = format!("{} {} ({})", implementation.label(), m.name, wait.label());
+                if unavailable.contains(&(point.entry, implementation))
+                    || failed.contains(&implementation)
+                {
+                    continue;
+                }
+                if !fits(m, point.size) {
+                    out.note(format!(
+                        "{who}: {} B does not fit in one message",
+                        point.size
+                    ));
+                    continue;
+                }
+                if placement == Placement::SameCore && wait == Wait::Spin {
+                    out.note(format!(
+                        "{who}: skipped, spinning on one core only measures the scheduler"
+                    ));
+                    continue;
+                }
+                match runner.run(point.entry, implementation, point.mode, point.size) {
+                    Ok(sample) => samples[i].push(sample),
+                    Err(e) if e.to_string().contains(NOT_IN_BUILD) => {
+                        unavailable.insert((point.entry, implementation));
+                        out.note(format!("{who}: transport not available in this build; raw baseline measured alone"));
+                    }
+                    Err(e) => {
+                        // One failure is enough: the other repeats would fail alike.
+                        failed.insert(implementation);
+                        let (mode, size) = (point.mode.label(), point.size);
+                        out.note(format!("{who} {mode} {size} B: {e}"));
+                    }
+                }
+            }
+        }
+        for (i, &implementation) in point.impls.iter().enumerate() {
+            if samples[i].is_empty() {
+                continue;
+            }
+            out.rows.push(Row {
+                entry: Some(point.entry),
+                mechanism: m.name,
+                implementation,
+                mode: point.mode,
+                wait: Some(wait_of(point.entry, implementation, point.mode)),
+                size: point.size,
+                sample: Sample::median(&samples[i]),
+            });
+        }
+    }
+    if memcpy_selected {
+        progress.set_message("memcpy");
+        for size in MEMCPY_SIZES {
+            let runs: Vec<Sample> = (0..repeats)
+                .map(|_| {
+                    progress.inc(1);
+                    let bytes_per_s = memcpy::bandwidth(size, runner.plan.memcpy_bytes);
+                    Sample {
+                        bytes_per_s: Some(bytes_per_s),
+                        msgs_per_s: Some(bytes_per_s / size as f64),
+                        ..Sample::default()
+                    }
+                })
+                .collect();
+            out.rows.push(Row {
+                entry: None,
+                mechanism: "memcpy",
+                implementation: Impl::Raw,
+                mode: Mode::Stream,
+                wait: None,
+                size,
+                sample: Sample::median(&runs),
+            });
+        }
+    }
+    probe(runner, placement, "(end)", started, progress, &mut out);
+    out
+}
+
+/// A short raw spin ping-pong, recording which host placement the run sees.
+fn probe(
+    runner: &Runner,
+    placement: Placement,
+    before: &str,
+    started: Instant,
+    progress: &ProgressBar,
+    out: &mut Outcome,
+) {
+    if placement == Placement::SameCore {
+        return;
+    }
+    progress.inc(1);
+    let Some(entry) = TABLE
+        .iter()
+        .position(|m| m.raw_rtt == super::raw::RawKind::SlotSpin)
+    else {
+        return;
+    };
+    let mut spec = runner.spec(entry, Impl::Raw, Mode::Rtt, 8);
+    spec.count = runner.plan.probe_iterations;
+    match runner.run_spec(spec) {
+        Ok(sample) => {
+            let p50 = sample.p50_ns.unwrap_or(0);
+            out.probes.push(Probe {
+                at_s: started.elapsed().as_secs_f64(),
+                before: before.to_string(),
+                spin_p50_ns: p50,
+                placement: placement::classify(p50),
+            });
+        }
+        Err(e) => out.note(format!("placement probe before {before}: {e}")),
+    }
+}

@@ -1,0 +1,145 @@
+//! Raw baselines over file descriptors: Unix sockets (path and abstract),
+//! TCP, anonymous pipes and FIFOs. `write_all` out, `read_exact` in, no framing:
+//! both sides know every message's length in advance.
+
+use crate::cmd::bench::link::{Fallible, Link};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// A reading and a writing descriptor (the same socket twice, or two pipes).
+#[derive(Debug)]
+pub struct FdLink {
+    reader: File,
+    writer: File,
+    buf: Vec<u8>,
+}
+
+impl FdLink {
+    /// A link reading from `reader` and writing to `writer`.
+    pub fn new(reader: OwnedFd, writer: OwnedFd) -> Self {
+        FdLink {
+            reader: File::from(reader),
+            writer: File::from(writer),
+            buf: Vec::new(),
+        }
+    }
+
+    /// A link over one connected socket.
+    pub fn socket(fd: OwnedFd) -> Fallible<Self> {
+        let writer = fd.try_clone()?;
+        Ok(FdLink::new(fd, writer))
+    }
+}
+
+impl Link for FdLink {
+    fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+        Ok(self.writer.write_all(msg)?)
+    }
+
+    fn recv(&mut self, len: usize) -> Fallible<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        self.reader.read_exact(&mut self.buf[..len])?;
+        Ok(&self.buf[..len])
+    }
+}
+
+/// Where a raw Unix socket lives.
+fn unix_addr(address: &str) -> Fallible<SocketAddr> {
+    Ok(match address.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes())?,
+        None => SocketAddr::from_pathname(address)?,
+    })
+}
+
+/// Peer side of a Unix socket: binds `address` (a path, or `@name`), calls
+/// `announce`, accepts one client and removes the socket file.
+pub fn unix_serve(
+    address: &str,
+    idle: Duration,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<FdLink> {
+    let listener = UnixListener::bind_addr(&unix_addr(address)?)?;
+    let path = (!address.starts_with('@')).then(|| Path::new(address).to_path_buf());
+    if let Some(path) = &path {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let _cleanup = path.map(super::RemoveOnDrop);
+    announce(address);
+    let (stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(idle))?;
+    FdLink::socket(stream.into())
+}
+
+/// Client side of a Unix socket.
+pub fn unix_connect(address: &str, idle: Duration) -> Fallible<FdLink> {
+    let stream = UnixStream::connect_addr(&unix_addr(address)?)?;
+    stream.set_read_timeout(Some(idle))?;
+    FdLink::socket(stream.into())
+}
+
+/// Peer side of TCP: binds a free loopback port, announces it, accepts one client.
+pub fn tcp_serve(idle: Duration, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    announce(&listener.local_addr()?.to_string());
+    let (stream, _) = listener.accept()?;
+    tcp_setup(stream, idle)
+}
+
+/// Client side of TCP.
+pub fn tcp_connect(address: &str, idle: Duration) -> Fallible<FdLink> {
+    tcp_setup(TcpStream::connect(address)?, idle)
+}
+
+fn tcp_setup(stream: TcpStream, idle: Duration) -> Fallible<FdLink> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(idle))?;
+    FdLink::socket(stream.into())
+}
+
+/// Peer side of a FIFO pair `PATH.req` / `PATH.resp`: creates both (0600),
+/// announces, opens them (blocking until the client opens its ends) and removes them.
+pub fn fifo_serve(path: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
+    let (req, resp) = (format!("{path}.req"), format!("{path}.resp"));
+    let mut cleanup = Vec::new();
+    for p in [&req, &resp] {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p.as_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .map_err(|e| format!("mkfifo {p}: {e}"))?;
+        cleanup.push(super::RemoveOnDrop(p.into()));
+    }
+    announce(path);
+    let reader = File::open(&req)?;
+    let writer = File::options().write(true).open(&resp)?;
+    drop(cleanup);
+    Ok(FdLink::new(reader.into(), writer.into()))
+}
+
+/// Client side of a FIFO pair: opens `PATH.req` to write, `PATH.resp` to read.
+pub fn fifo_connect(path: &str) -> Fallible<FdLink> {
+    let writer = File::options().write(true).open(format!("{path}.req"))?;
+    let reader = File::open(format!("{path}.resp"))?;
+    Ok(FdLink::new(reader.into(), writer.into()))
+}
+
+/// Peer side of anonymous pipes: this process's stdin and stdout, which the
+/// client created when it spawned the peer.
+pub fn pipe_serve() -> Fallible<FdLink> {
+    use std::os::fd::AsFd;
+    let reader = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let writer = std::io::stdout().as_fd().try_clone_to_owned()?;
+    Ok(FdLink::new(reader, writer))
+}

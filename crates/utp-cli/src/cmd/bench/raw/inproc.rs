@@ -1,0 +1,68 @@
+//! Raw in-process baseline: bounded crossbeam channels of byte vectors between
+//! two threads, the machinery under `inproc://` without frames.
+
+use crate::cmd::bench::link::{Fallible, Link};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// One end of a channel pair.
+#[derive(Debug)]
+pub struct InprocLink {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+    idle: Duration,
+    buf: Vec<u8>,
+}
+
+impl Link for InprocLink {
+    fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+        self.tx
+            .send(msg.to_vec())
+            .map_err(|_| "the other thread dropped its end")?;
+        Ok(())
+    }
+
+    fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+        self.buf = self
+            .rx
+            .recv_timeout(self.idle)
+            .map_err(|e| format!("inproc receive: {e}"))?;
+        Ok(&self.buf)
+    }
+}
+
+/// Client ends waiting to be picked up, by address.
+fn pending() -> &'static Mutex<HashMap<String, InprocLink>> {
+    static PENDING: OnceLock<Mutex<HashMap<String, InprocLink>>> = OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
+/// Peer side: makes a channel pair, leaves the client's end under `address`, announces.
+pub fn serve(address: &str, idle: Duration, announce: &mut dyn FnMut(&str)) -> InprocLink {
+    let (a_tx, b_rx) = bounded(1024);
+    let (b_tx, a_rx) = bounded(1024);
+    let end = |tx, rx| InprocLink {
+        tx,
+        rx,
+        idle,
+        buf: Vec::new(),
+    };
+    let client = end(b_tx, b_rx);
+    pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(address.to_string(), client);
+    announce(address);
+    end(a_tx, a_rx)
+}
+
+/// Client side: takes the end the peer left under `address`.
+pub fn connect(address: &str) -> Fallible<InprocLink> {
+    pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(address)
+        .ok_or_else(|| format!("no inproc peer at {address}").into())
+}

@@ -1,0 +1,185 @@
+//! Raw baselines: each mechanism driven directly with its own system calls or
+//! atomics and no utp framing, behind the same [`Link`] as utp.
+//!
+//! | kind | both sides | waits by |
+//! |------|------------|----------|
+//! | `SlotSpin` / `SlotFutex` | a mailbox per direction in POSIX shm | `spin_loop` / futex |
+//! | `Ring` / `RingFutex` | an SPSC byte ring per direction in POSIX shm | `spin_loop` / futex |
+//! | `UnixPath` / `UnixAbstract` / `Tcp` | one stream socket | blocking read |
+//! | `Udp` | connected datagram sockets | blocking recv |
+//! | `Pipe` | the peer's stdin and stdout | blocking read |
+//! | `Fifo` | a FIFO per direction | blocking read |
+//! | `Mq` | a POSIX message queue per direction | mq_timedreceive |
+//! | `Inproc` | crossbeam channels between threads | park |
+
+pub mod fd;
+pub mod inproc;
+pub mod memcpy;
+pub mod mq;
+pub mod ring;
+pub mod shmem;
+pub mod slot;
+pub mod udp;
+
+use super::link::{Fallible, Link};
+use super::spec::{PeerSpec, Wait};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A raw baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKind {
+    /// Mailbox ping-pong in shared memory, spinning.
+    SlotSpin,
+    /// Mailbox ping-pong in shared memory, futex wait/wake.
+    SlotFutex,
+    /// SPSC byte ring in shared memory, spinning.
+    Ring,
+    /// SPSC byte ring in shared memory, sleeping on a futex when full or empty.
+    RingFutex,
+    /// Unix stream socket on a path.
+    UnixPath,
+    /// Unix stream socket in the abstract namespace.
+    UnixAbstract,
+    /// TCP on loopback with TCP_NODELAY.
+    Tcp,
+    /// UDP on loopback.
+    Udp,
+    /// Anonymous pipes (the peer's stdin/stdout).
+    Pipe,
+    /// A pair of FIFOs.
+    Fifo,
+    /// POSIX message queues.
+    Mq,
+    /// Channels between two threads.
+    Inproc,
+}
+
+impl RawKind {
+    /// How the receiver waits.
+    pub fn wait(self) -> Wait {
+        match self {
+            RawKind::SlotSpin | RawKind::Ring => Wait::Spin,
+            _ => Wait::Block,
+        }
+    }
+
+    /// The address the client generates for this kind (`unique` is a name
+    /// no other run uses); kinds whose peer picks the address get "".
+    pub fn address(self, unique: &str) -> String {
+        let tmp = std::env::temp_dir();
+        match self {
+            RawKind::SlotSpin
+            | RawKind::SlotFutex
+            | RawKind::Ring
+            | RawKind::RingFutex
+            | RawKind::Mq => {
+                format!("/{unique}")
+            }
+            RawKind::UnixPath => tmp.join(format!("{unique}.sock")).display().to_string(),
+            RawKind::UnixAbstract => format!("@{unique}"),
+            RawKind::Fifo => tmp.join(unique).display().to_string(),
+            RawKind::Inproc => unique.to_string(),
+            RawKind::Tcp | RawKind::Udp | RawKind::Pipe => String::new(),
+        }
+    }
+}
+
+/// Largest message a run of `spec` sends (payload, acknowledgement or calculator text).
+fn capacity(spec: &PeerSpec) -> usize {
+    spec.size
+        .max(super::spec::ACK_LEN)
+        .max(super::spec::CALC_MSG_LEN)
+}
+
+/// Peer side: creates the mechanism's objects at `spec.address`, calls
+/// `announce` with the address the client must use, and waits for the client.
+pub fn serve(
+    kind: RawKind,
+    spec: &PeerSpec,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<Box<dyn Link>> {
+    let idle = Duration::from_secs(spec.idle_timeout_s);
+    let address = spec.address.as_str();
+    Ok(match kind {
+        RawKind::SlotSpin | RawKind::SlotFutex => {
+            let region = shmem::Region::create(address, slot::region_len(capacity(spec)))?;
+            announce(address);
+            let futex = kind == RawKind::SlotFutex;
+            Box::new(slot::SlotLink::new(
+                region,
+                capacity(spec),
+                true,
+                futex,
+                idle,
+            ))
+        }
+        RawKind::Ring | RawKind::RingFutex => {
+            let region = shmem::Region::create(address, ring::REGION_LEN)?;
+            announce(address);
+            let futex = kind == RawKind::RingFutex;
+            Box::new(ring::RingLink::new(region, true, futex, idle))
+        }
+        RawKind::UnixPath | RawKind::UnixAbstract => {
+            Box::new(fd::unix_serve(address, idle, announce)?)
+        }
+        RawKind::Tcp => Box::new(fd::tcp_serve(idle, announce)?),
+        RawKind::Udp => Box::new(udp::serve(idle, announce)?),
+        RawKind::Pipe => {
+            announce("");
+            Box::new(fd::pipe_serve()?)
+        }
+        RawKind::Fifo => Box::new(fd::fifo_serve(address, announce)?),
+        RawKind::Mq => Box::new(mq::serve(address, capacity(spec), idle, announce)?),
+        RawKind::Inproc => Box::new(inproc::serve(address, idle, announce)),
+    })
+}
+
+/// Client side: connects to the address the peer announced. `pipes` are the
+/// peer's stdin and stdout, for [`RawKind::Pipe`].
+pub fn connect(
+    kind: RawKind,
+    spec: &PeerSpec,
+    announced: &str,
+    pipes: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+) -> Fallible<Box<dyn Link>> {
+    let idle = Duration::from_secs(spec.idle_timeout_s);
+    Ok(match kind {
+        RawKind::SlotSpin | RawKind::SlotFutex => {
+            let region = shmem::Region::open(announced)?;
+            let futex = kind == RawKind::SlotFutex;
+            Box::new(slot::SlotLink::new(
+                region,
+                capacity(spec),
+                false,
+                futex,
+                idle,
+            ))
+        }
+        RawKind::Ring | RawKind::RingFutex => {
+            let region = shmem::Region::open(announced)?;
+            let futex = kind == RawKind::RingFutex;
+            Box::new(ring::RingLink::new(region, false, futex, idle))
+        }
+        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced, idle)?),
+        RawKind::Tcp => Box::new(fd::tcp_connect(announced, idle)?),
+        RawKind::Udp => Box::new(udp::connect(announced, idle)?),
+        RawKind::Pipe => {
+            let (to_peer, from_peer) = pipes.ok_or("raw pipes need the peer's stdin and stdout")?;
+            Box::new(fd::FdLink::new(from_peer, to_peer))
+        }
+        RawKind::Fifo => Box::new(fd::fifo_connect(announced)?),
+        RawKind::Mq => Box::new(mq::connect(announced, idle)?),
+        RawKind::Inproc => Box::new(inproc::connect(announced)?),
+    })
+}
+
+/// Removes a file (socket, FIFO) when dropped; a missing file is fine.
+#[derive(Debug)]
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,177 @@
+//! Raw POSIX message queue baseline (libc `mq_*`): a queue per direction,
+//! `mq_timedsend` / `mq_timedreceive` (the timeout only bounds a wait for a
+//! dead peer; the call is the same system call as `mq_send`).
+
+use crate::cmd::bench::link::{Fallible, Link};
+use std::ffi::CString;
+use std::time::Duration;
+
+/// Kernel limit on the bytes of all queues of a user (RLIMIT_MSGQUEUE default).
+const QUEUE_BYTES: usize = 800 * 1024;
+
+/// One open queue descriptor, closed on drop.
+///
+/// Invariants: `fd` is an open message queue descriptor owned by this value.
+#[derive(Debug)]
+struct Queue {
+    fd: libc::mqd_t,
+    name: CString,
+    msg_size: usize,
+}
+
+impl Queue {
+    fn open(name: &str, create: Option<(usize, usize)>) -> Fallible<Queue> {
+        let c_name = CString::new(name)?;
+        let fd = match create {
+            Some((depth, msg_size)) => {
+                // SAFETY: an all-zero mq_attr is a valid value of this plain C struct.
+                let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+                attr.mq_maxmsg = depth as libc::c_long;
+                attr.mq_msgsize = msg_size as libc::c_long;
+                // SAFETY: `c_name` is a NUL-terminated string and `attr` a valid
+                // mq_attr, both live for the call; the variadic mode and attr
+                // arguments are the ones O_CREAT requires.
+                unsafe {
+                    libc::mq_open(
+                        c_name.as_ptr(),
+                        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                        0o600 as libc::mode_t,
+                        &mut attr as *mut libc::mq_attr,
+                    )
+                }
+            }
+            // SAFETY: `c_name` is a NUL-terminated string live for the call.
+            None => unsafe { libc::mq_open(c_name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) },
+        };
+        if fd < 0 {
+            return Err(format!("mq_open {name}: {}", std::io::Error::last_os_error()).into());
+        }
+        // SAFETY: an all-zero mq_attr is a valid value to be filled in.
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` was just opened and `attr` is a valid, writable mq_attr.
+        if unsafe { libc::mq_getattr(fd, &mut attr) } != 0 {
+            let error = std::io::Error::last_os_error();
+            // SAFETY: `fd` is open and not used after this.
+            unsafe { libc::mq_close(fd) };
+            return Err(format!("mq_getattr {name}: {error}").into());
+        }
+        Ok(Queue {
+            fd,
+            name: c_name,
+            msg_size: attr.mq_msgsize as usize,
+        })
+    }
+
+    fn unlink(&self) {
+        // SAFETY: `name` is a NUL-terminated string; unlinking a missing queue is harmless.
+        unsafe { libc::mq_unlink(self.name.as_ptr()) };
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: `fd` is open (type invariant) and never used after drop.
+        unsafe { libc::mq_close(self.fd) };
+    }
+}
+
+fn deadline(idle: Duration) -> libc::timespec {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        + idle;
+    libc::timespec {
+        tv_sec: now.as_secs() as libc::time_t,
+        tv_nsec: now.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// Two queues: one to send on, one to receive from.
+#[derive(Debug)]
+pub struct MqLink {
+    outgoing: Queue,
+    incoming: Queue,
+    idle: Duration,
+    buf: Vec<u8>,
+}
+
+impl Drop for MqLink {
+    fn drop(&mut self) {
+        // Either side may be the last to know the names: both remove them.
+        self.outgoing.unlink();
+        self.incoming.unlink();
+    }
+}
+
+impl Link for MqLink {
+    fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+        let until = deadline(self.idle);
+        // SAFETY: `outgoing.fd` is open; `msg` is valid for `msg.len()` bytes
+        // and `until` a valid timespec, both live for the call.
+        let rc = unsafe {
+            libc::mq_timedsend(self.outgoing.fd, msg.as_ptr().cast(), msg.len(), 0, &until)
+        };
+        if rc != 0 {
+            return Err(format!("mq_send: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+        let until = deadline(self.idle);
+        // SAFETY: `incoming.fd` is open; `buf` is writable for its whole
+        // length, which is the queue's message size as mq_receive requires.
+        let n = unsafe {
+            libc::mq_timedreceive(
+                self.incoming.fd,
+                self.buf.as_mut_ptr().cast(),
+                self.buf.len(),
+                std::ptr::null_mut(),
+                &until,
+            )
+        };
+        if n < 0 {
+            return Err(format!("mq_receive: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok(&self.buf[..n as usize])
+    }
+}
+
+/// Peer side: creates `NAME-req` and `NAME-resp` (0600) for messages of up to
+/// `size` bytes, announces, and keeps them until the client has opened them.
+pub fn serve(
+    name: &str,
+    size: usize,
+    idle: Duration,
+    announce: &mut dyn FnMut(&str),
+) -> Fallible<MqLink> {
+    let msg_size = size.max(64);
+    let depth = (QUEUE_BYTES / 2 / msg_size).clamp(1, 10);
+    let incoming = Queue::open(&format!("{name}-req"), Some((depth, msg_size)))?;
+    let outgoing = match Queue::open(&format!("{name}-resp"), Some((depth, msg_size))) {
+        Ok(q) => q,
+        Err(e) => {
+            incoming.unlink();
+            return Err(e);
+        }
+    };
+    announce(name);
+    Ok(MqLink {
+        buf: vec![0; incoming.msg_size],
+        outgoing,
+        incoming,
+        idle,
+    })
+}
+
+/// Client side: opens the two queues and removes their names.
+pub fn connect(name: &str, idle: Duration) -> Fallible<MqLink> {
+    let outgoing = Queue::open(&format!("{name}-req"), None)?;
+    let incoming = Queue::open(&format!("{name}-resp"), None)?;
+    Ok(MqLink {
+        buf: vec![0; incoming.msg_size],
+        outgoing,
+        incoming,
+        idle,
+    })
+}

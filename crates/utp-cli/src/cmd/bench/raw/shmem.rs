@@ -1,0 +1,137 @@
+//! A POSIX shared-memory object mapped into both processes of a raw baseline.
+//!
+//! The only module of the raw baselines that touches shared memory: it hands
+//! out atomics at checked offsets and copies bytes in and out with bounds
+//! checks. Which bytes each side may touch when is the protocol's business
+//! (`slot`, `ring`); nothing here can go out of bounds whatever the peer does.
+
+use crate::cmd::bench::link::Fallible;
+use memmap2::{MmapMut, MmapOptions};
+use rustix::fs::Mode;
+use rustix::shm::OFlags;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// A mapped shared-memory object.
+///
+/// Invariants: `base` points at the start of `map`, which is `len` bytes long
+/// and stays mapped for the life of the value; `len` is a multiple of 64.
+#[derive(Debug)]
+pub struct Region {
+    /// Owns the mapping `base` points into (unmapped on drop).
+    _map: MmapMut,
+    base: *mut u8,
+    len: usize,
+    name: String,
+    unlinked: bool,
+}
+
+// SAFETY: `base` points into `map`, which the value owns and moves with it;
+// the mapping is valid from any thread, and all access goes through atomics or
+// through copies whose exclusivity the protocols arrange.
+unsafe impl Send for Region {}
+
+impl Region {
+    /// Creates the object `name` (`/utp-bench-...`), `len` bytes, mode 0600, zeroed.
+    pub fn create(name: &str, len: usize) -> Fallible<Region> {
+        let len = len.next_multiple_of(64);
+        let fd = rustix::shm::open(
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .map_err(|e| format!("shm_open {name}: {e}"))?;
+        let region = (|| {
+            rustix::fs::ftruncate(&fd, len as u64).map_err(|e| format!("size {name}: {e}"))?;
+            Region::map(fd, name, len)
+        })();
+        if region.is_err() {
+            let _ = rustix::shm::unlink(name);
+        }
+        region
+    }
+
+    /// Opens the object another process created, maps it and unlinks its name
+    /// (both sides hold it mapped; nothing is left in /dev/shm).
+    pub fn open(name: &str) -> Fallible<Region> {
+        let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty())
+            .map_err(|e| format!("shm_open {name}: {e}"))?;
+        let len = rustix::fs::fstat(&fd)?.st_size as usize;
+        let mut region = Region::map(fd, name, len)?;
+        region.unlink();
+        Ok(region)
+    }
+
+    fn map(fd: std::os::fd::OwnedFd, name: &str, len: usize) -> Fallible<Region> {
+        if len == 0 || len % 64 != 0 {
+            return Err(format!("{name} has a size of {len}, not a multiple of 64").into());
+        }
+        // SAFETY: the object is ours for this run (unique name, 0600); the
+        // mapping may change under us only through the peer, and every access
+        // below goes through atomics or bounds-checked copies of plain bytes.
+        let mut map = unsafe { MmapOptions::new().len(len).map_mut(&fd) }
+            .map_err(|e| format!("mmap {name}: {e}"))?;
+        let base = map.as_mut_ptr();
+        Ok(Region {
+            _map: map,
+            base,
+            len,
+            name: name.to_string(),
+            unlinked: false,
+        })
+    }
+
+    /// Removes the name; the mapping stays valid.
+    pub fn unlink(&mut self) {
+        if !std::mem::replace(&mut self.unlinked, true) {
+            let _ = rustix::shm::unlink(self.name.as_str());
+        }
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) {
+        assert!(
+            offset % align == 0 && offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "offset {offset}+{len} outside the {}-byte region or misaligned",
+            self.len
+        );
+    }
+
+    /// The 32-bit atomic at `offset` (4-aligned, in bounds).
+    pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        self.check(offset, 4, 4);
+        // SAFETY: in bounds and aligned (checked above); the mapping lives as
+        // long as `self`; an AtomicU32 may alias memory another process writes.
+        unsafe { &*self.base.add(offset).cast::<AtomicU32>() }
+    }
+
+    /// The 64-bit atomic at `offset` (8-aligned, in bounds).
+    pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        self.check(offset, 8, 8);
+        // SAFETY: as for `u32_at`: in bounds, aligned, mapped while `self` lives.
+        unsafe { &*self.base.add(offset).cast::<AtomicU64>() }
+    }
+
+    /// Copies `bytes` into the region at `offset`.
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        self.check(offset, bytes.len(), 1);
+        // SAFETY: the destination is in bounds (checked) and cannot overlap
+        // `bytes`, a Rust slice outside the mapping; the protocol gives this
+        // side exclusive use of the range until it publishes it with a
+        // release store, and plain bytes have no invalid values anyway.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len()) }
+    }
+
+    /// Copies `out.len()` bytes from the region at `offset` into `out`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        self.check(offset, out.len(), 1);
+        // SAFETY: the source is in bounds (checked) and does not overlap
+        // `out`; the peer published the range with a release store that this
+        // side acquired, and any bytes are valid `u8`s.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        self.unlink();
+    }
+}

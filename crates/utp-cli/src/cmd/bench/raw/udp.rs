@@ -1,0 +1,62 @@
+//! Raw UDP baseline on loopback: one datagram per message, `send`/`recv` on
+//! connected sockets. A hello datagram each way connects the two sockets.
+
+use crate::cmd::bench::link::{Fallible, Link};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+/// One connected UDP socket.
+#[derive(Debug)]
+pub struct UdpLink {
+    socket: UdpSocket,
+    buf: Vec<u8>,
+}
+
+impl UdpLink {
+    fn new(socket: UdpSocket, idle: Duration) -> Fallible<Self> {
+        socket.set_read_timeout(Some(idle))?;
+        Ok(UdpLink {
+            socket,
+            buf: vec![0; 65_536],
+        })
+    }
+}
+
+impl Link for UdpLink {
+    fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+        let n = self.socket.send(msg)?;
+        if n != msg.len() {
+            return Err(format!("sent {n} of {} bytes in one datagram", msg.len()).into());
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+        let n = self.socket.recv(&mut self.buf)?;
+        Ok(&self.buf[..n])
+    }
+}
+
+/// Peer side: binds a free loopback port, announces it, and connects to the
+/// first client that says hello.
+pub fn serve(idle: Duration, announce: &mut dyn FnMut(&str)) -> Fallible<UdpLink> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.set_read_timeout(Some(idle))?;
+    announce(&socket.local_addr()?.to_string());
+    let mut hello = [0u8; 8];
+    let (_, from) = socket.recv_from(&mut hello)?;
+    socket.connect(from)?;
+    socket.send(b"hello")?;
+    UdpLink::new(socket, idle)
+}
+
+/// Client side: connects to the peer's port and exchanges hellos.
+pub fn connect(address: &str, idle: Duration) -> Fallible<UdpLink> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.connect(address)?;
+    socket.set_read_timeout(Some(idle))?;
+    socket.send(b"hello")?;
+    let mut hello = [0u8; 8];
+    socket.recv(&mut hello)?;
+    UdpLink::new(socket, idle)
+}

@@ -1,0 +1,249 @@
+//! The terminal report: one table per mode, each utp (or peer) figure beside
+//! its reference with the ratio, and the closing recommendation.
+
+use super::format::{ns, opt, rate, size};
+use super::mechanisms::TABLE;
+use super::results::{Row, ratio, reference};
+use super::spec::{Impl, Mode};
+use std::fmt::Write;
+
+fn who(row: &Row) -> String {
+    format!(
+        "{:<9} {:<11} {:<5}",
+        row.mechanism,
+        row.implementation.label(),
+        row.wait.map_or("-", |w| w.label())
+    )
+}
+
+fn ratio_text(rows: &[Row], row: &Row) -> String {
+    reference(rows, row)
+        .and_then(|(r, label)| ratio(row, r).map(|x| format!("{x:.2}x {label}")))
+        .unwrap_or_default()
+}
+
+/// The tables, as text.
+pub fn tables(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let section = |mode: Mode| rows.iter().filter(move |r| r.mode == mode);
+    let _ = writeln!(
+        out,
+        "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50, above 1 is slower)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<27} {:>7} {:>10} {:>10} {:>10} {:>10}  ratio",
+        "mechanism impl        wait", "size", "p50", "p99", "p99.9", "max"
+    );
+    for row in section(Mode::Rtt) {
+        let s = &row.sample;
+        let _ = writeln!(
+            out,
+            "{} {:>7} {:>10} {:>10} {:>10} {:>10}  {}",
+            who(row),
+            size(row.size),
+            opt(s.p50_ns, ns),
+            opt(s.p99_ns, ns),
+            opt(s.p999_ns, ns),
+            opt(s.max_ns, ns),
+            ratio_text(rows, row)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nStreaming one way (ratio = bytes/s / reference bytes/s, below 1 is slower)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<27} {:>7} {:>12} {:>12}  ratio",
+        "mechanism impl        wait", "size", "msgs/s", "bytes/s"
+    );
+    for row in section(Mode::Stream) {
+        let s = &row.sample;
+        let _ = writeln!(
+            out,
+            "{} {:>7} {:>12} {:>12}  {}",
+            who(row),
+            size(row.size),
+            opt(s.msgs_per_s, |v| rate(v, "")),
+            opt(s.bytes_per_s, |v| rate(v, "B/s")),
+            ratio_text(rows, row)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCalculator end to end (ratio = calls/s / reference calls/s, below 1 is slower)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<27} {:>12} {:>10} {:>10}  ratio",
+        "mechanism impl        wait", "calls/s", "p50", "p99"
+    );
+    for row in section(Mode::Calc) {
+        let s = &row.sample;
+        let _ = writeln!(
+            out,
+            "{} {:>12} {:>10} {:>10}  {}",
+            who(row),
+            opt(s.msgs_per_s, |v| rate(v, "")),
+            opt(s.p50_ns, ns),
+            opt(s.p99_ns, ns),
+            ratio_text(rows, row)
+        );
+    }
+    out
+}
+
+fn crosses(row: &Row) -> bool {
+    row.entry.is_some_and(|e| TABLE[e].crosses_machines)
+}
+
+/// Whether the row crosses a process boundary (inproc does not; memcpy is no IPC).
+fn between_processes(row: &Row) -> bool {
+    row.entry.is_some_and(|e| !TABLE[e].in_process)
+}
+
+fn lossy(row: &Row) -> bool {
+    row.entry.is_some_and(|e| TABLE[e].lossy)
+}
+
+/// Best row by `key` among rows passing `filter`, preferring utp, else raw.
+fn best(
+    rows: &[Row],
+    filter: impl Fn(&Row) -> bool,
+    key: impl Fn(&Row) -> Option<f64>,
+) -> Option<&Row> {
+    [Impl::Utp, Impl::Raw].iter().find_map(|&implementation| {
+        rows.iter()
+            .filter(|r| r.implementation == implementation && r.entry.is_some() && filter(r))
+            .filter_map(|r| key(r).map(|k| (r, k)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(r, _)| r)
+    })
+}
+
+fn describe(row: &Row) -> String {
+    let raw_only = if row.implementation == Impl::Raw {
+        " (raw baseline only: utp's transport was not measured)"
+    } else {
+        ""
+    };
+    format!(
+        "{} ({}){raw_only}",
+        row.mechanism,
+        row.wait.map_or("-", |w| w.label())
+    )
+}
+
+/// The closing line: a mechanism for latency, for throughput and for
+/// crossing machines, chosen from the measured numbers (utp rows first, raw
+/// rows only where utp was not measured; between processes, so not inproc).
+pub fn recommendation(rows: &[Row]) -> String {
+    let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64 && between_processes(r);
+    let p50 = |r: &Row| r.sample.p50_ns.map(|v| v as f64);
+    let latency = best(rows, small, p50)
+        .map(|r| format!("{}, p50 {} at 64 B", describe(r), opt(r.sample.p50_ns, ns)));
+    let throughput = best(
+        rows,
+        |r| r.mode == Mode::Stream && between_processes(r),
+        |r| r.sample.bytes_per_s.map(|b| -b),
+    )
+    .map(|r| {
+        format!(
+            "{}, {} at {}",
+            describe(r),
+            opt(r.sample.bytes_per_s, |v| rate(v, "B/s")),
+            size(r.size)
+        )
+    });
+    // A reliable mechanism first; a lossy one (UDP) only if nothing else was measured.
+    let remote = best(rows, |r| small(r) && crosses(r) && !lossy(r), p50)
+        .or_else(|| best(rows, |r| small(r) && crosses(r), p50))
+        .map(|r| {
+            let caveat = if lossy(r) { " (may drop messages)" } else { "" };
+            format!(
+                "{}{caveat}, p50 {} at 64 B",
+                describe(r),
+                opt(r.sample.p50_ns, ns)
+            )
+        });
+    let or_none = |s: Option<String>| s.unwrap_or_else(|| "nothing measured".into());
+    format!(
+        "Recommended — latency: {} · throughput: {} · crossing machines: {}",
+        or_none(latency),
+        or_none(throughput),
+        or_none(remote)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::bench::sample::Sample;
+    use crate::cmd::bench::spec::Wait;
+
+    fn row(
+        name: &'static str,
+        implementation: Impl,
+        mode: Mode,
+        size: usize,
+        sample: Sample,
+    ) -> Row {
+        Row {
+            entry: TABLE.iter().position(|m| m.name == name),
+            mechanism: name,
+            implementation,
+            mode,
+            wait: Some(Wait::Block),
+            size,
+            sample,
+        }
+    }
+
+    fn latency(p50: u64) -> Sample {
+        Sample {
+            p50_ns: Some(p50),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn recommends_from_measured_rows_preferring_utp_and_reliable_links() {
+        let rate = Sample {
+            bytes_per_s: Some(5e9),
+            ..Sample::default()
+        };
+        let rows = vec![
+            row("inproc", Impl::Utp, Mode::Rtt, 64, latency(500)),
+            row("unix", Impl::Utp, Mode::Rtt, 64, latency(20_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 64, latency(18_000)),
+            row("udp", Impl::Raw, Mode::Rtt, 64, latency(25_000)),
+            row("tcp", Impl::Raw, Mode::Rtt, 64, latency(30_000)),
+            row("unix", Impl::Utp, Mode::Stream, 65536, rate),
+        ];
+        let line = recommendation(&rows);
+        assert!(
+            line.contains("latency: unix (block), p50 20.00 µs"),
+            "{line}"
+        );
+        assert!(
+            line.contains("throughput: unix (block), 5.00 GB/s at 64 KiB"),
+            "{line}"
+        );
+        assert!(
+            line.contains("crossing machines: tcp (block) (raw baseline only"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn tables_show_ratios_to_the_reference() {
+        let rows = vec![
+            row("unix", Impl::Utp, Mode::Rtt, 8, latency(22_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 8, latency(20_000)),
+        ];
+        let text = tables(&rows);
+        assert!(text.contains("1.10x raw"), "{text}");
+        assert_eq!(recommendation(&[]).matches("nothing measured").count(), 3);
+    }
+}

@@ -1,0 +1,209 @@
+//! One run from the client's side: start the peer, connect utp or the raw
+//! baseline, drive the mode's loop, collect the peer.
+
+use super::link::{Fallible, Link, UtpLink};
+use super::mechanisms::{Mechanism, TABLE};
+use super::plan::Plan;
+use super::raw;
+use super::sample::Sample;
+use super::session::Session;
+use super::spec::{Impl, Mode, PeerSpec};
+use super::{calc, rtt, stream};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What every run shares.
+#[derive(Debug)]
+pub struct Runner {
+    /// Iteration counts.
+    pub plan: Plan,
+    /// CPU the peers pin themselves to.
+    pub peer_cpu: Option<usize>,
+    counter: AtomicU64,
+}
+
+/// The words utp uses when a transport is not compiled in.
+pub const NOT_IN_BUILD: &str = "not available in this build";
+
+impl Runner {
+    /// A runner with the given counts and peer placement.
+    pub fn new(plan: Plan, peer_cpu: Option<usize>) -> Self {
+        Runner {
+            plan,
+            peer_cpu,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A name no other run of any process uses: `utp-bench-PID-N`.
+    pub fn unique(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("utp-bench-{}-{n}", std::process::id())
+    }
+
+    /// The spec of a run, with an empty address.
+    pub fn spec(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> PeerSpec {
+        let mechanism = &TABLE[entry];
+        PeerSpec {
+            mechanism: mechanism.name.to_string(),
+            entry,
+            implementation,
+            mode,
+            size,
+            count: self.plan.count(mode, size),
+            window: mechanism.window,
+            address: String::new(),
+            cpu: self.peer_cpu,
+            announce: true,
+            idle_timeout_s: self.plan.idle_timeout_s,
+        }
+    }
+
+    /// Runs one measurement.
+    pub fn run(
+        &self,
+        entry: usize,
+        implementation: Impl,
+        mode: Mode,
+        size: usize,
+    ) -> Fallible<Sample> {
+        self.run_spec(self.spec(entry, implementation, mode, size))
+    }
+
+    /// Runs one measurement described by `spec` (its address is filled in here).
+    pub fn run_spec(&self, mut spec: PeerSpec) -> Fallible<Sample> {
+        let entry = spec.entry;
+        let spec = &mut spec;
+        match spec.implementation {
+            Impl::Utp => self.run_utp(&TABLE[entry], spec),
+            Impl::Raw => self.run_raw(&TABLE[entry], spec),
+            Impl::Iceoryx2 | Impl::IpcChannel => {
+                spec.address = format!("/{}", self.unique());
+                let result = Session::start(spec, false).and_then(|session| {
+                    let sample = super::peers::measure(spec, &session.announced, &self.plan);
+                    let finished = session.finish(false);
+                    let sample = sample?;
+                    finished.map(|()| sample)
+                });
+                super::peers::cleanup(spec);
+                result
+            }
+        }
+    }
+
+    fn run_utp(&self, mechanism: &Mechanism, spec: &mut PeerSpec) -> Fallible<Sample> {
+        let unique = self.unique();
+        if mechanism.spawns_peer {
+            // The transport starts `utp bench-peer SPEC` itself, over its stdin/stdout.
+            spec.announce = false;
+            spec.address = mechanism
+                .template
+                .split('{')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let url = instantiate(mechanism.template, &unique, &serde_json::to_string(spec)?)?;
+            return match spec.mode {
+                Mode::Calc => calc::measure_utp(&url, spec.count),
+                _ => {
+                    let mut link = UtpLink::new(utp::connect(&url)?, 0, spec.size);
+                    self.measure(&mut link, spec)
+                }
+            };
+        }
+        let url = instantiate(mechanism.template, &unique, "")?;
+        spec.address = url.clone();
+        let session = Session::start(spec, mechanism.in_process)?;
+        if spec.mode == Mode::Calc {
+            let sample = calc::measure_utp(&url, spec.count);
+            let finished = session.finish(true);
+            let sample = sample?;
+            finished?;
+            return Ok(sample);
+        }
+        let sample = {
+            let mut link = UtpLink::new(utp::connect(&url)?, 0, spec.size);
+            self.measure(&mut link, spec)?
+        };
+        session.finish(false)?;
+        Ok(sample)
+    }
+
+    fn run_raw(&self, mechanism: &Mechanism, spec: &mut PeerSpec) -> Fallible<Sample> {
+        let kind = match spec.mode {
+            Mode::Stream => mechanism.raw_stream,
+            Mode::Rtt | Mode::Calc => mechanism.raw_rtt,
+        };
+        spec.address = kind.address(&self.unique());
+        let mut session = Session::start(spec, mechanism.in_process)?;
+        let sample = {
+            let pipes = session.take_pipes();
+            let mut link = raw::connect(kind, spec, &session.announced, pipes)?;
+            self.measure(link.as_mut(), spec)?
+        };
+        session.finish(false)?;
+        Ok(sample)
+    }
+
+    fn measure(&self, link: &mut dyn Link, spec: &PeerSpec) -> Fallible<Sample> {
+        match spec.mode {
+            Mode::Rtt => {
+                let warmup = self.plan.warmup(spec.size).min(spec.count / 5);
+                rtt::measure(link, spec.size, warmup, spec.count - warmup)
+            }
+            Mode::Stream => stream::measure(link, spec.size, spec.count, spec.window),
+            Mode::Calc => calc::measure_raw(link, spec.count),
+        }
+    }
+}
+
+/// Fills a URL template: `{name}`, `{path}`, `{port}`, `{key}`, `{exe}`, `{spec}`.
+pub fn instantiate(template: &str, unique: &str, spec_json: &str) -> Fallible<String> {
+    let mut url = template.replace("{name}", unique);
+    if url.contains("{path}") {
+        let path = std::env::temp_dir().join(unique);
+        url = url.replace("{path}", &path.display().to_string());
+    }
+    if url.contains("{port}") {
+        let port = if template.starts_with("udp:") {
+            std::net::UdpSocket::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port()
+        };
+        url = url.replace("{port}", &port.to_string());
+    }
+    if url.contains("{key}") {
+        // Unique per process and run, never 0 (IPC_PRIVATE): bit 31, 11 bits
+        // of the pid, 20 bits of the run counter.
+        let n: u32 = unique
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let key = 0x8000_0000 | ((std::process::id() & 0x7ff) << 20) | (n & 0xf_ffff);
+        url = url.replace("{key}", &format!("0x{key:x}"));
+    }
+    if url.contains("{exe}") {
+        url = url.replace("{exe}", &std::env::current_exe()?.display().to_string());
+    }
+    Ok(url.replace("{spec}", spec_json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_become_parseable_urls() {
+        for m in TABLE {
+            let url = instantiate(m.template, "utp-bench-1-2", "{}").unwrap();
+            assert!(!url.contains("{name}") && !url.contains("{path}"), "{url}");
+            if !m.spawns_peer {
+                utp::Endpoint::parse(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `utp bench` end to end: a quick run over unix and inproc whose JSON must
+//! follow the documented schema. Correctness only: no figure is judged.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+const RESULT_KEYS: [&str; 11] = [
+    "mechanism",
+    "impl",
+    "mode",
+    "wait",
+    "payload_bytes",
+    "p50_ns",
+    "p99_ns",
+    "p999_ns",
+    "max_ns",
+    "msgs_per_s",
+    "bytes_per_s",
+];
+
+fn utp() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_utp"))
+}
+
+fn number(result: &Value, key: &str) -> u64 {
+    result[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} should be a number in {result}"))
+}
+
+fn check_result(result: &Value) {
+    let keys: BTreeSet<&str> = result
+        .as_object()
+        .expect("each result is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, RESULT_KEYS.into_iter().collect(), "{result}");
+    assert!(["unix", "inproc"].contains(&result["mechanism"].as_str().unwrap()));
+    assert!(["utp", "raw"].contains(&result["impl"].as_str().unwrap()));
+    assert!(["spin", "block"].contains(&result["wait"].as_str().unwrap()));
+    assert!(number(result, "payload_bytes") > 0);
+    match result["mode"].as_str().unwrap() {
+        "rtt" | "calc" => {
+            let p = ["p50_ns", "p99_ns", "p999_ns", "max_ns"].map(|k| number(result, k));
+            assert!(
+                p[0] > 0 && p[0] <= p[1] && p[1] <= p[2] && p[2] <= p[3],
+                "{result}"
+            );
+        }
+        "stream" => {
+            assert!(result["p50_ns"].is_null(), "{result}");
+            assert!(number(result, "bytes_per_s") >= number(result, "msgs_per_s"));
+        }
+        other => panic!("unknown mode {other}"),
+    }
+    match result["mode"].as_str().unwrap() {
+        "rtt" => assert!(result["msgs_per_s"].is_null() && result["bytes_per_s"].is_null()),
+        _ => assert!(number(result, "msgs_per_s") > 0),
+    }
+}
+
+/// Names of OS objects a process with this pid would have created.
+fn leftovers(pid: u32) -> Vec<String> {
+    let tag = format!("utp-bench-{pid}-");
+    ["/dev/shm", "/tmp", "/dev/mqueue"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&tag))
+        .collect()
+}
+
+#[test]
+fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = utp()
+        .args([
+            "bench",
+            "--quick",
+            "--only",
+            "unix,inproc",
+            "--json",
+            "out.json",
+        ])
+        .args(["--plot", "out.svg"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Round trip"), "{stdout}");
+    assert!(stdout.contains("Recommended — latency:"), "{stdout}");
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    let top: BTreeSet<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(top, ["machine", "results"].into_iter().collect());
+    let machine = &json["machine"];
+    assert!(machine["cpu_model"].is_string() && machine["kernel"].is_string());
+    assert!(machine["cores"].as_u64().unwrap() >= 1);
+    assert!(machine["virtualized"].is_boolean());
+    assert_eq!(machine["placement"], "cross-core");
+
+    let results = json["results"].as_array().unwrap();
+    for result in results {
+        check_result(result);
+    }
+    // Every mode has utp beside raw, for both mechanisms.
+    for mechanism in ["unix", "inproc"] {
+        for mode in ["rtt", "stream", "calc"] {
+            for implementation in ["utp", "raw"] {
+                assert!(
+                    results.iter().any(|r| r["mechanism"] == mechanism
+                        && r["mode"] == mode
+                        && r["impl"] == implementation),
+                    "no {implementation} {mechanism} {mode} result"
+                );
+            }
+        }
+    }
+    let svg = std::fs::read_to_string(dir.path().join("out.svg")).unwrap();
+    assert!(svg.contains("<svg"), "the plot is not SVG");
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");
+}
+
+#[test]
+fn unknown_mechanisms_are_refused_with_the_known_ones_listed() {
+    let output = utp()
+        .args(["bench", "--quick", "--only", "carrier-pigeon"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("carrier-pigeon") && stderr.contains("unix"),
+        "{stderr}"
+    );
+}
