@@ -15,7 +15,7 @@
 
 use serde_json::{Value, json};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -203,6 +203,8 @@ enum Op {
     Send(usize, u8, u16, Vec<u8>),
     /// Side 0 or 1 receives this many frames.
     Recv(usize, usize),
+    /// Side 0 or 1 closes its end in an orderly way (state CLOSED).
+    Close(usize),
 }
 
 fn payload(tag: u8, len: usize) -> Vec<u8> {
@@ -216,7 +218,7 @@ struct Scenario {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    use Op::{Recv, Send};
+    use Op::{Close, Recv, Send};
     let ck = flags::CHECKSUM;
     let mut s1 = vec![
         Send(0, message_type::TEXT, ck, b"hello".to_vec()),
@@ -251,6 +253,21 @@ fn scenarios() -> Vec<Scenario> {
         Send(0, message_type::RESPONSE, ck, payload(0xa0, 400)),
         Send(0, message_type::GOODBYE, 0, Vec::new()),
     ]);
+    let mut s3 = Vec::new();
+    for i in 0..6u8 {
+        s3.push(Send(0, message_type::DATA, ck, payload(0xb0 + i, 600)));
+        s3.push(Recv(1, 1));
+    }
+    s3.extend([
+        // Ring 0 is at offset 3840 (6 records of 640): the next record
+        // wraps; the client reads it, so the padding is behind the head.
+        Send(0, message_type::RESPONSE, 0, payload(0xc0, 300)),
+        Recv(1, 1),
+        Send(1, message_type::REQUEST, ck, b"ADD 1 2".to_vec()),
+        Send(1, message_type::TEXT, 0, payload(0xd0, 33)),
+        Send(0, message_type::RESPONSE, ck, payload(0xe0, 31)),
+        Close(1),
+    ]);
     vec![
         Scenario {
             name: "unread-wrap-in-client-ring",
@@ -261,6 +278,11 @@ fn scenarios() -> Vec<Scenario> {
             name: "unread-wrap-in-server-ring",
             description: "Ring 1 (client to server): 10 frames of 700 bytes, each read at once, so the ring wrapped twice and is empty (head == tail). Ring 0 (server to client): 4 frames of 900 bytes, 3 read; then a frame that wraps behind a 256-byte padding marker and an empty GOODBYE, all unread.",
             ops: s2,
+        },
+        Scenario {
+            name: "client-closed-with-unread",
+            description: "Ring 0 (server to client): 7 frames read, the last of which (300 bytes) wrapped behind a 256-byte padding marker, now behind the head, and one unread frame of 31 bytes (one 64-byte record). Ring 1 (client to server): 2 unread frames, one with a 33-byte payload (65 bytes, a 128-byte record). Then the client closed in an orderly way: its state is CLOSED, the server's READY.",
+            ops: s3,
         },
     ]
 }
@@ -278,6 +300,28 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
         .accept_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let client = client.join().unwrap();
+    // Find the link's region: BASE.PID.N next to BASE.
+    let dir = Path::new(&base).parent().unwrap();
+    let prefix = format!(
+        "{}.",
+        Path::new(&base).file_name().unwrap().to_string_lossy()
+    );
+    let found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let rest = found[0].file_name().unwrap().to_string_lossy()[prefix.len()..].to_string();
+    let (pid, n) = rest.split_once('.').unwrap();
+    assert_eq!(pid, std::process::id().to_string());
+    n.parse::<u32>().unwrap();
+    assert_eq!(
+        client.region().location(),
+        &Location::File(found[0].clone())
+    );
+    let region_file = std::fs::File::open(&found[0]).unwrap();
     let mut ends: [Box<dyn Channel>; 2] = [server, Box::new(client)];
     let mut sequence = [0u64; 2];
     // Frames in flight per ring (ring r is written by side r).
@@ -305,27 +349,14 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
                     assert_eq!(frame.header.sequence, want.sequence);
                 }
             }
+            Op::Close(side) => ends[*side].close().unwrap(),
         }
     }
-    // Find the link's region: BASE.PID.N next to BASE.
-    let dir = Path::new(&base).parent().unwrap();
-    let prefix = format!(
-        "{}.",
-        Path::new(&base).file_name().unwrap().to_string_lossy()
-    );
-    let found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    let rest = found[0].file_name().unwrap().to_string_lossy()[prefix.len()..].to_string();
-    let (pid, n) = rest.split_once('.').unwrap();
-    assert_eq!(pid, std::process::id().to_string());
-    n.parse::<u32>().unwrap();
-    let image = std::fs::read(&found[0]).unwrap();
-    assert_eq!(image.len(), DATA_OFFSET + 2 * CAPACITY);
+    // Through the handle opened while the link was alive: a side that
+    // closes removes the name (section 7), the bytes stay.
+    let mut image = vec![0u8; DATA_OFFSET + 2 * CAPACITY];
+    region_file.read_exact_at(&mut image, 0).unwrap();
+    assert_eq!(region_file.metadata().unwrap().len(), image.len() as u64);
     drop(ends);
     drop(listener);
     assert!(!found[0].exists(), "the link's region outlived the link");
