@@ -1,0 +1,167 @@
+"""The shared-memory link vectors of docs/vectors/shm-link-v1.json, decoded by the Python package.
+
+The same file is checked by the Rust side (crates/utp/tests/shm_vectors.rs),
+which also generates it from a real link. Here each region image is put in
+a private bytearray and read with the package's own layout constants and
+control-header check (utp.shm_layout) and its ring reader (utp.shm_ring),
+the code the Python client uses on a live mapping.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import struct
+
+import pytest
+
+from support import REPO_ROOT
+from utp import shm_layout as layout
+from utp.errors import ProtocolError
+from utp.shm_ring import RingCorrupt, RingReader, RingWords
+
+VECTORS = json.loads((REPO_ROOT / "docs" / "vectors" / "shm-link-v1.json").read_text())
+STATE_NAMES = {layout.STATE_EMPTY: "EMPTY", layout.STATE_READY: "READY", layout.STATE_CLOSED: "CLOSED"}
+SIDE_OFFSETS = (layout.SERVER_SIDE, layout.CLIENT_SIDE)
+RING_INDEX = (layout.RING0_INDEX, layout.RING1_INDEX)
+
+# What the Python reader says for each error category of the vector file.
+ERROR_MESSAGES = {
+    "bad_magic": (ProtocolError, r"control header is invalid: .*magic 0x"),
+    "bad_layout_version": (ProtocolError, r"control header is invalid: .*layout version"),
+    "tail_too_far_ahead": (RingCorrupt, r"is more than \d+ bytes ahead of head"),
+    "record_past_published": (RingCorrupt, r"overruns the published data|only \d+ bytes published"),
+    "bad_padding": (RingCorrupt, r"padding of \d+ bytes at offset \d+, expected \d+"),
+}
+
+
+class Image:
+    """A region image in private memory, viewed the way the package views a mapping."""
+
+    def __init__(self, hex_text: str):
+        self.data = bytearray.fromhex(hex_text)
+        self.view = memoryview(self.data)
+        self.u64 = self.view.cast("Q")
+        self.u32 = self.view.cast("I")
+        self._anchor = (ctypes.c_char * len(self.data)).from_buffer(self.data)
+        self.address = ctypes.addressof(self._anchor)
+
+    def attach(self, region_len: int, capacity: int, link_id: int) -> layout.Attach:
+        """The LINK_ATTACH a server would have sent for this region (a file region)."""
+        return layout.Attach(layout.LAYOUT_VERSION, layout.KIND_FILE, region_len, capacity, -1, link_id, "")
+
+    def reader(self, ring: int, capacity: int) -> RingReader:
+        """The package's consumer end of ring 0 or 1, starting at the image's head."""
+        words = RingWords(self.view, self.u64, self.u32, self.address, RING_INDEX[ring],
+                          layout.DATA_OFFSET + ring * capacity, capacity)
+        return RingReader(words, max_payload=capacity - 32)
+
+    def close(self) -> None:
+        del self._anchor
+        self.u64.release()
+        self.u32.release()
+        self.view.release()
+
+
+@pytest.fixture
+def image_of():
+    images = []
+
+    def make(entry) -> Image:
+        images.append(Image(entry["region_hex"]))
+        return images[-1]
+
+    yield make
+    for image in images:
+        image.close()
+
+
+def test_vector_file_covers_the_cases():
+    assert VECTORS["layout_version"] == layout.LAYOUT_VERSION
+    assert VECTORS["images"] and len(VECTORS["invalid_images"]) >= 2
+    assert any(ring["padding"] for entry in VECTORS["images"] for ring in entry["expected"]["rings"])
+
+
+@pytest.mark.parametrize("entry", VECTORS["images"], ids=lambda e: e["name"])
+def test_control_header_and_sides(entry, image_of):
+    expected = entry["expected"]
+    image = image_of(entry)
+    assert len(image.data) == expected["region_len"] == layout.region_length(expected["capacity"])
+    magic, version, region_len, capacity, data_offset, link_id = struct.unpack_from("<IIQQQI", image.data, 0)
+    assert (magic, version) == (expected["magic"], expected["layout_version"]) == (layout.CONTROL_MAGIC, 1)
+    assert (region_len, capacity, data_offset, link_id) == (
+        expected["region_len"], expected["capacity"], expected["data_offset"], expected["link_id"])
+    assert data_offset == layout.DATA_OFFSET
+    layout.check_control_header(image.data, image.attach(region_len, capacity, link_id))
+
+    for block, side in zip(SIDE_OFFSETS, expected["sides"]):
+        state = image.u32[(block + layout.SIDE_STATE) // 4]
+        assert STATE_NAMES.get(state, f"state {state}") == side["state"]
+        assert image.u32[(block + layout.SIDE_PID) // 4] == side["pid"]
+        assert image.u64[(block + layout.SIDE_HEARTBEATS) // 8] == side["heartbeats"]
+        assert image.u64[(block + layout.SIDE_HEARTBEAT_TIME) // 8] == side["heartbeat_time_us"]
+        assert image.u64[(block + layout.SIDE_FRAMES_SENT) // 8] == side["messages"]
+        assert image.u64[(block + layout.SIDE_BYTES_SENT) // 8] == side["bytes"]
+
+
+@pytest.mark.parametrize("entry", VECTORS["images"], ids=lambda e: e["name"])
+def test_rings_give_the_expected_frames(entry, image_of):
+    expected = entry["expected"]
+    capacity = expected["capacity"]
+    image = image_of(entry)
+    for ring in expected["rings"]:
+        r = ring["ring"]
+        index = RING_INDEX[r]
+        assert (ring["index_offset"], ring["data_offset"]) == (index, layout.DATA_OFFSET + r * capacity)
+        tail = image.u64[(index + layout.INDEX_TAIL) // 8]
+        head = image.u64[(index + layout.INDEX_HEAD) // 8]
+        assert (head, tail) == (ring["head"], ring["tail"])
+        assert min((tail - head) % 2**64, capacity) == ring["used"]
+
+        # The padding markers the vector names are where it says, per section 4.1.
+        for pad in ring["padding"]:
+            assert pad["offset"] == pad["position"] % capacity
+            assert pad["length"] == capacity - pad["offset"]
+            at = ring["data_offset"] + pad["offset"]
+            assert struct.unpack_from("<II", image.data, at) == (layout.PADDING_MAGIC, pad["length"])
+
+        reader = image.reader(r, capacity)
+        got = []
+        while (frame := reader.try_read()) is not None:
+            length = layout.record_length(len(frame.payload))
+            got.append({
+                "position": (reader.head - length) % 2**64,
+                "offset": (reader.head - length) % capacity,
+                "record_len": length,
+                "message_type": frame.message_type,
+                "flags": frame.flags,
+                "sequence": frame.sequence,
+                "payload_hex": frame.payload.hex(),
+            })
+        assert got == ring["frames"]
+        assert reader.head == tail
+        # The reader released everything: head now equals tail in the image.
+        assert image.u64[(index + layout.INDEX_HEAD) // 8] == tail
+
+
+@pytest.mark.parametrize("entry", VECTORS["invalid_images"], ids=lambda e: e["name"])
+def test_invalid_images_are_refused(entry, image_of):
+    error = entry["expected_error"]
+    exception, message = ERROR_MESSAGES[error["category"]]
+    image = image_of(entry)
+    capacity = struct.unpack_from("<Q", image.data, 16)[0]
+    if error["reported_by"] == "control_header":
+        attach = image.attach(len(image.data), capacity, 0)
+        with pytest.raises(exception, match=message):
+            layout.check_control_header(image.data, attach)
+        return
+    assert error["reported_by"] == "ring"
+    layout.check_control_header(image.data, image.attach(len(image.data), capacity, 0))
+    reader = image.reader(error["ring"], capacity)
+    with pytest.raises(exception, match=message):
+        while reader.try_read() is not None:
+            pass
+    # The other ring is still readable to its end.
+    other = image.reader(1 - error["ring"], capacity)
+    while other.try_read() is not None:
+        pass
