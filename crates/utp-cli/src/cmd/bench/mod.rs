@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
-    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy).
+    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy, seqlock).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
     /// Write the results as JSON to FILE.
@@ -60,7 +60,8 @@ pub struct Args {
 pub fn run(args: Args) -> CmdResult {
     // Servers in this process (inproc) would log every connection.
     log::set_max_level(log::LevelFilter::Warn);
-    let names = mechanisms::known_names();
+    let mut names = mechanisms::known_names();
+    names.push("seqlock");
     if let Some(bad) = args.only.iter().find(|n| !names.contains(&n.as_str())) {
         return Err(Exit::Error(format!(
             "--only: unknown mechanism {bad:?}; known: {}",
@@ -102,6 +103,7 @@ pub fn run(args: Args) -> CmdResult {
         ProgressStyle::with_template("{bar:40} {pos}/{len} runs · {elapsed} · {msg}")
             .map_err(|e| Exit::Error(e.to_string()))?,
     );
+    let repeats = plan.repeats;
     let runner = runner::Runner::new(plan, peer_cpu);
     let mut outcome = orchestrate::execute(
         &runner,
@@ -132,6 +134,14 @@ pub fn run(args: Args) -> CmdResult {
     );
     for note in &outcome.notes {
         println!("note: {note}");
+    }
+    if chosen("seqlock") {
+        println!(
+            "\nSeqlock cell, one writer and 0/1/2/4 reader processes (ns per operation, medians; ratio = seqlock / raw atomics)"
+        );
+        let ms = if args.quick { 100 } else { 300 };
+        let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
+        crate::cmd::bench_seqlock::print(&rows);
     }
     println!("\n{}", report::recommendation(&outcome.rows));
     if let Some(path) = &args.json {
