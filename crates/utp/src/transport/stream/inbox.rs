@@ -43,6 +43,8 @@ pub(crate) struct Inbox {
     pub(crate) fds: Vec<OwnedFd>,
     /// Set after an invalid frame: the byte stream can no longer be trusted.
     broken: Option<DecodeError>,
+    /// The receive timeout currently set on a socket (`None`: blocking).
+    socket_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -72,6 +74,7 @@ impl Inbox {
             legacy_sequence: 0,
             fds: Vec::new(),
             broken: None,
+            socket_timeout: None,
         }
     }
 
@@ -204,6 +207,7 @@ impl Inbox {
         let progress = self.progress();
         let n = read_some(
             io,
+            &mut self.socket_timeout,
             &mut self.buf[self.end..],
             &mut self.fds,
             deadline,
@@ -229,6 +233,7 @@ impl Inbox {
         let progress = self.progress();
         let result = read_some(
             io,
+            &mut self.socket_timeout,
             &mut self.payload[filled..],
             &mut self.fds,
             deadline,
@@ -251,8 +256,19 @@ impl Inbox {
     }
 }
 
+/// The socket receive timeout to use for a read with `remaining` time left,
+/// given the one currently set. Keeping the current one saves a syscall; it
+/// may end the read up to 1 ms late, or early (the caller then reads again).
+fn kernel_timeout(current: Option<Duration>, remaining: Option<Duration>) -> Option<Duration> {
+    match (current, remaining) {
+        (Some(c), Some(r)) if c >= r / 2 && c <= r + Duration::from_millis(1) => Some(c),
+        (_, r) => r,
+    }
+}
+
 fn read_some(
     io: &StreamIo,
+    socket_timeout: &mut Option<Duration>,
     dst: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
@@ -260,7 +276,19 @@ fn read_some(
     progress: Option<(usize, usize)>,
 ) -> Result<usize> {
     loop {
-        if deadline.remaining().is_some() {
+        let remaining = deadline.remaining();
+        if io.is_socket() {
+            // Sockets enforce the deadline in the kernel (SO_RCVTIMEO), so a
+            // receive is one read() instead of poll() + read(); the option is
+            // only changed when the wanted timeout moves (see kernel_timeout).
+            if remaining == Some(Duration::ZERO) {
+                return Err(Error::Timeout {
+                    waiting_for: "a frame from the peer",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+            io.set_read_timeout(kernel_timeout(*socket_timeout, remaining), socket_timeout)?;
+        } else if remaining.is_some() {
             wait_ready(
                 io.read_fd(),
                 Ready::Read,
@@ -287,5 +315,31 @@ fn read_some(
                 }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_timeout;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_kernel_timeout_is_kept_while_close_enough_and_replaced_otherwise() {
+        // No deadline: block.
+        assert_eq!(kernel_timeout(Some(100 * MS), None), None);
+        // First timed read: set it.
+        assert_eq!(kernel_timeout(None, Some(100 * MS)), Some(100 * MS));
+        // The same timeout again, a few microseconds spent: keep it (no syscall).
+        let nearly = 100 * MS - Duration::from_micros(5);
+        assert_eq!(kernel_timeout(Some(100 * MS), Some(nearly)), Some(100 * MS));
+        // Much less time left than set: replace, so the deadline is not overrun.
+        assert_eq!(kernel_timeout(Some(100 * MS), Some(10 * MS)), Some(10 * MS));
+        // Much more time left than set: replace, so reads do not wake needlessly.
+        assert_eq!(
+            kernel_timeout(Some(10 * MS), Some(5000 * MS)),
+            Some(5000 * MS)
+        );
     }
 }

@@ -10,6 +10,7 @@ use rustix::net::{
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 /// Most descriptors accepted with one received message.
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
@@ -57,6 +58,35 @@ impl StreamIo {
             StreamIo::Socket { fd, .. } => Ok(fd.as_fd()),
             StreamIo::Pair { write, .. } => write.as_ref().map(|w| w.as_fd()).ok_or(Error::Closed),
         }
+    }
+
+    /// Whether this is a socket (which can time out reads by itself).
+    pub(crate) fn is_socket(&self) -> bool {
+        matches!(self, StreamIo::Socket { .. })
+    }
+
+    /// Sets a socket's receive timeout (`SO_RCVTIMEO`; `None`: block) if it
+    /// differs from `current`, and records it there.
+    pub(crate) fn set_read_timeout(
+        &self,
+        wanted: Option<Duration>,
+        current: &mut Option<Duration>,
+    ) -> Result<()> {
+        if wanted == *current {
+            return Ok(());
+        }
+        if let StreamIo::Socket { fd, .. } = self {
+            // A zero duration means "no timeout" to the kernel: use the smallest real one.
+            let value = wanted.map(|d| d.max(Duration::from_micros(1)));
+            rustix::net::sockopt::set_socket_timeout(
+                fd,
+                rustix::net::sockopt::Timeout::Recv,
+                value,
+            )
+            .map_err(|e| Error::io("set the socket's receive timeout", e))?;
+            *current = wanted;
+        }
+        Ok(())
     }
 
     /// One read into `dst`; descriptors that arrive with the bytes go to `fds`.
