@@ -1,5 +1,5 @@
 //! Notifications of seqlock cells to real processes (this test binary
-//! re-executed as `child_entry` with `UTP_SEQ_ROLE` set): a reader process
+//! re-executed as `child_entry` with `UTP_CHILD_ROLE` set): a reader process
 //! sleeping in `wait_next` on the futex, an event-loop process holding an
 //! eventfd received over a Unix socket, and a `SIGUSR1` subscriber.
 
@@ -12,11 +12,9 @@ use utp::seqlock::{SeqReader, SeqWriter, inspect, place::Place, subscribe_eventf
 /// Entry point of the child processes; a no-op in a normal test run.
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var("UTP_SEQ_ROLE") else {
+    let Some((role, url, arg)) = seqlock_util::role() else {
         return;
     };
-    let url = std::env::var("UTP_SEQ_URL").unwrap();
-    let arg = std::env::var("UTP_SEQ_ARG").unwrap_or_default();
     let wait = Some(Duration::from_secs(10));
     match role.as_str() {
         "futex-waiter" => {
@@ -57,10 +55,10 @@ fn notify_setup(tag: &str) -> (String, SeqWriter<Checked>, Remove) {
 fn futex_wait_next_wakes_a_reader_process() {
     let (url, mut w, _guard) = notify_setup("futex");
     let mut p = Proc::spawn("futex-waiter", &url, "");
-    assert_eq!(p.expect("READY"), ["2"]);
+    assert_eq!(p.expect_fields("READY"), ["2"]);
     std::thread::sleep(Duration::from_millis(50)); // let it go to sleep
     w.publish(&Checked::new(2));
-    assert_eq!(p.expect("DONE"), ["true", "4"]);
+    assert_eq!(p.expect_fields("DONE"), ["true", "4"]);
     w.remove().unwrap();
 }
 
@@ -70,9 +68,9 @@ fn eventfd_over_unix_socket() {
     let socket = format!("unix://@utp-test.{}", unique("efd"));
     w.serve_eventfds(&socket).unwrap();
     let mut p = Proc::spawn("eventfd-sub", &url, &socket);
-    p.expect("READY");
+    p.expect_fields("READY");
     w.publish(&Checked::new(2));
-    let done = p.expect("DONE");
+    let done = p.expect_fields("DONE");
     assert!(done[0].parse::<u64>().unwrap() >= 1, "{done:?}");
     assert_eq!(done[1..], ["true", "4"]);
     w.remove().unwrap();
@@ -82,13 +80,13 @@ fn eventfd_over_unix_socket() {
 fn sigusr1_notice() {
     let (url, mut w, _guard) = notify_setup("signal");
     let mut p = Proc::spawn("signal-sub", &url, "");
-    p.expect("READY");
+    p.expect_fields("READY");
     assert_eq!(
         inspect::cell_state(&url).unwrap().signal_subscribers,
         [p.pid()]
     );
     w.publish(&Checked::new(2));
-    assert_eq!(p.expect("DONE"), ["true", "true", "4"]);
+    assert_eq!(p.expect_fields("DONE"), ["true", "true", "4"]);
     let _ = p.child.wait();
     // The subscription ended with the process; the slot is freed.
     assert!(

@@ -1,5 +1,5 @@
 //! Seqlock cells between real processes. The test binary re-executes itself
-//! (`child_entry` with `UTP_SEQ_ROLE` set) to play readers and writers.
+//! (`child_entry` with `UTP_CHILD_ROLE` set) to play readers and writers.
 //!
 //! - `stress_zero_torn_reads_across_processes`: 3 reader processes verify
 //!   the checksum of every read (6 million in all with `--release`, in
@@ -31,11 +31,9 @@ struct Big {
 /// Entry point of the child processes; a no-op in a normal test run.
 #[test]
 fn child_entry() {
-    let Ok(role) = std::env::var("UTP_SEQ_ROLE") else {
+    let Some((role, url, arg)) = seqlock_util::role() else {
         return;
     };
-    let url = std::env::var("UTP_SEQ_URL").unwrap();
-    let arg = std::env::var("UTP_SEQ_ARG").unwrap_or_default();
     match role.as_str() {
         "stress-reader" => {
             let r = SeqReader::<Checked>::open(&url).unwrap();
@@ -98,7 +96,7 @@ fn stress_zero_torn_reads_across_processes() {
         .map(|_| Proc::spawn("stress-reader", &url, &READS_PER_READER.to_string()))
         .collect();
     for r in &mut readers {
-        r.expect("READY");
+        r.expect_fields("READY");
     }
     let (mut n, mut running) = (1u64, readers.len());
     let mut results = Vec::new();
@@ -112,7 +110,7 @@ fn stress_zero_torn_reads_across_processes() {
             n
         });
         for r in &mut readers {
-            results.push(r.expect("DONE"));
+            results.push(r.expect_fields("DONE"));
             running -= 1;
         }
         stop.store(true, Ordering::Relaxed);
@@ -144,7 +142,7 @@ fn writer_killed_mid_write_is_detected_and_taken_over() {
         attempts += 1;
         assert!(attempts <= 20, "never caught the writer mid-write");
         let mut p = Proc::spawn("big-writer", &url, "");
-        p.expect("READY");
+        p.expect_fields("READY");
         std::thread::sleep(Duration::from_millis(20));
         let pid = p.pid();
         p.kill();
@@ -183,7 +181,7 @@ fn file_cell_survives_sigkill_of_its_writer() {
     let url = format!("file://{}", path.display());
     let _guard = Remove(url.clone());
     let mut p = Proc::spawn("persist-writer", &url, "4242");
-    p.expect("READY");
+    p.expect_fields("READY");
     let pid = p.pid();
     // While it lives, a second writer (another process) is refused.
     let err = SeqWriter::<Checked>::open(&url).unwrap_err();

@@ -1,23 +1,15 @@
 //! Helpers shared by the multi-process shm tests: unique names, a child
 //! process handle that kills on drop, and the roles children play (the
-//! test binary re-executes itself with `UTP_SHM_ROLE` set).
+//! test binary re-executes itself, see `child`).
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+#[path = "../child/mod.rs"]
+mod child;
+
+pub use child::{Proc, say, unique};
 use std::time::Duration;
 use utp::frame::{Frame, flags, message_type};
-
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "p{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 pub fn dev_shm_entries(name: &str) -> Vec<String> {
     std::fs::read_dir("/dev/shm")
@@ -28,86 +20,12 @@ pub fn dev_shm_entries(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// A child process that is killed when dropped.
-pub struct Proc {
-    pub child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Proc {
-    pub fn spawn(role: &str, url: &str, arg: &str) -> Proc {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_entry",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env("UTP_SHM_ROLE", role)
-            .env("UTP_SHM_URL", url)
-            .env("UTP_SHM_ARG", arg)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Proc { child, out }
-    }
-
-    /// The next line the child printed that starts with one of our tags.
-    pub fn line(&mut self) -> String {
-        loop {
-            let mut s = String::new();
-            if self.out.read_line(&mut s).unwrap() == 0 {
-                return "EOF".into();
-            }
-            let s = s.trim().to_string();
-            if ["READY", "BLOCKED", "ERR", "DONE", "FAIL"]
-                .iter()
-                .any(|t| s.starts_with(t))
-            {
-                return s;
-            }
-        }
-    }
-
-    pub fn expect(&mut self, tag: &str) -> String {
-        let line = self.line();
-        assert!(line.starts_with(tag), "expected {tag}, child said {line:?}");
-        line
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn wait_ok(&mut self) {
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "child failed: {status}");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-pub fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
 /// Runs the role this process was started for, then exits; returns at once
 /// in a normal test run. `extra` handles roles particular to one binary.
 pub fn child_entry(extra: impl FnOnce(&str, &str, &str) -> bool) {
-    let Ok(role) = std::env::var("UTP_SHM_ROLE") else {
+    let Some((role, url, arg)) = child::role() else {
         return;
     };
-    let url = std::env::var("UTP_SHM_URL").unwrap();
-    let arg = std::env::var("UTP_SHM_ARG").unwrap_or_default();
     match role.as_str() {
         "server" => serve(&url),
         "calls" => {
