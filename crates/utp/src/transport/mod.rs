@@ -5,6 +5,7 @@
 
 pub mod fifo;
 pub mod inproc;
+mod message;
 pub mod mq;
 pub mod pipe;
 pub mod stream;

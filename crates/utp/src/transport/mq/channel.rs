@@ -1,6 +1,7 @@
 //! [`MqChannel`]: one end of a conversation over a pair of message queues.
 
 use super::*;
+use crate::transport::message;
 
 /// One end of a conversation over a pair of message queues.
 #[derive(Debug)]
@@ -72,18 +73,15 @@ impl MqChannel {
             )));
         }
         let limit = self.max_send_payload();
-        if payload.len() > limit {
-            return Err(Error::TooLarge {
-                len: payload.len(),
-                limit,
-                transport: TRANSPORT,
-            });
-        }
-        let mut head = [0u8; HEADER_LEN];
-        self.stamper.stamp(message_type, flags, payload, &mut head);
-        self.out.clear();
-        self.out.extend_from_slice(&head);
-        self.out.extend_from_slice(payload);
+        message::encode(
+            &mut self.stamper,
+            message_type,
+            flags,
+            payload,
+            limit,
+            TRANSPORT,
+            &mut self.out,
+        )?;
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
         let deadline = Deadline::after(timeout);
         loop {
@@ -184,17 +182,12 @@ impl Channel for MqChannel {
                     None => return Err(self.gone()),
                 },
             };
-            if received == 0 {
+            if !message::decode(&self.buf[..received], self.max_payload, frame)? {
                 return Err(Error::PeerGone(format!(
                     "the peer of {} said goodbye",
                     self.label
                 )));
             }
-            // An invalid frame spoils only itself (message boundaries hold),
-            // but it is still reported: the protocol makes it fatal for the
-            // connection, and the server closes it.
-            let (header, payload) = frame::decode(&self.buf[..received], self.max_payload)?;
-            frame.set(header, payload);
             return Ok(());
         }
     }

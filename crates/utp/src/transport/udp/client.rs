@@ -10,6 +10,8 @@ pub struct UdpChannel {
     stamper: Stamper,
     max_payload: usize,
     buf: Box<[u8]>,
+    /// The outgoing datagram, reused.
+    out: Vec<u8>,
     closed: bool,
 }
 
@@ -34,6 +36,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
         stamper: Stamper::default(),
         max_payload: options.max_payload,
         buf: vec![0u8; MAX_DATAGRAM_V6].into_boxed_slice(),
+        out: Vec::new(),
         closed: false,
     })
 }
@@ -64,10 +67,19 @@ impl Channel for UdpChannel {
             return Err(Error::Closed);
         }
         let limit = payload_limit(&self.server);
-        let bytes = datagram(&mut self.stamper, message_type, flags, payload, limit)?;
+        message::encode(
+            &mut self.stamper,
+            message_type,
+            flags,
+            payload,
+            limit,
+            TRANSPORT,
+            &mut self.out,
+        )?;
+        let bytes = &self.out;
         let deadline = Deadline::after(timeout);
         loop {
-            match self.socket.send(&bytes) {
+            match self.socket.send(bytes) {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => wait_ready(
@@ -109,16 +121,14 @@ impl Channel for UdpChannel {
                 }
                 Err(e) => return Err(Error::io(format!("receive from udp://{}", self.server), e)),
             };
-            if n == 0 {
+            // Only the server's datagrams reach this connected socket; an
+            // invalid one is reported (the channel stays usable).
+            if !message::decode(&self.buf[..n], self.max_payload, frame)? {
                 return Err(Error::PeerGone(format!(
                     "udp://{} ended this conversation",
                     self.server
                 )));
             }
-            // Only the server's datagrams reach this connected socket; an
-            // invalid one is reported (the channel stays usable).
-            let (header, payload) = frame::decode(&self.buf[..n], self.max_payload)?;
-            frame.set(header, payload);
             return Ok(());
         }
     }

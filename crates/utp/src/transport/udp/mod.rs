@@ -28,6 +28,7 @@ mod server;
 pub use client::{UdpChannel, connect};
 pub use server::{UdpListener, UdpServerChannel, listen};
 
+use super::message;
 use super::tcp::resolve;
 use super::wait::{Ready, wait_ready};
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
@@ -75,63 +76,7 @@ fn payload_limit(addr: &SocketAddr) -> usize {
     }
 }
 
-/// Builds the datagram for one frame, refusing payloads that cannot fit.
-fn datagram(
-    stamper: &mut Stamper,
-    message_type: u8,
-    flags: u16,
-    payload: &[u8],
-    limit: usize,
-) -> Result<Vec<u8>> {
-    if payload.len() > limit {
-        return Err(Error::TooLarge {
-            len: payload.len(),
-            limit,
-            transport: TRANSPORT,
-        });
-    }
-    let mut bytes = vec![0u8; HEADER_LEN + payload.len()];
-    let head: &mut [u8; HEADER_LEN] = (&mut bytes[..HEADER_LEN]).try_into().expect("32 bytes");
-    stamper.stamp(message_type, flags, payload, head);
-    bytes[HEADER_LEN..].copy_from_slice(payload);
-    Ok(bytes)
-}
-
 fn tune(socket: &UdpSocket) {
     let _ = rustix::net::sockopt::set_socket_recv_buffer_size(socket, SOCKET_BUFFER);
     let _ = rustix::net::sockopt::set_socket_send_buffer_size(socket, SOCKET_BUFFER);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oversized_payload_is_refused_before_sending() {
-        let mut stamper = Stamper::default();
-        let err = datagram(
-            &mut stamper,
-            1,
-            0,
-            &vec![0; MAX_PAYLOAD_V4 + 1],
-            MAX_PAYLOAD_V4,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::TooLarge {
-                    limit: MAX_PAYLOAD_V4,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(
-            datagram(&mut stamper, 1, 0, &vec![0; MAX_PAYLOAD_V4], MAX_PAYLOAD_V4)
-                .unwrap()
-                .len(),
-            MAX_DATAGRAM_V4
-        );
-    }
 }

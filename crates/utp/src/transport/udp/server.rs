@@ -13,6 +13,8 @@ pub struct UdpServerChannel {
     client: SocketAddr,
     rx: Receiver<Message>,
     stamper: Stamper,
+    /// The outgoing datagram, reused.
+    out: Vec<u8>,
     closed: bool,
     last_heard: std::time::Instant,
     /// Cleared on drop, so the reader thread can forget this client.
@@ -31,9 +33,17 @@ impl Channel for UdpServerChannel {
             return Err(Error::Closed);
         }
         let limit = payload_limit(&self.client);
-        let bytes = datagram(&mut self.stamper, message_type, flags, payload, limit)?;
+        message::encode(
+            &mut self.stamper,
+            message_type,
+            flags,
+            payload,
+            limit,
+            TRANSPORT,
+            &mut self.out,
+        )?;
         loop {
-            return match self.socket.send_to(&bytes, self.client) {
+            return match self.socket.send_to(&self.out, self.client) {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => Err(Error::io(format!("send to udp client {}", self.client), e)),
@@ -259,6 +269,7 @@ impl Demux {
             client: from,
             rx,
             stamper: Stamper::default(),
+            out: Vec::new(),
             closed: false,
             last_heard: std::time::Instant::now(),
             alive: Arc::new(AtomicBool::new(true)),

@@ -1,0 +1,63 @@
+//! One frame per message: the framing of the transports whose kernel object
+//! keeps message boundaries (`udp://` datagrams, `mq://` queue messages).
+//! An empty message means the sender said goodbye.
+
+use crate::error::{Error, Result};
+use crate::frame::{self, Frame, HEADER_LEN, Stamper};
+
+/// Encodes one frame into `out` (cleared first and reused, so sending does
+/// not allocate once it has grown), refusing payloads over `limit`.
+pub(crate) fn encode(
+    stamper: &mut Stamper,
+    message_type: u8,
+    flags: u16,
+    payload: &[u8],
+    limit: usize,
+    transport: &'static str,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if payload.len() > limit {
+        return Err(Error::TooLarge {
+            len: payload.len(),
+            limit,
+            transport,
+        });
+    }
+    let mut head = [0u8; HEADER_LEN];
+    stamper.stamp(message_type, flags, payload, &mut head);
+    out.clear();
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Decodes one received message into `frame`. Returns `false` for the empty
+/// goodbye message. An invalid frame spoils only itself (boundaries hold),
+/// but it is reported: the protocol makes it fatal for the connection.
+pub(crate) fn decode(message: &[u8], max_payload: usize, frame: &mut Frame) -> Result<bool> {
+    if message.is_empty() {
+        return Ok(false);
+    }
+    let (header, payload) = frame::decode(message, max_payload)?;
+    frame.set(header, payload);
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_over_the_limit_is_refused_and_one_at_it_fits() {
+        let mut stamper = Stamper::default();
+        let mut out = Vec::new();
+        let err = encode(&mut stamper, 1, 0, &[0; 101], 100, "test", &mut out).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 100, .. }), "{err}");
+        encode(&mut stamper, 1, 0, &[7; 100], 100, "test", &mut out).unwrap();
+        assert_eq!(out.len(), HEADER_LEN + 100);
+        let mut frame = Frame::default();
+        assert!(decode(&out, 100, &mut frame).unwrap());
+        assert_eq!(frame.payload(), &[7; 100]);
+        assert!(!decode(&[], 100, &mut frame).unwrap());
+    }
+}
