@@ -7,7 +7,8 @@ use super::rendezvous;
 use crate::channel::{Channel, Listener, Options};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crate::transport::queue;
+use crossbeam_channel::{Receiver, Sender};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 use std::sync::Arc;
@@ -121,16 +122,9 @@ impl Listener for ShmListener {
         if self.acceptor.is_none() {
             return Err(Error::Closed);
         }
-        let link = match timeout {
-            None => self.incoming.recv().map_err(|_| Error::Closed)?,
-            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::Timeout {
-                    waiting_for: "a client to connect",
-                    after: t,
-                },
-                RecvTimeoutError::Disconnected => Error::Closed,
-            })?,
-        };
+        let link = queue::recv(&self.incoming, timeout, "a client to connect", || {
+            Error::Closed
+        })?;
         Ok(Box::new(link))
     }
 

@@ -8,7 +8,8 @@
 use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
+use crate::transport::queue;
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -85,16 +86,7 @@ impl Channel for InprocChannel {
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
-        let (header, payload) = match timeout {
-            None => self.rx.recv().map_err(|_| gone())?,
-            Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::Timeout {
-                    waiting_for: "a frame",
-                    after: t,
-                },
-                RecvTimeoutError::Disconnected => gone(),
-            })?,
-        };
+        let (header, payload) = queue::recv(&self.rx, timeout, "a frame", gone)?;
         if payload.len() > self.max_payload {
             return Err(crate::frame::DecodeError::TooLarge {
                 length: header.payload_length,
@@ -169,16 +161,9 @@ impl Listener for InprocListener {
         if !self.registered {
             return Err(Error::Closed);
         }
-        let channel = match timeout {
-            None => self.incoming.recv().map_err(|_| Error::Closed)?,
-            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::Timeout {
-                    waiting_for: "a client to connect",
-                    after: t,
-                },
-                RecvTimeoutError::Disconnected => Error::Closed,
-            })?,
-        };
+        let channel = queue::recv(&self.incoming, timeout, "a client to connect", || {
+            Error::Closed
+        })?;
         Ok(Box::new(channel))
     }
 

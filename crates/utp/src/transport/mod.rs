@@ -8,6 +8,7 @@ pub mod inproc;
 mod message;
 pub mod mq;
 pub mod pipe;
+pub(crate) mod queue;
 pub mod stream;
 pub mod tcp;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! source address, and a channel per client.
 
 use super::*;
+use crate::transport::queue;
 
 type Message = (Header, Vec<u8>);
 
@@ -303,16 +304,12 @@ impl Listener for UdpListener {
         if self.reader.is_none() {
             return Err(Error::Closed);
         }
-        let channel = match timeout {
-            None => self.incoming.recv().map_err(|_| Error::Closed)?,
-            Some(t) => self.incoming.recv_timeout(t).map_err(|e| match e {
-                RecvTimeoutError::Timeout => Error::Timeout {
-                    waiting_for: "a datagram from a new client",
-                    after: t,
-                },
-                RecvTimeoutError::Disconnected => Error::Closed,
-            })?,
-        };
+        let channel = queue::recv(
+            &self.incoming,
+            timeout,
+            "a datagram from a new client",
+            || Error::Closed,
+        )?;
         Ok(Box::new(channel))
     }
 
