@@ -245,3 +245,18 @@ pub(crate) fn set_word(bytes: &mut [u8], i: usize, w: u64) {
         tail.copy_from_slice(&w[..n]);
     }
 }
+
+/// Refuses at compile time a value type no cell can hold: zero-sized, or
+/// larger than [`MAX_VALUE_SIZE`]. Readers and writers call it on open.
+pub(crate) const fn assert_value_fits<T>() {
+    const {
+        assert!(
+            std::mem::size_of::<T>() > 0,
+            "a seqlock value cannot be zero-sized"
+        );
+        assert!(
+            std::mem::size_of::<T>() <= MAX_VALUE_SIZE,
+            "a seqlock value is at most 16 MiB"
+        );
+    }
+}

@@ -40,13 +40,7 @@ impl<T: Pod> SeqReader<T> {
 
     /// [`open`](Self::open) with options (type tag, stall timeout).
     pub fn open_with(url: &str, opts: &CellOptions) -> Result<Self> {
-        const {
-            assert!(
-                std::mem::size_of::<T>() > 0,
-                "a seqlock value cannot be zero-sized"
-            );
-            assert!(std::mem::size_of::<T>() <= layout::MAX_VALUE_SIZE);
-        }
+        layout::assert_value_fits::<T>();
         Ok(SeqReader {
             cell: Cell::open::<T>(url, opts, INIT_WAIT)?,
             stall: opts.stall_timeout,

@@ -54,16 +54,7 @@ impl<T: Pod> SeqWriter<T> {
 
     /// [`open`](Self::open) with options (an explicit type tag).
     pub fn open_with(url: &str, opts: &CellOptions) -> Result<Self> {
-        const {
-            assert!(
-                std::mem::size_of::<T>() > 0,
-                "a seqlock value cannot be zero-sized"
-            );
-            assert!(
-                std::mem::size_of::<T>() <= super::layout::MAX_VALUE_SIZE,
-                "a seqlock value is at most 16 MiB"
-            );
-        }
+        super::layout::assert_value_fits::<T>();
         let (cell, created) = Cell::create_or_open::<T>(url, opts)?;
         let pid = std::process::id();
         let took_over = claim(&cell, pid)?;
