@@ -22,14 +22,9 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
 
-def shared_dir() -> Path:
-    """``$UTP_SHARED_DIR``, or ``<repo>/../shared`` (the repo is cloned beside it)."""
-    return Path(os.environ.get("UTP_SHARED_DIR") or REPO_ROOT.parent / "shared")
-
-
 def load_frame_vectors() -> dict:
-    """The shared frame test vectors, ``shared/vectors/utp-frames.json``."""
-    path = shared_dir() / "vectors" / "utp-frames.json"
+    """The frame test vectors, ``docs/vectors/utp-frames.json`` in this repository."""
+    path = REPO_ROOT / "docs" / "vectors" / "utp-frames.json"
     with open(path, encoding="utf-8") as file:
         return json.load(file)
 

@@ -1,4 +1,4 @@
-"""Every vector of shared/vectors/utp-frames.json, decoded and (when valid) re-encoded."""
+"""Every vector of docs/vectors/utp-frames.json, decoded and (when valid) re-encoded."""
 
 import pytest
 

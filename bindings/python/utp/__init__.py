@@ -1,6 +1,6 @@
 """utp: a pure-Python client and server for UTP frames over unix, tcp and shm.
 
-Written from the specifications alone (``shared/UTP-FRAME.md``,
+Written from the specifications alone (``docs/frame.md``,
 ``docs/protocol.md``, ``docs/shm-layout.md``), standard library only.
 
 >>> from utp import Client                               # doctest: +SKIP

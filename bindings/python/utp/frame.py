@@ -1,4 +1,4 @@
-"""The UTP frame, version 1 (``shared/UTP-FRAME.md``).
+"""The UTP frame, version 1 (``docs/frame.md``).
 
 A frame is a packed 32-byte little-endian header followed by
 ``payload_length`` bytes of payload::
@@ -34,7 +34,7 @@ DEFAULT_MAX_PAYLOAD = 1_048_576
 
 FLAG_CHECKSUM = 0x0001
 
-# Message types (UTP-FRAME.md and docs/protocol.md).
+# Message types (docs/frame.md and docs/protocol.md).
 DATA = 0x01
 HEARTBEAT = 0x02
 ACK = 0x03

@@ -8,12 +8,8 @@ use std::process::Stdio;
 use util::{run, utp};
 
 fn vectors() -> Value {
-    let path = std::env::var("UTP_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-        })
-        .join("vectors/utp-frames.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/vectors/utp-frames.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).unwrap()
 }
 

@@ -1,15 +1,11 @@
-//! Every vector of `shared/vectors/utp-frames.json` through the library.
+//! Every vector of `docs/vectors/utp-frames.json` through the library.
 
 use serde_json::Value;
 use utp::frame;
 
 fn vectors() -> Value {
-    let path = std::env::var("UTP_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-        })
-        .join("vectors/utp-frames.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/vectors/utp-frames.json");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("vectors are JSON")

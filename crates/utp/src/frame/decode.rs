@@ -1,4 +1,4 @@
-//! Decoding with the checks of UTP-FRAME.md, in its order.
+//! Decoding with the checks of docs/frame.md, in its order.
 
 use super::checksum::frame_checksum;
 use super::header::{HEADER_LEN, Header, MAGIC, VERSION};

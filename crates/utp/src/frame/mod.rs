@@ -1,7 +1,7 @@
 //! The UTP v1 frame: a fixed 32-byte header followed by the payload.
 //!
 //! This module does no I/O at all. It encodes headers, decodes and validates
-//! frames in the order `UTP-FRAME.md` prescribes, and computes the CRC-32C
+//! frames in the order `docs/frame.md` prescribes, and computes the CRC-32C
 //! checksum. Every transport in the crate moves exactly these bytes.
 //!
 //! | offset | size | field            |
