@@ -119,15 +119,8 @@ fn peer_credentials_and_allowed_uids() {
     assert_eq!(peer.uid, Some(uid));
     assert_eq!(peer.pid, Some(std::process::id()));
     assert!(peer.gid.is_some());
-    drop(allowed);
-
-    let other = if uid == 54_321 { 54_322 } else { 54_321 };
-    let mut refusing = utp::listen(&format!("unix://{path}?allow_uid={other}")).unwrap();
-    let _client = utp::connect(&format!("unix://{path}")).unwrap();
-    match refusing.accept_timeout(LONG) {
-        Err(Error::Denied(reason)) => assert!(reason.contains(&format!("uid {uid}")), "{reason}"),
-        other => panic!("expected Denied, got {other:?}"),
-    }
+    // Refusals of other users are tested with real other uids in
+    // crates/utp-cli/tests/identity.rs.
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod stream;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
+mod url_options;
 pub(crate) mod wait;
 
 use crate::channel::{Channel, Listener, Options};
@@ -82,8 +83,10 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     })
 }
 
-/// URL options override programmatic ones: `?max_payload=N`.
+/// URL options override programmatic ones: `?max_payload=N`. An option the
+/// transport does not know is an error.
 fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
+    url_options::check(endpoint)?;
     let mut options = base.clone();
     if let Some(max) = endpoint.param_number("max_payload")? {
         options.max_payload = max.min(u32::MAX as u64) as usize;

@@ -5,8 +5,10 @@
 //! - A socket file left by a crashed server is detected (connecting to it is
 //!   refused) and replaced; a live server's socket is never stolen.
 //! - The listener removes its socket file when closed or dropped.
-//! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`]; `?allow_uid=0,1000`
-//!   accepts only those users.
+//! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`] and checked on both
+//!   ends against a [`PeerPolicy`]: by default a server accepts only clients of
+//!   its own uid (and root), and a client talks only to a server of its own uid
+//!   (or root); `?allow_uid=0,1000` and `?allow_gid=` widen that.
 //! - File descriptors travel with frames via
 //!   [`StreamChannel::send_with_fds`] / [`StreamChannel::take_fds`].
 
@@ -15,6 +17,7 @@ use super::wait::{Ready, wait_ready};
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
+use crate::identity::PeerPolicy;
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind,
@@ -108,8 +111,17 @@ pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
 /// Connects to a `unix://` endpoint.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
     let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
+    let policy = PeerPolicy::from_endpoint(endpoint)?;
     let fd = connect_socket(&addr)?;
     let peer = peer_info(&fd, &addr);
+    match (peer.uid, peer.gid) {
+        (Some(uid), Some(gid)) => policy.check_server(&addr.to_string(), "the socket", uid, gid)?,
+        _ => {
+            return Err(Error::Denied(format!(
+                "{addr}: the kernel did not say who the server is (SO_PEERCRED failed)"
+            )));
+        }
+    }
     let framing = match endpoint.param("framing") {
         Some("length") => Framing::LengthPrefixed {
             incoming_type: crate::frame::message_type::RESPONSE,
@@ -144,7 +156,7 @@ pub struct UnixListener {
     fd: Option<OwnedFd>,
     addr: UnixAddr,
     max_payload: usize,
-    allowed_uids: Option<Vec<u32>>,
+    policy: PeerPolicy,
 }
 
 impl UnixListener {
@@ -181,13 +193,14 @@ impl UnixListener {
             fd: Some(fd),
             addr,
             max_payload: options.max_payload,
-            allowed_uids: None,
+            policy: PeerPolicy::same_user(),
         })
     }
 
-    /// Accepts only peers whose uid is in `uids`; others are refused at accept.
-    pub fn allow_uids(&mut self, uids: Vec<u32>) {
-        self.allowed_uids = Some(uids);
+    /// Which clients to accept; others are refused at accept. The default is
+    /// [`PeerPolicy::same_user`].
+    pub fn set_policy(&mut self, policy: PeerPolicy) {
+        self.policy = policy;
     }
 
     /// Accepts the next connection as a raw socket, with its credentials.
@@ -210,15 +223,14 @@ impl UnixListener {
                 Err(e) => return Err(Error::io(format!("accept on {}", self.addr), e)),
             };
             let peer = peer_info(&conn, &self.addr);
-            if let (Some(allowed), Some(uid)) = (&self.allowed_uids, peer.uid) {
-                if !allowed.contains(&uid) {
-                    return Err(Error::Denied(format!(
-                        "refused a client of uid {uid} (pid {}) on {}: not in the allowed uids {allowed:?}",
-                        peer.pid.unwrap_or(0),
-                        self.addr
-                    )));
-                }
-            }
+            let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
+                return Err(Error::Denied(format!(
+                    "refused a client on {}: the kernel did not say who it is (SO_PEERCRED failed)",
+                    self.addr
+                )));
+            };
+            self.policy
+                .check_client(&self.addr.to_string(), uid, gid, peer.pid)?;
             return Ok((conn, peer));
         }
     }
@@ -292,20 +304,12 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
     }
 }
 
-/// Listens on a `unix://` endpoint (`?allow_uid=U1,U2` restricts peers).
+/// Listens on a `unix://` endpoint; clients are checked against the URL's
+/// [`PeerPolicy`] (`?allow_uid=U1,U2`, `?allow_gid=G1`).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
+    let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;
-    if let Some(list) = endpoint.param("allow_uid") {
-        let uids = list
-            .split(',')
-            .map(|u| u.trim().parse::<u32>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|_| Error::BadUrl {
-                url: endpoint.to_string(),
-                reason: format!("allow_uid={list:?} is not a comma-separated list of uids"),
-            })?;
-        listener.allow_uids(uids);
-    }
+    listener.set_policy(policy);
     Ok(listener)
 }
