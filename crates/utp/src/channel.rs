@@ -62,6 +62,32 @@ pub trait Channel: Send + fmt::Debug {
     }
 }
 
+/// A boxed channel is a channel, so generic code (such as
+/// [`TypedChannel`](crate::typed)) takes what [`connect`](crate::connect) returns.
+impl<C: Channel + ?Sized> Channel for Box<C> {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        (**self).send_timeout(message_type, flags, payload, timeout)
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        (**self).recv_timeout(frame, timeout)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        (**self).close()
+    }
+
+    fn peer(&self) -> PeerInfo {
+        (**self).peer()
+    }
+}
+
 /// Accepts channels from clients at one endpoint.
 ///
 /// Dropping a listener (or calling [`close`](Listener::close)) removes the

@@ -72,6 +72,15 @@ pub enum Error {
     /// The peer (or a shared region) is not trusted by policy.
     #[error("permission denied: {0}")]
     Denied(String),
+    /// A payload did not decode as the type the receiver expected (see
+    /// [`crate::typed`]); the frame was consumed and the channel is usable.
+    #[error("payload is not a valid {type_name}: {reason}")]
+    Decode {
+        /// The Rust type that was expected.
+        type_name: &'static str,
+        /// What did not fit.
+        reason: String,
+    },
     /// The channel was closed locally.
     #[error("channel is closed")]
     Closed,
@@ -107,5 +116,73 @@ impl Error {
     /// Whether this error is a timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+}
+
+/// Lets utp calls sit inside functions that return `std::io::Result`, with
+/// the kind a caller of the standard library would expect; the utp error is
+/// kept inside (as the `io::Error`'s inner error) with its message.
+///
+/// ```
+/// fn ping(url: &str) -> std::io::Result<()> {
+///     let _channel = utp::connect(url)?;
+///     Ok(())
+/// }
+/// let err = ping("unix:///nonexistent/utp-doc.sock").unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+/// ```
+impl From<Error> for io::Error {
+    fn from(err: Error) -> io::Error {
+        let kind = match &err {
+            Error::BadUrl { .. } | Error::TooLarge { .. } => io::ErrorKind::InvalidInput,
+            Error::Frame(_) | Error::Protocol(_) | Error::Decode { .. } => {
+                io::ErrorKind::InvalidData
+            }
+            Error::NotFound { .. } => io::ErrorKind::NotFound,
+            Error::InUse { .. } => io::ErrorKind::AddrInUse,
+            Error::PeerGone(_) => io::ErrorKind::BrokenPipe,
+            Error::Timeout { .. } => io::ErrorKind::TimedOut,
+            Error::Full => io::ErrorKind::WouldBlock,
+            Error::Denied(_) => io::ErrorKind::PermissionDenied,
+            Error::Closed => io::ErrorKind::NotConnected,
+            Error::Io { source, .. } => source.kind(),
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+#[cfg(test)]
+mod io_conversion_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_meaning_and_the_message_survives() {
+        let cases = [
+            (Error::PeerGone("closed".into()), io::ErrorKind::BrokenPipe),
+            (
+                Error::Timeout {
+                    waiting_for: "a frame",
+                    after: Duration::from_secs(1),
+                },
+                io::ErrorKind::TimedOut,
+            ),
+            (Error::Full, io::ErrorKind::WouldBlock),
+            (
+                Error::Denied("uid 7".into()),
+                io::ErrorKind::PermissionDenied,
+            ),
+            (Error::Closed, io::ErrorKind::NotConnected),
+            (
+                Error::io("bind /x", io::Error::from(io::ErrorKind::AddrNotAvailable)),
+                io::ErrorKind::AddrNotAvailable,
+            ),
+        ];
+        for (err, kind) in cases {
+            let text = err.to_string();
+            let converted = io::Error::from(err);
+            assert_eq!(converted.kind(), kind, "{text}");
+            assert_eq!(converted.to_string(), text);
+            assert!(converted.get_ref().unwrap().is::<Error>());
+        }
     }
 }

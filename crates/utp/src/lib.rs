@@ -39,6 +39,10 @@ pub mod seqlock;
 pub mod service;
 pub mod shm;
 pub mod transport;
+pub mod typed;
+
+/// Re-exported so `#[derive(bytemuck::Pod)]` types for [`typed`] need no extra dependency line.
+pub use bytemuck;
 
 pub use channel::{Channel, Listener, Options, PeerInfo};
 pub use endpoint::Endpoint;

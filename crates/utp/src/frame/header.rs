@@ -50,6 +50,10 @@ pub mod message_type {
     pub const LINK_ATTACH: u8 = 0x21;
     /// Shared-memory link handshake: the client has mapped the region.
     pub const LINK_READY: u8 = 0x22;
+    /// A typed value encoded with postcard (serde); see [`crate::typed`].
+    pub const TYPED: u8 = 0x30;
+    /// A plain-old-data value, its bytes as in memory; see [`crate::typed`].
+    pub const POD: u8 = 0x31;
 
     /// A short name for a message type, for logs and `utp frame decode`.
     pub fn name(value: u8) -> Option<&'static str> {
@@ -66,6 +70,8 @@ pub mod message_type {
             LINK_HELLO => "LINK_HELLO",
             LINK_ATTACH => "LINK_ATTACH",
             LINK_READY => "LINK_READY",
+            TYPED => "TYPED",
+            POD => "POD",
             _ => return None,
         })
     }
