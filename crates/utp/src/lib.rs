@@ -34,9 +34,11 @@ pub mod channel;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod procnet;
 pub mod seqlock;
 pub mod service;
 pub mod shm;
+pub mod stats;
 pub mod transport;
 
 pub use channel::{Channel, Listener, Options, PeerInfo};

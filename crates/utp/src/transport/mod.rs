@@ -33,7 +33,7 @@ pub fn connect(url: &str) -> Result<Box<dyn Channel>> {
 pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
-    Ok(match &endpoint.address {
+    let channel: Box<dyn Channel> = match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
         Address::Unix(_) | Address::UnixAbstract(_) => {
             Box::new(unix::connect(&endpoint, &options)?)
@@ -50,7 +50,15 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         // Reachable only in builds that leave a transport out (cfg(loom): shm).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
-    })
+    };
+    // Counted for `utp stat` (crate::stats); labelled without the options.
+    let label = endpoint.address.to_string();
+    Ok(crate::stats::count_channel(
+        channel,
+        crate::stats::Kind::Client,
+        &label,
+        None,
+    ))
 }
 
 /// Listens at `url` with default [`Options`].
@@ -64,7 +72,7 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let options = options_from_url(&endpoint, options)?;
     #[cfg(loom)]
     let _ = &options;
-    Ok(match &endpoint.address {
+    let listener: Box<dyn Listener> = match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
         Address::Tcp(_) => Box::new(tcp::listen(&endpoint, &options)?),
@@ -79,7 +87,9 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
         // Reachable only in builds that leave a transport out (cfg(loom): shm).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
-    })
+    };
+    // Counted for `utp stat` (crate::stats), accepted channels too.
+    Ok(crate::stats::count_listener(listener))
 }
 
 /// URL options override programmatic ones: `?max_payload=N`.

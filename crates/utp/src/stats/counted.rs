@@ -1,0 +1,151 @@
+//! Counting wrappers: what [`connect`](crate::connect) and
+//! [`listen`](crate::listen) return, so every transport is counted without
+//! any transport counting for itself.
+
+use super::layout::{Counter, Kind};
+use super::region::{Counters, register};
+use crate::channel::{Channel, Listener, PeerInfo};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, HEADER_LEN};
+use std::time::Duration;
+
+/// Wraps `channel` so it counts into a new block labelled `label`; returns
+/// it unchanged when counting is off or every block is taken.
+pub fn count_channel(
+    mut channel: Box<dyn Channel>,
+    kind: Kind,
+    label: &str,
+    parent: Option<&Counters>,
+) -> Box<dyn Channel> {
+    match register(kind, label, parent) {
+        Some(counters) => {
+            channel.attach_counters(&counters);
+            Box::new(CountedChannel {
+                inner: channel,
+                counters,
+            })
+        }
+        None => channel,
+    }
+}
+
+/// Wraps `listener` so it counts peers accepted and refused, and every
+/// channel it accepts counts into a block of its own.
+pub fn count_listener(listener: Box<dyn Listener>) -> Box<dyn Listener> {
+    match register(Kind::Listener, &listener.endpoint(), None) {
+        Some(counters) => Box::new(CountedListener {
+            inner: listener,
+            counters,
+        }),
+        None => listener,
+    }
+}
+
+/// A channel that counts.
+#[derive(Debug)]
+struct CountedChannel {
+    inner: Box<dyn Channel>,
+    counters: Counters,
+}
+
+fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
+    let counter = match error {
+        Error::Timeout { .. } => timeout,
+        Error::Frame(_) => Counter::ErrorsFrame,
+        Error::PeerGone(_) => Counter::ErrorsPeerGone,
+        Error::TooLarge { .. } => Counter::ErrorsTooLarge,
+        Error::Full => Counter::ErrorsFull,
+        _ => Counter::ErrorsOther,
+    };
+    counters.add(counter, 1);
+}
+
+impl Channel for CountedChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let sent = self
+            .inner
+            .send_timeout(message_type, flags, payload, timeout);
+        match &sent {
+            Ok(()) => {
+                self.counters.add(Counter::FramesSent, 1);
+                self.counters
+                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+            }
+            Err(e) => count_error(&self.counters, e, Counter::SendTimeouts),
+        }
+        sent
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        let received = self.inner.recv_timeout(frame, timeout);
+        match &received {
+            Ok(()) => {
+                self.counters.add(Counter::FramesReceived, 1);
+                self.counters.add(
+                    Counter::BytesReceived,
+                    (HEADER_LEN + frame.payload().len()) as u64,
+                );
+            }
+            Err(e) => count_error(&self.counters, e, Counter::RecvTimeouts),
+        }
+        received
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+
+    fn attach_counters(&mut self, counters: &Counters) {
+        self.inner.attach_counters(counters);
+    }
+}
+
+/// A listener that counts.
+#[derive(Debug)]
+struct CountedListener {
+    inner: Box<dyn Listener>,
+    counters: Counters,
+}
+
+impl Listener for CountedListener {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
+        match self.inner.accept_timeout(timeout) {
+            Ok(channel) => {
+                self.counters.add(Counter::PeersAccepted, 1);
+                let label = self.inner.endpoint();
+                Ok(count_channel(
+                    channel,
+                    Kind::Accepted,
+                    &label,
+                    Some(&self.counters),
+                ))
+            }
+            Err(e) => {
+                match &e {
+                    Error::Timeout { .. } | Error::Closed => {}
+                    Error::Denied(_) => self.counters.add(Counter::PeersRefused, 1),
+                    _ => self.counters.add(Counter::ErrorsOther, 1),
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.inner.endpoint()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+}
