@@ -23,6 +23,7 @@ pub fn count_channel(
             Box::new(CountedChannel {
                 inner: channel,
                 counters,
+                parent: parent.cloned(),
             })
         }
         None => channel,
@@ -46,6 +47,23 @@ pub fn count_listener(listener: Box<dyn Listener>) -> Box<dyn Listener> {
 struct CountedChannel {
     inner: Box<dyn Channel>,
     counters: Counters,
+    /// The listener that accepted this channel: its totals take this
+    /// channel's counts when it closes, so a server's counters cover every
+    /// client it ever had (`utp stat` adds the live ones).
+    parent: Option<Counters>,
+}
+
+impl Drop for CountedChannel {
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            for c in Counter::ALL {
+                let n = self.counters.get(c);
+                if !c.is_level() && n != 0 {
+                    parent.add_shared(c, n);
+                }
+            }
+        }
+    }
 }
 
 fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
@@ -121,7 +139,7 @@ impl Listener for CountedListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         match self.inner.accept_timeout(timeout) {
             Ok(channel) => {
-                self.counters.add(Counter::PeersAccepted, 1);
+                self.counters.add_shared(Counter::PeersAccepted, 1);
                 let label = self.inner.endpoint();
                 Ok(count_channel(
                     channel,
@@ -133,8 +151,8 @@ impl Listener for CountedListener {
             Err(e) => {
                 match &e {
                     Error::Timeout { .. } | Error::Closed => {}
-                    Error::Denied(_) => self.counters.add(Counter::PeersRefused, 1),
-                    _ => self.counters.add(Counter::ErrorsOther, 1),
+                    Error::Denied(_) => self.counters.add_shared(Counter::PeersRefused, 1),
+                    _ => self.counters.add_shared(Counter::ErrorsOther, 1),
                 }
                 Err(e)
             }

@@ -40,6 +40,6 @@ mod read;
 mod region;
 
 pub use counted::{count_channel, count_listener};
-pub use layout::{COUNTERS, Counter, Kind};
+pub use layout::{COUNTERS, Counter, Kind, VERSION};
 pub use read::{BlockSnapshot, ProcessStats, read_all, read_process};
 pub use region::{Counters, directory, enabled, register};

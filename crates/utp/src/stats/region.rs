@@ -253,6 +253,13 @@ impl Counters {
         );
     }
 
+    /// Adds `n` to counter `c` with an atomic read-modify-write, for a
+    /// block several threads add to (a listener's block: its accepting
+    /// thread, and each accepted channel folding in its totals as it closes).
+    pub fn add_shared(&self, c: Counter, n: u64) {
+        self.0.words[W_COUNTERS + c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Sets a level such as [`Counter::RingUsed`].
     #[inline]
     pub fn set(&self, c: Counter, value: u64) {
