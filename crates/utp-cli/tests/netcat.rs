@@ -65,7 +65,7 @@ fn listen_prints_what_send_sends_and_answers() {
     let path = socket_path("listen");
     let url = format!("unix://{}", path.display());
     let ready = RemoveOnDrop(format!("{}.ready", path.display()).into());
-    let mut listener = utp()
+    let listener = utp()
         .args([
             "listen",
             &url,

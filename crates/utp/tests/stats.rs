@@ -69,21 +69,33 @@ fn spawn_child(url: &str, xdg: Option<&std::path::Path>) -> ChildProc {
         Some(dir) => command.env("XDG_RUNTIME_DIR", dir),
         None => command.env_remove("XDG_RUNTIME_DIR"),
     };
-    let mut child = command.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    // In the struct at once: its Drop reaps the child on every path.
+    let mut proc = ChildProc {
+        child: command.spawn().unwrap(),
+        enabled: false,
+        region: Default::default(),
+    };
+    let mut out = BufReader::new(proc.child.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
         assert!(out.read_line(&mut line).unwrap() > 0, "child exited early");
         if let Some(rest) = line.trim().strip_prefix("READY ") {
             let (enabled, path) = rest.split_once(' ').unwrap();
+            proc.enabled = enabled == "true";
+            proc.region = path.into();
             // Keep reading, so the child's last lines never meet a closed pipe.
             std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return ChildProc {
-                child,
-                enabled: enabled == "true",
-                region: path.into(),
-            };
+            return proc;
+        }
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

@@ -281,7 +281,6 @@ fn hugepages() -> Check {
     let field = |key: &str| {
         meminfo.lines().find_map(|l| {
             l.strip_prefix(key)?
-                .trim()
                 .split_whitespace()
                 .next()?
                 .parse::<u64>()
