@@ -17,6 +17,13 @@
 //! only this process writes and no peer polls (see [`Counters::add`]).
 //! `UTP_STATS=off` in the environment turns counting off.
 //!
+//! A link that knows more than frames and errors — the shared-memory link's
+//! ring fill, futex waits and wake-ups — overrides
+//! [`Channel::attach_counters`](crate::Channel::attach_counters), keeps the
+//! [`Counters`] handle it is given, and calls [`Counters::add`] with
+//! [`Counter::Waits`] / [`Counter::Wakeups`] and [`Counters::set`] with
+//! [`Counter::RingUsed`] / [`Counter::RingCapacity`] from its own thread.
+//!
 //! ```
 //! use utp::frame::{Frame, flags, message_type};
 //! let url = format!("inproc://stats-doc-{}", std::process::id());
