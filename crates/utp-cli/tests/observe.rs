@@ -161,3 +161,40 @@ fn doctor_reports_checks_and_its_exit_code_says_whether_there_are_problems() {
     );
     assert!(text.contains("fix: ulimit -n "), "{text}");
 }
+
+#[test]
+fn ls_finds_servers_without_counters_through_proc() {
+    // With UTP_STATS=off nothing is in a counters region: the rows come
+    // from /proc (sockets and ports held by a process named utp).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = socket_path("lsproc");
+    let urls = [
+        format!("tcp://127.0.0.1:{port}"),
+        format!("unix://{}", path.display()),
+    ];
+    let mut children = Vec::new();
+    for url in &urls {
+        let child = util::utp()
+            .env("UTP_STATS", "off")
+            .args(["serve", "calc", "--on", url])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(util::Killed(child));
+        assert!(run(&["wait", url]).status.success());
+    }
+    let out = run(&["ls", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    for (url, child) in urls.iter().zip(&children) {
+        let row = rows
+            .iter()
+            .find(|r| r["url"] == url.as_str())
+            .unwrap_or_else(|| panic!("{url} not listed: {rows:?}"));
+        assert_eq!(row["pid"], child.0.id(), "{row}");
+        assert_eq!(row["clients"], 0, "{row}");
+    }
+}
