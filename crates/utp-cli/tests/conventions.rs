@@ -259,3 +259,34 @@ fn in_use_names_the_holder_pid() {
         )
     );
 }
+
+#[test]
+fn in_use_names_the_holder_pid_for_shm_fifo_and_mq() {
+    for (url, hint) in [
+        (
+            format!("shm://{}", unique("inuse")),
+            "abstract socket @utp/shm/NAME is bound by a live process",
+        ),
+        (
+            format!("fifo:///tmp/{}", unique("inuse")),
+            "a live server reads /tmp/NAME.req",
+        ),
+        (
+            format!("mq://{}", unique("inuse")),
+            "a live server holds /utp.NAME",
+        ),
+    ] {
+        let name = url.rsplit('/').next().unwrap();
+        let server = Server::start("calc", &url);
+        let out = run(&["serve", "calc", "--on", &url]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "utp: error: {url} is already in use by a running server ({}: pid {} (utp))\n",
+                hint.replace("NAME", name),
+                server.child.id()
+            )
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
 pub mod fifo;
+mod in_use;
 pub mod inproc;
 mod message;
 pub mod mq;
@@ -78,12 +79,17 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
         Address::Tcp(_) => Box::new(tcp::listen(&endpoint, &options)?),
         Address::Udp(_) => Box::new(udp::listen(&endpoint, &options)?),
         Address::Pipe(_) => Box::new(pipe::listen(&endpoint, &options)?),
-        Address::Fifo(_) => Box::new(fifo::listen(&endpoint, &options)?),
-        Address::Mq(_) => Box::new(mq::listen(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(
+            fifo::listen(&endpoint, &options).map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
+        Address::Mq(_) => Box::new(
+            mq::listen(&endpoint, &options).map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
         #[cfg(not(loom))]
-        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
-            Box::new(crate::shm::listen(&endpoint, &options)?)
-        }
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => Box::new(
+            crate::shm::listen(&endpoint, &options)
+                .map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
         // Reachable only in builds that leave a transport out (cfg(loom): shm).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
