@@ -16,7 +16,8 @@ struct Region {
 }
 
 static REGION: OnceLock<Option<Region>> = OnceLock::new();
-static PATH: OnceLock<PathBuf> = OnceLock::new();
+/// The creating process and its region file, for the exit handler.
+static PATH: OnceLock<(u32, PathBuf)> = OnceLock::new();
 
 /// Whether counters are kept in this process (`UTP_STATS=off` turns them
 /// off; so does a counters directory that is not safe to use).
@@ -144,7 +145,7 @@ fn create() -> Result<Region> {
     words[H_BLOCKS].store(BLOCKS as u64, Ordering::Relaxed);
     words[H_START].store(start_time(pid).unwrap_or(0), Ordering::Relaxed);
     words[H_MAGIC].store(MAGIC, Ordering::Release);
-    let _ = PATH.set(path);
+    let _ = PATH.set((pid, path));
     // SAFETY: `remove_at_exit` is an `extern "C" fn()` that does not unwind
     // (it catches nothing and only removes a file, ignoring errors).
     unsafe { libc::atexit(remove_at_exit) };
@@ -155,8 +156,13 @@ fn create() -> Result<Region> {
 }
 
 extern "C" fn remove_at_exit() {
-    if let Some(path) = PATH.get() {
-        let _ = std::fs::remove_file(path);
+    // A child forked without exec inherits the handler: only the process
+    // that created the region removes it.
+    match PATH.get() {
+        Some((pid, path)) if *pid == std::process::id() => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
     }
 }
 
