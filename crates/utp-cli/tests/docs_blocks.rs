@@ -201,6 +201,20 @@ fn every_docs_code_block_runs_or_is_marked() {
                     .display(),
                 block.line
             );
+            // rustdoc parses the README's info strings (it runs the Rust
+            // blocks) and warns about characters such as '.' and '\''.
+            if block.file == repo().join("README.md")
+                && !block
+                    .attrs
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " :;,/_-".contains(c))
+            {
+                failures.push(format!(
+                    "{at}: in README.md an info string may hold only letters, digits and \" :;,/_-\" \
+                     (rustdoc reads it): {:?}",
+                    block.attrs
+                ));
+            }
             if let Some(reason) = block.attrs.strip_prefix("no-run") {
                 let reason = reason.trim_start_matches(':').trim();
                 if reason.is_empty() {
