@@ -118,18 +118,32 @@ fn dev_shm() -> Check {
     }
 }
 
+/// The last `RemoveIPC=` of a logind.conf text (comments skipped); later
+/// files override earlier ones, as logind reads them.
+fn remove_ipc_in(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .filter(|(key, _)| key.trim() == "RemoveIPC")
+        .map(|(_, v)| v.trim().to_string())
+        .next_back()
+}
+
 fn remove_ipc() -> Check {
     let name = "systemd RemoveIPC";
-    let logind = [
-        "/lib/systemd/systemd-logind",
-        "/usr/lib/systemd/systemd-logind",
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).exists());
-    if !logind {
+    let logind_running = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "systemd-logind")
+        });
+    if !logind_running {
         return ok(
             name,
-            "no systemd-logind here: nothing removes live segments".into(),
+            "systemd-logind is not running here: nothing removes live segments".into(),
         );
     }
     let mut setting = None;
@@ -144,10 +158,8 @@ fn remove_ipc() -> Check {
         files.extend(extra);
     }
     for file in &files {
-        for line in read(file).unwrap_or_default().lines() {
-            if let Some(value) = line.trim().strip_prefix("RemoveIPC=") {
-                setting = Some((value.trim().to_string(), file.clone()));
-            }
+        if let Some(value) = remove_ipc_in(&read(file).unwrap_or_default()) {
+            setting = Some((value, file.clone()));
         }
     }
     match setting {
@@ -157,8 +169,8 @@ fn remove_ipc() -> Check {
         other => problem(
             name,
             format!(
-                "RemoveIPC={} : systemd-logind deletes the shared memory and message queues of \
-                 a non-system user when their last session ends, under live servers",
+                "RemoveIPC={}: systemd-logind deletes the shared memory and message queues of \
+                 a non-system user (uid 1000 and up) when their last session ends, under live servers",
                 other.map_or_else(
                     || "yes (the default)".to_string(),
                     |(v, f)| format!("{v} ({f})")
@@ -189,13 +201,21 @@ fn mq_limits() -> Vec<Check> {
             format!("{dir} is missing: this kernel has no POSIX message queues (mq://)"),
             "use another transport, or a kernel with CONFIG_POSIX_MQUEUE".into(),
         )),
-        Some(size) if size < 64 * 1024 => out.push(problem(
+        Some(size) if size < 8192 => out.push(problem(
             "mq msgsize_max",
             format!(
-                "{size} bytes: mq:// payloads are limited to {} bytes",
+                "{size} bytes, below Linux's default of 8192: mq:// payloads are limited to {} bytes",
                 size.saturating_sub(32)
             ),
             "sudo sysctl -w fs.mqueue.msgsize_max=1048576".into(),
+        )),
+        Some(size) if size < 64 * 1024 => out.push(info(
+            "mq msgsize_max",
+            format!(
+                "{size} bytes: mq:// payloads up to {} bytes (larger ones: \
+                 sudo sysctl -w fs.mqueue.msgsize_max=1048576)",
+                size - 32
+            ),
         )),
         Some(size) => out.push(ok(
             "mq msgsize_max",
@@ -217,15 +237,22 @@ fn mq_limits() -> Vec<Check> {
             out.push(ok("mq queues_max", format!("{queues} queues")));
         }
     }
+    // Each mq:// link has two queues of msg_max messages of up to
+    // msgsize_max bytes, charged to the user that creates them.
+    let limits = utp::transport::mq::limits();
+    let per_link = 2 * limits.msg_max as u64 * (limits.msgsize_max as u64 + 64);
     let (soft, _) = rlimit(rustix::process::Resource::Msgqueue);
     match soft {
-        Some(bytes) if bytes < 8 * MIB => out.push(problem(
+        Some(bytes) if bytes / per_link.max(1) < 16 => out.push(problem(
             "RLIMIT_MSGQUEUE",
             format!(
-                "{bytes} bytes: the queues of a process are capped at this many bytes in all; \
-                 a few mq:// clients with large messages exhaust it"
+                "{bytes} bytes: room for about {} mq:// links of this user at once \
+                 (two queues of {} messages of up to {} bytes each)",
+                bytes / per_link.max(1),
+                limits.msg_max,
+                limits.msgsize_max
             ),
-            "ulimit -q unlimited   # or a msgqueue line in /etc/security/limits.conf".into(),
+            "ulimit -q unlimited   # for good: a msgqueue line in /etc/security/limits.conf".into(),
         )),
         other => out.push(ok("RLIMIT_MSGQUEUE", show_limit(other))),
     }
@@ -421,5 +448,28 @@ pub fn run(args: Args) -> CmdResult {
         Ok(())
     } else {
         Err(Exit::Failed(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_ipc_in;
+
+    #[test]
+    fn remove_ipc_is_read_like_logind_reads_it() {
+        let default = "[Login]\n#RemoveIPC=yes\n#KillUserProcesses=no\n";
+        assert_eq!(
+            remove_ipc_in(default),
+            None,
+            "commented out: the default (yes)"
+        );
+        assert_eq!(
+            remove_ipc_in("[Login]\nRemoveIPC=yes\nRemoveIPC = no\nRemoveIPC=no \n"),
+            Some("no".into())
+        );
+        assert_eq!(
+            remove_ipc_in("[Login]\n  RemoveIPC=no\n"),
+            Some("no".into())
+        );
     }
 }
