@@ -56,6 +56,7 @@ struct CountedChannel {
 impl Drop for CountedChannel {
     fn drop(&mut self) {
         if let Some(parent) = &self.parent {
+            self.counters.retire();
             for c in Counter::ALL {
                 let n = self.counters.get(c);
                 if !c.is_level() && n != 0 {

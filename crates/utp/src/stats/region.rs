@@ -277,6 +277,13 @@ impl Counters {
         self.0.words[W_COUNTERS + c as usize].load(Ordering::Relaxed)
     }
 
+    /// Marks the block as no longer live before its counts are folded into
+    /// its listener's, so a reader never counts them twice (the block is
+    /// freed for reuse when the last handle drops).
+    pub(crate) fn retire(&self) {
+        self.0.words[W_STATE].store(0, Ordering::Release);
+    }
+
     /// The block's index in the region (for tests and tools).
     pub fn index(&self) -> usize {
         self.0.index
