@@ -28,13 +28,25 @@ fn stat_counts_a_servers_frames_and_peers_from_another_process() {
     let mut client = utp::service::Client::connect(&url).unwrap();
     assert_eq!(client.call(b"ADD 2 2").unwrap(), b"OK 4");
 
-    let out = run(&["stat", &url, "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    // A channel that just closed moves its counts to the listener's: read
+    // until they have settled (at once, in practice; a bound under load).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let rows = loop {
+        let out = run(&["stat", &url, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+        let settled = rows.iter().any(|r| {
+            r["role"] == "listener" && counter(r, "frames_sent") == 4 && r["clients"] == 1
+        });
+        if settled || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let server_row = rows
         .iter()
         .find(|r| r["role"] == "listener")
