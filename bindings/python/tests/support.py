@@ -128,7 +128,7 @@ class ServerProcess:
                 return "".join(self.log)
             self.log.append(line)
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc_info) -> None:

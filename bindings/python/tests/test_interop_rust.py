@@ -3,7 +3,6 @@
 import os
 import subprocess
 
-import pytest
 
 from support import python_server, python_utp, run, rust_server
 from utp import frame
@@ -58,7 +57,7 @@ def test_many_rust_clients_at_once_on_the_python_server(utp_bin, socket_path):
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                    for n in range(12)]
         outputs = [client.communicate(timeout=30) for client in clients]
-    assert [(client.returncode, out) for client, (out, _err) in zip(clients, outputs)] == [
+    assert [(client.returncode, out) for client, (out, _err) in zip(clients, outputs, strict=True)] == [
         (0, f"{3 * n}\n") for n in range(12)]
 
 
@@ -90,7 +89,7 @@ def test_python_and_rust_calculators_agree(utp_bin, socket_path):
             rust, python = replies(rust_url, SAME_REPLY_REQUESTS), replies(python_url, SAME_REPLY_REQUESTS)
     finally:
         assert not os.path.exists(socket_path + ".py")
-    assert list(zip(SAME_REPLY_REQUESTS, python)) == list(zip(SAME_REPLY_REQUESTS, rust))
+    assert list(zip(SAME_REPLY_REQUESTS, python, strict=True)) == list(zip(SAME_REPLY_REQUESTS, rust, strict=True))
 
 
 def test_unicode_spaces_are_not_separators_in_either(utp_bin, socket_path):

@@ -117,7 +117,7 @@ class Client:
         if channel is not None:
             channel.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 SCHEMES = ("unix", "tcp", "shm")
 _SHM_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _FRAMINGS = ("utp", "length")
 _WAITS = ("adaptive", "spin", "block")
-_OPTIONS = {"unix": {"framing": _FRAMINGS}, "tcp": {"framing": _FRAMINGS}, "shm": {"wait": _WAITS}}
+_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "unix": {"framing": _FRAMINGS},
+    "tcp": {"framing": _FRAMINGS},
+    "shm": {"wait": _WAITS},
+}
 
 
 class EndpointError(ValueError):
@@ -34,8 +39,8 @@ class Endpoint:
 
     url: str
     scheme: str
-    address: object
-    options: dict = field(default_factory=dict)
+    address: Any  # str for unix and shm, (host, port) for tcp
+    options: dict[str, str] = field(default_factory=dict)
 
     @property
     def framing(self) -> str:
@@ -56,18 +61,19 @@ class Endpoint:
 def parse(url: str) -> Endpoint:
     """Parse an endpoint URL; raises :class:`EndpointError` with the accepted forms."""
     base, _, query = url.partition("?")
-    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
+    options: dict[str, str] = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
     scheme, sep, rest = base.partition("://")
     if not sep:
         raise _invalid(url, "missing '://'")
     if scheme not in SCHEMES:
         raise _invalid(url, f"unsupported scheme {scheme!r}")
-    known = _OPTIONS[scheme]
+    known: dict[str, tuple[str, ...]] = _OPTIONS[scheme]
     for key, value in options.items():
         if key not in known:
             raise _invalid(url, f"unknown option {key!r} for {scheme}:// (known: {', '.join(known)})")
         if value not in known[key]:
             raise _invalid(url, f"{key} must be one of {', '.join(known[key])}, not {value!r}")
+    address: Any
     if scheme == "unix":
         address = _unix_address(url, rest)
     elif scheme == "tcp":

@@ -15,13 +15,13 @@ import select
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import sockets
 from .endpoint import parse
 from .errors import ConnectionClosed, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, HEARTBEAT, REQUEST, RESPONSE, FrameError
-from .stream import SocketReader, UtpFraming, sniff_server_framing
+from .stream import LengthFraming, SocketReader, UtpFraming, sniff_server_framing
 
 log = logging.getLogger("utp.server")
 
@@ -136,7 +136,7 @@ class _Connection:
         self.server = server
         self.conn = conn
         self.reader = SocketReader(conn)
-        self.framing = None
+        self.framing: UtpFraming | LengthFraming | None = None
 
     def run(self) -> None:
         """Serve this connection until the client leaves, breaks a rule, or the server stops."""
@@ -169,7 +169,7 @@ class _Connection:
 
     def _answer(self, frame) -> None:
         reply = answer(frame, self.server.handler, self.server.url)
-        if reply is not None:
+        if reply is not None and self.framing is not None:
             self.framing.send(*reply, self.server.frame_timeout)
 
     def _send_error(self, reason: str) -> None:

@@ -78,7 +78,7 @@ def _rendezvous(endpoint: Endpoint, timeout: float) -> socket.socket:
         sock.close()
         raise ConnectError(f"no server at {endpoint.url}: nothing listens on abstract socket "
                            f"@{address[1:].decode()} (is the server running?)") from None
-    except socket.timeout:
+    except TimeoutError:
         sock.close()
         raise ConnectError(f"no answer from {endpoint.url} within {timeout:g}s") from None
     except OSError as error:

@@ -96,7 +96,7 @@ class Attach:
     name: str
 
     @classmethod
-    def decode(cls, payload: bytes) -> "Attach":
+    def decode(cls, payload: bytes) -> Attach:
         """Parse and check a LINK_ATTACH payload; raises :class:`ProtocolError`."""
         if len(payload) < _ATTACH.size:
             raise ProtocolError(f"LINK_ATTACH payload of {len(payload)} bytes, at least {_ATTACH.size} needed")

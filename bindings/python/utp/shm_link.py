@@ -220,9 +220,9 @@ class ShmLink:
     def release_mapping(self) -> None:
         """Drop every view of the region, then unmap it."""
         self._closed = True
-        self._inbound = self._outbound = None
+        self._inbound = self._outbound = None  # type: ignore[assignment]  # closed: no ring is used again
         self._u64.release()
         self._u32.release()
         self._view.release()
-        self._anchor = None
+        self._anchor = None  # type: ignore[assignment]  # unpins the mapping before close
         self._region.close()

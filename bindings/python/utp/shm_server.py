@@ -188,7 +188,7 @@ class ShmServer:
 def reclaim_stale_regions(name: str) -> list[str]:
     """Remove ``/dev/shm/utp.NAME.PID.N`` regions whose server PID no longer exists (section 7)."""
     pattern = re.compile(rf"^utp\.{re.escape(name)}\.(\d+)\.(\d+)$")
-    removed = []
+    removed: list[str] = []
     try:
         entries = os.listdir(SHM_DIR)
     except FileNotFoundError:

@@ -23,7 +23,7 @@ def connect(endpoint: Endpoint, timeout: float) -> socket.socket:
         host, port = endpoint.address
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
-        except socket.timeout:
+        except TimeoutError:
             raise ConnectError(f"no answer from {endpoint.url} within {timeout:g}s") from None
         except ConnectionRefusedError:
             raise ConnectError(f"no server at {endpoint.url}: connection refused (is the server running?)") from None
@@ -42,7 +42,7 @@ def connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     except ConnectionRefusedError:
         sock.close()
         raise ConnectError(f"no server at {endpoint.url}: connection refused (is the server running?)") from None
-    except socket.timeout:
+    except TimeoutError:
         sock.close()
         raise ConnectError(f"no answer from {endpoint.url} within {timeout:g}s") from None
     except OSError as error:

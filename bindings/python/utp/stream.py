@@ -65,7 +65,7 @@ class SocketReader:
             self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(min(size - len(buffer), 1 << 20))
-            except socket.timeout:
+            except TimeoutError:
                 raise UtpTimeout(f"timed out after receiving {len(buffer)} of {size} bytes") from None
             except ConnectionResetError:
                 chunk = b""
@@ -82,7 +82,7 @@ def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
     sock.settimeout(timeout)
     try:
         sock.sendall(data)
-    except socket.timeout:
+    except TimeoutError:
         raise UtpTimeout(f"timed out sending {len(data)} bytes") from None
     except (BrokenPipeError, ConnectionResetError) as error:
         raise ConnectionClosed(f"the peer closed the connection ({error.strerror})") from None
@@ -121,9 +121,10 @@ class UtpFraming:
         header = utp_frame.decode_header(head, self.max_payload)
         payload = b""
         if header.payload_length:
-            payload = self.reader.read_exact(header.payload_length, deadline)
-            if payload is None:
+            body = self.reader.read_exact(header.payload_length, deadline)
+            if body is None:
                 raise ConnectionClosed("connection closed after a frame header, before its payload")
+            payload = body
         utp_frame.verify_checksum(head, header, payload)
         return Frame(header.message_type, payload, header.sequence, header.timestamp_us,
                      header.flags, header.checksum)
@@ -175,9 +176,10 @@ class LengthFraming:
                              f"message length {length} exceeds the limit of {self.max_payload} bytes")
         payload = b""
         if length:
-            payload = self.reader.read_exact(length, deadline)
-            if payload is None:
+            body = self.reader.read_exact(length, deadline)
+            if body is None:
                 raise ConnectionClosed("connection closed after a length prefix, before the message")
+            payload = body
         sequence = self._next_sequence
         self._next_sequence += 1
         return Frame(self.inbound_type, payload, sequence=sequence, flags=0)

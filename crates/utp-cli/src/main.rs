@@ -4,8 +4,30 @@
 mod cmd;
 mod exit;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use exit::Exit;
+
+/// `utp --version`: the version, the build's features, and the versions
+/// of the formats it speaks.
+fn long_version() -> String {
+    let features: &[&str] = &[
+        #[cfg(feature = "peers")]
+        "peers",
+    ];
+    format!(
+        "{}\nfeatures: {}\nframe version {}, shm layout version {}, seqlock cell version {}, stats layout version {}",
+        env!("CARGO_PKG_VERSION"),
+        if features.is_empty() {
+            "none (build with --features peers for the benchmark's peer libraries)".to_string()
+        } else {
+            features.join(", ")
+        },
+        utp::frame::VERSION,
+        utp::shm::layout::LAYOUT_VERSION,
+        utp::seqlock::layout::CELL_VERSION,
+        utp::stats::VERSION,
+    )
+}
 
 /// Fast, safe inter-process communication: one frame format, every Linux IPC
 /// mechanism behind one URL.
@@ -13,11 +35,25 @@ use exit::Exit;
 /// Endpoints are URLs: shm://NAME, sysv://KEY, file:///PATH, unix:///PATH,
 /// unix://@NAME, tcp://HOST:PORT, udp://HOST:PORT, pipe:, fifo:///PATH,
 /// mq://NAME, inproc://NAME.
+///
+/// Logging: RUST_LOG sets the filter (error, warn, info, debug, trace; the
+/// default is info); -v, -vv and -q override it.
 #[derive(Debug, Parser)]
 #[command(name = "utp", version, propagate_version = true)]
-struct Cli {
+pub struct Cli {
+    /// More log output: -v for debug, -vv for trace (overrides RUST_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors in the log (overrides RUST_LOG).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The command-line definition, for completions and the man page.
+pub fn command() -> clap::Command {
+    Cli::command().long_version(&*Box::leak(long_version().into_boxed_str()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -26,6 +62,22 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Call the calculator: `utp call URL ADD 10 20` prints 30.
     Call(cmd::call::Args),
+    /// Wait until a server answers at URL (for scripts: `utp serve ... & utp wait URL`).
+    Wait(cmd::wait::Args),
+    /// Send frames (arguments or stdin lines) to an endpoint and print the replies.
+    Send(cmd::send::Args),
+    /// Connect to an endpoint and print the frames it sends.
+    Recv(cmd::recv::Args),
+    /// Listen on an endpoint and print the frames clients send (optionally answer them).
+    Listen(cmd::listen::Args),
+    /// Show the counters of the channels and servers at URL (all, without URL).
+    Stat(cmd::stat::Args),
+    /// Check this machine for what utp needs; print the fix of each problem.
+    Doctor(cmd::doctor::Args),
+    /// Print a shell completion script: bash, zsh, fish, elvish, powershell.
+    Completions(cmd::completions::Args),
+    /// Print the man page (roff) to stdout: `utp man | man -l -`.
+    Man(cmd::man::Args),
     /// Decode or encode UTP frames as hex, for debugging captured traffic.
     #[command(subcommand)]
     Frame(cmd::frame::Command),
@@ -33,7 +85,7 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Show a shared-memory endpoint: listener, links, rings, peers, heartbeats.
     Inspect(cmd::inspect::Args),
-    /// List utp endpoints on this machine (listener sockets, link regions).
+    /// List live utp endpoints on this machine, every transport, with owner, pid and clients.
     Ls(cmd::ls::Args),
     /// Measure every mechanism beside its raw baseline: latency, throughput, calls/s.
     Bench(cmd::bench::Args),
@@ -46,13 +98,30 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    match (cli.verbose, cli.quiet) {
+        (_, true) => logger.filter_level(log::LevelFilter::Error),
+        (0, false) => &mut logger,
+        (1, false) => logger.filter_level(log::LevelFilter::Debug),
+        (_, false) => logger.filter_level(log::LevelFilter::Trace),
+    };
+    logger.format_target(false).init();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Call(args) => cmd::call::run(args),
+        Command::Wait(args) => cmd::wait::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Recv(args) => cmd::recv::run(args),
+        Command::Listen(args) => cmd::listen::run(args),
+        Command::Stat(args) => cmd::stat::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),

@@ -78,12 +78,29 @@ fn a_missing_endpoint_fails_fast_with_a_clear_message() {
 }
 
 #[test]
-fn a_bad_url_lists_the_accepted_forms() {
-    let out = run(&["call", "unix:/tmp/x.sock", "ADD", "1", "2"]);
+fn an_unknown_scheme_lists_the_accepted_forms() {
+    let out = run(&["call", "gopher://x", "ADD", "1", "2"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown scheme \"gopher\""), "{stderr}");
     assert!(stderr.contains("accepted forms"), "{stderr}");
     assert!(stderr.contains("tcp://HOST:PORT"), "{stderr}");
+}
+
+#[test]
+fn a_precise_url_error_is_one_line() {
+    let out = run(&["call", "unix:/tmp/x.sock", "ADD", "1", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "utp: error: invalid endpoint URL \"unix:/tmp/x.sock\": expected unix://...\n"
+    );
+    let out = run(&["call", "udp://[::1", "ADD", "1", "2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "utp: error: invalid endpoint URL \"udp://[::1\": \"[::1\" opens an IPv6 address with '[' \
+         but never closes it: write [ADDR]:PORT, as in [::1]:7000\n"
+    );
 }
 
 #[test]
@@ -108,9 +125,9 @@ fn a_server_that_never_answers_times_out_instead_of_hanging() {
         started.elapsed()
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("timed out"),
-        "{out:?}"
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "utp: error: timed out after 300ms waiting for a frame from the peer\n"
     );
 }
 

@@ -45,9 +45,14 @@ fn inspect_shows_writer_sequence_and_age() {
     );
     let ls = Command::new(UTP).arg("ls").output().unwrap();
     let ls = String::from_utf8_lossy(&ls.stdout);
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("seqlock ") && l.contains(&format!(" {url} ")))
+        .unwrap_or_else(|| panic!("no row for {url}:\n{ls}"));
     assert!(
-        ls.contains(&format!("seqlock   {url}  16 bytes, sequence 4")),
-        "{ls}"
+        row.contains(&format!(" {} ", std::process::id()))
+            && row.ends_with("seqlock cell, 16 bytes, sequence 4, writer alive"),
+        "{row}"
     );
     drop(w);
     let (code, text) = inspect(&url);

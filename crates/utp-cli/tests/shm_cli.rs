@@ -168,9 +168,18 @@ fn inspect_and_ls_show_a_live_link() {
 
     let out = Command::new(UTP).arg("ls").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("@utp/shm/{name}")), "{text}");
+    let server_row = text
+        .lines()
+        .find(|l| l.starts_with("shm ") && l.contains(&format!("shm://{name} ")))
+        .unwrap_or_else(|| panic!("no row for {url}:\n{text}"));
     assert!(
-        text.contains(&format!("/dev/shm/utp.{name}.")) && text.contains("0600"),
+        server_row.contains(&format!(" {} ", server.0.id()))
+            && server_row.contains(&format!("@utp/shm/{name}")),
+        "{server_row}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("/dev/shm/utp.{name}.")) && l.contains("mode 0600")),
         "{text}"
     );
     drop(client);

@@ -132,9 +132,10 @@ fn writer(args: &Args) -> utp::Result<()> {
 fn reader(args: &Args) -> utp::Result<()> {
     let r = SeqReader::<Book>::open(&args.url)?;
     println!(
-        "reader of {} (writer pid {:?}), {}",
+        "reader of {} (writer {}), {}",
         args.url,
-        r.writer_pid(),
+        r.writer_pid()
+            .map_or_else(|| "none".to_string(), |pid| format!("pid {pid}")),
         if args.wait {
             "sleeping until each update"
         } else {

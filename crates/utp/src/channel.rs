@@ -51,6 +51,12 @@ pub trait Channel: Send + fmt::Debug {
         PeerInfo::default()
     }
 
+    /// Hands the channel the counters it is counted in (see [`crate::stats`]),
+    /// so it can add what only it knows: waits, wake-ups, ring fill. Called
+    /// once, by [`crate::connect`] and by listeners from [`crate::listen`];
+    /// the default keeps nothing.
+    fn attach_counters(&mut self, _counters: &crate::stats::Counters) {}
+
     /// Sends one frame, waiting for room as long as it takes.
     fn send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
         self.send_timeout(message_type, flags, payload, None)
@@ -85,6 +91,10 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
 
     fn peer(&self) -> PeerInfo {
         (**self).peer()
+    }
+
+    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
+        (**self).attach_counters(counters)
     }
 }
 

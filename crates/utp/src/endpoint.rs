@@ -14,7 +14,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// The URL forms utp accepts; shown in every URL error.
+/// The URL forms utp accepts; shown when a URL has no scheme or an unknown one
+/// (a precise error about a known scheme is not buried under it).
 pub const ACCEPTED_FORMS: &str = "\
 accepted forms:
   shm://NAME          POSIX shared memory link (NAME: letters, digits, . _ -)
@@ -134,9 +135,11 @@ impl FromStr for Endpoint {
             url: url.to_string(),
             reason: reason.to_string(),
         };
-        let (scheme, rest) = url
-            .split_once(':')
-            .ok_or_else(|| bad("missing scheme (such as shm:// or unix://)"))?;
+        let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+            bad(&format!(
+                "missing scheme (such as shm:// or unix://)\n{ACCEPTED_FORMS}"
+            ))
+        })?;
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
@@ -182,7 +185,7 @@ fn parse_address(scheme: &str, body: &str) -> std::result::Result<Address, Strin
         },
         "tcp" => Address::Tcp(host_port(body)?),
         "udp" => Address::Udp(host_port(body)?),
-        other => return Err(format!("unknown scheme {other:?}")),
+        other => return Err(format!("unknown scheme {other:?}\n{ACCEPTED_FORMS}")),
     })
 }
 
@@ -228,11 +231,35 @@ fn absolute_path(body: &str) -> std::result::Result<PathBuf, String> {
 }
 
 fn host_port(body: &str) -> std::result::Result<String, String> {
+    if let Some(inside) = body.strip_prefix('[') {
+        // An IPv6 literal: [ADDR]:PORT, with the address checked here so a
+        // typo is reported as a typo, not as a failed DNS lookup.
+        let Some((addr, after)) = inside.split_once(']') else {
+            return Err(format!(
+                "{body:?} opens an IPv6 address with '[' but never closes it: write [ADDR]:PORT, as in [::1]:7000"
+            ));
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{addr:?} inside [...] is not an IPv6 address"));
+        }
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| format!("{body:?} has no :PORT after the IPv6 address"))?;
+        if port.parse::<u16>().is_err() {
+            return Err(format!("port {port:?} is not a number 0-65535"));
+        }
+        return Ok(body.to_string());
+    }
     let (host, port) = body
         .rsplit_once(':')
         .ok_or_else(|| format!("{body:?} is not HOST:PORT"))?;
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(format!("{body:?} is not HOST:PORT with a port 0-65535"));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "{host:?} looks like an IPv6 address: put it in brackets, as in [{host}]:{port}"
+        ));
     }
     Ok(body.to_string())
 }
@@ -299,10 +326,44 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_problem_and_list_the_forms() {
+    fn unknown_or_missing_schemes_list_the_forms() {
         for (url, needle) in [
             ("calc", "missing scheme"),
-            ("gopher://x", "unknown scheme"),
+            ("gopher://x", "unknown scheme \"gopher\""),
+        ] {
+            let msg = url.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(msg.contains(needle), "{url}: {msg}");
+            assert!(msg.ends_with(ACCEPTED_FORMS), "{url}: {msg}");
+        }
+    }
+
+    #[test]
+    fn precise_errors_do_not_bury_themselves_under_the_forms() {
+        assert_eq!(
+            "unix://tmp/x.sock"
+                .parse::<Endpoint>()
+                .unwrap_err()
+                .to_string(),
+            "invalid endpoint URL \"unix://tmp/x.sock\": path \"tmp/x.sock\" must be absolute: \
+             write three slashes, as in unix:///tmp/x.sock"
+        );
+        assert_eq!(
+            "udp://[::1".parse::<Endpoint>().unwrap_err().to_string(),
+            "invalid endpoint URL \"udp://[::1\": \"[::1\" opens an IPv6 address with '[' but never \
+             closes it: write [ADDR]:PORT, as in [::1]:7000"
+        );
+        assert_eq!(
+            "tcp://::1:80".parse::<Endpoint>().unwrap_err().to_string(),
+            "invalid endpoint URL \"tcp://::1:80\": \"::1\" looks like an IPv6 address: put it in \
+             brackets, as in [::1]:80"
+        );
+        assert!("udp://[::1]:7000".parse::<Endpoint>().is_ok());
+        assert!("tcp://[fe80::zz]:1".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        for (url, needle) in [
             ("unix://tmp/x.sock", "three slashes"),
             ("shm://", "must be 1-200"),
             ("shm://a/b", "must be 1-200"),
@@ -312,7 +373,7 @@ mod tests {
         ] {
             let msg = url.parse::<Endpoint>().unwrap_err().to_string();
             assert!(msg.contains(needle), "{url}: {msg}");
-            assert!(msg.contains("accepted forms"), "{url}: {msg}");
+            assert!(!msg.contains("accepted forms"), "{url}: {msg}");
         }
     }
 

@@ -9,14 +9,15 @@ use std::time::Duration;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in utp.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same sentence as `Display`, so a `main` that returns
+/// `utp::Result<()>` shows `Error: shm://x is already in use ...` rather than
+/// a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The endpoint URL could not be understood.
-    #[error(
-        "invalid endpoint URL {url:?}: {reason}\n{}",
-        crate::endpoint::ACCEPTED_FORMS
-    )]
+    #[error("invalid endpoint URL {url:?}: {reason}")]
     BadUrl {
         /// The URL as given.
         url: String,
@@ -46,7 +47,7 @@ pub enum Error {
     #[error("peer gone: {0}")]
     PeerGone(String),
     /// A blocking call did not complete in time.
-    #[error("timed out after {after:?} while {waiting_for}")]
+    #[error("timed out after {after:?} waiting for {waiting_for}")]
     Timeout {
         /// What the call was waiting for.
         waiting_for: &'static str,
@@ -93,6 +94,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn show_hint(hint: &Option<String>) -> String {
@@ -184,5 +191,43 @@ mod io_conversion_tests {
             assert_eq!(converted.to_string(), text);
             assert!(converted.get_ref().unwrap().is::<Error>());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_says_what_it_was_waiting_for() {
+        let e = Error::Timeout {
+            waiting_for: "a frame from the peer",
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timed out after 1s waiting for a frame from the peer"
+        );
+    }
+
+    #[test]
+    fn debug_is_the_sentence_not_a_struct_dump() {
+        // What `fn main() -> utp::Result<()>` prints after "Error: ".
+        let e = Error::InUse {
+            endpoint: "shm://calc".into(),
+            hint: Some("held by pid 1234".into()),
+        };
+        assert_eq!(
+            format!("{e:?}"),
+            "shm://calc is already in use by a running server (held by pid 1234)"
+        );
+        let e = Error::InUse {
+            endpoint: "tcp://127.0.0.1:80".into(),
+            hint: None,
+        };
+        assert_eq!(
+            format!("{e:?}"),
+            "tcp://127.0.0.1:80 is already in use by a running server"
+        );
     }
 }

@@ -35,9 +35,11 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod identity;
+pub mod procnet;
 pub mod seqlock;
 pub mod service;
 pub mod shm;
+pub mod stats;
 pub mod transport;
 pub mod typed;
 
@@ -48,3 +50,10 @@ pub use channel::{Channel, Listener, Options, PeerInfo};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use transport::{connect, connect_with, listen, listen_with};
+
+/// The Rust blocks of the repository's README.md, compiled and run as
+/// doctests so the README cannot drift from the API (the other blocks are
+/// run by `crates/utp-cli/tests/docs_blocks.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

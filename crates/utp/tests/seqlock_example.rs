@@ -43,6 +43,9 @@ fn orderbook_writer_and_reader_processes() {
             text.contains("best bid") && text.contains("| ask"),
             "{mode:?}: {text}"
         );
+        // The writer's pid as a number, not a Rust `Some(..)`.
+        let header = format!("reader of {url} (writer pid {}), ", writer.id());
+        assert!(text.starts_with(&header), "{mode:?}: {text}");
     }
     let status = writer.wait().unwrap();
     assert!(status.success());

@@ -20,6 +20,10 @@ pub struct Args {
     /// Give up after this long (connect and reply), e.g. 500ms, 5s.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Print the outcome as JSON on stdout: {"ok":true,"result":30} or
+    /// {"ok":false,"error":"Division by zero"} (exit codes unchanged).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Prints the result and exits 0; prints an `ERR` to stderr and exits 1.
@@ -33,14 +37,23 @@ pub fn run(args: Args) -> CmdResult {
     // The server validates the request: what it says is what the user sees.
     let request = format!("{} {} {}", args.op, args.a, args.b);
     let reply = client.call(request.as_bytes())?;
-    match calc::Reply::parse(reply).map_err(utp::Error::Protocol)? {
+    let outcome = calc::Reply::parse(reply).map_err(utp::Error::Protocol)?;
+    let _ = client.close();
+    match outcome {
         calc::Reply::Ok(n) => {
-            println!("{n}");
-            let _ = client.close();
+            if args.json {
+                println!("{}", serde_json::json!({"ok": true, "result": n}));
+            } else {
+                println!("{n}");
+            }
             Ok(())
         }
         calc::Reply::Err(message) => {
-            eprintln!("{message}");
+            if args.json {
+                println!("{}", serde_json::json!({"ok": false, "error": message}));
+            } else {
+                eprintln!("{message}");
+            }
             Err(Exit::Failed(1))
         }
     }

@@ -35,7 +35,12 @@ pub fn show(url: &str, cell: &CellState) -> CmdResult {
         .unwrap_or_else(|| "never".into());
     println!("  last update: {age}");
     if !cell.signal_subscribers.is_empty() {
-        println!("  SIGUSR1 subscribers: {:?}", cell.signal_subscribers);
+        let pids: Vec<String> = cell
+            .signal_subscribers
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        println!("  SIGUSR1 subscribers: pids {}", pids.join(", "));
     }
     if cell.writer_alive {
         Ok(())

@@ -1,7 +1,8 @@
 //! `utp serve SERVICE --on URL`.
 
-use crate::exit::CmdResult;
+use crate::exit::{CmdResult, Exit};
 use clap::ValueEnum;
+use std::path::{Path, PathBuf};
 use utp::PeerInfo;
 use utp::service::{Server, calc};
 
@@ -16,6 +17,10 @@ pub struct Args {
     /// Clients served at once; more are told "server busy" and closed.
     #[arg(long, default_value_t = utp::service::DEFAULT_MAX_CLIENTS)]
     max_clients: usize,
+    /// Once listening, write the endpoint's URL to this file (removed on
+    /// exit); scripts wait for the file instead of racing the server.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 /// Services the CLI can serve.
@@ -27,8 +32,51 @@ enum Service {
     Echo,
 }
 
+/// `inproc://` lives inside one process: a server there cannot be reached
+/// by any other, so the CLI refuses it instead of serving nobody.
+pub fn refuse_inproc(url: &str) -> Result<(), Exit> {
+    if matches!(
+        utp::Endpoint::parse(url)?.address,
+        utp::endpoint::Address::Inproc(_)
+    ) {
+        return Err(Exit::Error(format!(
+            "{url}: inproc:// endpoints exist only inside one process, so no other process \
+             could reach this server; use unix://, shm:// or another transport"
+        )));
+    }
+    Ok(())
+}
+
+/// A file holding the URL a server listens on, removed when dropped.
+#[derive(Debug)]
+pub struct ReadyFile(PathBuf);
+
+impl ReadyFile {
+    /// Writes `url` and a newline to `path` at once (a temporary file
+    /// renamed over it), so a reader never sees half of it.
+    pub fn write(path: &Path, url: &str) -> Result<ReadyFile, Exit> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{url}\n"))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                Exit::Error(format!("write the ready file {}: {e}", path.display()))
+            })?;
+        Ok(ReadyFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
 pub fn run(args: Args) -> CmdResult {
+    refuse_inproc(&args.on)?;
     let listener = utp::listen(&args.on)?;
     let server = match args.service {
         Service::Calc => Server::new(listener, calc::handler()),
@@ -36,6 +84,11 @@ pub fn run(args: Args) -> CmdResult {
     };
     let mut server = server.max_clients(args.max_clients);
     server.shutdown_handle().on_signals()?;
+    let _ready = args
+        .ready_file
+        .as_deref()
+        .map(|path| ReadyFile::write(path, &server.endpoint()))
+        .transpose()?;
     server.run()?;
     Ok(())
 }

@@ -18,7 +18,10 @@ pub enum DecodeError {
         available: usize,
     },
     /// The first four bytes are not `42 50 54 55`.
-    #[error("bad magic 0x{found:08x} (expected 0x55545042, bytes 42 50 54 55): not a UTP frame")]
+    #[error(
+        "bad magic: received bytes {} (0x{found:08x}), expected 42 50 54 55 (\"BPTU\"): not a UTP frame",
+        show_bytes(*found)
+    )]
     BadMagic {
         /// The magic that was read.
         found: u32,
@@ -45,6 +48,12 @@ pub enum DecodeError {
         /// Checksum computed over the bytes.
         actual: u32,
     },
+}
+
+/// The four magic bytes as received, in wire order: `47 45 54 20`.
+fn show_bytes(magic: u32) -> String {
+    let b = magic.to_le_bytes();
+    format!("{:02x} {:02x} {:02x} {:02x}", b[0], b[1], b[2], b[3])
 }
 
 impl DecodeError {
@@ -167,6 +176,17 @@ mod tests {
         let bytes = sample();
         assert_eq!(decode(&bytes[..35], 1).unwrap_err().kind(), "too_large");
         assert_eq!(decode(&bytes[..35], 1024).unwrap_err().kind(), "truncated");
+    }
+
+    #[test]
+    fn bad_magic_shows_the_bytes_received() {
+        let mut bytes = sample();
+        bytes[..4].copy_from_slice(b"GET ");
+        assert_eq!(
+            decode(&bytes, 1024).unwrap_err().to_string(),
+            "bad magic: received bytes 47 45 54 20 (0x20544547), expected 42 50 54 55 (\"BPTU\"): \
+             not a UTP frame"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`connect`] and [`listen`] pick the transport from the endpoint URL.
 
 pub mod fifo;
+mod in_use;
 pub mod inproc;
 mod message;
 pub mod mq;
@@ -34,7 +35,7 @@ pub fn connect(url: &str) -> Result<Box<dyn Channel>> {
 pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
     let endpoint = Endpoint::parse(url)?;
     let options = options_from_url(&endpoint, options)?;
-    Ok(match &endpoint.address {
+    let channel: Box<dyn Channel> = match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::connect(name, &options)?),
         Address::Unix(_) | Address::UnixAbstract(_) => {
             Box::new(unix::connect(&endpoint, &options)?)
@@ -51,7 +52,15 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         // Reachable only in builds that leave a transport out (cfg(loom): shm).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
-    })
+    };
+    // Counted for `utp stat` (crate::stats); labelled without the options.
+    let label = endpoint.address.to_string();
+    Ok(crate::stats::count_channel(
+        channel,
+        crate::stats::Kind::Client,
+        &label,
+        None,
+    ))
 }
 
 /// Listens at `url` with default [`Options`].
@@ -65,22 +74,29 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     let options = options_from_url(&endpoint, options)?;
     #[cfg(loom)]
     let _ = &options;
-    Ok(match &endpoint.address {
+    let listener: Box<dyn Listener> = match &endpoint.address {
         Address::Inproc(name) => Box::new(inproc::listen(name)?),
         Address::Unix(_) | Address::UnixAbstract(_) => Box::new(unix::listen(&endpoint, &options)?),
         Address::Tcp(_) => Box::new(tcp::listen(&endpoint, &options)?),
         Address::Udp(_) => Box::new(udp::listen(&endpoint, &options)?),
         Address::Pipe(_) => Box::new(pipe::listen(&endpoint, &options)?),
-        Address::Fifo(_) => Box::new(fifo::listen(&endpoint, &options)?),
-        Address::Mq(_) => Box::new(mq::listen(&endpoint, &options)?),
+        Address::Fifo(_) => Box::new(
+            fifo::listen(&endpoint, &options).map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
+        Address::Mq(_) => Box::new(
+            mq::listen(&endpoint, &options).map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
         #[cfg(not(loom))]
-        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
-            Box::new(crate::shm::listen(&endpoint, &options)?)
-        }
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => Box::new(
+            crate::shm::listen(&endpoint, &options)
+                .map_err(|e| in_use::name_holder(&endpoint, e))?,
+        ),
         // Reachable only in builds that leave a transport out (cfg(loom): shm).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
-    })
+    };
+    // Counted for `utp stat` (crate::stats), accepted channels too.
+    Ok(crate::stats::count_listener(listener))
 }
 
 /// URL options override programmatic ones: `?max_payload=N`. An option the

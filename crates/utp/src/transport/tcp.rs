@@ -133,7 +133,10 @@ impl TcpListener {
             Err(rustix::io::Errno::ADDRINUSE) => {
                 return Err(Error::InUse {
                     endpoint: format!("tcp://{addr}"),
-                    hint: Some("another process listens on that port".into()),
+                    hint: Some(crate::procnet::in_use_hint(
+                        "another process listens on that port",
+                        &crate::procnet::inet_port_holders("tcp", addr.port()),
+                    )),
                 });
             }
             Err(e) => return Err(Error::io(format!("bind tcp://{addr}"), e)),

@@ -170,9 +170,15 @@ impl UnixListener {
         match bind(&fd, &sockaddr) {
             Ok(()) => {}
             Err(Errno::ADDRINUSE) => {
+                let name = match &addr {
+                    UnixAddr::Path(path) => path.display().to_string(),
+                    UnixAddr::Abstract(name) => format!("@{name}"),
+                };
+                let holders = crate::procnet::unix_listener_holders(&name);
                 return Err(Error::InUse {
                     endpoint: addr.to_string(),
-                    hint: None,
+                    hint: crate::procnet::describe_holders(&holders)
+                        .map(|who| format!("held by {who}")),
                 });
             }
             Err(e) => return Err(Error::io(format!("bind {addr}"), e)),
@@ -290,10 +296,19 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
         });
     }
     match connect_socket(addr) {
-        Ok(_) => Err(Error::InUse {
-            endpoint: addr.to_string(),
-            hint: Some("a live server accepts connections there".into()),
-        }),
+        Ok(fd) => {
+            // The kernel tells a Unix socket's peer: the live server's pid.
+            let holder = rustix::net::sockopt::socket_peercred(&fd)
+                .map(|cred| vec![cred.pid.as_raw_nonzero().get() as u32])
+                .unwrap_or_default();
+            Err(Error::InUse {
+                endpoint: addr.to_string(),
+                hint: Some(crate::procnet::in_use_hint(
+                    "a live server accepts connections there",
+                    &holder,
+                )),
+            })
+        }
         Err(Error::NotFound { .. }) => std::fs::remove_file(path)
             .or_else(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(()),

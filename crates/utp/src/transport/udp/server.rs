@@ -135,7 +135,10 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
     let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
         ErrorKind::AddrInUse => Error::InUse {
             endpoint: format!("udp://{addr}"),
-            hint: Some("another process has that port".into()),
+            hint: Some(crate::procnet::in_use_hint(
+                "another process has that port",
+                &crate::procnet::inet_port_holders("udp", addr.port()),
+            )),
         },
         _ => Error::io(format!("bind udp://{addr}"), e),
     })?;

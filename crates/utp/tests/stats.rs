@@ -1,0 +1,240 @@
+//! Counters (utp::stats): exact counts through the counting wrappers, and
+//! the region's life as a file: private, read from another process, gone
+//! at exit, swept after a crash, refused in an unsafe directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use utp::frame::{Frame, flags, message_type};
+use utp::stats::{Counter, Kind};
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "st{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn block<'a>(
+    stats: &'a utp::stats::ProcessStats,
+    label: &str,
+    kind: Kind,
+) -> Option<&'a utp::stats::BlockSnapshot> {
+    stats
+        .blocks
+        .iter()
+        .find(|b| b.label == label && b.kind == kind)
+}
+
+/// The child's part: listen on the URL in `UTP_STATS_CHILD`, print the
+/// region's path, wait for a line on stdin, exit normally.
+#[test]
+fn child_entry() {
+    let Ok(url) = std::env::var("UTP_STATS_CHILD") else {
+        return;
+    };
+    let listener = utp::listen(&url).unwrap();
+    let path = utp::stats::directory().join(format!("{}.stats", std::process::id()));
+    println!("READY {} {}", utp::stats::enabled(), path.display());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    drop(listener);
+}
+
+struct ChildProc {
+    child: std::process::Child,
+    enabled: bool,
+    region: std::path::PathBuf,
+}
+
+fn spawn_child(url: &str, xdg: Option<&std::path::Path>) -> ChildProc {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "child_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env("UTP_STATS_CHILD", url)
+        .env_remove("UTP_STATS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    match xdg {
+        Some(dir) => command.env("XDG_RUNTIME_DIR", dir),
+        None => command.env_remove("XDG_RUNTIME_DIR"),
+    };
+    // In the struct at once: its Drop reaps the child on every path.
+    let mut proc = ChildProc {
+        child: command.spawn().unwrap(),
+        enabled: false,
+        region: Default::default(),
+    };
+    let mut out = BufReader::new(proc.child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "child exited early");
+        if let Some(rest) = line.trim().strip_prefix("READY ") {
+            let (enabled, path) = rest.split_once(' ').unwrap();
+            proc.enabled = enabled == "true";
+            proc.region = path.into();
+            // Keep reading, so the child's last lines never meet a closed pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return proc;
+        }
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn frames_bytes_timeouts_and_peers_are_counted_exactly() {
+    if !utp::stats::enabled() {
+        eprintln!("counters are off in this environment; nothing to check");
+        return;
+    }
+    let url = format!("inproc://{}", unique("count"));
+    let mut listener = utp::listen(&url).unwrap();
+    let mut client = utp::connect(&url).unwrap();
+    let mut server = listener.accept().unwrap();
+    let mut frame = Frame::default();
+    for payload in [&b"ADD 1 2"[..], b"", b"0123456789"] {
+        client
+            .send(message_type::REQUEST, flags::CHECKSUM, payload)
+            .unwrap();
+        server.recv(&mut frame).unwrap();
+    }
+    let timeout = server.recv_timeout(&mut frame, Some(Duration::from_millis(10)));
+    assert!(timeout.unwrap_err().is_timeout());
+
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let c = block(&mine, &url, Kind::Client).expect("the client's block");
+    assert_eq!(c.get(Counter::FramesSent), 3);
+    assert_eq!(c.get(Counter::BytesSent), 3 * 32 + 7 + 10);
+    let a = block(&mine, &url, Kind::Accepted).expect("the accepted channel's block");
+    assert_eq!(a.get(Counter::FramesReceived), 3);
+    assert_eq!(a.get(Counter::BytesReceived), 3 * 32 + 17);
+    assert_eq!(a.get(Counter::RecvTimeouts), 1);
+    let l = block(&mine, &url, Kind::Listener).expect("the listener's block");
+    assert_eq!(a.parent, Some(l.index));
+    assert_eq!(l.get(Counter::PeersAccepted), 1);
+    assert_eq!(
+        l.get(Counter::FramesReceived),
+        0,
+        "live channels are not folded in yet"
+    );
+
+    // The client leaves: the server sees it, and its counts join the listener's.
+    drop(client);
+    assert!(server.recv(&mut frame).unwrap_err().is_peer_gone());
+    drop(server);
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    assert!(
+        block(&mine, &url, Kind::Accepted).is_none(),
+        "a closed channel frees its block"
+    );
+    assert!(block(&mine, &url, Kind::Client).is_none());
+    let l = block(&mine, &url, Kind::Listener).unwrap();
+    assert_eq!(l.get(Counter::FramesReceived), 3);
+    assert_eq!(l.get(Counter::BytesReceived), 3 * 32 + 17);
+    assert_eq!(l.get(Counter::ErrorsPeerGone), 1);
+    drop(listener);
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    assert!(block(&mine, &url, Kind::Listener).is_none());
+}
+
+#[test]
+fn another_process_reads_a_private_region_that_is_removed_at_exit() {
+    let url = format!("unix://@{}", unique("region"));
+    let mut child = spawn_child(&url, None);
+    if !child.enabled {
+        eprintln!("counters are off in this environment; nothing to check");
+        return;
+    }
+    let meta = std::fs::symlink_metadata(&child.region).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600, "the region is private");
+    assert_eq!(meta.uid(), rustix::process::getuid().as_raw());
+    let dir = std::fs::symlink_metadata(child.region.parent().unwrap()).unwrap();
+    assert_eq!(dir.mode() & 0o777, 0o700, "in a private directory");
+
+    let theirs = utp::stats::read_process(child.child.id()).expect("the child's counters");
+    assert!(block(&theirs, &url, Kind::Listener).is_some(), "{theirs:?}");
+
+    child
+        .child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"exit\n")
+        .unwrap();
+    assert!(child.child.wait().unwrap().success());
+    assert!(!child.region.exists(), "removed at a normal exit");
+}
+
+#[test]
+fn a_crashed_process_region_is_ignored_then_swept() {
+    let url = format!("unix://@{}", unique("crash"));
+    let mut child = spawn_child(&url, None);
+    if !child.enabled {
+        return;
+    }
+    let pid = child.child.id();
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+    assert!(child.region.exists(), "SIGKILL leaves the file");
+    assert!(
+        utp::stats::read_process(pid).is_none(),
+        "a dead owner's counters are not shown"
+    );
+    // The next process that creates its region sweeps the dead one's.
+    let mut next = spawn_child(&format!("unix://@{}", unique("sweep")), None);
+    assert!(!child.region.exists(), "swept by the next utp process");
+    next.child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"exit\n")
+        .unwrap();
+    next.child.wait().unwrap();
+}
+
+#[test]
+fn an_unsafe_directory_turns_counting_off() {
+    // XDG_RUNTIME_DIR/utp is a symlink (someone else's directory, say): no counters.
+    let base = std::path::PathBuf::from(format!("/tmp/{}", unique("xdg")));
+    std::fs::create_dir(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let elsewhere = base.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, base.join("utp")).unwrap();
+    let mut child = spawn_child(&format!("unix://@{}", unique("unsafe")), Some(&base));
+    let enabled = child.enabled;
+    child
+        .child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"exit\n")
+        .unwrap();
+    child.child.wait().unwrap();
+    let planted = std::fs::read_dir(&elsewhere).unwrap().count();
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(
+        !enabled,
+        "counting stays off when the directory is a symlink"
+    );
+    assert_eq!(planted, 0, "nothing was written through the symlink");
+}
