@@ -39,7 +39,7 @@ pub mod service;
 pub mod shm;
 pub mod transport;
 
-pub use channel::{Channel, Listener, Options, PeerInfo};
+pub use channel::{Channel, Listener, Options, PeerInfo, Readiness};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use transport::{connect, connect_with, listen, listen_with};

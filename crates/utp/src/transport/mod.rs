@@ -82,7 +82,8 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     })
 }
 
-/// URL options override programmatic ones: `?max_payload=N`.
+/// URL options override programmatic ones: `?max_payload=N`,
+/// `?connect_timeout_ms=N`, `?frame_timeout_ms=N`, `?idle_timeout_ms=N` (0: never).
 fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     let mut options = base.clone();
     if let Some(max) = endpoint.param_number("max_payload")? {
@@ -90,6 +91,12 @@ fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     }
     if let Some(ms) = endpoint.param_number("connect_timeout_ms")? {
         options.connect_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = endpoint.param_number("frame_timeout_ms")? {
+        options.frame_timeout = std::time::Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = endpoint.param_number("idle_timeout_ms")? {
+        options.idle_timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms));
     }
     Ok(options)
 }

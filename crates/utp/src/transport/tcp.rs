@@ -89,7 +89,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
                     options.max_payload,
                     format!("tcp://{addr}"),
                     peer_of(Some(addr)),
-                ));
+                )
+                .with_deadlines(options));
             }
             Err(e) => last = Some((addr, e)),
         }
@@ -114,7 +115,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
 pub struct TcpListener {
     listener: Option<StdListener>,
     local: SocketAddr,
-    max_payload: usize,
+    options: Options,
 }
 
 impl TcpListener {
@@ -150,7 +151,7 @@ impl TcpListener {
         Ok(TcpListener {
             listener: Some(listener),
             local,
-            max_payload: options.max_payload,
+            options: options.clone(),
         })
     }
 
@@ -191,16 +192,19 @@ impl Listener for TcpListener {
                 .map_err(|e| Error::io("configure an accepted TCP socket", e))?;
             let fd = OwnedFd::from(stream);
             tune(&fd);
-            return Ok(Box::new(StreamChannel::new(
-                StreamIo::Socket {
-                    fd,
-                    passes_fds: false,
-                },
-                Framing::Detect,
-                self.max_payload,
-                format!("tcp://{}", self.local),
-                peer_of(Some(addr)),
-            )));
+            return Ok(Box::new(
+                StreamChannel::new(
+                    StreamIo::Socket {
+                        fd,
+                        passes_fds: false,
+                    },
+                    Framing::Detect,
+                    self.options.max_payload,
+                    format!("tcp://{}", self.local),
+                    peer_of(Some(addr)),
+                )
+                .with_deadlines(&self.options),
+            ));
         }
     }
 

@@ -125,7 +125,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
         options.max_payload,
         addr.to_string(),
         peer,
-    ))
+    )
+    .with_deadlines(options))
 }
 
 fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
@@ -143,7 +144,7 @@ fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
 pub struct UnixListener {
     fd: Option<OwnedFd>,
     addr: UnixAddr,
-    max_payload: usize,
+    options: Options,
     allowed_uids: Option<Vec<u32>>,
 }
 
@@ -180,7 +181,7 @@ impl UnixListener {
         Ok(UnixListener {
             fd: Some(fd),
             addr,
-            max_payload: options.max_payload,
+            options: options.clone(),
             allowed_uids: None,
         })
     }
@@ -227,16 +228,19 @@ impl UnixListener {
 impl Listener for UnixListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         let (fd, peer) = self.accept_socket(timeout)?;
-        Ok(Box::new(StreamChannel::new(
-            StreamIo::Socket {
-                fd,
-                passes_fds: true,
-            },
-            Framing::Detect,
-            self.max_payload,
-            self.addr.to_string(),
-            peer,
-        )))
+        Ok(Box::new(
+            StreamChannel::new(
+                StreamIo::Socket {
+                    fd,
+                    passes_fds: true,
+                },
+                Framing::Detect,
+                self.options.max_payload,
+                self.addr.to_string(),
+                peer,
+            )
+            .with_deadlines(&self.options),
+        ))
     }
 
     fn endpoint(&self) -> String {

@@ -67,6 +67,18 @@ impl MqChannel {
         priority: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None, priority, timeout)
+    }
+
+    fn send_frame(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: Option<u64>,
+        priority: u32,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         if priority >= PRIORITY_LIMIT {
             return Err(Error::Protocol(format!(
                 "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
@@ -78,6 +90,7 @@ impl MqChannel {
             message_type,
             flags,
             payload,
+            answers,
             limit,
             TRANSPORT,
             &mut self.out,
@@ -205,6 +218,29 @@ impl Channel for MqChannel {
             address: Some(self.label.clone()),
             ..PeerInfo::default()
         }
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let priority = self.default_priority;
+        self.send_frame(
+            message_type,
+            flags,
+            payload,
+            Some(answers),
+            priority,
+            timeout,
+        )
     }
 }
 

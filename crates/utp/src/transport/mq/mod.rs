@@ -73,7 +73,8 @@ const ACCEPT_DEPTH: usize = 10;
 const ACCEPT_MESSAGE_SIZE: usize = 256;
 const HELLO: &str = "utp-mq1 ";
 const ACCEPTED: &[u8] = b"utp-mq1 accepted";
-const TRANSPORT: &str = "mq (one frame per message: the queue's message size, capped by \
+const TRANSPORT: &str = "mq (one frame per message: the queue's message size, set from the \
+                         max_payload option (?max_payload=N) and capped by \
                          /proc/sys/fs/mqueue/msgsize_max, includes the 32-byte header)";
 
 /// The system's message-queue limits, from `/proc/sys/fs/mqueue`.

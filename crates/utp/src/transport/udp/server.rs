@@ -22,13 +22,13 @@ pub struct UdpServerChannel {
     alive: Arc<AtomicBool>,
 }
 
-impl Channel for UdpServerChannel {
-    fn send_timeout(
+impl UdpServerChannel {
+    fn send_frame(
         &mut self,
         message_type: u8,
         flags: u16,
         payload: &[u8],
-        _timeout: Option<Duration>,
+        answers: Option<u64>,
     ) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
@@ -39,6 +39,7 @@ impl Channel for UdpServerChannel {
             message_type,
             flags,
             payload,
+            answers,
             limit,
             TRANSPORT,
             &mut self.out,
@@ -50,6 +51,29 @@ impl Channel for UdpServerChannel {
                 Err(e) => Err(Error::io(format!("send to udp client {}", self.client), e)),
             };
         }
+    }
+}
+
+impl Channel for UdpServerChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        _timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None)
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        _timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, Some(answers))
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
