@@ -43,6 +43,9 @@ const SWEEP: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_millis(2);
 /// Frames a worker answers for one client before letting others go first.
 const FAIR_SHARE: u32 = 256;
+/// Workers started as soon as jobs wait; more only when the queue stays
+/// backed up across a sweep.
+const CORE_WORKERS: usize = 4;
 /// The epoll token of the wake-up eventfd.
 const WAKE: u64 = u64::MAX;
 
@@ -298,8 +301,8 @@ impl Reactor {
             .fetch_add(1, Ordering::Relaxed);
         self.next_token += 1;
         let token = self.next_token;
-        // A new client's first request is usually on its way: look at once.
-        self.dispatch(token, channel, Instant::now());
+        // Level-triggered: bytes that are already there wake the reactor at once.
+        self.park(token, channel, Instant::now(), true);
     }
 
     /// Closes the parked connection idle the longest to make room; false
@@ -378,12 +381,35 @@ impl Reactor {
         }
     }
 
-    /// Hands a connection to a worker, starting one if none is free.
+    /// Hands a connection to a worker.
     fn dispatch(&mut self, token: u64, channel: Box<dyn Channel>, last_active: Instant) {
-        let Some(jobs) = &self.jobs else {
+        if self.jobs.is_none() {
             return;
+        }
+        self.grow_pool(false);
+        self.in_workers += 1;
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job {
+                token,
+                channel,
+                last_active,
+            });
+        }
+    }
+
+    /// Starts a worker when jobs wait and every worker is busy. Up to
+    /// [`CORE_WORKERS`] that happens at once; beyond, at most once per sweep
+    /// (100 ms) while the queue stays backed up, i.e. only when handlers are
+    /// slow: reads of partial frames take microseconds, so a handful of
+    /// workers serves thousands of connections.
+    fn grow_pool(&mut self, sweeping: bool) {
+        let starved = self.idle_workers.load(Ordering::SeqCst) == 0 && !self.job_queue.is_empty();
+        let allowed = if sweeping {
+            self.max_threads
+        } else {
+            CORE_WORKERS.min(self.max_threads)
         };
-        if self.idle_workers.load(Ordering::SeqCst) == 0 && self.workers.len() < self.max_threads {
+        if (self.workers.is_empty() || starved) && self.workers.len() < allowed {
             self.workers.retain(|w| !w.is_finished());
             let queue = self.job_queue.clone();
             let back = self.back.clone();
@@ -401,16 +427,11 @@ impl Reactor {
                 Err(_) => {} // the running workers take it in turn
             }
         }
-        self.in_workers += 1;
-        let _ = jobs.send(Job {
-            token,
-            channel,
-            last_active,
-        });
     }
 
     /// Closes connections past their deadlines.
     fn sweep(&mut self) {
+        self.grow_pool(true);
         let now = Instant::now();
         let mut stalled = Vec::new();
         let mut idle = Vec::new();

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 /// Pending connections the kernel queues for `accept`.
-const BACKLOG: i32 = 128;
+const BACKLOG: i32 = 1024;
 
 fn host_port(endpoint: &Endpoint) -> &str {
     match &endpoint.address {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Pending connections the kernel queues for `accept`.
-const BACKLOG: i32 = 128;
+const BACKLOG: i32 = 1024;
 
 /// Where a Unix socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]

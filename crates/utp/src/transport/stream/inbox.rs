@@ -30,8 +30,8 @@ const FIRST_BUFFER_LEN: usize = 512;
 /// Payloads at least this large bypass the buffer.
 const DIRECT_READ_MIN: usize = 16 * 1024;
 /// A direct read never grows the payload vector by more than this beyond
-/// what has arrived, nor by more than what has arrived.
-const DIRECT_GROWTH_MIN: usize = 64 * 1024;
+/// what has arrived (16 KiB at first).
+const DIRECT_GROWTH_MIN: usize = 16 * 1024;
 
 /// A frame whose header has been read and whose payload is arriving.
 #[derive(Debug)]
