@@ -247,6 +247,19 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             Err(e) => return Err(Error::io(format!("lock {}", resp.display()), e)),
         }
     }
+    // Whatever is still in PATH.resp was written to an earlier session
+    // (say, the reason a stalled one was reset) and is nobody's answer now.
+    let mut scratch = [0u8; 4096];
+    let mut stale = 0;
+    while let Ok(n @ 1..) = rustix::io::read(&read, &mut scratch) {
+        stale += n;
+    }
+    if stale > 0 {
+        log::debug!(
+            "discarded {stale} bytes an earlier session left in {}",
+            resp.display()
+        );
+    }
     let write = open(&req, OFlags::WRONLY)
         .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
     let mut inner = StreamChannel::new(

@@ -56,7 +56,19 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             }
             Some(true) => {
                 log::info!("replacing stale FIFO {}", path.display());
-                let _ = std::fs::remove_file(path);
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!(
+                                "remove the stale FIFO {} (left by a server that is gone)",
+                                path.display()
+                            ),
+                            e,
+                        ));
+                    }
+                }
             }
         }
     }
