@@ -182,13 +182,18 @@ impl Channel for MqChannel {
                 .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
             let received = match self.receive(slice)? {
                 Some(n) => n,
-                None if deadline.remaining().is_some_and(|d| d.is_zero()) => {
-                    return Err(Error::Timeout {
-                        waiting_for: "a message from the peer",
-                        after: timeout.unwrap_or_default(),
-                    });
+                // Checked before a timeout is reported too: a caller that
+                // polls with timeouts no longer than the check interval (a
+                // server) must still learn that its peer died.
+                None if held_by_peer(&self.rx) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a message from the peer",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                    continue;
                 }
-                None if held_by_peer(&self.rx) => continue,
                 // The peer is gone; deliver what it sent before leaving.
                 None => match self.receive(Duration::ZERO)? {
                     Some(n) => n,
