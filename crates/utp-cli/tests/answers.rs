@@ -284,3 +284,69 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A hostile server's ERR reply and ERROR frame reach the terminal with
+/// their escape sequences made visible, never raw.
+#[test]
+fn peer_text_is_escaped_on_the_terminal() {
+    let path = util::socket_path("hostile");
+    let url = format!("unix://{}", path.display());
+    let mut listener = utp::listen(&url).unwrap();
+    let hostile = std::thread::spawn(move || {
+        let replies: [(u8, &[u8]); 2] = [
+            (message_type::RESPONSE, b"ERR \x1b]0;owned\x07\x1b[2Jboom"),
+            (message_type::ERROR, b"refused \x1b[31mred\x1b[0m"),
+        ];
+        for (kind, text) in replies {
+            let mut channel = listener
+                .accept_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut frame = utp::frame::Frame::default();
+            channel
+                .recv_timeout(&mut frame, Some(Duration::from_secs(10)))
+                .unwrap();
+            channel
+                .send_timeout(kind, flags::CHECKSUM, text, Some(Duration::from_secs(5)))
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    for expected in ["boom", "red"] {
+        let (output, _) = run_within(&["call", &url, "ADD", "1", "2"], Duration::from_secs(15));
+        let output = output.expect("utp call ends");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr:?}");
+        assert!(
+            !stderr.contains('\x1b') && !stderr.contains('\x07'),
+            "raw escapes: {stderr:?}"
+        );
+        assert!(stderr.contains("\\u{1b}"), "escaped: {stderr:?}");
+    }
+    hostile.join().unwrap();
+}
+
+/// Another user's abstract socket name cannot put escape sequences on the
+/// terminal of someone running `utp ls`.
+#[test]
+fn abstract_socket_names_are_escaped_in_utp_ls() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("utp/{}-\x1b[2J\x1b]0;owned\x07", unique("evil"));
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _evil = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let output = util::run(&["ls"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&unique_prefix(&name)),
+        "the socket is listed: {stdout}"
+    );
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "raw escapes: {stdout:?}"
+    );
+}
+
+/// The part of `name` before its first control character.
+fn unique_prefix(name: &str) -> String {
+    name.chars().take_while(|c| !c.is_control()).collect()
+}

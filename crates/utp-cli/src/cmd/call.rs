@@ -40,7 +40,7 @@ pub fn run(args: Args) -> CmdResult {
             Ok(())
         }
         calc::Reply::Err(message) => {
-            eprintln!("{message}");
+            eprintln!("{}", crate::escape::for_terminal(&message, false));
             Err(Exit::Failed(1))
         }
     }

@@ -1,6 +1,7 @@
 //! `utp ls`: utp endpoints on this machine, like `ls /dev/shm` or `ipcs`:
 //! listeners, link regions and seqlock cells.
 
+use crate::escape::for_terminal;
 use crate::exit::CmdResult;
 
 /// Arguments of `utp ls`.
@@ -21,15 +22,19 @@ pub fn run(_args: Args) -> CmdResult {
             .unwrap_or_else(|| "-".into());
         let uid = e.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
         let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        // Names are chosen by whoever created them (another user, too).
         println!(
             "{:<9} {mode:>5} {uid:>6} {size:>9}  {}  {}",
-            e.kind, e.name, e.detail
+            e.kind,
+            for_terminal(&e.name, false),
+            for_terminal(&e.detail, false)
         );
     }
     for (url, state) in cells {
         match state {
             Ok(c) => println!(
-                "seqlock   {url}  {} bytes, sequence {}, writer {}",
+                "seqlock   {}  {} bytes, sequence {}, writer {}",
+                for_terminal(&url, false),
                 c.value_size,
                 c.sequence,
                 match (c.writer_pid, c.writer_alive) {
@@ -37,7 +42,11 @@ pub fn run(_args: Args) -> CmdResult {
                     (pid, alive) => format!("pid {pid} ({})", if alive { "alive" } else { "dead" }),
                 }
             ),
-            Err(e) => println!("seqlock   {url}  unreadable: {e}"),
+            Err(e) => println!(
+                "seqlock   {}  unreadable: {}",
+                for_terminal(&url, false),
+                for_terminal(&e.to_string(), false)
+            ),
         }
     }
     Ok(())
