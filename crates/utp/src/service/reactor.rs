@@ -275,25 +275,23 @@ impl Reactor {
     }
 
     fn admit(&mut self, mut channel: Box<dyn Channel>) {
-        if self.parked.len() + self.in_workers >= self.max_clients {
-            if !self.evict_longest_idle() {
-                let who = describe(&channel.peer());
-                log::warn!(
-                    "{}: refused client {who}: {} connections, all busy",
-                    self.shared.endpoint,
-                    self.max_clients
-                );
-                let reason = format!(
-                    "server busy: it holds at most {} connections and all are busy",
-                    self.max_clients
-                );
-                self.shared
-                    .stats
-                    .client_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                refuse(&mut *channel, &reason);
-                return;
-            }
+        if self.parked.len() + self.in_workers >= self.max_clients && !self.evict_longest_idle() {
+            let who = describe(&channel.peer());
+            log::warn!(
+                "{}: refused client {who}: {} connections, all busy",
+                self.shared.endpoint,
+                self.max_clients
+            );
+            let reason = format!(
+                "server busy: it holds at most {} connections and all are busy",
+                self.max_clients
+            );
+            self.shared
+                .stats
+                .client_errors
+                .fetch_add(1, Ordering::Relaxed);
+            refuse(&mut *channel, &reason);
+            return;
         }
         self.shared
             .stats
