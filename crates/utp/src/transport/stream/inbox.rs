@@ -291,6 +291,11 @@ impl Inbox {
             progress,
         )?;
         self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < BUFFER_LEN {
+            // The read filled the buffer: more is likely waiting, so read
+            // more at a time from now on (the buffer grew with real bytes).
+            self.buf.resize((self.buf.len() * 2).min(BUFFER_LEN), 0);
+        }
         Ok(())
     }
 
@@ -307,7 +312,11 @@ impl Inbox {
             .as_ref()
             .map_or(0, |p| p.header.payload_length as usize);
         let filled = self.payload.len();
-        let step = (want - filled).min(filled.max(DIRECT_GROWTH_MIN));
+        // Grow by at most what has arrived (16 KiB at first), or into
+        // capacity this vector already has from earlier frames: memory that
+        // is already ours costs nothing the peer announced.
+        let room = self.payload.capacity() - filled;
+        let step = (want - filled).min(filled.max(DIRECT_GROWTH_MIN).max(room));
         // Zero-filling costs one pass over the memory but keeps this free of
         // `unsafe`; it only happens for payloads of 16 KiB and more.
         self.payload.resize(filled + step, 0);
