@@ -52,3 +52,17 @@ def test_rust_server_replies_name_the_request(utp_bin, socket_path):
                 assert reply.payload == b"OK 4"
                 assert reply.flags & frame.FLAG_REPLY
                 assert reply.sequence == sequence
+
+
+def test_python_server_replies_name_the_request(socket_path):
+    from support import python_server
+    with python_server("unix://" + socket_path):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(socket_path)
+        with sock:
+            channel = UtpFraming(sock)
+            channel._next_sequence = 41
+            channel.send(frame.REQUEST, b"MUL 6 7", 5)
+            reply = channel.receive(5)
+            assert (reply.payload, reply.sequence) == (b"OK 42", 41)
+            assert reply.flags & frame.FLAG_REPLY
