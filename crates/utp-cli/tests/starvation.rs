@@ -305,3 +305,63 @@ fn memory_follows_the_bytes_not_the_announced_lengths() {
     drop(conns);
     drop(server);
 }
+
+/// Hundreds of connections closing at their frame deadline at once write a
+/// few lines and a count, not a line each.
+#[test]
+fn mass_closes_do_not_flood_the_log() {
+    let path = util::socket_path("quiet");
+    let url = format!("unix://{}?frame_timeout_ms=300", path.display());
+    let log_path = format!("/tmp/{}.log", util::unique("quiet-log"));
+    let _cleanup = util::RemoveOnDrop(log_path.clone().into());
+    let mut server = util::utp()
+        .args(["serve", "calc", "--on", &url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let head = header_bytes(9);
+    let mut conns: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    for c in &mut conns {
+        c.write_all(&head[..20]).unwrap();
+    }
+    // Every one is closed after 0.3–0.5 s; wait for all to be.
+    for c in &mut conns {
+        let (_, took) = until_closed(c);
+        assert!(took < Duration::from_secs(5));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // the count is written a second later
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&server),
+        rustix::process::Signal::TERM,
+    );
+    let _ = server.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let one_by_one = log.lines().filter(|l| l.contains("frame deadline")).count();
+    let counted: u64 = log
+        .lines()
+        .filter_map(|l| {
+            l.split(" more connections closed")
+                .next()?
+                .rsplit(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    println!("300 stalled connections closed: {one_by_one} lines one by one, {counted} counted");
+    assert!(one_by_one <= 30, "{one_by_one} lines:\n{log}");
+    assert_eq!(
+        one_by_one as u64 + counted,
+        300,
+        "every close is logged or counted:\n{log}"
+    );
+}

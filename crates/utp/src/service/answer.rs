@@ -99,6 +99,59 @@ pub(super) fn refuse(channel: &mut dyn Channel, reason: &str) {
     let _ = channel.close();
 }
 
+/// Lines a server writes per second about connections it closes; beyond
+/// that they are counted and summed up in one line, so thousands of
+/// stalled or idle connections closing at once cannot flood the log.
+const CLOSE_LINES_PER_SECOND: u32 = 10;
+
+/// A rate limit for "closing a connection" log lines.
+#[derive(Debug)]
+pub(super) struct CloseLog {
+    window: std::sync::Mutex<(std::time::Instant, u32, u64)>,
+}
+
+impl Default for CloseLog {
+    fn default() -> Self {
+        CloseLog {
+            window: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)),
+        }
+    }
+}
+
+impl CloseLog {
+    /// Logs `line()` at `level` unless ten lines were written this second;
+    /// counts it otherwise, and reports the count when a new second starts.
+    pub(super) fn log(&self, level: log::Level, endpoint: &str, line: impl FnOnce() -> String) {
+        let mut window = self.flushed(endpoint);
+        if window.1 < CLOSE_LINES_PER_SECOND {
+            window.1 += 1;
+            drop(window);
+            log::log!(level, "{endpoint}: {}", line());
+        } else {
+            window.2 += 1;
+        }
+    }
+
+    /// Reports the lines not written once their second is over.
+    pub(super) fn flush(&self, endpoint: &str) {
+        drop(self.flushed(endpoint));
+    }
+
+    fn flushed(&self, endpoint: &str) -> std::sync::MutexGuard<'_, (std::time::Instant, u32, u64)> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if window.0.elapsed() >= Duration::from_secs(1) {
+            if window.2 > 0 {
+                log::warn!(
+                    "{endpoint}: {} more connections closed in the last second (not logged one by one)",
+                    window.2
+                );
+            }
+            *window = (std::time::Instant::now(), 0, 0);
+        }
+        window
+    }
+}
+
 /// A short description of a peer for log lines.
 pub(super) fn describe(peer: &PeerInfo) -> String {
     match (peer.pid, &peer.address) {

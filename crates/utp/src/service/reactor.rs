@@ -20,7 +20,7 @@
 //!   longest-idle parked connection, which is told why and closed; only when
 //!   every connection is busy mid-request is a new one refused ("server busy").
 
-use super::answer::{Limits, Next, answer, describe, refuse};
+use super::answer::{CloseLog, Limits, Next, answer, describe, refuse};
 use super::server::{HandlerDebug, ServerStats, Shutdown};
 use crate::channel::Channel;
 use crate::error::Error;
@@ -94,6 +94,7 @@ impl std::fmt::Debug for ReactorHandle {
 
 /// Everything workers share.
 struct Shared {
+    close_log: CloseLog,
     handler: Arc<dyn HandlerDebug>,
     stats: Arc<ServerStats>,
     shutdown: Shutdown,
@@ -142,6 +143,7 @@ impl ReactorHandle {
             workers: Vec::new(),
             idle_workers: Arc::new(AtomicUsize::new(0)),
             shared: Arc::new(Shared {
+                close_log: CloseLog::default(),
                 handler: config.handler,
                 stats: config.stats,
                 shutdown: config.shutdown,
@@ -430,6 +432,7 @@ impl Reactor {
     /// Closes connections past their deadlines.
     fn sweep(&mut self) {
         self.grow_pool(true);
+        self.shared.close_log.flush(&self.shared.endpoint);
         let now = Instant::now();
         let mut stalled = Vec::new();
         let mut idle = Vec::new();
@@ -460,11 +463,14 @@ impl Reactor {
                 .readiness()
                 .and_then(|r| r.idle_timeout)
                 .unwrap_or_default();
-            log::info!(
-                "{}: closing {}: idle for {limit:?} (idle_timeout)",
-                self.shared.endpoint,
-                describe(&parked.channel.peer())
-            );
+            self.shared
+                .close_log
+                .log(log::Level::Info, &self.shared.endpoint, || {
+                    format!(
+                        "closing {}: idle for {limit:?} (idle_timeout)",
+                        describe(&parked.channel.peer())
+                    )
+                });
             let reason = format!(
                 "closing an idle connection: nothing received for {limit:?} (idle_timeout)"
             );
@@ -570,10 +576,11 @@ fn serve_some(
             }
             Err(e) => {
                 let who = describe(&channel.peer());
-                log::warn!(
-                    "{}: client {who}: {e}; closing its connection",
-                    shared.endpoint
-                );
+                shared
+                    .close_log
+                    .log(log::Level::Warn, &shared.endpoint, || {
+                        format!("client {who}: {e}; closing its connection")
+                    });
                 shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
                 refuse(channel, &e.to_string());
                 return None;
