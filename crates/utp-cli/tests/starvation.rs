@@ -365,3 +365,55 @@ fn mass_closes_do_not_flood_the_log() {
         "every close is logged or counted:\n{log}"
     );
 }
+
+/// A server whose descriptor limit is lower than its connection limit:
+/// when `accept` fails for want of descriptors, the longest-idle connection
+/// makes room, so idle connections cannot lock an honest client out.
+#[test]
+fn running_out_of_descriptors_closes_the_longest_idle_connection() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let path = util::socket_path("nofile");
+    let url = format!("unix://{}", path.display());
+    let mut server = std::process::Command::new("prlimit")
+        .args(["--nofile=128:128", "--"])
+        .arg(env!("CARGO_BIN_EXE_utp"))
+        .args(["serve", "calc", "--on", &url])
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Far more idle connections than the server has descriptors.
+    let idle: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&path).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut client = Client::connect(&url).unwrap();
+    client.set_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(client.call(b"ADD 20 22").unwrap(), b"OK 42");
+    println!(
+        "served in {:?} with 300 idle connections and 128 descriptors",
+        started.elapsed()
+    );
+    drop(client);
+    drop(idle);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&server),
+        rustix::process::Signal::TERM,
+    );
+    let _ = server.wait();
+    assert!(!path.exists());
+}

@@ -63,6 +63,8 @@ enum ToReactor {
     },
     /// A connection a worker closed.
     Gone,
+    /// The process is out of descriptors: close the longest-idle connection.
+    MakeRoom,
 }
 
 /// A connection handed to a worker.
@@ -161,6 +163,13 @@ impl ReactorHandle {
             draining,
             thread: Some(thread),
         })
+    }
+
+    /// Asks the reactor to close the longest-idle connection, because
+    /// `accept` failed for want of descriptors.
+    pub(super) fn make_room(&self) {
+        let _ = self.to_reactor.send(ToReactor::MakeRoom);
+        poke(&self.wake);
     }
 
     /// Hands a newly accepted connection to the reactor.
@@ -271,6 +280,9 @@ impl Reactor {
                     }
                 }
                 Ok(ToReactor::Gone) => self.in_workers -= 1,
+                Ok(ToReactor::MakeRoom) => {
+                    self.evict_longest_idle();
+                }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             }
         }
@@ -324,12 +336,12 @@ impl Reactor {
         let mut parked = self.parked.remove(&token).expect("token just found");
         self.forget(&*parked.channel);
         let who = describe(&parked.channel.peer());
-        log::info!(
-            "{}: at the limit of {} connections: closing {who}, idle for {:?}, to admit a new client",
-            self.shared.endpoint,
-            self.max_clients,
-            parked.last_active.elapsed()
-        );
+        let idle_for = parked.last_active.elapsed();
+        self.shared
+            .close_log
+            .log(log::Level::Info, &self.shared.endpoint, || {
+                format!("at the connection limit: closing {who}, idle for {idle_for:?}, to admit a new client")
+            });
         refuse(
             &mut *parked.channel,
             "server full: closing the connection that was idle the longest to admit a new client",
@@ -487,7 +499,7 @@ impl Reactor {
             match self.inbox.recv_timeout(SWEEP) {
                 Ok(ToReactor::New(channel)) => drop(channel),
                 Ok(ToReactor::Back { .. } | ToReactor::Gone) => self.in_workers -= 1,
-                Err(_) => {}
+                Ok(ToReactor::MakeRoom) | Err(_) => {}
             }
         }
         self.jobs = None;

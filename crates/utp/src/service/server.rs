@@ -183,6 +183,7 @@ impl Server {
     pub fn run(&mut self) -> Result<()> {
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut reactor: Option<ReactorHandle> = None;
+        let mut last_accept_warning: Option<std::time::Instant> = None;
         let endpoint = self.listener.endpoint();
         let limits = Limits {
             reply_timeout: self.reply_timeout,
@@ -236,8 +237,27 @@ impl Server {
                 Err(Error::Closed) => break,
                 Err(e @ Error::Denied(_)) => log::warn!("{endpoint}: {e}"),
                 Err(e) => {
-                    log::warn!("{endpoint}: accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
+                    let out_of_descriptors = matches!(
+                        &e,
+                        Error::Io { source, .. }
+                            if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    );
+                    match &reactor {
+                        // The descriptor limit is the connection limit:
+                        // make room as at max_clients.
+                        Some(reactor) if out_of_descriptors => reactor.make_room(),
+                        _ => {}
+                    }
+                    let now = std::time::Instant::now();
+                    if last_accept_warning
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        log::warn!("{endpoint}: accept failed: {e}");
+                        last_accept_warning = Some(now);
+                    }
+                    // Room is being made: look again soon.
+                    let pause = if out_of_descriptors { 1 } else { 10 };
+                    std::thread::sleep(Duration::from_millis(pause));
                 }
             }
             threads.retain(|w| !w.is_finished());
