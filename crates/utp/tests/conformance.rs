@@ -41,6 +41,10 @@ struct Transport {
     /// Whether a refused oversized send names the option that raises the
     /// limit (false for shm: its error text belongs to the shm-v2 branch).
     limit_names_option: bool,
+    /// Whether replies name their request (flags::REPLY). False for shm: its
+    /// channel cannot set a frame's sequence (src/shm belongs to shm-v2), and
+    /// a link has exactly one client anyway.
+    correlates: bool,
     /// Frames sent before reading replies in the ordering case.
     window: usize,
     /// Whether several clients may be connected at once.
@@ -63,6 +67,7 @@ const STREAM: Transport = Transport {
     own_limit: true,
     huge_timeout: true,
     limit_names_option: true,
+    correlates: true,
     window: 100,
     concurrent: true,
     garbage: None,
@@ -82,9 +87,9 @@ const TRANSPORTS: &[Transport] = &[
     Transport { name: "udp", url: || "udp://127.0.0.1:0".into(), max_payload: || utp::transport::udp::MAX_PAYLOAD_V4, sender_enforces_limit: true, window: 50, garbage: Some(garbage_udp), ..STREAM },
     Transport { name: "pipe", url: pipe_url, listens: false, concurrent: false, clients: 5, ..STREAM },
     Transport { name: "fifo", url: || format!("fifo://{}", util::tmp_path("fifo")), concurrent: false, garbage: Some(garbage_fifo), clients: 10, ..STREAM },
-    Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, own_limit: false, ..STREAM },
-    Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, own_limit: false, ..STREAM },
-    Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, own_limit: false, ..STREAM },
+    Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
+    Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
+    Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
     Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, window: 4, garbage: Some(garbage_mq), ..STREAM },
 ];
 
@@ -304,6 +309,13 @@ fn round_trip(t: &Transport) {
         answered_sequence(&*client, &frame, 1),
         "the server's first frame is number 1, or names the request it answers"
     );
+    if t.correlates {
+        assert!(
+            frame.header.flags & flags::REPLY != 0,
+            "the reply names the request it answers"
+        );
+        assert_eq!(Some(frame.header.sequence), client.sent_sequence());
+    }
     assert!(frame.header.has_checksum());
     assert_eq!(call(&mut *client, b""), b"", "empty payloads travel too");
 }

@@ -184,6 +184,7 @@ impl Server {
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut reactor: Option<ReactorHandle> = None;
         let mut last_accept_warning: Option<std::time::Instant> = None;
+        let mut last_denial_warning: Option<std::time::Instant> = None;
         let endpoint = self.listener.endpoint();
         let limits = Limits {
             reply_timeout: self.reply_timeout,
@@ -235,7 +236,16 @@ impl Server {
                 }
                 Err(Error::Timeout { .. }) => {}
                 Err(Error::Closed) => break,
-                Err(e @ Error::Denied(_)) => log::warn!("{endpoint}: {e}"),
+                Err(e @ Error::Denied(_)) => {
+                    // Refused peers (allow_uid) are logged once a second at most.
+                    let now = std::time::Instant::now();
+                    if last_denial_warning
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        log::warn!("{endpoint}: {e}");
+                        last_denial_warning = Some(now);
+                    }
+                }
                 Err(e) => {
                     let out_of_descriptors = matches!(
                         &e,
