@@ -23,6 +23,9 @@ pub(super) enum Next {
 pub(super) struct Limits {
     /// Longest a reply may wait for room before the connection is given up.
     pub(super) reply_timeout: Duration,
+    /// Set by [`Server::idle_timeout`](super::Server::idle_timeout): replaces
+    /// the channel's own idle limit (`None`: keep the channel's).
+    pub(super) idle_timeout: Option<Option<Duration>>,
 }
 
 /// Answers `frame` (a REQUEST, HEARTBEAT, GOODBYE or anything else) on `channel`.

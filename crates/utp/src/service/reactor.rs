@@ -452,11 +452,15 @@ impl Reactor {
             let Some(ready) = parked.channel.readiness() else {
                 continue;
             };
+            let idle_limit = self
+                .shared
+                .limits
+                .idle_timeout
+                .unwrap_or(ready.idle_timeout);
             if ready.frame_deadline.is_some_and(|due| now >= due) {
                 stalled.push(token);
             } else if ready.frame_deadline.is_none()
-                && ready
-                    .idle_timeout
+                && idle_limit
                     .is_some_and(|limit| now.saturating_duration_since(parked.last_active) >= limit)
             {
                 idle.push(token);
@@ -470,10 +474,11 @@ impl Reactor {
         for token in idle {
             let mut parked = self.parked.remove(&token).expect("token just found");
             self.forget(&*parked.channel);
-            let limit = parked
-                .channel
-                .readiness()
-                .and_then(|r| r.idle_timeout)
+            let limit = self
+                .shared
+                .limits
+                .idle_timeout
+                .unwrap_or_else(|| parked.channel.readiness().and_then(|r| r.idle_timeout))
                 .unwrap_or_default();
             self.shared
                 .close_log

@@ -107,6 +107,7 @@ pub struct Server {
     max_clients: usize,
     max_threads: usize,
     reply_timeout: Duration,
+    idle_timeout: Option<Option<Duration>>,
 }
 
 /// `Handler` plus a `Debug` stand-in, so `Server` can derive `Debug`.
@@ -129,6 +130,7 @@ impl Server {
             max_clients: DEFAULT_MAX_CLIENTS,
             max_threads: DEFAULT_MAX_THREADS,
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            idle_timeout: None,
         }
     }
 
@@ -156,6 +158,17 @@ impl Server {
     /// [`run`](Self::run) returns within it after a shutdown.
     pub fn reply_timeout(mut self, limit: Duration) -> Self {
         self.reply_timeout = limit;
+        self
+    }
+
+    /// Closes a client that sends nothing for `limit` between requests
+    /// (`None`: never), on every transport, with an ERROR frame saying why.
+    ///
+    /// Unless set, event-driven transports use the channel's
+    /// [`Options::idle_timeout`](crate::Options::idle_timeout) (default 300 s,
+    /// `?idle_timeout_ms=N`), and thread-served ones (shm, inproc, mq) have none.
+    pub fn idle_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.idle_timeout = Some(limit);
         self
     }
 
@@ -188,6 +201,7 @@ impl Server {
         let endpoint = self.listener.endpoint();
         let limits = Limits {
             reply_timeout: self.reply_timeout,
+            idle_timeout: self.idle_timeout,
         };
         log::info!("serving on {endpoint}");
         while !self.shutdown.is_triggered() {
@@ -297,10 +311,22 @@ fn serve_client(
     let who = describe(&peer);
     let mut frame = Frame::with_capacity(4096);
     log::debug!("client {who} connected");
+    let idle_limit = limits.idle_timeout.flatten();
+    let mut last_active = std::time::Instant::now();
     while !shutdown.is_triggered() {
         match channel.recv_timeout(&mut frame, Some(SHUTDOWN_POLL)) {
-            Ok(()) => {}
-            Err(Error::Timeout { .. }) => continue,
+            Ok(()) => last_active = std::time::Instant::now(),
+            Err(Error::Timeout { .. }) => {
+                if let Some(limit) = idle_limit.filter(|l| last_active.elapsed() >= *l) {
+                    log::info!("closing {who}: idle for {limit:?} (idle_timeout)");
+                    let reason = format!(
+                        "closing an idle connection: nothing received for {limit:?} (idle_timeout)"
+                    );
+                    refuse(&mut *channel, &reason);
+                    return;
+                }
+                continue;
+            }
             Err(Error::PeerGone(reason)) => {
                 log::debug!("client {who} left: {reason}");
                 return;
