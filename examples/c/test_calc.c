@@ -110,6 +110,24 @@ int main(int argc, char **argv) {
     CHECK(utp_connect(NULL, &ch) == UTP_ERR_INVALID_ARGUMENT, "NULL url");
     utp_channel_close(NULL); /* allowed */
 
+    /* Any int has a name: C lets a caller pass any value as a status. */
+    CHECK(strcmp(utp_status_name(12345), "UTP_UNKNOWN_STATUS") == 0, "unknown status: %s",
+          utp_status_name(12345));
+    CHECK(strcmp(utp_status_name(UTP_ERR_TIMEOUT), "UTP_ERR_TIMEOUT") == 0, "known status");
+
+    /* Double close and use after close are errors, not undefined behaviour. */
+    if (argc > 1) {
+        UtpChannel *closed = NULL;
+        if (utp_connect(argv[1], &closed) == UTP_OK) {
+            utp_channel_close(closed);
+            utp_channel_close(closed);
+            CHECK(strstr(utp_last_error(), "already closed") != NULL, "double close: %s",
+                  utp_last_error());
+            st = utp_send(closed, 0x10, 1, (const uint8_t *)"ADD 1 1", 7, 100);
+            CHECK(st == UTP_ERR_CLOSED, "use after close: %s", utp_status_name(st));
+        }
+    }
+
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -87,8 +87,9 @@ def test_protocol_rules_for_other_message_types(socket_path):
         conn.send(frame.HEARTBEAT, b"", 5)  # ignored: the next answer is for the request
         conn.send(frame.REQUEST, b"ADD 2 2", 5, flags=0)
         reply = conn.receive(5)
-        assert (reply.message_type, reply.payload, reply.sequence) == (frame.RESPONSE, b"OK 4", 2)
-        assert reply.flags & frame.FLAG_CHECKSUM
+        # The reply names the request it answers: the client's frame number 3.
+        assert (reply.message_type, reply.payload, reply.sequence) == (frame.RESPONSE, b"OK 4", 3)
+        assert reply.flags & frame.FLAG_CHECKSUM and reply.flags & frame.FLAG_REPLY
         conn.send(frame.GOODBYE, b"", 5)
         assert conn.receive(5) is None  # the server closed
         conn.close()

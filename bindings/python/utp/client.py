@@ -7,15 +7,26 @@ b'OK 30'
 
 from __future__ import annotations
 
+import logging
 import time
 
 from . import calculator, sockets
 from .endpoint import Endpoint, parse
 from .errors import CalculatorError, ConnectionClosed, ProtocolError, ServiceError, UtpError, UtpTimeout
-from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, HEARTBEAT, REQUEST, RESPONSE
+from .frame import DEFAULT_MAX_PAYLOAD, ERROR, FLAG_REPLY, GOODBYE, HEARTBEAT, REQUEST, RESPONSE
 from .stream import LengthFraming, UtpFraming
 
 DEFAULT_TIMEOUT = 5.0
+
+log = logging.getLogger("utp.client")
+
+
+def _sent_sequence(channel) -> int | None:
+    """The sequence number of the last frame ``channel`` sent (None if it has none)."""
+    if isinstance(channel, LengthFraming):
+        return None  # the tutorial's framing carries no sequence numbers
+    following = getattr(channel, "_next_sequence", None)
+    return None if following is None else (following - 1) & (2**64 - 1)
 
 
 def open_channel(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_MAX_PAYLOAD):
@@ -52,6 +63,10 @@ class Client:
     def call(self, request: bytes, timeout: float | None = None) -> bytes:
         """Send ``request`` as a REQUEST frame and return the RESPONSE payload.
 
+        The timeout is a deadline for the whole call. A reply that names
+        another request (flag REPLY, docs/protocol.md "Correlation") is not
+        ours: it is dropped with a log line and the call keeps waiting.
+
         Raises :class:`~utp.errors.ServiceError` when the server answers with
         ERROR, :class:`~utp.errors.UtpTimeout` when no answer comes in time,
         :class:`~utp.errors.ConnectionClosed` when the server goes away, and
@@ -63,6 +78,7 @@ class Client:
         deadline = time.monotonic() + timeout
         try:
             self._channel.send(REQUEST, bytes(request), timeout)
+            ours = _sent_sequence(self._channel)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -70,6 +86,11 @@ class Client:
                 frame = self._channel.receive(remaining)
                 if frame is None or frame.message_type == GOODBYE:
                     raise ConnectionClosed(f"{self.endpoint.url} closed the connection before answering")
+                if (frame.message_type in (RESPONSE, ERROR) and frame.flags & FLAG_REPLY
+                        and ours is not None and frame.sequence != ours):
+                    log.warning("refused a reply to request %d while waiting for the reply to request %d",
+                                frame.sequence, ours)
+                    continue
                 if frame.message_type == RESPONSE:
                     return frame.payload
                 if frame.message_type == ERROR:

@@ -33,6 +33,8 @@ HEADER_SIZE = 32
 DEFAULT_MAX_PAYLOAD = 1_048_576
 
 FLAG_CHECKSUM = 0x0001
+#: The frame answers a request; its sequence is that request's (docs/protocol.md, "Correlation").
+FLAG_REPLY = 0x0002
 
 # Message types (docs/frame.md and docs/protocol.md).
 DATA = 0x01

@@ -170,7 +170,8 @@ class _Connection:
     def _answer(self, frame) -> None:
         reply = answer(frame, self.server.handler, self.server.url)
         if reply is not None and self.framing is not None:
-            self.framing.send(*reply, self.server.frame_timeout)
+            # The reply names the request it answers (docs/protocol.md, "Correlation").
+            self.framing.reply(*reply, frame.sequence, self.server.frame_timeout)
 
     def _send_error(self, reason: str) -> None:
         framing = self.framing or UtpFraming(self.conn, self.reader)

@@ -107,6 +107,13 @@ class UtpFraming:
         self._next_sequence += 1
         send_all(self.sock, data, timeout)
 
+    def reply(self, message_type: int, payload: bytes, answers: int, timeout: float = 5.0) -> None:
+        """Send a reply naming request ``answers``: flag REPLY, that request's sequence
+        (docs/protocol.md, "Correlation")."""
+        data = utp_frame.encode(message_type, payload, sequence=answers,
+                                flags=FLAG_CHECKSUM | utp_frame.FLAG_REPLY)
+        send_all(self.sock, data, timeout)
+
     def receive(self, timeout: float) -> Frame | None:
         """Read one whole frame; ``None`` if the peer closed cleanly first.
 
@@ -163,6 +170,10 @@ class LengthFraming:
         if len(payload) > 0xFFFFFFFF:
             raise ValueError(f"a message of {len(payload)} bytes does not fit a u32 length")
         send_all(self.sock, _LENGTH.pack(len(payload)) + bytes(payload), timeout)
+
+    def reply(self, message_type: int, payload: bytes, answers: int, timeout: float = 5.0) -> None:
+        """The tutorial's framing has no header to name the request in: a plain send."""
+        self.send(message_type, payload, timeout)
 
     def receive(self, timeout: float) -> Frame | None:
         """Read one length-prefixed message; ``None`` if the peer closed cleanly first."""

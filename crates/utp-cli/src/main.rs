@@ -2,6 +2,7 @@
 //! frames, inspect links, and benchmark every mechanism.
 
 mod cmd;
+mod escape;
 mod exit;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -134,7 +135,9 @@ fn main() {
         Ok(()) => 0,
         Err(Exit::Failed(code)) => code,
         Err(Exit::Error(error)) => {
-            eprintln!("utp: error: {error}");
+            // Errors may quote a peer (a server's ERROR frame): escape it.
+            let text = error.to_string();
+            eprintln!("utp: error: {}", escape::for_terminal(&text, true));
             2
         }
     };

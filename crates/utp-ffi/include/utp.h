@@ -136,16 +136,23 @@ enum UtpStatus utp_recv(struct UtpChannel *channel,
                         uintptr_t capacity,
                         int32_t timeout_ms);
 
-// Closes a channel and frees it. NULL is ignored. The handle must not be used afterwards.
+// Closes a channel and frees it. NULL is ignored.
+//
+// Closing twice, or using a handle after closing it, is defined: utp keeps
+// a registry of live handles, so such a call does nothing and fails with
+// `UTP_ERR_CLOSED` (for close: recorded in `utp_last_error()`). A freed
+// address may be reused by a later handle, though: do not rely on it.
 //
 // # Safety
-// `channel` is NULL or a live channel handle not used by any other thread.
+// `channel` is NULL or a pointer not used by any other thread meanwhile.
 void utp_channel_close(struct UtpChannel *channel);
 
-// Stops listening, removes the endpoint (socket file, segments, ...) and frees the listener.
+// Stops listening, removes the endpoint (socket file, segments, ...) and
+// frees the listener. NULL is ignored; a second close fails with
+// `UTP_ERR_CLOSED` in `utp_last_error()`, as for channels.
 //
 // # Safety
-// `listener` is NULL or a live listener handle not used by any other thread.
+// `listener` is NULL or a pointer not used by any other thread meanwhile.
 void utp_listener_close(struct UtpListener *listener);
 
 // The message of the last failed utp call on this thread (empty if none).
@@ -154,8 +161,11 @@ void utp_listener_close(struct UtpListener *listener);
 // call on the same thread; copy it if you need it longer. Never null.
 const char *utp_last_error(void);
 
-// The name of a status code, such as `"UTP_ERR_TIMEOUT"`. Static; never null.
-const char *utp_status_name(enum UtpStatus status);
+// The name of a status code, such as `"UTP_ERR_TIMEOUT"`, or
+// `"UTP_UNKNOWN_STATUS"` for a value that is not one. Static; never null.
+//
+// Takes any `int32_t`: C lets a caller pass any integer as an enum.
+const char *utp_status_name(int32_t status);
 
 // Reserves room for a `len`-byte payload in the send ring, waiting up to
 // `timeout_ms` (0: don't wait, `UTP_ERR_FULL` if full; negative: forever),

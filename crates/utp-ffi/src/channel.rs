@@ -1,7 +1,7 @@
 //! Channels and listeners: connect, listen, accept, send, receive, close.
 
 use crate::guard::{
-    boundary, bytes, bytes_mut, c_str, handle, status, take_handle, timeout, write_out,
+    boundary, bytes, bytes_mut, c_str, handle, register, status, take_handle, timeout, write_out,
 };
 use crate::status::{UtpStatus, fail, from_error};
 use crate::zerocopy::Loan;
@@ -104,11 +104,11 @@ pub unsafe extern "C" fn utp_connect(url: *const c_char, out: *mut *mut UtpChann
             // SAFETY: forwarded from this function's contract.
             let url = unsafe { c_str(url, "url") }?;
             let transport = open(url).map_err(from_error)?;
-            let raw = Box::into_raw(Box::new(UtpChannel::new(transport)));
+            let raw = register(UtpChannel::new(transport));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
-                // SAFETY: `raw` was just created by Box::into_raw and never shared.
-                drop(unsafe { take_handle(raw) });
+                // SAFETY: `raw` was just registered and never shared.
+                drop(unsafe { take_handle(raw, "new handle") });
             })
         })())
     })
@@ -125,11 +125,11 @@ pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListen
             // SAFETY: forwarded from this function's contract.
             let url = unsafe { c_str(url, "url") }?;
             let inner = utp::listen(url).map_err(from_error)?;
-            let raw = Box::into_raw(Box::new(UtpListener { inner }));
+            let raw = register(UtpListener { inner });
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
-                // SAFETY: `raw` was just created by Box::into_raw and never shared.
-                drop(unsafe { take_handle(raw) });
+                // SAFETY: `raw` was just registered and never shared.
+                drop(unsafe { take_handle(raw, "new handle") });
             })
         })())
     })
@@ -153,11 +153,11 @@ pub unsafe extern "C" fn utp_accept(
                 .inner
                 .accept_timeout(timeout(timeout_ms))
                 .map_err(from_error)?;
-            let raw = Box::into_raw(Box::new(UtpChannel::new(Transport::Any(channel))));
+            let raw = register(UtpChannel::new(Transport::Any(channel)));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
-                // SAFETY: `raw` was just created by Box::into_raw and never shared.
-                drop(unsafe { take_handle(raw) });
+                // SAFETY: `raw` was just registered and never shared.
+                drop(unsafe { take_handle(raw, "new handle") });
             })
         })())
     })
@@ -255,35 +255,50 @@ pub unsafe extern "C" fn utp_recv(
     })
 }
 
-/// Closes a channel and frees it. NULL is ignored. The handle must not be used afterwards.
+/// Closes a channel and frees it. NULL is ignored.
+///
+/// Closing twice, or using a handle after closing it, is defined: utp keeps
+/// a registry of live handles, so such a call does nothing and fails with
+/// `UTP_ERR_CLOSED` (for close: recorded in `utp_last_error()`). A freed
+/// address may be reused by a later handle, though: do not rely on it.
 ///
 /// # Safety
-/// `channel` is NULL or a live channel handle not used by any other thread.
+/// `channel` is NULL or a pointer not used by any other thread meanwhile.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn utp_channel_close(channel: *mut UtpChannel) {
     boundary(|| {
         // SAFETY: forwarded from this function's contract.
-        if let Some(mut channel) = unsafe { take_handle(channel) } {
-            channel.loan = None;
-            if let Ok(inner) = channel.channel() {
-                let _ = inner.close();
+        match unsafe { take_handle(channel, "channel") } {
+            Ok(Some(mut channel)) => {
+                channel.loan = None;
+                if let Ok(inner) = channel.channel() {
+                    let _ = inner.close();
+                }
+                UtpStatus::UtpOk
             }
+            Ok(None) => UtpStatus::UtpOk,
+            Err(status) => status,
         }
-        UtpStatus::UtpOk
     });
 }
 
-/// Stops listening, removes the endpoint (socket file, segments, ...) and frees the listener.
+/// Stops listening, removes the endpoint (socket file, segments, ...) and
+/// frees the listener. NULL is ignored; a second close fails with
+/// `UTP_ERR_CLOSED` in `utp_last_error()`, as for channels.
 ///
 /// # Safety
-/// `listener` is NULL or a live listener handle not used by any other thread.
+/// `listener` is NULL or a pointer not used by any other thread meanwhile.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn utp_listener_close(listener: *mut UtpListener) {
     boundary(|| {
         // SAFETY: forwarded from this function's contract.
-        if let Some(mut listener) = unsafe { take_handle(listener) } {
-            let _ = listener.inner.close();
+        match unsafe { take_handle(listener, "listener") } {
+            Ok(Some(mut listener)) => {
+                let _ = listener.inner.close();
+                UtpStatus::UtpOk
+            }
+            Ok(None) => UtpStatus::UtpOk,
+            Err(status) => status,
         }
-        UtpStatus::UtpOk
     });
 }

@@ -2,8 +2,35 @@
 //! status codes. All the `unsafe` of the C ABI is in this file.
 
 use crate::status::{UtpStatus, fail};
+use std::any::TypeId;
+use std::collections::BTreeSet;
 use std::ffi::{CStr, c_char};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Every live handle utp gave out: its address and type. A pointer that is
+/// not here (closed already, never from utp, or a handle of another type) is
+/// refused with `UTP_ERR_CLOSED` before anything dereferences it, so a double
+/// close or a use after close is an error code, not undefined behaviour.
+static LIVE: Mutex<BTreeSet<(usize, TypeId)>> = Mutex::new(BTreeSet::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<(usize, TypeId)>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn not_live(what: &str) -> UtpStatus {
+    fail(
+        UtpStatus::UtpErrClosed,
+        format!("{what} was already closed (or is not a handle utp returned)"),
+    )
+}
+
+/// Turns a new object into a handle for C, recording it as live.
+pub(crate) fn register<T: 'static>(value: T) -> *mut T {
+    let raw = Box::into_raw(Box::new(value));
+    live().insert((raw as usize, TypeId::of::<T>()));
+    raw
+}
 
 /// Runs `body`, turning a panic into `UTP_ERR_PANIC` so none unwinds into C.
 pub(crate) fn boundary(body: impl FnOnce() -> UtpStatus) -> UtpStatus {
@@ -73,14 +100,27 @@ pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
-/// Borrows a C-owned handle mutably.
+/// Borrows a C-owned handle mutably: `UTP_ERR_INVALID_ARGUMENT` for NULL,
+/// `UTP_ERR_CLOSED` for a pointer that is not a live handle of this type.
 ///
 /// # Safety
-/// `ptr` is null or a handle returned by utp and not yet closed, used by one thread at a time.
-pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, UtpStatus> {
-    // SAFETY: the caller guarantees a live, unaliased handle (or null, which as_mut rejects).
-    unsafe { ptr.as_mut() }
-        .ok_or_else(|| fail(UtpStatus::UtpErrInvalidArgument, format!("{what} is NULL")))
+/// `ptr` is null or any pointer; a live handle is used by one thread at a time.
+pub(crate) unsafe fn handle<'a, T: 'static>(
+    ptr: *mut T,
+    what: &str,
+) -> Result<&'a mut T, UtpStatus> {
+    if ptr.is_null() {
+        return Err(fail(
+            UtpStatus::UtpErrInvalidArgument,
+            format!("{what} is NULL"),
+        ));
+    }
+    if !live().contains(&(ptr as usize, TypeId::of::<T>())) {
+        return Err(not_live(what));
+    }
+    // SAFETY: `ptr` is registered as a live handle of type T (created by
+    // `register`, not yet taken back), and the caller uses it from one thread.
+    Ok(unsafe { &mut *ptr })
 }
 
 /// Writes `value` through an out-pointer.
@@ -99,13 +139,24 @@ pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T, what: &str) -> Result<(
     Ok(())
 }
 
-/// Takes back ownership of a handle created with `Box::into_raw`.
+/// Takes back ownership of a handle: `Ok(None)` for NULL, `UTP_ERR_CLOSED`
+/// for a pointer that is not a live handle of this type (a second close).
 ///
 /// # Safety
-/// `ptr` is null or a handle returned by utp that has not been closed yet.
-pub(crate) unsafe fn take_handle<T>(ptr: *mut T) -> Option<Box<T>> {
-    // SAFETY: handles are created by Box::into_raw and closed once (caller's promise).
-    (!ptr.is_null()).then(|| unsafe { Box::from_raw(ptr) })
+/// `ptr` is null or any pointer; no other thread uses a live handle meanwhile.
+pub(crate) unsafe fn take_handle<T: 'static>(
+    ptr: *mut T,
+    what: &str,
+) -> Result<Option<Box<T>>, UtpStatus> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    if !live().remove(&(ptr as usize, TypeId::of::<T>())) {
+        return Err(not_live(what));
+    }
+    // SAFETY: `ptr` was registered by `register` (Box::into_raw) and has just
+    // been removed from the live set, so it is turned back into a Box once.
+    Ok(Some(unsafe { Box::from_raw(ptr) }))
 }
 
 /// Milliseconds from C: negative means wait forever.

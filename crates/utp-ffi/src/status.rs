@@ -83,9 +83,35 @@ pub extern "C" fn utp_last_error() -> *const c_char {
     LAST_ERROR.with(|slot| slot.borrow().as_ptr())
 }
 
-/// The name of a status code, such as `"UTP_ERR_TIMEOUT"`. Static; never null.
+/// The name of a status code, such as `"UTP_ERR_TIMEOUT"`, or
+/// `"UTP_UNKNOWN_STATUS"` for a value that is not one. Static; never null.
+///
+/// Takes any `int32_t`: C lets a caller pass any integer as an enum.
 #[unsafe(no_mangle)]
-pub extern "C" fn utp_status_name(status: UtpStatus) -> *const c_char {
+pub extern "C" fn utp_status_name(status: i32) -> *const c_char {
+    use UtpStatus as S;
+    const KNOWN: [UtpStatus; 17] = [
+        S::UtpOk,
+        S::UtpErrInvalidArgument,
+        S::UtpErrBadUrl,
+        S::UtpErrNotFound,
+        S::UtpErrTimeout,
+        S::UtpErrPeerGone,
+        S::UtpErrFrame,
+        S::UtpErrTooLarge,
+        S::UtpErrFull,
+        S::UtpErrBufferTooSmall,
+        S::UtpErrProtocol,
+        S::UtpErrClosed,
+        S::UtpErrIo,
+        S::UtpErrInUse,
+        S::UtpErrDenied,
+        S::UtpErrCalc,
+        S::UtpErrPanic,
+    ];
+    let Some(&status) = KNOWN.iter().find(|s| **s as i32 == status) else {
+        return c"UTP_UNKNOWN_STATUS".as_ptr();
+    };
     let name: &'static [u8] = match status {
         UtpStatus::UtpOk => b"UTP_OK\0",
         UtpStatus::UtpErrInvalidArgument => b"UTP_ERR_INVALID_ARGUMENT\0",

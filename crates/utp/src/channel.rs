@@ -3,7 +3,8 @@
 use crate::error::Result;
 use crate::frame::{self, Frame};
 use std::fmt;
-use std::time::Duration;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 /// A bidirectional, ordered channel of UTP frames to one peer.
 ///
@@ -66,6 +67,54 @@ pub trait Channel: Send + fmt::Debug {
     fn recv(&mut self, frame: &mut Frame) -> Result<()> {
         self.recv_timeout(frame, None)
     }
+
+    /// The sequence number of the last frame this channel sent, where the
+    /// transport knows it. A client compares it with the sequence a reply
+    /// names (see [`reply_timeout`](Self::reply_timeout)).
+    fn sent_sequence(&self) -> Option<u64> {
+        None
+    }
+
+    /// Sends a reply that names the request it answers: the frame carries
+    /// [`flags::REPLY`](crate::frame::flags::REPLY) and `answers` as its
+    /// sequence number, so a client can refuse a reply that is not its own
+    /// (docs/protocol.md, "Correlation"). Transports that cannot set the
+    /// sequence send an ordinary frame, which clients accept as before.
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let _ = answers;
+        self.send_timeout(message_type, flags, payload, timeout)
+    }
+
+    /// For event-driven servers: how to wait for this channel without a
+    /// thread of its own, or `None` when it can only be served by a thread
+    /// blocked in [`recv_timeout`](Self::recv_timeout).
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        None
+    }
+}
+
+/// What an event-driven server needs to wait for a channel (see
+/// [`Channel::readiness`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Readiness<'a> {
+    /// A descriptor that turns readable (or hangs up) when
+    /// `recv_timeout(Some(Duration::ZERO))` may make progress. Bytes already
+    /// buffered by the channel do not show here: drain with zero-timeout
+    /// receives until one times out before waiting on it.
+    pub fd: BorrowedFd<'a>,
+    /// When a frame that has started arriving must be complete; `None`
+    /// between frames. Past it, the next receive fails.
+    pub frame_deadline: Option<Instant>,
+    /// How long the channel may sit idle between frames before a server
+    /// closes it ([`Options::idle_timeout`]).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A boxed channel is a channel, so generic code (such as
@@ -95,6 +144,25 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
 
     fn attach_counters(&mut self, counters: &crate::stats::Counters) {
         (**self).attach_counters(counters)
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (**self).sent_sequence()
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        (**self).reply_timeout(message_type, flags, payload, answers, timeout)
+    }
+
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        (**self).readiness()
     }
 }
 
@@ -139,13 +207,29 @@ pub struct Options {
     pub max_payload: usize,
     /// How long `connect` may take before giving up. Default 5 s.
     pub connect_timeout: Duration,
+    /// Stream transports: once the first byte of a frame has arrived, the
+    /// whole frame must arrive within this time, or the receive fails and the
+    /// connection is closed (a slow or stalled peer cannot hold it).
+    /// URL option `?frame_timeout_ms=N`. Default [`DEFAULT_FRAME_TIMEOUT`] (5 s).
+    pub frame_timeout: Duration,
+    /// Servers: a connection that sends nothing for this long between frames
+    /// is closed (`None`: never). URL option `?idle_timeout_ms=N` (0: never).
+    /// Default [`DEFAULT_IDLE_TIMEOUT`] (5 minutes).
+    pub idle_timeout: Option<Duration>,
 }
+
+/// Default of [`Options::frame_timeout`].
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of [`Options::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_payload: frame::DEFAULT_MAX_PAYLOAD,
             connect_timeout: Duration::from_secs(5),
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -155,13 +239,22 @@ impl Default for Options {
 pub(crate) struct Deadline(Option<std::time::Instant>);
 
 impl Deadline {
+    /// A deadline `timeout` from now. A timeout too large to represent
+    /// (`Duration::MAX`) means no deadline, never a panic.
     pub(crate) fn after(timeout: Option<Duration>) -> Self {
-        Deadline(timeout.map(|t| std::time::Instant::now() + t))
+        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+    }
+
+    /// The earlier of this deadline and `other`.
+    pub(crate) fn min(self, other: Option<Instant>) -> Self {
+        match (self.0, other) {
+            (Some(a), Some(b)) => Deadline(Some(a.min(b))),
+            (a, b) => Deadline(a.or(b)),
+        }
     }
 
     /// Time left, `None` for no deadline; zero once passed.
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.0
-            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+        self.0.map(|d| d.saturating_duration_since(Instant::now()))
     }
 }

@@ -46,7 +46,7 @@ pub mod typed;
 /// Re-exported so `#[derive(bytemuck::Pod)]` types for [`typed`] need no extra dependency line.
 pub use bytemuck;
 
-pub use channel::{Channel, Listener, Options, PeerInfo};
+pub use channel::{Channel, Listener, Options, PeerInfo, Readiness};
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
 pub use transport::{connect, connect_with, listen, listen_with};

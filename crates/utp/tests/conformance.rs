@@ -31,9 +31,20 @@ struct Transport {
     max_payload: fn() -> usize,
     /// Whether sending more than `max_payload` is refused by the sender itself.
     sender_enforces_limit: bool,
-    /// Whether a receiver's own `max_payload` option limits what it accepts
-    /// (false where the queue size set at connect already limits the sender).
-    receiver_limit: bool,
+    /// Whether a channel's own `max_payload` option also limits what it
+    /// sends (false where the queue size set at connect limits the sender).
+    own_limit: bool,
+    /// Whether `recv_timeout(Some(Duration::MAX))` is safe. False only for the
+    /// shared-memory transports, whose wait loop (src/shm/wait.rs, rewritten on
+    /// the shm-v2 branch) still adds the timeout to `Instant::now()`.
+    huge_timeout: bool,
+    /// Whether a refused oversized send names the option that raises the
+    /// limit (false for shm: its error text belongs to the shm-v2 branch).
+    limit_names_option: bool,
+    /// Whether replies name their request (flags::REPLY). False for shm: its
+    /// channel cannot set a frame's sequence (src/shm belongs to shm-v2), and
+    /// a link has exactly one client anyway.
+    correlates: bool,
     /// Frames sent before reading replies in the ordering case.
     window: usize,
     /// Whether several clients may be connected at once.
@@ -52,8 +63,11 @@ const STREAM: Transport = Transport {
     url: || unreachable!("every transport sets its URL"),
     listens: true,
     max_payload: || MIB,
-    sender_enforces_limit: false,
-    receiver_limit: true,
+    sender_enforces_limit: true,
+    own_limit: true,
+    huge_timeout: true,
+    limit_names_option: true,
+    correlates: true,
     window: 100,
     concurrent: true,
     garbage: None,
@@ -66,19 +80,17 @@ const SHM_MAX_PAYLOAD: usize = MIB - 32;
 /// Every transport under test, one line each.
 #[rustfmt::skip]
 const TRANSPORTS: &[Transport] = &[
-    // inproc: both ends of a pair take the connecting side's max_payload, so
-    // a client's small limit would refuse its own oversized request first.
-    Transport { name: "inproc", url: || format!("inproc://{}", util::unique("inproc")), receiver_limit: false, ..STREAM },
+    Transport { name: "inproc", url: || format!("inproc://{}", util::unique("inproc")), ..STREAM },
     Transport { name: "unix", url: || format!("unix://{}.sock", util::tmp_path("unix")), garbage: Some(garbage_unix), ..STREAM },
     Transport { name: "unix-abstract", url: || format!("unix://@{}", util::unique("abstract")), garbage: Some(garbage_unix_abstract), ..STREAM },
     Transport { name: "tcp", url: || "tcp://127.0.0.1:0".into(), garbage: Some(garbage_tcp), ..STREAM },
     Transport { name: "udp", url: || "udp://127.0.0.1:0".into(), max_payload: || utp::transport::udp::MAX_PAYLOAD_V4, sender_enforces_limit: true, window: 50, garbage: Some(garbage_udp), ..STREAM },
     Transport { name: "pipe", url: pipe_url, listens: false, concurrent: false, clients: 5, ..STREAM },
     Transport { name: "fifo", url: || format!("fifo://{}", util::tmp_path("fifo")), concurrent: false, garbage: Some(garbage_fifo), clients: 10, ..STREAM },
-    Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
-    Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
-    Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, ..STREAM },
-    Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, receiver_limit: false, window: 4, garbage: Some(garbage_mq), ..STREAM },
+    Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
+    Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
+    Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, huge_timeout: false, limit_names_option: false, correlates: false, own_limit: false, ..STREAM },
+    Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, window: 4, garbage: Some(garbage_mq), ..STREAM },
 ];
 
 type Case = fn(&Transport);
@@ -91,6 +103,7 @@ const CASES: &[(&str, Case)] = &[
     ("large_payloads", large_payloads),
     ("the_limit", the_limit),
     ("timeouts", timeouts),
+    ("zero_and_huge_timeouts", zero_and_huge_timeouts),
     ("peer_disconnect", peer_disconnect),
     ("garbage_input", garbage_input),
     ("sequential_clients", sequential_clients),
@@ -292,9 +305,17 @@ fn round_trip(t: &Transport) {
     assert_eq!(frame.message_type(), message_type::RESPONSE);
     assert_eq!(frame.payload(), b"hello");
     assert_eq!(
-        frame.header.sequence, 1,
-        "the server's first frame is number 1"
+        frame.header.sequence,
+        answered_sequence(&*client, &frame, 1),
+        "the server's first frame is number 1, or names the request it answers"
     );
+    if t.correlates {
+        assert!(
+            frame.header.flags & flags::REPLY != 0,
+            "the reply names the request it answers"
+        );
+        assert_eq!(Some(frame.header.sequence), client.sent_sequence());
+    }
     assert!(frame.header.has_checksum());
     assert_eq!(call(&mut *client, b""), b"", "empty payloads travel too");
 }
@@ -305,6 +326,7 @@ fn ordering(t: &Transport) {
     let mut frame = Frame::default();
     let mut next_reply = 0u32;
     let mut last_sequence = 0;
+    let mut first_request = 0;
     for start in (0..1000u32).step_by(t.window) {
         let end = (start + t.window as u32).min(1000);
         for i in start..end {
@@ -316,6 +338,9 @@ fn ordering(t: &Transport) {
                     LONG,
                 )
                 .unwrap_or_else(|e| panic!("send {i}: {e}"));
+            if i == 0 {
+                first_request = client.sent_sequence().unwrap_or(1);
+            }
         }
         for _ in start..end {
             client
@@ -328,7 +353,11 @@ fn ordering(t: &Transport) {
             );
             assert_eq!(
                 frame.header.sequence,
-                last_sequence + 1,
+                if frame.header.flags & flags::REPLY != 0 {
+                    first_request + u64::from(next_reply)
+                } else {
+                    last_sequence + 1
+                },
                 "sequence numbers in order"
             );
             last_sequence = frame.header.sequence;
@@ -354,39 +383,109 @@ fn the_limit(t: &Transport) {
     let server = Fixture::start(t);
     let max = (t.max_payload)();
     if t.sender_enforces_limit {
+        // The sender refuses at once, saying which option raises the limit,
+        // and the channel stays usable (nothing was sent).
         let mut client = server.connect();
+        let started = Instant::now();
         match client.send_timeout(
             message_type::REQUEST,
             flags::CHECKSUM,
             &pattern(max + 1),
             LONG,
         ) {
-            Err(Error::TooLarge { len, limit, .. }) => {
+            Err(e @ Error::TooLarge { .. }) => {
+                let Error::TooLarge { len, limit, .. } = e else {
+                    unreachable!()
+                };
                 assert_eq!((len, limit), (max + 1, max));
+                let text = e.to_string();
+                assert!(
+                    !t.limit_names_option
+                        || text.contains("max_payload")
+                        || text.contains("no option raises it"),
+                    "the error names what raises the limit: {text}"
+                );
             }
             other => panic!(
                 "sending {} bytes: expected TooLarge, got {other:?}",
                 max + 1
             ),
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once, not after a timeout: {:?}",
+            started.elapsed()
+        );
         assert_eq!(call(&mut *client, b"still works"), b"still works");
     }
-    if t.receiver_limit {
-        // A client that accepts at most 1000 bytes refuses a 2000-byte reply.
+    if t.own_limit {
+        // A channel's own max_payload limits what it sends as well.
         let options = Options {
             max_payload: 1000,
             ..Options::default()
         };
         let mut client = server.connect_with(&options);
         assert_eq!(call(&mut *client, &pattern(1000)), pattern(1000));
-        client
-            .send_timeout(message_type::REQUEST, flags::CHECKSUM, &pattern(2000), LONG)
-            .unwrap();
-        let mut frame = Frame::default();
-        match client.recv_timeout(&mut frame, LONG) {
-            Err(Error::Frame(e)) => assert_eq!(e.kind(), "too_large", "{e}"),
-            other => panic!("expected a too_large error, got {other:?}"),
+        match client.send_timeout(message_type::REQUEST, flags::CHECKSUM, &pattern(2000), LONG) {
+            Err(Error::TooLarge { len, limit, .. }) => assert_eq!((len, limit), (2000, 1000)),
+            other => panic!("expected TooLarge for 2000 bytes over a 1000 limit, got {other:?}"),
         }
+        assert_eq!(call(&mut *client, b"after"), b"after", "still usable");
+    }
+}
+
+/// The sequence number a reply must carry: the request's when the reply says
+/// it names one (flags::REPLY), otherwise the server's own count.
+fn answered_sequence(client: &dyn Channel, reply: &Frame, own_count: u64) -> u64 {
+    if reply.header.flags & flags::REPLY != 0 {
+        client
+            .sent_sequence()
+            .expect("a channel that sent knows its sequence")
+    } else {
+        own_count
+    }
+}
+
+/// `Some(Duration::ZERO)` reads a frame that is already waiting (and times
+/// out at once when none is); `Some(Duration::MAX)` waits, never panics.
+fn zero_and_huge_timeouts(t: &Transport) {
+    let server = Fixture::start(t);
+    let mut client = server.connect();
+    assert_eq!(call(&mut *client, b"warm up"), b"warm up");
+    let mut frame = Frame::default();
+    let started = Instant::now();
+    match client.recv_timeout(&mut frame, Some(Duration::ZERO)) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("nothing waiting: expected Timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_millis(500));
+    client
+        .send_timeout(message_type::REQUEST, flags::CHECKSUM, b"zero", LONG)
+        .unwrap();
+    // Give the reply ample time to arrive, then take it without waiting.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        match client.recv_timeout(&mut frame, Some(Duration::ZERO)) {
+            Ok(()) => break,
+            Err(Error::Timeout { .. }) if Instant::now() < deadline => {}
+            other => panic!("a waiting reply with a zero timeout: got {other:?}"),
+        }
+    }
+    assert_eq!(frame.payload(), b"zero");
+    if t.huge_timeout {
+        client
+            .send_timeout(
+                message_type::REQUEST,
+                flags::CHECKSUM,
+                b"huge",
+                Some(Duration::MAX),
+            )
+            .expect("send with Duration::MAX");
+        client
+            .recv_timeout(&mut frame, Some(Duration::MAX))
+            .expect("receive with Duration::MAX");
+        assert_eq!(frame.payload(), b"huge");
     }
 }
 

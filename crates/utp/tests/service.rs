@@ -133,3 +133,24 @@ fn many_threads_calling_at_once_all_get_their_own_answers() {
     stop.trigger();
     thread.join().unwrap().unwrap();
 }
+
+#[test]
+fn an_idle_limit_closes_idle_clients_of_thread_served_transports() {
+    let url = unique("idle");
+    let (stop, thread) = start(&url, |s| s.idle_timeout(Some(Duration::from_millis(300))));
+    let mut idle = Client::connect(&url).unwrap();
+    assert_eq!(idle.call(b"ADD 1 1").unwrap(), b"OK 2");
+    let mut busy = Client::connect(&url).unwrap();
+    // The busy client calls more often than the limit and stays.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(busy.call(b"ADD 2 2").unwrap(), b"OK 4");
+    }
+    let error = idle.call(b"ADD 1 1").unwrap_err();
+    assert!(
+        error.to_string().contains("idle") || error.is_peer_gone(),
+        "{error}"
+    );
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}

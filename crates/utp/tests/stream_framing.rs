@@ -77,7 +77,8 @@ fn a_one_mib_payload_round_trips_and_one_byte_more_is_refused() {
             passes_fds: true,
         },
         Framing::Utp,
-        1 << 20,
+        // The sender accepts 2 MiB, so it sends what the receiver refuses.
+        2 << 20,
         "peer".into(),
         Default::default(),
     );
@@ -86,6 +87,11 @@ fn a_one_mib_payload_round_trips_and_one_byte_more_is_refused() {
         other
             .send(message_type::DATA, flags::CHECKSUM, &big)
             .unwrap();
+        // Over its own limit, the sender refuses at once and names the option.
+        let refused = other
+            .send(message_type::DATA, 0, &vec![0u8; (2 << 20) + 1])
+            .unwrap_err();
+        assert!(refused.to_string().contains("max_payload"), "{refused}");
         // The receiver stops reading after this header, so the send may fail.
         let _ = other.send(message_type::DATA, 0, &vec![0u8; (1 << 20) + 1]);
     });

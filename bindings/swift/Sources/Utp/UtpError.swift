@@ -21,7 +21,7 @@ public struct UtpError: Error, CustomStringConvertible, Equatable {
     /// Captures the thread's last error right after a failed call.
     init(status: UtpStatus) {
         code = status.rawValue
-        name = String(cString: utp_status_name(status))
+        name = String(cString: utp_status_name(status.rawValue))
         message = String(cString: utp_last_error())
     }
 }

@@ -52,7 +52,7 @@ pub fn run(args: Args) -> CmdResult {
             if args.json {
                 println!("{}", serde_json::json!({"ok": false, "error": message}));
             } else {
-                eprintln!("{message}");
+                eprintln!("{}", crate::escape::for_terminal(&message, false));
             }
             Err(Exit::Failed(1))
         }

@@ -9,6 +9,7 @@
 //!   from /proc;
 //! - POSIX message queues named `utp.*` in /dev/mqueue (when it is mounted).
 
+use crate::escape::for_terminal;
 use crate::exit::CmdResult;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -323,12 +324,14 @@ pub fn run(args: Args) -> CmdResult {
             .iter()
             .map(|r| {
                 [
+                    // Names and details come from whoever created the
+                    // object (another user, too): escape them.
                     r.transport.clone(),
-                    r.url.clone(),
+                    for_terminal(&r.url, false).to_string(),
                     r.uid.map_or_else(|| "-".into(), user_name),
                     r.pid.map_or_else(|| "-".into(), |p| p.to_string()),
                     r.clients.map_or_else(|| "-".into(), |c| c.to_string()),
-                    r.detail.clone(),
+                    for_terminal(&r.detail, false).to_string(),
                 ]
             })
             .collect();

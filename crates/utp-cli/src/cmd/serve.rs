@@ -14,7 +14,8 @@ pub struct Args {
     /// Endpoint to listen on, e.g. unix:///tmp/calc.sock or shm://calc.
     #[arg(long, value_name = "URL")]
     on: String,
-    /// Clients served at once; more are told "server busy" and closed.
+    /// Connections held at once; at the limit the longest-idle one makes room
+    /// (or, when none is idle, a new client is told "server busy").
     #[arg(long, default_value_t = utp::service::DEFAULT_MAX_CLIENTS)]
     max_clients: usize,
     /// Once listening, write the endpoint's URL to this file (removed on
@@ -77,6 +78,7 @@ impl Drop for ReadyFile {
 /// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
 pub fn run(args: Args) -> CmdResult {
     refuse_inproc(&args.on)?;
+    raise_fd_limit();
     let listener = utp::listen(&args.on)?;
     let server = match args.service {
         Service::Calc => Server::new(listener, calc::handler()),
@@ -91,4 +93,18 @@ pub fn run(args: Args) -> CmdResult {
         .transpose()?;
     server.run()?;
     Ok(())
+}
+
+/// Raises the soft descriptor limit to the hard one, so the server can hold
+/// as many connections as the system allows it (the default soft limit,
+/// 1,024, would refuse clients long before memory or threads run out).
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::debug!("cannot raise RLIMIT_NOFILE: {e}");
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub(crate) const CHECKSUM_COVERS: usize = 28;
 pub mod flags {
     /// Bit 0: the checksum field holds the CRC-32C of the frame and is verified.
     pub const CHECKSUM: u16 = 0x0001;
+    /// Bit 1: this frame answers a request, and its sequence field is the
+    /// sequence number of that request (not the sender's own count). A
+    /// client refuses a reply with this flag that names another request.
+    pub const REPLY: u16 = 0x0002;
 }
 
 /// Message types. The frame layer accepts any value; these are the ones utp gives meaning to.

@@ -24,7 +24,10 @@ pub fn now_micros() -> u64 {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Stamper {
+    /// Frames stamped.
     sent: u64,
+    /// The sequence number of the last frame stamped by `stamp`.
+    last: u64,
 }
 
 impl Stamper {
@@ -37,7 +40,41 @@ impl Stamper {
         out: &mut [u8; HEADER_LEN],
     ) -> Header {
         self.sent += 1;
-        Header::new(message_type, flags, self.sent, now_micros()).encode_for(payload, out)
+        self.last = self.last.wrapping_add(1);
+        Header::new(message_type, flags, self.last, now_micros()).encode_for(payload, out)
+    }
+
+    /// Encodes the header of a reply to the frame numbered `answers`: the
+    /// reply carries [`flags::REPLY`](super::flags::REPLY) and that number as
+    /// its sequence (docs/protocol.md, "Correlation").
+    pub fn stamp_reply(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        out: &mut [u8; HEADER_LEN],
+    ) -> Header {
+        self.sent += 1;
+        Header::new(
+            message_type,
+            flags | super::flags::REPLY,
+            answers,
+            now_micros(),
+        )
+        .encode_for(payload, out)
+    }
+
+    /// The sequence number of the last frame stamped by [`stamp`](Self::stamp).
+    pub fn last_sequence(&self) -> u64 {
+        self.last
+    }
+
+    /// Numbers the following frames from `first` on (instead of 1): a client
+    /// on a medium other clients share (a FIFO pair) starts at a random
+    /// number, so that its requests' numbers are its own.
+    pub fn start_at(&mut self, first: u64) {
+        self.last = first.wrapping_sub(1);
     }
 
     /// How many frames have been stamped.

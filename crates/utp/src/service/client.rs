@@ -1,6 +1,6 @@
 //! [`Client`]: makes request/response calls over any channel.
 
-use crate::channel::{Channel, Options};
+use crate::channel::{Channel, Deadline, Options};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, flags, message_type};
 use std::time::Duration;
@@ -52,8 +52,15 @@ impl Client {
 
     /// Sends `request` and returns the response payload.
     ///
+    /// The timeout is a deadline for the whole call: frames that are not the
+    /// answer (heartbeats, replies to other requests) do not extend it.
+    /// A reply that names another request (see docs/protocol.md,
+    /// "Correlation") is refused: dropped with a log line, and the call goes
+    /// on waiting for its own.
+    ///
     /// A server-side `ERROR` frame becomes [`Error::Protocol`] with its text.
     pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
+        let deadline = Deadline::after(self.timeout);
         let sent = self.channel.send_timeout(
             message_type::REQUEST,
             flags::CHECKSUM,
@@ -73,9 +80,30 @@ impl Client {
             }
             return Err(error);
         }
+        let ours = self.channel.sent_sequence();
         loop {
-            self.channel.recv_timeout(&mut self.frame, self.timeout)?;
-            match self.frame.message_type() {
+            let left = deadline.remaining();
+            let received = self.channel.recv_timeout(&mut self.frame, left);
+            if let Err(Error::Timeout { waiting_for, .. }) = received {
+                return Err(Error::Timeout {
+                    waiting_for,
+                    after: self.timeout.unwrap_or_default(),
+                });
+            }
+            received?;
+            let header = self.frame.header;
+            let names_another = header.flags & flags::REPLY != 0
+                && ours.is_some_and(|sequence| sequence != header.sequence);
+            match header.message_type {
+                message_type::RESPONSE | message_type::ERROR if names_another => {
+                    log::warn!(
+                        "refused a reply to request {} while waiting for the reply to request {}: \
+                         another client shares this channel",
+                        header.sequence,
+                        ours.unwrap_or_default()
+                    );
+                    continue;
+                }
                 message_type::RESPONSE => return Ok(self.frame.payload()),
                 message_type::ERROR => return Err(self.refusal()),
                 // Liveness frames may arrive between calls.

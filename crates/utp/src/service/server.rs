@@ -1,8 +1,10 @@
 //! [`Server`]: serves a [`Handler`] to every client of a [`Listener`].
 
+use super::answer::{Limits, Next, answer, describe, refuse};
+use super::reactor::{ReactorConfig, ReactorHandle};
 use crate::channel::{Channel, Listener, PeerInfo};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, flags, message_type};
+use crate::frame::Frame;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -10,8 +12,12 @@ use std::time::Duration;
 
 /// How often idle loops look at the shutdown flag.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
-/// Clients served at once unless [`Server::max_clients`] says otherwise.
-pub const DEFAULT_MAX_CLIENTS: usize = 256;
+/// Connections held at once unless [`Server::max_clients`] says otherwise.
+pub const DEFAULT_MAX_CLIENTS: usize = 16_384;
+/// Threads serving clients unless [`Server::max_threads`] says otherwise.
+pub const DEFAULT_MAX_THREADS: usize = 256;
+/// How long a reply may wait for room unless [`Server::reply_timeout`] says otherwise.
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Turns one request payload into one response payload.
 ///
@@ -70,8 +76,14 @@ impl Shutdown {
     }
 }
 
-/// Serves a handler on a listener: one thread per client, so a slow or
-/// misbehaving client never holds up the others.
+/// Serves a handler on a listener.
+///
+/// Connections that can be waited for without a thread (unix, tcp, fifo,
+/// pipe: [`Channel::readiness`]) are served event-driven: between frames
+/// they sit in one epoll set and cost no thread, so thousands of idle or
+/// slow clients do not hold up the others; a small pool of workers answers
+/// requests. Other channels (shm, inproc, udp, mq) get a thread each, up to
+/// [`max_threads`](Self::max_threads). See docs/transports.md, "Servers".
 ///
 /// ```
 /// use utp::service::{Client, Server};
@@ -93,10 +105,13 @@ pub struct Server {
     shutdown: Shutdown,
     stats: Arc<ServerStats>,
     max_clients: usize,
+    max_threads: usize,
+    reply_timeout: Duration,
+    idle_timeout: Option<Option<Duration>>,
 }
 
 /// `Handler` plus a `Debug` stand-in, so `Server` can derive `Debug`.
-trait HandlerDebug: Handler {}
+pub(super) trait HandlerDebug: Handler {}
 impl<H: Handler> HandlerDebug for H {}
 impl std::fmt::Debug for dyn HandlerDebug {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,14 +128,47 @@ impl Server {
             shutdown: Shutdown::default(),
             stats: Arc::default(),
             max_clients: DEFAULT_MAX_CLIENTS,
+            max_threads: DEFAULT_MAX_THREADS,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            idle_timeout: None,
         }
     }
 
-    /// Limits how many clients are served at once (default 256). A client
-    /// beyond the limit gets an ERROR frame ("server busy") and is closed, so
-    /// a flood of connections cannot exhaust the server's threads.
+    /// Limits how many connections are held at once (default 16,384).
+    ///
+    /// At the limit, a new client of an event-driven transport takes the
+    /// place of the connection idle the longest (which gets an ERROR frame
+    /// saying why, and is closed). When none is idle, or on a transport
+    /// served by threads, the new client gets an ERROR frame ("server busy")
+    /// and is closed.
     pub fn max_clients(mut self, limit: usize) -> Self {
         self.max_clients = limit.max(1);
+        self
+    }
+
+    /// Limits the threads serving clients (default 256): workers of the
+    /// event-driven path, or one per client on transports without readiness.
+    pub fn max_threads(mut self, limit: usize) -> Self {
+        self.max_threads = limit.max(1);
+        self
+    }
+
+    /// How long a reply may wait for room (default 5 s). A client that stops
+    /// reading its replies loses its connection after this long, and
+    /// [`run`](Self::run) returns within it after a shutdown.
+    pub fn reply_timeout(mut self, limit: Duration) -> Self {
+        self.reply_timeout = limit;
+        self
+    }
+
+    /// Closes a client that sends nothing for `limit` between requests
+    /// (`None`: never), on every transport, with an ERROR frame saying why.
+    ///
+    /// Unless set, event-driven transports use the channel's
+    /// [`Options::idle_timeout`](crate::Options::idle_timeout) (default 300 s,
+    /// `?idle_timeout_ms=N`), and thread-served ones (shm, inproc, mq) have none.
+    pub fn idle_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.idle_timeout = Some(limit);
         self
     }
 
@@ -140,32 +188,52 @@ impl Server {
     }
 
     /// Serves until the [`Shutdown`] handle is triggered, then closes the
-    /// listener (removing its endpoint) and waits for the client threads.
+    /// listener (removing its endpoint), closes idle connections and waits
+    /// for the requests in progress.
+    ///
+    /// Shutdown completes within about 100 ms plus the reply timeout plus
+    /// the time the handler takes for a request already started.
     pub fn run(&mut self) -> Result<()> {
-        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut reactor: Option<ReactorHandle> = None;
+        let mut last_accept_warning: Option<std::time::Instant> = None;
+        let mut last_denial_warning: Option<std::time::Instant> = None;
         let endpoint = self.listener.endpoint();
+        let limits = Limits {
+            reply_timeout: self.reply_timeout,
+            idle_timeout: self.idle_timeout,
+        };
         log::info!("serving on {endpoint}");
         while !self.shutdown.is_triggered() {
             match self.listener.accept_timeout(Some(SHUTDOWN_POLL)) {
+                Ok(channel) if channel.readiness().is_some() => {
+                    if reactor.is_none() {
+                        reactor = Some(ReactorHandle::start(ReactorConfig {
+                            handler: self.handler.clone(),
+                            stats: self.stats.clone(),
+                            shutdown: self.shutdown.clone(),
+                            limits,
+                            endpoint: endpoint.clone(),
+                            max_clients: self.max_clients,
+                            max_threads: self.max_threads,
+                        })?);
+                    }
+                    if let Some(reactor) = &reactor {
+                        reactor.admit(channel);
+                    }
+                }
                 Ok(mut channel) => {
-                    workers.retain(|w| !w.is_finished());
-                    if workers.len() >= self.max_clients {
+                    threads.retain(|w| !w.is_finished());
+                    let limit = self.max_clients.min(self.max_threads);
+                    if threads.len() >= limit {
                         self.stats.client_errors.fetch_add(1, Ordering::Relaxed);
                         log::warn!(
                             "{endpoint}: refused a client: {} clients already served",
-                            workers.len()
+                            threads.len()
                         );
-                        let reason = format!(
-                            "server busy: it serves at most {} clients at once",
-                            self.max_clients
-                        );
-                        let _ = channel.send_timeout(
-                            message_type::ERROR,
-                            flags::CHECKSUM,
-                            reason.as_bytes(),
-                            Some(SHUTDOWN_POLL),
-                        );
-                        let _ = channel.close();
+                        let reason =
+                            format!("server busy: it serves at most {limit} clients at once");
+                        refuse(&mut *channel, &reason);
                         continue;
                     }
                     self.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -174,46 +242,91 @@ impl Server {
                     let stats = self.stats.clone();
                     let worker = std::thread::Builder::new()
                         .name("utp-client".into())
-                        .spawn(move || serve_client(channel, &*handler, &shutdown, &stats));
+                        .spawn(move || serve_client(channel, &*handler, &shutdown, &stats, limits));
                     match worker {
-                        Ok(handle) => workers.push(handle),
+                        Ok(handle) => threads.push(handle),
                         Err(e) => log::error!("{endpoint}: cannot start a client thread: {e}"),
                     }
                 }
                 Err(Error::Timeout { .. }) => {}
                 Err(Error::Closed) => break,
-                Err(e @ Error::Denied(_)) => log::warn!("{endpoint}: {e}"),
+                Err(e @ Error::Denied(_)) => {
+                    // Refused peers (allow_uid) are logged once a second at most.
+                    let now = std::time::Instant::now();
+                    if last_denial_warning
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        log::warn!("{endpoint}: {e}");
+                        last_denial_warning = Some(now);
+                    }
+                }
                 Err(e) => {
-                    log::warn!("{endpoint}: accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
+                    let out_of_descriptors = matches!(
+                        &e,
+                        Error::Io { source, .. }
+                            if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+                    );
+                    match &reactor {
+                        // The descriptor limit is the connection limit:
+                        // make room as at max_clients.
+                        Some(reactor) if out_of_descriptors => reactor.make_room(),
+                        _ => {}
+                    }
+                    let now = std::time::Instant::now();
+                    if last_accept_warning
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        log::warn!("{endpoint}: accept failed: {e}");
+                        last_accept_warning = Some(now);
+                    }
+                    // Room is being made: look again soon.
+                    let pause = if out_of_descriptors { 1 } else { 10 };
+                    std::thread::sleep(Duration::from_millis(pause));
                 }
             }
-            workers.retain(|w| !w.is_finished());
+            threads.retain(|w| !w.is_finished());
         }
         log::info!("shutting down {endpoint}");
         let closed = self.listener.close();
-        for worker in workers {
-            let _ = worker.join();
+        if let Some(reactor) = reactor {
+            reactor.finish();
+        }
+        for thread in threads {
+            let _ = thread.join();
         }
         closed
     }
 }
 
-/// Answers one client's requests until it leaves, misbehaves or the server stops.
+/// Answers one client's requests on a thread of its own, until it leaves,
+/// misbehaves or the server stops.
 fn serve_client(
     mut channel: Box<dyn Channel>,
     handler: &dyn HandlerDebug,
     shutdown: &Shutdown,
     stats: &ServerStats,
+    limits: Limits,
 ) {
     let peer = channel.peer();
     let who = describe(&peer);
     let mut frame = Frame::with_capacity(4096);
     log::debug!("client {who} connected");
+    let idle_limit = limits.idle_timeout.flatten();
+    let mut last_active = std::time::Instant::now();
     while !shutdown.is_triggered() {
         match channel.recv_timeout(&mut frame, Some(SHUTDOWN_POLL)) {
-            Ok(()) => {}
-            Err(Error::Timeout { .. }) => continue,
+            Ok(()) => last_active = std::time::Instant::now(),
+            Err(Error::Timeout { .. }) => {
+                if let Some(limit) = idle_limit.filter(|l| last_active.elapsed() >= *l) {
+                    log::info!("closing {who}: idle for {limit:?} (idle_timeout)");
+                    let reason = format!(
+                        "closing an idle connection: nothing received for {limit:?} (idle_timeout)"
+                    );
+                    refuse(&mut *channel, &reason);
+                    return;
+                }
+                continue;
+            }
             Err(Error::PeerGone(reason)) => {
                 log::debug!("client {who} left: {reason}");
                 return;
@@ -221,52 +334,12 @@ fn serve_client(
             Err(e) => {
                 stats.client_errors.fetch_add(1, Ordering::Relaxed);
                 log::warn!("client {who}: {e}; closing its connection");
-                let reason = e.to_string();
-                let _ = channel.send_timeout(
-                    message_type::ERROR,
-                    flags::CHECKSUM,
-                    reason.as_bytes(),
-                    Some(SHUTDOWN_POLL),
-                );
+                refuse(&mut *channel, &e.to_string());
                 return;
             }
         }
-        let reply = match frame.message_type() {
-            message_type::REQUEST => {
-                let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handler.handle(frame.payload(), &peer)
-                }));
-                match answered {
-                    Ok(response) => {
-                        stats.requests.fetch_add(1, Ordering::Relaxed);
-                        (message_type::RESPONSE, response)
-                    }
-                    Err(_) => {
-                        stats.client_errors.fetch_add(1, Ordering::Relaxed);
-                        log::error!("client {who}: the handler panicked; closing its connection");
-                        return;
-                    }
-                }
-            }
-            message_type::HEARTBEAT => continue,
-            message_type::GOODBYE => return,
-            other => (
-                message_type::ERROR,
-                format!("unexpected message type 0x{other:02x}: this server answers REQUEST (0x10) frames")
-                    .into_bytes(),
-            ),
-        };
-        if let Err(e) = channel.send(reply.0, flags::CHECKSUM, &reply.1) {
-            log::debug!("client {who}: reply not delivered: {e}");
+        if answer(&mut *channel, &frame, handler, &peer, &who, stats, limits) == Next::Close {
             return;
         }
-    }
-}
-
-fn describe(peer: &PeerInfo) -> String {
-    match (peer.pid, &peer.address) {
-        (Some(pid), _) => format!("pid {pid}"),
-        (None, Some(address)) => address.clone(),
-        (None, None) => "(unknown)".into(),
     }
 }

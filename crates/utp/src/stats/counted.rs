@@ -135,6 +135,39 @@ impl Channel for CountedChannel {
     fn attach_counters(&mut self, counters: &Counters) {
         self.inner.attach_counters(counters);
     }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        self.inner.sent_sequence()
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        match self
+            .inner
+            .reply_timeout(message_type, flags, payload, answers, timeout)
+        {
+            Ok(()) => {
+                self.counters.add(Counter::FramesSent, 1);
+                self.counters
+                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+                Ok(())
+            }
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::SendTimeouts);
+                Err(e)
+            }
+        }
+    }
+
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        self.inner.readiness()
+    }
 }
 
 /// A listener that counts.

@@ -52,24 +52,31 @@ impl InprocChannel {
     }
 }
 
-impl Channel for InprocChannel {
-    fn send_timeout(
+impl InprocChannel {
+    fn send_frame(
         &mut self,
         message_type: u8,
         flags: u16,
         payload: &[u8],
+        answers: Option<u64>,
         timeout: Option<Duration>,
     ) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
-        if payload.len() > u32::MAX as usize {
+        if payload.len() > self.max_payload.min(u32::MAX as usize) {
             return Err(Error::TooLarge {
                 len: payload.len(),
-                limit: u32::MAX as usize,
-                transport: "inproc",
+                limit: self.max_payload.min(u32::MAX as usize),
+                transport: "inproc (raise the max_payload option, ?max_payload=N)",
             });
         }
         let mut head = [0u8; HEADER_LEN];
-        let header = self.stamper.stamp(message_type, flags, payload, &mut head);
+        let header = match answers {
+            Some(request) => {
+                self.stamper
+                    .stamp_reply(message_type, flags, payload, request, &mut head)
+            }
+            None => self.stamper.stamp(message_type, flags, payload, &mut head),
+        };
         let message = (header, payload.to_vec());
         let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
         match timeout {
@@ -82,6 +89,33 @@ impl Channel for InprocChannel {
                 SendTimeoutError::Disconnected(_) => gone(),
             }),
         }
+    }
+}
+
+impl Channel for InprocChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None, timeout)
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, Some(answers), timeout)
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {

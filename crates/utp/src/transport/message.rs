@@ -6,12 +6,15 @@ use crate::error::{Error, Result};
 use crate::frame::{self, Frame, HEADER_LEN, Stamper};
 
 /// Encodes one frame into `out` (cleared first and reused, so sending does
-/// not allocate once it has grown), refusing payloads over `limit`.
+/// not allocate once it has grown), refusing payloads over `limit`. With
+/// `answers`, the frame is a reply naming that request (`flags::REPLY`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode(
     stamper: &mut Stamper,
     message_type: u8,
     flags: u16,
     payload: &[u8],
+    answers: Option<u64>,
     limit: usize,
     transport: &'static str,
     out: &mut Vec<u8>,
@@ -24,7 +27,10 @@ pub(crate) fn encode(
         });
     }
     let mut head = [0u8; HEADER_LEN];
-    stamper.stamp(message_type, flags, payload, &mut head);
+    match answers {
+        Some(request) => stamper.stamp_reply(message_type, flags, payload, request, &mut head),
+        None => stamper.stamp(message_type, flags, payload, &mut head),
+    };
     out.clear();
     out.extend_from_slice(&head);
     out.extend_from_slice(payload);
@@ -51,9 +57,9 @@ mod tests {
     fn a_payload_over_the_limit_is_refused_and_one_at_it_fits() {
         let mut stamper = Stamper::default();
         let mut out = Vec::new();
-        let err = encode(&mut stamper, 1, 0, &[0; 101], 100, "test", &mut out).unwrap_err();
+        let err = encode(&mut stamper, 1, 0, &[0; 101], None, 100, "test", &mut out).unwrap_err();
         assert!(matches!(err, Error::TooLarge { limit: 100, .. }), "{err}");
-        encode(&mut stamper, 1, 0, &[7; 100], 100, "test", &mut out).unwrap();
+        encode(&mut stamper, 1, 0, &[7; 100], None, 100, "test", &mut out).unwrap();
         assert_eq!(out.len(), HEADER_LEN + 100);
         let mut frame = Frame::default();
         assert!(decode(&out, 100, &mut frame).unwrap());

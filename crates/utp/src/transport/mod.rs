@@ -99,8 +99,9 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
     Ok(crate::stats::count_listener(listener))
 }
 
-/// URL options override programmatic ones: `?max_payload=N`. An option the
-/// transport does not know is an error.
+/// URL options override programmatic ones: `?max_payload=N`,
+/// `?connect_timeout_ms=N`, `?frame_timeout_ms=N`, `?idle_timeout_ms=N` (0: never).
+/// An option the transport does not know is an error.
 fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     url_options::check(endpoint)?;
     let mut options = base.clone();
@@ -109,6 +110,12 @@ fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     }
     if let Some(ms) = endpoint.param_number("connect_timeout_ms")? {
         options.connect_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = endpoint.param_number("frame_timeout_ms")? {
+        options.frame_timeout = std::time::Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = endpoint.param_number("idle_timeout_ms")? {
+        options.idle_timeout = (ms > 0).then(|| std::time::Duration::from_millis(ms));
     }
     Ok(options)
 }

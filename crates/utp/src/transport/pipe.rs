@@ -176,6 +176,10 @@ impl Channel for PipeChannel {
     fn peer(&self) -> PeerInfo {
         self.inner.peer()
     }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        self.inner.sent_sequence()
+    }
 }
 
 impl Drop for PipeChannel {

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 /// Pending connections the kernel queues for `accept`.
-const BACKLOG: i32 = 128;
+const BACKLOG: i32 = 1024;
 
 fn host_port(endpoint: &Endpoint) -> &str {
     match &endpoint.address {
@@ -89,7 +89,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
                     options.max_payload,
                     format!("tcp://{addr}"),
                     peer_of(Some(addr)),
-                ));
+                )
+                .with_deadlines(options));
             }
             Err(e) => last = Some((addr, e)),
         }
@@ -114,7 +115,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
 pub struct TcpListener {
     listener: Option<StdListener>,
     local: SocketAddr,
-    max_payload: usize,
+    options: Options,
 }
 
 impl TcpListener {
@@ -153,7 +154,7 @@ impl TcpListener {
         Ok(TcpListener {
             listener: Some(listener),
             local,
-            max_payload: options.max_payload,
+            options: options.clone(),
         })
     }
 
@@ -194,16 +195,19 @@ impl Listener for TcpListener {
                 .map_err(|e| Error::io("configure an accepted TCP socket", e))?;
             let fd = OwnedFd::from(stream);
             tune(&fd);
-            return Ok(Box::new(StreamChannel::new(
-                StreamIo::Socket {
-                    fd,
-                    passes_fds: false,
-                },
-                Framing::Detect,
-                self.max_payload,
-                format!("tcp://{}", self.local),
-                peer_of(Some(addr)),
-            )));
+            return Ok(Box::new(
+                StreamChannel::new(
+                    StreamIo::Socket {
+                        fd,
+                        passes_fds: false,
+                    },
+                    Framing::Detect,
+                    self.options.max_payload,
+                    format!("tcp://{}", self.local),
+                    peer_of(Some(addr)),
+                )
+                .with_deadlines(&self.options),
+            ));
         }
     }
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Pending connections the kernel queues for `accept`.
-const BACKLOG: i32 = 128;
+const BACKLOG: i32 = 1024;
 
 /// Where a Unix socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +137,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
         options.max_payload,
         addr.to_string(),
         peer,
-    ))
+    )
+    .with_deadlines(options))
 }
 
 fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
@@ -155,7 +156,7 @@ fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
 pub struct UnixListener {
     fd: Option<OwnedFd>,
     addr: UnixAddr,
-    max_payload: usize,
+    options: Options,
     policy: PeerPolicy,
 }
 
@@ -198,7 +199,7 @@ impl UnixListener {
         Ok(UnixListener {
             fd: Some(fd),
             addr,
-            max_payload: options.max_payload,
+            options: options.clone(),
             policy: PeerPolicy::same_user(),
         })
     }
@@ -245,16 +246,19 @@ impl UnixListener {
 impl Listener for UnixListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         let (fd, peer) = self.accept_socket(timeout)?;
-        Ok(Box::new(StreamChannel::new(
-            StreamIo::Socket {
-                fd,
-                passes_fds: true,
-            },
-            Framing::Detect,
-            self.max_payload,
-            self.addr.to_string(),
-            peer,
-        )))
+        Ok(Box::new(
+            StreamChannel::new(
+                StreamIo::Socket {
+                    fd,
+                    passes_fds: true,
+                },
+                Framing::Detect,
+                self.options.max_payload,
+                self.addr.to_string(),
+                peer,
+            )
+            .with_deadlines(&self.options),
+        ))
     }
 
     fn endpoint(&self) -> String {

@@ -8,7 +8,12 @@ use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 
 /// Options every transport takes (see [`Options`](crate::Options)).
-const COMMON: &[&str] = &["max_payload", "connect_timeout_ms"];
+const COMMON: &[&str] = &[
+    "max_payload",
+    "connect_timeout_ms",
+    "frame_timeout_ms",
+    "idle_timeout_ms",
+];
 
 /// The options `address`'s transport takes besides [`COMMON`].
 fn specific(address: &Address) -> &'static [&'static str] {

@@ -127,6 +127,40 @@ impl Channel for FifoChannel {
     fn peer(&self) -> PeerInfo {
         self.inner.peer()
     }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        self.inner.sent_sequence()
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .reply_timeout(message_type, flags, payload, answers, timeout)
+    }
+
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        // A server session: its request FIFO. A client is served by nobody.
+        self.busy.as_ref().and(self.inner.readiness())
+    }
+}
+
+/// A random first sequence number (from the kernel's random pool; the low
+/// half of the range, so it never wraps in practice).
+fn random_sequence_start() -> u64 {
+    let mut bytes = [0u8; 8];
+    let filled = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    let random = match filled {
+        Ok(8) => u64::from_le_bytes(bytes),
+        // No randomness available: pid and time still differ between clients.
+        _ => (u64::from(std::process::id()) << 32) ^ crate::frame::now_micros(),
+    };
+    (random >> 2).max(1)
 }
 
 impl Drop for FifoChannel {
@@ -213,22 +247,41 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             Err(e) => return Err(Error::io(format!("lock {}", resp.display()), e)),
         }
     }
+    // Whatever is still in PATH.resp was written to an earlier session
+    // (say, the reason a stalled one was reset) and is nobody's answer now.
+    let mut scratch = [0u8; 4096];
+    let mut stale = 0;
+    while let Ok(n @ 1..) = rustix::io::read(&read, &mut scratch) {
+        stale += n;
+    }
+    if stale > 0 {
+        log::debug!(
+            "discarded {stale} bytes an earlier session left in {}",
+            resp.display()
+        );
+    }
     let write = open(&req, OFlags::WRONLY)
         .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
+    let mut inner = StreamChannel::new(
+        StreamIo::Pair {
+            read,
+            write: Some(write),
+        },
+        client_framing(endpoint),
+        options.max_payload,
+        url.clone(),
+        PeerInfo {
+            address: Some(url),
+            ..PeerInfo::default()
+        },
+    )
+    .with_deadlines(options);
+    // A FIFO pair is shared: a client that takes no lock may write beside
+    // us. Our requests carry numbers no other client is likely to use, so a
+    // reply to someone else's request is recognised and refused.
+    inner.start_sequence_at(random_sequence_start());
     Ok(FifoChannel {
-        inner: StreamChannel::new(
-            StreamIo::Pair {
-                read,
-                write: Some(write),
-            },
-            client_framing(endpoint),
-            options.max_payload,
-            url.clone(),
-            PeerInfo {
-                address: Some(url),
-                ..PeerInfo::default()
-            },
-        ),
+        inner,
         lock: Some(lock),
         heard: false,
         busy: None,

@@ -23,7 +23,7 @@ pub struct FifoListener {
     /// `PATH.resp` opened early for a tutorial client that waits for it.
     pending_resp: Option<OwnedFd>,
     busy: Arc<AtomicBool>,
-    max_payload: usize,
+    options: Options,
 }
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
@@ -56,27 +56,58 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             }
             Some(true) => {
                 log::info!("replacing stale FIFO {}", path.display());
-                let _ = std::fs::remove_file(path);
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!(
+                                "remove the stale FIFO {} (left by a server that is gone)",
+                                path.display()
+                            ),
+                            e,
+                        ));
+                    }
+                }
             }
         }
     }
+    // What this call created, removed again if a later step fails.
+    let mut created: Vec<&PathBuf> = Vec::new();
+    let undo = |created: &[&PathBuf]| {
+        for path in created {
+            let _ = std::fs::remove_file(path);
+        }
+    };
     for path in [&req, &resp] {
         match rustix::fs::mkfifoat(rustix::fs::CWD, path, Mode::from_raw_mode(0o600)) {
-            Ok(()) => {}
+            Ok(()) => created.push(path),
             Err(Errno::EXIST) => {
+                undo(&created);
+                let what = match is_fifo(path) {
+                    Some(true) => "a FIFO appeared there while this server was starting \
+                                   (another server starting at the same moment?)"
+                        .to_string(),
+                    Some(false) => "a file that is not a FIFO appeared there while this \
+                                    server was starting"
+                        .to_string(),
+                    None => "it existed a moment ago and is gone again".to_string(),
+                };
                 return Err(Error::InUse {
                     endpoint: url,
-                    hint: Some("another server created the FIFOs at the same moment".into()),
+                    hint: Some(format!("cannot create {}: {what}", path.display())),
                 });
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&req);
+                undo(&created);
                 return Err(Error::io(format!("mkfifo {}", path.display()), e));
             }
         }
     }
-    let anchor =
-        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let anchor = open(&req, OFlags::RDONLY).map_err(|e| {
+        undo(&created);
+        Error::io(format!("open {}", req.display()), e)
+    })?;
     Ok(FifoListener {
         base: base.clone(),
         req,
@@ -85,7 +116,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         probe: None,
         pending_resp: None,
         busy: Arc::default(),
-        max_payload: options.max_payload,
+        options: options.clone(),
     })
 }
 
@@ -122,13 +153,14 @@ impl FifoListener {
                     write: Some(resp),
                 },
                 Framing::Detect,
-                self.max_payload,
+                self.options.max_payload,
                 url.clone(),
                 PeerInfo {
                     address: Some(url),
                     ..PeerInfo::default()
                 },
-            ),
+            )
+            .with_deadlines(&self.options),
             lock: None,
             heard: true,
             busy: Some(self.busy.clone()),

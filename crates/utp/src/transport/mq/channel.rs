@@ -67,6 +67,18 @@ impl MqChannel {
         priority: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None, priority, timeout)
+    }
+
+    fn send_frame(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: Option<u64>,
+        priority: u32,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         if priority >= PRIORITY_LIMIT {
             return Err(Error::Protocol(format!(
                 "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
@@ -78,6 +90,7 @@ impl MqChannel {
             message_type,
             flags,
             payload,
+            answers,
             limit,
             TRANSPORT,
             &mut self.out,
@@ -169,13 +182,18 @@ impl Channel for MqChannel {
                 .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
             let received = match self.receive(slice)? {
                 Some(n) => n,
-                None if deadline.remaining().is_some_and(|d| d.is_zero()) => {
-                    return Err(Error::Timeout {
-                        waiting_for: "a message from the peer",
-                        after: timeout.unwrap_or_default(),
-                    });
+                // Checked before a timeout is reported too: a caller that
+                // polls with timeouts no longer than the check interval (a
+                // server) must still learn that its peer died.
+                None if held_by_peer(&self.rx) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a message from the peer",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                    continue;
                 }
-                None if held_by_peer(&self.rx) => continue,
                 // The peer is gone; deliver what it sent before leaving.
                 None => match self.receive(Duration::ZERO)? {
                     Some(n) => n,
@@ -205,6 +223,29 @@ impl Channel for MqChannel {
             address: Some(self.label.clone()),
             ..PeerInfo::default()
         }
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let priority = self.default_priority;
+        self.send_frame(
+            message_type,
+            flags,
+            payload,
+            Some(answers),
+            priority,
+            timeout,
+        )
     }
 }
 

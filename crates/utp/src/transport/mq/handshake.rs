@@ -4,6 +4,37 @@
 use super::*;
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
+/// Names tried for a client's queue pair before giving up.
+const NAME_ATTEMPTS: usize = 8;
+
+/// A fresh client id: the pid and 64 random bits, so another user cannot
+/// guess (and pre-create) the next client's queue names.
+pub(super) fn client_id() -> String {
+    let mut bytes = [0u8; 8];
+    let random = match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_le_bytes(bytes),
+        _ => {
+            crate::frame::now_micros() ^ NEXT_CLIENT.fetch_add(1, Ordering::Relaxed).rotate_left(32)
+        }
+    };
+    format!("{}-{random:016x}", std::process::id())
+}
+
+/// Checks a queue this process opened by name: it must belong to this
+/// user and be private (0600), or someone else made it.
+pub(super) fn check_owner(fd: &OwnedFd, queue: &str) -> Result<()> {
+    let stat = rustix::fs::fstat(fd).map_err(|e| Error::io(format!("inspect {queue}"), e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if stat.st_uid != me || stat.st_mode & 0o077 != 0 {
+        return Err(Error::Denied(format!(
+            "message queue {queue} belongs to uid {} with mode {:04o}, not to this user (uid {me}) with mode 0600: \
+             someone else created it",
+            stat.st_uid,
+            stat.st_mode & 0o7777
+        )));
+    }
+    Ok(())
+}
 
 /// Connects to an `mq://` server: creates this client's queue pair and asks to be accepted.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
@@ -35,13 +66,6 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
         max_messages: depth.min(limits.msg_max).max(1),
         message_size: (HEADER_LEN + options.max_payload).min(limits.msgsize_max),
     };
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT_CLIENT.fetch_add(1, Ordering::Relaxed)
-    );
-    let c2s_name = queue_name(name, &format!("{id}.c2s"));
-    let s2c_name = queue_name(name, &format!("{id}.s2c"));
     let deadline = Deadline::after(Some(options.connect_timeout));
     // Out of queue space (RLIMIT_MSGQUEUE) is usually temporary: other
     // clients leave. Wait for room within the connect timeout.
@@ -60,14 +84,55 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             other => return other.map_err(|e| open_error(queue, e)),
         }
     };
+    // A name someone else already took (EEXIST) is skipped: another one is
+    // drawn, with a log line, a few times at most.
+    let mut pair = None;
+    for attempt in 1..=NAME_ATTEMPTS {
+        let id = client_id();
+        let c2s_name = queue_name(name, &format!("{id}.c2s"));
+        let s2c_name = queue_name(name, &format!("{id}.s2c"));
+        let tx = match create(&c2s_name, libc::O_WRONLY) {
+            Ok(tx) => tx,
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) && attempt < NAME_ATTEMPTS =>
+            {
+                log::warn!(
+                    "message queue {c2s_name} already exists (not ours); trying another name"
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match create(&s2c_name, libc::O_RDONLY) {
+            Ok(rx) => {
+                pair = Some((id, c2s_name, s2c_name, tx, rx));
+                break;
+            }
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) && attempt < NAME_ATTEMPTS =>
+            {
+                log::warn!(
+                    "message queue {s2c_name} already exists (not ours); trying another name"
+                );
+                remove(&c2s_name);
+            }
+            Err(e) => {
+                remove(&c2s_name);
+                return Err(e);
+            }
+        }
+    }
+    let Some((id, c2s_name, s2c_name, tx, rx)) = pair else {
+        return Err(Error::Protocol(format!(
+            "could not create a private queue pair for {url} in {NAME_ATTEMPTS} attempts"
+        )));
+    };
     let result = (|| {
-        let tx = create(&c2s_name, libc::O_WRONLY)?;
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
             return Err(Error::Protocol(format!(
                 "{c2s_name} is locked by someone else"
             )));
         }
-        let rx = create(&s2c_name, libc::O_RDONLY)?;
         let hello = format!("{HELLO}{id}");
         let wait = options.connect_timeout;
         let deadline = Deadline::after(Some(wait));
@@ -187,6 +252,15 @@ impl MqListener {
             sys::open(&s2c_name, libc::O_WRONLY, 0, None).map_err(|e| open_error(&s2c_name, e))?;
         remove(&c2s_name);
         remove(&s2c_name);
+        check_owner(&rx, &c2s_name)?;
+        check_owner(&tx, &s2c_name)?;
+        // The client holds its sending queue locked while it lives: a client
+        // that died after asking (or a hello without a client) is not admitted.
+        if !held_by_peer(&rx) {
+            return Err(Error::PeerGone(format!(
+                "client {id} is gone (nobody holds {c2s_name}); its queues are removed"
+            )));
+        }
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
             return Err(Error::Protocol(format!(
                 "{s2c_name} is locked by someone else"
@@ -215,7 +289,11 @@ impl MqListener {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+    !id.is_empty()
+        && id.len() <= 40
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
 }
 
 impl Listener for MqListener {

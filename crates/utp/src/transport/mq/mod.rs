@@ -7,8 +7,13 @@
 //!   closed or dropped. A queue left by a crashed server has no lock holder:
 //!   a new listener replaces it, a client reports "no server".
 //! - Each client creates its **own pair**, `/utp.NAME.ID.c2s` and
-//!   `/utp.NAME.ID.s2c` (0600; ID is `PID-N`), and sends `utp-mq1 ID` to the
-//!   accept queue. The server opens the pair and answers on `s2c` with an ACK
+//!   `/utp.NAME.ID.s2c` (0600, `O_EXCL`; ID is the pid and 64 random bits in
+//!   hex, so nobody can pre-create the next client's names; a name that
+//!   exists anyway is skipped with a log line and another drawn), and sends
+//!   `utp-mq1 ID` to the accept queue. The server opens the pair, refuses it
+//!   unless both queues are this user's and private (0600) and the client
+//!   still holds its sending queue locked (it did not die after asking),
+//!   and answers on `s2c` with an ACK
 //!   frame (sequence 0, payload `utp-mq1 accepted`); then both names are unlinked, so
 //!   nothing is left in `/dev/mqueue` even if either process crashes later.
 //!   So any number of clients can talk to one server at once, each on its
@@ -19,8 +24,10 @@
 //! One message carries one whole UTP frame (header and payload). An empty
 //! message means "goodbye" (the peer's next receive reports
 //! [`Error::PeerGone`]). Each side holds an exclusive `flock` on the queue it
-//! sends on; the other side tests that lock while it waits, so a peer that
-//! crashed is noticed within [`LIVENESS_CHECK`] too.
+//! sends on; the other side tests that lock whenever a wait slice passes
+//! empty (before reporting a timeout, too), so a peer that crashed is
+//! noticed within [`LIVENESS_CHECK`], and a server releases a dead client's
+//! queues (and its share of `RLIMIT_MSGQUEUE`) at once.
 //!
 //! Messages carry a priority: the kernel delivers the highest priority
 //! first, in order within one priority. [`MqChannel::send_with_priority`]
@@ -73,7 +80,8 @@ const ACCEPT_DEPTH: usize = 10;
 const ACCEPT_MESSAGE_SIZE: usize = 256;
 const HELLO: &str = "utp-mq1 ";
 const ACCEPTED: &[u8] = b"utp-mq1 accepted";
-const TRANSPORT: &str = "mq (one frame per message: the queue's message size, capped by \
+const TRANSPORT: &str = "mq (one frame per message: the queue's message size, set from the \
+                         max_payload option (?max_payload=N) and capped by \
                          /proc/sys/fs/mqueue/msgsize_max, includes the 32-byte header)";
 
 /// The system's message-queue limits, from `/proc/sys/fs/mqueue`.
@@ -229,6 +237,36 @@ mod tests {
         let fd = listener.accept_fd().unwrap();
         let mode = rustix::fs::fstat(fd).unwrap().st_mode & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn client_ids_cannot_be_guessed() {
+        let (a, b) = (handshake::client_id(), handshake::client_id());
+        assert_ne!(a, b);
+        let random = a.rsplit('-').next().unwrap();
+        assert_eq!(random.len(), 16, "{a}");
+        assert!(!a.ends_with("-1") && !a.ends_with("-2"), "{a}");
+    }
+
+    #[test]
+    fn a_queue_made_by_someone_else_is_refused() {
+        let queue = format!("/utp.{}.owner", unique("owner"));
+        let attr = Attr {
+            max_messages: 1,
+            message_size: 64,
+        };
+        let fd = sys::open(
+            &queue,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+            Some(attr),
+        )
+        .unwrap();
+        remove(&queue);
+        handshake::check_owner(&fd, &queue).expect("ours, 0600");
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
+        let err = handshake::check_owner(&fd, &queue).unwrap_err();
+        assert!(err.to_string().contains("someone else"), "{err}");
     }
 
     #[test]

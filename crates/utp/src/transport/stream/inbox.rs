@@ -1,9 +1,18 @@
 //! The receiving half of a stream channel: an incremental frame reader.
 //!
-//! Bytes arrive in arbitrary pieces. The inbox keeps a 64 KiB buffer and the
-//! state of a partly received frame, so a read cut short by a timeout loses
+//! Bytes arrive in arbitrary pieces. The inbox keeps a buffer and the state
+//! of a partly received frame, so a read cut short by a timeout loses
 //! nothing: the next call carries on where this one stopped. Payloads larger
 //! than the buffer are read straight into their own vector.
+//!
+//! Memory follows the bytes, never a peer's promise: the buffer starts empty
+//! and doubles (up to 64 KiB) only when bytes fill it, and a large payload's
+//! vector grows at most to twice what has arrived (plus 64 KiB), whatever
+//! length its header declares. An idle connection costs no buffer at all.
+//!
+//! A frame that has started arriving must be complete within the frame
+//! deadline (`Options::frame_timeout`); past it the stream is abandoned, so a
+//! peer that trickles bytes or stops mid-frame cannot hold the reader.
 
 use super::framing::Framing;
 use super::io::{ReadOutcome, StreamIo};
@@ -12,11 +21,17 @@ use crate::error::{Error, Result};
 use crate::frame::{self, DecodeError, Frame, HEADER_LEN, Header};
 use crate::transport::wait::{Ready, wait_ready};
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// The most the read buffer grows to.
 const BUFFER_LEN: usize = 64 * 1024;
+/// The buffer's size on its first read.
+const FIRST_BUFFER_LEN: usize = 512;
 /// Payloads at least this large bypass the buffer.
 const DIRECT_READ_MIN: usize = 16 * 1024;
+/// A direct read never grows the payload vector by more than this beyond
+/// what has arrived (16 KiB at first).
+const DIRECT_GROWTH_MIN: usize = 16 * 1024;
 
 /// A frame whose header has been read and whose payload is arriving.
 #[derive(Debug)]
@@ -29,29 +44,35 @@ struct Pending {
 ///
 // Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
 // unconsumed bytes; when `pending` is set, `payload` holds the first
-// `payload.len() < header.payload_length` payload bytes of that frame.
+// `payload.len() < header.payload_length` payload bytes of that frame;
+// `frame_started` is set exactly while a frame is partly received.
 pub(crate) struct Inbox {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     pending: Option<Pending>,
     payload: Vec<u8>,
     pub(crate) framing: Framing,
     pub(crate) max_payload: usize,
+    /// How long a started frame may take to arrive in full.
+    pub(crate) frame_timeout: Duration,
+    /// When the first byte of the frame being received was seen.
+    frame_started: Option<Instant>,
     legacy_sequence: u64,
     /// Descriptors received with the bytes (Unix sockets), not yet claimed.
     pub(crate) fds: Vec<OwnedFd>,
-    /// Set after an invalid frame: the byte stream can no longer be trusted.
-    broken: Option<DecodeError>,
+    /// Set after an invalid or stalled frame: the byte stream can no longer be trusted.
+    broken: Option<String>,
     /// The receive timeout currently set on a socket (`None`: blocking).
     socket_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Inbox {
-    /// A summary: the 64 KiB buffer itself would drown any log line.
+    /// A summary: the buffer itself would drown any log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbox")
             .field("buffered", &(self.end - self.start))
+            .field("capacity", &self.buf.len())
             .field("pending", &self.pending)
             .field("framing", &self.framing)
             .field("max_payload", &self.max_payload)
@@ -64,18 +85,31 @@ impl std::fmt::Debug for Inbox {
 impl Inbox {
     pub(crate) fn new(framing: Framing, max_payload: usize) -> Self {
         Inbox {
-            buf: vec![0u8; BUFFER_LEN].into_boxed_slice(),
+            buf: Vec::new(),
             start: 0,
             end: 0,
             pending: None,
             payload: Vec::new(),
             framing,
             max_payload,
+            frame_timeout: crate::channel::DEFAULT_FRAME_TIMEOUT,
+            frame_started: None,
             legacy_sequence: 0,
             fds: Vec::new(),
             broken: None,
             socket_timeout: None,
         }
+    }
+
+    /// When the frame being received must be complete (`None` between frames).
+    pub(crate) fn frame_deadline(&self) -> Option<Instant> {
+        self.frame_started
+            .and_then(|t| t.checked_add(self.frame_timeout))
+    }
+
+    /// Bytes of memory the reader holds for this connection.
+    pub(crate) fn footprint(&self) -> usize {
+        self.buf.capacity() + self.payload.capacity()
     }
 
     /// Reads until one whole frame is in `frame` or the deadline passes.
@@ -85,22 +119,25 @@ impl Inbox {
         frame: &mut Frame,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        if let Some(error) = self.broken {
+        if let Some(reason) = &self.broken {
             return Err(Error::Protocol(format!(
-                "the stream is out of step after an invalid frame ({error}); close this channel"
+                "the stream is out of step after {reason}; close this channel"
             )));
         }
         let deadline = Deadline::after(timeout);
         loop {
+            if self.frame_started.is_none() && (self.end > self.start || self.pending.is_some()) {
+                self.frame_started = Some(Instant::now());
+            }
             if self.pending.is_none() {
                 match self.parse_header() {
                     Ok(Some(pending)) => self.pending = Some(pending),
                     Ok(None) => {
-                        self.fill_buffer(io, deadline, timeout)?;
+                        self.read_more(io, deadline, timeout, false)?;
                         continue;
                     }
                     Err(error) => {
-                        self.broken = Some(error);
+                        self.broken = Some(format!("an invalid frame ({error})"));
                         return Err(error.into());
                     }
                 }
@@ -117,11 +154,44 @@ impl Inbox {
                 return self.complete(frame);
             }
             let missing = want - self.payload.len();
-            if missing >= DIRECT_READ_MIN {
-                self.read_direct(io, want, deadline, timeout)?;
-            } else {
-                self.fill_buffer(io, deadline, timeout)?;
+            self.read_more(io, deadline, timeout, missing >= DIRECT_READ_MIN)?;
+        }
+    }
+
+    /// One read toward the current frame, within both the caller's deadline
+    /// and the frame deadline; overrunning the latter abandons the stream.
+    fn read_more(
+        &mut self,
+        io: &StreamIo,
+        deadline: Deadline,
+        timeout: Option<Duration>,
+        direct: bool,
+    ) -> Result<()> {
+        let frame_deadline = self.frame_deadline();
+        let effective = deadline.min(frame_deadline);
+        let result = if direct {
+            self.read_direct(io, effective, timeout)
+        } else {
+            self.fill_buffer(io, effective, timeout)
+        };
+        match (result, frame_deadline) {
+            (Err(Error::Timeout { .. }), Some(due)) if Instant::now() >= due => {
+                let (have, of) = self.progress().unwrap_or((self.end - self.start, 0));
+                let reason = format!(
+                    "a frame that did not arrive within the frame deadline of {:?} \
+                     ({have} bytes of {} received; the frame_timeout option sets it)",
+                    self.frame_timeout,
+                    if of > 0 {
+                        format!("a {of}-byte payload")
+                    } else {
+                        "its header".to_string()
+                    }
+                );
+                let error = Error::Protocol(format!("the peer sent {reason}"));
+                self.broken = Some(reason);
+                Err(error)
             }
+            (result, _) => result,
         }
     }
 
@@ -178,8 +248,9 @@ impl Inbox {
             .pending
             .take()
             .expect("complete() with a pending frame");
+        self.frame_started = None;
         if let Err(error) = frame::verify_checksum(&header, &head, &self.payload) {
-            self.broken = Some(error);
+            self.broken = Some(format!("an invalid frame ({error})"));
             self.payload.clear();
             return Err(error.into());
         }
@@ -204,6 +275,11 @@ impl Inbox {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.end == self.buf.len() {
+            // Full of received bytes (or never used): grow, up to 64 KiB.
+            let grown = (self.buf.len() * 2).clamp(FIRST_BUFFER_LEN, BUFFER_LEN);
+            self.buf.resize(grown, 0);
+        }
         let progress = self.progress();
         let n = read_some(
             io,
@@ -215,21 +291,35 @@ impl Inbox {
             progress,
         )?;
         self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < BUFFER_LEN {
+            // The read filled the buffer: more is likely waiting, so read
+            // more at a time from now on (the buffer grew with real bytes).
+            self.buf.resize((self.buf.len() * 2).min(BUFFER_LEN), 0);
+        }
         Ok(())
     }
 
-    /// Reads the rest of a large payload straight into its vector.
+    /// Reads more of a large payload straight into its vector, growing it
+    /// by at most what has arrived so far (and at least 64 KiB).
     fn read_direct(
         &mut self,
         io: &StreamIo,
-        want: usize,
         deadline: Deadline,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        let want = self
+            .pending
+            .as_ref()
+            .map_or(0, |p| p.header.payload_length as usize);
         let filled = self.payload.len();
+        // Grow by at most what has arrived (16 KiB at first), or into
+        // capacity this vector already has from earlier frames: memory that
+        // is already ours costs nothing the peer announced.
+        let room = self.payload.capacity() - filled;
+        let step = (want - filled).min(filled.max(DIRECT_GROWTH_MIN).max(room));
         // Zero-filling costs one pass over the memory but keeps this free of
         // `unsafe`; it only happens for payloads of 16 KiB and more.
-        self.payload.resize(want, 0);
+        self.payload.resize(filled + step, 0);
         let progress = self.progress();
         let result = read_some(
             io,
@@ -282,12 +372,18 @@ fn read_some(
             // receive is one read() instead of poll() + read(); the option is
             // only changed when the wanted timeout moves (see kernel_timeout).
             if remaining == Some(Duration::ZERO) {
-                return Err(Error::Timeout {
-                    waiting_for: "a frame from the peer",
-                    after: timeout.unwrap_or_default(),
-                });
+                // Time is up, but a frame may be waiting: look once without
+                // blocking (a zero timeout reads what is there).
+                wait_ready(
+                    io.read_fd(),
+                    Ready::Read,
+                    deadline,
+                    "a frame from the peer",
+                    timeout,
+                )?;
+            } else {
+                io.set_read_timeout(kernel_timeout(*socket_timeout, remaining), socket_timeout)?;
             }
-            io.set_read_timeout(kernel_timeout(*socket_timeout, remaining), socket_timeout)?;
         } else if remaining.is_some() {
             wait_ready(
                 io.read_fd(),

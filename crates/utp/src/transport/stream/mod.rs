@@ -15,7 +15,7 @@ pub use framing::Framing;
 pub(crate) use framing::client_framing;
 pub use io::StreamIo;
 
-use crate::channel::{Channel, Deadline, PeerInfo};
+use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
 use crate::transport::wait::{Ready, wait_ready};
@@ -37,6 +37,8 @@ pub struct StreamChannel {
     /// a cut frame, so nothing more may be sent.
     torn: bool,
     closed: bool,
+    /// How long a server lets this connection idle between frames.
+    idle_timeout: Option<Duration>,
 }
 
 impl StreamChannel {
@@ -56,7 +58,27 @@ impl StreamChannel {
             peer,
             torn: false,
             closed: false,
+            idle_timeout: None,
         }
+    }
+
+    /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
+    /// each frame received, [`Options::idle_timeout`] for servers.
+    pub fn with_deadlines(mut self, options: &Options) -> Self {
+        self.inbox.frame_timeout = options.frame_timeout;
+        self.idle_timeout = options.idle_timeout;
+        self
+    }
+
+    /// Numbers outgoing frames from `first` on instead of 1.
+    pub fn start_sequence_at(&mut self, first: u64) {
+        self.stamper.start_at(first);
+    }
+
+    /// Bytes of receive buffer this channel holds right now (it grows with
+    /// the bytes that arrive, never with what a header announces).
+    pub fn buffered_capacity(&self) -> usize {
+        self.inbox.footprint()
     }
 
     /// The framing in use: [`Framing::Detect`] until the first bytes arrive.
@@ -118,6 +140,18 @@ impl StreamChannel {
         fds: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, fds, None, timeout)
+    }
+
+    fn send_frame(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+        answers: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
@@ -127,11 +161,16 @@ impl StreamChannel {
                 self.label
             )));
         }
-        if payload.len() > u32::MAX as usize {
+        // The peer applies its limit before reading; a frame it refuses
+        // would leave both ends out of step. The limit we know is ours
+        // (both ends default to 1 MiB): refuse at once, nothing sent.
+        let limit = self.inbox.max_payload.min(u32::MAX as usize);
+        if payload.len() > limit {
             return Err(Error::TooLarge {
                 len: payload.len(),
-                limit: u32::MAX as usize,
-                transport: "a stream",
+                limit,
+                transport: "this stream channel; raise the max_payload option \
+                            (?max_payload=N) on both ends",
             });
         }
         let mut head = [0u8; HEADER_LEN];
@@ -142,7 +181,13 @@ impl StreamChannel {
                 None => return Ok(()),
             }
         } else {
-            self.stamper.stamp(message_type, flags, payload, &mut head);
+            match answers {
+                Some(request) => {
+                    self.stamper
+                        .stamp_reply(message_type, flags, payload, request, &mut head)
+                }
+                None => self.stamper.stamp(message_type, flags, payload, &mut head),
+            };
             HEADER_LEN
         };
         let error_prefix: &[u8] = if head_len == 4 && message_type == message_type::ERROR {
@@ -245,6 +290,29 @@ impl Channel for StreamChannel {
 
     fn peer(&self) -> PeerInfo {
         self.peer.clone()
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (!self.is_legacy() && self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, &[], Some(answers), timeout)
+    }
+
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness {
+            fd: self.io.read_fd(),
+            frame_deadline: self.inbox.frame_deadline(),
+            idle_timeout: self.idle_timeout,
+        })
     }
 }
 

@@ -66,12 +66,13 @@ impl Channel for UdpChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        let limit = payload_limit(&self.server);
+        let limit = payload_limit(&self.server).min(self.max_payload);
         message::encode(
             &mut self.stamper,
             message_type,
             flags,
             payload,
+            None,
             limit,
             TRANSPORT,
             &mut self.out,
@@ -138,6 +139,10 @@ impl Channel for UdpChannel {
             let _ = self.socket.send(&[]);
         }
         Ok(())
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
     }
 
     fn peer(&self) -> PeerInfo {

@@ -67,7 +67,8 @@ pub const IDLE_EXPIRY: Duration = Duration::from_secs(120);
 /// How often the listener's reader thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
-const TRANSPORT: &str = "udp (one frame per datagram: 65,507 bytes over IPv4, header included)";
+const TRANSPORT: &str = "udp (one frame per datagram: 65,507 bytes over IPv4, header included; \
+                         no option raises it: use tcp:// for larger frames)";
 
 fn payload_limit(addr: &SocketAddr) -> usize {
     match addr {

@@ -1,8 +1,23 @@
 //! The server end: one socket, a reader thread demultiplexing datagrams by
 //! source address, and a channel per client.
+//!
+//! Per-source state is lazy and small: a conversation is a table entry, an
+//! unbounded (block-allocated, so empty until used) queue capped at
+//! [`QUEUE_DEPTH`] frames, and an eventfd that makes the channel pollable
+//! ([`Channel::readiness`]), so `service::Server` serves conversations
+//! without a thread each. At most [`MAX_CONVERSATIONS`] exist at once; a new
+//! source beyond that replaces the conversation heard from least recently.
+//! Invalid datagrams are counted ([`UdpListener::invalid_datagrams`]) and
+//! logged at most once a second.
 
 use super::*;
+use crate::channel::Readiness;
 use crate::transport::queue;
+use rustix::event::{EventfdFlags, eventfd};
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 type Message = (Header, Vec<u8>);
 
@@ -20,15 +35,17 @@ pub struct UdpServerChannel {
     last_heard: std::time::Instant,
     /// Cleared on drop, so the reader thread can forget this client.
     alive: Arc<AtomicBool>,
+    /// Readable when frames are queued or the reader thread forgot us.
+    wake: Arc<OwnedFd>,
 }
 
-impl Channel for UdpServerChannel {
-    fn send_timeout(
+impl UdpServerChannel {
+    fn send_frame(
         &mut self,
         message_type: u8,
         flags: u16,
         payload: &[u8],
-        _timeout: Option<Duration>,
+        answers: Option<u64>,
     ) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
@@ -39,6 +56,7 @@ impl Channel for UdpServerChannel {
             message_type,
             flags,
             payload,
+            answers,
             limit,
             TRANSPORT,
             &mut self.out,
@@ -51,6 +69,29 @@ impl Channel for UdpServerChannel {
             };
         }
     }
+}
+
+impl Channel for UdpServerChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        _timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None)
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        _timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, Some(answers))
+    }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         if self.closed {
@@ -62,6 +103,9 @@ impl Channel for UdpServerChannel {
                 self.client
             ))
         };
+        // Reset the wake-up first: a frame queued after this is signalled again.
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut count);
         let deadline = Deadline::after(timeout);
         let (header, payload) = loop {
             let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
@@ -106,6 +150,18 @@ impl Channel for UdpServerChannel {
             ..PeerInfo::default()
         }
     }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+    }
+
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness {
+            fd: self.wake.as_fd(),
+            frame_deadline: None,
+            idle_timeout: Some(IDLE_EXPIRY),
+        })
+    }
 }
 
 impl Drop for UdpServerChannel {
@@ -124,6 +180,7 @@ impl Drop for UdpServerChannel {
 #[derive(Debug)]
 pub struct UdpListener {
     local: SocketAddr,
+    invalid: Arc<AtomicU64>,
     incoming: Receiver<UdpServerChannel>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
@@ -152,6 +209,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
     let socket = Arc::new(socket);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, incoming) = bounded(BACKLOG);
+    let invalid = Arc::new(AtomicU64::new(0));
     let reader = Demux {
         socket: socket.clone(),
         local,
@@ -159,7 +217,12 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         stop: stop.clone(),
         accept: tx,
         clients: HashMap::new(),
+        by_age: BTreeMap::new(),
+        next_stamp: 0,
         since_sweep: 0,
+        invalid: invalid.clone(),
+        invalid_logged: 0,
+        last_invalid_log: None,
     };
     let reader = std::thread::Builder::new()
         .name("utp-udp-demux".into())
@@ -167,6 +230,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         .map_err(|e| Error::io("start the UDP reader thread", e))?;
     Ok(UdpListener {
         local,
+        invalid,
         incoming,
         stop,
         reader: Some(reader),
@@ -181,14 +245,35 @@ struct Demux {
     stop: Arc<AtomicBool>,
     accept: Sender<UdpServerChannel>,
     clients: HashMap<SocketAddr, Client>,
+    /// Conversations by the stamp of their latest datagram, oldest first.
+    by_age: BTreeMap<u64, SocketAddr>,
+    next_stamp: u64,
     /// Datagrams since the last sweep of ended conversations.
     since_sweep: usize,
+    /// Invalid datagrams dropped so far (shared with the listener).
+    invalid: Arc<AtomicU64>,
+    /// The count when the last log line about them was written.
+    invalid_logged: u64,
+    last_invalid_log: Option<Instant>,
 }
 
 /// The reader thread's view of one conversation.
 struct Client {
     tx: Sender<Message>,
     alive: Arc<AtomicBool>,
+    wake: Arc<OwnedFd>,
+    /// Its key in `by_age`.
+    stamp: u64,
+}
+
+/// Most conversations at once; a new source beyond it replaces the one
+/// heard from least recently.
+pub const MAX_CONVERSATIONS: usize = 4096;
+/// How often (at most) dropped invalid datagrams are logged.
+const INVALID_LOG_EVERY: Duration = Duration::from_secs(1);
+
+fn signal(wake: &OwnedFd) {
+    let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
 }
 
 /// Datagrams between sweeps of the client table while busy.
@@ -227,46 +312,127 @@ impl Demux {
     /// Forgets conversations whose channel the server has dropped.
     fn sweep(&mut self) {
         self.since_sweep = 0;
-        self.clients.retain(|_, c| c.alive.load(Ordering::Relaxed));
+        let by_age = &mut self.by_age;
+        self.clients.retain(|_, c| {
+            let alive = c.alive.load(Ordering::Relaxed);
+            if !alive {
+                by_age.remove(&c.stamp);
+            }
+            alive
+        });
+        self.log_invalid(None);
+    }
+
+    /// Forgets one conversation; its channel's next receive reports PeerGone.
+    fn forget(&mut self, from: &SocketAddr) {
+        if let Some(client) = self.clients.remove(from) {
+            self.by_age.remove(&client.stamp);
+            drop(client.tx);
+            signal(&client.wake);
+        }
+    }
+
+    /// Counts an invalid datagram; logs at most one line a second.
+    fn invalid_datagram(&mut self, len: usize, from: SocketAddr, error: frame::DecodeError) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+        self.log_invalid(Some(format!("{len} bytes from {from}: {error}")));
+    }
+
+    /// Logs the invalid datagrams not logged yet, unless a line was written
+    /// less than a second ago: one of them in detail, or their number.
+    fn log_invalid(&mut self, latest: Option<String>) {
+        let now = Instant::now();
+        if self
+            .last_invalid_log
+            .is_some_and(|t| now.duration_since(t) < INVALID_LOG_EVERY)
+        {
+            return;
+        }
+        let total = self.invalid.load(Ordering::Relaxed);
+        let unlogged = total - self.invalid_logged;
+        match (unlogged, latest) {
+            (0, _) => return,
+            (1, Some(latest)) => log::warn!(
+                "udp://{}: dropped an invalid datagram of {latest}",
+                self.local
+            ),
+            (n, latest) => log::warn!(
+                "udp://{}: dropped {n} invalid datagrams since the last report ({total} in all){}",
+                self.local,
+                latest
+                    .map(|l| format!("; the latest: {l}"))
+                    .unwrap_or_default()
+            ),
+        }
+        self.invalid_logged = total;
+        self.last_invalid_log = Some(now);
     }
 
     fn dispatch(&mut self, bytes: &[u8], from: SocketAddr) {
         if bytes.is_empty() {
             // Goodbye: dropping the sender makes the channel report PeerGone.
-            self.clients.remove(&from);
+            self.forget(&from);
             return;
         }
         let (header, payload) = match frame::decode(bytes, self.max_payload) {
             Ok(ok) => ok,
             Err(e) => {
-                log::warn!(
-                    "udp://{}: dropped an invalid datagram of {} bytes from {from}: {e}",
-                    self.local,
-                    bytes.len()
-                );
+                self.invalid_datagram(bytes.len(), from, e);
                 return;
             }
         };
         let mut message = (header, payload.to_vec());
-        if let Some(client) = self.clients.get(&from) {
+        if let Some(client) = self.clients.get_mut(&from) {
+            if client.tx.len() >= QUEUE_DEPTH {
+                log::debug!(
+                    "udp://{}: {from} is not being served fast enough; dropped a frame",
+                    self.local
+                );
+                return;
+            }
             match client.tx.try_send(message) {
-                Ok(()) => return,
-                Err(TrySendError::Full(_)) => {
-                    log::warn!(
-                        "udp://{}: {from} is not being served fast enough; dropped a frame",
-                        self.local
-                    );
+                Ok(()) => {
+                    signal(&client.wake);
+                    self.by_age.remove(&client.stamp);
+                    self.next_stamp += 1;
+                    client.stamp = self.next_stamp;
+                    self.by_age.insert(client.stamp, from);
                     return;
                 }
+                Err(TrySendError::Full(_)) => return,
                 // The server closed that conversation; a new frame starts a new one.
                 Err(TrySendError::Disconnected(m)) => {
-                    self.clients.remove(&from);
+                    self.forget(&from);
                     message = m;
                 }
             }
         }
-        let (tx, rx) = bounded(QUEUE_DEPTH);
+        if self.clients.len() >= MAX_CONVERSATIONS {
+            self.sweep();
+        }
+        if self.clients.len() >= MAX_CONVERSATIONS {
+            if let Some((_, oldest)) = self.by_age.first_key_value() {
+                let oldest = *oldest;
+                log::debug!(
+                    "udp://{}: {MAX_CONVERSATIONS} conversations: forgetting {oldest}, heard from least recently",
+                    self.local
+                );
+                self.forget(&oldest);
+            }
+        }
+        let wake = match eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) => {
+                log::warn!(
+                    "udp://{}: cannot start a conversation with {from}: {e}",
+                    self.local
+                );
+                return;
+            }
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
         let _ = tx.try_send(message);
+        signal(&wake);
         let channel = UdpServerChannel {
             socket: self.socket.clone(),
             local: self.local,
@@ -277,11 +443,23 @@ impl Demux {
             closed: false,
             last_heard: std::time::Instant::now(),
             alive: Arc::new(AtomicBool::new(true)),
+            wake: wake.clone(),
         };
         let alive = channel.alive.clone();
         match self.accept.try_send(channel) {
             Ok(()) => {
-                self.clients.insert(from, Client { tx, alive });
+                self.next_stamp += 1;
+                let stamp = self.next_stamp;
+                self.by_age.insert(stamp, from);
+                self.clients.insert(
+                    from,
+                    Client {
+                        tx,
+                        alive,
+                        wake,
+                        stamp,
+                    },
+                );
             }
             Err(TrySendError::Full(mut refused)) => {
                 log::warn!(
@@ -299,6 +477,11 @@ impl UdpListener {
     /// The address actually bound (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Invalid datagrams dropped so far (they are logged at most once a second).
+    pub fn invalid_datagrams(&self) -> u64 {
+        self.invalid.load(Ordering::Relaxed)
     }
 }
 
