@@ -27,6 +27,7 @@ mod sample;
 mod session;
 mod spec;
 mod stream;
+mod summary;
 
 use crate::exit::{CmdResult, Exit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -54,6 +55,14 @@ pub struct Args {
     /// Repeats of every point (default 3).
     #[arg(long)]
     repeats: Option<usize>,
+}
+
+/// A path as the user can find it: absolute when the current directory is known.
+fn shown(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Runs the benchmark and prints the report.
@@ -115,7 +124,24 @@ pub fn run(args: Args) -> CmdResult {
     progress.finish_and_clear();
     outcome.notes.splice(0..0, setup_notes);
 
+    let load_at_end = machine::loadavg();
+    if !outcome.rows.is_empty() {
+        print!("\n{}", summary::summary(&outcome.rows));
+    }
+    let warnings = summary::warnings(
+        &machine.loadavg_at_start,
+        &load_at_end,
+        machine.cores,
+        &outcome.rows,
+    );
+    for warning in &warnings {
+        println!("{warning}");
+    }
+    if let Some(note) = summary::peers_note(chosen("shm")) {
+        outcome.notes.push(note);
+    }
     print!("{}", report::tables(&outcome.rows));
+    print!("{}", summary::baselines(&outcome.rows));
     if !outcome.probes.is_empty() {
         let seen: Vec<String> = outcome
             .probes
@@ -128,9 +154,8 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     println!(
-        "load average: {} at the start, {} at the end",
+        "load average: {} at the start, {load_at_end} at the end",
         machine.loadavg_at_start,
-        machine::loadavg()
     );
     for note in &outcome.notes {
         println!("note: {note}");
@@ -155,10 +180,12 @@ pub fn run(args: Args) -> CmdResult {
             notes: &outcome.notes,
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;
+        println!("wrote the results as JSON to {}", shown(path));
     }
     if let Some(path) = &args.plot {
         plot::write(path, &outcome.rows)
             .map_err(|e| Exit::Error(format!("plot {}: {e}", path.display())))?;
+        println!("wrote the charts as SVG to {}", shown(path));
     }
     Ok(())
 }

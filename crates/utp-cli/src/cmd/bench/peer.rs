@@ -56,10 +56,7 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
             Ok(())
         }
         (Impl::Raw, mode) => {
-            let kind = match mode {
-                Mode::Stream => mechanism.raw_stream,
-                Mode::Rtt | Mode::Calc => mechanism.raw_rtt,
-            };
+            let kind = mechanism.raw_kind(mode, spec.size);
             let mut link = raw::serve(kind, spec, announce)?;
             drive(spec, link.as_mut())
         }

@@ -94,21 +94,21 @@ pub fn tables(rows: &[Row]) -> String {
     out
 }
 
-fn crosses(row: &Row) -> bool {
+pub(super) fn crosses(row: &Row) -> bool {
     row.entry.is_some_and(|e| TABLE[e].crosses_machines)
 }
 
 /// Whether the row crosses a process boundary (inproc does not; memcpy is no IPC).
-fn between_processes(row: &Row) -> bool {
+pub(super) fn between_processes(row: &Row) -> bool {
     row.entry.is_some_and(|e| !TABLE[e].in_process)
 }
 
-fn lossy(row: &Row) -> bool {
+pub(super) fn lossy(row: &Row) -> bool {
     row.entry.is_some_and(|e| TABLE[e].lossy)
 }
 
 /// Best row by `key` among rows passing `filter`, preferring utp, else raw.
-fn best(
+pub(super) fn best(
     rows: &[Row],
     filter: impl Fn(&Row) -> bool,
     key: impl Fn(&Row) -> Option<f64>,
@@ -122,7 +122,7 @@ fn best(
     })
 }
 
-fn describe(row: &Row) -> String {
+pub(super) fn describe(row: &Row) -> String {
     let raw_only = if row.implementation == Impl::Raw {
         " (raw baseline only: utp's transport was not measured)"
     } else {
@@ -197,6 +197,7 @@ mod tests {
             wait: Some(Wait::Block),
             size,
             sample,
+            spread: None,
         }
     }
 

@@ -64,6 +64,55 @@ impl RawKind {
         }
     }
 
+    /// How this baseline is set up, for the report: what it shares with
+    /// utp's side of the comparison (buffers, batching, waiting).
+    pub fn describe(self) -> String {
+        let prefaulted = "POSIX shm, prefaulted (MAP_POPULATE) on both sides";
+        match self {
+            RawKind::SlotSpin => format!(
+                "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
+            ),
+            RawKind::SlotFutex => format!(
+                "one mailbox per direction ({prefaulted}), receiver sleeps on a futex, sender wakes it every message; copy in, copy out"
+            ),
+            RawKind::Ring => format!(
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out",
+                crate::cmd::bench::format::size(ring::CAPACITY)
+            ),
+            RawKind::RingFutex => format!(
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty, woken only when the other side sleeps (flag + SeqCst fence, as utp); copy in, copy out",
+                crate::cmd::bench::format::size(ring::CAPACITY)
+            ),
+            RawKind::UnixPath | RawKind::UnixAbstract => {
+                "one Unix stream socket, default buffers, blocking write_all / read_exact of each message".into()
+            }
+            RawKind::Tcp => {
+                "TCP on loopback, TCP_NODELAY, default buffers, blocking write_all / read_exact".into()
+            }
+            RawKind::Udp => {
+                "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
+            }
+            RawKind::Pipe => {
+                "the peer's stdin/stdout pipes (64 KiB), blocking write_all / read_exact".into()
+            }
+            RawKind::Fifo => "a FIFO per direction, blocking write_all / read_exact".into(),
+            RawKind::Mq => {
+                let (depth, msg_size) = mq::queue_shape();
+                format!(
+                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive"
+                )
+            }
+            RawKind::Inproc => {
+                "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads".into()
+            }
+        }
+    }
+
+    /// Whether this is a shared-memory byte ring.
+    pub fn is_ring(self) -> bool {
+        matches!(self, RawKind::Ring | RawKind::RingFutex)
+    }
+
     /// The address the client generates for this kind (`unique` is a name
     /// no other run uses); kinds whose peer picks the address get "".
     pub fn address(self, unique: &str) -> String {
