@@ -220,7 +220,7 @@ impl Mechanism {
         match mode {
             Mode::Stream => self.raw_stream,
             Mode::Rtt if size > RING_RTT_ABOVE && self.raw_stream.is_ring() => self.raw_stream,
-            Mode::Rtt | Mode::Calc => self.raw_rtt,
+            Mode::Rtt | Mode::Calc | Mode::Rate => self.raw_rtt,
         }
     }
 }

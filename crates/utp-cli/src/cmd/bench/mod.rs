@@ -18,6 +18,7 @@ mod peers;
 mod placement;
 mod plan;
 mod plot;
+mod rate;
 mod raw;
 mod report;
 mod results;
@@ -55,6 +56,14 @@ pub struct Args {
     /// Repeats of every point (default 3).
     #[arg(long)]
     repeats: Option<usize>,
+    /// Fixed-rate load instead of the usual tables: send 64 B requests at
+    /// this rate (e.g. 100k/s) and report latency percentiles corrected for
+    /// coordinated omission. Mechanisms: shm and unix unless --only says.
+    #[arg(long, value_name = "N/s", value_parser = rate::parse_rate)]
+    rate: Option<f64>,
+    /// Seconds of each fixed-rate run (default 5, 1 with --quick).
+    #[arg(long, value_name = "SECONDS", requires = "rate")]
+    rate_seconds: Option<f64>,
 }
 
 /// A path as the user can find it: absolute when the current directory is known.
@@ -77,7 +86,13 @@ pub fn run(args: Args) -> CmdResult {
             names.join(", ")
         )));
     }
-    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|n| n == name);
+    let chosen = |name: &str| {
+        if args.only.is_empty() && args.rate.is_some() {
+            // A fixed rate by default: shared memory and a socket.
+            return ["shm", "unix"].contains(&name);
+        }
+        args.only.is_empty() || args.only.iter().any(|n| n == name)
+    };
     let selected: Vec<usize> = (0..mechanisms::TABLE.len())
         .filter(|&i| chosen(mechanisms::TABLE[i].name))
         .collect();
@@ -89,6 +104,17 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(repeats) = args.repeats {
         plan.repeats = repeats.max(1);
     }
+    plan.rate = args.rate;
+    if let Some(seconds) = args.rate_seconds {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+            return Err(Exit::Error(format!(
+                "--rate-seconds: {seconds} is not a duration between 0 and 3600 s"
+            )));
+        }
+        plan.rate_seconds = seconds;
+    }
+    // A fixed rate measures latency under load: no memcpy, no seqlock.
+    let chosen_extra = |name: &str| args.rate.is_none() && chosen(name);
     let machine = machine::Machine::detect();
     let mut setup_notes = Vec::new();
     let (client_cpu, peer_cpu) = placement::cpus(args.placement, &mut setup_notes);
@@ -117,7 +143,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut outcome = orchestrate::execute(
         &runner,
         &selected,
-        chosen("memcpy"),
+        chosen_extra("memcpy"),
         args.placement,
         &progress,
     );
@@ -126,7 +152,7 @@ pub fn run(args: Args) -> CmdResult {
 
     let load_at_end = machine::loadavg();
     if !outcome.rows.is_empty() {
-        print!("\n{}", summary::summary(&outcome.rows));
+        print!("\n{}", summary::summary(&outcome.rows, plan.rate));
     }
     let warnings = summary::warnings(
         &machine.loadavg_at_start,
@@ -160,7 +186,7 @@ pub fn run(args: Args) -> CmdResult {
     for note in &outcome.notes {
         println!("note: {note}");
     }
-    if chosen("seqlock") {
+    if chosen_extra("seqlock") {
         println!(
             "\nSeqlock cell, one writer and 0/1/2/4 reader processes (ns per operation, medians; ratio = seqlock / raw atomics)"
         );
@@ -168,7 +194,9 @@ pub fn run(args: Args) -> CmdResult {
         let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
         crate::cmd::bench_seqlock::print(&rows);
     }
-    println!("\n{}", report::recommendation(&outcome.rows));
+    if plan.rate.is_none() {
+        println!("\n{}", report::recommendation(&outcome.rows));
+    }
     if let Some(path) = &args.json {
         let machine = json::MachineJson {
             machine: &machine,

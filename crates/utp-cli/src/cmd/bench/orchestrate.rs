@@ -56,7 +56,12 @@ fn impls_for(entry: usize, mode: Mode) -> Vec<Impl> {
 fn points(plan: &Plan, selected: &[usize]) -> Vec<Point> {
     let mut points = Vec::new();
     for &entry in selected {
-        for mode in [Mode::Rtt, Mode::Stream, Mode::Calc] {
+        let modes: &[Mode] = if plan.rate.is_some() {
+            &[Mode::Rate]
+        } else {
+            &[Mode::Rtt, Mode::Stream, Mode::Calc]
+        };
+        for &mode in modes {
             for &size in plan.sizes(mode) {
                 points.push(Point {
                     entry,

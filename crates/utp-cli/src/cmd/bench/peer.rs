@@ -67,7 +67,7 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
 /// Runs the peer's half of the mode over an established link.
 fn drive(spec: &PeerSpec, link: &mut dyn Link) -> Fallible<()> {
     match spec.mode {
-        Mode::Rtt => rtt::echo(link, spec.size, spec.count),
+        Mode::Rtt | Mode::Rate => rtt::echo(link, spec.size, spec.count),
         Mode::Stream => stream::sink(link, spec.size, spec.count, spec.window),
         Mode::Calc => calc::serve_raw(link, spec.count),
     }

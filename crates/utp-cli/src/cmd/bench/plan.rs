@@ -20,6 +20,8 @@ pub const CALC_SIZES: [usize; 1] = [super::spec::CALC_MSG_LEN];
 pub const QUICK_RTT_SIZES: [usize; 2] = [64, 65536];
 /// Streaming sizes of `--quick`.
 pub const QUICK_STREAM_SIZES: [usize; 2] = [64, 65536];
+/// The fixed-rate mode's request size.
+pub const RATE_SIZES: [usize; 1] = [64];
 /// memcpy buffer sizes: in cache, and far beyond it.
 pub const MEMCPY_SIZES: [usize; 2] = [64 << 10, 64 << 20];
 
@@ -50,6 +52,10 @@ pub struct Plan {
     pub rtt_sizes: &'static [usize],
     /// Streaming sizes measured.
     pub stream_sizes: &'static [usize],
+    /// `--rate`: the offered load, messages per second (only that mode runs).
+    pub rate: Option<f64>,
+    /// Seconds of each fixed-rate run.
+    pub rate_seconds: f64,
 }
 
 /// No run sends more than this many messages, whatever its duration.
@@ -69,6 +75,8 @@ impl Plan {
             idle_timeout_s: 30,
             rtt_sizes: &RTT_SIZES,
             stream_sizes: &STREAM_SIZES,
+            rate: None,
+            rate_seconds: 5.0,
         }
     }
 
@@ -85,6 +93,8 @@ impl Plan {
             idle_timeout_s: 10,
             rtt_sizes: &QUICK_RTT_SIZES,
             stream_sizes: &QUICK_STREAM_SIZES,
+            rate: None,
+            rate_seconds: 1.0,
         }
     }
 
@@ -96,7 +106,7 @@ impl Plan {
             0
         };
         match mode {
-            Mode::Rtt => self.rtt_warmup.max(lap),
+            Mode::Rtt | Mode::Rate => self.rtt_warmup.max(lap),
             // Calls cannot be pipelined, so a lap costs a full round trip per
             // call: capped (the full plan's cap still covers a lap).
             Mode::Calc => self.rtt_warmup.max(lap.min(4 * self.rtt_min)),
@@ -109,14 +119,14 @@ impl Plan {
     pub fn budget(&self, mode: Mode, size: usize, ring: bool) -> Budget {
         let warmup = self.warmup(mode, size, ring);
         let min_count = match mode {
-            Mode::Rtt | Mode::Calc => self.rtt_min,
+            Mode::Rtt | Mode::Calc | Mode::Rate => self.rtt_min,
             Mode::Stream => self.stream_min_messages,
         };
         Budget {
             warmup,
             // Half a ring in flight at most, so neither side can fill its ring
             // while the other waits to send (the echo never blocks on a full ring).
-            warmup_burst: if ring && mode == Mode::Rtt {
+            warmup_burst: if ring && matches!(mode, Mode::Rtt | Mode::Rate) {
                 (RING_BYTES / 2 / (size as u64 + 128)).max(1)
             } else {
                 1
@@ -133,6 +143,7 @@ impl Plan {
             Mode::Rtt => self.rtt_sizes,
             Mode::Stream => self.stream_sizes,
             Mode::Calc => &CALC_SIZES,
+            Mode::Rate => &RATE_SIZES,
         }
     }
 }

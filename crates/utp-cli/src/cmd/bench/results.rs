@@ -26,11 +26,13 @@ pub struct Row {
     pub spread: Option<f64>,
 }
 
-/// The figure a row is judged on: p50 for round trips, calls/s for the
-/// calculator, bytes/s for streaming.
+/// The figure a row is judged on: p50 for round trips, p99 at a fixed rate,
+/// calls/s for the calculator, bytes/s for streaming.
 pub fn key_figure(mode: Mode, sample: &Sample) -> Option<f64> {
     match mode {
         Mode::Rtt => sample.p50_ns.map(|v| v as f64),
+        // What a fixed rate is about: the tail.
+        Mode::Rate => sample.p99_ns.map(|v| v as f64),
         Mode::Calc => sample.msgs_per_s,
         Mode::Stream => sample.bytes_per_s,
     }

@@ -9,7 +9,7 @@ use super::rtt::Budget;
 use super::sample::Sample;
 use super::session::Session;
 use super::spec::{Impl, Mode, PeerSpec};
-use super::{calc, rtt, stream};
+use super::{calc, rate, rtt, stream};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What every run shares.
@@ -68,7 +68,13 @@ impl Runner {
             address: String::new(),
             cpu: self.peer_cpu,
             announce: true,
-            idle_timeout_s: self.plan.idle_timeout_s,
+            // A fixed-rate run lasts its seconds whatever happens: allow for them.
+            idle_timeout_s: self.plan.idle_timeout_s
+                + if mode == Mode::Rate {
+                    self.plan.rate_seconds.ceil() as u64
+                } else {
+                    0
+                },
         }
     }
 
@@ -172,6 +178,13 @@ impl Runner {
             Mode::Rtt => rtt::measure(link, spec.size, budget),
             Mode::Stream => stream::measure(link, spec.size, budget, spec.window),
             Mode::Calc => calc::measure_raw(link, budget),
+            Mode::Rate => rate::measure(
+                link,
+                spec.size,
+                budget,
+                self.plan.rate.unwrap_or(1_000.0),
+                self.plan.rate_seconds,
+            ),
         }
     }
 }

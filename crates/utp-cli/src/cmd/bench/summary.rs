@@ -57,8 +57,58 @@ fn point(row: &Row) -> String {
     }
 }
 
-/// The summary block printed above the tables.
-pub fn summary(rows: &[Row]) -> String {
+/// The summary of a fixed-rate run: the lowest corrected p99, and which
+/// mechanisms could not keep up with the offered rate.
+fn rate_summary(rows: &[Row], offered: f64) -> String {
+    let mut out = format!(
+        "Summary at a fixed {} msgs/s (64 B requests; latency corrected for coordinated omission)\n",
+        rate(offered, "")
+    );
+    let p99 = |r: &Row| r.sample.p99_ns.map(|v| v as f64);
+    let keeps_up = |r: &Row| r.sample.msgs_per_s.is_some_and(|a| a >= 0.95 * offered);
+    let best_row = best(rows, |r| r.mode == Mode::Rate && keeps_up(r), p99);
+    let text = best_row.map_or_else(
+        || "no mechanism kept up with the offered rate".to_string(),
+        |r| {
+            format!(
+                "{}: p99 {} (p50 {}){}",
+                describe(r),
+                opt(r.sample.p99_ns, ns),
+                opt(r.sample.p50_ns, ns),
+                vs_raw(rows, r)
+            )
+        },
+    );
+    let _ = writeln!(out, "  {:<19}{text}", "lowest p99");
+    let behind: Vec<String> = rows
+        .iter()
+        .filter(|r| r.mode == Mode::Rate && !keeps_up(r))
+        .map(|r| {
+            format!(
+                "{} {} ({}) at {}",
+                r.implementation.label(),
+                r.mechanism,
+                r.wait.map_or("-", |w| w.label()),
+                opt(r.sample.msgs_per_s, |v| rate(v, "/s"))
+            )
+        })
+        .collect();
+    if !behind.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<19}{}: one round trip takes longer than the period, so requests queue and the corrected latencies grow with the run",
+            "could not keep up",
+            behind.join(", ")
+        );
+    }
+    out
+}
+
+/// The summary block printed above the tables (`offered`: the `--rate`, if any).
+pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
+    if let Some(offered) = offered {
+        return rate_summary(rows, offered);
+    }
     let mut out = String::from(
         "Summary (medians of the repeats; each ratio against the raw baseline of the same mechanism, measured interleaved in this run)\n",
     );
@@ -231,7 +281,8 @@ pub fn baselines(rows: &[Row]) -> String {
             });
         let _ = writeln!(
             out,
-            "  {mechanism:<9} {:<14} {}",
+            "  {:<13} {:<16} {}",
+            format!("{mechanism} ({})", kind.wait().label()),
             uses.join("/"),
             kind.describe()
         );
@@ -295,7 +346,7 @@ mod tests {
             row("unix", Impl::Raw, Mode::Stream, 4096, throughput(1e9)),
         ];
         assert!(rows.iter().all(measured));
-        let text = summary(&rows);
+        let text = summary(&rows, None);
         assert!(
             text.contains(
                 "latency            unix (block): p50 22.00 µs at 64 B, 1.10x raw (raw 20.00 µs)"
@@ -317,6 +368,30 @@ mod tests {
         );
         assert!(
             text.contains("faster than raw by more than noise at unix (block) stream 4 KiB 3.00x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rate_summary_names_the_lowest_p99_and_who_fell_behind() {
+        let at = |achieved: f64, p99: u64| Sample {
+            msgs_per_s: Some(achieved),
+            p50_ns: Some(p99 / 2),
+            p99_ns: Some(p99),
+            ..Sample::default()
+        };
+        let rows = vec![
+            row("shm", Impl::Utp, Mode::Rate, 64, at(10_000.0, 2_000)),
+            row("shm", Impl::Raw, Mode::Rate, 64, at(10_000.0, 1_000)),
+            row("unix", Impl::Utp, Mode::Rate, 64, at(4_000.0, 900_000)),
+        ];
+        let text = summary(&rows, Some(10_000.0));
+        assert!(
+            text.contains("lowest p99         shm (block): p99 2.00 µs (p50 1.00 µs), 2.00x raw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("could not keep up  utp unix (block) at 4.00 k/s"),
             "{text}"
         );
     }
