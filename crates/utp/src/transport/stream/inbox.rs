@@ -45,6 +45,11 @@ pub(crate) struct Inbox {
     broken: Option<DecodeError>,
     /// The receive timeout currently set on a socket (`None`: blocking).
     socket_timeout: Option<Duration>,
+    /// Pairs: whether the read descriptor may be made blocking (it is not
+    /// shared with the write one); set by the channel.
+    pub(crate) reads_may_block: bool,
+    /// Pairs: whether the read descriptor has been made blocking.
+    read_blocking: bool,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -75,6 +80,8 @@ impl Inbox {
             fds: Vec::new(),
             broken: None,
             socket_timeout: None,
+            reads_may_block: false,
+            read_blocking: false,
         }
     }
 
@@ -205,9 +212,14 @@ impl Inbox {
             self.start = 0;
         }
         let progress = self.progress();
+        let mut mode = ReadMode {
+            socket_timeout: &mut self.socket_timeout,
+            may_block: self.reads_may_block,
+            blocking: &mut self.read_blocking,
+        };
         let n = read_some(
             io,
-            &mut self.socket_timeout,
+            &mut mode,
             &mut self.buf[self.end..],
             &mut self.fds,
             deadline,
@@ -231,9 +243,14 @@ impl Inbox {
         // `unsafe`; it only happens for payloads of 16 KiB and more.
         self.payload.resize(want, 0);
         let progress = self.progress();
+        let mut mode = ReadMode {
+            socket_timeout: &mut self.socket_timeout,
+            may_block: self.reads_may_block,
+            blocking: &mut self.read_blocking,
+        };
         let result = read_some(
             io,
-            &mut self.socket_timeout,
+            &mut mode,
             &mut self.payload[filled..],
             &mut self.fds,
             deadline,
@@ -266,9 +283,19 @@ fn kernel_timeout(current: Option<Duration>, remaining: Option<Duration>) -> Opt
     }
 }
 
+/// How the descriptor reads: a socket's current receive timeout; a pair's
+/// blocking mode.
+struct ReadMode<'a> {
+    socket_timeout: &'a mut Option<Duration>,
+    /// Pairs: whether the read descriptor may be made blocking.
+    may_block: bool,
+    /// Pairs: whether it has been.
+    blocking: &'a mut bool,
+}
+
 fn read_some(
     io: &StreamIo,
-    socket_timeout: &mut Option<Duration>,
+    mode: &mut ReadMode<'_>,
     dst: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
@@ -287,8 +314,13 @@ fn read_some(
                     after: timeout.unwrap_or_default(),
                 });
             }
-            io.set_read_timeout(kernel_timeout(*socket_timeout, remaining), socket_timeout)?;
+            io.set_read_timeout(
+                kernel_timeout(*mode.socket_timeout, remaining),
+                mode.socket_timeout,
+            )?;
         } else if remaining.is_some() {
+            // A pair with a deadline: wait for data first, so that the read
+            // cannot block whatever mode the descriptor is in (one reader).
             wait_ready(
                 io.read_fd(),
                 Ready::Read,
@@ -296,6 +328,12 @@ fn read_some(
                 "a frame from the peer",
                 timeout,
             )?;
+        } else if mode.may_block && !*mode.blocking {
+            // No deadline: one blocking read() is the whole wait (a
+            // non-blocking one costs read + poll + read when the pipe is
+            // empty). Made blocking once; reads with a deadline poll first.
+            io.set_read_nonblocking(false)?;
+            *mode.blocking = true;
         }
         match io.read(dst, fds)? {
             ReadOutcome::Data(n) => return Ok(n),
