@@ -31,6 +31,17 @@ impl FdLink {
     }
 
     /// A link over one connected socket.
+    /// Two pipes (or FIFOs), each given the capacity utp gives its own
+    /// (`utp::transport::pipe::DEFAULT_PIPE_SIZE`), so both sides of the
+    /// comparison have the same buffers.
+    pub fn pipes(reader: OwnedFd, writer: OwnedFd) -> Fallible<Self> {
+        for fd in [&reader, &writer] {
+            rustix::pipe::fcntl_setpipe_size(fd, utp::transport::pipe::DEFAULT_PIPE_SIZE)
+                .map_err(|e| format!("F_SETPIPE_SZ: {e}"))?;
+        }
+        Ok(FdLink::new(reader, writer))
+    }
+
     pub fn socket(fd: OwnedFd) -> Fallible<Self> {
         let writer = fd.try_clone()?;
         Ok(FdLink::new(fd, writer))
@@ -125,14 +136,14 @@ pub fn fifo_serve(path: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink
     let reader = File::open(&req)?;
     let writer = File::options().write(true).open(&resp)?;
     drop(cleanup);
-    Ok(FdLink::new(reader.into(), writer.into()))
+    FdLink::pipes(reader.into(), writer.into())
 }
 
 /// Client side of a FIFO pair: opens `PATH.req` to write, `PATH.resp` to read.
 pub fn fifo_connect(path: &str) -> Fallible<FdLink> {
     let writer = File::options().write(true).open(format!("{path}.req"))?;
     let reader = File::open(format!("{path}.resp"))?;
-    Ok(FdLink::new(reader.into(), writer.into()))
+    FdLink::pipes(reader.into(), writer.into())
 }
 
 /// Peer side of anonymous pipes: this process's stdin and stdout, which the
@@ -141,5 +152,5 @@ pub fn pipe_serve() -> Fallible<FdLink> {
     use std::os::fd::AsFd;
     let reader = std::io::stdin().as_fd().try_clone_to_owned()?;
     let writer = std::io::stdout().as_fd().try_clone_to_owned()?;
-    Ok(FdLink::new(reader, writer))
+    FdLink::pipes(reader, writer)
 }

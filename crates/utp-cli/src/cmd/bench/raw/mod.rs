@@ -93,9 +93,11 @@ impl RawKind {
                 "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
             }
             RawKind::Pipe => {
-                "the peer's stdin/stdout pipes (64 KiB), blocking write_all / read_exact".into()
+                "the peer's stdin/stdout pipes, 256 KiB each (as utp's), blocking write_all / read_exact".into()
             }
-            RawKind::Fifo => "a FIFO per direction, blocking write_all / read_exact".into(),
+            RawKind::Fifo => {
+                "a FIFO per direction, 256 KiB each (as utp's), blocking write_all / read_exact".into()
+            }
             RawKind::Mq => {
                 let (depth, msg_size) = mq::queue_shape();
                 format!(
@@ -215,7 +217,7 @@ pub fn connect(
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),
         RawKind::Pipe => {
             let (to_peer, from_peer) = pipes.ok_or("raw pipes need the peer's stdin and stdout")?;
-            Box::new(fd::FdLink::new(from_peer, to_peer))
+            Box::new(fd::FdLink::pipes(from_peer, to_peer)?)
         }
         RawKind::Fifo => Box::new(fd::fifo_connect(announced)?),
         RawKind::Mq => Box::new(mq::connect(announced, idle)?),
