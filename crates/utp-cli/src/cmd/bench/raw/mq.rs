@@ -6,8 +6,6 @@ use crate::cmd::bench::link::{Fallible, Link};
 use std::ffi::CString;
 use std::time::Duration;
 
-/// Kernel limit on the bytes of all queues of a user (RLIMIT_MSGQUEUE default).
-
 /// One open queue descriptor, closed on drop.
 ///
 /// Invariants: `fd` is an open message queue descriptor owned by this value.
