@@ -112,13 +112,17 @@ fn wait(
     Ok(())
 }
 
-/// Tells the other side that something changed; wakes it only if it sleeps.
+/// Tells the other side that something changed; touches the sequence word
+/// and wakes it only if it sleeps (no read-modify-write per message).
 fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<()> {
     if futex_mode {
-        seq.fetch_add(1, Ordering::Release);
-        // SeqCst fence: pairs with the one in `wait` (see there).
+        // SeqCst fence: pairs with the one in `wait`: either the sleeper sees
+        // the index just published, or we see its flag. A sleeper that read
+        // the sequence before raising its flag then finds it changed (its
+        // futex wait returns at once) or is woken.
         fence(Ordering::SeqCst);
         if sleeping.load(Ordering::Relaxed) != 0 {
+            seq.fetch_add(1, Ordering::Release);
             futex::wake(seq, futex::Flags::empty(), 1)?;
         }
     }
