@@ -156,6 +156,9 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         });
     out += &line("crossing machines", remote);
 
+    if let Some(text) = floor_line(rows) {
+        out += &line("floors", Some(text));
+    }
     let judged: Vec<(&Row, f64, std::cmp::Ordering)> = rows
         .iter()
         .filter(|r| r.implementation == Impl::Utp)
@@ -190,6 +193,38 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         out += &line("utp against raw", Some(text));
     }
     out
+}
+
+/// The raw shared-memory ring against the machine's copy bandwidth at
+/// 64 KiB: the check that the streaming baseline is itself near the floor
+/// (each side copies once, in parallel, so a good ring comes close to one
+/// core's memcpy).
+fn floor_line(rows: &[Row]) -> Option<String> {
+    const SIZE: usize = 64 << 10;
+    let memcpy = rows
+        .iter()
+        .find(|r| r.mechanism == "memcpy" && r.size == SIZE)?
+        .sample
+        .bytes_per_s?;
+    let ring = rows
+        .iter()
+        .filter(|r| {
+            r.implementation == Impl::Raw
+                && r.mode == Mode::Stream
+                && r.size == SIZE
+                && r.entry
+                    .is_some_and(|e| TABLE[e].raw_kind(Mode::Stream, SIZE).is_ring())
+        })
+        .filter_map(|r| r.sample.bytes_per_s.map(|b| (r, b)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(format!(
+        "raw shared-memory ring at 64 KiB {} ({} {}) = {:.2}x one core's memcpy of 64 KiB ({})",
+        rate(ring.1, "B/s"),
+        ring.0.mechanism,
+        ring.0.wait.map_or("-", |w| w.label()),
+        ring.1 / memcpy,
+        rate(memcpy, "B/s")
+    ))
 }
 
 fn speed(row: &Row, x: f64) -> f64 {
@@ -362,6 +397,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1 points at raw speed"), "{text}");
+        assert!(!text.contains("floors"), "no memcpy row: {text}");
         assert!(
             text.contains("1 slower (worst: tcp (block) rtt 64 B 2.00x)"),
             "{text}"
@@ -392,6 +428,23 @@ mod tests {
         );
         assert!(
             text.contains("could not keep up  utp unix (block) at 4.00 k/s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_raw_ring_is_set_against_memcpy_when_both_ran() {
+        let mut memcpy = row("shm", Impl::Raw, Mode::Stream, 65536, throughput(40e9));
+        memcpy.entry = None;
+        memcpy.mechanism = "memcpy";
+        let rows = vec![
+            memcpy,
+            row("shm", Impl::Raw, Mode::Stream, 65536, throughput(20e9)),
+            row("unix", Impl::Raw, Mode::Stream, 65536, throughput(30e9)),
+        ];
+        let text = summary(&rows, None);
+        assert!(
+            text.contains("floors             raw shared-memory ring at 64 KiB 20.00 GB/s (shm block) = 0.50x one core's memcpy of 64 KiB (40.00 GB/s)"),
             "{text}"
         );
     }
