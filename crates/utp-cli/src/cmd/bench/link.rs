@@ -37,6 +37,24 @@ impl UtpLink {
     }
 }
 
+impl UtpLink {
+    /// Waits (at most `timeout`) until the other side closes the channel,
+    /// discarding anything else, so this side never closes first: a frame
+    /// sent just before a close must not race with it.
+    pub fn wait_for_close(&mut self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if self
+                .channel
+                .recv_timeout(&mut self.frame, Some(left))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 impl Link for UtpLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         Ok(self.channel.send(message_type::DATA, self.flags, msg)?)

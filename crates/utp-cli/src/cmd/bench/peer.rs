@@ -51,6 +51,9 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
             let channel = listener.accept_timeout(Some(idle))?;
             let mut link = UtpLink::new(channel, 0, spec.size);
             drive(spec, &mut link)?;
+            // The client closes first: utp's shared-memory receive can report
+            // the peer's close before a frame published just before it.
+            link.wait_for_close(idle);
             // Let the last reply leave before the channel closes.
             let _ = listener.close();
             Ok(())

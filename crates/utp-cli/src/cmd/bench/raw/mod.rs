@@ -171,10 +171,8 @@ pub fn serve(
             let futex = kind == RawKind::RingFutex;
             Box::new(ring::RingLink::new(region, true, futex, idle))
         }
-        RawKind::UnixPath | RawKind::UnixAbstract => {
-            Box::new(fd::unix_serve(address, idle, announce)?)
-        }
-        RawKind::Tcp => Box::new(fd::tcp_serve(idle, announce)?),
+        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, announce)?),
+        RawKind::Tcp => Box::new(fd::tcp_serve(announce)?),
         RawKind::Udp => Box::new(udp::serve(idle, announce)?),
         RawKind::Pipe => {
             announce("");
@@ -182,7 +180,7 @@ pub fn serve(
         }
         RawKind::Fifo => Box::new(fd::fifo_serve(address, announce)?),
         RawKind::Mq => Box::new(mq::serve(address, capacity(spec), idle, announce)?),
-        RawKind::Inproc => Box::new(inproc::serve(address, idle, announce)),
+        RawKind::Inproc => Box::new(inproc::serve(address, announce)),
     })
 }
 
@@ -212,8 +210,8 @@ pub fn connect(
             let futex = kind == RawKind::RingFutex;
             Box::new(ring::RingLink::new(region, false, futex, idle))
         }
-        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced, idle)?),
-        RawKind::Tcp => Box::new(fd::tcp_connect(announced, idle)?),
+        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced)?),
+        RawKind::Tcp => Box::new(fd::tcp_connect(announced)?),
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),
         RawKind::Pipe => {
             let (to_peer, from_peer) = pipes.ok_or("raw pipes need the peer's stdin and stdout")?;
