@@ -143,6 +143,14 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     assert!(machine["cores"].as_u64().unwrap() >= 1);
     assert!(machine["virtualized"].is_boolean());
     assert_eq!(machine["placement"], "cross-core");
+    assert!(machine["warnings"].is_array());
+    let baselines = machine["baselines"].as_array().unwrap();
+    assert!(
+        baselines.iter().any(|b| b["mechanism"] == "unix"
+            && b["wait"] == "block"
+            && b["setup"].as_str().unwrap().contains("Unix stream socket")),
+        "{baselines:?}"
+    );
 
     let results = json["results"].as_array().unwrap();
     for result in results {

@@ -206,6 +206,8 @@ pub fn run(args: Args) -> CmdResult {
             started_unix_s,
             placement_probes: &outcome.probes,
             notes: &outcome.notes,
+            warnings: &warnings,
+            baselines: summary::baseline_list(&outcome.rows),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;
         println!("wrote the results as JSON to {}", shown(path));

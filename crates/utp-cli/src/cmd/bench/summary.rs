@@ -284,42 +284,60 @@ pub fn peers_note(shm_measured: bool) -> Option<String> {
     })
 }
 
-/// How every raw baseline of this run was set up.
-pub fn baselines(rows: &[Row]) -> String {
-    let mut seen: Vec<(&'static str, super::raw::RawKind)> = Vec::new();
+/// One raw baseline of the run and how it was set up (also in the JSON).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Baseline {
+    /// Mechanism name.
+    pub mechanism: &'static str,
+    /// How its receiver waits.
+    pub wait: &'static str,
+    /// Modes it served (`rtt`, `stream`, `calc`, `rate`).
+    pub modes: Vec<&'static str>,
+    /// Buffers, depth, waiting, prefaulting.
+    pub setup: String,
+}
+
+/// Every raw baseline used by `rows`, once each.
+pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
+    let mut out: Vec<(super::raw::RawKind, Baseline)> = Vec::new();
     for row in rows.iter().filter(|r| r.implementation == Impl::Raw) {
         let Some(entry) = row.entry else { continue };
         let kind = TABLE[entry].raw_kind(row.mode, row.size);
-        if !seen.contains(&(row.mechanism, kind)) {
-            seen.push((row.mechanism, kind));
+        let mode = row.mode.label();
+        match out
+            .iter_mut()
+            .find(|(k, b)| *k == kind && b.mechanism == row.mechanism)
+        {
+            Some((_, b)) if !b.modes.contains(&mode) => b.modes.push(mode),
+            Some(_) => {}
+            None => out.push((
+                kind,
+                Baseline {
+                    mechanism: row.mechanism,
+                    wait: kind.wait().label(),
+                    modes: vec![mode],
+                    setup: kind.describe(),
+                },
+            )),
         }
     }
+    out.into_iter().map(|(_, b)| b).collect()
+}
+
+/// How every raw baseline of this run was set up, as text.
+pub fn baselines(rows: &[Row]) -> String {
+    let list = baseline_list(rows);
     let mut out = String::new();
-    if !seen.is_empty() {
+    if !list.is_empty() {
         out += "\nRaw baselines (each does the least work the mechanism allows, with utp's buffers, queue depth and waiting)\n";
     }
-    for (mechanism, kind) in seen {
-        let uses: Vec<String> = rows
-            .iter()
-            .filter(|r| {
-                r.implementation == Impl::Raw
-                    && r.mechanism == mechanism
-                    && r.entry
-                        .is_some_and(|e| TABLE[e].raw_kind(r.mode, r.size) == kind)
-            })
-            .map(|r| r.mode.label())
-            .fold(Vec::new(), |mut v, m| {
-                if !v.contains(&m.to_string()) {
-                    v.push(m.to_string());
-                }
-                v
-            });
+    for b in list {
         let _ = writeln!(
             out,
             "  {:<13} {:<16} {}",
-            format!("{mechanism} ({})", kind.wait().label()),
-            uses.join("/"),
-            kind.describe()
+            format!("{} ({})", b.mechanism, b.wait),
+            b.modes.join("/"),
+            b.setup
         );
     }
     out
