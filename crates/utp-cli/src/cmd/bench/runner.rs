@@ -42,16 +42,24 @@ impl Runner {
     }
 
     /// The budget of a run: warm-up laps on shared-memory rings, minimum
-    /// duration and count from the plan.
-    pub fn budget(&self, entry: usize, mode: Mode, size: usize) -> Budget {
-        self.plan
-            .budget(mode, size, TABLE[entry].raw_stream.is_ring())
+    /// duration and count from the plan. Only implementations that run over
+    /// a ring get the lap warm-up (pipelined): utp on the shared-memory rows,
+    /// and the raw ring. The raw mailbox holds one message per direction, is
+    /// prefaulted and must never see two requests in flight.
+    pub fn budget(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> Budget {
+        let m = &TABLE[entry];
+        let ring = match implementation {
+            Impl::Utp => m.raw_stream.is_ring(),
+            Impl::Raw => m.raw_kind(mode, size).is_ring(),
+            Impl::Iceoryx2 | Impl::IpcChannel => false,
+        };
+        self.plan.budget(mode, size, ring)
     }
 
     /// The spec of a run, with an empty address.
     pub fn spec(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> PeerSpec {
         let mechanism = &TABLE[entry];
-        let budget = self.budget(entry, mode, size);
+        let budget = self.budget(entry, implementation, mode, size);
         let count = match implementation {
             // Peer libraries run a fixed number of round trips.
             Impl::Iceoryx2 | Impl::IpcChannel => budget.warmup + budget.min_count,
@@ -86,7 +94,7 @@ impl Runner {
         mode: Mode,
         size: usize,
     ) -> Fallible<Sample> {
-        let budget = self.budget(entry, mode, size);
+        let budget = self.budget(entry, implementation, mode, size);
         self.run_spec(self.spec(entry, implementation, mode, size), &budget)
     }
 
