@@ -37,7 +37,8 @@ use std::path::PathBuf;
 /// Arguments of `utp bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A short run (under 90 s on 2 cores) for CI and a first look.
+    /// A short run for CI and a first look: 64 B and 64 KiB only, each run
+    /// still timed for at least 80 ms after a warm-up (about 90 s on 2 idle cores).
     #[arg(long)]
     quick: bool,
     /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
