@@ -334,7 +334,7 @@ pub fn baselines(rows: &[Row]) -> String {
     for b in list {
         let _ = writeln!(
             out,
-            "  {:<13} {:<16} {}",
+            "  {:<17} {:<16} {}",
             format!("{} ({})", b.mechanism, b.wait),
             b.modes.join("/"),
             b.setup

@@ -1,6 +1,6 @@
 //! The receiving half of a stream channel: an incremental frame reader.
 //!
-//! Bytes arrive in arbitrary pieces. The inbox keeps a 64 KiB buffer and the
+//! Bytes arrive in arbitrary pieces. The inbox keeps a 68 KiB buffer and the
 //! state of a partly received frame, so a read cut short by a timeout loses
 //! nothing: the next call carries on where this one stopped. Payloads larger
 //! than the buffer are read straight into their own vector.
@@ -14,7 +14,9 @@ use crate::transport::wait::{Ready, wait_ready};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-const BUFFER_LEN: usize = 64 * 1024;
+/// 64 KiB and a page: a frame with a 64 KiB payload (a common chunk size)
+/// and its header arrive in one read instead of two.
+const BUFFER_LEN: usize = 64 * 1024 + 4096;
 /// Payloads at least this large bypass the buffer.
 const DIRECT_READ_MIN: usize = 16 * 1024;
 
@@ -53,7 +55,7 @@ pub(crate) struct Inbox {
 }
 
 impl std::fmt::Debug for Inbox {
-    /// A summary: the 64 KiB buffer itself would drown any log line.
+    /// A summary: the 68 KiB buffer itself would drown any log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inbox")
             .field("buffered", &(self.end - self.start))
