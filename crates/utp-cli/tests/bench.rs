@@ -1,5 +1,6 @@
-//! `utp bench` end to end: a quick run over unix and inproc whose JSON must
-//! follow the documented schema. Correctness only: no figure is judged.
+//! `utp bench` end to end: a quick run over unix and inproc whose report and
+//! JSON must follow the documented shape, and a short fixed-rate run.
+//! Correctness only: no figure is judged beyond sanity.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -101,6 +102,31 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     );
     assert!(stdout.contains("Round trip"), "{stdout}");
     assert!(stdout.contains("Recommended — latency:"), "{stdout}");
+    // The summary comes first, before any table.
+    let summary = stdout.find("Summary (medians").expect("a summary");
+    assert!(summary < stdout.find("Round trip").unwrap(), "{stdout}");
+    assert!(stdout.contains("  latency            "), "{stdout}");
+    assert!(stdout.contains("utp against raw"), "{stdout}");
+    // Every raw baseline says how it was set up.
+    assert!(stdout.contains("Raw baselines"), "{stdout}");
+    assert!(
+        stdout.contains("unix (block)") && stdout.contains("Unix stream socket"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("inproc (block)") && stdout.contains("crossbeam"),
+        "{stdout}"
+    );
+    // And the files written are named where the user can find them.
+    let json_path = dir.path().canonicalize().unwrap().join("out.json");
+    assert!(
+        stdout.contains(&format!(
+            "wrote the results as JSON to {}",
+            json_path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wrote the charts as SVG to "), "{stdout}");
 
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
@@ -117,6 +143,14 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     assert!(machine["cores"].as_u64().unwrap() >= 1);
     assert!(machine["virtualized"].is_boolean());
     assert_eq!(machine["placement"], "cross-core");
+    assert!(machine["warnings"].is_array());
+    let baselines = machine["baselines"].as_array().unwrap();
+    assert!(
+        baselines.iter().any(|b| b["mechanism"] == "unix"
+            && b["wait"] == "block"
+            && b["setup"].as_str().unwrap().contains("Unix stream socket")),
+        "{baselines:?}"
+    );
 
     let results = json["results"].as_array().unwrap();
     for result in results {
@@ -152,4 +186,102 @@ fn unknown_mechanisms_are_refused_with_the_known_ones_listed() {
         stderr.contains("carrier-pigeon") && stderr.contains("unix"),
         "{stderr}"
     );
+}
+
+/// `--rate`: a real fixed-rate run over shm and unix (a few thousand
+/// requests each), whose report and JSON must have the documented shape and
+/// sane values.
+#[test]
+fn fixed_rate_mode_reports_corrected_percentiles_for_shm_and_unix() {
+    let dir = tempfile::tempdir().unwrap();
+    let offered = 2_000.0;
+    let child = utp()
+        .args([
+            "bench",
+            "--quick",
+            "--rate",
+            "2k/s",
+            "--rate-seconds",
+            "1",
+            "--repeats",
+            "1",
+            "--json",
+            "rate.json",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Summary at a fixed 2.00 k msgs/s"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("lowest p99") || stdout.contains("could not keep up"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("corrected for coordinated omission"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("uncorrected p99"), "{stdout}");
+    assert!(
+        !stdout.contains("Streaming one way"),
+        "only the rate mode runs: {stdout}"
+    );
+    if !cfg!(feature = "peers") {
+        assert!(
+            stdout.contains("build with --features peers to compare"),
+            "{stdout}"
+        );
+    }
+
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("rate.json")).unwrap())
+            .unwrap();
+    let results = json["results"].as_array().unwrap();
+    for (mechanism, wait) in [("shm", "spin"), ("shm", "block"), ("unix", "block")] {
+        for implementation in ["utp", "raw"] {
+            let r = results
+                .iter()
+                .find(|r| {
+                    r["mechanism"] == mechanism && r["wait"] == wait && r["impl"] == implementation
+                })
+                .unwrap_or_else(|| panic!("no {implementation} {mechanism} ({wait}) result"));
+            assert_eq!(r["mode"], "rate", "{r}");
+            assert_eq!(number(r, "payload_bytes"), 64);
+            let p = ["p50_ns", "p99_ns", "p999_ns", "max_ns"].map(|k| number(r, k));
+            assert!(
+                p[0] > 0 && p[0] <= p[1] && p[1] <= p[2] && p[2] <= p[3],
+                "{r}"
+            );
+            // Latency is counted from the scheduled send, and a round trip
+            // is at least a few hundred nanoseconds here.
+            assert!(p[0] >= 100, "{r}");
+            let achieved = number(r, "msgs_per_s") as f64;
+            // Requests leave on the schedule, never ahead of it.
+            assert!(
+                achieved > 0.0 && achieved <= offered * 1.05,
+                "achieved {achieved}/s of {offered}/s: {r}"
+            );
+        }
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");
+}
+
+#[test]
+fn a_rate_that_is_not_one_is_refused() {
+    let output = utp().args(["bench", "--rate", "fast"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a rate"), "{stderr}");
 }

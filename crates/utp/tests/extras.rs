@@ -282,3 +282,66 @@ fn fifo_stale_pair_is_replaced() {
     drop(listener);
     assert!(!std::path::Path::new(&format!("{base}.req")).exists());
 }
+
+/// Untimed sends and receives make the pipes blocking (one system call per
+/// wait); a later timed call must still keep its deadline, both ways.
+#[test]
+fn pipe_deadlines_hold_after_untimed_calls_made_the_pipes_blocking() {
+    let endpoint: Endpoint = "pipe:/bin/cat".parse().unwrap();
+    let mut channel = utp::transport::pipe::connect(&endpoint, &Options::default()).unwrap();
+    // No ?pipe_size: room for a 64 KiB frame at once.
+    let (to_child, from_child) = channel.pipe_size().unwrap();
+    assert!(
+        to_child >= utp::transport::pipe::DEFAULT_PIPE_SIZE
+            && from_child >= utp::transport::pipe::DEFAULT_PIPE_SIZE,
+        "{to_child} {from_child}"
+    );
+    let mut frame = Frame::default();
+    for round in 0..3u8 {
+        // Untimed: blocking descriptors.
+        channel.send(message_type::DATA, 0, &[round; 100]).unwrap();
+        channel.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), &[round; 100]);
+        // Timed, nothing coming: the deadline holds (generous bound: busy machine).
+        let started = std::time::Instant::now();
+        let err = channel
+            .recv_timeout(&mut frame, Some(Duration::from_millis(50)))
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // And the stream is still in step.
+        channel
+            .send_timeout(message_type::DATA, 0, b"again", LONG)
+            .unwrap();
+        channel.recv_timeout(&mut frame, LONG).unwrap();
+        assert_eq!(frame.payload(), b"again");
+    }
+}
+
+#[test]
+fn a_timed_send_to_a_child_that_never_reads_times_out_after_untimed_sends() {
+    let endpoint: Endpoint = "pipe:/bin/sleep 30".parse().unwrap();
+    // The frame below is larger than the default limit, which the sender checks.
+    let options = Options {
+        max_payload: 8 << 20,
+        ..Options::default()
+    };
+    let mut channel = utp::transport::pipe::connect(&endpoint, &options).unwrap();
+    // An untimed send that fits: the write descriptor is now blocking.
+    channel.send(message_type::DATA, 0, b"hello").unwrap();
+    // A frame larger than the pipe, with a deadline: must not block forever.
+    let big = vec![7u8; 4 << 20];
+    let started = std::time::Instant::now();
+    let err = channel
+        .send_timeout(
+            message_type::DATA,
+            0,
+            &big,
+            Some(Duration::from_millis(100)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Closing kills the child after its grace period (it never reads stdin).
+    drop(channel);
+}

@@ -27,7 +27,8 @@
 //! (`F_SETPIPE_SZ`; the kernel rounds up to a power-of-two number of pages and
 //! caps unprivileged users at `/proc/sys/fs/pipe-max-size`, 1 MiB by
 //! default). The URL option `?pipe_size=N` (suffixes k, M allowed) sets it at
-//! connect or listen time.
+//! connect or listen time; without it utp raises both pipes to
+//! [`DEFAULT_PIPE_SIZE`] (256 KiB) where the kernel allows.
 
 use super::stream::{Framing, StreamChannel, StreamIo};
 use crate::channel::{Channel, Listener, Options, PeerInfo};
@@ -192,13 +193,39 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     rustix::io::ioctl_fionbio(fd, true).map_err(|e| Error::io("make a pipe non-blocking", e))
 }
 
-fn apply_pipe_size(endpoint: &Endpoint, fds: &[BorrowedFd<'_>]) -> Result<()> {
+/// Capacity utp gives the pipes of `pipe:` and `fifo://` when the URL does
+/// not say (`?pipe_size=`): 256 KiB, so that a 64 KiB payload and its 32-byte
+/// header fit in the pipe at once. With the kernel's 64 KiB default such a
+/// frame fills the pipe and the writer must sleep until the reader has
+/// drained it, then wake it again for the last 32 bytes: two more wake-ups
+/// per frame. Best effort: a user over `/proc/sys/fs/pipe-user-pages-soft`
+/// keeps the kernel's size.
+pub const DEFAULT_PIPE_SIZE: usize = 256 * 1024;
+
+/// Gives each pipe of `fds` the size `?pipe_size=` asks for (an error if the
+/// kernel refuses), or at least [`DEFAULT_PIPE_SIZE`] (never shrinking one,
+/// silently keeping the size if the kernel refuses).
+pub(crate) fn apply_pipe_size(endpoint: &Endpoint, fds: &[BorrowedFd<'_>]) -> Result<()> {
     if let Some(size) = endpoint.param_number("pipe_size")? {
         for fd in fds {
             set_pipe_size(*fd, size as usize)?;
         }
+        return Ok(());
+    }
+    for fd in fds {
+        grow_pipe(*fd);
     }
     Ok(())
+}
+
+/// Raises the pipe behind `fd` to [`DEFAULT_PIPE_SIZE`] if it is smaller;
+/// anything that fails (not a pipe, over the user's limit) leaves it as is.
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
+    if pipe_size(fd).is_ok_and(|size| size < DEFAULT_PIPE_SIZE) {
+        if let Err(e) = set_pipe_size(fd, DEFAULT_PIPE_SIZE) {
+            log::debug!("keeping the pipe's size: {e}");
+        }
+    }
 }
 
 /// Spawns the endpoint's command (or [`default_command`]) and connects to it.

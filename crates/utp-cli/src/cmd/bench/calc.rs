@@ -6,6 +6,7 @@
 //! `calc::evaluate`, so the difference is utp's framing and service layer.
 
 use super::link::{Fallible, Link};
+use super::rtt::Budget;
 use super::sample::{Sample, latency_histogram};
 use super::spec::CALC_MSG_LEN;
 use std::time::Instant;
@@ -23,11 +24,18 @@ fn finish(latencies: &hdrhistogram::Histogram<u64>, calls: u64, seconds: f64) ->
 }
 
 /// Client side over utp: `count` calls through `utp::service::Client`.
-pub fn measure_utp(url: &str, count: u64) -> Fallible<Sample> {
+pub fn measure_utp(url: &str, budget: &Budget) -> Fallible<Sample> {
     let mut client = Client::connect(url)?;
     let mut latencies = latency_histogram();
+    for i in 0..budget.warmup {
+        let (text, _) = request(i);
+        client.call(text.as_bytes())?;
+    }
     let start = Instant::now();
-    for i in 0..count {
+    let mut count = 0;
+    while !budget.enough(count, start.elapsed().as_secs_f64()) {
+        let i = count;
+        count += 1;
         let (text, expected) = request(i);
         let t = Instant::now();
         let reply = client.call(text.as_bytes())?;
@@ -71,10 +79,19 @@ fn padded(text: &str) -> Fallible<[u8; CALC_MSG_LEN]> {
 }
 
 /// Client side of the raw baseline: `count` fixed-size calls over `link`.
-pub fn measure_raw(link: &mut dyn Link, count: u64) -> Fallible<Sample> {
+pub fn measure_raw(link: &mut dyn Link, budget: &Budget) -> Fallible<Sample> {
     let mut latencies = latency_histogram();
+    for i in 0..budget.warmup {
+        let (text, _) = request(i);
+        link.send(&padded(&text)?)?;
+        link.recv(CALC_MSG_LEN)?;
+    }
     let start = Instant::now();
-    for i in 0..count {
+    let mut count = 0;
+    // The last call leaves room for the END message within the peer's limit.
+    while !budget.enough(count + 1, start.elapsed().as_secs_f64()) {
+        let i = count;
+        count += 1;
         let (text, expected) = request(i);
         let t = Instant::now();
         link.send(&padded(&text)?)?;
@@ -85,13 +102,22 @@ pub fn measure_raw(link: &mut dyn Link, count: u64) -> Fallible<Sample> {
         }
         latencies.saturating_record(elapsed.as_nanos() as u64);
     }
-    Ok(finish(&latencies, count, start.elapsed().as_secs_f64()))
+    let seconds = start.elapsed().as_secs_f64();
+    link.send(&padded(END)?)?;
+    Ok(finish(&latencies, count, seconds))
 }
+
+/// What the raw client sends after its last call: the peer stops, unanswered.
+const END: &str = "END";
 
 /// Peer side of the raw baseline: answers `count` calls with `calc::evaluate`.
 pub fn serve_raw(link: &mut dyn Link, count: u64) -> Fallible<()> {
     for _ in 0..count {
-        let reply = calc::evaluate(link.recv(CALC_MSG_LEN)?);
+        let request = link.recv(CALC_MSG_LEN)?;
+        if request.trim_ascii_end() == END.as_bytes() {
+            break;
+        }
+        let reply = calc::evaluate(request);
         link.send(&padded(&reply)?)?;
     }
     Ok(())

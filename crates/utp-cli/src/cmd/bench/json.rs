@@ -26,6 +26,10 @@ pub struct MachineJson<'a> {
     pub placement_probes: &'a [Probe],
     /// What was skipped or failed, and why.
     pub notes: &'a [String],
+    /// Why the figures may not be trustworthy (busy machine, unsteady repeats).
+    pub warnings: &'a [String],
+    /// How each raw baseline was set up.
+    pub baselines: Vec<super::summary::Baseline>,
 }
 
 #[derive(Serialize)]

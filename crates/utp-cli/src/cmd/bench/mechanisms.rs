@@ -7,7 +7,7 @@
 //! the transport lands the row measures it with no change here.
 
 use super::raw::RawKind;
-use super::spec::Wait;
+use super::spec::{Mode, Wait};
 
 /// One mechanism as the benchmark measures it.
 #[derive(Clone, Copy, Debug)]
@@ -205,6 +205,24 @@ pub fn known_names() -> Vec<&'static str> {
     names.dedup();
     names.push("memcpy");
     names
+}
+
+/// Round trips above this many bytes use the streaming baseline where it is a
+/// shared-memory ring: a mailbox rewritten in place makes every large reply
+/// invalidate lines the peer still holds, while a ring writes fresh lines, as
+/// utp's does; measured, the ring is the faster floor there and the mailbox
+/// below it.
+pub const RING_RTT_ABOVE: usize = 4096;
+
+impl Mechanism {
+    /// The raw baseline of `mode` at `size` bytes.
+    pub fn raw_kind(&self, mode: Mode, size: usize) -> RawKind {
+        match mode {
+            Mode::Stream => self.raw_stream,
+            Mode::Rtt if size > RING_RTT_ABOVE && self.raw_stream.is_ring() => self.raw_stream,
+            Mode::Rtt | Mode::Calc | Mode::Rate => self.raw_rtt,
+        }
+    }
 }
 
 /// Whether `size` fits in one message of `mechanism`.

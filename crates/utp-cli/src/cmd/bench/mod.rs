@@ -18,6 +18,7 @@ mod peers;
 mod placement;
 mod plan;
 mod plot;
+mod rate;
 mod raw;
 mod report;
 mod results;
@@ -27,6 +28,7 @@ mod sample;
 mod session;
 mod spec;
 mod stream;
+mod summary;
 
 use crate::exit::{CmdResult, Exit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -35,7 +37,8 @@ use std::path::PathBuf;
 /// Arguments of `utp bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A short run (under 90 s on 2 cores) for CI and a first look.
+    /// A short run for CI and a first look: 64 B and 64 KiB only, each run
+    /// still timed for at least 80 ms after a warm-up (about 90 s on 2 idle cores).
     #[arg(long)]
     quick: bool,
     /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
@@ -54,6 +57,22 @@ pub struct Args {
     /// Repeats of every point (default 3).
     #[arg(long)]
     repeats: Option<usize>,
+    /// Fixed-rate load instead of the usual tables: send 64 B requests at
+    /// this rate (e.g. 100k/s) and report latency percentiles corrected for
+    /// coordinated omission. Mechanisms: shm and unix unless --only says.
+    #[arg(long, value_name = "N/s", value_parser = rate::parse_rate)]
+    rate: Option<f64>,
+    /// Seconds of each fixed-rate run (default 5, 1 with --quick).
+    #[arg(long, value_name = "SECONDS", requires = "rate")]
+    rate_seconds: Option<f64>,
+}
+
+/// A path as the user can find it: absolute when the current directory is known.
+fn shown(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Runs the benchmark and prints the report.
@@ -68,7 +87,13 @@ pub fn run(args: Args) -> CmdResult {
             names.join(", ")
         )));
     }
-    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|n| n == name);
+    let chosen = |name: &str| {
+        if args.only.is_empty() && args.rate.is_some() {
+            // A fixed rate by default: shared memory and a socket.
+            return ["shm", "unix"].contains(&name);
+        }
+        args.only.is_empty() || args.only.iter().any(|n| n == name)
+    };
     let selected: Vec<usize> = (0..mechanisms::TABLE.len())
         .filter(|&i| chosen(mechanisms::TABLE[i].name))
         .collect();
@@ -80,6 +105,17 @@ pub fn run(args: Args) -> CmdResult {
     if let Some(repeats) = args.repeats {
         plan.repeats = repeats.max(1);
     }
+    plan.rate = args.rate;
+    if let Some(seconds) = args.rate_seconds {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+            return Err(Exit::Error(format!(
+                "--rate-seconds: {seconds} is not a duration between 0 and 3600 s"
+            )));
+        }
+        plan.rate_seconds = seconds;
+    }
+    // A fixed rate measures latency under load: no memcpy, no seqlock.
+    let chosen_extra = |name: &str| args.rate.is_none() && chosen(name);
     let machine = machine::Machine::detect();
     let mut setup_notes = Vec::new();
     let (client_cpu, peer_cpu) = placement::cpus(args.placement, &mut setup_notes);
@@ -108,14 +144,31 @@ pub fn run(args: Args) -> CmdResult {
     let mut outcome = orchestrate::execute(
         &runner,
         &selected,
-        chosen("memcpy"),
+        chosen_extra("memcpy"),
         args.placement,
         &progress,
     );
     progress.finish_and_clear();
     outcome.notes.splice(0..0, setup_notes);
 
+    let load_at_end = machine::loadavg();
+    if !outcome.rows.is_empty() {
+        print!("\n{}", summary::summary(&outcome.rows, plan.rate));
+    }
+    let warnings = summary::warnings(
+        &machine.loadavg_at_start,
+        &load_at_end,
+        machine.cores,
+        &outcome.rows,
+    );
+    for warning in &warnings {
+        println!("{warning}");
+    }
+    if let Some(note) = summary::peers_note(chosen("shm")) {
+        outcome.notes.push(note);
+    }
     print!("{}", report::tables(&outcome.rows));
+    print!("{}", summary::baselines(&outcome.rows));
     if !outcome.probes.is_empty() {
         let seen: Vec<String> = outcome
             .probes
@@ -128,14 +181,13 @@ pub fn run(args: Args) -> CmdResult {
         );
     }
     println!(
-        "load average: {} at the start, {} at the end",
+        "load average: {} at the start, {load_at_end} at the end",
         machine.loadavg_at_start,
-        machine::loadavg()
     );
     for note in &outcome.notes {
         println!("note: {note}");
     }
-    if chosen("seqlock") {
+    if chosen_extra("seqlock") {
         println!(
             "\nSeqlock cell, one writer and 0/1/2/4 reader processes (ns per operation, medians; ratio = seqlock / raw atomics)"
         );
@@ -143,7 +195,9 @@ pub fn run(args: Args) -> CmdResult {
         let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
         crate::cmd::bench_seqlock::print(&rows);
     }
-    println!("\n{}", report::recommendation(&outcome.rows));
+    if plan.rate.is_none() {
+        println!("\n{}", report::recommendation(&outcome.rows));
+    }
     if let Some(path) = &args.json {
         let machine = json::MachineJson {
             machine: &machine,
@@ -153,12 +207,16 @@ pub fn run(args: Args) -> CmdResult {
             started_unix_s,
             placement_probes: &outcome.probes,
             notes: &outcome.notes,
+            warnings: &warnings,
+            baselines: summary::baseline_list(&outcome.rows),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;
+        println!("wrote the results as JSON to {}", shown(path));
     }
     if let Some(path) = &args.plot {
         plot::write(path, &outcome.rows)
             .map_err(|e| Exit::Error(format!("plot {}: {e}", path.display())))?;
+        println!("wrote the charts as SVG to {}", shown(path));
     }
     Ok(())
 }

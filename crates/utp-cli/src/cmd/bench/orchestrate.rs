@@ -53,11 +53,16 @@ fn impls_for(entry: usize, mode: Mode) -> Vec<Impl> {
     impls
 }
 
-fn points(selected: &[usize]) -> Vec<Point> {
+fn points(plan: &Plan, selected: &[usize]) -> Vec<Point> {
     let mut points = Vec::new();
     for &entry in selected {
-        for mode in [Mode::Rtt, Mode::Stream, Mode::Calc] {
-            for &size in Plan::sizes(mode) {
+        let modes: &[Mode] = if plan.rate.is_some() {
+            &[Mode::Rate]
+        } else {
+            &[Mode::Rtt, Mode::Stream, Mode::Calc]
+        };
+        for &mode in modes {
+            for &size in plan.sizes(mode) {
                 points.push(Point {
                     entry,
                     mode,
@@ -71,12 +76,11 @@ fn points(selected: &[usize]) -> Vec<Point> {
 }
 
 /// The wait of an implementation at a point.
-pub fn wait_of(entry: usize, implementation: Impl, mode: Mode) -> Wait {
+pub fn wait_of(entry: usize, implementation: Impl, mode: Mode, size: usize) -> Wait {
     let m = &TABLE[entry];
     match implementation {
         Impl::Utp => m.wait,
-        Impl::Raw if mode == Mode::Stream => m.raw_stream.wait(),
-        Impl::Raw => m.raw_rtt.wait(),
+        Impl::Raw => m.raw_kind(mode, size).wait(),
         Impl::Iceoryx2 => Wait::Spin,
         Impl::IpcChannel => Wait::Block,
     }
@@ -91,7 +95,7 @@ pub fn execute(
     progress: &ProgressBar,
 ) -> Outcome {
     let started = Instant::now();
-    let points = points(selected);
+    let points = points(&runner.plan, selected);
     let repeats = runner.plan.repeats;
     let probes = if placement == Placement::SameCore {
         0
@@ -121,7 +125,7 @@ pub fn execute(
         for _ in 0..repeats {
             for (i, &implementation) in point.impls.iter().enumerate() {
                 progress.inc(1);
-                let wait = wait_of(point.entry, implementation, point.mode);
+                let wait = wait_of(point.entry, implementation, point.mode, point.size);
                 let who = format!("{} {} ({})", implementation.label(), m.name, wait.label());
                 if unavailable.contains(&(point.entry, implementation))
                     || failed.contains(&implementation)
@@ -165,9 +169,10 @@ pub fn execute(
                 mechanism: m.name,
                 implementation,
                 mode: point.mode,
-                wait: Some(wait_of(point.entry, implementation, point.mode)),
+                wait: Some(wait_of(point.entry, implementation, point.mode, point.size)),
                 size: point.size,
                 sample: Sample::median(&samples[i]),
+                spread: super::results::spread(point.mode, &samples[i]),
             });
         }
     }
@@ -193,6 +198,7 @@ pub fn execute(
                 wait: None,
                 size,
                 sample: Sample::median(&runs),
+                spread: super::results::spread(Mode::Stream, &runs),
             });
         }
     }
@@ -219,9 +225,15 @@ fn probe(
     else {
         return;
     };
-    let mut spec = runner.spec(entry, Impl::Raw, Mode::Rtt, 8);
-    spec.count = runner.plan.probe_iterations;
-    match runner.run_spec(spec) {
+    let spec = runner.spec(entry, Impl::Raw, Mode::Rtt, 8);
+    let budget = super::rtt::Budget {
+        warmup: 1_000,
+        warmup_burst: 1,
+        min_count: runner.plan.probe_iterations,
+        min_seconds: 0.0,
+        max_count: spec.count,
+    };
+    match runner.run_spec(spec, &budget) {
         Ok(sample) => {
             let p50 = sample.p50_ns.unwrap_or(0);
             out.probes.push(Probe {

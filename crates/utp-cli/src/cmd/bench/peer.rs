@@ -51,15 +51,15 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
             let channel = listener.accept_timeout(Some(idle))?;
             let mut link = UtpLink::new(channel, 0, spec.size);
             drive(spec, &mut link)?;
+            // The client closes first: utp's shared-memory receive can report
+            // the peer's close before a frame published just before it.
+            link.wait_for_close(idle);
             // Let the last reply leave before the channel closes.
             let _ = listener.close();
             Ok(())
         }
         (Impl::Raw, mode) => {
-            let kind = match mode {
-                Mode::Stream => mechanism.raw_stream,
-                Mode::Rtt | Mode::Calc => mechanism.raw_rtt,
-            };
+            let kind = mechanism.raw_kind(mode, spec.size);
             let mut link = raw::serve(kind, spec, announce)?;
             drive(spec, link.as_mut())
         }
@@ -70,7 +70,7 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
 /// Runs the peer's half of the mode over an established link.
 fn drive(spec: &PeerSpec, link: &mut dyn Link) -> Fallible<()> {
     match spec.mode {
-        Mode::Rtt => rtt::echo(link, spec.size, spec.count),
+        Mode::Rtt | Mode::Rate => rtt::echo(link, spec.size, spec.count),
         Mode::Stream => stream::sink(link, spec.size, spec.count, spec.window),
         Mode::Calc => calc::serve_raw(link, spec.count),
     }

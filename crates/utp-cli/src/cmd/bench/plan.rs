@@ -1,103 +1,149 @@
-//! How much each run does: iteration counts and repeats for `--quick` and
-//! for a full run, and the payload sizes of each mode.
+//! How much each run does: warm-up, minimum duration and counts for
+//! `--quick` and for a full run, and the payload sizes of each mode.
+//!
+//! Every timed run lasts at least `min_seconds` *and* `min_*` operations (a
+//! byte count alone made fast points last microseconds). Runs over a
+//! shared-memory ring first go once round the ring, twice over, untimed:
+//! otherwise the first lap's page faults (~10 µs a page) land in the figures.
+//! The quick plan stays short by measuring fewer sizes, not shorter runs.
 
+use super::rtt::Budget;
 use super::spec::Mode;
 
-/// Round-trip payload sizes.
+/// Round-trip payload sizes of a full run.
 pub const RTT_SIZES: [usize; 4] = [8, 64, 1024, 65536];
-/// Streaming message sizes.
+/// Streaming message sizes of a full run.
 pub const STREAM_SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
 /// The calculator's one "size": its requests are short text.
 pub const CALC_SIZES: [usize; 1] = [super::spec::CALC_MSG_LEN];
+/// Round-trip sizes of `--quick`: the size the summary quotes, and a large one.
+pub const QUICK_RTT_SIZES: [usize; 2] = [64, 65536];
+/// Streaming sizes of `--quick`.
+pub const QUICK_STREAM_SIZES: [usize; 2] = [64, 65536];
+/// The fixed-rate mode's request size.
+pub const RATE_SIZES: [usize; 1] = [64];
 /// memcpy buffer sizes: in cache, and far beyond it.
 pub const MEMCPY_SIZES: [usize; 2] = [64 << 10, 64 << 20];
+
+/// Bytes of the shared-memory rings the benchmark gives utp and the raw ring
+/// (`?ring=2M`); a warm-up covers this twice.
+pub const RING_BYTES: u64 = 2 << 20;
 
 /// Counts for every run.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct Plan {
     /// Repeats of each point (utp and raw alternate within each repeat).
     pub repeats: usize,
-    /// Untimed round trips before timing.
+    /// Seconds of timed work per run, at least.
+    pub min_seconds: f64,
+    /// Untimed round trips (or calls) before timing, at least.
     pub rtt_warmup: u64,
-    /// Timed round trips for payloads up to 1 KiB.
-    pub rtt_iterations: u64,
-    /// Timed round trips for larger payloads.
-    pub rtt_iterations_large: u64,
-    /// Bytes each streaming run moves (at least).
-    pub stream_bytes: u64,
-    /// Messages each streaming run sends (at least).
+    /// Timed round trips (or calls), at least.
+    pub rtt_min: u64,
+    /// Timed streamed messages, at least.
     pub stream_min_messages: u64,
-    /// Calculator calls per run.
-    pub calc_calls: u64,
     /// Bytes each memcpy run copies.
     pub memcpy_bytes: u64,
     /// Round trips of a placement probe.
     pub probe_iterations: u64,
     /// Seconds a peer waits for anything before it gives up.
     pub idle_timeout_s: u64,
+    /// Round-trip sizes measured.
+    pub rtt_sizes: &'static [usize],
+    /// Streaming sizes measured.
+    pub stream_sizes: &'static [usize],
+    /// `--rate`: the offered load, messages per second (only that mode runs).
+    pub rate: Option<f64>,
+    /// Seconds of each fixed-rate run.
+    pub rate_seconds: f64,
 }
 
+/// No run sends more than this many messages, whatever its duration.
+const MAX_MESSAGES: u64 = 50_000_000;
+
 impl Plan {
-    /// The full run: 100+ MiB per streaming point, 3 repeats.
+    /// The full run: every size, at least half a second per run, 3 repeats.
     pub fn full() -> Plan {
         Plan {
             repeats: 3,
+            min_seconds: 0.5,
             rtt_warmup: 2_000,
-            rtt_iterations: 50_000,
-            rtt_iterations_large: 5_000,
-            stream_bytes: 128 << 20,
-            stream_min_messages: 64,
-            calc_calls: 50_000,
+            rtt_min: 20_000,
+            stream_min_messages: 1_000,
             memcpy_bytes: 8 << 30,
             probe_iterations: 20_000,
             idle_timeout_s: 30,
+            rtt_sizes: &RTT_SIZES,
+            stream_sizes: &STREAM_SIZES,
+            rate: None,
+            rate_seconds: 5.0,
         }
     }
 
-    /// `--quick`: every mechanism in well under 90 s on 2 cores.
+    /// `--quick`: every mechanism in about 90 s on 2 cores, at fewer sizes.
     pub fn quick() -> Plan {
         Plan {
             repeats: 3,
+            min_seconds: 0.08,
             rtt_warmup: 200,
-            rtt_iterations: 1_000,
-            rtt_iterations_large: 200,
-            stream_bytes: 2 << 20,
-            stream_min_messages: 16,
-            calc_calls: 1_000,
+            rtt_min: 1_000,
+            stream_min_messages: 200,
             memcpy_bytes: 256 << 20,
             probe_iterations: 2_000,
             idle_timeout_s: 10,
+            rtt_sizes: &QUICK_RTT_SIZES,
+            stream_sizes: &QUICK_STREAM_SIZES,
+            rate: None,
+            rate_seconds: 1.0,
         }
     }
 
-    /// Untimed round trips before a round-trip run's timing starts.
-    pub fn warmup(&self, size: usize) -> u64 {
-        if size > 1024 {
-            self.rtt_warmup / 4
+    /// Warm-up operations for `size`: the plan's, or two laps of a ring.
+    pub fn warmup(&self, mode: Mode, size: usize, ring: bool) -> u64 {
+        let lap = if ring {
+            (2 * RING_BYTES).div_ceil(size.max(64) as u64)
         } else {
-            self.rtt_warmup
+            0
+        };
+        match mode {
+            Mode::Rtt | Mode::Rate => self.rtt_warmup.max(lap),
+            // Calls cannot be pipelined, so a lap costs a full round trip per
+            // call: capped (the full plan's cap still covers a lap).
+            Mode::Calc => self.rtt_warmup.max(lap.min(4 * self.rtt_min)),
+            // Streams: a ring's two laps, else a few messages to settle.
+            Mode::Stream => lap.max(16),
         }
     }
 
-    /// Messages, round trips (warm-up included) or calls of one run.
-    pub fn count(&self, mode: Mode, size: usize) -> u64 {
-        match mode {
-            Mode::Rtt if size > 1024 => self.warmup(size) + self.rtt_iterations_large,
-            Mode::Rtt => self.rtt_warmup + self.rtt_iterations,
-            Mode::Stream => self
-                .stream_bytes
-                .div_ceil(size as u64)
-                .max(self.stream_min_messages),
-            Mode::Calc => self.calc_calls,
+    /// The budget of one run of `mode` at `size` (`ring`: over a shared-memory ring).
+    pub fn budget(&self, mode: Mode, size: usize, ring: bool) -> Budget {
+        let warmup = self.warmup(mode, size, ring);
+        let min_count = match mode {
+            Mode::Rtt | Mode::Calc | Mode::Rate => self.rtt_min,
+            Mode::Stream => self.stream_min_messages,
+        };
+        Budget {
+            warmup,
+            // Half a ring in flight at most, so neither side can fill its ring
+            // while the other waits to send (the echo never blocks on a full ring).
+            warmup_burst: if ring && matches!(mode, Mode::Rtt | Mode::Rate) {
+                (RING_BYTES / 2 / (size as u64 + 128)).max(1)
+            } else {
+                1
+            },
+            min_count,
+            min_seconds: self.min_seconds,
+            max_count: MAX_MESSAGES.max(warmup + 2 * min_count),
         }
     }
 
     /// Payload sizes of `mode`.
-    pub fn sizes(mode: Mode) -> &'static [usize] {
+    pub fn sizes(&self, mode: Mode) -> &'static [usize] {
         match mode {
-            Mode::Rtt => &RTT_SIZES,
-            Mode::Stream => &STREAM_SIZES,
+            Mode::Rtt => self.rtt_sizes,
+            Mode::Stream => self.stream_sizes,
             Mode::Calc => &CALC_SIZES,
+            Mode::Rate => &RATE_SIZES,
         }
     }
 }
@@ -107,10 +153,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_stream_point_moves_at_least_100_mib() {
-        let plan = Plan::full();
-        for size in STREAM_SIZES {
-            assert!(plan.count(Mode::Stream, size) * size as u64 >= 100 << 20);
+    fn a_ring_warm_up_covers_two_laps_and_every_run_has_a_duration() {
+        for plan in [Plan::full(), Plan::quick()] {
+            for &size in plan.sizes(Mode::Rtt) {
+                let budget = plan.budget(Mode::Rtt, size, true);
+                assert!(budget.warmup * size.max(64) as u64 >= 2 * RING_BYTES);
+                assert!(budget.warmup_burst * (size as u64 + 128) <= RING_BYTES / 2);
+                assert!(budget.min_seconds > 0.05);
+            }
+            for &size in plan.sizes(Mode::Stream) {
+                let budget = plan.budget(Mode::Stream, size, true);
+                assert!(budget.warmup * size.max(64) as u64 >= 2 * RING_BYTES);
+            }
+            assert_eq!(plan.budget(Mode::Rtt, 64, false).warmup, plan.rtt_warmup);
         }
+        assert!(
+            Plan::quick().sizes(Mode::Rtt).contains(&64),
+            "the summary quotes 64 B"
+        );
     }
 }

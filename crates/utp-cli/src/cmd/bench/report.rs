@@ -26,6 +26,10 @@ fn ratio_text(rows: &[Row], row: &Row) -> String {
 pub fn tables(rows: &[Row]) -> String {
     let mut out = String::new();
     let section = |mode: Mode| rows.iter().filter(move |r| r.mode == mode);
+    if rows.iter().any(|r| r.mode == Mode::Rate) {
+        rate_table(&mut out, rows);
+        return out;
+    }
     let _ = writeln!(
         out,
         "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50, above 1 is slower)"
@@ -94,21 +98,50 @@ pub fn tables(rows: &[Row]) -> String {
     out
 }
 
-fn crosses(row: &Row) -> bool {
+/// The fixed-rate table: corrected percentiles, the uncorrected p99 beside
+/// them, and the rate achieved.
+fn rate_table(out: &mut String, rows: &[Row]) {
+    let _ = writeln!(
+        out,
+        "\nFixed-rate load, 64 B requests echoed (medians of the repeats; latency from each request's scheduled send time, corrected for coordinated omission; ratio = p99 / reference p99)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<27} {:>12} {:>10} {:>10} {:>10} {:>10} {:>16}  ratio",
+        "mechanism impl        wait", "achieved/s", "p50", "p99", "p99.9", "max", "uncorrected p99"
+    );
+    for row in rows.iter().filter(|r| r.mode == Mode::Rate) {
+        let s = &row.sample;
+        let _ = writeln!(
+            out,
+            "{} {:>12} {:>10} {:>10} {:>10} {:>10} {:>16}  {}",
+            who(row),
+            opt(s.msgs_per_s, |v| rate(v, "")),
+            opt(s.p50_ns, ns),
+            opt(s.p99_ns, ns),
+            opt(s.p999_ns, ns),
+            opt(s.max_ns, ns),
+            opt(s.uncorrected_p99_ns, ns),
+            ratio_text(rows, row)
+        );
+    }
+}
+
+pub(super) fn crosses(row: &Row) -> bool {
     row.entry.is_some_and(|e| TABLE[e].crosses_machines)
 }
 
 /// Whether the row crosses a process boundary (inproc does not; memcpy is no IPC).
-fn between_processes(row: &Row) -> bool {
+pub(super) fn between_processes(row: &Row) -> bool {
     row.entry.is_some_and(|e| !TABLE[e].in_process)
 }
 
-fn lossy(row: &Row) -> bool {
+pub(super) fn lossy(row: &Row) -> bool {
     row.entry.is_some_and(|e| TABLE[e].lossy)
 }
 
 /// Best row by `key` among rows passing `filter`, preferring utp, else raw.
-fn best(
+pub(super) fn best(
     rows: &[Row],
     filter: impl Fn(&Row) -> bool,
     key: impl Fn(&Row) -> Option<f64>,
@@ -122,7 +155,7 @@ fn best(
     })
 }
 
-fn describe(row: &Row) -> String {
+pub(super) fn describe(row: &Row) -> String {
     let raw_only = if row.implementation == Impl::Raw {
         " (raw baseline only: utp's transport was not measured)"
     } else {
@@ -197,6 +230,7 @@ mod tests {
             wait: Some(Wait::Block),
             size,
             sample,
+            spread: None,
         }
     }
 

@@ -21,6 +21,33 @@ pub struct Row {
     pub size: usize,
     /// Medians over the repeats.
     pub sample: Sample,
+    /// Spread of the repeats: (largest - smallest) / median of the figure
+    /// the ratio uses; `None` with fewer than two repeats.
+    pub spread: Option<f64>,
+}
+
+/// The figure a row is judged on: p50 for round trips, p99 at a fixed rate,
+/// calls/s for the calculator, bytes/s for streaming.
+pub fn key_figure(mode: Mode, sample: &Sample) -> Option<f64> {
+    match mode {
+        Mode::Rtt => sample.p50_ns.map(|v| v as f64),
+        // What a fixed rate is about: the tail.
+        Mode::Rate => sample.p99_ns.map(|v| v as f64),
+        Mode::Calc => sample.msgs_per_s,
+        Mode::Stream => sample.bytes_per_s,
+    }
+}
+
+/// (largest - smallest) / median of the key figure over `samples`.
+pub fn spread(mode: Mode, samples: &[Sample]) -> Option<f64> {
+    let values: Vec<f64> = samples.iter().filter_map(|s| key_figure(mode, s)).collect();
+    if values.len() < 2 {
+        return None;
+    }
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    let median = super::sample::median_f64(values)?;
+    (median > 0.0).then(|| (max - min) / median)
 }
 
 /// One result in the JSON output, exactly the documented schema.
@@ -95,10 +122,7 @@ pub fn reference<'a>(rows: &'a [Row], row: &Row) -> Option<(&'a Row, &'static st
 /// the calculator, bytes/s for streaming. Above 1 is slower for latency and
 /// faster for rates; the table says which.
 pub fn ratio(row: &Row, reference: &Row) -> Option<f64> {
-    let (a, b) = match row.mode {
-        Mode::Rtt => (row.sample.p50_ns? as f64, reference.sample.p50_ns? as f64),
-        Mode::Calc => (row.sample.msgs_per_s?, reference.sample.msgs_per_s?),
-        Mode::Stream => (row.sample.bytes_per_s?, reference.sample.bytes_per_s?),
-    };
+    let a = key_figure(row.mode, &row.sample)?;
+    let b = key_figure(reference.mode, &reference.sample)?;
     (b > 0.0).then(|| a / b)
 }

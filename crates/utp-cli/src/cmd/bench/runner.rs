@@ -5,10 +5,11 @@ use super::link::{Fallible, Link, UtpLink};
 use super::mechanisms::{Mechanism, TABLE};
 use super::plan::Plan;
 use super::raw;
+use super::rtt::Budget;
 use super::sample::Sample;
 use super::session::Session;
 use super::spec::{Impl, Mode, PeerSpec};
-use super::{calc, rtt, stream};
+use super::{calc, rate, rtt, stream};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What every run shares.
@@ -40,21 +41,48 @@ impl Runner {
         format!("utp-bench-{}-{n}", std::process::id())
     }
 
+    /// The budget of a run: warm-up laps on shared-memory rings, minimum
+    /// duration and count from the plan. Only implementations that run over
+    /// a ring get the lap warm-up (pipelined): utp on the shared-memory rows,
+    /// and the raw ring. The raw mailbox holds one message per direction, is
+    /// prefaulted and must never see two requests in flight.
+    pub fn budget(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> Budget {
+        let m = &TABLE[entry];
+        let ring = match implementation {
+            Impl::Utp => m.raw_stream.is_ring(),
+            Impl::Raw => m.raw_kind(mode, size).is_ring(),
+            Impl::Iceoryx2 | Impl::IpcChannel => false,
+        };
+        self.plan.budget(mode, size, ring)
+    }
+
     /// The spec of a run, with an empty address.
     pub fn spec(&self, entry: usize, implementation: Impl, mode: Mode, size: usize) -> PeerSpec {
         let mechanism = &TABLE[entry];
+        let budget = self.budget(entry, implementation, mode, size);
+        let count = match implementation {
+            // Peer libraries run a fixed number of round trips.
+            Impl::Iceoryx2 | Impl::IpcChannel => budget.warmup + budget.min_count,
+            Impl::Utp | Impl::Raw => budget.max_count,
+        };
         PeerSpec {
             mechanism: mechanism.name.to_string(),
             entry,
             implementation,
             mode,
             size,
-            count: self.plan.count(mode, size),
+            count,
             window: mechanism.window,
             address: String::new(),
             cpu: self.peer_cpu,
             announce: true,
-            idle_timeout_s: self.plan.idle_timeout_s,
+            // A fixed-rate run lasts its seconds whatever happens: allow for them.
+            idle_timeout_s: self.plan.idle_timeout_s
+                + if mode == Mode::Rate {
+                    self.plan.rate_seconds.ceil() as u64
+                } else {
+                    0
+                },
         }
     }
 
@@ -66,16 +94,18 @@ impl Runner {
         mode: Mode,
         size: usize,
     ) -> Fallible<Sample> {
-        self.run_spec(self.spec(entry, implementation, mode, size))
+        let budget = self.budget(entry, implementation, mode, size);
+        self.run_spec(self.spec(entry, implementation, mode, size), &budget)
     }
 
-    /// Runs one measurement described by `spec` (its address is filled in here).
-    pub fn run_spec(&self, mut spec: PeerSpec) -> Fallible<Sample> {
+    /// Runs one measurement described by `spec` (its address is filled in
+    /// here) for as long as `budget` says.
+    pub fn run_spec(&self, mut spec: PeerSpec, budget: &Budget) -> Fallible<Sample> {
         let entry = spec.entry;
         let spec = &mut spec;
         match spec.implementation {
-            Impl::Utp => self.run_utp(&TABLE[entry], spec),
-            Impl::Raw => self.run_raw(&TABLE[entry], spec),
+            Impl::Utp => self.run_utp(&TABLE[entry], spec, budget),
+            Impl::Raw => self.run_raw(&TABLE[entry], spec, budget),
             Impl::Iceoryx2 | Impl::IpcChannel => {
                 spec.address = format!("/{}", self.unique());
                 let result = Session::start(spec, false).and_then(|session| {
@@ -90,7 +120,12 @@ impl Runner {
         }
     }
 
-    fn run_utp(&self, mechanism: &Mechanism, spec: &mut PeerSpec) -> Fallible<Sample> {
+    fn run_utp(
+        &self,
+        mechanism: &Mechanism,
+        spec: &mut PeerSpec,
+        budget: &Budget,
+    ) -> Fallible<Sample> {
         let unique = self.unique();
         if mechanism.spawns_peer {
             // The transport starts `utp bench-peer SPEC` itself, over its stdin/stdout.
@@ -103,10 +138,10 @@ impl Runner {
                 .to_string();
             let url = instantiate(mechanism.template, &unique, &serde_json::to_string(spec)?)?;
             return match spec.mode {
-                Mode::Calc => calc::measure_utp(&url, spec.count),
+                Mode::Calc => calc::measure_utp(&url, budget),
                 _ => {
                     let mut link = UtpLink::new(utp::connect(&url)?, 0, spec.size);
-                    self.measure(&mut link, spec)
+                    self.measure(&mut link, spec, budget)
                 }
             };
         }
@@ -114,7 +149,7 @@ impl Runner {
         spec.address = url.clone();
         let session = Session::start(spec, mechanism.in_process)?;
         if spec.mode == Mode::Calc {
-            let sample = calc::measure_utp(&url, spec.count);
+            let sample = calc::measure_utp(&url, budget);
             let finished = session.finish(true);
             let sample = sample?;
             finished?;
@@ -122,36 +157,42 @@ impl Runner {
         }
         let sample = {
             let mut link = UtpLink::new(utp::connect(&url)?, 0, spec.size);
-            self.measure(&mut link, spec)?
+            self.measure(&mut link, spec, budget)?
         };
         session.finish(false)?;
         Ok(sample)
     }
 
-    fn run_raw(&self, mechanism: &Mechanism, spec: &mut PeerSpec) -> Fallible<Sample> {
-        let kind = match spec.mode {
-            Mode::Stream => mechanism.raw_stream,
-            Mode::Rtt | Mode::Calc => mechanism.raw_rtt,
-        };
+    fn run_raw(
+        &self,
+        mechanism: &Mechanism,
+        spec: &mut PeerSpec,
+        budget: &Budget,
+    ) -> Fallible<Sample> {
+        let kind = mechanism.raw_kind(spec.mode, spec.size);
         spec.address = kind.address(&self.unique());
         let mut session = Session::start(spec, mechanism.in_process)?;
         let sample = {
             let pipes = session.take_pipes();
             let mut link = raw::connect(kind, spec, &session.announced, pipes)?;
-            self.measure(link.as_mut(), spec)?
+            self.measure(link.as_mut(), spec, budget)?
         };
         session.finish(false)?;
         Ok(sample)
     }
 
-    fn measure(&self, link: &mut dyn Link, spec: &PeerSpec) -> Fallible<Sample> {
+    fn measure(&self, link: &mut dyn Link, spec: &PeerSpec, budget: &Budget) -> Fallible<Sample> {
         match spec.mode {
-            Mode::Rtt => {
-                let warmup = self.plan.warmup(spec.size).min(spec.count / 5);
-                rtt::measure(link, spec.size, warmup, spec.count - warmup)
-            }
-            Mode::Stream => stream::measure(link, spec.size, spec.count, spec.window),
-            Mode::Calc => calc::measure_raw(link, spec.count),
+            Mode::Rtt => rtt::measure(link, spec.size, budget),
+            Mode::Stream => stream::measure(link, spec.size, budget, spec.window),
+            Mode::Calc => calc::measure_raw(link, budget),
+            Mode::Rate => rate::measure(
+                link,
+                spec.size,
+                budget,
+                self.plan.rate.unwrap_or(1_000.0),
+                self.plan.rate_seconds,
+            ),
         }
     }
 }

@@ -18,6 +18,9 @@ pub struct Sample {
     pub msgs_per_s: Option<f64>,
     /// Payload bytes per second.
     pub bytes_per_s: Option<f64>,
+    /// Fixed-rate runs: the 99th percentile measured from each actual send,
+    /// i.e. without the correction for coordinated omission, ns.
+    pub uncorrected_p99_ns: Option<u64>,
 }
 
 /// A histogram for latencies from 1 ns to 100 s at 3 significant digits.
@@ -53,6 +56,7 @@ impl Sample {
             max_ns: med_u64(samples.iter().map(|s| s.max_ns)),
             msgs_per_s: med_f64(samples.iter().map(|s| s.msgs_per_s)),
             bytes_per_s: med_f64(samples.iter().map(|s| s.bytes_per_s)),
+            uncorrected_p99_ns: med_u64(samples.iter().map(|s| s.uncorrected_p99_ns)),
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Mode {
     Stream,
     /// Calculator calls end to end.
     Calc,
+    /// Round trips at a fixed offered rate (`--rate`), latency corrected for
+    /// coordinated omission.
+    Rate,
 }
 
 impl Mode {
@@ -48,6 +51,7 @@ impl Mode {
             Mode::Rtt => "rtt",
             Mode::Stream => "stream",
             Mode::Calc => "calc",
+            Mode::Rate => "rate",
         }
     }
 }

@@ -56,6 +56,8 @@ impl FifoChannel {
         let StreamIo::Pair { read, .. } = self.inner.io() else {
             return;
         };
+        // Receives may have made the descriptor blocking; this wait has a deadline.
+        let _ = rustix::io::ioctl_fionbio(read, true);
         let deadline = Deadline::after(Some(CLOSE_GRACE));
         let mut scratch = [0u8; 4096];
         loop {
@@ -99,11 +101,14 @@ impl Channel for FifoChannel {
             self.wait_for_session(Deadline::after(timeout), timeout)?;
             self.heard = true;
         }
-        if timeout.is_some() {
+        if timeout.is_some() || self.heard {
+            // Once the session has started the peer's write end is open, so
+            // end-of-file means it left, and an untimed receive is one
+            // blocking read() (no poll, no clock).
             return self.inner.recv_timeout(frame, timeout);
         }
-        // A FIFO read with no writer yet returns end-of-file at once, while
-        // poll() waits for the writer: always go through poll.
+        // Before that, a FIFO read with no writer yet returns end-of-file at
+        // once, while poll() waits for the writer: go through poll.
         loop {
             match self.inner.recv_timeout(frame, Some(FOREVER_SLICE)) {
                 Err(Error::Timeout { .. }) => continue,

@@ -1,6 +1,7 @@
 //! [`FifoListener`]: creates the pair and starts one session at a time.
 
 use super::*;
+use std::os::fd::AsFd;
 
 /// Owns the FIFO pair and hands out one session at a time.
 ///
@@ -142,6 +143,10 @@ impl FifoListener {
 
     fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Box<dyn Channel> {
         self.busy.store(true, Ordering::SeqCst);
+        // Room for a 64 KiB frame at once (see `pipe::DEFAULT_PIPE_SIZE`).
+        for fd in [req.as_fd(), resp.as_fd()] {
+            crate::transport::pipe::grow_pipe(fd);
+        }
         // Held until the session closes PATH.resp: a new client waits for it
         // (see `connect`). Blocking is brief: clients only test this lock.
         while let Err(Errno::INTR) = rustix::fs::flock(&resp, FlockOperation::LockExclusive) {}

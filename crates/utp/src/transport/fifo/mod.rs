@@ -49,7 +49,8 @@ use std::time::Duration;
 const RETRY: Duration = Duration::from_millis(2);
 /// How long a closing client waits for the server to end the session.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// Slice used to wait "forever" on a pipe whose writer may not be open yet.
+/// Slice used to wait "forever" on a pipe whose writer may not be open yet
+/// (only before a session has started; see `FifoChannel::recv_timeout`).
 const FOREVER_SLICE: Duration = Duration::from_secs(3600);
 
 fn paths(base: &Path) -> (PathBuf, PathBuf) {

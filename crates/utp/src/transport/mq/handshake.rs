@@ -59,12 +59,13 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
         });
     }
     let limits = limits();
+    let message_size = message_size(options.max_payload, &limits);
     let depth = endpoint
         .param_number("depth")?
-        .map_or(DEFAULT_DEPTH, |d| d as usize);
+        .map_or_else(|| default_depth(message_size, &limits), |d| d as usize);
     let attr = Attr {
         max_messages: depth.min(limits.msg_max).max(1),
-        message_size: (HEADER_LEN + options.max_payload).min(limits.msgsize_max),
+        message_size,
     };
     let deadline = Deadline::after(Some(options.connect_timeout));
     // Out of queue space (RLIMIT_MSGQUEUE) is usually temporary: other

@@ -34,7 +34,7 @@
 //! chooses it per frame; `?priority=N` sets the default for plain sends
 //! (0 otherwise); [`MqChannel::last_priority`] tells what a received frame had.
 //! `?depth=N` sets how many messages each of a client's queues holds
-//! (default [`DEFAULT_DEPTH`]).
+//! (default: sized for the message, see [`default_depth`]).
 //!
 //! The kernel caps a queue's message size at `/proc/sys/fs/mqueue/msgsize_max`
 //! (8,192 bytes by default) and its depth at `/proc/sys/fs/mqueue/msg_max`
@@ -67,13 +67,36 @@ use sys::Attr;
 pub const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 /// Priorities must be below this (Linux's `MQ_PRIO_MAX`).
 pub const PRIORITY_LIMIT: u32 = 32_768;
-/// Default depth of a client's queues (`?depth=N` changes it; capped at `msg_max`).
+/// Smallest default depth of a client's queues (`?depth=N` sets any depth,
+/// capped at `msg_max`).
 ///
-/// Small on purpose: the kernel charges `depth × message size` per queue
-/// against the user's `RLIMIT_MSGQUEUE` (800 KiB by default), so at 4 × 8 KiB
-/// about twelve clients fit at once; request/response traffic never has more
-/// than one message in flight anyway.
+/// The default is sized for the message: as deep as [`DEFAULT_QUEUE_BYTES`]
+/// allows, at least this, at most `msg_max` (see [`default_depth`]).
 pub const DEFAULT_DEPTH: usize = 4;
+/// Bytes of messages a client's queue may hold by default: what the kernel
+/// charges per queue against the user's `RLIMIT_MSGQUEUE` (800 KiB by
+/// default), so at the default 8 KiB messages (4 deep) about twelve clients
+/// fit at once, and clients with smaller messages get deeper queues for the
+/// same charge. A deeper queue lets a streaming sender run further ahead,
+/// so each wake-up of the receiver moves more messages.
+pub const DEFAULT_QUEUE_BYTES: usize = 32 * 1024;
+
+/// The depth a client gives its queues when the URL has no `?depth=`: as
+/// many `message_size`-byte messages as [`DEFAULT_QUEUE_BYTES`] holds, at
+/// least [`DEFAULT_DEPTH`], at most `msg_max`.
+pub fn default_depth(message_size: usize, limits: &MqLimits) -> usize {
+    (DEFAULT_QUEUE_BYTES / message_size.max(1))
+        .max(DEFAULT_DEPTH)
+        .min(limits.msg_max)
+        .max(1)
+}
+
+/// The size of each message of a new client's queues: one frame of up to
+/// `max_payload` bytes, capped by `msgsize_max`.
+pub fn message_size(max_payload: usize, limits: &MqLimits) -> usize {
+    (HEADER_LEN + max_payload).min(limits.msgsize_max)
+}
+
 /// Depth of the accept queue.
 const ACCEPT_DEPTH: usize = 10;
 /// Message size of the accept queue.

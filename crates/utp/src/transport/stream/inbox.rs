@@ -1,12 +1,12 @@
 //! The receiving half of a stream channel: an incremental frame reader.
 //!
-//! Bytes arrive in arbitrary pieces. The inbox keeps a buffer and the state
-//! of a partly received frame, so a read cut short by a timeout loses
+//! Bytes arrive in arbitrary pieces. The inbox keeps a buffer (up to 68 KiB)
+//! and the state of a partly received frame, so a read cut short by a timeout loses
 //! nothing: the next call carries on where this one stopped. Payloads larger
 //! than the buffer are read straight into their own vector.
 //!
 //! Memory follows the bytes, never a peer's promise: the buffer starts empty
-//! and doubles (up to 64 KiB) only when bytes fill it, and a large payload's
+//! and doubles (up to 68 KiB) only when bytes fill it, and a large payload's
 //! vector grows at most to twice what has arrived (plus 64 KiB), whatever
 //! length its header declares. An idle connection costs no buffer at all.
 //!
@@ -23,8 +23,9 @@ use crate::transport::wait::{Ready, wait_ready};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-/// The most the read buffer grows to.
-const BUFFER_LEN: usize = 64 * 1024;
+/// 64 KiB and a page: a frame with a 64 KiB payload (a common chunk size)
+/// and its header arrive in one read instead of two.
+const BUFFER_LEN: usize = 64 * 1024 + 4096;
 /// The buffer's size on its first read.
 const FIRST_BUFFER_LEN: usize = 512;
 /// Payloads at least this large bypass the buffer.
@@ -65,6 +66,11 @@ pub(crate) struct Inbox {
     broken: Option<String>,
     /// The receive timeout currently set on a socket (`None`: blocking).
     socket_timeout: Option<Duration>,
+    /// Pairs: whether the read descriptor may be made blocking (it is not
+    /// shared with the write one); set by the channel.
+    pub(crate) reads_may_block: bool,
+    /// Pairs: whether the read descriptor has been made blocking.
+    read_blocking: bool,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -98,6 +104,8 @@ impl Inbox {
             fds: Vec::new(),
             broken: None,
             socket_timeout: None,
+            reads_may_block: false,
+            read_blocking: false,
         }
     }
 
@@ -276,14 +284,19 @@ impl Inbox {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            // Full of received bytes (or never used): grow, up to 64 KiB.
+            // Full of received bytes (or never used): grow, up to BUFFER_LEN.
             let grown = (self.buf.len() * 2).clamp(FIRST_BUFFER_LEN, BUFFER_LEN);
             self.buf.resize(grown, 0);
         }
         let progress = self.progress();
+        let mut mode = ReadMode {
+            socket_timeout: &mut self.socket_timeout,
+            may_block: self.reads_may_block,
+            blocking: &mut self.read_blocking,
+        };
         let n = read_some(
             io,
-            &mut self.socket_timeout,
+            &mut mode,
             &mut self.buf[self.end..],
             &mut self.fds,
             deadline,
@@ -321,9 +334,14 @@ impl Inbox {
         // `unsafe`; it only happens for payloads of 16 KiB and more.
         self.payload.resize(filled + step, 0);
         let progress = self.progress();
+        let mut mode = ReadMode {
+            socket_timeout: &mut self.socket_timeout,
+            may_block: self.reads_may_block,
+            blocking: &mut self.read_blocking,
+        };
         let result = read_some(
             io,
-            &mut self.socket_timeout,
+            &mut mode,
             &mut self.payload[filled..],
             &mut self.fds,
             deadline,
@@ -356,9 +374,19 @@ fn kernel_timeout(current: Option<Duration>, remaining: Option<Duration>) -> Opt
     }
 }
 
+/// How the descriptor reads: a socket's current receive timeout; a pair's
+/// blocking mode.
+struct ReadMode<'a> {
+    socket_timeout: &'a mut Option<Duration>,
+    /// Pairs: whether the read descriptor may be made blocking.
+    may_block: bool,
+    /// Pairs: whether it has been.
+    blocking: &'a mut bool,
+}
+
 fn read_some(
     io: &StreamIo,
-    socket_timeout: &mut Option<Duration>,
+    mode: &mut ReadMode<'_>,
     dst: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
@@ -382,9 +410,14 @@ fn read_some(
                     timeout,
                 )?;
             } else {
-                io.set_read_timeout(kernel_timeout(*socket_timeout, remaining), socket_timeout)?;
+                io.set_read_timeout(
+                    kernel_timeout(*mode.socket_timeout, remaining),
+                    mode.socket_timeout,
+                )?;
             }
         } else if remaining.is_some() {
+            // A pair with a deadline: wait for data first, so that the read
+            // cannot block whatever mode the descriptor is in (one reader).
             wait_ready(
                 io.read_fd(),
                 Ready::Read,
@@ -392,6 +425,12 @@ fn read_some(
                 "a frame from the peer",
                 timeout,
             )?;
+        } else if mode.may_block && !*mode.blocking {
+            // No deadline: one blocking read() is the whole wait (a
+            // non-blocking one costs read + poll + read when the pipe is
+            // empty). Made blocking once; reads with a deadline poll first.
+            io.set_read_nonblocking(false)?;
+            *mode.blocking = true;
         }
         match io.read(dst, fds)? {
             ReadOutcome::Data(n) => return Ok(n),

@@ -60,6 +60,44 @@ impl StreamIo {
         }
     }
 
+    /// Whether the two descriptors of a pair are separate objects, so the
+    /// blocking mode of each may be changed alone (`O_NONBLOCK` belongs to
+    /// the open file, which stdin and stdout may share, e.g. one socket as
+    /// both). Sockets answer false: they never change mode (see `write`).
+    pub(crate) fn pair_modes_separate(&self) -> bool {
+        let StreamIo::Pair {
+            read,
+            write: Some(write),
+        } = self
+        else {
+            return false;
+        };
+        match (rustix::fs::fstat(read), rustix::fs::fstat(write)) {
+            (Ok(r), Ok(w)) => (r.st_dev, r.st_ino) != (w.st_dev, w.st_ino),
+            _ => false,
+        }
+    }
+
+    /// Makes a pair's read descriptor blocking (`false`) or not.
+    pub(crate) fn set_read_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        match self {
+            StreamIo::Pair { read, .. } => rustix::io::ioctl_fionbio(read, nonblocking)
+                .map_err(|e| Error::io("set the read pipe's blocking mode", e)),
+            StreamIo::Socket { .. } => Ok(()),
+        }
+    }
+
+    /// Makes a pair's write descriptor blocking (`false`) or not.
+    pub(crate) fn set_write_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        match self {
+            StreamIo::Pair {
+                write: Some(write), ..
+            } => rustix::io::ioctl_fionbio(write, nonblocking)
+                .map_err(|e| Error::io("set the write pipe's blocking mode", e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this is a socket (which can time out reads by itself).
     pub(crate) fn is_socket(&self) -> bool {
         matches!(self, StreamIo::Socket { .. })

@@ -39,6 +39,12 @@ pub struct StreamChannel {
     closed: bool,
     /// How long a server lets this connection idle between frames.
     idle_timeout: Option<Duration>,
+    /// Pairs whose descriptors may change mode alone: whether the write
+    /// descriptor is non-blocking now (`None`: not known yet).
+    write_nonblocking: Option<bool>,
+    /// Whether the pair's modes may be changed at all (see
+    /// [`StreamIo::pair_modes_separate`]).
+    modes_separate: bool,
 }
 
 impl StreamChannel {
@@ -50,15 +56,20 @@ impl StreamChannel {
         label: String,
         peer: PeerInfo,
     ) -> Self {
+        let modes_separate = io.pair_modes_separate();
+        let mut inbox = Inbox::new(framing, max_payload);
+        inbox.reads_may_block = modes_separate;
         StreamChannel {
             io,
-            inbox: Inbox::new(framing, max_payload),
+            inbox,
             stamper: Stamper::default(),
             label,
             peer,
             torn: false,
             closed: false,
             idle_timeout: None,
+            write_nonblocking: None,
+            modes_separate,
         }
     }
 
@@ -79,6 +90,23 @@ impl StreamChannel {
     /// the bytes that arrive, never with what a header announces).
     pub fn buffered_capacity(&self) -> usize {
         self.inbox.footprint()
+    }
+
+    /// Pairs: puts the write descriptor in the mode this send needs. With no
+    /// deadline a blocking write is one system call however full the pipe
+    /// is (a non-blocking one costs EAGAIN + poll + write each time it is
+    /// full); with a deadline the write must not block, so the deadline can
+    /// be kept. The mode is only changed when it differs from the last one.
+    fn write_mode(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if !self.modes_separate {
+            return Ok(());
+        }
+        let wanted = timeout.is_some();
+        if self.write_nonblocking != Some(wanted) {
+            self.io.set_write_nonblocking(wanted)?;
+            self.write_nonblocking = Some(wanted);
+        }
+        Ok(())
     }
 
     /// The framing in use: [`Framing::Detect`] until the first bytes arrive.
@@ -213,6 +241,7 @@ impl StreamChannel {
         mut fds: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> Result<()> {
+        self.write_mode(timeout)?;
         let deadline = Deadline::after(timeout);
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;

@@ -41,7 +41,7 @@ pub fn serve(spec: &PeerSpec, announce: &mut dyn FnMut(&str)) -> Fallible<()> {
 
 /// Client side of a peer library's run, against the peer that announced `announced`.
 pub fn measure(spec: &PeerSpec, announced: &str, plan: &Plan) -> Fallible<Sample> {
-    let warmup = plan.warmup(spec.size).min(spec.count / 5);
+    let warmup = plan.warmup(spec.mode, spec.size, false).min(spec.count / 5);
     match spec.implementation {
         #[cfg(feature = "peers")]
         Impl::Iceoryx2 => iceoryx2_rtt::measure(spec, announced, warmup),

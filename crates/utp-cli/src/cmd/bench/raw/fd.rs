@@ -1,6 +1,9 @@
 //! Raw baselines over file descriptors: Unix sockets (path and abstract),
 //! TCP, anonymous pipes and FIFOs. `write_all` out, `read_exact` in, no framing:
-//! both sides know every message's length in advance.
+//! both sides know every message's length in advance. Reads block with no
+//! timeout, as utp's untimed receives do (a socket receive timeout arms a
+//! timer per wait); a peer that dies closes its end, and one that hangs is
+//! killed by the run's watchdog, so no read waits forever.
 
 use crate::cmd::bench::link::{Fallible, Link};
 use std::fs::File;
@@ -10,7 +13,6 @@ use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
 
 /// A reading and a writing descriptor (the same socket twice, or two pipes).
 #[derive(Debug)]
@@ -31,6 +33,17 @@ impl FdLink {
     }
 
     /// A link over one connected socket.
+    /// Two pipes (or FIFOs), each given the capacity utp gives its own
+    /// (`utp::transport::pipe::DEFAULT_PIPE_SIZE`), so both sides of the
+    /// comparison have the same buffers.
+    pub fn pipes(reader: OwnedFd, writer: OwnedFd) -> Fallible<Self> {
+        for fd in [&reader, &writer] {
+            rustix::pipe::fcntl_setpipe_size(fd, utp::transport::pipe::DEFAULT_PIPE_SIZE)
+                .map_err(|e| format!("F_SETPIPE_SZ: {e}"))?;
+        }
+        Ok(FdLink::new(reader, writer))
+    }
+
     pub fn socket(fd: OwnedFd) -> Fallible<Self> {
         let writer = fd.try_clone()?;
         Ok(FdLink::new(fd, writer))
@@ -61,11 +74,7 @@ fn unix_addr(address: &str) -> Fallible<SocketAddr> {
 
 /// Peer side of a Unix socket: binds `address` (a path, or `@name`), calls
 /// `announce`, accepts one client and removes the socket file.
-pub fn unix_serve(
-    address: &str,
-    idle: Duration,
-    announce: &mut dyn FnMut(&str),
-) -> Fallible<FdLink> {
+pub fn unix_serve(address: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
     let listener = UnixListener::bind_addr(&unix_addr(address)?)?;
     let path = (!address.starts_with('@')).then(|| Path::new(address).to_path_buf());
     if let Some(path) = &path {
@@ -75,33 +84,30 @@ pub fn unix_serve(
     let _cleanup = path.map(super::RemoveOnDrop);
     announce(address);
     let (stream, _) = listener.accept()?;
-    stream.set_read_timeout(Some(idle))?;
     FdLink::socket(stream.into())
 }
 
 /// Client side of a Unix socket.
-pub fn unix_connect(address: &str, idle: Duration) -> Fallible<FdLink> {
+pub fn unix_connect(address: &str) -> Fallible<FdLink> {
     let stream = UnixStream::connect_addr(&unix_addr(address)?)?;
-    stream.set_read_timeout(Some(idle))?;
     FdLink::socket(stream.into())
 }
 
 /// Peer side of TCP: binds a free loopback port, announces it, accepts one client.
-pub fn tcp_serve(idle: Duration, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
+pub fn tcp_serve(announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     announce(&listener.local_addr()?.to_string());
     let (stream, _) = listener.accept()?;
-    tcp_setup(stream, idle)
+    tcp_setup(stream)
 }
 
 /// Client side of TCP.
-pub fn tcp_connect(address: &str, idle: Duration) -> Fallible<FdLink> {
-    tcp_setup(TcpStream::connect(address)?, idle)
+pub fn tcp_connect(address: &str) -> Fallible<FdLink> {
+    tcp_setup(TcpStream::connect(address)?)
 }
 
-fn tcp_setup(stream: TcpStream, idle: Duration) -> Fallible<FdLink> {
+fn tcp_setup(stream: TcpStream) -> Fallible<FdLink> {
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(idle))?;
     FdLink::socket(stream.into())
 }
 
@@ -125,14 +131,14 @@ pub fn fifo_serve(path: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink
     let reader = File::open(&req)?;
     let writer = File::options().write(true).open(&resp)?;
     drop(cleanup);
-    Ok(FdLink::new(reader.into(), writer.into()))
+    FdLink::pipes(reader.into(), writer.into())
 }
 
 /// Client side of a FIFO pair: opens `PATH.req` to write, `PATH.resp` to read.
 pub fn fifo_connect(path: &str) -> Fallible<FdLink> {
     let writer = File::options().write(true).open(format!("{path}.req"))?;
     let reader = File::open(format!("{path}.resp"))?;
-    Ok(FdLink::new(reader.into(), writer.into()))
+    FdLink::pipes(reader.into(), writer.into())
 }
 
 /// Peer side of anonymous pipes: this process's stdin and stdout, which the
@@ -141,5 +147,5 @@ pub fn pipe_serve() -> Fallible<FdLink> {
     use std::os::fd::AsFd;
     let reader = std::io::stdin().as_fd().try_clone_to_owned()?;
     let writer = std::io::stdout().as_fd().try_clone_to_owned()?;
-    Ok(FdLink::new(reader, writer))
+    FdLink::pipes(reader, writer)
 }

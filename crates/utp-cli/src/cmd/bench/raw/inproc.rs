@@ -5,14 +5,12 @@ use crate::cmd::bench::link::{Fallible, Link};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 /// One end of a channel pair.
 #[derive(Debug)]
 pub struct InprocLink {
     tx: Sender<Vec<u8>>,
     rx: Receiver<Vec<u8>>,
-    idle: Duration,
     buf: Vec<u8>,
 }
 
@@ -25,10 +23,10 @@ impl Link for InprocLink {
     }
 
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
-        self.buf = self
-            .rx
-            .recv_timeout(self.idle)
-            .map_err(|e| format!("inproc receive: {e}"))?;
+        // A plain blocking receive, as utp's untimed one: a timed one reads
+        // the clock and arms a timer each time. A dead peer thread drops its
+        // sender, which ends this wait.
+        self.buf = self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?;
         Ok(&self.buf)
     }
 }
@@ -40,13 +38,12 @@ fn pending() -> &'static Mutex<HashMap<String, InprocLink>> {
 }
 
 /// Peer side: makes a channel pair, leaves the client's end under `address`, announces.
-pub fn serve(address: &str, idle: Duration, announce: &mut dyn FnMut(&str)) -> InprocLink {
+pub fn serve(address: &str, announce: &mut dyn FnMut(&str)) -> InprocLink {
     let (a_tx, b_rx) = bounded(1024);
     let (b_tx, a_rx) = bounded(1024);
     let end = |tx, rx| InprocLink {
         tx,
         rx,
-        idle,
         buf: Vec::new(),
     };
     let client = end(b_tx, b_rx);

@@ -64,6 +64,57 @@ impl RawKind {
         }
     }
 
+    /// How this baseline is set up, for the report: what it shares with
+    /// utp's side of the comparison (buffers, batching, waiting).
+    pub fn describe(self) -> String {
+        let prefaulted = "POSIX shm, prefaulted (MAP_POPULATE) on both sides";
+        match self {
+            RawKind::SlotSpin => format!(
+                "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
+            ),
+            RawKind::SlotFutex => format!(
+                "one mailbox per direction ({prefaulted}), receiver raises a flag and sleeps on a futex, sender wakes it only when the flag is up (SeqCst fence, as utp); copy in, copy out"
+            ),
+            RawKind::Ring => format!(
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out",
+                crate::cmd::bench::format::size(ring::CAPACITY)
+            ),
+            RawKind::RingFutex => format!(
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty, woken only when the other side sleeps (flag + SeqCst fence, as utp); copy in, copy out",
+                crate::cmd::bench::format::size(ring::CAPACITY)
+            ),
+            RawKind::UnixPath | RawKind::UnixAbstract => {
+                "one Unix stream socket, default buffers, blocking write_all / read_exact of each message".into()
+            }
+            RawKind::Tcp => {
+                "TCP on loopback, TCP_NODELAY, default buffers, blocking write_all / read_exact".into()
+            }
+            RawKind::Udp => {
+                "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
+            }
+            RawKind::Pipe => {
+                "the peer's stdin/stdout pipes, 256 KiB each (as utp's), blocking write_all / read_exact".into()
+            }
+            RawKind::Fifo => {
+                "a FIFO per direction, 256 KiB each (as utp's), blocking write_all / read_exact".into()
+            }
+            RawKind::Mq => {
+                let (depth, msg_size) = mq::queue_shape();
+                format!(
+                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive"
+                )
+            }
+            RawKind::Inproc => {
+                "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads".into()
+            }
+        }
+    }
+
+    /// Whether this is a shared-memory byte ring.
+    pub fn is_ring(self) -> bool {
+        matches!(self, RawKind::Ring | RawKind::RingFutex)
+    }
+
     /// The address the client generates for this kind (`unique` is a name
     /// no other run uses); kinds whose peer picks the address get "".
     pub fn address(self, unique: &str) -> String {
@@ -120,10 +171,8 @@ pub fn serve(
             let futex = kind == RawKind::RingFutex;
             Box::new(ring::RingLink::new(region, true, futex, idle))
         }
-        RawKind::UnixPath | RawKind::UnixAbstract => {
-            Box::new(fd::unix_serve(address, idle, announce)?)
-        }
-        RawKind::Tcp => Box::new(fd::tcp_serve(idle, announce)?),
+        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, announce)?),
+        RawKind::Tcp => Box::new(fd::tcp_serve(announce)?),
         RawKind::Udp => Box::new(udp::serve(idle, announce)?),
         RawKind::Pipe => {
             announce("");
@@ -131,7 +180,7 @@ pub fn serve(
         }
         RawKind::Fifo => Box::new(fd::fifo_serve(address, announce)?),
         RawKind::Mq => Box::new(mq::serve(address, capacity(spec), idle, announce)?),
-        RawKind::Inproc => Box::new(inproc::serve(address, idle, announce)),
+        RawKind::Inproc => Box::new(inproc::serve(address, announce)),
     })
 }
 
@@ -161,12 +210,12 @@ pub fn connect(
             let futex = kind == RawKind::RingFutex;
             Box::new(ring::RingLink::new(region, false, futex, idle))
         }
-        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced, idle)?),
-        RawKind::Tcp => Box::new(fd::tcp_connect(announced, idle)?),
+        RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced)?),
+        RawKind::Tcp => Box::new(fd::tcp_connect(announced)?),
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),
         RawKind::Pipe => {
             let (to_peer, from_peer) = pipes.ok_or("raw pipes need the peer's stdin and stdout")?;
-            Box::new(fd::FdLink::new(from_peer, to_peer))
+            Box::new(fd::FdLink::pipes(from_peer, to_peer)?)
         }
         RawKind::Fifo => Box::new(fd::fifo_connect(announced)?),
         RawKind::Mq => Box::new(mq::connect(announced, idle)?),

@@ -6,9 +6,6 @@ use crate::cmd::bench::link::{Fallible, Link};
 use std::ffi::CString;
 use std::time::Duration;
 
-/// Kernel limit on the bytes of all queues of a user (RLIMIT_MSGQUEUE default).
-const QUEUE_BYTES: usize = 800 * 1024;
-
 /// One open queue descriptor, closed on drop.
 ///
 /// Invariants: `fd` is an open message queue descriptor owned by this value.
@@ -145,8 +142,10 @@ pub fn serve(
     idle: Duration,
     announce: &mut dyn FnMut(&str),
 ) -> Fallible<MqLink> {
-    let msg_size = size.max(64);
-    let depth = (QUEUE_BYTES / 2 / msg_size).clamp(1, 10);
+    let (depth, msg_size) = queue_shape();
+    if size > msg_size {
+        return Err(format!("{size} bytes do not fit in a {msg_size}-byte queue message").into());
+    }
     let incoming = Queue::open(&format!("{name}-req"), Some((depth, msg_size)))?;
     let outgoing = match Queue::open(&format!("{name}-resp"), Some((depth, msg_size))) {
         Ok(q) => q,
@@ -162,6 +161,15 @@ pub fn serve(
         incoming,
         idle,
     })
+}
+
+/// Depth and message size of the baseline's queues: exactly those of a utp
+/// client's queues with default options, so both run at equal settings.
+pub fn queue_shape() -> (usize, usize) {
+    use utp::transport::mq;
+    let limits = mq::limits();
+    let message_size = mq::message_size(utp::frame::DEFAULT_MAX_PAYLOAD, &limits);
+    (mq::default_depth(message_size, &limits), message_size)
 }
 
 /// Client side: opens the two queues and removes their names.

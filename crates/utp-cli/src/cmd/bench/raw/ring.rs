@@ -9,8 +9,10 @@ use rustix::thread::futex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-/// Bytes of each direction's ring: 1 MiB, the size of utp's default ring.
-pub const CAPACITY: usize = 1 << 20;
+/// Bytes of each direction's ring: 2 MiB, the ring the benchmark gives utp's
+/// shared-memory links (`?ring=2M`), so both move data through the same
+/// amount of memory.
+pub const CAPACITY: usize = 2 << 20;
 
 /// Layout, per direction `d` (0: client to peer, 1: peer to client), from
 /// `base = 256 * d`: head (bytes written, producer-owned) at `base`, data
@@ -27,6 +29,11 @@ pub const REGION_LEN: usize = DATA + 2 * CAPACITY;
 const FUTEX_SLICE_NS: i64 = 100_000_000;
 
 /// One side of a duplex ring pair.
+///
+/// Each side keeps a private copy of the other side's index (`tail_seen`,
+/// `head_seen`) and reads the shared one only when the copy says "full" or
+/// "empty": the other side's cache line moves only when it must, as in any
+/// well-made SPSC ring (and in utp's).
 #[derive(Debug)]
 pub struct RingLink {
     region: Region,
@@ -34,6 +41,14 @@ pub struct RingLink {
     futex: bool,
     idle: Duration,
     buf: Vec<u8>,
+    /// Producer: bytes written (our own head, mirrored here).
+    head: u64,
+    /// Producer: the consumer's tail as last read.
+    tail_seen: u64,
+    /// Consumer: bytes read (our own tail, mirrored here).
+    tail: u64,
+    /// Consumer: the producer's head as last read.
+    head_seen: u64,
 }
 
 /// The words of one direction.
@@ -61,7 +76,7 @@ fn words(region: &Region, d: usize) -> Words<'_> {
 /// Waits until `ready()` holds: spinning, or sleeping on `seq` with `sleeping` raised.
 fn wait(
     futex_mode: bool,
-    ready: impl Fn() -> bool,
+    mut ready: impl FnMut() -> bool,
     seq: &AtomicU32,
     sleeping: &AtomicU32,
     budget: &mut SpinBudget,
@@ -97,13 +112,17 @@ fn wait(
     Ok(())
 }
 
-/// Tells the other side that something changed; wakes it only if it sleeps.
+/// Tells the other side that something changed; touches the sequence word
+/// and wakes it only if it sleeps (no read-modify-write per message).
 fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<()> {
     if futex_mode {
-        seq.fetch_add(1, Ordering::Release);
-        // SeqCst fence: pairs with the one in `wait` (see there).
+        // SeqCst fence: pairs with the one in `wait`: either the sleeper sees
+        // the index just published, or we see its flag. A sleeper that read
+        // the sequence before raising its flag then finds it changed (its
+        // futex wait returns at once) or is woken.
         fence(Ordering::SeqCst);
         if sleeping.load(Ordering::Relaxed) != 0 {
+            seq.fetch_add(1, Ordering::Release);
             futex::wake(seq, futex::Flags::empty(), 1)?;
         }
     }
@@ -120,6 +139,10 @@ impl RingLink {
             futex,
             idle,
             buf: Vec::new(),
+            head: 0,
+            tail_seen: 0,
+            tail: 0,
+            head_seen: 0,
         }
     }
 }
@@ -131,20 +154,25 @@ impl Link for RingLink {
         let mut budget = SpinBudget::new(self.idle);
         let mut written = 0;
         while written < msg.len() {
-            let h = w.head.load(Ordering::Relaxed);
-            // Acquire: pairs with the consumer's release of `tail`, so the
-            // bytes it read are no longer in use before they are overwritten.
-            let used = |t: u64| h.wrapping_sub(t);
-            let has_room = || used(w.tail.load(Ordering::Acquire)) < CAPACITY as u64;
-            wait(
-                self.futex,
-                has_room,
-                w.room_seq,
-                w.producer_sleeping,
-                &mut budget,
-                "room in the ring",
-            )?;
-            let used = used(w.tail.load(Ordering::Acquire));
+            let h = self.head;
+            if h.wrapping_sub(self.tail_seen) >= CAPACITY as u64 {
+                // Full as far as we know: look at the consumer's tail, and wait.
+                // Acquire: pairs with the consumer's release of `tail`, so the
+                // bytes it read are no longer in use before they are overwritten.
+                let tail_seen = &mut self.tail_seen;
+                wait(
+                    self.futex,
+                    || {
+                        *tail_seen = w.tail.load(Ordering::Acquire);
+                        h.wrapping_sub(*tail_seen) < CAPACITY as u64
+                    },
+                    w.room_seq,
+                    w.producer_sleeping,
+                    &mut budget,
+                    "room in the ring",
+                )?;
+            }
+            let used = h.wrapping_sub(self.tail_seen);
             if used > CAPACITY as u64 {
                 return Err("the peer's ring tail is ahead of the head: corrupt ring".into());
             }
@@ -153,8 +181,9 @@ impl Link for RingLink {
             let n = free.min(msg.len() - written).min(CAPACITY - at);
             self.region
                 .write(DATA + d * CAPACITY + at, &msg[written..written + n]);
+            self.head = h + n as u64;
             // Release: publishes the bytes just copied; pairs with the consumer's acquire.
-            w.head.store(h + n as u64, Ordering::Release);
+            w.head.store(self.head, Ordering::Release);
             notify(self.futex, w.data_seq, w.consumer_sleeping)?;
             written += n;
         }
@@ -170,18 +199,24 @@ impl Link for RingLink {
         let mut budget = SpinBudget::new(self.idle);
         let mut read = 0;
         while read < len {
-            let t = w.tail.load(Ordering::Relaxed);
-            // Acquire: pairs with the producer's release of `head`.
-            let has_data = || w.head.load(Ordering::Acquire) != t;
-            wait(
-                self.futex,
-                has_data,
-                w.data_seq,
-                w.consumer_sleeping,
-                &mut budget,
-                "bytes in the ring",
-            )?;
-            let available = w.head.load(Ordering::Acquire).wrapping_sub(t);
+            let t = self.tail;
+            if self.head_seen == t {
+                // Empty as far as we know: look at the producer's head, and wait.
+                // Acquire: pairs with the producer's release of `head`.
+                let head_seen = &mut self.head_seen;
+                wait(
+                    self.futex,
+                    || {
+                        *head_seen = w.head.load(Ordering::Acquire);
+                        *head_seen != t
+                    },
+                    w.data_seq,
+                    w.consumer_sleeping,
+                    &mut budget,
+                    "bytes in the ring",
+                )?;
+            }
+            let available = self.head_seen.wrapping_sub(t);
             if available > CAPACITY as u64 {
                 return Err("the peer's ring head is past its capacity: corrupt ring".into());
             }
@@ -189,8 +224,9 @@ impl Link for RingLink {
             let n = (available as usize).min(len - read).min(CAPACITY - at);
             self.region
                 .read(DATA + d * CAPACITY + at, &mut self.buf[read..read + n]);
+            self.tail = t + n as u64;
             // Release: hands the bytes just copied back to the producer.
-            w.tail.store(t + n as u64, Ordering::Release);
+            w.tail.store(self.tail, Ordering::Release);
             notify(self.futex, w.room_seq, w.producer_sleeping)?;
             read += n;
         }

@@ -9,11 +9,13 @@
 use super::shmem::Region;
 use crate::cmd::bench::link::{Fallible, Link, SpinBudget};
 use rustix::thread::futex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 /// Layout, per direction `d` (0: client to peer, 1: peer to client):
-/// sequence word at `64 * d`, length at `128 + 64 * d`, data at
+/// sequence word at `64 * d` and the receiver's sleeping flag beside it at
+/// `64 * d + 4` (futex mode: the sender wakes the receiver only when the flag
+/// is up, as utp's waiter flag does), length at `128 + 64 * d`, data at
 /// `256 + d * capacity`.
 const DATA: usize = 256;
 
@@ -79,7 +81,12 @@ impl Link for SlotLink {
         let word = self.region.u32_at(64 * d);
         word.store(self.sent, Ordering::Release);
         if self.futex {
-            futex::wake(word, futex::Flags::empty(), 1)?;
+            // SeqCst fence: pairs with the receiver's (see `recv`): either it
+            // sees the new sequence before sleeping, or we see its flag.
+            fence(Ordering::SeqCst);
+            if self.region.u32_at(64 * d + 4).load(Ordering::Relaxed) != 0 {
+                futex::wake(word, futex::Flags::empty(), 1)?;
+            }
         }
         Ok(())
     }
@@ -89,13 +96,24 @@ impl Link for SlotLink {
         let word = self.region.u32_at(64 * d);
         let mut budget = SpinBudget::new(self.idle);
         // Acquire: pairs with the sender's release store of the sequence word.
+        let sleeping = self.region.u32_at(64 * d + 4);
         while word.load(Ordering::Acquire) == self.seen {
             if self.futex {
                 let slice = rustix::time::Timespec {
                     tv_sec: 0,
                     tv_nsec: FUTEX_SLICE.as_nanos() as i64,
                 };
-                match futex::wait(word, futex::Flags::empty(), self.seen, Some(&slice)) {
+                // Raise the flag, then look again (SeqCst fence, paired with
+                // the sender's): the sender wakes us only when the flag is up.
+                sleeping.store(1, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if word.load(Ordering::Acquire) != self.seen {
+                    sleeping.store(0, Ordering::Relaxed);
+                    break;
+                }
+                let waited = futex::wait(word, futex::Flags::empty(), self.seen, Some(&slice));
+                sleeping.store(0, Ordering::Relaxed);
+                match waited {
                     Ok(()) | Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
                     Err(rustix::io::Errno::TIMEDOUT) if !budget.expired() => {}
                     Err(rustix::io::Errno::TIMEDOUT) => {

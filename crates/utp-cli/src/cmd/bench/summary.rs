@@ -1,0 +1,501 @@
+//! What a user reads first: the best mechanism for latency, throughput and
+//! crossing machines with the ratios that matter, whether the run can be
+//! trusted (load, spread between repeats), and how each raw baseline was set up.
+
+use super::format::{ns, opt, rate, size};
+use super::mechanisms::TABLE;
+use super::report::{best, between_processes, crosses, describe, lossy};
+use super::results::{Row, ratio, reference};
+use super::spec::{Impl, Mode};
+use std::fmt::Write;
+
+/// Spread between repeats above which a point is called unsteady.
+pub const UNSTEADY_SPREAD: f64 = 0.25;
+/// How far utp may beat its raw baseline before the baseline is suspect (noise).
+pub const NOISE: f64 = 0.05;
+
+fn vs_raw(rows: &[Row], row: &Row) -> String {
+    match reference(rows, row) {
+        Some((raw, "raw")) => match (ratio(row, raw), row.mode) {
+            (Some(x), Mode::Rtt) => format!(", {x:.2}x raw (raw {})", opt(raw.sample.p50_ns, ns)),
+            (Some(x), _) => format!(", {x:.2}x raw"),
+            (None, _) => String::new(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// Whether utp is slower than raw beyond the targets (latency > 1.1x, rates < 0.9x),
+/// or faster beyond noise; `None` when there is no raw figure.
+fn verdict(rows: &[Row], row: &Row) -> Option<(f64, std::cmp::Ordering)> {
+    let (raw, _) = reference(rows, row).filter(|(_, label)| *label == "raw")?;
+    let x = ratio(row, raw)?;
+    // Express every ratio as "utp speed / raw speed": above 1 is faster.
+    let speed = if row.mode == Mode::Rtt { 1.0 / x } else { x };
+    Some((
+        x,
+        if speed < 0.9 {
+            std::cmp::Ordering::Less
+        } else if speed > 1.0 + NOISE {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        },
+    ))
+}
+
+fn point(row: &Row) -> String {
+    let wait = row.wait.map_or("-", |w| w.label());
+    match row.mode {
+        Mode::Calc => format!("{} ({wait}) calc", row.mechanism),
+        mode => format!(
+            "{} ({wait}) {} {}",
+            row.mechanism,
+            mode.label(),
+            size(row.size)
+        ),
+    }
+}
+
+/// The summary of a fixed-rate run: the lowest corrected p99, and which
+/// mechanisms could not keep up with the offered rate.
+fn rate_summary(rows: &[Row], offered: f64) -> String {
+    let mut out = format!(
+        "Summary at a fixed {} msgs/s (64 B requests; latency corrected for coordinated omission)\n",
+        rate(offered, "")
+    );
+    let p99 = |r: &Row| r.sample.p99_ns.map(|v| v as f64);
+    let keeps_up = |r: &Row| r.sample.msgs_per_s.is_some_and(|a| a >= 0.95 * offered);
+    let best_row = best(rows, |r| r.mode == Mode::Rate && keeps_up(r), p99);
+    let text = best_row.map_or_else(
+        || "no mechanism kept up with the offered rate".to_string(),
+        |r| {
+            format!(
+                "{}: p99 {} (p50 {}){}",
+                describe(r),
+                opt(r.sample.p99_ns, ns),
+                opt(r.sample.p50_ns, ns),
+                vs_raw(rows, r)
+            )
+        },
+    );
+    let _ = writeln!(out, "  {:<19}{text}", "lowest p99");
+    let behind: Vec<String> = rows
+        .iter()
+        .filter(|r| r.mode == Mode::Rate && !keeps_up(r))
+        .map(|r| {
+            format!(
+                "{} {} ({}) at {}",
+                r.implementation.label(),
+                r.mechanism,
+                r.wait.map_or("-", |w| w.label()),
+                opt(r.sample.msgs_per_s, |v| rate(v, "/s"))
+            )
+        })
+        .collect();
+    if !behind.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<19}{}: one round trip takes longer than the period, so requests queue and the corrected latencies grow with the run",
+            "could not keep up",
+            behind.join(", ")
+        );
+    }
+    out
+}
+
+/// The summary block printed above the tables (`offered`: the `--rate`, if any).
+pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
+    if let Some(offered) = offered {
+        return rate_summary(rows, offered);
+    }
+    let mut out = String::from(
+        "Summary (medians of the repeats; each ratio against the raw baseline of the same mechanism, measured interleaved in this run)\n",
+    );
+    let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64 && between_processes(r);
+    let p50 = |r: &Row| r.sample.p50_ns.map(|v| v as f64);
+    let line = |label: &str, text: Option<String>| {
+        format!(
+            "  {label:<19}{}\n",
+            text.unwrap_or_else(|| "nothing measured".into())
+        )
+    };
+    let latency = best(rows, small, p50).map(|r| {
+        format!(
+            "{}: p50 {} at 64 B{}",
+            describe(r),
+            opt(r.sample.p50_ns, ns),
+            vs_raw(rows, r)
+        )
+    });
+    out += &line("latency", latency);
+    let throughput = best(
+        rows,
+        |r| r.mode == Mode::Stream && between_processes(r),
+        |r| r.sample.bytes_per_s.map(|b| -b),
+    )
+    .map(|r| {
+        format!(
+            "{}: {} at {}{}",
+            describe(r),
+            opt(r.sample.bytes_per_s, |v| rate(v, "B/s")),
+            size(r.size),
+            vs_raw(rows, r)
+        )
+    });
+    out += &line("throughput", throughput);
+    let remote = best(rows, |r| small(r) && crosses(r) && !lossy(r), p50)
+        .or_else(|| best(rows, |r| small(r) && crosses(r), p50))
+        .map(|r| {
+            format!(
+                "{}: p50 {} at 64 B{}",
+                describe(r),
+                opt(r.sample.p50_ns, ns),
+                vs_raw(rows, r)
+            )
+        });
+    out += &line("crossing machines", remote);
+
+    if let Some(text) = floor_line(rows) {
+        out += &line("floors", Some(text));
+    }
+    let judged: Vec<(&Row, f64, std::cmp::Ordering)> = rows
+        .iter()
+        .filter(|r| r.implementation == Impl::Utp)
+        .filter_map(|r| verdict(rows, r).map(|(x, v)| (r, x, v)))
+        .collect();
+    if !judged.is_empty() {
+        let count = |o| judged.iter().filter(|(_, _, v)| *v == o).count();
+        let mut text = format!(
+            "{} points at raw speed (latency within 1.1x, rates within 0.9x), {} slower",
+            count(std::cmp::Ordering::Equal),
+            count(std::cmp::Ordering::Less)
+        );
+        let worst = judged
+            .iter()
+            .filter(|(_, _, v)| *v == std::cmp::Ordering::Less)
+            .min_by(|a, b| speed(a.0, a.1).total_cmp(&speed(b.0, b.1)));
+        if let Some((row, x, _)) = worst {
+            let _ = write!(text, " (worst: {} {x:.2}x)", point(row));
+        }
+        let faster: Vec<String> = judged
+            .iter()
+            .filter(|(_, _, v)| *v == std::cmp::Ordering::Greater)
+            .map(|(row, x, _)| format!("{} {x:.2}x", point(row)))
+            .collect();
+        if !faster.is_empty() {
+            let _ = write!(
+                text,
+                "; faster than raw by more than noise at {}: a baseline must never lose to utp, so this is noise or a baseline to fix",
+                faster.join(", ")
+            );
+        }
+        out += &line("utp against raw", Some(text));
+    }
+    out
+}
+
+/// The raw shared-memory ring against the machine's copy bandwidth at
+/// 64 KiB: the check that the streaming baseline is itself near the floor
+/// (each side copies once, in parallel, so a good ring comes close to one
+/// core's memcpy).
+fn floor_line(rows: &[Row]) -> Option<String> {
+    const SIZE: usize = 64 << 10;
+    let memcpy = rows
+        .iter()
+        .find(|r| r.mechanism == "memcpy" && r.size == SIZE)?
+        .sample
+        .bytes_per_s?;
+    let ring = rows
+        .iter()
+        .filter(|r| {
+            r.implementation == Impl::Raw
+                && r.mode == Mode::Stream
+                && r.size == SIZE
+                && r.entry
+                    .is_some_and(|e| TABLE[e].raw_kind(Mode::Stream, SIZE).is_ring())
+        })
+        .filter_map(|r| r.sample.bytes_per_s.map(|b| (r, b)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some(format!(
+        "raw shared-memory ring at 64 KiB {} ({} {}) = {:.2}x one core's memcpy of 64 KiB ({})",
+        rate(ring.1, "B/s"),
+        ring.0.mechanism,
+        ring.0.wait.map_or("-", |w| w.label()),
+        ring.1 / memcpy,
+        rate(memcpy, "B/s")
+    ))
+}
+
+fn speed(row: &Row, x: f64) -> f64 {
+    if row.mode == Mode::Rtt { 1.0 / x } else { x }
+}
+
+/// Why the figures of this run may not be trustworthy: a busy machine, or
+/// repeats that disagree.
+pub fn warnings(load_at_start: &str, load_at_end: &str, cores: usize, rows: &[Row]) -> Vec<String> {
+    let mut out = Vec::new();
+    let one_minute = |load: &str| {
+        load.split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let cores_f = cores.max(1) as f64;
+    // At the start nothing of ours runs yet; at the end our own two
+    // processes count in the load, so allow for them.
+    let busy_start = one_minute(load_at_start).filter(|&l| l >= 0.5 * cores_f);
+    let busy_end = one_minute(load_at_end).filter(|&l| l >= 0.5 * cores_f + 2.0);
+    if busy_start.is_some() || busy_end.is_some() {
+        out.push(format!(
+            "WARNING: the machine was busy (load average {load_at_start} at the start, {load_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures"
+        ));
+    }
+    let unsteady: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.spread.is_some_and(|s| s > UNSTEADY_SPREAD))
+        .collect();
+    let judged = rows.iter().filter(|r| r.spread.is_some()).count();
+    if !unsteady.is_empty() {
+        let worst = unsteady
+            .iter()
+            .max_by(|a, b| a.spread.unwrap_or(0.0).total_cmp(&b.spread.unwrap_or(0.0)))
+            .map(|r| {
+                format!(
+                    "{} {}, {:.0} %",
+                    r.implementation.label(),
+                    point(r),
+                    r.spread.unwrap_or(0.0) * 100.0
+                )
+            })
+            .unwrap_or_default();
+        out.push(format!(
+            "WARNING: {} of {judged} points varied by more than {:.0} % between repeats (worst: {worst}); their medians are uncertain",
+            unsteady.len(),
+            UNSTEADY_SPREAD * 100.0
+        ));
+    }
+    out
+}
+
+/// The note shown when the peer libraries are not compiled in.
+pub fn peers_note(shm_measured: bool) -> Option<String> {
+    (!cfg!(feature = "peers") && shm_measured).then(|| {
+        "peer libraries (iceoryx2, ipc-channel) are not in this build: build with --features peers to compare".into()
+    })
+}
+
+/// One raw baseline of the run and how it was set up (also in the JSON).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Baseline {
+    /// Mechanism name.
+    pub mechanism: &'static str,
+    /// How its receiver waits.
+    pub wait: &'static str,
+    /// Modes it served (`rtt`, `stream`, `calc`, `rate`).
+    pub modes: Vec<&'static str>,
+    /// Buffers, depth, waiting, prefaulting.
+    pub setup: String,
+}
+
+/// Every raw baseline used by `rows`, once each.
+pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
+    let mut out: Vec<(super::raw::RawKind, Baseline)> = Vec::new();
+    for row in rows.iter().filter(|r| r.implementation == Impl::Raw) {
+        let Some(entry) = row.entry else { continue };
+        let kind = TABLE[entry].raw_kind(row.mode, row.size);
+        let mode = row.mode.label();
+        match out
+            .iter_mut()
+            .find(|(k, b)| *k == kind && b.mechanism == row.mechanism)
+        {
+            Some((_, b)) if !b.modes.contains(&mode) => b.modes.push(mode),
+            Some(_) => {}
+            None => out.push((
+                kind,
+                Baseline {
+                    mechanism: row.mechanism,
+                    wait: kind.wait().label(),
+                    modes: vec![mode],
+                    setup: kind.describe(),
+                },
+            )),
+        }
+    }
+    out.into_iter().map(|(_, b)| b).collect()
+}
+
+/// How every raw baseline of this run was set up, as text.
+pub fn baselines(rows: &[Row]) -> String {
+    let list = baseline_list(rows);
+    let mut out = String::new();
+    if !list.is_empty() {
+        out += "\nRaw baselines (each does the least work the mechanism allows, with utp's buffers, queue depth and waiting)\n";
+    }
+    for b in list {
+        let _ = writeln!(
+            out,
+            "  {:<17} {:<16} {}",
+            format!("{} ({})", b.mechanism, b.wait),
+            b.modes.join("/"),
+            b.setup
+        );
+    }
+    out
+}
+
+/// Whether a row has the figure it is judged on (for the tests).
+#[cfg(test)]
+fn measured(row: &Row) -> bool {
+    super::results::key_figure(row.mode, &row.sample).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::bench::sample::Sample;
+    use crate::cmd::bench::spec::Wait;
+
+    fn row(
+        name: &'static str,
+        implementation: Impl,
+        mode: Mode,
+        size: usize,
+        sample: Sample,
+    ) -> Row {
+        Row {
+            entry: TABLE.iter().position(|m| m.name == name),
+            mechanism: name,
+            implementation,
+            mode,
+            wait: Some(Wait::Block),
+            size,
+            sample,
+            spread: Some(0.02),
+        }
+    }
+
+    fn latency(p50: u64) -> Sample {
+        Sample {
+            p50_ns: Some(p50),
+            ..Sample::default()
+        }
+    }
+
+    fn throughput(bytes_per_s: f64) -> Sample {
+        Sample {
+            bytes_per_s: Some(bytes_per_s),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_quotes_the_best_mechanisms_with_their_ratios_and_flags_suspect_baselines() {
+        let rows = vec![
+            row("unix", Impl::Utp, Mode::Rtt, 64, latency(22_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 64, latency(20_000)),
+            row("tcp", Impl::Utp, Mode::Rtt, 64, latency(40_000)),
+            row("tcp", Impl::Raw, Mode::Rtt, 64, latency(20_000)),
+            row("unix", Impl::Utp, Mode::Stream, 4096, throughput(3e9)),
+            row("unix", Impl::Raw, Mode::Stream, 4096, throughput(1e9)),
+        ];
+        assert!(rows.iter().all(measured));
+        let text = summary(&rows, None);
+        assert!(
+            text.contains(
+                "latency            unix (block): p50 22.00 µs at 64 B, 1.10x raw (raw 20.00 µs)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("throughput         unix (block): 3.00 GB/s at 4 KiB, 3.00x raw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("crossing machines  tcp (block): p50 40.00 µs"),
+            "{text}"
+        );
+        assert!(text.contains("1 points at raw speed"), "{text}");
+        assert!(!text.contains("floors"), "no memcpy row: {text}");
+        assert!(
+            text.contains("1 slower (worst: tcp (block) rtt 64 B 2.00x)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("faster than raw by more than noise at unix (block) stream 4 KiB 3.00x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_rate_summary_names_the_lowest_p99_and_who_fell_behind() {
+        let at = |achieved: f64, p99: u64| Sample {
+            msgs_per_s: Some(achieved),
+            p50_ns: Some(p99 / 2),
+            p99_ns: Some(p99),
+            ..Sample::default()
+        };
+        let rows = vec![
+            row("shm", Impl::Utp, Mode::Rate, 64, at(10_000.0, 2_000)),
+            row("shm", Impl::Raw, Mode::Rate, 64, at(10_000.0, 1_000)),
+            row("unix", Impl::Utp, Mode::Rate, 64, at(4_000.0, 900_000)),
+        ];
+        let text = summary(&rows, Some(10_000.0));
+        assert!(
+            text.contains("lowest p99         shm (block): p99 2.00 µs (p50 1.00 µs), 2.00x raw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("could not keep up  utp unix (block) at 4.00 k/s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_raw_ring_is_set_against_memcpy_when_both_ran() {
+        let mut memcpy = row("shm", Impl::Raw, Mode::Stream, 65536, throughput(40e9));
+        memcpy.entry = None;
+        memcpy.mechanism = "memcpy";
+        let rows = vec![
+            memcpy,
+            row("shm", Impl::Raw, Mode::Stream, 65536, throughput(20e9)),
+            row("unix", Impl::Raw, Mode::Stream, 65536, throughput(30e9)),
+        ];
+        let text = summary(&rows, None);
+        assert!(
+            text.contains("floors             raw shared-memory ring at 64 KiB 20.00 GB/s (shm block) = 0.50x one core's memcpy of 64 KiB (40.00 GB/s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_busy_machine_and_unsteady_repeats_are_warned_about() {
+        let mut unsteady = row("unix", Impl::Utp, Mode::Rtt, 64, latency(1));
+        unsteady.spread = Some(0.6);
+        let rows = vec![unsteady, row("unix", Impl::Raw, Mode::Rtt, 64, latency(1))];
+        let w = warnings("3.10 2.00 1.00", "3.50 2.00 1.00", 2, &rows);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("busy") && w[0].contains("3.10"), "{w:?}");
+        assert!(
+            w[1].contains("1 of 2 points") && w[1].contains("60 %"),
+            "{w:?}"
+        );
+        // A quiet machine and steady repeats: nothing to say (our own two
+        // processes in the end load do not count).
+        assert!(warnings("0.20 0.1 0.1", "2.40 1 1", 2, &rows[1..]).is_empty());
+    }
+
+    #[test]
+    fn every_raw_baseline_used_is_described_once() {
+        let rows = vec![
+            row("shm", Impl::Raw, Mode::Rtt, 64, latency(1)),
+            row("shm", Impl::Raw, Mode::Rtt, 65536, latency(1)),
+            row("shm", Impl::Raw, Mode::Stream, 65536, throughput(1.0)),
+            row("mq", Impl::Raw, Mode::Rtt, 64, latency(1)),
+        ];
+        let text = baselines(&rows);
+        assert_eq!(text.matches("mailbox").count(), 1, "{text}");
+        assert_eq!(text.matches("SPSC byte ring").count(), 1, "{text}");
+        assert!(text.contains("rtt/stream"), "the ring serves both: {text}");
+        assert!(text.contains("messages of"), "{text}");
+    }
+}
