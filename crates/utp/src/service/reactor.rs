@@ -307,6 +307,9 @@ impl Reactor {
             refuse(&mut *channel, &reason);
             return;
         }
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("client {} connected", describe(&channel.peer()));
+        }
         self.shared
             .stats
             .connections
