@@ -75,6 +75,10 @@ pub enum Error {
     /// The channel was closed locally.
     #[error("channel is closed")]
     Closed,
+    /// A pub/sub subscriber was reading a message in place when the
+    /// publisher overwrote it; the message counts as lost.
+    #[error("the publisher overwrote this message while it was being read (counted as lost)")]
+    Overwritten,
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -34,6 +34,7 @@ pub mod channel;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod pubsub;
 pub mod seqlock;
 pub mod service;
 pub mod shm;

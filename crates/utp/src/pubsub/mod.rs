@@ -1,0 +1,57 @@
+//! Publish/subscribe: one publisher, many subscribers, each receiving
+//! every message from its join point on, and no slow or dead subscriber
+//! able to stall the rest.
+//!
+//! ```
+//! use std::time::Duration;
+//! use utp::pubsub::{Publisher, Subscriber};
+//!
+//! let url = format!("shm://doc-pubsub-{}", std::process::id());
+//! let mut publisher = Publisher::create(&url)?;
+//! let mut subscriber = Subscriber::connect(&url)?;
+//!
+//! let mut loan = publisher.loan(5)?;          // room in the ring
+//! loan.payload_mut().copy_from_slice(b"hello"); // written in place
+//! loan.commit()?;                               // one store publishes it
+//!
+//! let view = subscriber.recv_view(Some(Duration::from_secs(5)))?;
+//! assert!(view.equals(b"hello")?);             // compared in place
+//! assert_eq!((view.sequence(), view.lost_before()), (0, 0));
+//! # Ok::<(), utp::Error>(())
+//! ```
+//!
+//! `shm://NAME` is a broadcast ring in a sealed memfd that subscribers map
+//! read-only (layout: `docs/pubsub-layout.md`); `unix://` and `tcp://` fan
+//! out through one bounded queue per subscriber. Both count losses exactly
+//! from message numbers. Policies, wait modes and sizes are URL options
+//! ([`options`]).
+
+mod dir;
+mod futex;
+pub mod inspect;
+pub mod layout;
+mod member;
+mod memory;
+pub mod options;
+mod publisher;
+mod registry;
+mod rendezvous;
+mod ring;
+mod shm_publisher;
+mod shm_subscriber;
+mod stream;
+mod subscriber;
+mod view;
+pub mod wire;
+
+pub use inspect::{Report, SubscriberStatus};
+pub use options::{Policy, Wait};
+pub use publisher::{Loan, Publisher};
+pub use rendezvous::LIVENESS_PERIOD;
+pub use subscriber::{Received, Subscriber, inspect};
+pub use view::View;
+
+/// The rendezvous socket path of `shm://NAME` (in the per-user private directory).
+pub fn socket_path(name: &str) -> crate::Result<std::path::PathBuf> {
+    dir::socket_path(name)
+}

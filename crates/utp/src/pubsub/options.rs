@@ -1,0 +1,176 @@
+//! URL options of publishers and subscribers.
+//!
+//! Publisher: `?slots=N` (power of two, default 4096), `?slot=SIZE`
+//! (bytes per slot, multiple of 64, default 512: payloads up to SIZE - 64),
+//! `?max_subscribers=N` (default 1024), `?queue=N` (stream transports: frames
+//! queued per subscriber, default 1024).
+//!
+//! Subscriber: `?policy=drop|block` (default drop), `?block_timeout_ms=N`
+//! (default 1000: how long the publisher waits for a block subscriber
+//! before it cuts it off), `?wait=spin|block|adaptive` (default adaptive).
+
+use super::layout::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, region_len};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// What the publisher does when this subscriber is a whole ring behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Overwrite: the subscriber learns how many messages it lost.
+    Drop,
+    /// Wait for the subscriber, at most `timeout` per message; after that
+    /// the subscriber is cut off (evicted) and the publisher goes on.
+    Block {
+        /// The longest the publisher waits.
+        timeout: Duration,
+    },
+}
+
+/// How a subscriber waits for the next message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Spin on the ring (lowest latency, one core busy).
+    Spin,
+    /// Sleep on a futex at once; the publisher wakes it.
+    Block,
+    /// Spin for [`ADAPTIVE_SPIN`], then sleep.
+    Adaptive,
+}
+
+/// How long an adaptive waiter spins before it sleeps.
+pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
+
+impl Wait {
+    /// The wire code (0 spin, 1 block, 2 adaptive).
+    pub fn code(self) -> u32 {
+        match self {
+            Wait::Spin => 0,
+            Wait::Block => 1,
+            Wait::Adaptive => 2,
+        }
+    }
+
+    /// From the wire code.
+    pub fn from_code(code: u32) -> Option<Wait> {
+        Some(match code {
+            0 => Wait::Spin,
+            1 => Wait::Block,
+            2 => Wait::Adaptive,
+            _ => return None,
+        })
+    }
+}
+
+/// Publisher options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublisherOptions {
+    /// Slots in the ring.
+    pub slots: u32,
+    /// Bytes per slot.
+    pub slot_size: u32,
+    /// Most subscribers admitted at once.
+    pub max_subscribers: usize,
+    /// Frames queued per subscriber on stream transports.
+    pub queue: usize,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        PublisherOptions {
+            slots: DEFAULT_SLOTS,
+            slot_size: DEFAULT_SLOT_SIZE,
+            max_subscribers: 1024,
+            queue: 1024,
+        }
+    }
+}
+
+/// Subscriber options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriberOptions {
+    /// Drop or block.
+    pub policy: Policy,
+    /// Spin, block or adaptive.
+    pub wait: Wait,
+}
+
+impl Default for SubscriberOptions {
+    fn default() -> Self {
+        SubscriberOptions {
+            policy: Policy::Drop,
+            wait: Wait::Adaptive,
+        }
+    }
+}
+
+fn bad(e: &Endpoint, reason: String) -> Error {
+    Error::BadUrl {
+        url: e.to_string(),
+        reason,
+    }
+}
+
+/// Every option, publisher's and subscriber's: one URL serves both sides.
+const KEYS: [&str; 7] = ["slots", "slot", "max_subscribers", "queue", "policy", "block_timeout_ms", "wait"];
+
+fn known(e: &Endpoint) -> Result<()> {
+    for (k, _) in &e.params {
+        if !KEYS.contains(&k.as_str()) {
+            return Err(bad(e, format!("unknown pub/sub option {k:?}; known: {}", KEYS.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+impl PublisherOptions {
+    /// Reads the publisher options of a URL.
+    pub fn from_endpoint(e: &Endpoint) -> Result<PublisherOptions> {
+        known(e)?;
+        let d = PublisherOptions::default();
+        let slots = e.param_number("slots")?.unwrap_or(d.slots as u64);
+        let slot = e.param_number("slot")?.unwrap_or(d.slot_size as u64);
+        let (Ok(slots), Ok(slot_size)) = (u32::try_from(slots), u32::try_from(slot)) else {
+            return Err(bad(e, "slots and slot must fit in 32 bits".into()));
+        };
+        if region_len(slots, slot_size).is_none() {
+            return Err(bad(
+                e,
+                format!("slots={slots} slot={slot_size}: slots must be a power of two >= 2, slot a multiple of 64 >= 128, and the ring at most 1 GiB"),
+            ));
+        }
+        let max_subscribers = e.param_number("max_subscribers")?.unwrap_or(d.max_subscribers as u64);
+        let queue = e.param_number("queue")?.unwrap_or(d.queue as u64);
+        if max_subscribers == 0 || max_subscribers > 65536 || queue == 0 || queue > 1 << 20 {
+            return Err(bad(e, "max_subscribers must be 1..=65536 and queue 1..=1048576".into()));
+        }
+        Ok(PublisherOptions {
+            slots,
+            slot_size,
+            max_subscribers: max_subscribers as usize,
+            queue: queue as usize,
+        })
+    }
+}
+
+impl SubscriberOptions {
+    /// Reads the subscriber options of a URL.
+    pub fn from_endpoint(e: &Endpoint) -> Result<SubscriberOptions> {
+        known(e)?;
+        let timeout = Duration::from_millis(e.param_number("block_timeout_ms")?.unwrap_or(1000));
+        let policy = match e.param("policy") {
+            None | Some("drop") => Policy::Drop,
+            Some("block") => Policy::Block { timeout },
+            Some(other) => return Err(bad(e, format!("policy={other:?}: use drop or block"))),
+        };
+        let wait = match e.param("wait") {
+            Some("spin") => Wait::Spin,
+            Some("block") => Wait::Block,
+            None | Some("adaptive") => Wait::Adaptive,
+            Some(other) => {
+                return Err(bad(e, format!("wait={other:?}: use spin, block or adaptive")));
+            }
+        };
+        Ok(SubscriberOptions { policy, wait })
+    }
+}

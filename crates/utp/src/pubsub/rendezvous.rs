@@ -1,0 +1,237 @@
+//! The publisher's rendezvous thread: admits subscribers (credentials
+//! checked, control block made, descriptors passed), answers `INSPECT`,
+//! and notices departed subscribers within [`LIVENESS_PERIOD`] (socket
+//! hang-up, `kill(pid, 0)`, or the subscriber's own `CLOSED` state).
+
+use super::inspect::{Report, SubscriberStatus};
+use super::layout::{self, control, state};
+use super::member::Member;
+use super::memory::{self, CONTROL_SEALS, Mapping};
+use super::options::{Policy, Wait};
+use super::registry::Registry;
+use super::ring::Ring;
+use super::wire::{self, Accept, Subscribe};
+use crate::error::{Error, Result};
+use crate::frame::message_type;
+use rustix::event::{PollFd, PollFlags, poll};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often liveness is checked: departures are noticed within this (plus scheduling).
+pub const LIVENESS_PERIOD: Duration = Duration::from_millis(20);
+/// How long a connecting peer has to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything the rendezvous thread needs.
+#[derive(Debug)]
+pub struct Rendezvous {
+    /// Bound, non-blocking.
+    pub listener: UnixListener,
+    /// Shared with the publisher.
+    pub registry: Arc<Registry>,
+    /// Shared with the publisher (read-only use here: tail, geometry).
+    pub ring: Arc<Ring>,
+    /// The data region, reopened read-only: what subscribers receive.
+    pub data_ro: OwnedFd,
+    /// Admission limit.
+    pub max_subscribers: usize,
+    /// Endpoint, for messages.
+    pub endpoint: String,
+}
+
+impl Rendezvous {
+    /// Runs until the registry's stop flag is set; then hangs up on everyone.
+    pub fn run(self) {
+        let mut next_id = 1u32;
+        while !self.registry.stopping() {
+            let (_, members) = self.registry.snapshot();
+            let mut fds = Vec::with_capacity(members.len() + 1);
+            fds.push(PollFd::new(&self.listener, PollFlags::IN));
+            for m in &members {
+                fds.push(PollFd::new(&m.socket, PollFlags::IN | PollFlags::RDHUP));
+            }
+            let period = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: LIVENESS_PERIOD.as_nanos() as i64,
+            };
+            let _ = poll(&mut fds, Some(&period));
+            let listener_ready = !fds[0].revents().is_empty();
+            let hung_up: Vec<bool> = fds[1..].iter().map(|f| !f.revents().is_empty()).collect();
+            drop(fds);
+            for (m, hup) in members.iter().zip(hung_up) {
+                if hup && peer_hung_up(&m.socket) {
+                    m.remove("its rendezvous socket hung up (process exited or closed)", false);
+                }
+                check_alive(m);
+            }
+            if listener_ready {
+                while let Ok((stream, _)) = self.listener.accept() {
+                    if let Err(e) = self.serve(stream, &mut next_id) {
+                        log::debug!("{}: rendezvous request failed: {e}", self.endpoint);
+                    }
+                }
+            }
+            self.registry.sweep();
+        }
+        let (_, members) = self.registry.snapshot();
+        for m in members {
+            m.remove("the publisher closed", true);
+        }
+        self.registry.sweep();
+    }
+
+    fn serve(&self, stream: UnixStream, next_id: &mut u32) -> Result<()> {
+        stream
+            .set_nonblocking(false)
+            .and_then(|_| stream.set_read_timeout(Some(REQUEST_TIMEOUT)))
+            .and_then(|_| stream.set_write_timeout(Some(REQUEST_TIMEOUT)))
+            .map_err(|e| Error::io("configuring a rendezvous connection", e))?;
+        let cred = rustix::net::sockopt::socket_peercred(&stream)
+            .map_err(|e| Error::io("reading the subscriber's credentials", e))?;
+        let me = rustix::process::geteuid();
+        if cred.uid != me {
+            let why = format!(
+                "uid {} may not subscribe to a publisher of uid {}",
+                cred.uid.as_raw(),
+                me.as_raw()
+            );
+            let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
+            return Err(Error::Denied(why));
+        }
+        let (header, payload, _) = wire::recv(&stream, None)?;
+        match header.message_type {
+            wire::INSPECT => {
+                let text = self.report().encode();
+                wire::send(&stream, wire::REPORT, text.as_bytes(), &[])
+            }
+            wire::SUBSCRIBE => {
+                let request = match Subscribe::decode(&payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = wire::send(&stream, message_type::ERROR, e.to_string().as_bytes(), &[]);
+                        return Err(e);
+                    }
+                };
+                if self.registry.count() >= self.max_subscribers {
+                    let why = format!("{} already has {} subscribers", self.endpoint, self.max_subscribers);
+                    let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
+                    return Err(Error::Denied(why));
+                }
+                let id = *next_id;
+                *next_id = next_id.wrapping_add(1).max(1);
+                self.admit(stream, request, id, cred.pid.as_raw_nonzero().get() as u32)
+            }
+            other => {
+                let why = format!("unexpected rendezvous frame type 0x{other:02x}");
+                let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
+                Err(Error::Protocol(why))
+            }
+        }
+    }
+
+    fn admit(&self, stream: UnixStream, request: Subscribe, id: u32, pid: u32) -> Result<()> {
+        let fd = memory::create_memfd(&format!("utp-pubsub-control-{id}"), control::LEN as u64)?;
+        let map = Mapping::map(&fd, control::LEN, true)?;
+        memory::seal(fd.as_fd(), CONTROL_SEALS)?;
+        let start = self.ring.tail();
+        map.u32(control::VERSION).store(layout::LAYOUT_VERSION, Ordering::Relaxed);
+        map.u32(control::ID).store(id, Ordering::Relaxed);
+        map.u32(control::POLICY).store(request.policy, Ordering::Relaxed);
+        map.u32(control::WAIT).store(request.wait, Ordering::Relaxed);
+        map.u32(control::PID).store(pid, Ordering::Relaxed);
+        map.u64(control::BLOCK_TIMEOUT_NS).store(request.block_timeout_ns, Ordering::Relaxed);
+        map.u32(control::STATE).store(state::ACTIVE, Ordering::Relaxed);
+        map.u64(control::CURSOR).store(start, Ordering::Relaxed);
+        map.u32(control::MAGIC).store(layout::CONTROL_MAGIC, Ordering::Release);
+        let accept = Accept {
+            id,
+            slot_count: self.ring.slot_count(),
+            slot_size: self.ring.slot_size(),
+            region_len: self.ring.map().byte_len() as u64,
+            start,
+            publisher_pid: std::process::id(),
+        };
+        wire::send(&stream, wire::ACCEPT, &accept.encode(), &[self.data_ro.as_fd(), fd.as_fd()])?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("configuring a subscriber connection", e))?;
+        let policy = if request.policy == 1 {
+            Policy::Block {
+                timeout: Duration::from_nanos(request.block_timeout_ns),
+            }
+        } else {
+            Policy::Drop
+        };
+        let wait = Wait::from_code(request.wait).unwrap_or(Wait::Adaptive);
+        let member = Member::new(id, pid, policy, wait, map, stream, start);
+        self.registry.add(Arc::new(member));
+        log::debug!("{}: subscriber {id} (pid {pid}) joined at {start}", self.endpoint);
+        Ok(())
+    }
+
+    fn report(&self) -> Report {
+        let tail = self.ring.tail();
+        let (_, members) = self.registry.snapshot();
+        Report {
+            publisher_pid: std::process::id(),
+            transport: "shm".into(),
+            slots: self.ring.slot_count() as u64,
+            slot_size: self.ring.slot_size() as u64,
+            published: tail,
+            subscribers: members
+                .iter()
+                .map(|m| {
+                    let (received, lost) = m.counts();
+                    let cursor = m.cursor();
+                    SubscriberStatus {
+                        id: m.id,
+                        pid: m.pid,
+                        policy: match m.policy {
+                            Policy::Drop => "drop".into(),
+                            Policy::Block { .. } => "block".into(),
+                        },
+                        joined_at: m.joined_at,
+                        cursor,
+                        lag: tail.saturating_sub(cursor),
+                        received,
+                        lost,
+                    }
+                })
+                .collect(),
+            departed: self
+                .registry
+                .departed()
+                .into_iter()
+                .map(|d| (d.id, d.pid, d.reason))
+                .collect(),
+        }
+    }
+}
+
+/// True when the subscriber's socket is at end-of-file or broken; bytes it
+/// sent (it has nothing to say) are read and discarded.
+fn peer_hung_up(socket: &UnixStream) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match rustix::io::read(socket, &mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::AGAIN) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn check_alive(m: &Member) {
+    if m.state() == state::CLOSED {
+        m.remove("it unsubscribed", false);
+    } else if let Some(pid) = rustix::process::Pid::from_raw(m.pid as i32)
+        && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+    {
+        m.remove("its process no longer exists", false);
+    }
+}
