@@ -40,6 +40,10 @@ enum Command {
     /// The other side of one `utp bench` run (started by `utp bench` itself).
     #[command(hide = true)]
     BenchPeer(cmd::bench::peer::Args),
+    /// Publish stdin (lines or frames) to every subscriber: shm://, unix://, tcp://.
+    Pub(cmd::r#pub::Args),
+    /// Subscribe to a publisher and print every message (`--json`), with loss notices.
+    Sub(cmd::sub::Args),
     /// Seqlock writer/reader cost per operation beside a raw baseline.
     #[command(hide = true)]
     BenchSeqlock(cmd::bench_seqlock::Args),
@@ -59,6 +63,8 @@ fn main() {
         Command::Ls(args) => cmd::ls::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::BenchPeer(args) => cmd::bench::peer::run(args),
+        Command::Pub(args) => cmd::r#pub::run(args),
+        Command::Sub(args) => cmd::sub::run(args),
         Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
     };
     let code = match result {

@@ -8,6 +8,9 @@ use utp::shm::inspect::{self, LinkState};
 pub struct Args {
     /// Endpoint to inspect: shm://NAME, sysv://KEY or file:///PATH.
     url: String,
+    /// Print a pub/sub publisher's report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn show_link(link: &LinkState) {
@@ -42,6 +45,9 @@ fn show_link(link: &LinkState) {
 pub fn run(args: Args) -> CmdResult {
     if let Ok(cell) = utp::seqlock::inspect::cell_state(&args.url) {
         return super::inspect_cell::show(&args.url, &cell);
+    }
+    if let Ok(report) = utp::pubsub::inspect(&args.url) {
+        return super::inspect_pubsub::show(&args.url, &report, args.json);
     }
     let endpoint = utp::Endpoint::parse(&args.url)?;
     if !matches!(

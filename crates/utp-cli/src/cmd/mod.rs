@@ -7,5 +7,8 @@ pub mod demo;
 pub mod frame;
 pub mod inspect;
 pub mod inspect_cell;
+pub mod inspect_pubsub;
 pub mod ls;
+pub mod r#pub;
 pub mod serve;
+pub mod sub;
