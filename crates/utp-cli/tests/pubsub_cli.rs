@@ -19,7 +19,13 @@ fn pub_lines_reach_sub_json_and_inspect_shows_the_subscriber() {
         .unwrap();
     // Wait for the publisher to answer before subscribing.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !utp().args(["inspect", &url]).output().unwrap().status.success() {
+    while !utp()
+        .args(["inspect", &url])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
         assert!(Instant::now() < deadline, "the publisher never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -56,10 +62,20 @@ fn pub_lines_reach_sub_json_and_inspect_shows_the_subscriber() {
         .collect();
     let texts: Vec<_> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["hello", "world", "third"]);
-    let seqs: Vec<_> = lines.iter().map(|l| l["sequence"].as_u64().unwrap()).collect();
+    let seqs: Vec<_> = lines
+        .iter()
+        .map(|l| l["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [0, 1, 2]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("received 3, lost 0"));
     assert!(publisher.wait().unwrap().success());
     // The publisher removed its socket when it ended.
-    assert!(!utp().args(["inspect", &url]).output().unwrap().status.success());
+    assert!(
+        !utp()
+            .args(["inspect", &url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 }

@@ -26,7 +26,11 @@ fn publish(publisher: &mut Publisher, count: u64) {
     for n in 0..count {
         let mut loan = publisher.loan(32).unwrap();
         loan.payload_mut().copy_from_slice(&payload(n));
-        assert_eq!(loan.commit_typed(utp::frame::message_type::DATA, 0).unwrap(), n);
+        assert_eq!(
+            loan.commit_typed(utp::frame::message_type::DATA, 0)
+                .unwrap(),
+            n
+        );
     }
 }
 
@@ -40,7 +44,10 @@ fn receive_until(sub: &mut Subscriber, last: u64, slow: bool) {
     loop {
         let got = sub.recv(&mut buf, LONG).unwrap();
         if got.sequence != expected + got.lost_before {
-            say(&format!("FAIL expected {expected} + {} got {}", got.lost_before, got.sequence));
+            say(&format!(
+                "FAIL expected {expected} + {} got {}",
+                got.lost_before, got.sequence
+            ));
             std::process::exit(1);
         }
         gaps += got.lost_before;
@@ -109,7 +116,12 @@ fn child_entry() {
 /// of its control block, garbage in every control field and on the socket.
 fn hostile(url: &str) {
     use utp::pubsub::wire;
-    let name = url.strip_prefix("shm://").unwrap().split('?').next().unwrap();
+    let name = url
+        .strip_prefix("shm://")
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap();
     let path = utp::pubsub::socket_path(name).unwrap();
     let stream = std::os::unix::net::UnixStream::connect(path).unwrap();
     let request = wire::Subscribe {
@@ -162,8 +174,14 @@ fn hostile(url: &str) {
         refused.push(format!("mmap-reopened:{:?}", rw2.err()));
     }
     // 3. shrink / grow the regions
-    refused.push(format!("truncate-control:{:?}", rustix::fs::ftruncate(control, 0).err()));
-    refused.push(format!("truncate-data:{:?}", rustix::fs::ftruncate(data, 0).err()));
+    refused.push(format!(
+        "truncate-control:{:?}",
+        rustix::fs::ftruncate(control, 0).err()
+    ));
+    refused.push(format!(
+        "truncate-data:{:?}",
+        rustix::fs::ftruncate(data, 0).err()
+    ));
     if refused.iter().any(|r| r.ends_with("None")) {
         say(&format!("FAIL the region let us in: {refused:?}"));
         std::process::exit(1);
@@ -210,7 +228,11 @@ fn spawn_subs(role: &str, url: &str, arg: &str, n: usize) -> Vec<Proc> {
 fn wait_for_subscribers(publisher: &Publisher, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while publisher.subscriber_count() != n {
-        assert!(Instant::now() < deadline, "{} subscribers, want {n}", publisher.subscriber_count());
+        assert!(
+            Instant::now() < deadline,
+            "{} subscribers, want {n}",
+            publisher.subscriber_count()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -218,7 +240,11 @@ fn wait_for_subscribers(publisher: &Publisher, n: usize) {
 fn done(p: &mut Proc) -> (u64, u64, u64) {
     let f = p.expect_fields("DONE");
     p.wait_ok();
-    (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+    (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+    )
 }
 
 fn every_message(url_options: &str, count: u64) {
@@ -231,7 +257,10 @@ fn every_message(url_options: &str, count: u64) {
     for s in &mut subs {
         assert_eq!(done(s), (count, 0, 0));
     }
-    eprintln!("4 subscribers x {count} messages ({url_options}): {:?}", start.elapsed());
+    eprintln!(
+        "4 subscribers x {count} messages ({url_options}): {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -260,7 +289,12 @@ fn slow_subscriber_reports_exact_loss_others_lose_nothing() {
     let count = 50_000u64;
     let url = format!("shm://{name}?slots=256&slot=128");
     let mut publisher = Publisher::create(&url).unwrap();
-    let mut fast = spawn_subs("sub", &format!("{url}&policy=block"), &(count - 1).to_string(), 2);
+    let mut fast = spawn_subs(
+        "sub",
+        &format!("{url}&policy=block"),
+        &(count - 1).to_string(),
+        2,
+    );
     let mut slow = spawn_subs("slow-sub", &url, &(count - 1).to_string(), 1);
     wait_for_subscribers(&publisher, 3);
     publish(&mut publisher, count);
@@ -269,11 +303,19 @@ fn slow_subscriber_reports_exact_loss_others_lose_nothing() {
     eprintln!("slow subscriber: received {received}, lost {lost}");
     assert_eq!(first, 0);
     assert!(lost > 0, "the slow subscriber should have been overrun");
-    assert_eq!(received + lost, count, "every message is either received or counted lost");
+    assert_eq!(
+        received + lost,
+        count,
+        "every message is either received or counted lost"
+    );
     for f in &mut fast {
         assert_eq!(done(f), (count, 0, 0));
     }
-    let slow_status = report.subscribers.iter().find(|s| s.policy == "drop").unwrap();
+    let slow_status = report
+        .subscribers
+        .iter()
+        .find(|s| s.policy == "drop")
+        .unwrap();
     assert!(slow_status.lost <= lost, "{report:?}");
 }
 
@@ -289,8 +331,15 @@ fn late_subscriber_starts_at_the_current_position() {
     p.commit().unwrap();
     let mut buf = Vec::new();
     let got = sub.recv(&mut buf, LONG).unwrap();
-    assert_eq!((got.sequence, got.lost_before, &buf[..]), (1000, 0, &payload(1000)[..]));
-    assert!(sub.recv(&mut buf, Some(Duration::from_millis(20))).unwrap_err().is_timeout());
+    assert_eq!(
+        (got.sequence, got.lost_before, &buf[..]),
+        (1000, 0, &payload(1000)[..])
+    );
+    assert!(
+        sub.recv(&mut buf, Some(Duration::from_millis(20)))
+            .unwrap_err()
+            .is_timeout()
+    );
 }
 
 fn killed_subscriber_does_not_stall(options: &str) {
@@ -320,7 +369,10 @@ fn killed_subscriber_does_not_stall(options: &str) {
     let after_kill = killed.elapsed();
     eprintln!("publish of 990 messages took {took:?}; done {after_kill:?} after the SIGKILL");
     assert_eq!(done(&mut healthy[0]), (1000, 0, 0));
-    assert!(after_kill < Duration::from_secs(5), "publisher stalled {after_kill:?} after the kill");
+    assert!(
+        after_kill < Duration::from_secs(5),
+        "publisher stalled {after_kill:?} after the kill"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while publisher.subscriber_count() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -344,7 +396,13 @@ fn sigkilled_subscriber_does_not_stall_the_publisher_block_policy() {
 fn block_policy_death_is_noticed_within_100ms() {
     let url = format!("shm://{}?slots=16&slot=128", unique("notice"));
     let mut publisher = Publisher::create(&url).unwrap();
-    let mut victim = spawn_subs("stall", &format!("{url}&policy=block&block_timeout_ms=60000"), "0", 1).remove(0);
+    let mut victim = spawn_subs(
+        "stall",
+        &format!("{url}&policy=block&block_timeout_ms=60000"),
+        "0",
+        1,
+    )
+    .remove(0);
     wait_for_subscribers(&publisher, 1);
     victim.expect("BLOCKED");
     publish(&mut publisher, 16); // the ring is full: the next loan waits
@@ -375,7 +433,10 @@ fn block_policy_subscriber_is_evicted_after_its_timeout() {
     let start = Instant::now();
     publish(&mut publisher, 40);
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(100) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     let mut buf = Vec::new();
     let err = loop {
         match sub.recv(&mut buf, LONG) {
@@ -383,7 +444,10 @@ fn block_policy_subscriber_is_evicted_after_its_timeout() {
             Err(e) => break e,
         }
     };
-    assert!(err.is_peer_gone() && err.to_string().contains("evicted"), "{err}");
+    assert!(
+        err.is_peer_gone() && err.to_string().contains("evicted"),
+        "{err}"
+    );
     wait_for_subscribers(&publisher, 0);
     assert!(publisher.report().departed[0].2.contains("evicted"));
 }
@@ -393,7 +457,12 @@ fn hostile_subscriber_cannot_hurt_the_publisher_or_others() {
     let count = 20_000u64;
     let url = format!("shm://{}?slots=256&slot=128", unique("hostile"));
     let mut publisher = Publisher::create(&url).unwrap();
-    let mut honest = spawn_subs("sub", &format!("{url}&policy=block"), &(count - 1).to_string(), 2);
+    let mut honest = spawn_subs(
+        "sub",
+        &format!("{url}&policy=block"),
+        &(count - 1).to_string(),
+        2,
+    );
     let mut hostile = Proc::spawn("hostile", &url, "");
     let ready = hostile.expect("READY");
     eprintln!("hostile subscriber was refused: {ready}");
@@ -427,7 +496,13 @@ fn foreign_uid_cannot_subscribe() {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&exe)
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1", "-q"])
+        .args([
+            "--exact",
+            "child_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
         .env("UTP_CHILD_ROLE", "foreign")
         .env("UTP_CHILD_URL", &url)
         .env("UTP_CHILD_ARG", &path)
@@ -435,10 +510,16 @@ fn foreign_uid_cannot_subscribe() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    if text.contains("Permission denied") && text.lines().filter(|l| l.starts_with("ERR")).count() == 2 {
+    if text.contains("Permission denied")
+        && text.lines().filter(|l| l.starts_with("ERR")).count() == 2
+    {
         eprintln!("{text}");
     } else if !out.status.success() && text.is_empty() {
-        eprintln!("skipped: uid 65534 cannot run {} ({})", exe.display(), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "skipped: uid 65534 cannot run {} ({})",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     assert!(!text.contains("FAIL"), "{text}");

@@ -26,11 +26,13 @@ fn round_trip(url: &str) {
     let mut publisher = Publisher::create(url).unwrap();
     let bound = publisher.endpoint();
     let mut subs: Vec<Subscriber> = (0..2)
-        .map(|_| Subscriber::connect(&format!("{bound}?policy=block&block_timeout_ms=10000")).unwrap())
+        .map(|_| {
+            Subscriber::connect(&format!("{bound}?policy=block&block_timeout_ms=10000")).unwrap()
+        })
         .collect();
     // A drop-policy subscriber that does not read while we publish: its
     // queue of 8 overflows and it must learn exactly how much it lost.
-    let mut lazy = Subscriber::connect(&format!("{bound}")).unwrap();
+    let mut lazy = Subscriber::connect(&bound).unwrap();
     wait_for(&publisher, 3);
     let count = 2000u64;
     let readers: Vec<_> = subs
@@ -59,14 +61,21 @@ fn round_trip(url: &str) {
     // the newest messages, so it learns of the loss from the next message.
     let mut buf = Vec::new();
     let mut received = 0;
-    while lazy.recv(&mut buf, Some(Duration::from_millis(200))).is_ok() {
+    while lazy
+        .recv(&mut buf, Some(Duration::from_millis(200)))
+        .is_ok()
+    {
         received += 1;
     }
     publisher.send(&message(count)).unwrap();
     let got = lazy.recv(&mut buf, LONG).unwrap();
     received += 1;
     assert_eq!(got.sequence, count);
-    assert!(lazy.lost() > 0 && got.lost_before > 0, "lost {}", lazy.lost());
+    assert!(
+        lazy.lost() > 0 && got.lost_before > 0,
+        "lost {}",
+        lazy.lost()
+    );
     assert_eq!(received + lazy.lost(), count + 1);
     let count = count + 1;
     let late = Subscriber::connect(&bound).unwrap();

@@ -30,7 +30,10 @@ pub fn show(url: &str, report: &Report, json: bool) -> CmdResult {
         report.publisher_pid, report.transport, report.published
     );
     if report.transport == "shm" {
-        println!("  ring: {} slots of {} bytes", report.slots, report.slot_size);
+        println!(
+            "  ring: {} slots of {} bytes",
+            report.slots, report.slot_size
+        );
     } else {
         println!("  queue: {} messages per subscriber", report.slots);
     }

@@ -52,7 +52,10 @@ pub fn run(args: Args) -> CmdResult {
             writeln!(out, "{obj}")?;
         } else {
             if got.lost_before > 0 {
-                eprintln!("utp: lost {} messages before #{}", got.lost_before, got.sequence);
+                eprintln!(
+                    "utp: lost {} messages before #{}",
+                    got.lost_before, got.sequence
+                );
             }
             out.write_all(&buf)?;
             out.write_all(b"\n")?;

@@ -53,7 +53,8 @@ fn ensure(dir: &Path, uid: u32) -> Result<()> {
 /// Fails unless `dir` is a directory (not a symlink) owned by `uid`, and,
 /// when `private`, without any group or other permission bits.
 pub fn check_owned(dir: &Path, uid: u32, private: bool) -> Result<()> {
-    let st = rustix::fs::lstat(dir).map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
+    let st =
+        rustix::fs::lstat(dir).map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::Directory {
         return Err(Error::Denied(format!(

@@ -59,7 +59,10 @@ impl Report {
             ));
         }
         for (id, pid, reason) in &self.departed {
-            out.push_str(&format!("departed id={id} pid={pid} reason={}\n", reason.replace('\n', " ")));
+            out.push_str(&format!(
+                "departed id={id} pid={pid} reason={}\n",
+                reason.replace('\n', " ")
+            ));
         }
         out
     }
@@ -74,7 +77,8 @@ impl Report {
                 if kind == "departed" && key == "reason" {
                     return rest.split_once("reason=").map(|(_, r)| r);
                 }
-                rest.split(' ').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                rest.split(' ')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
             };
             let num = |key: &str| -> Result<u64> {
                 field(key)
@@ -111,7 +115,11 @@ impl Report {
                         .push(status);
                 }
                 "departed" => {
-                    let entry = (num("id")? as u32, num("pid")? as u32, field("reason").unwrap_or("").to_string());
+                    let entry = (
+                        num("id")? as u32,
+                        num("pid")? as u32,
+                        field("reason").unwrap_or("").to_string(),
+                    );
                     report
                         .as_mut()
                         .ok_or_else(|| bad("departed before publisher".into()))?

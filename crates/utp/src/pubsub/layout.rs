@@ -112,10 +112,7 @@ pub const MAX_REGION: u64 = 1 << 30;
 
 /// Region length for a geometry, or `None` if it is out of range.
 pub fn region_len(slots: u32, slot_size: u32) -> Option<u64> {
-    let ok = slots >= 2
-        && slots.is_power_of_two()
-        && slot_size >= 128
-        && slot_size % 64 == 0;
+    let ok = slots >= 2 && slots.is_power_of_two() && slot_size >= 128 && slot_size % 64 == 0;
     let len = (data::HEADER_LEN as u64).checked_add(slots as u64 * slot_size as u64)?;
     (ok && len <= MAX_REGION).then_some(len)
 }

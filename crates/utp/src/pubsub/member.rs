@@ -6,8 +6,8 @@ use super::layout::{control, state};
 use super::memory::Mapping;
 use super::options::{Policy, Wait};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A subscriber admitted by the publisher.
 #[derive(Debug)]
@@ -72,7 +72,10 @@ impl Member {
 
     /// Why it was removed.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Removes it: marks it gone (first reason wins), tells it through
@@ -83,7 +86,9 @@ impl Member {
         }
         *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
         if evict {
-            self.control.u32(control::STATE).store(state::EVICTED, Ordering::Release);
+            self.control
+                .u32(control::STATE)
+                .store(state::EVICTED, Ordering::Release);
         }
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }

@@ -61,8 +61,12 @@ pub fn check_sealed(fd: BorrowedFd<'_>, required: SealFlags, len: u64, what: &st
 /// it writable fails with `EACCES`, and `mprotect` cannot add write.
 pub fn reopen_read_only(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rustix::fs::open(path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| Error::io("reopening the pub/sub region read-only", e))
+    rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("reopening the pub/sub region read-only", e))
 }
 
 /// A shared mapping, prefaulted, unmapped on drop.

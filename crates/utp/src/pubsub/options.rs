@@ -112,12 +112,23 @@ fn bad(e: &Endpoint, reason: String) -> Error {
 }
 
 /// Every option, publisher's and subscriber's: one URL serves both sides.
-const KEYS: [&str; 7] = ["slots", "slot", "max_subscribers", "queue", "policy", "block_timeout_ms", "wait"];
+const KEYS: [&str; 7] = [
+    "slots",
+    "slot",
+    "max_subscribers",
+    "queue",
+    "policy",
+    "block_timeout_ms",
+    "wait",
+];
 
 fn known(e: &Endpoint) -> Result<()> {
     for (k, _) in &e.params {
         if !KEYS.contains(&k.as_str()) {
-            return Err(bad(e, format!("unknown pub/sub option {k:?}; known: {}", KEYS.join(", "))));
+            return Err(bad(
+                e,
+                format!("unknown pub/sub option {k:?}; known: {}", KEYS.join(", ")),
+            ));
         }
     }
     Ok(())
@@ -136,13 +147,20 @@ impl PublisherOptions {
         if region_len(slots, slot_size).is_none() {
             return Err(bad(
                 e,
-                format!("slots={slots} slot={slot_size}: slots must be a power of two >= 2, slot a multiple of 64 >= 128, and the ring at most 1 GiB"),
+                format!(
+                    "slots={slots} slot={slot_size}: slots must be a power of two >= 2, slot a multiple of 64 >= 128, and the ring at most 1 GiB"
+                ),
             ));
         }
-        let max_subscribers = e.param_number("max_subscribers")?.unwrap_or(d.max_subscribers as u64);
+        let max_subscribers = e
+            .param_number("max_subscribers")?
+            .unwrap_or(d.max_subscribers as u64);
         let queue = e.param_number("queue")?.unwrap_or(d.queue as u64);
         if max_subscribers == 0 || max_subscribers > 65536 || queue == 0 || queue > 1 << 20 {
-            return Err(bad(e, "max_subscribers must be 1..=65536 and queue 1..=1048576".into()));
+            return Err(bad(
+                e,
+                "max_subscribers must be 1..=65536 and queue 1..=1048576".into(),
+            ));
         }
         Ok(PublisherOptions {
             slots,
@@ -168,7 +186,10 @@ impl SubscriberOptions {
             Some("block") => Wait::Block,
             None | Some("adaptive") => Wait::Adaptive,
             Some(other) => {
-                return Err(bad(e, format!("wait={other:?}: use spin, block or adaptive")));
+                return Err(bad(
+                    e,
+                    format!("wait={other:?}: use spin, block or adaptive"),
+                ));
             }
         };
         Ok(SubscriberOptions { policy, wait })

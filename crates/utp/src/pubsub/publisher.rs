@@ -38,12 +38,19 @@ impl Publisher {
         let endpoint = Endpoint::parse(url)?;
         let options = PublisherOptions::from_endpoint(&endpoint)?;
         let inner = match &endpoint.address {
-            Address::Shm(name) => Inner::Shm(ShmPublisher::create(name, &options, url.to_string())?),
-            a if stream::is_stream(a) => Inner::Stream(StreamPublisher::create(&endpoint, &options)?),
+            Address::Shm(name) => {
+                Inner::Shm(ShmPublisher::create(name, &options, url.to_string())?)
+            }
+            a if stream::is_stream(a) => {
+                Inner::Stream(StreamPublisher::create(&endpoint, &options)?)
+            }
             other => {
                 return Err(Error::BadUrl {
                     url: url.to_string(),
-                    reason: format!("pub/sub runs over shm://, unix:// and tcp://, not {}://", other.scheme()),
+                    reason: format!(
+                        "pub/sub runs over shm://, unix:// and tcp://, not {}://",
+                        other.scheme()
+                    ),
                 });
             }
         };

@@ -80,7 +80,12 @@ impl Registry {
 
     /// Recently departed subscribers, oldest first.
     pub fn departed(&self) -> Vec<Departed> {
-        self.departed.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.departed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Asks the rendezvous thread to stop.

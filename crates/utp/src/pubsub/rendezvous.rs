@@ -63,7 +63,10 @@ impl Rendezvous {
             drop(fds);
             for (m, hup) in members.iter().zip(hung_up) {
                 if hup && peer_hung_up(&m.socket) {
-                    m.remove("its rendezvous socket hung up (process exited or closed)", false);
+                    m.remove(
+                        "its rendezvous socket hung up (process exited or closed)",
+                        false,
+                    );
                 }
                 check_alive(m);
             }
@@ -111,12 +114,16 @@ impl Rendezvous {
                 let request = match Subscribe::decode(&payload) {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = wire::send(&stream, message_type::ERROR, e.to_string().as_bytes(), &[]);
+                        let _ =
+                            wire::send(&stream, message_type::ERROR, e.to_string().as_bytes(), &[]);
                         return Err(e);
                     }
                 };
                 if self.registry.count() >= self.max_subscribers {
-                    let why = format!("{} already has {} subscribers", self.endpoint, self.max_subscribers);
+                    let why = format!(
+                        "{} already has {} subscribers",
+                        self.endpoint, self.max_subscribers
+                    );
                     let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
                     return Err(Error::Denied(why));
                 }
@@ -137,15 +144,21 @@ impl Rendezvous {
         let map = Mapping::map(&fd, control::LEN, true)?;
         memory::seal(fd.as_fd(), CONTROL_SEALS)?;
         let start = self.ring.tail();
-        map.u32(control::VERSION).store(layout::LAYOUT_VERSION, Ordering::Relaxed);
+        map.u32(control::VERSION)
+            .store(layout::LAYOUT_VERSION, Ordering::Relaxed);
         map.u32(control::ID).store(id, Ordering::Relaxed);
-        map.u32(control::POLICY).store(request.policy, Ordering::Relaxed);
-        map.u32(control::WAIT).store(request.wait, Ordering::Relaxed);
+        map.u32(control::POLICY)
+            .store(request.policy, Ordering::Relaxed);
+        map.u32(control::WAIT)
+            .store(request.wait, Ordering::Relaxed);
         map.u32(control::PID).store(pid, Ordering::Relaxed);
-        map.u64(control::BLOCK_TIMEOUT_NS).store(request.block_timeout_ns, Ordering::Relaxed);
-        map.u32(control::STATE).store(state::ACTIVE, Ordering::Relaxed);
+        map.u64(control::BLOCK_TIMEOUT_NS)
+            .store(request.block_timeout_ns, Ordering::Relaxed);
+        map.u32(control::STATE)
+            .store(state::ACTIVE, Ordering::Relaxed);
         map.u64(control::CURSOR).store(start, Ordering::Relaxed);
-        map.u32(control::MAGIC).store(layout::CONTROL_MAGIC, Ordering::Release);
+        map.u32(control::MAGIC)
+            .store(layout::CONTROL_MAGIC, Ordering::Release);
         let accept = Accept {
             id,
             slot_count: self.ring.slot_count(),
@@ -154,7 +167,12 @@ impl Rendezvous {
             start,
             publisher_pid: std::process::id(),
         };
-        wire::send(&stream, wire::ACCEPT, &accept.encode(), &[self.data_ro.as_fd(), fd.as_fd()])?;
+        wire::send(
+            &stream,
+            wire::ACCEPT,
+            &accept.encode(),
+            &[self.data_ro.as_fd(), fd.as_fd()],
+        )?;
         stream
             .set_nonblocking(true)
             .map_err(|e| Error::io("configuring a subscriber connection", e))?;
@@ -168,7 +186,10 @@ impl Rendezvous {
         let wait = Wait::from_code(request.wait).unwrap_or(Wait::Adaptive);
         let member = Member::new(id, pid, policy, wait, map, stream, start);
         self.registry.add(Arc::new(member));
-        log::debug!("{}: subscriber {id} (pid {pid}) joined at {start}", self.endpoint);
+        log::debug!(
+            "{}: subscriber {id} (pid {pid}) joined at {start}",
+            self.endpoint
+        );
         Ok(())
     }
 

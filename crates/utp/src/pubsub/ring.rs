@@ -39,12 +39,17 @@ pub enum Probe {
 impl Ring {
     /// Writes a fresh header into a zeroed publisher mapping.
     pub fn init(map: Mapping, slot_count: u32, slot_size: u32) -> Ring {
-        map.u32(data::VERSION).store(layout::LAYOUT_VERSION, Ordering::Relaxed);
-        map.u32(data::SLOT_COUNT).store(slot_count, Ordering::Relaxed);
+        map.u32(data::VERSION)
+            .store(layout::LAYOUT_VERSION, Ordering::Relaxed);
+        map.u32(data::SLOT_COUNT)
+            .store(slot_count, Ordering::Relaxed);
         map.u32(data::SLOT_SIZE).store(slot_size, Ordering::Relaxed);
-        map.u64(data::REGION_LEN).store(map.byte_len() as u64, Ordering::Relaxed);
-        map.u32(data::PUBLISHER_PID).store(std::process::id(), Ordering::Relaxed);
-        map.u32(data::MAGIC).store(layout::DATA_MAGIC, Ordering::Release);
+        map.u64(data::REGION_LEN)
+            .store(map.byte_len() as u64, Ordering::Relaxed);
+        map.u32(data::PUBLISHER_PID)
+            .store(std::process::id(), Ordering::Relaxed);
+        map.u32(data::MAGIC)
+            .store(layout::DATA_MAGIC, Ordering::Release);
         Ring::wrap(map, slot_count, slot_size)
     }
 
@@ -60,8 +65,9 @@ impl Ring {
     /// A subscriber's view: checks the header against the handshake's
     /// geometry (each field read once).
     pub fn attach(map: Mapping, slot_count: u32, slot_size: u32) -> Result<Ring> {
-        let expect = layout::region_len(slot_count, slot_size)
-            .ok_or_else(|| Error::Protocol(format!("bad ring geometry {slot_count} x {slot_size}")))?;
+        let expect = layout::region_len(slot_count, slot_size).ok_or_else(|| {
+            Error::Protocol(format!("bad ring geometry {slot_count} x {slot_size}"))
+        })?;
         let fields = (
             map.u32(data::MAGIC).load(Ordering::Acquire),
             map.u32(data::VERSION).load(Ordering::Relaxed),
@@ -69,7 +75,13 @@ impl Ring {
             map.u32(data::SLOT_SIZE).load(Ordering::Relaxed),
             map.u64(data::REGION_LEN).load(Ordering::Relaxed),
         );
-        let want = (layout::DATA_MAGIC, layout::LAYOUT_VERSION, slot_count, slot_size, expect);
+        let want = (
+            layout::DATA_MAGIC,
+            layout::LAYOUT_VERSION,
+            slot_count,
+            slot_size,
+            expect,
+        );
         if fields != want || map.byte_len() as u64 != expect {
             return Err(Error::Protocol(format!(
                 "pub/sub region header {fields:?} does not match the handshake {want:?}"
@@ -117,7 +129,9 @@ impl Ring {
     /// Marks slot of message `n` as being written (destroys the message a
     /// lap earlier). Publisher only.
     pub fn begin(&self, n: u64) {
-        self.map.u64(self.slot(n) + record::STAMP).store(writing(n), Ordering::Relaxed);
+        self.map
+            .u64(self.slot(n) + record::STAMP)
+            .store(writing(n), Ordering::Relaxed);
         fence(Ordering::Release);
     }
 
@@ -147,7 +161,9 @@ impl Ring {
         if let Some(dst) = unsafe { self.map.bytes_mut(at, HEADER_LEN) } {
             dst.copy_from_slice(&head);
         }
-        self.map.u64(self.slot(n) + record::STAMP).store(committed(n), Ordering::Release);
+        self.map
+            .u64(self.slot(n) + record::STAMP)
+            .store(committed(n), Ordering::Release);
         self.map.u64(data::TAIL).store(n + 1, Ordering::Release);
     }
 
@@ -165,7 +181,10 @@ impl Ring {
 
     /// One read of message `n`'s stamp; when ready, its header.
     pub fn probe(&self, n: u64) -> Probe {
-        let stamp = self.map.u64(self.slot(n) + record::STAMP).load(Ordering::Acquire);
+        let stamp = self
+            .map
+            .u64(self.slot(n) + record::STAMP)
+            .load(Ordering::Acquire);
         match stamp.cmp(&committed(n)) {
             std::cmp::Ordering::Less => Probe::Empty,
             std::cmp::Ordering::Greater => Probe::Lapped,
@@ -191,7 +210,9 @@ impl Ring {
     pub fn copy_payload(&self, n: u64, offset: usize, dst: &mut [u8]) -> bool {
         offset % 8 == 0
             && offset + dst.len() <= self.max_payload()
-            && self.map.copy_out(self.slot(n) + record::PAYLOAD + offset, dst)
+            && self
+                .map
+                .copy_out(self.slot(n) + record::PAYLOAD + offset, dst)
     }
 
     /// Compares message `n`'s payload with `other`.
@@ -208,13 +229,19 @@ impl Ring {
     /// after the caller is done reading.
     pub unsafe fn payload(&self, n: u64, len: usize) -> &[u8] {
         // SAFETY: bounds checked by `bytes`; content caveat forwarded.
-        unsafe { self.map.bytes(self.slot(n) + record::PAYLOAD, len.min(self.max_payload())) }
-            .unwrap_or_default()
+        unsafe {
+            self.map
+                .bytes(self.slot(n) + record::PAYLOAD, len.min(self.max_payload()))
+        }
+        .unwrap_or_default()
     }
 
     /// Whether message `n` is still in its slot (call after copying).
     pub fn intact(&self, n: u64) -> bool {
         fence(Ordering::Acquire);
-        self.map.u64(self.slot(n) + record::STAMP).load(Ordering::Relaxed) == committed(n)
+        self.map
+            .u64(self.slot(n) + record::STAMP)
+            .load(Ordering::Relaxed)
+            == committed(n)
     }
 }

@@ -47,7 +47,11 @@ pub struct ShmPublisher {
 impl ShmPublisher {
     /// Creates the region and binds `NAME`'s rendezvous socket in the
     /// private directory. Fails with `InUse` if a live publisher has it.
-    pub fn create(name: &str, options: &PublisherOptions, endpoint: String) -> Result<ShmPublisher> {
+    pub fn create(
+        name: &str,
+        options: &PublisherOptions,
+        endpoint: String,
+    ) -> Result<ShmPublisher> {
         let len = region_len(options.slots, options.slot_size)
             .ok_or_else(|| Error::Protocol("bad ring geometry".into()))?;
         let fd = memory::create_memfd(&format!("utp-pubsub-{name}"), len)?;
@@ -129,7 +133,10 @@ impl ShmPublisher {
             .filter(|m| matches!(m.policy, Policy::Block { .. }))
             .cloned()
             .collect();
-        self.sleepers = members.into_iter().filter(|m| m.wait != Wait::Spin).collect();
+        self.sleepers = members
+            .into_iter()
+            .filter(|m| m.wait != Wait::Spin)
+            .collect();
     }
 
     /// Begins message number `next`: waits for block-policy subscribers
@@ -208,7 +215,10 @@ fn wait_for(m: &Member, need: u64) {
         let waited = start.elapsed();
         if waited >= timeout {
             m.remove(
-                &format!("evicted: block-policy subscriber did not read message {} within {timeout:?}", need - 1),
+                &format!(
+                    "evicted: block-policy subscriber did not read message {} within {timeout:?}",
+                    need - 1
+                ),
                 true,
             );
             break;
@@ -221,7 +231,11 @@ fn wait_for(m: &Member, need: u64) {
         fence(Ordering::SeqCst);
         let cursor = m.cursor();
         if cursor < need && !m.is_gone() {
-            futex::wait(m.control.addr(control::CURSOR), cursor as u32, BLOCK_SLICE.min(timeout - waited));
+            futex::wait(
+                m.control.addr(control::CURSOR),
+                cursor as u32,
+                BLOCK_SLICE.min(timeout - waited),
+            );
         }
         waiting.store(0, Ordering::Relaxed);
     }
@@ -239,7 +253,8 @@ fn bind(path: &PathBuf, endpoint: &str) -> Result<UnixListener> {
             }
             // A socket file left by a dead publisher: nobody answers.
             let _ = std::fs::remove_file(path);
-            UnixListener::bind(path).map_err(|e| Error::io(format!("binding {}", path.display()), e))
+            UnixListener::bind(path)
+                .map_err(|e| Error::io(format!("binding {}", path.display()), e))
         }
         Err(e) => Err(Error::io(format!("binding {}", path.display()), e)),
     }

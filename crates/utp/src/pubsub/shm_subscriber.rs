@@ -2,13 +2,13 @@
 //! own control block read-write, and reads messages in place.
 
 use super::dir;
+use super::futex;
 use super::inspect::Report;
 use super::layout::{self, control, data, state};
 use super::memory::{self, CONTROL_SEALS, Mapping};
 use super::options::{ADAPTIVE_SPIN, Policy, SubscriberOptions, Wait};
 use super::ring::{Probe, Ring};
 use super::wire::{self, Accept, Subscribe};
-use super::futex;
 use crate::error::{Error, Result};
 use crate::frame::Header;
 use rustix::fs::SealFlags;
@@ -86,7 +86,11 @@ pub fn inspect(name: &str) -> Result<Report> {
 
 impl ShmSubscriber {
     /// Subscribes to publisher `name`.
-    pub fn connect(name: &str, options: SubscriberOptions, endpoint: String) -> Result<ShmSubscriber> {
+    pub fn connect(
+        name: &str,
+        options: SubscriberOptions,
+        endpoint: String,
+    ) -> Result<ShmSubscriber> {
         let path = dir::socket_path(name)?;
         let socket = connect_socket(&path, &endpoint)?;
         let (policy, block_timeout_ns) = match options.policy {
@@ -102,17 +106,36 @@ impl ShmSubscriber {
         let (_, payload, fds) = wire::recv(&socket, Some(wire::ACCEPT))?;
         let accept = Accept::decode(&payload)?;
         let [data_fd, control_fd] = <[_; 2]>::try_from(fds).map_err(|fds: Vec<_>| {
-            Error::Protocol(format!("ACCEPT carried {} descriptors, expected 2", fds.len()))
+            Error::Protocol(format!(
+                "ACCEPT carried {} descriptors, expected 2",
+                fds.len()
+            ))
         })?;
         let len = layout::region_len(accept.slot_count, accept.slot_size)
             .filter(|&l| l == accept.region_len)
             .ok_or_else(|| Error::Protocol(format!("ACCEPT with a bad geometry: {accept:?}")))?;
-        memory::check_sealed(data_fd.as_fd(), REQUIRED_DATA_SEALS, len, "pub/sub data region")?;
-        memory::check_sealed(control_fd.as_fd(), CONTROL_SEALS, control::LEN as u64, "pub/sub control block")?;
-        let ring = Ring::attach(Mapping::map(&data_fd, len as usize, false)?, accept.slot_count, accept.slot_size)?;
+        memory::check_sealed(
+            data_fd.as_fd(),
+            REQUIRED_DATA_SEALS,
+            len,
+            "pub/sub data region",
+        )?;
+        memory::check_sealed(
+            control_fd.as_fd(),
+            CONTROL_SEALS,
+            control::LEN as u64,
+            "pub/sub control block",
+        )?;
+        let ring = Ring::attach(
+            Mapping::map(&data_fd, len as usize, false)?,
+            accept.slot_count,
+            accept.slot_size,
+        )?;
         let control = Mapping::map(&control_fd, control::LEN, true)?;
         if control.u32(control::MAGIC).load(Ordering::Acquire) != layout::CONTROL_MAGIC {
-            return Err(Error::Protocol("the control block has no UTPC magic".into()));
+            return Err(Error::Protocol(
+                "the control block has no UTPC magic".into(),
+            ));
         }
         socket
             .set_nonblocking(true)
@@ -202,8 +225,12 @@ impl ShmSubscriber {
         let skipped = resume - self.cursor;
         self.lost += skipped;
         self.cursor = resume;
-        self.control.u64(control::LOST).store(self.lost, Ordering::Relaxed);
-        self.control.u64(control::CURSOR).store(self.cursor, Ordering::Release);
+        self.control
+            .u64(control::LOST)
+            .store(self.lost, Ordering::Relaxed);
+        self.control
+            .u64(control::CURSOR)
+            .store(self.cursor, Ordering::Release);
         skipped
     }
 
@@ -212,16 +239,27 @@ impl ShmSubscriber {
     pub fn advance(&mut self, intact: bool) {
         if intact {
             self.received += 1;
-            self.control.u64(control::RECEIVED).store(self.received, Ordering::Relaxed);
+            self.control
+                .u64(control::RECEIVED)
+                .store(self.received, Ordering::Relaxed);
         } else {
             self.lost += 1;
-            self.control.u64(control::LOST).store(self.lost, Ordering::Relaxed);
+            self.control
+                .u64(control::LOST)
+                .store(self.lost, Ordering::Relaxed);
         }
         self.cursor += 1;
-        self.control.u64(control::CURSOR).store(self.cursor, Ordering::Release);
+        self.control
+            .u64(control::CURSOR)
+            .store(self.cursor, Ordering::Release);
         if matches!(self.options.policy, Policy::Block { .. }) {
             fence(Ordering::SeqCst);
-            if self.control.u32(control::PUBLISHER_WAITING).load(Ordering::Relaxed) != 0 {
+            if self
+                .control
+                .u32(control::PUBLISHER_WAITING)
+                .load(Ordering::Relaxed)
+                != 0
+            {
                 futex::wake_all(self.control.addr(control::CURSOR));
             }
         }
@@ -239,7 +277,9 @@ impl ShmSubscriber {
         sleep_word.store(1 << 32 | wake as u64, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if self.ring.probe(self.cursor) == Probe::Empty && !self.ring.closed() {
-            let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()).min(SLICE));
+            let slice = deadline.map_or(SLICE, |d| {
+                d.saturating_duration_since(Instant::now()).min(SLICE)
+            });
             futex::wait(self.ring.map().addr(data::WAKE), wake, slice);
         }
         sleep_word.store(0, Ordering::Relaxed);
@@ -253,7 +293,9 @@ impl ShmSubscriber {
             return Err(self.gone("the publisher closed".into()));
         }
         if self.control.u32(control::STATE).load(Ordering::Acquire) == state::EVICTED {
-            return Err(self.gone("the publisher evicted this subscriber (block-policy timeout)".into()));
+            return Err(
+                self.gone("the publisher evicted this subscriber (block-policy timeout)".into())
+            );
         }
         if let Some(d) = deadline
             && Instant::now() >= d
@@ -290,9 +332,16 @@ impl ShmSubscriber {
 
 impl Drop for ShmSubscriber {
     fn drop(&mut self) {
-        self.control.u32(control::STATE).store(state::CLOSED, Ordering::Release);
+        self.control
+            .u32(control::STATE)
+            .store(state::CLOSED, Ordering::Release);
         fence(Ordering::SeqCst);
-        if self.control.u32(control::PUBLISHER_WAITING).load(Ordering::Relaxed) != 0 {
+        if self
+            .control
+            .u32(control::PUBLISHER_WAITING)
+            .load(Ordering::Relaxed)
+            != 0
+        {
             futex::wake_all(self.control.addr(control::CURSOR));
         }
     }

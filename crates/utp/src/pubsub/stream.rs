@@ -13,7 +13,9 @@ use crate::channel::{Channel, Listener};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Header, flags, message_type};
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -190,7 +192,12 @@ fn report(state: &State, queue: usize) -> Report {
                 SubscriberStatus {
                     id: m.id,
                     pid: m.pid,
-                    policy: if matches!(m.policy, Policy::Drop) { "drop" } else { "block" }.into(),
+                    policy: if matches!(m.policy, Policy::Drop) {
+                        "drop"
+                    } else {
+                        "block"
+                    }
+                    .into(),
                     joined_at: m.joined_at,
                     cursor,
                     lag: state.next.saturating_sub(cursor),
@@ -238,7 +245,12 @@ fn accept_loop(mut listener: Box<dyn Listener>, shared: Arc<Shared>) {
         writers.retain(|w| !w.is_finished());
     }
     let _ = listener.close();
-    shared.state.lock().unwrap_or_else(|p| p.into_inner()).members.clear();
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .members
+        .clear();
     for w in writers {
         let _ = w.join();
     }
@@ -248,7 +260,11 @@ fn refuse(channel: &mut Box<dyn Channel>, why: &str) {
     let _ = channel.send(message_type::ERROR, flags::CHECKSUM, why.as_bytes());
 }
 
-fn admit(mut channel: Box<dyn Channel>, shared: &Arc<Shared>, id: u32) -> Result<Option<JoinHandle<()>>> {
+fn admit(
+    mut channel: Box<dyn Channel>,
+    shared: &Arc<Shared>,
+    id: u32,
+) -> Result<Option<JoinHandle<()>>> {
     let peer = channel.peer();
     let me = rustix::process::geteuid().as_raw();
     if let Some(uid) = peer.uid
@@ -262,7 +278,11 @@ fn admit(mut channel: Box<dyn Channel>, shared: &Arc<Shared>, id: u32) -> Result
     channel.recv_timeout(&mut frame, Some(super::rendezvous::REQUEST_TIMEOUT))?;
     match frame.message_type() {
         wire::INSPECT => {
-            let text = report(&shared.state.lock().unwrap_or_else(|p| p.into_inner()), shared.queue).encode();
+            let text = report(
+                &shared.state.lock().unwrap_or_else(|p| p.into_inner()),
+                shared.queue,
+            )
+            .encode();
             channel.send(wire::REPORT, flags::CHECKSUM, text.as_bytes())?;
             return Ok(None);
         }
@@ -295,7 +315,10 @@ fn admit(mut channel: Box<dyn Channel>, shared: &Arc<Shared>, id: u32) -> Result
         let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.members.len() >= shared.max_subscribers {
             drop(state);
-            let why = format!("the publisher already has {} subscribers", shared.max_subscribers);
+            let why = format!(
+                "the publisher already has {} subscribers",
+                shared.max_subscribers
+            );
             refuse(&mut channel, &why);
             return Err(Error::Denied(why));
         }
@@ -335,7 +358,10 @@ fn writer(
     evicted: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) {
-    if channel.send(wire::ACCEPT, flags::CHECKSUM, &accept.encode()).is_err() {
+    if channel
+        .send(wire::ACCEPT, flags::CHECKSUM, &accept.encode())
+        .is_err()
+    {
         gone.store(true, Ordering::Release);
         return;
     }
@@ -350,7 +376,10 @@ fn writer(
             }
             Err(RecvTimeoutError::Timeout) => {
                 if evicted.load(Ordering::Acquire) {
-                    refuse(&mut channel, "evicted: the subscriber's queue stayed full past its block timeout");
+                    refuse(
+                        &mut channel,
+                        "evicted: the subscriber's queue stayed full past its block timeout",
+                    );
                     break;
                 }
                 // A subscriber never speaks after SUBSCRIBE: end-of-file means it is gone.
@@ -397,7 +426,11 @@ impl StreamSubscriber {
                     String::from_utf8_lossy(frame.payload())
                 )));
             }
-            other => return Err(Error::Protocol(format!("expected ACCEPT, got frame type 0x{other:02x}"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "expected ACCEPT, got frame type 0x{other:02x}"
+                )));
+            }
         };
         Ok(StreamSubscriber {
             channel,
@@ -450,14 +483,23 @@ impl StreamSubscriber {
         match self.frame.message_type() {
             wire::MESSAGE => {}
             message_type::ERROR => {
-                return Err(Error::PeerGone(String::from_utf8_lossy(self.frame.payload()).into()));
+                return Err(Error::PeerGone(
+                    String::from_utf8_lossy(self.frame.payload()).into(),
+                ));
             }
             message_type::GOODBYE => return Err(Error::PeerGone("the publisher closed".into())),
-            other => return Err(Error::Protocol(format!("unexpected frame type 0x{other:02x}"))),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected frame type 0x{other:02x}"
+                )));
+            }
         }
         let p = self.frame.payload();
         if p.len() < 9 {
-            return Err(Error::Protocol(format!("MESSAGE of {} bytes, expected >= 9", p.len())));
+            return Err(Error::Protocol(format!(
+                "MESSAGE of {} bytes, expected >= 9",
+                p.len()
+            )));
         }
         let n = u64::from_le_bytes(p[..8].try_into().unwrap_or_default());
         if n < self.expected {
@@ -480,5 +522,8 @@ impl StreamSubscriber {
 
 /// Whether `address` is served by this module.
 pub fn is_stream(address: &Address) -> bool {
-    matches!(address, Address::Unix(_) | Address::UnixAbstract(_) | Address::Tcp(_))
+    matches!(
+        address,
+        Address::Unix(_) | Address::UnixAbstract(_) | Address::Tcp(_)
+    )
 }

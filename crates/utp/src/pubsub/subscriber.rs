@@ -45,11 +45,15 @@ impl Subscriber {
         let endpoint = Endpoint::parse(url)?;
         let options = SubscriberOptions::from_endpoint(&endpoint)?;
         let inner = match &endpoint.address {
-            Address::Shm(name) => Inner::Shm(ShmSubscriber::connect(name, options, url.to_string())?),
+            Address::Shm(name) => {
+                Inner::Shm(ShmSubscriber::connect(name, options, url.to_string())?)
+            }
             a if stream::is_stream(a) => {
                 let (policy, block_timeout_ns) = match options.policy {
                     Policy::Drop => (0, 0),
-                    Policy::Block { timeout } => (1, timeout.as_nanos().min(u64::MAX as u128) as u64),
+                    Policy::Block { timeout } => {
+                        (1, timeout.as_nanos().min(u64::MAX as u128) as u64)
+                    }
                 };
                 let request = Subscribe {
                     policy,
@@ -61,7 +65,10 @@ impl Subscriber {
             other => {
                 return Err(Error::BadUrl {
                     url: url.to_string(),
-                    reason: format!("pub/sub runs over shm://, unix:// and tcp://, not {}://", other.scheme()),
+                    reason: format!(
+                        "pub/sub runs over shm://, unix:// and tcp://, not {}://",
+                        other.scheme()
+                    ),
                 });
             }
         };
@@ -150,7 +157,10 @@ pub fn inspect(url: &str) -> Result<Report> {
         a if stream::is_stream(a) => StreamSubscriber::inspect(&endpoint),
         other => Err(Error::BadUrl {
             url: url.to_string(),
-            reason: format!("pub/sub runs over shm://, unix:// and tcp://, not {}://", other.scheme()),
+            reason: format!(
+                "pub/sub runs over shm://, unix:// and tcp://, not {}://",
+                other.scheme()
+            ),
         }),
     }
 }

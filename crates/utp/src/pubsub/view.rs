@@ -83,7 +83,11 @@ impl<'a> View<'a> {
     }
 
     fn verified<T>(&self, value: T) -> Result<T> {
-        if self.is_intact() { Ok(value) } else { Err(Error::Overwritten) }
+        if self.is_intact() {
+            Ok(value)
+        } else {
+            Err(Error::Overwritten)
+        }
     }
 
     /// Copies the payload (or its first `dst.len()` bytes) into `dst`;
@@ -93,7 +97,10 @@ impl<'a> View<'a> {
         let n = self.len().min(dst.len());
         match &self.inner {
             Inner::Shm(sub) => {
-                if !sub.ring().copy_payload(self.header.sequence, 0, &mut dst[..n]) {
+                if !sub
+                    .ring()
+                    .copy_payload(self.header.sequence, 0, &mut dst[..n])
+                {
                     return Err(Error::Protocol("message payload outside the ring".into()));
                 }
             }

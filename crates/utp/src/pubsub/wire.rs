@@ -54,7 +54,10 @@ impl Subscribe {
     /// Parses and checks a `SUBSCRIBE` payload.
     pub fn decode(p: &[u8]) -> Result<Subscribe> {
         if p.len() != 24 {
-            return Err(Error::Protocol(format!("SUBSCRIBE of {} bytes, expected 24", p.len())));
+            return Err(Error::Protocol(format!(
+                "SUBSCRIBE of {} bytes, expected 24",
+                p.len()
+            )));
         }
         check_version(u32_at(p, 0))?;
         let s = Subscribe {
@@ -108,7 +111,10 @@ impl Accept {
     /// Parses an `ACCEPT` payload (the geometry is checked by the caller).
     pub fn decode(p: &[u8]) -> Result<Accept> {
         if p.len() != 40 {
-            return Err(Error::Protocol(format!("ACCEPT of {} bytes, expected 40", p.len())));
+            return Err(Error::Protocol(format!(
+                "ACCEPT of {} bytes, expected 40",
+                p.len()
+            )));
         }
         check_version(u32_at(p, 0))?;
         Ok(Accept {
@@ -145,7 +151,12 @@ pub fn u64_at(p: &[u8], at: usize) -> u64 {
 }
 
 /// Sends one checksummed frame, with `fds` attached when not empty.
-pub fn send(stream: &UnixStream, message_type: u8, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+pub fn send(
+    stream: &UnixStream,
+    message_type: u8,
+    payload: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<()> {
     let header = Header::new(message_type, flags::CHECKSUM, 1, frame::now_micros());
     let bytes = frame::encode_to_vec(&header, payload);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
@@ -153,8 +164,13 @@ pub fn send(stream: &UnixStream, message_type: u8, payload: &[u8], fds: &[Borrow
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(Error::Protocol("too many descriptors for one frame".into()));
     }
-    let sent = rustix::net::sendmsg(stream, &[IoSlice::new(&bytes)], &mut control, SendFlags::NOSIGNAL)
-        .map_err(|e| map_io("sending a pub/sub rendezvous frame", e.into()))?;
+    let sent = rustix::net::sendmsg(
+        stream,
+        &[IoSlice::new(&bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .map_err(|e| map_io("sending a pub/sub rendezvous frame", e.into()))?;
     if sent < bytes.len() {
         (&*stream)
             .write_all(&bytes[sent..])
@@ -218,7 +234,9 @@ fn map_io(context: &str, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof
         | std::io::ErrorKind::BrokenPipe
-        | std::io::ErrorKind::ConnectionReset => Error::PeerGone(format!("{context}: the peer hung up")),
+        | std::io::ErrorKind::ConnectionReset => {
+            Error::PeerGone(format!("{context}: the peer hung up"))
+        }
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::Timeout {
             waiting_for: "the pub/sub rendezvous",
             after: std::time::Duration::ZERO,
