@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use utp::pubsub::{Publisher, wire};
 
-const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/vectors/pubsub-v1.json");
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/vectors/pubsub-v1.json"
+);
 
 fn messages() -> Vec<(u64, u8, &'static [u8])> {
     vec![
@@ -25,8 +28,11 @@ fn generate() -> Value {
     let url = format!("shm://{name}?slots=4&slot=128");
     let mut publisher = Publisher::create(&url).unwrap();
     // Take the descriptors the way any subscriber does.
-    let stream = std::os::unix::net::UnixStream::connect(utp::pubsub::socket_path(&name).unwrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let stream =
+        std::os::unix::net::UnixStream::connect(utp::pubsub::socket_path(&name).unwrap()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let subscribe = wire::Subscribe {
         policy: 0,
         wait: 2,
@@ -41,7 +47,10 @@ fn generate() -> Value {
         loan.commit_typed(mt, ts).unwrap();
     }
     let mut region = vec![0u8; accept.region_len as usize];
-    assert_eq!(rustix::io::pread(&fds[0], &mut region, 0).unwrap(), region.len());
+    assert_eq!(
+        rustix::io::pread(&fds[0], &mut region, 0).unwrap(),
+        region.len()
+    );
     region[24..28].fill(0); // publisher pid: differs per run
     let mut accept_fixed = accept;
     accept_fixed.publisher_pid = 0;
@@ -80,27 +89,51 @@ fn pubsub_vectors_match_this_build() {
         return;
     }
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    assert_eq!(stored, generated, "docs/vectors/pubsub-v1.json differs from what this build writes");
+    assert_eq!(
+        stored, generated,
+        "docs/vectors/pubsub-v1.json differs from what this build writes"
+    );
 }
 
 #[test]
 fn vector_payloads_decode() {
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    let unhex = |s: &str| -> Vec<u8> { (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect() };
-    let sub = wire::Subscribe::decode(&unhex(stored["subscribe"]["hex"].as_str().unwrap())).unwrap();
-    assert_eq!((sub.policy, sub.wait, sub.block_timeout_ns), (0, 2, 1_000_000_000));
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let sub =
+        wire::Subscribe::decode(&unhex(stored["subscribe"]["hex"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        (sub.policy, sub.wait, sub.block_timeout_ns),
+        (0, 2, 1_000_000_000)
+    );
     let acc = wire::Accept::decode(&unhex(stored["accept"]["hex"].as_str().unwrap())).unwrap();
-    assert_eq!((acc.slot_count, acc.slot_size, acc.region_len), (4, 128, 192 + 4 * 128));
+    assert_eq!(
+        (acc.slot_count, acc.slot_size, acc.region_len),
+        (4, 128, 192 + 4 * 128)
+    );
     let region = unhex(stored["data_region_hex"].as_str().unwrap());
     assert_eq!(&region[0..4], b"UTPB");
     for m in stored["messages"].as_array().unwrap() {
         let n = m["sequence"].as_u64().unwrap();
         let slot = 192 + (n as usize % 4) * 128;
-        assert_eq!(u64::from_le_bytes(region[slot..slot + 8].try_into().unwrap()), 2 * n + 2);
+        assert_eq!(
+            u64::from_le_bytes(region[slot..slot + 8].try_into().unwrap()),
+            2 * n + 2
+        );
         // The frame header at +32 and the payload at +64 form one UTP frame.
-        let len = utp::frame::decode_header(&region[slot + 32..slot + 64], 64).unwrap().payload_length as usize;
-        let (header, payload) = utp::frame::decode(&region[slot + 32..slot + 64 + len], 64).unwrap();
-        assert_eq!((header.sequence, header.message_type as u64), (n, m["type"].as_u64().unwrap()));
+        let len = utp::frame::decode_header(&region[slot + 32..slot + 64], 64)
+            .unwrap()
+            .payload_length as usize;
+        let (header, payload) =
+            utp::frame::decode(&region[slot + 32..slot + 64 + len], 64).unwrap();
+        assert_eq!(
+            (header.sequence, header.message_type as u64),
+            (n, m["type"].as_u64().unwrap())
+        );
         assert_eq!(hex(payload), m["payload_hex"].as_str().unwrap());
     }
 }
