@@ -40,6 +40,7 @@ pub struct ShmSubscriber {
     endpoint: String,
     gone: Option<String>,
     last_check: Instant,
+    polls: u32,
 }
 
 /// Connects to publisher `name`'s rendezvous socket and checks that it
@@ -153,6 +154,7 @@ impl ShmSubscriber {
             endpoint,
             gone: None,
             last_check: Instant::now(),
+            polls: 0,
         })
     }
 
@@ -199,6 +201,18 @@ impl ShmSubscriber {
             }
             if let Some(why) = &self.gone {
                 return Err(Error::PeerGone(why.clone()));
+            }
+            if timeout == Some(Duration::ZERO) {
+                // A poll: nothing there now. Liveness is still checked
+                // every SPIN_CHECK polls so a poller learns of a dead publisher.
+                self.polls = self.polls.wrapping_add(1);
+                if self.polls % SPIN_CHECK == 0 {
+                    self.check(None)?;
+                }
+                return Err(Error::Timeout {
+                    waiting_for: "a published message",
+                    after: Duration::ZERO,
+                });
             }
             spins = spins.wrapping_add(1);
             let sleep = match self.options.wait {
