@@ -525,3 +525,22 @@ fn foreign_uid_cannot_subscribe() {
     assert!(!text.contains("FAIL"), "{text}");
     assert!(text.contains("Permission denied"), "{text}");
 }
+
+#[test]
+fn a_silent_connection_delays_no_one() {
+    let name = unique("silent");
+    let url = format!("shm://{name}");
+    let publisher = Publisher::create(&url).unwrap();
+    let path = utp::pubsub::socket_path(&name).unwrap();
+    let silent: Vec<_> = (0..4)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+        .collect();
+    let start = Instant::now();
+    let sub = Subscriber::connect(&url).unwrap();
+    let took = start.elapsed();
+    // The request timeout is 1 s: a publisher serving requests one by one
+    // would make us wait for the silent peers first.
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    wait_for_subscribers(&publisher, 1);
+    drop((sub, silent));
+}

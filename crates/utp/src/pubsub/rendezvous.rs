@@ -17,13 +17,16 @@ use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How often liveness is checked: departures are noticed within this (plus scheduling).
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(20);
 /// How long a connecting peer has to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most handshakes in progress at once; further connections are closed at once.
+pub const MAX_PENDING: usize = 16;
 
 /// Everything the rendezvous thread needs.
 #[derive(Debug)]
@@ -44,12 +47,17 @@ pub struct Rendezvous {
 
 impl Rendezvous {
     /// Runs until the registry's stop flag is set; then hangs up on everyone.
+    /// Each request is served on its own short-lived thread (at most
+    /// [`MAX_PENDING`] at once), so a peer that connects and says nothing
+    /// delays no one's admission and no departure.
     pub fn run(self) {
-        let mut next_id = 1u32;
-        while !self.registry.stopping() {
-            let (_, members) = self.registry.snapshot();
+        let this = Arc::new(self);
+        let next_id = Arc::new(AtomicU32::new(1));
+        let pending = Arc::new(AtomicUsize::new(0));
+        while !this.registry.stopping() {
+            let (_, members) = this.registry.snapshot();
             let mut fds = Vec::with_capacity(members.len() + 1);
-            fds.push(PollFd::new(&self.listener, PollFlags::IN));
+            fds.push(PollFd::new(&this.listener, PollFlags::IN));
             for m in &members {
                 fds.push(PollFd::new(&m.socket, PollFlags::IN | PollFlags::RDHUP));
             }
@@ -71,22 +79,38 @@ impl Rendezvous {
                 check_alive(m);
             }
             if listener_ready {
-                while let Ok((stream, _)) = self.listener.accept() {
-                    if let Err(e) = self.serve(stream, &mut next_id) {
-                        log::debug!("{}: rendezvous request failed: {e}", self.endpoint);
+                while let Ok((stream, _)) = this.listener.accept() {
+                    if pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING {
+                        pending.fetch_sub(1, Ordering::AcqRel);
+                        continue; // dropped: the peer sees end-of-file
+                    }
+                    let (me, ids, count) = (this.clone(), next_id.clone(), pending.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("utp-pubsub-handshake".into())
+                        .spawn(move || {
+                            if let Err(e) = me.serve(stream, &ids) {
+                                log::debug!("{}: rendezvous request failed: {e}", me.endpoint);
+                            }
+                            count.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        pending.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
             }
-            self.registry.sweep();
+            this.registry.sweep();
         }
-        let (_, members) = self.registry.snapshot();
+        while pending.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (_, members) = this.registry.snapshot();
         for m in members {
             m.remove("the publisher closed", true);
         }
-        self.registry.sweep();
+        this.registry.sweep();
     }
 
-    fn serve(&self, stream: UnixStream, next_id: &mut u32) -> Result<()> {
+    fn serve(&self, stream: UnixStream, next_id: &AtomicU32) -> Result<()> {
         stream
             .set_nonblocking(false)
             .and_then(|_| stream.set_read_timeout(Some(REQUEST_TIMEOUT)))
@@ -127,8 +151,7 @@ impl Rendezvous {
                     let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
                     return Err(Error::Denied(why));
                 }
-                let id = *next_id;
-                *next_id = next_id.wrapping_add(1).max(1);
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
                 self.admit(stream, request, id, cred.pid.as_raw_nonzero().get() as u32)
             }
             other => {
@@ -234,17 +257,19 @@ impl Rendezvous {
 
 /// True when the subscriber's socket is at end-of-file or broken; bytes it
 /// sent (it has nothing to say) are read and discarded.
-fn peer_hung_up(socket: &UnixStream) -> bool {
+/// At most 16 reads per round, so a subscriber that floods its socket
+/// cannot keep this thread from everyone else.
+pub(super) fn peer_hung_up(socket: &UnixStream) -> bool {
     let mut buf = [0u8; 256];
-    loop {
+    for _ in 0..16 {
         match rustix::io::read(socket, &mut buf) {
             Ok(0) => return true,
-            Ok(_) => continue,
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
             Err(rustix::io::Errno::AGAIN) => return false,
-            Err(rustix::io::Errno::INTR) => continue,
             Err(_) => return true,
         }
     }
+    false
 }
 
 fn check_alive(m: &Member) {

@@ -227,6 +227,15 @@ fn wait_for(m: &Member, need: u64) {
             std::hint::spin_loop();
             continue;
         }
+        // Do not wait for the rendezvous thread to notice a death: its
+        // socket hangs up when it exits (a zombie still answers kill 0).
+        if super::rendezvous::peer_hung_up(&m.socket) {
+            m.remove(
+                "its rendezvous socket hung up (process exited or closed)",
+                false,
+            );
+            break;
+        }
         waiting.store(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         let cursor = m.cursor();
