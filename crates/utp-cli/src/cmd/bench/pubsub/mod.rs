@@ -53,8 +53,8 @@ struct Measured {
     msgs_per_s: f64,
 }
 
-/// Per-round figures of one implementation: p50s, p99s, msgs/s, lost shares.
-type Rounds = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+/// Per-round figures of one implementation: p50s, p99s, msgs/s, lost shares, publish ns.
+type Rounds = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
 
 /// One line of the table: medians over rounds.
 #[derive(Clone, Debug)]
@@ -71,6 +71,9 @@ pub struct Row {
     pub msgs_per_s: f64,
     /// Share of messages lost in the flat-out runs.
     pub lost_share: f64,
+    /// The publisher's cost per message flat out (ns), to see what each
+    /// added subscriber costs it.
+    pub publish_ns: f64,
 }
 
 fn now_ns() -> u64 {
@@ -154,7 +157,13 @@ fn line(out: &mut BufReader<std::process::ChildStdout>) -> Result<String, Exit> 
 }
 
 /// One run: `subscribers` processes of `kind`, paced (latency) or flat out.
-fn once(kind: Kind, subscribers: usize, paced: bool, ms: u64) -> Result<Vec<Measured>, Exit> {
+/// Returns each subscriber's figures and the publisher's ns per message.
+fn once(
+    kind: Kind,
+    subscribers: usize,
+    paced: bool,
+    ms: u64,
+) -> Result<(Vec<Measured>, f64), Exit> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static RUN: AtomicU32 = AtomicU32::new(0);
     let name = format!(
@@ -183,7 +192,8 @@ fn once(kind: Kind, subscribers: usize, paced: bool, ms: u64) -> Result<Vec<Meas
         publisher.subscribers_ready().map_err(fail)?;
         std::thread::sleep(Duration::from_millis(20));
         let mut msg = [0u8; MESSAGE];
-        let end = Instant::now() + Duration::from_millis(ms);
+        let started = Instant::now();
+        let end = started + Duration::from_millis(ms);
         let mut seq = 0u64;
         let mut next_at = now_ns();
         while Instant::now() < end {
@@ -200,6 +210,7 @@ fn once(kind: Kind, subscribers: usize, paced: bool, ms: u64) -> Result<Vec<Meas
                 seq += 1;
             }
         }
+        let publish_ns = started.elapsed().as_nanos() as f64 / seq.max(1) as f64;
         msg[..8].copy_from_slice(&STOP.to_le_bytes());
         publisher.publish(&msg).map_err(fail)?;
         let mut results = Vec::new();
@@ -224,7 +235,7 @@ fn once(kind: Kind, subscribers: usize, paced: bool, ms: u64) -> Result<Vec<Meas
             let _ = child.wait();
         }
         drop(publisher);
-        Ok(results)
+        Ok((results, publish_ns))
     })();
     sides::cleanup(kind, &name);
     result
@@ -238,8 +249,8 @@ pub fn measure(counts: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Exi
         let mut per_kind: Vec<Rounds> = vec![Default::default(); kinds.len()];
         for _ in 0..rounds {
             for (k, &kind) in kinds.iter().enumerate() {
-                let latency = once(kind, subs, true, ms)?;
-                let flat = once(kind, subs, false, ms)?;
+                let (latency, _) = once(kind, subs, true, ms)?;
+                let (flat, publish_ns) = once(kind, subs, false, ms)?;
                 let entry = &mut per_kind[k];
                 entry
                     .0
@@ -254,10 +265,11 @@ pub fn measure(counts: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Exi
                     .iter()
                     .fold((0, 0), |a, m| (a.0 + m.received, a.1 + m.lost));
                 entry.3.push(lost as f64 / (got + lost).max(1) as f64);
+                entry.4.push(publish_ns);
             }
         }
         for (k, kind) in kinds.iter().enumerate() {
-            let (p50, p99, tput, lost) = per_kind[k].clone();
+            let (p50, p99, tput, lost, publish) = per_kind[k].clone();
             rows.push(Row {
                 subscribers: subs,
                 kind: kind.name(),
@@ -265,6 +277,7 @@ pub fn measure(counts: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Exi
                 p99_ns: median(p99),
                 msgs_per_s: median(tput),
                 lost_share: median(lost),
+                publish_ns: median(publish),
             });
         }
     }
@@ -274,8 +287,8 @@ pub fn measure(counts: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Exi
 /// Prints the table with ratios against the raw ring (and utp vs iceoryx2).
 pub fn print(rows: &[Row]) {
     println!(
-        "{:>4}  {:<9} {:>9} {:>9} {:>13} {:>7}  {:>10} {:>13}",
-        "subs", "impl", "p50", "p99", "msgs/s/sub", "lost", "p50 / raw", "msgs/s / raw"
+        "{:>4}  {:<9} {:>9} {:>9} {:>13} {:>7} {:>9}  {:>10} {:>13}",
+        "subs", "impl", "p50", "p99", "msgs/s/sub", "lost", "pub ns", "p50 / raw", "msgs/s / raw"
     );
     for r in rows {
         let raw = rows
@@ -285,13 +298,14 @@ pub fn print(rows: &[Row]) {
             (r.p50_ns / b.p50_ns, r.msgs_per_s / b.msgs_per_s)
         });
         println!(
-            "{:>4}  {:<9} {:>7.0}ns {:>7.0}ns {:>13.0} {:>6.2}%  {:>9.2}x {:>12.2}x",
+            "{:>4}  {:<9} {:>7.0}ns {:>7.0}ns {:>13.0} {:>6.2}% {:>7.1}ns  {:>9.2}x {:>12.2}x",
             r.subscribers,
             r.kind,
             r.p50_ns,
             r.p99_ns,
             r.msgs_per_s,
             r.lost_share * 100.0,
+            r.publish_ns,
             lat,
             tput
         );
