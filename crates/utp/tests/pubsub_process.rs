@@ -128,6 +128,7 @@ fn hostile(url: &str) {
         policy: 1,
         wait: 1,
         block_timeout_ns: 200_000_000,
+        notify: false,
     };
     wire::send(&stream, wire::SUBSCRIBE, &request.encode(), &[]).unwrap();
     let (_, payload, fds) = wire::recv(&stream, Some(wire::ACCEPT)).unwrap();

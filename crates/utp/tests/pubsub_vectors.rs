@@ -37,6 +37,7 @@ fn generate() -> Value {
         policy: 0,
         wait: 2,
         block_timeout_ns: 1_000_000_000,
+        notify: false,
     };
     wire::send(&stream, wire::SUBSCRIBE, &subscribe.encode(), &[]).unwrap();
     let (_, accept_bytes, fds) = wire::recv(&stream, Some(wire::ACCEPT)).unwrap();

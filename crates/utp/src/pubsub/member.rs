@@ -5,6 +5,7 @@
 use super::layout::{control, state};
 use super::memory::Mapping;
 use super::options::{Policy, Wait};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,12 +27,16 @@ pub struct Member {
     pub socket: UnixStream,
     /// The message number it joined at.
     pub joined_at: u64,
+    /// Its eventfd (non-blocking), written when it is armed and a message comes.
+    pub notify: Option<OwnedFd>,
     gone: AtomicBool,
     reason: Mutex<Option<String>>,
 }
 
 impl Member {
     /// A member around a filled-in control block.
+    // Eight plain fields of one admission; a builder would add nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u32,
         pid: u32,
@@ -40,6 +45,7 @@ impl Member {
         control: Mapping,
         socket: UnixStream,
         joined_at: u64,
+        notify: Option<OwnedFd>,
     ) -> Member {
         Member {
             id,
@@ -49,6 +55,7 @@ impl Member {
             control,
             socket,
             joined_at,
+            notify,
             gone: AtomicBool::new(false),
             reason: Mutex::new(None),
         }
@@ -63,6 +70,13 @@ impl Member {
     pub fn sleeps_on(&self, wake: u32) -> bool {
         let s = self.control.u64(control::SLEEP).load(Ordering::Relaxed);
         s >> 32 == 1 && s as u32 == wake
+    }
+
+    /// Signals its eventfd, if it has one (never blocks: the fd is non-blocking).
+    pub fn notify(&self) {
+        if let Some(fd) = &self.notify {
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
     }
 
     /// Whether it was removed (died, left or evicted).

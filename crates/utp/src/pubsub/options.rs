@@ -7,7 +7,8 @@
 //!
 //! Subscriber: `?policy=drop|block` (default drop), `?block_timeout_ms=N`
 //! (default 1000: how long the publisher waits for a block subscriber
-//! before it cuts it off), `?wait=spin|block|adaptive` (default adaptive).
+//! before it cuts it off), `?wait=spin|block|adaptive` (default adaptive),
+//! `?notify=eventfd` (shm: a pollable descriptor, see `Subscriber::arm`).
 
 use super::layout::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, region_len};
 use crate::endpoint::Endpoint;
@@ -93,6 +94,9 @@ pub struct SubscriberOptions {
     pub policy: Policy,
     /// Spin, block or adaptive.
     pub wait: Wait,
+    /// Ask for an eventfd that becomes readable when a message arrives
+    /// while the subscriber is armed (`?notify=eventfd`, shm only).
+    pub notify: bool,
 }
 
 impl Default for SubscriberOptions {
@@ -100,6 +104,7 @@ impl Default for SubscriberOptions {
         SubscriberOptions {
             policy: Policy::Drop,
             wait: Wait::Adaptive,
+            notify: false,
         }
     }
 }
@@ -112,7 +117,7 @@ fn bad(e: &Endpoint, reason: String) -> Error {
 }
 
 /// Every option, publisher's and subscriber's: one URL serves both sides.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "slots",
     "slot",
     "max_subscribers",
@@ -120,6 +125,7 @@ const KEYS: [&str; 7] = [
     "policy",
     "block_timeout_ms",
     "wait",
+    "notify",
 ];
 
 fn known(e: &Endpoint) -> Result<()> {
@@ -192,6 +198,15 @@ impl SubscriberOptions {
                 ));
             }
         };
-        Ok(SubscriberOptions { policy, wait })
+        let notify = match e.param("notify") {
+            None | Some("none") => false,
+            Some("eventfd") => true,
+            Some(other) => return Err(bad(e, format!("notify={other:?}: use eventfd"))),
+        };
+        Ok(SubscriberOptions {
+            policy,
+            wait,
+            notify,
+        })
     }
 }

@@ -128,7 +128,7 @@ impl Rendezvous {
             let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
             return Err(Error::Denied(why));
         }
-        let (header, payload, _) = wire::recv(&stream, None)?;
+        let (header, payload, fds) = wire::recv(&stream, None)?;
         match header.message_type {
             wire::INSPECT => {
                 let text = self.report().encode();
@@ -151,8 +151,34 @@ impl Rendezvous {
                     let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
                     return Err(Error::Denied(why));
                 }
+                let notify = match (request.notify, fds.into_iter().next()) {
+                    (false, _) => None,
+                    (true, Some(fd)) => match checked_eventfd(fd) {
+                        Ok(fd) => Some(fd),
+                        Err(e) => {
+                            let _ = wire::send(
+                                &stream,
+                                message_type::ERROR,
+                                e.to_string().as_bytes(),
+                                &[],
+                            );
+                            return Err(e);
+                        }
+                    },
+                    (true, None) => {
+                        let why = "SUBSCRIBE asked for notification but carried no eventfd";
+                        let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
+                        return Err(Error::Protocol(why.into()));
+                    }
+                };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                self.admit(stream, request, id, cred.pid.as_raw_nonzero().get() as u32)
+                self.admit(
+                    stream,
+                    request,
+                    id,
+                    cred.pid.as_raw_nonzero().get() as u32,
+                    notify,
+                )
             }
             other => {
                 let why = format!("unexpected rendezvous frame type 0x{other:02x}");
@@ -162,7 +188,14 @@ impl Rendezvous {
         }
     }
 
-    fn admit(&self, stream: UnixStream, request: Subscribe, id: u32, pid: u32) -> Result<()> {
+    fn admit(
+        &self,
+        stream: UnixStream,
+        request: Subscribe,
+        id: u32,
+        pid: u32,
+        notify: Option<OwnedFd>,
+    ) -> Result<()> {
         let fd = memory::create_memfd(&format!("utp-pubsub-control-{id}"), control::LEN as u64)?;
         let map = Mapping::map(&fd, control::LEN, true)?;
         memory::seal(fd.as_fd(), CONTROL_SEALS)?;
@@ -207,7 +240,7 @@ impl Rendezvous {
             Policy::Drop
         };
         let wait = Wait::from_code(request.wait).unwrap_or(Wait::Adaptive);
-        let member = Member::new(id, pid, policy, wait, map, stream, start);
+        let member = Member::new(id, pid, policy, wait, map, stream, start, notify);
         self.registry.add(Arc::new(member));
         log::debug!(
             "{}: subscriber {id} (pid {pid}) joined at {start}",
@@ -270,6 +303,26 @@ pub(super) fn peer_hung_up(socket: &UnixStream) -> bool {
         }
     }
     false
+}
+
+/// Accepts only an eventfd (a pipe or socket here could block the
+/// publisher's writes), and makes it non-blocking.
+fn checked_eventfd(fd: OwnedFd) -> Result<OwnedFd> {
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map_err(|e| Error::io("checking the subscriber's notification descriptor", e))?;
+    if link.as_os_str() != "anon_inode:[eventfd]" {
+        return Err(Error::Protocol(format!(
+            "the notification descriptor is {}, not an eventfd",
+            link.display()
+        )));
+    }
+    let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("reading eventfd flags", e))?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)
+        .map_err(|e| Error::io("making the eventfd non-blocking", e))?;
+    Ok(fd)
 }
 
 fn check_alive(m: &Member) {

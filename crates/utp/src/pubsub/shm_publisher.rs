@@ -135,7 +135,7 @@ impl ShmPublisher {
             .collect();
         self.sleepers = members
             .into_iter()
-            .filter(|m| m.wait != Wait::Spin)
+            .filter(|m| m.wait != Wait::Spin || m.notify.is_some())
             .collect();
     }
 
@@ -181,9 +181,21 @@ impl ShmPublisher {
         if !self.sleepers.is_empty() {
             fence(Ordering::SeqCst);
             let wake = self.wake_value;
-            if self.sleepers.iter().any(|m| m.sleeps_on(wake)) {
-                self.wake_value = wake.wrapping_add(1);
-                self.ring.wake().store(self.wake_value, Ordering::Release);
+            let mut futex_sleepers = false;
+            let mut bumped = false;
+            for m in &self.sleepers {
+                if m.sleeps_on(wake) {
+                    if !bumped {
+                        // Bump first: a sleeper re-arms only on the new value.
+                        self.wake_value = wake.wrapping_add(1);
+                        self.ring.wake().store(self.wake_value, Ordering::Release);
+                        bumped = true;
+                    }
+                    m.notify();
+                    futex_sleepers |= m.notify.is_none() || m.wait != Wait::Spin;
+                }
+            }
+            if futex_sleepers {
                 futex::wake_all(self.ring.map().addr(super::layout::data::WAKE));
             }
         }
@@ -275,6 +287,9 @@ impl Drop for ShmPublisher {
         self.wake_value = self.wake_value.wrapping_add(1);
         self.ring.wake().store(self.wake_value, Ordering::Release);
         futex::wake_all(self.ring.map().addr(super::layout::data::WAKE));
+        for m in self.registry.snapshot().1 {
+            m.notify(); // event loops learn of the end too
+        }
         self.registry.request_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

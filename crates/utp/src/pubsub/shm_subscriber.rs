@@ -11,8 +11,9 @@ use super::ring::{Probe, Ring};
 use super::wire::{self, Accept, Subscribe};
 use crate::error::{Error, Result};
 use crate::frame::Header;
+use rustix::event::EventfdFlags;
 use rustix::fs::SealFlags;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{Ordering, fence};
@@ -41,6 +42,8 @@ pub struct ShmSubscriber {
     gone: Option<String>,
     last_check: Instant,
     polls: u32,
+    notify: Option<OwnedFd>,
+    armed: bool,
 }
 
 /// Connects to publisher `name`'s rendezvous socket and checks that it
@@ -102,8 +105,18 @@ impl ShmSubscriber {
             policy,
             wait: options.wait.code(),
             block_timeout_ns,
+            notify: options.notify,
         };
-        wire::send(&socket, wire::SUBSCRIBE, &request.encode(), &[])?;
+        let notify = if options.notify {
+            Some(
+                rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                    .map_err(|e| Error::io("creating the notification eventfd", e))?,
+            )
+        } else {
+            None
+        };
+        let fds: Vec<_> = notify.iter().map(|fd| fd.as_fd()).collect();
+        wire::send(&socket, wire::SUBSCRIBE, &request.encode(), &fds)?;
         let (_, payload, fds) = wire::recv(&socket, Some(wire::ACCEPT))?;
         let accept = Accept::decode(&payload)?;
         let [data_fd, control_fd] = <[_; 2]>::try_from(fds).map_err(|fds: Vec<_>| {
@@ -155,6 +168,8 @@ impl ShmSubscriber {
             gone: None,
             last_check: Instant::now(),
             polls: 0,
+            notify,
+            armed: false,
         })
     }
 
@@ -192,7 +207,12 @@ impl ShmSubscriber {
         let mut spins = 0u32;
         loop {
             match self.ring.probe(self.cursor) {
-                Probe::Ready(h) => return Ok((h, skipped)),
+                Probe::Ready(h) => {
+                    if std::mem::take(&mut self.armed) {
+                        self.control.u64(control::SLEEP).store(0, Ordering::Relaxed);
+                    }
+                    return Ok((h, skipped));
+                }
                 Probe::Lapped => {
                     skipped += self.skip();
                     continue;
@@ -228,6 +248,41 @@ impl ShmSubscriber {
                 std::hint::spin_loop();
             }
         }
+    }
+
+    /// The notification eventfd, if subscribed with `?notify=eventfd`.
+    pub fn notify_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.notify.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// The rendezvous socket: readable or hung up when the publisher ends.
+    pub fn liveness_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// Drains the eventfd and arms the publisher's signal (the same
+    /// Dekker pairing as a futex sleep). True if a message is already there.
+    pub fn arm(&mut self) -> Result<bool> {
+        let Some(fd) = &self.notify else {
+            return Err(Error::Protocol(
+                "arm needs a subscriber connected with ?notify=eventfd".into(),
+            ));
+        };
+        let mut counter = [0u8; 8];
+        let _ = rustix::io::read(fd, &mut counter);
+        if self.ring.closed() || self.gone.is_some() {
+            return Ok(true);
+        }
+        let wake = self.ring.wake().load(Ordering::Acquire);
+        let sleep_word = self.control.u64(control::SLEEP);
+        sleep_word.store(1 << 32 | wake as u64, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if self.ring.probe(self.cursor) != Probe::Empty {
+            sleep_word.store(0, Ordering::Relaxed);
+            return Ok(true);
+        }
+        self.armed = true;
+        Ok(false)
     }
 
     /// Skips past a lap: resumes at the oldest message a quarter ring

@@ -8,6 +8,7 @@ use super::view::View;
 use super::wire::Subscribe;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 /// One reader of a pub/sub topic, with its own cursor.
@@ -59,6 +60,7 @@ impl Subscriber {
                     policy,
                     wait: options.wait.code(),
                     block_timeout_ns,
+                    notify: false,
                 };
                 Inner::Stream(StreamSubscriber::connect(&endpoint, request)?)
             }
@@ -112,6 +114,37 @@ impl Subscriber {
                 Err(Error::Overwritten) => carried += view.lost_before() + 1,
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// The eventfd of `?notify=eventfd` (shm only): after [`arm`](Self::arm)
+    /// returned false it becomes readable when a message arrives.
+    pub fn notify_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.inner {
+            Inner::Shm(s) => s.notify_fd(),
+            Inner::Stream(_) => None,
+        }
+    }
+
+    /// A descriptor that becomes readable (or hangs up) when the publisher
+    /// goes away, to poll beside [`notify_fd`](Self::notify_fd) (shm only).
+    pub fn liveness_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.inner {
+            Inner::Shm(s) => Some(s.liveness_fd()),
+            Inner::Stream(_) => None,
+        }
+    }
+
+    /// For event loops: drains the notification eventfd and asks the
+    /// publisher to signal it at the next message. Returns true if a
+    /// message (or the publisher's end) is already there — receive instead
+    /// of polling. Needs `?notify=eventfd`.
+    pub fn arm(&mut self) -> Result<bool> {
+        match &mut self.inner {
+            Inner::Shm(s) => s.arm(),
+            Inner::Stream(_) => Err(Error::Protocol(
+                "notification descriptors exist for shm:// subscribers only".into(),
+            )),
         }
     }
 

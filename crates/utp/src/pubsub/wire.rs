@@ -37,16 +37,22 @@ pub struct Subscribe {
     pub wait: u32,
     /// Block-policy timeout in nanoseconds.
     pub block_timeout_ns: u64,
+    /// An eventfd comes with the frame, to be signalled while the
+    /// subscriber is armed (flag bit 0 of the u32 at +12).
+    pub notify: bool,
 }
 
+/// SUBSCRIBE flag: an eventfd is attached.
+pub const FLAG_NOTIFY: u32 = 1;
+
 impl Subscribe {
-    /// u32 version, u32 policy, u32 wait, u32 zero, u64 block_timeout_ns.
+    /// u32 version, u32 policy, u32 wait, u32 flags, u64 block_timeout_ns.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(24);
         out.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
         out.extend_from_slice(&self.policy.to_le_bytes());
         out.extend_from_slice(&self.wait.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(if self.notify { FLAG_NOTIFY } else { 0 }).to_le_bytes());
         out.extend_from_slice(&self.block_timeout_ns.to_le_bytes());
         out
     }
@@ -64,8 +70,9 @@ impl Subscribe {
             policy: u32_at(p, 4),
             wait: u32_at(p, 8),
             block_timeout_ns: u64_at(p, 16),
+            notify: u32_at(p, 12) & FLAG_NOTIFY != 0,
         };
-        if s.policy > 1 || s.wait > 2 {
+        if s.policy > 1 || s.wait > 2 || u32_at(p, 12) & !FLAG_NOTIFY != 0 {
             return Err(Error::Protocol(format!(
                 "SUBSCRIBE with policy {} / wait {} out of range",
                 s.policy, s.wait
