@@ -106,6 +106,21 @@ fn child_entry() {
                 Err(e) => say(&format!("ERR {e}")),
             }
         }
+        "foreign-sub" => match Subscriber::connect(&url) {
+            Ok(mut sub) => {
+                say("READY");
+                let mut buf = Vec::new();
+                match sub.recv(&mut buf, LONG) {
+                    Ok(got) => say(&format!(
+                        "DONE {} {}",
+                        got.sequence,
+                        String::from_utf8_lossy(&buf)
+                    )),
+                    Err(e) => say(&format!("ERR {e}")),
+                }
+            }
+            Err(e) => say(&format!("ERR {e}")),
+        },
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
@@ -544,4 +559,54 @@ fn a_silent_connection_delays_no_one() {
     assert!(took < Duration::from_millis(500), "{took:?}");
     wait_for_subscribers(&publisher, 1);
     drop((sub, silent));
+}
+
+fn as_nobody(role: &str, url: &str) -> Option<Proc> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to act as another user with setpriv");
+        return None;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "child_entry",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env("UTP_CHILD_ROLE", role)
+        .env("UTP_CHILD_URL", url)
+        .env_remove("XDG_RUNTIME_DIR");
+    Some(Proc::spawn_command(cmd))
+}
+
+#[test]
+fn allow_uid_admits_exactly_the_listed_users() {
+    let name = unique("allowed");
+    let mut publisher = Publisher::create(&format!("shm://{name}?allow_uid=65534")).unwrap();
+    let Some(mut nobody) = as_nobody("foreign-sub", &format!("shm://{name}?publisher_uid=0"))
+    else {
+        return;
+    };
+    let ready = nobody.line();
+    if !ready.starts_with("READY") {
+        panic!("uid 65534 could not subscribe: {ready}");
+    }
+    wait_for_subscribers(&publisher, 1);
+    publisher.send(b"for nobody").unwrap();
+    assert_eq!(nobody.expect_fields("DONE"), ["0", "for", "nobody"]);
+    nobody.wait_ok();
+
+    // A publisher that allows some other uid still refuses 65534.
+    let other = unique("allowed-other");
+    let _publisher = Publisher::create(&format!("shm://{other}?allow_uid=12345")).unwrap();
+    let mut nobody = as_nobody("foreign-sub", &format!("shm://{other}?publisher_uid=0")).unwrap();
+    let refused = nobody.expect("ERR");
+    assert!(
+        refused.contains("permission denied") && refused.contains("65534"),
+        "{refused}"
+    );
 }

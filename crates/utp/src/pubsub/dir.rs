@@ -42,6 +42,46 @@ pub fn socket_path(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The directory of publishers that admit other users (`?allow_uid=`):
+/// `/tmp/utp-UID-shared/`, mode 0711 — others may reach a socket whose
+/// name they know, but neither list nor create entries, so they can
+/// neither squat a name nor replace a socket. Created by its owner only.
+pub fn shared_dir(owner: u32, create: bool) -> Result<PathBuf> {
+    let dir = PathBuf::from(format!("/tmp/utp-{owner}-shared"));
+    if create {
+        match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o711)) {
+            Ok(()) => rustix::fs::chmod(&dir, Mode::from_raw_mode(0o711))
+                .map_err(|e| Error::io(format!("setting the mode of {}", dir.display()), e))?,
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+        }
+    }
+    check_owned(&dir, owner, false)?;
+    let mode = rustix::fs::lstat(&dir)
+        .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?
+        .st_mode;
+    if mode & 0o022 != 0 {
+        return Err(Error::Denied(format!(
+            "{} has mode {:o}: others could create or replace sockets in it",
+            dir.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(dir)
+}
+
+/// The rendezvous socket of a publisher of uid `owner` that admits other users.
+pub fn shared_socket_path(name: &str, owner: u32, create: bool) -> Result<PathBuf> {
+    let path = shared_dir(owner, create)?.join(format!("pubsub.{name}.sock"));
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::BadUrl {
+            url: format!("shm://{name}"),
+            reason: format!("the rendezvous socket path {} is too long", path.display()),
+        });
+    }
+    Ok(path)
+}
+
 fn ensure(dir: &Path, uid: u32) -> Result<()> {
     match rustix::fs::mkdir(dir, Mode::RWXU) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => {}

@@ -8,7 +8,11 @@
 //! Subscriber: `?policy=drop|block` (default drop), `?block_timeout_ms=N`
 //! (default 1000: how long the publisher waits for a block subscriber
 //! before it cuts it off), `?wait=spin|block|adaptive` (default adaptive),
-//! `?notify=eventfd` (shm: a pollable descriptor, see `Subscriber::arm`).
+//! `?notify=eventfd` (shm: a pollable descriptor, see `Subscriber::arm`),
+//! `?publisher_uid=N` (subscribe to another user's publisher).
+//!
+//! Publisher, shm: `?allow_uid=N[,M...]` admits those uids besides our own
+//! (the socket then lives in `/tmp/utp-UID-shared/`, mode 0711).
 
 use super::layout::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, region_len};
 use crate::endpoint::Endpoint;
@@ -64,8 +68,11 @@ impl Wait {
 }
 
 /// Publisher options.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublisherOptions {
+    /// Other uids admitted besides our own (`?allow_uid=1000,1001`); when
+    /// not empty the socket lives in the shared directory (`dir.rs`).
+    pub allow_uids: Vec<u32>,
     /// Slots in the ring.
     pub slots: u32,
     /// Bytes per slot.
@@ -79,6 +86,7 @@ pub struct PublisherOptions {
 impl Default for PublisherOptions {
     fn default() -> Self {
         PublisherOptions {
+            allow_uids: Vec::new(),
             slots: DEFAULT_SLOTS,
             slot_size: DEFAULT_SLOT_SIZE,
             max_subscribers: 1024,
@@ -97,6 +105,10 @@ pub struct SubscriberOptions {
     /// Ask for an eventfd that becomes readable when a message arrives
     /// while the subscriber is armed (`?notify=eventfd`, shm only).
     pub notify: bool,
+    /// The uid of a publisher of another user (`?publisher_uid=N`): its
+    /// socket is looked up in that user's shared directory, and its
+    /// credentials must show that uid.
+    pub publisher_uid: Option<u32>,
 }
 
 impl Default for SubscriberOptions {
@@ -105,6 +117,7 @@ impl Default for SubscriberOptions {
             policy: Policy::Drop,
             wait: Wait::Adaptive,
             notify: false,
+            publisher_uid: None,
         }
     }
 }
@@ -117,7 +130,7 @@ fn bad(e: &Endpoint, reason: String) -> Error {
 }
 
 /// Every option, publisher's and subscriber's: one URL serves both sides.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "slots",
     "slot",
     "max_subscribers",
@@ -126,6 +139,8 @@ const KEYS: [&str; 8] = [
     "block_timeout_ms",
     "wait",
     "notify",
+    "allow_uid",
+    "publisher_uid",
 ];
 
 fn known(e: &Endpoint) -> Result<()> {
@@ -168,7 +183,21 @@ impl PublisherOptions {
                 "max_subscribers must be 1..=65536 and queue 1..=1048576".into(),
             ));
         }
+        let allow_uids = match e.param("allow_uid") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|u| u.trim().parse::<u32>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    bad(
+                        e,
+                        format!("allow_uid={list:?}: a comma-separated list of numeric uids"),
+                    )
+                })?,
+        };
         Ok(PublisherOptions {
+            allow_uids,
             slots,
             slot_size,
             max_subscribers: max_subscribers as usize,
@@ -203,10 +232,12 @@ impl SubscriberOptions {
             Some("eventfd") => true,
             Some(other) => return Err(bad(e, format!("notify={other:?}: use eventfd"))),
         };
+        let publisher_uid = e.param_number("publisher_uid")?.map(|u| u as u32);
         Ok(SubscriberOptions {
             policy,
             wait,
             notify,
+            publisher_uid,
         })
     }
 }

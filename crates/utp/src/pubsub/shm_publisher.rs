@@ -60,8 +60,19 @@ impl ShmPublisher {
         let data_ro = memory::reopen_read_only(fd.as_fd())?;
         drop(fd);
         let ring = Arc::new(Ring::init(map, options.slots, options.slot_size));
-        let socket_path = dir::socket_path(name)?;
+        let me = rustix::process::geteuid().as_raw();
+        let socket_path = if options.allow_uids.is_empty() {
+            dir::socket_path(name)?
+        } else {
+            dir::shared_socket_path(name, me, true)?
+        };
         let listener = bind(&socket_path, &endpoint)?;
+        if !options.allow_uids.is_empty() {
+            // connect(2) needs write permission on the socket; the peer's
+            // uid is checked on every connection (SO_PEERCRED).
+            rustix::fs::chmod(&socket_path, rustix::fs::Mode::from_raw_mode(0o666))
+                .map_err(|e| Error::io("opening the rendezvous socket to allowed uids", e))?;
+        }
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("configuring the rendezvous socket", e))?;
@@ -72,6 +83,7 @@ impl ShmPublisher {
             ring: ring.clone(),
             data_ro,
             max_subscribers: options.max_subscribers,
+            allow_uids: options.allow_uids.clone(),
             endpoint: endpoint.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -110,15 +122,16 @@ impl ShmPublisher {
     /// The publisher's state, as `utp inspect` shows it.
     pub fn report(&self) -> inspect::Report {
         // The rendezvous thread builds reports; ask it like anyone else.
-        super::shm_subscriber::inspect_path(&self.socket_path).unwrap_or_else(|_| inspect::Report {
-            publisher_pid: std::process::id(),
-            transport: "shm".into(),
-            slots: self.ring.slot_count() as u64,
-            slot_size: self.ring.slot_size() as u64,
-            published: self.next,
-            subscribers: Vec::new(),
-            departed: Vec::new(),
-        })
+        super::shm_subscriber::inspect_path(&self.socket_path, rustix::process::geteuid().as_raw())
+            .unwrap_or_else(|_| inspect::Report {
+                publisher_pid: std::process::id(),
+                transport: "shm".into(),
+                slots: self.ring.slot_count() as u64,
+                slot_size: self.ring.slot_size() as u64,
+                published: self.next,
+                subscribers: Vec::new(),
+                departed: Vec::new(),
+            })
     }
 
     fn refresh(&mut self) {

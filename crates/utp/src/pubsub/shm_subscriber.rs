@@ -48,7 +48,7 @@ pub struct ShmSubscriber {
 
 /// Connects to publisher `name`'s rendezvous socket and checks that it
 /// belongs to our own user.
-fn connect_socket(path: &Path, endpoint: &str) -> Result<UnixStream> {
+fn connect_socket(path: &Path, endpoint: &str, owner: u32) -> Result<UnixStream> {
     let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => Error::Denied(format!(
             "{endpoint}: {} is not ours to reach: {e}",
@@ -61,9 +61,9 @@ fn connect_socket(path: &Path, endpoint: &str) -> Result<UnixStream> {
     })?;
     let cred = rustix::net::sockopt::socket_peercred(&stream)
         .map_err(|e| Error::io("reading the publisher's credentials", e))?;
-    if cred.uid != rustix::process::geteuid() {
+    if cred.uid.as_raw() != owner {
         return Err(Error::Denied(format!(
-            "{endpoint}: the publisher runs as uid {}, not as us",
+            "{endpoint}: the publisher runs as uid {}, not {owner}",
             cred.uid.as_raw()
         )));
     }
@@ -76,16 +76,37 @@ fn connect_socket(path: &Path, endpoint: &str) -> Result<UnixStream> {
 }
 
 /// Asks the publisher at a rendezvous socket path for its report.
-pub fn inspect_path(path: &Path) -> Result<Report> {
-    let stream = connect_socket(path, &path.display().to_string())?;
+pub fn inspect_path(path: &Path, owner: u32) -> Result<Report> {
+    let stream = connect_socket(path, &path.display().to_string(), owner)?;
     wire::send(&stream, wire::INSPECT, &[], &[])?;
     let (_, text, _) = wire::recv(&stream, Some(wire::REPORT))?;
     Report::decode(&String::from_utf8_lossy(&text))
 }
 
-/// Asks publisher `name` for its report.
-pub fn inspect(name: &str) -> Result<Report> {
-    inspect_path(&dir::socket_path(name)?)
+/// Asks publisher `name` (of uid `owner`, our own if `None`) for its report.
+pub fn inspect(name: &str, owner: Option<u32>) -> Result<Report> {
+    let (path, owner) = locate(name, owner)?;
+    inspect_path(&path, owner)
+}
+
+/// Where publisher `name` listens and which uid it must run as: another
+/// user's shared directory, else our private directory, else our own
+/// shared directory (a publisher of ours that admits other users too).
+fn locate(name: &str, owner: Option<u32>) -> Result<(std::path::PathBuf, u32)> {
+    let me = rustix::process::geteuid().as_raw();
+    match owner {
+        Some(uid) if uid != me => Ok((dir::shared_socket_path(name, uid, false)?, uid)),
+        _ => {
+            let private = dir::socket_path(name)?;
+            if !private.exists()
+                && let Ok(shared) = dir::shared_socket_path(name, me, false)
+                && shared.exists()
+            {
+                return Ok((shared, me));
+            }
+            Ok((private, me))
+        }
+    }
 }
 
 impl ShmSubscriber {
@@ -95,8 +116,8 @@ impl ShmSubscriber {
         options: SubscriberOptions,
         endpoint: String,
     ) -> Result<ShmSubscriber> {
-        let path = dir::socket_path(name)?;
-        let socket = connect_socket(&path, &endpoint)?;
+        let (path, owner) = locate(name, options.publisher_uid)?;
+        let socket = connect_socket(&path, &endpoint, owner)?;
         let (policy, block_timeout_ns) = match options.policy {
             Policy::Drop => (0, 0),
             Policy::Block { timeout } => (1, timeout.as_nanos().min(u64::MAX as u128) as u64),

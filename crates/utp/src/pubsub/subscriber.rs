@@ -186,7 +186,10 @@ impl Subscriber {
 pub fn inspect(url: &str) -> Result<Report> {
     let endpoint = Endpoint::parse(url)?;
     match &endpoint.address {
-        Address::Shm(name) => shm_subscriber::inspect(name),
+        Address::Shm(name) => {
+            let owner = SubscriberOptions::from_endpoint(&endpoint)?.publisher_uid;
+            shm_subscriber::inspect(name, owner)
+        }
         a if stream::is_stream(a) => StreamSubscriber::inspect(&endpoint),
         other => Err(Error::BadUrl {
             url: url.to_string(),
