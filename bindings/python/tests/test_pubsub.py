@@ -44,7 +44,8 @@ def start_publisher(utp_bin, url):
             return proc, pubsub.Subscriber(url + "?policy=block&block_timeout_ms=10000")
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
+                proc.terminate()  # SIGTERM: the publisher removes its socket
+                proc.wait(timeout=20)
                 raise
             time.sleep(0.02)
 

@@ -3,6 +3,8 @@
 
 use crate::exit::{CmdResult, Exit};
 use std::io::{BufRead, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use utp::pubsub::Publisher;
 
@@ -42,38 +44,86 @@ pub fn run(args: Args) -> CmdResult {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    if args.frames {
+    // stdin is read on its own thread so that SIGINT/SIGTERM end the
+    // publisher cleanly (socket removed, subscribers told) even while no
+    // input comes.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<Result<(u8, Vec<u8>), Exit>>(1024);
+    let max = publisher.max_payload();
+    let frames = args.frames;
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
         loop {
-            let mut head = [0u8; utp::frame::HEADER_LEN];
-            match input.read_exact(&mut head) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e.into()),
+            let next = if frames {
+                read_frame(&mut input, max)
+            } else {
+                read_line(&mut input)
+            };
+            match next {
+                Ok(Some(message)) => {
+                    if tx.send(Ok(message)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
             }
-            let max = publisher.max_payload();
-            let header = utp::frame::decode_header(&head, max).map_err(utp::Error::from)?;
-            let mut bytes = head.to_vec();
-            bytes.resize(header.frame_len(), 0);
-            input.read_exact(&mut bytes[utp::frame::HEADER_LEN..])?;
-            let (header, payload) = utp::frame::decode(&bytes, max).map_err(utp::Error::from)?;
-            publisher.send_typed(header.message_type, payload)?;
         }
-    } else {
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
-                break;
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Ok((message_type, payload))) => {
+                publisher.send_typed(message_type, &payload)?;
             }
-            if line.last() == Some(&b'\n') {
-                line.pop();
+            Ok(Err(e)) => return Err(e),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Relaxed) {
+                    eprintln!("utp: interrupted");
+                    return Ok(());
+                }
             }
-            publisher.send_typed(utp::frame::message_type::TEXT, &line)?;
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
     }
     eprintln!("utp: published {} messages", publisher.published());
-    std::thread::sleep(args.linger);
+    let until = Instant::now() + args.linger;
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(())
+}
+
+/// One line (without its newline) as a TEXT message; `None` at end of input.
+fn read_line(input: &mut impl BufRead) -> Result<Option<(u8, Vec<u8>)>, Exit> {
+    let mut line = Vec::new();
+    if input.read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(Some((utp::frame::message_type::TEXT, line)))
+}
+
+/// One UTP frame's type and payload; `None` at a clean end of input.
+fn read_frame(input: &mut impl Read, max: usize) -> Result<Option<(u8, Vec<u8>)>, Exit> {
+    let mut head = [0u8; utp::frame::HEADER_LEN];
+    match input.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let header = utp::frame::decode_header(&head, max).map_err(utp::Error::from)?;
+    let mut bytes = head.to_vec();
+    bytes.resize(header.frame_len(), 0);
+    input.read_exact(&mut bytes[utp::frame::HEADER_LEN..])?;
+    let (header, payload) = utp::frame::decode(&bytes, max).map_err(utp::Error::from)?;
+    Ok(Some((header.message_type, payload.to_vec())))
 }
