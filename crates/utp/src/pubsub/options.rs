@@ -241,3 +241,50 @@ impl SubscriberOptions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publisher(url: &str) -> Result<PublisherOptions> {
+        PublisherOptions::from_endpoint(&Endpoint::parse(url)?)
+    }
+
+    fn subscriber(url: &str) -> Result<SubscriberOptions> {
+        SubscriberOptions::from_endpoint(&Endpoint::parse(url)?)
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let p = publisher("shm://x?slots=64&slot=256&allow_uid=7,8").unwrap();
+        assert_eq!((p.slots, p.slot_size, p.allow_uids), (64, 256, vec![7, 8]));
+        for bad in [
+            "shm://x?slots=100",
+            "shm://x?slot=100",
+            "shm://x?slots=1",
+            "shm://x?slots=1073741824",
+            "shm://x?colour=red",
+            "shm://x?allow_uid=root",
+            "shm://x?queue=0",
+        ] {
+            assert!(publisher(bad).is_err(), "{bad}");
+        }
+        let s =
+            subscriber("shm://x?policy=block&block_timeout_ms=5&wait=spin&notify=eventfd").unwrap();
+        assert_eq!(
+            s.policy,
+            Policy::Block {
+                timeout: Duration::from_millis(5)
+            }
+        );
+        assert_eq!((s.wait, s.notify), (Wait::Spin, true));
+        assert_eq!(subscriber("shm://x").unwrap(), SubscriberOptions::default());
+        for bad in [
+            "shm://x?policy=maybe",
+            "shm://x?wait=nap",
+            "shm://x?notify=signal",
+        ] {
+            assert!(subscriber(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -251,3 +251,39 @@ fn map_io(context: &str, e: std::io::Error) -> Error {
         _ => Error::io(context, e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_bad_ones_are_refused() {
+        let s = Subscribe {
+            policy: 1,
+            wait: 2,
+            block_timeout_ns: 5,
+            notify: true,
+        };
+        assert_eq!(Subscribe::decode(&s.encode()).unwrap(), s);
+        let mut bad = s.encode();
+        bad[0] = 9; // version
+        assert!(Subscribe::decode(&bad).is_err());
+        let mut bad = s.encode();
+        bad[4] = 2; // policy
+        assert!(Subscribe::decode(&bad).is_err());
+        let mut bad = s.encode();
+        bad[13] = 1; // an unknown flag
+        assert!(Subscribe::decode(&bad).is_err());
+        assert!(Subscribe::decode(&s.encode()[..23]).is_err());
+        let a = Accept {
+            id: 3,
+            slot_count: 16,
+            slot_size: 128,
+            region_len: 192 + 16 * 128,
+            start: 99,
+            publisher_pid: 42,
+        };
+        assert_eq!(Accept::decode(&a.encode()).unwrap(), a);
+        assert!(Accept::decode(&a.encode()[..39]).is_err());
+    }
+}
