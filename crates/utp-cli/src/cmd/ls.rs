@@ -1,5 +1,5 @@
 //! `utp ls`: utp endpoints on this machine, like `ls /dev/shm` or `ipcs`:
-//! listeners, link regions and seqlock cells.
+//! listeners, link regions, seqlock cells and pub/sub publishers.
 
 use crate::exit::CmdResult;
 
@@ -11,7 +11,8 @@ pub struct Args {}
 pub fn run(_args: Args) -> CmdResult {
     let entries = utp::shm::inspect::list();
     let cells = utp::seqlock::inspect::list_cells();
-    if entries.is_empty() && cells.is_empty() {
+    let publishers = utp::pubsub::list();
+    if entries.is_empty() && cells.is_empty() && publishers.is_empty() {
         println!("no utp endpoints");
     }
     for e in entries {
@@ -38,6 +39,19 @@ pub fn run(_args: Args) -> CmdResult {
                 }
             ),
             Err(e) => println!("seqlock   {url}  unreadable: {e}"),
+        }
+    }
+    for (url, report) in publishers {
+        match report {
+            Ok(r) => println!(
+                "pubsub    {url}  publisher pid {}, {} slots of {} bytes, {} published, {} subscriber(s)",
+                r.publisher_pid,
+                r.slots,
+                r.slot_size,
+                r.published,
+                r.subscribers.len()
+            ),
+            Err(e) => println!("pubsub    {url}  no publisher answers (stale socket): {e}"),
         }
     }
     Ok(())

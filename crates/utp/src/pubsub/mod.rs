@@ -51,6 +51,34 @@ pub use rendezvous::LIVENESS_PERIOD;
 pub use subscriber::{Received, Subscriber, inspect};
 pub use view::View;
 
+/// Our publishers on this machine: `shm://NAME` and its report (or why
+/// it could not be read: a stale socket of a dead publisher), from the
+/// sockets in our private and shared directories.
+pub fn list() -> Vec<(String, crate::Result<Report>)> {
+    let me = rustix::process::geteuid().as_raw();
+    let dirs = [dir::private_dir().ok(), dir::shared_dir(me, false).ok()];
+    let mut found = Vec::new();
+    for d in dirs.into_iter().flatten() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file
+                .strip_prefix("pubsub.")
+                .and_then(|f| f.strip_suffix(".sock"))
+            {
+                let url = format!("shm://{name}");
+                let report = inspect(&url);
+                found.push((url, report));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.dedup_by(|a, b| a.0 == b.0);
+    found
+}
+
 /// The rendezvous socket path of `shm://NAME` (in the per-user private directory).
 pub fn socket_path(name: &str) -> crate::Result<std::path::PathBuf> {
     dir::socket_path(name)

@@ -44,6 +44,8 @@ pub struct ShmSubscriber {
     polls: u32,
     notify: Option<OwnedFd>,
     armed: bool,
+    /// The timeout of the call in progress, for its error message.
+    timeout: Option<Duration>,
 }
 
 /// Connects to publisher `name`'s rendezvous socket and checks that it
@@ -191,6 +193,7 @@ impl ShmSubscriber {
             polls: 0,
             notify,
             armed: false,
+            timeout: None,
         })
     }
 
@@ -223,6 +226,7 @@ impl ShmSubscriber {
     /// number of messages skipped just before it (overrun).
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<(Header, u64)> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        self.timeout = timeout;
         let mut skipped = 0u64;
         let started = Instant::now();
         let mut spins = 0u32;
@@ -392,7 +396,7 @@ impl ShmSubscriber {
         {
             return Err(Error::Timeout {
                 waiting_for: "a published message",
-                after: d.saturating_duration_since(self.last_check),
+                after: self.timeout.unwrap_or_default(),
             });
         }
         if self.last_check.elapsed() < Duration::from_millis(1) {
