@@ -31,7 +31,12 @@ fn pub_lines_reach_sub_json_and_inspect_shows_the_subscriber() {
     }
     let ls = utp().arg("ls").output().unwrap();
     let listed = String::from_utf8_lossy(&ls.stdout);
-    assert!(listed.lines().any(|l| l.starts_with("pubsub") && l.contains(&url)), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("pubsub") && l.contains(&url)),
+        "{listed}"
+    );
     let subscriber = utp()
         .args(["sub", &url, "--json", "--count", "3"])
         .stdout(Stdio::piped())
