@@ -71,3 +71,38 @@ def test_python_subscriber_receives_every_line_from_rust(utp_bin):
 def test_python_subscriber_times_out_and_refuses_missing_publisher():
     with pytest.raises(Exception):
         pubsub.Subscriber(f"shm://{unique_name('py-nobody')}")
+
+
+def test_python_subscriber_counts_exact_loss(utp_bin):
+    name = unique_name("py-pubsub-loss")
+    url = f"shm://{name}?slots=16&slot=128"
+    proc = subprocess.Popen([str(utp_bin), "pub", url, "--wait-subscribers", "1"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            sub = pubsub.Subscriber(url)
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.terminate()
+                proc.wait(timeout=20)
+                raise
+            time.sleep(0.02)
+    with sub:
+        proc.stdin.write("".join(f"{i}\n" for i in range(200)).encode())
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0  # all 200 published before we read any
+        seen = []
+        lost_seen = 0
+        while True:
+            try:
+                m = sub.recv(timeout=5)
+            except ConnectionClosed:
+                break
+            assert m.payload == str(m.sequence).encode()
+            seen.append(m.sequence)
+            lost_seen += m.lost_before
+        assert seen == sorted(seen) and seen[-1] == 199
+        assert sub.lost == lost_seen > 0
+        assert sub.received + sub.lost == 200
