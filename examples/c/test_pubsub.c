@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
 #include "utp.h"
 
@@ -87,6 +88,35 @@ static void test_in_process(const char *name) {
     CHECK(utp_sub_close(NULL) == UTP_OK && utp_pub_close(NULL) == UTP_OK, "close NULL");
 }
 
+/* An event loop: arm, poll the eventfd, receive. */
+static void test_notify(const char *name) {
+    char url[256];
+    snprintf(url, sizeof url, "shm://%s-notify?wait=spin&notify=eventfd", name);
+    UtpPublisher *pub = NULL;
+    UtpSubscriber *sub = NULL;
+    UtpStatus st = utp_pub_create(url, &pub);
+    CHECK(st == UTP_OK, "pub_create: %s", utp_status_name(st));
+    if (st != UTP_OK) return;
+    st = utp_sub_connect(url, &sub);
+    CHECK(st == UTP_OK, "sub_connect: %s", utp_status_name(st));
+    if (st != UTP_OK) { utp_pub_close(pub); return; }
+    int fd = -1, ready = -1;
+    CHECK(utp_sub_notify_fd(sub, &fd) == UTP_OK && fd >= 0, "notify fd %d", fd);
+    CHECK(utp_sub_arm(sub, &ready) == UTP_OK && ready == 0, "arm: ready %d", ready);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 20) == 0, "quiet before any message");
+    utp_pub_send(pub, 0x05, (const uint8_t *)"tick", 4, NULL);
+    CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN), "readable after a message");
+    UtpMessageInfo info;
+    char buf[16];
+    st = utp_sub_recv(sub, &info, (uint8_t *)buf, sizeof buf, 0);
+    CHECK(st == UTP_OK && info.payload_length == 4 && memcmp(buf, "tick", 4) == 0, "recv: %s", utp_status_name(st));
+    utp_pub_send(pub, 0x05, (const uint8_t *)"tock", 4, NULL);
+    CHECK(utp_sub_arm(sub, &ready) == UTP_OK && ready == 1, "arm with a message waiting: ready %d", ready);
+    utp_sub_close(sub);
+    utp_pub_close(pub);
+}
+
 static void test_rust_publisher(const char *url) {
     UtpSubscriber *sub = NULL;
     UtpStatus st = UTP_ERR_NOT_FOUND;
@@ -116,6 +146,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     test_in_process(argv[1]);
+    test_notify(argv[1]);
     if (argc > 2) test_rust_publisher(argv[2]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

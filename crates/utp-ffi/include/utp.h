@@ -198,6 +198,22 @@ enum UtpStatus utp_sub_recv(struct UtpSubscriber *sub,
 // `sub` is a live subscriber; `received` and `lost` are NULL or valid for one write.
 enum UtpStatus utp_sub_counts(struct UtpSubscriber *sub, uint64_t *received, uint64_t *lost);
 
+// For event loops: the subscriber's eventfd (`?notify=eventfd`, shm only)
+// into `*fd`, or -1 if it has none. It stays owned by the subscriber.
+//
+// # Safety
+// `sub` is a live subscriber; `fd` is valid for one write.
+enum UtpStatus utp_sub_notify_fd(struct UtpSubscriber *sub, int32_t *fd);
+
+// For event loops: arms the notification eventfd. `*ready` becomes 1 if
+// a message (or the publisher's end) is already there — call
+// `utp_sub_recv` instead of polling — or 0 if armed: poll the fd, which
+// becomes readable at the next message.
+//
+// # Safety
+// `sub` is a live subscriber; `ready` is valid for one write.
+enum UtpStatus utp_sub_arm(struct UtpSubscriber *sub, int32_t *ready);
+
 // Unsubscribes and frees the subscriber. NULL is allowed (no-op).
 //
 // # Safety

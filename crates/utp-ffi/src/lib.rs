@@ -31,7 +31,8 @@ pub use channel::{
 };
 pub use pubsub::{
     UtpMessageInfo, UtpPublisher, UtpSubscriber, utp_pub_close, utp_pub_create, utp_pub_send,
-    utp_pub_subscribers, utp_sub_close, utp_sub_connect, utp_sub_counts, utp_sub_recv,
+    utp_pub_subscribers, utp_sub_arm, utp_sub_close, utp_sub_connect, utp_sub_counts,
+    utp_sub_notify_fd, utp_sub_recv,
 };
 pub use status::{UtpStatus, utp_last_error, utp_status_name};
 pub use zerocopy::{utp_cancel, utp_commit, utp_recv_view, utp_release, utp_reserve};

@@ -6,6 +6,7 @@ use crate::guard::{
 };
 use crate::status::{UtpStatus, fail, from_error};
 use std::ffi::c_char;
+use std::os::fd::AsRawFd;
 use utp::pubsub::{Publisher, Received, Subscriber};
 
 /// A subscriber. Opaque; close with `utp_sub_close`.
@@ -156,6 +157,48 @@ pub unsafe extern "C" fn utp_sub_counts(
                 unsafe { write_out(lost, sub.inner.lost(), "lost") }?;
             }
             Ok(())
+        })())
+    })
+}
+
+/// For event loops: the subscriber's eventfd (`?notify=eventfd`, shm only)
+/// into `*fd`, or -1 if it has none. It stays owned by the subscriber.
+///
+/// # Safety
+/// `sub` is a live subscriber; `fd` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_sub_notify_fd(sub: *mut UtpSubscriber, fd: *mut i32) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let sub = unsafe { handle(sub, "subscriber") }?;
+            let raw = sub.inner.notify_fd().map_or(-1, |f| f.as_raw_fd());
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(fd, raw, "fd") }
+        })())
+    })
+}
+
+/// For event loops: arms the notification eventfd. `*ready` becomes 1 if
+/// a message (or the publisher's end) is already there — call
+/// `utp_sub_recv` instead of polling — or 0 if armed: poll the fd, which
+/// becomes readable at the next message.
+///
+/// # Safety
+/// `sub` is a live subscriber; `ready` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_sub_arm(sub: *mut UtpSubscriber, ready: *mut i32) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let sub = unsafe { handle(sub, "subscriber") }?;
+            if sub.pending.is_some() {
+                // SAFETY: forwarded from this function's contract.
+                return unsafe { write_out(ready, 1, "ready") };
+            }
+            let now = sub.inner.arm().map_err(from_error)?;
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_out(ready, i32::from(now), "ready") }
         })())
     })
 }
