@@ -68,8 +68,7 @@ impl Member {
 
     /// Whether it sleeps on wake value `wake` (and so needs a futex wake).
     pub fn sleeps_on(&self, wake: u32) -> bool {
-        let s = self.control.u64(control::SLEEP).load(Ordering::Relaxed);
-        s >> 32 == 1 && s as u32 == wake
+        super::protocol::sleeps_on(self.control.u64(control::SLEEP), wake)
     }
 
     /// Signals its eventfd, if it has one (never blocks: the fd is non-blocking).

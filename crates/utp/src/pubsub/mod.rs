@@ -26,34 +26,58 @@
 //! from message numbers. Policies, wait modes and sizes are URL options
 //! ([`options`]).
 
+#[cfg(not(loom))]
 mod dir;
+#[cfg(not(loom))]
 mod futex;
+#[cfg(not(loom))]
 pub mod inspect;
 pub mod layout;
+#[cfg(not(loom))]
 mod member;
+#[cfg(not(loom))]
 mod memory;
+#[cfg(not(loom))]
 pub mod options;
+pub mod protocol;
+#[cfg(not(loom))]
 mod publisher;
+#[cfg(not(loom))]
 mod registry;
+#[cfg(not(loom))]
 mod rendezvous;
+#[cfg(not(loom))]
 mod ring;
+#[cfg(not(loom))]
 mod shm_publisher;
+#[cfg(not(loom))]
 mod shm_subscriber;
+#[cfg(not(loom))]
 mod stream;
+#[cfg(not(loom))]
 mod subscriber;
+#[cfg(not(loom))]
 mod view;
+#[cfg(not(loom))]
 pub mod wire;
 
+#[cfg(not(loom))]
 pub use inspect::{Report, SubscriberStatus};
+#[cfg(not(loom))]
 pub use options::{Policy, Wait};
+#[cfg(not(loom))]
 pub use publisher::{Loan, Publisher};
+#[cfg(not(loom))]
 pub use rendezvous::LIVENESS_PERIOD;
+#[cfg(not(loom))]
 pub use subscriber::{Received, Subscriber, inspect};
+#[cfg(not(loom))]
 pub use view::View;
 
 /// Our publishers on this machine: `shm://NAME` and its report (or why
 /// it could not be read: a stale socket of a dead publisher), from the
 /// sockets in our private and shared directories.
+#[cfg(not(loom))]
 pub fn list() -> Vec<(String, crate::Result<Report>)> {
     let me = rustix::process::geteuid().as_raw();
     let dirs = [dir::private_dir().ok(), dir::shared_dir(me, false).ok()];
@@ -80,6 +104,7 @@ pub fn list() -> Vec<(String, crate::Result<Report>)> {
 }
 
 /// The rendezvous socket path of `shm://NAME` (in the per-user private directory).
+#[cfg(not(loom))]
 pub fn socket_path(name: &str) -> crate::Result<std::path::PathBuf> {
     dir::socket_path(name)
 }

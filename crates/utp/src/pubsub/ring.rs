@@ -10,11 +10,12 @@
 //! it. After copying it re-reads the stamp (seqlock): unchanged means the
 //! copy is intact, changed means the message was overwritten under it.
 
-use super::layout::{self, committed, data, record, writing};
+use super::layout::{self, data, record};
 use super::memory::Mapping;
+use super::protocol::{self, Seen};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 /// A data region with its geometry.
 #[derive(Debug)]
@@ -129,10 +130,7 @@ impl Ring {
     /// Marks slot of message `n` as being written (destroys the message a
     /// lap earlier). Publisher only.
     pub fn begin(&self, n: u64) {
-        self.map
-            .u64(self.slot(n) + record::STAMP)
-            .store(writing(n), Ordering::Relaxed);
-        fence(Ordering::Release);
+        protocol::begin(self.map.u64(self.slot(n) + record::STAMP), n);
     }
 
     /// The payload room of message `n` (after [`begin`](Self::begin)).
@@ -161,10 +159,11 @@ impl Ring {
         if let Some(dst) = unsafe { self.map.bytes_mut(at, HEADER_LEN) } {
             dst.copy_from_slice(&head);
         }
-        self.map
-            .u64(self.slot(n) + record::STAMP)
-            .store(committed(n), Ordering::Release);
-        self.map.u64(data::TAIL).store(n + 1, Ordering::Release);
+        protocol::commit(
+            self.map.u64(self.slot(n) + record::STAMP),
+            self.map.u64(data::TAIL),
+            n,
+        );
     }
 
     /// Marks the ring closed (subscribers see it at their next wait).
@@ -181,14 +180,10 @@ impl Ring {
 
     /// One read of message `n`'s stamp; when ready, its header.
     pub fn probe(&self, n: u64) -> Probe {
-        let stamp = self
-            .map
-            .u64(self.slot(n) + record::STAMP)
-            .load(Ordering::Acquire);
-        match stamp.cmp(&committed(n)) {
-            std::cmp::Ordering::Less => Probe::Empty,
-            std::cmp::Ordering::Greater => Probe::Lapped,
-            std::cmp::Ordering::Equal => {
+        match protocol::look(self.map.u64(self.slot(n) + record::STAMP), n) {
+            Seen::Empty => Probe::Empty,
+            Seen::Lapped => Probe::Lapped,
+            Seen::Ready => {
                 let mut head = [0u8; HEADER_LEN];
                 self.map.copy_out(self.slot(n) + record::FRAME, &mut head);
                 let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
@@ -238,10 +233,11 @@ impl Ring {
 
     /// Whether message `n` is still in its slot (call after copying).
     pub fn intact(&self, n: u64) -> bool {
-        fence(Ordering::Acquire);
-        self.map
-            .u64(self.slot(n) + record::STAMP)
-            .load(Ordering::Relaxed)
-            == committed(n)
+        protocol::intact(self.map.u64(self.slot(n) + record::STAMP), n)
+    }
+
+    /// Where a reader lapped at `cursor` resumes.
+    pub fn resume_after_lap(&self, cursor: u64) -> u64 {
+        protocol::resume_after_lap(self.map.u64(data::TAIL), cursor, self.slot_count as u64)
     }
 }

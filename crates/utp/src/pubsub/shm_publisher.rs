@@ -192,7 +192,7 @@ impl ShmPublisher {
         self.ring.commit(n, message_type, flags, len, timestamp_us);
         self.next = n + 1;
         if !self.sleepers.is_empty() {
-            fence(Ordering::SeqCst);
+            super::protocol::before_waking();
             let wake = self.wake_value;
             let mut futex_sleepers = false;
             let mut bumped = false;

@@ -2,13 +2,13 @@
 //! own control block read-write, and reads messages in place.
 
 use super::dir;
-use super::futex;
 use super::inspect::Report;
 use super::layout::{self, control, data, state};
 use super::memory::{self, CONTROL_SEALS, Mapping};
 use super::options::{ADAPTIVE_SPIN, Policy, SubscriberOptions, Wait};
 use super::ring::{Probe, Ring};
 use super::wire::{self, Accept, Subscribe};
+use super::{futex, protocol};
 use crate::error::{Error, Result};
 use crate::frame::Header;
 use rustix::event::EventfdFlags;
@@ -139,8 +139,14 @@ impl ShmSubscriber {
             None
         };
         let fds: Vec<_> = notify.iter().map(|fd| fd.as_fd()).collect();
-        wire::send(&socket, wire::SUBSCRIBE, &request.encode(), &fds)?;
-        let (_, payload, fds) = wire::recv(&socket, Some(wire::ACCEPT))?;
+        // A refusal (ERROR) may already be on its way while our request
+        // fails to go out: read the answer either way, it says why.
+        let sent = wire::send(&socket, wire::SUBSCRIBE, &request.encode(), &fds);
+        let (_, payload, fds) = match wire::recv(&socket, Some(wire::ACCEPT)) {
+            Ok(reply) => reply,
+            Err(e @ Error::Denied(_)) => return Err(e),
+            Err(e) => return Err(sent.err().unwrap_or(e)),
+        };
         let accept = Accept::decode(&payload)?;
         let [data_fd, control_fd] = <[_; 2]>::try_from(fds).map_err(|fds: Vec<_>| {
             Error::Protocol(format!(
@@ -298,10 +304,8 @@ impl ShmSubscriber {
         if self.ring.closed() || self.gone.is_some() {
             return Ok(true);
         }
-        let wake = self.ring.wake().load(Ordering::Acquire);
         let sleep_word = self.control.u64(control::SLEEP);
-        sleep_word.store(1 << 32 | wake as u64, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        protocol::prepare_sleep(self.ring.wake(), sleep_word);
         if self.ring.probe(self.cursor) != Probe::Empty {
             sleep_word.store(0, Ordering::Relaxed);
             return Ok(true);
@@ -313,9 +317,7 @@ impl ShmSubscriber {
     /// Skips past a lap: resumes at the oldest message a quarter ring
     /// away from being overwritten, and counts what was skipped.
     fn skip(&mut self) -> u64 {
-        let slots = self.ring.slot_count() as u64;
-        let tail = self.ring.tail();
-        let resume = tail.saturating_sub(slots - slots / 4).max(self.cursor + 1);
+        let resume = self.ring.resume_after_lap(self.cursor);
         let skipped = resume - self.cursor;
         self.lost += skipped;
         self.cursor = resume;
@@ -366,10 +368,8 @@ impl ShmSubscriber {
 
     fn sleep(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.check(deadline)?;
-        let wake = self.ring.wake().load(Ordering::Acquire);
         let sleep_word = self.control.u64(control::SLEEP);
-        sleep_word.store(1 << 32 | wake as u64, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        let wake = protocol::prepare_sleep(self.ring.wake(), sleep_word);
         if self.ring.probe(self.cursor) == Probe::Empty && !self.ring.closed() {
             let slice = deadline.map_or(SLICE, |d| {
                 d.saturating_duration_since(Instant::now()).min(SLICE)
