@@ -17,6 +17,7 @@ pub fn private_dir() -> Result<PathBuf> {
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
         && runtime.is_absolute()
         && check_owned(&runtime, uid, false).is_ok()
+        && rustix::fs::lstat(&runtime).is_ok_and(|st| st.st_mode & 0o022 == 0)
     {
         let dir = runtime.join("utp");
         ensure(&dir, uid)?;
@@ -43,11 +44,11 @@ pub fn socket_path(name: &str) -> Result<PathBuf> {
 }
 
 /// The directory of publishers that admit other users (`?allow_uid=`):
-/// `/tmp/utp-UID-shared/`, mode 0711 — others may reach a socket whose
+/// `/tmp/utp-UID.shared/`, mode 0711 — others may reach a socket whose
 /// name they know, but neither list nor create entries, so they can
 /// neither squat a name nor replace a socket. Created by its owner only.
 pub fn shared_dir(owner: u32, create: bool) -> Result<PathBuf> {
-    let dir = PathBuf::from(format!("/tmp/utp-{owner}-shared"));
+    let dir = PathBuf::from(format!("/tmp/utp-{owner}.shared"));
     if create {
         match rustix::fs::mkdir(&dir, Mode::from_raw_mode(0o711)) {
             Ok(()) => rustix::fs::chmod(&dir, Mode::from_raw_mode(0o711))
@@ -60,9 +61,9 @@ pub fn shared_dir(owner: u32, create: bool) -> Result<PathBuf> {
     let mode = rustix::fs::lstat(&dir)
         .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?
         .st_mode;
-    if mode & 0o022 != 0 {
+    if mode & 0o066 != 0 {
         return Err(Error::Denied(format!(
-            "{} has mode {:o}: others could create or replace sockets in it",
+            "{} has mode {:o}: others could list it, or create or replace sockets in it",
             dir.display(),
             mode & 0o777
         )));

@@ -12,7 +12,7 @@
 //! `?publisher_uid=N` (subscribe to another user's publisher).
 //!
 //! Publisher, shm: `?allow_uid=N[,M...]` admits those uids besides our own
-//! (the socket then lives in `/tmp/utp-UID-shared/`, mode 0711).
+//! (the socket then lives in `/tmp/utp-UID.shared/`, mode 0711).
 
 use super::layout::{DEFAULT_SLOT_SIZE, DEFAULT_SLOTS, region_len};
 use crate::endpoint::Endpoint;
