@@ -94,6 +94,16 @@ fn child_entry() {
             std::thread::sleep(Duration::from_secs(600));
         }
         "hostile" => hostile(&url),
+        "publisher" => {
+            let mut publisher = Publisher::create(&url).unwrap();
+            say("READY");
+            while publisher.subscriber_count() == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            publisher.send(b"first").unwrap();
+            say("BLOCKED");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         "foreign" => {
             // Run as another uid: the publisher's socket must be out of reach.
             let path = std::path::PathBuf::from(arg);
@@ -609,4 +619,34 @@ fn allow_uid_admits_exactly_the_listed_users() {
         refused.contains("permission denied") && refused.contains("65534"),
         "{refused}"
     );
+}
+
+#[test]
+fn subscribers_notice_a_sigkilled_publisher_within_100ms() {
+    for wait in ["spin", "block", "adaptive"] {
+        let url = format!("shm://{}?wait={wait}", unique("pubkill"));
+        let mut publisher = Proc::spawn("publisher", &url, "");
+        publisher.expect("READY");
+        let mut sub = Subscriber::connect(&url).unwrap();
+        let mut buf = Vec::new();
+        sub.recv(&mut buf, LONG).unwrap();
+        assert_eq!(buf, b"first");
+        publisher.expect("BLOCKED");
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let t = Instant::now();
+            publisher.kill();
+            t
+        });
+        let err = sub.recv(&mut buf, LONG).unwrap_err();
+        let noticed = Instant::now();
+        let latency = noticed.saturating_duration_since(killer.join().unwrap());
+        eprintln!("wait={wait}: noticed the SIGKILL after {latency:?}: {err}");
+        assert!(err.is_peer_gone(), "{err}");
+        // 100 ms is the target; slack for scheduling on a loaded 2-core machine.
+        assert!(
+            latency < Duration::from_millis(250),
+            "wait={wait}: {latency:?}"
+        );
+    }
 }
