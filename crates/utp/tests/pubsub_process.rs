@@ -650,3 +650,26 @@ fn subscribers_notice_a_sigkilled_publisher_within_100ms() {
         );
     }
 }
+
+#[test]
+fn a_message_copied_intact_counts_as_received_even_if_lapped_before_the_view_drops() {
+    let url = format!("shm://{}?slots=16&slot=128&wait=spin", unique("verdict"));
+    let mut publisher = Publisher::create(&url).unwrap();
+    let mut sub = Subscriber::connect(&url).unwrap();
+    publish(&mut publisher, 1);
+    let view = sub.recv_view(LONG).unwrap();
+    let mut copy = [0u8; 32];
+    assert_eq!(view.copy_to(&mut copy).unwrap(), 32);
+    assert_eq!(copy, payload(0));
+    // The publisher laps the ring while the view is still held.
+    for n in 1..40 {
+        publisher.send(&payload(n)).unwrap();
+    }
+    assert!(!view.equals(&payload(0)).unwrap_or(false));
+    drop(view);
+    assert_eq!((sub.received(), sub.lost()), (1, 0));
+    let mut buf = Vec::new();
+    let got = sub.recv(&mut buf, LONG).unwrap();
+    assert!(got.lost_before > 0);
+    assert_eq!(sub.received() + sub.lost(), got.sequence + 1);
+}

@@ -6,6 +6,7 @@
 use super::shm_subscriber::ShmSubscriber;
 use crate::error::{Error, Result};
 use crate::frame::Header;
+use std::cell::Cell;
 
 /// A message lent in place until the view is dropped (which moves the
 /// subscriber past it).
@@ -14,6 +15,10 @@ pub struct View<'a> {
     inner: Inner<'a>,
     header: Header,
     lost_before: u64,
+    /// The first copy's or comparison's verdict: once the caller holds an
+    /// intact copy, the message counts as received even if the publisher
+    /// overwrites it before the view is dropped.
+    verdict: Cell<Option<bool>>,
 }
 
 #[derive(Debug)]
@@ -28,6 +33,7 @@ impl<'a> View<'a> {
             inner: Inner::Shm(sub),
             header,
             lost_before,
+            verdict: Cell::new(None),
         }
     }
 
@@ -36,6 +42,7 @@ impl<'a> View<'a> {
             inner: Inner::Owned(payload),
             header,
             lost_before,
+            verdict: Cell::new(None),
         }
     }
 
@@ -74,12 +81,22 @@ impl<'a> View<'a> {
         self.header.timestamp_us
     }
 
-    /// Whether the message is still in place (always true off shared memory).
-    pub fn is_intact(&self) -> bool {
+    fn still_in_place(&self) -> bool {
         match &self.inner {
             Inner::Shm(sub) => sub.intact(self.header.sequence),
             Inner::Owned(_) => true,
         }
+    }
+
+    /// Whether the message is still in place (always true off shared
+    /// memory). The first answer (this, or a copy's or comparison's) decides
+    /// whether the message counts as received or lost.
+    pub fn is_intact(&self) -> bool {
+        let intact = self.still_in_place();
+        if self.verdict.get().is_none() {
+            self.verdict.set(Some(intact));
+        }
+        intact
     }
 
     fn verified<T>(&self, value: T) -> Result<T> {
@@ -156,7 +173,7 @@ impl<'a> View<'a> {
 
 impl Drop for View<'_> {
     fn drop(&mut self) {
-        let intact = self.is_intact();
+        let intact = self.verdict.get().unwrap_or_else(|| self.still_in_place());
         if let Inner::Shm(sub) = &mut self.inner {
             sub.advance(intact);
         }
