@@ -449,7 +449,7 @@ impl StreamSubscriber {
         let mut channel = crate::connect(&plain.to_string())?;
         channel.send(wire::INSPECT, flags::CHECKSUM, &[])?;
         let mut frame = Frame::default();
-        channel.recv_timeout(&mut frame, Some(Duration::from_secs(5)))?;
+        channel.recv_timeout(&mut frame, Some(Duration::from_secs(2)))?;
         if frame.message_type() != wire::REPORT {
             return Err(Error::Protocol("expected a REPORT frame".into()));
         }
