@@ -55,6 +55,8 @@ mod shm_subscriber;
 #[cfg(not(loom))]
 mod stream;
 #[cfg(not(loom))]
+mod stream_subscriber;
+#[cfg(not(loom))]
 mod subscriber;
 #[cfg(not(loom))]
 mod view;

@@ -3,7 +3,8 @@
 use super::inspect::Report;
 use super::options::{Policy, SubscriberOptions};
 use super::shm_subscriber::{self, ShmSubscriber};
-use super::stream::{self, StreamSubscriber};
+use super::stream;
+use super::stream_subscriber::StreamSubscriber;
 use super::view::View;
 use super::wire::Subscribe;
 use crate::endpoint::{Address, Endpoint};
