@@ -93,6 +93,13 @@ enum Command {
     /// The other side of one `utp bench` run (started by `utp bench` itself).
     #[command(hide = true)]
     BenchPeer(cmd::bench::peer::Args),
+    /// A subscriber process of the `utp bench` pub/sub section (started by `utp bench` itself).
+    #[command(hide = true)]
+    BenchPubsub(cmd::bench::pubsub::Args),
+    /// Publish stdin (lines or frames) to every subscriber: shm://, unix://, tcp://.
+    Pub(cmd::r#pub::Args),
+    /// Subscribe to a publisher and print every message (`--json`), with loss notices.
+    Sub(cmd::sub::Args),
     /// Seqlock writer/reader cost per operation beside a raw baseline.
     #[command(hide = true)]
     BenchSeqlock(cmd::bench_seqlock::Args),
@@ -129,6 +136,9 @@ fn main() {
         Command::Ls(args) => cmd::ls::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::BenchPeer(args) => cmd::bench::peer::run(args),
+        Command::BenchPubsub(args) => cmd::bench::pubsub::child(args),
+        Command::Pub(args) => cmd::r#pub::run(args),
+        Command::Sub(args) => cmd::sub::run(args),
         Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
     };
     let code = match result {

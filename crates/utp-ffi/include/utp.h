@@ -51,6 +51,12 @@ typedef struct UtpChannel UtpChannel;
 // A listening endpoint. Opaque; close with `utp_listener_close` (removes the endpoint).
 typedef struct UtpListener UtpListener;
 
+// A publisher. Opaque; close with `utp_pub_close` (subscribers then see it gone).
+typedef struct UtpPublisher UtpPublisher;
+
+// A subscriber. Opaque; close with `utp_sub_close`.
+typedef struct UtpSubscriber UtpSubscriber;
+
 // The header fields of a received frame.
 typedef struct UtpFrameInfo {
   // Message type (0x01 DATA ... 0x10 REQUEST, 0x11 RESPONSE, ...).
@@ -64,6 +70,20 @@ typedef struct UtpFrameInfo {
   // Microseconds since the Unix epoch when the sender built the frame.
   uint64_t timestamp_us;
 } UtpFrameInfo;
+
+// What `utp_sub_recv` delivered.
+typedef struct UtpMessageInfo {
+  // The message number (0 for the publisher's first message).
+  uint64_t sequence;
+  // Messages lost just before this one (the subscriber fell a ring behind).
+  uint64_t lost_before;
+  // Publish time, microseconds since the Unix epoch (0 if not stamped).
+  uint64_t timestamp_us;
+  // Payload length in bytes.
+  uint32_t payload_length;
+  // The frame's message type.
+  uint8_t message_type;
+} UtpMessageInfo;
 
 #ifdef __cplusplus
 extern "C" {
@@ -154,6 +174,92 @@ void utp_channel_close(struct UtpChannel *channel);
 // # Safety
 // `listener` is NULL or a pointer not used by any other thread meanwhile.
 void utp_listener_close(struct UtpListener *listener);
+
+// Subscribes to the publisher at `url` (`shm://NAME`, `unix:///PATH`,
+// `tcp://HOST:PORT`, with options such as `?policy=block&wait=spin`) and
+// stores the subscriber in `*out`. It receives messages published from now on.
+//
+// # Safety
+// `url` is a NUL-terminated string; `out` is valid for writing one pointer.
+enum UtpStatus utp_sub_connect(const char *url, struct UtpSubscriber **out);
+
+// Receives the next message: its fields into `*info` and its payload into
+// `buffer` (`capacity` bytes), waiting up to `timeout_ms` (negative: until
+// a message comes or the publisher is gone: `UTP_ERR_PEER_GONE`).
+//
+// If the payload does not fit, returns `UTP_ERR_BUFFER_TOO_SMALL` with
+// `info->payload_length` set; the message is kept for the next call.
+//
+// # Safety
+// `sub` is a live subscriber; `info` is valid for one write; `buffer` is
+// valid for `capacity` bytes (or NULL with `capacity == 0`).
+enum UtpStatus utp_sub_recv(struct UtpSubscriber *sub,
+                            struct UtpMessageInfo *info,
+                            uint8_t *buffer,
+                            uintptr_t capacity,
+                            int32_t timeout_ms);
+
+// The subscriber's counts: messages received and lost so far (either may be NULL).
+//
+// # Safety
+// `sub` is a live subscriber; `received` and `lost` are NULL or valid for one write.
+enum UtpStatus utp_sub_counts(struct UtpSubscriber *sub, uint64_t *received, uint64_t *lost);
+
+// For event loops: the subscriber's eventfd (`?notify=eventfd`, shm only)
+// into `*fd`, or -1 if it has none. It stays owned by the subscriber.
+//
+// # Safety
+// `sub` is a live subscriber; `fd` is valid for one write.
+enum UtpStatus utp_sub_notify_fd(struct UtpSubscriber *sub, int32_t *fd);
+
+// For event loops: arms the notification eventfd. `*ready` becomes 1 if
+// a message (or the publisher's end) is already there — call
+// `utp_sub_recv` instead of polling — or 0 if armed: poll the fd, which
+// becomes readable at the next message.
+//
+// # Safety
+// `sub` is a live subscriber; `ready` is valid for one write.
+enum UtpStatus utp_sub_arm(struct UtpSubscriber *sub, int32_t *ready);
+
+// Unsubscribes and frees the subscriber. NULL is allowed (no-op); a second
+// close returns `UTP_ERR_CLOSED`.
+//
+// # Safety
+// `sub` is NULL or any pointer; a live subscriber is not used by another thread meanwhile.
+enum UtpStatus utp_sub_close(struct UtpSubscriber *sub);
+
+// Creates a publisher at `url` (`shm://NAME?slots=N&slot=SIZE`,
+// `unix:///PATH`, `tcp://HOST:PORT`) and stores it in `*out`.
+//
+// # Safety
+// `url` is a NUL-terminated string; `out` is valid for writing one pointer.
+enum UtpStatus utp_pub_create(const char *url, struct UtpPublisher **out);
+
+// Publishes `len` bytes of `payload` as a message of `message_type`; its
+// number goes to `*sequence` (which may be NULL).
+//
+// # Safety
+// `publisher` is live; `payload` is valid for `len` bytes (or NULL with
+// `len == 0`); `sequence` is NULL or valid for one write.
+enum UtpStatus utp_pub_send(struct UtpPublisher *publisher,
+                            uint8_t message_type,
+                            const uint8_t *payload,
+                            uintptr_t len,
+                            uint64_t *sequence);
+
+// The number of subscribers connected now, into `*count`.
+//
+// # Safety
+// `publisher` is live; `count` is valid for one write.
+enum UtpStatus utp_pub_subscribers(struct UtpPublisher *publisher, uintptr_t *count);
+
+// Closes the publisher (subscribers see it gone) and frees it. NULL is allowed.
+//
+// A second close returns `UTP_ERR_CLOSED`.
+//
+// # Safety
+// `publisher` is NULL or any pointer; a live publisher is not used by another thread meanwhile.
+enum UtpStatus utp_pub_close(struct UtpPublisher *publisher);
 
 // The message of the last failed utp call on this thread (empty if none).
 //

@@ -20,6 +20,7 @@
 mod calc;
 mod channel;
 mod guard;
+mod pubsub;
 mod status;
 mod zerocopy;
 
@@ -27,6 +28,11 @@ pub use calc::utp_calc_call;
 pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
     utp_listener_close, utp_recv, utp_send,
+};
+pub use pubsub::{
+    UtpMessageInfo, UtpPublisher, UtpSubscriber, utp_pub_close, utp_pub_create, utp_pub_send,
+    utp_pub_subscribers, utp_sub_arm, utp_sub_close, utp_sub_connect, utp_sub_counts,
+    utp_sub_notify_fd, utp_sub_recv,
 };
 pub use status::{UtpStatus, utp_last_error, utp_status_name};
 pub use zerocopy::{utp_cancel, utp_commit, utp_recv_view, utp_release, utp_reserve};

@@ -54,3 +54,28 @@ fn double_close_and_use_after_close_are_errors() {
         assert!(last_error().contains("already closed"), "{}", last_error());
     }
 }
+
+#[test]
+fn pubsub_handles_are_checked_too() {
+    let url = CString::new(format!("unix:///tmp/ffi-pub-{}.sock", std::process::id())).unwrap();
+    let mut publisher = ptr::null_mut();
+    let mut subscriber = ptr::null_mut();
+    // SAFETY: valid strings and out-pointers; handles are used from this thread only.
+    unsafe {
+        assert_eq!(
+            utp_pub_create(url.as_ptr(), &mut publisher),
+            UtpStatus::UtpOk
+        );
+        assert_eq!(
+            utp_sub_connect(url.as_ptr(), &mut subscriber),
+            UtpStatus::UtpOk
+        );
+        assert_eq!(utp_sub_close(subscriber), UtpStatus::UtpOk);
+        assert_eq!(utp_sub_close(subscriber), UtpStatus::UtpErrClosed);
+        // A publisher handle is not a subscriber handle.
+        assert_eq!(utp_sub_close(publisher.cast()), UtpStatus::UtpErrClosed);
+        assert_eq!(utp_pub_close(publisher), UtpStatus::UtpOk);
+        assert_eq!(utp_pub_close(publisher), UtpStatus::UtpErrClosed);
+        assert!(last_error().contains("already closed"), "{}", last_error());
+    }
+}

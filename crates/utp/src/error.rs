@@ -85,6 +85,10 @@ pub enum Error {
     /// The channel was closed locally.
     #[error("channel is closed")]
     Closed,
+    /// A pub/sub subscriber was reading a message in place when the
+    /// publisher overwrote it; the message counts as lost.
+    #[error("the publisher overwrote this message while it was being read (counted as lost)")]
+    Overwritten,
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -150,6 +154,7 @@ impl From<Error> for io::Error {
             Error::PeerGone(_) => io::ErrorKind::BrokenPipe,
             Error::Timeout { .. } => io::ErrorKind::TimedOut,
             Error::Full => io::ErrorKind::WouldBlock,
+            Error::Overwritten => io::ErrorKind::Interrupted,
             Error::Denied(_) => io::ErrorKind::PermissionDenied,
             Error::Closed => io::ErrorKind::NotConnected,
             Error::Io { source, .. } => source.kind(),

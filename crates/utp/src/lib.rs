@@ -36,6 +36,7 @@ pub mod error;
 pub mod frame;
 pub mod identity;
 pub mod procnet;
+pub mod pubsub;
 pub mod seqlock;
 pub mod service;
 pub mod shm;

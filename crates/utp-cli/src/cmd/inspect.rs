@@ -95,6 +95,9 @@ pub fn run(args: Args) -> CmdResult {
         }
         return super::inspect_cell::show(&args.url, &cell);
     }
+    if let Ok(report) = utp::pubsub::inspect(&args.url) {
+        return super::inspect_pubsub::show(&args.url, &report, args.json);
+    }
     let endpoint = utp::Endpoint::parse(&args.url)?;
     if !matches!(
         endpoint.address,

@@ -7,7 +7,8 @@
 //! - Unix sockets (files and abstract names), TCP and UDP ports and FIFOs
 //!   held by utp processes (those with a counters region, or named `utp`),
 //!   from /proc;
-//! - POSIX message queues named `utp.*` in /dev/mqueue (when it is mounted).
+//! - POSIX message queues named `utp.*` in /dev/mqueue (when it is mounted);
+//! - pub/sub publishers (`utp::pubsub`), with their subscribers.
 
 use crate::escape::for_terminal;
 use crate::exit::CmdResult;
@@ -291,6 +292,31 @@ fn collect() -> (Vec<Row>, Vec<String>) {
             url,
             pid,
             clients: None,
+            detail,
+        });
+    }
+    for (url, report) in utp::pubsub::list() {
+        let (pid, clients, detail) = match report {
+            Ok(r) => (
+                Some(r.publisher_pid),
+                Some(r.subscribers.len()),
+                format!(
+                    "pub/sub publisher, {} slots of {} bytes, {} published",
+                    r.slots, r.slot_size, r.published
+                ),
+            ),
+            Err(e) => (
+                None,
+                None,
+                format!("pub/sub socket, no publisher answers (stale): {e}"),
+            ),
+        };
+        rows.push(Row {
+            transport: "pubsub".into(),
+            uid: pid.and_then(proc_uid),
+            url,
+            pid,
+            clients,
             detail,
         });
     }

@@ -63,6 +63,14 @@ impl Proc {
         Proc { child, out }
     }
 
+    /// Spawns `cmd` (which must run this test binary's `child_entry`) with
+    /// its stdout piped, e.g. under `setpriv` as another user.
+    pub fn spawn_command(mut cmd: Command) -> Proc {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Proc { child, out }
+    }
+
     /// The next tagged line the child printed, or `EOF`.
     pub fn line(&mut self) -> String {
         loop {

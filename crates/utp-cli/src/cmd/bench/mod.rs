@@ -18,6 +18,7 @@ mod peers;
 mod placement;
 mod plan;
 mod plot;
+pub mod pubsub;
 mod rate;
 mod raw;
 mod report;
@@ -42,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
-    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy, seqlock).
+    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy, seqlock, pubsub).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
     /// Write the results as JSON to FILE.
@@ -81,6 +82,7 @@ pub fn run(args: Args) -> CmdResult {
     log::set_max_level(log::LevelFilter::Warn);
     let mut names = mechanisms::known_names();
     names.push("seqlock");
+    names.push("pubsub");
     if let Some(bad) = args.only.iter().find(|n| !names.contains(&n.as_str())) {
         return Err(Exit::Error(format!(
             "--only: unknown mechanism {bad:?}; known: {}",
@@ -194,6 +196,13 @@ pub fn run(args: Args) -> CmdResult {
         let ms = if args.quick { 100 } else { 300 };
         let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
         crate::cmd::bench_seqlock::print(&rows);
+    }
+    if chosen("pubsub") {
+        println!(
+            "\nPub/sub: one publisher, 1/2/4 subscriber processes, 64-byte messages (medians; ratios against the raw broadcast ring)"
+        );
+        let ms = if args.quick { 150 } else { 400 };
+        pubsub::print(&pubsub::measure(&[1, 2, 4], ms, repeats)?);
     }
     if plan.rate.is_none() {
         println!("\n{}", report::recommendation(&outcome.rows));

@@ -1,0 +1,41 @@
+//! `utp bench --only pubsub`: the section runs with real subscriber
+//! processes, prints a row per implementation and subscriber count with
+//! ratios, and leaves nothing behind. Correctness only: no figure is judged.
+
+use std::process::Command;
+
+#[test]
+fn pubsub_section_runs_prints_ratios_and_cleans_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_utp"))
+        .args(["bench", "--quick", "--only", "pubsub", "--repeats", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for subs in ["1", "2", "4"] {
+        for kind in ["raw", "utp"] {
+            let row = stdout
+                .lines()
+                .find(|l| {
+                    let f: Vec<_> = l.split_whitespace().collect();
+                    f.len() >= 9 && f[0] == subs && f[1] == kind
+                })
+                .unwrap_or_else(|| panic!("no row for {subs} x {kind}:\n{stdout}"));
+            assert!(row.ends_with('x'), "{row}");
+            if kind == "raw" {
+                assert!(row.contains("1.00x"), "{row}");
+            }
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("utp-bench-pubsub-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
