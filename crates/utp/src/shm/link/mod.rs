@@ -288,7 +288,15 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let (offset, rec) = self.reserve_raw(payload.len(), timeout)?;
-        self.tx.write(offset + PAYLOAD_OFFSET, payload);
+        // The record's first line is the one the consumer polls: fill the
+        // later lines first, then that line's payload bytes, header and
+        // stamp back to back, so it changes hands once, not once per store.
+        let first = payload
+            .len()
+            .min(super::ring::RECORD_ALIGN - PAYLOAD_OFFSET);
+        self.tx
+            .write(offset + PAYLOAD_OFFSET + first, &payload[first..]);
+        self.tx.write(offset + PAYLOAD_OFFSET, &payload[..first]);
         self.publish(offset, rec, message_type, flags, Payload::Private(payload));
         Ok(())
     }
