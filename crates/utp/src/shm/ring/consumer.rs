@@ -182,7 +182,8 @@ impl<B: RingBytes> Consumer<B> {
         }
         let mut pos = self.head.wrapping_sub(self.pending);
         while pos != self.head {
-            // MUTATION
+            self.bytes
+                .store_stamp((pos & (self.cap - 1)) as usize, 0, false);
             pos = pos.wrapping_add(RECORD_ALIGN as u64);
         }
         self.pending = 0;
