@@ -52,6 +52,10 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
         .set_nonblocking(true)
         .map_err(|e| Error::io("set listener non-blocking", e))?;
     super::reclaim::reclaim_stale(&endpoint.address);
+    // Sockets of SIGKILLed servers (the kernel leaves a socket file behind).
+    if let Some(dir) = path.parent() {
+        crate::runtime_dir::remove_stale_sockets(dir, &["shm.", "sysv.", "file."]);
+    }
     let config = Config {
         endpoint: endpoint.clone(),
         settings,
