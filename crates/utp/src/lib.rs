@@ -37,6 +37,7 @@ pub mod frame;
 pub mod identity;
 pub mod procnet;
 pub mod pubsub;
+pub mod runtime_dir;
 pub mod seqlock;
 pub mod service;
 pub mod shm;

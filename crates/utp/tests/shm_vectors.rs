@@ -1,5 +1,5 @@
 //! Shared test vectors for the shared-memory link's region layout
-//! (`docs/vectors/shm-link-v1.json`, described in `docs/shm-layout.md`).
+//! (`docs/vectors/shm-link-v2.json`, described in `docs/shm-layout.md`).
 //!
 //! With `UTP_BLESS=1` the vectors are regenerated from a real link: a
 //! `file://` listener and client with 4 KiB rings exchange frames so both
@@ -8,10 +8,9 @@
 //!
 //! Without it, every image is checked: written to a fresh 0600 file,
 //! `utp::shm::inspect::link_state` must report the expected sides and rings,
-//! and walking each ring from head to tail (padding rule of section 4.1,
-//! frames through `utp::frame::decode`) must give the expected frames.
+//! and walking each ring from head by its record stamps (sections 4.1 and
+//! 4.3, frames through `utp::frame::decode`) must give the expected frames.
 //! Invalid images must be refused with the expected error category.
-//! The bindings' Python test checks the same file.
 
 use serde_json::{Value, json};
 use std::io::Write;
@@ -22,16 +21,16 @@ use std::time::Duration;
 use utp::Channel;
 use utp::frame::{Frame, HEADER_LEN, decode, decode_header, flags, message_type};
 use utp::shm::inspect::{LinkState, link_state};
-use utp::shm::layout::{DATA_OFFSET, LAYOUT_VERSION, LINK_MAGIC, ring_header_offset, side_offset};
+use utp::shm::layout::{DATA_OFFSET, LAYOUT_VERSION, LINK_MAGIC, SideField, ring_header_offset};
 use utp::shm::region::Location;
-use utp::shm::ring::{PAD_MAGIC, RECORD_ALIGN, record_len};
+use utp::shm::ring::{RECORD_ALIGN, STAMP_LEN, STAMP_PAD, record_len};
 
 const CAPACITY: usize = 4096;
 const SIDE_NAMES: [&str; 2] = ["server", "client"];
 const RING_NAMES: [&str; 2] = ["server_to_client", "client_to_server"];
 
 fn vectors_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/vectors/shm-link-v1.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/vectors/shm-link-v2.json")
 }
 
 fn unique() -> u32 {
@@ -124,57 +123,59 @@ struct Walk {
     padding: Vec<(u64, u64)>,
 }
 
-/// Walks ring `r` of `image` from head to tail per docs/shm-layout.md 4.1
-/// and 4.3. Errors are the vector file's error categories.
+/// Walks ring `r` of `image` from head by the record stamps, per
+/// docs/shm-layout.md 4.1 and 4.3, until a zero stamp. Errors are the
+/// vector file's error categories.
 fn walk_ring(image: &[u8], r: usize, cap: usize) -> Result<Walk, (&'static str, String)> {
     let index = ring_header_offset(r);
-    let tail = u64_at(image, index);
     let head = u64_at(image, index + 64);
     let data_start = DATA_OFFSET + r * cap;
     let data = &image[data_start..data_start + cap];
     let cap64 = cap as u64;
-    if tail.wrapping_sub(head) > cap64 {
-        return Err((
-            "tail_too_far_ahead",
-            format!("tail {tail} is more than {cap} bytes past head {head}"),
-        ));
-    }
     let mut walk = Walk::default();
     let mut pos = head;
-    while pos != tail {
-        let available = tail.wrapping_sub(pos);
+    loop {
         let off = (pos & (cap64 - 1)) as usize;
         let contiguous = cap - off;
-        if available < RECORD_ALIGN as u64 {
+        let stamp = u64_at(data, off);
+        if stamp == 0 {
+            return Ok(walk);
+        }
+        if stamp & (RECORD_ALIGN as u64 - 2) != 0 {
+            return Err(("bad_stamp", format!("stamp 0x{stamp:x} at offset {off}")));
+        }
+        let len = (stamp & !STAMP_PAD).wrapping_sub(pos);
+        if len < RECORD_ALIGN as u64 || len > contiguous as u64 {
             return Err((
-                "record_past_published",
-                format!("only {available} bytes published at position {pos}"),
+                "stamp_out_of_range",
+                format!("stamp at offset {off} gives {len} bytes, {contiguous} to the end"),
             ));
         }
-        if u32_at(data, off) == PAD_MAGIC {
-            let pad = u32_at(data, off + 4) as usize;
-            if pad != contiguous || pad as u64 > available {
+        let len = len as usize;
+        if stamp & STAMP_PAD != 0 {
+            if len != contiguous {
                 return Err((
                     "bad_padding",
-                    format!("padding of {pad} at offset {off}, expected {contiguous}"),
+                    format!("padding of {len} at offset {off}, expected {contiguous}"),
                 ));
             }
-            walk.padding.push((pos, pad as u64));
-            pos = pos.wrapping_add(pad as u64);
+            walk.padding.push((pos, len as u64));
+            pos = pos.wrapping_add(len as u64);
             continue;
         }
-        let header = decode_header(&data[off..off + HEADER_LEN], cap)
+        let at = off + STAMP_LEN;
+        let header = decode_header(&data[at..at + HEADER_LEN], cap)
             .map_err(|e| ("bad_frame", format!("at offset {off}: {e}")))?;
-        let len = record_len(header.payload_length as usize).unwrap();
-        if len > contiguous || len as u64 > available {
+        if record_len(header.payload_length as usize) != Some(len) {
             return Err((
-                "record_past_published",
+                "length_mismatch",
                 format!(
-                    "record of {len} bytes at offset {off}: {available} published, {contiguous} before the end"
+                    "header at offset {off} declares {} payload bytes, the stamp {len} record bytes",
+                    header.payload_length
                 ),
             ));
         }
-        let (header, payload) = decode(&data[off..off + len], cap)
+        let (header, payload) = decode(&data[at..at + header.frame_len()], cap)
             .map_err(|e| ("bad_frame", format!("at offset {off}: {e}")))?;
         walk.frames.push((
             pos,
@@ -187,7 +188,6 @@ fn walk_ring(image: &[u8], r: usize, cap: usize) -> Result<Walk, (&'static str, 
         ));
         pos = pos.wrapping_add(len as u64);
     }
-    Ok(walk)
 }
 
 fn link_state_of(image: &[u8]) -> utp::Result<LinkState> {
@@ -233,7 +233,7 @@ fn scenarios() -> Vec<Scenario> {
         Send(0, message_type::RESPONSE, ck, payload(0x20, 200)),
         Send(0, message_type::DATA, 0, payload(0x30, 120)),
         // Ring 1 is at offset 3264: 576 bytes fit, then 256 remain, too
-        // few for the next record, which wraps behind a padding marker.
+        // few for the next record, which wraps behind padding.
         Send(1, message_type::DATA, ck, payload(0x50, 500)),
         Send(1, message_type::REQUEST, 0, payload(0x60, 300)),
         Send(1, message_type::HEARTBEAT, ck, Vec::new()),
@@ -271,17 +271,17 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "unread-wrap-in-client-ring",
-            description: "Ring 0 (server to client): 2 frames read, 2 unread. Ring 1 (client to server): 3 frames of 1000 bytes read, then 3 unread frames of which the second wraps behind a 256-byte padding marker.",
+            description: "Ring 0 (server to client): 2 frames read, 2 unread. Ring 1 (client to server): 3 frames of 1000 bytes (1088-byte records) read, then 3 unread frames of which the second wraps behind 256 bytes of padding (a padding stamp).",
             ops: s1,
         },
         Scenario {
             name: "unread-wrap-in-server-ring",
-            description: "Ring 1 (client to server): 10 frames of 700 bytes, each read at once, so the ring wrapped twice and is empty (head == tail). Ring 0 (server to client): 4 frames of 900 bytes, 3 read; then a frame that wraps behind a 256-byte padding marker and an empty GOODBYE, all unread.",
+            description: "Ring 1 (client to server): 10 frames of 700 bytes, each read at once, so the ring wrapped twice and is empty (head == tail). Ring 0 (server to client): 4 frames of 900 bytes (960-byte records), 3 read; then a frame that wraps behind 256 bytes of padding and an empty GOODBYE (one 64-byte record), all unread.",
             ops: s2,
         },
         Scenario {
             name: "client-closed-with-unread",
-            description: "Ring 0 (server to client): 7 frames read, the last of which (300 bytes) wrapped behind a 256-byte padding marker, now behind the head, and one unread frame of 31 bytes (one 64-byte record). Ring 1 (client to server): 2 unread frames, one with a 33-byte payload (65 bytes, a 128-byte record). Then the client closed in an orderly way: its state is CLOSED, the server's READY.",
+            description: "Ring 0 (server to client): 7 frames read, the last of which (300 bytes) wrapped behind 256 bytes of padding, now behind the head, and one unread frame of 31 bytes (8 + 32 + 31 = 71 bytes, a 128-byte record). Ring 1 (client to server): 2 unread frames, a 7-byte request (one 64-byte record) and a 33-byte payload (a 128-byte record). Then the client closed in an orderly way: its state is CLOSED, the server's READY.",
             ops: s3,
         },
     ]
@@ -291,16 +291,14 @@ fn scenarios() -> Vec<Scenario> {
 fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
     let base = format!("/tmp/utp-vec-{}-{}", std::process::id(), unique());
     let url = format!("file://{base}?ring={CAPACITY}");
-    let mut listener = utp::listen(&url).unwrap();
+    let mut listener = utp::shm::listen(&url.parse().unwrap(), &utp::Options::default()).unwrap();
     let client = std::thread::spawn({
         let url = url.clone();
         move || utp::shm::connect(&url.parse().unwrap(), &utp::Options::default()).unwrap()
     });
-    let server = listener
-        .accept_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = listener.accept_link(Some(Duration::from_secs(5))).unwrap();
     let client = client.join().unwrap();
-    // Find the link's region: BASE.PID.N next to BASE.
+    // Find the link's region: BASE.PID.RANDOM next to BASE.
     let dir = Path::new(&base).parent().unwrap();
     let prefix = format!(
         "{}.",
@@ -314,15 +312,16 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
         .collect();
     assert_eq!(found.len(), 1, "{found:?}");
     let rest = found[0].file_name().unwrap().to_string_lossy()[prefix.len()..].to_string();
-    let (pid, n) = rest.split_once('.').unwrap();
+    let (pid, random) = rest.split_once('.').unwrap();
     assert_eq!(pid, std::process::id().to_string());
-    n.parse::<u32>().unwrap();
+    assert_eq!(random.len(), 16, "{random}");
+    u64::from_str_radix(random, 16).unwrap();
     assert_eq!(
         client.region().location(),
         &Location::File(found[0].clone())
     );
     let region_file = std::fs::File::open(&found[0]).unwrap();
-    let mut ends: [Box<dyn Channel>; 2] = [server, Box::new(client)];
+    let mut ends: [utp::shm::ShmLink; 2] = [server, client];
     let mut sequence = [0u64; 2];
     // Frames in flight per ring (ring r is written by side r).
     let mut pending: [std::collections::VecDeque<VFrame>; 2] = Default::default();
@@ -352,6 +351,11 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
             Op::Close(side) => ends[*side].close().unwrap(),
         }
     }
+    // Received frames' space is given back (head published, lines zeroed)
+    // lazily; make the image show it.
+    for end in &mut ends {
+        end.flush_received();
+    }
     // Through the handle opened while the link was alive: a side that
     // closes removes the name (section 7), the bytes stay.
     let mut image = vec![0u8; DATA_OFFSET + 2 * CAPACITY];
@@ -373,8 +377,9 @@ fn expected_of(image: &[u8]) -> Value {
                 "side": SIDE_NAMES[s],
                 "state": side.state,
                 "pid": side.pid,
+                "sleeps": u32_at(image, SideField::Sleeps.offset(s)),
                 "heartbeats": side.heartbeats,
-                "heartbeat_time_us": u64_at(image, side_offset(s) + 16),
+                "heartbeat_time_us": u64_at(image, SideField::HeartbeatMicros.offset(s)),
                 "messages": side.messages,
                 "bytes": side.bytes,
             })
@@ -424,6 +429,21 @@ fn bless() {
             assert_eq!(u32_at(&image, index + 128), 0);
             assert_eq!(u32_at(&image, index + 192), 0);
             let walk = walk_ring(&image, r, CAPACITY).unwrap();
+            // The walk by stamps ends exactly at the (informational) tail.
+            let end = walk
+                .frames
+                .last()
+                .map(|(p, f)| p + record_len(f.payload.len()).unwrap() as u64)
+                .into_iter()
+                .chain(walk.padding.last().map(|(p, l)| p + l))
+                .max()
+                .unwrap_or(u64_at(&image, index + 64));
+            assert_eq!(
+                end,
+                u64_at(&image, index),
+                "{}: ring {r} ends at tail",
+                sc.name
+            );
             let got: Vec<VFrame> = walk.frames.into_iter().map(|(_, f)| f).collect();
             assert_eq!(&got, sent_unread, "{}: ring {r}", sc.name);
         }
@@ -456,47 +476,64 @@ fn bless() {
         json!({"category": "bad_magic", "reported_by": "control_header"}),
     );
     let mut bad = base.clone();
-    put_u32(&mut bad, 4, 2);
+    put_u32(&mut bad, 4, 1);
     add(
         "bad-layout-version",
-        "control header layout version changed to 2",
+        "control header layout version changed to 1",
         bad,
         json!({"category": "bad_layout_version", "reported_by": "control_header"}),
     );
+    let first_unread = |image: &[u8], r: usize| {
+        let walk = walk_ring(image, r, CAPACITY).unwrap();
+        let (pos, f) = walk.frames[0].clone();
+        (
+            DATA_OFFSET + r * CAPACITY + (pos as usize & (CAPACITY - 1)),
+            pos,
+            record_len(f.payload.len()).unwrap(),
+        )
+    };
     let mut bad = base.clone();
-    let index = ring_header_offset(1);
-    let head = u64_at(&bad, index + 64);
-    put_u64(&mut bad, index, head + CAPACITY as u64 + 64);
+    let (at, pos, _) = first_unread(&bad, 0);
+    put_u64(&mut bad, at, (pos + 64) | 2);
     add(
-        "tail-too-far-ahead",
-        "ring 1 tail set to head + capacity + 64",
+        "bad-stamp",
+        "the stamp of ring 0's first unread record has reserved bit 1 set",
         bad,
-        json!({"category": "tail_too_far_ahead", "reported_by": "ring", "ring": 1}),
+        json!({"category": "bad_stamp", "reported_by": "ring", "ring": 0}),
     );
     let mut bad = base.clone();
-    let index = ring_header_offset(0);
-    let tail = u64_at(&bad, index);
-    put_u64(&mut bad, index, tail - 64);
+    let (at, pos, _) = first_unread(&bad, 0);
+    put_u64(&mut bad, at, pos + CAPACITY as u64 + 64);
     add(
-        "record-past-published",
-        "ring 0 tail moved back 64 bytes, into the last unread record (192 bytes)",
+        "stamp-out-of-range",
+        "the stamp of ring 0's first unread record points a capacity past it",
         bad,
-        json!({"category": "record_past_published", "reported_by": "ring", "ring": 0}),
+        json!({"category": "stamp_out_of_range", "reported_by": "ring", "ring": 0}),
+    );
+    let mut bad = base.clone();
+    let (at, pos, len) = first_unread(&bad, 1);
+    assert!(len > 64);
+    put_u64(&mut bad, at, pos + 64);
+    add(
+        "length-mismatch",
+        "the stamp of ring 1's first unread record (a 1088-byte record) says 64 bytes",
+        bad,
+        json!({"category": "length_mismatch", "reported_by": "ring", "ring": 1}),
     );
     let mut bad = base.clone();
     let walk = walk_ring(&bad, 1, CAPACITY).unwrap();
     let (pos, _) = walk.padding[0];
-    let at = DATA_OFFSET + CAPACITY + (pos as usize & (CAPACITY - 1)) + 4;
-    put_u32(&mut bad, at, 128);
+    let at = DATA_OFFSET + CAPACITY + (pos as usize & (CAPACITY - 1));
+    put_u64(&mut bad, at, (pos + 128) | STAMP_PAD);
     add(
         "bad-padding-length",
-        "ring 1 padding marker says 128 bytes, not the 256 left before the end",
+        "ring 1 padding stamp says 128 bytes, not the rest of the data area",
         bad,
         json!({"category": "bad_padding", "reported_by": "ring", "ring": 1}),
     );
     let doc = json!({
         "format": "utp shm link test vectors",
-        "version": 1,
+        "version": 2,
         "spec": "docs/shm-layout.md",
         "layout_version": LAYOUT_VERSION,
         "generated_by": "UTP_BLESS=1 cargo test -p utp --test shm_vectors",
@@ -543,8 +580,13 @@ fn check_image(entry: &Value) {
         assert_eq!(got.messages, as_u64(&side["messages"]), "{what}");
         assert_eq!(got.bytes, as_u64(&side["bytes"]), "{what}");
         assert_eq!(
-            u64_at(&image, side_offset(s) + 16),
+            u64_at(&image, SideField::HeartbeatMicros.offset(s)),
             as_u64(&side["heartbeat_time_us"]),
+            "{what}"
+        );
+        assert_eq!(
+            u32_at(&image, SideField::Sleeps.offset(s)) as u64,
+            as_u64(&side["sleeps"]),
             "{what}"
         );
     }
@@ -626,7 +668,7 @@ fn shm_link_vectors() {
     if std::env::var_os("UTP_BLESS").is_some_and(|v| v == "1") {
         bless();
     }
-    let text = std::fs::read_to_string(vectors_path()).expect("docs/vectors/shm-link-v1.json");
+    let text = std::fs::read_to_string(vectors_path()).expect("docs/vectors/shm-link-v2.json");
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(as_u64(&doc["layout_version"]), LAYOUT_VERSION as u64);
     let images = doc["images"].as_array().unwrap();
@@ -640,10 +682,7 @@ fn shm_link_vectors() {
             .iter()
             .any(|r| !r["padding"].as_array().unwrap().is_empty());
     }
-    assert!(
-        saw_padding,
-        "no image has a padding marker in unread content"
-    );
+    assert!(saw_padding, "no image has padding in unread content");
     let invalid = doc["invalid_images"].as_array().unwrap();
     assert!(invalid.len() >= 2);
     for entry in invalid {

@@ -2,8 +2,8 @@
 //! it can discover, like `ss -l` for utp:
 //!
 //! - servers of processes that keep counters (`utp::stats`): any transport;
-//! - shared-memory rendezvous sockets (`@utp/shm/...`), link regions in
-//!   /dev/shm, seqlock cells;
+//! - shared-memory rendezvous sockets (in the per-user socket directories),
+//!   memfd links (through /proc), seqlock cells;
 //! - Unix sockets (files and abstract names), TCP and UDP ports and FIFOs
 //!   held by utp processes (those with a counters region, or named `utp`),
 //!   from /proc;
@@ -64,18 +64,6 @@ fn scheme(url: &str) -> String {
     url.split(':').next().unwrap_or("?").to_string()
 }
 
-/// The URL of a shared-memory rendezvous socket name (`utp/shm/NAME`).
-fn shm_url(name: &str) -> Option<String> {
-    if let Some(n) = name.strip_prefix("utp/shm/") {
-        Some(format!("shm://{n}"))
-    } else if let Some(k) = name.strip_prefix("utp/sysv/") {
-        Some(format!("sysv://{k}"))
-    } else {
-        name.strip_prefix("utp/file/")
-            .map(|p| format!("file://{p}"))
-    }
-}
-
 fn collect() -> (Vec<Row>, Vec<String>) {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -117,11 +105,19 @@ fn collect() -> (Vec<Row>, Vec<String>) {
     };
 
     // 2. Unix sockets: shm rendezvous names, and sockets of utp processes.
+    // Shared-memory listeners: their sockets in the per-user directories
+    // (utp::runtime_dir), socket path -> URL.
+    let shm_entries = utp::shm::inspect::list();
+    let shm_listeners: HashMap<&str, &str> = shm_entries
+        .iter()
+        .filter(|e| e.kind == "listener" && !e.detail.is_empty())
+        .map(|e| (e.name.as_str(), e.detail.as_str()))
+        .collect();
     let unix = procnet::unix_sockets();
     for s in unix.iter().filter(|s| s.listening) {
         let pid = holder_of(s.inode);
-        let (url, detail) = match s.path.strip_prefix('@').and_then(shm_url) {
-            Some(url) => (url, format!("rendezvous socket {}", s.path)),
+        let (url, detail) = match shm_listeners.get(s.path.as_str()) {
+            Some(url) => (url.to_string(), format!("rendezvous socket {}", s.path)),
             None if pid.is_some_and(|p| utp_pids.contains(&p)) => {
                 (format!("unix://{}", s.path), "listening socket".to_string())
             }
@@ -252,8 +248,8 @@ fn collect() -> (Vec<Row>, Vec<String>) {
     }
 
     // 6. Shared-memory link regions and seqlock cells.
-    for e in utp::shm::inspect::list() {
-        if e.kind == "listener" {
+    for e in shm_entries.iter().cloned() {
+        if e.kind == "listener" && shm_listeners.contains_key(e.name.as_str()) {
             continue; // rendezvous sockets are listed above, with their holder
         }
         let mode = e

@@ -78,6 +78,25 @@ pub(super) fn answer(
     );
     match sent {
         Ok(()) => Next::Continue,
+        // A reply the link cannot carry (e.g. larger than a shm ring): the
+        // client gets an ERROR saying so, not a silent close.
+        Err(Error::TooLarge { len, limit, .. }) => {
+            let reason = format!(
+                "reply of {len} bytes is too large for this link (limit {limit}); \
+                 ask for a bigger ring with ?ring= or a smaller reply"
+            );
+            log::warn!("client {who}: {reason}");
+            match channel.reply_timeout(
+                message_type::ERROR,
+                flags::CHECKSUM,
+                reason.as_bytes(),
+                frame.header.sequence,
+                Some(limits.reply_timeout),
+            ) {
+                Ok(()) => Next::Continue,
+                Err(_) => Next::Close,
+            }
+        }
         Err(e @ Error::Timeout { .. }) => {
             stats.client_errors.fetch_add(1, Ordering::Relaxed);
             log::warn!("client {who}: {e} (it does not read its replies); closing its connection");

@@ -35,8 +35,21 @@ pub(crate) fn name_holder(endpoint: &Endpoint, error: Error) -> Error {
     let holders = match &endpoint.address {
         #[cfg(not(loom))]
         Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
-            crate::shm::rendezvous::socket_name(&endpoint.address)
-                .map(|name| procnet::unix_listener_holders(&format!("@{name}")))
+            // The listener's socket in our private and shared directories.
+            let uid = rustix::process::geteuid().as_raw();
+            crate::shm::rendezvous::socket_file(&endpoint.address)
+                .map(|file| {
+                    [
+                        crate::runtime_dir::Kind::Private,
+                        crate::runtime_dir::Kind::Shared,
+                    ]
+                    .into_iter()
+                    .flat_map(|kind| {
+                        let path = crate::runtime_dir::path_of(uid, kind).join(&file);
+                        procnet::unix_listener_holders(&path.to_string_lossy())
+                    })
+                    .collect()
+                })
                 .unwrap_or_default()
         }
         Address::Mq(name) => fd_holders(format!("/utp.{name}")),
