@@ -265,15 +265,19 @@ fn in_use_names_the_holder_pid_for_shm_fifo_and_mq() {
     for (url, hint) in [
         (
             format!("shm://{}", unique("inuse")),
-            "abstract socket @utp/shm/NAME is bound by a live process",
+            // The listener's socket in the per-user directory (utp::runtime_dir).
+            format!(
+                "{}/shm.NAME is served by a live process",
+                utp::runtime_dir::private_dir().unwrap().display()
+            ),
         ),
         (
             format!("fifo:///tmp/{}", unique("inuse")),
-            "a live server reads /tmp/NAME.req",
+            "a live server reads /tmp/NAME.req".to_string(),
         ),
         (
             format!("mq://{}", unique("inuse")),
-            "a live server holds /utp.NAME",
+            "a live server holds /utp.NAME".to_string(),
         ),
     ] {
         let name = url.rsplit('/').next().unwrap();

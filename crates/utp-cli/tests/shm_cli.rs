@@ -174,10 +174,16 @@ fn inspect_and_ls_show_a_live_link() {
         .unwrap()
         .join(format!("shm.{name}"));
     assert!(
-        text.lines().any(|l| l.starts_with("listener")
-            && l.contains("0600")
-            && l.contains(&socket.display().to_string())),
+        text.lines().any(|l| l.starts_with("shm ")
+            && l.contains(&format!("shm://{name} "))
+            && l.contains(&format!(" {} ", server.0.id()))
+            && l.contains(&format!("rendezvous socket {}", socket.display()))),
         "{text}"
+    );
+    let mode = std::fs::symlink_metadata(&socket).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
     );
     assert!(
         text.lines().any(|l| l.starts_with("shm-link")
