@@ -5,63 +5,8 @@
 
 mod util;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use util::other_user::{OTHER, OtherServer, as_root, utp_as_other};
 use util::{run, unique};
-
-/// The uid and gid the tests impersonate: `nobody`.
-const OTHER: u32 = 65534;
-
-fn as_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// `utp ARGS` run as uid/gid 65534 through setpriv.
-fn utp_as_other(args: &[&str]) -> Command {
-    let mut command = Command::new("setpriv");
-    command
-        .args([
-            &format!("--reuid={OTHER}"),
-            &format!("--regid={OTHER}"),
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_utp"),
-        ])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    command
-}
-
-/// Waits until a `utp call` to `url` gives `expect` on stdout or stderr.
-fn wait_until_serving(server: &mut std::process::Child, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "server for {url} exited early"
-        );
-        let out = run(&["call", url, "ADD", "1", "1", "--timeout", "1s"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Either served (own uid) or refused by identity: both prove it listens.
-        if out.status.success() || text.contains("uid") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no server at {url}: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_client_refuses_a_server_of_another_user() {
@@ -70,12 +15,7 @@ fn a_client_refuses_a_server_of_another_user() {
         return;
     }
     let url = format!("unix://@{}", unique("id-srv"));
-    let mut server = utp_as_other(&["serve", "calc", "--on", &url])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("setpriv utp serve");
-    wait_until_serving(&mut server, &url);
-    let server = Kill(server);
+    let server = OtherServer::start("calc", &url);
 
     let out = run(&["call", &url, "ADD", "10", "20", "--timeout", "2s"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

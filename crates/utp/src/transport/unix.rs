@@ -1,10 +1,15 @@
 //! `unix:///PATH` and `unix://@NAME`: Unix domain stream sockets.
 //!
-//! - Socket files are created mode 0600: the listener binds, sets the mode,
-//!   and only then listens, so no client can connect in between.
+//! - Socket files are created mode 0600 with no window: the listener
+//!   `fchmod`s the socket *before* `bind`, and Linux creates the file with
+//!   the socket's mode (minus the umask). No path is ever `chmod`ed, so
+//!   nothing can be swapped for a symlink in between.
 //! - A socket file left by a crashed server is detected (connecting to it is
-//!   refused) and replaced; a live server's socket is never stolen.
-//! - The listener removes its socket file when closed or dropped.
+//!   refused) and replaced; a live server's socket is never stolen. The path
+//!   is examined with `lstat`: a symlink (or anything but a socket) at the
+//!   socket path is refused with an error, never followed or removed.
+//! - The listener removes its socket file when closed or dropped, only if
+//!   the path still holds the very socket it bound.
 //! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`] and checked on both
 //!   ends against a [`PeerPolicy`]: by default a server accepts only clients of
 //!   its own uid (and root), and a client talks only to a server of its own uid
@@ -24,7 +29,8 @@ use rustix::net::{
     connect as sys_connect, listen as sys_listen, socket_with, sockopt,
 };
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use rustix::fs::Mode;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -155,6 +161,8 @@ fn peer_info(fd: &OwnedFd, addr: &UnixAddr) -> PeerInfo {
 pub struct UnixListener {
     fd: Option<OwnedFd>,
     addr: UnixAddr,
+    /// Device and inode of the socket file this listener created.
+    bound: Option<(u64, u64)>,
     max_payload: usize,
     policy: PeerPolicy,
 }
@@ -167,6 +175,12 @@ impl UnixListener {
             remove_if_stale(path, &addr)?;
         }
         let fd = new_socket()?;
+        if matches!(addr, UnixAddr::Path(_)) {
+            // Linux's AF_UNIX bind creates the file with the socket inode's
+            // mode minus the umask: private from its first instant.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
+                .map_err(|e| Error::io(format!("make the socket for {addr} private (0600)"), e))?;
+        }
         match bind(&fd, &sockaddr) {
             Ok(()) => {}
             Err(Errno::ADDRINUSE) => {
@@ -177,20 +191,23 @@ impl UnixListener {
             }
             Err(e) => return Err(Error::io(format!("bind {addr}"), e)),
         }
-        if let UnixAddr::Path(path) = &addr {
-            // Before listen(): nobody can connect until the mode is private.
-            let private = std::fs::Permissions::from_mode(0o600);
-            if let Err(e) = std::fs::set_permissions(path, private) {
-                let _ = std::fs::remove_file(path);
-                return Err(Error::io(
-                    format!("make {} private (0600)", path.display()),
-                    e,
-                ));
-            }
-        }
+        // What we bound, so that close removes this file and nothing else.
+        let bound = match &addr {
+            UnixAddr::Path(path) => match socket_file_id(path) {
+                Some(id) => Some(id),
+                None => {
+                    return Err(Error::InUse {
+                        endpoint: addr.to_string(),
+                        hint: Some("the socket file was replaced right after bind".into()),
+                    });
+                }
+            },
+            UnixAddr::Abstract(_) => None,
+        };
         sys_listen(&fd, BACKLOG).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
         Ok(UnixListener {
             fd: Some(fd),
+            bound,
             addr,
             max_payload: options.max_payload,
             policy: PeerPolicy::same_user(),
@@ -258,10 +275,13 @@ impl Listener for UnixListener {
     fn close(&mut self) -> Result<()> {
         if self.fd.take().is_some() {
             if let UnixAddr::Path(path) = &self.addr {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                // Only our own socket: someone may have replaced the path.
+                if self.bound.is_some() && socket_file_id(path) == self.bound {
+                    match std::fs::remove_file(path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                    }
                 }
             }
         }
@@ -275,14 +295,28 @@ impl Drop for UnixListener {
     }
 }
 
-/// Removes `path` if it is a socket nobody listens on; refuses if it is live
-/// or not a socket at all.
+/// Device and inode of the socket file at `path` (not following a symlink),
+/// or `None` if there is no socket there.
+fn socket_file_id(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.file_type().is_socket().then(|| (meta.dev(), meta.ino()))
+}
+
+/// Removes `path` if it is a socket nobody listens on; refuses if it is live,
+/// a symlink, or not a socket at all. Never follows a symlink.
 fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(format!("inspect {}", path.display()), e)),
     };
+    if meta.file_type().is_symlink() {
+        return Err(Error::Denied(format!(
+            "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
+             socket path (remove it yourself if it is yours)",
+            path.display()
+        )));
+    }
     if !meta.file_type().is_socket() {
         return Err(Error::InUse {
             endpoint: addr.to_string(),
@@ -294,12 +328,25 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
             endpoint: addr.to_string(),
             hint: Some("a live server accepts connections there".into()),
         }),
-        Err(Error::NotFound { .. }) => std::fs::remove_file(path)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Ok(()),
-                _ => Err(e),
-            })
-            .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e)),
+        Err(Error::NotFound { .. }) => {
+            // Still the same dead socket (not swapped for a symlink meanwhile)?
+            if socket_file_id(path) != Some((meta.dev(), meta.ino())) {
+                return Err(Error::InUse {
+                    endpoint: addr.to_string(),
+                    hint: Some(format!(
+                        "{} changed while utp checked whether it was stale; try again",
+                        path.display()
+                    )),
+                });
+            }
+            log::info!("replacing stale socket {}", path.display());
+            std::fs::remove_file(path)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e))
+        }
         Err(other) => Err(other),
     }
 }

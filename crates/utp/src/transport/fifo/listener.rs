@@ -15,6 +15,9 @@ pub struct FifoListener {
     base: PathBuf,
     req: PathBuf,
     resp: PathBuf,
+    /// Device and inode of the FIFOs this listener created (request, response):
+    /// every later open is checked against them, and only they are removed.
+    ids: ((u64, u64), (u64, u64)),
     /// `PATH.req` open for reading for the listener's whole life ("a server is here").
     anchor: Option<OwnedFd>,
     /// A fresh reader of `PATH.req` for the next session (fresh, so that
@@ -36,10 +39,24 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
     };
     let (req, resp) = paths(base);
     let url = endpoint.address.to_string();
+    if let Some(key) = ["allow_uid", "allow_gid"]
+        .into_iter()
+        .find(|key| endpoint.param(key).is_some())
+    {
+        return Err(Error::BadUrl {
+            url: endpoint.to_string(),
+            reason: format!(
+                "{key} is for fifo:// clients: a FIFO does not tell its server who opened it, \
+                 so a fifo:// server admits only its own uid and root (its FIFOs are 0600)"
+            ),
+        });
+    }
+    let own_uid = rustix::process::geteuid().as_raw();
     for path in [&req, &resp] {
-        match is_fifo(path) {
+        match lookup(path) {
             None => {}
-            Some(false) => {
+            Some(Found::Symlink) => return Err(symlink_refused(&url, path)),
+            Some(Found::Other) => {
                 return Err(Error::InUse {
                     endpoint: url,
                     hint: Some(format!(
@@ -48,13 +65,23 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
                     )),
                 });
             }
-            Some(true) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
+            Some(Found::Fifo { uid, .. }) if uid != own_uid => {
+                return Err(Error::Denied(format!(
+                    "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
+                     utp does not serve on (or replace) FIFOs another user created: remove it \
+                     yourself if you trust it",
+                    path.display()
+                )));
+            }
+            Some(Found::Fifo { .. })
+                if path == &req && open(&req, OFlags::WRONLY).is_ok() =>
+            {
                 return Err(Error::InUse {
                     endpoint: url,
                     hint: Some(format!("a live server reads {}", req.display())),
                 });
             }
-            Some(true) => {
+            Some(Found::Fifo { .. }) => {
                 log::info!("replacing stale FIFO {}", path.display());
                 let _ = std::fs::remove_file(path);
             }
@@ -75,12 +102,22 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             }
         }
     }
-    let anchor =
-        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let created = |path: &Path| match lookup(path) {
+        Some(Found::Fifo { uid, id, .. }) if uid == own_uid => Ok(id),
+        _ => Err(Error::InUse {
+            endpoint: url.clone(),
+            hint: Some(format!("{} was replaced right after mkfifo", path.display())),
+        }),
+    };
+    let ids = (created(&req)?, created(&resp)?);
+    let anchor = open(&req, OFlags::RDONLY)
+        .map_err(|e| Error::io(format!("open {}", req.display()), e))
+        .and_then(|fd| same_fifo(fd, &req, ids.0))?;
     Ok(FifoListener {
         base: base.clone(),
         req,
         resp,
+        ids,
         anchor: Some(anchor),
         probe: None,
         pending_resp: None,
@@ -139,7 +176,8 @@ impl FifoListener {
     fn look(&mut self) -> Result<Option<Box<dyn Channel>>> {
         if self.probe.is_none() {
             let probe = open(&self.req, OFlags::RDONLY)
-                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))?;
+                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
+                .and_then(|fd| same_fifo(fd, &self.req, self.ids.0))?;
             self.probe = Some(probe);
         }
         let probe = self.probe.as_ref().expect("probe just opened");
@@ -150,6 +188,7 @@ impl FifoListener {
             };
             return match resp {
                 Ok(resp) => {
+                    let resp = same_fifo(resp, &self.resp, self.ids.1)?;
                     let req = self.probe.take().expect("probe");
                     Ok(Some(self.session(req, resp)))
                 }
@@ -174,13 +213,25 @@ impl FifoListener {
             }
         } else if self.lock_free() {
             match open(&self.resp, OFlags::WRONLY) {
-                Ok(resp) => self.pending_resp = Some(resp),
+                Ok(resp) => self.pending_resp = Some(same_fifo(resp, &self.resp, self.ids.1)?),
                 Err(Errno::NXIO) => {}
                 Err(e) => return Err(Error::io(format!("open {}", self.resp.display()), e)),
             }
         }
         Ok(None)
     }
+}
+
+/// `fd` if it is the FIFO this listener created at `path` (`id`), else an error.
+fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
+    let (_, _, found) = fifo_owner(&fd, path)?;
+    if found != id {
+        return Err(Error::Denied(format!(
+            "{} is no longer the FIFO this server created (someone replaced it)",
+            path.display()
+        )));
+    }
+    Ok(fd)
 }
 
 /// The events of `fd` right now (no waiting).
@@ -231,7 +282,11 @@ impl Listener for FifoListener {
         self.pending_resp = None;
         self.probe = None;
         if self.anchor.take().is_some() {
-            for path in [&self.req, &self.resp] {
+            for (path, id) in [(&self.req, self.ids.0), (&self.resp, self.ids.1)] {
+                // Only the FIFOs this listener created.
+                if !matches!(lookup(path), Some(Found::Fifo { id: found, .. }) if found == id) {
+                    continue;
+                }
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

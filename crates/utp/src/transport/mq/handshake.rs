@@ -21,6 +21,14 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             e => open_error(&accept_queue, e),
         },
     )?;
+    // Before anything is created or sent: is the server someone we trust?
+    let (owner_uid, owner_gid) = queue_owner(&accept, &accept_queue)?;
+    PeerPolicy::from_endpoint(endpoint)?.check_server(
+        &url,
+        &format!("its accept queue {accept_queue}"),
+        owner_uid,
+        owner_gid,
+    )?;
     if !held_by_peer(&accept) {
         return Err(Error::NotFound {
             endpoint: url,
@@ -104,6 +112,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             {
                 Ok(channel)
             }
+            Ok((header, reason)) if header.message_type == message_type::ERROR => {
+                Err(Error::Denied(String::from_utf8_lossy(reason).into_owned()))
+            }
             Ok((header, _)) => Err(Error::Protocol(format!(
                 "{url}: expected the server's accept, got a frame of type 0x{:02x}",
                 header.message_type
@@ -124,6 +135,7 @@ pub struct MqListener {
     accept: Option<OwnedFd>,
     max_payload: usize,
     priority: u32,
+    policy: PeerPolicy,
     buf: Vec<u8>,
 }
 
@@ -160,12 +172,19 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
             hint: Some(format!("another server locked {queue} at the same moment")),
         });
     }
+    let policy = PeerPolicy::from_endpoint(endpoint)?;
+    if policy.is_widened() {
+        // Others may send a hello; each client's queue owner is still checked.
+        rustix::fs::fchmod(&accept, rustix::fs::Mode::from_raw_mode(0o622))
+            .map_err(|e| Error::io(format!("let other users write to {queue}"), e))?;
+    }
     Ok(MqListener {
         name,
         queue,
         accept: Some(accept),
         max_payload: options.max_payload,
         priority: priority_option(endpoint)?,
+        policy,
         buf: vec![0; ACCEPT_MESSAGE_SIZE],
     })
 }
@@ -187,6 +206,22 @@ impl MqListener {
             sys::open(&s2c_name, libc::O_WRONLY, 0, None).map_err(|e| open_error(&s2c_name, e))?;
         remove(&c2s_name);
         remove(&s2c_name);
+        let url = format!("mq://{}", self.name);
+        for (fd, queue) in [(&rx, &c2s_name), (&tx, &s2c_name)] {
+            let (uid, gid) = queue_owner(fd, queue)?;
+            if let Err(refused) = self.policy.check_client(&url, uid, gid, None) {
+                // Tell the client why (best effort), then forget it.
+                let header =
+                    frame::Header::new(message_type::ERROR, frame_flags::CHECKSUM, 0, 0);
+                let text = match &refused {
+                    Error::Denied(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let reason = frame::encode_to_vec(&header, text.as_bytes());
+                let _ = sys::timed_send(tx.as_fd(), &reason, 0, Duration::ZERO);
+                return Err(refused);
+            }
+        }
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
             return Err(Error::Protocol(format!(
                 "{s2c_name} is locked by someone else"
