@@ -95,3 +95,17 @@ def stream_url(request):
     yield url
     if path and os.path.exists(path):
         os.unlink(path)
+
+
+@pytest.fixture
+def other_user():
+    """Skip unless this process can act as uid 65534 (root, setpriv, a Python it can run)."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    from support import python_for_other_user
+
+    if python_for_other_user() is None:
+        pytest.skip("no Python interpreter that uid 65534 can run (and read the package with)")
+    return 65534
