@@ -65,6 +65,11 @@ impl PeerPolicy {
         !self.uids.is_empty() || !self.gids.is_empty()
     }
 
+    /// The extra uids from `?allow_uid=`, in the URL's order.
+    pub fn allowed_uids(&self) -> &[u32] {
+        &self.uids
+    }
+
     /// This process's effective uid.
     pub fn own_uid(&self) -> u32 {
         self.own_uid

@@ -35,6 +35,7 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod identity;
+pub mod runtime_dir;
 pub mod seqlock;
 pub mod service;
 pub mod shm;

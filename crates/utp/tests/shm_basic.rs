@@ -38,14 +38,22 @@ fn pair(url: &str) -> (Box<dyn utp::Listener>, ShmLink, Box<dyn utp::Channel>) {
 }
 
 #[test]
-fn round_trip_posix_and_cleanup_with_mode_0600() {
+fn round_trip_over_a_sealed_memfd_with_nothing_in_dev_shm() {
     let name = unique("rt");
     let (listener, mut client, mut server) = pair(&format!("shm://{name}"));
-    let entries = dev_shm_entries(&name);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let meta = std::fs::metadata(format!("/dev/shm/{}", entries[0])).unwrap();
+    assert!(dev_shm_entries(&name).is_empty(), "v2 links have no name");
+    let links = utp::shm::inspect::memfd_links(Some(&name));
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0].pids, vec![std::process::id()]);
+    assert_eq!(links[0].size, 4096 + 2 * (1 << 20));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let socket = utp::runtime_dir::private_dir()
+        .unwrap()
+        .join(format!("shm.{name}"));
+    let meta = std::fs::symlink_metadata(&socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{socket:?}");
+    let dir = std::fs::symlink_metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o077, 0);
 
     client
         .send(message_type::REQUEST, flags::CHECKSUM, b"ADD 1 2")
@@ -68,7 +76,8 @@ fn round_trip_posix_and_cleanup_with_mode_0600() {
     assert!(err.is_peer_gone(), "{err}");
     drop(server);
     drop(listener);
-    assert!(dev_shm_entries(&name).is_empty());
+    assert!(utp::shm::inspect::memfd_links(Some(&name)).is_empty());
+    assert!(!socket.exists(), "the listener removes its socket");
 }
 
 #[test]
@@ -108,7 +117,10 @@ fn full_ring_try_send_and_timeout() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(sent, 3, "3 records of 1032 bytes fit a 4 KiB ring");
+    assert_eq!(
+        sent, 3,
+        "3 records of 1088 bytes fit a 4 KiB ring (minus its slack line)"
+    );
     let start = std::time::Instant::now();
     let err = client
         .send_timeout(
@@ -131,7 +143,7 @@ fn zero_copy_reserve_and_view() {
     let name = unique("zc");
     let (_l, mut client, server) = pair(&format!("shm://{name}"));
     let mut r = client.reserve(5, None).unwrap();
-    r.payload_mut().copy_from_slice(b"hello");
+    assert!(r.payload_mut().copy_from(b"hello"));
     r.commit(message_type::TEXT, flags::CHECKSUM);
     // The server end is a Box<dyn Channel>; receive with a second zero-copy link instead.
     let mut server = server;
@@ -141,7 +153,12 @@ fn zero_copy_reserve_and_view() {
     server.send(message_type::TEXT, 0, b"world").unwrap();
     {
         let view = client.recv_view(Some(Duration::from_secs(1))).unwrap();
-        assert_eq!(view.payload(), b"world");
+        assert!(view.payload().eq_bytes(b"world"));
+        assert!(!view.payload().eq_bytes(b"worle"));
+        assert_eq!(view.payload().get(4), Some(b'd'));
+        let mut copy = Vec::new();
+        view.copy_payload(&mut copy).unwrap();
+        assert_eq!(copy, b"world");
         assert_eq!(view.header().message_type, message_type::TEXT);
     }
     let err = client
@@ -220,16 +237,19 @@ fn frames_sent_before_close_are_delivered_then_peer_gone() {
 }
 
 #[test]
-fn listen_reclaims_links_of_dead_servers_only() {
-    let name = unique("stale");
+fn listen_reclaims_file_links_of_dead_servers_only() {
+    let dir = std::env::temp_dir().join(unique("stale"));
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("calc");
+    let r = "0123456789abcdef";
     // pid 999999999 is above any pid_max, so it is certainly dead.
-    let dead = format!("/dev/shm/utp.{name}.999999999.3");
-    let live = format!("/dev/shm/utp.{name}.{}.999", std::process::id());
-    let other = format!("/dev/shm/utp.{name}x.999999999.1");
+    let dead = format!("{}.999999999.{r}", path.display());
+    let live = format!("{}.{}.{r}", path.display(), std::process::id());
+    let other = format!("{}x.999999999.{r}", path.display());
     for p in [&dead, &live, &other] {
         std::fs::write(p, b"").unwrap();
     }
-    let listener = utp::listen(&format!("shm://{name}")).unwrap();
+    let listener = utp::listen(&format!("file://{}", path.display())).unwrap();
     assert!(
         !std::path::Path::new(&dead).exists(),
         "stale link not reclaimed"
@@ -243,9 +263,7 @@ fn listen_reclaims_links_of_dead_servers_only() {
         "another endpoint's link was removed"
     );
     drop(listener);
-    for p in [&live, &other] {
-        std::fs::remove_file(p).unwrap();
-    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -80,24 +80,44 @@ fn spin_and_block_modes_across_processes() {
 
 #[test]
 fn garbage_and_silent_clients_do_not_stop_the_listener() {
-    use std::io::Write as _;
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixStream};
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::net::UnixStream;
     let name = unique("garbage");
     let url = format!("shm://{name}");
     let mut server = Proc::spawn("server", &url, "");
     server.expect("READY");
-    let addr = SocketAddr::from_abstract_name(format!("utp/shm/{name}")).unwrap();
-    // Not a frame at all; a HELLO with a wrong layout version; one that says nothing.
-    let mut junk = UnixStream::connect_addr(&addr).unwrap();
+    let addr = utp::runtime_dir::private_dir()
+        .unwrap()
+        .join(format!("shm.{name}"));
+    // Not a frame at all; HELLOs of other layout versions; one that says nothing.
+    let mut junk = UnixStream::connect(&addr).unwrap();
     junk.write_all(&[0xAB; 100]).unwrap();
-    let mut wrong = UnixStream::connect_addr(&addr).unwrap();
-    let hello = utp::frame::encode_to_vec(
-        &utp::frame::Header::new(message_type::LINK_HELLO, flags::CHECKSUM, 1, 0),
-        &[9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    );
-    wrong.write_all(&hello).unwrap();
-    let _silent = UnixStream::connect_addr(&addr).unwrap();
+    for (version, advice) in [(1u8, "upgrade the client"), (9, "upgrade the server")] {
+        let mut wrong = UnixStream::connect(&addr).unwrap();
+        let mut payload = [0u8; 16];
+        payload[0] = version;
+        let hello = utp::frame::encode_to_vec(
+            &utp::frame::Header::new(message_type::LINK_HELLO, flags::CHECKSUM, 1, 0),
+            &payload,
+        );
+        wrong.write_all(&hello).unwrap();
+        // The v2 server answers with an ERROR frame that says why, then closes.
+        wrong
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reply = Vec::new();
+        wrong.read_to_end(&mut reply).unwrap();
+        let (header, text) = utp::frame::decode(&reply, 4096).unwrap();
+        assert_eq!(header.message_type, message_type::ERROR);
+        let text = String::from_utf8_lossy(text);
+        assert!(
+            text.contains(&format!(
+                "speaks shm layout version 2, the client sent version {version}"
+            )) && text.contains(advice),
+            "{text}"
+        );
+    }
+    let _silent = UnixStream::connect(&addr).unwrap();
     // A real client is served at once: handshakes run concurrently, so the
     // silent client (dropped after 2 s) does not hold it up.
     let start = Instant::now();

@@ -49,7 +49,7 @@ fn scribble(name: &str, rounds: u32) {
             }
             // a plausible or wild index value over head/tail of either ring
             1 => {
-                let word = [256, 320, 512, 576][(next() % 4) as usize];
+                let word = [512, 576, 768, 832][(next() % 4) as usize];
                 let v = if next() % 2 == 0 {
                     next() % (3 * cap as u64)
                 } else {
@@ -62,15 +62,19 @@ fn scribble(name: &str, rounds: u32) {
                 let mut h = vec![0x42, 0x50, 0x54, 0x55, 1, 1, 0, 0];
                 h.extend_from_slice(&((next() % 9000) as u32).to_le_bytes());
                 h.extend_from_slice(&[0u8; 20]);
-                let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 32)) & !7);
+                // where a record's header goes: 8 bytes into a line
+                let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 64)) & !63) + 8;
                 (at, h)
             }
-            // a padding marker with a random length
+            // a record stamp: plausible (a near position, maybe padding) or wild
             _ => {
-                let mut m = 0x4441_5055u32.to_le_bytes().to_vec();
-                m.extend_from_slice(&((next() % 5000) as u32).to_le_bytes());
-                let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 8)) & !7);
-                (at, m)
+                let v = if next() % 2 == 0 {
+                    (next() % (3 * cap as u64)) & !62
+                } else {
+                    next()
+                };
+                let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 8)) & !63);
+                (at, v.to_le_bytes().to_vec())
             }
         };
         assert!(offset + bytes.len() <= region.len());

@@ -1,16 +1,23 @@
 //! Reading links and listing endpoints from outside, for `utp inspect`
 //! and `utp ls`. Only reads: never changes a link it looks at.
+//!
+//! `shm://` links are anonymous memfds: they are found through the
+//! processes that hold them (`/proc/PID/fd`, whose links read
+//! `/memfd:utp.NAME.N (deleted)`), which needs the same uid or root.
+//! Listeners are found in `/proc/net/unix` (sockets in utp's runtime
+//! directories); file links by name next to their PATH.
 
 use super::layout::{Control, SideField, state};
 use super::reclaim::{link_pid, pid_alive};
 use super::region::{Location, Region};
-use super::rendezvous::socket_name;
+use super::rendezvous::{address_of_socket_file, connect_paths, socket_file};
 use super::sync::Ordering;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::now_micros;
+use crate::identity::PeerPolicy;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -61,18 +68,33 @@ pub struct LinkState {
 
 /// Reads the state of the link region at `location`.
 pub fn link_state(location: &Location) -> Result<LinkState> {
-    let len = match location {
-        Location::Posix(name) => std::fs::metadata(format!("/dev/shm{name}")),
-        Location::File(path) => std::fs::metadata(path),
-        Location::SysV(_) => {
+    let region = match location {
+        Location::Memfd(proc_path) => {
+            // A holder's descriptor, e.g. /proc/PID/fd/N (see memfd_links).
+            let fd = rustix::fs::open(
+                proc_path.as_str(),
+                rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::io(format!("open {proc_path}"), e))?;
+            let len = rustix::fs::fstat(&fd)
+                .map_err(|e| Error::io(format!("fstat {proc_path}"), e))?
+                .st_size as usize;
+            Region::from_memfd(fd, len, &PeerPolicy::same_user(), proc_path)?
+        }
+        Location::File(path) => {
+            let len = std::fs::metadata(path)
+                .map_err(|e| Error::io(format!("stat {location}"), e))?
+                .len() as usize;
+            Region::open(location.clone(), len)?
+        }
+        _ => {
             return Err(Error::Protocol(
                 "System V links are private segments; inspect them through their server".into(),
             ));
         }
-    }
-    .map_err(|e| Error::io(format!("stat {location}"), e))?
-    .len() as usize;
-    let region = Region::open(location.clone(), len)?;
+    };
+    let len = region.len();
     let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
     // SAFETY: `region` maps `len` page-aligned bytes and outlives `control`
     // (both locals, control declared later so dropped first); validate()
@@ -131,9 +153,9 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
 pub struct EndpointState {
     /// The endpoint.
     pub url: String,
-    /// Whether a server listens (its abstract socket is bound).
+    /// Whether a server listens (its socket is bound and listening).
     pub listening: bool,
-    /// The abstract socket name.
+    /// The socket path (the first candidate that listens, else the first).
     pub socket: String,
     /// Live (or stale) links of this endpoint with their state.
     pub links: Vec<(Location, Result<LinkState>)>,
@@ -141,8 +163,15 @@ pub struct EndpointState {
 
 /// Inspects a shared-memory endpoint: is a server listening, and its links.
 pub fn endpoint_state(endpoint: &Endpoint) -> Result<EndpointState> {
-    let socket = socket_name(&endpoint.address)?;
-    let listening = listening_sockets().contains(&socket);
+    let candidates = connect_paths(&endpoint.address, &[])?;
+    let bound = listening_sockets();
+    let socket = candidates
+        .iter()
+        .map(|(p, _, _)| p.display().to_string())
+        .find(|p| bound.contains(p))
+        .or_else(|| candidates.first().map(|(p, _, _)| p.display().to_string()))
+        .unwrap_or_default();
+    let listening = bound.contains(&socket);
     let links = link_locations(&endpoint.address)
         .into_iter()
         .map(|loc| {
@@ -153,16 +182,104 @@ pub fn endpoint_state(endpoint: &Endpoint) -> Result<EndpointState> {
     Ok(EndpointState {
         url: endpoint.address.to_string(),
         listening,
-        socket: format!("@{socket}"),
+        socket,
         links,
     })
 }
 
+/// A memfd link found in a process's descriptor table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemfdLink {
+    /// The memfd's name: `utp.NAME.N`.
+    pub name: String,
+    /// `/proc/PID/fd/N` of the first holder found (open it to read the link).
+    pub path: String,
+    /// Pids holding it (server and client), ascending.
+    pub pids: Vec<u32>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Owner uid.
+    pub uid: u32,
+}
+
+/// Every utp memfd link this process may see (`/proc/*/fd`: its own uid's
+/// processes, or all as root), one entry per memfd, optionally only those
+/// of `shm://NAME`.
+pub fn memfd_links(name: Option<&str>) -> Vec<MemfdLink> {
+    let prefix = name.map(|n| format!("utp.{n}."));
+    let mut found: Vec<(u64, u64, MemfdLink)> = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    for proc_entry in procs.flatten() {
+        let Some(pid) = proc_entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            let Some(rest) = target.strip_prefix("/memfd:utp.") else {
+                continue;
+            };
+            let memfd_name = format!("utp.{}", rest.trim_end_matches(" (deleted)"));
+            if prefix.as_ref().is_some_and(|p| {
+                !memfd_name
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(fd.path()) else {
+                continue;
+            };
+            let key = (meta.dev(), meta.ino());
+            match found.iter_mut().find(|(d, i, _)| (*d, *i) == key) {
+                Some((_, _, link)) => {
+                    if !link.pids.contains(&pid) {
+                        link.pids.push(pid);
+                    }
+                }
+                None => found.push((
+                    key.0,
+                    key.1,
+                    MemfdLink {
+                        name: memfd_name,
+                        path: fd.path().display().to_string(),
+                        pids: vec![pid],
+                        size: meta.len(),
+                        uid: meta.uid(),
+                    },
+                )),
+            }
+        }
+    }
+    let mut out: Vec<MemfdLink> = found.into_iter().map(|(_, _, l)| l).collect();
+    for l in &mut out {
+        l.pids.sort_unstable();
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.path.cmp(&b.path)));
+    out
+}
+
 fn link_locations(address: &Address) -> Vec<Location> {
-    let (dir, prefix, posix) = match address {
-        Address::Shm(name) => (PathBuf::from("/dev/shm"), format!("utp.{name}"), true),
+    let (dir, prefix) = match address {
+        Address::Shm(name) => {
+            return memfd_links(Some(name))
+                .into_iter()
+                .map(|l| Location::Memfd(l.path))
+                .collect();
+        }
         Address::File(path) => match (path.parent(), path.file_name()) {
-            (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned(), false),
+            (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
             _ => return Vec::new(),
         },
         _ => return Vec::new(),
@@ -174,19 +291,16 @@ fn link_locations(address: &Address) -> Vec<Location> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             link_pid(&name, &prefix)?;
-            Some(if posix {
-                Location::Posix(format!("/{name}"))
-            } else {
-                Location::File(dir.join(name))
-            })
+            Some(Location::File(dir.join(name)))
         })
         .collect();
     out.sort_by_key(|l| l.to_string());
     out
 }
 
-/// Names (without `@`) of listening abstract sockets starting with `utp/`,
-/// from `/proc/net/unix`.
+/// Paths of listening Unix sockets that are utp rendezvous sockets (in a
+/// utp runtime directory, named `shm.*`, `sysv.*` or `file.*`), from
+/// `/proc/net/unix`.
 pub fn listening_sockets() -> Vec<String> {
     let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
         return Vec::new();
@@ -198,8 +312,12 @@ pub fn listening_sockets() -> Vec<String> {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 = listening.
             let flags = u32::from_str_radix(cols.get(3)?, 16).ok()?;
-            let path = cols.get(7)?.strip_prefix('@')?;
-            (flags & 0x0001_0000 != 0 && path.starts_with("utp/")).then(|| path.to_string())
+            let path = *cols.get(7)?;
+            let file = Path::new(path).file_name()?.to_str()?;
+            let dir = Path::new(path).parent()?.to_str()?;
+            let in_runtime_dir = dir.starts_with("/tmp/utp-") || dir.ends_with("/utp");
+            (flags & 0x0001_0000 != 0 && in_runtime_dir && address_of_socket_file(file).is_some())
+                .then(|| path.to_string())
         })
         .collect();
     out.sort();
@@ -210,7 +328,7 @@ pub fn listening_sockets() -> Vec<String> {
 /// One utp object on this machine, for `utp ls`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// `listener` (an abstract socket) or `shm-link` (a region in /dev/shm).
+    /// `listener` (a rendezvous socket) or `shm-link` (a link region).
     pub kind: &'static str,
     /// The name as the system shows it.
     pub name: String,
@@ -220,63 +338,51 @@ pub struct Entry {
     pub mode: Option<u32>,
     /// Size in bytes, when known.
     pub size: Option<u64>,
-    /// The URL it belongs to, and for links whether the server pid lives.
+    /// The URL it belongs to, and for links who holds them.
     pub detail: String,
 }
 
-/// Lists utp listeners (abstract sockets `@utp/...`) and link regions
-/// (`/dev/shm/utp.*`).
+/// Lists utp listeners (rendezvous sockets) and memfd link regions.
 pub fn list() -> Vec<Entry> {
     let mut out: Vec<Entry> = listening_sockets()
         .into_iter()
-        .map(|s| Entry {
-            kind: "listener",
-            detail: url_of_socket(&s),
-            name: format!("@{s}"),
-            uid: None,
+        .map(|s| {
+            let meta = std::fs::symlink_metadata(&s).ok();
+            let file = Path::new(&s)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Entry {
+                kind: "listener",
+                detail: address_of_socket_file(&file).unwrap_or_default(),
+                uid: meta.as_ref().map(|m| m.uid()),
+                mode: meta.as_ref().map(|m| m.mode() & 0o7777),
+                size: None,
+                name: s,
+            }
+        })
+        .collect();
+    out.extend(memfd_links(None).into_iter().map(|l| {
+        let endpoint = l
+            .name
+            .strip_prefix("utp.")
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(n, _)| format!("shm://{n}"))
+            .unwrap_or_default();
+        let pids: Vec<String> = l.pids.iter().map(u32::to_string).collect();
+        Entry {
+            kind: "shm-link",
+            name: format!("memfd:{}", l.name),
+            uid: Some(l.uid),
             mode: None,
-            size: None,
-        })
-        .collect();
-    let mut links: Vec<Entry> = std::fs::read_dir(Path::new("/dev/shm"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rest = name.strip_prefix("utp.")?;
-            let meta = e.metadata().ok()?;
-            let mut parts = rest.rsplitn(3, '.');
-            let (_n, pid, endpoint) = (parts.next()?, parts.next()?, parts.next()?);
-            let pid: u32 = pid.parse().ok()?;
-            let alive = if pid_alive(pid) {
-                "server alive"
-            } else {
-                "server dead: stale"
-            };
-            Some(Entry {
-                kind: "shm-link",
-                detail: format!("shm://{endpoint} (server pid {pid}, {alive})"),
-                name: format!("/dev/shm/{name}"),
-                uid: Some(meta.uid()),
-                mode: Some(meta.mode() & 0o7777),
-                size: Some(meta.len()),
-            })
-        })
-        .collect();
-    links.sort_by(|a, b| a.name.cmp(&b.name));
-    out.extend(links);
+            size: Some(l.size),
+            detail: format!("{endpoint} (held by pids {})", pids.join(", ")),
+        }
+    }));
     out
 }
 
-fn url_of_socket(s: &str) -> String {
-    if let Some(n) = s.strip_prefix("utp/shm/") {
-        format!("shm://{n}")
-    } else if let Some(k) = s.strip_prefix("utp/sysv/") {
-        format!("sysv://{k}")
-    } else if let Some(p) = s.strip_prefix("utp/file/") {
-        format!("file://{p}")
-    } else {
-        format!("unix://@{s}")
-    }
+/// The socket file name `utp` uses for `url` (for tools).
+pub fn socket_file_of(endpoint: &Endpoint) -> Result<String> {
+    socket_file(&endpoint.address)
 }

@@ -1,10 +1,12 @@
 //! Byte layout of a link region (see `docs/shm-layout.md`, which is normative).
 //!
 //! ```text
-//! 0      control block            256 bytes
-//! 256    ring 0 indices           256 bytes  (server -> client)
-//! 512    ring 1 indices           256 bytes  (client -> server)
-//! 768    reserved, zero           up to 4096
+//! 0      control header            64 bytes
+//! 64     status line, side 0/1     2 x 64 bytes (state, pid, sleeps: polled)
+//! 192    counters, side 0/1        2 x 64 bytes (written per message)
+//! 512    ring 0 indices           256 bytes  (server -> client)
+//! 768    ring 1 indices           256 bytes  (client -> server)
+//! 1024   reserved, zero           up to 4096
 //! 4096   ring 0 data              capacity bytes
 //! 4096+C ring 1 data              capacity bytes
 //! ```
@@ -17,18 +19,22 @@ use std::ptr::NonNull;
 /// `magic` at offset 0: bytes `55 4C 4E 4B` ("ULNK").
 pub const LINK_MAGIC: u32 = 0x4B4E_4C55;
 /// `layout_version` at offset 4.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Offset of ring `r`'s index block.
 pub const fn ring_header_offset(r: usize) -> usize {
-    256 + 256 * r
+    512 + 256 * r
 }
 /// Offset of the first ring's data area.
 pub const DATA_OFFSET: usize = 4096;
 /// Default capacity of each ring: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
-/// Offset of side `s`'s block in the control block (0 server, 1 client).
+/// Offset of side `s`'s status line (0 server, 1 client): state, pid, sleeps.
 pub const fn side_offset(s: usize) -> usize {
     64 + 64 * s
+}
+/// Offset of side `s`'s counters line: heartbeat, messages, bytes.
+pub const fn counters_offset(s: usize) -> usize {
+    192 + 64 * s
 }
 
 /// Side states (`state` word of a side block).
@@ -66,21 +72,40 @@ pub struct Control {
 // SAFETY: only atomics are accessed through `base`.
 unsafe impl Send for Control {}
 
-/// Fields of a side block.
+/// Fields of a side's status line (u32) and counters line (u64).
 #[derive(Clone, Copy, Debug)]
 pub enum SideField {
-    /// u32 at +0: [`state`].
-    State = 0,
-    /// u32 at +4: process id.
-    Pid = 4,
-    /// u64 at +8: heartbeat counter.
-    Heartbeat = 8,
-    /// u64 at +16: time of the last heartbeat, µs since the Unix epoch.
-    HeartbeatMicros = 16,
-    /// u64 at +24: frames sent.
-    Messages = 24,
-    /// u64 at +32: bytes sent (headers and payloads).
-    Bytes = 32,
+    /// Status u32 at +0: [`state`].
+    State,
+    /// Status u32 at +4: process id.
+    Pid,
+    /// Status u32 at +8: 1 if this side may sleep on a futex (its peer must
+    /// then do the `[WAKE]` step), 0 if it only spins.
+    Sleeps,
+    /// Counters u64 at +0: heartbeat counter.
+    Heartbeat,
+    /// Counters u64 at +8: time of the last heartbeat, µs since the Unix epoch.
+    HeartbeatMicros,
+    /// Counters u64 at +16: frames sent.
+    Messages,
+    /// Counters u64 at +24: bytes sent (records).
+    Bytes,
+}
+
+impl SideField {
+    /// Offset of this field for side `side` (0 or 1).
+    pub const fn offset(self, side: usize) -> usize {
+        let side = side & 1;
+        match self {
+            SideField::State => side_offset(side),
+            SideField::Pid => side_offset(side) + 4,
+            SideField::Sleeps => side_offset(side) + 8,
+            SideField::Heartbeat => counters_offset(side),
+            SideField::HeartbeatMicros => counters_offset(side) + 8,
+            SideField::Messages => counters_offset(side) + 16,
+            SideField::Bytes => counters_offset(side) + 24,
+        }
+    }
 }
 
 impl Control {
@@ -149,19 +174,27 @@ impl Control {
         self.u32_at(32).load(Ordering::Relaxed)
     }
 
-    /// A side block word (u32 fields).
+    /// A status line word (`State`, `Pid`, `Sleeps`).
     pub fn side_u32(&self, side: usize, field: SideField) -> &AtomicU32 {
-        self.u32_at(side_offset(side & 1) + field as usize)
+        debug_assert!(matches!(
+            field,
+            SideField::State | SideField::Pid | SideField::Sleeps
+        ));
+        self.u32_at(field.offset(side))
     }
 
-    /// A side block word (u64 fields).
+    /// A counters line word (`Heartbeat`, `HeartbeatMicros`, `Messages`, `Bytes`).
     pub fn side_u64(&self, side: usize, field: SideField) -> &AtomicU64 {
-        self.u64_at(side_offset(side & 1) + field as usize)
+        debug_assert!(!matches!(
+            field,
+            SideField::State | SideField::Pid | SideField::Sleeps
+        ));
+        self.u64_at(field.offset(side))
     }
 
     /// Indices of ring `r` (0 server to client, 1 client to server).
     pub fn ring_indices(&self, r: usize) -> Indices {
-        // SAFETY: ring_header_offset(r & 1) + 256 <= 768 < DATA_OFFSET, and
+        // SAFETY: ring_header_offset(r & 1) + 256 <= 1024 < DATA_OFFSET, and
         // 256-aligned within a page-aligned mapping that lives as long as
         // self (invariants), which the link in turn outlives its rings.
         unsafe { Indices::from_raw(self.base.as_ptr().add(ring_header_offset(r & 1))) }

@@ -19,10 +19,13 @@
 //!     move || -> utp::Result<()> {
 //!         let mut link = utp::shm::connect(&url.parse()?, &utp::Options::default())?;
 //!         let mut room = link.reserve(9, Some(Duration::from_secs(1)))?;
-//!         room.payload_mut().copy_from_slice(b"ADD 10 20");
-//!         room.commit(message_type::REQUEST, flags::CHECKSUM); // no copy, no syscall
+//!         room.payload_mut().copy_from(b"ADD 10 20"); // written in place
+//!         room.commit(message_type::REQUEST, flags::CHECKSUM); // no syscall
 //!         let reply = link.recv_view(Some(Duration::from_secs(5)))?;
-//!         assert_eq!(reply.payload(), b"OK 30"); // read in place
+//!         assert!(reply.payload().eq_bytes(b"OK 30")); // compared in place
+//!         let mut copy = Vec::new();
+//!         reply.copy_payload(&mut copy)?; // one copy, checksum verified on it
+//!         assert_eq!(copy, b"OK 30");
 //!         Ok(())
 //!     }
 //! });
@@ -35,24 +38,31 @@
 //! # Ok::<(), utp::Error>(())
 //! ```
 //!
-//! Layers: [`region`] (the memory: POSIX, System V or a file) → [`ring`]
-//! (SPSC frames) → [`ShmLink`] (duplex, waiting per [`WaitMode`], liveness)
-//! → [`ShmListener`] (rendezvous over an abstract Unix socket, one region per
-//! client). [`inspect`] reads links from outside. The byte layout and the
-//! protocol are specified in `docs/shm-layout.md`, precisely enough to write
-//! a client in another language.
+//! Layers: [`region`] (the memory: a sealed memfd, System V or a file) →
+//! [`ring`] (SPSC frames) → [`ShmLink`] (duplex, waiting per [`WaitMode`],
+//! liveness) → [`ShmListener`] (rendezvous over a Unix socket in a per-user
+//! directory, identity checked, one region per client). [`inspect`] reads
+//! links from outside. The byte layout and the protocol (layout version 2)
+//! are specified in `docs/shm-layout.md`, precisely enough to write a
+//! client in another language.
 //!
 //! URL options: `?wait=spin|block|adaptive` (default adaptive: spin 50 µs,
 //! then sleep on a futex), `?ring=SIZE` (each direction, power of two,
-//! default 1 MiB; a frame's payload can be up to SIZE - 32 bytes).
+//! default 1 MiB; a frame's payload can be up to SIZE - 104 bytes),
+//! `?allow_uid=U1,U2` / `?allow_gid=G1` (trust peers of those ids besides
+//! your own uid and root).
 
 pub mod ring;
 pub mod sync;
 
 #[cfg(not(loom))]
+mod accept;
+#[cfg(not(loom))]
 pub mod bytes;
 #[cfg(not(loom))]
 mod clock;
+#[cfg(not(loom))]
+pub mod guard;
 #[cfg(not(loom))]
 mod handshake;
 #[cfg(not(loom))]
@@ -70,6 +80,10 @@ pub mod rendezvous;
 #[cfg(not(loom))]
 mod wait;
 
+#[cfg(not(loom))]
+pub use accept::{MAX_PENDING, MAX_PENDING_PER_UID};
+#[cfg(not(loom))]
+pub use bytes::{ShmSlice, ShmSliceMut};
 #[cfg(not(loom))]
 pub use handshake::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, connect};
 #[cfg(not(loom))]

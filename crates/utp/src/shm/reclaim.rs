@@ -1,7 +1,7 @@
-//! Reclaiming links of dead servers: per-link POSIX objects and files are
-//! named with the server's pid, so a listener starting on a name removes
-//! those whose pid no longer exists. (System V links are private segments
-//! already marked for removal; the kernel reclaims them.)
+//! Reclaiming links of dead servers: per-link files are named
+//! `PATH.PID.RANDOM` with the server's pid, so a listener starting on PATH
+//! removes those (that it owns) whose pid no longer exists. (memfd and
+//! System V links are freed by the kernel with their last holder.)
 
 use crate::endpoint::Address;
 use std::path::Path;
@@ -19,12 +19,17 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// If `entry` is exactly `PREFIX.PID.N` (PID and N decimal digits), the pid.
+/// If `entry` is exactly `PREFIX.PID.RANDOM` (PID decimal digits, RANDOM
+/// 16 lowercase hex digits), the pid.
 pub fn link_pid(entry: &str, prefix: &str) -> Option<u32> {
     let rest = entry.strip_prefix(prefix)?.strip_prefix('.')?;
-    let (pid, n) = rest.split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(pid) || !digits(n) {
+    let (pid, random) = rest.split_once('.')?;
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    let hex = random.len() == 16
+        && random
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !digits || !hex {
         return None;
     }
     pid.parse().ok()
@@ -34,9 +39,6 @@ pub fn link_pid(entry: &str, prefix: &str) -> Option<u32> {
 /// Returns how many were removed.
 pub fn reclaim_stale(address: &Address) -> usize {
     match address {
-        Address::Shm(name) => reclaim_in(Path::new("/dev/shm"), &format!("utp.{name}"), |e| {
-            super::region::unlink_posix(&format!("/{e}"))
-        }),
         Address::File(path) => {
             let (Some(dir), Some(file)) = (path.parent(), path.file_name()) else {
                 return 0;
@@ -57,7 +59,12 @@ fn reclaim_in(dir: &Path, prefix: &str, remove: impl Fn(&str)) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        use std::os::unix::fs::MetadataExt;
+        let ours = entry
+            .metadata()
+            .is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw());
         if let Some(pid) = link_pid(&name, prefix)
+            && ours
             && !pid_alive(pid)
         {
             remove(&name);
@@ -73,19 +80,21 @@ mod tests {
 
     #[test]
     fn link_names_parse_exactly() {
-        assert_eq!(link_pid("utp.calc.42.7", "utp.calc"), Some(42));
-        // Links of shm://calc.5 are not links of shm://calc.
-        assert_eq!(link_pid("utp.calc.5.42.7", "utp.calc"), None);
-        assert_eq!(link_pid("utp.calc.5.42.7", "utp.calc.5"), Some(42));
+        let r = "0123456789abcdef";
+        assert_eq!(link_pid(&format!("/t/c.42.{r}"), "/t/c"), Some(42));
+        // Links of file:///t/c.5 are not links of file:///t/c.
+        assert_eq!(link_pid(&format!("/t/c.5.42.{r}"), "/t/c"), None);
+        assert_eq!(link_pid(&format!("/t/c.5.42.{r}"), "/t/c.5"), Some(42));
         for bad in [
-            "utp.calc.42",
-            "utp.calc.+4.7",
-            "utp.calc.4.",
-            "utp.calc..7",
-            "utp.calcx.4.7",
-            "utp.calc.4.7/..",
+            "/t/c.42".to_string(),
+            "/t/c.42.7".to_string(),
+            format!("/t/c.+4.{r}"),
+            format!("/t/c..{r}"),
+            format!("/t/cx.4.{r}"),
+            "/t/c.4.0123456789ABCDEF".to_string(),
+            format!("/t/c.4.{r}0"),
         ] {
-            assert_eq!(link_pid(bad, "utp.calc"), None, "{bad}");
+            assert_eq!(link_pid(&bad, "/t/c"), None, "{bad}");
         }
     }
 }

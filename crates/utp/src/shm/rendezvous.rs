@@ -1,56 +1,131 @@
-//! The rendezvous: abstract Unix socket names and the handshake frames
-//! (`LINK_HELLO`, `LINK_ATTACH`, `LINK_READY`). Byte layouts are in
-//! `docs/shm-layout.md`.
+//! The rendezvous: socket paths in the per-user directories and the
+//! handshake frames (`LINK_HELLO`, `LINK_ATTACH`, `LINK_READY`). Byte
+//! layouts are in `docs/shm-layout.md` section 2.
 
 use super::region::Location;
 use crate::endpoint::Address;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
-use std::io::{Read, Write};
+use crate::identity::PeerPolicy;
+use crate::runtime_dir::{self, Kind};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 /// Handshake frames carry at most this much payload.
 pub const MAX_HANDSHAKE_PAYLOAD: usize = 4096;
-/// Longest abstract socket name (sun_path is 108 bytes, one is the leading NUL).
-pub const MAX_SOCKET_NAME: usize = 107;
 
-/// The abstract socket name (without the leading NUL) a listener binds:
-/// `utp/shm/NAME`, `utp/sysv/0xKEY` (8 lowercase hex digits), `utp/file/PATH`.
-pub fn socket_name(address: &Address) -> Result<String> {
-    let name = match address {
-        Address::Shm(n) => format!("utp/shm/{n}"),
-        Address::SysV(k) => format!("utp/sysv/0x{:08x}", *k as u32),
-        Address::File(p) => format!("utp/file/{}", p.display()),
+/// The socket's file name in a runtime directory: `shm.NAME`,
+/// `sysv.0xKEY` (8 lowercase hex digits), `file.PATH` (`%` as `%25`, `/` as `%2F`).
+pub fn socket_file(address: &Address) -> Result<String> {
+    Ok(match address {
+        Address::Shm(n) => format!("shm.{n}"),
+        Address::SysV(k) => format!("sysv.0x{:08x}", *k as u32),
+        Address::File(p) => {
+            let p = p.to_str().ok_or_else(|| Error::BadUrl {
+                url: address.to_string(),
+                reason: "the path is not UTF-8".into(),
+            })?;
+            format!("file.{}", p.replace('%', "%25").replace('/', "%2F"))
+        }
         other => {
             return Err(Error::Protocol(format!(
                 "{other} is not a shared-memory address"
             )));
         }
-    };
-    if name.len() > MAX_SOCKET_NAME {
-        return Err(Error::BadUrl {
-            url: address.to_string(),
-            reason: format!(
-                "the rendezvous socket name {name:?} is longer than {MAX_SOCKET_NAME} bytes; use a shorter name or path"
-            ),
-        });
-    }
-    Ok(name)
+    })
 }
 
-/// Where the server puts link number `n`: `/utp.NAME.PID.N` for POSIX,
-/// `PATH.PID.N` for files, a private segment for System V.
+/// The URL a socket file name belongs to (inverse of [`socket_file`]).
+pub fn address_of_socket_file(file: &str) -> Option<String> {
+    if let Some(n) = file.strip_prefix("shm.") {
+        Some(format!("shm://{n}"))
+    } else if let Some(k) = file.strip_prefix("sysv.") {
+        Some(format!("sysv://{k}"))
+    } else {
+        file.strip_prefix("file.")
+            .map(|p| format!("file://{}", p.replace("%2F", "/").replace("%25", "%")))
+    }
+}
+
+/// Where a listener for `address` binds: in the shared directory when its
+/// policy admits other users, else in the private one. Returns the path
+/// and the socket's file mode.
+pub fn listen_path(address: &Address, policy: &PeerPolicy) -> Result<(PathBuf, u32)> {
+    let file = socket_file(address)?;
+    let (dir, mode) = if policy.is_widened() {
+        (runtime_dir::shared_dir()?, 0o666)
+    } else {
+        (runtime_dir::private_dir()?, 0o600)
+    };
+    Ok((runtime_dir::socket_path(&dir, &file)?, mode))
+}
+
+/// The paths a client tries, in order (`docs/shm-layout.md` 2.2), with the
+/// uid that must own each directory.
+pub fn connect_paths(address: &Address, allow_uids: &[u32]) -> Result<Vec<(PathBuf, u32, Kind)>> {
+    let file = socket_file(address)?;
+    let me = rustix::process::geteuid().as_raw();
+    let mut dirs = vec![(me, Kind::Private), (me, Kind::Shared)];
+    for &uid in allow_uids
+        .iter()
+        .chain(if me == 0 { &[][..] } else { &[0][..] })
+    {
+        if !dirs.contains(&(uid, Kind::Shared)) {
+            dirs.push((uid, Kind::Shared));
+        }
+    }
+    dirs.into_iter()
+        .map(|(uid, kind)| {
+            let dir = runtime_dir::path_of(uid, kind);
+            Ok((runtime_dir::socket_path(&dir, &file)?, uid, kind))
+        })
+        .collect()
+}
+
+/// Where the server puts a file link: `PATH.PID.<16 random hex digits>`;
+/// memfd links are named `utp.NAME.N` (informational), System V links are
+/// private segments.
 pub fn link_location(address: &Address, pid: u32, n: u32) -> Location {
     match address {
-        Address::Shm(name) => Location::Posix(format!("/utp.{name}.{pid}.{n}")),
+        Address::Shm(name) => Location::Memfd(format!("utp.{name}.{n}")),
         Address::File(path) => {
             let mut p = path.clone().into_os_string();
-            p.push(format!(".{pid}.{n}"));
+            p.push(format!(".{pid}.{:016x}", random_u64()));
             Location::File(PathBuf::from(p))
         }
         _ => Location::SysV(0),
     }
+}
+
+/// 64 unpredictable bits from the kernel (`getrandom`), for names.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let mut filled = 0;
+    while filled < 8 {
+        // SAFETY: the buffer pointer and length describe `b[filled..]`, a
+        // live, writable slice; getrandom writes at most that many bytes.
+        let n = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), 8 - filled, 0) };
+        match n {
+            n if n > 0 => filled += n as usize,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => {
+                // No getrandom (very old kernel): /dev/urandom.
+                if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+                    && f.read_exact(&mut b).is_ok()
+                {
+                    return u64::from_le_bytes(b);
+                }
+                // Last resort, still not guessable from outside cheaply.
+                return std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+                    ^ ((std::process::id() as u64) << 32);
+            }
+        }
+    }
+    u64::from_le_bytes(b)
 }
 
 /// `LINK_HELLO` payload: what the client asks for.
@@ -105,6 +180,7 @@ impl Attach {
     pub fn encode(&self) -> Vec<u8> {
         let (shmid, name) = match &self.location {
             Location::Posix(n) => (-1, n.as_bytes().to_vec()),
+            Location::Memfd(_) => (-1, Vec::new()),
             Location::File(p) => (-1, p.as_os_str().as_encoded_bytes().to_vec()),
             Location::SysV(id) => (*id, Vec::new()),
         };
@@ -129,7 +205,13 @@ impl Attach {
                 p.len()
             )));
         }
-        check_version(u32_at(p, 0))?;
+        let version = u32_at(p, 0);
+        if version != super::layout::LAYOUT_VERSION {
+            return Err(Error::Protocol(format!(
+                "the server speaks shm layout version {version}, this client speaks {}",
+                super::layout::LAYOUT_VERSION
+            )));
+        }
         let kind = u32_at(p, 4);
         let shmid = u32_at(p, 24) as i32;
         let name_len = u16::from_le_bytes([p[32], p[33]]) as usize;
@@ -139,9 +221,7 @@ impl Attach {
         let name = std::str::from_utf8(name)
             .map_err(|_| Error::Protocol("LINK_ATTACH name is not UTF-8".into()))?;
         let location = match kind {
-            1 if name.starts_with("/utp.") && !name[1..].contains('/') => {
-                Location::Posix(name.into())
-            }
+            4 if name.is_empty() => Location::Memfd(String::new()),
             2 if shmid >= 0 => Location::SysV(shmid),
             3 if name.starts_with('/') => Location::File(name.into()),
             _ => {
@@ -163,11 +243,19 @@ fn check_version(v: u32) -> Result<()> {
     if v == super::layout::LAYOUT_VERSION {
         Ok(())
     } else {
-        Err(Error::Protocol(format!(
-            "peer speaks shm layout version {v}, this build speaks {}",
-            super::layout::LAYOUT_VERSION
-        )))
+        Err(Error::Protocol(version_mismatch(v)))
     }
+}
+
+/// The text of the ERROR a server sends for a `LINK_HELLO` of another version.
+pub fn version_mismatch(v: u32) -> String {
+    let ours = super::layout::LAYOUT_VERSION;
+    let advice = if v < ours {
+        "upgrade the client"
+    } else {
+        "upgrade the server"
+    };
+    format!("this server speaks shm layout version {ours}, the client sent version {v}: {advice}")
 }
 
 fn u32_at(p: &[u8], at: usize) -> u32 {
@@ -180,28 +268,110 @@ fn u64_at(p: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Sends one checksummed handshake frame (sequence 1).
-pub fn send_frame(stream: &mut UnixStream, message_type: u8, payload: &[u8]) -> Result<()> {
+/// One checksummed handshake frame (sequence 1), encoded.
+pub fn encode_frame(message_type: u8, payload: &[u8]) -> Vec<u8> {
     let header = Header::new(message_type, flags::CHECKSUM, 1, frame::now_micros());
-    stream
-        .write_all(&frame::encode_to_vec(&header, payload))
-        .map_err(|e| map_io("sending a shm handshake frame", e))
+    frame::encode_to_vec(&header, payload)
 }
 
-/// Receives one handshake frame of type `expected`; an `ERROR` frame from
-/// the peer becomes an error carrying its text.
-pub fn recv_frame(stream: &mut UnixStream, expected: u8) -> Result<Vec<u8>> {
+/// Sends one handshake frame, with `fd` attached (`SCM_RIGHTS`) if given:
+/// the whole frame in one `sendmsg`, so the descriptor travels with its
+/// first byte.
+pub fn send_frame(
+    stream: &UnixStream,
+    message_type: u8,
+    payload: &[u8],
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let bytes = encode_frame(message_type, payload);
+    let mut sent = 0;
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = fd.into_iter().collect();
+    while sent < bytes.len() {
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(Error::Protocol("no room to attach a descriptor".into()));
+        }
+        match sendmsg(
+            stream,
+            &[std::io::IoSlice::new(&bytes[sent..])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(map_io("sending a shm handshake frame", e.into())),
+        }
+    }
+    Ok(())
+}
+
+/// Reads exactly `buf.len()` bytes with `recvmsg`, keeping any descriptors
+/// that arrive (at most 4 are accepted per read; more is an error).
+fn read_exact_fds(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<std::os::fd::OwnedFd>,
+) -> Result<()> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
+    let mut got = 0;
+    while got < buf.len() {
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let r = match recvmsg(
+            stream,
+            &mut [std::io::IoSliceMut::new(&mut buf[got..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(r) => r,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(map_io("waiting for a shm handshake frame", e.into())),
+        };
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = msg {
+                fds.extend(received);
+            }
+        }
+        if r.flags.contains(ReturnFlags::CTRUNC) {
+            return Err(Error::Protocol(
+                "the server sent more descriptors than a handshake carries".into(),
+            ));
+        }
+        if r.bytes == 0 {
+            return Err(map_io(
+                "waiting for a shm handshake frame",
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        got += r.bytes;
+    }
+    Ok(())
+}
+
+/// Receives one handshake frame of type `expected` and the descriptors
+/// that came with it; an `ERROR` frame from the peer becomes an error
+/// carrying its text.
+pub fn recv_frame(
+    stream: &UnixStream,
+    expected: u8,
+) -> Result<(Vec<u8>, Vec<std::os::fd::OwnedFd>)> {
+    let mut fds = Vec::new();
     let mut head = [0u8; HEADER_LEN];
-    stream
-        .read_exact(&mut head)
-        .map_err(|e| map_io("waiting for a shm handshake frame", e))?;
+    read_exact_fds(stream, &mut head, &mut fds)?;
     let header = frame::decode_header(&head, MAX_HANDSHAKE_PAYLOAD)?;
     let mut bytes = head.to_vec();
     bytes.resize(header.frame_len(), 0);
-    stream
-        .read_exact(&mut bytes[HEADER_LEN..])
-        .map_err(|e| map_io("reading a shm handshake frame", e))?;
-    let (header, payload) = frame::decode(&bytes, MAX_HANDSHAKE_PAYLOAD)?;
+    read_exact_fds(stream, &mut bytes[HEADER_LEN..], &mut fds)?;
+    let payload = check_frame(&bytes, expected)?;
+    Ok((payload, fds))
+}
+
+/// Decodes a complete handshake frame of type `expected` (an ERROR frame
+/// becomes an error with its text) and returns its payload.
+pub fn check_frame(bytes: &[u8], expected: u8) -> Result<Vec<u8>> {
+    let (header, payload) = frame::decode(bytes, MAX_HANDSHAKE_PAYLOAD)?;
     if header.message_type == message_type::ERROR {
         return Err(Error::Protocol(format!(
             "the shm server refused the link: {}",

@@ -13,7 +13,7 @@ pub mod stream;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
-mod url_options;
+pub(crate) mod url_options;
 pub(crate) mod wait;
 
 use crate::channel::{Channel, Listener, Options};

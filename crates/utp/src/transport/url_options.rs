@@ -13,7 +13,9 @@ const COMMON: &[&str] = &["max_payload", "connect_timeout_ms"];
 /// The options `address`'s transport takes besides [`COMMON`].
 fn specific(address: &Address) -> &'static [&'static str] {
     match address {
-        Address::Shm(_) | Address::SysV(_) | Address::File(_) => &["wait", "ring"],
+        Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
+            &["wait", "ring", "allow_uid", "allow_gid"]
+        }
         Address::Unix(_) | Address::UnixAbstract(_) => &["framing", "allow_uid", "allow_gid"],
         Address::Fifo(_) => &["framing", "allow_uid", "allow_gid"],
         Address::Tcp(_) => &["framing"],
@@ -64,6 +66,8 @@ mod tests {
     #[test]
     fn known_options_pass() {
         check_url("shm://a?wait=spin&ring=64k&max_payload=1M").unwrap();
+        check_url("sysv://0x1234?allow_uid=1&allow_gid=2").unwrap();
+        check_url("file:///tmp/a?allow_uid=1").unwrap();
         check_url("unix:///tmp/a.sock?allow_uid=1&allow_gid=2&framing=length").unwrap();
         check_url("mq://a?depth=8&priority=3&connect_timeout_ms=10").unwrap();
         check_url("mq://a?allow_uid=1&allow_gid=2").unwrap();
@@ -81,6 +85,17 @@ mod tests {
         assert!(
             text.contains("valid options: framing, allow_uid, allow_gid, max_payload"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_shm_option_is_an_error() {
+        let err = check_url("shm://a?allow_uids=65534")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("valid options: wait, ring, allow_uid, allow_gid"),
+            "{err}"
         );
     }
 

@@ -11,13 +11,21 @@ pub use child::{Proc, say, unique};
 use std::time::Duration;
 use utp::frame::{Frame, flags, message_type};
 
+/// The live memfd links of `shm://NAME` (found through /proc/PID/fd), and
+/// anything left in /dev/shm under its name (v2 leaves nothing there).
 pub fn dev_shm_entries(name: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("utp.{name}.")))
-        .collect()
+    let mut out: Vec<String> = utp::shm::inspect::memfd_links(Some(name))
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    out.extend(
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("utp.{name}."))),
+    );
+    out
 }
 
 /// Runs the role this process was started for, then exits; returns at once

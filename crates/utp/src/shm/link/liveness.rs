@@ -42,14 +42,30 @@ impl ShmLink {
         Ok(())
     }
 
-    /// The per-message checks: closed locally, peer gone or marked CLOSED.
-    pub(crate) fn check_cheap(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
+    /// Fails (for good) if the SIGBUS guard had to replace our mapping:
+    /// the peer truncated the region under us.
+    #[inline]
+    pub(crate) fn check_poison(&mut self) -> Result<()> {
+        if self.region.poisoned() && self.gone.is_none() {
+            return Err(self.gone(format!(
+                "the link region {} was truncated under us (by the peer or another process                  of its user); the link is closed, the process and its other links go on",
+                self.region.location()
+            )));
         }
         if let Some(msg) = &self.gone {
             return Err(Error::PeerGone(msg.clone()));
         }
+        Ok(())
+    }
+
+    /// The per-message checks: closed locally, peer gone or marked CLOSED,
+    /// region poisoned.
+    #[inline]
+    pub(crate) fn check_cheap(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poison()?;
         let peer_state = self
             .control
             .side_u32(self.peer_index(), SideField::State)

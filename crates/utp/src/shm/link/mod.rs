@@ -2,15 +2,15 @@
 //! rendezvous socket kept open as a death notice.
 
 use super::bytes::MappedBytes;
-use super::clock::FrameClock;
+use super::clock::coarse_micros;
 use super::layout::{self, Control, SideField, state};
 use super::region::Region;
-use super::ring::{Consumer, Producer};
+use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
 use super::wait::WaitMode;
 use crate::channel::{Channel, PeerInfo};
 use crate::error::{Error, Result};
-use crate::frame::{HEADER_LEN, Header, now_micros};
+use crate::frame::{HEADER_LEN, Header};
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -44,7 +44,6 @@ pub struct ShmLink {
     pub(crate) wait: WaitMode,
     /// Frames sent: the last sequence number used.
     sent: u64,
-    clock: FrameClock,
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
@@ -80,8 +79,9 @@ impl ShmLink {
         };
         let data = |r: usize| {
             // SAFETY: validate() proved region.len() == DATA_OFFSET + 2*cap,
-            // so ring r's data area [DATA_OFFSET + r*cap, +cap) is mapped and
-            // lives as long as the region, which outlives the rings.
+            // so ring r's data area [DATA_OFFSET + r*cap, +cap) is mapped,
+            // 4096-aligned, and lives as long as the region, which outlives
+            // the rings.
             unsafe { MappedBytes::new(region.as_ptr().add(layout::DATA_OFFSET + r * cap), cap) }
         };
         let tx = Producer::new(control.ring_indices(tx_ring), data(tx_ring))?;
@@ -90,6 +90,9 @@ impl ShmLink {
         control
             .side_u32(me, SideField::Pid)
             .store(std::process::id(), Ordering::Relaxed);
+        control
+            .side_u32(me, SideField::Sleeps)
+            .store(u32::from(wait != WaitMode::Spin), Ordering::Relaxed);
         control
             .side_u32(me, SideField::State)
             .store(state::READY, Ordering::Release);
@@ -101,7 +104,6 @@ impl ShmLink {
             socket,
             wait,
             sent: 0,
-            clock: FrameClock::default(),
             peer,
             endpoint,
             closed: false,
@@ -112,14 +114,31 @@ impl ShmLink {
             last_beat_us: 0,
             region,
         };
+        if side == Side::Client {
+            // The server wrote its side before LINK_ATTACH.
+            link.learn_peer();
+        }
         link.heartbeat();
         Ok(link)
     }
 
+    /// Reads whether the peer may sleep (its `sleeps` word, written before
+    /// its state went READY): if it only spins, publishing and releasing
+    /// skip the `[WAKE]` fence. Anything but 0 counts as "may sleep".
+    pub(crate) fn learn_peer(&mut self) {
+        let sleeps = self
+            .control
+            .side_u32(self.peer_index(), SideField::Sleeps)
+            .load(Ordering::Acquire)
+            != 0;
+        self.tx.set_peer_sleeps(sleeps);
+        self.rx.set_peer_sleeps(sleeps);
+    }
+
     /// One end of a link over a region whose control block is already
     /// initialised ([`Control::init`](super::layout::Control::init)), without a
-    /// rendezvous socket: liveness then rests on the peer's state word only.
-    /// For pre-arranged regions and tests.
+    /// rendezvous socket: liveness then rests on the peer's state word only,
+    /// and the peer is assumed to sleep. For pre-arranged regions and tests.
     pub fn over_region(
         region: Region,
         side: Side,
@@ -127,7 +146,7 @@ impl ShmLink {
         max_payload: usize,
     ) -> Result<ShmLink> {
         let endpoint = region.location().to_string();
-        ShmLink::new(
+        let mut link = ShmLink::new(
             region,
             side,
             None,
@@ -135,7 +154,10 @@ impl ShmLink {
             max_payload,
             PeerInfo::default(),
             endpoint,
-        )
+        )?;
+        link.tx.set_peer_sleeps(true);
+        link.rx.set_peer_sleeps(true);
+        Ok(link)
     }
 
     /// The region this link lives in.
@@ -143,18 +165,23 @@ impl ShmLink {
         &self.region
     }
 
+    /// Capacity of each ring in bytes.
+    pub fn capacity(&self) -> usize {
+        self.tx.capacity() + super::ring::SLACK
+    }
+
     /// The largest payload one frame can carry on this link.
     pub fn max_frame_payload(&self) -> usize {
-        self.tx.capacity() - HEADER_LEN
+        max_payload(self.capacity())
     }
 
     fn peer_index(&self) -> usize {
         1 - self.side as usize
     }
 
-    /// Records a heartbeat in our side block.
+    /// Records a heartbeat in our counters line.
     pub(crate) fn heartbeat(&mut self) {
-        self.beat_at(now_micros());
+        self.beat_at(coarse_micros());
     }
 
     fn beat_at(&mut self, now_us: u64) {
@@ -168,25 +195,77 @@ impl ShmLink {
             .store(now_us, Ordering::Relaxed);
     }
 
-    /// The next frame's header: numbered 1, 2, 3, ... and timestamped.
-    fn next_header(&mut self, message_type: u8, flags: u16) -> Header {
+    /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse
+    /// timestamp) for `payload` into the record at `offset`, then publishes
+    /// the record. `payload` is the private bytes the checksum covers.
+    fn publish(
+        &mut self,
+        offset: usize,
+        rec: usize,
+        message_type: u8,
+        flags: u16,
+        payload: Payload<'_>,
+    ) {
         self.sent += 1;
-        Header::new(message_type, flags, self.sent, self.clock.now_micros())
-    }
-
-    fn published(&mut self, rec: usize, timestamp_us: u64) {
+        let now = coarse_micros();
+        let mut head = [0u8; HEADER_LEN];
+        let header = Header::new(message_type, flags, self.sent, now);
+        match payload {
+            Payload::Private(bytes) => {
+                header.encode_for(bytes, &mut head);
+            }
+            Payload::InRing(len) => {
+                // SAFETY: the reservation `offset..offset+rec` is ours (not
+                // yet published) and inside the data area; the view ends
+                // before this function returns.
+                let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
+                encode_for_view(&header, view, &mut head);
+            }
+        }
+        self.tx.write(offset + STAMP_LEN, &head);
         self.tx.commit(rec);
         self.messages += 1;
         self.bytes += rec as u64;
         let me = self.side as usize;
         let c = &self.control;
+        // Our own counters line: the peer never polls it.
         c.side_u64(me, SideField::Messages)
             .store(self.messages, Ordering::Relaxed);
         c.side_u64(me, SideField::Bytes)
             .store(self.bytes, Ordering::Relaxed);
-        if timestamp_us.wrapping_sub(self.last_beat_us) >= super::wait::SLICE.as_micros() as u64 {
-            self.beat_at(timestamp_us);
+        if now.wrapping_sub(self.last_beat_us) >= super::wait::SLICE.as_micros() as u64 {
+            self.beat_at(now);
         }
+    }
+}
+
+/// Where the payload whose checksum a header covers is.
+enum Payload<'a> {
+    /// In a private buffer (the copying send path).
+    Private(&'a [u8]),
+    /// Already in the reserved record (the zero-copy path), this long.
+    InRing(usize),
+}
+
+/// `header.encode_for` over a payload that is already in the ring: the
+/// checksum is computed over private copies taken chunk by chunk.
+fn encode_for_view(header: &Header, view: super::bytes::ShmSlice<'_>, out: &mut [u8; HEADER_LEN]) {
+    let h = Header {
+        payload_length: view.len() as u32,
+        checksum: 0,
+        ..*header
+    };
+    h.write_fields(out);
+    if h.has_checksum() {
+        let mut crc = crc32c::crc32c(&out[..HEADER_LEN - 4]);
+        let mut buf = [0u8; 4096];
+        let mut at = 0;
+        while at < view.len() {
+            let n = view.sub(at, buf.len()).copy_to(&mut buf);
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            at += n;
+        }
+        out[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
     }
 }
 
@@ -198,8 +277,9 @@ impl Channel for ShmLink {
         payload: &[u8],
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.reserve(payload.len(), timeout)?
-            .fill_and_commit(message_type, flags, payload);
+        let (offset, rec) = self.reserve_raw(payload.len(), timeout)?;
+        self.tx.write(offset + PAYLOAD_OFFSET, payload);
+        self.publish(offset, rec, message_type, flags, Payload::Private(payload));
         Ok(())
     }
 
@@ -209,8 +289,10 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let view = self.recv_view(timeout)?;
-        frame.set(*view.header(), view.payload());
-        Ok(())
+        // Copy once, then verify the checksum on the private copy: the peer
+        // cannot change what we checked.
+        frame.header = *view.header();
+        view.copy_payload(frame.payload_mut())
     }
 
     fn close(&mut self) -> Result<()> {
@@ -227,9 +309,9 @@ impl Channel for ShmLink {
         if let Some(sock) = self.socket.take() {
             let _ = sock.shutdown(std::net::Shutdown::Both);
         }
-        // Both ends have it mapped; the name is only needed for inspection
-        // while the link runs, so whichever side closes first (or survives)
-        // removes it, and a crash of the other side leaves nothing behind.
+        // A file region's name is only needed while the link runs, so
+        // whichever side closes first (or survives) removes it. memfd and
+        // System V regions have none.
         self.region.remove();
         Ok(())
     }

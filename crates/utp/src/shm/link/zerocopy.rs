@@ -1,19 +1,28 @@
 //! The zero-copy API: write a payload in place ([`Reservation`]), read one
 //! in place ([`View`]). No allocation and no system call per message while
 //! both sides are active.
+//!
+//! The bytes lent are in memory the peer process can write, so they come as
+//! [`ShmSliceMut`] / [`ShmSlice`] (copy in, copy out, compare), never as a
+//! safe `&mut [u8]` / `&[u8]`; `unsafe` accessors exist for peers you trust.
+//! A checksum is verified on a private copy ([`View::copy_payload`]), so
+//! what was checked is what you use.
 
-use super::ShmLink;
-use crate::channel::Channel;
+use super::{Payload, ShmLink};
 use crate::error::{Error, Result};
-use crate::frame::HEADER_LEN;
-use crate::shm::ring::{Record, record_len};
+use crate::frame::{DecodeError, frame_checksum};
+use crate::shm::bytes::{ShmSlice, ShmSliceMut};
+use crate::shm::ring::{PAYLOAD_OFFSET, Record, record_len};
 use crate::shm::wait::WaitFor;
 use std::time::Duration;
 
 impl ShmLink {
-    /// Reserves room for a frame with `len` bytes of payload, waiting at
-    /// most `timeout` (`Some(ZERO)`: don't wait, fail with [`Error::Full`]).
-    pub fn reserve(&mut self, len: usize, timeout: Option<Duration>) -> Result<Reservation<'_>> {
+    /// Waits for room for a `len`-byte payload: the record's offset and length.
+    pub(super) fn reserve_raw(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, usize)> {
         self.check_cheap()?;
         let rec = record_len(len)
             .filter(|&r| r <= self.tx.capacity() && len <= u32::MAX as usize)
@@ -22,11 +31,18 @@ impl ShmLink {
                 limit: self.max_frame_payload(),
                 transport: "shm",
             })?;
-        let offset = if timeout == Some(Duration::ZERO) {
-            self.tx.try_reserve(rec)?.ok_or(Error::Full)?
-        } else {
-            self.wait_until(WaitFor::Space, timeout, |l| l.tx.try_reserve(rec))?
+        let offset = match self.tx.try_reserve(rec)? {
+            Some(offset) => offset,
+            None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
+            None => self.wait_until(WaitFor::Space, timeout, |l| l.tx.try_reserve(rec))?,
         };
+        Ok((offset, rec))
+    }
+
+    /// Reserves room for a frame with `len` bytes of payload, waiting at
+    /// most `timeout` (`Some(ZERO)`: don't wait, fail with [`Error::Full`]).
+    pub fn reserve(&mut self, len: usize, timeout: Option<Duration>) -> Result<Reservation<'_>> {
+        let (offset, rec) = self.reserve_raw(len, timeout)?;
         Ok(Reservation {
             link: self,
             offset,
@@ -37,39 +53,34 @@ impl ShmLink {
 
     /// Sends without waiting: [`Error::Full`] if the ring has no room.
     pub fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
+        use crate::channel::Channel;
         self.send_timeout(message_type, flags, payload, Some(Duration::ZERO))
     }
 
     /// Waits at most `timeout` for the next frame and lends it in place.
-    /// Dropping the [`View`] frees its space in the ring.
+    /// Dropping the [`View`] frees its space in the ring. The checksum is
+    /// not verified in place (the peer could change the bytes after the
+    /// check): [`View::copy_payload`] verifies it on the copy.
     pub fn recv_view(&mut self, timeout: Option<Duration>) -> Result<View<'_>> {
         if self.closed {
             return Err(Error::Closed);
         }
-        let record = self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
-            Some(r) => Ok(Some(r)),
-            None => l.check_cheap().map(|()| None),
-        })?;
+        self.check_poison()?;
+        let record = match self.rx.peek()? {
+            Some(r) => r,
+            None => self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
+                Some(r) => Ok(Some(r)),
+                None => l.check_cheap().map(|()| None),
+            })?,
+        };
         let view = View { link: self, record };
-        let header = view.record.header;
         if view.record.too_large {
             // Dropping the view skips the frame; the link goes on.
-            return Err(crate::frame::DecodeError::TooLarge {
-                length: header.payload_length,
+            return Err(DecodeError::TooLarge {
+                length: view.record.header.payload_length,
                 limit: view.link.rx.max_payload(),
             }
             .into());
-        }
-        if header.has_checksum() {
-            let actual = crate::frame::frame_checksum(&view.record.header_bytes, view.payload());
-            if actual != header.checksum {
-                // Dropping the view skips the bad frame; the link goes on.
-                return Err(crate::frame::DecodeError::ChecksumMismatch {
-                    expected: header.checksum,
-                    actual,
-                }
-                .into());
-            }
         }
         Ok(view)
     }
@@ -79,7 +90,7 @@ impl ShmLink {
 /// Dropping it without committing sends nothing.
 ///
 // Invariants: `offset..offset+rec` was returned by `try_reserve` on
-// `link.tx` and is not yet published; `HEADER_LEN + len <= rec`; the
+// `link.tx` and is not yet published; `PAYLOAD_OFFSET + len <= rec`; the
 // `&mut` borrow of the link keeps anyone else from reserving or sending.
 #[derive(Debug)]
 pub struct Reservation<'a> {
@@ -90,44 +101,27 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// The payload bytes, in the ring; their previous contents are unspecified.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `offset..offset+rec` was reserved by try_reserve and is not
-        // published, so the peer does not read or write it; `&mut self`
-        // makes this the only slice of it.
+    /// The payload room, in the ring; its previous contents are unspecified.
+    pub fn payload_mut(&mut self) -> ShmSliceMut<'_> {
+        // SAFETY: `offset..offset+rec` is inside the data area (try_reserve)
+        // and the view borrows `self`, so it cannot outlive the link.
         unsafe {
             self.link
                 .tx
                 .bytes()
-                .slice_mut(self.offset + HEADER_LEN, self.len)
+                .view_mut(self.offset + PAYLOAD_OFFSET, self.len)
         }
     }
 
     /// Writes the header (sequence, timestamp, checksum if flagged) and publishes the frame.
     pub fn commit(self, message_type: u8, flags: u16) {
-        let mut head = [0u8; HEADER_LEN];
-        let link = &mut *self.link;
-        let header = link.next_header(message_type, flags);
-        // SAFETY: our reservation (see payload_mut); the shared slice ends
-        // before the header is written below.
-        let payload = unsafe { link.tx.bytes().slice(self.offset + HEADER_LEN, self.len) };
-        let header = header.encode_for(payload, &mut head);
-        self.link.tx.write(self.offset, &head);
-        self.link.published(self.rec, header.timestamp_us);
-    }
-
-    /// The channel's send path: copies `payload` (exactly the reserved
-    /// length) into the ring and publishes it.
-    pub(super) fn fill_and_commit(self, message_type: u8, flags: u16, payload: &[u8]) {
-        debug_assert_eq!(payload.len(), self.len);
-        let mut head = [0u8; HEADER_LEN];
-        let header = self
-            .link
-            .next_header(message_type, flags)
-            .encode_for(payload, &mut head);
-        self.link.tx.write(self.offset + HEADER_LEN, payload);
-        self.link.tx.write(self.offset, &head);
-        self.link.published(self.rec, header.timestamp_us);
+        self.link.publish(
+            self.offset,
+            self.rec,
+            message_type,
+            flags,
+            Payload::InRing(self.len),
+        );
     }
 }
 
@@ -142,24 +136,48 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    /// The frame's header.
+    /// The frame's header (copied out of the ring once and validated).
     pub fn header(&self) -> &crate::frame::Header {
         &self.record.header
     }
 
-    /// The payload, in shared memory. Its bytes come from the peer and are
-    /// untrusted like any received data.
-    pub fn payload(&self) -> &[u8] {
+    /// The payload, in shared memory, checksum NOT verified. Its bytes come
+    /// from the peer, which could still change them: copy what you use.
+    pub fn payload(&self) -> ShmSlice<'_> {
         let len = self.record.header.payload_length as usize;
-        // SAFETY: the record is published and not released until drop, so
-        // the peer does not legitimately write it; bounds were validated by
-        // peek (and slice() re-checks them).
+        // SAFETY: bounds were validated by peek (and `view` re-checks
+        // them); the view borrows `self`, so it cannot outlive the link.
         unsafe {
             self.link
                 .rx
                 .bytes()
-                .slice(self.record.offset + HEADER_LEN, len)
+                .view(self.record.offset + PAYLOAD_OFFSET, len)
         }
+    }
+
+    /// Copies the payload into `out` (replacing its contents) and, if the
+    /// frame carries a checksum, verifies it on that copy.
+    pub fn copy_payload(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        self.payload().extend_vec(out);
+        self.verify_copy(out)
+    }
+
+    /// Verifies the frame's checksum (if flagged) over `copy`, a private
+    /// copy of the payload.
+    pub fn verify_copy(&self, copy: &[u8]) -> Result<()> {
+        let header = &self.record.header;
+        if header.has_checksum() {
+            let actual = frame_checksum(&self.record.header_bytes, copy);
+            if actual != header.checksum {
+                return Err(DecodeError::ChecksumMismatch {
+                    expected: header.checksum,
+                    actual,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -36,8 +36,10 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps `len` bytes of `fd` from offset 0, shared and read-write.
-    pub(crate) fn map_fd(fd: impl AsFd, len: usize, what: &str) -> Result<Self> {
+    /// Maps `len` bytes of `fd` from offset 0, shared and read-write. With
+    /// `populate`, every page is faulted in now (`MAP_POPULATE`), so the
+    /// rings never page-fault on the hot path.
+    pub(crate) fn map_fd(fd: impl AsFd, len: usize, what: &str, populate: bool) -> Result<Self> {
         use rustix::mm::{MapFlags, ProtFlags, mmap};
         if len == 0 {
             return Err(Error::Protocol(format!("{what}: refusing to map 0 bytes")));
@@ -49,7 +51,11 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED,
+                if populate {
+                    MapFlags::SHARED | MapFlags::POPULATE
+                } else {
+                    MapFlags::SHARED
+                },
                 fd,
                 0,
             )

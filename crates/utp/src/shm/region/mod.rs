@@ -1,24 +1,32 @@
-//! Regions: the shared memory a link lives in, whatever kind it is.
+//! Regions: the shared memory a link (or a seqlock cell) lives in.
 //!
-//! | kind | URL | created with | removed by |
-//! |------|-----|--------------|------------|
-//! | POSIX | `shm://NAME` | `shm_open(O_CREAT\|O_EXCL, 0600)` | `shm_unlink` |
-//! | System V | `sysv://KEY` | `shmget(IPC_PRIVATE, IPC_CREAT\|IPC_EXCL\|0600)` | `IPC_RMID` right after the creator attaches |
-//! | file | `file:///PATH` | `open(O_CREAT\|O_EXCL, 0600)` | `unlink` |
+//! | kind | used by | created with | removed by |
+//! |------|---------|--------------|------------|
+//! | memfd | `shm://` links | `memfd_create`, sealed against resizing | the kernel, with the last holder |
+//! | POSIX | `shm://` seqlock cells | `shm_open(O_CREAT\|O_EXCL, 0600)` | `shm_unlink` |
+//! | System V | `sysv://` | `shmget(IPC_PRIVATE, IPC_CREAT\|IPC_EXCL\|0600)` | `IPC_RMID` right after the creator attaches |
+//! | file | `file:///PATH` | `open(O_CREAT\|O_EXCL\|O_NOFOLLOW, 0600)` | `unlink` |
 //!
 //! A [`Region`] is created by the link's owner (the server) and opened by
-//! the client; both map it read-write and shared. Opening checks that the
-//! size is exactly what the handshake announced and that group and others
-//! have no access.
+//! the client; both map it read-write and shared. Link regions are
+//! allocated up front (`fallocate`: a full tmpfs is an error now, not a
+//! SIGBUS later) and prefaulted. Opening checks the owner (against the
+//! link's [`PeerPolicy`]), that the size is exactly what the handshake
+//! announced and that group and others have no access. File mappings,
+//! which a peer could truncate, are registered with the SIGBUS guard.
 
 mod file;
 mod mapping;
+mod memfd;
 mod posix;
 mod sysv;
 
+use super::guard::Guard;
 use crate::error::{Error, Result};
+use crate::identity::PeerPolicy;
 use mapping::Mapping;
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
 /// Smallest region accepted: one page.
@@ -35,15 +43,20 @@ pub enum Location {
     SysV(i32),
     /// An ordinary file, by its absolute path.
     File(PathBuf),
+    /// An anonymous sealed memfd; the name is informational (`/proc` shows
+    /// it as `/memfd:NAME`).
+    Memfd(String),
 }
 
 impl Location {
-    /// The kind number used in the handshake: 1 POSIX, 2 System V, 3 file.
+    /// The kind number used in the handshake: 1 POSIX (not used by v2
+    /// links), 2 System V, 3 file, 4 memfd.
     pub fn kind(&self) -> u32 {
         match self {
             Location::Posix(_) => 1,
             Location::SysV(_) => 2,
             Location::File(_) => 3,
+            Location::Memfd(_) => 4,
         }
     }
 }
@@ -54,6 +67,7 @@ impl fmt::Display for Location {
             Location::Posix(name) => write!(f, "/dev/shm{name}"),
             Location::SysV(id) => write!(f, "System V shmid {id}"),
             Location::File(path) => write!(f, "{}", path.display()),
+            Location::Memfd(name) => write!(f, "memfd:{name}"),
         }
     }
 }
@@ -66,8 +80,37 @@ impl fmt::Display for Location {
 // - `location` names the object that was mapped.
 #[derive(Debug)]
 pub struct Region {
+    /// Registered with the SIGBUS guard (file regions); dropped before `map`.
+    guard: Option<Guard>,
+    /// The memfd, kept so it can be passed to the client and found through
+    /// `/proc/PID/fd` by `utp inspect`.
+    fd: Option<OwnedFd>,
     map: Mapping,
     location: Location,
+}
+
+/// Allocates `len` bytes of `fd` up front, so a full file system is an
+/// error now rather than a SIGBUS on first touch.
+fn allocate(fd: impl AsFd, len: usize, what: &str) -> Result<()> {
+    match rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, len as u64) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSPC) => {
+            let free = rustix::fs::fstatvfs(&fd)
+                .map(|s| s.f_bavail.saturating_mul(s.f_frsize) >> 20)
+                .map(|mib| format!("{mib} MiB free"))
+                .unwrap_or_else(|_| "free space unknown".into());
+            Err(Error::Io {
+                context: format!(
+                    "no space in the file system of {what} for a {} MiB shm link ({free})",
+                    len.div_ceil(1 << 20)
+                ),
+                source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+            })
+        }
+        // File systems without fallocate: the pages come on first touch.
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(Error::io(format!("fallocate {len} bytes for {what}"), e)),
+    }
 }
 
 fn check_len(len: usize) -> Result<()> {
@@ -104,42 +147,121 @@ impl Region {
     pub fn create(location: Location, len: usize) -> Result<Region> {
         check_len(len)?;
         Ok(match location {
-            Location::Posix(name) => Region {
-                map: posix::create(&name, len)?,
-                location: Location::Posix(name),
-            },
-            Location::File(path) => Region {
-                map: file::create(&path, len)?,
-                location: Location::File(path),
-            },
+            Location::Posix(name) => {
+                Region::plain(posix::create(&name, len)?, Location::Posix(name))
+            }
+            Location::File(path) => {
+                Region::guarded(file::create(&path, len)?, Location::File(path))
+            }
             Location::SysV(_) => {
                 let (id, map) = sysv::create(len)?;
+                Region::plain(map, Location::SysV(id))
+            }
+            Location::Memfd(name) => {
+                let (fd, map) = memfd::create(&name, len)?;
                 Region {
-                    map,
-                    location: Location::SysV(id),
+                    fd: Some(fd),
+                    ..Region::plain(map, Location::Memfd(name))
                 }
             }
         })
     }
 
-    /// Opens an existing region that must be exactly `len` bytes.
+    fn plain(map: Mapping, location: Location) -> Region {
+        Region {
+            guard: None,
+            fd: None,
+            map,
+            location,
+        }
+    }
+
+    fn guarded(map: Mapping, location: Location) -> Region {
+        let guard = Guard::register(map.as_ptr(), map.len());
+        if guard.is_none() {
+            log::warn!(
+                "utp: more than {} guarded shm mappings; {location} is not protected from truncation",
+                super::guard::SLOTS
+            );
+        }
+        Region {
+            guard,
+            ..Region::plain(map, location)
+        }
+    }
+
+    /// Opens an existing region that must be exactly `len` bytes (seqlock
+    /// cells: no owner check beyond the System V one).
     pub fn open(location: Location, len: usize) -> Result<Region> {
+        let policy = PeerPolicy::same_user();
+        Region::open_trusting(location, len, &policy, "the region")
+    }
+
+    /// Opens an existing link region, checking before it is mapped that its
+    /// owner is trusted by `policy` (the refusal names `endpoint`), its size
+    /// is exactly `len` and its mode is 0600.
+    pub fn open_trusting(
+        location: Location,
+        len: usize,
+        policy: &PeerPolicy,
+        endpoint: &str,
+    ) -> Result<Region> {
         check_len(len)?;
-        let map = match &location {
-            Location::Posix(name) => posix::open(name, len)?,
-            Location::File(path) => file::open(path, len)?,
+        Ok(match &location {
+            Location::Posix(name) => Region::plain(posix::open(name, len)?, location),
+            Location::File(path) => {
+                let (map, uid, gid) = file::open(path, len)?;
+                let region = Region::guarded(map, location);
+                policy.check_server(endpoint, "the link file", uid, gid)?;
+                region
+            }
             Location::SysV(id) => {
                 let info = sysv::stat(*id)?;
-                if info.mode & 0o077 != 0 || info.uid != rustix::process::geteuid().as_raw() {
+                policy.check_server(endpoint, "the System V segment", info.uid, info.gid)?;
+                if info.mode & 0o077 != 0 {
                     return Err(Error::Denied(format!(
-                        "System V segment {id} has mode {:o} and owner {}; utp only maps its own 0600 segments",
-                        info.mode, info.uid
+                        "System V segment {id} has mode {:o}; utp only maps 0600 segments",
+                        info.mode
                     )));
                 }
-                sysv::attach(*id, len)?
+                Region::plain(sysv::attach(*id, len)?, location)
             }
-        };
-        Ok(Region { map, location })
+            Location::Memfd(_) => {
+                return Err(Error::Protocol(
+                    "a memfd region is opened from its descriptor (Region::from_memfd)".into(),
+                ));
+            }
+        })
+    }
+
+    /// Maps a memfd received from a server, after checking (before mapping)
+    /// its owner against `policy`, its size and its seals.
+    pub fn from_memfd(
+        fd: OwnedFd,
+        len: usize,
+        policy: &PeerPolicy,
+        endpoint: &str,
+    ) -> Result<Region> {
+        check_len(len)?;
+        let info = memfd::check(&fd, len)?;
+        policy.check_server(endpoint, "the link memory", info.uid, info.gid)?;
+        let map = memfd::map(&fd, len)?;
+        Ok(Region {
+            fd: Some(fd),
+            ..Region::plain(map, Location::Memfd(String::new()))
+        })
+    }
+
+    /// The memfd of a memfd region.
+    pub fn memfd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Whether the SIGBUS guard had to replace this mapping (a peer
+    /// truncated the file under it). Always false for unguarded kinds.
+    #[inline]
+    pub fn poisoned(&self) -> bool {
+        self.guard.as_ref().is_some_and(Guard::poisoned)
     }
 
     /// Removes the region's name so nothing is left behind; the mapping
@@ -149,6 +271,7 @@ impl Region {
             Location::Posix(name) => posix::unlink(name),
             Location::File(path) => file::unlink(path),
             Location::SysV(id) => sysv::remove(*id),
+            Location::Memfd(_) => {}
         }
     }
 
@@ -179,10 +302,7 @@ impl Region {
     pub fn create_sysv_keyed(key: i32, len: usize) -> Result<Region> {
         check_len(len)?;
         let (id, map) = sysv::create_keyed(key, len)?;
-        Ok(Region {
-            map,
-            location: Location::SysV(id),
-        })
+        Ok(Region::plain(map, Location::SysV(id)))
     }
 
     /// The id and size of the System V segment with `key`, if one exists.
@@ -197,9 +317,4 @@ impl Region {
 /// Marks System V segment `id` for removal (`IPC_RMID`).
 pub(crate) fn remove_sysv(id: i32) {
     sysv::remove(id)
-}
-
-/// Removes a POSIX shared-memory name (used to reclaim stale links).
-pub(crate) fn unlink_posix(name: &str) {
-    posix::unlink(name)
 }

@@ -20,7 +20,7 @@ pub(crate) fn create(name: &str, len: usize) -> Result<Mapping> {
             .map_err(|e| Error::io(format!("fchmod 0600 {name}"), e))?;
         ftruncate(&fd, len as u64)
             .map_err(|e| Error::io(format!("ftruncate {name} to {len}"), e))?;
-        Mapping::map_fd(&fd, len, name)
+        Mapping::map_fd(&fd, len, name, false)
     })();
     if made.is_err() {
         let _ = shm::unlink(name);
@@ -35,7 +35,7 @@ pub(crate) fn open(name: &str, len: usize) -> Result<Mapping> {
         .map_err(|e| Error::io(format!("shm_open({name}, O_RDWR)"), e))?;
     let st = fstat(&fd).map_err(|e| Error::io(format!("fstat {name}"), e))?;
     super::check_size_and_mode(name, st.st_size as u64, st.st_mode, len)?;
-    Mapping::map_fd(&fd, len, name)
+    Mapping::map_fd(&fd, len, name, false)
 }
 
 /// `shm_unlink(name)`; a missing name is not an error.

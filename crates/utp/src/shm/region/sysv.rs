@@ -18,6 +18,7 @@ pub(crate) struct SegmentInfo {
     pub(crate) size: usize,
     pub(crate) mode: u32,
     pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 /// Creates a fresh private 0600 segment of `len` bytes, attaches it and
@@ -105,6 +106,12 @@ pub(crate) fn attach(id: i32, len: usize) -> Result<Mapping> {
     }
     let ptr = NonNull::new(ptr.cast::<u8>())
         .ok_or_else(|| Error::Protocol(format!("shmat({id}) returned null")))?;
+    // Prefault (the equivalent of MAP_POPULATE for an attach), so the rings
+    // never page-fault on the hot path; an old kernel without it just
+    // faults lazily.
+    // SAFETY: `ptr..ptr+len` is the attach just made (len <= segment size);
+    // MADV_POPULATE_WRITE only faults pages in, it changes no contents.
+    let _ = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_POPULATE_WRITE) };
     // SAFETY: `ptr` was just returned by shmat for a read-write attach of a
     // segment of `info.size >= len` bytes.
     Ok(unsafe { Mapping::from_shmat(ptr, len) })
@@ -126,6 +133,7 @@ pub(crate) fn stat(id: i32) -> Result<SegmentInfo> {
         size: ds.shm_segsz,
         mode: ds.shm_perm.mode as u32 & 0o777,
         uid: ds.shm_perm.uid,
+        gid: ds.shm_perm.gid,
     })
 }
 

@@ -1,9 +1,10 @@
-//! The reading end of a ring: acquire the tail `[TAIL]`, validate and lend
-//! the next record, release it `[HEAD]`, wake a flagged writer `[WAKE]`.
+//! The reading end of a ring: acquire the stamp at `head` `[STAMP]`,
+//! validate and lend the next record, release it `[HEAD]`, wake a flagged
+//! writer `[WAKE]` if it may sleep.
 
 use super::{
-    Indices, PAD_MAGIC, PREFETCH_LINES, RECORD_ALIGN, RingBytes, check_capacity, corrupt, notify,
-    record_len,
+    Indices, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_LEN, STAMP_PAD, check_capacity,
+    corrupt, notify, record_len,
 };
 use crate::error::Result;
 use crate::frame::{HEADER_LEN, Header, decode_header};
@@ -13,16 +14,18 @@ use crate::shm::sync::Ordering;
 ///
 // Invariants (when returned by `peek`): `offset + len <= capacity`, `len`
 // is the padded length of a valid header (its payload may exceed the
-// consumer's limit: then `too_large` is set), and `offset..offset+len` is published and unreleased.
+// consumer's limit: then `too_large` is set), and `offset..offset+len` is
+// published and unreleased.
 #[derive(Clone, Copy, Debug)]
 pub struct Record {
-    /// Offset of the header in the data area.
+    /// Offset of the record (its stamp) in the data area; the header is at
+    /// `offset + 8`, the payload at `offset + 40`.
     pub offset: usize,
     /// The validated header (payload checksum not yet verified).
     pub header: Header,
     /// The header bytes as read, for checksum verification.
     pub header_bytes: [u8; HEADER_LEN],
-    /// Bytes the record occupies, padding included.
+    /// Bytes the record occupies, stamp and padding included.
     pub len: usize,
     /// The payload is over the consumer's `max_payload`: release it unread.
     pub too_large: bool,
@@ -31,16 +34,15 @@ pub struct Record {
 /// The reading end of a ring.
 ///
 // Invariants: `cap` as for `Producer`; `head` is the position after the
-// last record we released; `tail` is the last validated tail, with
-// `tail - head <= cap` (wrapping).
+// last record we released.
 #[derive(Debug)]
 pub struct Consumer<B> {
     idx: Indices,
     bytes: B,
     cap: u64,
     head: u64,
-    tail: u64,
     max_payload: usize,
+    peer_sleeps: bool,
 }
 
 impl<B: RingBytes> Consumer<B> {
@@ -54,9 +56,15 @@ impl<B: RingBytes> Consumer<B> {
             bytes,
             cap,
             head: 0,
-            tail: 0,
             max_payload,
+            peer_sleeps: true,
         })
+    }
+
+    /// Whether the producer may sleep on the futex (default true). When
+    /// false, releasing skips the `[WAKE]` fence and the waiter word.
+    pub fn set_peer_sleeps(&mut self, sleeps: bool) {
+        self.peer_sleeps = sleeps;
     }
 
     /// The ring's indices.
@@ -74,77 +82,64 @@ impl<B: RingBytes> Consumer<B> {
         &self.bytes
     }
 
-    /// Whether a record (or padding) is published, re-reading the tail.
+    /// Whether a record (or padding) is published at `head`.
     pub fn has_data(&mut self) -> Result<bool> {
-        if self.tail == self.head {
-            self.refresh_tail()?;
-        }
-        Ok(self.tail != self.head)
+        Ok(self.bytes.load_stamp(self.offset()) != 0)
     }
 
-    fn refresh_tail(&mut self) -> Result<()> {
-        let tail = self.idx.tail().load(Ordering::Acquire); // [TAIL]
-        if tail.wrapping_sub(self.head) > self.cap {
-            return Err(corrupt(format_args!(
-                "write position {tail} is more than {} bytes past the read position {}",
-                self.cap, self.head
-            )));
-        }
-        if tail.wrapping_sub(self.head) < self.tail.wrapping_sub(self.head) {
-            return Err(corrupt(format_args!(
-                "write position moved backwards from {} to {tail}",
-                self.tail
-            )));
-        }
-        self.tail = tail;
-        Ok(())
+    fn offset(&self) -> usize {
+        (self.head & (self.cap - 1)) as usize
     }
 
     /// The next record, skipping padding; `None` if nothing is published.
     pub fn peek(&mut self) -> Result<Option<Record>> {
         loop {
-            if !self.has_data()? {
+            let offset = self.offset();
+            let contiguous = self.cap as usize - offset;
+            let stamp = self.bytes.load_stamp(offset); // [STAMP]
+            if stamp == 0 {
                 return Ok(None);
             }
-            let available = self.tail.wrapping_sub(self.head);
-            let offset = (self.head & (self.cap - 1)) as usize;
-            let contiguous = self.cap as usize - offset;
-            if available < RECORD_ALIGN as u64 {
-                return Err(corrupt(format_args!("only {available} bytes published")));
-            }
-            // Start fetching the published lines after the first now, so a
-            // record's payload does not wait for its header to be decoded.
-            let lines = (available.min(contiguous as u64) as usize).min(PREFETCH_LINES * 64);
-            for line in (64..lines).step_by(64) {
-                self.bytes.prefetch(offset + line);
-            }
-            let mut first = [0u8; 8];
-            self.bytes.read(offset, &mut first);
-            if u32::from_le_bytes([first[0], first[1], first[2], first[3]]) == PAD_MAGIC {
-                let pad = u32::from_le_bytes([first[4], first[5], first[6], first[7]]) as usize;
-                if pad != contiguous || pad as u64 > available {
-                    return Err(corrupt(format_args!(
-                        "padding of {pad} bytes at offset {offset} (expected {contiguous}, {available} published)"
-                    )));
-                }
-                self.release(pad);
-                continue;
-            }
-            if contiguous < HEADER_LEN || available < HEADER_LEN as u64 {
+            if stamp & (RECORD_ALIGN as u64 - 2) != 0 {
                 return Err(corrupt(format_args!(
-                    "no room for a header at offset {offset} ({available} bytes published)"
+                    "stamp 0x{stamp:x} at offset {offset} has reserved bits set"
                 )));
             }
+            let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
+            if len < RECORD_ALIGN as u64 || len > contiguous as u64 {
+                return Err(corrupt(format_args!(
+                    "stamp at offset {offset} gives a record of {len} bytes at position {} \
+                     ({contiguous} bytes to the end of the data area)",
+                    self.head
+                )));
+            }
+            let len = len as usize;
+            if stamp & STAMP_PAD != 0 {
+                if len != contiguous {
+                    return Err(corrupt(format_args!(
+                        "padding of {len} bytes at offset {offset} (expected {contiguous})"
+                    )));
+                }
+                self.release(len);
+                continue;
+            }
+            // Start fetching the record's later lines now, so the payload
+            // does not wait for the header to be decoded.
+            for line in (RECORD_ALIGN..len.min(PREFETCH_LINES * RECORD_ALIGN)).step_by(RECORD_ALIGN)
+            {
+                self.bytes.prefetch(offset + line);
+            }
             let mut header_bytes = [0u8; HEADER_LEN];
-            self.bytes.read(offset, &mut header_bytes);
+            self.bytes.read(offset + STAMP_LEN, &mut header_bytes);
             // Structural bound only: a frame over our own limit but inside
             // the ring is well formed and can be skipped by the caller.
             let header = decode_header(&header_bytes, self.cap as usize)?;
-            let len = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
-            if len > contiguous || len as u64 > available {
+            let expected = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
+            if expected != len {
                 return Err(corrupt(format_args!(
-                    "frame of {len} bytes at offset {offset} exceeds the {} bytes published or the {contiguous} before the end",
-                    available.min(contiguous as u64)
+                    "frame at offset {offset} declares {} payload bytes ({expected}-byte record) \
+                     but its stamp says {len} bytes",
+                    header.payload_length
                 )));
             }
             return Ok(Some(Record {
@@ -161,6 +156,8 @@ impl<B: RingBytes> Consumer<B> {
     pub fn release(&mut self, len: usize) {
         self.head = self.head.wrapping_add(len as u64);
         self.idx.head().store(self.head, Ordering::Release); // [HEAD]
-        notify(self.idx.space_waiters());
+        if self.peer_sleeps {
+            notify(self.idx.space_waiters());
+        }
     }
 }

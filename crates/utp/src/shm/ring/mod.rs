@@ -2,17 +2,22 @@
 //!
 //! Positions (`tail` written by the producer, `head` by the consumer) are
 //! byte counts that only grow (mod 2^64); the byte offset in the data area
-//! is `position & (capacity - 1)`. Each frame is a *record*: the 32-byte
-//! UTP header and the payload, padded to a multiple of [`RECORD_ALIGN`].
-//! A record never wraps: when it does not fit before the end of the data
-//! area the producer writes a [`PAD_MAGIC`] marker that fills the rest,
-//! and the record starts at offset 0. See `docs/shm-layout.md`.
+//! is `position & (capacity - 1)`. Each frame is a *record*: an 8-byte
+//! *stamp*, the 32-byte UTP header and the payload, padded to a multiple of
+//! [`RECORD_ALIGN`]. The stamp is the position just after the record (bit 0
+//! set for padding): the record's lap marker and its publication flag, so a
+//! consumer polls one word in the line it is about to read and never needs
+//! `tail`. A record never wraps: when it does not fit before the end of the
+//! data area the producer publishes padding up to the end, and the record
+//! starts at offset 0. The producer keeps one line of slack so it can zero
+//! the stamp of the next record position before publishing (stale bytes are
+//! never mistaken for a stamp). See `docs/shm-layout.md` section 4.
 //!
 //! Memory ordering, with matching tags at both ends:
 //!
-//! - `[TAIL]` the producer writes a record, then stores `tail` with
-//!   `Release`; the consumer loads `tail` with `Acquire`, then reads the
-//!   record. So a published record is fully visible.
+//! - `[STAMP]` the producer writes a record (and zeroes the next stamp),
+//!   then stores its stamp with `Release`; the consumer loads the stamp with
+//!   `Acquire`, then reads the record. So a published record is fully visible.
 //! - `[HEAD]` the consumer finishes reading, then stores `head` with
 //!   `Release`; the producer loads `head` with `Acquire`, then overwrites
 //!   the freed bytes. So a record is never overwritten while being read.
@@ -21,11 +26,12 @@
 //!   issues a `SeqCst` fence and then looks at the peer's waiter word. The
 //!   two fences guarantee at least one of them sees the other's store, so a
 //!   sleeper is woken or never sleeps. Sleeps are also bounded (see `wait.rs`).
+//!   A side whose peer declared it never sleeps skips this step entirely.
 //!
-//! Everything read from shared memory is validated: the other index must
-//! stay within one capacity of ours and never move backwards, a record
-//! must be a valid UTP header whose padded length fits both in the
-//! published bytes and before the end of the data area. Violations are
+//! Everything read from shared memory is validated: the producer's view of
+//! `head` must stay within what it published, a stamp must name a length
+//! from 64 bytes to the end of the data area, and a record must be a valid
+//! UTP header whose padded length is the stamp's. Violations are
 //! [`Error::Protocol`]; nothing is read out of bounds.
 //!
 //! Files: this one (constants, shared words, the `[WAKE]` helpers),
@@ -44,8 +50,14 @@ use std::ptr::NonNull;
 
 /// Records start at multiples of this many bytes.
 pub const RECORD_ALIGN: usize = 64;
-/// First four bytes of a padding marker, little-endian (`55 50 41 44`, "UPAD").
-pub const PAD_MAGIC: u32 = 0x4441_5055;
+/// Bytes of the stamp word at the start of every record.
+pub const STAMP_LEN: usize = 8;
+/// Offset of the payload in a record: stamp and UTP header.
+pub const PAYLOAD_OFFSET: usize = STAMP_LEN + HEADER_LEN;
+/// Bit 0 of a stamp: the record is padding, not a frame.
+pub const STAMP_PAD: u64 = 1;
+/// The line kept free after every publish (its stamp is zeroed).
+pub const SLACK: usize = RECORD_ALIGN;
 /// Lines after the first that a consumer prefetches when it finds a record.
 pub(crate) const PREFETCH_LINES: usize = 4;
 /// Smallest ring capacity.
@@ -55,9 +67,14 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// Bytes a frame with `payload_len` bytes of payload occupies in the ring.
 pub fn record_len(payload_len: usize) -> Option<usize> {
-    HEADER_LEN
+    PAYLOAD_OFFSET
         .checked_add(payload_len)?
         .checked_next_multiple_of(RECORD_ALIGN)
+}
+
+/// The largest payload a ring of `capacity` bytes carries.
+pub fn max_payload(capacity: usize) -> usize {
+    capacity.saturating_sub(SLACK + PAYLOAD_OFFSET)
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
@@ -172,17 +189,23 @@ pub trait RingBytes: Send {
     fn write(&self, offset: usize, src: &[u8]);
     /// Copies `dst.len()` bytes from `offset`.
     fn read(&self, offset: usize, dst: &mut [u8]);
+    /// Loads the stamp word at `offset` (a multiple of [`RECORD_ALIGN`])
+    /// with `Acquire` (`[STAMP]`). Out of bounds reads as 0.
+    fn load_stamp(&self, offset: usize) -> u64;
+    /// Stores the stamp word at `offset`: `Release` when `publish`
+    /// (`[STAMP]`), `Relaxed` otherwise (zeroing the next one).
+    fn store_stamp(&self, offset: usize, value: u64, publish: bool);
     /// Hints that the cache line at `offset` will be read soon. Not a
     /// memory access; the default does nothing.
     fn prefetch(&self, _offset: usize) {}
 }
 
 pub(crate) fn check_capacity(cap: usize) -> Result<u64> {
-    if cap.is_power_of_two() && (64..=MAX_CAPACITY).contains(&cap) {
+    if cap.is_power_of_two() && (2 * RECORD_ALIGN..=MAX_CAPACITY).contains(&cap) {
         Ok(cap as u64)
     } else {
         Err(Error::Protocol(format!(
-            "ring capacity {cap} is not a power of two in 64..={MAX_CAPACITY}"
+            "ring capacity {cap} is not a power of two in 128..={MAX_CAPACITY}"
         )))
     }
 }

@@ -1,16 +1,18 @@
-//! The writing end of a ring: reserve room (writing padding at the wrap),
-//! fill, publish `[TAIL]`, wake a flagged reader `[WAKE]`.
+//! The writing end of a ring: reserve room (publishing padding at the wrap),
+//! fill, zero the next stamp, publish the stamp `[STAMP]`, wake a flagged
+//! reader `[WAKE]` if it may sleep.
 
-use super::{Indices, PAD_MAGIC, RECORD_ALIGN, RingBytes, check_capacity, corrupt, notify};
+use super::{Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_PAD, check_capacity, corrupt, notify};
 use crate::error::{Error, Result};
 use crate::shm::sync::Ordering;
 
 /// The writing end of a ring.
 ///
-// Invariants: `cap` = `bytes.capacity()` is a power of two in
-// MIN_CAPACITY..=MAX_CAPACITY (checked by `new`... by the link's layout);
-// `tail` is the position we last published or will publish next;
-// `tail - head <= cap` (wrapping), where `head` is the last validated head.
+// Invariants: `cap` = `bytes.capacity()` is a power of two >= 128;
+// `tail` is the position we last published; `tail - head <= cap - SLACK`
+// (wrapping), where `head` is the last validated head; the stamp word at
+// `tail` is zero (we zeroed it when publishing up to `tail`, or the ring
+// was zero-filled).
 #[derive(Debug)]
 pub struct Producer<B> {
     idx: Indices,
@@ -18,6 +20,7 @@ pub struct Producer<B> {
     cap: u64,
     tail: u64,
     head: u64,
+    peer_sleeps: bool,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -30,7 +33,14 @@ impl<B: RingBytes> Producer<B> {
             cap,
             tail: 0,
             head: 0,
+            peer_sleeps: true,
         })
+    }
+
+    /// Whether the consumer may sleep on the futex (default true). When
+    /// false, publishing skips the `[WAKE]` fence and the waiter word.
+    pub fn set_peer_sleeps(&mut self, sleeps: bool) {
+        self.peer_sleeps = sleeps;
     }
 
     /// The ring's indices.
@@ -43,18 +53,18 @@ impl<B: RingBytes> Producer<B> {
         &self.bytes
     }
 
-    /// Largest record that fits: the capacity.
+    /// Largest record that fits: the capacity minus the slack line.
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        self.cap as usize - SLACK
     }
 
     /// Finds room for a record of `record_len` bytes (a multiple of
-    /// [`RECORD_ALIGN`], at most the capacity), writing and publishing a
-    /// padding marker first if the record would cross the end. Returns the
+    /// [`RECORD_ALIGN`], at most [`capacity`](Self::capacity)), publishing
+    /// padding first if the record would cross the end. Returns the
     /// record's offset, or `None` if the ring is too full right now.
     pub fn try_reserve(&mut self, record_len: usize) -> Result<Option<usize>> {
         let rec = record_len as u64;
-        if rec > self.cap || rec % RECORD_ALIGN as u64 != 0 || rec == 0 {
+        if rec > self.cap - SLACK as u64 || rec % RECORD_ALIGN as u64 != 0 || rec == 0 {
             return Err(Error::Protocol(format!(
                 "record of {record_len} bytes does not fit a ring of {}",
                 self.cap
@@ -62,20 +72,15 @@ impl<B: RingBytes> Producer<B> {
         }
         let mut refreshed = false;
         loop {
-            let free = self.cap - self.tail.wrapping_sub(self.head);
+            let room = self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head);
             let offset = self.tail & (self.cap - 1);
             let contiguous = self.cap - offset;
             if rec <= contiguous {
-                if rec <= free {
+                if rec <= room {
                     return Ok(Some(offset as usize));
                 }
-            } else if contiguous <= free {
-                let mut marker = [0u8; 8];
-                marker[..4].copy_from_slice(&PAD_MAGIC.to_le_bytes());
-                marker[4..].copy_from_slice(&(contiguous as u32).to_le_bytes());
-                self.bytes.write(offset as usize, &marker);
-                self.tail = self.tail.wrapping_add(contiguous);
-                self.publish();
+            } else if contiguous <= room {
+                self.publish(contiguous, STAMP_PAD);
                 continue;
             }
             if refreshed || !self.refresh_head()? {
@@ -92,13 +97,24 @@ impl<B: RingBytes> Producer<B> {
 
     /// Publishes the record of `record_len` bytes reserved by `try_reserve`.
     pub fn commit(&mut self, record_len: usize) {
-        self.tail = self.tail.wrapping_add(record_len as u64);
-        self.publish();
+        self.publish(record_len as u64, 0);
     }
 
-    fn publish(&self) {
-        self.idx.tail().store(self.tail, Ordering::Release); // [TAIL]
-        notify(self.idx.data_waiters());
+    /// Publishes `n` bytes at `tail` (a record, or padding if `pad`).
+    fn publish(&mut self, n: u64, pad: u64) {
+        let offset = (self.tail & (self.cap - 1)) as usize;
+        let next = self.tail.wrapping_add(n);
+        // The slack line is free: keep its stamp zero so the consumer never
+        // reads stale bytes there as a stamp. Ordered before the release below.
+        self.bytes
+            .store_stamp((next & (self.cap - 1)) as usize, 0, false);
+        self.bytes.store_stamp(offset, next | pad, true); // [STAMP]
+        self.tail = next;
+        // Informational (inspection); no consumer reads it.
+        self.idx.tail().store(next, Ordering::Relaxed);
+        if self.peer_sleeps {
+            notify(self.idx.data_waiters());
+        }
     }
 
     /// Re-reads the consumer's head; true if it moved.
