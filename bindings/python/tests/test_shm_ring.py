@@ -6,11 +6,12 @@ import struct
 
 import pytest
 
-from utp import frame, shm_layout as layout
-from utp.frame import FrameError
+from utp import frame
+from utp import shm_layout as layout
 from utp.errors import ProtocolError
+from utp.frame import FrameError
 from utp.shm_layout import record_length
-from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, RingWords
+from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWords, RingWriter
 
 CAPACITY = 4096
 

@@ -1,26 +1,53 @@
-"""The Python shm:// server (a real child process) with Python and Rust clients."""
+"""The Python shm:// server, v2 (a real child process) with Python and Rust clients."""
 
+import errno
+import fcntl
+import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from support import (
+    assert_healthy,
+    kill_after,
+    python_server,
+    python_utp,
+    run,
+    start_client,
+    unique_name,
+)
 
-from support import (assert_healthy, kill_after, python_server, python_utp, run, start_client, unique_name)
 from utp import frame
+from utp import shm_layout as layout
 from utp.client import Client, open_channel
 from utp.endpoint import parse
 from utp.errors import ConnectionClosed
+from utp.shm import receive_frame_with_fds
+from utp.shm_socket_dir import private_dir, socket_path
 from utp.stream import UtpFraming
 
 
 def link_names(name):
-    return sorted(entry.name for entry in Path("/dev/shm").iterdir() if entry.name.startswith(f"utp.{name}."))
+    """Anything named after the link in /dev/shm: always nothing in v2 (memfds have no name)."""
+    return sorted(entry.name for entry in Path("/dev/shm").iterdir() if f"utp.{name}." in entry.name)
+
+
+def memfd_links(pid, name):
+    """The memfd regions of shm://NAME process ``pid`` has mapped (from /proc/PID/maps)."""
+    marker = f"/memfd:utp.{name}."
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return sorted({line.split()[4] for line in maps.splitlines() if marker in line})
+
+
+def handshake_socket(name):
+    """A raw connection to the rendezvous socket of shm://NAME in this user's private directory."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path(private_dir(), name))
+    return sock
 
 
 def wait_until(condition, timeout=10.0):
@@ -43,8 +70,9 @@ def test_python_client_and_server_over_shm(shm_name):
         with Client(server.url) as client:
             assert client.calculate("ADD", 10, 20) == 30
             assert client.call(b"DIV 1 0") == b"ERR Division by zero"
-            assert len(link_names(shm_name)) == 1  # a live link has a name
-        assert wait_until(lambda: link_names(shm_name) == [])
+            assert len(memfd_links(server.process.pid, shm_name)) == 1  # a live link is a memfd ...
+            assert link_names(shm_name) == []  # ... with no name anyone could open
+        assert wait_until(lambda: memfd_links(server.process.pid, shm_name) == [])
 
 
 def test_rust_cli_calls_python_shm_server(utp_bin, rust_transports, shm_name):
@@ -102,26 +130,58 @@ def test_protocol_rules_over_shm(shm_name):
             channel.close()
 
 
-def test_bad_hello_gets_an_error_frame(shm_name):
+def test_a_v1_client_gets_an_error_frame_that_says_so(shm_name):
     with python_server("shm://" + shm_name):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(b"\0utp/shm/" + shm_name.encode())
-        handshake = UtpFraming(sock)
-        handshake.send(frame.LINK_HELLO, struct.pack("<IIQ", 2, 0, 0), 5)  # layout version 2
+        handshake = UtpFraming(handshake_socket(shm_name))
+        handshake.send(frame.LINK_HELLO, struct.pack("<IIQ", 1, 0, 0), 5)  # layout version 1
         reply = handshake.receive(5)
-        assert reply.message_type == frame.ERROR and b"layout version 2" in reply.payload
+        assert reply.message_type == frame.ERROR
+        assert reply.payload == (b"this server speaks shm layout version 2, the client sent version 1: "
+                                 b"upgrade the client")
         assert handshake.receive(5) is None
         handshake.close()
-    assert link_names(shm_name) == []
 
 
-def test_sigterm_closes_open_links_and_removes_their_names(shm_name):
+def test_a_client_cannot_resize_or_reseal_the_region(shm_name):
+    """The attack that SIGBUSed v1 servers: a client truncating its link's region. The memfd is sealed."""
+    with python_server("shm://" + shm_name) as server:
+        sock = handshake_socket(shm_name)
+        try:
+            UtpFraming(sock).send(frame.LINK_HELLO, layout.hello_payload(4096), 5)
+            attach, fds = receive_frame_with_fds(sock, 5, layout.HANDSHAKE_MAX_PAYLOAD)
+            assert attach.message_type == frame.LINK_ATTACH and len(fds) == 1
+            memfd = fds[0]
+            try:
+                for size in (0, 4096, 1 << 20):
+                    with pytest.raises(PermissionError):
+                        os.ftruncate(memfd, size)
+                with pytest.raises(PermissionError):
+                    fcntl.fcntl(memfd, fcntl.F_ADD_SEALS, layout.F_SEAL_WRITE)
+                with pytest.raises(OSError) as grow:
+                    os.posix_fallocate(memfd, 0, 1 << 20)
+                assert grow.value.errno == errno.EPERM
+                seals = fcntl.fcntl(memfd, fcntl.F_GET_SEALS)
+                assert seals & layout.REQUIRED_SEALS == layout.REQUIRED_SEALS
+            finally:
+                os.close(memfd)
+        finally:
+            sock.close()
+        assert_serving(server)
+
+
+def assert_serving(server):
+    assert server.alive()
+    with Client(server.url) as client:
+        assert client.calculate("ADD", 2, 3) == 5
+
+
+def test_sigterm_closes_open_links_and_removes_the_socket(shm_name):
     server = python_server("shm://" + shm_name)
     client = Client(server.url, timeout=10)
     try:
         assert client.calculate("ADD", 1, 1) == 2
         assert server.stop(signal.SIGTERM) == 0
-        assert link_names(shm_name) == []
+        assert not os.path.exists(socket_path(private_dir(), shm_name))
         with pytest.raises(ConnectionClosed):
             client.call(b"ADD 1 1")
     finally:
@@ -134,21 +194,19 @@ def test_second_server_on_the_same_name_is_refused(shm_name):
         assert result.returncode == 2 and "already listening" in result.stderr
 
 
-def test_regions_of_dead_servers_are_reclaimed_on_start(shm_name):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait(10)
-    stale = Path(f"/dev/shm/utp.{shm_name}.{dead.pid}.1")
-    stale.write_bytes(b"left behind")
-    other = Path(f"/dev/shm/utp.{shm_name}x.{dead.pid}.1")  # another endpoint's name: not ours to touch
-    other.write_bytes(b"not ours")
-    try:
-        with python_server("shm://" + shm_name):
-            assert not stale.exists()
-            assert other.exists()
-    finally:
-        for path in (stale, other):
-            if path.exists():
-                path.unlink()
+def test_the_socket_of_a_killed_server_is_replaced(shm_name):
+    server = python_server("shm://" + shm_name)
+    server.stop(signal.SIGKILL)
+    assert os.path.exists(socket_path(private_dir(), shm_name))  # left behind, refusing connections
+    with python_server("shm://" + shm_name) as again:
+        assert_serving(again)
+
+
+def test_the_socket_directory_is_private(shm_name):
+    with python_server("shm://" + shm_name):
+        directory = os.lstat(private_dir())
+        assert directory.st_mode & 0o777 == 0o700 and directory.st_uid == os.geteuid()
+        assert os.lstat(socket_path(private_dir(), shm_name)).st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("mode, says", [("partial", "mid-call"), ("loop", "calls")])
@@ -157,4 +215,4 @@ def test_python_shm_server_survives_a_killed_client(utp_bin, rust_transports, sh
     with python_server("shm://" + shm_name) as server:
         kill_after(start_client(server.url, mode), says)
         assert_healthy(server, utp_bin)
-        assert wait_until(lambda: link_names(shm_name) == []), link_names(shm_name)
+        assert wait_until(lambda: memfd_links(server.process.pid, shm_name) == [])

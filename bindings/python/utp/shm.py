@@ -24,7 +24,7 @@ import time
 from . import frame as utp_frame
 from . import shm_layout as layout
 from .endpoint import Endpoint
-from .errors import ConnectError, ProtocolError, UtpError, UtpTimeout
+from .errors import ConnectError, ConnectionClosed, ProtocolError, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, HEADER_SIZE, Frame
 from .identity import peer_credentials
 from .shm_link import PeerGone, ShmLink
@@ -52,7 +52,12 @@ def connect(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_MAX_P
     try:
         check_server(endpoint, sock, "the rendezvous socket")  # before LINK_HELLO (2.3)
         handshake = UtpFraming(sock, max_payload=layout.HANDSHAKE_MAX_PAYLOAD)
-        handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(0), _remaining(deadline, endpoint))
+        try:
+            handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(0), _remaining(deadline, endpoint))
+        except (BrokenPipeError, ConnectionResetError, ConnectionClosed):
+            # A server that refuses us sends its ERROR at once and closes: read why.
+            _raise_refusal(sock, endpoint)
+            raise
         attach, memfd = _receive_attach(sock, endpoint, deadline)
         try:
             _check_memfd(endpoint, memfd, attach)
@@ -132,6 +137,18 @@ def receive_frame_with_fds(sock: socket.socket, timeout: float, max_payload: int
         for fd in fds:
             os.close(fd)
         raise
+
+
+def _raise_refusal(sock: socket.socket, endpoint: Endpoint) -> None:
+    """If the server left an ERROR frame before closing, raise it as :class:`ConnectError`."""
+    try:
+        answer, fds = receive_frame_with_fds(sock, 0.5, layout.HANDSHAKE_MAX_PAYLOAD, max_fds=0)
+    except (OSError, UtpError):
+        return
+    for fd in fds:
+        os.close(fd)
+    if answer is not None and answer.message_type == utp_frame.ERROR:
+        raise ConnectError(f"{endpoint.url} refused the link: {answer.payload.decode('utf-8', 'replace')}")
 
 
 def _recv_some(sock: socket.socket, count: int) -> bytes:

@@ -6,6 +6,7 @@ client makes on a region before trusting it. Nothing here maps memory.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ class Attach:
                             self.link_id, len(name), 0) + name
 
 
-def write_control_header(region: memoryview | bytearray, attach: Attach) -> None:
+def write_control_header(region: mmap.mmap | memoryview | bytearray, attach: Attach) -> None:
     """The creator's part (section 3.1): every field, then the magic last."""
     _CONTROL.pack_into(region, CONTROL_OFFSET, 0, attach.version, attach.region_len, attach.capacity,
                        DATA_OFFSET, attach.link_id)
@@ -168,7 +169,7 @@ def write_control_header(region: memoryview | bytearray, attach: Attach) -> None
         words[CONTROL_OFFSET // 4] = CONTROL_MAGIC  # one aligned store, last
 
 
-def check_control_header(region: memoryview | bytes | bytearray, attach: Attach) -> None:
+def check_control_header(region: mmap.mmap | memoryview | bytes | bytearray, attach: Attach) -> None:
     """Validate the control header of a mapped region against LINK_ATTACH (section 2.2, step 2)."""
     magic, version, region_len, capacity, data_offset, _link_id = _CONTROL.unpack_from(region, CONTROL_OFFSET)
     problems = []

@@ -30,8 +30,16 @@ from . import frame as utp_frame
 from .errors import UtpError
 from .frame import HEADER_SIZE, Frame
 from .futex import full_fence, futex_wake
-from .shm_layout import (INDEX_DATA_WAITERS, INDEX_HEAD, INDEX_SPACE_WAITERS, INDEX_TAIL, RECORD_ALIGN,
-                         SLACK, STAMP_SIZE, record_length)
+from .shm_layout import (
+    INDEX_DATA_WAITERS,
+    INDEX_HEAD,
+    INDEX_SPACE_WAITERS,
+    INDEX_TAIL,
+    RECORD_ALIGN,
+    SLACK,
+    STAMP_SIZE,
+    record_length,
+)
 
 _U64 = (1 << 64) - 1
 # x86-64 (TSO): aligned loads are acquires and aligned stores releases.

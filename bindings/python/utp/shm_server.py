@@ -18,6 +18,7 @@ left in /dev/shm, whatever happens to either process.
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import itertools
@@ -50,6 +51,7 @@ DEFAULT_CAPACITY = 1 << 20
 LARGEST_REQUESTABLE = 16 << 20  # a client may ask for up to max(our capacity, 16 MiB)
 HANDSHAKE_DEADLINE = 2.0  # seconds from accept to LINK_READY
 MAX_PENDING_HANDSHAKES = 256
+REFUSED_LINGER = 0.5  # seconds a refused connection stays open (at most MAX_PENDING_HANDSHAKES of them)
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
@@ -74,6 +76,9 @@ class ShmServer:
         self._link_numbers = itertools.count(1)
         self._threads: set[threading.Thread] = set()
         self._pending = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
+        # Refused connections stay open a moment, so a client's LINK_HELLO (sent before it reads)
+        # does not fail with EPIPE before it can read why it was refused.
+        self._refused: collections.deque[tuple[float, socket.socket]] = collections.deque()
         self._lock = threading.Lock()
         shared = bool(self.policy.uids or self.policy.gids)
         directory = shm_socket_dir.ensure_dir(shared)
@@ -95,6 +100,7 @@ class ShmServer:
         log.info("serving on %s", self.url)
         try:
             while not self._stop.is_set():
+                self._close_refused(time.monotonic() - REFUSED_LINGER)
                 readable, _, _ = select.select([self._listener], [], [], POLL_INTERVAL)
                 if not readable:
                     continue
@@ -114,6 +120,7 @@ class ShmServer:
                 thread.start()
         finally:
             log.info("shutting down %s", self.url)
+            self._close_refused(float("inf"))
             self._listener.close()
             if _file_id(self.socket_path) == self._bound:
                 os.unlink(self.socket_path)
@@ -129,14 +136,30 @@ class ShmServer:
             check_client(self.endpoint, conn, self.policy)
         except PeerNotTrusted as refused:
             log.warning("%s", refused)
-            _refuse(conn, str(refused))
+            self._refuse(conn, str(refused))
             return False
         if not self._pending.acquire(blocking=False):
             log.warning("refused a client on %s: %d handshakes are already pending", self.url,
                         MAX_PENDING_HANDSHAKES)
-            _refuse(conn, f"this server has {MAX_PENDING_HANDSHAKES} handshakes pending; try again")
+            self._refuse(conn, f"this server has {MAX_PENDING_HANDSHAKES} handshakes pending; try again")
             return False
         return True
+
+    def _refuse(self, conn: socket.socket, reason: str) -> None:
+        """One ERROR frame (best effort, no waiting); the socket is closed after a short linger."""
+        try:
+            conn.setblocking(False)
+            conn.send(utp_frame.encode(ERROR, reason.encode(), sequence=1))
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._refused.append((time.monotonic(), conn))
+        if len(self._refused) > MAX_PENDING_HANDSHAKES:
+            self._refused.popleft()[1].close()
+
+    def _close_refused(self, before: float) -> None:
+        while self._refused and self._refused[0][0] <= before:
+            self._refused.popleft()[1].close()
 
     def _run_client(self, conn: socket.socket) -> None:
         link = None
@@ -240,16 +263,6 @@ def _file_id(path: str) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino
-
-
-def _refuse(conn: socket.socket, reason: str) -> None:
-    """Tell a client it is refused (one ERROR frame, best effort, no waiting) and close."""
-    try:
-        conn.setblocking(False)
-        conn.send(utp_frame.encode(ERROR, reason.encode(), sequence=1))
-    except OSError:
-        pass
-    conn.close()
 
 
 def _send_with_fd(conn: socket.socket, message: bytes, fd: int, timeout: float) -> None:
