@@ -4,7 +4,8 @@
  *
  *   ./test_foreign_server UID URL...
  *
- * Each URL must be served (calc) by uid UID, which is not ours. Exits 0 when
+ * Each URL must be served (calc) by uid UID, which is not ours (run-tests starts
+ * them as uid 65534: unix://, fifo://, mq:// and shm://). Exits 0 when
  * every check passes, 1 with a message otherwise. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -76,7 +76,9 @@ fn a_fifo_server_refuses_fifos_another_user_planted() {
     assert!(!out.status.success());
     let err = text(&out);
     assert!(
-        err.contains(&format!("is a FIFO owned by uid {OTHER}, not by this server")),
+        err.contains(&format!(
+            "is a FIFO owned by uid {OTHER}, not by this server"
+        )),
         "{err}"
     );
     // Refused, not replaced: the planted FIFO is still the other user's.

@@ -129,7 +129,10 @@ fn a_symlink_at_the_socket_path_is_refused_and_left_alone() {
     std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
     let err = utp::listen(&format!("unix://{dangling}")).unwrap_err();
     assert!(err.to_string().contains("is a symbolic link"), "{err}");
-    assert!(!Path::new(&nowhere).exists(), "a socket was created through the link");
+    assert!(
+        !Path::new(&nowhere).exists(),
+        "a socket was created through the link"
+    );
 
     for path in [&link, &target, &dangling] {
         std::fs::remove_file(path).unwrap();
@@ -146,8 +149,7 @@ fn another_users_symlink_in_tmp_is_refused() {
     // at a root-owned file it hopes utp will chmod, remove or replace.
     let target = tmp_path("root-file");
     std::fs::write(&target, b"root's").unwrap();
-    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let link = tmp_path("planted.sock");
     run_as_other(&["ln", "-s", &target, &link]);
     assert_eq!(std::fs::symlink_metadata(&link).unwrap().uid(), OTHER);
@@ -157,7 +159,12 @@ fn another_users_symlink_in_tmp_is_refused() {
     let meta = std::fs::metadata(&target).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o644, "the target's mode changed");
     assert_eq!(std::fs::read(&target).unwrap(), b"root's");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 
     std::fs::remove_file(&link).unwrap();
     std::fs::remove_file(&target).unwrap();
@@ -167,7 +174,12 @@ fn another_users_symlink_in_tmp_is_refused() {
 fn a_stale_socket_is_replaced_but_a_live_one_is_not() {
     let path = tmp_path("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_socket());
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
     let listener = utp::listen(&format!("unix://{path}")).unwrap();
     let err = utp::listen(&format!("unix://{path}")).unwrap_err();
     assert!(err.to_string().contains("live server"), "{err}");

@@ -23,13 +23,13 @@ use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::identity::PeerPolicy;
+use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind,
     connect as sys_connect, listen as sys_listen, socket_with, sockopt,
 };
 use std::os::fd::{AsFd, OwnedFd};
-use rustix::fs::Mode;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -299,7 +299,9 @@ impl Drop for UnixListener {
 /// or `None` if there is no socket there.
 fn socket_file_id(path: &Path) -> Option<(u64, u64)> {
     let meta = std::fs::symlink_metadata(path).ok()?;
-    meta.file_type().is_socket().then(|| (meta.dev(), meta.ino()))
+    meta.file_type()
+        .is_socket()
+        .then(|| (meta.dev(), meta.ino()))
 }
 
 /// Removes `path` if it is a socket nobody listens on; refuses if it is live,

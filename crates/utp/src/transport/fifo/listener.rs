@@ -73,9 +73,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
                     path.display()
                 )));
             }
-            Some(Found::Fifo { .. })
-                if path == &req && open(&req, OFlags::WRONLY).is_ok() =>
-            {
+            Some(Found::Fifo { .. }) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
                 return Err(Error::InUse {
                     endpoint: url,
                     hint: Some(format!("a live server reads {}", req.display())),
@@ -106,7 +104,10 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         Some(Found::Fifo { uid, id, .. }) if uid == own_uid => Ok(id),
         _ => Err(Error::InUse {
             endpoint: url.clone(),
-            hint: Some(format!("{} was replaced right after mkfifo", path.display())),
+            hint: Some(format!(
+                "{} was replaced right after mkfifo",
+                path.display()
+            )),
         }),
     };
     let ids = (created(&req)?, created(&resp)?);

@@ -2,21 +2,7 @@
 //! `PATH.resp` (server → client).
 //!
 //! The listener creates both FIFOs (mode 0600) and removes them when closed
-//! or dropped.
-//!
-//! # Identity
-//!
-//! A FIFO says nothing about who writes to it, but its owner is known:
-//!
-//! - Every FIFO is opened `O_NOFOLLOW` and checked with `fstat` on the open
-//!   descriptor: a symlink, or anything but a FIFO, is refused.
-//! - A client talks only to FIFOs owned by a uid its [`PeerPolicy`] trusts
-//!   (its own, root, `?allow_uid=` / `?allow_gid=`): a pair created by
-//!   another user is refused with an error naming that uid.
-//! - The listener creates the pair itself (0600, so only its own uid and
-//!   root can open them) and refuses to start over FIFOs it does not own,
-//!   even stale ones. It cannot tell which user opened a FIFO, so it takes no
-//!   `allow_uid` / `allow_gid` (an error on a listener's URL). A FIFO pair is one byte stream each way, so it serves **one
+//! or dropped. A FIFO pair is one byte stream each way, so it serves **one
 //! client at a time**:
 //!
 //! - A utp client takes an exclusive `flock` on `PATH.req` before it opens
@@ -38,6 +24,20 @@
 //! what "a server is running" means, both to clients and to a new listener
 //! deciding whether FIFOs left at the path are stale (replaced) or live
 //! (refused with [`Error::InUse`]).
+//!
+//! # Identity
+//!
+//! A FIFO says nothing about who writes to it, but its owner is known:
+//!
+//! - Every FIFO is opened `O_NOFOLLOW` and checked with `fstat` on the open
+//!   descriptor: a symlink, or anything but a FIFO, is refused.
+//! - A client talks only to FIFOs owned by a uid its [`PeerPolicy`] trusts
+//!   (its own, root, `?allow_uid=` / `?allow_gid=`): a pair created by
+//!   another user is refused with an error naming that uid.
+//! - The listener creates the pair itself (0600, so only its own uid and
+//!   root can open them) and refuses to start over FIFOs it does not own,
+//!   even stale ones. It cannot tell which user opened a FIFO, so it takes no
+//!   `allow_uid` / `allow_gid` (an error on a listener's URL).
 
 mod client;
 mod listener;

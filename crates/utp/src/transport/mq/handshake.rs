@@ -211,8 +211,7 @@ impl MqListener {
             let (uid, gid) = queue_owner(fd, queue)?;
             if let Err(refused) = self.policy.check_client(&url, uid, gid, None) {
                 // Tell the client why (best effort), then forget it.
-                let header =
-                    frame::Header::new(message_type::ERROR, frame_flags::CHECKSUM, 0, 0);
+                let header = frame::Header::new(message_type::ERROR, frame_flags::CHECKSUM, 0, 0);
                 let text = match &refused {
                     Error::Denied(text) => text.clone(),
                     other => other.to_string(),

@@ -200,8 +200,8 @@ fn mq_name(endpoint: &Endpoint) -> &str {
 
 /// The owner (uid, gid) of the queue open at `fd`.
 fn queue_owner(fd: &OwnedFd, queue: &str) -> Result<(u32, u32)> {
-    let stat = rustix::fs::fstat(fd)
-        .map_err(|e| Error::io(format!("fstat message queue {queue}"), e))?;
+    let stat =
+        rustix::fs::fstat(fd).map_err(|e| Error::io(format!("fstat message queue {queue}"), e))?;
     Ok((stat.st_uid, stat.st_gid))
 }
 
