@@ -13,6 +13,7 @@ import pytest
 from support import (
     assert_healthy,
     kill_after,
+    python_server,
     python_utp,
     run,
     rust_server,
@@ -229,3 +230,23 @@ def test_the_rust_servers_region_cannot_be_resized_by_a_client(utp_bin, shm_serv
     finally:
         sock.close()
     assert_healthy(shm_server, utp_bin)
+
+
+def test_a_python_client_asks_the_rust_server_for_a_small_ring(utp_bin, rust_transports):
+    rust_transports("shm")
+    with rust_server(utp_bin, "shm://" + unique_name(), service="echo") as server:
+        with Client(server.url + "?ring=4k") as client:
+            assert client._channel.attach.capacity == 4096
+            for turn in range(60):
+                payload = bytes([turn]) * (1 + (turn * 631) % (4096 - 104))
+                assert client.call(payload) == payload
+
+
+def test_the_rust_client_on_a_python_server_with_small_rings(utp_bin, rust_transports):
+    rust_transports("shm")
+    name = unique_name()
+    with python_server(f"shm://{name}?ring=4k", service="calc") as server:
+        for _ in range(3):
+            result = run([str(utp_bin), "call", f"shm://{name}", "ADD", "2", "40"])
+            assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+        assert server.alive()

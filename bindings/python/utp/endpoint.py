@@ -22,10 +22,11 @@ _SHM_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _FRAMINGS = ("utp", "length")
 _WAITS = ("adaptive", "spin", "block")
 _IDS = None  # a comma-separated list of numeric ids, checked by identity.parse_ids
+_SIZE = ()  # a ring size such as 4096, 64k, 1M: checked by parse_size
 _OPTIONS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "unix": {"framing": _FRAMINGS, "allow_uid": _IDS, "allow_gid": _IDS},
     "tcp": {"framing": _FRAMINGS},
-    "shm": {"wait": _WAITS, "allow_uid": _IDS, "allow_gid": _IDS},
+    "shm": {"wait": _WAITS, "ring": _SIZE, "allow_uid": _IDS, "allow_gid": _IDS},
 }
 
 
@@ -56,6 +57,12 @@ class Endpoint:
     def wait(self) -> str:
         """shm waiting strategy: ``"adaptive"`` (default), ``"spin"`` or ``"block"``."""
         return self.options.get("wait", "adaptive")
+
+    @property
+    def ring(self) -> int | None:
+        """shm ring capacity from ``?ring=`` (bytes per direction), or ``None`` for the server's choice."""
+        raw = self.options.get("ring")
+        return None if raw is None else parse_size(raw)
 
     @property
     def base_url(self) -> str:
@@ -90,7 +97,10 @@ def parse(url: str) -> Endpoint:
             raise _invalid(url, f"unknown option \"{key}\" for {scheme}://; valid options: "
                                 f"{', '.join(known)}{hint}")
         choices = known[key]
-        if choices is None:
+        if choices == _SIZE:
+            if parse_size(value) is None:
+                raise _invalid(url, f"{key}={value!r} is not a size (bytes, or with a k, M or G suffix)")
+        elif choices is None:
             try:
                 parse_ids(key, value)
             except ValueError as error:
@@ -106,6 +116,19 @@ def parse(url: str) -> Endpoint:
             raise _invalid(url, "an shm NAME is letters, digits, '.', '_' and '-'")
         address = rest
     return Endpoint(url=url, scheme=scheme, address=address, options=options)
+
+
+def parse_size(text: str) -> int | None:
+    """``4096``, ``64k``, ``1M``, ``1G`` or ``0x1000`` in bytes (powers of 1024), as the Rust library reads them."""
+    text = text.strip()
+    if text[:2] in ("0x", "0X"):
+        try:
+            return int(text[2:], 16)
+        except ValueError:
+            return None
+    shift = {"k": 10, "m": 20, "g": 30}.get(text[-1:].lower(), 0)
+    digits = text[:-1] if shift else text
+    return int(digits) << shift if digits.isdigit() else None
 
 
 def _unix_address(url: str, rest: str) -> str:
@@ -135,6 +158,6 @@ def _invalid(url: str, reason: str) -> EndpointError:
     return EndpointError(
         f"invalid endpoint URL {url!r}: {reason}\n"
         "accepted forms: unix:///PATH, unix://@NAME, tcp://HOST:PORT, shm://NAME "
-        "(options: ?framing=length on unix/tcp, ?wait=adaptive|spin|block on shm, "
+        "(options: ?framing=length on unix/tcp, ?wait=adaptive|spin|block&ring=SIZE on shm, "
         "?allow_uid=U1,U2&allow_gid=G1 on unix/shm)"
     )

@@ -53,7 +53,8 @@ def connect(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_MAX_P
         check_server(endpoint, sock, "the rendezvous socket")  # before LINK_HELLO (2.3)
         handshake = UtpFraming(sock, max_payload=layout.HANDSHAKE_MAX_PAYLOAD)
         try:
-            handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(0), _remaining(deadline, endpoint))
+            handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(_requested_ring(endpoint)),
+                           _remaining(deadline, endpoint))
         except (BrokenPipeError, ConnectionResetError, ConnectionClosed):
             # A server that refuses us sends its ERROR at once and closes: read why.
             _raise_refusal(sock, endpoint)
@@ -78,6 +79,16 @@ def connect(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_MAX_P
             region.close()
         sock.close()
         raise
+
+
+def _requested_ring(endpoint: Endpoint) -> int:
+    """The capacity asked for in LINK_HELLO: ``?ring=`` or 0 (the server's choice)."""
+    ring = endpoint.ring
+    if ring is None:
+        return 0
+    if not layout.valid_capacity(ring):
+        raise ConnectError(f"{endpoint.url}: ring={ring} is not a power of two from 4096 to 2^30")
+    return ring
 
 
 def _remaining(deadline: float, endpoint: Endpoint) -> float:

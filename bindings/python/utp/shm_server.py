@@ -63,6 +63,7 @@ class ShmServer:
         self.endpoint = parse(url)
         if self.endpoint.scheme != "shm":
             raise UtpError(f"{url} is not an shm:// URL")
+        capacity = self.endpoint.ring or capacity  # ?ring= on the URL wins
         if not layout.valid_capacity(capacity):
             raise ValueError(f"ring capacity {capacity} is not a power of two in 4096..=2^30")
         self.url = url
