@@ -81,6 +81,11 @@ static void test_endpoint(const char *url) {
         CHECK(st == UTP_OK && info.message_type == 0x11 && info.payload_length == 4 &&
                   memcmp(view, "OK 5", 4) == 0,
               "recv_view: %s", utp_status_name(st));
+        size_t copied = 0;
+        CHECK(utp_view_copy(ch, buf, sizeof buf, &copied) == UTP_OK && copied == 4 &&
+                  memcmp(buf, "OK 5", 4) == 0,
+              "view_copy: %s", utp_last_error());
+        CHECK(utp_view_copy(ch, buf, 2, &copied) != UTP_OK, "view_copy into 2 bytes must fail");
         CHECK(utp_recv(ch, &info, buf, sizeof buf, 10) == UTP_ERR_INVALID_ARGUMENT,
               "recv while a view is open must be refused");
         CHECK(utp_release(ch) == UTP_OK, "release");

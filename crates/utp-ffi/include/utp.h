@@ -187,7 +187,9 @@ enum UtpStatus utp_cancel(struct UtpChannel *channel);
 // Waits up to `timeout_ms` (negative: forever) for the next frame and lends
 // it in place: header into `*info`, payload pointer into `*data`
 // (`info->payload_length` bytes). Call `utp_release` when done; the pointer
-// is valid only until then. The bytes come from the peer: treat them as untrusted.
+// is valid only until then. The bytes come from the peer, which could still
+// change them, and their checksum is NOT verified: read each byte once, or
+// use `utp_view_copy` for a private copy whose checksum is verified.
 //
 // # Safety
 // `channel` is a live channel handle; `info` and `data` are valid for writing.
@@ -195,6 +197,20 @@ enum UtpStatus utp_recv_view(struct UtpChannel *channel,
                              struct UtpFrameInfo *info,
                              const uint8_t **data,
                              int32_t timeout_ms);
+
+// Copies the payload of the frame lent by `utp_recv_view` into `buf`
+// (`cap` bytes), stores its length in `*len`, and verifies the frame's
+// checksum (if flagged) on that copy: `UTP_ERR_CHECKSUM`-class errors mean
+// the copy is not what the sender sent. `UTP_ERR_TOO_LARGE` if `cap` is too
+// small. The view stays open; call `utp_release` afterwards.
+//
+// # Safety
+// `channel` is a live channel handle; `buf` is valid for writing `cap`
+// bytes; `len` is valid for writing.
+enum UtpStatus utp_view_copy(struct UtpChannel *channel,
+                             uint8_t *buf,
+                             uintptr_t cap,
+                             uintptr_t *len);
 
 // Frees the space of the frame lent by `utp_recv_view`.
 //

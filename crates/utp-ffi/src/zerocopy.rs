@@ -1,6 +1,11 @@
 //! Zero-copy calls on shared-memory links: write a payload in place in the
 //! ring and read one in place, with no copy and no syscall.
 //!
+//! The memory lent is shared with the peer process, which could change it
+//! at any time: C code must read a viewed payload once (copy what it
+//! uses), and the checksum is not verified in place. `utp_view_copy`
+//! copies the viewed payload out and verifies the checksum on the copy.
+//!
 //! C cannot hold a Rust borrow, so the handle keeps the loan itself: a
 //! [`Reservation`] or [`View`] whose lifetime is extended to `'static` and
 //! tied by hand to the boxed link it borrows.
@@ -22,10 +27,7 @@ pub(crate) enum Loan {
     /// Room in the send ring, being written by C.
     Reservation(Reservation<'static>),
     /// A received frame, being read by C.
-    View(
-        #[expect(dead_code, reason = "held for its Drop, which frees the ring space")]
-        View<'static>,
-    ),
+    View(View<'static>),
 }
 
 /// The link behind a handle with no loan open, as a pointer that outlives the borrow of the handle.
@@ -141,7 +143,9 @@ pub unsafe extern "C" fn utp_cancel(channel: *mut UtpChannel) -> UtpStatus {
 /// Waits up to `timeout_ms` (negative: forever) for the next frame and lends
 /// it in place: header into `*info`, payload pointer into `*data`
 /// (`info->payload_length` bytes). Call `utp_release` when done; the pointer
-/// is valid only until then. The bytes come from the peer: treat them as untrusted.
+/// is valid only until then. The bytes come from the peer, which could still
+/// change them, and their checksum is NOT verified: read each byte once, or
+/// use `utp_view_copy` for a private copy whose checksum is verified.
 ///
 /// # Safety
 /// `channel` is a live channel handle; `info` and `data` are valid for writing.
@@ -181,6 +185,54 @@ pub unsafe extern "C" fn utp_recv_view(
             unsafe { write_out(info, summary, "info") }?;
             // SAFETY: as above.
             unsafe { write_out(data, start, "data") }
+        })())
+    })
+}
+
+/// Copies the payload of the frame lent by `utp_recv_view` into `buf`
+/// (`cap` bytes), stores its length in `*len`, and verifies the frame's
+/// checksum (if flagged) on that copy: `UTP_ERR_CHECKSUM`-class errors mean
+/// the copy is not what the sender sent. `UTP_ERR_TOO_LARGE` if `cap` is too
+/// small. The view stays open; call `utp_release` afterwards.
+///
+/// # Safety
+/// `channel` is a live channel handle; `buf` is valid for writing `cap`
+/// bytes; `len` is valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_view_copy(
+    channel: *mut UtpChannel,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let channel = unsafe { handle(channel, "channel") }?;
+            if buf.is_null() || len.is_null() {
+                return Err(fail(UtpStatus::UtpErrInvalidArgument, "buf or len is NULL"));
+            }
+            let Some(Loan::View(view)) = &channel.loan else {
+                return Err(fail(
+                    UtpStatus::UtpErrInvalidArgument,
+                    "no view is open: call utp_recv_view first",
+                ));
+            };
+            let n = view.payload().len();
+            if n > cap {
+                return Err(from_error(utp::Error::TooLarge {
+                    len: n,
+                    limit: cap,
+                    transport: "the caller's buffer",
+                }));
+            }
+            // SAFETY: the caller guarantees `buf` is writable for `cap >= n`
+            // bytes, and it is C memory, not the shared mapping.
+            let out = unsafe { std::slice::from_raw_parts_mut(buf, n) };
+            view.payload().copy_to(out);
+            view.verify_copy(out).map_err(from_error)?;
+            // SAFETY: forwarded from this function's contract (checked non-null above).
+            unsafe { write_out(len, n, "len") }
         })())
     })
 }

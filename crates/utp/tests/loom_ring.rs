@@ -1,9 +1,11 @@
-//! Loom model of the ring's index protocol: a producer and a consumer
-//! thread exchange frames through a tiny ring (one record plus padding at a
-//! time), and loom explores their interleavings and memory orderings. Each
-//! data byte is its own `loom::cell::UnsafeCell`, so reading a byte the
-//! producer wrote without a happens-before edge ([TAIL]), or overwriting a
-//! byte the consumer may still read ([HEAD]), fails the model.
+//! Loom model of the ring protocol (layout v2): a producer and a consumer
+//! thread exchange frames through a tiny ring (records, padding, the slack
+//! line), and loom explores their interleavings and memory orderings. Each
+//! record's stamp is a loom atomic and every other data byte its own
+//! `loom::cell::UnsafeCell`, so reading a byte the producer wrote without a
+//! happens-before edge ([STAMP]), or overwriting a byte the consumer may
+//! still read ([HEAD]), fails the model; so does mistaking stale bytes for
+//! a stamp (the consumer would read a record that was never published).
 //!
 //! Run with:
 //!
@@ -15,10 +17,13 @@
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use utp::frame::{HEADER_LEN, Header, message_type};
-use utp::shm::ring::{Consumer, Indices, Producer, RingBytes, record_len};
-use utp::shm::sync::{AtomicU32, AtomicU64};
+use utp::shm::ring::{
+    Consumer, Indices, PAYLOAD_OFFSET, Producer, RECORD_ALIGN, RingBytes, STAMP_LEN, record_len,
+};
+use utp::shm::sync::{AtomicU32, AtomicU64, Ordering};
 
-struct Cells(Arc<Vec<UnsafeCell<u8>>>);
+/// Data bytes (the stamp bytes of each line unused) and one stamp per line.
+struct Cells(Arc<(Vec<UnsafeCell<u8>>, Vec<AtomicU64>)>);
 
 // SAFETY: every access goes through loom's UnsafeCell, which checks that
 // concurrent accesses are ordered; that is exactly what the model tests.
@@ -28,19 +33,34 @@ unsafe impl Sync for Cells {}
 
 impl RingBytes for Cells {
     fn capacity(&self) -> usize {
-        self.0.len()
+        self.0.0.len()
     }
     fn write(&self, offset: usize, src: &[u8]) {
         for (i, &b) in src.iter().enumerate() {
+            assert!(
+                (offset + i) % RECORD_ALIGN >= STAMP_LEN,
+                "a byte write over a stamp"
+            );
             // SAFETY: loom verifies no concurrent access to this byte.
-            self.0[offset + i].with_mut(|p| unsafe { *p = b });
+            self.0.0[offset + i].with_mut(|p| unsafe { *p = b });
         }
     }
     fn read(&self, offset: usize, dst: &mut [u8]) {
         for (i, d) in dst.iter_mut().enumerate() {
             // SAFETY: loom verifies no concurrent write to this byte.
-            *d = self.0[offset + i].with(|p| unsafe { *p });
+            *d = self.0.0[offset + i].with(|p| unsafe { *p });
         }
+    }
+    fn load_stamp(&self, offset: usize) -> u64 {
+        self.0.1[offset / RECORD_ALIGN].load(Ordering::Acquire)
+    }
+    fn store_stamp(&self, offset: usize, value: u64, publish: bool) {
+        let order = if publish {
+            Ordering::Release
+        } else {
+            Ordering::Relaxed
+        };
+        self.0.1[offset / RECORD_ALIGN].store(value, order);
     }
 }
 
@@ -48,22 +68,26 @@ fn leak<T>(v: T) -> &'static T {
     Box::leak(Box::new(v))
 }
 
-/// Payload sizes chosen so records are 64, 128 and 64 bytes in a 128-byte
-/// ring: the second needs a padding marker and the whole ring, so the
-/// producer must wait for the consumer to free space.
-const SIZES: [usize; 3] = [5, 40, 1];
-const CAPACITY: usize = 128;
+/// Payload sizes chosen so records are 64, 128 and 128 bytes in a 256-byte
+/// ring: the third does not fit before the end and wraps behind 64 bytes of
+/// padding, and with the slack line the producer must wait for the
+/// consumer to free space before it can write it.
+const SIZES: [usize; 3] = [5, 60, 70];
+const CAPACITY: usize = 256;
 
 #[test]
 fn spsc_index_protocol() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let cells = Arc::new(
+        let cells = Arc::new((
             (0..CAPACITY)
                 .map(|_| UnsafeCell::new(0u8))
                 .collect::<Vec<_>>(),
-        );
+            (0..CAPACITY / RECORD_ALIGN)
+                .map(|_| AtomicU64::new(0))
+                .collect::<Vec<_>>(),
+        ));
         let (tail, head) = (leak(AtomicU64::new(0)), leak(AtomicU64::new(0)));
         let (dw, sw) = (leak(AtomicU32::new(0)), leak(AtomicU32::new(0)));
         let mut producer = Producer::new(
@@ -86,8 +110,8 @@ fn spsc_index_protocol() {
                 let payload = vec![i as u8 + 1; n];
                 let mut head = [0u8; HEADER_LEN];
                 Header::new(message_type::DATA, 0, i as u64 + 1, 0).encode_for(&payload, &mut head);
-                producer.write(offset + HEADER_LEN, &payload);
-                producer.write(offset, &head);
+                producer.write(offset + PAYLOAD_OFFSET, &payload);
+                producer.write(offset + STAMP_LEN, &head);
                 producer.commit(rec);
             }
         });
@@ -104,7 +128,7 @@ fn spsc_index_protocol() {
             let mut payload = vec![0u8; n];
             consumer
                 .bytes()
-                .read(record.offset + HEADER_LEN, &mut payload);
+                .read(record.offset + PAYLOAD_OFFSET, &mut payload);
             assert!(
                 payload.iter().all(|&b| b == i as u8 + 1),
                 "frame {i}: {payload:?}"

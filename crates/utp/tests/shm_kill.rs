@@ -27,6 +27,7 @@ fn sigkill_server_wakes_blocked_clients_and_a_new_server_serves() {
     std::thread::sleep(Duration::from_millis(100)); // let them fall asleep on the futex
     let killed = Instant::now();
     server.kill();
+    shm_util::remove_socket(&url);
     let mut worst = Duration::ZERO;
     for (c, role) in clients.iter_mut().zip(roles) {
         let line = c.expect("ERR");
@@ -53,6 +54,7 @@ fn sigkill_server_wakes_blocked_clients_and_a_new_server_serves() {
     client.expect("DONE");
     client.wait_ok();
     server.kill();
+    shm_util::remove_socket(&url);
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn round_trip_across_two_processes() {
     assert_eq!(frame.payload(), b"OK 42");
     drop(ch);
     server.kill();
+    shm_util::remove_socket(&url);
     // The client was the survivor of its link and removed it.
     assert!(
         dev_shm_entries(&name).is_empty(),
@@ -55,6 +56,7 @@ fn four_client_processes_times_500_calls() {
         c.wait_ok();
     }
     server.kill();
+    shm_util::remove_socket(&url);
     std::thread::sleep(Duration::from_millis(50));
     assert!(
         dev_shm_entries(&name).is_empty(),
@@ -74,6 +76,7 @@ fn spin_and_block_modes_across_processes() {
         client.expect("DONE");
         client.wait_ok();
         server.kill();
+        shm_util::remove_socket(&url);
         assert!(dev_shm_entries(&name).is_empty());
     }
 }
@@ -130,5 +133,6 @@ fn garbage_and_silent_clients_do_not_stop_the_listener() {
         start.elapsed()
     );
     server.kill();
+    shm_util::remove_socket(&url);
     assert!(dev_shm_entries(&name).is_empty());
 }

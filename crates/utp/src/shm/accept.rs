@@ -5,9 +5,12 @@
 //! [`PeerPolicy`]) before anything is read from it; a refused one gets an
 //! ERROR frame and is closed, with no region and no slot. Pending
 //! handshakes are bounded ([`MAX_PENDING`] in all, [`MAX_PENDING_PER_UID`]
-//! per uid, the oldest evicted first) and each has a deadline of
-//! [`HANDSHAKE_TIMEOUT`], so silent clients cost a descriptor and a few
-//! hundred bytes for at most that long, and never delay an honest client.
+//! per uid) and each has a deadline of [`HANDSHAKE_TIMEOUT`], so silent
+//! clients cost a descriptor and a few hundred bytes for at most that
+//! long. When the table is full, a handshake older than [`EVICT_AGE`] is
+//! closed to make room (an honest client finishes in well under that);
+//! while all are younger, new connections wait in the kernel's backlog. So
+//! silent clients never keep an honest one out for long.
 
 use super::handshake::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, Settings, peer_creds};
 use super::layout::{self, Control};
@@ -31,6 +34,8 @@ use std::time::{Duration, Instant};
 pub const MAX_PENDING: usize = 256;
 /// Most handshakes in progress from one uid.
 pub const MAX_PENDING_PER_UID: usize = 64;
+/// A pending handshake this old may be closed to make room for a new one.
+pub const EVICT_AGE: Duration = Duration::from_millis(50);
 /// How often the acceptor looks at the closing flag while idle.
 const SLICE: Duration = Duration::from_millis(20);
 /// How many random names a file link tries before giving up.
@@ -51,6 +56,7 @@ struct Pending {
     stream: UnixStream,
     peer: PeerInfo,
     uid: u32,
+    started: Instant,
     deadline: Instant,
     /// The frame being read (at most a header and MAX_HANDSHAKE_PAYLOAD).
     buf: Vec<u8>,
@@ -77,15 +83,26 @@ pub(super) fn run(
     while !closing.load(Ordering::Acquire) {
         let now = Instant::now();
         pending.retain(|p| p.deadline > now);
+        // Full of young handshakes: leave new connections in the backlog
+        // until the oldest may be evicted.
+        let throttled = (pending.len() >= MAX_PENDING)
+            .then(|| (pending[0].started + EVICT_AGE).saturating_duration_since(now))
+            .filter(|d| !d.is_zero());
         let wait = pending
             .iter()
             .map(|p| p.deadline.saturating_duration_since(now))
+            .chain(throttled)
             .min()
             .unwrap_or(SLICE)
             .min(SLICE);
         let ready: Vec<bool> = {
             let mut fds = Vec::with_capacity(pending.len() + 1);
-            fds.push(PollFd::new(socket, PollFlags::IN));
+            let listen_events = if throttled.is_some() {
+                PollFlags::empty()
+            } else {
+                PollFlags::IN
+            };
+            fds.push(PollFd::new(socket, listen_events));
             for p in &pending {
                 fds.push(PollFd::new(&p.stream, PollFlags::IN));
             }
@@ -134,6 +151,13 @@ pub(super) fn run(
 fn accept_all(socket: &UnixListener, config: &Config, pending: &mut Vec<Pending>) {
     let url = config.endpoint.address.to_string();
     loop {
+        if pending.len() >= MAX_PENDING {
+            if pending[0].started.elapsed() < EVICT_AGE {
+                return; // all young: the rest waits in the backlog
+            }
+            log::debug!("{url}: {MAX_PENDING} handshakes pending; closing the oldest");
+            pending.remove(0);
+        }
         let stream = match socket.accept() {
             Ok((stream, _)) => stream,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -159,19 +183,18 @@ fn accept_all(socket: &UnixListener, config: &Config, pending: &mut Vec<Pending>
         }
         if pending.iter().filter(|p| p.uid == uid).count() >= MAX_PENDING_PER_UID
             && let Some(oldest) = pending.iter().position(|p| p.uid == uid)
+            && pending[oldest].started.elapsed() >= EVICT_AGE
         {
             log::debug!("{url}: too many handshakes from uid {uid}; closing the oldest");
             pending.remove(oldest);
         }
-        if pending.len() >= MAX_PENDING {
-            log::debug!("{url}: {MAX_PENDING} handshakes pending; closing the oldest");
-            pending.remove(0);
-        }
+        let now = Instant::now();
         pending.push(Pending {
             stream,
             peer,
             uid,
-            deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+            started: now,
+            deadline: now + HANDSHAKE_TIMEOUT,
             buf: Vec::new(),
             link: None,
         });

@@ -118,7 +118,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     } else {
         0
     };
-    rendezvous::send_frame(
+    let sent = rendezvous::send_frame(
         &stream,
         message_type::LINK_HELLO,
         &Hello {
@@ -126,8 +126,15 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         }
         .encode(),
         None,
-    )?;
-    let (payload, mut fds) = rendezvous::recv_frame(&stream, message_type::LINK_ATTACH)?;
+    );
+    let received = rendezvous::recv_frame(&stream, message_type::LINK_ATTACH);
+    // A server that refuses us says why and closes, possibly before our
+    // HELLO arrived (then sending failed): its ERROR is the better answer.
+    let (payload, mut fds) = match (sent, received) {
+        (_, Err(e @ Error::Protocol(_))) => return Err(e),
+        (Err(e), _) => return Err(e),
+        (Ok(()), r) => r?,
+    };
     let attach = Attach::decode(&payload)?;
     let expected_kind = match endpoint.address {
         Address::Shm(_) => 4,

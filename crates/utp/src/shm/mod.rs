@@ -81,7 +81,7 @@ pub mod rendezvous;
 mod wait;
 
 #[cfg(not(loom))]
-pub use accept::{MAX_PENDING, MAX_PENDING_PER_UID};
+pub use accept::{EVICT_AGE, MAX_PENDING, MAX_PENDING_PER_UID};
 #[cfg(not(loom))]
 pub use bytes::{ShmSlice, ShmSliceMut};
 #[cfg(not(loom))]

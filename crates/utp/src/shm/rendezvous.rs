@@ -74,6 +74,10 @@ pub fn connect_paths(address: &Address, allow_uids: &[u32]) -> Result<Vec<(PathB
         if !dirs.contains(&(uid, Kind::Shared)) {
             dirs.push((uid, Kind::Shared));
         }
+        // Root can enter another user's private directory.
+        if me == 0 && !dirs.contains(&(uid, Kind::Private)) {
+            dirs.push((uid, Kind::Private));
+        }
     }
     dirs.into_iter()
         .map(|(uid, kind)| {

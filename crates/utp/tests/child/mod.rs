@@ -45,7 +45,49 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(role: &str, url: &str, arg: &str) -> Proc {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Proc::spawn_with(
+            Command::new(std::env::current_exe().unwrap()),
+            role,
+            url,
+            arg,
+        )
+    }
+
+    /// Like [`spawn`](Self::spawn), as uid and gid 65534 (nobody) through
+    /// `setpriv`, without `XDG_RUNTIME_DIR` unless `env` sets it. Needs root.
+    pub fn spawn_as_nobody(role: &str, url: &str, arg: &str, env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(std::env::current_exe().unwrap())
+            .env_remove("XDG_RUNTIME_DIR");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Proc::spawn_with(command, role, url, arg)
+    }
+
+    /// Runs `wrapper` (e.g. `unshare -m sh -c '...; exec "$0" "$@"'`) with
+    /// the test binary and its child arguments appended.
+    pub fn spawn_wrapped(wrapper: &[&str], role: &str, url: &str, arg: &str) -> Proc {
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(std::env::current_exe().unwrap());
+        Proc::spawn_with(command, role, url, arg)
+    }
+
+    /// Like [`spawn`](Self::spawn) with extra environment.
+    pub fn spawn_env(role: &str, url: &str, arg: &str, env: &[(&str, &str)]) -> Proc {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Proc::spawn_with(command, role, url, arg)
+    }
+
+    fn spawn_with(mut command: Command, role: &str, url: &str, arg: &str) -> Proc {
+        let mut child = command
             .args([
                 "--exact",
                 "child_entry",

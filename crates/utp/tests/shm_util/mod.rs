@@ -28,6 +28,20 @@ pub fn dev_shm_entries(name: &str) -> Vec<String> {
     out
 }
 
+/// Removes the rendezvous socket a SIGKILLed server of `url` left behind
+/// (a later listener would replace it; tests use unique names, so they
+/// clean up).
+pub fn remove_socket(url: &str) {
+    let endpoint: utp::Endpoint = url.parse().unwrap();
+    let file = utp::shm::rendezvous::socket_file(&endpoint.address).unwrap();
+    for dir in [
+        utp::runtime_dir::private_dir().unwrap(),
+        utp::runtime_dir::shared_dir().unwrap(),
+    ] {
+        let _ = std::fs::remove_file(dir.join(&file));
+    }
+}
+
 /// Runs the role this process was started for, then exits; returns at once
 /// in a normal test run. `extra` handles roles particular to one binary.
 pub fn child_entry(extra: impl FnOnce(&str, &str, &str) -> bool) {
