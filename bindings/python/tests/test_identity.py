@@ -155,3 +155,15 @@ def test_allow_uid_on_the_python_server_admits_that_user(other_user) -> None:
         plain = server.url.partition("?")[0]
         result = run(other_user_python_utp("call", plain, "MUL", "6", "7"))
         assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+
+
+def test_a_path_socket_admits_another_user_only_when_allowed(other_user) -> None:
+    path = unique_socket_path()
+    with python_server("unix://" + path) as server:
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+        result = run(other_user_python_utp("call", server.url, "ADD", "1", "2"))
+        assert result.returncode == 2 and result.stdout == "", result
+    with python_server(f"unix://{path}?allow_uid={OTHER_UID}") as server:
+        assert stat.S_IMODE(os.lstat(path).st_mode) == 0o666  # who is served is decided at accept
+        result = run(other_user_python_utp("call", "unix://" + path, "MUL", "6", "7"))
+        assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr

@@ -89,7 +89,9 @@ def listen(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
 
     A unix socket file left by a dead server is replaced; one that a live
     server still answers on is an error, as is a symlink or any other kind of
-    file. The socket file is owner-only (mode 0600) from its first instant.
+    file. The socket file is owner-only (mode 0600) from its first instant;
+    with ``allow_uid`` / ``allow_gid`` it is then opened to every user (0666)
+    and the check at accept decides who is served.
     """
     if endpoint.scheme == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -98,6 +100,9 @@ def listen(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
                 _remove_stale_socket(endpoint)
                 os.fchmod(sock.fileno(), 0o600)  # bind creates the file with this mode
             sock.bind(endpoint.address)
+            policy = endpoint.policy
+            if not endpoint.is_abstract and (policy.uids or policy.gids):
+                _open_to_other_users(endpoint)
         except UtpError:
             sock.close()
             raise
@@ -118,6 +123,22 @@ def listen(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
         raise UtpError(f"{endpoint.scheme}:// is not a stream transport")
     sock.listen(backlog)
     return sock
+
+
+def _open_to_other_users(endpoint: Endpoint) -> None:
+    """Make the just-bound socket file 0666 for a server that admits other users (checked at accept).
+
+    Through an ``O_PATH | O_NOFOLLOW`` descriptor of that very socket, never a
+    path ``chmod`` that a swapped-in symlink could redirect.
+    """
+    path = str(endpoint.address)
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise UtpError(f"cannot listen on {endpoint.url}: {path} is no longer the socket just bound")
+        os.chmod(f"/proc/self/fd/{fd}", 0o666)
+    finally:
+        os.close(fd)
 
 
 def bound_url(endpoint: Endpoint, sock: socket.socket) -> str:

@@ -98,3 +98,30 @@ fn misspelt_and_unenforceable_options_are_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot tell who the peer is"), "{stderr}");
 }
+
+#[test]
+fn a_socket_file_is_0600_unless_the_server_admits_other_users() {
+    if !as_root() {
+        eprintln!("skipped: acting as another user needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let path = util::socket_path("id-file");
+    let url = format!("unix://{}", path.display());
+    let server = util::Server::start("calc", &url);
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    let out = utp_as_other(&["call", &url, "ADD", "1", "2", "--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "another user reached a 0600 socket");
+    drop(server);
+
+    // Admitting uid 65534 opens the file to others; the check at accept decides.
+    let _server = util::Server::start("calc", &format!("{url}?allow_uid={OTHER}"));
+    assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o666);
+    let out = utp_as_other(&["call", &url, "MUL", "6", "7", "--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}

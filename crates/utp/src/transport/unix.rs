@@ -13,7 +13,10 @@
 //! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`] and checked on both
 //!   ends against a [`PeerPolicy`]: by default a server accepts only clients of
 //!   its own uid (and root), and a client talks only to a server of its own uid
-//!   (or root); `?allow_uid=0,1000` and `?allow_gid=` widen that.
+//!   (or root); `?allow_uid=0,1000` and `?allow_gid=` widen that. A listener
+//!   with a widened policy makes its socket file 0666 after binding (through
+//!   an `O_PATH` descriptor of the socket it bound), so the users it admits
+//!   can connect; everyone else is refused at `accept`.
 //! - File descriptors travel with frames via
 //!   [`StreamChannel::send_with_fds`] / [`StreamChannel::take_fds`].
 
@@ -359,6 +362,47 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;
+    if policy.is_widened() {
+        listener.open_file_to_other_users()?;
+    }
     listener.set_policy(policy);
     Ok(listener)
+}
+
+impl UnixListener {
+    /// Makes the socket file connectable by every user (0666), for a
+    /// listener whose policy admits other users: who is served is still
+    /// decided at `accept`. The file is reached through an `O_PATH |
+    /// O_NOFOLLOW` descriptor checked to be the socket this listener bound,
+    /// never by a path `chmod` that a swapped-in symlink could redirect.
+    fn open_file_to_other_users(&self) -> Result<()> {
+        let (UnixAddr::Path(path), Some(bound)) = (&self.addr, self.bound) else {
+            return Ok(());
+        };
+        let fd = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io(format!("fstat {}", path.display()), e))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket
+            || (stat.st_dev, stat.st_ino) != bound
+        {
+            return Err(Error::Denied(format!(
+                "{}: {} is no longer the socket this listener bound",
+                self.addr,
+                path.display()
+            )));
+        }
+        // chmod through the descriptor's /proc link: it names this inode.
+        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(0o666)).map_err(|e| {
+            Error::io(
+                format!("let other users connect to {} (0666)", path.display()),
+                e,
+            )
+        })
+    }
 }
