@@ -216,3 +216,33 @@ def test_python_shm_server_survives_a_killed_client(utp_bin, rust_transports, sh
         kill_after(start_client(server.url, mode), says)
         assert_healthy(server, utp_bin)
         assert wait_until(lambda: memfd_links(server.process.pid, shm_name) == [])
+
+
+def test_silent_handshakes_are_bounded_and_do_not_keep_an_honest_client_out(shm_name):
+    """1,000 connections that never send LINK_HELLO: at most 256 pending (64 per uid) at a time,
+    each for at most 2 s; an honest client connecting in the middle of them is served."""
+    with python_server("shm://" + shm_name) as server:
+        silent = []
+        try:
+            for _ in range(1000):
+                silent.append(handshake_socket(shm_name))
+                if len(silent) % 100 == 0:  # the server's threads stay bounded while they pile up
+                    assert threads_of(server.process.pid) <= 256 + 16
+                    silent, cut = silent[-300:], silent[:-300]  # keep this process's fds bounded
+                    for sock in cut:
+                        sock.close()
+            started = time.monotonic()
+            with Client(server.url, timeout=5) as client:
+                assert client.calculate("ADD", 20, 22) == 42
+            assert time.monotonic() - started < 2.0  # not queued behind the silent ones
+        finally:
+            for sock in silent:
+                sock.close()
+        assert server.alive()
+
+
+def threads_of(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Threads: line for pid {pid}")

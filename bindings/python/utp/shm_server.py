@@ -9,7 +9,9 @@ fresh memfd region (``fallocate``-d, then sealed against shrinking and
 growing), LINK_ATTACH out with the memfd (``SCM_RIGHTS``), LINK_READY in,
 within 2 seconds - and then answers frames from the link with the same
 request/response rules as the stream server. At most
-:data:`MAX_PENDING_HANDSHAKES` handshakes run at once.
+:data:`MAX_PENDING_HANDSHAKES` handshakes are pending at once (64 per client
+uid); beyond that the oldest is cut off, so silent clients cannot keep an
+honest one out.
 
 No client can SIGBUS this server: it maps only memfds it created and
 sealed, whose size nobody can change. A memfd has no name, so nothing is
@@ -37,12 +39,11 @@ from . import shm_socket_dir
 from .endpoint import parse
 from .errors import ConnectionClosed, ProtocolError, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, FrameError
-from .identity import PeerNotTrusted
+from .identity import PeerNotTrusted, peer_credentials
 from .server import POLL_INTERVAL, Handler, answer
 from .shm import peer_pid
 from .shm_link import ShmLink
 from .shm_ring import RingCorrupt
-from .sockets import check_client
 from .stream import UtpFraming
 
 log = logging.getLogger("utp.shm_server")
@@ -51,6 +52,7 @@ DEFAULT_CAPACITY = 1 << 20
 LARGEST_REQUESTABLE = 16 << 20  # a client may ask for up to max(our capacity, 16 MiB)
 HANDSHAKE_DEADLINE = 2.0  # seconds from accept to LINK_READY
 MAX_PENDING_HANDSHAKES = 256
+MAX_PENDING_PER_UID = 64
 REFUSED_LINGER = 0.5  # seconds a refused connection stays open (at most MAX_PENDING_HANDSHAKES of them)
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -76,7 +78,8 @@ class ShmServer:
         self._stop = threading.Event()
         self._link_numbers = itertools.count(1)
         self._threads: set[threading.Thread] = set()
-        self._pending = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
+        # Handshakes in progress, oldest first: connection -> client uid (bounded, see _admit).
+        self._pending: collections.OrderedDict[socket.socket, int] = collections.OrderedDict()
         # Refused connections stay open a moment, so a client's LINK_HELLO (sent before it reads)
         # does not fail with EPIPE before it can read why it was refused.
         self._refused: collections.deque[tuple[float, socket.socket]] = collections.deque()
@@ -132,19 +135,45 @@ class ShmServer:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def _admit(self, conn: socket.socket) -> bool:
-        """Right after accept, before reading anything (section 2.3): identity, then the handshake cap."""
+        """Right after accept, before reading anything (section 2.3): identity, then the handshake bounds.
+
+        At most :data:`MAX_PENDING_HANDSHAKES` handshakes are pending, and at most
+        :data:`MAX_PENDING_PER_UID` per client uid: beyond that the oldest pending one (of that
+        uid, or overall) is cut off, so clients that connect and stay silent cost at most that
+        many threads for at most 2 s each and never keep an honest client out.
+        """
         try:
-            check_client(self.endpoint, conn, self.policy)
+            creds = peer_credentials(conn)
+            self.policy.check_client(self.endpoint.base_url, creds)
         except PeerNotTrusted as refused:
             log.warning("%s", refused)
             self._refuse(conn, str(refused))
             return False
-        if not self._pending.acquire(blocking=False):
-            log.warning("refused a client on %s: %d handshakes are already pending", self.url,
-                        MAX_PENDING_HANDSHAKES)
-            self._refuse(conn, f"this server has {MAX_PENDING_HANDSHAKES} handshakes pending; try again")
+        except OSError as error:
+            log.warning("refused a client on %s: SO_PEERCRED failed: %s", self.url, error.strerror or error)
+            conn.close()
             return False
+        with self._lock:
+            same_uid = [pending for pending, uid in self._pending.items() if uid == creds.uid]
+            if len(same_uid) >= MAX_PENDING_PER_UID:
+                self._cut_off(same_uid[0], f"uid {creds.uid} has {MAX_PENDING_PER_UID} handshakes pending")
+            elif len(self._pending) >= MAX_PENDING_HANDSHAKES:
+                self._cut_off(next(iter(self._pending)), f"{MAX_PENDING_HANDSHAKES} handshakes are pending")
+            self._pending[conn] = creds.uid
         return True
+
+    def _cut_off(self, conn: socket.socket, why: str) -> None:
+        """End a pending handshake (its thread sees the socket shut down and exits). Holds ``_lock``."""
+        del self._pending[conn]
+        log.warning("cut off the oldest pending handshake on %s: %s", self.url, why)
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _handshake_over(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._pending.pop(conn, None)
 
     def _refuse(self, conn: socket.socket, reason: str) -> None:
         """One ERROR frame (best effort, no waiting); the socket is closed after a short linger."""
@@ -168,7 +197,7 @@ class ShmServer:
             try:
                 link = self._handshake(conn)
             finally:
-                self._pending.release()
+                self._handshake_over(conn)
             self._serve_link(link)
         except (ConnectionClosed, UtpTimeout) as error:
             log.info("closing a link on %s: %s", self.url, error)
