@@ -246,3 +246,49 @@ def threads_of(pid):
         if line.startswith("Threads:"):
             return int(line.split()[1])
     raise AssertionError(f"no Threads: line for pid {pid}")
+
+
+@pytest.mark.parametrize("flaw, message", [
+    ("unsealed", "seals are 0x0"),
+    ("write_sealed", "seals are 0xf"),
+    ("short", "the region is 4096 bytes"),
+    ("no_fd", "came with 0 descriptors"),
+    ("kind_file", "an shm:// link is a memfd"),
+])
+def test_the_client_checks_the_region_before_mapping_it(shm_name, flaw, message):
+    """A hostile (same-uid) server hands out a region the client must not map."""
+    from utp.shm_socket_dir import bind, ensure_dir
+
+    path = socket_path(ensure_dir(shared=False), shm_name)
+    listener = bind("shm://" + shm_name, path, shared=False)
+
+    def serve_one():
+        conn, _ = listener.accept()
+        with conn:
+            UtpFraming(conn).receive(5)  # LINK_HELLO
+            capacity = 4096
+            length = layout.region_length(capacity)
+            fd = os.memfd_create("hostile", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            os.ftruncate(fd, 4096 if flaw == "short" else length)
+            if flaw != "unsealed":
+                seals = layout.REQUIRED_SEALS | (layout.F_SEAL_WRITE if flaw == "write_sealed" else 0)
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            kind = layout.KIND_FILE if flaw == "kind_file" else layout.KIND_MEMFD
+            attach = layout.Attach(2, kind, length, capacity, -1, 1, "")
+            message_bytes = frame.encode(frame.LINK_ATTACH, attach.encode(), sequence=1)
+            if flaw == "no_fd":
+                conn.sendall(message_bytes)
+            else:
+                socket.send_fds(conn, [message_bytes], [fd])
+            os.close(fd)
+            conn.recv(1)  # until the client hangs up
+
+    server = threading.Thread(target=serve_one)
+    server.start()
+    try:
+        with pytest.raises(Exception, match=message):
+            Client("shm://" + shm_name, timeout=5)
+    finally:
+        server.join(10)
+        listener.close()
+        os.unlink(path)
