@@ -301,3 +301,46 @@ fn a_frame_over_the_receivers_limit_is_refused_and_skipped() {
         .unwrap();
     assert_eq!(frame.payload(), &[2u8; 100]);
 }
+
+/// Echoes the request N times: "x 5000" answers 5000 bytes.
+struct Big;
+
+impl utp::service::Handler for Big {
+    fn handle(&self, request: &[u8], _peer: &utp::PeerInfo) -> Vec<u8> {
+        let n: usize = std::str::from_utf8(request)
+            .ok()
+            .and_then(|r| r.strip_prefix("x "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        vec![b'x'; n]
+    }
+}
+
+#[test]
+fn a_reply_too_large_for_the_clients_ring_is_an_error_frame_not_a_silent_close() {
+    let url = format!("shm://{}?ring=4k", unique("bigreply"));
+    let mut server = utp::service::Server::new(utp::listen(&url).unwrap(), Big);
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    let mut ch = utp::connect(&url).unwrap();
+    let mut frame = Frame::default();
+    ch.send(message_type::REQUEST, flags::CHECKSUM, b"x 5000")
+        .unwrap();
+    ch.recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(frame.message_type(), message_type::ERROR);
+    let text = String::from_utf8_lossy(frame.payload()).into_owned();
+    assert!(
+        text.contains("reply of 5000 bytes is too large for this link (limit 3992)"),
+        "{text}"
+    );
+    // The link goes on.
+    ch.send(message_type::REQUEST, flags::CHECKSUM, b"x 10")
+        .unwrap();
+    ch.recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(frame.payload(), [b'x'; 10]);
+    stop.trigger();
+    drop(ch);
+    thread.join().unwrap().unwrap();
+}

@@ -1,4 +1,4 @@
-//! Byte layout of a seqlock cell region (normative text: section 11 of
+//! Byte layout of a seqlock cell region (normative text: section 14 of
 //! `docs/shm-layout.md`).
 //!
 //! ```text

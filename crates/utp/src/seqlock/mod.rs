@@ -57,7 +57,7 @@
 //!   [`SeqWriter::serve_eventfds`] + [`subscribe_eventfd`] for event loops,
 //!   [`SeqReader::subscribe_signal`] (`SIGUSR1`, see [`signal`]).
 //!
-//! Layout: section 11 of `docs/shm-layout.md`; [`layout`] in short.
+//! Layout: section 14 of `docs/shm-layout.md`; [`layout`] in short.
 
 #[cfg(not(loom))]
 pub mod bench;

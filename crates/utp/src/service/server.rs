@@ -256,9 +256,27 @@ fn serve_client(
                     .into_bytes(),
             ),
         };
-        if let Err(e) = channel.send(reply.0, flags::CHECKSUM, &reply.1) {
-            log::debug!("client {who}: reply not delivered: {e}");
-            return;
+        match channel.send(reply.0, flags::CHECKSUM, &reply.1) {
+            Ok(()) => {}
+            // A reply the link cannot carry (e.g. larger than a shm ring):
+            // the client gets an ERROR saying so, not a silent close.
+            Err(Error::TooLarge { len, limit, .. }) => {
+                let reason = format!(
+                    "reply of {len} bytes is too large for this link (limit {limit}); \
+                     ask for a bigger ring with ?ring= or a smaller reply"
+                );
+                log::warn!("client {who}: {reason}");
+                if channel
+                    .send(message_type::ERROR, flags::CHECKSUM, reason.as_bytes())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                log::debug!("client {who}: reply not delivered: {e}");
+                return;
+            }
         }
     }
 }

@@ -44,8 +44,8 @@ impl MappedBytes {
         if !self.in_bounds(offset, len) {
             return ShmSlice::empty();
         }
-        // SAFETY: in bounds of the mapping (checked; invariants).
         ShmSlice {
+            // SAFETY: in bounds of the mapping (checked; invariants).
             ptr: unsafe { self.ptr.add(offset) },
             len,
             _life: PhantomData,

@@ -157,10 +157,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     // Only map what is named after this endpoint: a confused or hostile
     // server must not make us open (and write into) some other file.
     if let (Location::File(p), Address::File(path)) = (&attach.location, &endpoint.address)
-        && !p
-            .to_str()
+        && p.to_str()
             .zip(path.to_str())
-            .is_some_and(|(p, path)| link_pid(p, path).is_some())
+            .is_none_or(|(p, path)| link_pid(p, path).is_none())
     {
         return Err(Error::Denied(format!(
             "{url}: server offered region {} which is not named after the endpoint",
