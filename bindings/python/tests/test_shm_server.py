@@ -295,3 +295,19 @@ def test_the_client_checks_the_region_before_mapping_it(shm_name, flaw, message)
         server.join(10)
         listener.close()
         os.unlink(path)
+
+
+def test_utp_inspect_reads_a_python_link(utp_bin, rust_transports, shm_name):
+    """The Rust `utp inspect` finds the Python server's memfd link through /proc and reads its status
+    lines, counters and rings where layout v2 puts them."""
+    rust_transports("shm")
+    with python_server("shm://" + shm_name) as server:
+        with Client(server.url) as client:
+            assert client.calculate("ADD", 1, 2) == 3
+            result = run([str(utp_bin), "inspect", "shm://" + shm_name])
+            assert result.returncode == 0, result.stderr
+            report = result.stdout
+            assert "link 1 (memfd:/proc/" in report, report  # through either holder's /proc/PID/fd
+            assert f"server: pid {server.process.pid} (alive), READY, sent 1 frames / 64 bytes" in report, report
+            assert f"client: pid {os.getpid()} (alive), READY, sent 1 frames / 64 bytes" in report, report
+            assert "0 of 1048576 bytes in use (head 64, tail 64)" in report, report
