@@ -143,8 +143,10 @@ def test_the_python_server_refuses_a_client_of_another_user_and_keeps_serving(ot
     with python_server("unix://@" + unique_name()) as server:
         result = run(other_user_python_utp("call", server.url, "ADD", "1", "2"))
         assert result.returncode != 0 and result.stdout == "", result
+        assert f"refused a client of uid {OTHER_UID}" in result.stderr, result.stderr  # told why
         result = run(as_other_user([str(utp_bin), "call", server.url, "ADD", "1", "2", "--timeout", "2s"]))
         assert result.returncode != 0 and result.stdout == "", result
+        assert f"refused a client of uid {OTHER_UID}" in result.stderr, result.stderr
         assert run(python_utp("call", server.url, "ADD", "2", "3")).stdout == "5\n"
         server.stop()
         assert f"refused a client of uid {OTHER_UID}" in server.drain_log()
@@ -167,3 +169,14 @@ def test_a_path_socket_admits_another_user_only_when_allowed(other_user) -> None
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o666  # who is served is decided at accept
         result = run(other_user_python_utp("call", "unix://" + path, "MUL", "6", "7"))
         assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+
+
+def test_the_rust_server_tells_a_refused_python_client_why(other_user, utp_bin) -> None:
+    from support import rust_server
+
+    with rust_server(utp_bin, "unix://@" + unique_name()) as server:
+        result = run(other_user_python_utp("call", server.url, "ADD", "1", "2"))
+        assert result.returncode != 0 and result.stdout == "", result
+        assert f"refused a client of uid {OTHER_UID}" in result.stderr, result.stderr
+        assert f"add ?allow_uid={OTHER_UID} to the server's URL" in result.stderr
+        assert run(python_utp("call", server.url, "ADD", "2", "3")).stdout == "5\n"

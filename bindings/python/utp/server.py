@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Callable
 
+from . import frame as utp_frame
 from . import sockets
 from .endpoint import parse
 from .errors import ConnectionClosed, UtpError, UtpTimeout
@@ -113,6 +114,11 @@ class Server:
             sockets.check_client(self.endpoint, conn, self.policy)
         except PeerNotTrusted as error:
             log.warning("%s", error)
+            try:  # say why (best effort, never blocking): the client reads it even if its send fails
+                conn.setblocking(False)
+                conn.send(utp_frame.encode(ERROR, str(error).encode(), sequence=0))
+            except OSError:
+                pass
             conn.close()
             return False
         return True

@@ -59,6 +59,11 @@ fn a_server_refuses_a_client_of_another_user_and_keeps_serving() {
         .unwrap();
     assert!(!out.status.success(), "another user was served: {out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("refused a client of uid {OTHER}")),
+        "the client was not told why: {stderr}"
+    );
 
     // The owner is still served.
     let out = run(&["call", &url, "ADD", "2", "3", "--timeout", "2s"]);

@@ -249,8 +249,13 @@ impl UnixListener {
                     self.addr
                 )));
             };
-            self.policy
-                .check_client(&self.addr.to_string(), uid, gid, peer.pid)?;
+            if let Err(refused) =
+                self.policy
+                    .check_client(&self.addr.to_string(), uid, gid, peer.pid)
+            {
+                tell_refused(&conn, &refused);
+                return Err(refused);
+            }
             return Ok((conn, peer));
         }
     }
@@ -296,6 +301,28 @@ impl Drop for UnixListener {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Tells a refused client why, in one ERROR frame (best effort, never
+/// blocking), before its connection is closed: a utp client reads it even
+/// when its own first send fails because the server hung up.
+fn tell_refused(conn: &OwnedFd, refused: &Error) {
+    let text = match refused {
+        Error::Denied(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let header = crate::frame::Header::new(
+        crate::frame::message_type::ERROR,
+        crate::frame::flags::CHECKSUM,
+        0,
+        crate::frame::now_micros(),
+    );
+    let bytes = crate::frame::encode_to_vec(&header, text.as_bytes());
+    let _ = rustix::net::send(
+        conn,
+        &bytes,
+        rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+    );
 }
 
 /// Device and inode of the socket file at `path` (not following a symlink),
