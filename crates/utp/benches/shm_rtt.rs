@@ -1,12 +1,16 @@
-//! Round trip of a 64-byte request/response between two processes over the
-//! shared-memory link, in spin mode and in blocking mode, each beside a raw
-//! baseline measured in the same run: two processes ping-ponging an atomic
-//! in shared memory (spin), and the same with futex wait/wake.
+//! Round trip of a request/response between two processes over the
+//! shared-memory link, in spin mode (8 B, 64 B and 1 KiB) and in blocking
+//! mode (64 B), each beside a raw baseline measured in the same run: two
+//! processes ping-ponging an atomic in shared memory (spin), and the same
+//! with futex wait/wake.
 //!
 //! `cargo bench -p utp --bench shm_rtt`. The runs are interleaved (A B A B)
-//! because the host moves the vCPUs between placements (BENCH-NOTES.md);
-//! each figure is the median of per-batch means. Processes are pinned to
-//! CPUs 0 and 1. The benchmark re-executes itself as the peer process.
+//! because the host moves the vCPUs between placements (BENCH-NOTES.md).
+//! Spin figures are per-round-trip samples (p50 and p99, each sample timed
+//! with `Instant`, the same overhead on both sides of a ratio) over rings
+//! warmed by more than a full lap; block figures are medians of batch
+//! means. Processes are pinned to CPUs 0 and 1. The benchmark re-executes
+//! itself as the peer process.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -166,48 +170,55 @@ fn main() {
         let link = utp::shm::connect(&url.parse().unwrap(), &utp::Options::default()).unwrap();
         links.push((child, link));
     }
-    let request = [7u8; 64];
-    let mut results: Vec<(&str, Vec<f64>)> = ["raw spin", "link spin", "raw futex", "link block"]
-        .iter()
-        .map(|n| (*n, Vec::new()))
-        .collect();
+    let sizes = [8usize, 64, 1024];
+    // raw spin p50/p99, link spin p50/p99 per size; raw futex, link block.
+    let mut spin: Vec<[Vec<f64>; 4]> = sizes.iter().map(|_| Default::default()).collect();
+    let (mut futex_raw, mut block) = (Vec::new(), Vec::new());
     let (mut seq, mut fseq) = (0u64, 0u32);
+    const SAMPLES: usize = 20_000;
     for _round in 0..5 {
-        phase.store(0, Ordering::Release);
-        futex_wake(fping);
-        results[0].1.push(measure(200, || {
-            seq += 1;
-            ping.store(seq, Ordering::Release);
-            while pong.load(Ordering::Acquire) != seq {
-                std::hint::spin_loop();
-            }
-        }));
-        for (i, (_, link)) in links.iter_mut().enumerate() {
-            let mut frame = Frame::with_capacity(64);
-            let batches = if i == 0 { 200 } else { 20 };
-            let rtt = measure(batches, || {
+        for (k, &size) in sizes.iter().enumerate() {
+            phase.store(0, Ordering::Release);
+            futex_wake(fping);
+            let (p50, p99) = percentiles(SAMPLES, || {
+                seq += 1;
+                ping.store(seq, Ordering::Release);
+                while pong.load(Ordering::Acquire) != seq {
+                    std::hint::spin_loop();
+                }
+            });
+            spin[k][0].push(p50);
+            spin[k][1].push(p99);
+            let request = vec![7u8; size];
+            let mut frame = Frame::with_capacity(size);
+            let link = &mut links[0].1;
+            let (p50, p99) = percentiles(SAMPLES, || {
                 link.send(message_type::REQUEST, 0, &request).unwrap();
                 link.recv(&mut frame).unwrap();
             });
-            if i == 1 {
-                phase.store(1, Ordering::Release);
-                results[2].1.push(measure(20, || {
-                    fseq = fseq.wrapping_add(1);
-                    fping.store(fseq, Ordering::Release);
-                    futex_wake(fping);
-                    loop {
-                        let v = fpong.load(Ordering::Acquire);
-                        if v == fseq {
-                            break;
-                        }
-                        futex_wait(fpong, v);
-                    }
-                }));
-                results[3].1.push(rtt);
-            } else {
-                results[1].1.push(rtt);
-            }
+            spin[k][2].push(p50);
+            spin[k][3].push(p99);
         }
+        let request = [7u8; 64];
+        let mut frame = Frame::with_capacity(64);
+        let link = &mut links[1].1;
+        block.push(measure(20, || {
+            link.send(message_type::REQUEST, 0, &request).unwrap();
+            link.recv(&mut frame).unwrap();
+        }));
+        phase.store(1, Ordering::Release);
+        futex_raw.push(measure(20, || {
+            fseq = fseq.wrapping_add(1);
+            fping.store(fseq, Ordering::Release);
+            futex_wake(fping);
+            loop {
+                let v = fpong.load(Ordering::Acquire);
+                if v == fseq {
+                    break;
+                }
+                futex_wait(fpong, v);
+            }
+        }));
     }
     ping.store(u64::MAX, Ordering::Release);
     fping.store(fseq.wrapping_add(1), Ordering::Release);
@@ -217,18 +228,50 @@ fn main() {
         drop(link);
         let _ = child.wait();
     }
+    let rounds = |v: &Vec<f64>| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "64-byte round trip between two pinned processes, median of batch means (µs), 5 interleaved rounds:"
+        "round trip between two pinned processes (µs), 5 interleaved rounds, medians of rounds:"
     );
-    for (name, v) in &results {
-        let rounds: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+    for (k, size) in sizes.iter().enumerate() {
+        let m = |i: usize| median(spin[k][i].clone());
         println!(
-            "  {name:<11} median {:>7.2}   rounds [{}]",
-            median(v.clone()),
-            rounds.join(", ")
+            "  spin {size:>4} B: raw p50 {:.3} p99 {:.3} | link p50 {:.3} p99 {:.3} | \
+             ratio p50 {:.2} p99 {:.2}   (link p50 rounds [{}])",
+            m(0),
+            m(1),
+            m(2),
+            m(3),
+            m(2) / m(0),
+            m(3) / m(1),
+            rounds(&spin[k][2])
         );
     }
-    let m = |i: usize| median(results[i].1.clone());
-    println!("  ratio spin:  link / raw = {:.2}", m(1) / m(0));
-    println!("  ratio block: link / raw = {:.2}", m(3) / m(2));
+    println!(
+        "  block 64 B (batch means): raw futex {:.2} | link {:.2} | ratio {:.2}",
+        median(futex_raw.clone()),
+        median(block.clone()),
+        median(block) / median(futex_raw)
+    );
+}
+
+/// p50 and p99 of `n` timed calls, after a warm-up longer than a full lap
+/// of a 64 KiB ring at 1 KiB messages.
+fn percentiles(n: usize, mut rtt: impl FnMut()) -> (f64, f64) {
+    for _ in 0..2_000 {
+        rtt();
+    }
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            rtt();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[n / 2], v[n * 99 / 100])
 }

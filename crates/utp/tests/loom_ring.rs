@@ -37,18 +37,36 @@ impl RingBytes for Cells {
     }
     fn write(&self, offset: usize, src: &[u8]) {
         for (i, &b) in src.iter().enumerate() {
-            assert!(
-                (offset + i) % RECORD_ALIGN >= STAMP_LEN,
-                "a byte write over a stamp"
-            );
+            let at = offset + i;
+            if at % RECORD_ALIGN < STAMP_LEN {
+                // A payload byte over a later line's stamp word: in the
+                // model it lands in that atomic (the producer owns the line,
+                // so a relaxed read-modify-write is its own), so a consumer
+                // polling there would see it unless the producer zeroed the
+                // word before publishing: the slack-line rule under test.
+                let word = &self.0.1[at / RECORD_ALIGN];
+                let shift = 8 * (at % RECORD_ALIGN);
+                let old = word.load(Ordering::Relaxed);
+                word.store(
+                    (old & !(0xff << shift)) | (u64::from(b) << shift),
+                    Ordering::Relaxed,
+                );
+                continue;
+            }
             // SAFETY: loom verifies no concurrent access to this byte.
-            self.0.0[offset + i].with_mut(|p| unsafe { *p = b });
+            self.0.0[at].with_mut(|p| unsafe { *p = b });
         }
     }
     fn read(&self, offset: usize, dst: &mut [u8]) {
         for (i, d) in dst.iter_mut().enumerate() {
+            let at = offset + i;
+            if at % RECORD_ALIGN < STAMP_LEN {
+                let word = self.0.1[at / RECORD_ALIGN].load(Ordering::Relaxed);
+                *d = (word >> (8 * (at % RECORD_ALIGN))) as u8;
+                continue;
+            }
             // SAFETY: loom verifies no concurrent write to this byte.
-            *d = self.0.0[offset + i].with(|p| unsafe { *p });
+            *d = self.0.0[at].with(|p| unsafe { *p });
         }
     }
     fn load_stamp(&self, offset: usize) -> u64 {
@@ -69,9 +87,11 @@ fn leak<T>(v: T) -> &'static T {
 }
 
 /// Payload sizes chosen so records are 64, 128 and 128 bytes in a 256-byte
-/// ring: the third does not fit before the end and wraps behind 64 bytes of
-/// padding, and with the slack line the producer must wait for the
-/// consumer to free space before it can write it.
+/// ring: the second's payload covers the stamp word of the line after its
+/// first, the third does not fit before the end and wraps behind 64 bytes
+/// of padding, and with the slack line the producer must wait for the
+/// consumer to free space before it can write it. The payload bytes are
+/// nonzero, so a stale one taken for a stamp would fail the model.
 const SIZES: [usize; 3] = [5, 60, 70];
 const CAPACITY: usize = 256;
 

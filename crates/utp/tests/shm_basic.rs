@@ -54,6 +54,31 @@ fn round_trip_over_a_sealed_memfd_with_nothing_in_dev_shm() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{socket:?}");
     let dir = std::fs::symlink_metadata(socket.parent().unwrap()).unwrap();
     assert_eq!(dir.permissions().mode() & 0o077, 0);
+    // `utp inspect` finds the listener and the memfd link through /proc.
+    let state =
+        utp::shm::inspect::endpoint_state(&format!("shm://{name}").parse().unwrap()).unwrap();
+    assert!(state.listening, "{state:?}");
+    assert_eq!(state.socket, socket.display().to_string());
+    assert_eq!(state.links.len(), 1, "{state:?}");
+    let link = state.links[0].1.as_ref().unwrap();
+    for side in &link.sides {
+        assert_eq!(side.state, "READY");
+        assert_eq!(side.pid, std::process::id());
+    }
+    assert_eq!(link.rings[0].capacity, 1 << 20);
+    let listed = utp::shm::inspect::list();
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.kind == "listener" && e.detail == format!("shm://{name}")),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.kind == "shm-link" && e.detail.starts_with(&format!("shm://{name} "))),
+        "{listed:?}"
+    );
 
     client
         .send(message_type::REQUEST, flags::CHECKSUM, b"ADD 1 2")
