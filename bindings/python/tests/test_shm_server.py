@@ -304,9 +304,17 @@ def test_utp_inspect_reads_a_python_link(utp_bin, rust_transports, shm_name):
     with python_server("shm://" + shm_name) as server:
         with Client(server.url) as client:
             assert client.calculate("ADD", 1, 2) == 3
-            result = run([str(utp_bin), "inspect", "shm://" + shm_name])
-            assert result.returncode == 0, result.stderr
-            report = result.stdout
+            # The server counts a frame right after publishing it: the reply can arrive first.
+            def report_after_both_counted():
+                result = run([str(utp_bin), "inspect", "shm://" + shm_name])
+                assert result.returncode == 0, result.stderr
+                return result.stdout
+
+            report = report_after_both_counted()
+            deadline = time.monotonic() + 5
+            while "sent 0 frames" in report and time.monotonic() < deadline:
+                time.sleep(0.05)
+                report = report_after_both_counted()
             assert "link 1 (memfd:/proc/" in report, report  # through either holder's /proc/PID/fd
             assert f"server: pid {server.process.pid} (alive), READY, sent 1 frames / 64 bytes" in report, report
             assert f"client: pid {os.getpid()} (alive), READY, sent 1 frames / 64 bytes" in report, report

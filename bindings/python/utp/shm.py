@@ -102,14 +102,25 @@ def _rendezvous(endpoint: Endpoint, timeout: float) -> socket.socket:
     """Connect to the first candidate socket that accepts (section 2.2, "Connecting")."""
     name = str(endpoint.address)
     candidates = client_candidates(name, endpoint.policy.uids)
+    deadline = time.monotonic() + timeout
     for path in candidates:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(path)
-            return sock
+            while True:
+                try:
+                    sock.connect(path)
+                    return sock
+                except BlockingIOError:  # the server's accept queue is full for now: retry in time
+                    if time.monotonic() >= deadline:
+                        raise ConnectError(f"{endpoint.url}: the server's accept queue stayed full for "
+                                           f"{timeout:g}s") from None
+                    time.sleep(0.005)
         except (ConnectionRefusedError, FileNotFoundError):
             sock.close()
+        except ConnectError:
+            sock.close()
+            raise
         except TimeoutError:
             sock.close()
             raise ConnectError(f"no answer from {endpoint.url} within {timeout:g}s") from None
