@@ -17,10 +17,13 @@ NOT_IN_THIS_BUILD = "not available in this build"
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
-    """After the session, no file named by this test process may remain in the temp dir or /dev/shm."""
+    """After the session, no file named by this test process may remain in the temp dir, /dev/shm
+    or this user's shm socket directory."""
     yield
     marker = unique_name().rsplit("-", 1)[0] + "-"  # "utp-py-<pid>-"
-    places = [Path(tempfile.gettempdir()), Path("/dev/shm")]
+    from utp.shm_socket_dir import private_dir  # the shm rendezvous sockets live there
+
+    places = [Path(tempfile.gettempdir()), Path("/dev/shm"), Path(private_dir())]
     leftovers = [str(entry) for place in places if place.is_dir()
                  for entry in place.iterdir() if marker in entry.name]
     assert leftovers == [], f"tests left these behind: {leftovers}"

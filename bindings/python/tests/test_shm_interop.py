@@ -44,6 +44,13 @@ def link_names(server):
     return sorted(entry.name for entry in Path("/dev/shm").iterdir() if f"utp.{name}." in entry.name)
 
 
+def remove_stale_socket(server):
+    """A SIGKILLed server cannot remove its socket file: the test does."""
+    path = socket_path(private_dir(), server.url[len("shm://"):].partition("?")[0])
+    if os.path.exists(path):
+        os.unlink(path)
+
+
 def memfd_links(pid):
     """The memfd link regions process ``pid`` has mapped (``/memfd:utp.`` in /proc/PID/maps)."""
     maps = Path(f"/proc/{pid}/maps").read_text()
@@ -153,6 +160,7 @@ def test_killed_server_is_noticed_by_a_waiting_client(utp_bin, rust_transports):
         if client is not None:
             client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def test_stopped_server_gives_a_timeout_not_a_hang(utp_bin, rust_transports):
@@ -170,6 +178,7 @@ def test_stopped_server_gives_a_timeout_not_a_hang(utp_bin, rust_transports):
         if client is not None:
             client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def _call_outcome(client):
@@ -191,6 +200,7 @@ def test_orderly_server_shutdown_closes_the_link(utp_bin, rust_transports):
     finally:
         client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def test_no_shm_server_is_a_clear_connect_error():
