@@ -168,10 +168,26 @@ fn inspect_and_ls_show_a_live_link() {
 
     let out = Command::new(UTP).arg("ls").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("@utp/shm/{name}")), "{text}");
+    // The listener's socket in the per-user directory (mode 0600), and the
+    // link's memfd, found through the processes holding it.
+    let socket = utp::runtime_dir::private_dir()
+        .unwrap()
+        .join(format!("shm.{name}"));
     assert!(
-        text.contains(&format!("/dev/shm/utp.{name}.")) && text.contains("0600"),
+        text.lines().any(|l| l.starts_with("listener")
+            && l.contains("0600")
+            && l.contains(&socket.display().to_string())),
         "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("shm-link")
+            && l.contains(&format!("memfd:utp.{name}."))
+            && l.contains(&std::process::id().to_string())),
+        "{text}"
+    );
+    assert!(
+        dev_shm_with(&name).is_empty(),
+        "v2 links have no name in /dev/shm"
     );
     drop(client);
     server.terminate();

@@ -73,6 +73,22 @@ impl MappedBytes {
         }
     }
 
+    /// Writes the 32 bytes of `header` (as `Header::write_fields` would) at
+    /// `offset`, an 8-aligned offset, as four 8-byte stores. Out of bounds
+    /// does nothing.
+    #[inline]
+    pub fn write_header(&self, offset: usize, header: &crate::frame::Header) {
+        if offset % 8 != 0 || !self.in_bounds(offset, crate::frame::HEADER_LEN) {
+            return;
+        }
+        let words = header_words(header);
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: in bounds and 8-aligned (checked; `ptr` is 64-aligned);
+            // this side owns the reserved record being written.
+            unsafe { self.ptr.add(offset + 8 * i).cast::<u64>().write(w.to_le()) };
+        }
+    }
+
     fn stamp(&self, offset: usize) -> Option<&AtomicU64> {
         if offset % 8 != 0 || !self.in_bounds(offset, 8) {
             return None;
@@ -81,6 +97,60 @@ impl MappedBytes {
         // multiple of 8); any bit pattern is a valid u64; the mapping
         // outlives `&self`.
         Some(unsafe { super::sync::atomic_u64_at(self.ptr.add(offset)).as_ref() })
+    }
+}
+
+/// The UTP header (frame.md) as four little-endian u64 words.
+#[inline]
+pub fn header_words(h: &crate::frame::Header) -> [u64; 4] {
+    let w0 = u64::from(crate::frame::MAGIC)
+        | u64::from(crate::frame::VERSION) << 32
+        | u64::from(h.message_type) << 40
+        | u64::from(h.flags) << 48;
+    let w1 = u64::from(h.payload_length) | h.sequence << 32;
+    let w2 = h.sequence >> 32 | h.timestamp_us << 32;
+    let w3 = h.timestamp_us >> 32 | u64::from(h.checksum) << 32;
+    [w0, w1, w2, w3]
+}
+
+/// Copies `n` bytes; small copies inline (a libc call costs more than the
+/// copy for a few bytes), larger ones through `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// As `std::ptr::copy_nonoverlapping(src, dst, n)`.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY: the caller's contract; every access below is inside
+    // `src..src+n` / `dst..dst+n` (overlapping unaligned word moves).
+    unsafe {
+        match n {
+            0 => {}
+            1..=3 => {
+                for i in 0..n {
+                    *dst.add(i) = *src.add(i);
+                }
+            }
+            4..=7 => {
+                let a = src.cast::<u32>().read_unaligned();
+                let b = src.add(n - 4).cast::<u32>().read_unaligned();
+                dst.cast::<u32>().write_unaligned(a);
+                dst.add(n - 4).cast::<u32>().write_unaligned(b);
+            }
+            8..=16 => {
+                let a = src.cast::<u64>().read_unaligned();
+                let b = src.add(n - 8).cast::<u64>().read_unaligned();
+                dst.cast::<u64>().write_unaligned(a);
+                dst.add(n - 8).cast::<u64>().write_unaligned(b);
+            }
+            17..=32 => {
+                let a = src.cast::<u128>().read_unaligned();
+                let b = src.add(n - 16).cast::<u128>().read_unaligned();
+                dst.cast::<u128>().write_unaligned(a);
+                dst.add(n - 16).cast::<u128>().write_unaligned(b);
+            }
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
     }
 }
 
@@ -94,16 +164,14 @@ impl RingBytes for MappedBytes {
             // SAFETY: destination in bounds (checked); the source is a Rust
             // slice, which never points into the shared mapping (we hand
             // out no `&[u8]` of it).
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) }
+            unsafe { copy_bytes(src.as_ptr(), self.ptr.add(offset), src.len()) }
         }
     }
 
     fn read(&self, offset: usize, dst: &mut [u8]) {
         if self.in_bounds(offset, dst.len()) {
             // SAFETY: source in bounds (checked); `dst` is a distinct Rust slice.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.ptr.add(offset), dst.as_mut_ptr(), dst.len())
-            }
+            unsafe { copy_bytes(self.ptr.add(offset), dst.as_mut_ptr(), dst.len()) }
         }
     }
 
@@ -212,7 +280,7 @@ impl<'a> ShmSlice<'a> {
         // overlaps a Rust allocation; every byte up to start+len is
         // initialised by the copy before set_len.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr, out.as_mut_ptr().add(start), self.len);
+            copy_bytes(self.ptr, out.as_mut_ptr().add(start), self.len);
             out.set_len(start + self.len);
         }
     }
@@ -351,5 +419,41 @@ impl<'a> ShmSliceMut<'a> {
     /// Start of the room, for FFI.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_words_are_the_encoded_header() {
+        let h = crate::frame::Header {
+            message_type: 0x11,
+            flags: 0xa5c3,
+            payload_length: 0x0102_0304,
+            sequence: 0x1122_3344_5566_7788,
+            timestamp_us: 0x99aa_bbcc_ddee_ff00,
+            checksum: 0xdead_beef,
+        };
+        let mut want = [0u8; crate::frame::HEADER_LEN];
+        h.write_fields(&mut want);
+        let got: Vec<u8> = header_words(&h)
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn small_and_large_copies_are_exact() {
+        for n in 0..100 {
+            let src: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
+            let mut dst = vec![0xffu8; n + 8];
+            // SAFETY: both buffers hold at least n bytes and do not overlap.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr().add(4), n) };
+            assert_eq!(&dst[4..4 + n], &src[..], "n = {n}");
+            assert!(dst[..4].iter().chain(&dst[4 + n..]).all(|&b| b == 0xff));
+        }
     }
 }

@@ -208,21 +208,31 @@ impl ShmLink {
     ) {
         self.sent += 1;
         let now = coarse_micros();
-        let mut head = [0u8; HEADER_LEN];
-        let header = Header::new(message_type, flags, self.sent, now);
-        match payload {
-            Payload::Private(bytes) => {
-                header.encode_for(bytes, &mut head);
-            }
-            Payload::InRing(len) => {
-                // SAFETY: the reservation `offset..offset+rec` is ours (not
-                // yet published) and inside the data area; the view ends
-                // before this function returns.
-                let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
-                encode_for_view(&header, view, &mut head);
+        let len = match payload {
+            Payload::Private(bytes) => bytes.len(),
+            Payload::InRing(len) => len,
+        };
+        let mut header = Header {
+            payload_length: len as u32,
+            ..Header::new(message_type, flags, self.sent, now)
+        };
+        if header.has_checksum() {
+            let mut head = [0u8; HEADER_LEN];
+            match payload {
+                Payload::Private(bytes) => header = header.encode_for(bytes, &mut head),
+                Payload::InRing(len) => {
+                    // SAFETY: the reservation `offset..offset+rec` is ours
+                    // (not yet published) and inside the data area; the
+                    // view ends before this function returns.
+                    let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
+                    encode_for_view(&header, view, &mut head);
+                    header.checksum = u32::from_le_bytes([head[28], head[29], head[30], head[31]]);
+                }
             }
         }
-        self.tx.write(offset + STAMP_LEN, &head);
+        // Four 8-byte stores straight into the record: no header bytes
+        // assembled on the stack and reloaded (a store-forwarding stall).
+        self.tx.bytes().write_header(offset + STAMP_LEN, &header);
         self.tx.commit(rec);
         self.messages += 1;
         self.bytes += rec as u64;
@@ -278,7 +288,15 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let (offset, rec) = self.reserve_raw(payload.len(), timeout)?;
-        self.tx.write(offset + PAYLOAD_OFFSET, payload);
+        // The record's first line is the one the consumer polls: fill the
+        // later lines first, then that line's payload bytes, header and
+        // stamp back to back, so it changes hands once, not once per store.
+        let first = payload
+            .len()
+            .min(super::ring::RECORD_ALIGN - PAYLOAD_OFFSET);
+        self.tx
+            .write(offset + PAYLOAD_OFFSET + first, &payload[first..]);
+        self.tx.write(offset + PAYLOAD_OFFSET, &payload[..first]);
         self.publish(offset, rec, message_type, flags, Payload::Private(payload));
         Ok(())
     }
@@ -288,11 +306,27 @@ impl Channel for ShmLink {
         frame: &mut crate::frame::Frame,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let view = self.recv_view(timeout)?;
-        // Copy once, then verify the checksum on the private copy: the peer
-        // cannot change what we checked.
-        frame.header = *view.header();
-        view.copy_payload(frame.payload_mut())
+        // The copying path without a View: copy the payload once, release
+        // the record, then verify the checksum on the private copy (the
+        // peer cannot change what we checked).
+        let record = self.next_record(timeout)?;
+        frame.header = record.header;
+        let len = record.header.payload_length as usize;
+        if record.too_large {
+            self.rx.release(record.len);
+            return Err(crate::frame::DecodeError::TooLarge {
+                length: record.header.payload_length,
+                limit: self.rx.max_payload(),
+            }
+            .into());
+        }
+        let buf = frame.payload_mut();
+        buf.clear();
+        // SAFETY: the record is inside the data area (validated by peek)
+        // and not released until after the copy; the view ends here.
+        unsafe { self.rx.bytes().view(record.offset + PAYLOAD_OFFSET, len) }.extend_vec(buf);
+        self.rx.release(record.len);
+        zerocopy::verify_checksum(&record, frame.payload())
     }
 
     fn close(&mut self) -> Result<()> {

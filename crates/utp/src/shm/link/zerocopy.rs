@@ -39,6 +39,22 @@ impl ShmLink {
         Ok((offset, rec))
     }
 
+    /// Waits at most `timeout` for the next record (not yet released).
+    #[inline(always)]
+    pub(super) fn next_record(&mut self, timeout: Option<Duration>) -> Result<Record> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poison()?;
+        match self.rx.peek()? {
+            Some(r) => Ok(r),
+            None => self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
+                Some(r) => Ok(Some(r)),
+                None => l.check_cheap().map(|()| None),
+            }),
+        }
+    }
+
     /// Reserves room for a frame with `len` bytes of payload, waiting at
     /// most `timeout` (`Some(ZERO)`: don't wait, fail with [`Error::Full`]).
     pub fn reserve(&mut self, len: usize, timeout: Option<Duration>) -> Result<Reservation<'_>> {
@@ -62,17 +78,7 @@ impl ShmLink {
     /// not verified in place (the peer could change the bytes after the
     /// check): [`View::copy_payload`] verifies it on the copy.
     pub fn recv_view(&mut self, timeout: Option<Duration>) -> Result<View<'_>> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        self.check_poison()?;
-        let record = match self.rx.peek()? {
-            Some(r) => r,
-            None => self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
-                Some(r) => Ok(Some(r)),
-                None => l.check_cheap().map(|()| None),
-            })?,
-        };
+        let record = self.next_record(timeout)?;
         let view = View { link: self, record };
         if view.record.too_large {
             // Dropping the view skips the frame; the link goes on.
@@ -166,19 +172,27 @@ impl View<'_> {
     /// Verifies the frame's checksum (if flagged) over `copy`, a private
     /// copy of the payload.
     pub fn verify_copy(&self, copy: &[u8]) -> Result<()> {
-        let header = &self.record.header;
-        if header.has_checksum() {
-            let actual = frame_checksum(&self.record.header_bytes, copy);
-            if actual != header.checksum {
-                return Err(DecodeError::ChecksumMismatch {
-                    expected: header.checksum,
-                    actual,
-                }
-                .into());
-            }
-        }
-        Ok(())
+        verify_checksum(&self.record, copy)
     }
+}
+
+/// Checks `record`'s checksum (if flagged) over `copy`, a private copy of
+/// its payload.
+pub(super) fn verify_checksum(record: &Record, copy: &[u8]) -> Result<()> {
+    let header = &record.header;
+    if header.has_checksum() {
+        let mut bytes = [0u8; crate::frame::HEADER_LEN];
+        header.write_fields(&mut bytes);
+        let actual = frame_checksum(&bytes, copy);
+        if actual != header.checksum {
+            return Err(DecodeError::ChecksumMismatch {
+                expected: header.checksum,
+                actual,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for View<'_> {

@@ -21,10 +21,10 @@ pub struct Record {
     /// Offset of the record (its stamp) in the data area; the header is at
     /// `offset + 8`, the payload at `offset + 40`.
     pub offset: usize,
-    /// The validated header (payload checksum not yet verified).
+    /// The validated header (payload checksum not yet verified). Its bytes
+    /// re-encoded (`Header::write_fields`) are the bytes read: magic and
+    /// version were checked, every other field is kept.
     pub header: Header,
-    /// The header bytes as read, for checksum verification.
-    pub header_bytes: [u8; HEADER_LEN],
     /// Bytes the record occupies, stamp and padding included.
     pub len: usize,
     /// The payload is over the consumer's `max_payload`: release it unread.
@@ -92,6 +92,7 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// The next record, skipping padding; `None` if nothing is published.
+    #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
         loop {
             let offset = self.offset();
@@ -145,7 +146,6 @@ impl<B: RingBytes> Consumer<B> {
             return Ok(Some(Record {
                 offset,
                 header,
-                header_bytes,
                 len,
                 too_large: header.payload_length as usize > self.max_payload,
             }));
@@ -153,6 +153,7 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// Frees `len` bytes (a record returned by `peek`) for the producer.
+    #[inline]
     pub fn release(&mut self, len: usize) {
         self.head = self.head.wrapping_add(len as u64);
         self.idx.head().store(self.head, Ordering::Release); // [HEAD]
