@@ -192,6 +192,47 @@ pub fn bind_socket(path: &Path, mode: u32, endpoint: &str) -> Result<UnixListene
     })
 }
 
+/// Removes the sockets in `dir` whose file name starts with one of
+/// `prefixes` and whose server is gone (a connection is refused): what
+/// SIGKILLed servers leave behind. Sockets that accept, other files and
+/// other names are left alone. Returns how many were removed.
+pub fn remove_stale_sockets(dir: &Path, prefixes: &[&str]) -> usize {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !prefixes.iter().any(|p| name.starts_with(p))
+            || !entry.file_type().is_ok_and(|t| t.is_socket())
+        {
+            continue;
+        }
+        // A socket bound a moment ago may not be listening yet (bind, then
+        // listen): only sockets older than a second can be stale.
+        let young = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(1));
+        if young {
+            continue;
+        }
+        let path = entry.path();
+        if let Err(e) = UnixStream::connect(&path)
+            && e.kind() == std::io::ErrorKind::ConnectionRefused
+            && std::fs::remove_file(&path).is_ok()
+        {
+            log::debug!("removed stale socket {}", path.display());
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

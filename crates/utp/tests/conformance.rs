@@ -60,8 +60,9 @@ const STREAM: Transport = Transport {
     clients: 20,
 };
 
-/// A shared-memory link: a 1 MiB ring each way holds a frame of up to 1 MiB − 32.
-const SHM_MAX_PAYLOAD: usize = MIB - 32;
+/// A shared-memory link (layout v2): a 1 MiB ring each way holds a frame of
+/// up to 1 MiB − 104 (an 8-byte stamp, the 32-byte header, one free line).
+const SHM_MAX_PAYLOAD: usize = MIB - 104;
 
 /// Every transport under test, one line each.
 #[rustfmt::skip]

@@ -5,7 +5,8 @@
 //! `loom::cell::UnsafeCell`, so reading a byte the producer wrote without a
 //! happens-before edge ([STAMP]), or overwriting a byte the consumer may
 //! still read ([HEAD]), fails the model; so does mistaking stale bytes for
-//! a stamp (the consumer would read a record that was never published).
+//! a stamp (if the consumer stopped zeroing the line-start words it
+//! releases, it would read a record that was never published).
 //!
 //! Run with:
 //!
@@ -155,6 +156,7 @@ fn spsc_index_protocol() {
             );
             consumer.release(record.len);
         }
+        consumer.flush();
         assert!(!consumer.has_data().unwrap());
         writer.join().unwrap();
     });

@@ -369,3 +369,23 @@ fn a_reply_too_large_for_the_clients_ring_is_an_error_frame_not_a_silent_close()
     drop(ch);
     thread.join().unwrap().unwrap();
 }
+
+#[test]
+fn listen_removes_sockets_that_killed_servers_left_behind() {
+    let dir = utp::runtime_dir::private_dir().unwrap();
+    let stale = dir.join(format!("shm.{}", unique("stale-sock")));
+    // A socket file whose server is gone (as after a SIGKILL).
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    // Only sockets older than a second count as stale (a fresh one may be
+    // between bind and listen).
+    let _young = utp::listen(&format!("shm://{}", unique("first"))).unwrap();
+    assert!(stale.exists(), "a fresh socket was removed");
+    std::thread::sleep(Duration::from_millis(1100));
+    let live = unique("live-sock");
+    let _other = utp::listen(&format!("shm://{live}")).unwrap();
+    let _again = utp::listen(&format!("shm://{}", unique("third"))).unwrap();
+    assert!(!stale.exists(), "stale socket left in {dir:?}");
+    // A live listener's socket is not touched by another listen.
+    assert!(dir.join(format!("shm.{live}")).exists());
+}

@@ -291,14 +291,12 @@ fn scenarios() -> Vec<Scenario> {
 fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
     let base = format!("/tmp/utp-vec-{}-{}", std::process::id(), unique());
     let url = format!("file://{base}?ring={CAPACITY}");
-    let mut listener = utp::listen(&url).unwrap();
+    let mut listener = utp::shm::listen(&url.parse().unwrap(), &utp::Options::default()).unwrap();
     let client = std::thread::spawn({
         let url = url.clone();
         move || utp::shm::connect(&url.parse().unwrap(), &utp::Options::default()).unwrap()
     });
-    let server = listener
-        .accept_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = listener.accept_link(Some(Duration::from_secs(5))).unwrap();
     let client = client.join().unwrap();
     // Find the link's region: BASE.PID.RANDOM next to BASE.
     let dir = Path::new(&base).parent().unwrap();
@@ -323,7 +321,7 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
         &Location::File(found[0].clone())
     );
     let region_file = std::fs::File::open(&found[0]).unwrap();
-    let mut ends: [Box<dyn Channel>; 2] = [server, Box::new(client)];
+    let mut ends: [utp::shm::ShmLink; 2] = [server, client];
     let mut sequence = [0u64; 2];
     // Frames in flight per ring (ring r is written by side r).
     let mut pending: [std::collections::VecDeque<VFrame>; 2] = Default::default();
@@ -352,6 +350,11 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
             }
             Op::Close(side) => ends[*side].close().unwrap(),
         }
+    }
+    // Received frames' space is given back (head published, lines zeroed)
+    // lazily; make the image show it.
+    for end in &mut ends {
+        end.flush_received();
     }
     // Through the handle opened while the link was alive: a side that
     // closes removes the name (section 7), the bytes stay.

@@ -52,6 +52,10 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
         .set_nonblocking(true)
         .map_err(|e| Error::io("set listener non-blocking", e))?;
     super::reclaim::reclaim_stale(&endpoint.address);
+    // Sockets of SIGKILLed servers (the kernel leaves a socket file behind).
+    if let Some(dir) = path.parent() {
+        crate::runtime_dir::remove_stale_sockets(dir, &["shm.", "sysv.", "file."]);
+    }
     let config = Config {
         endpoint: endpoint.clone(),
         settings,
@@ -81,6 +85,17 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
 }
 
 impl ShmListener {
+    /// Like [`accept_timeout`](Listener::accept_timeout), but the link itself,
+    /// with its zero-copy API ([`ShmLink::reserve`], [`ShmLink::recv_view`]).
+    pub fn accept_link(&mut self, timeout: Option<Duration>) -> Result<ShmLink> {
+        if self.acceptor.is_none() {
+            return Err(Error::Closed);
+        }
+        queue::recv(&self.incoming, timeout, "a client to connect", || {
+            Error::Closed
+        })
+    }
+
     /// The rendezvous socket's path.
     pub fn socket_path(&self) -> &std::path::Path {
         &self.path
@@ -89,13 +104,7 @@ impl ShmListener {
 
 impl Listener for ShmListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
-        if self.acceptor.is_none() {
-            return Err(Error::Closed);
-        }
-        let link = queue::recv(&self.incoming, timeout, "a client to connect", || {
-            Error::Closed
-        })?;
-        Ok(Box::new(link))
+        Ok(Box::new(self.accept_link(timeout)?))
     }
 
     fn endpoint(&self) -> String {

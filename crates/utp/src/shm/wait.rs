@@ -79,6 +79,9 @@ impl ShmLink {
         if let Some(v) = poll(self)? {
             return Ok(v);
         }
+        // About to wait: give back what we consumed, so a peer waiting for
+        // room in our receive ring is never held up by us waiting too.
+        self.rx.flush();
         // Spin a little before reading the clock: replies that arrive within
         // a few hundred nanoseconds then cost no clock read at all.
         if self.wait != WaitMode::Block && timeout != Some(Duration::ZERO) {

@@ -160,6 +160,13 @@ impl ShmLink {
         Ok(link)
     }
 
+    /// Gives the ring space of frames already received back to the sender
+    /// now. utp does this on its own at the next receive or wait (so it
+    /// never delays a reply); call it when you stop receiving for a while.
+    pub fn flush_received(&mut self) {
+        self.rx.flush();
+    }
+
     /// The region this link lives in.
     pub fn region(&self) -> &Region {
         &self.region

@@ -34,13 +34,16 @@ pub struct Record {
 /// The reading end of a ring.
 ///
 // Invariants: `cap` as for `Producer`; `head` is the position after the
-// last record we released.
+// last record we consumed; `head - pending` is the position published in
+// the shared `head` word; the line-start words of `head - pending..head`
+// are not yet zeroed (the producer cannot reuse them until `flush`).
 #[derive(Debug)]
 pub struct Consumer<B> {
     idx: Indices,
     bytes: B,
     cap: u64,
     head: u64,
+    pending: u64,
     max_payload: usize,
     peer_sleeps: bool,
 }
@@ -56,6 +59,7 @@ impl<B: RingBytes> Consumer<B> {
             bytes,
             cap,
             head: 0,
+            pending: 0,
             max_payload,
             peer_sleeps: true,
         })
@@ -92,8 +96,13 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// The next record, skipping padding; `None` if nothing is published.
+    /// First [`flush`](Self::flush)es what earlier calls consumed.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
+        // Give back what was consumed since the last call: by now this side
+        // has published whatever it did in between (a reply), so these
+        // stores no longer stand in front of it.
+        self.flush();
         loop {
             let offset = self.offset();
             let contiguous = self.cap as usize - offset;
@@ -152,13 +161,40 @@ impl<B: RingBytes> Consumer<B> {
         }
     }
 
-    /// Frees `len` bytes (a record returned by `peek`) for the producer.
+    /// Consumes `len` bytes (a record returned by `peek`): the next `peek`
+    /// looks past them. The space goes back to the producer at the next
+    /// [`flush`](Self::flush) (utp flushes when it next reads or waits), so
+    /// the stores that free it never delay this side's own next publish.
     #[inline]
     pub fn release(&mut self, len: usize) {
         self.head = self.head.wrapping_add(len as u64);
+        self.pending += len as u64;
+    }
+
+    /// Gives released space back to the producer: zeroes the line-start
+    /// word of every released line (so no stale byte there can ever be
+    /// taken for a stamp), then publishes `head` `[HEAD]` and wakes a
+    /// flagged producer `[WAKE]` if it may sleep.
+    #[inline]
+    pub fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let mut pos = self.head.wrapping_sub(self.pending);
+        while pos != self.head {
+            self.bytes
+                .store_stamp((pos & (self.cap - 1)) as usize, 0, false);
+            pos = pos.wrapping_add(RECORD_ALIGN as u64);
+        }
+        self.pending = 0;
         self.idx.head().store(self.head, Ordering::Release); // [HEAD]
         if self.peer_sleeps {
             notify(self.idx.space_waiters());
         }
+    }
+
+    /// Bytes consumed but not yet given back by [`flush`](Self::flush).
+    pub fn pending(&self) -> u64 {
+        self.pending
     }
 }

@@ -1,6 +1,6 @@
 //! The writing end of a ring: reserve room (publishing padding at the wrap),
-//! fill, zero the next stamp, publish the stamp `[STAMP]`, wake a flagged
-//! reader `[WAKE]` if it may sleep.
+//! fill, publish the stamp `[STAMP]`, wake a flagged reader `[WAKE]` if it
+//! may sleep.
 
 use super::{Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_PAD, check_capacity, corrupt, notify};
 use crate::error::{Error, Result};
@@ -10,9 +10,9 @@ use crate::shm::sync::Ordering;
 ///
 // Invariants: `cap` = `bytes.capacity()` is a power of two >= 128;
 // `tail` is the position we last published; `tail - head <= cap - SLACK`
-// (wrapping), where `head` is the last validated head; the stamp word at
-// `tail` is zero (we zeroed it when publishing up to `tail`, or the ring
-// was zero-filled).
+// (wrapping), where `head` is the last validated head; every line-start
+// word in `tail..head + cap` is zero (the ring was zero-filled, and the
+// consumer zeroes what it releases before publishing `head`).
 #[derive(Debug)]
 pub struct Producer<B> {
     idx: Indices,
@@ -104,10 +104,9 @@ impl<B: RingBytes> Producer<B> {
     fn publish(&mut self, n: u64, pad: u64) {
         let offset = (self.tail & (self.cap - 1)) as usize;
         let next = self.tail.wrapping_add(n);
-        // The slack line is free: keep its stamp zero so the consumer never
-        // reads stale bytes there as a stamp. Ordered before the release below.
-        self.bytes
-            .store_stamp((next & (self.cap - 1)) as usize, 0, false);
+        // The consumer zeroed every line-start word of the space it
+        // released ([HEAD] orders that before our writes), so the stamp
+        // word of the next position is zero until we publish there.
         self.bytes.store_stamp(offset, next | pad, true); // [STAMP]
         self.tail = next;
         // Informational (inspection); no consumer reads it.
