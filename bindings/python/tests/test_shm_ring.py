@@ -87,8 +87,10 @@ def test_frames_round_trip_through_many_wraps(region):
 
 def test_stamps_mark_records_padding_and_the_slack_line(region):
     assert region.writer.try_write(encoded(b"a" * 3000))  # record of 3072 bytes
-    assert region.stamp(0) == 3072 and region.stamp(3072) == 0  # published; the next line's stamp zero
+    assert region.stamp(0) == 3072 and region.stamp(3072) == 0  # published; the next line still free
+    assert region.stamp(64) == int.from_bytes(b"a" * 8, "little")  # payload bytes at a line start ...
     assert region.reader.try_read().payload == b"a" * 3000
+    assert all(region.stamp(line) == 0 for line in range(0, 3072, 64))  # ... zeroed when released
     assert region.writer.try_write(encoded(b"b" * 2000))  # 2048 > 1024 left: pad, then at offset 0
     assert region.stamp(3072) == CAPACITY | 1  # padding: the end of the lap, bit 0 set
     assert region.stamp(0) == CAPACITY + 2048

@@ -4,8 +4,9 @@ A ring is an index block (``tail``, ``head``, two futex words, each on its
 own cache line) plus a data area of C bytes holding records: an 8-byte
 *stamp* (the position just after the record; bit 0 set = padding), the UTP
 header and the payload, padded to a multiple of 64, never wrapping. The
-consumer polls the stamp at ``head`` and never reads ``tail``; the producer
-keeps the stamp of the line after what it publishes zero (the slack line).
+consumer polls the stamp at ``head`` and never reads ``tail``; it zeroes the
+line-start word of every line it releases before publishing ``head``, so a
+stale byte of an earlier lap is never taken for a stamp.
 
 Stamps, index and futex words are read and written through ``memoryview.cast``
 views in native byte order: CPython copies such an item with one fixed-size
@@ -182,7 +183,6 @@ class RingWriter:
     def _publish(self, offset: int, length: int, padding: bool) -> None:
         words = self.words
         following = (self.tail + length) & _U64
-        words.store_stamp(following & words.mask, 0, release=False)  # the slack line's stamp
         words.store_stamp(offset, following | (_STAMP_PADDING if padding else 0), release=True)  # [STAMP]
         self.tail = following
         words.store_tail(following)
@@ -271,8 +271,11 @@ class RingReader:
                          header.flags, header.checksum)
 
     def _release(self, length: int) -> None:
+        words = self.words
+        for line in range(0, length, RECORD_ALIGN):  # zero the line starts given back (4.1, 4.3)
+            words.store_stamp((self.head + line) & words.mask, 0, release=False)
         self.head = (self.head + length) & _U64
-        self.words.store_head(self.head)  # [HEAD] release
+        words.store_head(self.head)  # [HEAD] release: the zeroes are ordered before it
         if self.peer_sleeps:
             full_fence()  # [WAKE]
             self.words.wake_space_waiter()
