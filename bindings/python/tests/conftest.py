@@ -17,10 +17,13 @@ NOT_IN_THIS_BUILD = "not available in this build"
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
-    """After the session, no file named by this test process may remain in the temp dir or /dev/shm."""
+    """After the session, no file named by this test process may remain in the temp dir, /dev/shm
+    or this user's shm socket directory."""
     yield
     marker = unique_name().rsplit("-", 1)[0] + "-"  # "utp-py-<pid>-"
-    places = [Path(tempfile.gettempdir()), Path("/dev/shm")]
+    from utp.shm_socket_dir import private_dir  # the shm rendezvous sockets live there
+
+    places = [Path(tempfile.gettempdir()), Path("/dev/shm"), Path(private_dir())]
     leftovers = [str(entry) for place in places if place.is_dir()
                  for entry in place.iterdir() if marker in entry.name]
     assert leftovers == [], f"tests left these behind: {leftovers}"
@@ -95,3 +98,17 @@ def stream_url(request):
     yield url
     if path and os.path.exists(path):
         os.unlink(path)
+
+
+@pytest.fixture
+def other_user():
+    """Skip unless this process can act as uid 65534 (root, setpriv, a Python it can run)."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    from support import python_for_other_user
+
+    if python_for_other_user() is None:
+        pytest.skip("no Python interpreter that uid 65534 can run (and read the package with)")
+    return 65534

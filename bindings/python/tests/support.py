@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -183,3 +184,31 @@ def assert_healthy(server, utp_bin):
     assert (result.returncode, result.stdout) == (0, "30\n"), result.stderr
     result = run([str(utp_bin), "call", server.url, "MUL", "6", "7"])
     assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+
+
+# -- acting as another local user (uid/gid 65534) -----------------------------
+
+OTHER_UID = 65534
+
+
+def as_other_user(command: list[str]) -> list[str]:
+    """``command`` run as uid/gid 65534 with no supplementary groups (needs root)."""
+    return ["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups", *command]
+
+
+@functools.cache
+def python_for_other_user() -> str | None:
+    """A Python interpreter uid 65534 can run (the test's own may live under /root), or None."""
+    for candidate in (sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"):
+        probe = subprocess.run(as_other_user([candidate, "-c", "import utp"]), capture_output=True,
+                               env=python_env(), timeout=30)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def other_user_python_utp(*args: str) -> list[str]:
+    """``python -m utp ARGS`` as uid 65534 (callers skip first if :func:`python_for_other_user` is None)."""
+    python = python_for_other_user()
+    assert python is not None, "no Python interpreter uid 65534 can run"
+    return as_other_user([python, "-m", "utp", *args])

@@ -1,16 +1,33 @@
-"""The Python shm:// client against the Rust server (skipped while the Rust build lacks shm)."""
+"""The Python shm:// client (layout v2) against the Rust server (skipped while the Rust build lacks shm)."""
 
+import fcntl
 import os
 import signal
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from support import (
+    assert_healthy,
+    kill_after,
+    python_server,
+    python_utp,
+    run,
+    rust_server,
+    start_client,
+    unique_name,
+)
 
-from support import assert_healthy, kill_after, python_utp, run, rust_server, start_client, unique_name
+from utp import frame
+from utp import shm_layout as layout
 from utp.client import Client
 from utp.errors import ConnectionClosed, UtpTimeout
+from utp.shm import receive_frame_with_fds
+from utp.shm_socket_dir import private_dir, socket_path
+from utp.stream import UtpFraming
 
 
 @pytest.fixture
@@ -22,9 +39,22 @@ def shm_server(utp_bin, rust_transports):
 
 
 def link_names(server):
-    """Region names of this server's links in /dev/shm (``utp.NAME.PID.N``)."""
-    name = server.url[len("shm://"):]
-    return sorted(entry.name for entry in Path("/dev/shm").iterdir() if entry.name.startswith(f"utp.{name}."))
+    """Anything named after this server's links in /dev/shm: always nothing in v2 (memfds)."""
+    name = server.url[len("shm://"):].partition("?")[0]
+    return sorted(entry.name for entry in Path("/dev/shm").iterdir() if f"utp.{name}." in entry.name)
+
+
+def remove_stale_socket(server):
+    """A SIGKILLed server cannot remove its socket file: the test does."""
+    path = socket_path(private_dir(), server.url[len("shm://"):].partition("?")[0])
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def memfd_links(pid):
+    """The memfd link regions process ``pid`` has mapped (``/memfd:utp.`` in /proc/PID/maps)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return sorted({line.split()[4] for line in maps.splitlines() if "/memfd:utp." in line})
 
 
 def wait_until(condition, timeout=10.0):
@@ -51,8 +81,18 @@ def test_many_calls_on_one_link_wrap_the_rings(utp_bin, rust_transports):
             for turn in range(300):  # about 3 MB each way: the 1 MiB rings wrap
                 payload = bytes([turn % 251]) * (1 + (turn * 7919) % 20000)
                 assert client.call(payload) == payload
-            assert link_names(server) != []  # a live link has a name
-        assert wait_until(lambda: link_names(server) == [])
+            assert memfd_links(server.process.pid) != []  # a live link is a memfd ...
+            assert link_names(server) == []  # ... with no name
+        assert wait_until(lambda: memfd_links(server.process.pid) == [])
+
+
+def test_small_rings_wrap_with_padding(utp_bin, rust_transports):
+    rust_transports("shm")
+    with rust_server(utp_bin, "shm://" + unique_name() + "?ring=4k", service="echo") as server:
+        with Client(server.url.partition("?")[0]) as client:
+            for turn in range(100):  # 4 KiB rings: padding at the end of almost every lap
+                payload = bytes([turn % 251]) * (1 + (turn * 977) % 3000)
+                assert client.call(payload) == payload
 
 
 @pytest.mark.parametrize("wait", ["spin", "adaptive", "block"])
@@ -115,11 +155,12 @@ def test_killed_server_is_noticed_by_a_waiting_client(utp_bin, rust_transports):
         assert not waiter.is_alive()
         assert outcome and isinstance(outcome[0], ConnectionClosed), outcome
         assert not isinstance(outcome[0], UtpTimeout)
-        assert all(not os.path.exists("/dev/shm/" + name) for name in names)  # the survivor removed it
+        assert names == []  # nothing was ever named in /dev/shm
     finally:
         if client is not None:
             client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def test_stopped_server_gives_a_timeout_not_a_hang(utp_bin, rust_transports):
@@ -137,6 +178,7 @@ def test_stopped_server_gives_a_timeout_not_a_hang(utp_bin, rust_transports):
         if client is not None:
             client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def _call_outcome(client):
@@ -158,9 +200,63 @@ def test_orderly_server_shutdown_closes_the_link(utp_bin, rust_transports):
     finally:
         client.close()
         server.stop(signal.SIGKILL)
+        remove_stale_socket(server)
 
 
 def test_no_shm_server_is_a_clear_connect_error():
     result = run(python_utp("call", "shm://" + unique_name(), "ADD", "1", "2"))
     assert result.returncode == 2
     assert "no server at shm://" in result.stderr
+
+
+def test_the_rust_server_refuses_a_v1_client_with_an_error_frame(shm_server):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path(private_dir(), shm_server.url[len("shm://"):]))
+    handshake = UtpFraming(sock)
+    try:
+        handshake.send(frame.LINK_HELLO, struct.pack("<IIQ", 1, 0, 0), 5)
+        reply = handshake.receive(5)
+        assert reply is not None and reply.message_type == frame.ERROR
+        assert b"version 1" in reply.payload and b"version 2" in reply.payload, reply.payload
+    finally:
+        handshake.close()
+
+
+def test_the_rust_servers_region_cannot_be_resized_by_a_client(utp_bin, shm_server):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(socket_path(private_dir(), shm_server.url[len("shm://"):]))
+    try:
+        UtpFraming(sock).send(frame.LINK_HELLO, layout.hello_payload(0), 5)
+        attach, fds = receive_frame_with_fds(sock, 5, layout.HANDSHAKE_MAX_PAYLOAD)
+        assert attach.message_type == frame.LINK_ATTACH and len(fds) == 1
+        try:
+            assert layout.Attach.decode(attach.payload).kind == layout.KIND_MEMFD
+            seals = fcntl.fcntl(fds[0], fcntl.F_GET_SEALS)
+            assert seals & layout.REQUIRED_SEALS == layout.REQUIRED_SEALS
+            with pytest.raises(PermissionError):
+                os.ftruncate(fds[0], 0)
+        finally:
+            os.close(fds[0])
+    finally:
+        sock.close()
+    assert_healthy(shm_server, utp_bin)
+
+
+def test_a_python_client_asks_the_rust_server_for_a_small_ring(utp_bin, rust_transports):
+    rust_transports("shm")
+    with rust_server(utp_bin, "shm://" + unique_name(), service="echo") as server:
+        with Client(server.url + "?ring=4k") as client:
+            assert client._channel.attach.capacity == 4096
+            for turn in range(60):
+                payload = bytes([turn]) * (1 + (turn * 631) % (4096 - 104))
+                assert client.call(payload) == payload
+
+
+def test_the_rust_client_on_a_python_server_with_small_rings(utp_bin, rust_transports):
+    rust_transports("shm")
+    name = unique_name()
+    with python_server(f"shm://{name}?ring=4k", service="calc") as server:
+        for _ in range(3):
+            result = run([str(utp_bin), "call", f"shm://{name}", "ADD", "2", "40"])
+            assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
+        assert server.alive()

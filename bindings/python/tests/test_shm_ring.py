@@ -1,4 +1,4 @@
-"""The shm ring and layout on an anonymous mapping: records, padding, and hostile indices."""
+"""The shm ring and layout (v2) on an anonymous mapping: stamped records, padding, hostile stamps."""
 
 import ctypes
 import mmap
@@ -6,11 +6,12 @@ import struct
 
 import pytest
 
-from utp import frame, shm_layout as layout
-from utp.frame import FrameError
+from utp import frame
+from utp import shm_layout as layout
 from utp.errors import ProtocolError
+from utp.frame import FrameError
 from utp.shm_layout import record_length
-from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWriter, RingWords
+from utp.shm_ring import RingCorrupt, RingFull, RingReader, RingWords, RingWriter
 
 CAPACITY = 4096
 
@@ -29,8 +30,11 @@ class Region:
         self.writer = RingWriter(self.words())
         self.reader = RingReader(self.words(), frame.DEFAULT_MAX_PAYLOAD)
 
-    def set_tail(self, value):
-        self.u64[(layout.RING1_INDEX + layout.INDEX_TAIL) // 8] = value
+    def set_stamp(self, offset, value):
+        self.u64[(layout.DATA_OFFSET + offset) // 8] = value
+
+    def stamp(self, offset):
+        return self.u64[(layout.DATA_OFFSET + offset) // 8]
 
     def set_head(self, value):
         self.u64[(layout.RING1_INDEX + layout.INDEX_HEAD) // 8] = value
@@ -57,12 +61,13 @@ def encoded(payload, sequence=1):
     return frame.encode(frame.DATA, payload, sequence=sequence)
 
 
-def test_record_length_rounds_up_to_a_cache_line():
-    assert [record_length(n) for n in (0, 1, 32, 33, 96, 97)] == [64, 64, 64, 128, 128, 192]
+def test_record_length_counts_the_stamp_and_rounds_up_to_a_cache_line():
+    assert [record_length(n) for n in (0, 1, 24, 25, 88, 89)] == [64, 64, 64, 128, 128, 192]
+    assert layout.max_payload_for(CAPACITY) == CAPACITY - 104
 
 
 def test_frames_round_trip_through_many_wraps(region):
-    sizes = [0, 1, 7, 100, 1000, 3000, 5, 4064 - 32, 64]
+    sizes = [0, 1, 7, 100, 1000, 3000, 5, CAPACITY - 104, 64]
     sent = received = 0
     for turn in range(200):
         payload = bytes([turn % 256]) * sizes[turn % len(sizes)]
@@ -80,80 +85,93 @@ def test_frames_round_trip_through_many_wraps(region):
     assert region.reader.try_read() is None
 
 
-def test_padding_marker_fills_the_end(region):
+def test_stamps_mark_records_padding_and_the_slack_line(region):
     assert region.writer.try_write(encoded(b"a" * 3000))  # record of 3072 bytes
+    assert region.stamp(0) == 3072 and region.stamp(3072) == 0  # published; the next line still free
+    assert region.stamp(64) == int.from_bytes(b"a" * 8, "little")  # payload bytes at a line start ...
     assert region.reader.try_read().payload == b"a" * 3000
+    assert all(region.stamp(line) == 0 for line in range(0, 3072, 64))  # ... zeroed when released
     assert region.writer.try_write(encoded(b"b" * 2000))  # 2048 > 1024 left: pad, then at offset 0
-    marker, length = struct.unpack_from("<II", region.map, layout.DATA_OFFSET + 3072)
-    assert (marker, length) == (layout.PADDING_MAGIC, CAPACITY - 3072)
+    assert region.stamp(3072) == CAPACITY | 1  # padding: the end of the lap, bit 0 set
+    assert region.stamp(0) == CAPACITY + 2048
     assert region.writer.record_bytes == 3072 + 2048  # the padding is not counted
     assert region.reader.try_read().payload == b"b" * 2000
+    assert region.reader.try_read() is None
 
 
 def test_full_ring_refuses_until_read(region):
     assert region.writer.try_write(encoded(b"x" * 3000))
     assert not region.writer.try_write(encoded(b"y" * 3000))
     region.reader.try_read()
+    # Room at the end of the lap is padded; the record waits for the reader to pass the padding.
+    assert not region.writer.try_write(encoded(b"y" * 3000))
+    assert region.reader.try_read() is None
     assert region.writer.try_write(encoded(b"y" * 3000))
+    assert region.reader.try_read().payload == b"y" * 3000
 
 
-def test_record_bigger_than_the_ring_is_refused(region):
+def test_the_largest_record_leaves_the_slack_line(region):
     with pytest.raises(RingFull):
-        region.writer.try_write(encoded(b"z" * (CAPACITY - 31)))
-    assert region.writer.try_write(encoded(b"z" * (CAPACITY - 32)))
+        region.writer.try_write(encoded(b"z" * (CAPACITY - 103)))
+    assert region.writer.try_write(encoded(b"z" * (CAPACITY - 104)))
+    assert region.reader.try_read().payload == b"z" * (CAPACITY - 104)
 
 
-def test_tail_too_far_ahead_is_corrupt_and_stays_so(region):
-    region.set_tail(CAPACITY + 8)
+@pytest.mark.parametrize("stamp", [
+    64 | 2,  # reserved bits set
+    32,  # under 64 bytes
+    CAPACITY + 64,  # past the end of the data area
+    (1 << 64) - 64,  # "behind" head
+], ids=["reserved_bits", "short", "past_the_end", "behind_head"])
+def test_a_bad_stamp_is_corrupt_and_stays_so(region, stamp):
+    region.set_stamp(0, stamp)
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
-    region.set_tail(0)
+    region.set_stamp(0, 0)
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
-
-
-def test_tail_moving_back_is_corrupt(region):
-    region.writer.try_write(encoded(b"1"))
-    region.writer.try_write(encoded(b"2"))
-    region.reader.try_read()  # the reader saw tail 128
-    region.set_tail(64)
-    region.reader.try_read()  # the cached tail still covers the second record
-    with pytest.raises(RingCorrupt):
-        region.reader.try_read()  # now it reloads the tail: 64 < 128
 
 
 def test_wrong_padding_length_is_corrupt(region):
-    region.data(0, struct.pack("<II", layout.PADDING_MAGIC, 64))
-    region.set_tail(64)
+    region.set_stamp(0, 64 | 1)  # padding must reach the end of the lap
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
 
 def test_garbage_header_is_corrupt(region):
-    region.data(0, b"\xee" * 64)
-    region.set_tail(64)
+    region.data(8, b"\xee" * 56)
+    region.set_stamp(0, 64)
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
 
-def test_record_overrunning_the_published_bytes_is_corrupt(region):
-    data = encoded(b"q" * 100)
-    region.data(0, data)
-    region.set_tail(64)  # publishes less than the 192-byte record
+def test_header_length_disagreeing_with_the_stamp_is_corrupt(region):
+    region.data(8, encoded(b"q" * 100))  # a 192-byte record...
+    region.set_stamp(0, 64)  # ...stamped as 64 bytes
     with pytest.raises(RingCorrupt):
         region.reader.try_read()
 
 
-def test_fewer_than_64_published_bytes_is_corrupt(region):
-    region.set_tail(32)
-    with pytest.raises(RingCorrupt):
+def test_a_payload_over_the_limit_skips_only_that_frame(region):
+    region.reader.max_payload = 10
+    region.writer.try_write(encoded(b"x" * 11))
+    region.writer.try_write(encoded(b"ok", 2))
+    with pytest.raises(FrameError) as failure:
         region.reader.try_read()
+    assert failure.value.kind == frame.TOO_LARGE
+    assert region.reader.try_read().payload == b"ok"
+
+
+def test_the_consumer_never_reads_tail(region):
+    region.writer.try_write(encoded(b"1"))
+    region.u64[(layout.RING1_INDEX + layout.INDEX_TAIL) // 8] = 12345  # informational only
+    assert region.reader.try_read().payload == b"1"
 
 
 def test_checksum_mismatch_skips_only_that_frame(region):
     region.writer.try_write(encoded(b"bad"))
     region.writer.try_write(encoded(b"good", 2))
-    region.map[layout.DATA_OFFSET + 32] ^= 0xFF
+    region.map[layout.DATA_OFFSET + 8 + 32] ^= 0xFF  # the first payload byte
     with pytest.raises(FrameError) as failure:
         region.reader.try_read()
     assert failure.value.kind == frame.CHECKSUM_MISMATCH
@@ -167,22 +185,22 @@ def test_head_outside_its_range_is_corrupt_for_the_writer(region):
         region.writer.try_write(encoded(b"y" * 3000))
 
 
-def attach_payload(kind=layout.KIND_POSIX, capacity=CAPACITY, region_len=None, name=b"/utp.calc.1.1",
-                   version=1):
+def attach_payload(kind=layout.KIND_MEMFD, capacity=CAPACITY, region_len=None, name=b"", version=2, shmid=-1):
     region_len = layout.region_length(capacity) if region_len is None else region_len
-    return struct.pack("<IIQQiIHH", version, kind, region_len, capacity, -1, 7, len(name), 0) + name
+    return struct.pack("<IIQQiIHH", version, kind, region_len, capacity, shmid, 7, len(name), 0) + name
 
 
-def test_attach_decodes():
+def test_attach_decodes_and_encodes():
     attach = layout.Attach.decode(attach_payload())
-    assert (attach.kind, attach.capacity, attach.link_id, attach.name) == (1, CAPACITY, 7, "/utp.calc.1.1")
+    assert (attach.kind, attach.capacity, attach.link_id, attach.name) == (4, CAPACITY, 7, "")
+    assert attach.encode() == attach_payload()
 
 
-@pytest.mark.parametrize("payload", ids=["short", "name_overrun", "version", "capacity_not_power",
+@pytest.mark.parametrize("payload", ids=["short", "name_overrun", "version_1", "capacity_not_power",
                                          "capacity_small", "region_len", "kind", "name_not_utf8"], argvalues=[
     attach_payload()[:30],
-    attach_payload()[:-1],
-    attach_payload(version=2),
+    attach_payload(name=b"x")[:-1],
+    attach_payload(version=1),
     attach_payload(capacity=5000),
     attach_payload(capacity=2048),
     attach_payload(region_len=999),
@@ -194,38 +212,41 @@ def test_bad_attach_is_a_protocol_error(payload):
         layout.Attach.decode(payload)
 
 
-@pytest.mark.parametrize("name, kind, accepted", [
-    (b"/utp.calc.4242.7", layout.KIND_POSIX, True),
-    (b"/utp.calc.", layout.KIND_POSIX, False),
-    (b"/utp.calculator.1.1", layout.KIND_POSIX, False),
-    (b"/utp.other.1.1", layout.KIND_POSIX, False),
-    (b"/etc.passwd", layout.KIND_POSIX, False),
-    (b"/utp.calc./../../etc/passwd", layout.KIND_POSIX, False),
-    (b"/utp.calc.5.77.1", layout.KIND_POSIX, False),  # a link of shm://calc.5, not of shm://calc
-    (b"/tmp/calc.link.1.1", layout.KIND_FILE, False),
-    (b"", layout.KIND_SYSV, False),
+@pytest.mark.parametrize("kind, name, shmid, accepted", [
+    (layout.KIND_MEMFD, b"", -1, True),
+    (layout.KIND_MEMFD, b"/utp.calc.1.1", -1, False),  # a memfd has no name
+    (layout.KIND_MEMFD, b"", 5, False),
+    (1, b"/utp.calc.1.1", -1, False),  # v1's named POSIX region is gone
+    (layout.KIND_FILE, b"/tmp/calc.link.1.1", -1, False),
+    (layout.KIND_SYSV, b"", 3, False),
 ])
-def test_region_must_be_named_after_the_endpoint(name, kind, accepted):
-    attach = layout.Attach.decode(attach_payload(kind=kind, name=name))
+def test_an_shm_link_must_be_a_memfd(kind, name, shmid, accepted):
+    payload = attach_payload(kind=kind, name=name, shmid=shmid)
+    if kind == 1:
+        with pytest.raises(ProtocolError):
+            layout.Attach.decode(payload)
+        return
+    attach = layout.Attach.decode(payload)
     if accepted:
-        attach.check_named_after("calc")
+        attach.check_memfd("calc")
     else:
         with pytest.raises(ProtocolError):
-            attach.check_named_after("calc")
+            attach.check_memfd("calc")
 
 
-def test_control_header_checks(region):
+def test_control_header_written_magic_last_and_checked(region):
     attach = layout.Attach.decode(attach_payload())
     with pytest.raises(Exception, match="magic"):
         layout.check_control_header(region.map, attach)
-    struct.pack_into("<IIQQQI", region.map, 0, layout.CONTROL_MAGIC, 1, layout.region_length(CAPACITY),
-                     CAPACITY, layout.DATA_OFFSET, 7)
+    layout.write_control_header(region.map, attach)
+    assert struct.unpack_from("<IIQQQI", region.map, 0) == (layout.CONTROL_MAGIC, 2, layout.region_length(CAPACITY),
+                                                           CAPACITY, layout.DATA_OFFSET, 7)
     layout.check_control_header(region.map, attach)
     struct.pack_into("<Q", region.map, 16, CAPACITY * 2)
     with pytest.raises(Exception, match="capacity"):
         layout.check_control_header(region.map, attach)
 
 
-def test_rendezvous_name_and_hello():
-    assert layout.socket_name("calc") == b"\0utp/shm/calc"
-    assert layout.hello_payload() == bytes.fromhex("01000000" "00000000" "0000000000000000")
+def test_socket_file_name_and_hello():
+    assert layout.socket_file_name("calc") == "shm.calc"
+    assert layout.hello_payload() == bytes.fromhex("02000000" "00000000" "0000000000000000")

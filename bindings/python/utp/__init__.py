@@ -23,10 +23,12 @@ from .errors import (
     UtpTimeout,
 )
 from .frame import Frame, FrameError, decode, encode
+from .identity import PeerNotTrusted, PeerPolicy
 from .server import Server
 
 __all__ = [
     "CalculatorError", "Client", "ConnectError", "ConnectionClosed", "Endpoint", "EndpointError",
-    "Frame", "FrameError", "ProtocolError", "Server", "ServiceError", "UtpError", "UtpTimeout",
+    "Frame", "FrameError", "PeerNotTrusted", "PeerPolicy", "ProtocolError", "Server", "ServiceError",
+    "UtpError", "UtpTimeout",
     "calculate", "crc32c", "decode", "encode", "evaluate", "parse",
 ]

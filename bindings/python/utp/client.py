@@ -77,7 +77,11 @@ class Client:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         try:
-            self._channel.send(REQUEST, bytes(request), timeout)
+            try:
+                self._channel.send(REQUEST, bytes(request), timeout)
+            except (ConnectionClosed, OSError):
+                self._raise_refusal()  # a server that refuses a client says why, then hangs up
+                raise
             ours = _sent_sequence(self._channel)
             while True:
                 remaining = deadline - time.monotonic()
@@ -132,6 +136,15 @@ class Client:
         except (UtpError, OSError):
             pass
         channel.close()
+
+    def _raise_refusal(self) -> None:
+        """After a failed send: if the server left an ERROR frame before hanging up, raise it."""
+        try:
+            frame = self._channel.receive(0.05)
+        except (UtpError, OSError):
+            return
+        if frame is not None and frame.message_type == ERROR:
+            raise ServiceError(frame.payload.decode("utf-8", errors="replace"))
 
     def _abandon(self) -> None:
         channel, self._channel = self._channel, None

@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import frame as utp_frame
 from . import sockets
 from .endpoint import parse
 from .errors import ConnectionClosed, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, HEARTBEAT, REQUEST, RESPONSE, FrameError
+from .identity import PeerNotTrusted
 from .stream import LengthFraming, SocketReader, UtpFraming, sniff_server_framing
 
 log = logging.getLogger("utp.server")
@@ -66,7 +68,9 @@ class Server:
         self.max_payload = max_payload
         self.frame_timeout = frame_timeout
         self._stop = threading.Event()
+        self.policy = self.endpoint.policy  # whom to serve: own uid, root, ?allow_uid/?allow_gid
         self._listener = sockets.listen(self.endpoint)
+        self._bound = sockets.socket_file_id(self.endpoint)
         self.url = sockets.bound_url(self.endpoint, self._listener)
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
@@ -87,6 +91,8 @@ class Server:
                     log.error("cannot accept on %s: %s", self.url, error.strerror or error)
                     self._stop.wait(POLL_INTERVAL)
                     continue
+                if self.endpoint.scheme == "unix" and not self._trusted(conn):
+                    continue
                 self._start_connection(conn)
         finally:
             log.info("shutting down %s", self.url)
@@ -102,9 +108,25 @@ class Server:
         """Ask :meth:`serve_forever` to return; safe from signal handlers and other threads."""
         self._stop.set()
 
+    def _trusted(self, conn: socket.socket) -> bool:
+        """Whether the client on ``conn`` may be served; an untrusted one is logged and closed."""
+        try:
+            sockets.check_client(self.endpoint, conn, self.policy)
+        except PeerNotTrusted as error:
+            log.warning("%s", error)
+            try:  # say why (best effort, never blocking): the client reads it even if its send fails
+                conn.setblocking(False)
+                conn.send(utp_frame.encode(ERROR, str(error).encode(), sequence=0))
+            except OSError:
+                pass
+            conn.close()
+            return False
+        return True
+
     def _close_listener(self) -> None:
         self._listener.close()
-        sockets.remove_socket_file(self.endpoint)
+        if self._bound is not None:
+            sockets.remove_socket_file(self.endpoint, self._bound)
 
     def _start_connection(self, conn: socket.socket) -> None:
         thread = threading.Thread(target=self._run_connection, args=(conn,), daemon=True,

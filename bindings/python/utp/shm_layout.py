@@ -1,4 +1,4 @@
-"""Byte layout of the shared-memory link, layout version 1 (docs/shm-layout.md).
+"""Byte layout of the shared-memory link, layout version 2 (docs/shm-layout.md).
 
 Pure data: offsets, the LINK_HELLO / LINK_ATTACH payloads, and the checks a
 client makes on a region before trusting it. Nothing here maps memory.
@@ -6,71 +6,90 @@ client makes on a region before trusting it. Nothing here maps memory.
 
 from __future__ import annotations
 
-import re
+import mmap
 import struct
 from dataclasses import dataclass
 
 from .errors import ProtocolError
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 CONTROL_MAGIC = 0x4B4E4C55  # "ULNK"
-PADDING_MAGIC = 0x44415055  # "UPAD"
 DATA_OFFSET = 4096
 MIN_CAPACITY = 4096
 MAX_CAPACITY = 1 << 30
 HANDSHAKE_MAX_PAYLOAD = 4096
 RECORD_ALIGN = 64  # records (and padding) are whole cache lines
+STAMP_SIZE = 8  # each record starts with its stamp (section 4.1)
+RECORD_OVERHEAD = STAMP_SIZE + 32  # stamp + UTP header
+SLACK = RECORD_ALIGN  # the line after what a producer publishes stays free
 
 # Region kinds announced in LINK_ATTACH.
-KIND_POSIX = 1
 KIND_SYSV = 2
 KIND_FILE = 3
+KIND_MEMFD = 4
 
 # Control header (offset 0).
 CONTROL_OFFSET = 0
 _CONTROL = struct.Struct("<IIQQQI")  # magic, version, region_len, capacity, data_offset, link_id
 
-# Side blocks: 0 = server, 1 = client. Field offsets within a block.
+# Side status lines (polled; written at attach and close): 0 = server, 1 = client.
 SERVER_SIDE = 64
 CLIENT_SIDE = 128
 SIDE_STATE = 0
 SIDE_PID = 4
-SIDE_HEARTBEATS = 8
-SIDE_HEARTBEAT_TIME = 16
-SIDE_FRAMES_SENT = 24
-SIDE_BYTES_SENT = 32
+SIDE_SLEEPS = 8
 STATE_EMPTY = 0
 STATE_READY = 1
 STATE_CLOSED = 2
 
+# Side counters lines (written per message).
+SERVER_COUNTERS = 192
+CLIENT_COUNTERS = 256
+COUNTER_HEARTBEATS = 0
+COUNTER_HEARTBEAT_TIME = 8
+COUNTER_FRAMES_SENT = 16
+COUNTER_BYTES_SENT = 24
+
 # Ring index blocks: ring 0 = server -> client, ring 1 = client -> server.
-RING0_INDEX = 256
-RING1_INDEX = 512
+RING0_INDEX = 512
+RING1_INDEX = 768
 INDEX_TAIL = 0
 INDEX_HEAD = 64
 INDEX_DATA_WAITERS = 128
 INDEX_SPACE_WAITERS = 192
 
+# memfd seals (fcntl F_ADD_SEALS / F_GET_SEALS).
+F_SEAL_SEAL = 0x1
+F_SEAL_SHRINK = 0x2
+F_SEAL_GROW = 0x4
+F_SEAL_WRITE = 0x8
+F_SEAL_FUTURE_WRITE = 0x10
+REQUIRED_SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW
+FORBIDDEN_SEALS = F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
 _HELLO = struct.Struct("<IIQ")
 _ATTACH = struct.Struct("<IIQQiIHH")
+HELLO_SIZE = _HELLO.size
 
 
-def socket_name(link_name: str) -> bytes:
-    """The abstract socket address of ``shm://NAME``: NUL + ``utp/shm/NAME``."""
-    name = b"\0utp/shm/" + link_name.encode()
-    if len(name) - 1 > 107:
-        raise ValueError(f"shm link name {link_name!r} is too long for an abstract socket")
-    return name
+def socket_file_name(link_name: str) -> str:
+    """The rendezvous socket's file name for ``shm://NAME`` in a socket directory (section 2.2)."""
+    return "shm." + link_name
 
 
-def hello_payload(capacity: int = 0) -> bytes:
+def hello_payload(capacity: int = 0, version: int = LAYOUT_VERSION) -> bytes:
     """LINK_HELLO payload: layout version, reserved zero, requested capacity (0 = server's choice)."""
-    return _HELLO.pack(LAYOUT_VERSION, 0, capacity)
+    return _HELLO.pack(version, 0, capacity)
 
 
 def record_length(payload_length: int) -> int:
-    """Bytes one frame takes in a ring: header + payload, rounded up to 64."""
-    return (32 + payload_length + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1)
+    """Bytes one frame takes in a ring: stamp + header + payload, rounded up to 64."""
+    return (RECORD_OVERHEAD + payload_length + RECORD_ALIGN - 1) & ~(RECORD_ALIGN - 1)
+
+
+def max_payload_for(capacity: int) -> int:
+    """The largest payload a ring of ``capacity`` bytes carries: ``C - 104``."""
+    return capacity - SLACK - RECORD_OVERHEAD
 
 
 def region_length(capacity: int) -> int:
@@ -118,25 +137,39 @@ class Attach:
             raise ProtocolError(f"ring capacity {self.capacity} is not a power of two in 4096..=2^30")
         if self.region_len != region_length(self.capacity):
             raise ProtocolError(f"region length {self.region_len} is not 4096 + 2 * {self.capacity}")
-        if self.kind not in (KIND_POSIX, KIND_SYSV, KIND_FILE):
+        if self.kind not in (KIND_SYSV, KIND_FILE, KIND_MEMFD):
             raise ProtocolError(f"unknown region kind {self.kind}")
 
-    def check_named_after(self, link_name: str) -> None:
-        """Section 2.2 step 1: an ``shm://NAME`` link must be a POSIX region ``/utp.NAME.<...>``.
+    def check_memfd(self, link_name: str) -> None:
+        """Section 2.6 step 1: an ``shm://NAME`` link is a memfd (kind 4) with no name.
 
-        Refuses any other kind or name, so a confused server cannot make the
-        client map another object. Raises :class:`ProtocolError`.
+        Refuses any other kind, so a confused server cannot make the client
+        map another object. Raises :class:`ProtocolError`.
         """
-        if self.kind != KIND_POSIX:
+        if self.kind != KIND_MEMFD:
             raise ProtocolError(f"shm://{link_name} offered a region of kind {self.kind}; "
-                                f"an shm:// link is a POSIX region (kind {KIND_POSIX})")
-        prefix = f"/utp.{link_name}."
-        if not re.fullmatch(re.escape(prefix) + r"[0-9]+\.[0-9]+", self.name):
-            raise ProtocolError(f"the region {self.name!r} is not named after shm://{link_name} "
-                                f"(expected {prefix}<pid>.<n>)")
+                                f"an shm:// link is a memfd (kind {KIND_MEMFD})")
+        if self.name:
+            raise ProtocolError(f"shm://{link_name} offered a memfd with a name ({self.name!r}); it has none")
+        if self.shmid != -1:
+            raise ProtocolError(f"shm://{link_name} offered a memfd with shmid {self.shmid}; expected -1")
+
+    def encode(self) -> bytes:
+        """The LINK_ATTACH payload for this region."""
+        name = self.name.encode()
+        return _ATTACH.pack(self.version, self.kind, self.region_len, self.capacity, self.shmid,
+                            self.link_id, len(name), 0) + name
 
 
-def check_control_header(region, attach: Attach) -> None:
+def write_control_header(region: mmap.mmap | memoryview | bytearray, attach: Attach) -> None:
+    """The creator's part (section 3.1): every field, then the magic last."""
+    _CONTROL.pack_into(region, CONTROL_OFFSET, 0, attach.version, attach.region_len, attach.capacity,
+                       DATA_OFFSET, attach.link_id)
+    with memoryview(region) as raw, raw.cast("I") as words:
+        words[CONTROL_OFFSET // 4] = CONTROL_MAGIC  # one aligned store, last
+
+
+def check_control_header(region: mmap.mmap | memoryview | bytes | bytearray, attach: Attach) -> None:
     """Validate the control header of a mapped region against LINK_ATTACH (section 2.2, step 2)."""
     magic, version, region_len, capacity, data_offset, _link_id = _CONTROL.unpack_from(region, CONTROL_OFFSET)
     problems = []

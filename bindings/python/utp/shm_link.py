@@ -21,7 +21,6 @@ from .endpoint import Endpoint
 from .errors import ConnectionClosed, UtpTimeout
 from .frame import FLAG_CHECKSUM, Frame
 from .futex import full_fence, futex_wait, futex_wake
-from .shm_region import remove_region_name
 from .shm_ring import RingReader, RingWords, RingWriter
 
 SLEEP_SLICE = 0.010  # every sleep is bounded by 10 ms (section 5.2)
@@ -49,6 +48,7 @@ class ShmLink:
         self.is_server = is_server
         self._my_side, self._peer_side = ((layout.SERVER_SIDE, layout.CLIENT_SIDE) if is_server
                                           else (layout.CLIENT_SIDE, layout.SERVER_SIDE))
+        self._my_counters = layout.SERVER_COUNTERS if is_server else layout.CLIENT_COUNTERS
         self._peer_name = "client" if is_server else "server"
         self._sock = sock
         self._poller = select.poll()
@@ -68,6 +68,7 @@ class ShmLink:
         self._outbound = RingWriter(outbound)
         self._next_sequence = 1
         self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
+        self.sleeps = endpoint.wait != "spin"  # ?wait=spin never sleeps on a futex (section 5.2)
         self._last_heartbeat = 0.0
         self._heartbeats = 0
         self._sending = False
@@ -76,9 +77,27 @@ class ShmLink:
     # -- setting up -------------------------------------------------------------
 
     def announce_ready(self) -> None:
-        """Write this side's block: pid, then state READY (handshake step 4)."""
+        """Write this side's status line: pid, ``sleeps``, then state READY last (section 2.6 step 5)."""
         self._u32[(self._my_side + layout.SIDE_PID) // 4] = os.getpid()
+        self._u32[(self._my_side + layout.SIDE_SLEEPS) // 4] = 1 if self.sleeps else 0
+        full_fence()  # release: pid and sleeps before state
         self._u32[(self._my_side + layout.SIDE_STATE) // 4] = layout.STATE_READY
+
+    def peer_state(self) -> int:
+        """The peer's ``state`` word (``STATE_EMPTY``, ``STATE_READY`` or ``STATE_CLOSED``)."""
+        return self._peer_state()
+
+    def learn_peer(self) -> None:
+        """Once the peer is READY: read its ``sleeps`` word once (any non-zero value means 1).
+
+        A peer that only spins is never woken, so publishing and releasing
+        skip the ``[WAKE]`` fence for it.
+        """
+        full_fence()  # acquire: state READY was read before
+        sleeps = self._u32[(self._peer_side + layout.SIDE_SLEEPS) // 4] != 0
+        assert self._inbound is not None and self._outbound is not None
+        self._inbound.peer_sleeps = sleeps
+        self._outbound.peer_sleeps = sleeps
 
     # -- frames -----------------------------------------------------------------
 
@@ -184,14 +203,14 @@ class ShmLink:
             return
         self._last_heartbeat = now
         self._heartbeats = (self._heartbeats + 1) & (2**64 - 1)
-        side = self._my_side
-        self._u64[(side + layout.SIDE_HEARTBEATS) // 8] = self._heartbeats
-        self._u64[(side + layout.SIDE_HEARTBEAT_TIME) // 8] = utp_frame.now_us()
+        counters = self._my_counters
+        self._u64[(counters + layout.COUNTER_HEARTBEATS) // 8] = self._heartbeats
+        self._u64[(counters + layout.COUNTER_HEARTBEAT_TIME) // 8] = utp_frame.now_us()
 
     def _count_sent(self, writer: RingWriter) -> None:
-        side = self._my_side
-        self._u64[(side + layout.SIDE_FRAMES_SENT) // 8] = (self._next_sequence - 1) & (2**64 - 1)
-        self._u64[(side + layout.SIDE_BYTES_SENT) // 8] = writer.record_bytes
+        counters = self._my_counters
+        self._u64[(counters + layout.COUNTER_FRAMES_SENT) // 8] = (self._next_sequence - 1) & (2**64 - 1)
+        self._u64[(counters + layout.COUNTER_BYTES_SENT) // 8] = writer.record_bytes
         self._heartbeat()
 
     # -- closing (section 6, orderly close) ------------------------------------
@@ -201,7 +220,7 @@ class ShmLink:
             raise ConnectionClosed(f"the link to {self.endpoint.url} is closed")
 
     def close(self) -> None:
-        """Orderly close: state CLOSED, wake the peer, close the socket, remove the name, unmap."""
+        """Orderly close: state CLOSED, wake the peer, close the socket, unmap (a memfd has no name)."""
         if self._closed:
             return
         self._closed = True
@@ -214,7 +233,6 @@ class ShmLink:
         except OSError:
             pass
         self._sock.close()
-        remove_region_name(self.attach)
         self.release_mapping()
 
     def release_mapping(self) -> None:

@@ -1,40 +1,52 @@
-"""One single-producer single-consumer ring of the shm link (docs/shm-layout.md section 4).
+"""One single-producer single-consumer ring of the shm link (docs/shm-layout.md section 4, layout v2).
 
 A ring is an index block (``tail``, ``head``, two futex words, each on its
-own cache line) plus a data area of C bytes holding records: a UTP frame
-padded to a multiple of 64, never wrapping; a ``UPAD`` marker fills the end
-of the area when a record does not fit there.
+own cache line) plus a data area of C bytes holding records: an 8-byte
+*stamp* (the position just after the record; bit 0 set = padding), the UTP
+header and the payload, padded to a multiple of 64, never wrapping. The
+consumer polls the stamp at ``head`` and never reads ``tail``; it zeroes the
+line-start word of every line it releases before publishing ``head``, so a
+stale byte of an earlier lap is never taken for a stamp.
 
-Index and futex words are read and written through ``memoryview.cast``
+Stamps, index and futex words are read and written through ``memoryview.cast``
 views in native byte order: CPython copies such an item with one fixed-size
 ``memcpy`` (a single aligned load or store), whereas ``struct`` with ``<Q``
 assembles it byte by byte and could tear. On x86-64 an aligned load is an
 acquire and an aligned store a release, so keeping program order is enough
-for ``[TAIL]`` and ``[HEAD]``; on weakly ordered machines (aarch64) a full
-fence follows each index load and precedes each index store. The ``[WAKE]``
-fence is :func:`full_fence`.
+for ``[STAMP]`` and ``[HEAD]``; on weakly ordered machines (aarch64) a full
+fence follows each such load and precedes each such store. The ``[WAKE]``
+fence is :func:`full_fence`, done only when the peer declared it may sleep.
 
-Everything read from the region comes from another process: each index and
-length is checked before use, each header is copied out once, and any
-violation makes the ring raise :class:`RingCorrupt` from then on.
+Everything read from the region comes from another process: each stamp and
+header is read once, each length checked before use, the payload copied out
+before its checksum is verified, and any violation makes the ring raise
+:class:`RingCorrupt` from then on.
 """
 
 from __future__ import annotations
 
 import platform
-import struct
 
 from . import frame as utp_frame
 from .errors import UtpError
 from .frame import HEADER_SIZE, Frame
 from .futex import full_fence, futex_wake
-from .shm_layout import (INDEX_DATA_WAITERS, INDEX_HEAD, INDEX_SPACE_WAITERS, INDEX_TAIL, PADDING_MAGIC,
-                         RECORD_ALIGN, record_length)
+from .shm_layout import (
+    INDEX_DATA_WAITERS,
+    INDEX_HEAD,
+    INDEX_SPACE_WAITERS,
+    INDEX_TAIL,
+    RECORD_ALIGN,
+    SLACK,
+    STAMP_SIZE,
+    record_length,
+)
 
 _U64 = (1 << 64) - 1
 # x86-64 (TSO): aligned loads are acquires and aligned stores releases.
 _NEEDS_ORDERING_FENCES = platform.machine().lower() not in ("x86_64", "amd64")
-_PADDING = struct.Struct("<II")
+_STAMP_PADDING = 1
+_STAMP_RESERVED = 62  # bits 1..5 must be clear: records start and end on 64-byte boundaries
 
 
 class RingCorrupt(UtpError):
@@ -46,7 +58,7 @@ class RingFull(UtpError):
 
 
 class RingWords:
-    """The index block of one ring inside a mapped region, plus where its data area is.
+    """The index block and data area of one ring inside a mapped region.
 
     ``u64`` and ``u32`` are native-order views of the whole region;
     ``base_address`` is the region's address in this process (for futexes).
@@ -66,17 +78,25 @@ class RingWords:
         self.capacity = capacity
         self.mask = capacity - 1
 
-    def load_tail(self) -> int:
-        """The producer's write position, with acquire ordering."""
-        value = self._u64[self._tail]
+    def load_stamp(self, offset: int) -> int:
+        """The stamp of the record at data-area ``offset``, with acquire ordering."""
+        value = self._u64[(self.data_offset + offset) // 8]
         if _NEEDS_ORDERING_FENCES:
             full_fence()
         return value
 
-    def store_tail(self, value: int) -> None:
-        """Publish a new write position, with release ordering."""
-        if _NEEDS_ORDERING_FENCES:
+    def store_stamp(self, offset: int, value: int, release: bool) -> None:
+        """Write a stamp; ``release`` orders every earlier store before it."""
+        if release and _NEEDS_ORDERING_FENCES:
             full_fence()
+        self._u64[(self.data_offset + offset) // 8] = value
+
+    def load_tail(self) -> int:
+        """The producer's write position (informational: a consumer never needs it)."""
+        return self._u64[self._tail]
+
+    def store_tail(self, value: int) -> None:
+        """Record the write position for inspection (relaxed)."""
         self._u64[self._tail] = value
 
     def load_head(self) -> int:
@@ -114,10 +134,15 @@ class RingWords:
 
 
 class RingWriter:
-    """The producer end of a ring: this process is its only writer of ``tail``."""
+    """The producer end of a ring: this process is its only writer of stamps and ``tail``.
 
-    def __init__(self, words: RingWords):
+    ``peer_sleeps`` (the consumer's ``sleeps`` word, read once after the
+    handshake) says whether a publish must do the ``[WAKE]`` step.
+    """
+
+    def __init__(self, words: RingWords, peer_sleeps: bool = True):
         self.words = words
+        self.peer_sleeps = peer_sleeps
         self.tail = words.load_tail()
         self.head_cache = words.load_head()
         self.record_bytes = 0  # lengths of the records written (not wrap-around padding)
@@ -130,19 +155,18 @@ class RingWriter:
         """
         words, capacity = self.words, self.words.capacity
         length = record_length(len(data) - HEADER_SIZE)
-        if length > capacity:
-            raise RingFull(f"a {len(data)}-byte frame needs a {length}-byte record; the ring holds {capacity}")
+        if length > capacity - SLACK:
+            raise RingFull(f"a frame of {len(data) - HEADER_SIZE} payload bytes needs a {length}-byte record; "
+                           f"a {capacity}-byte ring holds records of at most {capacity - SLACK} bytes")
         while True:
             used = (self.tail - self.head_cache) & _U64
             offset = self.tail & words.mask
             contiguous = capacity - offset
             if length <= contiguous:
-                if length <= capacity - used:
+                if used + length + SLACK <= capacity:
                     break
-            elif contiguous <= capacity - used:
-                start = words.data_offset + offset
-                _PADDING.pack_into(words.region, start, PADDING_MAGIC, contiguous)
-                self._publish(self.tail + contiguous)
+            elif used + contiguous + SLACK <= capacity:
+                self._publish(offset, contiguous, padding=True)
                 continue
             head = words.load_head()  # [HEAD] acquire
             if ((head - self.head_cache) & _U64) > ((self.tail - self.head_cache) & _U64):
@@ -150,42 +174,50 @@ class RingWriter:
             if head == self.head_cache:
                 return False
             self.head_cache = head
-        start = words.data_offset + offset
-        words.region[start + HEADER_SIZE:start + len(data)] = data[HEADER_SIZE:]
-        words.region[start:start + HEADER_SIZE] = data[:HEADER_SIZE]
-        self._publish(self.tail + length)
+        start = words.data_offset + offset + STAMP_SIZE
+        words.region[start:start + len(data)] = data
+        self._publish(offset, length, padding=False)
         self.record_bytes = (self.record_bytes + length) & _U64
         return True
 
-    def _publish(self, new_tail: int) -> None:
-        self.tail = new_tail & _U64
-        self.words.store_tail(self.tail)  # [TAIL] release
-        full_fence()  # [WAKE]
-        self.words.wake_data_waiter()
+    def _publish(self, offset: int, length: int, padding: bool) -> None:
+        words = self.words
+        following = (self.tail + length) & _U64
+        words.store_stamp(offset, following | (_STAMP_PADDING if padding else 0), release=True)  # [STAMP]
+        self.tail = following
+        words.store_tail(following)
+        if self.peer_sleeps:
+            full_fence()  # [WAKE]
+            words.wake_data_waiter()
 
 
 class RingReader:
-    """The consumer end of a ring: this process is its only writer of ``head``."""
+    """The consumer end of a ring: this process is its only writer of ``head``.
 
-    def __init__(self, words: RingWords, max_payload: int):
+    ``peer_sleeps`` (the producer's ``sleeps`` word) says whether a release
+    must do the ``[WAKE]`` step.
+    """
+
+    def __init__(self, words: RingWords, max_payload: int, peer_sleeps: bool = True):
         self.words = words
         self.max_payload = max_payload
+        self.peer_sleeps = peer_sleeps
         self.head = words.load_head()
-        self.tail_cache = self.head
         self._broken: RingCorrupt | None = None
 
     def has_data(self) -> bool:
-        """True if a record (or padding) is published and unread."""
+        """True if a record (or padding) is published at ``head`` and unread."""
         if self._broken:
             raise self._broken
-        return self.words.load_tail() != self.head
+        return self.words.load_stamp(self.head & self.words.mask) != 0
 
     def try_read(self) -> Frame | None:
         """Take the next frame out of the ring, or ``None`` if nothing is published.
 
         Raises :class:`RingCorrupt` (for good: the ring stays broken) or
-        :class:`~utp.frame.FrameError` for a frame whose checksum fails (that
-        frame is skipped) or whose header is invalid (the ring is broken).
+        :class:`~utp.frame.FrameError` for a frame whose checksum fails or
+        whose payload exceeds this side's limit (that frame is skipped, the
+        link goes on) or whose header is invalid (the ring is broken).
         """
         if self._broken:
             raise self._broken
@@ -195,7 +227,7 @@ class RingReader:
             self._broken = corrupt
             raise
         except utp_frame.FrameError as error:
-            if error.kind != utp_frame.CHECKSUM_MISMATCH:
+            if error.kind not in (utp_frame.CHECKSUM_MISMATCH, utp_frame.TOO_LARGE):
                 self._broken = RingCorrupt(f"invalid frame header in the ring: {error}")
                 raise self._broken from None
             raise
@@ -203,44 +235,47 @@ class RingReader:
     def _read(self) -> Frame | None:
         words, capacity = self.words, self.words.capacity
         while True:
-            if self.tail_cache == self.head:
-                tail = words.load_tail()  # [TAIL] acquire
-                if ((tail - self.head) & _U64) > capacity:
-                    raise RingCorrupt(f"ring tail {tail} is more than {capacity} bytes ahead of head {self.head}")
-                if ((tail - self.head) & _U64) < ((self.tail_cache - self.head) & _U64):
-                    raise RingCorrupt(f"ring tail moved back from {self.tail_cache} to {tail}")
-                self.tail_cache = tail
-                if tail == self.head:
-                    return None
-            available = (self.tail_cache - self.head) & _U64
             offset = self.head & words.mask
             contiguous = capacity - offset
-            start = words.data_offset + offset
-            if available < RECORD_ALIGN:
-                raise RingCorrupt(f"only {available} bytes published, a record takes at least {RECORD_ALIGN}")
-            marker, padding = _PADDING.unpack_from(words.region, start)
-            if marker == PADDING_MAGIC:
-                if padding != contiguous or padding > available:
-                    raise RingCorrupt(f"padding of {padding} bytes at offset {offset}, expected {contiguous}")
-                self._release(padding)
+            stamp = words.load_stamp(offset)  # [STAMP] acquire, read once
+            if stamp == 0:
+                return None
+            if stamp & _STAMP_RESERVED:
+                raise RingCorrupt(f"bad stamp 0x{stamp:016x} at ring offset {offset}")
+            length = ((stamp & ~_STAMP_PADDING) - self.head) & _U64
+            if length < RECORD_ALIGN or length > contiguous:
+                raise RingCorrupt(f"stamp 0x{stamp:016x} at ring offset {offset} gives a {length}-byte record; "
+                                  f"records are 64..={contiguous} bytes here")
+            if stamp & _STAMP_PADDING:
+                if length != contiguous:
+                    raise RingCorrupt(f"padding of {length} bytes at ring offset {offset}, expected {contiguous}")
+                self._release(length)
                 continue
-            if contiguous < HEADER_SIZE or available < HEADER_SIZE:
-                raise RingCorrupt(f"a record at offset {offset} has no room for a 32-byte header")
-            head_bytes = bytes(words.region[start:start + HEADER_SIZE])  # read the header once
-            header = utp_frame.decode_header(head_bytes, self.max_payload)
-            length = record_length(header.payload_length)
-            if length > contiguous or length > available:
-                raise RingCorrupt(f"a {length}-byte record at offset {offset} overruns the published data")
+            start = words.data_offset + offset + STAMP_SIZE
+            head_bytes = bytes(words.region[start:start + HEADER_SIZE])  # the header, copied out once
+            header = utp_frame.decode_header(head_bytes, _U64)  # the limit is checked below, after the length
+            if record_length(header.payload_length) != length:
+                raise RingCorrupt(f"a header declaring {header.payload_length} payload bytes in a "
+                                  f"{length}-byte record at ring offset {offset}")
+            if header.payload_length > self.max_payload:
+                self._release(length)
+                raise utp_frame.FrameError(utp_frame.TOO_LARGE,
+                                           f"payload of {header.payload_length} bytes exceeds the limit of "
+                                           f"{self.max_payload}; the frame was skipped")
             payload = bytes(words.region[start + HEADER_SIZE:start + HEADER_SIZE + header.payload_length])
             try:
-                utp_frame.verify_checksum(head_bytes, header, payload)
+                utp_frame.verify_checksum(head_bytes, header, payload)  # on the private copy
             finally:
                 self._release(length)
             return Frame(header.message_type, payload, header.sequence, header.timestamp_us,
                          header.flags, header.checksum)
 
     def _release(self, length: int) -> None:
+        words = self.words
+        for line in range(0, length, RECORD_ALIGN):  # zero the line starts given back (4.1, 4.3)
+            words.store_stamp((self.head + line) & words.mask, 0, release=False)
         self.head = (self.head + length) & _U64
-        self.words.store_head(self.head)  # [HEAD] release
-        full_fence()  # [WAKE]
-        self.words.wake_space_waiter()
+        words.store_head(self.head)  # [HEAD] release: the zeroes are ordered before it
+        if self.peer_sleeps:
+            full_fence()  # [WAKE]
+            self.words.wake_space_waiter()

@@ -1,4 +1,11 @@
-"""Opening stream sockets for ``unix://`` and ``tcp://`` endpoints."""
+"""Opening stream sockets for ``unix://`` and ``tcp://`` endpoints.
+
+Unix socket files are 0600 from their first instant: the socket is
+``fchmod``-ed *before* ``bind`` (Linux creates the file with the socket's
+mode, minus the umask), so no path is ever ``chmod``-ed. A symlink at the
+socket path is refused, never followed or removed. Both ends check who the
+peer is (``SO_PEERCRED``) against the endpoint's :class:`~utp.identity.PeerPolicy`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import stat
 
 from .endpoint import Endpoint
 from .errors import ConnectError, UtpError
+from .identity import PeerNotTrusted, PeerPolicy, peer_credentials
 
 
 def connect(endpoint: Endpoint, timeout: float) -> socket.socket:
@@ -48,24 +56,56 @@ def connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     except OSError as error:
         sock.close()
         raise ConnectError(f"cannot connect to {endpoint.url}: {error.strerror or error}") from None
+    try:
+        check_server(endpoint, sock)
+    except BaseException:
+        sock.close()
+        raise
     return sock
+
+
+def check_server(endpoint: Endpoint, sock: socket.socket, what: str = "the socket") -> None:
+    """A client's check that the server at the other end of ``sock`` is trusted (SO_PEERCRED)."""
+    try:
+        creds = peer_credentials(sock)
+    except OSError as error:
+        raise PeerNotTrusted(f"{endpoint.base_url}: the kernel did not say who the server is "
+                             f"(SO_PEERCRED failed: {error.strerror or error})") from None
+    endpoint.policy.check_server(endpoint.base_url, what, creds.uid, creds.gid)
+
+
+def check_client(endpoint: Endpoint, conn: socket.socket, policy: PeerPolicy | None = None) -> None:
+    """A server's check that the client at the other end of ``conn`` is trusted (SO_PEERCRED)."""
+    try:
+        creds = peer_credentials(conn)
+    except OSError as error:
+        raise PeerNotTrusted(f"refused a client on {endpoint.base_url}: the kernel did not say who it is "
+                             f"(SO_PEERCRED failed: {error.strerror or error})") from None
+    (policy or endpoint.policy).check_client(endpoint.base_url, creds)
 
 
 def listen(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
     """Bind and listen on ``endpoint``.
 
     A unix socket file left by a dead server is replaced; one that a live
-    server still answers on is an error, as is any other kind of file. The
-    socket file is made owner-only (mode 0600).
+    server still answers on is an error, as is a symlink or any other kind of
+    file. The socket file is owner-only (mode 0600) from its first instant;
+    with ``allow_uid`` / ``allow_gid`` it is then opened to every user (0666)
+    and the check at accept decides who is served.
     """
     if endpoint.scheme == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if not endpoint.is_abstract:
-            _remove_stale_socket(endpoint)
         try:
-            sock.bind(endpoint.address)
             if not endpoint.is_abstract:
-                os.chmod(endpoint.address, 0o600)
+                _remove_stale_socket(endpoint)
+                os.fchmod(sock.fileno(), 0o600)  # bind creates the file with this mode
+            sock.bind(endpoint.address)
+            policy = endpoint.policy
+            if not endpoint.is_abstract and (policy.uids or policy.gids):
+                _open_to_other_users(endpoint)
+        except UtpError:
+            sock.close()
+            raise
         except OSError as error:
             sock.close()
             raise UtpError(f"cannot listen on {endpoint.url}: {error.strerror or error}") from None
@@ -85,6 +125,22 @@ def listen(endpoint: Endpoint, backlog: int = 128) -> socket.socket:
     return sock
 
 
+def _open_to_other_users(endpoint: Endpoint) -> None:
+    """Make the just-bound socket file 0666 for a server that admits other users (checked at accept).
+
+    Through an ``O_PATH | O_NOFOLLOW`` descriptor of that very socket, never a
+    path ``chmod`` that a swapped-in symlink could redirect.
+    """
+    path = str(endpoint.address)
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise UtpError(f"cannot listen on {endpoint.url}: {path} is no longer the socket just bound")
+        os.chmod(f"/proc/self/fd/{fd}", 0o666)
+    finally:
+        os.close(fd)
+
+
 def bound_url(endpoint: Endpoint, sock: socket.socket) -> str:
     """The URL a listener is reachable at (a tcp port 0 becomes the real port)."""
     if endpoint.scheme != "tcp":
@@ -94,24 +150,38 @@ def bound_url(endpoint: Endpoint, sock: socket.socket) -> str:
     return f"tcp://{shown}:{port}"
 
 
-def remove_socket_file(endpoint: Endpoint) -> None:
-    """Delete a path-based unix socket's file, if it is still a socket."""
+def socket_file_id(endpoint: Endpoint) -> tuple[int, int] | None:
+    """Device and inode of the socket file of a path-based unix endpoint (``lstat``), if it is a socket."""
     if endpoint.scheme != "unix" or endpoint.is_abstract:
+        return None
+    try:
+        info = os.lstat(str(endpoint.address))
+    except FileNotFoundError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISSOCK(info.st_mode) else None
+
+
+def remove_socket_file(endpoint: Endpoint, bound: tuple[int, int] | None = None) -> None:
+    """Delete a path-based unix socket's file if it is still a socket (and, given ``bound``, that very one)."""
+    found = socket_file_id(endpoint)
+    if found is None or (bound is not None and found != bound):
         return
     try:
-        if stat.S_ISSOCK(os.lstat(endpoint.address).st_mode):
-            os.unlink(endpoint.address)
+        os.unlink(str(endpoint.address))
     except FileNotFoundError:
         pass
 
 
 def _remove_stale_socket(endpoint: Endpoint) -> None:
-    path = endpoint.address
+    path = str(endpoint.address)
     try:
-        mode = os.lstat(path).st_mode
+        info = os.lstat(path)
     except FileNotFoundError:
         return
-    if not stat.S_ISSOCK(mode):
+    if stat.S_ISLNK(info.st_mode):
+        raise PeerNotTrusted(f"cannot listen on {endpoint.base_url}: {path} is a symbolic link; utp neither "
+                             "follows nor removes a symlink at a socket path (remove it yourself if it is yours)")
+    if not stat.S_ISSOCK(info.st_mode):
         raise UtpError(f"cannot listen on {endpoint.url}: {path} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
@@ -119,7 +189,8 @@ def _remove_stale_socket(endpoint: Endpoint) -> None:
         probe.connect(path)
     except OSError as error:
         if error.errno in (errno.ECONNREFUSED, errno.ENOENT):
-            remove_socket_file(endpoint)
+            # Only the dead socket we examined, not whatever replaced it meanwhile.
+            remove_socket_file(endpoint, (info.st_dev, info.st_ino))
             return
         raise UtpError(f"cannot listen on {endpoint.url}: {error.strerror or error}") from None
     finally:

@@ -1,14 +1,22 @@
 //! `unix:///PATH` and `unix://@NAME`: Unix domain stream sockets.
 //!
-//! - Socket files are created mode 0600: the listener binds, sets the mode,
-//!   and only then listens, so no client can connect in between.
+//! - Socket files are created mode 0600 with no window: the listener
+//!   `fchmod`s the socket *before* `bind`, and Linux creates the file with
+//!   the socket's mode (minus the umask). No path is ever `chmod`ed, so
+//!   nothing can be swapped for a symlink in between.
 //! - A socket file left by a crashed server is detected (connecting to it is
-//!   refused) and replaced; a live server's socket is never stolen.
-//! - The listener removes its socket file when closed or dropped.
+//!   refused) and replaced; a live server's socket is never stolen. The path
+//!   is examined with `lstat`: a symlink (or anything but a socket) at the
+//!   socket path is refused with an error, never followed or removed.
+//! - The listener removes its socket file when closed or dropped, only if
+//!   the path still holds the very socket it bound.
 //! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`] and checked on both
 //!   ends against a [`PeerPolicy`]: by default a server accepts only clients of
 //!   its own uid (and root), and a client talks only to a server of its own uid
-//!   (or root); `?allow_uid=0,1000` and `?allow_gid=` widen that.
+//!   (or root); `?allow_uid=0,1000` and `?allow_gid=` widen that. A listener
+//!   with a widened policy makes its socket file 0666 after binding (through
+//!   an `O_PATH` descriptor of the socket it bound), so the users it admits
+//!   can connect; everyone else is refused at `accept`.
 //! - File descriptors travel with frames via
 //!   [`StreamChannel::send_with_fds`] / [`StreamChannel::take_fds`].
 
@@ -18,13 +26,14 @@ use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::identity::PeerPolicy;
+use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind,
     connect as sys_connect, listen as sys_listen, socket_with, sockopt,
 };
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -157,6 +166,8 @@ pub struct UnixListener {
     fd: Option<OwnedFd>,
     addr: UnixAddr,
     options: Options,
+    /// Device and inode of the socket file this listener created.
+    bound: Option<(u64, u64)>,
     policy: PeerPolicy,
 }
 
@@ -168,6 +179,12 @@ impl UnixListener {
             remove_if_stale(path, &addr)?;
         }
         let fd = new_socket()?;
+        if matches!(addr, UnixAddr::Path(_)) {
+            // Linux's AF_UNIX bind creates the file with the socket inode's
+            // mode minus the umask: private from its first instant.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))
+                .map_err(|e| Error::io(format!("make the socket for {addr} private (0600)"), e))?;
+        }
         match bind(&fd, &sockaddr) {
             Ok(()) => {}
             Err(Errno::ADDRINUSE) => {
@@ -184,20 +201,23 @@ impl UnixListener {
             }
             Err(e) => return Err(Error::io(format!("bind {addr}"), e)),
         }
-        if let UnixAddr::Path(path) = &addr {
-            // Before listen(): nobody can connect until the mode is private.
-            let private = std::fs::Permissions::from_mode(0o600);
-            if let Err(e) = std::fs::set_permissions(path, private) {
-                let _ = std::fs::remove_file(path);
-                return Err(Error::io(
-                    format!("make {} private (0600)", path.display()),
-                    e,
-                ));
-            }
-        }
+        // What we bound, so that close removes this file and nothing else.
+        let bound = match &addr {
+            UnixAddr::Path(path) => match socket_file_id(path) {
+                Some(id) => Some(id),
+                None => {
+                    return Err(Error::InUse {
+                        endpoint: addr.to_string(),
+                        hint: Some("the socket file was replaced right after bind".into()),
+                    });
+                }
+            },
+            UnixAddr::Abstract(_) => None,
+        };
         sys_listen(&fd, BACKLOG).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
         Ok(UnixListener {
             fd: Some(fd),
+            bound,
             addr,
             options: options.clone(),
             policy: PeerPolicy::same_user(),
@@ -236,8 +256,13 @@ impl UnixListener {
                     self.addr
                 )));
             };
-            self.policy
-                .check_client(&self.addr.to_string(), uid, gid, peer.pid)?;
+            if let Err(refused) =
+                self.policy
+                    .check_client(&self.addr.to_string(), uid, gid, peer.pid)
+            {
+                tell_refused(&conn, &refused);
+                return Err(refused);
+            }
             return Ok((conn, peer));
         }
     }
@@ -268,10 +293,13 @@ impl Listener for UnixListener {
     fn close(&mut self) -> Result<()> {
         if self.fd.take().is_some() {
             if let UnixAddr::Path(path) = &self.addr {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                // Only our own socket: someone may have replaced the path.
+                if self.bound.is_some() && socket_file_id(path) == self.bound {
+                    match std::fs::remove_file(path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                    }
                 }
             }
         }
@@ -285,14 +313,52 @@ impl Drop for UnixListener {
     }
 }
 
-/// Removes `path` if it is a socket nobody listens on; refuses if it is live
-/// or not a socket at all.
+/// Tells a refused client why, in one ERROR frame (best effort, never
+/// blocking), before its connection is closed: a utp client reads it even
+/// when its own first send fails because the server hung up.
+fn tell_refused(conn: &OwnedFd, refused: &Error) {
+    let text = match refused {
+        Error::Denied(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let header = crate::frame::Header::new(
+        crate::frame::message_type::ERROR,
+        crate::frame::flags::CHECKSUM,
+        0,
+        crate::frame::now_micros(),
+    );
+    let bytes = crate::frame::encode_to_vec(&header, text.as_bytes());
+    let _ = rustix::net::send(
+        conn,
+        &bytes,
+        rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+    );
+}
+
+/// Device and inode of the socket file at `path` (not following a symlink),
+/// or `None` if there is no socket there.
+fn socket_file_id(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.file_type()
+        .is_socket()
+        .then(|| (meta.dev(), meta.ino()))
+}
+
+/// Removes `path` if it is a socket nobody listens on; refuses if it is live,
+/// a symlink, or not a socket at all. Never follows a symlink.
 fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(format!("inspect {}", path.display()), e)),
     };
+    if meta.file_type().is_symlink() {
+        return Err(Error::Denied(format!(
+            "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
+             socket path (remove it yourself if it is yours)",
+            path.display()
+        )));
+    }
     if !meta.file_type().is_socket() {
         return Err(Error::InUse {
             endpoint: addr.to_string(),
@@ -313,12 +379,25 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
                 )),
             })
         }
-        Err(Error::NotFound { .. }) => std::fs::remove_file(path)
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Ok(()),
-                _ => Err(e),
-            })
-            .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e)),
+        Err(Error::NotFound { .. }) => {
+            // Still the same dead socket (not swapped for a symlink meanwhile)?
+            if socket_file_id(path) != Some((meta.dev(), meta.ino())) {
+                return Err(Error::InUse {
+                    endpoint: addr.to_string(),
+                    hint: Some(format!(
+                        "{} changed while utp checked whether it was stale; try again",
+                        path.display()
+                    )),
+                });
+            }
+            log::info!("replacing stale socket {}", path.display());
+            std::fs::remove_file(path)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| Error::io(format!("remove stale socket {}", path.display()), e))
+        }
         Err(other) => Err(other),
     }
 }
@@ -329,6 +408,47 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;
+    if policy.is_widened() {
+        listener.open_file_to_other_users()?;
+    }
     listener.set_policy(policy);
     Ok(listener)
+}
+
+impl UnixListener {
+    /// Makes the socket file connectable by every user (0666), for a
+    /// listener whose policy admits other users: who is served is still
+    /// decided at `accept`. The file is reached through an `O_PATH |
+    /// O_NOFOLLOW` descriptor checked to be the socket this listener bound,
+    /// never by a path `chmod` that a swapped-in symlink could redirect.
+    fn open_file_to_other_users(&self) -> Result<()> {
+        let (UnixAddr::Path(path), Some(bound)) = (&self.addr, self.bound) else {
+            return Ok(());
+        };
+        let fd = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io(format!("fstat {}", path.display()), e))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket
+            || (stat.st_dev, stat.st_ino) != bound
+        {
+            return Err(Error::Denied(format!(
+                "{}: {} is no longer the socket this listener bound",
+                self.addr,
+                path.display()
+            )));
+        }
+        // chmod through the descriptor's /proc link: it names this inode.
+        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+        rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(0o666)).map_err(|e| {
+            Error::io(
+                format!("let other users connect to {} (0666)", path.display()),
+                e,
+            )
+        })
+    }
 }

@@ -22,9 +22,10 @@ fn specific(address: &Address) -> &'static [&'static str] {
             &["wait", "ring", "allow_uid", "allow_gid"]
         }
         Address::Unix(_) | Address::UnixAbstract(_) => &["framing", "allow_uid", "allow_gid"],
-        Address::Tcp(_) | Address::Fifo(_) => &["framing"],
+        Address::Fifo(_) => &["framing", "allow_uid", "allow_gid"],
+        Address::Tcp(_) => &["framing"],
         Address::Pipe(_) => &["framing", "pipe_size"],
-        Address::Mq(_) => &["depth", "priority"],
+        Address::Mq(_) => &["depth", "priority", "allow_uid", "allow_gid"],
         Address::Udp(_) | Address::Inproc(_) => &[],
     }
 }
@@ -74,6 +75,8 @@ mod tests {
         check_url("file:///tmp/a?allow_uid=1").unwrap();
         check_url("unix:///tmp/a.sock?allow_uid=1&allow_gid=2&framing=length").unwrap();
         check_url("mq://a?depth=8&priority=3&connect_timeout_ms=10").unwrap();
+        check_url("mq://a?allow_uid=1&allow_gid=2").unwrap();
+        check_url("fifo:///tmp/a?allow_uid=1&allow_gid=2").unwrap();
     }
 
     #[test]

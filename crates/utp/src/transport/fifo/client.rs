@@ -184,34 +184,55 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     };
     let (req, resp) = paths(base);
     let url = endpoint.address.to_string();
+    let policy = PeerPolicy::from_endpoint(endpoint)?;
     let not_found = |reason: String| Error::NotFound {
         endpoint: url.clone(),
         reason,
     };
-    match is_fifo(&req) {
+    match lookup(&req) {
         None => {
             return Err(not_found(format!(
                 "{} does not exist (is the server running?)",
                 req.display()
             )));
         }
-        Some(false) => return Err(not_found(format!("{} is not a FIFO", req.display()))),
-        Some(true) => {}
+        Some(Found::Symlink) => return Err(symlink_refused(&url, &req)),
+        Some(Found::Other) => return Err(not_found(format!("{} is not a FIFO", req.display()))),
+        Some(Found::Fifo { uid, gid, .. }) => {
+            policy.check_server(&url, &format!("the FIFO {}", req.display()), uid, gid)?;
+        }
     }
+    // Every descriptor is checked after opening too: the path may have
+    // changed since the lstat above.
+    let mut server = None;
+    let mut trusted = |fd: OwnedFd, path: &Path| -> Result<OwnedFd> {
+        let (uid, gid, _) = fifo_owner(&fd, path)?;
+        policy.check_server(&url, &format!("the FIFO {}", path.display()), uid, gid)?;
+        server = Some((uid, gid));
+        Ok(fd)
+    };
+    let open_error = |path: &Path, what: &str, e: Errno| match e {
+        Errno::LOOP => symlink_refused(&url, path),
+        Errno::NOENT => Error::NotFound {
+            endpoint: url.clone(),
+            reason: format!("{} does not exist", path.display()),
+        },
+        e => Error::io(format!("open {} {what}", path.display()), e),
+    };
     // Is anybody reading requests? (Dropped at once: holding a writer while
     // waiting would keep the current client's session from ending.)
     match open(&req, OFlags::WRONLY) {
-        Ok(_) => {}
+        Ok(probe) => drop(trusted(probe, &req)?),
         Err(Errno::NXIO) => {
             return Err(not_found(format!(
                 "nobody reads {}: the server is not running (the FIFOs are stale)",
                 req.display()
             )));
         }
-        Err(e) => return Err(Error::io(format!("open {}", req.display()), e)),
+        Err(e) => return Err(open_error(&req, "for writing", e)),
     }
-    let lock =
-        open(&req, OFlags::RDONLY).map_err(|e| Error::io(format!("open {}", req.display()), e))?;
+    let lock = open(&req, OFlags::RDONLY).map_err(|e| open_error(&req, "for reading", e))?;
+    let lock = trusted(lock, &req)?;
     let deadline = Deadline::after(Some(options.connect_timeout));
     loop {
         match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
@@ -227,10 +248,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             Err(e) => return Err(Error::io(format!("lock {}", req.display()), e)),
         }
     }
-    let read = open(&resp, OFlags::RDONLY).map_err(|e| match e {
-        Errno::NOENT => not_found(format!("{} does not exist", resp.display())),
-        e => Error::io(format!("open {} for reading", resp.display()), e),
-    })?;
+    let read = open(&resp, OFlags::RDONLY).map_err(|e| open_error(&resp, "for reading", e))?;
+    let read = trusted(read, &resp)?;
     // The server holds an exclusive lock on PATH.resp for as long as a
     // session lasts. A client that left without waiting for the server (a
     // tutorial client) may have a session still winding down: start only
@@ -265,8 +284,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             resp.display()
         );
     }
-    let write = open(&req, OFlags::WRONLY)
-        .map_err(|e| Error::io(format!("open {} for writing", req.display()), e))?;
+    let write = open(&req, OFlags::WRONLY).map_err(|e| open_error(&req, "for writing", e))?;
+    let write = trusted(write, &req)?;
+    let (uid, gid) = server.unzip();
     let mut inner = StreamChannel::new(
         StreamIo::Pair {
             read,
@@ -275,9 +295,12 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
         client_framing(endpoint),
         options.max_payload,
         url.clone(),
+        // The server's identity is the FIFOs' owner.
         PeerInfo {
             address: Some(url),
-            ..PeerInfo::default()
+            uid,
+            gid,
+            pid: None,
         },
     )
     .with_deadlines(options);

@@ -16,6 +16,9 @@ pub struct FifoListener {
     base: PathBuf,
     req: PathBuf,
     resp: PathBuf,
+    /// Device and inode of the FIFOs this listener created (request, response):
+    /// every later open is checked against them, and only they are removed.
+    ids: ((u64, u64), (u64, u64)),
     /// `PATH.req` open for reading for the listener's whole life ("a server is here").
     anchor: Option<OwnedFd>,
     /// A fresh reader of `PATH.req` for the next session (fresh, so that
@@ -37,10 +40,24 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
     };
     let (req, resp) = paths(base);
     let url = endpoint.address.to_string();
+    if let Some(key) = ["allow_uid", "allow_gid"]
+        .into_iter()
+        .find(|key| endpoint.param(key).is_some())
+    {
+        return Err(Error::BadUrl {
+            url: endpoint.to_string(),
+            reason: format!(
+                "{key} is for fifo:// clients: a FIFO does not tell its server who opened it, \
+                 so a fifo:// server admits only its own uid and root (its FIFOs are 0600)"
+            ),
+        });
+    }
+    let own_uid = rustix::process::geteuid().as_raw();
     for path in [&req, &resp] {
-        match is_fifo(path) {
+        match lookup(path) {
             None => {}
-            Some(false) => {
+            Some(Found::Symlink) => return Err(symlink_refused(&url, path)),
+            Some(Found::Other) => {
                 return Err(Error::InUse {
                     endpoint: url,
                     hint: Some(format!(
@@ -49,13 +66,21 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
                     )),
                 });
             }
-            Some(true) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
+            Some(Found::Fifo { uid, .. }) if uid != own_uid => {
+                return Err(Error::Denied(format!(
+                    "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
+                     utp does not serve on (or replace) FIFOs another user created: remove it \
+                     yourself if you trust it",
+                    path.display()
+                )));
+            }
+            Some(Found::Fifo { .. }) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
                 return Err(Error::InUse {
                     endpoint: url,
                     hint: Some(format!("a live server reads {}", req.display())),
                 });
             }
-            Some(true) => {
+            Some(Found::Fifo { .. }) => {
                 log::info!("replacing stale FIFO {}", path.display());
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
@@ -85,13 +110,17 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             Ok(()) => created.push(path),
             Err(Errno::EXIST) => {
                 undo(&created);
-                let what = match is_fifo(path) {
-                    Some(true) => "a FIFO appeared there while this server was starting \
+                let what = match lookup(path) {
+                    Some(Found::Fifo { .. }) => {
+                        "a FIFO appeared there while this server was starting \
                                    (another server starting at the same moment?)"
-                        .to_string(),
-                    Some(false) => "a file that is not a FIFO appeared there while this \
+                            .to_string()
+                    }
+                    Some(Found::Other | Found::Symlink) => {
+                        "a file that is not a FIFO appeared there while this \
                                     server was starting"
-                        .to_string(),
+                            .to_string()
+                    }
                     None => "it existed a moment ago and is gone again".to_string(),
                 };
                 return Err(Error::InUse {
@@ -105,14 +134,27 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
             }
         }
     }
-    let anchor = open(&req, OFlags::RDONLY).map_err(|e| {
-        undo(&created);
-        Error::io(format!("open {}", req.display()), e)
-    })?;
+    // Still the FIFOs this call made (not swapped right after mkfifo)?
+    let created_id = |path: &Path| match lookup(path) {
+        Some(Found::Fifo { uid, id, .. }) if uid == own_uid => Ok(id),
+        _ => Err(Error::InUse {
+            endpoint: url.clone(),
+            hint: Some(format!(
+                "{} was replaced right after mkfifo",
+                path.display()
+            )),
+        }),
+    };
+    let ids = (created_id(&req)?, created_id(&resp)?);
+    let anchor = open(&req, OFlags::RDONLY)
+        .map_err(|e| Error::io(format!("open {}", req.display()), e))
+        .and_then(|fd| same_fifo(fd, &req, ids.0))
+        .inspect_err(|_| undo(&created))?;
     Ok(FifoListener {
         base: base.clone(),
         req,
         resp,
+        ids,
         anchor: Some(anchor),
         probe: None,
         pending_resp: None,
@@ -176,7 +218,8 @@ impl FifoListener {
     fn look(&mut self) -> Result<Option<Box<dyn Channel>>> {
         if self.probe.is_none() {
             let probe = open(&self.req, OFlags::RDONLY)
-                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))?;
+                .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
+                .and_then(|fd| same_fifo(fd, &self.req, self.ids.0))?;
             self.probe = Some(probe);
         }
         let probe = self.probe.as_ref().expect("probe just opened");
@@ -187,6 +230,7 @@ impl FifoListener {
             };
             return match resp {
                 Ok(resp) => {
+                    let resp = same_fifo(resp, &self.resp, self.ids.1)?;
                     let req = self.probe.take().expect("probe");
                     Ok(Some(self.session(req, resp)))
                 }
@@ -211,13 +255,25 @@ impl FifoListener {
             }
         } else if self.lock_free() {
             match open(&self.resp, OFlags::WRONLY) {
-                Ok(resp) => self.pending_resp = Some(resp),
+                Ok(resp) => self.pending_resp = Some(same_fifo(resp, &self.resp, self.ids.1)?),
                 Err(Errno::NXIO) => {}
                 Err(e) => return Err(Error::io(format!("open {}", self.resp.display()), e)),
             }
         }
         Ok(None)
     }
+}
+
+/// `fd` if it is the FIFO this listener created at `path` (`id`), else an error.
+fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
+    let (_, _, found) = fifo_owner(&fd, path)?;
+    if found != id {
+        return Err(Error::Denied(format!(
+            "{} is no longer the FIFO this server created (someone replaced it)",
+            path.display()
+        )));
+    }
+    Ok(fd)
 }
 
 /// The events of `fd` right now (no waiting).
@@ -268,7 +324,11 @@ impl Listener for FifoListener {
         self.pending_resp = None;
         self.probe = None;
         if self.anchor.take().is_some() {
-            for path in [&self.req, &self.resp] {
+            for (path, id) in [(&self.req, self.ids.0), (&self.resp, self.ids.1)] {
+                // Only the FIFOs this listener created.
+                if !matches!(lookup(path), Some(Found::Fifo { id: found, .. }) if found == id) {
+                    continue;
+                }
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -24,6 +24,20 @@
 //! what "a server is running" means, both to clients and to a new listener
 //! deciding whether FIFOs left at the path are stale (replaced) or live
 //! (refused with [`Error::InUse`]).
+//!
+//! # Identity
+//!
+//! A FIFO says nothing about who writes to it, but its owner is known:
+//!
+//! - Every FIFO is opened `O_NOFOLLOW` and checked with `fstat` on the open
+//!   descriptor: a symlink, or anything but a FIFO, is refused.
+//! - A client talks only to FIFOs owned by a uid its [`PeerPolicy`] trusts
+//!   (its own, root, `?allow_uid=` / `?allow_gid=`): a pair created by
+//!   another user is refused with an error naming that uid.
+//! - The listener creates the pair itself (0600, so only its own uid and
+//!   root can open them) and refuses to start over FIFOs it does not own,
+//!   even stale ones. It cannot tell which user opened a FIFO, so it takes no
+//!   `allow_uid` / `allow_gid` (an error on a listener's URL).
 
 mod client;
 mod listener;
@@ -36,6 +50,7 @@ use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::identity::PeerPolicy;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
@@ -62,11 +77,12 @@ fn paths(base: &Path) -> (PathBuf, PathBuf) {
     (with(".req"), with(".resp"))
 }
 
+/// Opens `path` non-blocking without following a symlink (`ELOOP` if it is one).
 fn open(path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
     loop {
         match rustix::fs::open(
             path,
-            flags | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            flags | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
         ) {
             Err(Errno::INTR) => continue,
@@ -75,11 +91,47 @@ fn open(path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
     }
 }
 
-fn is_fifo(path: &Path) -> Option<bool> {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| m.file_type().is_fifo())
+/// What is at a FIFO path, seen with `lstat` (never following a symlink).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// A FIFO, with its owner and identity.
+    Fifo { uid: u32, gid: u32, id: (u64, u64) },
+    /// A symbolic link.
+    Symlink,
+    /// Something else (a regular file, a directory, a socket...).
+    Other,
+}
+
+fn lookup(path: &Path) -> Option<Found> {
+    let stat = rustix::fs::lstat(path).ok()?;
+    Some(match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::Fifo => Found::Fifo {
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            id: (stat.st_dev, stat.st_ino),
+        },
+        rustix::fs::FileType::Symlink => Found::Symlink,
+        _ => Found::Other,
+    })
+}
+
+/// The owner and identity of the FIFO open at `fd`; an error if it is not a FIFO.
+fn fifo_owner(fd: &OwnedFd, path: &Path) -> Result<(u32, u32, (u64, u64))> {
+    let stat =
+        rustix::fs::fstat(fd).map_err(|e| Error::io(format!("fstat {}", path.display()), e))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Fifo {
+        return Err(Error::Denied(format!("{} is not a FIFO", path.display())));
+    }
+    Ok((stat.st_uid, stat.st_gid, (stat.st_dev, stat.st_ino)))
+}
+
+/// The error for a symlink where a FIFO should be.
+fn symlink_refused(url: &str, path: &Path) -> Error {
+    Error::Denied(format!(
+        "{url}: {} is a symbolic link; utp neither follows nor removes a symlink at a FIFO \
+         path (remove it yourself if it is yours)",
+        path.display()
+    ))
 }
 
 fn sleep_within(deadline: Deadline) -> bool {
@@ -105,6 +157,22 @@ mod tests {
         let (req, resp) = paths(Path::new("/tmp/calc"));
         assert_eq!(req, Path::new("/tmp/calc.req"));
         assert_eq!(resp, Path::new("/tmp/calc.resp"));
+    }
+
+    #[test]
+    fn lookup_tells_fifos_symlinks_and_others_apart() {
+        let base = format!("/tmp/utp-fifo-kind-{}", std::process::id());
+        let fifo = PathBuf::from(format!("{base}.fifo"));
+        let link = PathBuf::from(format!("{base}.link"));
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(matches!(lookup(&fifo), Some(Found::Fifo { .. })));
+        assert_eq!(lookup(&link), Some(Found::Symlink));
+        assert_eq!(lookup(Path::new("/tmp")), Some(Found::Other));
+        assert_eq!(lookup(Path::new(&format!("{base}.none"))), None);
+        assert_eq!(open(&link, OFlags::RDONLY).unwrap_err(), Errno::LOOP);
+        std::fs::remove_file(&link).unwrap();
+        std::fs::remove_file(&fifo).unwrap();
     }
 
     #[test]

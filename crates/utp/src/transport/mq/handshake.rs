@@ -20,16 +20,15 @@ pub(super) fn client_id() -> String {
     format!("{}-{random:016x}", std::process::id())
 }
 
-/// Checks a queue this process opened by name: it must belong to this
-/// user and be private (0600), or someone else made it.
-pub(super) fn check_owner(fd: &OwnedFd, queue: &str) -> Result<()> {
+/// Checks that a client's queue is private (no group or other access), so
+/// no third process could have written into it. Who owns it is the
+/// [`PeerPolicy`](crate::identity::PeerPolicy)'s question, asked separately.
+pub(super) fn check_private(fd: &OwnedFd, queue: &str) -> Result<()> {
     let stat = rustix::fs::fstat(fd).map_err(|e| Error::io(format!("inspect {queue}"), e))?;
-    let me = rustix::process::geteuid().as_raw();
-    if stat.st_uid != me || stat.st_mode & 0o077 != 0 {
+    if stat.st_mode & 0o077 != 0 {
         return Err(Error::Denied(format!(
-            "message queue {queue} belongs to uid {} with mode {:04o}, not to this user (uid {me}) with mode 0600: \
-             someone else created it",
-            stat.st_uid,
+            "message queue {queue} has mode {:04o}, not 0600: other users could write into it, \
+             so someone else made or changed it",
             stat.st_mode & 0o7777
         )));
     }
@@ -51,6 +50,14 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             },
             e => open_error(&accept_queue, e),
         },
+    )?;
+    // Before anything is created or sent: is the server someone we trust?
+    let (owner_uid, owner_gid) = queue_owner(&accept, &accept_queue)?;
+    PeerPolicy::from_endpoint(endpoint)?.check_server(
+        &url,
+        &format!("its accept queue {accept_queue}"),
+        owner_uid,
+        owner_gid,
     )?;
     if !held_by_peer(&accept) {
         return Err(Error::NotFound {
@@ -170,6 +177,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
             {
                 Ok(channel)
             }
+            Ok((header, reason)) if header.message_type == message_type::ERROR => {
+                Err(Error::Denied(String::from_utf8_lossy(reason).into_owned()))
+            }
             Ok((header, _)) => Err(Error::Protocol(format!(
                 "{url}: expected the server's accept, got a frame of type 0x{:02x}",
                 header.message_type
@@ -190,6 +200,7 @@ pub struct MqListener {
     accept: Option<OwnedFd>,
     max_payload: usize,
     priority: u32,
+    policy: PeerPolicy,
     buf: Vec<u8>,
 }
 
@@ -226,12 +237,19 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
             hint: Some(format!("another server locked {queue} at the same moment")),
         });
     }
+    let policy = PeerPolicy::from_endpoint(endpoint)?;
+    if policy.is_widened() {
+        // Others may send a hello; each client's queue owner is still checked.
+        rustix::fs::fchmod(&accept, rustix::fs::Mode::from_raw_mode(0o622))
+            .map_err(|e| Error::io(format!("let other users write to {queue}"), e))?;
+    }
     Ok(MqListener {
         name,
         queue,
         accept: Some(accept),
         max_payload: options.max_payload,
         priority: priority_option(endpoint)?,
+        policy,
         buf: vec![0; ACCEPT_MESSAGE_SIZE],
     })
 }
@@ -253,8 +271,22 @@ impl MqListener {
             sys::open(&s2c_name, libc::O_WRONLY, 0, None).map_err(|e| open_error(&s2c_name, e))?;
         remove(&c2s_name);
         remove(&s2c_name);
-        check_owner(&rx, &c2s_name)?;
-        check_owner(&tx, &s2c_name)?;
+        let url = format!("mq://{}", self.name);
+        for (fd, queue) in [(&rx, &c2s_name), (&tx, &s2c_name)] {
+            check_private(fd, queue)?;
+            let (uid, gid) = queue_owner(fd, queue)?;
+            if let Err(refused) = self.policy.check_client(&url, uid, gid, None) {
+                // Tell the client why (best effort), then forget it.
+                let header = frame::Header::new(message_type::ERROR, frame_flags::CHECKSUM, 0, 0);
+                let text = match &refused {
+                    Error::Denied(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let reason = frame::encode_to_vec(&header, text.as_bytes());
+                let _ = sys::timed_send(tx.as_fd(), &reason, 0, Duration::ZERO);
+                return Err(refused);
+            }
+        }
         // The client holds its sending queue locked while it lives: a client
         // that died after asking (or a hello without a client) is not admitted.
         if !held_by_peer(&rx) {

@@ -19,6 +19,26 @@
 //!   So any number of clients can talk to one server at once, each on its
 //!   own queues.
 //!
+//! # Identity
+//!
+//! A message-queue descriptor is a file on the mqueue filesystem, so `fstat`
+//! on it gives the queue's owner. Both ends check it against their
+//! [`PeerPolicy`] (own uid and root by default; `?allow_uid=` /
+//! `?allow_gid=` widen it):
+//!
+//! - a client refuses an accept queue created by a uid it does not trust
+//!   ("mq://NAME is served by uid 65534, not by you"), before it creates
+//!   anything;
+//! - the server refuses a client whose queue pair is owned by a uid it does
+//!   not trust, and tells it so in an ERROR frame on the client's queue.
+//!
+//! The accept queue is 0600, so by default only the server's own uid (and
+//! root) can even send a hello. A listener with `allow_uid` / `allow_gid`
+//! makes it writable by others (0622) so the users it admits can ask; whom
+//! it serves is still decided by the owner of each client's queues. A
+//! client's queues are 0600: a server of another uid can open them only if
+//! it runs as root.
+//!
 //! # Frames, priorities and limits
 //!
 //! One message carries one whole UTP frame (header and payload). An empty
@@ -56,6 +76,7 @@ use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::{self, Frame, HEADER_LEN, Stamper, flags as frame_flags, message_type};
+use crate::identity::PeerPolicy;
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 use std::os::fd::{AsFd, OwnedFd};
@@ -208,6 +229,13 @@ fn mq_name(endpoint: &Endpoint) -> &str {
     }
 }
 
+/// The owner (uid, gid) of the queue open at `fd`.
+fn queue_owner(fd: &OwnedFd, queue: &str) -> Result<(u32, u32)> {
+    let stat =
+        rustix::fs::fstat(fd).map_err(|e| Error::io(format!("fstat message queue {queue}"), e))?;
+    Ok((stat.st_uid, stat.st_gid))
+}
+
 /// Unlinks a queue name, ignoring one that is already gone.
 fn remove(queue: &str) {
     match sys::unlink(queue) {
@@ -272,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_made_by_someone_else_is_refused() {
+    fn a_queue_others_could_write_is_refused() {
         let queue = format!("/utp.{}.owner", unique("owner"));
         let attr = Attr {
             max_messages: 1,
@@ -286,9 +314,9 @@ mod tests {
         )
         .unwrap();
         remove(&queue);
-        handshake::check_owner(&fd, &queue).expect("ours, 0600");
+        handshake::check_private(&fd, &queue).expect("0600");
         rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
-        let err = handshake::check_owner(&fd, &queue).unwrap_err();
+        let err = handshake::check_private(&fd, &queue).unwrap_err();
         assert!(err.to_string().contains("someone else"), "{err}");
     }
 
