@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use util::{leftovers, tmp_path};
 
 /// The uid and gid the attacks act as: `nobody`.
@@ -41,29 +42,43 @@ fn the_socket_file_never_exists_with_a_wider_mode_than_0600() {
     let path = tmp_path("mode-race.sock");
     let url = format!("unix://{path}");
     let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let watcher = {
         let path = path.clone();
         let stop = stop.clone();
+        let seen = seen.clone();
         std::thread::spawn(move || {
-            let (mut seen, mut wider) = (0u64, Vec::new());
+            let mut wider = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 if let Ok(meta) = std::fs::symlink_metadata(&path) {
-                    seen += 1;
+                    seen.fetch_add(1, Ordering::Relaxed);
                     let mode = meta.mode() & 0o7777;
                     if mode != 0o600 && !wider.contains(&mode) {
                         wider.push(mode);
                     }
                 }
             }
-            (seen, wider)
+            wider
         })
     };
-    for _ in 0..300 {
+    // At least 300 binds, and on until the watcher has looked at a live
+    // socket file a few times (on a loaded machine it may not run at first).
+    let started = std::time::Instant::now();
+    let mut binds = 0;
+    while binds < 300
+        || (seen.load(Ordering::Relaxed) < 10 && started.elapsed() < Duration::from_secs(20))
+    {
         let listener = utp::listen(&url).unwrap();
+        if binds % 16 == 0 {
+            // Give the watcher a moment with the file in place.
+            std::thread::sleep(Duration::from_millis(1));
+        }
         drop(listener);
+        binds += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    let (seen, wider) = watcher.join().unwrap();
+    let wider = watcher.join().unwrap();
+    let seen = seen.load(Ordering::Relaxed);
     assert!(
         wider.is_empty(),
         "the socket file was seen with modes {:?}",

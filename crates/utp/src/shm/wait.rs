@@ -93,7 +93,8 @@ impl ShmLink {
             }
         }
         let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
+        // A timeout too large to be an instant (Duration::MAX) is no deadline.
+        let deadline = timeout.and_then(|t| start.checked_add(t));
         let spin_until = match self.wait {
             WaitMode::Spin => None,
             WaitMode::Block => Some(start),

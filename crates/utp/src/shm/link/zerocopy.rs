@@ -29,7 +29,8 @@ impl ShmLink {
             .ok_or_else(|| Error::TooLarge {
                 len,
                 limit: self.max_frame_payload(),
-                transport: "shm",
+                transport: "this shm link; its ring size limits a frame: ask for a bigger \
+                            ring with ?ring=SIZE on the client's URL",
             })?;
         let offset = match self.tx.try_reserve(rec)? {
             Some(offset) => offset,
