@@ -12,7 +12,7 @@ use exit::Exit;
 ///
 /// Endpoints are URLs: shm://NAME, sysv://KEY, file:///PATH, unix:///PATH,
 /// unix://@NAME, tcp://HOST:PORT, udp://HOST:PORT, pipe:, fifo:///PATH,
-/// mq://NAME, inproc://NAME.
+/// mq://NAME, inproc://NAME, and zenoh://KEY (feature `zenoh`).
 #[derive(Debug, Parser)]
 #[command(name = "utp", version, propagate_version = true)]
 struct Cli {
@@ -26,6 +26,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Call the calculator: `utp call URL ADD 10 20` prints 30.
     Call(cmd::call::Args),
+    /// Serve, on endpoint TO, the service at FROM: `utp bridge shm://calc zenoh://site1/calc`.
+    Bridge(cmd::bridge::Args),
     /// Decode or encode UTP frames as hex, for debugging captured traffic.
     #[command(subcommand)]
     Frame(cmd::frame::Command),
@@ -53,6 +55,7 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Call(args) => cmd::call::run(args),
+        Command::Bridge(args) => cmd::bridge::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
