@@ -29,8 +29,9 @@ pub struct Args {
     /// Clients bridged at once; more are told "bridge busy" and closed.
     #[arg(long, default_value_t = 256)]
     max_clients: usize,
-    /// Limit for reaching FROM for a new client, e.g. 2s.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Limit for reaching FROM for a new client; keep it below the clients'
+    /// own call timeouts so they hear "cannot reach" rather than a timeout.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
     /// Limit for handing one frame to a side that does not take it (backpressure
     /// beyond this ends that client's bridge with an error), e.g. 10s.
