@@ -45,6 +45,10 @@ enum Command {
     /// Seqlock writer/reader cost per operation beside a raw baseline.
     #[command(hide = true)]
     BenchSeqlock(cmd::bench_seqlock::Args),
+    /// The other side of `utp bench --only zenoh` (started by `utp bench` itself).
+    #[cfg(feature = "zenoh")]
+    #[command(hide = true)]
+    BenchZenohPeer(cmd::bench::zenoh::peer::Args),
 }
 
 fn main() {
@@ -63,6 +67,8 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(args),
         Command::BenchPeer(args) => cmd::bench::peer::run(args),
         Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
+        #[cfg(feature = "zenoh")]
+        Command::BenchZenohPeer(args) => cmd::bench::zenoh::peer::run(args),
     };
     let code = match result {
         Ok(()) => 0,

@@ -27,6 +27,8 @@ mod sample;
 mod session;
 mod spec;
 mod stream;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use crate::exit::{CmdResult, Exit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,6 +64,8 @@ pub fn run(args: Args) -> CmdResult {
     log::set_max_level(log::LevelFilter::Warn);
     let mut names = mechanisms::known_names();
     names.push("seqlock");
+    #[cfg(feature = "zenoh")]
+    names.push("zenoh");
     if let Some(bad) = args.only.iter().find(|n| !names.contains(&n.as_str())) {
         return Err(Exit::Error(format!(
             "--only: unknown mechanism {bad:?}; known: {}",
@@ -142,6 +146,10 @@ pub fn run(args: Args) -> CmdResult {
         let ms = if args.quick { 100 } else { 300 };
         let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
         crate::cmd::bench_seqlock::print(&rows);
+    }
+    #[cfg(feature = "zenoh")]
+    if chosen("zenoh") {
+        zenoh::run(args.quick, repeats)?;
     }
     println!("\n{}", report::recommendation(&outcome.rows));
     if let Some(path) = &args.json {
