@@ -176,6 +176,7 @@ fn a_bridged_shm_calculator_is_called_through_zenoh_by_rust_c_and_python() {
         eprintln!("C client answered through unix -> zenoh -> shm");
     }
     until_prints(limit, "5", || python_call(&local, "2", "3"));
+    assert_eq!(tutorial_call(&sock, "ADD 10 20"), "OK 30");
     // Many clients at once through both bridges.
     let threads: Vec<_> = (0..6)
         .map(|i| {
@@ -227,6 +228,26 @@ fn a_bridged_shm_calculator_is_called_through_zenoh_by_rust_c_and_python() {
     let took = until_prints(limit, "9", || call(&local, "4", "5", "3s"));
     eprintln!("local endpoint recovered {took:?} after the network bridge restarted");
     until_prints(limit, "9", || python_call(&local, "4", "5"));
+}
+
+/// The original tutorial's client: `[u32 LE length][text]` each way.
+fn tutorial_call(sock: &Path, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(&(request.len() as u32).to_le_bytes())
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let len = u32::from_le_bytes(len) as usize;
+    assert!(len < 4096, "reply length {len}");
+    let mut reply = vec![0u8; len];
+    stream.read_exact(&mut reply).unwrap();
+    String::from_utf8(reply).unwrap()
 }
 
 /// Removes a directory tree when dropped.

@@ -200,12 +200,13 @@ impl Channel for ZenohChannel {
         if self.closed {
             return Err(Error::Closed);
         }
+        // `max_payload` limits what we accept; the receiver checks its own.
         message::encode(
             &mut self.stamper,
             message_type,
             flags,
             payload,
-            self.options.max_payload,
+            u32::MAX as usize,
             "zenoh",
             &mut self.encoded,
         )?;

@@ -32,9 +32,18 @@ pub(super) fn for_endpoint(endpoint: &Endpoint, options: &Options) -> Result<Ses
     Ok(session)
 }
 
+/// The largest message a session reassembles: one frame at the larger of
+/// the channel's limit and the default (each channel still checks its own).
+fn message_limit(options: &Options) -> usize {
+    options
+        .max_payload
+        .max(crate::frame::DEFAULT_MAX_PAYLOAD)
+        .saturating_add(MESSAGE_SLACK)
+}
+
 /// The options that shape a session (not the key, not per-channel options).
 fn session_key(endpoint: &Endpoint, options: &Options) -> String {
-    let mut key = format!("max_payload={}", options.max_payload);
+    let mut key = format!("message_limit={}", message_limit(options));
     for name in ["config", "mode", "connect", "listen", "scout", "lease_ms"] {
         if let Some(value) = endpoint.param(name) {
             key.push_str(&format!("&{name}={value}"));
@@ -105,7 +114,7 @@ pub(super) fn config(endpoint: &Endpoint, options: &Options) -> Result<Config> {
         set("transport/link/tx/lease", lease.to_string())?;
     }
     // A remote peer cannot make this process reassemble more than one frame.
-    let limit = options.max_payload.saturating_add(MESSAGE_SLACK);
+    let limit = message_limit(options);
     set("transport/link/rx/max_message_size", limit.to_string())?;
     Ok(config)
 }
