@@ -88,9 +88,10 @@ fn frames_cross_processes_with_their_sequence_numbers_beyond_the_window() {
     let port = free_port();
     let _server = server(&key, port);
     let mut channel = utp::connect(&client_url(&key, &[port], "")).unwrap();
-    // 200 frames without waiting for replies: more than the credit window (64),
-    // so the sender must wait for credit and nothing may be dropped.
-    let sizes = [0usize, 1, 31, 4096, 65536];
+    // 200 frames, 40 of 256 KiB, sent 32 ahead of their replies: more bytes
+    // than the credit window (4 MiB), so the sender must wait for credit,
+    // and nothing may be dropped.
+    let sizes = [0usize, 1, 31, 4096, 256 << 10];
     for i in 0..200 {
         let payload = vec![i as u8; sizes[i % sizes.len()]];
         channel

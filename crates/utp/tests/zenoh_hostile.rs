@@ -138,7 +138,7 @@ fn a_peer_ignoring_the_credit_window_ends_its_link_without_growing_a_queue() {
     while !publisher.matching_status().wait().unwrap().matching() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    for _ in 0..500 {
+    for _ in 0..2000 {
         publisher.put(frame_bytes.clone()).wait().unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -154,7 +154,7 @@ fn a_peer_ignoring_the_credit_window_ends_its_link_without_growing_a_queue() {
         matches!(err, Error::Protocol(ref m) if m.contains("window")),
         "{err}"
     );
-    assert!(read <= 64, "read {read} frames before the error");
+    assert!(read <= 1024, "read {read} frames before the error");
     // The honest client's own sends still work up to its window.
     client
         .send(message_type::DATA, flags::CHECKSUM, b"ok")

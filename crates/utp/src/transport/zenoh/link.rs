@@ -1,7 +1,7 @@
 //! One link: the zenoh entities that carry one channel between a client
 //! and a server, and the frame/credit logic over them.
 
-use super::state::{LinkState, WINDOW};
+use super::state::{LinkState, WINDOW_BYTES, WINDOW_FRAMES};
 use super::{keys, zenoh_error};
 use crate::channel::Deadline;
 use crate::error::{Error, Result};
@@ -56,11 +56,14 @@ pub(super) struct Link {
     created: Instant,
     /// How long the peer's token may take to appear.
     attach: Duration,
-    /// Frames sent (for the credit window).
+    /// Frames and bytes sent (for the credit window).
     sent: u64,
-    /// Frames consumed, and the count last granted to the peer.
+    sent_bytes: u64,
+    /// Frames and bytes consumed, and the counts last granted to the peer.
     consumed: u64,
+    consumed_bytes: u64,
     granted: u64,
+    granted_bytes: u64,
     /// The peer's data subscription was seen (puts before that are dropped by zenoh).
     matched: bool,
     max_payload: usize,
@@ -151,8 +154,11 @@ impl Link {
             created: Instant::now(),
             attach,
             sent: 0,
+            sent_bytes: 0,
             consumed: 0,
+            consumed_bytes: 0,
             granted: 0,
+            granted_bytes: 0,
             matched: false,
             max_payload,
             reported_gone: false,
@@ -205,7 +211,9 @@ impl Link {
                 if let Some(why) = s.gone(self.created, self.attach) {
                     return Err(self.gone_error(why));
                 }
-                if self.sent.saturating_sub(s.acked) < WINDOW {
+                if self.sent.saturating_sub(s.acked) < WINDOW_FRAMES
+                    && self.sent_bytes.saturating_sub(s.acked_bytes) < WINDOW_BYTES
+                {
                     break;
                 }
                 if until.is_some_and(|u| Instant::now() >= u) {
@@ -240,6 +248,7 @@ impl Link {
             .wait()
             .map_err(|e| zenoh_error(&format!("publish a frame on {}", self.name), e))?;
         self.sent += 1;
+        self.sent_bytes += encoded.len() as u64;
         Ok(())
     }
 
@@ -252,11 +261,12 @@ impl Link {
             loop {
                 if s.overflow {
                     return Err(Error::Protocol(format!(
-                        "zenoh peer of {} sent more than its window of {WINDOW} frames",
+                        "zenoh peer of {} sent more than its window \
+                         ({WINDOW_FRAMES} frames, {WINDOW_BYTES} bytes)",
                         self.name
                     )));
                 }
-                if let Some(message) = s.frames.pop_front() {
+                if let Some(message) = LinkState::pop(&mut s) {
                     break message;
                 }
                 if let Some(why) = s.gone(self.created, self.attach) {
@@ -274,7 +284,10 @@ impl Link {
             }
         };
         self.consumed += 1;
-        if self.consumed - self.granted >= WINDOW / 2 {
+        self.consumed_bytes += message.len() as u64;
+        if self.consumed - self.granted >= WINDOW_FRAMES / 4
+            || self.consumed_bytes - self.granted_bytes >= WINDOW_BYTES / 4
+        {
             self.grant();
         }
         let bytes = message.to_bytes();
@@ -287,16 +300,13 @@ impl Link {
         Ok(())
     }
 
-    /// Tells the peer how many of its frames were consumed (returns credit).
+    /// Tells the peer how many of its frames and bytes were consumed (returns credit).
     fn grant(&mut self) {
-        let count = self.consumed;
-        if self
-            .credit_out
-            .put(count.to_le_bytes().to_vec())
-            .wait()
-            .is_ok()
-        {
-            self.granted = count;
+        let mut credit = self.consumed.to_le_bytes().to_vec();
+        credit.extend_from_slice(&self.consumed_bytes.to_le_bytes());
+        if self.credit_out.put(credit).wait().is_ok() {
+            self.granted = self.consumed;
+            self.granted_bytes = self.consumed_bytes;
         }
     }
 

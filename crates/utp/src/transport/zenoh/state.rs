@@ -6,9 +6,11 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use zenoh::bytes::ZBytes;
 
-/// Frames one side may send before the receiver grants more room. The
-/// receiver's inbox holds at most this many frames.
-pub(super) const WINDOW: u64 = 64;
+/// Frames one side may have unconsumed by the receiver before it waits for
+/// credit. The receiver's inbox holds at most this many frames...
+pub(super) const WINDOW_FRAMES: u64 = 1024;
+/// ...and at most this many bytes (plus the one message that crosses it).
+pub(super) const WINDOW_BYTES: u64 = 4 << 20;
 
 /// How long after the peer's token vanished a goodbye already on its way
 /// may still arrive (tokens and data travel at different priorities).
@@ -19,10 +21,14 @@ pub(super) const GRACE: Duration = Duration::from_millis(200);
 pub(super) struct Inner {
     /// Received messages (whole UTP frames; empty = goodbye), oldest first.
     pub frames: VecDeque<ZBytes>,
+    /// Bytes in `frames`.
+    pub queued_bytes: u64,
     /// The peer sent more than its window: it breaks the protocol.
     pub overflow: bool,
     /// Frames of ours the peer has consumed (cumulative, from its credit key).
     pub acked: u64,
+    /// Bytes of ours the peer has consumed (cumulative).
+    pub acked_bytes: u64,
     /// The peer's liveliness token was seen.
     pub peer_seen: bool,
     /// When the peer's liveliness token went away.
@@ -50,22 +56,38 @@ impl LinkState {
     }
 
     /// A message on the data key: queued, unless the peer overran its window.
+    /// (An honest sender sends only while its unconsumed frames and bytes are
+    /// under the window, and our queue is part of those, so this is exact.)
     pub(super) fn deliver(&self, message: ZBytes) {
         self.update(|s| {
-            if s.frames.len() as u64 >= WINDOW {
+            if s.frames.len() as u64 >= WINDOW_FRAMES || s.queued_bytes >= WINDOW_BYTES {
                 s.overflow = true;
             } else {
+                s.queued_bytes += message.len() as u64;
                 s.frames.push_back(message);
             }
         });
     }
 
-    /// A credit message: the peer has consumed `count` of our frames.
+    /// The oldest queued message.
+    pub(super) fn pop(inner: &mut Inner) -> Option<ZBytes> {
+        let message = inner.frames.pop_front()?;
+        inner.queued_bytes = inner.queued_bytes.saturating_sub(message.len() as u64);
+        Some(message)
+    }
+
+    /// A credit message: the peer has consumed this many of our frames and
+    /// bytes (16 bytes: two little-endian u64; anything else is ignored).
     pub(super) fn credit(&self, message: &ZBytes) {
         let bytes = message.to_bytes();
-        if let Ok(raw) = <[u8; 8]>::try_from(&bytes[..]) {
-            let count = u64::from_le_bytes(raw);
-            self.update(|s| s.acked = s.acked.max(count));
+        if let Ok(raw) = <[u8; 16]>::try_from(&bytes[..]) {
+            let (frames, consumed) = raw.split_at(8);
+            let frames = u64::from_le_bytes(frames.try_into().unwrap_or_default());
+            let consumed = u64::from_le_bytes(consumed.try_into().unwrap_or_default());
+            self.update(|s| {
+                s.acked = s.acked.max(frames);
+                s.acked_bytes = s.acked_bytes.max(consumed);
+            });
         }
     }
 
@@ -125,23 +147,44 @@ mod tests {
     #[test]
     fn an_inbox_past_the_window_flags_overflow_instead_of_growing() {
         let state = LinkState::default();
-        for _ in 0..WINDOW {
+        for _ in 0..WINDOW_FRAMES {
             state.deliver(ZBytes::from(vec![1u8]));
         }
         assert!(!state.lock().overflow);
         state.deliver(ZBytes::from(vec![1u8]));
         let s = state.lock();
         assert!(s.overflow);
-        assert_eq!(s.frames.len() as u64, WINDOW);
+        assert_eq!(s.frames.len() as u64, WINDOW_FRAMES);
+    }
+
+    #[test]
+    fn an_inbox_past_the_byte_window_flags_overflow() {
+        let state = LinkState::default();
+        let big = vec![0u8; 1 << 20];
+        for _ in 0..(WINDOW_BYTES >> 20) {
+            state.deliver(ZBytes::from(big.clone()));
+        }
+        assert!(!state.lock().overflow);
+        state.deliver(ZBytes::from(vec![1u8]));
+        assert!(state.lock().overflow);
+        let mut s = state.lock();
+        assert!(LinkState::pop(&mut s).is_some());
+        assert_eq!(s.queued_bytes, WINDOW_BYTES - (1 << 20));
     }
 
     #[test]
     fn credit_only_grows_and_ignores_malformed_messages() {
         let state = LinkState::default();
-        state.credit(&ZBytes::from(5u64.to_le_bytes().to_vec()));
-        state.credit(&ZBytes::from(3u64.to_le_bytes().to_vec()));
+        let credit = |frames: u64, bytes: u64| {
+            let mut m = frames.to_le_bytes().to_vec();
+            m.extend_from_slice(&bytes.to_le_bytes());
+            ZBytes::from(m)
+        };
+        state.credit(&credit(5, 500));
+        state.credit(&credit(3, 300));
         state.credit(&ZBytes::from(vec![1u8, 2, 3]));
-        assert_eq!(state.lock().acked, 5);
+        let s = state.lock();
+        assert_eq!((s.acked, s.acked_bytes), (5, 500));
     }
 
     #[test]
