@@ -35,6 +35,8 @@ pub(super) struct Inner {
     pub peer_lost_at: Option<Instant>,
     /// The peer's goodbye was read.
     pub closed: bool,
+    /// Threads waiting on the condvar (no wake-up syscall when none is).
+    waiters: usize,
 }
 
 /// State shared between the zenoh callbacks and the channel.
@@ -49,10 +51,13 @@ impl LinkState {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `change` under the lock and wakes every waiter.
+    /// Runs `change` under the lock and wakes every waiter, if any.
     pub(super) fn update(&self, change: impl FnOnce(&mut Inner)) {
-        change(&mut self.lock());
-        self.changed.notify_all();
+        let mut inner = self.lock();
+        change(&mut inner);
+        if inner.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// A message on the data key: queued, unless the peer overran its window.
@@ -94,10 +99,11 @@ impl LinkState {
     /// Waits on the condvar until `until` (or forever for `None`).
     pub(super) fn wait<'a>(
         &self,
-        guard: MutexGuard<'a, Inner>,
+        mut guard: MutexGuard<'a, Inner>,
         until: Option<Instant>,
     ) -> MutexGuard<'a, Inner> {
-        match until {
+        guard.waiters += 1;
+        let mut guard = match until {
             None => self.changed.wait(guard).unwrap_or_else(|e| e.into_inner()),
             Some(at) => {
                 let left = at.saturating_duration_since(Instant::now());
@@ -106,7 +112,9 @@ impl LinkState {
                     .unwrap_or_else(|e| e.into_inner())
                     .0
             }
-        }
+        };
+        guard.waiters -= 1;
+        guard
     }
 }
 
