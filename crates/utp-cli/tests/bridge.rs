@@ -174,9 +174,10 @@ fn a_service_that_stops_reading_pushes_back_on_the_client() {
     let port = free_port();
     let service = format!("tcp://127.0.0.1:{port}");
     let mut listener = utp::listen(&service).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         let channel = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_secs(15));
+        let _ = released.recv_timeout(Duration::from_secs(60));
         drop(channel);
     });
     let exposed = format!("tcp://127.0.0.1:{}", free_port());
@@ -217,5 +218,6 @@ fn a_service_that_stops_reading_pushes_back_on_the_client() {
     };
     assert!(err.is_timeout(), "{err}");
     eprintln!("backpressure after {sent} MiB");
+    release.send(()).unwrap();
     holder.join().unwrap();
 }
