@@ -214,8 +214,12 @@ fn two_servers_of_one_key_each_link_sticks_to_one_and_the_other_takes_over() {
     let victim = servers.iter().position(|s| s.pid() == owners[0]).unwrap();
     let survivor = servers[1 - victim].pid();
     servers[victim].kill();
-    let err = call(&mut *channels[0], b"c", timeout).unwrap_err();
-    assert!(err.is_peer_gone() || err.is_timeout(), "{err}");
+    // The call right after the kill fails, unless the loss was already seen
+    // (a loaded machine) and the send went to the other server at once.
+    match call(&mut *channels[0], b"c", timeout) {
+        Ok(reply) => assert_eq!(pid_of(&reply), survivor),
+        Err(err) => assert!(err.is_peer_gone() || err.is_timeout(), "{err}"),
+    }
     let started = Instant::now();
     let reply = loop {
         match call(&mut *channels[0], b"d", timeout) {
