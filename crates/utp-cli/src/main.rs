@@ -35,7 +35,7 @@ fn long_version() -> String {
 ///
 /// Endpoints are URLs: shm://NAME, sysv://KEY, file:///PATH, unix:///PATH,
 /// unix://@NAME, tcp://HOST:PORT, udp://HOST:PORT, pipe:, fifo:///PATH,
-/// mq://NAME, inproc://NAME.
+/// mq://NAME, inproc://NAME, and zenoh://KEY (feature `zenoh`).
 ///
 /// Logging: RUST_LOG sets the filter (error, warn, info, debug, trace; the
 /// default is info); -v, -vv and -q override it.
@@ -79,6 +79,8 @@ enum Command {
     Completions(cmd::completions::Args),
     /// Print the man page (roff) to stdout: `utp man | man -l -`.
     Man(cmd::man::Args),
+    /// Serve, on endpoint TO, the service at FROM: `utp bridge shm://calc zenoh://site1/calc`.
+    Bridge(cmd::bridge::Args),
     /// Decode or encode UTP frames as hex, for debugging captured traffic.
     #[command(subcommand)]
     Frame(cmd::frame::Command),
@@ -103,6 +105,10 @@ enum Command {
     /// Seqlock writer/reader cost per operation beside a raw baseline.
     #[command(hide = true)]
     BenchSeqlock(cmd::bench_seqlock::Args),
+    /// The other side of `utp bench --only zenoh` (started by `utp bench` itself).
+    #[cfg(feature = "zenoh")]
+    #[command(hide = true)]
+    BenchZenohPeer(cmd::bench::zenoh::peer::Args),
 }
 
 fn main() {
@@ -130,6 +136,7 @@ fn main() {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args),
+        Command::Bridge(args) => cmd::bridge::run(args),
         Command::Frame(command) => cmd::frame::run(command),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
@@ -140,6 +147,8 @@ fn main() {
         Command::Pub(args) => cmd::r#pub::run(args),
         Command::Sub(args) => cmd::sub::run(args),
         Command::BenchSeqlock(args) => cmd::bench_seqlock::run(args),
+        #[cfg(feature = "zenoh")]
+        Command::BenchZenohPeer(args) => cmd::bench::zenoh::peer::run(args),
     };
     let code = match result {
         Ok(()) => 0,

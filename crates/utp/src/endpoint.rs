@@ -29,6 +29,7 @@ accepted forms:
   fifo:///PATH        named pipes PATH.req and PATH.resp
   mq://NAME           POSIX message queues
   inproc://NAME       in-process channel
+  zenoh://KEY         across hosts over zenoh (KEY: NAME or NAME/NAME..., build feature `zenoh`)
   any of them may end in ?key=value&key=value options";
 
 /// Where an endpoint is: the mechanism and its address.
@@ -56,6 +57,8 @@ pub enum Address {
     Mq(String),
     /// `inproc://NAME`: in the same process.
     Inproc(String),
+    /// `zenoh://KEY`: a service key on a zenoh network (feature `zenoh`).
+    Zenoh(String),
 }
 
 impl Address {
@@ -72,6 +75,7 @@ impl Address {
             Address::Fifo(_) => "fifo",
             Address::Mq(_) => "mq",
             Address::Inproc(_) => "inproc",
+            Address::Zenoh(_) => "zenoh",
         }
     }
 }
@@ -185,6 +189,7 @@ fn parse_address(scheme: &str, body: &str) -> std::result::Result<Address, Strin
         },
         "tcp" => Address::Tcp(host_port(body)?),
         "udp" => Address::Udp(host_port(body)?),
+        "zenoh" => Address::Zenoh(zenoh_key(body)?),
         other => return Err(format!("unknown scheme {other:?}\n{ACCEPTED_FORMS}")),
     })
 }
@@ -204,6 +209,18 @@ fn name(body: &str) -> std::result::Result<String, String> {
             "name {body:?} must be 1-200 characters of letters, digits, '.', '_' or '-', not starting with '.'"
         ))
     }
+}
+
+/// zenoh service keys: 1..=8 `/`-separated [`name`]s (no wildcards, no `@`).
+fn zenoh_key(body: &str) -> std::result::Result<String, String> {
+    let chunks: Vec<&str> = body.split('/').collect();
+    if chunks.len() > 8 {
+        return Err(format!("zenoh key {body:?} has more than 8 parts"));
+    }
+    for chunk in chunks {
+        name(chunk).map_err(|e| format!("in zenoh key {body:?}: {e}"))?;
+    }
+    Ok(body.to_string())
 }
 
 fn sysv_key(body: &str) -> std::result::Result<i32, String> {
@@ -278,6 +295,7 @@ impl fmt::Display for Address {
             Address::Fifo(p) => write!(f, "fifo://{}", p.display()),
             Address::Mq(n) => write!(f, "mq://{n}"),
             Address::Inproc(n) => write!(f, "inproc://{n}"),
+            Address::Zenoh(k) => write!(f, "zenoh://{k}"),
         }
     }
 }
@@ -311,6 +329,8 @@ mod tests {
             "fifo:///tmp/calc",
             "mq://calc",
             "inproc://t1?wait=spin&ring=64k",
+            "zenoh://calc",
+            "zenoh://site1/calc?connect=tcp/10.0.0.1:7447",
         ] {
             let e: Endpoint = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(e.to_string(), url);
@@ -323,6 +343,20 @@ mod tests {
         assert_eq!(e.address, Address::SysV(0x1234));
         assert!("sysv://0".parse::<Endpoint>().is_err());
         assert!("sysv://banana".parse::<Endpoint>().is_err());
+    }
+
+    #[test]
+    fn zenoh_keys_refuse_wildcards_and_empty_parts() {
+        for bad in [
+            "zenoh://",
+            "zenoh://a/*",
+            "zenoh://a/**",
+            "zenoh://a//b",
+            "zenoh://@x",
+            "zenoh://a/$b",
+        ] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
     }
 
     #[test]

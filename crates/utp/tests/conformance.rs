@@ -91,6 +91,9 @@ const TRANSPORTS: &[Transport] = &[
     Transport { name: "shm", url: || format!("shm://{}", util::unique("shm")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, correlates: false, own_limit: false, ..STREAM },
     Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, correlates: false, own_limit: false, ..STREAM },
     Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), max_payload: || SHM_MAX_PAYLOAD, sender_enforces_limit: true, correlates: false, own_limit: false, ..STREAM },
+    // zenoh: both ends in this process share one zenoh session (no network).
+    #[cfg(feature = "zenoh")]
+    Transport { name: "zenoh", url: || format!("zenoh://{}?scout=off", util::unique("zenoh")), ..STREAM },
     Transport { name: "mq", url: || format!("mq://{}", util::unique("mq")), max_payload: || utp::transport::mq::max_payload(&Options::default()), sender_enforces_limit: true, window: 4, garbage: Some(garbage_mq), ..STREAM },
 ];
 

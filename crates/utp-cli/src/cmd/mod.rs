@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod bench_seqlock;
+pub mod bridge;
+pub mod bridge_pump;
 pub mod call;
 pub mod completions;
 pub mod demo;

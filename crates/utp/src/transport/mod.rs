@@ -16,6 +16,8 @@ pub mod udp;
 pub mod unix;
 pub(crate) mod url_options;
 pub(crate) mod wait;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use crate::channel::{Channel, Listener, Options};
 use crate::endpoint::{Address, Endpoint};
@@ -45,11 +47,14 @@ pub fn connect_with(url: &str, options: &Options) -> Result<Box<dyn Channel>> {
         Address::Pipe(_) => Box::new(pipe::connect(&endpoint, &options)?),
         Address::Fifo(_) => Box::new(fifo::connect(&endpoint, &options)?),
         Address::Mq(_) => Box::new(mq::connect(&endpoint, &options)?),
+        #[cfg(feature = "zenoh")]
+        Address::Zenoh(_) => Box::new(zenoh::connect(&endpoint, &options)?),
         #[cfg(not(loom))]
         Address::Shm(_) | Address::SysV(_) | Address::File(_) => {
             Box::new(crate::shm::connect(&endpoint, &options)?)
         }
-        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        // Reachable only in builds that leave a transport out (cfg(loom): shm;
+        // no feature `zenoh`: zenoh://).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     };
@@ -86,12 +91,15 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
         Address::Mq(_) => Box::new(
             mq::listen(&endpoint, &options).map_err(|e| in_use::name_holder(&endpoint, e))?,
         ),
+        #[cfg(feature = "zenoh")]
+        Address::Zenoh(_) => Box::new(zenoh::listen(&endpoint, &options)?),
         #[cfg(not(loom))]
         Address::Shm(_) | Address::SysV(_) | Address::File(_) => Box::new(
             crate::shm::listen(&endpoint, &options)
                 .map_err(|e| in_use::name_holder(&endpoint, e))?,
         ),
-        // Reachable only in builds that leave a transport out (cfg(loom): shm).
+        // Reachable only in builds that leave a transport out (cfg(loom): shm;
+        // no feature `zenoh`: zenoh://).
         #[allow(unreachable_patterns)]
         _ => return Err(unsupported(&endpoint)),
     };
@@ -124,8 +132,12 @@ fn unsupported(endpoint: &Endpoint) -> crate::Error {
     crate::Error::BadUrl {
         url: endpoint.to_string(),
         reason: format!(
-            "the {} transport is not available in this build",
-            endpoint.address.scheme()
+            "the {} transport is not available in this build{}",
+            endpoint.address.scheme(),
+            match endpoint.address {
+                Address::Zenoh(_) => " (build utp with the cargo feature `zenoh`)",
+                _ => "",
+            }
         ),
     }
 }

@@ -27,6 +27,15 @@ fn specific(address: &Address) -> &'static [&'static str] {
         Address::Pipe(_) => &["framing", "pipe_size"],
         Address::Mq(_) => &["depth", "priority", "allow_uid", "allow_gid"],
         Address::Udp(_) | Address::Inproc(_) => &[],
+        Address::Zenoh(_) => &[
+            "connect",
+            "listen",
+            "mode",
+            "config",
+            "scout",
+            "lease_ms",
+            "reconnect",
+        ],
     }
 }
 

@@ -30,6 +30,8 @@ mod session;
 mod spec;
 mod stream;
 mod summary;
+#[cfg(feature = "zenoh")]
+pub mod zenoh;
 
 use crate::exit::{CmdResult, Exit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -83,6 +85,8 @@ pub fn run(args: Args) -> CmdResult {
     let mut names = mechanisms::known_names();
     names.push("seqlock");
     names.push("pubsub");
+    #[cfg(feature = "zenoh")]
+    names.push("zenoh");
     if let Some(bad) = args.only.iter().find(|n| !names.contains(&n.as_str())) {
         return Err(Exit::Error(format!(
             "--only: unknown mechanism {bad:?}; known: {}",
@@ -203,6 +207,10 @@ pub fn run(args: Args) -> CmdResult {
         );
         let ms = if args.quick { 150 } else { 400 };
         pubsub::print(&pubsub::measure(&[1, 2, 4], ms, repeats)?);
+    }
+    #[cfg(feature = "zenoh")]
+    if chosen("zenoh") {
+        zenoh::run(args.quick, repeats)?;
     }
     if plan.rate.is_none() {
         println!("\n{}", report::recommendation(&outcome.rows));

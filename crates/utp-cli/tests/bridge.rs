@@ -1,0 +1,223 @@
+//! `utp bridge FROM TO` between real processes, without zenoh: a calculator
+//! on a Unix socket served on TCP through the bridge. Many clients at once,
+//! a client dying mid-frame, the service and the bridge restarting, and
+//! backpressure instead of a growing queue.
+
+mod util;
+
+use std::io::Write;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use util::{Server, run, socket_path, utp};
+use utp::frame::{flags, message_type};
+use utp::service::Client;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `utp bridge FROM TO` child, stopped with SIGTERM (then SIGKILL) on drop.
+struct Bridge(Child);
+
+impl Bridge {
+    fn start(from: &str, to: &str) -> Bridge {
+        let child = utp()
+            .args(["bridge", from, to, "--connect-timeout", "2s"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn utp bridge");
+        let bridge = Bridge(child);
+        wait_until_calls(to);
+        bridge
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let pid = rustix::process::Pid::from_child(&self.0);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.kill();
+        }
+    }
+}
+
+/// Waits (at most 20 s) until a calculator answers at `url`.
+fn wait_until_calls(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = Client::connect(url).and_then(|mut c| c.call(b"ADD 0 0").map(|r| r.to_vec()));
+        match attempt {
+            Ok(reply) if reply == b"OK 0" => return,
+            other if Instant::now() > deadline => panic!("{url} never answered: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn calc_behind_bridge() -> (Server, Bridge, String, util::RemoveOnDrop) {
+    let sock = socket_path("bridge-svc");
+    let service = format!("unix://{}", sock.display());
+    let server = Server::start("calc", &service);
+    let exposed = format!("tcp://127.0.0.1:{}", free_port());
+    let bridge = Bridge::start(&service, &exposed);
+    (server, bridge, exposed, util::RemoveOnDrop(sock))
+}
+
+#[test]
+fn many_clients_at_once_get_their_own_answers() {
+    let (_server, _bridge, exposed, _sock) = calc_behind_bridge();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let url = exposed.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url).unwrap();
+                for i in 0..25 {
+                    let reply = client.call(format!("ADD {t} {i}").as_bytes()).unwrap();
+                    assert_eq!(reply, format!("OK {}", t + i).as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // The CLI, through the bridge.
+    let out = run(&["call", &exposed, "MUL", "6", "7"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}
+
+#[test]
+fn a_client_dying_mid_frame_ends_only_its_own_bridge() {
+    let (_server, _bridge, exposed, _sock) = calc_behind_bridge();
+    let mut healthy = Client::connect(&exposed).unwrap();
+    assert_eq!(healthy.call(b"ADD 1 2").unwrap(), b"OK 3");
+    for _ in 0..5 {
+        // Half a header, then gone.
+        let addr = exposed.trim_start_matches("tcp://");
+        let mut raw = std::net::TcpStream::connect(addr).unwrap();
+        raw.write_all(&utp::frame::MAGIC_BYTES).unwrap();
+        drop(raw);
+    }
+    assert_eq!(healthy.call(b"ADD 2 3").unwrap(), b"OK 5");
+    assert_eq!(run(&["call", &exposed, "SUB", "9", "4"]).stdout, b"5\n");
+}
+
+#[test]
+fn a_restarted_service_is_an_error_then_reachable_again() {
+    let sock = socket_path("bridge-restart");
+    let _cleanup = util::RemoveOnDrop(sock.clone());
+    let service = format!("unix://{}", sock.display());
+    let server = Server::start("calc", &service);
+    let exposed = format!("tcp://127.0.0.1:{}", free_port());
+    let _bridge = Bridge::start(&service, &exposed);
+    let mut client = Client::connect(&exposed).unwrap();
+    assert_eq!(client.call(b"ADD 1 1").unwrap(), b"OK 2");
+    server.kill();
+    // The client in the middle of a session hears why.
+    let err = client.call(b"ADD 1 1").unwrap_err();
+    assert!(
+        err.to_string().contains("service went away") || err.is_peer_gone(),
+        "{err}"
+    );
+    // A new client is told the bridge cannot reach the service.
+    let _ = std::fs::remove_file(&sock);
+    let out = run(&["call", &exposed, "ADD", "1", "1", "--timeout", "5s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot reach"),
+        "{stderr}"
+    );
+    let _server = Server::start("calc", &service);
+    assert_eq!(run(&["call", &exposed, "ADD", "20", "22"]).stdout, b"42\n");
+}
+
+#[test]
+fn a_restarted_bridge_is_noticed_by_its_clients_and_serves_again() {
+    let (server, mut bridge, exposed, _sock) = calc_behind_bridge();
+    let mut client = Client::connect(&exposed).unwrap();
+    assert_eq!(client.call(b"ADD 1 1").unwrap(), b"OK 2");
+    bridge.kill();
+    let started = Instant::now();
+    let err = client.call(b"ADD 1 1").unwrap_err();
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let _bridge = Bridge::start(&server.url, &exposed);
+    let mut client = Client::connect(&exposed).unwrap();
+    assert_eq!(client.call(b"ADD 2 2").unwrap(), b"OK 4");
+}
+
+#[test]
+fn a_service_that_stops_reading_pushes_back_on_the_client() {
+    // The "service" accepts and never reads: the bridge may hold one frame,
+    // the sockets a few MiB; the client's sends must then time out.
+    let port = free_port();
+    let service = format!("tcp://127.0.0.1:{port}");
+    let mut listener = utp::listen(&service).unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let channel = listener.accept().unwrap();
+        let _ = released.recv_timeout(Duration::from_secs(60));
+        drop(channel);
+    });
+    let exposed = format!("tcp://127.0.0.1:{}", free_port());
+    let _bridge = {
+        let child = utp()
+            .args(["bridge", &service, &exposed, "--send-timeout", "30s"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Bridge(child)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut client = loop {
+        match utp::connect(&exposed) {
+            Ok(client) => break client,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "bridge never listened: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let chunk = vec![7u8; 1 << 20];
+    let mut sent = 0usize;
+    let err = loop {
+        match client.send_timeout(
+            message_type::DATA,
+            flags::CHECKSUM,
+            &chunk,
+            Some(Duration::from_secs(2)),
+        ) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            sent < 200,
+            "200 MiB accepted: something queues without bound"
+        );
+    };
+    assert!(err.is_timeout(), "{err}");
+    eprintln!("backpressure after {sent} MiB");
+    release.send(()).unwrap();
+    holder.join().unwrap();
+}

@@ -1,0 +1,249 @@
+//! [`ZenohChannel`]: one end of a link, with the client's handshake and
+//! its reconnection after the server goes away.
+
+use super::link::{Link, Role};
+use super::{keys, session, zenoh_error};
+use crate::channel::{Channel, Deadline, Options, PeerInfo};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::frame::{Frame, Stamper};
+use crate::transport::message;
+use std::time::Duration;
+use zenoh::{Session, Wait};
+
+/// Longest a single server lookup may take before it is asked again.
+const LOOKUP_ROUND: Duration = Duration::from_secs(1);
+/// Pause between lookups that found no server.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(50);
+/// Longest text of a refusal taken from a remote server.
+const MAX_REFUSAL: usize = 512;
+
+/// A channel over zenoh; see the [module docs](super).
+#[derive(Debug)]
+pub struct ZenohChannel {
+    session: Session,
+    service: String,
+    endpoint: String,
+    options: Options,
+    role: Role,
+    link: Option<Link>,
+    reconnect: bool,
+    closed: bool,
+    stamper: Stamper,
+    encoded: Vec<u8>,
+    peer: PeerInfo,
+}
+
+impl ZenohChannel {
+    /// Finds a server of `service` and opens a link to it.
+    pub(super) fn connect(endpoint: &Endpoint, service: &str, options: &Options) -> Result<Self> {
+        let reconnect = match endpoint.param("reconnect") {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(Error::BadUrl {
+                    url: endpoint.to_string(),
+                    reason: format!("reconnect={other:?}: expected on or off"),
+                });
+            }
+        };
+        let session = session::for_endpoint(endpoint, options)?;
+        let mut channel = ZenohChannel::new(session, service, endpoint, options, Role::Client);
+        channel.reconnect = reconnect;
+        channel.attach(Deadline::after(Some(options.connect_timeout)))?;
+        Ok(channel)
+    }
+
+    /// The server's end of a link a listener accepted.
+    pub(super) fn accepted(
+        session: Session,
+        service: &str,
+        endpoint: &Endpoint,
+        options: &Options,
+        link: Link,
+    ) -> Self {
+        let mut channel = ZenohChannel::new(session, service, endpoint, options, Role::Server);
+        channel.peer.address = Some(link.name.clone());
+        channel.link = Some(link);
+        channel
+    }
+
+    fn new(
+        session: Session,
+        service: &str,
+        endpoint: &Endpoint,
+        options: &Options,
+        role: Role,
+    ) -> Self {
+        ZenohChannel {
+            session,
+            service: service.to_string(),
+            endpoint: endpoint.to_string(),
+            options: options.clone(),
+            role,
+            link: None,
+            reconnect: false,
+            closed: false,
+            stamper: Stamper::default(),
+            encoded: Vec::new(),
+            peer: PeerInfo::default(),
+        }
+    }
+
+    /// Client handshake: declare our end, pick a server, ask it for the link.
+    fn attach(&mut self, deadline: Deadline) -> Result<()> {
+        let link_id = session::unique_id(&self.session, 'l');
+        let link = Link::open(
+            &self.session,
+            &self.service,
+            &link_id,
+            Role::Client,
+            self.options.connect_timeout,
+            self.options.max_payload,
+        )?;
+        let server = self.find_server(deadline)?;
+        self.ask_for_link(&server, &link_id, deadline)?;
+        link.wait_for_peer(deadline)?;
+        log::debug!(
+            "{}: linked to server {server} as {}",
+            self.endpoint,
+            link.name
+        );
+        self.peer.address = Some(format!("zenoh server {server}"));
+        self.link = Some(link);
+        Ok(())
+    }
+
+    /// The id of the first server of the key to answer a liveliness query.
+    fn find_server(&self, deadline: Deadline) -> Result<String> {
+        loop {
+            let round = deadline
+                .remaining()
+                .map_or(LOOKUP_ROUND, |l| l.min(LOOKUP_ROUND));
+            let replies = self
+                .session
+                .liveliness()
+                .get(keys::servers(&self.service))
+                .timeout(round.max(Duration::from_millis(1)))
+                .wait()
+                .map_err(|e| zenoh_error("ask zenoh for the servers", e))?;
+            while let Ok(reply) = replies.recv() {
+                if let Ok(sample) = reply.result() {
+                    if let Some(id) = keys::last_id(sample.key_expr().as_str()) {
+                        return Ok(id.to_string());
+                    }
+                }
+            }
+            if deadline.remaining().is_some_and(|l| l.is_zero()) {
+                return Err(Error::NotFound {
+                    endpoint: self.endpoint.clone(),
+                    reason: format!(
+                        "no zenoh server declared this key within {:?} (is it running, and \
+                         reachable? without multicast scouting, give ?connect=tcp/HOST:PORT)",
+                        self.options.connect_timeout
+                    ),
+                });
+            }
+            std::thread::sleep(LOOKUP_PAUSE);
+        }
+    }
+
+    /// One query to the chosen server's connect queryable, one reply.
+    fn ask_for_link(&self, server: &str, link_id: &str, deadline: Deadline) -> Result<()> {
+        let left = deadline.remaining().unwrap_or(self.options.connect_timeout);
+        let replies = self
+            .session
+            .get(keys::connect(&self.service, server))
+            .payload(link_id.as_bytes().to_vec())
+            .timeout(left.max(Duration::from_millis(1)))
+            .wait()
+            .map_err(|e| zenoh_error("ask the zenoh server for a link", e))?;
+        match replies.recv() {
+            Ok(reply) => match reply.into_result() {
+                Ok(_) => Ok(()),
+                Err(refusal) => {
+                    let text = refusal.payload().to_bytes();
+                    let text = String::from_utf8_lossy(&text[..text.len().min(MAX_REFUSAL)]);
+                    Err(Error::Protocol(format!(
+                        "the server refused the request: {text}"
+                    )))
+                }
+            },
+            Err(_) => Err(Error::NotFound {
+                endpoint: self.endpoint.clone(),
+                reason: format!("server {server} did not answer the connect query in time"),
+            }),
+        }
+    }
+
+    fn link_mut(&mut self) -> Result<&mut Link> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.link.as_mut().ok_or_else(|| {
+            Error::PeerGone(format!(
+                "{}: the server went away; the next send looks for one again",
+                self.endpoint
+            ))
+        })
+    }
+}
+
+impl Channel for ZenohChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        // `max_payload` limits what we accept; the receiver checks its own.
+        message::encode(
+            &mut self.stamper,
+            message_type,
+            flags,
+            payload,
+            u32::MAX as usize,
+            "zenoh",
+            &mut self.encoded,
+        )?;
+        let lost = self.link.as_ref().is_none_or(Link::is_gone);
+        if self.role == Role::Client && self.reconnect && lost {
+            self.link = None;
+            let budget = timeout.map_or(self.options.connect_timeout, |t| {
+                t.min(self.options.connect_timeout)
+            });
+            self.attach(Deadline::after(Some(budget)))?;
+        }
+        let encoded = std::mem::take(&mut self.encoded);
+        let result = self
+            .link_mut()
+            .and_then(|link| link.send(&encoded, timeout));
+        self.encoded = encoded;
+        result
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        let reconnect = self.role == Role::Client && self.reconnect;
+        let link = self.link_mut()?;
+        let result = link.recv(frame, timeout);
+        if reconnect && link.reported_gone() {
+            // Reported once; the next send looks for a server again.
+            self.link = None;
+        }
+        result
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.closed = true;
+        self.link = None;
+        Ok(())
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.peer.clone()
+    }
+}
