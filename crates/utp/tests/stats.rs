@@ -1,6 +1,7 @@
 //! Counters (utp::stats): exact counts through the counting wrappers, and
 //! the region's life as a file: private, read from another process, gone
-//! at exit, swept after a crash, refused in an unsafe directory.
+//! at exit, swept after a crash, refused in an unsafe directory; a shm
+//! link's waits, wake-ups and ring fill.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -237,4 +238,58 @@ fn an_unsafe_directory_turns_counting_off() {
         "counting stays off when the directory is a symlink"
     );
     assert_eq!(planted, 0, "nothing was written through the symlink");
+}
+
+#[test]
+fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
+    if !utp::stats::enabled() {
+        eprintln!("counters are off in this environment; nothing to check");
+        return;
+    }
+    let address = format!("shm://{}", unique("shmcount"));
+    let url = format!("{address}?wait=block&ring=64k");
+    let mut listener = utp::listen(&url).unwrap();
+    // Clients are labelled by their address; accepted channels by the
+    // listener's endpoint.
+    let served = listener.endpoint();
+    let mut client = utp::connect(&url).unwrap();
+    let mut server = listener.accept().unwrap();
+    let mut frame = Frame::default();
+
+    // Three frames the server has not read: the client's ring holds them.
+    for _ in 0..3 {
+        client.send(message_type::DATA, 0, &[7u8; 100]).unwrap();
+    }
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let c = block(&mine, &address, Kind::Client).expect("the client's block");
+    // The usable capacity: the 64 KiB ring less what the protocol keeps free.
+    let capacity = c.get(Counter::RingCapacity);
+    assert!(
+        (60 * 1024..=64 * 1024).contains(&capacity),
+        "capacity {capacity}"
+    );
+    let used = c.get(Counter::RingUsed);
+    assert!(
+        (3 * 132..=3 * 256).contains(&used),
+        "three 100-byte frames fill {used} bytes"
+    );
+    for _ in 0..3 {
+        server.recv(&mut frame).unwrap();
+    }
+
+    // The server sleeps in a receive; the client's next frame wakes it.
+    let receiver = std::thread::spawn(move || {
+        let mut frame = Frame::default();
+        server.recv(&mut frame).unwrap();
+        server
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    client.send(message_type::DATA, 0, b"wake up").unwrap();
+    let server = receiver.join().unwrap();
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let a = block(&mine, &served, Kind::Accepted).expect("the accepted link's block");
+    assert!(a.get(Counter::Waits) >= 1, "the server slept at least once");
+    let c = block(&mine, &address, Kind::Client).unwrap();
+    assert!(c.get(Counter::Wakeups) >= 1, "the client woke it");
+    drop((client, server, listener));
 }

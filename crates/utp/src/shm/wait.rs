@@ -82,6 +82,7 @@ impl ShmLink {
         // About to wait: give back what we consumed, so a peer waiting for
         // room in our receive ring is never held up by us waiting too.
         self.rx.flush();
+        self.count_consumer_wakes();
         // Spin a little before reading the clock: replies that arrive within
         // a few hundred nanoseconds then cost no clock read at all.
         if self.wait != WaitMode::Block && timeout != Some(Duration::ZERO) {
@@ -140,6 +141,9 @@ impl ShmLink {
             let mut sleep = next_check.saturating_duration_since(now).min(SLICE);
             if let Some(d) = deadline {
                 sleep = sleep.min(d.saturating_duration_since(now));
+            }
+            if let Some(counters) = &self.counters {
+                counters.add(crate::stats::Counter::Waits, 1);
             }
             futex_wait(self.wait_word(on), 1, sleep.max(Duration::from_micros(1)));
             spins = 0;

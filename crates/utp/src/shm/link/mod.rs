@@ -53,6 +53,9 @@ pub struct ShmLink {
     beats: u64,
     last_beat_us: u64,
     region: Region,
+    /// Where `utp stat` reads this link's waits, wake-ups and ring fill
+    /// (set by [`Channel::attach_counters`]); this process's own memory.
+    pub(crate) counters: Option<crate::stats::Counters>,
 }
 
 impl ShmLink {
@@ -113,6 +116,7 @@ impl ShmLink {
             beats: 0,
             last_beat_us: 0,
             region,
+            counters: None,
         };
         if side == Side::Client {
             // The server wrote its side before LINK_ATTACH.
@@ -165,6 +169,17 @@ impl ShmLink {
     /// never delays a reply); call it when you stop receiving for a while.
     pub fn flush_received(&mut self) {
         self.rx.flush();
+        self.count_consumer_wakes();
+    }
+
+    /// Moves the consumer's wake-ups into the counters, if any.
+    pub(crate) fn count_consumer_wakes(&mut self) {
+        if let Some(c) = &self.counters {
+            let woke = self.rx.take_wakes();
+            if woke != 0 {
+                c.add(crate::stats::Counter::Wakeups, woke);
+            }
+        }
     }
 
     /// The region this link lives in.
@@ -252,6 +267,15 @@ impl ShmLink {
             .store(self.bytes, Ordering::Relaxed);
         if now.wrapping_sub(self.last_beat_us) >= super::wait::SLICE.as_micros() as u64 {
             self.beat_at(now);
+        }
+        // Counters for `utp stat`, in this process's own memory: the send
+        // ring's fill as this side last saw it, and wake-ups sent.
+        if let Some(counters) = &self.counters {
+            counters.set(crate::stats::Counter::RingUsed, self.tx.used());
+            let woke = self.tx.take_wakes();
+            if woke != 0 {
+                counters.add(crate::stats::Counter::Wakeups, woke);
+            }
         }
     }
 }
@@ -359,6 +383,14 @@ impl Channel for ShmLink {
 
     fn peer(&self) -> PeerInfo {
         self.peer.clone()
+    }
+
+    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
+        counters.set(
+            crate::stats::Counter::RingCapacity,
+            self.tx.capacity() as u64,
+        );
+        self.counters = Some(counters.clone());
     }
 }
 

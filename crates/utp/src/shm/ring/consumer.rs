@@ -46,6 +46,8 @@ pub struct Consumer<B> {
     pending: u64,
     max_payload: usize,
     peer_sleeps: bool,
+    /// Wake-ups sent to a sleeping producer since [`take_wakes`](Self::take_wakes).
+    wakes: u64,
 }
 
 impl<B: RingBytes> Consumer<B> {
@@ -62,6 +64,7 @@ impl<B: RingBytes> Consumer<B> {
             pending: 0,
             max_payload,
             peer_sleeps: true,
+            wakes: 0,
         })
     }
 
@@ -188,9 +191,14 @@ impl<B: RingBytes> Consumer<B> {
         }
         self.pending = 0;
         self.idx.head().store(self.head, Ordering::Release); // [HEAD]
-        if self.peer_sleeps {
-            notify(self.idx.space_waiters());
+        if self.peer_sleeps && notify(self.idx.space_waiters()) {
+            self.wakes += 1;
         }
+    }
+
+    /// Wake-ups sent since the last call (for counters).
+    pub fn take_wakes(&mut self) -> u64 {
+        std::mem::take(&mut self.wakes)
     }
 
     /// Bytes consumed but not yet given back by [`flush`](Self::flush).

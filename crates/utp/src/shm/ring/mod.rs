@@ -169,12 +169,15 @@ pub fn arm(word: &AtomicU32) {
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
 }
 
-/// After publishing an index: wakes the peer if it flagged itself (`[WAKE]`).
-pub(crate) fn notify(word: &AtomicU32) {
+/// After publishing an index: wakes the peer if it flagged itself
+/// (`[WAKE]`); true if it did.
+pub(crate) fn notify(word: &AtomicU32) -> bool {
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `arm`
     if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 {
         futex_wake(word);
+        return true;
     }
+    false
 }
 
 /// The data area of a ring: `capacity()` bytes that may be written by another

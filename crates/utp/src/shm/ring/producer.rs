@@ -21,6 +21,8 @@ pub struct Producer<B> {
     tail: u64,
     head: u64,
     peer_sleeps: bool,
+    /// Wake-ups sent to a sleeping consumer since [`take_wakes`](Self::take_wakes).
+    wakes: u64,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -34,6 +36,7 @@ impl<B: RingBytes> Producer<B> {
             tail: 0,
             head: 0,
             peer_sleeps: true,
+            wakes: 0,
         })
     }
 
@@ -111,8 +114,8 @@ impl<B: RingBytes> Producer<B> {
         self.tail = next;
         // Informational (inspection); no consumer reads it.
         self.idx.tail().store(next, Ordering::Relaxed);
-        if self.peer_sleeps {
-            notify(self.idx.data_waiters());
+        if self.peer_sleeps && notify(self.idx.data_waiters()) {
+            self.wakes += 1;
         }
     }
 
@@ -128,6 +131,11 @@ impl<B: RingBytes> Producer<B> {
         }
         self.head = head;
         Ok(moved != 0)
+    }
+
+    /// Wake-ups sent since the last call (for counters).
+    pub fn take_wakes(&mut self) -> u64 {
+        std::mem::take(&mut self.wakes)
     }
 
     /// Bytes published and not yet consumed, as last seen.

@@ -189,25 +189,29 @@ impl ZenohChannel {
     }
 }
 
-impl Channel for ZenohChannel {
-    fn send_timeout(
+impl ZenohChannel {
+    /// Sends one frame; with `answers`, a reply naming that request.
+    fn send_frame(
         &mut self,
         message_type: u8,
         flags: u16,
         payload: &[u8],
+        answers: Option<u64>,
         timeout: Option<Duration>,
     ) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
-        // `max_payload` limits what we accept; the receiver checks its own.
+        // The sender checks the limit it knows (its own max_payload), so an
+        // oversized frame fails at once here instead of at the receiver.
         message::encode(
             &mut self.stamper,
             message_type,
             flags,
             payload,
-            u32::MAX as usize,
-            "zenoh",
+            answers,
+            self.options.max_payload.min(u32::MAX as usize),
+            "this zenoh channel; raise the max_payload option (?max_payload=N) on both ends",
             &mut self.encoded,
         )?;
         let lost = self.link.as_ref().is_none_or(Link::is_gone);
@@ -224,6 +228,33 @@ impl Channel for ZenohChannel {
             .and_then(|link| link.send(&encoded, timeout));
         self.encoded = encoded;
         result
+    }
+}
+
+impl Channel for ZenohChannel {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, None, timeout)
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.send_frame(message_type, flags, payload, Some(answers), timeout)
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
