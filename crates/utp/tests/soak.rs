@@ -8,6 +8,8 @@
 //! - the server shuts down on SIGTERM and leaves nothing in /tmp, /dev/shm
 //!   or /dev/mqueue.
 //!
+//! Ignored by a plain `cargo test`; run it with `scripts/soak [SECONDS]`
+//! (`cargo test --release -p utp --test soak -- --ignored --nocapture`).
 //! Bounded: `UTP_SOAK_SECS` (default 10) is the whole run, shared evenly by
 //! the transports (`scripts/soak` runs it for 60 s in release mode; CI runs
 //! a short one). `UTP_SOAK_ONLY=tcp,shm` runs only the transports whose name
@@ -345,6 +347,7 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "a long run: scripts/soak (CI runs `scripts/soak 20`)"]
 fn soak_every_transport() {
     let secs: f64 = std::env::var("UTP_SOAK_SECS")
         .ok()
