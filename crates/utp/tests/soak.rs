@@ -9,9 +9,9 @@
 //!   or /dev/mqueue.
 //!
 //! Ignored by a plain `cargo test`; run it with `scripts/soak [SECONDS]`
-//! (`cargo test --release -p utp --test soak -- --ignored --nocapture`).
+//! (`cargo test -p utp --test soak -- --ignored --nocapture`).
 //! Bounded: `UTP_SOAK_SECS` (default 10) is the whole run, shared evenly by
-//! the transports (`scripts/soak` runs it for 60 s in release mode; CI runs
+//! the transports (`scripts/soak` runs it for 60 s; CI runs
 //! a short one). `UTP_SOAK_ONLY=tcp,shm` runs only the transports whose name
 //! contains one of those words.
 //!
