@@ -21,7 +21,7 @@ use utp::shm::bytes::MappedBytes;
 use utp::shm::ring::{Consumer, Indices, Producer, RingBytes, record_len};
 
 /// Frames per run: Miri runs a few hundred times slower than native code.
-const FRAMES: u64 = if cfg!(miri) { 30 } else { 20_000 };
+const FRAMES: u64 = if cfg!(miri) { 100 } else { 20_000 };
 const CAPACITY: usize = 512;
 const INDEX_LEN: usize = 256;
 
