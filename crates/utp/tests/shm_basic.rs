@@ -261,6 +261,34 @@ fn frames_sent_before_close_are_delivered_then_peer_gone() {
     assert!(matches!(err, utp::Error::Closed), "{err}");
 }
 
+/// The race the bench and ThreadSanitizer found: a receiver already waiting
+/// looks at the ring (empty), the peer publishes its last frame and closes,
+/// the receiver sees CLOSED. The frame must still be delivered first.
+#[test]
+fn a_last_frame_sent_while_the_receiver_waits_is_delivered_before_the_close() {
+    let name = unique("lastframe");
+    let url = format!("shm://{name}?wait=spin");
+    for round in 0..200u32 {
+        let (_l, mut client, mut server) = pair(&url);
+        let sender = std::thread::spawn(move || {
+            // Let the receiver start waiting on an empty ring first.
+            for _ in 0..(round % 50) * 20 {
+                std::hint::spin_loop();
+            }
+            client
+                .send(message_type::DATA, flags::CHECKSUM, &round.to_le_bytes())
+                .unwrap();
+            client.close().unwrap();
+        });
+        let mut frame = Frame::default();
+        server
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("round {round}: the last frame was lost: {e}"));
+        assert_eq!(frame.payload(), &round.to_le_bytes());
+        sender.join().unwrap();
+    }
+}
+
 #[test]
 fn listen_reclaims_file_links_of_dead_servers_only() {
     let dir = std::env::temp_dir().join(unique("stale"));

@@ -117,7 +117,14 @@ impl ShmLink {
                 continue;
             };
             if now >= next_check {
-                self.check_peer()?;
+                if let Err(gone) = self.check_peer() {
+                    // Whatever the peer published before it went is still
+                    // delivered: look once more before reporting it gone.
+                    return match poll(self)? {
+                        Some(v) => Ok(v),
+                        None => Err(gone),
+                    };
+                }
                 self.heartbeat();
                 next_check = now + SLICE;
             }

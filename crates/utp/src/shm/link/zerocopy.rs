@@ -51,7 +51,13 @@ impl ShmLink {
             Some(r) => Ok(r),
             None => self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
                 Some(r) => Ok(Some(r)),
-                None => l.check_cheap().map(|()| None),
+                None => match l.check_cheap() {
+                    Ok(()) => Ok(None),
+                    // The peer may have published its last frame and then
+                    // closed between our look at the ring and at its state:
+                    // that frame is delivered before the close is reported.
+                    Err(gone) => l.rx.peek()?.map(Some).ok_or(gone),
+                },
             }),
         }
     }
