@@ -69,7 +69,7 @@ def test_python_subscriber_receives_every_line_from_rust(utp_bin):
 
 
 def test_python_subscriber_times_out_and_refuses_missing_publisher():
-    with pytest.raises(Exception):
+    with pytest.raises(pubsub.ConnectError):
         pubsub.Subscriber(f"shm://{unique_name('py-nobody')}")
 
 

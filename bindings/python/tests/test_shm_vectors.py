@@ -100,7 +100,7 @@ def test_control_header_and_sides(entry, image_of):
     assert data_offset == layout.DATA_OFFSET
     layout.check_control_header(image.data, image.attach(region_len, capacity, link_id))
 
-    for block, counters, side in zip(SIDE_OFFSETS, COUNTER_OFFSETS, expected["sides"]):
+    for block, counters, side in zip(SIDE_OFFSETS, COUNTER_OFFSETS, expected["sides"], strict=True):
         state = image.u32[(block + layout.SIDE_STATE) // 4]
         assert STATE_NAMES.get(state, f"state {state}") == side["state"]
         assert image.u32[(block + layout.SIDE_PID) // 4] == side["pid"]

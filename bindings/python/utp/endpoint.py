@@ -90,7 +90,7 @@ def parse(url: str) -> Endpoint:
         raise _invalid(url, "missing '://'")
     if scheme not in SCHEMES:
         raise _invalid(url, f"unsupported scheme {scheme!r}")
-    known: dict[str, tuple[str, ...]] = _OPTIONS[scheme]
+    known: dict[str, tuple[str, ...] | None] = _OPTIONS[scheme]
     for key, value in options.items():
         if key not in known:
             hint = (f"; the {scheme} transport cannot tell who the peer is, so it cannot restrict "

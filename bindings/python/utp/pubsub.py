@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from . import frame
 from .errors import ConnectError, ConnectionClosed, ProtocolError, UtpTimeout
 from .futex import full_fence, futex_wait, futex_wake
+from typing import Any
 
 LAYOUT_VERSION = 1
 DATA_MAGIC = b"UTPB"
@@ -124,7 +125,7 @@ class Accept:
     publisher_pid: int
 
     @classmethod
-    def decode(cls, payload: bytes) -> "Accept":
+    def decode(cls, payload: bytes) -> Accept:
         if len(payload) != 40:
             raise ProtocolError(f"ACCEPT of {len(payload)} bytes, expected 40")
         version, ident, count, size, length, start, pid, _ = struct.unpack("<IIIIQQII", payload)
@@ -176,14 +177,18 @@ class Subscriber:
             raise ConnectError(f"the Python subscriber reads shm:// publishers, not {url!r}")
         name, _, query = url[len("shm://"):].partition("?")
         params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        self.policy = POLICIES.get(params.get("policy", "drop"))
-        self.wait = WAITS.get(params.get("wait", "adaptive"))
-        if self.policy is None or self.wait is None:
+        policy = POLICIES.get(params.get("policy", "drop"))
+        wait = WAITS.get(params.get("wait", "adaptive"))
+        if policy is None or wait is None:
             raise ConnectError(f"bad policy or wait option in {url!r}")
+        self.policy: int = policy
+        self.wait: int = wait
         block_timeout_ns = int(params.get("block_timeout_ms", "1000")) * 1_000_000
         self.url = url
-        self._addr = None
-        self._control = None
+        # The data region's address (a raw mapping through libc) and the
+        # control block's mmap; None until mapped, and again once closed.
+        self._addr: Any = None
+        self._control: Any = None
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._connect(socket_path(name), timeout, block_timeout_ns)
@@ -341,7 +346,7 @@ class Subscriber:
         """Leaves: state = closed, then unmaps and hangs up."""
         if self._control is not None:
             struct.pack_into("<I", self._control, C_STATE, STATE_CLOSED)
-            self._control_addr = None
+            self._control_addr = 0  # no longer mapped
             self._control.close()
             self._control = None
         if self._addr is not None:
@@ -349,7 +354,7 @@ class Subscriber:
             self._addr = None
         self._sock.close()
 
-    def __enter__(self) -> "Subscriber":
+    def __enter__(self) -> Subscriber:
         return self
 
     def __exit__(self, *exc) -> None:
