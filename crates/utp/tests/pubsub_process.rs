@@ -624,7 +624,8 @@ fn allow_uid_admits_exactly_the_listed_users() {
 #[test]
 fn subscribers_notice_a_sigkilled_publisher_within_100ms() {
     for wait in ["spin", "block", "adaptive"] {
-        let url = format!("shm://{}?wait={wait}", unique("pubkill"));
+        let name = unique("pubkill");
+        let url = format!("shm://{name}?wait={wait}");
         let mut publisher = Proc::spawn("publisher", &url, "");
         publisher.expect("READY");
         let mut sub = Subscriber::connect(&url).unwrap();
@@ -648,6 +649,8 @@ fn subscribers_notice_a_sigkilled_publisher_within_100ms() {
             latency < Duration::from_millis(250),
             "wait={wait}: {latency:?}"
         );
+        // A SIGKILLed publisher cannot remove its socket: this test does.
+        let _ = std::fs::remove_file(utp::pubsub::socket_path(&name).unwrap());
     }
 }
 
