@@ -137,8 +137,20 @@ fn run(mut command: Command) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Background jobs the block left running would hold the output pipes
+    // open (and live on after the test): a block must clean up after itself.
+    let group = rustix::process::Pid::from_child(&child);
+    let leftover = status.is_some() && rustix::process::test_kill_process_group(group).is_ok();
+    if leftover {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
     let out = out_thread.join().unwrap();
     let err = err_thread.join().unwrap();
+    if leftover {
+        return Err(format!(
+            "the block exited but left processes running (killed now): stop what it starts\nstdout:\n{out}\nstderr:\n{err}"
+        ));
+    }
     match status {
         Some(s) if s.success() => Ok(out),
         Some(s) => Err(format!("{s}\nstdout:\n{out}\nstderr:\n{err}")),
