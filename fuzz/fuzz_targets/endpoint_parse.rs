@@ -1,5 +1,7 @@
-//! Endpoint URL parsing (`utp::endpoint`) on arbitrary text: never a panic,
-//! and an accepted URL prints as a URL that parses back to the same endpoint.
+//! Endpoint URL parsing (`utp::endpoint`) on arbitrary text: never a panic;
+//! an accepted URL prints as a URL that parses back to the same endpoint; a
+//! refused one gets one error naming the URL, with the list of accepted forms
+//! exactly when the scheme is missing or unknown.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +26,14 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(error) => {
             let message = error.to_string();
-            assert!(message.contains("accepted forms"), "{message}");
+            assert!(message.starts_with("invalid endpoint URL "), "{message}");
+            let scheme_problem =
+                message.contains("unknown scheme") || message.contains("missing scheme");
+            assert_eq!(
+                message.contains("accepted forms"),
+                scheme_problem,
+                "the forms are listed only for a scheme problem: {message}"
+            );
         }
     }
 });
