@@ -29,8 +29,6 @@
 #[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]
-mod futex;
-#[cfg(not(loom))]
 pub mod inspect;
 pub mod layout;
 #[cfg(not(loom))]

@@ -7,6 +7,7 @@
 //! one load of their cursor per message.
 
 use super::dir;
+use super::inspect;
 use super::layout::{control, region_len};
 use super::member::Member;
 use super::memory::{self, DATA_SEALS, Mapping};
@@ -14,8 +15,8 @@ use super::options::{Policy, PublisherOptions, Wait};
 use super::registry::Registry;
 use super::rendezvous::Rendezvous;
 use super::ring::Ring;
-use super::{futex, inspect};
 use crate::error::{Error, Result};
+use crate::seqlock::futex;
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! Futex wait and wake on the low 32 bits of a cell's 64-bit sequence word.
+//! Futex wait and wake on a 32-bit word of a shared mapping: the low 32 bits
+//! of a seqlock cell's sequence word, and the pub/sub ring's wake words.
 //!
 //! `rustix::thread::futex` takes an `&AtomicU32`, which would be a second,
 //! differently sized atomic view of the sequence word. The raw system call

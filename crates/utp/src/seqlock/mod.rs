@@ -66,7 +66,7 @@ mod cell;
 #[cfg(not(loom))]
 mod eventfd;
 #[cfg(not(loom))]
-mod futex;
+pub(crate) mod futex;
 #[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
