@@ -81,4 +81,10 @@ impl Stamper {
     pub fn sent(&self) -> u64 {
         self.sent
     }
+
+    /// The sequence number of the last frame stamped, `None` before the
+    /// first: what [`Channel::sent_sequence`](crate::Channel::sent_sequence) reports.
+    pub fn last_sent(&self) -> Option<u64> {
+        (self.sent > 0).then_some(self.last)
+    }
 }

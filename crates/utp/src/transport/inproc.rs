@@ -115,7 +115,7 @@ impl Channel for InprocChannel {
     }
 
     fn sent_sequence(&self) -> Option<u64> {
-        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+        self.stamper.last_sent()
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {

@@ -226,7 +226,7 @@ impl Channel for MqChannel {
     }
 
     fn sent_sequence(&self) -> Option<u64> {
-        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+        self.stamper.last_sent()
     }
 
     fn reply_timeout(

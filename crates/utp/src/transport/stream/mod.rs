@@ -322,7 +322,7 @@ impl Channel for StreamChannel {
     }
 
     fn sent_sequence(&self) -> Option<u64> {
-        (!self.is_legacy() && self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+        self.stamper.last_sent().filter(|_| !self.is_legacy())
     }
 
     fn reply_timeout(

@@ -142,7 +142,7 @@ impl Channel for UdpChannel {
     }
 
     fn sent_sequence(&self) -> Option<u64> {
-        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+        self.stamper.last_sent()
     }
 
     fn peer(&self) -> PeerInfo {

@@ -152,7 +152,7 @@ impl Channel for UdpServerChannel {
     }
 
     fn sent_sequence(&self) -> Option<u64> {
-        (self.stamper.sent() > 0).then(|| self.stamper.last_sequence())
+        self.stamper.last_sent()
     }
 
     fn readiness(&self) -> Option<Readiness<'_>> {
