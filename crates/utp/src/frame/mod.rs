@@ -46,4 +46,5 @@ pub use header::{
     message_type,
 };
 pub use owned::Frame;
+pub(crate) use stamp::random_sequence_start;
 pub use stamp::{Stamper, now_micros};

@@ -26,6 +26,8 @@ pub fn now_micros() -> u64 {
 pub struct Stamper {
     /// Frames stamped.
     sent: u64,
+    /// Frames numbered by `stamp` (replies carry the number they answer).
+    numbered: u64,
     /// The sequence number of the last frame stamped by `stamp`.
     last: u64,
 }
@@ -40,6 +42,7 @@ impl Stamper {
         out: &mut [u8; HEADER_LEN],
     ) -> Header {
         self.sent += 1;
+        self.numbered += 1;
         self.last = self.last.wrapping_add(1);
         Header::new(message_type, flags, self.last, now_micros()).encode_for(payload, out)
     }
@@ -77,6 +80,31 @@ impl Stamper {
         self.last = first.wrapping_sub(1);
     }
 
+    /// Numbers the following frames from a random start (in `1..2^62`), so
+    /// that a reply naming one of them cannot have been meant for another
+    /// client that used the same medium or address before (a FIFO pair, a
+    /// reused UDP port).
+    pub fn start_at_random(&mut self) {
+        self.start_at(random_sequence_start());
+    }
+
+    /// Whether `sequence` is the number of a frame this stamper numbered
+    /// (one of the last [`stamp`](Self::stamp)ed, with wrap-around): a reply
+    /// naming any other number answers somebody else.
+    ///
+    /// ```
+    /// use utp::frame::{Stamper, flags, message_type};
+    /// let mut stamper = Stamper::default();
+    /// stamper.start_at(100);
+    /// assert!(!stamper.numbered(100));
+    /// stamper.stamp(message_type::DATA, flags::CHECKSUM, b"x", &mut [0u8; 32]);
+    /// assert!(stamper.numbered(100));
+    /// assert!(!stamper.numbered(99) && !stamper.numbered(101));
+    /// ```
+    pub fn numbered(&self, sequence: u64) -> bool {
+        self.last.wrapping_sub(sequence) < self.numbered
+    }
+
     /// How many frames have been stamped.
     pub fn sent(&self) -> u64 {
         self.sent
@@ -87,4 +115,16 @@ impl Stamper {
     pub fn last_sent(&self) -> Option<u64> {
         (self.sent > 0).then_some(self.last)
     }
+}
+
+/// A random first sequence number in `1..2^62` (pid and time when the
+/// kernel has no randomness to give).
+pub(crate) fn random_sequence_start() -> u64 {
+    let mut bytes = [0u8; 8];
+    let filled = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    let random = match filled {
+        Ok(8) => u64::from_le_bytes(bytes),
+        _ => (u64::from(std::process::id()) << 32) ^ now_micros(),
+    };
+    (random >> 2).max(1)
 }

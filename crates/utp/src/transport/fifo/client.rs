@@ -155,19 +155,6 @@ impl Channel for FifoChannel {
     }
 }
 
-/// A random first sequence number (from the kernel's random pool; the low
-/// half of the range, so it never wraps in practice).
-fn random_sequence_start() -> u64 {
-    let mut bytes = [0u8; 8];
-    let filled = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
-    let random = match filled {
-        Ok(8) => u64::from_le_bytes(bytes),
-        // No randomness available: pid and time still differ between clients.
-        _ => (u64::from(std::process::id()) << 32) ^ crate::frame::now_micros(),
-    };
-    (random >> 2).max(1)
-}
-
 impl Drop for FifoChannel {
     fn drop(&mut self) {
         let _ = self.close();
@@ -307,7 +294,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     // A FIFO pair is shared: a client that takes no lock may write beside
     // us. Our requests carry numbers no other client is likely to use, so a
     // reply to someone else's request is recognised and refused.
-    inner.start_sequence_at(random_sequence_start());
+    inner.start_sequence_at(crate::frame::random_sequence_start());
     Ok(FifoChannel {
         inner,
         lock: Some(lock),

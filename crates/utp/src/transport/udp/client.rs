@@ -22,7 +22,12 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),
         SocketAddr::V6(_) => "[::]:0".parse().expect("valid address"),
     };
-    let socket = UdpSocket::bind(any).map_err(|e| Error::io("bind a UDP socket", e))?;
+    open(server, any, options)
+}
+
+/// Opens a socket bound at `local` and aimed at `server`.
+fn open(server: SocketAddr, local: SocketAddr, options: &Options) -> Result<UdpChannel> {
+    let socket = UdpSocket::bind(local).map_err(|e| Error::io("bind a UDP socket", e))?;
     socket
         .connect(server)
         .map_err(|e| Error::io(format!("aim a UDP socket at {server}"), e))?;
@@ -30,10 +35,15 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
         .set_nonblocking(true)
         .map_err(|e| Error::io("make a UDP socket non-blocking", e))?;
     tune(&socket);
+    // The port may have belonged to a client that died with requests in
+    // flight; the server may still answer them. Numbering ours from a random
+    // start lets `recv` tell its replies from ours.
+    let mut stamper = Stamper::default();
+    stamper.start_at_random();
     Ok(UdpChannel {
         socket,
         server,
-        stamper: Stamper::default(),
+        stamper,
         max_payload: options.max_payload,
         buf: vec![0u8; MAX_DATAGRAM_V6].into_boxed_slice(),
         out: Vec::new(),
@@ -125,6 +135,22 @@ impl Channel for UdpChannel {
             // Only the server's datagrams reach this connected socket; an
             // invalid one is reported (the channel stays usable).
             if !message::decode(&self.buf[..n], self.max_payload, frame)? {
+                // A bare empty datagram cannot say whose conversation it
+                // ends (utp servers send a GOODBYE reply instead).
+                log::debug!("udp://{}: ignored an empty datagram", self.server);
+                continue;
+            }
+            let header = frame.header;
+            if header.flags & flags::REPLY != 0 && !self.stamper.numbered(header.sequence) {
+                // Meant for whoever had this port before us.
+                log::debug!(
+                    "udp://{}: dropped a reply to frame {}, which this channel never sent",
+                    self.server,
+                    header.sequence
+                );
+                continue;
+            }
+            if header.message_type == message_type::GOODBYE && header.flags & flags::REPLY != 0 {
                 return Err(Error::PeerGone(format!(
                     "udp://{} ended this conversation",
                     self.server
@@ -156,5 +182,131 @@ impl Channel for UdpChannel {
 impl Drop for UdpChannel {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::udp::listen;
+
+    fn endpoint(addr: SocketAddr) -> Endpoint {
+        Endpoint::parse(&format!("udp://{addr}")).unwrap()
+    }
+
+    /// A client dies with a request in flight and the kernel gives its port
+    /// to the next client: the server's late reply and goodbye for the dead
+    /// conversation reach the new one, which must not take them as its own.
+    #[test]
+    fn a_new_client_on_a_dead_clients_port_ignores_the_replies_meant_for_it() {
+        let options = Options::default();
+        let mut listener = listen(&endpoint("127.0.0.1:0".parse().unwrap()), &options).unwrap();
+        let server = listener.local_addr();
+
+        // The old client: a request numbered 1, then it is gone.
+        let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = old.local_addr().unwrap();
+        let mut request = Vec::new();
+        message::encode(
+            &mut Stamper::default(),
+            message_type::REQUEST,
+            flags::CHECKSUM,
+            b"ADD 1 2",
+            None,
+            1000,
+            "test",
+            &mut request,
+        )
+        .unwrap();
+        old.send_to(&request, server).unwrap();
+        let mut conversation = listener
+            .accept_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut frame = Frame::default();
+        conversation
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.header.sequence, 1);
+        drop(old);
+
+        // The new client gets the same port; the old conversation answers.
+        let mut client = open(server, port, &options).unwrap();
+        conversation
+            .reply_timeout(message_type::RESPONSE, flags::CHECKSUM, b"OK 3", 1, None)
+            .unwrap();
+        let stale = client.recv_timeout(&mut frame, Some(Duration::from_millis(200)));
+        assert!(matches!(stale, Err(Error::Timeout { .. })), "{stale:?}");
+
+        // Its own request gets its own answer, even after a stale one.
+        client
+            .send(message_type::REQUEST, flags::CHECKSUM, b"ADD 40 2")
+            .unwrap();
+        let ours = client.sent_sequence().unwrap();
+        conversation
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.header.sequence, ours);
+        conversation
+            .reply_timeout(message_type::RESPONSE, flags::CHECKSUM, b"OK 3", 1, None)
+            .unwrap();
+        conversation
+            .reply_timeout(
+                message_type::RESPONSE,
+                flags::CHECKSUM,
+                b"OK 42",
+                ours,
+                None,
+            )
+            .unwrap();
+        client
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.payload(), b"OK 42");
+        assert_eq!(frame.header.sequence, ours);
+
+        // The server's goodbye names our frame: that one ends the channel.
+        conversation.close().unwrap();
+        let gone = client.recv_timeout(&mut frame, Some(Duration::from_secs(5)));
+        assert!(matches!(gone, Err(Error::PeerGone(_))), "{gone:?}");
+    }
+
+    #[test]
+    fn a_goodbye_for_an_earlier_conversation_on_the_port_does_not_end_ours() {
+        let options = Options::default();
+        let mut listener = listen(&endpoint("127.0.0.1:0".parse().unwrap()), &options).unwrap();
+        let server = listener.local_addr();
+        let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = old.local_addr().unwrap();
+        let mut request = Vec::new();
+        message::encode(
+            &mut Stamper::default(),
+            message_type::DATA,
+            flags::CHECKSUM,
+            b"x",
+            None,
+            1000,
+            "test",
+            &mut request,
+        )
+        .unwrap();
+        old.send_to(&request, server).unwrap();
+        let mut conversation = listener
+            .accept_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        drop(old);
+        let mut client = open(server, port, &options).unwrap();
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"y")
+            .unwrap();
+        // The old conversation (which now also holds our frame, by address)
+        // is closed after naming the old client's frame 1 last.
+        let mut frame = Frame::default();
+        conversation
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.payload(), b"x");
+        conversation.close().unwrap();
+        let after = client.recv_timeout(&mut frame, Some(Duration::from_millis(200)));
+        assert!(matches!(after, Err(Error::Timeout { .. })), "{after:?}");
     }
 }

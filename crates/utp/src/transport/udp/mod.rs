@@ -12,10 +12,17 @@
 //!   (garbage, bad checksum, too large) are dropped and logged; they never
 //!   reach a channel and never disturb any client. A client's channel
 //!   reports an invalid datagram from its server as an error and stays usable.
-//! - An empty datagram means "goodbye": closing a channel sends one, and the
-//!   other side's next receive reports [`Error::PeerGone`]. A client whose
-//!   server is not running sees `PeerGone` too, from the ICMP "port
-//!   unreachable" the kernel reports on its connected socket.
+//! - Goodbyes: a client closing its channel sends an empty datagram, and the
+//!   server side's next receive reports [`Error::PeerGone`]. A server closing
+//!   a conversation sends a GOODBYE frame flagged REPLY that names the
+//!   client's latest frame; the client's next receive reports `PeerGone`. A
+//!   client whose server is not running sees `PeerGone` too, from the ICMP
+//!   "port unreachable" the kernel reports on its connected socket.
+//! - Ports are reused. A client that dies with requests in flight leaves the
+//!   server answering an address the kernel may give to the next client. So
+//!   a client numbers its frames from a random start and drops every reply
+//!   (REPLY-flagged frame, goodbye included) naming a number it never sent;
+//!   frames the server sends unasked cannot be told apart and do arrive.
 //! - **Loss is possible** (and reordering, off the loopback interface). utp
 //!   does not retransmit: a lost request or reply shows up as a clean
 //!   [`Error::Timeout`] in the caller's receive, and the channel stays usable.
@@ -34,7 +41,7 @@ use super::wait::{Ready, wait_ready};
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::frame::{self, Frame, HEADER_LEN, Header, Stamper};
+use crate::frame::{self, Frame, HEADER_LEN, Header, Stamper, flags, message_type};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::collections::HashMap;
 use std::io::ErrorKind;

@@ -29,6 +29,9 @@ pub struct UdpServerChannel {
     client: SocketAddr,
     rx: Receiver<Message>,
     stamper: Stamper,
+    /// The sequence number of the client's latest frame: the goodbye names
+    /// it, so a later client on the same port knows it is not meant for it.
+    last_received: u64,
     /// The outgoing datagram, reused.
     out: Vec<u8>,
     closed: bool,
@@ -132,14 +135,22 @@ impl Channel for UdpServerChannel {
             }
         };
         self.last_heard = std::time::Instant::now();
+        self.last_received = header.sequence;
         frame.header = header;
         *frame.payload_mut() = payload;
         Ok(())
     }
 
     fn close(&mut self) -> Result<()> {
-        if !std::mem::replace(&mut self.closed, true) {
-            let _ = self.socket.send_to(&[], self.client);
+        if !self.closed {
+            // Best effort: a lost goodbye leaves the client to its deadline.
+            let _ = self.send_frame(
+                message_type::GOODBYE,
+                flags::CHECKSUM,
+                &[],
+                Some(self.last_received),
+            );
+            self.closed = true;
         }
         Ok(())
     }
@@ -381,6 +392,7 @@ impl Demux {
                 return;
             }
         };
+        let first_sequence = header.sequence;
         let mut message = (header, payload.to_vec());
         if let Some(client) = self.clients.get_mut(&from) {
             if client.tx.len() >= QUEUE_DEPTH {
@@ -439,6 +451,7 @@ impl Demux {
             client: from,
             rx,
             stamper: Stamper::default(),
+            last_received: first_sequence,
             out: Vec::new(),
             closed: false,
             last_heard: std::time::Instant::now(),
