@@ -92,11 +92,52 @@ pub trait Channel: Send + fmt::Debug {
         self.send_timeout(message_type, flags, payload, timeout)
     }
 
-    /// For event-driven servers: how to wait for this channel without a
-    /// thread of its own, or `None` when it can only be served by a thread
-    /// blocked in [`recv_timeout`](Self::recv_timeout).
+    /// For event loops and async runtimes: how to wait for this channel
+    /// without a thread of its own, or `None` when it can only be served by
+    /// a thread blocked in [`recv_timeout`](Self::recv_timeout).
+    ///
+    /// The contract (level-triggered): after [`try_recv`](Self::try_recv)
+    /// returned `Ok(false)`, [`Readiness::fd`] turns readable (or hangs up)
+    /// as soon as a receive may make progress. So an event loop drains with
+    /// `try_recv` until it returns `false`, then waits on the descriptor.
     fn readiness(&self) -> Option<Readiness<'_>> {
         None
+    }
+
+    /// Receives a frame that is already there, without waiting: `Ok(true)`
+    /// with the frame in `frame`, `Ok(false)` when none is there yet (then
+    /// the channel's [`readiness`](Self::readiness) descriptor, if it has
+    /// one, signals the next). Errors are the receive's: a peer that is gone
+    /// is `Err(PeerGone)`, not `Ok(false)`.
+    ///
+    /// ```
+    /// use utp::frame::{Frame, flags, message_type};
+    /// let mut listener = utp::listen("inproc://doc-try-recv").unwrap();
+    /// let mut client = utp::connect("inproc://doc-try-recv").unwrap();
+    /// let mut server = listener.accept().unwrap();
+    /// let mut frame = Frame::default();
+    /// assert!(!server.try_recv(&mut frame).unwrap());
+    /// client.send(message_type::DATA, flags::CHECKSUM, b"now").unwrap();
+    /// assert!(server.try_recv(&mut frame).unwrap());
+    /// assert_eq!(frame.payload(), b"now");
+    /// ```
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        match self.recv_timeout(frame, Some(Duration::ZERO)) {
+            Ok(()) => Ok(true),
+            Err(crate::Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a frame if there is room now, without waiting: `Ok(true)` when
+    /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
+    /// try again later). A frame is never sent in part.
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
+            Ok(()) => Ok(true),
+            Err(crate::Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -164,6 +205,14 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
     fn readiness(&self) -> Option<Readiness<'_>> {
         (**self).readiness()
     }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        (**self).try_recv(frame)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        (**self).try_send(message_type, flags, payload)
+    }
 }
 
 /// Accepts channels from clients at one endpoint.
@@ -183,6 +232,24 @@ pub trait Listener: Send + fmt::Debug {
     /// Waits for the next client as long as it takes.
     fn accept(&mut self) -> Result<Box<dyn Channel>> {
         self.accept_timeout(None)
+    }
+
+    /// Accepts a client that is already waiting, without waiting:
+    /// `Ok(None)` when there is none (then [`readiness`](Self::readiness),
+    /// if the listener has a descriptor, signals the next).
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        match self.accept_timeout(Some(Duration::ZERO)) {
+            Ok(channel) => Ok(Some(channel)),
+            Err(crate::Error::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A descriptor that turns readable when [`try_accept`](Self::try_accept)
+    /// may return a client (level-triggered, like [`Channel::readiness`]),
+    /// or `None` when this listener can only be waited for in `accept`.
+    fn readiness(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 

@@ -168,6 +168,41 @@ impl Channel for CountedChannel {
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
         self.inner.readiness()
     }
+
+    // A miss ("nothing there yet") is not a timeout: only frames and errors count.
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        match self.inner.try_recv(frame) {
+            Ok(true) => {
+                self.counters.add(Counter::FramesReceived, 1);
+                self.counters.add(
+                    Counter::BytesReceived,
+                    (HEADER_LEN + frame.payload().len()) as u64,
+                );
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::RecvTimeouts);
+                Err(e)
+            }
+        }
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        match self.inner.try_send(message_type, flags, payload) {
+            Ok(true) => {
+                self.counters.add(Counter::FramesSent, 1);
+                self.counters
+                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::SendTimeouts);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A listener that counts.
@@ -177,28 +212,45 @@ struct CountedListener {
     counters: Counters,
 }
 
+impl CountedListener {
+    fn accepted(&self, channel: Box<dyn Channel>) -> Box<dyn Channel> {
+        self.counters.add_shared(Counter::PeersAccepted, 1);
+        let label = self.inner.endpoint();
+        count_channel(channel, Kind::Accepted, &label, Some(&self.counters))
+    }
+
+    fn refused(&self, e: &Error) {
+        match e {
+            Error::Timeout { .. } | Error::Closed => {}
+            Error::Denied(_) => self.counters.add_shared(Counter::PeersRefused, 1),
+            _ => self.counters.add_shared(Counter::ErrorsOther, 1),
+        }
+    }
+}
+
 impl Listener for CountedListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         match self.inner.accept_timeout(timeout) {
-            Ok(channel) => {
-                self.counters.add_shared(Counter::PeersAccepted, 1);
-                let label = self.inner.endpoint();
-                Ok(count_channel(
-                    channel,
-                    Kind::Accepted,
-                    &label,
-                    Some(&self.counters),
-                ))
-            }
+            Ok(channel) => Ok(self.accepted(channel)),
             Err(e) => {
-                match &e {
-                    Error::Timeout { .. } | Error::Closed => {}
-                    Error::Denied(_) => self.counters.add_shared(Counter::PeersRefused, 1),
-                    _ => self.counters.add_shared(Counter::ErrorsOther, 1),
-                }
+                self.refused(&e);
                 Err(e)
             }
         }
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        match self.inner.try_accept() {
+            Ok(channel) => Ok(channel.map(|c| self.accepted(c))),
+            Err(e) => {
+                self.refused(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.inner.readiness()
     }
 
     fn endpoint(&self) -> String {
