@@ -42,6 +42,8 @@ pub mod seqlock;
 pub mod service;
 pub mod shm;
 pub mod stats;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 pub mod transport;
 pub mod typed;
 

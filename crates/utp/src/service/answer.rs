@@ -28,6 +28,64 @@ pub(super) struct Limits {
     pub(super) idle_timeout: Option<Option<Duration>>,
 }
 
+/// What a server does with one received frame.
+#[derive(Debug)]
+pub(crate) enum Response {
+    /// Send this reply (message type, payload), naming the request.
+    Reply(u8, Vec<u8>),
+    /// Nothing to send (a heartbeat).
+    Nothing,
+    /// Close the connection (a goodbye, or the handler panicked).
+    Close,
+}
+
+/// Decides the reply to `frame`: the handler's answer to a REQUEST, an
+/// ERROR for a message type the server does not serve. Shared by the
+/// blocking server and the async one ([`crate::tokio::service`]).
+pub(crate) fn respond(
+    frame: &Frame,
+    handler: &dyn HandlerDebug,
+    peer: &PeerInfo,
+    who: &str,
+    stats: &ServerStats,
+) -> Response {
+    match frame.message_type() {
+        message_type::REQUEST => {
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handler.handle(frame.payload(), peer)
+            }));
+            match answered {
+                Ok(response) => {
+                    stats.requests.fetch_add(1, Ordering::Relaxed);
+                    Response::Reply(message_type::RESPONSE, response)
+                }
+                Err(_) => {
+                    stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                    log::error!("client {who}: the handler panicked; closing its connection");
+                    Response::Close
+                }
+            }
+        }
+        message_type::HEARTBEAT => Response::Nothing,
+        message_type::GOODBYE => Response::Close,
+        other => Response::Reply(
+            message_type::ERROR,
+            format!(
+                "unexpected message type 0x{other:02x}: this server answers REQUEST (0x10) frames"
+            )
+            .into_bytes(),
+        ),
+    }
+}
+
+/// The ERROR text for a reply the link cannot carry.
+pub(crate) fn too_large_reason(len: usize, limit: usize) -> String {
+    format!(
+        "reply of {len} bytes is too large for this link (limit {limit}); \
+         ask for a bigger ring with ?ring= or a smaller reply"
+    )
+}
+
 /// Answers `frame` (a REQUEST, HEARTBEAT, GOODBYE or anything else) on `channel`.
 ///
 /// A reply names the request it answers ([`Channel::reply_timeout`]) and
@@ -42,32 +100,10 @@ pub(super) fn answer(
     stats: &ServerStats,
     limits: Limits,
 ) -> Next {
-    let reply = match frame.message_type() {
-        message_type::REQUEST => {
-            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handler.handle(frame.payload(), peer)
-            }));
-            match answered {
-                Ok(response) => {
-                    stats.requests.fetch_add(1, Ordering::Relaxed);
-                    (message_type::RESPONSE, response)
-                }
-                Err(_) => {
-                    stats.client_errors.fetch_add(1, Ordering::Relaxed);
-                    log::error!("client {who}: the handler panicked; closing its connection");
-                    return Next::Close;
-                }
-            }
-        }
-        message_type::HEARTBEAT => return Next::Continue,
-        message_type::GOODBYE => return Next::Close,
-        other => (
-            message_type::ERROR,
-            format!(
-                "unexpected message type 0x{other:02x}: this server answers REQUEST (0x10) frames"
-            )
-            .into_bytes(),
-        ),
+    let reply = match respond(frame, handler, peer, who, stats) {
+        Response::Reply(message_type, payload) => (message_type, payload),
+        Response::Nothing => return Next::Continue,
+        Response::Close => return Next::Close,
     };
     let sent = channel.reply_timeout(
         reply.0,
@@ -81,10 +117,7 @@ pub(super) fn answer(
         // A reply the link cannot carry (e.g. larger than a shm ring): the
         // client gets an ERROR saying so, not a silent close.
         Err(Error::TooLarge { len, limit, .. }) => {
-            let reason = format!(
-                "reply of {len} bytes is too large for this link (limit {limit}); \
-                 ask for a bigger ring with ?ring= or a smaller reply"
-            );
+            let reason = too_large_reason(len, limit);
             log::warn!("client {who}: {reason}");
             match channel.reply_timeout(
                 message_type::ERROR,
@@ -111,7 +144,7 @@ pub(super) fn answer(
 
 /// Tells a client why its connection ends (without waiting: a client that
 /// does not read never holds the server here) and closes it.
-pub(super) fn refuse(channel: &mut dyn Channel, reason: &str) {
+pub(crate) fn refuse(channel: &mut dyn Channel, reason: &str) {
     let _ = channel.send_timeout(
         message_type::ERROR,
         flags::CHECKSUM,
@@ -128,7 +161,7 @@ const CLOSE_LINES_PER_SECOND: u32 = 10;
 
 /// A rate limit for "closing a connection" log lines.
 #[derive(Debug)]
-pub(super) struct CloseLog {
+pub(crate) struct CloseLog {
     window: std::sync::Mutex<(std::time::Instant, u32, u64)>,
 }
 
@@ -143,7 +176,7 @@ impl Default for CloseLog {
 impl CloseLog {
     /// Logs `line()` at `level` unless ten lines were written this second;
     /// counts it otherwise, and reports the count when a new second starts.
-    pub(super) fn log(&self, level: log::Level, endpoint: &str, line: impl FnOnce() -> String) {
+    pub(crate) fn log(&self, level: log::Level, endpoint: &str, line: impl FnOnce() -> String) {
         let mut window = self.flushed(endpoint);
         if window.1 < CLOSE_LINES_PER_SECOND {
             window.1 += 1;
@@ -155,7 +188,7 @@ impl CloseLog {
     }
 
     /// Reports the lines not written once their second is over.
-    pub(super) fn flush(&self, endpoint: &str) {
+    pub(crate) fn flush(&self, endpoint: &str) {
         drop(self.flushed(endpoint));
     }
 
@@ -175,7 +208,7 @@ impl CloseLog {
 }
 
 /// A short description of a peer for log lines.
-pub(super) fn describe(peer: &PeerInfo) -> String {
+pub(crate) fn describe(peer: &PeerInfo) -> String {
     match (peer.pid, &peer.address) {
         (Some(pid), _) => format!("pid {pid}"),
         (None, Some(address)) => address.clone(),

@@ -9,13 +9,15 @@
 //! [`ERROR`](crate::frame::message_type::ERROR) (0x12) frame with a text reason.
 //! Other message types are ignored by the server (HEARTBEAT) or answered with ERROR.
 
-mod answer;
+pub(crate) mod answer;
 pub mod calc;
 mod client;
 mod reactor;
 mod server;
 
 pub use client::{Client, DEFAULT_CALL_TIMEOUT};
+#[cfg(feature = "tokio")]
+pub(crate) use server::HandlerDebug;
 pub use server::{
     DEFAULT_MAX_CLIENTS, DEFAULT_MAX_THREADS, DEFAULT_REPLY_TIMEOUT, Handler, Server, ServerStats,
     Shutdown,

@@ -111,7 +111,7 @@ pub struct Server {
 }
 
 /// `Handler` plus a `Debug` stand-in, so `Server` can derive `Debug`.
-pub(super) trait HandlerDebug: Handler {}
+pub(crate) trait HandlerDebug: Handler {}
 impl<H: Handler> HandlerDebug for H {}
 impl std::fmt::Debug for dyn HandlerDebug {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -242,7 +242,8 @@ impl StreamChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         self.write_mode(timeout)?;
-        let deadline = Deadline::after(timeout);
+        let mut deadline = Deadline::after(timeout);
+        let mut timeout = timeout;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
@@ -254,6 +255,14 @@ impl StreamChannel {
                 }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
+                    if written > 0 && timeout == Some(Duration::ZERO) {
+                        // A non-blocking send (try_send, async runtimes) that
+                        // has started a frame finishes it, within the frame
+                        // timeout the peer applies to it anyway: a frame is
+                        // never sent in part (Channel::try_send).
+                        timeout = Some(self.inbox.frame_timeout);
+                        deadline = Deadline::after(timeout);
+                    }
                     let waited = wait_ready(
                         self.io.write_fd()?,
                         Ready::Write,

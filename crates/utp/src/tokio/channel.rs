@@ -1,0 +1,387 @@
+//! [`AsyncChannel`]: a [`Channel`] driven by tokio through its readiness descriptor.
+
+use super::no_runtime;
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use ::tokio::io::Interest;
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::time::Sleep;
+use std::future::{Future, poll_fn};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// First retry of a send on a descriptor that does not signal room.
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest pause between retries of a send waiting for room.
+const MAX_BACKOFF: Duration = Duration::from_millis(16);
+
+/// The channel and its own duplicate of the channel's readiness descriptor
+/// ([`Readiness::fd`](crate::Readiness::fd)), registered with tokio.
+///
+/// The duplicate refers to the same open file, so it reports the same
+/// readiness; owning it means the registered descriptor stays open and the
+/// same for as long as tokio watches it, whatever the channel does with its
+/// own (one extra descriptor per channel).
+#[derive(Debug)]
+struct Registered {
+    channel: Box<dyn Channel>,
+    fd: OwnedFd,
+}
+
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// A [`Channel`] for tokio: `recv` and `send` wait without a thread.
+///
+/// Built on [`Channel::readiness`]: the channel's descriptor is registered
+/// with tokio's reactor ([`AsyncFd`]); a receive calls
+/// [`try_recv`](Channel::try_recv) and, when nothing is there, waits for the
+/// descriptor. A channel without a readiness descriptor is refused by
+/// [`new`](Self::new) with a clear error (docs/async.md says why there is no
+/// hidden thread per channel).
+///
+/// - **Cancellation-safe receive**: a frame is taken only by `try_recv`,
+///   whole, inside one poll; dropping a [`recv`](Self::recv) future (a lost
+///   `select!` branch, a timeout) loses nothing, and bytes of a frame that
+///   had started arriving stay in the channel for the next receive.
+/// - **Backpressure**: [`send`](Self::send) waits for room. A send that has
+///   not completed has sent nothing; a frame is never sent in part.
+/// - **Deadlines**: a frame that started arriving must finish by the
+///   channel's frame deadline ([`Readiness::frame_deadline`](crate::Readiness)):
+///   the receive wakes then and fails, as the blocking one does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> utp::Result<()> {
+/// use utp::frame::{Frame, flags, message_type};
+/// let path = std::env::temp_dir().join(format!("utp-doc-async-{}.sock", std::process::id()));
+/// let url = format!("unix://{}", path.display());
+/// let mut listener = utp::tokio::listen(&url)?;
+/// let mut client = utp::tokio::connect(&url).await?;
+/// let mut server = listener.accept().await?;
+///
+/// client.send(message_type::TEXT, flags::CHECKSUM, b"hello").await?;
+/// let mut frame = Frame::default();
+/// server.recv(&mut frame).await?;
+/// assert_eq!(frame.payload(), b"hello");
+/// listener.close().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AsyncChannel {
+    io: AsyncFd<Registered>,
+    /// Wakes a waiting receive at the deadline of a frame that has started.
+    frame_timer: Option<Pin<Box<Sleep>>>,
+    /// Retries a waiting send, for descriptors that do not signal room
+    /// (the read end of a pipe pair, an eventfd): the current pause.
+    send_backoff: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// Frames may be buffered inside the channel where the descriptor does
+    /// not show them (only before the first receive: afterwards tokio's
+    /// readiness stays set until a receive finds nothing).
+    unprimed: bool,
+}
+
+impl AsyncChannel {
+    /// Wraps a connected channel. Must be called inside a tokio runtime.
+    ///
+    /// Fails with a clear error when the channel has no readiness
+    /// descriptor ([`Channel::readiness`] is `None`) or the descriptor
+    /// cannot be registered (a regular file: `file://`).
+    pub fn new(channel: Box<dyn Channel>) -> Result<AsyncChannel> {
+        let fd = match channel.readiness() {
+            Some(ready) => ready.fd.try_clone_to_owned().map_err(|e| {
+                Error::io("duplicate the channel's readiness descriptor for tokio", e)
+            })?,
+            None => return Err(no_readiness(&*channel)),
+        };
+        if ::tokio::runtime::Handle::try_current().is_err() {
+            return Err(no_runtime("wrap a channel in utp::tokio::AsyncChannel"));
+        }
+        let io = super::register(
+            Registered { channel, fd },
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| Error::io("register the channel's readiness descriptor with tokio", e))?;
+        Ok(AsyncChannel {
+            io,
+            frame_timer: None,
+            send_backoff: None,
+            unprimed: true,
+        })
+    }
+
+    /// Receives the next frame into `frame`, waiting as long as it takes.
+    ///
+    /// Cancellation-safe: if the future is dropped before it completes, no
+    /// frame was taken and `frame` is unchanged.
+    pub async fn recv(&mut self, frame: &mut Frame) -> Result<()> {
+        poll_fn(|cx| self.poll_recv(cx, frame)).await
+    }
+
+    /// Like [`recv`](Self::recv), failing with [`Error::Timeout`] after `limit`.
+    pub async fn recv_timeout(&mut self, frame: &mut Frame, limit: Duration) -> Result<()> {
+        within(limit, "a frame", self.recv(frame)).await
+    }
+
+    /// Sends one frame, waiting for room as long as it takes (backpressure:
+    /// a peer that does not read makes this wait).
+    ///
+    /// If the future is dropped before it completes, nothing was sent.
+    pub async fn send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
+        self.send_backoff = None;
+        poll_fn(|cx| self.poll_send_with(cx, |c| c.try_send(message_type, flags, payload))).await
+    }
+
+    /// Like [`send`](Self::send), failing with [`Error::Timeout`] (nothing
+    /// sent) when there is no room within `limit`.
+    pub async fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        limit: Duration,
+    ) -> Result<()> {
+        within(
+            limit,
+            "room to send (the peer is not reading)",
+            self.send(message_type, flags, payload),
+        )
+        .await
+    }
+
+    /// Sends a reply naming the request it answers (see
+    /// [`Channel::reply_timeout`]), waiting for room as long as it takes.
+    pub async fn reply(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+    ) -> Result<()> {
+        self.send_backoff = None;
+        poll_fn(|cx| {
+            self.poll_send_with(cx, |c| {
+                zero_wait(c.reply_timeout(
+                    message_type,
+                    flags,
+                    payload,
+                    answers,
+                    Some(Duration::ZERO),
+                ))
+            })
+        })
+        .await
+    }
+
+    /// Closes the channel; the peer sees [`Error::PeerGone`]. Does not wait.
+    pub fn close(&mut self) -> Result<()> {
+        self.io.get_mut().channel.close()
+    }
+
+    /// The wrapped channel (for [`peer`](Channel::peer),
+    /// [`sent_sequence`](Channel::sent_sequence), [`readiness`](Channel::readiness)).
+    pub fn get_ref(&self) -> &dyn Channel {
+        &*self.io.get_ref().channel
+    }
+
+    /// The wrapped channel, mutably. Blocking calls on it block the task.
+    pub fn get_mut(&mut self) -> &mut dyn Channel {
+        &mut *self.io.get_mut().channel
+    }
+
+    /// Unregisters the descriptor from tokio and returns the channel.
+    pub fn into_inner(self) -> Box<dyn Channel> {
+        self.io.into_inner().channel
+    }
+
+    /// Polls for the next frame: the building block of [`recv`](Self::recv)
+    /// and of [`FrameStream`](super::FrameStream), for hand-written futures.
+    ///
+    /// `Ready(Ok(()))` with the frame in `frame`; `Pending` with the task
+    /// woken when a receive may make progress. `frame` is written only when
+    /// a whole frame is returned.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>, frame: &mut Frame) -> Poll<Result<()>> {
+        loop {
+            if self.unprimed {
+                // Frames already buffered inside the channel do not show on
+                // the descriptor: drain before the first wait.
+                self.unprimed = false;
+                match self.io.get_mut().channel.try_recv(frame) {
+                    Ok(true) => {
+                        self.unprimed = true;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(false) => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            match self.io.poll_read_ready_mut(cx) {
+                Poll::Ready(Ok(mut guard)) => match guard.get_inner_mut().channel.try_recv(frame) {
+                    Ok(true) => return Poll::Ready(Ok(())),
+                    // Only now is the readiness used up: an event that came
+                    // after the guard was taken keeps it set (tokio's tick).
+                    Ok(false) => guard.clear_ready(),
+                    Err(e) => return Poll::Ready(Err(e)),
+                },
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::io("wait for a frame (tokio)", e)));
+                }
+                Poll::Pending => return self.poll_frame_deadline(cx, frame),
+            }
+        }
+    }
+
+    /// While waiting: a frame that has started arriving must be complete by
+    /// its deadline, so the receive wakes then and reports the overrun.
+    fn poll_frame_deadline(&mut self, cx: &mut Context<'_>, frame: &mut Frame) -> Poll<Result<()>> {
+        let due = self
+            .io
+            .get_ref()
+            .channel
+            .readiness()
+            .and_then(|r| r.frame_deadline);
+        let Some(due) = due.map(::tokio::time::Instant::from_std) else {
+            self.frame_timer = None;
+            return Poll::Pending;
+        };
+        let timer = self
+            .frame_timer
+            .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(due)));
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.frame_timer = None;
+        // Past the deadline the receive fails (or completes, if the rest
+        // arrived just now); the descriptor's waker stays registered.
+        match self.io.get_mut().channel.try_recv(frame) {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Polls a send: `attempt` is a non-blocking send (`Ok(false)`: no room,
+    /// nothing sent). Where the descriptor is the socket (unix, tcp, udp)
+    /// its writability wakes the task; everywhere (pipe and FIFO write ends
+    /// are separate descriptors, shm rings signal only their reader) a
+    /// backoff timer retries after 1, 2, 4, 8, then every 16 ms.
+    ///
+    /// Call [`reset_send`](Self::reset_send) before polling a new frame.
+    pub fn poll_send_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut attempt: impl FnMut(&mut dyn Channel) -> Result<bool>,
+    ) -> Poll<Result<()>> {
+        loop {
+            match self.io.poll_write_ready_mut(cx) {
+                Poll::Ready(Ok(mut guard)) => match attempt(&mut *guard.get_inner_mut().channel) {
+                    Ok(true) => {
+                        self.send_backoff = None;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(false) => {
+                        guard.clear_ready();
+                        self.arm_backoff();
+                    }
+                    Err(e) => {
+                        self.send_backoff = None;
+                        return Poll::Ready(Err(e));
+                    }
+                },
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::io("wait for room to send (tokio)", e)));
+                }
+                Poll::Pending => {
+                    if let Some((timer, _)) = &mut self.send_backoff {
+                        if timer.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
+                    match attempt(&mut *self.io.get_mut().channel) {
+                        Ok(true) => {
+                            self.send_backoff = None;
+                            return Poll::Ready(Ok(()));
+                        }
+                        Ok(false) => self.arm_backoff(),
+                        Err(e) => {
+                            self.send_backoff = None;
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets the waiting state of an earlier, abandoned send, so the next
+    /// one is tried at once.
+    pub fn reset_send(&mut self) {
+        self.send_backoff = None;
+    }
+
+    /// Arms the send retry timer, or lengthens it once it has fired.
+    fn arm_backoff(&mut self) {
+        match &mut self.send_backoff {
+            None => {
+                let timer = Box::pin(::tokio::time::sleep(FIRST_BACKOFF));
+                self.send_backoff = Some((timer, FIRST_BACKOFF));
+            }
+            Some((timer, pause)) if timer.is_elapsed() => {
+                *pause = (*pause * 2).min(MAX_BACKOFF);
+                let next = ::tokio::time::Instant::now() + *pause;
+                timer.as_mut().reset(next);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// A non-blocking send's result as "sent / no room".
+pub(crate) fn zero_wait(result: Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(Error::Timeout { .. } | Error::Full) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `work` for at most `limit`, as an [`Error::Timeout`] after it.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    waiting_for: &'static str,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match ::tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            waiting_for,
+            after: limit,
+        }),
+    }
+}
+
+fn no_readiness(channel: &dyn Channel) -> Error {
+    let peer = channel.peer();
+    let what = peer.address.unwrap_or_else(|| format!("{channel:?}"));
+    let what: String = what.chars().take(120).collect();
+    Error::io(
+        format!("use the channel {what} from tokio"),
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "it has no readiness descriptor (Channel::readiness is None), so it can only be \
+             served by a thread blocked in recv; see docs/async.md",
+        ),
+    )
+}
+
+impl super::OwnsItsFd for Registered {}
