@@ -132,12 +132,25 @@ pub trait Channel: Send + fmt::Debug {
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
     /// try again later). A frame is never sent in part.
+    ///
+    /// A byte stream with room for only part of the frame sends that part
+    /// and keeps the rest, which goes out first with the next send or
+    /// receive, or with [`try_flush`](Self::try_flush): `Ok(true)` means the
+    /// frame is committed, whole, in order.
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),
             Err(crate::Error::Timeout { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sends, without waiting, what remains of a frame [`try_send`](Self::try_send)
+    /// committed but had no room for: `Ok(true)` when nothing remains (always,
+    /// on channels that never keep a rest), `Ok(false)` when some is still
+    /// waiting for room (wait for the peer to read, as for a send).
+    fn try_flush(&mut self) -> Result<bool> {
+        Ok(true)
     }
 }
 
@@ -212,6 +225,10 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
 
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         (**self).try_send(message_type, flags, payload)
+    }
+
+    fn try_flush(&mut self) -> Result<bool> {
+        (**self).try_flush()
     }
 }
 

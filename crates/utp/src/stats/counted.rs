@@ -169,6 +169,10 @@ impl Channel for CountedChannel {
         self.inner.readiness()
     }
 
+    fn try_flush(&mut self) -> Result<bool> {
+        self.inner.try_flush()
+    }
+
     // A miss ("nothing there yet") is not a timeout: only frames and errors count.
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
         match self.inner.try_recv(frame) {

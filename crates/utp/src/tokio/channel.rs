@@ -50,8 +50,11 @@ impl AsRawFd for Registered {
 ///   whole, inside one poll; dropping a [`recv`](Self::recv) future (a lost
 ///   `select!` branch, a timeout) loses nothing, and bytes of a frame that
 ///   had started arriving stay in the channel for the next receive.
-/// - **Backpressure**: [`send`](Self::send) waits for room. A send that has
-///   not completed has sent nothing; a frame is never sent in part.
+/// - **Backpressure**: [`send`](Self::send) waits until the channel takes
+///   the frame; a send future dropped (or timed out) before that has sent
+///   nothing. A byte stream with room for only part of a frame takes it and
+///   sends the rest first with the next send or receive (or
+///   [`flush`](Self::flush)): a frame is never cut.
 /// - **Deadlines**: a frame that started arriving must finish by the
 ///   channel's frame deadline ([`Readiness::frame_deadline`](crate::Readiness)):
 ///   the receive wakes then and fails, as the blocking one does.
@@ -233,7 +236,20 @@ impl AsyncChannel {
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(Err(Error::io("wait for a frame (tokio)", e)));
                 }
-                Poll::Pending => return self.poll_frame_deadline(cx, frame),
+                Poll::Pending => {
+                    // The rest of a frame an abandoned send started may
+                    // stand between the peer and its answer: finish it.
+                    match self.io.get_mut().channel.try_flush() {
+                        Ok(true) => {}
+                        Ok(false) => match self.poll_flush(cx) {
+                            Poll::Ready(Ok(())) => continue,
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => {}
+                        },
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                    return self.poll_frame_deadline(cx, frame);
+                }
             }
         }
     }
@@ -270,11 +286,14 @@ impl AsyncChannel {
         }
     }
 
-    /// Polls a send: `attempt` is a non-blocking send (`Ok(false)`: no room,
-    /// nothing sent). Where the descriptor is the socket (unix, tcp, udp)
-    /// its writability wakes the task; everywhere (pipe and FIFO write ends
-    /// are separate descriptors, shm rings signal only their reader) a
-    /// backoff timer retries after 1, 2, 4, 8, then every 16 ms.
+    /// Polls a non-blocking operation until it succeeds: `attempt` is a
+    /// send (`Ok(false)`: no room, nothing sent), a reply, or
+    /// [`Channel::try_flush`].
+    ///
+    /// Where the descriptor is the socket (unix, tcp, udp) its writability
+    /// wakes the task; everywhere (pipe and FIFO write ends are separate
+    /// descriptors, shm rings signal only their reader) a backoff timer also
+    /// retries after 1, 2, 4, 8, then every 16 ms.
     ///
     /// Call [`reset_send`](Self::reset_send) before polling a new frame.
     pub fn poll_send_with(
@@ -283,44 +302,51 @@ impl AsyncChannel {
         mut attempt: impl FnMut(&mut dyn Channel) -> Result<bool>,
     ) -> Poll<Result<()>> {
         loop {
-            match self.io.poll_write_ready_mut(cx) {
-                Poll::Ready(Ok(mut guard)) => match attempt(&mut *guard.get_inner_mut().channel) {
-                    Ok(true) => {
-                        self.send_backoff = None;
-                        return Poll::Ready(Ok(()));
-                    }
-                    Ok(false) => {
+            let step = match self.io.poll_write_ready_mut(cx) {
+                Poll::Ready(Ok(mut guard)) => {
+                    let step = attempt(&mut *guard.get_inner_mut().channel);
+                    if matches!(step, Ok(false)) {
                         guard.clear_ready();
-                        self.arm_backoff();
                     }
-                    Err(e) => {
-                        self.send_backoff = None;
-                        return Poll::Ready(Err(e));
-                    }
-                },
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(Error::io("wait for room to send (tokio)", e)));
+                    step
                 }
+                Poll::Ready(Err(e)) => Err(Error::io("wait for room to send (tokio)", e)),
                 Poll::Pending => {
                     if let Some((timer, _)) = &mut self.send_backoff {
                         if timer.as_mut().poll(cx).is_pending() {
                             return Poll::Pending;
                         }
                     }
-                    match attempt(&mut *self.io.get_mut().channel) {
-                        Ok(true) => {
-                            self.send_backoff = None;
-                            return Poll::Ready(Ok(()));
-                        }
-                        Ok(false) => self.arm_backoff(),
-                        Err(e) => {
-                            self.send_backoff = None;
-                            return Poll::Ready(Err(e));
-                        }
-                    }
+                    attempt(&mut *self.io.get_mut().channel)
+                }
+            };
+            match step {
+                Ok(true) => {
+                    self.send_backoff = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(false) => self.arm_backoff(),
+                Err(e) => {
+                    self.send_backoff = None;
+                    return Poll::Ready(Err(e));
                 }
             }
         }
+    }
+
+    /// Waits until the rest of a frame a byte stream took only in part (see
+    /// [`Channel::try_flush`]) is out. [`send`](Self::send) returns once the
+    /// channel has taken the frame; the rest goes out with the next send or
+    /// receive, or here. Call it before [`close`](Self::close) to be sure
+    /// the last frame reaches the peer.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.send_backoff = None;
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// Polls [`flush`](Self::flush).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.poll_send_with(cx, |c| c.try_flush())
     }
 
     /// Forgets the waiting state of an earlier, abandoned send, so the next

@@ -125,12 +125,15 @@ impl Sink<Outgoing> for FrameStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().poll_pending(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_pending(cx))?;
+        this.channel.poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         std::task::ready!(this.poll_pending(cx))?;
+        std::task::ready!(this.channel.poll_flush(cx))?;
         Poll::Ready(this.channel.close())
     }
 }

@@ -181,6 +181,10 @@ impl Channel for PipeChannel {
     fn sent_sequence(&self) -> Option<u64> {
         self.inner.sent_sequence()
     }
+
+    fn try_flush(&mut self) -> Result<bool> {
+        self.inner.try_flush()
+    }
 }
 
 impl Drop for PipeChannel {

@@ -137,6 +137,10 @@ impl Channel for FifoChannel {
         self.inner.sent_sequence()
     }
 
+    fn try_flush(&mut self) -> Result<bool> {
+        self.inner.try_flush()
+    }
+
     fn reply_timeout(
         &mut self,
         message_type: u8,

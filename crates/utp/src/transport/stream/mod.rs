@@ -36,6 +36,10 @@ pub struct StreamChannel {
     /// Set when a send stopped part-way through a frame: the peer would see
     /// a cut frame, so nothing more may be sent.
     torn: bool,
+    /// The rest of a frame a non-blocking send (`try_send`) started and the
+    /// stream had no room for: it goes out first, with the next send,
+    /// receive or [`Channel::try_flush`]. At most one frame.
+    unsent: Vec<u8>,
     closed: bool,
     /// How long a server lets this connection idle between frames.
     idle_timeout: Option<Duration>,
@@ -66,6 +70,7 @@ impl StreamChannel {
             label,
             peer,
             torn: false,
+            unsent: Vec::new(),
             closed: false,
             idle_timeout: None,
             write_nonblocking: None,
@@ -189,6 +194,9 @@ impl StreamChannel {
                 self.label
             )));
         }
+        // The rest of an earlier frame goes first; without room for it,
+        // nothing of this one is sent.
+        self.flush_unsent(timeout)?;
         // The peer applies its limit before reading; a frame it refuses
         // would leave both ends out of step. The limit we know is ours
         // (both ends default to 1 MiB): refuse at once, nothing sent.
@@ -201,6 +209,7 @@ impl StreamChannel {
                             (?max_payload=N) on both ends",
             });
         }
+        let before = self.stamper.clone();
         let mut head = [0u8; HEADER_LEN];
         let head_len = if self.is_legacy() {
             match legacy_prefix(message_type, payload, &mut head) {
@@ -228,7 +237,48 @@ impl StreamChannel {
             IoSlice::new(error_prefix),
             IoSlice::new(payload),
         ];
-        self.write_all(&mut bufs, fds, timeout)
+        let written = self.write_all(&mut bufs, fds, timeout);
+        if written.is_err() && !self.torn {
+            // Nothing of the frame left: its number is not used up.
+            self.stamper = before;
+        }
+        written
+    }
+
+    /// Sends the rest of a frame a non-blocking send started, waiting at
+    /// most `timeout` for room. On a timeout the rest is kept for later.
+    fn flush_unsent(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        self.write_mode(timeout)?;
+        let deadline = Deadline::after(timeout);
+        while !self.unsent.is_empty() {
+            match self
+                .io
+                .write(&[IoSlice::new(&self.unsent)], &[], timeout.is_some())
+            {
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => wait_ready(
+                    self.io.write_fd()?,
+                    Ready::Write,
+                    deadline,
+                    "room to finish a frame already started (the peer is not reading)",
+                    timeout,
+                )?,
+                Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                    return Err(Error::PeerGone(format!(
+                        "the peer of {} closed the connection",
+                        self.label
+                    )));
+                }
+                Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
+            }
+        }
+        Ok(())
     }
 
     fn is_legacy(&self) -> bool {
@@ -242,8 +292,7 @@ impl StreamChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         self.write_mode(timeout)?;
-        let mut deadline = Deadline::after(timeout);
-        let mut timeout = timeout;
+        let deadline = Deadline::after(timeout);
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
@@ -254,15 +303,16 @@ impl StreamChannel {
                     IoSlice::advance_slices(&mut bufs, n);
                 }
                 Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => {
-                    if written > 0 && timeout == Some(Duration::ZERO) {
-                        // A non-blocking send (try_send, async runtimes) that
-                        // has started a frame finishes it, within the frame
-                        // timeout the peer applies to it anyway: a frame is
-                        // never sent in part (Channel::try_send).
-                        timeout = Some(self.inbox.frame_timeout);
-                        deadline = Deadline::after(timeout);
+                Err(Errno::AGAIN) if written > 0 && timeout == Some(Duration::ZERO) => {
+                    // A non-blocking send that has started a frame keeps the
+                    // rest, to go out first with the next send, receive or
+                    // try_flush: the frame is never cut (Channel::try_send).
+                    for rest in bufs.iter() {
+                        self.unsent.extend_from_slice(rest);
                     }
+                    return Ok(());
+                }
+                Err(Errno::AGAIN) => {
                     let waited = wait_ready(
                         self.io.write_fd()?,
                         Ready::Write,
@@ -316,10 +366,17 @@ impl Channel for StreamChannel {
         if self.closed {
             return Err(Error::Closed);
         }
+        // A request a non-blocking send started must be finished before
+        // its reply can come.
+        self.flush_unsent(timeout)?;
         self.inbox.recv(&self.io, frame, timeout)
     }
 
     fn close(&mut self) -> Result<()> {
+        if !self.closed && !self.unsent.is_empty() {
+            // Without waiting: what does not fit now is cut, as the peer will see.
+            let _ = self.flush_unsent(Some(Duration::ZERO));
+        }
         if !std::mem::replace(&mut self.closed, true) {
             self.io.shutdown_write();
         }
@@ -343,6 +400,17 @@ impl Channel for StreamChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         self.send_frame(message_type, flags, payload, &[], Some(answers), timeout)
+    }
+
+    fn try_flush(&mut self) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        match self.flush_unsent(Some(Duration::ZERO)) {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn readiness(&self) -> Option<Readiness<'_>> {
