@@ -1,0 +1,66 @@
+//! examples/tokio_calc.rs as a user runs it: a server process and a client
+//! process (100 concurrent async clients), then the one-program demo.
+//! `cargo test --features tokio` builds examples before it runs tests; when
+//! only this test target was built, the test says so and checks nothing.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn example() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join("tokio_calc");
+    path.exists().then_some(path)
+}
+
+#[test]
+fn tokio_calc_serves_a_client_process_and_runs_alone() {
+    let Some(bin) = example() else {
+        eprintln!(
+            "tokio_calc example not built (run `cargo test --features tokio` without --test)"
+        );
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("utp-tokio-example-{}.sock", std::process::id()));
+    let url = format!("unix://{}", path.display());
+    let mut server = Command::new(&bin)
+        .args(["serve", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("serving unix://"), "{first:?}");
+
+    let calls = Command::new(&bin)
+        .args(["call", &url, "100"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&calls.stdout);
+    assert!(
+        calls.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&calls.stderr)
+    );
+    assert!(text.starts_with("OK 1000 calls from 100 clients"), "{text}");
+
+    // SIGTERM: the server stops and removes its socket.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&server),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(server.wait().unwrap().success());
+    let mut last = String::new();
+    out.read_line(&mut last).unwrap();
+    assert_eq!(last.trim(), "stopped");
+    assert!(!path.exists(), "the socket file is removed");
+
+    let alone = Command::new(&bin).output().unwrap();
+    let text = String::from_utf8_lossy(&alone.stdout);
+    assert!(
+        alone.status.success() && text.starts_with("OK 1000 calls"),
+        "{text}"
+    );
+}
