@@ -115,6 +115,13 @@ pub const TABLE: &[Mechanism] = &[
         RawKind::RingFutex,
     ),
     row(
+        "shm",
+        Wait::Async,
+        "shm://{name}?wait=block&ring=2M",
+        RawKind::SlotFutex,
+        RawKind::RingFutex,
+    ),
+    row(
         "sysv",
         Wait::Spin,
         "sysv://{key}?wait=spin&ring=2M",
@@ -131,6 +138,13 @@ pub const TABLE: &[Mechanism] = &[
     row(
         "unix",
         Wait::Block,
+        "unix://{path}.sock",
+        RawKind::UnixPath,
+        RawKind::UnixPath,
+    ),
+    row(
+        "unix",
+        Wait::Async,
         "unix://{path}.sock",
         RawKind::UnixPath,
         RawKind::UnixPath,

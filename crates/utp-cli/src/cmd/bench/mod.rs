@@ -6,6 +6,7 @@
 //! `stream`, `calc` (the loops), `raw/` (baselines), `peers/` (other
 //! libraries), `report`, `json`, `plot` (output), `machine`, `placement`.
 
+mod async_link;
 mod calc;
 mod format;
 mod json;

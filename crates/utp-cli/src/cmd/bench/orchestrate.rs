@@ -58,6 +58,10 @@ fn points(plan: &Plan, selected: &[usize]) -> Vec<Point> {
     for &entry in selected {
         let modes: &[Mode] = if plan.rate.is_some() {
             &[Mode::Rate]
+        } else if TABLE[entry].wait == Wait::Async {
+            // Async rows answer one question: what a round trip costs
+            // through the tokio layer, beside the blocking row.
+            &[Mode::Rtt]
         } else {
             &[Mode::Rtt, Mode::Stream, Mode::Calc]
         };

@@ -2,9 +2,10 @@
 //! thread, for in-process mechanisms). It listens, says `ready ADDRESS` on
 //! stdout, serves exactly what the spec says, and exits.
 
+use super::async_link::AsyncLink;
 use super::link::{Fallible, Link, UtpLink};
 use super::mechanisms::TABLE;
-use super::spec::{Impl, Mode, PeerSpec};
+use super::spec::{Impl, Mode, PeerSpec, Wait};
 use super::{calc, placement, raw, rtt, stream};
 use std::io::Write;
 use std::time::Duration;
@@ -49,6 +50,13 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
             let mut listener = utp::listen(&spec.address)?;
             announce(&spec.address);
             let channel = listener.accept_timeout(Some(idle))?;
+            if mechanism.wait == Wait::Async {
+                let mut link = AsyncLink::new(channel, spec.size)?;
+                drive(spec, &mut link)?;
+                link.wait_for_close(idle);
+                let _ = listener.close();
+                return Ok(());
+            }
             let mut link = UtpLink::new(channel, 0, spec.size);
             drive(spec, &mut link)?;
             // The client closes first: utp's shared-memory receive can report

@@ -1,6 +1,7 @@
 //! One run from the client's side: start the peer, connect utp or the raw
 //! baseline, drive the mode's loop, collect the peer.
 
+use super::async_link::AsyncLink;
 use super::link::{Fallible, Link, UtpLink};
 use super::mechanisms::{Mechanism, TABLE};
 use super::plan::Plan;
@@ -8,7 +9,7 @@ use super::raw;
 use super::rtt::Budget;
 use super::sample::Sample;
 use super::session::Session;
-use super::spec::{Impl, Mode, PeerSpec};
+use super::spec::{Impl, Mode, PeerSpec, Wait};
 use super::{calc, rate, rtt, stream};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -155,7 +156,10 @@ impl Runner {
             finished?;
             return Ok(sample);
         }
-        let sample = {
+        let sample = if mechanism.wait == Wait::Async {
+            let mut link = AsyncLink::new(utp::connect(&url)?, spec.size)?;
+            self.measure(&mut link, spec, budget)?
+        } else {
             let mut link = UtpLink::new(utp::connect(&url)?, 0, spec.size);
             self.measure(&mut link, spec, budget)?
         };

@@ -64,6 +64,9 @@ pub enum Wait {
     Spin,
     /// Sleeps in the kernel until woken (futex, read, poll).
     Block,
+    /// An async task on a tokio runtime, woken through the channel's
+    /// readiness descriptor (`utp::tokio`).
+    Async,
 }
 
 impl Wait {
@@ -72,6 +75,7 @@ impl Wait {
         match self {
             Wait::Spin => "spin",
             Wait::Block => "block",
+            Wait::Async => "async",
         }
     }
 }

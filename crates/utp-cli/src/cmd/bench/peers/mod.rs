@@ -22,6 +22,7 @@ pub fn attached_to(mechanism: &Mechanism) -> Vec<Impl> {
     match mechanism.wait {
         Wait::Spin => vec![Impl::Iceoryx2],
         Wait::Block => vec![Impl::IpcChannel],
+        Wait::Async => Vec::new(),
     }
 }
 

@@ -1,0 +1,114 @@
+//! Round trips through utp's tokio layer (`utp::tokio`, feature `tokio` of
+//! utp-cli): the rows whose wait is [`Wait::Async`](super::spec::Wait),
+//! measured beside the blocking rows of the same mechanism in the same run.
+//!
+//! Each side owns a current-thread runtime and drives one
+//! [`AsyncChannel`](utp::tokio::AsyncChannel) with `block_on` per send and
+//! receive: a receive that finds nothing parks the thread in the runtime's
+//! epoll until the channel's readiness descriptor wakes it, which is the
+//! path an async program pays (registration, wake-up, poll) over a blocking
+//! `recv`.
+
+use super::link::{Fallible, Link};
+use std::time::Duration;
+
+#[cfg(feature = "tokio")]
+mod imp {
+    use super::*;
+    use utp::frame::{Frame, message_type};
+    use utp::tokio::AsyncChannel;
+
+    /// One end of a round-trip run, async.
+    #[derive(Debug)]
+    pub struct AsyncLink {
+        runtime: tokio::runtime::Runtime,
+        channel: AsyncChannel,
+        frame: Frame,
+    }
+
+    impl AsyncLink {
+        /// Wraps a connected channel (the client's, or the peer's accepted one).
+        pub fn new(channel: Box<dyn utp::Channel>, capacity: usize) -> Fallible<Self> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let channel = {
+                let _inside = runtime.enter();
+                AsyncChannel::new(channel)?
+            };
+            Ok(AsyncLink {
+                runtime,
+                channel,
+                frame: Frame::with_capacity(capacity),
+            })
+        }
+
+        /// Waits (at most `timeout`) for the client to close first.
+        pub fn wait_for_close(&mut self, timeout: Duration) {
+            let (channel, frame) = (&mut self.channel, &mut self.frame);
+            self.runtime.block_on(async {
+                let _ = tokio::time::timeout(timeout, async {
+                    while channel.recv(frame).await.is_ok() {}
+                })
+                .await;
+            });
+        }
+    }
+
+    impl Link for AsyncLink {
+        fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+            let channel = &mut self.channel;
+            Ok(self
+                .runtime
+                .block_on(channel.send(message_type::DATA, 0, msg))?)
+        }
+
+        fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+            let (channel, frame) = (&mut self.channel, &mut self.frame);
+            self.runtime.block_on(async {
+                loop {
+                    channel.recv(frame).await?;
+                    if frame.message_type() != message_type::HEARTBEAT {
+                        return Ok::<(), utp::Error>(());
+                    }
+                }
+            })?;
+            Ok(self.frame.payload())
+        }
+    }
+}
+
+#[cfg(not(feature = "tokio"))]
+mod imp {
+    use super::*;
+
+    /// Without the feature: every async run is reported as not in this build.
+    #[derive(Debug)]
+    pub enum AsyncLink {}
+
+    impl AsyncLink {
+        pub fn new(_channel: Box<dyn utp::Channel>, _capacity: usize) -> Fallible<Self> {
+            Err(format!(
+                "async rows (utp-cli feature tokio): {}",
+                super::super::runner::NOT_IN_BUILD
+            )
+            .into())
+        }
+
+        pub fn wait_for_close(&mut self, _timeout: Duration) {
+            match *self {}
+        }
+    }
+
+    impl Link for AsyncLink {
+        fn send(&mut self, _msg: &[u8]) -> Fallible<()> {
+            match *self {}
+        }
+
+        fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+            match *self {}
+        }
+    }
+}
+
+pub use imp::AsyncLink;
