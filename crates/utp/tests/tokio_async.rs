@@ -519,3 +519,89 @@ fn outside_a_runtime_is_an_error_not_a_panic() {
     let error = utp::tokio::listen(&url).unwrap_err();
     assert!(error.to_string().contains("tokio runtime"), "{error}");
 }
+
+/// A listener with a readiness descriptor, as every listener gets one from
+/// branch `ready`: a Unix socket whose accepted connections are utp stream
+/// channels. It exercises `AsyncListener`'s reactor path, which the
+/// listeners of this branch (all without readiness) do not reach.
+#[derive(Debug)]
+struct ReadyListener {
+    socket: std::os::unix::net::UnixListener,
+    path: PathBuf,
+}
+
+impl utp::Listener for ReadyListener {
+    fn accept_timeout(&mut self, _timeout: Option<Duration>) -> utp::Result<Box<dyn utp::Channel>> {
+        match self.socket.accept() {
+            Ok((stream, _)) => Ok(Box::new(utp::transport::stream::StreamChannel::new(
+                utp::transport::stream::StreamIo::Socket {
+                    fd: stream.into(),
+                    passes_fds: false,
+                },
+                utp::transport::stream::Framing::Detect,
+                1 << 20,
+                self.endpoint(),
+                utp::PeerInfo::default(),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(utp::Error::Timeout {
+                waiting_for: "a client",
+                after: Duration::ZERO,
+            }),
+            Err(e) => Err(utp::Error::io("accept", e)),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    fn close(&mut self) -> utp::Result<()> {
+        let _ = std::fs::remove_file(&self.path);
+        Ok(())
+    }
+
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(std::os::fd::AsFd::as_fd(&self.socket))
+    }
+}
+
+#[test]
+fn a_listener_with_readiness_is_served_on_the_reactor() {
+    let (url, path) = unix_url("ready-listener");
+    let _cleanup = Remove(path.clone());
+    runtime().block_on(async {
+        let socket = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let listener = ReadyListener {
+            socket,
+            path: path.clone(),
+        };
+        let mut listener = utp::tokio::AsyncListener::new(Box::new(listener)).unwrap();
+        assert!(listener.is_event_driven());
+        let mut senders: Vec<Proc> = (0..3).map(|_| Proc::spawn("sender", &url, "200")).collect();
+        let mut frame = Frame::default();
+        for _ in 0..3 {
+            // accept is cancellation-safe: race it against a short timer.
+            let mut channel = loop {
+                tokio::select! {
+                    accepted = listener.accept() => break accepted.unwrap(),
+                    () = tokio::time::sleep(Duration::from_millis(1)) => {}
+                }
+            };
+            for i in 1..=200u64 {
+                channel
+                    .recv_timeout(&mut frame, Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                assert_eq!(frame.header.sequence, i);
+                assert!(frame.payload() == payload(i), "payload of frame {i}");
+            }
+        }
+        for sender in &mut senders {
+            sender.expect("READY");
+            sender.expect("DONE");
+        }
+        listener.close().await.unwrap();
+        assert!(!path.exists());
+    });
+}
