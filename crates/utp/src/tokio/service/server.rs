@@ -237,10 +237,11 @@ async fn recv_or_idle(
     idle_limit: Option<Duration>,
     last_active: Instant,
 ) -> Result<bool> {
-    let Some(limit) = idle_limit else {
+    // A limit too far away to represent (Duration::MAX) is no limit.
+    let Some(due) = idle_limit.and_then(|limit| last_active.checked_add(limit)) else {
         return channel.recv(frame).await.map(|()| true);
     };
-    let due = ::tokio::time::Instant::from_std(last_active + limit);
+    let due = ::tokio::time::Instant::from_std(due);
     match ::tokio::time::timeout_at(due, channel.recv(frame)).await {
         Ok(received) => received.map(|()| true),
         Err(_) => {
