@@ -85,9 +85,11 @@ pub struct AsyncChannel {
     /// Retries a waiting send, for descriptors that do not signal room
     /// (the read end of a pipe pair, an eventfd): the current pause.
     send_backoff: Option<(Pin<Box<Sleep>>, Duration)>,
-    /// Frames may be buffered inside the channel where the descriptor does
-    /// not show them (only before the first receive: afterwards tokio's
-    /// readiness stays set until a receive finds nothing).
+    /// Try a receive before waiting: frames may be buffered inside the
+    /// channel where the descriptor does not show them (before the first
+    /// receive, and after one that succeeded without the descriptor's
+    /// readiness; otherwise tokio's readiness stays set until a receive
+    /// finds nothing).
     unprimed: bool,
 }
 
@@ -123,7 +125,7 @@ impl AsyncChannel {
     /// Receives the next frame into `frame`, waiting as long as it takes.
     ///
     /// Cancellation-safe: if the future is dropped before it completes, no
-    /// frame was taken and `frame` is unchanged.
+    /// frame was taken; the next receive gets it.
     pub async fn recv(&mut self, frame: &mut Frame) -> Result<()> {
         poll_fn(|cx| self.poll_recv(cx, frame)).await
     }
@@ -208,8 +210,7 @@ impl AsyncChannel {
     /// and of [`FrameStream`](super::FrameStream), for hand-written futures.
     ///
     /// `Ready(Ok(()))` with the frame in `frame`; `Pending` with the task
-    /// woken when a receive may make progress. `frame` is written only when
-    /// a whole frame is returned.
+    /// woken when a receive may make progress (no frame taken).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>, frame: &mut Frame) -> Poll<Result<()>> {
         loop {
             if self.unprimed {
