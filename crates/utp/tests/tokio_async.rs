@@ -56,6 +56,12 @@ fn child_entry() {
     let Some((role, url, arg)) = child::role() else {
         return;
     };
+    // A failure anywhere in a child (a task of its runtime included) ends the
+    // process at once with a FAIL line, so the parent fails instead of waiting.
+    std::panic::set_hook(Box::new(|info| {
+        say(&format!("FAIL {}", info.to_string().replace('\n', " ")));
+        std::process::exit(1);
+    }));
     match role.as_str() {
         // Sends frames 1..=N with `payload(i)`, pausing now and then.
         "sender" => {
