@@ -563,7 +563,18 @@ fn serve_some(
     let mut wait = Duration::ZERO;
     let mut served = 0;
     loop {
-        match channel.recv_timeout(frame, Some(wait)) {
+        let received = match channel.recv_timeout(frame, Some(wait)) {
+            // Nothing more: `try_recv` makes the readiness descriptor signal
+            // the next frame (transports such as shm arm their wake-up only
+            // there), and returns a frame that slipped in meanwhile.
+            Err(Error::Timeout { .. }) => match channel.try_recv(frame) {
+                Ok(true) => Ok(()),
+                Ok(false) => return Some(false),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        match received {
             Ok(()) => {
                 job.last_active = Instant::now();
                 let peer = channel.peer();
