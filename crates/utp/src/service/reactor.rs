@@ -316,8 +316,11 @@ impl Reactor {
             .fetch_add(1, Ordering::Relaxed);
         self.next_token += 1;
         let token = self.next_token;
-        // Level-triggered: bytes that are already there wake the reactor at once.
-        self.park(token, channel, Instant::now(), true);
+        // A worker serves what is already there and ends with `try_recv`,
+        // after which the readiness descriptor signals the next frame (the
+        // contract of `Channel::readiness`; shm links arm their wake-up
+        // only there). It then comes back to be parked.
+        self.dispatch(token, channel, Instant::now());
     }
 
     /// Closes the parked connection idle the longest to make room; false
