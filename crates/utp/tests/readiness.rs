@@ -57,6 +57,55 @@ fn child_entry() {
             child::say(&format!("FAIL {e}"));
         }
     }
+    if role == "hostile" {
+        hostile_shm_client(&url);
+    }
+}
+
+/// Child: an shm client that writes garbage into every word of the
+/// wake-up protocol (both rings' `data_event`, its `sleeps` word) and
+/// floods the link's socket with bytes, for a second, then stays.
+fn hostile_shm_client(url: &str) {
+    use std::os::fd::BorrowedFd;
+    let link = utp::shm::connect(&url.parse().unwrap(), &utp::Options::default()).unwrap();
+    let base = link.region().as_ptr();
+    // The link's socket: the only Unix socket this process holds.
+    let sockets: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &i32| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .collect();
+    child::say("READY");
+    let words = [512 + 132, 768 + 132, 128 + 8];
+    let mut x = 0x9E37_79B9u32 ^ std::process::id();
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        for off in words {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // SAFETY: `off` is inside the link's control block (4096 mapped
+            // bytes at `base`, 4-aligned); the region outlives `link`, which
+            // lives to the end of this function. A volatile store: the
+            // server reads these words concurrently, by design.
+            unsafe { std::ptr::write_volatile(base.add(off).cast::<u32>(), x) };
+        }
+        for &fd in &sockets {
+            // SAFETY: `fd` is open in this process for the whole loop.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let _ = rustix::net::send(
+                fd,
+                &[0xEE; 512],
+                rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+            );
+        }
+    }
+    child::say("DONE");
+    std::thread::sleep(Duration::from_secs(30));
+    drop(link);
 }
 
 /// Whether `fd` turns readable (or hangs up) within `within`.
@@ -356,4 +405,74 @@ fn try_send_on_full_channels() {
     fill(&format!("unix://{}.sock", tmp("fill")));
     fill(&format!("inproc://{}", unique("fill")));
     fill(&format!("mq://{}", unique("fill")));
+}
+
+/// A same-user shm client that scribbles over the wake-up words and floods
+/// its socket affects at most its own link: every call on it returns
+/// promptly, and an honest client of the same listener, served from the
+/// same event loop, gets all its answers.
+#[test]
+fn a_hostile_shm_client_does_not_stall_the_event_loop() {
+    let url = format!("shm://{}", unique("hostile"));
+    let mut listener = utp::listen(&url).unwrap();
+    let mut hostile_peer = Proc::spawn("hostile", &url, "");
+    let mut hostile = listener.accept_timeout(Some(WAKE_DEADLINE)).unwrap();
+    hostile_peer.expect("READY");
+    let honest = std::thread::spawn({
+        let url = url.clone();
+        move || -> utp::Result<()> {
+            let mut ch = utp::connect(&url)?;
+            let mut frame = Frame::default();
+            for i in 0..200u32 {
+                ch.send(message_type::REQUEST, flags::CHECKSUM, &i.to_le_bytes())?;
+                ch.recv_timeout(&mut frame, Some(WAKE_DEADLINE))?;
+                assert_eq!(frame.payload(), i.to_le_bytes());
+                // Spread over the hostile client's second of scribbling.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(())
+        }
+    });
+    let mut server = listener.accept_timeout(Some(WAKE_DEADLINE)).unwrap();
+    let mut frame = Frame::default();
+    let mut answered = 0;
+    let mut hostile_alive = true;
+    let mut slowest = Duration::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the honest client got {answered} answers"
+        );
+        while server.try_recv(&mut frame).unwrap() {
+            server
+                .send(message_type::RESPONSE, flags::CHECKSUM, frame.payload())
+                .unwrap();
+            answered += 1;
+        }
+        if hostile_alive {
+            let t = Instant::now();
+            let r = hostile.try_recv(&mut frame);
+            let s = hostile.try_send(message_type::DATA, flags::CHECKSUM, b"still here");
+            slowest = slowest.max(t.elapsed());
+            hostile_alive = r.is_ok() && s.is_ok();
+        }
+        let server_fd = server.readiness().unwrap().fd;
+        let mut fds = vec![rustix::event::PollFd::new(
+            &server_fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let hostile_fd = hostile.readiness().map(|r| r.fd);
+        if let (true, Some(fd)) = (hostile_alive, hostile_fd.as_ref()) {
+            fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+        }
+        let ts = rustix::time::Timespec::try_from(Duration::from_millis(100)).unwrap();
+        let _ = rustix::event::poll(&mut fds, Some(&ts));
+    }
+    honest.join().unwrap().unwrap();
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a call on the hostile link took {slowest:?}"
+    );
+    hostile_peer.kill();
 }

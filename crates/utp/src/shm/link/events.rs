@@ -52,6 +52,9 @@ impl Events {
     }
 }
 
+/// Most reads one drain makes (an honest peer sends one byte per wake-up).
+const DRAIN_READS: usize = 4;
+
 /// What draining the socket found.
 enum Drained {
     /// Nothing more to read: the peer is there as far as the socket knows.
@@ -66,8 +69,10 @@ impl ShmLink {
         let Some(sock) = &self.socket else {
             return Drained::Open;
         };
-        let mut buf = [0u8; 64];
-        loop {
+        let mut buf = [0u8; 256];
+        // Bounded: a peer that floods the socket keeps it readable (the
+        // loop comes back) but never keeps this call busy.
+        for _ in 0..DRAIN_READS {
             match rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((0, _)) => return Drained::HungUp,
                 Ok(_) => continue,
@@ -76,6 +81,7 @@ impl ShmLink {
                 Err(_) => return Drained::HungUp,
             }
         }
+        Drained::Open
     }
 
     /// Sends the wake-up byte the consumer asked for (never blocks).
