@@ -565,6 +565,7 @@ fn serve_some(
     let channel = &mut *job.channel;
     let mut wait = Duration::ZERO;
     let mut served = 0;
+    let mut identity: Option<(crate::channel::PeerInfo, String)> = None;
     loop {
         let received = match channel.recv_timeout(frame, Some(wait)) {
             // Nothing more: `try_recv` makes the readiness descriptor signal
@@ -580,14 +581,18 @@ fn serve_some(
         match received {
             Ok(()) => {
                 job.last_active = Instant::now();
-                let peer = channel.peer();
-                let who = describe(&peer);
+                // Once per turn, not per request: `peer()` clones strings.
+                let (peer, who) = identity.get_or_insert_with(|| {
+                    let peer = channel.peer();
+                    let who = describe(&peer);
+                    (peer, who)
+                });
                 let next = answer(
                     channel,
                     frame,
                     &*shared.handler,
-                    &peer,
-                    &who,
+                    peer,
+                    who,
                     &shared.stats,
                     shared.limits,
                 );
