@@ -141,7 +141,12 @@ pub trait Channel: Send + fmt::Debug {
 
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
-    /// try again later). A frame is never sent in part.
+    /// try again later). A frame is never sent in part: on a stream
+    /// (unix, tcp, pipe, fifo) whose buffer fills up part-way through an
+    /// accepted frame, the channel keeps the rest (one frame at most) and
+    /// writes it before anything else, at the next call on the channel
+    /// (`send`, `try_send`, `recv`, `try_recv`); until it is out,
+    /// `try_send` returns `false`.
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),
