@@ -22,7 +22,7 @@
 //! therefore also loads our `sleeps` word after each publish (one load of a
 //! line that is only written at attach, so it stays in its cache): the
 //! first time a consumer arms, it sets its `sleeps` word, and a global
-//! memory barrier (`membarrier(MEMBARRIER_CMD_GLOBAL)`, once per link)
+//! memory barrier (`membarrier`, expedited: once per link, microseconds)
 //! makes sure a producer that loaded the old value has its stamp visible
 //! to our re-check. From then on the producer does the fenced `[WAKE]`
 //! step like for any sleeper.
@@ -221,13 +221,29 @@ impl ShmLink {
     }
 }
 
-/// A memory barrier on every CPU running a thread of any process
-/// (`membarrier(MEMBARRIER_CMD_GLOBAL)`). If the kernel refuses it, a
-/// short pause does the same in practice (a store buffer drains within
-/// nanoseconds).
+/// Registers this process for expedited global barriers, once: every
+/// process that runs a link with wake-ups does so before its handshake
+/// finishes, so its peer's [`global_barrier`] reaches it with an IPI
+/// instead of waiting for a grace period.
+pub(super) fn register_for_barriers() {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        let _ = membarrier(MembarrierCommand::RegisterGlobalExpedited);
+    });
+}
+
+/// A memory barrier on every CPU running a thread of the peer process:
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (microseconds; the peer registered in
+/// [`register_for_barriers`]), else `MEMBARRIER_CMD_GLOBAL` (every process;
+/// a few milliseconds). If the kernel refuses both, a short pause does the
+/// same in practice (a store buffer drains within nanoseconds).
 fn global_barrier() {
     use rustix::thread::{MembarrierCommand, membarrier};
-    if membarrier(MembarrierCommand::Global).is_err() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    if membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+        || membarrier(MembarrierCommand::Global).is_ok()
+    {
+        return;
     }
+    std::thread::sleep(std::time::Duration::from_millis(1));
 }
