@@ -415,6 +415,14 @@ impl Channel for StreamChannel {
 
     fn close(&mut self) -> Result<()> {
         if !std::mem::replace(&mut self.closed, true) {
+            if !self.tail.is_empty() {
+                // Best effort, without waiting: the end of a frame try_send
+                // accepted (a peer that stopped reading sees a cut frame).
+                let zero = Some(Duration::ZERO);
+                if self.write_mode(zero).is_ok() {
+                    let _ = self.flush_tail(Deadline::after(zero), zero);
+                }
+            }
             self.io.shutdown_write();
         }
         Ok(())
