@@ -44,6 +44,7 @@ pub mod shm;
 pub mod stats;
 pub mod transport;
 pub mod typed;
+pub(crate) mod wake;
 
 /// Re-exported so `#[derive(bytemuck::Pod)]` types for [`typed`] need no extra dependency line.
 pub use bytemuck;
