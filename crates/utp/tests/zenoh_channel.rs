@@ -286,8 +286,13 @@ fn an_event_loop_waits_on_zenoh_listeners_and_channels_without_a_thread() {
     let url = format!("zenoh://{key}?connect=tcp/127.0.0.1:{port}");
     // connect waits for the server to answer its query, which try_accept does.
     let client = std::thread::spawn(move || utp::connect(&url).unwrap());
-    let fd = listener.readiness().expect("a zenoh listener has a descriptor");
-    assert!(wait_readable(fd, Duration::from_secs(20)), "no wake-up for a client");
+    let fd = listener
+        .readiness()
+        .expect("a zenoh listener has a descriptor");
+    assert!(
+        wait_readable(fd, Duration::from_secs(20)),
+        "no wake-up for a client"
+    );
     let mut server = loop {
         if let Some(server) = listener.try_accept().unwrap() {
             break server;
@@ -308,7 +313,10 @@ fn an_event_loop_waits_on_zenoh_listeners_and_channels_without_a_thread() {
     });
     let started = Instant::now();
     loop {
-        let fd = server.readiness().expect("a zenoh channel has a descriptor").fd;
+        let fd = server
+            .readiness()
+            .expect("a zenoh channel has a descriptor")
+            .fd;
         assert!(wait_readable(fd, Duration::from_secs(20)), "no wake-up");
         if server.try_recv(&mut frame).unwrap() {
             break;
