@@ -261,10 +261,7 @@ impl Fixture {
         if self.url.starts_with("udp:") {
             return;
         }
-        let quick = Options {
-            connect_timeout: Duration::from_millis(200),
-            ..Options::default()
-        };
+        let quick = Options::default().with_connect_timeout(Duration::from_millis(200));
         // A child spawned by another test at this moment holds copies of our
         // descriptors until its exec closes them, so allow a short grace.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -425,10 +422,7 @@ fn the_limit(t: &Transport) {
     }
     if t.own_limit {
         // A channel's own max_payload limits what it sends as well.
-        let options = Options {
-            max_payload: 1000,
-            ..Options::default()
-        };
+        let options = Options::default().with_max_payload(1000);
         let mut client = server.connect_with(&options);
         assert_eq!(call(&mut *client, &pattern(1000)), pattern(1000));
         match client.send_timeout(message_type::REQUEST, flags::CHECKSUM, &pattern(2000), LONG) {
