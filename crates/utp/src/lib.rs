@@ -35,15 +35,25 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod identity;
-pub mod procnet;
 pub mod pubsub;
-pub mod runtime_dir;
 pub mod seqlock;
 pub mod service;
 pub mod shm;
 pub mod stats;
 pub mod transport;
 pub mod typed;
+
+// Not part of the API (hidden from the docs, not covered by semver): what
+// the `utp` command-line tool, the benchmarks and the integration tests need
+// from the inside. See docs/api.md, "What is public".
+#[doc(hidden)]
+#[cfg(not(loom))]
+#[path = "bench_support/mod.rs"]
+pub mod __bench;
+#[doc(hidden)]
+pub mod procnet;
+#[doc(hidden)]
+pub mod runtime_dir;
 
 /// Re-exported so `#[derive(bytemuck::Pod)]` types for [`typed`] need no extra dependency line.
 pub use bytemuck;

@@ -24,19 +24,23 @@
 //! read-only (layout: `docs/pubsub-layout.md`); `unix://` and `tcp://` fan
 //! out through one bounded queue per subscriber. Both count losses exactly
 //! from message numbers. Policies, wait modes and sizes are URL options
-//! ([`options`]).
+//! (`docs/pubsub-layout.md`).
 
 #[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod inspect;
+#[doc(hidden)]
 pub mod layout;
 #[cfg(not(loom))]
 mod member;
 #[cfg(not(loom))]
 mod memory;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod options;
+#[doc(hidden)]
 pub mod protocol;
 #[cfg(not(loom))]
 mod publisher;
@@ -59,11 +63,14 @@ mod subscriber;
 #[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod wire;
 
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use inspect::{Report, SubscriberStatus};
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use options::{Policy, Wait};
 #[cfg(not(loom))]
 pub use publisher::{Loan, Publisher};
@@ -78,6 +85,7 @@ pub use view::View;
 /// it could not be read: a stale socket of a dead publisher), from the
 /// sockets in our private and shared directories.
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub fn list() -> Vec<(String, crate::Result<Report>)> {
     let me = rustix::process::geteuid().as_raw();
     let dirs = [dir::private_dir().ok(), dir::shared_dir(me, false).ok()];
@@ -105,6 +113,7 @@ pub fn list() -> Vec<(String, crate::Result<Report>)> {
 
 /// The rendezvous socket path of `shm://NAME` (in the per-user private directory).
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub fn socket_path(name: &str) -> crate::Result<std::path::PathBuf> {
     dir::socket_path(name)
 }

@@ -94,6 +94,8 @@ fn connect_socket(address: &Address, policy: &PeerPolicy, url: &str) -> Result<U
 
 /// Connects to the listener at `endpoint` and maps the link it creates.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let url = endpoint.address.to_string();

@@ -156,7 +156,7 @@ pub struct InprocListener {
 }
 
 /// Registers `name`; fails if another listener in this process holds it.
-pub fn listen(name: &str) -> Result<InprocListener> {
+pub(crate) fn listen(name: &str) -> Result<InprocListener> {
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     if map.contains_key(name) {
         return Err(Error::InUse {
@@ -174,7 +174,7 @@ pub fn listen(name: &str) -> Result<InprocListener> {
 }
 
 /// Connects to the listener registered as `name`.
-pub fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
+pub(crate) fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
     let map = registry().lock().unwrap_or_else(|p| p.into_inner());
     let not_found = |reason: &str| Error::NotFound {
         endpoint: format!("inproc://{name}"),

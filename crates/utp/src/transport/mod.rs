@@ -1,7 +1,23 @@
 //! Transports: one module per IPC mechanism, each implementing
 //! [`Channel`] and [`Listener`].
 //!
-//! [`connect`] and [`listen`] pick the transport from the endpoint URL.
+//! # Entry points
+//!
+//! There is one way in for every transport, in two strengths:
+//!
+//! - [`connect`] / [`listen`] (and [`connect_with`] / [`listen_with`] with
+//!   [`Options`]) take a URL string and return a `Box<dyn Channel>` /
+//!   `Box<dyn Listener>`: the transport is chosen by the URL's scheme. This
+//!   is what most programs use.
+//! - Where a transport has more to offer than the traits (zero-copy on
+//!   [`shm`](crate::shm), priorities on [`mq`], descriptor passing on
+//!   [`unix`], child processes on [`pipe`]), its module has
+//!   `connect(&Endpoint, &Options)` and `listen(&Endpoint, &Options)` with
+//!   the same meaning that return the concrete type. An [`Endpoint`] is the
+//!   parsed URL (`"shm://calc".parse()?`); URL options are applied exactly as
+//!   by [`connect_with`].
+//!
+//! `inproc://` has nothing beyond the traits and no functions of its own.
 
 pub mod fifo;
 mod in_use;
@@ -110,7 +126,7 @@ pub fn listen_with(url: &str, options: &Options) -> Result<Box<dyn Listener>> {
 /// URL options override programmatic ones: `?max_payload=N`,
 /// `?connect_timeout_ms=N`, `?frame_timeout_ms=N`, `?idle_timeout_ms=N` (0: never).
 /// An option the transport does not know is an error.
-fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
+pub(crate) fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     url_options::check(endpoint)?;
     let mut options = base.clone();
     if let Some(max) = endpoint.param_number("max_payload")? {

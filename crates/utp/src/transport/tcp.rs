@@ -69,6 +69,8 @@ fn peer_of(addr: Option<SocketAddr>) -> PeerInfo {
 /// Connects to a `tcp://` endpoint, trying each resolved address in turn
 /// within [`Options::connect_timeout`] overall.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let deadline = Deadline::after(Some(options.connect_timeout));
     let mut last = None;
     for addr in resolve(endpoint)? {
@@ -223,5 +225,7 @@ impl Listener for TcpListener {
 
 /// Listens on a `tcp://` endpoint.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<TcpListener> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     TcpListener::bind(endpoint, options)
 }

@@ -42,6 +42,7 @@ const BACKLOG: i32 = 1024;
 
 /// Where a Unix socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum UnixAddr {
     /// A socket file.
     Path(PathBuf),
@@ -93,6 +94,7 @@ fn new_socket() -> Result<OwnedFd> {
 }
 
 /// Connects a stream socket to `addr`, failing fast if nobody listens.
+#[doc(hidden)]
 pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
     let sockaddr = addr.sockaddr()?;
     let fd = new_socket()?;
@@ -119,6 +121,8 @@ pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
 
 /// Connects to a `unix://` endpoint.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let fd = connect_socket(&addr)?;
@@ -173,6 +177,7 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Binds `addr`, replacing a stale socket file but never a live one.
+    #[doc(hidden)]
     pub fn bind(addr: UnixAddr, options: &Options) -> Result<Self> {
         let sockaddr = addr.sockaddr()?;
         if let UnixAddr::Path(path) = &addr {
@@ -231,6 +236,7 @@ impl UnixListener {
     }
 
     /// Accepts the next connection as a raw socket, with its credentials.
+    #[doc(hidden)]
     pub fn accept_socket(&mut self, timeout: Option<Duration>) -> Result<(OwnedFd, PeerInfo)> {
         let fd = self.fd.as_ref().ok_or(Error::Closed)?;
         let deadline = Deadline::after(timeout);
@@ -405,6 +411,8 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
 /// Listens on a `unix://` endpoint; clients are checked against the URL's
 /// [`PeerPolicy`] (`?allow_uid=U1,U2`, `?allow_gid=G1`).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;

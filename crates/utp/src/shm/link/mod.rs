@@ -20,7 +20,8 @@ mod zerocopy;
 
 pub use zerocopy::{Reservation, View};
 
-/// Which end of a link this is.
+/// Which end of a link this is (hidden: only [`ShmLink::over_region`] takes it).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     /// Created the region; writes ring 0, reads ring 1.
@@ -142,7 +143,9 @@ impl ShmLink {
     /// One end of a link over a region whose control block is already
     /// initialised ([`Control::init`](super::layout::Control::init)), without a
     /// rendezvous socket: liveness then rests on the peer's state word only,
-    /// and the peer is assumed to sleep. For pre-arranged regions and tests.
+    /// and the peer is assumed to sleep. For pre-arranged regions and tests
+    /// (hidden: regions are not part of the API).
+    #[doc(hidden)]
     pub fn over_region(
         region: Region,
         side: Side,
@@ -182,7 +185,8 @@ impl ShmLink {
         }
     }
 
-    /// The region this link lives in.
+    /// The region this link lives in (hidden: for tests and `utp inspect`).
+    #[doc(hidden)]
     pub fn region(&self) -> &Region {
         &self.region
     }

@@ -164,7 +164,7 @@ impl Indices {
 }
 
 /// Marks `word` as "someone sleeps here" before the final re-check (`[WAKE]`).
-pub fn arm(word: &AtomicU32) {
+pub(crate) fn arm(word: &AtomicU32) {
     word.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
 }

@@ -32,6 +32,8 @@ pub struct FifoListener {
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::listen called with a {} endpoint",

@@ -130,6 +130,7 @@ impl MqChannel {
     /// Sends `bytes` as one message as they are, bypassing framing. For
     /// robustness tests: the receiver must log and drop what is not a frame.
     #[doc(hidden)]
+    #[doc(hidden)]
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
         sys::timed_send(tx.as_fd(), bytes, 0, Duration::from_secs(1))

@@ -37,6 +37,8 @@ pub(super) fn check_private(fd: &OwnedFd, queue: &str) -> Result<()> {
 
 /// Connects to an `mq://` server: creates this client's queue pair and asks to be accepted.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let name = mq_name(endpoint);
     let url = endpoint.address.to_string();
     let accept_queue = queue_name(name, "");
@@ -206,6 +208,8 @@ pub struct MqListener {
 
 /// Creates the accept queue `/utp.NAME` (replacing a stale one, never a live one).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let name = mq_name(endpoint).to_string();
     let queue = queue_name(&name, "");
     let attr = Attr {
@@ -386,6 +390,7 @@ impl Drop for MqListener {
 
 /// Sends raw bytes as one message to the accept queue of `mq://NAME`, bypassing
 /// the protocol. For robustness tests: a server must log and drop them.
+#[doc(hidden)]
 #[doc(hidden)]
 pub fn inject_raw(name: &str, bytes: &[u8]) -> Result<()> {
     let queue = queue_name(name, "");

@@ -13,6 +13,7 @@ mod io;
 
 pub use framing::Framing;
 pub(crate) use framing::client_framing;
+#[doc(hidden)]
 pub use io::StreamIo;
 
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
@@ -49,6 +50,7 @@ pub struct StreamChannel {
 
 impl StreamChannel {
     /// Wraps connected descriptors. `label` names the endpoint in errors.
+    #[doc(hidden)]
     pub fn new(
         io: StreamIo,
         framing: Framing,
@@ -75,6 +77,7 @@ impl StreamChannel {
 
     /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
     /// each frame received, [`Options::idle_timeout`] for servers.
+    #[doc(hidden)]
     pub fn with_deadlines(mut self, options: &Options) -> Self {
         self.inbox.frame_timeout = options.frame_timeout;
         self.idle_timeout = options.idle_timeout;
@@ -82,6 +85,7 @@ impl StreamChannel {
     }
 
     /// Numbers outgoing frames from `first` on instead of 1.
+    #[doc(hidden)]
     pub fn start_sequence_at(&mut self, first: u64) {
         self.stamper.start_at(first);
     }
@@ -115,6 +119,7 @@ impl StreamChannel {
     }
 
     /// The underlying descriptors.
+    #[doc(hidden)]
     pub fn io(&self) -> &StreamIo {
         &self.io
     }

@@ -17,6 +17,8 @@ pub struct UdpChannel {
 
 /// Opens a UDP socket aimed at the endpoint (nothing is sent until the first frame).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     let server = resolve(endpoint)?[0];
     let any: SocketAddr = match server {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),

@@ -39,11 +39,15 @@ use crate::error::{Error, Result};
 
 /// Connects to the service at `zenoh://KEY`.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ZenohChannel> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     ZenohChannel::connect(endpoint, service_key(endpoint)?, options)
 }
 
 /// Serves `zenoh://KEY`.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ZenohListener> {
+    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
+    let options = &crate::transport::options_from_url(endpoint, options)?;
     ZenohListener::bind(endpoint, service_key(endpoint)?, options)
 }
 
