@@ -150,14 +150,7 @@ const TRANSPORTS: &[Transport] = &[
 
 /// Gaps found by this test and not fixed on this branch: (transport, step,
 /// why). Their timeouts are reported, not failed; remove an entry when fixed.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    (
-        "fifo",
-        "serving",
-        "a fifo client cannot tell a dead server from one that has not answered yet; it waits for its deadline",
-    ),
-    ("fifo", "replying", "as for serving"),
-];
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 /// Everything that went wrong for one transport (empty: all steps passed).
 #[derive(Default)]

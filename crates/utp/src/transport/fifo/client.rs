@@ -37,7 +37,16 @@ impl FifoChannel {
             let mut fds = [PollFd::new(read, PollFlags::IN)];
             match poll(&mut fds, Some(&wait)) {
                 Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => return Ok(()),
-                Ok(n) if n > 0 => std::thread::sleep(slice), // hang-up only: not started yet
+                Ok(n) if n > 0 => {
+                    // Hang-up only: not started yet, or started and over.
+                    if self.server_took_request_and_left() {
+                        return Err(Error::PeerGone(format!(
+                            "{}: the server took the request and closed its end without answering (it died or ended the session)",
+                            self.inner.peer().address.unwrap_or_default()
+                        )));
+                    }
+                    std::thread::sleep(slice)
+                }
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(Error::io("poll the response FIFO", e)),
             }
@@ -48,6 +57,19 @@ impl FifoChannel {
                 });
             }
         }
+    }
+
+    /// Client side, while `PATH.resp` has no writer: whether the server has
+    /// already been there. A server opens `PATH.resp` for writing before it
+    /// reads a request, so if everything we wrote to `PATH.req` has been
+    /// read (our lock descriptor reads the same pipe and never consumes),
+    /// a writer came and went: the session is over, not yet to start.
+    fn server_took_request_and_left(&self) -> bool {
+        let Some(lock) = &self.lock else {
+            return false;
+        };
+        self.inner.sent_sequence().is_some()
+            && rustix::io::ioctl_fionread(lock).is_ok_and(|unread| unread == 0)
     }
 
     /// Client side: waits until the server has closed its end, discarding
