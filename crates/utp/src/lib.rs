@@ -60,7 +60,7 @@ pub use bytemuck;
 
 pub use channel::{Channel, Listener, Options, PeerInfo, Readiness};
 pub use endpoint::Endpoint;
-pub use error::{Error, Result};
+pub use error::{DeniedReason, Error, GoneReason, ProtocolReason, Result};
 pub use transport::{connect, connect_with, listen, listen_with};
 
 /// The Rust blocks of the repository's README.md, compiled and run as

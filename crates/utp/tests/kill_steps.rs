@@ -38,6 +38,7 @@ mod util;
 
 use child::{Proc, say};
 use std::time::{Duration, Instant};
+use utp::ProtocolReason;
 use utp::frame::{Frame, flags, message_type};
 use utp::{Error, Options};
 
@@ -253,7 +254,10 @@ fn serves_a_new_client(listener: &mut dyn utp::Listener) -> Result<(), String> {
         let mut frame = Frame::default();
         ch.recv_timeout(&mut frame, LONG)?;
         if frame.payload() != b"ping" {
-            return Err(Error::Protocol(format!("server got {:?}", frame.payload())));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!("server got {:?}", frame.payload()),
+            ));
         }
         ch.send_timeout(message_type::RESPONSE, flags::CHECKSUM, b"pong", LONG)?;
         Ok(ch)

@@ -34,7 +34,8 @@ pub fn run(args: Args) -> CmdResult {
     // The server validates the request: what it says is what the user sees.
     let request = format!("{} {} {}", args.op, args.a, args.b);
     let reply = client.call(request.as_bytes())?;
-    let outcome = calc::Reply::parse(reply).map_err(utp::Error::Protocol)?;
+    let outcome = calc::Reply::parse(reply)
+        .map_err(|e| utp::Error::protocol(utp::ProtocolReason::Unexpected, e))?;
     let _ = client.close();
     match outcome {
         calc::Reply::Ok(n) => {

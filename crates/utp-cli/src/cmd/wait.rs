@@ -37,7 +37,9 @@ pub fn run(args: Args) -> CmdResult {
                 let _ = channel.close();
                 return Ok(());
             }
-            Err(e @ (utp::Error::BadUrl { .. } | utp::Error::Denied(_))) => return Err(e.into()),
+            Err(e @ (utp::Error::BadUrl { .. } | utp::Error::Denied { .. })) => {
+                return Err(e.into());
+            }
             Err(e) if Instant::now() >= deadline => {
                 eprintln!(
                     "utp: no server at {} after {}: {e}",

@@ -5,6 +5,7 @@
 //! timestamps and the payload limit behave exactly as on other transports,
 //! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
 
+use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
@@ -78,7 +79,12 @@ impl InprocChannel {
             None => self.stamper.stamp(message_type, flags, payload, &mut head),
         };
         let message = (header, payload.to_vec());
-        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        let gone = || {
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!("inproc://{} peer dropped its end", self.name),
+            )
+        };
         match timeout {
             None => tx.send(message).map_err(|_| gone()),
             Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
@@ -119,7 +125,12 @@ impl Channel for InprocChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        let gone = || {
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!("inproc://{} peer dropped its end", self.name),
+            )
+        };
         let (header, payload) = queue::recv(&self.rx, timeout, "a frame", gone)?;
         if payload.len() > self.max_payload {
             return Err(crate::frame::DecodeError::TooLarge {

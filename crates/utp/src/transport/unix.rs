@@ -22,6 +22,7 @@
 
 use super::stream::{Framing, StreamChannel, StreamIo};
 use super::wait::{Ready, wait_ready};
+use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
@@ -130,9 +131,10 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
     match (peer.uid, peer.gid) {
         (Some(uid), Some(gid)) => policy.check_server(&addr.to_string(), "the socket", uid, gid)?,
         _ => {
-            return Err(Error::Denied(format!(
-                "{addr}: the kernel did not say who the server is (SO_PEERCRED failed)"
-            )));
+            return Err(Error::denied(
+                DeniedReason::Untrusted,
+                format!("{addr}: the kernel did not say who the server is (SO_PEERCRED failed)"),
+            ));
         }
     }
     let framing = match endpoint.param("framing") {
@@ -257,10 +259,13 @@ impl UnixListener {
             };
             let peer = peer_info(&conn, &self.addr);
             let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
-                return Err(Error::Denied(format!(
-                    "refused a client on {}: the kernel did not say who it is (SO_PEERCRED failed)",
-                    self.addr
-                )));
+                return Err(Error::denied(
+                    DeniedReason::Untrusted,
+                    format!(
+                        "refused a client on {}: the kernel did not say who it is (SO_PEERCRED failed)",
+                        self.addr
+                    ),
+                ));
             };
             if let Err(refused) =
                 self.policy
@@ -324,7 +329,7 @@ impl Drop for UnixListener {
 /// when its own first send fails because the server hung up.
 fn tell_refused(conn: &OwnedFd, refused: &Error) {
     let text = match refused {
-        Error::Denied(text) => text.clone(),
+        Error::Denied { detail: text, .. } => text.clone(),
         other => other.to_string(),
     };
     let header = crate::frame::Header::new(
@@ -359,11 +364,14 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
         Err(e) => return Err(Error::io(format!("inspect {}", path.display()), e)),
     };
     if meta.file_type().is_symlink() {
-        return Err(Error::Denied(format!(
-            "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
              socket path (remove it yourself if it is yours)",
-            path.display()
-        )));
+                path.display()
+            ),
+        ));
     }
     if !meta.file_type().is_socket() {
         return Err(Error::InUse {
@@ -444,11 +452,14 @@ impl UnixListener {
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket
             || (stat.st_dev, stat.st_ino) != bound
         {
-            return Err(Error::Denied(format!(
-                "{}: {} is no longer the socket this listener bound",
-                self.addr,
-                path.display()
-            )));
+            return Err(Error::denied(
+                DeniedReason::Unsafe,
+                format!(
+                    "{}: {} is no longer the socket this listener bound",
+                    self.addr,
+                    path.display()
+                ),
+            ));
         }
         // chmod through the descriptor's /proc link: it names this inode.
         let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));

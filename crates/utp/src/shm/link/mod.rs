@@ -8,6 +8,7 @@ use super::region::Region;
 use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
 use super::wait::WaitMode;
+use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
@@ -48,7 +49,7 @@ pub struct ShmLink {
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
-    gone: Option<String>,
+    gone: Option<(crate::error::GoneReason, String)>,
     messages: u64,
     bytes: u64,
     beats: u64,
@@ -71,7 +72,7 @@ impl ShmLink {
         endpoint: String,
     ) -> Result<ShmLink> {
         let base = NonNull::new(region.as_ptr())
-            .ok_or_else(|| Error::Protocol("region mapped at null".into()))?;
+            .ok_or_else(|| Error::protocol(ProtocolReason::Corrupt, "region mapped at null"))?;
         // SAFETY: the region maps at least MIN_REGION_LEN page-aligned bytes
         // and `validate` below checks the full layout fits before any ring
         // is built; the region outlives `control` (declared last).

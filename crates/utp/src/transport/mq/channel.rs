@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::transport::message;
+use crate::{GoneReason, ProtocolReason};
 
 /// One end of a conversation over a pair of message queues.
 #[derive(Debug)]
@@ -80,9 +81,10 @@ impl MqChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         if priority >= PRIORITY_LIMIT {
-            return Err(Error::Protocol(format!(
-                "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!("message priority {priority} is out of range (0..{PRIORITY_LIMIT})"),
+            ));
         }
         let limit = self.max_send_payload();
         message::encode(
@@ -138,10 +140,10 @@ impl MqChannel {
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone(format!(
-            "the peer of {} closed its queues or exited",
-            self.label
-        ))
+        Error::peer_gone(
+            GoneReason::Died,
+            format!("the peer of {} closed its queues or exited", self.label),
+        )
     }
 
     /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
@@ -202,10 +204,10 @@ impl Channel for MqChannel {
                 },
             };
             if !message::decode(&self.buf[..received], self.max_payload, frame)? {
-                return Err(Error::PeerGone(format!(
-                    "the peer of {} said goodbye",
-                    self.label
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} said goodbye", self.label),
+                ));
             }
             return Ok(());
         }

@@ -20,6 +20,7 @@ use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
 use crate::transport::wait::{Ready, wait_ready};
+use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
@@ -145,17 +146,23 @@ impl StreamChannel {
                 }
             )
         {
-            return Err(Error::Protocol(format!(
-                "{} cannot carry file descriptors; only unix:// sockets can",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} cannot carry file descriptors; only unix:// sockets can",
+                    self.label
+                ),
+            ));
         }
         if fds.len() > io::MAX_FDS_PER_MESSAGE {
-            return Err(Error::Protocol(format!(
-                "{} descriptors in one frame; at most {} are allowed",
-                fds.len(),
-                io::MAX_FDS_PER_MESSAGE
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} descriptors in one frame; at most {} are allowed",
+                    fds.len(),
+                    io::MAX_FDS_PER_MESSAGE
+                ),
+            ));
         }
         self.send_inner(message_type, flags, payload, fds, timeout)
     }
@@ -189,10 +196,13 @@ impl StreamChannel {
             return Err(Error::Closed);
         }
         if self.torn {
-            return Err(Error::Protocol(format!(
-                "an earlier send to {} timed out part-way through a frame; close this channel",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "an earlier send to {} timed out part-way through a frame; close this channel",
+                    self.label
+                ),
+            ));
         }
         // The peer applies its limit before reading; a frame it refuses
         // would leave both ends out of step. The limit we know is ours
@@ -272,10 +282,10 @@ impl StreamChannel {
                     }
                 }
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::PeerGone(format!(
-                        "the peer of {} closed the connection",
-                        self.label
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }

@@ -1,6 +1,7 @@
 //! The client end: a UDP socket connected to the server's address.
 
 use super::*;
+use crate::GoneReason;
 
 /// The client end: a UDP socket connected to the server's address.
 #[derive(Debug)]
@@ -60,10 +61,13 @@ impl UdpChannel {
     }
 
     fn unreachable(&self) -> Error {
-        Error::PeerGone(format!(
-            "nothing answers at udp://{}: port unreachable (is the server running?)",
-            self.server
-        ))
+        Error::peer_gone(
+            GoneReason::Unreachable,
+            format!(
+                "nothing answers at udp://{}: port unreachable (is the server running?)",
+                self.server
+            ),
+        )
     }
 }
 
@@ -153,10 +157,10 @@ impl Channel for UdpChannel {
                 continue;
             }
             if header.message_type == message_type::GOODBYE && header.flags & flags::REPLY != 0 {
-                return Err(Error::PeerGone(format!(
-                    "udp://{} ended this conversation",
-                    self.server
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("udp://{} ended this conversation", self.server),
+                ));
             }
             return Ok(());
         }
@@ -269,7 +273,7 @@ mod tests {
         // The server's goodbye names our frame: that one ends the channel.
         conversation.close().unwrap();
         let gone = client.recv_timeout(&mut frame, Some(Duration::from_secs(5)));
-        assert!(matches!(gone, Err(Error::PeerGone(_))), "{gone:?}");
+        assert!(matches!(gone, Err(Error::PeerGone { .. })), "{gone:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! logged at most once a second.
 
 use super::*;
+use crate::GoneReason;
 use crate::channel::Readiness;
 use crate::transport::queue;
 use rustix::event::{EventfdFlags, eventfd};
@@ -101,10 +102,13 @@ impl Channel for UdpServerChannel {
             return Err(Error::Closed);
         }
         let gone = || {
-            Error::PeerGone(format!(
-                "udp client {} said goodbye (or the listener closed)",
-                self.client
-            ))
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!(
+                    "udp client {} said goodbye (or the listener closed)",
+                    self.client
+                ),
+            )
         };
         // Reset the wake-up first: a frame queued after this is signalled again.
         let mut count = [0u8; 8];
@@ -119,10 +123,13 @@ impl Channel for UdpServerChannel {
                 Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
                     // Forget it without a goodbye: it may just be quiet.
                     self.closed = true;
-                    return Err(Error::PeerGone(format!(
-                        "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
-                        self.client
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Evicted,
+                        format!(
+                            "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                            self.client
+                        ),
+                    ));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.remaining().is_some_and(|d| d.is_zero()) {

@@ -8,6 +8,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Stamper};
 use crate::transport::message;
+use crate::{GoneReason, ProtocolReason};
 use std::time::Duration;
 use zenoh::{Session, Wait};
 
@@ -164,9 +165,10 @@ impl ZenohChannel {
                 Err(refusal) => {
                     let text = refusal.payload().to_bytes();
                     let text = String::from_utf8_lossy(&text[..text.len().min(MAX_REFUSAL)]);
-                    Err(Error::Protocol(format!(
-                        "the server refused the request: {text}"
-                    )))
+                    Err(Error::protocol(
+                        ProtocolReason::Refused,
+                        format!("the server refused the request: {text}"),
+                    ))
                 }
             },
             Err(_) => Err(Error::NotFound {
@@ -181,10 +183,13 @@ impl ZenohChannel {
             return Err(Error::Closed);
         }
         self.link.as_mut().ok_or_else(|| {
-            Error::PeerGone(format!(
-                "{}: the server went away; the next send looks for one again",
-                self.endpoint
-            ))
+            Error::peer_gone(
+                GoneReason::Unreachable,
+                format!(
+                    "{}: the server went away; the next send looks for one again",
+                    self.endpoint
+                ),
+            )
         })
     }
 }
