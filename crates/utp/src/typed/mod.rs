@@ -11,7 +11,7 @@
 //! postcard was chosen for its compact varint encoding, a stable documented
 //! wire format (its 1.0 specification, implementable from other languages)
 //! and no allocation while encoding into a reused buffer. A payload that does
-//! not decode as the expected type is [`Error::Decode`](crate::Error::Decode),
+//! not decode as the expected type is [`Error::Decode`],
 //! naming the type; the channel stays usable.
 //!
 //! ```
