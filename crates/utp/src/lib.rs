@@ -236,3 +236,8 @@ pub use transport::{connect, connect_with, listen, listen_with};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust blocks of docs/api.md, run as doctests for the same reason.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/api.md")]
+pub struct ApiDocDoctests;
