@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use utp::frame::{Frame, flags, message_type};
 use utp::service::{Server, Shutdown};
-use utp::{Channel, Error, Options, PeerInfo};
+use utp::{Channel, Error, GoneReason, Options, PeerInfo};
 
 /// What the suite needs to know about one transport.
 struct Transport {
@@ -528,8 +528,12 @@ fn peer_disconnect(t: &Transport) {
         .unwrap();
     let mut frame = Frame::default();
     match client.recv_timeout(&mut frame, LONG) {
-        Err(e) if e.is_peer_gone() => {}
-        other => panic!("client after the server closed: expected PeerGone, got {other:?}"),
+        // An orderly close is `Closed` on every transport, never `Died`.
+        Err(Error::PeerGone {
+            reason: GoneReason::Closed,
+            ..
+        }) => {}
+        other => panic!("client after the server closed: expected PeerGone(Closed), got {other:?}"),
     }
     drop(client);
     drop(server);
@@ -552,8 +556,13 @@ fn peer_disconnect(t: &Transport) {
         assert_eq!(frame.payload(), b"first");
         drop(client);
         match server_end.recv_timeout(&mut frame, LONG) {
-            Err(e) if e.is_peer_gone() => {}
-            other => panic!("server after the client left: expected PeerGone, got {other:?}"),
+            Err(Error::PeerGone {
+                reason: GoneReason::Closed,
+                ..
+            }) => {}
+            other => {
+                panic!("server after the client left: expected PeerGone(Closed), got {other:?}")
+            }
         }
     }
 }
