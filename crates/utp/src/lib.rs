@@ -144,11 +144,11 @@
 //!
 //! # Async
 //!
-//! With the cargo feature `tokio`, the module `utp::tokio` wraps channels,
-//! listeners and the service client and server for a tokio runtime, built on
-//! the same readiness descriptors (see its documentation in a version that
-//! has it). Without it, a blocking channel works from async code through
-//! `spawn_blocking`, at the cost of a thread hop per call.
+//! With the cargo feature `tokio`, the module `utp::tokio` offers
+//! `AsyncChannel` and `AsyncListener` (async receive, send and accept),
+//! `Stream`/`Sink` adapters and an async service client and server, all built
+//! on the readiness descriptors above. Without the feature, a blocking channel works from
+//! async code through `spawn_blocking`, at the cost of a thread hop per call.
 //!
 //! # Choosing a transport
 //!
@@ -182,6 +182,7 @@
 //! | feature | adds |
 //! |---------|------|
 //! | `serde` | `typed::TypedChannel` (serde + postcard) |
+//! | `tokio` | the async layer `utp::tokio` |
 //! | `zenoh` | the `zenoh://KEY` transport across hosts (~200 more crates) |
 //! | `zenoh-tls` | `zenoh://` over TLS with user/password authentication |
 //!
