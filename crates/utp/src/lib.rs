@@ -146,9 +146,10 @@
 //!
 //! With the cargo feature `tokio`, the module `utp::tokio` offers
 //! `AsyncChannel` and `AsyncListener` (async receive, send and accept),
-//! `Stream`/`Sink` adapters and an async service client and server, all built
-//! on the readiness descriptors above. Without the feature, a blocking channel works from
-//! async code through `spawn_blocking`, at the cost of a thread hop per call.
+//! `Stream`/`Sink` adapters and an async service client and server, all
+//! built on the readiness descriptors above. Without the feature, a blocking
+//! channel works from async code through `spawn_blocking`, at the cost of a
+//! thread hop per call.
 //!
 //! # Choosing a transport
 //!
