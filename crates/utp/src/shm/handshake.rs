@@ -95,8 +95,10 @@ fn connect_socket(address: &Address, policy: &PeerPolicy, url: &str) -> Result<U
 
 /// Connects to the listener at `endpoint` and maps the link it creates.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options =
+        &crate::transport::transport_options(endpoint, options, &["shm", "sysv", "file"])?;
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let url = endpoint.address.to_string();

@@ -122,8 +122,9 @@ pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
 
 /// Connects to a `unix://` endpoint.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["unix"])?;
     let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let fd = connect_socket(&addr)?;
@@ -419,8 +420,9 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
 /// Listens on a `unix://` endpoint; clients are checked against the URL's
 /// [`PeerPolicy`] (`?allow_uid=U1,U2`, `?allow_gid=G1`).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["unix"])?;
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;

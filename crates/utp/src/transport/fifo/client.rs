@@ -189,8 +189,9 @@ impl Drop for FifoChannel {
 
 /// Connects to a `fifo://` server (see the module docs for the protocol).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::connect called with a {} endpoint",

@@ -33,8 +33,9 @@ pub struct FifoListener {
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::listen called with a {} endpoint",

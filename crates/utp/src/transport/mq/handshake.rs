@@ -41,8 +41,9 @@ pub(super) fn check_private(fd: &OwnedFd, queue: &str) -> Result<()> {
 
 /// Connects to an `mq://` server: creates this client's queue pair and asks to be accepted.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["mq"])?;
     let name = mq_name(endpoint);
     let url = endpoint.address.to_string();
     let accept_queue = queue_name(name, "");
@@ -220,8 +221,9 @@ pub struct MqListener {
 
 /// Creates the accept queue `/utp.NAME` (replacing a stale one, never a live one).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["mq"])?;
     let name = mq_name(endpoint).to_string();
     let queue = queue_name(&name, "");
     let attr = Attr {

@@ -18,8 +18,9 @@ pub struct UdpChannel {
 
 /// Opens a UDP socket aimed at the endpoint (nothing is sent until the first frame).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
     let server = resolve(endpoint)?[0];
     let any: SocketAddr = match server {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),

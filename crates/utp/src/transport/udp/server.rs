@@ -206,8 +206,9 @@ pub struct UdpListener {
 
 /// Binds a UDP socket at the endpoint and starts demultiplexing.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
     let addr = resolve(endpoint)?[0];
     let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
         ErrorKind::AddrInUse => Error::InUse {

@@ -39,15 +39,17 @@ use crate::error::{Error, Result};
 
 /// Connects to the service at `zenoh://KEY`.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ZenohChannel> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["zenoh"])?;
     ZenohChannel::connect(endpoint, service_key(endpoint)?, options)
 }
 
 /// Serves `zenoh://KEY`.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ZenohListener> {
-    // The common URL options (?max_payload=, ...), as utp::connect_with applies them.
-    let options = &crate::transport::options_from_url(endpoint, options)?;
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["zenoh"])?;
     ZenohListener::bind(endpoint, service_key(endpoint)?, options)
 }
 
