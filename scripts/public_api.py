@@ -17,7 +17,7 @@ it: hiding is how internals stay out of the API. (Without that flag rustdoc
 drops a public type defined in a hidden module even where it is
 re-exported, so such re-exports could not be followed.)
 Auto-trait impls (Send, Sync, ...) are listed, since losing one breaks
-callers; blanket impls (`impl<T> From<T> for T`) are not.
+callers (except Freeze, which only nightly can name); blanket impls (`impl<T> From<T> for T`) are not.
 
 Why not cargo-public-api: its newest release reads rustdoc JSON format 57;
 the nightly CI installs writes a newer format. This script reads the few
@@ -72,6 +72,10 @@ def render_type(t):
     if kind == "infer":
         return "_"
     raise SystemExit(f"public_api.py: unknown type kind {kind!r}")
+
+
+# Auto traits rustdoc reports that stable Rust cannot name: not API.
+UNSTABLE_AUTO_TRAITS = {"Freeze"}
 
 
 def hidden(it):
@@ -291,6 +295,8 @@ class Walker:
             if iv.get("blanket_impl") is not None:
                 continue
             trait = iv.get("trait")
+            if trait is not None and short(trait["path"]) in UNSTABLE_AUTO_TRAITS:
+                continue
             if trait is not None:
                 neg = "!" if iv.get("is_negative") else ""
                 self.lines.add(f"impl {neg}{short(trait['path'])}{render_args(trait.get('args'))} for {path}")

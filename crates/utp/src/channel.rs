@@ -100,6 +100,16 @@ pub trait Channel: Send + fmt::Debug {
     /// returned `Ok(false)`, [`Readiness::fd`] turns readable (or hangs up)
     /// as soon as a receive may make progress. So an event loop drains with
     /// `try_recv` until it returns `false`, then waits on the descriptor.
+    /// Wake-ups may be spurious; a peer that closed or died makes the
+    /// descriptor readable and `try_recv` fail with `PeerGone` (UDP aside:
+    /// it has no connection to lose).
+    ///
+    /// Every transport has one: sockets, pipes and FIFOs natively; mq an
+    /// epoll set of its queue and a liveness tick; inproc an eventfd; shm
+    /// links their socket, to which the writer sends a byte only after the
+    /// reader declared it waits (so spinning users pay nothing). Per
+    /// transport: `docs/event-loops.md`. `None` (zenoh, an shm peer that
+    /// offers no wake-ups) means the channel needs a thread.
     fn readiness(&self) -> Option<Readiness<'_>> {
         None
     }
@@ -131,7 +141,12 @@ pub trait Channel: Send + fmt::Debug {
 
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
-    /// try again later). A frame is never sent in part.
+    /// try again later). A frame is never sent in part: on a stream
+    /// (unix, tcp, pipe, fifo) whose buffer fills up part-way through an
+    /// accepted frame, the channel keeps the rest (one frame at most) and
+    /// writes it before anything else, at the next call on the channel
+    /// (`send`, `try_send`, `recv`, `try_recv`); until it is out,
+    /// `try_send` returns `false`.
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),

@@ -211,6 +211,7 @@ pub mod shm;
 pub mod stats;
 pub mod transport;
 pub mod typed;
+pub(crate) mod wake;
 
 // Not part of the API (hidden from the docs, not covered by semver): what
 // the `utp` command-line tool, the benchmarks and the integration tests need

@@ -4,10 +4,20 @@
 //! building when tests run, so the build lock is free).
 //!
 //! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`
-//! is run here with a small count.
+//! is run here with a small count; `event_loop` is compiled into this test
+//! and its `main` called directly.
 
 use std::path::Path;
 use std::process::Command;
+
+// event_loop (mio) is compiled into this test and its main() called directly.
+#[path = "../examples/event_loop.rs"]
+mod event_loop;
+
+#[test]
+fn event_loop_serves_three_transports_from_one_mio_poll() {
+    event_loop::main().expect("the event_loop example");
+}
 
 /// Runs `cargo run -q -p utp [--features F] --example NAME -- ARGS` and
 /// returns its stdout and then its stderr; fails the test with both if the

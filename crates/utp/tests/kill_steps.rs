@@ -74,7 +74,11 @@ fn child_entry() {
             let file = utp::shm::rendezvous::socket_file(&endpoint.address).unwrap();
             let path = utp::runtime_dir::private_dir().unwrap().join(file);
             let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            let hello = utp::shm::rendezvous::Hello { capacity: 0 }.encode();
+            let hello = utp::shm::rendezvous::Hello {
+                capacity: 0,
+                features: 0,
+            }
+            .encode();
             utp::shm::rendezvous::send_frame(&stream, message_type::LINK_HELLO, &hello, None)
                 .unwrap();
             utp::shm::rendezvous::recv_frame(&stream, message_type::LINK_ATTACH).unwrap();

@@ -22,7 +22,8 @@
 //!
 //! `shm://NAME` is a broadcast ring in a sealed memfd that subscribers map
 //! read-only (layout: `docs/pubsub-layout.md`); `unix://` and `tcp://` fan
-//! out through one bounded queue per subscriber. Both count losses exactly
+//! out through one bounded queue per subscriber; `zenoh://KEY` (cargo
+//! feature `zenoh`) reaches subscribers on other hosts through zenoh. Both count losses exactly
 //! from message numbers. Policies, wait modes and sizes are URL options
 //! (`docs/pubsub-layout.md`).
 
@@ -65,6 +66,8 @@ mod view;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod wire;
+#[cfg(all(not(loom), feature = "zenoh"))]
+mod zenoh;
 
 #[cfg(not(loom))]
 #[doc(inline)]
@@ -80,6 +83,23 @@ pub use rendezvous::LIVENESS_PERIOD;
 pub use subscriber::{Received, Subscriber, inspect};
 #[cfg(not(loom))]
 pub use view::View;
+
+/// The error for a URL scheme pub/sub does not run over.
+#[cfg(not(loom))]
+fn unsupported(url: &str, address: &crate::endpoint::Address) -> crate::Error {
+    let zenoh = if cfg!(feature = "zenoh") {
+        ", zenoh://"
+    } else {
+        " (zenoh:// with the cargo feature `zenoh`)"
+    };
+    crate::Error::BadUrl {
+        url: url.to_string(),
+        reason: format!(
+            "pub/sub runs over shm://, unix://, tcp://{zenoh}, not {}://",
+            address.scheme()
+        ),
+    }
+}
 
 /// Our publishers on this machine: `shm://NAME` and its report (or why
 /// it could not be read: a stale socket of a dead publisher), from the

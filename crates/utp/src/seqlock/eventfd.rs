@@ -16,7 +16,7 @@ use crate::frame::{Frame, message_type};
 use crate::shm::sync::Ordering;
 use crate::transport::stream::{Framing, StreamChannel, StreamIo};
 use crate::transport::unix;
-use rustix::event::{EventfdFlags, PollFd, PollFlags, eventfd, poll};
+use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
@@ -92,7 +92,7 @@ impl EventHub {
         }
         if let Ok(list) = self.subs.list.lock() {
             for sub in list.iter() {
-                let _ = rustix::io::write(&sub.efd, &1u64.to_ne_bytes());
+                crate::wake::signal(&sub.efd);
             }
         }
     }
@@ -110,8 +110,7 @@ impl Drop for EventHub {
 /// Registers a subscriber, then sends it its eventfd: registering first
 /// means every publish after the subscriber holds the eventfd reaches it.
 fn hand_over(subs: &Subscribers, fd: OwnedFd, peer: PeerInfo) -> Result<()> {
-    let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-        .map_err(|e| Error::io("eventfd", e))?;
+    let efd = crate::wake::new_eventfd()?;
     let watch = fd.try_clone().map_err(|e| Error::io("dup", e))?;
     let mine = efd.try_clone().map_err(|e| Error::io("dup", e))?;
     let key = std::os::fd::AsRawFd::as_raw_fd(&mine);
@@ -211,11 +210,7 @@ impl EventfdSubscription {
 
     /// Publishes since the last `take` (0 if none); does not block.
     pub fn take(&self) -> u64 {
-        let mut buf = [0u8; 8];
-        match rustix::io::read(&self.efd, &mut buf) {
-            Ok(8) => u64::from_ne_bytes(buf),
-            _ => 0,
-        }
+        crate::wake::drain(&self.efd)
     }
 
     /// Waits until at least one publish happened or `timeout` passed;

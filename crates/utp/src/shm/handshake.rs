@@ -129,6 +129,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         message_type::LINK_HELLO,
         &Hello {
             capacity: requested,
+            features: rendezvous::FEATURE_WAKE_BYTES,
         }
         .encode(),
         None,
@@ -189,7 +190,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     let notice = stream
         .try_clone()
         .map_err(|e| Error::io("dup link socket", e))?;
-    let link = ShmLink::new(
+    let mut link = ShmLink::new(
         region,
         Side::Client,
         Some(notice),
@@ -198,6 +199,9 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         peer,
         url,
     )?;
+    if u32::from(attach.features) & rendezvous::FEATURE_WAKE_BYTES != 0 {
+        link.enable_events();
+    }
     if link.capacity() as u64 != attach.capacity {
         return Err(Error::protocol(
             ProtocolReason::Corrupt,

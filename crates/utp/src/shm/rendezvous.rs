@@ -134,19 +134,28 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Feature bit (`LINK_HELLO` +4, `LINK_ATTACH` +34): this end sends a
+/// wake-up byte over the socket when the peer's `data_event` word asks for
+/// one, and may ask for them (`docs/shm-layout.md` 5.3).
+pub const FEATURE_WAKE_BYTES: u32 = 1;
+
 /// `LINK_HELLO` payload: what the client asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hello {
     /// Requested ring capacity, 0 for the server's choice.
     pub capacity: u64,
+    /// Features the client supports ([`FEATURE_WAKE_BYTES`]); unknown bits
+    /// are ignored, so older servers (which read this word as reserved)
+    /// simply do not answer them.
+    pub features: u32,
 }
 
 impl Hello {
-    /// 16 bytes: u32 layout version, u32 zero, u64 capacity.
+    /// 16 bytes: u32 layout version, u32 features, u64 capacity.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16);
         out.extend_from_slice(&super::layout::LAYOUT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.features.to_le_bytes());
         out.extend_from_slice(&self.capacity.to_le_bytes());
         out
     }
@@ -162,6 +171,7 @@ impl Hello {
         check_version(u32_at(p, 0))?;
         Ok(Hello {
             capacity: u64_at(p, 8),
+            features: u32_at(p, 4),
         })
     }
 }
@@ -177,12 +187,15 @@ pub struct Attach {
     pub capacity: u64,
     /// The server's number for this link.
     pub link_id: u32,
+    /// Features both ends will use: those of the client's `LINK_HELLO` the
+    /// server supports too ([`FEATURE_WAKE_BYTES`]).
+    pub features: u16,
 }
 
 impl Attach {
     /// 36 bytes + name: u32 version, u32 kind, u64 region_len, u64 capacity,
-    /// i32 shmid (-1 unless System V), u32 link_id, u16 name_len, 2 zero
-    /// bytes, then name_len bytes of name (POSIX name or file path).
+    /// i32 shmid (-1 unless System V), u32 link_id, u16 name_len, u16
+    /// features, then name_len bytes of name (POSIX name or file path).
     pub fn encode(&self) -> Vec<u8> {
         let (shmid, name) = match &self.location {
             Location::Posix(n) => (-1, n.as_bytes().to_vec()),
@@ -198,7 +211,7 @@ impl Attach {
         out.extend_from_slice(&shmid.to_le_bytes());
         out.extend_from_slice(&self.link_id.to_le_bytes());
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.features.to_le_bytes());
         out.extend_from_slice(&name);
         out
     }
@@ -251,6 +264,7 @@ impl Attach {
             region_len: u64_at(p, 8),
             capacity: u64_at(p, 16),
             link_id: u32_at(p, 28),
+            features: u16::from_le_bytes([p[34], p[35]]),
         })
     }
 }

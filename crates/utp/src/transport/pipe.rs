@@ -181,6 +181,19 @@ impl Channel for PipeChannel {
     fn sent_sequence(&self) -> Option<u64> {
         self.inner.sent_sequence()
     }
+
+    /// The pipe from the child: readable on data, hung up when it exits.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        self.inner.readiness()
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        self.inner.try_recv(frame)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.inner.try_send(message_type, flags, payload)
+    }
 }
 
 impl Drop for PipeChannel {
@@ -302,6 +315,8 @@ static STDIO_TAKEN: AtomicBool = AtomicBool::new(false);
 pub struct PipeListener {
     stdio: Option<(OwnedFd, OwnedFd)>,
     max_payload: usize,
+    /// Readable until the one client (the parent) is accepted.
+    ready: crate::wake::Doorbell,
 }
 
 impl PipeListener {
@@ -367,10 +382,15 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
         Ok((read, write))
     })();
     match taken {
-        Ok(stdio) => Ok(PipeListener {
-            stdio: Some(stdio),
-            max_payload: options.max_payload,
-        }),
+        Ok(stdio) => {
+            let ready = crate::wake::Doorbell::new()?;
+            ready.ring_always();
+            Ok(PipeListener {
+                stdio: Some(stdio),
+                max_payload: options.max_payload,
+                ready,
+            })
+        }
         Err(e) => {
             STDIO_TAKEN.store(false, Ordering::SeqCst);
             Err(e)
@@ -381,6 +401,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
 impl Listener for PipeListener {
     fn accept_timeout(&mut self, _timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         let (read, write) = self.stdio.take().ok_or(Error::Closed)?;
+        self.ready.arm();
         Ok(Box::new(StreamChannel::new(
             StreamIo::Pair {
                 read,
@@ -397,6 +418,12 @@ impl Listener for PipeListener {
                 ..PeerInfo::default()
             },
         )))
+    }
+
+    /// Readable while the one client (the parent, on stdin/stdout) has
+    /// not been accepted: `try_accept` returns it at once.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.ready.fd())
     }
 
     fn endpoint(&self) -> String {

@@ -214,6 +214,11 @@ impl Listener for TcpListener {
         }
     }
 
+    /// The listening socket: readable when a client waits to be accepted.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.listener.as_ref().map(|l| l.as_fd())
+    }
+
     fn endpoint(&self) -> String {
         format!("tcp://{}", self.local)
     }

@@ -298,6 +298,11 @@ impl Listener for UnixListener {
         ))
     }
 
+    /// The listening socket: readable when a client waits to be accepted.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
+    }
+
     fn endpoint(&self) -> String {
         self.addr.to_string()
     }

@@ -25,7 +25,19 @@ impl ShmLink {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 && !fds[0].revents().is_empty() {
+            let revents = if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 {
+                fds[0].revents()
+            } else {
+                PollFlags::empty()
+            };
+            // On a link with wake-ups, input may be wake-up bytes: only a
+            // hang-up or end of file means the peer is gone.
+            let hung_up = if self.expects_wake_bytes() && revents == PollFlags::IN {
+                self.socket_hung_up()
+            } else {
+                !revents.is_empty()
+            };
+            if hung_up {
                 let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
                 return Err(self.gone(
                     GoneReason::Died,

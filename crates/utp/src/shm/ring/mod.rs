@@ -96,6 +96,7 @@ pub struct Indices {
     head: NonNull<AtomicU64>,
     data_waiters: NonNull<AtomicU32>,
     space_waiters: NonNull<AtomicU32>,
+    data_event: NonNull<AtomicU32>,
 }
 
 // SAFETY: the pointees are atomics (Sync); the pointers are only dereferenced
@@ -115,11 +116,13 @@ impl Indices {
             head: NonNull::from(head),
             data_waiters: NonNull::from(data_waiters),
             space_waiters: NonNull::from(space_waiters),
+            data_event: NonNull::from(&*Box::leak(Box::new(AtomicU32::new(0)))),
         }
     }
 
     /// Indices over a ring header in shared memory: `tail` at +0, `head` at
-    /// +64, the data waiter word at +128, the space waiter word at +192.
+    /// +64, the data waiter word at +128, the data event word at +132, the
+    /// space waiter word at +192.
     ///
     /// # Safety
     ///
@@ -135,6 +138,7 @@ impl Indices {
                 head: super::sync::atomic_u64_at(base.add(64)),
                 data_waiters: super::sync::atomic_u32_at(base.add(128)),
                 space_waiters: super::sync::atomic_u32_at(base.add(192)),
+                data_event: super::sync::atomic_u32_at(base.add(132)),
             }
         }
     }
@@ -156,6 +160,14 @@ impl Indices {
     pub fn space_waiters(&self) -> &AtomicU32 {
         // SAFETY: by the invariants the pointee is live and aligned.
         unsafe { self.space_waiters.as_ref() }
+    }
+
+    /// The word a consumer that waits in an event loop sets: non-zero asks
+    /// the producer for a wake-up byte on the link's socket (`[WAKE]`, the
+    /// same fences as `data_waiters`; see `shm/link/events.rs`).
+    pub fn data_event(&self) -> &AtomicU32 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.data_event.as_ref() }
     }
 
     /// Current `(head, tail)`, for inspection only (unvalidated).

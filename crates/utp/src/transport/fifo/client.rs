@@ -176,8 +176,9 @@ impl Channel for FifoChannel {
     }
 
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
-        // A server session: its request FIFO. A client is served by nobody.
-        self.busy.as_ref().and(self.inner.readiness())
+        // A server session: its request FIFO; a client: its response FIFO
+        // (readable on a reply, hung up when the server's session ends).
+        self.inner.readiness()
     }
 }
 

@@ -29,7 +29,14 @@ pub struct FifoListener {
     pending_resp: Option<OwnedFd>,
     busy: Arc<AtomicBool>,
     options: Options,
+    /// Readiness: the request FIFO (bytes of a new session) and a tick
+    /// every [`TICK`] (a tutorial client that opens `PATH.resp` first and
+    /// a session's end show on no descriptor).
+    ready: (crate::wake::PollSet, crate::wake::Ticker),
 }
+
+/// How often a `fifo://` listener's readiness ticks.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
@@ -157,7 +164,11 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         .map_err(|e| Error::io(format!("open {}", req.display()), e))
         .and_then(|fd| same_fifo(fd, &req, ids.0))
         .inspect_err(|_| undo(&created))?;
+    let ticker = crate::wake::Ticker::new(TICK).inspect_err(|_| undo(&created))?;
+    let set = crate::wake::PollSet::new(&[anchor.as_fd(), ticker.fd()])
+        .inspect_err(|_| undo(&created))?;
     Ok(FifoListener {
+        ready: (set, ticker),
         base: base.clone(),
         req,
         resp,
@@ -324,6 +335,22 @@ impl Listener for FifoListener {
                 });
             }
         }
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        self.ready.1.reset();
+        match self.accept_timeout(Some(Duration::ZERO)) {
+            Ok(channel) => Ok(Some(channel)),
+            Err(Error::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An epoll set of `PATH.req` and a 20 ms tick: FIFOs have no accept
+    /// event, so the loop also comes back to look (one session at a time;
+    /// while one runs, `try_accept` returns `None`).
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.ready.0.fd())
     }
 
     fn endpoint(&self) -> String {

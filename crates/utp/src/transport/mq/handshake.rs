@@ -214,6 +214,7 @@ pub struct MqListener {
     queue: String,
     accept: Option<OwnedFd>,
     max_payload: usize,
+    idle_timeout: Option<Duration>,
     priority: u32,
     policy: PeerPolicy,
     buf: Vec<u8>,
@@ -266,6 +267,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
         queue,
         accept: Some(accept),
         max_payload: options.max_payload,
+        idle_timeout: options.idle_timeout,
         priority: priority_option(endpoint)?,
         policy,
         buf: vec![0; ACCEPT_MESSAGE_SIZE],
@@ -320,7 +322,8 @@ impl MqListener {
             ));
         }
         let label = format!("mq://{} (client {id})", self.name);
-        let channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
+        let mut channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
+        channel.set_idle_timeout(self.idle_timeout);
         // Sequence 0: a transport frame, outside the numbered conversation.
         let header = frame::Header::new(
             message_type::ACK,
@@ -384,6 +387,12 @@ impl Listener for MqListener {
                 Err(e) => log::warn!("{}: could not admit client {id}: {e}", self.queue),
             }
         }
+    }
+
+    /// The accept queue: readable when a client's hello is waiting
+    /// (`try_accept` admits it, or drops it if it is invalid or its client gone).
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.accept.as_ref().map(|fd| fd.as_fd())
     }
 
     fn endpoint(&self) -> String {

@@ -47,6 +47,13 @@ pub struct StreamChannel {
     /// Whether the pair's modes may be changed at all (see
     /// [`StreamIo::pair_modes_separate`]).
     modes_separate: bool,
+    /// The unsent end of the last frame [`Channel::try_send`] accepted when
+    /// the socket or pipe filled up part-way (at most one frame): written
+    /// before anything else is sent, so no frame is ever cut.
+    tail: Vec<u8>,
+    /// Set by `try_send` while it sends: a write that would block keeps
+    /// the rest of the frame in `tail` instead of waiting.
+    accept_tail: bool,
 }
 
 impl StreamChannel {
@@ -73,6 +80,8 @@ impl StreamChannel {
             idle_timeout: None,
             write_nonblocking: None,
             modes_separate,
+            tail: Vec::new(),
+            accept_tail: false,
         }
     }
 
@@ -258,6 +267,7 @@ impl StreamChannel {
     ) -> Result<()> {
         self.write_mode(timeout)?;
         let deadline = Deadline::after(timeout);
+        self.flush_tail(deadline, timeout)?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
@@ -268,6 +278,13 @@ impl StreamChannel {
                     IoSlice::advance_slices(&mut bufs, n);
                 }
                 Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) if self.accept_tail && fds.is_empty() => {
+                    // try_send: the rest goes out before the next frame.
+                    for buf in bufs.iter() {
+                        self.tail.extend_from_slice(buf);
+                    }
+                    return Ok(());
+                }
                 Err(Errno::AGAIN) => {
                     let waited = wait_ready(
                         self.io.write_fd()?,
@@ -291,6 +308,79 @@ impl StreamChannel {
             }
         }
         Ok(())
+    }
+}
+
+impl StreamChannel {
+    /// Writes what is left of a frame `try_send` accepted, waiting until
+    /// `deadline`; on a timeout the rest stays queued (the channel is not torn).
+    fn flush_tail(&mut self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
+        while !self.tail.is_empty() {
+            match self
+                .io
+                .write(&[IoSlice::new(&self.tail)], &[], timeout.is_some())
+            {
+                Ok(n) => {
+                    self.tail.drain(..n.min(self.tail.len()));
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => wait_ready(
+                    self.io.write_fd()?,
+                    Ready::Write,
+                    deadline,
+                    "room to send (the peer is not reading)",
+                    timeout,
+                )?,
+                Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
+                }
+                Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Channel::try_send`]: `false` while the socket or pipe has no room
+    /// (nothing stamped, nothing written); otherwise the frame is sent, its
+    /// end kept in `tail` if the room ran out part-way.
+    fn try_send_frame(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let zero = Some(Duration::ZERO);
+        self.write_mode(zero)?;
+        match self.flush_tail(Deadline::after(zero), zero) {
+            Ok(()) => {}
+            Err(Error::Timeout { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let fd = self.io.write_fd()?;
+        let mut pfd = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::OUT,
+        )];
+        let now = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let ready = rustix::event::poll(&mut pfd, Some(&now)).unwrap_or(0);
+        let revents = pfd[0].revents();
+        if ready == 0 || !revents.intersects(rustix::event::PollFlags::OUT) {
+            if revents.intersects(rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP) {
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} closed the connection", self.label),
+                ));
+            }
+            return Ok(false);
+        }
+        self.accept_tail = true;
+        let sent = self.send_frame(message_type, flags, payload, &[], None, zero);
+        self.accept_tail = false;
+        sent.map(|()| true)
     }
 }
 
@@ -322,11 +412,32 @@ impl Channel for StreamChannel {
         if self.closed {
             return Err(Error::Closed);
         }
+        if !self.tail.is_empty() {
+            // The end of a frame try_send accepted: push what fits now.
+            let zero = Some(Duration::ZERO);
+            self.write_mode(zero)?;
+            match self.flush_tail(Deadline::after(zero), zero) {
+                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.inbox.recv(&self.io, frame, timeout)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.try_send_frame(message_type, flags, payload)
     }
 
     fn close(&mut self) -> Result<()> {
         if !std::mem::replace(&mut self.closed, true) {
+            if !self.tail.is_empty() {
+                // Best effort, without waiting: the end of a frame try_send
+                // accepted (a peer that stopped reading sees a cut frame).
+                let zero = Some(Duration::ZERO);
+                if self.write_mode(zero).is_ok() {
+                    let _ = self.flush_tail(Deadline::after(zero), zero);
+                }
+            }
             self.io.shutdown_write();
         }
         Ok(())

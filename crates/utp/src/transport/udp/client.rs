@@ -184,6 +184,17 @@ impl Channel for UdpChannel {
             ..PeerInfo::default()
         }
     }
+
+    /// The socket: readable when a datagram from the server is there. UDP
+    /// has no hang-up; a server that goes away says GOODBYE (then
+    /// `try_recv` fails with `PeerGone`), one that dies says nothing.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        Some(crate::channel::Readiness {
+            fd: self.socket.as_fd(),
+            frame_deadline: None,
+            idle_timeout: None,
+        })
+    }
 }
 
 impl Drop for UdpChannel {

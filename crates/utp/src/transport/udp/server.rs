@@ -200,6 +200,7 @@ pub struct UdpListener {
     local: SocketAddr,
     invalid: Arc<AtomicU64>,
     incoming: Receiver<UdpServerChannel>,
+    bell: Arc<crate::wake::Doorbell>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
 }
@@ -230,6 +231,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
     let socket = Arc::new(socket);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, incoming) = bounded(BACKLOG);
+    let bell = Arc::new(crate::wake::Doorbell::new()?);
     let invalid = Arc::new(AtomicU64::new(0));
     let reader = Demux {
         socket: socket.clone(),
@@ -237,6 +239,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         max_payload: options.max_payload,
         stop: stop.clone(),
         accept: tx,
+        bell: bell.clone(),
         clients: HashMap::new(),
         by_age: BTreeMap::new(),
         next_stamp: 0,
@@ -253,6 +256,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         local,
         invalid,
         incoming,
+        bell,
         stop,
         reader: Some(reader),
     })
@@ -265,6 +269,8 @@ struct Demux {
     max_payload: usize,
     stop: Arc<AtomicBool>,
     accept: Sender<UdpServerChannel>,
+    /// Rung after a new conversation is queued (the listener's readiness).
+    bell: Arc<crate::wake::Doorbell>,
     clients: HashMap<SocketAddr, Client>,
     /// Conversations by the stamp of their latest datagram, oldest first.
     by_age: BTreeMap<u64, SocketAddr>,
@@ -471,6 +477,7 @@ impl Demux {
         let alive = channel.alive.clone();
         match self.accept.try_send(channel) {
             Ok(()) => {
+                self.bell.ring();
                 self.next_stamp += 1;
                 let stamp = self.next_stamp;
                 self.by_age.insert(stamp, from);
@@ -520,6 +527,22 @@ impl Listener for UdpListener {
             || Error::Closed,
         )?;
         Ok(Box::new(channel))
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if self.reader.is_none() {
+            return Err(Error::Closed);
+        }
+        Ok(
+            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
+                .map(|channel| Box::new(channel) as Box<dyn Channel>),
+        )
+    }
+
+    /// An eventfd the reader thread rings when a new client's first
+    /// datagram arrived.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.bell.fd())
     }
 
     fn endpoint(&self) -> String {

@@ -90,6 +90,7 @@ impl Link {
         role: Role,
         attach: Duration,
         max_payload: usize,
+        bell: Option<Arc<crate::wake::Doorbell>>,
     ) -> Result<Link> {
         let base = keys::link(service, link_id);
         let z = |what: &str| {
@@ -97,6 +98,9 @@ impl Link {
             move |e| zenoh_error(&context, e)
         };
         let state = Arc::new(LinkState::default());
+        if let Some(bell) = bell {
+            let _ = state.bell.set(bell);
+        }
         let (mine, theirs) = (role.mine(), role.theirs());
         // Receive side first, so nothing the peer sends once it sees us is missed.
         let s = state.clone();

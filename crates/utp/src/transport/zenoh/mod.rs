@@ -27,7 +27,7 @@ mod channel;
 mod keys;
 mod link;
 mod listener;
-mod session;
+pub(crate) mod session;
 mod state;
 
 pub use channel::ZenohChannel;
