@@ -18,6 +18,7 @@ fn main() -> utp::Result<()> {
     let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
 
     let mut listener = utp::listen(&url)?;
+    let url = listener.endpoint(); // the bound address (tcp port 0 becomes a real port)
     let producer = std::thread::spawn({
         let url = url.clone();
         move || -> utp::Result<()> {

@@ -31,7 +31,7 @@ fn main() -> utp::Result<()> {
         .nth(1)
         .unwrap_or_else(|| format!("unix:///tmp/utp-example-typed-{}.sock", std::process::id()));
     let mut listener = utp::listen(&url)?;
-    let client = utp::connect(&url)?;
+    let client = utp::connect(&listener.endpoint())?;
     let server = listener.accept()?;
 
     let mut client = TypedChannel::<Order>::new(client);

@@ -62,6 +62,12 @@ fn streaming_delivers_every_frame_in_order() {
 }
 
 #[test]
+fn streaming_ends_with_an_orderly_close_over_tcp_too() {
+    let out = run_example("streaming", &[], &["tcp://127.0.0.1:0", "2000"]);
+    assert!(out.contains("received 2000 frames in order"), "{out}");
+}
+
+#[test]
 fn pubsub_reaches_both_subscribers() {
     let out = run_example("pubsub", &[], &[]);
     assert_eq!(out.matches("tick 4").count(), 2, "{out}");
