@@ -87,9 +87,10 @@ pub fn main() -> utp::Result<()> {
         poll.poll(&mut events, Some(Duration::from_secs(10)))
             .map_err(|e| utp::Error::io("mio poll", e))?;
         if events.is_empty() {
-            return Err(utp::Error::Protocol(format!(
-                "no event within 10 s; echoed {echoed:?}"
-            )));
+            return Err(utp::Error::protocol(
+                utp::ProtocolReason::Unexpected,
+                format!("no event within 10 s; echoed {echoed:?}"),
+            ));
         }
     }
     for client in clients {

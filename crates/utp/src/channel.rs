@@ -282,7 +282,28 @@ pub struct PeerInfo {
 }
 
 /// Settings shared by every transport.
+///
+/// Start from the defaults and change what you need with the `with_*`
+/// methods; URL options (`?max_payload=N`, ...) override them.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = utp::Options::default()
+///     .with_max_payload(64 * 1024)
+///     .with_connect_timeout(Duration::from_secs(1))
+///     .with_idle_timeout(None);
+/// assert_eq!(options.max_payload, 64 * 1024);
+/// let listener = utp::listen_with("inproc://doc-options", &options)?;
+/// # drop(listener);
+/// # Ok::<(), utp::Error>(())
+/// ```
+///
+/// The fields stay readable and assignable; the struct is
+/// `#[non_exhaustive]`, so new settings can be added without breaking
+/// callers (build it with [`Options::default`] and the methods, not with a
+/// struct literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Largest payload accepted from the peer; larger frames are refused as
     /// `too_large` before anything is allocated. Default 1 MiB.
@@ -313,6 +334,44 @@ impl Default for Options {
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
+    }
+}
+
+impl Options {
+    /// The defaults: the same as [`Options::default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_payload`](Self::max_payload): the largest payload accepted
+    /// from the peer.
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout): how long `connect` may take.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`frame_timeout`](Self::frame_timeout): how long a started frame
+    /// may take to arrive in full.
+    #[must_use]
+    pub fn with_frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout): how long a server keeps a
+    /// silent connection (`None`: forever).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 }
 

@@ -245,7 +245,7 @@ fn run(url: &str, kill_is_visible: bool) {
             Peer::Thread(_) => unreachable!("inproc peers are dropped, not killed"),
         }
         match next_frame(&mut server, &mut frame) {
-            Err(Error::PeerGone(_)) => {}
+            Err(Error::PeerGone { .. }) => {}
             other => panic!("{url}: after the peer died: {other:?}"),
         }
     }
@@ -331,7 +331,7 @@ fn inproc_peer_drop_wakes() {
     assert!(!server.try_recv(&mut frame).unwrap());
     drop(client);
     match next_frame(&mut server, &mut frame) {
-        Err(Error::PeerGone(_)) => {}
+        Err(Error::PeerGone { .. }) => {}
         other => panic!("after the peer dropped: {other:?}"),
     }
 }

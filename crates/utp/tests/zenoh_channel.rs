@@ -335,5 +335,5 @@ fn an_event_loop_waits_on_zenoh_listeners_and_channels_without_a_thread() {
             other => break other,
         }
     };
-    assert!(matches!(gone, Err(Error::PeerGone(_))), "{gone:?}");
+    assert!(matches!(gone, Err(Error::PeerGone { .. })), "{gone:?}");
 }

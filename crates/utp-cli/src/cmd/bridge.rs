@@ -56,10 +56,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut listener = utp::listen(&args.to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
-    let options = utp::Options {
-        connect_timeout: args.connect_timeout,
-        ..utp::Options::default()
-    };
+    let options = utp::Options::default().with_connect_timeout(args.connect_timeout);
     let served = Arc::new(AtomicU64::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     log::info!("bridging {} -> {}", args.to, args.from);

@@ -7,6 +7,7 @@ use super::stream;
 use super::stream_subscriber::StreamSubscriber;
 use super::view::View;
 use super::wire::Subscribe;
+use crate::ProtocolReason;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use std::os::fd::BorrowedFd;
@@ -144,8 +145,9 @@ impl Subscriber {
     pub fn arm(&mut self) -> Result<bool> {
         match &mut self.inner {
             Inner::Shm(s) => s.arm(),
-            _ => Err(Error::Protocol(
-                "notification descriptors exist for shm:// subscribers only".into(),
+            _ => Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "notification descriptors exist for shm:// subscribers only",
             )),
         }
     }

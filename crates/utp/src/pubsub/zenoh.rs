@@ -28,6 +28,7 @@
 
 use super::inspect::{Report, SubscriberStatus};
 use super::stream::STREAM_MAX_PAYLOAD;
+use crate::GoneReason;
 use crate::channel::Options;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
@@ -364,7 +365,10 @@ impl ZenohSubscriber {
 
     fn publisher_gone(&mut self) -> Error {
         self.ended = true;
-        Error::PeerGone("the zenoh publisher left (closed, crashed or unreachable)".into())
+        Error::peer_gone(
+            GoneReason::Unreachable,
+            "the zenoh publisher left (closed, crashed or unreachable)",
+        )
     }
 
     /// Receives the next message: (header with the message number as

@@ -7,6 +7,7 @@
 //! ([`SeqReader::wait_next`](super::SeqReader::wait_next)) costs the writer
 //! nothing while nobody sleeps.
 
+use crate::ProtocolReason;
 use crate::channel::Channel as _;
 use crate::channel::{Options, PeerInfo};
 use crate::endpoint::Endpoint;
@@ -189,10 +190,13 @@ pub fn subscribe_eventfd(socket_url: &str, timeout: Duration) -> Result<EventfdS
     conn.recv_timeout(&mut frame, Some(timeout))?;
     let mut fds = conn.take_fds();
     if frame.payload() != HELLO || fds.len() != 1 {
-        return Err(Error::Protocol(format!(
-            "{socket_url} did not hand over one eventfd ({} descriptors)",
-            fds.len()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "{socket_url} did not hand over one eventfd ({} descriptors)",
+                fds.len()
+            ),
+        ));
     }
     let efd = fds.remove(0);
     Ok(EventfdSubscription { efd, _conn: conn })

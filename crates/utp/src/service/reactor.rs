@@ -609,7 +609,7 @@ fn serve_some(
                 wait = LINGER;
             }
             Err(Error::Timeout { .. }) => return Some(false),
-            Err(Error::PeerGone(reason)) => {
+            Err(Error::PeerGone { detail: reason, .. }) => {
                 log::debug!("client {} left: {reason}", describe(&channel.peer()));
                 return None;
             }

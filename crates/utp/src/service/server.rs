@@ -251,7 +251,7 @@ impl Server {
                 }
                 Err(Error::Timeout { .. }) => {}
                 Err(Error::Closed) => break,
-                Err(e @ Error::Denied(_)) => {
+                Err(e @ Error::Denied { .. }) => {
                     // Refused peers (allow_uid) are logged once a second at most.
                     let now = std::time::Instant::now();
                     if last_denial_warning
@@ -328,7 +328,7 @@ fn serve_client(
                 }
                 continue;
             }
-            Err(Error::PeerGone(reason)) => {
+            Err(Error::PeerGone { detail: reason, .. }) => {
                 log::debug!("client {who} left: {reason}");
                 return;
             }

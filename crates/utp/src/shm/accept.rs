@@ -17,6 +17,7 @@ use super::layout::{self, Control};
 use super::link::{ShmLink, Side};
 use super::region::{Location, Region};
 use super::rendezvous::{self, Attach};
+use crate::ProtocolReason;
 use crate::channel::PeerInfo;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -272,25 +273,34 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
             if payload.len() < 16 {
                 return fail(
                     p,
-                    Error::Protocol(format!(
-                        "LINK_HELLO of {} bytes, expected 16",
-                        payload.len()
-                    )),
+                    Error::protocol(
+                        ProtocolReason::Corrupt,
+                        format!("LINK_HELLO of {} bytes, expected 16", payload.len()),
+                    ),
                 );
             }
             let version = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
             if version != layout::LAYOUT_VERSION {
-                return fail(p, Error::Protocol(rendezvous::version_mismatch(version)));
+                return fail(
+                    p,
+                    Error::protocol(
+                        ProtocolReason::Version,
+                        rendezvous::version_mismatch(version),
+                    ),
+                );
             }
             rendezvous::Hello::decode(payload)?
         }
         Ok((h, _)) => {
             return fail(
                 p,
-                Error::Protocol(format!(
-                    "expected LINK_HELLO (0x20), got frame type 0x{:02x}",
-                    h.message_type
-                )),
+                Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!(
+                        "expected LINK_HELLO (0x20), got frame type 0x{:02x}",
+                        h.message_type
+                    ),
+                ),
             );
         }
         Err(e) => return fail(p, e.into()),

@@ -47,6 +47,10 @@ pub const BACKLOG: usize = 128;
 
 /// Binds the rendezvous socket for `endpoint` and reclaims stale links.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options =
+        &crate::transport::transport_options(endpoint, options, &["shm", "sysv", "file"])?;
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let (path, mode) = rendezvous::listen_path(&endpoint.address, &policy)?;

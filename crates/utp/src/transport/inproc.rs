@@ -5,6 +5,7 @@
 //! timestamps and the payload limit behave exactly as on other transports,
 //! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
 
+use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
@@ -79,7 +80,10 @@ impl InprocChannel {
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone(format!("inproc://{} peer dropped its end", self.name))
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!("inproc://{} peer dropped its end", self.name),
+        )
     }
 }
 
@@ -109,7 +113,12 @@ impl InprocChannel {
             None => self.stamper.stamp(message_type, flags, payload, &mut head),
         };
         let message = (header, payload.to_vec());
-        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        let gone = || {
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!("inproc://{} peer dropped its end", self.name),
+            )
+        };
         match timeout {
             None => tx.send(message).map_err(|_| gone())?,
             Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
@@ -205,7 +214,7 @@ pub struct InprocListener {
 }
 
 /// Registers `name`; fails if another listener in this process holds it.
-pub fn listen(name: &str) -> Result<InprocListener> {
+pub(crate) fn listen(name: &str) -> Result<InprocListener> {
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     if map.contains_key(name) {
         return Err(Error::InUse {
@@ -225,7 +234,7 @@ pub fn listen(name: &str) -> Result<InprocListener> {
 }
 
 /// Connects to the listener registered as `name`.
-pub fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
+pub(crate) fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
     let map = registry().lock().unwrap_or_else(|p| p.into_inner());
     let not_found = |reason: &str| Error::NotFound {
         endpoint: format!("inproc://{name}"),

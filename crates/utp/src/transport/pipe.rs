@@ -243,6 +243,9 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
 
 /// Spawns the endpoint's command (or [`default_command`]) and connects to it.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["pipe"])?;
     let Address::Pipe(args) = &endpoint.address else {
         unreachable!(
             "pipe::connect called with a {} endpoint",
@@ -336,6 +339,9 @@ fn is_pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
 
 /// Takes over stdin/stdout to serve the parent (see the module docs).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["pipe"])?;
     if let Address::Pipe(args) = &endpoint.address {
         if !args.is_empty() {
             return Err(Error::BadUrl {

@@ -125,10 +125,14 @@ impl ShmLink {
     /// draining the ones already sent. Fails if the socket hung up.
     fn arm(&mut self) -> Result<()> {
         if let Drained::HungUp = self.drain_socket() {
+            // A peer that closed in order marked its side CLOSED before its
+            // socket went: that is GoneReason::Closed, not a death.
+            self.check_cheap()?;
             let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
-            return Err(self.gone(format!(
-                "peer process{pid} died or closed the link (its socket hung up)"
-            )));
+            return Err(self.gone(
+                crate::GoneReason::Died,
+                format!("peer process{pid} died or closed the link (its socket hung up)"),
+            ));
         }
         let me = self.side as usize;
         let Some(events) = self.events.as_mut() else {

@@ -8,6 +8,7 @@ use super::region::Region;
 use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
 use super::wait::WaitMode;
+use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
@@ -21,7 +22,8 @@ mod zerocopy;
 
 pub use zerocopy::{Reservation, View};
 
-/// Which end of a link this is.
+/// Which end of a link this is (hidden: only [`ShmLink::over_region`] takes it).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     /// Created the region; writes ring 0, reads ring 1.
@@ -48,7 +50,7 @@ pub struct ShmLink {
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
-    gone: Option<String>,
+    gone: Option<(crate::error::GoneReason, String)>,
     messages: u64,
     bytes: u64,
     beats: u64,
@@ -75,7 +77,7 @@ impl ShmLink {
         endpoint: String,
     ) -> Result<ShmLink> {
         let base = NonNull::new(region.as_ptr())
-            .ok_or_else(|| Error::Protocol("region mapped at null".into()))?;
+            .ok_or_else(|| Error::protocol(ProtocolReason::Corrupt, "region mapped at null"))?;
         // SAFETY: the region maps at least MIN_REGION_LEN page-aligned bytes
         // and `validate` below checks the full layout fits before any ring
         // is built; the region outlives `control` (declared last).
@@ -164,7 +166,9 @@ impl ShmLink {
     /// One end of a link over a region whose control block is already
     /// initialised ([`Control::init`](super::layout::Control::init)), without a
     /// rendezvous socket: liveness then rests on the peer's state word only,
-    /// and the peer is assumed to sleep. For pre-arranged regions and tests.
+    /// and the peer is assumed to sleep. For pre-arranged regions and tests
+    /// (hidden: regions are not part of the API).
+    #[doc(hidden)]
     pub fn over_region(
         region: Region,
         side: Side,
@@ -204,7 +208,8 @@ impl ShmLink {
         }
     }
 
-    /// The region this link lives in.
+    /// The region this link lives in (hidden: for tests and `utp inspect`).
+    #[doc(hidden)]
     pub fn region(&self) -> &Region {
         &self.region
     }

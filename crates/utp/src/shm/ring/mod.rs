@@ -44,6 +44,7 @@ pub use consumer::{Consumer, Record};
 pub use producer::Producer;
 
 use super::sync::{AtomicU32, AtomicU64, Ordering, fence, futex_wake};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
 use std::ptr::NonNull;
@@ -78,7 +79,10 @@ pub fn max_payload(capacity: usize) -> usize {
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::Protocol(format!("shared-memory ring is corrupt: {what}"))
+    Error::protocol(
+        ProtocolReason::Corrupt,
+        format!("shared-memory ring is corrupt: {what}"),
+    )
 }
 
 /// The four shared words of one ring.
@@ -176,7 +180,9 @@ impl Indices {
 }
 
 /// Marks `word` as "someone sleeps here" before the final re-check (`[WAKE]`).
-pub fn arm(word: &AtomicU32) {
+/// (The loom models drive the ring without the link's waiting code.)
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn arm(word: &AtomicU32) {
     word.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
 }
@@ -219,8 +225,9 @@ pub(crate) fn check_capacity(cap: usize) -> Result<u64> {
     if cap.is_power_of_two() && (2 * RECORD_ALIGN..=MAX_CAPACITY).contains(&cap) {
         Ok(cap as u64)
     } else {
-        Err(Error::Protocol(format!(
-            "ring capacity {cap} is not a power of two in 128..={MAX_CAPACITY}"
-        )))
+        Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("ring capacity {cap} is not a power of two in 128..={MAX_CAPACITY}"),
+        ))
     }
 }

@@ -3,6 +3,7 @@
 //! may sleep.
 
 use super::{Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_PAD, check_capacity, corrupt, notify};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::sync::Ordering;
 
@@ -77,10 +78,13 @@ impl<B: RingBytes> Producer<B> {
     pub fn try_reserve(&mut self, record_len: usize) -> Result<Option<usize>> {
         let rec = record_len as u64;
         if rec > self.cap - SLACK as u64 || rec % RECORD_ALIGN as u64 != 0 || rec == 0 {
-            return Err(Error::Protocol(format!(
-                "record of {record_len} bytes does not fit a ring of {}",
-                self.cap
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!(
+                    "record of {record_len} bytes does not fit a ring of {}",
+                    self.cap
+                ),
+            ));
         }
         let mut refreshed = false;
         loop {

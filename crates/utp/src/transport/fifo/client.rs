@@ -1,6 +1,7 @@
 //! [`FifoChannel`] and the client's side of the hand-off protocol.
 
 use super::*;
+use crate::GoneReason;
 
 /// Either end of a FIFO conversation.
 #[derive(Debug)]
@@ -40,10 +41,13 @@ impl FifoChannel {
                 Ok(n) if n > 0 => {
                     // Hang-up only: not started yet, or started and over.
                     if self.server_took_request_and_left() {
-                        return Err(Error::PeerGone(format!(
-                            "{}: the server took the request and closed its end without answering (it died or ended the session)",
-                            self.inner.peer().address.unwrap_or_default()
-                        )));
+                        return Err(Error::peer_gone(
+                            GoneReason::Died,
+                            format!(
+                                "{}: the server took the request and closed its end without answering (it died or ended the session)",
+                                self.inner.peer().address.unwrap_or_default()
+                            ),
+                        ));
                     }
                     std::thread::sleep(slice)
                 }
@@ -186,6 +190,9 @@ impl Drop for FifoChannel {
 
 /// Connects to a `fifo://` server (see the module docs for the protocol).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::connect called with a {} endpoint",

@@ -1,6 +1,7 @@
 //! [`FifoListener`]: creates the pair and starts one session at a time.
 
 use super::*;
+use crate::DeniedReason;
 use std::os::fd::AsFd;
 
 /// Owns the FIFO pair and hands out one session at a time.
@@ -39,6 +40,9 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::listen called with a {} endpoint",
@@ -74,12 +78,15 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
                 });
             }
             Some(Found::Fifo { uid, .. }) if uid != own_uid => {
-                return Err(Error::Denied(format!(
-                    "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
+                return Err(Error::denied(
+                    DeniedReason::Unsafe,
+                    format!(
+                        "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
                      utp does not serve on (or replace) FIFOs another user created: remove it \
                      yourself if you trust it",
-                    path.display()
-                )));
+                        path.display()
+                    ),
+                ));
             }
             Some(Found::Fifo { .. }) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
                 return Err(Error::InUse {
@@ -279,10 +286,13 @@ impl FifoListener {
 fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
     let (_, _, found) = fifo_owner(&fd, path)?;
     if found != id {
-        return Err(Error::Denied(format!(
-            "{} is no longer the FIFO this server created (someone replaced it)",
-            path.display()
-        )));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{} is no longer the FIFO this server created (someone replaced it)",
+                path.display()
+            ),
+        ));
     }
     Ok(fd)
 }

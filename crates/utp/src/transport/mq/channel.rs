@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::transport::message;
+use crate::{GoneReason, ProtocolReason};
 
 /// One end of a conversation over a pair of message queues.
 #[derive(Debug)]
@@ -94,9 +95,10 @@ impl MqChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         if priority >= PRIORITY_LIMIT {
-            return Err(Error::Protocol(format!(
-                "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!("message priority {priority} is out of range (0..{PRIORITY_LIMIT})"),
+            ));
         }
         let limit = self.max_send_payload();
         message::encode(
@@ -144,6 +146,7 @@ impl MqChannel {
     /// Sends `bytes` as one message as they are, bypassing framing. For
     /// robustness tests: the receiver must log and drop what is not a frame.
     #[doc(hidden)]
+    #[doc(hidden)]
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
         sys::timed_send(tx.as_fd(), bytes, 0, Duration::from_secs(1))
@@ -151,10 +154,10 @@ impl MqChannel {
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone(format!(
-            "the peer of {} closed its queues or exited",
-            self.label
-        ))
+        Error::peer_gone(
+            GoneReason::Died,
+            format!("the peer of {} closed its queues or exited", self.label),
+        )
     }
 
     /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
@@ -215,10 +218,10 @@ impl Channel for MqChannel {
                 },
             };
             if !message::decode(&self.buf[..received], self.max_payload, frame)? {
-                return Err(Error::PeerGone(format!(
-                    "the peer of {} said goodbye",
-                    self.label
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} said goodbye", self.label),
+                ));
             }
             return Ok(());
         }

@@ -13,12 +13,14 @@ mod io;
 
 pub use framing::Framing;
 pub(crate) use framing::client_framing;
+#[doc(hidden)]
 pub use io::StreamIo;
 
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
 use crate::transport::wait::{Ready, wait_ready};
+use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
@@ -56,6 +58,7 @@ pub struct StreamChannel {
 
 impl StreamChannel {
     /// Wraps connected descriptors. `label` names the endpoint in errors.
+    #[doc(hidden)]
     pub fn new(
         io: StreamIo,
         framing: Framing,
@@ -84,6 +87,7 @@ impl StreamChannel {
 
     /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
     /// each frame received, [`Options::idle_timeout`] for servers.
+    #[doc(hidden)]
     pub fn with_deadlines(mut self, options: &Options) -> Self {
         self.inbox.frame_timeout = options.frame_timeout;
         self.idle_timeout = options.idle_timeout;
@@ -91,6 +95,7 @@ impl StreamChannel {
     }
 
     /// Numbers outgoing frames from `first` on instead of 1.
+    #[doc(hidden)]
     pub fn start_sequence_at(&mut self, first: u64) {
         self.stamper.start_at(first);
     }
@@ -124,6 +129,7 @@ impl StreamChannel {
     }
 
     /// The underlying descriptors.
+    #[doc(hidden)]
     pub fn io(&self) -> &StreamIo {
         &self.io
     }
@@ -149,17 +155,23 @@ impl StreamChannel {
                 }
             )
         {
-            return Err(Error::Protocol(format!(
-                "{} cannot carry file descriptors; only unix:// sockets can",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} cannot carry file descriptors; only unix:// sockets can",
+                    self.label
+                ),
+            ));
         }
         if fds.len() > io::MAX_FDS_PER_MESSAGE {
-            return Err(Error::Protocol(format!(
-                "{} descriptors in one frame; at most {} are allowed",
-                fds.len(),
-                io::MAX_FDS_PER_MESSAGE
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} descriptors in one frame; at most {} are allowed",
+                    fds.len(),
+                    io::MAX_FDS_PER_MESSAGE
+                ),
+            ));
         }
         self.send_inner(message_type, flags, payload, fds, timeout)
     }
@@ -193,10 +205,13 @@ impl StreamChannel {
             return Err(Error::Closed);
         }
         if self.torn {
-            return Err(Error::Protocol(format!(
-                "an earlier send to {} timed out part-way through a frame; close this channel",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "an earlier send to {} timed out part-way through a frame; close this channel",
+                    self.label
+                ),
+            ));
         }
         // The peer applies its limit before reading; a frame it refuses
         // would leave both ends out of step. The limit we know is ours
@@ -284,10 +299,10 @@ impl StreamChannel {
                     }
                 }
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::PeerGone(format!(
-                        "the peer of {} closed the connection",
-                        self.label
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }
@@ -317,10 +332,10 @@ impl StreamChannel {
                     timeout,
                 )?,
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::PeerGone(format!(
-                        "the peer of {} closed the connection",
-                        self.label
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }
@@ -355,10 +370,10 @@ impl StreamChannel {
         let revents = pfd[0].revents();
         if ready == 0 || !revents.intersects(rustix::event::PollFlags::OUT) {
             if revents.intersects(rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP) {
-                return Err(Error::PeerGone(format!(
-                    "the peer of {} closed the connection",
-                    self.label
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} closed the connection", self.label),
+                ));
             }
             return Ok(false);
         }
@@ -402,7 +417,7 @@ impl Channel for StreamChannel {
             let zero = Some(Duration::ZERO);
             self.write_mode(zero)?;
             match self.flush_tail(Deadline::after(zero), zero) {
-                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone(_)) => {}
+                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -11,6 +11,7 @@
 //! logged at most once a second.
 
 use super::*;
+use crate::GoneReason;
 use crate::channel::Readiness;
 use crate::transport::queue;
 use rustix::event::{EventfdFlags, eventfd};
@@ -101,10 +102,13 @@ impl Channel for UdpServerChannel {
             return Err(Error::Closed);
         }
         let gone = || {
-            Error::PeerGone(format!(
-                "udp client {} said goodbye (or the listener closed)",
-                self.client
-            ))
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!(
+                    "udp client {} said goodbye (or the listener closed)",
+                    self.client
+                ),
+            )
         };
         // Reset the wake-up first: a frame queued after this is signalled again.
         let mut count = [0u8; 8];
@@ -119,10 +123,13 @@ impl Channel for UdpServerChannel {
                 Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
                     // Forget it without a goodbye: it may just be quiet.
                     self.closed = true;
-                    return Err(Error::PeerGone(format!(
-                        "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
-                        self.client
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Evicted,
+                        format!(
+                            "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                            self.client
+                        ),
+                    ));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.remaining().is_some_and(|d| d.is_zero()) {
@@ -200,6 +207,9 @@ pub struct UdpListener {
 
 /// Binds a UDP socket at the endpoint and starts demultiplexing.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
     let addr = resolve(endpoint)?[0];
     let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
         ErrorKind::AddrInUse => Error::InUse {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::frame::{Frame, Stamper};
 use crate::transport::message;
 use crate::wake::{Doorbell, PollSet, Ticker};
+use crate::{GoneReason, ProtocolReason};
 use std::sync::Arc;
 use std::time::Duration;
 use zenoh::{Session, Wait};
@@ -204,9 +205,10 @@ impl ZenohChannel {
                 Err(refusal) => {
                     let text = refusal.payload().to_bytes();
                     let text = String::from_utf8_lossy(&text[..text.len().min(MAX_REFUSAL)]);
-                    Err(Error::Protocol(format!(
-                        "the server refused the request: {text}"
-                    )))
+                    Err(Error::protocol(
+                        ProtocolReason::Refused,
+                        format!("the server refused the request: {text}"),
+                    ))
                 }
             },
             Err(_) => Err(Error::NotFound {
@@ -221,10 +223,13 @@ impl ZenohChannel {
             return Err(Error::Closed);
         }
         self.link.as_mut().ok_or_else(|| {
-            Error::PeerGone(format!(
-                "{}: the server went away; the next send looks for one again",
-                self.endpoint
-            ))
+            Error::peer_gone(
+                GoneReason::Unreachable,
+                format!(
+                    "{}: the server went away; the next send looks for one again",
+                    self.endpoint
+                ),
+            )
         })
     }
 }
