@@ -166,7 +166,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 assert_eq!(frame.payload(), &payload[..], "frame {i}");
             }
-            (Expect::PeerGone, Err(Error::PeerGone(_))) => {}
+            (Expect::PeerGone, Err(Error::PeerGone { .. })) => {}
             (Expect::Invalid(e), Err(Error::Frame(got))) => assert_eq!(*e, got, "frame {i}"),
             (expect, got) => panic!("frame {i}: expected {expect:?}, got {got:?}"),
         }

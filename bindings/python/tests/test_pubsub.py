@@ -106,3 +106,71 @@ def test_python_subscriber_counts_exact_loss(utp_bin):
         assert seen == sorted(seen) and seen[-1] == 199
         assert sub.lost == lost_seen > 0
         assert sub.received + sub.lost == 200
+
+
+def _stream_publisher(utp_bin, url, args=()):
+    """A `utp pub URL` process and a StreamSubscriber connected to it."""
+    proc = subprocess.Popen([str(utp_bin), "pub", url, "--wait-subscribers", "1", *args],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return proc, pubsub.subscribe(url + "?policy=block&block_timeout_ms=10000")
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.terminate()
+                proc.wait(timeout=20)
+                raise
+            time.sleep(0.02)
+
+
+@pytest.mark.parametrize("scheme", ["unix", "tcp"])
+def test_python_stream_subscriber_receives_every_line_in_order(utp_bin, scheme):
+    if scheme == "unix":
+        url = f"unix:///tmp/{unique_name('py-stream-pubsub')}.sock"
+    else:
+        import socket
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        url = f"tcp://127.0.0.1:{port}"
+    proc, sub = _stream_publisher(utp_bin, url)
+    assert isinstance(sub, pubsub.StreamSubscriber)
+    with sub:
+        lines = [f"{scheme} {i} " + "y" * (i % 70) for i in range(2000)]
+        proc.stdin.write(("\n".join(lines) + "\n").encode())
+        proc.stdin.close()
+        for i, line in enumerate(lines):
+            m = sub.recv(timeout=20)
+            assert (m.sequence, m.lost_before, m.payload, m.message_type) == (i, 0, line.encode(), 0x05)
+        assert (sub.received, sub.lost) == (2000, 0)
+        with pytest.raises(ConnectionClosed):
+            sub.recv(timeout=20)
+    assert proc.wait(timeout=20) == 0
+
+
+def test_python_stream_subscriber_refuses_other_schemes_and_absent_publishers():
+    with pytest.raises(pubsub.ConnectError):
+        pubsub.StreamSubscriber("udp://127.0.0.1:9")
+    with pytest.raises(pubsub.ConnectError):
+        pubsub.subscribe(f"unix:///tmp/{unique_name('py-nobody')}.sock", timeout=1)
+
+
+def test_a_receive_that_times_out_mid_frame_loses_nothing():
+    import socket
+
+    from utp import frame
+    from utp.errors import UtpTimeout
+    from utp.stream import UtpFraming
+
+    left, right = socket.socketpair()
+    with left, right:
+        channel = UtpFraming(left)
+        data = frame.encode(0x01, b"x" * 100, sequence=7)
+        for cut in (10, frame.HEADER_SIZE + 40):  # inside the header, inside the payload
+            right.sendall(data[:cut])
+            with pytest.raises(UtpTimeout):
+                channel.receive(0.05)
+            right.sendall(data[cut:])
+            got = channel.receive(5)
+            assert got is not None and (got.sequence, got.payload) == (7, b"x" * 100)

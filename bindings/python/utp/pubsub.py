@@ -382,3 +382,93 @@ def decode_region(region: bytes) -> dict:
             raise ProtocolError(f"slot {slot}: frame header disagrees with its stamp")
         messages.append((n, mtype, ts, bytes(region[at + R_PAYLOAD:at + R_PAYLOAD + plen])))
     return {"slot_count": count, "slot_size": size, "tail": tail, "messages": sorted(messages)}
+
+
+MESSAGE = 0x34
+STREAM_MAX_PAYLOAD = (1 << 20) + 9
+
+
+class StreamSubscriber:
+    """Subscribes to a ``unix:///PATH``, ``unix://@NAME`` or ``tcp://HOST:PORT``
+    publisher (docs/pubsub-layout.md, "Pub/sub over streams"): SUBSCRIBE,
+    ACCEPT, then MESSAGE frames whose u64 message numbers give the exact loss.
+
+    ``policy=drop|block`` and ``block_timeout_ms=N`` are URL options as for
+    shm; the publisher keeps a bounded queue for each subscriber.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        from .client import open_channel
+        from .endpoint import parse
+
+        if not url.startswith(("unix://", "tcp://")):
+            raise ConnectError(f"the stream subscriber reads unix:// and tcp:// publishers, not {url!r}")
+        endpoint = parse(url.split("?", 1)[0])
+        _, _, query = url.partition("?")
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        policy = POLICIES.get(params.get("policy", "drop"))
+        if policy is None:
+            raise ConnectError(f"bad policy option in {url!r}")
+        block_timeout_ns = int(params.get("block_timeout_ms", "1000")) * 1_000_000
+        self.url = url
+        channel = open_channel(endpoint, timeout, STREAM_MAX_PAYLOAD)
+        self._channel: Any = channel
+        try:
+            self._channel.send(SUBSCRIBE, subscribe_payload(policy, WAITS["block"], block_timeout_ns),
+                               timeout=timeout)
+            reply = self._channel.receive(timeout)
+            if reply is None:
+                raise ConnectionClosed("the publisher hung up during the handshake")
+            if reply.message_type == frame.ERROR:
+                raise ConnectError(f"the publisher refused: {reply.payload.decode(errors='replace')}")
+            if reply.message_type != ACCEPT or len(reply.payload) != 40:
+                raise ProtocolError(f"expected a 40-byte ACCEPT, got type {reply.message_type:#x}")
+            version, ident, _, _, _, start, pid, _ = struct.unpack("<IIIIQQII", reply.payload)
+            if version != LAYOUT_VERSION:
+                raise ProtocolError(f"publisher speaks pub/sub layout {version}, not {LAYOUT_VERSION}")
+        except BaseException:
+            self._channel.close()
+            raise
+        self.id, self.position, self.publisher_pid = ident, start, pid
+        self.received = 0
+        self.lost = 0
+
+    def recv(self, timeout: float | None = None) -> Message:
+        """The next message; raises UtpTimeout or ConnectionClosed (the publisher left)."""
+        if self._channel is None:
+            raise ConnectionClosed(f"the subscriber of {self.url} is closed")
+        got = self._channel.receive(1e9 if timeout is None else timeout)
+        if got is None or got.message_type == frame.GOODBYE:
+            raise ConnectionClosed("the publisher closed")
+        if got.message_type == frame.ERROR:
+            raise ConnectionClosed(got.payload.decode(errors="replace"))
+        if got.message_type != MESSAGE or len(got.payload) < 9:
+            raise ProtocolError(f"unexpected frame type {got.message_type:#x} of {len(got.payload)} bytes")
+        number, message_type = struct.unpack_from("<QB", got.payload)
+        if number < self.position:
+            raise ProtocolError(f"message {number} after {self.position}: the publisher went backwards")
+        lost_before = number - self.position
+        self.lost += lost_before
+        self.received += 1
+        self.position = number + 1
+        return Message(number, lost_before, message_type, got.timestamp_us, got.payload[9:])
+
+    def close(self) -> None:
+        """Leave (the publisher forgets this subscriber)."""
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def __enter__(self) -> StreamSubscriber:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def subscribe(url: str, timeout: float = 5.0) -> Subscriber | StreamSubscriber:
+    """A subscriber for ``url``: :class:`Subscriber` for ``shm://``,
+    :class:`StreamSubscriber` for ``unix://`` and ``tcp://``."""
+    if url.startswith("shm://"):
+        return Subscriber(url, timeout)
+    return StreamSubscriber(url, timeout)

@@ -54,18 +54,22 @@ class SocketReader:
 
         Returns ``None`` when the peer closed before sending any of them; raises
         :class:`ConnectionClosed` when it closed part-way, :class:`UtpTimeout`
-        when the deadline passes.
+        when the deadline passes (the bytes read so far are pushed back, so
+        the next read starts where this one did).
         """
         buffer = bytearray(self._pending[:size])
         del self._pending[:size]
         while len(buffer) < size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                # Kept for the next read: a timeout never loses stream bytes.
+                self.unread(bytes(buffer))
                 raise UtpTimeout(f"timed out after receiving {len(buffer)} of {size} bytes")
             self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(min(size - len(buffer), 1 << 20))
             except TimeoutError:
+                self.unread(bytes(buffer))
                 raise UtpTimeout(f"timed out after receiving {len(buffer)} of {size} bytes") from None
             except ConnectionResetError:
                 chunk = b""
@@ -128,7 +132,11 @@ class UtpFraming:
         header = utp_frame.decode_header(head, self.max_payload)
         payload = b""
         if header.payload_length:
-            body = self.reader.read_exact(header.payload_length, deadline)
+            try:
+                body = self.reader.read_exact(header.payload_length, deadline)
+            except UtpTimeout:
+                self.reader.unread(head)  # the whole frame is read by a later call
+                raise
             if body is None:
                 raise ConnectionClosed("connection closed after a frame header, before its payload")
             payload = body

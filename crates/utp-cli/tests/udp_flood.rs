@@ -78,14 +78,26 @@ fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
         sources
     });
     let mut latencies = Vec::new();
+    let mut retries = 0;
     let mut client = Client::connect(&url).unwrap();
     client.set_timeout(Some(Duration::from_secs(2)));
     while !flood.is_finished() || latencies.len() < 50 {
         let started = Instant::now();
         let i = latencies.len() as i64;
-        let reply = client.call(format!("ADD {i} 1").as_bytes());
+        // UDP may drop a datagram when a receive buffer overflows (the
+        // flood fills them, and on a loaded machine the server drains them
+        // late): an honest client retries, as docs/transports.md says a UDP
+        // application must. Starved would be: no answer in three tries.
+        let mut reply = client.call(format!("ADD {i} 1").as_bytes());
+        for _ in 0..2 {
+            if !matches!(reply, Err(utp::Error::Timeout { .. })) {
+                break;
+            }
+            retries += 1;
+            reply = client.call(format!("ADD {i} 1").as_bytes());
+        }
         assert_eq!(
-            reply.expect("an honest UDP call during the flood"),
+            reply.expect("an honest UDP call during the flood, in three tries"),
             format!("OK {}", i + 1).as_bytes()
         );
         latencies.push(started.elapsed());
@@ -108,7 +120,7 @@ fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
         .filter(|l| l.contains("invalid datagram"))
         .count();
     println!(
-        "udp: {} sources + 100,000 invalid datagrams; honest calls: {} , median {median:.2?}, max {:.2?}; \
+        "udp: {} sources + 100,000 invalid datagrams; honest calls: {} ({retries} retried), median {median:.2?}, max {:.2?}; \
          RSS {rss_before} kB -> {rss_after} kB ({per_source} bytes per source), {threads} threads; \
          {invalid_lines} log lines about invalid datagrams",
         sources.len(),
@@ -116,6 +128,11 @@ fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
         latencies.last().unwrap()
     );
     assert!(median < Duration::from_millis(10), "median {median:?}");
+    assert!(
+        retries * 10 <= latencies.len(),
+        "{retries} of {} honest calls needed a retry",
+        latencies.len()
+    );
     assert!(per_source < 16 * 1024, "{per_source} bytes per source");
     assert!(
         threads <= 64,

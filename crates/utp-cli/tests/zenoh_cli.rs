@@ -258,3 +258,107 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A `utp pub` process publishing `prefix-N` lines at `shm`, one every
+/// 10 ms, fed by a thread until the process is killed.
+fn feed(shm: &str, prefix: &str) -> Proc {
+    use std::io::Write;
+    let mut child = utp()
+        .args(["pub", shm])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn utp pub");
+    let mut stdin = child.stdin.take().unwrap();
+    let prefix = prefix.to_string();
+    std::thread::spawn(move || {
+        for i in 0.. {
+            if writeln!(stdin, "{prefix}-{i}").is_err() {
+                return; // killed
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    Proc(child)
+}
+
+/// The messages a `utp sub --json` printed, as (text, lost_before).
+fn received(out: &Output) -> Vec<(String, u64)> {
+    stdout(out)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            (
+                v["text"].as_str().unwrap_or_default().to_string(),
+                v["lost_before"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_shared_memory_feed_is_bridged_onto_zenoh_and_survives_its_publisher_restarting() {
+    let shm = format!("shm://{}", unique("zfeed"));
+    let key = format!("{}/ticks", unique("site"));
+    let port = free_port();
+    let exposed = format!("zenoh://{key}?listen=tcp/127.0.0.1:{port}");
+    let remote = format!("zenoh://{key}?connect=tcp/127.0.0.1:{port}");
+    let _bridge = Proc::spawn(utp().args(["bridge", "--pubsub", &shm, &exposed]));
+    std::thread::sleep(Duration::from_millis(300));
+    let sub = |count: &str| {
+        utp()
+            .args([
+                "sub",
+                &remote,
+                "--json",
+                "--count",
+                count,
+                "--timeout",
+                "30s",
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // First feed: 30 consecutive messages reach the remote subscriber, none lost.
+    let subscriber = sub("30");
+    let mut first = feed(&shm, "a");
+    let out = subscriber.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got = received(&out);
+    assert_eq!(got.len(), 30, "{got:?}");
+    let start: u64 = got[0].0.strip_prefix("a-").unwrap().parse().unwrap();
+    for (i, (text, lost)) in got.iter().enumerate() {
+        assert_eq!(text, &format!("a-{}", start + i as u64), "{got:?}");
+        assert_eq!(*lost, 0, "{got:?}");
+    }
+
+    // The shm publisher dies and another starts: the bridge subscribes
+    // again and a subscriber on the network sees the new feed.
+    first.kill();
+    let subscriber = sub("10");
+    let _second = feed(&shm, "b");
+    let out = subscriber.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let got = received(&out);
+    assert!(got.iter().any(|(t, _)| t.starts_with("b-")), "{got:?}");
+}
+
+#[test]
+fn a_second_zenoh_publisher_on_a_key_is_refused_and_garbage_urls_fail_clearly() {
+    use utp::pubsub::{Publisher, Subscriber};
+    let key = unique("zpub");
+    let port = free_port();
+    let first = Publisher::create(&format!("zenoh://{key}?listen=tcp/127.0.0.1:{port}")).unwrap();
+    let second = Publisher::create(&format!("zenoh://{key}?connect=tcp/127.0.0.1:{port}"));
+    assert!(
+        matches!(second, Err(utp::Error::InUse { .. })),
+        "{second:?}"
+    );
+    drop(first);
+    let typo = Subscriber::connect(&format!("zenoh://{key}?conect=tcp/127.0.0.1:{port}"));
+    assert!(matches!(typo, Err(utp::Error::BadUrl { .. })), "{typo:?}");
+}

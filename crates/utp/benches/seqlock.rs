@@ -21,7 +21,7 @@ use criterion::{BenchmarkId, Criterion, black_box};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use utp::seqlock::bench::{BenchReader, BenchWriter, Count, Mode};
+use utp::__bench::{BenchReader, BenchWriter, Count, Mode};
 use utp::seqlock::place::Place;
 use utp::seqlock::protocol;
 use utp::shm::sync::{AtomicU64, Ordering};

@@ -70,7 +70,10 @@ async fn call(url: &str, clients: u64) -> Result<(), Box<dyn std::error::Error>>
             for i in 0..10 {
                 let reply = client.call(&format!("ADD {n} {i}")).await?;
                 if reply != format!("OK {}", n + i) {
-                    return Err(utp::Error::Protocol(format!("ADD {n} {i} gave {reply}")));
+                    return Err(utp::Error::protocol(
+                        utp::error::ProtocolReason::Unexpected,
+                        format!("ADD {n} {i} gave {reply}"),
+                    ));
                 }
             }
             client.close().await?;

@@ -100,6 +100,16 @@ pub trait Channel: Send + fmt::Debug {
     /// returned `Ok(false)`, [`Readiness::fd`] turns readable (or hangs up)
     /// as soon as a receive may make progress. So an event loop drains with
     /// `try_recv` until it returns `false`, then waits on the descriptor.
+    /// Wake-ups may be spurious; a peer that closed or died makes the
+    /// descriptor readable and `try_recv` fail with `PeerGone` (UDP aside:
+    /// it has no connection to lose).
+    ///
+    /// Every transport has one: sockets, pipes and FIFOs natively; mq an
+    /// epoll set of its queue and a liveness tick; inproc an eventfd; shm
+    /// links their socket, to which the writer sends a byte only after the
+    /// reader declared it waits (so spinning users pay nothing). Per
+    /// transport: `docs/event-loops.md`. `None` (zenoh, an shm peer that
+    /// offers no wake-ups) means the channel needs a thread.
     fn readiness(&self) -> Option<Readiness<'_>> {
         None
     }
@@ -131,12 +141,13 @@ pub trait Channel: Send + fmt::Debug {
 
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
-    /// try again later). A frame is never sent in part.
-    ///
-    /// A byte stream with room for only part of the frame sends that part
-    /// and keeps the rest, which goes out first with the next send or
-    /// receive, or with [`try_flush`](Self::try_flush): `Ok(true)` means the
-    /// frame is committed, whole, in order.
+    /// try again later). A frame is never sent in part: on a stream
+    /// (unix, tcp, pipe, fifo) whose buffer fills up part-way through an
+    /// accepted frame, the channel keeps the rest (one frame at most) and
+    /// writes it before anything else, at the next call on the channel
+    /// (`send`, `try_send`, `recv`, `try_recv`); until it is out,
+    /// `try_send` returns `false`, and [`try_flush`](Self::try_flush)
+    /// pushes it without sending anything new.
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),
@@ -284,7 +295,28 @@ pub struct PeerInfo {
 }
 
 /// Settings shared by every transport.
+///
+/// Start from the defaults and change what you need with the `with_*`
+/// methods; URL options (`?max_payload=N`, ...) override them.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = utp::Options::default()
+///     .with_max_payload(64 * 1024)
+///     .with_connect_timeout(Duration::from_secs(1))
+///     .with_idle_timeout(None);
+/// assert_eq!(options.max_payload, 64 * 1024);
+/// let listener = utp::listen_with("inproc://doc-options", &options)?;
+/// # drop(listener);
+/// # Ok::<(), utp::Error>(())
+/// ```
+///
+/// The fields stay readable and assignable; the struct is
+/// `#[non_exhaustive]`, so new settings can be added without breaking
+/// callers (build it with [`Options::default`] and the methods, not with a
+/// struct literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Largest payload accepted from the peer; larger frames are refused as
     /// `too_large` before anything is allocated. Default 1 MiB.
@@ -315,6 +347,44 @@ impl Default for Options {
             frame_timeout: DEFAULT_FRAME_TIMEOUT,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
+    }
+}
+
+impl Options {
+    /// The defaults: the same as [`Options::default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`max_payload`](Self::max_payload): the largest payload accepted
+    /// from the peer.
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout): how long `connect` may take.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`frame_timeout`](Self::frame_timeout): how long a started frame
+    /// may take to arrive in full.
+    #[must_use]
+    pub fn with_frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout): how long a server keeps a
+    /// silent connection (`None`: forever).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 }
 

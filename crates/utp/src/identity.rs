@@ -18,6 +18,7 @@
 //! assert!(policy.allows(rustix::process::geteuid().as_raw(), 0));
 //! ```
 
+use crate::DeniedReason;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 
@@ -82,11 +83,14 @@ impl PeerPolicy {
             return Ok(());
         }
         let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        Err(Error::Denied(format!(
-            "refused a client of uid {uid}{pid} on {endpoint}: this server runs as uid {}; \
+        Err(Error::denied(
+            DeniedReason::Untrusted,
+            format!(
+                "refused a client of uid {uid}{pid} on {endpoint}: this server runs as uid {}; \
              add ?allow_uid={uid} to the server's URL to admit it",
-            self.own_uid
-        )))
+                self.own_uid
+            ),
+        ))
     }
 
     /// A client's check of the server it reached (or of a region, FIFO or
@@ -96,11 +100,14 @@ impl PeerPolicy {
         if self.allows(uid, gid) {
             return Ok(());
         }
-        Err(Error::Denied(format!(
-            "{endpoint} is served by uid {uid}, not by you (uid {}): {what} belongs to another \
+        Err(Error::denied(
+            DeniedReason::Untrusted,
+            format!(
+                "{endpoint} is served by uid {uid}, not by you (uid {}): {what} belongs to another \
              user, who could read or forge your messages; pass ?allow_uid={uid} to trust it",
-            self.own_uid
-        )))
+                self.own_uid
+            ),
+        ))
     }
 }
 

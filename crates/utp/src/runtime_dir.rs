@@ -15,6 +15,7 @@
 //! live one or anything that is not a socket. Specified in
 //! `docs/shm-layout.md` section 2.2.
 
+use crate::DeniedReason;
 use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -77,12 +78,15 @@ pub fn check(dir: &Path, uid: u32, kind: Kind) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io(format!("lstat {}", dir.display()), e))?;
     let refuse = |why: String| {
-        Err(Error::Denied(format!(
-            "refusing {}: {why}; utp keeps its sockets only in a directory of mode {:o} \
+        Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "refusing {}: {why}; utp keeps its sockets only in a directory of mode {:o} \
              owned by uid {uid} (remove or fix it)",
-            dir.display(),
-            kind.mode()
-        )))
+                dir.display(),
+                kind.mode()
+            ),
+        ))
     };
     if meta.file_type().is_symlink() {
         return refuse("it is a symlink".into());
@@ -164,10 +168,13 @@ pub fn bind_socket(path: &Path, mode: u32, endpoint: &str) -> Result<UnixListene
                     .map_err(|e| Error::io(format!("lstat {}", path.display()), e))?;
                 use std::os::unix::fs::FileTypeExt;
                 if !meta.file_type().is_socket() {
-                    return Err(Error::Denied(format!(
-                        "{} exists and is not a socket; refusing to replace it",
-                        path.display()
-                    )));
+                    return Err(Error::denied(
+                        DeniedReason::Unsafe,
+                        format!(
+                            "{} exists and is not a socket; refusing to replace it",
+                            path.display()
+                        ),
+                    ));
                 }
                 match UnixStream::connect(path) {
                     Ok(_) => {

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use utp::frame::{Frame, flags, message_type};
 use utp::service::{Server, Shutdown};
-use utp::{Channel, Error, Options, PeerInfo};
+use utp::{Channel, Error, GoneReason, Options, PeerInfo};
 
 /// What the suite needs to know about one transport.
 struct Transport {
@@ -261,10 +261,7 @@ impl Fixture {
         if self.url.starts_with("udp:") {
             return;
         }
-        let quick = Options {
-            connect_timeout: Duration::from_millis(200),
-            ..Options::default()
-        };
+        let quick = Options::default().with_connect_timeout(Duration::from_millis(200));
         // A child spawned by another test at this moment holds copies of our
         // descriptors until its exec closes them, so allow a short grace.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
@@ -425,10 +422,7 @@ fn the_limit(t: &Transport) {
     }
     if t.own_limit {
         // A channel's own max_payload limits what it sends as well.
-        let options = Options {
-            max_payload: 1000,
-            ..Options::default()
-        };
+        let options = Options::default().with_max_payload(1000);
         let mut client = server.connect_with(&options);
         assert_eq!(call(&mut *client, &pattern(1000)), pattern(1000));
         match client.send_timeout(message_type::REQUEST, flags::CHECKSUM, &pattern(2000), LONG) {
@@ -534,8 +528,12 @@ fn peer_disconnect(t: &Transport) {
         .unwrap();
     let mut frame = Frame::default();
     match client.recv_timeout(&mut frame, LONG) {
-        Err(e) if e.is_peer_gone() => {}
-        other => panic!("client after the server closed: expected PeerGone, got {other:?}"),
+        // An orderly close is `Closed` on every transport, never `Died`.
+        Err(Error::PeerGone {
+            reason: GoneReason::Closed,
+            ..
+        }) => {}
+        other => panic!("client after the server closed: expected PeerGone(Closed), got {other:?}"),
     }
     drop(client);
     drop(server);
@@ -558,8 +556,13 @@ fn peer_disconnect(t: &Transport) {
         assert_eq!(frame.payload(), b"first");
         drop(client);
         match server_end.recv_timeout(&mut frame, LONG) {
-            Err(e) if e.is_peer_gone() => {}
-            other => panic!("server after the client left: expected PeerGone, got {other:?}"),
+            Err(Error::PeerGone {
+                reason: GoneReason::Closed,
+                ..
+            }) => {}
+            other => {
+                panic!("server after the client left: expected PeerGone(Closed), got {other:?}")
+            }
         }
     }
 }

@@ -214,10 +214,7 @@ fn fifo_second_client_waits_then_gets_in() {
 
     let mut first = utp::service::Client::connect(&url).unwrap();
     assert_eq!(first.call(b"one").unwrap(), b"one");
-    let impatient = Options {
-        connect_timeout: Duration::from_millis(200),
-        ..Options::default()
-    };
+    let impatient = Options::default().with_connect_timeout(Duration::from_millis(200));
     match utp::connect_with(&url, &impatient) {
         Err(e @ Error::Timeout { .. }) => {
             assert!(e.to_string().contains("one client at a time"), "{e}")
@@ -322,10 +319,7 @@ fn pipe_deadlines_hold_after_untimed_calls_made_the_pipes_blocking() {
 fn a_timed_send_to_a_child_that_never_reads_times_out_after_untimed_sends() {
     let endpoint: Endpoint = "pipe:/bin/sleep 30".parse().unwrap();
     // The frame below is larger than the default limit, which the sender checks.
-    let options = Options {
-        max_payload: 8 << 20,
-        ..Options::default()
-    };
+    let options = Options::default().with_max_payload(8 << 20);
     let mut channel = utp::transport::pipe::connect(&endpoint, &options).unwrap();
     // An untimed send that fits: the write descriptor is now blocking.
     channel.send(message_type::DATA, 0, b"hello").unwrap();

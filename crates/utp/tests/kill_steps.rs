@@ -38,6 +38,7 @@ mod util;
 
 use child::{Proc, say};
 use std::time::{Duration, Instant};
+use utp::ProtocolReason;
 use utp::frame::{Frame, flags, message_type};
 use utp::{Error, Options};
 
@@ -60,10 +61,7 @@ fn child_entry() {
         return;
     };
     let mut frame = Frame::default();
-    let big = Options {
-        max_payload: 8 << 20,
-        ..Options::default()
-    };
+    let big = Options::default().with_max_payload(8 << 20);
     match role.as_str() {
         "connect" => {
             let _ch = utp::connect(&url).unwrap();
@@ -76,7 +74,11 @@ fn child_entry() {
             let file = utp::shm::rendezvous::socket_file(&endpoint.address).unwrap();
             let path = utp::runtime_dir::private_dir().unwrap().join(file);
             let stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            let hello = utp::shm::rendezvous::Hello { capacity: 0 }.encode();
+            let hello = utp::shm::rendezvous::Hello {
+                capacity: 0,
+                features: 0,
+            }
+            .encode();
             utp::shm::rendezvous::send_frame(&stream, message_type::LINK_HELLO, &hello, None)
                 .unwrap();
             utp::shm::rendezvous::recv_frame(&stream, message_type::LINK_ATTACH).unwrap();
@@ -153,14 +155,7 @@ const TRANSPORTS: &[Transport] = &[
 
 /// Gaps found by this test and not fixed on this branch: (transport, step,
 /// why). Their timeouts are reported, not failed; remove an entry when fixed.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[
-    (
-        "fifo",
-        "serving",
-        "a fifo client cannot tell a dead server from one that has not answered yet; it waits for its deadline",
-    ),
-    ("fifo", "replying", "as for serving"),
-];
+const KNOWN_GAPS: &[(&str, &str, &str)] = &[];
 
 /// Everything that went wrong for one transport (empty: all steps passed).
 #[derive(Default)]
@@ -263,7 +258,10 @@ fn serves_a_new_client(listener: &mut dyn utp::Listener) -> Result<(), String> {
         let mut frame = Frame::default();
         ch.recv_timeout(&mut frame, LONG)?;
         if frame.payload() != b"ping" {
-            return Err(Error::Protocol(format!("server got {:?}", frame.payload())));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!("server got {:?}", frame.payload()),
+            ));
         }
         ch.send_timeout(message_type::RESPONSE, flags::CHECKSUM, b"pong", LONG)?;
         Ok(ch)
@@ -298,10 +296,7 @@ fn accept_in_background(
 /// The client is killed at `step`; this process is the server.
 fn client_killed(t: &Transport, step: &str, report: &mut Report) {
     eprintln!("{:>14} {step:<10} (client killed) ...", t.name);
-    let options = Options {
-        max_payload: 8 << 20,
-        ..Options::default()
-    };
+    let options = Options::default().with_max_payload(8 << 20);
     let listener = utp::listen_with(&(t.url)(), &options).expect("listen");
     let url = listener.endpoint();
     let mut child = Proc::spawn(step, &url, "");
@@ -390,10 +385,7 @@ fn server_killed(t: &Transport, step: &str, report: &mut Report) {
     let mut child = Proc::spawn(step, &url, "");
     let fields = child.expect_fields("READY");
     let endpoint = fields[0].clone();
-    let quick = Options {
-        connect_timeout: Duration::from_secs(2),
-        ..Options::default()
-    };
+    let quick = Options::default().with_connect_timeout(Duration::from_secs(2));
     let mut frame = Frame::default();
     match step {
         "accept" => {

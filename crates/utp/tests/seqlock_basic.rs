@@ -155,11 +155,11 @@ fn garbage_regions_are_refused_without_panic() {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let err = SeqReader::<Pair>::open(&url).unwrap_err();
-        assert!(matches!(err, Error::Protocol(_)), "{case}: {err}");
+        assert!(matches!(err, Error::Protocol { .. }), "{case}: {err}");
         assert!(inspect::cell_state(&url).is_err(), "{case}");
         let err = SeqWriter::<Pair>::open(&url).unwrap_err();
         assert!(
-            matches!(err, Error::Protocol(_) | Error::InUse { .. }),
+            matches!(err, Error::Protocol { .. } | Error::InUse { .. }),
             "{case}: {err}"
         );
     }

@@ -154,3 +154,31 @@ fn an_idle_limit_closes_idle_clients_of_thread_served_transports() {
     stop.trigger();
     thread.join().unwrap().unwrap();
 }
+
+/// shm and mq channels have readiness now, so the server serves them
+/// event-driven; the idle limit of their URL (`?idle_timeout_ms=`) applies
+/// like on stream transports.
+#[test]
+fn shm_and_mq_clients_get_the_idle_limit_of_their_url() {
+    let n = std::process::id();
+    for url in [
+        format!("shm://idle-url-{n}?idle_timeout_ms=300"),
+        format!("mq://idle-url-{n}?idle_timeout_ms=300"),
+    ] {
+        let (stop, thread) = start(&url, |s| s);
+        let mut idle = Client::connect(&url).unwrap();
+        assert_eq!(idle.call(b"ADD 1 1").unwrap(), b"OK 2");
+        let mut busy = Client::connect(&url).unwrap();
+        for _ in 0..8 {
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(busy.call(b"ADD 2 2").unwrap(), b"OK 4", "{url}");
+        }
+        let error = idle.call(b"ADD 1 1").unwrap_err();
+        assert!(
+            error.to_string().contains("idle") || error.is_peer_gone(),
+            "{url}: {error}"
+        );
+        stop.trigger();
+        thread.join().unwrap().unwrap();
+    }
+}

@@ -34,7 +34,7 @@ fn sigkill_server_wakes_blocked_clients_and_a_new_server_serves() {
         let took = killed.elapsed();
         worst = worst.max(took);
         assert!(
-            line.contains("peer gone") && line.contains("died"),
+            line.contains("peer gone") && line.contains("died") && line.contains("[reason=Died]"),
             "{role}: {line}"
         );
         eprintln!("{role} client noticed the SIGKILL after {took:?}: {line}");

@@ -130,10 +130,7 @@ struct Counts {
 /// One honest client: calls until `stop`, reconnecting every 100 calls.
 fn honest(url: &str, seed: u64, stop: &AtomicBool, counts: &Counts) {
     let mut rng = Rng(seed | 1);
-    let options = Options {
-        connect_timeout: Duration::from_secs(10),
-        ..Options::default()
-    };
+    let options = Options::default().with_connect_timeout(Duration::from_secs(10));
     while !stop.load(Ordering::Relaxed) {
         let mut client = match Client::connect_with(url, &options) {
             Ok(c) => c,

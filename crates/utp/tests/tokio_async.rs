@@ -448,7 +448,6 @@ fn many_async_clients_over_tcp() {
 }
 
 #[test]
-#[ignore = "needs shm readiness (branch ready)"]
 fn many_async_clients_over_shm() {
     serve_many(&format!("shm://{}", unique("tokio-many")), 2, 50, 10);
 }

@@ -265,3 +265,75 @@ fn the_zenoh_url_options_are_checked() {
         assert!(err.to_string().contains(needle), "{url}: {err}");
     }
 }
+
+/// Waits up to `within` for `fd` to turn readable.
+fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, within: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let ts = Timespec {
+        tv_sec: within.as_secs() as i64,
+        tv_nsec: i64::from(within.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+}
+
+#[test]
+fn an_event_loop_waits_on_zenoh_listeners_and_channels_without_a_thread() {
+    let key = unique("zready");
+    let port = free_port();
+    let mut listener = utp::listen(&format!("zenoh://{key}?listen=tcp/127.0.0.1:{port}")).unwrap();
+    assert!(listener.try_accept().unwrap().is_none());
+    let url = format!("zenoh://{key}?connect=tcp/127.0.0.1:{port}");
+    // connect waits for the server to answer its query, which try_accept does.
+    let client = std::thread::spawn(move || utp::connect(&url).unwrap());
+    let fd = listener
+        .readiness()
+        .expect("a zenoh listener has a descriptor");
+    assert!(
+        wait_readable(fd, Duration::from_secs(20)),
+        "no wake-up for a client"
+    );
+    let mut server = loop {
+        if let Some(server) = listener.try_accept().unwrap() {
+            break server;
+        }
+        let fd = listener.readiness().unwrap();
+        assert!(wait_readable(fd, Duration::from_secs(20)), "no client");
+    };
+    let mut client = client.join().unwrap();
+
+    let mut frame = Frame::default();
+    assert!(!server.try_recv(&mut frame).unwrap());
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"late")
+            .unwrap();
+        client
+    });
+    let started = Instant::now();
+    loop {
+        let fd = server
+            .readiness()
+            .expect("a zenoh channel has a descriptor")
+            .fd;
+        assert!(wait_readable(fd, Duration::from_secs(20)), "no wake-up");
+        if server.try_recv(&mut frame).unwrap() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never arrived");
+    }
+    assert_eq!(frame.payload(), b"late");
+    // The client leaves: the descriptor wakes and the receive says so.
+    drop(sender.join().unwrap());
+    let started = Instant::now();
+    let gone = loop {
+        let fd = server.readiness().unwrap().fd;
+        wait_readable(fd, Duration::from_secs(1));
+        match server.try_recv(&mut frame) {
+            Ok(false) => assert!(started.elapsed() < Duration::from_secs(20), "never gone"),
+            other => break other,
+        }
+    };
+    assert!(matches!(gone, Err(Error::PeerGone { .. })), "{gone:?}");
+}

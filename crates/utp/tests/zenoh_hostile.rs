@@ -151,7 +151,7 @@ fn a_peer_ignoring_the_credit_window_ends_its_link_without_growing_a_queue() {
         }
     };
     assert!(
-        matches!(err, Error::Protocol(ref m) if m.contains("window")),
+        matches!(err, Error::Protocol { detail: ref m, .. } if m.contains("window")),
         "{err}"
     );
     assert!(read <= 1024, "read {read} frames before the error");

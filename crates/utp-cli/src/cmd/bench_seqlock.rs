@@ -11,8 +11,8 @@ use crate::exit::{CmdResult, Exit};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use utp::seqlock::bench::{BenchReader, BenchWriter, Count, Mode};
-use utp::seqlock::probe;
+use utp::__bench::probe;
+use utp::__bench::{BenchReader, BenchWriter, Count, Mode};
 
 /// Arguments of `utp bench-seqlock`.
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,9 @@
 //! `utp bridge shm://calc zenoh://site1/calc` puts a local calculator on the
 //! network; `utp bridge zenoh://site1/calc unix:///tmp/calc.sock` gives local
 //! programs a Unix socket for a remote one. Any two URLs work.
+//!
+//! With `--pubsub`, FROM and TO are pub/sub topics instead (see
+//! `bridge_pubsub.rs`): `utp bridge --pubsub shm://ticks zenoh://site1/ticks`.
 
 use crate::cmd::bridge_pump::{Pair, pump};
 use crate::exit::CmdResult;
@@ -37,19 +40,23 @@ pub struct Args {
     /// beyond this ends that client's bridge with an error), e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     send_timeout: Duration,
+    /// FROM and TO are pub/sub topics: subscribe at FROM, republish every
+    /// message at TO (e.g. shm://ticks zenoh://site1/ticks).
+    #[arg(long)]
+    pubsub: bool,
 }
 
 /// Bridges until SIGINT or SIGTERM, then closes TO (removing its endpoint).
 pub fn run(args: Args) -> CmdResult {
+    if args.pubsub {
+        return crate::cmd::bridge_pubsub::run(&args.from, &args.to);
+    }
     // Fail early, with the URL error, if FROM is malformed.
     utp::Endpoint::parse(&args.from)?;
     let mut listener = utp::listen(&args.to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
-    let options = utp::Options {
-        connect_timeout: args.connect_timeout,
-        ..utp::Options::default()
-    };
+    let options = utp::Options::default().with_connect_timeout(args.connect_timeout);
     let served = Arc::new(AtomicU64::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     log::info!("bridging {} -> {}", args.to, args.from);

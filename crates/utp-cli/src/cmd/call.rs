@@ -28,16 +28,14 @@ pub struct Args {
 
 /// Prints the result and exits 0; prints an `ERR` to stderr and exits 1.
 pub fn run(args: Args) -> CmdResult {
-    let options = utp::Options {
-        connect_timeout: args.timeout,
-        ..utp::Options::default()
-    };
+    let options = utp::Options::default().with_connect_timeout(args.timeout);
     let mut client = Client::connect_with(&args.url, &options)?;
     client.set_timeout(Some(args.timeout));
     // The server validates the request: what it says is what the user sees.
     let request = format!("{} {} {}", args.op, args.a, args.b);
     let reply = client.call(request.as_bytes())?;
-    let outcome = calc::Reply::parse(reply).map_err(utp::Error::Protocol)?;
+    let outcome = calc::Reply::parse(reply)
+        .map_err(|e| utp::Error::protocol(utp::ProtocolReason::Unexpected, e))?;
     let _ = client.close();
     match outcome {
         calc::Reply::Ok(n) => {

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> CmdResult {
         let mut channel = match listener.accept_timeout(Some(POLL)) {
             Ok(channel) => channel,
             Err(utp::Error::Timeout { .. }) => continue,
-            Err(e @ utp::Error::Denied(_)) => {
+            Err(e @ utp::Error::Denied { .. }) => {
                 log::warn!("{e}");
                 continue;
             }

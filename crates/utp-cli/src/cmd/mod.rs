@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_seqlock;
 pub mod bridge;
+pub mod bridge_pubsub;
 pub mod bridge_pump;
 pub mod call;
 pub mod completions;

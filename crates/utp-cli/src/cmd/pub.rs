@@ -11,7 +11,7 @@ use utp::pubsub::Publisher;
 /// Arguments of `utp pub`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to publish: shm://NAME, unix:///PATH or tcp://HOST:PORT, with
+    /// Where to publish: shm://NAME, unix:///PATH, tcp://HOST:PORT or zenoh://KEY, with
     /// options such as ?slots=4096&slot=512.
     url: String,
     /// Read UTP frames (binary) from stdin instead of lines.

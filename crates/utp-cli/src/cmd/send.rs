@@ -35,10 +35,7 @@ pub struct Args {
 /// Sends each payload and prints each reply on stdout. Exit 1 if the peer
 /// answered with an ERROR frame (printed on stderr), 2 on any other error.
 pub fn run(args: Args) -> CmdResult {
-    let options = utp::Options {
-        connect_timeout: args.timeout,
-        ..utp::Options::default()
-    };
+    let options = utp::Options::default().with_connect_timeout(args.timeout);
     let mut channel = utp::connect_with(&args.url, &options)?;
     let mut frame = Frame::with_capacity(4096);
     let mut refused = false;

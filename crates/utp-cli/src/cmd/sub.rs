@@ -8,7 +8,7 @@ use utp::pubsub::Subscriber;
 /// Arguments of `utp sub`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The publisher: shm://NAME, unix:///PATH or tcp://HOST:PORT, with
+    /// The publisher: shm://NAME, unix:///PATH, tcp://HOST:PORT or zenoh://KEY, with
     /// options such as ?policy=block&wait=spin.
     url: String,
     /// One JSON object per message: sequence, lost_before, type, timestamp_us, text or hex.

@@ -30,16 +30,16 @@ pub fn run(args: Args) -> CmdResult {
     let deadline = Instant::now() + args.timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let options = utp::Options {
-            connect_timeout: left.max(Duration::from_millis(10)),
-            ..utp::Options::default()
-        };
+        let options =
+            utp::Options::default().with_connect_timeout(left.max(Duration::from_millis(10)));
         match utp::connect_with(&args.url, &options) {
             Ok(mut channel) => {
                 let _ = channel.close();
                 return Ok(());
             }
-            Err(e @ (utp::Error::BadUrl { .. } | utp::Error::Denied(_))) => return Err(e.into()),
+            Err(e @ (utp::Error::BadUrl { .. } | utp::Error::Denied { .. })) => {
+                return Err(e.into());
+            }
             Err(e) if Instant::now() >= deadline => {
                 eprintln!(
                     "utp: no server at {} after {}: {e}",

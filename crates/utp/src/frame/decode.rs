@@ -8,6 +8,7 @@ use super::header::{HEADER_LEN, Header, MAGIC, VERSION};
 /// [`kind`](DecodeError::kind) gives the stable names of the spec
 /// (`truncated`, `bad_magic`, ...), which tools print and tests compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Fewer bytes than the header or the declared payload needs.
     #[error("truncated frame: need {needed} bytes, have {available}")]

@@ -3,6 +3,7 @@
 //! `departed` line per recently departed member), readable by people and
 //! parsed back by `utp inspect`.
 
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 
 /// One live subscriber as the publisher sees it.
@@ -69,7 +70,12 @@ impl Report {
 
     /// Parses the text form.
     pub fn decode(text: &str) -> Result<Report> {
-        let bad = |why: String| Error::Protocol(format!("bad inspect report: {why}"));
+        let bad = |why: String| {
+            Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("bad inspect report: {why}"),
+            )
+        };
         let mut report: Option<Report> = None;
         for line in text.lines() {
             let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));

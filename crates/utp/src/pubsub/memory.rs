@@ -6,6 +6,7 @@
 //! through [`Mapping::copy_out`] (word-wise atomic loads).
 
 use crate::error::{Error, Result};
+use crate::{DeniedReason, ProtocolReason};
 use rustix::fs::{MemfdFlags, OFlags, SealFlags};
 use rustix::mm::{MapFlags, ProtFlags};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -38,21 +39,26 @@ pub fn seal(fd: BorrowedFd<'_>, seals: SealFlags) -> Result<()> {
 
 /// Fails unless `fd` carries every seal in `required` and is exactly `len` bytes.
 pub fn check_sealed(fd: BorrowedFd<'_>, required: SealFlags, len: u64, what: &str) -> Result<()> {
-    let seals = rustix::fs::fcntl_get_seals(fd)
-        .map_err(|e| Error::Denied(format!("the {what} is not a sealed memfd: {e}")))?;
+    let seals = rustix::fs::fcntl_get_seals(fd).map_err(|e| {
+        Error::denied(
+            DeniedReason::Unsafe,
+            format!("the {what} is not a sealed memfd: {e}"),
+        )
+    })?;
     if !seals.contains(required) {
-        return Err(Error::Denied(format!(
-            "the {what} lacks seals {:?}",
-            required.difference(seals)
-        )));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!("the {what} lacks seals {:?}", required.difference(seals)),
+        ));
     }
     let size = rustix::fs::fstat(fd)
         .map_err(|e| Error::io(format!("checking the {what}"), e))?
         .st_size;
     if size as u64 != len {
-        return Err(Error::Protocol(format!(
-            "the {what} is {size} bytes, the handshake said {len}"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("the {what} is {size} bytes, the handshake said {len}"),
+        ));
     }
     Ok(())
 }

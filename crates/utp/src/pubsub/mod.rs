@@ -22,21 +22,26 @@
 //!
 //! `shm://NAME` is a broadcast ring in a sealed memfd that subscribers map
 //! read-only (layout: `docs/pubsub-layout.md`); `unix://` and `tcp://` fan
-//! out through one bounded queue per subscriber. Both count losses exactly
+//! out through one bounded queue per subscriber; `zenoh://KEY` (cargo
+//! feature `zenoh`) reaches subscribers on other hosts through zenoh. Both count losses exactly
 //! from message numbers. Policies, wait modes and sizes are URL options
-//! ([`options`]).
+//! (`docs/pubsub-layout.md`).
 
 #[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod inspect;
+#[doc(hidden)]
 pub mod layout;
 #[cfg(not(loom))]
 mod member;
 #[cfg(not(loom))]
 mod memory;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod options;
+#[doc(hidden)]
 pub mod protocol;
 #[cfg(not(loom))]
 mod publisher;
@@ -59,11 +64,16 @@ mod subscriber;
 #[cfg(not(loom))]
 mod view;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod wire;
+#[cfg(all(not(loom), feature = "zenoh"))]
+mod zenoh;
 
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use inspect::{Report, SubscriberStatus};
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use options::{Policy, Wait};
 #[cfg(not(loom))]
 pub use publisher::{Loan, Publisher};
@@ -74,10 +84,28 @@ pub use subscriber::{Received, Subscriber, inspect};
 #[cfg(not(loom))]
 pub use view::View;
 
+/// The error for a URL scheme pub/sub does not run over.
+#[cfg(not(loom))]
+fn unsupported(url: &str, address: &crate::endpoint::Address) -> crate::Error {
+    let zenoh = if cfg!(feature = "zenoh") {
+        ", zenoh://"
+    } else {
+        " (zenoh:// with the cargo feature `zenoh`)"
+    };
+    crate::Error::BadUrl {
+        url: url.to_string(),
+        reason: format!(
+            "pub/sub runs over shm://, unix://, tcp://{zenoh}, not {}://",
+            address.scheme()
+        ),
+    }
+}
+
 /// Our publishers on this machine: `shm://NAME` and its report (or why
 /// it could not be read: a stale socket of a dead publisher), from the
 /// sockets in our private and shared directories.
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub fn list() -> Vec<(String, crate::Result<Report>)> {
     let me = rustix::process::geteuid().as_raw();
     let dirs = [dir::private_dir().ok(), dir::shared_dir(me, false).ok()];
@@ -105,6 +133,7 @@ pub fn list() -> Vec<(String, crate::Result<Report>)> {
 
 /// The rendezvous socket path of `shm://NAME` (in the per-user private directory).
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub fn socket_path(name: &str) -> crate::Result<std::path::PathBuf> {
     dir::socket_path(name)
 }

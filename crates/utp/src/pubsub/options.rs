@@ -143,9 +143,14 @@ const KEYS: [&str; 10] = [
     "publisher_uid",
 ];
 
+/// The zenoh session's options, taken by `zenoh://` topics besides [`KEYS`].
+const ZENOH_KEYS: [&str; 6] = ["connect", "listen", "mode", "config", "scout", "lease_ms"];
+
 fn known(e: &Endpoint) -> Result<()> {
+    let zenoh = matches!(e.address, crate::endpoint::Address::Zenoh(_));
     for (k, _) in &e.params {
-        if !KEYS.contains(&k.as_str()) {
+        let valid = KEYS.contains(&k.as_str()) || (zenoh && ZENOH_KEYS.contains(&k.as_str()));
+        if !valid {
             return Err(bad(
                 e,
                 format!("unknown pub/sub option {k:?}; known: {}", KEYS.join(", ")),

@@ -18,6 +18,8 @@ pub struct Publisher {
 enum Inner {
     Shm(ShmPublisher),
     Stream(StreamPublisher),
+    #[cfg(feature = "zenoh")]
+    Zenoh(super::zenoh::ZenohPublisher),
 }
 
 /// Room for one message in the ring, written in place; nothing is
@@ -44,15 +46,9 @@ impl Publisher {
             a if stream::is_stream(a) => {
                 Inner::Stream(StreamPublisher::create(&endpoint, &options)?)
             }
-            other => {
-                return Err(Error::BadUrl {
-                    url: url.to_string(),
-                    reason: format!(
-                        "pub/sub runs over shm://, unix:// and tcp://, not {}://",
-                        other.scheme()
-                    ),
-                });
-            }
+            #[cfg(feature = "zenoh")]
+            Address::Zenoh(_) => Inner::Zenoh(super::zenoh::ZenohPublisher::create(&endpoint)?),
+            other => return Err(super::unsupported(url, other)),
         };
         Ok(Publisher { inner })
     }
@@ -62,6 +58,8 @@ impl Publisher {
         match &self.inner {
             Inner::Shm(p) => p.endpoint().to_string(),
             Inner::Stream(p) => p.endpoint().to_string(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.endpoint().to_string(),
         }
     }
 
@@ -70,6 +68,8 @@ impl Publisher {
         match &self.inner {
             Inner::Shm(p) => p.max_payload(),
             Inner::Stream(_) => stream::STREAM_MAX_PAYLOAD,
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(_) => stream::STREAM_MAX_PAYLOAD,
         }
     }
 
@@ -78,6 +78,8 @@ impl Publisher {
         match &self.inner {
             Inner::Shm(p) => p.published(),
             Inner::Stream(p) => p.published(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.published(),
         }
     }
 
@@ -86,6 +88,8 @@ impl Publisher {
         match &self.inner {
             Inner::Shm(p) => p.subscriber_count(),
             Inner::Stream(p) => p.subscriber_count(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.subscriber_count(),
         }
     }
 
@@ -104,6 +108,8 @@ impl Publisher {
                 Ok(p.commit(message_type, 0, payload.len(), now_micros()))
             }
             Inner::Stream(p) => p.send(message_type, payload),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.send(message_type, payload),
         }
     }
 
@@ -116,7 +122,8 @@ impl Publisher {
                 p.begin(len)?;
                 Vec::new()
             }
-            Inner::Stream(_) => {
+            // Staged, then copied by send: streams and zenoh take owned bytes.
+            _ => {
                 if len > stream::STREAM_MAX_PAYLOAD {
                     return Err(Error::TooLarge {
                         len,
@@ -139,6 +146,8 @@ impl Publisher {
         match &self.inner {
             Inner::Shm(p) => p.report(),
             Inner::Stream(p) => p.report(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.report(),
         }
     }
 }
@@ -150,7 +159,7 @@ impl Loan<'_> {
             // SAFETY: the loan holds `&mut Publisher`: begin was called and
             // nothing else can reach the slot until commit or drop.
             Inner::Shm(p) => unsafe { p.room(self.len) },
-            Inner::Stream(_) => &mut self.staging,
+            _ => &mut self.staging,
         }
     }
 
@@ -166,6 +175,8 @@ impl Loan<'_> {
         match &mut self.publisher.inner {
             Inner::Shm(p) => Ok(p.commit(message_type, 0, len, timestamp_us)),
             Inner::Stream(p) => p.send(message_type, &self.staging),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(p) => p.send(message_type, &self.staging),
         }
     }
 }

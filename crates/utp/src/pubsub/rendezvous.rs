@@ -13,6 +13,7 @@ use super::ring::Ring;
 use super::wire::{self, Accept, Subscribe};
 use crate::error::{Error, Result};
 use crate::frame::message_type;
+use crate::{DeniedReason, ProtocolReason};
 use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -128,7 +129,7 @@ impl Rendezvous {
                 me.as_raw()
             );
             let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
-            return Err(Error::Denied(why));
+            return Err(Error::denied(DeniedReason::Untrusted, why));
         }
         let (header, payload, fds) = wire::recv(&stream, None)?;
         match header.message_type {
@@ -151,7 +152,7 @@ impl Rendezvous {
                         self.endpoint, self.max_subscribers
                     );
                     let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
-                    return Err(Error::Denied(why));
+                    return Err(Error::denied(DeniedReason::Refused, why));
                 }
                 let notify = match (request.notify, fds.into_iter().next()) {
                     (false, _) => None,
@@ -170,7 +171,7 @@ impl Rendezvous {
                     (true, None) => {
                         let why = "SUBSCRIBE asked for notification but carried no eventfd";
                         let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
-                        return Err(Error::Protocol(why.into()));
+                        return Err(Error::protocol(ProtocolReason::Unexpected, why));
                     }
                 };
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +186,7 @@ impl Rendezvous {
             other => {
                 let why = format!("unexpected rendezvous frame type 0x{other:02x}");
                 let _ = wire::send(&stream, message_type::ERROR, why.as_bytes(), &[]);
-                Err(Error::Protocol(why))
+                Err(Error::protocol(ProtocolReason::Unexpected, why))
             }
         }
     }
@@ -316,10 +317,13 @@ fn checked_eventfd(fd: OwnedFd) -> Result<OwnedFd> {
     ))
     .map_err(|e| Error::io("checking the subscriber's notification descriptor", e))?;
     if link.as_os_str() != "anon_inode:[eventfd]" {
-        return Err(Error::Protocol(format!(
-            "the notification descriptor is {}, not an eventfd",
-            link.display()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "the notification descriptor is {}, not an eventfd",
+                link.display()
+            ),
+        ));
     }
     let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::io("reading eventfd flags", e))?;
     rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)

@@ -13,6 +13,7 @@
 use super::layout::{self, data, record};
 use super::memory::Mapping;
 use super::protocol::{self, Seen};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
 use std::sync::atomic::Ordering;
@@ -67,7 +68,10 @@ impl Ring {
     /// geometry (each field read once).
     pub fn attach(map: Mapping, slot_count: u32, slot_size: u32) -> Result<Ring> {
         let expect = layout::region_len(slot_count, slot_size).ok_or_else(|| {
-            Error::Protocol(format!("bad ring geometry {slot_count} x {slot_size}"))
+            Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("bad ring geometry {slot_count} x {slot_size}"),
+            )
         })?;
         let fields = (
             map.u32(data::MAGIC).load(Ordering::Acquire),
@@ -84,9 +88,10 @@ impl Ring {
             expect,
         );
         if fields != want || map.byte_len() as u64 != expect {
-            return Err(Error::Protocol(format!(
-                "pub/sub region header {fields:?} does not match the handshake {want:?}"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("pub/sub region header {fields:?} does not match the handshake {want:?}"),
+            ));
         }
         Ok(Ring::wrap(map, slot_count, slot_size))
     }

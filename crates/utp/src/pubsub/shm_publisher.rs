@@ -15,6 +15,7 @@ use super::options::{Policy, PublisherOptions, Wait};
 use super::registry::Registry;
 use super::rendezvous::Rendezvous;
 use super::ring::Ring;
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::seqlock::futex;
 use std::os::fd::AsFd;
@@ -54,7 +55,7 @@ impl ShmPublisher {
         endpoint: String,
     ) -> Result<ShmPublisher> {
         let len = region_len(options.slots, options.slot_size)
-            .ok_or_else(|| Error::Protocol("bad ring geometry".into()))?;
+            .ok_or_else(|| Error::protocol(ProtocolReason::Corrupt, "bad ring geometry"))?;
         let fd = memory::create_memfd(&format!("utp-pubsub-{name}"), len)?;
         let map = Mapping::map(&fd, len as usize, true)?;
         memory::seal(fd.as_fd(), DATA_SEALS)?;

@@ -12,6 +12,7 @@ use super::wire::{self, Accept, Subscribe};
 use crate::error::{Error, Result};
 use crate::frame::Header;
 use crate::seqlock::futex;
+use crate::{DeniedReason, GoneReason, ProtocolReason};
 use rustix::event::EventfdFlags;
 use rustix::fs::SealFlags;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -40,7 +41,7 @@ pub struct ShmSubscriber {
     id: u32,
     publisher_pid: u32,
     endpoint: String,
-    gone: Option<String>,
+    gone: Option<(crate::error::GoneReason, String)>,
     last_check: Instant,
     polls: u32,
     notify: Option<OwnedFd>,
@@ -53,10 +54,10 @@ pub struct ShmSubscriber {
 /// belongs to our own user.
 fn connect_socket(path: &Path, endpoint: &str, owner: u32) -> Result<UnixStream> {
     let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Error::Denied(format!(
-            "{endpoint}: {} is not ours to reach: {e}",
-            path.display()
-        )),
+        std::io::ErrorKind::PermissionDenied => Error::denied(
+            DeniedReason::Untrusted,
+            format!("{endpoint}: {} is not ours to reach: {e}", path.display()),
+        ),
         _ => Error::NotFound {
             endpoint: endpoint.to_string(),
             reason: format!("no publisher at {}: {e}", path.display()),
@@ -65,10 +66,13 @@ fn connect_socket(path: &Path, endpoint: &str, owner: u32) -> Result<UnixStream>
     let cred = rustix::net::sockopt::socket_peercred(&stream)
         .map_err(|e| Error::io("reading the publisher's credentials", e))?;
     if cred.uid.as_raw() != owner {
-        return Err(Error::Denied(format!(
-            "{endpoint}: the publisher runs as uid {}, not {owner}",
-            cred.uid.as_raw()
-        )));
+        return Err(Error::denied(
+            DeniedReason::Untrusted,
+            format!(
+                "{endpoint}: the publisher runs as uid {}, not {owner}",
+                cred.uid.as_raw()
+            ),
+        ));
     }
     let timeout = Some(super::rendezvous::REQUEST_TIMEOUT * 5);
     stream
@@ -145,19 +149,24 @@ impl ShmSubscriber {
         let sent = wire::send(&socket, wire::SUBSCRIBE, &request.encode(), &fds);
         let (_, payload, fds) = match wire::recv(&socket, Some(wire::ACCEPT)) {
             Ok(reply) => reply,
-            Err(e @ Error::Denied(_)) => return Err(e),
+            Err(e @ Error::Denied { .. }) => return Err(e),
             Err(e) => return Err(sent.err().unwrap_or(e)),
         };
         let accept = Accept::decode(&payload)?;
         let [data_fd, control_fd] = <[_; 2]>::try_from(fds).map_err(|fds: Vec<_>| {
-            Error::Protocol(format!(
-                "ACCEPT carried {} descriptors, expected 2",
-                fds.len()
-            ))
+            Error::protocol(
+                ProtocolReason::Unexpected,
+                format!("ACCEPT carried {} descriptors, expected 2", fds.len()),
+            )
         })?;
         let len = layout::region_len(accept.slot_count, accept.slot_size)
             .filter(|&l| l == accept.region_len)
-            .ok_or_else(|| Error::Protocol(format!("ACCEPT with a bad geometry: {accept:?}")))?;
+            .ok_or_else(|| {
+                Error::protocol(
+                    ProtocolReason::Corrupt,
+                    format!("ACCEPT with a bad geometry: {accept:?}"),
+                )
+            })?;
         memory::check_sealed(
             data_fd.as_fd(),
             REQUIRED_DATA_SEALS,
@@ -177,8 +186,9 @@ impl ShmSubscriber {
         )?;
         let control = Mapping::map(&control_fd, control::LEN, true)?;
         if control.u32(control::MAGIC).load(Ordering::Acquire) != layout::CONTROL_MAGIC {
-            return Err(Error::Protocol(
-                "the control block has no UTPC magic".into(),
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                "the control block has no UTPC magic",
             ));
         }
         socket
@@ -251,8 +261,8 @@ impl ShmSubscriber {
                 }
                 Probe::Empty => {}
             }
-            if let Some(why) = &self.gone {
-                return Err(Error::PeerGone(why.clone()));
+            if let Some((reason, why)) = &self.gone {
+                return Err(Error::peer_gone(*reason, why.clone()));
             }
             if timeout == Some(Duration::ZERO) {
                 // A poll: nothing there now. Liveness is still checked
@@ -296,8 +306,9 @@ impl ShmSubscriber {
     /// Dekker pairing as a futex sleep). True if a message is already there.
     pub fn arm(&mut self) -> Result<bool> {
         let Some(fd) = &self.notify else {
-            return Err(Error::Protocol(
-                "arm needs a subscriber connected with ?notify=eventfd".into(),
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "arm needs a subscriber connected with ?notify=eventfd",
             ));
         };
         let mut counter = [0u8; 8];
@@ -385,12 +396,13 @@ impl ShmSubscriber {
     /// calls at most every millisecond.
     fn check(&mut self, deadline: Option<Instant>) -> Result<()> {
         if self.ring.closed() {
-            return Err(self.gone("the publisher closed".into()));
+            return Err(self.gone(GoneReason::Closed, "the publisher closed".into()));
         }
         if self.control.u32(control::STATE).load(Ordering::Acquire) == state::EVICTED {
-            return Err(
-                self.gone("the publisher evicted this subscriber (block-policy timeout)".into())
-            );
+            return Err(self.gone(
+                GoneReason::Evicted,
+                "the publisher evicted this subscriber (block-policy timeout)".into(),
+            ));
         }
         if let Some(d) = deadline
             && Instant::now() >= d
@@ -406,22 +418,35 @@ impl ShmSubscriber {
         self.last_check = Instant::now();
         let mut buf = [0u8; 64];
         match rustix::io::read(&self.socket, &mut buf) {
-            Ok(0) => return Err(self.gone("the publisher hung up (it exited or died)".into())),
+            Ok(0) => {
+                return Err(self.gone(
+                    GoneReason::Died,
+                    "the publisher hung up (it exited or died)".into(),
+                ));
+            }
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) | Ok(_) => {}
-            Err(e) => return Err(self.gone(format!("the publisher's socket failed: {e}"))),
+            Err(e) => {
+                return Err(self.gone(
+                    GoneReason::Died,
+                    format!("the publisher's socket failed: {e}"),
+                ));
+            }
         }
         if let Some(pid) = rustix::process::Pid::from_raw(self.publisher_pid as i32)
             && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
         {
-            return Err(self.gone(format!("the publisher (pid {pid}) no longer exists")));
+            return Err(self.gone(
+                GoneReason::Died,
+                format!("the publisher (pid {pid}) no longer exists"),
+            ));
         }
         Ok(())
     }
 
-    fn gone(&mut self, why: String) -> Error {
+    fn gone(&mut self, reason: GoneReason, why: String) -> Error {
         let msg = format!("{}: {why}", self.endpoint);
-        self.gone = Some(msg.clone());
-        Error::PeerGone(msg)
+        self.gone = Some((reason, msg.clone()));
+        Error::peer_gone(reason, msg)
     }
 }
 

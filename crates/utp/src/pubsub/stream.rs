@@ -14,6 +14,7 @@ use crate::channel::{Channel, Listener};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, flags, message_type};
+use crate::{DeniedReason, ProtocolReason};
 use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError, bounded,
 };
@@ -273,7 +274,7 @@ fn admit(
     {
         let why = format!("uid {uid} may not subscribe to a publisher of uid {me}");
         refuse(&mut channel, &why);
-        return Err(Error::Denied(why));
+        return Err(Error::denied(DeniedReason::Untrusted, why));
     }
     let mut frame = Frame::default();
     channel.recv_timeout(&mut frame, Some(super::rendezvous::REQUEST_TIMEOUT))?;
@@ -291,7 +292,7 @@ fn admit(
         other => {
             let why = format!("unexpected frame type 0x{other:02x}");
             refuse(&mut channel, &why);
-            return Err(Error::Protocol(why));
+            return Err(Error::protocol(ProtocolReason::Unexpected, why));
         }
     }
     let request = match Subscribe::decode(frame.payload()) {
@@ -321,7 +322,7 @@ fn admit(
                 shared.max_subscribers
             );
             refuse(&mut channel, &why);
-            return Err(Error::Denied(why));
+            return Err(Error::denied(DeniedReason::Refused, why));
         }
         let start = state.next;
         state.members.push(StreamMember {

@@ -9,6 +9,7 @@ use crate::channel::Channel;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Header, flags, message_type};
+use crate::{DeniedReason, GoneReason, ProtocolReason};
 use std::time::Duration;
 
 /// A subscriber over a stream transport.
@@ -34,15 +35,19 @@ impl StreamSubscriber {
         let accept = match frame.message_type() {
             wire::ACCEPT => Accept::decode(frame.payload())?,
             message_type::ERROR => {
-                return Err(Error::Denied(format!(
-                    "the publisher refused: {}",
-                    String::from_utf8_lossy(frame.payload())
-                )));
+                return Err(Error::denied(
+                    DeniedReason::Refused,
+                    format!(
+                        "the publisher refused: {}",
+                        String::from_utf8_lossy(frame.payload())
+                    ),
+                ));
             }
             other => {
-                return Err(Error::Protocol(format!(
-                    "expected ACCEPT, got frame type 0x{other:02x}"
-                )));
+                return Err(Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!("expected ACCEPT, got frame type 0x{other:02x}"),
+                ));
             }
         };
         Ok(StreamSubscriber {
@@ -64,7 +69,10 @@ impl StreamSubscriber {
         let mut frame = Frame::default();
         channel.recv_timeout(&mut frame, Some(Duration::from_secs(2)))?;
         if frame.message_type() != wire::REPORT {
-            return Err(Error::Protocol("expected a REPORT frame".into()));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                "expected a REPORT frame",
+            ));
         }
         Report::decode(&String::from_utf8_lossy(frame.payload()))
     }
@@ -96,30 +104,37 @@ impl StreamSubscriber {
         match self.frame.message_type() {
             wire::MESSAGE => {}
             message_type::ERROR => {
-                return Err(Error::PeerGone(
-                    String::from_utf8_lossy(self.frame.payload()).into(),
+                return Err(Error::peer_gone(
+                    GoneReason::Evicted,
+                    String::from_utf8_lossy(self.frame.payload()),
                 ));
             }
-            message_type::GOODBYE => return Err(Error::PeerGone("the publisher closed".into())),
+            message_type::GOODBYE => {
+                return Err(Error::peer_gone(GoneReason::Closed, "the publisher closed"));
+            }
             other => {
-                return Err(Error::Protocol(format!(
-                    "unexpected frame type 0x{other:02x}"
-                )));
+                return Err(Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!("unexpected frame type 0x{other:02x}"),
+                ));
             }
         }
         let p = self.frame.payload();
         if p.len() < 9 {
-            return Err(Error::Protocol(format!(
-                "MESSAGE of {} bytes, expected >= 9",
-                p.len()
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("MESSAGE of {} bytes, expected >= 9", p.len()),
+            ));
         }
         let n = u64::from_le_bytes(p[..8].try_into().unwrap_or_default());
         if n < self.expected {
-            return Err(Error::Protocol(format!(
-                "message {n} arrived after {}: the publisher went backwards",
-                self.expected
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!(
+                    "message {n} arrived after {}: the publisher went backwards",
+                    self.expected
+                ),
+            ));
         }
         let gap = n - self.expected;
         self.lost += gap;

@@ -7,6 +7,7 @@ use super::stream;
 use super::stream_subscriber::StreamSubscriber;
 use super::view::View;
 use super::wire::Subscribe;
+use crate::ProtocolReason;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use std::os::fd::BorrowedFd;
@@ -22,6 +23,8 @@ pub struct Subscriber {
 enum Inner {
     Shm(ShmSubscriber),
     Stream(StreamSubscriber),
+    #[cfg(feature = "zenoh")]
+    Zenoh(super::zenoh::ZenohSubscriber),
 }
 
 /// What [`Subscriber::recv`] delivered.
@@ -65,15 +68,9 @@ impl Subscriber {
                 };
                 Inner::Stream(StreamSubscriber::connect(&endpoint, request)?)
             }
-            other => {
-                return Err(Error::BadUrl {
-                    url: url.to_string(),
-                    reason: format!(
-                        "pub/sub runs over shm://, unix:// and tcp://, not {}://",
-                        other.scheme()
-                    ),
-                });
-            }
+            #[cfg(feature = "zenoh")]
+            Address::Zenoh(_) => Inner::Zenoh(super::zenoh::ZenohSubscriber::connect(&endpoint)?),
+            other => return Err(super::unsupported(url, other)),
         };
         Ok(Subscriber { inner })
     }
@@ -88,6 +85,11 @@ impl Subscriber {
                 Ok(View::shm(s, header, lost))
             }
             Inner::Stream(s) => {
+                let (header, payload, lost) = s.next(timeout)?;
+                Ok(View::owned(payload, header, lost))
+            }
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(s) => {
                 let (header, payload, lost) = s.next(timeout)?;
                 Ok(View::owned(payload, header, lost))
             }
@@ -123,7 +125,7 @@ impl Subscriber {
     pub fn notify_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.inner {
             Inner::Shm(s) => s.notify_fd(),
-            Inner::Stream(_) => None,
+            _ => None,
         }
     }
 
@@ -132,7 +134,7 @@ impl Subscriber {
     pub fn liveness_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.inner {
             Inner::Shm(s) => Some(s.liveness_fd()),
-            Inner::Stream(_) => None,
+            _ => None,
         }
     }
 
@@ -143,8 +145,9 @@ impl Subscriber {
     pub fn arm(&mut self) -> Result<bool> {
         match &mut self.inner {
             Inner::Shm(s) => s.arm(),
-            Inner::Stream(_) => Err(Error::Protocol(
-                "notification descriptors exist for shm:// subscribers only".into(),
+            _ => Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "notification descriptors exist for shm:// subscribers only",
             )),
         }
     }
@@ -154,6 +157,8 @@ impl Subscriber {
         match &self.inner {
             Inner::Shm(s) => s.position(),
             Inner::Stream(s) => s.position(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(s) => s.position(),
         }
     }
 
@@ -162,6 +167,8 @@ impl Subscriber {
         match &self.inner {
             Inner::Shm(s) => s.received(),
             Inner::Stream(s) => s.received(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(s) => s.received(),
         }
     }
 
@@ -171,6 +178,8 @@ impl Subscriber {
         match &self.inner {
             Inner::Shm(s) => s.lost(),
             Inner::Stream(s) => s.lost(),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(s) => s.lost(),
         }
     }
 
@@ -179,6 +188,9 @@ impl Subscriber {
         match &self.inner {
             Inner::Shm(s) => s.id(),
             Inner::Stream(s) => s.id(),
+            // Zenoh subscribers are anonymous to the publisher.
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(_) => 0,
         }
     }
 }
@@ -192,12 +204,12 @@ pub fn inspect(url: &str) -> Result<Report> {
             shm_subscriber::inspect(name, owner)
         }
         a if stream::is_stream(a) => StreamSubscriber::inspect(&endpoint),
-        other => Err(Error::BadUrl {
+        Address::Zenoh(_) => Err(Error::BadUrl {
             url: url.to_string(),
-            reason: format!(
-                "pub/sub runs over shm://, unix:// and tcp://, not {}://",
-                other.scheme()
-            ),
+            reason: "a zenoh publisher's state is not served over the network; \
+                     ask the publisher's process (Publisher::report)"
+                .into(),
         }),
+        other => Err(super::unsupported(url, other)),
     }
 }

@@ -4,6 +4,7 @@
 //! [`View::as_slice`] is there for callers who re-validate themselves.
 
 use super::shm_subscriber::ShmSubscriber;
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::frame::Header;
 use std::cell::Cell;
@@ -118,7 +119,10 @@ impl<'a> View<'a> {
                     .ring()
                     .copy_payload(self.header.sequence, 0, &mut dst[..n])
                 {
-                    return Err(Error::Protocol("message payload outside the ring".into()));
+                    return Err(Error::protocol(
+                        ProtocolReason::Corrupt,
+                        "message payload outside the ring",
+                    ));
                 }
             }
             Inner::Owned(p) => dst[..n].copy_from_slice(&p[..n]),

@@ -5,6 +5,7 @@
 use super::layout::LAYOUT_VERSION;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
+use crate::{DeniedReason, GoneReason, ProtocolReason};
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
@@ -60,10 +61,10 @@ impl Subscribe {
     /// Parses and checks a `SUBSCRIBE` payload.
     pub fn decode(p: &[u8]) -> Result<Subscribe> {
         if p.len() != 24 {
-            return Err(Error::Protocol(format!(
-                "SUBSCRIBE of {} bytes, expected 24",
-                p.len()
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("SUBSCRIBE of {} bytes, expected 24", p.len()),
+            ));
         }
         check_version(u32_at(p, 0))?;
         let s = Subscribe {
@@ -73,10 +74,13 @@ impl Subscribe {
             notify: u32_at(p, 12) & FLAG_NOTIFY != 0,
         };
         if s.policy > 1 || s.wait > 2 || u32_at(p, 12) & !FLAG_NOTIFY != 0 {
-            return Err(Error::Protocol(format!(
-                "SUBSCRIBE with policy {} / wait {} out of range",
-                s.policy, s.wait
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!(
+                    "SUBSCRIBE with policy {} / wait {} out of range",
+                    s.policy, s.wait
+                ),
+            ));
         }
         Ok(s)
     }
@@ -118,10 +122,10 @@ impl Accept {
     /// Parses an `ACCEPT` payload (the geometry is checked by the caller).
     pub fn decode(p: &[u8]) -> Result<Accept> {
         if p.len() != 40 {
-            return Err(Error::Protocol(format!(
-                "ACCEPT of {} bytes, expected 40",
-                p.len()
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("ACCEPT of {} bytes, expected 40", p.len()),
+            ));
         }
         check_version(u32_at(p, 0))?;
         Ok(Accept {
@@ -139,9 +143,10 @@ fn check_version(v: u32) -> Result<()> {
     if v == LAYOUT_VERSION {
         Ok(())
     } else {
-        Err(Error::Protocol(format!(
-            "peer speaks pub/sub layout version {v}, this build speaks {LAYOUT_VERSION}"
-        )))
+        Err(Error::protocol(
+            ProtocolReason::Version,
+            format!("peer speaks pub/sub layout version {v}, this build speaks {LAYOUT_VERSION}"),
+        ))
     }
 }
 
@@ -169,7 +174,10 @@ pub fn send(
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(Error::Protocol("too many descriptors for one frame".into()));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            "too many descriptors for one frame",
+        ));
     }
     let sent = rustix::net::sendmsg(
         stream,
@@ -208,7 +216,10 @@ pub fn recv(stream: &UnixStream, expected: Option<u8>) -> Result<(Header, Vec<u8
         }
     }
     if got == 0 {
-        return Err(Error::PeerGone("the pub/sub peer hung up".into()));
+        return Err(Error::peer_gone(
+            GoneReason::Died,
+            "the pub/sub peer hung up",
+        ));
     }
     (&*stream)
         .read_exact(&mut head[got..])
@@ -221,18 +232,24 @@ pub fn recv(stream: &UnixStream, expected: Option<u8>) -> Result<(Header, Vec<u8
         .map_err(|e| map_io("reading a pub/sub rendezvous frame", e))?;
     let (header, payload) = frame::decode(&bytes, MAX_PAYLOAD)?;
     if header.message_type == message_type::ERROR {
-        return Err(Error::Denied(format!(
-            "the publisher refused: {}",
-            String::from_utf8_lossy(payload)
-        )));
+        return Err(Error::denied(
+            DeniedReason::Refused,
+            format!(
+                "the publisher refused: {}",
+                String::from_utf8_lossy(payload)
+            ),
+        ));
     }
     if let Some(expected) = expected
         && header.message_type != expected
     {
-        return Err(Error::Protocol(format!(
-            "expected rendezvous frame type 0x{expected:02x}, got 0x{:02x}",
-            header.message_type
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "expected rendezvous frame type 0x{expected:02x}, got 0x{:02x}",
+                header.message_type
+            ),
+        ));
     }
     Ok((header, payload.to_vec(), fds))
 }
@@ -242,7 +259,7 @@ fn map_io(context: &str, e: std::io::Error) -> Error {
         std::io::ErrorKind::UnexpectedEof
         | std::io::ErrorKind::BrokenPipe
         | std::io::ErrorKind::ConnectionReset => {
-            Error::PeerGone(format!("{context}: the peer hung up"))
+            Error::peer_gone(GoneReason::Died, format!("{context}: the peer hung up"))
         }
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::Timeout {
             waiting_for: "the pub/sub rendezvous",

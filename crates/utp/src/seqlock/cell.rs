@@ -3,6 +3,7 @@
 
 use super::layout::{Header, region_len, type_tag};
 use super::place::Place;
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::region::Region;
 use crate::shm::sync::Ordering;
@@ -49,7 +50,10 @@ impl Cell {
     fn wrap(region: Region, place: Place, size: usize, tag: u64, url: &str) -> Result<Cell> {
         let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
         if region.len() != region_len(size)? {
-            return Err(Error::Protocol(format!("{place}: wrong size")));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("{place}: wrong size"),
+            ));
         }
         // SAFETY: `region` maps `len()` page-aligned bytes, at least
         // region_len(size) (checked above), and the Cell keeps it alive

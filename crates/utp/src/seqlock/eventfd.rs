@@ -7,6 +7,7 @@
 //! ([`SeqReader::wait_next`](super::SeqReader::wait_next)) costs the writer
 //! nothing while nobody sleeps.
 
+use crate::ProtocolReason;
 use crate::channel::Channel as _;
 use crate::channel::{Options, PeerInfo};
 use crate::endpoint::Endpoint;
@@ -15,7 +16,7 @@ use crate::frame::{Frame, message_type};
 use crate::shm::sync::Ordering;
 use crate::transport::stream::{Framing, StreamChannel, StreamIo};
 use crate::transport::unix;
-use rustix::event::{EventfdFlags, PollFd, PollFlags, eventfd, poll};
+use rustix::event::{PollFd, PollFlags, poll};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
@@ -91,7 +92,7 @@ impl EventHub {
         }
         if let Ok(list) = self.subs.list.lock() {
             for sub in list.iter() {
-                let _ = rustix::io::write(&sub.efd, &1u64.to_ne_bytes());
+                crate::wake::signal(&sub.efd);
             }
         }
     }
@@ -109,8 +110,7 @@ impl Drop for EventHub {
 /// Registers a subscriber, then sends it its eventfd: registering first
 /// means every publish after the subscriber holds the eventfd reaches it.
 fn hand_over(subs: &Subscribers, fd: OwnedFd, peer: PeerInfo) -> Result<()> {
-    let efd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-        .map_err(|e| Error::io("eventfd", e))?;
+    let efd = crate::wake::new_eventfd()?;
     let watch = fd.try_clone().map_err(|e| Error::io("dup", e))?;
     let mine = efd.try_clone().map_err(|e| Error::io("dup", e))?;
     let key = std::os::fd::AsRawFd::as_raw_fd(&mine);
@@ -190,10 +190,13 @@ pub fn subscribe_eventfd(socket_url: &str, timeout: Duration) -> Result<EventfdS
     conn.recv_timeout(&mut frame, Some(timeout))?;
     let mut fds = conn.take_fds();
     if frame.payload() != HELLO || fds.len() != 1 {
-        return Err(Error::Protocol(format!(
-            "{socket_url} did not hand over one eventfd ({} descriptors)",
-            fds.len()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "{socket_url} did not hand over one eventfd ({} descriptors)",
+                fds.len()
+            ),
+        ));
     }
     let efd = fds.remove(0);
     Ok(EventfdSubscription { efd, _conn: conn })
@@ -207,11 +210,7 @@ impl EventfdSubscription {
 
     /// Publishes since the last `take` (0 if none); does not block.
     pub fn take(&self) -> u64 {
-        let mut buf = [0u8; 8];
-        match rustix::io::read(&self.efd, &mut buf) {
-            Ok(8) => u64::from_ne_bytes(buf),
-            _ => 0,
-        }
+        crate::wake::drain(&self.efd)
     }
 
     /// Waits until at least one publish happened or `timeout` passed;

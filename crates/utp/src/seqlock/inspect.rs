@@ -5,6 +5,7 @@ use super::layout::{
     CELL_MAGIC, CELL_VERSION, Header, OFF_LEN, OFF_SIZE, OFF_TAG, SIGNAL_SLOTS, region_len,
 };
 use super::place::Place;
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::frame::now_micros;
 use crate::shm::reclaim::pid_alive;
@@ -48,16 +49,20 @@ pub fn cell_state(url: &str) -> Result<CellState> {
     let magic = probe.u32_at(0).load(Ordering::Acquire);
     let version = probe.u32_at(4).load(Ordering::Relaxed);
     if magic != CELL_MAGIC || version != CELL_VERSION {
-        return Err(Error::Protocol(format!(
-            "{place} is not a utp seqlock cell v{CELL_VERSION} (magic 0x{magic:08x}, version {version})"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Version,
+            format!(
+                "{place} is not a utp seqlock cell v{CELL_VERSION} (magic 0x{magic:08x}, version {version})"
+            ),
+        ));
     }
     let size = probe.u32_at(OFF_SIZE).load(Ordering::Relaxed) as usize;
     let declared = probe.u64_at(OFF_LEN).load(Ordering::Relaxed);
     if region_len(size).ok() != Some(len) || declared != len as u64 {
-        return Err(Error::Protocol(format!(
-            "{place}: value size {size} and length {declared} do not fit its {len} bytes"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("{place}: value size {size} and length {declared} do not fit its {len} bytes"),
+        ));
     }
     let writer_pid = probe.writer().load(Ordering::Relaxed);
     let updated = probe.updated().load(Ordering::Relaxed);

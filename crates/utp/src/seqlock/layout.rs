@@ -11,6 +11,7 @@
 //! 128  value words: size rounded up to 8 bytes; region rounded up to 4096
 //! ```
 
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::sync::{AtomicU32, AtomicU64, Ordering};
 use std::ptr::NonNull;
@@ -46,9 +47,10 @@ pub const fn words_for(size: usize) -> usize {
 /// up to a whole number of 4096-byte pages.
 pub fn region_len(size: usize) -> Result<usize> {
     if size == 0 || size > MAX_VALUE_SIZE {
-        return Err(Error::Protocol(format!(
-            "a seqlock value must be 1..={MAX_VALUE_SIZE} bytes, not {size}"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unsupported,
+            format!("a seqlock value must be 1..={MAX_VALUE_SIZE} bytes, not {size}"),
+        ));
     }
     Ok((DATA_OFFSET + 8 * words_for(size)).next_multiple_of(4096))
 }
@@ -166,7 +168,12 @@ impl Header {
     pub fn validate(&self, tag: u64, what: &str) -> Result<()> {
         let magic = self.u32_at(0).load(Ordering::Acquire);
         let version = self.u32_at(4).load(Ordering::Relaxed);
-        let bad = |m: String| Err(Error::Protocol(format!("{what}: {m}")));
+        let bad = |m: String| {
+            Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("{what}: {m}"),
+            ))
+        };
         if magic != CELL_MAGIC {
             return bad(format!(
                 "not a utp seqlock cell (magic 0x{magic:08x}, expected 0x{CELL_MAGIC:08x})"

@@ -7,7 +7,7 @@
 //! reader, and readers must never lock. A [`SeqWriter`] publishes a
 //! `#[repr(C)]` plain-old-data value ([`bytemuck::Pod`], checked at compile
 //! time); a [`SeqReader`] gets a consistent copy or retries, and never sees
-//! a torn value (the protocol and why it is sound: [`protocol`]).
+//! a torn value (the protocol and why it is sound: `docs/shm-layout.md`, section 14).
 //!
 //! ```
 //! use utp::seqlock::{SeqReader, SeqWriter};
@@ -57,24 +57,24 @@
 //!   [`SeqWriter::serve_eventfds`] + [`subscribe_eventfd`] for event loops,
 //!   [`SeqReader::subscribe_signal`] (`SIGUSR1`, see [`signal`]).
 //!
-//! Layout: section 14 of `docs/shm-layout.md`; [`layout`] in short.
+//! Layout: section 14 of `docs/shm-layout.md`.
 
 #[cfg(not(loom))]
-pub mod bench;
-#[cfg(not(loom))]
-mod cell;
+pub(crate) mod cell;
 #[cfg(not(loom))]
 mod eventfd;
 #[cfg(not(loom))]
 pub(crate) mod futex;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod inspect;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod layout;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod place;
-#[cfg(not(loom))]
-pub mod probe;
+#[doc(hidden)]
 pub mod protocol;
 #[cfg(not(loom))]
 mod reader;
@@ -88,6 +88,7 @@ pub use cell::CellOptions;
 #[cfg(not(loom))]
 pub use eventfd::{EventfdSubscription, subscribe_eventfd};
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use layout::type_tag;
 #[cfg(not(loom))]
 pub use reader::SeqReader;

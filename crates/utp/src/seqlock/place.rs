@@ -2,6 +2,7 @@
 //! `sysv://KEY` (a keyed System V segment) or `file:///PATH` (the file
 //! itself). Cells persist until removed: creating one that exists opens it.
 
+use crate::ProtocolReason;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::shm::region::{Location, MAX_REGION_LEN, MIN_REGION_LEN, Region};
@@ -86,13 +87,19 @@ impl Place {
                 continue;
             }
             if found != len {
-                return Err(Error::Protocol(format!(
-                    "{self} has {found} bytes, a cell of this value type has {len}: \
+                return Err(Error::protocol(
+                    ProtocolReason::Corrupt,
+                    format!(
+                        "{self} has {found} bytes, a cell of this value type has {len}: \
                      it holds another type or is not a seqlock cell"
-                )));
+                    ),
+                ));
             }
             if !(MIN_REGION_LEN..=MAX_REGION_LEN).contains(&len) {
-                return Err(Error::Protocol(format!("{self}: bad size {len}")));
+                return Err(Error::protocol(
+                    ProtocolReason::Corrupt,
+                    format!("{self}: bad size {len}"),
+                ));
             }
             return match self {
                 Place::Posix(name) => Region::open(Location::Posix(name.clone()), len),

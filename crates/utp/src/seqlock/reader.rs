@@ -4,6 +4,7 @@ use super::cell::{Cell, CellOptions};
 use super::protocol::{self, Attempt};
 use super::signal::SignalSubscription;
 use super::{futex, layout};
+use crate::GoneReason;
 use crate::error::{Error, Result};
 use crate::shm::reclaim::pid_alive;
 use crate::shm::sync::{Ordering, spin_hint};
@@ -100,11 +101,14 @@ impl<T: Pod> SeqReader<T> {
                 next_check = now + Duration::from_millis(1);
                 let pid = self.cell.writer_pid();
                 if pid == 0 || !pid_alive(pid) {
-                    return Err(Error::PeerGone(format!(
-                        "seqlock writer pid {pid} died mid-write (sequence {seq} stays odd); \
+                    return Err(Error::peer_gone(
+                        GoneReason::Died,
+                        format!(
+                            "seqlock writer pid {pid} died mid-write (sequence {seq} stays odd); \
                          the value at {} is torn until a new writer publishes",
-                        self.cell.url
-                    )));
+                            self.cell.url
+                        ),
+                    ));
                 }
                 if now - since >= self.stall {
                     return Err(Error::Timeout {
@@ -149,10 +153,13 @@ impl<T: Pod> SeqReader<T> {
             }
             let pid = self.cell.writer_pid();
             if pid == 0 || !pid_alive(pid) {
-                return Err(Error::PeerGone(format!(
-                    "no live writer holds the seqlock cell {} (last writer pid {pid})",
-                    self.cell.url
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Died,
+                    format!(
+                        "no live writer holds the seqlock cell {} (last writer pid {pid})",
+                        self.cell.url
+                    ),
+                ));
             }
             let mut sleep = SLICE;
             if let Some(t) = timeout {

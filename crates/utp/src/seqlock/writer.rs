@@ -4,6 +4,7 @@ use super::cell::{Cell, CellOptions};
 use super::eventfd::EventHub;
 use super::signal::signal_subscribers;
 use super::{futex, place, protocol};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::reclaim::pid_alive;
 use crate::shm::sync::Ordering;
@@ -144,7 +145,10 @@ impl<T: Pod> SeqWriter<T> {
     /// [`subscribe_eventfd`](super::subscribe_eventfd).
     pub fn serve_eventfds(&mut self, socket_url: &str) -> Result<()> {
         if self.events.is_some() {
-            return Err(Error::Protocol("eventfds are already being served".into()));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "eventfds are already being served",
+            ));
         }
         self.events = Some(EventHub::serve(socket_url)?);
         Ok(())

@@ -146,7 +146,7 @@ pub fn handler() -> impl Handler {
 /// ```
 pub fn call(client: &mut Client, request: &Request) -> Result<Reply> {
     let reply = client.call(request.to_string().as_bytes())?;
-    Reply::parse(reply).map_err(Error::Protocol)
+    Reply::parse(reply).map_err(|e| Error::protocol(crate::ProtocolReason::Unexpected, e))
 }
 
 /// A parsed calculator reply.

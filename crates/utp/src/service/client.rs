@@ -1,5 +1,6 @@
 //! [`Client`]: makes request/response calls over any channel.
 
+use crate::ProtocolReason;
 use crate::channel::{Channel, Deadline, Options};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, flags, message_type};
@@ -109,19 +110,23 @@ impl Client {
                 // Liveness frames may arrive between calls.
                 message_type::HEARTBEAT => continue,
                 other => {
-                    return Err(Error::Protocol(format!(
-                        "expected a RESPONSE (0x11), got message type 0x{other:02x}"
-                    )));
+                    return Err(Error::protocol(
+                        ProtocolReason::Unexpected,
+                        format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
+                    ));
                 }
             }
         }
     }
 
     fn refusal(&self) -> Error {
-        Error::Protocol(format!(
-            "the server refused the request: {}",
-            String::from_utf8_lossy(self.frame.payload())
-        ))
+        Error::protocol(
+            ProtocolReason::Refused,
+            format!(
+                "the server refused the request: {}",
+                String::from_utf8_lossy(self.frame.payload())
+            ),
+        )
     }
 
     /// The underlying channel.

@@ -316,8 +316,11 @@ impl Reactor {
             .fetch_add(1, Ordering::Relaxed);
         self.next_token += 1;
         let token = self.next_token;
-        // Level-triggered: bytes that are already there wake the reactor at once.
-        self.park(token, channel, Instant::now(), true);
+        // A worker serves what is already there and ends with `try_recv`,
+        // after which the readiness descriptor signals the next frame (the
+        // contract of `Channel::readiness`; shm links arm their wake-up
+        // only there). It then comes back to be parked.
+        self.dispatch(token, channel, Instant::now());
     }
 
     /// Closes the parked connection idle the longest to make room; false
@@ -562,18 +565,34 @@ fn serve_some(
     let channel = &mut *job.channel;
     let mut wait = Duration::ZERO;
     let mut served = 0;
+    let mut identity: Option<(crate::channel::PeerInfo, String)> = None;
     loop {
-        match channel.recv_timeout(frame, Some(wait)) {
+        let received = match channel.recv_timeout(frame, Some(wait)) {
+            // Nothing more: `try_recv` makes the readiness descriptor signal
+            // the next frame (transports such as shm arm their wake-up only
+            // there), and returns a frame that slipped in meanwhile.
+            Err(Error::Timeout { .. }) => match channel.try_recv(frame) {
+                Ok(true) => Ok(()),
+                Ok(false) => return Some(false),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        match received {
             Ok(()) => {
                 job.last_active = Instant::now();
-                let peer = channel.peer();
-                let who = describe(&peer);
+                // Once per turn, not per request: `peer()` clones strings.
+                let (peer, who) = identity.get_or_insert_with(|| {
+                    let peer = channel.peer();
+                    let who = describe(&peer);
+                    (peer, who)
+                });
                 let next = answer(
                     channel,
                     frame,
                     &*shared.handler,
-                    &peer,
-                    &who,
+                    peer,
+                    who,
                     &shared.stats,
                     shared.limits,
                 );
@@ -590,7 +609,7 @@ fn serve_some(
                 wait = LINGER;
             }
             Err(Error::Timeout { .. }) => return Some(false),
-            Err(Error::PeerGone(reason)) => {
+            Err(Error::PeerGone { detail: reason, .. }) => {
                 log::debug!("client {} left: {reason}", describe(&channel.peer()));
                 return None;
             }

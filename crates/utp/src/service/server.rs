@@ -78,12 +78,13 @@ impl Shutdown {
 
 /// Serves a handler on a listener.
 ///
-/// Connections that can be waited for without a thread (unix, tcp, fifo,
-/// pipe: [`Channel::readiness`]) are served event-driven: between frames
-/// they sit in one epoll set and cost no thread, so thousands of idle or
-/// slow clients do not hold up the others; a small pool of workers answers
-/// requests. Other channels (shm, inproc, udp, mq) get a thread each, up to
-/// [`max_threads`](Self::max_threads). See docs/transports.md, "Servers".
+/// Connections that can be waited for without a thread ([`Channel::readiness`]:
+/// every transport's channels, see docs/event-loops.md) are served
+/// event-driven: between frames they sit in one epoll set and cost no
+/// thread, so thousands of idle or trickling clients cannot lock an honest
+/// one out, and a small pool of workers answers requests. A channel without
+/// readiness (an shm client whose implementation offers no wake-ups) gets a
+/// thread of its own, up to [`max_threads`](Self::max_threads). See docs/transports.md, "Servers".
 ///
 /// ```
 /// use utp::service::{Client, Server};
@@ -164,9 +165,9 @@ impl Server {
     /// Closes a client that sends nothing for `limit` between requests
     /// (`None`: never), on every transport, with an ERROR frame saying why.
     ///
-    /// Unless set, event-driven transports use the channel's
+    /// Unless set, connections use their channel's
     /// [`Options::idle_timeout`](crate::Options::idle_timeout) (default 300 s,
-    /// `?idle_timeout_ms=N`), and thread-served ones (shm, inproc, mq) have none.
+    /// `?idle_timeout_ms=N`; inproc channels and thread-served ones have none).
     pub fn idle_timeout(mut self, limit: Option<Duration>) -> Self {
         self.idle_timeout = Some(limit);
         self
@@ -250,7 +251,7 @@ impl Server {
                 }
                 Err(Error::Timeout { .. }) => {}
                 Err(Error::Closed) => break,
-                Err(e @ Error::Denied(_)) => {
+                Err(e @ Error::Denied { .. }) => {
                     // Refused peers (allow_uid) are logged once a second at most.
                     let now = std::time::Instant::now();
                     if last_denial_warning
@@ -327,7 +328,7 @@ fn serve_client(
                 }
                 continue;
             }
-            Err(Error::PeerGone(reason)) => {
+            Err(Error::PeerGone { detail: reason, .. }) => {
                 log::debug!("client {who} left: {reason}");
                 return;
             }

@@ -17,6 +17,7 @@ use super::layout::{self, Control};
 use super::link::{ShmLink, Side};
 use super::region::{Location, Region};
 use super::rendezvous::{self, Attach};
+use crate::ProtocolReason;
 use crate::channel::PeerInfo;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -50,6 +51,8 @@ pub(super) struct Config {
     pub(super) settings: Settings,
     pub(super) max_payload: usize,
     pub(super) policy: PeerPolicy,
+    /// Reported by each link's readiness (servers close idle links).
+    pub(super) idle_timeout: Option<Duration>,
 }
 
 struct Pending {
@@ -77,6 +80,7 @@ pub(super) fn run(
     closing: &AtomicBool,
     config: &Config,
     tx: &Sender<ShmLink>,
+    bell: &crate::wake::Doorbell,
 ) {
     use rustix::event::{PollFd, PollFlags, poll};
     let mut pending: Vec<Pending> = Vec::new();
@@ -129,9 +133,11 @@ pub(super) fn run(
                 Step::Continue => keep.push(p),
                 Step::Drop => {}
                 Step::Ready => {
-                    if let Some(link) = p.link.take()
-                        && tx.try_send(link).is_err()
-                    {
+                    let queued = p.link.take().map(|link| tx.try_send(link).is_ok());
+                    if queued == Some(true) {
+                        bell.ring();
+                    }
+                    if queued == Some(false) {
                         log::warn!(
                             "{}: {} links wait for accept(); dropping a new one",
                             config.endpoint.address,
@@ -267,25 +273,34 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
             if payload.len() < 16 {
                 return fail(
                     p,
-                    Error::Protocol(format!(
-                        "LINK_HELLO of {} bytes, expected 16",
-                        payload.len()
-                    )),
+                    Error::protocol(
+                        ProtocolReason::Corrupt,
+                        format!("LINK_HELLO of {} bytes, expected 16", payload.len()),
+                    ),
                 );
             }
             let version = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
             if version != layout::LAYOUT_VERSION {
-                return fail(p, Error::Protocol(rendezvous::version_mismatch(version)));
+                return fail(
+                    p,
+                    Error::protocol(
+                        ProtocolReason::Version,
+                        rendezvous::version_mismatch(version),
+                    ),
+                );
             }
             rendezvous::Hello::decode(payload)?
         }
         Ok((h, _)) => {
             return fail(
                 p,
-                Error::Protocol(format!(
-                    "expected LINK_HELLO (0x20), got frame type 0x{:02x}",
-                    h.message_type
-                )),
+                Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!(
+                        "expected LINK_HELLO (0x20), got frame type 0x{:02x}",
+                        h.message_type
+                    ),
+                ),
             );
         }
         Err(e) => return fail(p, e.into()),
@@ -313,12 +328,13 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
         region_len: len as u64,
         capacity: capacity as u64,
         link_id: id,
+        features: (hello.features & rendezvous::FEATURE_WAKE_BYTES) as u16,
     };
     let notice = p
         .stream
         .try_clone()
         .map_err(|e| Error::io("dup link socket", e))?;
-    let link = ShmLink::new(
+    let mut link = ShmLink::new(
         region,
         Side::Server,
         Some(notice),
@@ -327,6 +343,10 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
         p.peer.clone(),
         config.endpoint.address.to_string(),
     )?;
+    link.set_idle_timeout(config.idle_timeout);
+    if attach.features != 0 {
+        link.enable_events();
+    }
     rendezvous::send_frame(
         &p.stream,
         message_type::LINK_ATTACH,

@@ -102,7 +102,7 @@ impl MappedBytes {
 
 /// The UTP header (frame.md) as four little-endian u64 words.
 #[inline]
-pub fn header_words(h: &crate::frame::Header) -> [u64; 4] {
+pub(crate) fn header_words(h: &crate::frame::Header) -> [u64; 4] {
     let w0 = u64::from(crate::frame::MAGIC)
         | u64::from(crate::frame::VERSION) << 32
         | u64::from(h.message_type) << 40

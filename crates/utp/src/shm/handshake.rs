@@ -13,6 +13,7 @@ use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::message_type;
 use crate::identity::PeerPolicy;
+use crate::{DeniedReason, ProtocolReason};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -94,6 +95,10 @@ fn connect_socket(address: &Address, policy: &PeerPolicy, url: &str) -> Result<U
 
 /// Connects to the listener at `endpoint` and maps the link it creates.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options =
+        &crate::transport::transport_options(endpoint, options, &["shm", "sysv", "file"])?;
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let url = endpoint.address.to_string();
@@ -108,9 +113,10 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     match (peer.uid, peer.gid) {
         (Some(uid), Some(gid)) => policy.check_server(&url, "the rendezvous socket", uid, gid)?,
         _ => {
-            return Err(Error::Denied(format!(
-                "{url}: the kernel did not tell who the server is (SO_PEERCRED)"
-            )));
+            return Err(Error::denied(
+                DeniedReason::Untrusted,
+                format!("{url}: the kernel did not tell who the server is (SO_PEERCRED)"),
+            ));
         }
     }
     let requested = if endpoint.param("ring").is_some() {
@@ -123,6 +129,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         message_type::LINK_HELLO,
         &Hello {
             capacity: requested,
+            features: rendezvous::FEATURE_WAKE_BYTES,
         }
         .encode(),
         None,
@@ -131,7 +138,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     // A server that refuses us says why and closes, possibly before our
     // HELLO arrived (then sending failed): its ERROR is the better answer.
     let (payload, mut fds) = match (sent, received) {
-        (_, Err(e @ Error::Protocol(_))) => return Err(e),
+        (_, Err(e @ Error::Protocol { .. })) => return Err(e),
         (Err(e), _) => return Err(e),
         (Ok(()), r) => r?,
     };
@@ -142,17 +149,23 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         _ => 3,
     };
     if attach.location.kind() != expected_kind {
-        return Err(Error::Protocol(format!(
-            "{url}: server offered a region of kind {}, expected {expected_kind}",
-            attach.location.kind()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "{url}: server offered a region of kind {}, expected {expected_kind}",
+                attach.location.kind()
+            ),
+        ));
     }
     let wanted_fds = usize::from(expected_kind == 4);
     if fds.len() != wanted_fds {
-        return Err(Error::Protocol(format!(
-            "{url}: server passed {} descriptors with LINK_ATTACH, expected {wanted_fds}",
-            fds.len()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "{url}: server passed {} descriptors with LINK_ATTACH, expected {wanted_fds}",
+                fds.len()
+            ),
+        ));
     }
     // Only map what is named after this endpoint: a confused or hostile
     // server must not make us open (and write into) some other file.
@@ -161,10 +174,13 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
             .zip(path.to_str())
             .is_none_or(|(p, path)| link_pid(p, path).is_none())
     {
-        return Err(Error::Denied(format!(
-            "{url}: server offered region {} which is not named after the endpoint",
-            attach.location
-        )));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{url}: server offered region {} which is not named after the endpoint",
+                attach.location
+            ),
+        ));
     }
     let len = usize::try_from(attach.region_len).unwrap_or(0);
     let region = match fds.pop() {
@@ -174,7 +190,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     let notice = stream
         .try_clone()
         .map_err(|e| Error::io("dup link socket", e))?;
-    let link = ShmLink::new(
+    let mut link = ShmLink::new(
         region,
         Side::Client,
         Some(notice),
@@ -183,12 +199,18 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         peer,
         url,
     )?;
+    if u32::from(attach.features) & rendezvous::FEATURE_WAKE_BYTES != 0 {
+        link.enable_events();
+    }
     if link.capacity() as u64 != attach.capacity {
-        return Err(Error::Protocol(format!(
-            "LINK_ATTACH announced rings of {} bytes, the region holds {}",
-            attach.capacity,
-            link.capacity()
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!(
+                "LINK_ATTACH announced rings of {} bytes, the region holds {}",
+                attach.capacity,
+                link.capacity()
+            ),
+        ));
     }
     rendezvous::send_frame(&stream, message_type::LINK_READY, &[], None)?;
     Ok(link)

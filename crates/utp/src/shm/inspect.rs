@@ -12,6 +12,7 @@ use super::reclaim::{link_pid, pid_alive};
 use super::region::{Location, Region};
 use super::rendezvous::{address_of_socket_file, connect_paths, socket_file};
 use super::sync::Ordering;
+use crate::ProtocolReason;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::now_micros;
@@ -89,8 +90,9 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
             Region::open(location.clone(), len)?
         }
         _ => {
-            return Err(Error::Protocol(
-                "System V links are private segments; inspect them through their server".into(),
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "System V links are private segments; inspect them through their server",
             ));
         }
     };

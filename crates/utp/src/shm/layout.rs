@@ -13,6 +13,7 @@
 
 use super::ring::{self, Indices};
 use super::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use std::ptr::NonNull;
 
@@ -148,7 +149,12 @@ impl Control {
         let len = self.u64_at(8).load(Ordering::Relaxed);
         let cap = self.u64_at(16).load(Ordering::Relaxed);
         let data = self.u64_at(24).load(Ordering::Relaxed);
-        let bad = |what: String| Err(Error::Protocol(format!("not a utp link region: {what}")));
+        let bad = |what: String| {
+            Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("not a utp link region: {what}"),
+            ))
+        };
         if magic != LINK_MAGIC {
             return bad(format!("magic 0x{magic:08x}, expected 0x{LINK_MAGIC:08x}"));
         }

@@ -10,6 +10,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::identity::PeerPolicy;
 use crate::transport::queue;
+use crate::wake::Doorbell;
 use crossbeam_channel::Receiver;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct ShmListener {
     endpoint: Endpoint,
     path: PathBuf,
     incoming: Receiver<ShmLink>,
+    /// Rung by the acceptor thread when it queues a link (readiness).
+    bell: Arc<Doorbell>,
     acceptor: Option<Acceptor>,
 }
 
@@ -44,6 +47,10 @@ pub const BACKLOG: usize = 128;
 
 /// Binds the rendezvous socket for `endpoint` and reclaims stale links.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options =
+        &crate::transport::transport_options(endpoint, options, &["shm", "sysv", "file"])?;
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let (path, mode) = rendezvous::listen_path(&endpoint.address, &policy)?;
@@ -61,21 +68,24 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ShmListener> {
         settings,
         max_payload: options.max_payload,
         policy,
+        idle_timeout: options.idle_timeout,
     };
     let socket = Arc::new(socket);
     let closing = Arc::new(AtomicBool::new(false));
     let (tx, incoming) = crossbeam_channel::bounded(BACKLOG);
+    let bell = Arc::new(Doorbell::new()?);
     let thread = std::thread::Builder::new()
         .name(format!("utp-shm-accept {}", endpoint.address))
         .spawn({
-            let (socket, closing) = (socket.clone(), closing.clone());
-            move || accept::run(&socket, &closing, &config, &tx)
+            let (socket, closing, bell) = (socket.clone(), closing.clone(), bell.clone());
+            move || accept::run(&socket, &closing, &config, &tx, &bell)
         })
         .map_err(|e| Error::io("spawn the shm acceptor thread", e))?;
     Ok(ShmListener {
         endpoint: endpoint.clone(),
         path,
         incoming,
+        bell,
         acceptor: Some(Acceptor {
             socket,
             closing,
@@ -96,6 +106,14 @@ impl ShmListener {
         })
     }
 
+    /// Like [`try_accept`](Listener::try_accept), but the link itself.
+    pub fn try_accept_link(&mut self) -> Result<Option<ShmLink>> {
+        if self.acceptor.is_none() {
+            return Err(Error::Closed);
+        }
+        queue::try_take(&self.incoming, &self.bell, || Error::Closed)
+    }
+
     /// The rendezvous socket's path.
     pub fn socket_path(&self) -> &std::path::Path {
         &self.path
@@ -105,6 +123,17 @@ impl ShmListener {
 impl Listener for ShmListener {
     fn accept_timeout(&mut self, timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         Ok(Box::new(self.accept_link(timeout)?))
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        Ok(self
+            .try_accept_link()?
+            .map(|link| Box::new(link) as Box<dyn Channel>))
+    }
+
+    /// An eventfd the acceptor thread rings when a handshake finished.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.bell.fd())
     }
 
     fn endpoint(&self) -> String {

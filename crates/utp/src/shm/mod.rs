@@ -38,11 +38,11 @@
 //! # Ok::<(), utp::Error>(())
 //! ```
 //!
-//! Layers: [`region`] (the memory: a sealed memfd, System V or a file) →
-//! [`ring`] (SPSC frames) → [`ShmLink`] (duplex, waiting per [`WaitMode`],
+//! Layers: the region (the memory: a sealed memfd, System V or a file) →
+//! the ring (SPSC frames) → [`ShmLink`] (duplex, waiting per [`WaitMode`],
 //! liveness) → [`ShmListener`] (rendezvous over a Unix socket in a per-user
-//! directory, identity checked, one region per client). [`inspect`] reads
-//! links from outside. The byte layout and the protocol (layout version 2)
+//! directory, identity checked, one region per client). Regions, rings and
+//! the inspection code behind `utp inspect` are internal. The byte layout and the protocol (layout version 2)
 //! are specified in `docs/shm-layout.md`, precisely enough to write a
 //! client in another language.
 //!
@@ -52,30 +52,36 @@
 //! `?allow_uid=U1,U2` / `?allow_gid=G1` (trust peers of those ids besides
 //! your own uid and root).
 
+#[doc(hidden)]
 pub mod ring;
+#[doc(hidden)]
 pub mod sync;
 
 #[cfg(not(loom))]
 mod accept;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod bytes;
 #[cfg(not(loom))]
 mod clock;
 #[cfg(not(loom))]
-pub mod guard;
+pub(crate) mod guard;
 #[cfg(not(loom))]
 mod handshake;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod layout;
 #[cfg(not(loom))]
 mod link;
 #[cfg(not(loom))]
 mod listener;
 #[cfg(not(loom))]
-pub mod reclaim;
+pub(crate) mod reclaim;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod region;
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod rendezvous;
 #[cfg(not(loom))]
 mod wait;
@@ -83,14 +89,19 @@ mod wait;
 #[cfg(not(loom))]
 pub use accept::{EVICT_AGE, MAX_PENDING, MAX_PENDING_PER_UID};
 #[cfg(not(loom))]
+#[doc(inline)]
 pub use bytes::{ShmSlice, ShmSliceMut};
 #[cfg(not(loom))]
 pub use handshake::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, connect};
 #[cfg(not(loom))]
-pub use link::{Reservation, ShmLink, Side, View};
+#[doc(hidden)]
+pub use link::Side;
+#[cfg(not(loom))]
+pub use link::{Reservation, ShmLink, View};
 #[cfg(not(loom))]
 pub use listener::{BACKLOG, ShmListener, listen};
 #[cfg(not(loom))]
 pub use wait::{ADAPTIVE_SPIN, SLICE, WaitMode};
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub mod inspect;

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
 use crate::identity::PeerPolicy;
 use crate::runtime_dir::{self, Kind};
+use crate::{GoneReason, ProtocolReason};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -29,9 +30,10 @@ pub fn socket_file(address: &Address) -> Result<String> {
             format!("file.{}", p.replace('%', "%25").replace('/', "%2F"))
         }
         other => {
-            return Err(Error::Protocol(format!(
-                "{other} is not a shared-memory address"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!("{other} is not a shared-memory address"),
+            ));
         }
     })
 }
@@ -132,19 +134,28 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// Feature bit (`LINK_HELLO` +4, `LINK_ATTACH` +34): this end sends a
+/// wake-up byte over the socket when the peer's `data_event` word asks for
+/// one, and may ask for them (`docs/shm-layout.md` 5.3).
+pub const FEATURE_WAKE_BYTES: u32 = 1;
+
 /// `LINK_HELLO` payload: what the client asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hello {
     /// Requested ring capacity, 0 for the server's choice.
     pub capacity: u64,
+    /// Features the client supports ([`FEATURE_WAKE_BYTES`]); unknown bits
+    /// are ignored, so older servers (which read this word as reserved)
+    /// simply do not answer them.
+    pub features: u32,
 }
 
 impl Hello {
-    /// 16 bytes: u32 layout version, u32 zero, u64 capacity.
+    /// 16 bytes: u32 layout version, u32 features, u64 capacity.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16);
         out.extend_from_slice(&super::layout::LAYOUT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.features.to_le_bytes());
         out.extend_from_slice(&self.capacity.to_le_bytes());
         out
     }
@@ -152,14 +163,15 @@ impl Hello {
     /// Parses and checks the layout version.
     pub fn decode(p: &[u8]) -> Result<Hello> {
         if p.len() < 16 {
-            return Err(Error::Protocol(format!(
-                "LINK_HELLO of {} bytes, expected 16",
-                p.len()
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("LINK_HELLO of {} bytes, expected 16", p.len()),
+            ));
         }
         check_version(u32_at(p, 0))?;
         Ok(Hello {
             capacity: u64_at(p, 8),
+            features: u32_at(p, 4),
         })
     }
 }
@@ -175,12 +187,15 @@ pub struct Attach {
     pub capacity: u64,
     /// The server's number for this link.
     pub link_id: u32,
+    /// Features both ends will use: those of the client's `LINK_HELLO` the
+    /// server supports too ([`FEATURE_WAKE_BYTES`]).
+    pub features: u16,
 }
 
 impl Attach {
     /// 36 bytes + name: u32 version, u32 kind, u64 region_len, u64 capacity,
-    /// i32 shmid (-1 unless System V), u32 link_id, u16 name_len, 2 zero
-    /// bytes, then name_len bytes of name (POSIX name or file path).
+    /// i32 shmid (-1 unless System V), u32 link_id, u16 name_len, u16
+    /// features, then name_len bytes of name (POSIX name or file path).
     pub fn encode(&self) -> Vec<u8> {
         let (shmid, name) = match &self.location {
             Location::Posix(n) => (-1, n.as_bytes().to_vec()),
@@ -196,7 +211,7 @@ impl Attach {
         out.extend_from_slice(&shmid.to_le_bytes());
         out.extend_from_slice(&self.link_id.to_le_bytes());
         out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.features.to_le_bytes());
         out.extend_from_slice(&name);
         out
     }
@@ -204,34 +219,44 @@ impl Attach {
     /// Parses and checks an attach message.
     pub fn decode(p: &[u8]) -> Result<Attach> {
         if p.len() < 36 {
-            return Err(Error::Protocol(format!(
-                "LINK_ATTACH of {} bytes, expected >= 36",
-                p.len()
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("LINK_ATTACH of {} bytes, expected >= 36", p.len()),
+            ));
         }
         let version = u32_at(p, 0);
         if version != super::layout::LAYOUT_VERSION {
-            return Err(Error::Protocol(format!(
-                "the server speaks shm layout version {version}, this client speaks {}",
-                super::layout::LAYOUT_VERSION
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Version,
+                format!(
+                    "the server speaks shm layout version {version}, this client speaks {}",
+                    super::layout::LAYOUT_VERSION
+                ),
+            ));
         }
         let kind = u32_at(p, 4);
         let shmid = u32_at(p, 24) as i32;
         let name_len = u16::from_le_bytes([p[32], p[33]]) as usize;
-        let name = p
-            .get(36..36 + name_len)
-            .ok_or_else(|| Error::Protocol("LINK_ATTACH name runs past the payload".into()))?;
-        let name = std::str::from_utf8(name)
-            .map_err(|_| Error::Protocol("LINK_ATTACH name is not UTF-8".into()))?;
+        let name = p.get(36..36 + name_len).ok_or_else(|| {
+            Error::protocol(
+                ProtocolReason::Corrupt,
+                "LINK_ATTACH name runs past the payload",
+            )
+        })?;
+        let name = std::str::from_utf8(name).map_err(|_| {
+            Error::protocol(ProtocolReason::Corrupt, "LINK_ATTACH name is not UTF-8")
+        })?;
         let location = match kind {
             4 if name.is_empty() => Location::Memfd(String::new()),
             2 if shmid >= 0 => Location::SysV(shmid),
             3 if name.starts_with('/') => Location::File(name.into()),
             _ => {
-                return Err(Error::Protocol(format!(
-                    "LINK_ATTACH with kind {kind}, shmid {shmid}, name {name:?} is not acceptable"
-                )));
+                return Err(Error::protocol(
+                    ProtocolReason::Corrupt,
+                    format!(
+                        "LINK_ATTACH with kind {kind}, shmid {shmid}, name {name:?} is not acceptable"
+                    ),
+                ));
             }
         };
         Ok(Attach {
@@ -239,6 +264,7 @@ impl Attach {
             region_len: u64_at(p, 8),
             capacity: u64_at(p, 16),
             link_id: u32_at(p, 28),
+            features: u16::from_le_bytes([p[34], p[35]]),
         })
     }
 }
@@ -247,7 +273,10 @@ fn check_version(v: u32) -> Result<()> {
     if v == super::layout::LAYOUT_VERSION {
         Ok(())
     } else {
-        Err(Error::Protocol(version_mismatch(v)))
+        Err(Error::protocol(
+            ProtocolReason::Version,
+            version_mismatch(v),
+        ))
     }
 }
 
@@ -295,7 +324,10 @@ pub fn send_frame(
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-            return Err(Error::Protocol("no room to attach a descriptor".into()));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                "no room to attach a descriptor",
+            ));
         }
         match sendmsg(
             stream,
@@ -339,8 +371,9 @@ fn read_exact_fds(
             }
         }
         if r.flags.contains(ReturnFlags::CTRUNC) {
-            return Err(Error::Protocol(
-                "the server sent more descriptors than a handshake carries".into(),
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                "the server sent more descriptors than a handshake carries",
             ));
         }
         if r.bytes == 0 {
@@ -377,16 +410,22 @@ pub fn recv_frame(
 pub fn check_frame(bytes: &[u8], expected: u8) -> Result<Vec<u8>> {
     let (header, payload) = frame::decode(bytes, MAX_HANDSHAKE_PAYLOAD)?;
     if header.message_type == message_type::ERROR {
-        return Err(Error::Protocol(format!(
-            "the shm server refused the link: {}",
-            String::from_utf8_lossy(payload)
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Refused,
+            format!(
+                "the shm server refused the link: {}",
+                String::from_utf8_lossy(payload)
+            ),
+        ));
     }
     if header.message_type != expected {
-        return Err(Error::Protocol(format!(
-            "expected handshake frame type 0x{expected:02x}, got 0x{:02x}",
-            header.message_type
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!(
+                "expected handshake frame type 0x{expected:02x}, got 0x{:02x}",
+                header.message_type
+            ),
+        ));
     }
     Ok(payload.to_vec())
 }
@@ -394,7 +433,7 @@ pub fn check_frame(bytes: &[u8], expected: u8) -> Result<Vec<u8>> {
 fn map_io(context: &str, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof => {
-            Error::PeerGone(format!("{context}: the peer hung up"))
+            Error::peer_gone(GoneReason::Died, format!("{context}: the peer hung up"))
         }
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::Timeout {
             waiting_for: "the shm handshake",

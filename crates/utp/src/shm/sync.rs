@@ -30,7 +30,7 @@ pub fn spin_hint() {
 /// that maps the same page reaches it. Spurious and early returns are
 /// normal; callers re-check their condition in a loop.
 #[cfg(not(loom))]
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     use rustix::thread::futex;
     let ts = rustix::time::Timespec {
         tv_sec: timeout.as_secs() as i64,
@@ -42,20 +42,21 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 
 /// Wakes every thread sleeping in [`futex_wait`] on `word`, in any process.
 #[cfg(not(loom))]
-pub fn futex_wake(word: &AtomicU32) {
+pub(crate) fn futex_wake(word: &AtomicU32) {
     use rustix::thread::futex;
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
 /// Loom stand-in: yields instead of sleeping.
 #[cfg(loom)]
-pub fn futex_wait(_word: &AtomicU32, _expected: u32, _timeout: Duration) {
+#[allow(dead_code)] // the loom models do not reach the waiting code
+pub(crate) fn futex_wait(_word: &AtomicU32, _expected: u32, _timeout: Duration) {
     loom::thread::yield_now();
 }
 
 /// Loom stand-in: nothing to wake, waiters only yield.
 #[cfg(loom)]
-pub fn futex_wake(_word: &AtomicU32) {}
+pub(crate) fn futex_wake(_word: &AtomicU32) {}
 
 /// A pointer to the `AtomicU64` at `p` in shared memory.
 ///

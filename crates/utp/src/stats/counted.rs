@@ -71,7 +71,7 @@ fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     let counter = match error {
         Error::Timeout { .. } => timeout,
         Error::Frame(_) => Counter::ErrorsFrame,
-        Error::PeerGone(_) => Counter::ErrorsPeerGone,
+        Error::PeerGone { .. } => Counter::ErrorsPeerGone,
         Error::TooLarge { .. } => Counter::ErrorsTooLarge,
         Error::Full => Counter::ErrorsFull,
         _ => Counter::ErrorsOther,
@@ -226,7 +226,7 @@ impl CountedListener {
     fn refused(&self, e: &Error) {
         match e {
             Error::Timeout { .. } | Error::Closed => {}
-            Error::Denied(_) => self.counters.add_shared(Counter::PeersRefused, 1),
+            Error::Denied { .. } => self.counters.add_shared(Counter::PeersRefused, 1),
             _ => self.counters.add_shared(Counter::ErrorsOther, 1),
         }
     }

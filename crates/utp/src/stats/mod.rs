@@ -46,7 +46,10 @@ mod layout;
 mod read;
 mod region;
 
+#[doc(hidden)]
 pub use counted::{count_channel, count_listener};
 pub use layout::{COUNTERS, Counter, Kind, VERSION};
 pub use read::{BlockSnapshot, ProcessStats, read_all, read_process};
-pub use region::{Counters, directory, enabled, register};
+#[doc(hidden)]
+pub use region::register;
+pub use region::{Counters, directory, enabled};

@@ -3,6 +3,7 @@
 //! is here.
 
 use super::layout::*;
+use crate::DeniedReason;
 use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -54,20 +55,23 @@ pub(crate) fn private_dir(dir: &Path) -> Result<()> {
         let meta = std::fs::symlink_metadata(path)
             .map_err(|e| Error::io(format!("inspect {}", path.display()), e))?;
         if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-            return Err(Error::Denied(format!(
-                "{} must be a directory of uid {uid} with mode 0700 (it is {}, uid {}, mode {:o}); \
+            return Err(Error::denied(
+                DeniedReason::Unsafe,
+                format!(
+                    "{} must be a directory of uid {uid} with mode 0700 (it is {}, uid {}, mode {:o}); \
                  remove it and utp recreates it",
-                path.display(),
-                if meta.file_type().is_symlink() {
-                    "a symlink"
-                } else if meta.is_dir() {
-                    "a directory"
-                } else {
-                    "a file"
-                },
-                meta.uid(),
-                meta.mode() & 0o7777
-            )));
+                    path.display(),
+                    if meta.file_type().is_symlink() {
+                        "a symlink"
+                    } else if meta.is_dir() {
+                        "a directory"
+                    } else {
+                        "a file"
+                    },
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            ));
         }
     }
     Ok(())

@@ -141,6 +141,11 @@ impl AsyncListener {
 }
 
 async fn accept_ready(io: &mut AsyncFd<Registered>) -> Result<Box<dyn Channel>> {
+    // The contract: try before waiting (a listener may ask to be woken only
+    // in try_accept, as shm's does).
+    if let Some(channel) = io.get_mut().listener.try_accept()? {
+        return Ok(channel);
+    }
     loop {
         let mut guard = io
             .readable_mut()

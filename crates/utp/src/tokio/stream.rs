@@ -2,7 +2,7 @@
 //! frames and a `Sink` of [`Outgoing`] frames.
 
 use super::AsyncChannel;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolReason, Result};
 use crate::frame::{Frame, flags};
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -93,7 +93,7 @@ impl Stream for FrameStream {
         }
         match std::task::ready!(this.channel.poll_recv(cx, &mut this.next)) {
             Ok(()) => Poll::Ready(Some(Ok(std::mem::take(&mut this.next)))),
-            Err(Error::PeerGone(_)) => {
+            Err(Error::PeerGone { .. }) => {
                 this.ended = true;
                 Poll::Ready(None)
             }
@@ -115,8 +115,9 @@ impl Sink<Outgoing> for FrameStream {
     fn start_send(self: Pin<&mut Self>, item: Outgoing) -> Result<()> {
         let this = self.get_mut();
         if this.pending.is_some() {
-            return Err(Error::Protocol(
-                "Sink::start_send without poll_ready: a frame is still waiting to be sent".into(),
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                "Sink::start_send without poll_ready: a frame is still waiting to be sent",
             ));
         }
         this.channel.reset_send();

@@ -5,13 +5,15 @@
 //! timestamps and the payload limit behave exactly as on other transports,
 //! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
 
-use crate::channel::{Channel, Listener, Options, PeerInfo};
+use crate::GoneReason;
+use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
 use crate::transport::queue;
+use crate::wake::Doorbell;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Frames a sender may have in flight before `send` waits.
@@ -21,8 +23,11 @@ const BACKLOG: usize = 128;
 
 type Message = (Header, Vec<u8>);
 
-fn registry() -> &'static Mutex<HashMap<String, Sender<InprocChannel>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, Sender<InprocChannel>>>> = OnceLock::new();
+/// A listener's queue of new channels and the doorbell its readiness is.
+type Acceptor = (Sender<InprocChannel>, Arc<Doorbell>);
+
+fn registry() -> &'static Mutex<HashMap<String, Acceptor>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, Acceptor>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
@@ -34,21 +39,51 @@ pub struct InprocChannel {
     rx: Receiver<Message>,
     stamper: Stamper,
     max_payload: usize,
+    /// Rung by the peer when it queues a frame for us (our readiness).
+    bell: Arc<Doorbell>,
+    /// The peer's doorbell, rung after each send and at close.
+    peer_bell: Arc<Doorbell>,
 }
 
 impl InprocChannel {
     /// Two connected ends.
-    fn pair(name: &str, max_payload: usize) -> (Self, Self) {
+    fn pair(name: &str, max_payload: usize) -> Result<(Self, Self)> {
         let (a_tx, b_rx) = bounded(QUEUE_DEPTH);
         let (b_tx, a_rx) = bounded(QUEUE_DEPTH);
-        let end = |tx, rx| InprocChannel {
+        let (a_bell, b_bell) = (Arc::new(Doorbell::new()?), Arc::new(Doorbell::new()?));
+        let end = |tx, rx, bell: &Arc<Doorbell>, peer_bell: &Arc<Doorbell>| InprocChannel {
             name: name.to_string(),
             tx: Some(tx),
             rx,
             stamper: Stamper::default(),
             max_payload,
+            bell: bell.clone(),
+            peer_bell: peer_bell.clone(),
         };
-        (end(a_tx, a_rx), end(b_tx, b_rx))
+        Ok((
+            end(a_tx, a_rx, &a_bell, &b_bell),
+            end(b_tx, b_rx, &b_bell, &a_bell),
+        ))
+    }
+
+    fn deliver(&self, (header, payload): Message, frame: &mut Frame) -> Result<()> {
+        if payload.len() > self.max_payload {
+            return Err(crate::frame::DecodeError::TooLarge {
+                length: header.payload_length,
+                limit: self.max_payload,
+            }
+            .into());
+        }
+        frame.header = header;
+        *frame.payload_mut() = payload;
+        Ok(())
+    }
+
+    fn gone(&self) -> Error {
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!("inproc://{} peer dropped its end", self.name),
+        )
     }
 }
 
@@ -78,17 +113,24 @@ impl InprocChannel {
             None => self.stamper.stamp(message_type, flags, payload, &mut head),
         };
         let message = (header, payload.to_vec());
-        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
+        let gone = || {
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!("inproc://{} peer dropped its end", self.name),
+            )
+        };
         match timeout {
-            None => tx.send(message).map_err(|_| gone()),
+            None => tx.send(message).map_err(|_| gone())?,
             Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
                 SendTimeoutError::Timeout(_) => Error::Timeout {
                     waiting_for: "room in the inproc queue",
                     after: t,
                 },
                 SendTimeoutError::Disconnected(_) => gone(),
-            }),
+            })?,
         }
+        self.peer_bell.ring();
+        Ok(())
     }
 }
 
@@ -119,22 +161,31 @@ impl Channel for InprocChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        let gone = || Error::PeerGone(format!("inproc://{} peer dropped its end", self.name));
-        let (header, payload) = queue::recv(&self.rx, timeout, "a frame", gone)?;
-        if payload.len() > self.max_payload {
-            return Err(crate::frame::DecodeError::TooLarge {
-                length: header.payload_length,
-                limit: self.max_payload,
-            }
-            .into());
+        let message = queue::recv(&self.rx, timeout, "a frame", || self.gone())?;
+        self.deliver(message, frame)
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        match queue::try_take(&self.rx, &self.bell, || self.gone())? {
+            Some(message) => self.deliver(message, frame).map(|()| true),
+            None => Ok(false),
         }
-        frame.header = header;
-        *frame.payload_mut() = payload;
-        Ok(())
+    }
+
+    /// An eventfd the peer rings when it queues a frame for a receiver
+    /// that found its queue empty, and when it closes.
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness {
+            fd: self.bell.fd(),
+            frame_deadline: None,
+            idle_timeout: None,
+        })
     }
 
     fn close(&mut self) -> Result<()> {
-        self.tx = None;
+        if self.tx.take().is_some() {
+            self.peer_bell.ring_always();
+        }
         Ok(())
     }
 
@@ -147,16 +198,23 @@ impl Channel for InprocChannel {
     }
 }
 
+impl Drop for InprocChannel {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
 /// Accepts in-process channels at `inproc://NAME`.
 #[derive(Debug)]
 pub struct InprocListener {
     name: String,
     incoming: Receiver<InprocChannel>,
+    bell: Arc<Doorbell>,
     registered: bool,
 }
 
 /// Registers `name`; fails if another listener in this process holds it.
-pub fn listen(name: &str) -> Result<InprocListener> {
+pub(crate) fn listen(name: &str) -> Result<InprocListener> {
     let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
     if map.contains_key(name) {
         return Err(Error::InUse {
@@ -165,28 +223,31 @@ pub fn listen(name: &str) -> Result<InprocListener> {
         });
     }
     let (tx, rx) = bounded(BACKLOG);
-    map.insert(name.to_string(), tx);
+    let bell = Arc::new(Doorbell::new()?);
+    map.insert(name.to_string(), (tx, bell.clone()));
     Ok(InprocListener {
         name: name.to_string(),
         incoming: rx,
+        bell,
         registered: true,
     })
 }
 
 /// Connects to the listener registered as `name`.
-pub fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
+pub(crate) fn connect(name: &str, options: &Options) -> Result<InprocChannel> {
     let map = registry().lock().unwrap_or_else(|p| p.into_inner());
     let not_found = |reason: &str| Error::NotFound {
         endpoint: format!("inproc://{name}"),
         reason: reason.to_string(),
     };
-    let acceptor = map
+    let (acceptor, bell) = map
         .get(name)
         .ok_or_else(|| not_found("no listener with that name in this process"))?;
-    let (ours, theirs) = InprocChannel::pair(name, options.max_payload);
+    let (ours, theirs) = InprocChannel::pair(name, options.max_payload)?;
     acceptor
         .try_send(theirs)
         .map_err(|_| not_found("the listener's backlog is full or it is closing"))?;
+    bell.ring();
     Ok(ours)
 }
 
@@ -199,6 +260,21 @@ impl Listener for InprocListener {
             Error::Closed
         })?;
         Ok(Box::new(channel))
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if !self.registered {
+            return Err(Error::Closed);
+        }
+        Ok(
+            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
+                .map(|channel| Box::new(channel) as Box<dyn Channel>),
+        )
+    }
+
+    /// An eventfd `connect` rings after queueing a new channel.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.bell.fd())
     }
 
     fn endpoint(&self) -> String {

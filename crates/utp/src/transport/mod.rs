@@ -1,7 +1,23 @@
 //! Transports: one module per IPC mechanism, each implementing
 //! [`Channel`] and [`Listener`].
 //!
-//! [`connect`] and [`listen`] pick the transport from the endpoint URL.
+//! # Entry points
+//!
+//! There is one way in for every transport, in two strengths:
+//!
+//! - [`connect`] / [`listen`] (and [`connect_with`] / [`listen_with`] with
+//!   [`Options`]) take a URL string and return a `Box<dyn Channel>` /
+//!   `Box<dyn Listener>`: the transport is chosen by the URL's scheme. This
+//!   is what most programs use.
+//! - Where a transport has more to offer than the traits (zero-copy on
+//!   [`shm`](crate::shm), priorities on [`mq`], descriptor passing on
+//!   [`unix`], child processes on [`pipe`]), its module has
+//!   `connect(&Endpoint, &Options)` and `listen(&Endpoint, &Options)` with
+//!   the same meaning that return the concrete type. An [`Endpoint`] is the
+//!   parsed URL (`"shm://calc".parse()?`); URL options are applied exactly as
+//!   by [`connect_with`].
+//!
+//! `inproc://` has nothing beyond the traits and no functions of its own.
 
 pub mod fifo;
 mod in_use;
@@ -128,6 +144,31 @@ fn options_from_url(endpoint: &Endpoint, base: &Options) -> Result<Options> {
     Ok(options)
 }
 
+/// What a transport's own `connect`/`listen` does first: refuses a URL of
+/// another transport (an error, never a panic) and applies the common URL
+/// options exactly as [`connect_with`] does.
+pub(crate) fn transport_options(
+    endpoint: &Endpoint,
+    options: &Options,
+    schemes: &[&str],
+) -> Result<Options> {
+    let scheme = endpoint.address.scheme();
+    if !schemes.contains(&scheme) {
+        return Err(crate::Error::BadUrl {
+            url: endpoint.to_string(),
+            reason: format!(
+                "this function serves {} URLs, not {scheme}:// (utp::connect and utp::listen take any URL)",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    options_from_url(endpoint, options)
+}
+
 fn unsupported(endpoint: &Endpoint) -> crate::Error {
     crate::Error::BadUrl {
         url: endpoint.to_string(),
@@ -139,5 +180,86 @@ fn unsupported(endpoint: &Endpoint) -> crate::Error {
                 _ => "",
             }
         ),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod entry_point_tests {
+    use super::*;
+    use crate::Error;
+
+    /// Every transport's own `connect`/`listen` refuses another transport's
+    /// URL with `BadUrl` (it used to panic in some of them).
+    #[test]
+    fn a_transport_function_given_another_scheme_says_so() {
+        let url: Endpoint = "inproc://not-mine".parse().unwrap();
+        let options = Options::default();
+        let results: Vec<(&str, Result<()>)> = vec![
+            ("unix::connect", unix::connect(&url, &options).map(drop)),
+            ("unix::listen", unix::listen(&url, &options).map(drop)),
+            ("tcp::connect", tcp::connect(&url, &options).map(drop)),
+            ("tcp::listen", tcp::listen(&url, &options).map(drop)),
+            ("udp::connect", udp::connect(&url, &options).map(drop)),
+            ("udp::listen", udp::listen(&url, &options).map(drop)),
+            ("pipe::connect", pipe::connect(&url, &options).map(drop)),
+            ("pipe::listen", pipe::listen(&url, &options).map(drop)),
+            ("fifo::connect", fifo::connect(&url, &options).map(drop)),
+            ("fifo::listen", fifo::listen(&url, &options).map(drop)),
+            ("mq::connect", mq::connect(&url, &options).map(drop)),
+            ("mq::listen", mq::listen(&url, &options).map(drop)),
+            (
+                "shm::connect",
+                crate::shm::connect(&url, &options).map(drop),
+            ),
+            ("shm::listen", crate::shm::listen(&url, &options).map(drop)),
+        ];
+        for (what, result) in results {
+            match result {
+                Err(Error::BadUrl { reason, .. }) => {
+                    assert!(reason.contains("not inproc://"), "{what}: {reason}")
+                }
+                other => panic!("{what}: expected BadUrl, got {other:?}"),
+            }
+        }
+    }
+
+    /// The common URL options apply to a transport's own functions too:
+    /// an unknown one is refused, `?max_payload=` limits what is received.
+    #[test]
+    fn a_transport_function_applies_the_common_url_options() {
+        use crate::frame::{Frame, flags, message_type};
+        let url: Endpoint = "tcp://127.0.0.1:0?bogus=1".parse().unwrap();
+        assert!(matches!(
+            tcp::listen(&url, &Options::default()),
+            Err(Error::BadUrl { .. })
+        ));
+        let url = format!("shm://entry-{}", std::process::id());
+        let mut listener = crate::shm::listen(&url.parse().unwrap(), &Options::default()).unwrap();
+        let client = std::thread::spawn(move || {
+            let small = format!("{url}?max_payload=100").parse().unwrap();
+            crate::shm::connect(&small, &Options::default())
+        });
+        let mut server = listener
+            .accept_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut client = client.join().unwrap().unwrap();
+        let long = std::time::Duration::from_secs(5);
+        server
+            .send_timeout(message_type::DATA, flags::CHECKSUM, &[7; 100], Some(long))
+            .unwrap();
+        server
+            .send_timeout(message_type::DATA, flags::CHECKSUM, &[7; 101], Some(long))
+            .unwrap();
+        let mut frame = Frame::default();
+        client.recv_timeout(&mut frame, Some(long)).unwrap();
+        assert_eq!(frame.payload().len(), 100);
+        let refused = client.recv_timeout(&mut frame, Some(long)).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Frame(crate::frame::DecodeError::TooLarge { .. })
+            ),
+            "{refused}"
+        );
     }
 }

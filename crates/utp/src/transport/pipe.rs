@@ -182,6 +182,19 @@ impl Channel for PipeChannel {
         self.inner.sent_sequence()
     }
 
+    /// The pipe from the child: readable on data, hung up when it exits.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        self.inner.readiness()
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        self.inner.try_recv(frame)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.inner.try_send(message_type, flags, payload)
+    }
+
     fn try_flush(&mut self) -> Result<bool> {
         self.inner.try_flush()
     }
@@ -234,6 +247,9 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
 
 /// Spawns the endpoint's command (or [`default_command`]) and connects to it.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["pipe"])?;
     let Address::Pipe(args) = &endpoint.address else {
         unreachable!(
             "pipe::connect called with a {} endpoint",
@@ -303,6 +319,8 @@ static STDIO_TAKEN: AtomicBool = AtomicBool::new(false);
 pub struct PipeListener {
     stdio: Option<(OwnedFd, OwnedFd)>,
     max_payload: usize,
+    /// Readable until the one client (the parent) is accepted.
+    ready: crate::wake::Doorbell,
 }
 
 impl PipeListener {
@@ -325,6 +343,9 @@ fn is_pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
 
 /// Takes over stdin/stdout to serve the parent (see the module docs).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["pipe"])?;
     if let Address::Pipe(args) = &endpoint.address {
         if !args.is_empty() {
             return Err(Error::BadUrl {
@@ -365,10 +386,15 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
         Ok((read, write))
     })();
     match taken {
-        Ok(stdio) => Ok(PipeListener {
-            stdio: Some(stdio),
-            max_payload: options.max_payload,
-        }),
+        Ok(stdio) => {
+            let ready = crate::wake::Doorbell::new()?;
+            ready.ring_always();
+            Ok(PipeListener {
+                stdio: Some(stdio),
+                max_payload: options.max_payload,
+                ready,
+            })
+        }
         Err(e) => {
             STDIO_TAKEN.store(false, Ordering::SeqCst);
             Err(e)
@@ -379,6 +405,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<PipeListener> {
 impl Listener for PipeListener {
     fn accept_timeout(&mut self, _timeout: Option<Duration>) -> Result<Box<dyn Channel>> {
         let (read, write) = self.stdio.take().ok_or(Error::Closed)?;
+        self.ready.arm();
         Ok(Box::new(StreamChannel::new(
             StreamIo::Pair {
                 read,
@@ -395,6 +422,12 @@ impl Listener for PipeListener {
                 ..PeerInfo::default()
             },
         )))
+    }
+
+    /// Readable while the one client (the parent, on stdin/stdout) has
+    /// not been accepted: `try_accept` returns it at once.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.ready.fd())
     }
 
     fn endpoint(&self) -> String {

@@ -23,3 +23,23 @@ pub(crate) fn recv<T>(
         }),
     }
 }
+
+/// Takes an item that is already queued, without waiting; when there is
+/// none, arms `bell` (the producer rings it after queueing) and looks once
+/// more, so that `bell`'s descriptor turns readable for the next item.
+pub(crate) fn try_take<T>(
+    rx: &Receiver<T>,
+    bell: &crate::wake::Doorbell,
+    disconnected: impl FnOnce() -> Error,
+) -> Result<Option<T>> {
+    use crossbeam_channel::TryRecvError;
+    for attempt in 0..2 {
+        match rx.try_recv() {
+            Ok(item) => return Ok(Some(item)),
+            Err(TryRecvError::Disconnected) => return Err(disconnected()),
+            Err(TryRecvError::Empty) if attempt == 0 => bell.arm(),
+            Err(TryRecvError::Empty) => {}
+        }
+    }
+    Ok(None)
+}

@@ -69,6 +69,9 @@ fn peer_of(addr: Option<SocketAddr>) -> PeerInfo {
 /// Connects to a `tcp://` endpoint, trying each resolved address in turn
 /// within [`Options::connect_timeout`] overall.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["tcp"])?;
     let deadline = Deadline::after(Some(options.connect_timeout));
     let mut last = None;
     for addr in resolve(endpoint)? {
@@ -211,6 +214,11 @@ impl Listener for TcpListener {
         }
     }
 
+    /// The listening socket: readable when a client waits to be accepted.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.listener.as_ref().map(|l| l.as_fd())
+    }
+
     fn endpoint(&self) -> String {
         format!("tcp://{}", self.local)
     }
@@ -223,5 +231,8 @@ impl Listener for TcpListener {
 
 /// Listens on a `tcp://` endpoint.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<TcpListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["tcp"])?;
     TcpListener::bind(endpoint, options)
 }

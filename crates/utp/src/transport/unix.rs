@@ -22,6 +22,7 @@
 
 use super::stream::{Framing, StreamChannel, StreamIo};
 use super::wait::{Ready, wait_ready};
+use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
@@ -42,6 +43,7 @@ const BACKLOG: i32 = 1024;
 
 /// Where a Unix socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum UnixAddr {
     /// A socket file.
     Path(PathBuf),
@@ -93,6 +95,7 @@ fn new_socket() -> Result<OwnedFd> {
 }
 
 /// Connects a stream socket to `addr`, failing fast if nobody listens.
+#[doc(hidden)]
 pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
     let sockaddr = addr.sockaddr()?;
     let fd = new_socket()?;
@@ -119,6 +122,9 @@ pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
 
 /// Connects to a `unix://` endpoint.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["unix"])?;
     let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let fd = connect_socket(&addr)?;
@@ -126,9 +132,10 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
     match (peer.uid, peer.gid) {
         (Some(uid), Some(gid)) => policy.check_server(&addr.to_string(), "the socket", uid, gid)?,
         _ => {
-            return Err(Error::Denied(format!(
-                "{addr}: the kernel did not say who the server is (SO_PEERCRED failed)"
-            )));
+            return Err(Error::denied(
+                DeniedReason::Untrusted,
+                format!("{addr}: the kernel did not say who the server is (SO_PEERCRED failed)"),
+            ));
         }
     }
     let framing = match endpoint.param("framing") {
@@ -173,6 +180,7 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Binds `addr`, replacing a stale socket file but never a live one.
+    #[doc(hidden)]
     pub fn bind(addr: UnixAddr, options: &Options) -> Result<Self> {
         let sockaddr = addr.sockaddr()?;
         if let UnixAddr::Path(path) = &addr {
@@ -231,6 +239,7 @@ impl UnixListener {
     }
 
     /// Accepts the next connection as a raw socket, with its credentials.
+    #[doc(hidden)]
     pub fn accept_socket(&mut self, timeout: Option<Duration>) -> Result<(OwnedFd, PeerInfo)> {
         let fd = self.fd.as_ref().ok_or(Error::Closed)?;
         let deadline = Deadline::after(timeout);
@@ -251,10 +260,13 @@ impl UnixListener {
             };
             let peer = peer_info(&conn, &self.addr);
             let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
-                return Err(Error::Denied(format!(
-                    "refused a client on {}: the kernel did not say who it is (SO_PEERCRED failed)",
-                    self.addr
-                )));
+                return Err(Error::denied(
+                    DeniedReason::Untrusted,
+                    format!(
+                        "refused a client on {}: the kernel did not say who it is (SO_PEERCRED failed)",
+                        self.addr
+                    ),
+                ));
             };
             if let Err(refused) =
                 self.policy
@@ -284,6 +296,11 @@ impl Listener for UnixListener {
             )
             .with_deadlines(&self.options),
         ))
+    }
+
+    /// The listening socket: readable when a client waits to be accepted.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd())
     }
 
     fn endpoint(&self) -> String {
@@ -318,7 +335,7 @@ impl Drop for UnixListener {
 /// when its own first send fails because the server hung up.
 fn tell_refused(conn: &OwnedFd, refused: &Error) {
     let text = match refused {
-        Error::Denied(text) => text.clone(),
+        Error::Denied { detail: text, .. } => text.clone(),
         other => other.to_string(),
     };
     let header = crate::frame::Header::new(
@@ -353,11 +370,14 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
         Err(e) => return Err(Error::io(format!("inspect {}", path.display()), e)),
     };
     if meta.file_type().is_symlink() {
-        return Err(Error::Denied(format!(
-            "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{addr}: {} is a symbolic link; utp neither follows nor removes a symlink at a \
              socket path (remove it yourself if it is yours)",
-            path.display()
-        )));
+                path.display()
+            ),
+        ));
     }
     if !meta.file_type().is_socket() {
         return Err(Error::InUse {
@@ -405,6 +425,9 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
 /// Listens on a `unix://` endpoint; clients are checked against the URL's
 /// [`PeerPolicy`] (`?allow_uid=U1,U2`, `?allow_gid=G1`).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UnixListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["unix"])?;
     let addr = UnixAddr::of(endpoint).expect("unix::listen called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let mut listener = UnixListener::bind(addr, options)?;
@@ -436,11 +459,14 @@ impl UnixListener {
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket
             || (stat.st_dev, stat.st_ino) != bound
         {
-            return Err(Error::Denied(format!(
-                "{}: {} is no longer the socket this listener bound",
-                self.addr,
-                path.display()
-            )));
+            return Err(Error::denied(
+                DeniedReason::Unsafe,
+                format!(
+                    "{}: {} is no longer the socket this listener bound",
+                    self.addr,
+                    path.display()
+                ),
+            ));
         }
         // chmod through the descriptor's /proc link: it names this inode.
         let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));

@@ -11,7 +11,7 @@
 //! postcard was chosen for its compact varint encoding, a stable documented
 //! wire format (its 1.0 specification, implementable from other languages)
 //! and no allocation while encoding into a reused buffer. A payload that does
-//! not decode as the expected type is [`Error::Decode`](crate::Error::Decode),
+//! not decode as the expected type is [`Error::Decode`],
 //! naming the type; the channel stays usable.
 //!
 //! ```
@@ -59,6 +59,7 @@ pub use pod::{recv_pod, send_pod};
 #[cfg(feature = "serde")]
 pub use serde_channel::TypedChannel;
 
+use crate::ProtocolReason;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, message_type};
@@ -82,11 +83,14 @@ fn recv_expected<C: Channel + ?Sized>(
             t if t == expected => return Ok(()),
             message_type::HEARTBEAT => continue,
             other => {
-                return Err(Error::Protocol(format!(
-                    "expected a {} frame (type 0x{expected:02x}), got {} (type 0x{other:02x})",
-                    message_type::name(expected).unwrap_or("typed"),
-                    message_type::name(other).unwrap_or("an unknown type"),
-                )));
+                return Err(Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!(
+                        "expected a {} frame (type 0x{expected:02x}), got {} (type 0x{other:02x})",
+                        message_type::name(expected).unwrap_or("typed"),
+                        message_type::name(other).unwrap_or("an unknown type"),
+                    ),
+                ));
             }
         }
     }

@@ -97,7 +97,12 @@ pub fn child_entry(extra: impl FnOnce(&str, &str, &str) -> bool) {
                 say("BLOCKED");
                 ch.send(message_type::DATA, 0, &big).unwrap_err()
             };
-            say(&format!("ERR {err}"));
+            // The reason too, so that tests can tell a dead peer from a closed one.
+            let reason = match &err {
+                utp::Error::PeerGone { reason, .. } => format!(" [reason={reason:?}]"),
+                _ => String::new(),
+            };
+            say(&format!("ERR {err}{reason}"));
         }
         other => {
             if !extra(other, &url, &arg) {

@@ -2,15 +2,16 @@
 //! and the one between wait slices (rendezvous socket hang-up, `kill(pid, 0)`).
 
 use super::ShmLink;
+use crate::GoneReason;
 use crate::error::{Error, Result};
 use crate::shm::layout::{SideField, state};
 use crate::shm::sync::Ordering;
 
 impl ShmLink {
-    pub(super) fn gone(&mut self, why: String) -> Error {
+    pub(super) fn gone(&mut self, reason: GoneReason, why: String) -> Error {
         let msg = format!("{}: {why}", self.endpoint);
-        self.gone = Some(msg.clone());
-        Error::PeerGone(msg)
+        self.gone = Some((reason, msg.clone()));
+        Error::peer_gone(reason, msg)
     }
 
     /// Fails if we closed, or the peer closed or died. Costs syscalls
@@ -24,11 +25,26 @@ impl ShmLink {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 && !fds[0].revents().is_empty() {
+            let revents = if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 {
+                fds[0].revents()
+            } else {
+                PollFlags::empty()
+            };
+            // On a link with wake-ups, input may be wake-up bytes: only a
+            // hang-up or end of file means the peer is gone.
+            let hung_up = if self.expects_wake_bytes() && revents == PollFlags::IN {
+                self.socket_hung_up()
+            } else {
+                !revents.is_empty()
+            };
+            if hung_up {
                 let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
-                return Err(self.gone(format!(
-                    "peer process{pid} died or closed the link (its rendezvous socket hung up)"
-                )));
+                return Err(self.gone(
+                    GoneReason::Died,
+                    format!(
+                        "peer process{pid} died or closed the link (its rendezvous socket hung up)"
+                    ),
+                ));
             }
         }
         if let Some(pid) = self
@@ -37,7 +53,10 @@ impl ShmLink {
             .and_then(|p| rustix::process::Pid::from_raw(p as i32))
             && rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
         {
-            return Err(self.gone(format!("peer process {pid} no longer exists")));
+            return Err(self.gone(
+                GoneReason::Died,
+                format!("peer process {pid} no longer exists"),
+            ));
         }
         Ok(())
     }
@@ -47,13 +66,13 @@ impl ShmLink {
     #[inline]
     pub(crate) fn check_poison(&mut self) -> Result<()> {
         if self.region.poisoned() && self.gone.is_none() {
-            return Err(self.gone(format!(
+            return Err(self.gone(GoneReason::Broken, format!(
                 "the link region {} was truncated under us (by the peer or another process                  of its user); the link is closed, the process and its other links go on",
                 self.region.location()
             )));
         }
-        if let Some(msg) = &self.gone {
-            return Err(Error::PeerGone(msg.clone()));
+        if let Some((reason, msg)) = &self.gone {
+            return Err(Error::peer_gone(*reason, msg.clone()));
         }
         Ok(())
     }
@@ -72,10 +91,10 @@ impl ShmLink {
             .load(Ordering::Acquire);
         if peer_state == state::CLOSED {
             // Not sticky: the word lives in shared memory and is re-read each time.
-            return Err(Error::PeerGone(format!(
-                "{}: the peer closed the link",
-                self.endpoint
-            )));
+            return Err(Error::peer_gone(
+                GoneReason::Closed,
+                format!("{}: the peer closed the link", self.endpoint),
+            ));
         }
         Ok(())
     }

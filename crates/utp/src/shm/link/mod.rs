@@ -8,19 +8,22 @@ use super::region::Region;
 use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
 use super::wait::WaitMode;
-use crate::channel::{Channel, PeerInfo};
+use crate::ProtocolReason;
+use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
 use std::time::Duration;
 
+mod events;
 mod liveness;
 mod zerocopy;
 
 pub use zerocopy::{Reservation, View};
 
-/// Which end of a link this is.
+/// Which end of a link this is (hidden: only [`ShmLink::over_region`] takes it).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     /// Created the region; writes ring 0, reads ring 1.
@@ -47,7 +50,7 @@ pub struct ShmLink {
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
-    gone: Option<String>,
+    gone: Option<(crate::error::GoneReason, String)>,
     messages: u64,
     bytes: u64,
     beats: u64,
@@ -56,6 +59,10 @@ pub struct ShmLink {
     /// Where `utp stat` reads this link's waits, wake-ups and ring fill
     /// (set by [`Channel::attach_counters`]); this process's own memory.
     pub(crate) counters: Option<crate::stats::Counters>,
+    /// Event-loop waiting, when both ends agreed on wake-up bytes.
+    events: Option<events::Events>,
+    /// What [`Channel::readiness`] reports as the idle limit (servers).
+    idle_timeout: Option<Duration>,
 }
 
 impl ShmLink {
@@ -70,7 +77,7 @@ impl ShmLink {
         endpoint: String,
     ) -> Result<ShmLink> {
         let base = NonNull::new(region.as_ptr())
-            .ok_or_else(|| Error::Protocol("region mapped at null".into()))?;
+            .ok_or_else(|| Error::protocol(ProtocolReason::Corrupt, "region mapped at null"))?;
         // SAFETY: the region maps at least MIN_REGION_LEN page-aligned bytes
         // and `validate` below checks the full layout fits before any ring
         // is built; the region outlives `control` (declared last).
@@ -117,6 +124,8 @@ impl ShmLink {
             last_beat_us: 0,
             region,
             counters: None,
+            events: None,
+            idle_timeout: None,
         };
         if side == Side::Client {
             // The server wrote its side before LINK_ATTACH.
@@ -139,10 +148,27 @@ impl ShmLink {
         self.rx.set_peer_sleeps(sleeps);
     }
 
+    /// Lets the peer wake this end with a byte on the socket (both ends
+    /// agreed in the handshake), which gives the link a readiness descriptor.
+    pub(crate) fn enable_events(&mut self) {
+        if self.socket.is_some() {
+            events::register_for_barriers();
+            self.events = Some(events::Events::new(self.wait != WaitMode::Spin));
+        }
+    }
+
+    /// The idle limit [`Channel::readiness`] reports (servers close links
+    /// idle for longer).
+    pub(crate) fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle_timeout = idle;
+    }
+
     /// One end of a link over a region whose control block is already
     /// initialised ([`Control::init`](super::layout::Control::init)), without a
     /// rendezvous socket: liveness then rests on the peer's state word only,
-    /// and the peer is assumed to sleep. For pre-arranged regions and tests.
+    /// and the peer is assumed to sleep. For pre-arranged regions and tests
+    /// (hidden: regions are not part of the API).
+    #[doc(hidden)]
     pub fn over_region(
         region: Region,
         side: Side,
@@ -182,7 +208,8 @@ impl ShmLink {
         }
     }
 
-    /// The region this link lives in.
+    /// The region this link lives in (hidden: for tests and `utp inspect`).
+    #[doc(hidden)]
     pub fn region(&self) -> &Region {
         &self.region
     }
@@ -256,6 +283,12 @@ impl ShmLink {
         // assembled on the stack and reloaded (a store-forwarding stall).
         self.tx.bytes().write_header(offset + STAMP_LEN, &header);
         self.tx.commit(rec);
+        if !self.tx.peer_sleeps() {
+            self.watch_peer_sleeps();
+        }
+        if self.tx.take_event_due() {
+            self.send_wake();
+        }
         self.messages += 1;
         self.bytes += rec as u64;
         let me = self.side as usize;
@@ -337,10 +370,56 @@ impl Channel for ShmLink {
         frame: &mut crate::frame::Frame,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        // The copying path without a View: copy the payload once, release
-        // the record, then verify the checksum on the private copy (the
-        // peer cannot change what we checked).
         let record = self.next_record(timeout)?;
+        self.take_record(record, frame)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.close_link()
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.peer.clone()
+    }
+
+    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
+        counters.set(
+            crate::stats::Counter::RingCapacity,
+            self.tx.capacity() as u64,
+        );
+        self.counters = Some(counters.clone());
+    }
+
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        Some(Readiness {
+            fd: self.readiness_fd()?,
+            frame_deadline: None,
+            idle_timeout: self.idle_timeout,
+        })
+    }
+
+    fn try_recv(&mut self, frame: &mut crate::frame::Frame) -> Result<bool> {
+        self.try_recv_frame(frame)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        match self.send_timeout(message_type, flags, payload, Some(Duration::ZERO)) {
+            Ok(()) => Ok(true),
+            Err(Error::Full | Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl ShmLink {
+    /// The copying receive of `record` (from `peek`) into `frame`: copy the
+    /// payload once, release the record, then verify the checksum on the
+    /// private copy (the peer cannot change what we checked).
+    fn take_record(
+        &mut self,
+        record: super::ring::Record,
+        frame: &mut crate::frame::Frame,
+    ) -> Result<()> {
         frame.header = record.header;
         let len = record.header.payload_length as usize;
         if record.too_large {
@@ -360,7 +439,7 @@ impl Channel for ShmLink {
         zerocopy::verify_checksum(&record, frame.payload())
     }
 
-    fn close(&mut self) -> Result<()> {
+    fn close_link(&mut self) -> Result<()> {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
         }
@@ -380,22 +459,10 @@ impl Channel for ShmLink {
         self.region.remove();
         Ok(())
     }
-
-    fn peer(&self) -> PeerInfo {
-        self.peer.clone()
-    }
-
-    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
-        counters.set(
-            crate::stats::Counter::RingCapacity,
-            self.tx.capacity() as u64,
-        );
-        self.counters = Some(counters.clone());
-    }
 }
 
 impl Drop for ShmLink {
     fn drop(&mut self) {
-        let _ = self.close();
+        let _ = self.close_link();
     }
 }

@@ -32,12 +32,26 @@ impl ShmLink {
                 transport: "this shm link; its ring size limits a frame: ask for a bigger \
                             ring with ?ring=SIZE on the client's URL",
             })?;
-        let offset = match self.tx.try_reserve(rec)? {
+        let offset = match self.try_reserve_waking(rec)? {
             Some(offset) => offset,
             None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
-            None => self.wait_until(WaitFor::Space, timeout, |l| l.tx.try_reserve(rec))?,
+            None => self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
         };
         Ok((offset, rec))
+    }
+
+    /// `try_reserve`, then the wake-up an event-loop reader asked for if
+    /// padding was published: a writer that then waits for room would
+    /// otherwise never wake a reader that must consume the padding first.
+    fn try_reserve_waking(&mut self, rec: usize) -> Result<Option<usize>> {
+        let reserved = self.tx.try_reserve(rec)?;
+        if reserved.is_none() && !self.tx.peer_sleeps() {
+            self.watch_peer_sleeps();
+        }
+        if self.tx.take_event_due() {
+            self.send_wake();
+        }
+        Ok(reserved)
     }
 
     /// Waits at most `timeout` for the next record (not yet released).

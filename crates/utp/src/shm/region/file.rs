@@ -1,6 +1,7 @@
 //! Regions in an ordinary file, mapped with `mmap` (`file:///PATH`).
 
 use super::mapping::Mapping;
+use crate::DeniedReason;
 use crate::error::{Error, Result};
 use rustix::fs::{Mode, OFlags, fstat, ftruncate};
 use std::path::Path;
@@ -41,7 +42,10 @@ pub(crate) fn open(path: &Path, len: usize) -> Result<(Mapping, u32, u32)> {
     .map_err(|e| Error::io(format!("open {what}"), e))?;
     let st = fstat(&fd).map_err(|e| Error::io(format!("fstat {what}"), e))?;
     if st.st_mode & 0o170000 != 0o100000 {
-        return Err(Error::Denied(format!("{what} is not a regular file")));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!("{what} is not a regular file"),
+        ));
     }
     super::check_size_and_mode(&what, st.st_size as u64, st.st_mode, len)?;
     Ok((

@@ -1,6 +1,7 @@
 //! A mapped range of shared memory and how to unmap it. All `mmap`/`munmap`
 //! calls of the link live here (System V attach/detach lives in `sysv.rs`).
 
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
@@ -42,7 +43,10 @@ impl Mapping {
     pub(crate) fn map_fd(fd: impl AsFd, len: usize, what: &str, populate: bool) -> Result<Self> {
         use rustix::mm::{MapFlags, ProtFlags, mmap};
         if len == 0 {
-            return Err(Error::Protocol(format!("{what}: refusing to map 0 bytes")));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!("{what}: refusing to map 0 bytes"),
+            ));
         }
         // SAFETY: a null hint lets the kernel pick a fresh range, so no
         // existing Rust object is overlapped; the result is checked below.
@@ -61,8 +65,12 @@ impl Mapping {
             )
         }
         .map_err(|e| Error::io(format!("mmap {len} bytes of {what}"), e))?;
-        let ptr = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| Error::Protocol(format!("mmap of {what} returned null")))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| {
+            Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("mmap of {what} returned null"),
+            )
+        })?;
         Ok(Mapping {
             ptr,
             len,

@@ -4,6 +4,7 @@
 
 use super::mapping::Mapping;
 use crate::error::{Error, Result};
+use crate::{DeniedReason, ProtocolReason};
 use rustix::fs::{MemfdFlags, Mode, SealFlags, fstat, ftruncate};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -39,26 +40,36 @@ pub(crate) struct MemfdInfo {
 pub(crate) fn check(fd: impl AsFd, len: usize) -> Result<MemfdInfo> {
     let st = fstat(&fd).map_err(|e| Error::io("fstat the link memfd", e))?;
     if st.st_mode & 0o170000 != 0o100000 {
-        return Err(Error::Denied(
-            "the server passed a descriptor that is not a memory file".into(),
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            "the server passed a descriptor that is not a memory file",
         ));
     }
     if st.st_size as u64 != len as u64 {
-        return Err(Error::Protocol(format!(
-            "the link memfd has {} bytes, the handshake announced {len}",
-            st.st_size
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!(
+                "the link memfd has {} bytes, the handshake announced {len}",
+                st.st_size
+            ),
+        ));
     }
     let seals = rustix::fs::fcntl_get_seals(&fd)
         .map_err(|e| Error::io("F_GET_SEALS on the link memfd (is it a memfd?)", e))?;
     if !seals.contains(REQUIRED_SEALS) {
-        return Err(Error::Denied(format!(
-            "the link memfd is not sealed against resizing (seals {seals:?}); \
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "the link memfd is not sealed against resizing (seals {seals:?}); \
              a peer could make our mapping fault"
-        )));
+            ),
+        ));
     }
     if seals.intersects(SealFlags::WRITE | SealFlags::FUTURE_WRITE) {
-        return Err(Error::Protocol("the link memfd is sealed read-only".into()));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            "the link memfd is sealed read-only",
+        ));
     }
     Ok(MemfdInfo {
         uid: st.st_uid,

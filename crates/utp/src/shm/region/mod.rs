@@ -24,6 +24,7 @@ mod sysv;
 use super::guard::Guard;
 use crate::error::{Error, Result};
 use crate::identity::PeerPolicy;
+use crate::{DeniedReason, ProtocolReason};
 use mapping::Mapping;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -117,24 +118,29 @@ fn check_len(len: usize) -> Result<()> {
     if (MIN_REGION_LEN..=MAX_REGION_LEN).contains(&len) {
         Ok(())
     } else {
-        Err(Error::Protocol(format!(
-            "region size {len} is outside {MIN_REGION_LEN}..={MAX_REGION_LEN} bytes"
-        )))
+        Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("region size {len} is outside {MIN_REGION_LEN}..={MAX_REGION_LEN} bytes"),
+        ))
     }
 }
 
 /// Checks an opened object: exact size, no group/other permission bits.
 fn check_size_and_mode(what: &str, size: u64, mode: u32, len: usize) -> Result<()> {
     if size != len as u64 {
-        return Err(Error::Protocol(format!(
-            "{what} has {size} bytes, the handshake announced {len}"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("{what} has {size} bytes, the handshake announced {len}"),
+        ));
     }
     if mode & 0o077 != 0 {
-        return Err(Error::Denied(format!(
-            "{what} has mode {:o}; utp only maps regions of mode 0600",
-            mode & 0o777
-        )));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{what} has mode {:o}; utp only maps regions of mode 0600",
+                mode & 0o777
+            ),
+        ));
     }
     Ok(())
 }
@@ -219,16 +225,20 @@ impl Region {
                 let info = sysv::stat(*id)?;
                 policy.check_server(endpoint, "the System V segment", info.uid, info.gid)?;
                 if info.mode & 0o077 != 0 {
-                    return Err(Error::Denied(format!(
-                        "System V segment {id} has mode {:o}; utp only maps 0600 segments",
-                        info.mode
-                    )));
+                    return Err(Error::denied(
+                        DeniedReason::Unsafe,
+                        format!(
+                            "System V segment {id} has mode {:o}; utp only maps 0600 segments",
+                            info.mode
+                        ),
+                    ));
                 }
                 Region::plain(sysv::attach(*id, len)?, location)
             }
             Location::Memfd(_) => {
-                return Err(Error::Protocol(
-                    "a memfd region is opened from its descriptor (Region::from_memfd)".into(),
+                return Err(Error::protocol(
+                    ProtocolReason::Unsupported,
+                    "a memfd region is opened from its descriptor (Region::from_memfd)",
                 ));
             }
         })

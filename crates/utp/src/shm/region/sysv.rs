@@ -8,6 +8,7 @@
 //! never leave a System V segment behind.
 
 use super::mapping::Mapping;
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use std::io;
 use std::ptr::NonNull;
@@ -90,10 +91,13 @@ pub(crate) fn lookup(key: i32) -> Result<Option<i32>> {
 pub(crate) fn attach(id: i32, len: usize) -> Result<Mapping> {
     let info = stat(id)?;
     if info.size < len {
-        return Err(Error::Protocol(format!(
-            "System V segment {id} has {} bytes, the link needs {len}",
-            info.size
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!(
+                "System V segment {id} has {} bytes, the link needs {len}",
+                info.size
+            ),
+        ));
     }
     // SAFETY: a null address lets the kernel choose where to attach, so no
     // existing object is overlapped; the result is checked for (void*)-1.
@@ -104,8 +108,12 @@ pub(crate) fn attach(id: i32, len: usize) -> Result<Mapping> {
             io::Error::last_os_error(),
         ));
     }
-    let ptr = NonNull::new(ptr.cast::<u8>())
-        .ok_or_else(|| Error::Protocol(format!("shmat({id}) returned null")))?;
+    let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| {
+        Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("shmat({id}) returned null"),
+        )
+    })?;
     // Prefault (the equivalent of MAP_POPULATE for an attach), so the rings
     // never page-fault on the hot path; an old kernel without it just
     // faults lazily.

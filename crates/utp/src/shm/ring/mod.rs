@@ -44,6 +44,7 @@ pub use consumer::{Consumer, Record};
 pub use producer::Producer;
 
 use super::sync::{AtomicU32, AtomicU64, Ordering, fence, futex_wake};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
 use std::ptr::NonNull;
@@ -78,7 +79,10 @@ pub fn max_payload(capacity: usize) -> usize {
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::Protocol(format!("shared-memory ring is corrupt: {what}"))
+    Error::protocol(
+        ProtocolReason::Corrupt,
+        format!("shared-memory ring is corrupt: {what}"),
+    )
 }
 
 /// The four shared words of one ring.
@@ -92,6 +96,7 @@ pub struct Indices {
     head: NonNull<AtomicU64>,
     data_waiters: NonNull<AtomicU32>,
     space_waiters: NonNull<AtomicU32>,
+    data_event: NonNull<AtomicU32>,
 }
 
 // SAFETY: the pointees are atomics (Sync); the pointers are only dereferenced
@@ -111,11 +116,13 @@ impl Indices {
             head: NonNull::from(head),
             data_waiters: NonNull::from(data_waiters),
             space_waiters: NonNull::from(space_waiters),
+            data_event: NonNull::from(&*Box::leak(Box::new(AtomicU32::new(0)))),
         }
     }
 
     /// Indices over a ring header in shared memory: `tail` at +0, `head` at
-    /// +64, the data waiter word at +128, the space waiter word at +192.
+    /// +64, the data waiter word at +128, the data event word at +132, the
+    /// space waiter word at +192.
     ///
     /// # Safety
     ///
@@ -131,6 +138,7 @@ impl Indices {
                 head: super::sync::atomic_u64_at(base.add(64)),
                 data_waiters: super::sync::atomic_u32_at(base.add(128)),
                 space_waiters: super::sync::atomic_u32_at(base.add(192)),
+                data_event: super::sync::atomic_u32_at(base.add(132)),
             }
         }
     }
@@ -154,6 +162,14 @@ impl Indices {
         unsafe { self.space_waiters.as_ref() }
     }
 
+    /// The word a consumer that waits in an event loop sets: non-zero asks
+    /// the producer for a wake-up byte on the link's socket (`[WAKE]`, the
+    /// same fences as `data_waiters`; see `shm/link/events.rs`).
+    pub fn data_event(&self) -> &AtomicU32 {
+        // SAFETY: by the invariants the pointee is live and aligned.
+        unsafe { self.data_event.as_ref() }
+    }
+
     /// Current `(head, tail)`, for inspection only (unvalidated).
     pub fn snapshot(&self) -> (u64, u64) {
         (
@@ -164,7 +180,9 @@ impl Indices {
 }
 
 /// Marks `word` as "someone sleeps here" before the final re-check (`[WAKE]`).
-pub fn arm(word: &AtomicU32) {
+/// (The loom models drive the ring without the link's waiting code.)
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn arm(word: &AtomicU32) {
     word.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst); // [WAKE] pairs with the fence in `notify`
 }
@@ -207,8 +225,9 @@ pub(crate) fn check_capacity(cap: usize) -> Result<u64> {
     if cap.is_power_of_two() && (2 * RECORD_ALIGN..=MAX_CAPACITY).contains(&cap) {
         Ok(cap as u64)
     } else {
-        Err(Error::Protocol(format!(
-            "ring capacity {cap} is not a power of two in 128..={MAX_CAPACITY}"
-        )))
+        Err(Error::protocol(
+            ProtocolReason::Corrupt,
+            format!("ring capacity {cap} is not a power of two in 128..={MAX_CAPACITY}"),
+        ))
     }
 }

@@ -3,6 +3,7 @@
 //! may sleep.
 
 use super::{Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_PAD, check_capacity, corrupt, notify};
+use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::sync::Ordering;
 
@@ -23,6 +24,9 @@ pub struct Producer<B> {
     peer_sleeps: bool,
     /// Wake-ups sent to a sleeping consumer since [`take_wakes`](Self::take_wakes).
     wakes: u64,
+    /// The consumer asked for an event-loop wake-up (its `data_event` word),
+    /// which the link sends (see [`take_event_due`](Self::take_event_due)).
+    event_due: bool,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -37,6 +41,7 @@ impl<B: RingBytes> Producer<B> {
             head: 0,
             peer_sleeps: true,
             wakes: 0,
+            event_due: false,
         })
     }
 
@@ -44,6 +49,11 @@ impl<B: RingBytes> Producer<B> {
     /// false, publishing skips the `[WAKE]` fence and the waiter word.
     pub fn set_peer_sleeps(&mut self, sleeps: bool) {
         self.peer_sleeps = sleeps;
+    }
+
+    /// Whether the consumer may sleep (see [`set_peer_sleeps`](Self::set_peer_sleeps)).
+    pub fn peer_sleeps(&self) -> bool {
+        self.peer_sleeps
     }
 
     /// The ring's indices.
@@ -68,10 +78,13 @@ impl<B: RingBytes> Producer<B> {
     pub fn try_reserve(&mut self, record_len: usize) -> Result<Option<usize>> {
         let rec = record_len as u64;
         if rec > self.cap - SLACK as u64 || rec % RECORD_ALIGN as u64 != 0 || rec == 0 {
-            return Err(Error::Protocol(format!(
-                "record of {record_len} bytes does not fit a ring of {}",
-                self.cap
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!(
+                    "record of {record_len} bytes does not fit a ring of {}",
+                    self.cap
+                ),
+            ));
         }
         let mut refreshed = false;
         loop {
@@ -114,9 +127,30 @@ impl<B: RingBytes> Producer<B> {
         self.tail = next;
         // Informational (inspection); no consumer reads it.
         self.idx.tail().store(next, Ordering::Relaxed);
-        if self.peer_sleeps && notify(self.idx.data_waiters()) {
+        if self.peer_sleeps {
+            self.wake_consumer();
+        }
+    }
+
+    /// The `[WAKE]` step after a publish: wakes a consumer sleeping on the
+    /// futex, and notes whether it asked for an event-loop wake-up. The
+    /// fence in `notify` orders both loads after the stamp.
+    #[inline]
+    pub fn wake_consumer(&mut self) {
+        if notify(self.idx.data_waiters()) {
             self.wakes += 1;
         }
+        let event = self.idx.data_event();
+        if event.load(Ordering::Relaxed) != 0 && event.swap(0, Ordering::Relaxed) != 0 {
+            self.event_due = true;
+        }
+    }
+
+    /// Whether the consumer asked for an event-loop wake-up since the last
+    /// call; the caller sends it (the ring has no descriptor).
+    #[inline]
+    pub fn take_event_due(&mut self) -> bool {
+        std::mem::take(&mut self.event_due)
     }
 
     /// Re-reads the consumer's head; true if it moved.

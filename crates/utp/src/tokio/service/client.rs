@@ -1,6 +1,6 @@
 //! The async [`Client`].
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolReason, Result};
 use crate::frame::{Frame, flags, message_type};
 use crate::service::DEFAULT_CALL_TIMEOUT;
 use crate::tokio::AsyncChannel;
@@ -47,8 +47,9 @@ impl Client {
     /// `call("ADD 10 20")` → `"OK 30"` from the calculator.
     pub async fn call(&mut self, request: &str) -> Result<String> {
         let reply = self.call_bytes(request.as_bytes()).await?;
-        String::from_utf8(reply.to_vec())
-            .map_err(|_| Error::Protocol("the response is not UTF-8 text".into()))
+        String::from_utf8(reply.to_vec()).map_err(|_| {
+            Error::protocol(ProtocolReason::Unexpected, "the response is not UTF-8 text")
+        })
     }
 
     /// Sends `request` and returns the response payload.
@@ -117,17 +118,21 @@ async fn exchange(channel: &mut AsyncChannel, frame: &mut Frame, request: &[u8])
             message_type::ERROR => return Err(refusal(frame)),
             message_type::HEARTBEAT => continue,
             other => {
-                return Err(Error::Protocol(format!(
-                    "expected a RESPONSE (0x11), got message type 0x{other:02x}"
-                )));
+                return Err(Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
+                ));
             }
         }
     }
 }
 
 fn refusal(frame: &Frame) -> Error {
-    Error::Protocol(format!(
-        "the server refused the request: {}",
-        String::from_utf8_lossy(frame.payload())
-    ))
+    Error::protocol(
+        ProtocolReason::Refused,
+        format!(
+            "the server refused the request: {}",
+            String::from_utf8_lossy(frame.payload())
+        ),
+    )
 }

@@ -201,8 +201,8 @@ async fn serve(mut channel: AsyncChannel, shared: &Shared, mut stopping: watch::
                 refuse(channel.get_mut(), &reason);
                 return;
             }
-            Err(Error::PeerGone(reason)) => {
-                log::debug!("client {who} left: {reason}");
+            Err(Error::PeerGone { detail, .. }) => {
+                log::debug!("client {who} left: {detail}");
                 return;
             }
             Err(e) => {

@@ -1,6 +1,7 @@
 //! [`FifoChannel`] and the client's side of the hand-off protocol.
 
 use super::*;
+use crate::GoneReason;
 
 /// Either end of a FIFO conversation.
 #[derive(Debug)]
@@ -37,7 +38,19 @@ impl FifoChannel {
             let mut fds = [PollFd::new(read, PollFlags::IN)];
             match poll(&mut fds, Some(&wait)) {
                 Ok(n) if n > 0 && fds[0].revents().contains(PollFlags::IN) => return Ok(()),
-                Ok(n) if n > 0 => std::thread::sleep(slice), // hang-up only: not started yet
+                Ok(n) if n > 0 => {
+                    // Hang-up only: not started yet, or started and over.
+                    if self.server_took_request_and_left() {
+                        return Err(Error::peer_gone(
+                            GoneReason::Died,
+                            format!(
+                                "{}: the server took the request and closed its end without answering (it died or ended the session)",
+                                self.inner.peer().address.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(slice)
+                }
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(Error::io("poll the response FIFO", e)),
             }
@@ -48,6 +61,19 @@ impl FifoChannel {
                 });
             }
         }
+    }
+
+    /// Client side, while `PATH.resp` has no writer: whether the server has
+    /// already been there. A server opens `PATH.resp` for writing before it
+    /// reads a request, so if everything we wrote to `PATH.req` has been
+    /// read (our lock descriptor reads the same pipe and never consumes),
+    /// a writer came and went: the session is over, not yet to start.
+    fn server_took_request_and_left(&self) -> bool {
+        let Some(lock) = &self.lock else {
+            return false;
+        };
+        self.inner.sent_sequence().is_some()
+            && rustix::io::ioctl_fionread(lock).is_ok_and(|unread| unread == 0)
     }
 
     /// Client side: waits until the server has closed its end, discarding
@@ -137,6 +163,11 @@ impl Channel for FifoChannel {
         self.inner.sent_sequence()
     }
 
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        // The stream's own: a frame that fits only in part is never cut.
+        self.inner.try_send(message_type, flags, payload)
+    }
+
     fn try_flush(&mut self) -> Result<bool> {
         self.inner.try_flush()
     }
@@ -154,8 +185,9 @@ impl Channel for FifoChannel {
     }
 
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
-        // A server session: its request FIFO. A client is served by nobody.
-        self.busy.as_ref().and(self.inner.readiness())
+        // A server session: its request FIFO; a client: its response FIFO
+        // (readable on a reply, hung up when the server's session ends).
+        self.inner.readiness()
     }
 }
 
@@ -167,6 +199,9 @@ impl Drop for FifoChannel {
 
 /// Connects to a `fifo://` server (see the module docs for the protocol).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::connect called with a {} endpoint",

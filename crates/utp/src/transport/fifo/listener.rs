@@ -1,6 +1,7 @@
 //! [`FifoListener`]: creates the pair and starts one session at a time.
 
 use super::*;
+use crate::DeniedReason;
 use std::os::fd::AsFd;
 
 /// Owns the FIFO pair and hands out one session at a time.
@@ -28,10 +29,20 @@ pub struct FifoListener {
     pending_resp: Option<OwnedFd>,
     busy: Arc<AtomicBool>,
     options: Options,
+    /// Readiness: the request FIFO (bytes of a new session) and a tick
+    /// every [`TICK`] (a tutorial client that opens `PATH.resp` first and
+    /// a session's end show on no descriptor).
+    ready: (crate::wake::PollSet, crate::wake::Ticker),
 }
+
+/// How often a `fifo://` listener's readiness ticks.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Creates the FIFO pair at `PATH` (replacing stale FIFOs, never live ones).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["fifo"])?;
     let Address::Fifo(base) = &endpoint.address else {
         unreachable!(
             "fifo::listen called with a {} endpoint",
@@ -67,12 +78,15 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
                 });
             }
             Some(Found::Fifo { uid, .. }) if uid != own_uid => {
-                return Err(Error::Denied(format!(
-                    "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
+                return Err(Error::denied(
+                    DeniedReason::Unsafe,
+                    format!(
+                        "{url}: {} is a FIFO owned by uid {uid}, not by this server (uid {own_uid}); \
                      utp does not serve on (or replace) FIFOs another user created: remove it \
                      yourself if you trust it",
-                    path.display()
-                )));
+                        path.display()
+                    ),
+                ));
             }
             Some(Found::Fifo { .. }) if path == &req && open(&req, OFlags::WRONLY).is_ok() => {
                 return Err(Error::InUse {
@@ -150,7 +164,11 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         .map_err(|e| Error::io(format!("open {}", req.display()), e))
         .and_then(|fd| same_fifo(fd, &req, ids.0))
         .inspect_err(|_| undo(&created))?;
+    let ticker = crate::wake::Ticker::new(TICK).inspect_err(|_| undo(&created))?;
+    let set = crate::wake::PollSet::new(&[anchor.as_fd(), ticker.fd()])
+        .inspect_err(|_| undo(&created))?;
     Ok(FifoListener {
+        ready: (set, ticker),
         base: base.clone(),
         req,
         resp,
@@ -268,10 +286,13 @@ impl FifoListener {
 fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
     let (_, _, found) = fifo_owner(&fd, path)?;
     if found != id {
-        return Err(Error::Denied(format!(
-            "{} is no longer the FIFO this server created (someone replaced it)",
-            path.display()
-        )));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{} is no longer the FIFO this server created (someone replaced it)",
+                path.display()
+            ),
+        ));
     }
     Ok(fd)
 }
@@ -314,6 +335,22 @@ impl Listener for FifoListener {
                 });
             }
         }
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        self.ready.1.reset();
+        match self.accept_timeout(Some(Duration::ZERO)) {
+            Ok(channel) => Ok(Some(channel)),
+            Err(Error::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An epoll set of `PATH.req` and a 20 ms tick: FIFOs have no accept
+    /// event, so the loop also comes back to look (one session at a time;
+    /// while one runs, `try_accept` returns `None`).
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.ready.0.fd())
     }
 
     fn endpoint(&self) -> String {

@@ -46,6 +46,7 @@ pub use client::{FifoChannel, connect};
 pub use listener::{FifoListener, listen};
 
 use super::stream::{Framing, StreamChannel, StreamIo, client_framing};
+use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
@@ -120,18 +121,24 @@ fn fifo_owner(fd: &OwnedFd, path: &Path) -> Result<(u32, u32, (u64, u64))> {
     let stat =
         rustix::fs::fstat(fd).map_err(|e| Error::io(format!("fstat {}", path.display()), e))?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Fifo {
-        return Err(Error::Denied(format!("{} is not a FIFO", path.display())));
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!("{} is not a FIFO", path.display()),
+        ));
     }
     Ok((stat.st_uid, stat.st_gid, (stat.st_dev, stat.st_ino)))
 }
 
 /// The error for a symlink where a FIFO should be.
 fn symlink_refused(url: &str, path: &Path) -> Error {
-    Error::Denied(format!(
-        "{url}: {} is a symbolic link; utp neither follows nor removes a symlink at a FIFO \
+    Error::denied(
+        DeniedReason::Unsafe,
+        format!(
+            "{url}: {} is a symbolic link; utp neither follows nor removes a symlink at a FIFO \
          path (remove it yourself if it is yours)",
-        path.display()
-    ))
+            path.display()
+        ),
+    )
 }
 
 fn sleep_within(deadline: Deadline) -> bool {

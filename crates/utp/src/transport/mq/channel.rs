@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::transport::message;
+use crate::{GoneReason, ProtocolReason};
 
 /// One end of a conversation over a pair of message queues.
 #[derive(Debug)]
@@ -18,6 +19,11 @@ pub struct MqChannel {
     pub(super) last_priority: u32,
     pub(super) out: Vec<u8>,
     pub(super) buf: Vec<u8>,
+    /// The readiness descriptor: an epoll set of the receive queue and a
+    /// timer every [`LIVENESS_CHECK`], because a peer that dies leaves no
+    /// trace on a queue descriptor (its lock goes, which nothing signals).
+    ready: (crate::wake::PollSet, crate::wake::Ticker),
+    idle_timeout: Option<Duration>,
 }
 
 impl MqChannel {
@@ -34,7 +40,11 @@ impl MqChannel {
         let rx_size = sys::attr(rx.as_fd())
             .map_err(|e| Error::io(format!("read the attributes of {label}"), e))?
             .message_size;
+        let ticker = crate::wake::Ticker::new(LIVENESS_CHECK)?;
+        let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
         Ok(MqChannel {
+            ready: (set, ticker),
+            idle_timeout: None,
             tx: Some(tx),
             rx,
             label,
@@ -46,6 +56,11 @@ impl MqChannel {
             out: Vec::with_capacity(message_size),
             buf: vec![0; rx_size],
         })
+    }
+
+    /// The idle limit its readiness reports (set on server channels).
+    pub(super) fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.idle_timeout = idle;
     }
 
     /// Largest payload this channel can send (the queue's message size minus the header).
@@ -80,9 +95,10 @@ impl MqChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         if priority >= PRIORITY_LIMIT {
-            return Err(Error::Protocol(format!(
-                "message priority {priority} is out of range (0..{PRIORITY_LIMIT})"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!("message priority {priority} is out of range (0..{PRIORITY_LIMIT})"),
+            ));
         }
         let limit = self.max_send_payload();
         message::encode(
@@ -130,6 +146,7 @@ impl MqChannel {
     /// Sends `bytes` as one message as they are, bypassing framing. For
     /// robustness tests: the receiver must log and drop what is not a frame.
     #[doc(hidden)]
+    #[doc(hidden)]
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
         let tx = self.tx.as_ref().ok_or(Error::Closed)?;
         sys::timed_send(tx.as_fd(), bytes, 0, Duration::from_secs(1))
@@ -137,10 +154,10 @@ impl MqChannel {
     }
 
     fn gone(&self) -> Error {
-        Error::PeerGone(format!(
-            "the peer of {} closed its queues or exited",
-            self.label
-        ))
+        Error::peer_gone(
+            GoneReason::Died,
+            format!("the peer of {} closed its queues or exited", self.label),
+        )
     }
 
     /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
@@ -201,12 +218,34 @@ impl Channel for MqChannel {
                 },
             };
             if !message::decode(&self.buf[..received], self.max_payload, frame)? {
-                return Err(Error::PeerGone(format!(
-                    "the peer of {} said goodbye",
-                    self.label
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} said goodbye", self.label),
+                ));
             }
             return Ok(());
+        }
+    }
+
+    /// An epoll set of the receive queue (readable when a message is
+    /// there) and a timer that ticks every [`LIVENESS_CHECK`], so that an
+    /// event loop comes back to `try_recv`, which checks that the peer
+    /// still holds its queue: a peer that dies is noticed within a tick.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        Some(crate::channel::Readiness {
+            fd: self.ready.0.fd(),
+            frame_deadline: None,
+            idle_timeout: self.idle_timeout,
+        })
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        // Consume the tick first: a tick after this check brings the loop back.
+        self.ready.1.reset();
+        match self.recv_timeout(frame, Some(Duration::ZERO)) {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -2,6 +2,7 @@
 //! and the `utp-mq1` handshake.
 
 use super::*;
+use crate::{DeniedReason, GoneReason, ProtocolReason};
 
 static NEXT_CLIENT: AtomicU64 = AtomicU64::new(1);
 /// Names tried for a client's queue pair before giving up.
@@ -26,17 +27,23 @@ pub(super) fn client_id() -> String {
 pub(super) fn check_private(fd: &OwnedFd, queue: &str) -> Result<()> {
     let stat = rustix::fs::fstat(fd).map_err(|e| Error::io(format!("inspect {queue}"), e))?;
     if stat.st_mode & 0o077 != 0 {
-        return Err(Error::Denied(format!(
-            "message queue {queue} has mode {:04o}, not 0600: other users could write into it, \
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "message queue {queue} has mode {:04o}, not 0600: other users could write into it, \
              so someone else made or changed it",
-            stat.st_mode & 0o7777
-        )));
+                stat.st_mode & 0o7777
+            ),
+        ));
     }
     Ok(())
 }
 
 /// Connects to an `mq://` server: creates this client's queue pair and asks to be accepted.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["mq"])?;
     let name = mq_name(endpoint);
     let url = endpoint.address.to_string();
     let accept_queue = queue_name(name, "");
@@ -131,15 +138,17 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
         }
     }
     let Some((id, c2s_name, s2c_name, tx, rx)) = pair else {
-        return Err(Error::Protocol(format!(
-            "could not create a private queue pair for {url} in {NAME_ATTEMPTS} attempts"
-        )));
+        return Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!("could not create a private queue pair for {url} in {NAME_ATTEMPTS} attempts"),
+        ));
     };
     let result = (|| {
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
-            return Err(Error::Protocol(format!(
-                "{c2s_name} is locked by someone else"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!("{c2s_name} is locked by someone else"),
+            ));
         }
         let hello = format!("{HELLO}{id}");
         let wait = options.connect_timeout;
@@ -178,12 +187,18 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
                 Ok(channel)
             }
             Ok((header, reason)) if header.message_type == message_type::ERROR => {
-                Err(Error::Denied(String::from_utf8_lossy(reason).into_owned()))
+                Err(Error::denied(
+                    DeniedReason::Refused,
+                    String::from_utf8_lossy(reason).into_owned(),
+                ))
             }
-            Ok((header, _)) => Err(Error::Protocol(format!(
-                "{url}: expected the server's accept, got a frame of type 0x{:02x}",
-                header.message_type
-            ))),
+            Ok((header, _)) => Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!(
+                    "{url}: expected the server's accept, got a frame of type 0x{:02x}",
+                    header.message_type
+                ),
+            )),
             Err(e) => Err(e.into()),
         }
     })();
@@ -199,6 +214,7 @@ pub struct MqListener {
     queue: String,
     accept: Option<OwnedFd>,
     max_payload: usize,
+    idle_timeout: Option<Duration>,
     priority: u32,
     policy: PeerPolicy,
     buf: Vec<u8>,
@@ -206,6 +222,9 @@ pub struct MqListener {
 
 /// Creates the accept queue `/utp.NAME` (replacing a stale one, never a live one).
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["mq"])?;
     let name = mq_name(endpoint).to_string();
     let queue = queue_name(&name, "");
     let attr = Attr {
@@ -248,6 +267,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<MqListener> {
         queue,
         accept: Some(accept),
         max_payload: options.max_payload,
+        idle_timeout: options.idle_timeout,
         priority: priority_option(endpoint)?,
         policy,
         buf: vec![0; ACCEPT_MESSAGE_SIZE],
@@ -279,7 +299,7 @@ impl MqListener {
                 // Tell the client why (best effort), then forget it.
                 let header = frame::Header::new(message_type::ERROR, frame_flags::CHECKSUM, 0, 0);
                 let text = match &refused {
-                    Error::Denied(text) => text.clone(),
+                    Error::Denied { detail: text, .. } => text.clone(),
                     other => other.to_string(),
                 };
                 let reason = frame::encode_to_vec(&header, text.as_bytes());
@@ -290,17 +310,20 @@ impl MqListener {
         // The client holds its sending queue locked while it lives: a client
         // that died after asking (or a hello without a client) is not admitted.
         if !held_by_peer(&rx) {
-            return Err(Error::PeerGone(format!(
-                "client {id} is gone (nobody holds {c2s_name}); its queues are removed"
-            )));
+            return Err(Error::peer_gone(
+                GoneReason::Died,
+                format!("client {id} is gone (nobody holds {c2s_name}); its queues are removed"),
+            ));
         }
         if !try_lock(&tx, FlockOperation::NonBlockingLockExclusive)? {
-            return Err(Error::Protocol(format!(
-                "{s2c_name} is locked by someone else"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unexpected,
+                format!("{s2c_name} is locked by someone else"),
+            ));
         }
         let label = format!("mq://{} (client {id})", self.name);
-        let channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
+        let mut channel = MqChannel::new(tx, rx, label, self.max_payload, self.priority)?;
+        channel.set_idle_timeout(self.idle_timeout);
         // Sequence 0: a transport frame, outside the numbered conversation.
         let header = frame::Header::new(
             message_type::ACK,
@@ -366,6 +389,12 @@ impl Listener for MqListener {
         }
     }
 
+    /// The accept queue: readable when a client's hello is waiting
+    /// (`try_accept` admits it, or drops it if it is invalid or its client gone).
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.accept.as_ref().map(|fd| fd.as_fd())
+    }
+
     fn endpoint(&self) -> String {
         format!("mq://{}", self.name)
     }
@@ -386,6 +415,7 @@ impl Drop for MqListener {
 
 /// Sends raw bytes as one message to the accept queue of `mq://NAME`, bypassing
 /// the protocol. For robustness tests: a server must log and drop them.
+#[doc(hidden)]
 #[doc(hidden)]
 pub fn inject_raw(name: &str, bytes: &[u8]) -> Result<()> {
     let queue = queue_name(name, "");

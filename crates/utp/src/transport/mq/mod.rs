@@ -72,6 +72,7 @@ mod sys;
 pub use channel::MqChannel;
 pub use handshake::{MqListener, connect, inject_raw, listen};
 
+use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
@@ -169,7 +170,10 @@ fn queue_name(name: &str, suffix: &str) -> String {
 
 fn open_error(queue: &str, e: Errno) -> Error {
     match e {
-        Errno::ACCESS => Error::Denied(format!("message queue {queue}: permission denied")),
+        Errno::ACCESS => Error::denied(
+            DeniedReason::Unsafe,
+            format!("message queue {queue}: permission denied"),
+        ),
         Errno::MFILE | Errno::NFILE | Errno::NOSPC | Errno::NOMEM => Error::io(
             format!(
                 "create message queue {queue} (out of queue space: each user may lock \

@@ -16,6 +16,7 @@
 
 use super::framing::Framing;
 use super::io::{ReadOutcome, StreamIo};
+use crate::ProtocolReason;
 use crate::channel::Deadline;
 use crate::error::{Error, Result};
 use crate::frame::{self, DecodeError, Frame, HEADER_LEN, Header};
@@ -128,9 +129,10 @@ impl Inbox {
         timeout: Option<Duration>,
     ) -> Result<()> {
         if let Some(reason) = &self.broken {
-            return Err(Error::Protocol(format!(
-                "the stream is out of step after {reason}; close this channel"
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Corrupt,
+                format!("the stream is out of step after {reason}; close this channel"),
+            ));
         }
         let deadline = Deadline::after(timeout);
         loop {
@@ -195,7 +197,8 @@ impl Inbox {
                         "its header".to_string()
                     }
                 );
-                let error = Error::Protocol(format!("the peer sent {reason}"));
+                let error =
+                    Error::protocol(ProtocolReason::Corrupt, format!("the peer sent {reason}"));
                 self.broken = Some(reason);
                 Err(error)
             }
@@ -442,12 +445,19 @@ fn read_some(
                 timeout,
             )?,
             ReadOutcome::Eof => {
-                return Err(Error::PeerGone(match progress {
-                    Some((have, of)) => format!(
-                        "the peer closed the connection in the middle of a frame ({have} of {of} payload bytes received)"
-                    ),
-                    None => "the peer closed the connection".into(),
-                }));
+                let reason = match progress {
+                    Some(_) => crate::error::GoneReason::Died,
+                    None => crate::error::GoneReason::Closed,
+                };
+                return Err(Error::peer_gone(
+                    reason,
+                    match progress {
+                        Some((have, of)) => format!(
+                            "the peer closed the connection in the middle of a frame ({have} of {of} payload bytes received)"
+                        ),
+                        None => "the peer closed the connection".to_string(),
+                    },
+                ));
             }
         }
     }

@@ -13,12 +13,14 @@ mod io;
 
 pub use framing::Framing;
 pub(crate) use framing::client_framing;
+#[doc(hidden)]
 pub use io::StreamIo;
 
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
 use crate::transport::wait::{Ready, wait_ready};
+use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
@@ -36,10 +38,6 @@ pub struct StreamChannel {
     /// Set when a send stopped part-way through a frame: the peer would see
     /// a cut frame, so nothing more may be sent.
     torn: bool,
-    /// The rest of a frame a non-blocking send (`try_send`) started and the
-    /// stream had no room for: it goes out first, with the next send,
-    /// receive or [`Channel::try_flush`]. At most one frame.
-    unsent: Vec<u8>,
     closed: bool,
     /// How long a server lets this connection idle between frames.
     idle_timeout: Option<Duration>,
@@ -49,10 +47,18 @@ pub struct StreamChannel {
     /// Whether the pair's modes may be changed at all (see
     /// [`StreamIo::pair_modes_separate`]).
     modes_separate: bool,
+    /// The unsent end of the last frame [`Channel::try_send`] accepted when
+    /// the socket or pipe filled up part-way (at most one frame): written
+    /// before anything else is sent, so no frame is ever cut.
+    tail: Vec<u8>,
+    /// Set by `try_send` while it sends: a write that would block keeps
+    /// the rest of the frame in `tail` instead of waiting.
+    accept_tail: bool,
 }
 
 impl StreamChannel {
     /// Wraps connected descriptors. `label` names the endpoint in errors.
+    #[doc(hidden)]
     pub fn new(
         io: StreamIo,
         framing: Framing,
@@ -70,16 +76,18 @@ impl StreamChannel {
             label,
             peer,
             torn: false,
-            unsent: Vec::new(),
             closed: false,
             idle_timeout: None,
             write_nonblocking: None,
             modes_separate,
+            tail: Vec::new(),
+            accept_tail: false,
         }
     }
 
     /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
     /// each frame received, [`Options::idle_timeout`] for servers.
+    #[doc(hidden)]
     pub fn with_deadlines(mut self, options: &Options) -> Self {
         self.inbox.frame_timeout = options.frame_timeout;
         self.idle_timeout = options.idle_timeout;
@@ -87,6 +95,7 @@ impl StreamChannel {
     }
 
     /// Numbers outgoing frames from `first` on instead of 1.
+    #[doc(hidden)]
     pub fn start_sequence_at(&mut self, first: u64) {
         self.stamper.start_at(first);
     }
@@ -120,6 +129,7 @@ impl StreamChannel {
     }
 
     /// The underlying descriptors.
+    #[doc(hidden)]
     pub fn io(&self) -> &StreamIo {
         &self.io
     }
@@ -145,17 +155,23 @@ impl StreamChannel {
                 }
             )
         {
-            return Err(Error::Protocol(format!(
-                "{} cannot carry file descriptors; only unix:// sockets can",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} cannot carry file descriptors; only unix:// sockets can",
+                    self.label
+                ),
+            ));
         }
         if fds.len() > io::MAX_FDS_PER_MESSAGE {
-            return Err(Error::Protocol(format!(
-                "{} descriptors in one frame; at most {} are allowed",
-                fds.len(),
-                io::MAX_FDS_PER_MESSAGE
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "{} descriptors in one frame; at most {} are allowed",
+                    fds.len(),
+                    io::MAX_FDS_PER_MESSAGE
+                ),
+            ));
         }
         self.send_inner(message_type, flags, payload, fds, timeout)
     }
@@ -189,14 +205,14 @@ impl StreamChannel {
             return Err(Error::Closed);
         }
         if self.torn {
-            return Err(Error::Protocol(format!(
-                "an earlier send to {} timed out part-way through a frame; close this channel",
-                self.label
-            )));
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "an earlier send to {} timed out part-way through a frame; close this channel",
+                    self.label
+                ),
+            ));
         }
-        // The rest of an earlier frame goes first; without room for it,
-        // nothing of this one is sent.
-        self.flush_unsent(timeout)?;
         // The peer applies its limit before reading; a frame it refuses
         // would leave both ends out of step. The limit we know is ours
         // (both ends default to 1 MiB): refuse at once, nothing sent.
@@ -209,7 +225,6 @@ impl StreamChannel {
                             (?max_payload=N) on both ends",
             });
         }
-        let before = self.stamper.clone();
         let mut head = [0u8; HEADER_LEN];
         let head_len = if self.is_legacy() {
             match legacy_prefix(message_type, payload, &mut head) {
@@ -237,48 +252,7 @@ impl StreamChannel {
             IoSlice::new(error_prefix),
             IoSlice::new(payload),
         ];
-        let written = self.write_all(&mut bufs, fds, timeout);
-        if written.is_err() && !self.torn {
-            // Nothing of the frame left: its number is not used up.
-            self.stamper = before;
-        }
-        written
-    }
-
-    /// Sends the rest of a frame a non-blocking send started, waiting at
-    /// most `timeout` for room. On a timeout the rest is kept for later.
-    fn flush_unsent(&mut self, timeout: Option<Duration>) -> Result<()> {
-        if self.unsent.is_empty() {
-            return Ok(());
-        }
-        self.write_mode(timeout)?;
-        let deadline = Deadline::after(timeout);
-        while !self.unsent.is_empty() {
-            match self
-                .io
-                .write(&[IoSlice::new(&self.unsent)], &[], timeout.is_some())
-            {
-                Ok(n) => {
-                    self.unsent.drain(..n);
-                }
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => wait_ready(
-                    self.io.write_fd()?,
-                    Ready::Write,
-                    deadline,
-                    "room to finish a frame already started (the peer is not reading)",
-                    timeout,
-                )?,
-                Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::PeerGone(format!(
-                        "the peer of {} closed the connection",
-                        self.label
-                    )));
-                }
-                Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
-            }
-        }
-        Ok(())
+        self.write_all(&mut bufs, fds, timeout)
     }
 
     fn is_legacy(&self) -> bool {
@@ -293,6 +267,7 @@ impl StreamChannel {
     ) -> Result<()> {
         self.write_mode(timeout)?;
         let deadline = Deadline::after(timeout);
+        self.flush_tail(deadline, timeout)?;
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
@@ -303,12 +278,10 @@ impl StreamChannel {
                     IoSlice::advance_slices(&mut bufs, n);
                 }
                 Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) if written > 0 && timeout == Some(Duration::ZERO) => {
-                    // A non-blocking send that has started a frame keeps the
-                    // rest, to go out first with the next send, receive or
-                    // try_flush: the frame is never cut (Channel::try_send).
-                    for rest in bufs.iter() {
-                        self.unsent.extend_from_slice(rest);
+                Err(Errno::AGAIN) if self.accept_tail && fds.is_empty() => {
+                    // try_send: the rest goes out before the next frame.
+                    for buf in bufs.iter() {
+                        self.tail.extend_from_slice(buf);
                     }
                     return Ok(());
                 }
@@ -326,15 +299,96 @@ impl StreamChannel {
                     }
                 }
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::PeerGone(format!(
-                        "the peer of {} closed the connection",
-                        self.label
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }
         }
         Ok(())
+    }
+}
+
+impl StreamChannel {
+    /// Writes what is left of a frame `try_send` accepted, waiting until
+    /// `deadline`; on a timeout the rest stays queued (the channel is not torn).
+    fn flush_tail(&mut self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
+        while !self.tail.is_empty() {
+            match self
+                .io
+                .write(&[IoSlice::new(&self.tail)], &[], timeout.is_some())
+            {
+                Ok(n) => {
+                    self.tail.drain(..n.min(self.tail.len()));
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => wait_ready(
+                    self.io.write_fd()?,
+                    Ready::Write,
+                    deadline,
+                    "room to send (the peer is not reading)",
+                    timeout,
+                )?,
+                Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                    return Err(Error::peer_gone(
+                        GoneReason::Closed,
+                        format!("the peer of {} closed the connection", self.label),
+                    ));
+                }
+                Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Channel::try_send`]: `false` while the socket or pipe has no room
+    /// (nothing stamped, nothing written); otherwise the frame is sent, its
+    /// end kept in `tail` if the room ran out part-way.
+    /// With `answers`, the frame is a reply naming that request (as
+    /// [`Channel::reply_timeout`] with a zero timeout: async servers reply so).
+    fn try_send_frame(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: Option<u64>,
+    ) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let zero = Some(Duration::ZERO);
+        self.write_mode(zero)?;
+        match self.flush_tail(Deadline::after(zero), zero) {
+            Ok(()) => {}
+            Err(Error::Timeout { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let fd = self.io.write_fd()?;
+        let mut pfd = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::OUT,
+        )];
+        let now = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let ready = rustix::event::poll(&mut pfd, Some(&now)).unwrap_or(0);
+        let revents = pfd[0].revents();
+        if ready == 0 || !revents.intersects(rustix::event::PollFlags::OUT) {
+            if revents.intersects(rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP) {
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("the peer of {} closed the connection", self.label),
+                ));
+            }
+            return Ok(false);
+        }
+        self.accept_tail = true;
+        let sent = self.send_frame(message_type, flags, payload, &[], answers, zero);
+        self.accept_tail = false;
+        sent.map(|()| true)
     }
 }
 
@@ -366,18 +420,48 @@ impl Channel for StreamChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        // A request a non-blocking send started must be finished before
-        // its reply can come.
-        self.flush_unsent(timeout)?;
+        if !self.tail.is_empty() {
+            // The end of a frame try_send accepted: push what fits now.
+            let zero = Some(Duration::ZERO);
+            self.write_mode(zero)?;
+            match self.flush_tail(Deadline::after(zero), zero) {
+                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.inbox.recv(&self.io, frame, timeout)
     }
 
-    fn close(&mut self) -> Result<()> {
-        if !self.closed && !self.unsent.is_empty() {
-            // Without waiting: what does not fit now is cut, as the peer will see.
-            let _ = self.flush_unsent(Some(Duration::ZERO));
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.try_send_frame(message_type, flags, payload, None)
+    }
+
+    fn try_flush(&mut self) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
         }
+        if self.tail.is_empty() {
+            return Ok(true);
+        }
+        let zero = Some(Duration::ZERO);
+        self.write_mode(zero)?;
+        match self.flush_tail(Deadline::after(zero), zero) {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
         if !std::mem::replace(&mut self.closed, true) {
+            if !self.tail.is_empty() {
+                // Best effort, without waiting: the end of a frame try_send
+                // accepted (a peer that stopped reading sees a cut frame).
+                let zero = Some(Duration::ZERO);
+                if self.write_mode(zero).is_ok() {
+                    let _ = self.flush_tail(Deadline::after(zero), zero);
+                }
+            }
             self.io.shutdown_write();
         }
         Ok(())
@@ -399,18 +483,18 @@ impl Channel for StreamChannel {
         answers: u64,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        if timeout == Some(Duration::ZERO) {
+            // Never cut: a reply that does not fit whole keeps its end in
+            // the tail, as try_send does.
+            return match self.try_send_frame(message_type, flags, payload, Some(answers))? {
+                true => Ok(()),
+                false => Err(Error::Timeout {
+                    waiting_for: "room to send (the peer is not reading)",
+                    after: Duration::ZERO,
+                }),
+            };
+        }
         self.send_frame(message_type, flags, payload, &[], Some(answers), timeout)
-    }
-
-    fn try_flush(&mut self) -> Result<bool> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        match self.flush_unsent(Some(Duration::ZERO)) {
-            Ok(()) => Ok(true),
-            Err(Error::Timeout { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     fn readiness(&self) -> Option<Readiness<'_>> {

@@ -1,6 +1,7 @@
 //! The client end: a UDP socket connected to the server's address.
 
 use super::*;
+use crate::GoneReason;
 
 /// The client end: a UDP socket connected to the server's address.
 #[derive(Debug)]
@@ -17,6 +18,9 @@ pub struct UdpChannel {
 
 /// Opens a UDP socket aimed at the endpoint (nothing is sent until the first frame).
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdpChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
     let server = resolve(endpoint)?[0];
     let any: SocketAddr = match server {
         SocketAddr::V4(_) => "0.0.0.0:0".parse().expect("valid address"),
@@ -58,10 +62,13 @@ impl UdpChannel {
     }
 
     fn unreachable(&self) -> Error {
-        Error::PeerGone(format!(
-            "nothing answers at udp://{}: port unreachable (is the server running?)",
-            self.server
-        ))
+        Error::peer_gone(
+            GoneReason::Unreachable,
+            format!(
+                "nothing answers at udp://{}: port unreachable (is the server running?)",
+                self.server
+            ),
+        )
     }
 }
 
@@ -151,10 +158,10 @@ impl Channel for UdpChannel {
                 continue;
             }
             if header.message_type == message_type::GOODBYE && header.flags & flags::REPLY != 0 {
-                return Err(Error::PeerGone(format!(
-                    "udp://{} ended this conversation",
-                    self.server
-                )));
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("udp://{} ended this conversation", self.server),
+                ));
             }
             return Ok(());
         }
@@ -176,6 +183,17 @@ impl Channel for UdpChannel {
             address: Some(self.server.to_string()),
             ..PeerInfo::default()
         }
+    }
+
+    /// The socket: readable when a datagram from the server is there. UDP
+    /// has no hang-up; a server that goes away says GOODBYE (then
+    /// `try_recv` fails with `PeerGone`), one that dies says nothing.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        Some(crate::channel::Readiness {
+            fd: self.socket.as_fd(),
+            frame_deadline: None,
+            idle_timeout: None,
+        })
     }
 }
 
@@ -267,7 +285,7 @@ mod tests {
         // The server's goodbye names our frame: that one ends the channel.
         conversation.close().unwrap();
         let gone = client.recv_timeout(&mut frame, Some(Duration::from_secs(5)));
-        assert!(matches!(gone, Err(Error::PeerGone(_))), "{gone:?}");
+        assert!(matches!(gone, Err(Error::PeerGone { .. })), "{gone:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! logged at most once a second.
 
 use super::*;
+use crate::GoneReason;
 use crate::channel::Readiness;
 use crate::transport::queue;
 use rustix::event::{EventfdFlags, eventfd};
@@ -101,10 +102,13 @@ impl Channel for UdpServerChannel {
             return Err(Error::Closed);
         }
         let gone = || {
-            Error::PeerGone(format!(
-                "udp client {} said goodbye (or the listener closed)",
-                self.client
-            ))
+            Error::peer_gone(
+                GoneReason::Closed,
+                format!(
+                    "udp client {} said goodbye (or the listener closed)",
+                    self.client
+                ),
+            )
         };
         // Reset the wake-up first: a frame queued after this is signalled again.
         let mut count = [0u8; 8];
@@ -119,10 +123,13 @@ impl Channel for UdpServerChannel {
                 Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
                     // Forget it without a goodbye: it may just be quiet.
                     self.closed = true;
-                    return Err(Error::PeerGone(format!(
-                        "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
-                        self.client
-                    )));
+                    return Err(Error::peer_gone(
+                        GoneReason::Evicted,
+                        format!(
+                            "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                            self.client
+                        ),
+                    ));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.remaining().is_some_and(|d| d.is_zero()) {
@@ -193,12 +200,16 @@ pub struct UdpListener {
     local: SocketAddr,
     invalid: Arc<AtomicU64>,
     incoming: Receiver<UdpServerChannel>,
+    bell: Arc<crate::wake::Doorbell>,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
 }
 
 /// Binds a UDP socket at the endpoint and starts demultiplexing.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
     let addr = resolve(endpoint)?[0];
     let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
         ErrorKind::AddrInUse => Error::InUse {
@@ -220,6 +231,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
     let socket = Arc::new(socket);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, incoming) = bounded(BACKLOG);
+    let bell = Arc::new(crate::wake::Doorbell::new()?);
     let invalid = Arc::new(AtomicU64::new(0));
     let reader = Demux {
         socket: socket.clone(),
@@ -227,6 +239,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         max_payload: options.max_payload,
         stop: stop.clone(),
         accept: tx,
+        bell: bell.clone(),
         clients: HashMap::new(),
         by_age: BTreeMap::new(),
         next_stamp: 0,
@@ -243,6 +256,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         local,
         invalid,
         incoming,
+        bell,
         stop,
         reader: Some(reader),
     })
@@ -255,6 +269,8 @@ struct Demux {
     max_payload: usize,
     stop: Arc<AtomicBool>,
     accept: Sender<UdpServerChannel>,
+    /// Rung after a new conversation is queued (the listener's readiness).
+    bell: Arc<crate::wake::Doorbell>,
     clients: HashMap<SocketAddr, Client>,
     /// Conversations by the stamp of their latest datagram, oldest first.
     by_age: BTreeMap<u64, SocketAddr>,
@@ -461,6 +477,7 @@ impl Demux {
         let alive = channel.alive.clone();
         match self.accept.try_send(channel) {
             Ok(()) => {
+                self.bell.ring();
                 self.next_stamp += 1;
                 let stamp = self.next_stamp;
                 self.by_age.insert(stamp, from);
@@ -510,6 +527,22 @@ impl Listener for UdpListener {
             || Error::Closed,
         )?;
         Ok(Box::new(channel))
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if self.reader.is_none() {
+            return Err(Error::Closed);
+        }
+        Ok(
+            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
+                .map(|channel| Box::new(channel) as Box<dyn Channel>),
+        )
+    }
+
+    /// An eventfd the reader thread rings when a new client's first
+    /// datagram arrived.
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.bell.fd())
     }
 
     fn endpoint(&self) -> String {

@@ -8,6 +8,9 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Stamper};
 use crate::transport::message;
+use crate::wake::{Doorbell, PollSet, Ticker};
+use crate::{GoneReason, ProtocolReason};
+use std::sync::Arc;
 use std::time::Duration;
 use zenoh::{Session, Wait};
 
@@ -32,6 +35,32 @@ pub struct ZenohChannel {
     stamper: Stamper,
     encoded: Vec<u8>,
     peer: PeerInfo,
+    /// What event loops wait on; it outlives links (a client's next link
+    /// rings the same doorbell). `None` if the descriptors could not be made.
+    ready: Option<Ready>,
+}
+
+/// A channel's readiness: a doorbell the link's callbacks ring once the
+/// channel armed it, and a ticker (a peer counts as gone some time after its
+/// token vanished, which no callback announces), as one descriptor.
+#[derive(Debug)]
+pub(super) struct Ready {
+    pub(super) bell: Arc<Doorbell>,
+    ticker: Ticker,
+    set: PollSet,
+}
+
+/// How often an event loop waiting on a channel comes back to check whether
+/// the peer's grace period ran out.
+const READY_TICK: Duration = Duration::from_millis(100);
+
+impl Ready {
+    pub(super) fn new() -> Option<Ready> {
+        let bell = Arc::new(Doorbell::new().ok()?);
+        let ticker = Ticker::new(READY_TICK).ok()?;
+        let set = PollSet::new(&[bell.fd(), ticker.fd()]).ok()?;
+        Some(Ready { bell, ticker, set })
+    }
 }
 
 impl ZenohChannel {
@@ -48,7 +77,14 @@ impl ZenohChannel {
             }
         };
         let session = session::for_endpoint(endpoint, options)?;
-        let mut channel = ZenohChannel::new(session, service, endpoint, options, Role::Client);
+        let mut channel = ZenohChannel::new(
+            session,
+            service,
+            endpoint,
+            options,
+            Role::Client,
+            Ready::new(),
+        );
         channel.reconnect = reconnect;
         channel.attach(Deadline::after(Some(options.connect_timeout)))?;
         Ok(channel)
@@ -61,8 +97,10 @@ impl ZenohChannel {
         endpoint: &Endpoint,
         options: &Options,
         link: Link,
+        ready: Option<Ready>,
     ) -> Self {
-        let mut channel = ZenohChannel::new(session, service, endpoint, options, Role::Server);
+        let mut channel =
+            ZenohChannel::new(session, service, endpoint, options, Role::Server, ready);
         channel.peer.address = Some(link.name.clone());
         channel.link = Some(link);
         channel
@@ -74,8 +112,10 @@ impl ZenohChannel {
         endpoint: &Endpoint,
         options: &Options,
         role: Role,
+        ready: Option<Ready>,
     ) -> Self {
         ZenohChannel {
+            ready,
             session,
             service: service.to_string(),
             endpoint: endpoint.to_string(),
@@ -100,6 +140,7 @@ impl ZenohChannel {
             Role::Client,
             self.options.connect_timeout,
             self.options.max_payload,
+            self.ready.as_ref().map(|r| r.bell.clone()),
         )?;
         let server = self.find_server(deadline)?;
         self.ask_for_link(&server, &link_id, deadline)?;
@@ -164,9 +205,10 @@ impl ZenohChannel {
                 Err(refusal) => {
                     let text = refusal.payload().to_bytes();
                     let text = String::from_utf8_lossy(&text[..text.len().min(MAX_REFUSAL)]);
-                    Err(Error::Protocol(format!(
-                        "the server refused the request: {text}"
-                    )))
+                    Err(Error::protocol(
+                        ProtocolReason::Refused,
+                        format!("the server refused the request: {text}"),
+                    ))
                 }
             },
             Err(_) => Err(Error::NotFound {
@@ -181,10 +223,13 @@ impl ZenohChannel {
             return Err(Error::Closed);
         }
         self.link.as_mut().ok_or_else(|| {
-            Error::PeerGone(format!(
-                "{}: the server went away; the next send looks for one again",
-                self.endpoint
-            ))
+            Error::peer_gone(
+                GoneReason::Unreachable,
+                format!(
+                    "{}: the server went away; the next send looks for one again",
+                    self.endpoint
+                ),
+            )
         })
     }
 }
@@ -264,6 +309,9 @@ impl Channel for ZenohChannel {
         if reconnect && link.reported_gone() {
             // Reported once; the next send looks for a server again.
             self.link = None;
+            if let Some(ready) = &self.ready {
+                ready.bell.ring_always();
+            }
         }
         result
     }
@@ -276,5 +324,34 @@ impl Channel for ZenohChannel {
 
     fn peer(&self) -> PeerInfo {
         self.peer.clone()
+    }
+
+    /// The doorbell the link's callbacks ring and a 100 ms ticker, as one
+    /// descriptor. A client between links (its server went away; the next
+    /// send looks for one again) is readable: its receive reports that.
+    fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        Some(crate::channel::Readiness {
+            fd: self.ready.as_ref()?.set.fd(),
+            frame_deadline: None,
+            idle_timeout: None,
+        })
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        let nothing = |r: Result<()>| match r {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        };
+        if nothing(self.recv_timeout(frame, Some(Duration::ZERO)))? {
+            return Ok(true);
+        }
+        // Armed, then one more look: a frame delivered in between either
+        // shows now or rings the doorbell.
+        if let Some(ready) = &self.ready {
+            ready.ticker.reset();
+            ready.bell.arm();
+        }
+        nothing(self.recv_timeout(frame, Some(Duration::ZERO)))
     }
 }

@@ -7,6 +7,7 @@ use crate::channel::Deadline;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::transport::message;
+use crate::{GoneReason, ProtocolReason};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zenoh::liveliness::LivelinessToken;
@@ -89,6 +90,7 @@ impl Link {
         role: Role,
         attach: Duration,
         max_payload: usize,
+        bell: Option<Arc<crate::wake::Doorbell>>,
     ) -> Result<Link> {
         let base = keys::link(service, link_id);
         let z = |what: &str| {
@@ -96,6 +98,9 @@ impl Link {
             move |e| zenoh_error(&context, e)
         };
         let state = Arc::new(LinkState::default());
+        if let Some(bell) = bell {
+            let _ = state.bell.set(bell);
+        }
         let (mine, theirs) = (role.mine(), role.theirs());
         // Receive side first, so nothing the peer sends once it sees us is missed.
         let s = state.clone();
@@ -194,7 +199,14 @@ impl Link {
     }
 
     fn gone_error(&self, why: &str) -> Error {
-        Error::PeerGone(format!("zenoh peer of {}: {why}", self.name))
+        // `why` is one of LinkState::gone's sentences: an orderly close, or
+        // a liveliness token that vanished (process ended or host unreachable).
+        let reason = if why == "it closed the channel" {
+            GoneReason::Closed
+        } else {
+            GoneReason::Unreachable
+        };
+        Error::peer_gone(reason, format!("zenoh peer of {}: {why}", self.name))
     }
 
     /// Publishes one encoded frame (or the empty goodbye), within the credit window.
@@ -260,11 +272,14 @@ impl Link {
             let mut s = self.state.lock();
             loop {
                 if s.overflow {
-                    return Err(Error::Protocol(format!(
-                        "zenoh peer of {} sent more than its window \
+                    return Err(Error::protocol(
+                        ProtocolReason::Unexpected,
+                        format!(
+                            "zenoh peer of {} sent more than its window \
                          ({WINDOW_FRAMES} frames, {WINDOW_BYTES} bytes)",
-                        self.name
-                    )));
+                            self.name
+                        ),
+                    ));
                 }
                 if let Some(message) = LinkState::pop(&mut s) {
                     break message;

@@ -6,7 +6,9 @@ use super::{keys, session, zenoh_error};
 use crate::channel::{Channel, Listener, Options};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::wake::Doorbell;
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use std::sync::Arc;
 use std::time::Duration;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::query::{Query, Queryable};
@@ -26,6 +28,8 @@ pub struct ZenohListener {
     pending: Receiver<Query>,
     queryable: Option<Queryable<()>>,
     token: Option<LivelinessToken>,
+    /// Rung by the queryable's callback once `try_accept` armed it.
+    bell: Option<Arc<Doorbell>>,
 }
 
 impl std::fmt::Debug for ZenohListener {
@@ -43,10 +47,17 @@ impl ZenohListener {
         let session = session::for_endpoint(endpoint, options)?;
         let server_id = session::unique_id(&session, 's');
         let (queue, pending) = bounded::<Query>(BACKLOG);
+        let bell = Doorbell::new().ok().map(Arc::new);
+        let ring = bell.clone();
         let queryable = session
             .declare_queryable(keys::connect(service, &server_id))
-            .callback(move |query| {
-                if let Err(e) = queue.try_send(query) {
+            .callback(move |query| match queue.try_send(query) {
+                Ok(()) => {
+                    if let Some(bell) = &ring {
+                        bell.ring();
+                    }
+                }
+                Err(e) => {
                     let query = e.into_inner();
                     let _ = query
                         .reply_err(
@@ -74,6 +85,7 @@ impl ZenohListener {
             pending,
             queryable: Some(queryable),
             token: Some(token),
+            bell,
         })
     }
 
@@ -92,6 +104,7 @@ impl ZenohListener {
                 .wait();
             return Ok(None);
         };
+        let ready = super::channel::Ready::new();
         let link = Link::open(
             &self.session,
             &self.service,
@@ -99,6 +112,7 @@ impl ZenohListener {
             Role::Server,
             self.options.connect_timeout,
             self.options.max_payload,
+            ready.as_ref().map(|r| r.bell.clone()),
         )?;
         query
             .reply(query.key_expr().clone(), self.server_id.as_bytes().to_vec())
@@ -110,6 +124,7 @@ impl ZenohListener {
             &self.endpoint,
             &self.options,
             link,
+            ready,
         )))
     }
 }
@@ -138,6 +153,30 @@ impl Listener for ZenohListener {
                 return Ok(Box::new(channel));
             }
         }
+    }
+
+    fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        if self.queryable.is_none() {
+            return Err(Error::Closed);
+        }
+        for armed in [false, true] {
+            while let Ok(query) = self.pending.try_recv() {
+                if let Some(channel) = self.answer(query)? {
+                    return Ok(Some(Box::new(channel)));
+                }
+            }
+            // Armed, then one more look: a query queued in between either
+            // shows now or rings the doorbell.
+            match &self.bell {
+                Some(bell) if !armed => bell.arm(),
+                _ => break,
+            }
+        }
+        Ok(None)
+    }
+
+    fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.bell.as_ref().map(|bell| bell.fd())
     }
 
     fn endpoint(&self) -> String {

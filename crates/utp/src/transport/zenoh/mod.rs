@@ -27,7 +27,7 @@ mod channel;
 mod keys;
 mod link;
 mod listener;
-mod session;
+pub(crate) mod session;
 mod state;
 
 pub use channel::ZenohChannel;
@@ -39,11 +39,17 @@ use crate::error::{Error, Result};
 
 /// Connects to the service at `zenoh://KEY`.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ZenohChannel> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["zenoh"])?;
     ZenohChannel::connect(endpoint, service_key(endpoint)?, options)
 }
 
 /// Serves `zenoh://KEY`.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<ZenohListener> {
+    // A URL of this transport (else an error, not a panic), with the common
+    // URL options (?max_payload=, ...) applied as utp::connect_with does.
+    let options = &crate::transport::transport_options(endpoint, options, &["zenoh"])?;
     ZenohListener::bind(endpoint, service_key(endpoint)?, options)
 }
 

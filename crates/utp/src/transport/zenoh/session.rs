@@ -14,7 +14,7 @@ const MESSAGE_SLACK: usize = 64 * 1024;
 
 /// The session for `endpoint`'s options: opened once, then shared by every
 /// channel and listener of this process with the same options.
-pub(super) fn for_endpoint(endpoint: &Endpoint, options: &Options) -> Result<Session> {
+pub(crate) fn for_endpoint(endpoint: &Endpoint, options: &Options) -> Result<Session> {
     let config_key = session_key(endpoint, options);
     static SESSIONS: OnceLock<Mutex<HashMap<String, Session>>> = OnceLock::new();
     let sessions = SESSIONS.get_or_init(Default::default);
@@ -120,7 +120,7 @@ pub(super) fn config(endpoint: &Endpoint, options: &Options) -> Result<Config> {
 }
 
 /// A new id, unique across the zenoh network: the session's id and a counter.
-pub(super) fn unique_id(session: &Session, kind: char) -> String {
+pub(crate) fn unique_id(session: &Session, kind: char) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{}{kind}{n}", session.zid())

@@ -44,6 +44,9 @@ pub(super) struct Inner {
 pub(super) struct LinkState {
     inner: Mutex<Inner>,
     changed: Condvar,
+    /// Rung after every change once the channel armed it (event loops; see
+    /// `Link::arm`). Unset if no eventfd could be made.
+    pub(super) bell: std::sync::OnceLock<std::sync::Arc<crate::wake::Doorbell>>,
 }
 
 impl LinkState {
@@ -57,6 +60,10 @@ impl LinkState {
         change(&mut inner);
         if inner.waiters > 0 {
             self.changed.notify_all();
+        }
+        drop(inner);
+        if let Some(bell) = self.bell.get() {
+            bell.ring();
         }
     }
 

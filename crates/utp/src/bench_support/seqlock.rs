@@ -7,10 +7,10 @@
 //! Relaxed atomic stores and loads and no protocol (no sequence, no fences,
 //! no clock, no waiter check): the floor the seqlock is measured against.
 
-use super::SeqWriter;
-use super::cell::{Cell, CellOptions};
-use super::protocol;
 use crate::error::Result;
+use crate::seqlock::SeqWriter;
+use crate::seqlock::cell::{Cell, CellOptions};
+use crate::seqlock::protocol;
 use crate::shm::sync::Ordering;
 use std::time::{Duration, Instant};
 
@@ -133,7 +133,7 @@ impl BenchWriter {
     /// Creates the cell at `url` (removing a stale one) and, for
     /// [`Mode::Seqlock`], claims it.
     pub fn create(url: &str, mode: Mode) -> Result<BenchWriter> {
-        super::place::Place::parse(url)?.remove()?;
+        crate::seqlock::place::Place::parse(url)?.remove()?;
         let kind = match mode {
             Mode::Seqlock => {
                 let mut w = SeqWriter::<Sample>::open(url)?;

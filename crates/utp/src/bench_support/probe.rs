@@ -6,9 +6,9 @@
 //! (BENCH-NOTES.md); the probe's round trip says which placement a
 //! measurement ran in (near ≈ 0.1-0.2 µs, far ≈ 0.4-0.7 µs).
 
-use super::bench::{BenchWriter, Mode, Sample};
-use super::cell::{Cell, CellOptions};
+use super::seqlock::{BenchWriter, Mode, Sample};
 use crate::error::{Error, Result};
+use crate::seqlock::cell::{Cell, CellOptions};
 use crate::shm::sync::{Ordering, spin_hint};
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,12 @@
+//! Benchmark support for `utp bench-seqlock` and `cargo bench --bench
+//! seqlock`: not part of the API, not covered by semver.
+//!
+//! It lives in the library, hidden, rather than in `utp-cli` because it
+//! measures the seqlock cell from the inside (the raw baseline writes the
+//! cell's words with the protocol taken out), which needs the cell's
+//! private layout. Moving it out would mean making that layout public.
+
+pub mod probe;
+pub mod seqlock;
+
+pub use seqlock::{BenchReader, BenchWriter, Count, Mode, Sample};

@@ -1,0 +1,253 @@
+//! Readiness for event loops: the link's socket is the descriptor.
+//!
+//! A consumer that found its ring empty and is about to wait in an event
+//! loop sets the ring's `data_event` word (`[WAKE]`: store, full fence,
+//! look at the ring again); a producer that publishes while the word is set
+//! (it looks after the fence it already issues for the futex word)
+//! exchanges it to 0 and sends one wake-up byte over the link's Unix
+//! socket with `MSG_DONTWAIT`. The socket is also the death notice (it
+//! hangs up when the peer exits), so one descriptor says both "a frame
+//! may be there" and "the peer is gone" — see `docs/shm-layout.md` 5.3.
+//!
+//! Why the socket and not an eventfd passed over `SCM_RIGHTS`: flags such
+//! as `O_NONBLOCK` belong to the open file description, which the peer
+//! shares and can change at any time. A hostile reader could make our
+//! write to its eventfd block (counter at its maximum, `O_NONBLOCK`
+//! cleared) and hang the writing thread, which may be serving every other
+//! client. `send(MSG_DONTWAIT)` and `recv(MSG_DONTWAIT)` never block,
+//! whatever the peer does to its end; a full socket buffer just means a
+//! wake-up is already pending.
+//!
+//! A peer that spins (`sleeps = 0`) skips the `[WAKE]` fence. Its producer
+//! therefore also loads our `sleeps` word after each publish (one load of a
+//! line that is only written at attach, so it stays in its cache): the
+//! first time a consumer arms, it sets its `sleeps` word, and a global
+//! memory barrier (`membarrier`, expedited: once per link, microseconds)
+//! makes sure a producer that loaded the old value has its stamp visible
+//! to our re-check. From then on the producer does the fenced `[WAKE]`
+//! step like for any sleeper.
+
+use super::ShmLink;
+use crate::error::{Error, Result};
+use crate::shm::layout::SideField;
+use crate::shm::sync::{Ordering, fence};
+use std::os::fd::AsFd;
+
+/// What the link knows about event-loop waiting; present when both ends
+/// agreed on wake-up bytes in the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    /// Our `data_event` word is set (we asked for a wake-up).
+    armed: bool,
+    /// Our `sleeps` word is non-zero, so the peer does the fenced `[WAKE]` step.
+    announced: bool,
+}
+
+impl Events {
+    pub(crate) fn new(our_wait_sleeps: bool) -> Events {
+        Events {
+            armed: false,
+            announced: our_wait_sleeps,
+        }
+    }
+}
+
+/// Most reads one drain makes (an honest peer sends one byte per wake-up).
+const DRAIN_READS: usize = 4;
+
+/// What draining the socket found.
+enum Drained {
+    /// Nothing more to read: the peer is there as far as the socket knows.
+    Open,
+    /// End of file or an error: the peer closed its end or died.
+    HungUp,
+}
+
+impl ShmLink {
+    /// Reads and discards wake-up bytes without blocking.
+    fn drain_socket(&self) -> Drained {
+        let Some(sock) = &self.socket else {
+            return Drained::Open;
+        };
+        let mut buf = [0u8; 256];
+        // Bounded: a peer that floods the socket keeps it readable (the
+        // loop comes back) but never keeps this call busy.
+        for _ in 0..DRAIN_READS {
+            match rustix::net::recv(sock, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((0, _)) => return Drained::HungUp,
+                Ok(_) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return Drained::Open,
+                Err(_) => return Drained::HungUp,
+            }
+        }
+        Drained::Open
+    }
+
+    /// Sends the wake-up byte the consumer asked for (never blocks).
+    #[cold]
+    pub(super) fn send_wake(&self) {
+        if let Some(sock) = &self.socket {
+            let _ = rustix::net::send(
+                sock,
+                &[1],
+                rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+            );
+        }
+        if let Some(c) = &self.counters {
+            c.add(crate::stats::Counter::Wakeups, 1);
+        }
+    }
+
+    /// After a publish to a peer that declared it only spins: has it since
+    /// started waiting in an event loop? One load per message; see the module docs.
+    #[inline]
+    pub(super) fn watch_peer_sleeps(&mut self) {
+        if self
+            .control
+            .side_u32(self.peer_index(), SideField::Sleeps)
+            .load(Ordering::Relaxed)
+            != 0
+        {
+            self.peer_started_sleeping();
+        }
+    }
+
+    #[cold]
+    fn peer_started_sleeping(&mut self) {
+        self.tx.set_peer_sleeps(true);
+        self.rx.set_peer_sleeps(true);
+        // This publish too: fence, then look at the event and futex words.
+        self.tx.wake_consumer();
+    }
+
+    /// Asks the peer for a wake-up byte when it next publishes, after
+    /// draining the ones already sent. Fails if the socket hung up.
+    fn arm(&mut self) -> Result<()> {
+        if let Drained::HungUp = self.drain_socket() {
+            // A peer that closed in order marked its side CLOSED before its
+            // socket went: that is GoneReason::Closed, not a death.
+            self.check_cheap()?;
+            let pid = self.peer.pid.map(|p| format!(" {p}")).unwrap_or_default();
+            return Err(self.gone(
+                crate::GoneReason::Died,
+                format!("peer process{pid} died or closed the link (its socket hung up)"),
+            ));
+        }
+        let me = self.side as usize;
+        let Some(events) = self.events.as_mut() else {
+            return Ok(());
+        };
+        if !events.announced {
+            events.announced = true;
+            self.control
+                .side_u32(me, SideField::Sleeps)
+                .store(1, Ordering::Relaxed);
+            global_barrier();
+        }
+        let word = self.rx.indices().data_event();
+        // Armed and not yet cleared by the producer: nothing to do.
+        if !(events.armed && word.load(Ordering::Relaxed) != 0) {
+            word.store(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst); // [WAKE] pairs with the producer's notify fence
+            events.armed = true;
+        }
+        Ok(())
+    }
+
+    /// A frame arrived while armed: stop asking for wake-ups, so a busy
+    /// consumer costs the producer no system call.
+    #[inline]
+    fn disarm(&mut self) {
+        if let Some(events) = self.events.as_mut()
+            && std::mem::take(&mut events.armed)
+        {
+            self.rx.indices().data_event().store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Channel::try_recv`](crate::Channel::try_recv): a frame that is
+    /// there, or `Ok(false)` with a wake-up requested (event-loop links).
+    pub(super) fn try_recv_frame(&mut self, frame: &mut crate::frame::Frame) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poison()?;
+        if let Some(record) = self.rx.peek()? {
+            self.disarm();
+            self.take_record(record, frame)?;
+            return Ok(true);
+        }
+        self.count_consumer_wakes();
+        let checked = if self.events.is_some() {
+            self.arm().and_then(|()| self.check_cheap())
+        } else {
+            self.check_peer()
+        };
+        // Whatever the peer published before it went is still delivered.
+        match self.rx.peek()? {
+            Some(record) => {
+                self.disarm();
+                self.take_record(record, frame)?;
+                Ok(true)
+            }
+            None => checked.map(|()| false),
+        }
+    }
+
+    /// [`Channel::readiness`](crate::Channel::readiness): the socket, when
+    /// the peer agreed to send wake-ups.
+    pub(super) fn readiness_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.events.as_ref()?;
+        self.socket.as_ref().map(|s| s.as_fd())
+    }
+
+    /// Whether readable input on the socket may be wake-up bytes rather
+    /// than a hang-up (for the liveness check).
+    pub(super) fn expects_wake_bytes(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// Whether the socket has reached end of file (wake-up bytes aside).
+    pub(super) fn socket_hung_up(&self) -> bool {
+        let Some(sock) = &self.socket else {
+            return false;
+        };
+        let mut buf = [0u8; 1];
+        matches!(
+            rustix::net::recv(
+                sock,
+                &mut buf,
+                rustix::net::RecvFlags::DONTWAIT | rustix::net::RecvFlags::PEEK
+            ),
+            Ok((0, _)) | Err(rustix::io::Errno::CONNRESET)
+        )
+    }
+}
+
+/// Registers this process for expedited global barriers, once: every
+/// process that runs a link with wake-ups does so before its handshake
+/// finishes, so its peer's [`global_barrier`] reaches it with an IPI
+/// instead of waiting for a grace period.
+pub(super) fn register_for_barriers() {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        let _ = membarrier(MembarrierCommand::RegisterGlobalExpedited);
+    });
+}
+
+/// A memory barrier on every CPU running a thread of the peer process:
+/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (microseconds; the peer registered in
+/// [`register_for_barriers`]), else `MEMBARRIER_CMD_GLOBAL` (every process;
+/// a few milliseconds). If the kernel refuses both, a short pause does the
+/// same in practice (a store buffer drains within nanoseconds).
+fn global_barrier() {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    if membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+        || membarrier(MembarrierCommand::Global).is_ok()
+    {
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+}

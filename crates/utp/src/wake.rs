@@ -1,0 +1,219 @@
+//! Readiness descriptors for transports whose data does not arrive on a
+//! socket or pipe of their own (see [`Channel::readiness`](crate::Channel::readiness)):
+//! eventfd helpers, a [`Doorbell`] that a sender rings only when the
+//! receiver declared it waits, an epoll [`PollSet`] that turns several
+//! descriptors into one, and a periodic [`Ticker`] for transports whose
+//! peer can die without any descriptor noticing (POSIX message queues).
+//!
+//! Everything here is in-process: an eventfd is never written by a
+//! descriptor received from another process (a peer could make it
+//! blocking), which is why shared-memory links wake each other through
+//! their socket instead (`shm/link/events.rs`).
+
+use crate::error::{Error, Result};
+use rustix::event::{EventfdFlags, eventfd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::Duration;
+
+/// A new non-blocking, close-on-exec eventfd with a zero count.
+pub(crate) fn new_eventfd() -> Result<OwnedFd> {
+    eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| Error::io("eventfd", e))
+}
+
+/// Adds 1 to the eventfd `fd` (non-blocking: a full counter is already readable).
+#[inline]
+pub(crate) fn signal(fd: impl AsFd) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Reads and resets the count of the non-blocking eventfd `fd` (0 if none).
+#[inline]
+pub(crate) fn drain(fd: impl AsFd) -> u64 {
+    let mut buf = [0u8; 8];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(8) => u64::from_ne_bytes(buf),
+        _ => 0,
+    }
+}
+
+/// An eventfd a sender rings only when the receiver said it will wait on
+/// it, so a busy receiver costs the sender one fence and one load.
+///
+/// Protocol (a Dekker pair, like the shm ring's `[WAKE]`): the receiver
+/// finds its queue empty, calls [`arm`](Self::arm) (drain, flag, fence),
+/// then looks at the queue once more before waiting on [`fd`](Self::fd);
+/// the sender queues, then calls [`ring`](Self::ring) (fence, test the
+/// flag, clear it, write the eventfd). Either the receiver's second look
+/// sees the item or the sender sees the flag.
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    fd: OwnedFd,
+    armed: AtomicBool,
+}
+
+impl Doorbell {
+    pub(crate) fn new() -> Result<Doorbell> {
+        Ok(Doorbell {
+            fd: new_eventfd()?,
+            armed: AtomicBool::new(false),
+        })
+    }
+
+    /// The descriptor to wait on: readable after a [`ring`](Self::ring).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The receiver is about to wait: reset the count and ask to be rung.
+    /// Look at the queue again afterwards.
+    pub(crate) fn arm(&self) {
+        drain(&self.fd);
+        self.armed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// After queueing: wakes a receiver that armed.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::Relaxed) {
+            signal(&self.fd);
+        }
+    }
+
+    /// Wakes the receiver whether it armed or not: for hang-ups and closes,
+    /// which must be seen even by a receiver that never waited.
+    pub(crate) fn ring_always(&self) {
+        self.armed.store(false, Ordering::Relaxed);
+        signal(&self.fd);
+    }
+}
+
+/// One descriptor that is readable when any of its members is (an epoll
+/// instance; level-triggered, so it stays readable while a member does).
+#[derive(Debug)]
+pub(crate) struct PollSet {
+    epoll: OwnedFd,
+}
+
+impl PollSet {
+    /// A set watching each member for input and hang-up.
+    pub(crate) fn new(members: &[BorrowedFd<'_>]) -> Result<PollSet> {
+        use rustix::event::epoll;
+        let epoll =
+            epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| Error::io("epoll_create", e))?;
+        for (i, fd) in members.iter().enumerate() {
+            epoll::add(
+                &epoll,
+                fd,
+                epoll::EventData::new_u64(i as u64),
+                epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+            )
+            .map_err(|e| Error::io("epoll_ctl", e))?;
+        }
+        Ok(PollSet { epoll })
+    }
+
+    /// The set's descriptor.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+}
+
+/// A timerfd that turns readable every `period`: for a transport whose
+/// peer can vanish without any descriptor showing it, so an event loop
+/// comes back to check liveness (in [`Channel::try_recv`](crate::Channel::try_recv)).
+#[derive(Debug)]
+pub(crate) struct Ticker {
+    fd: OwnedFd,
+}
+
+impl Ticker {
+    pub(crate) fn new(period: Duration) -> Result<Ticker> {
+        use rustix::time::{
+            Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+            timerfd_settime,
+        };
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+        )
+        .map_err(|e| Error::io("timerfd_create", e))?;
+        let period = Timespec {
+            tv_sec: period.as_secs() as i64,
+            tv_nsec: period.subsec_nanos() as i64,
+        };
+        timerfd_settime(
+            &fd,
+            TimerfdTimerFlags::empty(),
+            &Itimerspec {
+                it_interval: period,
+                it_value: period,
+            },
+        )
+        .map_err(|e| Error::io("timerfd_settime", e))?;
+        Ok(Ticker { fd })
+    }
+
+    /// The timer's descriptor.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Consumes the expirations so far (the descriptor is readable until then).
+    pub(crate) fn reset(&self) {
+        drain(&self.fd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: BorrowedFd<'_>) -> bool {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&zero)).unwrap_or(0) > 0
+    }
+
+    #[test]
+    fn a_doorbell_rings_only_when_armed() {
+        let bell = Doorbell::new().unwrap();
+        bell.ring();
+        assert!(!readable(bell.fd()), "rang without a waiter");
+        bell.arm();
+        bell.ring();
+        assert!(readable(bell.fd()));
+        bell.arm();
+        assert!(!readable(bell.fd()), "arm drains the count");
+        bell.ring_always();
+        assert!(readable(bell.fd()));
+    }
+
+    #[test]
+    fn a_poll_set_is_readable_while_a_member_is() {
+        let a = new_eventfd().unwrap();
+        let b = new_eventfd().unwrap();
+        let set = PollSet::new(&[a.as_fd(), b.as_fd()]).unwrap();
+        assert!(!readable(set.fd()));
+        signal(&b);
+        assert!(readable(set.fd()));
+        assert!(readable(set.fd()), "level-triggered");
+        drain(&b);
+        assert!(!readable(set.fd()));
+    }
+
+    #[test]
+    fn a_ticker_ticks() {
+        let t = Ticker::new(Duration::from_millis(5)).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(readable(t.fd()));
+        t.reset();
+        assert!(!readable(t.fd()));
+    }
+}
