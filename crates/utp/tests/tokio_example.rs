@@ -1,26 +1,34 @@
 //! examples/tokio_calc.rs as a user runs it: a server process and a client
-//! process (100 concurrent async clients), then the one-program demo.
-//! `cargo test --features tokio` builds examples before it runs tests; when
-//! only this test target was built, the test says so and checks nothing.
+//! process (100 concurrent async clients), then the one-program demo. The
+//! example is built with `cargo build --example` (nested cargo, as
+//! tests/examples.rs does: the outer one has finished building when tests
+//! run, so the build lock is free).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn example() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("examples").join("tokio_calc");
-    path.exists().then_some(path)
+fn example() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-q", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--features", "tokio", "--example", "tokio_calc"])
+        .status()
+        .expect("run cargo");
+    assert!(built.success(), "cargo build --example tokio_calc failed");
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("tokio_calc")
 }
 
 #[test]
 fn tokio_calc_serves_a_client_process_and_runs_alone() {
-    let Some(bin) = example() else {
-        eprintln!(
-            "tokio_calc example not built (run `cargo test --features tokio` without --test)"
-        );
-        return;
-    };
+    let bin = example();
     let path = std::env::temp_dir().join(format!("utp-tokio-example-{}.sock", std::process::id()));
     let url = format!("unix://{}", path.display());
     let mut server = Command::new(&bin)
