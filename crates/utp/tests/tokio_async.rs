@@ -610,3 +610,56 @@ fn a_listener_with_readiness_is_served_on_the_reactor() {
         assert!(!path.exists());
     });
 }
+
+/// A listener that hides its readiness descriptor, as a third-party
+/// `Listener` without one would: `AsyncListener` serves it with one
+/// accepting thread.
+#[derive(Debug)]
+struct NoReadiness(Box<dyn utp::Listener>);
+
+impl utp::Listener for NoReadiness {
+    fn accept_timeout(&mut self, timeout: Option<Duration>) -> utp::Result<Box<dyn utp::Channel>> {
+        self.0.accept_timeout(timeout)
+    }
+
+    fn endpoint(&self) -> String {
+        self.0.endpoint()
+    }
+
+    fn close(&mut self) -> utp::Result<()> {
+        self.0.close()
+    }
+}
+
+#[test]
+fn a_listener_without_readiness_is_served_by_one_thread() {
+    let (url, path) = unix_url("thread-listener");
+    let _cleanup = Remove(path.clone());
+    runtime().block_on(async {
+        let inner = utp::listen(&url).unwrap();
+        let mut listener = utp::tokio::AsyncListener::new(Box::new(NoReadiness(inner))).unwrap();
+        assert!(!listener.is_event_driven());
+        let mut senders: Vec<Proc> = (0..2).map(|_| Proc::spawn("sender", &url, "100")).collect();
+        let mut frame = Frame::default();
+        for _ in 0..2 {
+            let mut channel = listener.accept().await.unwrap();
+            for i in 1..=100u64 {
+                channel
+                    .recv_timeout(&mut frame, Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                assert_eq!(frame.header.sequence, i);
+                assert!(frame.payload() == payload(i), "payload of frame {i}");
+            }
+        }
+        for sender in &mut senders {
+            sender.expect("READY");
+            sender.expect("DONE");
+        }
+        listener.close().await.unwrap();
+        assert!(
+            !path.exists(),
+            "close().await returns once the endpoint is removed"
+        );
+    });
+}

@@ -31,10 +31,11 @@
 //! # }
 //! ```
 //!
-//! Today unix://, tcp://, fifo://, pipe: and udp:// (server side) channels
-//! have readiness descriptors; a channel without one is refused with a clear
-//! error by [`AsyncChannel::new`] (no hidden thread per channel). Listeners
-//! without one are served by one accepting thread each ([`AsyncListener`]).
+//! Every transport's channels and listeners have readiness descriptors
+//! (docs/event-loops.md). A channel without one (a third-party `Channel`,
+//! an shm peer that offers no wake-ups) is refused with a clear error by
+//! [`AsyncChannel::new`]: no hidden thread per channel. A listener without
+//! one is served by one accepting thread ([`AsyncListener`]).
 
 mod channel;
 mod listener;
