@@ -116,7 +116,8 @@
 //! [`Channel::try_send`] never wait, and [`Channel::readiness`] gives a
 //! descriptor for epoll, mio or any poller, level-triggered: once
 //! `try_recv` returned `false`, the descriptor turns readable when a
-//! receive may make progress.
+//! receive may make progress. `examples/event_loop.rs` serves three
+//! transports (one of them shm) from one mio poll.
 //!
 //! ```
 //! use utp::frame::{Frame, flags, message_type};
