@@ -8,6 +8,7 @@
 use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
+use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::queue;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use std::collections::HashMap;
@@ -144,6 +145,41 @@ impl Channel for InprocChannel {
             address: Some(format!("inproc://{}", self.name)),
             ..PeerInfo::default()
         }
+    }
+
+    // Two crossbeam channels: the send half takes the sender, the receive
+    // half the receiver. Dropping the send half disconnects the peer's
+    // receiver once it has drained the queue: a half-close. The queue to us
+    // stays open until both halves are gone.
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let InprocChannel {
+            name,
+            tx,
+            rx,
+            stamper,
+            max_payload,
+        } = *self;
+        let sender = InprocChannel {
+            name: name.clone(),
+            tx,
+            // Never read (the send half has no receive call); held so that
+            // dropping the receive half alone does not fail the peer's sends.
+            rx: rx.clone(),
+            stamper,
+            max_payload,
+        };
+        let receiver = InprocChannel {
+            name,
+            tx: None,
+            rx,
+            stamper: Stamper::default(),
+            max_payload,
+        };
+        Ok(crate::halves::halves(sender, receiver))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
     }
 }
 

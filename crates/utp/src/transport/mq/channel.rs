@@ -1,6 +1,7 @@
 //! [`MqChannel`]: one end of a conversation over a pair of message queues.
 
 use super::*;
+use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::message;
 
 /// One end of a conversation over a pair of message queues.
@@ -18,6 +19,9 @@ pub struct MqChannel {
     pub(super) last_priority: u32,
     pub(super) out: Vec<u8>,
     pub(super) buf: Vec<u8>,
+    /// Set by `close`: later receives fail with `Closed`. (A receive half
+    /// has no `tx` from the start and still receives.)
+    pub(super) closed: bool,
 }
 
 impl MqChannel {
@@ -45,6 +49,7 @@ impl MqChannel {
             last_priority: 0,
             out: Vec::with_capacity(message_size),
             buf: vec![0; rx_size],
+            closed: false,
         })
     }
 
@@ -172,7 +177,7 @@ impl Channel for MqChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if self.tx.is_none() {
+        if self.closed {
             return Err(Error::Closed);
         }
         let deadline = Deadline::after(timeout);
@@ -211,6 +216,7 @@ impl Channel for MqChannel {
     }
 
     fn close(&mut self) -> Result<()> {
+        self.closed = true;
         if let Some(tx) = self.tx.take() {
             // Priority 0: the goodbye must not overtake frames sent before it.
             let _ = sys::timed_send(tx.as_fd(), &[], 0, Duration::ZERO);
@@ -223,6 +229,17 @@ impl Channel for MqChannel {
             address: Some(self.label.clone()),
             ..PeerInfo::default()
         }
+    }
+
+    // One queue each way: the send half takes the outgoing queue (and says
+    // goodbye on it when dropped), the receive half the incoming one.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let sender = self.split_off_sender()?;
+        Ok(crate::halves::halves(sender, *self))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
     }
 
     fn sent_sequence(&self) -> Option<u64> {
@@ -246,6 +263,33 @@ impl Channel for MqChannel {
             priority,
             timeout,
         )
+    }
+}
+
+impl MqChannel {
+    /// Makes this channel the receive half and returns the send half (see
+    /// [`Channel::split`]). The send half keeps a second descriptor of the
+    /// receive queue only to see whether the peer still holds it.
+    fn split_off_sender(&mut self) -> Result<MqChannel> {
+        let rx = self.rx.try_clone().map_err(|e| {
+            Error::io(
+                format!("duplicate the queue descriptor of {}", self.label),
+                e,
+            )
+        })?;
+        Ok(MqChannel {
+            tx: self.tx.take(),
+            rx,
+            label: self.label.clone(),
+            stamper: std::mem::take(&mut self.stamper),
+            message_size: self.message_size,
+            max_payload: self.max_payload,
+            default_priority: self.default_priority,
+            last_priority: 0,
+            out: std::mem::take(&mut self.out),
+            buf: Vec::new(),
+            closed: self.closed,
+        })
     }
 }
 

@@ -18,11 +18,13 @@ pub use io::StreamIo;
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
+use crate::halves::{RecvHalf, Role, SendHalf};
 use crate::transport::wait::{Ready, wait_ready};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A [`Channel`] over a byte stream.
@@ -45,6 +47,11 @@ pub struct StreamChannel {
     /// Whether the pair's modes may be changed at all (see
     /// [`StreamIo::pair_modes_separate`]).
     modes_separate: bool,
+    /// Whole, or one half of a split channel (decides what `close` does).
+    role: Role,
+    /// Halves of a server channel split before the client's framing was
+    /// known: the receive half records it here, the send half reads it.
+    detected: Option<Arc<OnceLock<Framing>>>,
 }
 
 impl StreamChannel {
@@ -70,7 +77,66 @@ impl StreamChannel {
             idle_timeout: None,
             write_nonblocking: None,
             modes_separate,
+            role: Role::Whole,
+            detected: None,
         }
+    }
+
+    /// Splits into a send-only and a receive-only channel (the halves of
+    /// [`Channel::split`]). A socket is shared through a second descriptor
+    /// (each half uses its own direction of it); a pair gives each half
+    /// its own descriptor.
+    pub(crate) fn split_ends(mut self) -> Result<(StreamChannel, StreamChannel)> {
+        let sender = self.split_off_sender()?;
+        Ok((sender, self))
+    }
+
+    /// [`split_ends`](Self::split_ends) in place: makes this channel the
+    /// receive half and returns the send half (for wrappers that keep
+    /// their own state with the receive half).
+    pub(crate) fn split_off_sender(&mut self) -> Result<StreamChannel> {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| Error::io("duplicate a descriptor for a send half", e))
+        };
+        let sender_io = match &mut self.io {
+            StreamIo::Socket { fd, passes_fds } => StreamIo::Socket {
+                fd: dup(fd)?,
+                passes_fds: *passes_fds,
+            },
+            // The send half never reads: its read slot holds a second
+            // descriptor of the write end (or of the read end, once closed).
+            StreamIo::Pair { read, write } => match write.take() {
+                Some(w) => StreamIo::Pair {
+                    read: dup(&w)?,
+                    write: Some(w),
+                },
+                None => StreamIo::Pair {
+                    read: dup(read)?,
+                    write: None,
+                },
+            },
+        };
+        let detected = (self.inbox.framing == Framing::Detect).then(Default::default);
+        let mut inbox = Inbox::new(self.inbox.framing, self.inbox.max_payload);
+        inbox.reads_may_block = self.inbox.reads_may_block;
+        let sender = StreamChannel {
+            io: sender_io,
+            inbox,
+            stamper: std::mem::take(&mut self.stamper),
+            label: self.label.clone(),
+            peer: self.peer.clone(),
+            torn: self.torn,
+            closed: self.closed,
+            idle_timeout: self.idle_timeout,
+            write_nonblocking: self.write_nonblocking,
+            modes_separate: self.modes_separate,
+            role: Role::Sender,
+            detected: detected.clone(),
+        };
+        self.role = Role::Receiver;
+        self.detected = detected;
+        Ok(sender)
     }
 
     /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
@@ -232,7 +298,11 @@ impl StreamChannel {
     }
 
     fn is_legacy(&self) -> bool {
-        matches!(self.inbox.framing, Framing::LengthPrefixed { .. })
+        let framing = match (&self.detected, self.inbox.framing) {
+            (Some(shared), Framing::Detect) => shared.get().copied().unwrap_or(Framing::Detect),
+            (_, framing) => framing,
+        };
+        matches!(framing, Framing::LengthPrefixed { .. })
     }
 
     fn write_all(
@@ -307,14 +377,31 @@ impl Channel for StreamChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        self.inbox.recv(&self.io, frame, timeout)
+        let received = self.inbox.recv(&self.io, frame, timeout);
+        if let Some(shared) = &self.detected
+            && self.inbox.framing != Framing::Detect
+        {
+            let _ = shared.set(self.inbox.framing);
+        }
+        received
     }
 
+    // A receive half only stops reading: shutting the socket's write
+    // direction would end its send half's direction too.
     fn close(&mut self) -> Result<()> {
-        if !std::mem::replace(&mut self.closed, true) {
+        if !std::mem::replace(&mut self.closed, true) && self.role != Role::Receiver {
             self.io.shutdown_write();
         }
         Ok(())
+    }
+
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let (sender, receiver) = self.split_ends()?;
+        Ok(crate::halves::halves(sender, receiver))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
     }
 
     fn peer(&self) -> PeerInfo {

@@ -1,0 +1,297 @@
+//! Full duplex from two threads: [`Channel::split`] turns a channel into a
+//! [`SendHalf`] and a [`RecvHalf`], each `Send`, each owned by whoever uses it.
+//!
+//! Neither half takes a lock to send or receive: each transport hands each
+//! half its own direction (a socket's two directions, a pipe's two
+//! descriptors, a shared-memory link's two rings, a queue pair's two
+//! queues), so one thread can block in `recv` while another sends.
+//!
+//! ```
+//! use utp::frame::{Frame, flags, message_type};
+//!
+//! let mut listener = utp::listen("inproc://halves-doc")?;
+//! let client = utp::connect("inproc://halves-doc")?;
+//! let mut server = listener.accept()?;
+//!
+//! let (mut tx, mut rx) = client.split()?;
+//! let sender = std::thread::spawn(move || {
+//!     for i in 0..3u8 {
+//!         tx.send(message_type::DATA, flags::CHECKSUM, &[i])?;
+//!     }
+//!     Ok::<_, utp::Error>(tx)
+//! });
+//! // The server echoes; the client's receive half reads the echoes while
+//! // its send half is busy in the other thread.
+//! let mut frame = Frame::default();
+//! for i in 0..3u8 {
+//!     server.recv(&mut frame)?;
+//!     server.send(message_type::DATA, flags::CHECKSUM, frame.payload())?;
+//!     rx.recv(&mut frame)?;
+//!     assert_eq!(frame.payload(), &[i]);
+//! }
+//! sender.join().unwrap()?;
+//! # Ok::<(), utp::Error>(())
+//! ```
+//!
+//! # Dropping one half
+//!
+//! Dropping the **send half** (or calling [`SendHalf::close`]) ends this
+//! direction, like TCP's `shutdown(SHUT_WR)`: the peer receives every frame
+//! sent before, then [`Error::PeerGone`](crate::Error::PeerGone). The receive
+//! half goes on receiving what the peer still sends — on the stream
+//! transports (unix, tcp, pipe, fifo), inproc and mq. A shared-memory link
+//! (shm, sysv, file) and udp have a single close signal per side, so there the
+//! peer's later sends fail with `PeerGone`; what it sent before still reaches
+//! the receive half, then it reports `PeerGone`.
+//!
+//! Dropping the **receive half** alone tells the peer nothing: frames it
+//! sends wait in the transport's buffer (and its sends wait, with their
+//! timeouts, once that is full). When both halves are gone the channel is
+//! closed exactly as if it had been dropped whole: listeners free the
+//! session, FIFO locks and pipe children are released.
+
+use crate::channel::{Channel, PeerInfo, Readiness};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, flags, message_type};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The sending half of a split channel (see [`Channel::split`]).
+pub struct SendHalf {
+    inner: Box<dyn Channel>,
+}
+
+/// The receiving half of a split channel (see [`Channel::split`]).
+pub struct RecvHalf {
+    inner: Box<dyn Channel>,
+}
+
+impl fmt::Debug for SendHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SendHalf").field(&self.inner).finish()
+    }
+}
+
+impl fmt::Debug for RecvHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RecvHalf").field(&self.inner).finish()
+    }
+}
+
+impl SendHalf {
+    /// Wraps a channel that a transport set up to send only. The half
+    /// exposes no receive call, so the channel's receive side is never used.
+    pub(crate) fn new(inner: Box<dyn Channel>) -> Self {
+        SendHalf { inner }
+    }
+
+    /// The channel underneath (for wrappers such as the counted one).
+    pub(crate) fn into_inner(self) -> Box<dyn Channel> {
+        self.inner
+    }
+
+    /// Sends one frame, waiting at most `timeout` for room (`None`: forever).
+    pub fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
+    }
+
+    /// Sends one frame, waiting for room as long as it takes.
+    pub fn send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
+        self.inner.send_timeout(message_type, flags, payload, None)
+    }
+
+    /// Sends `payload` as a checksummed [`DATA`](message_type::DATA) frame.
+    pub fn send_bytes(&mut self, payload: &[u8]) -> Result<()> {
+        self.send(message_type::DATA, flags::CHECKSUM, payload)
+    }
+
+    /// Sends if there is room now: `Ok(false)` when full (see [`Channel::try_send`]).
+    pub fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.inner.try_send(message_type, flags, payload)
+    }
+
+    /// Sends a reply naming the request it answers (see [`Channel::reply_timeout`]).
+    pub fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .reply_timeout(message_type, flags, payload, answers, timeout)
+    }
+
+    /// The sequence number of the last frame sent, where the transport knows it.
+    pub fn sent_sequence(&self) -> Option<u64> {
+        self.inner.sent_sequence()
+    }
+
+    /// What is known about the peer.
+    pub fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+
+    /// Ends this direction now (what dropping the half does; see the
+    /// [module docs](self)). Later sends fail with [`Error::Closed`].
+    pub fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl RecvHalf {
+    /// Wraps a channel that a transport set up to receive only.
+    pub(crate) fn new(inner: Box<dyn Channel>) -> Self {
+        RecvHalf { inner }
+    }
+
+    /// The channel underneath (for wrappers such as the counted one).
+    pub(crate) fn into_inner(self) -> Box<dyn Channel> {
+        self.inner
+    }
+
+    /// Receives the next frame, waiting at most `timeout` (`None`: forever).
+    /// On a timeout nothing is lost.
+    pub fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        self.inner.recv_timeout(frame, timeout)
+    }
+
+    /// Receives the next frame, waiting as long as it takes.
+    pub fn recv(&mut self, frame: &mut Frame) -> Result<()> {
+        self.inner.recv_timeout(frame, None)
+    }
+
+    /// Receives the next frame and returns its payload (any message type).
+    pub fn recv_bytes(&mut self, frame: &mut Frame) -> Result<Vec<u8>> {
+        self.inner.recv_timeout(frame, None)?;
+        Ok(frame.payload().to_vec())
+    }
+
+    /// Receives a frame that is already there: `Ok(false)` when none is
+    /// (see [`Channel::try_recv`]).
+    pub fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        self.inner.try_recv(frame)
+    }
+
+    /// The descriptor an event loop waits on (see [`Channel::readiness`]).
+    pub fn readiness(&self) -> Option<Readiness<'_>> {
+        self.inner.readiness()
+    }
+
+    /// What is known about the peer.
+    pub fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+
+    /// Stops receiving (what dropping the half does). Later receives fail
+    /// with [`Error::Closed`].
+    pub fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+/// Which directions a transport's channel object serves: a whole channel,
+/// or one half of a split one. Transports consult it where closing differs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Both directions (not split).
+    #[default]
+    Whole,
+    /// The send half: closing ends this direction.
+    Sender,
+    /// The receive half: closing only stops receiving.
+    Receiver,
+}
+
+/// Builds the two halves from two one-direction channels.
+pub(crate) fn halves(
+    sender: impl Channel + 'static,
+    receiver: impl Channel + 'static,
+) -> (SendHalf, RecvHalf) {
+    (
+        SendHalf::new(Box::new(sender)),
+        RecvHalf::new(Box::new(receiver)),
+    )
+}
+
+/// A half that holds a share of something to release when both halves are
+/// gone (a pipe's child, a FIFO session's lock). Declared after the channel,
+/// so the channel closes first and the last half dropped releases it.
+#[derive(Debug)]
+pub(crate) struct Guarded<C, G: Send + Sync + fmt::Debug> {
+    pub(crate) inner: C,
+    pub(crate) _guard: Arc<G>,
+}
+
+impl<C: Channel, G: Send + Sync + fmt::Debug> Channel for Guarded<C, G> {
+    fn send_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .send_timeout(message_type, flags, payload, timeout)
+    }
+
+    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        self.inner.recv_timeout(frame, timeout)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.inner.close()
+    }
+
+    fn peer(&self) -> PeerInfo {
+        self.inner.peer()
+    }
+
+    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
+        self.inner.attach_counters(counters)
+    }
+
+    fn sent_sequence(&self) -> Option<u64> {
+        self.inner.sent_sequence()
+    }
+
+    fn reply_timeout(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.inner
+            .reply_timeout(message_type, flags, payload, answers, timeout)
+    }
+
+    fn readiness(&self) -> Option<Readiness<'_>> {
+        self.inner.readiness()
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        self.inner.try_recv(frame)
+    }
+
+    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+        self.inner.try_send(message_type, flags, payload)
+    }
+}
+
+/// What [`Channel::split`] returns for a channel type that cannot split.
+pub(crate) fn unsupported(what: &str) -> Error {
+    Error::Protocol(format!(
+        "{what} cannot be split into send and receive halves"
+    ))
+}
