@@ -201,6 +201,13 @@ pub trait Channel: Send + fmt::Debug {
         None
     }
 
+    /// The channel as [`Any`], to look at its concrete type without taking
+    /// it (what [`downcast`](trait.Channel.html#method.downcast) uses).
+    /// `None` where [`into_any`](Self::into_any) is `None`.
+    fn as_any(&self) -> Option<&(dyn Any + Send)> {
+        None
+    }
+
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
     /// try again later). A frame is never sent in part.
@@ -291,6 +298,46 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
 
     fn into_any(self: Box<Self>) -> Option<Box<dyn Any + Send>> {
         C::into_any(*self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn Any + Send)> {
+        (**self).as_any()
+    }
+}
+
+impl dyn Channel {
+    /// The concrete channel inside, if it is a `T`; otherwise the channel
+    /// back, unchanged. For a server that wants the zero-copy calls of the
+    /// shm links it accepts:
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// use utp::shm::ShmLink;
+    /// let url = format!("shm://doc-downcast-{}", std::process::id());
+    /// let mut listener = utp::listen(&url)?;
+    /// let client = std::thread::spawn(move || utp::connect(&url)?.send_bytes(b"in place"));
+    /// let mut link: ShmLink = listener.accept()?.downcast().expect("an shm link");
+    /// let view = link.recv_view(None)?;
+    /// assert_eq!(view.payload().len(), 8);
+    /// # drop(view);
+    /// # client.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// A counted channel (from [`connect`](crate::connect) or a listener)
+    /// is no longer counted for `utp stat` once taken out.
+    pub fn downcast<T: Channel + 'static>(
+        self: Box<Self>,
+    ) -> std::result::Result<T, Box<dyn Channel>> {
+        if !self.as_any().is_some_and(|any| any.is::<T>()) {
+            return Err(self);
+        }
+        match self.into_any().map(|any| any.downcast::<T>()) {
+            Some(Ok(channel)) => Ok(*channel),
+            // as_any and into_any name the same value: not reached.
+            _ => unreachable!("as_any and into_any disagree about the concrete type"),
+        }
     }
 }
 

@@ -245,6 +245,10 @@ impl Channel for CountedChannel {
         let CountedChannel { inner, .. } = *self;
         inner.into_any()
     }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        self.inner.as_any()
+    }
 }
 
 /// A listener that counts.

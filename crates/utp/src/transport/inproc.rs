@@ -181,6 +181,10 @@ impl Channel for InprocChannel {
     fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
         Some(self)
     }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
 }
 
 /// Accepts in-process channels at `inproc://NAME`.

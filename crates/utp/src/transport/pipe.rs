@@ -236,6 +236,10 @@ impl Channel for PipeChannel {
     fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
         Some(self)
     }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
 }
 
 impl Drop for PipeChannel {

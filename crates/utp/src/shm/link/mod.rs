@@ -476,6 +476,10 @@ impl Channel for ShmLink {
     fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
         Some(self)
     }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
 }
 
 impl ShmLink {

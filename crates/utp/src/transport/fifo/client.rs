@@ -218,6 +218,10 @@ impl Channel for FifoChannel {
     fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
         Some(self)
     }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
 }
 
 /// What the halves of a split FIFO channel share, released when both are gone.

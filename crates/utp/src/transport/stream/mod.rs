@@ -404,6 +404,10 @@ impl Channel for StreamChannel {
         Some(self)
     }
 
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
+
     fn peer(&self) -> PeerInfo {
         self.peer.clone()
     }

@@ -235,6 +235,10 @@ impl Channel for UdpChannel {
         Some(self)
     }
 
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
+
     fn sent_sequence(&self) -> Option<u64> {
         self.stamper.last_sent()
     }

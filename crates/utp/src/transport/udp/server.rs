@@ -229,6 +229,10 @@ impl Channel for UdpServerChannel {
         Some(self)
     }
 
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
+
     fn peer(&self) -> PeerInfo {
         PeerInfo {
             address: Some(self.client.to_string()),
