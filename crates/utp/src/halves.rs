@@ -38,17 +38,21 @@
 //! Dropping the **send half** (or calling [`SendHalf::close`]) ends this
 //! direction, like TCP's `shutdown(SHUT_WR)`: the peer receives every frame
 //! sent before, then [`Error::PeerGone`](crate::Error::PeerGone). The receive
-//! half goes on receiving what the peer still sends — on the stream
-//! transports (unix, tcp, pipe, fifo), inproc and mq. A shared-memory link
-//! (shm, sysv, file) and udp have a single close signal per side, so there the
-//! peer's later sends fail with `PeerGone`; what it sent before still reaches
-//! the receive half, then it reports `PeerGone`.
+//! half goes on receiving what the peer still sends, until the peer closes.
+//! Two exceptions: a shared-memory link (shm, sysv, file) has a single close
+//! word per side, so there the peer's later sends fail with `PeerGone` (what
+//! it sent before still reaches the receive half); and a FIFO server's
+//! session ends only when both halves are gone (the next client must not get
+//! in while this session's receive half still reads).
 //!
 //! Dropping the **receive half** alone tells the peer nothing: frames it
 //! sends wait in the transport's buffer (and its sends wait, with their
 //! timeouts, once that is full). When both halves are gone the channel is
 //! closed exactly as if it had been dropped whole: listeners free the
 //! session, FIFO locks and pipe children are released.
+//!
+//! `docs/halves.md` has the per-transport table; `tests/halves.rs` checks
+//! these rules on every transport against a peer process.
 
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};

@@ -55,8 +55,13 @@ fn a_server_downcasts_accepted_channels_and_answers_in_place() {
             Ok(_) => panic!("an shm link is not an inproc channel"),
             Err(channel) => channel,
         };
-        assert!(accepted.peer().pid.is_some(), "the channel came back intact");
-        let mut link: ShmLink = accepted.downcast().expect("an shm listener accepts ShmLinks");
+        assert!(
+            accepted.peer().pid.is_some(),
+            "the channel came back intact"
+        );
+        let mut link: ShmLink = accepted
+            .downcast()
+            .expect("an shm listener accepts ShmLinks");
         assert_eq!(link.peer().pid, Some(client.pid()), "round {round}");
         assert_eq!(serve_zero_copy(&mut link), 300, "round {round}");
         client.expect("DONE");

@@ -189,4 +189,29 @@ mod tests {
         );
         drop(sender.join());
     }
+
+    /// The example of docs/protocol.md ("Typed messages on the wire"), byte for byte.
+    #[test]
+    fn the_documented_wire_example() {
+        #[derive(Serialize, Deserialize)]
+        struct Order {
+            id: u64,
+            symbol: String,
+        }
+        let url = format!("inproc://typed-wire-{}", std::process::id());
+        let mut listener = crate::listen(&url).unwrap();
+        let mut client = TypedChannel::new(crate::connect(&url).unwrap());
+        let mut server = listener.accept().unwrap();
+        client
+            .send(&Order {
+                id: 300,
+                symbol: "AB".into(),
+            })
+            .unwrap();
+        let mut frame = Frame::default();
+        server.recv(&mut frame).unwrap();
+        assert_eq!(frame.message_type(), message_type::TYPED);
+        assert_eq!(frame.header.flags, flags::CHECKSUM);
+        assert_eq!(frame.payload(), [0xac, 0x02, 0x02, 0x41, 0x42]);
+    }
 }
