@@ -39,8 +39,8 @@
 //! direction, like TCP's `shutdown(SHUT_WR)`: the peer receives every frame
 //! sent before, then [`Error::PeerGone`](crate::Error::PeerGone). The receive
 //! half goes on receiving what the peer still sends, until the peer closes.
-//! Two exceptions: a shared-memory link (shm, sysv, file) has a single close
-//! word per side, so there the peer's later sends fail with `PeerGone` (what
+//! Two exceptions: a shared-memory link (shm, sysv, file) and a zenoh link
+//! have a single close signal per side, so there the peer's later sends fail with `PeerGone` (what
 //! it sent before still reaches the receive half); and a FIFO server's
 //! session ends only when both halves are gone (the next client must not get
 //! in while this session's receive half still reads).

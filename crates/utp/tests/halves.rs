@@ -73,7 +73,7 @@ const TRANSPORTS: &[Transport] = &[
     Transport { name: "sysv", url: || format!("sysv://0x{:x}", util::unique_key()), half_close: false, ..BASE },
     Transport { name: "file", url: || format!("file://{}.region", util::tmp_path("file")), half_close: false, ..BASE },
     #[cfg(feature = "zenoh")]
-    Transport { name: "zenoh", url: || format!("zenoh://{}?scout=off", util::unique("zenoh")), peer: PeerKind::Thread, ..BASE },
+    Transport { name: "zenoh", url: || format!("zenoh://{}?scout=off", util::unique("zenoh")), peer: PeerKind::Thread, half_close: false, ..BASE },
 ];
 
 type Case = fn(&Transport);
@@ -81,6 +81,8 @@ type Case = fn(&Transport);
 const CASES: &[(&str, Case)] = &[
     ("full_duplex_two_threads", full_duplex),
     ("dropping_the_receive_half", dropping_the_receive_half),
+    #[cfg(feature = "serde")]
+    ("typed_halves", typed_halves),
 ];
 
 fn main() {
@@ -398,4 +400,52 @@ fn dropping_the_receive_half(t: &Transport) {
     }
     drop(server);
     drop(listener);
+}
+
+/// A typed channel split in two: one thread sends values while another
+/// receives their echoes, decoded, in order.
+#[cfg(feature = "serde")]
+fn typed_halves(t: &Transport) {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Order {
+        id: u64,
+        symbol: String,
+        legs: Vec<(i32, f64)>,
+    }
+    fn order(id: u64) -> Order {
+        Order {
+            id,
+            symbol: format!("SYM{id}"),
+            legs: vec![(id as i32, 2.5); (id % 5) as usize],
+        }
+    }
+    const VALUES: u64 = 300;
+    let (url, peer) = start_peer(t);
+    let channel = utp::connect(&url).unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let (mut tx, mut rx) = utp::typed::TypedChannel::<Order>::new(channel)
+        .split()
+        .expect("split");
+    let received = Arc::new(AtomicUsize::new(0));
+    let seen = received.clone();
+    let window = t.window as u64;
+    let sender = std::thread::spawn(move || {
+        for id in 0..VALUES {
+            while id - seen.load(Ordering::Acquire) as u64 >= window {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            tx.send_timeout(&order(id), LONG)
+                .unwrap_or_else(|e| panic!("send {id}: {e}"));
+        }
+        tx
+    });
+    for id in 0..VALUES {
+        let back = rx
+            .recv_timeout(LONG)
+            .unwrap_or_else(|e| panic!("value {id}: {e}"));
+        assert_eq!(back, order(id));
+        received.store(id as usize + 1, Ordering::Release);
+    }
+    drop(sender.join().expect("sender thread"));
+    drop(rx);
+    peer.finish();
 }
