@@ -77,6 +77,8 @@ const TRANSPORTS: &[Transport] = &[
 ];
 
 type Case = fn(&Transport);
+/// A case's name, whether it passed, and how long it took.
+type Outcome = (String, bool, Duration);
 
 const CASES: &[(&str, Case)] = &[
     ("full_duplex_two_threads", full_duplex),
@@ -96,7 +98,7 @@ fn main() {
         .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
         .collect();
     std::panic::set_hook(Box::new(|info| eprintln!("    panic: {info}")));
-    let runs: Vec<(&str, JoinHandle<Vec<(String, bool, Duration)>>)> = selected
+    let runs: Vec<(&str, JoinHandle<Vec<Outcome>>)> = selected
         .into_iter()
         .map(|t| {
             let run = std::thread::spawn(move || {
