@@ -163,7 +163,9 @@ pub trait Channel: Send + fmt::Debug {
     /// from its own thread or task with no lock between them (see
     /// [`crate::halves`], which also says what dropping one half does).
     /// Every transport of this crate splits; the default (for channel
-    /// types defined elsewhere) is an error.
+    /// types defined elsewhere) is an error. Splitting may need a second
+    /// descriptor; if the process has none left, the error says so and the
+    /// channel is closed.
     fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
         Err(crate::halves::unsupported(&format!("{self:?}")))
     }

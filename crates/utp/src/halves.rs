@@ -69,6 +69,9 @@ pub struct SendHalf {
 /// The receiving half of a split channel (see [`Channel::split`]).
 pub struct RecvHalf {
     inner: Box<dyn Channel>,
+    /// Set by `close`: the half refuses receives itself, since not every
+    /// transport's receive side has a closed state (inproc reads on).
+    closed: bool,
 }
 
 impl fmt::Debug for SendHalf {
@@ -155,7 +158,10 @@ impl SendHalf {
 impl RecvHalf {
     /// Wraps a channel that a transport set up to receive only.
     pub(crate) fn new(inner: Box<dyn Channel>) -> Self {
-        RecvHalf { inner }
+        RecvHalf {
+            inner,
+            closed: false,
+        }
     }
 
     /// The channel underneath (for wrappers such as the counted one).
@@ -166,23 +172,29 @@ impl RecvHalf {
     /// Receives the next frame, waiting at most `timeout` (`None`: forever).
     /// On a timeout nothing is lost.
     pub fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
         self.inner.recv_timeout(frame, timeout)
     }
 
     /// Receives the next frame, waiting as long as it takes.
     pub fn recv(&mut self, frame: &mut Frame) -> Result<()> {
-        self.inner.recv_timeout(frame, None)
+        self.recv_timeout(frame, None)
     }
 
     /// Receives the next frame and returns its payload (any message type).
     pub fn recv_bytes(&mut self, frame: &mut Frame) -> Result<Vec<u8>> {
-        self.inner.recv_timeout(frame, None)?;
+        self.recv_timeout(frame, None)?;
         Ok(frame.payload().to_vec())
     }
 
     /// Receives a frame that is already there: `Ok(false)` when none is
     /// (see [`Channel::try_recv`]).
     pub fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
         self.inner.try_recv(frame)
     }
 
@@ -199,6 +211,7 @@ impl RecvHalf {
     /// Stops receiving (what dropping the half does). Later receives fail
     /// with [`Error::Closed`].
     pub fn close(&mut self) -> Result<()> {
+        self.closed = true;
         self.inner.close()
     }
 }
@@ -298,4 +311,63 @@ pub(crate) fn unsupported(what: &str) -> Error {
     Error::Protocol(format!(
         "{what} cannot be split into send and receive halves"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both halves move to other threads and tasks.
+    #[test]
+    fn halves_are_send() {
+        fn send<T: Send + 'static>() {}
+        send::<SendHalf>();
+        send::<RecvHalf>();
+    }
+
+    /// A channel type defined outside utp that does not implement `split`.
+    #[derive(Debug)]
+    struct Foreign;
+
+    impl Channel for Foreign {
+        fn send_timeout(&mut self, _: u8, _: u16, _: &[u8], _: Option<Duration>) -> Result<()> {
+            Ok(())
+        }
+        fn recv_timeout(&mut self, _: &mut Frame, _: Option<Duration>) -> Result<()> {
+            Err(Error::Closed)
+        }
+        fn close(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_channel_that_cannot_split_says_so() {
+        let channel: Box<dyn Channel> = Box::new(Foreign);
+        match channel.split() {
+            Err(Error::Protocol(why)) => {
+                assert!(why.contains("cannot be split"), "{why}");
+                assert!(why.contains("Foreign"), "names the channel: {why}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn closing_a_half_is_closed_for_that_half() {
+        let name = format!("inproc://halves-close-{}", std::process::id());
+        let mut listener = crate::listen(&name).unwrap();
+        let client = crate::connect(&name).unwrap();
+        let mut server = listener.accept().unwrap();
+        let (mut tx, mut rx) = client.split().unwrap();
+        tx.close().unwrap();
+        assert!(matches!(tx.send_bytes(b"late"), Err(Error::Closed)));
+        // The peer sees the end of our direction, and can still answer.
+        let mut frame = Frame::default();
+        assert!(server.recv(&mut frame).unwrap_err().is_peer_gone());
+        server.send_bytes(b"still here").unwrap();
+        assert_eq!(rx.recv_bytes(&mut frame).unwrap(), b"still here");
+        rx.close().unwrap();
+        assert!(matches!(rx.recv(&mut frame), Err(Error::Closed)));
+    }
 }
