@@ -315,9 +315,15 @@ fn full_duplex(t: &Transport) {
         assert_eq!(frame.message_type(), message_type::DATA);
         received.store(i + 1, Ordering::Release);
     }
-    let tx = sender.join().expect("sender thread");
-    // End our direction; the receive half goes on.
-    drop(tx);
+    let mut tx = sender.join().expect("sender thread");
+    // End our direction (closing is what dropping does; the half object
+    // still lives, so nothing else can be what ends it); the receive half
+    // goes on.
+    tx.close().expect("close the send half");
+    assert!(matches!(
+        tx.send_timeout(message_type::DATA, flags::CHECKSUM, b"late", LONG),
+        Err(Error::Closed)
+    ));
     match rx.recv_timeout(&mut frame, LONG) {
         Ok(()) => {
             assert!(
@@ -341,6 +347,7 @@ fn full_duplex(t: &Transport) {
         Err(e) => panic!("after our send half went: {e}"),
     }
     drop(rx);
+    drop(tx);
     peer.finish();
 }
 

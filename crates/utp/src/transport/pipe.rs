@@ -162,9 +162,6 @@ fn reap(mut child: Child, command: &str) {
 struct SharedChild {
     child: std::sync::Mutex<Option<Child>>,
     command: String,
-    /// A second descriptor of the pipe from the child, so that dropping the
-    /// receive half alone does not break the child's writes.
-    _from_child: OwnedFd,
 }
 
 impl Drop for SharedChild {
@@ -210,16 +207,9 @@ impl Channel for PipeChannel {
     // stdout; the child is reaped when both are gone.
     fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
         let sender = self.inner.split_off_sender()?;
-        let from_child = match self.inner.io() {
-            StreamIo::Pair { read, .. } => read
-                .try_clone()
-                .map_err(|e| Error::io("duplicate the pipe from the child", e))?,
-            StreamIo::Socket { .. } => unreachable!("pipe channels are built on pairs"),
-        };
         let guard = Arc::new(SharedChild {
             child: std::sync::Mutex::new(self.child.take()),
             command: self.command.clone(),
-            _from_child: from_child,
         });
         Ok(crate::halves::halves(
             Guarded {

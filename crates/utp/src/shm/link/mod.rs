@@ -495,7 +495,11 @@ impl ShmLink {
             self.control
                 .side_u32(me, SideField::State)
                 .store(state::CLOSED, Ordering::Release);
+            // Wake the peer wherever it sleeps so it sees CLOSED at once
+            // (the receive ring's words are the same shared words for the
+            // idle end this half holds).
             futex_wake(self.tx.indices().data_waiters());
+            futex_wake(self.rx.indices().space_waiters());
             self.region.remove();
         } else {
             // Give back what we read, so a peer waiting for room is not stuck.

@@ -104,17 +104,13 @@ impl StreamChannel {
                 fd: dup(fd)?,
                 passes_fds: *passes_fds,
             },
-            // The send half never reads: its read slot holds a second
-            // descriptor of the write end (or of the read end, once closed).
-            StreamIo::Pair { read, write } => match write.take() {
-                Some(w) => StreamIo::Pair {
-                    read: dup(&w)?,
-                    write: Some(w),
-                },
-                None => StreamIo::Pair {
-                    read: dup(read)?,
-                    write: None,
-                },
+            // The send half never reads. Its read slot holds a second
+            // descriptor of the read end, which keeps that end open while
+            // either half lives: dropping the receive half alone does not
+            // break the peer's writes (see crate::halves).
+            StreamIo::Pair { read, write } => StreamIo::Pair {
+                read: dup(read)?,
+                write: write.take(),
             },
         };
         let detected = (self.inbox.framing == Framing::Detect).then(Default::default);
