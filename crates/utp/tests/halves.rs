@@ -83,6 +83,10 @@ type Outcome = (String, bool, Duration);
 const CASES: &[(&str, Case)] = &[
     ("full_duplex_two_threads", full_duplex),
     ("dropping_the_receive_half", dropping_the_receive_half),
+    (
+        "a_killed_peer_wakes_a_blocked_receive_half",
+        a_killed_peer_wakes_a_blocked_receive_half,
+    ),
     #[cfg(feature = "serde")]
     ("typed_halves", typed_halves),
 ];
@@ -134,7 +138,17 @@ fn main() {
     while !util::leftovers().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left = util::leftovers();
+    let mut left = util::leftovers();
+    // Rendezvous sockets of shm:// and file:// links live in the per-user directory.
+    let uid = rustix::process::getuid().as_raw();
+    for dir in [format!("/tmp/utp-{uid}"), format!("/tmp/utp-{uid}.shared")] {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(&util::prefix()) {
+                left.push(format!("{dir}/{name}"));
+            }
+        }
+    }
     if !left.is_empty() {
         failed.push(format!("objects left behind: {left:?}"));
     }
@@ -457,4 +471,63 @@ fn typed_halves(t: &Transport) {
     drop(sender.join().expect("sender thread"));
     drop(rx);
     peer.finish();
+}
+
+/// The peer process is SIGKILLed while one thread waits, with no deadline,
+/// in the receive half: that thread wakes with `PeerGone` (after the send
+/// half's next frame, for UDP, which only learns of a dead port from the
+/// ICMP error a send provokes). The send half meanwhile gets `Ok` (the
+/// transport buffered the frame) or `PeerGone`, never anything else.
+fn a_killed_peer_wakes_a_blocked_receive_half(t: &Transport) {
+    if t.peer != PeerKind::Process {
+        return; // no process to kill: a thread (inproc, zenoh) or the pipe's own child
+    }
+    let (url, peer) = start_peer(t);
+    let Peer::Process(mut child) = peer else {
+        unreachable!()
+    };
+    let channel = utp::connect(&url).unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    let (mut tx, mut rx) = channel.split().expect("split");
+    let mut frame = Frame::default();
+    tx.send_timeout(message_type::DATA, flags::CHECKSUM, b"up?", LONG)
+        .unwrap();
+    rx.recv_timeout(&mut frame, LONG).expect("the peer answers");
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut frame = Frame::default();
+        (rx.recv(&mut frame), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for _ in 0..3 {
+        match tx.send_timeout(
+            message_type::DATA,
+            flags::CHECKSUM,
+            b"anyone?",
+            Some(Duration::from_secs(1)),
+        ) {
+            Ok(()) | Err(Error::PeerGone(_)) | Err(Error::Timeout { .. }) => {}
+            Err(e) => panic!("{}: a send to a killed peer: {e}", t.name),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (result, took) = waiter.join().expect("the receiving thread");
+    match result {
+        Err(Error::PeerGone(_)) => {}
+        other => panic!("{}: the blocked receive half got {other:?}", t.name),
+    }
+    assert!(
+        took < Duration::from_secs(15),
+        "{}: woke only after {took:?}",
+        t.name
+    );
+    drop(tx);
+    // The killed server could not remove its endpoint (socket file, FIFOs,
+    // queue, rendezvous socket): listening again replaces the stale one,
+    // and dropping the listener removes it.
+    if !url.starts_with("tcp:") && !url.starts_with("udp:") {
+        let again = utp::listen(&url).unwrap_or_else(|e| panic!("{url} after the kill: {e}"));
+        drop(again);
+    }
 }
