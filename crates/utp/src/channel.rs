@@ -151,12 +151,13 @@ pub trait Channel: Send + fmt::Debug {
     }
 
     /// Receives the next frame and returns its payload (whatever its
-    /// message type), waiting as long as it takes. Allocates the returned
-    /// vector; loops that care use [`recv`](Self::recv) with a reused [`Frame`].
+    /// message type), waiting as long as it takes. The returned vector is
+    /// the frame's own buffer, new each call; loops that care about
+    /// allocation use [`recv`](Self::recv) with a reused [`Frame`].
     fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         let mut frame = Frame::default();
         self.recv_timeout(&mut frame, None)?;
-        Ok(frame.payload().to_vec())
+        Ok(frame.take_payload())
     }
 
     /// Splits the channel into a send half and a receive half, each usable

@@ -183,10 +183,12 @@ impl RecvHalf {
         self.recv_timeout(frame, None)
     }
 
-    /// Receives the next frame and returns its payload (any message type).
-    pub fn recv_bytes(&mut self, frame: &mut Frame) -> Result<Vec<u8>> {
-        self.recv_timeout(frame, None)?;
-        Ok(frame.payload().to_vec())
+    /// Receives the next frame and returns its payload (any message type),
+    /// waiting as long as it takes (see [`Channel::recv_bytes`]).
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let mut frame = Frame::default();
+        self.recv_timeout(&mut frame, None)?;
+        Ok(frame.take_payload())
     }
 
     /// Receives a frame that is already there: `Ok(false)` when none is
@@ -366,7 +368,7 @@ mod tests {
         let mut frame = Frame::default();
         assert!(server.recv(&mut frame).unwrap_err().is_peer_gone());
         server.send_bytes(b"still here").unwrap();
-        assert_eq!(rx.recv_bytes(&mut frame).unwrap(), b"still here");
+        assert_eq!(rx.recv_bytes().unwrap(), b"still here");
         rx.close().unwrap();
         assert!(matches!(rx.recv(&mut frame), Err(Error::Closed)));
     }
