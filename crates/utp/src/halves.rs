@@ -4,7 +4,10 @@
 //! Neither half takes a lock to send or receive: each transport hands each
 //! half its own direction (a socket's two directions, a pipe's two
 //! descriptors, a shared-memory link's two rings, a queue pair's two
-//! queues), so one thread can block in `recv` while another sends.
+//! queues), so one thread can block in `recv` while another sends. The
+//! calls block like the channel's own; in an async runtime, wait on
+//! [`RecvHalf::readiness`] and call [`RecvHalf::try_recv`], or move each
+//! half to a blocking task.
 //!
 //! ```
 //! use utp::frame::{Frame, flags, message_type};
@@ -37,13 +40,14 @@
 //!
 //! Dropping the **send half** (or calling [`SendHalf::close`]) ends this
 //! direction, like TCP's `shutdown(SHUT_WR)`: the peer receives every frame
-//! sent before, then [`Error::PeerGone`](crate::Error::PeerGone). The receive
+//! sent before, then [`Error::PeerGone`]. The receive
 //! half goes on receiving what the peer still sends, until the peer closes.
 //! Two exceptions: a shared-memory link (shm, sysv, file) and a zenoh link
-//! have a single close signal per side, so there the peer's later sends fail with `PeerGone` (what
-//! it sent before still reaches the receive half); and a FIFO server's
-//! session ends only when both halves are gone (the next client must not get
-//! in while this session's receive half still reads).
+//! have a single close signal per side, so there the peer's later sends
+//! fail with `PeerGone` (what it sent before still reaches the receive
+//! half); and a FIFO server's session ends only when both halves are gone
+//! (the next client must not get in while this session's receive half
+//! still reads).
 //!
 //! Dropping the **receive half** alone tells the peer nothing: frames it
 //! sends wait in the transport's buffer (and its sends wait, with their
