@@ -12,7 +12,10 @@
 //! wire format (its 1.0 specification, implementable from other languages)
 //! and no allocation while encoding into a reused buffer. A payload that does
 //! not decode as the expected type is [`Error::Decode`](crate::Error::Decode),
-//! naming the type; the channel stays usable.
+//! naming the type; the channel stays usable. For two threads or tasks,
+//! `TypedChannel::split` gives a `TypedSender` and a `TypedReceiver`
+//! (feature `serde`; see [`crate::halves`]). The wire format, for other
+//! languages: docs/protocol.md, "Typed messages on the wire".
 //!
 //! ```
 //! # #[cfg(feature = "serde")] {
