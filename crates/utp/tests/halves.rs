@@ -87,6 +87,10 @@ const CASES: &[(&str, Case)] = &[
         "a_killed_peer_wakes_a_blocked_receive_half",
         a_killed_peer_wakes_a_blocked_receive_half,
     ),
+    (
+        "the_receive_half_has_the_channels_readiness",
+        the_receive_half_has_the_channels_readiness,
+    ),
     #[cfg(feature = "serde")]
     ("typed_halves", typed_halves),
 ];
@@ -530,4 +534,86 @@ fn a_killed_peer_wakes_a_blocked_receive_half(t: &Transport) {
         let again = utp::listen(&url).unwrap_or_else(|e| panic!("{url} after the kill: {e}"));
         drop(again);
     }
+}
+
+/// Waits up to `timeout` for `half`'s readiness descriptor to turn readable.
+fn readable(half: &utp::RecvHalf, timeout: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let readiness = half.readiness().expect("a readiness descriptor");
+    let mut fds = [PollFd::new(&readiness.fd, PollFlags::IN)];
+    let wait = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    poll(&mut fds, Some(&wait)).unwrap_or(0) > 0
+}
+
+/// Where the channel has a readiness descriptor, its receive half has it
+/// too, with the same contract: after `try_recv` found nothing, the
+/// descriptor turns readable when a frame arrives, and `try_recv` then
+/// returns it — while the send half is used from another thread.
+fn the_receive_half_has_the_channels_readiness(t: &Transport) {
+    if t.peer == PeerKind::Pipe {
+        return; // the peer is a child we do not drive from here
+    }
+    let url = (t.url)();
+    let mut listener = utp::listen(&url).unwrap();
+    let url = listener.endpoint();
+    let client = std::thread::spawn(move || {
+        let client = utp::connect(&url).unwrap();
+        let (mut tx, rx) = client.split().unwrap();
+        tx.send_timeout(message_type::DATA, flags::CHECKSUM, b"hello", LONG)
+            .unwrap();
+        (tx, rx)
+    });
+    let mut server = listener.accept_timeout(LONG).unwrap();
+    let (mut tx, mut rx) = client.join().expect("client thread");
+    let mut frame = Frame::default();
+    server.recv_timeout(&mut frame, LONG).unwrap();
+    if rx.readiness().is_none() {
+        // This transport has no descriptor (yet): nothing to check. Stream
+        // sockets always have one.
+        assert!(
+            !t.name.starts_with("unix") && t.name != "tcp",
+            "{}: a stream socket's receive half has a descriptor",
+            t.name
+        );
+        return;
+    }
+    assert!(
+        !rx.try_recv(&mut frame).unwrap(),
+        "{}: nothing sent yet",
+        t.name
+    );
+    let sender = std::thread::spawn(move || {
+        tx.send_timeout(message_type::DATA, flags::CHECKSUM, b"more", LONG)
+            .unwrap();
+        tx
+    });
+    server
+        .send_timeout(message_type::DATA, flags::CHECKSUM, b"ready?", LONG)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            readable(&rx, Duration::from_secs(10)),
+            "{}: the descriptor did not turn readable",
+            t.name
+        );
+        if rx.try_recv(&mut frame).unwrap() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: readable, but no frame",
+            t.name
+        );
+    }
+    assert_eq!(frame.payload(), b"ready?");
+    server.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(frame.payload(), b"more");
+    drop(sender.join().expect("sender thread"));
+    drop(rx);
+    drop(server);
+    drop(listener);
 }
