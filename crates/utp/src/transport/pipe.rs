@@ -160,14 +160,13 @@ fn reap(mut child: Child, command: &str) {
 /// The child of a split pipe channel: reaped when both halves are gone.
 #[derive(Debug)]
 struct SharedChild {
-    child: std::sync::Mutex<Option<Child>>,
+    child: Option<Child>,
     command: String,
 }
 
 impl Drop for SharedChild {
     fn drop(&mut self) {
-        let child = self.child.get_mut().ok().and_then(Option::take);
-        if let Some(child) = child {
+        if let Some(child) = self.child.take() {
             reap(child, &self.command);
         }
     }
@@ -208,7 +207,7 @@ impl Channel for PipeChannel {
     fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
         let sender = self.inner.split_off_sender()?;
         let guard = Arc::new(SharedChild {
-            child: std::sync::Mutex::new(self.child.take()),
+            child: self.child.take(),
             command: self.command.clone(),
         });
         Ok(crate::halves::halves(

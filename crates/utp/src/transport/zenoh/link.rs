@@ -46,13 +46,12 @@ struct Shared {
     _data_in: Subscriber<()>,
     _credit_in: Subscriber<()>,
     _peer_watch: Subscriber<()>,
-    token: std::sync::Mutex<Option<LivelinessToken>>,
+    token: std::sync::OnceLock<LivelinessToken>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let token = self.token.get_mut().ok().and_then(Option::take);
-        if let Some(token) = token {
+        if let Some(token) = self.token.take() {
             let _ = token.undeclare().wait();
         }
     }
@@ -173,7 +172,7 @@ impl Link {
                 _data_in: data_in,
                 _credit_in: credit_in,
                 _peer_watch: peer_watch,
-                token: std::sync::Mutex::new(None),
+                token: std::sync::OnceLock::new(),
             }),
             token: Some(token),
             closed: false,
@@ -370,9 +369,8 @@ impl Link {
     /// token is withdrawn when both are gone.
     pub(super) fn split_off_sender(&mut self) -> Link {
         if let Some(token) = self.token.take() {
-            if let Ok(mut slot) = self.shared.token.lock() {
-                *slot = Some(token);
-            }
+            // Set once: a link splits once (its halves do not split again).
+            let _ = self.shared.token.set(token);
         }
         Link {
             name: self.name.clone(),
