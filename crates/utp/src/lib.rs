@@ -204,6 +204,7 @@ pub mod channel;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod halves;
 pub mod identity;
 pub mod pubsub;
 pub mod seqlock;
@@ -232,6 +233,7 @@ pub use bytemuck;
 pub use channel::{Channel, Listener, Options, PeerInfo, Readiness};
 pub use endpoint::Endpoint;
 pub use error::{DeniedReason, Error, GoneReason, ProtocolReason, Result};
+pub use halves::{RecvHalf, SendHalf};
 pub use transport::{connect, connect_with, listen, listen_with};
 
 /// The Rust blocks of the repository's README.md, compiled and run as
