@@ -122,6 +122,10 @@ enum UtpStatus utp_listen(const char *url, struct UtpListener **out);
 
 // Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
 //
+// A channel accepted on a `shm://`, `sysv://` or `file://` listener is a
+// shared-memory link: the zero-copy calls (`utp_reserve`, `utp_recv_view`, ...)
+// work on it as on a connected one.
+//
 // # Safety
 // `listener` is a live listener handle; `out` is valid for writing one pointer.
 enum UtpStatus utp_accept(struct UtpListener *listener,

@@ -33,6 +33,9 @@ pub(crate) enum Transport {
 #[derive(Debug)]
 pub struct UtpListener {
     inner: Box<dyn utp::Listener>,
+    /// Whether it accepts shared-memory links, which `utp_accept` hands out
+    /// concrete so the zero-copy calls work on them too.
+    shm: bool,
 }
 
 /// The header fields of a received frame.
@@ -76,17 +79,39 @@ impl UtpChannel {
     }
 }
 
+/// Whether `endpoint` is a shared-memory link (the zero-copy calls work on those).
+fn is_shm(endpoint: &utp::Endpoint) -> bool {
+    matches!(
+        endpoint.address,
+        utp::endpoint::Address::Shm(_)
+            | utp::endpoint::Address::SysV(_)
+            | utp::endpoint::Address::File(_)
+    )
+}
+
 /// Connects, keeping shared-memory links concrete so the zero-copy calls work on them.
 fn open(url: &str) -> utp::Result<Transport> {
     let endpoint = utp::Endpoint::parse(url)?;
-    match endpoint.address {
-        utp::endpoint::Address::Shm(_)
-        | utp::endpoint::Address::SysV(_)
-        | utp::endpoint::Address::File(_) => Ok(Transport::Shm(Box::new(utp::shm::connect(
+    if is_shm(&endpoint) {
+        return Ok(Transport::Shm(Box::new(utp::shm::connect(
             &endpoint,
             &utp::Options::default(),
-        )?))),
-        _ => Ok(Transport::Any(utp::connect(url)?)),
+        )?)));
+    }
+    Ok(Transport::Any(utp::connect(url)?))
+}
+
+/// What an accepted channel becomes: a concrete shared-memory link where
+/// the listener accepts those (so a C server can use zero-copy too), any
+/// other channel as it is.
+fn accepted(channel: Box<dyn utp::Channel>, shm: bool) -> Result<Transport, UtpStatus> {
+    if !shm {
+        return Ok(Transport::Any(channel));
+    }
+    match channel.downcast::<utp::shm::ShmLink>() {
+        Ok(link) => Ok(Transport::Shm(Box::new(link))),
+        // Not expected from an shm listener; still a working channel.
+        Err(channel) => Ok(Transport::Any(channel)),
     }
 }
 
@@ -124,8 +149,9 @@ pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListen
         status((|| {
             // SAFETY: forwarded from this function's contract.
             let url = unsafe { c_str(url, "url") }?;
+            let shm = utp::Endpoint::parse(url).is_ok_and(|e| is_shm(&e));
             let inner = utp::listen(url).map_err(from_error)?;
-            let raw = register(UtpListener { inner });
+            let raw = register(UtpListener { inner, shm });
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
                 // SAFETY: `raw` was just registered and never shared.
@@ -136,6 +162,10 @@ pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListen
 }
 
 /// Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
+///
+/// A channel accepted on a `shm://`, `sysv://` or `file://` listener is a
+/// shared-memory link: the zero-copy calls (`utp_reserve`, `utp_recv_view`, ...)
+/// work on it as on a connected one.
 ///
 /// # Safety
 /// `listener` is a live listener handle; `out` is valid for writing one pointer.
@@ -153,7 +183,7 @@ pub unsafe extern "C" fn utp_accept(
                 .inner
                 .accept_timeout(timeout(timeout_ms))
                 .map_err(from_error)?;
-            let raw = register(UtpChannel::new(Transport::Any(channel)));
+            let raw = register(UtpChannel::new(accepted(channel, listener.shm)?));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
                 // SAFETY: `raw` was just registered and never shared.

@@ -42,7 +42,8 @@ fn free_link(channel: &mut UtpChannel) -> Result<*mut ShmLink, UtpStatus> {
         Transport::Shm(link) => Ok(&mut **link),
         Transport::Any(_) => Err(fail(
             UtpStatus::UtpErrInvalidArgument,
-            "zero-copy calls need a channel from utp_connect on a shm://, sysv:// or file:// URL",
+            "zero-copy calls need a shared-memory link: a channel from utp_connect, or from utp_accept \
+             on a listener, with a shm://, sysv:// or file:// URL",
         )),
     }
 }

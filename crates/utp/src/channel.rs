@@ -2,6 +2,8 @@
 
 use crate::error::Result;
 use crate::frame::{self, Frame};
+use crate::halves::{RecvHalf, SendHalf};
+use std::any::Any;
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -139,6 +141,86 @@ pub trait Channel: Send + fmt::Debug {
         }
     }
 
+    /// Sends `payload` as one checksummed [`DATA`](crate::frame::message_type::DATA)
+    /// frame, waiting for room as long as it takes: the common case in one call.
+    ///
+    /// ```
+    /// let mut listener = utp::listen("inproc://doc-send-bytes").unwrap();
+    /// let mut client = utp::connect("inproc://doc-send-bytes").unwrap();
+    /// let mut server = listener.accept().unwrap();
+    /// client.send_bytes(b"hello").unwrap();
+    /// assert_eq!(server.recv_bytes().unwrap(), b"hello");
+    /// ```
+    fn send_bytes(&mut self, payload: &[u8]) -> Result<()> {
+        self.send_timeout(
+            crate::frame::message_type::DATA,
+            crate::frame::flags::CHECKSUM,
+            payload,
+            None,
+        )
+    }
+
+    /// Receives the next frame and returns its payload (whatever its
+    /// message type), waiting as long as it takes. The returned vector is
+    /// the frame's own buffer, new each call; loops that care about
+    /// allocation use [`recv`](Self::recv) with a reused [`Frame`].
+    fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let mut frame = Frame::default();
+        self.recv_timeout(&mut frame, None)?;
+        Ok(frame.take_payload())
+    }
+
+    /// Splits the channel into a send half and a receive half, each usable
+    /// from its own thread or task with no lock between them (see
+    /// [`crate::halves`], which also says what dropping one half does).
+    /// Every transport of this crate splits; the default (for channel
+    /// types defined elsewhere) is an error. Splitting may need a second
+    /// descriptor; if the process has none left, the error says so and the
+    /// channel is closed.
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        Err(crate::halves::unsupported(&format!("{self:?}")))
+    }
+
+    /// The channel as [`Any`], to recover its concrete type — for example a
+    /// server's accepted shm link, to use its zero-copy calls:
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// let name = format!("doc-into-any-{}", std::process::id());
+    /// let mut listener = utp::listen(&format!("shm://{name}"))?;
+    /// let client = std::thread::spawn(move || {
+    ///     let mut c = utp::connect(&format!("shm://{name}"))?;
+    ///     c.send_bytes(b"zero-copy")
+    /// });
+    /// let accepted = listener.accept()?;
+    /// let mut link: utp::shm::ShmLink = *accepted
+    ///     .into_any()
+    ///     .and_then(|any| any.downcast().ok())
+    ///     .expect("an shm listener accepts shm links");
+    /// let view = link.recv_view(None)?;
+    /// let mut copy = Vec::new();
+    /// view.copy_payload(&mut copy)?;
+    /// assert_eq!(copy, b"zero-copy");
+    /// # drop(view);
+    /// # client.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// `None` for channel types that do not offer it. A channel from
+    /// [`connect`](crate::connect) or a listener is counted for `utp stat`;
+    /// the concrete channel returned here is not counted any more.
+    fn into_any(self: Box<Self>) -> Option<Box<dyn Any + Send>> {
+        None
+    }
+
+    /// The channel as [`Any`], to look at its concrete type without taking
+    /// it (what [`downcast`](trait.Channel.html#method.downcast) uses).
+    /// `None` where [`into_any`](Self::into_any) is `None`.
+    fn as_any(&self) -> Option<&(dyn Any + Send)> {
+        None
+    }
+
     /// Sends a frame if there is room now, without waiting: `Ok(true)` when
     /// it was sent, `Ok(false)` when the channel is full (nothing was sent;
     /// try again later). A frame is never sent in part: on a stream
@@ -240,6 +322,54 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
 
     fn try_flush(&mut self) -> Result<bool> {
         (**self).try_flush()
+    }
+
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        C::split(*self)
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn Any + Send>> {
+        C::into_any(*self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn Any + Send)> {
+        (**self).as_any()
+    }
+}
+
+impl dyn Channel {
+    /// The concrete channel inside, if it is a `T`; otherwise the channel
+    /// back, unchanged. For a server that wants the zero-copy calls of the
+    /// shm links it accepts:
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// use utp::shm::ShmLink;
+    /// let url = format!("shm://doc-downcast-{}", std::process::id());
+    /// let mut listener = utp::listen(&url)?;
+    /// let client = std::thread::spawn(move || utp::connect(&url)?.send_bytes(b"in place"));
+    /// let mut link: ShmLink = listener.accept()?.downcast().expect("an shm link");
+    /// let view = link.recv_view(None)?;
+    /// assert_eq!(view.payload().len(), 8);
+    /// # drop(view);
+    /// # client.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// A counted channel (from [`connect`](crate::connect) or a listener)
+    /// is no longer counted for `utp stat` once taken out.
+    pub fn downcast<T: Channel + 'static>(
+        self: Box<Self>,
+    ) -> std::result::Result<T, Box<dyn Channel>> {
+        if !self.as_any().is_some_and(|any| any.is::<T>()) {
+            return Err(self);
+        }
+        match self.into_any().map(|any| any.downcast::<T>()) {
+            Some(Ok(channel)) => Ok(*channel),
+            // as_any and into_any name the same value: not reached.
+            _ => unreachable!("as_any and into_any disagree about the concrete type"),
+        }
     }
 }
 

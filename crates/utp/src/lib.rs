@@ -116,7 +116,8 @@
 //! [`Channel::try_send`] never wait, and [`Channel::readiness`] gives a
 //! descriptor for epoll, mio or any poller, level-triggered: once
 //! `try_recv` returned `false`, the descriptor turns readable when a
-//! receive may make progress.
+//! receive may make progress. `examples/event_loop.rs` serves three
+//! transports (one of them shm) from one mio poll.
 //!
 //! ```
 //! use utp::frame::{Frame, flags, message_type};
@@ -203,6 +204,7 @@ pub mod channel;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod halves;
 pub mod identity;
 pub mod pubsub;
 pub mod seqlock;
@@ -233,6 +235,7 @@ pub use bytemuck;
 pub use channel::{Channel, Listener, Options, PeerInfo, Readiness};
 pub use endpoint::Endpoint;
 pub use error::{DeniedReason, Error, GoneReason, ProtocolReason, Result};
+pub use halves::{RecvHalf, SendHalf};
 pub use transport::{connect, connect_with, listen, listen_with};
 
 /// The Rust blocks of the repository's README.md, compiled and run as

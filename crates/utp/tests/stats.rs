@@ -157,6 +157,64 @@ fn frames_bytes_timeouts_and_peers_are_counted_exactly() {
     assert!(block(&mine, &url, Kind::Listener).is_none());
 }
 
+/// The halves of a split channel count into the channel's one block, each
+/// its own direction, and the block is freed (and folded into the
+/// listener's) only when both halves are gone.
+#[test]
+fn split_halves_count_into_one_block_freed_with_the_last_half() {
+    if !utp::stats::enabled() {
+        eprintln!("counters are off in this environment; nothing to check");
+        return;
+    }
+    let url = format!("inproc://{}", unique("count-split"));
+    let mut listener = utp::listen(&url).unwrap();
+    let client = utp::connect(&url).unwrap();
+    let server = listener.accept().unwrap();
+    let (mut client_tx, mut client_rx) = client.split().unwrap();
+    let (mut server_tx, mut server_rx) = server.split().unwrap();
+    let mut frame = Frame::default();
+    let sender = std::thread::spawn(move || {
+        for _ in 0..100 {
+            client_tx.send_bytes(b"0123456789").unwrap();
+        }
+        client_tx
+    });
+    for _ in 0..100 {
+        server_rx.recv(&mut frame).unwrap();
+        server_tx.send_bytes(b"abc").unwrap();
+        client_rx.recv(&mut frame).unwrap();
+    }
+    let client_tx = sender.join().unwrap();
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let c = block(&mine, &url, Kind::Client).expect("the client's block");
+    assert_eq!(c.get(Counter::FramesSent), 100);
+    assert_eq!(c.get(Counter::BytesSent), 100 * (32 + 10));
+    assert_eq!(c.get(Counter::FramesReceived), 100);
+    assert_eq!(c.get(Counter::BytesReceived), 100 * (32 + 3));
+    let a = block(&mine, &url, Kind::Accepted).expect("the accepted channel's block");
+    assert_eq!(a.get(Counter::FramesReceived), 100);
+    assert_eq!(a.get(Counter::FramesSent), 100);
+
+    drop(client_tx);
+    drop(server_tx);
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    assert!(
+        block(&mine, &url, Kind::Accepted).is_some(),
+        "one half still lives: the block too"
+    );
+    assert!(server_rx.recv(&mut frame).unwrap_err().is_peer_gone());
+    drop(server_rx);
+    drop(client_rx);
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    assert!(block(&mine, &url, Kind::Accepted).is_none());
+    assert!(block(&mine, &url, Kind::Client).is_none());
+    let l = block(&mine, &url, Kind::Listener).unwrap();
+    assert_eq!(l.get(Counter::FramesReceived), 100);
+    assert_eq!(l.get(Counter::FramesSent), 100);
+    assert_eq!(l.get(Counter::ErrorsPeerGone), 1);
+    drop(listener);
+}
+
 #[test]
 fn another_process_reads_a_private_region_that_is_removed_at_exit() {
     let url = format!("unix://@{}", unique("region"));

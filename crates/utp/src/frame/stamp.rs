@@ -105,6 +105,13 @@ impl Stamper {
         self.last.wrapping_sub(sequence) < self.numbered
     }
 
+    /// What [`numbered`](Self::numbered) decides from: the last number and
+    /// how many were numbered (for a receive half that checks replies
+    /// against what its send half numbered).
+    pub(crate) fn numbering(&self) -> (u64, u64) {
+        (self.last, self.numbered)
+    }
+
     /// How many frames have been stamped.
     pub fn sent(&self) -> u64 {
         self.sent

@@ -150,7 +150,7 @@ impl ShmLink {
                 sleep = sleep.min(d.saturating_duration_since(now));
             }
             if let Some(counters) = &self.counters {
-                counters.add(crate::stats::Counter::Waits, 1);
+                counters.add_shared(crate::stats::Counter::Waits, 1);
             }
             futex_wait(self.wait_word(on), 1, sleep.max(Duration::from_micros(1)));
             spins = 0;

@@ -7,6 +7,8 @@ use super::region::{Counters, register};
 use crate::channel::{Channel, Listener, PeerInfo};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN};
+use crate::halves::{RecvHalf, SendHalf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wraps `channel` so it counts into a new block labelled `label`; returns
@@ -22,8 +24,11 @@ pub fn count_channel(
             channel.attach_counters(&counters);
             Box::new(CountedChannel {
                 inner: channel,
+                retire: Arc::new(Retire {
+                    counters: counters.clone(),
+                    parent: parent.cloned(),
+                }),
                 counters,
-                parent: parent.cloned(),
             })
         }
         None => channel,
@@ -42,10 +47,19 @@ pub fn count_listener(listener: Box<dyn Listener>) -> Box<dyn Listener> {
     }
 }
 
-/// A channel that counts.
+/// A channel that counts (or one half of a split one: both halves count
+/// into the same block, each into its own direction's counters).
 #[derive(Debug)]
 struct CountedChannel {
     inner: Box<dyn Channel>,
+    counters: Counters,
+    /// Retires the block when the channel, or the last of its halves, is gone.
+    retire: Arc<Retire>,
+}
+
+/// Retires a channel's counters block when dropped.
+#[derive(Debug)]
+struct Retire {
     counters: Counters,
     /// The listener that accepted this channel: its totals take this
     /// channel's counts when it closes, so a server's counters cover every
@@ -53,7 +67,7 @@ struct CountedChannel {
     parent: Option<Counters>,
 }
 
-impl Drop for CountedChannel {
+impl Drop for Retire {
     fn drop(&mut self) {
         if let Some(parent) = &self.parent {
             self.counters.retire();
@@ -67,6 +81,7 @@ impl Drop for CountedChannel {
     }
 }
 
+/// Errors count atomically: after a split, both halves may count one at once.
 fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     let counter = match error {
         Error::Timeout { .. } => timeout,
@@ -76,7 +91,7 @@ fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
         Error::Full => Counter::ErrorsFull,
         _ => Counter::ErrorsOther,
     };
-    counters.add(counter, 1);
+    counters.add_shared(counter, 1);
 }
 
 impl Channel for CountedChannel {
@@ -206,6 +221,37 @@ impl Channel for CountedChannel {
                 Err(e)
             }
         }
+    }
+
+    // Each half counts into the same block: the send half only the send
+    // counters, the receive half only the receive ones (one writer each).
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let CountedChannel {
+            inner,
+            counters,
+            retire,
+        } = *self;
+        let (tx, rx) = inner.split()?;
+        let half = |inner| {
+            Box::new(CountedChannel {
+                inner,
+                counters: counters.clone(),
+                retire: retire.clone(),
+            })
+        };
+        Ok((
+            SendHalf::new(half(tx.into_inner())),
+            RecvHalf::new(half(rx.into_inner())),
+        ))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        let CountedChannel { inner, .. } = *self;
+        inner.into_any()
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        self.inner.as_any()
     }
 }
 

@@ -9,6 +9,7 @@ use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
+use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::queue;
 use crate::wake::Doorbell;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
@@ -195,6 +196,47 @@ impl Channel for InprocChannel {
             address: Some(format!("inproc://{}", self.name)),
             ..PeerInfo::default()
         }
+    }
+
+    // Two crossbeam channels: the send half takes the sender, the receive
+    // half the receiver. Dropping the send half disconnects the peer's
+    // receiver once it has drained the queue: a half-close. The queue to us
+    // stays open until both halves are gone.
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        // Taken field by field (the type closes on drop): with its sender
+        // taken, dropping what is left of `whole` rings nobody.
+        let mut whole = *self;
+        let sender = InprocChannel {
+            name: whole.name.clone(),
+            tx: whole.tx.take(),
+            // Never read (the send half has no receive call); held so that
+            // dropping the receive half alone does not fail the peer's sends.
+            rx: whole.rx.clone(),
+            stamper: std::mem::take(&mut whole.stamper),
+            max_payload: whole.max_payload,
+            // The send half rings the peer; its own doorbell is the receive
+            // half's readiness (a copy here only means a spurious wake-up).
+            bell: whole.bell.clone(),
+            peer_bell: whole.peer_bell.clone(),
+        };
+        let receiver = InprocChannel {
+            name: whole.name.clone(),
+            tx: None,
+            rx: whole.rx.clone(),
+            stamper: Stamper::default(),
+            max_payload: whole.max_payload,
+            bell: whole.bell.clone(),
+            peer_bell: whole.peer_bell.clone(),
+        };
+        Ok(crate::halves::halves(sender, receiver))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 }
 

@@ -35,9 +35,11 @@ use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::halves::{Guarded, RecvHalf, SendHalf};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -122,33 +124,51 @@ impl PipeChannel {
 
     /// Waits for the child to exit (killing it after a grace period) and reaps it.
     fn reap(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let until = Instant::now() + REAP_GRACE;
-        // Children usually exit within a millisecond of end-of-input: look
-        // often at first, then back off.
-        let mut pause = Duration::from_micros(100);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    log::debug!("pipe child `{}` exited: {status}", self.command);
-                    return;
-                }
-                Ok(None) if Instant::now() < until => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                _ => break,
-            }
+        if let Some(child) = self.child.take() {
+            reap(child, &self.command);
         }
-        log::warn!(
-            "pipe child `{}` (pid {}) did not exit within {REAP_GRACE:?} of its stdin closing; killing it",
-            self.command,
-            child.id()
-        );
-        let _ = child.kill();
-        let _ = child.wait();
+    }
+}
+
+/// Waits for `child` to exit (killing it after a grace period) and reaps it.
+fn reap(mut child: Child, command: &str) {
+    let until = Instant::now() + REAP_GRACE;
+    // Children usually exit within a millisecond of end-of-input: look
+    // often at first, then back off.
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                log::debug!("pipe child `{command}` exited: {status}");
+                return;
+            }
+            Ok(None) if Instant::now() < until => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            _ => break,
+        }
+    }
+    log::warn!(
+        "pipe child `{command}` (pid {}) did not exit within {REAP_GRACE:?} of its stdin closing; killing it",
+        child.id()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The child of a split pipe channel: reaped when both halves are gone.
+#[derive(Debug)]
+struct SharedChild {
+    child: Option<Child>,
+    command: String,
+}
+
+impl Drop for SharedChild {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            reap(child, &self.command);
+        }
     }
 }
 
@@ -197,6 +217,34 @@ impl Channel for PipeChannel {
 
     fn try_flush(&mut self) -> Result<bool> {
         self.inner.try_flush()
+    }
+
+    // The send half writes the child's stdin, the receive half reads its
+    // stdout; the child is reaped when both are gone.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let sender = self.inner.split_off_sender()?;
+        let guard = Arc::new(SharedChild {
+            child: self.child.take(),
+            command: self.command.clone(),
+        });
+        Ok(crate::halves::halves(
+            Guarded {
+                inner: sender,
+                _guard: guard.clone(),
+            },
+            Guarded {
+                inner: *self,
+                _guard: guard,
+            },
+        ))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 }
 

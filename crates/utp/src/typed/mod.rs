@@ -12,7 +12,10 @@
 //! wire format (its 1.0 specification, implementable from other languages)
 //! and no allocation while encoding into a reused buffer. A payload that does
 //! not decode as the expected type is [`Error::Decode`],
-//! naming the type; the channel stays usable.
+//! naming the type; the channel stays usable. For two threads or tasks,
+//! `TypedChannel::split` gives a `TypedSender` and a `TypedReceiver`
+//! (feature `serde`; see [`crate::halves`]). The wire format, for other
+//! languages: docs/protocol.md, "Typed messages on the wire".
 //!
 //! ```
 //! # #[cfg(feature = "serde")] {
@@ -54,10 +57,14 @@
 mod pod;
 #[cfg(feature = "serde")]
 mod serde_channel;
+#[cfg(feature = "serde")]
+mod serde_halves;
 
 pub use pod::{recv_pod, send_pod};
 #[cfg(feature = "serde")]
 pub use serde_channel::TypedChannel;
+#[cfg(feature = "serde")]
+pub use serde_halves::{TypedReceiver, TypedSender};
 
 use crate::ProtocolReason;
 use crate::channel::Channel;
@@ -75,10 +82,20 @@ fn recv_expected<C: Channel + ?Sized>(
     expected: u8,
     timeout: Option<Duration>,
 ) -> Result<()> {
+    recv_expected_with(|f, t| channel.recv_timeout(f, t), frame, expected, timeout)
+}
+
+/// [`recv_expected`] over any receive call (a channel's or a receive half's).
+fn recv_expected_with(
+    mut recv: impl FnMut(&mut Frame, Option<Duration>) -> Result<()>,
+    frame: &mut Frame,
+    expected: u8,
+    timeout: Option<Duration>,
+) -> Result<()> {
     let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        channel.recv_timeout(frame, left.or(timeout))?;
+        recv(frame, left.or(timeout))?;
         match frame.header.message_type {
             t if t == expected => return Ok(()),
             message_type::HEARTBEAT => continue,

@@ -62,12 +62,7 @@ impl<T: Serialize + DeserializeOwned, C: Channel + ?Sized> TypedChannel<T, C> {
 
     /// Sends `value`, waiting at most `timeout` for room.
     pub fn send_timeout(&mut self, value: &T, timeout: Option<Duration>) -> Result<()> {
-        self.encoded.clear();
-        let encoded = std::mem::take(&mut self.encoded);
-        let encoded = postcard::to_extend(value, encoded).map_err(|e| Error::Decode {
-            type_name: std::any::type_name::<T>(),
-            reason: format!("cannot encode: {e}"),
-        })?;
+        let encoded = encode(value, std::mem::take(&mut self.encoded))?;
         let result =
             self.channel
                 .send_timeout(message_type::TYPED, flags::CHECKSUM, &encoded, timeout);
@@ -92,18 +87,56 @@ impl<T: Serialize + DeserializeOwned, C: Channel + ?Sized> TypedChannel<T, C> {
             message_type::TYPED,
             timeout,
         )?;
-        let payload = self.frame.payload();
-        match postcard::take_from_bytes::<T>(payload) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(Error::Decode {
-                type_name: std::any::type_name::<T>(),
-                reason: format!("{} bytes left over after the value", rest.len()),
-            }),
-            Err(e) => Err(Error::Decode {
-                type_name: std::any::type_name::<T>(),
-                reason: e.to_string(),
-            }),
-        }
+        decode(self.frame.payload())
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> TypedChannel<T> {
+    /// Splits into a typed send half and a typed receive half, for two
+    /// threads or tasks (see [`Channel::split`] and [`crate::halves`]).
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// use utp::typed::TypedChannel;
+    /// let mut listener = utp::listen("inproc://typed-split-doc")?;
+    /// let client = TypedChannel::<(u32, String)>::new(utp::connect("inproc://typed-split-doc")?);
+    /// let mut server = TypedChannel::<(u32, String)>::new(listener.accept()?);
+    /// let (mut tx, mut rx) = client.split()?;
+    /// let sender = std::thread::spawn(move || tx.send(&(7, "seven".into())));
+    /// let value = server.recv()?;
+    /// server.send(&value)?;
+    /// assert_eq!(rx.recv()?, (7, "seven".to_string()));
+    /// sender.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn split(self) -> Result<(super::TypedSender<T>, super::TypedReceiver<T>)> {
+        let (tx, rx) = self.channel.split()?;
+        Ok((super::TypedSender::new(tx), super::TypedReceiver::new(rx)))
+    }
+}
+
+/// `value` in postcard, appended to `buf` (cleared first).
+pub(super) fn encode<T: Serialize>(value: &T, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+    buf.clear();
+    postcard::to_extend(value, buf).map_err(|e| Error::Decode {
+        type_name: std::any::type_name::<T>(),
+        reason: format!("cannot encode: {e}"),
+    })
+}
+
+/// Exactly one `T` in postcard, nothing left over.
+pub(super) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    match postcard::take_from_bytes::<T>(payload) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(Error::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: format!("{} bytes left over after the value", rest.len()),
+        }),
+        Err(e) => Err(Error::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -188,5 +221,30 @@ mod tests {
             started.elapsed()
         );
         drop(sender.join());
+    }
+
+    /// The example of docs/protocol.md ("Typed messages on the wire"), byte for byte.
+    #[test]
+    fn the_documented_wire_example() {
+        #[derive(Serialize, Deserialize)]
+        struct Order {
+            id: u64,
+            symbol: String,
+        }
+        let url = format!("inproc://typed-wire-{}", std::process::id());
+        let mut listener = crate::listen(&url).unwrap();
+        let mut client = TypedChannel::new(crate::connect(&url).unwrap());
+        let mut server = listener.accept().unwrap();
+        client
+            .send(&Order {
+                id: 300,
+                symbol: "AB".into(),
+            })
+            .unwrap();
+        let mut frame = Frame::default();
+        server.recv(&mut frame).unwrap();
+        assert_eq!(frame.message_type(), message_type::TYPED);
+        assert_eq!(frame.header.flags, flags::CHECKSUM);
+        assert_eq!(frame.payload(), [0xac, 0x02, 0x02, 0x41, 0x42]);
     }
 }

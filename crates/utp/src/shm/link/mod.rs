@@ -12,8 +12,10 @@ use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{HEADER_LEN, Header};
+use crate::halves::Role;
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod events;
@@ -55,7 +57,10 @@ pub struct ShmLink {
     bytes: u64,
     beats: u64,
     last_beat_us: u64,
-    region: Region,
+    /// Whole, or one half of a split link (decides what `close` does).
+    role: Role,
+    /// Shared by the halves of a split link; unmapped when the last is gone.
+    region: Arc<Region>,
     /// Where `utp stat` reads this link's waits, wake-ups and ring fill
     /// (set by [`Channel::attach_counters`]); this process's own memory.
     pub(crate) counters: Option<crate::stats::Counters>,
@@ -122,7 +127,8 @@ impl ShmLink {
             bytes: 0,
             beats: 0,
             last_beat_us: 0,
-            region,
+            role: Role::Whole,
+            region: Arc::new(region),
             counters: None,
             events: None,
             idle_timeout: None,
@@ -203,7 +209,7 @@ impl ShmLink {
         if let Some(c) = &self.counters {
             let woke = self.rx.take_wakes();
             if woke != 0 {
-                c.add(crate::stats::Counter::Wakeups, woke);
+                c.add_shared(crate::stats::Counter::Wakeups, woke);
             }
         }
     }
@@ -307,7 +313,7 @@ impl ShmLink {
             counters.set(crate::stats::Counter::RingUsed, self.tx.used());
             let woke = self.tx.take_wakes();
             if woke != 0 {
-                counters.add(crate::stats::Counter::Wakeups, woke);
+                counters.add_shared(crate::stats::Counter::Wakeups, woke);
             }
         }
     }
@@ -340,6 +346,77 @@ fn encode_for_view(header: &Header, view: super::bytes::ShmSlice<'_>, out: &mut 
             at += n;
         }
         out[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+impl ShmLink {
+    /// Makes this link the receive half and returns the send half (see
+    /// [`Channel::split`]): the send half takes the send ring, this one
+    /// keeps the receive ring. Each half gets the other ring's end too, as
+    /// a fresh object it never touches (the half types expose no call that
+    /// would), so neither shares mutable state with the other.
+    fn split_off_sender(&mut self) -> Result<ShmLink> {
+        let base = NonNull::new(self.region.as_ptr()).ok_or_else(|| {
+            Error::protocol(crate::ProtocolReason::Unexpected, "region mapped at null")
+        })?;
+        // SAFETY: the same mapping this link's control block was built on,
+        // validated then; the send half holds the region (Arc) for as long
+        // as it holds this Control.
+        let control = unsafe { Control::new(base) };
+        let cap = self.tx.capacity() + super::ring::SLACK;
+        let (tx_ring, rx_ring) = match self.side {
+            Side::Server => (0, 1),
+            Side::Client => (1, 0),
+        };
+        let data = |r: usize| {
+            // SAFETY: as in `new`: the region was validated to hold both
+            // rings of `cap` bytes at DATA_OFFSET; it outlives the rings
+            // (the halves hold it through the Arc, declared last).
+            unsafe {
+                MappedBytes::new(self.region.as_ptr().add(layout::DATA_OFFSET + r * cap), cap)
+            }
+        };
+        // Idle ends: the send half's receive ring, the receive half's send ring.
+        let idle_rx = Consumer::new(
+            control.ring_indices(rx_ring),
+            data(rx_ring),
+            self.rx.max_payload(),
+        )?;
+        let idle_tx = Producer::new(control.ring_indices(tx_ring), data(tx_ring))?;
+        let socket = match &self.socket {
+            Some(sock) => Some(
+                sock.try_clone()
+                    .map_err(|e| Error::io("duplicate the link's rendezvous socket", e))?,
+            ),
+            None => None,
+        };
+        let sender = ShmLink {
+            tx: std::mem::replace(&mut self.tx, idle_tx),
+            rx: idle_rx,
+            control,
+            side: self.side,
+            socket,
+            wait: self.wait,
+            sent: self.sent,
+            peer: self.peer.clone(),
+            endpoint: self.endpoint.clone(),
+            closed: self.closed,
+            gone: self.gone.clone(),
+            messages: self.messages,
+            bytes: self.bytes,
+            beats: self.beats,
+            last_beat_us: self.last_beat_us,
+            role: Role::Sender,
+            region: self.region.clone(),
+            counters: self.counters.clone(),
+            // Event-loop waiting is the receiving side's (the receive half
+            // keeps it); the send half's wake-up bytes go out on its own
+            // descriptor of the socket.
+            events: None,
+            idle_timeout: None,
+        };
+        self.role = Role::Receiver;
+        Ok(sender)
     }
 }
 
@@ -409,6 +486,20 @@ impl Channel for ShmLink {
             Err(e) => Err(e),
         }
     }
+
+    // The send ring to the send half, the receive ring to the receive half.
+    fn split(mut self: Box<Self>) -> Result<(crate::halves::SendHalf, crate::halves::RecvHalf)> {
+        let sender = self.split_off_sender()?;
+        Ok(crate::halves::halves(sender, *self))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
 }
 
 impl ShmLink {
@@ -443,6 +534,9 @@ impl ShmLink {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
         }
+        if self.role != Role::Whole {
+            return self.close_half();
+        }
         let me = self.side as usize;
         self.control
             .side_u32(me, SideField::State)
@@ -457,6 +551,32 @@ impl ShmLink {
         // whichever side closes first (or survives) removes it. memfd and
         // System V regions have none.
         self.region.remove();
+        Ok(())
+    }
+
+    /// Closing one half of a split link. The link has one close word per
+    /// side, so the send half's close is the link's: the peer reads what
+    /// was sent, then `PeerGone` (and its later sends fail); this side's
+    /// receive half still reads what the peer sent before. The receive
+    /// half's close only stops receiving. Each half holds a descriptor of
+    /// the rendezvous socket, so the peer sees it hang up once both are gone.
+    fn close_half(&mut self) -> Result<()> {
+        if self.role == Role::Sender {
+            let me = self.side as usize;
+            self.control
+                .side_u32(me, SideField::State)
+                .store(state::CLOSED, Ordering::Release);
+            // Wake the peer wherever it sleeps so it sees CLOSED at once
+            // (the receive ring's words are the same shared words for the
+            // idle end this half holds).
+            futex_wake(self.tx.indices().data_waiters());
+            futex_wake(self.rx.indices().space_waiters());
+            self.region.remove();
+        } else {
+            // Give back what we read, so a peer waiting for room is not stuck.
+            self.rx.flush();
+        }
+        self.socket = None;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::GoneReason;
+use crate::halves::{Guarded, RecvHalf, SendHalf};
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// Either end of a FIFO conversation.
 #[derive(Debug)]
@@ -14,6 +16,9 @@ pub struct FifoChannel {
     /// Client side: whether the server has sent anything yet. Until it has,
     /// end-of-file on `PATH.resp` only means its session has not started.
     pub(super) heard: bool,
+    /// Whether this is the client's end (its receive half too, which holds
+    /// no lock: the halves share it, see `split`).
+    pub(super) client: bool,
 }
 
 impl FifoChannel {
@@ -82,30 +87,36 @@ impl FifoChannel {
         let StreamIo::Pair { read, .. } = self.inner.io() else {
             return;
         };
-        // Receives may have made the descriptor blocking; this wait has a deadline.
-        let _ = rustix::io::ioctl_fionbio(read, true);
-        let deadline = Deadline::after(Some(CLOSE_GRACE));
-        let mut scratch = [0u8; 4096];
-        loop {
-            match rustix::io::read(read, &mut scratch) {
-                Ok(0) => return,
-                Ok(_) | Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => {
-                    let left = deadline.remaining().unwrap_or_default();
-                    if left.is_zero() {
-                        return;
-                    }
-                    let timeout = Timespec {
-                        tv_sec: left.as_secs() as i64,
-                        tv_nsec: i64::from(left.subsec_nanos()),
-                    };
-                    let mut fds = [PollFd::new(read, PollFlags::IN)];
-                    if !matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0) {
-                        return;
-                    }
+        drain_until_closed(read.as_fd());
+    }
+}
+
+/// Reads `read` until its writer closes it (or [`CLOSE_GRACE`] passes),
+/// discarding what arrives.
+fn drain_until_closed(read: BorrowedFd<'_>) {
+    // Receives may have made the descriptor blocking; this wait has a deadline.
+    let _ = rustix::io::ioctl_fionbio(read, true);
+    let deadline = Deadline::after(Some(CLOSE_GRACE));
+    let mut scratch = [0u8; 4096];
+    loop {
+        match rustix::io::read(read, &mut scratch) {
+            Ok(0) => return,
+            Ok(_) | Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => {
+                let left = deadline.remaining().unwrap_or_default();
+                if left.is_zero() {
+                    return;
                 }
-                Err(_) => return,
+                let timeout = Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                };
+                let mut fds = [PollFd::new(&read, PollFlags::IN)];
+                if !matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0) {
+                    return;
+                }
             }
+            Err(_) => return,
         }
     }
 }
@@ -123,7 +134,7 @@ impl Channel for FifoChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if !self.heard && self.lock.is_some() {
+        if !self.heard && self.client {
             self.wait_for_session(Deadline::after(timeout), timeout)?;
             self.heard = true;
         }
@@ -188,6 +199,90 @@ impl Channel for FifoChannel {
         // A server session: its request FIFO; a client: its response FIFO
         // (readable on a reply, hung up when the server's session ends).
         self.inner.readiness()
+    }
+
+    // The halves share the session: the client's lock (released after the
+    // server has closed its end) or the server's hold on `PATH.resp` and
+    // its busy flag. So the session ends when both halves are gone; the
+    // client's send half alone still ends its direction (the server reads
+    // end-of-file), the server's does not (the next client would get in).
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let sender = self.inner.split_off_sender()?;
+        let dup = |fd: BorrowedFd<'_>| {
+            rustix::io::fcntl_dupfd_cloexec(fd, 0)
+                .map_err(|e| Error::io("duplicate a FIFO descriptor", e))
+        };
+        let session = match (self.lock.take(), self.busy.take()) {
+            (Some(lock), _) => {
+                let StreamIo::Pair { read, .. } = self.inner.io() else {
+                    unreachable!("FIFO channels are built on pairs")
+                };
+                FifoSession {
+                    drain: Some(dup(read.as_fd())?),
+                    lock: Some(lock),
+                    hold: None,
+                    busy: None,
+                }
+            }
+            (None, busy) => FifoSession {
+                drain: None,
+                lock: None,
+                hold: Some(dup(sender.io().write_fd()?)?),
+                busy,
+            },
+        };
+        let session = Arc::new(session);
+        let sender = FifoChannel {
+            inner: sender,
+            lock: None,
+            busy: None,
+            heard: true,
+            client: false,
+        };
+        Ok(crate::halves::halves(
+            Guarded {
+                inner: sender,
+                _guard: session.clone(),
+            },
+            Guarded {
+                inner: *self,
+                _guard: session,
+            },
+        ))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
+    }
+}
+
+/// What the halves of a split FIFO channel share, released when both are gone.
+#[derive(Debug)]
+struct FifoSession {
+    /// Client: a second descriptor of `PATH.resp`, drained until the server closes.
+    drain: Option<OwnedFd>,
+    /// Client: the lock that keeps other clients out.
+    lock: Option<OwnedFd>,
+    /// Server: a second descriptor of `PATH.resp`, whose lock keeps the next client waiting.
+    hold: Option<OwnedFd>,
+    /// Server: cleared when the session ends.
+    busy: Option<Arc<AtomicBool>>,
+}
+
+impl Drop for FifoSession {
+    fn drop(&mut self) {
+        if let Some(read) = self.drain.take() {
+            drain_until_closed(read.as_fd());
+        }
+        self.lock = None;
+        self.hold = None;
+        if let Some(busy) = self.busy.take() {
+            busy.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -339,5 +434,6 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
         lock: Some(lock),
         heard: false,
         busy: None,
+        client: true,
     })
 }

@@ -229,6 +229,7 @@ impl FifoListener {
             lock: None,
             heard: true,
             busy: Some(self.busy.clone()),
+            client: false,
         })
     }
 

@@ -1,6 +1,7 @@
 //! [`MqChannel`]: one end of a conversation over a pair of message queues.
 
 use super::*;
+use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::message;
 use crate::{GoneReason, ProtocolReason};
 
@@ -24,6 +25,9 @@ pub struct MqChannel {
     /// trace on a queue descriptor (its lock goes, which nothing signals).
     ready: (crate::wake::PollSet, crate::wake::Ticker),
     idle_timeout: Option<Duration>,
+    /// Set by `close`: later receives fail with `Closed`. (A receive half
+    /// has no `tx` from the start and still receives.)
+    pub(super) closed: bool,
 }
 
 impl MqChannel {
@@ -55,6 +59,7 @@ impl MqChannel {
             last_priority: 0,
             out: Vec::with_capacity(message_size),
             buf: vec![0; rx_size],
+            closed: false,
         })
     }
 
@@ -189,7 +194,7 @@ impl Channel for MqChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if self.tx.is_none() {
+        if self.closed {
             return Err(Error::Closed);
         }
         let deadline = Deadline::after(timeout);
@@ -250,6 +255,7 @@ impl Channel for MqChannel {
     }
 
     fn close(&mut self) -> Result<()> {
+        self.closed = true;
         if let Some(tx) = self.tx.take() {
             // Priority 0: the goodbye must not overtake frames sent before it.
             let _ = sys::timed_send(tx.as_fd(), &[], 0, Duration::ZERO);
@@ -262,6 +268,21 @@ impl Channel for MqChannel {
             address: Some(self.label.clone()),
             ..PeerInfo::default()
         }
+    }
+
+    // One queue each way: the send half takes the outgoing queue (and says
+    // goodbye on it when dropped), the receive half the incoming one.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let sender = self.split_off_sender()?;
+        Ok(crate::halves::halves(sender, *self))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 
     fn sent_sequence(&self) -> Option<u64> {
@@ -285,6 +306,40 @@ impl Channel for MqChannel {
             priority,
             timeout,
         )
+    }
+}
+
+impl MqChannel {
+    /// Makes this channel the receive half and returns the send half (see
+    /// [`Channel::split`]). The send half keeps a second descriptor of the
+    /// receive queue only to see whether the peer still holds it.
+    fn split_off_sender(&mut self) -> Result<MqChannel> {
+        let rx = self.rx.try_clone().map_err(|e| {
+            Error::io(
+                format!("duplicate the queue descriptor of {}", self.label),
+                e,
+            )
+        })?;
+        // The send half's readiness is never asked for (the half types give
+        // it no receive), but the struct keeps one: a second set and tick
+        // on the duplicate, two descriptors for the life of the half.
+        let ticker = crate::wake::Ticker::new(LIVENESS_CHECK)?;
+        let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
+        Ok(MqChannel {
+            ready: (set, ticker),
+            idle_timeout: None,
+            tx: self.tx.take(),
+            rx,
+            label: self.label.clone(),
+            stamper: std::mem::take(&mut self.stamper),
+            message_size: self.message_size,
+            max_payload: self.max_payload,
+            default_priority: self.default_priority,
+            last_priority: 0,
+            out: std::mem::take(&mut self.out),
+            buf: Vec::new(),
+            closed: self.closed,
+        })
     }
 }
 

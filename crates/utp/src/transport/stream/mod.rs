@@ -19,12 +19,14 @@ pub use io::StreamIo;
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
+use crate::halves::{RecvHalf, Role, SendHalf};
 use crate::transport::wait::{Ready, wait_ready};
 use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A [`Channel`] over a byte stream.
@@ -54,6 +56,11 @@ pub struct StreamChannel {
     /// Set by `try_send` while it sends: a write that would block keeps
     /// the rest of the frame in `tail` instead of waiting.
     accept_tail: bool,
+    /// Whole, or one half of a split channel (decides what `close` does).
+    role: Role,
+    /// Halves of a server channel split before the client's framing was
+    /// known: the receive half records it here, the send half reads it.
+    detected: Option<Arc<OnceLock<Framing>>>,
 }
 
 impl StreamChannel {
@@ -82,7 +89,64 @@ impl StreamChannel {
             modes_separate,
             tail: Vec::new(),
             accept_tail: false,
+            role: Role::Whole,
+            detected: None,
         }
+    }
+
+    /// Splits into a send-only and a receive-only channel (the halves of
+    /// [`Channel::split`]). A socket is shared through a second descriptor
+    /// (each half uses its own direction of it); a pair gives each half
+    /// its own descriptor.
+    pub(crate) fn split_ends(mut self) -> Result<(StreamChannel, StreamChannel)> {
+        let sender = self.split_off_sender()?;
+        Ok((sender, self))
+    }
+
+    /// [`split_ends`](Self::split_ends) in place: makes this channel the
+    /// receive half and returns the send half (for wrappers that keep
+    /// their own state with the receive half).
+    pub(crate) fn split_off_sender(&mut self) -> Result<StreamChannel> {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| Error::io("duplicate a descriptor for a send half", e))
+        };
+        let sender_io = match &mut self.io {
+            StreamIo::Socket { fd, passes_fds } => StreamIo::Socket {
+                fd: dup(fd)?,
+                passes_fds: *passes_fds,
+            },
+            // The send half never reads. Its read slot holds a second
+            // descriptor of the read end, which keeps that end open while
+            // either half lives: dropping the receive half alone does not
+            // break the peer's writes (see crate::halves).
+            StreamIo::Pair { read, write } => StreamIo::Pair {
+                read: dup(read)?,
+                write: write.take(),
+            },
+        };
+        let detected = (self.inbox.framing == Framing::Detect).then(Default::default);
+        let mut inbox = Inbox::new(self.inbox.framing, self.inbox.max_payload);
+        inbox.reads_may_block = self.inbox.reads_may_block;
+        let sender = StreamChannel {
+            io: sender_io,
+            inbox,
+            stamper: std::mem::take(&mut self.stamper),
+            label: self.label.clone(),
+            peer: self.peer.clone(),
+            torn: self.torn,
+            closed: self.closed,
+            idle_timeout: self.idle_timeout,
+            write_nonblocking: self.write_nonblocking,
+            modes_separate: self.modes_separate,
+            role: Role::Sender,
+            detected: detected.clone(),
+            tail: Vec::new(),
+            accept_tail: false,
+        };
+        self.role = Role::Receiver;
+        self.detected = detected;
+        Ok(sender)
     }
 
     /// Applies the deadlines of `options`: [`Options::frame_timeout`] for
@@ -256,7 +320,11 @@ impl StreamChannel {
     }
 
     fn is_legacy(&self) -> bool {
-        matches!(self.inbox.framing, Framing::LengthPrefixed { .. })
+        let framing = match (&self.detected, self.inbox.framing) {
+            (Some(shared), Framing::Detect) => shared.get().copied().unwrap_or(Framing::Detect),
+            (_, framing) => framing,
+        };
+        matches!(framing, Framing::LengthPrefixed { .. })
     }
 
     fn write_all(
@@ -429,7 +497,13 @@ impl Channel for StreamChannel {
                 Err(e) => return Err(e),
             }
         }
-        self.inbox.recv(&self.io, frame, timeout)
+        let received = self.inbox.recv(&self.io, frame, timeout);
+        if let Some(shared) = &self.detected
+            && self.inbox.framing != Framing::Detect
+        {
+            let _ = shared.set(self.inbox.framing);
+        }
+        received
     }
 
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
@@ -452,8 +526,10 @@ impl Channel for StreamChannel {
         }
     }
 
+    // A receive half only stops reading: shutting the socket's write
+    // direction would end its send half's direction too.
     fn close(&mut self) -> Result<()> {
-        if !std::mem::replace(&mut self.closed, true) {
+        if !std::mem::replace(&mut self.closed, true) && self.role != Role::Receiver {
             if !self.tail.is_empty() {
                 // Best effort, without waiting: the end of a frame try_send
                 // accepted (a peer that stopped reading sees a cut frame).
@@ -465,6 +541,19 @@ impl Channel for StreamChannel {
             self.io.shutdown_write();
         }
         Ok(())
+    }
+
+    fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let (sender, receiver) = self.split_ends()?;
+        Ok(crate::halves::halves(sender, receiver))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 
     fn peer(&self) -> PeerInfo {

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::GoneReason;
+use crate::halves::{RecvHalf, Role, SendHalf};
+use std::sync::atomic::AtomicU64;
 
 /// The client end: a UDP socket connected to the server's address.
 #[derive(Debug)]
@@ -14,6 +16,32 @@ pub struct UdpChannel {
     /// The outgoing datagram, reused.
     out: Vec<u8>,
     closed: bool,
+    /// Whole, or one half of a split channel.
+    role: Role,
+    /// Split halves: the send half publishes what it numbered, so the
+    /// receive half can tell its replies from a previous owner's.
+    numbering: Option<Arc<Numbering>>,
+}
+
+/// The send half's numbering, read by the receive half.
+#[derive(Debug, Default)]
+struct Numbering {
+    last: AtomicU64,
+    numbered: AtomicU64,
+}
+
+impl Numbering {
+    fn publish(&self, stamper: &Stamper) {
+        let (last, numbered) = stamper.numbering();
+        self.numbered.store(0, Ordering::Release);
+        self.last.store(last, Ordering::Release);
+        self.numbered.store(numbered, Ordering::Release);
+    }
+
+    fn numbered(&self, sequence: u64) -> bool {
+        let numbered = self.numbered.load(Ordering::Acquire);
+        self.last.load(Ordering::Acquire).wrapping_sub(sequence) < numbered
+    }
 }
 
 /// Opens a UDP socket aimed at the endpoint (nothing is sent until the first frame).
@@ -52,6 +80,8 @@ fn open(server: SocketAddr, local: SocketAddr, options: &Options) -> Result<UdpC
         buf: vec![0u8; MAX_DATAGRAM_V6].into_boxed_slice(),
         out: Vec::new(),
         closed: false,
+        role: Role::Whole,
+        numbering: None,
     })
 }
 
@@ -94,6 +124,9 @@ impl Channel for UdpChannel {
             TRANSPORT,
             &mut self.out,
         )?;
+        if let Some(numbering) = &self.numbering {
+            numbering.publish(&self.stamper);
+        }
         let bytes = &self.out;
         let deadline = Deadline::after(timeout);
         loop {
@@ -148,7 +181,11 @@ impl Channel for UdpChannel {
                 continue;
             }
             let header = frame.header;
-            if header.flags & flags::REPLY != 0 && !self.stamper.numbered(header.sequence) {
+            let ours = match &self.numbering {
+                Some(numbering) => numbering.numbered(header.sequence),
+                None => self.stamper.numbered(header.sequence),
+            };
+            if header.flags & flags::REPLY != 0 && !ours {
                 // Meant for whoever had this port before us.
                 log::debug!(
                     "udp://{}: dropped a reply to frame {}, which this channel never sent",
@@ -168,10 +205,45 @@ impl Channel for UdpChannel {
     }
 
     fn close(&mut self) -> Result<()> {
-        if !std::mem::replace(&mut self.closed, true) {
+        // The empty datagram is the client's goodbye: a receive half has none to say.
+        if !std::mem::replace(&mut self.closed, true) && self.role != Role::Receiver {
             let _ = self.socket.send(&[]);
         }
         Ok(())
+    }
+
+    // One socket, two descriptors: the send half sends (and says goodbye
+    // when dropped, which ends the server's conversation), the receive half
+    // receives.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let socket = self
+            .socket
+            .try_clone()
+            .map_err(|e| Error::io("duplicate a UDP socket", e))?;
+        let numbering = Arc::new(Numbering::default());
+        numbering.publish(&self.stamper);
+        let sender = UdpChannel {
+            socket,
+            server: self.server,
+            stamper: self.stamper.clone(),
+            max_payload: self.max_payload,
+            buf: Box::new([]),
+            out: std::mem::take(&mut self.out),
+            closed: self.closed,
+            role: Role::Sender,
+            numbering: Some(numbering.clone()),
+        };
+        self.role = Role::Receiver;
+        self.numbering = Some(numbering);
+        Ok(crate::halves::halves(sender, *self))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 
     fn sent_sequence(&self) -> Option<u64> {

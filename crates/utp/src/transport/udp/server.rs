@@ -13,6 +13,7 @@
 use super::*;
 use crate::GoneReason;
 use crate::channel::Readiness;
+use crate::halves::{Guarded, RecvHalf, Role, SendHalf};
 use crate::transport::queue;
 use rustix::event::{EventfdFlags, eventfd};
 use std::collections::BTreeMap;
@@ -41,6 +42,29 @@ pub struct UdpServerChannel {
     alive: Arc<AtomicBool>,
     /// Readable when frames are queued or the reader thread forgot us.
     wake: Arc<OwnedFd>,
+    /// Whole, or one half of a split channel: the halves' shared guard
+    /// clears `alive` when both are gone.
+    role: Role,
+    /// Split halves: the receive half's `last_received`, which the send
+    /// half's goodbye names.
+    heard_sequence: Option<Arc<AtomicU64>>,
+}
+
+/// What the halves of a split conversation share: its `alive` flag,
+/// cleared when both halves are gone, and its queue, kept open so that a
+/// dropped receive half alone does not end the conversation (the reader
+/// thread would take the client's next frame for a new one). The queue is
+/// bounded by the reader ([`QUEUE_DEPTH`]).
+#[derive(Debug)]
+struct Conversation {
+    alive: Arc<AtomicBool>,
+    _queue: Receiver<Message>,
+}
+
+impl Drop for Conversation {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Relaxed);
+    }
 }
 
 impl UdpServerChannel {
@@ -143,23 +167,77 @@ impl Channel for UdpServerChannel {
         };
         self.last_heard = std::time::Instant::now();
         self.last_received = header.sequence;
+        if let Some(heard) = &self.heard_sequence {
+            heard.store(header.sequence, Ordering::Relaxed);
+        }
         frame.header = header;
         *frame.payload_mut() = payload;
         Ok(())
     }
 
     fn close(&mut self) -> Result<()> {
-        if !self.closed {
+        if !self.closed && self.role != Role::Receiver {
+            let last_received = match &self.heard_sequence {
+                Some(heard) => heard.load(Ordering::Relaxed),
+                None => self.last_received,
+            };
             // Best effort: a lost goodbye leaves the client to its deadline.
             let _ = self.send_frame(
                 message_type::GOODBYE,
                 flags::CHECKSUM,
                 &[],
-                Some(self.last_received),
+                Some(last_received),
             );
-            self.closed = true;
         }
+        self.closed = true;
         Ok(())
+    }
+
+    // The socket is shared already; the send half sends to the client and
+    // says goodbye when dropped, the receive half takes the frames the
+    // reader thread hands over. The reader forgets the client when both
+    // halves are gone.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let heard = Arc::new(AtomicU64::new(self.last_received));
+        let sender = UdpServerChannel {
+            socket: self.socket.clone(),
+            local: self.local,
+            client: self.client,
+            rx: crossbeam_channel::never(),
+            stamper: std::mem::take(&mut self.stamper),
+            last_received: self.last_received,
+            out: std::mem::take(&mut self.out),
+            closed: self.closed,
+            last_heard: self.last_heard,
+            alive: self.alive.clone(),
+            wake: self.wake.clone(),
+            role: Role::Sender,
+            heard_sequence: Some(heard.clone()),
+        };
+        self.role = Role::Receiver;
+        self.heard_sequence = Some(heard);
+        let alive = Arc::new(Conversation {
+            alive: self.alive.clone(),
+            _queue: self.rx.clone(),
+        });
+        Ok(crate::halves::halves(
+            Guarded {
+                inner: sender,
+                _guard: alive.clone(),
+            },
+            Guarded {
+                inner: *self,
+                _guard: alive,
+            },
+        ))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 
     fn peer(&self) -> PeerInfo {
@@ -185,7 +263,9 @@ impl Channel for UdpServerChannel {
 impl Drop for UdpServerChannel {
     fn drop(&mut self) {
         let _ = self.close();
-        self.alive.store(false, Ordering::Relaxed);
+        if self.role == Role::Whole {
+            self.alive.store(false, Ordering::Relaxed);
+        }
         log::trace!(
             "udp://{}: conversation with {} ended",
             self.local,
@@ -473,6 +553,8 @@ impl Demux {
             last_heard: std::time::Instant::now(),
             alive: Arc::new(AtomicBool::new(true)),
             wake: wake.clone(),
+            role: Role::Whole,
+            heard_sequence: None,
         };
         let alive = channel.alive.clone();
         match self.accept.try_send(channel) {

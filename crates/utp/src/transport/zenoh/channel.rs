@@ -7,6 +7,7 @@ use crate::channel::{Channel, Deadline, Options, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Stamper};
+use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::message;
 use crate::wake::{Doorbell, PollSet, Ticker};
 use crate::{GoneReason, ProtocolReason};
@@ -353,5 +354,38 @@ impl Channel for ZenohChannel {
             ready.bell.arm();
         }
         nothing(self.recv_timeout(frame, Some(Duration::ZERO)))
+    }
+
+    // The link's publisher of frames to the send half, its subscription
+    // and credit to the receive half. Split channels do not look for a new
+    // server when theirs goes away: both halves then report `PeerGone`.
+    fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
+        let link = self.link_mut()?;
+        let sender_link = link.split_off_sender();
+        self.reconnect = false;
+        let sender = ZenohChannel {
+            session: self.session.clone(),
+            service: self.service.clone(),
+            endpoint: self.endpoint.clone(),
+            options: self.options.clone(),
+            role: self.role,
+            link: Some(sender_link),
+            reconnect: false,
+            closed: self.closed,
+            stamper: std::mem::take(&mut self.stamper),
+            encoded: std::mem::take(&mut self.encoded),
+            peer: self.peer.clone(),
+            // The receive half keeps the readiness (its doorbell is the link's).
+            ready: None,
+        };
+        Ok(crate::halves::halves(sender, *self))
+    }
+
+    fn into_any(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>> {
+        Some(self)
+    }
+
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
+        Some(self)
     }
 }

@@ -40,6 +40,24 @@ impl Role {
     }
 }
 
+/// What both halves of a split link hold: the subscriptions that feed the
+/// shared state (frames in, credit in, the peer's liveliness) and, once
+/// split, the liveliness token, withdrawn when the last half is gone.
+struct Shared {
+    _data_in: Subscriber<()>,
+    _credit_in: Subscriber<()>,
+    _peer_watch: Subscriber<()>,
+    token: std::sync::OnceLock<LivelinessToken>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            let _ = token.undeclare().wait();
+        }
+    }
+}
+
 /// How often a sender looks again for the peer's subscription to appear.
 const MATCH_POLL: Duration = Duration::from_millis(2);
 
@@ -48,12 +66,15 @@ pub(super) struct Link {
     /// Printable `utp/KEY/@link/ID`.
     pub name: String,
     state: Arc<LinkState>,
-    data_out: Publisher<'static>,
-    credit_out: Publisher<'static>,
-    _data_in: Subscriber<()>,
-    _credit_in: Subscriber<()>,
-    _peer_watch: Subscriber<()>,
+    /// Frames out; `None` in the receive half of a split link.
+    data_out: Option<Publisher<'static>>,
+    /// Credit out; `None` in the send half of a split link.
+    credit_out: Option<Publisher<'static>>,
+    /// The subscriptions both directions need (and, once split, the token).
+    shared: Arc<Shared>,
+    /// Ours to withdraw on close; moved into `shared` when the link is split.
     token: Option<LivelinessToken>,
+    closed: bool,
     created: Instant,
     /// How long the peer's token may take to appear.
     attach: Duration,
@@ -150,12 +171,16 @@ impl Link {
         Ok(Link {
             name: base,
             state,
-            data_out,
-            credit_out,
-            _data_in: data_in,
-            _credit_in: credit_in,
-            _peer_watch: peer_watch,
+            data_out: Some(data_out),
+            credit_out: Some(credit_out),
+            shared: Arc::new(Shared {
+                _data_in: data_in,
+                _credit_in: credit_in,
+                _peer_watch: peer_watch,
+                token: std::sync::OnceLock::new(),
+            }),
             token: Some(token),
+            closed: false,
             created: Instant::now(),
             attach,
             sent: 0,
@@ -235,9 +260,14 @@ impl Link {
                 s = self.state.wait(s, next);
             }
         }
+        let data_out = self.data_out.as_ref().ok_or_else(|| {
+            Error::protocol(
+                crate::ProtocolReason::Unsupported,
+                "the receive half of a zenoh link cannot send",
+            )
+        })?;
         while !self.matched {
-            let status = self
-                .data_out
+            let status = data_out
                 .matching_status()
                 .wait()
                 .map_err(|e| zenoh_error("ask zenoh whether the peer subscribes", e))?;
@@ -255,7 +285,7 @@ impl Link {
             }
             std::thread::sleep(MATCH_POLL);
         }
-        self.data_out
+        data_out
             .put(encoded.to_vec())
             .wait()
             .map_err(|e| zenoh_error(&format!("publish a frame on {}", self.name), e))?;
@@ -317,9 +347,12 @@ impl Link {
 
     /// Tells the peer how many of its frames and bytes were consumed (returns credit).
     fn grant(&mut self) {
+        let Some(credit_out) = &self.credit_out else {
+            return;
+        };
         let mut credit = self.consumed.to_le_bytes().to_vec();
         credit.extend_from_slice(&self.consumed_bytes.to_le_bytes());
-        if self.credit_out.put(credit).wait().is_ok() {
+        if credit_out.put(credit).wait().is_ok() {
             self.granted = self.consumed;
             self.granted_bytes = self.consumed_bytes;
         }
@@ -330,15 +363,52 @@ impl Link {
         self.reported_gone
     }
 
-    /// Says goodbye (in order with the data) and withdraws the token.
+    /// Says goodbye (in order with the data; not from a receive half) and
+    /// withdraws the token (a split link's, when both halves are gone).
     pub(super) fn close(&mut self) {
-        if let Some(token) = self.token.take() {
-            let matched = self.matched
-                || (self.data_out.matching_status().wait()).is_ok_and(|m| m.matching());
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        if let Some(data_out) = &self.data_out {
+            let matched =
+                self.matched || (data_out.matching_status().wait()).is_ok_and(|m| m.matching());
             if matched && self.state.lock().gone(self.created, self.attach).is_none() {
-                let _ = self.data_out.put(Vec::<u8>::new()).wait();
+                let _ = data_out.put(Vec::<u8>::new()).wait();
             }
+        }
+        if let Some(token) = self.token.take() {
             let _ = token.undeclare().wait();
+        }
+    }
+
+    /// Makes this link the receive half and returns the send half: the
+    /// send half publishes frames (and reads the credit the shared state
+    /// collects), the receive half takes frames and grants credit. The
+    /// token is withdrawn when both are gone.
+    pub(super) fn split_off_sender(&mut self) -> Link {
+        if let Some(token) = self.token.take() {
+            // Set once: a link splits once (its halves do not split again).
+            let _ = self.shared.token.set(token);
+        }
+        Link {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            data_out: self.data_out.take(),
+            credit_out: None,
+            shared: self.shared.clone(),
+            token: None,
+            closed: self.closed,
+            created: self.created,
+            attach: self.attach,
+            sent: self.sent,
+            sent_bytes: self.sent_bytes,
+            consumed: 0,
+            consumed_bytes: 0,
+            granted: 0,
+            granted_bytes: 0,
+            matched: self.matched,
+            max_payload: self.max_payload,
+            reported_gone: false,
         }
     }
 }
