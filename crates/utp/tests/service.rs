@@ -56,30 +56,102 @@ fn unexpected_message_types_get_an_error_frame_and_the_connection_goes_on() {
     thread.join().unwrap().unwrap();
 }
 
+/// A calculator whose `WAIT` request blocks in the handler until the gate
+/// opens (10 s at most), counting the requests that are waiting.
+fn gated_calculator(
+    url: &str,
+    max_clients: usize,
+) -> (
+    utp::service::Shutdown,
+    std::thread::JoinHandle<utp::Result<()>>,
+    std::sync::Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+) {
+    use std::sync::{Arc, Condvar, Mutex};
+    let gate = Arc::new((Mutex::new((false, 0usize)), Condvar::new()));
+    let calc = calc::handler();
+    let held = gate.clone();
+    let handler = move |request: &[u8], peer: &utp::PeerInfo| {
+        if request != b"WAIT" {
+            return utp::service::Handler::handle(&calc, request, peer);
+        }
+        let (lock, changed) = &*held;
+        let mut state = lock.lock().unwrap();
+        state.1 += 1;
+        changed.notify_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !state.0 && std::time::Instant::now() < deadline {
+            state = changed
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap()
+                .0;
+        }
+        b"OK waited".to_vec()
+    };
+    let mut server = Server::new(utp::listen(url).unwrap(), handler).max_clients(max_clients);
+    let stop = server.shutdown_handle();
+    (stop, std::thread::spawn(move || server.run()), gate)
+}
+
 #[test]
-fn clients_beyond_the_limit_are_told_the_server_is_busy() {
+fn clients_beyond_the_limit_are_told_the_server_is_busy_when_all_are_mid_request() {
     let url = unique("busy");
-    let (stop, thread) = start(&url, |s| s.max_clients(2));
+    let (stop, thread, gate) = gated_calculator(&url, 2);
+    // Two clients, each with a request the handler holds: both are busy.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&url).unwrap();
+                client.set_timeout(Some(Duration::from_secs(20)));
+                client.call(b"WAIT").unwrap().to_vec()
+            })
+        })
+        .collect();
+    {
+        let (lock, changed) = &*gate;
+        let mut state = lock.lock().unwrap();
+        while state.1 < 2 {
+            state = changed.wait(state).unwrap();
+        }
+    }
+    let mut third = Client::connect(&url).unwrap();
+    let error = third.call(b"ADD 3 3").unwrap_err();
+    assert!(error.to_string().contains("server busy"), "{error}");
+    {
+        let (lock, changed) = &*gate;
+        lock.lock().unwrap().0 = true;
+        changed.notify_all();
+    }
+    for client in waiting {
+        assert_eq!(client.join().unwrap(), b"OK waited");
+    }
+    // Once one is free again, a new client is served.
+    let mut fourth = Client::connect(&url).unwrap();
+    assert_eq!(fourth.call(b"ADD 4 4").unwrap(), b"OK 8");
+    stop.trigger();
+    thread.join().unwrap().unwrap();
+}
+
+#[test]
+fn at_the_limit_a_new_client_takes_the_place_of_the_longest_idle_one() {
+    let url = unique("evict");
+    let (stop, thread, _gate) = gated_calculator(&url, 2);
     let mut first = Client::connect(&url).unwrap();
     let mut second = Client::connect(&url).unwrap();
     assert_eq!(first.call(b"ADD 1 2").unwrap(), b"OK 3");
     assert_eq!(second.call(b"ADD 2 2").unwrap(), b"OK 4");
+    // Both idle (a worker lingers 2 ms for a client's next request).
+    std::thread::sleep(Duration::from_millis(200));
     let mut third = Client::connect(&url).unwrap();
-    let error = third.call(b"ADD 3 3").unwrap_err();
-    assert!(error.to_string().contains("server busy"), "{error}");
-    // When one leaves, a new client is served again.
-    first.close().unwrap();
-    let mut served = false;
-    for _ in 0..100 {
-        let mut fourth = Client::connect(&url).unwrap();
-        if let Ok(reply) = fourth.call(b"ADD 4 4") {
-            assert_eq!(reply, b"OK 8");
-            served = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(served, "a slot should free up once a client leaves");
+    assert_eq!(third.call(b"ADD 3 3").unwrap(), b"OK 6");
+    // The longest idle, the first, was told why and closed.
+    first.set_timeout(Some(Duration::from_secs(5)));
+    let error = first.call(b"ADD 1 1").unwrap_err();
+    assert!(
+        error.to_string().contains("server full") || error.is_peer_gone(),
+        "{error}"
+    );
+    assert_eq!(second.call(b"ADD 5 5").unwrap(), b"OK 10");
     stop.trigger();
     thread.join().unwrap().unwrap();
 }
