@@ -56,6 +56,9 @@ fn unexpected_message_types_get_an_error_frame_and_the_connection_goes_on() {
     thread.join().unwrap().unwrap();
 }
 
+/// Whether the gate is open, and how many requests wait at it.
+type Gate = std::sync::Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>;
+
 /// A calculator whose `WAIT` request blocks in the handler until the gate
 /// opens (10 s at most), counting the requests that are waiting.
 fn gated_calculator(
@@ -64,7 +67,7 @@ fn gated_calculator(
 ) -> (
     utp::service::Shutdown,
     std::thread::JoinHandle<utp::Result<()>>,
-    std::sync::Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+    Gate,
 ) {
     use std::sync::{Arc, Condvar, Mutex};
     let gate = Arc::new((Mutex::new((false, 0usize)), Condvar::new()));
