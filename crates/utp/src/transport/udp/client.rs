@@ -278,10 +278,36 @@ impl Drop for UdpChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::udp::listen;
+    use crate::transport::udp::{UdpListener, listen};
 
-    fn endpoint(addr: SocketAddr) -> Endpoint {
-        Endpoint::parse(&format!("udp://{addr}")).unwrap()
+    /// A listener, and the conversation a client (now gone) started with
+    /// one frame numbered 1 from the port it returns, free for the next one.
+    fn dead_clients_conversation(
+        message_type: u8,
+        payload: &[u8],
+    ) -> (UdpListener, SocketAddr, SocketAddr, Box<dyn Channel>) {
+        let endpoint = Endpoint::parse("udp://127.0.0.1:0").unwrap();
+        let mut listener = listen(&endpoint, &Options::default()).unwrap();
+        let server = listener.local_addr();
+        let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = old.local_addr().unwrap();
+        let mut request = Vec::new();
+        message::encode(
+            &mut Stamper::default(),
+            message_type,
+            flags::CHECKSUM,
+            payload,
+            None,
+            1000,
+            "test",
+            &mut request,
+        )
+        .unwrap();
+        old.send_to(&request, server).unwrap();
+        let conversation = listener
+            .accept_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (listener, server, port, conversation)
     }
 
     /// A client dies with a request in flight and the kernel gives its port
@@ -290,34 +316,13 @@ mod tests {
     #[test]
     fn a_new_client_on_a_dead_clients_port_ignores_the_replies_meant_for_it() {
         let options = Options::default();
-        let mut listener = listen(&endpoint("127.0.0.1:0".parse().unwrap()), &options).unwrap();
-        let server = listener.local_addr();
-
-        // The old client: a request numbered 1, then it is gone.
-        let old = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = old.local_addr().unwrap();
-        let mut request = Vec::new();
-        message::encode(
-            &mut Stamper::default(),
-            message_type::REQUEST,
-            flags::CHECKSUM,
-            b"ADD 1 2",
-            None,
-            1000,
-            "test",
-            &mut request,
-        )
-        .unwrap();
-        old.send_to(&request, server).unwrap();
-        let mut conversation = listener
-            .accept_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let (_listener, server, port, mut conversation) =
+            dead_clients_conversation(message_type::REQUEST, b"ADD 1 2");
         let mut frame = Frame::default();
         conversation
             .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
             .unwrap();
         assert_eq!(frame.header.sequence, 1);
-        drop(old);
 
         // The new client gets the same port; the old conversation answers.
         let mut client = open(server, port, &options).unwrap();
@@ -363,27 +368,8 @@ mod tests {
     #[test]
     fn a_goodbye_for_an_earlier_conversation_on_the_port_does_not_end_ours() {
         let options = Options::default();
-        let mut listener = listen(&endpoint("127.0.0.1:0".parse().unwrap()), &options).unwrap();
-        let server = listener.local_addr();
-        let old = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = old.local_addr().unwrap();
-        let mut request = Vec::new();
-        message::encode(
-            &mut Stamper::default(),
-            message_type::DATA,
-            flags::CHECKSUM,
-            b"x",
-            None,
-            1000,
-            "test",
-            &mut request,
-        )
-        .unwrap();
-        old.send_to(&request, server).unwrap();
-        let mut conversation = listener
-            .accept_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        drop(old);
+        let (_listener, server, port, mut conversation) =
+            dead_clients_conversation(message_type::DATA, b"x");
         let mut client = open(server, port, &options).unwrap();
         client
             .send(message_type::DATA, flags::CHECKSUM, b"y")
