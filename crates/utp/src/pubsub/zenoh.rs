@@ -242,7 +242,8 @@ impl ZenohPublisher {
 
 /// What the zenoh callbacks hand the subscriber.
 enum Item {
-    Message(Vec<u8>),
+    /// A checked frame: its header and its bytes (header included).
+    Message(Header, Vec<u8>),
     PublisherGone,
 }
 
@@ -297,18 +298,21 @@ impl ZenohSubscriber {
                 .declare_subscriber(msg)
                 .callback(move |sample| {
                     let bytes = sample.payload().to_bytes();
-                    if let Err(e) = frame::decode(&bytes, STREAM_MAX_PAYLOAD) {
-                        // Logged at 1, 2, 4, 8, ...: a flood cannot flood the log.
-                        let n = invalid.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n.is_power_of_two() {
-                            log::warn!(
-                                "zenoh pub/sub: dropped an invalid message ({n} so far): {e}"
-                            );
+                    let header = match frame::decode(&bytes, STREAM_MAX_PAYLOAD) {
+                        Ok((header, _)) => header,
+                        Err(e) => {
+                            // Logged at 1, 2, 4, 8, ...: a flood cannot flood the log.
+                            let n = invalid.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n.is_power_of_two() {
+                                log::warn!(
+                                    "zenoh pub/sub: dropped an invalid message ({n} so far): {e}"
+                                );
+                            }
+                            return;
                         }
-                        return;
-                    }
+                    };
                     // Full: dropped here, counted as lost from the next number.
-                    let _ = tx.try_send(Item::Message(bytes.into_owned()));
+                    let _ = tx.try_send(Item::Message(header, bytes.into_owned()));
                 })
                 .wait()
                 .map_err(z("declare the zenoh subscriber"))?
@@ -378,14 +382,14 @@ impl ZenohSubscriber {
             return Err(self.publisher_gone());
         }
         let deadline = crate::channel::Deadline::after(timeout);
-        let bytes = loop {
+        let (header, bytes) = loop {
             // The gone flag is only set when the marker found the queue full:
             // look at it between short waits once the queue is empty.
             let slice = deadline
                 .remaining()
                 .map_or(GONE_POLL, |left| left.min(GONE_POLL));
             match self.rx.recv_timeout(slice) {
-                Ok(Item::Message(bytes)) => break bytes,
+                Ok(Item::Message(header, bytes)) => break (header, bytes),
                 Ok(Item::PublisherGone) => return Err(self.publisher_gone()),
                 Err(RecvTimeoutError::Disconnected) => return Err(self.publisher_gone()),
                 Err(RecvTimeoutError::Timeout) if self.gone.load(Ordering::Acquire) => {
@@ -401,9 +405,8 @@ impl ZenohSubscriber {
                 }
             }
         };
+        // Decoded (and its checksum checked) once, in the callback.
         self.current = bytes;
-        // Checked in the callback already; decoded again to borrow from `current`.
-        let (header, _) = frame::decode(&self.current, STREAM_MAX_PAYLOAD)?;
         let n = header.sequence;
         let gap = match self.expected {
             Some(expected) if n >= expected => n - expected,
