@@ -136,6 +136,16 @@ class Accept:
         return cls(ident, count, size, length, start, pid)
 
 
+def _subscribe_options(url: str) -> tuple[dict[str, str], int, int]:
+    """A subscriber URL's options, its policy code and block timeout (ns)."""
+    query = url.partition("?")[2]
+    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    policy = POLICIES.get(params.get("policy", "drop"))
+    if policy is None:
+        raise ConnectError(f"bad policy option in {url!r}")
+    return params, policy, int(params.get("block_timeout_ms", "1000")) * 1_000_000
+
+
 def _send_frame(sock: socket.socket, message_type: int, payload: bytes) -> None:
     sock.sendall(frame.encode(message_type, payload, sequence=1))
 
@@ -175,15 +185,13 @@ class Subscriber:
     def __init__(self, url: str, timeout: float = 5.0):
         if not url.startswith("shm://"):
             raise ConnectError(f"the Python subscriber reads shm:// publishers, not {url!r}")
-        name, _, query = url[len("shm://"):].partition("?")
-        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        policy = POLICIES.get(params.get("policy", "drop"))
+        name = url[len("shm://"):].partition("?")[0]
+        params, policy, block_timeout_ns = _subscribe_options(url)
         wait = WAITS.get(params.get("wait", "adaptive"))
-        if policy is None or wait is None:
-            raise ConnectError(f"bad policy or wait option in {url!r}")
+        if wait is None:
+            raise ConnectError(f"bad wait option in {url!r}")
         self.policy: int = policy
         self.wait: int = wait
-        block_timeout_ns = int(params.get("block_timeout_ms", "1000")) * 1_000_000
         self.url = url
         # The data region's address (a raw mapping through libc) and the
         # control block's mmap; None until mapped, and again once closed.
@@ -404,12 +412,7 @@ class StreamSubscriber:
         if not url.startswith(("unix://", "tcp://")):
             raise ConnectError(f"the stream subscriber reads unix:// and tcp:// publishers, not {url!r}")
         endpoint = parse(url.split("?", 1)[0])
-        _, _, query = url.partition("?")
-        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-        policy = POLICIES.get(params.get("policy", "drop"))
-        if policy is None:
-            raise ConnectError(f"bad policy option in {url!r}")
-        block_timeout_ns = int(params.get("block_timeout_ms", "1000")) * 1_000_000
+        _, policy, block_timeout_ns = _subscribe_options(url)
         self.url = url
         channel = open_channel(endpoint, timeout, STREAM_MAX_PAYLOAD)
         self._channel: Any = channel
