@@ -118,10 +118,34 @@ fn certificates(dir: &Path, name: &str) {
     );
 }
 
-fn config(dir: &Path, name: &str, body: &str) -> String {
+/// Writes a zenoh config NAME.json5 that `listen`s or `connect`s on
+/// `tls/localhost:PORT`, without multicast scouting, with the given
+/// `transport.link.tls` settings; returns its path.
+fn config(dir: &Path, name: &str, endpoint: &str, port: u16, tls: &str) -> String {
     let path = dir.join(format!("{name}.json5"));
+    let body = format!(
+        r#"{{ {endpoint}: {{ endpoints: ["tls/localhost:{port}"] }},
+             scouting: {{ multicast: {{ enabled: false }} }},
+             transport: {{ link: {{ tls: {{ {tls} }} }} }} }}"#
+    );
     std::fs::write(&path, body).unwrap();
     path.display().to_string()
+}
+
+/// `utp serve calc` on `zenoh://KEY` with the zenoh config at `config`.
+fn serve(key: &str, config: &str) -> Proc {
+    Proc(
+        utp()
+            .args([
+                "serve",
+                "calc",
+                "--on",
+                &format!("zenoh://{key}?config={config}"),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn call(url: &str) -> std::process::Output {
@@ -173,40 +197,21 @@ fn a_tls_service_answers_only_clients_that_trust_its_certificate() {
     let server = config(
         d,
         "server",
+        "listen",
+        port,
         &format!(
-            r#"{{ listen: {{ endpoints: ["tls/localhost:{port}"] }},
-             scouting: {{ multicast: {{ enabled: false }} }},
-             transport: {{ link: {{ tls: {{ listen_private_key: "{}", listen_certificate: "{}" }} }} }} }}"#,
+            r#"listen_private_key: "{}", listen_certificate: "{}""#,
             file("server.key"),
             file("server.crt")
         ),
     );
     let client = |name: &str, ca: &str| {
-        config(
-            d,
-            name,
-            &format!(
-                r#"{{ connect: {{ endpoints: ["tls/localhost:{port}"] }},
-                 scouting: {{ multicast: {{ enabled: false }} }},
-                 transport: {{ link: {{ tls: {{ root_ca_certificate: "{}" }} }} }} }}"#,
-                file(ca)
-            ),
-        )
+        let tls = format!(r#"root_ca_certificate: "{}""#, file(ca));
+        config(d, name, "connect", port, &tls)
     };
     let trusting = client("trusting", "server-ca.crt");
     let distrusting = client("distrusting", "other-ca.crt");
-    let _server = Proc(
-        utp()
-            .args([
-                "serve",
-                "calc",
-                "--on",
-                &format!("zenoh://{key}?config={server}"),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve(&key, &server);
     assert!(
         answers_within(
             &format!("zenoh://{key}?config={trusting}"),
@@ -223,11 +228,11 @@ fn a_tls_service_answers_only_clients_that_trust_its_certificate() {
     let server = config(
         d,
         "mserver",
+        "listen",
+        port,
         &format!(
-            r#"{{ listen: {{ endpoints: ["tls/localhost:{port}"] }},
-             scouting: {{ multicast: {{ enabled: false }} }},
-             transport: {{ link: {{ tls: {{ listen_private_key: "{}", listen_certificate: "{}",
-                 root_ca_certificate: "{}", enable_mtls: true }} }} }} }}"#,
+            r#"listen_private_key: "{}", listen_certificate: "{}",
+               root_ca_certificate: "{}", enable_mtls: true"#,
             file("server.key"),
             file("server.crt"),
             file("client-ca.crt")
@@ -236,11 +241,11 @@ fn a_tls_service_answers_only_clients_that_trust_its_certificate() {
     let with_cert = config(
         d,
         "with-cert",
+        "connect",
+        port,
         &format!(
-            r#"{{ connect: {{ endpoints: ["tls/localhost:{port}"] }},
-             scouting: {{ multicast: {{ enabled: false }} }},
-             transport: {{ link: {{ tls: {{ root_ca_certificate: "{}", enable_mtls: true,
-                 connect_private_key: "{}", connect_certificate: "{}" }} }} }} }}"#,
+            r#"root_ca_certificate: "{}", enable_mtls: true,
+               connect_private_key: "{}", connect_certificate: "{}""#,
             file("server-ca.crt"),
             file("client.key"),
             file("client.crt")
@@ -249,25 +254,11 @@ fn a_tls_service_answers_only_clients_that_trust_its_certificate() {
     let without_cert = config(
         d,
         "without-cert",
-        &format!(
-            r#"{{ connect: {{ endpoints: ["tls/localhost:{port}"] }},
-             scouting: {{ multicast: {{ enabled: false }} }},
-             transport: {{ link: {{ tls: {{ root_ca_certificate: "{}" }} }} }} }}"#,
-            file("server-ca.crt")
-        ),
+        "connect",
+        port,
+        &format!(r#"root_ca_certificate: "{}""#, file("server-ca.crt")),
     );
-    let _mserver = Proc(
-        utp()
-            .args([
-                "serve",
-                "calc",
-                "--on",
-                &format!("zenoh://{key}?config={server}"),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _mserver = serve(&key, &server);
     assert!(
         answers_within(
             &format!("zenoh://{key}?config={with_cert}"),
