@@ -34,6 +34,26 @@ fn payload(i: u64) -> Vec<u8> {
     (0..len).map(|j| (i as usize + j) as u8).collect()
 }
 
+/// Receives frames 1..=n of a `sender` child, checking number and payload.
+async fn receive_numbered(channel: &mut utp::tokio::AsyncChannel, frame: &mut Frame, n: u64) {
+    for i in 1..=n {
+        channel
+            .recv_timeout(frame, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(frame.header.sequence, i);
+        assert!(frame.payload() == payload(i), "payload of frame {i}");
+    }
+}
+
+/// Every `sender` child got its channel and sent everything.
+fn senders_finish(senders: &mut [Proc]) {
+    for sender in senders {
+        sender.expect("READY");
+        sender.expect("DONE");
+    }
+}
+
 /// Removes a file when dropped (a test that fails leaves nothing behind).
 struct Remove(PathBuf);
 impl Drop for Remove {
@@ -595,19 +615,9 @@ fn a_listener_with_readiness_is_served_on_the_reactor() {
                     () = tokio::time::sleep(Duration::from_millis(1)) => {}
                 }
             };
-            for i in 1..=200u64 {
-                channel
-                    .recv_timeout(&mut frame, Duration::from_secs(30))
-                    .await
-                    .unwrap();
-                assert_eq!(frame.header.sequence, i);
-                assert!(frame.payload() == payload(i), "payload of frame {i}");
-            }
+            receive_numbered(&mut channel, &mut frame, 200).await;
         }
-        for sender in &mut senders {
-            sender.expect("READY");
-            sender.expect("DONE");
-        }
+        senders_finish(&mut senders);
         listener.close().await.unwrap();
         assert!(!path.exists());
     });
@@ -645,19 +655,9 @@ fn a_listener_without_readiness_is_served_by_one_thread() {
         let mut frame = Frame::default();
         for _ in 0..2 {
             let mut channel = listener.accept().await.unwrap();
-            for i in 1..=100u64 {
-                channel
-                    .recv_timeout(&mut frame, Duration::from_secs(30))
-                    .await
-                    .unwrap();
-                assert_eq!(frame.header.sequence, i);
-                assert!(frame.payload() == payload(i), "payload of frame {i}");
-            }
+            receive_numbered(&mut channel, &mut frame, 100).await;
         }
-        for sender in &mut senders {
-            sender.expect("READY");
-            sender.expect("DONE");
-        }
+        senders_finish(&mut senders);
         listener.close().await.unwrap();
         assert!(
             !path.exists(),
