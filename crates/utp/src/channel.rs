@@ -264,65 +264,78 @@ pub struct Readiness<'a> {
     pub idle_timeout: Option<Duration>,
 }
 
+/// The per-frame methods of [`Channel`], passed unchanged to the channel a
+/// wrapper holds: `forward_channel!(self => expr)` inside an `impl Channel`,
+/// where `expr` reaches the inner channel. A wrapper written this way
+/// cannot forget a method added to the trait later (it would silently get
+/// the default, e.g. no readiness). `split`, `into_any` and `as_any` depend
+/// on the wrapper and are written by hand.
+macro_rules! forward_channel {
+    ($s:ident => $($inner:tt)+) => {
+        fn send_timeout(
+            &mut $s,
+            message_type: u8,
+            flags: u16,
+            payload: &[u8],
+            timeout: Option<Duration>,
+        ) -> Result<()> {
+            $($inner)+.send_timeout(message_type, flags, payload, timeout)
+        }
+
+        fn recv_timeout(&mut $s, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+            $($inner)+.recv_timeout(frame, timeout)
+        }
+
+        fn close(&mut $s) -> Result<()> {
+            $($inner)+.close()
+        }
+
+        fn peer(&$s) -> PeerInfo {
+            $($inner)+.peer()
+        }
+
+        fn attach_counters(&mut $s, counters: &crate::stats::Counters) {
+            $($inner)+.attach_counters(counters)
+        }
+
+        fn sent_sequence(&$s) -> Option<u64> {
+            $($inner)+.sent_sequence()
+        }
+
+        fn reply_timeout(
+            &mut $s,
+            message_type: u8,
+            flags: u16,
+            payload: &[u8],
+            answers: u64,
+            timeout: Option<Duration>,
+        ) -> Result<()> {
+            $($inner)+.reply_timeout(message_type, flags, payload, answers, timeout)
+        }
+
+        fn readiness(&$s) -> Option<Readiness<'_>> {
+            $($inner)+.readiness()
+        }
+
+        fn try_recv(&mut $s, frame: &mut Frame) -> Result<bool> {
+            $($inner)+.try_recv(frame)
+        }
+
+        fn try_send(&mut $s, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
+            $($inner)+.try_send(message_type, flags, payload)
+        }
+
+        fn try_flush(&mut $s) -> Result<bool> {
+            $($inner)+.try_flush()
+        }
+    };
+}
+pub(crate) use forward_channel;
+
 /// A boxed channel is a channel, so generic code (such as
 /// [`TypedChannel`](crate::typed)) takes what [`connect`](crate::connect) returns.
 impl<C: Channel + ?Sized> Channel for Box<C> {
-    fn send_timeout(
-        &mut self,
-        message_type: u8,
-        flags: u16,
-        payload: &[u8],
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        (**self).send_timeout(message_type, flags, payload, timeout)
-    }
-
-    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        (**self).recv_timeout(frame, timeout)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        (**self).close()
-    }
-
-    fn peer(&self) -> PeerInfo {
-        (**self).peer()
-    }
-
-    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
-        (**self).attach_counters(counters)
-    }
-
-    fn sent_sequence(&self) -> Option<u64> {
-        (**self).sent_sequence()
-    }
-
-    fn reply_timeout(
-        &mut self,
-        message_type: u8,
-        flags: u16,
-        payload: &[u8],
-        answers: u64,
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        (**self).reply_timeout(message_type, flags, payload, answers, timeout)
-    }
-
-    fn readiness(&self) -> Option<Readiness<'_>> {
-        (**self).readiness()
-    }
-
-    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        (**self).try_recv(frame)
-    }
-
-    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
-        (**self).try_send(message_type, flags, payload)
-    }
-
-    fn try_flush(&mut self) -> Result<bool> {
-        (**self).try_flush()
-    }
+    forward_channel!(self => (**self));
 
     fn split(self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
         C::split(*self)

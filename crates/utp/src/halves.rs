@@ -256,64 +256,7 @@ pub(crate) struct Guarded<C, G: Send + Sync + fmt::Debug> {
 }
 
 impl<C: Channel, G: Send + Sync + fmt::Debug> Channel for Guarded<C, G> {
-    fn send_timeout(
-        &mut self,
-        message_type: u8,
-        flags: u16,
-        payload: &[u8],
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        self.inner
-            .send_timeout(message_type, flags, payload, timeout)
-    }
-
-    fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        self.inner.recv_timeout(frame, timeout)
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.inner.close()
-    }
-
-    fn peer(&self) -> PeerInfo {
-        self.inner.peer()
-    }
-
-    fn attach_counters(&mut self, counters: &crate::stats::Counters) {
-        self.inner.attach_counters(counters)
-    }
-
-    fn sent_sequence(&self) -> Option<u64> {
-        self.inner.sent_sequence()
-    }
-
-    fn reply_timeout(
-        &mut self,
-        message_type: u8,
-        flags: u16,
-        payload: &[u8],
-        answers: u64,
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        self.inner
-            .reply_timeout(message_type, flags, payload, answers, timeout)
-    }
-
-    fn readiness(&self) -> Option<Readiness<'_>> {
-        self.inner.readiness()
-    }
-
-    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        self.inner.try_recv(frame)
-    }
-
-    fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
-        self.inner.try_send(message_type, flags, payload)
-    }
-
-    fn try_flush(&mut self) -> Result<bool> {
-        self.inner.try_flush()
-    }
+    crate::channel::forward_channel!(self => self.inner);
 }
 
 /// What [`Channel::split`] returns for a channel type that cannot split.
