@@ -187,6 +187,41 @@ mod tests {
         assert_eq!(s.queued_bytes, WINDOW_BYTES - (1 << 20));
     }
 
+    /// The doorbell of event-loop readiness: rung by a delivery only once
+    /// the channel armed it, and only once per arming.
+    #[test]
+    fn a_delivery_rings_the_doorbell_only_after_the_channel_armed_it() {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let readable = |bell: &crate::wake::Doorbell| {
+            let fd = bell.fd();
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            poll(&mut fds, Some(&now)).unwrap() > 0
+        };
+        let state = LinkState::default();
+        let bell = std::sync::Arc::new(crate::wake::Doorbell::new().unwrap());
+        state.bell.set(bell.clone()).unwrap();
+        state.deliver(ZBytes::from(vec![1u8]));
+        assert!(
+            !readable(&bell),
+            "not armed: a busy receiver costs no wake-up"
+        );
+        bell.arm();
+        assert!(!readable(&bell));
+        state.deliver(ZBytes::from(vec![2u8]));
+        assert!(readable(&bell), "armed: the next delivery wakes the loop");
+        bell.arm(); // drains and asks again
+        assert!(!readable(&bell));
+        state.update(|s| s.closed = true);
+        assert!(
+            readable(&bell),
+            "any change wakes an armed loop (here: closed)"
+        );
+    }
+
     #[test]
     fn credit_only_grows_and_ignores_malformed_messages() {
         let state = LinkState::default();
