@@ -7,10 +7,21 @@
 //! handshakes are bounded ([`MAX_PENDING`] in all, [`MAX_PENDING_PER_UID`]
 //! per uid) and each has a deadline of [`HANDSHAKE_TIMEOUT`], so silent
 //! clients cost a descriptor and a few hundred bytes for at most that
-//! long. When the table is full, a handshake older than [`EVICT_AGE`] is
-//! closed to make room (an honest client finishes in well under that);
-//! while all are younger, new connections wait in the kernel's backlog. So
-//! silent clients never keep an honest one out for long.
+//! long. When the table is full, a handshake that has kept us waiting for
+//! its client's next frame longer than [`EVICT_AGE`] (before LINK_HELLO)
+//! or [`EVICT_AGE_ATTACHED`] (after LINK_ATTACH: the client maps the
+//! region) is closed to make room; while none has, new connections wait in
+//! the kernel's backlog. So silent clients never keep an honest one out for
+//! long.
+//!
+//! An honest client must never end up holding a link the server has
+//! dropped: once it has sent LINK_READY it believes it is connected. So a
+//! handshake is read once more before it is evicted or expires, and one
+//! whose LINK_READY is there is delivered, not closed; and the age that
+//! makes a handshake evictable counts only time spent waiting for the
+//! client, not time the client's frame sat unread while this thread
+//! created other clients' regions (a burst of a hundred clients keeps it
+//! busy for tens of milliseconds).
 
 use super::handshake::{HANDSHAKE_TIMEOUT, MAX_CLIENT_CAPACITY, Settings, peer_creds};
 use super::layout::{self, Control};
@@ -35,8 +46,13 @@ use std::time::{Duration, Instant};
 pub const MAX_PENDING: usize = 256;
 /// Most handshakes in progress from one uid.
 pub const MAX_PENDING_PER_UID: usize = 64;
-/// A pending handshake this old may be closed to make room for a new one.
+/// A handshake that has waited this long for its client's LINK_HELLO may
+/// be closed to make room for a new connection.
 pub const EVICT_AGE: Duration = Duration::from_millis(50);
+/// A handshake that has waited this long for LINK_READY after sending
+/// LINK_ATTACH may be closed to make room (its client maps and prefaults
+/// the region meanwhile, which takes milliseconds, more on a loaded machine).
+pub const EVICT_AGE_ATTACHED: Duration = Duration::from_millis(500);
 /// How often the acceptor looks at the closing flag while idle.
 const SLICE: Duration = Duration::from_millis(20);
 /// How many random names a file link tries before giving up.
@@ -59,7 +75,10 @@ struct Pending {
     stream: UnixStream,
     peer: PeerInfo,
     uid: u32,
-    started: Instant,
+    /// Since when we wait for the client's next frame: accepted, or
+    /// LINK_ATTACH sent. Partial frames do not reset it (a client that
+    /// trickles bytes is as stalled as a silent one).
+    waiting_since: Instant,
     deadline: Instant,
     /// The frame being read (at most a header and MAX_HANDSHAKE_PAYLOAD).
     buf: Vec<u8>,
@@ -67,10 +86,30 @@ struct Pending {
     link: Option<ShmLink>,
 }
 
+impl Pending {
+    /// From when it may be closed to make room for a new connection.
+    fn evictable_at(&self) -> Instant {
+        let age = if self.link.is_some() {
+            EVICT_AGE_ATTACHED
+        } else {
+            EVICT_AGE
+        };
+        self.waiting_since + age
+    }
+}
+
 enum Step {
     Continue,
     Ready,
     Drop,
+}
+
+/// The pending handshakes and where finished links go.
+struct Handshakes<'a> {
+    config: &'a Config,
+    tx: &'a Sender<ShmLink>,
+    bell: &'a crate::wake::Doorbell,
+    pending: Vec<Pending>,
 }
 
 /// Runs until `closing` is set: accepts, checks and completes handshakes,
@@ -83,16 +122,24 @@ pub(super) fn run(
     bell: &crate::wake::Doorbell,
 ) {
     use rustix::event::{PollFd, PollFlags, poll};
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut table = Handshakes {
+        config,
+        tx,
+        bell,
+        pending: Vec::new(),
+    };
     while !closing.load(Ordering::Acquire) {
         let now = Instant::now();
-        pending.retain(|p| p.deadline > now);
-        // Full of young handshakes: leave new connections in the backlog
-        // until the oldest may be evicted.
-        let throttled = (pending.len() >= MAX_PENDING)
-            .then(|| (pending[0].started + EVICT_AGE).saturating_duration_since(now))
+        table.expire(now);
+        // Full, and nobody has kept us waiting long enough to be evicted:
+        // leave new connections in the backlog until someone has.
+        let throttled = (table.pending.len() >= MAX_PENDING)
+            .then(|| table.pending.iter().map(Pending::evictable_at).min())
+            .flatten()
+            .map(|at| at.saturating_duration_since(now))
             .filter(|d| !d.is_zero());
-        let wait = pending
+        let wait = table
+            .pending
             .iter()
             .map(|p| p.deadline.saturating_duration_since(now))
             .chain(throttled)
@@ -100,15 +147,23 @@ pub(super) fn run(
             .unwrap_or(SLICE)
             .min(SLICE);
         let ready: Vec<bool> = {
-            let mut fds = Vec::with_capacity(pending.len() + 1);
+            let mut fds = Vec::with_capacity(table.pending.len() + 1);
             let listen_events = if throttled.is_some() {
                 PollFlags::empty()
             } else {
                 PollFlags::IN
             };
             fds.push(PollFd::new(socket, listen_events));
-            for p in &pending {
-                fds.push(PollFd::new(&p.stream, PollFlags::IN));
+            // While `accept` has a full queue, LINK_READY stays unread (the
+            // link could not be queued); the deadline still applies.
+            let queue_full = tx.is_full();
+            for p in &table.pending {
+                let events = if queue_full && p.link.is_some() {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::IN
+                };
+                fds.push(PollFd::new(&p.stream, events));
             }
             let ts = rustix::time::Timespec {
                 tv_sec: wait.as_secs() as i64,
@@ -121,89 +176,153 @@ pub(super) fn run(
             fds.iter().map(|f| !f.revents().is_empty()).collect()
         };
         // Existing handshakes first: an accept below may evict one.
-        let mut i = 0;
-        let mut keep = Vec::with_capacity(pending.len());
-        for mut p in pending.drain(..) {
-            i += 1;
-            if !ready[i] {
+        let mut keep = Vec::with_capacity(table.pending.len());
+        for (p, ready) in std::mem::take(&mut table.pending)
+            .into_iter()
+            .zip(&ready[1..])
+        {
+            if !ready {
                 keep.push(p);
-                continue;
-            }
-            match step(&mut p, config) {
-                Step::Continue => keep.push(p),
-                Step::Drop => {}
-                Step::Ready => {
-                    let queued = p.link.take().map(|link| tx.try_send(link).is_ok());
-                    if queued == Some(true) {
-                        bell.ring();
-                    }
-                    if queued == Some(false) {
-                        log::warn!(
-                            "{}: {} links wait for accept(); dropping a new one",
-                            config.endpoint.address,
-                            super::listener::BACKLOG
-                        );
-                    }
-                }
+            } else if let Some(p) = table.advance(p) {
+                keep.push(p);
             }
         }
-        pending = keep;
+        table.pending = keep;
         if ready[0] {
-            accept_all(socket, config, &mut pending);
+            table.accept_all(socket);
         }
     }
 }
 
-fn accept_all(socket: &UnixListener, config: &Config, pending: &mut Vec<Pending>) {
-    let url = config.endpoint.address.to_string();
-    loop {
-        if pending.len() >= MAX_PENDING {
-            if pending[0].started.elapsed() < EVICT_AGE {
-                return; // all young: the rest waits in the backlog
+impl Handshakes<'_> {
+    /// Reads what `p`'s client sent and acts on it; the handshake back if
+    /// it goes on.
+    fn advance(&self, mut p: Pending) -> Option<Pending> {
+        match step(&mut p, self.config) {
+            Step::Continue => Some(p),
+            Step::Drop => None,
+            Step::Ready => {
+                if let Some(link) = p.link.take() {
+                    self.deliver(link);
+                }
+                None
             }
-            log::debug!("{url}: {MAX_PENDING} handshakes pending; closing the oldest");
-            pending.remove(0);
         }
-        let stream = match socket.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // EMFILE and the like: back off instead of spinning.
-                log::warn!("{url}: accept failed: {e}");
-                std::thread::sleep(SLICE);
-                return;
+    }
+
+    /// Queues a finished link for `accept`.
+    fn deliver(&self, link: ShmLink) {
+        if self.tx.try_send(link).is_ok() {
+            self.bell.ring();
+        } else {
+            log::warn!(
+                "{}: {} links wait for accept(); dropping a new one",
+                self.config.endpoint.address,
+                super::listener::BACKLOG
+            );
+        }
+    }
+
+    /// Closes handshakes past their deadline; one whose LINK_READY has
+    /// arrived meanwhile is delivered instead (its client believes it is
+    /// connected).
+    fn expire(&mut self, now: Instant) {
+        if self.pending.iter().all(|p| p.deadline > now) {
+            return;
+        }
+        for p in std::mem::take(&mut self.pending) {
+            if p.deadline > now {
+                self.pending.push(p);
+            } else if p.link.is_some() {
+                // Delivered if finished; closed either way.
+                let _ = self.advance(p);
             }
-        };
-        if stream.set_nonblocking(true).is_err() {
-            continue;
         }
-        let peer = peer_creds(&stream, &url);
-        let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
-            continue;
-        };
-        if let Err(e) = config.policy.check_client(&url, uid, gid, peer.pid) {
-            log::info!("{e}");
-            refuse(&stream, &e.to_string());
-            continue;
+    }
+
+    /// Makes room by closing the handshake (of `uid`, if given) that has
+    /// waited longest for its client, if it has waited long enough: read
+    /// first, so one whose frame is there goes on (or is delivered)
+    /// instead. False if nobody could be closed.
+    fn make_room(&mut self, uid: Option<u32>) -> bool {
+        loop {
+            let now = Instant::now();
+            let Some(victim) = self
+                .pending
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| uid.is_none_or(|uid| p.uid == uid))
+                .filter(|(_, p)| p.evictable_at() <= now)
+                .min_by_key(|(_, p)| p.waiting_since)
+                .map(|(i, _)| i)
+            else {
+                return false;
+            };
+            let p = self.pending.remove(victim);
+            match self.advance(p) {
+                // Finished, or closed for a bad frame: room made.
+                None => return true,
+                Some(p) if p.evictable_at() <= Instant::now() => {
+                    log::debug!(
+                        "{}: closing a handshake that kept us waiting {:?} to make room",
+                        self.config.endpoint.address,
+                        now.saturating_duration_since(p.waiting_since)
+                    );
+                    return true;
+                }
+                // It had sent its next frame: it goes on; look again.
+                Some(p) => self.pending.push(p),
+            }
         }
-        if pending.iter().filter(|p| p.uid == uid).count() >= MAX_PENDING_PER_UID
-            && let Some(oldest) = pending.iter().position(|p| p.uid == uid)
-            && pending[oldest].started.elapsed() >= EVICT_AGE
-        {
-            log::debug!("{url}: too many handshakes from uid {uid}; closing the oldest");
-            pending.remove(oldest);
+    }
+
+    fn accept_all(&mut self, socket: &UnixListener) {
+        let url = self.config.endpoint.address.to_string();
+        loop {
+            if self.pending.len() >= MAX_PENDING && !self.make_room(None) {
+                return; // nobody to evict: the rest waits in the backlog
+            }
+            let stream = match socket.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    log::warn!("{url}: accept failed: {e}");
+                    std::thread::sleep(SLICE);
+                    return;
+                }
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let peer = peer_creds(&stream, &url);
+            let (Some(uid), Some(gid)) = (peer.uid, peer.gid) else {
+                continue;
+            };
+            if let Err(e) = self.config.policy.check_client(&url, uid, gid, peer.pid) {
+                log::info!("{e}");
+                refuse(&stream, &e.to_string());
+                continue;
+            }
+            // One uid may not fill the table with stalled handshakes; its
+            // new connection goes on regardless (MAX_PENDING bounds all).
+            if self.pending.iter().filter(|p| p.uid == uid).count() >= MAX_PENDING_PER_UID
+                && self.make_room(Some(uid))
+            {
+                log::debug!("{url}: too many handshakes from uid {uid}; closed a stalled one");
+            }
+            let now = Instant::now();
+            self.pending.push(Pending {
+                stream,
+                peer,
+                uid,
+                waiting_since: now,
+                deadline: now + HANDSHAKE_TIMEOUT,
+                buf: Vec::new(),
+                link: None,
+            });
         }
-        let now = Instant::now();
-        pending.push(Pending {
-            stream,
-            peer,
-            uid,
-            started: now,
-            deadline: now + HANDSHAKE_TIMEOUT,
-            buf: Vec::new(),
-            link: None,
-        });
     }
 }
 
@@ -244,6 +363,7 @@ fn step(p: &mut Pending, config: &Config) -> Step {
         None => match attach(p, &bytes, config) {
             Ok(link) => {
                 p.link = Some(link);
+                p.waiting_since = Instant::now();
                 Step::Continue
             }
             Err(e) => {
@@ -387,4 +507,163 @@ fn create_region(config: &Config, id: u32, len: usize) -> Result<Region> {
             "{NAME_ATTEMPTS} random link names were all taken; is someone creating them?"
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The eviction rules, driven by hand over socket pairs: the server's
+    //! end sits in the table, the test plays the client.
+    use super::*;
+    use crate::shm::rendezvous::{FEATURE_WAKE_BYTES, Hello};
+
+    struct Table {
+        config: Config,
+        tx: Sender<ShmLink>,
+        rx: crossbeam_channel::Receiver<ShmLink>,
+        bell: crate::wake::Doorbell,
+        pending: Vec<Pending>,
+    }
+
+    impl Table {
+        fn new() -> Table {
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let endpoint = Endpoint::parse(&format!(
+                "shm://utp-evict-{}-{n}?ring=64K",
+                std::process::id()
+            ))
+            .unwrap();
+            let (tx, rx) = crossbeam_channel::bounded(4);
+            Table {
+                config: Config {
+                    settings: super::super::handshake::settings(&endpoint).unwrap(),
+                    policy: PeerPolicy::from_endpoint(&endpoint).unwrap(),
+                    endpoint,
+                    max_payload: frame::DEFAULT_MAX_PAYLOAD,
+                    idle_timeout: None,
+                },
+                tx,
+                rx,
+                bell: crate::wake::Doorbell::new().unwrap(),
+                pending: Vec::new(),
+            }
+        }
+
+        /// Runs `f` on the table as the acceptor thread would.
+        fn with<R>(&mut self, f: impl FnOnce(&mut Handshakes<'_>) -> R) -> R {
+            let mut table = Handshakes {
+                config: &self.config,
+                tx: &self.tx,
+                bell: &self.bell,
+                pending: std::mem::take(&mut self.pending),
+            };
+            let result = f(&mut table);
+            self.pending = table.pending;
+            result
+        }
+
+        /// A connection accepted `waited` ago; the client's end.
+        fn connect(&mut self, waited: Duration) -> UnixStream {
+            let (server, client) = UnixStream::pair().unwrap();
+            server.set_nonblocking(true).unwrap();
+            let since = Instant::now() - waited;
+            let me = rustix::process::getuid().as_raw();
+            self.pending.push(Pending {
+                stream: server,
+                peer: PeerInfo::default(),
+                uid: me,
+                waiting_since: since,
+                deadline: since + HANDSHAKE_TIMEOUT,
+                buf: Vec::new(),
+                link: None,
+            });
+            client
+        }
+    }
+
+    fn hello(client: &UnixStream) {
+        let hello = Hello {
+            capacity: 0,
+            features: FEATURE_WAKE_BYTES,
+        };
+        rendezvous::send_frame(client, message_type::LINK_HELLO, &hello.encode(), None).unwrap();
+    }
+
+    /// Takes the server's LINK_ATTACH (and the memfd with it).
+    fn take_attach(client: &UnixStream) {
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        rendezvous::recv_frame(client, message_type::LINK_ATTACH).unwrap();
+    }
+
+    #[test]
+    fn a_silent_handshake_is_evicted_once_it_kept_us_waiting_long_enough() {
+        let mut t = Table::new();
+        let _young = t.connect(EVICT_AGE / 2);
+        assert!(!t.with(|h| h.make_room(None)), "evicted a young handshake");
+        let _stalled = t.connect(EVICT_AGE * 2);
+        assert!(t.with(|h| h.make_room(None)));
+        assert_eq!(t.pending.len(), 1);
+        assert!(t.pending[0].waiting_since > Instant::now() - EVICT_AGE);
+    }
+
+    #[test]
+    fn a_handshake_whose_hello_sat_unread_goes_on_instead_of_being_evicted() {
+        let mut t = Table::new();
+        let client = t.connect(EVICT_AGE * 2);
+        hello(&client);
+        // Its HELLO is there: it is read, the region made, and it now
+        // waits for LINK_READY, young again.
+        assert!(!t.with(|h| h.make_room(None)));
+        assert_eq!(t.pending.len(), 1);
+        assert!(t.pending[0].link.is_some());
+        take_attach(&client);
+    }
+
+    #[test]
+    fn a_client_mapping_its_region_is_given_longer_than_a_silent_one() {
+        let mut t = Table::new();
+        let client = t.connect(Duration::ZERO);
+        hello(&client);
+        let p = t.pending.pop().unwrap();
+        let p = t.with(|h| h.advance(p)).expect("waits for LINK_READY");
+        t.pending.push(p);
+        take_attach(&client);
+        // Older than EVICT_AGE but younger than EVICT_AGE_ATTACHED.
+        t.pending[0].waiting_since = Instant::now() - EVICT_AGE * 4;
+        assert!(!t.with(|h| h.make_room(None)));
+        t.pending[0].waiting_since = Instant::now() - EVICT_AGE_ATTACHED;
+        assert!(t.with(|h| h.make_room(None)));
+        assert!(t.pending.is_empty());
+        assert!(t.rx.is_empty(), "an evicted link was delivered");
+    }
+
+    #[test]
+    fn a_link_whose_ready_arrived_is_delivered_not_evicted_or_expired() {
+        for expire in [false, true] {
+            let mut t = Table::new();
+            let client = t.connect(Duration::ZERO);
+            hello(&client);
+            let p = t.pending.pop().unwrap();
+            let mut p = t.with(|h| h.advance(p)).unwrap();
+            take_attach(&client);
+            rendezvous::send_frame(&client, message_type::LINK_READY, &[], None).unwrap();
+            // The acceptor did not get to it before it was due.
+            p.waiting_since = Instant::now() - EVICT_AGE_ATTACHED * 2;
+            p.deadline = Instant::now() - Duration::from_millis(1);
+            t.pending.push(p);
+            if expire {
+                t.with(|h| h.expire(Instant::now()));
+            } else {
+                assert!(t.with(|h| h.make_room(None)));
+            }
+            assert!(t.pending.is_empty());
+            assert_eq!(
+                t.rx.len(),
+                1,
+                "the finished link was dropped (expire: {expire})"
+            );
+        }
+    }
 }

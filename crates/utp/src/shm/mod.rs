@@ -87,7 +87,7 @@ pub mod rendezvous;
 mod wait;
 
 #[cfg(not(loom))]
-pub use accept::{EVICT_AGE, MAX_PENDING, MAX_PENDING_PER_UID};
+pub use accept::{EVICT_AGE, EVICT_AGE_ATTACHED, MAX_PENDING, MAX_PENDING_PER_UID};
 #[cfg(not(loom))]
 #[doc(inline)]
 pub use bytes::{ShmSlice, ShmSliceMut};
