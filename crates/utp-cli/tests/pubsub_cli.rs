@@ -160,3 +160,57 @@ fn pub_frames_keep_their_type_and_sigterm_ends_the_publisher_cleanly() {
     );
     drop(stdin);
 }
+
+/// Input that never pauses for 50 ms used to hide the signal: the flag was
+/// only looked at when no line came.
+#[test]
+fn sigterm_ends_a_publisher_whose_input_never_pauses() {
+    let url = format!("shm://cli-pubsub-busy-{}", std::process::id());
+    let mut publisher = utp()
+        .args(["pub", &url])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let feeding = std::thread::spawn(move || {
+        // Until the publisher is gone and the pipe breaks (bounded anyway).
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until && stdin.write_all(b"tick\n").is_ok() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    wait_up(&url);
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(publisher.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = signalled + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = publisher.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = publisher.kill();
+            panic!("utp pub ignored SIGTERM while its input kept coming");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    feeding.join().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut publisher.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(said.contains("interrupted"), "{said}");
+    assert!(
+        !utp()
+            .args(["inspect", &url])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the publisher's endpoint outlived it"
+    );
+}

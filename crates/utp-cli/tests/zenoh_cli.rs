@@ -20,13 +20,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A child process, killed on drop.
+/// A child process, stopped on drop: SIGTERM, so that it removes what it
+/// made (a publisher's rendezvous socket), then SIGKILL after 5 s.
 struct Proc(Child);
 
 impl Proc {
     fn spawn(command: &mut Command) -> Proc {
         Proc(command.stdin(Stdio::null()).spawn().expect("spawn"))
     }
+    /// Dies at once, leaving whatever it made (a crash).
     fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -35,6 +37,18 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait()
+            && let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         self.kill();
     }
 }
@@ -337,7 +351,9 @@ fn a_shared_memory_feed_is_bridged_onto_zenoh_and_survives_its_publisher_restart
     }
 
     // The shm publisher dies and another starts: the bridge subscribes
-    // again and a subscriber on the network sees the new feed.
+    // again and a subscriber on the network sees the new feed. (The dead
+    // one's socket is replaced by the new publisher's, which SIGTERM at the
+    // end removes.)
     first.kill();
     let subscriber = sub("10");
     let _second = feed(&shm, "b");

@@ -30,10 +30,26 @@ pub struct Args {
 
 /// Publishes until stdin ends.
 pub fn run(args: Args) -> CmdResult {
+    // SIGINT/SIGTERM end the publisher cleanly (socket removed, subscribers
+    // told), whatever it is doing: waiting, idle, or busy with input.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let interrupted = || {
+        let stopped = stop.load(Ordering::Relaxed);
+        if stopped {
+            eprintln!("utp: interrupted");
+        }
+        stopped
+    };
     let mut publisher = Publisher::create(&args.url)?;
     eprintln!("utp: publishing on {}", publisher.endpoint());
     let deadline = Instant::now() + args.wait_timeout;
     while publisher.subscriber_count() < args.wait_subscribers {
+        if interrupted() {
+            return Ok(());
+        }
         if Instant::now() >= deadline {
             return Err(Exit::Error(format!(
                 "only {} of {} subscribers after {:?}",
@@ -44,13 +60,8 @@ pub fn run(args: Args) -> CmdResult {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    // stdin is read on its own thread so that SIGINT/SIGTERM end the
-    // publisher cleanly (socket removed, subscribers told) even while no
-    // input comes.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
+    // stdin is read on its own thread so that a signal is noticed within
+    // 50 ms even while no input comes.
     let (tx, rx) = crossbeam_channel::bounded::<Result<(u8, Vec<u8>), Exit>>(1024);
     let max = publisher.max_payload();
     let frames = args.frames;
@@ -78,17 +89,17 @@ pub fn run(args: Args) -> CmdResult {
         }
     });
     loop {
+        // Checked before every message too: input that never pauses must
+        // not keep a signal from being noticed.
+        if interrupted() {
+            return Ok(());
+        }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Ok((message_type, payload))) => {
                 publisher.send_typed(message_type, &payload)?;
             }
             Ok(Err(e)) => return Err(e),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if stop.load(Ordering::Relaxed) {
-                    eprintln!("utp: interrupted");
-                    return Ok(());
-                }
-            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
     }
@@ -121,9 +132,17 @@ fn read_frame(input: &mut impl Read, max: usize) -> Result<Option<(u8, Vec<u8>)>
         Err(e) => return Err(e.into()),
     }
     let header = utp::frame::decode_header(&head, max).map_err(utp::Error::from)?;
+    // The payload grows as its bytes arrive (a header alone cannot make
+    // us allocate its announced length).
     let mut bytes = head.to_vec();
-    bytes.resize(header.frame_len(), 0);
-    input.read_exact(&mut bytes[utp::frame::HEADER_LEN..])?;
+    let rest = (header.frame_len() - utp::frame::HEADER_LEN) as u64;
+    if input.take(rest).read_to_end(&mut bytes)? as u64 != rest {
+        return Err(Exit::Error(format!(
+            "stdin ended inside a frame ({} of {} bytes)",
+            bytes.len(),
+            header.frame_len()
+        )));
+    }
     let (header, payload) = utp::frame::decode(&bytes, max).map_err(utp::Error::from)?;
     Ok(Some((header.message_type, payload.to_vec())))
 }
