@@ -119,6 +119,13 @@ int main(int argc, char **argv) {
     CHECK(strcmp(utp_status_name(12345), "UTP_UNKNOWN_STATUS") == 0, "unknown status: %s",
           utp_status_name(12345));
     CHECK(strcmp(utp_status_name(UTP_ERR_TIMEOUT), "UTP_ERR_TIMEOUT") == 0, "known status");
+    /* Reasons: finer than the status; none for a missing server. */
+    st = utp_connect("unix:///tmp/utp-c-test-no-such-server.sock", &ch);
+    CHECK(st == UTP_ERR_NOT_FOUND && utp_last_error_reason() == UTP_REASON_NONE &&
+              utp_last_os_error() == 0,
+          "reason of a missing server: %s", utp_reason_name(utp_last_error_reason()));
+    CHECK(strcmp(utp_reason_name(UTP_REASON_PEER_DIED), "UTP_REASON_PEER_DIED") == 0, "reason name");
+    CHECK(strcmp(utp_reason_name(-3), "UTP_REASON_UNKNOWN") == 0, "unknown reason");
 
     /* Double close and use after close are errors, not undefined behaviour. */
     if (argc > 1) {

@@ -38,6 +38,9 @@ static void check_refused(const char *url, const char *uid) {
     } else if (strstr(error, served_by) == NULL || strstr(error, allow) == NULL) {
         fprintf(stderr, "  utp_last_error(): %s\n", error);
         fail(url, "the error does not name the server's uid and ?allow_uid");
+    } else if (utp_last_error_reason() != UTP_REASON_UNTRUSTED) {
+        fprintf(stderr, "  reason: %s\n", utp_reason_name(utp_last_error_reason()));
+        fail(url, "expected UTP_REASON_UNTRUSTED");
     } else {
         printf("ok   %s refused: %s\n", url, error);
     }

@@ -45,6 +45,48 @@ typedef enum UtpStatus {
   UTP_ERR_PANIC = -16,
 } UtpStatus;
 
+// Why the last call failed, finer than its [`UtpStatus`]: what a program
+// acts on (reconnect after `UTP_REASON_PEER_DIED`, give up after
+// `UTP_REASON_VERSION`...). Read it with [`utp_last_error_reason`].
+//
+// Values are stable; new ones may be added (treat an unknown value like
+// `UTP_REASON_OTHER`).
+typedef enum UtpReason {
+  // No finer reason: the status says it all (or the last call succeeded).
+  UTP_REASON_NONE = 0,
+  // `UTP_ERR_PEER_GONE`: the peer ended the conversation in order.
+  UTP_REASON_PEER_CLOSED = 1,
+  // `UTP_ERR_PEER_GONE`: the peer ended without a goodbye (died, hung up,
+  // stopped in the middle of a frame).
+  UTP_REASON_PEER_DIED = 2,
+  // `UTP_ERR_PEER_GONE`: nothing answers at the other end.
+  UTP_REASON_PEER_UNREACHABLE = 3,
+  // `UTP_ERR_PEER_GONE`: the other side ended this conversation on its own
+  // terms (a publisher evicted a slow subscriber, a server an idle client).
+  UTP_REASON_EVICTED = 4,
+  // `UTP_ERR_PEER_GONE`: the shared memory of the link was truncated or
+  // damaged; the link is closed, the process goes on.
+  UTP_REASON_BROKEN = 5,
+  // `UTP_ERR_PROTOCOL`: bytes or shared memory failed validation.
+  UTP_REASON_CORRUPT = 10,
+  // `UTP_ERR_PROTOCOL`: a well-formed message the protocol does not allow here.
+  UTP_REASON_UNEXPECTED = 11,
+  // `UTP_ERR_PROTOCOL`: the peer speaks another protocol or layout version.
+  UTP_REASON_VERSION = 12,
+  // `UTP_ERR_PROTOCOL` or `UTP_ERR_DENIED`: the peer refused and said why
+  // (the text is in `utp_last_error()`).
+  UTP_REASON_REFUSED = 13,
+  // `UTP_ERR_PROTOCOL`: the call is not supported by this channel.
+  UTP_REASON_UNSUPPORTED = 14,
+  // `UTP_ERR_DENIED`: the peer runs as a user the policy does not trust.
+  UTP_REASON_UNTRUSTED = 20,
+  // `UTP_ERR_DENIED`: a shared object is not safe to use (owner, mode,
+  // symlink, seals).
+  UTP_REASON_UNSAFE = 21,
+  // A reason this version of the C ABI has no name for.
+  UTP_REASON_OTHER = 99,
+} UtpReason;
+
 // An open channel to one peer. Opaque; close with `utp_channel_close`.
 typedef struct UtpChannel UtpChannel;
 
@@ -270,6 +312,30 @@ enum UtpStatus utp_pub_close(struct UtpPublisher *publisher);
 // The returned string is owned by utp and stays valid until the next utp
 // call on the same thread; copy it if you need it longer. Never null.
 const char *utp_last_error(void);
+
+// Why the last failed utp call on this thread failed, finer than its
+// status: for `UTP_ERR_PEER_GONE` whether the peer closed in order
+// (`UTP_REASON_PEER_CLOSED`) or died (`UTP_REASON_PEER_DIED`), for
+// `UTP_ERR_PROTOCOL` corrupt input or another version, for
+// `UTP_ERR_DENIED` an untrusted peer or an unsafe object.
+// `UTP_REASON_NONE` when the status says it all.
+//
+// ```c
+// if (utp_recv(ch, buf, sizeof buf, &len, &type, -1) == UTP_ERR_PEER_GONE
+//     && utp_last_error_reason() == UTP_REASON_PEER_DIED) {
+//     reconnect();
+// }
+// ```
+enum UtpReason utp_last_error_reason(void);
+
+// The operating system's error number (`errno`) behind the last failed
+// utp call on this thread, when it was `UTP_ERR_IO` from a system call;
+// 0 otherwise.
+int32_t utp_last_os_error(void);
+
+// The name of a reason, such as `"UTP_REASON_PEER_DIED"`, or
+// `"UTP_REASON_UNKNOWN"` for a value that is not one. Static; never null.
+const char *utp_reason_name(int32_t reason);
 
 // The name of a status code, such as `"UTP_ERR_TIMEOUT"`, or
 // `"UTP_UNKNOWN_STATUS"` for a value that is not one. Static; never null.

@@ -34,5 +34,8 @@ pub use pubsub::{
     utp_pub_subscribers, utp_sub_arm, utp_sub_close, utp_sub_connect, utp_sub_counts,
     utp_sub_notify_fd, utp_sub_recv,
 };
-pub use status::{UtpStatus, utp_last_error, utp_status_name};
+pub use status::{
+    UtpReason, UtpStatus, utp_last_error, utp_last_error_reason, utp_last_os_error,
+    utp_reason_name, utp_status_name,
+};
 pub use zerocopy::{utp_cancel, utp_commit, utp_recv_view, utp_release, utp_reserve};

@@ -43,20 +43,124 @@ pub enum UtpStatus {
     UtpErrPanic = -16,
 }
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+/// Why the last call failed, finer than its [`UtpStatus`]: what a program
+/// acts on (reconnect after `UTP_REASON_PEER_DIED`, give up after
+/// `UTP_REASON_VERSION`...). Read it with [`utp_last_error_reason`].
+///
+/// Values are stable; new ones may be added (treat an unknown value like
+/// `UTP_REASON_OTHER`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UtpReason {
+    /// No finer reason: the status says it all (or the last call succeeded).
+    UtpReasonNone = 0,
+    /// `UTP_ERR_PEER_GONE`: the peer ended the conversation in order.
+    UtpReasonPeerClosed = 1,
+    /// `UTP_ERR_PEER_GONE`: the peer ended without a goodbye (died, hung up,
+    /// stopped in the middle of a frame).
+    UtpReasonPeerDied = 2,
+    /// `UTP_ERR_PEER_GONE`: nothing answers at the other end.
+    UtpReasonPeerUnreachable = 3,
+    /// `UTP_ERR_PEER_GONE`: the other side ended this conversation on its own
+    /// terms (a publisher evicted a slow subscriber, a server an idle client).
+    UtpReasonEvicted = 4,
+    /// `UTP_ERR_PEER_GONE`: the shared memory of the link was truncated or
+    /// damaged; the link is closed, the process goes on.
+    UtpReasonBroken = 5,
+    /// `UTP_ERR_PROTOCOL`: bytes or shared memory failed validation.
+    UtpReasonCorrupt = 10,
+    /// `UTP_ERR_PROTOCOL`: a well-formed message the protocol does not allow here.
+    UtpReasonUnexpected = 11,
+    /// `UTP_ERR_PROTOCOL`: the peer speaks another protocol or layout version.
+    UtpReasonVersion = 12,
+    /// `UTP_ERR_PROTOCOL` or `UTP_ERR_DENIED`: the peer refused and said why
+    /// (the text is in `utp_last_error()`).
+    UtpReasonRefused = 13,
+    /// `UTP_ERR_PROTOCOL`: the call is not supported by this channel.
+    UtpReasonUnsupported = 14,
+    /// `UTP_ERR_DENIED`: the peer runs as a user the policy does not trust.
+    UtpReasonUntrusted = 20,
+    /// `UTP_ERR_DENIED`: a shared object is not safe to use (owner, mode,
+    /// symlink, seals).
+    UtpReasonUnsafe = 21,
+    /// A reason this version of the C ABI has no name for.
+    UtpReasonOther = 99,
 }
 
-/// Records `message` as this thread's last error and returns `status`.
+/// What the last failed call on this thread left: its message, its reason
+/// and its OS error number.
+struct LastError {
+    message: CString,
+    reason: UtpReason,
+    errno: i32,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
+        message: CString::default(),
+        reason: UtpReason::UtpReasonNone,
+        errno: 0,
+    });
+}
+
+/// Records `message` as this thread's last error (no finer reason, no OS
+/// error) and returns `status`.
 pub(crate) fn fail(status: UtpStatus, message: impl Into<String>) -> UtpStatus {
-    let text = message.into().replace('\0', " ");
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = CString::new(text).unwrap_or_default());
+    record(status, message.into(), UtpReason::UtpReasonNone, 0)
+}
+
+fn record(status: UtpStatus, message: String, reason: UtpReason, errno: i32) -> UtpStatus {
+    let text = message.replace('\0', " ");
+    LAST_ERROR.with(|slot| {
+        *slot.borrow_mut() = LastError {
+            message: CString::new(text).unwrap_or_default(),
+            reason,
+            errno,
+        }
+    });
     status
 }
 
-/// Maps a library error to its status code, recording its message.
+/// The C reason of a library error.
+fn reason_of(error: &utp::Error) -> UtpReason {
+    use UtpReason as R;
+    use utp::{DeniedReason as D, Error as E, GoneReason as G, ProtocolReason as P};
+    match error {
+        E::PeerGone { reason, .. } => match reason {
+            G::Closed => R::UtpReasonPeerClosed,
+            G::Died => R::UtpReasonPeerDied,
+            G::Unreachable => R::UtpReasonPeerUnreachable,
+            G::Evicted => R::UtpReasonEvicted,
+            G::Broken => R::UtpReasonBroken,
+            _ => R::UtpReasonOther,
+        },
+        E::Protocol { reason, .. } => match reason {
+            P::Corrupt => R::UtpReasonCorrupt,
+            P::Unexpected => R::UtpReasonUnexpected,
+            P::Version => R::UtpReasonVersion,
+            P::Refused => R::UtpReasonRefused,
+            P::Unsupported => R::UtpReasonUnsupported,
+            _ => R::UtpReasonOther,
+        },
+        E::Denied { reason, .. } => match reason {
+            D::Untrusted => R::UtpReasonUntrusted,
+            D::Refused => R::UtpReasonRefused,
+            D::Unsafe => R::UtpReasonUnsafe,
+            _ => R::UtpReasonOther,
+        },
+        _ => R::UtpReasonNone,
+    }
+}
+
+/// Maps a library error to its status code, recording its message, reason
+/// and OS error number.
 pub(crate) fn from_error(error: utp::Error) -> UtpStatus {
     use utp::Error as E;
+    let errno = match &error {
+        E::Io { source, .. } => source.raw_os_error().unwrap_or(0),
+        _ => 0,
+    };
+    let reason = reason_of(&error);
     let status = match &error {
         E::BadUrl { .. } => UtpStatus::UtpErrBadUrl,
         E::Frame(_) => UtpStatus::UtpErrFrame,
@@ -71,7 +175,7 @@ pub(crate) fn from_error(error: utp::Error) -> UtpStatus {
         E::Closed => UtpStatus::UtpErrClosed,
         _ => UtpStatus::UtpErrIo,
     };
-    fail(status, error.to_string())
+    record(status, error.to_string(), reason, errno)
 }
 
 /// The message of the last failed utp call on this thread (empty if none).
@@ -80,7 +184,57 @@ pub(crate) fn from_error(error: utp::Error) -> UtpStatus {
 /// call on the same thread; copy it if you need it longer. Never null.
 #[unsafe(no_mangle)]
 pub extern "C" fn utp_last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR.with(|slot| slot.borrow().message.as_ptr())
+}
+
+/// Why the last failed utp call on this thread failed, finer than its
+/// status: for `UTP_ERR_PEER_GONE` whether the peer closed in order
+/// (`UTP_REASON_PEER_CLOSED`) or died (`UTP_REASON_PEER_DIED`), for
+/// `UTP_ERR_PROTOCOL` corrupt input or another version, for
+/// `UTP_ERR_DENIED` an untrusted peer or an unsafe object.
+/// `UTP_REASON_NONE` when the status says it all.
+///
+/// ```c
+/// if (utp_recv(ch, &info, buf, sizeof buf, -1) == UTP_ERR_PEER_GONE
+///     && utp_last_error_reason() == UTP_REASON_PEER_DIED) {
+///     reconnect();
+/// }
+/// ```
+#[unsafe(no_mangle)]
+pub extern "C" fn utp_last_error_reason() -> UtpReason {
+    LAST_ERROR.with(|slot| slot.borrow().reason)
+}
+
+/// The operating system's error number (`errno`) behind the last failed
+/// utp call on this thread, when it was `UTP_ERR_IO` from a system call;
+/// 0 otherwise.
+#[unsafe(no_mangle)]
+pub extern "C" fn utp_last_os_error() -> i32 {
+    LAST_ERROR.with(|slot| slot.borrow().errno)
+}
+
+/// The name of a reason, such as `"UTP_REASON_PEER_DIED"`, or
+/// `"UTP_REASON_UNKNOWN"` for a value that is not one. Static; never null.
+#[unsafe(no_mangle)]
+pub extern "C" fn utp_reason_name(reason: i32) -> *const c_char {
+    let name: &'static std::ffi::CStr = match reason {
+        0 => c"UTP_REASON_NONE",
+        1 => c"UTP_REASON_PEER_CLOSED",
+        2 => c"UTP_REASON_PEER_DIED",
+        3 => c"UTP_REASON_PEER_UNREACHABLE",
+        4 => c"UTP_REASON_EVICTED",
+        5 => c"UTP_REASON_BROKEN",
+        10 => c"UTP_REASON_CORRUPT",
+        11 => c"UTP_REASON_UNEXPECTED",
+        12 => c"UTP_REASON_VERSION",
+        13 => c"UTP_REASON_REFUSED",
+        14 => c"UTP_REASON_UNSUPPORTED",
+        20 => c"UTP_REASON_UNTRUSTED",
+        21 => c"UTP_REASON_UNSAFE",
+        99 => c"UTP_REASON_OTHER",
+        _ => c"UTP_REASON_UNKNOWN",
+    };
+    name.as_ptr()
 }
 
 /// The name of a status code, such as `"UTP_ERR_TIMEOUT"`, or

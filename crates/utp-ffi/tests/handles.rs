@@ -79,3 +79,69 @@ fn pubsub_handles_are_checked_too() {
         assert!(last_error().contains("already closed"), "{}", last_error());
     }
 }
+
+fn reason_name(reason: i32) -> String {
+    // SAFETY: utp_reason_name returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(utp_reason_name(reason)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The receive a C client makes, with a 5 s timeout.
+fn recv_status(channel: *mut UtpChannel) -> UtpStatus {
+    let mut info = UtpFrameInfo::default();
+    let mut buf = [0u8; 64];
+    // SAFETY: a live channel handle, a valid info struct and buffer.
+    unsafe { utp_recv(channel, &mut info, buf.as_mut_ptr(), buf.len(), 5000) }
+}
+
+/// A C client tells a peer that closed in order from one that died
+/// mid-frame, and learns the OS error behind an I/O failure.
+#[test]
+fn the_last_error_says_why_a_peer_is_gone_and_which_os_error() {
+    use std::io::Write;
+    let dir = std::env::temp_dir();
+    for (tag, died) in [("closed", false), ("died", true)] {
+        let path = dir.join(format!("ffi-reason-{tag}-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let url = CString::new(format!("unix://{}", path.display())).unwrap();
+        let mut channel = ptr::null_mut();
+        // SAFETY: a valid string and out-pointer.
+        assert_eq!(
+            unsafe { utp_connect(url.as_ptr(), &mut channel) },
+            UtpStatus::UtpOk
+        );
+        let (mut peer, _) = server.accept().unwrap();
+        if died {
+            // Half a header, then gone: not a goodbye.
+            peer.write_all(&[0x55, 0x54, 0x50]).unwrap();
+        }
+        drop(peer);
+        assert_eq!(recv_status(channel), UtpStatus::UtpErrPeerGone);
+        let (expected, name) = if died {
+            (UtpReason::UtpReasonPeerDied, "UTP_REASON_PEER_DIED")
+        } else {
+            (UtpReason::UtpReasonPeerClosed, "UTP_REASON_PEER_CLOSED")
+        };
+        assert_eq!(utp_last_error_reason(), expected, "{}", last_error());
+        assert_eq!(reason_name(utp_last_error_reason() as i32), name);
+        assert_eq!(utp_last_os_error(), 0);
+        // SAFETY: the handle is live and used by this thread only.
+        unsafe { utp_channel_close(channel) };
+        std::fs::remove_file(&path).unwrap();
+    }
+    // An I/O failure carries its errno (a socket path under a regular file).
+    let file = dir.join(format!("ffi-reason-file-{}", std::process::id()));
+    std::fs::write(&file, b"").unwrap();
+    let url = CString::new(format!("unix://{}/x.sock", file.display())).unwrap();
+    let mut listener = ptr::null_mut();
+    // SAFETY: a valid string and out-pointer.
+    let status = unsafe { utp_listen(url.as_ptr(), &mut listener) };
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(status, UtpStatus::UtpErrIo, "{}", last_error());
+    const ENOTDIR: i32 = 20; // Linux
+    assert_eq!(utp_last_os_error(), ENOTDIR);
+    assert_eq!(utp_last_error_reason(), UtpReason::UtpReasonNone);
+    assert_eq!(reason_name(12345), "UTP_REASON_UNKNOWN");
+}

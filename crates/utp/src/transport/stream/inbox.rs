@@ -186,7 +186,7 @@ impl Inbox {
         };
         match (result, frame_deadline) {
             (Err(Error::Timeout { .. }), Some(due)) if Instant::now() >= due => {
-                let (have, of) = self.progress().unwrap_or((self.end - self.start, 0));
+                let (have, of) = self.progress().unwrap_or((0, 0));
                 let reason = format!(
                     "a frame that did not arrive within the frame deadline of {:?} \
                      ({have} bytes of {} received; the frame_timeout option sets it)",
@@ -356,14 +356,19 @@ impl Inbox {
         result.map(|_| ())
     }
 
-    /// Describes how far into a frame the reader is, for "peer gone" messages.
+    /// How far into a frame the reader is, for "peer gone" messages: payload
+    /// bytes received of the payload's length, or `(n, 0)` for the first
+    /// `n` bytes of a header; `None` between frames.
     fn progress(&self) -> Option<(usize, usize)> {
-        self.pending.as_ref().map(|p| {
-            (
-                self.payload.len() + self.end - self.start,
+        let buffered = self.end - self.start;
+        match &self.pending {
+            Some(p) => Some((
+                self.payload.len() + buffered,
                 p.header.payload_length as usize,
-            )
-        })
+            )),
+            // Part of a header (a whole one would have been parsed).
+            None => (buffered > 0).then_some((buffered, 0)),
+        }
     }
 }
 
@@ -452,6 +457,9 @@ fn read_some(
                 return Err(Error::peer_gone(
                     reason,
                     match progress {
+                        Some((have, 0)) => format!(
+                            "the peer closed the connection in the middle of a frame header ({have} of {HEADER_LEN} bytes received)"
+                        ),
                         Some((have, of)) => format!(
                             "the peer closed the connection in the middle of a frame ({have} of {of} payload bytes received)"
                         ),
