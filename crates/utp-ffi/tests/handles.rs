@@ -108,10 +108,8 @@ fn the_last_error_says_why_a_peer_is_gone_and_which_os_error() {
         let url = CString::new(format!("unix://{}", path.display())).unwrap();
         let mut channel = ptr::null_mut();
         // SAFETY: a valid string and out-pointer.
-        assert_eq!(
-            unsafe { utp_connect(url.as_ptr(), &mut channel) },
-            UtpStatus::UtpOk
-        );
+        let connected = unsafe { utp_connect(url.as_ptr(), &mut channel) };
+        assert_eq!(connected, UtpStatus::UtpOk);
         let (mut peer, _) = server.accept().unwrap();
         if died {
             // Half a header, then gone: not a goodbye.
