@@ -260,3 +260,35 @@ def test_the_rust_client_on_a_python_server_with_small_rings(utp_bin, rust_trans
             result = run([str(utp_bin), "call", f"shm://{name}", "ADD", "2", "40"])
             assert (result.returncode, result.stdout) == (0, "42\n"), result.stderr
         assert server.alive()
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def test_python_clients_are_served_without_a_thread_each(shm_server):
+    """The Python client agrees on wake-up bytes (section 5.3), so the Rust
+    server waits for its requests in its event loop instead of giving each
+    link a thread; the bytes must really come, or no call would be answered."""
+    pid = shm_server.process.pid
+    with Client(shm_server.url) as first:
+        assert first.calculate("ADD", 1, 2) == 3
+        with_one = threads_of(pid)
+        clients = [Client(shm_server.url) for _ in range(16)]
+        try:
+            started = time.monotonic()
+            for round_ in range(20):
+                for i, client in enumerate(clients):
+                    assert client.calculate("ADD", i, round_) == i + round_
+            elapsed = time.monotonic() - started
+            with_seventeen = threads_of(pid)
+        finally:
+            for client in clients:
+                client.close()
+    # A thread per client would add 16; the server's worker pool grows by a
+    # few at most (docs/transports.md, "Servers").
+    assert with_seventeen < with_one + 8, f"{with_one} threads with 1 client, {with_seventeen} with 17"
+    # 320 calls woken by bytes take well under a second; missed wake-ups
+    # would leave each call to a 100 ms liveness tick (32 s).
+    assert elapsed < 10, f"{elapsed:.1f} s for 320 calls"

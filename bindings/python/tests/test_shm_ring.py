@@ -250,3 +250,43 @@ def test_control_header_written_magic_last_and_checked(region):
 def test_socket_file_name_and_hello():
     assert layout.socket_file_name("calc") == "shm.calc"
     assert layout.hello_payload() == bytes.fromhex("02000000" "00000000" "0000000000000000")
+    assert layout.hello_payload(4096, features=layout.FEATURE_WAKE_BYTES) == bytes.fromhex(
+        "02000000" "01000000" "0010000000000000")
+
+
+def test_attach_carries_the_features_both_ends_use():
+    payload = attach_payload()[:-2] + struct.pack("<H", layout.FEATURE_WAKE_BYTES)
+    attach = layout.Attach.decode(payload)
+    assert attach.features == layout.FEATURE_WAKE_BYTES
+    assert attach.encode() == payload
+
+
+def data_event(region):
+    return region.u32[(layout.RING1_INDEX + layout.INDEX_DATA_EVENT) // 4]
+
+
+def test_a_publish_sends_one_wake_up_byte_only_when_the_consumer_asked(region):
+    """Section 5.3 from the producer's side: look at data_event after publishing, clear it, send."""
+    sent = []
+    region.writer.send_wake = lambda: sent.append(1)
+    assert region.writer.try_write(encoded(b"a"))
+    assert sent == []  # nobody waits in an event loop
+    region.u32[(layout.RING1_INDEX + layout.INDEX_DATA_EVENT) // 4] = 1  # the consumer arms
+    assert region.writer.try_write(encoded(b"b", 2))
+    assert sent == [1] and data_event(region) == 0  # one byte, request cleared
+    assert region.writer.try_write(encoded(b"c", 3))
+    assert sent == [1]  # not armed again: no more bytes
+
+
+def test_a_spinning_consumer_that_starts_waiting_gets_its_wake_up(region):
+    """A peer that declared it only spins is watched through its sleeps word (5.3)."""
+    sent, sleeps = [], [False]
+    region.writer.peer_sleeps = False
+    region.writer.send_wake = lambda: sent.append(1)
+    region.writer.peer_sleeps_now = lambda: sleeps[0]
+    region.u32[(layout.RING1_INDEX + layout.INDEX_DATA_EVENT) // 4] = 1
+    assert region.writer.try_write(encoded(b"a"))
+    assert sent == []  # it said it spins: no [WAKE] step
+    sleeps[0] = True  # it announced sleeps = 1 before arming
+    assert region.writer.try_write(encoded(b"b", 2))
+    assert sent == [1] and region.writer.peer_sleeps

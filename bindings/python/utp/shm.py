@@ -53,8 +53,8 @@ def connect(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_MAX_P
         check_server(endpoint, sock, "the rendezvous socket")  # before LINK_HELLO (2.3)
         handshake = UtpFraming(sock, max_payload=layout.HANDSHAKE_MAX_PAYLOAD)
         try:
-            handshake.send(utp_frame.LINK_HELLO, layout.hello_payload(_requested_ring(endpoint)),
-                           _remaining(deadline, endpoint))
+            hello = layout.hello_payload(_requested_ring(endpoint), features=layout.FEATURE_WAKE_BYTES)
+            handshake.send(utp_frame.LINK_HELLO, hello, _remaining(deadline, endpoint))
         except (BrokenPipeError, ConnectionResetError, ConnectionClosed):
             # A server that refuses us sends its ERROR at once and closes: read why.
             _raise_refusal(sock, endpoint)

@@ -56,6 +56,7 @@ RING1_INDEX = 768
 INDEX_TAIL = 0
 INDEX_HEAD = 64
 INDEX_DATA_WAITERS = 128
+INDEX_DATA_EVENT = 132  # non-zero: the consumer waits in an event loop, wants a wake-up byte (5.3)
 INDEX_SPACE_WAITERS = 192
 
 # memfd seals (fcntl F_ADD_SEALS / F_GET_SEALS).
@@ -77,9 +78,12 @@ def socket_file_name(link_name: str) -> str:
     return "shm." + link_name
 
 
-def hello_payload(capacity: int = 0, version: int = LAYOUT_VERSION) -> bytes:
-    """LINK_HELLO payload: layout version, reserved zero, requested capacity (0 = server's choice)."""
-    return _HELLO.pack(version, 0, capacity)
+FEATURE_WAKE_BYTES = 1  # LINK_HELLO +4 / LINK_ATTACH +34 bit 0: event-loop wake-up bytes (5.3)
+
+
+def hello_payload(capacity: int = 0, version: int = LAYOUT_VERSION, features: int = 0) -> bytes:
+    """LINK_HELLO payload: layout version, features the client supports, requested capacity (0 = server's choice)."""
+    return _HELLO.pack(version, features, capacity)
 
 
 def record_length(payload_length: int) -> int:
@@ -113,20 +117,21 @@ class Attach:
     shmid: int
     link_id: int
     name: str
+    features: int = 0  # the HELLO features both ends use (FEATURE_WAKE_BYTES)
 
     @classmethod
     def decode(cls, payload: bytes) -> Attach:
         """Parse and check a LINK_ATTACH payload; raises :class:`ProtocolError`."""
         if len(payload) < _ATTACH.size:
             raise ProtocolError(f"LINK_ATTACH payload of {len(payload)} bytes, at least {_ATTACH.size} needed")
-        version, kind, region_len, capacity, shmid, link_id, name_len, _zero = _ATTACH.unpack_from(payload)
+        version, kind, region_len, capacity, shmid, link_id, name_len, features = _ATTACH.unpack_from(payload)
         if len(payload) < _ATTACH.size + name_len:
             raise ProtocolError(f"LINK_ATTACH name of {name_len} bytes overruns the {len(payload)}-byte payload")
         try:
             name = payload[_ATTACH.size:_ATTACH.size + name_len].decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("LINK_ATTACH region name is not UTF-8") from None
-        attach = cls(version, kind, region_len, capacity, shmid, link_id, name)
+        attach = cls(version, kind, region_len, capacity, shmid, link_id, name, features)
         attach._check()
         return attach
 
@@ -158,7 +163,7 @@ class Attach:
         """The LINK_ATTACH payload for this region."""
         name = self.name.encode()
         return _ATTACH.pack(self.version, self.kind, self.region_len, self.capacity, self.shmid,
-                            self.link_id, len(name), 0) + name
+                            self.link_id, len(name), self.features) + name
 
 
 def write_control_header(region: mmap.mmap | memoryview | bytearray, attach: Attach) -> None:

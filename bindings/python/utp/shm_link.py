@@ -66,6 +66,19 @@ class ShmLink:
         inbound, outbound = (ring1, ring0) if is_server else (ring0, ring1)
         self._inbound = RingReader(inbound, max_payload)
         self._outbound = RingWriter(outbound)
+        self._wake_bytes = bool(attach.features & layout.FEATURE_WAKE_BYTES)
+        # A non-blocking handle on the same socket for wake-up bytes: the
+        # handshake's socket object has a timeout, and Python waits up to
+        # that long before a send or receive on such a socket.
+        self._wake_sock: socket.socket | None = None
+        if self._wake_bytes:
+            self._wake_sock = sock.dup()
+            self._wake_sock.setblocking(False)
+            # Section 5.3: a Rust peer in an event loop (a server serving
+            # many clients from one thread) asks for a byte on the socket.
+            self._outbound.send_wake = self._send_wake
+            peer_sleeps = (self._peer_side + layout.SIDE_SLEEPS) // 4
+            self._outbound.peer_sleeps_now = lambda: self._u32[peer_sleeps] != 0
         self._next_sequence = 1
         self._spin_time = {"spin": float("inf"), "adaptive": SPIN_TIME, "block": 0.0}[endpoint.wait]
         self.sleeps = endpoint.wait != "spin"  # ?wait=spin never sleeps on a futex (section 5.2)
@@ -187,7 +200,7 @@ class ShmLink:
                 raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
                                "closed the link")
             return
-        if self._poller.poll(0):
+        if self._socket_hung_up():
             raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) "
                            "closed its rendezvous socket")
         try:
@@ -196,6 +209,38 @@ class ShmLink:
             raise PeerGone(f"the {self._peer_name} of {self.endpoint.url} (pid {self.peer_pid}) is gone") from None
         except PermissionError:
             pass  # exists, owned by someone else
+
+    def _socket_hung_up(self) -> bool:
+        """Whether the rendezvous socket says the peer is gone (section 6).
+
+        Without wake-up bytes nothing is ever sent on it, so any input
+        means gone. With them (5.3) bytes may come: they are read and
+        dropped (at most a few reads: a flooding peer cannot keep us here),
+        and only end of file or a hang-up counts.
+        """
+        for _ in range(4):
+            events = self._poller.poll(0)
+            if not events:
+                return False
+            if self._wake_sock is None or events[0][1] & ~select.POLLIN:
+                return True
+            try:
+                if not self._wake_sock.recv(256):
+                    return True  # end of file
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+        return False
+
+    def _send_wake(self) -> None:
+        """The wake-up byte the peer asked for; never blocks (a full socket: one is pending)."""
+        if self._wake_sock is None:
+            return
+        try:
+            self._wake_sock.send(b"\x01", socket.MSG_NOSIGNAL)
+        except OSError:
+            pass  # EAGAIN: a byte is already pending; a gone peer is noticed by liveness
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -236,8 +281,10 @@ class ShmLink:
         self.release_mapping()
 
     def release_mapping(self) -> None:
-        """Drop every view of the region, then unmap it."""
+        """Drop every view of the region, then unmap it (and the wake-up handle on the socket)."""
         self._closed = True
+        if self._wake_sock is not None:
+            self._wake_sock.close()
         self._inbound = self._outbound = None  # type: ignore[assignment]  # closed: no ring is used again
         self._u64.release()
         self._u32.release()

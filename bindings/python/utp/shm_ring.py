@@ -26,12 +26,14 @@ before its checksum is verified, and any violation makes the ring raise
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 from . import frame as utp_frame
 from .errors import UtpError
 from .frame import HEADER_SIZE, Frame
 from .futex import full_fence, futex_wake
 from .shm_layout import (
+    INDEX_DATA_EVENT,
     INDEX_DATA_WAITERS,
     INDEX_HEAD,
     INDEX_SPACE_WAITERS,
@@ -71,6 +73,7 @@ class RingWords:
         self._tail = (index_offset + INDEX_TAIL) // 8
         self._head = (index_offset + INDEX_HEAD) // 8
         self._data_waiters = (index_offset + INDEX_DATA_WAITERS) // 4
+        self._data_event = (index_offset + INDEX_DATA_EVENT) // 4
         self._space_waiters = (index_offset + INDEX_SPACE_WAITERS) // 4
         self.data_waiters_address = base_address + index_offset + INDEX_DATA_WAITERS
         self.space_waiters_address = base_address + index_offset + INDEX_SPACE_WAITERS
@@ -126,6 +129,19 @@ class RingWords:
             self._u32[self._data_waiters] = 0
             futex_wake(self.data_waiters_address)
 
+    def take_data_event(self) -> bool:
+        """After a publish (and its fence): did the consumer ask for a wake-up byte (5.3)?
+
+        Clears the request. Not an atomic exchange (Python has none on shared
+        memory): a consumer re-arming between the load and the store is
+        cleared too, but the caller sends a byte for it anyway, so no
+        wake-up is lost; at worst one is spurious.
+        """
+        if self._u32[self._data_event] != 0:
+            self._u32[self._data_event] = 0
+            return True
+        return False
+
     def wake_space_waiter(self) -> None:
         """After a release: wake the producer if it flagged itself asleep."""
         if self._u32[self._space_waiters] != 0:
@@ -143,6 +159,11 @@ class RingWriter:
     def __init__(self, words: RingWords, peer_sleeps: bool = True):
         self.words = words
         self.peer_sleeps = peer_sleeps
+        # Event-loop wake-ups (5.3), when both ends agreed on them: how to
+        # send the byte, and how to look whether a spinning peer started
+        # sleeping (its ``sleeps`` word).
+        self.send_wake: Callable[[], None] | None = None
+        self.peer_sleeps_now: Callable[[], bool] | None = None
         self.tail = words.load_tail()
         self.head_cache = words.load_head()
         self.record_bytes = 0  # lengths of the records written (not wrap-around padding)
@@ -186,9 +207,15 @@ class RingWriter:
         words.store_stamp(offset, following | (_STAMP_PADDING if padding else 0), release=True)  # [STAMP]
         self.tail = following
         words.store_tail(following)
+        if not self.peer_sleeps and self.peer_sleeps_now is not None and self.peer_sleeps_now():
+            # A consumer that only spun now waits in an event loop (5.3):
+            # from this publish on, do the fenced [WAKE] step.
+            self.peer_sleeps = True
         if self.peer_sleeps:
             full_fence()  # [WAKE]
             words.wake_data_waiter()
+            if self.send_wake is not None and words.take_data_event():
+                self.send_wake()
 
 
 class RingReader:
