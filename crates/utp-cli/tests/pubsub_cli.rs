@@ -18,17 +18,7 @@ fn pub_lines_reach_sub_json_and_inspect_shows_the_subscriber() {
         .spawn()
         .unwrap();
     // Wait for the publisher to answer before subscribing.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !utp()
-        .args(["inspect", &url])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(Instant::now() < deadline, "the publisher never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_up(&url);
     let ls = utp().arg("ls").output().unwrap();
     let listed = String::from_utf8_lossy(&ls.stdout);
     assert!(
@@ -78,25 +68,31 @@ fn pub_lines_reach_sub_json_and_inspect_shows_the_subscriber() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("received 3, lost 0"));
     assert!(publisher.wait().unwrap().success());
     // The publisher removed its socket when it ended.
-    assert!(
-        !utp()
-            .args(["inspect", &url])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert!(!inspect_finds(&url));
 }
 
-fn wait_up(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !utp()
+/// Whether `utp inspect` finds a publisher at `url`.
+fn inspect_finds(url: &str) -> bool {
+    utp()
         .args(["inspect", url])
         .output()
         .unwrap()
         .status
         .success()
-    {
+}
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
+fn wait_up(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !inspect_finds(url) {
         assert!(Instant::now() < deadline, "the publisher never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -128,11 +124,7 @@ fn pub_frames_keep_their_type_and_sigterm_ends_the_publisher_cleanly() {
     stdin.flush().unwrap();
     // stdin stays open: only the signal can end the publisher now.
     std::thread::sleep(Duration::from_millis(500));
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(publisher.id() as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    terminate(&publisher);
     assert!(publisher.wait().unwrap().success());
     let out = subscriber.wait_with_output().unwrap();
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
@@ -150,14 +142,7 @@ fn pub_frames_keep_their_type_and_sigterm_ends_the_publisher_cleanly() {
         (Some(16), Some("ADD 1 2"))
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("publisher closed"));
-    assert!(
-        !utp()
-            .args(["inspect", &url])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert!(!inspect_finds(&url));
     drop(stdin);
 }
 
@@ -183,11 +168,7 @@ fn sigterm_ends_a_publisher_whose_input_never_pauses() {
     wait_up(&url);
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(publisher.id() as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    terminate(&publisher);
     let deadline = signalled + Duration::from_secs(5);
     let status = loop {
         if let Some(status) = publisher.try_wait().unwrap() {
@@ -204,13 +185,5 @@ fn sigterm_ends_a_publisher_whose_input_never_pauses() {
     let mut said = String::new();
     std::io::Read::read_to_string(&mut publisher.stderr.take().unwrap(), &mut said).unwrap();
     assert!(said.contains("interrupted"), "{said}");
-    assert!(
-        !utp()
-            .args(["inspect", &url])
-            .output()
-            .unwrap()
-            .status
-            .success(),
-        "the publisher's endpoint outlived it"
-    );
+    assert!(!inspect_finds(&url), "the publisher's endpoint outlived it");
 }
