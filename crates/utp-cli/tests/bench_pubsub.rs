@@ -6,10 +6,15 @@ use std::process::Command;
 
 #[test]
 fn pubsub_section_runs_prints_ratios_and_cleans_up() {
-    let out = Command::new(env!("CARGO_BIN_EXE_utp"))
+    let child = Command::new(env!("CARGO_BIN_EXE_utp"))
         .args(["bench", "--quick", "--only", "pubsub", "--repeats", "1"])
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Names carry the bench's pid: other benches may run meanwhile.
+    let ours = format!("utp-bench-pubsub-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -35,7 +40,7 @@ fn pubsub_section_runs_prints_ratios_and_cleans_up() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("utp-bench-pubsub-"))
+        .filter(|n| n.starts_with(&ours))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
