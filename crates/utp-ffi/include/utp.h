@@ -321,7 +321,7 @@ const char *utp_last_error(void);
 // `UTP_REASON_NONE` when the status says it all.
 //
 // ```c
-// if (utp_recv(ch, buf, sizeof buf, &len, &type, -1) == UTP_ERR_PEER_GONE
+// if (utp_recv(ch, &info, buf, sizeof buf, -1) == UTP_ERR_PEER_GONE
 //     && utp_last_error_reason() == UTP_REASON_PEER_DIED) {
 //     reconnect();
 // }
