@@ -264,3 +264,31 @@ fn frames_on_both_sides_of_the_one_write_boundary_arrive_intact() {
     }
     assert_eq!(at, from_pipe.len(), "nothing more on the pipe");
 }
+
+/// The frame clock starts when part of a frame has arrived and the rest must
+/// be waited for (not when a whole frame is found in the buffer): a frame
+/// whose header came with a whole frame before it, and whose payload never
+/// comes, still fails at the frame deadline on an untimed receive.
+#[test]
+fn a_frame_cut_after_a_whole_one_fails_at_the_frame_deadline() {
+    let (channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let options = utp::Options::default().with_frame_timeout(Duration::from_millis(300));
+    let mut channel = channel.with_deadlines(&options);
+    let whole = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 1, 0), b"first");
+    let cut = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 2, 0), &[9u8; 100]);
+    let mut wire = whole.clone();
+    wire.extend_from_slice(&cut[..frame::HEADER_LEN + 10]);
+    peer.write_all(&wire).unwrap();
+    let mut frame = Frame::default();
+    channel.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"first");
+    let started = std::time::Instant::now();
+    let error = channel.recv(&mut frame).unwrap_err();
+    let took = started.elapsed();
+    assert!(!error.is_timeout() && !error.is_peer_gone(), "{error}");
+    assert!(error.to_string().contains("frame deadline"), "{error}");
+    // 300 ms: not before it; the upper bound is generous for a loaded machine.
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    drop(peer);
+}
