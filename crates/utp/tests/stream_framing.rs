@@ -201,3 +201,94 @@ fn file_descriptors_travel_with_a_frame() {
     std::io::Read::read_to_string(&mut std::fs::File::from(read_end), &mut text).unwrap();
     assert_eq!(text, "through the passed fd");
 }
+
+/// Frames up to 512 bytes go out as one copied buffer, larger ones as a
+/// vectored write: every size around the boundary must reach the peer as
+/// exactly the frame's bytes, over a socket (send) and a pipe pair (write).
+#[test]
+fn frames_on_both_sides_of_the_one_write_boundary_arrive_intact() {
+    let sizes = [0usize, 1, 64, 479, 480, 481, 1000, 70_000];
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let (pipe_read, pipe_write) = std::io::pipe().unwrap();
+    let (unused_read, _unused_write) = std::io::pipe().unwrap();
+    let mut pair = StreamChannel::new(
+        StreamIo::Pair {
+            read: unused_read.into(),
+            write: Some(pipe_write.into()),
+        },
+        Framing::Utp,
+        1 << 20,
+        "pipe pair".into(),
+        Default::default(),
+    );
+    let reader = std::thread::spawn(move || {
+        let mut pipe_read = pipe_read;
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut pipe_read, &mut got).unwrap();
+        got
+    });
+    let socket_reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for &size in &sizes {
+            let mut wire = vec![0u8; frame::HEADER_LEN + size];
+            std::io::Read::read_exact(&mut peer, &mut wire).unwrap();
+            got.push(wire);
+        }
+        got
+    });
+    for &size in &sizes {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        channel
+            .send(message_type::DATA, flags::CHECKSUM, &payload)
+            .unwrap();
+        pair.send(message_type::DATA, flags::CHECKSUM, &payload)
+            .unwrap();
+    }
+    drop(pair);
+    let from_pipe = reader.join().unwrap();
+    let from_socket = socket_reader.join().unwrap();
+    let mut at = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let payload: Vec<u8> = (0..size).map(|j| (j * 7 + size) as u8).collect();
+        for wire in [
+            &from_socket[i][..],
+            &from_pipe[at..at + frame::HEADER_LEN + size],
+        ] {
+            // `decode` checks the header and the checksum over header and payload.
+            let (header, body) = frame::decode(wire, 1 << 20).unwrap();
+            assert_eq!(header.payload_length as usize, size);
+            assert_eq!(header.sequence, i as u64 + 1);
+            assert_eq!(body, &payload[..], "payload of {size} bytes");
+        }
+        at += frame::HEADER_LEN + size;
+    }
+    assert_eq!(at, from_pipe.len(), "nothing more on the pipe");
+}
+
+/// The frame clock starts when part of a frame has arrived and the rest must
+/// be waited for (not when a whole frame is found in the buffer): a frame
+/// whose header came with a whole frame before it, and whose payload never
+/// comes, still fails at the frame deadline on an untimed receive.
+#[test]
+fn a_frame_cut_after_a_whole_one_fails_at_the_frame_deadline() {
+    let (channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let options = utp::Options::default().with_frame_timeout(Duration::from_millis(300));
+    let mut channel = channel.with_deadlines(&options);
+    let whole = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 1, 0), b"first");
+    let cut = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 2, 0), &[9u8; 100]);
+    let mut wire = whole.clone();
+    wire.extend_from_slice(&cut[..frame::HEADER_LEN + 10]);
+    peer.write_all(&wire).unwrap();
+    let mut frame = Frame::default();
+    channel.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"first");
+    let started = std::time::Instant::now();
+    let error = channel.recv(&mut frame).unwrap_err();
+    let took = started.elapsed();
+    assert!(!error.is_timeout() && !error.is_peer_gone(), "{error}");
+    assert!(error.to_string().contains("frame deadline"), "{error}");
+    // 300 ms: not before it; the upper bound is generous for a loaded machine.
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    drop(peer);
+}

@@ -47,4 +47,4 @@ pub use header::{
 };
 pub use owned::Frame;
 pub(crate) use stamp::random_sequence_start;
-pub use stamp::{Stamper, now_micros};
+pub use stamp::{Stamper, coarse_micros, now_micros};

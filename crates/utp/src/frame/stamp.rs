@@ -11,8 +11,23 @@ pub fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch to the resolution of a kernel tick
+/// (`CLOCK_REALTIME_COARSE`, about 4 ms at HZ=250): what [`Stamper`] puts
+/// in frames. A precise read (`clock_gettime(CLOCK_REALTIME)` and the
+/// conversion, ~45 ns in this KVM guest) was a fifth of a whole inproc round
+/// trip; the coarse clock is a read of the vDSO data page. Frame timestamps
+/// say when a frame was built, not how long it took: time latency with your
+/// own clock around send and receive (docs/frame.md).
+#[inline]
+pub fn coarse_micros() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(ts.tv_nsec as u64 / 1_000)
+}
+
 /// The sending half of a channel's framing state: numbers frames 1, 2, 3, ...
-/// and stamps them with the current time.
+/// and stamps them with the current time (to a kernel tick, see [`coarse_micros`]).
 ///
 /// ```
 /// use utp::frame::{Stamper, flags, message_type};
@@ -44,7 +59,7 @@ impl Stamper {
         self.sent += 1;
         self.numbered += 1;
         self.last = self.last.wrapping_add(1);
-        Header::new(message_type, flags, self.last, now_micros()).encode_for(payload, out)
+        Header::new(message_type, flags, self.last, coarse_micros()).encode_for(payload, out)
     }
 
     /// Encodes the header of a reply to the frame numbered `answers`: the
@@ -63,7 +78,7 @@ impl Stamper {
             message_type,
             flags | super::flags::REPLY,
             answers,
-            now_micros(),
+            coarse_micros(),
         )
         .encode_for(payload, out)
     }

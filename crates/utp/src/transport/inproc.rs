@@ -97,7 +97,9 @@ impl InprocChannel {
         answers: Option<u64>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(Error::Closed);
+        };
         if payload.len() > self.max_payload.min(u32::MAX as usize) {
             return Err(Error::TooLarge {
                 len: payload.len(),

@@ -47,7 +47,8 @@ struct Pending {
 // Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
 // unconsumed bytes; when `pending` is set, `payload` holds the first
 // `payload.len() < header.payload_length` payload bytes of that frame;
-// `frame_started` is set exactly while a frame is partly received.
+// `frame_started` is set while a frame is partly received and its rest has
+// been waited for (a frame whole in the buffer never starts the clock).
 pub(crate) struct Inbox {
     buf: Vec<u8>,
     start: usize,
@@ -136,9 +137,6 @@ impl Inbox {
         }
         let deadline = Deadline::after(timeout);
         loop {
-            if self.frame_started.is_none() && (self.end > self.start || self.pending.is_some()) {
-                self.frame_started = Some(Instant::now());
-            }
             if self.pending.is_none() {
                 match self.parse_header() {
                     Ok(Some(pending)) => self.pending = Some(pending),
@@ -177,6 +175,12 @@ impl Inbox {
         timeout: Option<Duration>,
         direct: bool,
     ) -> Result<()> {
+        // The frame clock starts when part of a frame is here and the rest
+        // must be waited for: a frame that is already whole in the buffer
+        // (most small ones: one read brings several) costs no clock read.
+        if self.frame_started.is_none() && (self.end > self.start || self.pending.is_some()) {
+            self.frame_started = Some(Instant::now());
+        }
         let frame_deadline = self.frame_deadline();
         let effective = deadline.min(frame_deadline);
         let result = if direct {

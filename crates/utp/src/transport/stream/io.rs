@@ -163,6 +163,10 @@ impl StreamIo {
                 if dont_wait {
                     flags |= SendFlags::DONTWAIT;
                 }
+                if let ([one], []) = (iov, attach) {
+                    // One buffer, no descriptors: plain send(), no msghdr.
+                    return rustix::net::send(fd, one, flags);
+                }
                 let mut space =
                     [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
                 let mut control = SendAncillaryBuffer::new(&mut space);
@@ -171,9 +175,10 @@ impl StreamIo {
                 }
                 sendmsg(fd, iov, &mut control, flags)
             }
-            StreamIo::Pair { write, .. } => match write {
-                Some(w) => rustix::io::writev(w, iov),
-                None => Err(Errno::BADF),
+            StreamIo::Pair { write, .. } => match (write, iov) {
+                (Some(w), [one]) => rustix::io::write(w, one),
+                (Some(w), _) => rustix::io::writev(w, iov),
+                (None, _) => Err(Errno::BADF),
             },
         }
     }
