@@ -76,11 +76,11 @@ impl RawKind {
                 "one mailbox per direction ({prefaulted}), receiver raises a flag and sleeps on a futex, sender wakes it only when the flag is up (SeqCst fence, as utp); copy in, copy out"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out",
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty, woken only when the other side sleeps (flag + SeqCst fence, as utp); copy in, copy out",
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty, woken only when the other side sleeps (flag + SeqCst fence, as utp); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
