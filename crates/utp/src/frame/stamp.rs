@@ -150,3 +150,13 @@ pub(crate) fn random_sequence_start() -> u64 {
     };
     (random >> 2).max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn coarse_time_is_within_a_few_ticks_of_the_real_clock() {
+        let real = super::now_micros();
+        let coarse = super::coarse_micros();
+        assert!(real.abs_diff(coarse) < 50_000, "{real} vs {coarse}");
+    }
+}

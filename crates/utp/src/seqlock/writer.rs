@@ -6,6 +6,7 @@ use super::signal::signal_subscribers;
 use super::{futex, place, protocol};
 use crate::ProtocolReason;
 use crate::error::{Error, Result};
+use crate::frame::coarse_micros;
 use crate::shm::reclaim::pid_alive;
 use crate::shm::sync::Ordering;
 use bytemuck::Pod;
@@ -197,12 +198,4 @@ fn claim(cell: &Cell, pid: u32) -> Result<Option<u32>> {
             Err(holder) => seen = holder,
         }
     }
-}
-
-/// Wall-clock µs from the coarse clock (a few ns through the vDSO;
-/// resolution one kernel tick, 4 ms at HZ=250).
-#[inline]
-fn coarse_micros() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }

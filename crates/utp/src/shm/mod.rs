@@ -63,7 +63,6 @@ mod accept;
 #[doc(hidden)]
 pub mod bytes;
 #[cfg(not(loom))]
-mod clock;
 #[cfg(not(loom))]
 pub(crate) mod guard;
 #[cfg(not(loom))]

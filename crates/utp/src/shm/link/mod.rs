@@ -2,7 +2,6 @@
 //! rendezvous socket kept open as a death notice.
 
 use super::bytes::MappedBytes;
-use super::clock::coarse_micros;
 use super::layout::{self, Control, SideField, state};
 use super::region::Region;
 use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
@@ -11,6 +10,7 @@ use super::wait::WaitMode;
 use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
+use crate::frame::coarse_micros;
 use crate::frame::{HEADER_LEN, Header};
 use crate::halves::Role;
 use std::os::unix::net::UnixStream;
