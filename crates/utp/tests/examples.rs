@@ -4,7 +4,7 @@
 //! building when tests run, so the build lock is free).
 //!
 //! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`
-//! is run here with a small count; `event_loop` is compiled into this test
+//! and `inproc_profile` are run here with a small count; `event_loop` is compiled into this test
 //! and its `main` called directly.
 
 use std::path::Path;
@@ -111,6 +111,15 @@ fn shm_profile_reports_a_cost() {
     let out = run_example("shm_profile", &[], &["2000", "64"]);
     assert!(
         out.contains("64 B: ") && out.contains("ns CPU per round trip"),
+        "{out}"
+    );
+}
+
+#[test]
+fn inproc_profile_reports_both_costs() {
+    let out = run_example("inproc_profile", &[], &["2000", "64"]);
+    assert!(
+        out.contains("64 B: utp inproc ") && out.contains("x raw)"),
         "{out}"
     );
 }
