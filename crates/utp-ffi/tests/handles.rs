@@ -104,6 +104,7 @@ fn the_last_error_says_why_a_peer_is_gone_and_which_os_error() {
     for (tag, died) in [("closed", false), ("died", true)] {
         let path = dir.join(format!("ffi-reason-{tag}-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
+        let _removed = RemoveOnDrop(path.clone());
         let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let url = CString::new(format!("unix://{}", path.display())).unwrap();
         let mut channel = ptr::null_mut();
@@ -127,19 +128,27 @@ fn the_last_error_says_why_a_peer_is_gone_and_which_os_error() {
         assert_eq!(utp_last_os_error(), 0);
         // SAFETY: the handle is live and used by this thread only.
         unsafe { utp_channel_close(channel) };
-        std::fs::remove_file(&path).unwrap();
     }
     // An I/O failure carries its errno (a socket path under a regular file).
     let file = dir.join(format!("ffi-reason-file-{}", std::process::id()));
     std::fs::write(&file, b"").unwrap();
+    let _removed = RemoveOnDrop(file.clone());
     let url = CString::new(format!("unix://{}/x.sock", file.display())).unwrap();
     let mut listener = ptr::null_mut();
     // SAFETY: a valid string and out-pointer.
     let status = unsafe { utp_listen(url.as_ptr(), &mut listener) };
-    std::fs::remove_file(&file).unwrap();
     assert_eq!(status, UtpStatus::UtpErrIo, "{}", last_error());
     const ENOTDIR: i32 = 20; // Linux
     assert_eq!(utp_last_os_error(), ENOTDIR);
     assert_eq!(utp_last_error_reason(), UtpReason::UtpReasonNone);
     assert_eq!(reason_name(12345), "UTP_REASON_UNKNOWN");
+}
+
+/// Removes a file when the test ends, whether it passed or not.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
