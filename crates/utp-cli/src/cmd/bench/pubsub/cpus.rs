@@ -34,7 +34,14 @@ pub fn assign(placement: Placement, allowed: &[usize], count: usize) -> Assignme
         Placement::CrossCore => {
             let others: Vec<usize> = allowed.iter().copied().filter(|&c| c != first).collect();
             let subscribers = (0..count)
-                .map(|i| Some(others.get(i % others.len().max(1)).copied().unwrap_or(first)))
+                .map(|i| {
+                    Some(
+                        others
+                            .get(i % others.len().max(1))
+                            .copied()
+                            .unwrap_or(first),
+                    )
+                })
                 .collect();
             Assignment {
                 publisher: Some(first),
@@ -102,7 +109,10 @@ mod tests {
     #[test]
     fn a_single_cpu_shares_it_and_other_placements_do_what_they_say() {
         let one = assign(Placement::CrossCore, &[4], 2);
-        assert_eq!((one.publisher, one.subscribers), (Some(4), vec![Some(4); 2]));
+        assert_eq!(
+            (one.publisher, one.subscribers),
+            (Some(4), vec![Some(4); 2])
+        );
         let same = assign(Placement::SameCore, &[1, 2], 2);
         assert_eq!(same.subscribers, vec![Some(1); 2]);
         let free = assign(Placement::Unpinned, &[0, 1], 2);

@@ -1,7 +1,7 @@
 //! iceoryx2 publish-subscribe in the bench: one service per run with room
 //! for the run's subscribers, safe overflow (a slow subscriber loses its
 //! oldest samples, like utp's drop policy), [`SLOTS`] buffered samples per
-//! subscriber, busy-polling `receive()`. Files go under a per-run root
+//! subscriber, polled `receive()` (waiting is the bench's, `idle.rs`). Files go under a per-run root
 //! directory and prefix, removed by [`cleanup`].
 
 use super::sides::{BenchPublisher, BenchSubscriber, MESSAGE, SLOTS};

@@ -145,6 +145,10 @@ mod tests {
         // than once per slice.
         let slices = idle.elapsed_ns() / SLICE_NS;
         assert!(idle.yields >= 1);
-        assert!(idle.yields <= slices + 1, "{} yields in {slices} slices", idle.yields);
+        assert!(
+            idle.yields <= slices + 1,
+            "{} yields in {slices} slices",
+            idle.yields
+        );
     }
 }

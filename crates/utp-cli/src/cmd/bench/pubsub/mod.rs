@@ -163,9 +163,17 @@ pub fn measure(
                         },
                         &paced,
                     ),
-                    on_cpu_share: paced.subscribers.iter().map(|m| m.on_cpu_samples).sum::<u64>()
-                        as f64
-                        / paced.subscribers.iter().map(|m| m.received).sum::<u64>().max(1) as f64,
+                    on_cpu_share: paced
+                        .subscribers
+                        .iter()
+                        .map(|m| m.on_cpu_samples)
+                        .sum::<u64>() as f64
+                        / paced
+                            .subscribers
+                            .iter()
+                            .map(|m| m.received)
+                            .sum::<u64>()
+                            .max(1) as f64,
                     paced_lost: paced.lost_share(),
                     msgs_per_s: over(|m| m.msgs_per_s, &flat),
                     lost: flat.lost_share(),

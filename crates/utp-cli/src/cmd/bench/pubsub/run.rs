@@ -144,7 +144,10 @@ fn publish(
     for (_, out) in &mut children.0 {
         let said = line(out)?;
         if said != "READY" {
-            return Err(Exit::Error(format!("{} subscriber said {said:?}", kind.name())));
+            return Err(Exit::Error(format!(
+                "{} subscriber said {said:?}",
+                kind.name()
+            )));
         }
     }
     publisher.subscribers_ready().map_err(fail)?;
@@ -202,7 +205,10 @@ mod tests {
     #[test]
     fn results_parse_and_losses_are_counted_by_the_publisher() {
         let m = parse_result("RESULT 150 900 98 2 1000000.5 120 90").unwrap();
-        assert_eq!((m.p50_ns, m.p99_ns, m.received, m.reported_lost), (150, 900, 98, 2));
+        assert_eq!(
+            (m.p50_ns, m.p99_ns, m.received, m.reported_lost),
+            (150, 900, 98, 2)
+        );
         assert_eq!((m.on_cpu_p50_ns, m.on_cpu_samples), (120, 90));
         assert!(parse_result("RESULT 1 2 3").is_none());
         assert!(parse_result("READY").is_none());
@@ -212,6 +218,9 @@ mod tests {
             publish_ns: 1.0,
         };
         assert!((run.lost_share() - 0.01).abs() < 1e-12);
-        assert!(!run.accounting_agrees(), "the second one reported 2 lost but got all");
+        assert!(
+            !run.accounting_agrees(),
+            "the second one reported 2 lost but got all"
+        );
     }
 }

@@ -8,7 +8,12 @@ use crate::cmd::bench::placement::classify;
 
 /// Median over rounds of `f(this kind) / f(other kind)` within each round.
 fn ratio(c: &Count, kind: usize, other: usize, f: fn(&RoundFigures) -> f64) -> f64 {
-    median(c.rounds.iter().map(|r| f(&r[kind]) / f(&r[other])).collect())
+    median(
+        c.rounds
+            .iter()
+            .map(|r| f(&r[kind]) / f(&r[other]))
+            .collect(),
+    )
 }
 
 fn over_rounds(c: &Count, kind: usize, f: fn(&RoundFigures) -> f64) -> f64 {
@@ -23,7 +28,7 @@ fn probe_text(p: &Option<u64>) -> String {
 pub fn print(report: &Report) {
     if let Some(c) = report.counts.last() {
         println!(
-            "placement: {} (up to {} subscriber(s) per CPU) · subscribers poll and yield their CPU every {} µs (all implementations) · latency runs: one message every {} µs",
+            "placement: {} (up to {} subscriber(s) per CPU) · subscribers poll; those sharing a CPU yield it every {} µs (all implementations alike) · latency runs: one message every {} µs",
             c.placement.describe(),
             c.placement.most_per_cpu(),
             idle::SLICE_NS as f64 / 1000.0,
@@ -56,11 +61,7 @@ pub fn print(report: &Report) {
                     ratio(c, k, b, |f| f.msgs_per_s),
                 )
             });
-            let paced_lost = c
-                .rounds
-                .iter()
-                .map(|r| r[k].paced_lost)
-                .fold(0.0, f64::max);
+            let paced_lost = c.rounds.iter().map(|r| r[k].paced_lost).fold(0.0, f64::max);
             if paced_lost > 0.0 {
                 paced_losses.push(format!(
                     "{kind} with {} subscriber(s) lost up to {:.3}%",
