@@ -21,6 +21,28 @@ fn pubsub_section_runs_prints_ratios_and_cleans_up() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Pinned: the publisher on one CPU, the subscribers on others when
+    // there are others (a single-CPU machine shares it).
+    let placement = stdout
+        .lines()
+        .find(|l| l.starts_with("placement: publisher CPU "))
+        .unwrap_or_else(|| panic!("no placement line:\n{stdout}"));
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        let cpus: Vec<&str> = placement
+            .trim_start_matches("placement: publisher CPU ")
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let (publisher, rest) = cpus.split_first().unwrap();
+        assert_eq!(rest[0], "subscribers", "{placement}");
+        assert!(
+            rest[2..6]
+                .iter()
+                .all(|c| c != publisher && c.parse::<usize>().is_ok()),
+            "subscribers not pinned away from the publisher: {placement}"
+        );
+    }
+    assert!(stdout.contains("load average: "), "{stdout}");
     for subs in ["1", "2", "4"] {
         for kind in ["raw", "utp"] {
             let row = stdout

@@ -242,10 +242,11 @@ impl ShmSubscriber {
     /// Waits for the message at the cursor; returns its header and the
     /// number of messages skipped just before it (overrun).
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<(Header, u64)> {
-        let deadline = timeout.map(|t| Instant::now() + t);
         self.timeout = timeout;
         let mut skipped = 0u64;
-        let started = Instant::now();
+        // The clock is read only once there is something to wait for: a
+        // message already there, or a poll, costs no clock read.
+        let mut clock: Option<(Option<Instant>, Instant)> = None;
         let mut spins = 0u32;
         loop {
             match self.ring.probe(self.cursor) {
@@ -276,6 +277,10 @@ impl ShmSubscriber {
                     after: Duration::ZERO,
                 });
             }
+            let (deadline, started) = *clock.get_or_insert_with(|| {
+                let now = Instant::now();
+                (timeout.map(|t| now + t), now)
+            });
             spins = spins.wrapping_add(1);
             let sleep = match self.options.wait {
                 Wait::Spin => false,

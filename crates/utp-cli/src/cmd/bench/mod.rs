@@ -125,6 +125,9 @@ pub fn run(args: Args) -> CmdResult {
     let chosen_extra = |name: &str| args.rate.is_none() && chosen(name);
     let machine = machine::Machine::detect();
     let mut setup_notes = Vec::new();
+    // Before this process pins itself: the pub/sub section spreads its
+    // subscribers over the CPUs the bench was allowed.
+    let allowed_cpus = placement::allowed_cpus();
     let (client_cpu, peer_cpu) = placement::cpus(args.placement, &mut setup_notes);
     if let Some(cpu) = client_cpu {
         placement::pin(cpu).map_err(|e| Exit::Error(e.to_string()))?;
@@ -207,7 +210,8 @@ pub fn run(args: Args) -> CmdResult {
             "\nPub/sub: one publisher, 1/2/4 subscriber processes, 64-byte messages (medians; ratios against the raw broadcast ring)"
         );
         let ms = if args.quick { 150 } else { 400 };
-        pubsub::print(&pubsub::measure(&[1, 2, 4], ms, repeats)?);
+        let report = pubsub::measure(&[1, 2, 4], ms, repeats, args.placement, &allowed_cpus)?;
+        pubsub::print(&report);
     }
     #[cfg(feature = "zenoh")]
     if chosen("zenoh") {

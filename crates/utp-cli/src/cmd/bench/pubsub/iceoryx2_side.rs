@@ -1,7 +1,7 @@
 //! iceoryx2 publish-subscribe in the bench: one service per run with room
 //! for the run's subscribers, safe overflow (a slow subscriber loses its
 //! oldest samples, like utp's drop policy), [`SLOTS`] buffered samples per
-//! subscriber, busy-polling `receive()`. Files go under a per-run root
+//! subscriber, polled `receive()` (waiting is the bench's, `idle.rs`). Files go under a per-run root
 //! directory and prefix, removed by [`cleanup`].
 
 use super::sides::{BenchPublisher, BenchSubscriber, MESSAGE, SLOTS};
@@ -88,7 +88,7 @@ impl BenchPublisher for IoxPublisher {
 pub struct IoxSubscriber {
     _node: Node<ipc::Service>,
     subscriber: Subscriber<ipc::Service, [u8], ()>,
-    expected: Option<u64>,
+    expected: u64,
 }
 
 impl IoxSubscriber {
@@ -99,7 +99,7 @@ impl IoxSubscriber {
         Ok(IoxSubscriber {
             _node: node,
             subscriber,
-            expected: None,
+            expected: 0,
         })
     }
 }
@@ -113,10 +113,11 @@ impl BenchSubscriber for IoxSubscriber {
         let n = payload.len().min(buf.len());
         buf[..n].copy_from_slice(&payload[..n]);
         // iceoryx2 does not count what safe overflow dropped: take it
-        // from the sequence number the bench puts in every message.
+        // from the sequence number the bench puts in every message (every
+        // subscriber is connected before message 0 is published).
         let seq = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
-        let lost = self.expected.map_or(0, |e| seq.saturating_sub(e));
-        self.expected = Some(seq.wrapping_add(1));
+        let lost = seq.saturating_sub(self.expected);
+        self.expected = seq.wrapping_add(1);
         Ok(Some(lost))
     }
 }

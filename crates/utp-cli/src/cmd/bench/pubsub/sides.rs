@@ -9,9 +9,9 @@ use crate::cmd::bench::link::Fallible;
 pub enum Kind {
     /// The hand-written broadcast ring: the floor.
     Raw,
-    /// `utp::pubsub` over shm://, drop policy, spinning subscribers.
+    /// `utp::pubsub` over shm://, drop policy, polled subscribers.
     Utp,
-    /// iceoryx2 publish-subscribe, safe overflow, busy-polling subscribers.
+    /// iceoryx2 publish-subscribe, safe overflow, polled subscribers.
     Iceoryx2,
 }
 

@@ -1,5 +1,6 @@
-//! utp's pub/sub in the bench: shm://, drop policy, spinning subscribers,
-//! the publisher writing each message in place through a loan.
+//! utp's pub/sub in the bench: shm://, drop policy, subscribers polling
+//! with a zero timeout (waiting is the bench's, `idle.rs`), the publisher
+//! writing each message in place through a loan.
 
 use super::sides::{BenchPublisher, BenchSubscriber, MESSAGE, SLOTS};
 use crate::cmd::bench::link::Fallible;
