@@ -33,6 +33,9 @@ pub struct Args {
     /// Internal: the cell a child reads.
     #[arg(long, hide = true)]
     url: Option<String>,
+    /// Internal: the CPU a reader process pins itself to.
+    #[arg(long, hide = true)]
+    cpu: Option<usize>,
 }
 
 /// One line of the result table.
@@ -65,18 +68,34 @@ fn mode_of(name: &str) -> Result<Mode, Exit> {
     }
 }
 
+/// The CPU of reader `i`: round-robin over the allowed CPUs other than the
+/// writer's (the first), so readers never inherit the writer's pin and
+/// share its CPU; `None` with a single CPU.
+fn reader_cpu(allowed: &[usize], i: usize) -> Option<usize> {
+    let others = allowed.get(1..).unwrap_or_default();
+    (!others.is_empty()).then(|| others[i % others.len()])
+}
+
 /// One measurement: `readers` reader processes and this process writing.
-fn once(mode: Mode, readers: usize, ms: u64) -> Result<(Count, Vec<Count>), Exit> {
+fn once(
+    mode: Mode,
+    readers: usize,
+    ms: u64,
+    allowed: &[usize],
+) -> Result<(Count, Vec<Count>), Exit> {
     let url = format!("shm://bench-seqlock-{}", std::process::id());
     let mut writer = BenchWriter::create(&url, mode)?;
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    for _ in 0..readers {
-        let mut child = Command::new(&exe)
+    for i in 0..readers {
+        let mut command = Command::new(&exe);
+        command
             .args(["bench-seqlock", "--child", mode.name(), "--url", &url])
-            .args(["--ms", &ms.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?;
+            .args(["--ms", &ms.to_string()]);
+        if let Some(cpu) = reader_cpu(allowed, i) {
+            command.args(["--cpu", &cpu.to_string()]);
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
         let mut out = BufReader::new(child.stdout.take().ok_or(Exit::Failed(2))?);
         let mut line = String::new();
         out.read_line(&mut line)?;
@@ -109,15 +128,22 @@ fn once(mode: Mode, readers: usize, ms: u64) -> Result<(Count, Vec<Count>), Exit
     Ok((wrote, reads))
 }
 
-/// Measures every configuration; the table's rows.
-pub fn measure(readers: &[usize], ms: u64, rounds: usize) -> Result<Vec<Row>, Exit> {
+/// Measures every configuration; the table's rows. `allowed`: the CPUs
+/// the bench may use, read before it pinned itself (the writer runs on the
+/// first, readers on the others).
+pub fn measure(
+    readers: &[usize],
+    ms: u64,
+    rounds: usize,
+    allowed: &[usize],
+) -> Result<Vec<Row>, Exit> {
     let mut rows = Vec::new();
     for &n in readers {
         let (mut ws, mut wr, mut rs, mut rr) = (vec![], vec![], vec![], vec![]);
         let (mut retries, mut reads, mut torn, mut raw_torn) = (0u64, 0u64, 0u64, 0u64);
         for _ in 0..rounds.max(1) {
             for mode in [Mode::Seqlock, Mode::Raw] {
-                let (w, r) = once(mode, n, ms)?;
+                let (w, r) = once(mode, n, ms, allowed)?;
                 let (wv, rv) = match mode {
                     Mode::Seqlock => (&mut ws, &mut rs),
                     Mode::Raw => (&mut wr, &mut rr),
@@ -222,6 +248,9 @@ pub fn run(args: Args) -> CmdResult {
             probe::echo(url)?;
             return Ok(());
         }
+        if let Some(cpu) = args.cpu {
+            crate::cmd::bench::placement::pin(cpu).map_err(|e| Exit::Error(e.to_string()))?;
+        }
         let reader = BenchReader::open(url, mode_of(mode)?)?;
         println!("READY");
         let c = reader.run(Duration::from_millis(args.ms));
@@ -239,11 +268,30 @@ pub fn run(args: Args) -> CmdResult {
         args.ms, args.rounds
     );
     show_probe("before");
-    let rows = measure(&args.readers, args.ms, args.rounds)?;
+    // The writer on the first allowed CPU, the readers on the others.
+    let allowed = crate::cmd::bench::placement::allowed_cpus();
+    if allowed.len() > 1 {
+        crate::cmd::bench::placement::pin(allowed[0]).map_err(|e| Exit::Error(e.to_string()))?;
+    }
+    let rows = measure(&args.readers, args.ms, args.rounds, &allowed)?;
     print(&rows);
     show_probe("after");
     if rows.iter().any(|r| r.torn > 0) {
         return Err(Exit::Error("torn reads observed".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reader_cpu;
+
+    #[test]
+    fn readers_go_to_the_cpus_the_writer_does_not_use() {
+        assert_eq!(reader_cpu(&[0, 1], 0), Some(1));
+        assert_eq!(reader_cpu(&[0, 1], 3), Some(1));
+        assert_eq!(reader_cpu(&[2, 5, 7], 1), Some(7));
+        assert_eq!(reader_cpu(&[0], 0), None);
+        assert_eq!(reader_cpu(&[], 0), None);
+    }
 }

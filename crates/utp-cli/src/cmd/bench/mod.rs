@@ -16,7 +16,7 @@ mod mechanisms;
 mod orchestrate;
 pub mod peer;
 mod peers;
-mod placement;
+pub(crate) mod placement;
 mod plan;
 mod plot;
 pub mod pubsub;
@@ -202,7 +202,7 @@ pub fn run(args: Args) -> CmdResult {
             "\nSeqlock cell, one writer and 0/1/2/4 reader processes (ns per operation, medians; ratio = seqlock / raw atomics)"
         );
         let ms = if args.quick { 100 } else { 300 };
-        let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats)?;
+        let rows = crate::cmd::bench_seqlock::measure(&[0, 1, 2, 4], ms, repeats, &allowed_cpus)?;
         crate::cmd::bench_seqlock::print(&rows);
     }
     if chosen("pubsub") {
