@@ -43,18 +43,7 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let pid = rustix::process::Pid::from_child(&self.0);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            self.kill();
-        }
+        util::stop(&mut self.0, Duration::from_secs(3));
     }
 }
 

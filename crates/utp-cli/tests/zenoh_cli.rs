@@ -37,19 +37,7 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait()
-            && let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        self.kill();
+        util::stop(&mut self.0, Duration::from_secs(5));
     }
 }
 

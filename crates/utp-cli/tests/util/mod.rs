@@ -122,18 +122,7 @@ impl Server {
 impl Drop for Server {
     /// SIGTERM first, so the server removes its endpoint; SIGKILL if it lingers.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = rustix::process::kill_process(self.pid(), rustix::process::Signal::TERM);
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop(&mut self.child, Duration::from_secs(3));
     }
 }
 
@@ -151,18 +140,28 @@ pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.0),
-            rustix::process::Signal::TERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        stop(&mut self.0, Duration::from_secs(3));
     }
+}
+
+/// Stops `child` if it still runs: SIGTERM, so that it removes what it
+/// made (a socket file, a publisher's endpoint), then SIGKILL if it is
+/// still there after `grace`. Reaps it either way.
+pub fn stop(child: &mut Child, grace: Duration) {
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    );
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
