@@ -68,14 +68,6 @@ fn mode_of(name: &str) -> Result<Mode, Exit> {
     }
 }
 
-/// The CPU of reader `i`: round-robin over the allowed CPUs other than the
-/// writer's (the first), so readers never inherit the writer's pin and
-/// share its CPU; `None` with a single CPU.
-fn reader_cpu(allowed: &[usize], i: usize) -> Option<usize> {
-    let others = allowed.get(1..).unwrap_or_default();
-    (!others.is_empty()).then(|| others[i % others.len()])
-}
-
 /// One measurement: `readers` reader processes and this process writing.
 fn once(
     mode: Mode,
@@ -92,7 +84,8 @@ fn once(
         command
             .args(["bench-seqlock", "--child", mode.name(), "--url", &url])
             .args(["--ms", &ms.to_string()]);
-        if let Some(cpu) = reader_cpu(allowed, i) {
+        // The writer runs on the first allowed CPU, readers on the others.
+        if let Some(cpu) = crate::cmd::bench::placement::away_from_first(allowed, i) {
             command.args(["--cpu", &cpu.to_string()]);
         }
         let mut child = command.stdout(Stdio::piped()).spawn()?;
@@ -280,18 +273,4 @@ pub fn run(args: Args) -> CmdResult {
         return Err(Exit::Error("torn reads observed".into()));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reader_cpu;
-
-    #[test]
-    fn readers_go_to_the_cpus_the_writer_does_not_use() {
-        assert_eq!(reader_cpu(&[0, 1], 0), Some(1));
-        assert_eq!(reader_cpu(&[0, 1], 3), Some(1));
-        assert_eq!(reader_cpu(&[2, 5, 7], 1), Some(7));
-        assert_eq!(reader_cpu(&[0], 0), None);
-        assert_eq!(reader_cpu(&[], 0), None);
-    }
 }

@@ -45,6 +45,15 @@ pub fn cpus(placement: Placement, notes: &mut Vec<String>) -> (Option<usize>, Op
     }
 }
 
+/// The CPU for helper process `i` of a run whose main process runs on the
+/// first allowed CPU: round-robin over the other allowed CPUs, so helpers
+/// never inherit the main process's pin and share its CPU; `None` when
+/// there is no other CPU.
+pub fn away_from_first(allowed: &[usize], i: usize) -> Option<usize> {
+    let others = allowed.get(1..).unwrap_or_default();
+    (!others.is_empty()).then(|| others[i % others.len()])
+}
+
 /// Pins the calling thread (and the threads it starts later) to `cpu`.
 pub fn pin(cpu: usize) -> Fallible<()> {
     let mut set = CpuSet::new();
@@ -84,6 +93,15 @@ pub struct Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helpers_go_to_the_cpus_the_main_process_does_not_use() {
+        assert_eq!(away_from_first(&[0, 1], 0), Some(1));
+        assert_eq!(away_from_first(&[0, 1], 3), Some(1));
+        assert_eq!(away_from_first(&[2, 5, 7], 1), Some(7));
+        assert_eq!(away_from_first(&[0], 0), None);
+        assert_eq!(away_from_first(&[], 0), None);
+    }
 
     #[test]
     fn classification_follows_the_notes() {

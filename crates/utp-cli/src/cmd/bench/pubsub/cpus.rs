@@ -7,7 +7,7 @@
 //! latency becomes a scheduler time slice. Same-core puts everyone on the
 //! first CPU; unpinned pins nobody (both only to show what that costs).
 
-use crate::cmd::bench::placement::Placement;
+use crate::cmd::bench::placement::{Placement, away_from_first};
 
 /// Where every process of a pub/sub run goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,16 +32,8 @@ pub fn assign(placement: Placement, allowed: &[usize], count: usize) -> Assignme
             subscribers: vec![Some(first); count],
         },
         Placement::CrossCore => {
-            let others: Vec<usize> = allowed.iter().copied().filter(|&c| c != first).collect();
             let subscribers = (0..count)
-                .map(|i| {
-                    Some(
-                        others
-                            .get(i % others.len().max(1))
-                            .copied()
-                            .unwrap_or(first),
-                    )
-                })
+                .map(|i| Some(away_from_first(allowed, i).unwrap_or(first)))
                 .collect();
             Assignment {
                 publisher: Some(first),
