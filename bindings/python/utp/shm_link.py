@@ -66,12 +66,12 @@ class ShmLink:
         inbound, outbound = (ring1, ring0) if is_server else (ring0, ring1)
         self._inbound = RingReader(inbound, max_payload)
         self._outbound = RingWriter(outbound)
-        self._wake_bytes = bool(attach.features & layout.FEATURE_WAKE_BYTES)
-        # A non-blocking handle on the same socket for wake-up bytes: the
-        # handshake's socket object has a timeout, and Python waits up to
-        # that long before a send or receive on such a socket.
+        # A non-blocking handle on the same socket for wake-up bytes, when
+        # both ends agreed on them (its presence says so): the handshake's
+        # socket object has a timeout, and Python waits up to that long
+        # before a send or receive on such a socket.
         self._wake_sock: socket.socket | None = None
-        if self._wake_bytes:
+        if attach.features & layout.FEATURE_WAKE_BYTES:
             self._wake_sock = sock.dup()
             self._wake_sock.setblocking(False)
             # Section 5.3: a Rust peer in an event loop (a server serving
