@@ -217,22 +217,42 @@ pub extern "C" fn utp_last_os_error() -> i32 {
 /// `"UTP_REASON_UNKNOWN"` for a value that is not one. Static; never null.
 #[unsafe(no_mangle)]
 pub extern "C" fn utp_reason_name(reason: i32) -> *const c_char {
-    let name: &'static std::ffi::CStr = match reason {
-        0 => c"UTP_REASON_NONE",
-        1 => c"UTP_REASON_PEER_CLOSED",
-        2 => c"UTP_REASON_PEER_DIED",
-        3 => c"UTP_REASON_PEER_UNREACHABLE",
-        4 => c"UTP_REASON_EVICTED",
-        5 => c"UTP_REASON_BROKEN",
-        10 => c"UTP_REASON_CORRUPT",
-        11 => c"UTP_REASON_UNEXPECTED",
-        12 => c"UTP_REASON_VERSION",
-        13 => c"UTP_REASON_REFUSED",
-        14 => c"UTP_REASON_UNSUPPORTED",
-        20 => c"UTP_REASON_UNTRUSTED",
-        21 => c"UTP_REASON_UNSAFE",
-        99 => c"UTP_REASON_OTHER",
-        _ => c"UTP_REASON_UNKNOWN",
+    use UtpReason as R;
+    const KNOWN: [UtpReason; 14] = [
+        R::UtpReasonNone,
+        R::UtpReasonPeerClosed,
+        R::UtpReasonPeerDied,
+        R::UtpReasonPeerUnreachable,
+        R::UtpReasonEvicted,
+        R::UtpReasonBroken,
+        R::UtpReasonCorrupt,
+        R::UtpReasonUnexpected,
+        R::UtpReasonVersion,
+        R::UtpReasonRefused,
+        R::UtpReasonUnsupported,
+        R::UtpReasonUntrusted,
+        R::UtpReasonUnsafe,
+        R::UtpReasonOther,
+    ];
+    let Some(&known) = KNOWN.iter().find(|r| **r as i32 == reason) else {
+        return c"UTP_REASON_UNKNOWN".as_ptr();
+    };
+    // Exhaustive: a reason added to the enum needs its name here.
+    let name: &'static std::ffi::CStr = match known {
+        R::UtpReasonNone => c"UTP_REASON_NONE",
+        R::UtpReasonPeerClosed => c"UTP_REASON_PEER_CLOSED",
+        R::UtpReasonPeerDied => c"UTP_REASON_PEER_DIED",
+        R::UtpReasonPeerUnreachable => c"UTP_REASON_PEER_UNREACHABLE",
+        R::UtpReasonEvicted => c"UTP_REASON_EVICTED",
+        R::UtpReasonBroken => c"UTP_REASON_BROKEN",
+        R::UtpReasonCorrupt => c"UTP_REASON_CORRUPT",
+        R::UtpReasonUnexpected => c"UTP_REASON_UNEXPECTED",
+        R::UtpReasonVersion => c"UTP_REASON_VERSION",
+        R::UtpReasonRefused => c"UTP_REASON_REFUSED",
+        R::UtpReasonUnsupported => c"UTP_REASON_UNSUPPORTED",
+        R::UtpReasonUntrusted => c"UTP_REASON_UNTRUSTED",
+        R::UtpReasonUnsafe => c"UTP_REASON_UNSAFE",
+        R::UtpReasonOther => c"UTP_REASON_OTHER",
     };
     name.as_ptr()
 }
