@@ -12,6 +12,15 @@
 use super::link::{Fallible, Link};
 use std::time::Duration;
 
+/// The error of an async run in a build without the feature `tokio`.
+pub fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
+    format!(
+        "async rows (utp-cli feature tokio): {}",
+        super::runner::NOT_IN_BUILD
+    )
+    .into()
+}
+
 #[cfg(feature = "tokio")]
 mod imp {
     use super::*;
@@ -27,6 +36,9 @@ mod imp {
     }
 
     impl AsyncLink {
+        /// Whether async runs can be made in this build.
+        pub const BUILT: bool = true;
+
         /// Wraps a connected channel (the client's, or the peer's accepted one).
         pub fn new(channel: Box<dyn utp::Channel>, capacity: usize) -> Fallible<Self> {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -87,12 +99,11 @@ mod imp {
     pub enum AsyncLink {}
 
     impl AsyncLink {
+        /// Whether async runs can be made in this build.
+        pub const BUILT: bool = false;
+
         pub fn new(_channel: Box<dyn utp::Channel>, _capacity: usize) -> Fallible<Self> {
-            Err(format!(
-                "async rows (utp-cli feature tokio): {}",
-                super::super::runner::NOT_IN_BUILD
-            )
-            .into())
+            Err(not_built())
         }
 
         pub fn wait_for_close(&mut self, _timeout: Duration) {

@@ -51,15 +51,7 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
             announce(&spec.address);
             let channel = listener.accept_timeout(Some(idle))?;
             if mechanism.wait == Wait::Async {
-                let mut link = match AsyncLink::new(channel, spec.size) {
-                    Ok(link) => link,
-                    Err(e) => {
-                        // Not in this build: remove the endpoint (a socket
-                        // file) before saying so.
-                        let _ = listener.close();
-                        return Err(e);
-                    }
-                };
+                let mut link = AsyncLink::new(channel, spec.size)?;
                 drive(spec, &mut link)?;
                 link.wait_for_close(idle);
                 let _ = listener.close();
