@@ -3,12 +3,15 @@
 //! thread's CPU time per round trip (send, recv, send, recv). CPU time, not
 //! wall time, so it stays meaningful on a busy machine.
 //!
-//! `cargo run --release -p utp --example shm_profile -- [ROUND_TRIPS] [SIZE]`
+//! `RING=4k cargo run --release -p utp --example shm_profile -- [ROUND_TRIPS] [SIZE]`
+//! (`RING`, default 64k: a 4k ring keeps the whole link in L1, which
+//! leaves only the instructions' own cost)
 
 use utp::Channel;
 use utp::frame::{Frame, message_type};
 fn main() {
-    let url = format!("shm://prof-{}?wait=spin&ring=64k", std::process::id());
+    let ring = std::env::var("RING").unwrap_or_else(|_| "64k".into());
+    let url = format!("shm://prof-{}?wait=spin&ring={ring}", std::process::id());
     let mut listener = utp::listen(&url).unwrap();
     let u2 = url.clone();
     let t = std::thread::spawn(move || {

@@ -39,8 +39,8 @@ mod owned;
 mod stamp;
 
 pub use checksum::{crc32c, frame_checksum};
-pub(crate) use decode::verify_checksum;
 pub use decode::{DecodeError, decode, decode_header};
+pub(crate) use decode::{decode_header_words, verify_checksum};
 pub use header::{
     DEFAULT_MAX_PAYLOAD, HEADER_LEN, Header, MAGIC, MAGIC_BYTES, VERSION, encode_to_vec, flags,
     message_type,

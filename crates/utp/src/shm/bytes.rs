@@ -176,6 +176,19 @@ impl RingBytes for MappedBytes {
     }
 
     #[inline]
+    fn read_words(&self, offset: usize) -> [u64; 4] {
+        if offset % 8 != 0 || !self.in_bounds(offset, 32) {
+            return [0; 4];
+        }
+        std::array::from_fn(|i| {
+            // SAFETY: in bounds and 8-aligned (checked; `ptr` is 64-aligned);
+            // any bit pattern is a valid u64; each word is loaded once and
+            // only its value is used (the peer may change the bytes after).
+            u64::from_le(unsafe { self.ptr.add(offset + 8 * i).cast::<u64>().read() })
+        })
+    }
+
+    #[inline]
     fn load_stamp(&self, offset: usize) -> u64 {
         self.stamp(offset).map_or(0, |w| w.load(Ordering::Acquire))
     }

@@ -110,12 +110,22 @@ impl ShmLink {
                 return Ok(v);
             }
             spins = spins.wrapping_add(1);
-            let now = if spins % 64 == 1 {
-                Instant::now()
-            } else {
+            if spins % 64 != 1 {
                 spin_hint();
                 continue;
-            };
+            }
+            // Every 64 polls: the per-message checks (closed, the peer's
+            // state word, a poisoned region), then the clock.
+            if let Err(gone) = self.check_cheap() {
+                // The peer may have published its last frame and then
+                // closed between our look at the ring and at its state:
+                // that frame is delivered before the close is reported.
+                return match poll(self)? {
+                    Some(v) => Ok(v),
+                    None => Err(gone),
+                };
+            }
+            let now = Instant::now();
             if now >= next_check {
                 if let Err(gone) = self.check_peer() {
                     // Whatever the peer published before it went is still

@@ -63,16 +63,10 @@ impl ShmLink {
         self.check_poison()?;
         match self.rx.peek()? {
             Some(r) => Ok(r),
-            None => self.wait_until(WaitFor::Data, timeout, |l| match l.rx.peek()? {
-                Some(r) => Ok(Some(r)),
-                None => match l.check_cheap() {
-                    Ok(()) => Ok(None),
-                    // The peer may have published its last frame and then
-                    // closed between our look at the ring and at its state:
-                    // that frame is delivered before the close is reported.
-                    Err(gone) => l.rx.peek()?.map(Some).ok_or(gone),
-                },
-            }),
+            // The poll is the stamp load alone: `wait_until` checks the
+            // peer's state word between polls, so a spinning receiver sees
+            // a record within one short loop of its arrival.
+            None => self.wait_until(WaitFor::Data, timeout, |l| l.rx.peek()),
         }
     }
 

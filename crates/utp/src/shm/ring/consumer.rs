@@ -7,7 +7,7 @@ use super::{
     corrupt, notify, record_len,
 };
 use crate::error::Result;
-use crate::frame::{HEADER_LEN, Header, decode_header};
+use crate::frame::{Header, decode_header_words};
 use crate::shm::sync::Ordering;
 
 /// A record found by [`Consumer::peek`].
@@ -142,11 +142,10 @@ impl<B: RingBytes> Consumer<B> {
             {
                 self.bytes.prefetch(offset + line);
             }
-            let mut header_bytes = [0u8; HEADER_LEN];
-            self.bytes.read(offset + STAMP_LEN, &mut header_bytes);
             // Structural bound only: a frame over our own limit but inside
             // the ring is well formed and can be skipped by the caller.
-            let header = decode_header(&header_bytes, self.cap as usize)?;
+            let words = self.bytes.read_words(offset + STAMP_LEN);
+            let header = decode_header_words(words, self.cap as usize)?;
             let expected = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
             if expected != len {
                 return Err(corrupt(format_args!(

@@ -210,6 +210,14 @@ pub trait RingBytes: Send {
     fn write(&self, offset: usize, src: &[u8]);
     /// Copies `dst.len()` bytes from `offset`.
     fn read(&self, offset: usize, dst: &mut [u8]);
+    /// The 32 bytes at `offset` (a multiple of 8) as four little-endian
+    /// words, each loaded once: how the consumer reads a record's header.
+    /// Out of bounds reads as zeros.
+    fn read_words(&self, offset: usize) -> [u64; 4] {
+        let mut bytes = [0u8; 32];
+        self.read(offset, &mut bytes);
+        std::array::from_fn(|i| u64::from_le_bytes(std::array::from_fn(|j| bytes[8 * i + j])))
+    }
     /// Loads the stamp word at `offset` (a multiple of [`RECORD_ALIGN`])
     /// with `Acquire` (`[STAMP]`). Out of bounds reads as 0.
     fn load_stamp(&self, offset: usize) -> u64;
