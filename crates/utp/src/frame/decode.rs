@@ -1,6 +1,5 @@
 //! Decoding with the checks of docs/frame.md, in its order.
 
-use super::checksum::frame_checksum;
 use super::header::{HEADER_LEN, Header, MAGIC, VERSION};
 
 /// Why a byte sequence is not a valid frame.
@@ -154,26 +153,18 @@ pub fn decode(bytes: &[u8], max_payload: usize) -> Result<(Header, &[u8]), Decod
         });
     }
     let payload = &bytes[HEADER_LEN..total];
-    verify_checksum(&header, bytes, payload)?;
+    verify_checksum(&header, payload)?;
     Ok((header, payload))
 }
 
-/// Rule 6: when the checksum flag is set, the CRC-32C must match.
-pub(crate) fn verify_checksum(
-    header: &Header,
-    header_bytes: &[u8],
-    payload: &[u8],
-) -> Result<(), DecodeError> {
+/// Rule 6: when the checksum flag is set, the CRC-32C must match. `header`
+/// is the one decoded from the frame's bytes (which re-encode to exactly
+/// those bytes: magic and version were checked, every other field is kept).
+pub(crate) fn verify_checksum(header: &Header, payload: &[u8]) -> Result<(), DecodeError> {
     if !header.has_checksum() {
         return Ok(());
     }
-    let Some(head) = header_bytes.first_chunk::<HEADER_LEN>() else {
-        return Err(DecodeError::Truncated {
-            needed: HEADER_LEN,
-            available: header_bytes.len(),
-        });
-    };
-    let actual = frame_checksum(head, payload);
+    let actual = header.checksum_of(payload);
     if actual != header.checksum {
         return Err(DecodeError::ChecksumMismatch {
             expected: header.checksum,

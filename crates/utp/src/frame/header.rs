@@ -1,6 +1,6 @@
 //! The 32-byte header: constants, field layout and encoding.
 
-use super::checksum::frame_checksum;
+use super::checksum::{crc32c_append, header_crc};
 
 /// Length of the fixed header in bytes.
 pub const HEADER_LEN: usize = 32;
@@ -124,6 +124,28 @@ impl Header {
         HEADER_LEN + self.payload_length as usize
     }
 
+    /// The 32 header bytes ([`write_fields`](Self::write_fields)) as four
+    /// little-endian u64 words: bytes `8i..8i+8` are word `i`.
+    #[inline]
+    pub(crate) fn words(&self) -> [u64; 4] {
+        let w0 = u64::from(MAGIC)
+            | u64::from(VERSION) << 32
+            | u64::from(self.message_type) << 40
+            | u64::from(self.flags) << 48;
+        let w1 = u64::from(self.payload_length) | self.sequence << 32;
+        let w2 = self.sequence >> 32 | self.timestamp_us << 32;
+        let w3 = self.timestamp_us >> 32 | u64::from(self.checksum) << 32;
+        [w0, w1, w2, w3]
+    }
+
+    /// The CRC-32C of this header's first 28 bytes and `payload` (what the
+    /// checksum field holds when the flag is set), computed from the
+    /// fields: no bytes are written and read back.
+    #[inline]
+    pub(crate) fn checksum_of(&self, payload: &[u8]) -> u32 {
+        crc32c_append(header_crc(&self.words()), payload)
+    }
+
     /// Writes the header bytes for `payload` into `out`, setting the length and,
     /// when the checksum flag is set, the checksum. Returns the header as written.
     ///
@@ -138,11 +160,10 @@ impl Header {
             checksum: 0,
             ..*self
         };
-        header.write_fields(out);
         if header.has_checksum() {
-            header.checksum = frame_checksum(out, payload);
-            out[28..32].copy_from_slice(&header.checksum.to_le_bytes());
+            header.checksum = header.checksum_of(payload);
         }
+        header.write_fields(out);
         header
     }
 
@@ -172,6 +193,26 @@ pub fn encode_to_vec(header: &Header, payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_the_encoded_header() {
+        let h = Header {
+            message_type: 0x11,
+            flags: 0xa5c3,
+            payload_length: 0x0102_0304,
+            sequence: 0x1122_3344_5566_7788,
+            timestamp_us: 0x99aa_bbcc_ddee_ff00,
+            checksum: 0xdead_beef,
+        };
+        let mut want = [0u8; HEADER_LEN];
+        h.write_fields(&mut want);
+        let got: Vec<u8> = h.words().iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            h.checksum_of(b"xyz"),
+            crate::frame::frame_checksum(&want, b"xyz")
+        );
+    }
 
     #[test]
     fn magic_bytes_on_the_wire() {

@@ -39,6 +39,7 @@ mod owned;
 mod stamp;
 
 pub use checksum::{crc32c, frame_checksum};
+pub(crate) use checksum::{crc32c_append, header_crc};
 pub use decode::{DecodeError, decode, decode_header};
 pub(crate) use decode::{decode_header_words, verify_checksum};
 pub use header::{

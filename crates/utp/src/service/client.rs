@@ -61,26 +61,43 @@ impl Client {
     ///
     /// A server-side `ERROR` frame becomes [`Error::Protocol`] with its text.
     pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
-        let deadline = Deadline::after(self.timeout);
-        let sent = self.channel.send_timeout(
-            message_type::REQUEST,
-            flags::CHECKSUM,
-            request,
-            self.timeout,
-        );
-        if let Err(error) = sent {
-            // A server that refuses a client (busy, denied) says why and
-            // closes: the reason may already be waiting to be read.
-            if error.is_peer_gone() {
-                let reason = self
-                    .channel
-                    .recv_timeout(&mut self.frame, Some(Duration::from_millis(50)));
-                if reason.is_ok() && self.frame.message_type() == message_type::ERROR {
-                    return Err(self.refusal());
-                }
+        // Most requests go out at once: the deadline then starts just after
+        // the send, so no clock read stands between the call and its
+        // request. A send that must wait for room starts it first.
+        let sent = match self
+            .channel
+            .try_send(message_type::REQUEST, flags::CHECKSUM, request)
+        {
+            Ok(true) => Ok(Deadline::after(self.timeout)),
+            Ok(false) => {
+                let deadline = Deadline::after(self.timeout);
+                self.channel
+                    .send_timeout(
+                        message_type::REQUEST,
+                        flags::CHECKSUM,
+                        request,
+                        deadline.remaining(),
+                    )
+                    .map(|()| deadline)
             }
-            return Err(error);
-        }
+            Err(error) => Err(error),
+        };
+        let deadline = match sent {
+            Ok(deadline) => deadline,
+            Err(error) => {
+                // A server that refuses a client (busy, denied) says why and
+                // closes: the reason may already be waiting to be read.
+                if error.is_peer_gone() {
+                    let reason = self
+                        .channel
+                        .recv_timeout(&mut self.frame, Some(Duration::from_millis(50)));
+                    if reason.is_ok() && self.frame.message_type() == message_type::ERROR {
+                        return Err(self.refusal());
+                    }
+                }
+                return Err(error);
+            }
+        };
         let ours = self.channel.sent_sequence();
         loop {
             let left = deadline.remaining();

@@ -580,7 +580,6 @@ fn serve_some(
         };
         match received {
             Ok(()) => {
-                job.last_active = Instant::now();
                 // Once per turn, not per request: `peer()` clones strings.
                 let (peer, who) = identity.get_or_insert_with(|| {
                     let peer = channel.peer();
@@ -599,6 +598,9 @@ fn serve_some(
                 if next == Next::Close {
                     return None;
                 }
+                // After the reply, not before: a clock read in between
+                // would add to every call's latency.
+                job.last_active = Instant::now();
                 served += 1;
                 if shared.shutdown.is_triggered() {
                     return None;

@@ -316,7 +316,7 @@ fn serve_client(
     let mut last_active = std::time::Instant::now();
     while !shutdown.is_triggered() {
         match channel.recv_timeout(&mut frame, Some(SHUTDOWN_POLL)) {
-            Ok(()) => last_active = std::time::Instant::now(),
+            Ok(()) => {}
             Err(Error::Timeout { .. }) => {
                 if let Some(limit) = idle_limit.filter(|l| last_active.elapsed() >= *l) {
                     log::info!("closing {who}: idle for {limit:?} (idle_timeout)");
@@ -342,5 +342,8 @@ fn serve_client(
         if answer(&mut *channel, &frame, handler, &peer, &who, stats, limits) == Next::Close {
             return;
         }
+        // After the reply, not before: a clock read in between would add
+        // to every call's latency.
+        last_active = std::time::Instant::now();
     }
 }

@@ -81,7 +81,7 @@ impl MappedBytes {
         if offset % 8 != 0 || !self.in_bounds(offset, crate::frame::HEADER_LEN) {
             return;
         }
-        let words = header_words(header);
+        let words = header.words();
         for (i, w) in words.iter().enumerate() {
             // SAFETY: in bounds and 8-aligned (checked; `ptr` is 64-aligned);
             // this side owns the reserved record being written.
@@ -98,19 +98,6 @@ impl MappedBytes {
         // outlives `&self`.
         Some(unsafe { super::sync::atomic_u64_at(self.ptr.add(offset)).as_ref() })
     }
-}
-
-/// The UTP header (frame.md) as four little-endian u64 words.
-#[inline]
-pub(crate) fn header_words(h: &crate::frame::Header) -> [u64; 4] {
-    let w0 = u64::from(crate::frame::MAGIC)
-        | u64::from(crate::frame::VERSION) << 32
-        | u64::from(h.message_type) << 40
-        | u64::from(h.flags) << 48;
-    let w1 = u64::from(h.payload_length) | h.sequence << 32;
-    let w2 = h.sequence >> 32 | h.timestamp_us << 32;
-    let w3 = h.timestamp_us >> 32 | u64::from(h.checksum) << 32;
-    [w0, w1, w2, w3]
 }
 
 /// Copies `n` bytes; small copies inline (a libc call costs more than the
@@ -438,25 +425,6 @@ impl<'a> ShmSliceMut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_words_are_the_encoded_header() {
-        let h = crate::frame::Header {
-            message_type: 0x11,
-            flags: 0xa5c3,
-            payload_length: 0x0102_0304,
-            sequence: 0x1122_3344_5566_7788,
-            timestamp_us: 0x99aa_bbcc_ddee_ff00,
-            checksum: 0xdead_beef,
-        };
-        let mut want = [0u8; crate::frame::HEADER_LEN];
-        h.write_fields(&mut want);
-        let got: Vec<u8> = header_words(&h)
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .collect();
-        assert_eq!(got, want);
-    }
 
     #[test]
     fn small_and_large_copies_are_exact() {

@@ -330,23 +330,23 @@ enum Payload<'a> {
 /// `header.encode_for` over a payload that is already in the ring: the
 /// checksum is computed over private copies taken chunk by chunk.
 fn encode_for_view(header: &Header, view: super::bytes::ShmSlice<'_>, out: &mut [u8; HEADER_LEN]) {
-    let h = Header {
+    let mut h = Header {
         payload_length: view.len() as u32,
         checksum: 0,
         ..*header
     };
-    h.write_fields(out);
     if h.has_checksum() {
-        let mut crc = crc32c::crc32c(&out[..HEADER_LEN - 4]);
+        let mut crc = crate::frame::header_crc(&h.words());
         let mut buf = [0u8; 4096];
         let mut at = 0;
         while at < view.len() {
             let n = view.sub(at, buf.len()).copy_to(&mut buf);
-            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            crc = crate::frame::crc32c_append(crc, &buf[..n]);
             at += n;
         }
-        out[HEADER_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+        h.checksum = crc;
     }
+    h.write_fields(out);
 }
 
 impl ShmLink {

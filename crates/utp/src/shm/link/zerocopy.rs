@@ -10,7 +10,7 @@
 
 use super::{Payload, ShmLink};
 use crate::error::{Error, Result};
-use crate::frame::{DecodeError, frame_checksum};
+use crate::frame::DecodeError;
 use crate::shm::bytes::{ShmSlice, ShmSliceMut};
 use crate::shm::ring::{PAYLOAD_OFFSET, Record, record_len};
 use crate::shm::wait::WaitFor;
@@ -196,9 +196,7 @@ impl View<'_> {
 pub(super) fn verify_checksum(record: &Record, copy: &[u8]) -> Result<()> {
     let header = &record.header;
     if header.has_checksum() {
-        let mut bytes = [0u8; crate::frame::HEADER_LEN];
-        header.write_fields(&mut bytes);
-        let actual = frame_checksum(&bytes, copy);
+        let actual = header.checksum_of(copy);
         if actual != header.checksum {
             return Err(DecodeError::ChecksumMismatch {
                 expected: header.checksum,

@@ -39,7 +39,6 @@ const DIRECT_GROWTH_MIN: usize = 16 * 1024;
 #[derive(Debug)]
 struct Pending {
     header: Header,
-    head: [u8; HEADER_LEN],
 }
 
 /// Incremental reader state.
@@ -224,10 +223,9 @@ impl Inbox {
                 let Some(head) = available.first_chunk::<HEADER_LEN>() else {
                     return Ok(None);
                 };
-                let head = *head;
-                let header = frame::decode_header(&head, self.max_payload)?;
+                let header = frame::decode_header(head, self.max_payload)?;
                 self.start += HEADER_LEN;
-                Ok(Some(Pending { header, head }))
+                Ok(Some(Pending { header }))
             }
             Framing::LengthPrefixed { incoming_type } => {
                 let Some(prefix) = available.first_chunk::<4>() else {
@@ -250,21 +248,18 @@ impl Inbox {
                     timestamp_us: frame::now_micros(),
                     checksum: 0,
                 };
-                Ok(Some(Pending {
-                    header,
-                    head: [0; HEADER_LEN],
-                }))
+                Ok(Some(Pending { header }))
             }
         }
     }
 
     fn complete(&mut self, frame: &mut Frame) -> Result<()> {
-        let Pending { header, head } = self
+        let Pending { header } = self
             .pending
             .take()
             .expect("complete() with a pending frame");
         self.frame_started = None;
-        if let Err(error) = frame::verify_checksum(&header, &head, &self.payload) {
+        if let Err(error) = frame::verify_checksum(&header, &self.payload) {
             self.broken = Some(format!("an invalid frame ({error})"));
             self.payload.clear();
             return Err(error.into());
