@@ -173,6 +173,34 @@ impl Mapping {
         true
     }
 
+    /// The four 8-byte words at `offset` (8-aligned, in bounds; zeros
+    /// otherwise), each one relaxed atomic load: a frame header read as the
+    /// values it decodes from, with no copy through a byte buffer.
+    pub fn load_words(&self, offset: usize) -> [u64; 4] {
+        if offset % 8 != 0 || offset.checked_add(32).is_none_or(|e| e > self.len) {
+            return [0; 4];
+        }
+        std::array::from_fn(|i| {
+            // SAFETY: 8-aligned and in bounds (checked above for all four).
+            let word = unsafe { &*self.ptr.add(offset + i * 8).cast::<AtomicU64>() };
+            u64::from_le(word.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Stores four 8-byte words at `offset` (8-aligned, in bounds of a
+    /// writable mapping; nothing otherwise) with relaxed atomic stores.
+    pub fn store_words(&self, offset: usize, words: &[u64; 4]) {
+        if !self.writable || offset % 8 != 0 || offset.checked_add(32).is_none_or(|e| e > self.len)
+        {
+            return;
+        }
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: 8-aligned and in bounds of a writable mapping (checked).
+            let word = unsafe { &*self.ptr.add(offset + i * 8).cast::<AtomicU64>() };
+            word.store(w.to_le(), Ordering::Relaxed);
+        }
+    }
+
     /// Whether `len` bytes at `offset` equal `other`, compared word by word
     /// through atomic loads (no `&[u8]` over shared memory).
     pub fn equals(&self, offset: usize, other: &[u8]) -> bool {

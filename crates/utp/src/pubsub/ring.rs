@@ -15,7 +15,7 @@ use super::memory::Mapping;
 use super::protocol::{self, Seen};
 use crate::ProtocolReason;
 use crate::error::{Error, Result};
-use crate::frame::{HEADER_LEN, Header};
+use crate::frame::Header;
 use std::sync::atomic::Ordering;
 
 /// A data region with its geometry.
@@ -154,16 +154,13 @@ impl Ring {
 
     /// Writes the frame header of message `n` and publishes it.
     pub fn commit(&self, n: u64, message_type: u8, flags: u16, len: usize, timestamp_us: u64) {
-        let mut head = [0u8; HEADER_LEN];
         let mut header = Header::new(message_type, flags, n, timestamp_us);
         header.payload_length = len as u32;
-        header.write_fields(&mut head);
-        let at = self.slot(n) + record::FRAME;
-        // SAFETY: the publisher owns the slot between begin and commit; the
-        // 32 header bytes are in bounds (slot_size >= 128).
-        if let Some(dst) = unsafe { self.map.bytes_mut(at, HEADER_LEN) } {
-            dst.copy_from_slice(&head);
-        }
+        // Four 8-byte stores straight into the slot (slot_size >= 128, the
+        // frame at an 8-aligned offset): no header bytes assembled on the
+        // stack and reloaded, a store-forwarding stall.
+        self.map
+            .store_words(self.slot(n) + record::FRAME, &header.words());
         protocol::commit(
             self.map.u64(self.slot(n) + record::STAMP),
             self.map.u64(data::TAIL),
@@ -189,15 +186,12 @@ impl Ring {
             Seen::Empty => Probe::Empty,
             Seen::Lapped => Probe::Lapped,
             Seen::Ready => {
-                let mut head = [0u8; HEADER_LEN];
-                self.map.copy_out(self.slot(n) + record::FRAME, &mut head);
-                let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-                let mut h = Header::new(
-                    head[5],
-                    u16::from_le_bytes([head[6], head[7]]),
-                    n,
-                    u64::from_le_bytes(head[20..28].try_into().unwrap_or_default()),
-                );
+                // The header's words as loaded (frame.md's layout: type at
+                // byte 5, flags at 6, length at 8, timestamp at 20).
+                let [w0, w1, w2, w3] = self.map.load_words(self.slot(n) + record::FRAME);
+                let len = w1 as u32;
+                let mut h =
+                    Header::new((w0 >> 40) as u8, (w0 >> 48) as u16, n, w2 >> 32 | w3 << 32);
                 // A length past the slot can only come from a torn read
                 // (re-checked by `intact`) or a broken publisher: clamp it.
                 h.payload_length = len.min(self.max_payload() as u32);
