@@ -90,10 +90,17 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
         });
         for n in 1..=FRAMES {
             let record = loop {
-                match consumer.peek().unwrap() {
-                    Some(record) => break record,
-                    None => std::thread::yield_now(),
+                // Odd frames are waited for as a blocked receive waits:
+                // `ready` (which skips padding) until true, then one
+                // `peek`, which must then find the record.
+                if n % 2 == 1 {
+                    if consumer.ready().unwrap() {
+                        break consumer.peek().unwrap().expect("a record after ready()");
+                    }
+                } else if let Some(record) = consumer.peek().unwrap() {
+                    break record;
                 }
+                std::thread::yield_now();
             };
             assert_eq!(record.header.sequence, n);
             let len = record.header.payload_length as usize;

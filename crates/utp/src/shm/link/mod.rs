@@ -506,6 +506,7 @@ impl ShmLink {
     /// The copying receive of `record` (from `peek`) into `frame`: copy the
     /// payload once, release the record, then verify the checksum on the
     /// private copy (the peer cannot change what we checked).
+    #[inline(always)]
     fn take_record(
         &mut self,
         record: super::ring::Record,
@@ -513,7 +514,7 @@ impl ShmLink {
     ) -> Result<()> {
         frame.header = record.header;
         let len = record.header.payload_length as usize;
-        if record.too_large {
+        if self.rx.too_large(&record) {
             self.rx.release(record.len);
             return Err(crate::frame::DecodeError::TooLarge {
                 length: record.header.payload_length,

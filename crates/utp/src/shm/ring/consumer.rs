@@ -14,7 +14,7 @@ use crate::shm::sync::Ordering;
 ///
 // Invariants (when returned by `peek`): `offset + len <= capacity`, `len`
 // is the padded length of a valid header (its payload may exceed the
-// consumer's limit: then `too_large` is set), and `offset..offset+len` is
+// consumer's limit: see `Consumer::too_large`), and `offset..offset+len` is
 // published and unreleased.
 #[derive(Clone, Copy, Debug)]
 pub struct Record {
@@ -27,8 +27,6 @@ pub struct Record {
     pub header: Header,
     /// Bytes the record occupies, stamp and padding included.
     pub len: usize,
-    /// The payload is over the consumer's `max_payload`: release it unread.
-    pub too_large: bool,
 }
 
 /// The reading end of a ring.
@@ -53,7 +51,7 @@ pub struct Consumer<B> {
 impl<B: RingBytes> Consumer<B> {
     /// A consumer starting at position 0. Frames with payloads over
     /// `max_payload` are found by [`peek`](Consumer::peek) (so they can be
-    /// skipped) but flagged by [`Record::too_large`].
+    /// skipped) but flagged by [`too_large`](Consumer::too_large).
     pub fn new(idx: Indices, bytes: B, max_payload: usize) -> Result<Self> {
         let cap = check_capacity(bytes.capacity())?;
         Ok(Consumer {
@@ -77,6 +75,15 @@ impl<B: RingBytes> Consumer<B> {
     /// The ring's indices.
     pub fn indices(&self) -> &Indices {
         &self.idx
+    }
+
+    /// Whether `record`'s payload is over this consumer's `max_payload`:
+    /// release it unread. (A method, not a field of [`Record`]: a flag byte
+    /// there made the compiler copy records through the stack in odd-sized
+    /// pieces, which stalled every receive.)
+    #[inline]
+    pub fn too_large(&self, record: &Record) -> bool {
+        record.header.payload_length as usize > self.max_payload
     }
 
     /// The payload limit given to [`new`](Consumer::new).
@@ -128,12 +135,7 @@ impl<B: RingBytes> Consumer<B> {
             }
             let len = len as usize;
             if stamp & STAMP_PAD != 0 {
-                if len != contiguous {
-                    return Err(corrupt(format_args!(
-                        "padding of {len} bytes at offset {offset} (expected {contiguous})"
-                    )));
-                }
-                self.release(len);
+                self.skip_padding(offset, len)?;
                 continue;
             }
             // Start fetching the record's later lines now, so the payload
@@ -158,9 +160,42 @@ impl<B: RingBytes> Consumer<B> {
                 offset,
                 header,
                 len,
-                too_large: header.payload_length as usize > self.max_payload,
             }));
         }
+    }
+
+    /// Whether a record is published at `head`, skipping padding as
+    /// [`peek`](Self::peek) does but not decoding the record: the cheap
+    /// poll of a waiting receiver, which then calls `peek` once.
+    #[inline(always)]
+    pub fn ready(&mut self) -> Result<bool> {
+        self.flush();
+        loop {
+            let offset = self.offset();
+            let stamp = self.bytes.load_stamp(offset); // [STAMP]
+            if stamp == 0 {
+                return Ok(false);
+            }
+            if stamp & STAMP_PAD == 0 {
+                return Ok(true);
+            }
+            let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
+            self.skip_padding(offset, usize::try_from(len).unwrap_or(usize::MAX))?;
+        }
+    }
+
+    /// Releases the padding of `len` bytes (from its stamp) at `offset`,
+    /// which must reach exactly to the end of the data area.
+    #[cold]
+    fn skip_padding(&mut self, offset: usize, len: usize) -> Result<()> {
+        let contiguous = self.cap as usize - offset;
+        if len != contiguous {
+            return Err(corrupt(format_args!(
+                "padding of {len} bytes at offset {offset} (expected {contiguous})"
+            )));
+        }
+        self.release(len);
+        Ok(())
     }
 
     /// Consumes `len` bytes (a record returned by `peek`): the next `peek`
