@@ -156,8 +156,9 @@ fn main() {
 
     let mut links = Vec::new();
     for mode in ["spin", "block"] {
+        let ring = std::env::var("UTP_BENCH_RING").unwrap_or_else(|_| "64k".into());
         let url = format!(
-            "shm://utp-bench-{}-{mode}?wait={mode}&ring=64k",
+            "shm://utp-bench-{}-{mode}?wait={mode}&ring={ring}",
             std::process::id()
         );
         let mut child = spawn("echo", &url);
