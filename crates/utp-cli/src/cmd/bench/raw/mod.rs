@@ -80,7 +80,7 @@ impl RawKind {
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty, woken only when the other side sleeps (flag + SeqCst fence, as utp); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps (flag on its own line + SeqCst fence, as utp); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
