@@ -230,6 +230,7 @@ impl Error {
     }
 
     /// Whether this error is a timeout.
+    #[inline]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }

@@ -116,6 +116,7 @@ impl Publisher {
     /// Lends room for a `len`-byte message. On shared memory this waits for
     /// block-policy subscribers (at most their timeout) and then the bytes
     /// are written straight into the ring.
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         let staging = match &mut self.inner {
             Inner::Shm(p) => {
@@ -154,6 +155,7 @@ impl Publisher {
 
 impl Loan<'_> {
     /// The message's bytes, to fill in place.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         match &self.publisher.inner {
             // SAFETY: the loan holds `&mut Publisher`: begin was called and
@@ -170,6 +172,7 @@ impl Loan<'_> {
 
     /// Publishes with an explicit message type and timestamp (µs since the
     /// epoch; 0 to skip the clock read).
+    #[inline]
     pub fn commit_typed(self, message_type: u8, timestamp_us: u64) -> Result<u64> {
         let len = self.len;
         match &mut self.publisher.inner {

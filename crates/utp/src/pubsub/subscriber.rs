@@ -78,6 +78,7 @@ impl Subscriber {
     /// Waits for the next message and lends it in place (zero-copy on
     /// shared memory); the subscriber moves past it when the view drops.
     /// `None` waits for ever (still failing promptly if the publisher dies).
+    #[inline]
     pub fn recv_view(&mut self, timeout: Option<Duration>) -> Result<View<'_>> {
         match &mut self.inner {
             Inner::Shm(s) => {

@@ -53,6 +53,7 @@ impl<'a> View<'a> {
     }
 
     /// Messages lost just before this one (0 unless this subscriber fell a ring behind).
+    #[inline]
     pub fn lost_before(&self) -> u64 {
         self.lost_before
     }
@@ -111,6 +112,7 @@ impl<'a> View<'a> {
     /// Copies the payload (or its first `dst.len()` bytes) into `dst`;
     /// returns the bytes copied, or [`Error::Overwritten`] if the publisher
     /// overwrote the message meanwhile (the copy is then garbage).
+    #[inline]
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<usize> {
         let n = self.len().min(dst.len());
         match &self.inner {
@@ -176,6 +178,7 @@ impl<'a> View<'a> {
 }
 
 impl Drop for View<'_> {
+    #[inline]
     fn drop(&mut self) {
         let intact = self.verdict.get().unwrap_or_else(|| self.still_in_place());
         if let Inner::Shm(sub) = &mut self.inner {
