@@ -79,7 +79,7 @@ impl ShmLink {
 
     /// The per-message checks: closed locally, peer gone or marked CLOSED,
     /// region poisoned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_cheap(&mut self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);

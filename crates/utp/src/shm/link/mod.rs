@@ -253,6 +253,7 @@ impl ShmLink {
     /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse
     /// timestamp) for `payload` into the record at `offset`, then publishes
     /// the record. `payload` is the private bytes the checksum covers.
+    #[inline(always)]
     fn publish(
         &mut self,
         offset: usize,
@@ -272,23 +273,40 @@ impl ShmLink {
             ..Header::new(message_type, flags, self.sent, now)
         };
         if header.has_checksum() {
-            let mut head = [0u8; HEADER_LEN];
-            match payload {
-                Payload::Private(bytes) => header = header.encode_for(bytes, &mut head),
-                Payload::InRing(len) => {
-                    // SAFETY: the reservation `offset..offset+rec` is ours
-                    // (not yet published) and inside the data area; the
-                    // view ends before this function returns.
-                    let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
-                    encode_for_view(&header, view, &mut head);
-                    header.checksum = u32::from_le_bytes([head[28], head[29], head[30], head[31]]);
-                }
-            }
+            header.checksum = self.checksum(&header, offset, payload);
         }
         // Four 8-byte stores straight into the record: no header bytes
         // assembled on the stack and reloaded (a store-forwarding stall).
         self.tx.bytes().write_header(offset + STAMP_LEN, &header);
         self.tx.commit(rec);
+        // Everything else comes after the stamp, out of line: the peer is
+        // already reading while this side does its bookkeeping.
+        self.after_publish(rec, now);
+    }
+
+    /// The CRC-32C of a frame about to be published, over its payload in
+    /// our private buffer or already in the reserved record.
+    #[inline(never)]
+    fn checksum(&self, header: &Header, offset: usize, payload: Payload<'_>) -> u32 {
+        match payload {
+            Payload::Private(bytes) => header.checksum_of(bytes),
+            Payload::InRing(len) => {
+                let mut head = [0u8; HEADER_LEN];
+                // SAFETY: the reservation `offset..offset+rec` is ours (not
+                // yet published) and inside the data area; the view ends
+                // before this function returns.
+                let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
+                encode_for_view(header, view, &mut head);
+                u32::from_le_bytes([head[28], head[29], head[30], head[31]])
+            }
+        }
+    }
+
+    /// A publish's bookkeeping: event-loop and futex wake-ups the peer
+    /// asked for, the counters in our side block and in `utp stat`'s
+    /// block, the heartbeat.
+    #[inline(never)]
+    fn after_publish(&mut self, rec: usize, now: u64) {
         if !self.tx.peer_sleeps() {
             self.watch_peer_sleeps();
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 impl ShmLink {
     /// Waits for room for a `len`-byte payload: the record's offset and length.
+    #[inline(always)]
     pub(super) fn reserve_raw(
         &mut self,
         len: usize,
@@ -43,6 +44,7 @@ impl ShmLink {
     /// `try_reserve`, then the wake-up an event-loop reader asked for if
     /// padding was published: a writer that then waits for room would
     /// otherwise never wake a reader that must consume the padding first.
+    #[inline(always)]
     fn try_reserve_waking(&mut self, rec: usize) -> Result<Option<usize>> {
         let reserved = self.tx.try_reserve(rec)?;
         if reserved.is_none() && !self.tx.peer_sleeps() {

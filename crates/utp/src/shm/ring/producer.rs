@@ -75,7 +75,26 @@ impl<B: RingBytes> Producer<B> {
     /// [`RECORD_ALIGN`], at most [`capacity`](Self::capacity)), publishing
     /// padding first if the record would cross the end. Returns the
     /// record's offset, or `None` if the ring is too full right now.
+    #[inline(always)]
     pub fn try_reserve(&mut self, record_len: usize) -> Result<Option<usize>> {
+        // The common case first, inline: the record fits before the end of
+        // the data area in the room last seen.
+        let rec = record_len as u64;
+        let offset = self.tail & (self.cap - 1);
+        if rec <= self.cap - offset
+            && rec <= self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head)
+            && rec % RECORD_ALIGN as u64 == 0
+            && rec != 0
+        {
+            return Ok(Some(offset as usize));
+        }
+        self.try_reserve_slow(record_len)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) when the record does not fit as
+    /// last seen: validates it, publishes padding, re-reads `head`.
+    #[cold]
+    fn try_reserve_slow(&mut self, record_len: usize) -> Result<Option<usize>> {
         let rec = record_len as u64;
         if rec > self.cap - SLACK as u64 || rec % RECORD_ALIGN as u64 != 0 || rec == 0 {
             return Err(Error::protocol(
