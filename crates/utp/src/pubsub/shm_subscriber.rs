@@ -242,6 +242,12 @@ impl ShmSubscriber {
     /// Waits for the message at the cursor; returns its header and the
     /// number of messages skipped just before it (overrun).
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<(Header, u64)> {
+        if timeout == Some(Duration::ZERO) {
+            return self.try_next()?.ok_or(Error::Timeout {
+                waiting_for: "a published message",
+                after: Duration::ZERO,
+            });
+        }
         self.timeout = timeout;
         let mut skipped = 0u64;
         // The clock is read only once there is something to wait for: a
@@ -265,18 +271,6 @@ impl ShmSubscriber {
             if let Some((reason, why)) = &self.gone {
                 return Err(Error::peer_gone(*reason, why.clone()));
             }
-            if timeout == Some(Duration::ZERO) {
-                // A poll: nothing there now. Liveness is still checked
-                // every SPIN_CHECK polls so a poller learns of a dead publisher.
-                self.polls = self.polls.wrapping_add(1);
-                if self.polls % SPIN_CHECK == 0 {
-                    self.check(None)?;
-                }
-                return Err(Error::Timeout {
-                    waiting_for: "a published message",
-                    after: Duration::ZERO,
-                });
-            }
             let (deadline, started) = *clock.get_or_insert_with(|| {
                 let now = Instant::now();
                 (timeout.map(|t| now + t), now)
@@ -294,6 +288,40 @@ impl ShmSubscriber {
             } else {
                 std::hint::spin_loop();
             }
+        }
+    }
+
+    /// The message at the cursor if it is there now (its header and the
+    /// messages skipped just before it), `None` if not: a poll, without
+    /// the timeout error a zero-timeout [`next`](Self::next) builds.
+    #[inline]
+    pub fn try_next(&mut self) -> Result<Option<(Header, u64)>> {
+        self.timeout = Some(Duration::ZERO);
+        let mut skipped = 0u64;
+        loop {
+            match self.ring.probe(self.cursor) {
+                Probe::Ready(h) => {
+                    if std::mem::take(&mut self.armed) {
+                        self.control.u64(control::SLEEP).store(0, Ordering::Relaxed);
+                    }
+                    return Ok(Some((h, skipped)));
+                }
+                Probe::Lapped => {
+                    skipped += self.skip();
+                    continue;
+                }
+                Probe::Empty => {}
+            }
+            if let Some((reason, why)) = &self.gone {
+                return Err(Error::peer_gone(*reason, why.clone()));
+            }
+            // Nothing there now. Liveness is still checked every
+            // SPIN_CHECK polls, so a poller learns of a dead publisher.
+            self.polls = self.polls.wrapping_add(1);
+            if self.polls % SPIN_CHECK == 0 {
+                self.check(None)?;
+            }
+            return Ok(None);
         }
     }
 

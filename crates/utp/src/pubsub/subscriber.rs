@@ -97,6 +97,36 @@ impl Subscriber {
         }
     }
 
+    /// The next message if one is there now, lent as by
+    /// [`recv_view`](Self::recv_view); `Ok(None)` if not. The call for a
+    /// subscriber that polls in its own loop: the same as `recv_view` with
+    /// a zero timeout, but an empty poll is a `None`, not an
+    /// [`Error::Timeout`](crate::Error::Timeout) to build and match.
+    ///
+    /// ```no_run
+    /// let mut sub = utp::pubsub::Subscriber::connect("shm://prices")?;
+    /// loop {
+    ///     if let Some(view) = sub.try_recv_view()? {
+    ///         let mut price = [0u8; 8];
+    ///         view.copy_to(&mut price)?;
+    ///         break;
+    ///     }
+    ///     std::hint::spin_loop(); // or other work
+    /// }
+    /// # Ok::<(), utp::Error>(())
+    /// ```
+    #[inline]
+    pub fn try_recv_view(&mut self) -> Result<Option<View<'_>>> {
+        match &mut self.inner {
+            Inner::Shm(s) => Ok(s
+                .try_next()?
+                .map(|(header, lost)| View::shm(s, header, lost))),
+            Inner::Stream(s) => poll_owned(s.next(Some(Duration::ZERO))),
+            #[cfg(feature = "zenoh")]
+            Inner::Zenoh(s) => poll_owned(s.next(Some(Duration::ZERO))),
+        }
+    }
+
     /// Receives the next message into `buf` (replacing its contents).
     /// A message overwritten while it was copied counts as lost and the
     /// next one is returned instead.
@@ -212,5 +242,15 @@ pub fn inspect(url: &str) -> Result<Report> {
                 .into(),
         }),
         other => Err(super::unsupported(url, other)),
+    }
+}
+
+/// A zero-timeout receive of a stream or zenoh subscriber as a poll: its
+/// timeout is `None`.
+fn poll_owned(next: Result<(crate::frame::Header, &[u8], u64)>) -> Result<Option<View<'_>>> {
+    match next {
+        Ok((header, payload, lost)) => Ok(Some(View::owned(payload, header, lost))),
+        Err(e) if e.is_timeout() => Ok(None),
+        Err(e) => Err(e),
     }
 }

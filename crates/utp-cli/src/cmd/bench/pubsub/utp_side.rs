@@ -1,10 +1,9 @@
 //! utp's pub/sub in the bench: shm://, drop policy, subscribers polling
-//! with a zero timeout (waiting is the bench's, `idle.rs`), the publisher
+//! with `try_recv_view` (waiting is the bench's, `idle.rs`), the publisher
 //! writing each message in place through a loan.
 
 use super::sides::{BenchPublisher, BenchSubscriber, MESSAGE, SLOTS};
 use crate::cmd::bench::link::Fallible;
-use std::time::Duration;
 use utp::pubsub::{Publisher, Subscriber};
 
 fn url(name: &str) -> String {
@@ -42,8 +41,8 @@ impl UtpSubscriber {
 
 impl BenchSubscriber for UtpSubscriber {
     fn try_recv(&mut self, buf: &mut [u8]) -> Fallible<Option<u64>> {
-        match self.0.recv_view(Some(Duration::ZERO)) {
-            Ok(view) => match view.copy_to(&mut buf[..MESSAGE]) {
+        match self.0.try_recv_view()? {
+            Some(view) => match view.copy_to(&mut buf[..MESSAGE]) {
                 Ok(_) => Ok(Some(view.lost_before() + std::mem::take(&mut self.1))),
                 Err(utp::Error::Overwritten) => {
                     self.1 += view.lost_before() + 1;
@@ -51,8 +50,7 @@ impl BenchSubscriber for UtpSubscriber {
                 }
                 Err(e) => Err(e.into()),
             },
-            Err(e) if e.is_timeout() => Ok(None),
-            Err(e) => Err(e.into()),
+            None => Ok(None),
         }
     }
 }
