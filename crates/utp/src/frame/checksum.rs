@@ -120,6 +120,10 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Miri (scripts/miri runs the frame tests) interprets every step.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            if cfg!(miri) { 8 } else { 256 }
+        ))]
         /// The short-input path and the header-words path compute exactly
         /// what the crate computes, at every length and starting value.
         #[test]

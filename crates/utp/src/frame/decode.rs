@@ -207,6 +207,10 @@ mod tests {
     }
 
     proptest::proptest! {
+        // Miri (scripts/miri runs the frame tests) interprets every step.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            if cfg!(miri) { 8 } else { 256 }
+        ))]
         /// Word-wise decoding is byte-wise decoding: same header, same error.
         #[test]
         fn decoding_words_equals_decoding_bytes(
