@@ -255,21 +255,8 @@ impl ShmSubscriber {
         let mut clock: Option<(Option<Instant>, Instant)> = None;
         let mut spins = 0u32;
         loop {
-            match self.ring.probe(self.cursor) {
-                Probe::Ready(h) => {
-                    if std::mem::take(&mut self.armed) {
-                        self.control.u64(control::SLEEP).store(0, Ordering::Relaxed);
-                    }
-                    return Ok((h, skipped));
-                }
-                Probe::Lapped => {
-                    skipped += self.skip();
-                    continue;
-                }
-                Probe::Empty => {}
-            }
-            if let Some((reason, why)) = &self.gone {
-                return Err(Error::peer_gone(*reason, why.clone()));
+            if let Some(h) = self.look(&mut skipped)? {
+                return Ok((h, skipped));
             }
             let (deadline, started) = *clock.get_or_insert_with(|| {
                 let now = Instant::now();
@@ -298,31 +285,39 @@ impl ShmSubscriber {
     pub fn try_next(&mut self) -> Result<Option<(Header, u64)>> {
         self.timeout = Some(Duration::ZERO);
         let mut skipped = 0u64;
+        if let Some(h) = self.look(&mut skipped)? {
+            return Ok(Some((h, skipped)));
+        }
+        // Nothing there now. Liveness is still checked every SPIN_CHECK
+        // polls, so a poller learns of a dead publisher.
+        self.polls = self.polls.wrapping_add(1);
+        if self.polls % SPIN_CHECK == 0 {
+            self.check(None)?;
+        }
+        Ok(None)
+    }
+
+    /// One look at the cursor: the message's header if it is there (past
+    /// any lap, counted into `skipped`), `None` if not yet, an error if
+    /// the publisher is known to be gone.
+    #[inline]
+    fn look(&mut self, skipped: &mut u64) -> Result<Option<Header>> {
         loop {
             match self.ring.probe(self.cursor) {
                 Probe::Ready(h) => {
                     if std::mem::take(&mut self.armed) {
                         self.control.u64(control::SLEEP).store(0, Ordering::Relaxed);
                     }
-                    return Ok(Some((h, skipped)));
+                    return Ok(Some(h));
                 }
-                Probe::Lapped => {
-                    skipped += self.skip();
-                    continue;
-                }
-                Probe::Empty => {}
+                Probe::Lapped => *skipped += self.skip(),
+                Probe::Empty => break,
             }
-            if let Some((reason, why)) = &self.gone {
-                return Err(Error::peer_gone(*reason, why.clone()));
-            }
-            // Nothing there now. Liveness is still checked every
-            // SPIN_CHECK polls, so a poller learns of a dead publisher.
-            self.polls = self.polls.wrapping_add(1);
-            if self.polls % SPIN_CHECK == 0 {
-                self.check(None)?;
-            }
-            return Ok(None);
         }
+        if let Some((reason, why)) = &self.gone {
+            return Err(Error::peer_gone(*reason, why.clone()));
+        }
+        Ok(None)
     }
 
     /// The notification eventfd, if subscribed with `?notify=eventfd`.
