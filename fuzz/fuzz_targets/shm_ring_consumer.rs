@@ -40,11 +40,20 @@ fuzz_target!(|data: &[u8]| {
         // Each record is at least RECORD_ALIGN bytes, so a capacity's worth
         // of them drains the ring; more would mean the consumer is looping.
         for _ in 0..=cap / RECORD_ALIGN + 1 {
-            match consumer.peek() {
+            // `ready` (a waiting receiver's poll) skips padding as `peek`
+            // does: when it says a record is there, `peek` finds it or
+            // reports the ring corrupt, never nothing (nobody writes the
+            // bytes meanwhile).
+            let ready = consumer.ready();
+            let peeked = consumer.peek();
+            if let Ok(true) = ready {
+                assert!(!matches!(peeked, Ok(None)), "ready() saw a record peek() did not");
+            }
+            match peeked {
                 Ok(Some(record)) => {
                     assert!(record.offset < cap, "record at {} of {cap}", record.offset);
                     assert!(record.len >= RECORD_ALIGN && record.len <= cap);
-                    if !record.too_large {
+                    if !consumer.too_large(&record) {
                         let len = record.header.payload_length as usize;
                         let end = record.offset + PAYLOAD_OFFSET + len;
                         assert!(end <= cap, "payload ends at {end}, past {cap}");
