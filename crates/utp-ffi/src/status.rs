@@ -286,24 +286,24 @@ pub extern "C" fn utp_status_name(status: i32) -> *const c_char {
     let Some(&status) = KNOWN.iter().find(|s| **s as i32 == status) else {
         return c"UTP_UNKNOWN_STATUS".as_ptr();
     };
-    let name: &'static [u8] = match status {
-        UtpStatus::UtpOk => b"UTP_OK\0",
-        UtpStatus::UtpErrInvalidArgument => b"UTP_ERR_INVALID_ARGUMENT\0",
-        UtpStatus::UtpErrBadUrl => b"UTP_ERR_BAD_URL\0",
-        UtpStatus::UtpErrNotFound => b"UTP_ERR_NOT_FOUND\0",
-        UtpStatus::UtpErrTimeout => b"UTP_ERR_TIMEOUT\0",
-        UtpStatus::UtpErrPeerGone => b"UTP_ERR_PEER_GONE\0",
-        UtpStatus::UtpErrFrame => b"UTP_ERR_FRAME\0",
-        UtpStatus::UtpErrTooLarge => b"UTP_ERR_TOO_LARGE\0",
-        UtpStatus::UtpErrFull => b"UTP_ERR_FULL\0",
-        UtpStatus::UtpErrBufferTooSmall => b"UTP_ERR_BUFFER_TOO_SMALL\0",
-        UtpStatus::UtpErrProtocol => b"UTP_ERR_PROTOCOL\0",
-        UtpStatus::UtpErrClosed => b"UTP_ERR_CLOSED\0",
-        UtpStatus::UtpErrIo => b"UTP_ERR_IO\0",
-        UtpStatus::UtpErrInUse => b"UTP_ERR_IN_USE\0",
-        UtpStatus::UtpErrDenied => b"UTP_ERR_DENIED\0",
-        UtpStatus::UtpErrCalc => b"UTP_ERR_CALC\0",
-        UtpStatus::UtpErrPanic => b"UTP_ERR_PANIC\0",
+    let name: &'static std::ffi::CStr = match status {
+        UtpStatus::UtpOk => c"UTP_OK",
+        UtpStatus::UtpErrInvalidArgument => c"UTP_ERR_INVALID_ARGUMENT",
+        UtpStatus::UtpErrBadUrl => c"UTP_ERR_BAD_URL",
+        UtpStatus::UtpErrNotFound => c"UTP_ERR_NOT_FOUND",
+        UtpStatus::UtpErrTimeout => c"UTP_ERR_TIMEOUT",
+        UtpStatus::UtpErrPeerGone => c"UTP_ERR_PEER_GONE",
+        UtpStatus::UtpErrFrame => c"UTP_ERR_FRAME",
+        UtpStatus::UtpErrTooLarge => c"UTP_ERR_TOO_LARGE",
+        UtpStatus::UtpErrFull => c"UTP_ERR_FULL",
+        UtpStatus::UtpErrBufferTooSmall => c"UTP_ERR_BUFFER_TOO_SMALL",
+        UtpStatus::UtpErrProtocol => c"UTP_ERR_PROTOCOL",
+        UtpStatus::UtpErrClosed => c"UTP_ERR_CLOSED",
+        UtpStatus::UtpErrIo => c"UTP_ERR_IO",
+        UtpStatus::UtpErrInUse => c"UTP_ERR_IN_USE",
+        UtpStatus::UtpErrDenied => c"UTP_ERR_DENIED",
+        UtpStatus::UtpErrCalc => c"UTP_ERR_CALC",
+        UtpStatus::UtpErrPanic => c"UTP_ERR_PANIC",
     };
-    name.as_ptr().cast()
+    name.as_ptr()
 }

@@ -30,6 +30,32 @@ fn any_int_has_a_status_name() {
     }
 }
 
+/// Every status and reason the C header declares is named by the name
+/// functions, and by its own name: a variant added to the Rust enums but
+/// left out of a function's list of known values would come out as
+/// "unknown" here (the header is cbindgen's output, checked by header.rs).
+#[test]
+fn every_value_in_the_header_has_its_own_name() {
+    let header = include_str!("../include/utp.h");
+    let mut checked = (0, 0);
+    for line in header.lines() {
+        let Some((declared, value)) = line.trim().trim_end_matches(',').split_once(" = ") else {
+            continue;
+        };
+        let Ok(value) = value.parse::<i32>() else {
+            continue;
+        };
+        if declared == "UTP_OK" || declared.starts_with("UTP_ERR_") {
+            assert_eq!(name(value), declared);
+            checked.0 += 1;
+        } else if declared.starts_with("UTP_REASON_") {
+            assert_eq!(reason_name(value), declared);
+            checked.1 += 1;
+        }
+    }
+    assert_eq!(checked, (17, 14), "statuses and reasons found in utp.h");
+}
+
 #[test]
 fn double_close_and_use_after_close_are_errors() {
     let url = CString::new(format!("inproc://ffi-handles-{}", std::process::id())).unwrap();
