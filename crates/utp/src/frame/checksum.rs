@@ -19,8 +19,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// Only the first 28 bytes of `header` are read; the checksum field itself is
 /// not covered.
 pub fn frame_checksum(header: &[u8; super::HEADER_LEN], payload: &[u8]) -> u32 {
-    let word = |i: usize| u64::from_le_bytes(std::array::from_fn(|j| header[8 * i + j]));
-    crc32c_append(header_crc(&[word(0), word(1), word(2), word(3)]), payload)
+    crc32c_append(header_crc(&super::header::words_of(header)), payload)
 }
 
 /// CRC-32C of the 28 header bytes a checksum covers, given as the header's

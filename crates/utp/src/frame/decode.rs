@@ -1,6 +1,6 @@
 //! Decoding with the checks of docs/frame.md, in its order.
 
-use super::header::{HEADER_LEN, Header, MAGIC, VERSION};
+use super::header::{HEADER_LEN, Header, MAGIC, VERSION, words_of};
 
 /// Why a byte sequence is not a valid frame.
 ///
@@ -80,35 +80,15 @@ pub fn decode_header(bytes: &[u8], max_payload: usize) -> Result<Header, DecodeE
             available: bytes.len(),
         });
     };
-    let magic = u32::from_le_bytes(take(head, 0));
-    if magic != MAGIC {
-        return Err(DecodeError::BadMagic { found: magic });
-    }
-    if head[4] != VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: head[4] });
-    }
-    let payload_length = u32::from_le_bytes(take(head, 8));
-    if payload_length as usize > max_payload {
-        return Err(DecodeError::TooLarge {
-            length: payload_length,
-            limit: max_payload,
-        });
-    }
-    Ok(Header {
-        message_type: head[5],
-        flags: u16::from_le_bytes(take(head, 6)),
-        payload_length,
-        sequence: u64::from_le_bytes(take(head, 12)),
-        timestamp_us: u64::from_le_bytes(take(head, 20)),
-        checksum: u32::from_le_bytes(take(head, 28)),
-    })
+    decode_header_words(words_of(head), max_payload)
 }
 
 /// [`decode_header`] over the 32 header bytes given as four little-endian
 /// u64 words (bytes `8i..8i+8` in word `i`), as the shared-memory ring
-/// loads them: the same rules in the same order, without the bytes taking
-/// a round trip through a stack buffer (which costs a store-forwarding
-/// stall per field that straddles two of the words).
+/// loads them (no round trip through a stack buffer, which costs a
+/// store-forwarding stall per field that straddles two of the words). The
+/// one implementation of rules 2–4: `decode_header` loads the words from
+/// its bytes and calls it.
 #[inline]
 pub(crate) fn decode_header_words(
     words: [u64; 4],
@@ -172,12 +152,6 @@ pub(crate) fn verify_checksum(header: &Header, payload: &[u8]) -> Result<(), Dec
         });
     }
     Ok(())
-}
-
-fn take<const N: usize>(head: &[u8; HEADER_LEN], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&head[at..at + N]);
-    out
 }
 
 #[cfg(test)]

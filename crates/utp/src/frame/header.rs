@@ -180,6 +180,13 @@ impl Header {
     }
 }
 
+/// The 32 header bytes as the four little-endian words of
+/// [`Header::words`]: how a header is read, whatever the bytes hold.
+#[inline]
+pub(crate) fn words_of(bytes: &[u8; HEADER_LEN]) -> [u64; 4] {
+    std::array::from_fn(|i| u64::from_le_bytes(std::array::from_fn(|j| bytes[8 * i + j])))
+}
+
 /// Encodes a whole frame (header and payload) into a new vector.
 pub fn encode_to_vec(header: &Header, payload: &[u8]) -> Vec<u8> {
     let mut head = [0u8; HEADER_LEN];

@@ -42,6 +42,7 @@ pub use checksum::{crc32c, frame_checksum};
 pub(crate) use checksum::{crc32c_append, header_crc};
 pub use decode::{DecodeError, decode, decode_header};
 pub(crate) use decode::{decode_header_words, verify_checksum};
+pub(crate) use header::words_of;
 pub use header::{
     DEFAULT_MAX_PAYLOAD, HEADER_LEN, Header, MAGIC, MAGIC_BYTES, VERSION, encode_to_vec, flags,
     message_type,

@@ -214,9 +214,9 @@ pub trait RingBytes: Send {
     /// words, each loaded once: how the consumer reads a record's header.
     /// Out of bounds reads as zeros.
     fn read_words(&self, offset: usize) -> [u64; 4] {
-        let mut bytes = [0u8; 32];
+        let mut bytes = [0u8; HEADER_LEN];
         self.read(offset, &mut bytes);
-        std::array::from_fn(|i| u64::from_le_bytes(std::array::from_fn(|j| bytes[8 * i + j])))
+        crate::frame::words_of(&bytes)
     }
     /// Loads the stamp word at `offset` (a multiple of [`RECORD_ALIGN`])
     /// with `Acquire` (`[STAMP]`). Out of bounds reads as 0.
