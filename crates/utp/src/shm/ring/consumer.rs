@@ -113,6 +113,46 @@ impl<B: RingBytes> Consumer<B> {
         // has published whatever it did in between (a reply), so these
         // stores no longer stand in front of it.
         self.flush();
+        let Some((offset, len)) = self.next_stamp()? else {
+            return Ok(None);
+        };
+        // Start fetching the record's later lines now, so the payload
+        // does not wait for the header to be decoded.
+        for line in (RECORD_ALIGN..len.min(PREFETCH_LINES * RECORD_ALIGN)).step_by(RECORD_ALIGN) {
+            self.bytes.prefetch(offset + line);
+        }
+        // Structural bound only: a frame over our own limit but inside
+        // the ring is well formed and can be skipped by the caller.
+        let words = self.bytes.read_words(offset + STAMP_LEN);
+        let header = decode_header_words(words, self.cap as usize)?;
+        let expected = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
+        if expected != len {
+            return Err(corrupt(format_args!(
+                "frame at offset {offset} declares {} payload bytes ({expected}-byte record) \
+                 but its stamp says {len} bytes",
+                header.payload_length
+            )));
+        }
+        Ok(Some(Record {
+            offset,
+            header,
+            len,
+        }))
+    }
+
+    /// Whether a record is published at `head`, skipping padding as
+    /// [`peek`](Self::peek) does but not decoding the record: the cheap
+    /// poll of a waiting receiver, which then calls `peek` once.
+    #[inline(always)]
+    pub fn ready(&mut self) -> Result<bool> {
+        self.flush();
+        Ok(self.next_stamp()?.is_some())
+    }
+
+    /// The stamp at `head`, validated, past any padding (released): the
+    /// record's offset and length, or `None` if nothing is published.
+    #[inline(always)]
+    fn next_stamp(&mut self) -> Result<Option<(usize, usize)>> {
         loop {
             let offset = self.offset();
             let contiguous = self.cap as usize - offset;
@@ -134,53 +174,10 @@ impl<B: RingBytes> Consumer<B> {
                 )));
             }
             let len = len as usize;
-            if stamp & STAMP_PAD != 0 {
-                self.skip_padding(offset, len)?;
-                continue;
-            }
-            // Start fetching the record's later lines now, so the payload
-            // does not wait for the header to be decoded.
-            for line in (RECORD_ALIGN..len.min(PREFETCH_LINES * RECORD_ALIGN)).step_by(RECORD_ALIGN)
-            {
-                self.bytes.prefetch(offset + line);
-            }
-            // Structural bound only: a frame over our own limit but inside
-            // the ring is well formed and can be skipped by the caller.
-            let words = self.bytes.read_words(offset + STAMP_LEN);
-            let header = decode_header_words(words, self.cap as usize)?;
-            let expected = record_len(header.payload_length as usize).unwrap_or(usize::MAX);
-            if expected != len {
-                return Err(corrupt(format_args!(
-                    "frame at offset {offset} declares {} payload bytes ({expected}-byte record) \
-                     but its stamp says {len} bytes",
-                    header.payload_length
-                )));
-            }
-            return Ok(Some(Record {
-                offset,
-                header,
-                len,
-            }));
-        }
-    }
-
-    /// Whether a record is published at `head`, skipping padding as
-    /// [`peek`](Self::peek) does but not decoding the record: the cheap
-    /// poll of a waiting receiver, which then calls `peek` once.
-    #[inline(always)]
-    pub fn ready(&mut self) -> Result<bool> {
-        self.flush();
-        loop {
-            let offset = self.offset();
-            let stamp = self.bytes.load_stamp(offset); // [STAMP]
-            if stamp == 0 {
-                return Ok(false);
-            }
             if stamp & STAMP_PAD == 0 {
-                return Ok(true);
+                return Ok(Some((offset, len)));
             }
-            let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
-            self.skip_padding(offset, usize::try_from(len).unwrap_or(usize::MAX))?;
+            self.skip_padding(offset, len)?;
         }
     }
 
