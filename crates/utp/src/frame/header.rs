@@ -138,6 +138,20 @@ impl Header {
         [w0, w1, w2, w3]
     }
 
+    /// The header whose [`words`](Self::words) these are, magic and version
+    /// aside (not checked here: `decode_header_words` checks them).
+    #[inline]
+    pub(crate) fn from_words([w0, w1, w2, w3]: [u64; 4]) -> Header {
+        Header {
+            message_type: (w0 >> 40) as u8,
+            flags: (w0 >> 48) as u16,
+            payload_length: w1 as u32,
+            sequence: w1 >> 32 | w2 << 32,
+            timestamp_us: w2 >> 32 | w3 << 32,
+            checksum: (w3 >> 32) as u32,
+        }
+    }
+
     /// The CRC-32C of this header's first 28 bytes and `payload` (what the
     /// checksum field holds when the flag is set), computed from the
     /// fields: no bytes are written and read back.
@@ -215,6 +229,7 @@ mod tests {
         h.write_fields(&mut want);
         let got: Vec<u8> = h.words().iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(got, want);
+        assert_eq!(Header::from_words(h.words()), h);
         assert_eq!(
             h.checksum_of(b"xyz"),
             crate::frame::frame_checksum(&want, b"xyz")

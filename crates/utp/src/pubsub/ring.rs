@@ -186,16 +186,17 @@ impl Ring {
             Seen::Empty => Probe::Empty,
             Seen::Lapped => Probe::Lapped,
             Seen::Ready => {
-                // The header's words as loaded (frame.md's layout: type at
-                // byte 5, flags at 6, length at 8, timestamp at 20).
-                let [w0, w1, w2, w3] = self.map.load_words(self.slot(n) + record::FRAME);
-                let len = w1 as u32;
-                let mut h =
-                    Header::new((w0 >> 40) as u8, (w0 >> 48) as u16, n, w2 >> 32 | w3 << 32);
-                // A length past the slot can only come from a torn read
-                // (re-checked by `intact`) or a broken publisher: clamp it.
-                h.payload_length = len.min(self.max_payload() as u32);
-                Probe::Ready(h)
+                let h = Header::from_words(self.map.load_words(self.slot(n) + record::FRAME));
+                Probe::Ready(Header {
+                    // The number is the slot's (its stamp said so); the
+                    // publisher never sets a checksum here.
+                    sequence: n,
+                    checksum: 0,
+                    // A length past the slot can only come from a torn read
+                    // (re-checked by `intact`) or a broken publisher: clamp it.
+                    payload_length: h.payload_length.min(self.max_payload() as u32),
+                    ..h
+                })
             }
         }
     }

@@ -10,8 +10,8 @@ use super::wait::WaitMode;
 use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
+use crate::frame::Header;
 use crate::frame::coarse_micros;
-use crate::frame::{HEADER_LEN, Header};
 use crate::halves::Role;
 use std::os::unix::net::UnixStream;
 use std::ptr::NonNull;
@@ -291,13 +291,11 @@ impl ShmLink {
         match payload {
             Payload::Private(bytes) => header.checksum_of(bytes),
             Payload::InRing(len) => {
-                let mut head = [0u8; HEADER_LEN];
                 // SAFETY: the reservation `offset..offset+rec` is ours (not
                 // yet published) and inside the data area; the view ends
                 // before this function returns.
                 let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
-                encode_for_view(header, view, &mut head);
-                u32::from_le_bytes([head[28], head[29], head[30], head[31]])
+                checksum_of_view(header, view)
             }
         }
     }
@@ -345,26 +343,19 @@ enum Payload<'a> {
     InRing(usize),
 }
 
-/// `header.encode_for` over a payload that is already in the ring: the
-/// checksum is computed over private copies taken chunk by chunk.
-fn encode_for_view(header: &Header, view: super::bytes::ShmSlice<'_>, out: &mut [u8; HEADER_LEN]) {
-    let mut h = Header {
-        payload_length: view.len() as u32,
-        checksum: 0,
-        ..*header
-    };
-    if h.has_checksum() {
-        let mut crc = crate::frame::header_crc(&h.words());
-        let mut buf = [0u8; 4096];
-        let mut at = 0;
-        while at < view.len() {
-            let n = view.sub(at, buf.len()).copy_to(&mut buf);
-            crc = crate::frame::crc32c_append(crc, &buf[..n]);
-            at += n;
-        }
-        h.checksum = crc;
+/// `header.checksum_of` over a payload that is already in the ring (its
+/// `payload_length` set): computed over private copies taken chunk by
+/// chunk, never over the shared bytes in place.
+fn checksum_of_view(header: &Header, view: super::bytes::ShmSlice<'_>) -> u32 {
+    let mut crc = crate::frame::header_crc(&header.words());
+    let mut buf = [0u8; 4096];
+    let mut at = 0;
+    while at < view.len() {
+        let n = view.sub(at, buf.len()).copy_to(&mut buf);
+        crc = crate::frame::crc32c_append(crc, &buf[..n]);
+        at += n;
     }
-    h.write_fields(out);
+    crc
 }
 
 impl ShmLink {
@@ -546,7 +537,10 @@ impl ShmLink {
         // and not released until after the copy; the view ends here.
         unsafe { self.rx.bytes().view(record.offset + PAYLOAD_OFFSET, len) }.extend_vec(buf);
         self.rx.release(record.len);
-        zerocopy::verify_checksum(&record, frame.payload())
+        Ok(crate::frame::verify_checksum(
+            &record.header,
+            frame.payload(),
+        )?)
     }
 
     fn close_link(&mut self) -> Result<()> {
