@@ -35,24 +35,19 @@ const DIRECT_READ_MIN: usize = 16 * 1024;
 /// what has arrived (16 KiB at first).
 const DIRECT_GROWTH_MIN: usize = 16 * 1024;
 
-/// A frame whose header has been read and whose payload is arriving.
-#[derive(Debug)]
-struct Pending {
-    header: Header,
-}
-
 /// Incremental reader state.
 ///
 // Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
-// unconsumed bytes; when `pending` is set, `payload` holds the first
-// `payload.len() < header.payload_length` payload bytes of that frame;
+// unconsumed bytes; when `pending` (the header of a frame whose payload
+// is arriving) is set, `payload` holds the first
+// `payload.len() < pending.payload_length` payload bytes of that frame;
 // `frame_started` is set while a frame is partly received and its rest has
 // been waited for (a frame whole in the buffer never starts the clock).
 pub(crate) struct Inbox {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    pending: Option<Pending>,
+    pending: Option<Header>,
     payload: Vec<u8>,
     pub(crate) framing: Framing,
     pub(crate) max_payload: usize,
@@ -138,7 +133,7 @@ impl Inbox {
         loop {
             if self.pending.is_none() {
                 match self.parse_header() {
-                    Ok(Some(pending)) => self.pending = Some(pending),
+                    Ok(Some(header)) => self.pending = Some(header),
                     Ok(None) => {
                         self.read_more(io, deadline, timeout, false)?;
                         continue;
@@ -151,8 +146,7 @@ impl Inbox {
             }
             let want = self
                 .pending
-                .as_ref()
-                .map_or(0, |p| p.header.payload_length as usize);
+                .map_or(0, |header| header.payload_length as usize);
             let take = (want - self.payload.len()).min(self.end - self.start);
             self.payload
                 .extend_from_slice(&self.buf[self.start..self.start + take]);
@@ -210,7 +204,7 @@ impl Inbox {
     }
 
     /// Decodes the next header from the buffer, if it is all there.
-    fn parse_header(&mut self) -> std::result::Result<Option<Pending>, DecodeError> {
+    fn parse_header(&mut self) -> std::result::Result<Option<Header>, DecodeError> {
         let available = &self.buf[self.start..self.end];
         if self.framing == Framing::Detect {
             let Some(first) = available.first_chunk::<4>() else {
@@ -225,7 +219,7 @@ impl Inbox {
                 };
                 let header = frame::decode_header(head, self.max_payload)?;
                 self.start += HEADER_LEN;
-                Ok(Some(Pending { header }))
+                Ok(Some(header))
             }
             Framing::LengthPrefixed { incoming_type } => {
                 let Some(prefix) = available.first_chunk::<4>() else {
@@ -248,13 +242,13 @@ impl Inbox {
                     timestamp_us: frame::now_micros(),
                     checksum: 0,
                 };
-                Ok(Some(Pending { header }))
+                Ok(Some(header))
             }
         }
     }
 
     fn complete(&mut self, frame: &mut Frame) -> Result<()> {
-        let Pending { header } = self
+        let header = self
             .pending
             .take()
             .expect("complete() with a pending frame");
@@ -324,8 +318,7 @@ impl Inbox {
     ) -> Result<()> {
         let want = self
             .pending
-            .as_ref()
-            .map_or(0, |p| p.header.payload_length as usize);
+            .map_or(0, |header| header.payload_length as usize);
         let filled = self.payload.len();
         // Grow by at most what has arrived (16 KiB at first), or into
         // capacity this vector already has from earlier frames: memory that
@@ -361,9 +354,9 @@ impl Inbox {
     fn progress(&self) -> Option<(usize, usize)> {
         let buffered = self.end - self.start;
         match &self.pending {
-            Some(p) => Some((
+            Some(header) => Some((
                 self.payload.len() + buffered,
-                p.header.payload_length as usize,
+                header.payload_length as usize,
             )),
             // Part of a header (a whole one would have been parsed).
             None => (buffered > 0).then_some((buffered, 0)),
