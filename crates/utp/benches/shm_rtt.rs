@@ -10,7 +10,8 @@
 //! with `Instant`, the same overhead on both sides of a ratio) over rings
 //! warmed by more than a full lap; block figures are medians of batch
 //! means. Processes are pinned to CPUs 0 and 1. The benchmark re-executes
-//! itself as the peer process.
+//! itself as the peer process. The links' rings are 64 KiB; set
+//! `UTP_BENCH_RING` (e.g. `2M`, as `utp bench` uses) for another size.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -154,9 +155,9 @@ fn main() {
     // SAFETY: offset 256 is inside the 4096-byte region, aligned for u32.
     let phase = unsafe { &*(region.as_ptr().add(256) as *const AtomicU32) };
 
+    let ring = std::env::var("UTP_BENCH_RING").unwrap_or_else(|_| "64k".into());
     let mut links = Vec::new();
     for mode in ["spin", "block"] {
-        let ring = std::env::var("UTP_BENCH_RING").unwrap_or_else(|_| "64k".into());
         let url = format!(
             "shm://utp-bench-{}-{mode}?wait={mode}&ring={ring}",
             std::process::id()

@@ -3,14 +3,14 @@
 //! thread's CPU time per round trip (send, recv, send, recv). CPU time, not
 //! wall time, so it stays meaningful on a busy machine.
 //!
-//! `RING=4k cargo run --release -p utp --example shm_profile -- [ROUND_TRIPS] [SIZE]`
-//! (`RING`, default 64k: a 4k ring keeps the whole link in L1, which
-//! leaves only the instructions' own cost)
+//! `UTP_BENCH_RING=4k cargo run --release -p utp --example shm_profile -- [ROUND_TRIPS] [SIZE]`
+//! (`UTP_BENCH_RING`, default 64k, as for `benches/shm_rtt.rs`: a 4k ring
+//! keeps the whole link in L1, which leaves only the instructions' own cost)
 
 use utp::Channel;
 use utp::frame::{Frame, message_type};
 fn main() {
-    let ring = std::env::var("RING").unwrap_or_else(|_| "64k".into());
+    let ring = std::env::var("UTP_BENCH_RING").unwrap_or_else(|_| "64k".into());
     let url = format!("shm://prof-{}?wait=spin&ring={ring}", std::process::id());
     let mut listener = utp::listen(&url).unwrap();
     let u2 = url.clone();
