@@ -164,7 +164,7 @@ impl RingBytes for MappedBytes {
 
     #[inline]
     fn read_words(&self, offset: usize) -> [u64; 4] {
-        if offset % 8 != 0 || !self.in_bounds(offset, 32) {
+        if offset % 8 != 0 || !self.in_bounds(offset, crate::frame::HEADER_LEN) {
             return [0; 4];
         }
         std::array::from_fn(|i| {
