@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const RESULT_KEYS: [&str; 11] = [
+const RESULT_KEYS: [&str; 13] = [
     "mechanism",
     "impl",
     "mode",
@@ -18,6 +18,8 @@ const RESULT_KEYS: [&str; 11] = [
     "max_ns",
     "msgs_per_s",
     "bytes_per_s",
+    "ratio_to",
+    "ratio",
 ];
 
 fn utp() -> Command {
@@ -55,6 +57,15 @@ fn check_result(result: &Value) {
             assert!(number(result, "bytes_per_s") >= number(result, "msgs_per_s"));
         }
         other => panic!("unknown mode {other}"),
+    }
+    // utp is judged against raw; raw against nothing.
+    match result["impl"].as_str().unwrap() {
+        "utp" => {
+            assert_eq!(result["ratio_to"], "raw", "{result}");
+            let ratio = result["ratio"].as_f64().expect("utp rows have a ratio");
+            assert!(ratio > 0.0 && ratio.is_finite(), "{result}");
+        }
+        _ => assert!(result["ratio_to"].is_null() && result["ratio"].is_null()),
     }
     match result["mode"].as_str().unwrap() {
         "rtt" => assert!(result["msgs_per_s"].is_null() && result["bytes_per_s"].is_null()),

@@ -42,7 +42,7 @@ struct Output<'a> {
 pub fn write(path: &Path, machine: MachineJson<'_>, rows: &[Row]) -> Fallible<()> {
     let output = Output {
         machine,
-        results: rows.iter().map(Record::from).collect(),
+        results: rows.iter().map(|row| Record::of(rows, row)).collect(),
     };
     let text = serde_json::to_string_pretty(&output)?;
     std::fs::write(path, text + "\n").map_err(|e| format!("write {}: {e}", path.display()))?;

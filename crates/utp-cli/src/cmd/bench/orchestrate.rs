@@ -1,7 +1,8 @@
 //! The order of a benchmark run: mechanism by mechanism (a placement probe
 //! before each), mode by mode, size by size; within a point the
 //! implementations alternate (utp, raw, utp, raw, ...) for every repeat, and
-//! the medians of the repeats are kept.
+//! the medians of the repeats are kept, with each repeat's figure for the
+//! ratios, which pair the runs of one repeat.
 
 use super::mechanisms::{TABLE, fits};
 use super::placement::{self, Placement, Probe};
@@ -124,9 +125,10 @@ pub fn execute(
         }
         let label = format!("{} {} {} B", m.name, point.mode.label(), point.size);
         progress.set_message(label.clone());
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); point.impls.len()];
+        // By implementation, then by repeat: `None` where a run did not happen.
+        let mut samples: Vec<Vec<Option<Sample>>> = vec![vec![None; repeats]; point.impls.len()];
         let mut failed: HashSet<Impl> = HashSet::new();
-        for _ in 0..repeats {
+        for repeat in 0..repeats {
             for (i, &implementation) in point.impls.iter().enumerate() {
                 progress.inc(1);
                 let wait = wait_of(point.entry, implementation, point.mode, point.size);
@@ -150,7 +152,7 @@ pub fn execute(
                     continue;
                 }
                 match runner.run(point.entry, implementation, point.mode, point.size) {
-                    Ok(sample) => samples[i].push(sample),
+                    Ok(sample) => samples[i][repeat] = Some(sample),
                     Err(e) if e.to_string().contains(NOT_IN_BUILD) => {
                         unavailable.insert((point.entry, implementation));
                         out.note(format!("{who}: transport not available in this build; raw baseline measured alone"));
@@ -165,7 +167,8 @@ pub fn execute(
             }
         }
         for (i, &implementation) in point.impls.iter().enumerate() {
-            if samples[i].is_empty() {
+            let runs: Vec<Sample> = samples[i].iter().flatten().cloned().collect();
+            if runs.is_empty() {
                 continue;
             }
             out.rows.push(Row {
@@ -175,8 +178,9 @@ pub fn execute(
                 mode: point.mode,
                 wait: Some(wait_of(point.entry, implementation, point.mode, point.size)),
                 size: point.size,
-                sample: Sample::median(&samples[i]),
-                spread: super::results::spread(point.mode, &samples[i]),
+                sample: Sample::median(&runs),
+                spread: super::results::spread(point.mode, &runs),
+                by_repeat: super::results::by_repeat(point.mode, &samples[i]),
             });
         }
     }
@@ -203,6 +207,8 @@ pub fn execute(
                 size,
                 sample: Sample::median(&runs),
                 spread: super::results::spread(Mode::Stream, &runs),
+                // memcpy is nobody's reference: nothing pairs with it.
+                by_repeat: Vec::new(),
             });
         }
     }

@@ -32,7 +32,7 @@ pub fn tables(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50, above 1 is slower)"
+        "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50 within each repeat, median over repeats; above 1 is slower)"
     );
     let _ = writeln!(
         out,
@@ -103,7 +103,7 @@ pub fn tables(rows: &[Row]) -> String {
 fn rate_table(out: &mut String, rows: &[Row]) {
     let _ = writeln!(
         out,
-        "\nFixed-rate load, 64 B requests echoed (medians of the repeats; latency from each request's scheduled send time, corrected for coordinated omission; ratio = p99 / reference p99)"
+        "\nFixed-rate load, 64 B requests echoed (medians of the repeats; latency from each request's scheduled send time, corrected for coordinated omission; ratio = p99 / reference p99 within each repeat, median over repeats)"
     );
     let _ = writeln!(
         out,
@@ -231,6 +231,7 @@ mod tests {
             size,
             sample,
             spread: None,
+            by_repeat: Vec::new(),
         }
     }
 

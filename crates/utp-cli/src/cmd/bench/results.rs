@@ -24,6 +24,10 @@ pub struct Row {
     /// Spread of the repeats: (largest - smallest) / median of the figure
     /// the ratio uses; `None` with fewer than two repeats.
     pub spread: Option<f64>,
+    /// The figure the ratio uses, repeat by repeat (`None` where that
+    /// repeat did not run), so that a ratio can pair the runs made
+    /// back to back.
+    pub by_repeat: Vec<Option<f64>>,
 }
 
 /// The figure a row is judged on: p50 for round trips, p99 at a fixed rate,
@@ -76,11 +80,20 @@ pub struct Record {
     pub msgs_per_s: Option<u64>,
     /// Payload bytes per second, null where not measured.
     pub bytes_per_s: Option<u64>,
+    /// What `ratio` compares with (`raw`, or `utp` for a peer library);
+    /// null for the raw baselines themselves.
+    pub ratio_to: Option<String>,
+    /// The figure the report judges (p50, calls/s, bytes/s; p99 at a fixed
+    /// rate) over the reference's, taken repeat by repeat and then the
+    /// median of those, as the report prints it.
+    pub ratio: Option<f64>,
 }
 
-impl From<&Row> for Record {
-    fn from(row: &Row) -> Record {
+impl Record {
+    /// `row` as JSON, with its ratio against its reference among `rows`.
+    pub fn of(rows: &[Row], row: &Row) -> Record {
         let s = &row.sample;
+        let reference = reference(rows, row);
         Record {
             mechanism: row.mechanism.to_string(),
             implementation: row.implementation.label().to_string(),
@@ -93,6 +106,11 @@ impl From<&Row> for Record {
             max_ns: s.max_ns,
             msgs_per_s: s.msgs_per_s.map(|v| v.round() as u64),
             bytes_per_s: s.bytes_per_s.map(|v| v.round() as u64),
+            ratio_to: reference.map(|(_, label)| label.to_string()),
+            // Three decimals: the report prints two.
+            ratio: reference
+                .and_then(|(r, _)| ratio(row, r))
+                .map(|x| (x * 1000.0).round() / 1000.0),
         }
     }
 }
@@ -121,8 +139,86 @@ pub fn reference<'a>(rows: &'a [Row], row: &Row) -> Option<(&'a Row, &'static st
 /// `row`'s figure over its reference's: latency p50 for round trips, calls/s for
 /// the calculator, bytes/s for streaming. Above 1 is slower for latency and
 /// faster for rates; the table says which.
+///
+/// Taken within each repeat, where the two ran back to back, and then the
+/// median of those: the host moving its vCPUs between repeats changes both
+/// figures of a repeat alike, so it does not enter the ratio as it would in
+/// a ratio of the two medians. Rows without repeats in common (a reference
+/// measured apart) fall back to the ratio of the medians.
 pub fn ratio(row: &Row, reference: &Row) -> Option<f64> {
+    let paired: Vec<f64> = row
+        .by_repeat
+        .iter()
+        .zip(&reference.by_repeat)
+        .filter_map(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) if *b > 0.0 => Some(a / b),
+            _ => None,
+        })
+        .collect();
+    if let Some(median) = super::sample::median_f64(paired) {
+        return Some(median);
+    }
     let a = key_figure(row.mode, &row.sample)?;
     let b = key_figure(reference.mode, &reference.sample)?;
     (b > 0.0).then(|| a / b)
+}
+
+/// The key figure of each repeat, by repeat index.
+pub fn by_repeat(mode: Mode, samples: &[Option<Sample>]) -> Vec<Option<f64>> {
+    samples
+        .iter()
+        .map(|s| s.as_ref().and_then(|s| key_figure(mode, s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(implementation: Impl, p50: u64, by_repeat: Vec<Option<f64>>) -> Row {
+        Row {
+            entry: Some(0),
+            mechanism: "shm",
+            implementation,
+            mode: Mode::Rtt,
+            wait: None,
+            size: 64,
+            sample: Sample {
+                p50_ns: Some(p50),
+                ..Sample::default()
+            },
+            spread: None,
+            by_repeat,
+        }
+    }
+
+    #[test]
+    fn a_ratio_pairs_the_runs_of_each_repeat() {
+        // The host slowed everything down in repeat 2: the ratio of the
+        // medians (300 / 150 = 2.0) says utp is twice as slow; within each
+        // repeat it is 1.1x, 1.1x and 1.0x.
+        let utp = row(Impl::Utp, 300, vec![Some(110.0), Some(1000.0), Some(300.0)]);
+        let raw = row(Impl::Raw, 150, vec![Some(100.0), Some(1000.0), Some(150.0)]);
+        let x = ratio(&utp, &raw).unwrap();
+        assert!((x - 1.1).abs() < 1e-9, "{x}");
+        // A repeat in which one side did not run is left out.
+        let utp = row(Impl::Utp, 0, vec![Some(120.0), None, Some(300.0)]);
+        let x = ratio(&utp, &raw).unwrap();
+        assert!((x - 1.6).abs() < 1e-9, "{x}");
+        // Nothing in common: the ratio of the medians.
+        let lone = row(Impl::Utp, 300, Vec::new());
+        assert_eq!(ratio(&lone, &raw), Some(2.0));
+    }
+
+    #[test]
+    fn the_json_record_carries_the_paired_ratio_and_its_reference() {
+        let utp = row(Impl::Utp, 300, vec![Some(110.0), Some(1000.0), Some(300.0)]);
+        let raw = row(Impl::Raw, 150, vec![Some(100.0), Some(1000.0), Some(150.0)]);
+        let rows = [utp, raw];
+        let record = Record::of(&rows, &rows[0]);
+        assert_eq!(record.ratio, Some(1.1));
+        assert_eq!(record.ratio_to.as_deref(), Some("raw"));
+        let record = Record::of(&rows, &rows[1]);
+        assert_eq!((record.ratio, record.ratio_to), (None, None));
+    }
 }

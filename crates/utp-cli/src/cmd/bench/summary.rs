@@ -110,7 +110,7 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         return rate_summary(rows, offered);
     }
     let mut out = String::from(
-        "Summary (medians of the repeats; each ratio against the raw baseline of the same mechanism, measured interleaved in this run)\n",
+        "Summary (medians of the repeats; each ratio against the raw baseline of the same mechanism, taken within each repeat, where the two ran back to back, then the median)\n",
     );
     let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64 && between_processes(r);
     let p50 = |r: &Row| r.sample.p50_ns.map(|v| v as f64);
@@ -371,6 +371,7 @@ mod tests {
             size,
             sample,
             spread: Some(0.02),
+            by_repeat: Vec::new(),
         }
     }
 
