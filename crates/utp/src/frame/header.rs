@@ -168,6 +168,19 @@ impl Header {
     /// Panics if `payload` is longer than `u32::MAX` bytes, which no frame can carry;
     /// transports refuse such payloads with an error before getting here.
     pub fn encode_for(&self, payload: &[u8], out: &mut [u8; HEADER_LEN]) -> Header {
+        let header = self.completed_for(payload);
+        header.write_fields(out);
+        header
+    }
+
+    /// This header with the length of `payload` and, when the flag asks for
+    /// one, its checksum: what [`encode_for`](Self::encode_for) encodes.
+    ///
+    /// # Panics
+    ///
+    /// If `payload` is longer than `u32::MAX` bytes.
+    #[inline]
+    pub(crate) fn completed_for(&self, payload: &[u8]) -> Header {
         let length = u32::try_from(payload.len()).expect("payload longer than u32::MAX");
         let mut header = Header {
             payload_length: length,
@@ -177,7 +190,6 @@ impl Header {
         if header.has_checksum() {
             header.checksum = header.checksum_of(payload);
         }
-        header.write_fields(out);
         header
     }
 

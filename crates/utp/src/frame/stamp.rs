@@ -48,6 +48,37 @@ pub struct Stamper {
 }
 
 impl Stamper {
+    /// The header of the next frame, completed for `payload` (length, and
+    /// checksum when `flags` ask for one) but not encoded: for transports
+    /// that hand the header over as it is (inproc).
+    #[inline]
+    pub(crate) fn next_header(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Header {
+        self.sent += 1;
+        self.numbered += 1;
+        self.last = self.last.wrapping_add(1);
+        Header::new(message_type, flags, self.last, coarse_micros()).completed_for(payload)
+    }
+
+    /// [`next_header`](Self::next_header) for a reply to the frame numbered
+    /// `answers` (see [`stamp_reply`](Self::stamp_reply)).
+    #[inline]
+    pub(crate) fn next_reply_header(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        answers: u64,
+    ) -> Header {
+        self.sent += 1;
+        Header::new(
+            message_type,
+            flags | super::flags::REPLY,
+            answers,
+            coarse_micros(),
+        )
+        .completed_for(payload)
+    }
+
     /// Encodes the header of the next frame into `out` and returns it.
     pub fn stamp(
         &mut self,
@@ -56,10 +87,9 @@ impl Stamper {
         payload: &[u8],
         out: &mut [u8; HEADER_LEN],
     ) -> Header {
-        self.sent += 1;
-        self.numbered += 1;
-        self.last = self.last.wrapping_add(1);
-        Header::new(message_type, flags, self.last, coarse_micros()).encode_for(payload, out)
+        let header = self.next_header(message_type, flags, payload);
+        header.write_fields(out);
+        header
     }
 
     /// Encodes the header of a reply to the frame numbered `answers`: the
@@ -73,14 +103,9 @@ impl Stamper {
         answers: u64,
         out: &mut [u8; HEADER_LEN],
     ) -> Header {
-        self.sent += 1;
-        Header::new(
-            message_type,
-            flags | super::flags::REPLY,
-            answers,
-            coarse_micros(),
-        )
-        .encode_for(payload, out)
+        let header = self.next_reply_header(message_type, flags, payload, answers);
+        header.write_fields(out);
+        header
     }
 
     /// The sequence number of the last frame stamped by [`stamp`](Self::stamp).

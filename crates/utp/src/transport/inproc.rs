@@ -8,7 +8,7 @@
 use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, HEADER_LEN, Header, Stamper};
+use crate::frame::{Frame, Header, Stamper};
 use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::queue;
 use crate::wake::Doorbell;
@@ -107,13 +107,13 @@ impl InprocChannel {
                 transport: "inproc (raise the max_payload option, ?max_payload=N)",
             });
         }
-        let mut head = [0u8; HEADER_LEN];
+        // The header travels as a struct: nothing to encode.
         let header = match answers {
             Some(request) => {
                 self.stamper
-                    .stamp_reply(message_type, flags, payload, request, &mut head)
+                    .next_reply_header(message_type, flags, payload, request)
             }
-            None => self.stamper.stamp(message_type, flags, payload, &mut head),
+            None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = (header, payload.to_vec());
         let gone = || {
