@@ -73,7 +73,7 @@ impl RawKind {
                 "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), receiver raises a flag and sleeps on a futex, sender wakes it only when the flag is up (SeqCst fence, as utp); copy in, copy out"
+                "one mailbox per direction ({prefaulted}), receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up (SeqCst fence, as utp); copy in, copy out"
             ),
             RawKind::Ring => format!(
                 "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",

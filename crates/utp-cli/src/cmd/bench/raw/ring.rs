@@ -138,7 +138,7 @@ fn wait(
 
 /// utp's looks between an empty poll and arming its sleep: true if `ready`
 /// became true meanwhile.
-fn pre_sleep_looks(ready: &mut impl FnMut() -> bool) -> bool {
+pub(super) fn pre_sleep_looks(ready: &mut impl FnMut() -> bool) -> bool {
     for _ in 0..2 {
         std::hint::black_box(std::time::Instant::now());
         if ready() {

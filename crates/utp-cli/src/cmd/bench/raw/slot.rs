@@ -99,6 +99,12 @@ impl Link for SlotLink {
         let sleeping = self.region.u32_at(64 * d + 4);
         while word.load(Ordering::Acquire) == self.seen {
             if self.futex {
+                // utp's `wait=block` looks twice more, a clock read apart,
+                // before it arms its sleep; so does this baseline.
+                if super::ring::pre_sleep_looks(&mut || word.load(Ordering::Acquire) != self.seen)
+                {
+                    break;
+                }
                 let slice = rustix::time::Timespec {
                     tv_sec: 0,
                     tv_nsec: FUTEX_SLICE.as_nanos() as i64,
