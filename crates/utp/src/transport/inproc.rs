@@ -109,10 +109,9 @@ impl InprocChannel {
         }
         // The header travels as a struct: nothing to encode.
         let header = match answers {
-            Some(request) => {
-                self.stamper
-                    .next_reply_header(message_type, flags, payload, request)
-            }
+            Some(request) => self
+                .stamper
+                .next_reply_header(message_type, flags, payload, request),
             None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = (header, payload.to_vec());

@@ -125,10 +125,10 @@ pub fn execute(
         }
         let label = format!("{} {} {} B", m.name, point.mode.label(), point.size);
         progress.set_message(label.clone());
-        // By implementation, then by repeat: `None` where a run did not happen.
-        let mut samples: Vec<Vec<Option<Sample>>> = vec![vec![None; repeats]; point.impls.len()];
+        // By repeat, then by implementation: `None` where a run did not happen.
+        let mut samples: Vec<Vec<Option<Sample>>> = vec![vec![None; point.impls.len()]; repeats];
         let mut failed: HashSet<Impl> = HashSet::new();
-        for repeat in 0..repeats {
+        for this_repeat in samples.iter_mut() {
             for (i, &implementation) in point.impls.iter().enumerate() {
                 progress.inc(1);
                 let wait = wait_of(point.entry, implementation, point.mode, point.size);
@@ -152,7 +152,7 @@ pub fn execute(
                     continue;
                 }
                 match runner.run(point.entry, implementation, point.mode, point.size) {
-                    Ok(sample) => samples[i][repeat] = Some(sample),
+                    Ok(sample) => this_repeat[i] = Some(sample),
                     Err(e) if e.to_string().contains(NOT_IN_BUILD) => {
                         unavailable.insert((point.entry, implementation));
                         out.note(format!("{who}: transport not available in this build; raw baseline measured alone"));
@@ -167,7 +167,8 @@ pub fn execute(
             }
         }
         for (i, &implementation) in point.impls.iter().enumerate() {
-            let runs: Vec<Sample> = samples[i].iter().flatten().cloned().collect();
+            let by_repeat: Vec<Option<Sample>> = samples.iter().map(|r| r[i].clone()).collect();
+            let runs: Vec<Sample> = by_repeat.iter().flatten().cloned().collect();
             if runs.is_empty() {
                 continue;
             }
@@ -180,7 +181,7 @@ pub fn execute(
                 size: point.size,
                 sample: Sample::median(&runs),
                 spread: super::results::spread(point.mode, &runs),
-                by_repeat: super::results::by_repeat(point.mode, &samples[i]),
+                by_repeat: super::results::by_repeat(point.mode, &by_repeat),
             });
         }
     }

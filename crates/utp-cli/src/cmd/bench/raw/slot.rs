@@ -101,8 +101,7 @@ impl Link for SlotLink {
             if self.futex {
                 // utp's `wait=block` looks twice more, a clock read apart,
                 // before it arms its sleep; so does this baseline.
-                if super::ring::pre_sleep_looks(&mut || word.load(Ordering::Acquire) != self.seen)
-                {
+                if super::ring::pre_sleep_looks(&mut || word.load(Ordering::Acquire) != self.seen) {
                     break;
                 }
                 let slice = rustix::time::Timespec {
