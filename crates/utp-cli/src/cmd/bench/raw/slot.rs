@@ -84,7 +84,9 @@ impl Link for SlotLink {
             // SeqCst fence: pairs with the receiver's (see `recv`): either it
             // sees the new sequence before sleeping, or we see its flag.
             fence(Ordering::SeqCst);
-            if self.region.u32_at(64 * d + 4).load(Ordering::Relaxed) != 0 {
+            // The waker takes the flag down, as utp's does: one wake-up call per sleep.
+            let sleeping = self.region.u32_at(64 * d + 4);
+            if sleeping.load(Ordering::Relaxed) != 0 && sleeping.swap(0, Ordering::Relaxed) != 0 {
                 futex::wake(word, futex::Flags::empty(), 1)?;
             }
         }
