@@ -73,14 +73,14 @@ impl RawKind {
                 "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up (SeqCst fence, as utp); copy in, copy out"
+                "one mailbox per direction ({prefaulted}), receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps (flag on its own line + SeqCst fence, as utp); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
+                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
                 crate::cmd::bench::format::size(ring::CAPACITY)
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
