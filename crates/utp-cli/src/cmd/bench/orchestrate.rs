@@ -8,7 +8,7 @@ use super::mechanisms::{TABLE, fits};
 use super::placement::{self, Placement, Probe};
 use super::plan::{MEMCPY_SIZES, Plan};
 use super::raw::memcpy;
-use super::results::Row;
+use super::results::{Row, key_figure};
 use super::runner::{NOT_IN_BUILD, Runner};
 use super::sample::Sample;
 use super::spec::{Impl, Mode, Wait};
@@ -167,8 +167,8 @@ pub fn execute(
             }
         }
         for (i, &implementation) in point.impls.iter().enumerate() {
-            let by_repeat: Vec<Option<Sample>> = samples.iter().map(|r| r[i].clone()).collect();
-            let runs: Vec<Sample> = by_repeat.iter().flatten().cloned().collect();
+            let of_this: Vec<Option<&Sample>> = samples.iter().map(|r| r[i].as_ref()).collect();
+            let runs: Vec<Sample> = of_this.iter().flatten().map(|s| (*s).clone()).collect();
             if runs.is_empty() {
                 continue;
             }
@@ -180,8 +180,10 @@ pub fn execute(
                 wait: Some(wait_of(point.entry, implementation, point.mode, point.size)),
                 size: point.size,
                 sample: Sample::median(&runs),
-                spread: super::results::spread(point.mode, &runs),
-                by_repeat: super::results::by_repeat(point.mode, &by_repeat),
+                by_repeat: of_this
+                    .iter()
+                    .map(|s| s.and_then(|s| key_figure(point.mode, s)))
+                    .collect(),
             });
         }
     }
@@ -206,10 +208,8 @@ pub fn execute(
                 mode: Mode::Stream,
                 wait: None,
                 size,
+                by_repeat: runs.iter().map(|s| key_figure(Mode::Stream, s)).collect(),
                 sample: Sample::median(&runs),
-                spread: super::results::spread(Mode::Stream, &runs),
-                // memcpy is nobody's reference: nothing pairs with it.
-                by_repeat: Vec::new(),
             });
         }
     }

@@ -230,7 +230,6 @@ mod tests {
             wait: Some(Wait::Block),
             size,
             sample,
-            spread: None,
             by_repeat: Vec::new(),
         }
     }

@@ -21,13 +21,25 @@ pub struct Row {
     pub size: usize,
     /// Medians over the repeats.
     pub sample: Sample,
-    /// Spread of the repeats: (largest - smallest) / median of the figure
-    /// the ratio uses; `None` with fewer than two repeats.
-    pub spread: Option<f64>,
     /// The figure the ratio uses, repeat by repeat (`None` where that
     /// repeat did not run), so that a ratio can pair the runs made
     /// back to back.
     pub by_repeat: Vec<Option<f64>>,
+}
+
+impl Row {
+    /// Spread of the repeats: (largest - smallest) / median of the figure
+    /// the ratio uses; `None` with fewer than two repeats.
+    pub fn spread(&self) -> Option<f64> {
+        let values: Vec<f64> = self.by_repeat.iter().flatten().copied().collect();
+        if values.len() < 2 {
+            return None;
+        }
+        let max = values.iter().copied().fold(f64::MIN, f64::max);
+        let min = values.iter().copied().fold(f64::MAX, f64::min);
+        let median = super::sample::median_f64(values)?;
+        (median > 0.0).then(|| (max - min) / median)
+    }
 }
 
 /// The figure a row is judged on: p50 for round trips, p99 at a fixed rate,
@@ -40,18 +52,6 @@ pub fn key_figure(mode: Mode, sample: &Sample) -> Option<f64> {
         Mode::Calc => sample.msgs_per_s,
         Mode::Stream => sample.bytes_per_s,
     }
-}
-
-/// (largest - smallest) / median of the key figure over `samples`.
-pub fn spread(mode: Mode, samples: &[Sample]) -> Option<f64> {
-    let values: Vec<f64> = samples.iter().filter_map(|s| key_figure(mode, s)).collect();
-    if values.len() < 2 {
-        return None;
-    }
-    let max = values.iter().copied().fold(f64::MIN, f64::max);
-    let min = values.iter().copied().fold(f64::MAX, f64::min);
-    let median = super::sample::median_f64(values)?;
-    (median > 0.0).then(|| (max - min) / median)
 }
 
 /// One result in the JSON output, exactly the documented schema.
@@ -163,14 +163,6 @@ pub fn ratio(row: &Row, reference: &Row) -> Option<f64> {
     (b > 0.0).then(|| a / b)
 }
 
-/// The key figure of each repeat, by repeat index.
-pub fn by_repeat(mode: Mode, samples: &[Option<Sample>]) -> Vec<Option<f64>> {
-    samples
-        .iter()
-        .map(|s| s.as_ref().and_then(|s| key_figure(mode, s)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,7 +179,6 @@ mod tests {
                 p50_ns: Some(p50),
                 ..Sample::default()
             },
-            spread: None,
             by_repeat,
         }
     }

@@ -252,19 +252,23 @@ pub fn warnings(load_at_start: &str, load_at_end: &str, cores: usize, rows: &[Ro
     }
     let unsteady: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.spread.is_some_and(|s| s > UNSTEADY_SPREAD))
+        .filter(|r| r.spread().is_some_and(|s| s > UNSTEADY_SPREAD))
         .collect();
-    let judged = rows.iter().filter(|r| r.spread.is_some()).count();
+    let judged = rows.iter().filter(|r| r.spread().is_some()).count();
     if !unsteady.is_empty() {
         let worst = unsteady
             .iter()
-            .max_by(|a, b| a.spread.unwrap_or(0.0).total_cmp(&b.spread.unwrap_or(0.0)))
+            .max_by(|a, b| {
+                a.spread()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.spread().unwrap_or(0.0))
+            })
             .map(|r| {
                 format!(
                     "{} {}, {:.0} %",
                     r.implementation.label(),
                     point(r),
-                    r.spread.unwrap_or(0.0) * 100.0
+                    r.spread().unwrap_or(0.0) * 100.0
                 )
             })
             .unwrap_or_default();
@@ -369,9 +373,9 @@ mod tests {
             mode,
             wait: Some(Wait::Block),
             size,
+            // Three steady repeats of the median's figure.
+            by_repeat: vec![crate::cmd::bench::results::key_figure(mode, &sample); 3],
             sample,
-            spread: Some(0.02),
-            by_repeat: Vec::new(),
         }
     }
 
@@ -471,7 +475,7 @@ mod tests {
     #[test]
     fn a_busy_machine_and_unsteady_repeats_are_warned_about() {
         let mut unsteady = row("unix", Impl::Utp, Mode::Rtt, 64, latency(1));
-        unsteady.spread = Some(0.6);
+        unsteady.by_repeat = vec![Some(70.0), Some(100.0), Some(130.0)];
         let rows = vec![unsteady, row("unix", Impl::Raw, Mode::Rtt, 64, latency(1))];
         let w = warnings("3.10 2.00 1.00", "3.50 2.00 1.00", 2, &rows);
         assert_eq!(w.len(), 2, "{w:?}");
