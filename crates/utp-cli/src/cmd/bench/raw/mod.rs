@@ -18,6 +18,7 @@ pub mod memcpy;
 pub mod mq;
 pub mod ring;
 pub mod shmem;
+mod sleep;
 pub mod slot;
 pub mod udp;
 

@@ -108,7 +108,7 @@ fn wait(
         // keeps up slept after every message and was woken by a system call
         // per message, while utp's caught the next one: utp streamed 64 B at
         // up to 5x this "floor".
-        if pre_sleep_looks(&mut ready) {
+        if super::sleep::pre_sleep_looks(&mut ready) {
             return Ok(());
         }
         let seen = seq.load(Ordering::Acquire);
@@ -136,27 +136,8 @@ fn wait(
     Ok(())
 }
 
-/// utp's looks between an empty poll and arming its sleep: true if `ready`
-/// became true meanwhile.
-pub(super) fn pre_sleep_looks(ready: &mut impl FnMut() -> bool) -> bool {
-    for _ in 0..2 {
-        std::hint::black_box(std::time::Instant::now());
-        if ready() {
-            return true;
-        }
-    }
-    false
-}
-
 /// Tells the other side that something changed; touches the sequence word
 /// and wakes it only if it sleeps (no read-modify-write per message).
-///
-/// The waker takes the flag down (as utp's `notify` takes its waiter word),
-/// so a sleep costs one wake-up call: when the flag stayed up until the
-/// sleeper had woken and lowered it itself, a producer publishing 4 KiB
-/// messages made a futex call for each message it published meanwhile (a
-/// wake-up takes tens of microseconds on this host), and utp streamed 4 KiB
-/// at 1.4-2.2x this "floor" with its blocking receivers.
 fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<()> {
     if futex_mode {
         // SeqCst fence: pairs with the one in `wait`: either the sleeper sees
@@ -164,7 +145,7 @@ fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<(
         // the sequence before raising its flag then finds it changed (its
         // futex wait returns at once) or is woken.
         fence(Ordering::SeqCst);
-        if sleeping.load(Ordering::Relaxed) != 0 && sleeping.swap(0, Ordering::Relaxed) != 0 {
+        if super::sleep::take_down(sleeping) {
             seq.fetch_add(1, Ordering::Release);
             futex::wake(seq, futex::Flags::empty(), 1)?;
         }
@@ -172,10 +153,10 @@ fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<(
     Ok(())
 }
 
-/// Where a message of `len` bytes lies in the ring: as in a utp record,
-/// after 40 bytes (utp's stamp and header, skipped here, not written) and
-/// padded to a multiple of 64 bytes. Returns (bytes before the payload,
-/// bytes of the whole stride).
+/// Where a message of `len` bytes lies in the ring: where utp's ring puts
+/// the payload of a record (after its stamp and header, skipped here, not
+/// written), in a stride of utp's record length. Returns (bytes before the
+/// payload, bytes of the whole stride).
 ///
 /// So both rings move the same lines. Packed back to back, 4 KiB messages
 /// sat at the same offset of every page, and this ring streamed them at
@@ -184,8 +165,8 @@ fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<(
 /// cause: every load of a message then has the low 12 address bits of a
 /// line-start store just made to the previous one ("4K aliasing").
 fn stride(len: usize) -> (usize, usize) {
-    const BEFORE: usize = 40;
-    (BEFORE, (BEFORE + len).next_multiple_of(64))
+    use utp::shm::ring::{PAYLOAD_OFFSET, record_len};
+    (PAYLOAD_OFFSET, record_len(len).unwrap_or(usize::MAX))
 }
 
 /// The part of `[start, start + n)` that falls in the payload
@@ -419,10 +400,8 @@ mod tests {
     /// Messages lie at utp's record stride: 40 bytes in, padded to 64.
     #[test]
     fn messages_take_the_stride_of_a_utp_record() {
-        for len in [1, 8, 24, 64, 1000, 4096, 65536, 1 << 20] {
-            let (before, total) = stride(len);
-            assert_eq!(before, utp::shm::ring::PAYLOAD_OFFSET, "{len}");
-            assert_eq!(Some(total), utp::shm::ring::record_len(len), "{len}");
+        for (len, total) in [(1, 64), (24, 64), (25, 128), (100, 192), (4096, 4160)] {
+            assert_eq!(stride(len), (40, total), "{len}");
         }
         assert_eq!(overlap(0, 64, 40, 100), Some((40, 64)));
         assert_eq!(overlap(64, 64, 40, 100), Some((64, 128)));

@@ -84,9 +84,7 @@ impl Link for SlotLink {
             // SeqCst fence: pairs with the receiver's (see `recv`): either it
             // sees the new sequence before sleeping, or we see its flag.
             fence(Ordering::SeqCst);
-            // The waker takes the flag down, as utp's does: one wake-up call per sleep.
-            let sleeping = self.region.u32_at(64 * d + 4);
-            if sleeping.load(Ordering::Relaxed) != 0 && sleeping.swap(0, Ordering::Relaxed) != 0 {
+            if super::sleep::take_down(self.region.u32_at(64 * d + 4)) {
                 futex::wake(word, futex::Flags::empty(), 1)?;
             }
         }
@@ -101,9 +99,8 @@ impl Link for SlotLink {
         let sleeping = self.region.u32_at(64 * d + 4);
         while word.load(Ordering::Acquire) == self.seen {
             if self.futex {
-                // utp's `wait=block` looks twice more, a clock read apart,
-                // before it arms its sleep; so does this baseline.
-                if super::ring::pre_sleep_looks(&mut || word.load(Ordering::Acquire) != self.seen) {
+                if super::sleep::pre_sleep_looks(&mut || word.load(Ordering::Acquire) != self.seen)
+                {
                     break;
                 }
                 let slice = rustix::time::Timespec {
