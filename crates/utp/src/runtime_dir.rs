@@ -107,20 +107,26 @@ pub fn check(dir: &Path, uid: u32, kind: Kind) -> Result<()> {
 pub fn ensure(kind: Kind) -> Result<PathBuf> {
     let uid = euid();
     let dir = path_of(uid, kind);
-    match std::fs::DirBuilder::new().mode(kind.mode()).create(&dir) {
+    ensure_at(&dir, uid, kind)?;
+    Ok(dir)
+}
+
+/// Creates `dir` with `kind`'s exact mode if it is missing, then checks it.
+fn ensure_at(dir: &Path, uid: u32, kind: Kind) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(kind.mode()).create(dir) {
         Ok(()) => {
-            // The umask may have narrowed the mode; a directory we just
-            // made in a sticky /tmp cannot have been swapped, but chmod
-            // through the path only after checking it is ours.
-            check(&dir, uid, Kind::Private)?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(kind.mode()))
+            // The umask may have narrowed the mode (never widened it, so
+            // `kind`'s own check holds). A directory we just made in a
+            // sticky /tmp cannot have been swapped, but chmod through the
+            // path only after checking it is ours.
+            check(dir, uid, kind)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(kind.mode()))
                 .map_err(|e| Error::io(format!("chmod {:o} {}", kind.mode(), dir.display()), e))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io(format!("mkdir {}", dir.display()), e)),
     }
-    check(&dir, uid, kind)?;
-    Ok(dir)
+    check(dir, uid, kind)
 }
 
 /// Our private directory (created and checked).
@@ -272,6 +278,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("owned by uid"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_created_with_its_exact_mode() {
+        // The first use on a machine creates the directory: with the usual
+        // umask (022) a shared one comes out 0711 from mkdir, which must pass.
+        let base = std::env::temp_dir().join(format!("utp-rtdir-create-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        for (name, kind, mode) in [
+            ("shared", Kind::Shared, 0o711),
+            ("private", Kind::Private, 0o700),
+        ] {
+            let dir = base.join(name);
+            ensure_at(&dir, euid(), kind).unwrap();
+            let meta = std::fs::symlink_metadata(&dir).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{name}");
+            // Existing and right: accepted again as it is.
+            ensure_at(&dir, euid(), kind).unwrap();
+        }
         std::fs::remove_dir_all(&base).unwrap();
     }
 
