@@ -103,16 +103,30 @@ impl PollSet {
         use rustix::event::epoll;
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| Error::io("epoll_create", e))?;
+        let set = PollSet { epoll };
         for (i, fd) in members.iter().enumerate() {
-            epoll::add(
-                &epoll,
-                fd,
-                epoll::EventData::new_u64(i as u64),
-                epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
-            )
-            .map_err(|e| Error::io("epoll_ctl", e))?;
+            set.add(*fd, i as u64)?;
         }
-        Ok(PollSet { epoll })
+        Ok(set)
+    }
+
+    /// Watches `fd` (again) for input and hang-up, reported as `token`.
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
+        use rustix::event::epoll;
+        epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+        )
+        .map_err(|e| Error::io("epoll_ctl add", e))
+    }
+
+    /// Stops watching `fd`. A watched pipe costs its writer an epoll
+    /// callback on every write, so a member that cannot matter for a while
+    /// is better taken out than ignored.
+    pub(crate) fn remove(&self, fd: BorrowedFd<'_>) -> Result<()> {
+        rustix::event::epoll::delete(&self.epoll, fd).map_err(|e| Error::io("epoll_ctl del", e))
     }
 
     /// The set's descriptor.

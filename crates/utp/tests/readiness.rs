@@ -488,3 +488,73 @@ fn a_hostile_shm_client_does_not_stall_the_event_loop() {
     );
     hostile_peer.kill();
 }
+
+/// Tokens of the members of a listener's epoll set that are ready now.
+fn ready_members(set: BorrowedFd<'_>) -> Vec<u64> {
+    use rustix::event::epoll;
+    let mut events = Vec::with_capacity(8);
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    epoll::wait(
+        set,
+        rustix::buffer::spare_capacity(&mut events),
+        Some(&zero),
+    )
+    .unwrap();
+    events.iter().map(|e| e.data.u64()).collect()
+}
+
+/// A FIFO session's own bytes do not keep the listener readable: while a
+/// session runs the listener cannot accept, so its set holds the tick alone
+/// (before, an event loop spun on it, and each client write cost an epoll
+/// callback); once the session is over, the next client's bytes wake it.
+#[test]
+fn fifo_listener_is_quiet_during_a_session() {
+    const REQUEST_FIFO: u64 = 0;
+    let url = format!("fifo://{}", tmp("fifo-quiet"));
+    let mut listener = utp::listen(&url).unwrap();
+    let mut client = utp::connect(&url).unwrap();
+    client.send(message_type::DATA, 0, b"first").unwrap();
+    let mut session = (0..1000)
+        .find_map(|_| {
+            let accepted = listener.try_accept().unwrap();
+            if accepted.is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            accepted
+        })
+        .expect("the client's session within 5 s");
+    // Unread bytes in PATH.req, a session running: no event for PATH.req.
+    client.send(message_type::DATA, 0, b"second").unwrap();
+    assert!(listener.try_accept().unwrap().is_none());
+    let set = listener.readiness().unwrap();
+    assert!(
+        !ready_members(set).contains(&REQUEST_FIFO),
+        "the request FIFO is watched during a session"
+    );
+    let mut frame = Frame::default();
+    for expected in [&b"first"[..], b"second"] {
+        session
+            .recv_timeout(&mut frame, Some(WAKE_DEADLINE))
+            .unwrap();
+        assert_eq!(frame.payload(), expected);
+    }
+    drop(session);
+    drop(client);
+    // The session is over: the next look watches PATH.req again.
+    assert!(listener.try_accept().unwrap().is_none());
+    let mut next = utp::connect(&url).unwrap();
+    next.send(message_type::DATA, 0, b"next").unwrap();
+    let deadline = Instant::now() + WAKE_DEADLINE;
+    while !ready_members(listener.readiness().unwrap()).contains(&REQUEST_FIFO) {
+        assert!(Instant::now() < deadline, "the next client never showed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut session = listener.try_accept().unwrap().expect("the next session");
+    session
+        .recv_timeout(&mut frame, Some(WAKE_DEADLINE))
+        .unwrap();
+    assert_eq!(frame.payload(), b"next");
+}
