@@ -102,7 +102,7 @@ impl RawKind {
             RawKind::Mq => {
                 let (depth, msg_size) = mq::queue_shape();
                 format!(
-                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive"
+                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive, the receive queue watched by an epoll set (as utp's readiness)"
                 )
             }
             RawKind::Inproc => {

@@ -1,9 +1,17 @@
 //! Raw POSIX message queue baseline (libc `mq_*`): a queue per direction,
 //! `mq_timedsend` / `mq_timedreceive` (the timeout only bounds a wait for a
 //! dead peer; the call is the same system call as `mq_send`).
+//!
+//! Each end keeps its receive queue in an epoll set, as a utp channel does
+//! for its readiness descriptor, though nothing waits on the set: the
+//! kernel then runs an epoll callback on every send to that queue, and that
+//! changes how the two sides meet. Measured in C on this machine, 96-byte
+//! messages through a 4-deep queue stream 1.2–1.5x faster with the watch
+//! than without, so a baseline without it lost to utp by that much.
 
 use crate::cmd::bench::link::{Fallible, Link};
 use std::ffi::CString;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// One open queue descriptor, closed on drop.
@@ -90,6 +98,24 @@ pub struct MqLink {
     incoming: Queue,
     idle: Duration,
     buf: Vec<u8>,
+    /// An epoll set watching `incoming` (see the module docs); never waited on.
+    _watch: OwnedFd,
+}
+
+/// An epoll set watching `queue` for input, as utp's readiness set does.
+fn watch(queue: &Queue) -> Fallible<OwnedFd> {
+    use rustix::event::epoll;
+    let set = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    // SAFETY: `queue.fd` is an open message queue descriptor (a file
+    // descriptor on Linux) for as long as `queue` lives, which outlasts this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(queue.fd) };
+    epoll::add(
+        &set,
+        fd,
+        epoll::EventData::new_u64(0),
+        epoll::EventFlags::IN,
+    )?;
+    Ok(set)
 }
 
 impl Drop for MqLink {
@@ -154,12 +180,17 @@ pub fn serve(
             return Err(e);
         }
     };
+    let watch = watch(&incoming).inspect_err(|_| {
+        incoming.unlink();
+        outgoing.unlink();
+    })?;
     announce(name);
     Ok(MqLink {
         buf: vec![0; incoming.msg_size],
         outgoing,
         incoming,
         idle,
+        _watch: watch,
     })
 }
 
@@ -177,6 +208,7 @@ pub fn connect(name: &str, idle: Duration) -> Fallible<MqLink> {
     let outgoing = Queue::open(&format!("{name}-req"), None)?;
     let incoming = Queue::open(&format!("{name}-resp"), None)?;
     Ok(MqLink {
+        _watch: watch(&incoming)?,
         buf: vec![0; incoming.msg_size],
         outgoing,
         incoming,
