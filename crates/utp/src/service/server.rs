@@ -173,6 +173,25 @@ impl Server {
         self
     }
 
+    /// Makes `switch` the one that stops [`run`](Self::run), instead of
+    /// the server's own: several servers can share one, or one the program
+    /// already has (say, set by [`Shutdown::on_signals`]) can stop this one
+    /// with no thread relaying between the two.
+    ///
+    /// ```
+    /// use utp::service::{Server, Shutdown};
+    /// let stop = Shutdown::default();
+    /// let server = Server::new(utp::listen("inproc://with-shutdown-doc")?, |r: &[u8], _: &utp::PeerInfo| r.to_vec())
+    ///     .with_shutdown(stop.clone());
+    /// stop.trigger();
+    /// assert!(server.shutdown_handle().is_triggered());
+    /// # Ok::<(), utp::Error>(())
+    /// ```
+    pub fn with_shutdown(mut self, switch: Shutdown) -> Self {
+        self.shutdown = switch;
+        self
+    }
+
     /// The switch that stops [`run`](Self::run).
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()

@@ -53,21 +53,13 @@ pub fn measure_utp(url: &str, budget: &Budget) -> Fallible<Sample> {
 /// Peer side over utp: serves the calculator at `url` until `stop` triggers.
 pub fn serve_utp(url: &str, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -> Fallible<()> {
     let listener = utp::listen(url)?;
-    let mut server = Server::new(listener, calc::handler());
-    let handle = server.shutdown_handle();
-    let stop = stop.clone();
-    // Relay the outer stop switch to the server's (a sleeping poll, not a spin).
-    let relay = std::thread::spawn(move || {
-        while !stop.is_triggered() && !handle.is_triggered() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        handle.trigger();
-    });
+    // The outer switch stops the server directly. (A thread relaying it,
+    // waking every 20 ms, made utp's calls 5-30 % faster than the raw
+    // baseline's: a process that wakes now and then is woken faster on
+    // this host; measured in C with a ticking thread beside a socket echo.)
+    let mut server = Server::new(listener, calc::handler()).with_shutdown(stop.clone());
     announce(url);
-    let served = server.run();
-    server.shutdown_handle().trigger();
-    let _ = relay.join();
-    Ok(served?)
+    Ok(server.run()?)
 }
 
 fn padded(text: &str) -> Fallible<[u8; CALC_MSG_LEN]> {
