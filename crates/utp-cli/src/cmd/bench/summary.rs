@@ -250,25 +250,23 @@ pub fn warnings(load_at_start: &str, load_at_end: &str, cores: usize, rows: &[Ro
             "WARNING: the machine was busy (load average {load_at_start} at the start, {load_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures"
         ));
     }
-    let unsteady: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.spread().is_some_and(|s| s > UNSTEADY_SPREAD))
+    // Each row's spread, computed once (it is derived from the repeats).
+    let spreads: Vec<(&Row, f64)> = rows.iter().filter_map(|r| Some((r, r.spread()?))).collect();
+    let judged = spreads.len();
+    let unsteady: Vec<(&Row, f64)> = spreads
+        .into_iter()
+        .filter(|&(_, s)| s > UNSTEADY_SPREAD)
         .collect();
-    let judged = rows.iter().filter(|r| r.spread().is_some()).count();
     if !unsteady.is_empty() {
         let worst = unsteady
             .iter()
-            .max_by(|a, b| {
-                a.spread()
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.spread().unwrap_or(0.0))
-            })
-            .map(|r| {
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(r, s)| {
                 format!(
                     "{} {}, {:.0} %",
                     r.implementation.label(),
                     point(r),
-                    r.spread().unwrap_or(0.0) * 100.0
+                    s * 100.0
                 )
             })
             .unwrap_or_default();
