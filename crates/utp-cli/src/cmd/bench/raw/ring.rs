@@ -164,9 +164,10 @@ fn notify(futex_mode: bool, seq: &AtomicU32, sleeping: &AtomicU32) -> Fallible<(
 /// pairs, shm and sysv, spinning); at utp's stride, 0.95-1.14x. Likely
 /// cause: every load of a message then has the low 12 address bits of a
 /// line-start store just made to the previous one ("4K aliasing").
-fn stride(len: usize) -> (usize, usize) {
+fn stride(len: usize) -> Fallible<(usize, usize)> {
     use utp::shm::ring::{PAYLOAD_OFFSET, record_len};
-    (PAYLOAD_OFFSET, record_len(len).unwrap_or(usize::MAX))
+    let total = record_len(len).ok_or_else(|| format!("{len} bytes have no record length"))?;
+    Ok((PAYLOAD_OFFSET, total))
 }
 
 /// The part of `[start, start + n)` that falls in the payload
@@ -236,7 +237,7 @@ impl Link for RingLink {
         let d = self.outgoing;
         let w = words(&self.region, d);
         let mut budget = SpinBudget::new(self.idle);
-        let (before, total) = stride(msg.len());
+        let (before, total) = stride(msg.len())?;
         let mut written = 0;
         while written < total {
             let h = self.head;
@@ -291,7 +292,7 @@ impl Link for RingLink {
         // never stand in front of that.
         self.release(d)?;
         let mut budget = SpinBudget::new(self.idle);
-        let (before, total) = stride(len);
+        let (before, total) = stride(len)?;
         let mut read = 0;
         while read < total {
             let t = self.tail;
@@ -401,8 +402,9 @@ mod tests {
     #[test]
     fn messages_take_the_stride_of_a_utp_record() {
         for (len, total) in [(1, 64), (24, 64), (25, 128), (100, 192), (4096, 4160)] {
-            assert_eq!(stride(len), (40, total), "{len}");
+            assert_eq!(stride(len).unwrap(), (40, total), "{len}");
         }
+        assert!(stride(usize::MAX).is_err());
         assert_eq!(overlap(0, 64, 40, 100), Some((40, 64)));
         assert_eq!(overlap(64, 64, 40, 100), Some((64, 128)));
         assert_eq!(overlap(128, 64, 40, 100), Some((128, 140)));
