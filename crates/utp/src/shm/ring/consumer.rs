@@ -214,11 +214,16 @@ impl<B: RingBytes> Consumer<B> {
         if self.pending == 0 {
             return;
         }
+        // In at most two runs: released space ends at the data area's end
+        // at most once (`pending` < capacity, records never wrap).
         let mut pos = self.head.wrapping_sub(self.pending);
-        while pos != self.head {
-            self.bytes
-                .store_stamp((pos & (self.cap - 1)) as usize, 0, false);
-            pos = pos.wrapping_add(RECORD_ALIGN as u64);
+        let mut left = self.pending;
+        while left != 0 {
+            let offset = pos & (self.cap - 1);
+            let run = left.min(self.cap - offset);
+            self.bytes.zero_stamps(offset as usize, run as usize);
+            pos = pos.wrapping_add(run);
+            left -= run;
         }
         self.pending = 0;
         self.idx.head().store(self.head, Ordering::Release); // [HEAD]

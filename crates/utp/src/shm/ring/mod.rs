@@ -224,6 +224,14 @@ pub trait RingBytes: Send {
     /// Stores the stamp word at `offset`: `Release` when `publish`
     /// (`[STAMP]`), `Relaxed` otherwise (zeroing the next one).
     fn store_stamp(&self, offset: usize, value: u64, publish: bool);
+    /// Stores 0 (`Relaxed`) in the stamp word of every line from `offset`
+    /// for `len` bytes (both multiples of [`RECORD_ALIGN`]): how the
+    /// consumer gives back released space. Out of bounds does nothing.
+    fn zero_stamps(&self, offset: usize, len: usize) {
+        for line in (offset..offset.saturating_add(len)).step_by(RECORD_ALIGN) {
+            self.store_stamp(line, 0, false);
+        }
+    }
     /// Hints that the cache line at `offset` will be read soon. Not a
     /// memory access; the default does nothing.
     fn prefetch(&self, _offset: usize) {}
