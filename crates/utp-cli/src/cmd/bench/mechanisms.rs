@@ -96,42 +96,41 @@ const fn row(
 }
 
 /// Every mechanism, in the order they are measured and shown. Shared-memory
-/// links get 2 MiB rings so the 1 MiB streaming point fits in one frame
-/// (a frame carries at most ring - 32 bytes; the raw byte ring streams
-/// through its 1 MiB without that limit).
+/// links get the ring of [`super::plan::ring_bytes`] for the point's message
+/// size (`{ring}`), as the raw ring does: 2 MiB, or room for four messages.
 pub const TABLE: &[Mechanism] = &[
     row(
         "shm",
         Wait::Spin,
-        "shm://{name}?wait=spin&ring=2M",
+        "shm://{name}?wait=spin&ring={ring}",
         RawKind::SlotSpin,
         RawKind::Ring,
     ),
     row(
         "shm",
         Wait::Block,
-        "shm://{name}?wait=block&ring=2M",
+        "shm://{name}?wait=block&ring={ring}",
         RawKind::SlotFutex,
         RawKind::RingFutex,
     ),
     row(
         "shm",
         Wait::Async,
-        "shm://{name}?wait=block&ring=2M",
+        "shm://{name}?wait=block&ring={ring}",
         RawKind::SlotFutex,
         RawKind::RingFutex,
     ),
     row(
         "sysv",
         Wait::Spin,
-        "sysv://{key}?wait=spin&ring=2M",
+        "sysv://{key}?wait=spin&ring={ring}",
         RawKind::SlotSpin,
         RawKind::Ring,
     ),
     row(
         "file",
         Wait::Spin,
-        "file://{path}.region?wait=spin&ring=2M",
+        "file://{path}.region?wait=spin&ring={ring}",
         RawKind::SlotSpin,
         RawKind::Ring,
     ),

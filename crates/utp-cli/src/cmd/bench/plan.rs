@@ -25,9 +25,32 @@ pub const RATE_SIZES: [usize; 1] = [64];
 /// memcpy buffer sizes: in cache, and far beyond it.
 pub const MEMCPY_SIZES: [usize; 2] = [64 << 10, 64 << 20];
 
-/// Bytes of the shared-memory rings the benchmark gives utp and the raw ring
-/// (`?ring=2M`); a warm-up covers this twice.
-pub const RING_BYTES: u64 = 2 << 20;
+/// The smallest shared-memory ring the benchmark gives utp and the raw ring
+/// (`?ring=2M`).
+const MIN_RING_BYTES: u64 = 2 << 20;
+
+/// Messages of the point's size that the ring holds at least.
+const RING_MESSAGES: u64 = 4;
+
+/// Bytes of the ring (per direction) that utp's shared-memory link and the
+/// raw ring both get at a point of `size`-byte messages: 2 MiB, or room for
+/// four of utp's records, rounded up to a power of two (`?ring=` takes
+/// powers of two only), whichever is larger: 2 MiB up to 512 KiB messages,
+/// 8 MiB at 1 MiB. A warm-up covers it twice.
+///
+/// What a user streaming large messages is told to configure
+/// (docs/transports.md). At 2 MiB a 1 MiB frame left no room for a second:
+/// each utp send waited until the previous frame was copied out, while the
+/// raw byte ring kept two messages in flight, so the point measured a
+/// misconfiguration (0.28-0.56x raw) rather than either ring.
+pub fn ring_bytes(size: usize) -> u64 {
+    let record = utp::shm::ring::record_len(size).unwrap_or(usize::MAX) as u64;
+    RING_MESSAGES
+        .saturating_mul(record)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
+        .max(MIN_RING_BYTES)
+}
 
 /// Counts for every run.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -101,7 +124,7 @@ impl Plan {
     /// Warm-up operations for `size`: the plan's, or two laps of a ring.
     pub fn warmup(&self, mode: Mode, size: usize, ring: bool) -> u64 {
         let lap = if ring {
-            (2 * RING_BYTES).div_ceil(size.max(64) as u64)
+            (2 * ring_bytes(size)).div_ceil(size.max(64) as u64)
         } else {
             0
         };
@@ -127,7 +150,7 @@ impl Plan {
             // Half a ring in flight at most, so neither side can fill its ring
             // while the other waits to send (the echo never blocks on a full ring).
             warmup_burst: if ring && matches!(mode, Mode::Rtt | Mode::Rate) {
-                (RING_BYTES / 2 / (size as u64 + 128)).max(1)
+                (ring_bytes(size) / 2 / (size as u64 + 128)).max(1)
             } else {
                 1
             },
@@ -157,13 +180,13 @@ mod tests {
         for plan in [Plan::full(), Plan::quick()] {
             for &size in plan.sizes(Mode::Rtt) {
                 let budget = plan.budget(Mode::Rtt, size, true);
-                assert!(budget.warmup * size.max(64) as u64 >= 2 * RING_BYTES);
-                assert!(budget.warmup_burst * (size as u64 + 128) <= RING_BYTES / 2);
+                assert!(budget.warmup * size.max(64) as u64 >= 2 * ring_bytes(size));
+                assert!(budget.warmup_burst * (size as u64 + 128) <= ring_bytes(size) / 2);
                 assert!(budget.min_seconds > 0.05);
             }
             for &size in plan.sizes(Mode::Stream) {
                 let budget = plan.budget(Mode::Stream, size, true);
-                assert!(budget.warmup * size.max(64) as u64 >= 2 * RING_BYTES);
+                assert!(budget.warmup * size.max(64) as u64 >= 2 * ring_bytes(size));
             }
             assert_eq!(plan.budget(Mode::Rtt, 64, false).warmup, plan.rtt_warmup);
         }
@@ -171,5 +194,25 @@ mod tests {
             Plan::quick().sizes(Mode::Rtt).contains(&64),
             "the summary quotes 64 B"
         );
+    }
+
+    #[test]
+    fn a_ring_holds_four_messages_and_is_at_least_two_mebibytes() {
+        for (size, ring) in [(8, 2 << 20), (65536, 2 << 20), (1 << 20, 8 << 20)] {
+            assert_eq!(ring_bytes(size), ring, "{size}");
+        }
+        for size in [1usize, 4096, 524_288, 524_289, 1 << 20, 3 << 20] {
+            let ring = ring_bytes(size);
+            let record = utp::shm::ring::record_len(size).unwrap() as u64;
+            assert!(ring.is_power_of_two() && ring >= MIN_RING_BYTES, "{size}");
+            assert!(
+                ring >= 4 * record && ring < 8 * record.max(MIN_RING_BYTES),
+                "{size}"
+            );
+            assert!(
+                utp::shm::ring::max_payload(ring as usize) >= size,
+                "{size}: one frame fits"
+            );
+        }
     }
 }

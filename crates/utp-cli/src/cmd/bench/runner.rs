@@ -137,7 +137,12 @@ impl Runner {
                 .next()
                 .unwrap_or("")
                 .to_string();
-            let url = instantiate(mechanism.template, &unique, &serde_json::to_string(spec)?)?;
+            let url = instantiate(
+                mechanism.template,
+                &unique,
+                &serde_json::to_string(spec)?,
+                spec.size,
+            )?;
             return match spec.mode {
                 Mode::Calc => calc::measure_utp(&url, budget),
                 _ => {
@@ -150,7 +155,7 @@ impl Runner {
             // Said before a peer is started: none is left to clean up after.
             return Err(super::async_link::not_built());
         }
-        let url = instantiate(mechanism.template, &unique, "")?;
+        let url = instantiate(mechanism.template, &unique, "", spec.size)?;
         spec.address = url.clone();
         let session = Session::start(spec, mechanism.in_process)?;
         if spec.mode == Mode::Calc {
@@ -205,9 +210,12 @@ impl Runner {
     }
 }
 
-/// Fills a URL template: `{name}`, `{path}`, `{port}`, `{key}`, `{exe}`, `{spec}`.
-pub fn instantiate(template: &str, unique: &str, spec_json: &str) -> Fallible<String> {
-    let mut url = template.replace("{name}", unique);
+/// Fills a URL template: `{name}`, `{path}`, `{port}`, `{key}`, `{exe}`,
+/// `{spec}`, and `{ring}`, the ring for messages of `size` bytes.
+pub fn instantiate(template: &str, unique: &str, spec_json: &str, size: usize) -> Fallible<String> {
+    let mut url = template
+        .replace("{name}", unique)
+        .replace("{ring}", &super::plan::ring_bytes(size).to_string());
     if url.contains("{path}") {
         let path = std::env::temp_dir().join(unique);
         url = url.replace("{path}", &path.display().to_string());
@@ -248,8 +256,14 @@ mod tests {
     #[test]
     fn templates_become_parseable_urls() {
         for m in TABLE {
-            let url = instantiate(m.template, "utp-bench-1-2", "{}").unwrap();
-            assert!(!url.contains("{name}") && !url.contains("{path}"), "{url}");
+            let url = instantiate(m.template, "utp-bench-1-2", "{}", 1 << 20).unwrap();
+            assert!(!url.contains('{') || m.spawns_peer, "{url}");
+            if m.template.contains("{ring}") {
+                assert!(
+                    url.contains("ring=8388608"),
+                    "1 MiB messages get 8 MiB: {url}"
+                );
+            }
             if !m.spawns_peer {
                 utp::Endpoint::parse(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
             }

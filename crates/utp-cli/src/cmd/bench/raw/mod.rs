@@ -69,6 +69,7 @@ impl RawKind {
     /// utp's side of the comparison (buffers, batching, waiting).
     pub fn describe(self) -> String {
         let prefaulted = "POSIX shm, prefaulted (MAP_POPULATE) on both sides";
+        let ring = "?ring=2M, or 8M at 1 MiB: room for four messages";
         match self {
             RawKind::SlotSpin => format!(
                 "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
@@ -77,12 +78,10 @@ impl RawKind {
                 "one mailbox per direction ({prefaulted}), receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
-                crate::cmd::bench::format::size(ring::CAPACITY)
+                "SPSC byte ring per direction of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of {} per direction (as utp's ?ring=2M; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)",
-                crate::cmd::bench::format::size(ring::CAPACITY)
+                "SPSC byte ring per direction of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all / read_exact of each message".into()
@@ -167,10 +166,11 @@ pub fn serve(
             ))
         }
         RawKind::Ring | RawKind::RingFutex => {
-            let region = shmem::Region::create(address, ring::REGION_LEN)?;
+            let capacity = super::plan::ring_bytes(spec.size);
+            let region = shmem::Region::create(address, ring::region_len(capacity)?)?;
             announce(address);
             let futex = kind == RawKind::RingFutex;
-            Box::new(ring::RingLink::new(region, true, futex, idle))
+            Box::new(ring::RingLink::new(region, true, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, announce)?),
         RawKind::Tcp => Box::new(fd::tcp_serve(announce)?),
@@ -209,7 +209,7 @@ pub fn connect(
         RawKind::Ring | RawKind::RingFutex => {
             let region = shmem::Region::open(announced)?;
             let futex = kind == RawKind::RingFutex;
-            Box::new(ring::RingLink::new(region, false, futex, idle))
+            Box::new(ring::RingLink::new(region, false, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced)?),
         RawKind::Tcp => Box::new(fd::tcp_connect(announced)?),

@@ -16,11 +16,6 @@ use rustix::thread::futex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-/// Bytes of each direction's ring: 2 MiB, the ring the benchmark gives utp's
-/// shared-memory links (`?ring=2M`), so both move data through the same
-/// amount of memory.
-pub const CAPACITY: usize = 2 << 20;
-
 /// Layout, per direction `d` (0: client to peer, 1: peer to client), from
 /// `base = 256 * d`, one cache line per writer and purpose, as utp's ring
 /// header: head (bytes written, producer-owned) at `base`; data sequence
@@ -30,11 +25,18 @@ pub const CAPACITY: usize = 2 << 20;
 /// producer-sleeping flag at `base + 196`. (The flags once shared the index
 /// lines: a consumer going to sleep wrote into the line the producer
 /// stores its head in on every message, which made the futex ring at 64 B
-/// a quarter of utp's speed.) Ring bytes at `512 + d * CAPACITY`.
+/// a quarter of utp's speed.) Ring bytes at `512 + d * capacity`.
 const DATA: usize = 512;
 
-/// Bytes of shared memory the two rings need.
-pub const REGION_LEN: usize = DATA + 2 * CAPACITY;
+/// Bytes of shared memory two rings of `capacity` bytes need: the benchmark
+/// gives each direction the ring utp's shared-memory link gets at the same
+/// point (`plan::ring_bytes`), so both move data through the same memory.
+pub fn region_len(capacity: u64) -> Fallible<usize> {
+    usize::try_from(capacity)
+        .ok()
+        .and_then(|c| c.checked_mul(2)?.checked_add(DATA))
+        .ok_or_else(|| format!("two rings of {capacity} bytes do not fit in memory").into())
+}
 
 /// How long one futex wait sleeps before the idle deadline is checked again.
 const FUTEX_SLICE_NS: i64 = 100_000_000;
@@ -49,6 +51,10 @@ const FUTEX_SLICE_NS: i64 = 100_000_000;
 #[derive(Debug)]
 pub struct RingLink {
     region: Region,
+    /// Bytes of each direction's ring: a power of two, at least a line, so
+    /// a position's offset is one AND (a division per line given back cost
+    /// this ring a third of its speed at 64 KiB).
+    capacity: usize,
     outgoing: usize,
     futex: bool,
     idle: Duration,
@@ -179,11 +185,21 @@ fn overlap(start: usize, n: usize, before: usize, len: usize) -> Option<(usize, 
 }
 
 impl RingLink {
-    /// Wraps a mapped region of [`REGION_LEN`] bytes; `peer` picks the
-    /// direction, `futex` whether full/empty sides sleep instead of spinning.
-    pub fn new(region: Region, peer: bool, futex: bool, idle: Duration) -> Self {
-        RingLink {
+    /// Wraps a mapped region of [`region_len`] bytes (the capacity follows
+    /// from its length); `peer` picks the direction, `futex` whether
+    /// full/empty sides sleep instead of spinning.
+    pub fn new(region: Region, peer: bool, futex: bool, idle: Duration) -> Fallible<Self> {
+        let capacity = region.len().saturating_sub(DATA) / 2;
+        if capacity < 64 || !capacity.is_power_of_two() {
+            return Err(format!(
+                "a ring region of {} bytes: not {DATA} plus two power-of-two rings of whole lines",
+                region.len()
+            )
+            .into());
+        }
+        Ok(RingLink {
             region,
+            capacity,
             outgoing: usize::from(peer),
             futex,
             idle,
@@ -193,7 +209,12 @@ impl RingLink {
             tail: 0,
             released: 0,
             head_seen: 0,
-        }
+        })
+    }
+
+    /// The offset of a position in the ring: `position & mask`.
+    fn mask(&self) -> u64 {
+        self.capacity as u64 - 1
     }
 
     /// Consumer: gives the bytes read since the last call back to the
@@ -213,16 +234,18 @@ impl RingLink {
         if self.released == self.tail {
             return Ok(());
         }
-        // Only words read in full: the rest of a line may still be unread.
+        // Only words read in full (the rest of a line may still be unread):
+        // the line starts below `end`, in at most two runs (the ring's end
+        // splits them). Relaxed: ordered before the tail's release store
+        // below, which is what hands the lines to the producer.
+        let end = self.tail.saturating_sub(7);
         let mut line = self.released.next_multiple_of(64);
-        while line + 8 <= self.tail {
-            let at = (line % CAPACITY as u64) as usize;
-            // Relaxed: ordered before the tail's release store below, which
-            // is what hands the line to the producer.
+        while line < end {
+            let at = line & self.mask();
+            let run = (end - line).min(self.capacity as u64 - at);
             self.region
-                .u64_at(DATA + d * CAPACITY + at)
-                .store(0, Ordering::Relaxed);
-            line += 64;
+                .zero_line_words(DATA + d * self.capacity + at as usize, run as usize);
+            line += run.next_multiple_of(64);
         }
         self.released = self.tail;
         let w = words(&self.region, d);
@@ -238,19 +261,26 @@ impl Link for RingLink {
         let w = words(&self.region, d);
         let mut budget = SpinBudget::new(self.idle);
         let (before, total) = stride(msg.len())?;
+        // A message the ring can hold goes in whole: wait for room for all
+        // of it, copy, publish once (as utp's producer publishes a record).
+        // Only a larger one goes in pieces, each as big as the room.
+        let whole = total <= self.capacity;
         let mut written = 0;
         while written < total {
             let h = self.head;
-            if h.wrapping_sub(self.tail_seen) >= CAPACITY as u64 {
-                // Full as far as we know: look at the consumer's tail, and wait.
-                // Acquire: pairs with the consumer's release of `tail`, so the
-                // bytes it read are no longer in use before they are overwritten.
+            let need = if whole { total as u64 } else { 1 };
+            let capacity = self.capacity as u64;
+            if capacity - h.wrapping_sub(self.tail_seen).min(capacity) < need {
+                // Not enough room as far as we know: look at the consumer's
+                // tail, and wait. Acquire: pairs with the consumer's release
+                // of `tail`, so the bytes it read are no longer in use
+                // before they are overwritten.
                 let tail_seen = &mut self.tail_seen;
                 wait(
                     self.futex,
                     || {
                         *tail_seen = w.tail.load(Ordering::Acquire);
-                        h.wrapping_sub(*tail_seen) < CAPACITY as u64
+                        capacity.saturating_sub(h.wrapping_sub(*tail_seen)) >= need
                     },
                     w.room_seq,
                     w.producer_sleeping,
@@ -259,25 +289,35 @@ impl Link for RingLink {
                 )?;
             }
             let used = h.wrapping_sub(self.tail_seen);
-            if used > CAPACITY as u64 {
+            if used > capacity {
                 return Err("the peer's ring tail is ahead of the head: corrupt ring".into());
             }
-            let free = CAPACITY - used as usize;
-            let at = (h % CAPACITY as u64) as usize;
-            let n = free.min(total - written).min(CAPACITY - at);
-            // Only the payload's part of this piece is written; the
-            // stride's gaps are skipped.
-            if let Some((from, to)) = overlap(written, n, before, msg.len()) {
-                self.region.write(
-                    DATA + d * CAPACITY + at + (from - written),
-                    &msg[from - before..to - before],
-                );
+            let mut room = (capacity - used) as usize;
+            let mut at = h;
+            // At most two pieces for a whole message (the ring's end splits
+            // it); one per wait for a larger one.
+            while room > 0 && written < total {
+                let offset = (at & self.mask()) as usize;
+                let n = room.min(total - written).min(self.capacity - offset);
+                // Only the payload's part of this piece is written; the
+                // stride's gaps are skipped.
+                if let Some((from, to)) = overlap(written, n, before, msg.len()) {
+                    self.region.write(
+                        DATA + d * self.capacity + offset + (from - written),
+                        &msg[from - before..to - before],
+                    );
+                }
+                at += n as u64;
+                room -= n;
+                written += n;
+                if !whole {
+                    break;
+                }
             }
-            self.head = h + n as u64;
+            self.head = at;
             // Release: publishes the bytes just copied; pairs with the consumer's acquire.
             w.head.store(self.head, Ordering::Release);
             notify(self.futex, w.data_seq, w.consumer_sleeping)?;
-            written += n;
         }
         Ok(())
     }
@@ -293,14 +333,19 @@ impl Link for RingLink {
         self.release(d)?;
         let mut budget = SpinBudget::new(self.idle);
         let (before, total) = stride(len)?;
+        // As the producer: a message the ring can hold is read once it is
+        // all there; a larger one piece by piece.
+        let whole = total <= self.capacity;
+        let capacity = self.capacity as u64;
         let mut read = 0;
         while read < total {
             let t = self.tail;
-            if self.head_seen == t {
-                // Empty as far as we know: give back what this message used
-                // so far (a message larger than the free space must not wait
-                // for itself), look at the producer's head, and wait.
-                // Acquire: pairs with the producer's release of `head`.
+            let need = if whole { total as u64 } else { 1 };
+            if self.head_seen.wrapping_sub(t) < need {
+                // Not all there as far as we know: give back what this
+                // message used so far (a message larger than the free space
+                // must not wait for itself), look at the producer's head,
+                // and wait. Acquire: pairs with the producer's release of `head`.
                 self.release(d)?;
                 let w = words(&self.region, d);
                 let head_seen = &mut self.head_seen;
@@ -308,7 +353,7 @@ impl Link for RingLink {
                     self.futex,
                     || {
                         *head_seen = w.head.load(Ordering::Acquire);
-                        *head_seen != t
+                        head_seen.wrapping_sub(t) >= need
                     },
                     w.data_seq,
                     w.consumer_sleeping,
@@ -317,20 +362,26 @@ impl Link for RingLink {
                 )?;
             }
             let available = self.head_seen.wrapping_sub(t);
-            if available > CAPACITY as u64 {
+            if available > capacity {
                 return Err("the peer's ring head is past its capacity: corrupt ring".into());
             }
-            let at = (t % CAPACITY as u64) as usize;
-            let n = (available as usize).min(total - read).min(CAPACITY - at);
-            if let Some((from, to)) = overlap(read, n, before, len) {
-                self.region.read(
-                    DATA + d * CAPACITY + at + (from - read),
-                    &mut self.buf[from - before..to - before],
-                );
+            let mut left = available as usize;
+            let mut at = t;
+            while left > 0 && read < total {
+                let offset = (at & self.mask()) as usize;
+                let n = left.min(total - read).min(self.capacity - offset);
+                if let Some((from, to)) = overlap(read, n, before, len) {
+                    self.region.read(
+                        DATA + d * self.capacity + offset + (from - read),
+                        &mut self.buf[from - before..to - before],
+                    );
+                }
+                at += n as u64;
+                left -= n;
+                read += n;
             }
             // Given back to the producer at the next `release`.
-            self.tail = t + n as u64;
-            read += n;
+            self.tail = at;
         }
         Ok(&self.buf[..len])
     }
@@ -340,14 +391,17 @@ impl Link for RingLink {
 mod tests {
     use super::*;
 
+    /// The rings of these tests: 2 MiB, as the benchmark's smallest.
+    const TEST_CAPACITY: u64 = 2 << 20;
+
     /// Streams messages whose size does not divide the ring, so copies wrap,
     /// and checks every byte; spinning and futex modes alike.
     fn stream_intact(futex: bool) {
         let name = format!("/utp-bench-test-{}-ring-{futex}", std::process::id());
-        let region = Region::create(&name, REGION_LEN).unwrap();
+        let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
         let idle = Duration::from_secs(10);
-        let mut producer = RingLink::new(Region::open(&name).unwrap(), false, futex, idle);
-        let mut consumer = RingLink::new(region, true, futex, idle);
+        let mut producer = RingLink::new(Region::open(&name).unwrap(), false, futex, idle).unwrap();
+        let mut consumer = RingLink::new(region, true, futex, idle).unwrap();
         let size = 300_007;
         let pattern = move |i: usize| (0..size).map(|j| (i * 31 + j) as u8).collect::<Vec<u8>>();
         let receiver = std::thread::spawn(move || {
@@ -369,10 +423,10 @@ mod tests {
     #[test]
     fn the_tail_goes_back_at_the_next_receive() {
         let name = format!("/utp-bench-test-{}-ring-lazy", std::process::id());
-        let region = Region::create(&name, REGION_LEN).unwrap();
+        let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
         let idle = Duration::from_secs(10);
-        let mut producer = RingLink::new(Region::open(&name).unwrap(), false, false, idle);
-        let mut consumer = RingLink::new(region, true, false, idle);
+        let mut producer = RingLink::new(Region::open(&name).unwrap(), false, false, idle).unwrap();
+        let mut consumer = RingLink::new(region, true, false, idle).unwrap();
         let shared_tail = |c: &RingLink| words(&c.region, 0).tail.load(Ordering::Acquire);
         let word_at = |c: &RingLink, at: usize| c.region.u64_at(DATA + at).load(Ordering::Relaxed);
         // A 100-byte message takes a 192-byte stride, its payload at 40..140.
@@ -398,6 +452,62 @@ mod tests {
         );
     }
 
+    /// The capacity follows from the region; a region that is not two rings
+    /// of whole lines is refused, not used.
+    #[test]
+    fn the_region_sets_the_capacity() {
+        let name = format!("/utp-bench-test-{}-ring-len", std::process::id());
+        let idle = Duration::from_secs(1);
+        let region = Region::create(&name, region_len(8192).unwrap()).unwrap();
+        assert_eq!(
+            RingLink::new(region, true, false, idle).unwrap().capacity,
+            8192
+        );
+        let region = Region::create(&name, DATA + 2 * 192).unwrap();
+        let refused = RingLink::new(region, true, false, idle).unwrap_err();
+        assert!(refused.to_string().contains("whole lines"), "{refused}");
+        assert!(region_len(u64::MAX).is_err());
+    }
+
+    /// A message that fits the ring is published whole: a producer short of
+    /// room waits rather than publishing the part that fits, as utp's
+    /// producer waits for room for a whole record. (Publishing parts made
+    /// the consumer chase the producer inside each message, and utp's
+    /// shared-memory streams ran 1.5-1.9x this "floor" at 4 KiB to 1 MiB.)
+    #[test]
+    fn a_message_that_fits_is_published_whole() {
+        let name = format!("/utp-bench-test-{}-ring-whole", std::process::id());
+        let region = Region::create(&name, region_len(8192).unwrap()).unwrap();
+        let idle = Duration::from_secs(10);
+        let mut producer = RingLink::new(Region::open(&name).unwrap(), false, false, idle).unwrap();
+        let mut consumer = RingLink::new(region, true, false, idle).unwrap();
+        // 3000-byte messages take 3072-byte strides: two fit, a third has
+        // 2048 bytes of room until the consumer gives one back.
+        let sender = std::thread::spawn(move || {
+            for i in 0..3u8 {
+                producer.send(&[i; 3000]).unwrap();
+            }
+        });
+        let shared_head = |c: &RingLink| words(&c.region, 0).head.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        while std::time::Instant::now() < deadline {
+            let head = shared_head(&consumer);
+            assert_eq!(head % 3072, 0, "a part of a message was published");
+            assert!(head <= 6144);
+            std::thread::yield_now();
+        }
+        assert_eq!(shared_head(&consumer), 6144);
+        for i in 0..3u8 {
+            assert_eq!(consumer.recv(3000).unwrap(), [i; 3000]);
+        }
+        sender.join().unwrap();
+        assert_eq!(
+            shared_head(&consumer),
+            9216,
+            "the third went in whole, wrapping"
+        );
+    }
+
     /// Messages lie at utp's record stride: 40 bytes in, padded to 64.
     #[test]
     fn messages_take_the_stride_of_a_utp_record() {
@@ -418,11 +528,12 @@ mod tests {
     fn a_message_larger_than_the_ring_goes_through() {
         for futex in [false, true] {
             let name = format!("/utp-bench-test-{}-ring-big-{futex}", std::process::id());
-            let region = Region::create(&name, REGION_LEN).unwrap();
+            let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
             let idle = Duration::from_secs(10);
-            let mut producer = RingLink::new(Region::open(&name).unwrap(), false, futex, idle);
-            let mut consumer = RingLink::new(region, true, futex, idle);
-            let message: Vec<u8> = (0..2 * CAPACITY + 12_345)
+            let mut producer =
+                RingLink::new(Region::open(&name).unwrap(), false, futex, idle).unwrap();
+            let mut consumer = RingLink::new(region, true, futex, idle).unwrap();
+            let message: Vec<u8> = (0..2 * TEST_CAPACITY as usize + 12_345)
                 .map(|i| (i % 251) as u8)
                 .collect();
             let expected = message.clone();
