@@ -39,6 +39,9 @@ pub struct Mechanism {
     pub in_process: bool,
     /// Whether utp's transport spawns the peer process itself (`pipe:COMMAND`).
     pub spawns_peer: bool,
+    /// Whether the shared-memory baselines map a file in the temp directory
+    /// (as utp's `file://` region) rather than a POSIX shared-memory object.
+    pub raw_in_file: bool,
 }
 
 /// How large one message of a mechanism may be.
@@ -92,6 +95,7 @@ const fn row(
         lossy: false,
         in_process: false,
         spawns_peer: false,
+        raw_in_file: false,
     }
 }
 
@@ -127,13 +131,16 @@ pub const TABLE: &[Mechanism] = &[
         RawKind::SlotSpin,
         RawKind::Ring,
     ),
-    row(
-        "file",
-        Wait::Spin,
-        "file://{path}.region?wait=spin&ring={ring}",
-        RawKind::SlotSpin,
-        RawKind::Ring,
-    ),
+    Mechanism {
+        raw_in_file: true,
+        ..row(
+            "file",
+            Wait::Spin,
+            "file://{path}.region?wait=spin&ring={ring}",
+            RawKind::SlotSpin,
+            RawKind::Ring,
+        )
+    },
     row(
         "unix",
         Wait::Block,

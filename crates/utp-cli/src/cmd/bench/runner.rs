@@ -183,7 +183,7 @@ impl Runner {
         budget: &Budget,
     ) -> Fallible<Sample> {
         let kind = mechanism.raw_kind(spec.mode, spec.size);
-        spec.address = kind.address(&self.unique());
+        spec.address = kind.address(&self.unique(), mechanism.raw_in_file);
         let mut session = Session::start(spec, mechanism.in_process)?;
         let sample = {
             let pipes = session.take_pipes();

@@ -318,7 +318,7 @@ pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
                     mechanism: row.mechanism,
                     wait: kind.wait().label(),
                     modes: vec![mode],
-                    setup: kind.describe(),
+                    setup: kind.describe(TABLE[entry].raw_in_file),
                 },
             )),
         }

@@ -66,9 +66,14 @@ impl RawKind {
     }
 
     /// How this baseline is set up, for the report: what it shares with
-    /// utp's side of the comparison (buffers, batching, waiting).
-    pub fn describe(self) -> String {
-        let prefaulted = "POSIX shm, prefaulted (MAP_POPULATE) on both sides";
+    /// utp's side of the comparison (buffers, batching, waiting); `in_file`
+    /// as for [`address`](Self::address).
+    pub fn describe(self, in_file: bool) -> String {
+        let prefaulted = if in_file {
+            "a file in the temp directory, as utp's file:// region, prefaulted (MAP_POPULATE) on both sides"
+        } else {
+            "POSIX shm, prefaulted (MAP_POPULATE) on both sides"
+        };
         let ring = "?ring=2M, or 8M at 1 MiB: room for four messages";
         match self {
             RawKind::SlotSpin => format!(
@@ -117,9 +122,16 @@ impl RawKind {
 
     /// The address the client generates for this kind (`unique` is a name
     /// no other run uses); kinds whose peer picks the address get "".
-    pub fn address(self, unique: &str) -> String {
+    /// `in_file`: shared memory in a file in the temp directory (a path)
+    /// rather than a POSIX object (a name).
+    pub fn address(self, unique: &str, in_file: bool) -> String {
         let tmp = std::env::temp_dir();
         match self {
+            RawKind::SlotSpin | RawKind::SlotFutex | RawKind::Ring | RawKind::RingFutex
+                if in_file =>
+            {
+                tmp.join(format!("{unique}.region")).display().to_string()
+            }
             RawKind::SlotSpin
             | RawKind::SlotFutex
             | RawKind::Ring

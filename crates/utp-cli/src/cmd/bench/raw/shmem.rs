@@ -1,5 +1,6 @@
-//! A POSIX shared-memory object mapped into both processes of a raw baseline,
-//! prefaulted (`MAP_POPULATE`) on both sides.
+//! A POSIX shared-memory object (or, for the `file` row, a file in the temp
+//! directory beside utp's region) mapped into both processes of a raw
+//! baseline, prefaulted (`MAP_POPULATE`) on both sides.
 //!
 //! The only module of the raw baselines that touches shared memory: it hands
 //! out atomics at checked offsets and copies bytes in and out with bounds
@@ -9,7 +10,6 @@
 use crate::cmd::bench::link::Fallible;
 use memmap2::{MmapMut, MmapOptions};
 use rustix::fs::Mode;
-use rustix::shm::OFlags;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// A mapped shared-memory object.
@@ -32,30 +32,46 @@ pub struct Region {
 unsafe impl Send for Region {}
 
 impl Region {
-    /// Creates the object `name` (`/utp-bench-...`), `len` bytes, mode 0600, zeroed.
+    /// Creates the object `name`, `len` bytes, mode 0600, zeroed: a POSIX
+    /// shared-memory object for a name (`/utp-bench-...`), a file for a path
+    /// (`/tmp/utp-bench-....region`: the `file` row's baseline maps a file
+    /// on the same file system as utp's, so both pay what that costs).
     pub fn create(name: &str, len: usize) -> Fallible<Region> {
         let len = len.next_multiple_of(64);
-        let fd = rustix::shm::open(
-            name,
-            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
-            Mode::RUSR | Mode::WUSR,
-        )
-        .map_err(|e| format!("shm_open {name}: {e}"))?;
+        let mode = Mode::RUSR | Mode::WUSR;
+        let fd = if is_path(name) {
+            use rustix::fs::OFlags;
+            rustix::fs::open(
+                name,
+                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
+                mode,
+            )
+        } else {
+            use rustix::shm::OFlags;
+            rustix::shm::open(name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, mode)
+        }
+        .map_err(|e| format!("create {name}: {e}"))?;
         let region = (|| {
             rustix::fs::ftruncate(&fd, len as u64).map_err(|e| format!("size {name}: {e}"))?;
             Region::map(fd, name, len)
         })();
         if region.is_err() {
-            let _ = rustix::shm::unlink(name);
+            remove(name);
         }
         region
     }
 
     /// Opens the object another process created, maps it and unlinks its name
-    /// (both sides hold it mapped; nothing is left in /dev/shm).
+    /// (both sides hold it mapped; nothing is left in /dev/shm or /tmp).
     pub fn open(name: &str) -> Fallible<Region> {
-        let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty())
-            .map_err(|e| format!("shm_open {name}: {e}"))?;
+        let fd = if is_path(name) {
+            use rustix::fs::OFlags;
+            rustix::fs::open(name, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        } else {
+            use rustix::shm::OFlags;
+            rustix::shm::open(name, OFlags::RDWR, Mode::empty())
+        }
+        .map_err(|e| format!("open {name}: {e}"))?;
         let len = rustix::fs::fstat(&fd)?.st_size as usize;
         let mut region = Region::map(fd, name, len)?;
         region.unlink();
@@ -91,7 +107,7 @@ impl Region {
     /// Removes the name; the mapping stays valid.
     pub fn unlink(&mut self) {
         if !std::mem::replace(&mut self.unlinked, true) {
-            let _ = rustix::shm::unlink(self.name.as_str());
+            remove(&self.name);
         }
     }
 
@@ -157,8 +173,61 @@ impl Region {
     }
 }
 
+/// Whether `name` is a file path rather than a POSIX shared-memory name
+/// (`/name`: one slash, at the start).
+fn is_path(name: &str) -> bool {
+    name.get(1..).is_some_and(|rest| rest.contains('/'))
+}
+
+/// Removes the object's name; a missing one is fine.
+fn remove(name: &str) {
+    if is_path(name) {
+        let _ = std::fs::remove_file(name);
+    } else {
+        let _ = rustix::shm::unlink(name);
+    }
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
         self.unlink();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// A path makes a file-backed region (the `file` row's baseline), a
+    /// name a POSIX object; both are shared and both names go once opened.
+    #[test]
+    fn a_path_maps_a_file_and_a_name_an_object() {
+        let pid = std::process::id();
+        let path = std::env::temp_dir().join(format!("utp-bench-test-{pid}-shmem.region"));
+        let path = path.display().to_string();
+        let name = format!("/utp-bench-test-{pid}-shmem");
+        for (address, file) in [(path.as_str(), true), (name.as_str(), false)] {
+            assert_eq!(is_path(address), file, "{address}");
+            let created = Region::create(address, 100).unwrap();
+            assert_eq!(created.len(), 128, "rounded up to whole lines");
+            let on_disk = if file {
+                std::path::PathBuf::from(address)
+            } else {
+                std::path::PathBuf::from(format!("/dev/shm{address}"))
+            };
+            assert!(on_disk.exists(), "{address}");
+            let opened = Region::open(address).unwrap();
+            assert!(
+                !on_disk.exists(),
+                "{address}: removed once both sides hold it"
+            );
+            created.u64_at(64).store(0xfeed, Ordering::Relaxed);
+            assert_eq!(
+                opened.u64_at(64).load(Ordering::Relaxed),
+                0xfeed,
+                "{address}"
+            );
+        }
     }
 }
