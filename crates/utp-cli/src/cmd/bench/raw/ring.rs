@@ -53,7 +53,7 @@ pub struct RingLink {
     region: Region,
     /// Bytes of each direction's ring: a power of two, at least a line, so
     /// a position's offset is one AND (a division per line given back cost
-    /// this ring a third of its speed at 64 KiB).
+    /// this ring about a sixth of its speed at 64 KiB).
     capacity: usize,
     outgoing: usize,
     futex: bool,
