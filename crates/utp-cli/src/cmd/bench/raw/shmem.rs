@@ -38,19 +38,7 @@ impl Region {
     /// on the same file system as utp's, so both pay what that costs).
     pub fn create(name: &str, len: usize) -> Fallible<Region> {
         let len = len.next_multiple_of(64);
-        let mode = Mode::RUSR | Mode::WUSR;
-        let fd = if is_path(name) {
-            use rustix::fs::OFlags;
-            rustix::fs::open(
-                name,
-                OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
-                mode,
-            )
-        } else {
-            use rustix::shm::OFlags;
-            rustix::shm::open(name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, mode)
-        }
-        .map_err(|e| format!("create {name}: {e}"))?;
+        let fd = open_fd(name, true).map_err(|e| format!("create {name}: {e}"))?;
         let region = (|| {
             rustix::fs::ftruncate(&fd, len as u64).map_err(|e| format!("size {name}: {e}"))?;
             Region::map(fd, name, len)
@@ -64,14 +52,7 @@ impl Region {
     /// Opens the object another process created, maps it and unlinks its name
     /// (both sides hold it mapped; nothing is left in /dev/shm or /tmp).
     pub fn open(name: &str) -> Fallible<Region> {
-        let fd = if is_path(name) {
-            use rustix::fs::OFlags;
-            rustix::fs::open(name, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        } else {
-            use rustix::shm::OFlags;
-            rustix::shm::open(name, OFlags::RDWR, Mode::empty())
-        }
-        .map_err(|e| format!("open {name}: {e}"))?;
+        let fd = open_fd(name, false).map_err(|e| format!("open {name}: {e}"))?;
         let len = rustix::fs::fstat(&fd)?.st_size as usize;
         let mut region = Region::map(fd, name, len)?;
         region.unlink();
@@ -177,6 +158,33 @@ impl Region {
 /// (`/name`: one slash, at the start).
 fn is_path(name: &str) -> bool {
     name.get(1..).is_some_and(|rest| rest.contains('/'))
+}
+
+/// Opens the object `name` read-write: a file for a path, a POSIX object
+/// for a name; `create` makes a new one (0600, failing if it exists).
+fn open_fd(name: &str, create: bool) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    let mode = if create {
+        Mode::RUSR | Mode::WUSR
+    } else {
+        Mode::empty()
+    };
+    if is_path(name) {
+        use rustix::fs::OFlags;
+        let new = if create {
+            OFlags::CREATE | OFlags::EXCL
+        } else {
+            OFlags::empty()
+        };
+        rustix::fs::open(name, new | OFlags::RDWR | OFlags::CLOEXEC, mode)
+    } else {
+        use rustix::shm::OFlags;
+        let new = if create {
+            OFlags::CREATE | OFlags::EXCL
+        } else {
+            OFlags::empty()
+        };
+        rustix::shm::open(name, new | OFlags::RDWR, mode)
+    }
 }
 
 /// Removes the object's name; a missing one is fine.
