@@ -30,7 +30,7 @@ pub const MEMCPY_SIZES: [usize; 2] = [64 << 10, 64 << 20];
 const MIN_RING_BYTES: u64 = 2 << 20;
 
 /// Messages of the point's size that the ring holds at least.
-const RING_MESSAGES: u64 = 4;
+pub const RING_MESSAGES: u64 = 4;
 
 /// Bytes of the ring (per direction) that utp's shared-memory link and the
 /// raw ring both get at a point of `size`-byte messages: 2 MiB, or room for

@@ -74,7 +74,16 @@ impl RawKind {
         } else {
             "POSIX shm, prefaulted (MAP_POPULATE) on both sides"
         };
-        let ring = "?ring=2M, or 8M at 1 MiB: room for four messages";
+        // Derived from the plan, so the report cannot drift from what runs.
+        let ring = {
+            use crate::cmd::bench::{format::size, plan};
+            format!(
+                "{} per direction, or room for {} messages: {} at 1 MiB",
+                size(plan::ring_bytes(0) as usize),
+                plan::RING_MESSAGES,
+                size(plan::ring_bytes(1 << 20) as usize)
+            )
+        };
         match self {
             RawKind::SlotSpin => format!(
                 "one mailbox per direction ({prefaulted}), sequence word on its own cache line, receiver spins (spin_loop); copy in, copy out"
@@ -83,10 +92,10 @@ impl RawKind {
                 "one mailbox per direction ({prefaulted}), receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring per direction of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring per direction of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it (as utp's records); copy in, copy out; bytes given back at the next receive, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all / read_exact of each message".into()
