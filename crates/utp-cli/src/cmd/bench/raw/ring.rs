@@ -265,11 +265,11 @@ impl Link for RingLink {
         // of it, copy, publish once (as utp's producer publishes a record).
         // Only a larger one goes in pieces, each as big as the room.
         let whole = total <= self.capacity;
+        let need = if whole { total as u64 } else { 1 };
+        let capacity = self.capacity as u64;
         let mut written = 0;
         while written < total {
             let h = self.head;
-            let need = if whole { total as u64 } else { 1 };
-            let capacity = self.capacity as u64;
             if capacity - h.wrapping_sub(self.tail_seen).min(capacity) < need {
                 // Not enough room as far as we know: look at the consumer's
                 // tail, and wait. Acquire: pairs with the consumer's release
@@ -336,11 +336,11 @@ impl Link for RingLink {
         // As the producer: a message the ring can hold is read once it is
         // all there; a larger one piece by piece.
         let whole = total <= self.capacity;
+        let need = if whole { total as u64 } else { 1 };
         let capacity = self.capacity as u64;
         let mut read = 0;
         while read < total {
             let t = self.tail;
-            let need = if whole { total as u64 } else { 1 };
             if self.head_seen.wrapping_sub(t) < need {
                 // Not all there as far as we know: give back what this
                 // message used so far (a message larger than the free space
