@@ -29,14 +29,23 @@ const INDEX_LEN: usize = 256;
 struct Block {
     ptr: NonNull<u8>,
     layout: Layout,
+    capacity: usize,
 }
 
 impl Block {
     fn new() -> Block {
-        let layout = Layout::from_size_align(INDEX_LEN + CAPACITY, 64).unwrap();
+        Block::with_capacity(CAPACITY)
+    }
+
+    fn with_capacity(capacity: usize) -> Block {
+        let layout = Layout::from_size_align(INDEX_LEN + capacity, 64).unwrap();
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("allocation");
-        Block { ptr, layout }
+        Block {
+            ptr,
+            layout,
+            capacity,
+        }
     }
 
     fn indices(&self) -> Indices {
@@ -46,8 +55,8 @@ impl Block {
     }
 
     fn data(&self) -> MappedBytes {
-        // SAFETY: CAPACITY bytes after the index header, alive as above.
-        unsafe { MappedBytes::new(self.ptr.as_ptr().add(INDEX_LEN), CAPACITY) }
+        // SAFETY: `capacity` bytes after the index header, alive as above.
+        unsafe { MappedBytes::new(self.ptr.as_ptr().add(INDEX_LEN), self.capacity) }
     }
 }
 
@@ -121,4 +130,58 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
         }
         assert!(!consumer.has_data().unwrap());
     });
+}
+
+/// Publishes one frame of `len` payload bytes, which must fit.
+fn publish(producer: &mut Producer<MappedBytes>, n: u64, len: usize) {
+    let body = vec![n as u8; len];
+    let rec = record_len(len).unwrap();
+    let offset = producer.try_reserve(rec).unwrap().expect("room");
+    let mut head = [0u8; HEADER_LEN];
+    let header = Header::new(message_type::DATA, 0, n, 0).encode_for(&body, &mut head);
+    producer.write(offset + PAYLOAD_OFFSET, &body);
+    producer.bytes().write_header(offset + STAMP_LEN, &header);
+    producer.commit(rec);
+}
+
+/// Reads the next frame, which must be frame `n`, and releases it.
+fn consume(consumer: &mut Consumer<MappedBytes>, n: u64) {
+    let record = consumer.peek().unwrap().expect("a record");
+    assert_eq!(record.header.sequence, n);
+    consumer.release(record.len);
+}
+
+#[test]
+fn a_consumer_gives_space_back_in_batches_and_whenever_it_finds_nothing() {
+    // A 4 KiB ring: a batch is 512 bytes, eight one-line records.
+    let block = Block::with_capacity(4096);
+    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let mut consumer = Consumer::new(block.indices(), block.data(), 4096).unwrap();
+    let shared_head = |c: &Consumer<MappedBytes>| c.indices().snapshot().0;
+    let line = record_len(8).unwrap() as u64;
+    assert_eq!(line, 64);
+    for n in 1..=3 {
+        publish(&mut producer, n, 8);
+    }
+    // Reading on while frames wait: nothing is given back yet.
+    consume(&mut consumer, 1);
+    consume(&mut consumer, 2);
+    consume(&mut consumer, 3);
+    assert_eq!(shared_head(&consumer), 0);
+    // Finding the ring empty gives back all three.
+    assert!(consumer.peek().unwrap().is_none());
+    assert_eq!(shared_head(&consumer), 3 * line);
+    // A long run: given back in one batch once 512 bytes are consumed.
+    for n in 4..=13 {
+        publish(&mut producer, n, 8);
+    }
+    for n in 4..=11 {
+        consume(&mut consumer, n);
+    }
+    assert_eq!(shared_head(&consumer), 3 * line);
+    consume(&mut consumer, 12);
+    assert_eq!(shared_head(&consumer), 11 * line);
+    consume(&mut consumer, 13);
+    assert!(consumer.peek().unwrap().is_none());
+    assert_eq!(shared_head(&consumer), 13 * line);
 }

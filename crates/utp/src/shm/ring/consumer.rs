@@ -43,6 +43,8 @@ pub struct Consumer<B> {
     head: u64,
     pending: u64,
     max_payload: usize,
+    /// `pending` bytes at which `peek` gives space back before reading on.
+    batch: u64,
     peer_sleeps: bool,
     /// Wake-ups sent to a sleeping producer since [`take_wakes`](Self::take_wakes).
     wakes: u64,
@@ -61,6 +63,7 @@ impl<B: RingBytes> Consumer<B> {
             head: 0,
             pending: 0,
             max_payload,
+            batch: cap / super::FLUSH_BATCH,
             peer_sleeps: true,
             wakes: 0,
         })
@@ -106,14 +109,21 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// The next record, skipping padding; `None` if nothing is published.
-    /// First [`flush`](Self::flush)es what earlier calls consumed.
+    /// [`flush`](Self::flush)es what earlier calls consumed first if it
+    /// makes a batch ([`FLUSH_BATCH`](super::FLUSH_BATCH)), and always
+    /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
-        // Give back what was consumed since the last call: by now this side
-        // has published whatever it did in between (a reply), so these
-        // stores no longer stand in front of it.
-        self.flush();
+        // Give back what was consumed since the last call once it makes a
+        // batch: by now this side has published whatever it did in between
+        // (a reply), so these stores no longer stand in front of it.
+        if self.pending >= self.batch {
+            self.flush();
+        }
         let Some((offset, len)) = self.next_stamp()? else {
+            // Nothing to read: the caller may now wait or turn to other
+            // work, so nothing it consumed may stay held back.
+            self.flush();
             return Ok(None);
         };
         // Start fetching the record's later lines now, so the payload
@@ -196,9 +206,10 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// Consumes `len` bytes (a record returned by `peek`): the next `peek`
-    /// looks past them. The space goes back to the producer at the next
-    /// [`flush`](Self::flush) (utp flushes when it next reads or waits), so
-    /// the stores that free it never delay this side's own next publish.
+    /// looks past them. The space goes back to the producer at a later
+    /// [`flush`](Self::flush): `peek` flushes once a batch has built up or
+    /// when it finds nothing, and utp's link before it waits, so the stores
+    /// that free it never delay this side's own next publish.
     #[inline]
     pub fn release(&mut self, len: usize) {
         self.head = self.head.wrapping_add(len as u64);
