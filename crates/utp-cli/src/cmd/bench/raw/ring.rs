@@ -3,8 +3,9 @@
 //! no padding. When full or empty a side either spins (`spin_loop`) or sleeps
 //! on a futex, announcing that it sleeps so the other side wakes it only then.
 //!
-//! The consumer gives bytes back as utp's ring does: at its next receive (or
-//! before it waits), not right after each copy, and it takes each line it
+//! The consumer gives bytes back as utp's ring does: once it has read an
+//! eighth of the ring, and whenever it finds the ring empty (so before it
+//! waits), not right after each copy, and it takes each line it
 //! read back into its own cache with one store (utp's consumer zeroes a stamp
 //! word per line). Without that, in the "far" placement the producer's next
 //! lap wrote over lines it still held shared with the consumer, and utp beat
@@ -15,6 +16,7 @@ use crate::cmd::bench::link::{Fallible, Link, SpinBudget};
 use rustix::thread::futex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
+use utp::shm::ring::FLUSH_BATCH;
 
 /// Layout, per direction `d` (0: client to peer, 1: peer to client), from
 /// `base = 256 * d`, one cache line per writer and purpose, as utp's ring
@@ -327,10 +329,13 @@ impl Link for RingLink {
         if self.buf.len() < len {
             self.buf.resize(len, 0);
         }
-        // What the previous receive read goes back now: by now this side
-        // has done whatever it did with it (sent a reply), so these stores
+        // What earlier receives read goes back once it makes a batch (an
+        // eighth of the ring, utp's `FLUSH_BATCH`): by now this side has
+        // done whatever it did with it (sent a reply), so these stores
         // never stand in front of that.
-        self.release(d)?;
+        if self.tail.wrapping_sub(self.released) >= self.capacity as u64 / FLUSH_BATCH {
+            self.release(d)?;
+        }
         let mut budget = SpinBudget::new(self.idle);
         let (before, total) = stride(len)?;
         // As the producer: a message the ring can hold is read once it is
@@ -342,10 +347,15 @@ impl Link for RingLink {
         while read < total {
             let t = self.tail;
             if self.head_seen.wrapping_sub(t) < need {
-                // Not all there as far as we know: give back what this
-                // message used so far (a message larger than the free space
-                // must not wait for itself), look at the producer's head,
-                // and wait. Acquire: pairs with the producer's release of `head`.
+                // Not all there as far as we know: look at the producer's
+                // head. Acquire: pairs with the producer's release of `head`.
+                self.head_seen = words(&self.region, d).head.load(Ordering::Acquire);
+            }
+            if self.head_seen.wrapping_sub(t) < need {
+                // Still not there: give back everything read so far, as
+                // utp's consumer does when it finds its ring empty (a
+                // message larger than the free space must not wait for
+                // itself), and wait.
                 self.release(d)?;
                 let w = words(&self.region, d);
                 let head_seen = &mut self.head_seen;
@@ -418,37 +428,59 @@ mod tests {
         assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
     }
 
-    /// The consumer gives bytes back at its next receive, not after the
-    /// copy, and takes back with a store only the lines it has read.
+    /// The consumer gives bytes back once it has read an eighth of the ring
+    /// or finds the ring empty, not after each copy, and takes back with a
+    /// store only the lines it has read.
     #[test]
-    fn the_tail_goes_back_at_the_next_receive() {
+    fn the_tail_goes_back_in_batches_and_when_the_ring_is_empty() {
         let name = format!("/utp-bench-test-{}-ring-lazy", std::process::id());
         let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
         let idle = Duration::from_secs(10);
         let mut producer = RingLink::new(Region::open(&name).unwrap(), false, false, idle).unwrap();
         let mut consumer = RingLink::new(region, true, false, idle).unwrap();
-        let shared_tail = |c: &RingLink| words(&c.region, 0).tail.load(Ordering::Acquire);
-        let word_at = |c: &RingLink, at: usize| c.region.u64_at(DATA + at).load(Ordering::Relaxed);
+        // Read through the producer's own mapping, so a consumer blocked
+        // in `recv` on another thread can be watched.
+        let shared_tail = |p: &RingLink| words(&p.region, 0).tail.load(Ordering::Acquire);
+        let word_at = |p: &RingLink, at: usize| p.region.u64_at(DATA + at).load(Ordering::Relaxed);
         // A 100-byte message takes a 192-byte stride, its payload at 40..140.
         producer.send(&[0xff; 100]).unwrap();
-        assert_eq!(consumer.recv(100).unwrap(), [0xff; 100]);
-        assert_eq!(
-            shared_tail(&consumer),
-            0,
-            "given back before the next receive"
-        );
-        assert_eq!(word_at(&consumer, 0), 0, "the gap is not written");
-        assert_eq!(word_at(&consumer, 64), u64::from_le_bytes([0xff; 8]));
         producer.send(&[0xee; 100]).unwrap();
+        assert_eq!(consumer.recv(100).unwrap(), [0xff; 100]);
         assert_eq!(consumer.recv(100).unwrap(), [0xee; 100]);
-        assert_eq!(shared_tail(&consumer), 192);
-        for line in [64, 128] {
-            assert_eq!(word_at(&consumer, line), 0, "line {line}, given back");
+        assert_eq!(shared_tail(&producer), 0, "given back while reading on");
+        assert_eq!(word_at(&producer, 0), 0, "the gap is not written");
+        assert_eq!(word_at(&producer, 64), u64::from_le_bytes([0xff; 8]));
+        // The next receive finds the ring empty: both go back before it waits.
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| consumer.recv(100).unwrap().to_vec());
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while shared_tail(&producer) != 384 {
+                assert!(std::time::Instant::now() < deadline, "never given back");
+                std::thread::yield_now();
+            }
+            for line in [64, 128, 256, 320] {
+                assert_eq!(word_at(&producer, line), 0, "line {line}, given back");
+            }
+            producer.send(&[0xdd; 100]).unwrap();
+            assert_eq!(reader.join().unwrap(), [0xdd; 100]);
+        });
+        // Reading on: given back once an eighth of the ring has been read.
+        let big = vec![0xcc; (TEST_CAPACITY / FLUSH_BATCH) as usize / 4 - 40];
+        for _ in 0..5 {
+            producer.send(&big).unwrap();
         }
+        for _ in 0..4 {
+            assert_eq!(consumer.recv(big.len()).unwrap(), &big[..]);
+        }
+        assert_eq!(shared_tail(&producer), 384, "less than a batch read");
+        assert_eq!(consumer.recv(big.len()).unwrap(), &big[..]);
+        assert_eq!(shared_tail(&producer), 576 + TEST_CAPACITY / FLUSH_BATCH);
+        assert_eq!(word_at(&producer, 576 + 64), 0, "the first, given back");
+        let fifth = 576 + TEST_CAPACITY as usize / FLUSH_BATCH as usize;
         assert_eq!(
-            word_at(&consumer, 192 + 64),
-            u64::from_le_bytes([0xee; 8]),
-            "not yet given back"
+            word_at(&producer, fifth + 64),
+            u64::from_le_bytes([0xcc; 8]),
+            "the fifth, read, is not yet given back"
         );
     }
 
