@@ -5,7 +5,9 @@ that are private from their first instant, symlinks refused, and real other user
 from __future__ import annotations
 
 import os
+import pathlib
 import stat
+import tempfile
 import threading
 
 import pytest
@@ -96,17 +98,20 @@ def test_the_socket_file_is_never_seen_with_a_wider_mode() -> None:
     assert not os.path.exists(path)
 
 
-def test_a_symlink_at_the_socket_path_is_refused_and_left_alone(tmp_path) -> None:
-    target = tmp_path / "precious"
-    target.write_bytes(b"precious")
-    link = unique_socket_path()
-    os.symlink(target, link)
-    try:
-        with pytest.raises(PeerNotTrusted, match="is a symbolic link"):
-            Server("unix://" + link, bytes)
-        assert os.path.islink(link) and target.read_bytes() == b"precious"
-    finally:
-        os.unlink(link)
+def test_a_symlink_at_the_socket_path_is_refused_and_left_alone() -> None:
+    # A directory of our own, removed with everything in it (pytest's
+    # tmp_path would leave it behind in /tmp).
+    with tempfile.TemporaryDirectory() as scratch:
+        target = pathlib.Path(scratch) / "precious"
+        target.write_bytes(b"precious")
+        link = unique_socket_path()
+        os.symlink(target, link)
+        try:
+            with pytest.raises(PeerNotTrusted, match="is a symbolic link"):
+                Server("unix://" + link, bytes)
+            assert os.path.islink(link) and target.read_bytes() == b"precious"
+        finally:
+            os.unlink(link)
 
 
 def test_close_removes_only_the_socket_it_bound() -> None:
