@@ -3,8 +3,8 @@
 //! writer `[WAKE]` if it may sleep.
 
 use super::{
-    Indices, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_LEN, STAMP_PAD, check_capacity,
-    corrupt, notify, record_len,
+    FLUSH_BATCH, Indices, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_LEN, STAMP_PAD,
+    check_capacity, corrupt, notify, record_len,
 };
 use crate::error::Result;
 use crate::frame::{Header, decode_header_words};
@@ -43,8 +43,6 @@ pub struct Consumer<B> {
     head: u64,
     pending: u64,
     max_payload: usize,
-    /// `pending` bytes at which `peek` gives space back before reading on.
-    batch: u64,
     peer_sleeps: bool,
     /// Wake-ups sent to a sleeping producer since [`take_wakes`](Self::take_wakes).
     wakes: u64,
@@ -63,7 +61,6 @@ impl<B: RingBytes> Consumer<B> {
             head: 0,
             pending: 0,
             max_payload,
-            batch: cap / super::FLUSH_BATCH,
             peer_sleeps: true,
             wakes: 0,
         })
@@ -110,14 +107,14 @@ impl<B: RingBytes> Consumer<B> {
 
     /// The next record, skipping padding; `None` if nothing is published.
     /// [`flush`](Self::flush)es what earlier calls consumed first if it
-    /// makes a batch ([`FLUSH_BATCH`](super::FLUSH_BATCH)), and always
+    /// makes a batch ([`FLUSH_BATCH`]), and always
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
         // Give back what was consumed since the last call once it makes a
         // batch: by now this side has published whatever it did in between
         // (a reply), so these stores no longer stand in front of it.
-        if self.pending >= self.batch {
+        if self.pending >= self.cap / FLUSH_BATCH {
             self.flush();
         }
         let Some((offset, len)) = self.next_stamp()? else {
