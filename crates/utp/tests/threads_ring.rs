@@ -89,12 +89,7 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
                         None => std::thread::yield_now(),
                     }
                 };
-                let mut head = [0u8; HEADER_LEN];
-                let header = Header::new(message_type::DATA, flags::CHECKSUM, n, 0)
-                    .encode_for(&body, &mut head);
-                producer.write(offset + PAYLOAD_OFFSET, &body);
-                producer.bytes().write_header(offset + STAMP_LEN, &header);
-                producer.commit(rec);
+                write_frame(&mut producer, offset, rec, n, &body);
             }
         });
         for n in 1..=FRAMES {
@@ -132,16 +127,27 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
     });
 }
 
-/// Publishes one frame of `len` payload bytes, which must fit.
-fn publish(producer: &mut Producer<MappedBytes>, n: u64, len: usize) {
-    let body = vec![n as u8; len];
-    let rec = record_len(len).unwrap();
-    let offset = producer.try_reserve(rec).unwrap().expect("room");
+/// Fills the record of `rec` bytes reserved at `offset` with frame `n`
+/// (checksummed) and publishes it.
+fn write_frame(
+    producer: &mut Producer<MappedBytes>,
+    offset: usize,
+    rec: usize,
+    n: u64,
+    body: &[u8],
+) {
     let mut head = [0u8; HEADER_LEN];
-    let header = Header::new(message_type::DATA, 0, n, 0).encode_for(&body, &mut head);
-    producer.write(offset + PAYLOAD_OFFSET, &body);
+    let header = Header::new(message_type::DATA, flags::CHECKSUM, n, 0).encode_for(body, &mut head);
+    producer.write(offset + PAYLOAD_OFFSET, body);
     producer.bytes().write_header(offset + STAMP_LEN, &header);
     producer.commit(rec);
+}
+
+/// Publishes frame `n` with `len` payload bytes, which must fit now.
+fn publish(producer: &mut Producer<MappedBytes>, n: u64, len: usize) {
+    let rec = record_len(len).unwrap();
+    let offset = producer.try_reserve(rec).unwrap().expect("room");
+    write_frame(producer, offset, rec, n, &vec![n as u8; len]);
 }
 
 /// Reads the next frame, which must be frame `n`, and releases it.

@@ -465,7 +465,8 @@ mod tests {
             assert_eq!(reader.join().unwrap(), [0xdd; 100]);
         });
         // Reading on: given back once an eighth of the ring has been read.
-        let big = vec![0xcc; (TEST_CAPACITY / FLUSH_BATCH) as usize / 4 - 40];
+        let batch = (TEST_CAPACITY / FLUSH_BATCH) as usize;
+        let big = vec![0xcc; batch / 4 - 40];
         for _ in 0..5 {
             producer.send(&big).unwrap();
         }
@@ -474,11 +475,10 @@ mod tests {
         }
         assert_eq!(shared_tail(&producer), 384, "less than a batch read");
         assert_eq!(consumer.recv(big.len()).unwrap(), &big[..]);
-        assert_eq!(shared_tail(&producer), 576 + TEST_CAPACITY / FLUSH_BATCH);
+        assert_eq!(shared_tail(&producer), (576 + batch) as u64);
         assert_eq!(word_at(&producer, 576 + 64), 0, "the first, given back");
-        let fifth = 576 + TEST_CAPACITY as usize / FLUSH_BATCH as usize;
         assert_eq!(
-            word_at(&producer, fifth + 64),
+            word_at(&producer, 576 + batch + 64),
             u64::from_le_bytes([0xcc; 8]),
             "the fifth, read, is not yet given back"
         );
