@@ -118,6 +118,53 @@ fn usage(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
+/// One honest call on a connection of its own, closed again.
+fn first_call(url: &str) {
+    let options = Options::default().with_connect_timeout(Duration::from_secs(10));
+    let mut client = Client::connect_with(url, &options).expect("first client connects");
+    client.set_timeout(Some(Duration::from_secs(10)));
+    assert_eq!(client.call(b"ADD 1 2").expect("first call"), b"OK 3");
+    client.close().expect("first client closes");
+}
+
+/// `usage(pid)` once its descriptor count has not changed for 200 ms
+/// (or after 3 s).
+fn settled(pid: u32) -> (u64, usize) {
+    let started = Instant::now();
+    let mut last = usage(pid);
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_millis(200) && started.elapsed() < Duration::from_secs(3)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = usage(pid);
+        if now.1 != last.1 {
+            since = Instant::now();
+        }
+        last = now;
+    }
+    last
+}
+
+/// What the open descriptors of process `pid` are (for a failure message).
+fn descriptors(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return String::new();
+    };
+    let mut fds: Vec<(u32, String)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect();
+    fds.sort();
+    fds.iter()
+        .map(|(fd, target)| format!("{fd}={target}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[derive(Default)]
 struct Counts {
     calls: AtomicU64,
@@ -234,7 +281,12 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
     let mut server = Proc::spawn("server", &url, "");
     let endpoint = server.expect_fields("READY")[0].clone();
     let pid = server.pid();
-    let idle = usage(pid);
+    // The baseline: the server once it has served a first client and let
+    // it go (its event loop's descriptors exist by then), counted when the
+    // count has stopped changing.
+    first_call(&endpoint);
+    let idle = settled(pid);
+    let idle_fds = descriptors(pid);
     let counts = Counts::default();
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -256,10 +308,20 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    // Let the server notice the last clients leave.
+    // Descriptors: back to the baseline once every client has left. UDP
+    // has no connection to lose: the conversation of a client that vanished
+    // without a GOODBYE (killed, or misbehaving) keeps its eventfd until the
+    // server's idle expiry (udp::IDLE_EXPIRY, longer than this run), bounded
+    // by the number of such clients.
+    let vanished = if t.name == "udp" {
+        (counts.killed.load(Ordering::Relaxed) + counts.misbehaved.load(Ordering::Relaxed)) as usize
+    } else {
+        0
+    };
+    // Let the server notice the last clients leave (bounded).
     let settle = Instant::now();
     let mut end = usage(pid);
-    while end.1 > idle.1 && settle.elapsed() < Duration::from_secs(5) {
+    while end.1 > idle.1 + vanished && settle.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
         end = usage(pid);
     }
@@ -295,26 +357,14 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
     };
     check("wrong", wrong == 0, format!("{wrong} wrong answers"));
     check("calls", calls > 0, "no call succeeded".into());
-    // Descriptors: back to the idle count once every client has left. UDP
-    // has no connection to lose: the conversation of a client that vanished
-    // without a GOODBYE (killed, or misbehaving) keeps its eventfd until the
-    // server's idle expiry (udp::IDLE_EXPIRY, longer than this run), bounded
-    // by the number of such clients.
-    // A fifo server keeps its session's descriptors (the request reader, the
-    // reply writer and a keep-open writer) between sessions, so its steady
-    // state is idle + 3 once it has served anyone; other servers, idle + 2.
-    let steady = if t.name == "fifo" { 3 } else { 2 };
-    let vanished = if t.name == "udp" {
-        counts.killed.load(Ordering::Relaxed) + counts.misbehaved.load(Ordering::Relaxed)
-    } else {
-        0
-    };
     check(
         "fds",
-        end.1 <= idle.1 + steady + vanished as usize,
+        end.1 <= idle.1 + vanished,
         format!(
-            "fds {} idle, {} at the end ({vanished} clients vanished)",
-            idle.1, end.1
+            "fds {} idle, {} at the end ({vanished} clients vanished); idle: {idle_fds}; end: {}",
+            idle.1,
+            end.1,
+            descriptors(pid)
         ),
     );
     // Memory: the end within 16 MiB (allocator caches, thread stacks) or 50% of warm.
