@@ -145,6 +145,35 @@ fn settled(pid: u32) -> (u64, usize) {
     last
 }
 
+/// Where each thread of process `pid` waits: the system call it is in
+/// (number and arguments) and the innermost kernel frames (root only),
+/// for a failure message.
+fn waits(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return String::new();
+    };
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    tasks
+        .flatten()
+        .map(|task| {
+            let syscall = read(task.path().join("syscall"));
+            let stack = read(task.path().join("stack"));
+            let frames: Vec<&str> = stack
+                .lines()
+                .take(3)
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .collect();
+            format!(
+                "thread {}: syscall {} in {}",
+                task.file_name().to_string_lossy(),
+                syscall.trim(),
+                frames.join(" < ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What the open descriptors of process `pid` are (for a failure message).
 fn descriptors(pid: u32) -> String {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -174,15 +203,19 @@ struct Counts {
     misbehaved: AtomicU64,
 }
 
-/// One honest client: calls until `stop`, reconnecting every 100 calls.
-fn honest(url: &str, seed: u64, stop: &AtomicBool, counts: &Counts) {
+/// One honest client of the server `server` (a pid): calls until `stop`,
+/// reconnecting every 100 calls; a failure prints where the server waits.
+fn honest(url: &str, server: u32, seed: u64, stop: &AtomicBool, counts: &Counts) {
     let mut rng = Rng(seed | 1);
     let options = Options::default().with_connect_timeout(Duration::from_secs(10));
     while !stop.load(Ordering::Relaxed) {
         let mut client = match Client::connect_with(url, &options) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("soak: connect {url}: {e}");
+                eprintln!(
+                    "soak: connect {url}: {e}; the server waits: {}",
+                    waits(server)
+                );
                 counts.errors.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
@@ -207,7 +240,10 @@ fn honest(url: &str, seed: u64, stop: &AtomicBool, counts: &Counts) {
                     }
                 }
                 Err(e) => {
-                    eprintln!("soak: call on {url}: {e}");
+                    eprintln!(
+                        "soak: call on {url}: {e}; the server waits: {}",
+                        waits(server)
+                    );
                     counts.errors.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -295,7 +331,7 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
     std::thread::scope(|s| {
         for i in 0..t.clients {
             let (endpoint, stop, counts) = (&endpoint, &stop, &counts);
-            s.spawn(move || honest(endpoint, 0x9e37_79b9 * (i as u64 + 1), stop, counts));
+            s.spawn(move || honest(endpoint, pid, 0x9e37_79b9 * (i as u64 + 1), stop, counts));
         }
         s.spawn(|| misbehave(t, &endpoint, &stop, &counts));
         // Warm-up: a quarter of the run; then sample until the end.
@@ -361,10 +397,12 @@ fn soak(t: &Transport, run_for: Duration) -> Vec<String> {
         "fds",
         end.1 <= idle.1 + vanished,
         format!(
-            "fds {} idle, {} at the end ({vanished} clients vanished); idle: {idle_fds}; end: {}",
+            "fds {} idle, {} at the end ({vanished} clients vanished); idle: {idle_fds}; \
+             end: {}; the server waits: {}",
             idle.1,
             end.1,
-            descriptors(pid)
+            descriptors(pid),
+            waits(pid)
         ),
     );
     // Memory: the end within 16 MiB (allocator caches, thread stacks) or 50% of warm.
