@@ -154,7 +154,12 @@ fn reader(args: &Args) -> utp::Result<()> {
             (b, s)
         };
         reads += 1;
-        if last_report.elapsed() >= Duration::from_secs(1) {
+        // A report every second, and one more at the end, so a run of any
+        // length ends with the latest book.
+        let done = args
+            .secs
+            .is_some_and(|s| start.elapsed() >= Duration::from_secs(s));
+        if done || last_report.elapsed() >= Duration::from_secs(1) {
             let secs = last_report.elapsed().as_secs_f64();
             println!(
                 "best bid {:.2} x {} | ask {:.2} x {} | update #{} {} µs old | {:.1} M reads/s, {} distinct updates",
@@ -170,10 +175,7 @@ fn reader(args: &Args) -> utp::Result<()> {
             (reads, updates) = (0, 0);
             last_report = Instant::now();
         }
-        if args
-            .secs
-            .is_some_and(|s| start.elapsed() >= Duration::from_secs(s))
-        {
+        if done {
             return Ok(());
         }
     }
