@@ -5,7 +5,24 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+
+/// The writer process and its cell, stopped and removed if the test fails
+/// part-way (a passing run has already seen the writer remove its cell).
+struct Writer {
+    child: Child,
+    cell: String,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.cell);
+    }
+}
 
 fn example() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -20,12 +37,16 @@ fn orderbook_writer_and_reader_processes() {
         return;
     };
     let url = format!("shm://test-orderbook-{}", std::process::id());
-    let mut writer = Command::new(&bin)
-        .args(["writer", &url, "--secs", "3", "--interval-us", "100"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(writer.stdout.take().unwrap());
+    let name = url.trim_start_matches("shm://");
+    let mut writer = Writer {
+        child: Command::new(&bin)
+            .args(["writer", &url, "--secs", "3", "--interval-us", "100"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        cell: format!("/dev/shm/utp.cell.{name}"),
+    };
+    let mut out = BufReader::new(writer.child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
     assert!(first.starts_with("writer pid"), "{first:?}");
@@ -44,13 +65,12 @@ fn orderbook_writer_and_reader_processes() {
             "{mode:?}: {text}"
         );
         // The writer's pid as a number, not a Rust `Some(..)`.
-        let header = format!("reader of {url} (writer pid {}), ", writer.id());
+        let header = format!("reader of {url} (writer pid {}), ", writer.child.id());
         assert!(text.starts_with(&header), "{mode:?}: {text}");
     }
-    let status = writer.wait().unwrap();
+    let status = writer.child.wait().unwrap();
     assert!(status.success());
     drain.join().unwrap().unwrap();
     // The writer removed its cell when it stopped.
-    let name = url.trim_start_matches("shm://");
-    assert!(!std::path::Path::new(&format!("/dev/shm/utp.cell.{name}")).exists());
+    assert!(!std::path::Path::new(&writer.cell).exists());
 }
