@@ -118,11 +118,17 @@ fn usage(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
+/// An honest client's connection: 10 s to connect, 10 s per call.
+fn connect_client(url: &str) -> utp::Result<Client> {
+    let options = Options::default().with_connect_timeout(Duration::from_secs(10));
+    let mut client = Client::connect_with(url, &options)?;
+    client.set_timeout(Some(Duration::from_secs(10)));
+    Ok(client)
+}
+
 /// One honest call on a connection of its own, closed again.
 fn first_call(url: &str) {
-    let options = Options::default().with_connect_timeout(Duration::from_secs(10));
-    let mut client = Client::connect_with(url, &options).expect("first client connects");
-    client.set_timeout(Some(Duration::from_secs(10)));
+    let mut client = connect_client(url).expect("first client connects");
     assert_eq!(client.call(b"ADD 1 2").expect("first call"), b"OK 3");
     client.close().expect("first client closes");
 }
@@ -207,9 +213,8 @@ struct Counts {
 /// reconnecting every 100 calls; a failure prints where the server waits.
 fn honest(url: &str, server: u32, seed: u64, stop: &AtomicBool, counts: &Counts) {
     let mut rng = Rng(seed | 1);
-    let options = Options::default().with_connect_timeout(Duration::from_secs(10));
     while !stop.load(Ordering::Relaxed) {
-        let mut client = match Client::connect_with(url, &options) {
+        let mut client = match connect_client(url) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!(
@@ -221,7 +226,6 @@ fn honest(url: &str, server: u32, seed: u64, stop: &AtomicBool, counts: &Counts)
                 continue;
             }
         };
-        client.set_timeout(Some(Duration::from_secs(10)));
         for _ in 0..100 {
             if stop.load(Ordering::Relaxed) {
                 break;
