@@ -57,6 +57,18 @@ fn wait_for_fds(pid: u32, base: usize, n: usize) {
 }
 
 /// The first bytes of a valid request frame that declares `len` payload bytes.
+/// Waits until the server started as `server` accepts connections at `path`.
+/// The file appears at `bind`, a moment before `listen`: a connect in between
+/// is refused, so only a connection that succeeds says the server is up.
+fn wait_listening(path: &std::path::Path, server: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(path).is_err() {
+        assert!(server.try_wait().unwrap().is_none(), "the server exited");
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn header_bytes(len: u32) -> Vec<u8> {
     let mut head = frame::encode_to_vec(
         &Header::new(message_type::REQUEST, flags::CHECKSUM, 1, 0),
@@ -323,11 +335,7 @@ fn mass_closes_do_not_flood_the_log() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_listening(&path, &mut server);
     let head = header_bytes(9);
     let mut conns: Vec<UnixStream> = (0..300)
         .map(|_| UnixStream::connect(&path).unwrap())
@@ -392,11 +400,7 @@ fn running_out_of_descriptors_closes_the_longest_idle_connection() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_listening(&path, &mut server);
     // Far more idle connections than the server has descriptors.
     let idle: Vec<UnixStream> = (0..300)
         .map(|_| UnixStream::connect(&path).unwrap())
