@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Longest socket path (`sun_path` is 108 bytes including the final NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -156,6 +157,28 @@ pub fn socket_path(dir: &Path, file: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// How long a socket file that refuses connections is given to start
+/// listening before it is judged stale: a server binds (the file appears) a
+/// moment before it listens, and a connect in between is refused exactly as
+/// if its server were dead.
+pub(crate) const STARTING_GRACE: Duration = Duration::from_millis(100);
+
+/// Connects with `connect`; if `refused` says the attempt was refused, tries
+/// once more after [`STARTING_GRACE`], so a server that is just starting is
+/// not taken for a dead one. Only a second refusal is returned.
+pub(crate) fn connect_with_grace<T, E>(
+    connect: impl Fn() -> std::result::Result<T, E>,
+    refused: impl Fn(&E) -> bool,
+) -> std::result::Result<T, E> {
+    match connect() {
+        Err(e) if refused(&e) => {
+            std::thread::sleep(STARTING_GRACE);
+            connect()
+        }
+        other => other,
+    }
+}
+
 /// Binds a listening Unix socket at `path` (in a directory checked by
 /// [`ensure`]) with file mode `mode`. A stale socket (its server is gone:
 /// connecting is refused) is replaced; a live one is `InUse`; anything that
@@ -182,7 +205,11 @@ pub fn bind_socket(path: &Path, mode: u32, endpoint: &str) -> Result<UnixListene
                         ),
                     ));
                 }
-                match UnixStream::connect(path) {
+                let probe = connect_with_grace(
+                    || UnixStream::connect(path),
+                    |e| e.kind() == std::io::ErrorKind::ConnectionRefused,
+                );
+                match probe {
                     Ok(_) => {
                         return Err(Error::InUse {
                             endpoint: endpoint.to_string(),

@@ -6,7 +6,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 use utp::frame::{Frame, flags, message_type};
 use utp::transport::stream::{Framing, StreamChannel, StreamIo};
@@ -131,6 +131,37 @@ fn socket_files_are_private() {
     assert_eq!(mode, 0o600);
     drop(listener);
     assert!(!std::path::Path::new(&path).exists(), "removed on drop");
+}
+
+/// A server that has bound its socket but not yet called `listen` refuses
+/// connections, like a dead one: a second server starting on the same path
+/// must give it time to listen instead of removing its file.
+#[test]
+fn a_socket_about_to_listen_is_not_taken_for_stale() {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+    let path = format!("{}.sock", util::tmp_path("starting"));
+    let url = format!("unix://{path}");
+    let starting = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).unwrap();
+    rustix::net::bind(&starting, &SocketAddrUnix::new(path.as_str()).unwrap()).unwrap();
+    let id = std::fs::metadata(&path)
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap();
+    let listening = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(10));
+            rustix::net::listen(&starting, 8).unwrap();
+        });
+        utp::listen(&url)
+    });
+    match listening {
+        Err(Error::InUse { hint, .. }) => assert!(hint.unwrap_or_default().contains("live")),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    let after = std::fs::metadata(&path)
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap();
+    assert_eq!(after, id, "the starting server's socket file was replaced");
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]

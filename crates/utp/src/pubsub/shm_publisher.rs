@@ -281,7 +281,11 @@ fn bind(path: &PathBuf, endpoint: &str) -> Result<UnixListener> {
     match UnixListener::bind(path) {
         Ok(l) => Ok(l),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            if UnixStream::connect(path).is_ok() {
+            // Any failure to connect counts as nobody answering; a publisher
+            // just starting is given a grace to begin listening.
+            if crate::runtime_dir::connect_with_grace(|| UnixStream::connect(path), |_| true)
+                .is_ok()
+            {
                 return Err(Error::InUse {
                     endpoint: endpoint.to_string(),
                     hint: Some(format!("a publisher answers on {}", path.display())),

@@ -5,7 +5,9 @@
 //!   the socket's mode (minus the umask). No path is ever `chmod`ed, so
 //!   nothing can be swapped for a symlink in between.
 //! - A socket file left by a crashed server is detected (connecting to it is
-//!   refused) and replaced; a live server's socket is never stolen. The path
+//!   refused twice, 100 ms apart, so a server between its `bind` and its
+//!   `listen` is not mistaken for a dead one) and replaced; a live server's
+//!   socket is never stolen. The path
 //!   is examined with `lstat`: a symlink (or anything but a socket) at the
 //!   socket path is refused with an error, never followed or removed.
 //! - The listener removes its socket file when closed or dropped, only if
@@ -223,6 +225,20 @@ impl UnixListener {
             UnixAddr::Abstract(_) => None,
         };
         sys_listen(&fd, BACKLOG).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+        // Until `listen`, connects to the file are refused, so another
+        // server starting on the same path may have judged it stale and
+        // replaced it: then fail here rather than listen where nobody can
+        // reach. (Its grace before judging makes this rare.)
+        if let UnixAddr::Path(path) = &addr
+            && socket_file_id(path) != bound
+        {
+            return Err(Error::InUse {
+                endpoint: addr.to_string(),
+                hint: Some(
+                    "another server replaced the socket file while this one was starting".into(),
+                ),
+            });
+        }
         Ok(UnixListener {
             fd: Some(fd),
             bound,
@@ -385,7 +401,11 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
             hint: Some("a file that is not a socket is in the way; remove it yourself".into()),
         });
     }
-    match connect_socket(addr) {
+    let probe = crate::runtime_dir::connect_with_grace(
+        || connect_socket(addr),
+        |e| matches!(e, Error::NotFound { .. }),
+    );
+    match probe {
         Ok(fd) => {
             // The kernel tells a Unix socket's peer: the live server's pid.
             let holder = rustix::net::sockopt::socket_peercred(&fd)
