@@ -18,7 +18,7 @@
 use crate::DeniedReason;
 use crate::error::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -163,6 +163,11 @@ pub fn socket_path(dir: &Path, file: &str) -> Result<PathBuf> {
 /// if its server were dead.
 pub(crate) const STARTING_GRACE: Duration = Duration::from_millis(100);
 
+/// How long a probe of an existing socket file waits for its server to
+/// accept. A server whose accept queue stays full this long is alive (a
+/// dead one refuses at once) but not accepting.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Connects with `connect`; if `refused` says the attempt was refused, tries
 /// once more after [`STARTING_GRACE`], so a server that is just starting is
 /// not taken for a dead one. Only a second refusal is returned.
@@ -206,7 +211,7 @@ pub fn bind_socket(path: &Path, mode: u32, endpoint: &str) -> Result<UnixListene
                     ));
                 }
                 let probe = connect_with_grace(
-                    || UnixStream::connect(path),
+                    || crate::transport::unix::connect_path(path, PROBE_TIMEOUT),
                     |e| e.kind() == std::io::ErrorKind::ConnectionRefused,
                 );
                 match probe {
@@ -214,6 +219,15 @@ pub fn bind_socket(path: &Path, mode: u32, endpoint: &str) -> Result<UnixListene
                         return Err(Error::InUse {
                             endpoint: endpoint.to_string(),
                             hint: Some(format!("{} is served by a live process", path.display())),
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        return Err(Error::InUse {
+                            endpoint: endpoint.to_string(),
+                            hint: Some(format!(
+                                "{} is served by a live process that is not accepting ({e})",
+                                path.display()
+                            )),
                         });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -262,7 +276,7 @@ pub fn remove_stale_sockets(dir: &Path, prefixes: &[&str]) -> usize {
             continue;
         }
         let path = entry.path();
-        if let Err(e) = UnixStream::connect(&path)
+        if let Err(e) = crate::transport::unix::connect_path(&path, PROBE_TIMEOUT)
             && e.kind() == std::io::ErrorKind::ConnectionRefused
             && std::fs::remove_file(&path).is_ok()
         {

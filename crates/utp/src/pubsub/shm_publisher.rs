@@ -19,7 +19,7 @@ use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::seqlock::futex;
 use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -281,11 +281,15 @@ fn bind(path: &PathBuf, endpoint: &str) -> Result<UnixListener> {
     match UnixListener::bind(path) {
         Ok(l) => Ok(l),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            // Any failure to connect counts as nobody answering; a publisher
-            // just starting is given a grace to begin listening.
-            if crate::runtime_dir::connect_with_grace(|| UnixStream::connect(path), |_| true)
-                .is_ok()
-            {
+            // A failure to connect counts as nobody answering, but for a
+            // full accept queue (a live publisher that is not accepting); a
+            // publisher just starting is given a grace to begin listening.
+            let full = |e: &std::io::Error| e.kind() == std::io::ErrorKind::TimedOut;
+            let probe = crate::runtime_dir::connect_with_grace(
+                || crate::transport::unix::connect_path(path, crate::runtime_dir::PROBE_TIMEOUT),
+                |e| !full(e),
+            );
+            if probe.as_ref().is_ok() || probe.as_ref().is_err_and(full) {
                 return Err(Error::InUse {
                     endpoint: endpoint.to_string(),
                     hint: Some(format!("a publisher answers on {}", path.display())),

@@ -53,16 +53,22 @@ pub struct ShmSubscriber {
 /// Connects to publisher `name`'s rendezvous socket and checks that it
 /// belongs to our own user.
 fn connect_socket(path: &Path, endpoint: &str, owner: u32) -> Result<UnixStream> {
-    let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Error::denied(
-            DeniedReason::Untrusted,
-            format!("{endpoint}: {} is not ours to reach: {e}", path.display()),
-        ),
-        _ => Error::NotFound {
-            endpoint: endpoint.to_string(),
-            reason: format!("no publisher at {}: {e}", path.display()),
-        },
-    })?;
+    let timeout = super::rendezvous::REQUEST_TIMEOUT * 5;
+    let stream =
+        crate::transport::unix::connect_path(path, timeout).map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => Error::Timeout {
+                waiting_for: "the publisher to accept (its accept queue stayed full)",
+                after: timeout,
+            },
+            std::io::ErrorKind::PermissionDenied => Error::denied(
+                DeniedReason::Untrusted,
+                format!("{endpoint}: {} is not ours to reach: {e}", path.display()),
+            ),
+            _ => Error::NotFound {
+                endpoint: endpoint.to_string(),
+                reason: format!("no publisher at {}: {e}", path.display()),
+            },
+        })?;
     let cred = rustix::net::sockopt::socket_peercred(&stream)
         .map_err(|e| Error::io("reading the publisher's credentials", e))?;
     if cred.uid.as_raw() != owner {
@@ -74,10 +80,9 @@ fn connect_socket(path: &Path, endpoint: &str, owner: u32) -> Result<UnixStream>
             ),
         ));
     }
-    let timeout = Some(super::rendezvous::REQUEST_TIMEOUT * 5);
     stream
-        .set_read_timeout(timeout)
-        .and_then(|_| stream.set_write_timeout(timeout))
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| Error::io("configuring the rendezvous connection", e))?;
     Ok(stream)
 }

@@ -67,7 +67,12 @@ pub(super) fn peer_creds(stream: &UnixStream, endpoint: &str) -> PeerInfo {
 
 /// Connects to the first listening socket among the candidate paths
 /// (`docs/shm-layout.md` 2.2), skipping directories that fail the checks.
-fn connect_socket(address: &Address, policy: &PeerPolicy, url: &str) -> Result<UnixStream> {
+fn connect_socket(
+    address: &Address,
+    policy: &PeerPolicy,
+    url: &str,
+    timeout: Duration,
+) -> Result<UnixStream> {
     let mut tried = Vec::new();
     for (path, uid, kind) in rendezvous::connect_paths(address, policy.allowed_uids())? {
         let dir = path.parent().unwrap_or(&path);
@@ -78,8 +83,14 @@ fn connect_socket(address: &Address, policy: &PeerPolicy, url: &str) -> Result<U
             }
             continue;
         }
-        match UnixStream::connect(&path) {
+        match crate::transport::unix::connect_path(&path, timeout) {
             Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(Error::Timeout {
+                    waiting_for: "the shared-memory listener to accept (its accept queue stayed full)",
+                    after: timeout,
+                });
+            }
             Err(e) => tried.push(format!("{} ({e})", path.display())),
         }
     }
@@ -102,8 +113,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
     let settings = settings(endpoint)?;
     let policy = PeerPolicy::from_endpoint(endpoint)?;
     let url = endpoint.address.to_string();
-    let stream = connect_socket(&endpoint.address, &policy, &url)?;
     let timeout = options.connect_timeout.max(Duration::from_millis(1));
+    let stream = connect_socket(&endpoint.address, &policy, &url, timeout)?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))

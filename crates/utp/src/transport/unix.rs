@@ -10,6 +10,9 @@
 //!   socket is never stolen. The path
 //!   is examined with `lstat`: a symlink (or anything but a socket) at the
 //!   socket path is refused with an error, never followed or removed.
+//! - `connect` gives up at the connect timeout when the server has stopped
+//!   accepting (a full accept queue would hold a blocking `connect` for
+//!   ever): the socket has a send timeout (`SO_SNDTIMEO`) while it connects.
 //! - The listener removes its socket file when closed or dropped, only if
 //!   the path still holds the very socket it bound.
 //! - Peer credentials (`SO_PEERCRED`) are in [`PeerInfo`] and checked on both
@@ -96,30 +99,83 @@ fn new_socket() -> Result<OwnedFd> {
     .map_err(|e| Error::io("create a Unix socket", e))
 }
 
-/// Connects a stream socket to `addr`, failing fast if nobody listens.
-#[doc(hidden)]
-pub fn connect_socket(addr: &UnixAddr) -> Result<OwnedFd> {
-    let sockaddr = addr.sockaddr()?;
-    let fd = new_socket()?;
+/// Connects a Unix stream socket to `addr` within `timeout`.
+///
+/// A server that has stopped accepting has a full accept queue, and a
+/// blocking `connect` to it waits in the kernel until there is room: for
+/// ever, unless the socket has a send timeout (`SO_SNDTIMEO`, which a Unix
+/// `connect` honours). It is set for the connect and cleared afterwards,
+/// so the connected socket blocks as usual. Fails with `EAGAIN` when the
+/// queue stayed full for `timeout`.
+pub(crate) fn connect_unix(
+    addr: &SocketAddrUnix,
+    timeout: Duration,
+) -> rustix::io::Result<OwnedFd> {
+    let fd = socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // A zero duration means "no timeout" to the kernel: use the smallest real one.
+    let limit = timeout.max(Duration::from_millis(1));
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(limit))?;
+    let deadline = Deadline::after(Some(limit));
     loop {
-        return match sys_connect(&fd, &sockaddr) {
-            Ok(()) => Ok(fd),
-            Err(Errno::INTR) => continue,
-            Err(e @ (Errno::NOENT | Errno::CONNREFUSED)) => Err(Error::NotFound {
-                endpoint: addr.to_string(),
-                reason: match e {
-                    Errno::NOENT => "the socket does not exist (is the server running?)".into(),
-                    _ => "connection refused: nothing is listening (the server may have exited)"
-                        .into(),
-                },
-            }),
-            Err(Errno::AGAIN) => Err(Error::NotFound {
-                endpoint: addr.to_string(),
-                reason: "the server's accept queue is full".into(),
-            }),
-            Err(e) => Err(Error::io(format!("connect to {addr}"), e)),
-        };
+        match sys_connect(&fd, addr) {
+            Ok(()) => break,
+            // A signal: try again with what is left of the time.
+            Err(Errno::INTR) => {
+                let left = deadline.remaining().unwrap_or_default();
+                if left.is_zero() {
+                    return Err(Errno::AGAIN);
+                }
+                sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(left))?;
+            }
+            Err(e) => return Err(e),
+        }
     }
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, None)?;
+    Ok(fd)
+}
+
+/// [`connect_unix`] to a socket file, as a `std` stream; a full accept
+/// queue for `timeout` is `ErrorKind::TimedOut`.
+pub(crate) fn connect_path(
+    path: &Path,
+    timeout: Duration,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let addr = SocketAddrUnix::new(path)?;
+    match connect_unix(&addr, timeout) {
+        Ok(fd) => Ok(fd.into()),
+        Err(Errno::AGAIN) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the server did not accept within {timeout:?} (its accept queue stayed full)"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Connects a stream socket to `addr`, failing fast if nobody listens and
+/// with [`Error::Timeout`] if the server does not accept within `timeout`.
+#[doc(hidden)]
+pub fn connect_socket(addr: &UnixAddr, timeout: Duration) -> Result<OwnedFd> {
+    let sockaddr = addr.sockaddr()?;
+    connect_unix(&sockaddr, timeout).map_err(|e| match e {
+        Errno::NOENT => Error::NotFound {
+            endpoint: addr.to_string(),
+            reason: "the socket does not exist (is the server running?)".into(),
+        },
+        Errno::CONNREFUSED => Error::NotFound {
+            endpoint: addr.to_string(),
+            reason: "connection refused: nothing is listening (the server may have exited)".into(),
+        },
+        Errno::AGAIN => Error::Timeout {
+            waiting_for: "the Unix socket server to accept (its accept queue stayed full)",
+            after: timeout,
+        },
+        e => Error::io(format!("connect to {addr}"), e),
+    })
 }
 
 /// Connects to a `unix://` endpoint.
@@ -129,7 +185,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
     let options = &crate::transport::transport_options(endpoint, options, &["unix"])?;
     let addr = UnixAddr::of(endpoint).expect("unix::connect called with a unix:// endpoint");
     let policy = PeerPolicy::from_endpoint(endpoint)?;
-    let fd = connect_socket(&addr)?;
+    let fd = connect_socket(&addr, options.connect_timeout)?;
     let peer = peer_info(&fd, &addr);
     match (peer.uid, peer.gid) {
         (Some(uid), Some(gid)) => policy.check_server(&addr.to_string(), "the socket", uid, gid)?,
@@ -402,10 +458,17 @@ fn remove_if_stale(path: &Path, addr: &UnixAddr) -> Result<()> {
         });
     }
     let probe = crate::runtime_dir::connect_with_grace(
-        || connect_socket(addr),
+        || connect_socket(addr, crate::runtime_dir::PROBE_TIMEOUT),
         |e| matches!(e, Error::NotFound { .. }),
     );
     match probe {
+        Err(Error::Timeout { .. }) => Err(Error::InUse {
+            endpoint: addr.to_string(),
+            hint: Some(
+                "a live server is there, not accepting connections (its accept queue is full)"
+                    .into(),
+            ),
+        }),
         Ok(fd) => {
             // The kernel tells a Unix socket's peer: the live server's pid.
             let holder = rustix::net::sockopt::socket_peercred(&fd)
