@@ -187,12 +187,15 @@ fn ready_file_then_wait_then_call_never_races() {
             "{}.ready",
             path.display()
         )));
-        let mut server = utp()
-            .args(["serve", "calc", "--on", &url, "--ready-file"])
-            .arg(&ready.0)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Stopped even if an assertion fails before the end.
+        let mut server = util::Killed(
+            utp()
+                .args(["serve", "calc", "--on", &url, "--ready-file"])
+                .arg(&ready.0)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let waited = run(&["wait", &url, "--timeout", "20s"]);
         assert!(waited.status.success(), "{}", stderr(&waited));
         let out = run(&["call", &url, "ADD", "10", "20"]);
@@ -202,11 +205,11 @@ fn ready_file_then_wait_then_call_never_races() {
             format!("{url}\n")
         );
         rustix::process::kill_process(
-            rustix::process::Pid::from_child(&server),
+            rustix::process::Pid::from_child(&server.0),
             rustix::process::Signal::TERM,
         )
         .unwrap();
-        assert!(server.wait().unwrap().success());
+        assert!(server.0.wait().unwrap().success());
         assert!(!ready.0.exists(), "the ready file is removed on exit");
         assert!(!path.exists(), "the socket is removed on exit");
     }

@@ -328,14 +328,17 @@ fn mass_closes_do_not_flood_the_log() {
     let url = format!("unix://{}?frame_timeout_ms=300", path.display());
     let log_path = format!("/tmp/{}.log", util::unique("quiet-log"));
     let _cleanup = util::RemoveOnDrop(log_path.clone().into());
-    let mut server = util::utp()
-        .args(["serve", "calc", "--on", &url])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    wait_listening(&path, &mut server);
+    // Stopped (and its socket removed) even if an assertion fails first.
+    let mut server = util::Killed(
+        util::utp()
+            .args(["serve", "calc", "--on", &url])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(&path, &mut server.0);
     let head = header_bytes(9);
     let mut conns: Vec<UnixStream> = (0..300)
         .map(|_| UnixStream::connect(&path).unwrap())
@@ -349,11 +352,7 @@ fn mass_closes_do_not_flood_the_log() {
         assert!(took < Duration::from_secs(5));
     }
     std::thread::sleep(Duration::from_millis(1500)); // the count is written a second later
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_child(&server),
-        rustix::process::Signal::TERM,
-    );
-    let _ = server.wait();
+    drop(server); // SIGTERM, and wait for it to exit
     let log = std::fs::read_to_string(&log_path).unwrap();
     let one_by_one = log.lines().filter(|l| l.contains("frame deadline")).count();
     let counted: u64 = log
@@ -391,16 +390,18 @@ fn running_out_of_descriptors_closes_the_longest_idle_connection() {
     }
     let path = util::socket_path("nofile");
     let url = format!("unix://{}", path.display());
-    let mut server = std::process::Command::new("prlimit")
-        .args(["--nofile=128:128", "--"])
-        .arg(env!("CARGO_BIN_EXE_utp"))
-        .args(["serve", "calc", "--on", &url])
-        .env("RUST_LOG", "error")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(&path, &mut server);
+    let mut server = util::Killed(
+        std::process::Command::new("prlimit")
+            .args(["--nofile=128:128", "--"])
+            .arg(env!("CARGO_BIN_EXE_utp"))
+            .args(["serve", "calc", "--on", &url])
+            .env("RUST_LOG", "error")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(&path, &mut server.0);
     // Far more idle connections than the server has descriptors.
     let idle: Vec<UnixStream> = (0..300)
         .map(|_| UnixStream::connect(&path).unwrap())
@@ -416,10 +417,6 @@ fn running_out_of_descriptors_closes_the_longest_idle_connection() {
     );
     drop(client);
     drop(idle);
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_child(&server),
-        rustix::process::Signal::TERM,
-    );
-    let _ = server.wait();
+    drop(server); // SIGTERM, and wait for it to exit
     assert!(!path.exists());
 }
