@@ -272,6 +272,50 @@ fn fifo_second_client_waits_then_gets_in() {
     );
 }
 
+/// The server takes an exclusive lock on `PATH.resp` for a session. Another
+/// process of the same user holding a lock there must not hold the
+/// listener: `accept` keeps its deadline, and the session starts once the
+/// lock is let go.
+#[test]
+fn a_fifo_listener_keeps_its_deadline_while_another_process_holds_the_session_lock() {
+    use rustix::fs::{FlockOperation, OFlags, flock};
+    let base = util::tmp_path("fifolock");
+    let url = format!("fifo://{base}");
+    let mut listener = utp::listen(&url).unwrap();
+    let holder = rustix::fs::open(
+        format!("{base}.resp").as_str(),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    flock(&holder, FlockOperation::LockShared).unwrap();
+    let client = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut client = utp::service::Client::connect(&url).unwrap();
+            client.call(b"ping").unwrap().to_vec()
+        }
+    });
+    let started = std::time::Instant::now();
+    let waited = listener.accept_timeout(Some(Duration::from_millis(500)));
+    let took = started.elapsed();
+    assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    drop(holder);
+    let mut session = listener
+        .accept_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frame = Frame::with_capacity(64);
+    let ten = Some(Duration::from_secs(10));
+    session.recv_timeout(&mut frame, ten).unwrap();
+    assert_eq!(frame.payload(), b"ping");
+    let sequence = frame.header.sequence;
+    session
+        .reply_timeout(message_type::RESPONSE, 0, b"pong", sequence, ten)
+        .unwrap();
+    assert_eq!(client.join().unwrap(), b"pong");
+}
+
 #[test]
 fn fifos_are_private_and_removed() {
     let base = util::tmp_path("fifomode");

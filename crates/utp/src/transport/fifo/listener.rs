@@ -226,18 +226,36 @@ impl FifoListener {
         Ok(())
     }
 
-    fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Result<Box<dyn Channel>> {
+    /// Starts the session of the client whose bytes wait in `req`; `None`
+    /// (both descriptors kept for the next look) while the session lock
+    /// cannot be taken.
+    fn session(&mut self, req: OwnedFd, resp: OwnedFd) -> Result<Option<Box<dyn Channel>>> {
+        // Held until the session closes PATH.resp: a new client waits for it
+        // (see `connect`). utp clients only test this lock, for an instant;
+        // anything holding it longer (another process of this user) must
+        // not hold the listener: never wait for it, look again later, so
+        // `accept` keeps its deadline.
+        match rustix::fs::flock(&resp, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(Errno::WOULDBLOCK | Errno::INTR) => {
+                log::debug!(
+                    "{} is locked by another process; looking again",
+                    self.resp.display()
+                );
+                self.probe = Some(req);
+                self.pending_resp = Some(resp);
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(format!("lock {}", self.resp.display()), e)),
+        }
         self.watch_anchor(false)?;
         self.busy.store(true, Ordering::SeqCst);
         // Room for a 64 KiB frame at once (see `pipe::DEFAULT_PIPE_SIZE`).
         for fd in [req.as_fd(), resp.as_fd()] {
             crate::transport::pipe::grow_pipe(fd);
         }
-        // Held until the session closes PATH.resp: a new client waits for it
-        // (see `connect`). Blocking is brief: clients only test this lock.
-        while let Err(Errno::INTR) = rustix::fs::flock(&resp, FlockOperation::LockExclusive) {}
         let url = format!("fifo://{}", self.base.display());
-        Ok(Box::new(FifoChannel {
+        Ok(Some(Box::new(FifoChannel {
             inner: StreamChannel::new(
                 StreamIo::Pair {
                     read: req,
@@ -256,7 +274,7 @@ impl FifoListener {
             heard: true,
             busy: Some(self.busy.clone()),
             client: false,
-        }))
+        })))
     }
 
     /// One look for a client; `Some` when a session starts.
@@ -277,7 +295,7 @@ impl FifoListener {
                 Ok(resp) => {
                     let resp = same_fifo(resp, &self.resp, self.ids.1)?;
                     let req = self.probe.take().expect("probe");
-                    self.session(req, resp).map(Some)
+                    self.session(req, resp)
                 }
                 Err(Errno::NXIO) => {
                     log::warn!(

@@ -12,7 +12,9 @@
 //!   server to close `PATH.resp` in answer, and only then releases the lock,
 //!   so the next client starts on a clean pair.
 //! - The server holds an exclusive `flock` on `PATH.resp` while a session
-//!   lasts; a client waits for it before sending its first bytes.
+//!   lasts; a client waits for it before sending its first bytes. The
+//!   server only ever tries that lock: while another process holds one, it
+//!   looks again later, so `accept` keeps its deadline.
 //! - The tutorial's own client (open `PATH.req` for writing, then `PATH.resp`
 //!   for reading, 4-byte length framing) works too; it takes no lock, so run
 //!   such clients one at a time.
