@@ -161,6 +161,10 @@ fn at_the_limit_a_new_client_takes_the_place_of_the_longest_idle_one() {
     let mut first = Client::connect(&url).unwrap();
     let mut second = Client::connect(&url).unwrap();
     assert_eq!(first.call(b"ADD 1 2").unwrap(), b"OK 3");
+    // A worker notes a client's last activity after its reply is sent; one
+    // preempted in between can note it after the next client's. Apart by
+    // far more than a preemption, the first is unambiguously the older.
+    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(second.call(b"ADD 2 2").unwrap(), b"OK 4");
     // Both idle (a worker lingers 2 ms for a client's next request).
     std::thread::sleep(Duration::from_millis(200));
