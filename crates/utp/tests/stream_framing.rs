@@ -292,3 +292,147 @@ fn a_frame_cut_after_a_whole_one_fails_at_the_frame_deadline() {
     assert!(took < Duration::from_secs(20), "{took:?}");
     drop(peer);
 }
+
+fn pattern(frame_number: usize, size: usize) -> Vec<u8> {
+    (0..size).map(|j| (j * 31 + frame_number) as u8).collect()
+}
+
+/// After a large frame the reader takes the next header and the start of
+/// its payload in one read, the payload straight into the vector the
+/// caller's frame handed back. Whatever follows a large frame (a larger or
+/// smaller one, an empty one, tiny ones packed behind its header, one just
+/// at the threshold) must arrive exactly, over a socket and over a pipe;
+/// the receiver lags, so each read finds several frames waiting.
+#[test]
+fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
+    let sizes = [
+        40_000usize,
+        30_000,
+        20_000,
+        0,
+        100,
+        17_000,
+        50_000,
+        5,
+        1,
+        2,
+        16_384,
+        70_000,
+        3,
+        20_000,
+        16_383,
+        60_000,
+    ];
+    let mut wire = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        wire.extend(frame::encode_to_vec(
+            &Header::new(message_type::DATA, flags::CHECKSUM, i as u64 + 1, 0),
+            &pattern(i, size),
+        ));
+    }
+    for over_pipe in [false, true] {
+        let (mut channel, writer): (StreamChannel, Box<dyn Write + Send>) = if over_pipe {
+            let (read, write) = std::io::pipe().unwrap();
+            let (_, unused_write) = std::io::pipe().unwrap();
+            let channel = StreamChannel::new(
+                StreamIo::Pair {
+                    read: read.into(),
+                    write: Some(unused_write.into()),
+                },
+                Framing::Utp,
+                1 << 20,
+                "pipe pair".into(),
+                Default::default(),
+            );
+            (channel, Box::new(write))
+        } else {
+            let (channel, peer) = channel_and_raw_peer(Framing::Utp);
+            (channel, Box::new(peer))
+        };
+        let bytes = wire.clone();
+        let writer = std::thread::spawn(move || {
+            let mut writer = writer;
+            writer.write_all(&bytes).unwrap();
+            writer
+        });
+        // One frame reused throughout, as a receive loop would.
+        let mut frame = Frame::default();
+        for (i, &size) in sizes.iter().enumerate() {
+            std::thread::sleep(Duration::from_millis(2));
+            channel
+                .recv_timeout(&mut frame, Some(Duration::from_secs(10)))
+                .unwrap();
+            assert_eq!(frame.header.sequence, i as u64 + 1, "pipe: {over_pipe}");
+            assert_eq!(frame.payload().len(), size, "frame {i}, pipe: {over_pipe}");
+            assert!(
+                frame.payload() == pattern(i, size),
+                "frame {i} ({size} bytes) differs, pipe: {over_pipe}"
+            );
+        }
+        drop(writer.join().unwrap());
+        let end = channel.recv_timeout(&mut frame, Some(Duration::from_secs(10)));
+        assert!(end.unwrap_err().is_peer_gone(), "pipe: {over_pipe}");
+    }
+}
+
+/// A header read together with the start of its payload is checked like
+/// any other: garbage after a large frame is an error, never a panic or a
+/// frame, and the stream stays refused.
+#[test]
+fn garbage_after_a_large_frame_is_refused() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut wire = frame::encode_to_vec(
+        &Header::new(message_type::DATA, flags::CHECKSUM, 1, 0),
+        &pattern(0, 40_000),
+    );
+    wire.extend(frame::encode_to_vec(
+        &Header::new(message_type::DATA, flags::CHECKSUM, 2, 0),
+        &pattern(1, 30_000),
+    ));
+    wire.extend_from_slice(&[0xAB; 20_000]);
+    let writer = std::thread::spawn(move || {
+        peer.write_all(&wire).unwrap();
+        peer
+    });
+    let mut frame = Frame::default();
+    for i in 0..2 {
+        std::thread::sleep(Duration::from_millis(20));
+        channel.recv(&mut frame).unwrap();
+        assert!(frame.payload() == pattern(i, frame.payload().len()));
+    }
+    let error = channel.recv(&mut frame).unwrap_err();
+    assert!(!error.is_timeout() && !error.is_peer_gone(), "{error}");
+    let again = channel.recv(&mut frame).unwrap_err();
+    assert!(again.to_string().contains("out of step"), "{again}");
+    drop(writer.join().unwrap());
+}
+
+/// Memory follows the bytes, not the header: a header announcing a
+/// megabyte, followed by 100 bytes, costs the reader about what arrived.
+#[test]
+fn a_header_announcing_a_megabyte_costs_only_the_bytes_that_came() {
+    let (channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut channel = channel;
+    let whole = frame::encode_to_vec(
+        &Header::new(message_type::DATA, flags::CHECKSUM, 1, 0),
+        &vec![1u8; 1 << 20],
+    );
+    peer.write_all(&whole[..frame::HEADER_LEN + 100]).unwrap();
+    let mut frame = Frame::default();
+    let error = channel
+        .recv_timeout(&mut frame, Some(Duration::from_millis(50)))
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    let held = channel.buffered_capacity();
+    assert!(held < 64 * 1024, "{held} bytes held for 132 received");
+    // The rest arrives: the frame is whole.
+    let writer = std::thread::spawn(move || {
+        peer.write_all(&whole[frame::HEADER_LEN + 100..]).unwrap();
+        peer
+    });
+    channel
+        .recv_timeout(&mut frame, Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(frame.payload().len(), 1 << 20);
+    drop(writer.join().unwrap());
+}

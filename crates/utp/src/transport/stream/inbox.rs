@@ -2,13 +2,18 @@
 //!
 //! Bytes arrive in arbitrary pieces. The inbox keeps a buffer (up to 68 KiB)
 //! and the state of a partly received frame, so a read cut short by a timeout loses
-//! nothing: the next call carries on where this one stopped. Payloads larger
-//! than the buffer are read straight into their own vector.
+//! nothing: the next call carries on where this one stopped. Large payloads
+//! are read straight into their own vector, and after a large frame the next
+//! header and the start of its payload arrive in one read, the header into
+//! the buffer and the payload into the vector, so a stream of large frames is
+//! never copied out of the buffer.
 //!
 //! Memory follows the bytes, never a peer's promise: the buffer starts empty
 //! and doubles (up to 68 KiB) only when bytes fill it, and a large payload's
-//! vector grows at most to twice what has arrived (plus 64 KiB), whatever
+//! vector grows at most to twice what has arrived (plus 16 KiB), whatever
 //! length its header declares. An idle connection costs no buffer at all.
+//! The payload vector a caller's frame hands back on each receive is reused
+//! as it is: reads overwrite its old bytes instead of zeroing them first.
 //!
 //! A frame that has started arriving must be complete within the frame
 //! deadline (`Options::frame_timeout`); past it the stream is abandoned, so a
@@ -21,6 +26,7 @@ use crate::channel::Deadline;
 use crate::error::{Error, Result};
 use crate::frame::{self, DecodeError, Frame, HEADER_LEN, Header};
 use crate::transport::wait::{Ready, wait_ready};
+use std::io::IoSliceMut;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -39,16 +45,22 @@ const DIRECT_GROWTH_MIN: usize = 16 * 1024;
 ///
 // Invariants: `start <= end <= buf.len()`; `buf[start..end]` holds received,
 // unconsumed bytes; when `pending` (the header of a frame whose payload
-// is arriving) is set, `payload` holds the first
-// `payload.len() < pending.payload_length` payload bytes of that frame;
-// `frame_started` is set while a frame is partly received and its rest has
-// been waited for (a frame whole in the buffer never starts the clock).
+// is arriving) is set, `payload[..filled]` holds the first
+// `filled < pending.payload_length` payload bytes of that frame, and
+// `filled == 0` otherwise; `filled <= payload.len()`, and the bytes past
+// `filled` are old ones, free to overwrite; `frame_started` is set while a
+// frame is partly received and its rest has been waited for (a frame whole
+// in the buffer never starts the clock).
 pub(crate) struct Inbox {
     buf: Vec<u8>,
     start: usize,
     end: usize,
     pending: Option<Header>,
     payload: Vec<u8>,
+    filled: usize,
+    /// The last frame's payload was large: read the next header together
+    /// with the start of its payload (see `read_split`).
+    expect_large: bool,
     pub(crate) framing: Framing,
     pub(crate) max_payload: usize,
     /// How long a started frame may take to arrive in full.
@@ -92,6 +104,8 @@ impl Inbox {
             end: 0,
             pending: None,
             payload: Vec::new(),
+            filled: 0,
+            expect_large: false,
             framing,
             max_payload,
             frame_timeout: crate::channel::DEFAULT_FRAME_TIMEOUT,
@@ -135,7 +149,12 @@ impl Inbox {
                 match self.parse_header() {
                     Ok(Some(header)) => self.pending = Some(header),
                     Ok(None) => {
-                        self.read_more(io, deadline, timeout, false)?;
+                        let into = if self.split_read_fits() {
+                            ReadInto::Split
+                        } else {
+                            ReadInto::Buffer
+                        };
+                        self.read_more(io, deadline, timeout, into)?;
                         continue;
                     }
                     Err(error) => {
@@ -147,16 +166,39 @@ impl Inbox {
             let want = self
                 .pending
                 .map_or(0, |header| header.payload_length as usize);
-            let take = (want - self.payload.len()).min(self.end - self.start);
-            self.payload
-                .extend_from_slice(&self.buf[self.start..self.start + take]);
-            self.start += take;
-            if self.payload.len() == want {
+            let take = (want - self.filled).min(self.end - self.start);
+            self.take_from_buffer(take);
+            if self.filled == want {
                 return self.complete(frame);
             }
-            let missing = want - self.payload.len();
-            self.read_more(io, deadline, timeout, missing >= DIRECT_READ_MIN)?;
+            let missing = want - self.filled;
+            let into = if missing >= DIRECT_READ_MIN {
+                ReadInto::Payload
+            } else {
+                ReadInto::Buffer
+            };
+            self.read_more(io, deadline, timeout, into)?;
         }
+    }
+
+    /// Moves `take` buffered bytes to the end of the pending payload,
+    /// over the vector's old bytes first, then growing it.
+    fn take_from_buffer(&mut self, take: usize) {
+        let bytes = &self.buf[self.start..self.start + take];
+        let over_old = (self.payload.len() - self.filled).min(take);
+        self.payload[self.filled..self.filled + over_old].copy_from_slice(&bytes[..over_old]);
+        self.payload.extend_from_slice(&bytes[over_old..]);
+        self.filled += take;
+        self.start += take;
+    }
+
+    /// Whether the next read should be a split one: the last frame was
+    /// large, nothing is buffered, and the payload vector has room.
+    fn split_read_fits(&self) -> bool {
+        self.expect_large
+            && self.framing == Framing::Utp
+            && self.start == self.end
+            && self.payload.len() >= DIRECT_READ_MIN
     }
 
     /// One read toward the current frame, within both the caller's deadline
@@ -166,7 +208,7 @@ impl Inbox {
         io: &StreamIo,
         deadline: Deadline,
         timeout: Option<Duration>,
-        direct: bool,
+        into: ReadInto,
     ) -> Result<()> {
         // The frame clock starts when part of a frame is here and the rest
         // must be waited for: a frame that is already whole in the buffer
@@ -176,10 +218,10 @@ impl Inbox {
         }
         let frame_deadline = self.frame_deadline();
         let effective = deadline.min(frame_deadline);
-        let result = if direct {
-            self.read_direct(io, effective, timeout)
-        } else {
-            self.fill_buffer(io, effective, timeout)
+        let result = match into {
+            ReadInto::Buffer => self.fill_buffer(io, effective, timeout),
+            ReadInto::Payload => self.read_direct(io, effective, timeout),
+            ReadInto::Split => self.read_split(io, effective, timeout),
         };
         match (result, frame_deadline) {
             (Err(Error::Timeout { .. }), Some(due)) if Instant::now() >= due => {
@@ -253,14 +295,17 @@ impl Inbox {
             .take()
             .expect("complete() with a pending frame");
         self.frame_started = None;
-        if let Err(error) = frame::verify_checksum(&header, &self.payload) {
+        let filled = std::mem::take(&mut self.filled);
+        if let Err(error) = frame::verify_checksum(&header, &self.payload[..filled]) {
             self.broken = Some(format!("an invalid frame ({error})"));
-            self.payload.clear();
             return Err(error.into());
         }
+        self.expect_large = filled >= DIRECT_READ_MIN;
+        self.payload.truncate(filled);
         frame.header = header;
+        // The caller's old vector comes back, bytes and all, for the next
+        // frame to overwrite.
         std::mem::swap(frame.payload_mut(), &mut self.payload);
-        self.payload.clear();
         Ok(())
     }
 
@@ -293,7 +338,7 @@ impl Inbox {
         let n = read_some(
             io,
             &mut mode,
-            &mut self.buf[self.end..],
+            &mut [IoSliceMut::new(&mut self.buf[self.end..])],
             &mut self.fds,
             deadline,
             timeout,
@@ -308,8 +353,9 @@ impl Inbox {
         Ok(())
     }
 
-    /// Reads more of a large payload straight into its vector, growing it
-    /// by at most what has arrived so far (and at least 64 KiB).
+    /// Reads more of a large payload straight into its vector: over the
+    /// vector's old bytes while it has some, else growing it by at most what
+    /// has arrived so far (and at least 16 KiB).
     fn read_direct(
         &mut self,
         io: &StreamIo,
@@ -319,33 +365,102 @@ impl Inbox {
         let want = self
             .pending
             .map_or(0, |header| header.payload_length as usize);
-        let filled = self.payload.len();
-        // Grow by at most what has arrived (16 KiB at first), or into
-        // capacity this vector already has from earlier frames: memory that
-        // is already ours costs nothing the peer announced.
-        let room = self.payload.capacity() - filled;
-        let step = (want - filled).min(filled.max(DIRECT_GROWTH_MIN).max(room));
-        // Zero-filling costs one pass over the memory but keeps this free of
-        // `unsafe`; it only happens for payloads of 16 KiB and more.
-        self.payload.resize(filled + step, 0);
+        let filled = self.filled;
+        if self.payload.len() == filled {
+            // Grow by at most what has arrived (16 KiB at first), or into
+            // capacity this vector already has from earlier frames: memory
+            // that is already ours costs nothing the peer announced.
+            let room = self.payload.capacity() - filled;
+            let step = (want - filled).min(filled.max(DIRECT_GROWTH_MIN).max(room));
+            // Zero-filling costs one pass over the memory but keeps this free
+            // of `unsafe`; it happens only where no earlier frame left bytes.
+            self.payload.resize(filled + step, 0);
+        }
+        let end = self.payload.len().min(want);
         let progress = self.progress();
         let mut mode = ReadMode {
             socket_timeout: &mut self.socket_timeout,
             may_block: self.reads_may_block,
             blocking: &mut self.read_blocking,
         };
-        let result = read_some(
+        let n = read_some(
             io,
             &mut mode,
-            &mut self.payload[filled..],
+            &mut [IoSliceMut::new(&mut self.payload[filled..end])],
             &mut self.fds,
             deadline,
             timeout,
             progress,
-        );
-        let n = *result.as_ref().unwrap_or(&0);
-        self.payload.truncate(filled + n);
-        result.map(|_| ())
+        )?;
+        self.filled += n;
+        Ok(())
+    }
+
+    /// Reads the next header into the empty buffer and, in the same read,
+    /// what follows it into the payload vector's old bytes (at most a
+    /// buffer's worth): after a large frame the next is likely large too,
+    /// and its payload is then never copied out of the buffer. Bytes beyond
+    /// the new frame's payload (a smaller frame than expected) move to the
+    /// buffer, where the frames after it are read from.
+    fn read_split(
+        &mut self,
+        io: &StreamIo,
+        deadline: Deadline,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.start = 0;
+        self.end = 0;
+        if self.buf.len() < FIRST_BUFFER_LEN {
+            self.buf.resize(FIRST_BUFFER_LEN, 0);
+        }
+        let room = self.payload.len().min(BUFFER_LEN - HEADER_LEN);
+        let mut mode = ReadMode {
+            socket_timeout: &mut self.socket_timeout,
+            may_block: self.reads_may_block,
+            blocking: &mut self.read_blocking,
+        };
+        let n = read_some(
+            io,
+            &mut mode,
+            &mut [
+                IoSliceMut::new(&mut self.buf[..HEADER_LEN]),
+                IoSliceMut::new(&mut self.payload[..room]),
+            ],
+            &mut self.fds,
+            deadline,
+            timeout,
+            None,
+        )?;
+        if n <= HEADER_LEN {
+            self.end = n;
+            return Ok(());
+        }
+        let spilled = n - HEADER_LEN;
+        let head = self
+            .buf
+            .first_chunk::<HEADER_LEN>()
+            .expect("buffer holds a header");
+        let header = match frame::decode_header(head, self.max_payload) {
+            Ok(header) => header,
+            Err(error) => {
+                self.broken = Some(format!("an invalid frame ({error})"));
+                return Err(error.into());
+            }
+        };
+        let own = spilled.min(header.payload_length as usize);
+        self.pending = Some(header);
+        self.filled = own;
+        // The next frame's first bytes, if any, go where it is read from.
+        let next = spilled - own;
+        if self.buf.len() < next {
+            self.buf.resize(
+                next.next_power_of_two().clamp(FIRST_BUFFER_LEN, BUFFER_LEN),
+                0,
+            );
+        }
+        self.buf[..next].copy_from_slice(&self.payload[own..spilled]);
+        self.end = next;
+        Ok(())
     }
 
     /// How far into a frame the reader is, for "peer gone" messages: payload
@@ -354,14 +469,23 @@ impl Inbox {
     fn progress(&self) -> Option<(usize, usize)> {
         let buffered = self.end - self.start;
         match &self.pending {
-            Some(header) => Some((
-                self.payload.len() + buffered,
-                header.payload_length as usize,
-            )),
+            Some(header) => Some((self.filled + buffered, header.payload_length as usize)),
             // Part of a header (a whole one would have been parsed).
             None => (buffered > 0).then_some((buffered, 0)),
         }
     }
+}
+
+/// Where a read puts the bytes.
+#[derive(Clone, Copy)]
+enum ReadInto {
+    /// The buffer (headers, small payloads).
+    Buffer,
+    /// The rest of a large payload, straight into its vector.
+    Payload,
+    /// A header into the empty buffer and what follows into the payload
+    /// vector (see `Inbox::read_split`).
+    Split,
 }
 
 /// The socket receive timeout to use for a read with `remaining` time left,
@@ -387,7 +511,7 @@ struct ReadMode<'a> {
 fn read_some(
     io: &StreamIo,
     mode: &mut ReadMode<'_>,
-    dst: &mut [u8],
+    dst: &mut [IoSliceMut<'_>],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
     timeout: Option<Duration>,

@@ -127,19 +127,33 @@ impl StreamIo {
         Ok(())
     }
 
-    /// One read into `dst`; descriptors that arrive with the bytes go to `fds`.
-    pub(crate) fn read(&self, dst: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<ReadOutcome> {
+    /// One read into `dst` (filled in order, as `readv`); descriptors that
+    /// arrive with the bytes go to `fds`.
+    pub(crate) fn read(
+        &self,
+        dst: &mut [IoSliceMut<'_>],
+        fds: &mut Vec<OwnedFd>,
+    ) -> Result<ReadOutcome> {
+        let wanted = dst.iter().any(|slice| !slice.is_empty());
         loop {
-            let result = match self {
-                StreamIo::Socket {
-                    fd,
-                    passes_fds: true,
-                } => recv_with_fds(fd.as_fd(), dst, fds),
-                StreamIo::Socket { fd, .. } => rustix::io::read(fd, &mut *dst),
-                StreamIo::Pair { read, .. } => rustix::io::read(read, &mut *dst),
+            let result = match (self, &mut *dst) {
+                (
+                    StreamIo::Socket {
+                        fd,
+                        passes_fds: true,
+                    },
+                    slices,
+                ) => recv_with_fds(fd.as_fd(), slices, fds),
+                // One slice: plain read(), no iovec to import.
+                (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, [one]) => {
+                    rustix::io::read(fd, &mut **one)
+                }
+                (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, slices) => {
+                    rustix::io::readv(fd, slices)
+                }
             };
             return match result {
-                Ok(0) if !dst.is_empty() => Ok(ReadOutcome::Eof),
+                Ok(0) if wanted => Ok(ReadOutcome::Eof),
                 Ok(n) => Ok(ReadOutcome::Data(n)),
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => Ok(ReadOutcome::WouldBlock),
@@ -196,13 +210,12 @@ impl StreamIo {
 
 fn recv_with_fds(
     fd: BorrowedFd<'_>,
-    dst: &mut [u8],
+    dst: &mut [IoSliceMut<'_>],
     fds: &mut Vec<OwnedFd>,
 ) -> std::result::Result<usize, Errno> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(dst)];
-    let msg = recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let msg = recvmsg(fd, dst, &mut control, RecvFlags::CMSG_CLOEXEC)?;
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = message {
             fds.extend(received);
