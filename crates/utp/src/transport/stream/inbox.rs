@@ -72,13 +72,8 @@ pub(crate) struct Inbox {
     pub(crate) fds: Vec<OwnedFd>,
     /// Set after an invalid or stalled frame: the byte stream can no longer be trusted.
     broken: Option<String>,
-    /// The receive timeout currently set on a socket (`None`: blocking).
-    socket_timeout: Option<Duration>,
-    /// Pairs: whether the read descriptor may be made blocking (it is not
-    /// shared with the write one); set by the channel.
-    pub(crate) reads_may_block: bool,
-    /// Pairs: whether the read descriptor has been made blocking.
-    read_blocking: bool,
+    /// How the descriptor reads (its `may_block` is set by the channel).
+    pub(crate) mode: ReadMode,
 }
 
 impl std::fmt::Debug for Inbox {
@@ -113,9 +108,7 @@ impl Inbox {
             legacy_sequence: 0,
             fds: Vec::new(),
             broken: None,
-            socket_timeout: None,
-            reads_may_block: false,
-            read_blocking: false,
+            mode: ReadMode::default(),
         }
     }
 
@@ -330,14 +323,9 @@ impl Inbox {
             self.buf.resize(grown, 0);
         }
         let progress = self.progress();
-        let mut mode = ReadMode {
-            socket_timeout: &mut self.socket_timeout,
-            may_block: self.reads_may_block,
-            blocking: &mut self.read_blocking,
-        };
         let n = read_some(
             io,
-            &mut mode,
+            &mut self.mode,
             &mut [IoSliceMut::new(&mut self.buf[self.end..])],
             &mut self.fds,
             deadline,
@@ -378,14 +366,9 @@ impl Inbox {
         }
         let end = self.payload.len().min(want);
         let progress = self.progress();
-        let mut mode = ReadMode {
-            socket_timeout: &mut self.socket_timeout,
-            may_block: self.reads_may_block,
-            blocking: &mut self.read_blocking,
-        };
         let n = read_some(
             io,
-            &mut mode,
+            &mut self.mode,
             &mut [IoSliceMut::new(&mut self.payload[filled..end])],
             &mut self.fds,
             deadline,
@@ -414,14 +397,9 @@ impl Inbox {
             self.buf.resize(FIRST_BUFFER_LEN, 0);
         }
         let room = self.payload.len().min(BUFFER_LEN - HEADER_LEN);
-        let mut mode = ReadMode {
-            socket_timeout: &mut self.socket_timeout,
-            may_block: self.reads_may_block,
-            blocking: &mut self.read_blocking,
-        };
         let n = read_some(
             io,
-            &mut mode,
+            &mut self.mode,
             &mut [
                 IoSliceMut::new(&mut self.buf[..HEADER_LEN]),
                 IoSliceMut::new(&mut self.payload[..room]),
@@ -500,17 +478,20 @@ fn kernel_timeout(current: Option<Duration>, remaining: Option<Duration>) -> Opt
 
 /// How the descriptor reads: a socket's current receive timeout; a pair's
 /// blocking mode.
-struct ReadMode<'a> {
-    socket_timeout: &'a mut Option<Duration>,
-    /// Pairs: whether the read descriptor may be made blocking.
-    may_block: bool,
+#[derive(Debug, Default)]
+pub(crate) struct ReadMode {
+    /// The receive timeout currently set on a socket (`None`: blocking).
+    socket_timeout: Option<Duration>,
+    /// Pairs: whether the read descriptor may be made blocking (it is not
+    /// shared with the write one); set by the channel.
+    pub(crate) may_block: bool,
     /// Pairs: whether it has been.
-    blocking: &'a mut bool,
+    blocking: bool,
 }
 
 fn read_some(
     io: &StreamIo,
-    mode: &mut ReadMode<'_>,
+    mode: &mut ReadMode,
     dst: &mut [IoSliceMut<'_>],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
@@ -535,8 +516,8 @@ fn read_some(
                 )?;
             } else {
                 io.set_read_timeout(
-                    kernel_timeout(*mode.socket_timeout, remaining),
-                    mode.socket_timeout,
+                    kernel_timeout(mode.socket_timeout, remaining),
+                    &mut mode.socket_timeout,
                 )?;
             }
         } else if remaining.is_some() {
@@ -549,12 +530,12 @@ fn read_some(
                 "a frame from the peer",
                 timeout,
             )?;
-        } else if mode.may_block && !*mode.blocking {
+        } else if mode.may_block && !mode.blocking {
             // No deadline: one blocking read() is the whole wait (a
             // non-blocking one costs read + poll + read when the pipe is
             // empty). Made blocking once; reads with a deadline poll first.
             io.set_read_nonblocking(false)?;
-            *mode.blocking = true;
+            mode.blocking = true;
         }
         match io.read(dst, fds)? {
             ReadOutcome::Data(n) => return Ok(n),

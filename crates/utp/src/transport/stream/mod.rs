@@ -80,7 +80,7 @@ impl StreamChannel {
     ) -> Self {
         let modes_separate = io.pair_modes_separate();
         let mut inbox = Inbox::new(framing, max_payload);
-        inbox.reads_may_block = modes_separate;
+        inbox.mode.may_block = modes_separate;
         StreamChannel {
             io,
             inbox,
@@ -132,7 +132,7 @@ impl StreamChannel {
         };
         let detected = (self.inbox.framing == Framing::Detect).then(Default::default);
         let mut inbox = Inbox::new(self.inbox.framing, self.inbox.max_payload);
-        inbox.reads_may_block = self.inbox.reads_may_block;
+        inbox.mode.may_block = self.inbox.mode.may_block;
         let sender = StreamChannel {
             io: sender_io,
             inbox,
