@@ -3,6 +3,12 @@
 //! no padding. When full or empty a side either spins (`spin_loop`) or sleeps
 //! on a futex, announcing that it sleeps so the other side wakes it only then.
 //!
+//! A message that fits the ring carries a stamp in its first word, as utp's
+//! record does, and the consumer waits on that word, not on the producer's
+//! head: one line crosses between the cores per message, not two (see
+//! `RingLink::stamp_offset`). Only messages larger than the ring go by the
+//! head, piece by piece.
+//!
 //! The consumer gives bytes back as utp's ring does: once it has read an
 //! eighth of the ring, and whenever it finds the ring empty (so before it
 //! waits), not right after each copy, and it takes each line it
@@ -316,6 +322,13 @@ impl Link for RingLink {
                     break;
                 }
             }
+            if whole {
+                // Release: the stamp says the whole message is there; pairs
+                // with the consumer's acquire (see `stamp_offset`).
+                self.region
+                    .u64_at(self.stamp_offset(d, h))
+                    .store(h + 1, Ordering::Release);
+            }
             self.head = at;
             // Release: publishes the bytes just copied; pairs with the consumer's acquire.
             w.head.store(self.head, Ordering::Release);
@@ -339,39 +352,19 @@ impl Link for RingLink {
         let mut budget = SpinBudget::new(self.idle);
         let (before, total) = stride(len)?;
         // As the producer: a message the ring can hold is read once it is
-        // all there; a larger one piece by piece.
+        // all there, which its stamp says; a larger one piece by piece, as
+        // the producer's head says.
         let whole = total <= self.capacity;
-        let need = if whole { total as u64 } else { 1 };
         let capacity = self.capacity as u64;
         let mut read = 0;
         while read < total {
             let t = self.tail;
-            if self.head_seen.wrapping_sub(t) < need {
-                // Not all there as far as we know: look at the producer's
-                // head. Acquire: pairs with the producer's release of `head`.
-                self.head_seen = words(&self.region, d).head.load(Ordering::Acquire);
-            }
-            if self.head_seen.wrapping_sub(t) < need {
-                // Still not there: give back everything read so far, as
-                // utp's consumer does when it finds its ring empty (a
-                // message larger than the free space must not wait for
-                // itself), and wait.
-                self.release(d)?;
-                let w = words(&self.region, d);
-                let head_seen = &mut self.head_seen;
-                wait(
-                    self.futex,
-                    || {
-                        *head_seen = w.head.load(Ordering::Acquire);
-                        head_seen.wrapping_sub(t) >= need
-                    },
-                    w.data_seq,
-                    w.consumer_sleeping,
-                    &mut budget,
-                    "bytes in the ring",
-                )?;
-            }
-            let available = self.head_seen.wrapping_sub(t);
+            let available = if whole {
+                self.wait_for_stamp(d, t, &mut budget)?;
+                total as u64
+            } else {
+                self.wait_for_head(d, t, &mut budget)?
+            };
             if available > capacity {
                 return Err("the peer's ring head is past its capacity: corrupt ring".into());
             }
@@ -394,6 +387,75 @@ impl Link for RingLink {
             self.tail = at;
         }
         Ok(&self.buf[..len])
+    }
+}
+
+impl RingLink {
+    /// Where the stamp of the message starting at position `at` lies: its
+    /// first word, which utp's record keeps for its stamp too (the payload
+    /// starts after stamp and header, as `stride` places it). The producer
+    /// stores `at + 1` there once the whole message is written, and the
+    /// consumer's `release` zeroes it with the rest of each line it read;
+    /// an older lap's stamp holds another position, so it never matches.
+    ///
+    /// Why a stamp: a consumer that keeps pace and learns of each message
+    /// from the producer's head polls the head's line while the producer
+    /// stores to it once per message, so two lines cross between the cores
+    /// per message (head, then data). utp's consumer polls the record's own
+    /// stamp, one line, and streamed 64 B messages at 1.2-7x this ring
+    /// (2026-12-03, runs 14 and 15) while it read the head.
+    fn stamp_offset(&self, d: usize, at: u64) -> usize {
+        DATA + d * self.capacity + (at & self.mask()) as usize
+    }
+
+    /// Consumer: waits until the message starting at `t` is stamped.
+    fn wait_for_stamp(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<()> {
+        let stamp = self.stamp_offset(d, t);
+        let arrived = |region: &Region| region.u64_at(stamp).load(Ordering::Acquire) == t + 1;
+        if arrived(&self.region) {
+            return Ok(());
+        }
+        // Not there yet: give back everything read so far, as utp's
+        // consumer does when it finds its ring empty, and wait.
+        self.release(d)?;
+        let w = words(&self.region, d);
+        wait(
+            self.futex,
+            || arrived(&self.region),
+            w.data_seq,
+            w.consumer_sleeping,
+            budget,
+            "bytes in the ring",
+        )
+    }
+
+    /// Consumer, messages larger than the ring: waits until the producer's
+    /// head is past `t`, and returns how many bytes are there.
+    fn wait_for_head(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<u64> {
+        if self.head_seen == t {
+            // Nothing known to be there: look at the producer's head.
+            // Acquire: pairs with the producer's release of `head`.
+            self.head_seen = words(&self.region, d).head.load(Ordering::Acquire);
+        }
+        if self.head_seen == t {
+            // Still nothing: give back everything read so far (a message
+            // larger than the free space must not wait for itself), and wait.
+            self.release(d)?;
+            let w = words(&self.region, d);
+            let head_seen = &mut self.head_seen;
+            wait(
+                self.futex,
+                || {
+                    *head_seen = w.head.load(Ordering::Acquire);
+                    *head_seen != t
+                },
+                w.data_seq,
+                w.consumer_sleeping,
+                budget,
+                "bytes in the ring",
+            )?;
+        }
+        Ok(self.head_seen.wrapping_sub(t))
     }
 }
 
@@ -448,7 +510,11 @@ mod tests {
         assert_eq!(consumer.recv(100).unwrap(), [0xff; 100]);
         assert_eq!(consumer.recv(100).unwrap(), [0xee; 100]);
         assert_eq!(shared_tail(&producer), 0, "given back while reading on");
-        assert_eq!(word_at(&producer, 0), 0, "the gap is not written");
+        // Each message's first word is its stamp (its position + 1); the
+        // rest of the gap before the payload is not written.
+        assert_eq!(word_at(&producer, 0), 1, "the first message's stamp");
+        assert_eq!(word_at(&producer, 192), 193, "the second's");
+        assert_eq!(word_at(&producer, 8), 0, "the gap is not written");
         assert_eq!(word_at(&producer, 64), u64::from_le_bytes([0xff; 8]));
         // The next receive finds the ring empty: both go back before it waits.
         std::thread::scope(|s| {
@@ -458,7 +524,7 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "never given back");
                 std::thread::yield_now();
             }
-            for line in [64, 128, 256, 320] {
+            for line in [0, 64, 128, 192, 256, 320] {
                 assert_eq!(word_at(&producer, line), 0, "line {line}, given back");
             }
             producer.send(&[0xdd; 100]).unwrap();
