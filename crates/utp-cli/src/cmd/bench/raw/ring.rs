@@ -92,13 +92,19 @@ struct Words<'a> {
 fn words(region: &Region, d: usize) -> Words<'_> {
     let base = 256 * d;
     Words {
-        head: region.u64_at(base),
+        head: head_word(region, d),
         data_seq: region.u32_at(base + 64),
         consumer_sleeping: region.u32_at(base + 68),
         tail: region.u64_at(base + 128),
         room_seq: region.u32_at(base + 192),
         producer_sleeping: region.u32_at(base + 196),
     }
+}
+
+/// The head word of direction `d` alone (the producer's fast path stores
+/// it per message; `words` locates all six).
+fn head_word(region: &Region, d: usize) -> &AtomicU64 {
+    region.u64_at(256 * d)
 }
 
 /// Waits until `ready()` holds: spinning, or sleeping on `seq` with `sleeping` raised.
@@ -266,9 +272,16 @@ impl RingLink {
 impl Link for RingLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         let d = self.outgoing;
+        let (before, total) = stride(msg.len())?;
+        if self.publish_in_known_room(d, msg, before, total) {
+            if self.futex {
+                let w = words(&self.region, d);
+                notify(true, w.data_seq, w.consumer_sleeping)?;
+            }
+            return Ok(());
+        }
         let w = words(&self.region, d);
         let mut budget = SpinBudget::new(self.idle);
-        let (before, total) = stride(msg.len())?;
         // A message the ring can hold goes in whole: wait for room for all
         // of it, copy, publish once (as utp's producer publishes a record).
         // Only a larger one goes in pieces, each as big as the room.
@@ -391,6 +404,44 @@ impl Link for RingLink {
 }
 
 impl RingLink {
+    /// Producer, the common case: a message that fits in the room already
+    /// known to be free, before the ring's end, is copied, stamped and
+    /// published at once; false (nothing done) for anything else, which
+    /// `send`'s general path handles (waiting, wrapping, pieces).
+    ///
+    /// Why a path of its own: through the general one (closures, piece
+    /// loop, six index words located and bounds-checked per message) this
+    /// ring's producer was slower than its consumer, so at 64 B the
+    /// consumer kept catching up (about 45,000 times in a 5-million-message
+    /// run, where utp's found its ring empty twice) and waited on the very
+    /// line the producer was writing. In the "far" placement every catch-up
+    /// costs a line round trip between the cores, and utp streamed 64 B at
+    /// 2.6-3.3x this "floor" (2026-12-03, run 16); with this path the ring
+    /// stays ahead of its consumer, and carries 64 B at 1.2-2x utp's rate
+    /// in either placement.
+    #[inline(always)]
+    fn publish_in_known_room(&mut self, d: usize, msg: &[u8], before: usize, total: usize) -> bool {
+        let h = self.head;
+        let offset = (h & self.mask()) as usize;
+        let used = h.wrapping_sub(self.tail_seen);
+        let fits = total <= self.capacity - offset
+            && used <= self.capacity as u64
+            && self.capacity as u64 - used >= total as u64;
+        if !fits {
+            return false;
+        }
+        let at = DATA + d * self.capacity + offset;
+        self.region.write(at + before, msg);
+        // Release: the stamp says the whole message is there; pairs with the
+        // consumer's acquire (see `stamp_offset`).
+        self.region.u64_at(at).store(h + 1, Ordering::Release);
+        self.head = h + total as u64;
+        // Release: the head, for a consumer reading a message larger than
+        // the ring piece by piece (`wait_for_head`).
+        head_word(&self.region, d).store(self.head, Ordering::Release);
+        true
+    }
+
     /// Where the stamp of the message starting at position `at` lies: its
     /// first word, which utp's record keeps for its stamp too (the payload
     /// starts after stamp and header, as `stride` places it). The producer
@@ -623,7 +674,7 @@ mod tests {
     /// A message larger than the ring: the consumer must give back what it
     /// has read of it before waiting for the rest.
     #[test]
-    fn a_message_larger_than_the_ring_goes_through() {
+    fn a_message_larger_than_the_ring_goes_through_between_small_ones() {
         for futex in [false, true] {
             let name = format!("/utp-bench-test-{}-ring-big-{futex}", std::process::id());
             let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
@@ -634,14 +685,24 @@ mod tests {
             let message: Vec<u8> = (0..2 * TEST_CAPACITY as usize + 12_345)
                 .map(|i| (i % 251) as u8)
                 .collect();
+            // Small messages go by their stamps, large ones by the head: the
+            // head must keep up with the small ones too.
+            let small = |i: usize| vec![i as u8; 100];
             let expected = message.clone();
             let receiver = std::thread::spawn(move || {
-                for _ in 0..2 {
+                for round in 0..2 {
                     assert!(consumer.recv(expected.len()).unwrap() == expected.as_slice());
+                    for i in 0..1000 {
+                        assert_eq!(consumer.recv(100).unwrap(), small(i), "round {round}");
+                    }
                 }
             });
-            producer.send(&message).unwrap();
-            producer.send(&message).unwrap();
+            for _ in 0..2 {
+                producer.send(&message).unwrap();
+                for i in 0..1000 {
+                    producer.send(&small(i)).unwrap();
+                }
+            }
             receiver.join().unwrap();
         }
     }
