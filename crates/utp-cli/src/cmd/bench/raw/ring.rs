@@ -92,19 +92,13 @@ struct Words<'a> {
 fn words(region: &Region, d: usize) -> Words<'_> {
     let base = 256 * d;
     Words {
-        head: head_word(region, d),
+        head: region.u64_at(base),
         data_seq: region.u32_at(base + 64),
         consumer_sleeping: region.u32_at(base + 68),
         tail: region.u64_at(base + 128),
         room_seq: region.u32_at(base + 192),
         producer_sleeping: region.u32_at(base + 196),
     }
-}
-
-/// The head word of direction `d` alone (the producer's fast path stores
-/// it per message; `words` locates all six).
-fn head_word(region: &Region, d: usize) -> &AtomicU64 {
-    region.u64_at(256 * d)
 }
 
 /// Waits until `ready()` holds: spinning, or sleeping on `seq` with `sleeping` raised.
@@ -435,10 +429,10 @@ impl RingLink {
         // Release: the stamp says the whole message is there; pairs with the
         // consumer's acquire (see `stamp_offset`).
         self.region.u64_at(at).store(h + 1, Ordering::Release);
+        // The head word is not stored: the consumer of a message that fits
+        // reads its stamp, and one of a larger message waits for the head
+        // the general path stores with each piece.
         self.head = h + total as u64;
-        // Release: the head, for a consumer reading a message larger than
-        // the ring piece by piece (`wait_for_head`).
-        head_word(&self.region, d).store(self.head, Ordering::Release);
         true
     }
 
@@ -482,13 +476,19 @@ impl RingLink {
 
     /// Consumer, messages larger than the ring: waits until the producer's
     /// head is past `t`, and returns how many bytes are there.
+    ///
+    /// The head last seen may be from before messages since read by their
+    /// stamps (the producer stores the head only with pieces of large
+    /// messages), so "past `t`" is a signed comparison of positions (which
+    /// never come near 2^63), not an equality.
     fn wait_for_head(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<u64> {
-        if self.head_seen == t {
+        let past = move |head: u64| (head.wrapping_sub(t) as i64) > 0;
+        if !past(self.head_seen) {
             // Nothing known to be there: look at the producer's head.
             // Acquire: pairs with the producer's release of `head`.
             self.head_seen = words(&self.region, d).head.load(Ordering::Acquire);
         }
-        if self.head_seen == t {
+        if !past(self.head_seen) {
             // Still nothing: give back everything read so far (a message
             // larger than the free space must not wait for itself), and wait.
             self.release(d)?;
@@ -498,7 +498,7 @@ impl RingLink {
                 self.futex,
                 || {
                     *head_seen = w.head.load(Ordering::Acquire);
-                    *head_seen != t
+                    past(*head_seen)
                 },
                 w.data_seq,
                 w.consumer_sleeping,
@@ -637,15 +637,29 @@ mod tests {
                 producer.send(&[i; 3000]).unwrap();
             }
         });
+        // The first two are published by their stamps alone; the third,
+        // which wraps, by the general path, which also stores the head.
         let shared_head = |c: &RingLink| words(&c.region, 0).head.load(Ordering::Acquire);
+        let stamp = |c: &RingLink, at: u64| {
+            c.region
+                .u64_at(c.stamp_offset(0, at))
+                .load(Ordering::Acquire)
+        };
         let deadline = std::time::Instant::now() + Duration::from_millis(200);
         while std::time::Instant::now() < deadline {
-            let head = shared_head(&consumer);
-            assert_eq!(head % 3072, 0, "a part of a message was published");
-            assert!(head <= 6144);
+            assert_eq!(
+                shared_head(&consumer),
+                0,
+                "a part of the third was published"
+            );
+            assert_eq!(
+                stamp(&consumer, 6144),
+                0,
+                "the third was stamped without room"
+            );
             std::thread::yield_now();
         }
-        assert_eq!(shared_head(&consumer), 6144);
+        assert_eq!((stamp(&consumer, 0), stamp(&consumer, 3072)), (1, 3073));
         for i in 0..3u8 {
             assert_eq!(consumer.recv(3000).unwrap(), [i; 3000]);
         }
