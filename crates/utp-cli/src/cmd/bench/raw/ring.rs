@@ -411,8 +411,9 @@ impl RingLink {
     /// line the producer was writing. In the "far" placement every catch-up
     /// costs a line round trip between the cores, and utp streamed 64 B at
     /// 2.6-3.3x this "floor" (2026-12-03, run 16); with this path the ring
-    /// stays ahead of its consumer, and carries 64 B at 1.2-2x utp's rate
-    /// in either placement.
+    /// stays ahead of its consumer and carries 64 B at about twice utp's
+    /// rate near, 1.2-1.8x far (once 0.9x far in a full run: see
+    /// docs/BENCHMARKS.md, 2026-12-03).
     #[inline(always)]
     fn publish_in_known_room(&mut self, d: usize, msg: &[u8], before: usize, total: usize) -> bool {
         let h = self.head;
