@@ -6,7 +6,7 @@
 //! A message that fits the ring carries a stamp in its first word, as utp's
 //! record does, and the consumer waits on that word, not on the producer's
 //! head: one line crosses between the cores per message, not two (see
-//! `RingLink::stamp_offset`). Only messages larger than the ring go by the
+//! `RingLink::stamp`). Only messages larger than the ring go by the
 //! head, piece by piece.
 //!
 //! The consumer gives bytes back as utp's ring does: once it has read an
@@ -331,10 +331,8 @@ impl Link for RingLink {
             }
             if whole {
                 // Release: the stamp says the whole message is there; pairs
-                // with the consumer's acquire (see `stamp_offset`).
-                self.region
-                    .u64_at(self.stamp_offset(d, h))
-                    .store(h + 1, Ordering::Release);
+                // with the consumer's acquire (see `stamp`).
+                self.stamp(d, h).store(h + 1, Ordering::Release);
             }
             self.head = at;
             // Release: publishes the bytes just copied; pairs with the consumer's acquire.
@@ -425,11 +423,11 @@ impl RingLink {
         if !fits {
             return false;
         }
-        let at = DATA + d * self.capacity + offset;
-        self.region.write(at + before, msg);
+        self.region
+            .write(DATA + d * self.capacity + offset + before, msg);
         // Release: the stamp says the whole message is there; pairs with the
-        // consumer's acquire (see `stamp_offset`).
-        self.region.u64_at(at).store(h + 1, Ordering::Release);
+        // consumer's acquire (see `stamp`).
+        self.stamp(d, h).store(h + 1, Ordering::Release);
         // The head word is not stored: the consumer of a message that fits
         // reads its stamp, and one of a larger message waits for the head
         // the general path stores with each piece.
@@ -437,8 +435,7 @@ impl RingLink {
         true
     }
 
-    /// Where the stamp of the message starting at position `at` lies: its
-    /// first word, which utp's record keeps for its stamp too (the payload
+    /// The stamp of the message starting at position `at`: its first word, which utp's record keeps for its stamp too (the payload
     /// starts after stamp and header, as `stride` places it). The producer
     /// stores `at + 1` there once the whole message is written, and the
     /// consumer's `release` zeroes it with the rest of each line it read;
@@ -450,24 +447,24 @@ impl RingLink {
     /// per message (head, then data). utp's consumer polls the record's own
     /// stamp, one line, and streamed 64 B messages at 1.2-7x this ring
     /// (2026-12-03, runs 14 and 15) while it read the head.
-    fn stamp_offset(&self, d: usize, at: u64) -> usize {
-        DATA + d * self.capacity + (at & self.mask()) as usize
+    fn stamp(&self, d: usize, at: u64) -> &AtomicU64 {
+        self.region
+            .u64_at(DATA + d * self.capacity + (at & self.mask()) as usize)
     }
 
     /// Consumer: waits until the message starting at `t` is stamped.
     fn wait_for_stamp(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<()> {
-        let stamp = self.stamp_offset(d, t);
-        let arrived = |region: &Region| region.u64_at(stamp).load(Ordering::Acquire) == t + 1;
-        if arrived(&self.region) {
+        if self.stamp(d, t).load(Ordering::Acquire) == t + 1 {
             return Ok(());
         }
         // Not there yet: give back everything read so far, as utp's
         // consumer does when it finds its ring empty, and wait.
         self.release(d)?;
+        let stamp = self.stamp(d, t);
         let w = words(&self.region, d);
         wait(
             self.futex,
-            || arrived(&self.region),
+            || stamp.load(Ordering::Acquire) == t + 1,
             w.data_seq,
             w.consumer_sleeping,
             budget,
@@ -641,11 +638,7 @@ mod tests {
         // The first two are published by their stamps alone; the third,
         // which wraps, by the general path, which also stores the head.
         let shared_head = |c: &RingLink| words(&c.region, 0).head.load(Ordering::Acquire);
-        let stamp = |c: &RingLink, at: u64| {
-            c.region
-                .u64_at(c.stamp_offset(0, at))
-                .load(Ordering::Acquire)
-        };
+        let stamp = |c: &RingLink, at: u64| c.stamp(0, at).load(Ordering::Acquire);
         let deadline = std::time::Instant::now() + Duration::from_millis(200);
         while std::time::Instant::now() < deadline {
             assert_eq!(
@@ -700,8 +693,9 @@ mod tests {
             let message: Vec<u8> = (0..2 * TEST_CAPACITY as usize + 12_345)
                 .map(|i| (i % 251) as u8)
                 .collect();
-            // Small messages go by their stamps, large ones by the head: the
-            // head must keep up with the small ones too.
+            // Small messages go by their stamps, large ones by the head, which
+            // the producer stores only with large ones: a head seen before
+            // the small ones must not be taken for the next large one's.
             let small = |i: usize| vec![i as u8; 100];
             let expected = message.clone();
             let receiver = std::thread::spawn(move || {
