@@ -92,6 +92,11 @@ impl SlotLink {
         self.region.u64_at(self.mailbox(direction) + 8)
     }
 
+    /// Where the data of `direction`'s mailbox starts.
+    fn data(&self, direction: usize) -> usize {
+        self.mailbox(direction) + HEAD
+    }
+
     fn sleeping(&self, direction: usize) -> &AtomicU32 {
         self.region.u32_at(64 * direction)
     }
@@ -108,7 +113,7 @@ impl Link for SlotLink {
             .into());
         }
         let d = self.outgoing;
-        self.region.write(self.mailbox(d) + HEAD, msg);
+        self.region.write(self.data(d), msg);
         self.length(d).store(msg.len() as u64, Ordering::Relaxed);
         self.sent = self.sent.wrapping_add(1);
         // Release: pairs with the receiver's acquire load of the sequence word,
@@ -176,7 +181,7 @@ impl Link for SlotLink {
         if self.buf.len() < len {
             self.buf.resize(len, 0);
         }
-        let offset = self.mailbox(d) + HEAD;
+        let offset = self.data(d);
         self.region.read(offset, &mut self.buf[..len]);
         Ok(&self.buf[..len])
     }
@@ -227,11 +232,11 @@ mod tests {
         for d in 0..2 {
             let start = link.mailbox(d);
             assert_eq!(start % 64, 0, "direction {d}");
-            assert_eq!((start + HEAD + 47) / 64, start / 64, "direction {d}");
-            assert!(link.mailbox(1) >= link.mailbox(0) + HEAD + capacity);
+            assert_eq!((link.data(d) + 47) / 64, start / 64, "direction {d}");
             assert!(64 * d + 4 <= MAILBOXES, "a flag shares a mailbox line");
         }
-        assert!(link.mailbox(1) + HEAD + capacity <= region_len(capacity));
+        assert!(link.mailbox(1) >= link.data(0) + capacity);
+        assert!(link.data(1) + capacity <= region_len(capacity));
     }
 
     #[test]
