@@ -127,6 +127,63 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
     });
 }
 
+#[test]
+fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit() {
+    // Frames of 0 to 408 payload bytes; this consumer takes at most 300.
+    const LIMIT: usize = 300;
+    let block = Block::new();
+    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let mut consumer = Consumer::new(block.indices(), block.data(), LIMIT).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            // A consumer that stops giving space back fails the test, not hangs it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            for n in 1..=FRAMES {
+                let body = payload(n);
+                let rec = record_len(body.len()).unwrap();
+                let offset = loop {
+                    match producer.try_reserve(rec).unwrap() {
+                        Some(offset) => break offset,
+                        None if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                        None => panic!("no room for frame {n}: the consumer stopped releasing"),
+                    }
+                };
+                write_frame(&mut producer, offset, rec, n, &body);
+            }
+        });
+        let mut header = Header::default();
+        // Stale bytes from a longer frame must not survive into a shorter one.
+        let mut body = vec![0xee; 1000];
+        let mut skipped = 0;
+        for n in 1..=FRAMES {
+            let want = payload(n);
+            let taken = loop {
+                match consumer.take_copy(&mut header, &mut body) {
+                    Ok(false) => std::thread::yield_now(),
+                    other => break other,
+                }
+            };
+            if want.len() > LIMIT {
+                let err = taken.expect_err("a frame over the limit");
+                assert!(
+                    matches!(err, utp::Error::Frame(utp::frame::DecodeError::TooLarge { length, limit: LIMIT }) if length as usize == want.len()),
+                    "frame {n}: {err}"
+                );
+                skipped += 1;
+                continue;
+            }
+            assert!(taken.unwrap());
+            assert_eq!(body, want, "frame {n}");
+            let mut head = [0u8; HEADER_LEN];
+            let expected =
+                Header::new(message_type::DATA, flags::CHECKSUM, n, 0).encode_for(&want, &mut head);
+            assert_eq!(header, expected, "header of frame {n}");
+        }
+        assert!(skipped > 0, "some frames were over the limit");
+        assert!(!consumer.take_copy(&mut header, &mut body).unwrap());
+    });
+}
+
 /// Fills the record of `rec` bytes reserved at `offset` with frame `n`
 /// (checksummed) and publishes it.
 fn write_frame(

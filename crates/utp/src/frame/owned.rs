@@ -34,6 +34,12 @@ impl Frame {
         &self.payload
     }
 
+    /// The header and the payload buffer at once, for transports that
+    /// fill both.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Header, &mut Vec<u8>) {
+        (&mut self.header, &mut self.payload)
+    }
+
     /// The payload buffer, for transports that fill it.
     pub fn payload_mut(&mut self) -> &mut Vec<u8> {
         &mut self.payload

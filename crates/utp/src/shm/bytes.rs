@@ -100,8 +100,8 @@ impl MappedBytes {
     }
 }
 
-/// Copies `n` bytes; small copies inline (a libc call costs more than the
-/// copy for a few bytes), larger ones through `copy_nonoverlapping`.
+/// Copies `n` bytes; up to 64 inline (a libc call costs more than the
+/// copy for a few lines' worth), larger ones through `copy_nonoverlapping`.
 ///
 /// # Safety
 ///
@@ -111,32 +111,37 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
     // SAFETY: the caller's contract; every access below is inside
     // `src..src+n` / `dst..dst+n` (overlapping unaligned word moves).
     unsafe {
-        match n {
-            0 => {}
-            1..=3 => {
-                for i in 0..n {
-                    *dst.add(i) = *src.add(i);
-                }
+        if n > 64 {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n > 32 {
+            // The first and the last 32 bytes, overlapping.
+            let a = src.cast::<u128>().read_unaligned();
+            let b = src.add(16).cast::<u128>().read_unaligned();
+            let c = src.add(n - 32).cast::<u128>().read_unaligned();
+            let d = src.add(n - 16).cast::<u128>().read_unaligned();
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(16).cast::<u128>().write_unaligned(b);
+            dst.add(n - 32).cast::<u128>().write_unaligned(c);
+            dst.add(n - 16).cast::<u128>().write_unaligned(d);
+        } else if n > 16 {
+            let a = src.cast::<u128>().read_unaligned();
+            let b = src.add(n - 16).cast::<u128>().read_unaligned();
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if n >= 8 {
+            let a = src.cast::<u64>().read_unaligned();
+            let b = src.add(n - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let a = src.cast::<u32>().read_unaligned();
+            let b = src.add(n - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
             }
-            4..=7 => {
-                let a = src.cast::<u32>().read_unaligned();
-                let b = src.add(n - 4).cast::<u32>().read_unaligned();
-                dst.cast::<u32>().write_unaligned(a);
-                dst.add(n - 4).cast::<u32>().write_unaligned(b);
-            }
-            8..=16 => {
-                let a = src.cast::<u64>().read_unaligned();
-                let b = src.add(n - 8).cast::<u64>().read_unaligned();
-                dst.cast::<u64>().write_unaligned(a);
-                dst.add(n - 8).cast::<u64>().write_unaligned(b);
-            }
-            17..=32 => {
-                let a = src.cast::<u128>().read_unaligned();
-                let b = src.add(n - 16).cast::<u128>().read_unaligned();
-                dst.cast::<u128>().write_unaligned(a);
-                dst.add(n - 16).cast::<u128>().write_unaligned(b);
-            }
-            _ => std::ptr::copy_nonoverlapping(src, dst, n),
         }
     }
 }
@@ -159,6 +164,22 @@ impl RingBytes for MappedBytes {
         if self.in_bounds(offset, dst.len()) {
             // SAFETY: source in bounds (checked); `dst` is a distinct Rust slice.
             unsafe { copy_bytes(self.ptr.add(offset), dst.as_mut_ptr(), dst.len()) }
+        }
+    }
+
+    #[inline(always)]
+    fn append(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        if !self.in_bounds(offset, len) {
+            return;
+        }
+        out.reserve(len);
+        let start = out.len();
+        // SAFETY: the source is in bounds of the mapping (checked) and never
+        // overlaps a Rust allocation; `reserve` made room for `len` bytes
+        // after `start`, all initialised by the copy before `set_len`.
+        unsafe {
+            copy_bytes(self.ptr.add(offset), out.as_mut_ptr().add(start), len);
+            out.set_len(start + len);
         }
     }
 

@@ -199,7 +199,9 @@ pub struct Counters(Arc<Block>);
 #[derive(Debug)]
 struct Block {
     index: usize,
-    words: &'static [AtomicU64],
+    /// A fixed-size array, not a slice: a counter's index is then checked
+    /// when compiled, not on every count.
+    words: &'static [AtomicU64; BLOCK_WORDS],
 }
 
 /// Takes a free block for a channel or listener labelled `label` (its
@@ -213,7 +215,9 @@ pub fn register(kind: Kind, label: &str, parent: Option<&Counters>) -> Option<Co
         index
     };
     let start = (index + 1) * BLOCK_WORDS;
-    let words = &region.words[start..start + BLOCK_WORDS];
+    let words: &'static [AtomicU64; BLOCK_WORDS] = region.words[start..start + BLOCK_WORDS]
+        .try_into()
+        .expect("a block is BLOCK_WORDS words");
     for word in &words[W_KIND..] {
         word.store(0, Ordering::Relaxed);
     }

@@ -173,9 +173,7 @@ impl ShmLink {
             return Err(Error::Closed);
         }
         self.check_poison()?;
-        if let Some(record) = self.rx.peek()? {
-            self.disarm();
-            self.take_record(record, frame)?;
+        if self.take_arrived(frame)? {
             return Ok(true);
         }
         self.count_consumer_wakes();
@@ -185,14 +183,20 @@ impl ShmLink {
             self.check_peer()
         };
         // Whatever the peer published before it went is still delivered.
-        match self.rx.peek()? {
-            Some(record) => {
-                self.disarm();
-                self.take_record(record, frame)?;
-                Ok(true)
-            }
-            None => checked.map(|()| false),
+        if self.take_arrived(frame)? {
+            return Ok(true);
         }
+        checked.map(|()| false)
+    }
+
+    /// A frame that is there, if any, into `frame`; a wake-up asked for is
+    /// no longer needed once one is taken (or refused).
+    fn take_arrived(&mut self, frame: &mut crate::frame::Frame) -> Result<bool> {
+        let taken = self.take_into(frame);
+        if !matches!(taken, Ok(false)) {
+            self.disarm();
+        }
+        taken
     }
 
     /// [`Channel::readiness`](crate::Channel::readiness): the socket, when

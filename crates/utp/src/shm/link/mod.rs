@@ -6,7 +6,7 @@ use super::layout::{self, Control, SideField, state};
 use super::region::Region;
 use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
-use super::wait::WaitMode;
+use super::wait::{WaitFor, WaitMode};
 use crate::ProtocolReason;
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
@@ -47,13 +47,13 @@ pub struct ShmLink {
     side: Side,
     socket: Option<UnixStream>,
     pub(crate) wait: WaitMode,
-    /// Frames sent: the last sequence number used.
+    /// Frames sent: the last sequence number used (also the `messages`
+    /// counter of our counters line).
     sent: u64,
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
     gone: Option<(crate::error::GoneReason, String)>,
-    messages: u64,
     bytes: u64,
     beats: u64,
     last_beat_us: u64,
@@ -123,7 +123,6 @@ impl ShmLink {
             endpoint,
             closed: false,
             gone: None,
-            messages: 0,
             bytes: 0,
             beats: 0,
             last_beat_us: 0,
@@ -273,21 +272,47 @@ impl ShmLink {
             ..Header::new(message_type, flags, self.sent, now)
         };
         if header.has_checksum() {
-            header.checksum = self.checksum(&header, offset, payload);
+            // By value, out of line: a header passed by reference would be
+            // stored on the stack for every frame, checksum or not, and
+            // stores are what a producer streaming into lines its consumer
+            // owns runs short of (they retire in order behind the misses).
+            header.checksum = self.checksum(header, offset, payload);
         }
         // Four 8-byte stores straight into the record: no header bytes
         // assembled on the stack and reloaded (a store-forwarding stall).
         self.tx.bytes().write_header(offset + STAMP_LEN, &header);
         self.tx.commit(rec);
-        // Everything else comes after the stamp, out of line: the peer is
-        // already reading while this side does its bookkeeping.
-        self.after_publish(rec, now);
+        // Everything else comes after the stamp: the peer is already
+        // reading while this side does its bookkeeping.
+        self.bytes += rec as u64;
+        let me = self.side as usize;
+        let c = &self.control;
+        // Our own counters line: the peer never polls it.
+        c.side_u64(me, SideField::Messages)
+            .store(self.sent, Ordering::Relaxed);
+        c.side_u64(me, SideField::Bytes)
+            .store(self.bytes, Ordering::Relaxed);
+        if let Some(counters) = &self.counters {
+            // For `utp stat`, in this process's own memory: the send
+            // ring's fill as this side last saw it.
+            counters.set(crate::stats::Counter::RingUsed, self.tx.used());
+        }
+        if !self.tx.peer_sleeps() {
+            self.watch_peer_sleeps();
+        }
+        let event_due = self.tx.take_event_due();
+        if event_due
+            || self.tx.has_wakes()
+            || now.wrapping_sub(self.last_beat_us) >= super::wait::SLICE.as_micros() as u64
+        {
+            self.after_publish(now, event_due);
+        }
     }
 
     /// The CRC-32C of a frame about to be published, over its payload in
     /// our private buffer or already in the reserved record.
     #[inline(never)]
-    fn checksum(&self, header: &Header, offset: usize, payload: Payload<'_>) -> u32 {
+    fn checksum(&self, header: Header, offset: usize, payload: Payload<'_>) -> u32 {
         match payload {
             Payload::Private(bytes) => header.checksum_of(bytes),
             Payload::InRing(len) => {
@@ -295,42 +320,28 @@ impl ShmLink {
                 // yet published) and inside the data area; the view ends
                 // before this function returns.
                 let view = unsafe { self.tx.bytes().view(offset + PAYLOAD_OFFSET, len) };
-                checksum_of_view(header, view)
+                checksum_of_view(&header, view)
             }
         }
     }
 
-    /// A publish's bookkeeping: event-loop and futex wake-ups the peer
-    /// asked for, the counters in our side block and in `utp stat`'s
-    /// block, the heartbeat.
+    /// A publish's occasional work, out of line: the event-loop wake-up
+    /// the peer asked for (`event_due`), the count of futex wake-ups sent
+    /// for `utp stat`, the heartbeat.
+    #[cold]
     #[inline(never)]
-    fn after_publish(&mut self, rec: usize, now: u64) {
-        if !self.tx.peer_sleeps() {
-            self.watch_peer_sleeps();
-        }
-        if self.tx.take_event_due() {
+    fn after_publish(&mut self, now: u64, event_due: bool) {
+        if event_due {
             self.send_wake();
         }
-        self.messages += 1;
-        self.bytes += rec as u64;
-        let me = self.side as usize;
-        let c = &self.control;
-        // Our own counters line: the peer never polls it.
-        c.side_u64(me, SideField::Messages)
-            .store(self.messages, Ordering::Relaxed);
-        c.side_u64(me, SideField::Bytes)
-            .store(self.bytes, Ordering::Relaxed);
         if now.wrapping_sub(self.last_beat_us) >= super::wait::SLICE.as_micros() as u64 {
             self.beat_at(now);
         }
-        // Counters for `utp stat`, in this process's own memory: the send
-        // ring's fill as this side last saw it, and wake-ups sent.
-        if let Some(counters) = &self.counters {
-            counters.set(crate::stats::Counter::RingUsed, self.tx.used());
-            let woke = self.tx.take_wakes();
-            if woke != 0 {
-                counters.add_shared(crate::stats::Counter::Wakeups, woke);
-            }
+        let woke = self.tx.take_wakes();
+        if woke != 0
+            && let Some(counters) = &self.counters
+        {
+            counters.add_shared(crate::stats::Counter::Wakeups, woke);
         }
     }
 }
@@ -411,7 +422,6 @@ impl ShmLink {
             endpoint: self.endpoint.clone(),
             closed: self.closed,
             gone: self.gone.clone(),
-            messages: self.messages,
             bytes: self.bytes,
             beats: self.beats,
             last_beat_us: self.last_beat_us,
@@ -456,8 +466,14 @@ impl Channel for ShmLink {
         frame: &mut crate::frame::Frame,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let record = self.next_record(timeout)?;
-        self.take_record(record, frame)
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poison()?;
+        if self.take_into(frame)? {
+            return Ok(());
+        }
+        self.wait_and_take(frame, timeout)
     }
 
     fn close(&mut self) -> Result<()> {
@@ -512,35 +528,37 @@ impl Channel for ShmLink {
 }
 
 impl ShmLink {
-    /// The copying receive of `record` (from `peek`) into `frame`: copy the
-    /// payload once, release the record, then verify the checksum on the
-    /// private copy (the peer cannot change what we checked).
-    #[inline(always)]
-    fn take_record(
+    /// `recv_timeout` when nothing was there: wait (the poll is the stamp
+    /// load alone), then take what came. Out of line, so the waiting code
+    /// does not weigh on a receive that finds its frame at once.
+    #[inline(never)]
+    fn wait_and_take(
         &mut self,
-        record: super::ring::Record,
         frame: &mut crate::frame::Frame,
+        timeout: Option<Duration>,
     ) -> Result<()> {
-        frame.header = record.header;
-        let len = record.header.payload_length as usize;
-        if self.rx.too_large(&record) {
-            self.rx.release(record.len);
-            return Err(crate::frame::DecodeError::TooLarge {
-                length: record.header.payload_length,
-                limit: self.rx.max_payload(),
-            }
-            .into());
+        self.wait_until(WaitFor::Data, timeout, |l| Ok(l.rx.ready()?.then_some(())))?;
+        // Only the producer writes stamps, and never clears a published one.
+        if !self.take_into(frame)? {
+            return Err(super::ring::corrupt(
+                "a published record's stamp was taken back by its producer",
+            ));
         }
-        let buf = frame.payload_mut();
-        buf.clear();
-        // SAFETY: the record is inside the data area (validated by peek)
-        // and not released until after the copy; the view ends here.
-        unsafe { self.rx.bytes().view(record.offset + PAYLOAD_OFFSET, len) }.extend_vec(buf);
-        self.rx.release(record.len);
-        Ok(crate::frame::verify_checksum(
-            &record.header,
-            frame.payload(),
-        )?)
+        Ok(())
+    }
+
+    /// The copying receive: the next frame into `frame` if one is
+    /// published (`Ok(false)` if not), its space released, then its
+    /// checksum verified on the private copy (the peer cannot change what
+    /// we checked).
+    #[inline(always)]
+    fn take_into(&mut self, frame: &mut crate::frame::Frame) -> Result<bool> {
+        let (header, payload) = frame.parts_mut();
+        if !self.rx.take_copy(header, payload)? {
+            return Ok(false);
+        }
+        crate::frame::verify_checksum(&frame.header, frame.payload())?;
+        Ok(true)
     }
 
     fn close_link(&mut self) -> Result<()> {

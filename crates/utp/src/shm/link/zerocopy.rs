@@ -12,7 +12,7 @@ use super::{Payload, ShmLink};
 use crate::error::{Error, Result};
 use crate::frame::DecodeError;
 use crate::shm::bytes::{ShmSlice, ShmSliceMut};
-use crate::shm::ring::{PAYLOAD_OFFSET, Record, record_len};
+use crate::shm::ring::{PAYLOAD_OFFSET, RECORD_ALIGN, Record};
 use crate::shm::wait::WaitFor;
 use std::time::Duration;
 
@@ -25,20 +25,29 @@ impl ShmLink {
         timeout: Option<Duration>,
     ) -> Result<(usize, usize)> {
         self.check_cheap()?;
-        let rec = record_len(len)
-            .filter(|&r| r <= self.tx.capacity() && len <= u32::MAX as usize)
-            .ok_or_else(|| Error::TooLarge {
-                len,
-                limit: self.max_frame_payload(),
-                transport: "this shm link; its ring size limits a frame: ask for a bigger \
-                            ring with ?ring=SIZE on the client's URL",
-            })?;
+        if len > self.max_frame_payload() {
+            return Err(self.too_large(len));
+        }
+        // No overflow, and at most the producer's capacity: the limit is
+        // the ring's capacity (at most 2^30) less a line and a header.
+        let rec = (PAYLOAD_OFFSET + len).next_multiple_of(RECORD_ALIGN);
         let offset = match self.try_reserve_waking(rec)? {
             Some(offset) => offset,
             None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
             None => self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
         };
         Ok((offset, rec))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self, len: usize) -> Error {
+        Error::TooLarge {
+            len,
+            limit: self.max_frame_payload(),
+            transport: "this shm link; its ring size limits a frame: ask for a bigger \
+                        ring with ?ring=SIZE on the client's URL",
+        }
     }
 
     /// `try_reserve`, then the wake-up an event-loop reader asked for if

@@ -225,6 +225,18 @@ pub trait RingBytes: Send {
         self.read(offset, &mut bytes);
         crate::frame::words_of(&bytes)
     }
+    /// Appends the `len` bytes at `offset` to `out` (nothing if out of
+    /// bounds): how the copying receive takes a payload.
+    fn append(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        if offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.capacity())
+        {
+            let start = out.len();
+            out.resize(start + len, 0);
+            self.read(offset, &mut out[start..]);
+        }
+    }
     /// Loads the stamp word at `offset` (a multiple of [`RECORD_ALIGN`])
     /// with `Acquire` (`[STAMP]`). Out of bounds reads as 0.
     fn load_stamp(&self, offset: usize) -> u64;

@@ -169,7 +169,12 @@ impl<B: RingBytes> Producer<B> {
     /// call; the caller sends it (the ring has no descriptor).
     #[inline]
     pub fn take_event_due(&mut self) -> bool {
-        std::mem::take(&mut self.event_due)
+        // Stores only when set: this runs twice per frame sent.
+        if self.event_due {
+            self.event_due = false;
+            return true;
+        }
+        false
     }
 
     /// Re-reads the consumer's head; true if it moved.
@@ -184,6 +189,12 @@ impl<B: RingBytes> Producer<B> {
         }
         self.head = head;
         Ok(moved != 0)
+    }
+
+    /// Whether wake-ups were sent since the last [`take_wakes`](Self::take_wakes).
+    #[inline]
+    pub fn has_wakes(&self) -> bool {
+        self.wakes != 0
     }
 
     /// Wake-ups sent since the last call (for counters).
