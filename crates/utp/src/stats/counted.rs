@@ -19,20 +19,38 @@ pub fn count_channel(
     label: &str,
     parent: Option<&Counters>,
 ) -> Box<dyn Channel> {
-    match register(kind, label, parent) {
-        Some(counters) => {
-            channel.attach_counters(&counters);
-            Box::new(CountedChannel {
-                inner: channel,
-                retire: Arc::new(Retire {
-                    counters: counters.clone(),
-                    parent: parent.cloned(),
-                }),
-                counters,
-            })
-        }
-        None => channel,
+    let Some(counters) = register(kind, label, parent) else {
+        return channel;
+    };
+    channel.attach_counters(&counters);
+    let retire = Arc::new(Retire {
+        counters: counters.clone(),
+        parent: parent.cloned(),
+    });
+    // The shared-memory link, the fast path, gets a wrapper that calls it
+    // directly: one indirect call per frame instead of two, and the link's
+    // send and receive inlined into the counting (about 35 instructions a
+    // frame on each side, a tenth of a 64-byte stream's time).
+    #[cfg(not(loom))]
+    if channel
+        .as_any()
+        .is_some_and(|any| any.is::<crate::shm::ShmLink>())
+    {
+        let link = channel
+            .into_any()
+            .and_then(|any| any.downcast::<crate::shm::ShmLink>().ok())
+            .expect("as_any and into_any of one channel name the same type");
+        return Box::new(CountedChannel {
+            inner: link,
+            counters,
+            retire,
+        });
     }
+    Box::new(CountedChannel {
+        inner: channel,
+        counters,
+        retire,
+    })
 }
 
 /// Wraps `listener` so it counts peers accepted and refused, and every
@@ -50,8 +68,8 @@ pub fn count_listener(listener: Box<dyn Listener>) -> Box<dyn Listener> {
 /// A channel that counts (or one half of a split one: both halves count
 /// into the same block, each into its own direction's counters).
 #[derive(Debug)]
-struct CountedChannel {
-    inner: Box<dyn Channel>,
+struct CountedChannel<C: Channel + ?Sized = dyn Channel> {
+    inner: Box<C>,
     counters: Counters,
     /// Retires the block when the channel, or the last of its halves, is gone.
     retire: Arc<Retire>,
@@ -94,7 +112,7 @@ fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     counters.add_shared(counter, 1);
 }
 
-impl Channel for CountedChannel {
+impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
     fn send_timeout(
         &mut self,
         message_type: u8,
