@@ -89,6 +89,43 @@ impl MappedBytes {
         }
     }
 
+    /// Writes a frame's payload and header into the record at `offset`
+    /// (a multiple of [`RECORD_ALIGN`]): the payload's bytes past the
+    /// first line, then those in it, then the header, as four 8-byte
+    /// stores straight into the record (no header bytes assembled on the
+    /// stack and reloaded). The first line is the one the consumer polls,
+    /// so it changes hands once, not once per store; the stamp follows.
+    /// One bounds check for the whole record. Out of bounds does nothing.
+    #[inline(always)]
+    pub fn write_frame(&self, offset: usize, header: &crate::frame::Header, payload: &[u8]) {
+        use super::ring::{PAYLOAD_OFFSET, STAMP_LEN};
+        if offset % RECORD_ALIGN != 0
+            || !offset
+                .checked_add(PAYLOAD_OFFSET)
+                .is_some_and(|at| self.in_bounds(at, payload.len()))
+        {
+            return;
+        }
+        let first = payload.len().min(RECORD_ALIGN - PAYLOAD_OFFSET);
+        let words = header.words();
+        // SAFETY: `offset + PAYLOAD_OFFSET + payload.len() <= cap` (checked)
+        // and `offset` is 64-aligned (so the header's words are 8-aligned);
+        // this side owns the reserved record being written; the sources
+        // are Rust values, never inside the mapping.
+        unsafe {
+            let record = self.ptr.add(offset);
+            copy_bytes(
+                payload.as_ptr().add(first),
+                record.add(PAYLOAD_OFFSET + first),
+                payload.len() - first,
+            );
+            copy_bytes(payload.as_ptr(), record.add(PAYLOAD_OFFSET), first);
+            for (i, w) in words.iter().enumerate() {
+                record.add(STAMP_LEN + 8 * i).cast::<u64>().write(w.to_le());
+            }
+        }
+    }
+
     fn stamp(&self, offset: usize) -> Option<&AtomicU64> {
         if offset % 8 != 0 || !self.in_bounds(offset, 8) {
             return None;

@@ -278,9 +278,13 @@ impl ShmLink {
             // owns runs short of (they retire in order behind the misses).
             header.checksum = self.checksum(header, offset, payload);
         }
-        // Four 8-byte stores straight into the record: no header bytes
-        // assembled on the stack and reloaded (a store-forwarding stall).
-        self.tx.bytes().write_header(offset + STAMP_LEN, &header);
+        match payload {
+            // Payload and header in one bounds-checked write, ordered so
+            // the line the consumer polls changes hands once (see
+            // `write_frame`).
+            Payload::Private(bytes) => self.tx.bytes().write_frame(offset, &header, bytes),
+            Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
+        }
         self.tx.commit(rec);
         // Everything else comes after the stamp: the peer is already
         // reading while this side does its bookkeeping.
@@ -347,6 +351,7 @@ impl ShmLink {
 }
 
 /// Where the payload whose checksum a header covers is.
+#[derive(Clone, Copy)]
 enum Payload<'a> {
     /// In a private buffer (the copying send path).
     Private(&'a [u8]),
@@ -451,15 +456,6 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let (offset, rec) = self.reserve_raw(payload.len(), timeout)?;
-        // The record's first line is the one the consumer polls: fill the
-        // later lines first, then that line's payload bytes, header and
-        // stamp back to back, so it changes hands once, not once per store.
-        let first = payload
-            .len()
-            .min(super::ring::RECORD_ALIGN - PAYLOAD_OFFSET);
-        self.tx
-            .write(offset + PAYLOAD_OFFSET + first, &payload[first..]);
-        self.tx.write(offset + PAYLOAD_OFFSET, &payload[..first]);
         self.publish(offset, rec, message_type, flags, Payload::Private(payload));
         Ok(())
     }
