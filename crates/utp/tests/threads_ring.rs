@@ -76,22 +76,10 @@ fn payload(n: u64) -> Vec<u8> {
 #[test]
 fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
     let block = Block::new();
-    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let producer = Producer::new(block.indices(), block.data()).unwrap();
     let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
     std::thread::scope(|s| {
-        s.spawn(move || {
-            for n in 1..=FRAMES {
-                let body = payload(n);
-                let rec = record_len(body.len()).unwrap();
-                let offset = loop {
-                    match producer.try_reserve(rec).unwrap() {
-                        Some(offset) => break offset,
-                        None => std::thread::yield_now(),
-                    }
-                };
-                write_frame(&mut producer, offset, rec, n, &body);
-            }
-        });
+        s.spawn(move || produce_every_frame(producer));
         for n in 1..=FRAMES {
             let record = loop {
                 // Odd frames are waited for as a blocked receive waits:
@@ -132,25 +120,10 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
     // Frames of 0 to 408 payload bytes; this consumer takes at most 300.
     const LIMIT: usize = 300;
     let block = Block::new();
-    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let producer = Producer::new(block.indices(), block.data()).unwrap();
     let mut consumer = Consumer::new(block.indices(), block.data(), LIMIT).unwrap();
     std::thread::scope(|s| {
-        s.spawn(move || {
-            // A consumer that stops giving space back fails the test, not hangs it.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            for n in 1..=FRAMES {
-                let body = payload(n);
-                let rec = record_len(body.len()).unwrap();
-                let offset = loop {
-                    match producer.try_reserve(rec).unwrap() {
-                        Some(offset) => break offset,
-                        None if std::time::Instant::now() < deadline => std::thread::yield_now(),
-                        None => panic!("no room for frame {n}: the consumer stopped releasing"),
-                    }
-                };
-                write_frame(&mut producer, offset, rec, n, &body);
-            }
-        });
+        s.spawn(move || produce_every_frame(producer));
         let mut header = Header::default();
         // Stale bytes from a longer frame must not survive into a shorter one.
         let mut body = vec![0xee; 1000];
@@ -182,6 +155,25 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
         assert!(skipped > 0, "some frames were over the limit");
         assert!(!consumer.take_copy(&mut header, &mut body).unwrap());
     });
+}
+
+/// Publishes frames 1 to `FRAMES` (payloads from `payload`), waiting for
+/// room as it goes. A consumer that stops giving space back fails the
+/// test after 20 s instead of hanging it.
+fn produce_every_frame(mut producer: Producer<MappedBytes>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for n in 1..=FRAMES {
+        let body = payload(n);
+        let rec = record_len(body.len()).unwrap();
+        let offset = loop {
+            match producer.try_reserve(rec).unwrap() {
+                Some(offset) => break offset,
+                None if std::time::Instant::now() < deadline => std::thread::yield_now(),
+                None => panic!("no room for frame {n}: the consumer stopped releasing"),
+            }
+        };
+        write_frame(&mut producer, offset, rec, n, &body);
+    }
 }
 
 /// Fills the record of `rec` bytes reserved at `offset` with frame `n`

@@ -125,16 +125,7 @@ impl<B: RingBytes> Consumer<B> {
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
-        // Give back what was consumed since the last call once it makes a
-        // batch: by now this side has published whatever it did in between
-        // (a reply), so these stores no longer stand in front of it.
-        if self.pending >= self.cap / FLUSH_BATCH {
-            self.flush();
-        }
-        let Some((offset, len)) = self.next_stamp()? else {
-            // Nothing to read: the caller may now wait or turn to other
-            // work, so nothing it consumed may stay held back.
-            self.flush();
+        let Some((offset, len)) = self.next_published()? else {
             return Ok(None);
         };
         let header = self.header_at(offset, len)?;
@@ -159,11 +150,7 @@ impl<B: RingBytes> Consumer<B> {
     /// instructions, 120 of them moving and re-checking what was known).
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
-        if self.pending >= self.cap / FLUSH_BATCH {
-            self.flush();
-        }
-        let Some((offset, len)) = self.next_stamp()? else {
-            self.flush();
+        let Some((offset, len)) = self.next_published()? else {
             return Ok(false);
         };
         let found = self.header_at(offset, len)?;
@@ -178,6 +165,25 @@ impl<B: RingBytes> Consumer<B> {
         self.release(len);
         *header = found;
         Ok(true)
+    }
+
+    /// The next record's offset and length (from its stamp), padding
+    /// skipped, after giving back what earlier calls consumed if it makes
+    /// a batch: by now this side has published whatever it did in between
+    /// (a reply), so these stores no longer stand in front of it. `None`
+    /// if nothing is published, after giving back everything: the caller
+    /// may now wait or turn to other work, so nothing it consumed may
+    /// stay held back.
+    #[inline(always)]
+    fn next_published(&mut self) -> Result<Option<(usize, usize)>> {
+        if self.pending >= self.cap / FLUSH_BATCH {
+            self.flush();
+        }
+        let next = self.next_stamp()?;
+        if next.is_none() {
+            self.flush();
+        }
+        Ok(next)
     }
 
     #[cold]
