@@ -145,9 +145,9 @@ impl<B: RingBytes> Consumer<B> {
     ///
     /// Why not `peek` then a copy: the header goes straight into the
     /// caller's frame instead of through a [`Record`] moved between
-    /// layers, and the cold paths stay out of line. Both sides of a 64 B
-    /// stream were instruction-bound (a receive cost about 230
-    /// instructions, 120 of them moving and re-checking what was known).
+    /// layers, and the cold paths stay out of line. A 64 B stream is
+    /// bound by the work of its two sides (docs/BENCHMARKS.md,
+    /// 2026-12-03, late morning).
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
         let Some((offset, len)) = self.next_published()? else {
