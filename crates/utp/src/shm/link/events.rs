@@ -28,7 +28,7 @@
 //! step like for any sleeper.
 
 use super::ShmLink;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shm::layout::SideField;
 use crate::shm::sync::{Ordering, fence};
 use std::os::fd::AsFd;
@@ -169,10 +169,7 @@ impl ShmLink {
     /// [`Channel::try_recv`](crate::Channel::try_recv): a frame that is
     /// there, or `Ok(false)` with a wake-up requested (event-loop links).
     pub(super) fn try_recv_frame(&mut self, frame: &mut crate::frame::Frame) -> Result<bool> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        self.check_poison()?;
+        self.check_receivable()?;
         if self.take_arrived(frame)? {
             return Ok(true);
         }

@@ -10,7 +10,6 @@
 
 use super::{Payload, ShmLink};
 use crate::error::{Error, Result};
-use crate::frame::DecodeError;
 use crate::shm::bytes::{ShmSlice, ShmSliceMut};
 use crate::shm::ring::{PAYLOAD_OFFSET, RECORD_ALIGN, Record};
 use crate::shm::wait::WaitFor;
@@ -68,22 +67,50 @@ impl ShmLink {
     /// Waits at most `timeout` for the next record (not yet released).
     #[inline(always)]
     pub(super) fn next_record(&mut self, timeout: Option<Duration>) -> Result<Record> {
+        self.receive(timeout, |l| l.rx.peek())
+    }
+
+    /// What every receive shares: fails if the link is closed or its
+    /// region poisoned, then `take`s what is there, or waits at most
+    /// `timeout` for a stamp and takes what came. `take` builds its
+    /// result where it is used, and the waiting is out of line, so a
+    /// receive that finds its frame at once carries none of it.
+    #[inline(always)]
+    pub(super) fn receive<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut take: impl FnMut(&mut Self) -> Result<Option<T>>,
+    ) -> Result<T> {
+        self.check_receivable()?;
+        if let Some(taken) = take(self)? {
+            return Ok(taken);
+        }
+        self.wait_then_take(timeout, take)
+    }
+
+    /// `receive` when nothing was there: waits until a record (not
+    /// padding) is published, then takes it. The poll is the stamp load
+    /// alone (`wait_until` checks the peer's state word between polls).
+    #[inline(never)]
+    pub(super) fn wait_then_take<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut take: impl FnMut(&mut Self) -> Result<Option<T>>,
+    ) -> Result<T> {
+        self.wait_until(WaitFor::Data, timeout, |l| Ok(l.rx.ready()?.then_some(())))?;
+        // Only the producer writes stamps, and never clears a published one.
+        take(self)?.ok_or_else(|| {
+            crate::shm::ring::corrupt("a published record's stamp was taken back by its producer")
+        })
+    }
+
+    /// Fails if this side closed the link or its region was truncated.
+    #[inline(always)]
+    pub(super) fn check_receivable(&mut self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
-        self.check_poison()?;
-        if let Some(record) = self.rx.peek()? {
-            return Ok(record);
-        }
-        // The poll is the stamp load alone (`wait_until` checks the peer's
-        // state word between polls), and the wait returns no record: the
-        // one `peek` below builds it where it is used, in registers, not
-        // in a result copied through the stack (a store-forwarding stall).
-        self.wait_until(WaitFor::Data, timeout, |l| Ok(l.rx.ready()?.then_some(())))?;
-        // Only the producer writes stamps, and never clears a published one.
-        self.rx.peek()?.ok_or_else(|| {
-            crate::shm::ring::corrupt("a published record's stamp was taken back by its producer")
-        })
+        self.check_poison()
     }
 
     /// Reserves room for a frame with `len` bytes of payload, waiting at
@@ -113,11 +140,8 @@ impl ShmLink {
         let view = View { link: self, record };
         if view.link.rx.too_large(&view.record) {
             // Dropping the view skips the frame; the link goes on.
-            return Err(DecodeError::TooLarge {
-                length: view.record.header.payload_length,
-                limit: view.link.rx.max_payload(),
-            }
-            .into());
+            let length = view.record.header.payload_length as usize;
+            return Err(view.link.rx.too_large_error(length));
         }
         Ok(view)
     }

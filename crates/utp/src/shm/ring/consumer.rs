@@ -186,9 +186,11 @@ impl<B: RingBytes> Consumer<B> {
         Ok(next)
     }
 
+    /// The error for a frame of `n` payload bytes, over this consumer's
+    /// `max_payload` (see [`too_large`](Self::too_large)).
     #[cold]
     #[inline(never)]
-    fn too_large_error(&self, n: usize) -> crate::error::Error {
+    pub fn too_large_error(&self, n: usize) -> crate::error::Error {
         crate::frame::DecodeError::TooLarge {
             length: n as u32,
             limit: self.max_payload,
@@ -200,7 +202,7 @@ impl<B: RingBytes> Consumer<B> {
     /// `offset`, validated: magic, version, a payload inside the ring, and
     /// a padded length equal to the stamp's.
     #[inline(always)]
-    fn header_at(&mut self, offset: usize, len: usize) -> Result<Header> {
+    fn header_at(&self, offset: usize, len: usize) -> Result<Header> {
         // Start fetching the record's later lines now, so the payload
         // does not wait for the header to be decoded.
         let mut line = RECORD_ALIGN;
