@@ -299,7 +299,9 @@ fn pattern(frame_number: usize, size: usize) -> Vec<u8> {
 
 /// After a large frame the reader takes the next header and the start of
 /// its payload in one read, the payload straight into the vector the
-/// caller's frame handed back. Whatever follows a large frame (a larger or
+/// caller's frame handed back (sockets), or reads no further than the end
+/// of a frame the size of the last (pipes; frames larger than its buffer
+/// pass through it in pieces). Whatever follows a large frame (a larger or
 /// smaller one, an empty one, tiny ones packed behind its header, one just
 /// at the threshold) must arrive exactly, over a socket and over a pipe;
 /// the receiver lags, so each read finds several frames waiting.
@@ -307,6 +309,7 @@ fn pattern(frame_number: usize, size: usize) -> Vec<u8> {
 fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
     let sizes = [
         40_000usize,
+        300_000,
         30_000,
         20_000,
         0,
@@ -435,4 +438,46 @@ fn a_header_announcing_a_megabyte_costs_only_the_bytes_that_came() {
         .unwrap();
     assert_eq!(frame.payload().len(), 1 << 20);
     drop(writer.join().unwrap());
+}
+
+/// A pipe's reader and writer share one lock in the kernel, so a reader that
+/// empties the pipe in one long copy stalls the writer: over a pipe, utp
+/// reads one frame at a time, guessing the next frame the size of the last.
+/// What it has not asked for stays in the pipe, where `FIONREAD` counts it.
+#[test]
+fn a_pipe_reader_takes_one_frame_at_a_time_and_leaves_the_rest_in_the_pipe() {
+    let (read, mut write) = std::io::pipe().unwrap();
+    let watch: std::os::fd::OwnedFd = read.try_clone().unwrap().into();
+    let (_, unused_write) = std::io::pipe().unwrap();
+    let mut channel = StreamChannel::new(
+        StreamIo::Pair {
+            read: read.into(),
+            write: Some(unused_write.into()),
+        },
+        Framing::Utp,
+        1 << 20,
+        "pipe pair".into(),
+        Default::default(),
+    );
+    let sizes = [100usize, 100, 100, 40, 3000, 3000];
+    let mut wire = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        wire.extend(frame::encode_to_vec(
+            &Header::new(message_type::DATA, flags::CHECKSUM, i as u64 + 1, 0),
+            &pattern(i, size),
+        ));
+    }
+    write.write_all(&wire).unwrap();
+    let in_pipe = || rustix::io::ioctl_fionread(&watch).unwrap() as usize;
+    let mut left = wire.len();
+    let mut frame = Frame::default();
+    for (i, &size) in sizes.iter().enumerate() {
+        channel.recv(&mut frame).unwrap();
+        assert!(frame.payload() == pattern(i, size), "frame {i}");
+        left -= frame::HEADER_LEN + size;
+        // A frame smaller than the one before (the 40-byte one) brings the
+        // start of the next with it; everything else is read exactly.
+        let read_ahead = if i == 3 { 100 - 40 } else { 0 };
+        assert_eq!(in_pipe(), left - read_ahead, "after frame {i}");
+    }
 }
