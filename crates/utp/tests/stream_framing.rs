@@ -30,6 +30,32 @@ fn channel_and_raw_peer(framing: Framing) -> (StreamChannel, UnixStream) {
     (channel, UnixStream::from(b))
 }
 
+/// A channel over two pipe ends, as `pipe:` and `fifo://` make them.
+fn pipe_pair_channel(read: std::os::fd::OwnedFd, write: std::os::fd::OwnedFd) -> StreamChannel {
+    StreamChannel::new(
+        StreamIo::Pair {
+            read,
+            write: Some(write),
+        },
+        Framing::Utp,
+        1 << 20,
+        "pipe pair".into(),
+        Default::default(),
+    )
+}
+
+/// Frames numbered from 1 whose payloads have `sizes` and `pattern` bytes.
+fn wire_of(sizes: &[usize]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        wire.extend(frame::encode_to_vec(
+            &Header::new(message_type::DATA, flags::CHECKSUM, i as u64 + 1, 0),
+            &pattern(i, size),
+        ));
+    }
+    wire
+}
+
 #[test]
 fn frames_dribbled_one_byte_at_a_time_arrive_whole_despite_timeouts() {
     let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
@@ -211,16 +237,7 @@ fn frames_on_both_sides_of_the_one_write_boundary_arrive_intact() {
     let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
     let (pipe_read, pipe_write) = std::io::pipe().unwrap();
     let (unused_read, _unused_write) = std::io::pipe().unwrap();
-    let mut pair = StreamChannel::new(
-        StreamIo::Pair {
-            read: unused_read.into(),
-            write: Some(pipe_write.into()),
-        },
-        Framing::Utp,
-        1 << 20,
-        "pipe pair".into(),
-        Default::default(),
-    );
+    let mut pair = pipe_pair_channel(unused_read.into(), pipe_write.into());
     let reader = std::thread::spawn(move || {
         let mut pipe_read = pipe_read;
         let mut got = Vec::new();
@@ -326,27 +343,12 @@ fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
         16_383,
         60_000,
     ];
-    let mut wire = Vec::new();
-    for (i, &size) in sizes.iter().enumerate() {
-        wire.extend(frame::encode_to_vec(
-            &Header::new(message_type::DATA, flags::CHECKSUM, i as u64 + 1, 0),
-            &pattern(i, size),
-        ));
-    }
+    let wire = wire_of(&sizes);
     for over_pipe in [false, true] {
         let (mut channel, writer): (StreamChannel, Box<dyn Write + Send>) = if over_pipe {
             let (read, write) = std::io::pipe().unwrap();
             let (_, unused_write) = std::io::pipe().unwrap();
-            let channel = StreamChannel::new(
-                StreamIo::Pair {
-                    read: read.into(),
-                    write: Some(unused_write.into()),
-                },
-                Framing::Utp,
-                1 << 20,
-                "pipe pair".into(),
-                Default::default(),
-            );
+            let channel = pipe_pair_channel(read.into(), unused_write.into());
             (channel, Box::new(write))
         } else {
             let (channel, peer) = channel_and_raw_peer(Framing::Utp);
@@ -449,24 +451,9 @@ fn a_pipe_reader_takes_one_frame_at_a_time_and_leaves_the_rest_in_the_pipe() {
     let (read, mut write) = std::io::pipe().unwrap();
     let watch: std::os::fd::OwnedFd = read.try_clone().unwrap().into();
     let (_, unused_write) = std::io::pipe().unwrap();
-    let mut channel = StreamChannel::new(
-        StreamIo::Pair {
-            read: read.into(),
-            write: Some(unused_write.into()),
-        },
-        Framing::Utp,
-        1 << 20,
-        "pipe pair".into(),
-        Default::default(),
-    );
+    let mut channel = pipe_pair_channel(read.into(), unused_write.into());
     let sizes = [100usize, 100, 100, 40, 3000, 3000];
-    let mut wire = Vec::new();
-    for (i, &size) in sizes.iter().enumerate() {
-        wire.extend(frame::encode_to_vec(
-            &Header::new(message_type::DATA, flags::CHECKSUM, i as u64 + 1, 0),
-            &pattern(i, size),
-        ));
-    }
+    let wire = wire_of(&sizes);
     write.write_all(&wire).unwrap();
     let in_pipe = || rustix::io::ioctl_fionread(&watch).unwrap() as usize;
     let mut left = wire.len();
