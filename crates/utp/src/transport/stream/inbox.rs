@@ -444,9 +444,9 @@ impl Inbox {
     /// destination sits 1–31 bytes past the source modulo 64 as when it
     /// sits 0 or 32–63 past (a pipe streaming 64 KiB messages: 1.5 against
     /// 3.3 GB/s); the allocator only promises 16-byte alignment. In a pipe
-    /// a payload starts at offset 0 or 32 of a page (its header shared the
-    /// page before, or starts its own), so a frame read whole at the origin,
-    /// header first, copies at full speed either way.
+    /// a payload of a page or more starts at offset 0 or 32 of a page (its
+    /// header shared the page before, or starts its own), so a frame read
+    /// whole at the origin, header first, copies at full speed either way.
     fn origin(&self) -> usize {
         self.buf.as_ptr().align_offset(ALIGN).min(self.buf.len())
     }
