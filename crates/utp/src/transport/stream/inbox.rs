@@ -66,13 +66,8 @@ pub(crate) struct Inbox {
     pending: Option<Header>,
     payload: Vec<u8>,
     filled: usize,
-    /// The last frame's payload was large: read the next header together
-    /// with the start of its payload (see `read_split`).
-    expect_large: bool,
-    /// Pipes and FIFOs: every read stops at the end of the frame it is
-    /// for, guessing a frame the size of the last (see `read_for_header`).
-    pub(crate) frame_at_a_time: bool,
-    /// The payload length of the last frame received.
+    /// The payload length of the last frame received: the guess at the
+    /// next one's (see `read_for_header`).
     last_length: usize,
     pub(crate) framing: Framing,
     pub(crate) max_payload: usize,
@@ -113,8 +108,6 @@ impl Inbox {
             pending: None,
             payload: Vec::new(),
             filled: 0,
-            expect_large: false,
-            frame_at_a_time: false,
             last_length: 0,
             framing,
             max_payload,
@@ -157,7 +150,7 @@ impl Inbox {
                 match self.parse_header() {
                     Ok(Some(header)) => self.pending = Some(header),
                     Ok(None) => {
-                        let into = self.read_for_header();
+                        let into = self.read_for_header(io);
                         self.read_more(io, deadline, timeout, into)?;
                         continue;
                     }
@@ -177,7 +170,7 @@ impl Inbox {
             }
             let missing = want - self.filled;
             let direct = missing >= DIRECT_READ_MIN;
-            let into = if self.frame_at_a_time && !(direct && self.payload_well_placed()) {
+            let into = if frame_at_a_time(io) && !(direct && self.payload_well_placed()) {
                 // The rest of this frame and nothing more, through the
                 // buffer (see `origin`).
                 ReadInto::Buffer { at_most: missing }
@@ -213,21 +206,24 @@ impl Inbox {
     /// reading 68 KiB at a time, 0.6 M one frame at a time). The frame goes
     /// to the buffer whole, the header first at an aligned address (see
     /// `origin`), and its payload is copied out from there.
-    fn read_for_header(&self) -> ReadInto {
+    fn read_for_header(&self, io: &StreamIo) -> ReadInto {
         let buffered = self.end - self.start;
         if self.framing != Framing::Utp {
             return ReadInto::Buffer {
                 at_most: usize::MAX,
             };
         }
-        if self.frame_at_a_time {
+        if frame_at_a_time(io) {
             return ReadInto::Buffer {
                 at_most: HEADER_LEN + self.last_length - buffered.min(HEADER_LEN),
             };
         }
-        // A split read fills the payload vector the caller's frame handed
-        // back (its length is the size of an earlier frame).
-        if buffered == 0 && self.expect_large && self.payload.len() >= DIRECT_READ_MIN {
+        // After a large frame, a split read fills the payload vector the
+        // caller's frame handed back (its length is an earlier frame's).
+        if buffered == 0
+            && self.last_length >= DIRECT_READ_MIN
+            && self.payload.len() >= DIRECT_READ_MIN
+        {
             return ReadInto::Split;
         }
         ReadInto::Buffer {
@@ -334,7 +330,6 @@ impl Inbox {
             self.broken = Some(format!("an invalid frame ({error})"));
             return Err(error.into());
         }
-        self.expect_large = filled >= DIRECT_READ_MIN;
         self.last_length = filled;
         self.payload.truncate(filled);
         frame.header = header;
@@ -357,7 +352,7 @@ impl Inbox {
                 self.buf.resize(FIRST_BUFFER_LEN, 0);
             }
             self.start = self.origin();
-            if self.frame_at_a_time && self.pending.is_some() {
+            if frame_at_a_time(io) && self.pending.is_some() {
                 // Payload byte i lands at an address ≡ i (mod 32), as in a
                 // whole frame read at the origin (see `origin`).
                 self.start += self.filled % KERNEL_COPY_PHASE;
@@ -420,7 +415,7 @@ impl Inbox {
             self.payload.resize(filled + step, 0);
         }
         let mut end = self.payload.len().min(want);
-        if self.frame_at_a_time {
+        if frame_at_a_time(io) {
             // A pipe is read in pieces, as it is written (see `PIPE_PIECE`).
             end = end.min(filled + PIPE_PIECE);
         }
@@ -535,6 +530,12 @@ impl Inbox {
             None => (buffered > 0).then_some((buffered, 0)),
         }
     }
+}
+
+/// Pipes and FIFOs (any descriptor pair): every read stops at the end of
+/// the frame it is for (see `Inbox::read_for_header`).
+fn frame_at_a_time(io: &StreamIo) -> bool {
+    !io.is_socket()
 }
 
 /// Where a read puts the bytes.

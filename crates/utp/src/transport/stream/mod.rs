@@ -81,8 +81,6 @@ impl StreamChannel {
         let modes_separate = io.pair_modes_separate();
         let mut inbox = Inbox::new(framing, max_payload);
         inbox.mode.may_block = modes_separate;
-        // Pipes are read a frame at a time (see `Inbox::read_for_header`).
-        inbox.frame_at_a_time = matches!(io, StreamIo::Pair { .. });
         StreamChannel {
             io,
             inbox,
