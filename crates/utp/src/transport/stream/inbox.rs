@@ -20,11 +20,12 @@
 //! peer that trickles bytes or stops mid-frame cannot hold the reader.
 
 use super::framing::Framing;
-use super::io::{PIPE_PIECE, ReadOutcome, StreamIo};
+use super::io::{ReadOutcome, StreamIo};
 use crate::ProtocolReason;
 use crate::channel::Deadline;
 use crate::error::{Error, Result};
 use crate::frame::{self, DecodeError, Frame, HEADER_LEN, Header};
+use crate::transport::pipe::PIPE_PIECE;
 use crate::transport::wait::{Ready, wait_ready};
 use std::io::IoSliceMut;
 use std::os::fd::OwnedFd;

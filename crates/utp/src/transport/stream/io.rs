@@ -2,6 +2,7 @@
 //! pair of one-way descriptors (pipes, FIFOs).
 
 use crate::error::{Error, Result};
+use crate::transport::pipe::PIPE_PIECE;
 use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
@@ -11,13 +12,6 @@ use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
-
-/// The most one write to a pipe carries. The reader and the writer of a
-/// pipe take one lock in the kernel, held for a whole copy; writing a large
-/// frame in 64 KiB pieces lets the reader empty the pipe between them
-/// (1 MiB messages through a 256 KiB pipe, read 64 KiB at a time: 1.3–1.6
-/// GB/s written whole, 2.6–2.9 GB/s in 16–64 KiB pieces).
-pub(crate) const PIPE_PIECE: usize = 64 * 1024;
 
 /// The first [`PIPE_PIECE`] bytes of `iov`, as at most three slices in `pieces`.
 fn pipe_piece<'a>(iov: &'a [IoSlice<'a>], pieces: &'a mut [IoSlice<'a>; 3]) -> &'a [IoSlice<'a>] {

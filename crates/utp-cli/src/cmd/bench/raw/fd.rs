@@ -14,11 +14,6 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::Path;
 
-/// Alignment of the place each message is read into.
-const ALIGN: usize = 64;
-/// The most a pipe read or write moves at once (utp's `PIPE_PIECE`).
-const PIPE_PIECE: usize = 64 * 1024;
-
 /// A reading and a writing descriptor (the same socket twice, or two pipes).
 #[derive(Debug)]
 pub struct FdLink {
@@ -42,8 +37,9 @@ impl FdLink {
 
     /// Two pipes (or FIFOs), each given the capacity utp gives its own
     /// (`utp::transport::pipe::DEFAULT_PIPE_SIZE`), so both sides of the
-    /// comparison have the same buffers. Large messages move in 64 KiB pieces each way, as utp moves them:
-    /// a pipe's reader and writer take one lock for a whole copy, and
+    /// comparison have the same buffers. Large messages move in pieces of
+    /// `utp::transport::pipe::PIPE_PIECE` each way, as utp moves them: a
+    /// pipe's reader and writer take one lock for a whole copy, and
     /// whole-message copies of 1 MiB run at about half the speed.
     pub fn pipes(reader: OwnedFd, writer: OwnedFd) -> Fallible<Self> {
         for fd in [&reader, &writer] {
@@ -51,7 +47,7 @@ impl FdLink {
                 .map_err(|e| format!("F_SETPIPE_SZ: {e}"))?;
         }
         let mut link = FdLink::new(reader, writer);
-        link.piece = PIPE_PIECE;
+        link.piece = utp::transport::pipe::PIPE_PIECE;
         Ok(link)
     }
 
@@ -71,14 +67,8 @@ impl Link for FdLink {
     }
 
     fn recv(&mut self, len: usize) -> Fallible<&[u8]> {
-        // Into a 64-byte-aligned place, as utp's stream reader reads: the
-        // kernel's copy into a destination 16 bytes off a line runs up to
-        // four times slower here, so an unaligned baseline is no floor.
-        if self.buf.len() < len + ALIGN {
-            self.buf.resize(len + ALIGN, 0);
-        }
-        let at = self.buf.as_ptr().align_offset(ALIGN);
-        let place = &mut self.buf[at..at + len];
+        // Into an aligned place, as utp's stream reader reads.
+        let place = super::aligned(&mut self.buf, len);
         for piece in place.chunks_mut(self.piece) {
             self.reader.read_exact(piece)?;
         }

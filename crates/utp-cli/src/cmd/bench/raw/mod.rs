@@ -249,8 +249,37 @@ pub fn connect(
 #[derive(Debug)]
 pub struct RemoveOnDrop(pub PathBuf);
 
+/// Where raw baselines read and copy: the kernel's and glibc's `rep movsb`
+/// run at half speed or far less here when the destination sits 1–31 bytes
+/// past the source modulo 64, and the allocator only promises 16
+/// (docs/BENCHMARKS.md, "2026-12-03, afternoon"); a baseline that reads
+/// into wherever a vector lands is no floor.
+const ALIGN: usize = 64;
+
+/// `len` bytes of `buf` starting on a 64-byte boundary, growing `buf` to hold them.
+pub fn aligned(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len + ALIGN {
+        buf.resize(len + ALIGN, 0);
+    }
+    let at = buf.as_ptr().align_offset(ALIGN);
+    &mut buf[at..at + len]
+}
+
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aligned_places_start_on_a_line_whatever_the_vector() {
+        for extra in 0..4 {
+            let mut buf = vec![0u8; 100 + extra * 16];
+            let place = super::aligned(&mut buf, 100);
+            assert_eq!(place.as_ptr().addr() % super::ALIGN, 0);
+            assert_eq!(place.len(), 100);
+        }
     }
 }
