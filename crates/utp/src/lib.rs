@@ -201,6 +201,7 @@
 #![deny(missing_docs)]
 
 pub mod channel;
+pub(crate) mod copy;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

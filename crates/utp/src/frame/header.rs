@@ -219,7 +219,7 @@ pub fn encode_to_vec(header: &Header, payload: &[u8]) -> Vec<u8> {
     header.encode_for(payload, &mut head);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&head);
-    out.extend_from_slice(payload);
+    crate::copy::extend(&mut out, payload);
     out
 }
 

@@ -54,7 +54,7 @@ impl Frame {
     pub fn set(&mut self, header: Header, payload: &[u8]) {
         self.header = header;
         self.payload.clear();
-        self.payload.extend_from_slice(payload);
+        crate::copy::extend(&mut self.payload, payload);
     }
 
     /// Takes the payload out, leaving an empty buffer behind.

@@ -104,7 +104,7 @@ impl Publisher {
             Inner::Shm(p) => {
                 p.begin(payload.len())?;
                 // SAFETY: between begin and commit, no other reference.
-                unsafe { p.room(payload.len()) }.copy_from_slice(payload);
+                crate::copy::copy_slice(unsafe { p.room(payload.len()) }, payload);
                 Ok(p.commit(message_type, 0, payload.len(), now_micros()))
             }
             Inner::Stream(p) => p.send(message_type, payload),

@@ -125,7 +125,7 @@ impl StreamPublisher {
         let mut bytes = Vec::with_capacity(9 + payload.len());
         bytes.extend_from_slice(&n.to_le_bytes());
         bytes.push(message_type);
-        bytes.extend_from_slice(payload);
+        crate::copy::extend(&mut bytes, payload);
         let message: Arc<[u8]> = bytes.into();
         for m in state.members.iter_mut() {
             if m.gone.load(Ordering::Acquire) {

@@ -127,7 +127,7 @@ impl<'a> View<'a> {
                     ));
                 }
             }
-            Inner::Owned(p) => dst[..n].copy_from_slice(&p[..n]),
+            Inner::Owned(p) => crate::copy::copy_slice(&mut dst[..n], &p[..n]),
         }
         self.verified(n)
     }

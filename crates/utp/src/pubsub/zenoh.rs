@@ -204,7 +204,7 @@ impl ZenohPublisher {
         Header::new(message_type, flags::CHECKSUM, n, now_micros()).encode_for(payload, &mut head);
         self.out.clear();
         self.out.extend_from_slice(&head);
-        self.out.extend_from_slice(payload);
+        crate::copy::extend(&mut self.out, payload);
         self.publisher
             .put(self.out.as_slice())
             .wait()

@@ -138,7 +138,9 @@ impl MappedBytes {
 }
 
 /// Copies `n` bytes; up to 64 inline (a libc call costs more than the
-/// copy for a few lines' worth), larger ones through `copy_nonoverlapping`.
+/// copy for a few lines' worth), larger ones through
+/// [`crate::copy::copy_nonoverlapping`] (which keeps out of `rep movsb`'s
+/// slow window).
 ///
 /// # Safety
 ///
@@ -149,7 +151,7 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
     // `src..src+n` / `dst..dst+n` (overlapping unaligned word moves).
     unsafe {
         if n > 64 {
-            std::ptr::copy_nonoverlapping(src, dst, n);
+            crate::copy::copy_nonoverlapping(src, dst, n);
         } else if n > 32 {
             // The first and the last 32 bytes, overlapping.
             let a = src.cast::<u128>().read_unaligned();
@@ -337,7 +339,7 @@ impl<'a> ShmSlice<'a> {
         // private Rust buffer, never inside the mapping. A concurrent write
         // by the peer makes the copied bytes arbitrary, never invalid: any
         // bit pattern is a valid u8, and the copy is what we use afterwards.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), n) };
+        unsafe { copy_bytes(self.ptr, dst.as_mut_ptr(), n) };
         n
     }
 
@@ -461,7 +463,7 @@ impl<'a> ShmSliceMut<'a> {
         }
         // SAFETY: in bounds (checked); `src` is a Rust slice, which never
         // points into the shared mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) };
+        unsafe { copy_bytes(src.as_ptr(), self.ptr.add(offset), src.len()) };
         true
     }
 

@@ -114,7 +114,7 @@ impl InprocChannel {
                 .next_reply_header(message_type, flags, payload, request),
             None => self.stamper.next_header(message_type, flags, payload),
         };
-        let message = (header, payload.to_vec());
+        let message = (header, crate::copy::to_vec(payload));
         let gone = || {
             Error::peer_gone(
                 GoneReason::Closed,

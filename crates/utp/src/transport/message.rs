@@ -33,7 +33,7 @@ pub(crate) fn encode(
     };
     out.clear();
     out.extend_from_slice(&head);
-    out.extend_from_slice(payload);
+    crate::copy::extend(out, payload);
     Ok(())
 }
 

@@ -191,8 +191,11 @@ impl Inbox {
     fn take_from_buffer(&mut self, take: usize) {
         let bytes = &self.buf[self.start..self.start + take];
         let over_old = (self.payload.len() - self.filled).min(take);
-        self.payload[self.filled..self.filled + over_old].copy_from_slice(&bytes[..over_old]);
-        self.payload.extend_from_slice(&bytes[over_old..]);
+        crate::copy::copy_slice(
+            &mut self.payload[self.filled..self.filled + over_old],
+            &bytes[..over_old],
+        );
+        crate::copy::extend(&mut self.payload, &bytes[over_old..]);
         self.filled += take;
         self.start += take;
     }
@@ -437,9 +440,11 @@ impl Inbox {
     /// Where reads into the empty buffer start: its first 64-byte-aligned
     /// byte. The kernel copies with `rep movsb`, which on this project's
     /// AMD hosts runs about half as fast (down to a quarter) when the
-    /// destination sits 1–31 bytes past the source modulo 64 as when it
-    /// sits 0 or 32–63 past (a pipe streaming 64 KiB messages: 1.5 against
-    /// 3.3 GB/s); the allocator only promises 16-byte alignment. In a pipe
+    /// destination sits 1–31 bytes past the source modulo a 4 KiB page as
+    /// otherwise (a pipe streaming 64 KiB messages: 1.5 against 3.3 GB/s;
+    /// see `crate::copy`); the allocator only promises 16-byte alignment.
+    /// A destination a multiple of 32 bytes from the source is never in
+    /// that window. In a pipe
     /// a payload of a page or more starts at offset 0 or 32 of a page (its
     /// header shared the page before, or starts its own), so a frame read
     /// whole at the origin, header first, copies at full speed either way.
@@ -514,7 +519,10 @@ impl Inbox {
             );
         }
         let origin = self.origin();
-        self.buf[origin..origin + next].copy_from_slice(&self.payload[own..spilled]);
+        crate::copy::copy_slice(
+            &mut self.buf[origin..origin + next],
+            &self.payload[own..spilled],
+        );
         self.start = origin;
         self.end = origin + next;
         Ok(())
