@@ -251,9 +251,10 @@ pub struct RemoveOnDrop(pub PathBuf);
 
 /// Where raw baselines read and copy: the kernel's and glibc's `rep movsb`
 /// run at half speed or far less here when the destination sits 1–31 bytes
-/// past the source modulo 64, and the allocator only promises 16
-/// (docs/BENCHMARKS.md, "2026-12-03, afternoon"); a baseline that reads
-/// into wherever a vector lands is no floor.
+/// past the source modulo a 4 KiB page, and the allocator only promises 16
+/// (docs/BENCHMARKS.md, "2026-12-03, afternoon" and "evening"); a baseline
+/// that reads into wherever a vector lands is no floor. A 64-byte-aligned
+/// place stays out of that window for sources at multiples of 32.
 const ALIGN: usize = 64;
 
 /// `len` bytes of `buf` starting on a 64-byte boundary, growing `buf` to hold them.

@@ -141,7 +141,9 @@ impl Region {
         // `bytes`, a Rust slice outside the mapping; the protocol gives this
         // side exclusive use of the range until it publishes it with a
         // release store, and plain bytes have no invalid values anyway.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len()) }
+        unsafe {
+            utp::__bench::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len())
+        }
     }
 
     /// Copies `out.len()` bytes from the region at `offset` into `out`.
@@ -150,7 +152,9 @@ impl Region {
         // SAFETY: the source is in bounds (checked) and does not overlap
         // `out`; the peer published the range with a release store that this
         // side acquired, and any bytes are valid `u8`s.
-        unsafe { std::ptr::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len()) }
+        unsafe {
+            utp::__bench::copy_nonoverlapping(self.base.add(offset), out.as_mut_ptr(), out.len())
+        }
     }
 }
 
