@@ -16,6 +16,7 @@
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 use utp::frame::{HEADER_LEN, Header, flags, message_type};
 use utp::shm::bytes::MappedBytes;
 use utp::shm::ring::{Consumer, Indices, PAYLOAD_OFFSET, Producer, STAMP_LEN, record_len};
@@ -24,6 +25,37 @@ use utp::shm::ring::{Consumer, Indices, PAYLOAD_OFFSET, Producer, STAMP_LEN, rec
 const FRAMES: u64 = if cfg!(miri) { 100 } else { 20_000 };
 const CAPACITY: usize = 512;
 const INDEX_LEN: usize = 256;
+
+/// How long either side may wait without progress before the test fails:
+/// the other side stopped giving space back or publishing, or panicked
+/// (whose scope the waiting side would otherwise never leave). Counted
+/// from the last frame, not from the start: under Miri on a loaded host a
+/// whole run takes minutes.
+const STALL: Duration = Duration::from_secs(20);
+
+/// A wait that fails the test after [`STALL`] without progress.
+struct Patience {
+    until: Instant,
+}
+
+impl Patience {
+    fn new() -> Patience {
+        Patience {
+            until: Instant::now() + STALL,
+        }
+    }
+
+    /// A frame went through: the next wait has the whole [`STALL`] again.
+    fn progress(&mut self) {
+        self.until = Instant::now() + STALL;
+    }
+
+    /// Yields, or panics with `what` once the patience is spent.
+    fn wait(&self, what: impl FnOnce() -> String) {
+        assert!(Instant::now() < self.until, "stalled: {}", what());
+        std::thread::yield_now();
+    }
+}
 
 /// A region-like heap block: index header + data area, 64-byte aligned.
 struct Block {
@@ -80,6 +112,7 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
     let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
     std::thread::scope(|s| {
         s.spawn(move || produce_every_frame(producer));
+        let mut patience = Patience::new();
         for n in 1..=FRAMES {
             let record = loop {
                 // Odd frames are waited for as a blocked receive waits:
@@ -92,8 +125,9 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
                 } else if let Some(record) = consumer.peek().unwrap() {
                     break record;
                 }
-                std::thread::yield_now();
+                patience.wait(|| format!("no frame {n} from the producer"));
             };
+            patience.progress();
             assert_eq!(record.header.sequence, n);
             let len = record.header.payload_length as usize;
             let mut body = Vec::new();
@@ -128,14 +162,16 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
         // Stale bytes from a longer frame must not survive into a shorter one.
         let mut body = vec![0xee; 1000];
         let mut skipped = 0;
+        let mut patience = Patience::new();
         for n in 1..=FRAMES {
             let want = payload(n);
             let taken = loop {
                 match consumer.take_copy(&mut header, &mut body) {
-                    Ok(false) => std::thread::yield_now(),
+                    Ok(false) => patience.wait(|| format!("no frame {n} from the producer")),
                     other => break other,
                 }
             };
+            patience.progress();
             if want.len() > LIMIT {
                 let err = taken.expect_err("a frame over the limit");
                 assert!(
@@ -159,19 +195,20 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
 
 /// Publishes frames 1 to `FRAMES` (payloads from `payload`), waiting for
 /// room as it goes. A consumer that stops giving space back fails the
-/// test after 20 s instead of hanging it.
+/// test after [`STALL`] instead of hanging it.
 fn produce_every_frame(mut producer: Producer<MappedBytes>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut patience = Patience::new();
     for n in 1..=FRAMES {
         let body = payload(n);
         let rec = record_len(body.len()).unwrap();
         let offset = loop {
             match producer.try_reserve(rec).unwrap() {
                 Some(offset) => break offset,
-                None if std::time::Instant::now() < deadline => std::thread::yield_now(),
-                None => panic!("no room for frame {n}: the consumer stopped releasing"),
+                None => patience
+                    .wait(|| format!("no room for frame {n}: the consumer stopped releasing")),
             }
         };
+        patience.progress();
         write_frame(&mut producer, offset, rec, n, &body);
     }
 }
