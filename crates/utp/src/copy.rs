@@ -101,7 +101,7 @@ pub(crate) fn extend(out: &mut Vec<u8>, src: &[u8]) {
 
 /// `src.to_vec()` through [`copy_nonoverlapping`].
 #[inline]
-pub(crate) fn to_vec(src: &[u8]) -> Vec<u8> {
+pub fn to_vec(src: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(src.len());
     extend(&mut out, src);
     out

@@ -10,8 +10,9 @@ pub mod probe;
 pub mod seqlock;
 
 /// utp's byte copy ([`crate::copy`]: `memcpy`, in pieces where `rep movsb`
-/// would be slow). The raw shared-memory baselines copy with it, so that a
-/// baseline never pays a penalty utp does not.
-pub use crate::copy::copy_nonoverlapping;
+/// would be slow), raw and into a new vector. The raw shared-memory and
+/// in-process baselines copy with it, so that a baseline never pays a
+/// penalty utp does not.
+pub use crate::copy::{copy_nonoverlapping, to_vec as copy_to_vec};
 
 pub use seqlock::{BenchReader, BenchWriter, Count, Mode, Sample};

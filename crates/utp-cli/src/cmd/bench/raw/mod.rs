@@ -86,16 +86,16 @@ impl RawKind {
         };
         match self {
             RawKind::SlotSpin => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window)"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window)"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window); bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window); bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all / read_exact of each message into a 64-byte-aligned buffer".into()
@@ -119,7 +119,7 @@ impl RawKind {
                 )
             }
             RawKind::Inproc => {
-                "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads".into()
+                "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied with utp's copy (2 KiB pieces in rep movsb's slow window)".into()
             }
         }
     }
