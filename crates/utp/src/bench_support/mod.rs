@@ -9,7 +9,7 @@
 pub mod probe;
 pub mod seqlock;
 
-/// utp's byte copy ([`crate::copy`]: `memcpy`, in pieces where `rep movsb`
+/// utp's byte copy (module `copy`: `memcpy`, in pieces where `rep movsb`
 /// would be slow), raw and into a new vector. The raw shared-memory and
 /// in-process baselines copy with it, so that a baseline never pays a
 /// penalty utp does not.
