@@ -23,19 +23,16 @@ const ROUNDS: usize = 200;
 
 pub fn main() -> utp::Result<()> {
     let tag = format!("event-loop-{}", std::process::id());
-    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map_err(|e| utp::Error::io("pick a UDP port", e))?
-        .port();
-    let urls = [
+    // Port 0: the system picks a free UDP port; `endpoint()` says which.
+    let mut listeners: Vec<Box<dyn Listener>> = [
         format!("shm://{tag}"),
         format!("unix:///tmp/utp-{tag}.sock"),
-        format!("udp://127.0.0.1:{udp_port}"),
-    ];
-    let mut listeners: Vec<Box<dyn Listener>> = urls
-        .iter()
-        .map(|u| utp::listen(u))
-        .collect::<utp::Result<_>>()?;
+        "udp://127.0.0.1:0".to_string(),
+    ]
+    .iter()
+    .map(|u| utp::listen(u))
+    .collect::<utp::Result<_>>()?;
+    let urls: Vec<String> = listeners.iter().map(|l| l.endpoint()).collect();
 
     // Clients: one thread per transport, ROUNDS request/echo pairs each.
     let clients: Vec<_> = urls
