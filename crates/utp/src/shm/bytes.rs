@@ -3,6 +3,7 @@
 
 use super::ring::{RECORD_ALIGN, RingBytes};
 use super::sync::{AtomicU64, Ordering};
+use crate::copy::copy_nonoverlapping;
 use std::marker::PhantomData;
 
 /// `cap` bytes of mapped shared memory at `ptr`.
@@ -114,12 +115,12 @@ impl MappedBytes {
         // are Rust values, never inside the mapping.
         unsafe {
             let record = self.ptr.add(offset);
-            copy_bytes(
+            copy_nonoverlapping(
                 payload.as_ptr().add(first),
                 record.add(PAYLOAD_OFFSET + first),
                 payload.len() - first,
             );
-            copy_bytes(payload.as_ptr(), record.add(PAYLOAD_OFFSET), first);
+            copy_nonoverlapping(payload.as_ptr(), record.add(PAYLOAD_OFFSET), first);
             for (i, w) in words.iter().enumerate() {
                 record.add(STAMP_LEN + 8 * i).cast::<u64>().write(w.to_le());
             }
@@ -137,54 +138,6 @@ impl MappedBytes {
     }
 }
 
-/// Copies `n` bytes; up to 64 inline (a libc call costs more than the
-/// copy for a few lines' worth), larger ones through
-/// [`crate::copy::copy_nonoverlapping`] (which keeps out of `rep movsb`'s
-/// slow window).
-///
-/// # Safety
-///
-/// As `std::ptr::copy_nonoverlapping(src, dst, n)`.
-#[inline(always)]
-unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
-    // SAFETY: the caller's contract; every access below is inside
-    // `src..src+n` / `dst..dst+n` (overlapping unaligned word moves).
-    unsafe {
-        if n > 64 {
-            crate::copy::copy_nonoverlapping(src, dst, n);
-        } else if n > 32 {
-            // The first and the last 32 bytes, overlapping.
-            let a = src.cast::<u128>().read_unaligned();
-            let b = src.add(16).cast::<u128>().read_unaligned();
-            let c = src.add(n - 32).cast::<u128>().read_unaligned();
-            let d = src.add(n - 16).cast::<u128>().read_unaligned();
-            dst.cast::<u128>().write_unaligned(a);
-            dst.add(16).cast::<u128>().write_unaligned(b);
-            dst.add(n - 32).cast::<u128>().write_unaligned(c);
-            dst.add(n - 16).cast::<u128>().write_unaligned(d);
-        } else if n > 16 {
-            let a = src.cast::<u128>().read_unaligned();
-            let b = src.add(n - 16).cast::<u128>().read_unaligned();
-            dst.cast::<u128>().write_unaligned(a);
-            dst.add(n - 16).cast::<u128>().write_unaligned(b);
-        } else if n >= 8 {
-            let a = src.cast::<u64>().read_unaligned();
-            let b = src.add(n - 8).cast::<u64>().read_unaligned();
-            dst.cast::<u64>().write_unaligned(a);
-            dst.add(n - 8).cast::<u64>().write_unaligned(b);
-        } else if n >= 4 {
-            let a = src.cast::<u32>().read_unaligned();
-            let b = src.add(n - 4).cast::<u32>().read_unaligned();
-            dst.cast::<u32>().write_unaligned(a);
-            dst.add(n - 4).cast::<u32>().write_unaligned(b);
-        } else {
-            for i in 0..n {
-                *dst.add(i) = *src.add(i);
-            }
-        }
-    }
-}
-
 impl RingBytes for MappedBytes {
     fn capacity(&self) -> usize {
         self.cap
@@ -195,14 +148,14 @@ impl RingBytes for MappedBytes {
             // SAFETY: destination in bounds (checked); the source is a Rust
             // slice, which never points into the shared mapping (we hand
             // out no `&[u8]` of it).
-            unsafe { copy_bytes(src.as_ptr(), self.ptr.add(offset), src.len()) }
+            unsafe { copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) }
         }
     }
 
     fn read(&self, offset: usize, dst: &mut [u8]) {
         if self.in_bounds(offset, dst.len()) {
             // SAFETY: source in bounds (checked); `dst` is a distinct Rust slice.
-            unsafe { copy_bytes(self.ptr.add(offset), dst.as_mut_ptr(), dst.len()) }
+            unsafe { copy_nonoverlapping(self.ptr.add(offset), dst.as_mut_ptr(), dst.len()) }
         }
     }
 
@@ -211,15 +164,9 @@ impl RingBytes for MappedBytes {
         if !self.in_bounds(offset, len) {
             return;
         }
-        out.reserve(len);
-        let start = out.len();
-        // SAFETY: the source is in bounds of the mapping (checked) and never
-        // overlaps a Rust allocation; `reserve` made room for `len` bytes
-        // after `start`, all initialised by the copy before `set_len`.
-        unsafe {
-            copy_bytes(self.ptr.add(offset), out.as_mut_ptr().add(start), len);
-            out.set_len(start + len);
-        }
+        // SAFETY: `offset..offset+len` is in bounds of the mapping (checked),
+        // which never overlaps a Rust allocation.
+        unsafe { crate::copy::extend_from_raw(out, self.ptr.add(offset), len) }
     }
 
     #[inline]
@@ -339,7 +286,7 @@ impl<'a> ShmSlice<'a> {
         // private Rust buffer, never inside the mapping. A concurrent write
         // by the peer makes the copied bytes arbitrary, never invalid: any
         // bit pattern is a valid u8, and the copy is what we use afterwards.
-        unsafe { copy_bytes(self.ptr, dst.as_mut_ptr(), n) };
+        unsafe { copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), n) };
         n
     }
 
@@ -352,16 +299,9 @@ impl<'a> ShmSlice<'a> {
 
     /// Appends a private copy of the bytes to `out` (one copy, no zeroing).
     pub fn extend_vec(&self, out: &mut Vec<u8>) {
-        out.reserve(self.len);
-        let start = out.len();
-        // SAFETY: `reserve` made room for `len` more bytes after `start`;
-        // the source is mapped for `len` bytes (invariants) and never
-        // overlaps a Rust allocation; every byte up to start+len is
-        // initialised by the copy before set_len.
-        unsafe {
-            copy_bytes(self.ptr, out.as_mut_ptr().add(start), self.len);
-            out.set_len(start + self.len);
-        }
+        // SAFETY: `ptr..ptr+len` is mapped (invariants) and never overlaps
+        // a Rust allocation.
+        unsafe { crate::copy::extend_from_raw(out, self.ptr, self.len) }
     }
 
     /// The byte at `index`, read once.
@@ -463,7 +403,7 @@ impl<'a> ShmSliceMut<'a> {
         }
         // SAFETY: in bounds (checked); `src` is a Rust slice, which never
         // points into the shared mapping.
-        unsafe { copy_bytes(src.as_ptr(), self.ptr.add(offset), src.len()) };
+        unsafe { copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) };
         true
     }
 
@@ -511,7 +451,7 @@ mod tests {
             let src: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
             let mut dst = vec![0xffu8; n + 8];
             // SAFETY: both buffers hold at least n bytes and do not overlap.
-            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr().add(4), n) };
+            unsafe { copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().add(4), n) };
             assert_eq!(&dst[4..4 + n], &src[..], "n = {n}");
             assert!(dst[..4].iter().chain(&dst[4 + n..]).all(|&b| b == 0xff));
         }
