@@ -86,16 +86,16 @@ impl RawKind {
         };
         match self {
             RawKind::SlotSpin => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window)"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_COPY}"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window)"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window); bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out with utp's copy (2 KiB pieces in rep movsb's slow window); bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all / read_exact of each message into a 64-byte-aligned buffer".into()
@@ -119,7 +119,7 @@ impl RawKind {
                 )
             }
             RawKind::Inproc => {
-                "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied with utp's copy (2 KiB pieces in rep movsb's slow window)".into()
+                format!("bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied {UTP_COPY}")
             }
         }
     }
@@ -248,6 +248,11 @@ pub fn connect(
 /// Removes a file (socket, FIFO) when dropped; a missing file is fine.
 #[derive(Debug)]
 pub struct RemoveOnDrop(pub PathBuf);
+
+/// How the raw shared-memory and in-process baselines copy payloads: as
+/// utp does (`utp::__bench::copy_nonoverlapping`), so that neither pays
+/// the page-aliasing penalty alone.
+const UTP_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow window)";
 
 /// Where raw baselines read and copy: the kernel's and glibc's `rep movsb`
 /// run at half speed or far less here when the destination sits 1–31 bytes
