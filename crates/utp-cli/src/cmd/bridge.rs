@@ -10,7 +10,9 @@
 //! `bridge_pubsub.rs`): `utp bridge --pubsub shm://ticks zenoh://site1/ticks`.
 
 use crate::cmd::bridge_pump::{Pair, pump};
+use crate::cmd::serve::ReadyFile;
 use crate::exit::CmdResult;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -44,18 +46,27 @@ pub struct Args {
     /// message at TO (e.g. shm://ticks zenoh://site1/ticks).
     #[arg(long)]
     pubsub: bool,
+    /// Once TO is open, write its URL to this file (removed on exit); with
+    /// TO on port 0 (tcp://127.0.0.1:0) the file names the port it got.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 /// Bridges until SIGINT or SIGTERM, then closes TO (removing its endpoint).
 pub fn run(args: Args) -> CmdResult {
     if args.pubsub {
-        return crate::cmd::bridge_pubsub::run(&args.from, &args.to);
+        return crate::cmd::bridge_pubsub::run(&args.from, &args.to, args.ready_file.as_deref());
     }
     // Fail early, with the URL error, if FROM is malformed.
     utp::Endpoint::parse(&args.from)?;
     let mut listener = utp::listen(&args.to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
+    let _ready = args
+        .ready_file
+        .as_deref()
+        .map(|path| ReadyFile::write(path, &listener.endpoint()))
+        .transpose()?;
     let options = utp::Options::default().with_connect_timeout(args.connect_timeout);
     let served = Arc::new(AtomicU64::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();

@@ -10,7 +10,9 @@
 //! FROM restarted) are not gaps at TO: they are logged and counted in the
 //! final line.
 
+use crate::cmd::serve::ReadyFile;
 use crate::exit::CmdResult;
+use std::path::Path;
 use std::time::Duration;
 use utp::pubsub::{Publisher, Subscriber};
 use utp::service::Shutdown;
@@ -21,12 +23,17 @@ const POLL: Duration = Duration::from_millis(100);
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
 /// Relays until SIGINT or SIGTERM.
-pub fn run(from: &str, to: &str) -> CmdResult {
+/// With `ready_file`, writes the publisher's URL there once it is open
+/// (removed on exit).
+pub fn run(from: &str, to: &str, ready_file: Option<&Path>) -> CmdResult {
     // Fail early, with the URL error, if FROM is malformed.
     utp::Endpoint::parse(from)?;
     let mut publisher = Publisher::create(to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
+    let _ready = ready_file
+        .map(|path| ReadyFile::write(path, &publisher.endpoint()))
+        .transpose()?;
     log::info!("bridging pub/sub {from} -> {}", publisher.endpoint());
     let (mut relayed, mut lost_upstream) = (0u64, 0u64);
     let mut buf = Vec::new();
