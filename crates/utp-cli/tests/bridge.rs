@@ -12,38 +12,52 @@ use util::{Server, run, socket_path, utp};
 use utp::frame::{flags, message_type};
 use utp::service::Client;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A `utp bridge FROM TO` child, stopped with SIGTERM (then SIGKILL) on drop.
+struct Bridge {
+    child: Child,
+    /// TO as the bridge announced it: with TO on port 0
+    /// (`tcp://127.0.0.1:0`), the port it got. A port picked by binding
+    /// and dropping a socket could be taken before the bridge binds it.
+    url: String,
+    _ready_file: util::RemoveOnDrop,
 }
 
-/// A `utp bridge FROM TO` child, stopped with SIGTERM (then SIGKILL) on drop.
-struct Bridge(Child);
-
 impl Bridge {
+    /// Starts the bridge and waits until a calculator answers through it.
     fn start(from: &str, to: &str) -> Bridge {
-        let child = utp()
-            .args(["bridge", from, to, "--connect-timeout", "2s"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn utp bridge");
-        let bridge = Bridge(child);
-        wait_until_calls(to);
+        let bridge = Bridge::spawn(from, to, &["--connect-timeout", "2s"]);
+        wait_until_calls(&bridge.url);
         bridge
     }
 
+    /// Starts `utp bridge FROM TO ARGS...` and waits for its ready file.
+    fn spawn(from: &str, to: &str, args: &[&str]) -> Bridge {
+        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("bridge")).into());
+        let mut child = utp()
+            .args(["bridge", from, to])
+            .args(args)
+            .arg("--ready-file")
+            .arg(&ready.0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn utp bridge");
+        let url = util::announced_url(&mut child, &ready.0);
+        Bridge {
+            child,
+            url,
+            _ready_file: ready,
+        }
+    }
+
     fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        util::stop(&mut self.0, Duration::from_secs(3));
+        util::stop(&mut self.child, Duration::from_secs(3));
     }
 }
 
@@ -64,8 +78,8 @@ fn calc_behind_bridge() -> (Server, Bridge, String, util::RemoveOnDrop) {
     let sock = socket_path("bridge-svc");
     let service = format!("unix://{}", sock.display());
     let server = Server::start("calc", &service);
-    let exposed = format!("tcp://127.0.0.1:{}", free_port());
-    let bridge = Bridge::start(&service, &exposed);
+    let bridge = Bridge::start(&service, "tcp://127.0.0.1:0");
+    let exposed = bridge.url.clone();
     (server, bridge, exposed, util::RemoveOnDrop(sock))
 }
 
@@ -114,8 +128,8 @@ fn a_restarted_service_is_an_error_then_reachable_again() {
     let _cleanup = util::RemoveOnDrop(sock.clone());
     let service = format!("unix://{}", sock.display());
     let server = Server::start("calc", &service);
-    let exposed = format!("tcp://127.0.0.1:{}", free_port());
-    let _bridge = Bridge::start(&service, &exposed);
+    let bridge = Bridge::start(&service, "tcp://127.0.0.1:0");
+    let exposed = bridge.url.clone();
     let mut client = Client::connect(&exposed).unwrap();
     assert_eq!(client.call(b"ADD 1 1").unwrap(), b"OK 2");
     server.kill();
@@ -160,34 +174,17 @@ fn a_restarted_bridge_is_noticed_by_its_clients_and_serves_again() {
 fn a_service_that_stops_reading_pushes_back_on_the_client() {
     // The "service" accepts and never reads: the bridge may hold one frame,
     // the sockets a few MiB; the client's sends must then time out.
-    let port = free_port();
-    let service = format!("tcp://127.0.0.1:{port}");
-    let mut listener = utp::listen(&service).unwrap();
+    let mut listener = utp::listen("tcp://127.0.0.1:0").unwrap();
+    let service = listener.endpoint();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
         let channel = listener.accept().unwrap();
         let _ = released.recv_timeout(Duration::from_secs(60));
         drop(channel);
     });
-    let exposed = format!("tcp://127.0.0.1:{}", free_port());
-    let _bridge = {
-        let child = utp()
-            .args(["bridge", &service, &exposed, "--send-timeout", "30s"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        Bridge(child)
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut client = loop {
-        match utp::connect(&exposed) {
-            Ok(client) => break client,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "bridge never listened: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    };
+    let bridge = Bridge::spawn(&service, "tcp://127.0.0.1:0", &["--send-timeout", "30s"]);
+    // The ready file is written once the bridge listens.
+    let mut client = utp::connect(&bridge.url).expect("the bridge listens");
     let chunk = vec![7u8; 1 << 20];
     let mut sent = 0usize;
     let err = loop {
@@ -209,4 +206,39 @@ fn a_service_that_stops_reading_pushes_back_on_the_client() {
     eprintln!("backpressure after {sent} MiB");
     release.send(()).unwrap();
     holder.join().unwrap();
+}
+
+#[test]
+fn a_pubsub_bridge_announces_its_port_and_relays_a_feed() {
+    use utp::pubsub::{Publisher, Subscriber};
+    let topic = format!("shm://{}", util::unique("bridge-feed"));
+    let mut publisher = Publisher::create(&topic).unwrap();
+    let bridge = Bridge::spawn(&topic, "tcp://127.0.0.1:0", &["--pubsub"]);
+    let port = bridge
+        .url
+        .strip_prefix("tcp://127.0.0.1:")
+        .expect("tcp URL");
+    assert!(port.parse::<u16>().is_ok_and(|p| p != 0), "{}", bridge.url);
+    // The bridge subscribes when it starts; until our subscriber and the
+    // bridge are both attached, messages are not seen: publish until one is.
+    let mut subscriber = Subscriber::connect(&bridge.url).unwrap();
+    let mut buf = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = 0u32;
+    loop {
+        sent += 1;
+        publisher.send(format!("tick {sent}").as_bytes()).unwrap();
+        if subscriber
+            .recv(&mut buf, Some(Duration::from_millis(50)))
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing relayed after {sent} messages"
+        );
+    }
+    let text = String::from_utf8(buf).unwrap();
+    assert!(text.starts_with("tick "), "{text}");
 }

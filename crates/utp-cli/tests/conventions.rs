@@ -246,18 +246,14 @@ fn in_use_names_the_holder_pid() {
         )
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tcp = Server::start("calc", &format!("tcp://127.0.0.1:{port}"));
-    let out = run(&["serve", "calc", "--on", &format!("tcp://127.0.0.1:{port}")]);
+    let tcp = Server::start_announced("calc", "tcp://127.0.0.1:0");
+    let out = run(&["serve", "calc", "--on", &tcp.url]);
     assert_eq!(
         stderr(&out),
         format!(
-            "utp: error: tcp://127.0.0.1:{port} is already in use by a running server (another \
-             process listens on that port: pid {} (utp))\n",
+            "utp: error: {} is already in use by a running server (another process listens on \
+             that port: pid {} (utp))\n",
+            tcp.url,
             tcp.child.id()
         )
     );

@@ -178,26 +178,27 @@ fn doctor_reports_checks_and_its_exit_code_says_whether_there_are_problems() {
 fn ls_finds_servers_without_counters_through_proc() {
     // With UTP_STATS=off nothing is in a counters region: the rows come
     // from /proc (sockets and ports held by a process named utp).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let path = socket_path("lsproc");
-    let urls = [
-        format!("tcp://127.0.0.1:{port}"),
-        format!("unix://{}", path.display()),
-    ];
+    let mut urls = Vec::new();
     let mut children = Vec::new();
-    for url in &urls {
+    // TCP on port 0: the server announces its port in its ready file.
+    for url in [
+        "tcp://127.0.0.1:0".to_string(),
+        format!("unix://{}", path.display()),
+    ] {
+        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("lsproc")).into());
         let child = util::utp()
             .env("UTP_STATS", "off")
-            .args(["serve", "calc", "--on", url])
+            .args(["serve", "calc", "--on", &url, "--ready-file"])
+            .arg(&ready.0)
             .stdin(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        children.push(util::Killed(child));
-        assert!(run(&["wait", url]).status.success());
+        let mut child = util::Killed(child);
+        let url = util::announced_url(&mut child.0, &ready.0);
+        assert!(run(&["wait", &url]).status.success());
+        children.push(child);
+        urls.push(url);
     }
     let out = run(&["ls", "--json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();

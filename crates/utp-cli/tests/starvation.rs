@@ -102,9 +102,11 @@ impl<T: Read + Write + Send> Conn for T {}
 /// `n` idle connections and `n` trickling ones (a header started, then a
 /// byte at a time) against the server at `url`; checks an honest client is
 /// served within 10 ms (median) meanwhile, and reports the cost.
+/// `url` may ask for port 0; `connect` opens an attacker's connection to
+/// the URL the server announced.
 fn slow_clients_do_not_starve_an_honest_one(
     url: &str,
-    connect: impl Fn() -> Box<dyn Conn>,
+    connect: impl Fn(&str) -> Box<dyn Conn>,
     n: usize,
 ) {
     // One attack at a time: each holds 2n descriptors in this process.
@@ -118,14 +120,15 @@ fn slow_clients_do_not_starve_an_honest_one(
         );
         return;
     }
-    let server = Server::start("calc", url);
+    let server = Server::start_announced("calc", url);
+    let url = server.url.as_str();
     let pid = server.child.id();
     let _ = honest_latencies(url, 5); // warm up
     let rss_before = status_field(pid, "VmRSS:");
     let fds_before = open_fds(pid);
     let started = Instant::now();
-    let mut idle: Vec<Box<dyn Conn>> = (0..n).map(|_| connect()).collect();
-    let mut trickling: Vec<Box<dyn Conn>> = (0..n).map(|_| connect()).collect();
+    let mut idle: Vec<Box<dyn Conn>> = (0..n).map(|_| connect(url)).collect();
+    let mut trickling: Vec<Box<dyn Conn>> = (0..n).map(|_| connect(url)).collect();
     let head = header_bytes(16);
     for conn in &mut trickling {
         conn.write_all(&head[..20]).expect("start a frame");
@@ -191,7 +194,7 @@ fn ten_thousand_slow_unix_clients_do_not_starve_an_honest_one() {
     let url = format!("unix://{}", path.display());
     slow_clients_do_not_starve_an_honest_one(
         &url,
-        || Box::new(UnixStream::connect(&path).expect("attacker connects")),
+        |_| Box::new(UnixStream::connect(&path).expect("attacker connects")),
         5_000,
     );
     assert!(!path.exists(), "the socket file is removed");
@@ -199,15 +202,12 @@ fn ten_thousand_slow_unix_clients_do_not_starve_an_honest_one() {
 
 #[test]
 fn ten_thousand_slow_tcp_clients_do_not_starve_an_honest_one() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
     slow_clients_do_not_starve_an_honest_one(
-        &url,
-        move || Box::new(TcpStream::connect(("127.0.0.1", port)).expect("attacker connects")),
+        "tcp://127.0.0.1:0",
+        |url| {
+            let address = url.strip_prefix("tcp://").expect("a tcp URL");
+            Box::new(TcpStream::connect(address).expect("attacker connects"))
+        },
         5_000,
     );
 }
@@ -219,7 +219,7 @@ fn ten_thousand_slow_abstract_socket_clients_do_not_starve_an_honest_one() {
     let url = format!("unix://@{name}");
     slow_clients_do_not_starve_an_honest_one(
         &url,
-        move || {
+        move |_| {
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
             Box::new(UnixStream::connect_addr(&addr).expect("attacker connects"))
         },

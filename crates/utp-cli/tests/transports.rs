@@ -2,6 +2,8 @@
 //! processes: `utp serve calc --on URL` and `utp call URL MUL 6 7` → 42; the
 //! tutorial's length-prefixed client; clean exit and cleanup on SIGTERM.
 
+mod util;
+
 use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +20,8 @@ fn unique(tag: &str) -> String {
     )
 }
 
+/// A port nothing listens on just now, for the "no server" test only (a
+/// server is started on port 0 and announces its port: see `Served`).
 fn free_port(udp: bool) -> u16 {
     if udp {
         std::net::UdpSocket::bind("127.0.0.1:0")
@@ -48,23 +52,33 @@ fn call(url: &str, args: &[&str]) -> Output {
 /// A `utp serve calc` process, killed (SIGTERM) and reaped on drop.
 struct Served {
     child: Option<Child>,
+    /// The address the server announced (its real port when asked for 0).
     url: String,
+    _ready_file: util::RemoveOnDrop,
 }
 
 impl Served {
+    /// Serves on `url` (port 0 for TCP and UDP: a port picked by binding and
+    /// dropping a socket can be taken before the server binds it) and waits
+    /// until the announced address answers a call.
     fn start(url: &str) -> Served {
-        let child = Command::new(UTP)
-            .args(["serve", "calc", "--on", url])
+        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", unique("ready")).into());
+        let mut child = Command::new(UTP)
+            .args(["serve", "calc", "--on", url, "--ready-file"])
+            .arg(&ready.0)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn utp serve");
+        let url = util::announced_url(&mut child, &ready.0);
         let served = Served {
             child: Some(child),
-            url: url.to_string(),
+            url,
+            _ready_file: ready,
         };
+        let url = served.url.as_str();
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             let out = call(url, &["ADD", "1", "1"]);
@@ -141,6 +155,8 @@ fn leftovers(tag: &str) -> Vec<String> {
 /// Serves on `url`, calls it, terminates the server and checks it cleaned up.
 fn serve_call_terminate(url: &str, tag: &str) {
     let mut server = Served::start(url);
+    let url = server.url.clone();
+    let url = url.as_str();
     mul_6_7(url);
     assert_eq!(
         server.terminate(),
@@ -158,12 +174,12 @@ fn unix_socket() {
 
 #[test]
 fn tcp() {
-    serve_call_terminate(&format!("tcp://127.0.0.1:{}", free_port(false)), "no-files");
+    serve_call_terminate("tcp://127.0.0.1:0", "no-files");
 }
 
 #[test]
 fn udp() {
-    serve_call_terminate(&format!("udp://127.0.0.1:{}", free_port(true)), "no-files");
+    serve_call_terminate("udp://127.0.0.1:0", "no-files");
 }
 
 #[test]
@@ -228,16 +244,16 @@ fn tutorial_call<S: Read + Write>(conn: &mut S, request: &str) -> String {
 
 #[test]
 fn tutorial_client_over_tcp() {
-    let port = free_port(false);
-    let _server = Served::start(&format!("tcp://127.0.0.1:{port}"));
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let server = Served::start("tcp://127.0.0.1:0");
+    let address = server.url.strip_prefix("tcp://").unwrap();
+    let mut conn = std::net::TcpStream::connect(address).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(tutorial_call(&mut conn, "ADD 10 20"), "OK 30");
     assert_eq!(tutorial_call(&mut conn, "DIV 7 2"), "OK 3");
     assert_eq!(tutorial_call(&mut conn, "DIV 1 0"), "ERR Division by zero");
     drop(conn);
     // utp's own client can speak the tutorial's framing too.
-    mul_6_7(&format!("tcp://127.0.0.1:{port}?framing=length"));
+    mul_6_7(&format!("{}?framing=length", server.url));
 }
 
 #[test]

@@ -23,22 +23,25 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 
 #[test]
 fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("udp://127.0.0.1:{port}");
     let log_path = format!("/tmp/{}.log", util::unique("udp-flood"));
     let _log_cleanup = util::RemoveOnDrop(log_path.clone().into());
     let log = std::fs::File::create(&log_path).unwrap();
+    // Port 0: the server announces the port it got in its ready file.
+    let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("udp-flood")).into());
     let mut server = util::utp()
-        .args(["serve", "calc", "--on", &url])
+        .args(["serve", "calc", "--on", "udp://127.0.0.1:0", "--ready-file"])
+        .arg(&ready.0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
+    let url = util::announced_url(&mut server, &ready.0);
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
     let pid = server.id();
     let mut warm = None;
     for _ in 0..100 {

@@ -45,6 +45,9 @@ pub fn run(args: &[&str]) -> Output {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// The `--ready-file` of [`Server::start_announced`], removed on drop
+    /// (the server removes it itself, unless it was killed).
+    ready_file: Option<RemoveOnDrop>,
 }
 
 impl Server {
@@ -59,9 +62,33 @@ impl Server {
         let mut server = Server {
             child,
             url: url.to_string(),
+            ready_file: None,
         };
         server.wait_ready();
         server
+    }
+
+    /// Starts `utp serve SERVICE --on URL --ready-file F` and returns it
+    /// with `url` set to the address the server announced in F. This is
+    /// how tests get a TCP or UDP port: URL asks for port 0
+    /// (`tcp://127.0.0.1:0`). A port picked by binding and dropping a socket
+    /// could be taken by another process (a parallel test's thousands of
+    /// connections) before the server binds it.
+    pub fn start_announced(service: &str, url: &str) -> Server {
+        let ready = RemoveOnDrop(PathBuf::from(format!("/tmp/{}.ready", unique("utp-ready"))));
+        let mut child = utp()
+            .args(["serve", service, "--on", url, "--ready-file"])
+            .arg(&ready.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn utp serve");
+        let announced = announced_url(&mut child, &ready.0);
+        Server {
+            child,
+            url: announced,
+            ready_file: Some(ready),
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -123,6 +150,27 @@ impl Drop for Server {
     /// SIGTERM first, so the server removes its endpoint; SIGKILL if it lingers.
     fn drop(&mut self) {
         stop(&mut self.child, Duration::from_secs(3));
+    }
+}
+
+/// Waits (at most 10 s) until `child` writes its `--ready-file` at `path`
+/// and returns the URL it announced there; panics if the child exits first.
+pub fn announced_url(child: &mut Child, path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The file is written whole (renamed into place): no partial reads.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text.trim_end().to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("utp exited with {status} before writing {}", path.display());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no ready file at {} after 10 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
