@@ -28,6 +28,10 @@ pub struct MachineJson<'a> {
     pub notes: &'a [String],
     /// Why the figures may not be trustworthy (busy machine, unsteady repeats).
     pub warnings: &'a [String],
+    /// The share of the CPU time during the tables that the hypervisor gave
+    /// to other work (steal time), in percent; `null` where /proc/stat has
+    /// no steal column.
+    pub steal_percent: Option<f64>,
     /// How each raw baseline was set up.
     pub baselines: Vec<super::summary::Baseline>,
 }

@@ -83,9 +83,72 @@ pub fn loadavg() -> String {
         .join(" ")
 }
 
+/// The CPU time of the whole machine so far, from the `cpu` line of
+/// /proc/stat, in clock ticks: all of it, and the part a virtual machine's
+/// CPUs were ready to run but the hypervisor ran something else (steal).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuTimes {
+    /// Ticks stolen by the hypervisor (0 on bare metal).
+    pub steal: u64,
+    /// user + nice + system + idle + iowait + irq + softirq + steal.
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Reads /proc/stat; `None` where it cannot be read or parsed.
+    pub fn now() -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    fn parse(stat: &str) -> Option<CpuTimes> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        // user nice system idle iowait irq softirq steal (guest time is
+        // already counted in user and nice).
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        (ticks.len() == 8).then(|| CpuTimes {
+            steal: ticks[7],
+            total: ticks.iter().sum(),
+        })
+    }
+
+    /// The share (0 to 1) of the CPU time from `self` to `later` that the
+    /// hypervisor gave to other work; `None` if no time passed.
+    pub fn steal_share(self, later: CpuTimes) -> Option<f64> {
+        let total = later.total.checked_sub(self.total).filter(|&t| t > 0)?;
+        let steal = later.steal.saturating_sub(self.steal);
+        Some(steal as f64 / total as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steal_share_is_the_stolen_part_of_the_time_between_two_readings() {
+        let at = |stat: &str| CpuTimes::parse(stat).unwrap();
+        let start = at("cpu  100 0 50 800 10 0 20 20 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n");
+        assert_eq!(
+            start,
+            CpuTimes {
+                steal: 20,
+                total: 1000
+            }
+        );
+        // 1000 more ticks, 150 of them stolen.
+        let later = at("cpu  400 0 150 1250 10 0 20 170 0 0\n");
+        assert_eq!(start.steal_share(later), Some(0.15));
+        assert_eq!(start.steal_share(start), None, "no time passed");
+        // A kernel without the steal column, or garbage: not read.
+        assert_eq!(CpuTimes::parse("cpu  1 2 3 4 5 6 7\n"), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2 x 4 5 6 7 8\n"), None);
+        assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
+    }
 
     #[test]
     fn reads_model_and_hypervisor_flag() {

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> CmdResult {
     );
     let repeats = plan.repeats;
     let runner = runner::Runner::new(plan, peer_cpu);
+    let cpu_at_start = machine::CpuTimes::now();
     let mut outcome = orchestrate::execute(
         &runner,
         &selected,
@@ -162,6 +163,9 @@ pub fn run(args: Args) -> CmdResult {
     outcome.notes.splice(0..0, setup_notes);
 
     let load_at_end = machine::loadavg();
+    let steal = cpu_at_start
+        .zip(machine::CpuTimes::now())
+        .and_then(|(start, end)| start.steal_share(end));
     if !outcome.rows.is_empty() {
         print!("\n{}", summary::summary(&outcome.rows, plan.rate));
     }
@@ -169,6 +173,7 @@ pub fn run(args: Args) -> CmdResult {
         &machine.loadavg_at_start,
         &load_at_end,
         machine.cores,
+        steal,
         &outcome.rows,
     );
     for warning in &warnings {
@@ -194,6 +199,12 @@ pub fn run(args: Args) -> CmdResult {
         "load average: {} at the start, {load_at_end} at the end",
         machine.loadavg_at_start,
     );
+    if let Some(steal) = steal {
+        println!(
+            "steal time: {:.1} % of the CPU time went to other work on the host (the hypervisor ran something else while this guest's CPUs were ready)",
+            steal * 100.0
+        );
+    }
     for note in &outcome.notes {
         println!("note: {note}");
     }
@@ -230,6 +241,7 @@ pub fn run(args: Args) -> CmdResult {
             placement_probes: &outcome.probes,
             notes: &outcome.notes,
             warnings: &warnings,
+            steal_percent: steal.map(|s| (s * 1000.0).round() / 10.0),
             baselines: summary::baseline_list(&outcome.rows),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;

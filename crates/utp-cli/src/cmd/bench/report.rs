@@ -168,14 +168,33 @@ pub(super) fn describe(row: &Row) -> String {
     )
 }
 
+/// What a reader should know when the winner is `sysv` or `file`: they run
+/// shm://'s link over another kind of region, so between the three the
+/// figures differ by where the host placed the vCPUs while each row ran,
+/// not by the mechanism; shm:// is the one to pick unless the region's
+/// kind matters (a file on disk may also take write faults at writeback).
+fn same_link_note(row: &Row) -> &'static str {
+    match row.mechanism {
+        "file" => " (shm://'s link over a file: take shm:// unless the region must be a file)",
+        "sysv" => " (shm://'s link over a System V segment: take shm:// unless you need System V)",
+        _ => "",
+    }
+}
+
 /// The closing line: a mechanism for latency, for throughput and for
 /// crossing machines, chosen from the measured numbers (utp rows first, raw
 /// rows only where utp was not measured; between processes, so not inproc).
 pub fn recommendation(rows: &[Row]) -> String {
     let small = |r: &Row| r.mode == Mode::Rtt && r.size == 64 && between_processes(r);
     let p50 = |r: &Row| r.sample.p50_ns.map(|v| v as f64);
-    let latency = best(rows, small, p50)
-        .map(|r| format!("{}, p50 {} at 64 B", describe(r), opt(r.sample.p50_ns, ns)));
+    let latency = best(rows, small, p50).map(|r| {
+        format!(
+            "{}, p50 {} at 64 B{}",
+            describe(r),
+            opt(r.sample.p50_ns, ns),
+            same_link_note(r)
+        )
+    });
     let throughput = best(
         rows,
         |r| r.mode == Mode::Stream && between_processes(r),
@@ -183,10 +202,11 @@ pub fn recommendation(rows: &[Row]) -> String {
     )
     .map(|r| {
         format!(
-            "{}, {} at {}",
+            "{}, {} at {}{}",
             describe(r),
             opt(r.sample.bytes_per_s, |v| rate(v, "B/s")),
-            size(r.size)
+            size(r.size),
+            same_link_note(r)
         )
     });
     // A reliable mechanism first; a lossy one (UDP) only if nothing else was measured.
@@ -266,6 +286,31 @@ mod tests {
         );
         assert!(
             line.contains("crossing machines: tcp (block) (raw baseline only"),
+            "{line}"
+        );
+        assert!(!line.contains("take shm://"), "{line}");
+    }
+
+    #[test]
+    fn a_file_or_sysv_winner_points_to_shm_whose_link_it_runs() {
+        let fast = Sample {
+            bytes_per_s: Some(24e9),
+            ..Sample::default()
+        };
+        let rows = vec![
+            row("shm", Impl::Utp, Mode::Rtt, 64, latency(890)),
+            row("file", Impl::Utp, Mode::Rtt, 64, latency(260)),
+            row("sysv", Impl::Utp, Mode::Stream, 4096, fast),
+        ];
+        let line = recommendation(&rows);
+        assert!(
+            line.contains(
+                "latency: file (block), p50 260 ns at 64 B (shm://'s link over a file: take shm://"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("throughput: sysv (block), 24.00 GB/s at 4 KiB (shm://'s link over a System V segment"),
             "{line}"
         );
     }

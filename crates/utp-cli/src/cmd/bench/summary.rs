@@ -231,9 +231,22 @@ fn speed(row: &Row, x: f64) -> f64 {
     if row.mode == Mode::Rtt { 1.0 / x } else { x }
 }
 
-/// Why the figures of this run may not be trustworthy: a busy machine, or
-/// repeats that disagree.
-pub fn warnings(load_at_start: &str, load_at_end: &str, cores: usize, rows: &[Row]) -> Vec<String> {
+/// The share of the run's CPU time the hypervisor may steal before the
+/// report warns: a vCPU that is not running when its peer wakes it adds
+/// the host's scheduling delay to every blocking round trip, and a
+/// spinning side loses whole slices.
+const STEAL_WARNING: f64 = 0.05;
+
+/// Why the figures of this run may not be trustworthy: a busy machine, a
+/// busy host (steal time: the share of the run's CPU time the hypervisor
+/// gave to other guests), or repeats that disagree.
+pub fn warnings(
+    load_at_start: &str,
+    load_at_end: &str,
+    cores: usize,
+    steal: Option<f64>,
+    rows: &[Row],
+) -> Vec<String> {
     let mut out = Vec::new();
     let one_minute = |load: &str| {
         load.split_whitespace()
@@ -248,6 +261,12 @@ pub fn warnings(load_at_start: &str, load_at_end: &str, cores: usize, rows: &[Ro
     if busy_start.is_some() || busy_end.is_some() {
         out.push(format!(
             "WARNING: the machine was busy (load average {load_at_start} at the start, {load_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures"
+        ));
+    }
+    if let Some(steal) = steal.filter(|&s| s >= STEAL_WARNING) {
+        out.push(format!(
+            "WARNING: the host was busy: the hypervisor gave {:.0} % of this guest's CPU time to other work during the run (steal time); wake-ups wait for a vCPU to be scheduled and spinning sides lose slices, so absolute figures are inflated; compare ratios only",
+            steal * 100.0
         ));
     }
     // Each row's spread, computed once (it is derived from the repeats).
@@ -475,7 +494,7 @@ mod tests {
         let mut unsteady = row("unix", Impl::Utp, Mode::Rtt, 64, latency(1));
         unsteady.by_repeat = vec![Some(70.0), Some(100.0), Some(130.0)];
         let rows = vec![unsteady, row("unix", Impl::Raw, Mode::Rtt, 64, latency(1))];
-        let w = warnings("3.10 2.00 1.00", "3.50 2.00 1.00", 2, &rows);
+        let w = warnings("3.10 2.00 1.00", "3.50 2.00 1.00", 2, None, &rows);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("busy") && w[0].contains("3.10"), "{w:?}");
         assert!(
@@ -484,7 +503,14 @@ mod tests {
         );
         // A quiet machine and steady repeats: nothing to say (our own two
         // processes in the end load do not count).
-        assert!(warnings("0.20 0.1 0.1", "2.40 1 1", 2, &rows[1..]).is_empty());
+        assert!(warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.049), &rows[1..]).is_empty());
+        // A quiet guest on a busy host: the steal time is the warning.
+        let w = warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.12), &rows[1..]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("host was busy") && w[0].contains("12 %"),
+            "{w:?}"
+        );
     }
 
     #[test]
