@@ -32,20 +32,16 @@ impl Bridge {
 
     /// Starts `utp bridge FROM TO ARGS...` and waits for its ready file.
     fn spawn(from: &str, to: &str, args: &[&str]) -> Bridge {
-        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("bridge")).into());
-        let mut child = utp()
-            .args(["bridge", from, to])
-            .args(args)
-            .arg("--ready-file")
-            .arg(&ready.0)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn utp bridge");
-        let url = util::announced_url(&mut child, &ready.0);
+        let announced = util::spawn_announced(
+            utp()
+                .args(["bridge", from, to])
+                .args(args)
+                .stdin(Stdio::null()),
+        );
         Bridge {
-            child,
-            url,
-            _ready_file: ready,
+            child: announced.child,
+            url: announced.url,
+            _ready_file: announced.ready_file,
         }
     }
 

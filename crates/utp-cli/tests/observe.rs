@@ -186,19 +186,16 @@ fn ls_finds_servers_without_counters_through_proc() {
         "tcp://127.0.0.1:0".to_string(),
         format!("unix://{}", path.display()),
     ] {
-        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("lsproc")).into());
-        let child = util::utp()
-            .env("UTP_STATS", "off")
-            .args(["serve", "calc", "--on", &url, "--ready-file"])
-            .arg(&ready.0)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut child = util::Killed(child);
-        let url = util::announced_url(&mut child.0, &ready.0);
-        assert!(run(&["wait", &url]).status.success());
+        let announced = util::spawn_announced(
+            util::utp()
+                .env("UTP_STATS", "off")
+                .args(["serve", "calc", "--on", &url])
+                .stdin(std::process::Stdio::null()),
+        );
+        let child = util::Killed(announced.child);
+        assert!(run(&["wait", &announced.url]).status.success());
         children.push(child);
-        urls.push(url);
+        urls.push(announced.url);
     }
     let out = run(&["ls", "--json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();

@@ -62,21 +62,18 @@ impl Served {
     /// dropping a socket can be taken before the server binds it) and waits
     /// until the announced address answers a call.
     fn start(url: &str) -> Served {
-        let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", unique("ready")).into());
-        let mut child = Command::new(UTP)
-            .args(["serve", "calc", "--on", url, "--ready-file"])
-            .arg(&ready.0)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn utp serve");
-        let url = util::announced_url(&mut child, &ready.0);
+        let announced = util::spawn_announced(
+            Command::new(UTP)
+                .args(["serve", "calc", "--on", url])
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+        );
         let served = Served {
-            child: Some(child),
-            url,
-            _ready_file: ready,
+            child: Some(announced.child),
+            url: announced.url,
+            _ready_file: announced.ready_file,
         };
         let url = served.url.as_str();
         let until = Instant::now() + Duration::from_secs(10);

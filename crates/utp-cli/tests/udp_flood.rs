@@ -27,16 +27,17 @@ fn a_flood_of_sources_and_garbage_does_not_starve_honest_udp_clients() {
     let _log_cleanup = util::RemoveOnDrop(log_path.clone().into());
     let log = std::fs::File::create(&log_path).unwrap();
     // Port 0: the server announces the port it got in its ready file.
-    let ready = util::RemoveOnDrop(format!("/tmp/{}.ready", util::unique("udp-flood")).into());
-    let mut server = util::utp()
-        .args(["serve", "calc", "--on", "udp://127.0.0.1:0", "--ready-file"])
-        .arg(&ready.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = util::announced_url(&mut server, &ready.0);
+    let util::Announced {
+        child: mut server,
+        url,
+        ready_file: _ready_file,
+    } = util::spawn_announced(
+        util::utp()
+            .args(["serve", "calc", "--on", "udp://127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log),
+    );
     let port: u16 = url
         .rsplit(':')
         .next()

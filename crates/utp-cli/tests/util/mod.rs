@@ -75,19 +75,16 @@ impl Server {
     /// could be taken by another process (a parallel test's thousands of
     /// connections) before the server binds it.
     pub fn start_announced(service: &str, url: &str) -> Server {
-        let ready = RemoveOnDrop(PathBuf::from(format!("/tmp/{}.ready", unique("utp-ready"))));
-        let mut child = utp()
-            .args(["serve", service, "--on", url, "--ready-file"])
-            .arg(&ready.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn utp serve");
-        let announced = announced_url(&mut child, &ready.0);
+        let announced = spawn_announced(
+            utp()
+                .args(["serve", service, "--on", url])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
         Server {
-            child,
-            url: announced,
-            ready_file: Some(ready),
+            child: announced.child,
+            url: announced.url,
+            ready_file: Some(announced.ready_file),
         }
     }
 
@@ -153,24 +150,45 @@ impl Drop for Server {
     }
 }
 
-/// Waits (at most 10 s) until `child` writes its `--ready-file` at `path`
-/// and returns the URL it announced there; panics if the child exits first.
-pub fn announced_url(child: &mut Child, path: &std::path::Path) -> String {
+/// A process that announced its address through `--ready-file`.
+pub struct Announced {
+    pub child: Child,
+    /// The URL it wrote there: with port 0 asked for, the port it got.
+    pub url: String,
+    /// Removed on drop (the process removes it itself, unless killed).
+    pub ready_file: RemoveOnDrop,
+}
+
+/// Spawns `command` (`utp serve`, `listen` or `bridge`) with
+/// `--ready-file PATH` appended, PATH unique in /tmp, and waits (at most
+/// 10 s) for the URL it writes there; panics, with the child stopped, if it
+/// exits first or writes nothing in time.
+pub fn spawn_announced(command: &mut Command) -> Announced {
+    let ready_file = RemoveOnDrop(PathBuf::from(format!("/tmp/{}.ready", unique("utp-ready"))));
+    let mut child = command
+        .arg("--ready-file")
+        .arg(&ready_file.0)
+        .spawn()
+        .expect("spawn utp");
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let url = loop {
         // The file is written whole (renamed into place): no partial reads.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return text.trim_end().to_string();
+        if let Ok(text) = std::fs::read_to_string(&ready_file.0) {
+            break text.trim_end().to_string();
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("utp exited with {status} before writing {}", path.display());
+            panic!("utp exited with {status} before writing its ready file");
         }
-        assert!(
-            Instant::now() < deadline,
-            "no ready file at {} after 10 s",
-            path.display()
-        );
+        if Instant::now() > deadline {
+            stop(&mut child, Duration::from_secs(3));
+            panic!("no ready file at {} after 10 s", ready_file.0.display());
+        }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    Announced {
+        child,
+        url,
+        ready_file,
     }
 }
 
