@@ -10,7 +10,7 @@
 //! `bridge_pubsub.rs`): `utp bridge --pubsub shm://ticks zenoh://site1/ticks`.
 
 use crate::cmd::bridge_pump::{Pair, pump};
-use crate::cmd::serve::ReadyFile;
+use crate::cmd::ready_file::ReadyFile;
 use crate::exit::CmdResult;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,11 +62,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut listener = utp::listen(&args.to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
-    let _ready = args
-        .ready_file
-        .as_deref()
-        .map(|path| ReadyFile::write(path, &listener.endpoint()))
-        .transpose()?;
+    let _ready = ReadyFile::announce(args.ready_file.as_deref(), &listener.endpoint())?;
     let options = utp::Options::default().with_connect_timeout(args.connect_timeout);
     let served = Arc::new(AtomicU64::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();

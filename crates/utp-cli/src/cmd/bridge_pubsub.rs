@@ -10,7 +10,7 @@
 //! FROM restarted) are not gaps at TO: they are logged and counted in the
 //! final line.
 
-use crate::cmd::serve::ReadyFile;
+use crate::cmd::ready_file::ReadyFile;
 use crate::exit::CmdResult;
 use std::path::Path;
 use std::time::Duration;
@@ -31,9 +31,7 @@ pub fn run(from: &str, to: &str, ready_file: Option<&Path>) -> CmdResult {
     let mut publisher = Publisher::create(to)?;
     let shutdown = Shutdown::default();
     shutdown.on_signals()?;
-    let _ready = ready_file
-        .map(|path| ReadyFile::write(path, &publisher.endpoint()))
-        .transpose()?;
+    let _ready = ReadyFile::announce(ready_file, &publisher.endpoint())?;
     log::info!("bridging pub/sub {from} -> {}", publisher.endpoint());
     let (mut relayed, mut lost_upstream) = (0u64, 0u64);
     let mut buf = Vec::new();

@@ -2,7 +2,7 @@
 //! send, one client after another; optionally answers each request.
 
 use super::frames::show;
-use super::serve::ReadyFile;
+use super::ready_file::ReadyFile;
 use crate::exit::{CmdResult, Exit};
 use std::time::Duration;
 use utp::frame::{Frame, flags, message_type};
@@ -49,11 +49,7 @@ pub fn run(args: Args) -> CmdResult {
     let mut listener = utp::listen(&args.url)?;
     let stop = Shutdown::default();
     stop.on_signals()?;
-    let _ready = args
-        .ready_file
-        .as_deref()
-        .map(|path| ReadyFile::write(path, &listener.endpoint()))
-        .transpose()?;
+    let _ready = ReadyFile::announce(args.ready_file.as_deref(), &listener.endpoint())?;
     let mut frame = Frame::with_capacity(4096);
     let mut seen = 0u64;
     let done = |seen: u64| args.count.is_some_and(|n| seen >= n);

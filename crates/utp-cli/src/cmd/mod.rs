@@ -18,6 +18,7 @@ pub mod listen;
 pub mod ls;
 pub mod man;
 pub mod r#pub;
+pub mod ready_file;
 pub mod recv;
 pub mod send;
 pub mod serve;

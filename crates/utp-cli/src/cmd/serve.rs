@@ -1,8 +1,9 @@
 //! `utp serve SERVICE --on URL`.
 
+use super::ready_file::ReadyFile;
 use crate::exit::{CmdResult, Exit};
 use clap::ValueEnum;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use utp::PeerInfo;
 use utp::service::{Server, calc};
 
@@ -48,33 +49,6 @@ pub fn refuse_inproc(url: &str) -> Result<(), Exit> {
     Ok(())
 }
 
-/// A file holding the URL a server listens on, removed when dropped.
-#[derive(Debug)]
-pub struct ReadyFile(PathBuf);
-
-impl ReadyFile {
-    /// Writes `url` and a newline to `path` at once (a temporary file
-    /// renamed over it), so a reader never sees half of it.
-    pub fn write(path: &Path, url: &str) -> Result<ReadyFile, Exit> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, format!("{url}\n"))
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                Exit::Error(format!("write the ready file {}: {e}", path.display()))
-            })?;
-        Ok(ReadyFile(path.to_path_buf()))
-    }
-}
-
-impl Drop for ReadyFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Serves until SIGINT or SIGTERM, then removes the endpoint and exits 0.
 pub fn run(args: Args) -> CmdResult {
     refuse_inproc(&args.on)?;
@@ -86,11 +60,7 @@ pub fn run(args: Args) -> CmdResult {
     };
     let mut server = server.max_clients(args.max_clients);
     server.shutdown_handle().on_signals()?;
-    let _ready = args
-        .ready_file
-        .as_deref()
-        .map(|path| ReadyFile::write(path, &server.endpoint()))
-        .transpose()?;
+    let _ready = ReadyFile::announce(args.ready_file.as_deref(), &server.endpoint())?;
     server.run()?;
     Ok(())
 }
