@@ -241,6 +241,20 @@ mod tests {
         }
     }
 
+    /// Every size of the inline path and past it: each of its branches
+    /// (1–3, 4–7, 8–16, 17–32, 33–64 bytes) and the hand-over to `memcpy`.
+    #[test]
+    fn every_small_size_is_copied_exactly() {
+        for n in 0..100 {
+            let src: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
+            let mut dst = vec![0xffu8; n + 8];
+            // SAFETY: both buffers hold at least n bytes and do not overlap.
+            unsafe { copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().add(4), n) };
+            assert_eq!(&dst[4..4 + n], &src[..], "n = {n}");
+            assert!(dst[..4].iter().chain(&dst[4 + n..]).all(|&b| b == 0xff));
+        }
+    }
+
     #[test]
     fn copy_slice_and_extend_copy_every_byte() {
         let source: Vec<u8> = (0..3 * PIECE + 5).map(|i| (i % 253) as u8).collect();

@@ -440,20 +440,3 @@ impl<'a> ShmSliceMut<'a> {
         self.ptr
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_and_large_copies_are_exact() {
-        for n in 0..100 {
-            let src: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
-            let mut dst = vec![0xffu8; n + 8];
-            // SAFETY: both buffers hold at least n bytes and do not overlap.
-            unsafe { copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().add(4), n) };
-            assert_eq!(&dst[4..4 + n], &src[..], "n = {n}");
-            assert!(dst[..4].iter().chain(&dst[4 + n..]).all(|&b| b == 0xff));
-        }
-    }
-}
