@@ -70,18 +70,18 @@ fn wait_until_calls(url: &str) {
     }
 }
 
-fn calc_behind_bridge() -> (Server, Bridge, String, util::RemoveOnDrop) {
+fn calc_behind_bridge() -> (Server, Bridge, util::RemoveOnDrop) {
     let sock = socket_path("bridge-svc");
     let service = format!("unix://{}", sock.display());
     let server = Server::start("calc", &service);
     let bridge = Bridge::start(&service, "tcp://127.0.0.1:0");
-    let exposed = bridge.url.clone();
-    (server, bridge, exposed, util::RemoveOnDrop(sock))
+    (server, bridge, util::RemoveOnDrop(sock))
 }
 
 #[test]
 fn many_clients_at_once_get_their_own_answers() {
-    let (_server, _bridge, exposed, _sock) = calc_behind_bridge();
+    let (_server, bridge, _sock) = calc_behind_bridge();
+    let exposed = &bridge.url;
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let url = exposed.clone();
@@ -98,14 +98,15 @@ fn many_clients_at_once_get_their_own_answers() {
         t.join().unwrap();
     }
     // The CLI, through the bridge.
-    let out = run(&["call", &exposed, "MUL", "6", "7"]);
+    let out = run(&["call", exposed, "MUL", "6", "7"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
 }
 
 #[test]
 fn a_client_dying_mid_frame_ends_only_its_own_bridge() {
-    let (_server, _bridge, exposed, _sock) = calc_behind_bridge();
-    let mut healthy = Client::connect(&exposed).unwrap();
+    let (_server, bridge, _sock) = calc_behind_bridge();
+    let exposed = &bridge.url;
+    let mut healthy = Client::connect(exposed).unwrap();
     assert_eq!(healthy.call(b"ADD 1 2").unwrap(), b"OK 3");
     for _ in 0..5 {
         // Half a header, then gone.
@@ -115,7 +116,7 @@ fn a_client_dying_mid_frame_ends_only_its_own_bridge() {
         drop(raw);
     }
     assert_eq!(healthy.call(b"ADD 2 3").unwrap(), b"OK 5");
-    assert_eq!(run(&["call", &exposed, "SUB", "9", "4"]).stdout, b"5\n");
+    assert_eq!(run(&["call", exposed, "SUB", "9", "4"]).stdout, b"5\n");
 }
 
 #[test]
@@ -149,7 +150,8 @@ fn a_restarted_service_is_an_error_then_reachable_again() {
 
 #[test]
 fn a_restarted_bridge_is_noticed_by_its_clients_and_serves_again() {
-    let (server, mut bridge, exposed, _sock) = calc_behind_bridge();
+    let (server, mut bridge, _sock) = calc_behind_bridge();
+    let exposed = bridge.url.clone();
     let mut client = Client::connect(&exposed).unwrap();
     assert_eq!(client.call(b"ADD 1 1").unwrap(), b"OK 2");
     bridge.kill();
