@@ -6,19 +6,10 @@ mod util;
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use util::unique;
 
 const UTP: &str = env!("CARGO_BIN_EXE_utp");
-
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "utp-cli{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A port nothing listens on just now, for the "no server" test only (a
 /// server is started on port 0 and announces its port: see `Served`).
