@@ -101,7 +101,7 @@ impl Subscriber {
     /// [`recv_view`](Self::recv_view); `Ok(None)` if not. The call for a
     /// subscriber that polls in its own loop: the same as `recv_view` with
     /// a zero timeout, but an empty poll is a `None`, not an
-    /// [`Error::Timeout`](crate::Error::Timeout) to build and match.
+    /// [`Error::Timeout`] to build and match.
     ///
     /// ```no_run
     /// let mut sub = utp::pubsub::Subscriber::connect("shm://prices")?;

@@ -23,7 +23,7 @@ pub(super) fn client_id() -> String {
 
 /// Checks that a client's queue is private (no group or other access), so
 /// no third process could have written into it. Who owns it is the
-/// [`PeerPolicy`](crate::identity::PeerPolicy)'s question, asked separately.
+/// [`PeerPolicy`]'s question, asked separately.
 pub(super) fn check_private(fd: &OwnedFd, queue: &str) -> Result<()> {
     let stat = rustix::fs::fstat(fd).map_err(|e| Error::io(format!("inspect {queue}"), e))?;
     if stat.st_mode & 0o077 != 0 {
