@@ -41,11 +41,11 @@ const KERNEL_COPY_PHASE: usize = 32;
 /// common chunk size) and its header arrive in one read instead of two.
 const BUFFER_LEN: usize = 64 * 1024 + 4096 + ALIGN;
 /// The most a read into the buffer can hold, wherever the aligned start falls.
-const BUFFER_ROOM: usize = BUFFER_LEN - ALIGN;
+pub const BUFFER_ROOM: usize = BUFFER_LEN - ALIGN;
 /// The buffer's size on its first read.
 const FIRST_BUFFER_LEN: usize = 512 + ALIGN;
 /// Payloads at least this large bypass the buffer.
-const DIRECT_READ_MIN: usize = 16 * 1024;
+pub const DIRECT_READ_MIN: usize = 16 * 1024;
 /// A direct read never grows the payload vector by more than this beyond
 /// what has arrived (16 KiB at first).
 const DIRECT_GROWTH_MIN: usize = 16 * 1024;

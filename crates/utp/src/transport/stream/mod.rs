@@ -9,7 +9,7 @@
 //! tutorial's 4-byte length prefix ([`Framing::Detect`]).
 
 mod framing;
-mod inbox;
+pub(crate) mod inbox;
 mod io;
 
 pub use framing::Framing;

@@ -1,9 +1,13 @@
 //! Raw baselines over file descriptors: Unix sockets (path and abstract),
-//! TCP, anonymous pipes and FIFOs. `write_all` out, `read_exact` in, no framing:
-//! both sides know every message's length in advance. Reads block with no
-//! timeout, as utp's untimed receives do (a socket receive timeout arms a
-//! timer per wait); a peer that dies closes its end, and one that hangs is
-//! killed by the run's watchdog, so no read waits forever.
+//! TCP, anonymous pipes and FIFOs. `write_all` out, no framing: both sides
+//! know every message's length in advance. Each side reads as utp's stream
+//! channel of that kind does: sockets take whatever has arrived into a
+//! buffer of utp's size (so a reader that falls behind catches up with one
+//! call for many small messages, as utp's does), pipes and FIFOs read
+//! exactly one message (as utp's reads one frame at a time there). Reads
+//! block with no timeout, as utp's untimed receives do (a socket receive
+//! timeout arms a timer per wait); a peer that dies closes its end, and one
+//! that hangs is killed by the run's watchdog, so no read waits forever.
 
 use crate::cmd::bench::link::{Fallible, Link};
 use std::fs::File;
@@ -22,6 +26,77 @@ pub struct FdLink {
     buf: Vec<u8>,
     /// Pipes: the most one read or write moves (see `FdLink::pipes`).
     piece: usize,
+    /// Sockets: bytes read ahead of the messages asked for.
+    batch: Option<ReadAhead>,
+}
+
+/// A socket reader's buffer: reads take whatever has arrived, up to utp's
+/// stream buffer, and messages are handed out of it.
+///
+// Invariants: `start <= end <= STREAM_READ_ROOM`; `room()[start..end]`
+// holds received bytes not yet handed out.
+#[derive(Debug)]
+struct ReadAhead {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadAhead {
+    fn new() -> Self {
+        ReadAhead {
+            bytes: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The buffer, starting on a cache line as utp's does (allocated on
+    /// first use).
+    fn room(&mut self) -> &mut [u8] {
+        super::aligned(&mut self.bytes, utp::__bench::STREAM_READ_ROOM)
+    }
+
+    /// The next `len` bytes of the stream: out of the buffer when a message
+    /// is smaller than utp reads straight into place
+    /// (`STREAM_DIRECT_READ_MIN`), otherwise what the buffer holds and the
+    /// rest read straight into `place`, as utp's reader does.
+    fn next<'a>(
+        &'a mut self,
+        reader: &mut File,
+        len: usize,
+        place: &'a mut Vec<u8>,
+    ) -> Fallible<&'a [u8]> {
+        let held = self.end - self.start;
+        if len >= utp::__bench::STREAM_DIRECT_READ_MIN {
+            let place = super::aligned(place, len);
+            let from_buffer = held.min(len);
+            let start = self.start;
+            place[..from_buffer].copy_from_slice(&self.room()[start..start + from_buffer]);
+            self.start += from_buffer;
+            reader.read_exact(&mut place[from_buffer..])?;
+            return Ok(place);
+        }
+        if held < len {
+            // What is left of the last read moves to the front (at most
+            // one partial message), so every read has the whole buffer.
+            let (start, end) = (self.start, self.end);
+            self.room().copy_within(start..end, 0);
+            self.start = 0;
+            self.end = held;
+            while self.end < len {
+                let end = self.end;
+                let n = reader.read(&mut self.room()[end..])?;
+                if n == 0 {
+                    return Err("the peer closed the socket mid-stream".into());
+                }
+                self.end += n;
+            }
+        }
+        let start = self.start;
+        self.start += len;
+        Ok(&self.room()[start..start + len])
+    }
 }
 
 impl FdLink {
@@ -32,6 +107,7 @@ impl FdLink {
             writer: File::from(writer),
             buf: Vec::new(),
             piece: usize::MAX,
+            batch: None,
         }
     }
 
@@ -51,10 +127,12 @@ impl FdLink {
         Ok(link)
     }
 
-    /// A link over one connected socket.
+    /// A link over one connected socket, read ahead as utp reads sockets.
     pub fn socket(fd: OwnedFd) -> Fallible<Self> {
         let writer = fd.try_clone()?;
-        Ok(FdLink::new(fd, writer))
+        let mut link = FdLink::new(fd, writer);
+        link.batch = Some(ReadAhead::new());
+        Ok(link)
     }
 }
 
@@ -67,6 +145,9 @@ impl Link for FdLink {
     }
 
     fn recv(&mut self, len: usize) -> Fallible<&[u8]> {
+        if let Some(batch) = &mut self.batch {
+            return batch.next(&mut self.reader, len, &mut self.buf);
+        }
         // Into an aligned place, as utp's stream reader reads.
         let place = super::aligned(&mut self.buf, len);
         for piece in place.chunks_mut(self.piece) {
@@ -160,4 +241,45 @@ pub fn pipe_serve() -> Fallible<FdLink> {
     let reader = std::io::stdin().as_fd().try_clone_to_owned()?;
     let writer = std::io::stdout().as_fd().try_clone_to_owned()?;
     FdLink::pipes(reader, writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Messages of every kind the reader sees: small ones many to a read,
+    /// one cut across two reads, one larger than utp reads into its buffer
+    /// (part of it already buffered), and the stream's end.
+    #[test]
+    fn a_socket_reader_hands_out_each_message_whole_and_in_order() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut link = FdLink::socket(ours.into()).unwrap();
+        let message = |n: usize, seed: u8| -> Vec<u8> {
+            (0..n).map(|i| seed.wrapping_add(i as u8)).collect()
+        };
+        let direct = utp::__bench::STREAM_DIRECT_READ_MIN + 5;
+        let sizes = [64, 64, 100, 7, direct, 64, 3];
+        let sent: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| message(n, i as u8 * 31))
+            .collect();
+        // Everything but the last 10 bytes at once: the reader finds several
+        // messages in one read and the large one begun in its buffer.
+        let all: Vec<u8> = sent.concat();
+        let writer = std::thread::spawn(move || {
+            theirs.write_all(&all[..all.len() - 10]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            theirs.write_all(&all[all.len() - 10..]).unwrap();
+            theirs
+        });
+        for (i, want) in sent.iter().enumerate() {
+            let got = link.recv(want.len()).unwrap();
+            assert_eq!(got, &want[..], "message {i} of {} bytes", want.len());
+        }
+        drop(writer.join().unwrap());
+        let end = link.recv(8).unwrap_err().to_string();
+        assert!(end.contains("closed"), "{end}");
+    }
 }

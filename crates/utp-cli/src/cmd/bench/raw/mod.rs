@@ -98,10 +98,10 @@ impl RawKind {
                 "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
-                "one Unix stream socket, default buffers, blocking write_all / read_exact of each message into a 64-byte-aligned buffer".into()
+                "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()
             }
             RawKind::Tcp => {
-                "TCP on loopback, TCP_NODELAY, default buffers, blocking write_all / read_exact into a 64-byte-aligned buffer".into()
+                "TCP on loopback, TCP_NODELAY, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()
             }
             RawKind::Udp => {
                 "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
