@@ -86,11 +86,13 @@ impl ReadAhead {
             self.end = held;
             while self.end < len {
                 let end = self.end;
-                let n = reader.read(&mut self.room()[end..])?;
-                if n == 0 {
-                    return Err("the peer closed the socket mid-stream".into());
+                match reader.read(&mut self.room()[end..]) {
+                    Ok(0) => return Err("the peer closed the socket mid-stream".into()),
+                    Ok(n) => self.end += n,
+                    // As `read_exact` does: a signal is not an error.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
                 }
-                self.end += n;
             }
         }
         let start = self.start;
