@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const RESULT_KEYS: [&str; 13] = [
+const RESULT_KEYS: [&str; 14] = [
     "mechanism",
     "impl",
     "mode",
@@ -20,6 +20,7 @@ const RESULT_KEYS: [&str; 13] = [
     "bytes_per_s",
     "ratio_to",
     "ratio",
+    "steal_percent",
 ];
 
 fn utp() -> Command {
@@ -53,6 +54,13 @@ fn check_result(result: &Value) {
         "{result}"
     );
     assert!(number(result, "payload_bytes") > 0);
+    // The host's steal time while the point ran: a percentage, or null on
+    // a kernel without the steal column.
+    if let Some(steal) = result["steal_percent"].as_f64() {
+        assert!((0.0..=100.0).contains(&steal), "{result}");
+    } else {
+        assert!(result["steal_percent"].is_null(), "{result}");
+    }
     match result["mode"].as_str().unwrap() {
         "rtt" | "calc" => {
             let p = ["p50_ns", "p99_ns", "p999_ns", "max_ns"].map(|k| number(result, k));

@@ -83,6 +83,17 @@ pub fn loadavg() -> String {
         .join(" ")
 }
 
+/// The share of the CPU time the hypervisor may steal before the report
+/// warns (a run) or marks a point: a vCPU that is not running when its peer
+/// wakes it adds the host's scheduling delay to every blocking round trip,
+/// and a spinning side loses whole slices.
+pub const STEAL_WARNING: f64 = 0.05;
+
+/// A share (0 to 1) as a percentage with one decimal, as the JSON gives it.
+pub fn percent(share: f64) -> f64 {
+    (share * 1000.0).round() / 10.0
+}
+
 /// The CPU time of the whole machine so far, from the `cpu` line of
 /// /proc/stat, in clock ticks: all of it, and the part a virtual machine's
 /// CPUs were ready to run but the hypervisor ran something else (steal).
@@ -119,9 +130,32 @@ impl CpuTimes {
     /// The share (0 to 1) of the CPU time from `self` to `later` that the
     /// hypervisor gave to other work; `None` if no time passed.
     pub fn steal_share(self, later: CpuTimes) -> Option<f64> {
-        let total = later.total.checked_sub(self.total).filter(|&t| t > 0)?;
-        let steal = later.steal.saturating_sub(self.steal);
-        Some(steal as f64 / total as f64)
+        StealTally::default().add(self, later).share()
+    }
+}
+
+/// Steal time added up over several spans (the runs of one point), so a
+/// point's share weighs each run by its length.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StealTally {
+    steal: u64,
+    total: u64,
+}
+
+impl StealTally {
+    /// Adds the span from `start` to `end` (readings of /proc/stat); a
+    /// span whose counters went backwards adds nothing.
+    pub fn add(mut self, start: CpuTimes, end: CpuTimes) -> Self {
+        if let Some(total) = end.total.checked_sub(start.total) {
+            self.total += total;
+            self.steal += end.steal.saturating_sub(start.steal).min(total);
+        }
+        self
+    }
+
+    /// The stolen share of the time added; `None` if none was.
+    pub fn share(self) -> Option<f64> {
+        (self.total > 0).then(|| self.steal as f64 / self.total as f64)
     }
 }
 
@@ -148,6 +182,25 @@ mod tests {
         assert_eq!(CpuTimes::parse("cpu  1 2 3 4 5 6 7\n"), None);
         assert_eq!(CpuTimes::parse("cpu  1 2 x 4 5 6 7 8\n"), None);
         assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_tally_weighs_each_span_by_its_length() {
+        let at = |steal, total| CpuTimes { steal, total };
+        // 10 of 100 ticks stolen, then none of 300: 2.5 % over the point,
+        // not the 5 % an average of the two shares would give.
+        let tally = StealTally::default()
+            .add(at(0, 0), at(10, 100))
+            .add(at(10, 100), at(10, 400));
+        assert_eq!(tally.share(), Some(0.025));
+        // Counters that went backwards (a reading from another boot, or
+        // garbage) add nothing; steal never counts for more than the span.
+        let odd = StealTally::default()
+            .add(at(0, 500), at(0, 400))
+            .add(at(0, 0), at(90, 50));
+        assert_eq!(odd.share(), Some(1.0));
+        assert_eq!(StealTally::default().share(), None, "no time added");
+        assert_eq!(percent(0.12345), 12.3);
     }
 
     #[test]

@@ -241,7 +241,7 @@ pub fn run(args: Args) -> CmdResult {
             placement_probes: &outcome.probes,
             notes: &outcome.notes,
             warnings: &warnings,
-            steal_percent: steal.map(|s| (s * 1000.0).round() / 10.0),
+            steal_percent: steal.map(machine::percent),
             baselines: summary::baseline_list(&outcome.rows),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;

@@ -4,6 +4,7 @@
 //! the medians of the repeats are kept, with each repeat's figure for the
 //! ratios, which pair the runs of one repeat.
 
+use super::machine::{CpuTimes, StealTally};
 use super::mechanisms::{TABLE, fits};
 use super::placement::{self, Placement, Probe};
 use super::plan::{MEMCPY_SIZES, Plan};
@@ -128,6 +129,9 @@ pub fn execute(
         // By repeat, then by implementation: `None` where a run did not happen.
         let mut samples: Vec<Vec<Option<Sample>>> = vec![vec![None; point.impls.len()]; repeats];
         let mut failed: HashSet<Impl> = HashSet::new();
+        // The host's steal time over this point's runs only (not the
+        // setup between points): what the point's figures went through.
+        let mut steal = Some(StealTally::default());
         for this_repeat in samples.iter_mut() {
             for (i, &implementation) in point.impls.iter().enumerate() {
                 progress.inc(1);
@@ -151,7 +155,13 @@ pub fn execute(
                     ));
                     continue;
                 }
-                match runner.run(point.entry, implementation, point.mode, point.size) {
+                let before = CpuTimes::now();
+                let result = runner.run(point.entry, implementation, point.mode, point.size);
+                steal = match (steal, before, CpuTimes::now()) {
+                    (Some(tally), Some(start), Some(end)) => Some(tally.add(start, end)),
+                    _ => None,
+                };
+                match result {
                     Ok(sample) => this_repeat[i] = Some(sample),
                     Err(e) if e.to_string().contains(NOT_IN_BUILD) => {
                         unavailable.insert((point.entry, implementation));
@@ -184,6 +194,7 @@ pub fn execute(
                     .iter()
                     .map(|s| s.and_then(|s| key_figure(point.mode, s)))
                     .collect(),
+                steal: steal.and_then(StealTally::share),
             });
         }
     }
@@ -210,6 +221,8 @@ pub fn execute(
                 size,
                 by_repeat: runs.iter().map(|s| key_figure(Mode::Stream, s)).collect(),
                 sample: Sample::median(&runs),
+                // One thread copying: the host's steal is not what it measures.
+                steal: None,
             });
         }
     }

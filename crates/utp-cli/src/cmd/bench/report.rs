@@ -16,20 +16,43 @@ fn who(row: &Row) -> String {
     )
 }
 
+/// The ratio against the reference, marked [`STOLEN_MARK`] if the host
+/// stole enough CPU time while the point ran.
 fn ratio_text(rows: &[Row], row: &Row) -> String {
-    reference(rows, row)
-        .and_then(|(r, label)| ratio(row, r).map(|x| format!("{x:.2}x {label}")))
-        .unwrap_or_default()
+    let Some((x, label)) =
+        reference(rows, row).and_then(|(r, label)| Some((ratio(row, r)?, label)))
+    else {
+        return String::new();
+    };
+    let mark = if row.stolen() { STOLEN_MARK } else { "" };
+    format!("{x:.2}x {label}{mark}")
 }
+
+/// Follows a ratio whose point ran while the host stole CPU time.
+pub const STOLEN_MARK: &str = " *";
 
 /// The tables, as text.
 pub fn tables(rows: &[Row]) -> String {
     let mut out = String::new();
-    let section = |mode: Mode| rows.iter().filter(move |r| r.mode == mode);
     if rows.iter().any(|r| r.mode == Mode::Rate) {
         rate_table(&mut out, rows);
-        return out;
+    } else {
+        mode_tables(&mut out, rows);
     }
+    if rows.iter().any(Row::stolen) {
+        let _ = writeln!(
+            out,
+            "\n{}: the host gave {:.0} % or more of the CPU time to other work while the point ran (steal time), so its figures, the ratio too, are less certain",
+            STOLEN_MARK.trim(),
+            super::machine::STEAL_WARNING * 100.0
+        );
+    }
+    out
+}
+
+/// The round-trip, streaming and calculator tables.
+fn mode_tables(out: &mut String, rows: &[Row]) {
+    let section = |mode: Mode| rows.iter().filter(move |r| r.mode == mode);
     let _ = writeln!(
         out,
         "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50 within each repeat, median over repeats; above 1 is slower)"
@@ -95,7 +118,6 @@ pub fn tables(rows: &[Row]) -> String {
             ratio_text(rows, row)
         );
     }
-    out
 }
 
 /// The fixed-rate table: corrected percentiles, the uncorrected p99 beside
@@ -251,6 +273,7 @@ mod tests {
             size,
             sample,
             by_repeat: Vec::new(),
+            steal: None,
         }
     }
 
@@ -323,6 +346,30 @@ mod tests {
         ];
         let text = tables(&rows);
         assert!(text.contains("1.10x raw"), "{text}");
+        assert!(!text.contains("steal"), "nothing stolen, no note: {text}");
         assert_eq!(recommendation(&[]).matches("nothing measured").count(), 3);
+    }
+
+    #[test]
+    fn a_point_the_host_stole_from_is_marked_with_a_note() {
+        let mut rows = vec![
+            row("unix", Impl::Utp, Mode::Rtt, 8, latency(22_000)),
+            row("unix", Impl::Raw, Mode::Rtt, 8, latency(20_000)),
+            row("tcp", Impl::Utp, Mode::Rtt, 8, latency(30_000)),
+            row("tcp", Impl::Raw, Mode::Rtt, 8, latency(20_000)),
+        ];
+        for r in &mut rows[..2] {
+            r.steal = Some(0.05);
+        }
+        for r in &mut rows[2..] {
+            r.steal = Some(0.049);
+        }
+        let text = tables(&rows);
+        assert!(text.contains("1.10x raw *\n"), "{text}");
+        assert!(text.contains("1.50x raw\n"), "under the threshold: {text}");
+        assert!(
+            text.contains("\n*: the host gave 5 % or more of the CPU time"),
+            "{text}"
+        );
     }
 }

@@ -25,9 +25,21 @@ pub struct Row {
     /// repeat did not run), so that a ratio can pair the runs made
     /// back to back.
     pub by_repeat: Vec<Option<f64>>,
+    /// The share (0 to 1) of the CPU time the hypervisor gave to other work
+    /// while this point ran (its every implementation and repeat, so the
+    /// rows of one point carry the same figure); `None` where /proc/stat
+    /// has no steal column.
+    pub steal: Option<f64>,
 }
 
 impl Row {
+    /// Whether the host stole enough CPU time while this point ran for
+    /// its figures to be marked ([`STEAL_WARNING`](super::machine::STEAL_WARNING)).
+    pub fn stolen(&self) -> bool {
+        self.steal
+            .is_some_and(|s| s >= super::machine::STEAL_WARNING)
+    }
+
     /// Spread of the repeats: (largest - smallest) / median of the figure
     /// the ratio uses; `None` with fewer than two repeats.
     pub fn spread(&self) -> Option<f64> {
@@ -87,6 +99,9 @@ pub struct Record {
     /// rate) over the reference's, taken repeat by repeat and then the
     /// median of those, as the report prints it.
     pub ratio: Option<f64>,
+    /// The share of the CPU time the hypervisor gave to other work while
+    /// this point ran, in percent; null where /proc/stat has no steal column.
+    pub steal_percent: Option<f64>,
 }
 
 impl Record {
@@ -111,6 +126,7 @@ impl Record {
             ratio: reference
                 .and_then(|(r, _)| ratio(row, r))
                 .map(|x| (x * 1000.0).round() / 1000.0),
+            steal_percent: row.steal.map(super::machine::percent),
         }
     }
 }
@@ -180,6 +196,7 @@ mod tests {
                 ..Sample::default()
             },
             by_repeat,
+            steal: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
-use super::report::{best, between_processes, crosses, describe, lossy};
+use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy};
 use super::results::{Row, ratio, reference};
 use super::spec::{Impl, Mode};
 use std::fmt::Write;
@@ -181,7 +181,10 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         let faster: Vec<String> = judged
             .iter()
             .filter(|(_, _, v)| *v == std::cmp::Ordering::Greater)
-            .map(|(row, x, _)| format!("{} {x:.2}x", point(row)))
+            .map(|(row, x, _)| {
+                let mark = if row.stolen() { STOLEN_MARK } else { "" };
+                format!("{} {x:.2}x{mark}", point(row))
+            })
             .collect();
         if !faster.is_empty() {
             let _ = write!(
@@ -231,12 +234,6 @@ fn speed(row: &Row, x: f64) -> f64 {
     if row.mode == Mode::Rtt { 1.0 / x } else { x }
 }
 
-/// The share of the run's CPU time the hypervisor may steal before the
-/// report warns: a vCPU that is not running when its peer wakes it adds
-/// the host's scheduling delay to every blocking round trip, and a
-/// spinning side loses whole slices.
-const STEAL_WARNING: f64 = 0.05;
-
 /// Why the figures of this run may not be trustworthy: a busy machine, a
 /// busy host (steal time: the share of the run's CPU time the hypervisor
 /// gave to other guests), or repeats that disagree.
@@ -263,10 +260,26 @@ pub fn warnings(
             "WARNING: the machine was busy (load average {load_at_start} at the start, {load_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures"
         ));
     }
-    if let Some(steal) = steal.filter(|&s| s >= STEAL_WARNING) {
+    if let Some(steal) = steal.filter(|&s| s >= super::machine::STEAL_WARNING) {
         out.push(format!(
             "WARNING: the host was busy: the hypervisor gave {:.0} % of this guest's CPU time to other work during the run (steal time); wake-ups wait for a vCPU to be scheduled and spinning sides lose slices, so absolute figures are inflated; compare ratios only",
             steal * 100.0
+        ));
+    }
+    // Points, not rows: the rows of a point are consecutive and share its
+    // steal figure.
+    let mut points: Vec<(Option<usize>, Mode, usize, bool)> = rows
+        .iter()
+        .filter(|r| r.entry.is_some())
+        .map(|r| (r.entry, r.mode, r.size, r.stolen()))
+        .collect();
+    points.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
+    let stolen = points.iter().filter(|p| p.3).count();
+    if stolen > 0 {
+        out.push(format!(
+            "WARNING: {stolen} of {} points ran while the host gave {:.0} % or more of the CPU time to other work (marked{STOLEN_MARK} in the tables); their ratios are the least certain",
+            points.len(),
+            super::machine::STEAL_WARNING * 100.0
         ));
     }
     // Each row's spread, computed once (it is derived from the repeats).
@@ -393,6 +406,7 @@ mod tests {
             // Three steady repeats of the median's figure.
             by_repeat: vec![crate::cmd::bench::results::key_figure(mode, &sample); 3],
             sample,
+            steal: None,
         }
     }
 
@@ -510,6 +524,33 @@ mod tests {
         assert!(
             w[0].contains("host was busy") && w[0].contains("12 %"),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn points_the_host_stole_from_are_counted_and_marked_in_the_summary() {
+        let stolen = |mut r: Row| {
+            r.steal = Some(0.2);
+            r
+        };
+        let rows = vec![
+            stolen(row("unix", Impl::Utp, Mode::Stream, 64, throughput(3e9))),
+            stolen(row("unix", Impl::Raw, Mode::Stream, 64, throughput(1e9))),
+            row("tcp", Impl::Utp, Mode::Stream, 64, throughput(1e9)),
+            row("tcp", Impl::Raw, Mode::Stream, 64, throughput(1e9)),
+        ];
+        let w = warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.01), &rows);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("1 of 2 points ran while the host gave 5 %"),
+            "{w:?}"
+        );
+        let text = summary(&rows, None);
+        assert!(
+            text.contains(
+                "faster than raw by more than noise at unix (block) stream 64 B 3.00x *:"
+            ),
+            "{text}"
         );
     }
 
