@@ -24,12 +24,17 @@ fn ratio_text(rows: &[Row], row: &Row) -> String {
     else {
         return String::new();
     };
-    let mark = if row.stolen() { STOLEN_MARK } else { "" };
-    format!("{x:.2}x {label}{mark}")
+    format!("{x:.2}x {label}{}", stolen_mark(row))
 }
 
 /// Follows a ratio whose point ran while the host stole CPU time.
 pub const STOLEN_MARK: &str = " *";
+
+/// [`STOLEN_MARK`] if the host stole enough CPU time while `row`'s point
+/// ran ([`Row::stolen`]), otherwise nothing.
+pub fn stolen_mark(row: &Row) -> &'static str {
+    if row.stolen() { STOLEN_MARK } else { "" }
+}
 
 /// The tables, as text.
 pub fn tables(rows: &[Row]) -> String {

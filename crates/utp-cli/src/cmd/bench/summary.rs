@@ -4,7 +4,7 @@
 
 use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
-use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy};
+use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy, stolen_mark};
 use super::results::{Row, ratio, reference};
 use super::spec::{Impl, Mode};
 use std::fmt::Write;
@@ -181,10 +181,7 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         let faster: Vec<String> = judged
             .iter()
             .filter(|(_, _, v)| *v == std::cmp::Ordering::Greater)
-            .map(|(row, x, _)| {
-                let mark = if row.stolen() { STOLEN_MARK } else { "" };
-                format!("{} {x:.2}x{mark}", point(row))
-            })
+            .map(|(row, x, _)| format!("{} {x:.2}x{}", point(row), stolen_mark(row)))
             .collect();
         if !faster.is_empty() {
             let _ = write!(
