@@ -8,6 +8,8 @@
 
 mod async_link;
 mod calc;
+#[cfg(test)]
+mod fixtures;
 mod format;
 mod json;
 mod link;

@@ -259,49 +259,17 @@ pub fn recommendation(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::bench::sample::Sample;
-    use crate::cmd::bench::spec::Wait;
-
-    fn row(
-        name: &'static str,
-        implementation: Impl,
-        mode: Mode,
-        size: usize,
-        sample: Sample,
-    ) -> Row {
-        Row {
-            entry: TABLE.iter().position(|m| m.name == name),
-            mechanism: name,
-            implementation,
-            mode,
-            wait: Some(Wait::Block),
-            size,
-            sample,
-            by_repeat: Vec::new(),
-            steal: None,
-        }
-    }
-
-    fn latency(p50: u64) -> Sample {
-        Sample {
-            p50_ns: Some(p50),
-            ..Sample::default()
-        }
-    }
+    use crate::cmd::bench::fixtures::{latency, row, throughput};
 
     #[test]
     fn recommends_from_measured_rows_preferring_utp_and_reliable_links() {
-        let rate = Sample {
-            bytes_per_s: Some(5e9),
-            ..Sample::default()
-        };
         let rows = vec![
             row("inproc", Impl::Utp, Mode::Rtt, 64, latency(500)),
             row("unix", Impl::Utp, Mode::Rtt, 64, latency(20_000)),
             row("unix", Impl::Raw, Mode::Rtt, 64, latency(18_000)),
             row("udp", Impl::Raw, Mode::Rtt, 64, latency(25_000)),
             row("tcp", Impl::Raw, Mode::Rtt, 64, latency(30_000)),
-            row("unix", Impl::Utp, Mode::Stream, 65536, rate),
+            row("unix", Impl::Utp, Mode::Stream, 65536, throughput(5e9)),
         ];
         let line = recommendation(&rows);
         assert!(
@@ -321,14 +289,10 @@ mod tests {
 
     #[test]
     fn a_file_or_sysv_winner_points_to_shm_whose_link_it_runs() {
-        let fast = Sample {
-            bytes_per_s: Some(24e9),
-            ..Sample::default()
-        };
         let rows = vec![
             row("shm", Impl::Utp, Mode::Rtt, 64, latency(890)),
             row("file", Impl::Utp, Mode::Rtt, 64, latency(260)),
-            row("sysv", Impl::Utp, Mode::Stream, 4096, fast),
+            row("sysv", Impl::Utp, Mode::Stream, 4096, throughput(24e9)),
         ];
         let line = recommendation(&rows);
         assert!(

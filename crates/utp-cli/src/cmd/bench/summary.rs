@@ -383,43 +383,8 @@ fn measured(row: &Row) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::bench::fixtures::{latency, row, throughput};
     use crate::cmd::bench::sample::Sample;
-    use crate::cmd::bench::spec::Wait;
-
-    fn row(
-        name: &'static str,
-        implementation: Impl,
-        mode: Mode,
-        size: usize,
-        sample: Sample,
-    ) -> Row {
-        Row {
-            entry: TABLE.iter().position(|m| m.name == name),
-            mechanism: name,
-            implementation,
-            mode,
-            wait: Some(Wait::Block),
-            size,
-            // Three steady repeats of the median's figure.
-            by_repeat: vec![crate::cmd::bench::results::key_figure(mode, &sample); 3],
-            sample,
-            steal: None,
-        }
-    }
-
-    fn latency(p50: u64) -> Sample {
-        Sample {
-            p50_ns: Some(p50),
-            ..Sample::default()
-        }
-    }
-
-    fn throughput(bytes_per_s: f64) -> Sample {
-        Sample {
-            bytes_per_s: Some(bytes_per_s),
-            ..Sample::default()
-        }
-    }
 
     #[test]
     fn the_summary_quotes_the_best_mechanisms_with_their_ratios_and_flags_suspect_baselines() {
