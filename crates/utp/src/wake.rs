@@ -57,7 +57,7 @@ pub(crate) fn drain(fd: impl AsFd) -> u64 {
 /// reads it after the barrier sees it set and fences. The shm link's
 /// event-loop wake-ups do the same (`shm/link/events.rs`). Why: the fence
 /// waits for the queue's stores to reach the receiver's core; without it
-/// an `inproc://` stream of 64 B frames ran 2–13 % faster (three paired
+/// an `inproc://` stream of 64 B frames ran 1–15 % faster (three paired
 /// rounds, docs/BENCHMARKS.md, 2026-12-04).
 #[derive(Debug)]
 pub(crate) struct Doorbell {

@@ -3,9 +3,9 @@
 //! reader of the docs would (nested cargo; the outer one has finished
 //! building when tests run, so the build lock is free).
 //!
-//! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`
-//! and `inproc_profile` are run here with a small count; `event_loop` is compiled into this test
-//! and its `main` called directly.
+//! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`,
+//! `inproc_profile` and `shm_stream_pace` are run here with a small count;
+//! `event_loop` is compiled into this test and its `main` called directly.
 
 use std::path::Path;
 use std::process::Command;
@@ -122,4 +122,17 @@ fn inproc_profile_reports_both_costs() {
         out.contains("64 B: utp inproc ") && out.contains("x raw)"),
         "{out}"
     );
+}
+
+#[test]
+fn shm_stream_pace_reports_a_rate_for_each_amount_of_work() {
+    let out = run_example("shm_stream_pace", &[], &["20000", "2", "0,10"]);
+    for work in ["work 0: median ", "work 10: median "] {
+        assert!(
+            out.contains(work) && out.contains("M frames/s over 2 rounds"),
+            "{out}"
+        );
+    }
+    let rounds = out.lines().filter(|l| l.starts_with("round ")).count();
+    assert_eq!(rounds, 2, "one line per round: {out}");
 }
