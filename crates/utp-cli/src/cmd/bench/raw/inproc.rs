@@ -2,7 +2,7 @@
 //! two threads, the machinery under `inproc://` without frames.
 
 use crate::cmd::bench::link::{Fallible, Link};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -23,9 +23,22 @@ impl Link for InprocLink {
     }
 
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
-        // A plain blocking receive, as utp's untimed one: a timed one reads
-        // the clock and arms a timer each time. A dead peer thread drops its
-        // sender, which ends this wait.
+        // As utp's untimed receive: looks a CPU pause apart first, then a
+        // plain blocking receive (a timed one reads the clock and arms a
+        // timer each time). A dead peer thread drops its sender, which
+        // ends either wait.
+        for _ in 0..utp::__bench::INPROC_EARLY_LOOKS {
+            match self.rx.try_recv() {
+                Ok(message) => {
+                    self.buf = message;
+                    return Ok(&self.buf);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    return Err("inproc receive: disconnected".into());
+                }
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
         self.buf = self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?;
         Ok(&self.buf)
     }
