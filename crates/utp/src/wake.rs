@@ -51,11 +51,11 @@ pub(crate) fn drain(fd: impl AsFd) -> u64 {
 /// The sender's fence is skipped until the receiver first arms: `ring`
 /// looks at `waits` and returns if it is unset. The first `arm` sets
 /// `waits` and then runs a memory barrier on every thread of the process
-/// ([`process_barrier`]), which stands in for the fence the sender left
+/// ([`global_barrier`], the one the shm link uses), which stands in for the fence the sender left
 /// out: a sender that read `waits` unset has its queued item visible to
 /// the receiver's second look by the time the barrier returns; one that
 /// reads it after the barrier sees it set and fences. The shm link's
-/// event-loop wake-ups do the same (`shm/link/events.rs`). Why: the fence
+/// event-loop wake-ups work the same way (`shm/link/events.rs`). Why: the fence
 /// waits for the queue's stores to reach the receiver's core; without it
 /// an `inproc://` stream of 64 B frames ran 1–15 % faster (three paired
 /// rounds, docs/BENCHMARKS.md, 2026-12-04).
@@ -89,7 +89,8 @@ impl Doorbell {
             self.waits.store(true, Ordering::Relaxed);
             // Once per doorbell: a sender that skipped its fence on the old
             // value has its item visible to our next look (see above).
-            process_barrier();
+            register_for_barriers();
+            global_barrier();
         }
         self.armed.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -117,18 +118,28 @@ impl Doorbell {
     }
 }
 
-/// A memory barrier on every running thread of this process:
-/// `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (an interrupt to the CPUs running
-/// them, microseconds; the process registers once), else
-/// `MEMBARRIER_CMD_GLOBAL` (every CPU, after a grace period: milliseconds).
-/// If the kernel refuses both (a seccomp filter, say), a 1 ms pause does
-/// the same in practice: a store buffer drains within nanoseconds.
-fn process_barrier() {
+/// Registers this process for expedited global barriers, once. A process
+/// whose memory another thread or process fences with [`global_barrier`]
+/// registers first (a shm link with wake-ups before its handshake
+/// finishes, a [`Doorbell`] before its first barrier), so the barrier
+/// reaches it with an interrupt instead of waiting for a grace period.
+pub(crate) fn register_for_barriers() {
     use rustix::thread::{MembarrierCommand, membarrier};
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let registered =
-        *REGISTERED.get_or_init(|| membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok());
-    if registered && membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        let _ = membarrier(MembarrierCommand::RegisterGlobalExpedited);
+    });
+}
+
+/// A memory barrier on every CPU running a thread of a registered process
+/// ([`register_for_barriers`]: the shm link's peer, or this process's
+/// other threads): `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (microseconds), else
+/// `MEMBARRIER_CMD_GLOBAL` (every process; a few milliseconds). If the
+/// kernel refuses both (a seccomp filter, say), a short pause does the
+/// same in practice (a store buffer drains within nanoseconds).
+pub(crate) fn global_barrier() {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    if membarrier(MembarrierCommand::GlobalExpedited).is_ok()
         || membarrier(MembarrierCommand::Global).is_ok()
     {
         return;

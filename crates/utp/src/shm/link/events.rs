@@ -143,7 +143,7 @@ impl ShmLink {
             self.control
                 .side_u32(me, SideField::Sleeps)
                 .store(1, Ordering::Relaxed);
-            global_barrier();
+            crate::wake::global_barrier();
         }
         let word = self.rx.indices().data_event();
         // Armed and not yet cleared by the producer: nothing to do.
@@ -224,31 +224,4 @@ impl ShmLink {
             Ok((0, _)) | Err(rustix::io::Errno::CONNRESET)
         )
     }
-}
-
-/// Registers this process for expedited global barriers, once: every
-/// process that runs a link with wake-ups does so before its handshake
-/// finishes, so its peer's [`global_barrier`] reaches it with an IPI
-/// instead of waiting for a grace period.
-pub(super) fn register_for_barriers() {
-    use rustix::thread::{MembarrierCommand, membarrier};
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(|| {
-        let _ = membarrier(MembarrierCommand::RegisterGlobalExpedited);
-    });
-}
-
-/// A memory barrier on every CPU running a thread of the peer process:
-/// `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (microseconds; the peer registered in
-/// [`register_for_barriers`]), else `MEMBARRIER_CMD_GLOBAL` (every process;
-/// a few milliseconds). If the kernel refuses both, a short pause does the
-/// same in practice (a store buffer drains within nanoseconds).
-fn global_barrier() {
-    use rustix::thread::{MembarrierCommand, membarrier};
-    if membarrier(MembarrierCommand::GlobalExpedited).is_ok()
-        || membarrier(MembarrierCommand::Global).is_ok()
-    {
-        return;
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1));
 }

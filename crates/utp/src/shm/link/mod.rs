@@ -157,7 +157,7 @@ impl ShmLink {
     /// agreed in the handshake), which gives the link a readiness descriptor.
     pub(crate) fn enable_events(&mut self) {
         if self.socket.is_some() {
-            events::register_for_barriers();
+            crate::wake::register_for_barriers();
             self.events = Some(events::Events::new(self.wait != WaitMode::Spin));
         }
     }
