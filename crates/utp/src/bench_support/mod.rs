@@ -24,9 +24,12 @@ pub use crate::transport::stream::inbox::{
     BUFFER_ROOM as STREAM_READ_ROOM, DIRECT_READ_MIN as STREAM_DIRECT_READ_MIN,
 };
 
-/// How `inproc://` waits for a frame (module `transport::queue`): this
-/// many looks at the queue, a CPU pause apart, before crossbeam's blocking
-/// receive. The raw in-process baseline waits the same way.
-pub use crate::transport::queue::EARLY_LOOKS as INPROC_EARLY_LOOKS;
+/// How `inproc://` waits for a frame (module `transport::queue`):
+/// [`INPROC_EARLY_LOOKS`] looks at the queue, a CPU pause apart
+/// ([`inproc_look_first`]), before crossbeam's blocking receive. The raw
+/// in-process baseline waits the same way.
+pub use crate::transport::queue::{
+    EARLY_LOOKS as INPROC_EARLY_LOOKS, look_first as inproc_look_first,
+};
 
 pub use seqlock::{BenchReader, BenchWriter, Count, Mode, Sample};

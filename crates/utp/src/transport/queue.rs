@@ -3,7 +3,7 @@
 //! (inproc, udp, shm) and by the inproc channel.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
 /// Looks at the queue this many times, a CPU pause apart, before waiting
@@ -18,11 +18,26 @@ use std::time::Duration;
 /// p50 481–592 ns where it had 571–1310, p99 about 1 µs, and the
 /// calculator at twice the calls per second (docs/BENCHMARKS.md,
 /// 2026-12-04). The raw baseline waits the same way
-/// (`utp::__bench::INPROC_EARLY_LOOKS`).
+/// (`utp::__bench::inproc_look_first`).
 pub const EARLY_LOOKS: u32 = 64;
 
 /// The shortest timeout a receive looks first for (see [`EARLY_LOOKS`]).
 const EARLY_LOOKS_MIN_TIMEOUT: Duration = Duration::from_micros(100);
+
+/// The looks `recv` takes before crossbeam's receive: the item if one
+/// comes within [`EARLY_LOOKS`] pauses, `None` if none did, `RecvError`
+/// if every sender is gone. (Public for the raw in-process baseline,
+/// which waits the same way.)
+pub fn look_first<T>(rx: &Receiver<T>) -> std::result::Result<Option<T>, RecvError> {
+    for _ in 0..EARLY_LOOKS {
+        match rx.try_recv() {
+            Ok(item) => return Ok(Some(item)),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    Ok(None)
+}
 
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
 /// A timeout is [`Error::Timeout`] naming `waiting_for`; a queue whose
@@ -35,12 +50,10 @@ pub(crate) fn recv<T>(
 ) -> Result<T> {
     // Not for short deadlines: the looks take a few microseconds.
     if timeout.is_none_or(|t| t >= EARLY_LOOKS_MIN_TIMEOUT) {
-        for _ in 0..EARLY_LOOKS {
-            match rx.try_recv() {
-                Ok(item) => return Ok(item),
-                Err(TryRecvError::Disconnected) => return Err(disconnected()),
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
-            }
+        match look_first(rx) {
+            Ok(Some(item)) => return Ok(item),
+            Ok(None) => {}
+            Err(RecvError) => return Err(disconnected()),
         }
     }
     match timeout {
@@ -96,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_whose_senders_left_fails_at_once_rather_than_looking() {
+    fn a_queue_whose_senders_left_fails_at_once_with_their_error() {
         let (tx, rx) = bounded::<u32>(1);
         drop(tx);
         let started = Instant::now();

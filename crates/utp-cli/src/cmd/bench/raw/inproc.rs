@@ -2,7 +2,7 @@
 //! two threads, the machinery under `inproc://` without frames.
 
 use crate::cmd::bench::link::{Fallible, Link};
-use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -27,19 +27,11 @@ impl Link for InprocLink {
         // plain blocking receive (a timed one reads the clock and arms a
         // timer each time). A dead peer thread drops its sender, which
         // ends either wait.
-        for _ in 0..utp::__bench::INPROC_EARLY_LOOKS {
-            match self.rx.try_recv() {
-                Ok(message) => {
-                    self.buf = message;
-                    return Ok(&self.buf);
-                }
-                Err(TryRecvError::Disconnected) => {
-                    return Err("inproc receive: disconnected".into());
-                }
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
-            }
-        }
-        self.buf = self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?;
+        self.buf = match utp::__bench::inproc_look_first(&self.rx) {
+            Ok(Some(message)) => message,
+            Ok(None) => self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?,
+            Err(e) => return Err(format!("inproc receive: {e}").into()),
+        };
         Ok(&self.buf)
     }
 }
