@@ -172,6 +172,17 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     assert!(machine["virtualized"].is_boolean());
     assert_eq!(machine["placement"], "cross-core");
     assert!(machine["warnings"].is_array());
+    // What else ran, measured (tests run side by side: any share is possible).
+    for key in ["other_work_percent", "other_work_before_percent"] {
+        let share = machine[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {machine}"));
+        assert!((0.0..=100.0).contains(&share), "{key} {share}");
+    }
+    assert!(
+        stdout.contains("other work: processes other than the bench"),
+        "{stdout}"
+    );
     let baselines = machine["baselines"].as_array().unwrap();
     assert!(
         baselines.iter().any(|b| b["mechanism"] == "unix"
@@ -200,6 +211,67 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     let svg = std::fs::read_to_string(dir.path().join("out.svg")).unwrap();
     assert!(svg.contains("<svg"), "the plot is not SVG");
     assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");
+}
+
+/// Processes that spin until dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+/// Processes spinning beside the bench, before and during the run (one
+/// per CPU, at most 16): the report measures their share of the CPU time
+/// and warns, whatever the load average says (it lags by a minute).
+#[test]
+fn processes_spinning_beside_the_run_are_measured_and_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+    let hogs = Hogs(
+        (0..cpus)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let output = utp()
+        .args(["bench", "--quick", "--only", "inproc", "--json", "out.json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    drop(hogs);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    let machine = &json["machine"];
+    // The bench's own sides mostly sleep here: the spinners take most of
+    // the machine, and well over the 10 % that makes a warning.
+    for key in ["other_work_percent", "other_work_before_percent"] {
+        let share = machine[key].as_f64().unwrap();
+        assert!(share >= 20.0, "{key} {share}\n{stdout}");
+    }
+    let warnings = machine["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("the machine was busy: other processes used")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

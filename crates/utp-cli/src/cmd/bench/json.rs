@@ -32,6 +32,14 @@ pub struct MachineJson<'a> {
     /// to other work (steal time), in percent; `null` where /proc/stat has
     /// no steal column.
     pub steal_percent: Option<f64>,
+    /// The share of the CPU time during the tables that processes other
+    /// than the bench and its peers used, in percent (user and system time
+    /// from /proc/stat less the bench's own from /proc/self/stat); `null`
+    /// where either cannot be read.
+    pub other_work_percent: Option<f64>,
+    /// The same in the moment before the run (`OTHER_WORK_LOOK`), while
+    /// nothing of the bench ran.
+    pub other_work_before_percent: Option<f64>,
     /// How each raw baseline was set up.
     pub baselines: Vec<super::summary::Baseline>,
 }

@@ -94,13 +94,23 @@ pub fn percent(share: f64) -> f64 {
     (share * 1000.0).round() / 10.0
 }
 
+/// The share of the machine's CPU time that processes other than the
+/// bench and its peers may use, during the run or just before it, before
+/// the report warns that the machine was busy.
+pub const OTHER_WORK_WARNING: f64 = 0.10;
+
 /// The CPU time of the whole machine so far, from the `cpu` line of
-/// /proc/stat, in clock ticks: all of it, and the part a virtual machine's
-/// CPUs were ready to run but the hypervisor ran something else (steal).
+/// /proc/stat, in clock ticks: all of it, the part spent running processes,
+/// and the part a virtual machine's CPUs were ready to run but the
+/// hypervisor ran something else (steal).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CpuTimes {
     /// Ticks stolen by the hypervisor (0 on bare metal).
     pub steal: u64,
+    /// user + nice + system: time spent running processes (guest time is
+    /// counted in user and nice; interrupts are not counted, as the kernel
+    /// does not charge them to the process they serve either).
+    pub busy: u64,
     /// user + nice + system + idle + iowait + irq + softirq + steal.
     pub total: u64,
 }
@@ -123,6 +133,7 @@ impl CpuTimes {
             .collect::<Option<_>>()?;
         (ticks.len() == 8).then(|| CpuTimes {
             steal: ticks[7],
+            busy: ticks[0] + ticks[1] + ticks[2],
             total: ticks.iter().sum(),
         })
     }
@@ -132,6 +143,72 @@ impl CpuTimes {
     pub fn steal_share(self, later: CpuTimes) -> Option<f64> {
         StealTally::default().add(self, later).share()
     }
+}
+
+/// The CPU time this process and the children it has waited for (the
+/// peers of finished points) have used, in clock ticks, from
+/// /proc/self/stat; `None` where it cannot be read or parsed.
+fn own_ticks() -> Option<u64> {
+    parse_own_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+fn parse_own_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces or
+    // parentheses itself: the fields that follow start after the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After it: state (field 3) ... utime (14), stime (15), cutime (16),
+    // cstime (17).
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let mut sum = 0u64;
+    for field in fields.get(11..15)? {
+        // cutime and cstime are signed in the kernel's format.
+        sum += u64::try_from(field.parse::<i64>().ok()?).ok()?;
+    }
+    Some(sum)
+}
+
+/// A reading of the machine's CPU time and of the bench's own, to tell how
+/// much of the machine other processes used between two readings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Usage {
+    machine: CpuTimes,
+    own: u64,
+}
+
+impl Usage {
+    /// Reads /proc/stat and /proc/self/stat; `None` if either cannot be read.
+    pub fn now() -> Option<Usage> {
+        Some(Usage {
+            machine: CpuTimes::now()?,
+            own: own_ticks()?,
+        })
+    }
+
+    /// The share (0 to 1) of all CPUs' time from `self` to `later` that
+    /// went to processes other than this one and the children it waited
+    /// for; `None` if no time passed. Why not the load average: it decays
+    /// over minutes, so work that ended before the run (a build, an earlier
+    /// run) reads as competition, and the bench's own spinning sides count
+    /// in it during the run.
+    pub fn others_share(self, later: Usage) -> Option<f64> {
+        let total = later.machine.total.checked_sub(self.machine.total)?;
+        if total == 0 {
+            return None;
+        }
+        let busy = later.machine.busy.saturating_sub(self.machine.busy);
+        let own = later.own.saturating_sub(self.own);
+        // The two counts are kept apart by the kernel and round apart; a
+        // process that ran alone can read a tick or two above the machine.
+        Some(busy.saturating_sub(own).min(total) as f64 / total as f64)
+    }
+}
+
+/// The share of the machine's CPU time other processes use while this one
+/// sleeps for `span`: what the run is about to compete with.
+pub fn others_share_over(span: std::time::Duration) -> Option<f64> {
+    let before = Usage::now()?;
+    std::thread::sleep(span);
+    before.others_share(Usage::now()?)
 }
 
 /// Steal time added up over several spans (the runs of one point), so a
@@ -171,6 +248,7 @@ mod tests {
             start,
             CpuTimes {
                 steal: 20,
+                busy: 150,
                 total: 1000
             }
         );
@@ -185,8 +263,46 @@ mod tests {
     }
 
     #[test]
+    fn own_time_is_user_system_and_waited_children_after_the_name() {
+        // A name with spaces and parentheses; utime 7, stime 3, cutime 20,
+        // cstime 5 (fields 14-17).
+        let stat =
+            "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 20 5 20 0 1 0 99 1000 50";
+        assert_eq!(parse_own_ticks(stat), Some(35));
+        assert_eq!(parse_own_ticks("4242 (x) S 1 2"), None, "too short");
+        assert_eq!(parse_own_ticks("garbage"), None);
+        // This process's own reading parses.
+        assert!(own_ticks().is_some());
+    }
+
+    #[test]
+    fn others_share_is_the_busy_time_the_bench_did_not_use() {
+        let at = |busy, total, own| Usage {
+            machine: CpuTimes {
+                steal: 0,
+                busy,
+                total,
+            },
+            own,
+        };
+        let start = at(100, 1000, 40);
+        // 400 ticks passed, 250 of them busy, 150 of those ours: 25 %.
+        assert_eq!(start.others_share(at(350, 1400, 190)), Some(0.25));
+        // All the busy time ours (the bench alone, however hard it spins).
+        assert_eq!(start.others_share(at(500, 1400, 440)), Some(0.0));
+        // Our count rounding above the machine's is not negative work.
+        assert_eq!(start.others_share(at(300, 1400, 245)), Some(0.0));
+        assert_eq!(start.others_share(start), None, "no time passed");
+        assert_eq!(start.others_share(at(0, 0, 0)), None, "went backwards");
+    }
+
+    #[test]
     fn a_tally_weighs_each_span_by_its_length() {
-        let at = |steal, total| CpuTimes { steal, total };
+        let at = |steal, total| CpuTimes {
+            steal,
+            busy: 0,
+            total,
+        };
         // 10 of 100 ticks stolen, then none of 300: 2.5 % over the point,
         // not the 5 % an average of the two shares would give.
         let tally = StealTally::default()

@@ -39,6 +39,11 @@ pub mod zenoh;
 use crate::exit::{CmdResult, Exit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long the bench looks at what else runs on the machine before it
+/// starts (`machine::others_share_over`).
+const OTHER_WORK_LOOK: Duration = Duration::from_millis(500);
 
 /// Arguments of `utp bench`.
 #[derive(Debug, clap::Args)]
@@ -153,6 +158,10 @@ pub fn run(args: Args) -> CmdResult {
     );
     let repeats = plan.repeats;
     let runner = runner::Runner::new(plan, peer_cpu);
+    // What the run is about to compete with, measured while nothing of
+    // ours runs; then the same during the run.
+    let others_before = machine::others_share_over(OTHER_WORK_LOOK);
+    let usage_at_start = machine::Usage::now();
     let cpu_at_start = machine::CpuTimes::now();
     let mut outcome = orchestrate::execute(
         &runner,
@@ -168,14 +177,22 @@ pub fn run(args: Args) -> CmdResult {
     let steal = cpu_at_start
         .zip(machine::CpuTimes::now())
         .and_then(|(start, end)| start.steal_share(end));
+    // Every peer has been waited for by now, so its time counts as ours.
+    let others_during = usage_at_start
+        .zip(machine::Usage::now())
+        .and_then(|(start, end)| start.others_share(end));
     if !outcome.rows.is_empty() {
         print!("\n{}", summary::summary(&outcome.rows, plan.rate));
     }
     let warnings = summary::warnings(
-        &machine.loadavg_at_start,
-        &load_at_end,
-        machine.cores,
-        steal,
+        &summary::Load {
+            average_at_start: &machine.loadavg_at_start,
+            average_at_end: &load_at_end,
+            cores: machine.cores,
+            others_before,
+            others_during,
+            steal,
+        },
         &outcome.rows,
     );
     for warning in &warnings {
@@ -201,6 +218,14 @@ pub fn run(args: Args) -> CmdResult {
         "load average: {} at the start, {load_at_end} at the end",
         machine.loadavg_at_start,
     );
+    if let Some(during) = others_during {
+        println!(
+            "other work: processes other than the bench and its peers used {:.1} % of the CPU time during the run, {} in the {} ms before it",
+            during * 100.0,
+            others_before.map_or("unknown".into(), |b| format!("{:.1} %", b * 100.0)),
+            OTHER_WORK_LOOK.as_millis()
+        );
+    }
     if let Some(steal) = steal {
         println!(
             "steal time: {:.1} % of the CPU time went to other work on the host (the hypervisor ran something else while this guest's CPUs were ready)",
@@ -244,6 +269,8 @@ pub fn run(args: Args) -> CmdResult {
             notes: &outcome.notes,
             warnings: &warnings,
             steal_percent: steal.map(machine::percent),
+            other_work_percent: others_during.map(machine::percent),
+            other_work_before_percent: others_before.map(machine::percent),
             baselines: summary::baseline_list(&outcome.rows),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;

@@ -231,30 +231,66 @@ fn speed(row: &Row, x: f64) -> f64 {
     if row.mode == Mode::Rtt { 1.0 / x } else { x }
 }
 
-/// Why the figures of this run may not be trustworthy: a busy machine, a
-/// busy host (steal time: the share of the run's CPU time the hypervisor
-/// gave to other guests), or repeats that disagree.
-pub fn warnings(
-    load_at_start: &str,
-    load_at_end: &str,
-    cores: usize,
-    steal: Option<f64>,
-    rows: &[Row],
-) -> Vec<String> {
+/// How busy the machine and its host were around a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Load<'a> {
+    /// /proc/loadavg's first three fields when the run started.
+    pub average_at_start: &'a str,
+    /// The same when the tables were done.
+    pub average_at_end: &'a str,
+    /// The machine's logical CPUs.
+    pub cores: usize,
+    /// The share of the CPU time other processes used in the moment before
+    /// the run (see `machine::others_share_over`), where it could be read.
+    pub others_before: Option<f64>,
+    /// The same during the run: busy time the bench and its peers did not use.
+    pub others_during: Option<f64>,
+    /// The share of the CPU time the hypervisor gave to other guests.
+    pub steal: Option<f64>,
+}
+
+/// Why the figures of this run may not be trustworthy: other processes
+/// using the CPUs (measured, or where it cannot be, guessed from the load
+/// average), a busy host (steal time: the share of the run's CPU time the
+/// hypervisor gave to other guests), or repeats that disagree.
+pub fn warnings(load: &Load<'_>, rows: &[Row]) -> Vec<String> {
     let mut out = Vec::new();
-    let one_minute = |load: &str| {
-        load.split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
+    let Load {
+        average_at_start,
+        average_at_end,
+        cores,
+        others_before,
+        others_during,
+        steal,
+    } = *load;
+    let busy = match (others_before, others_during) {
+        (None, None) => {
+            // No /proc to measure with: the load average, which cannot
+            // tell earlier work from current, nor ours from others'.
+            let one_minute = |load: &str| {
+                load.split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            let cores_f = cores.max(1) as f64;
+            // At the start nothing of ours runs yet; at the end our own two
+            // processes count in the load, so allow for them.
+            one_minute(average_at_start).is_some_and(|l| l >= 0.5 * cores_f)
+                || one_minute(average_at_end).is_some_and(|l| l >= 0.5 * cores_f + 2.0)
+        }
+        (before, during) => [before, during]
+            .into_iter()
+            .flatten()
+            .any(|share| share >= super::machine::OTHER_WORK_WARNING),
     };
-    let cores_f = cores.max(1) as f64;
-    // At the start nothing of ours runs yet; at the end our own two
-    // processes count in the load, so allow for them.
-    let busy_start = one_minute(load_at_start).filter(|&l| l >= 0.5 * cores_f);
-    let busy_end = one_minute(load_at_end).filter(|&l| l >= 0.5 * cores_f + 2.0);
-    if busy_start.is_some() || busy_end.is_some() {
+    if busy {
+        let shown = |share: Option<f64>| {
+            share.map_or("unknown".to_string(), |s| format!("{:.0} %", s * 100.0))
+        };
         out.push(format!(
-            "WARNING: the machine was busy (load average {load_at_start} at the start, {load_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures"
+            "WARNING: the machine was busy: other processes used {} of its CPU time during the run and {} just before it (load average {average_at_start} at the start, {average_at_end} at the end, on {cores} cores): other work competes with both sides of every run, spinning ones most; compare ratios only, and rerun on a quiet machine before quoting figures",
+            shown(others_during),
+            shown(others_before),
         ));
     }
     if let Some(steal) = steal.filter(|&s| s >= super::machine::STEAL_WARNING) {
@@ -465,23 +501,64 @@ mod tests {
         );
     }
 
+    /// A run on 2 cores whose load average reads quiet (0.20 at the start,
+    /// 2.40 at the end: our own two processes).
+    fn load(
+        others_before: Option<f64>,
+        others_during: Option<f64>,
+        steal: Option<f64>,
+    ) -> Load<'static> {
+        Load {
+            average_at_start: "0.20 0.1 0.1",
+            average_at_end: "2.40 1 1",
+            cores: 2,
+            others_before,
+            others_during,
+            steal,
+        }
+    }
+
     #[test]
     fn a_busy_machine_and_unsteady_repeats_are_warned_about() {
         let mut unsteady = row("unix", Impl::Utp, Mode::Rtt, 64, latency(1));
         unsteady.by_repeat = vec![Some(70.0), Some(100.0), Some(130.0)];
         let rows = vec![unsteady, row("unix", Impl::Raw, Mode::Rtt, 64, latency(1))];
-        let w = warnings("3.10 2.00 1.00", "3.50 2.00 1.00", 2, None, &rows);
+        let w = warnings(&load(Some(0.02), Some(0.31), None), &rows);
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("busy") && w[0].contains("3.10"), "{w:?}");
+        assert!(
+            w[0].contains(
+                "other processes used 31 % of its CPU time during the run and 2 % just before it"
+            ) && w[0].contains("load average 0.20 0.1 0.1 at the start"),
+            "{w:?}"
+        );
         assert!(
             w[1].contains("1 of 2 points") && w[1].contains("60 %"),
             "{w:?}"
         );
-        // A quiet machine and steady repeats: nothing to say (our own two
-        // processes in the end load do not count).
-        assert!(warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.049), &rows[1..]).is_empty());
+        // Busy just before the run is enough.
+        let w = warnings(&load(Some(0.15), Some(0.01), None), &rows[1..]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("busy") && w[0].contains("15 %"), "{w:?}");
+        // A quiet machine and steady repeats: nothing to say, however high
+        // the load average (work that ended before the run, our own spinning
+        // sides during it).
+        let quiet = Load {
+            average_at_start: "3.10 2.00 1.00",
+            average_at_end: "3.50 2.00 1.00",
+            ..load(Some(0.09), Some(0.03), Some(0.049))
+        };
+        assert!(warnings(&quiet, &rows[1..]).is_empty());
+        // Nothing measured (no /proc): the load average decides.
+        let unmeasured = Load {
+            average_at_start: "3.10 2.00 1.00",
+            ..load(None, None, None)
+        };
+        let w = warnings(&unmeasured, &rows[1..]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("busy") && w[0].contains("unknown"), "{w:?}");
+        assert!(warnings(&load(None, None, None), &rows[1..]).is_empty());
         // A quiet guest on a busy host: the steal time is the warning.
-        let w = warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.12), &rows[1..]);
+        let w = warnings(&load(Some(0.0), Some(0.0), Some(0.12)), &rows[1..]);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].contains("host was busy") && w[0].contains("12 %"),
@@ -501,7 +578,7 @@ mod tests {
             row("tcp", Impl::Utp, Mode::Stream, 64, throughput(1e9)),
             row("tcp", Impl::Raw, Mode::Stream, 64, throughput(1e9)),
         ];
-        let w = warnings("0.20 0.1 0.1", "2.40 1 1", 2, Some(0.01), &rows);
+        let w = warnings(&load(None, Some(0.0), Some(0.01)), &rows);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].contains("1 of 2 points ran while the host gave 5 %"),
