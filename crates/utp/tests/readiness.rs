@@ -336,6 +336,32 @@ fn inproc_peer_drop_wakes() {
     }
 }
 
+/// A UDP client's goodbye makes its server conversation's descriptor
+/// readable even if the server only ever received blocking (its doorbell
+/// never armed), and `try_recv` then reports the client gone.
+#[test]
+fn udp_goodbye_wakes_a_conversation_that_never_polled() {
+    let mut listener = utp::listen("udp://127.0.0.1:0").unwrap();
+    let mut client = utp::connect(&listener.endpoint()).unwrap();
+    client
+        .send(message_type::DATA, flags::CHECKSUM, b"hi")
+        .unwrap();
+    let mut server = listener.accept().unwrap();
+    let mut frame = Frame::default();
+    server.recv(&mut frame).unwrap();
+    assert_eq!(frame.payload(), b"hi");
+    drop(client);
+    let fd = server.readiness().expect("readiness").fd;
+    assert!(
+        wait_readable(fd, WAKE_DEADLINE),
+        "the goodbye never made the descriptor readable"
+    );
+    match server.try_recv(&mut frame) {
+        Err(Error::PeerGone { .. }) => {}
+        other => panic!("after the client's goodbye: {other:?}"),
+    }
+}
+
 /// `try_send` until the channel is full: `Ok(false)`, nothing partial; the
 /// receiver then gets exactly the frames that were accepted, intact.
 fn fill(url: &str) {

@@ -3,9 +3,12 @@
 //!
 //! Per-source state is lazy and small: a conversation is a table entry, an
 //! unbounded (block-allocated, so empty until used) queue capped at
-//! [`QUEUE_DEPTH`] frames, and an eventfd that makes the channel pollable
+//! [`QUEUE_DEPTH`] frames, and a doorbell (an eventfd the reader thread
+//! writes only once the channel's receiver has said it waits on it, see
+//! `wake::Doorbell`) that makes the channel pollable
 //! ([`Channel::readiness`]), so `service::Server` serves conversations
-//! without a thread each. At most [`MAX_CONVERSATIONS`] exist at once; a new
+//! without a thread each, and a thread blocked in `recv` costs no system
+//! call beyond the datagram's. At most [`MAX_CONVERSATIONS`] exist at once; a new
 //! source beyond that replaces the conversation heard from least recently.
 //! Invalid datagrams are counted ([`UdpListener::invalid_datagrams`]) and
 //! logged at most once a second.
@@ -15,9 +18,8 @@ use crate::GoneReason;
 use crate::channel::Readiness;
 use crate::halves::{Guarded, RecvHalf, Role, SendHalf};
 use crate::transport::queue;
-use rustix::event::{EventfdFlags, eventfd};
+use crate::wake::Doorbell;
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -40,8 +42,9 @@ pub struct UdpServerChannel {
     last_heard: std::time::Instant,
     /// Cleared on drop, so the reader thread can forget this client.
     alive: Arc<AtomicBool>,
-    /// Readable when frames are queued or the reader thread forgot us.
-    wake: Arc<OwnedFd>,
+    /// Readable after a `try_recv` found nothing, once a frame is queued or
+    /// the reader thread forgot us.
+    bell: Arc<Doorbell>,
     /// Whole, or one half of a split channel: the halves' shared guard
     /// clears `alive` when both are gone.
     role: Role,
@@ -68,6 +71,41 @@ impl Drop for Conversation {
 }
 
 impl UdpServerChannel {
+    /// The error once the reader thread has dropped this conversation.
+    fn gone(&self) -> Error {
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!(
+                "udp client {} said goodbye (or the listener closed)",
+                self.client
+            ),
+        )
+    }
+
+    /// Ends a conversation silent for [`IDLE_EXPIRY`], without a goodbye:
+    /// the client may just be quiet.
+    fn expire(&mut self) -> Error {
+        self.closed = true;
+        Error::peer_gone(
+            GoneReason::Evicted,
+            format!(
+                "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
+                self.client
+            ),
+        )
+    }
+
+    /// A frame taken from the queue, into `frame`.
+    fn took(&mut self, frame: &mut Frame, header: Header, payload: Vec<u8>) {
+        self.last_heard = std::time::Instant::now();
+        self.last_received = header.sequence;
+        if let Some(heard) = &self.heard_sequence {
+            heard.store(header.sequence, Ordering::Relaxed);
+        }
+        frame.header = header;
+        *frame.payload_mut() = payload;
+    }
+
     fn send_frame(
         &mut self,
         message_type: u8,
@@ -125,18 +163,7 @@ impl Channel for UdpServerChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        let gone = || {
-            Error::peer_gone(
-                GoneReason::Closed,
-                format!(
-                    "udp client {} said goodbye (or the listener closed)",
-                    self.client
-                ),
-            )
-        };
-        // Reset the wake-up first: a frame queued after this is signalled again.
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&*self.wake, &mut count);
+        let gone = || self.gone();
         let deadline = Deadline::after(timeout);
         let (header, payload) = loop {
             let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
@@ -145,15 +172,7 @@ impl Channel for UdpServerChannel {
                 Ok(message) => break message,
                 Err(RecvTimeoutError::Disconnected) => return Err(gone()),
                 Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
-                    // Forget it without a goodbye: it may just be quiet.
-                    self.closed = true;
-                    return Err(Error::peer_gone(
-                        GoneReason::Evicted,
-                        format!(
-                            "udp client {} silent for {IDLE_EXPIRY:?}; conversation expired",
-                            self.client
-                        ),
-                    ));
+                    return Err(self.expire());
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if deadline.remaining().is_some_and(|d| d.is_zero()) {
@@ -165,14 +184,24 @@ impl Channel for UdpServerChannel {
                 }
             }
         };
-        self.last_heard = std::time::Instant::now();
-        self.last_received = header.sequence;
-        if let Some(heard) = &self.heard_sequence {
-            heard.store(header.sequence, Ordering::Relaxed);
-        }
-        frame.header = header;
-        *frame.payload_mut() = payload;
+        self.took(frame, header, payload);
         Ok(())
+    }
+
+    fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        // Nothing queued arms the doorbell: the reader thread rings it for
+        // the next frame (the contract of `readiness`).
+        match queue::try_take(&self.rx, &self.bell, || self.gone())? {
+            Some((header, payload)) => {
+                self.took(frame, header, payload);
+                Ok(true)
+            }
+            None if self.last_heard.elapsed() >= IDLE_EXPIRY => Err(self.expire()),
+            None => Ok(false),
+        }
     }
 
     fn close(&mut self) -> Result<()> {
@@ -210,7 +239,7 @@ impl Channel for UdpServerChannel {
             closed: self.closed,
             last_heard: self.last_heard,
             alive: self.alive.clone(),
-            wake: self.wake.clone(),
+            bell: self.bell.clone(),
             role: Role::Sender,
             heard_sequence: Some(heard.clone()),
         };
@@ -253,7 +282,7 @@ impl Channel for UdpServerChannel {
 
     fn readiness(&self) -> Option<Readiness<'_>> {
         Some(Readiness {
-            fd: self.wake.as_fd(),
+            fd: self.bell.fd(),
             frame_deadline: None,
             idle_timeout: Some(IDLE_EXPIRY),
         })
@@ -368,7 +397,7 @@ struct Demux {
 struct Client {
     tx: Sender<Message>,
     alive: Arc<AtomicBool>,
-    wake: Arc<OwnedFd>,
+    bell: Arc<Doorbell>,
     /// Its key in `by_age`.
     stamp: u64,
 }
@@ -378,10 +407,6 @@ struct Client {
 pub const MAX_CONVERSATIONS: usize = 4096;
 /// How often (at most) dropped invalid datagrams are logged.
 const INVALID_LOG_EVERY: Duration = Duration::from_secs(1);
-
-fn signal(wake: &OwnedFd) {
-    let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
-}
 
 /// Datagrams between sweeps of the client table while busy.
 const SWEEP_EVERY: usize = 1024;
@@ -435,7 +460,8 @@ impl Demux {
         if let Some(client) = self.clients.remove(from) {
             self.by_age.remove(&client.stamp);
             drop(client.tx);
-            signal(&client.wake);
+            // Whether or not its receiver waits on the descriptor.
+            client.bell.ring_always();
         }
     }
 
@@ -500,7 +526,7 @@ impl Demux {
             }
             match client.tx.try_send(message) {
                 Ok(()) => {
-                    signal(&client.wake);
+                    client.bell.ring();
                     self.by_age.remove(&client.stamp);
                     self.next_stamp += 1;
                     client.stamp = self.next_stamp;
@@ -528,8 +554,10 @@ impl Demux {
                 self.forget(&oldest);
             }
         }
-        let wake = match eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK) {
-            Ok(fd) => Arc::new(fd),
+        // The channel's first `try_recv` takes the frame queued below (the
+        // service layer drains a new channel before it waits on it).
+        let bell = match Doorbell::new() {
+            Ok(bell) => Arc::new(bell),
             Err(e) => {
                 log::warn!(
                     "udp://{}: cannot start a conversation with {from}: {e}",
@@ -540,7 +568,6 @@ impl Demux {
         };
         let (tx, rx) = crossbeam_channel::unbounded();
         let _ = tx.try_send(message);
-        signal(&wake);
         let channel = UdpServerChannel {
             socket: self.socket.clone(),
             local: self.local,
@@ -552,7 +579,7 @@ impl Demux {
             closed: false,
             last_heard: std::time::Instant::now(),
             alive: Arc::new(AtomicBool::new(true)),
-            wake: wake.clone(),
+            bell: bell.clone(),
             role: Role::Whole,
             heard_sequence: None,
         };
@@ -568,7 +595,7 @@ impl Demux {
                     Client {
                         tx,
                         alive,
-                        wake,
+                        bell,
                         stamp,
                     },
                 );
