@@ -24,12 +24,13 @@ pub use crate::transport::stream::inbox::{
     BUFFER_ROOM as STREAM_READ_ROOM, DIRECT_READ_MIN as STREAM_DIRECT_READ_MIN,
 };
 
-/// How `inproc://` waits for a frame (module `transport::queue`):
-/// [`INPROC_EARLY_LOOKS`] looks at the queue, a CPU pause apart
+/// How `inproc://` waits for a frame (module `transport::queue`): looks
+/// at the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]), before crossbeam's blocking receive. The raw
 /// in-process baseline waits the same way.
 pub use crate::transport::queue::{
-    EARLY_LOOKS as INPROC_EARLY_LOOKS, look_first as inproc_look_first,
+    EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked,
+    look_first as inproc_look_first,
 };
 
 pub use seqlock::{BenchReader, BenchWriter, Count, Mode, Sample};

@@ -3,40 +3,67 @@
 //! (inproc, udp, shm) and by the inproc channel.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
-use std::time::Duration;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
-/// Looks at the queue this many times, a CPU pause apart, before waiting
-/// in crossbeam's own receive.
+/// How long a blocking receive looks at the queue, a CPU pause apart,
+/// before waiting in crossbeam's own receive (which looks again after 1,
+/// 2, 4, … 64 pauses, then yields, then parks).
 ///
-/// Why: crossbeam's blocking receive looks again after 1, 2, 4, … 64
-/// pauses, then yields, then parks, so an item that arrives just after
-/// one look waits for the next, up to as long again as the wait so far.
-/// In-process round trips sat on those steps (p50 491–501 ns or 591–601
-/// ns in a scratch ping-pong, never between) and parked often (p99 24–89
-/// µs); looking at every pause first, `utp bench --only inproc` measured
-/// p50 481–592 ns where it had 571–1310, p99 about 1 µs, and the
-/// calculator at twice the calls per second (docs/BENCHMARKS.md,
-/// 2026-12-04). The raw baseline waits the same way
-/// (`utp::__bench::inproc_look_first`).
-pub const EARLY_LOOKS: u32 = 64;
+/// Why: an item that arrives while crossbeam backs off waits for its next
+/// look, up to as long again as the wait so far, and one that arrives after
+/// it parked waits for a wake-up (tens of microseconds on a virtual
+/// machine). Looking at every pause first made `utp bench --only inproc`
+/// read p50 481–592 ns where it had 571–1310 and the calculator twice the
+/// calls per second (docs/BENCHMARKS.md, 2026-12-04, morning). A time, not
+/// a count: a pause lasts 9 ns on one host and several times that on
+/// another, and 64 looks (about 1.3 µs on the first) parked most 64 KiB
+/// round trips and calculator calls there (section "late morning"). The
+/// raw baseline waits the same way (`utp::__bench::inproc_look_first`).
+pub const EARLY_LOOK_WINDOW: Duration = Duration::from_micros(10);
 
-/// The shortest timeout a receive looks first for (see [`EARLY_LOOKS`]).
+/// Looks before the clock is first read, and between two reads: an item
+/// that comes within a few hundred nanoseconds costs no clock read.
+const LOOKS_PER_CLOCK: u32 = 32;
+
+/// The shortest timeout a receive looks first for (see
+/// [`EARLY_LOOK_WINDOW`]); shorter ones wait in crossbeam's receive alone.
 const EARLY_LOOKS_MIN_TIMEOUT: Duration = Duration::from_micros(100);
 
-/// The looks `recv` takes before crossbeam's receive: the item if one
-/// comes within [`EARLY_LOOKS`] pauses, `None` if none did, `RecvError`
-/// if every sender is gone. (Public for the raw in-process baseline,
-/// which waits the same way.)
-pub fn look_first<T>(rx: &Receiver<T>) -> std::result::Result<Option<T>, RecvError> {
-    for _ in 0..EARLY_LOOKS {
-        match rx.try_recv() {
-            Ok(item) => return Ok(Some(item)),
-            Err(TryRecvError::Disconnected) => return Err(RecvError),
-            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+/// What [`look_first`] saw.
+#[derive(Debug)]
+pub enum Looked<T> {
+    /// An item came while looking.
+    Item(T),
+    /// None came; the looks took about this long (less the first
+    /// [`LOOKS_PER_CLOCK`] looks, which read no clock).
+    Nothing(Duration),
+    /// Every sender is gone.
+    Disconnected,
+}
+
+/// The looks a blocking receive takes before crossbeam's receive: for
+/// about [`EARLY_LOOK_WINDOW`], a CPU pause apart. (Public for the raw
+/// in-process baseline, which waits the same way.)
+pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
+    let mut started: Option<Instant> = None;
+    loop {
+        for _ in 0..LOOKS_PER_CLOCK {
+            match rx.try_recv() {
+                Ok(item) => return Looked::Item(item),
+                Err(TryRecvError::Disconnected) => return Looked::Disconnected,
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            }
+        }
+        let now = Instant::now();
+        match started {
+            None => started = Some(now),
+            Some(at) if now.duration_since(at) >= EARLY_LOOK_WINDOW => {
+                return Looked::Nothing(now.duration_since(at));
+            }
+            Some(_) => {}
         }
     }
-    Ok(None)
 }
 
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
@@ -48,18 +75,23 @@ pub(crate) fn recv<T>(
     waiting_for: &'static str,
     disconnected: impl FnOnce() -> Error,
 ) -> Result<T> {
-    // Not for short deadlines: the looks take a few microseconds.
+    let mut left = timeout;
+    // Not for short deadlines: the looks take about 10 µs.
     if timeout.is_none_or(|t| t >= EARLY_LOOKS_MIN_TIMEOUT) {
         match look_first(rx) {
-            Ok(Some(item)) => return Ok(item),
-            Ok(None) => {}
-            Err(RecvError) => return Err(disconnected()),
+            Looked::Item(item) => return Ok(item),
+            // The looks count against the deadline.
+            Looked::Nothing(looked) => left = timeout.map(|t| t.saturating_sub(looked)),
+            Looked::Disconnected => return Err(disconnected()),
         }
     }
-    match timeout {
+    match left {
         None => rx.recv().map_err(|_| disconnected()),
-        Some(after) => rx.recv_timeout(after).map_err(|e| match e {
-            RecvTimeoutError::Timeout => Error::Timeout { waiting_for, after },
+        Some(rest) => rx.recv_timeout(rest).map_err(|e| match e {
+            RecvTimeoutError::Timeout => Error::Timeout {
+                waiting_for,
+                after: timeout.unwrap_or_default(),
+            },
             RecvTimeoutError::Disconnected => disconnected(),
         }),
     }
@@ -106,6 +138,45 @@ mod tests {
             assert_eq!(recv(&rx, None, "an item", gone).unwrap(), 7);
             drop(sender.join().unwrap());
         }
+    }
+
+    #[test]
+    fn the_looks_last_the_window_and_take_an_item_that_comes_within_it() {
+        // Nothing comes: the looks give up after the window, not long after.
+        let (tx, rx) = bounded::<u32>(1);
+        let started = Instant::now();
+        match look_first(&rx) {
+            Looked::Nothing(looked) => assert!(looked >= EARLY_LOOK_WINDOW, "{looked:?}"),
+            other => panic!("nothing was sent, yet {other:?}"),
+        }
+        assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
+        // An item sent 5 µs into the looks is taken by them (a count of 64
+        // looks gave up after about 1.3 µs on one host). The sender may be
+        // descheduled at the wrong moment on a busy machine: a few tries.
+        let caught = (0..20).any(|_| {
+            let go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sender = {
+                let (go, tx) = (go.clone(), tx.clone());
+                std::thread::spawn(move || {
+                    while !go.load(std::sync::atomic::Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                    let from = Instant::now();
+                    while from.elapsed() < Duration::from_micros(5) {
+                        std::hint::spin_loop();
+                    }
+                    tx.send(7).unwrap();
+                })
+            };
+            // Let the sender start spinning before the looks begin.
+            std::thread::sleep(Duration::from_millis(2));
+            go.store(true, std::sync::atomic::Ordering::Release);
+            let looked = look_first(&rx);
+            sender.join().unwrap();
+            let _ = rx.try_recv();
+            matches!(looked, Looked::Item(7))
+        });
+        assert!(caught, "no item sent 5 µs into the looks was taken by them");
     }
 
     #[test]

@@ -27,10 +27,15 @@ impl Link for InprocLink {
         // plain blocking receive (a timed one reads the clock and arms a
         // timer each time). A dead peer thread drops its sender, which
         // ends either wait.
+        use utp::__bench::InprocLooked;
         self.buf = match utp::__bench::inproc_look_first(&self.rx) {
-            Ok(Some(message)) => message,
-            Ok(None) => self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?,
-            Err(e) => return Err(format!("inproc receive: {e}").into()),
+            InprocLooked::Item(message) => message,
+            InprocLooked::Nothing(_) => {
+                self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?
+            }
+            InprocLooked::Disconnected => {
+                return Err("inproc receive: the other thread dropped its end".into());
+            }
         };
         Ok(&self.buf)
     }

@@ -120,8 +120,8 @@ impl RawKind {
             }
             RawKind::Inproc => {
                 format!(
-                    "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied {UTP_COPY}; a receive looks {} times a CPU pause apart before crossbeam's blocking receive (as utp's)",
-                    utp::__bench::INPROC_EARLY_LOOKS
+                    "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied {UTP_COPY}; a receive looks a CPU pause apart for {} µs before crossbeam's blocking receive (as utp's)",
+                    utp::__bench::INPROC_EARLY_LOOK_WINDOW.as_micros()
                 )
             }
         }
