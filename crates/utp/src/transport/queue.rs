@@ -36,7 +36,7 @@ pub enum Looked<T> {
     /// An item came while looking.
     Item(T),
     /// None came; the looks took about this long (less the first
-    /// [`LOOKS_PER_CLOCK`] looks, which read no clock).
+    /// 32 looks, which read no clock).
     Nothing(Duration),
     /// Every sender is gone.
     Disconnected,
