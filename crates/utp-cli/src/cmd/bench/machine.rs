@@ -167,26 +167,36 @@ fn parse_own_ticks(stat: &str) -> Option<u64> {
     Some(sum)
 }
 
-/// A reading of the machine's CPU time and of the bench's own, to tell how
-/// much of the machine other processes used between two readings.
+/// A reading of the machine's CPU time and of the bench's own: between two
+/// of them, how much went to the hypervisor's other guests (steal) and how
+/// much to other processes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Usage {
     machine: CpuTimes,
-    own: u64,
+    /// `None` where /proc/self/stat cannot be read.
+    own: Option<u64>,
 }
 
 impl Usage {
-    /// Reads /proc/stat and /proc/self/stat; `None` if either cannot be read.
+    /// Reads /proc/stat and /proc/self/stat; `None` if /proc/stat cannot
+    /// be read.
     pub fn now() -> Option<Usage> {
         Some(Usage {
             machine: CpuTimes::now()?,
-            own: own_ticks()?,
+            own: own_ticks(),
         })
+    }
+
+    /// The share of the time from `self` to `later` the hypervisor stole
+    /// (see [`CpuTimes::steal_share`]).
+    pub fn steal_share(self, later: Usage) -> Option<f64> {
+        self.machine.steal_share(later.machine)
     }
 
     /// The share (0 to 1) of all CPUs' time from `self` to `later` that
     /// went to processes other than this one and the children it waited
-    /// for; `None` if no time passed. Why not the load average: it decays
+    /// for; `None` if no time passed or our own time is unknown. Why not
+    /// the load average: it decays
     /// over minutes, so work that ended before the run (a build, an earlier
     /// run) reads as competition, and the bench's own spinning sides count
     /// in it during the run.
@@ -196,19 +206,11 @@ impl Usage {
             return None;
         }
         let busy = later.machine.busy.saturating_sub(self.machine.busy);
-        let own = later.own.saturating_sub(self.own);
+        let own = later.own?.saturating_sub(self.own?);
         // The two counts are kept apart by the kernel and round apart; a
         // process that ran alone can read a tick or two above the machine.
         Some(busy.saturating_sub(own).min(total) as f64 / total as f64)
     }
-}
-
-/// The share of the machine's CPU time other processes use while this one
-/// sleeps for `span`: what the run is about to compete with.
-pub fn others_share_over(span: std::time::Duration) -> Option<f64> {
-    let before = Usage::now()?;
-    std::thread::sleep(span);
-    before.others_share(Usage::now()?)
 }
 
 /// Steal time added up over several spans (the runs of one point), so a
@@ -283,7 +285,7 @@ mod tests {
                 busy,
                 total,
             },
-            own,
+            own: Some(own),
         };
         let start = at(100, 1000, 40);
         // 400 ticks passed, 250 of them busy, 150 of those ours: 25 %.
@@ -294,6 +296,12 @@ mod tests {
         assert_eq!(start.others_share(at(300, 1400, 245)), Some(0.0));
         assert_eq!(start.others_share(start), None, "no time passed");
         assert_eq!(start.others_share(at(0, 0, 0)), None, "went backwards");
+        let unknown = Usage { own: None, ..start };
+        assert_eq!(
+            unknown.others_share(at(350, 1400, 190)),
+            None,
+            "own time unknown"
+        );
     }
 
     #[test]

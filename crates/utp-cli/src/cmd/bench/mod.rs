@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long the bench looks at what else runs on the machine before it
-/// starts (`machine::others_share_over`).
+/// starts, sleeping meanwhile (`machine::Usage::others_share`).
 const OTHER_WORK_LOOK: Duration = Duration::from_millis(500);
 
 /// Arguments of `utp bench`.
@@ -159,10 +159,13 @@ pub fn run(args: Args) -> CmdResult {
     let repeats = plan.repeats;
     let runner = runner::Runner::new(plan, peer_cpu);
     // What the run is about to compete with, measured while nothing of
-    // ours runs; then the same during the run.
-    let others_before = machine::others_share_over(OTHER_WORK_LOOK);
-    let usage_at_start = machine::Usage::now();
-    let cpu_at_start = machine::CpuTimes::now();
+    // ours runs; then the same during the run (and the steal time).
+    let before_look = machine::Usage::now();
+    std::thread::sleep(OTHER_WORK_LOOK);
+    let at_start = machine::Usage::now();
+    let others_before = before_look
+        .zip(at_start)
+        .and_then(|(before, start)| before.others_share(start));
     let mut outcome = orchestrate::execute(
         &runner,
         &selected,
@@ -174,12 +177,13 @@ pub fn run(args: Args) -> CmdResult {
     outcome.notes.splice(0..0, setup_notes);
 
     let load_at_end = machine::loadavg();
-    let steal = cpu_at_start
-        .zip(machine::CpuTimes::now())
-        .and_then(|(start, end)| start.steal_share(end));
     // Every peer has been waited for by now, so its time counts as ours.
-    let others_during = usage_at_start
-        .zip(machine::Usage::now())
+    let at_end = machine::Usage::now();
+    let steal = at_start
+        .zip(at_end)
+        .and_then(|(start, end)| start.steal_share(end));
+    let others_during = at_start
+        .zip(at_end)
         .and_then(|(start, end)| start.others_share(end));
     if !outcome.rows.is_empty() {
         print!("\n{}", summary::summary(&outcome.rows, plan.rate));

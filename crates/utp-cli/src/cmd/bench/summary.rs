@@ -241,7 +241,7 @@ pub struct Load<'a> {
     /// The machine's logical CPUs.
     pub cores: usize,
     /// The share of the CPU time other processes used in the moment before
-    /// the run (see `machine::others_share_over`), where it could be read.
+    /// the run (see `machine::Usage::others_share`), where it could be read.
     pub others_before: Option<f64>,
     /// The same during the run: busy time the bench and its peers did not use.
     pub others_during: Option<f64>,
