@@ -51,11 +51,12 @@ pub(crate) fn drain(fd: impl AsFd) -> u64 {
 /// The sender's fence is skipped until the receiver first arms: `ring`
 /// looks at `waits` and returns if it is unset. The first `arm` sets
 /// `waits` and then runs a memory barrier on every thread of the process
-/// ([`global_barrier`], the one the shm link uses), which stands in for the fence the sender left
-/// out: a sender that read `waits` unset has its queued item visible to
-/// the receiver's second look by the time the barrier returns; one that
-/// reads it after the barrier sees it set and fences. The shm link's
-/// event-loop wake-ups work the same way (`shm/link/events.rs`). Why: the fence
+/// ([`global_barrier`], the one the shm link uses), which stands in for
+/// the fence the sender left out: a sender that read `waits` unset has its
+/// queued item visible to the receiver's second look by the time the
+/// barrier returns; one that reads it after the barrier sees it set and
+/// fences. The shm link's event-loop wake-ups work the same way
+/// (`shm/link/events.rs`). Why: the fence
 /// waits for the queue's stores to reach the receiver's core; without it
 /// an `inproc://` stream of 64 B frames ran 1–15 % faster (three paired
 /// rounds, docs/BENCHMARKS.md, 2026-12-04).

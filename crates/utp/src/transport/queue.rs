@@ -120,7 +120,6 @@ pub(crate) fn try_take<T>(
 mod tests {
     use super::*;
     use crossbeam_channel::bounded;
-    use std::time::Instant;
 
     fn gone() -> Error {
         Error::Closed
@@ -142,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_looks_last_the_window_and_take_an_item_that_comes_within_it() {
-        // Nothing comes: the looks give up after the window, not long after.
+        // Nothing comes: the looks give up once the window has passed.
         let (tx, rx) = bounded::<u32>(1);
         let started = Instant::now();
         match look_first(&rx) {

@@ -7,9 +7,10 @@
 //! writes only once the channel's receiver has said it waits on it, see
 //! `wake::Doorbell`) that makes the channel pollable
 //! ([`Channel::readiness`]), so `service::Server` serves conversations
-//! without a thread each, and a thread blocked in `recv` costs no system
-//! call beyond the datagram's. At most [`MAX_CONVERSATIONS`] exist at once; a new
-//! source beyond that replaces the conversation heard from least recently.
+//! without a thread each, while a thread blocked in `recv` makes no
+//! eventfd call per datagram. At most [`MAX_CONVERSATIONS`] exist at once;
+//! a new source beyond that replaces the conversation heard from least
+//! recently.
 //! Invalid datagrams are counted ([`UdpListener::invalid_datagrams`]) and
 //! logged at most once a second.
 
