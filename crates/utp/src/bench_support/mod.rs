@@ -18,10 +18,12 @@ pub use crate::copy::{copy_nonoverlapping, to_vec as copy_to_vec};
 /// How a stream channel reads sockets (module `transport::stream::inbox`):
 /// reads of whatever has arrived, up to [`STREAM_READ_ROOM`] bytes at a
 /// time, and payloads of [`STREAM_DIRECT_READ_MIN`] bytes or more straight
-/// into their own place. The raw socket baselines read the same way, so a
-/// baseline never makes more system calls per message than utp.
+/// into their own place, over TCP in reads of at most
+/// [`STREAM_TCP_READ_PIECE`]. The raw socket baselines read the same way,
+/// so a baseline never makes more system calls per message than utp.
 pub use crate::transport::stream::inbox::{
     BUFFER_ROOM as STREAM_READ_ROOM, DIRECT_READ_MIN as STREAM_DIRECT_READ_MIN,
+    TCP_READ_PIECE as STREAM_TCP_READ_PIECE,
 };
 
 /// How `inproc://` waits for a frame (module `transport::queue`): looks
