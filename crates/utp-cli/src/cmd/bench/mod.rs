@@ -178,13 +178,10 @@ pub fn run(args: Args) -> CmdResult {
 
     let load_at_end = machine::loadavg();
     // Every peer has been waited for by now, so its time counts as ours.
-    let at_end = machine::Usage::now();
-    let steal = at_start
-        .zip(at_end)
-        .and_then(|(start, end)| start.steal_share(end));
-    let others_during = at_start
-        .zip(at_end)
-        .and_then(|(start, end)| start.others_share(end));
+    let (steal, others_during) = match at_start.zip(machine::Usage::now()) {
+        Some((start, end)) => (start.steal_share(end), start.others_share(end)),
+        None => (None, None),
+    };
     if !outcome.rows.is_empty() {
         print!("\n{}", summary::summary(&outcome.rows, plan.rate));
     }

@@ -164,14 +164,13 @@ impl Channel for UdpServerChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        let gone = || self.gone();
         let deadline = Deadline::after(timeout);
         let (header, payload) = loop {
             let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
             let wait = deadline.remaining().map_or(idle_left, |d| d.min(idle_left));
             match self.rx.recv_timeout(wait) {
                 Ok(message) => break message,
-                Err(RecvTimeoutError::Disconnected) => return Err(gone()),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.gone()),
                 Err(RecvTimeoutError::Timeout) if self.last_heard.elapsed() >= IDLE_EXPIRY => {
                     return Err(self.expire());
                 }
