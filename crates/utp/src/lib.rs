@@ -202,6 +202,8 @@
 
 pub mod channel;
 pub(crate) mod copy;
+#[cfg(not(loom))]
+pub(crate) mod demote;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

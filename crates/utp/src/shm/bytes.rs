@@ -74,6 +74,17 @@ impl MappedBytes {
         }
     }
 
+    /// Hints the CPU to move the lines of `offset..offset + len` (a record
+    /// just published) to the shared cache, where the peer's core finds
+    /// them sooner (`crate::demote`). Out of bounds does nothing.
+    #[inline]
+    pub fn demote(&self, offset: usize, len: usize) {
+        if self.in_bounds(offset, len) {
+            // Inside the mapping (checked); nothing is accessed through it.
+            crate::demote::lines(self.ptr.wrapping_add(offset), len);
+        }
+    }
+
     /// Writes the 32 bytes of `header` (as `Header::write_fields` would) at
     /// `offset`, an 8-aligned offset, as four 8-byte stores. Out of bounds
     /// does nothing.

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 mod events;
 mod liveness;
+#[cfg(test)]
+mod tests;
 mod zerocopy;
 
 pub use zerocopy::{Reservation, View};
@@ -68,6 +70,13 @@ pub struct ShmLink {
     events: Option<events::Events>,
     /// What [`Channel::readiness`] reports as the idle limit (servers).
     idle_timeout: Option<Duration>,
+    /// The last operation was a receive: the next send most likely
+    /// answers a peer that is polling for it, and a small record is
+    /// demoted once published (see [`crate::demote::RECORD_UP_TO`]).
+    after_receive: bool,
+    /// Records demoted, for the tests of when that happens.
+    #[cfg(test)]
+    demoted: u64,
 }
 
 impl ShmLink {
@@ -131,6 +140,9 @@ impl ShmLink {
             counters: None,
             events: None,
             idle_timeout: None,
+            after_receive: false,
+            #[cfg(test)]
+            demoted: 0,
         };
         if side == Side::Client {
             // The server wrote its side before LINK_ATTACH.
@@ -286,6 +298,16 @@ impl ShmLink {
             Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
         }
         self.tx.commit(rec);
+        if self.after_receive {
+            self.after_receive = false;
+            if rec <= crate::demote::RECORD_UP_TO {
+                self.tx.bytes().demote(offset, rec);
+                #[cfg(test)]
+                {
+                    self.demoted += 1;
+                }
+            }
+        }
         // Everything else comes after the stamp: the peer is already
         // reading while this side does its bookkeeping.
         self.bytes += rec as u64;
@@ -438,6 +460,10 @@ impl ShmLink {
             // descriptor of the socket.
             events: None,
             idle_timeout: None,
+            // The send half never receives, so it never demotes.
+            after_receive: false,
+            #[cfg(test)]
+            demoted: 0,
         };
         self.role = Role::Receiver;
         Ok(sender)
@@ -537,6 +563,7 @@ impl ShmLink {
         if !self.rx.take_copy(header, payload)? {
             return Ok(false);
         }
+        self.after_receive = true;
         crate::frame::verify_checksum(&frame.header, frame.payload())?;
         Ok(true)
     }

@@ -67,7 +67,9 @@ impl ShmLink {
     /// Waits at most `timeout` for the next record (not yet released).
     #[inline(always)]
     pub(super) fn next_record(&mut self, timeout: Option<Duration>) -> Result<Record> {
-        self.receive(timeout, |l| l.rx.peek())
+        let record = self.receive(timeout, |l| l.rx.peek())?;
+        self.after_receive = true;
+        Ok(record)
     }
 
     /// What every receive shares: fails if the link is closed or its

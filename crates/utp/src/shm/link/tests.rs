@@ -1,0 +1,96 @@
+//! When a link demotes what it sends (`crate::demote`): a small record
+//! sent right after a receive, nothing else.
+
+use super::{ShmLink, Side, WaitMode};
+use crate::channel::Channel;
+use crate::frame::{Frame, message_type};
+use crate::shm::layout::{self, Control};
+use crate::shm::region::{Location, Region};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Two ends of one link over a POSIX region, its name removed at once.
+fn pair() -> (ShmLink, ShmLink) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "/utp.{}.{}.demote",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let cap = 64 * 1024;
+    let len = layout::region_len(cap).unwrap();
+    let server_region = Region::create(Location::Posix(name.clone()), len).unwrap();
+    // SAFETY: the region maps `len` page-aligned bytes and outlives the
+    // control view (a temporary dropped at the end of the statement).
+    unsafe { Control::new(std::ptr::NonNull::new(server_region.as_ptr()).unwrap()) }
+        .init(len, cap, 1);
+    let client_region = Region::open(Location::Posix(name), len).unwrap();
+    server_region.remove();
+    let server = ShmLink::over_region(server_region, Side::Server, WaitMode::Spin, cap).unwrap();
+    let client = ShmLink::over_region(client_region, Side::Client, WaitMode::Spin, cap).unwrap();
+    (server, client)
+}
+
+fn send(link: &mut ShmLink, len: usize) {
+    link.send(message_type::DATA, 0, &vec![7u8; len]).unwrap();
+}
+
+fn recv(link: &mut ShmLink, frame: &mut Frame) {
+    link.recv(frame).unwrap();
+}
+
+#[test]
+fn an_answer_is_demoted_and_a_stream_is_not() {
+    let (mut server, mut client) = pair();
+    let mut frame = Frame::default();
+    // The client opens: nothing received yet, so nothing demoted.
+    send(&mut client, 64);
+    assert_eq!(client.demoted, 0);
+    // The server answers what it received.
+    recv(&mut server, &mut frame);
+    send(&mut server, 64);
+    assert_eq!(server.demoted, 1);
+    // The client answers the answer, at the largest size demoted.
+    recv(&mut client, &mut frame);
+    send(&mut client, 4096);
+    assert_eq!(client.demoted, 1);
+    // The server streams: only the first send follows a receive.
+    recv(&mut server, &mut frame);
+    for _ in 0..5 {
+        send(&mut server, 64);
+    }
+    assert_eq!(server.demoted, 2);
+    for _ in 0..5 {
+        recv(&mut client, &mut frame);
+    }
+    send(&mut client, 8);
+    assert_eq!(client.demoted, 2);
+    // A receive through the zero-copy view counts as a receive too.
+    send(&mut server, 8);
+    drop(client.recv_view(None).unwrap());
+    send(&mut client, 8);
+    assert_eq!(client.demoted, 3);
+}
+
+#[test]
+fn a_large_answer_is_not_demoted() {
+    let (mut server, mut client) = pair();
+    let mut frame = Frame::default();
+    send(&mut client, 8);
+    recv(&mut server, &mut frame);
+    // One byte over the largest payload demoted (its record is 4160 bytes).
+    send(&mut server, 4121);
+    assert_eq!(server.demoted, 0);
+    recv(&mut client, &mut frame);
+    assert_eq!(frame.payload().len(), 4121);
+    assert!(frame.payload().iter().all(|&b| b == 7));
+}
+
+#[test]
+fn the_limit_is_the_record_of_a_4_kib_payload() {
+    use crate::demote::RECORD_UP_TO;
+    use crate::shm::ring::record_len;
+    assert_eq!(record_len(4096), Some(RECORD_UP_TO));
+    // The same record holds a few more bytes (the padding of a 4 KiB one).
+    assert_eq!(record_len(4120), Some(RECORD_UP_TO));
+    assert!(record_len(4121).unwrap() > RECORD_UP_TO);
+}
