@@ -15,6 +15,15 @@ pub mod seqlock;
 /// penalty utp does not.
 pub use crate::copy::{copy_nonoverlapping, to_vec as copy_to_vec};
 
+/// Which shared-memory records utp's link pushes to the shared cache once
+/// published (module `demote`): a record of at most
+/// [`SHM_DEMOTE_RECORD_UP_TO`] bytes sent right after a receive. The raw
+/// shared-memory mailbox demotes its messages by the same rule, so a
+/// baseline never waits on a cache snoop that utp avoids.
+pub use crate::demote::{
+    RECORD_UP_TO as SHM_DEMOTE_RECORD_UP_TO, lines as demote_lines, supported as demote_supported,
+};
+
 /// How a stream channel reads sockets (module `transport::stream::inbox`):
 /// reads of whatever has arrived, up to [`STREAM_READ_ROOM`] bytes at a
 /// time, and payloads of [`STREAM_DIRECT_READ_MIN`] bytes or more straight

@@ -84,12 +84,24 @@ impl RawKind {
                 size(plan::ring_bytes(1 << 20) as usize)
             )
         };
+        // The mailbox's messages are all answers (or answered), as utp's
+        // sends after a receive: both demote the small ones.
+        let demote = if utp::__bench::demote_supported() {
+            format!(
+                "; a message of up to {} is pushed to the shared cache once published (CLDEMOTE), as utp's link pushes a small answer",
+                crate::cmd::bench::format::size(
+                    utp::__bench::SHM_DEMOTE_RECORD_UP_TO - utp::shm::ring::PAYLOAD_OFFSET
+                )
+            )
+        } else {
+            String::new()
+        };
         match self {
             RawKind::SlotSpin => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_COPY}"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_COPY}{demote}"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}{demote}"
             ),
             RawKind::Ring => format!(
                 "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"

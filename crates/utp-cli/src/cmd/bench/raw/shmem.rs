@@ -134,6 +134,14 @@ impl Region {
         }
     }
 
+    /// Hints the CPU to move the lines of `offset..offset + len` to the
+    /// shared cache, as utp's link does with a small answer
+    /// (`utp::__bench::demote_lines`).
+    pub fn demote(&self, offset: usize, len: usize) {
+        self.check(offset, len, 1);
+        utp::__bench::demote_lines(self.base.wrapping_add(offset), len);
+    }
+
     /// Copies `bytes` into the region at `offset`.
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         self.check(offset, bytes.len(), 1);

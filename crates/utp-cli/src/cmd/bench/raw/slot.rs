@@ -57,6 +57,12 @@ fn stride(capacity: usize) -> usize {
     (HEAD + capacity).next_multiple_of(64)
 }
 
+/// Whether utp's link demotes the record of a `len`-byte payload sent
+/// after a receive (`utp::__bench::SHM_DEMOTE_RECORD_UP_TO`).
+fn demoted(len: usize) -> bool {
+    utp::shm::ring::record_len(len).is_some_and(|r| r <= utp::__bench::SHM_DEMOTE_RECORD_UP_TO)
+}
+
 /// Bytes of shared memory for messages up to `capacity` bytes.
 pub fn region_len(capacity: usize) -> usize {
     MAILBOXES + 2 * stride(capacity)
@@ -120,6 +126,12 @@ impl Link for SlotLink {
         // publishing the data and length written above.
         let word = self.sequence(d);
         word.store(self.sent, Ordering::Release);
+        // As utp's link after a receive (each message here answers one, or
+        // is answered): a small message goes to the shared cache, so the
+        // polling receiver does not snoop this core for it.
+        if demoted(msg.len()) {
+            self.region.demote(self.mailbox(d), HEAD + msg.len());
+        }
         if self.futex {
             // SeqCst fence: pairs with the receiver's (see `recv`): either it
             // sees the new sequence before sleeping, or we see its flag.
