@@ -16,8 +16,8 @@
 //! the record is what the round trip waits on. Measured on an Intel Xeon
 //! with the instruction (docs/BENCHMARKS.md, 2026-12-04, afternoon), spin
 //! round trips over `shm://` took 15–17 % less time at 64 B and 1 KiB,
-//! about 10 % at 2 and 4 KiB, 3 % at 8 KiB and nothing at 16 KiB, while at
-//! 64 KiB they took 18 % more (a thousand lines to hint, about a
+//! about 10 % at 2 and 4 KiB, 3–4 % at 8 KiB and nothing at 16 KiB, while at
+//! 64 KiB they took 18–19 % more (a thousand lines to hint, about a
 //! nanosecond each on the sending core, where the reader's prefetching
 //! hid most of the misses anyway). Demoting every record sent, not only
 //! answers, slowed every stream (64 B frames: 53 → 39 M a second; 4 KiB:
