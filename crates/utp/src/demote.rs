@@ -47,7 +47,9 @@ pub fn supported() -> bool {
     *SUPPORTED.get_or_init(detect)
 }
 
-#[cfg(target_arch = "x86_64")]
+// Not under Miri, which runs neither CPUID nor inline assembly: there the
+// hint is simply off.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn detect() -> bool {
     // Leaf 7 counts only if leaf 0 says the CPU has it (an older CPU
     // answers a leaf it lacks with another leaf's values).
@@ -60,7 +62,7 @@ fn detect() -> bool {
     max_leaf >= 7 && (features >> 25) & 1 == 1
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 fn detect() -> bool {
     false
 }
@@ -89,7 +91,7 @@ pub fn lines(start: *const u8, len: usize) -> usize {
     hinted
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
 fn demote_line(address: usize) {
     // SAFETY: CLDEMOTE (0F 1C /0) is a hint: it reads and writes no memory
@@ -107,7 +109,7 @@ fn demote_line(address: usize) {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 #[inline(always)]
 fn demote_line(_address: usize) {}
 
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(hinted, usize::from(supported()));
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     #[test]
     fn a_cpu_the_kernel_lists_with_the_instruction_is_detected() {
         // One way only: a kernel older than the flag's name does not list
