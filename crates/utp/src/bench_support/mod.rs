@@ -15,14 +15,17 @@ pub mod seqlock;
 /// penalty utp does not.
 pub use crate::copy::{copy_nonoverlapping, to_vec as copy_to_vec};
 
-/// Which shared-memory records utp's link pushes to the shared cache once
-/// published (module `demote`): a record of at most
-/// [`SHM_DEMOTE_RECORD_UP_TO`] bytes sent right after a receive. The raw
-/// shared-memory mailbox demotes its messages by the same rule, so a
-/// baseline never waits on a cache snoop that utp avoids.
-pub use crate::demote::{
-    RECORD_UP_TO as SHM_DEMOTE_RECORD_UP_TO, lines as demote_lines, supported as demote_supported,
-};
+/// How utp's shared-memory link pushes a small answer to the shared cache
+/// once published (module `demote`): a frame of at most
+/// [`SHM_DEMOTE_PAYLOAD_UP_TO`] payload bytes sent right after a receive.
+/// The raw shared-memory mailbox demotes its messages by the same rule, so
+/// a baseline never waits on a cache snoop that utp avoids.
+pub use crate::demote::{lines as demote_lines, supported as demote_supported};
+
+/// The largest payload whose record utp's link demotes
+/// (`demote::RECORD_UP_TO` less the record's stamp and header).
+pub const SHM_DEMOTE_PAYLOAD_UP_TO: usize =
+    crate::demote::RECORD_UP_TO - crate::shm::ring::PAYLOAD_OFFSET;
 
 /// How a stream channel reads sockets (module `transport::stream::inbox`):
 /// reads of whatever has arrived, up to [`STREAM_READ_ROOM`] bytes at a

@@ -93,4 +93,6 @@ fn the_limit_is_the_record_of_a_4_kib_payload() {
     // The same record holds a few more bytes (the padding of a 4 KiB one).
     assert_eq!(record_len(4120), Some(RECORD_UP_TO));
     assert!(record_len(4121).unwrap() > RECORD_UP_TO);
+    // The raw mailbox baseline demotes by payload length: the same bound.
+    assert_eq!(crate::__bench::SHM_DEMOTE_PAYLOAD_UP_TO, 4120);
 }

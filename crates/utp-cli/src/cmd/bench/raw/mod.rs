@@ -84,14 +84,11 @@ impl RawKind {
                 size(plan::ring_bytes(1 << 20) as usize)
             )
         };
-        // The mailbox's messages are all answers (or answered), as utp's
-        // sends after a receive: both demote the small ones.
+        // The mailbox demotes as utp's link does (see `slot::SlotLink::send`).
         let demote = if utp::__bench::demote_supported() {
             format!(
                 "; a message of up to {} is pushed to the shared cache once published (CLDEMOTE), as utp's link pushes a small answer",
-                crate::cmd::bench::format::size(
-                    utp::__bench::SHM_DEMOTE_RECORD_UP_TO - utp::shm::ring::PAYLOAD_OFFSET
-                )
+                crate::cmd::bench::format::size(utp::__bench::SHM_DEMOTE_PAYLOAD_UP_TO)
             )
         } else {
             String::new()

@@ -57,12 +57,6 @@ fn stride(capacity: usize) -> usize {
     (HEAD + capacity).next_multiple_of(64)
 }
 
-/// Whether utp's link demotes the record of a `len`-byte payload sent
-/// after a receive (`utp::__bench::SHM_DEMOTE_RECORD_UP_TO`).
-fn demoted(len: usize) -> bool {
-    utp::shm::ring::record_len(len).is_some_and(|r| r <= utp::__bench::SHM_DEMOTE_RECORD_UP_TO)
-}
-
 /// Bytes of shared memory for messages up to `capacity` bytes.
 pub fn region_len(capacity: usize) -> usize {
     MAILBOXES + 2 * stride(capacity)
@@ -129,7 +123,7 @@ impl Link for SlotLink {
         // As utp's link after a receive (each message here answers one, or
         // is answered): a small message goes to the shared cache, so the
         // polling receiver does not snoop this core for it.
-        if demoted(msg.len()) {
+        if msg.len() <= utp::__bench::SHM_DEMOTE_PAYLOAD_UP_TO {
             self.region.demote(self.mailbox(d), HEAD + msg.len());
         }
         if self.futex {
