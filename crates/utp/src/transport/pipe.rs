@@ -301,6 +301,20 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
     }
 }
 
+/// Whether bytes wait in the pipe behind `fd` (so a read returns at once).
+///
+/// Asked with `FIONREAD`, never with poll where that can be helped: the
+/// first poll or epoll of a pipe, ever, makes the kernel wake its reader
+/// on every later write for the rest of the pipe's life (for epoll's
+/// edge-triggered users), which costs a stream of small frames a third of
+/// its rate. A C stream of 64-byte writes between two pinned processes ran
+/// at 2.7–3.5 M writes/s into a FIFO never polled and 1.7–1.9 M after one
+/// poll with a zero timeout. A descriptor that does not answer `FIONREAD`
+/// counts as empty (the caller then polls).
+pub(crate) fn holds_bytes(fd: BorrowedFd<'_>) -> bool {
+    rustix::io::ioctl_fionread(fd).is_ok_and(|bytes| bytes > 0)
+}
+
 /// Spawns the endpoint's command (or [`default_command`]) and connects to it.
 pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<PipeChannel> {
     // A URL of this transport (else an error, not a panic), with the common

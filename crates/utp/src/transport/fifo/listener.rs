@@ -33,12 +33,16 @@ pub struct FifoListener {
     /// every [`TICK`] (a tutorial client that opens `PATH.resp` first and
     /// a session's end show on no descriptor).
     ready: (crate::wake::PollSet, crate::wake::Ticker),
-    /// Whether `anchor` is in the readiness set. It is taken out while a
-    /// session runs: the session's own bytes would keep the set readable
-    /// (an event loop would spin on a listener that cannot accept), and a
-    /// watched FIFO costs the client an epoll callback per write (measured
-    /// in C: 96-byte writes streamed 20–35 % slower).
-    anchor_watched: bool,
+    /// Whether `anchor` is in the readiness set. It goes in only once an
+    /// event loop asks for [`readiness`](Listener::readiness), and is taken
+    /// out while a session runs: the session's own bytes would keep the set
+    /// readable (an event loop would spin on a listener that cannot
+    /// accept), and a watched FIFO costs the client an epoll callback per
+    /// write (measured in C: 96-byte writes streamed 20–35 % slower).
+    anchor_watched: AtomicBool,
+    /// Whether [`readiness`](Listener::readiness) has been asked for. Until
+    /// it has, nothing polls `PATH.req` (see `pipe::holds_bytes`).
+    readiness_asked: AtomicBool,
 }
 
 /// How often a `fifo://` listener's readiness ticks.
@@ -171,8 +175,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         .and_then(|fd| same_fifo(fd, &req, ids.0))
         .inspect_err(|_| undo(&created))?;
     let ticker = crate::wake::Ticker::new(TICK).inspect_err(|_| undo(&created))?;
-    let set = crate::wake::PollSet::new(&[anchor.as_fd(), ticker.fd()])
-        .inspect_err(|_| undo(&created))?;
+    let set = crate::wake::PollSet::new(&[ticker.fd()]).inspect_err(|_| undo(&created))?;
     Ok(FifoListener {
         ready: (set, ticker),
         base: base.clone(),
@@ -184,7 +187,8 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         pending_resp: None,
         busy: Arc::default(),
         options: options.clone(),
-        anchor_watched: true,
+        anchor_watched: AtomicBool::new(false),
+        readiness_asked: AtomicBool::new(false),
     })
 }
 
@@ -208,20 +212,21 @@ impl FifoListener {
         }
     }
 
-    /// Puts `anchor` in the readiness set (`true`) or takes it out, if it
-    /// is not so already.
-    fn watch_anchor(&mut self, watched: bool) -> Result<()> {
+    /// Puts `anchor` in the readiness set (`true`, only once readiness has
+    /// been asked for) or takes it out, if it is not so already.
+    fn watch_anchor(&self, watched: bool) -> Result<()> {
         let Some(anchor) = &self.anchor else {
             return Ok(());
         };
-        if self.anchor_watched != watched {
+        let watched = watched && self.readiness_asked.load(Ordering::Relaxed);
+        if self.anchor_watched.load(Ordering::Relaxed) != watched {
             let set = &self.ready.0;
             if watched {
-                set.add(anchor.as_fd(), 0)?;
+                set.add(anchor.as_fd(), 1)?;
             } else {
                 set.remove(anchor.as_fd())?;
             }
-            self.anchor_watched = watched;
+            self.anchor_watched.store(watched, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -286,7 +291,7 @@ impl FifoListener {
             self.probe = Some(probe);
         }
         let probe = self.probe.as_ref().expect("probe just opened");
-        if poll_now(probe, PollFlags::IN).contains(PollFlags::IN) {
+        if crate::transport::pipe::holds_bytes(probe.as_fd()) {
             let resp = match self.pending_resp.take() {
                 Some(resp) => Ok(resp),
                 None => open(&self.resp, OFlags::WRONLY),
@@ -396,7 +401,21 @@ impl Listener for FifoListener {
     /// event, so the loop also comes back to look (one session at a time;
     /// while one runs, `try_accept` returns `None` and the set holds the
     /// tick alone, until a `try_accept` after the session's end).
+    /// `PATH.req` joins the set at the first call: watching a pipe slows
+    /// every later write into it (see `pipe::holds_bytes`), so a listener that
+    /// only blocks in `accept` never has it watched.
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if !self.readiness_asked.swap(true, Ordering::Relaxed)
+            && !self.busy.load(Ordering::SeqCst)
+            && let Err(error) = self.watch_anchor(true)
+        {
+            // The tick still brings the loop back to look.
+            log::warn!(
+                "{}: cannot watch {} ({error}); new clients are noticed at the next tick",
+                self.endpoint(),
+                self.req.display()
+            );
+        }
         Some(self.ready.0.fd())
     }
 
@@ -427,5 +446,71 @@ impl Listener for FifoListener {
 impl Drop for FifoListener {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    /// The descriptors an epoll set watches, from the kernel's own account
+    /// of it (`/proc/self/fdinfo`: one `tfd:` line per member).
+    fn watched(set: BorrowedFd<'_>) -> Vec<i32> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", set.as_raw_fd()))
+            .expect("fdinfo of the epoll set");
+        info.lines()
+            .filter_map(|line| line.strip_prefix("tfd:"))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// Nothing polls `PATH.req` until an event loop asks for readiness:
+    /// the epoll set holds the tick alone; the first `readiness()` adds the
+    /// request FIFO, and a new client's bytes then make the set readable.
+    #[test]
+    fn the_request_fifo_is_watched_only_once_readiness_is_asked_for() {
+        let base = format!("/tmp/utp-fifo-watch-{}", std::process::id());
+        let url = format!("fifo://{base}");
+        let mut listener = listen(&url.parse().unwrap(), &Options::default()).unwrap();
+        let anchor = listener.anchor.as_ref().unwrap().as_raw_fd();
+        let ticker = listener.ready.1.fd().as_raw_fd();
+        let set = listener.ready.0.fd();
+        assert_eq!(watched(set), [ticker]);
+        // A blocking accept that times out leaves the set as it was.
+        let err = listener
+            .accept_timeout(Some(Duration::from_millis(1)))
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert_eq!(watched(listener.ready.0.fd()), [ticker]);
+
+        let ready = listener.readiness().unwrap().try_clone_to_owned().unwrap();
+        let mut members = watched(listener.ready.0.fd());
+        members.sort_unstable();
+        let mut expected = vec![anchor, ticker];
+        expected.sort_unstable();
+        assert_eq!(members, expected);
+        // A second call adds nothing twice.
+        listener.readiness().unwrap();
+        assert_eq!(watched(listener.ready.0.fd()).len(), 2);
+
+        let mut client = crate::connect(&url).unwrap();
+        client.send(1, 0, b"hello").unwrap();
+        listener.ready.1.reset();
+        let mut fds = [PollFd::new(&ready, PollFlags::IN)];
+        let second = Timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        assert_eq!(poll(&mut fds, Some(&second)).unwrap(), 1);
+        let mut session = listener.try_accept().unwrap().expect("a session");
+        // While it runs the set holds the tick alone again.
+        assert_eq!(watched(listener.ready.0.fd()), [ticker]);
+        let mut frame = Frame::default();
+        session.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), b"hello");
+        drop(session);
+        drop(client);
+        listener.close().unwrap();
     }
 }

@@ -639,13 +639,19 @@ fn read_some(
         } else if remaining.is_some() {
             // A pair with a deadline: wait for data first, so that the read
             // cannot block whatever mode the descriptor is in (one reader).
-            wait_ready(
-                io.read_fd(),
-                Ready::Read,
-                deadline,
-                "a frame from the peer",
-                timeout,
-            )?;
+            // Bytes already there need no wait, and asking for them with
+            // FIONREAD rather than poll keeps the pipe unpolled, its writes
+            // cheaper (see `pipe::holds_bytes`): the rest of a frame begun
+            // in an earlier read is mostly there already.
+            if !crate::transport::pipe::holds_bytes(io.read_fd()) {
+                wait_ready(
+                    io.read_fd(),
+                    Ready::Read,
+                    deadline,
+                    "a frame from the peer",
+                    timeout,
+                )?;
+            }
         } else if mode.may_block && !mode.blocking {
             // No deadline: one blocking read() is the whole wait (a
             // non-blocking one costs read + poll + read when the pipe is
