@@ -1,5 +1,6 @@
 //! [`FifoChannel`] and the client's side of the hand-off protocol.
 
+use super::slot::SessionSlot;
 use super::*;
 use crate::GoneReason;
 use crate::halves::{Guarded, RecvHalf, SendHalf};
@@ -12,7 +13,7 @@ pub struct FifoChannel {
     /// Client side: the `flock`ed descriptor that keeps other clients out.
     pub(super) lock: Option<OwnedFd>,
     /// Server side: cleared when this session ends, letting the next client in.
-    pub(super) busy: Option<Arc<AtomicBool>>,
+    pub(super) busy: Option<Arc<SessionSlot>>,
     /// Client side: whether the server has sent anything yet. Until it has,
     /// end-of-file on `PATH.resp` only means its session has not started.
     pub(super) heard: bool,
@@ -161,7 +162,7 @@ impl Channel for FifoChannel {
             self.lock = None;
         }
         if let Some(busy) = self.busy.take() {
-            busy.store(false, Ordering::SeqCst);
+            busy.free();
         }
         closed
     }
@@ -270,7 +271,7 @@ struct FifoSession {
     /// Server: a second descriptor of `PATH.resp`, whose lock keeps the next client waiting.
     hold: Option<OwnedFd>,
     /// Server: cleared when the session ends.
-    busy: Option<Arc<AtomicBool>>,
+    busy: Option<Arc<SessionSlot>>,
 }
 
 impl Drop for FifoSession {
@@ -281,7 +282,7 @@ impl Drop for FifoSession {
         self.lock = None;
         self.hold = None;
         if let Some(busy) = self.busy.take() {
-            busy.store(false, Ordering::SeqCst);
+            busy.free();
         }
     }
 }

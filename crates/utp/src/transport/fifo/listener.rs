@@ -1,5 +1,6 @@
 //! [`FifoListener`]: creates the pair and starts one session at a time.
 
+use super::slot::SessionSlot;
 use super::*;
 use crate::DeniedReason;
 use std::os::fd::AsFd;
@@ -27,7 +28,8 @@ pub struct FifoListener {
     probe: Option<OwnedFd>,
     /// `PATH.resp` opened early for a tutorial client that waits for it.
     pending_resp: Option<OwnedFd>,
-    busy: Arc<AtomicBool>,
+    /// The session running now, if any (see [`SessionSlot`]).
+    session: Arc<SessionSlot>,
     options: Options,
     /// Readiness: the request FIFO (bytes of a new session) and a tick
     /// every [`TICK`] (a tutorial client that opens `PATH.resp` first and
@@ -185,7 +187,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         anchor: Some(anchor),
         probe: None,
         pending_resp: None,
-        busy: Arc::default(),
+        session: Arc::default(),
         options: options.clone(),
         anchor_watched: AtomicBool::new(false),
         readiness_asked: AtomicBool::new(false),
@@ -254,7 +256,7 @@ impl FifoListener {
             Err(e) => return Err(Error::io(format!("lock {}", self.resp.display()), e)),
         }
         self.watch_anchor(false)?;
-        self.busy.store(true, Ordering::SeqCst);
+        self.session.take();
         // Room for a 64 KiB frame at once (see `pipe::DEFAULT_PIPE_SIZE`).
         for fd in [req.as_fd(), resp.as_fd()] {
             crate::transport::pipe::grow_pipe(fd);
@@ -277,7 +279,7 @@ impl FifoListener {
             .with_deadlines(&self.options),
             lock: None,
             heard: true,
-            busy: Some(self.busy.clone()),
+            busy: Some(self.session.clone()),
             client: false,
         })))
     }
@@ -372,18 +374,21 @@ impl Listener for FifoListener {
             return Err(Error::Closed);
         }
         let deadline = Deadline::after(timeout);
+        let timed_out = || Error::Timeout {
+            waiting_for: "a client to open the FIFO pair",
+            after: timeout.unwrap_or_default(),
+        };
         loop {
-            if !self.busy.load(Ordering::SeqCst) {
-                self.watch_anchor(true)?;
-                if let Some(session) = self.look()? {
-                    return Ok(session);
-                }
+            // While a session runs, sleep until it ends (not looking).
+            if !self.session.wait_free(deadline) {
+                return Err(timed_out());
+            }
+            self.watch_anchor(true)?;
+            if let Some(session) = self.look()? {
+                return Ok(session);
             }
             if !sleep_within(deadline) {
-                return Err(Error::Timeout {
-                    waiting_for: "a client to open the FIFO pair",
-                    after: timeout.unwrap_or_default(),
-                });
+                return Err(timed_out());
             }
         }
     }
@@ -406,7 +411,7 @@ impl Listener for FifoListener {
     /// only blocks in `accept` never has it watched.
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         if !self.readiness_asked.swap(true, Ordering::Relaxed)
-            && !self.busy.load(Ordering::SeqCst)
+            && !self.session.is_taken()
             && let Err(error) = self.watch_anchor(true)
         {
             // The tick still brings the loop back to look.

@@ -43,6 +43,7 @@
 
 mod client;
 mod listener;
+mod slot;
 
 pub use client::{FifoChannel, connect};
 pub use listener::{FifoListener, listen};
