@@ -308,7 +308,7 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
 /// on every later write for the rest of the pipe's life (for epoll's
 /// edge-triggered users), which costs a stream of small frames a third of
 /// its rate. A C stream of 64-byte writes between two pinned processes ran
-/// at 2.7–3.5 M writes/s into a FIFO never polled and 1.7–1.9 M after one
+/// at 2.3–3.5 M writes/s into a FIFO never polled and 1.7–1.9 M after one
 /// poll with a zero timeout. A descriptor that does not answer `FIONREAD`
 /// counts as empty (the caller then polls).
 pub(crate) fn holds_bytes(fd: BorrowedFd<'_>) -> bool {

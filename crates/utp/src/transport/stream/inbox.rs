@@ -603,6 +603,13 @@ pub(crate) struct ReadMode {
     pub(crate) may_block: bool,
     /// Pairs: whether it has been.
     blocking: bool,
+    /// Pairs: whether this reader has polled its pipe. From then on the
+    /// kernel wakes the reader on every write anyway (see
+    /// `pipe::holds_bytes`), and looking with `FIONREAD` first would only
+    /// cost: it takes the pipe's lock, so it waits out a writer's copy
+    /// (1 MiB frames over a FIFO streamed at 0.81–0.85x raw with that
+    /// look before every piece, 0.97–0.99x without).
+    polled: bool,
 }
 
 fn read_some(
@@ -641,9 +648,18 @@ fn read_some(
             // cannot block whatever mode the descriptor is in (one reader).
             // Bytes already there need no wait, and asking for them with
             // FIONREAD rather than poll keeps the pipe unpolled, its writes
-            // cheaper (see `pipe::holds_bytes`): the rest of a frame begun
-            // in an earlier read is mostly there already.
-            if !crate::transport::pipe::holds_bytes(io.read_fd()) {
+            // cheaper (see `pipe::holds_bytes`): the rest of a small frame
+            // begun in an earlier read is mostly there already. A large
+            // read polls at once: FIONREAD takes the pipe's lock, so it
+            // waits out the writer's copy of a large piece, and large
+            // frames gain little from an unpolled pipe. Once polled, poll
+            // straight away (see `ReadMode::polled`).
+            let wanted: usize = dst.iter().map(|buf| buf.len()).sum();
+            if mode.polled
+                || wanted >= DIRECT_READ_MIN
+                || !crate::transport::pipe::holds_bytes(io.read_fd())
+            {
+                mode.polled = true;
                 wait_ready(
                     io.read_fd(),
                     Ready::Read,
@@ -661,13 +677,16 @@ fn read_some(
         }
         match io.read(dst, fds)? {
             ReadOutcome::Data(n) => return Ok(n),
-            ReadOutcome::WouldBlock => wait_ready(
-                io.read_fd(),
-                Ready::Read,
-                deadline,
-                "a frame from the peer",
-                timeout,
-            )?,
+            ReadOutcome::WouldBlock => {
+                mode.polled = true;
+                wait_ready(
+                    io.read_fd(),
+                    Ready::Read,
+                    deadline,
+                    "a frame from the peer",
+                    timeout,
+                )?
+            }
             ReadOutcome::Eof => {
                 let reason = match progress {
                     Some(_) => crate::error::GoneReason::Died,
