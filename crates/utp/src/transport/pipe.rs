@@ -309,8 +309,10 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>) {
 /// edge-triggered users), which costs a stream of small frames a third of
 /// its rate. A C stream of 64-byte writes between two pinned processes ran
 /// at 2.3–3.5 M writes/s into a FIFO never polled and 1.7–1.9 M after one
-/// poll with a zero timeout. A descriptor that does not answer `FIONREAD`
-/// counts as empty (the caller then polls).
+/// poll with a zero timeout. `FIONREAD` takes the pipe's lock, so it waits
+/// out a writer's copy in progress: ask it before small reads only. A
+/// descriptor that does not answer `FIONREAD` counts as empty (the caller
+/// then polls).
 pub(crate) fn holds_bytes(fd: BorrowedFd<'_>) -> bool {
     rustix::io::ioctl_fionread(fd).is_ok_and(|bytes| bytes > 0)
 }
