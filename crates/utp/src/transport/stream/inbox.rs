@@ -621,6 +621,17 @@ fn read_some(
     timeout: Option<Duration>,
     progress: Option<(usize, usize)>,
 ) -> Result<usize> {
+    // Polls the descriptor until it is readable or the deadline passes.
+    let wait_for_bytes = |mode: &mut ReadMode| {
+        mode.polled = true;
+        wait_ready(
+            io.read_fd(),
+            Ready::Read,
+            deadline,
+            "a frame from the peer",
+            timeout,
+        )
+    };
     loop {
         let remaining = deadline.remaining();
         if io.is_socket() {
@@ -630,13 +641,7 @@ fn read_some(
             if remaining == Some(Duration::ZERO) {
                 // Time is up, but a frame may be waiting: look once without
                 // blocking (a zero timeout reads what is there).
-                wait_ready(
-                    io.read_fd(),
-                    Ready::Read,
-                    deadline,
-                    "a frame from the peer",
-                    timeout,
-                )?;
+                wait_for_bytes(mode)?;
             } else {
                 io.set_read_timeout(
                     kernel_timeout(mode.socket_timeout, remaining),
@@ -659,14 +664,7 @@ fn read_some(
                 || wanted >= DIRECT_READ_MIN
                 || !crate::transport::pipe::holds_bytes(io.read_fd())
             {
-                mode.polled = true;
-                wait_ready(
-                    io.read_fd(),
-                    Ready::Read,
-                    deadline,
-                    "a frame from the peer",
-                    timeout,
-                )?;
+                wait_for_bytes(mode)?;
             }
         } else if mode.may_block && !mode.blocking {
             // No deadline: one blocking read() is the whole wait (a
@@ -677,16 +675,7 @@ fn read_some(
         }
         match io.read(dst, fds)? {
             ReadOutcome::Data(n) => return Ok(n),
-            ReadOutcome::WouldBlock => {
-                mode.polled = true;
-                wait_ready(
-                    io.read_fd(),
-                    Ready::Read,
-                    deadline,
-                    "a frame from the peer",
-                    timeout,
-                )?
-            }
+            ReadOutcome::WouldBlock => wait_for_bytes(mode)?,
             ReadOutcome::Eof => {
                 let reason = match progress {
                     Some(_) => crate::error::GoneReason::Died,
