@@ -12,7 +12,7 @@ pub struct FifoChannel {
     pub(super) inner: StreamChannel,
     /// Client side: the `flock`ed descriptor that keeps other clients out.
     pub(super) lock: Option<OwnedFd>,
-    /// Server side: cleared when this session ends, letting the next client in.
+    /// Server side: freed when this session ends, letting the next client in.
     pub(super) busy: Option<Arc<SessionSlot>>,
     /// Client side: whether the server has sent anything yet. Until it has,
     /// end-of-file on `PATH.resp` only means its session has not started.
@@ -270,7 +270,7 @@ struct FifoSession {
     lock: Option<OwnedFd>,
     /// Server: a second descriptor of `PATH.resp`, whose lock keeps the next client waiting.
     hold: Option<OwnedFd>,
-    /// Server: cleared when the session ends.
+    /// Server: freed when the session ends.
     busy: Option<Arc<SessionSlot>>,
 }
 

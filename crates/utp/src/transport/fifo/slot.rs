@@ -1,7 +1,7 @@
 //! [`SessionSlot`]: the one session a FIFO pair serves at a time.
 
 use crate::channel::Deadline;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Whether a session holds the FIFO pair, and a way to wait for it to end.
 ///
@@ -20,9 +20,7 @@ pub(super) struct SessionSlot {
 impl SessionSlot {
     fn busy(&self) -> MutexGuard<'_, bool> {
         // A panic elsewhere cannot leave a bool half-written.
-        self.busy
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.busy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a session holds the pair now.
@@ -43,23 +41,20 @@ impl SessionSlot {
 
     /// Waits until no session holds the pair; `false` if `deadline` passes first.
     pub(super) fn wait_free(&self, deadline: Deadline) -> bool {
-        let mut busy = self.busy();
-        while *busy {
-            busy = match deadline.remaining() {
-                Some(left) if left.is_zero() => return false,
-                Some(left) => {
-                    self.freed
-                        .wait_timeout(busy, left)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .0
-                }
-                None => self
-                    .freed
-                    .wait(busy)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            };
-        }
-        true
+        let busy = self.busy();
+        let busy = match deadline.remaining() {
+            None => self
+                .freed
+                .wait_while(busy, |busy| *busy)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(left) => {
+                self.freed
+                    .wait_timeout_while(busy, left, |busy| *busy)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        };
+        !*busy
     }
 }
 
