@@ -38,6 +38,11 @@ pub use crate::transport::stream::inbox::{
     TCP_READ_PIECE as STREAM_TCP_READ_PIECE,
 };
 
+/// What utp's `tcp://` connections between two sockets of one machine
+/// send with (module `transport::tcp::congestion`): the raw TCP baseline
+/// sets the same, so a baseline never pays for a pacing default utp avoids.
+pub use crate::transport::tcp::congestion::LOCAL_DEFAULT as TCP_LOCAL_CONGESTION;
+
 /// How `inproc://` waits for a frame (module `transport::queue`): looks
 /// at the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]), before crossbeam's blocking receive. The raw

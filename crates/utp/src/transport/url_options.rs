@@ -23,7 +23,7 @@ fn specific(address: &Address) -> &'static [&'static str] {
         }
         Address::Unix(_) | Address::UnixAbstract(_) => &["framing", "allow_uid", "allow_gid"],
         Address::Fifo(_) => &["framing", "allow_uid", "allow_gid"],
-        Address::Tcp(_) => &["framing"],
+        Address::Tcp(_) => &["framing", "congestion"],
         Address::Pipe(_) => &["framing", "pipe_size"],
         Address::Mq(_) => &["depth", "priority", "allow_uid", "allow_gid"],
         Address::Udp(_) | Address::Inproc(_) => &[],

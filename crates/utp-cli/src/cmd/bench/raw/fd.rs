@@ -218,6 +218,9 @@ pub fn tcp_connect(address: &str) -> Fallible<FdLink> {
 
 fn tcp_setup(stream: TcpStream) -> Fallible<FdLink> {
     stream.set_nodelay(true)?;
+    // Both ends are on this machine, where utp sends with Reno rather than
+    // the system's algorithm (which may pace: BBR does).
+    rustix::net::sockopt::set_tcp_congestion(&stream, utp::__bench::TCP_LOCAL_CONGESTION)?;
     FdLink::socket(stream.into(), TCP_READ_PIECE)
 }
 

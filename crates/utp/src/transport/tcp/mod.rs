@@ -5,17 +5,23 @@
 //!   eventually noticed even on an idle connection).
 //! - Listeners set `SO_REUSEADDR`, so a restarted server can bind its port
 //!   while old connections sit in `TIME_WAIT`.
+//! - A connection between two sockets of this machine sends with Reno, not
+//!   a pacing default such as BBR (`?congestion=` chooses; see
+//!   [`congestion`]).
 //! - `connect` gives up after [`Options::connect_timeout`]; reads and writes
 //!   take their timeouts through the [`Channel`] API.
 //! - Port 0 binds an ephemeral port; [`Listener::endpoint`] reports the real one.
 //! - Servers detect the tutorial's 4-byte length framing per connection, as on
 //!   every stream transport.
 
+pub(crate) mod congestion;
+
 use super::stream::{Framing, StreamChannel, StreamIo, client_framing};
 use super::wait::{Ready, wait_ready};
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
+use congestion::Congestion;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
@@ -72,6 +78,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
     // A URL of this transport (else an error, not a panic), with the common
     // URL options (?max_payload=, ...) applied as utp::connect_with does.
     let options = &crate::transport::transport_options(endpoint, options, &["tcp"])?;
+    let congestion = Congestion::of(endpoint)?;
     let deadline = Deadline::after(Some(options.connect_timeout));
     let mut last = None;
     for addr in resolve(endpoint)? {
@@ -81,8 +88,10 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamChannel> 
         }
         match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => {
+                let local = stream.local_addr().ok();
                 let fd = OwnedFd::from(stream);
                 tune(&fd);
+                congestion.apply(fd.as_fd(), local, addr)?;
                 return Ok(StreamChannel::new(
                     StreamIo::Socket {
                         fd,
@@ -119,11 +128,14 @@ pub struct TcpListener {
     listener: Option<StdListener>,
     local: SocketAddr,
     options: Options,
+    /// What accepted connections send with (see [`congestion`]).
+    congestion: Congestion,
 }
 
 impl TcpListener {
     /// Binds the first address `endpoint` resolves to (`SO_REUSEADDR` set).
     pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<Self> {
+        let congestion = Congestion::of(endpoint)?;
         let addr = resolve(endpoint)?[0];
         let family = match addr {
             SocketAddr::V4(_) => AddressFamily::INET,
@@ -132,6 +144,11 @@ impl TcpListener {
         let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)
             .map_err(|e| Error::io("create a TCP socket", e))?;
         sockopt::set_socket_reuseaddr(&fd, true).map_err(|e| Error::io("set SO_REUSEADDR", e))?;
+        if let Some(name) = congestion.for_listener() {
+            // Accepted connections inherit it; a refusal shows here, not
+            // at every accept.
+            congestion::set(fd.as_fd(), name)?;
+        }
         match rustix::net::bind(&fd, &addr) {
             Ok(()) => {}
             Err(rustix::io::Errno::ADDRINUSE) => {
@@ -158,6 +175,7 @@ impl TcpListener {
             listener: Some(listener),
             local,
             options: options.clone(),
+            congestion,
         })
     }
 
@@ -196,8 +214,12 @@ impl Listener for TcpListener {
             stream
                 .set_nonblocking(false)
                 .map_err(|e| Error::io("configure an accepted TCP socket", e))?;
+            let local = stream.local_addr().ok();
             let fd = OwnedFd::from(stream);
             tune(&fd);
+            // Best effort here: a named algorithm was set on the listener,
+            // which this connection inherited, and Auto never fails.
+            let _ = self.congestion.apply(fd.as_fd(), local, addr);
             return Ok(Box::new(
                 StreamChannel::new(
                     StreamIo::Socket {
