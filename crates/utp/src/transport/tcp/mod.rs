@@ -6,8 +6,9 @@
 //! - Listeners set `SO_REUSEADDR`, so a restarted server can bind its port
 //!   while old connections sit in `TIME_WAIT`.
 //! - A connection between two sockets of this machine sends with Reno, not
-//!   a pacing default such as BBR (`?congestion=` chooses; see
-//!   [`congestion`]).
+//!   a pacing default such as BBR; `?congestion=system` keeps the system's
+//!   algorithm, `?congestion=NAME` asks for one (docs/transports.md says
+//!   why and when the kernel refuses).
 //! - `connect` gives up after [`Options::connect_timeout`]; reads and writes
 //!   take their timeouts through the [`Channel`] API.
 //! - Port 0 binds an ephemeral port; [`Listener::endpoint`] reports the real one.
@@ -128,7 +129,7 @@ pub struct TcpListener {
     listener: Option<StdListener>,
     local: SocketAddr,
     options: Options,
-    /// What accepted connections send with (see [`congestion`]).
+    /// What accepted connections send with (module `congestion`).
     congestion: Congestion,
 }
 
