@@ -30,10 +30,21 @@
 //!   is safe to repeat.
 
 mod client;
+mod demux;
+mod invalid;
+mod own;
 mod server;
+#[cfg(test)]
+mod tests;
 
 pub use client::{UdpChannel, connect};
 pub use server::{UdpListener, UdpServerChannel, listen};
+
+use demux::Demux;
+use invalid::InvalidDatagrams;
+
+/// A decoded frame on its way from the listener's reader thread to a conversation.
+type Message = (Header, Vec<u8>);
 
 use super::message;
 use super::tcp::resolve;

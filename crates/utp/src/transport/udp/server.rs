@@ -1,37 +1,82 @@
-//! The server end: one socket, a reader thread demultiplexing datagrams by
-//! source address, and a channel per client.
+//! The server end: a listener socket read by a reader thread, and a
+//! channel per client, which reads a socket of its own.
 //!
-//! Per-source state is lazy and small: a conversation is a table entry, an
-//! unbounded (block-allocated, so empty until used) queue capped at
-//! [`QUEUE_DEPTH`] frames, and a doorbell (an eventfd the reader thread
-//! writes only once the channel's receiver has said it waits on it, see
+//! The reader thread (`demux.rs`) reads the listener's socket: the first
+//! valid frame from a new source starts a conversation, for which it opens
+//! a socket connected to that client (`own.rs`); from then on the client's
+//! datagrams arrive on that socket, which the channel reads and answers on
+//! directly, as a plain connected socket would. Where no such socket can be
+//! had (out of descriptors), the conversation is served as all were before:
+//! the reader thread queues its frames (an unbounded, block-allocated queue
+//! capped at [`QUEUE_DEPTH`] frames) and rings a doorbell (an eventfd
+//! written only once the receiver has said it waits on it, see
 //! `wake::Doorbell`) that makes the channel pollable
-//! ([`Channel::readiness`]), so `service::Server` serves conversations
-//! without a thread each, while a thread blocked in `recv` makes no
-//! eventfd call per datagram. At most [`MAX_CONVERSATIONS`] exist at once;
-//! a new source beyond that replaces the conversation heard from least
-//! recently.
-//! Invalid datagrams are counted ([`UdpListener::invalid_datagrams`]) and
-//! logged at most once a second.
+//! ([`Channel::readiness`]). Either way `service::Server` serves
+//! conversations without a thread each. At most `MAX_CONVERSATIONS`
+//! (4096) exist at once; a new source beyond that replaces the
+//! conversation heard from least recently. Invalid datagrams are counted
+//! ([`UdpListener::invalid_datagrams`]) and logged at most once a second.
 
+use super::demux::MAX_CONVERSATIONS;
 use super::*;
 use crate::GoneReason;
 use crate::channel::Readiness;
 use crate::halves::{Guarded, RecvHalf, Role, SendHalf};
 use crate::transport::queue;
 use crate::wake::Doorbell;
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-type Message = (Header, Vec<u8>);
+/// A receive with no deadline sleeps in `recv` (one system call), bounded
+/// by the socket's timeout of [`IDLE_EXPIRY`], while the client was heard
+/// from at most this long ago; later it polls for exactly what is left,
+/// so a silent client expires within this much of [`IDLE_EXPIRY`].
+const SLEEP_SLACK: Duration = Duration::from_secs(1);
+
+/// What a conversation's channel and the listener's reader thread share.
+#[derive(Debug)]
+pub(super) struct Ties {
+    /// Cleared when the channel (both halves, if split) is gone, or when
+    /// it heard the client's goodbye on its own socket: the client's next
+    /// frame starts a new conversation.
+    pub(super) alive: AtomicBool,
+    /// Set by the reader thread before it ends the conversation (its
+    /// table was full, or the listener closed).
+    pub(super) evicted: AtomicBool,
+    /// When the client was last heard from, in milliseconds since the
+    /// listener started: the reader thread forgets the least recent first.
+    pub(super) heard_ms: AtomicU64,
+    /// A conversation without a socket of its own: readable after a
+    /// `try_recv` found nothing, once a frame is queued or the reader
+    /// thread forgot the conversation. (With one, its socket is readable
+    /// instead, and no eventfd is spent.)
+    pub(super) bell: Option<Doorbell>,
+}
+
+impl Ties {
+    pub(super) fn new(now_ms: u64, with_bell: bool) -> Result<Self> {
+        Ok(Ties {
+            alive: AtomicBool::new(true),
+            evicted: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(now_ms),
+            bell: with_bell.then(Doorbell::new).transpose()?,
+        })
+    }
+}
 
 /// The server's end of one client's conversation.
 #[derive(Debug)]
 pub struct UdpServerChannel {
-    socket: Arc<UdpSocket>,
+    /// The listener's socket: sends, where the conversation has no socket
+    /// of its own.
+    listener: Arc<UdpSocket>,
+    /// The conversation's own socket, connected to the client.
+    own: Option<Arc<UdpSocket>>,
     local: SocketAddr,
     client: SocketAddr,
+    /// Frames the reader thread took for this conversation: the first, and
+    /// those that reached the listener before `own` was connected (or every
+    /// frame, without `own`).
     rx: Receiver<Message>,
     stamper: Stamper,
     /// The sequence number of the client's latest frame: the goodbye names
@@ -39,41 +84,98 @@ pub struct UdpServerChannel {
     last_received: u64,
     /// The outgoing datagram, reused.
     out: Vec<u8>,
+    max_payload: usize,
     closed: bool,
-    last_heard: std::time::Instant,
-    /// Cleared on drop, so the reader thread can forget this client.
-    alive: Arc<AtomicBool>,
-    /// Readable after a `try_recv` found nothing, once a frame is queued or
-    /// the reader thread forgot us.
-    bell: Arc<Doorbell>,
+    /// Why the conversation ended, once its own socket said so (a goodbye,
+    /// or the reader thread ending it): every later receive says it again.
+    ended: Option<GoneReason>,
+    last_heard: Instant,
+    /// The listener's start, for `Ties::heard_ms`.
+    epoch: Instant,
+    ties: Arc<Ties>,
+    invalid: Arc<InvalidDatagrams>,
     /// Whole, or one half of a split channel: the halves' shared guard
-    /// clears `alive` when both are gone.
+    /// clears `ties.alive` when both are gone.
     role: Role,
     /// Split halves: the receive half's `last_received`, which the send
     /// half's goodbye names.
     heard_sequence: Option<Arc<AtomicU64>>,
 }
 
-/// What the halves of a split conversation share: its `alive` flag,
-/// cleared when both halves are gone, and its queue, kept open so that a
-/// dropped receive half alone does not end the conversation (the reader
+/// What the halves of a split conversation share: its ties, whose `alive`
+/// is cleared when both halves are gone, and its queue, kept open so that
+/// a dropped receive half alone does not end the conversation (the reader
 /// thread would take the client's next frame for a new one). The queue is
 /// bounded by the reader ([`QUEUE_DEPTH`]).
 #[derive(Debug)]
 struct Conversation {
-    alive: Arc<AtomicBool>,
+    ties: Arc<Ties>,
     _queue: Receiver<Message>,
 }
 
 impl Drop for Conversation {
     fn drop(&mut self) {
-        self.alive.store(false, Ordering::Relaxed);
+        self.ties.alive.store(false, Ordering::Relaxed);
     }
 }
 
 impl UdpServerChannel {
-    /// The error once the reader thread has dropped this conversation.
+    /// A new conversation with `client` (built by the reader thread).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        listener: Arc<UdpSocket>,
+        own: Option<Arc<UdpSocket>>,
+        local: SocketAddr,
+        client: SocketAddr,
+        rx: Receiver<Message>,
+        first_sequence: u64,
+        ties: Arc<Ties>,
+        epoch: Instant,
+        max_payload: usize,
+        invalid: Arc<InvalidDatagrams>,
+    ) -> Self {
+        UdpServerChannel {
+            listener,
+            own,
+            local,
+            client,
+            rx,
+            stamper: Stamper::default(),
+            last_received: first_sequence,
+            out: Vec::new(),
+            max_payload,
+            closed: false,
+            ended: None,
+            last_heard: Instant::now(),
+            epoch,
+            ties,
+            invalid,
+            role: Role::Whole,
+            heard_sequence: None,
+        }
+    }
+
+    /// A conversation `accept` never handed out: no goodbye, and its own
+    /// socket stops taking the client's datagrams.
+    pub(super) fn never_accepted(mut self) {
+        self.closed = true;
+        // Its own socket closes with it.
+    }
+
+    /// The error once the conversation is over: the client said goodbye,
+    /// or the reader thread ended it (the listener closed, or it made room
+    /// for a new client).
     fn gone(&self) -> Error {
+        if self.ties.evicted.load(Ordering::Acquire) {
+            return Error::peer_gone(
+                GoneReason::Evicted,
+                format!(
+                    "udp conversation with {} ended by the listener (closed, or full: the \
+                     client had been heard from least recently)",
+                    self.client
+                ),
+            );
+        }
         Error::peer_gone(
             GoneReason::Closed,
             format!(
@@ -96,15 +198,106 @@ impl UdpServerChannel {
         )
     }
 
-    /// A frame taken from the queue, into `frame`.
-    fn took(&mut self, frame: &mut Frame, header: Header, payload: Vec<u8>) {
-        self.last_heard = std::time::Instant::now();
+    /// Notes a frame from the client, whose header is `header`.
+    fn heard(&mut self, header: &Header) {
+        self.last_heard = Instant::now();
+        if self.own.is_some() {
+            let ms = self.last_heard.duration_since(self.epoch).as_millis() as u64;
+            self.ties.heard_ms.store(ms, Ordering::Relaxed);
+        }
         self.last_received = header.sequence;
         if let Some(heard) = &self.heard_sequence {
             heard.store(header.sequence, Ordering::Relaxed);
         }
+    }
+
+    /// A frame taken from the queue, into `frame`.
+    fn took(&mut self, frame: &mut Frame, header: Header, payload: Vec<u8>) {
+        self.heard(&header);
         frame.header = header;
         *frame.payload_mut() = payload;
+    }
+
+    /// The conversation's own socket read end-of-file: the client's
+    /// goodbye, or the reader thread ending the conversation. Every later
+    /// receive reports it. The socket stays connected to the client until
+    /// the channel is dropped; then the client's next frame reaches the
+    /// listener and starts a new conversation.
+    fn goodbye(&mut self) -> Error {
+        let reason = if self.ties.evicted.load(Ordering::Acquire) {
+            GoneReason::Evicted
+        } else {
+            GoneReason::Closed
+        };
+        self.ended = Some(reason);
+        self.ties.alive.store(false, Ordering::Relaxed);
+        self.gone()
+    }
+
+    /// A receive from the conversation's own socket (the queue first).
+    fn recv_own(
+        &mut self,
+        own: &Arc<UdpSocket>,
+        frame: &mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        if self.ended.is_some() {
+            return Err(self.gone());
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            if let Ok((header, payload)) = self.rx.try_recv() {
+                self.took(frame, header, payload);
+                return Ok(());
+            }
+            let idle_left = IDLE_EXPIRY.saturating_sub(self.last_heard.elapsed());
+            if idle_left.is_zero() {
+                return Err(self.expire());
+            }
+            let sleep = timeout.is_none() && idle_left + SLEEP_SLACK >= IDLE_EXPIRY;
+            match receive(own, sleep, self.max_payload, frame) {
+                // Only an empty datagram (the client's goodbye) or the end
+                // of the socket (the reader thread ended it) reads 0 bytes.
+                Ok(Received::Nothing) => return Err(self.goodbye()),
+                Ok(Received::Frame) => {
+                    let header = frame.header;
+                    self.heard(&header);
+                    return Ok(());
+                }
+                Ok(Received::Invalid(len, error)) => self.invalid.dropped(len, self.client, error),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // An ICMP error for an earlier reply: the client's port was
+                // closed then; it may be open again.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                // The socket's timeout (IDLE_EXPIRY) ran out: look again.
+                Err(e) if sleep && e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let left = deadline.remaining();
+                    if left.is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a datagram from the client (it may have been lost)",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                    let wait = left.map_or(idle_left, |d| d.min(idle_left));
+                    // Past `wait` the loop decides: the caller's deadline or
+                    // the client's silence.
+                    let _ = wait_ready(
+                        &**own,
+                        Ready::Read,
+                        Deadline::after(Some(wait)),
+                        "a datagram from the client",
+                        Some(wait),
+                    );
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("receive from udp client {}", self.client),
+                        e,
+                    ));
+                }
+            }
+        }
     }
 
     fn send_frame(
@@ -129,13 +322,71 @@ impl UdpServerChannel {
             &mut self.out,
         )?;
         loop {
-            return match self.socket.send_to(&self.out, self.client) {
+            let sent = match &self.own {
+                Some(own) => own.send(&self.out),
+                None => self.listener.send_to(&self.out, self.client),
+            };
+            return match sent {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // An ICMP error for an earlier reply, reported on this send
+                // of a connected socket: this datagram was not sent.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => Err(Error::io(format!("send to udp client {}", self.client), e)),
             };
         }
     }
+}
+
+/// What one receive from a conversation's own socket found.
+enum Received {
+    /// End-of-file: an empty datagram, or the socket's read side shut down.
+    Nothing,
+    /// A valid frame, now in the caller's `Frame`.
+    Frame,
+    /// A datagram of this many bytes that is not a valid frame.
+    Invalid(usize, frame::DecodeError),
+}
+
+thread_local! {
+    /// Where this thread's receives from conversations' own sockets land:
+    /// one largest datagram per thread, allocated at its first receive,
+    /// not one per conversation (a frame's bytes are copied into the
+    /// caller's `Frame` at once).
+    static DATAGRAM: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(Box::new([]));
+}
+
+/// One datagram from `own` into `frame`: sleeping in `recv` when `sleep`
+/// (bounded by the socket's timeout), else without waiting.
+fn receive(
+    own: &UdpSocket,
+    sleep: bool,
+    max_payload: usize,
+    frame: &mut Frame,
+) -> std::io::Result<Received> {
+    DATAGRAM.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.is_empty() {
+            *buf = vec![0u8; MAX_DATAGRAM_V6].into_boxed_slice();
+        }
+        let n = if sleep {
+            own.recv(&mut buf)?
+        } else {
+            rustix::net::recv(own, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+                .map_err(std::io::Error::from)?
+        };
+        if n == 0 {
+            return Ok(Received::Nothing);
+        }
+        Ok(match frame::decode(&buf[..n], max_payload) {
+            Ok((header, payload)) => {
+                frame.set(header, payload);
+                Received::Frame
+            }
+            Err(error) => Received::Invalid(n, error),
+        })
+    })
 }
 
 impl Channel for UdpServerChannel {
@@ -163,6 +414,12 @@ impl Channel for UdpServerChannel {
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
+        }
+        if self.ended.is_some() {
+            return Err(self.gone());
+        }
+        if let Some(own) = self.own.clone() {
+            return self.recv_own(&own, frame, timeout);
         }
         let deadline = Deadline::after(timeout);
         let (header, payload) = loop {
@@ -192,9 +449,24 @@ impl Channel for UdpServerChannel {
         if self.closed {
             return Err(Error::Closed);
         }
+        if self.ended.is_some() {
+            return Err(self.gone());
+        }
+        if let Some(own) = self.own.clone() {
+            return match self.recv_own(&own, frame, Some(Duration::ZERO)) {
+                Ok(()) => Ok(true),
+                Err(Error::Timeout { .. }) => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
         // Nothing queued arms the doorbell: the reader thread rings it for
         // the next frame (the contract of `readiness`).
-        match queue::try_take(&self.rx, &self.bell, || self.gone())? {
+        let bell = self
+            .ties
+            .bell
+            .as_ref()
+            .expect("a conversation without its own socket has a doorbell");
+        match queue::try_take(&self.rx, bell, || self.gone())? {
             Some((header, payload)) => {
                 self.took(frame, header, payload);
                 Ok(true)
@@ -205,7 +477,7 @@ impl Channel for UdpServerChannel {
     }
 
     fn close(&mut self) -> Result<()> {
-        if !self.closed && self.role != Role::Receiver {
+        if !self.closed && self.ended.is_none() && self.role != Role::Receiver {
             let last_received = match &self.heard_sequence {
                 Some(heard) => heard.load(Ordering::Relaxed),
                 None => self.last_received,
@@ -222,31 +494,35 @@ impl Channel for UdpServerChannel {
         Ok(())
     }
 
-    // The socket is shared already; the send half sends to the client and
-    // says goodbye when dropped, the receive half takes the frames the
-    // reader thread hands over. The reader forgets the client when both
-    // halves are gone.
+    // The sockets are shared already; the send half sends to the client and
+    // says goodbye when dropped, the receive half takes the frames (from
+    // the conversation's own socket, or those the reader thread hands
+    // over). The reader forgets the client when both halves are gone.
     fn split(mut self: Box<Self>) -> Result<(SendHalf, RecvHalf)> {
         let heard = Arc::new(AtomicU64::new(self.last_received));
         let sender = UdpServerChannel {
-            socket: self.socket.clone(),
+            listener: self.listener.clone(),
+            own: self.own.clone(),
             local: self.local,
             client: self.client,
             rx: crossbeam_channel::never(),
             stamper: std::mem::take(&mut self.stamper),
             last_received: self.last_received,
             out: std::mem::take(&mut self.out),
+            max_payload: self.max_payload,
             closed: self.closed,
+            ended: self.ended,
             last_heard: self.last_heard,
-            alive: self.alive.clone(),
-            bell: self.bell.clone(),
+            epoch: self.epoch,
+            ties: self.ties.clone(),
+            invalid: self.invalid.clone(),
             role: Role::Sender,
             heard_sequence: Some(heard.clone()),
         };
         self.role = Role::Receiver;
         self.heard_sequence = Some(heard);
         let alive = Arc::new(Conversation {
-            alive: self.alive.clone(),
+            ties: self.ties.clone(),
             _queue: self.rx.clone(),
         });
         Ok(crate::halves::halves(
@@ -280,9 +556,18 @@ impl Channel for UdpServerChannel {
         self.stamper.last_sent()
     }
 
+    /// The conversation's own socket (readable when the client's datagram
+    /// or the end of the conversation is there), else the doorbell the
+    /// reader thread rings. Either way, frames queued before the channel
+    /// was accepted are taken by `try_recv` first.
     fn readiness(&self) -> Option<Readiness<'_>> {
+        let fd = match (&self.own, &self.ties.bell) {
+            (Some(own), _) => own.as_fd(),
+            (None, Some(bell)) => bell.fd(),
+            (None, None) => unreachable!("a conversation without its own socket has a doorbell"),
+        };
         Some(Readiness {
-            fd: self.bell.fd(),
+            fd,
             frame_deadline: None,
             idle_timeout: Some(IDLE_EXPIRY),
         })
@@ -293,7 +578,7 @@ impl Drop for UdpServerChannel {
     fn drop(&mut self) {
         let _ = self.close();
         if self.role == Role::Whole {
-            self.alive.store(false, Ordering::Relaxed);
+            self.ties.alive.store(false, Ordering::Relaxed);
         }
         log::trace!(
             "udp://{}: conversation with {} ended",
@@ -307,7 +592,7 @@ impl Drop for UdpServerChannel {
 #[derive(Debug)]
 pub struct UdpListener {
     local: SocketAddr,
-    invalid: Arc<AtomicU64>,
+    invalid: Arc<InvalidDatagrams>,
     incoming: Receiver<UdpServerChannel>,
     bell: Arc<crate::wake::Doorbell>,
     stop: Arc<AtomicBool>,
@@ -316,6 +601,32 @@ pub struct UdpListener {
 
 /// Binds a UDP socket at the endpoint and starts demultiplexing.
 pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
+    listen_with(endpoint, options, Limits::default())
+}
+
+/// How a listener serves its conversations; tests narrow the defaults.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    /// Whether conversations may get sockets of their own (`own.rs`).
+    pub(super) own_sockets: bool,
+    /// Most conversations at once.
+    pub(super) conversations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            own_sockets: true,
+            conversations: MAX_CONVERSATIONS,
+        }
+    }
+}
+
+pub(super) fn listen_with(
+    endpoint: &Endpoint,
+    options: &Options,
+    limits: Limits,
+) -> Result<UdpListener> {
     // A URL of this transport (else an error, not a panic), with the common
     // URL options (?max_payload=, ...) applied as utp::connect_with does.
     let options = &crate::transport::transport_options(endpoint, options, &["udp"])?;
@@ -337,11 +648,21 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         .set_read_timeout(Some(STOP_POLL))
         .map_err(|e| Error::io("set a UDP read timeout", e))?;
     tune(&socket);
+    // After binding (see `own.rs`); without it every conversation is read
+    // through this socket, as before.
+    let own_sockets = limits.own_sockets
+        && match own::share_port(&socket, local) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("udp://{local}: conversations will share the listener's socket ({e})");
+                false
+            }
+        };
     let socket = Arc::new(socket);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, incoming) = bounded(BACKLOG);
     let bell = Arc::new(crate::wake::Doorbell::new()?);
-    let invalid = Arc::new(AtomicU64::new(0));
+    let invalid = Arc::new(InvalidDatagrams::new(local));
     let reader = Demux {
         socket: socket.clone(),
         local,
@@ -350,12 +671,12 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
         accept: tx,
         bell: bell.clone(),
         clients: HashMap::new(),
-        by_age: BTreeMap::new(),
-        next_stamp: 0,
         since_sweep: 0,
         invalid: invalid.clone(),
-        invalid_logged: 0,
-        last_invalid_log: None,
+        epoch: Instant::now(),
+        own_sockets,
+        draining: false,
+        max_conversations: limits.conversations,
     };
     let reader = std::thread::Builder::new()
         .name("utp-udp-demux".into())
@@ -371,247 +692,6 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<UdpListener> {
     })
 }
 
-/// The listener's reader thread.
-struct Demux {
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
-    max_payload: usize,
-    stop: Arc<AtomicBool>,
-    accept: Sender<UdpServerChannel>,
-    /// Rung after a new conversation is queued (the listener's readiness).
-    bell: Arc<crate::wake::Doorbell>,
-    clients: HashMap<SocketAddr, Client>,
-    /// Conversations by the stamp of their latest datagram, oldest first.
-    by_age: BTreeMap<u64, SocketAddr>,
-    next_stamp: u64,
-    /// Datagrams since the last sweep of ended conversations.
-    since_sweep: usize,
-    /// Invalid datagrams dropped so far (shared with the listener).
-    invalid: Arc<AtomicU64>,
-    /// The count when the last log line about them was written.
-    invalid_logged: u64,
-    last_invalid_log: Option<Instant>,
-}
-
-/// The reader thread's view of one conversation.
-struct Client {
-    tx: Sender<Message>,
-    alive: Arc<AtomicBool>,
-    bell: Arc<Doorbell>,
-    /// Its key in `by_age`.
-    stamp: u64,
-}
-
-/// Most conversations at once; a new source beyond it replaces the one
-/// heard from least recently.
-pub const MAX_CONVERSATIONS: usize = 4096;
-/// How often (at most) dropped invalid datagrams are logged.
-const INVALID_LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Datagrams between sweeps of the client table while busy.
-const SWEEP_EVERY: usize = 1024;
-
-impl Demux {
-    fn run(mut self) {
-        let mut buf = vec![0u8; MAX_DATAGRAM_V6];
-        while !self.stop.load(Ordering::SeqCst) {
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    self.dispatch(&buf[..n], from);
-                    self.since_sweep += 1;
-                    if self.since_sweep >= SWEEP_EVERY {
-                        self.sweep();
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    self.sweep();
-                }
-                // ICMP errors for earlier replies to clients that are gone.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-                Err(e) => {
-                    log::warn!("udp://{}: receive failed: {e}", self.local);
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }
-    }
-
-    /// Forgets conversations whose channel the server has dropped.
-    fn sweep(&mut self) {
-        self.since_sweep = 0;
-        let by_age = &mut self.by_age;
-        self.clients.retain(|_, c| {
-            let alive = c.alive.load(Ordering::Relaxed);
-            if !alive {
-                by_age.remove(&c.stamp);
-            }
-            alive
-        });
-        self.log_invalid(None);
-    }
-
-    /// Forgets one conversation; its channel's next receive reports PeerGone.
-    fn forget(&mut self, from: &SocketAddr) {
-        if let Some(client) = self.clients.remove(from) {
-            self.by_age.remove(&client.stamp);
-            drop(client.tx);
-            // Whether or not its receiver waits on the descriptor.
-            client.bell.ring_always();
-        }
-    }
-
-    /// Counts an invalid datagram; logs at most one line a second.
-    fn invalid_datagram(&mut self, len: usize, from: SocketAddr, error: frame::DecodeError) {
-        self.invalid.fetch_add(1, Ordering::Relaxed);
-        self.log_invalid(Some(format!("{len} bytes from {from}: {error}")));
-    }
-
-    /// Logs the invalid datagrams not logged yet, unless a line was written
-    /// less than a second ago: one of them in detail, or their number.
-    fn log_invalid(&mut self, latest: Option<String>) {
-        let now = Instant::now();
-        if self
-            .last_invalid_log
-            .is_some_and(|t| now.duration_since(t) < INVALID_LOG_EVERY)
-        {
-            return;
-        }
-        let total = self.invalid.load(Ordering::Relaxed);
-        let unlogged = total - self.invalid_logged;
-        match (unlogged, latest) {
-            (0, _) => return,
-            (1, Some(latest)) => log::warn!(
-                "udp://{}: dropped an invalid datagram of {latest}",
-                self.local
-            ),
-            (n, latest) => log::warn!(
-                "udp://{}: dropped {n} invalid datagrams since the last report ({total} in all){}",
-                self.local,
-                latest
-                    .map(|l| format!("; the latest: {l}"))
-                    .unwrap_or_default()
-            ),
-        }
-        self.invalid_logged = total;
-        self.last_invalid_log = Some(now);
-    }
-
-    fn dispatch(&mut self, bytes: &[u8], from: SocketAddr) {
-        if bytes.is_empty() {
-            // Goodbye: dropping the sender makes the channel report PeerGone.
-            self.forget(&from);
-            return;
-        }
-        let (header, payload) = match frame::decode(bytes, self.max_payload) {
-            Ok(ok) => ok,
-            Err(e) => {
-                self.invalid_datagram(bytes.len(), from, e);
-                return;
-            }
-        };
-        let first_sequence = header.sequence;
-        let mut message = (header, payload.to_vec());
-        if let Some(client) = self.clients.get_mut(&from) {
-            if client.tx.len() >= QUEUE_DEPTH {
-                log::debug!(
-                    "udp://{}: {from} is not being served fast enough; dropped a frame",
-                    self.local
-                );
-                return;
-            }
-            match client.tx.try_send(message) {
-                Ok(()) => {
-                    client.bell.ring();
-                    self.by_age.remove(&client.stamp);
-                    self.next_stamp += 1;
-                    client.stamp = self.next_stamp;
-                    self.by_age.insert(client.stamp, from);
-                    return;
-                }
-                Err(TrySendError::Full(_)) => return,
-                // The server closed that conversation; a new frame starts a new one.
-                Err(TrySendError::Disconnected(m)) => {
-                    self.forget(&from);
-                    message = m;
-                }
-            }
-        }
-        if self.clients.len() >= MAX_CONVERSATIONS {
-            self.sweep();
-        }
-        if self.clients.len() >= MAX_CONVERSATIONS {
-            if let Some((_, oldest)) = self.by_age.first_key_value() {
-                let oldest = *oldest;
-                log::debug!(
-                    "udp://{}: {MAX_CONVERSATIONS} conversations: forgetting {oldest}, heard from least recently",
-                    self.local
-                );
-                self.forget(&oldest);
-            }
-        }
-        // The channel's first `try_recv` takes the frame queued below (the
-        // service layer drains a new channel before it waits on it).
-        let bell = match Doorbell::new() {
-            Ok(bell) => Arc::new(bell),
-            Err(e) => {
-                log::warn!(
-                    "udp://{}: cannot start a conversation with {from}: {e}",
-                    self.local
-                );
-                return;
-            }
-        };
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let _ = tx.try_send(message);
-        let channel = UdpServerChannel {
-            socket: self.socket.clone(),
-            local: self.local,
-            client: from,
-            rx,
-            stamper: Stamper::default(),
-            last_received: first_sequence,
-            out: Vec::new(),
-            closed: false,
-            last_heard: std::time::Instant::now(),
-            alive: Arc::new(AtomicBool::new(true)),
-            bell: bell.clone(),
-            role: Role::Whole,
-            heard_sequence: None,
-        };
-        let alive = channel.alive.clone();
-        match self.accept.try_send(channel) {
-            Ok(()) => {
-                self.bell.ring();
-                self.next_stamp += 1;
-                let stamp = self.next_stamp;
-                self.by_age.insert(stamp, from);
-                self.clients.insert(
-                    from,
-                    Client {
-                        tx,
-                        alive,
-                        bell,
-                        stamp,
-                    },
-                );
-            }
-            Err(TrySendError::Full(mut refused)) => {
-                log::warn!(
-                    "udp://{}: too many clients waiting for accept; ignored {from}",
-                    self.local
-                );
-                refused.closed = true; // do not tell it goodbye: it was never accepted
-            }
-            Err(TrySendError::Disconnected(mut refused)) => refused.closed = true,
-        }
-    }
-}
-
 impl UdpListener {
     /// The address actually bound (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
@@ -620,7 +700,7 @@ impl UdpListener {
 
     /// Invalid datagrams dropped so far (they are logged at most once a second).
     pub fn invalid_datagrams(&self) -> u64 {
-        self.invalid.load(Ordering::Relaxed)
+        self.invalid.count()
     }
 }
 

@@ -1,0 +1,167 @@
+//! The server's two ways of serving a conversation, each tested: reading
+//! a socket of its own (`own.rs`), and being handed frames by the reader
+//! thread (where no such socket can be had). The integration tests
+//! (`tests/udp_conversations.rs` and the suites every transport runs) see
+//! only the first; here a listener is also made to use the second.
+
+use super::server::{Limits, listen_with};
+use super::*;
+use crate::GoneReason;
+use std::time::Instant;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn listener(own_sockets: bool, conversations: usize) -> UdpListener {
+    let endpoint = Endpoint::parse("udp://127.0.0.1:0").unwrap();
+    let limits = Limits {
+        own_sockets,
+        conversations,
+    };
+    listen_with(&endpoint, &Options::default(), limits).unwrap()
+}
+
+/// A client of `listener` that has sent `hello`, and its accepted
+/// conversation, which has received it.
+fn conversation(listener: &mut UdpListener, hello: &[u8]) -> (UdpChannel, Box<dyn Channel>) {
+    let endpoint = Endpoint::parse(&listener.endpoint()).unwrap();
+    let mut client = connect(&endpoint, &Options::default()).unwrap();
+    client
+        .send(message_type::DATA, flags::CHECKSUM, hello)
+        .unwrap();
+    let mut server = listener.accept_timeout(Some(DEADLINE)).unwrap();
+    let mut frame = Frame::default();
+    server.recv_timeout(&mut frame, Some(DEADLINE)).unwrap();
+    assert_eq!(frame.payload(), hello);
+    (client, server)
+}
+
+/// Whether `channel` reads a connected socket (else the reader thread's doorbell).
+fn reads_own_socket(channel: &dyn Channel) -> bool {
+    let fd = channel.readiness().unwrap().fd;
+    rustix::net::getpeername(fd).is_ok_and(|peer| peer.is_some())
+}
+
+#[test]
+fn both_ways_carry_frames_both_ways_and_the_clients_goodbye() {
+    for own_sockets in [true, false] {
+        let mut listener = listener(own_sockets, MAX_CONVERSATIONS_FOR_TESTS);
+        let (mut client, mut server) = conversation(&mut listener, b"one");
+        assert_eq!(reads_own_socket(&*server), own_sockets);
+        let mut frame = Frame::default();
+        for i in 0..100u32 {
+            client
+                .send(message_type::REQUEST, flags::CHECKSUM, &i.to_le_bytes())
+                .unwrap();
+            server.recv_timeout(&mut frame, Some(DEADLINE)).unwrap();
+            assert_eq!(
+                frame.payload(),
+                i.to_le_bytes(),
+                "own sockets: {own_sockets}"
+            );
+            let request = frame.header.sequence;
+            server
+                .reply_timeout(
+                    message_type::RESPONSE,
+                    flags::CHECKSUM,
+                    b"ok",
+                    request,
+                    None,
+                )
+                .unwrap();
+            client.recv_timeout(&mut frame, Some(DEADLINE)).unwrap();
+            assert_eq!(frame.payload(), b"ok");
+        }
+        // Nothing waiting: try_recv says so at once, then the descriptor
+        // wakes for the next frame.
+        assert!(!server.try_recv(&mut frame).unwrap());
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"late")
+            .unwrap();
+        let fd = server.readiness().unwrap().fd;
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ten_s = rustix::event::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        assert_eq!(rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(), 1);
+        assert!(server.try_recv(&mut frame).unwrap());
+        assert_eq!(frame.payload(), b"late");
+        drop(client); // its goodbye
+        let gone = server.recv_timeout(&mut frame, Some(DEADLINE));
+        assert!(
+            matches!(
+                gone,
+                Err(Error::PeerGone {
+                    reason: GoneReason::Closed,
+                    ..
+                })
+            ),
+            "own sockets: {own_sockets}: {gone:?}"
+        );
+    }
+}
+
+/// Room for every conversation these tests start.
+const MAX_CONVERSATIONS_FOR_TESTS: usize = 16;
+
+#[test]
+fn a_full_table_ends_the_conversation_heard_from_least_recently() {
+    for own_sockets in [true, false] {
+        let mut listener = listener(own_sockets, 2);
+        let (_a, mut first) = conversation(&mut listener, b"a");
+        // Heard from later than `first`.
+        std::thread::sleep(Duration::from_millis(20));
+        let (mut b, mut second) = conversation(&mut listener, b"b");
+        // `first` waits with no deadline when the third client arrives.
+        let waiting = std::thread::spawn(move || {
+            let mut frame = Frame::default();
+            let started = Instant::now();
+            (first.recv(&mut frame), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let (_c, _third) = conversation(&mut listener, b"c");
+        let (ended, after) = waiting.join().unwrap();
+        assert!(
+            matches!(
+                ended,
+                Err(Error::PeerGone {
+                    reason: GoneReason::Evicted,
+                    ..
+                })
+            ),
+            "own sockets: {own_sockets}: {ended:?}"
+        );
+        assert!(
+            after < DEADLINE,
+            "own sockets: {own_sockets}: woke after {after:?}"
+        );
+        // The other one goes on.
+        let mut frame = Frame::default();
+        b.send(message_type::DATA, flags::CHECKSUM, b"still")
+            .unwrap();
+        second.recv_timeout(&mut frame, Some(DEADLINE)).unwrap();
+        assert_eq!(frame.payload(), b"still");
+    }
+}
+
+#[test]
+fn closing_the_listener_ends_its_conversations() {
+    for own_sockets in [true, false] {
+        let mut listener = listener(own_sockets, MAX_CONVERSATIONS_FOR_TESTS);
+        let (_client, mut server) = conversation(&mut listener, b"x");
+        let waiting = std::thread::spawn(move || {
+            let mut frame = Frame::default();
+            server.recv(&mut frame)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        listener.close().unwrap();
+        let ended = waiting.join().unwrap();
+        assert!(
+            matches!(ended, Err(Error::PeerGone { .. })),
+            "own sockets: {own_sockets}: {ended:?}"
+        );
+    }
+}
