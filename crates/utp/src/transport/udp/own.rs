@@ -80,27 +80,13 @@ pub(super) fn open(local: SocketAddr, client: SocketAddr) -> io::Result<UdpSocke
 /// (index 0: the listener, around which the group was formed and which
 /// never leaves it while it listens). Only possible once the group exists.
 fn steer_to_listener(listener: &UdpSocket) -> io::Result<()> {
-    /// `SO_ATTACH_REUSEPORT_CBPF` of the generic socket options (x86-64,
-    /// AArch64, RISC-V, ...); the `libc` crate does not export it for
-    /// these targets.
-    #[cfg(not(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64",
-        target_arch = "powerpc",
-        target_arch = "powerpc64"
-    )))]
+    /// `SO_ATTACH_REUSEPORT_CBPF` (the `libc` crate does not export it for
+    /// Linux): 51 in the generic socket options, which every architecture
+    /// Rust targets uses for it but SPARC.
+    #[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
     const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
-    #[cfg(any(
-        target_arch = "mips",
-        target_arch = "mips64",
-        target_arch = "sparc",
-        target_arch = "sparc64",
-        target_arch = "powerpc",
-        target_arch = "powerpc64"
-    ))]
-    return Err(io::Error::from(io::ErrorKind::Unsupported));
+    #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+    const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 0x35;
 
     // `ret #0`: the index of the socket to deliver to.
     let mut program = [libc::sock_filter {
