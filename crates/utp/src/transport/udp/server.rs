@@ -155,11 +155,10 @@ impl UdpServerChannel {
         }
     }
 
-    /// A conversation `accept` never handed out: no goodbye, and its own
-    /// socket stops taking the client's datagrams.
+    /// A conversation `accept` never handed out: dropped without a
+    /// goodbye (its own socket, if any, closes with it).
     pub(super) fn never_accepted(mut self) {
         self.closed = true;
-        // Its own socket closes with it.
     }
 
     /// The error once the conversation is over: the client said goodbye,
@@ -178,10 +177,7 @@ impl UdpServerChannel {
         }
         Error::peer_gone(
             GoneReason::Closed,
-            format!(
-                "udp client {} said goodbye (or the listener closed)",
-                self.client
-            ),
+            format!("udp client {} said goodbye", self.client),
         )
     }
 
