@@ -126,11 +126,6 @@ impl Demux {
         }
     }
 
-    /// Milliseconds since the listener started.
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     fn dispatch(&mut self, bytes: &[u8], from: SocketAddr) {
         if bytes.is_empty() {
             // Goodbye: dropping the sender makes the channel report PeerGone.
@@ -163,10 +158,7 @@ impl Demux {
                         if let Some(bell) = &client.ties.bell {
                             bell.ring();
                         }
-                        client
-                            .ties
-                            .heard_ms
-                            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        client.ties.note_heard(self.epoch, Instant::now());
                         return;
                     }
                     Err(TrySendError::Full(_)) => return,
@@ -210,7 +202,7 @@ impl Demux {
         // The channel's first `try_recv` takes the frame queued below (the
         // service layer drains a new channel before it waits on it).
         let own = self.open_own(from);
-        let ties = match Ties::new(self.now_ms(), own.is_none()) {
+        let ties = match Ties::new(self.epoch, Instant::now(), own.is_none()) {
             Ok(ties) => Arc::new(ties),
             Err(e) => {
                 log::warn!(

@@ -54,13 +54,23 @@ pub(super) struct Ties {
 }
 
 impl Ties {
-    pub(super) fn new(now_ms: u64, with_bell: bool) -> Result<Self> {
-        Ok(Ties {
+    /// A conversation heard from at `heard`, a time after the listener's
+    /// `epoch`.
+    pub(super) fn new(epoch: Instant, heard: Instant, with_bell: bool) -> Result<Self> {
+        let ties = Ties {
             alive: AtomicBool::new(true),
             evicted: AtomicBool::new(false),
-            heard_ms: AtomicU64::new(now_ms),
+            heard_ms: AtomicU64::new(0),
             bell: with_bell.then(Doorbell::new).transpose()?,
-        })
+        };
+        ties.note_heard(epoch, heard);
+        Ok(ties)
+    }
+
+    /// Notes that the client was heard from at `at` (see `heard_ms`).
+    pub(super) fn note_heard(&self, epoch: Instant, at: Instant) {
+        let ms = at.saturating_duration_since(epoch).as_millis() as u64;
+        self.heard_ms.store(ms, Ordering::Relaxed);
     }
 }
 
@@ -198,8 +208,7 @@ impl UdpServerChannel {
     fn heard(&mut self, header: &Header) {
         self.last_heard = Instant::now();
         if self.own.is_some() {
-            let ms = self.last_heard.duration_since(self.epoch).as_millis() as u64;
-            self.ties.heard_ms.store(ms, Ordering::Relaxed);
+            self.ties.note_heard(self.epoch, self.last_heard);
         }
         self.last_received = header.sequence;
         if let Some(heard) = &self.heard_sequence {
