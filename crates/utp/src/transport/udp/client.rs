@@ -3,7 +3,7 @@
 use super::*;
 use crate::GoneReason;
 use crate::halves::{RecvHalf, Role, SendHalf};
-use rustix::net::{RecvFlags, SendFlags};
+use rustix::net::SendFlags;
 use std::io;
 use std::sync::atomic::AtomicU64;
 
@@ -271,22 +271,6 @@ impl Channel for UdpChannel {
             idle_timeout: None,
         })
     }
-}
-
-/// One receive from the socket: sleeping in `recv` itself when there is no
-/// deadline (one system call per datagram), else without waiting
-/// (`MSG_DONTWAIT`), the caller polling until its deadline when nothing is
-/// there. (The socket timeout would also do for a deadline, but the kernel
-/// rounds it up to a scheduler tick: 4 ms where HZ is 250.) A round trip
-/// over loopback made three calls per receive when every receive went
-/// through `poll`: a `recv` that found nothing, the `poll`, the `recv`.
-fn recv_once(socket: &UdpSocket, buf: &mut [u8], sleep: bool) -> io::Result<usize> {
-    if sleep {
-        return socket.recv(buf);
-    }
-    rustix::net::recv(socket, buf, RecvFlags::DONTWAIT)
-        .map(|(received, _)| received)
-        .map_err(io::Error::from)
 }
 
 impl Drop for UdpChannel {

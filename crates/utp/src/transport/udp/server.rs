@@ -374,13 +374,7 @@ fn receive(
         if buf.is_empty() {
             *buf = vec![0u8; MAX_DATAGRAM_V6].into_boxed_slice();
         }
-        let n = if sleep {
-            own.recv(&mut buf)?
-        } else {
-            rustix::net::recv(own, &mut buf[..], rustix::net::RecvFlags::DONTWAIT)
-                .map(|(n, _)| n)
-                .map_err(std::io::Error::from)?
-        };
+        let n = recv_once(own, &mut buf, sleep)?;
         if n == 0 {
             return Ok(Received::Nothing);
         }
