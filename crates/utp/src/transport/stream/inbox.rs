@@ -50,11 +50,15 @@ pub const DIRECT_READ_MIN: usize = 16 * 1024;
 /// of the rest of a 1 MiB payload keeps copying while the sender fills the
 /// socket, and the receive window the sender waits for reopens only when
 /// it returns (our reading of `tcp_recvmsg`; the effect is measured, the
-/// cause is not). Streaming 1 MiB messages over loopback, a plain reader
-/// went from 5.0–5.1 k to 6.5–6.8 k messages/s (`utp bench --only tcp`,
-/// three interleaved pairs), and this reader from 6.2–7.3 to 7.2–8.6 GB/s
-/// (six interleaved pairs of two pinned processes; Intel host).
-pub const TCP_READ_PIECE: usize = 256 * 1024;
+/// cause is not). Under BBR, streaming 1 MiB messages over loopback, a
+/// plain reader went from 5.0–5.1 k to 6.5–6.8 k messages/s with 256 KiB
+/// pieces (`utp bench --only tcp`, three interleaved pairs). Since loopback
+/// connections send with Reno (`transport::tcp::congestion`), 512 KiB
+/// does better: this reader 10.9–11.5 k against 9.0–11.1 k at 256 KiB, the
+/// plain reader 10.4–11.1 k against 9.9–10.7 k (five interleaved pairs);
+/// reading the rest whole, the plain reader reached 11.3–13.0 k but this
+/// one fell to 7.5–8.0 k in three of seven runs (Intel host).
+pub const TCP_READ_PIECE: usize = 512 * 1024;
 /// A direct read never grows the payload vector by more than this beyond
 /// what has arrived (16 KiB at first).
 const DIRECT_GROWTH_MIN: usize = 16 * 1024;

@@ -110,7 +110,7 @@ impl RawKind {
                 "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()
             }
             RawKind::Tcp => {
-                "TCP on loopback, TCP_NODELAY, congestion control Reno (as utp on one machine), default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader) in reads of at most 256 KiB".into()
+                "TCP on loopback, TCP_NODELAY, congestion control Reno (as utp on one machine), default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader) in reads of at most 512 KiB".into()
             }
             RawKind::Udp => {
                 "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
