@@ -124,7 +124,8 @@ impl RawKind {
             RawKind::Mq => {
                 let (depth, msg_size) = mq::queue_shape();
                 format!(
-                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive, the receive queue watched by an epoll set (as utp's readiness)"
+                    "a POSIX queue per direction, {depth} messages of {msg_size} bytes (utp's default queue shape), blocking mq_timedsend / mq_timedreceive in waits of at most {} ms (as utp's), the receive queue watched by an epoll set (as utp's readiness)",
+                    utp::transport::mq::LIVENESS_CHECK.as_millis()
                 )
             }
             RawKind::Inproc => {
