@@ -43,6 +43,12 @@ pub use crate::transport::stream::inbox::{
 /// sets the same, so a baseline never pays for a pacing default utp avoids.
 pub use crate::transport::tcp::congestion::LOCAL_DEFAULT as TCP_LOCAL_CONGESTION;
 
+/// The longest single futex sleep of a waiting shared-memory link
+/// (module `shm::wait`): the raw shared-memory baselines sleep in waits of
+/// the same length, because on the measured guest the distance of a
+/// sleeper's timer changed how fast it was woken.
+pub use crate::shm::wait::SLICE as SHM_WAIT_SLICE;
+
 /// How `inproc://` waits for a frame (module `transport::queue`): looks
 /// at the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]), before crossbeam's blocking receive. The raw

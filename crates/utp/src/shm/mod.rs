@@ -83,7 +83,7 @@ pub mod region;
 #[doc(hidden)]
 pub mod rendezvous;
 #[cfg(not(loom))]
-mod wait;
+pub(crate) mod wait;
 
 #[cfg(not(loom))]
 pub use accept::{EVICT_AGE, EVICT_AGE_ATTACHED, MAX_PENDING, MAX_PENDING_PER_UID};

@@ -93,18 +93,19 @@ impl RawKind {
         } else {
             String::new()
         };
+        let slice_ms = utp::__bench::SHM_WAIT_SLICE.as_millis();
         match self {
             RawKind::SlotSpin => format!(
                 "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_COPY}{demote}"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex, sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}{demote}"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex in waits of at most {slice_ms} ms (as utp's), sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}{demote}"
             ),
             RawKind::Ring => format!(
                 "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), in waits of at most {slice_ms} ms (as utp's), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, each read line taken back with one store (as utp's)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()

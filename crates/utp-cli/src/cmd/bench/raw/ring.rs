@@ -46,8 +46,15 @@ pub fn region_len(capacity: u64) -> Fallible<usize> {
         .ok_or_else(|| format!("two rings of {capacity} bytes do not fit in memory").into())
 }
 
-/// How long one futex wait sleeps before the idle deadline is checked again.
-const FUTEX_SLICE_NS: i64 = 100_000_000;
+/// How long one futex wait sleeps before the idle deadline is checked
+/// again: as long as one of utp's (`utp::__bench::SHM_WAIT_SLICE`, 10 ms).
+/// With 100 ms, utp's blocking shared-memory round trips were faster than
+/// this baseline's in 22 of the 24 cells of the six stored full runs from
+/// run 33 (0.93–1.02x); in two alternated `utp bench --only shm` pairs,
+/// 10 ms moved them from 0.92–0.99x to 0.98–1.05x, the raw round trip (8 B to 1 KiB) from
+/// 65.6–69.0 µs to 61.1–64.0 µs (the same effect as the queue baseline's
+/// waits, `raw::mq`).
+const FUTEX_SLICE_NS: i64 = utp::__bench::SHM_WAIT_SLICE.as_nanos() as i64;
 
 /// One side of a duplex ring pair.
 ///

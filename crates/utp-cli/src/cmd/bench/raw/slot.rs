@@ -33,8 +33,10 @@ const MAILBOXES: usize = 128;
 /// Bytes before a mailbox's data: sequence word and length.
 const HEAD: usize = 16;
 
-/// How long one futex wait sleeps before the idle deadline is checked again.
-const FUTEX_SLICE: Duration = Duration::from_millis(100);
+/// How long one futex wait sleeps before the idle deadline is checked
+/// again: as long as one of utp's (see `RingLink`'s `FUTEX_SLICE_NS` for
+/// what the length changed).
+const FUTEX_SLICE: Duration = utp::__bench::SHM_WAIT_SLICE;
 
 /// One side of a mailbox pair.
 #[derive(Debug)]
