@@ -106,12 +106,16 @@ fn deadline(after: Duration) -> libc::timespec {
 /// Repeats `call` (a timed queue call given its absolute timeout) in waits
 /// of at most [`LIVENESS_CHECK`] until it succeeds or `idle` has passed
 /// without it (see the module docs). Returns what the call returned.
+///
+/// The idle clock starts at the first timeout, a wait after the call
+/// began: a call that succeeds at once reads no clock but the timeout's,
+/// as utp's untimed calls read none of their own.
 fn in_slices(
     idle: Duration,
     what: &str,
     mut call: impl FnMut(&libc::timespec) -> isize,
 ) -> Fallible<usize> {
-    let started = Instant::now();
+    let mut first_timeout: Option<Instant> = None;
     loop {
         let rc = call(&deadline(LIVENESS_CHECK));
         if rc >= 0 {
@@ -120,7 +124,13 @@ fn in_slices(
         let error = std::io::Error::last_os_error();
         match error.raw_os_error() {
             Some(libc::EINTR) => {}
-            Some(libc::ETIMEDOUT) if started.elapsed() < idle => {}
+            Some(libc::ETIMEDOUT) => {
+                let since = *first_timeout.get_or_insert_with(Instant::now);
+                // The first wait, before `since`, lasted LIVENESS_CHECK.
+                if since.elapsed() + LIVENESS_CHECK >= idle {
+                    return Err(format!("{what}: {error}").into());
+                }
+            }
             _ => return Err(format!("{what}: {error}").into()),
         }
     }
