@@ -32,6 +32,9 @@ pub(super) struct Demux {
     pub(super) draining: bool,
     /// Most conversations at once ([`MAX_CONVERSATIONS`] but in tests).
     pub(super) max_conversations: usize,
+    /// Where `drain` reads: allocated at the first drain and kept, not one
+    /// largest datagram's buffer per new conversation.
+    pub(super) drain_buf: Vec<u8>,
 }
 
 /// The reader thread's view of one conversation.
@@ -285,19 +288,22 @@ impl Demux {
     }
 
     /// Dispatches what `socket` (the listener's) holds now, without waiting.
+    /// Never nested (`draining`), so it has its buffer to itself.
     fn drain(&mut self, socket: &UdpSocket) {
-        let mut buf = vec![0u8; MAX_DATAGRAM_V6];
+        let mut buf = std::mem::take(&mut self.drain_buf);
+        buf.resize(MAX_DATAGRAM_V6, 0);
         for _ in 0..DRAIN_MAX {
             match own::take_waiting(socket, &mut buf) {
                 Ok(Some((n, from))) => self.dispatch(&buf[..n], from),
-                Ok(None) => return,
+                Ok(None) => break,
                 // An earlier reply's ICMP error, reported once; or a signal.
                 Err(rustix::io::Errno::CONNREFUSED | rustix::io::Errno::INTR) => {}
                 Err(e) => {
                     log::debug!("udp://{}: reading queued datagrams: {e}", self.local);
-                    return;
+                    break;
                 }
             }
         }
+        self.drain_buf = buf;
     }
 }

@@ -676,6 +676,7 @@ pub(super) fn listen_with(
         own_sockets,
         draining: false,
         max_conversations: limits.conversations,
+        drain_buf: Vec::new(),
     };
     let reader = std::thread::Builder::new()
         .name("utp-udp-demux".into())
