@@ -175,7 +175,8 @@ impl UdpServerChannel {
     /// or the reader thread ended it (the listener closed, or it made room
     /// for a new client).
     fn gone(&self) -> Error {
-        if self.ties.evicted.load(Ordering::Acquire) {
+        let reason = self.ended.unwrap_or_else(|| self.end_reason());
+        if reason == GoneReason::Evicted {
             return Error::peer_gone(
                 GoneReason::Evicted,
                 format!(
@@ -229,14 +230,19 @@ impl UdpServerChannel {
     /// the channel is dropped; then the client's next frame reaches the
     /// listener and starts a new conversation.
     fn goodbye(&mut self) -> Error {
-        let reason = if self.ties.evicted.load(Ordering::Acquire) {
+        self.ended = Some(self.end_reason());
+        self.ties.alive.store(false, Ordering::Relaxed);
+        self.gone()
+    }
+
+    /// Why the conversation is ending now: evicted if the reader thread
+    /// said so, else the client's goodbye.
+    fn end_reason(&self) -> GoneReason {
+        if self.ties.evicted.load(Ordering::Acquire) {
             GoneReason::Evicted
         } else {
             GoneReason::Closed
-        };
-        self.ended = Some(reason);
-        self.ties.alive.store(false, Ordering::Relaxed);
-        self.gone()
+        }
     }
 
     /// A receive from the conversation's own socket (the queue first).
@@ -246,9 +252,7 @@ impl UdpServerChannel {
         frame: &mut Frame,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        if self.ended.is_some() {
-            return Err(self.gone());
-        }
+        // Not ended: both callers look first.
         let deadline = Deadline::after(timeout);
         loop {
             if let Ok((header, payload)) = self.rx.try_recv() {
