@@ -32,7 +32,7 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, Shutdown, SocketFlags, SocketType, sockopt};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Lets the bound listener's port take connected sockets beside it, with
 /// every datagram no connected socket takes steered to the listener. The
@@ -42,10 +42,7 @@ use std::os::fd::{AsFd, AsRawFd};
 /// source, not even between its bind and its connect.
 pub(super) fn share_port(listener: &UdpSocket, local: SocketAddr) -> io::Result<()> {
     sockopt::set_socket_reuseport(listener, true)?;
-    let founder =
-        rustix::net::socket_with(family(local), SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
-    sockopt::set_socket_reuseport(&founder, true)?;
-    rustix::net::bind(&founder, &local)?;
+    let founder = group_member(local)?;
     let steered = steer_to_listener(listener);
     // Not a datagram is meant for it: nobody knows a socket that lives a
     // few microseconds.
@@ -53,11 +50,16 @@ pub(super) fn share_port(listener: &UdpSocket, local: SocketAddr) -> io::Result<
     steered
 }
 
-fn family(local: SocketAddr) -> AddressFamily {
-    match local {
+/// A new socket bound to `local` in the port's group (`SO_REUSEPORT`).
+fn group_member(local: SocketAddr) -> io::Result<OwnedFd> {
+    let family = match local {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
-    }
+    };
+    let fd = rustix::net::socket_with(family, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &local)?;
+    Ok(fd)
 }
 
 /// A socket for the conversation with `client`: in the port's group at
@@ -65,10 +67,7 @@ fn family(local: SocketAddr) -> AddressFamily {
 /// receive timeout of [`IDLE_EXPIRY`] (a receive with no deadline still
 /// has to notice a client gone silent).
 pub(super) fn open(local: SocketAddr, client: SocketAddr) -> io::Result<UdpSocket> {
-    let fd =
-        rustix::net::socket_with(family(local), SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
-    sockopt::set_socket_reuseport(&fd, true)?;
-    rustix::net::bind(&fd, &local)?;
+    let fd = group_member(local)?;
     rustix::net::connect(&fd, &client)?;
     let socket = UdpSocket::from(fd);
     tune(&socket);
