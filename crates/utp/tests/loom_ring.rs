@@ -6,7 +6,9 @@
 //! happens-before edge ([STAMP]), or overwriting a byte the consumer may
 //! still read ([HEAD]), fails the model; so does mistaking stale bytes for
 //! a stamp (if the consumer stopped zeroing the line-start words it
-//! releases, it would read a record that was never published).
+//! releases, it would read a record that was never published). A second
+//! model publishes a record in pieces (progress stamps) to a copying
+//! consumer: copying a piece before its progress stamp fails it.
 //!
 //! Run with:
 //!
@@ -21,6 +23,8 @@ use utp::frame::{HEADER_LEN, Header, message_type};
 use utp::shm::ring::{
     Consumer, Indices, PAYLOAD_OFFSET, Producer, RECORD_ALIGN, RingBytes, STAMP_LEN, record_len,
 };
+
+type Ends = (Producer<Cells>, Consumer<Cells>);
 use utp::shm::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// Data bytes (the stamp bytes of each line unused) and one stamp per line.
@@ -96,28 +100,34 @@ fn leak<T>(v: T) -> &'static T {
 const SIZES: [usize; 3] = [5, 60, 70];
 const CAPACITY: usize = 256;
 
+/// Both ends of a fresh ring of [`CAPACITY`] bytes in loom's memory.
+fn ring() -> Ends {
+    let cells = Arc::new((
+        (0..CAPACITY)
+            .map(|_| UnsafeCell::new(0u8))
+            .collect::<Vec<_>>(),
+        (0..CAPACITY / RECORD_ALIGN)
+            .map(|_| AtomicU64::new(0))
+            .collect::<Vec<_>>(),
+    ));
+    let (tail, head) = (leak(AtomicU64::new(0)), leak(AtomicU64::new(0)));
+    let (dw, sw) = (leak(AtomicU32::new(0)), leak(AtomicU32::new(0)));
+    let producer = Producer::new(
+        Indices::from_static(tail, head, dw, sw),
+        Cells(cells.clone()),
+    )
+    .unwrap();
+    let consumer =
+        Consumer::new(Indices::from_static(tail, head, dw, sw), Cells(cells), 1024).unwrap();
+    (producer, consumer)
+}
+
 #[test]
 fn spsc_index_protocol() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
     builder.check(|| {
-        let cells = Arc::new((
-            (0..CAPACITY)
-                .map(|_| UnsafeCell::new(0u8))
-                .collect::<Vec<_>>(),
-            (0..CAPACITY / RECORD_ALIGN)
-                .map(|_| AtomicU64::new(0))
-                .collect::<Vec<_>>(),
-        ));
-        let (tail, head) = (leak(AtomicU64::new(0)), leak(AtomicU64::new(0)));
-        let (dw, sw) = (leak(AtomicU32::new(0)), leak(AtomicU32::new(0)));
-        let mut producer = Producer::new(
-            Indices::from_static(tail, head, dw, sw),
-            Cells(cells.clone()),
-        )
-        .unwrap();
-        let mut consumer =
-            Consumer::new(Indices::from_static(tail, head, dw, sw), Cells(cells), 1024).unwrap();
+        let (mut producer, mut consumer) = ring();
 
         let writer = loom::thread::spawn(move || {
             for (i, &n) in SIZES.iter().enumerate() {
@@ -158,6 +168,49 @@ fn spsc_index_protocol() {
         }
         consumer.flush();
         assert!(!consumer.has_data().unwrap());
+        writer.join().unwrap();
+    });
+}
+
+/// A 150-byte payload: a 192-byte record, published in three pieces of a
+/// line each (two progress stamps, then the whole), taken by a copying
+/// consumer that may find it at any stage.
+#[test]
+fn record_in_pieces() {
+    const LEN: usize = 150;
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let (mut producer, mut consumer) = ring();
+        producer.set_pieces(true);
+        consumer.set_pieces(true);
+        let body: Vec<u8> = (0..LEN).map(|i| i as u8 + 1).collect();
+        let expected = body.clone();
+        let writer = loom::thread::spawn(move || {
+            let rec = record_len(LEN).unwrap();
+            let offset = producer.try_reserve(rec).unwrap().unwrap();
+            let mut head = [0u8; HEADER_LEN];
+            Header::new(message_type::DATA, 0, 1, 0).encode_for(&body, &mut head);
+            producer.write(offset + STAMP_LEN, &head);
+            let mut at = PAYLOAD_OFFSET;
+            for end in [RECORD_ALIGN, 2 * RECORD_ALIGN] {
+                producer.write(
+                    offset + at,
+                    &body[at - PAYLOAD_OFFSET..end - PAYLOAD_OFFSET],
+                );
+                producer.publish_progress(end);
+                at = end;
+            }
+            producer.write(offset + at, &body[at - PAYLOAD_OFFSET..]);
+            producer.commit(rec);
+        });
+        let mut header = Header::default();
+        let mut payload = Vec::new();
+        while !consumer.take_copy(&mut header, &mut payload).unwrap() {
+            loom::thread::yield_now();
+        }
+        assert_eq!(header.payload_length as usize, LEN);
+        assert_eq!(payload, expected);
         writer.join().unwrap();
     });
 }

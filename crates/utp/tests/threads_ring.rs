@@ -111,7 +111,7 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
     let producer = Producer::new(block.indices(), block.data()).unwrap();
     let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
     std::thread::scope(|s| {
-        s.spawn(move || produce_every_frame(producer));
+        s.spawn(move || produce_every_frame(producer, None));
         let mut patience = Patience::new();
         for n in 1..=FRAMES {
             let record = loop {
@@ -157,7 +157,7 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
     let producer = Producer::new(block.indices(), block.data()).unwrap();
     let mut consumer = Consumer::new(block.indices(), block.data(), LIMIT).unwrap();
     std::thread::scope(|s| {
-        s.spawn(move || produce_every_frame(producer));
+        s.spawn(move || produce_every_frame(producer, None));
         let mut header = Header::default();
         // Stale bytes from a longer frame must not survive into a shorter one.
         let mut body = vec![0xee; 1000];
@@ -194,9 +194,10 @@ fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit()
 }
 
 /// Publishes frames 1 to `FRAMES` (payloads from `payload`), waiting for
-/// room as it goes. A consumer that stops giving space back fails the
-/// test after [`STALL`] instead of hanging it.
-fn produce_every_frame(mut producer: Producer<MappedBytes>) {
+/// room as it goes; each whole, or in pieces of `piece` bytes. A consumer
+/// that stops giving space back fails the test after [`STALL`] instead of
+/// hanging it.
+fn produce_every_frame(mut producer: Producer<MappedBytes>, piece: Option<usize>) {
     let mut patience = Patience::new();
     for n in 1..=FRAMES {
         let body = payload(n);
@@ -209,7 +210,10 @@ fn produce_every_frame(mut producer: Producer<MappedBytes>) {
             }
         };
         patience.progress();
-        write_frame(&mut producer, offset, rec, n, &body);
+        match piece {
+            None => write_frame(&mut producer, offset, rec, n, &body),
+            Some(piece) => write_in_pieces(&mut producer, offset, rec, n, &body, piece),
+        }
     }
 }
 
@@ -276,4 +280,228 @@ fn a_consumer_gives_space_back_in_batches_and_whenever_it_finds_nothing() {
     consume(&mut consumer, 13);
     assert!(consumer.peek().unwrap().is_none());
     assert_eq!(shared_head(&consumer), 13 * line);
+}
+
+/// Writes frame `n` into the record reserved at `offset` in pieces of
+/// `piece` bytes (from the record's start, a multiple of 64), publishing
+/// a progress stamp after each, then the whole record: as utp's link does
+/// with frames over `ring::PIECE` when its peer agreed to pieces.
+fn write_in_pieces(
+    producer: &mut Producer<MappedBytes>,
+    offset: usize,
+    rec: usize,
+    n: u64,
+    body: &[u8],
+    piece: usize,
+) {
+    let mut head = [0u8; HEADER_LEN];
+    let header = Header::new(message_type::DATA, flags::CHECKSUM, n, 0).encode_for(body, &mut head);
+    producer.bytes().write_header(offset + STAMP_LEN, &header);
+    let filled = PAYLOAD_OFFSET + body.len();
+    let mut written = PAYLOAD_OFFSET;
+    while written < filled {
+        let end = ((written / piece + 1) * piece).min(filled);
+        producer.write(
+            offset + written,
+            &body[written - PAYLOAD_OFFSET..end - PAYLOAD_OFFSET],
+        );
+        written = end;
+        // Progress in whole lines, short of the record's end (the last
+        // piece ends at `filled`, which rounds up to `rec`).
+        if written < rec && written % 64 == 0 {
+            producer.publish_progress(written);
+        }
+    }
+    producer.commit(rec);
+}
+
+/// Frames published in pieces of one line (the smallest), taken by a
+/// copying consumer on another thread: every byte arrives, whether the
+/// consumer found a record whole or chased its pieces (under Miri, a piece
+/// read before its progress stamp is a data race).
+#[test]
+fn frames_published_in_pieces_arrive_intact() {
+    let block = Block::new();
+    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
+    producer.set_pieces(true);
+    consumer.set_pieces(true);
+    std::thread::scope(|s| {
+        s.spawn(move || produce_every_frame(producer, Some(64)));
+        let mut header = Header::default();
+        let mut body = Vec::new();
+        let mut patience = Patience::new();
+        for n in 1..=FRAMES {
+            // Odd frames are polled as a blocked receive polls (`ready`,
+            // which copies pieces too), even ones by `take_copy` alone.
+            loop {
+                if n % 2 == 1 && !consumer.ready().unwrap() {
+                    patience.wait(|| format!("no frame {n}"));
+                    continue;
+                }
+                if consumer.take_copy(&mut header, &mut body).unwrap() {
+                    break;
+                }
+                patience.wait(|| format!("no frame {n}"));
+            }
+            patience.progress();
+            assert_eq!(header.sequence, n);
+            assert_eq!(body, payload(n), "frame {n}");
+        }
+    });
+}
+
+/// One frame of 1000 bytes (a 1088-byte record) in a 4 KiB ring, its
+/// first 256 bytes published by a progress stamp, both ends agreeing to
+/// pieces.
+fn first_piece(block: &Block) -> (Producer<MappedBytes>, Consumer<MappedBytes>, usize, Vec<u8>) {
+    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let mut consumer = Consumer::new(block.indices(), block.data(), 4096).unwrap();
+    producer.set_pieces(true);
+    consumer.set_pieces(true);
+    let body: Vec<u8> = (0..1000).map(|i| (i % 251) as u8 + 1).collect();
+    let offset = producer
+        .try_reserve(record_len(1000).unwrap())
+        .unwrap()
+        .unwrap();
+    let mut head = [0u8; HEADER_LEN];
+    let header = Header::new(message_type::DATA, 0, 1, 0).encode_for(&body, &mut head);
+    producer.bytes().write_header(offset + STAMP_LEN, &header);
+    producer.write(offset + PAYLOAD_OFFSET, &body[..256 - PAYLOAD_OFFSET]);
+    producer.publish_progress(256);
+    (producer, consumer, offset, body)
+}
+
+#[test]
+fn a_copying_consumer_takes_each_piece_when_its_progress_stamp_says() {
+    let block = Block::with_capacity(4096);
+    let (mut producer, mut consumer, offset, body) = first_piece(&block);
+    let (mut header, mut taken) = (Header::default(), Vec::new());
+    // Not a whole record yet, for any receive.
+    assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
+    assert!(!consumer.has_data().unwrap());
+    assert!(!consumer.ready().unwrap());
+    // The consumer has copied the first piece: a producer writing over it
+    // now changes nothing the consumer delivers.
+    producer.write(offset + PAYLOAD_OFFSET, &[0xee; 256 - PAYLOAD_OFFSET]);
+    producer.write(offset + 256, &body[256 - PAYLOAD_OFFSET..600]);
+    producer.publish_progress(640);
+    // The blocked receive's poll copies the second piece.
+    assert!(!consumer.ready().unwrap());
+    producer.write(offset + 256, &[0xdd; 600 - 256 + PAYLOAD_OFFSET]);
+    producer.write(offset + 640, &body[600..]);
+    producer.commit(record_len(1000).unwrap());
+    assert!(consumer.has_data().unwrap());
+    assert!(consumer.take_copy(&mut header, &mut taken).unwrap());
+    assert_eq!(header.payload_length, 1000);
+    assert_eq!(
+        taken, body,
+        "the pieces as they were when their stamps said so"
+    );
+    assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
+}
+
+#[test]
+fn a_zero_copy_receiver_waits_for_the_whole_record() {
+    let block = Block::with_capacity(4096);
+    let (mut producer, mut consumer, offset, body) = first_piece(&block);
+    let (mut header, mut taken) = (Header::default(), Vec::new());
+    // A copying receive starts on the first piece, then the receiver
+    // turns to the zero-copy one, which sees nothing until it is whole.
+    assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
+    assert!(consumer.peek().unwrap().is_none());
+    producer.write(offset + 256, &body[256 - PAYLOAD_OFFSET..]);
+    producer.commit(record_len(1000).unwrap());
+    let record = consumer.peek().unwrap().expect("the whole record");
+    let mut lent = Vec::new();
+    // SAFETY: the record lies inside the data area (checked by peek) and
+    // is not released until after this copy.
+    unsafe { consumer.bytes().view(record.offset + PAYLOAD_OFFSET, 1000) }.extend_vec(&mut lent);
+    assert_eq!(lent, body);
+    consumer.release(record.len);
+    // The next record in pieces, taken by copying: the pieces copied of
+    // the first one are not taken for its.
+    let next: Vec<u8> = vec![0x5a; 700];
+    let rec = record_len(700).unwrap();
+    let offset = producer.try_reserve(rec).unwrap().unwrap();
+    write_in_pieces(&mut producer, offset, rec, 2, &next, 128);
+    assert!(consumer.take_copy(&mut header, &mut taken).unwrap());
+    assert_eq!((header.sequence, &taken), (2, &next));
+}
+
+/// A record in pieces from a producer that breaks the rules: each is
+/// `Corrupt`, never a read out of place.
+#[test]
+fn progress_stamps_that_break_the_rules_are_corrupt() {
+    use utp::shm::ring::{RingBytes, STAMP_MORE};
+    let corrupt = |consumer: &mut Consumer<MappedBytes>, case: &str| {
+        let (mut header, mut taken) = (Header::default(), Vec::new());
+        match consumer.take_copy(&mut header, &mut taken) {
+            Err(utp::Error::Protocol {
+                reason: utp::ProtocolReason::Corrupt,
+                detail,
+            }) => detail,
+            other => panic!("{case}: {other:?}"),
+        }
+    };
+    // (case, the stamp to store at the record (position 0), what the error says)
+    let stamps: [(&str, u64, &str); 5] = [
+        ("no bytes written", STAMP_MORE, "says 0 bytes"),
+        (
+            "the whole record",
+            1088 | STAMP_MORE,
+            "of a 1088-byte record",
+        ),
+        (
+            "past the data area",
+            4096 | STAMP_MORE,
+            "to the end of the data area",
+        ),
+        ("padding and pieces", 256 | STAMP_MORE | 1, "reserved bits"),
+        (
+            "another reserved bit",
+            256 | STAMP_MORE | 4,
+            "reserved bits",
+        ),
+    ];
+    for (case, stamp, says) in stamps {
+        let block = Block::with_capacity(4096);
+        let (producer, mut consumer, offset, _) = first_piece(&block);
+        producer.bytes().store_stamp(offset, stamp, true);
+        let detail = corrupt(&mut consumer, case);
+        assert!(detail.contains(says), "{case}: {detail}");
+    }
+    // A progress stamp that moves back.
+    let block = Block::with_capacity(4096);
+    let (producer, mut consumer, _, _) = first_piece(&block);
+    producer.publish_progress(512);
+    assert!(!consumer.ready().unwrap());
+    let (mut header, mut taken) = (Header::default(), Vec::new());
+    assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
+    producer.publish_progress(256);
+    for look in ["moved back", "and looked at again"] {
+        let detail = corrupt(&mut consumer, look);
+        assert!(detail.contains("went from 512 to 256"), "{look}: {detail}");
+    }
+    // A header whose length changes between the first piece and the whole.
+    let block = Block::with_capacity(4096);
+    let (mut producer, mut consumer, offset, body) = first_piece(&block);
+    assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
+    let mut head = [0u8; HEADER_LEN];
+    let shorter = Header::new(message_type::DATA, 0, 1, 0).encode_for(&body[..990], &mut head);
+    producer.bytes().write_header(offset + STAMP_LEN, &shorter);
+    producer.commit(record_len(1000).unwrap());
+    for look in ["length changed", "and looked at again"] {
+        let detail = corrupt(&mut consumer, look);
+        assert!(
+            detail.contains("1000 payload bytes in its first piece"),
+            "{look}: {detail}"
+        );
+    }
+    // An end that did not agree to pieces reads the bit as reserved.
+    let block = Block::with_capacity(4096);
+    let (_producer, mut consumer, _, _) = first_piece(&block);
+    consumer.set_pieces(false);
+    let detail = corrupt(&mut consumer, "not agreed");
+    assert!(detail.contains("reserved bits"), "{detail}");
 }

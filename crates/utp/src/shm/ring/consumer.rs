@@ -1,10 +1,11 @@
 //! The reading end of a ring: acquire the stamp at `head` `[STAMP]`,
 //! validate and lend the next record, release it `[HEAD]`, wake a flagged
-//! writer `[WAKE]` if it may sleep.
+//! writer `[WAKE]` if it may sleep. A copying consumer also copies a record
+//! published in pieces as far as its progress stamp says it is written.
 
 use super::{
     FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_LEN,
-    STAMP_PAD, check_capacity, corrupt, notify,
+    STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
 };
 use crate::error::Result;
 use crate::frame::{Header, decode_header_words};
@@ -60,6 +61,32 @@ pub struct Consumer<B> {
     peer_sleeps: bool,
     /// Wake-ups sent to a sleeping producer since [`take_wakes`](Self::take_wakes).
     wakes: u64,
+    /// This end agreed to records published in pieces ([`STAMP_MORE`]).
+    pieces: bool,
+    /// The last receive copied (`take_copy`), so the pieces of a record
+    /// are worth copying as they land; a zero-copy receiver (`peek`) reads
+    /// the whole record in place instead.
+    copy_pieces: bool,
+    /// The record being published in pieces, as far as it is copied.
+    partial: Partial,
+}
+
+/// A record published in pieces, copied as far as its progress stamp said
+/// it was written.
+///
+// Invariants when `active`: the record at position `pos` has the valid
+// header read when the first piece was found (`len` its padded length,
+// inside the data area; `payload` at most `max_payload`); its progress
+// stamp last said `seen` bytes were written (below `len`; 0 until the
+// first is copied), and `buf` holds the payload bytes among them.
+#[derive(Debug, Default)]
+struct Partial {
+    active: bool,
+    pos: u64,
+    len: usize,
+    payload: usize,
+    seen: usize,
+    buf: Vec<u8>,
 }
 
 impl<B: RingBytes> Consumer<B> {
@@ -77,7 +104,21 @@ impl<B: RingBytes> Consumer<B> {
             max_payload,
             peer_sleeps: true,
             wakes: 0,
+            pieces: false,
+            copy_pieces: false,
+            partial: Partial::default(),
         })
+    }
+
+    /// Accepts records published in pieces (both ends agreed in the
+    /// handshake). Without it a progress stamp is a reserved bit: corrupt.
+    pub fn set_pieces(&mut self, pieces: bool) {
+        self.pieces = pieces;
+    }
+
+    /// Whether this end accepts pieces (see [`set_pieces`](Self::set_pieces)).
+    pub fn pieces(&self) -> bool {
+        self.pieces
     }
 
     /// Whether the producer may sleep on the futex (default true). When
@@ -110,9 +151,10 @@ impl<B: RingBytes> Consumer<B> {
         &self.bytes
     }
 
-    /// Whether a record (or padding) is published at `head`.
+    /// Whether a whole record (or padding) is published at `head`.
     pub fn has_data(&mut self) -> Result<bool> {
-        Ok(self.bytes.load_stamp(self.offset()) != 0)
+        let stamp = self.bytes.load_stamp(self.offset());
+        Ok(stamp != 0 && stamp & STAMP_MORE == 0)
     }
 
     fn offset(&self) -> usize {
@@ -125,6 +167,7 @@ impl<B: RingBytes> Consumer<B> {
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
+        self.copy_pieces = false;
         let Some((offset, len)) = self.next_published()? else {
             return Ok(None);
         };
@@ -148,8 +191,13 @@ impl<B: RingBytes> Consumer<B> {
     /// layers, and the cold paths stay out of line. A 64 B stream is
     /// bound by the work of its two sides (docs/BENCHMARKS.md,
     /// 2026-12-03, late morning).
+    ///
+    /// A record published in pieces is copied piece by piece as it lands
+    /// (here and in [`ready`](Self::ready)), into a buffer of the
+    /// consumer's that is swapped with `payload` once the record is whole.
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
+        self.copy_pieces = true;
         let Some((offset, len)) = self.next_published()? else {
             return Ok(false);
         };
@@ -159,9 +207,13 @@ impl<B: RingBytes> Consumer<B> {
             self.release(len);
             return Err(self.too_large_error(n));
         }
-        payload.clear();
         // Not yet released: the producer cannot reuse these bytes.
-        self.bytes.append(offset + PAYLOAD_OFFSET, n, payload);
+        if self.partial.active {
+            self.finish_partial(offset, len, n, payload)?;
+        } else {
+            payload.clear();
+            self.bytes.append(offset + PAYLOAD_OFFSET, n, payload);
+        }
         self.release(len);
         *header = found;
         Ok(true)
@@ -231,7 +283,9 @@ impl<B: RingBytes> Consumer<B> {
 
     /// Whether a record is published at `head`, skipping padding as
     /// [`peek`](Self::peek) does but not decoding the record: the cheap
-    /// poll of a waiting receiver, which then calls `peek` once.
+    /// poll of a waiting receiver, which then calls `peek` once. A record
+    /// still being written is not ready; if the last receive copied, the
+    /// poll copies what is written of it so far.
     #[inline(always)]
     pub fn ready(&mut self) -> Result<bool> {
         self.flush();
@@ -250,9 +304,8 @@ impl<B: RingBytes> Consumer<B> {
                 return Ok(None);
             }
             if stamp & (RECORD_ALIGN as u64 - 2) != 0 {
-                return Err(corrupt(format_args!(
-                    "stamp 0x{stamp:x} at offset {offset} has reserved bits set"
-                )));
+                self.unfinished(offset, stamp)?;
+                return Ok(None);
             }
             let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
             if len < RECORD_ALIGN as u64 || len > contiguous as u64 {
@@ -268,6 +321,119 @@ impl<B: RingBytes> Consumer<B> {
             }
             self.skip_padding(offset, len)?;
         }
+    }
+
+    /// A stamp at `offset` with bits other than [`STAMP_PAD`] set in its
+    /// low six: a record still being written, if this end agreed to pieces
+    /// (copied as far as it is written, if this consumer copies), corrupt
+    /// otherwise.
+    #[cold]
+    #[inline(never)]
+    fn unfinished(&mut self, offset: usize, stamp: u64) -> Result<()> {
+        if !self.pieces || stamp & (RECORD_ALIGN as u64 - 1) != STAMP_MORE {
+            return Err(corrupt(format_args!(
+                "stamp 0x{stamp:x} at offset {offset} has reserved bits set"
+            )));
+        }
+        let contiguous = self.cap as usize - offset;
+        let written = (stamp & !STAMP_MORE).wrapping_sub(self.head);
+        if written < RECORD_ALIGN as u64 || written >= contiguous as u64 {
+            return Err(corrupt(format_args!(
+                "progress stamp at offset {offset} says {written} bytes are written at \
+                 position {} ({contiguous} bytes to the end of the data area)",
+                self.head
+            )));
+        }
+        if self.copy_pieces {
+            self.copy_piece(offset, written as usize)?;
+        }
+        Ok(())
+    }
+
+    /// Copies what the progress stamp of the record at `offset` says is
+    /// written (`written` bytes from its stamp, checked to lie inside the
+    /// data area) and not yet copied. The first piece's header is
+    /// validated as a whole record's is; later pieces may only move
+    /// forward, and never to the record's end (which the final stamp says).
+    #[cold]
+    #[inline(never)]
+    fn copy_piece(&mut self, offset: usize, written: usize) -> Result<()> {
+        if !(self.partial.active && self.partial.pos == self.head) {
+            let words = self.bytes.read_words(offset + STAMP_LEN);
+            let header = decode_header_words(words, self.cap as usize)?;
+            let payload = header.payload_length as usize;
+            // No overflow: the payload length is at most the capacity.
+            let len = (PAYLOAD_OFFSET + payload).next_multiple_of(RECORD_ALIGN);
+            if len > self.cap as usize - offset {
+                return Err(corrupt(format_args!(
+                    "record at offset {offset} declares {payload} payload bytes, past the \
+                     end of the data area"
+                )));
+            }
+            if payload > self.max_payload {
+                // Released unread once whole (`take_copy`).
+                self.partial.active = false;
+                return Ok(());
+            }
+            let p = &mut self.partial;
+            p.buf.clear();
+            (p.active, p.pos, p.len, p.payload, p.seen) = (true, self.head, len, payload, 0);
+        }
+        let p = &mut self.partial;
+        if written < p.seen || written >= p.len {
+            // Kept as it is, so every later look reports it again.
+            let (seen, len) = (p.seen, p.len);
+            return Err(corrupt(format_args!(
+                "progress stamp at offset {offset} went from {seen} to {written} bytes \
+                 of a {len}-byte record"
+            )));
+        }
+        p.seen = written;
+        // `written` >= one line > PAYLOAD_OFFSET.
+        let upto = (written - PAYLOAD_OFFSET).min(p.payload);
+        let have = p.buf.len();
+        if upto > have {
+            self.bytes
+                .append(offset + PAYLOAD_OFFSET + have, upto - have, &mut p.buf);
+        }
+        Ok(())
+    }
+
+    /// Completes the copy of the whole record of `len` bytes (from its
+    /// stamp) with `n` payload bytes at `offset` into `payload`: the rest
+    /// after the pieces already copied, if they were this record's; all of
+    /// it otherwise.
+    #[cold]
+    #[inline(never)]
+    fn finish_partial(
+        &mut self,
+        offset: usize,
+        len: usize,
+        n: usize,
+        payload: &mut Vec<u8>,
+    ) -> Result<()> {
+        let p = &mut self.partial;
+        if p.pos != self.head {
+            // Pieces of a record that was then taken in place.
+            p.active = false;
+            payload.clear();
+            self.bytes.append(offset + PAYLOAD_OFFSET, n, payload);
+            return Ok(());
+        }
+        if p.len != len || p.payload != n {
+            // Still active: every later look reports it again.
+            return Err(corrupt(format_args!(
+                "record at offset {offset} declared {} payload bytes in its first piece \
+                 and {n} when whole",
+                p.payload
+            )));
+        }
+        p.active = false;
+        let have = p.buf.len();
+        self.bytes
+            .append(offset + PAYLOAD_OFFSET + have, n - have, &mut p.buf);
+        std::mem::swap(payload, &mut p.buf);
+        Ok(())
     }
 
     /// Releases the padding of `len` bytes (from its stamp) at `offset`,

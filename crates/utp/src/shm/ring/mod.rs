@@ -13,6 +13,13 @@
 //! the stamp of the next record position before publishing (stale bytes are
 //! never mistaken for a stamp). See `docs/shm-layout.md` section 4.
 //!
+//! A large record may be published in pieces, when both ends agreed to it
+//! in the handshake: its stamp first holds the position just after the
+//! bytes written so far with [`STAMP_MORE`] set, moving forward with each
+//! piece, and finally the usual stamp. A consumer that copies records
+//! copies each piece as it lands, so the two copies of a large frame
+//! overlap instead of following each other (`docs/shm-layout.md` 4.4).
+//!
 //! Memory ordering, with matching tags at both ends:
 //!
 //! - `[STAMP]` the producer writes a record (and zeroes the next stamp),
@@ -31,7 +38,8 @@
 //! Everything read from shared memory is validated: the producer's view of
 //! `head` must stay within what it published, a stamp must name a length
 //! from 64 bytes to the end of the data area, and a record must be a valid
-//! UTP header whose padded length is the stamp's. Violations are
+//! UTP header whose padded length is the stamp's; a progress stamp must
+//! only move forward and stay inside its record. Violations are
 //! [`Error::Protocol`]; nothing is read out of bounds.
 //!
 //! Files: this one (constants, shared words, the `[WAKE]` helpers),
@@ -57,6 +65,18 @@ pub const STAMP_LEN: usize = 8;
 pub const PAYLOAD_OFFSET: usize = STAMP_LEN + HEADER_LEN;
 /// Bit 0 of a stamp: the record is padding, not a frame.
 pub const STAMP_PAD: u64 = 1;
+/// Bit 1 of a stamp: the record is still being written, and the stamp's
+/// position is where the bytes written so far end (a piece of the record,
+/// from its stamp, in whole lines). Only between ends that agreed to
+/// pieces in the handshake; otherwise a reserved bit.
+pub const STAMP_MORE: u64 = 2;
+/// Bytes of a record, stamp and header included, that a producer writes
+/// between two progress stamps. Records larger than this go in pieces
+/// when the consumer agreed to them. Measured with a C pair (two
+/// processes, 64 KiB round trips through a ring): 16 KiB pieces took a
+/// fifth off the round trip, 8 KiB a little less, 4 KiB half as much,
+/// 2 KiB lost it to the hand-offs (docs/BENCHMARKS.md, 2026-12-05).
+pub const PIECE: usize = 16 * 1024;
 /// The line kept free after every publish (its stamp is zeroed).
 pub const SLACK: usize = RECORD_ALIGN;
 /// Lines after the first that a consumer prefetches when it finds a record.

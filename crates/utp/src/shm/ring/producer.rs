@@ -1,8 +1,11 @@
 //! The writing end of a ring: reserve room (publishing padding at the wrap),
-//! fill, publish the stamp `[STAMP]`, wake a flagged reader `[WAKE]` if it
-//! may sleep.
+//! fill (a large record in pieces, each published with a progress stamp,
+//! if the consumer agreed), publish the stamp `[STAMP]`, wake a flagged
+//! reader `[WAKE]` if it may sleep.
 
-use super::{Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_PAD, check_capacity, corrupt, notify};
+use super::{
+    Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
+};
 use crate::ProtocolReason;
 use crate::error::{Error, Result};
 use crate::shm::sync::Ordering;
@@ -27,6 +30,8 @@ pub struct Producer<B> {
     /// The consumer asked for an event-loop wake-up (its `data_event` word),
     /// which the link sends (see [`take_event_due`](Self::take_event_due)).
     event_due: bool,
+    /// The consumer agreed to records published in pieces.
+    pieces: bool,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -42,7 +47,20 @@ impl<B: RingBytes> Producer<B> {
             peer_sleeps: true,
             wakes: 0,
             event_due: false,
+            pieces: false,
         })
+    }
+
+    /// Whether the consumer agreed to records published in pieces
+    /// ([`publish_progress`](Self::publish_progress)); default false.
+    pub fn set_pieces(&mut self, pieces: bool) {
+        self.pieces = pieces;
+    }
+
+    /// Whether the consumer agreed to pieces (see [`set_pieces`](Self::set_pieces)).
+    #[inline]
+    pub fn pieces(&self) -> bool {
+        self.pieces
     }
 
     /// Whether the consumer may sleep on the futex (default true). When
@@ -128,6 +146,22 @@ impl<B: RingBytes> Producer<B> {
     /// Copies `src` into the ring at `offset` (inside a reserved record).
     pub fn write(&self, offset: usize, src: &[u8]) {
         self.bytes.write(offset, src);
+    }
+
+    /// Says that the first `written` bytes of the record reserved by
+    /// `try_reserve` (stamp and header included) are written: a progress
+    /// stamp ([`STAMP_MORE`], `Release` `[STAMP]`), so a consumer can copy
+    /// them while the rest is written. `written` is a multiple of
+    /// [`RECORD_ALIGN`], at least one line and less than the record, and
+    /// only grows until [`commit`](Self::commit); only when the consumer
+    /// agreed to [`pieces`](Self::set_pieces). No wake-up: a consumer that
+    /// sleeps wakes for the whole record.
+    #[inline]
+    pub fn publish_progress(&self, written: usize) {
+        debug_assert!(self.pieces && written >= RECORD_ALIGN && written % RECORD_ALIGN == 0);
+        let offset = (self.tail & (self.cap - 1)) as usize;
+        let at = self.tail.wrapping_add(written as u64);
+        self.bytes.store_stamp(offset, at | STAMP_MORE, true); // [STAMP]
     }
 
     /// Publishes the record of `record_len` bytes reserved by `try_reserve`.
