@@ -66,12 +66,13 @@ fn scribble(name: &str, rounds: u32) {
                 let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 64)) & !63) + 8;
                 (at, h)
             }
-            // a record stamp: plausible (a near position, maybe padding) or wild
+            // a record stamp: plausible (a near position, maybe padding,
+            // maybe a progress stamp of a record in pieces) or wild
             _ => {
-                let v = if next() % 2 == 0 {
-                    (next() % (3 * cap as u64)) & !62
-                } else {
-                    next()
+                let v = match next() % 3 {
+                    0 => (next() % (3 * cap as u64)) & !62,
+                    1 => ((next() % (3 * cap as u64)) & !61) | 2,
+                    _ => next(),
                 };
                 let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 8)) & !63);
                 (at, v.to_le_bytes().to_vec())
@@ -104,6 +105,8 @@ fn scribbler_process_cannot_crash_or_hang_the_reader() {
     // (a temporary dropped at the end of this statement).
     unsafe { Control::new(std::ptr::NonNull::new(region.as_ptr()).unwrap()) }.init(len, cap, 1);
     let mut link = ShmLink::over_region(region, Side::Server, WaitMode::Adaptive, 1 << 20).unwrap();
+    // Progress stamps are read as such, not refused as reserved bits.
+    link.agree_to_pieces();
     let mut child = Proc::spawn("scribble", &name, "10000");
     child.expect("READY");
     let (mut ok, mut errors, mut calls) = (0u64, 0u64, 0u64);

@@ -456,7 +456,7 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
         region_len: len as u64,
         capacity: capacity as u64,
         link_id: id,
-        features: (hello.features & rendezvous::FEATURE_WAKE_BYTES) as u16,
+        features: (hello.features & rendezvous::FEATURES) as u16,
     };
     let notice = p
         .stream
@@ -472,9 +472,7 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
         config.endpoint.address.to_string(),
     )?;
     link.set_idle_timeout(config.idle_timeout);
-    if attach.features != 0 {
-        link.enable_events();
-    }
+    link.enable_features(u32::from(attach.features));
     rendezvous::send_frame(
         &p.stream,
         message_type::LINK_ATTACH,
@@ -522,7 +520,7 @@ mod tests {
     //! The eviction rules, driven by hand over socket pairs: the server's
     //! end sits in the table, the test plays the client.
     use super::*;
-    use crate::shm::rendezvous::{FEATURE_WAKE_BYTES, Hello};
+    use crate::shm::rendezvous::{FEATURE_PIECES, FEATURE_WAKE_BYTES, FEATURES, Hello};
 
     struct Table {
         config: Config,
@@ -590,11 +588,48 @@ mod tests {
     }
 
     fn hello(client: &UnixStream) {
+        hello_with(client, FEATURE_WAKE_BYTES);
+    }
+
+    fn hello_with(client: &UnixStream, features: u32) {
         let hello = Hello {
             capacity: 0,
-            features: FEATURE_WAKE_BYTES,
+            features,
         };
         rendezvous::send_frame(client, message_type::LINK_HELLO, &hello.encode(), None).unwrap();
+    }
+
+    /// The server agrees to the features of the client's offer it knows,
+    /// and its end of the link uses what was agreed: a client that reads
+    /// rings itself and offers only wake-up bytes (Python's) is never sent
+    /// a record in pieces.
+    #[test]
+    fn the_server_agrees_to_the_offered_features_it_knows() {
+        let offers = [
+            (FEATURES, FEATURES),
+            (FEATURE_WAKE_BYTES, FEATURE_WAKE_BYTES),
+            (FEATURE_PIECES, FEATURE_PIECES),
+            (0, 0),
+            (FEATURES | 0x8000_0000, FEATURES),
+        ];
+        for (offered, agreed) in offers {
+            let mut t = Table::new();
+            let client = t.connect(Duration::ZERO);
+            hello_with(&client, offered);
+            let p = t.pending.pop().unwrap();
+            let p = t.with(|h| h.advance(p)).expect("waits for LINK_READY");
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let (payload, _fds) =
+                rendezvous::recv_frame(&client, message_type::LINK_ATTACH).unwrap();
+            let attach = rendezvous::Attach::decode(&payload).unwrap();
+            assert_eq!(u32::from(attach.features), agreed, "offered {offered:#x}");
+            let link = p.link.as_ref().expect("the server's end");
+            let pieces = agreed & FEATURE_PIECES != 0;
+            assert_eq!(link.tx.pieces(), pieces, "offered {offered:#x}");
+            assert_eq!(link.rx.pieces(), pieces, "offered {offered:#x}");
+        }
     }
 
     /// Takes the server's LINK_ATTACH (and the memfd with it).

@@ -140,7 +140,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         message_type::LINK_HELLO,
         &Hello {
             capacity: requested,
-            features: rendezvous::FEATURE_WAKE_BYTES,
+            features: rendezvous::FEATURES,
         }
         .encode(),
         None,
@@ -210,9 +210,7 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmLink> {
         peer,
         url,
     )?;
-    if u32::from(attach.features) & rendezvous::FEATURE_WAKE_BYTES != 0 {
-        link.enable_events();
-    }
+    link.enable_features(u32::from(attach.features));
     if link.capacity() as u64 != attach.capacity {
         return Err(Error::protocol(
             ProtocolReason::Corrupt,

@@ -139,12 +139,21 @@ pub fn random_u64() -> u64 {
 /// one, and may ask for them (`docs/shm-layout.md` 5.3).
 pub const FEATURE_WAKE_BYTES: u32 = 1;
 
+/// Feature bit: each end may publish a large record in pieces, with
+/// progress stamps the other copies as they land (`docs/shm-layout.md`
+/// 4.4); without it that stamp bit is reserved.
+pub const FEATURE_PIECES: u32 = 2;
+
+/// Every feature this implementation supports: what a client offers in
+/// `LINK_HELLO`, and what a server keeps of the client's offer.
+pub const FEATURES: u32 = FEATURE_WAKE_BYTES | FEATURE_PIECES;
+
 /// `LINK_HELLO` payload: what the client asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hello {
     /// Requested ring capacity, 0 for the server's choice.
     pub capacity: u64,
-    /// Features the client supports ([`FEATURE_WAKE_BYTES`]); unknown bits
+    /// Features the client supports ([`FEATURES`]); unknown bits
     /// are ignored, so older servers (which read this word as reserved)
     /// simply do not answer them.
     pub features: u32,
@@ -188,7 +197,7 @@ pub struct Attach {
     /// The server's number for this link.
     pub link_id: u32,
     /// Features both ends will use: those of the client's `LINK_HELLO` the
-    /// server supports too ([`FEATURE_WAKE_BYTES`]).
+    /// server supports too ([`FEATURES`]).
     pub features: u16,
 }
 

@@ -4,7 +4,7 @@
 use super::bytes::MappedBytes;
 use super::layout::{self, Control, SideField, state};
 use super::region::Region;
-use super::ring::{Consumer, PAYLOAD_OFFSET, Producer, STAMP_LEN, max_payload};
+use super::ring::{Consumer, PAYLOAD_OFFSET, PIECE, Producer, STAMP_LEN, max_payload};
 use super::sync::{Ordering, futex_wake};
 use super::wait::WaitMode;
 use crate::ProtocolReason;
@@ -165,9 +165,20 @@ impl ShmLink {
         self.rx.set_peer_sleeps(sleeps);
     }
 
+    /// Turns on what both ends agreed to in the handshake (`features`
+    /// of `LINK_ATTACH`): wake-up bytes, records in pieces.
+    pub(crate) fn enable_features(&mut self, features: u32) {
+        if features & super::rendezvous::FEATURE_WAKE_BYTES != 0 {
+            self.enable_events();
+        }
+        let pieces = features & super::rendezvous::FEATURE_PIECES != 0;
+        self.tx.set_pieces(pieces);
+        self.rx.set_pieces(pieces);
+    }
+
     /// Lets the peer wake this end with a byte on the socket (both ends
     /// agreed in the handshake), which gives the link a readiness descriptor.
-    pub(crate) fn enable_events(&mut self) {
+    fn enable_events(&mut self) {
         if self.socket.is_some() {
             crate::wake::register_for_barriers();
             self.events = Some(events::Events::new(self.wait != WaitMode::Spin));
@@ -205,6 +216,15 @@ impl ShmLink {
         link.tx.set_peer_sleeps(true);
         link.rx.set_peer_sleeps(true);
         Ok(link)
+    }
+
+    /// Publishes large frames in pieces and copies the peer's as they land,
+    /// as a handshake that agreed to `FEATURE_PIECES` does, for a link over a
+    /// pre-arranged region ([`over_region`](Self::over_region)) whose other
+    /// end does the same (hidden, like `over_region`).
+    #[doc(hidden)]
+    pub fn agree_to_pieces(&mut self) {
+        self.enable_features(super::rendezvous::FEATURE_PIECES);
     }
 
     /// Gives the ring space of frames already received back to the sender
@@ -294,7 +314,10 @@ impl ShmLink {
             // Payload and header in one bounds-checked write, ordered so
             // the line the consumer polls changes hands once (see
             // `write_frame`).
-            Payload::Private(bytes) => self.tx.bytes().write_frame(offset, &header, bytes),
+            Payload::Private(bytes) if rec <= PIECE || !self.tx.pieces() => {
+                self.tx.bytes().write_frame(offset, &header, bytes)
+            }
+            Payload::Private(bytes) => self.write_in_pieces(offset, &header, bytes),
             Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
         }
         self.tx.commit(rec);
@@ -333,6 +356,26 @@ impl ShmLink {
         {
             self.after_publish(now, event_due);
         }
+    }
+
+    /// Writes a frame of more than one [`PIECE`] into the record at
+    /// `offset`, publishing a progress stamp after each piece so the
+    /// consumer copies it while the next is written (the final stamp is
+    /// `commit`'s). The first piece holds the header.
+    #[inline(never)]
+    fn write_in_pieces(&self, offset: usize, header: &Header, payload: &[u8]) {
+        let bytes = self.tx.bytes();
+        // The caller checked the record is over a piece: 40 + len > PIECE.
+        let mut at = PIECE - PAYLOAD_OFFSET;
+        bytes.write_frame(offset, header, &payload[..at]);
+        self.tx.publish_progress(PIECE);
+        // Every progress stays short of the record's end (at < len).
+        while payload.len() - at > PIECE {
+            bytes.write_payload(offset, at, &payload[at..at + PIECE]);
+            at += PIECE;
+            self.tx.publish_progress(PAYLOAD_OFFSET + at);
+        }
+        bytes.write_payload(offset, at, &payload[at..]);
     }
 
     /// The CRC-32C of a frame about to be published, over its payload in

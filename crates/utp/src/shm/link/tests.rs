@@ -1,5 +1,5 @@
 //! When a link demotes what it sends (`crate::demote`): a small record
-//! sent right after a receive, nothing else.
+//! sent right after a receive, nothing else; what a handshake turns on.
 
 use super::{ShmLink, Side, WaitMode};
 use crate::channel::Channel;
@@ -95,4 +95,26 @@ fn the_limit_is_the_record_of_a_4_kib_payload() {
     assert!(record_len(4121).unwrap() > RECORD_UP_TO);
     // The raw mailbox baseline demotes by payload length: the same bound.
     assert_eq!(crate::__bench::SHM_DEMOTE_PAYLOAD_UP_TO, 4120);
+}
+
+/// Both ends of a link made by a handshake agree to records in pieces;
+/// a link over a pre-arranged region does only when told to.
+#[test]
+fn a_handshake_agrees_to_pieces_on_both_ends() {
+    let url = format!("shm://utp-pieces-agree-{}", std::process::id());
+    let mut listener = crate::listen(&url).unwrap();
+    let connecting = std::thread::spawn({
+        let url = url.clone();
+        move || crate::connect(&url).unwrap()
+    });
+    let server = listener.accept().unwrap();
+    let client = connecting.join().unwrap();
+    for (end, channel) in [("server", server), ("client", client)] {
+        let link = channel.downcast::<ShmLink>().expect("an shm link");
+        assert!(link.tx.pieces() && link.rx.pieces(), "{end}");
+    }
+    let (mut server, client) = pair();
+    assert!(!server.tx.pieces() && !server.rx.pieces() && !client.tx.pieces());
+    server.agree_to_pieces();
+    assert!(server.tx.pieces() && server.rx.pieces());
 }
