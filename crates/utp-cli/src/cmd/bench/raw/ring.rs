@@ -9,6 +9,12 @@
 //! `RingLink::stamp`). Only messages larger than the ring go by the
 //! head, piece by piece.
 //!
+//! A message whose stride is over utp's `ring::PIECE` (16 KiB) is written
+//! in pieces as utp's link writes such a record when its peer agreed: its
+//! stamp first says how far it is written (`PROGRESS` set), and the
+//! consumer copies each piece as it lands. Otherwise utp's 64 KiB round
+//! trips, whose two copies overlap, would beat this "floor".
+//!
 //! The consumer gives bytes back as utp's ring does: once it has read an
 //! eighth of the ring, and whenever it finds the ring empty (so before it
 //! waits), not right after each copy, and it takes each line it
@@ -22,7 +28,12 @@ use crate::cmd::bench::link::{Fallible, Link, SpinBudget};
 use rustix::thread::futex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
-use utp::shm::ring::FLUSH_BATCH;
+use utp::shm::ring::{FLUSH_BATCH, PIECE};
+
+/// Bit 63 of a stamp: the message is being written, and the rest of the
+/// stamp is the position where the bytes written so far end (a position
+/// never comes near 2^63). A finished message's stamp is its start + 1.
+const PROGRESS: u64 = 1 << 63;
 
 /// Layout, per direction `d` (0: client to peer, 1: peer to client), from
 /// `base = 256 * d`, one cache line per writer and purpose, as utp's ring
@@ -189,6 +200,29 @@ fn stride(len: usize) -> Fallible<(usize, usize)> {
     use utp::shm::ring::{PAYLOAD_OFFSET, record_len};
     let total = record_len(len).ok_or_else(|| format!("{len} bytes have no record length"))?;
     Ok((PAYLOAD_OFFSET, total))
+}
+
+/// Copies what the progress stamp `s` of the message whose stride starts
+/// at position `t` says is written of its payload (`len` bytes from `at`
+/// in the region, `before` bytes into the stride) and is not yet in `buf`
+/// (`copied` bytes are).
+#[allow(clippy::too_many_arguments)]
+fn copy_pieces(
+    region: &Region,
+    buf: &mut [u8],
+    s: u64,
+    t: u64,
+    at: usize,
+    before: usize,
+    len: usize,
+    copied: &mut usize,
+) {
+    let written = ((s & !PROGRESS).wrapping_sub(t) as usize).saturating_sub(before);
+    let upto = written.min(len);
+    if upto > *copied {
+        region.read(at + *copied, &mut buf[*copied..upto]);
+        *copied = upto;
+    }
 }
 
 /// The part of `[start, start + n)` that falls in the payload
@@ -369,10 +403,12 @@ impl Link for RingLink {
         let whole = total <= self.capacity;
         let capacity = self.capacity as u64;
         let mut read = 0;
+        // Payload bytes copied from the pieces of a message being written.
+        let mut done = 0;
         while read < total {
             let t = self.tail;
             let available = if whole {
-                self.wait_for_stamp(d, t, &mut budget)?;
+                done = self.wait_for_stamp(d, t, before, len, &mut budget)?;
                 total as u64
             } else {
                 self.wait_for_head(d, t, &mut budget)?
@@ -385,7 +421,7 @@ impl Link for RingLink {
             while left > 0 && read < total {
                 let offset = (at & self.mask()) as usize;
                 let n = left.min(total - read).min(self.capacity - offset);
-                if let Some((from, to)) = overlap(read, n, before, len) {
+                if let Some((from, to)) = overlap(read, n, before + done, len - done) {
                     self.region.read(
                         DATA + d * self.capacity + offset + (from - read),
                         &mut self.buf[from - before..to - before],
@@ -430,8 +466,12 @@ impl RingLink {
         if !fits {
             return false;
         }
-        self.region
-            .write(DATA + d * self.capacity + offset + before, msg);
+        let at = DATA + d * self.capacity + offset + before;
+        if total <= PIECE {
+            self.region.write(at, msg);
+        } else {
+            self.write_in_pieces(d, h, at, before, msg);
+        }
         // Release: the stamp says the whole message is there; pairs with the
         // consumer's acquire (see `stamp`).
         self.stamp(d, h).store(h + 1, Ordering::Release);
@@ -440,6 +480,27 @@ impl RingLink {
         // the general path stores with each piece.
         self.head = h + total as u64;
         true
+    }
+
+    /// Writes `msg`, whose payload starts at `at` in the region and whose
+    /// stride starts at position `h`, `before` bytes earlier, in pieces of
+    /// [`PIECE`] bytes of stride, storing a progress stamp after each, as
+    /// utp's link writes a record of more than a piece (the first piece
+    /// ends at `PIECE` from the stride's start, the next ones `PIECE`
+    /// further each, every one short of the message's end).
+    fn write_in_pieces(&self, d: usize, h: u64, at: usize, before: usize, msg: &[u8]) {
+        let stamp = self.stamp(d, h);
+        let mut done = PIECE - before;
+        self.region.write(at, &msg[..done]);
+        // Release: the bytes up to the progress are written; pairs with
+        // the consumer's acquire (see `copy_pieces`).
+        stamp.store(PROGRESS | (h + PIECE as u64), Ordering::Release);
+        while msg.len() - done > PIECE {
+            self.region.write(at + done, &msg[done..done + PIECE]);
+            done += PIECE;
+            stamp.store(PROGRESS | (h + (before + done) as u64), Ordering::Release);
+        }
+        self.region.write(at + done, &msg[done..]);
     }
 
     /// The stamp of the message starting at position `at`: its first word, which utp's record keeps for its stamp too (the payload
@@ -459,24 +520,44 @@ impl RingLink {
             .u64_at(DATA + d * self.capacity + (at & self.mask()) as usize)
     }
 
-    /// Consumer: waits until the message starting at `t` is stamped.
-    fn wait_for_stamp(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<()> {
+    /// Consumer: waits until the message of `len` payload bytes, `before`
+    /// bytes into the stride starting at `t`, is stamped, copying the
+    /// pieces a progress stamp says are written while it waits. Returns
+    /// how many payload bytes it copied so.
+    fn wait_for_stamp(
+        &mut self,
+        d: usize,
+        t: u64,
+        before: usize,
+        len: usize,
+        budget: &mut SpinBudget,
+    ) -> Fallible<usize> {
         if self.stamp(d, t).load(Ordering::Acquire) == t + 1 {
-            return Ok(());
+            return Ok(0);
         }
         // Not there yet: give back everything read so far, as utp's
         // consumer does when it finds its ring empty, and wait.
         self.release(d)?;
-        let stamp = self.stamp(d, t);
-        let w = words(&self.region, d);
+        let start = DATA + d * self.capacity + (t & self.mask()) as usize;
+        let (region, buf, futex) = (&self.region, &mut self.buf, self.futex);
+        let (stamp, at) = (region.u64_at(start), start + before);
+        let w = words(region, d);
+        let mut copied = 0;
         wait(
-            self.futex,
-            || stamp.load(Ordering::Acquire) == t + 1,
+            futex,
+            || {
+                let s = stamp.load(Ordering::Acquire);
+                if s & PROGRESS != 0 {
+                    copy_pieces(region, buf, s, t, at, before, len, &mut copied);
+                }
+                s == t + 1
+            },
             w.data_seq,
             w.consumer_sleeping,
             budget,
             "bytes in the ring",
-        )
+        )?;
+        Ok(copied)
     }
 
     /// Consumer, messages larger than the ring: waits until the producer's
@@ -721,6 +802,55 @@ mod tests {
             }
             receiver.join().unwrap();
         }
+    }
+
+    /// A message over a piece: the producer's fast path stamps progress
+    /// after each piece, and a waiting consumer copies up to it.
+    #[test]
+    fn a_message_over_a_piece_is_copied_as_its_progress_stamps_say() {
+        let name = format!("/utp-bench-test-{}-ring-pieces", std::process::id());
+        let region = Region::create(&name, region_len(TEST_CAPACITY).unwrap()).unwrap();
+        let idle = Duration::from_secs(10);
+        let producer = RingLink::new(Region::open(&name).unwrap(), false, false, idle).unwrap();
+        let len = 3 * PIECE;
+        let (before, _) = stride(len).unwrap();
+        let message: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        producer.write_in_pieces(0, 0, DATA + before, before, &message);
+        // Not stamped whole: the last progress says all but the last piece.
+        let stamp = producer.stamp(0, 0).load(Ordering::Acquire);
+        assert_eq!(stamp, PROGRESS | (3 * PIECE) as u64);
+        let mut buf = vec![0u8; len];
+        let mut copied = 0;
+        copy_pieces(
+            &region,
+            &mut buf,
+            PROGRESS | PIECE as u64,
+            0,
+            DATA + before,
+            before,
+            len,
+            &mut copied,
+        );
+        assert_eq!(copied, PIECE - before, "the first piece");
+        copy_pieces(
+            &region,
+            &mut buf,
+            stamp,
+            0,
+            DATA + before,
+            before,
+            len,
+            &mut copied,
+        );
+        assert_eq!(copied, 3 * PIECE - before, "up to the last progress");
+        assert_eq!(buf[..copied], message[..copied]);
+        assert!(buf[copied..].iter().all(|&b| b == 0), "nothing past it");
+        // A consumer then takes the whole once it is stamped.
+        producer.stamp(0, 0).store(1, Ordering::Release);
+        let mut consumer = RingLink::new(region, true, false, idle).unwrap();
+        assert!(consumer.recv(len).unwrap() == message.as_slice());
+        drop((producer, consumer));
+        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
     }
 
     #[test]
