@@ -78,6 +78,10 @@ def test_many_calls_on_one_link_wrap_the_rings(utp_bin, rust_transports):
     rust_transports("shm")
     with rust_server(utp_bin, "shm://" + unique_name(), service="echo") as server:
         with Client(server.url) as client:
+            # The server keeps only what this client offered: no records in
+            # pieces (shm-layout.md 4.4), which it does not read, though
+            # replies over 16 KiB would go in pieces to a Rust client.
+            assert client._channel.attach.features == layout.FEATURE_WAKE_BYTES
             for turn in range(300):  # about 3 MB each way: the 1 MiB rings wrap
                 payload = bytes([turn % 251]) * (1 + (turn * 7919) % 20000)
                 assert client.call(payload) == payload
