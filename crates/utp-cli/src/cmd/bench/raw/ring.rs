@@ -202,26 +202,28 @@ fn stride(len: usize) -> Fallible<(usize, usize)> {
     Ok((PAYLOAD_OFFSET, total))
 }
 
-/// Copies what the progress stamp `s` of the message whose stride starts
-/// at position `t` says is written of its payload (`len` bytes from `at`
-/// in the region, `before` bytes into the stride) and is not yet in `buf`
-/// (`copied` bytes are).
-#[allow(clippy::too_many_arguments)]
-fn copy_pieces(
-    region: &Region,
-    buf: &mut [u8],
-    s: u64,
-    t: u64,
+/// What a consumer waiting for a message written in pieces has copied of
+/// it: the message's payload is `len` bytes at `at` in the region,
+/// `before` bytes into the stride that starts at position `start`.
+struct Pieces {
+    start: u64,
     at: usize,
     before: usize,
     len: usize,
-    copied: &mut usize,
-) {
-    let written = ((s & !PROGRESS).wrapping_sub(t) as usize).saturating_sub(before);
-    let upto = written.min(len);
-    if upto > *copied {
-        region.read(at + *copied, &mut buf[*copied..upto]);
-        *copied = upto;
+    copied: usize,
+}
+
+impl Pieces {
+    /// Copies into `buf` what the progress stamp `s` says is written of
+    /// the payload and is not yet copied.
+    fn copy(&mut self, region: &Region, buf: &mut [u8], s: u64) {
+        let written =
+            ((s & !PROGRESS).wrapping_sub(self.start) as usize).saturating_sub(self.before);
+        let upto = written.min(self.len);
+        if upto > self.copied {
+            region.read(self.at + self.copied, &mut buf[self.copied..upto]);
+            self.copied = upto;
+        }
     }
 }
 
@@ -493,7 +495,7 @@ impl RingLink {
         let mut done = PIECE - before;
         self.region.write(at, &msg[..done]);
         // Release: the bytes up to the progress are written; pairs with
-        // the consumer's acquire (see `copy_pieces`).
+        // the consumer's acquire (see `Pieces::copy`).
         stamp.store(PROGRESS | (h + PIECE as u64), Ordering::Release);
         while msg.len() - done > PIECE {
             self.region.write(at + done, &msg[done..done + PIECE]);
@@ -540,15 +542,21 @@ impl RingLink {
         self.release(d)?;
         let start = DATA + d * self.capacity + (t & self.mask()) as usize;
         let (region, buf, futex) = (&self.region, &mut self.buf, self.futex);
-        let (stamp, at) = (region.u64_at(start), start + before);
+        let stamp = region.u64_at(start);
         let w = words(region, d);
-        let mut copied = 0;
+        let mut pieces = Pieces {
+            start: t,
+            at: start + before,
+            before,
+            len,
+            copied: 0,
+        };
         wait(
             futex,
             || {
                 let s = stamp.load(Ordering::Acquire);
                 if s & PROGRESS != 0 {
-                    copy_pieces(region, buf, s, t, at, before, len, &mut copied);
+                    pieces.copy(region, buf, s);
                 }
                 s == t + 1
             },
@@ -557,7 +565,7 @@ impl RingLink {
             budget,
             "bytes in the ring",
         )?;
-        Ok(copied)
+        Ok(pieces.copied)
     }
 
     /// Consumer, messages larger than the ring: waits until the producer's
@@ -820,28 +828,17 @@ mod tests {
         let stamp = producer.stamp(0, 0).load(Ordering::Acquire);
         assert_eq!(stamp, PROGRESS | (3 * PIECE) as u64);
         let mut buf = vec![0u8; len];
-        let mut copied = 0;
-        copy_pieces(
-            &region,
-            &mut buf,
-            PROGRESS | PIECE as u64,
-            0,
-            DATA + before,
+        let mut pieces = Pieces {
+            start: 0,
+            at: DATA + before,
             before,
             len,
-            &mut copied,
-        );
-        assert_eq!(copied, PIECE - before, "the first piece");
-        copy_pieces(
-            &region,
-            &mut buf,
-            stamp,
-            0,
-            DATA + before,
-            before,
-            len,
-            &mut copied,
-        );
+            copied: 0,
+        };
+        pieces.copy(&region, &mut buf, PROGRESS | PIECE as u64);
+        assert_eq!(pieces.copied, PIECE - before, "the first piece");
+        pieces.copy(&region, &mut buf, stamp);
+        let copied = pieces.copied;
         assert_eq!(copied, 3 * PIECE - before, "up to the last progress");
         assert_eq!(buf[..copied], message[..copied]);
         assert!(buf[copied..].iter().all(|&b| b == 0), "nothing past it");
