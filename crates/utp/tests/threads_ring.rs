@@ -119,7 +119,7 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
                 // `ready` (which skips padding) until true, then one
                 // `peek`, which must then find the record.
                 if n % 2 == 1 {
-                    if consumer.ready().unwrap() {
+                    if consumer.ready(false).unwrap() {
                         break consumer.peek().unwrap().expect("a record after ready()");
                     }
                 } else if let Some(record) = consumer.peek().unwrap() {
@@ -335,7 +335,7 @@ fn frames_published_in_pieces_arrive_intact() {
             // Odd frames are polled as a blocked receive polls (`ready`,
             // which copies pieces too), even ones by `take_copy` alone.
             loop {
-                if n % 2 == 1 && !consumer.ready().unwrap() {
+                if n % 2 == 1 && !consumer.ready(true).unwrap() {
                     patience.wait(|| format!("no frame {n}"));
                     continue;
                 }
@@ -380,14 +380,14 @@ fn a_copying_consumer_takes_each_piece_when_its_progress_stamp_says() {
     // Not a whole record yet, for any receive.
     assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
     assert!(!consumer.has_data().unwrap());
-    assert!(!consumer.ready().unwrap());
+    assert!(!consumer.ready(true).unwrap());
     // The consumer has copied the first piece: a producer writing over it
     // now changes nothing the consumer delivers.
     producer.write(offset + PAYLOAD_OFFSET, &[0xee; 256 - PAYLOAD_OFFSET]);
     producer.write(offset + 256, &body[256 - PAYLOAD_OFFSET..600]);
     producer.publish_progress(640);
     // The blocked receive's poll copies the second piece.
-    assert!(!consumer.ready().unwrap());
+    assert!(!consumer.ready(true).unwrap());
     producer.write(offset + 256, &[0xdd; 600 - 256 + PAYLOAD_OFFSET]);
     producer.write(offset + 640, &body[600..]);
     producer.commit(record_len(1000).unwrap());
@@ -475,7 +475,7 @@ fn progress_stamps_that_break_the_rules_are_corrupt() {
     let block = Block::with_capacity(4096);
     let (producer, mut consumer, _, _) = first_piece(&block);
     producer.publish_progress(512);
-    assert!(!consumer.ready().unwrap());
+    assert!(!consumer.ready(false).unwrap());
     let (mut header, mut taken) = (Header::default(), Vec::new());
     assert!(!consumer.take_copy(&mut header, &mut taken).unwrap());
     producer.publish_progress(256);

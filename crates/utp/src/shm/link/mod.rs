@@ -541,7 +541,7 @@ impl Channel for ShmLink {
         if self.take_into(frame)? {
             return Ok(());
         }
-        self.wait_then_take(timeout, |l| Ok(l.take_into(frame)?.then_some(())))
+        self.wait_then_take(timeout, true, |l| Ok(l.take_into(frame)?.then_some(())))
     }
 
     fn close(&mut self) -> Result<()> {

@@ -67,7 +67,7 @@ impl ShmLink {
     /// Waits at most `timeout` for the next record (not yet released).
     #[inline(always)]
     pub(super) fn next_record(&mut self, timeout: Option<Duration>) -> Result<Record> {
-        let record = self.receive(timeout, |l| l.rx.peek())?;
+        let record = self.receive(timeout, false, |l| l.rx.peek())?;
         self.after_receive = true;
         Ok(record)
     }
@@ -76,18 +76,21 @@ impl ShmLink {
     /// region poisoned, then `take`s what is there, or waits at most
     /// `timeout` for a stamp and takes what came. `take` builds its
     /// result where it is used, and the waiting is out of line, so a
-    /// receive that finds its frame at once carries none of it.
+    /// receive that finds its frame at once carries none of it. `copying`:
+    /// `take` copies the record out, so the wait copies what is written
+    /// of a record in pieces.
     #[inline(always)]
     pub(super) fn receive<T>(
         &mut self,
         timeout: Option<Duration>,
+        copying: bool,
         mut take: impl FnMut(&mut Self) -> Result<Option<T>>,
     ) -> Result<T> {
         self.check_receivable()?;
         if let Some(taken) = take(self)? {
             return Ok(taken);
         }
-        self.wait_then_take(timeout, take)
+        self.wait_then_take(timeout, copying, take)
     }
 
     /// `receive` when nothing was there: waits until a record (not
@@ -97,9 +100,12 @@ impl ShmLink {
     pub(super) fn wait_then_take<T>(
         &mut self,
         timeout: Option<Duration>,
+        copying: bool,
         mut take: impl FnMut(&mut Self) -> Result<Option<T>>,
     ) -> Result<T> {
-        self.wait_until(WaitFor::Data, timeout, |l| Ok(l.rx.ready()?.then_some(())))?;
+        self.wait_until(WaitFor::Data, timeout, |l| {
+            Ok(l.rx.ready(copying)?.then_some(()))
+        })?;
         // Only the producer writes stamps, and never clears a published one.
         take(self)?.ok_or_else(|| {
             crate::shm::ring::corrupt("a published record's stamp was taken back by its producer")

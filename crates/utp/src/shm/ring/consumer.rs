@@ -63,10 +63,6 @@ pub struct Consumer<B> {
     wakes: u64,
     /// This end agreed to records published in pieces ([`STAMP_MORE`]).
     pieces: bool,
-    /// The last receive copied (`take_copy`), so the pieces of a record
-    /// are worth copying as they land; a zero-copy receiver (`peek`) reads
-    /// the whole record in place instead.
-    copy_pieces: bool,
     /// The record being published in pieces, as far as it is copied.
     partial: Partial,
 }
@@ -74,19 +70,25 @@ pub struct Consumer<B> {
 /// A record published in pieces, copied as far as its progress stamp said
 /// it was written.
 ///
-// Invariants when `active`: the record at position `pos` has the valid
-// header read when the first piece was found (`len` its padded length,
-// inside the data area; `payload` at most `max_payload`); its progress
-// stamp last said `seen` bytes were written (below `len`; 0 until the
-// first is copied), and `buf` holds the payload bytes among them.
+// Invariants when `at` is `Some(pos)`: the record at position `pos` had a
+// valid header when its first piece was found, `payload` bytes of payload
+// (at most `max_payload`; its record, `record_len(payload)`, inside the
+// data area); its progress stamp last said `seen` bytes were written
+// (below that record length; 0 until the first is copied), and `buf`
+// holds the payload bytes among them. Once the consumer has moved past
+// `pos`, `at` is stale and never matches its position again.
 #[derive(Debug, Default)]
 struct Partial {
-    active: bool,
-    pos: u64,
-    len: usize,
+    at: Option<u64>,
     payload: usize,
     seen: usize,
     buf: Vec<u8>,
+}
+
+/// Bytes of the record of a frame with `payload` bytes of payload, for a
+/// payload already checked to lie inside the ring (no overflow).
+fn padded_len(payload: usize) -> usize {
+    (PAYLOAD_OFFSET + payload).next_multiple_of(RECORD_ALIGN)
 }
 
 impl<B: RingBytes> Consumer<B> {
@@ -105,7 +107,6 @@ impl<B: RingBytes> Consumer<B> {
             peer_sleeps: true,
             wakes: 0,
             pieces: false,
-            copy_pieces: false,
             partial: Partial::default(),
         })
     }
@@ -167,8 +168,7 @@ impl<B: RingBytes> Consumer<B> {
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
-        self.copy_pieces = false;
-        let Some((offset, len)) = self.next_published()? else {
+        let Some((offset, len)) = self.next_published(false)? else {
             return Ok(None);
         };
         let header = self.header_at(offset, len)?;
@@ -197,8 +197,7 @@ impl<B: RingBytes> Consumer<B> {
     /// consumer's that is swapped with `payload` once the record is whole.
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
-        self.copy_pieces = true;
-        let Some((offset, len)) = self.next_published()? else {
+        let Some((offset, len)) = self.next_published(true)? else {
             return Ok(false);
         };
         let found = self.header_at(offset, len)?;
@@ -208,8 +207,8 @@ impl<B: RingBytes> Consumer<B> {
             return Err(self.too_large_error(n));
         }
         // Not yet released: the producer cannot reuse these bytes.
-        if self.partial.active {
-            self.finish_partial(offset, len, n, payload)?;
+        if self.partial.at == Some(self.head) {
+            self.finish_partial(offset, n, payload)?;
         } else {
             payload.clear();
             self.bytes.append(offset + PAYLOAD_OFFSET, n, payload);
@@ -225,13 +224,14 @@ impl<B: RingBytes> Consumer<B> {
     /// (a reply), so these stores no longer stand in front of it. `None`
     /// if nothing is published, after giving back everything: the caller
     /// may now wait or turn to other work, so nothing it consumed may
-    /// stay held back.
+    /// stay held back. A `copying` caller copies what is written of a
+    /// record in pieces.
     #[inline(always)]
-    fn next_published(&mut self) -> Result<Option<(usize, usize)>> {
+    fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         if self.pending >= self.cap / FLUSH_BATCH {
             self.flush();
         }
-        let next = self.next_stamp()?;
+        let next = self.next_stamp(copying)?;
         if next.is_none() {
             self.flush();
         }
@@ -268,8 +268,7 @@ impl<B: RingBytes> Consumer<B> {
         let header = decode_header_words(words, self.cap as usize)?;
         // No overflow: the payload length is at most the capacity (checked
         // above), which is at most 2^30.
-        let expected =
-            (PAYLOAD_OFFSET + header.payload_length as usize).next_multiple_of(RECORD_ALIGN);
+        let expected = padded_len(header.payload_length as usize);
         if expected != len {
             return Err(length_mismatch(
                 offset,
@@ -283,19 +282,21 @@ impl<B: RingBytes> Consumer<B> {
 
     /// Whether a record is published at `head`, skipping padding as
     /// [`peek`](Self::peek) does but not decoding the record: the cheap
-    /// poll of a waiting receiver, which then calls `peek` once. A record
-    /// still being written is not ready; if the last receive copied, the
-    /// poll copies what is written of it so far.
+    /// poll of a waiting receiver, which then calls `peek` or
+    /// `take_copy` once. A record still being written is not ready; the
+    /// poll of a receiver that will take it by copy (`copying`) copies
+    /// what is written of it so far, that of a zero-copy one does not.
     #[inline(always)]
-    pub fn ready(&mut self) -> Result<bool> {
+    pub fn ready(&mut self, copying: bool) -> Result<bool> {
         self.flush();
-        Ok(self.next_stamp()?.is_some())
+        Ok(self.next_stamp(copying)?.is_some())
     }
 
     /// The stamp at `head`, validated, past any padding (released): the
-    /// record's offset and length, or `None` if nothing is published.
+    /// record's offset and length, or `None` if nothing is published (or
+    /// only pieces of it, which a `copying` caller copies).
     #[inline(always)]
-    fn next_stamp(&mut self) -> Result<Option<(usize, usize)>> {
+    fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         loop {
             let offset = self.offset();
             let contiguous = self.cap as usize - offset;
@@ -304,7 +305,7 @@ impl<B: RingBytes> Consumer<B> {
                 return Ok(None);
             }
             if stamp & (RECORD_ALIGN as u64 - 2) != 0 {
-                self.unfinished(offset, stamp)?;
+                self.unfinished(offset, stamp, copying)?;
                 return Ok(None);
             }
             let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
@@ -325,11 +326,10 @@ impl<B: RingBytes> Consumer<B> {
 
     /// A stamp at `offset` with bits other than [`STAMP_PAD`] set in its
     /// low six: a record still being written, if this end agreed to pieces
-    /// (copied as far as it is written, if this consumer copies), corrupt
-    /// otherwise.
+    /// (copied as far as it is written if `copying`), corrupt otherwise.
     #[cold]
     #[inline(never)]
-    fn unfinished(&mut self, offset: usize, stamp: u64) -> Result<()> {
+    fn unfinished(&mut self, offset: usize, stamp: u64, copying: bool) -> Result<()> {
         if !self.pieces || stamp & (RECORD_ALIGN as u64 - 1) != STAMP_MORE {
             return Err(corrupt(format_args!(
                 "stamp 0x{stamp:x} at offset {offset} has reserved bits set"
@@ -344,7 +344,7 @@ impl<B: RingBytes> Consumer<B> {
                 self.head
             )));
         }
-        if self.copy_pieces {
+        if copying {
             self.copy_piece(offset, written as usize)?;
         }
         Ok(())
@@ -358,13 +358,11 @@ impl<B: RingBytes> Consumer<B> {
     #[cold]
     #[inline(never)]
     fn copy_piece(&mut self, offset: usize, written: usize) -> Result<()> {
-        if !(self.partial.active && self.partial.pos == self.head) {
+        if self.partial.at != Some(self.head) {
             let words = self.bytes.read_words(offset + STAMP_LEN);
             let header = decode_header_words(words, self.cap as usize)?;
             let payload = header.payload_length as usize;
-            // No overflow: the payload length is at most the capacity.
-            let len = (PAYLOAD_OFFSET + payload).next_multiple_of(RECORD_ALIGN);
-            if len > self.cap as usize - offset {
+            if padded_len(payload) > self.cap as usize - offset {
                 return Err(corrupt(format_args!(
                     "record at offset {offset} declares {payload} payload bytes, past the \
                      end of the data area"
@@ -372,17 +370,17 @@ impl<B: RingBytes> Consumer<B> {
             }
             if payload > self.max_payload {
                 // Released unread once whole (`take_copy`).
-                self.partial.active = false;
                 return Ok(());
             }
             let p = &mut self.partial;
             p.buf.clear();
-            (p.active, p.pos, p.len, p.payload, p.seen) = (true, self.head, len, payload, 0);
+            (p.at, p.payload, p.seen) = (Some(self.head), payload, 0);
         }
         let p = &mut self.partial;
-        if written < p.seen || written >= p.len {
+        let len = padded_len(p.payload);
+        if written < p.seen || written >= len {
             // Kept as it is, so every later look reports it again.
-            let (seen, len) = (p.seen, p.len);
+            let seen = p.seen;
             return Err(corrupt(format_args!(
                 "progress stamp at offset {offset} went from {seen} to {written} bytes \
                  of a {len}-byte record"
@@ -399,36 +397,25 @@ impl<B: RingBytes> Consumer<B> {
         Ok(())
     }
 
-    /// Completes the copy of the whole record of `len` bytes (from its
-    /// stamp) with `n` payload bytes at `offset` into `payload`: the rest
-    /// after the pieces already copied, if they were this record's; all of
-    /// it otherwise.
+    /// Completes the copy of the whole record at `offset`, `n` payload
+    /// bytes (its header validated against its stamp), whose pieces this
+    /// consumer copied: the rest into its buffer, which is then swapped
+    /// with `payload`.
     #[cold]
     #[inline(never)]
-    fn finish_partial(
-        &mut self,
-        offset: usize,
-        len: usize,
-        n: usize,
-        payload: &mut Vec<u8>,
-    ) -> Result<()> {
+    fn finish_partial(&mut self, offset: usize, n: usize, payload: &mut Vec<u8>) -> Result<()> {
         let p = &mut self.partial;
-        if p.pos != self.head {
-            // Pieces of a record that was then taken in place.
-            p.active = false;
-            payload.clear();
-            self.bytes.append(offset + PAYLOAD_OFFSET, n, payload);
-            return Ok(());
-        }
-        if p.len != len || p.payload != n {
-            // Still active: every later look reports it again.
+        // The same length makes the same record length, which the caller
+        // checked against the stamp.
+        if p.payload != n {
+            // Kept: every later look reports it again.
             return Err(corrupt(format_args!(
                 "record at offset {offset} declared {} payload bytes in its first piece \
                  and {n} when whole",
                 p.payload
             )));
         }
-        p.active = false;
+        p.at = None;
         let have = p.buf.len();
         self.bytes
             .append(offset + PAYLOAD_OFFSET + have, n - have, &mut p.buf);
