@@ -101,16 +101,6 @@ impl MappedBytes {
         }
     }
 
-    /// Writes `src` as the payload bytes from `at` of the record at
-    /// `offset` (a piece of a large frame). Out of bounds does nothing.
-    #[inline]
-    pub fn write_payload(&self, offset: usize, at: usize, src: &[u8]) {
-        use super::ring::PAYLOAD_OFFSET;
-        if let Some(start) = offset.checked_add(PAYLOAD_OFFSET + at) {
-            self.write(start, src);
-        }
-    }
-
     /// Writes a frame's payload and header into the record at `offset`
     /// (a multiple of [`RECORD_ALIGN`]): the payload's bytes past the
     /// first line, then those in it, then the header, as four 8-byte

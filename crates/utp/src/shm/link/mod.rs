@@ -371,11 +371,12 @@ impl ShmLink {
         self.tx.publish_progress(PIECE);
         // Every progress stays short of the record's end (at < len).
         while payload.len() - at > PIECE {
-            bytes.write_payload(offset, at, &payload[at..at + PIECE]);
+            self.tx
+                .write(offset + PAYLOAD_OFFSET + at, &payload[at..at + PIECE]);
             at += PIECE;
             self.tx.publish_progress(PAYLOAD_OFFSET + at);
         }
-        bytes.write_payload(offset, at, &payload[at..]);
+        self.tx.write(offset + PAYLOAD_OFFSET + at, &payload[at..]);
     }
 
     /// The CRC-32C of a frame about to be published, over its payload in
