@@ -3,8 +3,11 @@
 //! could leave it: never a panic, never a read out of bounds, and every
 //! record it lends lies inside the data area with its payload.
 //!
-//! Input: one byte choosing the capacity (4 KiB to 64 KiB), then the data
-//! area (zero-filled or cut to the capacity). In layout v2 the consumer
+//! Input: one byte choosing the capacity (4 KiB to 64 KiB; its value mod
+//! 5) and, in its top two bits, whether this end agreed to records in
+//! pieces and whether its waiting polls copy them (so progress stamps reach
+//! the consumer's piece checks and copies), then the data area
+//! (zero-filled or cut to the capacity). In layout v2 the consumer
 //! finds records by their stamps alone; it never reads the producer's tail.
 //!
 //! The ring runs over a heap block laid out like a region's ring (256-byte
@@ -36,15 +39,17 @@ fuzz_target!(|data: &[u8]| {
     let indices = unsafe { Indices::from_raw(block) };
     // SAFETY: `cap` bytes after the index header, alive as above.
     let bytes = unsafe { MappedBytes::new(block.add(INDEX_LEN), cap) };
+    let (pieces, copying) = (choice & 0x80 != 0, choice & 0x40 != 0);
     if let Ok(mut consumer) = Consumer::new(indices, bytes, cap / 2) {
+        consumer.set_pieces(pieces);
         // Each record is at least RECORD_ALIGN bytes, so a capacity's worth
         // of them drains the ring; more would mean the consumer is looping.
         for _ in 0..=cap / RECORD_ALIGN + 1 {
             // `ready` (a waiting receiver's poll) skips padding as `peek`
             // does: when it says a record is there, `peek` finds it or
             // reports the ring corrupt, never nothing (nobody writes the
-            // bytes meanwhile).
-            let ready = consumer.ready();
+            // bytes meanwhile). A record still in pieces is neither.
+            let ready = consumer.ready(copying);
             let peeked = consumer.peek();
             if let Ok(true) = ready {
                 assert!(!matches!(peeked, Ok(None)), "ready() saw a record peek() did not");
