@@ -4,13 +4,15 @@
 //! crossbeam channels; no bytes are encoded, but sequence numbers,
 //! timestamps and the payload limit behave exactly as on other transports,
 //! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
+//! A receiver hands the payload vector its frame held back to the sender
+//! (module `spares`), so a steady flow allocates nothing.
 
 use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, Header, Stamper};
 use crate::halves::{RecvHalf, SendHalf};
-use crate::transport::queue;
+use crate::transport::{queue, spares};
 use crate::wake::Doorbell;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 use std::collections::HashMap;
@@ -38,6 +40,10 @@ pub struct InprocChannel {
     name: String,
     tx: Option<Sender<Message>>,
     rx: Receiver<Message>,
+    /// Buffers our peer's receive handed back, for our sends to fill.
+    spare: Receiver<Vec<u8>>,
+    /// Where our receive hands back the buffers its frames held.
+    give_back: Sender<Vec<u8>>,
     stamper: Stamper,
     max_payload: usize,
     /// Rung by the peer when it queues a frame for us (our readiness).
@@ -51,19 +57,27 @@ impl InprocChannel {
     fn pair(name: &str, max_payload: usize) -> Result<(Self, Self)> {
         let (a_tx, b_rx) = bounded(QUEUE_DEPTH);
         let (b_tx, a_rx) = bounded(QUEUE_DEPTH);
+        // A's sends take the buffers B's receive hands back, and the reverse.
+        let (b_back, a_spare) = spares::queue();
+        let (a_back, b_spare) = spares::queue();
         let (a_bell, b_bell) = (Arc::new(Doorbell::new()?), Arc::new(Doorbell::new()?));
-        let end = |tx, rx, bell: &Arc<Doorbell>, peer_bell: &Arc<Doorbell>| InprocChannel {
-            name: name.to_string(),
-            tx: Some(tx),
-            rx,
-            stamper: Stamper::default(),
-            max_payload,
-            bell: bell.clone(),
-            peer_bell: peer_bell.clone(),
-        };
+        let end =
+            |(tx, rx), (spare, give_back), bell: &Arc<Doorbell>, peer_bell: &Arc<Doorbell>| {
+                InprocChannel {
+                    name: name.to_string(),
+                    tx: Some(tx),
+                    rx,
+                    spare,
+                    give_back,
+                    stamper: Stamper::default(),
+                    max_payload,
+                    bell: bell.clone(),
+                    peer_bell: peer_bell.clone(),
+                }
+            };
         Ok((
-            end(a_tx, a_rx, &a_bell, &b_bell),
-            end(b_tx, b_rx, &b_bell, &a_bell),
+            end((a_tx, a_rx), (a_spare, a_back), &a_bell, &b_bell),
+            end((b_tx, b_rx), (b_spare, b_back), &b_bell, &a_bell),
         ))
     }
 
@@ -76,7 +90,8 @@ impl InprocChannel {
             .into());
         }
         frame.header = header;
-        *frame.payload_mut() = payload;
+        let held = std::mem::replace(frame.payload_mut(), payload);
+        spares::give_back(&self.give_back, held, self.max_payload);
         Ok(())
     }
 
@@ -114,7 +129,7 @@ impl InprocChannel {
                 .next_reply_header(message_type, flags, payload, request),
             None => self.stamper.next_header(message_type, flags, payload),
         };
-        let message = (header, crate::copy::to_vec(payload));
+        let message = (header, spares::filled(&self.spare, payload));
         let gone = || {
             Error::peer_gone(
                 GoneReason::Closed,
@@ -213,6 +228,8 @@ impl Channel for InprocChannel {
             // Never read (the send half has no receive call); held so that
             // dropping the receive half alone does not fail the peer's sends.
             rx: whole.rx.clone(),
+            spare: whole.spare.clone(),
+            give_back: whole.give_back.clone(),
             stamper: std::mem::take(&mut whole.stamper),
             max_payload: whole.max_payload,
             // The send half rings the peer; its own doorbell is the receive
@@ -224,6 +241,8 @@ impl Channel for InprocChannel {
             name: whole.name.clone(),
             tx: None,
             rx: whole.rx.clone(),
+            spare: whole.spare.clone(),
+            give_back: whole.give_back.clone(),
             stamper: Stamper::default(),
             max_payload: whole.max_payload,
             bell: whole.bell.clone(),
@@ -336,5 +355,82 @@ impl Listener for InprocListener {
 impl Drop for InprocListener {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::message_type;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn pair() -> (Box<dyn Channel>, Box<dyn Channel>) {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let url = format!(
+            "inproc://spares-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut listener = crate::listen(&url).unwrap();
+        let client = crate::connect(&url).unwrap();
+        (client, listener.accept().unwrap())
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    #[test]
+    fn the_buffer_a_frame_gave_up_carries_the_next_payload_sent_its_way() {
+        let (mut client, mut server) = pair();
+        let mut frame = Frame::with_capacity(8192);
+        let held = frame.payload().as_ptr();
+        client
+            .send(message_type::DATA, 0, &pattern(4096, 1))
+            .unwrap();
+        server.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload(), pattern(4096, 1));
+        // Receiving handed the frame's old buffer back to the client's
+        // sends: the next payload arrives in it, whole and exact.
+        client
+            .send(message_type::DATA, 0, &pattern(3000, 2))
+            .unwrap();
+        server.recv(&mut frame).unwrap();
+        assert_eq!(frame.payload().as_ptr(), held, "the buffer was not reused");
+        assert_eq!(frame.payload(), pattern(3000, 2));
+    }
+
+    #[test]
+    fn frames_of_mixed_sizes_arrive_exact_in_both_directions_and_through_halves() {
+        let sizes = [
+            0, 1, 1023, 1024, 4096, 70_000, 2000, 5, 65_536, 1500, 300_000, 1024,
+        ];
+        let (client, mut server) = pair();
+        let echo = std::thread::spawn(move || {
+            let mut frame = Frame::default();
+            for _ in 0..sizes.len() * 3 {
+                server.recv(&mut frame).unwrap();
+                let answer = frame.payload().iter().map(|b| b ^ 0xff).collect::<Vec<_>>();
+                server.send(message_type::DATA, 0, &answer).unwrap();
+            }
+        });
+        let (mut tx, mut rx) = client.split().unwrap();
+        let mut frame = Frame::default();
+        for round in 0..3u8 {
+            for (i, &size) in sizes.iter().enumerate() {
+                let sent = pattern(size, round ^ i as u8);
+                tx.send(message_type::DATA, 0, &sent).unwrap();
+                rx.recv(&mut frame).unwrap();
+                let expected = sent.iter().map(|b| b ^ 0xff).collect::<Vec<_>>();
+                assert_eq!(frame.payload(), expected, "round {round}, {size} B");
+                if i % 4 == 3 {
+                    // A payload taken leaves nothing to hand back.
+                    assert_eq!(frame.take_payload(), expected);
+                }
+            }
+        }
+        echo.join().unwrap();
     }
 }

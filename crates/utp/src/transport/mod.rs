@@ -26,6 +26,7 @@ mod message;
 pub mod mq;
 pub mod pipe;
 pub(crate) mod queue;
+pub(crate) mod spares;
 pub mod stream;
 pub mod tcp;
 pub mod udp;
