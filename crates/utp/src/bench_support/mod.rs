@@ -58,4 +58,14 @@ pub use crate::transport::queue::{
     look_first as inproc_look_first,
 };
 
+/// How `inproc://` reuses payload vectors (module `transport::spares`):
+/// a receiver hands the buffer its previous message held back to the
+/// sender through a small bounded queue ([`inproc_spares`]), buffers of at
+/// least [`INPROC_SPARE_SMALLEST`] bytes, and a sender fills one when it
+/// can ([`inproc_filled`]). The raw in-process baseline does the same.
+pub use crate::transport::spares::{
+    SMALLEST as INPROC_SPARE_SMALLEST, filled as inproc_filled, give_back as inproc_give_back,
+    queue as inproc_spares,
+};
+
 pub use seqlock::{BenchReader, BenchWriter, Count, Mode, Sample};

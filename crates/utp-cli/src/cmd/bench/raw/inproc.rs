@@ -1,5 +1,6 @@
 //! Raw in-process baseline: bounded crossbeam channels of byte vectors between
-//! two threads, the machinery under `inproc://` without frames.
+//! two threads, the machinery under `inproc://` without frames: the same
+//! copy, the same waiting, the same buffers handed back for reuse.
 
 use crate::cmd::bench::link::{Fallible, Link};
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -11,13 +12,21 @@ use std::sync::{Mutex, OnceLock};
 pub struct InprocLink {
     tx: Sender<Vec<u8>>,
     rx: Receiver<Vec<u8>>,
+    /// Buffers the other end's receive handed back, for our sends.
+    spare: Receiver<Vec<u8>>,
+    /// Where our receive hands back the buffer of the previous message.
+    give_back: Sender<Vec<u8>>,
     buf: Vec<u8>,
 }
+
+/// Buffers up to this size are handed back (utp's limit is the channel's
+/// `max_payload`, larger than any message the bench sends).
+const LARGEST_SPARE: usize = usize::MAX;
 
 impl Link for InprocLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         self.tx
-            .send(utp::__bench::copy_to_vec(msg))
+            .send(utp::__bench::inproc_filled(&self.spare, msg))
             .map_err(|_| "the other thread dropped its end")?;
         Ok(())
     }
@@ -28,7 +37,7 @@ impl Link for InprocLink {
         // timer each time). A dead peer thread drops its sender, which
         // ends either wait.
         use utp::__bench::InprocLooked;
-        self.buf = match utp::__bench::inproc_look_first(&self.rx) {
+        let message = match utp::__bench::inproc_look_first(&self.rx) {
             InprocLooked::Item(message) => message,
             InprocLooked::Nothing(_) => {
                 self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?
@@ -37,6 +46,8 @@ impl Link for InprocLink {
                 return Err("inproc receive: the other thread dropped its end".into());
             }
         };
+        let held = std::mem::replace(&mut self.buf, message);
+        utp::__bench::inproc_give_back(&self.give_back, held, LARGEST_SPARE);
         Ok(&self.buf)
     }
 }
@@ -51,18 +62,22 @@ fn pending() -> &'static Mutex<HashMap<String, InprocLink>> {
 pub fn serve(address: &str, announce: &mut dyn FnMut(&str)) -> InprocLink {
     let (a_tx, b_rx) = bounded(1024);
     let (b_tx, a_rx) = bounded(1024);
-    let end = |tx, rx| InprocLink {
+    let (b_back, a_spare) = utp::__bench::inproc_spares();
+    let (a_back, b_spare) = utp::__bench::inproc_spares();
+    let end = |tx, rx, spare, give_back| InprocLink {
         tx,
         rx,
+        spare,
+        give_back,
         buf: Vec::new(),
     };
-    let client = end(b_tx, b_rx);
+    let client = end(b_tx, b_rx, b_spare, b_back);
     pending()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(address.to_string(), client);
     announce(address);
-    end(a_tx, a_rx)
+    end(a_tx, a_rx, a_spare, a_back)
 }
 
 /// Client side: takes the end the peer left under `address`.
