@@ -228,6 +228,69 @@ impl Drop for Hogs {
 /// Processes spinning beside the bench, before and during the run (one
 /// per CPU, at most 16): the report measures their share of the CPU time
 /// and warns, whatever the load average says (it lags by a minute).
+/// `--only ...,memcpy` measures the floors: the plain two-core ring runs
+/// beside the first ring streaming 64 KiB (here the file row's), or after
+/// the copies when no ring streamed; the summary sets the raw ring against
+/// it, and the report says how it was set up.
+#[test]
+fn the_floors_include_a_plain_ring_set_against_the_raw_ring() {
+    for only in ["file,memcpy", "memcpy"] {
+        let dir = tempfile::tempdir().unwrap();
+        let child = utp()
+            .args(["bench", "--quick", "--only", only, "--json", "out.json"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{only}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+                .unwrap();
+        let results = json["results"].as_array().unwrap();
+        let ring: Vec<&Value> = results
+            .iter()
+            .filter(|r| r["mechanism"] == "ring")
+            .collect();
+        assert_eq!(ring.len(), 1, "{only}: one plain-ring row, not {ring:?}");
+        let keys: BTreeSet<&str> = ring[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, RESULT_KEYS.into_iter().collect(), "{}", ring[0]);
+        assert_eq!(ring[0]["impl"], "raw");
+        assert_eq!(ring[0]["mode"], "stream");
+        assert_eq!(number(ring[0], "payload_bytes"), 65536);
+        assert!(number(ring[0], "bytes_per_s") > 0);
+        assert!(
+            stdout.contains("ring (spin)")
+                && stdout.contains("the floor under the shared-memory rings"),
+            "{only}: {stdout}"
+        );
+        let floors = stdout.lines().find(|l| l.contains("  floors  "));
+        if only.starts_with("file") {
+            let line = floors.unwrap_or_else(|| panic!("no floors line: {stdout}"));
+            assert!(
+                line.contains("(file spin) = ") && line.contains("x the plain two-core ring ("),
+                "{line}"
+            );
+        } else {
+            // No raw ring ran: nothing to set against the floors.
+            assert!(floors.is_none(), "{stdout}");
+        }
+        assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");
+    }
+}
+
 #[test]
 fn processes_spinning_beside_the_run_are_measured_and_warned_about() {
     let dir = tempfile::tempdir().unwrap();

@@ -53,7 +53,8 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these mechanisms, comma-separated (shm, sysv, file, unix,
-    /// abstract, tcp, udp, pipe, fifo, mq, inproc, memcpy, seqlock, pubsub).
+    /// abstract, tcp, udp, pipe, fifo, mq, inproc, seqlock, pubsub; memcpy
+    /// for the floors: one core's memcpy and a plain two-core ring).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     only: Vec<String>,
     /// Write the results as JSON to FILE.

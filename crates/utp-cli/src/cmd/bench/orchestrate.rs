@@ -8,7 +8,7 @@ use super::machine::{CpuTimes, StealTally};
 use super::mechanisms::{TABLE, fits};
 use super::placement::{self, Placement, Probe};
 use super::plan::{MEMCPY_SIZES, Plan};
-use super::raw::memcpy;
+use super::raw::{memcpy, plain_ring};
 use super::results::{Row, key_figure};
 use super::runner::{NOT_IN_BUILD, Runner};
 use super::sample::Sample;
@@ -113,12 +113,21 @@ pub fn execute(
         .map(|p| p.impls.len() * repeats)
         .sum::<usize>()
         + probes
-        + usize::from(memcpy_selected) * MEMCPY_SIZES.len() * repeats;
+        + usize::from(memcpy_selected) * (MEMCPY_SIZES.len() + 1) * repeats;
     progress.set_length(total as u64);
     let mut out = Outcome::default();
     let mut unavailable: HashSet<(usize, Impl)> = HashSet::new();
     let mut current = None;
+    // The plain ring runs beside the first raw ring streaming 64 KiB, a
+    // run of it in each of that point's repeats, so the summary sets the
+    // two against each other in the same placement (`None` once done, or
+    // when the floors are not selected).
+    let mut plain_ring = memcpy_selected.then(PlainRing::new);
     for point in &points {
+        let beside_plain_ring = plain_ring.is_some()
+            && point.mode == Mode::Stream
+            && point.size == PlainRing::SIZE
+            && m_is_ring(point.entry);
         let m = &TABLE[point.entry];
         if current != Some(point.entry) {
             current = Some(point.entry);
@@ -175,6 +184,9 @@ pub fn execute(
                     }
                 }
             }
+            if beside_plain_ring && let Some(floor) = plain_ring.as_mut() {
+                floor.run(runner, progress, &mut out);
+            }
         }
         for (i, &implementation) in point.impls.iter().enumerate() {
             let of_this: Vec<Option<&Sample>> = samples.iter().map(|r| r[i].as_ref()).collect();
@@ -196,6 +208,9 @@ pub fn execute(
                     .collect(),
                 steal: steal.and_then(StealTally::share),
             });
+        }
+        if beside_plain_ring && let Some(floor) = plain_ring.take() {
+            floor.push_row(&mut out);
         }
     }
     if memcpy_selected {
@@ -225,9 +240,94 @@ pub fn execute(
                 steal: None,
             });
         }
+        // No ring streamed 64 KiB in this run (`--only memcpy`, say): the
+        // plain ring alone, after the copies.
+        if let Some(mut floor) = plain_ring.take() {
+            for _ in 0..repeats {
+                floor.run(runner, progress, &mut out);
+            }
+            floor.push_row(&mut out);
+        }
     }
     probe(runner, placement, "(end)", started, progress, &mut out);
     out
+}
+
+/// Whether `entry`'s raw baseline streams 64 KiB over a shared-memory ring.
+fn m_is_ring(entry: usize) -> bool {
+    TABLE[entry]
+        .raw_kind(Mode::Stream, PlainRing::SIZE)
+        .is_ring()
+}
+
+/// The plain two-core ring at 64 KiB (`raw::plain_ring`), the floor the
+/// summary sets the raw ring against: its runs so far.
+struct PlainRing {
+    runs: Vec<Sample>,
+    /// The host's steal time over the runs (`None` once unreadable).
+    steal: Option<StealTally>,
+    failed: bool,
+}
+
+impl PlainRing {
+    const SIZE: usize = 64 << 10;
+
+    fn new() -> Self {
+        PlainRing {
+            runs: Vec::new(),
+            steal: Some(StealTally::default()),
+            failed: false,
+        }
+    }
+
+    /// One run (none after a failure, which is noted once).
+    fn run(&mut self, runner: &Runner, progress: &ProgressBar, out: &mut Outcome) {
+        progress.inc(1);
+        if self.failed {
+            return;
+        }
+        let before = CpuTimes::now();
+        let name = format!("/{}", runner.unique());
+        let result =
+            plain_ring::bandwidth(Self::SIZE, runner.plan.memcpy_bytes, &name, runner.peer_cpu);
+        self.steal = match (self.steal, before, CpuTimes::now()) {
+            (Some(tally), Some(start), Some(end)) => Some(tally.add(start, end)),
+            _ => None,
+        };
+        match result {
+            Ok(bytes_per_s) => self.runs.push(Sample {
+                bytes_per_s: Some(bytes_per_s),
+                msgs_per_s: Some(bytes_per_s / Self::SIZE as f64),
+                ..Sample::default()
+            }),
+            Err(e) => {
+                self.failed = true;
+                out.note(format!("plain ring {} B: {e}", Self::SIZE));
+            }
+        }
+    }
+
+    /// The row of the runs, if any succeeded.
+    fn push_row(self, out: &mut Outcome) {
+        if self.runs.is_empty() {
+            return;
+        }
+        out.rows.push(Row {
+            entry: None,
+            mechanism: plain_ring::MECHANISM,
+            implementation: Impl::Raw,
+            mode: Mode::Stream,
+            wait: None,
+            size: Self::SIZE,
+            by_repeat: self
+                .runs
+                .iter()
+                .map(|s| key_figure(Mode::Stream, s))
+                .collect(),
+            sample: Sample::median(&self.runs),
+            steal: self.steal.and_then(StealTally::share),
+        });
+    }
 }
 
 /// A short raw spin ping-pong, recording which host placement the run sees.

@@ -195,17 +195,20 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
     out
 }
 
-/// The raw shared-memory ring against the machine's copy bandwidth at
-/// 64 KiB: the check that the streaming baseline is itself near the floor
-/// (each side copies once, in parallel, so a good ring comes close to one
-/// core's memcpy).
+/// The raw shared-memory ring against the floors measured at 64 KiB: the
+/// plain two-core ring (`raw::plain_ring`: the least a ring can do, which
+/// issue 12 asks the raw ring to be within 20 % of; it runs beside the
+/// first ring streaming 64 KiB, repeat by repeat, so that is the ring
+/// named) and one core's memcpy (each side of a ring copies once, in
+/// parallel, so no ring passes it).
 fn floor_line(rows: &[Row]) -> Option<String> {
     const SIZE: usize = 64 << 10;
-    let memcpy = rows
-        .iter()
-        .find(|r| r.mechanism == "memcpy" && r.size == SIZE)?
-        .sample
-        .bytes_per_s?;
+    let floor = |name: &str| {
+        rows.iter()
+            .find(|r| r.entry.is_none() && r.mechanism == name && r.size == SIZE)?
+            .sample
+            .bytes_per_s
+    };
     let ring = rows
         .iter()
         .filter(|r| {
@@ -215,16 +218,28 @@ fn floor_line(rows: &[Row]) -> Option<String> {
                 && r.entry
                     .is_some_and(|e| TABLE[e].raw_kind(Mode::Stream, SIZE).is_ring())
         })
-        .filter_map(|r| r.sample.bytes_per_s.map(|b| (r, b)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    Some(format!(
-        "raw shared-memory ring at 64 KiB {} ({} {}) = {:.2}x one core's memcpy of 64 KiB ({})",
-        rate(ring.1, "B/s"),
-        ring.0.mechanism,
-        ring.0.wait.map_or("-", |w| w.label()),
-        ring.1 / memcpy,
-        rate(memcpy, "B/s")
-    ))
+        .find_map(|r| r.sample.bytes_per_s.map(|b| (r, b)))?;
+    let against: Vec<String> = [
+        (
+            floor(crate::cmd::bench::raw::plain_ring::MECHANISM),
+            "the plain two-core ring",
+        ),
+        (floor("memcpy"), "one core's memcpy of 64 KiB"),
+    ]
+    .into_iter()
+    .filter_map(|(bytes_per_s, what)| {
+        bytes_per_s.map(|b| format!("{:.2}x {what} ({})", ring.1 / b, rate(b, "B/s")))
+    })
+    .collect();
+    (!against.is_empty()).then(|| {
+        format!(
+            "raw shared-memory ring at 64 KiB {} ({} {}) = {}",
+            rate(ring.1, "B/s"),
+            ring.0.mechanism,
+            ring.0.wait.map_or("-", |w| w.label()),
+            against.join(", ")
+        )
+    })
 }
 
 fn speed(row: &Row, x: f64) -> f64 {
@@ -388,7 +403,20 @@ pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
             )),
         }
     }
-    out.into_iter().map(|(_, b)| b).collect()
+    let mut list: Vec<Baseline> = out.into_iter().map(|(_, b)| b).collect();
+    // The floor the raw ring is judged against, when it ran.
+    if rows
+        .iter()
+        .any(|r| r.entry.is_none() && r.mechanism == super::raw::plain_ring::MECHANISM)
+    {
+        list.push(Baseline {
+            mechanism: super::raw::plain_ring::MECHANISM,
+            wait: super::spec::Wait::Spin.label(),
+            modes: vec![Mode::Stream.label()],
+            setup: super::raw::plain_ring::describe(),
+        });
+    }
+    list
 }
 
 /// How every raw baseline of this run was set up, as text.
@@ -497,6 +525,32 @@ mod tests {
         let text = summary(&rows, None);
         assert!(
             text.contains("floors             raw shared-memory ring at 64 KiB 20.00 GB/s (shm block) = 0.50x one core's memcpy of 64 KiB (40.00 GB/s)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_raw_ring_is_set_against_the_plain_ring_first() {
+        let floor = |name: &'static str, rate: f64| {
+            let mut r = row("shm", Impl::Raw, Mode::Stream, 65536, throughput(rate));
+            r.entry = None;
+            r.mechanism = name;
+            r
+        };
+        let rows = vec![
+            floor("memcpy", 40e9),
+            floor(crate::cmd::bench::raw::plain_ring::MECHANISM, 25e9),
+            row("shm", Impl::Raw, Mode::Stream, 65536, throughput(20e9)),
+        ];
+        let text = summary(&rows, None);
+        assert!(
+            text.contains("raw shared-memory ring at 64 KiB 20.00 GB/s (shm block) = 0.80x the plain two-core ring (25.00 GB/s), 0.50x one core's memcpy of 64 KiB (40.00 GB/s)"),
+            "{text}"
+        );
+        // The plain ring alone is enough for the line.
+        let text = summary(&rows[1..], None);
+        assert!(
+            text.contains("= 0.80x the plain two-core ring (25.00 GB/s)\n"),
             "{text}"
         );
     }

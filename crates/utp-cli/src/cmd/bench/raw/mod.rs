@@ -16,6 +16,7 @@ pub mod fd;
 pub mod inproc;
 pub mod memcpy;
 pub mod mq;
+pub mod plain_ring;
 pub mod ring;
 pub mod shmem;
 mod sleep;
