@@ -90,6 +90,28 @@ fn check_result(result: &Value) {
     }
 }
 
+/// Runs `utp ARGS` in `dir` to the end: its pid (for [`leftovers`]) and
+/// its standard output. Fails the test, with both outputs, if it failed.
+fn run_in(dir: &std::path::Path, args: &[&str]) -> (u32, String) {
+    let child = utp()
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "utp {}: {stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (pid, stdout)
+}
+
 /// Names of OS objects a process with this pid would have created.
 fn leftovers(pid: u32) -> Vec<String> {
     let tag = format!("utp-bench-{pid}-");
@@ -105,28 +127,18 @@ fn leftovers(pid: u32) -> Vec<String> {
 #[test]
 fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let child = utp()
-        .args([
+    let (pid, stdout) = run_in(
+        dir.path(),
+        &[
             "bench",
             "--quick",
             "--only",
             "unix,inproc",
             "--json",
             "out.json",
-        ])
-        .args(["--plot", "out.svg"])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+            "--plot",
+            "out.svg",
+        ],
     );
     assert!(stdout.contains("Round trip"), "{stdout}");
     assert!(stdout.contains("Recommended — latency:"), "{stdout}");
@@ -236,20 +248,9 @@ impl Drop for Hogs {
 fn the_floors_include_a_plain_ring_set_against_the_raw_ring() {
     for only in ["file,memcpy", "memcpy"] {
         let dir = tempfile::tempdir().unwrap();
-        let child = utp()
-            .args(["bench", "--quick", "--only", only, "--json", "out.json"])
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let output = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{only}: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let (pid, stdout) = run_in(
+            dir.path(),
+            &["bench", "--quick", "--only", only, "--json", "out.json"],
         );
         let json: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
@@ -358,8 +359,9 @@ fn unknown_mechanisms_are_refused_with_the_known_ones_listed() {
 fn fixed_rate_mode_reports_corrected_percentiles_for_shm_and_unix() {
     let dir = tempfile::tempdir().unwrap();
     let offered = 2_000.0;
-    let child = utp()
-        .args([
+    let (pid, stdout) = run_in(
+        dir.path(),
+        &[
             "bench",
             "--quick",
             "--rate",
@@ -370,19 +372,7 @@ fn fixed_rate_mode_reports_corrected_percentiles_for_shm_and_unix() {
             "1",
             "--json",
             "rate.json",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
     assert!(
         stdout.contains("Summary at a fixed 2.00 k msgs/s"),
