@@ -290,6 +290,37 @@ fn the_floors_include_a_plain_ring_set_against_the_raw_ring() {
         }
         assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");
     }
+    // On one core two spinning threads only measure the scheduler: skipped,
+    // and said so.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, stdout) = run_in(
+        dir.path(),
+        &[
+            "bench",
+            "--quick",
+            "--placement",
+            "same-core",
+            "--only",
+            "memcpy",
+            "--json",
+            "out.json",
+        ],
+    );
+    assert!(
+        stdout.contains("plain ring: skipped, spinning on one core only measures the scheduler"),
+        "{stdout}"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
+            .unwrap();
+    assert!(
+        !json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["mechanism"] == "ring"),
+        "{json}"
+    );
 }
 
 #[test]

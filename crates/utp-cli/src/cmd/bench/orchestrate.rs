@@ -103,6 +103,9 @@ pub fn execute(
     let started = Instant::now();
     let points = points(&runner.plan, selected);
     let repeats = runner.plan.repeats;
+    // Two spinning threads on one core would only measure the scheduler
+    // (and take minutes a run).
+    let plain_ring_selected = memcpy_selected && placement != Placement::SameCore;
     let probes = if placement == Placement::SameCore {
         0
     } else {
@@ -113,7 +116,8 @@ pub fn execute(
         .map(|p| p.impls.len() * repeats)
         .sum::<usize>()
         + probes
-        + usize::from(memcpy_selected) * (MEMCPY_SIZES.len() + 1) * repeats;
+        + usize::from(memcpy_selected) * MEMCPY_SIZES.len() * repeats
+        + usize::from(plain_ring_selected) * repeats;
     progress.set_length(total as u64);
     let mut out = Outcome::default();
     let mut unavailable: HashSet<(usize, Impl)> = HashSet::new();
@@ -122,12 +126,15 @@ pub fn execute(
     // run of it in each of that point's repeats, so the summary sets the
     // two against each other in the same placement (`None` once done, or
     // when the floors are not selected).
-    let mut plain_ring = memcpy_selected.then(PlainRing::new);
+    let mut plain_ring = plain_ring_selected.then(PlainRing::new);
+    if memcpy_selected && !plain_ring_selected {
+        out.note("plain ring: skipped, spinning on one core only measures the scheduler".into());
+    }
     for point in &points {
         let beside_plain_ring = plain_ring.is_some()
             && point.mode == Mode::Stream
             && point.size == PlainRing::SIZE
-            && m_is_ring(point.entry);
+            && streams_over_a_ring(point.entry);
         let m = &TABLE[point.entry];
         if current != Some(point.entry) {
             current = Some(point.entry);
@@ -254,7 +261,7 @@ pub fn execute(
 }
 
 /// Whether `entry`'s raw baseline streams 64 KiB over a shared-memory ring.
-fn m_is_ring(entry: usize) -> bool {
+fn streams_over_a_ring(entry: usize) -> bool {
     TABLE[entry]
         .raw_kind(Mode::Stream, PlainRing::SIZE)
         .is_ring()
