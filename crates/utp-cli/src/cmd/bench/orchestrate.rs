@@ -133,7 +133,7 @@ pub fn execute(
     for point in &points {
         let beside_plain_ring = plain_ring.is_some()
             && point.mode == Mode::Stream
-            && point.size == PlainRing::SIZE
+            && point.size == plain_ring::SIZE
             && streams_over_a_ring(point.entry);
         let m = &TABLE[point.entry];
         if current != Some(point.entry) {
@@ -223,29 +223,14 @@ pub fn execute(
     if memcpy_selected {
         progress.set_message("memcpy");
         for size in MEMCPY_SIZES {
-            let runs: Vec<Sample> = (0..repeats)
+            let rates: Vec<f64> = (0..repeats)
                 .map(|_| {
                     progress.inc(1);
-                    let bytes_per_s = memcpy::bandwidth(size, runner.plan.memcpy_bytes);
-                    Sample {
-                        bytes_per_s: Some(bytes_per_s),
-                        msgs_per_s: Some(bytes_per_s / size as f64),
-                        ..Sample::default()
-                    }
+                    memcpy::bandwidth(size, runner.plan.memcpy_bytes)
                 })
                 .collect();
-            out.rows.push(Row {
-                entry: None,
-                mechanism: "memcpy",
-                implementation: Impl::Raw,
-                mode: Mode::Stream,
-                wait: None,
-                size,
-                by_repeat: runs.iter().map(|s| key_figure(Mode::Stream, s)).collect(),
-                sample: Sample::median(&runs),
-                // One thread copying: the host's steal is not what it measures.
-                steal: None,
-            });
+            // One thread copying: the host's steal is not what it measures.
+            out.rows.push(floor_row("memcpy", size, &rates, None));
         }
         // No ring streamed 64 KiB in this run (`--only memcpy`, say): the
         // plain ring alone, after the copies.
@@ -263,25 +248,24 @@ pub fn execute(
 /// Whether `entry`'s raw baseline streams 64 KiB over a shared-memory ring.
 fn streams_over_a_ring(entry: usize) -> bool {
     TABLE[entry]
-        .raw_kind(Mode::Stream, PlainRing::SIZE)
+        .raw_kind(Mode::Stream, plain_ring::SIZE)
         .is_ring()
 }
 
 /// The plain two-core ring at 64 KiB (`raw::plain_ring`), the floor the
 /// summary sets the raw ring against: its runs so far.
 struct PlainRing {
-    runs: Vec<Sample>,
+    /// Bytes per second of each run that succeeded.
+    rates: Vec<f64>,
     /// The host's steal time over the runs (`None` once unreadable).
     steal: Option<StealTally>,
     failed: bool,
 }
 
 impl PlainRing {
-    const SIZE: usize = 64 << 10;
-
     fn new() -> Self {
         PlainRing {
-            runs: Vec::new(),
+            rates: Vec::new(),
             steal: Some(StealTally::default()),
             failed: false,
         }
@@ -295,45 +279,56 @@ impl PlainRing {
         }
         let before = CpuTimes::now();
         let name = format!("/{}", runner.unique());
-        let result =
-            plain_ring::bandwidth(Self::SIZE, runner.plan.memcpy_bytes, &name, runner.peer_cpu);
+        let result = plain_ring::bandwidth(
+            plain_ring::SIZE,
+            runner.plan.memcpy_bytes,
+            &name,
+            runner.peer_cpu,
+        );
         self.steal = match (self.steal, before, CpuTimes::now()) {
             (Some(tally), Some(start), Some(end)) => Some(tally.add(start, end)),
             _ => None,
         };
         match result {
-            Ok(bytes_per_s) => self.runs.push(Sample {
-                bytes_per_s: Some(bytes_per_s),
-                msgs_per_s: Some(bytes_per_s / Self::SIZE as f64),
-                ..Sample::default()
-            }),
+            Ok(bytes_per_s) => self.rates.push(bytes_per_s),
             Err(e) => {
                 self.failed = true;
-                out.note(format!("plain ring {} B: {e}", Self::SIZE));
+                out.note(format!("plain ring {} B: {e}", plain_ring::SIZE));
             }
         }
     }
 
     /// The row of the runs, if any succeeded.
     fn push_row(self, out: &mut Outcome) {
-        if self.runs.is_empty() {
-            return;
+        if !self.rates.is_empty() {
+            let steal = self.steal.and_then(StealTally::share);
+            let row = floor_row(plain_ring::MECHANISM, plain_ring::SIZE, &self.rates, steal);
+            out.rows.push(row);
         }
-        out.rows.push(Row {
-            entry: None,
-            mechanism: plain_ring::MECHANISM,
-            implementation: Impl::Raw,
-            mode: Mode::Stream,
-            wait: None,
-            size: Self::SIZE,
-            by_repeat: self
-                .runs
-                .iter()
-                .map(|s| key_figure(Mode::Stream, s))
-                .collect(),
-            sample: Sample::median(&self.runs),
-            steal: self.steal.and_then(StealTally::share),
-        });
+    }
+}
+
+/// The row of a floor (no mechanism of the table, no utp side): its
+/// streaming rate in each repeat, `size`-byte messages.
+fn floor_row(mechanism: &'static str, size: usize, rates: &[f64], steal: Option<f64>) -> Row {
+    let runs: Vec<Sample> = rates
+        .iter()
+        .map(|&bytes_per_s| Sample {
+            bytes_per_s: Some(bytes_per_s),
+            msgs_per_s: Some(bytes_per_s / size as f64),
+            ..Sample::default()
+        })
+        .collect();
+    Row {
+        entry: None,
+        mechanism,
+        implementation: Impl::Raw,
+        mode: Mode::Stream,
+        wait: None,
+        size,
+        by_repeat: runs.iter().map(|s| key_figure(Mode::Stream, s)).collect(),
+        sample: Sample::median(&runs),
+        steal,
     }
 }
 

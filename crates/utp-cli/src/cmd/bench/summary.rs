@@ -202,7 +202,7 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
 /// named) and one core's memcpy (each side of a ring copies once, in
 /// parallel, so no ring passes it).
 fn floor_line(rows: &[Row]) -> Option<String> {
-    const SIZE: usize = 64 << 10;
+    const SIZE: usize = super::raw::plain_ring::SIZE;
     let floor = |name: &str| {
         rows.iter()
             .find(|r| r.entry.is_none() && r.mechanism == name && r.size == SIZE)?

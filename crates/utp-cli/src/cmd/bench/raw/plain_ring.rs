@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 /// The row's name in the report's tables.
 pub const MECHANISM: &str = "ring";
 
+/// The message size the bench measures the plain ring at (the size the
+/// summary sets the raw rings against it).
+pub const SIZE: usize = 64 << 10;
+
 /// Bytes of the data area: the ring utp's link gets for 64 KiB frames.
 const RING: usize = 2 << 20;
 /// The producer's index (bytes published), on a line of its own.
