@@ -112,6 +112,11 @@ fn run_in(dir: &std::path::Path, args: &[&str]) -> (u32, String) {
     (pid, stdout)
 }
 
+/// The JSON file `name` a run wrote in `dir`.
+fn json_in(dir: &std::path::Path, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
 /// Names of OS objects a process with this pid would have created.
 fn leftovers(pid: u32) -> Vec<String> {
     let tag = format!("utp-bench-{pid}-");
@@ -168,9 +173,7 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     );
     assert!(stdout.contains("wrote the charts as SVG to "), "{stdout}");
 
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
-            .unwrap();
+    let json = json_in(dir.path(), "out.json");
     let top: BTreeSet<&str> = json
         .as_object()
         .unwrap()
@@ -252,9 +255,7 @@ fn the_floors_include_a_plain_ring_set_against_the_raw_ring() {
             dir.path(),
             &["bench", "--quick", "--only", only, "--json", "out.json"],
         );
-        let json: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
-                .unwrap();
+        let json = json_in(dir.path(), "out.json");
         let results = json["results"].as_array().unwrap();
         let ring: Vec<&Value> = results
             .iter()
@@ -310,9 +311,7 @@ fn the_floors_include_a_plain_ring_set_against_the_raw_ring() {
         stdout.contains("plain ring: skipped, spinning on one core only measures the scheduler"),
         "{stdout}"
     );
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
-            .unwrap();
+    let json = json_in(dir.path(), "out.json");
     assert!(
         !json["results"]
             .as_array()
@@ -349,9 +348,7 @@ fn processes_spinning_beside_the_run_are_measured_and_warned_about() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap())
-            .unwrap();
+    let json = json_in(dir.path(), "out.json");
     let machine = &json["machine"];
     // The bench's own sides mostly sleep here: the spinners take most of
     // the machine, and well over the 10 % that makes a warning.
@@ -429,9 +426,7 @@ fn fixed_rate_mode_reports_corrected_percentiles_for_shm_and_unix() {
         );
     }
 
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("rate.json")).unwrap())
-            .unwrap();
+    let json = json_in(dir.path(), "rate.json");
     let results = json["results"].as_array().unwrap();
     for (mechanism, wait) in [("shm", "spin"), ("shm", "block"), ("unix", "block")] {
         for implementation in ["utp", "raw"] {

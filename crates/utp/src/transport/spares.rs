@@ -53,14 +53,14 @@ pub fn give_back(to: &Sender<Vec<u8>>, buffer: Vec<u8>, largest: usize) {
 /// waiting and large enough, a new one otherwise.
 #[inline]
 pub fn filled(from: &Receiver<Vec<u8>>, payload: &[u8]) -> Vec<u8> {
-    if payload.len() >= SMALLEST {
-        if let Ok(mut buffer) = from.try_recv() {
-            if buffer.capacity() >= payload.len() {
-                buffer.clear();
-                crate::copy::extend(&mut buffer, payload);
-                return buffer;
-            }
-        }
+    // A buffer too small for this payload is dropped here.
+    if payload.len() >= SMALLEST
+        && let Ok(mut buffer) = from.try_recv()
+        && buffer.capacity() >= payload.len()
+    {
+        buffer.clear();
+        crate::copy::extend(&mut buffer, payload);
+        return buffer;
     }
     crate::copy::to_vec(payload)
 }
