@@ -229,7 +229,8 @@ impl Channel for InprocChannel {
             // dropping the receive half alone does not fail the peer's sends.
             rx: whole.rx.clone(),
             spare: whole.spare.clone(),
-            give_back: whole.give_back.clone(),
+            // Never used (it receives nothing): a queue with no reader.
+            give_back: spares::queue().0,
             stamper: std::mem::take(&mut whole.stamper),
             max_payload: whole.max_payload,
             // The send half rings the peer; its own doorbell is the receive
@@ -241,7 +242,10 @@ impl Channel for InprocChannel {
             name: whole.name.clone(),
             tx: None,
             rx: whole.rx.clone(),
-            spare: whole.spare.clone(),
+            // Never used (it sends nothing): a queue with no writer, so
+            // buffers the peer hands back stay with the send half alone,
+            // and are freed once it is gone.
+            spare: spares::queue().1,
             give_back: whole.give_back.clone(),
             stamper: Stamper::default(),
             max_payload: whole.max_payload,
