@@ -6,8 +6,9 @@
 //! Input: one byte choosing the capacity (4 KiB to 64 KiB; its value mod
 //! 5) and, in its top two bits, whether this end agreed to records in
 //! pieces and whether its waiting polls copy them (so progress stamps reach
-//! the consumer's piece checks and copies), then the data area
-//! (zero-filled or cut to the capacity). In layout v2 the consumer
+//! the consumer's piece checks and copies), and in bit 5 whether stamps are
+//! keyed (the key is then the next 8 bytes, little-endian: a peer knows
+//! it), then the data area (zero-filled or cut to the capacity). In layout v2 the consumer
 //! finds records by their stamps alone; it never reads the producer's tail.
 //!
 //! The ring runs over a heap block laid out like a region's ring (256-byte
@@ -23,9 +24,16 @@ use utp::shm::ring::{Consumer, Indices, MIN_CAPACITY, PAYLOAD_OFFSET, RECORD_ALI
 const INDEX_LEN: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&choice, image)) = data.split_first() else {
+    let Some((&choice, mut image)) = data.split_first() else {
         return;
     };
+    let mut key = None;
+    if choice & 0x20 != 0 {
+        let Some((word, rest)) = image.split_first_chunk::<8>() else {
+            return;
+        };
+        (key, image) = (Some(u64::from_le_bytes(*word)), rest);
+    }
     let cap = MIN_CAPACITY << (choice % 5);
     let layout = Layout::from_size_align(INDEX_LEN + cap, 64).unwrap();
     // SAFETY: the layout has a non-zero size.
@@ -42,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let (pieces, copying) = (choice & 0x80 != 0, choice & 0x40 != 0);
     if let Ok(mut consumer) = Consumer::new(indices, bytes, cap / 2) {
         consumer.set_pieces(pieces);
+        consumer.set_stamp_key(key);
         // Each record is at least RECORD_ALIGN bytes, so a capacity's worth
         // of them drains the ring; more would mean the consumer is looping.
         for _ in 0..=cap / RECORD_ALIGN + 1 {

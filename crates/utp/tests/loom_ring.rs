@@ -6,9 +6,11 @@
 //! happens-before edge ([STAMP]), or overwriting a byte the consumer may
 //! still read ([HEAD]), fails the model; so does mistaking stale bytes for
 //! a stamp (if the consumer stopped zeroing the line-start words it
-//! releases, it would read a record that was never published). A second
-//! model publishes a record in pieces (progress stamps) to a copying
-//! consumer: copying a piece before its progress stamp fails it.
+//! releases, it would read a record that was never published). The same
+//! model runs with keyed stamps, where nothing is zeroed and stale words
+//! (old stamps, payload bytes) must decode to no readable position. A
+//! second model publishes a record in pieces (progress stamps) to a
+//! copying consumer: copying a piece before its progress stamp fails it.
 //!
 //! Run with:
 //!
@@ -124,10 +126,21 @@ fn ring() -> Ends {
 
 #[test]
 fn spsc_index_protocol() {
+    spsc(None);
+}
+
+#[test]
+fn spsc_index_protocol_with_keyed_stamps() {
+    spsc(Some(0x96f0_3c5a_a5c3_0f69));
+}
+
+fn spsc(key: Option<u64>) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
-    builder.check(|| {
+    builder.check(move || {
         let (mut producer, mut consumer) = ring();
+        producer.set_stamp_key(key);
+        consumer.set_stamp_key(key);
 
         let writer = loom::thread::spawn(move || {
             for (i, &n) in SIZES.iter().enumerate() {

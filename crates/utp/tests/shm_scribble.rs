@@ -1,6 +1,8 @@
 //! A second process writes garbage over a link's control block and rings
 //! 10,000 times while this one reads and writes: no crash, no hang, no
 //! out-of-bounds access (also run under AddressSanitizer), only errors.
+//! Once with stamps as they are and consumers that zero what they give
+//! back, once with keyed stamps (the scribbler, a peer, knows the keys).
 
 mod shm_util;
 
@@ -23,11 +25,18 @@ fn child_entry() {
 /// Child: maps the region named by `url` (a POSIX name) and writes garbage
 /// over it `rounds` times.
 fn scribble(name: &str, rounds: u32) {
-    use utp::shm::layout;
+    use utp::shm::layout::{self, Control};
     use utp::shm::region::{Location, Region};
     let cap = 4096;
     let len = layout::region_len(cap).unwrap();
     let region = Region::open(Location::Posix(name.into()), len).unwrap();
+    // The rings' stamp keys (zero without keyed stamps), read before any
+    // scribbling: plausible stamps are keyed as the peer's would be.
+    let base = std::ptr::NonNull::new(region.as_ptr()).unwrap();
+    // SAFETY: the region maps `len` bytes, initialised by the reader
+    // before it spawned us, and outlives this view (dropped at the end of
+    // the statement).
+    let keys = [0, 1].map(|r| unsafe { Control::new(base) }.stamp_key(r));
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ std::process::id() as u64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -75,7 +84,8 @@ fn scribble(name: &str, rounds: u32) {
                     _ => next(),
                 };
                 let at = layout::DATA_OFFSET + ((next() as usize % (2 * cap - 8)) & !63);
-                (at, v.to_le_bytes().to_vec())
+                let key = keys[(at - layout::DATA_OFFSET) / cap];
+                (at, (v ^ key).to_le_bytes().to_vec())
             }
         };
         assert!(offset + bytes.len() <= region.len());
@@ -94,8 +104,20 @@ fn scribble(name: &str, rounds: u32) {
 
 #[test]
 fn scribbler_process_cannot_crash_or_hang_the_reader() {
+    scribbled(None);
+}
+
+#[test]
+fn scribbler_process_cannot_crash_or_hang_a_reader_with_keyed_stamps() {
+    scribbled(Some([0x3c5a_96f0_0f69_a5c3, 0x7e81_24db_42bd_18e7]));
+}
+
+/// Runs a link end (the server's) over a fresh region while a scribbler
+/// process writes garbage over it; `keys` turns on keyed stamps.
+fn scribbled(keys: Option<[u64; 2]>) {
     use utp::shm::layout::{self, Control};
     use utp::shm::region::{Location, Region};
+    use utp::shm::rendezvous::{FEATURE_KEYED_STAMPS, FEATURE_PIECES};
     use utp::shm::{ShmLink, Side, WaitMode};
     let name = format!("/utp.{}.scribble", unique("s"));
     let cap = 4096;
@@ -103,10 +125,20 @@ fn scribbler_process_cannot_crash_or_hang_the_reader() {
     let region = Region::create(Location::Posix(name.clone()), len).unwrap();
     // SAFETY: the region maps `len` page-aligned bytes and outlives `control`
     // (a temporary dropped at the end of this statement).
-    unsafe { Control::new(std::ptr::NonNull::new(region.as_ptr()).unwrap()) }.init(len, cap, 1);
+    unsafe { Control::new(std::ptr::NonNull::new(region.as_ptr()).unwrap()) }.init(
+        len,
+        cap,
+        1,
+        keys.unwrap_or([0, 0]),
+    );
     let mut link = ShmLink::over_region(region, Side::Server, WaitMode::Adaptive, 1 << 20).unwrap();
     // Progress stamps are read as such, not refused as reserved bits.
-    link.agree_to_pieces();
+    let keyed = if keys.is_some() {
+        FEATURE_KEYED_STAMPS
+    } else {
+        0
+    };
+    link.agree_to(FEATURE_PIECES | keyed);
     let mut child = Proc::spawn("scribble", &name, "10000");
     child.expect("READY");
     let (mut ok, mut errors, mut calls) = (0u64, 0u64, 0u64);

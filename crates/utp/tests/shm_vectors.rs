@@ -21,7 +21,9 @@ use std::time::Duration;
 use utp::Channel;
 use utp::frame::{Frame, HEADER_LEN, decode, decode_header, flags, message_type};
 use utp::shm::inspect::{LinkState, link_state};
-use utp::shm::layout::{DATA_OFFSET, LAYOUT_VERSION, LINK_MAGIC, SideField, ring_header_offset};
+use utp::shm::layout::{
+    DATA_OFFSET, LAYOUT_VERSION, LINK_MAGIC, SideField, ring_header_offset, stamp_key_offset,
+};
 use utp::shm::region::Location;
 use utp::shm::ring::{RECORD_ALIGN, STAMP_LEN, STAMP_PAD, record_len};
 
@@ -124,9 +126,12 @@ struct Walk {
 }
 
 /// Walks ring `r` of `image` from head by the record stamps, per
-/// docs/shm-layout.md 4.1 and 4.3, until a zero stamp. Errors are the
-/// vector file's error categories.
+/// docs/shm-layout.md 4.1 and 4.3, until a zero stamp, or with keyed
+/// stamps (a non-zero key in the control header) until a word that decodes
+/// to no stamp inside the data area. Errors are the vector file's error
+/// categories.
 fn walk_ring(image: &[u8], r: usize, cap: usize) -> Result<Walk, (&'static str, String)> {
+    let key = u64_at(image, stamp_key_offset(r));
     let index = ring_header_offset(r);
     let head = u64_at(image, index + 64);
     let data_start = DATA_OFFSET + r * cap;
@@ -137,8 +142,12 @@ fn walk_ring(image: &[u8], r: usize, cap: usize) -> Result<Walk, (&'static str, 
     loop {
         let off = (pos & (cap64 - 1)) as usize;
         let contiguous = cap - off;
-        let stamp = u64_at(data, off);
-        if stamp == 0 {
+        let stamp = u64_at(data, off) ^ key;
+        let len = (stamp & !(RECORD_ALIGN as u64 - 1)).wrapping_sub(pos);
+        let stale = stamp & (RECORD_ALIGN as u64 - 2) != 0
+            || len < RECORD_ALIGN as u64
+            || len > contiguous as u64;
+        if (key == 0 && stamp == 0) || (key != 0 && stale) {
             return Ok(walk);
         }
         if stamp & (RECORD_ALIGN as u64 - 2) != 0 {

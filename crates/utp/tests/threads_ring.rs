@@ -105,11 +105,36 @@ fn payload(n: u64) -> Vec<u8> {
     (0..len).map(|i| (n as usize + i) as u8).collect()
 }
 
+/// A ring key for the tests with keyed stamps (any value works).
+const KEY: u64 = 0xa5c3_0f69_96f0_3c5a;
+
+/// Both ends of a ring over `block`, the consumer taking payloads up to
+/// `limit`, with stamps keyed by `key` if given.
+fn ends(
+    block: &Block,
+    limit: usize,
+    key: Option<u64>,
+) -> (Producer<MappedBytes>, Consumer<MappedBytes>) {
+    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
+    let mut consumer = Consumer::new(block.indices(), block.data(), limit).unwrap();
+    producer.set_stamp_key(key);
+    consumer.set_stamp_key(key);
+    (producer, consumer)
+}
+
 #[test]
 fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
+    exchange_every_frame(None);
+}
+
+#[test]
+fn with_keyed_stamps_a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
+    exchange_every_frame(Some(KEY));
+}
+
+fn exchange_every_frame(key: Option<u64>) {
     let block = Block::new();
-    let producer = Producer::new(block.indices(), block.data()).unwrap();
-    let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
+    let (producer, mut consumer) = ends(&block, CAPACITY, key);
     std::thread::scope(|s| {
         s.spawn(move || produce_every_frame(producer, None));
         let mut patience = Patience::new();
@@ -151,11 +176,19 @@ fn a_producer_and_a_consumer_thread_exchange_every_frame_intact() {
 
 #[test]
 fn the_copying_receive_takes_every_frame_intact_and_skips_those_over_its_limit() {
+    copy_every_frame(None);
+}
+
+#[test]
+fn with_keyed_stamps_the_copying_receive_takes_every_frame_intact() {
+    copy_every_frame(Some(KEY));
+}
+
+fn copy_every_frame(key: Option<u64>) {
     // Frames of 0 to 408 payload bytes; this consumer takes at most 300.
     const LIMIT: usize = 300;
     let block = Block::new();
-    let producer = Producer::new(block.indices(), block.data()).unwrap();
-    let mut consumer = Consumer::new(block.indices(), block.data(), LIMIT).unwrap();
+    let (producer, mut consumer) = ends(&block, LIMIT, key);
     std::thread::scope(|s| {
         s.spawn(move || produce_every_frame(producer, None));
         let mut header = Header::default();
@@ -321,9 +354,17 @@ fn write_in_pieces(
 /// read before its progress stamp is a data race).
 #[test]
 fn frames_published_in_pieces_arrive_intact() {
+    pieces_arrive_intact(None);
+}
+
+#[test]
+fn with_keyed_stamps_frames_published_in_pieces_arrive_intact() {
+    pieces_arrive_intact(Some(KEY));
+}
+
+fn pieces_arrive_intact(key: Option<u64>) {
     let block = Block::new();
-    let mut producer = Producer::new(block.indices(), block.data()).unwrap();
-    let mut consumer = Consumer::new(block.indices(), block.data(), CAPACITY).unwrap();
+    let (mut producer, mut consumer) = ends(&block, CAPACITY, key);
     producer.set_pieces(true);
     consumer.set_pieces(true);
     std::thread::scope(|s| {
@@ -504,4 +545,49 @@ fn progress_stamps_that_break_the_rules_are_corrupt() {
     consumer.set_pieces(false);
     let detail = corrupt(&mut consumer, "not agreed");
     assert!(detail.contains("reserved bits"), "{detail}");
+}
+
+/// With keyed stamps nothing is zeroed, so the consumer polls over bytes
+/// of earlier laps: an old stamp, and payload made to look like the stamp
+/// of the next record (what a sender of payload could write if stamps
+/// were not keyed). Neither is taken for a stamp; the records published
+/// after them are found.
+#[test]
+fn with_keyed_stamps_stale_bytes_of_an_earlier_lap_are_never_a_stamp() {
+    use utp::shm::ring::{MIN_CAPACITY, RingBytes};
+    const CAP: u64 = MIN_CAPACITY as u64;
+    let block = Block::with_capacity(MIN_CAPACITY);
+    let (mut producer, mut consumer) = ends(&block, MIN_CAPACITY, Some(KEY));
+    // Lap 1: one record over all but the last two lines, its payload
+    // holding at every line start `l` the plain stamp of a one-line record
+    // at position CAP + l, the next lap's.
+    let first = record_len(MIN_CAPACITY - 128 - PAYLOAD_OFFSET).unwrap();
+    let mut body = vec![0u8; first - PAYLOAD_OFFSET];
+    for line in (64..first).step_by(64) {
+        let at = line - PAYLOAD_OFFSET;
+        body[at..at + 8].copy_from_slice(&(CAP + line as u64 + 64).to_le_bytes());
+    }
+    let offset = producer.try_reserve(first).unwrap().unwrap();
+    write_frame(&mut producer, offset, first, 1, &body);
+    let record = consumer.peek().unwrap().expect("frame 1");
+    assert_eq!(record.len, first);
+    consumer.release(record.len);
+    // Fill the lap to its end (the slack line moves along).
+    publish(&mut producer, 2, 8);
+    consume(&mut consumer, 2);
+    publish(&mut producer, 3, 8);
+    consume(&mut consumer, 3);
+    assert!(consumer.peek().unwrap().is_none());
+    assert_eq!(consumer.indices().snapshot().0, CAP, "a whole lap read");
+    // Lap 2, offset 0: frame 1's own stamp, from the lap before.
+    assert_eq!(consumer.bytes().load_stamp(0), first as u64 ^ KEY);
+    assert!(consumer.peek().unwrap().is_none(), "an old stamp");
+    publish(&mut producer, 4, 8);
+    consume(&mut consumer, 4);
+    // Offset 64: frame 1's payload, the plain stamp of a record here.
+    assert_eq!(consumer.bytes().load_stamp(64), CAP + 128, "not zeroed");
+    assert!(consumer.peek().unwrap().is_none(), "payload bytes");
+    assert!(!consumer.has_data().unwrap());
+    publish(&mut producer, 5, 8);
+    consume(&mut consumer, 5);
 }

@@ -447,16 +447,24 @@ fn attach(p: &mut Pending, bytes: &[u8], config: &Config) -> Result<ShmLink> {
         Err(e) => return fail(p, e),
     };
     let base = NonNull::new(region.as_ptr()).ok_or(Error::Closed)?;
+    let features = hello.features & rendezvous::FEATURES;
+    // Fresh keys per link, from the kernel: nothing a sender of payload
+    // bytes can learn or predict (`docs/shm-layout.md` 4.1).
+    let stamp_keys = if features & rendezvous::FEATURE_KEYED_STAMPS != 0 {
+        [rendezvous::stamp_key(), rendezvous::stamp_key()]
+    } else {
+        [0, 0]
+    };
     // SAFETY: the region maps `len` = DATA_OFFSET + 2*capacity bytes, page
     // aligned; `control` is dropped at the end of this statement, before the
     // region moves into the link.
-    unsafe { Control::new(base) }.init(len, capacity, id);
+    unsafe { Control::new(base) }.init(len, capacity, id, stamp_keys);
     let attach = Attach {
         location: region.location().clone(),
         region_len: len as u64,
         capacity: capacity as u64,
         link_id: id,
-        features: (hello.features & rendezvous::FEATURES) as u16,
+        features: features as u16,
     };
     let notice = p
         .stream
@@ -520,7 +528,9 @@ mod tests {
     //! The eviction rules, driven by hand over socket pairs: the server's
     //! end sits in the table, the test plays the client.
     use super::*;
-    use crate::shm::rendezvous::{FEATURE_PIECES, FEATURE_WAKE_BYTES, FEATURES, Hello};
+    use crate::shm::rendezvous::{
+        FEATURE_KEYED_STAMPS, FEATURE_PIECES, FEATURE_WAKE_BYTES, FEATURES, Hello,
+    };
 
     struct Table {
         config: Config,
@@ -602,13 +612,16 @@ mod tests {
     /// The server agrees to the features of the client's offer it knows,
     /// and its end of the link uses what was agreed: a client that reads
     /// rings itself and offers only wake-up bytes (Python's) is never sent
-    /// a record in pieces.
+    /// a record in pieces nor a keyed stamp, and finds no key in the
+    /// region; one that agreed to keyed stamps finds two fresh keys there,
+    /// the ones the server's ends use.
     #[test]
     fn the_server_agrees_to_the_offered_features_it_knows() {
         let offers = [
             (FEATURES, FEATURES),
             (FEATURE_WAKE_BYTES, FEATURE_WAKE_BYTES),
             (FEATURE_PIECES, FEATURE_PIECES),
+            (FEATURE_KEYED_STAMPS, FEATURE_KEYED_STAMPS),
             (0, 0),
             (FEATURES | 0x8000_0000, FEATURES),
         ];
@@ -629,6 +642,25 @@ mod tests {
             let pieces = agreed & FEATURE_PIECES != 0;
             assert_eq!(link.tx.pieces(), pieces, "offered {offered:#x}");
             assert_eq!(link.rx.pieces(), pieces, "offered {offered:#x}");
+            let base = NonNull::new(link.region().as_ptr()).unwrap();
+            // SAFETY: the link's region is mapped and initialised; the
+            // control value lives only in this statement.
+            let keys = [0, 1].map(|r| unsafe { Control::new(base) }.stamp_key(r));
+            if agreed & FEATURE_KEYED_STAMPS != 0 {
+                assert!(
+                    keys[0] != 0 && keys[1] != 0 && keys[0] != keys[1],
+                    "{keys:x?}"
+                );
+                assert_eq!(
+                    link.tx.stamp_key(),
+                    Some(keys[0]),
+                    "the server writes ring 0"
+                );
+                assert_eq!(link.rx.stamp_key(), Some(keys[1]), "and reads ring 1");
+            } else {
+                assert_eq!(keys, [0, 0], "offered {offered:#x}");
+                assert_eq!((link.tx.stamp_key(), link.rx.stamp_key()), (None, None));
+            }
         }
     }
 

@@ -29,6 +29,11 @@ pub const fn ring_header_offset(r: usize) -> usize {
 pub const DATA_OFFSET: usize = 4096;
 /// Default capacity of each ring: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// Offset in the control header of ring `r`'s stamp key (`docs/shm-layout.md`
+/// 3.1): used only when both ends agreed to keyed stamps, zero otherwise.
+pub const fn stamp_key_offset(r: usize) -> usize {
+    40 + 8 * r
+}
 /// Offset of side `s`'s status line (0 server, 1 client): state, pid, sleeps.
 pub const fn side_offset(s: usize) -> usize {
     64 + 64 * s
@@ -130,8 +135,14 @@ impl Control {
         unsafe { super::sync::atomic_u64_at(self.base.as_ptr().add(offset)).as_ref() }
     }
 
-    /// Writes the header fields; called once by the creator on a zeroed region.
-    pub fn init(&self, region_len: usize, capacity: usize, link_id: u32) {
+    /// Writes the header fields; called once by the creator on a zeroed
+    /// region. `stamp_keys` are the rings' keys when both ends agreed to
+    /// keyed stamps, `[0, 0]` otherwise.
+    pub fn init(&self, region_len: usize, capacity: usize, link_id: u32, stamp_keys: [u64; 2]) {
+        for (r, key) in stamp_keys.into_iter().enumerate() {
+            self.u64_at(stamp_key_offset(r))
+                .store(key, Ordering::Relaxed);
+        }
         self.u64_at(8).store(region_len as u64, Ordering::Relaxed);
         self.u64_at(16).store(capacity as u64, Ordering::Relaxed);
         self.u64_at(24).store(DATA_OFFSET as u64, Ordering::Relaxed);
@@ -173,6 +184,12 @@ impl Control {
             ));
         }
         Ok(cap)
+    }
+
+    /// Ring `r`'s stamp key (meaningful only if both ends agreed to keyed
+    /// stamps). Read once, when the link starts using it.
+    pub fn stamp_key(&self, r: usize) -> u64 {
+        self.u64_at(stamp_key_offset(r & 1)).load(Ordering::Relaxed)
     }
 
     /// The link id written by the creator.

@@ -104,7 +104,8 @@ pub fn link_location(address: &Address, pid: u32, n: u32) -> Location {
     }
 }
 
-/// 64 unpredictable bits from the kernel (`getrandom`), for names.
+/// 64 unpredictable bits from the kernel (`getrandom`), for names and
+/// stamp keys.
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     let mut filled = 0;
@@ -134,6 +135,18 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// A fresh stamp key for one ring (`FEATURE_KEYED_STAMPS`): 64 random
+/// bits, never zero, so a key word of zero in the control header always
+/// means "no keyed stamps".
+pub fn stamp_key() -> u64 {
+    loop {
+        let key = random_u64();
+        if key != 0 {
+            return key;
+        }
+    }
+}
+
 /// Feature bit (`LINK_HELLO` +4, `LINK_ATTACH` +34): this end sends a
 /// wake-up byte over the socket when the peer's `data_event` word asks for
 /// one, and may ask for them (`docs/shm-layout.md` 5.3).
@@ -144,9 +157,14 @@ pub const FEATURE_WAKE_BYTES: u32 = 1;
 /// 4.4); without it that stamp bit is reserved.
 pub const FEATURE_PIECES: u32 = 2;
 
+/// Feature bit: every stamp in both rings is stored XORed with its ring's
+/// random key (control header +40 and +48), and consumers do not zero the
+/// lines they give back (`docs/shm-layout.md` 4.1).
+pub const FEATURE_KEYED_STAMPS: u32 = 4;
+
 /// Every feature this implementation supports: what a client offers in
 /// `LINK_HELLO`, and what a server keeps of the client's offer.
-pub const FEATURES: u32 = FEATURE_WAKE_BYTES | FEATURE_PIECES;
+pub const FEATURES: u32 = FEATURE_WAKE_BYTES | FEATURE_PIECES | FEATURE_KEYED_STAMPS;
 
 /// `LINK_HELLO` payload: what the client asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

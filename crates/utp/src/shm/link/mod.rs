@@ -79,6 +79,15 @@ pub struct ShmLink {
     demoted: u64,
 }
 
+/// The rings `side` writes and reads: the server produces ring 0, the
+/// client ring 1.
+fn rings(side: Side) -> (usize, usize) {
+    match side {
+        Side::Server => (0, 1),
+        Side::Client => (1, 0),
+    }
+}
+
 impl ShmLink {
     /// Builds one end over a region whose control block is initialised.
     pub(crate) fn new(
@@ -97,10 +106,7 @@ impl ShmLink {
         // is built; the region outlives `control` (declared last).
         let control = unsafe { Control::new(base) };
         let cap = control.validate(region.len())?;
-        let (tx_ring, rx_ring) = match side {
-            Side::Server => (0, 1),
-            Side::Client => (1, 0),
-        };
+        let (tx_ring, rx_ring) = rings(side);
         let data = |r: usize| {
             // SAFETY: validate() proved region.len() == DATA_OFFSET + 2*cap,
             // so ring r's data area [DATA_OFFSET + r*cap, +cap) is mapped,
@@ -166,7 +172,8 @@ impl ShmLink {
     }
 
     /// Turns on what both ends agreed to in the handshake (`features`
-    /// of `LINK_ATTACH`): wake-up bytes, records in pieces.
+    /// of `LINK_ATTACH`): wake-up bytes, records in pieces, keyed stamps
+    /// (each ring's key read once, here, from the control header).
     pub(crate) fn enable_features(&mut self, features: u32) {
         if features & super::rendezvous::FEATURE_WAKE_BYTES != 0 {
             self.enable_events();
@@ -174,6 +181,11 @@ impl ShmLink {
         let pieces = features & super::rendezvous::FEATURE_PIECES != 0;
         self.tx.set_pieces(pieces);
         self.rx.set_pieces(pieces);
+        if features & super::rendezvous::FEATURE_KEYED_STAMPS != 0 {
+            let (tx_ring, rx_ring) = rings(self.side);
+            self.tx.set_stamp_key(Some(self.control.stamp_key(tx_ring)));
+            self.rx.set_stamp_key(Some(self.control.stamp_key(rx_ring)));
+        }
     }
 
     /// Lets the peer wake this end with a byte on the socket (both ends
@@ -218,13 +230,14 @@ impl ShmLink {
         Ok(link)
     }
 
-    /// Publishes large frames in pieces and copies the peer's as they land,
-    /// as a handshake that agreed to `FEATURE_PIECES` does, for a link over a
-    /// pre-arranged region ([`over_region`](Self::over_region)) whose other
-    /// end does the same (hidden, like `over_region`).
+    /// Turns on `features` (`rendezvous::FEATURE_*`) as a handshake that
+    /// agreed to them does, for a link over a pre-arranged region
+    /// ([`over_region`](Self::over_region)) whose other end does the same
+    /// (hidden, like `over_region`). Keyed stamps take the keys in the
+    /// region's control header.
     #[doc(hidden)]
-    pub fn agree_to_pieces(&mut self) {
-        self.enable_features(super::rendezvous::FEATURE_PIECES);
+    pub fn agree_to(&mut self, features: u32) {
+        self.enable_features(features);
     }
 
     /// Gives the ring space of frames already received back to the sender
@@ -455,10 +468,7 @@ impl ShmLink {
         // as it holds this Control.
         let control = unsafe { Control::new(base) };
         let cap = self.tx.capacity() + super::ring::SLACK;
-        let (tx_ring, rx_ring) = match self.side {
-            Side::Server => (0, 1),
-            Side::Client => (1, 0),
-        };
+        let (tx_ring, rx_ring) = rings(self.side);
         let data = |r: usize| {
             // SAFETY: as in `new`: the region was validated to hold both
             // rings of `cap` bytes at DATA_OFFSET; it outlives the rings

@@ -21,8 +21,12 @@ fn pair() -> (ShmLink, ShmLink) {
     let server_region = Region::create(Location::Posix(name.clone()), len).unwrap();
     // SAFETY: the region maps `len` page-aligned bytes and outlives the
     // control view (a temporary dropped at the end of the statement).
-    unsafe { Control::new(std::ptr::NonNull::new(server_region.as_ptr()).unwrap()) }
-        .init(len, cap, 1);
+    unsafe { Control::new(std::ptr::NonNull::new(server_region.as_ptr()).unwrap()) }.init(
+        len,
+        cap,
+        1,
+        [0, 0],
+    );
     let client_region = Region::open(Location::Posix(name), len).unwrap();
     server_region.remove();
     let server = ShmLink::over_region(server_region, Side::Server, WaitMode::Spin, cap).unwrap();
@@ -115,6 +119,56 @@ fn a_handshake_agrees_to_pieces_on_both_ends() {
     }
     let (mut server, client) = pair();
     assert!(!server.tx.pieces() && !server.rx.pieces() && !client.tx.pieces());
-    server.agree_to_pieces();
+    server.agree_to(crate::shm::rendezvous::FEATURE_PIECES);
     assert!(server.tx.pieces() && server.rx.pieces());
+}
+
+/// The ring-0 stamp word at the start of the data area, as stored.
+fn first_stamp_word(link: &ShmLink) -> u64 {
+    // SAFETY: the region maps DATA_OFFSET + 2 * capacity bytes; the word is
+    // 8-aligned and read with one atomic load while the region lives.
+    let word =
+        unsafe { crate::shm::sync::atomic_u64_at(link.region().as_ptr().add(layout::DATA_OFFSET)) };
+    // SAFETY: as above.
+    unsafe { word.as_ref() }.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// A handshake gives each ring a key of its own that both of its ends
+/// use, and a consumer with keyed stamps leaves what it read in place: the
+/// first record's stamp is still there, keyed, after it was given back. A
+/// link over a pre-arranged region keeps the zeroing.
+#[test]
+fn a_handshake_agrees_to_keyed_stamps_and_nothing_is_zeroed() {
+    let url = format!("shm://utp-keyed-agree-{}", std::process::id());
+    let mut listener = crate::listen(&url).unwrap();
+    let connecting = std::thread::spawn({
+        let url = url.clone();
+        move || crate::connect(&url).unwrap()
+    });
+    let server = listener.accept().unwrap();
+    let client = connecting.join().unwrap();
+    let mut server = server.downcast::<ShmLink>().expect("an shm link");
+    let mut client = client.downcast::<ShmLink>().expect("an shm link");
+    let ring0 = server
+        .tx
+        .stamp_key()
+        .expect("the server writes keyed stamps");
+    let ring1 = server.rx.stamp_key().expect("and reads them");
+    assert_ne!(ring0, ring1);
+    assert_eq!(client.rx.stamp_key(), Some(ring0));
+    assert_eq!(client.tx.stamp_key(), Some(ring1));
+    let mut frame = Frame::default();
+    send(&mut server, 8);
+    recv(&mut client, &mut frame);
+    client.flush_received();
+    assert_eq!(client.rx.pending(), 0, "given back");
+    // A 64-byte record ending at position 64.
+    assert_eq!(first_stamp_word(&client), 64 ^ ring0);
+
+    let (mut server, mut client) = pair();
+    assert_eq!((server.tx.stamp_key(), client.rx.stamp_key()), (None, None));
+    send(&mut server, 8);
+    recv(&mut client, &mut frame);
+    client.flush_received();
+    assert_eq!(first_stamp_word(&client), 0, "zeroed when given back");
 }

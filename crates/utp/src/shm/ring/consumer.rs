@@ -4,8 +4,8 @@
 //! published in pieces as far as its progress stamp says it is written.
 
 use super::{
-    FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_LEN,
-    STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
+    FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_FLAGS,
+    STAMP_LEN, STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
 };
 use crate::error::Result;
 use crate::frame::{Header, decode_header_words};
@@ -48,8 +48,9 @@ fn length_mismatch(
 ///
 // Invariants: `cap` as for `Producer`; `head` is the position after the
 // last record we consumed; `head - pending` is the position published in
-// the shared `head` word; the line-start words of `head - pending..head`
-// are not yet zeroed (the producer cannot reuse them until `flush`).
+// the shared `head` word; without a key, the line-start words of `head -
+// pending..head` are not yet zeroed (the producer cannot reuse them until
+// `flush`).
 #[derive(Debug)]
 pub struct Consumer<B> {
     idx: Indices,
@@ -65,6 +66,13 @@ pub struct Consumer<B> {
     pieces: bool,
     /// The record being published in pieces, as far as it is copied.
     partial: Partial,
+    /// XORed into every stamp loaded: the ring's key, or 0.
+    key: u64,
+    /// Both ends agreed to keyed stamps: a word that does not decode to a
+    /// stamp inside the readable space is stale bytes (nothing published
+    /// yet), and released lines are not zeroed. Otherwise such a word is
+    /// corrupt, and 0 means nothing published.
+    keyed: bool,
 }
 
 /// A record published in pieces, copied as far as its progress stamp said
@@ -108,7 +116,23 @@ impl<B: RingBytes> Consumer<B> {
             wakes: 0,
             pieces: false,
             partial: Partial::default(),
+            key: 0,
+            keyed: false,
         })
+    }
+
+    /// Decodes every stamp with `key` and zeroes nothing it releases (both
+    /// ends agreed to keyed stamps, `docs/shm-layout.md` 4.1); `None` (the
+    /// default) reads stamps as they are and zeroes the line starts of
+    /// what it releases.
+    pub fn set_stamp_key(&mut self, key: Option<u64>) {
+        self.key = key.unwrap_or(0);
+        self.keyed = key.is_some();
+    }
+
+    /// The key set by [`set_stamp_key`](Self::set_stamp_key).
+    pub fn stamp_key(&self) -> Option<u64> {
+        self.keyed.then_some(self.key)
     }
 
     /// Accepts records published in pieces (both ends agreed in the
@@ -154,8 +178,21 @@ impl<B: RingBytes> Consumer<B> {
 
     /// Whether a whole record (or padding) is published at `head`.
     pub fn has_data(&mut self) -> Result<bool> {
-        let stamp = self.bytes.load_stamp(self.offset());
-        Ok(stamp != 0 && stamp & STAMP_MORE == 0)
+        let offset = self.offset();
+        let stamp = self.bytes.load_stamp(offset) ^ self.key;
+        Ok(self.whole_len(offset, stamp).is_some())
+    }
+
+    /// The length of the record (or padding) that the decoded `stamp` at
+    /// `offset` publishes, if it is a whole record's stamp: flags at most
+    /// [`STAMP_PAD`], and a length from one line to the end of the data
+    /// area.
+    #[inline(always)]
+    fn whole_len(&self, offset: usize, stamp: u64) -> Option<usize> {
+        let contiguous = self.cap - offset as u64;
+        let len = (stamp & !STAMP_FLAGS).wrapping_sub(self.head);
+        let fits = len.wrapping_sub(RECORD_ALIGN as u64) <= contiguous - RECORD_ALIGN as u64;
+        (fits && stamp & STAMP_FLAGS & !STAMP_PAD == 0).then_some(len as usize)
     }
 
     fn offset(&self) -> usize {
@@ -168,10 +205,9 @@ impl<B: RingBytes> Consumer<B> {
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
-        let Some((offset, len)) = self.next_published(false)? else {
+        let Some((offset, len, header)) = self.next_published(false)? else {
             return Ok(None);
         };
-        let header = self.header_at(offset, len)?;
         Ok(Some(Record {
             offset,
             header,
@@ -197,10 +233,9 @@ impl<B: RingBytes> Consumer<B> {
     /// consumer's that is swapped with `payload` once the record is whole.
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
-        let Some((offset, len)) = self.next_published(true)? else {
+        let Some((offset, len, found)) = self.next_published(true)? else {
             return Ok(false);
         };
-        let found = self.header_at(offset, len)?;
         let n = found.payload_length as usize;
         if n > self.max_payload {
             self.release(len);
@@ -227,7 +262,7 @@ impl<B: RingBytes> Consumer<B> {
     /// stay held back. A `copying` caller copies what is written of a
     /// record in pieces.
     #[inline(always)]
-    fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
+    fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize, Header)>> {
         if self.pending >= self.cap / FLUSH_BATCH {
             self.flush();
         }
@@ -281,9 +316,10 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// Whether a record is published at `head`, skipping padding as
-    /// [`peek`](Self::peek) does but not decoding the record: the cheap
-    /// poll of a waiting receiver, which then calls `peek` or
-    /// `take_copy` once. A record still being written is not ready; the
+    /// [`peek`](Self::peek) does and validating its header, but not
+    /// building a [`Record`]: the poll of a waiting receiver, which then
+    /// calls `peek` or `take_copy` once (an empty poll is the stamp load
+    /// alone). A record still being written is not ready; the
     /// poll of a receiver that will take it by copy (`copying`) copies
     /// what is written of it so far, that of a zero-copy one does not.
     #[inline(always)]
@@ -292,60 +328,89 @@ impl<B: RingBytes> Consumer<B> {
         Ok(self.next_stamp(copying)?.is_some())
     }
 
-    /// The stamp at `head`, validated, past any padding (released): the
-    /// record's offset and length, or `None` if nothing is published (or
+    /// The record at `head`, past any padding (released): its offset,
+    /// length and header, validated, or `None` if nothing is published (or
     /// only pieces of it, which a `copying` caller copies).
+    ///
+    /// With keyed stamps a record whose header is not valid, or padding
+    /// that does not reach the end, is taken for stale bytes too: a word
+    /// of old payload decodes to a stamp once in about 2^48 looks (1 MiB
+    /// ring), and its old bytes would also have to make a valid header to
+    /// be taken for a record; so a spurious stamp costs a second look, not
+    /// the link. A peer that publishes such a record (it knows the key)
+    /// holds its own link up, as one that sends nothing does.
     #[inline(always)]
-    fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
+    fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize, Header)>> {
         loop {
             let offset = self.offset();
-            let contiguous = self.cap as usize - offset;
-            let stamp = self.bytes.load_stamp(offset); // [STAMP]
-            if stamp == 0 {
+            let stamp = self.bytes.load_stamp(offset) ^ self.key; // [STAMP]
+            let Some(len) = self.whole_len(offset, stamp) else {
+                // Nothing published here: a zero without keys; with keys
+                // whatever does not decode to a progress stamp (old stamps
+                // and payload bytes of earlier laps).
+                if (!self.keyed && stamp == 0) || (self.keyed && stamp & STAMP_FLAGS != STAMP_MORE)
+                {
+                    return Ok(None);
+                }
+                self.not_whole(offset, stamp, copying)?;
                 return Ok(None);
+            };
+            if stamp & STAMP_PAD == 0 {
+                return match self.header_at(offset, len) {
+                    Ok(header) => Ok(Some((offset, len, header))),
+                    Err(e) => self.stale_or(e),
+                };
             }
-            if stamp & (RECORD_ALIGN as u64 - 2) != 0 {
-                self.unfinished(offset, stamp, copying)?;
-                return Ok(None);
+            if let Err(e) = self.skip_padding(offset, len) {
+                return self.stale_or(e);
             }
-            let len = (stamp & !STAMP_PAD).wrapping_sub(self.head);
-            if len < RECORD_ALIGN as u64 || len > contiguous as u64 {
+        }
+    }
+
+    /// After a stamp that names no valid record: with keyed stamps nothing
+    /// is published yet (see [`next_stamp`](Self::next_stamp)), without
+    /// them the ring is corrupt.
+    #[cold]
+    #[inline(never)]
+    fn stale_or<T>(&self, error: crate::error::Error) -> Result<Option<T>> {
+        if self.keyed { Ok(None) } else { Err(error) }
+    }
+
+    /// A decoded stamp at `offset` that is no whole record's: a record
+    /// still being written, if this end agreed to pieces (copied as far as
+    /// it is written if `copying`); with keyed stamps, stale bytes if it
+    /// is no progress stamp this consumer may read; corrupt otherwise.
+    #[cold]
+    #[inline(never)]
+    fn not_whole(&mut self, offset: usize, stamp: u64, copying: bool) -> Result<()> {
+        let contiguous = self.cap as usize - offset;
+        let span = (stamp & !STAMP_FLAGS).wrapping_sub(self.head);
+        let inside = (RECORD_ALIGN as u64..contiguous as u64).contains(&span);
+        let progress = stamp & STAMP_FLAGS == STAMP_MORE;
+        if self.keyed && !(progress && inside && self.pieces) {
+            return Ok(());
+        }
+        if !progress || !self.pieces {
+            if stamp & STAMP_FLAGS & !STAMP_PAD == 0 {
                 return Err(corrupt(format_args!(
-                    "stamp at offset {offset} gives a record of {len} bytes at position {} \
+                    "stamp at offset {offset} gives a record of {span} bytes at position {} \
                      ({contiguous} bytes to the end of the data area)",
                     self.head
                 )));
             }
-            let len = len as usize;
-            if stamp & STAMP_PAD == 0 {
-                return Ok(Some((offset, len)));
-            }
-            self.skip_padding(offset, len)?;
-        }
-    }
-
-    /// A stamp at `offset` with bits other than [`STAMP_PAD`] set in its
-    /// low six: a record still being written, if this end agreed to pieces
-    /// (copied as far as it is written if `copying`), corrupt otherwise.
-    #[cold]
-    #[inline(never)]
-    fn unfinished(&mut self, offset: usize, stamp: u64, copying: bool) -> Result<()> {
-        if !self.pieces || stamp & (RECORD_ALIGN as u64 - 1) != STAMP_MORE {
             return Err(corrupt(format_args!(
                 "stamp 0x{stamp:x} at offset {offset} has reserved bits set"
             )));
         }
-        let contiguous = self.cap as usize - offset;
-        let written = (stamp & !STAMP_MORE).wrapping_sub(self.head);
-        if written < RECORD_ALIGN as u64 || written >= contiguous as u64 {
+        if !inside {
             return Err(corrupt(format_args!(
-                "progress stamp at offset {offset} says {written} bytes are written at \
+                "progress stamp at offset {offset} says {span} bytes are written at \
                  position {} ({contiguous} bytes to the end of the data area)",
                 self.head
             )));
         }
         if copying {
-            self.copy_piece(offset, written as usize)?;
+            self.copy_piece(offset, span as usize)?;
         }
         Ok(())
     }
@@ -359,14 +424,20 @@ impl<B: RingBytes> Consumer<B> {
     #[inline(never)]
     fn copy_piece(&mut self, offset: usize, written: usize) -> Result<()> {
         if self.partial.at != Some(self.head) {
+            // A first piece whose header is not valid is, with keyed
+            // stamps, stale bytes as a whole record's would be.
             let words = self.bytes.read_words(offset + STAMP_LEN);
-            let header = decode_header_words(words, self.cap as usize)?;
+            let header = match decode_header_words(words, self.cap as usize) {
+                Ok(header) => header,
+                Err(e) => return self.stale_or::<()>(e.into()).map(drop),
+            };
             let payload = header.payload_length as usize;
             if padded_len(payload) > self.cap as usize - offset {
-                return Err(corrupt(format_args!(
+                let e = corrupt(format_args!(
                     "record at offset {offset} declares {payload} payload bytes, past the \
                      end of the data area"
-                )));
+                ));
+                return self.stale_or::<()>(e).map(drop);
             }
             if payload > self.max_payload {
                 // Released unread once whole (`take_copy`).
@@ -448,15 +519,28 @@ impl<B: RingBytes> Consumer<B> {
         self.pending += len as u64;
     }
 
-    /// Gives released space back to the producer: zeroes the line-start
-    /// word of every released line (so no stale byte there can ever be
-    /// taken for a stamp), then publishes `head` `[HEAD]` and wakes a
-    /// flagged producer `[WAKE]` if it may sleep.
+    /// Gives released space back to the producer: without keyed stamps,
+    /// zeroes the line-start word of every released line (so no stale byte
+    /// there can ever be taken for a stamp); then publishes `head` `[HEAD]`
+    /// and wakes a flagged producer `[WAKE]` if it may sleep.
     #[inline]
     pub fn flush(&mut self) {
         if self.pending == 0 {
             return;
         }
+        if !self.keyed {
+            self.zero_released();
+        }
+        self.pending = 0;
+        self.idx.head().store(self.head, Ordering::Release); // [HEAD]
+        if self.peer_sleeps && notify(self.idx.space_waiters()) {
+            self.wakes += 1;
+        }
+    }
+
+    /// Zeroes the line-start word of every line consumed since the last
+    /// [`flush`](Self::flush).
+    fn zero_released(&self) {
         // In at most two runs: released space ends at the data area's end
         // at most once (`pending` < capacity, records never wrap).
         let mut pos = self.head.wrapping_sub(self.pending);
@@ -467,11 +551,6 @@ impl<B: RingBytes> Consumer<B> {
             self.bytes.zero_stamps(offset as usize, run as usize);
             pos = pos.wrapping_add(run);
             left -= run;
-        }
-        self.pending = 0;
-        self.idx.head().store(self.head, Ordering::Release); // [HEAD]
-        if self.peer_sleeps && notify(self.idx.space_waiters()) {
-            self.wakes += 1;
         }
     }
 

@@ -9,9 +9,19 @@
 //! consumer polls one word in the line it is about to read and never needs
 //! `tail`. A record never wraps: when it does not fit before the end of the
 //! data area the producer publishes padding up to the end, and the record
-//! starts at offset 0. The producer keeps one line of slack so it can zero
-//! the stamp of the next record position before publishing (stale bytes are
-//! never mistaken for a stamp). See `docs/shm-layout.md` section 4.
+//! starts at offset 0. One line of slack always stays free. See
+//! `docs/shm-layout.md` section 4.
+//!
+//! Stale bytes of an earlier lap must never be taken for a stamp. Two ways,
+//! chosen per link in the handshake (`docs/shm-layout.md` 4.1): the
+//! consumer zeroes the line-start word of every line it gives back, so the
+//! word at its read position is zero until published; or, between ends that
+//! agreed to *keyed stamps*, every stamp is stored XORed with a random
+//! 64-bit key of the ring's, and the consumer takes a word for a stamp only
+//! if it decodes to a position inside the space it may read. Old stamps
+//! decode to positions behind it, and payload bytes would have to guess the
+//! key; nothing is zeroed, so the producer's next lap does not have to
+//! fetch every line back from the consumer's cache.
 //!
 //! A large record may be published in pieces, when both ends agreed to it
 //! in the handshake: its stamp first holds the position just after the
@@ -22,10 +32,10 @@
 //!
 //! Memory ordering, with matching tags at both ends:
 //!
-//! - `[STAMP]` the producer writes a record (and zeroes the next stamp),
-//!   then stores its stamp with `Release`; the consumer loads the stamp with
+//! - `[STAMP]` the producer writes a record, then stores its stamp with `Release`; the consumer loads the stamp with
 //!   `Acquire`, then reads the record. So a published record is fully visible.
-//! - `[HEAD]` the consumer finishes reading, then stores `head` with
+//! - `[HEAD]` the consumer finishes reading (and zeroing, unless keyed),
+//!   then stores `head` with
 //!   `Release`; the producer loads `head` with `Acquire`, then overwrites
 //!   the freed bytes. So a record is never overwritten while being read.
 //! - `[WAKE]` a side about to sleep stores 1 in its waiter word, issues a
@@ -77,7 +87,10 @@ pub const STAMP_MORE: u64 = 2;
 /// fifth off the round trip, 8 KiB a little less, 4 KiB half as much,
 /// 2 KiB lost it to the hand-offs (docs/BENCHMARKS.md, 2026-12-05).
 pub const PIECE: usize = 16 * 1024;
-/// The line kept free after every publish (its stamp is zeroed).
+/// The low six bits of a stamp: flags ([`STAMP_PAD`], [`STAMP_MORE`]),
+/// the rest reserved. Positions are multiples of [`RECORD_ALIGN`].
+pub const STAMP_FLAGS: u64 = RECORD_ALIGN as u64 - 1;
+/// The line kept free after every publish.
 pub const SLACK: usize = RECORD_ALIGN;
 /// Lines after the first that a consumer prefetches when it finds a record.
 pub(crate) const PREFETCH_LINES: usize = 4;
@@ -261,11 +274,12 @@ pub trait RingBytes: Send {
     /// with `Acquire` (`[STAMP]`). Out of bounds reads as 0.
     fn load_stamp(&self, offset: usize) -> u64;
     /// Stores the stamp word at `offset`: `Release` when `publish`
-    /// (`[STAMP]`), `Relaxed` otherwise (zeroing the next one).
+    /// (`[STAMP]`), `Relaxed` otherwise (zeroing).
     fn store_stamp(&self, offset: usize, value: u64, publish: bool);
     /// Stores 0 (`Relaxed`) in the stamp word of every line from `offset`
-    /// for `len` bytes (both multiples of [`RECORD_ALIGN`]): how the
-    /// consumer gives back released space. Out of bounds does nothing.
+    /// for `len` bytes (both multiples of [`RECORD_ALIGN`]): how a consumer
+    /// without keyed stamps gives back released space. Out of bounds does
+    /// nothing.
     fn zero_stamps(&self, offset: usize, len: usize) {
         for line in (offset..offset.saturating_add(len)).step_by(RECORD_ALIGN) {
             self.store_stamp(line, 0, false);

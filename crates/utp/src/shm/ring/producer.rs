@@ -14,9 +14,10 @@ use crate::shm::sync::Ordering;
 ///
 // Invariants: `cap` = `bytes.capacity()` is a power of two >= 128;
 // `tail` is the position we last published; `tail - head <= cap - SLACK`
-// (wrapping), where `head` is the last validated head; every line-start
-// word in `tail..head + cap` is zero (the ring was zero-filled, and the
-// consumer zeroes what it releases before publishing `head`).
+// (wrapping), where `head` is the last validated head. Without a key,
+// every line-start word in `tail..head + cap` is zero (the ring was
+// zero-filled, and the consumer zeroes what it releases before publishing
+// `head`); with one, every stamp is stored XORed with `key`.
 #[derive(Debug)]
 pub struct Producer<B> {
     idx: Indices,
@@ -32,6 +33,11 @@ pub struct Producer<B> {
     event_due: bool,
     /// The consumer agreed to records published in pieces.
     pieces: bool,
+    /// XORed into every stamp stored: the ring's key if both ends agreed to
+    /// keyed stamps, else 0.
+    key: u64,
+    /// Both ends agreed to keyed stamps.
+    keyed: bool,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -48,7 +54,22 @@ impl<B: RingBytes> Producer<B> {
             wakes: 0,
             event_due: false,
             pieces: false,
+            key: 0,
+            keyed: false,
         })
+    }
+
+    /// Stores every stamp XORed with `key` (both ends agreed to keyed
+    /// stamps, `docs/shm-layout.md` 4.1); `None` (the default) stores them
+    /// as they are, for a consumer that zeroes what it releases.
+    pub fn set_stamp_key(&mut self, key: Option<u64>) {
+        self.key = key.unwrap_or(0);
+        self.keyed = key.is_some();
+    }
+
+    /// The key set by [`set_stamp_key`](Self::set_stamp_key).
+    pub fn stamp_key(&self) -> Option<u64> {
+        self.keyed.then_some(self.key)
     }
 
     /// Whether the consumer agreed to records published in pieces
@@ -161,7 +182,8 @@ impl<B: RingBytes> Producer<B> {
         debug_assert!(self.pieces && written >= RECORD_ALIGN && written % RECORD_ALIGN == 0);
         let offset = (self.tail & (self.cap - 1)) as usize;
         let at = self.tail.wrapping_add(written as u64);
-        self.bytes.store_stamp(offset, at | STAMP_MORE, true); // [STAMP]
+        self.bytes
+            .store_stamp(offset, (at | STAMP_MORE) ^ self.key, true); // [STAMP]
     }
 
     /// Publishes the record of `record_len` bytes reserved by `try_reserve`.
@@ -173,10 +195,12 @@ impl<B: RingBytes> Producer<B> {
     fn publish(&mut self, n: u64, pad: u64) {
         let offset = (self.tail & (self.cap - 1)) as usize;
         let next = self.tail.wrapping_add(n);
-        // The consumer zeroed every line-start word of the space it
-        // released ([HEAD] orders that before our writes), so the stamp
-        // word of the next position is zero until we publish there.
-        self.bytes.store_stamp(offset, next | pad, true); // [STAMP]
+        // Without a key the consumer zeroed every line-start word of the
+        // space it released ([HEAD] orders that before our writes), so the
+        // stamp word of the next position is zero until we publish there;
+        // with one, what is there decodes to no position it may read.
+        self.bytes
+            .store_stamp(offset, (next | pad) ^ self.key, true); // [STAMP]
         self.tail = next;
         // Informational (inspection); no consumer reads it.
         self.idx.tail().store(next, Ordering::Relaxed);
