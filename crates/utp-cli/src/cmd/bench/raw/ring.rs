@@ -17,11 +17,9 @@
 //!
 //! The consumer gives bytes back as utp's ring does: once it has read an
 //! eighth of the ring, and whenever it finds the ring empty (so before it
-//! waits), not right after each copy, and it takes each line it
-//! read back into its own cache with one store (utp's consumer zeroes a stamp
-//! word per line). Without that, in the "far" placement the producer's next
-//! lap wrote over lines it still held shared with the consumer, and utp beat
-//! this ring by 1.5x on 64 KiB round trips (see `release`).
+//! waits), not right after each copy. It writes nothing into the lines it
+//! read, as utp's consumer with keyed stamps (what utp's links agree to)
+//! does not (see `release`).
 
 use super::shmem::Region;
 use crate::cmd::bench::link::{Fallible, Link, SpinBudget};
@@ -215,10 +213,15 @@ struct Pieces {
 
 impl Pieces {
     /// Copies into `buf` what the progress stamp `s` says is written of
-    /// the payload and is not yet copied.
+    /// the payload and is not yet copied. A progress stamp of an earlier
+    /// lap (nothing clears them) names a position outside this message:
+    /// ignored.
     fn copy(&mut self, region: &Region, buf: &mut [u8], s: u64) {
-        let written =
-            ((s & !PROGRESS).wrapping_sub(self.start) as usize).saturating_sub(self.before);
+        let ahead = (s & !PROGRESS).wrapping_sub(self.start);
+        if ahead == 0 || ahead > (self.before + self.len) as u64 {
+            return;
+        }
+        let written = (ahead as usize).saturating_sub(self.before);
         let upto = written.min(self.len);
         if upto > self.copied {
             region.read(self.at + self.copied, &mut buf[self.copied..upto]);
@@ -269,34 +272,20 @@ impl RingLink {
     }
 
     /// Consumer: gives the bytes read since the last call back to the
-    /// producer. First one store into every line that starts in them, so
-    /// each line is this side's alone (modified here, no longer shared with
-    /// the producer), then the tail (release) and a wake-up if the producer
-    /// sleeps.
+    /// producer: the tail (release), and a wake-up if the producer sleeps.
     ///
-    /// Why the stores: a producer overwriting a line it still holds shared
-    /// hits in its cache, so nothing fetches ahead, and each store waits at
-    /// commit for the other core's copy to be invalidated; a line the
-    /// consumer owns is a miss, which the hardware streams. Measured on
-    /// 64 KiB round trips in the far placement: utp/raw 0.61-0.65 with the
-    /// tail published after every copy and no stores, 1.01 with both (as
-    /// utp's consumer does: it zeroes a stamp word per line at its next read).
+    /// It stores nothing into the lines it read. Until utp's links agreed
+    /// to keyed stamps, utp's consumer zeroed a word per line it gave back,
+    /// and this one stored into each line as well: a producer overwriting
+    /// lines the consumer owns misses, and the hardware streams the misses,
+    /// where lines both hold shared hit and wait for the other copy to be
+    /// invalidated (64 KiB round trips, far placement: utp/raw 0.61-0.65
+    /// without the stores). But the stores cost streams more: without them,
+    /// utp streamed 4 KiB to 1 MiB messages 1.25-1.8x as fast, near
+    /// placement (docs/BENCHMARKS.md, 2026-12-05, forenoon).
     fn release(&mut self, d: usize) -> Fallible<()> {
         if self.released == self.tail {
             return Ok(());
-        }
-        // Only words read in full (the rest of a line may still be unread):
-        // the line starts below `end`, in at most two runs (the ring's end
-        // splits them). Relaxed: ordered before the tail's release store
-        // below, which is what hands the lines to the producer.
-        let end = self.tail.saturating_sub(7);
-        let mut line = self.released.next_multiple_of(64);
-        while line < end {
-            let at = line & self.mask();
-            let run = (end - line).min(self.capacity as u64 - at);
-            self.region
-                .zero_line_words(DATA + d * self.capacity + at as usize, run as usize);
-            line += run.next_multiple_of(64);
         }
         self.released = self.tail;
         let w = words(&self.region, d);
@@ -505,11 +494,13 @@ impl RingLink {
         self.region.write(at + done, &msg[done..]);
     }
 
-    /// The stamp of the message starting at position `at`: its first word, which utp's record keeps for its stamp too (the payload
-    /// starts after stamp and header, as `stride` places it). The producer
-    /// stores `at + 1` there once the whole message is written, and the
-    /// consumer's `release` zeroes it with the rest of each line it read;
-    /// an older lap's stamp holds another position, so it never matches.
+    /// The stamp of the message starting at position `at`: its first
+    /// word, which utp's record keeps for its stamp too (the payload starts
+    /// after stamp and header, as `stride` places it). The producer stores
+    /// `at + 1` there once the whole message is written. Nothing zeroes
+    /// it: an older lap's stamp holds another position, so it never
+    /// matches, and the bench's payloads are runs of one byte value, never
+    /// a position + 1 (utp, whose payloads are anyone's, keys its stamps).
     ///
     /// Why a stamp: a consumer that keeps pace and learns of each message
     /// from the producer's head polls the head's line while the producer
@@ -636,8 +627,8 @@ mod tests {
     }
 
     /// The consumer gives bytes back once it has read an eighth of the ring
-    /// or finds the ring empty, not after each copy, and takes back with a
-    /// store only the lines it has read.
+    /// or finds the ring empty, not after each copy, and writes nothing
+    /// into the lines it gives back.
     #[test]
     fn the_tail_goes_back_in_batches_and_when_the_ring_is_empty() {
         let name = format!("/utp-bench-test-{}-ring-lazy", std::process::id());
@@ -669,9 +660,10 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "never given back");
                 std::thread::yield_now();
             }
-            for line in [0, 64, 128, 192, 256, 320] {
-                assert_eq!(word_at(&producer, line), 0, "line {line}, given back");
-            }
+            // Given back as they were: stamps and payload stay.
+            assert_eq!(word_at(&producer, 0), 1);
+            assert_eq!(word_at(&producer, 192), 193);
+            assert_eq!(word_at(&producer, 64), u64::from_le_bytes([0xff; 8]));
             producer.send(&[0xdd; 100]).unwrap();
             assert_eq!(reader.join().unwrap(), [0xdd; 100]);
         });
@@ -687,11 +679,10 @@ mod tests {
         assert_eq!(shared_tail(&producer), 384, "less than a batch read");
         assert_eq!(consumer.recv(big.len()).unwrap(), &big[..]);
         assert_eq!(shared_tail(&producer), (576 + batch) as u64);
-        assert_eq!(word_at(&producer, 576 + 64), 0, "the first, given back");
         assert_eq!(
-            word_at(&producer, 576 + batch + 64),
+            word_at(&producer, 576 + 64),
             u64::from_le_bytes([0xcc; 8]),
-            "the fifth, read, is not yet given back"
+            "the first, given back, as it was"
         );
     }
 
@@ -835,6 +826,12 @@ mod tests {
             len,
             copied: 0,
         };
+        // Progress stamps of an earlier lap (nothing clears them) name
+        // positions outside this message: nothing is copied for them.
+        for old in [0u64.wrapping_sub(64), 0u64.wrapping_sub(TEST_CAPACITY)] {
+            pieces.copy(&region, &mut buf, PROGRESS | (old & !PROGRESS));
+            assert_eq!(pieces.copied, 0, "an old progress stamp at {old:#x}");
+        }
         pieces.copy(&region, &mut buf, PROGRESS | PIECE as u64);
         assert_eq!(pieces.copied, PIECE - before, "the first piece");
         pieces.copy(&region, &mut buf, stamp);

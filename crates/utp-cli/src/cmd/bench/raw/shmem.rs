@@ -115,25 +115,6 @@ impl Region {
         unsafe { &*self.base.add(offset).cast::<AtomicU64>() }
     }
 
-    /// Stores zero (relaxed) in the first word of every 64-byte line that
-    /// starts in `[offset, offset + len)`; `offset` must be 64-aligned.
-    /// One bounds check for the whole range: a check per line cost the raw
-    /// ring's consumer more than its copy at 64 KiB.
-    pub fn zero_line_words(&self, offset: usize, len: usize) {
-        self.check(offset, len, 64);
-        let mut at = 0;
-        while at < len {
-            // SAFETY: `offset + at` is a line start inside the region
-            // (`offset` is 64-aligned and `offset + len <= self.len`, a
-            // multiple of 64, so the whole line is in bounds); the mapping
-            // lives as long as `self`; an AtomicU64 may alias memory another
-            // process writes.
-            unsafe { &*self.base.add(offset + at).cast::<AtomicU64>() }
-                .store(0, std::sync::atomic::Ordering::Relaxed);
-            at += 64;
-        }
-    }
-
     /// Hints the CPU to move the lines of `offset..offset + len` to the
     /// shared cache, as utp's link does with a small answer
     /// (`utp::__bench::demote_lines`).
