@@ -591,3 +591,33 @@ fn with_keyed_stamps_stale_bytes_of_an_earlier_lap_are_never_a_stamp() {
     publish(&mut producer, 5, 8);
     consume(&mut consumer, 5);
 }
+
+/// A word that decodes to a stamp whose record has no valid header is,
+/// with keyed stamps, stale bytes (a one-in-2^48 coincidence): every look
+/// finds nothing, until the producer publishes the real record there.
+/// Without keys it is a corrupt ring.
+#[test]
+fn with_keyed_stamps_a_stamp_over_no_valid_header_is_waited_past() {
+    use utp::shm::ring::RingBytes;
+    for key in [Some(KEY), None] {
+        let block = Block::with_capacity(4096);
+        let (mut producer, mut consumer) = ends(&block, 4096, key);
+        // A keyed stamp of a one-line record at position 0, over zeros.
+        producer.bytes().store_stamp(0, 64 ^ key.unwrap_or(0), true);
+        let (mut header, mut body) = (Header::default(), Vec::new());
+        match key {
+            Some(_) => {
+                assert!(consumer.peek().unwrap().is_none());
+                assert!(!consumer.ready(true).unwrap());
+                assert!(!consumer.take_copy(&mut header, &mut body).unwrap());
+                publish(&mut producer, 1, 8);
+                assert!(consumer.ready(true).unwrap());
+                consume(&mut consumer, 1);
+            }
+            None => {
+                let err = consumer.peek().expect_err("corrupt without keys");
+                assert!(err.to_string().contains("magic"), "{err}");
+            }
+        }
+    }
+}

@@ -205,8 +205,12 @@ impl<B: RingBytes> Consumer<B> {
     /// before returning `None`.
     #[inline(always)]
     pub fn peek(&mut self) -> Result<Option<Record>> {
-        let Some((offset, len, header)) = self.next_published(false)? else {
+        let Some((offset, len)) = self.next_published(false)? else {
             return Ok(None);
+        };
+        let header = match self.header_at(offset, len) {
+            Ok(header) => header,
+            Err(e) => return self.stale_or(e),
         };
         Ok(Some(Record {
             offset,
@@ -233,8 +237,12 @@ impl<B: RingBytes> Consumer<B> {
     /// consumer's that is swapped with `payload` once the record is whole.
     #[inline(always)]
     pub fn take_copy(&mut self, header: &mut Header, payload: &mut Vec<u8>) -> Result<bool> {
-        let Some((offset, len, found)) = self.next_published(true)? else {
+        let Some((offset, len)) = self.next_published(true)? else {
             return Ok(false);
+        };
+        let found = match self.header_at(offset, len) {
+            Ok(header) => header,
+            Err(e) => return self.stale_or::<()>(e).map(|_| false),
         };
         let n = found.payload_length as usize;
         if n > self.max_payload {
@@ -262,7 +270,7 @@ impl<B: RingBytes> Consumer<B> {
     /// stay held back. A `copying` caller copies what is written of a
     /// record in pieces.
     #[inline(always)]
-    fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize, Header)>> {
+    fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         if self.pending >= self.cap / FLUSH_BATCH {
             self.flush();
         }
@@ -325,22 +333,33 @@ impl<B: RingBytes> Consumer<B> {
     #[inline(always)]
     pub fn ready(&mut self, copying: bool) -> Result<bool> {
         self.flush();
-        Ok(self.next_stamp(copying)?.is_some())
+        match self.next_stamp(copying)? {
+            // With keyed stamps the header decides (see `next_stamp`);
+            // without, `peek` or `take_copy` reports a bad one.
+            Some((offset, len)) if self.keyed => Ok(self.header_at(offset, len).is_ok()),
+            found => Ok(found.is_some()),
+        }
     }
 
-    /// The record at `head`, past any padding (released): its offset,
-    /// length and header, validated, or `None` if nothing is published (or
+    /// The stamp at `head`, validated, past any padding (released): the
+    /// record's offset and length, or `None` if nothing is published (or
     /// only pieces of it, which a `copying` caller copies).
     ///
-    /// With keyed stamps a record whose header is not valid, or padding
-    /// that does not reach the end, is taken for stale bytes too: a word
-    /// of old payload decodes to a stamp once in about 2^48 looks (1 MiB
-    /// ring), and its old bytes would also have to make a valid header to
-    /// be taken for a record; so a spurious stamp costs a second look, not
-    /// the link. A peer that publishes such a record (it knows the key)
-    /// holds its own link up, as one that sends nothing does.
+    /// With keyed stamps a record whose header is not valid (the callers
+    /// check it, [`stale_or`](Self::stale_or)), or padding that does not
+    /// reach the end, is taken for stale bytes too: a word of old payload
+    /// decodes to a stamp once in about 2^48 looks (1 MiB ring), and its
+    /// old bytes would also have to make a valid header to be taken for a
+    /// record; so a spurious stamp costs a second look, not the link. A
+    /// peer that publishes such a record (it knows the key) holds its own
+    /// link up, as one that sends nothing does.
+    ///
+    /// The header is not decoded here: returned through this function's
+    /// `Result<Option<..>>`, it went through the stack in pieces of
+    /// different widths, and the reloads stalled every receive (a third of
+    /// a 64 B stream's consumer, perf).
     #[inline(always)]
-    fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize, Header)>> {
+    fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         loop {
             let offset = self.offset();
             let stamp = self.bytes.load_stamp(offset) ^ self.key; // [STAMP]
@@ -356,10 +375,7 @@ impl<B: RingBytes> Consumer<B> {
                 return Ok(None);
             };
             if stamp & STAMP_PAD == 0 {
-                return match self.header_at(offset, len) {
-                    Ok(header) => Ok(Some((offset, len, header))),
-                    Err(e) => self.stale_or(e),
-                };
+                return Ok(Some((offset, len)));
             }
             if let Err(e) = self.skip_padding(offset, len) {
                 return self.stale_or(e);
@@ -368,12 +384,17 @@ impl<B: RingBytes> Consumer<B> {
     }
 
     /// After a stamp that names no valid record: with keyed stamps nothing
-    /// is published yet (see [`next_stamp`](Self::next_stamp)), without
-    /// them the ring is corrupt.
+    /// is published yet (see [`next_stamp`](Self::next_stamp)), so this
+    /// gives back what was consumed, as any look that finds nothing does;
+    /// without them the ring is corrupt.
     #[cold]
     #[inline(never)]
-    fn stale_or<T>(&self, error: crate::error::Error) -> Result<Option<T>> {
-        if self.keyed { Ok(None) } else { Err(error) }
+    fn stale_or<T>(&mut self, error: crate::error::Error) -> Result<Option<T>> {
+        if !self.keyed {
+            return Err(error);
+        }
+        self.flush();
+        Ok(None)
     }
 
     /// A decoded stamp at `offset` that is no whole record's: a record
