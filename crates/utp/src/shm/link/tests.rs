@@ -101,11 +101,10 @@ fn the_limit_is_the_record_of_a_4_kib_payload() {
     assert_eq!(crate::__bench::SHM_DEMOTE_PAYLOAD_UP_TO, 4120);
 }
 
-/// Both ends of a link made by a handshake agree to records in pieces;
-/// a link over a pre-arranged region does only when told to.
-#[test]
-fn a_handshake_agrees_to_pieces_on_both_ends() {
-    let url = format!("shm://utp-pieces-agree-{}", std::process::id());
+/// Server and client ends of a link made by a real handshake over
+/// `shm://utp-NAME-PID`.
+fn handshake_pair(name: &str) -> (ShmLink, ShmLink) {
+    let url = format!("shm://utp-{name}-{}", std::process::id());
     let mut listener = crate::listen(&url).unwrap();
     let connecting = std::thread::spawn({
         let url = url.clone();
@@ -113,8 +112,16 @@ fn a_handshake_agrees_to_pieces_on_both_ends() {
     });
     let server = listener.accept().unwrap();
     let client = connecting.join().unwrap();
-    for (end, channel) in [("server", server), ("client", client)] {
-        let link = channel.downcast::<ShmLink>().expect("an shm link");
+    let link = |channel: Box<dyn Channel>| channel.downcast::<ShmLink>().expect("an shm link");
+    (link(server), link(client))
+}
+
+/// Both ends of a link made by a handshake agree to records in pieces;
+/// a link over a pre-arranged region does only when told to.
+#[test]
+fn a_handshake_agrees_to_pieces_on_both_ends() {
+    let (server, client) = handshake_pair("pieces-agree");
+    for (end, link) in [("server", server), ("client", client)] {
         assert!(link.tx.pieces() && link.rx.pieces(), "{end}");
     }
     let (mut server, client) = pair();
@@ -139,16 +146,7 @@ fn first_stamp_word(link: &ShmLink) -> u64 {
 /// link over a pre-arranged region keeps the zeroing.
 #[test]
 fn a_handshake_agrees_to_keyed_stamps_and_nothing_is_zeroed() {
-    let url = format!("shm://utp-keyed-agree-{}", std::process::id());
-    let mut listener = crate::listen(&url).unwrap();
-    let connecting = std::thread::spawn({
-        let url = url.clone();
-        move || crate::connect(&url).unwrap()
-    });
-    let server = listener.accept().unwrap();
-    let client = connecting.join().unwrap();
-    let mut server = server.downcast::<ShmLink>().expect("an shm link");
-    let mut client = client.downcast::<ShmLink>().expect("an shm link");
+    let (mut server, mut client) = handshake_pair("keyed-agree");
     let ring0 = server
         .tx
         .stamp_key()

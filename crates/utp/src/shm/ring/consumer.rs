@@ -5,7 +5,7 @@
 
 use super::{
     FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_FLAGS,
-    STAMP_LEN, STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
+    STAMP_LEN, STAMP_MORE, STAMP_PAD, StampKey, check_capacity, corrupt, notify,
 };
 use crate::error::Result;
 use crate::frame::{Header, decode_header_words};
@@ -66,13 +66,12 @@ pub struct Consumer<B> {
     pieces: bool,
     /// The record being published in pieces, as far as it is copied.
     partial: Partial,
-    /// XORed into every stamp loaded: the ring's key, or 0.
-    key: u64,
-    /// Both ends agreed to keyed stamps: a word that does not decode to a
-    /// stamp inside the readable space is stale bytes (nothing published
-    /// yet), and released lines are not zeroed. Otherwise such a word is
-    /// corrupt, and 0 means nothing published.
-    keyed: bool,
+    /// Every stamp loaded is XORed with the ring's key if both ends agreed
+    /// to keyed stamps: then a word that does not decode to a stamp inside
+    /// the readable space is stale bytes (nothing published yet), and
+    /// released lines are not zeroed. Otherwise such a word is corrupt,
+    /// and 0 means nothing published.
+    key: StampKey,
 }
 
 /// A record published in pieces, copied as far as its progress stamp said
@@ -116,8 +115,7 @@ impl<B: RingBytes> Consumer<B> {
             wakes: 0,
             pieces: false,
             partial: Partial::default(),
-            key: 0,
-            keyed: false,
+            key: StampKey::default(),
         })
     }
 
@@ -126,13 +124,12 @@ impl<B: RingBytes> Consumer<B> {
     /// default) reads stamps as they are and zeroes the line starts of
     /// what it releases.
     pub fn set_stamp_key(&mut self, key: Option<u64>) {
-        self.key = key.unwrap_or(0);
-        self.keyed = key.is_some();
+        self.key = StampKey::new(key);
     }
 
     /// The key set by [`set_stamp_key`](Self::set_stamp_key).
     pub fn stamp_key(&self) -> Option<u64> {
-        self.keyed.then_some(self.key)
+        self.key.key()
     }
 
     /// Accepts records published in pieces (both ends agreed in the
@@ -179,7 +176,7 @@ impl<B: RingBytes> Consumer<B> {
     /// Whether a whole record (or padding) is published at `head`.
     pub fn has_data(&mut self) -> Result<bool> {
         let offset = self.offset();
-        let stamp = self.bytes.load_stamp(offset) ^ self.key;
+        let stamp = self.bytes.load_stamp(offset) ^ self.key.mask();
         Ok(self.whole_len(offset, stamp).is_some())
     }
 
@@ -336,7 +333,7 @@ impl<B: RingBytes> Consumer<B> {
         match self.next_stamp(copying)? {
             // With keyed stamps the header decides (see `next_stamp`);
             // without, `peek` or `take_copy` reports a bad one.
-            Some((offset, len)) if self.keyed => Ok(self.header_at(offset, len).is_ok()),
+            Some((offset, len)) if self.key.keyed() => Ok(self.header_at(offset, len).is_ok()),
             found => Ok(found.is_some()),
         }
     }
@@ -362,12 +359,13 @@ impl<B: RingBytes> Consumer<B> {
     fn next_stamp(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         loop {
             let offset = self.offset();
-            let stamp = self.bytes.load_stamp(offset) ^ self.key; // [STAMP]
+            let stamp = self.bytes.load_stamp(offset) ^ self.key.mask(); // [STAMP]
             let Some(len) = self.whole_len(offset, stamp) else {
                 // Nothing published here: a zero without keys; with keys
                 // whatever does not decode to a progress stamp (old stamps
                 // and payload bytes of earlier laps).
-                if (!self.keyed && stamp == 0) || (self.keyed && stamp & STAMP_FLAGS != STAMP_MORE)
+                if (!self.key.keyed() && stamp == 0)
+                    || (self.key.keyed() && stamp & STAMP_FLAGS != STAMP_MORE)
                 {
                     return Ok(None);
                 }
@@ -390,7 +388,7 @@ impl<B: RingBytes> Consumer<B> {
     #[cold]
     #[inline(never)]
     fn stale_or<T>(&mut self, error: crate::error::Error) -> Result<Option<T>> {
-        if !self.keyed {
+        if !self.key.keyed() {
             return Err(error);
         }
         self.flush();
@@ -408,7 +406,7 @@ impl<B: RingBytes> Consumer<B> {
         let span = (stamp & !STAMP_FLAGS).wrapping_sub(self.head);
         let inside = (RECORD_ALIGN as u64..contiguous as u64).contains(&span);
         let progress = stamp & STAMP_FLAGS == STAMP_MORE;
-        if self.keyed && !(progress && inside && self.pieces) {
+        if self.key.keyed() && !(progress && inside && self.pieces) {
             return Ok(());
         }
         if !progress || !self.pieces {
@@ -549,7 +547,7 @@ impl<B: RingBytes> Consumer<B> {
         if self.pending == 0 {
             return;
         }
-        if !self.keyed {
+        if !self.key.keyed() {
             self.zero_released();
         }
         self.pending = 0;

@@ -118,6 +118,42 @@ pub fn max_payload(capacity: usize) -> usize {
     capacity.saturating_sub(SLACK + PAYLOAD_OFFSET)
 }
 
+/// How one end of a ring encodes or decodes stamps: XORed with the ring's
+/// key when both ends agreed to keyed stamps, as they are otherwise
+/// (`docs/shm-layout.md` 4.1).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StampKey {
+    /// XORed into every stamp: the key, or 0.
+    mask: u64,
+    keyed: bool,
+}
+
+impl StampKey {
+    pub(crate) fn new(key: Option<u64>) -> StampKey {
+        StampKey {
+            mask: key.unwrap_or(0),
+            keyed: key.is_some(),
+        }
+    }
+
+    /// What every stamp is XORed with (0 without keys).
+    #[inline(always)]
+    pub(crate) fn mask(self) -> u64 {
+        self.mask
+    }
+
+    /// Whether stamps are keyed.
+    #[inline(always)]
+    pub(crate) fn keyed(self) -> bool {
+        self.keyed
+    }
+
+    /// The key, if stamps are keyed.
+    pub(crate) fn key(self) -> Option<u64> {
+        self.keyed.then_some(self.mask)
+    }
+}
+
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::protocol(
         ProtocolReason::Corrupt,

@@ -4,7 +4,8 @@
 //! reader `[WAKE]` if it may sleep.
 
 use super::{
-    Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_MORE, STAMP_PAD, check_capacity, corrupt, notify,
+    Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_MORE, STAMP_PAD, StampKey, check_capacity,
+    corrupt, notify,
 };
 use crate::ProtocolReason;
 use crate::error::{Error, Result};
@@ -33,11 +34,9 @@ pub struct Producer<B> {
     event_due: bool,
     /// The consumer agreed to records published in pieces.
     pieces: bool,
-    /// XORed into every stamp stored: the ring's key if both ends agreed to
-    /// keyed stamps, else 0.
-    key: u64,
-    /// Both ends agreed to keyed stamps.
-    keyed: bool,
+    /// Every stamp stored is XORed with the ring's key if both ends
+    /// agreed to keyed stamps.
+    key: StampKey,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -54,8 +53,7 @@ impl<B: RingBytes> Producer<B> {
             wakes: 0,
             event_due: false,
             pieces: false,
-            key: 0,
-            keyed: false,
+            key: StampKey::default(),
         })
     }
 
@@ -63,13 +61,12 @@ impl<B: RingBytes> Producer<B> {
     /// stamps, `docs/shm-layout.md` 4.1); `None` (the default) stores them
     /// as they are, for a consumer that zeroes what it releases.
     pub fn set_stamp_key(&mut self, key: Option<u64>) {
-        self.key = key.unwrap_or(0);
-        self.keyed = key.is_some();
+        self.key = StampKey::new(key);
     }
 
     /// The key set by [`set_stamp_key`](Self::set_stamp_key).
     pub fn stamp_key(&self) -> Option<u64> {
-        self.keyed.then_some(self.key)
+        self.key.key()
     }
 
     /// Whether the consumer agreed to records published in pieces
@@ -183,7 +180,7 @@ impl<B: RingBytes> Producer<B> {
         let offset = (self.tail & (self.cap - 1)) as usize;
         let at = self.tail.wrapping_add(written as u64);
         self.bytes
-            .store_stamp(offset, (at | STAMP_MORE) ^ self.key, true); // [STAMP]
+            .store_stamp(offset, (at | STAMP_MORE) ^ self.key.mask(), true); // [STAMP]
     }
 
     /// Publishes the record of `record_len` bytes reserved by `try_reserve`.
@@ -200,7 +197,7 @@ impl<B: RingBytes> Producer<B> {
         // stamp word of the next position is zero until we publish there;
         // with one, what is there decodes to no position it may read.
         self.bytes
-            .store_stamp(offset, (next | pad) ^ self.key, true); // [STAMP]
+            .store_stamp(offset, (next | pad) ^ self.key.mask(), true); // [STAMP]
         self.tail = next;
         // Informational (inspection); no consumer reads it.
         self.idx.tail().store(next, Ordering::Relaxed);
