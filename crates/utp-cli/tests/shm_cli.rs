@@ -165,6 +165,8 @@ fn inspect_and_ls_show_a_live_link() {
         "{text}"
     );
     assert!(text.contains("server: pid"), "{text}");
+    // Both ends are utp's: they agreed to keyed stamps.
+    assert!(text.contains("), keyed stamps"), "{text}");
 
     let out = Command::new(UTP).arg("ls").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -34,6 +34,7 @@ fn link_json(link: &LinkState) -> serde_json::Value {
         "client": side(&link.sides[1]),
         "ring_server_to_client": ring(&link.rings[0]),
         "ring_client_to_server": ring(&link.rings[1]),
+        "keyed_stamps": link.keyed_stamps,
     })
 }
 
@@ -55,7 +56,12 @@ fn cell_json(url: &str, cell: &utp::seqlock::inspect::CellState) -> serde_json::
 }
 
 fn show_link(link: &LinkState) {
-    println!("  link {} ({})", link.link_id, link.location);
+    let stamps = if link.keyed_stamps {
+        "keyed stamps"
+    } else {
+        "plain stamps, line starts zeroed"
+    };
+    println!("  link {} ({}), {stamps}", link.link_id, link.location);
     for (i, who) in ["server", "client"].iter().enumerate() {
         let s = &link.sides[i];
         let age = s

@@ -65,6 +65,10 @@ pub struct LinkState {
     pub sides: [SideState; 2],
     /// Ring 0 (server to client) and ring 1 (client to server).
     pub rings: [RingState; 2],
+    /// Whether the ends agreed to keyed stamps (both rings have a key in
+    /// the control header, `docs/shm-layout.md` 4.1); otherwise consumers
+    /// zero the line starts they give back.
+    pub keyed_stamps: bool,
 }
 
 /// Reads the state of the link region at `location`.
@@ -147,6 +151,9 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
         link_id: control.link_id(),
         sides: [side(0), side(1)],
         rings: [ring(0), ring(1)],
+        // A server writes both keys, never zero, when keyed stamps were
+        // agreed, and neither otherwise.
+        keyed_stamps: control.stamp_key(0) != 0 && control.stamp_key(1) != 0,
     })
 }
 
