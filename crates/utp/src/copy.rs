@@ -62,6 +62,62 @@ pub unsafe fn copy_nonoverlapping(src: *const u8, dst: *mut u8, n: usize) {
     }
 }
 
+/// Bytes from which [`copy_into_shared`] asks for lines ahead.
+const CLAIM_FROM: usize = 8192;
+
+/// Bytes [`copy_into_shared`] asks for ahead of the copy, and copies
+/// between two asks: the lines of one chunk are asked for while the chunk
+/// before is copied. Below `rep movsb`'s sizes, so each chunk takes
+/// glibc's vector loop.
+const CLAIM_CHUNK: usize = 2048;
+
+/// [`copy_nonoverlapping`] into memory another core may hold shared (a
+/// ring's data area): a copy of 8 KiB or more asks for each 2 KiB chunk's
+/// lines in a writable state (`PREFETCHW`, `crate::claim`) before it
+/// copies the chunk ahead of them, so the other core's copies are
+/// invalidated while the copy runs rather than store by store.
+///
+/// # Safety
+///
+/// As [`copy_nonoverlapping`].
+#[inline(always)]
+pub unsafe fn copy_into_shared(src: *const u8, dst: *mut u8, n: usize) {
+    if n < CLAIM_FROM {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { copy_nonoverlapping(src, dst, n) }
+    } else {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { copy_claiming(src, dst, n) }
+    }
+}
+
+/// [`copy_into_shared`] from [`CLAIM_FROM`] bytes: out of line, so a small
+/// copy's path is the plain copy's.
+///
+/// # Safety
+///
+/// As [`copy_nonoverlapping`].
+#[inline(never)]
+unsafe fn copy_claiming(src: *const u8, dst: *mut u8, n: usize) {
+    if !crate::claim::supported() {
+        // SAFETY: the caller's contract, forwarded.
+        return unsafe { copy_nonoverlapping(src, dst, n) };
+    }
+    crate::claim::lines(dst, CLAIM_CHUNK);
+    let mut done = 0;
+    while done < n {
+        let len = (n - done).min(CLAIM_CHUNK);
+        let next = done + len;
+        if next < n {
+            crate::claim::lines(dst.wrapping_add(next), (n - next).min(CLAIM_CHUNK));
+        }
+        // SAFETY: `done + len <= n`, so both ranges lie inside the
+        // caller's `src..src+n` and `dst..dst+n`, which do not overlap.
+        unsafe { copy_nonoverlapping(src.add(done), dst.add(done), len) };
+        done = next;
+    }
+}
+
 /// Copies `n <= 64` bytes with at most four loads and four stores.
 ///
 /// # Safety
@@ -237,6 +293,34 @@ mod tests {
                 );
                 assert!(target[..dst_at].iter().all(|&b| b == 0xAA));
                 assert!(target[dst_at + n..].iter().all(|&b| b == 0xAA));
+            }
+        }
+    }
+
+    /// The copy into shared memory, around the size where it starts asking
+    /// for lines and around its chunks, at odd offsets: exact, and nothing
+    /// past either end is touched.
+    #[test]
+    fn copies_into_shared_memory_are_exact() {
+        let source: Vec<u8> = (0..5 * CLAIM_FROM).map(|i| (i * 131 % 251) as u8).collect();
+        for n in [
+            0,
+            100,
+            CLAIM_FROM - 1,
+            CLAIM_FROM,
+            CLAIM_FROM + 1,
+            CLAIM_FROM + CLAIM_CHUNK - 1,
+            3 * CLAIM_FROM + 17,
+            4 * CLAIM_FROM,
+        ] {
+            for at in [0usize, 24, 40, 63] {
+                let mut target = vec![0xAAu8; at + n + 64];
+                // SAFETY: `source` holds at least `n` bytes, `target` holds
+                // `at + n`; distinct allocations.
+                unsafe { copy_into_shared(source.as_ptr(), target.as_mut_ptr().add(at), n) };
+                assert_eq!(&target[at..at + n], &source[..n], "n {n} at {at}");
+                assert!(target[..at].iter().all(|&b| b == 0xAA), "n {n} at {at}");
+                assert!(target[at + n..].iter().all(|&b| b == 0xAA), "n {n} at {at}");
             }
         }
     }

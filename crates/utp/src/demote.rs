@@ -28,9 +28,6 @@
 //! instruction, and a crate for one line of assembly would cost more than
 //! it saves.
 
-/// Bytes of a cache line (the unit the hint acts on).
-const LINE: usize = 64;
-
 /// The largest shared-memory record a link demotes once published, when
 /// it sends it right after a receive: the record of a 4 KiB payload
 /// (stamp, header and payload padded to lines: 4160 bytes, which holds
@@ -76,19 +73,7 @@ fn detect() -> bool {
 /// through it, and any address, mapped or not, is allowed.
 #[inline]
 pub fn lines(start: *const u8, len: usize) -> usize {
-    if len == 0 || !supported() {
-        return 0;
-    }
-    let first = start.addr() & !(LINE - 1);
-    let end = start.addr().saturating_add(len);
-    let mut hinted = 0;
-    let mut line = first;
-    while line < end {
-        demote_line(line);
-        hinted += 1;
-        line += LINE;
-    }
-    hinted
+    crate::line_hint::each_line(start, len, supported(), demote_line)
 }
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -115,43 +100,17 @@ fn demote_line(_address: usize) {}
 
 #[cfg(test)]
 mod tests {
-    use super::{LINE, lines, supported};
+    use super::{lines, supported};
 
     #[test]
-    fn hints_every_line_the_range_touches() {
-        let buffer = vec![0u8; 4 * LINE + LINE];
-        let base = buffer
-            .as_ptr()
-            .wrapping_add(buffer.as_ptr().align_offset(LINE));
-        let per_line = usize::from(supported());
-        // Whole lines, a range straddling a boundary, one byte, nothing.
-        assert_eq!(lines(base, 2 * LINE), 2 * per_line);
-        assert_eq!(lines(base.wrapping_add(LINE - 1), 2), 2 * per_line);
-        assert_eq!(lines(base.wrapping_add(3), 1), per_line);
-        assert_eq!(lines(base, 0), 0);
-        // The bytes are untouched: a hint changes no memory.
-        assert!(buffer.iter().all(|&b| b == 0));
-    }
-
-    #[test]
-    fn an_unmapped_address_is_only_a_hint() {
-        // Page 0 is never mapped in a Linux process: a real access would
-        // fault, the hint must not.
-        let hinted = lines(std::ptr::without_provenance(64), LINE);
-        assert_eq!(hinted, usize::from(supported()));
+    fn hints_every_line_the_range_touches_and_nothing_else() {
+        crate::line_hint::check(lines, supported());
     }
 
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     #[test]
     fn a_cpu_the_kernel_lists_with_the_instruction_is_detected() {
-        // One way only: a kernel older than the flag's name does not list
-        // it even where the CPU has it.
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let listed = cpuinfo
-            .lines()
-            .filter(|l| l.starts_with("flags"))
-            .any(|l| l.split_whitespace().any(|f| f == "cldemote"));
-        if listed {
+        if crate::line_hint::listed("cldemote") {
             assert!(supported());
         }
     }

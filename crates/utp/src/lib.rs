@@ -201,6 +201,7 @@
 #![deny(missing_docs)]
 
 pub mod channel;
+pub(crate) mod claim;
 pub(crate) mod copy;
 #[cfg(not(loom))]
 pub(crate) mod demote;
@@ -209,6 +210,7 @@ pub mod error;
 pub mod frame;
 pub mod halves;
 pub mod identity;
+pub(crate) mod line_hint;
 pub mod pubsub;
 pub mod seqlock;
 pub mod service;

@@ -10,10 +10,12 @@ pub mod probe;
 pub mod seqlock;
 
 /// utp's byte copy (module `copy`: `memcpy`, in pieces where `rep movsb`
-/// would be slow), raw and into a new vector. The raw shared-memory and
-/// in-process baselines copy with it, so that a baseline never pays a
+/// would be slow), raw and into a new vector, and its copy into shared
+/// memory (`copy_into_shared`: from 8 KiB, each chunk's lines asked for in
+/// a writable state ahead of the copy). The raw shared-memory and
+/// in-process baselines copy with them, so that a baseline never pays a
 /// penalty utp does not.
-pub use crate::copy::{copy_nonoverlapping, to_vec as copy_to_vec};
+pub use crate::copy::{copy_into_shared, copy_nonoverlapping, to_vec as copy_to_vec};
 
 /// How utp's shared-memory link pushes a small answer to the shared cache
 /// once published (module `demote`): a frame of at most

@@ -3,7 +3,7 @@
 
 use super::ring::{RECORD_ALIGN, RingBytes};
 use super::sync::{AtomicU64, Ordering};
-use crate::copy::copy_nonoverlapping;
+use crate::copy::{copy_into_shared, copy_nonoverlapping};
 use std::marker::PhantomData;
 
 /// `cap` bytes of mapped shared memory at `ptr`.
@@ -126,7 +126,7 @@ impl MappedBytes {
         // are Rust values, never inside the mapping.
         unsafe {
             let record = self.ptr.add(offset);
-            copy_nonoverlapping(
+            copy_into_shared(
                 payload.as_ptr().add(first),
                 record.add(PAYLOAD_OFFSET + first),
                 payload.len() - first,
@@ -159,7 +159,7 @@ impl RingBytes for MappedBytes {
             // SAFETY: destination in bounds (checked); the source is a Rust
             // slice, which never points into the shared mapping (we hand
             // out no `&[u8]` of it).
-            unsafe { copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) }
+            unsafe { copy_into_shared(src.as_ptr(), self.ptr.add(offset), src.len()) }
         }
     }
 
