@@ -98,16 +98,16 @@ impl RawKind {
         let piece_kib = utp::shm::ring::PIECE / 1024;
         match self {
             RawKind::SlotSpin => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_COPY}{demote}"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes (as utp's record carries stamp and header), receiver spins (spin_loop); copy in, copy out {UTP_SHM_COPY}{demote}"
             ),
             RawKind::SlotFutex => format!(
-                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex in waits of at most {slice_ms} ms (as utp's), sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_COPY}{demote}"
+                "one mailbox per direction ({prefaulted}), sequence word and length in the line of the first 48 data bytes, receiver looks twice more a clock read apart (as utp's wait=block), then raises a flag and sleeps on a futex in waits of at most {slice_ms} ms (as utp's), sender wakes it only when the flag is up and takes it down (SeqCst fence, one wake-up per sleep, as utp); copy in, copy out {UTP_SHM_COPY}{demote}"
             ),
             RawKind::Ring => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records), one over {piece_kib} KiB written in pieces of {piece_kib} KiB, a progress stamp after each that a waiting consumer copies up to (as utp's links); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, nothing written into the lines read (as utp's with keyed stamps)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), each side caches the other's index, spins when full/empty; messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records), one over {piece_kib} KiB written in pieces of {piece_kib} KiB, a progress stamp after each that a waiting consumer copies up to (as utp's links); copy in, copy out {UTP_SHM_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, nothing written into the lines read (as utp's with keyed stamps)"
             ),
             RawKind::RingFutex => format!(
-                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), in waits of at most {slice_ms} ms (as utp's), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records), one over {piece_kib} KiB written in pieces of {piece_kib} KiB, a progress stamp after each that a waiting consumer copies up to (as utp's links); copy in, copy out {UTP_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, nothing written into the lines read (as utp's with keyed stamps)"
+                "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), in waits of at most {slice_ms} ms (as utp's), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records), one over {piece_kib} KiB written in pieces of {piece_kib} KiB, a progress stamp after each that a waiting consumer copies up to (as utp's links); copy in, copy out {UTP_SHM_COPY}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, nothing written into the lines read (as utp's with keyed stamps)"
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => {
                 "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()
@@ -270,6 +270,11 @@ pub struct RemoveOnDrop(pub PathBuf);
 /// utp does (`utp::__bench::copy_nonoverlapping`), so that neither pays
 /// the page-aliasing penalty alone.
 const UTP_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow window)";
+
+/// How the shared-memory baselines copy: utp's copy, and into the region
+/// utp's copy into shared memory, which asks for each chunk's lines ahead
+/// (`utp::__bench::copy_into_shared`), as utp's link writes its rings.
+const UTP_SHM_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow window; a copy of 8 KiB or more into shared memory asks for each 2 KiB chunk's lines ahead with PREFETCHW, as utp's)";
 
 /// Where raw baselines read and copy: the kernel's and glibc's `rep movsb`
 /// run at half speed or far less here when the destination sits 1–31 bytes

@@ -12,7 +12,7 @@
 //! (`ring.rs`); the gap between the two is what utp's ring layout costs
 //! on this machine, not something either copy pays.
 
-use super::UTP_COPY;
+use super::UTP_SHM_COPY;
 use super::shmem::Region;
 use crate::cmd::bench::link::{Fallible, SpinBudget};
 use crate::cmd::bench::placement;
@@ -42,7 +42,7 @@ const IDLE: Duration = Duration::from_secs(10);
 /// How the plain ring is set up, for the report's list of baselines.
 pub fn describe() -> String {
     format!(
-        "the floor under the shared-memory rings (not a mechanism of utp's): two threads pinned as the run's client and peer, one POSIX shared-memory region (prefaulted) with a {} MiB byte ring, each side caching the other's index (on lines of their own), spinning when full/empty; 64 KiB messages copied in whole and out whole {UTP_COPY}, at a stride of their size: no stamp, header, padding, pieces or lines taken back",
+        "the floor under the shared-memory rings (not a mechanism of utp's): two threads pinned as the run's client and peer, one POSIX shared-memory region (prefaulted) with a {} MiB byte ring, each side caching the other's index (on lines of their own), spinning when full/empty; 64 KiB messages copied in whole and out whole {UTP_SHM_COPY}, at a stride of their size: no stamp, header, padding, pieces or lines taken back",
         RING >> 20,
     )
 }

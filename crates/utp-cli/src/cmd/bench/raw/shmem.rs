@@ -131,7 +131,7 @@ impl Region {
         // side exclusive use of the range until it publishes it with a
         // release store, and plain bytes have no invalid values anyway.
         unsafe {
-            utp::__bench::copy_nonoverlapping(bytes.as_ptr(), self.base.add(offset), bytes.len())
+            utp::__bench::copy_into_shared(bytes.as_ptr(), self.base.add(offset), bytes.len())
         }
     }
 
