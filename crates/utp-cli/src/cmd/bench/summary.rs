@@ -4,6 +4,7 @@
 
 use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
+use super::raw::plain_ring;
 use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy, stolen_mark};
 use super::results::{Row, ratio, reference};
 use super::spec::{Impl, Mode};
@@ -202,7 +203,7 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
 /// named) and one core's memcpy (each side of a ring copies once, in
 /// parallel, so no ring passes it).
 fn floor_line(rows: &[Row]) -> Option<String> {
-    const SIZE: usize = super::raw::plain_ring::SIZE;
+    const SIZE: usize = plain_ring::SIZE;
     let floor = |name: &str| {
         rows.iter()
             .find(|r| r.entry.is_none() && r.mechanism == name && r.size == SIZE)?
@@ -220,10 +221,7 @@ fn floor_line(rows: &[Row]) -> Option<String> {
         })
         .find_map(|r| r.sample.bytes_per_s.map(|b| (r, b)))?;
     let against: Vec<String> = [
-        (
-            floor(crate::cmd::bench::raw::plain_ring::MECHANISM),
-            "the plain two-core ring",
-        ),
+        (floor(plain_ring::MECHANISM), "the plain two-core ring"),
         (floor("memcpy"), "one core's memcpy of 64 KiB"),
     ]
     .into_iter()
@@ -407,13 +405,13 @@ pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
     // The floor the raw ring is judged against, when it ran.
     if rows
         .iter()
-        .any(|r| r.entry.is_none() && r.mechanism == super::raw::plain_ring::MECHANISM)
+        .any(|r| r.entry.is_none() && r.mechanism == plain_ring::MECHANISM)
     {
         list.push(Baseline {
-            mechanism: super::raw::plain_ring::MECHANISM,
+            mechanism: plain_ring::MECHANISM,
             wait: super::spec::Wait::Spin.label(),
             modes: vec![Mode::Stream.label()],
-            setup: super::raw::plain_ring::describe(),
+            setup: plain_ring::describe(),
         });
     }
     list
@@ -539,7 +537,7 @@ mod tests {
         };
         let rows = vec![
             floor("memcpy", 40e9),
-            floor(crate::cmd::bench::raw::plain_ring::MECHANISM, 25e9),
+            floor(plain_ring::MECHANISM, 25e9),
             row("shm", Impl::Raw, Mode::Stream, 65536, throughput(20e9)),
         ];
         let text = summary(&rows, None);

@@ -32,12 +32,13 @@
 //!
 //! Memory ordering, with matching tags at both ends:
 //!
-//! - `[STAMP]` the producer writes a record, then stores its stamp with `Release`; the consumer loads the stamp with
-//!   `Acquire`, then reads the record. So a published record is fully visible.
+//! - `[STAMP]` the producer writes a record, then stores its stamp with
+//!   `Release`; the consumer loads the stamp with `Acquire`, then reads the
+//!   record. So a published record is fully visible.
 //! - `[HEAD]` the consumer finishes reading (and zeroing, unless keyed),
-//!   then stores `head` with
-//!   `Release`; the producer loads `head` with `Acquire`, then overwrites
-//!   the freed bytes. So a record is never overwritten while being read.
+//!   then stores `head` with `Release`; the producer loads `head` with
+//!   `Acquire`, then overwrites the freed bytes. So a record is never
+//!   overwritten while being read.
 //! - `[WAKE]` a side about to sleep stores 1 in its waiter word, issues a
 //!   `SeqCst` fence and re-checks the index; a side that publishes an index
 //!   issues a `SeqCst` fence and then looks at the peer's waiter word. The

@@ -6,11 +6,11 @@
 //! Two threads pinned where the run's client and peer run, one POSIX
 //! shared-memory region of utp's ring size (2 MiB), a producer index and a
 //! consumer index on lines of their own, each side caching the other's;
-//! messages are copied in whole and out whole with utp's copy, at a stride
-//! of their own size (no stamp, no header, no padding, no pieces, no lines
-//! taken back). The raw ring baseline does all of that like utp's link
-//! (`ring.rs`); the gap between the two is what utp's ring layout costs
-//! on this machine, not something either copy pays.
+//! messages are copied in whole and out whole with utp's copies, at a
+//! stride of their own size (no stamp, no header, no padding, no pieces).
+//! The raw ring baseline does all of that like utp's link (`ring.rs`); the
+//! gap between the two is what utp's ring layout costs on this machine,
+//! not something either copy pays.
 
 use super::UTP_SHM_COPY;
 use super::shmem::Region;
@@ -42,7 +42,7 @@ const IDLE: Duration = Duration::from_secs(10);
 /// How the plain ring is set up, for the report's list of baselines.
 pub fn describe() -> String {
     format!(
-        "the floor under the shared-memory rings (not a mechanism of utp's): two threads pinned as the run's client and peer, one POSIX shared-memory region (prefaulted) with a {} MiB byte ring, each side caching the other's index (on lines of their own), spinning when full/empty; 64 KiB messages copied in whole and out whole {UTP_SHM_COPY}, at a stride of their size: no stamp, header, padding, pieces or lines taken back",
+        "the floor under the shared-memory rings (not a mechanism of utp's): two threads pinned as the run's client and peer, one POSIX shared-memory region (prefaulted) with a {} MiB byte ring, each side caching the other's index (on lines of their own), spinning when full/empty; 64 KiB messages copied in whole and out whole {UTP_SHM_COPY}, at a stride of their size: no stamp, header, padding or pieces",
         RING >> 20,
     )
 }

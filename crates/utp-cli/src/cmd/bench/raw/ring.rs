@@ -282,7 +282,10 @@ impl RingLink {
     /// invalidated (64 KiB round trips, far placement: utp/raw 0.61-0.65
     /// without the stores). But the stores cost streams more: without them,
     /// utp streamed 4 KiB to 1 MiB messages 1.25-1.8x as fast, near
-    /// placement (docs/BENCHMARKS.md, 2026-12-05, forenoon).
+    /// placement (docs/BENCHMARKS.md, 2026-12-05, forenoon). The wait on
+    /// shared lines is now taken where it arises: both producers ask for a
+    /// large write's lines ahead (`Region::write`, through utp's
+    /// `copy_into_shared`).
     fn release(&mut self, d: usize) -> Fallible<()> {
         if self.released == self.tail {
             return Ok(());
