@@ -63,7 +63,7 @@ pub unsafe fn copy_nonoverlapping(src: *const u8, dst: *mut u8, n: usize) {
 }
 
 /// Bytes from which [`copy_into_shared`] asks for lines ahead.
-const CLAIM_FROM: usize = 8192;
+pub(crate) const CLAIM_FROM: usize = 8192;
 
 /// Bytes [`copy_into_shared`] asks for ahead of the copy, and copies
 /// between two asks: the lines of one chunk are asked for while the chunk

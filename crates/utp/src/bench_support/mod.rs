@@ -17,6 +17,11 @@ pub mod seqlock;
 /// penalty utp does not.
 pub use crate::copy::{copy_into_shared, copy_nonoverlapping, to_vec as copy_to_vec};
 
+/// How utp's ring producer asks for the lines of a later record before it
+/// writes one under 8 KiB (`claim::ahead`); the raw ring does the same, so
+/// its producer never waits on lines utp's has already asked for.
+pub use crate::claim::{AHEAD as CLAIM_AHEAD, ahead as claim_ahead};
+
 /// How utp's shared-memory link pushes a small answer to the shared cache
 /// once published (module `demote`): a frame of at most
 /// [`SHM_DEMOTE_PAYLOAD_UP_TO`] payload bytes sent right after a receive.

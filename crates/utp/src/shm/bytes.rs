@@ -229,6 +229,11 @@ impl RingBytes for MappedBytes {
         }
     }
 
+    #[inline(always)]
+    fn claim_ahead(&self, offset: usize, len: usize, room_after: u64) {
+        crate::claim::ahead(self.ptr, self.cap, offset, len, room_after);
+    }
+
     #[inline]
     fn prefetch(&self, offset: usize) {
         #[cfg(target_arch = "x86_64")]

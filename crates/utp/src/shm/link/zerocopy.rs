@@ -35,6 +35,7 @@ impl ShmLink {
             None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
             None => self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
         };
+        self.tx.claim_ahead(offset, rec);
         Ok((offset, rec))
     }
 

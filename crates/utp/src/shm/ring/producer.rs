@@ -161,6 +161,17 @@ impl<B: RingBytes> Producer<B> {
         }
     }
 
+    /// Asks for the lines a later record will take before the record of
+    /// `record_len` bytes reserved at `offset` is written (a hint, see
+    /// `crate::claim::ahead`): only lines the consumer has given back, as
+    /// last seen.
+    #[inline(always)]
+    pub fn claim_ahead(&self, offset: usize, record_len: usize) {
+        let room = self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head);
+        let room_after = room.saturating_sub(record_len as u64);
+        self.bytes.claim_ahead(offset, record_len, room_after);
+    }
+
     /// Copies `src` into the ring at `offset` (inside a reserved record).
     pub fn write(&self, offset: usize, src: &[u8]) {
         self.bytes.write(offset, src);

@@ -460,6 +460,14 @@ impl RingLink {
         if !fits {
             return false;
         }
+        let room_after = self.capacity as u64 - used - total as u64;
+        self.region.claim_ahead(
+            DATA + d * self.capacity,
+            self.capacity,
+            offset,
+            total,
+            room_after,
+        );
         let at = DATA + d * self.capacity + offset + before;
         if total <= PIECE {
             self.region.write(at, msg);

@@ -123,6 +123,15 @@ impl Region {
         utp::__bench::demote_lines(self.base.wrapping_add(offset), len);
     }
 
+    /// Asks for the lines of a later message before the one of `len`
+    /// bytes at `offset` in the ring of `cap` bytes at `ring` is written,
+    /// as utp's producer does (`utp::__bench::claim_ahead`, same rule:
+    /// only with `room_after` to spare).
+    pub fn claim_ahead(&self, ring: usize, cap: usize, offset: usize, len: usize, room_after: u64) {
+        self.check(ring, cap, 1);
+        utp::__bench::claim_ahead(self.base.wrapping_add(ring), cap, offset, len, room_after);
+    }
+
     /// Copies `bytes` into the region at `offset`.
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         self.check(offset, bytes.len(), 1);
