@@ -69,7 +69,7 @@ fn show_link(link: &LinkState) {
             .map(|a| format!("{:.1} s ago", a.as_secs_f64()))
             .unwrap_or_else(|| "never".into());
         println!(
-            "    {who}: pid {} ({}), {}, sent {} frames / {} bytes, heartbeat #{} {age}",
+            "    {who}: pid {} ({}), {}, sent {} frames / {} bytes as of heartbeat #{} {age}",
             s.pid,
             if s.alive { "alive" } else { "dead" },
             s.state,

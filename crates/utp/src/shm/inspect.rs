@@ -35,9 +35,10 @@ pub struct SideState {
     pub heartbeats: u64,
     /// Time since the last heartbeat.
     pub heartbeat_age: Option<Duration>,
-    /// Frames this side sent.
+    /// Frames this side sent, as of its last heartbeat, wait or close
+    /// (`docs/shm-layout.md` 3.2: at most 10 ms behind while it sends).
     pub messages: u64,
-    /// Bytes this side sent.
+    /// Bytes of records this side sent, as of the same moment.
     pub bytes: u64,
 }
 

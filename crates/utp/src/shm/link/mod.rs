@@ -292,6 +292,27 @@ impl ShmLink {
             .store(self.beats, Ordering::Relaxed);
         c.side_u64(me, SideField::HeartbeatMicros)
             .store(now_us, Ordering::Relaxed);
+        self.store_counts();
+    }
+
+    /// Writes the frames and bytes this side has sent into its counters
+    /// line, for `utp inspect`: with each heartbeat (at most every
+    /// [`SLICE`](super::wait::SLICE) while sending), before a wait, and at
+    /// close, not with every frame. Two stores per frame cost a 64-byte
+    /// stream a sixth of its rate (docs/BENCHMARKS.md, 2026-12-05,
+    /// afternoon): a producer streaming into lines its consumer holds runs
+    /// short of stores. The receive half of a split link sends nothing and
+    /// leaves the counts to the send half.
+    pub(crate) fn store_counts(&self) {
+        if self.role == Role::Receiver {
+            return;
+        }
+        let me = self.side as usize;
+        let c = &self.control;
+        c.side_u64(me, SideField::Messages)
+            .store(self.sent, Ordering::Relaxed);
+        c.side_u64(me, SideField::Bytes)
+            .store(self.bytes, Ordering::Relaxed);
     }
 
     /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse
@@ -345,15 +366,9 @@ impl ShmLink {
             }
         }
         // Everything else comes after the stamp: the peer is already
-        // reading while this side does its bookkeeping.
+        // reading while this side does its bookkeeping. The counts reach
+        // the counters line with the heartbeat (`store_counts`).
         self.bytes += rec as u64;
-        let me = self.side as usize;
-        let c = &self.control;
-        // Our own counters line: the peer never polls it.
-        c.side_u64(me, SideField::Messages)
-            .store(self.sent, Ordering::Relaxed);
-        c.side_u64(me, SideField::Bytes)
-            .store(self.bytes, Ordering::Relaxed);
         if let Some(counters) = &self.counters {
             // For `utp stat`, in this process's own memory: the send
             // ring's fill as this side last saw it.
@@ -629,6 +644,7 @@ impl ShmLink {
         if self.role != Role::Whole {
             return self.close_half();
         }
+        self.store_counts();
         let me = self.side as usize;
         self.control
             .side_u32(me, SideField::State)
@@ -654,6 +670,7 @@ impl ShmLink {
     /// the rendezvous socket, so the peer sees it hang up once both are gone.
     fn close_half(&mut self) -> Result<()> {
         if self.role == Role::Sender {
+            self.store_counts();
             let me = self.side as usize;
             self.control
                 .side_u32(me, SideField::State)

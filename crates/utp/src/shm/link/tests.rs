@@ -170,3 +170,64 @@ fn a_handshake_agrees_to_keyed_stamps_and_nothing_is_zeroed() {
     client.flush_received();
     assert_eq!(first_stamp_word(&client), 0, "zeroed when given back");
 }
+
+/// The frames and bytes side `side` has sent, as `utp inspect` reads them
+/// from the counters line.
+fn counts(link: &ShmLink, side: Side) -> (u64, u64) {
+    use crate::shm::layout::SideField;
+    let c = &link.control;
+    let load = |field| {
+        c.side_u64(side as usize, field)
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    (load(SideField::Messages), load(SideField::Bytes))
+}
+
+/// A side's counts reach its counters line with a heartbeat, before a
+/// wait and at close (not with every frame).
+#[test]
+fn the_counts_inspect_reads_catch_up_at_a_heartbeat_a_wait_and_the_close() {
+    let (mut server, client) = pair();
+    let mut frame = Frame::default();
+    // An 8-byte payload makes a 64-byte record.
+    for _ in 0..3 {
+        send(&mut server, 8);
+    }
+    server.heartbeat();
+    assert_eq!(counts(&client, Side::Server), (3, 3 * 64));
+    send(&mut server, 8);
+    let nothing = server.recv_timeout(&mut frame, Some(std::time::Duration::from_millis(1)));
+    assert!(
+        matches!(nothing, Err(crate::Error::Timeout { .. })),
+        "{nothing:?}"
+    );
+    assert_eq!(counts(&client, Side::Server), (4, 4 * 64));
+    send(&mut server, 8);
+    server.close().unwrap();
+    assert_eq!(counts(&client, Side::Server), (5, 5 * 64));
+}
+
+/// Of a split link, the send half keeps the counts; the receive half,
+/// which sends nothing, never writes its stale copy over them.
+#[test]
+fn the_receive_half_of_a_split_link_leaves_the_counts_alone() {
+    let (server, client) = pair();
+    let (mut sending, mut receiving) = Box::new(server).split().unwrap();
+    let mut frame = Frame::default();
+    sending.send(message_type::DATA, 0, &[7u8; 8]).unwrap();
+    // More than a wait slice later (on the coarse clock, a few ticks), the
+    // next send carries a heartbeat, which stores the counts.
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    sending.send(message_type::DATA, 0, &[7u8; 8]).unwrap();
+    assert_eq!(counts(&client, Side::Server), (2, 2 * 64));
+    // The receive half waits (a wait stores the counts of a whole link).
+    let nothing = receiving.recv_timeout(&mut frame, Some(std::time::Duration::from_millis(1)));
+    assert!(
+        matches!(nothing, Err(crate::Error::Timeout { .. })),
+        "{nothing:?}"
+    );
+    assert_eq!(counts(&client, Side::Server), (2, 2 * 64));
+    receiving.close().unwrap();
+    sending.close().unwrap();
+    assert_eq!(counts(&client, Side::Server), (2, 2 * 64));
+}
