@@ -68,7 +68,9 @@ pub const AHEAD: usize = 1024;
 /// line already writable when it gets there, instead of waiting for the
 /// consumer's copy to be invalidated store by store. Records from
 /// [`CLAIM_FROM`](crate::copy::CLAIM_FROM) bytes ask for their own lines
-/// as they are copied (`copy::copy_into_shared`), so they skip this; so
+/// as they are copied (`copy::copy_into_shared`), so they skip this (and
+/// utp's link skips it for a frame that answers one just received: in a
+/// round trip those lines would change hands while the peer reads); so
 /// does a ring with less than `AHEAD + len` bytes of room after the record
 /// (`room_after`, as last seen): those lines hold records the consumer has
 /// yet to read, and asking for them would take them from it just before
@@ -76,7 +78,8 @@ pub const AHEAD: usize = 1024;
 /// asked for.
 ///
 /// Measured on an Intel Xeon (docs/BENCHMARKS.md, 2026-12-05, afternoon):
-/// 64-byte frames streamed over a 2 MiB `shm://` ring at 1.2–1.3x the rate.
+/// spinning and blocking 64-byte streams over `shm://` moved about a tenth
+/// more frames in alternated `utp bench` runs.
 #[inline(always)]
 pub fn ahead(ring: *const u8, cap: usize, offset: usize, len: usize, room_after: u64) -> usize {
     if len >= crate::copy::CLAIM_FROM || room_after < (AHEAD + len) as u64 {

@@ -72,11 +72,16 @@ pub struct ShmLink {
     idle_timeout: Option<Duration>,
     /// The last operation was a receive: the next send most likely
     /// answers a peer that is polling for it, and a small record is
-    /// demoted once published (see [`crate::demote::RECORD_UP_TO`]).
+    /// demoted once published (see [`crate::demote::RECORD_UP_TO`]) and
+    /// asks for no lines ahead (`claim::ahead`).
     after_receive: bool,
     /// Records demoted, for the tests of when that happens.
     #[cfg(test)]
     demoted: u64,
+    /// Records that asked for a later record's lines, for the tests of
+    /// when that happens.
+    #[cfg(test)]
+    asked_ahead: u64,
 }
 
 /// The rings `side` writes and reads: the server produces ring 0, the
@@ -149,6 +154,8 @@ impl ShmLink {
             after_receive: false,
             #[cfg(test)]
             demoted: 0,
+            #[cfg(test)]
+            asked_ahead: 0,
         };
         if side == Side::Client {
             // The server wrote its side before LINK_ATTACH.
@@ -533,6 +540,8 @@ impl ShmLink {
             after_receive: false,
             #[cfg(test)]
             demoted: 0,
+            #[cfg(test)]
+            asked_ahead: 0,
         };
         self.role = Role::Receiver;
         Ok(sender)

@@ -75,6 +75,27 @@ fn an_answer_is_demoted_and_a_stream_is_not() {
     assert_eq!(client.demoted, 3);
 }
 
+/// A stream's records ask for the lines of later ones (`claim::ahead`);
+/// an answer does not, so a round trip's lines change hands only as the
+/// peer reads them.
+#[test]
+fn a_stream_asks_ahead_and_an_answer_does_not() {
+    let (mut server, mut client) = pair();
+    let mut frame = Frame::default();
+    for _ in 0..3 {
+        send(&mut client, 64);
+    }
+    assert_eq!(client.asked_ahead, 3);
+    recv(&mut server, &mut frame);
+    send(&mut server, 64);
+    assert_eq!(server.asked_ahead, 0, "an answer");
+    send(&mut server, 64);
+    assert_eq!(server.asked_ahead, 1, "the stream goes on");
+    recv(&mut client, &mut frame);
+    send(&mut client, 4096);
+    assert_eq!(client.asked_ahead, 3, "an answer of any size");
+}
+
 #[test]
 fn a_large_answer_is_not_demoted() {
     let (mut server, mut client) = pair();

@@ -35,7 +35,17 @@ impl ShmLink {
             None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
             None => self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
         };
-        self.tx.claim_ahead(offset, rec);
+        // A stream's records ask for the lines of later ones; an answer
+        // does not: in a round trip those lines would change hands while
+        // the peer reads this record (the rule `demote` uses the other
+        // way round).
+        if !self.after_receive {
+            self.tx.claim_ahead(offset, rec);
+            #[cfg(test)]
+            {
+                self.asked_ahead += 1;
+            }
+        }
         Ok((offset, rec))
     }
 

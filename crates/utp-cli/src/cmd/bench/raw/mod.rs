@@ -273,7 +273,7 @@ const UTP_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow window
 
 /// What the ring baseline's producer does before writing a message, as
 /// utp's (`utp::__bench::claim_ahead`).
-const RING_ASKS_AHEAD: &str = "a message under 8 KiB first asks for the lines 1 KiB past it with PREFETCHW, if the consumer has given them back (as utp's producer)";
+const RING_ASKS_AHEAD: &str = "a message under 8 KiB first asks for the lines 1 KiB past it with PREFETCHW, if the consumer has given them back (as utp's producer does with a frame that does not answer one)";
 
 /// How the shared-memory baselines copy: utp's copy, and into the region
 /// utp's copy into shared memory, which asks for each chunk's lines ahead
