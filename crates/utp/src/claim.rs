@@ -67,7 +67,7 @@ pub const AHEAD: usize = 1024;
 /// as the record has: so a producer writing record after record finds each
 /// line already writable when it gets there, instead of waiting for the
 /// consumer's copy to be invalidated store by store. Records from
-/// [`CLAIM_FROM`](crate::copy::CLAIM_FROM) bytes ask for their own lines
+/// `copy::CLAIM_FROM` (8 KiB) bytes ask for their own lines
 /// as they are copied (`copy::copy_into_shared`), so they skip this (and
 /// utp's link skips it for a frame that answers one just received: in a
 /// round trip those lines would change hands while the peer reads); so
