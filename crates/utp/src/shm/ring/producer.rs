@@ -167,7 +167,8 @@ impl<B: RingBytes> Producer<B> {
     /// last seen.
     #[inline(always)]
     pub fn claim_ahead(&self, offset: usize, record_len: usize) {
-        let room = self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head);
+        // At least 0 by the invariants (`tail - head <= cap - SLACK`).
+        let room = (self.cap - SLACK as u64).saturating_sub(self.tail.wrapping_sub(self.head));
         let room_after = room.saturating_sub(record_len as u64);
         self.bytes.claim_ahead(offset, record_len, room_after);
     }
