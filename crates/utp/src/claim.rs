@@ -21,29 +21,11 @@
 //! emits `PREFETCHW` only when the whole build targets it, and a crate for
 //! one line of assembly would cost more than it saves.
 
-/// Whether this CPU has `PREFETCHW`, asked once per process.
+/// Whether this CPU has `PREFETCHW`, asked once per process (CPUID leaf
+/// 0x8000_0001, ECX bit 8).
 pub fn supported() -> bool {
     static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(detect)
-}
-
-// Not under Miri, which runs neither CPUID nor inline assembly: there the
-// hint is simply off.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-fn detect() -> bool {
-    // The extended leaf counts only if leaf 0x8000_0000 says the CPU has it.
-    use std::arch::x86_64::__cpuid;
-    // SAFETY: CPUID exists on every x86-64 CPU and only reads identity
-    // registers. (A safe function in newer Rust; the block keeps the
-    // minimum supported Rust, where it was `unsafe`, building.)
-    #[allow(unused_unsafe)]
-    let (max_leaf, features) = unsafe { (__cpuid(0x8000_0000).eax, __cpuid(0x8000_0001).ecx) };
-    max_leaf >= 0x8000_0001 && (features >> 8) & 1 == 1
-}
-
-#[cfg(any(not(target_arch = "x86_64"), miri))]
-fn detect() -> bool {
-    false
+    *SUPPORTED.get_or_init(|| crate::line_hint::cpuid_ecx_bit(0x8000_0001, 8))
 }
 
 /// Asks for every cache line of `start..start + len` in a writable state

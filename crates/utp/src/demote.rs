@@ -38,30 +38,11 @@
 /// prefetching hides the misses anyway (see the module).
 pub const RECORD_UP_TO: usize = 4096 + 64;
 
-/// Whether this CPU has `CLDEMOTE`, asked once per process.
+/// Whether this CPU has `CLDEMOTE`, asked once per process (CPUID leaf
+/// 7, ECX bit 25).
 pub fn supported() -> bool {
     static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SUPPORTED.get_or_init(detect)
-}
-
-// Not under Miri, which runs neither CPUID nor inline assembly: there the
-// hint is simply off.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-fn detect() -> bool {
-    // Leaf 7 counts only if leaf 0 says the CPU has it (an older CPU
-    // answers a leaf it lacks with another leaf's values).
-    use std::arch::x86_64::{__cpuid, __cpuid_count};
-    // SAFETY: CPUID exists on every x86-64 CPU and only reads identity
-    // registers. (A safe function in newer Rust; the block keeps the
-    // minimum supported Rust, where it was `unsafe`, building.)
-    #[allow(unused_unsafe)]
-    let (max_leaf, features) = unsafe { (__cpuid(0).eax, __cpuid_count(7, 0).ecx) };
-    max_leaf >= 7 && (features >> 25) & 1 == 1
-}
-
-#[cfg(any(not(target_arch = "x86_64"), miri))]
-fn detect() -> bool {
-    false
+    *SUPPORTED.get_or_init(|| crate::line_hint::cpuid_ecx_bit(7, 25))
 }
 
 /// Hints the CPU to move every cache line of `start..start + len` out of

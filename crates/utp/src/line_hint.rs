@@ -1,8 +1,33 @@
 //! What the cache-line hints (`demote`: `CLDEMOTE`, `claim`: `PREFETCHW`)
-//! share: walking a range line by line, and the tests every hint must pass.
+//! share: asking the CPU whether it has the instruction, walking a range
+//! line by line, and the tests every hint must pass.
 
 /// Bytes of a cache line (the unit a hint acts on).
 pub(crate) const LINE: usize = 64;
+
+/// Whether CPUID leaf `leaf` (subleaf 0) sets bit `bit` of ECX, counting
+/// the leaf only if the highest leaf of its range (0 or 0x8000_0000) says
+/// the CPU has it: an older CPU answers a leaf it lacks with another
+/// leaf's values. How each hint asks once per process whether the CPU has
+/// its instruction.
+// Not under Miri, which runs neither CPUID nor inline assembly: there the
+// hints are simply off.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+pub(crate) fn cpuid_ecx_bit(leaf: u32, bit: u32) -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // SAFETY: CPUID exists on every x86-64 CPU and only reads identity
+    // registers. (A safe function in newer Rust; the block keeps the
+    // minimum supported Rust, where it was `unsafe`, building.)
+    #[allow(unused_unsafe)]
+    let (max_leaf, features) =
+        unsafe { (__cpuid(leaf & 0x8000_0000).eax, __cpuid_count(leaf, 0).ecx) };
+    max_leaf >= leaf && (features >> bit) & 1 == 1
+}
+
+#[cfg(any(not(target_arch = "x86_64"), miri))]
+pub(crate) fn cpuid_ecx_bit(_leaf: u32, _bit: u32) -> bool {
+    false
+}
 
 /// Calls `hint` with the address of every cache line that
 /// `start..start + len` touches, if the CPU has the instruction
