@@ -118,13 +118,21 @@ impl<B: RingBytes> Producer<B> {
         let rec = record_len as u64;
         let offset = self.tail & (self.cap - 1);
         if rec <= self.cap - offset
-            && rec <= self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head)
+            && rec <= self.room()
             && rec % RECORD_ALIGN as u64 == 0
             && rec != 0
         {
             return Ok(Some(offset as usize));
         }
         self.try_reserve_slow(record_len)
+    }
+
+    /// Bytes a record may take as last seen: the capacity less the slack
+    /// line and what is published and not yet given back (never negative:
+    /// `tail - head <= cap - SLACK`, the invariants).
+    #[inline(always)]
+    fn room(&self) -> u64 {
+        self.cap - SLACK as u64 - self.used()
     }
 
     /// [`try_reserve`](Self::try_reserve) when the record does not fit as
@@ -143,7 +151,7 @@ impl<B: RingBytes> Producer<B> {
         }
         let mut refreshed = false;
         loop {
-            let room = self.cap - SLACK as u64 - self.tail.wrapping_sub(self.head);
+            let room = self.room();
             let offset = self.tail & (self.cap - 1);
             let contiguous = self.cap - offset;
             if rec <= contiguous {
@@ -167,9 +175,7 @@ impl<B: RingBytes> Producer<B> {
     /// last seen.
     #[inline(always)]
     pub fn claim_ahead(&self, offset: usize, record_len: usize) {
-        // At least 0 by the invariants (`tail - head <= cap - SLACK`).
-        let room = (self.cap - SLACK as u64).saturating_sub(self.tail.wrapping_sub(self.head));
-        let room_after = room.saturating_sub(record_len as u64);
+        let room_after = self.room().saturating_sub(record_len as u64);
         self.bytes.claim_ahead(offset, record_len, room_after);
     }
 
@@ -270,6 +276,7 @@ impl<B: RingBytes> Producer<B> {
     }
 
     /// Bytes published and not yet consumed, as last seen.
+    #[inline]
     pub fn used(&self) -> u64 {
         self.tail.wrapping_sub(self.head)
     }
