@@ -326,7 +326,7 @@ pub trait RingBytes: Send {
     /// memory access; the default does nothing.
     fn prefetch(&self, _offset: usize) {}
     /// Asks for the lines of a later record before the one of `len` bytes
-    /// at `offset` is written, if `room_after` it allows it
+    /// at `offset` is written, if `room_after` allows it
     /// (`crate::claim::ahead`). Not a memory access; the default does
     /// nothing.
     fn claim_ahead(&self, _offset: usize, _len: usize, _room_after: u64) {}
