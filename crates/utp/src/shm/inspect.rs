@@ -49,9 +49,13 @@ pub struct RingState {
     pub capacity: u64,
     /// Read position.
     pub head: u64,
-    /// Write position.
+    /// Write position, as the producer last stored it: each time it has
+    /// written a sixteenth of the ring, with each heartbeat, before it
+    /// waits and at close.
     pub tail: u64,
-    /// Bytes published and unread (`tail - head`, clamped to the capacity).
+    /// Bytes published and unread as far as the two words say (`tail -
+    /// head`, clamped to the capacity; 0 when the reader is past the write
+    /// position last stored).
     pub used: u64,
 }
 
@@ -144,7 +148,14 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
             capacity,
             head,
             tail,
-            used: tail.wrapping_sub(head).min(capacity),
+            // The producer stores `tail` now and then (every sixteenth of
+            // the ring, with heartbeats, at close): a consumer may have
+            // read past the position last stored. Nothing is in use then
+            // as far as the words say.
+            used: match tail.wrapping_sub(head) {
+                n if n > 1 << 62 => 0,
+                n => n.min(capacity),
+            },
         }
     };
     Ok(LinkState {

@@ -303,10 +303,12 @@ impl ShmLink {
     }
 
     /// Writes the frames and bytes this side has sent into its counters
-    /// line, for `utp inspect`: with each heartbeat (at most every
+    /// line, and its ring's write position into the ring's `tail` word,
+    /// for `utp inspect`: with each heartbeat (at most every
     /// [`SLICE`](super::wait::SLICE) while sending), before a wait, and at
-    /// close, not with every frame. Two stores per frame cost a 64-byte
-    /// stream a sixth of its rate (docs/BENCHMARKS.md, 2026-12-05,
+    /// close, not with every frame (the position also every sixteenth of
+    /// the ring, `ring::SHOW_POSITION_EVERY`). Two stores per frame cost a
+    /// 64-byte stream a sixth of its rate (docs/BENCHMARKS.md, 2026-12-05,
     /// afternoon): a producer streaming into lines its consumer holds runs
     /// short of stores. The receive half of a split link sends nothing and
     /// leaves the counts to the send half.
@@ -320,6 +322,7 @@ impl ShmLink {
             .store(self.sent, Ordering::Relaxed);
         c.side_u64(me, SideField::Bytes)
             .store(self.bytes, Ordering::Relaxed);
+        self.tx.show_position();
     }
 
     /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse

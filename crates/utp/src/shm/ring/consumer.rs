@@ -3,6 +3,7 @@
 //! writer `[WAKE]` if it may sleep. A copying consumer also copies a record
 //! published in pieces as far as its progress stamp says it is written.
 
+use super::read_ahead::ReadAhead;
 use super::{
     FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_FLAGS,
     STAMP_LEN, STAMP_MORE, STAMP_PAD, StampKey, check_capacity, corrupt, notify,
@@ -72,6 +73,8 @@ pub struct Consumer<B> {
     /// released lines are not zeroed. Otherwise such a word is corrupt,
     /// and 0 means nothing published.
     key: StampKey,
+    /// Which lines past `head` to ask for while this side is behind.
+    read_ahead: ReadAhead,
 }
 
 /// A record published in pieces, copied as far as its progress stamp said
@@ -116,6 +119,7 @@ impl<B: RingBytes> Consumer<B> {
             pieces: false,
             partial: Partial::default(),
             key: StampKey::default(),
+            read_ahead: ReadAhead::default(),
         })
     }
 
@@ -270,12 +274,32 @@ impl<B: RingBytes> Consumer<B> {
     fn next_published(&mut self, copying: bool) -> Result<Option<(usize, usize)>> {
         if self.pending >= self.cap / FLUSH_BATCH {
             self.flush();
+            // How far the producer has published, now and then: a hint
+            // for the read-ahead, never trusted for anything else.
+            self.read_ahead.saw(self.idx.tail().load(Ordering::Relaxed));
+        }
+        if let Some((from, to)) = self.read_ahead.due(self.head) {
+            self.ask_for_lines(from, to);
         }
         let next = self.next_stamp(copying)?;
         if next.is_none() {
             self.flush();
         }
         Ok(next)
+    }
+
+    /// Asks for the lines of positions `from..to` (at most
+    /// `read_ahead::DISTANCE` bytes): a hint, no memory is read.
+    #[cold]
+    #[inline(never)]
+    fn ask_for_lines(&self, from: u64, to: u64) {
+        let line = RECORD_ALIGN as u64;
+        let start = from & !(line - 1);
+        let lines = to.wrapping_sub(start).div_ceil(line);
+        for i in 0..lines {
+            let at = start.wrapping_add(i * line);
+            self.bytes.prefetch((at & (self.cap - 1)) as usize);
+        }
     }
 
     /// The error for a frame of `n` payload bytes, over this consumer's

@@ -54,10 +54,12 @@
 //! [`Error::Protocol`]; nothing is read out of bounds.
 //!
 //! Files: this one (constants, shared words, the `[WAKE]` helpers),
-//! `producer.rs` (writing end), `consumer.rs` (reading end).
+//! `producer.rs` (writing end), `consumer.rs` (reading end),
+//! `read_ahead.rs` (which lines a consumer that has fallen behind asks for).
 
 mod consumer;
 mod producer;
+pub mod read_ahead;
 
 pub use consumer::{Consumer, Record};
 pub use producer::Producer;
@@ -102,6 +104,15 @@ pub(crate) const PREFETCH_LINES: usize = 4;
 /// soon as it finds the ring empty, so a producer waiting for room never
 /// waits on a consumer that has nothing left to read.
 pub const FLUSH_BATCH: u64 = 8;
+/// The producer stores its position in the ring's `tail` word each time
+/// it has published this fraction of the ring (1/16) since it last did,
+/// not after every record: a consumer that has fallen behind reads it once
+/// per batch it gives back, to know which lines it may ask for ahead
+/// (`read_ahead`), and `utp inspect` shows it. A store per frame into a
+/// line the consumer reads cost a 64-byte stream over a 2 MiB ring about
+/// a seventh of its rate (docs/BENCHMARKS.md, 2026-12-05, evening). The
+/// link also stores it with each heartbeat, before it waits and at close.
+pub const SHOW_POSITION_EVERY: u64 = 16;
 /// Smallest ring capacity.
 pub const MIN_CAPACITY: usize = 4096;
 /// Largest ring capacity.

@@ -4,8 +4,8 @@
 //! reader `[WAKE]` if it may sleep.
 
 use super::{
-    Indices, RECORD_ALIGN, RingBytes, SLACK, STAMP_MORE, STAMP_PAD, StampKey, check_capacity,
-    corrupt, notify,
+    Indices, RECORD_ALIGN, RingBytes, SHOW_POSITION_EVERY, SLACK, STAMP_MORE, STAMP_PAD, StampKey,
+    check_capacity, corrupt, notify,
 };
 use crate::ProtocolReason;
 use crate::error::{Error, Result};
@@ -37,6 +37,8 @@ pub struct Producer<B> {
     /// Every stamp stored is XORed with the ring's key if both ends
     /// agreed to keyed stamps.
     key: StampKey,
+    /// The position last stored in the shared `tail` word.
+    shown: u64,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -54,6 +56,7 @@ impl<B: RingBytes> Producer<B> {
             event_due: false,
             pieces: false,
             key: StampKey::default(),
+            shown: 0,
         })
     }
 
@@ -217,8 +220,12 @@ impl<B: RingBytes> Producer<B> {
         self.bytes
             .store_stamp(offset, (next | pad) ^ self.key.mask(), true); // [STAMP]
         self.tail = next;
-        // Informational (inspection); no consumer reads it.
-        self.idx.tail().store(next, Ordering::Relaxed);
+        // A hint for the consumer's read-ahead and for inspection, once
+        // per sixteenth of the ring (see `SHOW_POSITION_EVERY`).
+        if next.wrapping_sub(self.shown) >= self.cap / SHOW_POSITION_EVERY {
+            self.shown = next;
+            self.idx.tail().store(next, Ordering::Relaxed);
+        }
         if self.peer_sleeps {
             self.wake_consumer();
         }
@@ -248,6 +255,14 @@ impl<B: RingBytes> Producer<B> {
             return true;
         }
         false
+    }
+
+    /// Stores the position published so far in the shared `tail` word,
+    /// which [`commit`](Self::commit) only does once per sixteenth of the
+    /// ring ([`SHOW_POSITION_EVERY`]): for inspection, at heartbeats,
+    /// before a wait and at close.
+    pub fn show_position(&self) {
+        self.idx.tail().store(self.tail, Ordering::Relaxed);
     }
 
     /// Re-reads the consumer's head; true if it moved.
