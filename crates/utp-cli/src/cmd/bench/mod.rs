@@ -77,6 +77,11 @@ pub struct Args {
     /// Seconds of each fixed-rate run (default 5, 1 with --quick).
     #[arg(long, value_name = "SECONDS", requires = "rate")]
     rate_seconds: Option<f64>,
+    /// Ring size for shared-memory links and the raw ring, each direction
+    /// (a power of two from 4k to 1G; default 2M). A point whose messages
+    /// need more, for room for four, gets more.
+    #[arg(long, value_name = "SIZE", value_parser = plan::parse_ring)]
+    ring: Option<u64>,
 }
 
 /// A path as the user can find it: absolute when the current directory is known.
@@ -121,6 +126,10 @@ pub fn run(args: Args) -> CmdResult {
         plan.repeats = repeats.max(1);
     }
     plan.rate = args.rate;
+    if let Some(ring) = args.ring {
+        plan.ring_floor = ring;
+    }
+    let ring_floor = plan.ring_floor;
     if let Some(seconds) = args.rate_seconds {
         if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
             return Err(Exit::Error(format!(
@@ -204,7 +213,7 @@ pub fn run(args: Args) -> CmdResult {
         outcome.notes.push(note);
     }
     print!("{}", report::tables(&outcome.rows));
-    print!("{}", summary::baselines(&outcome.rows));
+    print!("{}", summary::baselines(&outcome.rows, ring_floor));
     if !outcome.probes.is_empty() {
         let seen: Vec<String> = outcome
             .probes
@@ -273,7 +282,7 @@ pub fn run(args: Args) -> CmdResult {
             steal_percent: steal.map(machine::percent),
             other_work_percent: others_during.map(machine::percent),
             other_work_before_percent: others_before.map(machine::percent),
-            baselines: summary::baseline_list(&outcome.rows),
+            baselines: summary::baseline_list(&outcome.rows, ring_floor),
         };
         json::write(path, machine, &outcome.rows).map_err(|e| Exit::Error(e.to_string()))?;
         println!("wrote the results as JSON to {}", shown(path));

@@ -26,16 +26,17 @@ pub const RATE_SIZES: [usize; 1] = [64];
 pub const MEMCPY_SIZES: [usize; 2] = [64 << 10, 64 << 20];
 
 /// The smallest shared-memory ring the benchmark gives utp and the raw ring
-/// (`?ring=2M`).
-const MIN_RING_BYTES: u64 = 2 << 20;
+/// (`?ring=2M`) unless `--ring` says otherwise.
+pub const MIN_RING_BYTES: u64 = 2 << 20;
 
 /// Messages of the point's size that the ring holds at least.
 pub const RING_MESSAGES: u64 = 4;
 
 /// Bytes of the ring (per direction) that utp's shared-memory link and the
-/// raw ring both get at a point of `size`-byte messages: 2 MiB, or room for
-/// four of utp's records, rounded up to a power of two (`?ring=` takes
-/// powers of two only), whichever is larger: 2 MiB up to 512 KiB messages,
+/// raw ring both get at a point of `size`-byte messages: `floor` (2 MiB,
+/// [`MIN_RING_BYTES`], unless `--ring` says), or room for four of utp's
+/// records, rounded up to a power of two (`?ring=` takes powers of two
+/// only), whichever is larger: by default 2 MiB up to 512 KiB messages,
 /// 8 MiB at 1 MiB. A warm-up covers it twice.
 ///
 /// What a user streaming large messages is told to configure
@@ -43,13 +44,25 @@ pub const RING_MESSAGES: u64 = 4;
 /// each utp send waited until the previous frame was copied out, while the
 /// raw byte ring kept two messages in flight, so the point measured a
 /// misconfiguration (0.28-0.56x raw) rather than either ring.
-pub fn ring_bytes(size: usize) -> u64 {
+pub fn ring_bytes(size: usize, floor: u64) -> u64 {
     let record = utp::shm::ring::record_len(size).unwrap_or(usize::MAX) as u64;
     RING_MESSAGES
         .saturating_mul(record)
         .checked_next_power_of_two()
         .unwrap_or(u64::MAX)
-        .max(MIN_RING_BYTES)
+        .max(floor)
+}
+
+/// Parses `--ring`: a ring size as `?ring=` takes it (`64k`, `1M`; a power
+/// of two from 4 KiB to 1 GiB).
+pub fn parse_ring(text: &str) -> Result<u64, String> {
+    utp::endpoint::parse_size(text)
+        .filter(|&n| usize::try_from(n).is_ok_and(utp::shm::layout::valid_capacity))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a ring size: give a power of two from 4k to 1G, e.g. 64k or 2M"
+            )
+        })
 }
 
 /// Counts for every run.
@@ -79,6 +92,9 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Seconds of each fixed-rate run.
     pub rate_seconds: f64,
+    /// The smallest shared-memory ring a point gets (`--ring`; see
+    /// [`ring_bytes`]).
+    pub ring_floor: u64,
 }
 
 /// No run sends more than this many messages, whatever its duration.
@@ -100,6 +116,7 @@ impl Plan {
             stream_sizes: &STREAM_SIZES,
             rate: None,
             rate_seconds: 5.0,
+            ring_floor: MIN_RING_BYTES,
         }
     }
 
@@ -118,13 +135,19 @@ impl Plan {
             stream_sizes: &QUICK_STREAM_SIZES,
             rate: None,
             rate_seconds: 1.0,
+            ring_floor: MIN_RING_BYTES,
         }
+    }
+
+    /// The ring (per direction) of a point of `size`-byte messages.
+    pub fn ring(&self, size: usize) -> u64 {
+        ring_bytes(size, self.ring_floor)
     }
 
     /// Warm-up operations for `size`: the plan's, or two laps of a ring.
     pub fn warmup(&self, mode: Mode, size: usize, ring: bool) -> u64 {
         let lap = if ring {
-            (2 * ring_bytes(size)).div_ceil(size.max(64) as u64)
+            (2 * self.ring(size)).div_ceil(size.max(64) as u64)
         } else {
             0
         };
@@ -150,7 +173,7 @@ impl Plan {
             // Half a ring in flight at most, so neither side can fill its ring
             // while the other waits to send (the echo never blocks on a full ring).
             warmup_burst: if ring && matches!(mode, Mode::Rtt | Mode::Rate) {
-                (ring_bytes(size) / 2 / (size as u64 + 128)).max(1)
+                (self.ring(size) / 2 / (size as u64 + 128)).max(1)
             } else {
                 1
             },
@@ -177,7 +200,12 @@ mod tests {
 
     #[test]
     fn a_ring_warm_up_covers_two_laps_and_every_run_has_a_duration() {
-        for plan in [Plan::full(), Plan::quick()] {
+        let small = Plan {
+            ring_floor: 64 << 10,
+            ..Plan::quick()
+        };
+        for plan in [Plan::full(), Plan::quick(), small] {
+            let ring_bytes = |size| plan.ring(size);
             for &size in plan.sizes(Mode::Rtt) {
                 let budget = plan.budget(Mode::Rtt, size, true);
                 assert!(budget.warmup * size.max(64) as u64 >= 2 * ring_bytes(size));
@@ -199,10 +227,10 @@ mod tests {
     #[test]
     fn a_ring_holds_four_messages_and_is_at_least_two_mebibytes() {
         for (size, ring) in [(8, 2 << 20), (65536, 2 << 20), (1 << 20, 8 << 20)] {
-            assert_eq!(ring_bytes(size), ring, "{size}");
+            assert_eq!(ring_bytes(size, MIN_RING_BYTES), ring, "{size}");
         }
         for size in [1usize, 4096, 524_288, 524_289, 1 << 20, 3 << 20] {
-            let ring = ring_bytes(size);
+            let ring = ring_bytes(size, MIN_RING_BYTES);
             let record = utp::shm::ring::record_len(size).unwrap() as u64;
             assert!(ring.is_power_of_two() && ring >= MIN_RING_BYTES, "{size}");
             assert!(
@@ -213,6 +241,18 @@ mod tests {
                 utp::shm::ring::max_payload(ring as usize) >= size,
                 "{size}: one frame fits"
             );
+        }
+    }
+
+    #[test]
+    fn a_smaller_ring_is_taken_where_four_messages_fit() {
+        let floor = parse_ring("64k").unwrap();
+        assert_eq!(floor, 64 << 10);
+        assert_eq!(ring_bytes(64, floor), 64 << 10);
+        assert_eq!(ring_bytes(65536, floor), 512 << 10, "four records");
+        for bad in ["", "64", "48k", "2G", "1000", "k", "-4k"] {
+            let error = parse_ring(bad).unwrap_err();
+            assert!(error.contains("power of two"), "{bad}: {error}");
         }
     }
 }

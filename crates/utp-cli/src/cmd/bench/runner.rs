@@ -77,6 +77,7 @@ impl Runner {
             address: String::new(),
             cpu: self.peer_cpu,
             announce: true,
+            ring: self.plan.ring(size),
             // A fixed-rate run lasts its seconds whatever happens: allow for them.
             idle_timeout_s: self.plan.idle_timeout_s
                 + if mode == Mode::Rate {
@@ -141,7 +142,7 @@ impl Runner {
                 mechanism.template,
                 &unique,
                 &serde_json::to_string(spec)?,
-                spec.size,
+                spec.ring,
             )?;
             return match spec.mode {
                 Mode::Calc => calc::measure_utp(&url, budget),
@@ -155,7 +156,7 @@ impl Runner {
             // Said before a peer is started: none is left to clean up after.
             return Err(super::async_link::not_built());
         }
-        let url = instantiate(mechanism.template, &unique, "", spec.size)?;
+        let url = instantiate(mechanism.template, &unique, "", spec.ring)?;
         spec.address = url.clone();
         let session = Session::start(spec, mechanism.in_process)?;
         if spec.mode == Mode::Calc {
@@ -211,11 +212,11 @@ impl Runner {
 }
 
 /// Fills a URL template: `{name}`, `{path}`, `{port}`, `{key}`, `{exe}`,
-/// `{spec}`, and `{ring}`, the ring for messages of `size` bytes.
-pub fn instantiate(template: &str, unique: &str, spec_json: &str, size: usize) -> Fallible<String> {
+/// `{spec}`, and `{ring}`, the point's ring (`ring` bytes).
+pub fn instantiate(template: &str, unique: &str, spec_json: &str, ring: u64) -> Fallible<String> {
     let mut url = template
         .replace("{name}", unique)
-        .replace("{ring}", &super::plan::ring_bytes(size).to_string());
+        .replace("{ring}", &ring.to_string());
     if url.contains("{path}") {
         let path = std::env::temp_dir().join(unique);
         url = url.replace("{path}", &path.display().to_string());
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn templates_become_parseable_urls() {
         for m in TABLE {
-            let url = instantiate(m.template, "utp-bench-1-2", "{}", 1 << 20).unwrap();
+            let url = instantiate(m.template, "utp-bench-1-2", "{}", 8 << 20).unwrap();
             // Every placeholder filled (a spawned peer's URL carries its
             // spec, JSON, so braces alone prove nothing there).
             for placeholder in [

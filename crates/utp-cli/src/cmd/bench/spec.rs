@@ -107,6 +107,9 @@ pub struct PeerSpec {
     pub announce: bool,
     /// Seconds any single wait may take before the peer gives up.
     pub idle_timeout_s: u64,
+    /// Bytes of each direction's shared-memory ring (utp's `?ring=` and
+    /// the raw ring's), for mechanisms that have one.
+    pub ring: u64,
 }
 
 /// Size of the acknowledgement a stream receiver sends back.

@@ -378,7 +378,7 @@ pub struct Baseline {
 }
 
 /// Every raw baseline used by `rows`, once each.
-pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
+pub fn baseline_list(rows: &[Row], ring_floor: u64) -> Vec<Baseline> {
     let mut out: Vec<(super::raw::RawKind, Baseline)> = Vec::new();
     for row in rows.iter().filter(|r| r.implementation == Impl::Raw) {
         let Some(entry) = row.entry else { continue };
@@ -396,7 +396,7 @@ pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
                     mechanism: row.mechanism,
                     wait: kind.wait().label(),
                     modes: vec![mode],
-                    setup: kind.describe(TABLE[entry].raw_in_file),
+                    setup: kind.describe(TABLE[entry].raw_in_file, ring_floor),
                 },
             )),
         }
@@ -418,8 +418,8 @@ pub fn baseline_list(rows: &[Row]) -> Vec<Baseline> {
 }
 
 /// How every raw baseline of this run was set up, as text.
-pub fn baselines(rows: &[Row]) -> String {
-    let list = baseline_list(rows);
+pub fn baselines(rows: &[Row], ring_floor: u64) -> String {
+    let list = baseline_list(rows, ring_floor);
     let mut out = String::new();
     if !list.is_empty() {
         out += "\nRaw baselines (each does the least work the mechanism allows, with utp's buffers, queue depth and waiting)\n";
@@ -653,7 +653,7 @@ mod tests {
             row("shm", Impl::Raw, Mode::Stream, 65536, throughput(1.0)),
             row("mq", Impl::Raw, Mode::Rtt, 64, latency(1)),
         ];
-        let text = baselines(&rows);
+        let text = baselines(&rows, super::super::plan::MIN_RING_BYTES);
         assert_eq!(text.matches("mailbox").count(), 1, "{text}");
         assert_eq!(text.matches("SPSC byte ring").count(), 1, "{text}");
         assert!(text.contains("rtt/stream"), "the ring serves both: {text}");

@@ -68,8 +68,9 @@ impl RawKind {
 
     /// How this baseline is set up, for the report: what it shares with
     /// utp's side of the comparison (buffers, batching, waiting); `in_file`
-    /// as for [`address`](Self::address).
-    pub fn describe(self, in_file: bool) -> String {
+    /// as for [`address`](Self::address); `ring_floor` the plan's
+    /// smallest ring (`--ring`).
+    pub fn describe(self, in_file: bool, ring_floor: u64) -> String {
         let prefaulted = if in_file {
             "a file in the temp directory, as utp's file:// region, prefaulted (MAP_POPULATE) on both sides"
         } else {
@@ -80,9 +81,9 @@ impl RawKind {
             use crate::cmd::bench::{format::size, plan};
             format!(
                 "{} per direction, or room for {} messages: {} at 1 MiB",
-                size(plan::ring_bytes(0) as usize),
+                size(plan::ring_bytes(0, ring_floor) as usize),
                 plan::RING_MESSAGES,
-                size(plan::ring_bytes(1 << 20) as usize)
+                size(plan::ring_bytes(1 << 20, ring_floor) as usize)
             )
         };
         // The mailbox demotes as utp's link does (see `slot::SlotLink::send`).
@@ -204,7 +205,7 @@ pub fn serve(
             ))
         }
         RawKind::Ring | RawKind::RingFutex => {
-            let capacity = super::plan::ring_bytes(spec.size);
+            let capacity = spec.ring;
             let region = shmem::Region::create(address, ring::region_len(capacity)?)?;
             announce(address);
             let futex = kind == RawKind::RingFutex;
@@ -272,8 +273,9 @@ pub struct RemoveOnDrop(pub PathBuf);
 const UTP_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow window)";
 
 /// What the ring baseline's producer does before writing a message, as
-/// utp's (`utp::__bench::claim_ahead`).
-const RING_ASKS_AHEAD: &str = "a message under 8 KiB first asks for the lines 1 KiB past it with PREFETCHW, if the consumer has given them back (as utp's producer does with a frame that does not answer one)";
+/// utp's (`utp::__bench::claim_ahead`), and its consumer while behind, as
+/// utp's (`utp::shm::ring::read_ahead`).
+const RING_ASKS_AHEAD: &str = "a message under 8 KiB first asks for the lines 1 KiB past it with PREFETCHW, if the consumer has given them back (as utp's producer does with a frame that does not answer one); the producer stores its index each sixteenth of the ring, and a consumer that finds it 2 KiB or more ahead (read with each batch it gives back) asks for the lines up to 2 KiB ahead with PREFETCHT0 (as utp's consumer reads ahead)";
 
 /// How the shared-memory baselines copy: utp's copy, and into the region
 /// utp's copy into shared memory, which asks for each chunk's lines ahead
