@@ -1,24 +1,31 @@
-//! A consumer that has fallen behind asks for the lines ahead of it that
-//! are published, as far as the producer's `tail` word says
+//! The hints a ring gives the CPU about cache lines, and what they rest on.
+//!
+//! The producer asks for a later record's lines (`RingBytes::claim_ahead`)
+//! with the room the ring has after the record being written, as last
+//! seen: so it never asks for lines the consumer has yet to read. A
+//! consumer that has fallen behind asks for the lines ahead of it that are
+//! published, as far as the producer's `tail` word says
 //! (`RingBytes::prefetch`), and one that keeps pace asks for none past the
-//! record it reads; the producer stores its position in that word once
-//! per sixteenth of the ring, and whenever asked to.
+//! record it reads; the producer stores its position in that word once per
+//! sixteenth of the ring, and whenever asked to.
 
 use std::sync::Mutex;
 use utp::frame::{HEADER_LEN, Header, flags, message_type};
 use utp::shm::ring::read_ahead::DISTANCE;
 use utp::shm::ring::{
-    Consumer, FLUSH_BATCH, Indices, PAYLOAD_OFFSET, Producer, RingBytes, SHOW_POSITION_EVERY,
-    STAMP_LEN, record_len,
+    Consumer, FLUSH_BATCH, Indices, PAYLOAD_OFFSET, Producer, RECORD_ALIGN, RingBytes,
+    SHOW_POSITION_EVERY, SLACK, STAMP_LEN, record_len,
 };
 use utp::shm::sync::{AtomicU32, AtomicU64};
 
 const CAPACITY: usize = 64 * 1024;
 const PAYLOAD: usize = 64;
 
-/// A data area that records the lines a consumer asks for.
+/// A data area that records the lines the producer asks ahead for
+/// (offset, length, room after) and those the consumer asks for.
 struct Recording {
     bytes: Mutex<Vec<u8>>,
+    claimed: Mutex<Vec<(usize, usize, u64)>>,
     asked: Mutex<Vec<usize>>,
 }
 
@@ -39,6 +46,9 @@ impl RingBytes for &'static Recording {
     fn store_stamp(&self, offset: usize, value: u64, _publish: bool) {
         self.bytes.lock().unwrap()[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
     }
+    fn claim_ahead(&self, offset: usize, len: usize, room_after: u64) {
+        self.claimed.lock().unwrap().push((offset, len, room_after));
+    }
     fn prefetch(&self, offset: usize) {
         self.asked.lock().unwrap().push(offset);
     }
@@ -58,6 +68,7 @@ fn ring() -> (
 ) {
     let recording: &'static Recording = leak(Recording {
         bytes: Mutex::new(vec![0; CAPACITY]),
+        claimed: Mutex::new(Vec::new()),
         asked: Mutex::new(Vec::new()),
     });
     let (tail, head) = (leak(AtomicU64::new(0)), leak(AtomicU64::new(0)));
@@ -166,4 +177,29 @@ fn a_consumer_behind_asks_for_the_published_lines_ahead_of_it() {
     );
     let expected: Vec<usize> = (first..published_as_shown).step_by(64).collect();
     assert_eq!(ahead, expected);
+}
+
+#[test]
+fn the_producer_asks_ahead_with_the_room_left_after_the_record() {
+    let (mut producer, _, recording, _) = ring();
+    let usable = (CAPACITY - SLACK) as u64;
+    let rec = 2 * RECORD_ALIGN;
+    for n in 0..3u64 {
+        let offset = producer.try_reserve(rec).unwrap().expect("room");
+        producer.claim_ahead(offset, rec);
+        producer.commit(rec);
+        let claimed = *recording.claimed.lock().unwrap().last().unwrap();
+        // Room left after this record: nothing given back yet.
+        assert_eq!(claimed, (offset, rec, usable - (n + 1) * rec as u64));
+    }
+    // Once the ring is too full for another record, nothing is asked (no
+    // record is reserved), and the room the producer passes never wraps
+    // below zero when the record fills the ring exactly.
+    let rest = usable as usize - 3 * rec;
+    let offset = producer.try_reserve(rest).unwrap().expect("the rest fits");
+    producer.claim_ahead(offset, rest);
+    assert_eq!(
+        *recording.claimed.lock().unwrap().last().unwrap(),
+        (offset, rest, 0)
+    );
 }
