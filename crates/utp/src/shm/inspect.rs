@@ -148,14 +148,7 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
             capacity,
             head,
             tail,
-            // The producer stores `tail` now and then (every sixteenth of
-            // the ring, with heartbeats, at close): a consumer may have
-            // read past the position last stored. Nothing is in use then
-            // as far as the words say.
-            used: match tail.wrapping_sub(head) {
-                n if n > 1 << 62 => 0,
-                n => n.min(capacity),
-            },
+            used: used(head, tail, capacity),
         }
     };
     Ok(LinkState {
@@ -167,6 +160,17 @@ pub fn link_state(location: &Location) -> Result<LinkState> {
         // agreed, and neither otherwise.
         keyed_stamps: control.stamp_key(0) != 0 && control.stamp_key(1) != 0,
     })
+}
+
+/// Bytes in use as far as a ring's two words say: `tail - head`, at most
+/// the capacity. The producer stores `tail` now and then (every sixteenth
+/// of the ring, with heartbeats, at close), so the consumer may have read
+/// past the position last stored: nothing is in use then.
+fn used(head: u64, tail: u64, capacity: u64) -> u64 {
+    match tail.wrapping_sub(head) {
+        n if n > 1 << 62 => 0,
+        n => n.min(capacity),
+    }
 }
 
 /// What `utp inspect URL` shows for a shared-memory endpoint.
@@ -406,4 +410,26 @@ pub fn list() -> Vec<Entry> {
 /// The socket file name `utp` uses for `url` (for tools).
 pub fn socket_file_of(endpoint: &Endpoint) -> Result<String> {
     socket_file(&endpoint.address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::used;
+
+    #[test]
+    fn a_reader_past_the_position_last_stored_has_nothing_in_use() {
+        assert_eq!(used(64, 64, 4096), 0);
+        assert_eq!(used(64, 1000, 4096), 936);
+        assert_eq!(
+            used(2000, 1000, 4096),
+            0,
+            "tail stored before the reader passed it"
+        );
+        assert_eq!(
+            used(0, 1 << 40, 4096),
+            4096,
+            "a word out of range is clamped"
+        );
+        assert_eq!(used(u64::MAX - 10, 20, 4096), 31, "positions wrap");
+    }
 }

@@ -204,8 +204,13 @@ fn counts(link: &ShmLink, side: Side) -> (u64, u64) {
     (load(SideField::Messages), load(SideField::Bytes))
 }
 
-/// A side's counts reach its counters line with a heartbeat, before a
-/// wait and at close (not with every frame).
+/// The write position the server's ring (ring 0) shows in its `tail` word.
+fn server_ring_tail(link: &ShmLink) -> u64 {
+    link.control.ring_indices(0).snapshot().1
+}
+
+/// A side's counts, and its ring's write position, reach shared memory
+/// with a heartbeat, before a wait and at close (not with every frame).
 #[test]
 fn the_counts_inspect_reads_catch_up_at_a_heartbeat_a_wait_and_the_close() {
     let (mut server, client) = pair();
@@ -214,8 +219,10 @@ fn the_counts_inspect_reads_catch_up_at_a_heartbeat_a_wait_and_the_close() {
     for _ in 0..3 {
         send(&mut server, 8);
     }
+    assert_eq!(server_ring_tail(&client), 0, "not with every frame");
     server.heartbeat();
     assert_eq!(counts(&client, Side::Server), (3, 3 * 64));
+    assert_eq!(server_ring_tail(&client), 3 * 64);
     send(&mut server, 8);
     let nothing = server.recv_timeout(&mut frame, Some(std::time::Duration::from_millis(1)));
     assert!(
@@ -223,9 +230,11 @@ fn the_counts_inspect_reads_catch_up_at_a_heartbeat_a_wait_and_the_close() {
         "{nothing:?}"
     );
     assert_eq!(counts(&client, Side::Server), (4, 4 * 64));
+    assert_eq!(server_ring_tail(&client), 4 * 64);
     send(&mut server, 8);
     server.close().unwrap();
     assert_eq!(counts(&client, Side::Server), (5, 5 * 64));
+    assert_eq!(server_ring_tail(&client), 5 * 64);
 }
 
 /// Of a split link, the send half keeps the counts; the receive half,
