@@ -3,7 +3,7 @@
 //! writer `[WAKE]` if it may sleep. A copying consumer also copies a record
 //! published in pieces as far as its progress stamp says it is written.
 
-use super::read_ahead::ReadAhead;
+use super::read_ahead::{self, ReadAhead};
 use super::{
     FLUSH_BATCH, Indices, PAYLOAD_OFFSET, PREFETCH_LINES, RECORD_ALIGN, RingBytes, STAMP_FLAGS,
     STAMP_LEN, STAMP_MORE, STAMP_PAD, StampKey, check_capacity, corrupt, notify,
@@ -293,12 +293,8 @@ impl<B: RingBytes> Consumer<B> {
     #[cold]
     #[inline(never)]
     fn ask_for_lines(&self, from: u64, to: u64) {
-        let line = RECORD_ALIGN as u64;
-        let start = from & !(line - 1);
-        let lines = to.wrapping_sub(start).div_ceil(line);
-        for i in 0..lines {
-            let at = start.wrapping_add(i * line);
-            self.bytes.prefetch((at & (self.cap - 1)) as usize);
+        for offset in read_ahead::line_offsets(from, to, self.cap as usize) {
+            self.bytes.prefetch(offset);
         }
     }
 

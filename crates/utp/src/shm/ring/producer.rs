@@ -37,7 +37,8 @@ pub struct Producer<B> {
     /// Every stamp stored is XORed with the ring's key if both ends
     /// agreed to keyed stamps.
     key: StampKey,
-    /// The position last stored in the shared `tail` word.
+    /// The position `publish` last stored in the shared `tail` word
+    /// (`show_position` may have stored a later one since).
     shown: u64,
 }
 

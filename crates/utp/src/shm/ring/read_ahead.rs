@@ -99,6 +99,20 @@ impl ReadAhead {
     }
 }
 
+/// The offsets in a data area of `cap` bytes (a power of two) of every
+/// line that positions `from..to` touch, at most [`DISTANCE`] bytes as
+/// [`ReadAhead::due`] returns them: what to prefetch, in order, wrapping
+/// at the end of the area.
+pub fn line_offsets(from: u64, to: u64, cap: usize) -> impl Iterator<Item = usize> {
+    const LINE: u64 = super::RECORD_ALIGN as u64;
+    let start = from & !(LINE - 1);
+    let lines = to
+        .wrapping_sub(start)
+        .div_ceil(LINE)
+        .min(DISTANCE / LINE + 1);
+    (0..lines).map(move |i| (start.wrapping_add(i * LINE) & (cap as u64 - 1)) as usize)
+}
+
 /// How far past a read position `next` goes when only a new sighting of
 /// the producer can give something to ask for: "never", for positions
 /// that grow by bytes read.
@@ -106,7 +120,7 @@ const UNTIL_SEEN_AGAIN: u64 = 1 << 62;
 
 #[cfg(test)]
 mod tests {
-    use super::{DISTANCE, ReadAhead};
+    use super::{DISTANCE, ReadAhead, line_offsets};
 
     /// Walks `reads` read positions `step` bytes apart from `start`; every
     /// range returned, in order.
@@ -164,12 +178,14 @@ mod tests {
 
     #[test]
     fn any_position_the_peer_writes_gives_a_range_of_at_most_the_distance() {
+        let mut ranges = 0;
         for horizon in [0, 1, 63, DISTANCE - 1, u64::MAX, u64::MAX / 2, 1 << 63] {
             let mut ahead = ReadAhead::default();
             ahead.saw(horizon);
             // Read positions are this side's own: they only grow.
             for head in [0, 100, 1000, 1 << 20, 1 << 40] {
                 if let Some((from, to)) = ahead.due(head) {
+                    ranges += 1;
                     let len = to.wrapping_sub(from);
                     assert!(len > 0 && len <= DISTANCE, "{horizon} {head}: {from}..{to}");
                     assert!(
@@ -179,5 +195,19 @@ mod tests {
                 }
             }
         }
+        assert!(ranges > 0, "some of those positions lie ahead");
+    }
+
+    #[test]
+    fn the_lines_of_a_range_wrap_at_the_end_of_the_data_area() {
+        let cap = 4096;
+        let offsets: Vec<usize> = line_offsets(3968 + 8192, 3968 + 8192 + 200, cap).collect();
+        assert_eq!(offsets, [3968, 4032, 0, 64]);
+        // A range that starts inside a line includes that line.
+        let offsets: Vec<usize> = line_offsets(100, 129, cap).collect();
+        assert_eq!(offsets, [64, 128]);
+        assert_eq!(line_offsets(640, 640, cap).count(), 0);
+        // Never more than the distance's lines, whatever the range.
+        assert_eq!(line_offsets(0, u64::MAX, 1 << 20).count(), 33);
     }
 }

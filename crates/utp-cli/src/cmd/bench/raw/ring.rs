@@ -31,7 +31,7 @@ use crate::cmd::bench::link::{Fallible, Link, SpinBudget};
 use rustix::thread::futex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
-use utp::shm::ring::read_ahead::ReadAhead;
+use utp::shm::ring::read_ahead::{self, ReadAhead};
 use utp::shm::ring::{FLUSH_BATCH, PIECE, SHOW_POSITION_EVERY};
 
 /// Bit 63 of a stamp: the message is being written, and the rest of the
@@ -519,11 +519,8 @@ impl RingLink {
     #[cold]
     #[inline(never)]
     fn ask_for_lines(&self, d: usize, from: u64, to: u64) {
-        let start = from & !63;
-        for i in 0..to.wrapping_sub(start).div_ceil(64) {
-            let at = start.wrapping_add(i * 64);
-            self.region
-                .prefetch(DATA + d * self.capacity + (at & self.mask()) as usize);
+        for offset in read_ahead::line_offsets(from, to, self.capacity) {
+            self.region.prefetch(DATA + d * self.capacity + offset);
         }
     }
 
