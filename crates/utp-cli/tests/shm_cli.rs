@@ -153,6 +153,15 @@ fn inspect_and_ls_show_a_live_link() {
             .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
             .unwrap();
     }
+    // The counts reach the shared counters line with a heartbeat, before a
+    // wait and at close, not with every frame: the third reply may arrive
+    // while the client still spins, so it waits once more (for nothing)
+    // and inspect then shows all three.
+    let idle = client.recv_timeout(&mut frame, Some(Duration::from_millis(20)));
+    assert!(
+        matches!(&idle, Err(e) if e.is_timeout()),
+        "nothing more was sent: {idle:?}"
+    );
     let out = Command::new(UTP).args(["inspect", &url]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
