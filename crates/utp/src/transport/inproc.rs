@@ -14,7 +14,7 @@ use crate::frame::{Frame, Header, Stamper};
 use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::{queue, spares};
 use crate::wake::Doorbell;
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -136,15 +136,24 @@ impl InprocChannel {
                 format!("inproc://{} peer dropped its end", self.name),
             )
         };
-        match timeout {
-            None => tx.send(message).map_err(|_| gone())?,
-            Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
-                SendTimeoutError::Timeout(_) => Error::Timeout {
-                    waiting_for: "room in the inproc queue",
-                    after: t,
-                },
-                SendTimeoutError::Disconnected(_) => gone(),
-            })?,
+        let timed_out = |after| Error::Timeout {
+            waiting_for: "room in the inproc queue",
+            after,
+        };
+        // A queue with room takes the frame without a clock read (crossbeam's
+        // timed send reads the clock first, to set its deadline); only a
+        // full one waits, and only then is the deadline set.
+        match tx.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(gone()),
+            Err(TrySendError::Full(message)) => match timeout {
+                None => tx.send(message).map_err(|_| gone())?,
+                Some(t) if t.is_zero() => return Err(timed_out(t)),
+                Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
+                    SendTimeoutError::Timeout(_) => timed_out(t),
+                    SendTimeoutError::Disconnected(_) => gone(),
+                })?,
+            },
         }
         self.peer_bell.ring();
         Ok(())
