@@ -280,3 +280,47 @@ fn shm_and_mq_clients_get_the_idle_limit_of_their_url() {
         thread.join().unwrap().unwrap();
     }
 }
+
+/// A call's timeout is a deadline for the whole call: a server that keeps
+/// sending heartbeats and replies to other requests, but never the answer,
+/// does not keep the client waiting past it.
+#[test]
+fn frames_that_are_not_the_answer_do_not_extend_a_call() {
+    let url = unique("chatty");
+    let mut listener = utp::listen(&url).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chatting = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut channel = listener.accept().unwrap();
+        let mut frame = Frame::default();
+        channel
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        let request = frame.header.sequence;
+        // For at most 3 s: a client whose deadline restarted with each
+        // frame would wait all that time.
+        for i in 0..150 {
+            if chatting.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = if i % 2 == 0 {
+                channel.send(message_type::HEARTBEAT, 0, b"")
+            } else {
+                channel.reply_timeout(message_type::RESPONSE, 0, b"OK 0", request + 1, None)
+            };
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut client = Client::connect(&url).unwrap();
+    client.set_timeout(Some(Duration::from_millis(300)));
+    let start = std::time::Instant::now();
+    let error = client.call(b"ADD 1 1").unwrap_err();
+    let took = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+        "the call took {took:?} with a 300 ms timeout"
+    );
+}

@@ -63,7 +63,11 @@ impl Client {
     pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
         // Most requests go out at once: the deadline then starts just after
         // the send, so no clock read stands between the call and its
-        // request. A send that must wait for room starts it first.
+        // request, and the first wait for the reply, which starts as the
+        // deadline is set, takes the whole timeout (reading the clock again
+        // for what is left would change nothing but cost a read per call).
+        // A send that must wait for room starts the deadline first.
+        let mut left = self.timeout;
         let sent = match self
             .channel
             .try_send(message_type::REQUEST, flags::CHECKSUM, request)
@@ -78,7 +82,10 @@ impl Client {
                         request,
                         deadline.remaining(),
                     )
-                    .map(|()| deadline)
+                    .map(|()| {
+                        left = deadline.remaining();
+                        deadline
+                    })
             }
             Err(error) => Err(error),
         };
@@ -100,7 +107,6 @@ impl Client {
         };
         let ours = self.channel.sent_sequence();
         loop {
-            let left = deadline.remaining();
             let received = self.channel.recv_timeout(&mut self.frame, left);
             if let Err(Error::Timeout { waiting_for, .. }) = received {
                 return Err(Error::Timeout {
@@ -120,12 +126,11 @@ impl Client {
                         header.sequence,
                         ours.unwrap_or_default()
                     );
-                    continue;
                 }
                 message_type::RESPONSE => return Ok(self.frame.payload()),
                 message_type::ERROR => return Err(self.refusal()),
                 // Liveness frames may arrive between calls.
-                message_type::HEARTBEAT => continue,
+                message_type::HEARTBEAT => {}
                 other => {
                     return Err(Error::protocol(
                         ProtocolReason::Unexpected,
@@ -133,6 +138,8 @@ impl Client {
                     ));
                 }
             }
+            // Frames that are not the answer do not extend the deadline.
+            left = deadline.remaining();
         }
     }
 

@@ -562,9 +562,25 @@ fn serve_some(
     queue: &Receiver<Job>,
     shared: &Shared,
 ) -> Option<bool> {
-    let channel = &mut *job.channel;
-    let mut wait = Duration::ZERO;
     let mut served = 0;
+    let outcome = serve_turn(&mut *job.channel, frame, queue, shared, &mut served);
+    // Once per turn, not per request (a clock read would add to every
+    // call's latency): the last reply went out at most a linger ago.
+    if served > 0 {
+        job.last_active = Instant::now();
+    }
+    outcome
+}
+
+/// [`serve_some`]'s loop; counts the requests answered in `served`.
+fn serve_turn(
+    channel: &mut dyn Channel,
+    frame: &mut Frame,
+    queue: &Receiver<Job>,
+    shared: &Shared,
+    served: &mut u32,
+) -> Option<bool> {
+    let mut wait = Duration::ZERO;
     let mut identity: Option<(crate::channel::PeerInfo, String)> = None;
     loop {
         let received = match channel.recv_timeout(frame, Some(wait)) {
@@ -598,14 +614,11 @@ fn serve_some(
                 if next == Next::Close {
                     return None;
                 }
-                // After the reply, not before: a clock read in between
-                // would add to every call's latency.
-                job.last_active = Instant::now();
-                served += 1;
+                *served += 1;
                 if shared.shutdown.is_triggered() {
                     return None;
                 }
-                if served >= FAIR_SHARE && !queue.is_empty() {
+                if *served >= FAIR_SHARE && !queue.is_empty() {
                     return Some(true);
                 }
                 wait = LINGER;

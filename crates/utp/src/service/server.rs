@@ -333,10 +333,21 @@ fn serve_client(
     log::debug!("client {who} connected");
     let idle_limit = limits.idle_timeout.flatten();
     let mut last_active = std::time::Instant::now();
+    let mut answered_since_wait = false;
     while !shutdown.is_triggered() {
         match channel.recv_timeout(&mut frame, Some(SHUTDOWN_POLL)) {
             Ok(()) => {}
             Err(Error::Timeout { .. }) => {
+                // The wait that just ended began after the last reply, if
+                // there was one since the last such wait, and lasted the
+                // whole poll: so the reply went out no later than a poll
+                // ago, and idleness is never counted early. Taking the time
+                // here, not after every reply, keeps the clock off each
+                // call's path.
+                if std::mem::take(&mut answered_since_wait) {
+                    let now = std::time::Instant::now();
+                    last_active = now.checked_sub(SHUTDOWN_POLL).unwrap_or(now);
+                }
                 if let Some(limit) = idle_limit.filter(|l| last_active.elapsed() >= *l) {
                     log::info!("closing {who}: idle for {limit:?} (idle_timeout)");
                     let reason = format!(
@@ -361,8 +372,6 @@ fn serve_client(
         if answer(&mut *channel, &frame, handler, &peer, &who, stats, limits) == Next::Close {
             return;
         }
-        // After the reply, not before: a clock read in between would add
-        // to every call's latency.
-        last_active = std::time::Instant::now();
+        answered_since_wait = true;
     }
 }
