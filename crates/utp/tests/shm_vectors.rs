@@ -361,9 +361,11 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
         }
     }
     // Received frames' space is given back (head published, lines zeroed)
-    // lazily; make the image show it.
+    // lazily, and the counts and the ring's position are shown with each
+    // heartbeat and wait; make the image show both.
     for end in &mut ends {
         end.flush_received();
+        end.flush_counts();
     }
     // Through the handle opened while the link was alive: a side that
     // closes removes the name (section 7), the bytes stay.

@@ -318,8 +318,22 @@ fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
     for _ in 0..3 {
         client.send(message_type::DATA, 0, &[7u8; 100]).unwrap();
     }
+    // The link counts its own sends, exactly and once (not again by the
+    // counting wrapper), with every frame.
     let mine = utp::stats::read_process(std::process::id()).unwrap();
     let c = block(&mine, &address, Kind::Client).expect("the client's block");
+    assert_eq!(c.get(Counter::FramesSent), 3);
+    assert_eq!(c.get(Counter::BytesSent), 3 * (32 + 100));
+    assert_eq!(
+        c.get(Counter::RingUsed),
+        0,
+        "the fill is a sample, taken before a wait, not with every frame"
+    );
+    // A wait (for a frame that does not come) takes the sample.
+    let idle = client.recv_timeout(&mut frame, Some(Duration::from_millis(5)));
+    assert!(idle.unwrap_err().is_timeout());
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let c = block(&mine, &address, Kind::Client).unwrap();
     // The usable capacity: the 64 KiB ring less what the protocol keeps free.
     let capacity = c.get(Counter::RingCapacity);
     assert!(
@@ -349,5 +363,19 @@ fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
     assert!(a.get(Counter::Waits) >= 1, "the server slept at least once");
     let c = block(&mine, &address, Kind::Client).unwrap();
     assert!(c.get(Counter::Wakeups) >= 1, "the client woke it");
-    drop((client, server, listener));
+    assert_eq!(c.get(Counter::FramesSent), 4);
+
+    // The send half of a split link goes on counting, once.
+    let (mut tx, _rx) = client.split().unwrap();
+    for _ in 0..5 {
+        tx.send(message_type::DATA, 0, b"0123456789").unwrap();
+    }
+    let mine = utp::stats::read_process(std::process::id()).unwrap();
+    let c = block(&mine, &address, Kind::Client).unwrap();
+    assert_eq!(c.get(Counter::FramesSent), 4 + 5);
+    assert_eq!(
+        c.get(Counter::BytesSent),
+        3 * (32 + 100) + (32 + 7) + 5 * (32 + 10)
+    );
+    drop((tx, _rx, server, listener));
 }

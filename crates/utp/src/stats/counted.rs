@@ -23,6 +23,15 @@ pub fn count_channel(
         return channel;
     };
     channel.attach_counters(&counters);
+    // The shared-memory link counts its own sends once it has counters
+    // (in the one place every frame it sends is published, zero-copy ones
+    // too); the wrapper counts the rest.
+    #[cfg(not(loom))]
+    let counts_own_sends = channel
+        .as_any()
+        .is_some_and(|any| any.is::<crate::shm::ShmLink>());
+    #[cfg(loom)]
+    let counts_own_sends = false;
     let retire = Arc::new(Retire {
         counters: counters.clone(),
         parent: parent.cloned(),
@@ -38,6 +47,7 @@ pub fn count_channel(
                 inner: Box::new(link),
                 counters,
                 retire,
+                counts_own_sends,
             });
         }
         Err(other) => other,
@@ -46,6 +56,7 @@ pub fn count_channel(
         inner: channel,
         counters,
         retire,
+        counts_own_sends,
     })
 }
 
@@ -69,6 +80,10 @@ struct CountedChannel<C: Channel + ?Sized = dyn Channel> {
     counters: Counters,
     /// Retires the block when the channel, or the last of its halves, is gone.
     retire: Arc<Retire>,
+    /// The channel counts the frames and bytes it sends itself (a
+    /// shared-memory link, see `count_channel`); the wrapper counts them
+    /// otherwise.
+    counts_own_sends: bool,
 }
 
 /// Retires a channel's counters block when dropped.
@@ -95,6 +110,31 @@ impl Drop for Retire {
     }
 }
 
+/// Whether a channel type counts its own sends, known from the type alone.
+trait CountsOwnSends {
+    /// Always, for this type (no flag to read per frame).
+    const ALWAYS: bool = false;
+}
+
+impl CountsOwnSends for dyn Channel {}
+
+#[cfg(not(loom))]
+impl CountsOwnSends for crate::shm::ShmLink {
+    const ALWAYS: bool = true;
+}
+
+impl<C: Channel + CountsOwnSends + ?Sized> CountedChannel<C> {
+    /// A frame with `len` payload bytes went out.
+    #[inline(always)]
+    fn count_send(&self, len: usize) {
+        if !(C::ALWAYS || self.counts_own_sends) {
+            self.counters.add(Counter::FramesSent, 1);
+            self.counters
+                .add(Counter::BytesSent, (HEADER_LEN + len) as u64);
+        }
+    }
+}
+
 /// Errors count atomically: after a split, both halves may count one at once.
 fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     let counter = match error {
@@ -108,7 +148,7 @@ fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     counters.add_shared(counter, 1);
 }
 
-impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
+impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<C> {
     fn send_timeout(
         &mut self,
         message_type: u8,
@@ -124,9 +164,7 @@ impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
             .send_timeout(message_type, flags, payload, timeout)
         {
             Ok(()) => {
-                self.counters.add(Counter::FramesSent, 1);
-                self.counters
-                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+                self.count_send(payload.len());
                 Ok(())
             }
             Err(e) => {
@@ -182,9 +220,7 @@ impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
             .reply_timeout(message_type, flags, payload, answers, timeout)
         {
             Ok(()) => {
-                self.counters.add(Counter::FramesSent, 1);
-                self.counters
-                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+                self.count_send(payload.len());
                 Ok(())
             }
             Err(e) => {
@@ -224,9 +260,7 @@ impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.inner.try_send(message_type, flags, payload) {
             Ok(true) => {
-                self.counters.add(Counter::FramesSent, 1);
-                self.counters
-                    .add(Counter::BytesSent, (HEADER_LEN + payload.len()) as u64);
+                self.count_send(payload.len());
                 Ok(true)
             }
             Ok(false) => Ok(false),
@@ -244,13 +278,16 @@ impl<C: Channel + ?Sized + 'static> Channel for CountedChannel<C> {
             inner,
             counters,
             retire,
+            counts_own_sends,
         } = *self;
         let (tx, rx) = inner.split()?;
+        // A link that counted its own sends still does in its send half.
         let half = |inner| {
             Box::new(CountedChannel {
                 inner,
                 counters: counters.clone(),
                 retire: retire.clone(),
+                counts_own_sends,
             })
         };
         Ok((

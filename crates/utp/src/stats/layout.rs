@@ -133,9 +133,12 @@ pub enum Counter {
     Waits,
     /// Wake-ups sent to a sleeping peer, where the link reports them.
     Wakeups,
-    /// Bytes in the receive ring at the last look (a level, not a count).
+    /// Bytes in the send ring not yet read by the peer, as this side last
+    /// saw it (a level, not a count; the shared-memory link samples it
+    /// with each heartbeat, before a wait and at close).
     RingUsed,
-    /// Capacity of the receive ring in bytes (a level).
+    /// Capacity of the send ring in bytes (a level; both rings of a
+    /// shared-memory link have the same).
     RingCapacity,
 }
 

@@ -14,7 +14,9 @@
 //! when it died.
 //!
 //! The hot path pays a plain load and store per counter on cache lines that
-//! only this process writes and no peer polls (see [`Counters::add`]).
+//! only this process writes and no peer polls (see [`Counters::add`]); the
+//! shared-memory link counts its own sends and stores each count from its
+//! own (a store per counter, nothing read back), zero-copy sends included.
 //! `UTP_STATS=off` in the environment turns counting off.
 //!
 //! A link that knows more than frames and errors — the shared-memory link's
@@ -22,7 +24,8 @@
 //! [`Channel::attach_counters`](crate::Channel::attach_counters), keeps the
 //! [`Counters`] handle it is given, and calls [`Counters::add`] with
 //! [`Counter::Waits`] / [`Counter::Wakeups`] and [`Counters::set`] with
-//! [`Counter::RingUsed`] / [`Counter::RingCapacity`] from its own thread.
+//! [`Counter::RingUsed`] / [`Counter::RingCapacity`] (and its frames and
+//! bytes sent) from its own thread.
 //!
 //! ```
 //! use utp::frame::{Frame, flags, message_type};

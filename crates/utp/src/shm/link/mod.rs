@@ -56,7 +56,9 @@ pub struct ShmLink {
     endpoint: String,
     closed: bool,
     gone: Option<(crate::error::GoneReason, String)>,
-    bytes: u64,
+    /// Bytes of the frames sent since counters were attached (header and
+    /// payload, as `utp stat` counts them), and the frames sent before.
+    counted: (u64, u64),
     beats: u64,
     last_beat_us: u64,
     /// Whole, or one half of a split link (decides what `close` does).
@@ -143,7 +145,7 @@ impl ShmLink {
             endpoint,
             closed: false,
             gone: None,
-            bytes: 0,
+            counted: (0, 0),
             beats: 0,
             last_beat_us: 0,
             role: Role::Whole,
@@ -255,6 +257,36 @@ impl ShmLink {
         self.count_consumer_wakes();
     }
 
+    /// Writes what this side has sent where other processes look now: the
+    /// frames and bytes in its counters line and the ring's write position
+    /// in its `tail` word (for `utp inspect`), the ring's fill for `utp
+    /// stat`. utp does this with each heartbeat, before a wait and at
+    /// close (not with every frame, which would cost a fast stream a good
+    /// part of its rate); call it when you stop sending for a while and
+    /// want the last frames shown.
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// // A file-backed link, so that its region has a name to inspect.
+    /// let path = std::env::temp_dir().join(format!("doc-flush-counts-{}", std::process::id()));
+    /// let url: utp::Endpoint = format!("file://{}", path.display()).parse()?;
+    /// let mut listener = utp::shm::listen(&url, &utp::Options::default())?;
+    /// let client = std::thread::spawn({
+    ///     let url = url.clone();
+    ///     move || utp::shm::connect(&url, &utp::Options::default())
+    /// });
+    /// let _server = listener.accept_link(None)?;
+    /// let mut client = client.join().unwrap()?;
+    /// utp::Channel::send(&mut client, utp::frame::message_type::DATA, 0, b"last one")?;
+    /// client.flush_counts();
+    /// let state = utp::shm::inspect::link_state(client.region().location())?;
+    /// assert_eq!(state.sides[1].messages, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn flush_counts(&self) {
+        self.store_counts();
+    }
+
     /// Moves the consumer's wake-ups into the counters, if any.
     pub(crate) fn count_consumer_wakes(&mut self) {
         if let Some(c) = &self.counters {
@@ -304,7 +336,8 @@ impl ShmLink {
 
     /// Writes the frames and bytes this side has sent into its counters
     /// line, and its ring's write position into the ring's `tail` word,
-    /// for `utp inspect`: with each heartbeat (at most every
+    /// for `utp inspect` (and the ring's fill into the `utp stat`
+    /// counters, if any): with each heartbeat (at most every
     /// [`SLICE`](super::wait::SLICE) while sending), before a wait, and at
     /// close, not with every frame (the position also every sixteenth of
     /// the ring, `ring::SHOW_POSITION_EVERY`). Two stores per frame cost a
@@ -316,12 +349,17 @@ impl ShmLink {
         if self.role == Role::Receiver {
             return;
         }
+        if let Some(counters) = &self.counters {
+            // For `utp stat`: the send ring's fill as this side last saw it
+            // (a level, so sampled, not kept with every frame).
+            counters.set(crate::stats::Counter::RingUsed, self.tx.used());
+        }
         let me = self.side as usize;
         let c = &self.control;
         c.side_u64(me, SideField::Messages)
             .store(self.sent, Ordering::Relaxed);
         c.side_u64(me, SideField::Bytes)
-            .store(self.bytes, Ordering::Relaxed);
+            .store(self.tx.record_bytes(), Ordering::Relaxed);
         self.tx.show_position();
     }
 
@@ -378,11 +416,19 @@ impl ShmLink {
         // Everything else comes after the stamp: the peer is already
         // reading while this side does its bookkeeping. The counts reach
         // the counters line with the heartbeat (`store_counts`).
-        self.bytes += rec as u64;
         if let Some(counters) = &self.counters {
-            // For `utp stat`, in this process's own memory: the send
-            // ring's fill as this side last saw it.
-            counters.set(crate::stats::Counter::RingUsed, self.tx.used());
+            // For `utp stat`, in this process's own memory, counted here
+            // rather than by the counting wrapper (`stats::counted`), which
+            // leaves a shared-memory link's sends to it: the counts are
+            // stored from this side's own, not read back from the block
+            // and added to, and zero-copy sends are counted too.
+            let (bytes, frames_before) = &mut self.counted;
+            *bytes += (crate::frame::HEADER_LEN + len) as u64;
+            counters.set(
+                crate::stats::Counter::FramesSent,
+                self.sent - *frames_before,
+            );
+            counters.set(crate::stats::Counter::BytesSent, *bytes);
         }
         if !self.tx.peer_sleeps() {
             self.watch_peer_sleeps();
@@ -528,7 +574,7 @@ impl ShmLink {
             endpoint: self.endpoint.clone(),
             closed: self.closed,
             gone: self.gone.clone(),
-            bytes: self.bytes,
+            counted: self.counted,
             beats: self.beats,
             last_beat_us: self.last_beat_us,
             role: Role::Sender,
@@ -595,6 +641,8 @@ impl Channel for ShmLink {
             crate::stats::Counter::RingCapacity,
             self.tx.capacity() as u64,
         );
+        // This link counts its own sends from here on (see `publish`).
+        self.counted = (0, self.sent);
         self.counters = Some(counters.clone());
     }
 

@@ -261,3 +261,26 @@ fn the_receive_half_of_a_split_link_leaves_the_counts_alone() {
     sending.close().unwrap();
     assert_eq!(counts(&client, Side::Server), (2, 2 * 64));
 }
+
+/// The bytes a side shows are the lengths of its records, taken from its
+/// ring's position less the padding published at the wrap.
+#[test]
+fn the_bytes_shown_leave_out_the_padding_at_the_wrap() {
+    use crate::shm::ring::record_len;
+    let (mut server, mut client) = pair();
+    let mut frame = Frame::default();
+    // 5000-byte payloads (5056-byte records) do not divide the 64 KiB
+    // ring: sending 40 of them, each read at once, wraps it three times,
+    // each time behind padding.
+    let rec = record_len(5000).unwrap() as u64;
+    for _ in 0..40 {
+        send(&mut server, 5000);
+        recv(&mut client, &mut frame);
+    }
+    server.flush_counts();
+    assert!(
+        server.tx.record_bytes() < server_ring_tail(&client),
+        "the ring wrapped behind padding"
+    );
+    assert_eq!(counts(&client, Side::Server), (40, 40 * rec));
+}

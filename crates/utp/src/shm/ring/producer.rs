@@ -40,6 +40,8 @@ pub struct Producer<B> {
     /// The position `publish` last stored in the shared `tail` word
     /// (`show_position` may have stored a later one since).
     shown: u64,
+    /// Bytes of padding published at the wrap, so far.
+    padded: u64,
 }
 
 impl<B: RingBytes> Producer<B> {
@@ -58,6 +60,7 @@ impl<B: RingBytes> Producer<B> {
             pieces: false,
             key: StampKey::default(),
             shown: 0,
+            padded: 0,
         })
     }
 
@@ -164,6 +167,7 @@ impl<B: RingBytes> Producer<B> {
                 }
             } else if contiguous <= room {
                 self.publish(contiguous, STAMP_PAD);
+                self.padded = self.padded.wrapping_add(contiguous);
                 continue;
             }
             if refreshed || !self.refresh_head()? {
@@ -289,6 +293,12 @@ impl<B: RingBytes> Producer<B> {
     /// Wake-ups sent since the last call (for counters).
     pub fn take_wakes(&mut self) -> u64 {
         std::mem::take(&mut self.wakes)
+    }
+
+    /// The lengths of the records published so far, the padding at the
+    /// wrap not counted (what a side's counters line calls bytes sent).
+    pub fn record_bytes(&self) -> u64 {
+        self.tail.wrapping_sub(self.padded)
     }
 
     /// Bytes published and not yet consumed, as last seen.
