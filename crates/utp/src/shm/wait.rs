@@ -94,7 +94,7 @@ impl ShmLink {
             }
         }
         // A real wait: the counts `utp inspect` shows catch up first.
-        self.store_counts();
+        self.flush_counts();
         let start = Instant::now();
         // A timeout too large to be an instant (Duration::MAX) is no deadline.
         let deadline = timeout.and_then(|t| start.checked_add(t));

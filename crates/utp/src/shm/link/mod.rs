@@ -56,9 +56,8 @@ pub struct ShmLink {
     endpoint: String,
     closed: bool,
     gone: Option<(crate::error::GoneReason, String)>,
-    /// Bytes of the frames sent since counters were attached (header and
-    /// payload, as `utp stat` counts them), and the frames sent before.
-    counted: (u64, u64),
+    /// What `utp stat` counts of this side's sends (see `publish`).
+    counted: SentCounts,
     beats: u64,
     last_beat_us: u64,
     /// Whole, or one half of a split link (decides what `close` does).
@@ -145,7 +144,7 @@ impl ShmLink {
             endpoint,
             closed: false,
             gone: None,
-            counted: (0, 0),
+            counted: SentCounts::default(),
             beats: 0,
             last_beat_us: 0,
             role: Role::Whole,
@@ -257,36 +256,6 @@ impl ShmLink {
         self.count_consumer_wakes();
     }
 
-    /// Writes what this side has sent where other processes look now: the
-    /// frames and bytes in its counters line and the ring's write position
-    /// in its `tail` word (for `utp inspect`), the ring's fill for `utp
-    /// stat`. utp does this with each heartbeat, before a wait and at
-    /// close (not with every frame, which would cost a fast stream a good
-    /// part of its rate); call it when you stop sending for a while and
-    /// want the last frames shown.
-    ///
-    /// ```
-    /// # fn main() -> utp::Result<()> {
-    /// // A file-backed link, so that its region has a name to inspect.
-    /// let path = std::env::temp_dir().join(format!("doc-flush-counts-{}", std::process::id()));
-    /// let url: utp::Endpoint = format!("file://{}", path.display()).parse()?;
-    /// let mut listener = utp::shm::listen(&url, &utp::Options::default())?;
-    /// let client = std::thread::spawn({
-    ///     let url = url.clone();
-    ///     move || utp::shm::connect(&url, &utp::Options::default())
-    /// });
-    /// let _server = listener.accept_link(None)?;
-    /// let mut client = client.join().unwrap()?;
-    /// utp::Channel::send(&mut client, utp::frame::message_type::DATA, 0, b"last one")?;
-    /// client.flush_counts();
-    /// let state = utp::shm::inspect::link_state(client.region().location())?;
-    /// assert_eq!(state.sides[1].messages, 1);
-    /// # Ok(()) }
-    /// ```
-    pub fn flush_counts(&self) {
-        self.store_counts();
-    }
-
     /// Moves the consumer's wake-ups into the counters, if any.
     pub(crate) fn count_consumer_wakes(&mut self) {
         if let Some(c) = &self.counters {
@@ -331,21 +300,41 @@ impl ShmLink {
             .store(self.beats, Ordering::Relaxed);
         c.side_u64(me, SideField::HeartbeatMicros)
             .store(now_us, Ordering::Relaxed);
-        self.store_counts();
+        self.flush_counts();
     }
 
-    /// Writes the frames and bytes this side has sent into its counters
-    /// line, and its ring's write position into the ring's `tail` word,
-    /// for `utp inspect` (and the ring's fill into the `utp stat`
-    /// counters, if any): with each heartbeat (at most every
-    /// [`SLICE`](super::wait::SLICE) while sending), before a wait, and at
+    /// Writes what this side has sent where other processes look now: the
+    /// frames and bytes in its counters line and the ring's write position
+    /// in its `tail` word (for `utp inspect`), the ring's fill for `utp
+    /// stat`. utp does this with each heartbeat (at most every
+    /// [`SLICE`](crate::shm::SLICE) while sending), before a wait and at
     /// close, not with every frame (the position also every sixteenth of
-    /// the ring, `ring::SHOW_POSITION_EVERY`). Two stores per frame cost a
-    /// 64-byte stream a sixth of its rate (docs/BENCHMARKS.md, 2026-12-05,
-    /// afternoon): a producer streaming into lines its consumer holds runs
-    /// short of stores. The receive half of a split link sends nothing and
-    /// leaves the counts to the send half.
-    pub(crate) fn store_counts(&self) {
+    /// the ring, `ring::SHOW_POSITION_EVERY`); call it when you stop
+    /// sending for a while and want the last frames shown. Two stores per
+    /// frame cost a 64-byte stream a sixth of its rate (docs/BENCHMARKS.md,
+    /// 2026-12-05, afternoon): a producer streaming into lines its consumer
+    /// holds runs short of stores. The receive half of a split link sends
+    /// nothing and leaves the counts to the send half.
+    ///
+    /// ```
+    /// # fn main() -> utp::Result<()> {
+    /// // A file-backed link, so that its region has a name to inspect.
+    /// let path = std::env::temp_dir().join(format!("doc-flush-counts-{}", std::process::id()));
+    /// let url: utp::Endpoint = format!("file://{}", path.display()).parse()?;
+    /// let mut listener = utp::shm::listen(&url, &utp::Options::default())?;
+    /// let client = std::thread::spawn({
+    ///     let url = url.clone();
+    ///     move || utp::shm::connect(&url, &utp::Options::default())
+    /// });
+    /// let _server = listener.accept_link(None)?;
+    /// let mut client = client.join().unwrap()?;
+    /// utp::Channel::send(&mut client, utp::frame::message_type::DATA, 0, b"last one")?;
+    /// client.flush_counts();
+    /// let state = utp::shm::inspect::link_state(client.region().location())?;
+    /// assert_eq!(state.sides[1].messages, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn flush_counts(&self) {
         if self.role == Role::Receiver {
             return;
         }
@@ -415,20 +404,20 @@ impl ShmLink {
         }
         // Everything else comes after the stamp: the peer is already
         // reading while this side does its bookkeeping. The counts reach
-        // the counters line with the heartbeat (`store_counts`).
+        // the counters line with the heartbeat (`flush_counts`).
         if let Some(counters) = &self.counters {
             // For `utp stat`, in this process's own memory, counted here
             // rather than by the counting wrapper (`stats::counted`), which
             // leaves a shared-memory link's sends to it: the counts are
             // stored from this side's own, not read back from the block
             // and added to, and zero-copy sends are counted too.
-            let (bytes, frames_before) = &mut self.counted;
-            *bytes += (crate::frame::HEADER_LEN + len) as u64;
+            let counted = &mut self.counted;
+            counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
             counters.set(
                 crate::stats::Counter::FramesSent,
-                self.sent - *frames_before,
+                self.sent - counted.frames_before,
             );
-            counters.set(crate::stats::Counter::BytesSent, *bytes);
+            counters.set(crate::stats::Counter::BytesSent, counted.bytes);
         }
         if !self.tx.peer_sleeps() {
             self.watch_peer_sleeps();
@@ -498,6 +487,16 @@ impl ShmLink {
             counters.add_shared(crate::stats::Counter::Wakeups, woke);
         }
     }
+}
+
+/// A side's sends as `utp stat` counts them, from the moment counters were
+/// attached (`Channel::attach_counters`).
+#[derive(Debug, Default, Clone, Copy)]
+struct SentCounts {
+    /// Bytes of the frames sent since: header and payload.
+    bytes: u64,
+    /// Frames sent before (the frames counted are `sent` less these).
+    frames_before: u64,
 }
 
 /// Where the payload whose checksum a header covers is.
@@ -642,7 +641,10 @@ impl Channel for ShmLink {
             self.tx.capacity() as u64,
         );
         // This link counts its own sends from here on (see `publish`).
-        self.counted = (0, self.sent);
+        self.counted = SentCounts {
+            bytes: 0,
+            frames_before: self.sent,
+        };
         self.counters = Some(counters.clone());
     }
 
@@ -704,7 +706,7 @@ impl ShmLink {
         if self.role != Role::Whole {
             return self.close_half();
         }
-        self.store_counts();
+        self.flush_counts();
         let me = self.side as usize;
         self.control
             .side_u32(me, SideField::State)
@@ -730,7 +732,7 @@ impl ShmLink {
     /// the rendezvous socket, so the peer sees it hang up once both are gone.
     fn close_half(&mut self) -> Result<()> {
         if self.role == Role::Sender {
-            self.store_counts();
+            self.flush_counts();
             let me = self.side as usize;
             self.control
                 .side_u32(me, SideField::State)
