@@ -23,15 +23,6 @@ pub fn count_channel(
         return channel;
     };
     channel.attach_counters(&counters);
-    // The shared-memory link counts its own sends once it has counters
-    // (in the one place every frame it sends is published, zero-copy ones
-    // too); the wrapper counts the rest.
-    #[cfg(not(loom))]
-    let counts_own_sends = channel
-        .as_any()
-        .is_some_and(|any| any.is::<crate::shm::ShmLink>());
-    #[cfg(loom)]
-    let counts_own_sends = false;
     let retire = Arc::new(Retire {
         counters: counters.clone(),
         parent: parent.cloned(),
@@ -47,7 +38,7 @@ pub fn count_channel(
                 inner: Box::new(link),
                 counters,
                 retire,
-                counts_own_sends,
+                inner_counts_sends: false,
             });
         }
         Err(other) => other,
@@ -56,7 +47,7 @@ pub fn count_channel(
         inner: channel,
         counters,
         retire,
-        counts_own_sends,
+        inner_counts_sends: false,
     })
 }
 
@@ -80,10 +71,11 @@ struct CountedChannel<C: Channel + ?Sized = dyn Channel> {
     counters: Counters,
     /// Retires the block when the channel, or the last of its halves, is gone.
     retire: Arc<Retire>,
-    /// The channel counts the frames and bytes it sends itself (a
-    /// shared-memory link, see `count_channel`); the wrapper counts them
-    /// otherwise.
-    counts_own_sends: bool,
+    /// The channel inside counts the frames and bytes it sends itself,
+    /// though its type does not say so: the send half of a split
+    /// shared-memory link (see `split`). Otherwise [`CountsOwnSends`]
+    /// says, from the type.
+    inner_counts_sends: bool,
 }
 
 /// Retires a channel's counters block when dropped.
@@ -110,7 +102,10 @@ impl Drop for Retire {
     }
 }
 
-/// Whether a channel type counts its own sends, known from the type alone.
+/// Whether a channel type counts its own sends, known from the type alone:
+/// the shared-memory link does, once it has counters (in the one place
+/// every frame it sends is published, zero-copy ones too); the wrapper
+/// counts the others' sends.
 trait CountsOwnSends {
     /// Always, for this type (no flag to read per frame).
     const ALWAYS: bool = false;
@@ -127,7 +122,7 @@ impl<C: Channel + CountsOwnSends + ?Sized> CountedChannel<C> {
     /// A frame with `len` payload bytes went out.
     #[inline(always)]
     fn count_send(&self, len: usize) {
-        if !(C::ALWAYS || self.counts_own_sends) {
+        if !(C::ALWAYS || self.inner_counts_sends) {
             self.counters.add(Counter::FramesSent, 1);
             self.counters
                 .add(Counter::BytesSent, (HEADER_LEN + len) as u64);
@@ -278,16 +273,18 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
             inner,
             counters,
             retire,
-            counts_own_sends,
+            inner_counts_sends,
         } = *self;
         let (tx, rx) = inner.split()?;
-        // A link that counted its own sends still does in its send half.
+        // A link that counted its own sends still does in its send half,
+        // which the halves' wrappers know only as a channel.
+        let inner_counts_sends = C::ALWAYS || inner_counts_sends;
         let half = |inner| {
             Box::new(CountedChannel {
                 inner,
                 counters: counters.clone(),
                 retire: retire.clone(),
-                counts_own_sends,
+                inner_counts_sends,
             })
         };
         Ok((
