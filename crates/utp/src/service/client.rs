@@ -67,12 +67,11 @@ impl Client {
         // deadline is set, takes the whole timeout (reading the clock again
         // for what is left would change nothing but cost a read per call).
         // A send that must wait for room starts the deadline first.
-        let mut left = self.timeout;
         let sent = match self
             .channel
             .try_send(message_type::REQUEST, flags::CHECKSUM, request)
         {
-            Ok(true) => Ok(Deadline::after(self.timeout)),
+            Ok(true) => Ok((Deadline::after(self.timeout), self.timeout)),
             Ok(false) => {
                 let deadline = Deadline::after(self.timeout);
                 self.channel
@@ -82,15 +81,13 @@ impl Client {
                         request,
                         deadline.remaining(),
                     )
-                    .map(|()| {
-                        left = deadline.remaining();
-                        deadline
-                    })
+                    .map(|()| (deadline, deadline.remaining()))
             }
             Err(error) => Err(error),
         };
-        let deadline = match sent {
-            Ok(deadline) => deadline,
+        // `left`: what the next wait for the reply may take.
+        let (deadline, mut left) = match sent {
+            Ok(sent) => sent,
             Err(error) => {
                 // A server that refuses a client (busy, denied) says why and
                 // closes: the reason may already be waiting to be read.

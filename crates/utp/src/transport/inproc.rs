@@ -130,12 +130,6 @@ impl InprocChannel {
             None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = (header, spares::filled(&self.spare, payload));
-        let gone = || {
-            Error::peer_gone(
-                GoneReason::Closed,
-                format!("inproc://{} peer dropped its end", self.name),
-            )
-        };
         let timed_out = |after| Error::Timeout {
             waiting_for: "room in the inproc queue",
             after,
@@ -145,13 +139,13 @@ impl InprocChannel {
         // full one waits, and only then is the deadline set.
         match tx.try_send(message) {
             Ok(()) => {}
-            Err(TrySendError::Disconnected(_)) => return Err(gone()),
+            Err(TrySendError::Disconnected(_)) => return Err(self.gone()),
             Err(TrySendError::Full(message)) => match timeout {
-                None => tx.send(message).map_err(|_| gone())?,
+                None => tx.send(message).map_err(|_| self.gone())?,
                 Some(t) if t.is_zero() => return Err(timed_out(t)),
                 Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
                     SendTimeoutError::Timeout(_) => timed_out(t),
-                    SendTimeoutError::Disconnected(_) => gone(),
+                    SendTimeoutError::Disconnected(_) => self.gone(),
                 })?,
             },
         }
