@@ -355,6 +355,15 @@ impl ShmLink {
     /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse
     /// timestamp) for `payload` into the record at `offset`, then publishes
     /// the record. `payload` is the private bytes the checksum covers.
+    ///
+    /// The common frame (copied from a private buffer, one piece, no
+    /// checksum) builds its header in registers; every other kind goes
+    /// out of line ([`publish_other`](Self::publish_other)). A header that
+    /// a call takes by reference or by value (it is 32 bytes: passed in
+    /// memory) is stored on the stack before the branch that needs it, for
+    /// every frame, and stores are what a producer streaming into lines
+    /// its consumer owns runs short of (they retire in order behind the
+    /// misses).
     #[inline(always)]
     fn publish(
         &mut self,
@@ -364,6 +373,40 @@ impl ShmLink {
         flags: u16,
         payload: Payload<'_>,
     ) {
+        let (bytes, now) = match payload {
+            Payload::Private(bytes)
+                if flags & crate::frame::flags::CHECKSUM == 0
+                    && (rec <= PIECE || !self.tx.pieces()) =>
+            {
+                self.sent += 1;
+                let now = coarse_micros();
+                let header = Header {
+                    payload_length: bytes.len() as u32,
+                    ..Header::new(message_type, flags, self.sent, now)
+                };
+                // Payload and header in one bounds-checked write, ordered so
+                // the line the consumer polls changes hands once (see
+                // `write_frame`).
+                self.tx.bytes().write_frame(offset, &header, bytes);
+                (bytes.len(), now)
+            }
+            other => self.publish_other(offset, rec, message_type, flags, other),
+        };
+        self.after_write(offset, rec, bytes, now);
+    }
+
+    /// [`publish`](Self::publish)'s write for the frames it does not
+    /// write itself: a checksum, a frame in pieces, a payload already in
+    /// the ring. Returns the payload's length and the timestamp.
+    #[inline(never)]
+    fn publish_other(
+        &mut self,
+        offset: usize,
+        rec: usize,
+        message_type: u8,
+        flags: u16,
+        payload: Payload<'_>,
+    ) -> (usize, u64) {
         self.sent += 1;
         let now = coarse_micros();
         let len = match payload {
@@ -375,22 +418,22 @@ impl ShmLink {
             ..Header::new(message_type, flags, self.sent, now)
         };
         if header.has_checksum() {
-            // By value, out of line: a header passed by reference would be
-            // stored on the stack for every frame, checksum or not, and
-            // stores are what a producer streaming into lines its consumer
-            // owns runs short of (they retire in order behind the misses).
             header.checksum = self.checksum(header, offset, payload);
         }
         match payload {
-            // Payload and header in one bounds-checked write, ordered so
-            // the line the consumer polls changes hands once (see
-            // `write_frame`).
             Payload::Private(bytes) if rec <= PIECE || !self.tx.pieces() => {
                 self.tx.bytes().write_frame(offset, &header, bytes)
             }
             Payload::Private(bytes) => self.write_in_pieces(offset, &header, bytes),
             Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
         }
+        (len, now)
+    }
+
+    /// What follows the write of every frame: the stamp that publishes
+    /// it, then the bookkeeping (the peer is already reading).
+    #[inline(always)]
+    fn after_write(&mut self, offset: usize, rec: usize, len: usize, now: u64) {
         self.tx.commit(rec);
         if self.after_receive {
             self.after_receive = false;
