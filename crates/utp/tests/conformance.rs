@@ -291,6 +291,28 @@ fn call(channel: &mut dyn Channel, payload: &[u8]) -> Vec<u8> {
     frame.take_payload()
 }
 
+/// The received header carries every field its sender set, whether the
+/// transport encodes headers or hands them over some other way (inproc):
+/// the length of its payload, a checksum that matches it, and a timestamp
+/// of about now.
+fn assert_header_whole(frame: &Frame) {
+    let header = frame.header;
+    assert_eq!(header.payload_length as usize, frame.payload().len());
+    let mut bytes = [0u8; utp::frame::HEADER_LEN];
+    header.write_fields(&mut bytes);
+    assert_eq!(
+        header.checksum,
+        utp::frame::frame_checksum(&bytes, frame.payload()),
+        "the checksum covers this header and payload"
+    );
+    let now = utp::frame::now_micros();
+    assert!(
+        now.abs_diff(header.timestamp_us) < 60_000_000,
+        "timestamp {} µs, now {now} µs",
+        header.timestamp_us
+    );
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
@@ -318,6 +340,7 @@ fn round_trip(t: &Transport) {
         assert_eq!(Some(frame.header.sequence), client.sent_sequence());
     }
     assert!(frame.header.has_checksum());
+    assert_header_whole(&frame);
     assert_eq!(call(&mut *client, b""), b"", "empty payloads travel too");
 }
 

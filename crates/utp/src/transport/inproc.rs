@@ -24,7 +24,32 @@ const QUEUE_DEPTH: usize = 1024;
 /// Clients that may wait for `accept`.
 const BACKLOG: usize = 128;
 
-type Message = (Header, Vec<u8>);
+/// A frame in the queue: its payload and the header fields a receiver
+/// cannot work out (the length is the vector's, magic and version are
+/// implied). 48 bytes where the whole header beside the vector was 56,
+/// which with crossbeam's stamp filled a 64-byte slot per frame.
+#[derive(Debug)]
+struct Message {
+    payload: Vec<u8>,
+    sequence: u64,
+    timestamp_us: u64,
+    checksum: u32,
+    flags: u16,
+    message_type: u8,
+}
+
+impl Message {
+    fn new(header: Header, payload: Vec<u8>) -> Self {
+        Message {
+            payload,
+            sequence: header.sequence,
+            timestamp_us: header.timestamp_us,
+            checksum: header.checksum,
+            flags: header.flags,
+            message_type: header.message_type,
+        }
+    }
+}
 
 /// A listener's queue of new channels and the doorbell its readiness is.
 type Acceptor = (Sender<InprocChannel>, Arc<Doorbell>);
@@ -81,15 +106,26 @@ impl InprocChannel {
         ))
     }
 
-    fn deliver(&self, (header, payload): Message, frame: &mut Frame) -> Result<()> {
+    fn deliver(&self, message: Message, frame: &mut Frame) -> Result<()> {
+        let payload = message.payload;
+        // The sender checked the length against its own limit (at most
+        // u32::MAX); this end's may be lower.
+        let payload_length = payload.len() as u32;
         if payload.len() > self.max_payload {
             return Err(crate::frame::DecodeError::TooLarge {
-                length: header.payload_length,
+                length: payload_length,
                 limit: self.max_payload,
             }
             .into());
         }
-        frame.header = header;
+        frame.header = Header {
+            message_type: message.message_type,
+            flags: message.flags,
+            payload_length,
+            sequence: message.sequence,
+            timestamp_us: message.timestamp_us,
+            checksum: message.checksum,
+        };
         let held = std::mem::replace(frame.payload_mut(), payload);
         spares::give_back(&self.give_back, held, self.max_payload);
         Ok(())
@@ -129,7 +165,7 @@ impl InprocChannel {
                 .next_reply_header(message_type, flags, payload, request),
             None => self.stamper.next_header(message_type, flags, payload),
         };
-        let message = (header, spares::filled(&self.spare, payload));
+        let message = Message::new(header, spares::filled(&self.spare, payload));
         let timed_out = |after| Error::Timeout {
             waiting_for: "room in the inproc queue",
             after,
