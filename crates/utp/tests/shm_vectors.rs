@@ -30,6 +30,8 @@ use utp::shm::ring::{RECORD_ALIGN, STAMP_LEN, STAMP_PAD, record_len};
 const CAPACITY: usize = 4096;
 const SIDE_NAMES: [&str; 2] = ["server", "client"];
 const RING_NAMES: [&str; 2] = ["server_to_client", "client_to_server"];
+/// The stamp keys of the keyed image (ring 0, ring 1).
+const KEYS: [u64; 2] = [0x3c5a_96f0_0f69_a5c3, 0x7e81_24db_42bd_18e7];
 
 fn vectors_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/vectors/shm-link-v2.json")
@@ -297,39 +299,43 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 /// Runs a scenario on a real link and returns (image, unread frames per ring).
-fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
-    let base = format!("/tmp/utp-vec-{}-{}", std::process::id(), unique());
-    let url = format!("file://{base}?ring={CAPACITY}");
-    let mut listener = utp::shm::listen(&url.parse().unwrap(), &utp::Options::default()).unwrap();
-    let client = std::thread::spawn({
-        let url = url.clone();
-        move || utp::shm::connect(&url.parse().unwrap(), &utp::Options::default()).unwrap()
-    });
-    let server = listener.accept_link(Some(Duration::from_secs(5))).unwrap();
-    let client = client.join().unwrap();
-    // Find the link's region: BASE.PID.RANDOM next to BASE.
-    let dir = Path::new(&base).parent().unwrap();
-    let prefix = format!(
-        "{}.",
-        Path::new(&base).file_name().unwrap().to_string_lossy()
+///
+/// The two ends are made over a pre-arranged `file://` region, as a
+/// handshake would leave them but with the features chosen here: records
+/// in pieces, and keyed stamps only when `keys` are given (utp's own ends
+/// always agree to keys, and under a key the invalid images' broken stamps
+/// would read as "not yet published", 4.1, instead of as errors).
+fn run_scenario(sc: &Scenario, keys: Option<[u64; 2]>) -> (Vec<u8>, [Vec<VFrame>; 2]) {
+    use utp::shm::layout::{Control, region_len};
+    use utp::shm::region::Region;
+    use utp::shm::rendezvous::{FEATURE_KEYED_STAMPS, FEATURE_PIECES};
+    use utp::shm::{ShmLink, Side, WaitMode};
+    let path = PathBuf::from(format!(
+        "/tmp/utp-vec-{}-{}.region",
+        std::process::id(),
+        unique()
+    ));
+    let len = region_len(CAPACITY).unwrap();
+    let server_region = Region::create(Location::File(path.clone()), len).unwrap();
+    // SAFETY: the region maps `len` page-aligned bytes and outlives the
+    // control view (a temporary dropped at the end of the statement).
+    unsafe { Control::new(std::ptr::NonNull::new(server_region.as_ptr()).unwrap()) }.init(
+        len,
+        CAPACITY,
+        1,
+        keys.unwrap_or([0, 0]),
     );
-    let found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    let rest = found[0].file_name().unwrap().to_string_lossy()[prefix.len()..].to_string();
-    let (pid, random) = rest.split_once('.').unwrap();
-    assert_eq!(pid, std::process::id().to_string());
-    assert_eq!(random.len(), 16, "{random}");
-    u64::from_str_radix(random, 16).unwrap();
-    assert_eq!(
-        client.region().location(),
-        &Location::File(found[0].clone())
-    );
-    let region_file = std::fs::File::open(&found[0]).unwrap();
+    let client_region = Region::open(Location::File(path.clone()), len).unwrap();
+    let region_file = std::fs::File::open(&path).unwrap();
+    server_region.remove();
+    let features = FEATURE_PIECES | keys.map_or(0, |_| FEATURE_KEYED_STAMPS);
+    let end = |region, side| {
+        let mut link = ShmLink::over_region(region, side, WaitMode::Adaptive, CAPACITY).unwrap();
+        link.agree_to(features);
+        link
+    };
+    let server = end(server_region, Side::Server);
+    let client = end(client_region, Side::Client);
     let mut ends: [utp::shm::ShmLink; 2] = [server, client];
     let mut sequence = [0u64; 2];
     // Frames in flight per ring (ring r is written by side r).
@@ -373,8 +379,7 @@ fn run_scenario(sc: &Scenario) -> (Vec<u8>, [Vec<VFrame>; 2]) {
     region_file.read_exact_at(&mut image, 0).unwrap();
     assert_eq!(region_file.metadata().unwrap().len(), image.len() as u64);
     drop(ends);
-    drop(listener);
-    assert!(!found[0].exists(), "the link's region outlived the link");
+    assert!(!path.exists(), "the link's region outlived the link");
     let [p0, p1] = pending;
     (image, [p0.into(), p1.into()])
 }
@@ -424,6 +429,7 @@ fn expected_of(image: &[u8]) -> Value {
         "capacity": CAPACITY,
         "data_offset": DATA_OFFSET,
         "link_id": state.link_id,
+        "stamp_keys": [u64_at(image, stamp_key_offset(0)), u64_at(image, stamp_key_offset(1))],
         "sides": sides,
         "rings": rings,
     })
@@ -432,8 +438,17 @@ fn expected_of(image: &[u8]) -> Value {
 fn bless() {
     let mut images = Vec::new();
     let mut first = None;
-    for sc in scenarios() {
-        let (image, unread) = run_scenario(&sc);
+    // Each scenario without keys, then the first again with keyed stamps
+    // (the keys are fixed, so a bless changes only what a run changes:
+    // pids, heartbeat times).
+    let mut runs: Vec<(Scenario, Option<[u64; 2]>)> =
+        scenarios().into_iter().map(|sc| (sc, None)).collect();
+    let mut keyed = scenarios().swap_remove(0);
+    keyed.name = "keyed-stamps";
+    keyed.description = "The frames of unread-wrap-in-client-ring over a link whose ends agreed to keyed stamps (4.1): each ring's key is in the control header (0x3c5a96f00f69a5c3 for ring 0, 0x7e8124db42bd18e7 for ring 1), every stamp in the data area is stored XORed with it, and a walk from head ends at the first word that decodes to no stamp of the readable space.";
+    runs.push((keyed, Some(KEYS)));
+    for (sc, keys) in runs {
+        let (image, unread) = run_scenario(&sc, keys);
         // The images are quiescent: nobody was flagged as sleeping.
         for (r, sent_unread) in unread.iter().enumerate() {
             let index = ring_header_offset(r);
@@ -582,6 +597,9 @@ fn check_image(entry: &Value) {
 
     let state = link_state_of(&image).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(state.link_id as u64, as_u64(&exp["link_id"]), "{name}");
+    for (r, key) in exp["stamp_keys"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(u64_at(&image, stamp_key_offset(r)), as_u64(key), "{name}");
+    }
     for (s, side) in exp["sides"].as_array().unwrap().iter().enumerate() {
         let got = &state.sides[s];
         let what = format!("{name}: side {s}");
@@ -685,8 +703,14 @@ fn shm_link_vectors() {
     let images = doc["images"].as_array().unwrap();
     assert!(!images.is_empty());
     let mut saw_padding = false;
+    let mut saw_keyed = false;
     for entry in images {
         check_image(entry);
+        saw_keyed |= entry["expected"]["stamp_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|key| as_u64(key) != 0);
         saw_padding |= entry["expected"]["rings"]
             .as_array()
             .unwrap()
@@ -694,6 +718,7 @@ fn shm_link_vectors() {
             .any(|r| !r["padding"].as_array().unwrap().is_empty());
     }
     assert!(saw_padding, "no image has padding in unread content");
+    assert!(saw_keyed, "no image has keyed stamps");
     let invalid = doc["invalid_images"].as_array().unwrap();
     assert!(invalid.len() >= 2);
     for entry in invalid {
