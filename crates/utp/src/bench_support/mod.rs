@@ -58,11 +58,13 @@ pub use crate::shm::wait::SLICE as SHM_WAIT_SLICE;
 
 /// How `inproc://` waits for a frame (module `transport::queue`): looks
 /// at the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
-/// ([`inproc_look_first`]), before crossbeam's blocking receive. The raw
-/// in-process baseline waits the same way.
+/// ([`inproc_look_first`]), before crossbeam's blocking receive; a send
+/// into a full queue tries again the same way ([`inproc_look_first_send`])
+/// before crossbeam's blocking send. The raw in-process baseline waits the
+/// same way.
 pub use crate::transport::queue::{
-    EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked,
-    look_first as inproc_look_first,
+    EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked, Placed as InprocPlaced,
+    look_first as inproc_look_first, look_first_send as inproc_look_first_send,
 };
 
 /// How `inproc://` reuses payload vectors (module `transport::spares`):

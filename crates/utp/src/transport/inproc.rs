@@ -14,7 +14,7 @@ use crate::frame::{Frame, Header, Stamper};
 use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::{queue, spares};
 use crate::wake::Doorbell;
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -170,24 +170,17 @@ impl InprocChannel {
             None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = Message::new(header, spares::filled(&self.spare, payload));
-        let timed_out = |after| Error::Timeout {
-            waiting_for: "room in the inproc queue",
-            after,
-        };
         // A queue with room takes the frame without a clock read (crossbeam's
         // timed send reads the clock first, to set its deadline); only a
         // full one waits, and only then is the deadline set.
         match tx.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Disconnected(_)) => return Err(self.gone()),
-            Err(TrySendError::Full(message)) => match timeout {
-                None => tx.send(message).map_err(|_| self.gone())?,
-                Some(t) if t.is_zero() => return Err(timed_out(t)),
-                Some(t) => tx.send_timeout(message, t).map_err(|e| match e {
-                    SendTimeoutError::Timeout(_) => timed_out(t),
-                    SendTimeoutError::Disconnected(_) => self.gone(),
-                })?,
-            },
+            Err(TrySendError::Full(message)) => {
+                queue::send_to_full(tx, message, timeout, "room in the inproc queue", || {
+                    self.gone()
+                })?
+            }
         }
         self.peer_bell.ring();
         Ok(())

@@ -3,7 +3,9 @@
 //! (inproc, udp, shm) and by the inproc channel.
 
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
 use std::time::{Duration, Instant};
 
 /// How long a blocking receive looks at the queue, a CPU pause apart,
@@ -66,6 +68,48 @@ pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
     }
 }
 
+/// What [`look_first_send`] did with the item.
+#[derive(Debug)]
+pub enum Placed<T> {
+    /// The queue took it.
+    Yes,
+    /// The queue stayed full while the tries took about this long (less
+    /// the first 32, which read no clock); here the item is back.
+    Full(T, Duration),
+    /// Every receiver is gone.
+    Disconnected,
+}
+
+/// A send into a queue found full: tries again a CPU pause apart for
+/// about [`EARLY_LOOK_WINDOW`] before the caller waits in crossbeam's
+/// blocking send, for the reason [`look_first`] gives on the receiving
+/// side (room that comes while crossbeam backs off waits for its next
+/// look, room that comes after it parked for a wake-up). (Public for the
+/// raw in-process baseline, which waits the same way.)
+pub fn look_first_send<T>(tx: &Sender<T>, mut item: T) -> Placed<T> {
+    let mut started: Option<Instant> = None;
+    loop {
+        for _ in 0..LOOKS_PER_CLOCK {
+            match tx.try_send(item) {
+                Ok(()) => return Placed::Yes,
+                Err(TrySendError::Disconnected(_)) => return Placed::Disconnected,
+                Err(TrySendError::Full(back)) => {
+                    item = back;
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let now = Instant::now();
+        match started {
+            None => started = Some(now),
+            Some(at) if now.duration_since(at) >= EARLY_LOOK_WINDOW => {
+                return Placed::Full(item, now.duration_since(at));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
 /// A timeout is [`Error::Timeout`] naming `waiting_for`; a queue whose
 /// senders are all gone is `disconnected()`.
@@ -93,6 +137,44 @@ pub(crate) fn recv<T>(
                 after: timeout.unwrap_or_default(),
             },
             RecvTimeoutError::Disconnected => disconnected(),
+        }),
+    }
+}
+
+/// Puts `item` into a queue that was just found full, waiting at most
+/// `timeout` for room (`None`: forever; zero: not at all), trying first as
+/// [`look_first_send`] does when the timeout is long enough. A timeout is
+/// [`Error::Timeout`] naming `waiting_for`; a queue whose receivers are all
+/// gone is `disconnected()`.
+pub(crate) fn send_to_full<T>(
+    tx: &Sender<T>,
+    mut item: T,
+    timeout: Option<Duration>,
+    waiting_for: &'static str,
+    disconnected: impl FnOnce() -> Error,
+) -> Result<()> {
+    let timed_out = || Error::Timeout {
+        waiting_for,
+        after: timeout.unwrap_or_default(),
+    };
+    let mut left = timeout;
+    if timeout.is_none_or(|t| t >= EARLY_LOOKS_MIN_TIMEOUT) {
+        match look_first_send(tx, item) {
+            Placed::Yes => return Ok(()),
+            // The tries count against the deadline.
+            Placed::Full(back, tried) => {
+                item = back;
+                left = timeout.map(|t| t.saturating_sub(tried));
+            }
+            Placed::Disconnected => return Err(disconnected()),
+        }
+    }
+    match left {
+        None => tx.send(item).map_err(|_| disconnected()),
+        Some(rest) if rest.is_zero() => Err(timed_out()),
+        Some(rest) => tx.send_timeout(item, rest).map_err(|e| match e {
+            SendTimeoutError::Timeout(_) => timed_out(),
+            SendTimeoutError::Disconnected(_) => disconnected(),
         }),
     }
 }
@@ -216,5 +298,64 @@ mod tests {
             }
             assert!(started.elapsed() >= after, "returned before its deadline");
         }
+    }
+
+    #[test]
+    fn a_send_into_a_full_queue_tries_for_the_window_then_hands_the_item_back() {
+        let (tx, rx) = bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let started = Instant::now();
+        match look_first_send(&tx, 2) {
+            Placed::Full(item, tried) => {
+                assert_eq!(item, 2, "the item came back whole");
+                assert!(tried >= EARLY_LOOK_WINDOW, "{tried:?}");
+            }
+            other => panic!("the queue stayed full, yet {other:?}"),
+        }
+        assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
+        assert_eq!(rx.try_recv(), Ok(1), "the queued item is untouched");
+        drop(rx);
+        assert!(matches!(look_first_send(&tx, 3), Placed::Disconnected));
+    }
+
+    #[test]
+    fn a_send_into_a_full_queue_gets_in_when_room_comes_and_times_out_when_none_does() {
+        // Room made 20 ms in: after the tries, crossbeam's blocking send.
+        let (tx, rx) = bounded::<u32>(1);
+        tx.send(1).unwrap();
+        let receiver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let first = rx.recv().unwrap();
+            (first, rx.recv().unwrap())
+        });
+        send_to_full(&tx, 2, None, "room", gone).unwrap();
+        assert_eq!(receiver.join().unwrap(), (1, 2), "both arrived, in order");
+        // No room ever: a timeout that names what it waited for, not before
+        // its deadline; a zero timeout does not wait.
+        let (tx, rx) = bounded::<u32>(1);
+        tx.send(1).unwrap();
+        for after in [
+            Duration::ZERO,
+            Duration::from_micros(50),
+            Duration::from_millis(2),
+        ] {
+            let started = Instant::now();
+            match send_to_full(&tx, 2, Some(after), "room", gone) {
+                Err(Error::Timeout {
+                    waiting_for,
+                    after: reported,
+                }) => assert_eq!((waiting_for, reported), ("room", after)),
+                other => panic!("expected a timeout after {after:?}, got {other:?}"),
+            }
+            assert!(started.elapsed() >= after, "returned before its deadline");
+        }
+        // Every receiver gone: the caller's error, at once.
+        drop(rx);
+        let started = Instant::now();
+        assert!(matches!(
+            send_to_full(&tx, 2, None, "room", gone),
+            Err(Error::Closed)
+        ));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
