@@ -62,6 +62,11 @@ pub use crate::shm::wait::SLICE as SHM_WAIT_SLICE;
 /// into a full queue tries again the same way ([`inproc_look_first_send`])
 /// before crossbeam's blocking send. The raw in-process baseline waits the
 /// same way.
+/// Bytes of one frame in an `inproc://` queue (the payload vector and the
+/// header fields beside it): the raw in-process baseline queues its
+/// vectors in elements of this size, so both queues have slots of one
+/// size (crossbeam's slot geometry moved the 4 KiB stream by a fifth).
+pub const INPROC_MESSAGE_BYTES: usize = crate::transport::inproc::MESSAGE_BYTES;
 pub use crate::transport::queue::{
     EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked, Placed as InprocPlaced,
     look_first as inproc_look_first, look_first_send as inproc_look_first_send,

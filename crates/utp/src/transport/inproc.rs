@@ -38,9 +38,13 @@ struct Message {
     message_type: u8,
 }
 
+/// Bytes of one queued frame (its payload vector and header fields): the
+/// raw in-process baseline queues elements of this size too.
+pub(crate) const MESSAGE_BYTES: usize = std::mem::size_of::<Message>();
+
 // Kept at 48 bytes: one more field would make crossbeam's slot (the
 // message and an 8-byte stamp) a whole line per frame again.
-const _: () = assert!(std::mem::size_of::<Message>() <= 48);
+const _: () = assert!(MESSAGE_BYTES <= 48);
 
 impl Message {
     fn new(header: Header, payload: Vec<u8>) -> Self {

@@ -5,13 +5,25 @@
 use crate::cmd::bench::link::{Fallible, Link};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, OnceLock};
+
+/// A queued message: the vector, and unwritten room up to the size of
+/// utp's queued frame (where utp carries the header's fields), so both
+/// queues have slots of one size, as the raw shared-memory ring writes its
+/// messages at utp's record stride.
+type Queued = (Vec<u8>, MaybeUninit<[u8; HEADER_ROOM]>);
+
+/// Bytes beside the vector in a [`Queued`] message.
+const HEADER_ROOM: usize = utp::__bench::INPROC_MESSAGE_BYTES - std::mem::size_of::<Vec<u8>>();
+
+const _: () = assert!(std::mem::size_of::<Queued>() == utp::__bench::INPROC_MESSAGE_BYTES);
 
 /// One end of a channel pair.
 #[derive(Debug)]
 pub struct InprocLink {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
+    tx: Sender<Queued>,
+    rx: Receiver<Queued>,
     /// Buffers the other end's receive handed back, for our sends.
     spare: Receiver<Vec<u8>>,
     /// Where our receive hands back the buffer of the previous message.
@@ -31,10 +43,11 @@ impl Link for InprocLink {
         use crossbeam_channel::TrySendError;
         use utp::__bench::InprocPlaced;
         let gone = "the other thread dropped its end";
-        let message = match self
-            .tx
-            .try_send(utp::__bench::inproc_filled(&self.spare, msg))
-        {
+        let queued = (
+            utp::__bench::inproc_filled(&self.spare, msg),
+            MaybeUninit::uninit(),
+        );
+        let message = match self.tx.try_send(queued) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Disconnected(_)) => return Err(gone.into()),
             Err(TrySendError::Full(message)) => message,
@@ -61,7 +74,7 @@ impl Link for InprocLink {
                 return Err("inproc receive: the other thread dropped its end".into());
             }
         };
-        let held = std::mem::replace(&mut self.buf, message);
+        let held = std::mem::replace(&mut self.buf, message.0);
         utp::__bench::inproc_give_back(&self.give_back, held, LARGEST_SPARE);
         Ok(&self.buf)
     }
