@@ -378,17 +378,12 @@ impl ShmLink {
                 if flags & crate::frame::flags::CHECKSUM == 0
                     && (rec <= PIECE || !self.tx.pieces()) =>
             {
-                self.sent += 1;
-                let now = coarse_micros();
-                let header = Header {
-                    payload_length: bytes.len() as u32,
-                    ..Header::new(message_type, flags, self.sent, now)
-                };
+                let header = self.next_header(message_type, flags, bytes.len());
                 // Payload and header in one bounds-checked write, ordered so
                 // the line the consumer polls changes hands once (see
                 // `write_frame`).
                 self.tx.bytes().write_frame(offset, &header, bytes);
-                (bytes.len(), now)
+                (bytes.len(), header.timestamp_us)
             }
             other => self.publish_other(offset, rec, message_type, flags, other),
         };
@@ -407,16 +402,11 @@ impl ShmLink {
         flags: u16,
         payload: Payload<'_>,
     ) -> (usize, u64) {
-        self.sent += 1;
-        let now = coarse_micros();
         let len = match payload {
             Payload::Private(bytes) => bytes.len(),
             Payload::InRing(len) => len,
         };
-        let mut header = Header {
-            payload_length: len as u32,
-            ..Header::new(message_type, flags, self.sent, now)
-        };
+        let mut header = self.next_header(message_type, flags, len);
         if header.has_checksum() {
             header.checksum = self.checksum(header, offset, payload);
         }
@@ -427,7 +417,18 @@ impl ShmLink {
             Payload::Private(bytes) => self.write_in_pieces(offset, &header, bytes),
             Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
         }
-        (len, now)
+        (len, header.timestamp_us)
+    }
+
+    /// The header of the next frame, numbered and stamped, for a payload
+    /// of `len` bytes (at most the ring's capacity: it fits in a u32).
+    #[inline(always)]
+    fn next_header(&mut self, message_type: u8, flags: u16, len: usize) -> Header {
+        self.sent += 1;
+        Header {
+            payload_length: len as u32,
+            ..Header::new(message_type, flags, self.sent, coarse_micros())
+        }
     }
 
     /// What follows the write of every frame: the stamp that publishes
