@@ -1,11 +1,13 @@
 //! `inproc://NAME`: channels between threads of one process.
 //!
-//! Frames travel as owned `(Header, Vec<u8>)` pairs over bounded
-//! crossbeam channels; no bytes are encoded, but sequence numbers,
-//! timestamps and the payload limit behave exactly as on other transports,
-//! so code tested over `inproc://` behaves the same over `shm://` or `unix://`.
-//! A receiver hands the payload vector its frame held back to the sender
-//! (module `spares`), so a steady flow allocates nothing.
+//! Frames travel as owned payload vectors, beside the header fields a
+//! receiver cannot work out, over bounded crossbeam channels; no bytes are
+//! encoded, but sequence numbers, timestamps and the payload limit behave
+//! exactly as on other transports, so code tested over `inproc://` behaves
+//! the same over `shm://` or `unix://`. A receiver hands the payload
+//! vector its frame held back to the sender (module `spares`), so a steady
+//! flow of payloads of 1 KiB or more allocates nothing; smaller ones are
+//! left to the allocator.
 
 use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
