@@ -213,6 +213,21 @@ fn sysv_and_file_links() {
             .unwrap();
         server.recv(&mut frame).unwrap();
         assert_eq!(frame.payload(), b"file");
+        // The link's region is a file next to PATH named PATH.PID.RANDOM
+        // (the server's pid, 16 hex digits), docs/shm-layout.md 2.6.
+        let regions: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("link."))
+            .collect();
+        assert_eq!(regions.len(), 1, "{regions:?}");
+        let (pid, random) = regions[0]["link.".len()..].split_once('.').unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(
+            random.len() == 16 && u64::from_str_radix(random, 16).is_ok(),
+            "{random}"
+        );
     }
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");

@@ -1,10 +1,11 @@
 //! Shared test vectors for the shared-memory link's region layout
 //! (`docs/vectors/shm-link-v2.json`, described in `docs/shm-layout.md`).
 //!
-//! With `UTP_BLESS=1` the vectors are regenerated from a real link: a
-//! `file://` listener and client with 4 KiB rings exchange frames so both
-//! rings advance and wrap (with padding), a few frames stay unread in each
-//! direction, and the region file is copied while the link is alive.
+//! With `UTP_BLESS=1` the vectors are regenerated from a real link: two
+//! ends over a pre-arranged `file://` region with 4 KiB rings exchange
+//! frames so both rings advance and wrap (with padding), a few frames stay
+//! unread in each direction, and the region file is copied while the link
+//! is alive; one image again with keyed stamps.
 //!
 //! Without it, every image is checked: written to a fresh 0600 file,
 //! `utp::shm::inspect::link_state` must report the expected sides and rings,
