@@ -44,28 +44,49 @@ pub enum Looked<T> {
     Disconnected,
 }
 
-/// The looks a blocking receive takes before crossbeam's receive: for
-/// about [`EARLY_LOOK_WINDOW`], a CPU pause apart. (Public for the raw
-/// in-process baseline, which waits the same way.)
-pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
+/// Calls `look` a CPU pause apart until it gives an answer, for about
+/// [`EARLY_LOOK_WINDOW`]: `look` takes `state` and hands it back when it
+/// has no answer yet (a send's item the full queue refused). Without an
+/// answer, the state and how long the looks took (less the first
+/// [`LOOKS_PER_CLOCK`], which read no clock). The one loop both directions
+/// wait in before crossbeam's own waits.
+#[inline(always)]
+fn keep_looking<S, R>(
+    mut state: S,
+    mut look: impl FnMut(S) -> std::result::Result<R, S>,
+) -> std::result::Result<R, (S, Duration)> {
     let mut started: Option<Instant> = None;
     loop {
         for _ in 0..LOOKS_PER_CLOCK {
-            match rx.try_recv() {
-                Ok(item) => return Looked::Item(item),
-                Err(TryRecvError::Disconnected) => return Looked::Disconnected,
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            match look(state) {
+                Ok(answer) => return Ok(answer),
+                Err(back) => {
+                    state = back;
+                    std::hint::spin_loop();
+                }
             }
         }
         let now = Instant::now();
         match started {
             None => started = Some(now),
             Some(at) if now.duration_since(at) >= EARLY_LOOK_WINDOW => {
-                return Looked::Nothing(now.duration_since(at));
+                return Err((state, now.duration_since(at)));
             }
             Some(_) => {}
         }
     }
+}
+
+/// The looks a blocking receive takes before crossbeam's receive: for
+/// about [`EARLY_LOOK_WINDOW`], a CPU pause apart. (Public for the raw
+/// in-process baseline, which waits the same way.)
+pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
+    keep_looking((), |()| match rx.try_recv() {
+        Ok(item) => Ok(Looked::Item(item)),
+        Err(TryRecvError::Disconnected) => Ok(Looked::Disconnected),
+        Err(TryRecvError::Empty) => Err(()),
+    })
+    .unwrap_or_else(|((), looked)| Looked::Nothing(looked))
 }
 
 /// What [`look_first_send`] did with the item.
@@ -84,30 +105,14 @@ pub enum Placed<T> {
 /// about [`EARLY_LOOK_WINDOW`] before the caller waits in crossbeam's
 /// blocking send, for the reason [`look_first`] gives on the receiving
 /// side (room that comes while crossbeam backs off waits for its next
-/// look, room that comes after it parked for a wake-up). (Public for the
-/// raw in-process baseline, which waits the same way.)
-pub fn look_first_send<T>(tx: &Sender<T>, mut item: T) -> Placed<T> {
-    let mut started: Option<Instant> = None;
-    loop {
-        for _ in 0..LOOKS_PER_CLOCK {
-            match tx.try_send(item) {
-                Ok(()) => return Placed::Yes,
-                Err(TrySendError::Disconnected(_)) => return Placed::Disconnected,
-                Err(TrySendError::Full(back)) => {
-                    item = back;
-                    std::hint::spin_loop();
-                }
-            }
-        }
-        let now = Instant::now();
-        match started {
-            None => started = Some(now),
-            Some(at) if now.duration_since(at) >= EARLY_LOOK_WINDOW => {
-                return Placed::Full(item, now.duration_since(at));
-            }
-            Some(_) => {}
-        }
-    }
+/// look, room that comes after it parked for a wake-up).
+pub fn look_first_send<T>(tx: &Sender<T>, item: T) -> Placed<T> {
+    keep_looking(item, |item| match tx.try_send(item) {
+        Ok(()) => Ok(Placed::Yes),
+        Err(TrySendError::Disconnected(_)) => Ok(Placed::Disconnected),
+        Err(TrySendError::Full(back)) => Err(back),
+    })
+    .unwrap_or_else(|(item, tried)| Placed::Full(item, tried))
 }
 
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
