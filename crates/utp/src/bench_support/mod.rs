@@ -56,20 +56,21 @@ pub use crate::transport::tcp::congestion::LOCAL_DEFAULT as TCP_LOCAL_CONGESTION
 /// sleeper's timer changed how fast it was woken.
 pub use crate::shm::wait::SLICE as SHM_WAIT_SLICE;
 
-/// How `inproc://` waits for a frame (module `transport::queue`): looks
-/// at the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
-/// ([`inproc_look_first`]), before crossbeam's blocking receive; a send
-/// into a full queue tries again the same way ([`inproc_look_first_send`])
-/// before crossbeam's blocking send. The raw in-process baseline waits the
-/// same way.
 /// Bytes of one frame in an `inproc://` queue (the payload vector and the
 /// header fields beside it): the raw in-process baseline queues its
 /// vectors in elements of this size, so both queues have slots of one
 /// size (crossbeam's slot geometry moved the 4 KiB stream by a fifth).
 pub const INPROC_MESSAGE_BYTES: usize = crate::transport::inproc::MESSAGE_BYTES;
+
+/// How `inproc://` waits (module `transport::queue`): a receive looks at
+/// the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
+/// ([`inproc_look_first`]) before crossbeam's blocking receive; a send
+/// ([`inproc_send`]) tries a full queue again the same way before
+/// crossbeam's blocking send. The raw in-process baseline waits the same
+/// way.
 pub use crate::transport::queue::{
-    EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked, Placed as InprocPlaced,
-    look_first as inproc_look_first, look_first_send as inproc_look_first_send,
+    EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked,
+    look_first as inproc_look_first, send as inproc_send,
 };
 
 /// How `inproc://` reuses payload vectors (module `transport::spares`):

@@ -16,7 +16,7 @@ use crate::frame::{Frame, Header, Stamper};
 use crate::halves::{RecvHalf, SendHalf};
 use crate::transport::{queue, spares};
 use crate::wake::Doorbell;
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -168,7 +168,7 @@ impl InprocChannel {
                 transport: "inproc (raise the max_payload option, ?max_payload=N)",
             });
         }
-        // The header travels as a struct: nothing to encode.
+        // The header's fields travel beside the vector: nothing to encode.
         let header = match answers {
             Some(request) => self
                 .stamper
@@ -176,18 +176,9 @@ impl InprocChannel {
             None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = Message::new(header, spares::filled(&self.spare, payload));
-        // A queue with room takes the frame without a clock read (crossbeam's
-        // timed send reads the clock first, to set its deadline); only a
-        // full one waits, and only then is the deadline set.
-        match tx.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Disconnected(_)) => return Err(self.gone()),
-            Err(TrySendError::Full(message)) => {
-                queue::send_to_full(tx, message, timeout, "room in the inproc queue", || {
-                    self.gone()
-                })?
-            }
-        }
+        queue::send(tx, message, timeout, "room in the inproc queue", || {
+            self.gone()
+        })?;
         self.peer_bell.ring();
         Ok(())
     }

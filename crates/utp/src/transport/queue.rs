@@ -91,7 +91,7 @@ pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
 
 /// What [`look_first_send`] did with the item.
 #[derive(Debug)]
-pub enum Placed<T> {
+enum Placed<T> {
     /// The queue took it.
     Yes,
     /// The queue stayed full while the tries took about this long (less
@@ -106,7 +106,7 @@ pub enum Placed<T> {
 /// blocking send, for the reason [`look_first`] gives on the receiving
 /// side (room that comes while crossbeam backs off waits for its next
 /// look, room that comes after it parked for a wake-up).
-pub fn look_first_send<T>(tx: &Sender<T>, item: T) -> Placed<T> {
+fn look_first_send<T>(tx: &Sender<T>, item: T) -> Placed<T> {
     keep_looking(item, |item| match tx.try_send(item) {
         Ok(()) => Ok(Placed::Yes),
         Err(TrySendError::Disconnected(_)) => Ok(Placed::Disconnected),
@@ -146,12 +146,32 @@ pub(crate) fn recv<T>(
     }
 }
 
+/// Puts `item` into the queue, waiting at most `timeout` for room
+/// (`None`: forever; zero: not at all). A queue with room takes it without
+/// a clock read (crossbeam's timed send reads the clock first, to set its
+/// deadline); only a full one waits (`send_to_full`). (Public for the
+/// raw in-process baseline, which sends the same way.)
+#[inline]
+pub fn send<T>(
+    tx: &Sender<T>,
+    item: T,
+    timeout: Option<Duration>,
+    waiting_for: &'static str,
+    disconnected: impl FnOnce() -> Error,
+) -> Result<()> {
+    match tx.try_send(item) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(_)) => Err(disconnected()),
+        Err(TrySendError::Full(item)) => send_to_full(tx, item, timeout, waiting_for, disconnected),
+    }
+}
+
 /// Puts `item` into a queue that was just found full, waiting at most
 /// `timeout` for room (`None`: forever; zero: not at all), trying first as
 /// [`look_first_send`] does when the timeout is long enough. A timeout is
 /// [`Error::Timeout`] naming `waiting_for`; a queue whose receivers are all
 /// gone is `disconnected()`.
-pub(crate) fn send_to_full<T>(
+fn send_to_full<T>(
     tx: &Sender<T>,
     mut item: T,
     timeout: Option<Duration>,

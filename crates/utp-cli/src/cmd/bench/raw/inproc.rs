@@ -37,26 +37,18 @@ const LARGEST_SPARE: usize = usize::MAX;
 
 impl Link for InprocLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
-        // As utp's send: a queue with room takes it at once; a full one is
-        // tried again a CPU pause apart for a while before crossbeam's
-        // blocking send.
-        use crossbeam_channel::TrySendError;
-        use utp::__bench::InprocPlaced;
-        let gone = "the other thread dropped its end";
+        // As utp's send, through the same function: a queue with room
+        // takes it at once; a full one is tried again a CPU pause apart for
+        // a while before crossbeam's blocking send.
         let queued = (
             utp::__bench::inproc_filled(&self.spare, msg),
             MaybeUninit::uninit(),
         );
-        let message = match self.tx.try_send(queued) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(_)) => return Err(gone.into()),
-            Err(TrySendError::Full(message)) => message,
-        };
-        match utp::__bench::inproc_look_first_send(&self.tx, message) {
-            InprocPlaced::Yes => Ok(()),
-            InprocPlaced::Full(message, _) => Ok(self.tx.send(message).map_err(|_| gone)?),
-            InprocPlaced::Disconnected => Err(gone.into()),
-        }
+        utp::__bench::inproc_send(&self.tx, queued, None, "room in the queue", || {
+            utp::Error::Closed
+        })
+        .map_err(|_| "the other thread dropped its end")?;
+        Ok(())
     }
 
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
