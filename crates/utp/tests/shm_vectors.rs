@@ -225,7 +225,7 @@ fn payload(tag: u8, len: usize) -> Vec<u8> {
 
 struct Scenario {
     name: &'static str,
-    description: &'static str,
+    description: String,
     ops: Vec<Op>,
 }
 
@@ -283,17 +283,17 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "unread-wrap-in-client-ring",
-            description: "Ring 0 (server to client): 2 frames read, 2 unread. Ring 1 (client to server): 3 frames of 1000 bytes (1088-byte records) read, then 3 unread frames of which the second wraps behind 256 bytes of padding (a padding stamp).",
+            description: "Ring 0 (server to client): 2 frames read, 2 unread. Ring 1 (client to server): 3 frames of 1000 bytes (1088-byte records) read, then 3 unread frames of which the second wraps behind 256 bytes of padding (a padding stamp).".into(),
             ops: s1,
         },
         Scenario {
             name: "unread-wrap-in-server-ring",
-            description: "Ring 1 (client to server): 10 frames of 700 bytes, each read at once, so the ring wrapped twice and is empty (head == tail). Ring 0 (server to client): 4 frames of 900 bytes (960-byte records), 3 read; then a frame that wraps behind 256 bytes of padding and an empty GOODBYE (one 64-byte record), all unread.",
+            description: "Ring 1 (client to server): 10 frames of 700 bytes, each read at once, so the ring wrapped twice and is empty (head == tail). Ring 0 (server to client): 4 frames of 900 bytes (960-byte records), 3 read; then a frame that wraps behind 256 bytes of padding and an empty GOODBYE (one 64-byte record), all unread.".into(),
             ops: s2,
         },
         Scenario {
             name: "client-closed-with-unread",
-            description: "Ring 0 (server to client): 7 frames read, the last of which (300 bytes) wrapped behind 256 bytes of padding, now behind the head, and one unread frame of 31 bytes (8 + 32 + 31 = 71 bytes, a 128-byte record). Ring 1 (client to server): 2 unread frames, a 7-byte request (one 64-byte record) and a 33-byte payload (a 128-byte record). Then the client closed in an orderly way: its state is CLOSED, the server's READY.",
+            description: "Ring 0 (server to client): 7 frames read, the last of which (300 bytes) wrapped behind 256 bytes of padding, now behind the head, and one unread frame of 31 bytes (8 + 32 + 31 = 71 bytes, a 128-byte record). Ring 1 (client to server): 2 unread frames, a 7-byte request (one 64-byte record) and a 33-byte payload (a 128-byte record). Then the client closed in an orderly way: its state is CLOSED, the server's READY.".into(),
             ops: s3,
         },
     ]
@@ -446,7 +446,10 @@ fn bless() {
         scenarios().into_iter().map(|sc| (sc, None)).collect();
     let mut keyed = scenarios().swap_remove(0);
     keyed.name = "keyed-stamps";
-    keyed.description = "The frames of unread-wrap-in-client-ring over a link whose ends agreed to keyed stamps (4.1): each ring's key is in the control header (0x3c5a96f00f69a5c3 for ring 0, 0x7e8124db42bd18e7 for ring 1), every stamp in the data area is stored XORed with it, and a walk from head ends at the first word that decodes to no stamp of the readable space.";
+    keyed.description = format!(
+        "The frames of unread-wrap-in-client-ring over a link whose ends agreed to keyed stamps (4.1): each ring's key is in the control header ({:#x} for ring 0, {:#x} for ring 1), every stamp in the data area is stored XORed with it, and a walk from head ends at the first word that decodes to no stamp of the readable space.",
+        KEYS[0], KEYS[1]
+    );
     runs.push((keyed, Some(KEYS)));
     for (sc, keys) in runs {
         let (image, unread) = run_scenario(&sc, keys);
