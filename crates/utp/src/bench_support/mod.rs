@@ -62,6 +62,10 @@ pub use crate::shm::wait::SLICE as SHM_WAIT_SLICE;
 /// size (crossbeam's slot geometry moved the 4 KiB stream by a fifth).
 pub const INPROC_MESSAGE_BYTES: usize = crate::transport::inproc::MESSAGE_BYTES;
 
+/// Frames an `inproc://` queue holds per direction before a send waits:
+/// the raw in-process baseline's queues hold as many.
+pub const INPROC_QUEUE_DEPTH: usize = crate::transport::inproc::QUEUE_DEPTH;
+
 /// How `inproc://` waits (module `transport::queue`): a receive looks at
 /// the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]) before crossbeam's blocking receive; a send
@@ -75,11 +79,12 @@ pub use crate::transport::queue::{
 
 /// How `inproc://` reuses payload vectors (module `transport::spares`):
 /// a receiver hands the buffer its previous message held back to the
-/// sender through a small bounded queue ([`inproc_spares`]), buffers of at
-/// least [`INPROC_SPARE_SMALLEST`] bytes, and a sender fills one when it
-/// can ([`inproc_filled`]). The raw in-process baseline does the same.
+/// sender ([`InprocReturns::give_back`]) through small bounded queues
+/// ([`inproc_spares`]), one at a time from [`INPROC_SPARE_SMALLEST`]
+/// bytes up and in batches below, and a sender fills one when it can
+/// ([`InprocSupply::filled`]). The raw in-process baseline does the same.
 pub use crate::transport::spares::{
-    SMALLEST as INPROC_SPARE_SMALLEST, filled as inproc_filled, give_back as inproc_give_back,
+    Returns as InprocReturns, SMALLEST as INPROC_SPARE_SMALLEST, Supply as InprocSupply,
     queue as inproc_spares,
 };
 

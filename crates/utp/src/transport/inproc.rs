@@ -5,9 +5,8 @@
 //! encoded, but sequence numbers, timestamps and the payload limit behave
 //! exactly as on other transports, so code tested over `inproc://` behaves
 //! the same over `shm://` or `unix://`. A receiver hands the payload
-//! vector its frame held back to the sender (module `spares`), so a steady
-//! flow of payloads of 1 KiB or more allocates nothing; smaller ones are
-//! left to the allocator.
+//! vector its frame held back to the sender (module `spares`: small ones
+//! in batches), so a steady flow of frames allocates nothing.
 
 use crate::GoneReason;
 use crate::channel::{Channel, Listener, Options, PeerInfo, Readiness};
@@ -22,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Frames a sender may have in flight before `send` waits.
-const QUEUE_DEPTH: usize = 1024;
+pub(crate) const QUEUE_DEPTH: usize = 1024;
 /// Clients that may wait for `accept`.
 const BACKLOG: usize = 128;
 
@@ -76,9 +75,9 @@ pub struct InprocChannel {
     tx: Option<Sender<Message>>,
     rx: Receiver<Message>,
     /// Buffers our peer's receive handed back, for our sends to fill.
-    spare: Receiver<Vec<u8>>,
+    spare: spares::Supply,
     /// Where our receive hands back the buffers its frames held.
-    give_back: Sender<Vec<u8>>,
+    give_back: spares::Returns,
     stamper: Stamper,
     max_payload: usize,
     /// Rung by the peer when it queues a frame for us (our readiness).
@@ -93,8 +92,8 @@ impl InprocChannel {
         let (a_tx, b_rx) = bounded(QUEUE_DEPTH);
         let (b_tx, a_rx) = bounded(QUEUE_DEPTH);
         // A's sends take the buffers B's receive hands back, and the reverse.
-        let (b_back, a_spare) = spares::queue();
-        let (a_back, b_spare) = spares::queue();
+        let (b_back, a_spare) = spares::queue(QUEUE_DEPTH);
+        let (a_back, b_spare) = spares::queue(QUEUE_DEPTH);
         let (a_bell, b_bell) = (Arc::new(Doorbell::new()?), Arc::new(Doorbell::new()?));
         let end =
             |(tx, rx), (spare, give_back), bell: &Arc<Doorbell>, peer_bell: &Arc<Doorbell>| {
@@ -116,7 +115,7 @@ impl InprocChannel {
         ))
     }
 
-    fn deliver(&self, message: Message, frame: &mut Frame) -> Result<()> {
+    fn deliver(&mut self, message: Message, frame: &mut Frame) -> Result<()> {
         let payload = message.payload;
         // The sender checked the length against its own limit (at most
         // u32::MAX); this end's may be lower.
@@ -137,7 +136,7 @@ impl InprocChannel {
             checksum: message.checksum,
         };
         let held = std::mem::replace(frame.payload_mut(), payload);
-        spares::give_back(&self.give_back, held, self.max_payload);
+        self.give_back.give_back(held, self.max_payload);
         Ok(())
     }
 
@@ -175,7 +174,7 @@ impl InprocChannel {
                 .next_reply_header(message_type, flags, payload, request),
             None => self.stamper.next_header(message_type, flags, payload),
         };
-        let message = Message::new(header, spares::filled(&self.spare, payload));
+        let message = Message::new(header, self.spare.filled(payload));
         queue::send(tx, message, timeout, "room in the inproc queue", || {
             self.gone()
         })?;
@@ -261,9 +260,9 @@ impl Channel for InprocChannel {
             // Never read (the send half has no receive call); held so that
             // dropping the receive half alone does not fail the peer's sends.
             rx: whole.rx.clone(),
-            spare: whole.spare.clone(),
+            spare: std::mem::replace(&mut whole.spare, spares::Supply::unconnected()),
             // Never used (it receives nothing): a queue with no reader.
-            give_back: spares::queue().0,
+            give_back: spares::Returns::unconnected(),
             stamper: std::mem::take(&mut whole.stamper),
             max_payload: whole.max_payload,
             // The send half rings the peer; its own doorbell is the receive
@@ -278,8 +277,8 @@ impl Channel for InprocChannel {
             // Never used (it sends nothing): a queue with no writer, so
             // buffers the peer hands back stay with the send half alone,
             // and are freed once it is gone.
-            spare: spares::queue().1,
-            give_back: whole.give_back.clone(),
+            spare: spares::Supply::unconnected(),
+            give_back: std::mem::replace(&mut whole.give_back, spares::Returns::unconnected()),
             stamper: Stamper::default(),
             max_payload: whole.max_payload,
             bell: whole.bell.clone(),
@@ -417,6 +416,35 @@ mod tests {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31) ^ seed)
             .collect()
+    }
+
+    #[test]
+    fn small_payloads_travel_in_buffers_handed_back_in_batches() {
+        let (mut client, mut server) = pair();
+        let mut frame = Frame::default();
+        // A batch's worth and one: each receive gives up the buffer the
+        // frame held (the first, an empty one, nothing); the 33rd receive
+        // completes the batch.
+        for i in 0..33u8 {
+            client
+                .send(message_type::DATA, 0, &pattern(100, i))
+                .unwrap();
+            server.recv(&mut frame).unwrap();
+            assert_eq!(frame.payload(), pattern(100, i));
+        }
+        // The next 32 payloads arrive in those buffers: room for 100 bytes,
+        // where a new one for 40 would have room for 64 (a freed buffer's
+        // address may come back from the allocator; its capacity may not).
+        for i in 0..32u8 {
+            client.send(message_type::DATA, 0, &pattern(40, i)).unwrap();
+            server.recv(&mut frame).unwrap();
+            assert_eq!(frame.payload(), pattern(40, i));
+            assert_eq!(
+                frame.payload_mut().capacity(),
+                100,
+                "frame {i} was not reused"
+            );
+        }
     }
 
     #[test]

@@ -25,9 +25,9 @@ pub struct InprocLink {
     tx: Sender<Queued>,
     rx: Receiver<Queued>,
     /// Buffers the other end's receive handed back, for our sends.
-    spare: Receiver<Vec<u8>>,
+    spare: utp::__bench::InprocSupply,
     /// Where our receive hands back the buffer of the previous message.
-    give_back: Sender<Vec<u8>>,
+    give_back: utp::__bench::InprocReturns,
     buf: Vec<u8>,
 }
 
@@ -40,10 +40,7 @@ impl Link for InprocLink {
         // As utp's send, through the same function: a queue with room
         // takes it at once; a full one is tried again a CPU pause apart for
         // a while before crossbeam's blocking send.
-        let queued = (
-            utp::__bench::inproc_filled(&self.spare, msg),
-            MaybeUninit::uninit(),
-        );
+        let queued = (self.spare.filled(msg), MaybeUninit::uninit());
         utp::__bench::inproc_send(&self.tx, queued, None, "room in the queue", || {
             utp::Error::Closed
         })
@@ -67,10 +64,13 @@ impl Link for InprocLink {
             }
         };
         let held = std::mem::replace(&mut self.buf, message.0);
-        utp::__bench::inproc_give_back(&self.give_back, held, LARGEST_SPARE);
+        self.give_back.give_back(held, LARGEST_SPARE);
         Ok(&self.buf)
     }
 }
+
+/// Frames each direction's queue holds, as utp's.
+const QUEUE_DEPTH: usize = utp::__bench::INPROC_QUEUE_DEPTH;
 
 /// Client ends waiting to be picked up, by address.
 fn pending() -> &'static Mutex<HashMap<String, InprocLink>> {
@@ -80,10 +80,10 @@ fn pending() -> &'static Mutex<HashMap<String, InprocLink>> {
 
 /// Peer side: makes a channel pair, leaves the client's end under `address`, announces.
 pub fn serve(address: &str, announce: &mut dyn FnMut(&str)) -> InprocLink {
-    let (a_tx, b_rx) = bounded(1024);
-    let (b_tx, a_rx) = bounded(1024);
-    let (b_back, a_spare) = utp::__bench::inproc_spares();
-    let (a_back, b_spare) = utp::__bench::inproc_spares();
+    let (a_tx, b_rx) = bounded(QUEUE_DEPTH);
+    let (b_tx, a_rx) = bounded(QUEUE_DEPTH);
+    let (b_back, a_spare) = utp::__bench::inproc_spares(QUEUE_DEPTH);
+    let (a_back, b_spare) = utp::__bench::inproc_spares(QUEUE_DEPTH);
     let end = |tx, rx, spare, give_back| InprocLink {
         tx,
         rx,

@@ -134,7 +134,8 @@ impl RawKind {
             }
             RawKind::Inproc => {
                 format!(
-                    "bounded crossbeam channels (1024 deep, as utp's inproc) of byte vectors between threads, each copied {UTP_COPY} and queued in an element of utp's queued-frame size ({} bytes, the room for the header's fields not written); a receive looks a CPU pause apart for {} µs before crossbeam's blocking receive, and a send into a full queue tries again the same way before crossbeam's blocking send (as utp's); the receiver hands each vector of {} B or more back to the sender for reuse through a small bounded queue (as utp's)",
+                    "bounded crossbeam channels ({} deep, as utp's inproc) of byte vectors between threads, each copied {UTP_COPY} and queued in an element of utp's queued-frame size ({} bytes, the room for the header's fields not written); a receive looks a CPU pause apart for {} µs before crossbeam's blocking receive, and a send into a full queue tries again the same way before crossbeam's blocking send (as utp's); the receiver hands each vector back to the sender for reuse, one of {} B or more at a time through a small bounded queue, smaller ones in batches (as utp's)",
+                    utp::__bench::INPROC_QUEUE_DEPTH,
                     utp::__bench::INPROC_MESSAGE_BYTES,
                     utp::__bench::INPROC_EARLY_LOOK_WINDOW.as_micros(),
                     utp::__bench::INPROC_SPARE_SMALLEST,
