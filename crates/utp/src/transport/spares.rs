@@ -33,7 +33,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 /// cover the jitter between the two; more would only hold memory.
 const DEPTH: usize = 4;
 
-/// Buffers smaller than this go back in batches ([`SMALL_BATCH`]), not
+/// Buffers smaller than this go back in batches (`SMALL_BATCH` at a time), not
 /// one by one: a trip through a queue for each costs more than their
 /// allocation (handing back every size singly made the 8 B and 64 B round
 /// trips 1.0 µs instead of 0.7–0.8 in `utp bench --only inproc`).
