@@ -18,9 +18,10 @@
 //! per buffer cost more than the allocation it saved; and no allocation
 //! at all, where glibc's `malloc` was half of a 64 B stream's sender (the
 //! receiver freed every buffer into its own cache, so the sender's was
-//! always empty). A channel so keeps at most a frame queue's worth of
-//! small buffers (1,024 of under 1 KiB each) and four large ones per
-//! direction, the memory its queue held in flight at its peak.
+//! always empty). A channel so keeps about a frame queue's worth of small
+//! buffers per direction (at the default depth at most 33 batches waiting,
+//! one being filled and one being used: some 1,100 buffers of under 1 KiB)
+//! and four large ones, about what its queue held in flight at its peak.
 //!
 //! All queues are crossbeam channels (the transport's own); a full or
 //! disconnected spare queue drops the buffers, an empty one means a fresh
