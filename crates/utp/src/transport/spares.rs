@@ -18,7 +18,9 @@
 //! per buffer cost more than the allocation it saved; and no allocation
 //! at all, where glibc's `malloc` was half of a 64 B stream's sender (the
 //! receiver freed every buffer into its own cache, so the sender's was
-//! always empty). A channel so keeps about a frame queue's worth of small
+//! always empty). A batch the sender has emptied goes back the other way
+//! to collect the next one in, so batches are not allocated either. A
+//! channel so keeps about a frame queue's worth of small
 //! buffers per direction (at the default depth at most 33 batches waiting,
 //! one being filled and one being used: some 1,100 buffers of under 1 KiB)
 //! and four large ones, about what its queue held in flight at its peak.
@@ -54,6 +56,8 @@ const SMALL_MIN_CAPACITY: usize = 64;
 pub struct Returns {
     large: Sender<Vec<u8>>,
     small: Sender<Vec<Vec<u8>>>,
+    /// Batches the sender has emptied, to collect the next ones in.
+    emptied: Receiver<Vec<Vec<u8>>>,
     /// Small buffers collected for the next batch.
     batch: Vec<Vec<u8>>,
 }
@@ -64,6 +68,8 @@ pub struct Returns {
 pub struct Supply {
     large: Receiver<Vec<u8>>,
     small: Receiver<Vec<Vec<u8>>>,
+    /// Where emptied batches go back to the receiver.
+    emptied: Sender<Vec<Vec<u8>>>,
     /// Small buffers from the last batch taken, used last in, first out.
     stash: Vec<Vec<u8>>,
 }
@@ -78,16 +84,20 @@ pub struct Supply {
 /// stayed where it was without batches (2.8 M frames/s).
 pub fn queue(depth: usize) -> (Returns, Supply) {
     let (large_tx, large_rx) = bounded(DEPTH);
-    let (small_tx, small_rx) = bounded(depth.div_ceil(SMALL_BATCH) + 1);
+    let batches = depth.div_ceil(SMALL_BATCH) + 1;
+    let (small_tx, small_rx) = bounded(batches);
+    let (emptied_tx, emptied_rx) = bounded(batches);
     (
         Returns {
             large: large_tx,
             small: small_tx,
+            emptied: emptied_rx,
             batch: Vec::new(),
         },
         Supply {
             large: large_rx,
             small: small_rx,
+            emptied: emptied_tx,
             stash: Vec::new(),
         },
     )
@@ -120,10 +130,16 @@ impl Returns {
         }
     }
 
-    /// Sends the collected small buffers (dropped if the queue is full).
+    /// Sends the collected small buffers (dropped if the queue is full)
+    /// and collects the next ones in a batch the sender emptied, so no
+    /// batch is allocated in one thread and freed in the other.
     #[cold]
     fn send_batch(&mut self) {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(SMALL_BATCH));
+        let next = self
+            .emptied
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(SMALL_BATCH));
+        let batch = std::mem::replace(&mut self.batch, next);
         let _ = self.small.try_send(batch);
     }
 }
@@ -168,7 +184,11 @@ impl Supply {
         if self.stash.is_empty()
             && let Ok(batch) = self.small.try_recv()
         {
-            self.stash = batch;
+            let emptied = std::mem::replace(&mut self.stash, batch);
+            if emptied.capacity() > 0 {
+                // Full or disconnected: dropped here.
+                let _ = self.emptied.try_send(emptied);
+            }
         }
         self.stash.pop()
     }
@@ -272,6 +292,32 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_batch_goes_back_to_collect_the_next_one_in() {
+        let (mut back, mut spare) = queue(FRAMES);
+        let give_back_a_batch = |back: &mut Returns| {
+            for _ in 0..SMALL_BATCH {
+                back.give_back(Vec::with_capacity(64), 1 << 20);
+            }
+        };
+        give_back_a_batch(&mut back);
+        // The sender takes the first batch and uses it up; the one it held
+        // before was never a batch (nothing to send back).
+        for _ in 0..SMALL_BATCH {
+            spare.filled(&[1u8; 64]);
+        }
+        assert_eq!(back.emptied.len(), 0);
+        give_back_a_batch(&mut back);
+        // Taking the second batch sends the emptied first one back...
+        spare.filled(&[2u8; 64]);
+        assert_eq!(back.emptied.len(), 1, "the emptied batch was not sent back");
+        assert_eq!(spare.stash.len(), SMALL_BATCH - 1);
+        // ...and the next batch is collected in it, nothing allocated.
+        give_back_a_batch(&mut back);
+        assert_eq!(back.emptied.len(), 0, "the emptied batch was not reused");
+        assert!(back.batch.is_empty() && back.batch.capacity() >= SMALL_BATCH);
+    }
+
+    #[test]
     fn empty_buffers_and_payloads_take_nothing() {
         let (mut back, mut spare) = queue(FRAMES);
         for _ in 0..SMALL_BATCH {
@@ -287,6 +333,10 @@ mod tests {
             0,
             "an empty payload took a buffer"
         );
-        assert_eq!(spare.filled(&[6u8; 3]), [6u8; 3]);
+        // The next payload takes one of the batch (a clone's capacity is
+        // its length, 16; a new one would have 64).
+        let next = spare.filled(&[6u8; 3]);
+        assert_eq!(next, [6u8; 3]);
+        assert_eq!(next.capacity(), 16);
     }
 }
