@@ -69,9 +69,10 @@ pub const INPROC_QUEUE_DEPTH: usize = crate::transport::inproc::QUEUE_DEPTH;
 /// How `inproc://` waits (module `transport::queue`): a receive looks at
 /// the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]) before crossbeam's blocking receive; a send
-/// ([`inproc_send`]) tries a full queue again the same way before
-/// crossbeam's blocking send. The raw in-process baseline waits the same
-/// way.
+/// ([`inproc_send`]) that finds the queue full looks again, further
+/// apart, for room for a sixteenth of the queue, then takes any room,
+/// before crossbeam's blocking send. The raw in-process baseline waits
+/// the same way.
 pub use crate::transport::queue::{
     EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked,
     look_first as inproc_look_first, send as inproc_send,

@@ -44,25 +44,75 @@ pub enum Looked<T> {
     Disconnected,
 }
 
-/// Calls `look` a CPU pause apart until it gives an answer, for about
-/// [`EARLY_LOOK_WINDOW`]: `look` takes `state` and hands it back when it
-/// has no answer yet (a send's item the full queue refused). Without an
-/// answer, the state and how long the looks took (less the first
-/// [`LOOKS_PER_CLOCK`], which read no clock). The one loop both directions
-/// wait in before crossbeam's own waits.
+/// How [`keep_looking`] spaces its looks.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// CPU pauses after each look that found nothing.
+    pauses: u32,
+    /// Looks between two reads of the clock.
+    looks_per_clock: u32,
+}
+
+/// A receive's looks: one pause apart (an item is taken within a pause of
+/// its arrival), the clock read every [`LOOKS_PER_CLOCK`] looks.
+const RECEIVE_PACE: Pace = Pace {
+    pauses: 1,
+    looks_per_clock: LOOKS_PER_CLOCK,
+};
+
+/// A send's looks at a full queue: [`FULL_QUEUE_PAUSES`] apart, the clock
+/// read after each.
+const FULL_QUEUE_PACE: Pace = Pace {
+    pauses: FULL_QUEUE_PAUSES,
+    looks_per_clock: 1,
+};
+
+/// CPU pauses between two looks of a send at a full queue (0.3 µs at
+/// 10 ns a pause, more where a pause is longer).
+///
+/// Why not one, as a receive looks: every look at a full queue reads the
+/// slot the consumer takes next and the consumer's position, so a
+/// producer looking at every pause took those lines from the consumer for
+/// each frame it took and slowed the very side it waited for. A 64 B
+/// stream over `inproc://` between two pinned threads ran 4.8–7.5 M
+/// frames/s with a look every pause, 9.6–15.6 M with these looks
+/// (docs/BENCHMARKS.md, 2026-12-06). A full queue holds many frames, so
+/// the consumer is busy for far longer than a look's spacing.
+const FULL_QUEUE_PAUSES: u32 = 32;
+
+/// The room a send at a full queue waits for, during its looks, before it
+/// queues: a sixteenth of the queue. Queueing as soon as one slot is free
+/// would make every further send find the queue full again, the producer
+/// writing beside the slot the consumer reads; a batch of room lets the
+/// consumer run ahead on lines the producer no longer touches. At the end
+/// of the looks any room will do, and only a queue still full waits in
+/// crossbeam's blocking send.
+fn room_awaited(capacity: usize) -> usize {
+    (capacity / 16).max(1)
+}
+
+/// Calls `look` until it gives an answer, for about [`EARLY_LOOK_WINDOW`]
+/// at `pace`: `look` takes `state` and hands it back when it has no
+/// answer yet (a send's item the full queue refused). Without an answer,
+/// the state and how long the looks took (less the looks before the
+/// first clock read). The one loop both directions wait in before
+/// crossbeam's own waits.
 #[inline(always)]
 fn keep_looking<S, R>(
     mut state: S,
+    pace: Pace,
     mut look: impl FnMut(S) -> std::result::Result<R, S>,
 ) -> std::result::Result<R, (S, Duration)> {
     let mut started: Option<Instant> = None;
     loop {
-        for _ in 0..LOOKS_PER_CLOCK {
+        for _ in 0..pace.looks_per_clock {
             match look(state) {
                 Ok(answer) => return Ok(answer),
                 Err(back) => {
                     state = back;
-                    std::hint::spin_loop();
+                    for _ in 0..pace.pauses {
+                        std::hint::spin_loop();
+                    }
                 }
             }
         }
@@ -81,7 +131,7 @@ fn keep_looking<S, R>(
 /// about [`EARLY_LOOK_WINDOW`], a CPU pause apart. (Public for the raw
 /// in-process baseline, which waits the same way.)
 pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
-    keep_looking((), |()| match rx.try_recv() {
+    keep_looking((), RECEIVE_PACE, |()| match rx.try_recv() {
         Ok(item) => Ok(Looked::Item(item)),
         Err(TryRecvError::Disconnected) => Ok(Looked::Disconnected),
         Err(TryRecvError::Empty) => Err(()),
@@ -94,25 +144,45 @@ pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
 enum Placed<T> {
     /// The queue took it.
     Yes,
-    /// The queue stayed full while the tries took about this long (less
-    /// the first 32, which read no clock); here the item is back.
+    /// The queue had no room for a batch while the looks took about this
+    /// long (less the first, which read no clock); here the item is back.
     Full(T, Duration),
     /// Every receiver is gone.
     Disconnected,
 }
 
-/// A send into a queue found full: tries again a CPU pause apart for
-/// about [`EARLY_LOOK_WINDOW`] before the caller waits in crossbeam's
-/// blocking send, for the reason [`look_first`] gives on the receiving
-/// side (room that comes while crossbeam backs off waits for its next
-/// look, room that comes after it parked for a wake-up).
+/// A send into a queue found full: looks again [`FULL_QUEUE_PAUSES`]
+/// pauses apart for about [`EARLY_LOOK_WINDOW`] and queues once there is
+/// room for a batch ([`room_awaited`]), or at the end into any room,
+/// before the caller waits in crossbeam's blocking send, for the reason
+/// [`look_first`] gives on the receiving side (room that comes while
+/// crossbeam backs off waits for its next look, room that comes after it
+/// parked for a wake-up).
 fn look_first_send<T>(tx: &Sender<T>, item: T) -> Placed<T> {
-    keep_looking(item, |item| match tx.try_send(item) {
-        Ok(()) => Ok(Placed::Yes),
-        Err(TrySendError::Disconnected(_)) => Ok(Placed::Disconnected),
-        Err(TrySendError::Full(back)) => Err(back),
+    let capacity = tx.capacity().unwrap_or(usize::MAX);
+    let wait_for = room_awaited(capacity);
+    keep_looking(item, FULL_QUEUE_PACE, |item| {
+        if capacity - tx.len().min(capacity) < wait_for {
+            // A disconnected queue looks full here too: the first look
+            // that finds room, or the try after the looks, says so.
+            return Err(item);
+        }
+        match tx.try_send(item) {
+            Ok(()) => Ok(Placed::Yes),
+            Err(TrySendError::Disconnected(_)) => Ok(Placed::Disconnected),
+            Err(TrySendError::Full(back)) => Err(back),
+        }
     })
-    .unwrap_or_else(|(item, tried)| Placed::Full(item, tried))
+    .unwrap_or_else(|(item, tried)| {
+        // No batch's room came within the window (a consumer slow per
+        // frame, large frames): any room will do rather than a wait in
+        // crossbeam's send, which parks.
+        match tx.try_send(item) {
+            Ok(()) => Placed::Yes,
+            Err(TrySendError::Disconnected(_)) => Placed::Disconnected,
+            Err(TrySendError::Full(back)) => Placed::Full(back, tried),
+        }
+    })
 }
 
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
@@ -341,6 +411,46 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(1), "the queued item is untouched");
         drop(rx);
         assert!(matches!(look_first_send(&tx, 3), Placed::Disconnected));
+    }
+
+    #[test]
+    fn a_send_into_a_full_queue_waits_for_room_for_a_batch_during_its_looks() {
+        let (tx, rx) = bounded::<u32>(32);
+        assert_eq!(room_awaited(32), 2);
+        for item in 0..32 {
+            tx.send(item).unwrap();
+        }
+        // One slot free: the looks leave it alone for the whole window,
+        // then take it.
+        assert_eq!(rx.try_recv(), Ok(0));
+        let started = Instant::now();
+        assert!(matches!(look_first_send(&tx, 100), Placed::Yes));
+        assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
+        assert_eq!(tx.len(), 32);
+        // Two free: the first look queues.
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert!(matches!(look_first_send(&tx, 101), Placed::Yes));
+        assert_eq!(tx.len(), 31);
+        let queued: Vec<u32> = rx.try_iter().collect();
+        assert_eq!(queued, (3..32).chain([100, 101]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_queue_whose_receiver_left_fails_the_send_with_its_error() {
+        let (tx, rx) = bounded::<u32>(16);
+        for item in 0..16 {
+            tx.send(item).unwrap();
+        }
+        drop(rx);
+        let started = Instant::now();
+        for timeout in [None, Some(Duration::from_secs(5))] {
+            assert!(matches!(
+                send(&tx, 16, timeout, "room", gone),
+                Err(Error::Closed)
+            ));
+        }
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
