@@ -39,6 +39,8 @@ impl Ring {
 pub struct RawPublisher {
     ring: Ring,
     next: u64,
+    /// The ring's file, removed once every subscriber has mapped it.
+    path: String,
 }
 
 impl RawPublisher {
@@ -54,11 +56,20 @@ impl RawPublisher {
         Ok(RawPublisher {
             ring: Ring { map },
             next: 0,
+            path: path(name),
         })
     }
 }
 
 impl BenchPublisher for RawPublisher {
+    /// Every subscriber has the ring mapped: its name goes now, so that a
+    /// run killed from here on (even by SIGKILL) leaves nothing in
+    /// `/dev/shm`; [`cleanup`] covers the runs that fail before.
+    fn subscribers_ready(&mut self) -> Fallible<()> {
+        std::fs::remove_file(&self.path)?;
+        Ok(())
+    }
+
     fn publish(&mut self, payload: &[u8]) -> Fallible<()> {
         let n = self.next;
         let slot = HEADER + (n as usize % SLOTS) * SLOT;
@@ -136,5 +147,25 @@ impl BenchSubscriber for RawSubscriber {
             lost += resume - n;
             self.cursor = resume;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_file_is_gone_once_the_subscribers_are_ready_and_the_ring_still_works() {
+        let name = format!("utp-test-raw-ring-{}", std::process::id());
+        let mut publisher = RawPublisher::create(&name).unwrap();
+        let mut subscriber = RawSubscriber::open(&name).unwrap();
+        publisher.subscribers_ready().unwrap();
+        assert!(!std::path::Path::new(&path(&name)).exists());
+        publisher.publish(&[7; MESSAGE]).unwrap();
+        let mut buf = [0u8; MESSAGE];
+        assert_eq!(subscriber.try_recv(&mut buf).unwrap(), Some(0));
+        assert_eq!(buf, [7; MESSAGE]);
+        // A second removal (the run's cleanup) finds nothing and is quiet.
+        cleanup(&name);
     }
 }
