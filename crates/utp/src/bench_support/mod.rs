@@ -70,13 +70,19 @@ pub const INPROC_QUEUE_DEPTH: usize = crate::transport::inproc::QUEUE_DEPTH;
 /// the queue a CPU pause apart for [`INPROC_EARLY_LOOK_WINDOW`]
 /// ([`inproc_look_first`]) before crossbeam's blocking receive; a send
 /// ([`inproc_send`]) that finds the queue full looks again, further
-/// apart, for room for a sixteenth of the queue, then takes any room,
-/// before crossbeam's blocking send. The raw in-process baseline waits
-/// the same way.
+/// apart, for the room [`inproc_room_awaited`] gives for its payload,
+/// then takes any room, before crossbeam's blocking send. The raw
+/// in-process baseline waits the same way.
 pub use crate::transport::queue::{
     EARLY_LOOK_WINDOW as INPROC_EARLY_LOOK_WINDOW, Looked as InprocLooked,
     look_first as inproc_look_first, send as inproc_send,
 };
+
+/// The room an `inproc://` send at a full queue waits for while it
+/// looks, for a payload of this many bytes (see [`inproc_send`]).
+pub fn inproc_room_awaited(payload_len: usize) -> usize {
+    crate::transport::inproc::room_awaited(payload_len)
+}
 
 /// How `inproc://` reuses payload vectors (module `transport::spares`):
 /// a receiver hands the buffer its previous message held back to the

@@ -22,6 +22,25 @@ use std::time::Duration;
 
 /// Frames a sender may have in flight before `send` waits.
 pub(crate) const QUEUE_DEPTH: usize = 1024;
+/// The room a send that finds its queue full waits for while it looks
+/// (`queue::send`): a sixteenth of the queue for a payload under
+/// [`spares::SMALLEST`], one slot for a larger one.
+///
+/// Small frames are where a sender that took each slot as it freed
+/// slowed its receiver (a 64 B stream at half the rate it has with a
+/// batch, docs/BENCHMARKS.md, 2026-12-06). Larger ones wait for a single
+/// slot at every pause, as before: a receiver of 4 KiB frames frees a
+/// sixteenth of the queue more slowly than the looks last, so a batch
+/// would mostly mean waiting out the window, and no gain was measured
+/// there.
+pub(crate) fn room_awaited(payload_len: usize) -> usize {
+    if payload_len < spares::SMALLEST {
+        QUEUE_DEPTH / 16
+    } else {
+        1
+    }
+}
+
 /// Clients that may wait for `accept`.
 const BACKLOG: usize = 128;
 
@@ -175,9 +194,15 @@ impl InprocChannel {
             None => self.stamper.next_header(message_type, flags, payload),
         };
         let message = Message::new(header, self.spare.filled(payload));
-        queue::send(tx, message, timeout, "room in the inproc queue", || {
-            self.gone()
-        })?;
+        let room = room_awaited(payload.len());
+        queue::send(
+            tx,
+            message,
+            room,
+            timeout,
+            "room in the inproc queue",
+            || self.gone(),
+        )?;
         self.peer_bell.ring();
         Ok(())
     }
@@ -410,6 +435,14 @@ mod tests {
         let mut listener = crate::listen(&url).unwrap();
         let client = crate::connect(&url).unwrap();
         (client, listener.accept().unwrap())
+    }
+
+    #[test]
+    fn a_full_queue_is_awaited_in_batches_for_small_frames_and_a_slot_for_large() {
+        assert_eq!(room_awaited(0), QUEUE_DEPTH / 16);
+        assert_eq!(room_awaited(spares::SMALLEST - 1), QUEUE_DEPTH / 16);
+        assert_eq!(room_awaited(spares::SMALLEST), 1);
+        assert_eq!(room_awaited(64 << 10), 1);
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {

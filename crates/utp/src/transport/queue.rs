@@ -53,15 +53,16 @@ struct Pace {
     looks_per_clock: u32,
 }
 
-/// A receive's looks: one pause apart (an item is taken within a pause of
-/// its arrival), the clock read every [`LOOKS_PER_CLOCK`] looks.
-const RECEIVE_PACE: Pace = Pace {
+/// Looks one pause apart (an item or a slot is taken within a pause of
+/// its arrival), the clock read every [`LOOKS_PER_CLOCK`] looks: a
+/// receive's, and a send's that waits for a single slot.
+const EVERY_PAUSE: Pace = Pace {
     pauses: 1,
     looks_per_clock: LOOKS_PER_CLOCK,
 };
 
-/// A send's looks at a full queue: [`FULL_QUEUE_PAUSES`] apart, the clock
-/// read after each.
+/// A send's looks at a full queue when it waits for room for more than
+/// one item: [`FULL_QUEUE_PAUSES`] apart, the clock read after each.
 const FULL_QUEUE_PACE: Pace = Pace {
     pauses: FULL_QUEUE_PAUSES,
     looks_per_clock: 1,
@@ -79,17 +80,6 @@ const FULL_QUEUE_PACE: Pace = Pace {
 /// (docs/BENCHMARKS.md, 2026-12-06). A full queue holds many frames, so
 /// the consumer is busy for far longer than a look's spacing.
 const FULL_QUEUE_PAUSES: u32 = 32;
-
-/// The room a send at a full queue waits for, during its looks, before it
-/// queues: a sixteenth of the queue. Queueing as soon as one slot is free
-/// would make every further send find the queue full again, the producer
-/// writing beside the slot the consumer reads; a batch of room lets the
-/// consumer run ahead on lines the producer no longer touches. At the end
-/// of the looks any room will do, and only a queue still full waits in
-/// crossbeam's blocking send.
-fn room_awaited(capacity: usize) -> usize {
-    (capacity / 16).max(1)
-}
 
 /// Calls `look` until it gives an answer, for about [`EARLY_LOOK_WINDOW`]
 /// at `pace`: `look` takes `state` and hands it back when it has no
@@ -131,7 +121,7 @@ fn keep_looking<S, R>(
 /// about [`EARLY_LOOK_WINDOW`], a CPU pause apart. (Public for the raw
 /// in-process baseline, which waits the same way.)
 pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
-    keep_looking((), RECEIVE_PACE, |()| match rx.try_recv() {
+    keep_looking((), EVERY_PAUSE, |()| match rx.try_recv() {
         Ok(item) => Ok(Looked::Item(item)),
         Err(TryRecvError::Disconnected) => Ok(Looked::Disconnected),
         Err(TryRecvError::Empty) => Err(()),
@@ -144,24 +134,37 @@ pub fn look_first<T>(rx: &Receiver<T>) -> Looked<T> {
 enum Placed<T> {
     /// The queue took it.
     Yes,
-    /// The queue had no room for a batch while the looks took about this
+    /// The queue had not the room awaited while the looks took about this
     /// long (less the first, which read no clock); here the item is back.
     Full(T, Duration),
     /// Every receiver is gone.
     Disconnected,
 }
 
-/// A send into a queue found full: looks again [`FULL_QUEUE_PAUSES`]
-/// pauses apart for about [`EARLY_LOOK_WINDOW`] and queues once there is
-/// room for a batch ([`room_awaited`]), or at the end into any room,
-/// before the caller waits in crossbeam's blocking send, for the reason
+/// A send into a queue found full: looks again for about
+/// [`EARLY_LOOK_WINDOW`] and queues once there is room for `wait_for`
+/// items (looking [`FULL_QUEUE_PAUSES`] pauses apart), or for one (at
+/// every pause, as it always did), or at the end into any room, before
+/// the caller waits in crossbeam's blocking send, for the reason
 /// [`look_first`] gives on the receiving side (room that comes while
 /// crossbeam backs off waits for its next look, room that comes after it
 /// parked for a wake-up).
-fn look_first_send<T>(tx: &Sender<T>, item: T) -> Placed<T> {
+///
+/// Why wait for more than one slot: queueing as soon as one is free
+/// makes every further send find the queue full again, the producer
+/// writing beside the slot the consumer reads; room for a batch lets the
+/// consumer run ahead on lines the producer no longer touches. The caller
+/// says how much (`inproc://`: a sixteenth of the queue for small frames,
+/// one slot for large ones, `inproc::room_awaited`).
+fn look_first_send<T>(tx: &Sender<T>, item: T, wait_for: usize) -> Placed<T> {
     let capacity = tx.capacity().unwrap_or(usize::MAX);
-    let wait_for = room_awaited(capacity);
-    keep_looking(item, FULL_QUEUE_PACE, |item| {
+    let wait_for = wait_for.clamp(1, capacity);
+    let pace = if wait_for > 1 {
+        FULL_QUEUE_PACE
+    } else {
+        EVERY_PAUSE
+    };
+    keep_looking(item, pace, |item| {
         if capacity - tx.len().min(capacity) < wait_for {
             // A disconnected queue looks full here too: the first look
             // that finds room, or the try after the looks, says so.
@@ -219,12 +222,14 @@ pub(crate) fn recv<T>(
 /// Puts `item` into the queue, waiting at most `timeout` for room
 /// (`None`: forever; zero: not at all). A queue with room takes it without
 /// a clock read (crossbeam's timed send reads the clock first, to set its
-/// deadline); only a full one waits (`send_to_full`). (Public for the
-/// raw in-process baseline, which sends the same way.)
+/// deadline); only a full one waits (`send_to_full`), and while it looks
+/// first it waits for room for `room` items (`look_first_send`).
+/// (Public for the raw in-process baseline, which sends the same way.)
 #[inline]
 pub fn send<T>(
     tx: &Sender<T>,
     item: T,
+    room: usize,
     timeout: Option<Duration>,
     waiting_for: &'static str,
     disconnected: impl FnOnce() -> Error,
@@ -232,7 +237,9 @@ pub fn send<T>(
     match tx.try_send(item) {
         Ok(()) => Ok(()),
         Err(TrySendError::Disconnected(_)) => Err(disconnected()),
-        Err(TrySendError::Full(item)) => send_to_full(tx, item, timeout, waiting_for, disconnected),
+        Err(TrySendError::Full(item)) => {
+            send_to_full(tx, item, room, timeout, waiting_for, disconnected)
+        }
     }
 }
 
@@ -244,6 +251,7 @@ pub fn send<T>(
 fn send_to_full<T>(
     tx: &Sender<T>,
     mut item: T,
+    room: usize,
     timeout: Option<Duration>,
     waiting_for: &'static str,
     disconnected: impl FnOnce() -> Error,
@@ -254,7 +262,7 @@ fn send_to_full<T>(
     };
     let mut left = timeout;
     if timeout.is_none_or(|t| t >= EARLY_LOOKS_MIN_TIMEOUT) {
-        match look_first_send(tx, item) {
+        match look_first_send(tx, item, room) {
             Placed::Yes => return Ok(()),
             // The tries count against the deadline.
             Placed::Full(back, tried) => {
@@ -400,7 +408,7 @@ mod tests {
         let (tx, rx) = bounded::<u32>(1);
         tx.send(1).unwrap();
         let started = Instant::now();
-        match look_first_send(&tx, 2) {
+        match look_first_send(&tx, 2, 1) {
             Placed::Full(item, tried) => {
                 assert_eq!(item, 2, "the item came back whole");
                 assert!(tried >= EARLY_LOOK_WINDOW, "{tried:?}");
@@ -410,13 +418,12 @@ mod tests {
         assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
         assert_eq!(rx.try_recv(), Ok(1), "the queued item is untouched");
         drop(rx);
-        assert!(matches!(look_first_send(&tx, 3), Placed::Disconnected));
+        assert!(matches!(look_first_send(&tx, 3, 1), Placed::Disconnected));
     }
 
     #[test]
     fn a_send_into_a_full_queue_waits_for_room_for_a_batch_during_its_looks() {
         let (tx, rx) = bounded::<u32>(32);
-        assert_eq!(room_awaited(32), 2);
         for item in 0..32 {
             tx.send(item).unwrap();
         }
@@ -424,13 +431,13 @@ mod tests {
         // then take it.
         assert_eq!(rx.try_recv(), Ok(0));
         let started = Instant::now();
-        assert!(matches!(look_first_send(&tx, 100), Placed::Yes));
+        assert!(matches!(look_first_send(&tx, 100, 2), Placed::Yes));
         assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
         assert_eq!(tx.len(), 32);
         // Two free: the first look queues.
         assert_eq!(rx.try_recv(), Ok(1));
         assert_eq!(rx.try_recv(), Ok(2));
-        assert!(matches!(look_first_send(&tx, 101), Placed::Yes));
+        assert!(matches!(look_first_send(&tx, 101, 2), Placed::Yes));
         assert_eq!(tx.len(), 31);
         let queued: Vec<u32> = rx.try_iter().collect();
         assert_eq!(queued, (3..32).chain([100, 101]).collect::<Vec<_>>());
@@ -446,7 +453,7 @@ mod tests {
         let started = Instant::now();
         for timeout in [None, Some(Duration::from_secs(5))] {
             assert!(matches!(
-                send(&tx, 16, timeout, "room", gone),
+                send(&tx, 16, 4, timeout, "room", gone),
                 Err(Error::Closed)
             ));
         }
@@ -463,7 +470,7 @@ mod tests {
             let first = rx.recv().unwrap();
             (first, rx.recv().unwrap())
         });
-        send_to_full(&tx, 2, None, "room", gone).unwrap();
+        send_to_full(&tx, 2, 1, None, "room", gone).unwrap();
         assert_eq!(receiver.join().unwrap(), (1, 2), "both arrived, in order");
         // No room ever: a timeout that names what it waited for, not before
         // its deadline; a zero timeout does not wait.
@@ -475,7 +482,7 @@ mod tests {
             Duration::from_millis(2),
         ] {
             let started = Instant::now();
-            match send_to_full(&tx, 2, Some(after), "room", gone) {
+            match send_to_full(&tx, 2, 1, Some(after), "room", gone) {
                 Err(Error::Timeout {
                     waiting_for,
                     after: reported,
@@ -488,7 +495,7 @@ mod tests {
         drop(rx);
         let started = Instant::now();
         assert!(matches!(
-            send_to_full(&tx, 2, None, "room", gone),
+            send_to_full(&tx, 2, 1, None, "room", gone),
             Err(Error::Closed)
         ));
         assert!(started.elapsed() < Duration::from_secs(1));

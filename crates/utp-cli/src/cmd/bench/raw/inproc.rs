@@ -38,10 +38,11 @@ const LARGEST_SPARE: usize = usize::MAX;
 impl Link for InprocLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         // As utp's send, through the same function: a queue with room
-        // takes it at once; a full one is tried again a CPU pause apart for
-        // a while before crossbeam's blocking send.
+        // takes it at once; at a full one the sender looks again, waiting
+        // for the room utp waits for, before crossbeam's blocking send.
         let queued = (self.spare.filled(msg), MaybeUninit::uninit());
-        utp::__bench::inproc_send(&self.tx, queued, None, "room in the queue", || {
+        let room = utp::__bench::inproc_room_awaited(msg.len());
+        utp::__bench::inproc_send(&self.tx, queued, room, None, "room in the queue", || {
             utp::Error::Closed
         })
         .map_err(|_| "the other thread dropped its end")?;
