@@ -165,7 +165,8 @@ fn look_first_send<T>(tx: &Sender<T>, item: T, wait_for: usize) -> Placed<T> {
         EVERY_PAUSE
     };
     keep_looking(item, pace, |item| {
-        if capacity - tx.len().min(capacity) < wait_for {
+        // Waiting for one slot, the try itself looks (as it always did).
+        if wait_for > 1 && capacity - tx.len().min(capacity) < wait_for {
             // A disconnected queue looks full here too: the first look
             // that finds room, or the try after the looks, says so.
             return Err(item);
