@@ -135,7 +135,8 @@ enum Placed<T> {
     /// The queue took it.
     Yes,
     /// The queue had not the room awaited while the looks took about this
-    /// long (less the first, which read no clock); here the item is back.
+    /// long (less the looks before the first clock read); here the item
+    /// is back.
     Full(T, Duration),
     /// Every receiver is gone.
     Disconnected,
@@ -144,8 +145,9 @@ enum Placed<T> {
 /// A send into a queue found full: looks again for about
 /// [`EARLY_LOOK_WINDOW`] and queues once there is room for `wait_for`
 /// items (looking [`FULL_QUEUE_PAUSES`] pauses apart), or for one (at
-/// every pause, as it always did), or at the end into any room, before
-/// the caller waits in crossbeam's blocking send, for the reason
+/// every pause, as it always did), before the caller waits in
+/// crossbeam's blocking send (which takes any room at once and parks
+/// only on a queue still full), for the reason
 /// [`look_first`] gives on the receiving side (room that comes while
 /// crossbeam backs off waits for its next look, room that comes after it
 /// parked for a wake-up).
@@ -177,16 +179,7 @@ fn look_first_send<T>(tx: &Sender<T>, item: T, wait_for: usize) -> Placed<T> {
             Err(TrySendError::Full(back)) => Err(back),
         }
     })
-    .unwrap_or_else(|(item, tried)| {
-        // No batch's room came within the window (a consumer slow per
-        // frame, large frames): any room will do rather than a wait in
-        // crossbeam's send, which parks.
-        match tx.try_send(item) {
-            Ok(()) => Placed::Yes,
-            Err(TrySendError::Disconnected(_)) => Placed::Disconnected,
-            Err(TrySendError::Full(back)) => Placed::Full(back, tried),
-        }
-    })
+    .unwrap_or_else(|(item, tried)| Placed::Full(item, tried))
 }
 
 /// Takes the next item, waiting at most `timeout` (`None`: forever).
@@ -429,10 +422,18 @@ mod tests {
             tx.send(item).unwrap();
         }
         // One slot free: the looks leave it alone for the whole window,
-        // then take it.
+        // then the send takes it.
         assert_eq!(rx.try_recv(), Ok(0));
         let started = Instant::now();
-        assert!(matches!(look_first_send(&tx, 100, 2), Placed::Yes));
+        match look_first_send(&tx, 100, 2) {
+            Placed::Full(item, tried) => {
+                assert_eq!(item, 100);
+                assert!(tried >= EARLY_LOOK_WINDOW, "{tried:?}");
+            }
+            other => panic!("room for one of a batch of two, yet {other:?}"),
+        }
+        assert_eq!(tx.len(), 31, "the free slot was left alone");
+        send_to_full(&tx, 100, 2, None, "room", gone).unwrap();
         assert!(started.elapsed() >= EARLY_LOOK_WINDOW);
         assert_eq!(tx.len(), 32);
         // Two free: the first look queues.

@@ -157,6 +157,14 @@ mod tests {
     #[test]
     fn the_ring_file_is_gone_once_the_subscribers_are_ready_and_the_ring_still_works() {
         let name = format!("utp-test-raw-ring-{}", std::process::id());
+        // Removed however the test ends (a second removal is quiet).
+        struct Cleanup<'a>(&'a str);
+        impl Drop for Cleanup<'_> {
+            fn drop(&mut self) {
+                cleanup(self.0);
+            }
+        }
+        let _cleanup = Cleanup(&name);
         let mut publisher = RawPublisher::create(&name).unwrap();
         let mut subscriber = RawSubscriber::open(&name).unwrap();
         publisher.subscribers_ready().unwrap();
@@ -165,7 +173,5 @@ mod tests {
         let mut buf = [0u8; MESSAGE];
         assert_eq!(subscriber.try_recv(&mut buf).unwrap(), Some(0));
         assert_eq!(buf, [7; MESSAGE]);
-        // A second removal (the run's cleanup) finds nothing and is quiet.
-        cleanup(&name);
     }
 }
