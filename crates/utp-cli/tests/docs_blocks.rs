@@ -35,7 +35,13 @@ fn repo() -> PathBuf {
 fn files() -> Vec<PathBuf> {
     let root = repo();
     let mut files = vec![root.join("README.md")];
-    for dir in ["docs", "bindings/python", "bindings/swift", "examples/c"] {
+    for dir in [
+        "docs",
+        "docs/benchmarks",
+        "bindings/python",
+        "bindings/swift",
+        "examples/c",
+    ] {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };

@@ -1,7 +1,7 @@
 //! utp's payload copy against plain `memcpy`, with the destination in and
 //! out of `rep movsb`'s slow window (1–31 bytes past the source modulo a
-//! 4 KiB page; see the `copy` module and docs/BENCHMARKS.md). Run with
-//! `cargo bench -p utp --bench copy`.
+//! 4 KiB page; see the `copy` module and docs/benchmarks/journal.md,
+//! 2026-12-03, evening). Run with `cargo bench -p utp --bench copy`.
 //!
 //! Both sides of each pair copy between the same two buffers in the same
 //! run, so the ratio between them is the figure; the absolute rates move

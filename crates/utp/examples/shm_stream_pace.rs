@@ -9,7 +9,7 @@
 //! producer, keeps reading right behind it and pulls each line across
 //! while it is being written; one that does a few nanoseconds of work
 //! falls a batch behind and reads lines the producer has finished, and
-//! the stream runs faster (docs/BENCHMARKS.md, 2026-12-04).
+//! the stream runs faster (docs/benchmarks/journal.md, 2026-12-04).
 //!
 //! ```text
 //! cargo run --release -p utp --example shm_stream_pace -- [FRAMES] [ROUNDS] [WORK,...]

@@ -12,7 +12,7 @@
 //! [`supported`] asks the CPU once per process (CPUID leaf 0x8000_0001,
 //! ECX bit 8), so other CPUs skip the loop altogether.
 //!
-//! Measured on an Intel Xeon (docs/BENCHMARKS.md, 2026-12-05, forenoon):
+//! Measured on an Intel Xeon (docs/benchmarks/journal.md, 2026-12-05, forenoon):
 //! with each 2 KiB chunk's lines asked for before the chunk ahead of it is
 //! copied, spinning 64 KiB streams over `shm://` moved 1.2–1.4x the frames,
 //! 1 MiB streams 1.05–1.15x, and 64 KiB round trips took about 6 % less.
@@ -59,7 +59,7 @@ pub const AHEAD: usize = 1024;
 /// it reads them. Stops at the end of the data area. Returns the lines
 /// asked for.
 ///
-/// Measured on an Intel Xeon (docs/BENCHMARKS.md, 2026-12-05, afternoon):
+/// Measured on an Intel Xeon (docs/benchmarks/journal.md, 2026-12-05, afternoon):
 /// spinning and blocking 64-byte streams over `shm://` moved about a tenth
 /// more frames in alternated `utp bench` runs.
 #[inline(always)]

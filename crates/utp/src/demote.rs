@@ -14,7 +14,7 @@
 //! receive, when the record is small ([`RECORD_UP_TO`]): that send answers
 //! a peer that is most likely polling for it, and the peer's first read of
 //! the record is what the round trip waits on. Measured on an Intel Xeon
-//! with the instruction (docs/BENCHMARKS.md, 2026-12-04, afternoon), spin
+//! with the instruction (docs/benchmarks/journal.md, 2026-12-04, afternoon), spin
 //! round trips over `shm://` took 15–17 % less time at 64 B and 1 KiB,
 //! about 10 % at 2 and 4 KiB, 3–4 % at 8 KiB and nothing at 16 KiB, while at
 //! 64 KiB they took 18–19 % more (a thousand lines to hint, about a

@@ -59,7 +59,7 @@ pub(crate) fn drain(fd: impl AsFd) -> u64 {
 /// (`shm/link/events.rs`). Why: the fence
 /// waits for the queue's stores to reach the receiver's core; without it
 /// an `inproc://` stream of 64 B frames ran 1–15 % faster (three paired
-/// rounds, docs/BENCHMARKS.md, 2026-12-04).
+/// rounds, docs/benchmarks/journal.md, 2026-12-04).
 #[derive(Debug)]
 pub(crate) struct Doorbell {
     fd: OwnedFd,

@@ -28,7 +28,7 @@ pub(crate) const QUEUE_DEPTH: usize = 1024;
 ///
 /// Small frames are where a sender that took each slot as it freed
 /// slowed its receiver (a 64 B stream at half the rate it has with a
-/// batch, docs/BENCHMARKS.md, 2026-12-06). Larger ones wait for a single
+/// batch, docs/benchmarks/journal.md, 2026-12-06). Larger ones wait for a single
 /// slot at every pause, as before: a receiver of 4 KiB frames frees a
 /// sixteenth of the queue more slowly than the looks last, so a batch
 /// would mostly mean waiting out the window, and no gain was measured

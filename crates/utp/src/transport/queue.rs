@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// it parked waits for a wake-up (tens of microseconds on a virtual
 /// machine). Looking at every pause first made `utp bench --only inproc`
 /// read p50 481–592 ns where it had 571–1310 and the calculator twice the
-/// calls per second (docs/BENCHMARKS.md, 2026-12-04, morning). A time, not
+/// calls per second (docs/benchmarks/journal.md, 2026-12-04, morning). A time, not
 /// a count: a pause lasts 9 ns on one host and several times that on
 /// another, and 64 looks (about 1.3 µs on the first) parked most 64 KiB
 /// round trips and calculator calls there (section "late morning"). The
@@ -77,7 +77,7 @@ const FULL_QUEUE_PACE: Pace = Pace {
 /// each frame it took and slowed the very side it waited for. A 64 B
 /// stream over `inproc://` between two pinned threads ran 4.8–7.5 M
 /// frames/s with a look every pause, 9.6–15.6 M with these looks
-/// (docs/BENCHMARKS.md, 2026-12-06). A full queue holds many frames, so
+/// (docs/benchmarks/journal.md, 2026-12-06). A full queue holds many frames, so
 /// the consumer is busy for far longer than a look's spacing.
 const FULL_QUEUE_PAUSES: u32 = 32;
 

@@ -8,7 +8,7 @@
 //! KiB) it gave the pages back to the kernel, to fault them in again at the
 //! next send. `utp bench --only inproc` counted a million page faults in 28
 //! seconds, and its 4 KiB and 64 KiB streams swung by 2x between runs
-//! (docs/BENCHMARKS.md, 2026-12-05, morning). Now the receiver hands the
+//! (docs/benchmarks/journal.md, 2026-12-05, morning). Now the receiver hands the
 //! vector its frame held back, and the sender copies the next payload into
 //! one of those.
 //!

@@ -311,7 +311,7 @@ impl ShmLink {
     /// close, not with every frame (the position also every sixteenth of
     /// the ring, `ring::SHOW_POSITION_EVERY`); call it when you stop
     /// sending for a while and want the last frames shown. Two stores per
-    /// frame cost a 64-byte stream a sixth of its rate (docs/BENCHMARKS.md,
+    /// frame cost a 64-byte stream a sixth of its rate (docs/benchmarks/journal.md,
     /// 2026-12-05, afternoon): a producer streaming into lines its consumer
     /// holds runs short of stores. The receive half of a split link sends
     /// nothing and leaves the counts to the send half.

@@ -230,7 +230,7 @@ impl<B: RingBytes> Consumer<B> {
     /// Why not `peek` then a copy: the header goes straight into the
     /// caller's frame instead of through a [`Record`] moved between
     /// layers, and the cold paths stay out of line. A 64 B stream is
-    /// bound by the work of its two sides (docs/BENCHMARKS.md,
+    /// bound by the work of its two sides (docs/benchmarks/journal.md,
     /// 2026-12-03, late morning).
     ///
     /// A record published in pieces is copied piece by piece as it lands

@@ -88,7 +88,7 @@ pub const STAMP_MORE: u64 = 2;
 /// when the consumer agreed to them. Measured with a C pair (two
 /// processes, 64 KiB round trips through a ring): 16 KiB pieces took a
 /// fifth off the round trip, 8 KiB a little less, 4 KiB half as much,
-/// 2 KiB lost it to the hand-offs (docs/BENCHMARKS.md, 2026-12-05).
+/// 2 KiB lost it to the hand-offs (docs/benchmarks/journal.md, 2026-12-05).
 pub const PIECE: usize = 16 * 1024;
 /// The low six bits of a stamp: flags ([`STAMP_PAD`], [`STAMP_MORE`]),
 /// the rest reserved. Positions are multiples of [`RECORD_ALIGN`].
@@ -110,7 +110,7 @@ pub const FLUSH_BATCH: u64 = 8;
 /// per batch it gives back, to know which lines it may ask for ahead
 /// (`read_ahead`), and `utp inspect` shows it. A store per frame into a
 /// line the consumer reads cost a 64-byte stream over a 2 MiB ring about
-/// a seventh of its rate (docs/BENCHMARKS.md, 2026-12-05, evening). The
+/// a seventh of its rate (docs/benchmarks/journal.md, 2026-12-05, evening). The
 /// link also stores it with each heartbeat, before it waits and at close.
 pub const SHOW_POSITION_EVERY: u64 = 16;
 /// Smallest ring capacity.

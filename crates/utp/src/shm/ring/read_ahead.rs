@@ -21,7 +21,7 @@
 //! and nothing else: a peer that writes anything there changes which lines
 //! of the ring are asked for, never what is read.
 //!
-//! Measured on the Intel host (docs/BENCHMARKS.md, 2026-12-05, evening):
+//! Measured on the Intel host (docs/benchmarks/journal.md, 2026-12-05, evening):
 //! 64-byte streams over a 64 KiB ring went from 21–23 M to 55–58 M frames/s.
 
 /// How far past its read position a consumer that has fallen behind has

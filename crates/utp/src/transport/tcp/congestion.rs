@@ -7,7 +7,7 @@
 //! connection's packets with a timer, armed again for almost every packet;
 //! in a virtual machine each arming is an exit to the hypervisor. Streaming
 //! 64 KiB messages over loopback, two pinned processes: 1.4–1.6 GB/s with
-//! BBR, 7.1–8.2 GB/s with Reno or CUBIC (docs/BENCHMARKS.md, 2026-12-04,
+//! BBR, 7.1–8.2 GB/s with Reno or CUBIC (docs/benchmarks/journal.md, 2026-12-04,
 //! night).
 //!
 //! So by default ([`Congestion::Auto`]) a connection whose two ends are on

@@ -287,7 +287,7 @@ const UTP_SHM_COPY: &str = "with utp's copy (2 KiB pieces in rep movsb's slow wi
 /// Where raw baselines read and copy: the kernel's and glibc's `rep movsb`
 /// run at half speed or far less here when the destination sits 1–31 bytes
 /// past the source modulo a 4 KiB page, and the allocator only promises 16
-/// (docs/BENCHMARKS.md, "2026-12-03, afternoon" and "evening"); a baseline
+/// (docs/benchmarks/journal.md, "2026-12-03, afternoon" and "evening"); a baseline
 /// that reads into wherever a vector lands is no floor. A 64-byte-aligned
 /// place stays out of that window for sources at multiples of 32.
 const ALIGN: usize = 64;

@@ -294,7 +294,7 @@ impl RingLink {
     /// invalidated (64 KiB round trips, far placement: utp/raw 0.61-0.65
     /// without the stores). But the stores cost streams more: without them,
     /// utp streamed 4 KiB to 1 MiB messages 1.25-1.8x as fast, near
-    /// placement (docs/BENCHMARKS.md, 2026-12-05, forenoon). The wait on
+    /// placement (docs/benchmarks/journal.md, 2026-12-05, forenoon). The wait on
     /// shared lines is now taken where it arises: both producers ask for a
     /// large write's lines ahead (`Region::write`, through utp's
     /// `copy_into_shared`).
@@ -469,7 +469,7 @@ impl RingLink {
     /// 2.6-3.3x this "floor" (2026-12-03, run 16); with this path the ring
     /// stays ahead of its consumer and carries 64 B at about twice utp's
     /// rate near, 1.2-1.8x far (once 0.9x far in a full run: see
-    /// docs/BENCHMARKS.md, 2026-12-03).
+    /// docs/benchmarks/journal.md, 2026-12-03).
     #[inline(always)]
     fn publish_in_known_room(&mut self, d: usize, msg: &[u8], before: usize, total: usize) -> bool {
         let h = self.head;
