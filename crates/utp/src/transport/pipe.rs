@@ -267,8 +267,9 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
 /// keeps the kernel's size.
 pub const DEFAULT_PIPE_SIZE: usize = 256 * 1024;
 
-/// The most one write to, or read from, a pipe or FIFO moves: frames
-/// larger than this go in pieces. The reader and the writer of a
+/// The most one read from a pipe or FIFO moves, and, with a frame
+/// header's 32 bytes, one write: frames larger than that go in pieces
+/// (a frame of a 64 KiB payload goes whole). The reader and the writer of a
 /// pipe take one lock in the kernel, held for a whole copy; writing a large
 /// frame in 64 KiB pieces lets the reader empty the pipe between them
 /// (1 MiB messages through a 256 KiB pipe, read 64 KiB at a time: 1.3–1.6
