@@ -229,11 +229,25 @@ fn file_descriptors_travel_with_a_frame() {
 }
 
 /// Frames up to 512 bytes go out as one copied buffer, larger ones as a
-/// vectored write: every size around the boundary must reach the peer as
+/// vectored write, and on a pipe a frame of more than 64 KiB of payload in
+/// pieces: every size around either boundary must reach the peer as
 /// exactly the frame's bytes, over a socket (send) and a pipe pair (write).
 #[test]
 fn frames_on_both_sides_of_the_one_write_boundary_arrive_intact() {
-    let sizes = [0usize, 1, 64, 479, 480, 481, 1000, 70_000];
+    let sizes = [
+        0usize,
+        1,
+        64,
+        479,
+        480,
+        481,
+        1000,
+        65_535,
+        65_536,
+        65_537,
+        70_000,
+        1 << 20,
+    ];
     let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
     let (pipe_read, pipe_write) = std::io::pipe().unwrap();
     let (unused_read, _unused_write) = std::io::pipe().unwrap();
