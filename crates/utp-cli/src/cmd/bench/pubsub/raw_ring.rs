@@ -158,13 +158,7 @@ mod tests {
     fn the_ring_file_is_gone_once_the_subscribers_are_ready_and_the_ring_still_works() {
         let name = format!("utp-test-raw-ring-{}", std::process::id());
         // Removed however the test ends (a second removal is quiet).
-        struct Cleanup<'a>(&'a str);
-        impl Drop for Cleanup<'_> {
-            fn drop(&mut self) {
-                cleanup(self.0);
-            }
-        }
-        let _cleanup = Cleanup(&name);
+        let _cleanup = crate::cmd::bench::raw::RemoveOnDrop(path(&name).into());
         let mut publisher = RawPublisher::create(&name).unwrap();
         let mut subscriber = RawSubscriber::open(&name).unwrap();
         publisher.subscribers_ready().unwrap();
