@@ -160,7 +160,9 @@ enum Placed<T> {
 /// one slot for large ones, `inproc::room_awaited`).
 fn look_first_send<T>(tx: &Sender<T>, item: T, wait_for: usize) -> Placed<T> {
     let capacity = tx.capacity().unwrap_or(usize::MAX);
-    let wait_for = wait_for.clamp(1, capacity);
+    // Not `clamp(1, capacity)`: a rendezvous queue has capacity 0, and
+    // clamp panics when its bounds cross.
+    let wait_for = wait_for.min(capacity).max(1);
     let pace = if wait_for > 1 {
         FULL_QUEUE_PACE
     } else {
@@ -413,6 +415,19 @@ mod tests {
         assert_eq!(rx.try_recv(), Ok(1), "the queued item is untouched");
         drop(rx);
         assert!(matches!(look_first_send(&tx, 3, 1), Placed::Disconnected));
+    }
+
+    #[test]
+    fn a_queue_of_no_capacity_is_looked_at_without_a_panic() {
+        // A rendezvous queue (capacity 0) takes an item only from a
+        // receiver waiting for it; with none, the looks end Full.
+        let (tx, _rx) = bounded::<u32>(0);
+        for wait_for in [0, 1, 2] {
+            match look_first_send(&tx, 5, wait_for) {
+                Placed::Full(item, _) => assert_eq!(item, 5),
+                other => panic!("no receiver waits, yet {other:?}"),
+            }
+        }
     }
 
     #[test]
