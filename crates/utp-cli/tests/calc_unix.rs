@@ -242,8 +242,8 @@ fn the_tutorials_length_prefixed_client_gets_ok_30() {
 fn a_stale_socket_file_is_replaced_but_a_live_server_is_not_stolen() {
     let path = socket_path("stale");
     let url = format!("unix://{}", path.display());
-    // A socket file whose server is gone (std does not unlink on drop).
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    // A socket file whose server is gone.
+    util::stale_socket(&path);
     assert!(path.exists());
     let server = Server::start("calc", &url);
     assert_eq!(

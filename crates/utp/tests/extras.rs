@@ -170,7 +170,7 @@ fn stale_socket_is_replaced_live_one_is_not_stolen() {
     let url = format!("unix://{path}");
 
     // A crashed server: the socket file stays, nobody listens.
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    util::stale_socket(&path);
     assert!(std::path::Path::new(&path).exists());
     let listener = utp::listen(&url).expect("a stale socket is replaced");
     drop(listener);

@@ -1,6 +1,8 @@
 //! Shared-memory link within one process: round trips, wrap-around and
 //! padding, backpressure, the zero-copy API, every region kind, cleanup.
 
+mod util;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use utp::Channel;
@@ -418,7 +420,7 @@ fn listen_removes_sockets_that_killed_servers_left_behind() {
     let dir = utp::runtime_dir::private_dir().unwrap();
     let stale = dir.join(format!("shm.{}", unique("stale-sock")));
     // A socket file whose server is gone (as after a SIGKILL).
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    util::stale_socket(&stale);
     assert!(stale.exists());
     // Only sockets older than a second count as stale (a fresh one may be
     // between bind and listen).

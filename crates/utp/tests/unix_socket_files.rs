@@ -188,7 +188,7 @@ fn another_users_symlink_in_tmp_is_refused() {
 #[test]
 fn a_stale_socket_is_replaced_but_a_live_one_is_not() {
     let path = tmp_path("stale.sock");
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    util::stale_socket(&path);
     assert!(
         std::fs::symlink_metadata(&path)
             .unwrap()
