@@ -109,7 +109,11 @@ pub trait Channel: Send + fmt::Debug {
     /// Every transport has one: sockets, pipes and FIFOs natively; mq an
     /// epoll set of its queue and a liveness tick; inproc an eventfd; shm
     /// links their socket, to which the writer sends a byte only after the
-    /// reader declared it waits (so spinning users pay nothing). Per
+    /// reader declared it waits (so spinning users pay nothing). Take the
+    /// descriptor before the `try_recv` you wait after: shm and inproc
+    /// channels ask for wake-ups only once it has been handed out, so a
+    /// program that polls with `try_recv` and never waits on it costs its
+    /// writer no system call per frame. Per
     /// transport: `docs/event-loops.md`. `None` (zenoh, an shm peer that
     /// offers no wake-ups) means the channel needs a thread.
     fn readiness(&self) -> Option<Readiness<'_>> {

@@ -178,3 +178,48 @@ fn sigkill_client_frees_its_link_and_others_are_served() {
     other.expect("DONE");
     other.wait_ok();
 }
+
+/// A server that polls with `try_recv` and never takes the readiness
+/// descriptor (so it makes the liveness system calls only once per wait
+/// slice, not on every poll) still learns of a client's SIGKILL: within
+/// a slice or so, `PeerGone` naming the dead process.
+#[test]
+fn a_polling_server_learns_of_a_killed_client_without_its_descriptor() {
+    let name = unique("kill-poll");
+    let url = format!("shm://{name}?wait=spin");
+    let mut listener = utp::listen(&url).unwrap();
+    let mut victim = Proc::spawn("block-recv", &url, "");
+    let mut link = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let victim_pid = victim.child.id();
+    let mut frame = Frame::default();
+    while !link.try_recv(&mut frame).unwrap() {
+        std::hint::spin_loop();
+    }
+    assert_eq!(frame.payload(), b"HOLD");
+    victim.expect("BLOCKED");
+    // Polls that find nothing while the client lives: no error.
+    let alive_until = Instant::now() + Duration::from_millis(30);
+    while Instant::now() < alive_until {
+        assert!(!link.try_recv(&mut frame).unwrap(), "nothing was sent");
+    }
+    let killed = Instant::now();
+    victim.kill();
+    let err = loop {
+        match link.try_recv(&mut frame) {
+            Ok(false) => std::hint::spin_loop(),
+            Ok(true) => panic!("a frame from a killed client"),
+            Err(e) => break e,
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the kill was never noticed"
+        );
+    };
+    let took = killed.elapsed();
+    eprintln!("a polling server noticed the client's SIGKILL after {took:?}: {err}");
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(err.to_string().contains(&victim_pid.to_string()), "{err}");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+}

@@ -379,3 +379,52 @@ fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
     );
     drop((tx, _rx, server, listener));
 }
+
+/// A shm receiver that polls with `try_recv` and never takes its readiness
+/// descriptor is sent no wake-up byte (each a system call on the sender);
+/// once it has taken the descriptor, every `try_recv` that finds nothing
+/// asks for one, and the sender sends it with its next frame.
+#[test]
+fn a_polling_shm_receiver_asks_for_wake_ups_only_once_it_took_its_descriptor() {
+    if !utp::stats::enabled() {
+        eprintln!("counters are off in this environment; nothing to check");
+        return;
+    }
+    let address = format!("shm://{}", unique("shmpoll"));
+    // Spinning: the sender's only wake-ups are bytes on the socket.
+    let url = format!("{address}?wait=spin&ring=64k");
+    let mut listener = utp::listen(&url).unwrap();
+    let mut client = utp::connect(&url).unwrap();
+    let mut server = listener.accept().unwrap();
+    let mut frame = Frame::default();
+    let wake_ups = || {
+        let mine = utp::stats::read_process(std::process::id()).unwrap();
+        block(&mine, &address, Kind::Client)
+            .expect("the client's block")
+            .get(Counter::Wakeups)
+    };
+    // Each frame after a try_recv that found nothing: the moment a
+    // receiver that waits on its descriptor would ask for a wake-up.
+    let mut polled = |server: &mut Box<dyn utp::Channel>, payload: &[u8]| {
+        assert!(!server.try_recv(&mut frame).unwrap(), "nothing sent yet");
+        client.send(message_type::DATA, 0, payload).unwrap();
+        while !server.try_recv(&mut frame).unwrap() {
+            std::hint::spin_loop();
+        }
+        assert_eq!(frame.payload(), payload);
+    };
+    for _ in 0..20 {
+        polled(&mut server, b"polled");
+    }
+    assert_eq!(wake_ups(), 0, "a receiver that never waits was woken");
+    assert!(server.readiness().is_some());
+    for _ in 0..20 {
+        polled(&mut server, b"awaited");
+    }
+    assert_eq!(
+        wake_ups(),
+        20,
+        "one wake-up byte per frame sent to a receiver that took its descriptor"
+    );
+    drop((server, listener));
+}

@@ -111,7 +111,7 @@ impl ShmListener {
         if self.acceptor.is_none() {
             return Err(Error::Closed);
         }
-        queue::try_take(&self.incoming, &self.bell, || Error::Closed)
+        queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)
     }
 
     /// The rendezvous socket's path.

@@ -240,17 +240,22 @@ impl Channel for InprocChannel {
     }
 
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        match queue::try_take(&self.rx, &self.bell, || self.gone())? {
+        // Rung only for a receiver that took the descriptor (see `readiness`).
+        let bell = self.bell.handed_out().then_some(&*self.bell);
+        match queue::try_take(&self.rx, bell, || self.gone())? {
             Some(message) => self.deliver(message, frame).map(|()| true),
             None => Ok(false),
         }
     }
 
     /// An eventfd the peer rings when it queues a frame for a receiver
-    /// that found its queue empty, and when it closes.
+    /// that found its queue empty, and when it closes. A receiver asks to
+    /// be rung only once this descriptor has been handed out: one that
+    /// polls with `try_recv` and never waits on it costs its peer no
+    /// `write` per frame (see `Doorbell::hand_out`).
     fn readiness(&self) -> Option<Readiness<'_>> {
         Some(Readiness {
-            fd: self.bell.fd(),
+            fd: self.bell.hand_out(),
             frame_deadline: None,
             idle_timeout: None,
         })
@@ -390,7 +395,7 @@ impl Listener for InprocListener {
             return Err(Error::Closed);
         }
         Ok(
-            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
+            queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)?
                 .map(|channel| Box::new(channel) as Box<dyn Channel>),
         )
     }
@@ -435,6 +440,33 @@ mod tests {
         let mut listener = crate::listen(&url).unwrap();
         let client = crate::connect(&url).unwrap();
         (client, listener.accept().unwrap())
+    }
+
+    /// A receiver that polls and never took its readiness descriptor is
+    /// never rung (its sender writes no eventfd per frame); once it took
+    /// it, a `try_recv` that finds nothing asks to be rung, and the next
+    /// frame rings.
+    #[test]
+    fn only_a_receiver_that_took_its_descriptor_is_rung() {
+        use crate::wake::readable;
+        let name = format!("rung-{}", std::process::id());
+        let (mut a, mut b) = InprocChannel::pair(&name, 1024).unwrap();
+        let bell = Arc::clone(&b.bell);
+        let mut frame = Frame::default();
+        for _ in 0..10 {
+            assert!(!b.try_recv(&mut frame).unwrap());
+            a.send(message_type::DATA, 0, b"polled").unwrap();
+            assert!(!readable(bell.fd()), "rung, but nobody waits");
+            assert!(b.try_recv(&mut frame).unwrap());
+        }
+        assert!(b.readiness().is_some());
+        for _ in 0..10 {
+            assert!(!b.try_recv(&mut frame).unwrap());
+            a.send(message_type::DATA, 0, b"awaited").unwrap();
+            assert!(readable(bell.fd()), "not rung for a receiver that waits");
+            assert!(b.try_recv(&mut frame).unwrap());
+            assert_eq!(frame.payload(), b"awaited");
+        }
     }
 
     #[test]

@@ -469,7 +469,7 @@ impl Channel for UdpServerChannel {
             .bell
             .as_ref()
             .expect("a conversation without its own socket has a doorbell");
-        match queue::try_take(&self.rx, bell, || self.gone())? {
+        match queue::try_take(&self.rx, Some(bell), || self.gone())? {
             Some((header, payload)) => {
                 self.took(frame, header, payload);
                 Ok(true)
@@ -727,7 +727,7 @@ impl Listener for UdpListener {
             return Err(Error::Closed);
         }
         Ok(
-            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
+            queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)?
                 .map(|channel| Box::new(channel) as Box<dyn Channel>),
         )
     }
