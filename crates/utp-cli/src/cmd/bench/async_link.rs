@@ -24,6 +24,7 @@ pub fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
 #[cfg(feature = "tokio")]
 mod imp {
     use super::*;
+    use std::task::Poll;
     use utp::frame::{Frame, message_type};
     use utp::tokio::AsyncChannel;
 
@@ -87,6 +88,38 @@ mod imp {
             })?;
             Ok(self.frame.payload())
         }
+
+        fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
+            // A poll of the receive; if nothing is there, one turn of the
+            // runtime (`yield_now` lets it look at its descriptors without
+            // waiting) and a second poll, as a task that finds nothing and
+            // yields would see. Nothing is lost when it gives up: a
+            // pending receive takes no frame.
+            let (channel, frame) = (&mut self.channel, &mut self.frame);
+            let got = self.runtime.block_on(async {
+                for attempt in 0..2 {
+                    loop {
+                        let polled =
+                            std::future::poll_fn(|cx| Poll::Ready(channel.poll_recv(cx, frame)))
+                                .await;
+                        match polled {
+                            Poll::Ready(received) => {
+                                received?;
+                                if frame.message_type() != message_type::HEARTBEAT {
+                                    return Ok::<bool, utp::Error>(true);
+                                }
+                            }
+                            Poll::Pending => break,
+                        }
+                    }
+                    if attempt == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(false)
+            })?;
+            Ok(got.then(|| self.frame.payload()))
+        }
     }
 }
 
@@ -117,6 +150,10 @@ mod imp {
         }
 
         fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+            match *self {}
+        }
+
+        fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
             match *self {}
         }
     }

@@ -16,6 +16,12 @@ pub trait Link: Send {
     /// Receives one message of `len` bytes (byte streams read exactly `len`;
     /// message mechanisms return the next message, whatever its length).
     fn recv(&mut self, len: usize) -> Fallible<&[u8]>;
+
+    /// Receives the next message if it has begun to arrive, `None` at once
+    /// if nothing has: the fixed-rate client polls for replies with it
+    /// between its scheduled sends. (A message whose first bytes are here
+    /// is waited for whole: the rest is on its way.)
+    fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>>;
 }
 
 /// A utp [`Channel`] as a [`Link`]: frames of type DATA, blocking calls.
@@ -65,6 +71,17 @@ impl Link for UtpLink {
             self.channel.recv(&mut self.frame)?;
             if self.frame.message_type() != message_type::HEARTBEAT {
                 return Ok(self.frame.payload());
+            }
+        }
+    }
+
+    fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
+        loop {
+            if !self.channel.try_recv(&mut self.frame)? {
+                return Ok(None);
+            }
+            if self.frame.message_type() != message_type::HEARTBEAT {
+                return Ok(Some(self.frame.payload()));
             }
         }
     }

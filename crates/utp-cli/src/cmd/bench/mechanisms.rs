@@ -240,7 +240,26 @@ impl Mechanism {
         match mode {
             Mode::Stream => self.raw_stream,
             Mode::Rtt if size > RING_RTT_ABOVE && self.raw_stream.is_ring() => self.raw_stream,
+            // Fixed-rate requests overlap, and a mailbox holds one message:
+            // the ring, as utp's link is one.
+            Mode::Rate if self.raw_stream.is_ring() => self.raw_stream,
             Mode::Rtt | Mode::Calc | Mode::Rate => self.raw_rtt,
+        }
+    }
+
+    /// Messages each direction is sure to hold, as far as the fixed-rate
+    /// client needs to know (it never has more requests in flight than
+    /// this, so no send of either side waits for the other to read):
+    /// a message queue's depth (utp's default, the raw queue's too), a
+    /// datagram mechanism's flow-control window, else no limit that
+    /// matters (rings, sockets and pipes hold hundreds of small messages).
+    pub fn holds_in_flight(&self) -> usize {
+        if self.raw_rtt == RawKind::Mq {
+            super::raw::mq::queue_shape().0
+        } else if self.window > 0 {
+            self.window as usize
+        } else {
+            usize::MAX
         }
     }
 }
@@ -253,6 +272,26 @@ pub fn fits(mechanism: &Mechanism, size: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fixed-rate requests overlap: shared memory runs against the raw
+    /// ring (a mailbox holds one message), and the client's window fits
+    /// what each mechanism holds.
+    #[test]
+    fn fixed_rate_runs_use_rings_and_a_window_each_mechanism_holds() {
+        for m in TABLE {
+            let kind = m.raw_kind(Mode::Rate, 64);
+            if m.raw_stream.is_ring() {
+                assert!(kind.is_ring(), "{}: {kind:?}", m.name);
+            }
+            let window = m.holds_in_flight();
+            match m.name {
+                "mq" => assert_eq!(window, super::super::raw::mq::queue_shape().0),
+                "udp" => assert_eq!(window, m.window as usize),
+                _ => assert_eq!(window, usize::MAX, "{}", m.name),
+            }
+            assert!(window >= 1);
+        }
+    }
 
     #[test]
     fn every_template_names_a_unique_object() {

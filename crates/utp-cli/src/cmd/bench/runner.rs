@@ -204,8 +204,12 @@ impl Runner {
                 link,
                 spec.size,
                 budget,
-                self.plan.rate.unwrap_or(1_000.0),
-                self.plan.rate_seconds,
+                rate::Load {
+                    rate: self.plan.rate.unwrap_or(1_000.0),
+                    seconds: self.plan.rate_seconds,
+                    in_flight: TABLE[spec.entry].holds_in_flight(),
+                    idle: std::time::Duration::from_secs(spec.idle_timeout_s),
+                },
             ),
         }
     }

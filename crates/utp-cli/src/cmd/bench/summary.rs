@@ -97,9 +97,10 @@ fn rate_summary(rows: &[Row], offered: f64) -> String {
     if !behind.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<19}{}: one round trip takes longer than the period, so requests queue and the corrected latencies grow with the run",
+            "  {:<19}{}: with up to {} requests in flight (a message queue's depth where it is smaller) it carries less than the offered rate, so requests queue and the corrected latencies grow with the run",
             "could not keep up",
-            behind.join(", ")
+            behind.join(", "),
+            super::rate::IN_FLIGHT
         );
     }
     out

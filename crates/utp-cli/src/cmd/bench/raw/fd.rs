@@ -172,6 +172,14 @@ impl Link for FdLink {
         }
         Ok(place)
     }
+
+    fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
+        let held = self.batch.as_ref().map_or(0, |b| b.end - b.start);
+        if held == 0 && !super::readable_now(&self.reader)? {
+            return Ok(None);
+        }
+        self.recv(len).map(Some)
+    }
 }
 
 /// Where a raw Unix socket lives.

@@ -3,7 +3,7 @@
 //! copy, the same waiting, the same buffers handed back for reuse.
 
 use crate::cmd::bench::link::{Fallible, Link};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, OnceLock};
@@ -67,6 +67,19 @@ impl Link for InprocLink {
         let held = std::mem::replace(&mut self.buf, message.0);
         self.give_back.give_back(held, LARGEST_SPARE);
         Ok(&self.buf)
+    }
+
+    fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
+        let message = match self.rx.try_recv() {
+            Ok(message) => message,
+            Err(TryRecvError::Empty) => return Ok(None),
+            Err(TryRecvError::Disconnected) => {
+                return Err("inproc receive: the other thread dropped its end".into());
+            }
+        };
+        let held = std::mem::replace(&mut self.buf, message.0);
+        self.give_back.give_back(held, LARGEST_SPARE);
+        Ok(Some(&self.buf))
     }
 }
 

@@ -301,6 +301,19 @@ pub fn aligned(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
     &mut buf[at..at + len]
 }
 
+/// Whether `fd` has something to read now (a `poll` that does not wait):
+/// how the descriptor baselines' `try_recv` learns that a message has begun
+/// to arrive. A hang-up or an error counts: the read that follows reports it.
+pub fn readable_now(fd: impl std::os::fd::AsFd) -> Fallible<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    Ok(poll(&mut fds, Some(&now))? > 0)
+}
+
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

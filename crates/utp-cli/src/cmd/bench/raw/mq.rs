@@ -143,8 +143,9 @@ pub struct MqLink {
     incoming: Queue,
     idle: Duration,
     buf: Vec<u8>,
-    /// An epoll set watching `incoming` (see the module docs); never waited on.
-    _watch: OwnedFd,
+    /// An epoll set watching `incoming` (see the module docs); waited on
+    /// only by `try_recv`, with a zero timeout.
+    watch: OwnedFd,
 }
 
 /// An epoll set watching `queue` for input, as utp's readiness set does.
@@ -202,6 +203,13 @@ impl Link for MqLink {
         })?;
         Ok(&self.buf[..n])
     }
+
+    fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
+        if !super::readable_now(&self.watch)? {
+            return Ok(None);
+        }
+        self.recv(len).map(Some)
+    }
 }
 
 /// Peer side: creates `NAME-req` and `NAME-resp` (0600) for messages of up to
@@ -234,7 +242,7 @@ pub fn serve(
         outgoing,
         incoming,
         idle,
-        _watch: watch,
+        watch,
     })
 }
 
@@ -252,7 +260,7 @@ pub fn connect(name: &str, idle: Duration) -> Fallible<MqLink> {
     let outgoing = Queue::open(&format!("{name}-req"), None)?;
     let incoming = Queue::open(&format!("{name}-resp"), None)?;
     Ok(MqLink {
-        _watch: watch(&incoming)?,
+        watch: watch(&incoming)?,
         buf: vec![0; incoming.msg_size],
         outgoing,
         incoming,

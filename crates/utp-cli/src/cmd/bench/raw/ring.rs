@@ -451,6 +451,26 @@ impl Link for RingLink {
         }
         Ok(&self.buf[..len])
     }
+
+    fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
+        let d = 1 - self.outgoing;
+        let (_, total) = stride(len)?;
+        let t = self.tail;
+        // Acquire: pairs with the producer's release of the stamp (a whole
+        // message) or of its head (a message larger than the ring).
+        let there = if total <= self.capacity {
+            self.stamp(d, t).load(Ordering::Acquire) == t + 1
+        } else {
+            let head = words(&self.region, d).head.load(Ordering::Acquire);
+            (head.wrapping_sub(t) as i64) > 0
+        };
+        if !there {
+            // As `recv` does before it waits: what was read goes back.
+            self.release(d)?;
+            return Ok(None);
+        }
+        self.recv(len).map(Some)
+    }
 }
 
 impl RingLink {

@@ -35,6 +35,13 @@ impl Link for UdpLink {
         let n = self.socket.recv(&mut self.buf)?;
         Ok(&self.buf[..n])
     }
+
+    fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
+        if !super::readable_now(&self.socket)? {
+            return Ok(None);
+        }
+        self.recv(len).map(Some)
+    }
 }
 
 /// Peer side: binds a free loopback port, announces it, and connects to the
