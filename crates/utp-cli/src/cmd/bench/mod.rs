@@ -70,8 +70,9 @@ pub struct Args {
     #[arg(long)]
     repeats: Option<usize>,
     /// Fixed-rate load instead of the usual tables: send 64 B requests at
-    /// this rate (e.g. 100k/s) and report latency percentiles corrected for
-    /// coordinated omission. Mechanisms: shm and unix unless --only says.
+    /// this rate (e.g. 100k/s) whatever the replies (up to 64 in flight),
+    /// and report latency percentiles corrected for coordinated omission.
+    /// Mechanisms: shm and unix unless --only says.
     #[arg(long, value_name = "N/s", value_parser = rate::parse_rate)]
     rate: Option<f64>,
     /// Seconds of each fixed-rate run (default 5, 1 with --quick).
