@@ -45,30 +45,32 @@ use super::ShmLink;
 use crate::error::Result;
 use crate::shm::layout::SideField;
 use crate::shm::sync::{Ordering, fence};
-use std::cell::Cell;
 use std::os::fd::AsFd;
+use std::sync::atomic::AtomicBool;
 
 /// What the link knows about event-loop waiting; present when both ends
 /// agreed on wake-up bytes in the handshake.
-/// In cells: the descriptor is handed out through `&self`, and its first
-/// hand-out arms.
+/// Flags the link's own thread keeps, in atomics (always `Relaxed`: no
+/// other thread reads them) because the descriptor is handed out through
+/// `&self` and its first hand-out arms; atomics rather than cells keep the
+/// link `RefUnwindSafe`.
 #[derive(Debug, Default)]
 pub(crate) struct Events {
     /// Our `data_event` word is set (we asked for a wake-up).
-    armed: Cell<bool>,
+    armed: AtomicBool,
     /// Our `sleeps` word is non-zero, so the peer does the fenced `[WAKE]` step.
-    announced: Cell<bool>,
+    announced: AtomicBool,
     /// The readiness descriptor has been handed out: only from then on
     /// does a receive that finds nothing ask for a wake-up.
-    handed_out: Cell<bool>,
+    handed_out: AtomicBool,
 }
 
 impl Events {
     pub(crate) fn new(our_wait_sleeps: bool) -> Events {
         Events {
-            armed: Cell::new(false),
-            announced: Cell::new(our_wait_sleeps),
-            handed_out: Cell::new(false),
+            armed: AtomicBool::new(false),
+            announced: AtomicBool::new(our_wait_sleeps),
+            handed_out: AtomicBool::new(false),
         }
     }
 }
@@ -166,8 +168,8 @@ impl ShmLink {
         let Some(events) = self.events.as_ref() else {
             return;
         };
-        if !events.announced.get() {
-            events.announced.set(true);
+        if !events.announced.load(Ordering::Relaxed) {
+            events.announced.store(true, Ordering::Relaxed);
             self.control
                 .side_u32(self.side as usize, SideField::Sleeps)
                 .store(1, Ordering::Relaxed);
@@ -175,10 +177,10 @@ impl ShmLink {
         }
         let word = self.rx.indices().data_event();
         // Armed and not yet cleared by the producer: nothing to do.
-        if !(events.armed.get() && word.load(Ordering::Relaxed) != 0) {
+        if !(events.armed.load(Ordering::Relaxed) && word.load(Ordering::Relaxed) != 0) {
             word.store(1, Ordering::Relaxed);
             fence(Ordering::SeqCst); // [WAKE] pairs with the producer's notify fence
-            events.armed.set(true);
+            events.armed.store(true, Ordering::Relaxed);
         }
     }
 
@@ -187,7 +189,7 @@ impl ShmLink {
     #[inline]
     fn disarm(&mut self) {
         if let Some(events) = self.events.as_ref()
-            && events.armed.replace(false)
+            && events.armed.swap(false, Ordering::Relaxed)
         {
             self.rx.indices().data_event().store(0, Ordering::Relaxed);
         }
@@ -201,7 +203,11 @@ impl ShmLink {
             return Ok(true);
         }
         self.count_consumer_wakes();
-        let checked = if self.events.as_ref().is_some_and(|e| e.handed_out.get()) {
+        let checked = if self
+            .events
+            .as_ref()
+            .is_some_and(|e| e.handed_out.load(Ordering::Relaxed))
+        {
             self.arm().and_then(|()| self.check_cheap())
         } else {
             self.check_peer_now_and_then()
@@ -228,7 +234,7 @@ impl ShmLink {
     pub(super) fn readiness_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         let events = self.events.as_ref()?;
         let socket = self.socket.as_ref()?;
-        if !events.handed_out.replace(true) {
+        if !events.handed_out.swap(true, Ordering::Relaxed) {
             // From now on a receive that finds nothing asks for a wake-up;
             // ask now too (a hung-up socket is readable as it is).
             if let Drained::Open = self.drain_socket() {
