@@ -25,9 +25,9 @@
 //! byte (a system call) after nearly every frame, for nobody. Measured with
 //! a client polling for replies at a fixed rate over a spinning link
 //! (`utp bench --rate`, 500 k requests/s): a fifth to a quarter of its
-//! round trips took 1.8–2.0 µs instead of 0.4 µs, the producer's `send`
-//! standing in the way of the next request; arming only once the
-//! descriptor is out, 0.37–0.47 µs at p50–p90 (raw ring: 0.38–0.64).
+//! round trips took 1.8–2.0 µs instead of 0.4 µs; never arming, 0.37–0.47
+//! µs at p50–p90 (raw ring: 0.37–0.60; docs/benchmarks/journal.md,
+//! 2026-12-06, forenoon).
 //! The first hand-out arms at once, for a caller that found nothing before
 //! it took the descriptor; `Readiness` asks for a drain with `try_recv`
 //! before each wait anyway.
