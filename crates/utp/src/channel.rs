@@ -110,8 +110,9 @@ pub trait Channel: Send + fmt::Debug {
     /// epoll set of its queue and a liveness tick; inproc an eventfd; shm
     /// links their socket, to which the writer sends a byte only after the
     /// reader declared it waits (so spinning users pay nothing). Take the
-    /// descriptor before the `try_recv` you wait after: shm and inproc
-    /// channels ask for wake-ups only once it has been handed out, so a
+    /// descriptor before the `try_recv` you wait after: shm, inproc and
+    /// UDP server channels ask for wake-ups only once it has been handed
+    /// out, so a
     /// program that polls with `try_recv` and never waits on it costs its
     /// writer no system call per frame. Per
     /// transport: `docs/event-loops.md`. `None` (zenoh, an shm peer that

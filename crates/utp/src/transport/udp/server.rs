@@ -130,6 +130,12 @@ impl Drop for Conversation {
 }
 
 impl UdpServerChannel {
+    /// The reader thread's doorbell, without handing it out (tests).
+    #[cfg(test)]
+    pub(super) fn doorbell_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ties.bell.as_ref().map(Doorbell::fd)
+    }
+
     /// A new conversation with `client` (built by the reader thread).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -462,14 +468,17 @@ impl Channel for UdpServerChannel {
                 Err(e) => Err(e),
             };
         }
-        // Nothing queued arms the doorbell: the reader thread rings it for
-        // the next frame (the contract of `readiness`).
+        // Nothing queued arms the doorbell, once its descriptor has been
+        // handed out: the reader thread rings it for the next frame (the
+        // contract of `readiness`). A conversation that is only polled is
+        // never rung (no eventfd write per datagram).
         let bell = self
             .ties
             .bell
             .as_ref()
             .expect("a conversation without its own socket has a doorbell");
-        match queue::try_take(&self.rx, Some(bell), || self.gone())? {
+        let bell = bell.handed_out().then_some(bell);
+        match queue::try_take(&self.rx, bell, || self.gone())? {
             Some((header, payload)) => {
                 self.took(frame, header, payload);
                 Ok(true)
@@ -566,7 +575,7 @@ impl Channel for UdpServerChannel {
     fn readiness(&self) -> Option<Readiness<'_>> {
         let fd = match (&self.own, &self.ties.bell) {
             (Some(own), _) => own.as_fd(),
-            (None, Some(bell)) => bell.fd(),
+            (None, Some(bell)) => bell.hand_out(),
             (None, None) => unreachable!("a conversation without its own socket has a doorbell"),
         };
         Some(Readiness {

@@ -41,6 +41,58 @@ fn reads_own_socket(channel: &dyn Channel) -> bool {
     rustix::net::getpeername(fd).is_ok_and(|peer| peer.is_some())
 }
 
+/// A conversation served through the reader thread and only polled (its
+/// descriptor never taken) is handed every frame, and its doorbell is
+/// never rung (no eventfd write per datagram); once the descriptor has
+/// been taken, a `try_recv` that finds nothing asks to be rung, and the
+/// next frame rings it.
+#[test]
+fn a_polled_conversation_is_rung_only_once_its_descriptor_is_taken() {
+    use crate::wake::readable;
+    let mut listener = listener(false, MAX_CONVERSATIONS_FOR_TESTS);
+    let (mut client, mut server) = conversation(&mut listener, b"one");
+    let bell = server
+        .as_any()
+        .and_then(|any| any.downcast_ref::<server::UdpServerChannel>())
+        .and_then(|conversation| conversation.doorbell_fd())
+        .expect("a conversation without a socket of its own has a doorbell")
+        .try_clone_to_owned()
+        .unwrap();
+    let mut frame = Frame::default();
+    let next = |server: &mut Box<dyn Channel>, frame: &mut Frame| {
+        let until = Instant::now() + DEADLINE;
+        while !server.try_recv(frame).unwrap() {
+            assert!(Instant::now() < until, "the frame never came");
+            std::thread::yield_now();
+        }
+    };
+    for i in 0..20u32 {
+        assert!(!server.try_recv(&mut frame).unwrap());
+        client
+            .send(message_type::DATA, flags::CHECKSUM, &i.to_le_bytes())
+            .unwrap();
+        next(&mut server, &mut frame);
+        assert_eq!(frame.payload(), i.to_le_bytes());
+        assert!(!readable(bell.as_fd()), "rung, but nobody waits");
+    }
+    assert!(server.readiness().is_some());
+    assert!(!server.try_recv(&mut frame).unwrap());
+    client
+        .send(message_type::DATA, flags::CHECKSUM, b"awaited")
+        .unwrap();
+    let mut fds = [rustix::event::PollFd::new(
+        &bell,
+        rustix::event::PollFlags::IN,
+    )];
+    let ten_s = rustix::event::Timespec {
+        tv_sec: 10,
+        tv_nsec: 0,
+    };
+    assert_eq!(rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(), 1);
+    next(&mut server, &mut frame);
+    assert_eq!(frame.payload(), b"awaited");
+}
+
 #[test]
 fn both_ways_carry_frames_both_ways_and_the_clients_goodbye() {
     for own_sockets in [true, false] {
