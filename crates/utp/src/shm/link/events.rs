@@ -50,6 +50,7 @@ use std::sync::atomic::AtomicBool;
 
 /// What the link knows about event-loop waiting; present when both ends
 /// agreed on wake-up bytes in the handshake.
+///
 /// Flags the link's own thread keeps, in atomics (always `Relaxed`: no
 /// other thread reads them) because the descriptor is handed out through
 /// `&self` and its first hand-out arms; atomics rather than cells keep the
