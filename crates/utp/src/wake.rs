@@ -274,6 +274,15 @@ pub(crate) fn readable(fd: BorrowedFd<'_>) -> bool {
     poll(&mut fds, Some(&zero)).unwrap_or(0) > 0
 }
 
+/// Waits up to `limit` for `fd` to turn readable: for tests.
+#[cfg(test)]
+pub(crate) fn readable_within(fd: BorrowedFd<'_>, limit: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let limit = rustix::time::Timespec::try_from(limit).unwrap();
+    poll(&mut fds, Some(&limit)).unwrap_or(0) > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,14 +311,6 @@ mod tests {
         assert!(!readable(bell.fd()), "arm drains the count");
         bell.ring_always();
         assert!(readable(bell.fd()));
-    }
-
-    /// Waits up to `limit` for `fd` to turn readable.
-    fn readable_within(fd: BorrowedFd<'_>, limit: Duration) -> bool {
-        use rustix::event::{PollFd, PollFlags, poll};
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        let limit = rustix::time::Timespec::try_from(limit).unwrap();
-        poll(&mut fds, Some(&limit)).unwrap_or(0) > 0
     }
 
     /// A receiver's first `arm` races a sender's `ring` on a fresh

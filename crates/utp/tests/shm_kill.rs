@@ -131,15 +131,22 @@ fn sigkill_server_wakes_blocked_clients_and_a_new_server_serves() {
     shm_util::remove_socket(&url);
 }
 
+/// A listener at `url`, a client process that connects, sends `HOLD` and
+/// blocks in a receive, and the link accepted from it.
+fn blocked_client(url: &str) -> (Box<dyn utp::Listener>, Proc, Box<dyn utp::Channel>) {
+    let mut listener = utp::listen(url).unwrap();
+    let victim = Proc::spawn("block-recv", url, "");
+    let link = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (listener, victim, link)
+}
+
 #[test]
 fn sigkill_client_frees_its_link_and_others_are_served() {
     let name = unique("kill-cli");
     let url = format!("shm://{name}");
-    let mut listener = utp::listen(&url).unwrap();
-    let mut victim = Proc::spawn("block-recv", &url, "");
-    let mut link = listener
-        .accept_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (mut listener, mut victim, mut link) = blocked_client(&url);
     let victim_pid = victim.child.id();
     let handler = std::thread::spawn(move || {
         let mut frame = Frame::default();
@@ -186,12 +193,7 @@ fn sigkill_client_frees_its_link_and_others_are_served() {
 #[test]
 fn a_polling_server_learns_of_a_killed_client_without_its_descriptor() {
     let name = unique("kill-poll");
-    let url = format!("shm://{name}?wait=spin");
-    let mut listener = utp::listen(&url).unwrap();
-    let mut victim = Proc::spawn("block-recv", &url, "");
-    let mut link = listener
-        .accept_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let (_listener, mut victim, mut link) = blocked_client(&format!("shm://{name}?wait=spin"));
     let victim_pid = victim.child.id();
     let mut frame = Frame::default();
     while !link.try_recv(&mut frame).unwrap() {

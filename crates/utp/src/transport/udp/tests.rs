@@ -7,6 +7,8 @@
 use super::server::{Limits, listen_with};
 use super::*;
 use crate::GoneReason;
+use crate::wake::{readable, readable_within};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -48,7 +50,6 @@ fn reads_own_socket(channel: &dyn Channel) -> bool {
 /// next frame rings it.
 #[test]
 fn a_polled_conversation_is_rung_only_once_its_descriptor_is_taken() {
-    use crate::wake::readable;
     let mut listener = listener(false, MAX_CONVERSATIONS_FOR_TESTS);
     let (mut client, mut server) = conversation(&mut listener, b"one");
     let bell = server
@@ -80,15 +81,7 @@ fn a_polled_conversation_is_rung_only_once_its_descriptor_is_taken() {
     client
         .send(message_type::DATA, flags::CHECKSUM, b"awaited")
         .unwrap();
-    let mut fds = [rustix::event::PollFd::new(
-        &bell,
-        rustix::event::PollFlags::IN,
-    )];
-    let ten_s = rustix::event::Timespec {
-        tv_sec: 10,
-        tv_nsec: 0,
-    };
-    assert_eq!(rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(), 1);
+    assert!(readable_within(bell.as_fd(), DEADLINE), "never rung");
     next(&mut server, &mut frame);
     assert_eq!(frame.payload(), b"awaited");
 }
@@ -130,15 +123,7 @@ fn both_ways_carry_frames_both_ways_and_the_clients_goodbye() {
             .send(message_type::DATA, flags::CHECKSUM, b"late")
             .unwrap();
         let fd = server.readiness().unwrap().fd;
-        let mut fds = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let ten_s = rustix::event::Timespec {
-            tv_sec: 10,
-            tv_nsec: 0,
-        };
-        assert_eq!(rustix::event::poll(&mut fds, Some(&ten_s)).unwrap(), 1);
+        assert!(readable_within(fd, DEADLINE), "own sockets: {own_sockets}");
         assert!(server.try_recv(&mut frame).unwrap());
         assert_eq!(frame.payload(), b"late");
         drop(client); // its goodbye
