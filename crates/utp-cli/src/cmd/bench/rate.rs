@@ -25,7 +25,7 @@
 //! mechanism's wait says, so a sleeping receiver's wake-up is.
 
 use super::link::{Fallible, Link};
-use super::rtt::{Budget, END, MORE};
+use super::rtt::{Budget, END, MORE, check};
 use super::sample::{Sample, latency_histogram};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -144,13 +144,6 @@ pub struct Load {
     pub in_flight: usize,
     /// How long replies may stop coming before the run fails.
     pub idle: Duration,
-}
-
-fn check(reply: usize, size: usize) -> Fallible<()> {
-    if reply != size {
-        return Err(format!("reply of {reply} bytes to a request of {size}").into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ pub fn measure(link: &mut dyn Link, size: usize, budget: &Budget) -> Fallible<Sa
     }
 }
 
-fn check(reply: usize, size: usize) -> Fallible<()> {
+/// Fails unless a reply is as long as its request.
+pub(super) fn check(reply: usize, size: usize) -> Fallible<()> {
     if reply != size {
         return Err(format!("reply of {reply} bytes to a request of {size}").into());
     }

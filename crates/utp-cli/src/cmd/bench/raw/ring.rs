@@ -461,8 +461,7 @@ impl Link for RingLink {
         let there = if total <= self.capacity {
             self.stamp(d, t).load(Ordering::Acquire) == t + 1
         } else {
-            let head = words(&self.region, d).head.load(Ordering::Acquire);
-            (head.wrapping_sub(t) as i64) > 0
+            head_is_past(words(&self.region, d).head.load(Ordering::Acquire), t)
         };
         if !there {
             // As `recv` does before it waits: what was read goes back.
@@ -635,10 +634,9 @@ impl RingLink {
     ///
     /// The head last seen may be from before messages since read by their
     /// stamps (the producer stores the head only with pieces of large
-    /// messages), so "past `t`" is a signed comparison of positions (which
-    /// never come near 2^63), not an equality.
+    /// messages): see [`head_is_past`].
     fn wait_for_head(&mut self, d: usize, t: u64, budget: &mut SpinBudget) -> Fallible<u64> {
-        let past = move |head: u64| (head.wrapping_sub(t) as i64) > 0;
+        let past = move |head: u64| head_is_past(head, t);
         if !past(self.head_seen) {
             // Nothing known to be there: look at the producer's head.
             // Acquire: pairs with the producer's release of `head`.
@@ -664,6 +662,13 @@ impl RingLink {
         }
         Ok(self.head_seen.wrapping_sub(t))
     }
+}
+
+/// Whether the producer's `head` is past position `t`: a signed comparison
+/// of positions (which never come near 2^63), not an equality, since a head
+/// read earlier may be from before messages read since by their stamps.
+fn head_is_past(head: u64, t: u64) -> bool {
+    (head.wrapping_sub(t) as i64) > 0
 }
 
 #[cfg(test)]
