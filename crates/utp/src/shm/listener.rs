@@ -111,7 +111,7 @@ impl ShmListener {
         if self.acceptor.is_none() {
             return Err(Error::Closed);
         }
-        queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)
+        queue::try_take(&self.incoming, &self.bell, || Error::Closed)
     }
 
     /// The rendezvous socket's path.
@@ -131,9 +131,10 @@ impl Listener for ShmListener {
             .map(|link| Box::new(link) as Box<dyn Channel>))
     }
 
-    /// An eventfd the acceptor thread rings when a handshake finished.
+    /// An eventfd the acceptor thread rings when a handshake finished (for
+    /// a `try_accept` that found nothing once this was handed out).
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        Some(self.bell.fd())
+        Some(self.bell.hand_out())
     }
 
     fn endpoint(&self) -> String {

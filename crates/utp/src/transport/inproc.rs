@@ -240,9 +240,7 @@ impl Channel for InprocChannel {
     }
 
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        // Rung only for a receiver that took the descriptor (see `readiness`).
-        let bell = self.bell.handed_out().then_some(&*self.bell);
-        match queue::try_take(&self.rx, bell, || self.gone())? {
+        match queue::try_take(&self.rx, &self.bell, || self.gone())? {
             Some(message) => self.deliver(message, frame).map(|()| true),
             None => Ok(false),
         }
@@ -395,14 +393,14 @@ impl Listener for InprocListener {
             return Err(Error::Closed);
         }
         Ok(
-            queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)?
+            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
                 .map(|channel| Box::new(channel) as Box<dyn Channel>),
         )
     }
 
     /// An eventfd `connect` rings after queueing a new channel.
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        Some(self.bell.fd())
+        Some(self.bell.hand_out())
     }
 
     fn endpoint(&self) -> String {

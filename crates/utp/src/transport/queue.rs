@@ -278,24 +278,23 @@ fn send_to_full<T>(
     }
 }
 
-/// Takes an item that is already queued, without waiting; when there is
-/// none and a `bell` is given, arms it (the producer rings it after
-/// queueing) and looks once more, so that the bell's descriptor turns
-/// readable for the next item. Without a bell (a receiver that does not
-/// wait on a descriptor), one look.
+/// Takes an item that is already queued, without waiting. When there is
+/// none and `bell`'s descriptor has been handed out (someone waits on it),
+/// arms the bell (the producer rings it after queueing) and looks once
+/// more, so that the descriptor turns readable for the next item; a
+/// receiver that only polls looks once and is never rung (see
+/// `Doorbell::hand_out`).
 pub(crate) fn try_take<T>(
     rx: &Receiver<T>,
-    bell: Option<&crate::wake::Doorbell>,
+    bell: &crate::wake::Doorbell,
     disconnected: impl FnOnce() -> Error,
 ) -> Result<Option<T>> {
     for attempt in 0..2 {
         match rx.try_recv() {
             Ok(item) => return Ok(Some(item)),
             Err(TryRecvError::Disconnected) => return Err(disconnected()),
-            Err(TryRecvError::Empty) => match bell {
-                Some(bell) if attempt == 0 => bell.arm(),
-                _ => return Ok(None),
-            },
+            Err(TryRecvError::Empty) if attempt == 0 && bell.handed_out() => bell.arm(),
+            Err(TryRecvError::Empty) => return Ok(None),
         }
     }
     Ok(None)

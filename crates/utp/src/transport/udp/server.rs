@@ -477,7 +477,6 @@ impl Channel for UdpServerChannel {
             .bell
             .as_ref()
             .expect("a conversation without its own socket has a doorbell");
-        let bell = bell.handed_out().then_some(bell);
         match queue::try_take(&self.rx, bell, || self.gone())? {
             Some((header, payload)) => {
                 self.took(frame, header, payload);
@@ -736,7 +735,7 @@ impl Listener for UdpListener {
             return Err(Error::Closed);
         }
         Ok(
-            queue::try_take(&self.incoming, Some(&self.bell), || Error::Closed)?
+            queue::try_take(&self.incoming, &self.bell, || Error::Closed)?
                 .map(|channel| Box::new(channel) as Box<dyn Channel>),
         )
     }
@@ -744,7 +743,7 @@ impl Listener for UdpListener {
     /// An eventfd the reader thread rings when a new client's first
     /// datagram arrived.
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        Some(self.bell.fd())
+        Some(self.bell.hand_out())
     }
 
     fn endpoint(&self) -> String {
