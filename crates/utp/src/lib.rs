@@ -211,6 +211,7 @@ pub mod frame;
 pub mod halves;
 pub mod identity;
 pub(crate) mod line_hint;
+pub(crate) mod now_and_then;
 pub mod pubsub;
 pub mod seqlock;
 pub mod service;

@@ -6,14 +6,6 @@ use crate::GoneReason;
 use crate::error::{Error, Result};
 use crate::shm::layout::{SideField, state};
 use crate::shm::sync::Ordering;
-use crate::shm::wait::SLICE;
-
-/// Milliseconds of the coarse monotonic clock (a read of the vDSO's data
-/// page, no system call; it moves once per kernel tick).
-fn coarse_monotonic_ms() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
-    ts.tv_sec as u64 * 1_000 + ts.tv_nsec as u64 / 1_000_000
-}
 
 impl ShmLink {
     pub(super) fn gone(&mut self, reason: GoneReason, why: String) -> Error {
@@ -71,7 +63,8 @@ impl ShmLink {
 
     /// [`check_peer`](Self::check_peer) for a caller that polls
     /// (`try_recv` on a link without wake-ups): the state word every time,
-    /// the system calls at most once per wait slice ([`SLICE`]), as a
+    /// the system calls at most once per wait slice
+    /// ([`SLICE`](crate::shm::wait::SLICE)), as a
     /// blocking wait makes them. Made on every poll that found nothing,
     /// they cost each such poll some 0.75 µs on the Intel guest measured
     /// (`poll` 0.35, `kill` 0.4–0.5), and a frame that arrived meanwhile
@@ -79,15 +72,9 @@ impl ShmLink {
     /// and a tick of the coarse clock.
     pub(crate) fn check_peer_now_and_then(&mut self) -> Result<()> {
         self.check_cheap()?;
-        let now = coarse_monotonic_ms();
-        let slice = SLICE.as_millis() as u64;
-        if self
-            .peer_checked_ms
-            .is_some_and(|at| now.saturating_sub(at) < slice)
-        {
+        if !self.peer_check.due() {
             return Ok(());
         }
-        self.peer_checked_ms = Some(now);
         self.check_peer()
     }
 

@@ -55,9 +55,9 @@ pub struct ShmLink {
     peer: PeerInfo,
     endpoint: String,
     closed: bool,
-    /// When a poll that found nothing last made `check_peer`'s system
-    /// calls (coarse monotonic milliseconds; see `check_peer_now_and_then`).
-    peer_checked_ms: Option<u64>,
+    /// When a poll that found nothing may next make `check_peer`'s system
+    /// calls: once per wait slice (see `check_peer_now_and_then`).
+    peer_check: crate::now_and_then::NowAndThen,
     gone: Option<(crate::error::GoneReason, String)>,
     /// What `utp stat` counts of this side's sends (see `publish`).
     counted: SentCounts,
@@ -146,7 +146,7 @@ impl ShmLink {
             peer,
             endpoint,
             closed: false,
-            peer_checked_ms: None,
+            peer_check: crate::now_and_then::NowAndThen::new(crate::shm::wait::SLICE),
             gone: None,
             counted: SentCounts::default(),
             beats: 0,
@@ -620,7 +620,7 @@ impl ShmLink {
             peer: self.peer.clone(),
             endpoint: self.endpoint.clone(),
             closed: self.closed,
-            peer_checked_ms: None,
+            peer_check: crate::now_and_then::NowAndThen::new(crate::shm::wait::SLICE),
             gone: self.gone.clone(),
             counted: self.counted,
             beats: self.beats,

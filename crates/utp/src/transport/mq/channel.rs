@@ -2,8 +2,15 @@
 
 use super::*;
 use crate::halves::{RecvHalf, SendHalf};
+use crate::now_and_then::NowAndThen;
 use crate::transport::message;
 use crate::{GoneReason, ProtocolReason};
+use std::sync::atomic::AtomicBool;
+
+/// How often a receive that waits less than a [`LIVENESS_CHECK`] slice (a
+/// poll) checks that the peer still holds its queue: a `flock` on every
+/// empty poll would cost each poll as much as the look itself.
+const POLLED_PEER_CHECK: Duration = Duration::from_millis(10);
 
 /// One end of a conversation over a pair of message queues.
 #[derive(Debug)]
@@ -24,6 +31,13 @@ pub struct MqChannel {
     /// timer every [`LIVENESS_CHECK`], because a peer that dies leaves no
     /// trace on a queue descriptor (its lock goes, which nothing signals).
     ready: (crate::wake::PollSet, crate::wake::Ticker),
+    /// Whether [`readiness`](Channel::readiness) has handed the descriptor
+    /// out: only then does `try_recv` consume the timer's ticks (a
+    /// system call), since only an event loop waits on them.
+    handed_out: AtomicBool,
+    /// When a receive that found nothing next checks the peer's lock (a
+    /// `flock`): a caller that polls checks once per [`POLLED_PEER_CHECK`].
+    peer_check: NowAndThen,
     idle_timeout: Option<Duration>,
     /// Set by `close`: later receives fail with `Closed`. (A receive half
     /// has no `tx` from the start and still receives.)
@@ -48,6 +62,8 @@ impl MqChannel {
         let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
         Ok(MqChannel {
             ready: (set, ticker),
+            handed_out: AtomicBool::new(false),
+            peer_check: NowAndThen::new(POLLED_PEER_CHECK),
             idle_timeout: None,
             tx: Some(tx),
             rx,
@@ -206,8 +222,10 @@ impl Channel for MqChannel {
                 Some(n) => n,
                 // Checked before a timeout is reported too: a caller that
                 // polls with timeouts no longer than the check interval (a
-                // server) must still learn that its peer died.
-                None if held_by_peer(&self.rx) => {
+                // server) must still learn that its peer died. A poll
+                // checks once per POLLED_PEER_CHECK; a slice of
+                // LIVENESS_CHECK always finds the check due.
+                None if !self.peer_check.due() || held_by_peer(&self.rx) => {
                     if deadline.remaining().is_some_and(|d| d.is_zero()) {
                         return Err(Error::Timeout {
                             waiting_for: "a message from the peer",
@@ -237,6 +255,7 @@ impl Channel for MqChannel {
     /// event loop comes back to `try_recv`, which checks that the peer
     /// still holds its queue: a peer that dies is noticed within a tick.
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        self.handed_out.store(true, Ordering::Relaxed);
         Some(crate::channel::Readiness {
             fd: self.ready.0.fd(),
             frame_deadline: None,
@@ -245,8 +264,12 @@ impl Channel for MqChannel {
     }
 
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        // Consume the tick first: a tick after this check brings the loop back.
-        self.ready.1.reset();
+        // Consume the tick first: a tick after this check brings the loop
+        // back. A tick means the event loop came back to check the peer:
+        // check now, however recently a poll did.
+        if self.handed_out.load(Ordering::Relaxed) && self.ready.1.reset() > 0 {
+            self.peer_check.expire();
+        }
         match self.recv_timeout(frame, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),
             Err(Error::Timeout { .. }) => Ok(false),
@@ -327,6 +350,8 @@ impl MqChannel {
         let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
         Ok(MqChannel {
             ready: (set, ticker),
+            handed_out: AtomicBool::new(false),
+            peer_check: NowAndThen::new(POLLED_PEER_CHECK),
             idle_timeout: None,
             tx: self.tx.take(),
             rx,

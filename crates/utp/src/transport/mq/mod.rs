@@ -201,8 +201,17 @@ fn try_lock(fd: &OwnedFd, op: FlockOperation) -> Result<bool> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread asked [`held_by_peer`]: for the tests of
+    /// a polling receiver, which must not ask on every poll.
+    static PEER_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Whether someone holds an exclusive lock on the queue behind `fd`.
 fn held_by_peer(fd: &OwnedFd) -> bool {
+    #[cfg(test)]
+    PEER_CHECKS.with(|n| n.set(n.get() + 1));
     match try_lock(fd, FlockOperation::NonBlockingLockShared) {
         Ok(true) => {
             let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
@@ -322,6 +331,133 @@ mod tests {
         rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
         let err = handshake::check_private(&fd, &queue).unwrap_err();
         assert!(err.to_string().contains("someone else"), "{err}");
+    }
+
+    /// A connected pair on a fresh name: (client, server end).
+    fn pair(tag: &str) -> (Box<dyn Channel>, Box<dyn Channel>) {
+        let endpoint: Endpoint = format!("mq://{}", unique(tag)).parse().unwrap();
+        let mut listener = listen(&endpoint, &Options::default()).unwrap();
+        let server =
+            std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
+        let client = connect(&endpoint, &Options::default()).unwrap();
+        (Box::new(client), server.join().unwrap().unwrap())
+    }
+
+    /// Read-like system calls this thread has made (`syscr` of
+    /// /proc/thread-self/io): a read of the liveness timer counts, a
+    /// message-queue receive does not.
+    fn reads_so_far() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        let line = io.lines().find(|l| l.starts_with("syscr:")).unwrap();
+        line["syscr:".len()..].trim().parse().unwrap()
+    }
+
+    #[test]
+    fn a_receive_or_send_that_must_not_wait_makes_no_timed_call_on_an_empty_or_full_queue() {
+        let (mut client, mut server) = pair("no-sleep");
+        let mut frame = Frame::default();
+        let timed_calls = || sys::TIMED_CALLS.with(|n| n.get());
+        let before = timed_calls();
+        for _ in 0..20 {
+            assert!(!server.try_recv(&mut frame).unwrap());
+        }
+        assert_eq!(timed_calls() - before, 0, "receives from an empty queue");
+        let mut sent = 0;
+        while client.try_send(message_type::DATA, 0, b"x").unwrap() {
+            sent += 1;
+            assert!(sent < 100_000, "the queue never filled");
+        }
+        assert_eq!(timed_calls() - before, sent, "one call per message sent");
+        for _ in 0..20 {
+            assert!(!client.try_send(message_type::DATA, 0, b"x").unwrap());
+        }
+        // A timed call whose time has passed still sets up its timer (22
+        // µs of kernel time each on the guest measured) before it says so.
+        assert_eq!(timed_calls() - before, sent, "sends to a full queue");
+        assert!(
+            server.try_recv(&mut frame).unwrap(),
+            "what was sent arrives"
+        );
+    }
+
+    #[test]
+    fn a_polling_receiver_checks_its_peer_once_per_period_not_per_poll() {
+        let (_client, mut server) = pair("poll-lock");
+        let mut frame = Frame::default();
+        let before = PEER_CHECKS.with(|n| n.get());
+        for _ in 0..200 {
+            assert!(!server.try_recv(&mut frame).unwrap());
+        }
+        let checks = PEER_CHECKS.with(|n| n.get()) - before;
+        // One when the first poll finds nothing; another only if the
+        // polls outlast a period (a stalled host).
+        assert!((1..=3).contains(&checks), "{checks} flocks for 200 polls");
+    }
+
+    #[test]
+    fn a_polling_receiver_reads_its_timer_only_once_the_descriptor_is_out() {
+        let (_client, mut server) = pair("poll-tick");
+        let mut frame = Frame::default();
+        // Reading the counter takes reads of its own.
+        let counting = {
+            let at = reads_so_far();
+            reads_so_far() - at
+        };
+        let before = reads_so_far();
+        for _ in 0..50 {
+            assert!(!server.try_recv(&mut frame).unwrap());
+        }
+        let reads = reads_so_far() - before - counting;
+        assert_eq!(reads, 0, "no event loop: no timer to reset");
+        let _fd = server.readiness().unwrap().fd;
+        let before = reads_so_far();
+        for _ in 0..50 {
+            assert!(!server.try_recv(&mut frame).unwrap());
+        }
+        assert_eq!(
+            reads_so_far() - before - counting,
+            50,
+            "an event loop's tick is consumed by each poll"
+        );
+    }
+
+    /// Closes `client` as a process that dies does: its lock on the
+    /// queue it sends on goes, and no goodbye is sent.
+    fn die_without_goodbye(client: Box<dyn Channel>) {
+        let mut client = client.into_any().unwrap().downcast::<MqChannel>().unwrap();
+        client.tx = None;
+    }
+
+    #[test]
+    fn a_tick_makes_the_next_poll_check_its_peer_however_recent_the_last_check() {
+        let (client, mut server) = pair("poll-tick-check");
+        // Let the liveness timer expire at least once.
+        std::thread::sleep(LIVENESS_CHECK + Duration::from_millis(20));
+        let mut frame = Frame::default();
+        assert!(!server.try_recv(&mut frame).unwrap(), "checks the peer now");
+        die_without_goodbye(client);
+        // An event loop takes the descriptor and finds the tick.
+        let fd = server.readiness().unwrap().fd;
+        assert!(crate::wake::readable(fd));
+        let err = server.try_recv(&mut frame).unwrap_err();
+        assert!(matches!(err, Error::PeerGone { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_polling_receiver_learns_its_peer_is_gone_within_a_period() {
+        let (client, mut server) = pair("poll-gone");
+        let mut frame = Frame::default();
+        assert!(!server.try_recv(&mut frame).unwrap(), "checks the peer now");
+        die_without_goodbye(client);
+        let start = std::time::Instant::now();
+        let err = loop {
+            match server.try_recv(&mut frame) {
+                Ok(false) => assert!(start.elapsed() < Duration::from_secs(2)),
+                Ok(true) => panic!("no frame was sent"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::PeerGone { .. }), "{err}");
     }
 
     #[test]
