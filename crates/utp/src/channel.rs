@@ -109,14 +109,14 @@ pub trait Channel: Send + fmt::Debug {
     /// Every transport has one: sockets, pipes and FIFOs natively; mq an
     /// epoll set of its queue and a liveness tick; inproc an eventfd; shm
     /// links their socket, to which the writer sends a byte only after the
-    /// reader declared it waits (so spinning users pay nothing). Take the
-    /// descriptor before the `try_recv` you wait after: shm, inproc and
-    /// UDP server channels ask for wake-ups only once it has been handed
-    /// out, so a
-    /// program that polls with `try_recv` and never waits on it costs its
-    /// writer no system call per frame. Per
-    /// transport: `docs/event-loops.md`. `None` (zenoh, an shm peer that
-    /// offers no wake-ups) means the channel needs a thread.
+    /// reader declared it waits (so spinning users pay nothing); zenoh an
+    /// epoll set of an eventfd and a liveness tick. Take the descriptor
+    /// before the `try_recv` you wait after: shm, inproc, zenoh and UDP
+    /// server channels ask for wake-ups only once it has been handed out
+    /// (and mq reads its tick only then), so a program that polls with
+    /// `try_recv` and never waits on it costs its writer no system call
+    /// per frame. Per transport: `docs/event-loops.md`. `None` (an shm
+    /// peer that offers no wake-ups) means the channel needs a thread.
     fn readiness(&self) -> Option<Readiness<'_>> {
         None
     }

@@ -86,16 +86,20 @@ impl Doorbell {
         self.fd.as_fd()
     }
 
-    /// The descriptor, handed to an application that will wait on it: the
-    /// first hand-out arms (a caller that found nothing before it took the
-    /// descriptor is rung for the next item), and from then on the
-    /// receiver's `try_take` arms whenever it finds nothing
+    /// The descriptor, handed to an application that will wait on it: from
+    /// then on the receiver's `try_take` arms whenever it finds nothing
     /// ([`handed_out`](Self::handed_out)). A receiver that polls and never
     /// takes the descriptor never arms, so its sender never writes the
     /// eventfd: a system call per frame saved on both sides.
+    ///
+    /// The first hand-out arms and leaves the descriptor readable once:
+    /// an item queued before it (after a look that found nothing, which
+    /// did not arm) rang nobody, so the caller's event loop comes back
+    /// for one more look instead of waiting for the next item.
     pub(crate) fn hand_out(&self) -> BorrowedFd<'_> {
         if !self.handed_out.swap(true, Ordering::Relaxed) {
             self.arm();
+            signal(&self.fd);
         }
         self.fd.as_fd()
     }
@@ -256,9 +260,10 @@ impl Ticker {
         self.fd.as_fd()
     }
 
-    /// Consumes the expirations so far (the descriptor is readable until then).
-    pub(crate) fn reset(&self) {
-        drain(&self.fd);
+    /// Consumes the expirations so far (the descriptor is readable until
+    /// then) and returns how many there were.
+    pub(crate) fn reset(&self) -> u64 {
+        drain(&self.fd)
     }
 }
 
@@ -288,11 +293,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_hand_out_arms_and_later_arms_only_follow_one() {
+    fn the_first_hand_out_arms_and_looks_again_and_later_ones_change_nothing() {
         let bell = Doorbell::new().unwrap();
         assert!(!bell.handed_out());
         let fd = bell.hand_out();
         assert!(bell.handed_out());
+        assert!(readable(fd), "the first hand-out brings the loop back once");
+        bell.arm();
+        assert!(!readable(fd), "arming drains it");
         bell.ring();
         assert!(readable(fd), "a receiver that took the descriptor is rung");
         let again = bell.hand_out();

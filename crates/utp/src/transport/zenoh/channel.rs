@@ -330,9 +330,14 @@ impl Channel for ZenohChannel {
     /// The doorbell the link's callbacks ring and a 100 ms ticker, as one
     /// descriptor. A client between links (its server went away; the next
     /// send looks for one again) is readable: its receive reports that.
+    /// The doorbell is armed from the first call on: until then `try_recv`
+    /// does not ask the link's callbacks to ring it (an eventfd write per
+    /// frame) for a caller that polls and never waits on the descriptor.
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
+        let ready = self.ready.as_ref()?;
+        ready.bell.hand_out();
         Some(crate::channel::Readiness {
-            fd: self.ready.as_ref()?.set.fd(),
+            fd: ready.set.fd(),
             frame_deadline: None,
             idle_timeout: None,
         })
@@ -348,10 +353,14 @@ impl Channel for ZenohChannel {
             return Ok(true);
         }
         // Armed, then one more look: a frame delivered in between either
-        // shows now or rings the doorbell.
-        if let Some(ready) = &self.ready {
-            ready.ticker.reset();
-            ready.bell.arm();
+        // shows now or rings the doorbell. Only for a caller that waits on
+        // the descriptor (see `readiness`).
+        match &self.ready {
+            Some(ready) if ready.bell.handed_out() => {
+                ready.ticker.reset();
+                ready.bell.arm();
+            }
+            _ => return Ok(false),
         }
         nothing(self.recv_timeout(frame, Some(Duration::ZERO)))
     }
@@ -387,5 +396,67 @@ impl Channel for ZenohChannel {
 
     fn as_any(&self) -> Option<&(dyn std::any::Any + Send)> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{flags, message_type};
+    use crate::wake::{readable, readable_within};
+
+    /// The doorbell of `channel`, without handing its descriptor out.
+    fn bell_of(channel: &dyn Channel) -> std::os::fd::BorrowedFd<'_> {
+        let zenoh = channel.as_any().unwrap().downcast_ref::<ZenohChannel>();
+        zenoh.unwrap().ready.as_ref().unwrap().bell.fd()
+    }
+
+    #[test]
+    fn a_polled_channel_is_rung_only_once_its_descriptor_is_out() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let key = format!("unit-zpoll-{}", std::process::id());
+        let mut listener =
+            crate::listen(&format!("zenoh://{key}?listen=tcp/127.0.0.1:{port}")).unwrap();
+        let url = format!("zenoh://{key}?connect=tcp/127.0.0.1:{port}");
+        let client = std::thread::spawn(move || crate::connect(&url).unwrap());
+        let mut server = listener
+            .accept_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut client = client.join().unwrap();
+        let mut frame = Frame::default();
+        let take = |server: &mut Box<dyn Channel>, frame: &mut Frame| {
+            let started = std::time::Instant::now();
+            while !server.try_recv(frame).unwrap() {
+                assert!(started.elapsed() < Duration::from_secs(20), "never arrived");
+            }
+        };
+
+        for i in 0..20u8 {
+            assert!(!server.try_recv(&mut frame).unwrap());
+            client
+                .send(message_type::DATA, flags::CHECKSUM, &[i])
+                .unwrap();
+            take(&mut server, &mut frame);
+            assert_eq!(frame.payload(), [i]);
+        }
+        assert!(!readable(bell_of(&*server)), "a poller's bell was rung");
+
+        let fd = server.readiness().unwrap().fd;
+        assert!(readable(fd), "the first hand-out brings the loop back once");
+        assert!(!server.try_recv(&mut frame).unwrap());
+        assert!(!readable(bell_of(&*server)), "armed: drained");
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"x")
+            .unwrap();
+        assert!(
+            readable_within(bell_of(&*server), Duration::from_secs(20)),
+            "an event loop's bell is rung"
+        );
+        take(&mut server, &mut frame);
+        assert_eq!(frame.payload(), b"x");
     }
 }

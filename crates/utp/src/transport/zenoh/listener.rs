@@ -167,8 +167,10 @@ impl Listener for ZenohListener {
             }
             // Armed, then one more look: a query queued in between either
             // shows now or rings the doorbell.
+            // Only for a caller that waits on the descriptor: a listener
+            // polled with `try_accept` alone is never rung.
             match &self.bell {
-                Some(bell) if !armed => bell.arm(),
+                Some(bell) if !armed && bell.handed_out() => bell.arm(),
                 _ => break,
             }
         }
@@ -176,7 +178,7 @@ impl Listener for ZenohListener {
     }
 
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.bell.as_ref().map(|bell| bell.fd())
+        self.bell.as_ref().map(|bell| bell.hand_out())
     }
 
     fn endpoint(&self) -> String {
