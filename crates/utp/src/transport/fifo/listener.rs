@@ -394,7 +394,11 @@ impl Listener for FifoListener {
     }
 
     fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
-        self.ready.1.reset();
+        // The tick is only for an event loop: one that never asked for the
+        // descriptor does not pay a read of the timer per call.
+        if self.readiness_asked.load(Ordering::Relaxed) {
+            self.ready.1.reset();
+        }
         match self.accept_timeout(Some(Duration::ZERO)) {
             Ok(channel) => Ok(Some(channel)),
             Err(Error::Timeout { .. }) => Ok(None),
@@ -468,6 +472,25 @@ mod tests {
             .filter_map(|line| line.strip_prefix("tfd:"))
             .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
             .collect()
+    }
+
+    /// A listener polled with `try_accept` alone leaves its tick alone (a
+    /// read of the timer per call saved); once the descriptor is out, each
+    /// `try_accept` consumes the tick that brought the loop back.
+    #[test]
+    fn try_accept_consumes_the_tick_only_once_readiness_is_asked_for() {
+        let base = format!("/tmp/utp-fifo-tick-{}", std::process::id());
+        let url = format!("fifo://{base}");
+        let mut listener = listen(&url.parse().unwrap(), &Options::default()).unwrap();
+        std::thread::sleep(TICK + TICK / 2);
+        assert!(listener.try_accept().unwrap().is_none());
+        let ticked = crate::wake::readable(listener.ready.1.fd());
+        assert!(ticked, "a poller's tick was consumed");
+        listener.readiness().unwrap();
+        assert!(listener.try_accept().unwrap().is_none());
+        let ticked = crate::wake::readable(listener.ready.1.fd());
+        assert!(!ticked, "the event loop's tick stays readable");
+        listener.close().unwrap();
     }
 
     /// Nothing polls `PATH.req` until an event loop asks for readiness:
