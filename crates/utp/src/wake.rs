@@ -270,13 +270,8 @@ impl Ticker {
 /// Whether `fd` is readable now (a `poll` that does not wait): for tests.
 #[cfg(test)]
 pub(crate) fn readable(fd: BorrowedFd<'_>) -> bool {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    poll(&mut fds, Some(&zero)).unwrap_or(0) > 0
+    crate::transport::wait::poll_now(fd, rustix::event::PollFlags::IN)
+        .is_some_and(|got| !got.is_empty())
 }
 
 /// Waits up to `limit` for `fd` to turn readable: for tests.

@@ -152,13 +152,8 @@ fn prune(subs: &Subscribers) {
         return;
     };
     list.retain(|sub| {
-        let mut pfd = [PollFd::new(&sub.watch, PollFlags::IN)];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
         // The subscriber never writes: readable means end of file (gone).
-        !matches!(poll(&mut pfd, Some(&zero)), Ok(n) if n > 0)
+        crate::transport::wait::poll_now(&sub.watch, PollFlags::IN).is_none_or(|got| got.is_empty())
     });
     subs.count.store(list.len(), Ordering::Relaxed);
 }

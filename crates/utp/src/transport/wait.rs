@@ -50,3 +50,19 @@ pub(crate) fn wait_ready(
         }
     }
 }
+
+/// The events of `fd` right now, of those asked for plus hang-ups and
+/// errors (a `poll` that does not wait: a zero timeout never sleeps nor
+/// arms a timer); `None` if the poll failed.
+pub(crate) fn poll_now(fd: impl AsFd, events: PollFlags) -> Option<PollFlags> {
+    let mut fds = [PollFd::new(&fd, events)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&zero)) {
+        Ok(0) => Some(PollFlags::empty()),
+        Ok(_) => Some(fds[0].revents()),
+        Err(_) => None,
+    }
+}

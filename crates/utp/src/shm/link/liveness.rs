@@ -19,17 +19,9 @@ impl ShmLink {
     pub(crate) fn check_peer(&mut self) -> Result<()> {
         self.check_cheap()?;
         if let Some(sock) = &self.socket {
-            use rustix::event::{PollFd, PollFlags, poll};
-            let mut fds = [PollFd::new(sock, PollFlags::IN | PollFlags::RDHUP)];
-            let zero = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let revents = if poll(&mut fds, Some(&zero)).unwrap_or(0) > 0 {
-                fds[0].revents()
-            } else {
-                PollFlags::empty()
-            };
+            use rustix::event::PollFlags;
+            let revents = crate::transport::wait::poll_now(sock, PollFlags::IN | PollFlags::RDHUP)
+                .unwrap_or(PollFlags::empty());
             // On a link with wake-ups, input may be wake-up bytes: only a
             // hang-up or end of file means the peer is gone.
             let hung_up = if self.expects_wake_bytes() && revents == PollFlags::IN {

@@ -316,7 +316,9 @@ impl FifoListener {
             };
         }
         if let Some(resp) = &self.pending_resp {
-            if poll_now(resp, PollFlags::empty()).intersects(PollFlags::ERR | PollFlags::HUP) {
+            if crate::transport::wait::poll_now(resp, PollFlags::empty())
+                .is_some_and(|got| got.intersects(PollFlags::ERR | PollFlags::HUP))
+            {
                 log::debug!(
                     "a client left {} before sending anything",
                     self.req.display()
@@ -347,19 +349,6 @@ fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
         ));
     }
     Ok(fd)
-}
-
-/// The events of `fd` right now (no waiting).
-fn poll_now(fd: &OwnedFd, events: PollFlags) -> PollFlags {
-    let mut fds = [PollFd::new(fd, events)];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    match poll(&mut fds, Some(&zero)) {
-        Ok(n) if n > 0 => fds[0].revents(),
-        _ => PollFlags::empty(),
-    }
 }
 
 /// Reads and drops whatever is buffered in the FIFO behind `fd`.

@@ -109,27 +109,17 @@ thread_local! {
 }
 
 /// Whether a call that must not wait would find the queue at `fd` ready
-/// for `events` (a `poll` that does not wait; a failed poll says yes and
-/// leaves the answer to the call).
+/// for `events`.
 ///
 /// The timed calls do not return at once when their timeout has already
 /// passed: the kernel queues the caller as a waiter and arms a timer for
 /// the time given, then reports `ETIMEDOUT`. On the Intel guest measured an
 /// expired `mq_timedreceive` on an empty queue took 22.5 µs of the
 /// kernel's CPU time (no sleep: the timer's setting up), a `poll` 0.17
-/// µs; so a zero wait looks first.
+/// µs; so a zero wait looks first (and a poll that failed leaves the
+/// answer to the call).
 fn ready_now(fd: BorrowedFd<'_>, events: rustix::event::PollFlags) -> bool {
-    use rustix::event::{PollFd, poll};
-    let mut fds = [PollFd::new(&fd, events)];
-    let zero = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    match poll(&mut fds, Some(&zero)) {
-        Ok(0) => false,
-        Ok(_) => fds[0].revents().intersects(events),
-        Err(_) => true,
-    }
+    crate::transport::wait::poll_now(fd, events).is_none_or(|got| got.intersects(events))
 }
 
 /// `mq_timedsend(3)`: queues `message` with `priority`, waiting at most `wait`

@@ -452,17 +452,9 @@ impl StreamChannel {
             Err(e) => return Err(e),
         }
         let fd = self.io.write_fd()?;
-        let mut pfd = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::OUT,
-        )];
-        let now = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let ready = rustix::event::poll(&mut pfd, Some(&now)).unwrap_or(0);
-        let revents = pfd[0].revents();
-        if ready == 0 || !revents.intersects(rustix::event::PollFlags::OUT) {
+        let revents = crate::transport::wait::poll_now(fd, rustix::event::PollFlags::OUT)
+            .unwrap_or(rustix::event::PollFlags::empty());
+        if !revents.intersects(rustix::event::PollFlags::OUT) {
             if revents.intersects(rustix::event::PollFlags::ERR | rustix::event::PollFlags::HUP) {
                 return Err(Error::peer_gone(
                     GoneReason::Closed,
