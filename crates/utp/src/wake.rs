@@ -223,9 +223,15 @@ impl PollSet {
 /// A timerfd that turns readable every `period`: for a transport whose
 /// peer can vanish without any descriptor showing it, so an event loop
 /// comes back to check liveness (in [`Channel::try_recv`](crate::Channel::try_recv)).
+///
+/// Its ticks matter only to an event loop that waits on the descriptor
+/// (alone or in a [`PollSet`]), so [`reset`](Self::reset) consumes them only
+/// once the owner [`hand_out`](Self::hand_out)s it: a caller that polls
+/// with `try_recv` or `try_accept` makes no read of the timer per call.
 #[derive(Debug)]
 pub(crate) struct Ticker {
     fd: OwnedFd,
+    handed_out: AtomicBool,
 }
 
 impl Ticker {
@@ -252,7 +258,10 @@ impl Ticker {
             },
         )
         .map_err(|e| Error::io("timerfd_settime", e))?;
-        Ok(Ticker { fd })
+        Ok(Ticker {
+            fd,
+            handed_out: AtomicBool::new(false),
+        })
     }
 
     /// The timer's descriptor.
@@ -260,9 +269,20 @@ impl Ticker {
         self.fd.as_fd()
     }
 
+    /// An event loop will wait on the timer (through the owner's
+    /// readiness descriptor): from now on [`reset`](Self::reset) consumes
+    /// its ticks.
+    pub(crate) fn hand_out(&self) {
+        self.handed_out.store(true, Ordering::Relaxed);
+    }
+
     /// Consumes the expirations so far (the descriptor is readable until
-    /// then) and returns how many there were.
+    /// then) and returns how many there were; 0, without a system call,
+    /// before the first [`hand_out`](Self::hand_out).
     pub(crate) fn reset(&self) -> u64 {
+        if !self.handed_out.load(Ordering::Relaxed) {
+            return 0;
+        }
         drain(&self.fd)
     }
 }
@@ -385,7 +405,10 @@ mod tests {
         let t = Ticker::new(Duration::from_millis(5)).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         assert!(readable(t.fd()));
-        t.reset();
+        assert_eq!(t.reset(), 0, "nobody waits on it yet: left as it is");
+        assert!(readable(t.fd()));
+        t.hand_out();
+        assert!(t.reset() > 0);
         assert!(!readable(t.fd()));
     }
 }

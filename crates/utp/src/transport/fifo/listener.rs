@@ -383,11 +383,7 @@ impl Listener for FifoListener {
     }
 
     fn try_accept(&mut self) -> Result<Option<Box<dyn Channel>>> {
-        // The tick is only for an event loop: one that never asked for the
-        // descriptor does not pay a read of the timer per call.
-        if self.readiness_asked.load(Ordering::Relaxed) {
-            self.ready.1.reset();
-        }
+        self.ready.1.reset();
         match self.accept_timeout(Some(Duration::ZERO)) {
             Ok(channel) => Ok(Some(channel)),
             Err(Error::Timeout { .. }) => Ok(None),
@@ -403,6 +399,7 @@ impl Listener for FifoListener {
     /// every later write into it (see `pipe::holds_bytes`), so a listener that
     /// only blocks in `accept` never has it watched.
     fn readiness(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ready.1.hand_out();
         if !self.readiness_asked.swap(true, Ordering::Relaxed)
             && !self.session.is_taken()
             && let Err(error) = self.watch_anchor(true)

@@ -5,7 +5,6 @@ use crate::halves::{RecvHalf, SendHalf};
 use crate::now_and_then::NowAndThen;
 use crate::transport::message;
 use crate::{GoneReason, ProtocolReason};
-use std::sync::atomic::AtomicBool;
 
 /// How often a receive that waits less than a [`LIVENESS_CHECK`] slice (a
 /// poll) checks that the peer still holds its queue: a `flock` on every
@@ -31,10 +30,6 @@ pub struct MqChannel {
     /// timer every [`LIVENESS_CHECK`], because a peer that dies leaves no
     /// trace on a queue descriptor (its lock goes, which nothing signals).
     ready: (crate::wake::PollSet, crate::wake::Ticker),
-    /// Whether [`readiness`](Channel::readiness) has handed the descriptor
-    /// out: only then does `try_recv` consume the timer's ticks (a
-    /// system call), since only an event loop waits on them.
-    handed_out: AtomicBool,
     /// When a receive that found nothing next checks the peer's lock (a
     /// `flock`): a caller that polls checks once per [`POLLED_PEER_CHECK`].
     peer_check: NowAndThen,
@@ -62,7 +57,6 @@ impl MqChannel {
         let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
         Ok(MqChannel {
             ready: (set, ticker),
-            handed_out: AtomicBool::new(false),
             peer_check: NowAndThen::new(POLLED_PEER_CHECK),
             idle_timeout: None,
             tx: Some(tx),
@@ -255,7 +249,7 @@ impl Channel for MqChannel {
     /// event loop comes back to `try_recv`, which checks that the peer
     /// still holds its queue: a peer that dies is noticed within a tick.
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
-        self.handed_out.store(true, Ordering::Relaxed);
+        self.ready.1.hand_out();
         Some(crate::channel::Readiness {
             fd: self.ready.0.fd(),
             frame_deadline: None,
@@ -264,10 +258,11 @@ impl Channel for MqChannel {
     }
 
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        // Consume the tick first: a tick after this check brings the loop
-        // back. A tick means the event loop came back to check the peer:
-        // check now, however recently a poll did.
-        if self.handed_out.load(Ordering::Relaxed) && self.ready.1.reset() > 0 {
+        // Consume the tick first (once the descriptor is out: see Ticker):
+        // a tick after this check brings the loop back. A tick means the
+        // event loop came back to check the peer: check now, however
+        // recently a poll did.
+        if self.ready.1.reset() > 0 {
             self.peer_check.expire();
         }
         match self.recv_timeout(frame, Some(Duration::ZERO)) {
@@ -350,7 +345,6 @@ impl MqChannel {
         let set = crate::wake::PollSet::new(&[rx.as_fd(), ticker.fd()])?;
         Ok(MqChannel {
             ready: (set, ticker),
-            handed_out: AtomicBool::new(false),
             peer_check: NowAndThen::new(POLLED_PEER_CHECK),
             idle_timeout: None,
             tx: self.tx.take(),

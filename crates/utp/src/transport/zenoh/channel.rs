@@ -336,6 +336,7 @@ impl Channel for ZenohChannel {
     fn readiness(&self) -> Option<crate::channel::Readiness<'_>> {
         let ready = self.ready.as_ref()?;
         ready.bell.hand_out();
+        ready.ticker.hand_out();
         Some(crate::channel::Readiness {
             fd: ready.set.fd(),
             frame_deadline: None,
