@@ -265,16 +265,19 @@ mod tests {
         format!("unit-{tag}-{}", std::process::id())
     }
 
-    #[test]
-    fn higher_priority_is_received_first() {
-        let name = unique("prio");
-        let url = format!("mq://{name}");
-        let endpoint: Endpoint = url.parse().unwrap();
+    /// A connected pair on a fresh name: (client, server end).
+    fn pair(tag: &str) -> (MqChannel, Box<dyn Channel>) {
+        let endpoint: Endpoint = format!("mq://{}", unique(tag)).parse().unwrap();
         let mut listener = listen(&endpoint, &Options::default()).unwrap();
         let server =
             std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
-        let mut client = connect(&endpoint, &Options::default()).unwrap();
-        let mut server_end = server.join().unwrap().unwrap();
+        let client = connect(&endpoint, &Options::default()).unwrap();
+        (client, server.join().unwrap().unwrap())
+    }
+
+    #[test]
+    fn higher_priority_is_received_first() {
+        let (mut client, mut server_end) = pair("prio");
         client
             .send_with_priority(message_type::DATA, 0, b"low", 1, None)
             .unwrap();
@@ -331,16 +334,6 @@ mod tests {
         rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(0o666)).unwrap();
         let err = handshake::check_private(&fd, &queue).unwrap_err();
         assert!(err.to_string().contains("someone else"), "{err}");
-    }
-
-    /// A connected pair on a fresh name: (client, server end).
-    fn pair(tag: &str) -> (Box<dyn Channel>, Box<dyn Channel>) {
-        let endpoint: Endpoint = format!("mq://{}", unique(tag)).parse().unwrap();
-        let mut listener = listen(&endpoint, &Options::default()).unwrap();
-        let server =
-            std::thread::spawn(move || listener.accept_timeout(Some(Duration::from_secs(5))));
-        let client = connect(&endpoint, &Options::default()).unwrap();
-        (Box::new(client), server.join().unwrap().unwrap())
     }
 
     /// Read-like system calls this thread has made (`syscr` of
@@ -429,8 +422,7 @@ mod tests {
 
     /// Closes `client` as a process that dies does: its lock on the
     /// queue it sends on goes, and no goodbye is sent.
-    fn die_without_goodbye(client: Box<dyn Channel>) {
-        let mut client = client.into_any().unwrap().downcast::<MqChannel>().unwrap();
+    fn die_without_goodbye(mut client: MqChannel) {
         client.tx = None;
     }
 
