@@ -101,10 +101,19 @@ impl Drop for ChildProc {
     }
 }
 
+/// Whether counters are on in this environment (a test that needs them
+/// says so and checks nothing when they are off).
+fn counting() -> bool {
+    let on = utp::stats::enabled();
+    if !on {
+        eprintln!("counters are off in this environment; nothing to check");
+    }
+    on
+}
+
 #[test]
 fn frames_bytes_timeouts_and_peers_are_counted_exactly() {
-    if !utp::stats::enabled() {
-        eprintln!("counters are off in this environment; nothing to check");
+    if !counting() {
         return;
     }
     let url = format!("inproc://{}", unique("count"));
@@ -162,8 +171,7 @@ fn frames_bytes_timeouts_and_peers_are_counted_exactly() {
 /// listener's) only when both halves are gone.
 #[test]
 fn split_halves_count_into_one_block_freed_with_the_last_half() {
-    if !utp::stats::enabled() {
-        eprintln!("counters are off in this environment; nothing to check");
+    if !counting() {
         return;
     }
     let url = format!("inproc://{}", unique("count-split"));
@@ -300,8 +308,7 @@ fn an_unsafe_directory_turns_counting_off() {
 
 #[test]
 fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
-    if !utp::stats::enabled() {
-        eprintln!("counters are off in this environment; nothing to check");
+    if !counting() {
         return;
     }
     let address = format!("shm://{}", unique("shmcount"));
@@ -386,8 +393,7 @@ fn a_shm_link_counts_its_waits_wakeups_and_ring_fill() {
 /// asks for one, and the sender sends it with its next frame.
 #[test]
 fn a_polling_shm_receiver_asks_for_wake_ups_only_once_it_took_its_descriptor() {
-    if !utp::stats::enabled() {
-        eprintln!("counters are off in this environment; nothing to check");
+    if !counting() {
         return;
     }
     let address = format!("shm://{}", unique("shmpoll"));
