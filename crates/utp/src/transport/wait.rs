@@ -16,6 +16,18 @@ pub(crate) enum Ready {
     Write,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many polls this thread made (both functions here): for the tests
+    /// of looks that must not cost a `poll` before the read or write itself.
+    pub(crate) static POLLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn count_poll() {
+    POLLS.with(|n| n.set(n.get() + 1));
+}
+
 /// Waits until `fd` is ready, or fails with [`Error::Timeout`] when `deadline` passes.
 ///
 /// Hang-ups and errors count as ready: the following read or write reports them.
@@ -37,6 +49,8 @@ pub(crate) fn wait_ready(
             tv_nsec: i64::from(d.subsec_nanos()),
         });
         let mut fds = [PollFd::new(&fd, flags)];
+        #[cfg(test)]
+        count_poll();
         match poll(&mut fds, timeout.as_ref()) {
             Ok(0) => {
                 return Err(Error::Timeout {
@@ -56,6 +70,8 @@ pub(crate) fn wait_ready(
 /// arms a timer); `None` if the poll failed.
 pub(crate) fn poll_now(fd: impl AsFd, events: PollFlags) -> Option<PollFlags> {
     let mut fds = [PollFd::new(&fd, events)];
+    #[cfg(test)]
+    count_poll();
     let zero = Timespec {
         tv_sec: 0,
         tv_nsec: 0,

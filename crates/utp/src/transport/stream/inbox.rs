@@ -636,14 +636,15 @@ fn read_some(
     };
     loop {
         let remaining = deadline.remaining();
+        let mut dont_wait = false;
         if io.is_socket() {
             // Sockets enforce the deadline in the kernel (SO_RCVTIMEO), so a
             // receive is one read() instead of poll() + read(); the option is
             // only changed when the wanted timeout moves (see kernel_timeout).
             if remaining == Some(Duration::ZERO) {
-                // Time is up, but a frame may be waiting: look once without
-                // blocking (a zero timeout reads what is there).
-                wait_for_bytes(mode)?;
+                // Time is up, but a frame may be waiting: read what is
+                // there without blocking.
+                dont_wait = true;
             } else {
                 io.set_read_timeout(
                     kernel_timeout(mode.socket_timeout, remaining),
@@ -677,8 +678,14 @@ fn read_some(
             io.set_read_nonblocking(false)?;
             mode.blocking = true;
         }
-        match io.read(dst, fds)? {
+        match io.read(dst, fds, dont_wait)? {
             ReadOutcome::Data(n) => return Ok(n),
+            ReadOutcome::WouldBlock if dont_wait => {
+                return Err(Error::Timeout {
+                    waiting_for: "a frame from the peer",
+                    after: timeout.unwrap_or_default(),
+                });
+            }
             ReadOutcome::WouldBlock => wait_for_bytes(mode)?,
             ReadOutcome::Eof => {
                 let reason = match progress {

@@ -1,0 +1,111 @@
+//! A stream channel's looks that must not wait: on a socket, each is the
+//! read or write itself, with no `poll` before it.
+
+use super::{Framing, StreamChannel, StreamIo};
+use crate::channel::{Channel, PeerInfo};
+use crate::frame::{Frame, flags, message_type};
+use crate::transport::wait::POLLS;
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+
+/// Two stream channels over a connected Unix socket pair.
+fn socket_pair() -> (StreamChannel, StreamChannel) {
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair");
+    let channel = |fd| {
+        StreamChannel::new(
+            StreamIo::Socket {
+                fd,
+                passes_fds: true,
+            },
+            Framing::Utp,
+            1 << 20,
+            "test socket".to_string(),
+            PeerInfo::default(),
+        )
+    };
+    (channel(a), channel(b))
+}
+
+fn polls() -> u64 {
+    POLLS.with(|n| n.get())
+}
+
+#[test]
+fn try_recv_and_try_send_on_a_socket_make_no_poll() {
+    let (mut sender, mut receiver) = socket_pair();
+    let mut frame = Frame::default();
+    let before = polls();
+    for _ in 0..20 {
+        assert!(!receiver.try_recv(&mut frame).unwrap(), "nothing sent yet");
+    }
+    for i in 0..20u8 {
+        assert!(
+            sender
+                .try_send(message_type::DATA, flags::CHECKSUM, &[i; 64])
+                .unwrap()
+        );
+    }
+    for i in 0..20u8 {
+        assert!(receiver.try_recv(&mut frame).unwrap(), "frame {i}");
+        assert_eq!(frame.payload(), &[i; 64]);
+    }
+    assert!(!receiver.try_recv(&mut frame).unwrap(), "all taken");
+    assert_eq!(
+        polls() - before,
+        0,
+        "a look that must not wait is the read or write alone"
+    );
+}
+
+#[test]
+fn a_try_send_that_finds_no_room_takes_nothing_and_keeps_its_number() {
+    let (mut sender, mut receiver) = socket_pair();
+    let payload = [7u8; 1024];
+    let mut accepted = 0u64;
+    while sender
+        .try_send(message_type::DATA, flags::CHECKSUM, &payload)
+        .unwrap()
+    {
+        accepted += 1;
+        assert!(accepted < 100_000, "the socket never filled");
+    }
+    // Refused twice more: neither may use up a sequence number.
+    for _ in 0..2 {
+        assert!(
+            !sender
+                .try_send(message_type::DATA, flags::CHECKSUM, &payload)
+                .unwrap()
+        );
+    }
+    assert_eq!(sender.sent_sequence(), Some(accepted));
+    let mut frame = Frame::default();
+    for sequence in 1..=accepted {
+        // The last frame may have gone in part: its end leaves with the
+        // next send (or flush).
+        if sequence == accepted {
+            assert!(sender.try_flush().unwrap(), "room again after the reads");
+        }
+        receiver
+            .recv_timeout(&mut frame, Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.header.sequence, sequence);
+    }
+    assert!(
+        sender
+            .try_send(message_type::DATA, flags::CHECKSUM, b"next")
+            .unwrap()
+    );
+    receiver
+        .recv_timeout(&mut frame, Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        (frame.header.sequence, frame.payload()),
+        (accepted + 1, &b"next"[..]),
+        "numbers follow on without a gap"
+    );
+}
