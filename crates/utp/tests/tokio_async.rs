@@ -667,3 +667,75 @@ fn a_listener_without_readiness_is_served_by_one_thread() {
         );
     });
 }
+
+/// This thread's voluntary context switches: each time it slept.
+fn times_this_thread_slept() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap()
+}
+
+/// A receive that waits sleeps until its frame comes: the peer taking the
+/// frames this side sent (which makes the socket writable again, each
+/// time) does not wake it. It woke once for every frame the peer read when
+/// the descriptor was watched for writability all the time.
+#[test]
+fn a_waiting_receive_is_not_woken_by_the_peer_reading() {
+    use std::io::{Read, Write};
+    let (url, path) = unix_url("no-room-wakes");
+    let _cleanup = Remove(path.clone());
+    const FRAMES: usize = 20;
+    const FRAME_LEN: usize = 32 + 64;
+    // A plain socket peer that reads one frame at a time, slowly, then answers.
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut frame = [0u8; FRAME_LEN];
+        for _ in 0..FRAMES {
+            std::thread::sleep(Duration::from_millis(5));
+            socket.read_exact(&mut frame).unwrap();
+        }
+        let answer = b"read them all";
+        let mut head = [0u8; 32];
+        utp::frame::Stamper::default().stamp(
+            message_type::DATA,
+            flags::CHECKSUM,
+            answer,
+            &mut head,
+        );
+        socket.write_all(&head).unwrap();
+        socket.write_all(answer).unwrap();
+        // Until the client has the answer and closes.
+        let _ = socket.read(&mut frame);
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut channel = AsyncChannel::new(utp::connect(&url).unwrap()).unwrap();
+        for i in 0..FRAMES {
+            channel
+                .send(message_type::DATA, flags::CHECKSUM, &[i as u8; 64])
+                .await
+                .unwrap();
+        }
+        let slept_before = times_this_thread_slept();
+        let mut frame = Frame::default();
+        channel
+            .recv_timeout(&mut frame, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let slept = times_this_thread_slept() - slept_before;
+        assert_eq!(frame.payload(), b"read them all");
+        assert!(
+            slept < FRAMES as u64 / 2,
+            "woken {slept} times while the peer read {FRAMES} frames"
+        );
+        channel.close().unwrap();
+    });
+    peer.join().unwrap();
+}

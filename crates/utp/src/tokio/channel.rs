@@ -1,6 +1,7 @@
 //! [`AsyncChannel`]: a [`Channel`] driven by tokio through its readiness descriptor.
 
 use super::no_runtime;
+use super::room::RoomWatch;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
@@ -13,13 +14,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// First retry of a send on a descriptor that does not signal room.
-const FIRST_BACKOFF: Duration = Duration::from_millis(1);
-/// Longest pause between retries of a send waiting for room.
-const MAX_BACKOFF: Duration = Duration::from_millis(16);
-
 /// The channel and its own duplicate of the channel's readiness descriptor
-/// ([`Readiness::fd`](crate::Readiness::fd)), registered with tokio.
+/// ([`Readiness::fd`](crate::Readiness::fd)), registered with tokio for
+/// reading.
 ///
 /// The duplicate refers to the same open file, so it reports the same
 /// readiness; owning it means the registered descriptor stays open and the
@@ -80,11 +77,10 @@ impl AsRawFd for Registered {
 #[derive(Debug)]
 pub struct AsyncChannel {
     io: AsyncFd<Registered>,
+    /// What a send that finds no room waits on.
+    room: RoomWatch,
     /// Wakes a waiting receive at the deadline of a frame that has started.
     frame_timer: Option<Pin<Box<Sleep>>>,
-    /// Retries a waiting send, for descriptors that do not signal room
-    /// (the read end of a pipe pair, an eventfd): the current pause.
-    send_backoff: Option<(Pin<Box<Sleep>>, Duration)>,
     /// Try a receive before waiting: frames may be buffered inside the
     /// channel where the descriptor does not show them (before the first
     /// receive, and after one that succeeded without the descriptor's
@@ -109,15 +105,12 @@ impl AsyncChannel {
         if ::tokio::runtime::Handle::try_current().is_err() {
             return Err(no_runtime("wrap a channel in utp::tokio::AsyncChannel"));
         }
-        let io = super::register(
-            Registered { channel, fd },
-            Interest::READABLE | Interest::WRITABLE,
-        )
-        .map_err(|e| Error::io("register the channel's readiness descriptor with tokio", e))?;
+        let io = super::register(Registered { channel, fd }, Interest::READABLE)
+            .map_err(|e| Error::io("register the channel's readiness descriptor with tokio", e))?;
         Ok(AsyncChannel {
             io,
+            room: RoomWatch::default(),
             frame_timer: None,
-            send_backoff: None,
             unprimed: true,
         })
     }
@@ -140,7 +133,7 @@ impl AsyncChannel {
     ///
     /// If the future is dropped before it completes, nothing was sent.
     pub async fn send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<()> {
-        self.send_backoff = None;
+        self.reset_send();
         poll_fn(|cx| self.poll_send_with(cx, |c| c.try_send(message_type, flags, payload))).await
     }
 
@@ -170,7 +163,7 @@ impl AsyncChannel {
         payload: &[u8],
         answers: u64,
     ) -> Result<()> {
-        self.send_backoff = None;
+        self.reset_send();
         poll_fn(|cx| {
             self.poll_send_with(cx, |c| {
                 zero_wait(c.reply_timeout(
@@ -241,7 +234,9 @@ impl AsyncChannel {
                     // The rest of a frame an abandoned send started may
                     // stand between the peer and its answer: finish it.
                     match self.io.get_mut().channel.try_flush() {
-                        Ok(true) => {}
+                        // Nothing to send: nor anything to watch for room
+                        // while this task sleeps, unless a send waits.
+                        Ok(true) => self.room.end_if_unwatched(),
                         Ok(false) => match self.poll_flush(cx) {
                             Poll::Ready(Ok(())) => continue,
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -291,10 +286,13 @@ impl AsyncChannel {
     /// send (`Ok(false)`: no room, nothing sent), a reply, or
     /// [`Channel::try_flush`].
     ///
-    /// Where the descriptor is the socket (unix, tcp, udp) its writability
-    /// wakes the task; everywhere (pipe and FIFO write ends are separate
+    /// While it finds no room, the descriptor is watched for writability,
+    /// which wakes the task where the descriptor is the socket (unix, tcp,
+    /// udp); everywhere (pipe and FIFO write ends are separate
     /// descriptors, shm rings signal only their reader) a backoff timer also
-    /// retries after 1, 2, 4, 8, then every 16 ms.
+    /// retries after 1, 2, 4, 8, then every 16 ms. The watch ends when the
+    /// operation succeeds, so a channel that is not waiting to send is not
+    /// woken each time its peer reads.
     ///
     /// Call [`reset_send`](Self::reset_send) before polling a new frame.
     pub fn poll_send_with(
@@ -303,35 +301,18 @@ impl AsyncChannel {
         mut attempt: impl FnMut(&mut dyn Channel) -> Result<bool>,
     ) -> Poll<Result<()>> {
         loop {
-            let step = match self.io.poll_write_ready_mut(cx) {
-                Poll::Ready(Ok(mut guard)) => {
-                    let step = attempt(&mut *guard.get_inner_mut().channel);
-                    if matches!(step, Ok(false)) {
-                        guard.clear_ready();
-                    }
-                    step
-                }
-                Poll::Ready(Err(e)) => Err(Error::io("wait for room to send (tokio)", e)),
-                Poll::Pending => {
-                    if let Some((timer, _)) = &mut self.send_backoff {
-                        if timer.as_mut().poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                    }
-                    attempt(&mut *self.io.get_mut().channel)
-                }
+            let outcome = match attempt(&mut *self.io.get_mut().channel) {
+                Ok(true) => Ok(()),
+                Ok(false) => match self.room.poll_room(cx, &self.io.get_ref().fd) {
+                    // Room may have come: try again.
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => Err(Error::io("wait for room to send (tokio)", e)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Err(e) => Err(e),
             };
-            match step {
-                Ok(true) => {
-                    self.send_backoff = None;
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(false) => self.arm_backoff(),
-                Err(e) => {
-                    self.send_backoff = None;
-                    return Poll::Ready(Err(e));
-                }
-            }
+            self.room.done(Some(cx));
+            return Poll::Ready(outcome);
         }
     }
 
@@ -341,7 +322,7 @@ impl AsyncChannel {
     /// receive, or here. Call it before [`close`](Self::close) to be sure
     /// the last frame reaches the peer.
     pub async fn flush(&mut self) -> Result<()> {
-        self.send_backoff = None;
+        self.reset_send();
         poll_fn(|cx| self.poll_flush(cx)).await
     }
 
@@ -353,23 +334,7 @@ impl AsyncChannel {
     /// Forgets the waiting state of an earlier, abandoned send, so the next
     /// one is tried at once.
     pub fn reset_send(&mut self) {
-        self.send_backoff = None;
-    }
-
-    /// Arms the send retry timer, or lengthens it once it has fired.
-    fn arm_backoff(&mut self) {
-        match &mut self.send_backoff {
-            None => {
-                let timer = Box::pin(::tokio::time::sleep(FIRST_BACKOFF));
-                self.send_backoff = Some((timer, FIRST_BACKOFF));
-            }
-            Some((timer, pause)) if timer.is_elapsed() => {
-                *pause = (*pause * 2).min(MAX_BACKOFF);
-                let next = ::tokio::time::Instant::now() + *pause;
-                timer.as_mut().reset(next);
-            }
-            Some(_) => {}
-        }
+        self.room.done(None);
     }
 }
 

@@ -39,6 +39,7 @@
 
 mod channel;
 mod listener;
+mod room;
 pub mod service;
 mod stream;
 
