@@ -1,5 +1,6 @@
 //! When a link demotes what it sends (`crate::demote`): a small record
-//! sent right after a receive, nothing else; what a handshake turns on.
+//! sent right after a receive, nothing else; what a handshake turns on;
+//! how its wake-up bytes are drained.
 
 use super::{ShmLink, Side, WaitMode};
 use crate::channel::Channel;
@@ -283,4 +284,29 @@ fn the_bytes_shown_leave_out_the_padding_at_the_wrap() {
         "the ring wrapped behind padding"
     );
     assert_eq!(counts(&client, Side::Server), (40, 40 * rec));
+}
+
+/// A receive that finds nothing and drains the wake-up bytes already sent
+/// (to ask for the next one) reads the link's socket once: a read that
+/// came back short emptied it.
+#[test]
+fn a_drain_that_empties_the_socket_reads_once() {
+    use super::events::DRAINING_READS;
+    let reads = || DRAINING_READS.with(|n| n.get());
+    let (mut server, mut client) = handshake_pair("drain-once");
+    assert!(
+        server.readiness().is_some(),
+        "the handshake agreed to wake-ups"
+    );
+    let mut frame = Frame::default();
+    assert!(!server.try_recv(&mut frame).unwrap(), "armed");
+    // The client publishes to an armed reader: a wake-up byte follows.
+    send(&mut client, 64);
+    assert!(server.try_recv(&mut frame).unwrap());
+    let before = reads();
+    assert!(!server.try_recv(&mut frame).unwrap(), "armed again");
+    assert_eq!(reads() - before, 1, "the byte, and no read after it");
+    let before = reads();
+    assert!(!server.try_recv(&mut frame).unwrap());
+    assert_eq!(reads() - before, 1, "an empty socket: one read");
 }
