@@ -4,11 +4,13 @@
 //!
 //! Writability is watched only while someone waits. A socket becomes
 //! writable again whenever its peer reads, so a registration that asked
-//! for reading and writing from the start would wake the runtime for every
-//! frame the peer takes, before its answer comes: a whole wake-up more per
-//! round trip (docs/benchmarks/journal.md, 2026-12-06, afternoon). Here a
-//! second duplicate of the readiness descriptor is registered for writing
-//! when a wait begins and dropped when it ends.
+//! for reading and writing from the start returned the runtime from its
+//! `epoll_wait` for every frame the peer took, before its answer came (and
+//! woke its thread if it had gone to sleep): `strace` of a unix:// round
+//! trip showed one such `epoll_wait` on each side, every round trip
+//! (docs/benchmarks/journal.md, 2026-12-06, afternoon). Here a second
+//! duplicate of the readiness descriptor is registered for writing when a
+//! wait begins and dropped when it ends.
 //!
 //! More than one task may wait at once (the two halves of a split
 //! [`FrameStream`](super::FrameStream): a send, and a receive finishing a
