@@ -457,10 +457,17 @@ impl StreamChannel {
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        // Written straight away, not after a poll for room (a zero-timeout
-        // `ppoll` took 1.2 µs on the AMD guest of docs/benchmarks/journal.md,
-        // 2026-12-06, afternoon): a write that finds no room at all takes
-        // nothing, and the frame's number is given back.
+        // A socket is written straight away, not after a poll for room (a
+        // zero-timeout `ppoll` took 1.2 µs on the AMD guest of
+        // docs/benchmarks/journal.md, 2026-12-06, afternoon): a write that
+        // finds no room at all takes nothing, and the frame's number is
+        // given back. A pipe or FIFO is looked at first: a write to one
+        // whose reader is gone raises SIGPIPE, which ends a process that has
+        // not set it aside (a C program's, by default), where sockets
+        // write with MSG_NOSIGNAL.
+        if !self.io.is_socket() && !self.pipe_has_room()? {
+            return Ok(false);
+        }
         let stamper = self.stamper.clone();
         self.accept_tail = true;
         let sent = self.send_frame(message_type, flags, payload, &[], answers, zero);
@@ -473,6 +480,24 @@ impl StreamChannel {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl StreamChannel {
+    /// Whether a pipe or FIFO has room to write now; its reader gone is
+    /// [`Error::PeerGone`].
+    fn pipe_has_room(&self) -> Result<bool> {
+        use rustix::event::PollFlags;
+        let revents = crate::transport::wait::poll_now(self.io.write_fd()?, PollFlags::OUT)
+            .unwrap_or(PollFlags::empty());
+        // A pipe without a reader polls as writable too (and in error).
+        if revents.intersects(PollFlags::ERR | PollFlags::HUP) {
+            return Err(Error::peer_gone(
+                GoneReason::Closed,
+                format!("the peer of {} closed the connection", self.label),
+            ));
+        }
+        Ok(revents.intersects(PollFlags::OUT))
     }
 }
 

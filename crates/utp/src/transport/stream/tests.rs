@@ -109,3 +109,46 @@ fn a_try_send_that_finds_no_room_takes_nothing_and_keeps_its_number() {
         "numbers follow on without a gap"
     );
 }
+
+/// The child half of the next test: with SIGPIPE at its default (as in a
+/// C program), a `try_send` to a pipe whose reader is gone reports the
+/// peer gone instead of ending the process.
+#[test]
+fn sigpipe_child() {
+    if std::env::var_os("UTP_TEST_SIGPIPE_CHILD").is_none() {
+        return;
+    }
+    // SAFETY: setting a signal's disposition to its default; this process
+    // runs this one test alone.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    let (replies, _unused) = rustix::pipe::pipe().unwrap();
+    drop(read_end);
+    let mut channel = StreamChannel::new(
+        StreamIo::Pair {
+            read: replies,
+            write: Some(write_end),
+        },
+        Framing::Utp,
+        1 << 20,
+        "test pipe".to_string(),
+        PeerInfo::default(),
+    );
+    let sent = channel.try_send(message_type::DATA, flags::CHECKSUM, b"anyone?");
+    assert!(
+        matches!(sent, Err(crate::Error::PeerGone { .. })),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn a_try_send_to_a_pipe_whose_reader_is_gone_raises_no_sigpipe() {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "transport::stream::tests::sigpipe_child"])
+        .env("UTP_TEST_SIGPIPE_CHILD", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child ended with {status:?}");
+}
