@@ -44,6 +44,8 @@ const BUFFER_LEN: usize = 64 * 1024 + 4096 + ALIGN;
 pub const BUFFER_ROOM: usize = BUFFER_LEN - ALIGN;
 /// The buffer's size on its first read.
 const FIRST_BUFFER_LEN: usize = 512 + ALIGN;
+/// What a receive that timed out was waiting for (`Error::Timeout`).
+const WAITING_FOR_FRAME: &str = "a frame from the peer";
 /// Payloads at least this large bypass the buffer.
 pub const DIRECT_READ_MIN: usize = 16 * 1024;
 /// TCP reads a large payload in reads of at most this many bytes. One read
@@ -630,7 +632,7 @@ fn read_some(
             io.read_fd(),
             Ready::Read,
             deadline,
-            "a frame from the peer",
+            WAITING_FOR_FRAME,
             timeout,
         )
     };
@@ -682,7 +684,7 @@ fn read_some(
             ReadOutcome::Data(n) => return Ok(n),
             ReadOutcome::WouldBlock if dont_wait => {
                 return Err(Error::Timeout {
-                    waiting_for: "a frame from the peer",
+                    waiting_for: WAITING_FOR_FRAME,
                     after: timeout.unwrap_or_default(),
                 });
             }

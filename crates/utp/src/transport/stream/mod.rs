@@ -391,10 +391,7 @@ impl StreamChannel {
                     }
                 }
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::peer_gone(
-                        GoneReason::Closed,
-                        format!("the peer of {} closed the connection", self.label),
-                    ));
+                    return Err(self.peer_closed());
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }
@@ -424,10 +421,7 @@ impl StreamChannel {
                     timeout,
                 )?,
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
-                    return Err(Error::peer_gone(
-                        GoneReason::Closed,
-                        format!("the peer of {} closed the connection", self.label),
-                    ));
+                    return Err(self.peer_closed());
                 }
                 Err(e) => return Err(Error::io(format!("write to {}", self.label), e)),
             }
@@ -481,9 +475,7 @@ impl StreamChannel {
             Err(e) => Err(e),
         }
     }
-}
 
-impl StreamChannel {
     /// Whether a pipe or FIFO has room to write now; its reader gone is
     /// [`Error::PeerGone`].
     fn pipe_has_room(&self) -> Result<bool> {
@@ -492,12 +484,17 @@ impl StreamChannel {
             .unwrap_or(PollFlags::empty());
         // A pipe without a reader polls as writable too (and in error).
         if revents.intersects(PollFlags::ERR | PollFlags::HUP) {
-            return Err(Error::peer_gone(
-                GoneReason::Closed,
-                format!("the peer of {} closed the connection", self.label),
-            ));
+            return Err(self.peer_closed());
         }
         Ok(revents.intersects(PollFlags::OUT))
+    }
+
+    /// A write found the peer's end closed.
+    fn peer_closed(&self) -> Error {
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!("the peer of {} closed the connection", self.label),
+        )
     }
 }
 
