@@ -214,6 +214,15 @@ mod tests {
         (count, waker)
     }
 
+    /// Runs `test` on a current-thread runtime with I/O and timers.
+    fn block_on<F: std::future::Future>(test: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(test)
+    }
+
     /// A Unix socket pair whose first end has no room left.
     fn full_pair() -> (OwnedFd, OwnedFd) {
         use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
@@ -234,12 +243,7 @@ mod tests {
     /// waker per registration and the second task polled last.
     #[test]
     fn every_task_waiting_for_room_is_woken_when_room_comes() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let (full, peer) = full_pair();
             let mut watch = RoomWatch::default();
             let (send_wakes, send_waker) = counting();
@@ -293,11 +297,7 @@ mod tests {
     /// peer's reads then wake nothing.
     #[test]
     fn a_watch_nobody_waits_on_ends() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let (full, _peer) = full_pair();
             let mut watch = RoomWatch::default();
             let (_wakes, waker) = counting();

@@ -7,6 +7,17 @@ use crate::frame::{Frame, flags, message_type};
 use crate::transport::wait::POLLS;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 
+/// A stream channel over `io` (UTP framing, 1 MiB frames).
+fn channel(io: StreamIo) -> StreamChannel {
+    StreamChannel::new(
+        io,
+        Framing::Utp,
+        1 << 20,
+        "test stream".to_string(),
+        PeerInfo::default(),
+    )
+}
+
 /// Two stream channels over a connected Unix socket pair.
 fn socket_pair() -> (StreamChannel, StreamChannel) {
     let (a, b) = socketpair(
@@ -16,19 +27,13 @@ fn socket_pair() -> (StreamChannel, StreamChannel) {
         None,
     )
     .expect("socketpair");
-    let channel = |fd| {
-        StreamChannel::new(
-            StreamIo::Socket {
-                fd,
-                passes_fds: true,
-            },
-            Framing::Utp,
-            1 << 20,
-            "test socket".to_string(),
-            PeerInfo::default(),
-        )
+    let socket = |fd| {
+        channel(StreamIo::Socket {
+            fd,
+            passes_fds: true,
+        })
     };
-    (channel(a), channel(b))
+    (socket(a), socket(b))
 }
 
 fn polls() -> u64 {
@@ -124,17 +129,11 @@ fn sigpipe_child() {
     let (read_end, write_end) = rustix::pipe::pipe().unwrap();
     let (replies, _unused) = rustix::pipe::pipe().unwrap();
     drop(read_end);
-    let mut channel = StreamChannel::new(
-        StreamIo::Pair {
-            read: replies,
-            write: Some(write_end),
-        },
-        Framing::Utp,
-        1 << 20,
-        "test pipe".to_string(),
-        PeerInfo::default(),
-    );
-    let sent = channel.try_send(message_type::DATA, flags::CHECKSUM, b"anyone?");
+    let mut pipes = channel(StreamIo::Pair {
+        read: replies,
+        write: Some(write_end),
+    });
+    let sent = pipes.try_send(message_type::DATA, flags::CHECKSUM, b"anyone?");
     assert!(
         matches!(sent, Err(crate::Error::PeerGone { .. })),
         "{sent:?}"
