@@ -10,7 +10,7 @@ use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
-use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read};
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -186,10 +186,15 @@ pub fn send(
         SendFlags::NOSIGNAL,
     )
     .map_err(|e| map_io("sending a pub/sub rendezvous frame", e.into()))?;
-    if sent < bytes.len() {
-        (&*stream)
-            .write_all(&bytes[sent..])
-            .map_err(|e| map_io("sending a pub/sub rendezvous frame", e))?;
+    // The rest, if the socket took part: with MSG_NOSIGNAL too (a plain
+    // write would raise SIGPIPE if the peer left meanwhile).
+    let mut sent = sent;
+    while sent < bytes.len() {
+        match rustix::net::send(stream, &bytes[sent..], SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(map_io("sending a pub/sub rendezvous frame", e.into())),
+        }
     }
     Ok(())
 }

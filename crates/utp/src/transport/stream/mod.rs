@@ -11,6 +11,7 @@
 mod framing;
 pub(crate) mod inbox;
 mod io;
+mod sigpipe;
 #[cfg(test)]
 mod tests;
 
@@ -68,6 +69,9 @@ pub struct StreamChannel {
     /// Halves of a server channel split before the client's framing was
     /// known: the receive half records it here, the send half reads it.
     detected: Option<Arc<OnceLock<Framing>>>,
+    /// Pipes and FIFOs made while SIGPIPE would end the process: each write
+    /// blocks the signal around itself (see `sigpipe`).
+    shield_sigpipe: bool,
 }
 
 impl StreamChannel {
@@ -81,6 +85,7 @@ impl StreamChannel {
         peer: PeerInfo,
     ) -> Self {
         let modes_separate = io.pair_modes_separate();
+        let shield_sigpipe = !io.is_socket() && sigpipe::kills_the_process();
         let mut inbox = Inbox::new(framing, max_payload);
         inbox.mode.may_block = modes_separate;
         StreamChannel {
@@ -98,6 +103,7 @@ impl StreamChannel {
             accept_tail: false,
             role: Role::Whole,
             detected: None,
+            shield_sigpipe,
         }
     }
 
@@ -150,6 +156,7 @@ impl StreamChannel {
             detected: detected.clone(),
             tail: Vec::new(),
             accept_tail: false,
+            shield_sigpipe: self.shield_sigpipe,
         };
         self.role = Role::Receiver;
         self.detected = detected;
@@ -359,7 +366,7 @@ impl StreamChannel {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
-            match self.io.write(bufs, fds, timeout.is_some()) {
+            match self.write_some(bufs, fds, timeout.is_some()) {
                 Ok(n) => {
                     written += n;
                     fds = &[];
@@ -405,10 +412,7 @@ impl StreamChannel {
     /// `deadline`; on a timeout the rest stays queued (the channel is not torn).
     fn flush_tail(&mut self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
         while !self.tail.is_empty() {
-            match self
-                .io
-                .write(&[IoSlice::new(&self.tail)], &[], timeout.is_some())
-            {
+            match self.write_some(&[IoSlice::new(&self.tail)], &[], timeout.is_some()) {
                 Ok(n) => {
                     self.tail.drain(..n.min(self.tail.len()));
                 }
@@ -451,15 +455,14 @@ impl StreamChannel {
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        // A socket is written straight away, not after a poll for room (a
-        // zero-timeout `ppoll` took 1.2 µs on the AMD guest of
-        // docs/benchmarks/journal.md, 2026-12-06, afternoon): a write that
-        // finds no room at all takes nothing, and the frame's number is
-        // given back. A pipe or FIFO is looked at first: a write to one
-        // whose reader is gone raises SIGPIPE, which ends a process that has
-        // not set it aside (a C program's, by default), where sockets
-        // write with MSG_NOSIGNAL.
-        if !self.io.is_socket() && !self.pipe_has_room()? {
+        // Written straight away, not after a poll for room (a zero-timeout
+        // `ppoll` took 1.2 µs on the AMD guest of docs/benchmarks/journal.md,
+        // 2026-12-06, afternoon): a write that finds no room at all takes
+        // nothing, and the frame's number is given back. (A pipe whose
+        // reader is gone cannot raise SIGPIPE here: see `write_some`.) Only
+        // a pair whose blocking mode is not this channel's to set (stdin and
+        // stdout one terminal) may block a write: it is looked at first.
+        if !self.io.is_socket() && !self.modes_separate && !self.has_room_now()? {
             return Ok(false);
         }
         let stamper = self.stamper.clone();
@@ -476,17 +479,33 @@ impl StreamChannel {
         }
     }
 
-    /// Whether a pipe or FIFO has room to write now; its reader gone is
-    /// [`Error::PeerGone`].
-    fn pipe_has_room(&self) -> Result<bool> {
+    /// Whether the write descriptor has room now; a reader gone is
+    /// [`Error::PeerGone`] (a pipe without a reader polls writable too).
+    fn has_room_now(&self) -> Result<bool> {
         use rustix::event::PollFlags;
         let revents = crate::transport::wait::poll_now(self.io.write_fd()?, PollFlags::OUT)
             .unwrap_or(PollFlags::empty());
-        // A pipe without a reader polls as writable too (and in error).
         if revents.intersects(PollFlags::ERR | PollFlags::HUP) {
             return Err(self.peer_closed());
         }
         Ok(revents.intersects(PollFlags::OUT))
+    }
+
+    /// One write of (a prefix of) `iov`; to a pipe or FIFO made while
+    /// SIGPIPE would end the process, with the signal blocked around it
+    /// (a reader gone is then `EPIPE` alone, as `MSG_NOSIGNAL` makes it on
+    /// sockets).
+    fn write_some(
+        &self,
+        iov: &[IoSlice<'_>],
+        attach: &[BorrowedFd<'_>],
+        dont_wait: bool,
+    ) -> std::result::Result<usize, Errno> {
+        if self.shield_sigpipe {
+            sigpipe::shielded(|| self.io.write(iov, attach, dont_wait))
+        } else {
+            self.io.write(iov, attach, dont_wait)
+        }
     }
 
     /// A write found the peer's end closed.

@@ -1,6 +1,7 @@
 //! A stream channel's looks that must not wait: on a socket, each is the
 //! read or write itself, with no `poll` before it.
 
+use super::sigpipe::SHIELDED;
 use super::{Framing, StreamChannel, StreamIo};
 use crate::channel::{Channel, PeerInfo};
 use crate::frame::{Frame, flags, message_type};
@@ -115,9 +116,24 @@ fn a_try_send_that_finds_no_room_takes_nothing_and_keeps_its_number() {
     );
 }
 
+/// A pipe channel whose reader is gone: it writes into a pipe with no read end.
+fn readerless_pipe() -> StreamChannel {
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    let (replies, _unused) = rustix::pipe::pipe().unwrap();
+    drop(read_end);
+    channel(StreamIo::Pair {
+        read: replies,
+        write: Some(write_end),
+    })
+}
+
+fn shielded() -> u64 {
+    SHIELDED.with(|n| n.get())
+}
+
 /// The child half of the next test: with SIGPIPE at its default (as in a
-/// C program), a `try_send` to a pipe whose reader is gone reports the
-/// peer gone instead of ending the process.
+/// C program), every kind of send to a pipe whose reader is gone reports
+/// the peer gone instead of ending the process.
 #[test]
 fn sigpipe_child() {
     if std::env::var_os("UTP_TEST_SIGPIPE_CHILD").is_none() {
@@ -126,22 +142,37 @@ fn sigpipe_child() {
     // SAFETY: setting a signal's disposition to its default; this process
     // runs this one test alone.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
-    let (replies, _unused) = rustix::pipe::pipe().unwrap();
-    drop(read_end);
-    let mut pipes = channel(StreamIo::Pair {
-        read: replies,
-        write: Some(write_end),
-    });
-    let sent = pipes.try_send(message_type::DATA, flags::CHECKSUM, b"anyone?");
-    assert!(
-        matches!(sent, Err(crate::Error::PeerGone { .. })),
-        "{sent:?}"
-    );
+    type Send = fn(&mut StreamChannel) -> crate::Result<()>;
+    let sends: [(&str, Send); 3] = [
+        ("try_send", |c| {
+            c.try_send(message_type::DATA, flags::CHECKSUM, b"anyone?")
+                .map(drop)
+        }),
+        ("send", |c| {
+            c.send(message_type::DATA, flags::CHECKSUM, b"anyone?")
+        }),
+        ("send_timeout", |c| {
+            c.send_timeout(
+                message_type::DATA,
+                flags::CHECKSUM,
+                &[7; 100_000],
+                Some(std::time::Duration::from_secs(5)),
+            )
+        }),
+    ];
+    for (name, send) in sends {
+        let before = shielded();
+        let sent = send(&mut readerless_pipe());
+        assert!(
+            matches!(sent, Err(crate::Error::PeerGone { .. })),
+            "{name}: {sent:?}"
+        );
+        assert!(shielded() > before, "{name}: the write was shielded");
+    }
 }
 
 #[test]
-fn a_try_send_to_a_pipe_whose_reader_is_gone_raises_no_sigpipe() {
+fn a_send_to_a_pipe_whose_reader_is_gone_raises_no_sigpipe() {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "transport::stream::tests::sigpipe_child"])
         .env("UTP_TEST_SIGPIPE_CHILD", "1")
@@ -150,4 +181,34 @@ fn a_try_send_to_a_pipe_whose_reader_is_gone_raises_no_sigpipe() {
         .status()
         .unwrap();
     assert!(status.success(), "the child ended with {status:?}");
+}
+
+#[test]
+fn where_sigpipe_is_ignored_a_pipe_is_written_without_a_poll_or_the_shield() {
+    // The test harness ignores SIGPIPE, as every Rust program does.
+    let mut gone = readerless_pipe();
+    let sent = gone.send(message_type::DATA, flags::CHECKSUM, b"anyone?");
+    assert!(
+        matches!(sent, Err(crate::Error::PeerGone { .. })),
+        "{sent:?}"
+    );
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    let (replies, _unused) = rustix::pipe::pipe().unwrap();
+    let mut pipes = channel(StreamIo::Pair {
+        read: replies,
+        write: Some(write_end),
+    });
+    for _ in 0..10 {
+        assert!(
+            pipes
+                .try_send(message_type::DATA, flags::CHECKSUM, b"x")
+                .unwrap()
+        );
+    }
+    pipes
+        .send(message_type::DATA, flags::CHECKSUM, b"y")
+        .unwrap();
+    drop(read_end);
+    assert_eq!(shielded(), 0, "no signal mask changed");
+    assert_eq!(polls(), 0, "a pipe's try_send is the write alone");
 }
