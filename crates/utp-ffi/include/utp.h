@@ -152,11 +152,20 @@ enum UtpStatus utp_calc_call(struct UtpChannel *channel,
 //
 // The caller owns `*out` and must release it with `utp_channel_close`.
 //
+// Over `pipe:` and `fifo://`, a send after the peer stopped reading returns
+// `UTP_ERR_PEER_GONE`, also while SIGPIPE is at its default action: the
+// channel blocks the signal around its writes (two system calls each).
+// Ignore SIGPIPE before connecting to skip that; utp never changes it.
+//
 // # Safety
 // `url` is a NUL-terminated string; `out` is valid for writing one pointer.
 enum UtpStatus utp_connect(const char *url, struct UtpChannel **out);
 
 // Listens at `url` and stores a new listener in `*out`.
+//
+// A client that stops reading a channel accepted over `fifo://` or
+// `pipe:` makes the next send return `UTP_ERR_PEER_GONE`, SIGPIPE or
+// not (see `utp_connect`).
 //
 // # Safety
 // `url` is a NUL-terminated string; `out` is valid for writing one pointer.

@@ -120,6 +120,11 @@ fn accepted(channel: Box<dyn utp::Channel>, shm: bool) -> Result<Transport, UtpS
 ///
 /// The caller owns `*out` and must release it with `utp_channel_close`.
 ///
+/// Over `pipe:` and `fifo://`, a send after the peer stopped reading returns
+/// `UTP_ERR_PEER_GONE`, also while SIGPIPE is at its default action: the
+/// channel blocks the signal around its writes (two system calls each).
+/// Ignore SIGPIPE before connecting to skip that; utp never changes it.
+///
 /// # Safety
 /// `url` is a NUL-terminated string; `out` is valid for writing one pointer.
 #[unsafe(no_mangle)]
@@ -140,6 +145,10 @@ pub unsafe extern "C" fn utp_connect(url: *const c_char, out: *mut *mut UtpChann
 }
 
 /// Listens at `url` and stores a new listener in `*out`.
+///
+/// A client that stops reading a channel accepted over `fifo://` or
+/// `pipe:` makes the next send return `UTP_ERR_PEER_GONE`, SIGPIPE or
+/// not (see `utp_connect`).
 ///
 /// # Safety
 /// `url` is a NUL-terminated string; `out` is valid for writing one pointer.

@@ -12,6 +12,13 @@
 //! Thread safety: a handle may move between threads but must not be used by
 //! two threads at the same time. [`utp_last_error`] is per thread.
 //!
+//! Signals: utp never changes the process's signal dispositions. A send
+//! over `pipe:` or `fifo://` whose reader is gone returns
+//! `UTP_ERR_PEER_GONE` even while SIGPIPE is at its default (which would
+//! end the process): such a channel blocks the signal in the calling
+//! thread around each write. A host that ignores SIGPIPE before it
+//! connects saves that (two system calls a write).
+//!
 //! The header `include/utp.h` is generated from this crate by cbindgen and
 //! checked in; `cargo test -p utp-ffi --test header` fails when it drifts.
 
