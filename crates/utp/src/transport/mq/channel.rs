@@ -175,18 +175,18 @@ impl MqChannel {
         )
     }
 
-    /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout.
+    /// Takes one message if it arrives within `wait`: `Ok(None)` on timeout,
+    /// or when a signal cut the wait short (not waited again here: `wait`
+    /// would start over in full at each signal; the caller waits again with
+    /// what its deadline has left).
     pub(super) fn receive(&mut self, wait: Duration) -> Result<Option<usize>> {
-        loop {
-            return match sys::timed_receive(self.rx.as_fd(), &mut self.buf, wait) {
-                Ok((n, priority)) => {
-                    self.last_priority = priority;
-                    Ok(Some(n))
-                }
-                Err(Errno::INTR) => continue,
-                Err(Errno::TIMEDOUT) => Ok(None),
-                Err(e) => Err(Error::io(format!("receive on {}", self.label), e)),
-            };
+        match sys::timed_receive(self.rx.as_fd(), &mut self.buf, wait) {
+            Ok((n, priority)) => {
+                self.last_priority = priority;
+                Ok(Some(n))
+            }
+            Err(Errno::INTR | Errno::TIMEDOUT) => Ok(None),
+            Err(e) => Err(Error::io(format!("receive on {}", self.label), e)),
         }
     }
 }

@@ -173,12 +173,19 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<MqChannel> {
         )?;
         // The server has not locked its queue yet: wait for the accept
         // without the liveness check.
-        let left = deadline.remaining().unwrap_or_default();
-        let Some(n) = channel.receive(left)? else {
-            return Err(Error::Timeout {
-                waiting_for: "the mq server to accept (is it running and serving?)",
-                after: wait,
-            });
+        let n = loop {
+            let left = deadline.remaining().unwrap_or_default();
+            match channel.receive(left)? {
+                Some(n) => break n,
+                // A signal cut the wait short: again, with what is left.
+                None if deadline.remaining().is_some_and(|d| !d.is_zero()) => {}
+                None => {
+                    return Err(Error::Timeout {
+                        waiting_for: "the mq server to accept (is it running and serving?)",
+                        after: wait,
+                    });
+                }
+            }
         };
         match frame::decode(&channel.buf[..n], channel.max_payload) {
             Ok((header, payload))

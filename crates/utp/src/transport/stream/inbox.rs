@@ -689,6 +689,8 @@ fn read_some(
                 });
             }
             ReadOutcome::WouldBlock => wait_for_bytes(mode)?,
+            // Again with the time left (a socket's timeout is set anew).
+            ReadOutcome::Interrupted => {}
             ReadOutcome::Eof => {
                 let reason = match progress {
                     Some(_) => crate::error::GoneReason::Died,

@@ -73,6 +73,10 @@ pub(crate) enum ReadOutcome {
     Eof,
     /// Nothing to read yet on a non-blocking descriptor.
     WouldBlock,
+    /// A signal cut the read short (`EINTR`). Not retried here: a socket's
+    /// receive timeout would start again in full at each signal, so the
+    /// caller reads again with the time its deadline has left.
+    Interrupted,
 }
 
 impl StreamIo {
@@ -175,38 +179,35 @@ impl StreamIo {
         } else {
             RecvFlags::empty()
         };
-        loop {
-            let result = match (self, &mut *dst) {
-                (
-                    StreamIo::Socket {
-                        fd,
-                        passes_fds: true,
-                    },
-                    slices,
-                ) => recv_with_fds(fd.as_fd(), slices, fds, flags),
-                // One slice: plain read() (recv() for a flag), no iovec to import.
-                (StreamIo::Socket { fd, .. }, [one]) if dont_wait => {
-                    rustix::net::recv(fd, &mut **one, flags).map(|(n, _)| n)
-                }
-                (StreamIo::Socket { fd, .. }, slices) if dont_wait => {
-                    recvmsg(fd, slices, &mut RecvAncillaryBuffer::default(), flags)
-                        .map(|msg| msg.bytes)
-                }
-                (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, [one]) => {
-                    rustix::io::read(fd, &mut **one)
-                }
-                (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, slices) => {
-                    rustix::io::readv(fd, slices)
-                }
-            };
-            return match result {
-                Ok(0) if wanted => Ok(ReadOutcome::Eof),
-                Ok(n) => Ok(ReadOutcome::Data(n)),
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => Ok(ReadOutcome::WouldBlock),
-                Err(Errno::CONNRESET) => Ok(ReadOutcome::Eof),
-                Err(e) => Err(Error::io("read from peer", e)),
-            };
+        let result = match (self, &mut *dst) {
+            (
+                StreamIo::Socket {
+                    fd,
+                    passes_fds: true,
+                },
+                slices,
+            ) => recv_with_fds(fd.as_fd(), slices, fds, flags),
+            // One slice: plain read() (recv() for a flag), no iovec to import.
+            (StreamIo::Socket { fd, .. }, [one]) if dont_wait => {
+                rustix::net::recv(fd, &mut **one, flags).map(|(n, _)| n)
+            }
+            (StreamIo::Socket { fd, .. }, slices) if dont_wait => {
+                recvmsg(fd, slices, &mut RecvAncillaryBuffer::default(), flags).map(|msg| msg.bytes)
+            }
+            (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, [one]) => {
+                rustix::io::read(fd, &mut **one)
+            }
+            (StreamIo::Socket { fd, .. } | StreamIo::Pair { read: fd, .. }, slices) => {
+                rustix::io::readv(fd, slices)
+            }
+        };
+        match result {
+            Ok(0) if wanted => Ok(ReadOutcome::Eof),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(Errno::INTR) => Ok(ReadOutcome::Interrupted),
+            Err(Errno::AGAIN) => Ok(ReadOutcome::WouldBlock),
+            Err(Errno::CONNRESET) => Ok(ReadOutcome::Eof),
+            Err(e) => Err(Error::io("read from peer", e)),
         }
     }
 
