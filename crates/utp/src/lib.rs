@@ -209,6 +209,7 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod halves;
+pub(crate) mod handshake_read;
 pub mod identity;
 pub(crate) mod line_hint;
 pub(crate) mod now_and_then;

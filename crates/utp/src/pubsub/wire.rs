@@ -6,11 +6,8 @@ use super::layout::LAYOUT_VERSION;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
 use crate::{DeniedReason, GoneReason, ProtocolReason};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
-use std::io::{IoSlice, IoSliceMut, Read};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -203,38 +200,23 @@ pub fn send(
 /// frame becomes an error carrying its text; a type other than `expected`
 /// (when given) is a protocol error.
 pub fn recv(stream: &UnixStream, expected: Option<u8>) -> Result<(Header, Vec<u8>, Vec<OwnedFd>)> {
+    use crate::handshake_read::{ShortRead, frame_deadline, read_exact};
+    let read = |buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline| {
+        read_exact(stream, buf, fds, deadline).map_err(|short| match short {
+            ShortRead::Eof { got: 0 } => {
+                Error::peer_gone(GoneReason::Died, "the pub/sub peer hung up")
+            }
+            short => map_io("reading a pub/sub rendezvous frame", short.into_io()),
+        })
+    };
+    let deadline = frame_deadline(stream);
     let mut head = [0u8; HEADER_LEN];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = rustix::net::recvmsg(
-        stream,
-        &mut [IoSliceMut::new(&mut head)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )
-    .map_err(|e| map_io("waiting for a pub/sub rendezvous frame", e.into()))?
-    .bytes;
     let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if got == 0 {
-        return Err(Error::peer_gone(
-            GoneReason::Died,
-            "the pub/sub peer hung up",
-        ));
-    }
-    (&*stream)
-        .read_exact(&mut head[got..])
-        .map_err(|e| map_io("reading a pub/sub rendezvous frame", e))?;
+    read(&mut head, &mut fds, deadline)?;
     let header = frame::decode_header(&head, MAX_PAYLOAD)?;
     let mut bytes = head.to_vec();
     bytes.resize(header.frame_len(), 0);
-    (&*stream)
-        .read_exact(&mut bytes[HEADER_LEN..])
-        .map_err(|e| map_io("reading a pub/sub rendezvous frame", e))?;
+    read(&mut bytes[HEADER_LEN..], &mut fds, deadline)?;
     let (header, payload) = frame::decode(&bytes, MAX_PAYLOAD)?;
     if header.message_type == message_type::ERROR {
         return Err(Error::denied(

@@ -370,48 +370,22 @@ pub fn send_frame(
     Ok(())
 }
 
-/// Reads exactly `buf.len()` bytes with `recvmsg`, keeping any descriptors
+/// Reads exactly `buf.len()` bytes by `deadline`, keeping any descriptors
 /// that arrive (at most 4 are accepted per read; more is an error).
 fn read_exact_fds(
     stream: &UnixStream,
     buf: &mut [u8],
     fds: &mut Vec<std::os::fd::OwnedFd>,
+    deadline: crate::channel::Deadline,
 ) -> Result<()> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
-    let mut got = 0;
-    while got < buf.len() {
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let r = match recvmsg(
-            stream,
-            &mut [std::io::IoSliceMut::new(&mut buf[got..])],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        ) {
-            Ok(r) => r,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(map_io("waiting for a shm handshake frame", e.into())),
-        };
-        for msg in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = msg {
-                fds.extend(received);
-            }
-        }
-        if r.flags.contains(ReturnFlags::CTRUNC) {
-            return Err(Error::protocol(
-                ProtocolReason::Unexpected,
-                "the server sent more descriptors than a handshake carries",
-            ));
-        }
-        if r.bytes == 0 {
-            return Err(map_io(
-                "waiting for a shm handshake frame",
-                std::io::ErrorKind::UnexpectedEof.into(),
-            ));
-        }
-        got += r.bytes;
-    }
-    Ok(())
+    use crate::handshake_read::{ShortRead, read_exact};
+    read_exact(stream, buf, fds, deadline).map_err(|short| match short {
+        ShortRead::TooManyFds => Error::protocol(
+            ProtocolReason::Unexpected,
+            "the server sent more descriptors than a handshake carries",
+        ),
+        short => map_io("waiting for a shm handshake frame", short.into_io()),
+    })
 }
 
 /// Receives one handshake frame of type `expected` and the descriptors
@@ -423,11 +397,12 @@ pub fn recv_frame(
 ) -> Result<(Vec<u8>, Vec<std::os::fd::OwnedFd>)> {
     let mut fds = Vec::new();
     let mut head = [0u8; HEADER_LEN];
-    read_exact_fds(stream, &mut head, &mut fds)?;
+    let deadline = crate::handshake_read::frame_deadline(stream);
+    read_exact_fds(stream, &mut head, &mut fds, deadline)?;
     let header = frame::decode_header(&head, MAX_HANDSHAKE_PAYLOAD)?;
     let mut bytes = head.to_vec();
     bytes.resize(header.frame_len(), 0);
-    read_exact_fds(stream, &mut bytes[HEADER_LEN..], &mut fds)?;
+    read_exact_fds(stream, &mut bytes[HEADER_LEN..], &mut fds, deadline)?;
     let payload = check_frame(&bytes, expected)?;
     Ok((payload, fds))
 }

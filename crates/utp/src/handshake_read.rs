@@ -1,0 +1,189 @@
+//! Exact reads of handshake frames over a Unix stream socket, with the
+//! descriptors that come with them, within one deadline.
+//!
+//! The shm and pub/sub rendezvous sockets carry a receive timeout
+//! (`SO_RCVTIMEO`), which the kernel applies to each `recvmsg` afresh. A
+//! frame read in pieces, or a read cut short by a signal (`EINTR`, which a
+//! socket with a receive timeout returns even under `SA_RESTART`), would
+//! start the full timeout again each time: a peer sending a byte at a time,
+//! or a host whose threads are signalled more often than the timeout (a
+//! profiler, a C program's timer), could hold the reader for ever. Here
+//! the timeout in force when a frame's read begins is its deadline; each
+//! further `recvmsg` waits only for what is left of it.
+
+use crate::channel::Deadline;
+use rustix::io::Errno;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// Most descriptors one read of a handshake frame accepts.
+const MAX_FDS: usize = 4;
+
+/// Why a frame could not be read whole.
+#[derive(Debug)]
+pub(crate) enum ShortRead {
+    /// The peer closed the connection first; `got` bytes had arrived.
+    Eof { got: usize },
+    /// More descriptors came with the bytes than a handshake carries.
+    TooManyFds,
+    /// The deadline passed first.
+    TimedOut,
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+impl ShortRead {
+    /// As an I/O error: end of stream `UnexpectedEof`, time up `WouldBlock`
+    /// (what a socket's receive timeout gives).
+    pub(crate) fn into_io(self) -> std::io::Error {
+        use std::io::{Error, ErrorKind};
+        match self {
+            ShortRead::Eof { .. } => ErrorKind::UnexpectedEof.into(),
+            ShortRead::TooManyFds => Error::new(
+                ErrorKind::InvalidData,
+                "more descriptors than a handshake frame carries",
+            ),
+            ShortRead::TimedOut => ErrorKind::WouldBlock.into(),
+            ShortRead::Io(e) => e,
+        }
+    }
+}
+
+/// The deadline of a frame whose read starts now: the socket's receive
+/// timeout (none if it has none).
+pub(crate) fn frame_deadline(stream: &UnixStream) -> Deadline {
+    Deadline::after(stream.read_timeout().ok().flatten())
+}
+
+/// Reads exactly `buf.len()` bytes by `deadline`, keeping the descriptors
+/// that arrive in `fds`. The socket's receive timeout is lowered to what
+/// is left of the deadline after a short or interrupted read, and put back
+/// as it was before returning.
+pub(crate) fn read_exact(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    deadline: Deadline,
+) -> Result<(), ShortRead> {
+    let configured = stream.read_timeout().ok().flatten();
+    let mut lowered = false;
+    let result = read_within(stream, buf, fds, deadline, &mut lowered);
+    if lowered {
+        let _ = stream.set_read_timeout(configured);
+    }
+    result
+}
+
+fn read_within(
+    stream: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    deadline: Deadline,
+    lowered: &mut bool,
+) -> Result<(), ShortRead> {
+    let mut got = 0;
+    let mut first = true;
+    while got < buf.len() {
+        if !first {
+            // The kernel's timeout would start again in full: wait for the
+            // rest of the deadline only.
+            match deadline.remaining() {
+                Some(left) if left.is_zero() => return Err(ShortRead::TimedOut),
+                Some(left) => {
+                    // Zero would mean "no timeout" to the kernel.
+                    let left = left.max(Duration::from_micros(1));
+                    stream.set_read_timeout(Some(left)).map_err(ShortRead::Io)?;
+                    *lowered = true;
+                }
+                None => {}
+            }
+        }
+        first = false;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let received = match recvmsg(
+            stream,
+            &mut [IoSliceMut::new(&mut buf[got..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(received) => received,
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Err(ShortRead::TimedOut),
+            Err(e) => return Err(ShortRead::Io(e.into())),
+        };
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                fds.extend(received);
+            }
+        }
+        if received.flags.contains(ReturnFlags::CTRUNC) {
+            return Err(ShortRead::TooManyFds);
+        }
+        if received.bytes == 0 {
+            return Err(ShortRead::Eof { got });
+        }
+        got += received.bytes;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Instant;
+
+    #[test]
+    fn a_peer_that_drips_bytes_cannot_stretch_the_deadline() {
+        let (reader, mut writer) = UnixStream::pair().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let dripping = std::thread::spawn(move || {
+            // A byte at once, one 250 ms later, then silence: the read after
+            // the second byte may wait 50 ms, not the socket's 300.
+            writer.write_all(b"x").unwrap();
+            std::thread::sleep(Duration::from_millis(250));
+            writer.write_all(b"y").unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+        });
+        let started = Instant::now();
+        let mut buf = [0u8; 32];
+        let got = read_exact(&reader, &mut buf, &mut Vec::new(), frame_deadline(&reader));
+        let took = started.elapsed();
+        assert!(matches!(got, Err(ShortRead::TimedOut)), "{got:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(450),
+            "a 300 ms deadline ended after {took:?}"
+        );
+        assert_eq!(
+            reader.read_timeout().unwrap(),
+            Some(Duration::from_millis(300)),
+            "the socket's timeout is put back"
+        );
+        dripping.join().unwrap();
+    }
+
+    #[test]
+    fn a_frame_in_pieces_is_read_whole() {
+        let (reader, mut writer) = UnixStream::pair().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let writing = std::thread::spawn(move || {
+            for piece in [&b"abc"[..], b"defgh", b"ij"] {
+                writer.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let mut buf = [0u8; 10];
+        read_exact(&reader, &mut buf, &mut Vec::new(), frame_deadline(&reader)).unwrap();
+        assert_eq!(&buf, b"abcdefghij");
+        writing.join().unwrap();
+    }
+}
