@@ -6,20 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "utp.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            passed++;                                      \
-        } else {                                           \
-            failed++;                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fprintf(stderr, " [last error: %s]\n", utp_last_error()); \
-        }                                                  \
-    } while (0)
+#include "check.h"
 
 static void test_endpoint(const char *url) {
     printf("-- %s\n", url);

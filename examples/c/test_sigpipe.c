@@ -14,20 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include "utp.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            passed++;                                      \
-        } else {                                           \
-            failed++;                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fprintf(stderr, " [last error: %s]\n", utp_last_error()); \
-        }                                                  \
-    } while (0)
+#include "check.h"
 
 static volatile sig_atomic_t handled;
 

@@ -12,20 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "utp.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            passed++;                                      \
-        } else {                                           \
-            failed++;                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fprintf(stderr, " [last error: %s]\n", utp_last_error()); \
-        }                                                  \
-    } while (0)
+#include "check.h"
 
 /* Answers one request ("OP A B") with "OK R" written in place in the ring. */
 static void answer(UtpChannel *ch, const char *request, size_t len) {
