@@ -61,8 +61,9 @@ pub(crate) fn frame_deadline(stream: &UnixStream) -> Deadline {
 
 /// Reads exactly `buf.len()` bytes by `deadline`, keeping the descriptors
 /// that arrive in `fds`. The socket's receive timeout is lowered to what
-/// is left of the deadline after a short or interrupted read, and put back
-/// as it was before returning.
+/// is left of the deadline whenever it would wait longer, and put back as
+/// it was before returning (so the next read of the same frame, with the
+/// same deadline, lowers it again).
 pub(crate) fn read_exact(
     stream: &UnixStream,
     buf: &mut [u8],
@@ -70,39 +71,40 @@ pub(crate) fn read_exact(
     deadline: Deadline,
 ) -> Result<(), ShortRead> {
     let configured = stream.read_timeout().ok().flatten();
-    let mut lowered = false;
-    let result = read_within(stream, buf, fds, deadline, &mut lowered);
-    if lowered {
+    let mut set = configured;
+    let result = read_within(stream, buf, fds, deadline, &mut set);
+    if set != configured {
         let _ = stream.set_read_timeout(configured);
     }
     result
 }
+
+/// How much longer than the time left the socket's timeout may be before
+/// it is lowered: a frame's first read, which starts its deadline, then
+/// changes nothing.
+const SLACK: Duration = Duration::from_millis(1);
 
 fn read_within(
     stream: &UnixStream,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
-    lowered: &mut bool,
+    set: &mut Option<Duration>,
 ) -> Result<(), ShortRead> {
     let mut got = 0;
-    let mut first = true;
     while got < buf.len() {
-        if !first {
-            // The kernel's timeout would start again in full: wait for the
-            // rest of the deadline only.
-            match deadline.remaining() {
-                Some(left) if left.is_zero() => return Err(ShortRead::TimedOut),
-                Some(left) => {
-                    // Zero would mean "no timeout" to the kernel.
-                    let left = left.max(Duration::from_micros(1));
-                    stream.set_read_timeout(Some(left)).map_err(ShortRead::Io)?;
-                    *lowered = true;
-                }
-                None => {}
+        if let Some(left) = deadline.remaining() {
+            if left.is_zero() {
+                return Err(ShortRead::TimedOut);
+            }
+            // The kernel starts the socket's timeout afresh at each read.
+            if set.is_none_or(|timeout| timeout > left + SLACK) {
+                // Zero would mean "no timeout" to the kernel.
+                let left = left.max(Duration::from_micros(1));
+                stream.set_read_timeout(Some(left)).map_err(ShortRead::Io)?;
+                *set = Some(left);
             }
         }
-        first = false;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let received = match recvmsg(
@@ -145,16 +147,22 @@ mod tests {
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
         let dripping = std::thread::spawn(move || {
-            // A byte at once, one 250 ms later, then silence: the read after
-            // the second byte may wait 50 ms, not the socket's 300.
+            // A byte at once, one 200 ms later, then silence.
             writer.write_all(b"x").unwrap();
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(200));
             writer.write_all(b"y").unwrap();
             std::thread::sleep(Duration::from_secs(1));
         });
+        // As a frame is read: a head of 2 bytes, then the rest, both by the
+        // deadline the head's read started. The rest's read begins at
+        // 200 ms, so it may wait 100 ms, not the socket's 300.
+        let deadline = frame_deadline(&reader);
         let started = Instant::now();
-        let mut buf = [0u8; 32];
-        let got = read_exact(&reader, &mut buf, &mut Vec::new(), frame_deadline(&reader));
+        let mut head = [0u8; 2];
+        read_exact(&reader, &mut head, &mut Vec::new(), deadline).unwrap();
+        assert_eq!(&head, b"xy");
+        let mut rest = [0u8; 30];
+        let got = read_exact(&reader, &mut rest, &mut Vec::new(), deadline);
         let took = started.elapsed();
         assert!(matches!(got, Err(ShortRead::TimedOut)), "{got:?}");
         assert!(
