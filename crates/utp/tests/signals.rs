@@ -271,3 +271,47 @@ fn a_subscriber_joins_and_waits_on_time_while_signals_cut_it() {
     drop(publisher);
     assert_eq!(left_by("sig-pub"), Vec::<String>::new());
 }
+
+#[test]
+fn seqlock_waits_end_on_time_while_signals_cut_them() {
+    use utp::seqlock::{SeqReader, SeqWriter, subscribe_eventfd};
+    let url = format!("shm://{}", util::unique("sig-seq"));
+    let socket = format!("unix://@{}", util::unique("sig-seq-efd"));
+    let _pester = Pester::this_thread();
+    let mut writer = SeqWriter::<u64>::open(&url).expect("open the cell");
+    writer.publish(&1);
+    writer.serve_eventfds(&socket).expect("serve eventfds");
+    let reader = SeqReader::<u64>::open(&url).expect("open the reader");
+    let eventfd = subscribe_eventfd(&socket, Duration::from_secs(5)).expect("subscribe");
+    let signal = reader.subscribe_signal().expect("subscribe to SIGUSR1");
+    let wait = Duration::from_millis(100);
+    let on_time = |what: &str, took: Duration| {
+        assert!(
+            took >= wait && took < wait * 5,
+            "{what}: a {wait:?} wait ended after {took:?}"
+        );
+    };
+
+    let (_, seq) = reader.read_seq().unwrap();
+    let started = Instant::now();
+    let got = reader.wait_next(seq, Some(wait));
+    assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+    on_time("wait_next", started.elapsed());
+
+    let started = Instant::now();
+    assert_eq!(eventfd.wait(wait), 0, "no publish, no notice");
+    on_time("the eventfd", started.elapsed());
+
+    let started = Instant::now();
+    assert!(!signal.wait(wait), "no publish, no SIGUSR1");
+    on_time("the SIGUSR1 subscription", started.elapsed());
+
+    writer.publish(&2);
+    assert!(eventfd.wait(Duration::from_secs(5)) >= 1);
+    assert!(signal.wait(Duration::from_secs(5)));
+    assert_eq!(reader.read_seq().unwrap().0, 2);
+    drop((signal, eventfd));
+    drop(reader);
+    writer.remove().unwrap();
+    assert_eq!(left_by("sig-seq"), Vec::<String>::new());
+}

@@ -9,6 +9,7 @@
 
 use crate::ProtocolReason;
 use crate::channel::Channel as _;
+use crate::channel::Deadline;
 use crate::channel::{Options, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
@@ -16,7 +17,8 @@ use crate::frame::{Frame, message_type};
 use crate::shm::sync::Ordering;
 use crate::transport::stream::{Framing, StreamChannel, StreamIo};
 use crate::transport::unix;
-use rustix::event::{PollFd, PollFlags, poll};
+use crate::transport::wait::{Ready, wait_ready};
+use rustix::event::PollFlags;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
@@ -210,10 +212,16 @@ impl EventfdSubscription {
 
     /// Waits until at least one publish happened or `timeout` passed;
     /// returns the number of publishes (0 on timeout).
+    /// (A signal that interrupts the wait does not end it early.)
     pub fn wait(&self, timeout: Duration) -> u64 {
-        let mut pfd = [PollFd::new(&self.efd, PollFlags::IN)];
-        let ts = rustix::time::Timespec::try_from(timeout).ok();
-        let _ = poll(&mut pfd, ts.as_ref());
+        // Ready or timed out, both end the wait; an error reads as nothing.
+        let _ = wait_ready(
+            &self.efd,
+            Ready::Read,
+            Deadline::after(Some(timeout)),
+            "a seqlock publish",
+            Some(timeout),
+        );
         self.take()
     }
 }

@@ -19,9 +19,10 @@
 //!   it. Prefer the futex or eventfd paths where that matters.
 
 use super::layout::{Header, OFF_SIGNAL_FLAG, SIGNAL_SLOTS};
+use crate::channel::Deadline;
 use crate::error::{Error, Result};
 use crate::shm::sync::Ordering;
-use rustix::event::{PollFd, PollFlags, poll};
+use crate::transport::wait::{Ready, wait_ready};
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -86,13 +87,19 @@ impl<'a> SignalSubscription<'a> {
     }
 
     /// Waits up to `timeout` for a `SIGUSR1`; returns whether one came.
+    /// (Another signal that interrupts the wait does not end it early.)
     pub fn wait(&self, timeout: Duration) -> bool {
         if self.take() {
             return true;
         }
-        let mut pfd = [PollFd::new(&self.rx, PollFlags::IN)];
-        let ts = rustix::time::Timespec::try_from(timeout).ok();
-        let _ = poll(&mut pfd, ts.as_ref());
+        // Ready or timed out, both end the wait; an error reads as nothing.
+        let _ = wait_ready(
+            &self.rx,
+            Ready::Read,
+            Deadline::after(Some(timeout)),
+            "a SIGUSR1 notice",
+            Some(timeout),
+        );
         self.take()
     }
 }
