@@ -275,7 +275,15 @@ fn a_subscriber_joins_and_waits_on_time_while_signals_cut_it() {
 #[test]
 fn seqlock_waits_end_on_time_while_signals_cut_them() {
     use utp::seqlock::{SeqReader, SeqWriter, subscribe_eventfd};
+    /// Removes the cell even when an assertion fails first.
+    struct RemoveCell(String);
+    impl Drop for RemoveCell {
+        fn drop(&mut self) {
+            let _ = utp::seqlock::place::Place::parse(&self.0).map(|place| place.remove());
+        }
+    }
     let url = format!("shm://{}", util::unique("sig-seq"));
+    let _remove = RemoveCell(url.clone());
     let socket = format!("unix://@{}", util::unique("sig-seq-efd"));
     let _pester = Pester::this_thread();
     let mut writer = SeqWriter::<u64>::open(&url).expect("open the cell");
@@ -313,5 +321,9 @@ fn seqlock_waits_end_on_time_while_signals_cut_them() {
     drop((signal, eventfd));
     drop(reader);
     writer.remove().unwrap();
-    assert_eq!(left_by("sig-seq"), Vec::<String>::new());
+    assert_eq!(
+        left_by("sig-seq"),
+        Vec::<String>::new(),
+        "removed by remove()"
+    );
 }
