@@ -140,15 +140,21 @@ fn with_pair(
         server(channel);
         drop(listener);
     });
-    {
+    // A failed assertion here still lets the server thread end (the
+    // client's channel and senders are dropped as it unwinds) and drop the
+    // listener, which removes its socket file or FIFOs, before this test
+    // fails: a panic that ended the process first left them behind.
+    let talked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _pester = Pester::this_thread();
         let mut channel =
             utp::connect(&endpoint).unwrap_or_else(|e| panic!("{name}: connect: {e}"));
         client(&mut *channel);
+    }));
+    let served = serving.join();
+    if let Err(panic) = talked {
+        std::panic::resume_unwind(panic);
     }
-    serving
-        .join()
-        .unwrap_or_else(|_| panic!("{name}: the server thread panicked"));
+    served.unwrap_or_else(|_| panic!("{name}: the server thread panicked"));
 }
 
 #[test]
@@ -169,7 +175,7 @@ fn a_deadline_ends_the_wait_on_time_however_often_signals_cut_it() {
                     .expect("the client's first frame");
                 let _ = done_rx.recv_timeout(Duration::from_secs(10));
             },
-            |channel| {
+            move |channel| {
                 let mut frame = Frame::default();
                 channel
                     .send(message_type::REQUEST, flags::CHECKSUM, b"hello")
