@@ -209,7 +209,7 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod halves;
-pub(crate) mod handshake_read;
+pub(crate) mod handshake_io;
 pub mod identity;
 pub(crate) mod line_hint;
 pub(crate) mod now_and_then;

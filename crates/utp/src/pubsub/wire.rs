@@ -4,11 +4,8 @@
 
 use super::layout::LAYOUT_VERSION;
 use crate::error::{Error, Result};
-use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
+use crate::frame::{self, Header, message_type};
 use crate::{DeniedReason, GoneReason, ProtocolReason};
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
@@ -166,57 +163,17 @@ pub fn send(
     payload: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> Result<()> {
-    let header = Header::new(message_type, flags::CHECKSUM, 1, frame::now_micros());
-    let bytes = frame::encode_to_vec(&header, payload);
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(Error::protocol(
-            ProtocolReason::Unexpected,
-            "too many descriptors for one frame",
-        ));
-    }
-    let sent = rustix::net::sendmsg(
-        stream,
-        &[IoSlice::new(&bytes)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
-    .map_err(|e| map_io("sending a pub/sub rendezvous frame", e.into()))?;
-    // The rest, if the socket took part: with MSG_NOSIGNAL too (a plain
-    // write would raise SIGPIPE if the peer left meanwhile).
-    let mut sent = sent;
-    while sent < bytes.len() {
-        match rustix::net::send(stream, &bytes[sent..], SendFlags::NOSIGNAL) {
-            Ok(n) => sent += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(map_io("sending a pub/sub rendezvous frame", e.into())),
-        }
-    }
-    Ok(())
+    crate::handshake_io::send_frame(stream, message_type, payload, fds)
+        .map_err(|e| map_io("sending a pub/sub rendezvous frame", e))
 }
 
-/// Receives one frame and up to two descriptors sent with it. An `ERROR`
-/// frame becomes an error carrying its text; a type other than `expected`
-/// (when given) is a protocol error.
+/// Receives one frame and up to two descriptors sent with it, within the
+/// socket's receive timeout. An `ERROR` frame becomes an error carrying
+/// its text; a type other than `expected` (when given) is a protocol error.
 pub fn recv(stream: &UnixStream, expected: Option<u8>) -> Result<(Header, Vec<u8>, Vec<OwnedFd>)> {
-    use crate::handshake_read::{ShortRead, frame_deadline, read_exact};
-    let read = |buf: &mut [u8], fds: &mut Vec<OwnedFd>, deadline| {
-        read_exact(stream, buf, fds, deadline).map_err(|short| match short {
-            ShortRead::Eof { got: 0 } => {
-                Error::peer_gone(GoneReason::Died, "the pub/sub peer hung up")
-            }
-            short => map_io("reading a pub/sub rendezvous frame", short.into_io()),
-        })
-    };
-    let deadline = frame_deadline(stream);
-    let mut head = [0u8; HEADER_LEN];
-    let mut fds = Vec::new();
-    read(&mut head, &mut fds, deadline)?;
-    let header = frame::decode_header(&head, MAX_PAYLOAD)?;
-    let mut bytes = head.to_vec();
-    bytes.resize(header.frame_len(), 0);
-    read(&mut bytes[HEADER_LEN..], &mut fds, deadline)?;
+    let (bytes, fds) = crate::handshake_io::read_frame(stream, MAX_PAYLOAD, |short| {
+        map_io("reading a pub/sub rendezvous frame", short.into_io())
+    })?;
     let (header, payload) = frame::decode(&bytes, MAX_PAYLOAD)?;
     if header.message_type == message_type::ERROR {
         return Err(Error::denied(

@@ -5,7 +5,7 @@
 use super::region::Location;
 use crate::endpoint::Address;
 use crate::error::{Error, Result};
-use crate::frame::{self, HEADER_LEN, Header, flags, message_type};
+use crate::frame::{self, message_type};
 use crate::identity::PeerPolicy;
 use crate::runtime_dir::{self, Kind};
 use crate::{GoneReason, ProtocolReason};
@@ -328,81 +328,34 @@ fn u64_at(p: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// One checksummed handshake frame (sequence 1), encoded.
-pub fn encode_frame(message_type: u8, payload: &[u8]) -> Vec<u8> {
-    let header = Header::new(message_type, flags::CHECKSUM, 1, frame::now_micros());
-    frame::encode_to_vec(&header, payload)
-}
-
-/// Sends one handshake frame, with `fd` attached (`SCM_RIGHTS`) if given:
-/// the whole frame in one `sendmsg`, so the descriptor travels with its
-/// first byte.
+/// Sends one handshake frame, with `fd` attached (`SCM_RIGHTS`) if given,
+/// on its first byte (see `crate::handshake_io`).
 pub fn send_frame(
     stream: &UnixStream,
     message_type: u8,
     payload: &[u8],
     fd: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<()> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
-    let bytes = encode_frame(message_type, payload);
-    let mut sent = 0;
     let fds: Vec<std::os::fd::BorrowedFd<'_>> = fd.into_iter().collect();
-    while sent < bytes.len() {
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-            return Err(Error::protocol(
-                ProtocolReason::Unexpected,
-                "no room to attach a descriptor",
-            ));
-        }
-        match sendmsg(
-            stream,
-            &[std::io::IoSlice::new(&bytes[sent..])],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        ) {
-            Ok(n) => sent += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(map_io("sending a shm handshake frame", e.into())),
-        }
-    }
-    Ok(())
+    crate::handshake_io::send_frame(stream, message_type, payload, &fds)
+        .map_err(|e| map_io("sending a shm handshake frame", e))
 }
 
-/// Reads exactly `buf.len()` bytes by `deadline`, keeping any descriptors
-/// that arrive (at most 4 are accepted per read; more is an error).
-fn read_exact_fds(
+/// Receives one handshake frame of type `expected` and the descriptors
+/// that came with it, within the socket's receive timeout; an `ERROR`
+/// frame from the peer becomes an error carrying its text.
+pub fn recv_frame(
     stream: &UnixStream,
-    buf: &mut [u8],
-    fds: &mut Vec<std::os::fd::OwnedFd>,
-    deadline: crate::channel::Deadline,
-) -> Result<()> {
-    use crate::handshake_read::{ShortRead, read_exact};
-    read_exact(stream, buf, fds, deadline).map_err(|short| match short {
+    expected: u8,
+) -> Result<(Vec<u8>, Vec<std::os::fd::OwnedFd>)> {
+    use crate::handshake_io::{ShortRead, read_frame};
+    let (bytes, fds) = read_frame(stream, MAX_HANDSHAKE_PAYLOAD, |short| match short {
         ShortRead::TooManyFds => Error::protocol(
             ProtocolReason::Unexpected,
             "the server sent more descriptors than a handshake carries",
         ),
         short => map_io("waiting for a shm handshake frame", short.into_io()),
-    })
-}
-
-/// Receives one handshake frame of type `expected` and the descriptors
-/// that came with it; an `ERROR` frame from the peer becomes an error
-/// carrying its text.
-pub fn recv_frame(
-    stream: &UnixStream,
-    expected: u8,
-) -> Result<(Vec<u8>, Vec<std::os::fd::OwnedFd>)> {
-    let mut fds = Vec::new();
-    let mut head = [0u8; HEADER_LEN];
-    let deadline = crate::handshake_read::frame_deadline(stream);
-    read_exact_fds(stream, &mut head, &mut fds, deadline)?;
-    let header = frame::decode_header(&head, MAX_HANDSHAKE_PAYLOAD)?;
-    let mut bytes = head.to_vec();
-    bytes.resize(header.frame_len(), 0);
-    read_exact_fds(stream, &mut bytes[HEADER_LEN..], &mut fds, deadline)?;
+    })?;
     let payload = check_frame(&bytes, expected)?;
     Ok((payload, fds))
 }

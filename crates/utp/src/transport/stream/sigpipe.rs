@@ -95,15 +95,11 @@ fn take_pending(pipe_only: &libc::sigset_t) {
         // SAFETY: `pipe_only` and `now` are initialised and outlive the call;
         // a null info pointer is allowed.
         let signal = unsafe { libc::sigtimedwait(pipe_only, std::ptr::null_mut(), &now) };
-        if signal == -1 && Errno::from_raw_os_error(errno()) == Errno::INTR {
+        if signal == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
         return;
     }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! A stream channel's looks that must not wait: on a socket, each is the
-//! read or write itself, with no `poll` before it.
+//! A stream channel's looks that must not wait (on a socket or pipe, each
+//! is the read or write itself, with no `poll` before it), and its writes
+//! to a pipe whose reader is gone (an error, never SIGPIPE).
 
 use super::sigpipe::SHIELDED;
 use super::{Framing, StreamChannel, StreamIo};
@@ -7,6 +8,7 @@ use crate::channel::{Channel, PeerInfo};
 use crate::frame::{Frame, flags, message_type};
 use crate::transport::wait::POLLS;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+use std::os::fd::OwnedFd;
 
 /// A stream channel over `io` (UTP framing, 1 MiB frames).
 fn channel(io: StreamIo) -> StreamChannel {
@@ -116,15 +118,21 @@ fn a_try_send_that_finds_no_room_takes_nothing_and_keeps_its_number() {
     );
 }
 
-/// A pipe channel whose reader is gone: it writes into a pipe with no read end.
-fn readerless_pipe() -> StreamChannel {
+/// A channel that writes into a pipe, and that pipe's read end.
+fn pipe_writer() -> (StreamChannel, OwnedFd) {
     let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    // Never written to: the channel only sends.
     let (replies, _unused) = rustix::pipe::pipe().unwrap();
-    drop(read_end);
-    channel(StreamIo::Pair {
+    let channel = channel(StreamIo::Pair {
         read: replies,
         write: Some(write_end),
-    })
+    });
+    (channel, read_end)
+}
+
+/// A pipe channel whose reader is gone: it writes into a pipe with no read end.
+fn readerless_pipe() -> StreamChannel {
+    pipe_writer().0
 }
 
 fn shielded() -> u64 {
@@ -192,12 +200,7 @@ fn where_sigpipe_is_ignored_a_pipe_is_written_without_a_poll_or_the_shield() {
         matches!(sent, Err(crate::Error::PeerGone { .. })),
         "{sent:?}"
     );
-    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
-    let (replies, _unused) = rustix::pipe::pipe().unwrap();
-    let mut pipes = channel(StreamIo::Pair {
-        read: replies,
-        write: Some(write_end),
-    });
+    let (mut pipes, read_end) = pipe_writer();
     for _ in 0..10 {
         assert!(
             pipes

@@ -1,33 +1,94 @@
-//! Exact reads of handshake frames over a Unix stream socket, with the
-//! descriptors that come with them, within one deadline.
+//! Handshake frames over a Unix stream socket (the shm and pub/sub
+//! rendezvous): each sent whole, with descriptors on its first byte, and
+//! read whole, with the descriptors that come with it, within one deadline.
 //!
-//! The shm and pub/sub rendezvous sockets carry a receive timeout
-//! (`SO_RCVTIMEO`), which the kernel applies to each `recvmsg` afresh. A
-//! frame read in pieces, or a read cut short by a signal (`EINTR`, which a
-//! socket with a receive timeout returns even under `SA_RESTART`), would
-//! start the full timeout again each time: a peer sending a byte at a time,
-//! or a host whose threads are signalled more often than the timeout (a
-//! profiler, a C program's timer), could hold the reader for ever. Here
-//! the timeout in force when a frame's read begins is its deadline; each
-//! further `recvmsg` waits only for what is left of it.
+//! Both sockets carry a receive timeout (`SO_RCVTIMEO`), which the kernel
+//! applies to each `recvmsg` afresh. A frame read in pieces, or a read cut
+//! short by a signal (`EINTR`, which a socket with a receive timeout
+//! returns even under `SA_RESTART`), would start the full timeout again
+//! each time: a peer sending a byte at a time, or a host whose threads are
+//! signalled more often than the timeout (a profiler, a C program's
+//! timer), could hold the reader for ever. Here the timeout in force when
+//! a frame's read begins is its deadline; each further `recvmsg` waits
+//! only for what is left of it. Sends use `MSG_NOSIGNAL` (a peer that left
+//! is an error, not SIGPIPE) and go on after `EINTR`.
 
 use crate::channel::Deadline;
+use crate::error::{Error, Result};
+use crate::frame::{self, HEADER_LEN, Header, flags};
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, recvmsg};
-use std::io::IoSliceMut;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// Most descriptors one read of a handshake frame accepts.
+/// Most descriptors a handshake frame carries (sent or accepted per read).
 const MAX_FDS: usize = 4;
+
+/// Sends one checksummed frame (sequence 1) whole, `fds` attached to its
+/// first byte. More than [`MAX_FDS`] descriptors is `InvalidInput`.
+pub(crate) fn send_frame(
+    stream: &UnixStream,
+    message_type: u8,
+    payload: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    let header = Header::new(message_type, flags::CHECKSUM, 1, frame::now_micros());
+    let bytes = frame::encode_to_vec(&header, payload);
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if sent == 0 && !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "more descriptors than a handshake frame carries",
+            ));
+        }
+        match sendmsg(
+            stream,
+            &[IoSlice::new(&bytes[sent..])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one frame whole within the deadline its read starts (see the
+/// module), its header checked against `max_payload`: the frame's bytes
+/// and the descriptors that came with it. `short` says what a read that
+/// ended early is, in the caller's words.
+pub(crate) fn read_frame(
+    stream: &UnixStream,
+    max_payload: usize,
+    short: impl Fn(ShortRead) -> Error,
+) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let deadline = frame_deadline(stream);
+    let mut fds = Vec::new();
+    let mut head = [0u8; HEADER_LEN];
+    read_exact(stream, &mut head, &mut fds, deadline).map_err(&short)?;
+    let header = frame::decode_header(&head, max_payload)?;
+    let mut bytes = head.to_vec();
+    bytes.resize(header.frame_len(), 0);
+    read_exact(stream, &mut bytes[HEADER_LEN..], &mut fds, deadline).map_err(short)?;
+    Ok((bytes, fds))
+}
 
 /// Why a frame could not be read whole.
 #[derive(Debug)]
 pub(crate) enum ShortRead {
-    /// The peer closed the connection first; `got` bytes had arrived.
-    Eof { got: usize },
+    /// The peer closed the connection first.
+    Eof,
     /// More descriptors came with the bytes than a handshake carries.
     TooManyFds,
     /// The deadline passed first.
@@ -42,7 +103,7 @@ impl ShortRead {
     pub(crate) fn into_io(self) -> std::io::Error {
         use std::io::{Error, ErrorKind};
         match self {
-            ShortRead::Eof { .. } => ErrorKind::UnexpectedEof.into(),
+            ShortRead::Eof => ErrorKind::UnexpectedEof.into(),
             ShortRead::TooManyFds => Error::new(
                 ErrorKind::InvalidData,
                 "more descriptors than a handshake frame carries",
@@ -55,7 +116,7 @@ impl ShortRead {
 
 /// The deadline of a frame whose read starts now: the socket's receive
 /// timeout (none if it has none).
-pub(crate) fn frame_deadline(stream: &UnixStream) -> Deadline {
+fn frame_deadline(stream: &UnixStream) -> Deadline {
     Deadline::after(stream.read_timeout().ok().flatten())
 }
 
@@ -64,12 +125,12 @@ pub(crate) fn frame_deadline(stream: &UnixStream) -> Deadline {
 /// is left of the deadline whenever it would wait longer, and put back as
 /// it was before returning (so the next read of the same frame, with the
 /// same deadline, lowers it again).
-pub(crate) fn read_exact(
+fn read_exact(
     stream: &UnixStream,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
-) -> Result<(), ShortRead> {
+) -> std::result::Result<(), ShortRead> {
     let configured = stream.read_timeout().ok().flatten();
     let mut set = configured;
     let result = read_within(stream, buf, fds, deadline, &mut set);
@@ -90,7 +151,7 @@ fn read_within(
     fds: &mut Vec<OwnedFd>,
     deadline: Deadline,
     set: &mut Option<Duration>,
-) -> Result<(), ShortRead> {
+) -> std::result::Result<(), ShortRead> {
     let mut got = 0;
     while got < buf.len() {
         if let Some(left) = deadline.remaining() {
@@ -127,7 +188,7 @@ fn read_within(
             return Err(ShortRead::TooManyFds);
         }
         if received.bytes == 0 {
-            return Err(ShortRead::Eof { got });
+            return Err(ShortRead::Eof);
         }
         got += received.bytes;
     }
