@@ -65,6 +65,41 @@ pub trait Channel: Send + fmt::Debug {
         self.send_timeout(message_type, flags, payload, None)
     }
 
+    /// Sends one frame per payload, in order, all of `message_type` and
+    /// `flags`, waiting for room as long as it takes: what a loop of
+    /// [`send`](Self::send) does, with what a transport can do once for the
+    /// lot done once. A shared-memory link reads the clock once for up to
+    /// 64 frames or 64 KiB of payload, and again after any wait for room
+    /// (so every frame still says when it was written, to the coarse
+    /// clock's tick), and stores the counts `utp stat` reads once; its
+    /// frames are published one by one, so the peer reads the first while
+    /// the rest are written. Other transports send the frames one by one.
+    ///
+    /// If a frame fails (too large, the peer gone), the frames before it
+    /// were sent and the ones after it were not; the error says why.
+    ///
+    /// ```
+    /// use utp::frame::{Frame, message_type};
+    /// let mut listener = utp::listen("inproc://doc-send-batch").unwrap();
+    /// let mut client = utp::connect("inproc://doc-send-batch").unwrap();
+    /// let mut server = listener.accept().unwrap();
+    ///
+    /// let quotes: [&[u8]; 3] = [b"AAPL 187.2", b"MSFT 411.9", b"NVDA 131.4"];
+    /// client.send_batch(message_type::DATA, 0, &quotes).unwrap();
+    /// let mut frame = Frame::default();
+    /// for quote in quotes {
+    ///     server.recv(&mut frame).unwrap();
+    ///     assert_eq!(frame.payload(), quote);
+    /// }
+    /// assert_eq!(frame.header.sequence, 3);
+    /// ```
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        for payload in payloads {
+            self.send_timeout(message_type, flags, payload, None)?;
+        }
+        Ok(())
+    }
+
     /// Receives the next frame into `frame`, waiting as long as it takes.
     fn recv(&mut self, frame: &mut Frame) -> Result<()> {
         self.recv_timeout(frame, None)
@@ -289,6 +324,10 @@ macro_rules! forward_channel {
 
         fn recv_timeout(&mut $s, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
             $($inner)+.recv_timeout(frame, timeout)
+        }
+
+        fn send_batch(&mut $s, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+            $($inner)+.send_batch(message_type, flags, payloads)
         }
 
         fn close(&mut $s) -> Result<()> {

@@ -119,6 +119,11 @@ impl SendHalf {
         self.inner.send_timeout(message_type, flags, payload, None)
     }
 
+    /// Sends one frame per payload, in order (see [`Channel::send_batch`]).
+    pub fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.inner.send_batch(message_type, flags, payloads)
+    }
+
     /// Sends `payload` as a checksummed [`DATA`](message_type::DATA) frame.
     pub fn send_bytes(&mut self, payload: &[u8]) -> Result<()> {
         self.send(message_type::DATA, flags::CHECKSUM, payload)

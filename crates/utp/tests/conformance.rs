@@ -104,6 +104,7 @@ type Outcome = (String, bool, Duration);
 const CASES: &[(&str, Case)] = &[
     ("round_trip", round_trip),
     ("ordering_1000_frames", ordering),
+    ("batches", batches),
     ("large_payloads", large_payloads),
     ("the_limit", the_limit),
     ("timeouts", timeouts),
@@ -389,6 +390,46 @@ fn ordering(t: &Transport) {
         }
     }
     assert_eq!(next_reply, 1000);
+}
+
+/// `send_batch` sends its frames in order, as many sends would; one the
+/// sender refuses ends the batch, after the frames before it.
+fn batches(t: &Transport) {
+    let server = Fixture::start(t);
+    let mut client = server.connect();
+    let max = (t.max_payload)();
+    let payloads: Vec<Vec<u8>> = (0..t.window)
+        .map(|i| pattern([0, 1, 100, 4000][i % 4].min(max)))
+        .collect();
+    let batch: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    client
+        .send_batch(message_type::REQUEST, flags::CHECKSUM, &batch)
+        .expect("send a batch");
+    let mut frame = Frame::default();
+    for (i, payload) in payloads.iter().enumerate() {
+        client
+            .recv_timeout(&mut frame, LONG)
+            .unwrap_or_else(|e| panic!("reply {i}: {e}"));
+        assert!(frame.payload() == payload.as_slice(), "reply {i} in order");
+    }
+    if t.sender_enforces_limit {
+        let too_large = pattern(max + 1);
+        match client.send_batch(
+            message_type::REQUEST,
+            flags::CHECKSUM,
+            &[b"before", &too_large, b"after"],
+        ) {
+            Err(Error::TooLarge { len, .. }) => assert_eq!(len, max + 1),
+            other => panic!("a batch with {} bytes in it: {other:?}", max + 1),
+        }
+        client
+            .recv_timeout(&mut frame, LONG)
+            .expect("the reply to the frame before");
+        assert_eq!(frame.payload(), b"before");
+        // The frame after the refused one was not sent: the next reply
+        // answers the next call.
+        assert_eq!(call(&mut *client, b"next"), b"next");
+    }
 }
 
 fn large_payloads(t: &Transport) {

@@ -1,7 +1,7 @@
 //! Counters (utp::stats): exact counts through the counting wrappers, and
 //! the region's life as a file: private, read from another process, gone
 //! at exit, swept after a crash, refused in an unsafe directory; a shm
-//! link's waits, wake-ups and ring fill.
+//! link's waits, wake-ups and ring fill; batches, whole or cut short.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -433,4 +433,59 @@ fn a_polling_shm_receiver_asks_for_wake_ups_only_once_it_took_its_descriptor() {
         "one wake-up byte per frame sent to a receiver that took its descriptor"
     );
     drop((server, listener));
+}
+
+/// A batch counts as its frames, whether the link counts its own sends
+/// (shm, and the send half of a split shm link) or the counting wrapper
+/// does (inproc); a batch cut short by a frame too large counts the
+/// frames sent before it, and nothing after.
+#[test]
+fn a_batch_counts_the_frames_it_sent() {
+    if !counting() {
+        return;
+    }
+    for scheme in ["shm", "inproc"] {
+        let address = format!("{scheme}://{}", unique("batch"));
+        let url = if scheme == "shm" {
+            format!("{address}?ring=64k")
+        } else {
+            address.clone()
+        };
+        let mut listener = utp::listen(&url).unwrap();
+        // A channel's own limit (inproc), or the 64 KiB ring's (shm).
+        let options = utp::Options::default().with_max_payload(4096);
+        let mut client = utp::connect_with(&url, &options).unwrap();
+        let mut server = listener.accept().unwrap();
+        let sent = |expected_frames: u64, expected_bytes: u64| {
+            let mine = utp::stats::read_process(std::process::id()).unwrap();
+            let c = block(&mine, &address, Kind::Client).expect("the client's block");
+            assert_eq!(c.get(Counter::FramesSent), expected_frames, "{scheme}");
+            assert_eq!(c.get(Counter::BytesSent), expected_bytes, "{scheme}");
+        };
+        client
+            .send_batch(message_type::DATA, 0, &[b"one", b"two", b"three"])
+            .unwrap();
+        sent(3, 3 * 32 + 11);
+        let too_large = vec![0u8; 100_000];
+        let cut = client.send_batch(message_type::DATA, 0, &[b"four", &too_large, b"six"]);
+        assert!(
+            matches!(cut, Err(utp::Error::TooLarge { .. })),
+            "{scheme}: {cut:?}"
+        );
+        sent(4, 4 * 32 + 15);
+        let mut frame = Frame::default();
+        for expected in [&b"one"[..], b"two", b"three", b"four"] {
+            server.recv(&mut frame).unwrap();
+            assert_eq!(frame.payload(), expected, "{scheme}");
+        }
+        let (mut tx, _rx) = client.split().unwrap();
+        tx.send_batch(message_type::DATA, 0, &[b"seven", b"eight"])
+            .unwrap();
+        sent(6, 6 * 32 + 25);
+        for expected in [&b"seven"[..], b"eight"] {
+            server.recv(&mut frame).unwrap();
+            assert_eq!(frame.payload(), expected, "{scheme}");
+        }
+        drop((tx, _rx, server, listener));
+    }
 }

@@ -169,6 +169,24 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
         }
     }
 
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        if !(C::ALWAYS || self.inner_counts_sends) {
+            // Counted frame by frame: a batch that fails part-way has sent
+            // the frames before the failure, and only those count.
+            for payload in payloads {
+                self.send_timeout(message_type, flags, payload, None)?;
+            }
+            return Ok(());
+        }
+        match self.inner.send_batch(message_type, flags, payloads) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::SendTimeouts);
+                Err(e)
+            }
+        }
+    }
+
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         match self.inner.recv_timeout(frame, timeout) {
             Ok(()) => {
