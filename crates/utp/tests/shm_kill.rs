@@ -1,5 +1,6 @@
 //! Dead peers: SIGKILL of a server while its clients are blocked in send
-//! and receive, SIGKILL of a client while the server waits on it.
+//! and receive, SIGKILL of a client while the server waits on it (in a
+//! receive, or in a batch of sends).
 
 mod shm_util;
 
@@ -224,4 +225,41 @@ fn a_polling_server_learns_of_a_killed_client_without_its_descriptor() {
     assert!(err.is_peer_gone(), "{err}");
     assert!(err.to_string().contains(&victim_pid.to_string()), "{err}");
     assert!(took < Duration::from_millis(300), "{took:?}");
+}
+
+/// A batch that waits for room in the ring of a client that does not read
+/// ends with `PeerGone` when that client is killed, like a single send:
+/// the frames that fitted were sent, the rest were not, nothing hangs.
+#[test]
+fn a_batch_waiting_on_a_killed_reader_ends_with_peer_gone() {
+    let name = unique("kill-batch");
+    let url = format!("shm://{name}?ring=64k");
+    let mut listener = utp::listen(&url).unwrap();
+    // Sends STALL, fills its own ring, then blocks in a send: it never reads.
+    let mut victim = Proc::spawn("block-send", &url, "");
+    let mut link = listener
+        .accept_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    victim.expect("BLOCKED");
+    let sender = std::thread::spawn(move || {
+        let frame = [9u8; 1024];
+        // 200 KiB into a 64 KiB ring nobody reads.
+        let err = link
+            .send_batch(message_type::DATA, 0, &[&frame[..]; 200])
+            .unwrap_err();
+        (err, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!sender.is_finished(), "the batch waits for room");
+    let killed = Instant::now();
+    victim.kill();
+    let (err, noticed) = sender.join().unwrap();
+    let took = noticed - killed;
+    eprintln!("the batch noticed the reader's SIGKILL after {took:?}: {err}");
+    assert!(err.is_peer_gone(), "{err}");
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert!(
+        dev_shm_entries(&name).is_empty(),
+        "link of the dead client left behind"
+    );
 }

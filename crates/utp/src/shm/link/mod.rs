@@ -18,6 +18,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod batch;
 mod events;
 mod liveness;
 #[cfg(test)]
@@ -86,6 +87,9 @@ pub struct ShmLink {
     /// when that happens.
     #[cfg(test)]
     asked_ahead: u64,
+    /// Clock reads of `send_batch` (tests: how many frames share one).
+    #[cfg(test)]
+    batch_clock_reads: u64,
 }
 
 /// The rings `side` writes and reads: the server produces ring 0, the
@@ -161,6 +165,8 @@ impl ShmLink {
             demoted: 0,
             #[cfg(test)]
             asked_ahead: 0,
+            #[cfg(test)]
+            batch_clock_reads: 0,
         };
         if side == Side::Client {
             // The server wrote its side before LINK_ATTACH.
@@ -356,9 +362,10 @@ impl ShmLink {
         self.tx.show_position();
     }
 
-    /// Encodes the next frame's header (numbered 1, 2, 3, ..., coarse
-    /// timestamp) for `payload` into the record at `offset`, then publishes
-    /// the record. `payload` is the private bytes the checksum covers.
+    /// Encodes the next frame's header (numbered 1, 2, 3, ..., stamped
+    /// `now`, a [`coarse_micros`] read) for `payload` into the record at
+    /// `offset`, then publishes the record. `payload` is the private bytes
+    /// the checksum covers.
     ///
     /// The common frame (copied from a private buffer, one piece, no
     /// checksum) builds its header in registers; every other kind goes
@@ -376,27 +383,44 @@ impl ShmLink {
         message_type: u8,
         flags: u16,
         payload: Payload<'_>,
+        now: u64,
     ) {
-        let (bytes, now) = match payload {
+        let len = self.write_record(offset, rec, message_type, flags, payload, now);
+        self.after_write(offset, rec, len, now);
+    }
+
+    /// [`publish`](Self::publish)'s first half: the header and payload
+    /// written into the record at `offset`, nothing published yet.
+    /// Returns the payload's length.
+    #[inline(always)]
+    fn write_record(
+        &mut self,
+        offset: usize,
+        rec: usize,
+        message_type: u8,
+        flags: u16,
+        payload: Payload<'_>,
+        now: u64,
+    ) -> usize {
+        match payload {
             Payload::Private(bytes)
                 if flags & crate::frame::flags::CHECKSUM == 0
                     && (rec <= PIECE || !self.tx.pieces()) =>
             {
-                let header = self.next_header(message_type, flags, bytes.len());
+                let header = self.next_header(message_type, flags, bytes.len(), now);
                 // Payload and header in one bounds-checked write, ordered so
                 // the line the consumer polls changes hands once (see
                 // `write_frame`).
                 self.tx.bytes().write_frame(offset, &header, bytes);
-                (bytes.len(), header.timestamp_us)
+                bytes.len()
             }
-            other => self.publish_other(offset, rec, message_type, flags, other),
-        };
-        self.after_write(offset, rec, bytes, now);
+            other => self.publish_other(offset, rec, message_type, flags, other, now),
+        }
     }
 
     /// [`publish`](Self::publish)'s write for the frames it does not
     /// write itself: a checksum, a frame in pieces, a payload already in
-    /// the ring. Returns the payload's length and the timestamp.
+    /// the ring. Returns the payload's length.
     #[inline(never)]
     fn publish_other(
         &mut self,
@@ -405,12 +429,13 @@ impl ShmLink {
         message_type: u8,
         flags: u16,
         payload: Payload<'_>,
-    ) -> (usize, u64) {
+        now: u64,
+    ) -> usize {
         let len = match payload {
             Payload::Private(bytes) => bytes.len(),
             Payload::InRing(len) => len,
         };
-        let mut header = self.next_header(message_type, flags, len);
+        let mut header = self.next_header(message_type, flags, len, now);
         if header.has_checksum() {
             header.checksum = self.checksum(header, offset, payload);
         }
@@ -421,17 +446,18 @@ impl ShmLink {
             Payload::Private(bytes) => self.write_in_pieces(offset, &header, bytes),
             Payload::InRing(_) => self.tx.bytes().write_header(offset + STAMP_LEN, &header),
         }
-        (len, header.timestamp_us)
+        len
     }
 
-    /// The header of the next frame, numbered and stamped, for a payload
-    /// of `len` bytes (at most the ring's capacity: it fits in a u32).
+    /// The header of the next frame, numbered and stamped `now`, for a
+    /// payload of `len` bytes (at most the ring's capacity: it fits in a
+    /// u32).
     #[inline(always)]
-    fn next_header(&mut self, message_type: u8, flags: u16, len: usize) -> Header {
+    fn next_header(&mut self, message_type: u8, flags: u16, len: usize, now: u64) -> Header {
         self.sent += 1;
         Header {
             payload_length: len as u32,
-            ..Header::new(message_type, flags, self.sent, coarse_micros())
+            ..Header::new(message_type, flags, self.sent, now)
         }
     }
 
@@ -439,6 +465,21 @@ impl ShmLink {
     /// it, then the bookkeeping (the peer is already reading).
     #[inline(always)]
     fn after_write(&mut self, offset: usize, rec: usize, len: usize, now: u64) {
+        self.commit_record(offset, rec);
+        // Everything else comes after the stamp: the peer is already
+        // reading while this side does its bookkeeping. The counts reach
+        // the counters line with the heartbeat (`flush_counts`).
+        if self.counters.is_some() {
+            self.counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
+            self.store_counts();
+        }
+        self.after_sends(now);
+    }
+
+    /// Publishes the record of `rec` bytes written at `offset` (its stamp),
+    /// and pushes it towards the peer if it answers a frame just received.
+    #[inline(always)]
+    fn commit_record(&mut self, offset: usize, rec: usize) {
         self.tx.commit(rec);
         if self.after_receive {
             self.after_receive = false;
@@ -450,23 +491,31 @@ impl ShmLink {
                 }
             }
         }
-        // Everything else comes after the stamp: the peer is already
-        // reading while this side does its bookkeeping. The counts reach
-        // the counters line with the heartbeat (`flush_counts`).
+    }
+
+    /// Stores this side's frames and bytes sent (as `self.sent` and
+    /// `self.counted` have them) in its counters for `utp stat`, in this
+    /// process's own memory. Counted here rather than by the counting
+    /// wrapper (`stats::counted`), which leaves a shared-memory link's
+    /// sends to it: the counts are stored from this side's own, not read
+    /// back from the block and added to, and zero-copy sends are counted
+    /// too.
+    #[inline(always)]
+    fn store_counts(&self) {
         if let Some(counters) = &self.counters {
-            // For `utp stat`, in this process's own memory, counted here
-            // rather than by the counting wrapper (`stats::counted`), which
-            // leaves a shared-memory link's sends to it: the counts are
-            // stored from this side's own, not read back from the block
-            // and added to, and zero-copy sends are counted too.
-            let counted = &mut self.counted;
-            counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
             counters.set(
                 crate::stats::Counter::FramesSent,
-                self.sent - counted.frames_before,
+                self.sent - self.counted.frames_before,
             );
-            counters.set(crate::stats::Counter::BytesSent, counted.bytes);
+            counters.set(crate::stats::Counter::BytesSent, self.counted.bytes);
         }
+    }
+
+    /// The bookkeeping after one or more frames are published at time
+    /// `now`: whether the peer started sleeping, the event-loop wake-up it
+    /// asked for, the heartbeat.
+    #[inline(always)]
+    fn after_sends(&mut self, now: u64) {
         if !self.tx.peer_sleeps() {
             self.watch_peer_sleeps();
         }
@@ -639,6 +688,8 @@ impl ShmLink {
             demoted: 0,
             #[cfg(test)]
             asked_ahead: 0,
+            #[cfg(test)]
+            batch_clock_reads: 0,
         };
         self.role = Role::Receiver;
         Ok(sender)
@@ -657,8 +708,20 @@ impl Channel for ShmLink {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let (offset, rec) = self.reserve_raw(payload.len(), timeout)?;
-        self.publish(offset, rec, message_type, flags, Payload::Private(payload));
+        let now = coarse_micros();
+        self.publish(
+            offset,
+            rec,
+            message_type,
+            flags,
+            Payload::Private(payload),
+            now,
+        );
         Ok(())
+    }
+
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.publish_batch(message_type, flags, payloads)
     }
 
     #[inline(always)]

@@ -1,6 +1,6 @@
 //! When a link demotes what it sends (`crate::demote`): a small record
 //! sent right after a receive, nothing else; what a handshake turns on;
-//! how its wake-up bytes are drained.
+//! how its wake-up bytes are drained; what a batch stamps and counts.
 
 use super::{ShmLink, Side, WaitMode};
 use crate::channel::Channel;
@@ -9,15 +9,20 @@ use crate::shm::layout::{self, Control};
 use crate::shm::region::{Location, Region};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Two ends of one link over a POSIX region, its name removed at once.
+/// Two ends of one link over a POSIX region of 64 KiB rings, its name
+/// removed at once.
 fn pair() -> (ShmLink, ShmLink) {
+    pair_with(64 * 1024)
+}
+
+/// [`pair`] with rings of `cap` bytes.
+fn pair_with(cap: usize) -> (ShmLink, ShmLink) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!(
         "/utp.{}.{}.demote",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let cap = 64 * 1024;
     let len = layout::region_len(cap).unwrap();
     let server_region = Region::create(Location::Posix(name.clone()), len).unwrap();
     // SAFETY: the region maps `len` page-aligned bytes and outlives the
@@ -309,4 +314,119 @@ fn a_drain_that_empties_the_socket_reads_once() {
     let before = reads();
     assert!(!server.try_recv(&mut frame).unwrap());
     assert_eq!(reads() - before, 1, "an empty socket: one read");
+}
+
+/// A batch's frames arrive whole and in order, numbered one after the
+/// other like single sends, all stamped by one clock read.
+#[test]
+fn a_batch_is_numbered_like_sends_and_stamped_once() {
+    let (mut server, mut client) = pair();
+    let payloads: Vec<Vec<u8>> = [0, 1, 64, 1000, 4000]
+        .iter()
+        .map(|&len| (0..len).map(|i| (i % 251) as u8).collect())
+        .collect();
+    let batch: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let before = crate::frame::coarse_micros();
+    client
+        .send_batch(message_type::DATA, crate::frame::flags::CHECKSUM, &batch)
+        .unwrap();
+    assert_eq!(client.batch_clock_reads, 1);
+    let mut frame = Frame::default();
+    let mut stamps = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        // The receive verifies each frame's checksum.
+        recv(&mut server, &mut frame);
+        assert_eq!(frame.payload(), payload.as_slice(), "frame {i}");
+        assert_eq!(frame.header.sequence, i as u64 + 1);
+        assert!(frame.header.has_checksum());
+        stamps.push(frame.header.timestamp_us);
+    }
+    assert!(stamps.iter().all(|&t| t == stamps[0]), "{stamps:?}");
+    // The coarse clock is read after `before`: the same tick or a later one.
+    assert!(stamps[0] >= before && stamps[0] - before < 1_000_000);
+    // A send after the batch goes on with the numbering.
+    send(&mut client, 8);
+    recv(&mut server, &mut frame);
+    assert_eq!(frame.header.sequence, 6);
+    // An empty batch sends nothing and reads no clock.
+    client.send_batch(message_type::DATA, 0, &[]).unwrap();
+    assert_eq!(client.batch_clock_reads, 1);
+    assert!(!server.try_recv(&mut frame).unwrap());
+}
+
+/// One clock read stamps at most 64 frames, or the frames that hold the
+/// first 64 KiB of payload (the last of them may end past it).
+#[test]
+fn a_long_batch_reads_the_clock_again() {
+    let (mut server, mut client) = pair_with(1 << 20);
+    let small = [7u8; 8];
+    client
+        .send_batch(message_type::DATA, 0, &[&small[..]; 200])
+        .unwrap();
+    // Frames 1, 65, 129 and 193 read the clock.
+    assert_eq!(client.batch_clock_reads, 4);
+    let large = vec![7u8; 20 * 1024];
+    client
+        .send_batch(message_type::DATA, 0, &[&large[..]; 5])
+        .unwrap();
+    // The fifth starts past 64 KiB (four frames hold 80 KiB).
+    assert_eq!(client.batch_clock_reads, 4 + 2);
+    let mut frame = Frame::default();
+    for i in 0..205u64 {
+        recv(&mut server, &mut frame);
+        assert_eq!(frame.header.sequence, i + 1);
+    }
+}
+
+/// A batch larger than the ring waits for room as `send` does, and reads
+/// the clock again after each wait: a frame says when it was written, not
+/// when its batch began.
+#[test]
+fn a_batch_larger_than_the_ring_waits_for_room_and_stamps_again() {
+    // Three of these frames fill a 4 KiB ring; sixty are under both
+    // bounds of one clock read (64 frames, 64 KiB).
+    let (mut server, mut client) = pair_with(4096);
+    let reader = std::thread::spawn(move || {
+        let mut frame = Frame::default();
+        for i in 0..60u64 {
+            recv(&mut server, &mut frame);
+            assert_eq!(frame.header.sequence, i + 1);
+            assert_eq!(frame.payload(), &[i as u8; 1000][..]);
+        }
+    });
+    let payloads: Vec<[u8; 1000]> = (0..60u8).map(|i| [i; 1000]).collect();
+    let batch: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+    client.send_batch(message_type::DATA, 0, &batch).unwrap();
+    reader.join().unwrap();
+    assert!(
+        client.batch_clock_reads >= 10,
+        "{} clock reads for a batch that had to wait about twenty times",
+        client.batch_clock_reads
+    );
+}
+
+/// A frame that fails ends the batch: the frames before it are sent and
+/// shown in the counts, the ones after it are not sent.
+#[test]
+fn a_failing_frame_ends_the_batch_after_the_frames_before_it() {
+    let (mut server, mut client) = pair();
+    let too_large = vec![0u8; client.max_frame_payload() + 1];
+    let result = client.send_batch(message_type::DATA, 0, &[b"first", &too_large, b"third"]);
+    assert!(
+        matches!(result, Err(crate::Error::TooLarge { .. })),
+        "{result:?}"
+    );
+    let mut frame = Frame::default();
+    recv(&mut server, &mut frame);
+    assert_eq!(frame.payload(), b"first");
+    assert!(
+        !server.try_recv(&mut frame).unwrap(),
+        "nothing after the failure"
+    );
+    client.flush_counts();
+    assert_eq!(counts(&client, Side::Client), (1, 64));
+    // The link goes on.
+    send(&mut client, 8);
+    recv(&mut server, &mut frame);
+    assert_eq!(frame.header.sequence, 2);
 }

@@ -24,16 +24,31 @@ impl ShmLink {
         timeout: Option<Duration>,
     ) -> Result<(usize, usize)> {
         self.check_cheap()?;
+        self.reserve_checked(len, timeout)
+            .map(|(offset, rec, _waited)| (offset, rec))
+    }
+
+    /// [`reserve_raw`](Self::reserve_raw) without the look at the link's
+    /// and the peer's state first; also says whether it waited for room.
+    #[inline(always)]
+    pub(super) fn reserve_checked(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, usize, bool)> {
         if len > self.max_frame_payload() {
             return Err(self.too_large(len));
         }
         // No overflow, and at most the producer's capacity: the limit is
         // the ring's capacity (at most 2^30) less a line and a header.
         let rec = (PAYLOAD_OFFSET + len).next_multiple_of(RECORD_ALIGN);
-        let offset = match self.try_reserve_waking(rec)? {
-            Some(offset) => offset,
+        let (offset, waited) = match self.try_reserve_waking(rec)? {
+            Some(offset) => (offset, false),
             None if timeout == Some(Duration::ZERO) => return Err(Error::Full),
-            None => self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
+            None => (
+                self.wait_until(WaitFor::Space, timeout, |l| l.try_reserve_waking(rec))?,
+                true,
+            ),
         };
         // A stream's records ask for the lines of later ones; an answer
         // does not: in a round trip those lines would change hands while
@@ -46,7 +61,7 @@ impl ShmLink {
                 self.asked_ahead += 1;
             }
         }
-        Ok((offset, rec))
+        Ok((offset, rec, waited))
     }
 
     #[cold]
@@ -201,6 +216,7 @@ impl Reservation<'_> {
             message_type,
             flags,
             Payload::InRing(self.len),
+            crate::frame::coarse_micros(),
         );
     }
 }
