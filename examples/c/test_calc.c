@@ -49,6 +49,28 @@ static void test_endpoint(const char *url) {
           "recv: %s type 0x%x", utp_status_name(st), info.message_type);
     CHECK(info.sequence > 0, "sequence %llu", (unsigned long long)info.sequence);
 
+    /* A batch: three requests in one call, three replies in order. */
+    const char *reqs[3] = {"ADD 1 1", "SUB 9 4", "MUL 3 3"};
+    const char *replies[3] = {"OK 2", "OK 5", "OK 9"};
+    UtpBytes batch[3];
+    for (int i = 0; i < 3; i++) batch[i] = (UtpBytes){(const uint8_t *)reqs[i], strlen(reqs[i])};
+    st = utp_send_batch(ch, 0x10, 1, batch, 3);
+    CHECK(st == UTP_OK, "send_batch: %s", utp_status_name(st));
+    uint64_t previous = 0;
+    for (int i = 0; i < 3; i++) {
+        st = utp_recv(ch, &info, buf, sizeof buf, 5000);
+        CHECK(st == UTP_OK && info.payload_length == strlen(replies[i]) &&
+                  memcmp(buf, replies[i], strlen(replies[i])) == 0,
+              "batch reply %d: %s", i, utp_status_name(st));
+        CHECK(info.sequence > previous, "replies in order");
+        previous = info.sequence;
+    }
+    /* A bad entry anywhere refuses the whole batch: nothing is sent. */
+    batch[2] = (UtpBytes){NULL, 4};
+    CHECK(utp_send_batch(ch, 0x10, 1, batch, 3) == UTP_ERR_INVALID_ARGUMENT, "NULL entry");
+    CHECK(utp_send_batch(ch, 0x10, 1, NULL, 2) == UTP_ERR_INVALID_ARGUMENT, "NULL frames");
+    CHECK(utp_send_batch(ch, 0x10, 1, NULL, 0) == UTP_OK, "an empty batch");
+
     /* Nothing more is coming: a short timeout is a timeout, not a hang. */
     st = utp_recv(ch, &info, buf, sizeof buf, 50);
     CHECK(st == UTP_ERR_TIMEOUT, "idle recv: %s", utp_status_name(st));

@@ -99,6 +99,14 @@ typedef struct UtpPublisher UtpPublisher;
 // A subscriber. Opaque; close with `utp_sub_close`.
 typedef struct UtpSubscriber UtpSubscriber;
 
+// One payload of a batch: `len` bytes at `data` (NULL with `len == 0`).
+typedef struct UtpBytes {
+  // The first byte, or NULL for an empty payload.
+  const uint8_t *data;
+  // Bytes at `data`.
+  uintptr_t len;
+} UtpBytes;
+
 // The header fields of a received frame.
 typedef struct UtpFrameInfo {
   // Message type (0x01 DATA ... 0x10 REQUEST, 0x11 RESPONSE, ...).
@@ -130,6 +138,27 @@ typedef struct UtpMessageInfo {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Sends `count` frames, one per entry of `frames`, in order, all of
+// `message_type` with `flags` (pass 1 for a checksum), waiting for room as
+// long as it takes. A shared-memory link does once per batch what a send
+// does once per frame (the clock read that stamps it, the counts);
+// other transports send the frames one by one.
+//
+// Every entry is checked before anything is sent: a NULL `data` with a
+// non-zero `len` returns `UTP_ERR_INVALID_ARGUMENT` and sends nothing.
+// If a frame fails later (too large, the peer gone), the frames before it
+// were sent and the ones after it were not.
+//
+// # Safety
+// `channel` is a live channel handle; `frames` is valid for `count`
+// entries (or NULL with `count == 0`), each valid for `len` bytes (or
+// NULL with `len == 0`).
+enum UtpStatus utp_send_batch(struct UtpChannel *channel,
+                              uint8_t message_type,
+                              uint16_t flags,
+                              const struct UtpBytes *frames,
+                              uintptr_t count);
 
 // Asks the calculator at the other end of `channel` for `op a b` (op is
 // `"ADD"`, `"SUB"`, `"MUL"` or `"DIV"`) and stores the result in `*result`.

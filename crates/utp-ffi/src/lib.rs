@@ -24,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod calc;
 mod channel;
 mod guard;
@@ -31,6 +32,7 @@ mod pubsub;
 mod status;
 mod zerocopy;
 
+pub use batch::{UtpBytes, utp_send_batch};
 pub use calc::utp_calc_call;
 pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
