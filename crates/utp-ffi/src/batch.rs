@@ -22,7 +22,8 @@ const RUN: usize = 64;
 /// Sends `count` frames, one per entry of `frames`, in order, all of
 /// `message_type` with `flags` (pass 1 for a checksum), waiting for room as
 /// long as it takes. A shared-memory link does once per batch what a send
-/// does once per frame (the clock read that stamps it, the counts);
+/// does once per frame (the clock read that stamps it, the counts); a
+/// socket, pipe or FIFO writes up to 32 frames with one system call; the
 /// other transports send the frames one by one.
 ///
 /// Every entry is checked before anything is sent: a NULL `data` with a

@@ -4,7 +4,7 @@
 //! building when tests run, so the build lock is free).
 //!
 //! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`,
-//! `inproc_profile`, `shm_stream_pace` and `shm_batch_stream` are run here
+//! `inproc_profile`, `shm_stream_pace` and `batch_stream` are run here
 //! with a small count;
 //! `event_loop` is compiled into this test and its `main` called directly.
 
@@ -139,18 +139,20 @@ fn shm_stream_pace_reports_a_rate_for_each_amount_of_work() {
 }
 
 #[test]
-fn shm_batch_stream_reports_each_batch_against_frame_by_frame() {
+fn batch_stream_reports_each_batch_against_frame_by_frame() {
     // 20 000 frames in batches of 16 is 1 250 calls: every frame checked
-    // in order by the consumer.
-    let out = run_example("shm_batch_stream", &[], &["20000", "2", "1,16"]);
-    assert!(
-        out.contains("batch 1: median ") && out.contains("1.00x frame by frame"),
-        "{out}"
-    );
-    assert!(
-        out.contains("batch 16: median ") && out.contains("M frames/s over 2 rounds"),
-        "{out}"
-    );
-    let rounds = out.lines().filter(|l| l.starts_with("round ")).count();
-    assert_eq!(rounds, 2, "one line per round: {out}");
+    // in order by the consumer, over shared memory and over a socket.
+    for transport in ["shm", "unix"] {
+        let out = run_example("batch_stream", &[], &[transport, "20000", "2", "1,16"]);
+        assert!(
+            out.contains("batch 1: median ") && out.contains("1.00x frame by frame"),
+            "{out}"
+        );
+        assert!(
+            out.contains("batch 16: median ") && out.contains("M frames/s over 2 rounds"),
+            "{out}"
+        );
+        let rounds = out.lines().filter(|l| l.starts_with("round ")).count();
+        assert_eq!(rounds, 2, "one line per round: {out}");
+    }
 }

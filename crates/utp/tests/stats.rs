@@ -437,15 +437,23 @@ fn a_polling_shm_receiver_asks_for_wake_ups_only_once_it_took_its_descriptor() {
 
 /// A batch counts as its frames, whether the link counts its own sends
 /// (shm, and the send half of a split shm link) or the counting wrapper
-/// does (inproc); a batch cut short by a frame too large counts the
-/// frames sent before it, and nothing after.
+/// does (inproc, and unix, whose batch is written in one go); a batch cut
+/// short by a frame too large counts the frames sent before it, and
+/// nothing after.
 #[test]
 fn a_batch_counts_the_frames_it_sent() {
     if !counting() {
         return;
     }
-    for scheme in ["shm", "inproc"] {
-        let address = format!("{scheme}://{}", unique("batch"));
+    for scheme in ["shm", "inproc", "unix"] {
+        let address = match scheme {
+            "unix" => format!(
+                "unix://{}/{}.sock",
+                std::env::temp_dir().display(),
+                unique("batch")
+            ),
+            _ => format!("{scheme}://{}", unique("batch")),
+        };
         let url = if scheme == "shm" {
             format!("{address}?ring=64k")
         } else {

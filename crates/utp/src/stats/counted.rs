@@ -119,6 +119,16 @@ impl CountsOwnSends for crate::shm::ShmLink {
 }
 
 impl<C: Channel + CountsOwnSends + ?Sized> CountedChannel<C> {
+    /// Frames with these payloads went out.
+    fn count_sends(&self, payloads: &[&[u8]]) {
+        if !(C::ALWAYS || self.inner_counts_sends || payloads.is_empty()) {
+            let bytes: usize = payloads.iter().map(|p| HEADER_LEN + p.len()).sum();
+            self.counters
+                .add(Counter::FramesSent, payloads.len() as u64);
+            self.counters.add(Counter::BytesSent, bytes as u64);
+        }
+    }
+
     /// A frame with `len` payload bytes went out.
     #[inline(always)]
     fn count_send(&self, len: usize) {
@@ -170,17 +180,20 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
     }
 
     fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
-        if !(C::ALWAYS || self.inner_counts_sends) {
-            // Counted frame by frame: a batch that fails part-way has sent
-            // the frames before the failure, and only those count.
-            for payload in payloads {
-                self.send_timeout(message_type, flags, payload, None)?;
-            }
-            return Ok(());
-        }
         match self.inner.send_batch(message_type, flags, payloads) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.count_sends(payloads);
+                Ok(())
+            }
             Err(e) => {
+                // A frame over the limit ends a batch after the frames
+                // before it, which were sent. Any other failure breaks the
+                // link part-way through a write: what reached the peer is
+                // not known, and the batch's frames are not counted.
+                if let Error::TooLarge { limit, .. } = e {
+                    let sent = payloads.iter().position(|p| p.len() > limit);
+                    self.count_sends(&payloads[..sent.unwrap_or(0)]);
+                }
                 count_error(&self.counters, &e, Counter::SendTimeouts);
                 Err(e)
             }

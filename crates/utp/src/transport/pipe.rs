@@ -184,6 +184,10 @@ impl Channel for PipeChannel {
             .send_timeout(message_type, flags, payload, timeout)
     }
 
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.inner.send_batch(message_type, flags, payloads)
+    }
+
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         self.inner.recv_timeout(frame, timeout)
     }

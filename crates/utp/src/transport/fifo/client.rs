@@ -134,6 +134,10 @@ impl Channel for FifoChannel {
             .send_timeout(message_type, flags, payload, timeout)
     }
 
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.inner.send_batch(message_type, flags, payloads)
+    }
+
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         if !self.heard && self.client {
             self.wait_for_session(Deadline::after(timeout), timeout)?;

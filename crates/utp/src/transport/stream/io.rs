@@ -42,6 +42,13 @@ fn pipe_piece<'a>(iov: &'a [IoSlice<'a>], pieces: &'a mut [IoSlice<'a>; 3]) -> &
     &pieces[..n]
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many writes this thread made through [`StreamIo::write`]: for
+    /// the tests of how many system calls a batch of frames takes.
+    pub(crate) static WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Most descriptors accepted with one received message.
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
 
@@ -219,6 +226,8 @@ impl StreamIo {
         attach: &[BorrowedFd<'_>],
         dont_wait: bool,
     ) -> std::result::Result<usize, Errno> {
+        #[cfg(test)]
+        WRITES.with(|n| n.set(n.get() + 1));
         match self {
             StreamIo::Socket { fd, .. } => {
                 let mut flags = SendFlags::NOSIGNAL;

@@ -8,6 +8,7 @@
 //! Servers detect per connection whether a client speaks UTP or the original
 //! tutorial's 4-byte length prefix ([`Framing::Detect`]).
 
+mod batch;
 mod framing;
 pub(crate) mod inbox;
 mod io;
@@ -279,30 +280,8 @@ impl StreamChannel {
         answers: Option<u64>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if self.torn {
-            return Err(Error::protocol(
-                ProtocolReason::Unsupported,
-                format!(
-                    "an earlier send to {} timed out part-way through a frame; close this channel",
-                    self.label
-                ),
-            ));
-        }
-        // The peer applies its limit before reading; a frame it refuses
-        // would leave both ends out of step. The limit we know is ours
-        // (both ends default to 1 MiB): refuse at once, nothing sent.
-        let limit = self.inbox.max_payload.min(u32::MAX as usize);
-        if payload.len() > limit {
-            return Err(Error::TooLarge {
-                len: payload.len(),
-                limit,
-                transport: "this stream channel; raise the max_payload option \
-                            (?max_payload=N) on both ends",
-            });
-        }
+        self.check_sendable()?;
+        self.check_limit(payload.len())?;
         let mut head = [0u8; HEADER_LEN];
         let head_len = if self.is_legacy() {
             match legacy_prefix(message_type, payload, &mut head) {
@@ -344,6 +323,41 @@ impl StreamChannel {
             IoSlice::new(payload),
         ];
         self.write_all(&mut bufs, fds, timeout)
+    }
+
+    /// Fails if the channel is closed, or torn by an earlier send that
+    /// stopped part-way through a frame.
+    fn check_sendable(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.torn {
+            return Err(Error::protocol(
+                ProtocolReason::Unsupported,
+                format!(
+                    "an earlier send to {} timed out part-way through a frame; close this channel",
+                    self.label
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a payload of `len` bytes over the limit. The peer applies
+    /// its limit before reading; a frame it refuses would leave both ends
+    /// out of step. The limit we know is ours (both ends default to 1
+    /// MiB): refuse at once, nothing sent.
+    fn check_limit(&self, len: usize) -> Result<()> {
+        let limit = self.inbox.max_payload.min(u32::MAX as usize);
+        if len > limit {
+            return Err(Error::TooLarge {
+                len,
+                limit,
+                transport: "this stream channel; raise the max_payload option \
+                            (?max_payload=N) on both ends",
+            });
+        }
+        Ok(())
     }
 
     fn is_legacy(&self) -> bool {
@@ -561,6 +575,10 @@ impl Channel for StreamChannel {
             let _ = shared.set(self.inbox.framing);
         }
         received
+    }
+
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.send_frames(message_type, flags, payloads)
     }
 
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {

@@ -4,11 +4,13 @@
 
 use super::sigpipe::SHIELDED;
 use super::{Framing, StreamChannel, StreamIo};
+use crate::Error;
 use crate::channel::{Channel, PeerInfo};
-use crate::frame::{Frame, flags, message_type};
+use crate::frame::{Frame, HEADER_LEN, flags, message_type};
 use crate::transport::wait::POLLS;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 /// A stream channel over `io` (UTP framing, 1 MiB frames).
 fn channel(io: StreamIo) -> StreamChannel {
@@ -214,4 +216,97 @@ fn where_sigpipe_is_ignored_a_pipe_is_written_without_a_poll_or_the_shield() {
     drop(read_end);
     assert_eq!(shielded(), 0, "no signal mask changed");
     assert_eq!(polls(), 0, "a pipe's try_send is the write alone");
+}
+
+fn writes() -> u64 {
+    super::io::WRITES.with(|n| n.get())
+}
+
+/// Receives `count` frames from `receiver`: their payload lengths and
+/// sequence numbers, in order.
+fn received(receiver: &mut StreamChannel, count: usize) -> Vec<(usize, u64)> {
+    let mut frame = Frame::default();
+    (0..count)
+        .map(|_| {
+            receiver
+                .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+                .unwrap();
+            (frame.payload().len(), frame.header.sequence)
+        })
+        .collect()
+}
+
+/// A batch goes out in runs of up to 32 frames and 64 KiB, each run one
+/// write, the frames numbered as sends number them.
+#[test]
+fn a_batch_is_one_write_per_run() {
+    let (mut sender, mut receiver) = socket_pair();
+    let small = [5u8; 64];
+    let before = writes();
+    sender
+        .send_batch(message_type::DATA, flags::CHECKSUM, &[&small[..]; 20])
+        .unwrap();
+    assert_eq!(writes() - before, 1, "20 frames of 64 B: one write");
+    let expected: Vec<(usize, u64)> = (1..=20).map(|seq| (64, seq)).collect();
+    assert_eq!(received(&mut receiver, 20), expected);
+
+    let before = writes();
+    sender
+        .send_batch(message_type::DATA, 0, &[&small[..]; 100])
+        .unwrap();
+    assert_eq!(writes() - before, 4, "100 frames: runs of 32, 32, 32 and 4");
+    let expected: Vec<(usize, u64)> = (21..=120).map(|seq| (64, seq)).collect();
+    assert_eq!(received(&mut receiver, 100), expected);
+
+    let large = vec![6u8; 30 * 1024];
+    let before = writes();
+    sender
+        .send_batch(message_type::DATA, 0, &[&large[..]; 3])
+        .unwrap();
+    assert_eq!(
+        writes() - before,
+        2,
+        "two 30 KiB frames fill a run's 64 KiB"
+    );
+    let expected: Vec<(usize, u64)> = (121..=123).map(|seq| (30 * 1024, seq)).collect();
+    assert_eq!(received(&mut receiver, 3), expected);
+}
+
+/// A payload over the limit ends a batch: the frames before it are
+/// written (the run they began), the ones after it are not.
+#[test]
+fn a_batch_stops_at_a_payload_over_the_limit() {
+    let (mut sender, mut receiver) = socket_pair();
+    let limit = receiver.inbox.max_payload;
+    let too_large = vec![0u8; limit + 1];
+    let result = sender.send_batch(
+        message_type::DATA,
+        0,
+        &[b"one", b"two", &too_large, b"four"],
+    );
+    match result {
+        Err(Error::TooLarge { len, .. }) => assert_eq!(len, limit + 1),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(received(&mut receiver, 2), [(3, 1), (3, 2)]);
+    let mut frame = Frame::default();
+    assert!(!receiver.try_recv(&mut frame).unwrap(), "nothing after it");
+    // The channel goes on, numbering on from the frames sent.
+    sender.send(message_type::DATA, 0, b"five").unwrap();
+    assert_eq!(received(&mut receiver, 1), [(4, 3)]);
+}
+
+/// Over a pipe too, a run is one write.
+#[test]
+fn a_batch_to_a_pipe_is_one_write_per_run() {
+    let (mut sender, read) = pipe_writer();
+    let payload = [1u8; 100];
+    let before = writes();
+    sender
+        .send_batch(message_type::DATA, 0, &[&payload[..]; 10])
+        .unwrap();
+    assert_eq!(writes() - before, 1);
+    let mut buf = vec![0u8; 4096];
+    let n = rustix::io::read(&read, &mut buf).unwrap();
+    assert_eq!(n, 10 * (HEADER_LEN + 100), "all ten frames in the pipe");
 }

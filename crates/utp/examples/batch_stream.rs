@@ -1,20 +1,22 @@
-//! A 64-byte shared-memory stream sent frame by frame (`send`) and in
-//! batches (`Channel::send_batch`): a producer thread (CPU 0) sends
-//! frames back to back over `shm://?wait=spin`, a consumer thread (CPU 1)
-//! receives them, and the run reports frames per second. Every batch size
-//! runs once per round, the rounds interleaved, and the medians are
-//! printed at the end with their ratio to frame by frame.
+//! A stream of 64-byte frames sent frame by frame (`send`) and in batches
+//! (`Channel::send_batch`): a producer thread (CPU 0) sends frames back to
+//! back, a consumer thread (CPU 1) receives them, and the run reports
+//! frames per second. Every batch size runs once per round, the rounds
+//! interleaved, and the medians are printed at the end with their ratio
+//! to frame by frame.
 //!
-//! A batch's frames are published one by one, as `send` publishes them;
-//! what it saves is the work a send does for every frame that a batch
-//! does once: the clock read that stamps a frame (once per 64 frames), the
-//! counts `utp stat` reads, the look at the peer's state.
+//! Over shared memory (`shm`, spinning) a batch's frames are published one
+//! by one, as `send` publishes them; what it saves is the work a send
+//! does for every frame: the clock read that stamps a frame (once per 64
+//! frames), the counts `utp stat` reads, the look at the peer's state.
+//! Over a socket or a pipe (`unix`, `tcp`) a run of up to 32 frames is one
+//! system call instead of one per frame.
 //!
 //! ```text
-//! cargo run --release -p utp --example shm_batch_stream -- [FRAMES] [ROUNDS] [BATCH,...]
+//! cargo run --release -p utp --example batch_stream -- [shm|unix|tcp] [FRAMES] [ROUNDS] [BATCH,...]
 //! ```
-//! (defaults: 3,200,000 frames, 6 rounds, batches of 1 (plain `send`), 4,
-//! 16 and 64)
+//! (defaults: shm, 3,200,000 frames, 6 rounds, batches of 1 (plain
+//! `send`), 4, 16 and 64)
 
 use std::time::{Duration, Instant};
 use utp::Channel;
@@ -28,14 +30,20 @@ fn pin(cpu: usize) {
     let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
-/// Streams `frames` 64-byte frames over a fresh link, `batch` to a call
-/// (1: one `send` per frame); frames per second.
-fn run(frames: u64, batch: usize, round: usize) -> utp::Result<f64> {
-    let url = format!(
-        "shm://utp-example-batch-{}-{round}-{batch}?wait=spin",
-        std::process::id()
-    );
-    let mut listener = utp::listen(&url)?;
+/// A fresh URL of `transport` for one run.
+fn url(transport: &str, round: usize, batch: usize) -> String {
+    let name = format!("utp-example-batch-{}-{round}-{batch}", std::process::id());
+    match transport {
+        "unix" => format!("unix://{}/{name}.sock", std::env::temp_dir().display()),
+        "tcp" => "tcp://127.0.0.1:0".to_string(),
+        _ => format!("shm://{name}?wait=spin"),
+    }
+}
+
+/// Streams `frames` 64-byte frames over a fresh channel of `transport`,
+/// `batch` to a call (1: one `send` per frame); frames per second.
+fn run(transport: &str, frames: u64, batch: usize, round: usize) -> utp::Result<f64> {
+    let mut listener = utp::listen(&url(transport, round, batch))?;
     let url = listener.endpoint();
     let calls = frames / batch as u64;
     let producer = std::thread::spawn(move || -> utp::Result<f64> {
@@ -79,6 +87,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() -> utp::Result<()> {
     let mut args = std::env::args().skip(1);
+    let transport = args.next().unwrap_or_else(|| "shm".to_string());
     let frames: u64 = args
         .next()
         .and_then(|a| a.parse().ok())
@@ -95,7 +104,7 @@ fn main() -> utp::Result<()> {
             .iter()
             .zip(&mut rates)
             .map(|(&batch, rates)| {
-                let rate = run(frames, batch, round)?;
+                let rate = run(&transport, frames, batch, round)?;
                 rates.push(rate);
                 Ok(format!("batch {batch}: {:.1} M/s", rate / 1e6))
             })

@@ -1,0 +1,103 @@
+//! [`Channel::send_batch`](crate::Channel::send_batch) over a byte stream:
+//! the frames of a batch go out together, up to [`RUN`] frames per write,
+//! where a loop of `send` makes one system call per frame (a 64-byte
+//! frame's `write` is most of its cost: 1.5 µs for a pipe's write and read
+//! on the AMD guest of docs/benchmarks/journal.md, 2026-12-06, evening).
+
+use super::StreamChannel;
+use crate::error::Result;
+use crate::frame::HEADER_LEN;
+use crate::transport::pipe::PIPE_PIECE;
+use std::io::IoSlice;
+
+/// Frames written by one system call at most: their headers sit on the
+/// stack, and their buffers (two a frame) stay far under `IOV_MAX`.
+const RUN: usize = 32;
+
+/// Bytes a run of frames takes at most, unless one frame alone is larger:
+/// what one write to a pipe moves (a 64 KiB payload and its header), so
+/// that a run is one system call over pipes and FIFOs too.
+const RUN_BYTES: usize = PIPE_PIECE + HEADER_LEN;
+
+/// A run of frames this large or smaller (headers included) is copied
+/// into one buffer and written with one plain write: for small frames
+/// the kernel's import of 64 buffers costs more than the copy (as for
+/// one frame, `COALESCE_MAX`).
+const COALESCE_RUN_MAX: usize = 4096;
+
+impl StreamChannel {
+    /// [`Channel::send_batch`](crate::Channel::send_batch): every frame
+    /// stamped as `send` stamps it, written in runs of at most [`RUN`]
+    /// frames and [`RUN_BYTES`], each run one write when the kernel takes
+    /// it whole (the rest resumed as `send` resumes a short write). A
+    /// payload over the limit ends the batch after the frames before it,
+    /// which are written first. A channel that speaks
+    /// the tutorial's length-prefixed framing sends frame by frame.
+    pub(super) fn send_frames(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<()> {
+        if self.is_legacy() {
+            for payload in payloads {
+                self.send_frame(message_type, flags, payload, &[], None, None)?;
+            }
+            return Ok(());
+        }
+        self.check_sendable()?;
+        let mut start = 0;
+        while start < payloads.len() {
+            let (mut end, mut bytes) = (start, 0);
+            while let Some(payload) = payloads.get(end) {
+                let frame = HEADER_LEN + payload.len();
+                let full = end - start == RUN || (end > start && bytes + frame > RUN_BYTES);
+                if full || self.check_limit(payload.len()).is_err() {
+                    break;
+                }
+                bytes += frame;
+                end += 1;
+            }
+            self.write_run(message_type, flags, &payloads[start..end])?;
+            if let Some(next) = payloads.get(end) {
+                // Over the limit: the batch ends here, the frames before it sent.
+                self.check_limit(next.len())?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Stamps and writes `payloads` (at most [`RUN`] frames, each within
+    /// the limit) as one run of frames, waiting for room as long as it
+    /// takes.
+    fn write_run(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        debug_assert!(payloads.len() <= RUN);
+        if payloads.is_empty() {
+            return Ok(());
+        }
+        let mut heads = [[0u8; HEADER_LEN]; RUN];
+        for (head, payload) in heads.iter_mut().zip(payloads) {
+            self.stamper.stamp(message_type, flags, payload, head);
+        }
+        let heads = &heads[..payloads.len()];
+        let total: usize = payloads.iter().map(|p| HEADER_LEN + p.len()).sum();
+        if total <= COALESCE_RUN_MAX {
+            let mut whole = [0u8; COALESCE_RUN_MAX];
+            let mut at = 0;
+            for (head, payload) in heads.iter().zip(payloads) {
+                whole[at..at + HEADER_LEN].copy_from_slice(head);
+                at += HEADER_LEN;
+                whole[at..at + payload.len()].copy_from_slice(payload);
+                at += payload.len();
+            }
+            return self.write_all(&mut [IoSlice::new(&whole[..at])], &[], None);
+        }
+        let mut bufs = [IoSlice::new(&[]); 2 * RUN];
+        for (i, (head, payload)) in heads.iter().zip(payloads).enumerate() {
+            bufs[2 * i] = IoSlice::new(head);
+            bufs[2 * i + 1] = IoSlice::new(payload);
+        }
+        self.write_all(&mut bufs[..2 * payloads.len()], &[], None)
+    }
+}
