@@ -1,4 +1,4 @@
-//! [`Channel::send_batch`](crate::Channel::send_batch)(crate::Channel::send_batch) on a link: the
+//! [`Channel::send_batch`](crate::Channel::send_batch) on a link: the
 //! frames of a batch are reserved, written and published one by one, as
 //! `send` does it, so the peer reads the first while the rest are written;
 //! what a send does once per frame that a batch can do once for many (the
@@ -30,21 +30,30 @@ impl ShmLink {
     /// [`Channel::send_batch`](crate::Channel::send_batch): each frame reserved, written and published
     /// as `send` does it, with one clock read for up to
     /// [`BATCH_STAMP_FRAMES`] frames or [`BATCH_STAMP_BYTES`] of payload
-    /// (and again after any wait for room), and the counts and the
-    /// bookkeeping after the last frame sent. A frame that fails ends the
-    /// batch; the ones before it are sent and counted.
+    /// (and again after any wait for room), the peer's state looked at
+    /// with each read, and the counts and the bookkeeping after the last
+    /// frame sent. A frame that fails ends the batch; the ones before it
+    /// are sent and counted.
     pub(super) fn publish_batch(
         &mut self,
         message_type: u8,
         flags: u16,
         payloads: &[&[u8]],
     ) -> Result<()> {
-        self.check_cheap()?;
         let mut now = None;
         // Frames and payload bytes stamped with `now` so far.
         let (mut frames, mut bytes) = (0, 0);
         let mut outcome = Ok(());
         for payload in payloads {
+            // A new stamp is due: first the look at the link and the
+            // peer's state that `send` makes before every frame, so a peer
+            // that closed while the batch was written is reported within
+            // 64 frames. (A wait for room looks at them as it waits.)
+            let due = now.is_none() || frames >= BATCH_STAMP_FRAMES || bytes >= BATCH_STAMP_BYTES;
+            if due && let Err(gone) = self.check_cheap() {
+                outcome = Err(gone);
+                break;
+            }
             let (offset, rec, waited) = match self.reserve_checked(payload.len(), None) {
                 Ok(reserved) => reserved,
                 Err(e) => {
@@ -53,9 +62,7 @@ impl ShmLink {
                 }
             };
             let stamp = match now {
-                Some(stamp)
-                    if !waited && frames < BATCH_STAMP_FRAMES && bytes < BATCH_STAMP_BYTES =>
-                {
+                Some(stamp) if !due && !waited => {
                     frames += 1;
                     bytes += payload.len();
                     stamp

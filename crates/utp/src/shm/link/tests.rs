@@ -430,3 +430,17 @@ fn a_failing_frame_ends_the_batch_after_the_frames_before_it() {
     recv(&mut server, &mut frame);
     assert_eq!(frame.header.sequence, 2);
 }
+
+/// A batch to a peer that closed fails as `send` does, before it
+/// publishes anything.
+#[test]
+fn a_batch_to_a_closed_peer_sends_nothing() {
+    let (mut server, mut client) = pair();
+    Channel::close(&mut server).unwrap();
+    let result = client.send_batch(message_type::DATA, 0, &[b"one", b"two"]);
+    assert!(
+        matches!(result, Err(crate::Error::PeerGone { .. })),
+        "{result:?}"
+    );
+    assert_eq!(client.sent, 0, "no frame numbered, none published");
+}
