@@ -280,6 +280,53 @@ pub trait Channel: Send + fmt::Debug {
         }
     }
 
+    /// Sends as many frames of a batch as there is room for now, from the
+    /// first, without waiting (see [`send_batch`](Self::send_batch)):
+    /// how many were sent, `Ok(0)` when the channel is full (nothing was
+    /// sent; try again later with the same batch). What
+    /// [`AsyncChannel::send_batch`](crate::tokio::AsyncChannel::send_batch)
+    /// and event loops call. On a stream the frames of the run that filled
+    /// the buffer are all taken, their rest kept and written before
+    /// anything else, as [`try_send`](Self::try_send) keeps one frame's.
+    ///
+    /// A frame that fails (too large, the peer gone) is reported when it
+    /// comes first: after frames that were sent, the call returns their
+    /// count, and the next call, which starts at that frame, fails.
+    ///
+    /// ```
+    /// use utp::frame::{Frame, message_type};
+    /// let mut listener = utp::listen("inproc://doc-try-send-batch").unwrap();
+    /// let mut client = utp::connect("inproc://doc-try-send-batch").unwrap();
+    /// let mut server = listener.accept().unwrap();
+    ///
+    /// let batch: [&[u8]; 3] = [b"a", b"b", b"c"];
+    /// let mut sent = 0;
+    /// while sent < batch.len() {
+    ///     // 0 when full: wait for room (a readiness descriptor, a timer), then again.
+    ///     sent += client.try_send_batch(message_type::DATA, 0, &batch[sent..]).unwrap();
+    /// }
+    /// let mut frame = Frame::default();
+    /// server.recv(&mut frame).unwrap();
+    /// assert_eq!(frame.payload(), b"a");
+    /// ```
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        let mut sent = 0;
+        for payload in payloads {
+            match self.try_send(message_type, flags, payload) {
+                Ok(true) => sent += 1,
+                Ok(false) => break,
+                Err(_) if sent > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
     /// Sends, without waiting, what remains of a frame [`try_send`](Self::try_send)
     /// committed but had no room for: `Ok(true)` when nothing remains (always,
     /// on channels that never keep a rest), `Ok(false)` when some is still
@@ -369,6 +416,15 @@ macro_rules! forward_channel {
 
         fn try_send(&mut $s, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
             $($inner)+.try_send(message_type, flags, payload)
+        }
+
+        fn try_send_batch(
+            &mut $s,
+            message_type: u8,
+            flags: u16,
+            payloads: &[&[u8]],
+        ) -> Result<usize> {
+            $($inner)+.try_send_batch(message_type, flags, payloads)
         }
 
         fn try_flush(&mut $s) -> Result<bool> {

@@ -124,6 +124,17 @@ impl SendHalf {
         self.inner.send_batch(message_type, flags, payloads)
     }
 
+    /// Sends as many frames of a batch as fit now, without waiting (see
+    /// [`Channel::try_send_batch`]).
+    pub fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        self.inner.try_send_batch(message_type, flags, payloads)
+    }
+
     /// Sends `payload` as a checksummed [`DATA`](message_type::DATA) frame.
     pub fn send_bytes(&mut self, payload: &[u8]) -> Result<()> {
         self.send(message_type::DATA, flags::CHECKSUM, payload)

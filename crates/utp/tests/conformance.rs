@@ -393,7 +393,9 @@ fn ordering(t: &Transport) {
 }
 
 /// `send_batch` sends its frames in order, as many sends would; one the
-/// sender refuses ends the batch, after the frames before it.
+/// sender refuses ends the batch, after the frames before it;
+/// `try_send_batch` takes what fits and reports a refused frame when it
+/// comes first.
 fn batches(t: &Transport) {
     let server = Fixture::start(t);
     let mut client = server.connect();
@@ -429,6 +431,46 @@ fn batches(t: &Transport) {
         // The frame after the refused one was not sent: the next reply
         // answers the next call.
         assert_eq!(call(&mut *client, b"next"), b"next");
+        // Without waiting: the frames before the refused one are taken and
+        // counted; the next call, which starts at it, fails.
+        let taken = client
+            .try_send_batch(
+                message_type::REQUEST,
+                flags::CHECKSUM,
+                &[b"first", &too_large],
+            )
+            .expect("try a batch");
+        assert_eq!(taken, 1);
+        let refused = client.try_send_batch(message_type::REQUEST, flags::CHECKSUM, &[&too_large]);
+        assert!(
+            matches!(refused, Err(Error::TooLarge { .. })),
+            "{refused:?}"
+        );
+        client
+            .recv_timeout(&mut frame, LONG)
+            .expect("the reply to the frame taken");
+        assert_eq!(frame.payload(), b"first");
+    }
+    // The same batch without waiting: as many as fit each time, until all
+    // are taken; the replies come in order.
+    let mut taken = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while taken < batch.len() {
+        taken += client
+            .try_send_batch(message_type::REQUEST, flags::CHECKSUM, &batch[taken..])
+            .expect("try a batch");
+        assert!(
+            Instant::now() < deadline,
+            "{taken} of {} taken in 10 s",
+            batch.len()
+        );
+    }
+    let _ = client.try_flush();
+    for (i, payload) in payloads.iter().enumerate() {
+        client
+            .recv_timeout(&mut frame, LONG)
+            .unwrap_or_else(|e| panic!("reply {i} to the tried batch: {e}"));
+        assert!(frame.payload() == payload.as_slice(), "reply {i} in order");
     }
 }
 

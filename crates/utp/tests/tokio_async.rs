@@ -249,7 +249,8 @@ fn cancelled_receives_lose_no_frame_over_fifo() {
 
 /// A reader in another process that does not read: `send_timeout` fails
 /// after its limit with nothing sent in part; once it reads, every frame
-/// sent (waiting for room) arrives whole and in order.
+/// sent (waiting for room), one by one and then in batches, arrives whole
+/// and in order.
 fn sends_wait_for_room(url: &str) {
     let go = std::env::temp_dir().join(format!("utp-{}.go", unique("room")));
     let _cleanup = Remove(go.clone());
@@ -290,12 +291,23 @@ fn sends_wait_for_room(url: &str) {
         }
         assert!(sent > 0);
         std::fs::write(&go, b"go").unwrap();
-        for _ in 0..200 {
+        for _ in 0..100 {
             sent += 1;
             channel
                 .send(message_type::DATA, flags::CHECKSUM, &payload(sent))
                 .await
                 .unwrap();
+        }
+        // Then batches, into a channel still full: each takes what fits,
+        // then waits for room, until all of it is sent.
+        for _ in 0..20 {
+            let payloads: Vec<Vec<u8>> = (sent + 1..=sent + 10).map(payload).collect();
+            let batch: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            channel
+                .send_batch(message_type::DATA, flags::CHECKSUM, &batch)
+                .await
+                .unwrap();
+            sent += 10;
         }
         channel.flush().await.unwrap();
         channel.close().unwrap();
@@ -311,6 +323,12 @@ fn sends_wait_for_room_over_unix() {
     let (url, path) = unix_url("room");
     let _cleanup = Remove(path);
     sends_wait_for_room(&url);
+}
+
+#[test]
+fn sends_wait_for_room_over_shm() {
+    // 256 KiB rings: room for three of the largest payloads (about 70 KB).
+    sends_wait_for_room(&format!("shm://{}?ring=256k", unique("shm-room")));
 }
 
 #[test]

@@ -283,6 +283,24 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
         }
     }
 
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        match self.inner.try_send_batch(message_type, flags, payloads) {
+            Ok(sent) => {
+                self.count_sends(&payloads[..sent.min(payloads.len())]);
+                Ok(sent)
+            }
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::SendTimeouts);
+                Err(e)
+            }
+        }
+    }
+
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         match self.inner.try_send(message_type, flags, payload) {
             Ok(true) => {

@@ -154,6 +154,40 @@ impl AsyncChannel {
         .await
     }
 
+    /// Sends one frame per payload, in order, waiting for room as long as
+    /// it takes (see [`Channel::send_batch`]): each time the channel has
+    /// room, it takes as many frames as fit
+    /// ([`Channel::try_send_batch`]), so a socket or pipe writes a run of
+    /// frames with one system call and a shared-memory link stamps them
+    /// with one clock read.
+    ///
+    /// If the future is dropped before it completes, a prefix of the batch
+    /// was sent (none, some or all but the last frames); a failing frame
+    /// ends the batch after the frames before it, as with
+    /// [`Channel::send_batch`].
+    pub async fn send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<()> {
+        let mut sent = 0;
+        while sent < payloads.len() {
+            self.reset_send();
+            let rest = &payloads[sent..];
+            let mut taken = 0;
+            poll_fn(|cx| {
+                self.poll_send_with(cx, |c| {
+                    taken = c.try_send_batch(message_type, flags, rest)?;
+                    Ok(taken > 0)
+                })
+            })
+            .await?;
+            sent += taken;
+        }
+        Ok(())
+    }
+
     /// Sends a reply naming the request it answers (see
     /// [`Channel::reply_timeout`]), waiting for room as long as it takes.
     pub async fn reply(

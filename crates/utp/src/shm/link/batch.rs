@@ -14,6 +14,7 @@
 use super::{Payload, ShmLink};
 use crate::error::Result;
 use crate::frame::coarse_micros;
+use std::time::Duration;
 
 /// Frames of a [`Channel::send_batch`](crate::Channel::send_batch) that one clock read stamps, at
 /// most: 64 frames take a few microseconds to write, far less than the
@@ -27,23 +28,29 @@ const BATCH_STAMP_FRAMES: usize = 64;
 const BATCH_STAMP_BYTES: usize = 64 * 1024;
 
 impl ShmLink {
-    /// [`Channel::send_batch`](crate::Channel::send_batch): each frame reserved, written and published
-    /// as `send` does it, with one clock read for up to
-    /// [`BATCH_STAMP_FRAMES`] frames or [`BATCH_STAMP_BYTES`] of payload
-    /// (and again after any wait for room), the peer's state looked at
-    /// with each read, and the counts and the bookkeeping after the last
-    /// frame sent. A frame that fails ends the batch; the ones before it
-    /// are sent and counted.
+    /// [`Channel::send_batch`](crate::Channel::send_batch) (`wait`: for
+    /// room as long as it takes) and
+    /// [`Channel::try_send_batch`](crate::Channel::try_send_batch) (not
+    /// at all): each frame reserved, written and published as `send` does
+    /// it, with one clock read for up to [`BATCH_STAMP_FRAMES`] frames or
+    /// [`BATCH_STAMP_BYTES`] of payload (and again after any wait for
+    /// room), the peer's state looked at with each read, and the counts
+    /// and the bookkeeping after the last frame sent. A frame that fails,
+    /// or finds no room without waiting ([`Error::Full`](crate::Error::Full)), ends the batch;
+    /// returns how many frames were sent before it, and why it ended.
     pub(super) fn publish_batch(
         &mut self,
         message_type: u8,
         flags: u16,
         payloads: &[&[u8]],
-    ) -> Result<()> {
+        wait: bool,
+    ) -> (usize, Result<()>) {
+        let timeout = if wait { None } else { Some(Duration::ZERO) };
         let mut now = None;
         // Frames and payload bytes stamped with `now` so far.
         let (mut frames, mut bytes) = (0, 0);
         let mut outcome = Ok(());
+        let mut sent = 0;
         for payload in payloads {
             // A new stamp is due: first the look at the link and the
             // peer's state that `send` makes before every frame, so a peer
@@ -54,7 +61,7 @@ impl ShmLink {
                 outcome = Err(gone);
                 break;
             }
-            let (offset, rec, waited) = match self.reserve_checked(payload.len(), None) {
+            let (offset, rec, waited) = match self.reserve_checked(payload.len(), timeout) {
                 Ok(reserved) => reserved,
                 Err(e) => {
                     outcome = Err(e);
@@ -82,11 +89,12 @@ impl ShmLink {
             if self.counters.is_some() {
                 self.counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
             }
+            sent += 1;
         }
         if let Some(now) = now {
             self.store_counts();
             self.after_sends(now);
         }
-        outcome
+        (sent, outcome)
     }
 }

@@ -721,7 +721,21 @@ impl Channel for ShmLink {
     }
 
     fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
-        self.publish_batch(message_type, flags, payloads)
+        self.publish_batch(message_type, flags, payloads, true).1
+    }
+
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        match self.publish_batch(message_type, flags, payloads, false) {
+            (sent, Ok(()) | Err(Error::Full)) => Ok(sent),
+            (0, Err(e)) => Err(e),
+            // The failure is met again by the next call, which starts there.
+            (sent, Err(_)) => Ok(sent),
+        }
     }
 
     #[inline(always)]

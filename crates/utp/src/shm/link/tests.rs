@@ -444,3 +444,41 @@ fn a_batch_to_a_closed_peer_sends_nothing() {
     );
     assert_eq!(client.sent, 0, "no frame numbered, none published");
 }
+
+/// `try_send_batch` takes the frames the ring has room for and returns how
+/// many, then 0 until the reader frees room; the next call goes on.
+#[test]
+fn try_send_batch_takes_what_the_ring_holds() {
+    // Three records of 1000-byte payloads fill a 4 KiB ring.
+    let (mut server, mut client) = pair_with(4096);
+    let payload = [3u8; 1000];
+    let batch = [&payload[..]; 5];
+    assert_eq!(
+        client
+            .try_send_batch(message_type::DATA, 0, &batch)
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        client
+            .try_send_batch(message_type::DATA, 0, &batch[3..])
+            .unwrap(),
+        0
+    );
+    let mut frame = Frame::default();
+    for sequence in 1..=3 {
+        recv(&mut server, &mut frame);
+        assert_eq!(frame.header.sequence, sequence);
+    }
+    server.flush_received();
+    assert_eq!(
+        client
+            .try_send_batch(message_type::DATA, 0, &batch[3..])
+            .unwrap(),
+        2
+    );
+    for sequence in 4..=5 {
+        recv(&mut server, &mut frame);
+        assert_eq!(frame.header.sequence, sequence);
+    }
+}

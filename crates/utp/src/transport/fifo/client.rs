@@ -184,6 +184,15 @@ impl Channel for FifoChannel {
         self.inner.try_send(message_type, flags, payload)
     }
 
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        self.inner.try_send_batch(message_type, flags, payloads)
+    }
+
     fn try_flush(&mut self) -> Result<bool> {
         self.inner.try_flush()
     }

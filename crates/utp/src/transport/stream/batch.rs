@@ -5,10 +5,12 @@
 //! on the AMD guest of docs/benchmarks/journal.md, 2026-12-06, evening).
 
 use super::StreamChannel;
-use crate::error::Result;
+use crate::channel::Deadline;
+use crate::error::{Error, Result};
 use crate::frame::HEADER_LEN;
 use crate::transport::pipe::PIPE_PIECE;
 use std::io::IoSlice;
+use std::time::Duration;
 
 /// Frames written by one system call at most: their headers sit on the
 /// stack, and their buffers (two a frame) stay far under `IOV_MAX`.
@@ -48,17 +50,8 @@ impl StreamChannel {
         self.check_sendable()?;
         let mut start = 0;
         while start < payloads.len() {
-            let (mut end, mut bytes) = (start, 0);
-            while let Some(payload) = payloads.get(end) {
-                let frame = HEADER_LEN + payload.len();
-                let full = end - start == RUN || (end > start && bytes + frame > RUN_BYTES);
-                if full || self.check_limit(payload.len()).is_err() {
-                    break;
-                }
-                bytes += frame;
-                end += 1;
-            }
-            self.write_run(message_type, flags, &payloads[start..end])?;
+            let end = self.run_end(payloads, start);
+            self.write_run(message_type, flags, &payloads[start..end], None)?;
             if let Some(next) = payloads.get(end) {
                 // Over the limit: the batch ends here, the frames before it sent.
                 self.check_limit(next.len())?;
@@ -68,10 +61,97 @@ impl StreamChannel {
         Ok(())
     }
 
+    /// [`Channel::try_send_batch`](crate::Channel::try_send_batch): the
+    /// runs of [`send_frames`](Self::send_frames) written without waiting,
+    /// until one finds no room at all (its frames not taken, their numbers
+    /// given back); a run the buffer takes in part is taken whole, its
+    /// rest kept in the tail as `try_send` keeps a frame's. A failure after
+    /// frames were taken returns their count; the next call meets it.
+    pub(super) fn try_send_frames(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        if self.is_legacy() {
+            let mut sent = 0;
+            for payload in payloads {
+                match self.try_send_frame(message_type, flags, payload, None) {
+                    Ok(true) => sent += 1,
+                    Ok(false) => break,
+                    Err(_) if sent > 0 => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(sent);
+        }
+        self.check_sendable()?;
+        let zero = Some(Duration::ZERO);
+        self.write_mode(zero)?;
+        match self.flush_tail(Deadline::after(zero), zero) {
+            Ok(()) => {}
+            Err(Error::Timeout { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        // As `try_send_frame`: only a pair whose mode is not ours to set
+        // is looked at first (a write there could block).
+        if !self.io.is_socket() && !self.modes_separate && !self.has_room_now()? {
+            return Ok(0);
+        }
+        let mut sent = 0;
+        while sent < payloads.len() {
+            let end = self.run_end(payloads, sent);
+            if end == sent {
+                // The frame at `sent` is over the limit.
+                return match self.check_limit(payloads[sent].len()) {
+                    Err(e) if sent == 0 => Err(e),
+                    _ => Ok(sent),
+                };
+            }
+            let stamper = self.stamper.clone();
+            self.accept_tail = true;
+            let written = self.write_run(message_type, flags, &payloads[sent..end], zero);
+            self.accept_tail = false;
+            match written {
+                Ok(()) => sent = end,
+                Err(Error::Full | Error::Timeout { .. }) => {
+                    self.stamper = stamper;
+                    break;
+                }
+                Err(_) if sent > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Where the run of frames starting at `start` ends: at most [`RUN`]
+    /// frames and [`RUN_BYTES`] (one frame alone may be larger), before
+    /// the first payload over the limit (so at `start` if that is one).
+    fn run_end(&self, payloads: &[&[u8]], start: usize) -> usize {
+        let (mut end, mut bytes) = (start, 0);
+        while let Some(payload) = payloads.get(end) {
+            let frame = HEADER_LEN + payload.len();
+            let full = end - start == RUN || (end > start && bytes + frame > RUN_BYTES);
+            if full || self.check_limit(payload.len()).is_err() {
+                break;
+            }
+            bytes += frame;
+            end += 1;
+        }
+        end
+    }
+
     /// Stamps and writes `payloads` (at most [`RUN`] frames, each within
-    /// the limit) as one run of frames, waiting for room as long as it
-    /// takes.
-    fn write_run(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+    /// the limit) as one run of frames, waiting for room at most `timeout`
+    /// (`None`: as long as it takes).
+    fn write_run(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         debug_assert!(payloads.len() <= RUN);
         if payloads.is_empty() {
             return Ok(());
@@ -91,13 +171,13 @@ impl StreamChannel {
                 whole[at..at + payload.len()].copy_from_slice(payload);
                 at += payload.len();
             }
-            return self.write_all(&mut [IoSlice::new(&whole[..at])], &[], None);
+            return self.write_all(&mut [IoSlice::new(&whole[..at])], &[], timeout);
         }
         let mut bufs = [IoSlice::new(&[]); 2 * RUN];
         for (i, (head, payload)) in heads.iter().zip(payloads).enumerate() {
             bufs[2 * i] = IoSlice::new(head);
             bufs[2 * i + 1] = IoSlice::new(payload);
         }
-        self.write_all(&mut bufs[..2 * payloads.len()], &[], None)
+        self.write_all(&mut bufs[..2 * payloads.len()], &[], timeout)
     }
 }

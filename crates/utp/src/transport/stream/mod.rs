@@ -581,6 +581,15 @@ impl Channel for StreamChannel {
         self.send_frames(message_type, flags, payloads)
     }
 
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        self.try_send_frames(message_type, flags, payloads)
+    }
+
     fn try_send(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {
         self.try_send_frame(message_type, flags, payload, None)
     }

@@ -310,3 +310,42 @@ fn a_batch_to_a_pipe_is_one_write_per_run() {
     let n = rustix::io::read(&read, &mut buf).unwrap();
     assert_eq!(n, 10 * (HEADER_LEN + 100), "all ten frames in the pipe");
 }
+
+/// `try_send_batch` takes what fits, a run the socket takes in part whole
+/// (its rest kept), then 0 with nothing numbered; every frame taken
+/// arrives whole, in order, once the receiver reads.
+#[test]
+fn try_send_batch_takes_what_fits_and_never_cuts_a_frame() {
+    let (mut sender, mut receiver) = socket_pair();
+    let payload = vec![9u8; 8000];
+    let batch = [&payload[..]; 16];
+    let mut taken = 0u64;
+    loop {
+        let n = sender
+            .try_send_batch(message_type::DATA, 0, &batch)
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        taken += n as u64;
+        assert!(taken < 10_000, "the socket never filled");
+    }
+    assert!(taken > 0);
+    let mut frame = Frame::default();
+    let mut received = 0u64;
+    while received < taken {
+        let _ = sender.try_flush().unwrap();
+        while receiver.try_recv(&mut frame).unwrap() {
+            received += 1;
+            assert_eq!(frame.header.sequence, received);
+            assert_eq!(frame.payload(), &payload[..], "frame {received} whole");
+        }
+    }
+    assert_eq!(received, taken);
+    // The call that found no room numbered nothing.
+    sender.send(message_type::DATA, 0, b"after").unwrap();
+    receiver
+        .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(frame.header.sequence, taken + 1);
+}
