@@ -315,16 +315,9 @@ pub trait Channel: Send + fmt::Debug {
         flags: u16,
         payloads: &[&[u8]],
     ) -> Result<usize> {
-        let mut sent = 0;
-        for payload in payloads {
-            match self.try_send(message_type, flags, payload) {
-                Ok(true) => sent += 1,
-                Ok(false) => break,
-                Err(_) if sent > 0 => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(sent)
+        take_each(payloads, |payload| {
+            self.try_send(message_type, flags, payload)
+        })
     }
 
     /// Sends, without waiting, what remains of a frame [`try_send`](Self::try_send)
@@ -334,6 +327,26 @@ pub trait Channel: Send + fmt::Debug {
     fn try_flush(&mut self) -> Result<bool> {
         Ok(true)
     }
+}
+
+/// [`Channel::try_send_batch`] one frame at a time: `try_one` each payload
+/// until one finds no room; how many were taken. A failure after frames
+/// were taken returns their count (the next call, which starts there,
+/// meets it).
+pub(crate) fn take_each(
+    payloads: &[&[u8]],
+    mut try_one: impl FnMut(&[u8]) -> Result<bool>,
+) -> Result<usize> {
+    let mut sent = 0;
+    for payload in payloads {
+        match try_one(payload) {
+            Ok(true) => sent += 1,
+            Ok(false) => break,
+            Err(_) if sent > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
 }
 
 /// What an event-driven server needs to wait for a channel (see

@@ -5,8 +5,7 @@
 //! on the AMD guest of docs/benchmarks/journal.md, 2026-12-06, evening).
 
 use super::StreamChannel;
-use crate::channel::Deadline;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frame::HEADER_LEN;
 use crate::transport::pipe::PIPE_PIECE;
 use std::io::IoSlice;
@@ -74,30 +73,15 @@ impl StreamChannel {
         payloads: &[&[u8]],
     ) -> Result<usize> {
         if self.is_legacy() {
-            let mut sent = 0;
-            for payload in payloads {
-                match self.try_send_frame(message_type, flags, payload, None) {
-                    Ok(true) => sent += 1,
-                    Ok(false) => break,
-                    Err(_) if sent > 0 => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(sent);
+            return crate::channel::take_each(payloads, |payload| {
+                self.try_send_frame(message_type, flags, payload, None)
+            });
         }
         self.check_sendable()?;
-        let zero = Some(Duration::ZERO);
-        self.write_mode(zero)?;
-        match self.flush_tail(Deadline::after(zero), zero) {
-            Ok(()) => {}
-            Err(Error::Timeout { .. }) => return Ok(0),
-            Err(e) => return Err(e),
-        }
-        // As `try_send_frame`: only a pair whose mode is not ours to set
-        // is looked at first (a write there could block).
-        if !self.io.is_socket() && !self.modes_separate && !self.has_room_now()? {
+        if !self.may_try_now()? {
             return Ok(0);
         }
+        let zero = Some(Duration::ZERO);
         let mut sent = 0;
         while sent < payloads.len() {
             let end = self.run_end(payloads, sent);
@@ -108,16 +92,10 @@ impl StreamChannel {
                     _ => Ok(sent),
                 };
             }
-            let stamper = self.stamper.clone();
-            self.accept_tail = true;
-            let written = self.write_run(message_type, flags, &payloads[sent..end], zero);
-            self.accept_tail = false;
-            match written {
-                Ok(()) => sent = end,
-                Err(Error::Full | Error::Timeout { .. }) => {
-                    self.stamper = stamper;
-                    break;
-                }
+            let run = &payloads[sent..end];
+            match self.try_taking(|c| c.write_run(message_type, flags, run, zero)) {
+                Ok(true) => sent = end,
+                Ok(false) => break,
                 Err(_) if sent > 0 => break,
                 Err(e) => return Err(e),
             }

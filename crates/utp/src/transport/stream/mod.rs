@@ -462,6 +462,24 @@ impl StreamChannel {
         if self.closed {
             return Err(Error::Closed);
         }
+        if !self.may_try_now()? {
+            return Ok(false);
+        }
+        let zero = Some(Duration::ZERO);
+        self.try_taking(|c| c.send_frame(message_type, flags, payload, &[], answers, zero))
+    }
+
+    /// What every send that must not wait does first: the write descriptor
+    /// made non-blocking, the rest of an earlier frame pushed out (`false`
+    /// while some remains), and, only for a pair whose blocking mode is
+    /// not this channel's to set (stdin and stdout one terminal), a look
+    /// for room (`false`: none). Everywhere else the write goes straight
+    /// away, not after a poll for room (a zero-timeout `ppoll` took 1.2 µs
+    /// on the AMD guest of docs/benchmarks/journal.md, 2026-12-06,
+    /// afternoon): a write that finds no room at all takes nothing. (A
+    /// pipe whose reader is gone cannot raise SIGPIPE here: see
+    /// `write_some`.)
+    fn may_try_now(&mut self) -> Result<bool> {
         let zero = Some(Duration::ZERO);
         self.write_mode(zero)?;
         match self.flush_tail(Deadline::after(zero), zero) {
@@ -469,23 +487,24 @@ impl StreamChannel {
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        // Written straight away, not after a poll for room (a zero-timeout
-        // `ppoll` took 1.2 µs on the AMD guest of docs/benchmarks/journal.md,
-        // 2026-12-06, afternoon): a write that finds no room at all takes
-        // nothing, and the frame's number is given back. (A pipe whose
-        // reader is gone cannot raise SIGPIPE here: see `write_some`.) Only
-        // a pair whose blocking mode is not this channel's to set (stdin and
-        // stdout one terminal) may block a write: it is looked at first.
         if !self.io.is_socket() && !self.modes_separate && !self.has_room_now()? {
             return Ok(false);
         }
+        Ok(true)
+    }
+
+    /// Runs `write` (a zero-timeout write of stamped frames) so that a
+    /// write the buffer takes in part keeps its rest in the tail: `true`
+    /// when the frames were taken, `false` when there was no room at all
+    /// (nothing taken, the sequence numbers stamped given back).
+    fn try_taking(&mut self, write: impl FnOnce(&mut Self) -> Result<()>) -> Result<bool> {
         let stamper = self.stamper.clone();
         self.accept_tail = true;
-        let sent = self.send_frame(message_type, flags, payload, &[], answers, zero);
+        let written = write(self);
         self.accept_tail = false;
-        match sent {
+        match written {
             Ok(()) => Ok(true),
-            Err(Error::Full) => {
+            Err(Error::Full | Error::Timeout { .. }) => {
                 self.stamper = stamper;
                 Ok(false)
             }
