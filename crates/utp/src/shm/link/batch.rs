@@ -86,9 +86,7 @@ impl ShmLink {
             let private = Payload::Private(payload);
             let len = self.write_record(offset, rec, message_type, flags, private, stamp);
             self.commit_record(offset, rec);
-            if self.counters.is_some() {
-                self.counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
-            }
+            self.count_bytes(len);
             sent += 1;
         }
         if let Some(now) = now {

@@ -469,11 +469,21 @@ impl ShmLink {
         // Everything else comes after the stamp: the peer is already
         // reading while this side does its bookkeeping. The counts reach
         // the counters line with the heartbeat (`flush_counts`).
-        if self.counters.is_some() {
-            self.counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
+        if self.count_bytes(len) {
             self.store_counts();
         }
         self.after_sends(now);
+    }
+
+    /// Adds a frame of `len` payload bytes to the bytes counted for `utp
+    /// stat`, if this link is counted; whether it is.
+    #[inline(always)]
+    fn count_bytes(&mut self, len: usize) -> bool {
+        let counted = self.counters.is_some();
+        if counted {
+            self.counted.bytes += (crate::frame::HEADER_LEN + len) as u64;
+        }
+        counted
     }
 
     /// Publishes the record of `rec` bytes written at `offset` (its stamp),
