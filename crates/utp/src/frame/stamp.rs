@@ -108,6 +108,16 @@ impl Stamper {
         header
     }
 
+    /// Takes back the numbers of the last `frames` frames [`stamp`](Self::stamp)ed,
+    /// which were not sent after all: the next frame is numbered as the
+    /// first of them was (a send that does not wait found no room for them).
+    pub(crate) fn unstamp(&mut self, frames: u64) {
+        debug_assert!(frames <= self.numbered && frames <= self.sent);
+        self.sent -= frames;
+        self.numbered -= frames;
+        self.last = self.last.wrapping_sub(frames);
+    }
+
     /// The sequence number of the last frame stamped by [`stamp`](Self::stamp).
     pub fn last_sequence(&self) -> u64 {
         self.last

@@ -1,10 +1,12 @@
 //! The client end: a UDP socket connected to the server's address.
 
+use super::batch::{self, Refusal, Route};
 use super::*;
 use crate::GoneReason;
 use crate::halves::{RecvHalf, Role, SendHalf};
 use rustix::net::SendFlags;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::AtomicU64;
 
 /// The client end: a UDP socket connected to the server's address.
@@ -94,17 +96,99 @@ impl UdpChannel {
     }
 
     fn unreachable(&self) -> Error {
-        Error::peer_gone(
-            GoneReason::Unreachable,
-            format!(
-                "nothing answers at udp://{}: port unreachable (is the server running?)",
-                self.server
-            ),
-        )
+        unreachable(self.server)
+    }
+}
+
+/// What a client's send or receive says when nothing listens at `server`.
+fn unreachable(server: SocketAddr) -> Error {
+    Error::peer_gone(
+        GoneReason::Unreachable,
+        format!("nothing answers at udp://{server}: port unreachable (is the server running?)"),
+    )
+}
+
+/// A client's batch: no room waits with `poll` (or ends a batch that must
+/// not wait); "port unreachable" ends it with `PeerGone`.
+struct ClientSender<'a> {
+    socket: BorrowedFd<'a>,
+    server: SocketAddr,
+    numbering: Option<&'a Numbering>,
+    wait: bool,
+}
+
+impl batch::Sender for ClientSender<'_> {
+    fn refused(&mut self, error: io::Error) -> Refusal {
+        match error.kind() {
+            ErrorKind::Interrupted => Refusal::Retry,
+            ErrorKind::WouldBlock => Refusal::Full,
+            ErrorKind::ConnectionRefused => Refusal::Fail(unreachable(self.server)),
+            _ => Refusal::Fail(Error::io(format!("send to udp://{}", self.server), error)),
+        }
+    }
+
+    fn wait_for_room(&mut self) -> Result<bool> {
+        if !self.wait {
+            return Ok(false);
+        }
+        let (room, deadline) = ("room in the UDP send buffer", Deadline::after(None));
+        wait_ready(self.socket, Ready::Write, deadline, room, None).map(|()| true)
+    }
+
+    fn numbered(&mut self, stamper: &Stamper) {
+        if let Some(numbering) = self.numbering {
+            numbering.publish(stamper);
+        }
+    }
+}
+
+impl UdpChannel {
+    /// [`batch::send_datagrams`] from this client, waiting for room or not.
+    fn send_datagrams(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+        wait: bool,
+    ) -> (usize, Result<()>) {
+        if self.closed {
+            return (0, Err(Error::Closed));
+        }
+        let route = Route {
+            socket: self.socket.as_fd(),
+            to: None,
+            limit: payload_limit(&self.server).min(self.max_payload),
+            flags: SendFlags::DONTWAIT,
+        };
+        let mut sender = ClientSender {
+            socket: self.socket.as_fd(),
+            server: self.server,
+            numbering: self.numbering.as_deref(),
+            wait,
+        };
+        let stamper = &mut self.stamper;
+        batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
     }
 }
 
 impl Channel for UdpChannel {
+    /// One `sendmmsg` per 32 frames (see [`Channel::send_batch`]).
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.send_datagrams(message_type, flags, payloads, true).1
+    }
+
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        match self.send_datagrams(message_type, flags, payloads, false) {
+            (0, Err(e)) => Err(e),
+            (sent, _) => Ok(sent),
+        }
+    }
+
     fn send_timeout(
         &mut self,
         message_type: u8,

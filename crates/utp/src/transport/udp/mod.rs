@@ -23,12 +23,15 @@
 //!   a client numbers its frames from a random start and drops every reply
 //!   (REPLY-flagged frame, goodbye included) naming a number it never sent;
 //!   frames the server sends unasked cannot be told apart and do arrive.
+//! - A batch ([`Channel::send_batch`]) is still one datagram per frame,
+//!   handed to the kernel up to 32 at a time with one `sendmmsg`.
 //! - **Loss is possible** (and reordering, off the loopback interface). utp
 //!   does not retransmit: a lost request or reply shows up as a clean
 //!   [`Error::Timeout`] in the caller's receive, and the channel stays usable.
 //!   Retrying is left to the application, which alone knows whether a request
 //!   is safe to repeat.
 
+mod batch;
 mod client;
 mod demux;
 mod invalid;

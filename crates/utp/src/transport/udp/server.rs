@@ -17,6 +17,7 @@
 //! conversation heard from least recently. Invalid datagrams are counted
 //! ([`UdpListener::invalid_datagrams`]) and logged at most once a second.
 
+use super::batch::{self, Refusal, Route};
 use super::demux::MAX_CONVERSATIONS;
 use super::*;
 use crate::GoneReason;
@@ -24,6 +25,7 @@ use crate::channel::Readiness;
 use crate::halves::{Guarded, RecvHalf, Role, SendHalf};
 use crate::transport::queue;
 use crate::wake::Doorbell;
+use rustix::net::addr::SocketAddrArg;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -353,6 +355,59 @@ impl UdpServerChannel {
     }
 }
 
+/// A server's batch: its sockets sleep in the send when there is no room
+/// (as `send` does); an ICMP error for an earlier reply is passed over.
+struct ServerSender {
+    client: SocketAddr,
+}
+
+impl batch::Sender for ServerSender {
+    fn refused(&mut self, error: std::io::Error) -> Refusal {
+        match error.kind() {
+            ErrorKind::Interrupted | ErrorKind::ConnectionRefused => Refusal::Retry,
+            ErrorKind::WouldBlock => Refusal::Full,
+            _ => Refusal::Fail(Error::io(
+                format!("send to udp client {}", self.client),
+                error,
+            )),
+        }
+    }
+
+    fn wait_for_room(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+impl UdpServerChannel {
+    /// [`batch::send_datagrams`] to this conversation's client: from its
+    /// own socket, else from the listener's, addressed.
+    fn send_datagrams(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> (usize, Result<()>) {
+        if self.closed {
+            return (0, Err(Error::Closed));
+        }
+        let (socket, to) = match &self.own {
+            Some(own) => (own.as_fd(), None),
+            None => (self.listener.as_fd(), Some(self.client.as_any())),
+        };
+        let route = Route {
+            socket,
+            to,
+            limit: payload_limit(&self.client),
+            flags: rustix::net::SendFlags::empty(),
+        };
+        let mut sender = ServerSender {
+            client: self.client,
+        };
+        let stamper = &mut self.stamper;
+        batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
+    }
+}
+
 /// What one receive from a conversation's own socket found.
 enum Received {
     /// End-of-file: an empty datagram, or the socket's read side shut down.
@@ -407,6 +462,26 @@ impl Channel for UdpServerChannel {
         _timeout: Option<Duration>,
     ) -> Result<()> {
         self.send_frame(message_type, flags, payload, None)
+    }
+
+    /// One `sendmmsg` per 32 frames (see [`Channel::send_batch`]).
+    fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {
+        self.send_datagrams(message_type, flags, payloads).1
+    }
+
+    /// As [`send_batch`](Self::send_batch): a server's `send` waits for
+    /// room in the kernel (which a full loopback socket buffer seldom
+    /// needs), so the batch does too.
+    fn try_send_batch(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payloads: &[&[u8]],
+    ) -> Result<usize> {
+        match self.send_datagrams(message_type, flags, payloads) {
+            (0, Err(e)) => Err(e),
+            (sent, _) => Ok(sent),
+        }
     }
 
     fn reply_timeout(

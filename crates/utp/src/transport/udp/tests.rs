@@ -202,3 +202,94 @@ fn closing_the_listener_ends_its_conversations() {
         );
     }
 }
+
+/// A batch goes both ways over both kinds of conversation, one datagram a
+/// frame, in order and numbered without a gap; a payload over what a
+/// datagram carries ends it after the frames before it.
+#[test]
+fn batches_go_both_ways_in_order_and_one_too_large_ends_them() {
+    let payloads: Vec<Vec<u8>> = (0..40usize).map(|i| vec![i as u8; i * 25]).collect();
+    let all: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let too_large = vec![0u8; MAX_PAYLOAD_V4 + 1];
+    let mut cut = all.clone();
+    cut.insert(10, &too_large);
+    let mut frame = Frame::default();
+    let expect = |channel: &mut dyn Channel, frame: &mut Frame, first: u64, payloads: &[&[u8]]| {
+        for (i, payload) in payloads.iter().enumerate() {
+            channel.recv_timeout(frame, Some(DEADLINE)).unwrap();
+            assert_eq!(frame.header.sequence, first + i as u64, "frame {i}");
+            assert_eq!(frame.payload(), *payload, "frame {i}");
+        }
+    };
+    for own_sockets in [true, false] {
+        let mut listener = listener(own_sockets, MAX_CONVERSATIONS_FOR_TESTS);
+        let (mut client, mut server) = conversation(&mut listener, b"hello");
+        assert_eq!(reads_own_socket(&*server), own_sockets);
+        let hello = client.sent_sequence().unwrap();
+
+        client
+            .send_batch(message_type::DATA, flags::CHECKSUM, &all)
+            .unwrap();
+        expect(&mut *server, &mut frame, hello + 1, &all);
+        server
+            .send_batch(message_type::DATA, flags::CHECKSUM, &all)
+            .unwrap();
+        expect(&mut client, &mut frame, 1, &all);
+
+        let refused = client.send_batch(message_type::DATA, flags::CHECKSUM, &cut);
+        assert!(
+            matches!(refused, Err(Error::TooLarge { .. })),
+            "{refused:?}"
+        );
+        let refused = server.send_batch(message_type::DATA, flags::CHECKSUM, &cut);
+        assert!(
+            matches!(refused, Err(Error::TooLarge { .. })),
+            "{refused:?}"
+        );
+        let taken = client
+            .try_send_batch(message_type::DATA, flags::CHECKSUM, &all)
+            .unwrap();
+        assert_eq!(taken, all.len());
+        expect(&mut *server, &mut frame, hello + 41, &all[..10]);
+        expect(&mut *server, &mut frame, hello + 51, &all);
+        expect(&mut client, &mut frame, 41, &all[..10]);
+        assert!(
+            !client.try_recv(&mut frame).unwrap(),
+            "nothing after the cut"
+        );
+    }
+}
+
+/// A batch sent when the kernel already knows nothing listens at the
+/// server's port ends with `PeerGone` before a datagram goes out, and the
+/// numbers it stamped are given back: the next frame takes the first.
+#[test]
+fn a_batch_to_a_port_nothing_listens_at_ends_with_peer_gone_and_numbers_nothing() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = Endpoint::parse(&format!("udp://127.0.0.1:{port}")).unwrap();
+    let mut client = connect(&endpoint, &Options::default()).unwrap();
+    let batch: [&[u8]; 3] = [b"one", b"two", b"three"];
+    let gone = |error: &Error| matches!(error, Error::PeerGone { .. });
+    for attempt in 0..2 {
+        // A frame goes out, and the kernel's "port unreachable" comes back.
+        client
+            .send(message_type::DATA, flags::CHECKSUM, b"x")
+            .unwrap();
+        let numbered = client.sent_sequence();
+        std::thread::sleep(Duration::from_millis(50));
+        let error = match attempt {
+            0 => client
+                .send_batch(message_type::DATA, flags::CHECKSUM, &batch)
+                .unwrap_err(),
+            _ => client
+                .try_send_batch(message_type::DATA, flags::CHECKSUM, &batch)
+                .unwrap_err(),
+        };
+        assert!(gone(&error), "{error}");
+        assert_eq!(client.sent_sequence(), numbered, "numbers given back");
+    }
+}
