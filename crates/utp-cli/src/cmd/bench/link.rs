@@ -13,6 +13,14 @@ pub trait Link: Send {
     /// Sends one message.
     fn send(&mut self, msg: &[u8]) -> Fallible<()>;
 
+    /// Sends several messages in order, as one batch where the mechanism
+    /// has a way to ([`Mode::Batch`](super::spec::Mode::Batch)): utp's
+    /// `Channel::send_batch`, one write or `sendmmsg` for the raw
+    /// descriptors. By default, one [`send`](Self::send) each.
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Fallible<()> {
+        msgs.iter().try_for_each(|msg| self.send(msg))
+    }
+
     /// Receives one message of `len` bytes (byte streams read exactly `len`;
     /// message mechanisms return the next message, whatever its length).
     fn recv(&mut self, len: usize) -> Fallible<&[u8]>;
@@ -64,6 +72,12 @@ impl UtpLink {
 impl Link for UtpLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         Ok(self.channel.send(message_type::DATA, self.flags, msg)?)
+    }
+
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Fallible<()> {
+        Ok(self
+            .channel
+            .send_batch(message_type::DATA, self.flags, msgs)?)
     }
 
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {

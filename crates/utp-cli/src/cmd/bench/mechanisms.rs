@@ -238,13 +238,22 @@ impl Mechanism {
     /// The raw baseline of `mode` at `size` bytes.
     pub fn raw_kind(&self, mode: Mode, size: usize) -> RawKind {
         match mode {
-            Mode::Stream => self.raw_stream,
+            Mode::Stream | Mode::Batch => self.raw_stream,
             Mode::Rtt if size > RING_RTT_ABOVE && self.raw_stream.is_ring() => self.raw_stream,
             // Fixed-rate requests overlap, and a mailbox holds one message:
             // the ring, as utp's link is one.
             Mode::Rate if self.raw_stream.is_ring() => self.raw_stream,
             Mode::Rtt | Mode::Calc | Mode::Rate => self.raw_rtt,
         }
+    }
+
+    /// Whether utp sends a batch with less than a loop of sends costs, so
+    /// that [`Mode::Batch`] is measured: shared-memory links (one clock
+    /// read and one count per batch), sockets, pipes and FIFOs (one system
+    /// call per run of frames). Message queues and in-process channels
+    /// send a batch frame by frame: their batch would be their stream.
+    pub fn sends_batches(&self) -> bool {
+        !matches!(self.raw_stream, RawKind::Mq | RawKind::Inproc)
     }
 
     /// Messages each direction is sure to hold, as far as the fixed-rate

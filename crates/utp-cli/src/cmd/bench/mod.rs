@@ -3,7 +3,7 @@
 //!
 //! Files: `mechanisms` (the table), `orchestrate` (order, interleaving,
 //! medians), `runner` + `session` + `peer` (one run, both sides), `rtt`,
-//! `stream`, `calc` (the loops), `raw/` (baselines), `peers/` (other
+//! `stream` (single sends and batches), `calc` (the loops), `raw/` (baselines), `peers/` (other
 //! libraries), `report`, `json`, `plot` (output), `machine`, `placement`.
 
 mod async_link;

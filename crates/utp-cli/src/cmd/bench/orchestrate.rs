@@ -64,6 +64,8 @@ fn points(plan: &Plan, selected: &[usize]) -> Vec<Point> {
             // Async rows answer one question: what a round trip costs
             // through the tokio layer, beside the blocking row.
             &[Mode::Rtt]
+        } else if TABLE[entry].sends_batches() {
+            &[Mode::Rtt, Mode::Stream, Mode::Batch, Mode::Calc]
         } else {
             &[Mode::Rtt, Mode::Stream, Mode::Calc]
         };

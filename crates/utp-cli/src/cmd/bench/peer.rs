@@ -79,7 +79,7 @@ pub fn serve(spec: &PeerSpec, stop: &Shutdown, announce: &mut dyn FnMut(&str)) -
 fn drive(spec: &PeerSpec, link: &mut dyn Link) -> Fallible<()> {
     match spec.mode {
         Mode::Rtt | Mode::Rate => rtt::echo(link, spec.size, spec.count),
-        Mode::Stream => stream::sink(link, spec.size, spec.count, spec.window),
+        Mode::Stream | Mode::Batch => stream::sink(link, spec.size, spec.count, spec.window),
         Mode::Calc => calc::serve_raw(link, spec.count),
     }
 }

@@ -14,6 +14,12 @@ use super::spec::Mode;
 pub const RTT_SIZES: [usize; 4] = [8, 64, 1024, 65536];
 /// Streaming message sizes of a full run.
 pub const STREAM_SIZES: [usize; 4] = [64, 4096, 65536, 1 << 20];
+/// Sizes of the streams sent in batches of a full run: small messages,
+/// where a call per message costs most (at 64 KiB one system call moves
+/// one message anyway).
+pub const BATCH_SIZES: [usize; 2] = [64, 1024];
+/// Sizes of the streams sent in batches of `--quick`.
+pub const QUICK_BATCH_SIZES: [usize; 1] = [64];
 /// The calculator's one "size": its requests are short text.
 pub const CALC_SIZES: [usize; 1] = [super::spec::CALC_MSG_LEN];
 /// Round-trip sizes of `--quick`: the size the summary quotes, and a large one.
@@ -88,6 +94,8 @@ pub struct Plan {
     pub rtt_sizes: &'static [usize],
     /// Streaming sizes measured.
     pub stream_sizes: &'static [usize],
+    /// Sizes of the streams sent in batches.
+    pub batch_sizes: &'static [usize],
     /// `--rate`: the offered load, messages per second (only that mode runs).
     pub rate: Option<f64>,
     /// Seconds of each fixed-rate run.
@@ -114,6 +122,7 @@ impl Plan {
             idle_timeout_s: 30,
             rtt_sizes: &RTT_SIZES,
             stream_sizes: &STREAM_SIZES,
+            batch_sizes: &BATCH_SIZES,
             rate: None,
             rate_seconds: 5.0,
             ring_floor: MIN_RING_BYTES,
@@ -133,6 +142,7 @@ impl Plan {
             idle_timeout_s: 10,
             rtt_sizes: &QUICK_RTT_SIZES,
             stream_sizes: &QUICK_STREAM_SIZES,
+            batch_sizes: &QUICK_BATCH_SIZES,
             rate: None,
             rate_seconds: 1.0,
             ring_floor: MIN_RING_BYTES,
@@ -157,7 +167,7 @@ impl Plan {
             // call: capped (the full plan's cap still covers a lap).
             Mode::Calc => self.rtt_warmup.max(lap.min(4 * self.rtt_min)),
             // Streams: a ring's two laps, else a few messages to settle.
-            Mode::Stream => lap.max(16),
+            Mode::Stream | Mode::Batch => lap.max(16),
         }
     }
 
@@ -166,7 +176,7 @@ impl Plan {
         let warmup = self.warmup(mode, size, ring);
         let min_count = match mode {
             Mode::Rtt | Mode::Calc | Mode::Rate => self.rtt_min,
-            Mode::Stream => self.stream_min_messages,
+            Mode::Stream | Mode::Batch => self.stream_min_messages,
         };
         Budget {
             warmup,
@@ -188,6 +198,7 @@ impl Plan {
         match mode {
             Mode::Rtt => self.rtt_sizes,
             Mode::Stream => self.stream_sizes,
+            Mode::Batch => self.batch_sizes,
             Mode::Calc => &CALC_SIZES,
             Mode::Rate => &RATE_SIZES,
         }

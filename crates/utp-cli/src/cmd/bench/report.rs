@@ -4,7 +4,7 @@
 use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
 use super::results::{Row, ratio, reference};
-use super::spec::{Impl, Mode};
+use super::spec::{BATCH, Impl, Mode};
 use std::fmt::Write;
 
 fn who(row: &Row) -> String {
@@ -85,22 +85,13 @@ fn mode_tables(out: &mut String, rows: &[Row]) {
         out,
         "\nStreaming one way (ratio = bytes/s / reference bytes/s, below 1 is slower)"
     );
-    let _ = writeln!(
-        out,
-        "{:<27} {:>7} {:>12} {:>12}  ratio",
-        "mechanism impl        wait", "size", "msgs/s", "bytes/s"
-    );
-    for row in section(Mode::Stream) {
-        let s = &row.sample;
+    stream_rows(out, rows, Mode::Stream);
+    if rows.iter().any(|r| r.mode == Mode::Batch) {
         let _ = writeln!(
             out,
-            "{} {:>7} {:>12} {:>12}  {}",
-            who(row),
-            size(row.size),
-            opt(s.msgs_per_s, |v| rate(v, "")),
-            opt(s.bytes_per_s, |v| rate(v, "B/s")),
-            ratio_text(rows, row)
+            "\nStreaming one way in batches of {BATCH} messages a call (utp: Channel::send_batch; raw: one write or sendmmsg a batch, the ring's messages one by one; ratio as above)"
         );
+        stream_rows(out, rows, Mode::Batch);
     }
     let _ = writeln!(
         out,
@@ -120,6 +111,27 @@ fn mode_tables(out: &mut String, rows: &[Row]) {
             opt(s.msgs_per_s, |v| rate(v, "")),
             opt(s.p50_ns, ns),
             opt(s.p99_ns, ns),
+            ratio_text(rows, row)
+        );
+    }
+}
+
+/// The header and rows of a streaming table.
+fn stream_rows(out: &mut String, rows: &[Row], mode: Mode) {
+    let _ = writeln!(
+        out,
+        "{:<27} {:>7} {:>12} {:>12}  ratio",
+        "mechanism impl        wait", "size", "msgs/s", "bytes/s"
+    );
+    for row in rows.iter().filter(|r| r.mode == mode) {
+        let s = &row.sample;
+        let _ = writeln!(
+            out,
+            "{} {:>7} {:>12} {:>12}  {}",
+            who(row),
+            size(row.size),
+            opt(s.msgs_per_s, |v| rate(v, "")),
+            opt(s.bytes_per_s, |v| rate(v, "B/s")),
             ratio_text(rows, row)
         );
     }

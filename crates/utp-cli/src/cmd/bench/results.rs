@@ -62,7 +62,7 @@ pub fn key_figure(mode: Mode, sample: &Sample) -> Option<f64> {
         // What a fixed rate is about: the tail.
         Mode::Rate => sample.p99_ns.map(|v| v as f64),
         Mode::Calc => sample.msgs_per_s,
-        Mode::Stream => sample.bytes_per_s,
+        Mode::Stream | Mode::Batch => sample.bytes_per_s,
     }
 }
 

@@ -9,7 +9,7 @@ use super::raw;
 use super::rtt::Budget;
 use super::sample::Sample;
 use super::session::Session;
-use super::spec::{Impl, Mode, PeerSpec, Wait};
+use super::spec::{BATCH, Impl, Mode, PeerSpec, Wait};
 use super::{calc, rate, rtt, stream};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -199,6 +199,7 @@ impl Runner {
         match spec.mode {
             Mode::Rtt => rtt::measure(link, spec.size, budget),
             Mode::Stream => stream::measure(link, spec.size, budget, spec.window),
+            Mode::Batch => stream::measure_batches(link, spec.size, budget, spec.window, BATCH),
             Mode::Calc => calc::measure_raw(link, budget),
             Mode::Rate => rate::measure(
                 link,

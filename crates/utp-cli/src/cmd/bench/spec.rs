@@ -37,6 +37,9 @@ pub enum Mode {
     Rtt,
     /// One-way streaming of many messages, acknowledged at the end.
     Stream,
+    /// One-way streaming, [`BATCH`] messages handed over per call
+    /// (`Channel::send_batch`; the raw baselines batch alike).
+    Batch,
     /// Calculator calls end to end.
     Calc,
     /// Round trips at a fixed offered rate (`--rate`), latency corrected for
@@ -50,6 +53,7 @@ impl Mode {
         match self {
             Mode::Rtt => "rtt",
             Mode::Stream => "stream",
+            Mode::Batch => "batch",
             Mode::Calc => "calc",
             Mode::Rate => "rate",
         }
@@ -111,6 +115,11 @@ pub struct PeerSpec {
     /// the raw ring's), for mechanisms that have one.
     pub ring: u64,
 }
+
+/// Messages per call in [`Mode::Batch`]: a burst a sender of small
+/// messages plausibly has at hand, and what the flow-control window of a
+/// datagram mechanism holds (so a batch never outruns it).
+pub const BATCH: usize = 16;
 
 /// Size of the acknowledgement a stream receiver sends back.
 pub const ACK_LEN: usize = 8;

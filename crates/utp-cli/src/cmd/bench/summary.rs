@@ -7,7 +7,7 @@ use super::mechanisms::TABLE;
 use super::raw::plain_ring;
 use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy, stolen_mark};
 use super::results::{Row, ratio, reference};
-use super::spec::{Impl, Mode};
+use super::spec::{BATCH, Impl, Mode};
 use std::fmt::Write;
 
 /// Spread between repeats above which a point is called unsteady.
@@ -157,6 +157,9 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
             )
         });
     out += &line("crossing machines", remote);
+    if let Some(text) = batch_line(rows) {
+        out += &line(&format!("batches of {BATCH}"), Some(text));
+    }
 
     if let Some(text) = floor_line(rows) {
         out += &line("floors", Some(text));
@@ -195,6 +198,44 @@ pub fn summary(rows: &[Row], offered: Option<f64>) -> String {
         out += &line("utp against raw", Some(text));
     }
     out
+}
+
+/// What sending 64-byte messages in batches gains: the fastest batched
+/// stream, and the fastest over a kernel object (a socket, a pipe), each
+/// against the same mechanism's single sends and against raw.
+fn batch_line(rows: &[Row]) -> Option<String> {
+    let batched = |r: &Row| r.mode == Mode::Batch && r.size == 64 && between_processes(r);
+    let msgs = |r: &Row| r.sample.msgs_per_s.map(|m| -m);
+    let in_kernel = |r: &Row| {
+        r.entry
+            .is_some_and(|e| !TABLE[e].raw_kind(Mode::Batch, r.size).is_ring())
+    };
+    let text = |r: &Row| {
+        let single = rows
+            .iter()
+            .find(|s| {
+                s.mode == Mode::Stream
+                    && s.entry == r.entry
+                    && s.size == r.size
+                    && s.implementation == r.implementation
+            })
+            .and_then(|s| Some(r.sample.msgs_per_s? / s.sample.msgs_per_s?))
+            .map_or(String::new(), |x| format!(", {x:.1}x its single sends"));
+        format!(
+            "{}: {} msgs/s at 64 B{single}{}",
+            describe(r),
+            opt(r.sample.msgs_per_s, |v| rate(v, "")),
+            vs_raw(rows, r)
+        )
+    };
+    let fastest = best(rows, batched, msgs)?;
+    let mut out = text(fastest);
+    if !in_kernel(fastest)
+        && let Some(kernel) = best(rows, |r| batched(r) && in_kernel(r), msgs)
+    {
+        let _ = write!(out, "; through the kernel, {}", text(kernel));
+    }
+    Some(out)
 }
 
 /// The raw shared-memory ring against the floors measured at 64 KiB: the

@@ -12,7 +12,7 @@
 
 use crate::cmd::bench::link::{Fallible, Link};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
@@ -45,6 +45,10 @@ struct ReadAhead {
     /// (see [`TCP_READ_PIECE`]).
     direct_piece: usize,
 }
+
+/// A batch this large or smaller is copied into one buffer and written
+/// with one plain write, as utp's stream channel writes a run of frames.
+const COALESCE_MAX: usize = 4096;
 
 /// TCP reads a large message straight into its place in reads of at most
 /// this many bytes, as utp's reader does: reading a 1 MiB message whole,
@@ -157,6 +161,40 @@ impl Link for FdLink {
     fn send(&mut self, msg: &[u8]) -> Fallible<()> {
         for piece in msg.chunks(self.piece) {
             self.writer.write_all(piece)?;
+        }
+        Ok(())
+    }
+
+    /// One write for the batch, as utp's batch of frames: the messages
+    /// copied into one buffer up to 4 KiB (utp's `COALESCE_RUN_MAX`),
+    /// written from where they are above it (`writev`); pipes and FIFOs in
+    /// pieces of at most [`PIPE_PIECE`](utp::transport::pipe::PIPE_PIECE).
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Fallible<()> {
+        let total: usize = msgs.iter().map(|m| m.len()).sum();
+        if total <= COALESCE_MAX && total <= self.piece {
+            let mut whole = [0u8; COALESCE_MAX];
+            let mut at = 0;
+            for msg in msgs {
+                whole[at..at + msg.len()].copy_from_slice(msg);
+                at += msg.len();
+            }
+            return Ok(self.writer.write_all(&whole[..at])?);
+        }
+        if total > self.piece {
+            return msgs.iter().try_for_each(|msg| self.send(msg));
+        }
+        for run in msgs.chunks(32) {
+            let mut slices: [IoSlice<'_>; 32] =
+                std::array::from_fn(|i| IoSlice::new(run.get(i).copied().unwrap_or_default()));
+            let mut rest = &mut slices[..run.len()];
+            while !rest.is_empty() {
+                match rustix::io::writev(&self.writer, rest) {
+                    Ok(0) => return Err("the peer took no bytes".into()),
+                    Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }

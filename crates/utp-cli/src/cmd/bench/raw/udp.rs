@@ -2,6 +2,7 @@
 //! connected sockets. A hello datagram each way connects the two sockets.
 
 use crate::cmd::bench::link::{Fallible, Link};
+use std::io::IoSlice;
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -27,6 +28,34 @@ impl Link for UdpLink {
         let n = self.socket.send(msg)?;
         if n != msg.len() {
             return Err(format!("sent {n} of {} bytes in one datagram", msg.len()).into());
+        }
+        Ok(())
+    }
+
+    /// One `sendmmsg` per 32 messages, as utp's batch; nothing allocated.
+    fn send_batch(&mut self, msgs: &[&[u8]]) -> Fallible<()> {
+        use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, sendmmsg};
+        for run in msgs.chunks(32) {
+            let slices: [[IoSlice<'_>; 1]; 32] =
+                std::array::from_fn(|i| [IoSlice::new(run.get(i).copied().unwrap_or_default())]);
+            let mut controls: [SendAncillaryBuffer<'_, '_, '_>; 32] =
+                std::array::from_fn(|_| SendAncillaryBuffer::default());
+            let mut iovs = slices.iter();
+            let mut headers = controls
+                .each_mut()
+                .map(|control| MMsgHdr::new(iovs.next().map_or(&[], |iov| iov), control));
+            let mut sent = 0;
+            while sent < run.len() {
+                match sendmmsg(
+                    &self.socket,
+                    &mut headers[sent..run.len()],
+                    SendFlags::empty(),
+                ) {
+                    Ok(n) => sent += n,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(())
     }
