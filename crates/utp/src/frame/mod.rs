@@ -36,7 +36,7 @@ mod checksum;
 mod decode;
 mod header;
 mod owned;
-mod stamp;
+pub(crate) mod stamp;
 
 pub use checksum::{crc32c, frame_checksum};
 pub(crate) use checksum::{crc32c_append, header_crc};

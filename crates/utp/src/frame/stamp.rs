@@ -20,10 +20,18 @@ pub fn now_micros() -> u64 {
 /// own clock around send and receive (docs/frame.md).
 #[inline]
 pub fn coarse_micros() -> u64 {
+    #[cfg(test)]
+    CLOCK_READS.with(|n| n.set(n.get() + 1));
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000)
         .saturating_add(ts.tv_nsec as u64 / 1_000)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// [`coarse_micros`] calls this thread made: tests of batches count them.
+    pub(crate) static CLOCK_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The sending half of a channel's framing state: numbers frames 1, 2, 3, ...
@@ -53,10 +61,39 @@ impl Stamper {
     /// that hand the header over as it is (inproc).
     #[inline]
     pub(crate) fn next_header(&mut self, message_type: u8, flags: u16, payload: &[u8]) -> Header {
+        self.next_header_at(message_type, flags, payload, coarse_micros())
+    }
+
+    /// [`next_header`](Self::next_header) stamped `micros` (as
+    /// [`coarse_micros`] reads the clock).
+    #[inline]
+    fn next_header_at(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        micros: u64,
+    ) -> Header {
         self.sent += 1;
         self.numbered += 1;
         self.last = self.last.wrapping_add(1);
-        Header::new(message_type, flags, self.last, coarse_micros()).completed_for(payload)
+        Header::new(message_type, flags, self.last, micros).completed_for(payload)
+    }
+
+    /// [`stamp`](Self::stamp) with the time given, read once by the caller
+    /// with [`coarse_micros`] for a run of frames written together (a
+    /// batch): each stamp still says when its frame was written, to the
+    /// coarse clock's tick, for one clock read a run.
+    pub(crate) fn stamp_at(
+        &mut self,
+        message_type: u8,
+        flags: u16,
+        payload: &[u8],
+        micros: u64,
+        out: &mut [u8; HEADER_LEN],
+    ) {
+        self.next_header_at(message_type, flags, payload, micros)
+            .write_fields(out);
     }
 
     /// [`next_header`](Self::next_header) for a reply to the frame numbered

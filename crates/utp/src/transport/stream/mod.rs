@@ -62,6 +62,9 @@ pub struct StreamChannel {
     /// the socket or pipe filled up part-way (at most one frame): written
     /// before anything else is sent, so no frame is ever cut.
     tail: Vec<u8>,
+    /// Where a run of small frames of a batch is put together (see
+    /// `batch.rs`), kept from run to run: at most 4 KiB.
+    run_buffer: Vec<u8>,
     /// Set by `try_send` while it sends: a write that would block keeps
     /// the rest of the frame in `tail` instead of waiting.
     accept_tail: bool,
@@ -101,6 +104,7 @@ impl StreamChannel {
             write_nonblocking: None,
             modes_separate,
             tail: Vec::new(),
+            run_buffer: Vec::new(),
             accept_tail: false,
             role: Role::Whole,
             detected: None,
@@ -156,6 +160,7 @@ impl StreamChannel {
             role: Role::Sender,
             detected: detected.clone(),
             tail: Vec::new(),
+            run_buffer: Vec::new(),
             accept_tail: false,
             shield_sigpipe: self.shield_sigpipe,
         };

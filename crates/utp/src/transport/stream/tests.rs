@@ -222,6 +222,10 @@ fn writes() -> u64 {
     super::io::WRITES.with(|n| n.get())
 }
 
+fn clock_reads() -> u64 {
+    crate::frame::stamp::CLOCK_READS.with(|n| n.get())
+}
+
 /// Receives `count` frames from `receiver`: their payload lengths and
 /// sequence numbers, in order.
 fn received(receiver: &mut StreamChannel, count: usize) -> Vec<(usize, u64)> {
@@ -237,24 +241,27 @@ fn received(receiver: &mut StreamChannel, count: usize) -> Vec<(usize, u64)> {
 }
 
 /// A batch goes out in runs of up to 32 frames and 64 KiB, each run one
-/// write, the frames numbered as sends number them.
+/// write stamped with one clock read, the frames numbered as sends number
+/// them.
 #[test]
 fn a_batch_is_one_write_per_run() {
     let (mut sender, mut receiver) = socket_pair();
     let small = [5u8; 64];
-    let before = writes();
+    let (before, reads) = (writes(), clock_reads());
     sender
         .send_batch(message_type::DATA, flags::CHECKSUM, &[&small[..]; 20])
         .unwrap();
     assert_eq!(writes() - before, 1, "20 frames of 64 B: one write");
+    assert_eq!(clock_reads() - reads, 1, "and one clock read");
     let expected: Vec<(usize, u64)> = (1..=20).map(|seq| (64, seq)).collect();
     assert_eq!(received(&mut receiver, 20), expected);
 
-    let before = writes();
+    let (before, reads) = (writes(), clock_reads());
     sender
         .send_batch(message_type::DATA, 0, &[&small[..]; 100])
         .unwrap();
     assert_eq!(writes() - before, 4, "100 frames: runs of 32, 32, 32 and 4");
+    assert_eq!(clock_reads() - reads, 4, "one clock read a run");
     let expected: Vec<(usize, u64)> = (21..=120).map(|seq| (64, seq)).collect();
     assert_eq!(received(&mut receiver, 100), expected);
 

@@ -81,8 +81,10 @@ pub(super) fn send_datagrams(
         }
         let run = &payloads[sent..end];
         let mut heads = [[0u8; HEADER_LEN]; RUN];
+        // One clock read for the run: its datagrams are sent together.
+        let now = frame::coarse_micros();
         for (head, payload) in heads.iter_mut().zip(run) {
-            stamper.stamp(message_type, flags, payload, head);
+            stamper.stamp_at(message_type, flags, payload, now, head);
         }
         sender.numbered(stamper);
         let mut taken = 0;
@@ -219,10 +221,13 @@ mod tests {
         let all: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         let mut stamper = Stamper::default();
         CALLS.with(|n| n.set(0));
+        let reads = || crate::frame::stamp::CLOCK_READS.with(|n| n.get());
+        let reads_before = reads();
         let (sent, outcome) =
             send_datagrams(&blocking, &mut stamper, &mut NoWait, DATA, CHECKSUM, &all);
         outcome.unwrap();
         assert_eq!((sent, CALLS.with(|n| n.get())), (100, 4));
+        assert_eq!(reads() - reads_before, 4, "one clock read a run");
         expect_frames(&b, 1, &all);
         for (frames, calls) in [(32, 1), (33, 2)] {
             CALLS.with(|n| n.set(0));
