@@ -1,4 +1,4 @@
-//! A stream of 64-byte frames sent frame by frame (`send`) and in batches
+//! A stream of small frames (64 bytes unless told) sent frame by frame (`send`) and in batches
 //! (`Channel::send_batch`): a producer thread (CPU 0) sends frames back to
 //! back, a consumer thread (CPU 1) receives them, and the run reports
 //! frames per second. Every batch size runs once per round, the rounds
@@ -13,10 +13,10 @@
 //! system call instead of one per frame.
 //!
 //! ```text
-//! cargo run --release -p utp --example batch_stream -- [shm|unix|tcp|fifo] [FRAMES] [ROUNDS] [BATCH,...]
+//! cargo run --release -p utp --example batch_stream -- [shm|unix|tcp|fifo] [FRAMES] [ROUNDS] [BATCH,...] [BYTES]
 //! ```
 //! (defaults: shm, 3,200,000 frames, 6 rounds, batches of 1 (plain
-//! `send`), 4, 16 and 64)
+//! `send`), 4, 16 and 64, payloads of 64 bytes)
 
 use std::time::{Duration, Instant};
 use utp::Channel;
@@ -41,16 +41,16 @@ fn url(transport: &str, round: usize, batch: usize) -> String {
     }
 }
 
-/// Streams `frames` 64-byte frames over a fresh channel of `transport`,
+/// Streams `frames` frames of `size` bytes over a fresh channel of `transport`,
 /// `batch` to a call (1: one `send` per frame); frames per second.
-fn run(transport: &str, frames: u64, batch: usize, round: usize) -> utp::Result<f64> {
+fn run(transport: &str, frames: u64, batch: usize, size: usize, round: usize) -> utp::Result<f64> {
     let mut listener = utp::listen(&url(transport, round, batch))?;
     let url = listener.endpoint();
     let calls = frames / batch as u64;
     let producer = std::thread::spawn(move || -> utp::Result<f64> {
         pin(0);
         let mut channel = utp::connect(&url)?;
-        let message = [7u8; 64];
+        let message = vec![7u8; size];
         let messages = vec![&message[..]; batch];
         let mut frame = Frame::default();
         // A FIFO's listener accepts once the client has sent something.
@@ -104,13 +104,14 @@ fn main() -> utp::Result<()> {
         .map(|a| a.split(',').filter_map(|b| b.parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 4, 16, 64]);
     let batches: Vec<usize> = batches.into_iter().filter(|&b| b > 0).collect();
+    let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let mut rates = vec![Vec::new(); batches.len()];
     for round in 0..rounds {
         let line: Vec<String> = batches
             .iter()
             .zip(&mut rates)
             .map(|(&batch, rates)| {
-                let rate = run(&transport, frames, batch, round)?;
+                let rate = run(&transport, frames, batch, size, round)?;
                 rates.push(rate);
                 Ok(format!("batch {batch}: {:.1} M/s", rate / 1e6))
             })

@@ -74,7 +74,8 @@ pub trait Channel: Send + fmt::Debug {
     /// clock's tick), and stores the counts `utp stat` reads once; its
     /// frames are published one by one, so the peer reads the first while
     /// the rest are written. A Unix or TCP socket, a pipe or a FIFO writes
-    /// up to 32 frames (64 KiB) with one system call; UDP hands up to 32
+    /// up to 32 frames (64 KiB), stamped with one clock read, with one
+    /// system call; UDP hands up to 32
     /// datagrams (one a frame, as ever) to one `sendmmsg`. The others
     /// (message queues, in-process, zenoh) send the frames one by one.
     ///

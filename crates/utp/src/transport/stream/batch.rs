@@ -26,6 +26,18 @@ const RUN_BYTES: usize = PIPE_PIECE + HEADER_LEN;
 /// one frame, `COALESCE_MAX`).
 const COALESCE_RUN_MAX: usize = 4096;
 
+/// A run whose payloads are all this large or smaller is copied into one
+/// buffer whatever its size (up to [`RUN_BYTES`]): the kernel copies a
+/// run of 32-byte headers and small payloads, each landing 32 bytes off
+/// the alignment it had, more slowly than one buffer of the same bytes
+/// plus the copy that builds it. Alternated runs of
+/// `examples/batch_stream.rs` over a Unix socket on the AMD guest of
+/// docs/benchmarks/journal.md (2026-12-06, late night), batches of 16:
+/// 512 B payloads 3.3-3.4 M frames/s vectored, 4.3-4.5 M copied; 1 KiB
+/// 2.1-2.7 M, 3.0-3.2 M; 2 KiB 1.9 M, 2.1-2.3 M; 4 KiB 1.0 M, 0.9 M (so
+/// larger payloads stay where they are).
+const COALESCE_PAYLOAD_MAX: usize = 2048;
+
 impl StreamChannel {
     /// [`Channel::send_batch`](crate::Channel::send_batch): every frame
     /// stamped as `send` stamps it, written in runs of at most [`RUN`]
@@ -143,10 +155,11 @@ impl StreamChannel {
         }
         let heads = &heads[..payloads.len()];
         let total: usize = payloads.iter().map(|p| HEADER_LEN + p.len()).sum();
-        if total <= COALESCE_RUN_MAX {
-            // Into the channel's buffer, kept from run to run (zeroing a
-            // fresh 4 KiB one on the stack cost as much as a tenth of the
-            // sender's time in a stream of 64-byte frames).
+        if total <= COALESCE_RUN_MAX || payloads.iter().all(|p| p.len() <= COALESCE_PAYLOAD_MAX) {
+            // Into the channel's buffer, kept from run to run (at most
+            // RUN_BYTES; zeroing a fresh 4 KiB one on the stack cost as
+            // much as a tenth of the sender's time in a stream of 64-byte
+            // frames).
             let mut whole = std::mem::take(&mut self.run_buffer);
             whole.clear();
             for (head, payload) in heads.iter().zip(payloads) {

@@ -63,7 +63,8 @@ pub struct StreamChannel {
     /// before anything else is sent, so no frame is ever cut.
     tail: Vec<u8>,
     /// Where a run of small frames of a batch is put together (see
-    /// `batch.rs`), kept from run to run: at most 4 KiB.
+    /// `batch.rs`), kept from run to run: at most a run's 64 KiB + 32,
+    /// allocated by the first batch.
     run_buffer: Vec<u8>,
     /// Set by `try_send` while it sends: a write that would block keeps
     /// the rest of the frame in `tail` instead of waiting.

@@ -265,6 +265,22 @@ fn a_batch_is_one_write_per_run() {
     let expected: Vec<(usize, u64)> = (21..=120).map(|seq| (64, seq)).collect();
     assert_eq!(received(&mut receiver, 100), expected);
 
+    // Twenty 1 KiB payloads: one run, put together in one buffer, each
+    // frame's bytes arriving as they were.
+    let payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 1024]).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let before = writes();
+    sender.send_batch(message_type::DATA, 0, &refs).unwrap();
+    assert_eq!(writes() - before, 1, "20 frames of 1 KiB: one write");
+    let mut frame = Frame::default();
+    for (i, payload) in payloads.iter().enumerate() {
+        receiver
+            .recv_timeout(&mut frame, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(frame.payload(), &payload[..], "frame {i}");
+        assert_eq!(frame.header.sequence, 121 + i as u64);
+    }
+
     let large = vec![6u8; 30 * 1024];
     let before = writes();
     sender
@@ -275,7 +291,7 @@ fn a_batch_is_one_write_per_run() {
         2,
         "two 30 KiB frames fill a run's 64 KiB"
     );
-    let expected: Vec<(usize, u64)> = (121..=123).map(|seq| (30 * 1024, seq)).collect();
+    let expected: Vec<(usize, u64)> = (141..=143).map(|seq| (30 * 1024, seq)).collect();
     assert_eq!(received(&mut receiver, 3), expected);
 }
 

@@ -29,6 +29,9 @@ pub struct FdLink {
     piece: usize,
     /// Sockets: bytes read ahead of the messages asked for.
     batch: Option<ReadAhead>,
+    /// Where a batch of small messages is put together, kept from batch
+    /// to batch.
+    batch_buffer: Vec<u8>,
 }
 
 /// A socket reader's buffer: reads take whatever has arrived, up to utp's
@@ -49,6 +52,9 @@ struct ReadAhead {
 /// A batch this large or smaller is copied into one buffer and written
 /// with one plain write, as utp's stream channel writes a run of frames.
 const COALESCE_MAX: usize = 4096;
+/// A batch of messages each this large or smaller is copied into one
+/// buffer too, whatever its size (as utp's runs are).
+const COALESCE_MESSAGE_MAX: usize = 2048;
 
 /// TCP reads a large message straight into its place in reads of at most
 /// this many bytes, as utp's reader does: reading a 1 MiB message whole,
@@ -127,6 +133,7 @@ impl FdLink {
             buf: Vec::new(),
             piece: usize::MAX,
             batch: None,
+            batch_buffer: Vec::new(),
         }
     }
 
@@ -166,19 +173,22 @@ impl Link for FdLink {
     }
 
     /// One write for the batch, as utp's batch of frames: the messages
-    /// copied into one buffer up to 4 KiB (utp's `COALESCE_RUN_MAX`),
-    /// written from where they are above it (`writev`); pipes and FIFOs in
-    /// pieces of at most [`PIPE_PIECE`](utp::transport::pipe::PIPE_PIECE).
+    /// copied into one buffer when they come to 4 KiB or less, or are each
+    /// 2 KiB or less (utp's `COALESCE_RUN_MAX` and `COALESCE_PAYLOAD_MAX`),
+    /// written from where they are otherwise (`writev`); pipes and FIFOs
+    /// in pieces of at most [`PIPE_PIECE`](utp::transport::pipe::PIPE_PIECE).
     fn send_batch(&mut self, msgs: &[&[u8]]) -> Fallible<()> {
         let total: usize = msgs.iter().map(|m| m.len()).sum();
-        if total <= COALESCE_MAX && total <= self.piece {
-            let mut whole = [0u8; COALESCE_MAX];
-            let mut at = 0;
+        let small = total <= COALESCE_MAX || msgs.iter().all(|m| m.len() <= COALESCE_MESSAGE_MAX);
+        if small && total <= self.piece {
+            let mut whole = std::mem::take(&mut self.batch_buffer);
+            whole.clear();
             for msg in msgs {
-                whole[at..at + msg.len()].copy_from_slice(msg);
-                at += msg.len();
+                whole.extend_from_slice(msg);
             }
-            return Ok(self.writer.write_all(&whole[..at])?);
+            let written = self.writer.write_all(&whole);
+            self.batch_buffer = whole;
+            return Ok(written?);
         }
         if total > self.piece {
             return msgs.iter().try_for_each(|msg| self.send(msg));
