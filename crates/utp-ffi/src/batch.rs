@@ -23,8 +23,9 @@ const RUN: usize = 64;
 /// `message_type` with `flags` (pass 1 for a checksum), waiting for room as
 /// long as it takes. A shared-memory link does once per batch what a send
 /// does once per frame (the clock read that stamps it, the counts); a
-/// socket, pipe or FIFO writes up to 32 frames with one system call; the
-/// other transports send the frames one by one.
+/// socket, pipe or FIFO writes up to 32 frames with one system call, UDP
+/// sends up to 32 datagrams with one; message queues, in-process channels
+/// and zenoh send the frames one by one.
 ///
 /// Every entry is checked before anything is sent: a NULL `data` with a
 /// non-zero `len` returns `UTP_ERR_INVALID_ARGUMENT` and sends nothing.
