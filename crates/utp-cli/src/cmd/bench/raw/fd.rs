@@ -335,6 +335,34 @@ mod tests {
         }
     }
 
+    /// A batch arrives as its messages, in order and whole, whether it
+    /// was copied into one buffer (64 B and 1 KiB messages) or written
+    /// from where the messages are (5 000 B).
+    #[test]
+    fn a_batch_arrives_as_its_messages_in_order() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut reader = FdLink::socket(ours.into(), usize::MAX).unwrap();
+        let mut writer = FdLink::socket(theirs.into(), usize::MAX).unwrap();
+        for (count, size) in [(16, 64), (16, 1024), (8, 5000)] {
+            let batch: Vec<Vec<u8>> = (0..count)
+                .map(|i| vec![(i * 7 + size % 251) as u8; size])
+                .collect();
+            let sent = batch.clone();
+            let sender = std::thread::spawn(move || {
+                let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+                writer.send_batch(&refs).unwrap();
+                writer
+            });
+            for (i, want) in sent.iter().enumerate() {
+                assert!(
+                    reader.recv(size).unwrap() == &want[..],
+                    "{size} B, message {i}"
+                );
+            }
+            writer = sender.join().unwrap();
+        }
+    }
+
     fn hands_out_each_message_whole_and_in_order(piece: usize) {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let mut link = FdLink::socket(ours.into(), piece).unwrap();

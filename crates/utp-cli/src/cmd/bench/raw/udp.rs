@@ -96,3 +96,30 @@ pub fn connect(address: &str, idle: Duration) -> Fallible<UdpLink> {
     socket.recv(&mut hello)?;
     UdpLink::new(socket, idle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of 40 datagrams (two `sendmmsg` calls) arrives whole and in
+    /// order over loopback.
+    #[test]
+    fn a_batch_arrives_as_its_datagrams_in_order() {
+        let idle = Duration::from_secs(10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            serve(idle, &mut |address| tx.send(address.to_string()).unwrap()).unwrap()
+        });
+        let mut client = connect(&rx.recv().unwrap(), idle).unwrap();
+        let mut server = server.join().unwrap();
+        let batch: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        client.send_batch(&refs).unwrap();
+        for (i, want) in batch.iter().enumerate() {
+            assert!(
+                server.recv(want.len()).unwrap() == &want[..],
+                "datagram {i}"
+            );
+        }
+    }
+}
