@@ -98,6 +98,31 @@ impl UdpChannel {
     fn unreachable(&self) -> Error {
         unreachable(self.server)
     }
+
+    /// Sends the datagram `send_timeout` encoded, waiting for room in the
+    /// socket's buffer at most `timeout`.
+    fn send_encoded(&self, timeout: Option<Duration>) -> Result<()> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            match rustix::net::send(&self.socket, &self.out, SendFlags::DONTWAIT)
+                .map_err(io::Error::from)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => wait_ready(
+                    self.socket.as_fd(),
+                    Ready::Write,
+                    deadline,
+                    "room in the UDP send buffer",
+                    timeout,
+                )?,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(self.unreachable());
+                }
+                Err(e) => return Err(Error::io(format!("send to udp://{}", self.server), e)),
+            }
+        }
+    }
 }
 
 /// What a client's send or receive says when nothing listens at `server`.
@@ -213,27 +238,17 @@ impl Channel for UdpChannel {
         if let Some(numbering) = &self.numbering {
             numbering.publish(&self.stamper);
         }
-        let bytes = &self.out;
-        let deadline = Deadline::after(timeout);
-        loop {
-            match rustix::net::send(&self.socket, bytes, SendFlags::DONTWAIT)
-                .map_err(io::Error::from)
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => wait_ready(
-                    self.socket.as_fd(),
-                    Ready::Write,
-                    deadline,
-                    "room in the UDP send buffer",
-                    timeout,
-                )?,
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Err(self.unreachable());
-                }
-                Err(e) => return Err(Error::io(format!("send to udp://{}", self.server), e)),
+        let sent = self.send_encoded(timeout);
+        if sent.is_err() {
+            // Not sent (no room in time, nothing listening): its number is
+            // given back, as a batch gives back those of the frames it did
+            // not send, so `try_send` finding no room numbers nothing.
+            self.stamper.unstamp(1);
+            if let Some(numbering) = &self.numbering {
+                numbering.publish(&self.stamper);
             }
         }
+        sent
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {

@@ -292,4 +292,15 @@ fn a_batch_to_a_port_nothing_listens_at_ends_with_peer_gone_and_numbers_nothing(
         assert!(gone(&error), "{error}");
         assert_eq!(client.sent_sequence(), numbered, "numbers given back");
     }
+    // A single send that meets the error numbers nothing either.
+    client
+        .send(message_type::DATA, flags::CHECKSUM, b"x")
+        .unwrap();
+    let numbered = client.sent_sequence();
+    std::thread::sleep(Duration::from_millis(50));
+    let error = client
+        .send(message_type::DATA, flags::CHECKSUM, b"y")
+        .unwrap_err();
+    assert!(gone(&error), "{error}");
+    assert_eq!(client.sent_sequence(), numbered, "its number given back");
 }
