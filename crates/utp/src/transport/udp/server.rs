@@ -356,12 +356,15 @@ impl UdpServerChannel {
 }
 
 /// A server's batch: its sockets sleep in the send when there is no room
-/// (as `send` does); an ICMP error for an earlier reply is passed over.
-struct ServerSender {
+/// (as `send` does), and should one report no room all the same, the
+/// batch waits for it rather than leave frames unsent; an ICMP error for
+/// an earlier reply is passed over.
+struct ServerSender<'a> {
     client: SocketAddr,
+    socket: std::os::fd::BorrowedFd<'a>,
 }
 
-impl batch::Sender for ServerSender {
+impl batch::Sender for ServerSender<'_> {
     fn refused(&mut self, error: std::io::Error) -> Refusal {
         match error.kind() {
             ErrorKind::Interrupted | ErrorKind::ConnectionRefused => Refusal::Retry,
@@ -374,7 +377,8 @@ impl batch::Sender for ServerSender {
     }
 
     fn wait_for_room(&mut self) -> Result<bool> {
-        Ok(false)
+        let (room, deadline) = ("room in the UDP send buffer", Deadline::after(None));
+        wait_ready(self.socket, Ready::Write, deadline, room, None).map(|()| true)
     }
 }
 
@@ -402,6 +406,7 @@ impl UdpServerChannel {
         };
         let mut sender = ServerSender {
             client: self.client,
+            socket,
         };
         let stamper = &mut self.stamper;
         batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
