@@ -1,8 +1,10 @@
-//! [`Channel::send_batch`] over UDP: the
-//! datagrams of a batch go to the kernel in runs of up to [`RUN`] with one
-//! `sendmmsg`, where a loop of `send` makes one system call per frame.
-//! Each frame stays one datagram (boundaries, loss and limits as for
-//! `send`); only the system calls are shared.
+//! Sending datagrams: one frame's ([`send_one`]) and a batch's
+//! ([`send_datagrams`], for [`Channel::send_batch`]), which goes to the
+//! kernel in runs of up to [`RUN`] with one `sendmmsg`, where a loop of
+//! `send` makes one system call per frame. Each frame stays one datagram
+//! (boundaries, loss and limits as for `send`); only the system calls are
+//! shared. What a refused datagram means is the [`Sender`]'s to say, the
+//! same for both.
 
 use super::*;
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
@@ -42,7 +44,7 @@ pub(super) enum Refusal {
     Fail(Error),
 }
 
-/// What differs between the client's and the server's batches.
+/// What differs between the client's and the server's sends.
 pub(super) trait Sender {
     /// What a refusal of a datagram with `error` means.
     fn refused(&mut self, error: io::Error) -> Refusal;
@@ -52,6 +54,52 @@ pub(super) trait Sender {
     /// The stamper numbered frames or gave numbers back (before the
     /// frames are sent: a reply may come back at once).
     fn numbered(&mut self, _stamper: &Stamper) {}
+}
+
+/// Sends one encoded frame with `send` (one `send` or `sendto`, not
+/// `sendmmsg`: a single frame's path stays the leanest), handling each
+/// refusal as `sender` says.
+pub(super) fn send_one(
+    sender: &mut impl Sender,
+    mut send: impl FnMut() -> io::Result<usize>,
+) -> Result<()> {
+    loop {
+        let Err(error) = send() else { return Ok(()) };
+        match sender.refused(error) {
+            Refusal::Retry => {}
+            Refusal::Full => {
+                if !sender.wait_for_room()? {
+                    return Err(Error::Timeout {
+                        waiting_for: ROOM,
+                        after: Duration::ZERO,
+                    });
+                }
+            }
+            Refusal::Fail(e) => return Err(e),
+        }
+    }
+}
+
+/// What a send waits for when the socket's buffer is full.
+const ROOM: &str = "room in the UDP send buffer";
+
+/// Waits until `socket` has room for a datagram, at most until `deadline`
+/// (`timeout`: the whole wait, for the error).
+pub(super) fn wait_for_room(
+    socket: BorrowedFd<'_>,
+    deadline: Deadline,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    wait_ready(socket, Ready::Write, deadline, ROOM, timeout)
+}
+
+/// [`Channel::try_send_batch`]'s answer from what [`send_datagrams`]
+/// returned: the frames sent, or the failure when it came first.
+pub(super) fn taken((sent, outcome): (usize, Result<()>)) -> Result<usize> {
+    match (sent, outcome) {
+        (0, Err(e)) => Err(e),
+        (sent, _) => Ok(sent),
+    }
 }
 
 /// Stamps each payload as `send` stamps it and sends one datagram per
@@ -283,8 +331,10 @@ mod tests {
         let all: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
         let dont_wait = route(a.as_fd(), 1000, SendFlags::DONTWAIT);
         let mut stamper = Stamper::default();
-        let (sent, outcome) =
-            send_datagrams(&dont_wait, &mut stamper, &mut NoWait, DATA, CHECKSUM, &all);
+        let send = |stamper: &mut Stamper, batch: &[&[u8]]| {
+            send_datagrams(&dont_wait, stamper, &mut NoWait, DATA, CHECKSUM, batch)
+        };
+        let (sent, outcome) = send(&mut stamper, &all);
         outcome.unwrap();
         assert!(sent > 0 && sent < all.len(), "{sent} of 100 sent");
         assert_eq!(
@@ -292,14 +342,7 @@ mod tests {
             sent as u64,
             "the unsent numbers given back"
         );
-        let (more, outcome) = send_datagrams(
-            &dont_wait,
-            &mut stamper,
-            &mut NoWait,
-            DATA,
-            CHECKSUM,
-            &all[sent..],
-        );
+        let (more, outcome) = send(&mut stamper, &all[sent..]);
         assert_eq!((more, outcome.is_ok()), (0, true), "still full");
         assert_eq!(stamper.last_sequence(), sent as u64);
 
@@ -319,14 +362,7 @@ mod tests {
             b.recv(&mut [0u8; 8]).unwrap_err().kind(),
             ErrorKind::WouldBlock
         );
-        let (more, outcome) = send_datagrams(
-            &dont_wait,
-            &mut stamper,
-            &mut NoWait,
-            DATA,
-            CHECKSUM,
-            &all[sent..],
-        );
+        let (more, outcome) = send(&mut stamper, &all[sent..]);
         outcome.unwrap();
         assert!(more > 0);
         assert_eq!(next(&b), (sent as u64 + 1, sent as u8, 64));

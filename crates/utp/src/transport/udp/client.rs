@@ -98,31 +98,6 @@ impl UdpChannel {
     fn unreachable(&self) -> Error {
         unreachable(self.server)
     }
-
-    /// Sends the datagram `send_timeout` encoded, waiting for room in the
-    /// socket's buffer at most `timeout`.
-    fn send_encoded(&self, timeout: Option<Duration>) -> Result<()> {
-        let deadline = Deadline::after(timeout);
-        loop {
-            match rustix::net::send(&self.socket, &self.out, SendFlags::DONTWAIT)
-                .map_err(io::Error::from)
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => wait_ready(
-                    self.socket.as_fd(),
-                    Ready::Write,
-                    deadline,
-                    "room in the UDP send buffer",
-                    timeout,
-                )?,
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Err(self.unreachable());
-                }
-                Err(e) => return Err(Error::io(format!("send to udp://{}", self.server), e)),
-            }
-        }
-    }
 }
 
 /// What a client's send or receive says when nothing listens at `server`.
@@ -133,13 +108,34 @@ fn unreachable(server: SocketAddr) -> Error {
     )
 }
 
-/// A client's batch: no room waits with `poll` (or ends a batch that must
-/// not wait); "port unreachable" ends it with `PeerGone`.
+/// A client's send: no room waits with `poll` until a deadline (or ends a
+/// batch that must not wait); "port unreachable" ends it with `PeerGone`.
 struct ClientSender<'a> {
     socket: BorrowedFd<'a>,
     server: SocketAddr,
     numbering: Option<&'a Numbering>,
-    wait: bool,
+    /// Until when to wait for room, and the whole wait (for the error);
+    /// `None`: not at all.
+    room: Option<(Deadline, Option<Duration>)>,
+}
+
+impl<'a> ClientSender<'a> {
+    /// How the sends of the client of `socket` handle refusals, waiting
+    /// for room as `room` says (borrowing only these fields, so a batch
+    /// may stamp meanwhile).
+    fn new(
+        socket: &'a UdpSocket,
+        server: SocketAddr,
+        numbering: &'a Option<Arc<Numbering>>,
+        room: Option<(Deadline, Option<Duration>)>,
+    ) -> Self {
+        ClientSender {
+            socket: socket.as_fd(),
+            server,
+            numbering: numbering.as_deref(),
+            room,
+        }
+    }
 }
 
 impl batch::Sender for ClientSender<'_> {
@@ -153,11 +149,10 @@ impl batch::Sender for ClientSender<'_> {
     }
 
     fn wait_for_room(&mut self) -> Result<bool> {
-        if !self.wait {
+        let Some((deadline, timeout)) = self.room else {
             return Ok(false);
-        }
-        let (room, deadline) = ("room in the UDP send buffer", Deadline::after(None));
-        wait_ready(self.socket, Ready::Write, deadline, room, None).map(|()| true)
+        };
+        batch::wait_for_room(self.socket, deadline, timeout).map(|()| true)
     }
 
     fn numbered(&mut self, stamper: &Stamper) {
@@ -185,12 +180,8 @@ impl UdpChannel {
             limit: payload_limit(&self.server).min(self.max_payload),
             flags: SendFlags::DONTWAIT,
         };
-        let mut sender = ClientSender {
-            socket: self.socket.as_fd(),
-            server: self.server,
-            numbering: self.numbering.as_deref(),
-            wait,
-        };
+        let room = wait.then(|| (Deadline::after(None), None));
+        let mut sender = ClientSender::new(&self.socket, self.server, &self.numbering, room);
         let stamper = &mut self.stamper;
         batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
     }
@@ -208,10 +199,7 @@ impl Channel for UdpChannel {
         flags: u16,
         payloads: &[&[u8]],
     ) -> Result<usize> {
-        match self.send_datagrams(message_type, flags, payloads, false) {
-            (0, Err(e)) => Err(e),
-            (sent, _) => Ok(sent),
-        }
+        batch::taken(self.send_datagrams(message_type, flags, payloads, false))
     }
 
     fn send_timeout(
@@ -238,7 +226,11 @@ impl Channel for UdpChannel {
         if let Some(numbering) = &self.numbering {
             numbering.publish(&self.stamper);
         }
-        let sent = self.send_encoded(timeout);
+        let room = Some((Deadline::after(timeout), timeout));
+        let mut sender = ClientSender::new(&self.socket, self.server, &self.numbering, room);
+        let sent = batch::send_one(&mut sender, || {
+            rustix::net::send(&self.socket, &self.out, SendFlags::DONTWAIT).map_err(io::Error::from)
+        });
         if sent.is_err() {
             // Not sent (no room in time, nothing listening): its number is
             // given back, as a batch gives back those of the frames it did

@@ -338,35 +338,40 @@ impl UdpServerChannel {
             TRANSPORT,
             &mut self.out,
         )?;
-        loop {
-            let sent = match &self.own {
-                Some(own) => own.send(&self.out),
-                None => self.listener.send_to(&self.out, self.client),
-            };
-            return match sent {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // An ICMP error for an earlier reply, reported on this send
-                // of a connected socket: this datagram was not sent.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-                Err(e) => Err(Error::io(format!("send to udp client {}", self.client), e)),
-            };
-        }
+        let mut sender = ServerSender::new(self.client, &self.own, &self.listener);
+        batch::send_one(&mut sender, || match &self.own {
+            Some(own) => own.send(&self.out),
+            None => self.listener.send_to(&self.out, self.client),
+        })
     }
 }
 
-/// A server's batch: its sockets sleep in the send when there is no room
-/// (as `send` does), and should one report no room all the same, the
-/// batch waits for it rather than leave frames unsent; an ICMP error for
-/// an earlier reply is passed over.
+/// A server's send: its sockets sleep in the send when there is no room,
+/// and should one report no room all the same, the send waits for it
+/// rather than leave frames unsent; an ICMP error for an earlier reply is
+/// passed over.
 struct ServerSender<'a> {
     client: SocketAddr,
+    /// The socket the datagrams go from: the conversation's own, else the
+    /// listener's.
     socket: std::os::fd::BorrowedFd<'a>,
+}
+
+impl<'a> ServerSender<'a> {
+    fn new(client: SocketAddr, own: &'a Option<Arc<UdpSocket>>, listener: &'a UdpSocket) -> Self {
+        let socket = match own {
+            Some(own) => own.as_fd(),
+            None => listener.as_fd(),
+        };
+        ServerSender { client, socket }
+    }
 }
 
 impl batch::Sender for ServerSender<'_> {
     fn refused(&mut self, error: std::io::Error) -> Refusal {
         match error.kind() {
+            // An ICMP error for an earlier reply, reported on this send of
+            // a connected socket: this datagram was not sent.
             ErrorKind::Interrupted | ErrorKind::ConnectionRefused => Refusal::Retry,
             ErrorKind::WouldBlock => Refusal::Full,
             _ => Refusal::Fail(Error::io(
@@ -377,8 +382,7 @@ impl batch::Sender for ServerSender<'_> {
     }
 
     fn wait_for_room(&mut self) -> Result<bool> {
-        let (room, deadline) = ("room in the UDP send buffer", Deadline::after(None));
-        wait_ready(self.socket, Ready::Write, deadline, room, None).map(|()| true)
+        batch::wait_for_room(self.socket, Deadline::after(None), None).map(|()| true)
     }
 }
 
@@ -394,19 +398,12 @@ impl UdpServerChannel {
         if self.closed {
             return (0, Err(Error::Closed));
         }
-        let (socket, to) = match &self.own {
-            Some(own) => (own.as_fd(), None),
-            None => (self.listener.as_fd(), Some(self.client.as_any())),
-        };
+        let mut sender = ServerSender::new(self.client, &self.own, &self.listener);
         let route = Route {
-            socket,
-            to,
+            socket: sender.socket,
+            to: self.own.is_none().then(|| self.client.as_any()),
             limit: payload_limit(&self.client),
             flags: rustix::net::SendFlags::empty(),
-        };
-        let mut sender = ServerSender {
-            client: self.client,
-            socket,
         };
         let stamper = &mut self.stamper;
         batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
@@ -483,10 +480,7 @@ impl Channel for UdpServerChannel {
         flags: u16,
         payloads: &[&[u8]],
     ) -> Result<usize> {
-        match self.send_datagrams(message_type, flags, payloads) {
-            (0, Err(e)) => Err(e),
-            (sent, _) => Ok(sent),
-        }
+        batch::taken(self.send_datagrams(message_type, flags, payloads))
     }
 
     fn reply_timeout(
