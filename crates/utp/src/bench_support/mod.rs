@@ -45,6 +45,16 @@ pub use crate::transport::stream::inbox::{
     TCP_READ_PIECE as STREAM_TCP_READ_PIECE,
 };
 
+/// How a stream channel writes a batch's run of frames (module
+/// `transport::stream::batch`): copied into one buffer when the run comes
+/// to [`STREAM_COALESCE_RUN_MAX`] bytes or less or its payloads are each
+/// [`STREAM_COALESCE_PAYLOAD_MAX`] or less, vectored otherwise. The raw
+/// descriptor baselines write a batch the same way.
+pub use crate::transport::stream::batch::{
+    COALESCE_PAYLOAD_MAX as STREAM_COALESCE_PAYLOAD_MAX,
+    COALESCE_RUN_MAX as STREAM_COALESCE_RUN_MAX,
+};
+
 /// What utp's `tcp://` connections between two sockets of one machine
 /// send with (module `transport::tcp::congestion`): the raw TCP baseline
 /// sets the same, so a baseline never pays for a pacing default utp avoids.

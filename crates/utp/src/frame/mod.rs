@@ -36,7 +36,7 @@ mod checksum;
 mod decode;
 mod header;
 mod owned;
-pub(crate) mod stamp;
+mod stamp;
 
 pub use checksum::{crc32c, frame_checksum};
 pub(crate) use checksum::{crc32c_append, header_crc};
@@ -48,5 +48,7 @@ pub use header::{
     message_type,
 };
 pub use owned::Frame;
+#[cfg(test)]
+pub(crate) use stamp::CLOCK_READS;
 pub(crate) use stamp::random_sequence_start;
 pub use stamp::{Stamper, coarse_micros, now_micros};

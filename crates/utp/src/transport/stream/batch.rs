@@ -24,10 +24,10 @@ const RUN_BYTES: usize = PIPE_PIECE + HEADER_LEN;
 /// into one buffer and written with one plain write: for small frames
 /// the kernel's import of 64 buffers costs more than the copy (as for
 /// one frame, `COALESCE_MAX`).
-const COALESCE_RUN_MAX: usize = 4096;
+pub const COALESCE_RUN_MAX: usize = 4096;
 
 /// A run whose payloads are all this large or smaller is copied into one
-/// buffer whatever its size (up to [`RUN_BYTES`]): the kernel copies a
+/// buffer whatever its size (up to a run's 64 KiB + 32): the kernel copies a
 /// run of 32-byte headers and small payloads, each landing 32 bytes off
 /// the alignment it had, more slowly than one buffer of the same bytes
 /// plus the copy that builds it. Alternated runs of
@@ -36,7 +36,7 @@ const COALESCE_RUN_MAX: usize = 4096;
 /// 512 B payloads 3.3-3.4 M frames/s vectored, 4.3-4.5 M copied; 1 KiB
 /// 2.1-2.7 M, 3.0-3.2 M; 2 KiB 1.9 M, 2.1-2.3 M; 4 KiB 1.0 M, 0.9 M (so
 /// larger payloads stay where they are).
-const COALESCE_PAYLOAD_MAX: usize = 2048;
+pub const COALESCE_PAYLOAD_MAX: usize = 2048;
 
 impl StreamChannel {
     /// [`Channel::send_batch`](crate::Channel::send_batch): every frame

@@ -8,7 +8,7 @@
 //! Servers detect per connection whether a client speaks UTP or the original
 //! tutorial's 4-byte length prefix ([`Framing::Detect`]).
 
-mod batch;
+pub(crate) mod batch;
 mod framing;
 pub(crate) mod inbox;
 mod io;

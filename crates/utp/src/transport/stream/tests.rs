@@ -223,7 +223,7 @@ fn writes() -> u64 {
 }
 
 fn clock_reads() -> u64 {
-    crate::frame::stamp::CLOCK_READS.with(|n| n.get())
+    crate::frame::CLOCK_READS.with(|n| n.get())
 }
 
 /// Receives `count` frames from `receiver`: their payload lengths and

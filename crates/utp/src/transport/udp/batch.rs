@@ -269,7 +269,7 @@ mod tests {
         let all: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         let mut stamper = Stamper::default();
         CALLS.with(|n| n.set(0));
-        let reads = || crate::frame::stamp::CLOCK_READS.with(|n| n.get());
+        let reads = || crate::frame::CLOCK_READS.with(|n| n.get());
         let reads_before = reads();
         let (sent, outcome) =
             send_datagrams(&blocking, &mut stamper, &mut NoWait, DATA, CHECKSUM, &all);

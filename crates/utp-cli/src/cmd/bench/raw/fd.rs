@@ -50,11 +50,10 @@ struct ReadAhead {
 }
 
 /// A batch this large or smaller is copied into one buffer and written
-/// with one plain write, as utp's stream channel writes a run of frames.
-const COALESCE_MAX: usize = 4096;
-/// A batch of messages each this large or smaller is copied into one
-/// buffer too, whatever its size (as utp's runs are).
-const COALESCE_MESSAGE_MAX: usize = 2048;
+/// with one plain write, as utp's stream channel writes a run of frames;
+/// so is a batch of messages each at most [`COALESCE_MESSAGE_MAX`].
+const COALESCE_MAX: usize = utp::__bench::STREAM_COALESCE_RUN_MAX;
+const COALESCE_MESSAGE_MAX: usize = utp::__bench::STREAM_COALESCE_PAYLOAD_MAX;
 
 /// TCP reads a large message straight into its place in reads of at most
 /// this many bytes, as utp's reader does: reading a 1 MiB message whole,
