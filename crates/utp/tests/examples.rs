@@ -80,7 +80,9 @@ fn pubsub_reaches_both_subscribers() {
 
 #[test]
 fn typed_round_trips_serde_and_pod_values() {
-    let out = run_example("typed", &["serde"], &[]);
+    // With tokio too, as scripts/test builds utp for its feature tests
+    // (serde and tokio together): one build of utp serves both.
+    let out = run_example("typed", &["serde", "tokio"], &[]);
     assert!(
         out.contains(r#"typed (serde): Buy { symbol: "ACME", qty: 100 }"#),
         "{out}"

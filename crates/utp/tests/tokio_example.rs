@@ -13,7 +13,9 @@ fn example() -> PathBuf {
     let built = Command::new(env!("CARGO"))
         .args(["build", "-q", "--manifest-path"])
         .arg(&manifest)
-        .args(["--features", "tokio", "--example", "tokio_calc"])
+        // With serde too: the features this test is built with in
+        // scripts/test, so the nested build reuses the outer one's utp.
+        .args(["--features", "serde,tokio", "--example", "tokio_calc"])
         .status()
         .expect("run cargo");
     assert!(built.success(), "cargo build --example tokio_calc failed");
