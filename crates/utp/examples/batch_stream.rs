@@ -113,7 +113,7 @@ fn main() -> utp::Result<()> {
             .map(|(&batch, rates)| {
                 let rate = run(&transport, frames, batch, size, round)?;
                 rates.push(rate);
-                Ok(format!("batch {batch}: {:.1} M/s", rate / 1e6))
+                Ok(format!("batch {batch}: {:.2} M/s", rate / 1e6))
             })
             .collect::<utp::Result<_>>()?;
         println!("round {}: {}", round + 1, line.join(", "));
@@ -125,7 +125,7 @@ fn main() -> utp::Result<()> {
             format!(", {:.2}x frame by frame", rate / s)
         });
         println!(
-            "batch {batch}: median {:.1} M frames/s over {rounds} rounds{ratio}",
+            "batch {batch}: median {:.2} M frames/s over {rounds} rounds{ratio}",
             rate / 1e6
         );
     }

@@ -458,27 +458,44 @@ fn a_header_announcing_a_megabyte_costs_only_the_bytes_that_came() {
 
 /// A pipe's reader and writer share one lock in the kernel, so a reader that
 /// empties the pipe in one long copy stalls the writer: over a pipe, utp
-/// reads one frame at a time, guessing the next frame the size of the last.
+/// reads whole frames the size of the last, as many as fit in a page when
+/// eight or more do (a batch of small frames in one read), one otherwise.
 /// What it has not asked for stays in the pipe, where `FIONREAD` counts it.
 #[test]
-fn a_pipe_reader_takes_one_frame_at_a_time_and_leaves_the_rest_in_the_pipe() {
+fn a_pipe_reader_takes_small_frames_a_page_at_a_time_larger_ones_one_at_a_time() {
     let (read, mut write) = std::io::pipe().unwrap();
     let watch: std::os::fd::OwnedFd = read.try_clone().unwrap().into();
     let (_, unused_write) = std::io::pipe().unwrap();
     let mut channel = pipe_pair_channel(read.into(), unused_write.into());
-    let sizes = [100usize, 100, 100, 40, 3000, 3000];
-    let wire = wire_of(&sizes);
-    write.write_all(&wire).unwrap();
     let in_pipe = || rustix::io::ioctl_fionread(&watch).unwrap() as usize;
-    let mut left = wire.len();
     let mut frame = Frame::default();
-    for (i, &size) in sizes.iter().enumerate() {
-        channel.recv(&mut frame).unwrap();
-        assert!(frame.payload() == pattern(i, size), "frame {i}");
-        left -= frame::HEADER_LEN + size;
-        // A frame smaller than the one before (the 40-byte one) brings the
-        // start of the next with it; everything else is read exactly.
-        let read_ahead = if i == 3 { 100 - 40 } else { 0 };
-        assert_eq!(in_pipe(), left - read_ahead, "after frame {i}");
-    }
+    // Writes frames of `sizes`, receives the first of them, and returns
+    // what is still in the pipe; then receives the rest.
+    let mut batch = |sizes: &[usize]| {
+        write.write_all(&wire_of(sizes)).unwrap();
+        let mut left_after_first = 0;
+        for (i, &size) in sizes.iter().enumerate() {
+            channel.recv(&mut frame).unwrap();
+            assert!(
+                frame.payload() == pattern(i, size),
+                "frame {i} of {sizes:?}"
+            );
+            if i == 0 {
+                left_after_first = in_pipe();
+            }
+        }
+        assert_eq!(in_pipe(), 0, "{sizes:?}");
+        left_after_first
+    };
+    // One frame of 100 bytes sets the guess; then three of them (132
+    // bytes each, 31 fit in a page) come in one read.
+    batch(&[100]);
+    assert_eq!(batch(&[100, 100, 100]), 0);
+    // Frames of 1000 bytes (1032: fewer than eight fit): the first is read
+    // as far as the buffer goes and then to its end, the next exactly.
+    assert_eq!(batch(&[1000, 1000]), 1032);
+    assert_eq!(batch(&[1000, 1000, 1000]), 2 * 1032);
+    // Smaller frames after larger ones: the read asks for 1032 bytes and
+    // takes both 72-byte frames.
+    assert_eq!(batch(&[40, 40]), 0);
 }

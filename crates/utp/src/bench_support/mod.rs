@@ -45,6 +45,12 @@ pub use crate::transport::stream::inbox::{
     TCP_READ_PIECE as STREAM_TCP_READ_PIECE,
 };
 
+/// How a stream channel reads pipes and FIFOs: whole frames the size of the
+/// last, as many as fit in a page (`stream_pipe_read_len(frame length)`
+/// bytes a read). The raw pipe and FIFO baselines read their messages the
+/// same way.
+pub use crate::transport::stream::inbox::pipe_read_len as stream_pipe_read_len;
+
 /// How a stream channel writes a batch's run of frames (module
 /// `transport::stream::batch`): copied into one buffer when the run comes
 /// to [`STREAM_COALESCE_RUN_MAX`] bytes or less or its payloads are each

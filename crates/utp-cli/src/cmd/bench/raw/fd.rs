@@ -3,9 +3,10 @@
 //! know every message's length in advance. Each side reads as utp's stream
 //! channel of that kind does: sockets take whatever has arrived into a
 //! buffer of utp's size (so a reader that falls behind catches up with one
-//! call for many small messages, as utp's does), pipes and FIFOs read
-//! exactly one message (as utp's reads one frame at a time there); TCP reads
-//! a large message in pieces (see `TCP_READ_PIECE`). Reads
+//! call for many small messages, as utp's does), pipes and FIFOs whole
+//! messages, as many as fit in a page (as utp's reads whole frames there,
+//! `utp::__bench::stream_pipe_read_len`); TCP reads a large message in
+//! pieces (see `TCP_READ_PIECE`). Reads
 //! block with no timeout, as utp's untimed receives do (a socket receive
 //! timeout arms a timer per wait); a peer that dies closes its end, and one
 //! that hangs is killed by the run's watchdog, so no read waits forever.
@@ -25,17 +26,18 @@ pub struct FdLink {
     reader: File,
     writer: File,
     buf: Vec<u8>,
-    /// Pipes: the most one read or write moves (see `FdLink::pipes`).
+    /// Pipes: the most one write moves (see `FdLink::pipes`).
     piece: usize,
-    /// Sockets: bytes read ahead of the messages asked for.
-    batch: Option<ReadAhead>,
+    /// Bytes read ahead of the messages asked for.
+    ahead: ReadAhead,
     /// Where a batch of small messages is put together, kept from batch
     /// to batch.
     batch_buffer: Vec<u8>,
 }
 
-/// A socket reader's buffer: reads take whatever has arrived, up to utp's
-/// stream buffer, and messages are handed out of it.
+/// A reader's buffer: reads take whatever has arrived, up to utp's stream
+/// buffer (sockets) or to whole messages filling a page (pipes and FIFOs),
+/// and messages are handed out of it.
 ///
 // Invariants: `start <= end <= STREAM_READ_ROOM`; `room()[start..end]`
 // holds received bytes not yet handed out.
@@ -47,6 +49,9 @@ struct ReadAhead {
     /// The most one read straight into a large message's place asks for
     /// (see [`TCP_READ_PIECE`]).
     direct_piece: usize,
+    /// Pipes and FIFOs: a read stops after whole messages of the length
+    /// asked for, as many as fit in a page, as utp's pipe reads stop.
+    whole_messages: bool,
 }
 
 /// A batch this large or smaller is copied into one buffer and written
@@ -62,12 +67,13 @@ const COALESCE_MESSAGE_MAX: usize = utp::__bench::STREAM_COALESCE_PAYLOAD_MAX;
 const TCP_READ_PIECE: usize = utp::__bench::STREAM_TCP_READ_PIECE;
 
 impl ReadAhead {
-    fn new(direct_piece: usize) -> Self {
+    fn new(direct_piece: usize, whole_messages: bool) -> Self {
         ReadAhead {
             bytes: Vec::new(),
             start: 0,
             end: 0,
             direct_piece,
+            whole_messages,
         }
     }
 
@@ -106,10 +112,15 @@ impl ReadAhead {
             self.room().copy_within(start..end, 0);
             self.start = 0;
             self.end = held;
+            let fill_to = if self.whole_messages {
+                utp::__bench::stream_pipe_read_len(len)
+            } else {
+                utp::__bench::STREAM_READ_ROOM
+            };
             while self.end < len {
                 let end = self.end;
-                match reader.read(&mut self.room()[end..]) {
-                    Ok(0) => return Err("the peer closed the socket mid-stream".into()),
+                match reader.read(&mut self.room()[end..fill_to]) {
+                    Ok(0) => return Err("the peer closed its end mid-stream".into()),
                     Ok(n) => self.end += n,
                     // As `read_exact` does: a signal is not an error.
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -124,14 +135,14 @@ impl ReadAhead {
 }
 
 impl FdLink {
-    /// A link reading from `reader` and writing to `writer`.
-    pub fn new(reader: OwnedFd, writer: OwnedFd) -> Self {
+    /// A link reading from `reader` through `ahead` and writing to `writer`.
+    fn new(reader: OwnedFd, writer: OwnedFd, ahead: ReadAhead) -> Self {
         FdLink {
             reader: File::from(reader),
             writer: File::from(writer),
             buf: Vec::new(),
             piece: usize::MAX,
-            batch: None,
+            ahead,
             batch_buffer: Vec::new(),
         }
     }
@@ -141,13 +152,16 @@ impl FdLink {
     /// comparison have the same buffers. Large messages move in pieces of
     /// `utp::transport::pipe::PIPE_PIECE` each way, as utp moves them: a
     /// pipe's reader and writer take one lock for a whole copy, and
-    /// whole-message copies of 1 MiB run at about half the speed.
+    /// whole-message copies of 1 MiB run at about half the speed. Small
+    /// ones are read ahead in whole messages up to a page, as utp reads
+    /// its frames.
     pub fn pipes(reader: OwnedFd, writer: OwnedFd) -> Fallible<Self> {
         for fd in [&reader, &writer] {
             rustix::pipe::fcntl_setpipe_size(fd, utp::transport::pipe::DEFAULT_PIPE_SIZE)
                 .map_err(|e| format!("F_SETPIPE_SZ: {e}"))?;
         }
-        let mut link = FdLink::new(reader, writer);
+        let ahead = ReadAhead::new(utp::transport::pipe::PIPE_PIECE, true);
+        let mut link = FdLink::new(reader, writer, ahead);
         link.piece = utp::transport::pipe::PIPE_PIECE;
         Ok(link)
     }
@@ -157,9 +171,7 @@ impl FdLink {
     /// `direct_piece` bytes.
     fn socket(fd: OwnedFd, direct_piece: usize) -> Fallible<Self> {
         let writer = fd.try_clone()?;
-        let mut link = FdLink::new(fd, writer);
-        link.batch = Some(ReadAhead::new(direct_piece));
-        Ok(link)
+        Ok(FdLink::new(fd, writer, ReadAhead::new(direct_piece, false)))
     }
 }
 
@@ -209,19 +221,11 @@ impl Link for FdLink {
     }
 
     fn recv(&mut self, len: usize) -> Fallible<&[u8]> {
-        if let Some(batch) = &mut self.batch {
-            return batch.next(&mut self.reader, len, &mut self.buf);
-        }
-        // Into an aligned place, as utp's stream reader reads.
-        let place = super::aligned(&mut self.buf, len);
-        for piece in place.chunks_mut(self.piece) {
-            self.reader.read_exact(piece)?;
-        }
-        Ok(place)
+        self.ahead.next(&mut self.reader, len, &mut self.buf)
     }
 
     fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
-        let held = self.batch.as_ref().map_or(0, |b| b.end - b.start);
+        let held = self.ahead.end - self.ahead.start;
         if held == 0 && !super::readable_now(&self.reader)? {
             return Ok(None);
         }
@@ -360,6 +364,42 @@ mod tests {
             }
             writer = sender.join().unwrap();
         }
+    }
+
+    /// Over pipes a batch also arrives as its messages, in order and
+    /// whole, and the reader takes small messages whole up to a page a
+    /// read, as utp's pipe reader does: after the first of 16 messages of
+    /// 64 B the other 15 are read already; of 16 of 300 B (13 fit in a
+    /// page), the 12 read with it; of 1 000 B (fewer than eight fit), none.
+    #[test]
+    fn a_pipe_reader_reads_whole_messages_up_to_a_page() {
+        let (ours_read, theirs_write) = rustix::pipe::pipe().unwrap();
+        let (theirs_read, ours_write) = rustix::pipe::pipe().unwrap();
+        let mut reader = FdLink::pipes(ours_read, ours_write).unwrap();
+        let mut writer = FdLink::pipes(theirs_read, theirs_write).unwrap();
+        for (count, size, held_after_first) in
+            [(16, 64, 15 * 64), (16, 300, 12 * 300), (8, 1000, 0)]
+        {
+            let batch: Vec<Vec<u8>> = (0..count)
+                .map(|i| vec![(i * 7 + size % 251) as u8; size])
+                .collect();
+            let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+            // The pipes hold 256 KiB: the whole batch is written at once.
+            writer.send_batch(&refs).unwrap();
+            for (i, want) in batch.iter().enumerate() {
+                assert!(
+                    reader.recv(size).unwrap() == &want[..],
+                    "{size} B, message {i}"
+                );
+                if i == 0 {
+                    let held = reader.ahead.end - reader.ahead.start;
+                    assert_eq!(held, held_after_first, "{size} B");
+                }
+            }
+        }
+        drop(writer);
+        let end = reader.recv(8).unwrap_err().to_string();
+        assert!(end.contains("closed"), "{end}");
     }
 
     fn hands_out_each_message_whole_and_in_order(piece: usize) {

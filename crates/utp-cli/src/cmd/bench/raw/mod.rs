@@ -120,10 +120,10 @@ impl RawKind {
                 "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
             }
             RawKind::Pipe => {
-                "the peer's stdin/stdout pipes, 256 KiB each (as utp's), blocking write_all / read_exact in pieces of at most 64 KiB (as utp's), into a 64-byte-aligned buffer".into()
+                "the peer's stdin/stdout pipes, 256 KiB each (as utp's), blocking write_all in pieces of at most 64 KiB; blocking reads of whole messages, as many as fit in 4 KiB, into a 64-byte-aligned buffer, messages of 16 KiB or more straight into a 64-byte-aligned place in pieces of at most 64 KiB (as utp's)".into()
             }
             RawKind::Fifo => {
-                "a FIFO per direction, 256 KiB each (as utp's), blocking write_all / read_exact in pieces of at most 64 KiB (as utp's), into a 64-byte-aligned buffer".into()
+                "a FIFO per direction, 256 KiB each (as utp's), blocking write_all in pieces of at most 64 KiB; blocking reads of whole messages, as many as fit in 4 KiB, into a 64-byte-aligned buffer, messages of 16 KiB or more straight into a 64-byte-aligned place in pieces of at most 64 KiB (as utp's)".into()
             }
             RawKind::Mq => {
                 let (depth, msg_size) = mq::queue_shape();
