@@ -347,9 +347,7 @@ mod tests {
         let mut reader = FdLink::socket(ours.into(), usize::MAX).unwrap();
         let mut writer = FdLink::socket(theirs.into(), usize::MAX).unwrap();
         for (count, size) in [(16, 64), (16, 1024), (8, 5000)] {
-            let batch: Vec<Vec<u8>> = (0..count)
-                .map(|i| vec![(i * 7 + size % 251) as u8; size])
-                .collect();
+            let batch = messages(count, size);
             let sent = batch.clone();
             let sender = std::thread::spawn(move || {
                 let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
@@ -380,9 +378,7 @@ mod tests {
         for (count, size, held_after_first) in
             [(16, 64, 15 * 64), (16, 300, 12 * 300), (8, 1000, 0)]
         {
-            let batch: Vec<Vec<u8>> = (0..count)
-                .map(|i| vec![(i * 7 + size % 251) as u8; size])
-                .collect();
+            let batch = messages(count, size);
             let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
             // The pipes hold 256 KiB: the whole batch is written at once.
             writer.send_batch(&refs).unwrap();
@@ -400,6 +396,13 @@ mod tests {
         drop(writer);
         let end = reader.recv(8).unwrap_err().to_string();
         assert!(end.contains("closed"), "{end}");
+    }
+
+    /// `count` messages of `size` bytes, each of its own byte.
+    fn messages(count: usize, size: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| vec![(i * 7 + size % 251) as u8; size])
+            .collect()
     }
 
     fn hands_out_each_message_whole_and_in_order(piece: usize) {
