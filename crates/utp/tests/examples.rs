@@ -4,8 +4,8 @@
 //! building when tests run, so the build lock is free).
 //!
 //! `orderbook` (two processes) is run by `seqlock_example.rs`; `shm_profile`,
-//! `inproc_profile`, `shm_stream_pace` and `batch_stream` are run here
-//! with a small count;
+//! `inproc_profile`, `stream_profile`, `shm_stream_pace` and `batch_stream`
+//! are run here with a small count;
 //! `event_loop` is compiled into this test and its `main` called directly.
 
 use std::path::Path;
@@ -116,6 +116,18 @@ fn shm_profile_reports_a_cost() {
         out.contains("64 B: ") && out.contains("ns CPU per round trip"),
         "{out}"
     );
+}
+
+#[test]
+fn stream_profile_reports_a_cost_over_a_fifo_and_a_socket() {
+    for transport in ["fifo", "unix"] {
+        let out = run_example("stream_profile", &[], &[transport, "2000", "16", "64"]);
+        assert!(
+            out.contains(&format!("{transport}, 64 B in batches of 16: "))
+                && out.contains("ns CPU per frame"),
+            "{out}"
+        );
+    }
 }
 
 #[test]

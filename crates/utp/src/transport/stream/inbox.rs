@@ -195,9 +195,19 @@ impl Inbox {
         }
         let deadline = Deadline::after(timeout);
         loop {
-            if self.pending.is_none() {
-                match self.parse_header() {
-                    Ok(Some(header)) => self.pending = Some(header),
+            // The header is kept in a local as well as in `pending`: read
+            // back from `pending` right after its fields were stored, a
+            // frame already whole in the buffer waited for those stores
+            // (a load wider than the stores before it is not forwarded
+            // from them; see docs/benchmarks/journal.md, 2026-12-07,
+            // morning).
+            let header = match self.pending {
+                Some(header) => header,
+                None => match self.parse_header() {
+                    Ok(Some(header)) => {
+                        self.pending = Some(header);
+                        header
+                    }
                     Ok(None) => {
                         let into = self.read_for_header(io);
                         self.read_more(io, deadline, timeout, into)?;
@@ -207,15 +217,13 @@ impl Inbox {
                         self.broken = Some(format!("an invalid frame ({error})"));
                         return Err(error.into());
                     }
-                }
-            }
-            let want = self
-                .pending
-                .map_or(0, |header| header.payload_length as usize);
+                },
+            };
+            let want = header.payload_length as usize;
             let take = (want - self.filled).min(self.end - self.start);
             self.take_from_buffer(take);
             if self.filled == want {
-                return self.complete(frame);
+                return self.complete(header, frame);
             }
             let missing = want - self.filled;
             let direct = missing >= DIRECT_READ_MIN;
@@ -368,11 +376,9 @@ impl Inbox {
         }
     }
 
-    fn complete(&mut self, frame: &mut Frame) -> Result<()> {
-        let header = self
-            .pending
-            .take()
-            .expect("complete() with a pending frame");
+    /// Hands the pending frame, `header` and its payload, to `frame`.
+    fn complete(&mut self, header: Header, frame: &mut Frame) -> Result<()> {
+        self.pending = None;
         self.frame_started = None;
         let filled = std::mem::take(&mut self.filled);
         if let Err(error) = frame::verify_checksum(&header, &self.payload[..filled]) {

@@ -593,10 +593,14 @@ impl Channel for StreamChannel {
                 Err(e) => return Err(e),
             }
         }
+        let Some(shared) = &self.detected else {
+            // Returned as it comes: a result kept in a local while more
+            // code runs is copied out after, and the copy waits for the
+            // stores that wrote it (see `Inbox::recv`).
+            return self.inbox.recv(&self.io, frame, timeout);
+        };
         let received = self.inbox.recv(&self.io, frame, timeout);
-        if let Some(shared) = &self.detected
-            && self.inbox.framing != Framing::Detect
-        {
+        if self.inbox.framing != Framing::Detect {
             let _ = shared.set(self.inbox.framing);
         }
         received
