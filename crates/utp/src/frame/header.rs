@@ -179,7 +179,13 @@ impl Header {
     /// # Panics
     ///
     /// If `payload` is longer than `u32::MAX` bytes.
-    #[inline]
+    ///
+    /// Always inlined, the checksum out of line: a header returned from a
+    /// call comes back through memory, stored a field at a time, and the
+    /// caller's first wide load of it waits for those stores (the
+    /// in-process send spent a third of its own time there;
+    /// docs/benchmarks/journal.md, 2026-12-07, morning).
+    #[inline(always)]
     pub(crate) fn completed_for(&self, payload: &[u8]) -> Header {
         let length = u32::try_from(payload.len()).expect("payload longer than u32::MAX");
         let mut header = Header {
@@ -188,9 +194,16 @@ impl Header {
             ..*self
         };
         if header.has_checksum() {
-            header.checksum = header.checksum_of(payload);
+            header.checksum = header.checksum_out_of_line(payload);
         }
         header
+    }
+
+    /// [`checksum_of`](Self::checksum_of), kept out of line so that
+    /// [`completed_for`](Self::completed_for) stays small where it is inlined.
+    #[inline(never)]
+    fn checksum_out_of_line(&self, payload: &[u8]) -> u32 {
+        self.checksum_of(payload)
     }
 
     /// Writes every field as it is, including `payload_length` and `checksum`.

@@ -134,6 +134,7 @@ impl InprocChannel {
         ))
     }
 
+    #[inline]
     fn deliver(&mut self, message: Message, frame: &mut Frame) -> Result<()> {
         let payload = message.payload;
         // The sender checked the length against its own limit (at most
@@ -235,6 +236,14 @@ impl Channel for InprocChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
+        // A frame already queued goes straight from crossbeam's answer to
+        // the caller's frame. Through `queue::recv` the 48-byte message is
+        // moved out of two wrappers first, each move reading with wide
+        // loads what was just stored with narrower ones, which waits for
+        // those stores (docs/benchmarks/journal.md, 2026-12-07, morning).
+        if let Ok(message) = self.rx.try_recv() {
+            return self.deliver(message, frame);
+        }
         let message = queue::recv(&self.rx, timeout, "a frame", || self.gone())?;
         self.deliver(message, frame)
     }
