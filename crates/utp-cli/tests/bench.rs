@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-const RESULT_KEYS: [&str; 14] = [
+const RESULT_KEYS: [&str; 16] = [
     "mechanism",
     "impl",
     "mode",
@@ -20,6 +20,8 @@ const RESULT_KEYS: [&str; 14] = [
     "bytes_per_s",
     "ratio_to",
     "ratio",
+    "ratio_min",
+    "ratio_max",
     "steal_percent",
 ];
 
@@ -81,8 +83,18 @@ fn check_result(result: &Value) {
             assert_eq!(result["ratio_to"], "raw", "{result}");
             let ratio = result["ratio"].as_f64().expect("utp rows have a ratio");
             assert!(ratio > 0.0 && ratio.is_finite(), "{result}");
+            // The median of the per-repeat ratios lies within their range
+            // (each rounded to three decimals).
+            let low = result["ratio_min"].as_f64().expect("a range of repeats");
+            let high = result["ratio_max"].as_f64().expect("a range of repeats");
+            assert!(low <= ratio && ratio <= high, "{result}");
         }
-        _ => assert!(result["ratio_to"].is_null() && result["ratio"].is_null()),
+        _ => assert!(
+            result["ratio_to"].is_null()
+                && result["ratio"].is_null()
+                && result["ratio_min"].is_null()
+                && result["ratio_max"].is_null()
+        ),
     }
     match result["mode"].as_str().unwrap() {
         "rtt" => assert!(result["msgs_per_s"].is_null() && result["bytes_per_s"].is_null()),
@@ -471,6 +483,11 @@ fn fixed_rate_mode_reports_corrected_percentiles_for_shm_and_unix() {
                 achieved > 0.0 && achieved <= offered * 1.05,
                 "achieved {achieved}/s of {offered}/s: {r}"
             );
+            // One repeat: a ratio, but no range of repeats to give.
+            if implementation == "utp" {
+                assert!(r["ratio"].as_f64().is_some(), "{r}");
+                assert!(r["ratio_min"].is_null() && r["ratio_max"].is_null(), "{r}");
+            }
         }
     }
     assert_eq!(leftovers(pid), Vec::<String>::new(), "objects left behind");

@@ -3,7 +3,7 @@
 
 use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
-use super::results::{Row, ratio, reference};
+use super::results::{Row, ratio, ratio_range, reference};
 use super::spec::{BATCH, Impl, Mode};
 use std::fmt::Write;
 
@@ -16,15 +16,20 @@ fn who(row: &Row) -> String {
     )
 }
 
-/// The ratio against the reference, marked [`STOLEN_MARK`] if the host
-/// stole enough CPU time while the point ran.
+/// The ratio against the reference and, in brackets, the range of the
+/// per-repeat ratios it is the median of, marked [`STOLEN_MARK`] if the
+/// host stole enough CPU time while the point ran.
 fn ratio_text(rows: &[Row], row: &Row) -> String {
-    let Some((x, label)) =
-        reference(rows, row).and_then(|(r, label)| Some((ratio(row, r)?, label)))
-    else {
+    let Some((reference, label)) = reference(rows, row) else {
         return String::new();
     };
-    format!("{x:.2}x {label}{}", stolen_mark(row))
+    let Some(x) = ratio(row, reference) else {
+        return String::new();
+    };
+    let range = ratio_range(row, reference).map_or(String::new(), |(low, high)| {
+        format!(" ({low:.2}–{high:.2})")
+    });
+    format!("{x:.2}x {label}{range}{}", stolen_mark(row))
 }
 
 /// Follows a ratio whose point ran while the host stole CPU time.
@@ -60,7 +65,7 @@ fn mode_tables(out: &mut String, rows: &[Row]) {
     let section = |mode: Mode| rows.iter().filter(move |r| r.mode == mode);
     let _ = writeln!(
         out,
-        "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50 within each repeat, median over repeats; above 1 is slower)"
+        "\nRound trip, request + reply (medians of the repeats; ratio = p50 / reference p50 within each repeat, median over repeats, their range in brackets; above 1 is slower)"
     );
     let _ = writeln!(
         out,
@@ -326,8 +331,13 @@ mod tests {
             row("unix", Impl::Raw, Mode::Rtt, 8, latency(20_000)),
         ];
         let text = tables(&rows);
-        assert!(text.contains("1.10x raw"), "{text}");
+        assert!(text.contains("1.10x raw (1.10–1.10)"), "{text}");
         assert!(!text.contains("steal"), "nothing stolen, no note: {text}");
+        // Repeats that moved: the median ratio and the range of them.
+        let mut moved = rows.clone();
+        moved[0].by_repeat = vec![Some(22_000.0), Some(30_000.0), Some(19_000.0)];
+        let text = tables(&moved);
+        assert!(text.contains("1.10x raw (0.95–1.50)"), "{text}");
         assert_eq!(recommendation(&[]).matches("nothing measured").count(), 3);
     }
 
@@ -346,8 +356,11 @@ mod tests {
             r.steal = Some(0.049);
         }
         let text = tables(&rows);
-        assert!(text.contains("1.10x raw *\n"), "{text}");
-        assert!(text.contains("1.50x raw\n"), "under the threshold: {text}");
+        assert!(text.contains("1.10x raw (1.10–1.10) *\n"), "{text}");
+        assert!(
+            text.contains("1.50x raw (1.50–1.50)\n"),
+            "under the threshold: {text}"
+        );
         assert!(
             text.contains("\n*: the host gave 5 % or more of the CPU time"),
             "{text}"

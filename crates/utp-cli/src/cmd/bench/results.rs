@@ -99,6 +99,11 @@ pub struct Record {
     /// rate) over the reference's, taken repeat by repeat and then the
     /// median of those, as the report prints it.
     pub ratio: Option<f64>,
+    /// The smallest of the per-repeat ratios `ratio` is the median of;
+    /// null with fewer than two repeats in common, and for the raw baselines.
+    pub ratio_min: Option<f64>,
+    /// The largest of them.
+    pub ratio_max: Option<f64>,
     /// The share of the CPU time the hypervisor gave to other work while
     /// this point ran, in percent; null where /proc/stat has no steal column.
     pub steal_percent: Option<f64>,
@@ -109,6 +114,7 @@ impl Record {
     pub fn of(rows: &[Row], row: &Row) -> Record {
         let s = &row.sample;
         let reference = reference(rows, row);
+        let range = reference.and_then(|(r, _)| ratio_range(row, r));
         Record {
             mechanism: row.mechanism.to_string(),
             implementation: row.implementation.label().to_string(),
@@ -123,9 +129,9 @@ impl Record {
             bytes_per_s: s.bytes_per_s.map(|v| v.round() as u64),
             ratio_to: reference.map(|(_, label)| label.to_string()),
             // Three decimals: the report prints two.
-            ratio: reference
-                .and_then(|(r, _)| ratio(row, r))
-                .map(|x| (x * 1000.0).round() / 1000.0),
+            ratio: reference.and_then(|(r, _)| ratio(row, r)).map(thousandths),
+            ratio_min: range.map(|(low, _)| thousandths(low)),
+            ratio_max: range.map(|(_, high)| thousandths(high)),
             steal_percent: row.steal.map(super::machine::percent),
         }
     }
@@ -162,21 +168,44 @@ pub fn reference<'a>(rows: &'a [Row], row: &Row) -> Option<(&'a Row, &'static st
 /// a ratio of the two medians. Rows without repeats in common (a reference
 /// measured apart) fall back to the ratio of the medians.
 pub fn ratio(row: &Row, reference: &Row) -> Option<f64> {
-    let paired: Vec<f64> = row
-        .by_repeat
+    if let Some(median) = super::sample::median_f64(paired_ratios(row, reference)) {
+        return Some(median);
+    }
+    let a = key_figure(row.mode, &row.sample)?;
+    let b = key_figure(reference.mode, &reference.sample)?;
+    (b > 0.0).then(|| a / b)
+}
+
+/// The smallest and the largest of the per-repeat ratios whose median
+/// [`ratio`] is: how far the comparison itself moved between repeats,
+/// which is what a claim made from the ratio rests on (the figures of a
+/// repeat may move together, with the host, and leave it steady). `None`
+/// with fewer than two repeats in common.
+pub fn ratio_range(row: &Row, reference: &Row) -> Option<(f64, f64)> {
+    let paired = paired_ratios(row, reference);
+    if paired.len() < 2 {
+        return None;
+    }
+    let low = paired.iter().copied().fold(f64::MAX, f64::min);
+    let high = paired.iter().copied().fold(f64::MIN, f64::max);
+    Some((low, high))
+}
+
+/// `x` to three decimals.
+fn thousandths(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `row`'s figure over `reference`'s in each repeat both ran.
+fn paired_ratios(row: &Row, reference: &Row) -> Vec<f64> {
+    row.by_repeat
         .iter()
         .zip(&reference.by_repeat)
         .filter_map(|(a, b)| match (a, b) {
             (Some(a), Some(b)) if *b > 0.0 => Some(a / b),
             _ => None,
         })
-        .collect();
-    if let Some(median) = super::sample::median_f64(paired) {
-        return Some(median);
-    }
-    let a = key_figure(row.mode, &row.sample)?;
-    let b = key_figure(reference.mode, &reference.sample)?;
-    (b > 0.0).then(|| a / b)
+        .collect()
 }
 
 #[cfg(test)]
@@ -204,7 +233,7 @@ mod tests {
     fn a_ratio_pairs_the_runs_of_each_repeat() {
         // The host slowed everything down in repeat 2: the ratio of the
         // medians (300 / 150 = 2.0) says utp is twice as slow; within each
-        // repeat it is 1.1x, 1.1x and 1.0x.
+        // repeat it is 1.1x, 1.0x and 2.0x, the median 1.1x.
         let utp = row(Impl::Utp, 300, vec![Some(110.0), Some(1000.0), Some(300.0)]);
         let raw = row(Impl::Raw, 150, vec![Some(100.0), Some(1000.0), Some(150.0)]);
         let x = ratio(&utp, &raw).unwrap();
@@ -225,8 +254,26 @@ mod tests {
         let rows = [utp, raw];
         let record = Record::of(&rows, &rows[0]);
         assert_eq!(record.ratio, Some(1.1));
+        assert_eq!((record.ratio_min, record.ratio_max), (Some(1.0), Some(2.0)));
         assert_eq!(record.ratio_to.as_deref(), Some("raw"));
         let record = Record::of(&rows, &rows[1]);
         assert_eq!((record.ratio, record.ratio_to), (None, None));
+        assert_eq!((record.ratio_min, record.ratio_max), (None, None));
+    }
+
+    #[test]
+    fn a_ratio_range_spans_the_repeats_both_sides_ran() {
+        // Per repeat 1.1, 1.0 and 2.0: the range is 1.0 to 2.0 whatever
+        // order the repeats came in.
+        let utp = row(Impl::Utp, 300, vec![Some(110.0), Some(1000.0), Some(300.0)]);
+        let raw = row(Impl::Raw, 150, vec![Some(100.0), Some(1000.0), Some(150.0)]);
+        assert_eq!(ratio_range(&utp, &raw), Some((1.0, 2.0)));
+        // A repeat one side missed is not in it.
+        let utp = row(Impl::Utp, 300, vec![Some(110.0), None, Some(300.0)]);
+        assert_eq!(ratio_range(&utp, &raw), Some((1.1, 2.0)));
+        // One repeat in common, or none: no range.
+        let utp = row(Impl::Utp, 300, vec![Some(110.0), None, None]);
+        assert_eq!(ratio_range(&utp, &raw), None);
+        assert_eq!(ratio_range(&row(Impl::Utp, 300, Vec::new()), &raw), None);
     }
 }

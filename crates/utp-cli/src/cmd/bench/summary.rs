@@ -6,12 +6,16 @@ use super::format::{ns, opt, rate, size};
 use super::mechanisms::TABLE;
 use super::raw::plain_ring;
 use super::report::{STOLEN_MARK, best, between_processes, crosses, describe, lossy, stolen_mark};
-use super::results::{Row, ratio, reference};
+use super::results::{Row, ratio, ratio_range, reference};
 use super::spec::{BATCH, Impl, Mode};
 use std::fmt::Write;
 
 /// Spread between repeats above which a point is called unsteady.
 pub const UNSTEADY_SPREAD: f64 = 0.25;
+/// Spread of a point's per-repeat ratios (largest less smallest, over the
+/// median) above which the ratio is called unsteady: the targets' bounds
+/// (0.9x, 1.1x) are a tenth from parity.
+pub const UNSTEADY_RATIO: f64 = 0.10;
 /// How far utp may beat its raw baseline before the baseline is suspect (noise).
 pub const NOISE: f64 = 0.05;
 
@@ -396,7 +400,39 @@ pub fn warnings(load: &Load<'_>, rows: &[Row]) -> Vec<String> {
             UNSTEADY_SPREAD * 100.0
         ));
     }
+    if let Some(line) = unsteady_ratios(rows) {
+        out.push(line);
+    }
     out
+}
+
+/// The warning for ratios that moved between repeats by more than
+/// [`UNSTEADY_RATIO`], if any did: a figure may swing with the host while
+/// its ratio, taken within each repeat, holds (or the reverse), and a
+/// claim made from a ratio rests on the latter.
+fn unsteady_ratios(rows: &[Row]) -> Option<String> {
+    let ranges: Vec<(&Row, &str, f64, f64, f64)> = rows
+        .iter()
+        .filter_map(|row| {
+            let (reference, label) = reference(rows, row)?;
+            let (low, high) = ratio_range(row, reference)?;
+            let median = ratio(row, reference)?;
+            (median > 0.0).then_some((row, label, low, high, (high - low) / median))
+        })
+        .collect();
+    let judged = ranges.len();
+    let unsteady: Vec<_> = ranges
+        .into_iter()
+        .filter(|&(.., spread)| spread > UNSTEADY_RATIO)
+        .collect();
+    let (row, label, low, high, _) = *unsteady.iter().max_by(|a, b| a.4.total_cmp(&b.4))?;
+    Some(format!(
+        "WARNING: the ratios of {} of {judged} points moved by more than {:.0} % between repeats (worst: {} {}, {low:.2}–{high:.2}x {label}); each ratio's range is beside it in the tables",
+        unsteady.len(),
+        UNSTEADY_RATIO * 100.0,
+        row.implementation.label(),
+        point(row),
+    ))
 }
 
 /// The note shown when the peer libraries are not compiled in.
@@ -618,7 +654,7 @@ mod tests {
         unsteady.by_repeat = vec![Some(70.0), Some(100.0), Some(130.0)];
         let rows = vec![unsteady, row("unix", Impl::Raw, Mode::Rtt, 64, latency(1))];
         let w = warnings(&load(Some(0.02), Some(0.31), None), &rows);
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w.len(), 3, "{w:?}");
         assert!(
             w[0].contains(
                 "other processes used 31 % of its CPU time during the run and 2 % just before it"
@@ -627,6 +663,13 @@ mod tests {
         );
         assert!(
             w[1].contains("1 of 2 points") && w[1].contains("60 %"),
+            "{w:?}"
+        );
+        // The unsteady row's ratio moved too, against a steady raw of 1 ns:
+        // 70, 100 and 130 (the range 60 % of the median).
+        assert!(
+            w[2].contains("the ratios of 1 of 1 points moved by more than 10 %")
+                && w[2].contains("utp unix (block) rtt 64 B, 70.00–130.00x raw"),
             "{w:?}"
         );
         // Busy just before the run is enough.
