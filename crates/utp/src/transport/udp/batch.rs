@@ -28,6 +28,18 @@ pub(super) struct Route<'a> {
     pub flags: SendFlags,
 }
 
+impl Route<'_> {
+    /// One datagram of `bytes` along this route: `send` on a connected
+    /// socket, `sendto` otherwise.
+    pub(super) fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        match &self.to {
+            Some(to) => rustix::net::sendto(self.socket, bytes, self.flags, to),
+            None => rustix::net::send(self.socket, bytes, self.flags),
+        }
+        .map_err(io::Error::from)
+    }
+}
+
 #[cfg(test)]
 thread_local! {
     /// `sendmmsg` calls this thread made: tests count them.

@@ -338,11 +338,8 @@ impl UdpServerChannel {
             TRANSPORT,
             &mut self.out,
         )?;
-        let mut sender = ServerSender::new(self.client, &self.own, &self.listener);
-        batch::send_one(&mut sender, || match &self.own {
-            Some(own) => own.send(&self.out),
-            None => self.listener.send_to(&self.out, self.client),
-        })
+        let (mut sender, route) = ServerSender::with_route(self.client, &self.own, &self.listener);
+        batch::send_one(&mut sender, || route.send(&self.out))
     }
 }
 
@@ -358,12 +355,26 @@ struct ServerSender<'a> {
 }
 
 impl<'a> ServerSender<'a> {
-    fn new(client: SocketAddr, own: &'a Option<Arc<UdpSocket>>, listener: &'a UdpSocket) -> Self {
-        let socket = match own {
-            Some(own) => own.as_fd(),
-            None => listener.as_fd(),
+    /// The sender of a conversation with `client`, and the route its
+    /// datagrams take: from the conversation's own socket, connected to
+    /// the client, else from the listener's, each addressed to the client.
+    /// The server's sockets sleep in the send (no `DONTWAIT`).
+    fn with_route(
+        client: SocketAddr,
+        own: &'a Option<Arc<UdpSocket>>,
+        listener: &'a UdpSocket,
+    ) -> (Self, Route<'a>) {
+        let (socket, to) = match own {
+            Some(own) => (own.as_fd(), None),
+            None => (listener.as_fd(), Some(client.as_any())),
         };
-        ServerSender { client, socket }
+        let route = Route {
+            socket,
+            to,
+            limit: payload_limit(&client),
+            flags: rustix::net::SendFlags::empty(),
+        };
+        (ServerSender { client, socket }, route)
     }
 }
 
@@ -398,13 +409,7 @@ impl UdpServerChannel {
         if self.closed {
             return (0, Err(Error::Closed));
         }
-        let mut sender = ServerSender::new(self.client, &self.own, &self.listener);
-        let route = Route {
-            socket: sender.socket,
-            to: self.own.is_none().then(|| self.client.as_any()),
-            limit: payload_limit(&self.client),
-            flags: rustix::net::SendFlags::empty(),
-        };
+        let (mut sender, route) = ServerSender::with_route(self.client, &self.own, &self.listener);
         let stamper = &mut self.stamper;
         batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
     }
