@@ -50,19 +50,23 @@ impl Link for InprocLink {
     }
 
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
-        // As utp's untimed receive: looks a CPU pause apart first, then a
+        // As utp's untimed receive: a message already queued is taken at
+        // once; otherwise it looks a CPU pause apart, then waits in a
         // plain blocking receive (a timed one reads the clock and arms a
         // timer each time). A dead peer thread drops its sender, which
         // ends either wait.
         use utp::__bench::InprocLooked;
-        let message = match utp::__bench::inproc_look_first(&self.rx) {
-            InprocLooked::Item(message) => message,
-            InprocLooked::Nothing(_) => {
-                self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?
-            }
-            InprocLooked::Disconnected => {
-                return Err("inproc receive: the other thread dropped its end".into());
-            }
+        let message = match self.rx.try_recv() {
+            Ok(message) => message,
+            Err(_) => match utp::__bench::inproc_look_first(&self.rx) {
+                InprocLooked::Item(message) => message,
+                InprocLooked::Nothing(_) => {
+                    self.rx.recv().map_err(|e| format!("inproc receive: {e}"))?
+                }
+                InprocLooked::Disconnected => {
+                    return Err("inproc receive: the other thread dropped its end".into());
+                }
+            },
         };
         let held = std::mem::replace(&mut self.buf, message.0);
         self.give_back.give_back(held, LARGEST_SPARE);
