@@ -162,6 +162,18 @@ impl batch::Sender for ClientSender<'_> {
     }
 }
 
+/// How a client's datagrams go: on its socket, connected to the server,
+/// without waiting in the call (a send that finds no room waits with
+/// `poll`, within its deadline).
+fn route<'a>(socket: &'a UdpSocket, server: &SocketAddr, max_payload: usize) -> Route<'a> {
+    Route {
+        socket: socket.as_fd(),
+        to: None,
+        limit: payload_limit(server).min(max_payload),
+        flags: SendFlags::DONTWAIT,
+    }
+}
+
 impl UdpChannel {
     /// [`batch::send_datagrams`] from this client, waiting for room or not.
     fn send_datagrams(
@@ -174,12 +186,7 @@ impl UdpChannel {
         if self.closed {
             return (0, Err(Error::Closed));
         }
-        let route = Route {
-            socket: self.socket.as_fd(),
-            to: None,
-            limit: payload_limit(&self.server).min(self.max_payload),
-            flags: SendFlags::DONTWAIT,
-        };
+        let route = route(&self.socket, &self.server, self.max_payload);
         let room = wait.then(|| (Deadline::after(None), None));
         let mut sender = ClientSender::new(&self.socket, self.server, &self.numbering, room);
         let stamper = &mut self.stamper;
@@ -212,14 +219,14 @@ impl Channel for UdpChannel {
         if self.closed {
             return Err(Error::Closed);
         }
-        let limit = payload_limit(&self.server).min(self.max_payload);
+        let route = route(&self.socket, &self.server, self.max_payload);
         message::encode(
             &mut self.stamper,
             message_type,
             flags,
             payload,
             None,
-            limit,
+            route.limit,
             TRANSPORT,
             &mut self.out,
         )?;
@@ -228,9 +235,7 @@ impl Channel for UdpChannel {
         }
         let room = Some((Deadline::after(timeout), timeout));
         let mut sender = ClientSender::new(&self.socket, self.server, &self.numbering, room);
-        let sent = batch::send_one(&mut sender, || {
-            rustix::net::send(&self.socket, &self.out, SendFlags::DONTWAIT).map_err(io::Error::from)
-        });
+        let sent = batch::send_one(&mut sender, || route.send(&self.out));
         if sent.is_err() {
             // Not sent (no room in time, nothing listening): its number is
             // given back, as a batch gives back those of the frames it did
