@@ -35,8 +35,7 @@ fn vs_raw(rows: &[Row], row: &Row) -> String {
 fn verdict(rows: &[Row], row: &Row) -> Option<(f64, std::cmp::Ordering)> {
     let (raw, _) = reference(rows, row).filter(|(_, label)| *label == "raw")?;
     let x = ratio(row, raw)?;
-    // Express every ratio as "utp speed / raw speed": above 1 is faster.
-    let speed = if row.mode == Mode::Rtt { 1.0 / x } else { x };
+    let speed = speed(row, x);
     Some((
         x,
         if speed < 0.9 {
@@ -301,6 +300,8 @@ fn floor_line(rows: &[Row]) -> Option<String> {
     })
 }
 
+/// `row`'s ratio `x` as utp's speed over raw's: above 1 is faster,
+/// whether the figure is a latency or a rate.
 fn speed(row: &Row, x: f64) -> f64 {
     if row.mode == Mode::Rtt { 1.0 / x } else { x }
 }

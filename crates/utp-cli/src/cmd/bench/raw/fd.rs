@@ -67,6 +67,11 @@ const COALESCE_MESSAGE_MAX: usize = utp::__bench::STREAM_COALESCE_PAYLOAD_MAX;
 const TCP_READ_PIECE: usize = utp::__bench::STREAM_TCP_READ_PIECE;
 
 impl ReadAhead {
+    /// Bytes read and not yet handed out.
+    fn held(&self) -> usize {
+        self.end - self.start
+    }
+
     fn new(direct_piece: usize, whole_messages: bool) -> Self {
         ReadAhead {
             bytes: Vec::new(),
@@ -93,7 +98,7 @@ impl ReadAhead {
         len: usize,
         place: &'a mut Vec<u8>,
     ) -> Fallible<&'a [u8]> {
-        let held = self.end - self.start;
+        let held = self.held();
         if len >= utp::__bench::STREAM_DIRECT_READ_MIN {
             let place = super::aligned(place, len);
             let from_buffer = held.min(len);
@@ -225,8 +230,7 @@ impl Link for FdLink {
     }
 
     fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
-        let held = self.ahead.end - self.ahead.start;
-        if held == 0 && !super::readable_now(&self.reader)? {
+        if self.ahead.held() == 0 && !super::readable_now(&self.reader)? {
             return Ok(None);
         }
         self.recv(len).map(Some)
@@ -388,8 +392,7 @@ mod tests {
                     "{size} B, message {i}"
                 );
                 if i == 0 {
-                    let held = reader.ahead.end - reader.ahead.start;
-                    assert_eq!(held, held_after_first, "{size} B");
+                    assert_eq!(reader.ahead.held(), held_after_first, "{size} B");
                 }
             }
         }
