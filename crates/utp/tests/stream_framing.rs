@@ -456,6 +456,42 @@ fn a_header_announcing_a_megabyte_costs_only_the_bytes_that_came() {
     drop(writer.join().unwrap());
 }
 
+/// A reader that has fallen behind a run of small frames takes what the
+/// socket holds in few, large reads: its buffer grows past the old 68 KiB
+/// (to what a Unix socket holds by default, about 200 KiB) but never past
+/// its cap, and every frame arrives whole and in order.
+#[test]
+fn a_reader_behind_small_frames_grows_its_buffer_to_its_cap_and_no_further() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    const FRAMES: u64 = 2048;
+    let payload = |i: u64| vec![(i % 251) as u8; 1024];
+    let writer = std::thread::spawn(move || {
+        let mut stream = Vec::new();
+        for i in 0..FRAMES {
+            let header = Header::new(message_type::DATA, 0, i + 1, 0);
+            stream.extend(frame::encode_to_vec(&header, &payload(i)));
+        }
+        peer.write_all(&stream).unwrap();
+        peer
+    });
+    // The writer fills the socket before the first read.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut frame = Frame::default();
+    let mut largest = 0;
+    for i in 0..FRAMES {
+        channel
+            .recv_timeout(&mut frame, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(frame.header.sequence, i + 1);
+        assert!(frame.payload() == payload(i), "frame {i}");
+        largest = largest.max(channel.buffered_capacity());
+    }
+    assert!(largest > 128 * 1024, "the buffer stayed at {largest} bytes");
+    let cap = utp::__bench::STREAM_READ_ROOM + 64 + 2 * 1024;
+    assert!(largest <= cap, "{largest} bytes held, over {cap}");
+    drop(writer.join().unwrap());
+}
+
 /// A pipe's reader and writer share one lock in the kernel, so a reader that
 /// empties the pipe in one long copy stalls the writer: over a pipe, utp
 /// reads whole frames the size of the last, as many as fit in a page when

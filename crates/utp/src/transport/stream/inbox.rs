@@ -1,6 +1,6 @@
 //! The receiving half of a stream channel: an incremental frame reader.
 //!
-//! Bytes arrive in arbitrary pieces. The inbox keeps a buffer (up to 68 KiB)
+//! Bytes arrive in arbitrary pieces. The inbox keeps a buffer (up to 260 KiB)
 //! and the state of a partly received frame, so a read cut short by a timeout loses
 //! nothing: the next call carries on where this one stopped. Large payloads
 //! are read straight into their own vector, and after a large frame the next
@@ -9,7 +9,7 @@
 //! never copied out of the buffer.
 //!
 //! Memory follows the bytes, never a peer's promise: the buffer starts empty
-//! and doubles (up to 68 KiB) only when bytes fill it, and a large payload's
+//! and doubles (up to 260 KiB) only when bytes fill it, and a large payload's
 //! vector grows at most to twice what has arrived (plus 16 KiB), whatever
 //! length its header declares. An idle connection costs no buffer at all.
 //! The payload vector a caller's frame hands back on each receive is reused
@@ -37,9 +37,18 @@ const ALIGN: usize = 64;
 /// Payload bytes are placed at addresses congruent to their index modulo
 /// this (see `Inbox::origin`).
 const KERNEL_COPY_PHASE: usize = 32;
-/// 64 KiB and a page after aligning: a frame with a 64 KiB payload (a
-/// common chunk size) and its header arrive in one read instead of two.
-const BUFFER_LEN: usize = 64 * 1024 + 4096 + ALIGN;
+/// 256 KiB and a page after aligning, reached only by a stream whose
+/// reads fill the buffer (it doubles from 512 bytes each time one does):
+/// about what a Unix socket holds by default (its sender's 208 KiB
+/// `SO_SNDBUF`), so a reader that has fallen behind empties it in one
+/// call. Frames of 16 KiB and more skip the buffer (`DIRECT_READ_MIN`);
+/// the size is for runs of smaller ones, where a read is a large share of
+/// each frame's cost: batches of 16 frames of 1 KiB over a Unix socket
+/// moved 3.7–3.9 M frames/s with a 68 KiB buffer, 4.1–4.2 M with 132 KiB and
+/// 4.6–4.8 M with 260 KiB, batches of 64-byte frames the same with either
+/// (`examples/batch_stream.rs`, alternated builds, Intel host;
+/// docs/benchmarks/journal.md, 2026-12-07, forenoon).
+const BUFFER_LEN: usize = 256 * 1024 + 4096 + ALIGN;
 /// The most a read into the buffer can hold, wherever the aligned start falls.
 pub const BUFFER_ROOM: usize = BUFFER_LEN - ALIGN;
 /// The buffer's size on its first read.
@@ -146,6 +155,14 @@ impl std::fmt::Debug for Inbox {
             .field("broken", &self.broken)
             .finish()
     }
+}
+
+/// Grows `buf` to `len` bytes (zeroed), allocating exactly that: a
+/// vector's own growth would double its capacity, and the last step up to
+/// `BUFFER_LEN` would hold 288 KiB for a 260 KiB buffer.
+fn grow_buffer(buf: &mut Vec<u8>, len: usize) {
+    buf.reserve_exact(len.saturating_sub(buf.len()));
+    buf.resize(len, 0);
 }
 
 impl Inbox {
@@ -423,7 +440,7 @@ impl Inbox {
             if self.end == self.buf.len() {
                 // Full of received bytes: grow, up to BUFFER_LEN.
                 let grown = (self.buf.len() * 2).clamp(FIRST_BUFFER_LEN, BUFFER_LEN);
-                self.buf.resize(grown, 0);
+                grow_buffer(&mut self.buf, grown);
             }
         }
         let end = self.end.saturating_add(at_most).min(self.buf.len());
@@ -441,7 +458,8 @@ impl Inbox {
         if self.end == self.buf.len() && self.buf.len() < BUFFER_LEN {
             // The read filled the buffer: more is likely waiting, so read
             // more at a time from now on (the buffer grew with real bytes).
-            self.buf.resize((self.buf.len() * 2).min(BUFFER_LEN), 0);
+            let grown = (self.buf.len() * 2).min(BUFFER_LEN);
+            grow_buffer(&mut self.buf, grown);
         }
         Ok(())
     }
@@ -562,11 +580,11 @@ impl Inbox {
         // The next frame's first bytes, if any, go where it is read from.
         let next = spilled - own;
         if self.buf.len() < next + ALIGN {
-            self.buf.resize(
+            grow_buffer(
+                &mut self.buf,
                 (next + ALIGN)
                     .next_power_of_two()
                     .clamp(FIRST_BUFFER_LEN, BUFFER_LEN),
-                0,
             );
         }
         let origin = self.origin();

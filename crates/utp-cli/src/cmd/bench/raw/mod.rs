@@ -95,6 +95,7 @@ impl RawKind {
         } else {
             String::new()
         };
+        let read_room = crate::cmd::bench::format::size(utp::__bench::STREAM_READ_ROOM);
         let slice_ms = utp::__bench::SHM_WAIT_SLICE.as_millis();
         let piece_kib = utp::shm::ring::PIECE / 1024;
         match self {
@@ -110,12 +111,12 @@ impl RawKind {
             RawKind::RingFutex => format!(
                 "SPSC byte ring of the size utp's link gets ({ring}; {prefaulted}), cached indices, futex sleep when full/empty after two more looks a clock read apart (as utp's wait=block), in waits of at most {slice_ms} ms (as utp's), woken only when the other side sleeps, the waker taking the flag down (flag on its own line + SeqCst fence, one wake-up per sleep, as utp); messages at utp's record stride (40 bytes in, padded to 64, the gaps not written), each published whole once there is room for all of it and stamped in its first word, which the consumer waits on, not the producer's index (as utp's records), one over {piece_kib} KiB written in pieces of {piece_kib} KiB, a progress stamp after each that a waiting consumer copies up to (as utp's links); copy in, copy out {UTP_SHM_COPY}; {RING_ASKS_AHEAD}; bytes given back once an eighth of the ring is read and whenever the ring is found empty, nothing written into the lines read (as utp's with keyed stamps)"
             ),
-            RawKind::UnixPath | RawKind::UnixAbstract => {
-                "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)".into()
-            }
-            RawKind::Tcp => {
-                "TCP on loopback, TCP_NODELAY, congestion control Reno (as utp on one machine), default buffers, blocking write_all; reads of whatever has arrived into a 68 KiB buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader) in reads of at most 512 KiB".into()
-            }
+            RawKind::UnixPath | RawKind::UnixAbstract => format!(
+                "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a {read_room} buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)"
+            ),
+            RawKind::Tcp => format!(
+                "TCP on loopback, TCP_NODELAY, congestion control Reno (as utp on one machine), default buffers, blocking write_all; reads of whatever has arrived into a {read_room} buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader) in reads of at most 512 KiB"
+            ),
             RawKind::Udp => {
                 "connected UDP sockets, one datagram per message, blocking send/recv, acknowledged every 16 messages (as utp's row)".into()
             }
