@@ -33,8 +33,7 @@ fn vs_raw(rows: &[Row], row: &Row) -> String {
 /// Whether utp is slower than raw beyond the targets (latency > 1.1x, rates < 0.9x),
 /// or faster beyond noise; `None` when there is no raw figure.
 fn verdict(rows: &[Row], row: &Row) -> Option<(f64, std::cmp::Ordering)> {
-    let (raw, _) = reference(rows, row).filter(|(_, label)| *label == "raw")?;
-    let x = ratio(row, raw)?;
+    let x = ratio(row, raw_of(rows, row)?)?;
     let speed = speed(row, x);
     Some((
         x,
@@ -300,6 +299,13 @@ fn floor_line(rows: &[Row]) -> Option<String> {
     })
 }
 
+/// The raw baseline `row` is compared with, if its reference is one.
+fn raw_of<'a>(rows: &'a [Row], row: &Row) -> Option<&'a Row> {
+    reference(rows, row)
+        .filter(|(_, label)| *label == "raw")
+        .map(|(raw, _)| raw)
+}
+
 /// `row`'s ratio `x` as utp's speed over raw's: above 1 is faster,
 /// whether the figure is a latency or a rate.
 fn speed(row: &Row, x: f64) -> f64 {
@@ -309,7 +315,7 @@ fn speed(row: &Row, x: f64) -> f64 {
 /// Whether utp beat its raw baseline by more than noise in each repeat,
 /// not only in the median of them (a single repeat: in that one).
 fn faster_in_every_repeat(rows: &[Row], row: &Row) -> bool {
-    let Some((raw, _)) = reference(rows, row).filter(|(_, label)| *label == "raw") else {
+    let Some(raw) = raw_of(rows, row) else {
         return false;
     };
     let slowest = match ratio_range(row, raw) {
