@@ -487,6 +487,9 @@ fn a_reader_behind_small_frames_grows_its_buffer_to_its_cap_and_no_further() {
         largest = largest.max(channel.buffered_capacity());
     }
     assert!(largest > 128 * 1024, "the buffer stayed at {largest} bytes");
+    // The buffer at its largest (the read room and the 64 bytes it may
+    // skip to start on a cache line) and the reader's payload vector
+    // (one 1 KiB payload, with room to spare).
     let cap = utp::__bench::STREAM_READ_ROOM + 64 + 2 * 1024;
     assert!(largest <= cap, "{largest} bytes held, over {cap}");
     drop(writer.join().unwrap());
