@@ -1,7 +1,7 @@
 //! The one API every transport implements: [`Channel`] and [`Listener`].
 
 use crate::error::Result;
-use crate::frame::{self, Frame};
+use crate::frame::{self, Frame, FrameRef};
 use crate::halves::{RecvHalf, SendHalf};
 use std::any::Any;
 use std::fmt;
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 ///
 /// The channel numbers outgoing frames (sequence 1, 2, 3, ...) and stamps
 /// them with the time; the caller chooses type, flags and payload. Received
-/// frames land in a caller-owned [`Frame`], whose buffer is reused.
+/// frames land in a caller-owned [`Frame`], whose buffer is reused, or are
+/// lent where the channel read them ([`recv_ref`](Self::recv_ref)).
 ///
 /// Every blocking call has a form with a timeout (`None` waits forever).
 /// A peer that closes or dies shows up as [`Error::PeerGone`](crate::Error::PeerGone).
@@ -107,6 +108,53 @@ pub trait Channel: Send + fmt::Debug {
     /// Receives the next frame into `frame`, waiting as long as it takes.
     fn recv(&mut self, frame: &mut Frame) -> Result<()> {
         self.recv_timeout(frame, None)
+    }
+
+    /// Receives the next frame and lends it, waiting at most `timeout`
+    /// (`None`: forever): the header and a payload borrowed from the
+    /// channel, valid until the next call on it. A channel that reads into
+    /// memory of its own (Unix and TCP sockets, pipes, FIFOs) hands out the
+    /// frame where it read it, so a payload is never copied in user space;
+    /// the others receive into `spare`, as [`recv_timeout`](Self::recv_timeout)
+    /// would, and lend that. So a receive loop keeps one `spare` and either
+    /// way allocates no more than with `recv`.
+    ///
+    /// Shared-memory links receive into `spare`: memory another process can
+    /// write is never lent as a `&[u8]` (their own zero-copy receive is
+    /// [`ShmLink::recv_view`](crate::shm::ShmLink::recv_view)). Timeouts and
+    /// errors are [`recv_timeout`](Self::recv_timeout)'s, checksums are
+    /// checked before the frame is lent, and frames received with either
+    /// call come in one order.
+    ///
+    /// ```
+    /// use utp::frame::{Frame, message_type};
+    /// let mut listener = utp::listen("inproc://doc-recv-ref").unwrap();
+    /// let mut client = utp::connect("inproc://doc-recv-ref").unwrap();
+    /// let mut server = listener.accept().unwrap();
+    ///
+    /// client.send_bytes(b"lent").unwrap();
+    /// let mut spare = Frame::default();
+    /// let frame = server.recv_ref(&mut spare, None).unwrap();
+    /// assert_eq!(frame.payload, b"lent");
+    /// assert_eq!(frame.message_type(), message_type::DATA);
+    /// ```
+    fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        self.recv_timeout(spare, timeout)?;
+        Ok(spare.as_frame_ref())
+    }
+
+    /// [`recv_ref`](Self::recv_ref) without waiting: `Ok(None)` when no frame
+    /// is there yet, as [`try_recv`](Self::try_recv) returns `Ok(false)`.
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        if self.try_recv(spare)? {
+            Ok(Some(spare.as_frame_ref()))
+        } else {
+            Ok(None)
+        }
     }
 
     /// The sequence number of the last frame this channel sent, where the
@@ -331,6 +379,16 @@ pub trait Channel: Send + fmt::Debug {
     }
 }
 
+/// A zero-timeout [`Channel::recv_ref`] as [`Channel::try_recv_ref`]'s
+/// answer: the timeout (nothing there yet) is `None`.
+pub(crate) fn lent_now(received: Result<FrameRef<'_>>) -> Result<Option<FrameRef<'_>>> {
+    match received {
+        Ok(frame) => Ok(Some(frame)),
+        Err(crate::Error::Timeout { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// [`Channel::try_send_batch`] one frame at a time: `try_one` each payload
 /// until one finds no room; how many were taken. A failure after frames
 /// were taken returns their count (the next call, which starts there,
@@ -427,6 +485,21 @@ macro_rules! forward_channel {
 
         fn try_recv(&mut $s, frame: &mut Frame) -> Result<bool> {
             $($inner)+.try_recv(frame)
+        }
+
+        fn recv_ref<'a>(
+            &'a mut $s,
+            spare: &'a mut Frame,
+            timeout: Option<Duration>,
+        ) -> Result<crate::frame::FrameRef<'a>> {
+            $($inner)+.recv_ref(spare, timeout)
+        }
+
+        fn try_recv_ref<'a>(
+            &'a mut $s,
+            spare: &'a mut Frame,
+        ) -> Result<Option<crate::frame::FrameRef<'a>>> {
+            $($inner)+.try_recv_ref(spare)
         }
 
         fn try_send(&mut $s, message_type: u8, flags: u16, payload: &[u8]) -> Result<bool> {

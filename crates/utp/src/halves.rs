@@ -60,7 +60,7 @@
 
 use crate::channel::{Channel, PeerInfo, Readiness};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, flags, message_type};
+use crate::frame::{Frame, FrameRef, flags, message_type};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +201,28 @@ impl RecvHalf {
     /// Receives the next frame, waiting as long as it takes.
     pub fn recv(&mut self, frame: &mut Frame) -> Result<()> {
         self.recv_timeout(frame, None)
+    }
+
+    /// Receives the next frame and lends it, waiting at most `timeout`
+    /// (see [`Channel::recv_ref`]).
+    pub fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.inner.recv_ref(spare, timeout)
+    }
+
+    /// Lends a frame that is already there: `Ok(None)` when none is (see
+    /// [`Channel::try_recv_ref`]).
+    pub fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.inner.try_recv_ref(spare)
     }
 
     /// Receives the next frame and returns its payload (any message type),

@@ -110,6 +110,11 @@
 //! `&[u8]`: views are read through [`shm::ShmSlice`]. The [`shm`] module has
 //! the full example; `examples/zero_copy.rs` runs it.
 //!
+//! Every channel lends received frames too: [`Channel::recv_ref`] returns a
+//! [`frame::FrameRef`] borrowed from the channel, so sockets, pipes, FIFOs,
+//! message queues and UDP hand out a frame where they read it instead of
+//! copying it into a [`frame::Frame`] (docs/api.md, "Lent receives").
+//!
 //! # Event loops
 //!
 //! Every channel can be polled without blocking: [`Channel::try_recv`] and

@@ -105,6 +105,7 @@ const CASES: &[(&str, Case)] = &[
     ("round_trip", round_trip),
     ("ordering_1000_frames", ordering),
     ("batches", batches),
+    ("lent_receives", lent_receives),
     ("large_payloads", large_payloads),
     ("the_limit", the_limit),
     ("timeouts", timeouts),
@@ -471,6 +472,54 @@ fn batches(t: &Transport) {
             .recv_timeout(&mut frame, LONG)
             .unwrap_or_else(|e| panic!("reply {i} to the tried batch: {e}"));
         assert!(frame.payload() == payload.as_slice(), "reply {i} in order");
+    }
+}
+
+/// `recv_ref` and `try_recv_ref` lend the frames `recv_timeout` would
+/// give, whole and in order, mixed with owned receives; nothing there yet
+/// is a timeout (`recv_ref`) or `None` (`try_recv_ref`), not an error.
+fn lent_receives(t: &Transport) {
+    let server = Fixture::start(t);
+    let mut client = server.connect();
+    let max = (t.max_payload)();
+    let mut spare = Frame::default();
+    match client.recv_ref(&mut spare, Some(Duration::ZERO)) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("a lent receive with nothing sent: {other:?}"),
+    }
+    assert!(client.try_recv_ref(&mut spare).unwrap().is_none());
+    let payloads: Vec<Vec<u8>> = (0..6)
+        .map(|i| pattern([0, 1, 100, 4000, 70_000, 33][i % 6].min(max)))
+        .collect();
+    for round in 0..2 {
+        for payload in &payloads {
+            client
+                .send_timeout(message_type::REQUEST, flags::CHECKSUM, payload, LONG)
+                .expect("send a request");
+        }
+        for (i, payload) in payloads.iter().enumerate() {
+            let received = match (i + round) % 3 {
+                0 => client.recv_ref(&mut spare, LONG).map(|f| f.to_frame()),
+                1 => {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        if let Some(lent) = client.try_recv_ref(&mut spare).expect("try") {
+                            break Ok(lent.to_frame());
+                        }
+                        assert!(Instant::now() < deadline, "reply {i} in 10 s");
+                        std::thread::yield_now();
+                    }
+                }
+                _ => {
+                    let mut frame = Frame::default();
+                    client.recv_timeout(&mut frame, LONG).map(|()| frame)
+                }
+            };
+            let frame = received.unwrap_or_else(|e| panic!("reply {i} of round {round}: {e}"));
+            assert_eq!(frame.message_type(), message_type::RESPONSE);
+            assert!(frame.payload() == payload.as_slice(), "reply {i} in order");
+            assert_header_whole(&frame);
+        }
     }
 }
 

@@ -327,10 +327,19 @@ fn full_duplex(t: &Transport) {
     });
     let mut frame = Frame::default();
     for i in 0..FRAMES {
-        rx.recv_timeout(&mut frame, LONG)
-            .unwrap_or_else(|e| panic!("echo {i}: {e}"));
-        assert_eq!(frame.payload(), payload(i), "echo {i} in order");
-        assert_eq!(frame.message_type(), message_type::DATA);
+        // Every other echo is lent by the half (`recv_ref`).
+        let (message, kind) = if i % 2 == 1 {
+            let lent = rx
+                .recv_ref(&mut frame, LONG)
+                .unwrap_or_else(|e| panic!("echo {i}: {e}"));
+            (lent.payload.to_vec(), lent.message_type())
+        } else {
+            rx.recv_timeout(&mut frame, LONG)
+                .unwrap_or_else(|e| panic!("echo {i}: {e}"));
+            (frame.payload().to_vec(), frame.message_type())
+        };
+        assert_eq!(message, payload(i), "echo {i} in order");
+        assert_eq!(kind, message_type::DATA);
         received.store(i + 1, Ordering::Release);
     }
     let mut tx = sender.join().expect("sender thread");

@@ -121,13 +121,26 @@ fn frames_bytes_timeouts_and_peers_are_counted_exactly() {
     let mut client = utp::connect(&url).unwrap();
     let mut server = listener.accept().unwrap();
     let mut frame = Frame::default();
-    for payload in [&b"ADD 1 2"[..], b"", b"0123456789"] {
+    // Owned, lent and lent-without-waiting receives all count.
+    for (i, payload) in [&b"ADD 1 2"[..], b"", b"0123456789"]
+        .into_iter()
+        .enumerate()
+    {
         client
             .send(message_type::REQUEST, flags::CHECKSUM, payload)
             .unwrap();
-        server.recv(&mut frame).unwrap();
+        let received = match i {
+            0 => server.recv(&mut frame).map(|()| frame.payload().to_vec()),
+            1 => server
+                .recv_ref(&mut frame, None)
+                .map(|f| f.payload.to_vec()),
+            _ => server
+                .try_recv_ref(&mut frame)
+                .map(|f| f.unwrap().payload.to_vec()),
+        };
+        assert_eq!(received.unwrap(), payload);
     }
-    let timeout = server.recv_timeout(&mut frame, Some(Duration::from_millis(10)));
+    let timeout = server.recv_ref(&mut frame, Some(Duration::from_millis(10)));
     assert!(timeout.unwrap_err().is_timeout());
 
     let mine = utp::stats::read_process(std::process::id()).unwrap();

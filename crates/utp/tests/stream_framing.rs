@@ -335,7 +335,9 @@ fn pattern(frame_number: usize, size: usize) -> Vec<u8> {
 /// pass through it in pieces). Whatever follows a large frame (a larger or
 /// smaller one, an empty one, tiny ones packed behind its header, one just
 /// at the threshold) must arrive exactly, over a socket and over a pipe;
-/// the receiver lags, so each read finds several frames waiting.
+/// the receiver lags, so each read finds several frames waiting. The same
+/// holds for frames lent (`recv_ref`), and for lent and owned receives
+/// taking turns.
 #[test]
 fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
     let sizes = [
@@ -358,7 +360,13 @@ fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
         60_000,
     ];
     let wire = wire_of(&sizes);
-    for over_pipe in [false, true] {
+    for (over_pipe, lend) in [false, true].into_iter().flat_map(|pipe| {
+        [
+            (pipe, Lend::Never),
+            (pipe, Lend::Always),
+            (pipe, Lend::Alternately),
+        ]
+    }) {
         let (mut channel, writer): (StreamChannel, Box<dyn Write + Send>) = if over_pipe {
             let (read, write) = std::io::pipe().unwrap();
             let (_, unused_write) = std::io::pipe().unwrap();
@@ -378,20 +386,125 @@ fn frames_after_large_ones_arrive_exactly_whatever_their_sizes() {
         let mut frame = Frame::default();
         for (i, &size) in sizes.iter().enumerate() {
             std::thread::sleep(Duration::from_millis(2));
-            channel
-                .recv_timeout(&mut frame, Some(Duration::from_secs(10)))
-                .unwrap();
-            assert_eq!(frame.header.sequence, i as u64 + 1, "pipe: {over_pipe}");
-            assert_eq!(frame.payload().len(), size, "frame {i}, pipe: {over_pipe}");
-            assert!(
-                frame.payload() == pattern(i, size),
-                "frame {i} ({size} bytes) differs, pipe: {over_pipe}"
-            );
+            let ten = Some(Duration::from_secs(10));
+            let (sequence, same) = if lend.at(i) {
+                let lent = channel.recv_ref(&mut frame, ten).unwrap();
+                (lent.header.sequence, lent.payload == pattern(i, size))
+            } else {
+                channel.recv_timeout(&mut frame, ten).unwrap();
+                (frame.header.sequence, frame.payload() == pattern(i, size))
+            };
+            let case = format!("frame {i} ({size} bytes), pipe: {over_pipe}, {lend:?}");
+            assert_eq!(sequence, i as u64 + 1, "{case}");
+            assert!(same, "{case} differs");
         }
         drop(writer.join().unwrap());
-        let end = channel.recv_timeout(&mut frame, Some(Duration::from_secs(10)));
+        let end = channel.recv_ref(&mut frame, Some(Duration::from_secs(10)));
         assert!(end.unwrap_err().is_peer_gone(), "pipe: {over_pipe}");
     }
+}
+
+/// Which receives of a test lend their frame (`recv_ref`) rather than copy it.
+#[derive(Clone, Copy, Debug)]
+enum Lend {
+    Never,
+    Always,
+    Alternately,
+}
+
+impl Lend {
+    fn at(self, i: usize) -> bool {
+        match self {
+            Lend::Never => false,
+            Lend::Always => true,
+            Lend::Alternately => i % 2 == 1,
+        }
+    }
+}
+
+/// A lent frame is the stream's own memory: frames whole in the read
+/// buffer, and large ones read straight into the reader's vector, never
+/// pass through the spare frame, which stays empty; an owned receive after
+/// them takes the next frame as ever.
+#[test]
+fn a_lent_frame_is_never_copied_into_the_spare() {
+    let sizes = [64usize, 1000, 0, 40_000, 7, 100_000, 3];
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut wire = wire_of(&sizes);
+    wire.extend(frame::encode_to_vec(
+        &Header::new(
+            message_type::DATA,
+            flags::CHECKSUM,
+            sizes.len() as u64 + 1,
+            0,
+        ),
+        b"owned",
+    ));
+    let writer = std::thread::spawn(move || {
+        peer.write_all(&wire).unwrap();
+        peer
+    });
+    let mut spare = Frame::default();
+    for (i, &size) in sizes.iter().enumerate() {
+        let lent = channel
+            .recv_ref(&mut spare, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(lent.header.sequence, i as u64 + 1);
+        assert_eq!(lent.header.payload_length as usize, size);
+        assert!(lent.payload == pattern(i, size), "frame {i} differs");
+        assert_eq!(
+            spare.payload_mut().capacity(),
+            0,
+            "frame {i} went through the spare"
+        );
+    }
+    channel
+        .recv_timeout(&mut spare, Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(spare.payload(), b"owned");
+    drop(writer.join().unwrap());
+}
+
+/// Lent receives cut short by timeouts lose nothing, and a lent frame's
+/// checksum is checked before it is lent: a corrupted one is an error, and
+/// the stream is refused from then on.
+#[test]
+fn lent_receives_survive_timeouts_and_refuse_a_bad_checksum() {
+    let (mut channel, mut peer) = channel_and_raw_peer(Framing::Utp);
+    let mut wire = wire_of(&[30, 2_000, 20_000]);
+    let mut bad = frame::encode_to_vec(&Header::new(1, flags::CHECKSUM, 4, 0), b"important");
+    bad[35] ^= 0x20;
+    wire.extend(bad);
+    let writer = std::thread::spawn(move || {
+        for piece in wire.chunks(997) {
+            peer.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        peer
+    });
+    let mut spare = Frame::default();
+    let mut timeouts = 0;
+    for (i, size) in [30usize, 2_000, 20_000].into_iter().enumerate() {
+        loop {
+            match channel.recv_ref(&mut spare, Some(Duration::from_micros(300))) {
+                Ok(lent) => {
+                    assert_eq!(lent.header.sequence, i as u64 + 1);
+                    assert!(lent.payload == pattern(i, size), "frame {i} differs");
+                    break;
+                }
+                Err(e) if e.is_timeout() => timeouts += 1,
+                Err(e) => panic!("frame {i}: {e}"),
+            }
+        }
+    }
+    assert!(timeouts > 0, "no receive was cut short by its timeout");
+    let error = channel
+        .recv_ref(&mut spare, Some(Duration::from_secs(10)))
+        .unwrap_err();
+    assert!(error.to_string().contains("checksum mismatch"), "{error}");
+    let again = channel.try_recv_ref(&mut spare).unwrap_err();
+    assert!(again.to_string().contains("out of step"), "{again}");
+    drop(writer.join().unwrap());
 }
 
 /// A header read together with the start of its payload is checked like

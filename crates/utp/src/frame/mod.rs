@@ -35,6 +35,7 @@
 mod checksum;
 mod decode;
 mod header;
+mod lent;
 mod owned;
 mod stamp;
 
@@ -47,6 +48,7 @@ pub use header::{
     DEFAULT_MAX_PAYLOAD, HEADER_LEN, Header, MAGIC, MAGIC_BYTES, VERSION, encode_to_vec, flags,
     message_type,
 };
+pub use lent::FrameRef;
 pub use owned::Frame;
 #[cfg(test)]
 pub(crate) use stamp::CLOCK_READS;

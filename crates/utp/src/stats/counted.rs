@@ -6,7 +6,7 @@ use super::layout::{Counter, Kind};
 use super::region::{Counters, register};
 use crate::channel::{Channel, Listener, PeerInfo};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, HEADER_LEN};
+use crate::frame::{Frame, FrameRef, HEADER_LEN};
 use crate::halves::{RecvHalf, SendHalf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +140,13 @@ impl<C: Channel + CountsOwnSends + ?Sized> CountedChannel<C> {
     }
 }
 
+/// A frame with `len` payload bytes came in.
+#[inline(always)]
+fn count_received(counters: &Counters, len: usize) {
+    counters.add(Counter::FramesReceived, 1);
+    counters.add(Counter::BytesReceived, (HEADER_LEN + len) as u64);
+}
+
 /// Errors count atomically: after a split, both halves may count one at once.
 fn count_error(counters: &Counters, error: &Error, timeout: Counter) {
     let counter = match error {
@@ -203,11 +210,7 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         match self.inner.recv_timeout(frame, timeout) {
             Ok(()) => {
-                self.counters.add(Counter::FramesReceived, 1);
-                self.counters.add(
-                    Counter::BytesReceived,
-                    (HEADER_LEN + frame.payload().len()) as u64,
-                );
+                count_received(&self.counters, frame.payload().len());
                 Ok(())
             }
             Err(e) => {
@@ -268,14 +271,41 @@ impl<C: Channel + CountsOwnSends + ?Sized + 'static> Channel for CountedChannel<
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
         match self.inner.try_recv(frame) {
             Ok(true) => {
-                self.counters.add(Counter::FramesReceived, 1);
-                self.counters.add(
-                    Counter::BytesReceived,
-                    (HEADER_LEN + frame.payload().len()) as u64,
-                );
+                count_received(&self.counters, frame.payload().len());
                 Ok(true)
             }
             Ok(false) => Ok(false),
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::RecvTimeouts);
+                Err(e)
+            }
+        }
+    }
+
+    fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        match self.inner.recv_ref(spare, timeout) {
+            Ok(frame) => {
+                count_received(&self.counters, frame.payload.len());
+                Ok(frame)
+            }
+            Err(e) => {
+                count_error(&self.counters, &e, Counter::RecvTimeouts);
+                Err(e)
+            }
+        }
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        match self.inner.try_recv_ref(spare) {
+            Ok(Some(frame)) => {
+                count_received(&self.counters, frame.payload.len());
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
             Err(e) => {
                 count_error(&self.counters, &e, Counter::RecvTimeouts);
                 Err(e)

@@ -34,7 +34,7 @@ use super::stream::{Framing, StreamChannel, StreamIo};
 use crate::channel::{Channel, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameRef};
 use crate::halves::{Guarded, RecvHalf, SendHalf};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
@@ -190,6 +190,18 @@ impl Channel for PipeChannel {
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
         self.inner.recv_timeout(frame, timeout)
+    }
+
+    fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        self.inner.recv_ref(spare, timeout)
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        self.inner.try_recv_ref(spare)
     }
 
     fn close(&mut self) -> Result<()> {

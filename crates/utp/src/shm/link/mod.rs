@@ -831,7 +831,7 @@ impl ShmLink {
             return Ok(false);
         }
         self.after_receive = true;
-        crate::frame::verify_checksum(&frame.header, frame.payload())?;
+        crate::frame::verify_checksum(frame.header, frame.payload())?;
         Ok(true)
     }
 

@@ -262,7 +262,7 @@ impl View<'_> {
     /// Verifies the frame's checksum (if flagged) over `copy`, a private
     /// copy of the payload.
     pub fn verify_copy(&self, copy: &[u8]) -> Result<()> {
-        Ok(crate::frame::verify_checksum(&self.record.header, copy)?)
+        Ok(crate::frame::verify_checksum(self.record.header, copy)?)
     }
 }
 

@@ -159,6 +159,28 @@ impl Channel for FifoChannel {
         }
     }
 
+    fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        if !self.heard && self.client {
+            self.wait_for_session(Deadline::after(timeout), timeout)?;
+            self.heard = true;
+        }
+        if timeout.is_some() || self.heard {
+            return self.inner.recv_ref(spare, timeout);
+        }
+        // Before the session, an untimed receive waits in slices (see
+        // `recv_timeout`); the frame that ends the wait comes through `spare`.
+        self.recv_timeout(spare, None)?;
+        Ok(spare.as_frame_ref())
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        crate::channel::lent_now(self.recv_ref(spare, Some(Duration::ZERO)))
+    }
+
     fn close(&mut self) -> Result<()> {
         let closed = self.inner.close();
         if self.lock.is_some() {

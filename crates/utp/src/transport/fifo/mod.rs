@@ -53,7 +53,7 @@ use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameRef};
 use crate::identity::PeerPolicy;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::{FlockOperation, Mode, OFlags};

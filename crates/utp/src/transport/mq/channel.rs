@@ -189,6 +189,62 @@ impl MqChannel {
             Err(e) => Err(Error::io(format!("receive on {}", self.label), e)),
         }
     }
+
+    /// Waits at most `timeout` for the next message and returns its length
+    /// in `buf`. A peer found gone is reported once what it sent before
+    /// leaving has been delivered.
+    fn next_message(&mut self, timeout: Option<Duration>) -> Result<usize> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            let slice = deadline
+                .remaining()
+                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
+            match self.receive(slice)? {
+                Some(n) => return Ok(n),
+                // Checked before a timeout is reported too: a caller that
+                // polls with timeouts no longer than the check interval (a
+                // server) must still learn that its peer died. A poll
+                // checks once per POLLED_PEER_CHECK; a slice of
+                // LIVENESS_CHECK always finds the check due.
+                None if !self.peer_check.due() || held_by_peer(&self.rx) => {
+                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
+                        return Err(Error::Timeout {
+                            waiting_for: "a message from the peer",
+                            after: timeout.unwrap_or_default(),
+                        });
+                    }
+                }
+                // The peer is gone; deliver what it sent before leaving.
+                None => {
+                    return match self.receive(Duration::ZERO)? {
+                        Some(n) => Ok(n),
+                        None => Err(self.gone()),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The goodbye a peer sends as an empty message, as the error a receive returns.
+    fn said_goodbye(&self) -> Error {
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!("the peer of {} said goodbye", self.label),
+        )
+    }
+
+    /// `try_recv`'s first step: consume the liveness tick (once the
+    /// descriptor is out: see Ticker); a tick after this check brings the
+    /// loop back. A tick means the event loop came back to check the peer:
+    /// check now, however recently a poll did.
+    fn take_tick(&mut self) {
+        if self.ready.1.reset() > 0 {
+            self.peer_check.expire();
+        }
+    }
 }
 
 impl Channel for MqChannel {
@@ -204,44 +260,30 @@ impl Channel for MqChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
+        let n = self.next_message(timeout)?;
+        if !message::decode(&self.buf[..n], self.max_payload, frame)? {
+            return Err(self.said_goodbye());
         }
-        let deadline = Deadline::after(timeout);
-        loop {
-            let slice = deadline
-                .remaining()
-                .map_or(LIVENESS_CHECK, |d| d.min(LIVENESS_CHECK));
-            let received = match self.receive(slice)? {
-                Some(n) => n,
-                // Checked before a timeout is reported too: a caller that
-                // polls with timeouts no longer than the check interval (a
-                // server) must still learn that its peer died. A poll
-                // checks once per POLLED_PEER_CHECK; a slice of
-                // LIVENESS_CHECK always finds the check due.
-                None if !self.peer_check.due() || held_by_peer(&self.rx) => {
-                    if deadline.remaining().is_some_and(|d| d.is_zero()) {
-                        return Err(Error::Timeout {
-                            waiting_for: "a message from the peer",
-                            after: timeout.unwrap_or_default(),
-                        });
-                    }
-                    continue;
-                }
-                // The peer is gone; deliver what it sent before leaving.
-                None => match self.receive(Duration::ZERO)? {
-                    Some(n) => n,
-                    None => return Err(self.gone()),
-                },
-            };
-            if !message::decode(&self.buf[..received], self.max_payload, frame)? {
-                return Err(Error::peer_gone(
-                    GoneReason::Closed,
-                    format!("the peer of {} said goodbye", self.label),
-                ));
-            }
-            return Ok(());
+        Ok(())
+    }
+
+    /// Lent from the channel's receive buffer, where the message arrived.
+    fn recv_ref<'a>(
+        &'a mut self,
+        _spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        let n = self.next_message(timeout)?;
+        if n == 0 {
+            return Err(self.said_goodbye());
         }
+        let (header, payload) = frame::decode(&self.buf[..n], self.max_payload)?;
+        Ok(FrameRef { header, payload })
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        self.take_tick();
+        crate::channel::lent_now(self.recv_ref(spare, Some(Duration::ZERO)))
     }
 
     /// An epoll set of the receive queue (readable when a message is
@@ -258,13 +300,7 @@ impl Channel for MqChannel {
     }
 
     fn try_recv(&mut self, frame: &mut Frame) -> Result<bool> {
-        // Consume the tick first (once the descriptor is out: see Ticker):
-        // a tick after this check brings the loop back. A tick means the
-        // event loop came back to check the peer: check now, however
-        // recently a poll did.
-        if self.ready.1.reset() > 0 {
-            self.peer_check.expire();
-        }
+        self.take_tick();
         match self.recv_timeout(frame, Some(Duration::ZERO)) {
             Ok(()) => Ok(true),
             Err(Error::Timeout { .. }) => Ok(false),

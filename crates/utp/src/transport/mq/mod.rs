@@ -76,7 +76,9 @@ use crate::DeniedReason;
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, Result};
-use crate::frame::{self, Frame, HEADER_LEN, Stamper, flags as frame_flags, message_type};
+use crate::frame::{
+    self, Frame, FrameRef, HEADER_LEN, Stamper, flags as frame_flags, message_type,
+};
 use crate::identity::PeerPolicy;
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;

@@ -23,7 +23,7 @@ pub use io::StreamIo;
 
 use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
-use crate::frame::{Frame, HEADER_LEN, Stamper, message_type};
+use crate::frame::{Frame, FrameRef, HEADER_LEN, Stamper, message_type};
 use crate::halves::{RecvHalf, Role, SendHalf};
 use crate::transport::wait::{Ready, wait_ready};
 use crate::{GoneReason, ProtocolReason};
@@ -569,6 +569,26 @@ fn legacy_prefix(message_type: u8, payload: &[u8], head: &mut [u8; HEADER_LEN]) 
     Some(4)
 }
 
+impl StreamChannel {
+    /// What every receive does first: refuse on a closed channel, and push
+    /// what fits now of a frame `try_send` accepted but could not finish.
+    #[inline(always)]
+    fn before_recv(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if !self.tail.is_empty() {
+            let zero = Some(Duration::ZERO);
+            self.write_mode(zero)?;
+            match self.flush_tail(Deadline::after(zero), zero) {
+                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Channel for StreamChannel {
     fn send_timeout(
         &mut self,
@@ -581,18 +601,7 @@ impl Channel for StreamChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        if !self.tail.is_empty() {
-            // The end of a frame try_send accepted: push what fits now.
-            let zero = Some(Duration::ZERO);
-            self.write_mode(zero)?;
-            match self.flush_tail(Deadline::after(zero), zero) {
-                Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.before_recv()?;
         let Some(shared) = &self.detected else {
             // Returned as it comes: a result kept in a local while more
             // code runs is copied out after, and the copy waits for the
@@ -604,6 +613,27 @@ impl Channel for StreamChannel {
             let _ = shared.set(self.inbox.framing);
         }
         received
+    }
+
+    /// Lends the frame from the channel's read buffer where it arrived whole
+    /// there, else from the vector it was assembled in (the stream's inbox).
+    fn recv_ref<'a>(
+        &'a mut self,
+        spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        if self.detected.is_some() {
+            // A half of a channel still detecting its peer's framing tells
+            // the other half what it found after each receive: through `spare`.
+            self.recv_timeout(spare, timeout)?;
+            return Ok(spare.as_frame_ref());
+        }
+        self.before_recv()?;
+        self.inbox.recv_ref(&self.io, timeout)
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        crate::channel::lent_now(self.recv_ref(spare, Some(Duration::ZERO)))
     }
 
     fn send_batch(&mut self, message_type: u8, flags: u16, payloads: &[&[u8]]) -> Result<()> {

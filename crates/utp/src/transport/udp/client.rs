@@ -192,6 +192,65 @@ impl UdpChannel {
         let stamper = &mut self.stamper;
         batch::send_datagrams(&route, stamper, &mut sender, message_type, flags, payloads)
     }
+
+    /// Waits at most `timeout` for the server's next datagram that is this
+    /// conversation's and returns its header and where its frame ends in
+    /// `buf` (checked; bytes after the frame are ignored, as `decode` does).
+    fn next_datagram(&mut self, timeout: Option<Duration>) -> Result<(Header, usize)> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let deadline = Deadline::after(timeout);
+        loop {
+            let n = match recv_once(&self.socket, &mut self.buf, timeout.is_none()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    wait_ready(
+                        self.socket.as_fd(),
+                        Ready::Read,
+                        deadline,
+                        "a datagram from the server (it may have been lost)",
+                        timeout,
+                    )?;
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(self.unreachable());
+                }
+                Err(e) => return Err(Error::io(format!("receive from udp://{}", self.server), e)),
+            };
+            if n == 0 {
+                // A bare empty datagram cannot say whose conversation it
+                // ends (utp servers send a GOODBYE reply instead).
+                log::debug!("udp://{}: ignored an empty datagram", self.server);
+                continue;
+            }
+            // Only the server's datagrams reach this connected socket; an
+            // invalid one is reported (the channel stays usable).
+            let (header, _) = frame::decode(&self.buf[..n], self.max_payload)?;
+            let ours = match &self.numbering {
+                Some(numbering) => numbering.numbered(header.sequence),
+                None => self.stamper.numbered(header.sequence),
+            };
+            if header.flags & flags::REPLY != 0 && !ours {
+                // Meant for whoever had this port before us.
+                log::debug!(
+                    "udp://{}: dropped a reply to frame {}, which this channel never sent",
+                    self.server,
+                    header.sequence
+                );
+                continue;
+            }
+            if header.message_type == message_type::GOODBYE && header.flags & flags::REPLY != 0 {
+                return Err(Error::peer_gone(
+                    GoneReason::Closed,
+                    format!("udp://{} ended this conversation", self.server),
+                ));
+            }
+            return Ok((header, header.frame_len()));
+        }
+    }
 }
 
 impl Channel for UdpChannel {
@@ -249,59 +308,26 @@ impl Channel for UdpChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        let deadline = Deadline::after(timeout);
-        loop {
-            let n = match recv_once(&self.socket, &mut self.buf, timeout.is_none()) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    wait_ready(
-                        self.socket.as_fd(),
-                        Ready::Read,
-                        deadline,
-                        "a datagram from the server (it may have been lost)",
-                        timeout,
-                    )?;
-                    continue;
-                }
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Err(self.unreachable());
-                }
-                Err(e) => return Err(Error::io(format!("receive from udp://{}", self.server), e)),
-            };
-            // Only the server's datagrams reach this connected socket; an
-            // invalid one is reported (the channel stays usable).
-            if !message::decode(&self.buf[..n], self.max_payload, frame)? {
-                // A bare empty datagram cannot say whose conversation it
-                // ends (utp servers send a GOODBYE reply instead).
-                log::debug!("udp://{}: ignored an empty datagram", self.server);
-                continue;
-            }
-            let header = frame.header;
-            let ours = match &self.numbering {
-                Some(numbering) => numbering.numbered(header.sequence),
-                None => self.stamper.numbered(header.sequence),
-            };
-            if header.flags & flags::REPLY != 0 && !ours {
-                // Meant for whoever had this port before us.
-                log::debug!(
-                    "udp://{}: dropped a reply to frame {}, which this channel never sent",
-                    self.server,
-                    header.sequence
-                );
-                continue;
-            }
-            if header.message_type == message_type::GOODBYE && header.flags & flags::REPLY != 0 {
-                return Err(Error::peer_gone(
-                    GoneReason::Closed,
-                    format!("udp://{} ended this conversation", self.server),
-                ));
-            }
-            return Ok(());
-        }
+        let (header, end) = self.next_datagram(timeout)?;
+        frame.set(header, &self.buf[HEADER_LEN..end]);
+        Ok(())
+    }
+
+    /// Lent from the channel's receive buffer, where the datagram arrived.
+    fn recv_ref<'a>(
+        &'a mut self,
+        _spare: &'a mut Frame,
+        timeout: Option<Duration>,
+    ) -> Result<FrameRef<'a>> {
+        let (header, end) = self.next_datagram(timeout)?;
+        Ok(FrameRef {
+            header,
+            payload: &self.buf[HEADER_LEN..end],
+        })
+    }
+
+    fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {
+        crate::channel::lent_now(self.recv_ref(spare, Some(Duration::ZERO)))
     }
 
     fn close(&mut self) -> Result<()> {

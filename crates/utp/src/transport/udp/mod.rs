@@ -55,7 +55,7 @@ use super::wait::{Ready, wait_ready};
 use crate::channel::{Channel, Deadline, Listener, Options, PeerInfo};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::frame::{self, Frame, HEADER_LEN, Header, Stamper, flags, message_type};
+use crate::frame::{self, Frame, FrameRef, HEADER_LEN, Header, Stamper, flags, message_type};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::collections::HashMap;
 use std::io::ErrorKind;
