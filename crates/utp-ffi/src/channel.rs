@@ -66,16 +66,23 @@ impl UtpChannel {
 
     /// The channel, unless a zero-copy loan is open (which borrows it).
     pub(crate) fn channel(&mut self) -> Result<&mut dyn utp::Channel, UtpStatus> {
+        Ok(self.channel_and_spare()?.0)
+    }
+
+    /// The channel (as [`channel`](Self::channel)) and the frame a receive
+    /// that cannot lend fills.
+    fn channel_and_spare(&mut self) -> Result<(&mut dyn utp::Channel, &mut Frame), UtpStatus> {
         if self.loan.is_some() {
             return Err(fail(
                 UtpStatus::UtpErrInvalidArgument,
                 "a zero-copy reservation or view is open on this channel: commit or release it first",
             ));
         }
-        Ok(match &mut self.transport {
+        let channel: &mut dyn utp::Channel = match &mut self.transport {
             Transport::Any(channel) => &mut **channel,
             Transport::Shm(link) => &mut **link,
-        })
+        };
+        Ok((channel, &mut self.frame))
     }
 }
 
@@ -258,24 +265,25 @@ pub unsafe extern "C" fn utp_recv(
                 return Err(fail(UtpStatus::UtpErrInvalidArgument, "info is NULL"));
             }
             if !channel.pending {
-                let mut frame = std::mem::take(&mut channel.frame);
-                let received = channel
-                    .channel()?
-                    .recv_timeout(&mut frame, timeout(timeout_ms));
-                channel.frame = frame;
-                received.map_err(from_error)?;
+                // Lent by the channel (`recv_ref`): a stream's frame goes from
+                // its read buffer straight into `buffer`, one copy.
+                let (inner, spare) = channel.channel_and_spare()?;
+                let lent = inner
+                    .recv_ref(spare, timeout(timeout_ms))
+                    .map_err(from_error)?;
+                // SAFETY: forwarded from this function's contract (checked non-null above).
+                unsafe { write_out(info, frame_info(&lent.header), "info") }?;
+                if let Some(room) = buffer.get_mut(..lent.payload.len()) {
+                    room.copy_from_slice(lent.payload);
+                    return Ok(());
+                }
+                // Too large for the caller's buffer: kept for the next call.
+                let kept = lent.to_frame();
+                channel.frame = kept;
                 channel.pending = true;
             }
-            let header = channel.frame.header;
-            let summary = UtpFrameInfo {
-                message_type: header.message_type,
-                flags: header.flags,
-                payload_length: header.payload_length,
-                sequence: header.sequence,
-                timestamp_us: header.timestamp_us,
-            };
             // SAFETY: forwarded from this function's contract (checked non-null above).
-            unsafe { write_out(info, summary, "info") }?;
+            unsafe { write_out(info, frame_info(&channel.frame.header), "info") }?;
             let payload = channel.frame.payload();
             if payload.len() > buffer.len() {
                 return Err(fail(
@@ -292,6 +300,17 @@ pub unsafe extern "C" fn utp_recv(
             Ok(())
         })())
     })
+}
+
+/// The header fields C sees.
+fn frame_info(header: &utp::frame::Header) -> UtpFrameInfo {
+    UtpFrameInfo {
+        message_type: header.message_type,
+        flags: header.flags,
+        payload_length: header.payload_length,
+        sequence: header.sequence,
+        timestamp_us: header.timestamp_us,
+    }
 }
 
 /// Closes a channel and frees it. NULL is ignored.
