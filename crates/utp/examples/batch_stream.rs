@@ -12,11 +12,16 @@
 //! Over a socket or a FIFO (`unix`, `tcp`, `fifo`) a run of up to 32 frames is one
 //! system call instead of one per frame.
 //!
+//! The consumer receives into a reused `Frame` (`recv`) or has each frame
+//! lent (`lent`: `Channel::recv_ref`, which hands a socket's or a FIFO's
+//! frame out of the read buffer instead of copying it); `recv,lent` runs
+//! both, interleaved, and prints the ratio of the lent to the copied.
+//!
 //! ```text
-//! cargo run --release -p utp --example batch_stream -- [shm|unix|tcp|fifo] [FRAMES] [ROUNDS] [BATCH,...] [BYTES]
+//! cargo run --release -p utp --example batch_stream -- [shm|unix|tcp|fifo] [FRAMES] [ROUNDS] [BATCH,...] [BYTES] [recv|lent|recv,lent]
 //! ```
 //! (defaults: shm, 3,200,000 frames, 6 rounds, batches of 1 (plain
-//! `send`), 4, 16 and 64, payloads of 64 bytes)
+//! `send`), 4, 16 and 64, payloads of 64 bytes, `recv`)
 
 use std::time::{Duration, Instant};
 use utp::Channel;
@@ -41,9 +46,35 @@ fn url(transport: &str, round: usize, batch: usize) -> String {
     }
 }
 
+/// How the consumer receives.
+#[derive(Clone, Copy, PartialEq)]
+enum Receive {
+    /// `recv` into one reused `Frame`.
+    Copied,
+    /// `recv_ref`, one reused spare `Frame`.
+    Lent,
+}
+
+impl Receive {
+    fn name(self) -> &'static str {
+        match self {
+            Receive::Copied => "recv",
+            Receive::Lent => "lent",
+        }
+    }
+}
+
 /// Streams `frames` frames of `size` bytes over a fresh channel of `transport`,
-/// `batch` to a call (1: one `send` per frame); frames per second.
-fn run(transport: &str, frames: u64, batch: usize, size: usize, round: usize) -> utp::Result<f64> {
+/// `batch` to a call (1: one `send` per frame), received as `receive`
+/// says; frames per second.
+fn run(
+    transport: &str,
+    frames: u64,
+    batch: usize,
+    size: usize,
+    round: usize,
+    receive: Receive,
+) -> utp::Result<f64> {
     let mut listener = utp::listen(&url(transport, round, batch))?;
     let url = listener.endpoint();
     let calls = frames / batch as u64;
@@ -77,9 +108,14 @@ fn run(transport: &str, frames: u64, batch: usize, size: usize, round: usize) ->
     channel.send(message_type::DATA, 0, b"ready")?;
     let expected = calls * batch as u64;
     for n in 0..expected {
-        channel.recv(&mut frame)?;
-        let sequence = hello.wrapping_add(n + 1);
-        assert_eq!(frame.header.sequence, sequence, "frame {n} in order");
+        let sequence = match receive {
+            Receive::Copied => {
+                channel.recv(&mut frame)?;
+                frame.header.sequence
+            }
+            Receive::Lent => channel.recv_ref(&mut frame, None)?.header.sequence,
+        };
+        assert_eq!(sequence, hello.wrapping_add(n + 1), "frame {n} in order");
     }
     channel.send(message_type::DATA, 0, b"done")?;
     let seconds = producer.join().expect("the producer thread panicked")?;
@@ -105,27 +141,59 @@ fn main() -> utp::Result<()> {
         .unwrap_or_else(|| vec![1, 4, 16, 64]);
     let batches: Vec<usize> = batches.into_iter().filter(|&b| b > 0).collect();
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
-    let mut rates = vec![Vec::new(); batches.len()];
+    let receives: Vec<Receive> = args
+        .next()
+        .map(|a| {
+            a.split(',')
+                .filter_map(|r| match r {
+                    "recv" => Some(Receive::Copied),
+                    "lent" => Some(Receive::Lent),
+                    _ => None,
+                })
+                .collect()
+        })
+        .filter(|r: &Vec<Receive>| !r.is_empty())
+        .unwrap_or_else(|| vec![Receive::Copied]);
+    let runs: Vec<(usize, Receive)> = batches
+        .iter()
+        .flat_map(|&batch| receives.iter().map(move |&receive| (batch, receive)))
+        .collect();
+    let mut rates = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
-        let line: Vec<String> = batches
+        let line: Vec<String> = runs
             .iter()
             .zip(&mut rates)
-            .map(|(&batch, rates)| {
-                let rate = run(&transport, frames, batch, size, round)?;
+            .map(|(&(batch, receive), rates)| {
+                let rate = run(&transport, frames, batch, size, round, receive)?;
                 rates.push(rate);
-                Ok(format!("batch {batch}: {:.2} M/s", rate / 1e6))
+                Ok(format!(
+                    "batch {batch} {}: {:.2} M/s",
+                    receive.name(),
+                    rate / 1e6
+                ))
             })
             .collect::<utp::Result<_>>()?;
         println!("round {}: {}", round + 1, line.join(", "));
     }
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
-    let single = batches.iter().position(|&b| b == 1).map(|i| medians[i]);
-    for (batch, rate) in batches.iter().zip(&medians) {
-        let ratio = single.map_or(String::new(), |s| {
-            format!(", {:.2}x frame by frame", rate / s)
-        });
+    let median_of = |batch: usize, receive: Receive| {
+        runs.iter()
+            .position(|&run| run == (batch, receive))
+            .map(|i| medians[i])
+    };
+    for (&(batch, receive), rate) in runs.iter().zip(&medians) {
+        let mut notes = String::new();
+        if let Some(single) = median_of(1, receive) {
+            notes += &format!(", {:.2}x frame by frame", rate / single);
+        }
+        if receive == Receive::Lent
+            && let Some(copied) = median_of(batch, Receive::Copied)
+        {
+            notes += &format!(", {:.2}x recv", rate / copied);
+        }
         println!(
-            "batch {batch}: median {:.2} M frames/s over {rounds} rounds{ratio}",
+            "batch {batch} {}: median {:.2} M frames/s over {rounds} rounds{notes}",
+            receive.name(),
             rate / 1e6
         );
     }

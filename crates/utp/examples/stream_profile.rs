@@ -5,11 +5,14 @@
 //! and no waiting, no other core, no wake-up. CPU time, not wall time, so
 //! it stays meaningful on a busy machine; the best of several rounds.
 //!
+//! With `lent` the frames are received with `Channel::recv_ref`, lent from
+//! the read buffer, instead of copied into a reused `Frame`.
+//!
 //! ```text
-//! cargo run --release -p utp --example stream_profile -- [fifo|unix] [FRAMES] [BATCH] [BYTES]
+//! cargo run --release -p utp --example stream_profile -- [fifo|unix] [FRAMES] [BATCH] [BYTES] [recv|lent]
 //! ```
 //! (defaults: fifo, 200,000 frames a round, batches of 16, payloads of 64
-//! bytes; a batch of 1 sends with `send`)
+//! bytes, `recv`; a batch of 1 sends with `send`)
 
 use std::time::Duration;
 use utp::Channel;
@@ -31,6 +34,7 @@ fn main() -> utp::Result<()> {
         .unwrap_or(16)
         .max(1);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
+    let lent = args.next().is_some_and(|a| a == "lent");
     let name = format!("utp-example-stream-profile-{}", std::process::id());
     let dir = std::env::temp_dir();
     let url = match transport.as_str() {
@@ -57,14 +61,20 @@ fn main() -> utp::Result<()> {
                 client.send_batch(message_type::DATA, 0, &messages)?;
             }
             for _ in 0..batch {
-                server.recv(&mut frame)?;
-                assert_eq!(frame.payload().len(), size, "a whole payload");
+                let len = if lent {
+                    server.recv_ref(&mut frame, None)?.payload.len()
+                } else {
+                    server.recv(&mut frame)?;
+                    frame.payload().len()
+                };
+                assert_eq!(len, size, "a whole payload");
             }
         }
         best = best.min((cpu_ns() - start) / (calls * batch) as f64);
     }
     println!(
-        "{transport}, {size} B in batches of {batch}: {best:.1} ns CPU per frame (one thread, best of 7 rounds)"
+        "{transport}, {size} B in batches of {batch}{}: {best:.1} ns CPU per frame (one thread, best of 7 rounds)",
+        if lent { ", lent" } else { "" }
     );
     client.close()?;
     server.close()?;

@@ -127,6 +127,16 @@ fn stream_profile_reports_a_cost_over_a_fifo_and_a_socket() {
                 && out.contains("ns CPU per frame"),
             "{out}"
         );
+        let out = run_example(
+            "stream_profile",
+            &[],
+            &[transport, "2000", "16", "64", "lent"],
+        );
+        assert!(
+            out.contains(&format!("{transport}, 64 B in batches of 16, lent: "))
+                && out.contains("ns CPU per frame"),
+            "{out}"
+        );
     }
 }
 
@@ -155,16 +165,29 @@ fn shm_stream_pace_reports_a_rate_for_each_amount_of_work() {
 #[test]
 fn batch_stream_reports_each_batch_against_frame_by_frame() {
     // 20 000 frames in batches of 16 is 1 250 calls: every frame checked
-    // in order by the consumer, over shared memory and over a socket.
+    // in order by the consumer, over shared memory and over a socket,
+    // received into a frame and lent.
     for transport in ["shm", "unix"] {
-        let out = run_example("batch_stream", &[], &[transport, "20000", "2", "1,16"]);
-        assert!(
-            out.contains("batch 1: median ") && out.contains("1.00x frame by frame"),
-            "{out}"
+        let out = run_example(
+            "batch_stream",
+            &[],
+            &[transport, "20000", "2", "1,16", "64", "recv,lent"],
         );
+        for receive in ["recv", "lent"] {
+            assert!(
+                out.contains(&format!("batch 1 {receive}: median "))
+                    && out.contains("1.00x frame by frame"),
+                "{out}"
+            );
+            assert!(
+                out.contains(&format!("batch 16 {receive}: median "))
+                    && out.contains("M frames/s over 2 rounds"),
+                "{out}"
+            );
+        }
         assert!(
-            out.contains("batch 16: median ") && out.contains("M frames/s over 2 rounds"),
-            "{out}"
+            out.contains("x recv"),
+            "the lent runs against the copied: {out}"
         );
         let rounds = out.lines().filter(|l| l.starts_with("round ")).count();
         assert_eq!(rounds, 2, "one line per round: {out}");
