@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use utp::Channel;
-use utp::frame::{Frame, message_type};
+use utp::frame::{Frame, FrameRef, message_type};
 
 /// Errors of the benchmark: anything printable, carried as a note when a run fails.
 pub type Fallible<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -80,25 +80,32 @@ impl Link for UtpLink {
             .send_batch(message_type::DATA, self.flags, msgs)?)
     }
 
+    /// Lent by the channel (`recv_ref`), as the raw baselines hand out a
+    /// slice of their own buffer: a stream's frames are not copied out of
+    /// its read buffer; the other channels receive into `frame`.
     fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
-        loop {
-            self.channel.recv(&mut self.frame)?;
-            if self.frame.message_type() != message_type::HEARTBEAT {
-                return Ok(self.frame.payload());
-            }
-        }
+        let frame = self.channel.recv_ref(&mut self.frame, None)?;
+        data(frame)
     }
 
     fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
-        loop {
-            if !self.channel.try_recv(&mut self.frame)? {
-                return Ok(None);
-            }
-            if self.frame.message_type() != message_type::HEARTBEAT {
-                return Ok(Some(self.frame.payload()));
-            }
+        match self.channel.try_recv_ref(&mut self.frame)? {
+            Some(frame) => data(frame).map(Some),
+            None => Ok(None),
         }
     }
+}
+
+/// The payload of a frame the benchmark's peer sent: every one is DATA.
+fn data(frame: FrameRef<'_>) -> Fallible<&[u8]> {
+    if frame.message_type() != message_type::DATA {
+        return Err(format!(
+            "a frame of type {:#04x} where the peer sends only DATA",
+            frame.message_type()
+        )
+        .into());
+    }
+    Ok(frame.payload)
 }
 
 /// Checks a deadline every so many spins, so a busy-wait whose peer died ends.
