@@ -113,10 +113,11 @@ pub trait Channel: Send + fmt::Debug {
     /// Receives the next frame and lends it, waiting at most `timeout`
     /// (`None`: forever): the header and a payload borrowed from the
     /// channel, valid until the next call on it. A channel that reads into
-    /// memory of its own (Unix and TCP sockets, pipes, FIFOs) hands out the
-    /// frame where it read it, so a payload is never copied in user space;
-    /// the others receive into `spare`, as [`recv_timeout`](Self::recv_timeout)
-    /// would, and lend that. So a receive loop keeps one `spare` and either
+    /// memory of its own hands out the frame where it read it, so the
+    /// payload is not copied in user space: Unix and TCP sockets, pipes and
+    /// FIFOs from their read buffer, message queues and UDP clients from
+    /// their datagram buffer. The others receive into `spare`, as
+    /// [`recv_timeout`](Self::recv_timeout) would, and lend that. So a receive loop keeps one `spare` and either
     /// way allocates no more than with `recv`.
     ///
     /// Shared-memory links receive into `spare`: memory another process can

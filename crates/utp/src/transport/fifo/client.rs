@@ -122,6 +122,21 @@ fn drain_until_closed(read: BorrowedFd<'_>) {
     }
 }
 
+impl FifoChannel {
+    /// Whether a receive can read the stream as it is, after a client has
+    /// waited (within `timeout`) for its session to start. Once the session
+    /// has started the peer's write end is open, so end-of-file means it
+    /// left, and an untimed receive is one blocking read() (no poll, no
+    /// clock); a timed one polls anyway.
+    fn reads_directly(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        if !self.heard && self.client {
+            self.wait_for_session(Deadline::after(timeout), timeout)?;
+            self.heard = true;
+        }
+        Ok(timeout.is_some() || self.heard)
+    }
+}
+
 impl Channel for FifoChannel {
     fn send_timeout(
         &mut self,
@@ -139,17 +154,10 @@ impl Channel for FifoChannel {
     }
 
     fn recv_timeout(&mut self, frame: &mut Frame, timeout: Option<Duration>) -> Result<()> {
-        if !self.heard && self.client {
-            self.wait_for_session(Deadline::after(timeout), timeout)?;
-            self.heard = true;
-        }
-        if timeout.is_some() || self.heard {
-            // Once the session has started the peer's write end is open, so
-            // end-of-file means it left, and an untimed receive is one
-            // blocking read() (no poll, no clock).
+        if self.reads_directly(timeout)? {
             return self.inner.recv_timeout(frame, timeout);
         }
-        // Before that, a FIFO read with no writer yet returns end-of-file at
+        // Before the session, a FIFO read with no writer yet returns end-of-file at
         // once, while poll() waits for the writer: go through poll.
         loop {
             match self.inner.recv_timeout(frame, Some(FOREVER_SLICE)) {
@@ -164,11 +172,7 @@ impl Channel for FifoChannel {
         spare: &'a mut Frame,
         timeout: Option<Duration>,
     ) -> Result<FrameRef<'a>> {
-        if !self.heard && self.client {
-            self.wait_for_session(Deadline::after(timeout), timeout)?;
-            self.heard = true;
-        }
-        if timeout.is_some() || self.heard {
+        if self.reads_directly(timeout)? {
             return self.inner.recv_ref(spare, timeout);
         }
         // Before the session, an untimed receive waits in slices (see

@@ -227,20 +227,24 @@ impl Inbox {
     /// `None`, in the payload vector, once its checksum has been checked.
     fn lend(&mut self, header: Header, at: Option<usize>) -> Result<FrameRef<'_>> {
         let len = header.payload_length as usize;
-        let payload = match at {
-            Some(at) => &self.buf[at..at + len],
-            None => &self.payload[..len],
-        };
-        if let Err(error) = frame::verify_checksum(header, payload) {
+        if let Err(error) = frame::verify_checksum(header, self.lent_bytes(at, len)) {
             self.broken = Some(format!("an invalid frame ({error})"));
             return Err(error.into());
         }
         self.last_length = len;
-        let payload = match at {
+        Ok(FrameRef {
+            header,
+            payload: self.lent_bytes(at, len),
+        })
+    }
+
+    /// The `len` payload bytes of a whole frame: at `buf[at..]`, or for
+    /// `None` at the start of the payload vector.
+    fn lent_bytes(&self, at: Option<usize>, len: usize) -> &[u8] {
+        match at {
             Some(at) => &self.buf[at..at + len],
             None => &self.payload[..len],
-        };
-        Ok(FrameRef { header, payload })
+        }
     }
 
     /// Reads until the next frame is whole, its header in `header`: whole
