@@ -5,18 +5,17 @@ use super::room::RoomWatch;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use ::tokio::io::Interest;
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::time::Sleep;
 use std::future::{Future, poll_fn};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// The channel and its own duplicate of the channel's readiness descriptor
 /// ([`Readiness::fd`](crate::Readiness::fd)), registered with tokio for
-/// reading.
+/// reading (and writing, for a stream socket: `interest.rs`).
 ///
 /// The duplicate refers to the same open file, so it reports the same
 /// readiness; owning it means the registered descriptor stays open and the
@@ -105,7 +104,10 @@ impl AsyncChannel {
         if ::tokio::runtime::Handle::try_current().is_err() {
             return Err(no_runtime("wrap a channel in utp::tokio::AsyncChannel"));
         }
-        let io = super::register(Registered { channel, fd }, Interest::READABLE)
+        // Stream sockets for writing too: woken when the peer takes a
+        // request, the runtime is awake for the answer (`interest.rs`).
+        let interest = super::interest::for_readiness(fd.as_fd());
+        let io = super::register(Registered { channel, fd }, interest)
             .map_err(|e| Error::io("register the channel's readiness descriptor with tokio", e))?;
         Ok(AsyncChannel {
             io,

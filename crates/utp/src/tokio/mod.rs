@@ -38,6 +38,7 @@
 //! one is served by one accepting thread ([`AsyncListener`]).
 
 mod channel;
+mod interest;
 mod listener;
 mod room;
 pub mod service;

@@ -2,15 +2,12 @@
 //! watches while a send, or the end of a frame a byte stream took in part,
 //! finds no room.
 //!
-//! Writability is watched only while someone waits. A socket becomes
-//! writable again whenever its peer reads, so a registration that asked
-//! for reading and writing from the start returned the runtime from its
-//! `epoll_wait` for every frame the peer took, before its answer came (and
-//! woke its thread if it had gone to sleep): `strace` of a unix:// round
-//! trip showed one such `epoll_wait` on each side, every round trip
-//! (docs/benchmarks/journal.md, 2026-12-06, afternoon). Here a second
-//! duplicate of the readiness descriptor is registered for writing when a
-//! wait begins and dropped when it ends.
+//! Room is watched only while someone waits: a second duplicate of the
+//! readiness descriptor is registered for writing when a wait begins and
+//! dropped when it ends, whatever the channel's own registration asks for
+//! (stream sockets ask for writability as well, for the early wake-up
+//! `interest.rs` describes; the read end of a pipe or a message queue
+//! does not, and the wait is the same for all of them).
 //!
 //! More than one task may wait at once (the two halves of a split
 //! [`FrameStream`](super::FrameStream): a send, and a receive finishing a
