@@ -45,12 +45,20 @@ fn check_result(result: &Value) {
     assert_eq!(keys, RESULT_KEYS.into_iter().collect(), "{result}");
     assert!(["unix", "inproc"].contains(&result["mechanism"].as_str().unwrap()));
     assert!(["utp", "raw"].contains(&result["impl"].as_str().unwrap()));
-    // "async": the utp rows over tokio, in a build with the `tokio` feature.
-    let waits: &[&str] = if cfg!(feature = "tokio") && result["impl"] == "utp" {
+    // "async": the rows over tokio (utp's, and the raw tokio socket beside
+    // the unix one), in a build with the `tokio` feature.
+    let waits: &[&str] = if cfg!(feature = "tokio") {
         &["spin", "block", "async"]
     } else {
         &["spin", "block"]
     };
+    if result["wait"] == "async" {
+        assert_eq!(result["mechanism"], "unix", "{result}");
+        assert_eq!(
+            result["mode"], "rtt",
+            "async rows are round trips: {result}"
+        );
+    }
     assert!(
         waits.contains(&result["wait"].as_str().unwrap()),
         "{result}"
@@ -253,6 +261,29 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
                 );
             }
         }
+    }
+    // In a build with tokio, the async round trips over unix have utp's
+    // and a raw tokio socket's rows, and the report says how the latter is
+    // set up.
+    if cfg!(feature = "tokio") {
+        for implementation in ["utp", "raw"] {
+            assert!(
+                results.iter().any(|r| r["mechanism"] == "unix"
+                    && r["wait"] == "async"
+                    && r["mode"] == "rtt"
+                    && r["impl"] == implementation),
+                "no {implementation} unix (async) round trip"
+            );
+        }
+        assert!(
+            baselines.iter().any(|b| b["mechanism"] == "unix"
+                && b["wait"] == "async"
+                && b["setup"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tokio::net::UnixStream")),
+            "{baselines:?}"
+        );
     }
     let svg = std::fs::read_to_string(dir.path().join("out.svg")).unwrap();
     assert!(svg.contains("<svg"), "the plot is not SVG");

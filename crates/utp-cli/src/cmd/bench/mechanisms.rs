@@ -152,8 +152,8 @@ pub const TABLE: &[Mechanism] = &[
         "unix",
         Wait::Async,
         "unix://{path}.sock",
-        RawKind::UnixPath,
-        RawKind::UnixPath,
+        RawKind::UnixPathTokio,
+        RawKind::UnixPathTokio,
     ),
     row(
         "abstract",

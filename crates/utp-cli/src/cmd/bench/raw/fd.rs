@@ -42,7 +42,7 @@ pub struct FdLink {
 // Invariants: `start <= end <= STREAM_READ_ROOM`; `room()[start..end]`
 // holds received bytes not yet handed out.
 #[derive(Debug)]
-struct ReadAhead {
+pub(super) struct ReadAhead {
     bytes: Vec<u8>,
     start: usize,
     end: usize,
@@ -68,11 +68,12 @@ const TCP_READ_PIECE: usize = utp::__bench::STREAM_TCP_READ_PIECE;
 
 impl ReadAhead {
     /// Bytes read and not yet handed out.
-    fn held(&self) -> usize {
+    pub(super) fn held(&self) -> usize {
         self.end - self.start
     }
 
-    fn new(direct_piece: usize, whole_messages: bool) -> Self {
+    /// An empty buffer; see the fields for `direct_piece` and `whole_messages`.
+    pub(super) fn new(direct_piece: usize, whole_messages: bool) -> Self {
         ReadAhead {
             bytes: Vec::new(),
             start: 0,
@@ -92,9 +93,9 @@ impl ReadAhead {
     /// is smaller than utp reads straight into place
     /// (`STREAM_DIRECT_READ_MIN`), otherwise what the buffer holds and the
     /// rest read straight into `place`, as utp's reader does.
-    fn next<'a>(
+    pub(super) fn next<'a>(
         &'a mut self,
-        reader: &mut File,
+        reader: &mut impl Read,
         len: usize,
         place: &'a mut Vec<u8>,
     ) -> Fallible<&'a [u8]> {
@@ -248,6 +249,17 @@ fn unix_addr(address: &str) -> Fallible<SocketAddr> {
 /// Peer side of a Unix socket: binds `address` (a path, or `@name`), calls
 /// `announce`, accepts one client and removes the socket file.
 pub fn unix_serve(address: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdLink> {
+    FdLink::socket(unix_accept(address, announce)?.into(), usize::MAX)
+}
+
+/// Client side of a Unix socket.
+pub fn unix_connect(address: &str) -> Fallible<FdLink> {
+    FdLink::socket(unix_stream_to(address)?.into(), usize::MAX)
+}
+
+/// Binds a Unix socket at `address` (a path, made 0600, removed when the
+/// client is accepted, or `@name`), announces it and accepts one client.
+pub(super) fn unix_accept(address: &str, announce: &mut dyn FnMut(&str)) -> Fallible<UnixStream> {
     let listener = UnixListener::bind_addr(&unix_addr(address)?)?;
     let path = (!address.starts_with('@')).then(|| Path::new(address).to_path_buf());
     if let Some(path) = &path {
@@ -256,14 +268,12 @@ pub fn unix_serve(address: &str, announce: &mut dyn FnMut(&str)) -> Fallible<FdL
     }
     let _cleanup = path.map(super::RemoveOnDrop);
     announce(address);
-    let (stream, _) = listener.accept()?;
-    FdLink::socket(stream.into(), usize::MAX)
+    Ok(listener.accept()?.0)
 }
 
-/// Client side of a Unix socket.
-pub fn unix_connect(address: &str) -> Fallible<FdLink> {
-    let stream = UnixStream::connect_addr(&unix_addr(address)?)?;
-    FdLink::socket(stream.into(), usize::MAX)
+/// Connects to the Unix socket at `address` (a path or `@name`).
+pub(super) fn unix_stream_to(address: &str) -> Fallible<UnixStream> {
+    Ok(UnixStream::connect_addr(&unix_addr(address)?)?)
 }
 
 /// Peer side of TCP: binds a free loopback port, announces it, accepts one client.

@@ -6,6 +6,7 @@
 //! | `SlotSpin` / `SlotFutex` | a mailbox per direction in POSIX shm | `spin_loop` / futex |
 //! | `Ring` / `RingFutex` | an SPSC byte ring per direction in POSIX shm | `spin_loop` / futex |
 //! | `UnixPath` / `UnixAbstract` / `Tcp` | one stream socket | blocking read |
+//! | `UnixPathTokio` | one Unix stream socket, `tokio::net::UnixStream` | tokio's epoll |
 //! | `Udp` | connected datagram sockets | blocking recv |
 //! | `Pipe` | the peer's stdin and stdout | blocking read |
 //! | `Fifo` | a FIFO per direction | blocking read |
@@ -21,6 +22,7 @@ pub mod ring;
 pub mod shmem;
 mod sleep;
 pub mod slot;
+pub mod tokio_unix;
 pub mod udp;
 
 use super::link::{Fallible, Link};
@@ -41,6 +43,8 @@ pub enum RawKind {
     RingFutex,
     /// Unix stream socket on a path.
     UnixPath,
+    /// Unix stream socket on a path, driven by tokio (the async rows).
+    UnixPathTokio,
     /// Unix stream socket in the abstract namespace.
     UnixAbstract,
     /// TCP on loopback with TCP_NODELAY.
@@ -62,6 +66,7 @@ impl RawKind {
     pub fn wait(self) -> Wait {
         match self {
             RawKind::SlotSpin | RawKind::Ring => Wait::Spin,
+            RawKind::UnixPathTokio => Wait::Async,
             _ => Wait::Block,
         }
     }
@@ -113,6 +118,9 @@ impl RawKind {
             ),
             RawKind::UnixPath | RawKind::UnixAbstract => format!(
                 "one Unix stream socket, default buffers, blocking write_all; reads of whatever has arrived into a {read_room} buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)"
+            ),
+            RawKind::UnixPathTokio => format!(
+                "one Unix stream socket driven by tokio as a tokio program drives it (tokio::net::UnixStream: registered for reading and writing, as utp's AsyncChannel registers a stream socket; a short read tells it the socket is empty), a current-thread runtime at each end, block_on per send and receive (as utp's async side); write_all; reads of whatever has arrived into a {read_room} buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader)"
             ),
             RawKind::Tcp => format!(
                 "TCP on loopback, TCP_NODELAY, congestion control Reno (as utp on one machine), default buffers, blocking write_all; reads of whatever has arrived into a {read_room} buffer, messages of 16 KiB or more read straight into a 64-byte-aligned place (as utp's reader) in reads of at most 512 KiB"
@@ -169,7 +177,9 @@ impl RawKind {
             | RawKind::Mq => {
                 format!("/{unique}")
             }
-            RawKind::UnixPath => tmp.join(format!("{unique}.sock")).display().to_string(),
+            RawKind::UnixPath | RawKind::UnixPathTokio => {
+                tmp.join(format!("{unique}.sock")).display().to_string()
+            }
             RawKind::UnixAbstract => format!("@{unique}"),
             RawKind::Fifo => tmp.join(unique).display().to_string(),
             RawKind::Inproc => unique.to_string(),
@@ -215,6 +225,7 @@ pub fn serve(
             Box::new(ring::RingLink::new(region, true, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, announce)?),
+        RawKind::UnixPathTokio => Box::new(tokio_unix::serve(address, announce)?),
         RawKind::Tcp => Box::new(fd::tcp_serve(announce)?),
         RawKind::Udp => Box::new(udp::serve(idle, announce)?),
         RawKind::Pipe => {
@@ -254,6 +265,7 @@ pub fn connect(
             Box::new(ring::RingLink::new(region, false, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced)?),
+        RawKind::UnixPathTokio => Box::new(tokio_unix::connect(announced)?),
         RawKind::Tcp => Box::new(fd::tcp_connect(announced)?),
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),
         RawKind::Pipe => {

@@ -1,0 +1,133 @@
+//! The raw baseline of the async rows (`unix (async)`): one Unix stream
+//! socket driven by tokio, as a tokio program would drive it
+//! (`tokio::net::UnixStream`, registered for reading and writing, on a
+//! current-thread runtime, `block_on` per send and receive as utp's async
+//! side), read as the blocking baseline reads (whatever has arrived into a
+//! buffer of utp's size, a large message straight into place), so the row
+//! compares utp's async path with tokio's own rather than with a thread
+//! blocked in `read`.
+
+use crate::cmd::bench::link::{Fallible, Link};
+
+#[cfg(feature = "tokio")]
+mod imp {
+    use super::*;
+    use crate::cmd::bench::raw::fd::ReadAhead;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::runtime::Runtime;
+
+    /// One end of a run over a tokio-driven Unix socket.
+    #[derive(Debug)]
+    pub struct TokioUnixLink {
+        runtime: Runtime,
+        stream: tokio::net::UnixStream,
+        ahead: ReadAhead,
+        place: Vec<u8>,
+    }
+
+    /// The socket as a blocking reader: each read is one tokio `read` run to
+    /// completion on the runtime (which waits in its epoll when the socket
+    /// is empty, and knows a short read emptied it).
+    struct OnRuntime<'a> {
+        runtime: &'a Runtime,
+        stream: &'a mut tokio::net::UnixStream,
+    }
+
+    impl std::io::Read for OnRuntime<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.runtime.block_on(self.stream.read(buf))
+        }
+    }
+
+    impl TokioUnixLink {
+        fn new(stream: std::os::unix::net::UnixStream) -> Fallible<Self> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            stream.set_nonblocking(true)?;
+            let stream = {
+                let _inside = runtime.enter();
+                tokio::net::UnixStream::from_std(stream)?
+            };
+            Ok(TokioUnixLink {
+                runtime,
+                stream,
+                ahead: ReadAhead::new(usize::MAX, false),
+                place: Vec::new(),
+            })
+        }
+    }
+
+    /// Peer side: binds `address`, announces it, accepts one client.
+    pub fn serve(address: &str, announce: &mut dyn FnMut(&str)) -> Fallible<TokioUnixLink> {
+        TokioUnixLink::new(crate::cmd::bench::raw::fd::unix_accept(address, announce)?)
+    }
+
+    /// Client side.
+    pub fn connect(address: &str) -> Fallible<TokioUnixLink> {
+        TokioUnixLink::new(crate::cmd::bench::raw::fd::unix_stream_to(address)?)
+    }
+
+    impl Link for TokioUnixLink {
+        fn send(&mut self, msg: &[u8]) -> Fallible<()> {
+            Ok(self.runtime.block_on(self.stream.write_all(msg))?)
+        }
+
+        fn recv(&mut self, len: usize) -> Fallible<&[u8]> {
+            let mut reader = OnRuntime {
+                runtime: &self.runtime,
+                stream: &mut self.stream,
+            };
+            self.ahead.next(&mut reader, len, &mut self.place)
+        }
+
+        fn try_recv(&mut self, len: usize) -> Fallible<Option<&[u8]>> {
+            if self.ahead.held() == 0 && !crate::cmd::bench::raw::readable_now(&self.stream)? {
+                return Ok(None);
+            }
+            self.recv(len).map(Some)
+        }
+    }
+}
+
+#[cfg(not(feature = "tokio"))]
+mod imp {
+    use super::*;
+
+    /// Without the feature: every run is reported as not in this build.
+    #[derive(Debug)]
+    pub enum TokioUnixLink {}
+
+    /// The error of a run in a build without the feature `tokio`.
+    fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
+        format!(
+            "the tokio baseline (utp-cli feature tokio): {}",
+            crate::cmd::bench::runner::NOT_IN_BUILD
+        )
+        .into()
+    }
+
+    pub fn serve(_address: &str, _announce: &mut dyn FnMut(&str)) -> Fallible<TokioUnixLink> {
+        Err(not_built())
+    }
+
+    pub fn connect(_address: &str) -> Fallible<TokioUnixLink> {
+        Err(not_built())
+    }
+
+    impl Link for TokioUnixLink {
+        fn send(&mut self, _msg: &[u8]) -> Fallible<()> {
+            match *self {}
+        }
+
+        fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
+            match *self {}
+        }
+
+        fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {
+            match *self {}
+        }
+    }
+}
+
+pub use imp::{connect, serve};
