@@ -8,7 +8,7 @@
 //! waiting, when the peer takes the request: the runtime's thread is awake
 //! (out of `epoll_wait`, its CPU out of idle) when the answer comes a few
 //! microseconds later, instead of being woken from sleep by it. Round trips
-//! through `utp::tokio` over unix:// were 1.2–1.4x slower registered for
+//! through `utp::tokio` over unix:// were 1.4–1.6x slower registered for
 //! reading alone (docs/benchmarks/journal.md, 2026-12-07, evening); the
 //! price is one wake-up of the runtime for each frame the peer reads while
 //! this side sleeps, which a plain tokio socket pays as well. TCP wakes a
