@@ -227,15 +227,38 @@ impl Inbox {
     /// `None`, in the payload vector, once its checksum has been checked.
     fn lend(&mut self, header: Header, at: Option<usize>) -> Result<FrameRef<'_>> {
         let len = header.payload_length as usize;
-        if let Err(error) = frame::verify_checksum(header, self.lent_bytes(at, len)) {
-            self.broken = Some(format!("an invalid frame ({error})"));
-            return Err(error.into());
-        }
-        self.last_length = len;
+        self.check_payload(header, at, len)?;
         Ok(FrameRef {
             header,
             payload: self.lent_bytes(at, len),
         })
+    }
+
+    /// Checks a whole frame's payload (`lent_bytes(at, len)`) against its
+    /// header's checksum, for both receives.
+    #[inline(always)]
+    fn check_payload(&mut self, header: Header, at: Option<usize>, len: usize) -> Result<()> {
+        if let Err(error) = frame::verify_checksum(header, self.lent_bytes(at, len)) {
+            return Err(self.invalid(error));
+        }
+        self.last_length = len;
+        Ok(())
+    }
+
+    /// An invalid frame puts the stream out of step for good: every later
+    /// receive fails with why.
+    #[cold]
+    fn invalid(&mut self, error: DecodeError) -> Error {
+        self.broken = Some(format!("an invalid frame ({error})"));
+        error.into()
+    }
+
+    /// The frame being read is whole: nothing is pending any more.
+    #[inline(always)]
+    fn frame_done(&mut self) {
+        self.pending = None;
+        self.frame_started = None;
+        self.filled = 0;
     }
 
     /// The `len` payload bytes of a whole frame: at `buf[at..]`, or for
@@ -294,10 +317,7 @@ impl Inbox {
                         self.read_more(io, deadline, timeout, into)?;
                         continue;
                     }
-                    Err(error) => {
-                        self.broken = Some(format!("an invalid frame ({error})"));
-                        return Err(error.into());
-                    }
+                    Err(error) => return Err(self.invalid(error)),
                 },
             };
             *header_out = header;
@@ -305,18 +325,13 @@ impl Inbox {
             if LEND && self.filled == 0 && self.end - self.start >= want {
                 let at = self.start;
                 self.start += want;
-                self.pending = None;
-                self.frame_started = None;
+                self.frame_done();
                 return Ok(Some(at));
             }
             let take = (want - self.filled).min(self.end - self.start);
             self.take_from_buffer(take);
             if self.filled == want {
-                if LEND {
-                    self.pending = None;
-                    self.frame_started = None;
-                    self.filled = 0;
-                }
+                self.frame_done();
                 return Ok(None);
             }
             let missing = want - self.filled;
@@ -478,15 +493,9 @@ impl Inbox {
 
     /// Hands the pending frame, `header` and its payload, to `frame`.
     fn complete(&mut self, header: Header, frame: &mut Frame) -> Result<()> {
-        self.pending = None;
-        self.frame_started = None;
-        let filled = std::mem::take(&mut self.filled);
-        if let Err(error) = frame::verify_checksum(header, &self.payload[..filled]) {
-            self.broken = Some(format!("an invalid frame ({error})"));
-            return Err(error.into());
-        }
-        self.last_length = filled;
-        self.payload.truncate(filled);
+        let len = header.payload_length as usize;
+        self.check_payload(header, None, len)?;
+        self.payload.truncate(len);
         frame.header = header;
         // The caller's old vector comes back, bytes and all, for the next
         // frame to overwrite.
@@ -652,10 +661,7 @@ impl Inbox {
             .expect("buffer holds a header");
         let header = match frame::decode_header(head, self.max_payload) {
             Ok(header) => header,
-            Err(error) => {
-                self.broken = Some(format!("an invalid frame ({error})"));
-                return Err(error.into());
-            }
+            Err(error) => return Err(self.invalid(error)),
         };
         let own = spilled.min(header.payload_length as usize);
         self.pending = Some(header);
