@@ -3,7 +3,7 @@
 //! An empty message means the sender said goodbye.
 
 use crate::error::{Error, Result};
-use crate::frame::{self, Frame, HEADER_LEN, Stamper};
+use crate::frame::{self, Frame, FrameRef, HEADER_LEN, Stamper};
 
 /// Encodes one frame into `out` (cleared first and reused, so sending does
 /// not allocate once it has grown), refusing payloads over `limit`. With
@@ -37,15 +37,24 @@ pub(crate) fn encode(
     Ok(())
 }
 
-/// Decodes one received message into `frame`. Returns `false` for the empty
-/// goodbye message. An invalid frame spoils only itself (boundaries hold),
-/// but it is reported: the protocol makes it fatal for the connection.
-pub(crate) fn decode(message: &[u8], max_payload: usize, frame: &mut Frame) -> Result<bool> {
+/// The frame one received message carries, lent from the message; `None`
+/// for the empty goodbye message. An invalid frame spoils only itself
+/// (boundaries hold), but it is reported: the protocol makes it fatal for
+/// the connection.
+pub(crate) fn lend(message: &[u8], max_payload: usize) -> Result<Option<FrameRef<'_>>> {
     if message.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let (header, payload) = frame::decode(message, max_payload)?;
-    frame.set(header, payload);
+    Ok(Some(FrameRef { header, payload }))
+}
+
+/// [`lend`], copied into `frame`: `false` for the goodbye message.
+pub(crate) fn decode(message: &[u8], max_payload: usize, frame: &mut Frame) -> Result<bool> {
+    let Some(lent) = lend(message, max_payload)? else {
+        return Ok(false);
+    };
+    frame.set(lent.header, lent.payload);
     Ok(true)
 }
 
@@ -65,5 +74,8 @@ mod tests {
         assert!(decode(&out, 100, &mut frame).unwrap());
         assert_eq!(frame.payload(), &[7; 100]);
         assert!(!decode(&[], 100, &mut frame).unwrap());
+        let lent = lend(&out, 100).unwrap().expect("a frame");
+        assert_eq!((lent.header, lent.payload), (frame.header, &[7; 100][..]));
+        assert!(lend(&[], 100).unwrap().is_none());
     }
 }

@@ -274,11 +274,8 @@ impl Channel for MqChannel {
         timeout: Option<Duration>,
     ) -> Result<FrameRef<'a>> {
         let n = self.next_message(timeout)?;
-        if n == 0 {
-            return Err(self.said_goodbye());
-        }
-        let (header, payload) = frame::decode(&self.buf[..n], self.max_payload)?;
-        Ok(FrameRef { header, payload })
+        let this: &'a Self = self;
+        message::lend(&this.buf[..n], this.max_payload)?.ok_or_else(|| this.said_goodbye())
     }
 
     fn try_recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<Option<FrameRef<'a>>> {

@@ -220,15 +220,15 @@ impl UdpChannel {
                 }
                 Err(e) => return Err(Error::io(format!("receive from udp://{}", self.server), e)),
             };
-            if n == 0 {
+            // Only the server's datagrams reach this connected socket; an
+            // invalid one is reported (the channel stays usable).
+            let Some(FrameRef { header, .. }) = message::lend(&self.buf[..n], self.max_payload)?
+            else {
                 // A bare empty datagram cannot say whose conversation it
                 // ends (utp servers send a GOODBYE reply instead).
                 log::debug!("udp://{}: ignored an empty datagram", self.server);
                 continue;
-            }
-            // Only the server's datagrams reach this connected socket; an
-            // invalid one is reported (the channel stays usable).
-            let (header, _) = frame::decode(&self.buf[..n], self.max_payload)?;
+            };
             let ours = match &self.numbering {
                 Some(numbering) => numbering.numbered(header.sequence),
                 None => self.stamper.numbered(header.sequence),
