@@ -264,7 +264,13 @@ fn quick_run_writes_json_of_the_documented_schema_and_cleans_up() {
     }
     // In a build with tokio, the async round trips over unix have utp's
     // and a raw tokio socket's rows, and the report says how the latter is
-    // set up.
+    // set up; without it, the report says how to get them.
+    let no_async = "async rows (utp::tokio against a tokio socket) are not in this build";
+    assert_eq!(
+        stdout.contains(no_async),
+        !cfg!(feature = "tokio"),
+        "{stdout}"
+    );
     if cfg!(feature = "tokio") {
         for implementation in ["utp", "raw"] {
             assert!(

@@ -12,15 +12,6 @@
 use super::link::{Fallible, Link};
 use std::time::Duration;
 
-/// The error of an async run in a build without the feature `tokio`.
-pub fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
-    format!(
-        "async rows (utp-cli feature tokio): {}",
-        super::runner::NOT_IN_BUILD
-    )
-    .into()
-}
-
 #[cfg(feature = "tokio")]
 mod imp {
     use super::*;
@@ -127,9 +118,19 @@ mod imp {
 mod imp {
     use super::*;
 
-    /// Without the feature: every async run is reported as not in this build.
+    /// Without the feature: no async row is measured (`orchestrate` skips
+    /// them and says why), and a peer asked for one fails.
     #[derive(Debug)]
     pub enum AsyncLink {}
+
+    /// The error of an async run in a build without the feature `tokio`.
+    fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
+        format!(
+            "async rows (utp-cli feature tokio): {}",
+            crate::cmd::bench::runner::NOT_IN_BUILD
+        )
+        .into()
+    }
 
     impl AsyncLink {
         /// Whether async runs can be made in this build.

@@ -4,6 +4,7 @@
 //! the medians of the repeats are kept, with each repeat's figure for the
 //! ratios, which pair the runs of one repeat.
 
+use super::async_link::AsyncLink;
 use super::machine::{CpuTimes, StealTally};
 use super::mechanisms::{TABLE, fits};
 use super::placement::{self, Placement, Probe};
@@ -58,6 +59,11 @@ fn impls_for(entry: usize, mode: Mode) -> Vec<Impl> {
 fn points(plan: &Plan, selected: &[usize]) -> Vec<Point> {
     let mut points = Vec::new();
     for &entry in selected {
+        if TABLE[entry].wait == Wait::Async && !AsyncLink::BUILT {
+            // Neither side of an async row exists without tokio (`execute`
+            // says so once).
+            continue;
+        }
         let modes: &[Mode] = if plan.rate.is_some() {
             &[Mode::Rate]
         } else if TABLE[entry].wait == Wait::Async {
@@ -129,6 +135,12 @@ pub fn execute(
     // two against each other in the same placement (`None` once done, or
     // when the floors are not selected).
     let mut plain_ring = plain_ring_selected.then(PlainRing::new);
+    if !AsyncLink::BUILT && selected.iter().any(|&e| TABLE[e].wait == Wait::Async) {
+        out.note(
+            "async rows (utp::tokio against a tokio socket) are not in this build: build utp-cli with --features tokio to measure them"
+                .into(),
+        );
+    }
     if memcpy_selected && !plain_ring_selected {
         out.note("plain ring: skipped, spinning on one core only measures the scheduler".into());
     }

@@ -225,7 +225,7 @@ pub fn serve(
             Box::new(ring::RingLink::new(region, true, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_serve(address, announce)?),
-        RawKind::UnixPathTokio => Box::new(tokio_unix::serve(address, announce)?),
+        RawKind::UnixPathTokio => tokio_unix::serve(address, announce)?,
         RawKind::Tcp => Box::new(fd::tcp_serve(announce)?),
         RawKind::Udp => Box::new(udp::serve(idle, announce)?),
         RawKind::Pipe => {
@@ -265,7 +265,7 @@ pub fn connect(
             Box::new(ring::RingLink::new(region, false, futex, idle)?)
         }
         RawKind::UnixPath | RawKind::UnixAbstract => Box::new(fd::unix_connect(announced)?),
-        RawKind::UnixPathTokio => Box::new(tokio_unix::connect(announced)?),
+        RawKind::UnixPathTokio => tokio_unix::connect(announced)?,
         RawKind::Tcp => Box::new(fd::tcp_connect(announced)?),
         RawKind::Udp => Box::new(udp::connect(announced, idle)?),
         RawKind::Pipe => {
