@@ -723,26 +723,92 @@ impl Options {
 }
 
 /// Turns a remaining-time budget into an absolute deadline and back.
+///
+/// A zero budget (a `try_` call) is a deadline of its own that reads no
+/// clock: `try_recv` over a socket whose frame is already buffered, or that
+/// finds nothing, costs no clock read (a vDSO `clock_gettime`, some 20 ns
+/// on the 2-vCPU guests of docs/BENCHMARKS.md, per call of an event loop
+/// or of `utp::tokio`).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Option<std::time::Instant>);
+pub(crate) enum Deadline {
+    /// No deadline: wait as long as it takes.
+    Never,
+    /// Already due: do not wait at all.
+    Now,
+    /// Due at this instant.
+    At(Instant),
+}
 
 impl Deadline {
     /// A deadline `timeout` from now. A timeout too large to represent
     /// (`Duration::MAX`) means no deadline, never a panic.
     pub(crate) fn after(timeout: Option<Duration>) -> Self {
-        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+        match timeout {
+            None => Deadline::Never,
+            Some(t) if t.is_zero() => Deadline::Now,
+            Some(t) => Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Never, Deadline::At),
+        }
     }
 
     /// The earlier of this deadline and `other`.
     pub(crate) fn min(self, other: Option<Instant>) -> Self {
-        match (self.0, other) {
-            (Some(a), Some(b)) => Deadline(Some(a.min(b))),
-            (a, b) => Deadline(a.or(b)),
+        match (self, other) {
+            (Deadline::Now, _) => Deadline::Now,
+            (Deadline::At(a), Some(b)) => Deadline::At(a.min(b)),
+            (Deadline::Never, Some(b)) => Deadline::At(b),
+            (deadline, None) => deadline,
         }
     }
 
     /// Time left, `None` for no deadline; zero once passed.
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.0.map(|d| d.saturating_duration_since(Instant::now()))
+        match self {
+            Deadline::Never => None,
+            Deadline::Now => Some(Duration::ZERO),
+            Deadline::At(due) => Some(due.saturating_duration_since(Instant::now())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Deadline;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_deadline_is_never_now_or_an_instant_and_says_what_is_left() {
+        assert_eq!(Deadline::after(None).remaining(), None);
+        assert_eq!(Deadline::after(Some(Duration::MAX)).remaining(), None);
+        assert!(matches!(
+            Deadline::after(Some(Duration::ZERO)),
+            Deadline::Now
+        ));
+        assert_eq!(
+            Deadline::after(Some(Duration::ZERO)).remaining(),
+            Some(Duration::ZERO)
+        );
+        let left = Deadline::after(Some(Duration::from_secs(60)))
+            .remaining()
+            .unwrap();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_earlier_of_two_deadlines_wins() {
+        let soon = Instant::now() + Duration::from_secs(1);
+        let later = Deadline::after(Some(Duration::from_secs(60)));
+        let left = |d: Deadline| d.remaining().unwrap();
+        assert!(left(later.min(Some(soon))) <= Duration::from_secs(1));
+        assert!(left(later.min(None)) > Duration::from_secs(59));
+        assert!(left(Deadline::Never.min(Some(soon))) <= Duration::from_secs(1));
+        assert_eq!(Deadline::Never.min(None).remaining(), None);
+        // Due now stays due now, whatever the other deadline.
+        assert_eq!(
+            Deadline::Now.min(Some(soon)).remaining(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(Deadline::Now.min(None).remaining(), Some(Duration::ZERO));
     }
 }
