@@ -195,7 +195,9 @@ async fn calc_clients(url: String, tasks: u64, go: PathBuf, calls: u64) -> u64 {
 /// Receives N frames sent by a child process while racing every receive
 /// against a timer and a yield (`select!`): many receives are cancelled,
 /// some with half a frame read, and every frame must arrive, whole, in order.
-fn cancelled_receives_lose_no_frame(url: &str) {
+/// `lent`: received with `recv_ref` (lent from the channel's buffers), else
+/// with `recv` into a `Frame`.
+fn cancelled_receives_lose_no_frame(url: &str, lent: bool) {
     const N: u64 = 3000;
     let rt = runtime();
     rt.block_on(async {
@@ -210,13 +212,22 @@ fn cancelled_receives_lose_no_frame(url: &str) {
         while next <= N {
             rounds += 1;
             let pause = Duration::from_micros(rounds % 3 * 400);
+            // Sequence and payload of the frame received, if one was.
+            let received = async {
+                if lent {
+                    let frame = channel.recv_ref(&mut frame).await.unwrap();
+                    (frame.header.sequence, frame.payload == payload(next))
+                } else {
+                    channel.recv(&mut frame).await.unwrap();
+                    (frame.header.sequence, frame.payload() == payload(next))
+                }
+            };
             tokio::select! {
-                received = channel.recv(&mut frame) => {
-                    received.unwrap();
+                (sequence, payload_right) = received => {
                     // Numbered one by one (FIFO clients start at a random number).
-                    let first = *first.get_or_insert(frame.header.sequence);
-                    assert_eq!(frame.header.sequence, first.wrapping_add(next - 1));
-                    assert!(frame.payload() == payload(next), "payload of frame {next}");
+                    let first = *first.get_or_insert(sequence);
+                    assert_eq!(sequence, first.wrapping_add(next - 1));
+                    assert!(payload_right, "payload of frame {next}");
                     next += 1;
                 }
                 () = tokio::time::sleep(pause) => cancelled += 1,
@@ -233,18 +244,37 @@ fn cancelled_receives_lose_no_frame(url: &str) {
 fn cancelled_receives_lose_no_frame_over_unix() {
     let (url, path) = unix_url("cancel");
     let _cleanup = Remove(path);
-    cancelled_receives_lose_no_frame(&url);
+    cancelled_receives_lose_no_frame(&url, false);
 }
 
 #[test]
 fn cancelled_receives_lose_no_frame_over_tcp() {
-    cancelled_receives_lose_no_frame("tcp://127.0.0.1:0");
+    cancelled_receives_lose_no_frame("tcp://127.0.0.1:0", false);
 }
 
 #[test]
 fn cancelled_receives_lose_no_frame_over_fifo() {
     let path = std::env::temp_dir().join(format!("utp-{}", unique("fifo-cancel")));
-    cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()));
+    cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()), false);
+}
+
+#[test]
+fn cancelled_lent_receives_lose_no_frame_over_unix() {
+    let (url, path) = unix_url("cancel-lent");
+    let _cleanup = Remove(path);
+    cancelled_receives_lose_no_frame(&url, true);
+}
+
+#[test]
+fn cancelled_lent_receives_lose_no_frame_over_fifo() {
+    let path = std::env::temp_dir().join(format!("utp-{}", unique("fifo-cancel-lent")));
+    cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()), true);
+}
+
+#[test]
+fn cancelled_lent_receives_lose_no_frame_over_shm() {
+    let url = format!("shm://{}", unique("cancel-lent"));
+    cancelled_receives_lose_no_frame(&url, true);
 }
 
 /// A reader in another process that does not read: `send_timeout` fails
@@ -338,9 +368,15 @@ fn sends_wait_for_room_over_fifo() {
 }
 
 /// A peer that sends half a frame and stalls: the async receive fails at the
-/// frame deadline, as the blocking one does.
+/// frame deadline, as the blocking one does; lent or not.
 #[test]
 fn a_stalled_frame_fails_at_its_deadline() {
+    for lent in [false, true] {
+        a_stalled_frame_fails_at_its_deadline_when(lent);
+    }
+}
+
+fn a_stalled_frame_fails_at_its_deadline_when(lent: bool) {
     let (url, path) = unix_url("stall");
     let _cleanup = Remove(path.clone());
     runtime().block_on(async {
@@ -351,9 +387,17 @@ fn a_stalled_frame_fails_at_its_deadline() {
         std::io::Write::write_all(&mut raw, b"BPTU\x01\x01\x00\x00").unwrap();
         let started = Instant::now();
         let mut frame = Frame::default();
-        let result = channel
-            .recv_timeout(&mut frame, Duration::from_secs(10))
-            .await;
+        let result = if lent {
+            match tokio::time::timeout(Duration::from_secs(10), channel.recv_ref(&mut frame)).await
+            {
+                Ok(received) => received.map(|_| ()),
+                Err(_) => panic!("the call's 10 s passed, not the frame deadline"),
+            }
+        } else {
+            channel
+                .recv_timeout(&mut frame, Duration::from_secs(10))
+                .await
+        };
         let took = started.elapsed();
         let error = result.expect_err("half a frame must not be received");
         assert!(

@@ -4,7 +4,7 @@ use super::no_runtime;
 use super::room::RoomWatch;
 use crate::channel::Channel;
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameRef};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::time::Sleep;
 use std::future::{Future, poll_fn};
@@ -80,12 +80,14 @@ pub struct AsyncChannel {
     room: RoomWatch,
     /// Wakes a waiting receive at the deadline of a frame that has started.
     frame_timer: Option<Pin<Box<Sleep>>>,
-    /// Try a receive before waiting: frames may be buffered inside the
-    /// channel where the descriptor does not show them (before the first
-    /// receive, and after one that succeeded without the descriptor's
-    /// readiness; otherwise tokio's readiness stays set until a receive
-    /// finds nothing).
-    unprimed: bool,
+    /// Try a receive before waiting: set at first (frames may be buffered
+    /// inside the channel where the descriptor does not show them), kept
+    /// after a receive that found a frame (more may be buffered), cleared by
+    /// one that found nothing, and set again by a wait that ends.
+    try_first: bool,
+    /// The frame deadline a wait already ended at, so that it ends there
+    /// only once.
+    woken_at_deadline: Option<::tokio::time::Instant>,
 }
 
 impl AsyncChannel {
@@ -113,7 +115,8 @@ impl AsyncChannel {
             io,
             room: RoomWatch::default(),
             frame_timer: None,
-            unprimed: true,
+            try_first: true,
+            woken_at_deadline: None,
         })
     }
 
@@ -128,6 +131,52 @@ impl AsyncChannel {
     /// Like [`recv`](Self::recv), failing with [`Error::Timeout`] after `limit`.
     pub async fn recv_timeout(&mut self, frame: &mut Frame, limit: Duration) -> Result<()> {
         within(limit, "a frame", self.recv(frame)).await
+    }
+
+    /// Receives the next frame and lends it, waiting as long as it takes:
+    /// [`Channel::recv_ref`] for tokio. A Unix or TCP socket, pipe or FIFO
+    /// lends the frame from its read buffer, so its payload is not copied
+    /// into a [`Frame`]; a message queue or UDP client from its datagram
+    /// buffer; every other channel receives into `spare` and lends that.
+    /// The frame is borrowed until the next call on this channel.
+    ///
+    /// Cancellation-safe, as [`recv`](Self::recv). To give up after a time,
+    /// wrap it in [`tokio::time::timeout`](::tokio::time::timeout).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> utp::Result<()> {
+    /// use utp::frame::{Frame, message_type};
+    /// let path = std::env::temp_dir().join(format!("utp-doc-async-ref-{}.sock", std::process::id()));
+    /// let url = format!("unix://{}", path.display());
+    /// let mut listener = utp::tokio::listen(&url)?;
+    /// let mut client = utp::tokio::connect(&url).await?;
+    /// let mut server = listener.accept().await?;
+    ///
+    /// server.send(message_type::DATA, 0, b"tick 42").await?;
+    /// let mut spare = Frame::default();
+    /// let frame = client.recv_ref(&mut spare).await?;
+    /// assert_eq!(frame.payload, b"tick 42");
+    /// assert!(spare.payload().is_empty(), "lent from the socket's read buffer");
+    /// listener.close().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_ref<'a>(&'a mut self, spare: &'a mut Frame) -> Result<FrameRef<'a>> {
+        loop {
+            if self.try_first {
+                let channel: *mut dyn Channel = &mut *self.io.get_mut().channel;
+                // SAFETY: `self` and `spare` are this call's for all of 'a
+                // (`&'a mut`); a lent frame is returned at once, and neither
+                // is touched again here; when none is lent, nothing borrowed
+                // survives the call and the wait below may use `self`.
+                if let Some(frame) = unsafe { super::lend::try_recv_ref(channel, spare) }? {
+                    return Ok(frame);
+                }
+                self.try_first = false;
+            }
+            poll_fn(|cx| self.poll_wait(cx)).await?;
+        }
     }
 
     /// Sends one frame, waiting for room as long as it takes (backpressure:
@@ -242,27 +291,33 @@ impl AsyncChannel {
     /// woken when a receive may make progress (no frame taken).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>, frame: &mut Frame) -> Poll<Result<()>> {
         loop {
-            if self.unprimed {
-                // Frames already buffered inside the channel do not show on
-                // the descriptor: drain before the first wait.
-                self.unprimed = false;
+            if self.try_first {
                 match self.io.get_mut().channel.try_recv(frame) {
-                    Ok(true) => {
-                        self.unprimed = true;
-                        return Poll::Ready(Ok(()));
-                    }
-                    Ok(false) => {}
+                    Ok(true) => return Poll::Ready(Ok(())),
+                    Ok(false) => self.try_first = false,
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
+            if let Err(e) = std::task::ready!(self.poll_wait(cx)) {
+                return Poll::Ready(Err(e));
+            }
+        }
+    }
+
+    /// Waits until a receive may find something, and says so in
+    /// `try_first`: the descriptor is readable (its readiness is used up
+    /// here, before the receive tries; readiness that comes after it is
+    /// kept: tokio's tick), or a frame that has started is past its
+    /// deadline, so that the receive reports the overrun. Meanwhile the rest
+    /// of a frame an abandoned send started goes out.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        loop {
             match self.io.poll_read_ready_mut(cx) {
-                Poll::Ready(Ok(mut guard)) => match guard.get_inner_mut().channel.try_recv(frame) {
-                    Ok(true) => return Poll::Ready(Ok(())),
-                    // Only now is the readiness used up: an event that came
-                    // after the guard was taken keeps it set (tokio's tick).
-                    Ok(false) => guard.clear_ready(),
-                    Err(e) => return Poll::Ready(Err(e)),
-                },
+                Poll::Ready(Ok(mut guard)) => {
+                    guard.clear_ready();
+                    self.try_first = true;
+                    return Poll::Ready(Ok(()));
+                }
                 Poll::Ready(Err(e)) => {
                     return Poll::Ready(Err(Error::io("wait for a frame (tokio)", e)));
                 }
@@ -280,15 +335,18 @@ impl AsyncChannel {
                         },
                         Err(e) => return Poll::Ready(Err(e)),
                     }
-                    return self.poll_frame_deadline(cx, frame);
+                    return self.poll_frame_deadline(cx);
                 }
             }
         }
     }
 
     /// While waiting: a frame that has started arriving must be complete by
-    /// its deadline, so the receive wakes then and reports the overrun.
-    fn poll_frame_deadline(&mut self, cx: &mut Context<'_>, frame: &mut Frame) -> Poll<Result<()>> {
+    /// its deadline, so the wait ends then and the receive that follows
+    /// fails (or completes, if the rest arrived just now). Once per
+    /// deadline: past it, a receive that still finds the frame incomplete
+    /// without failing waits for the descriptor alone.
+    fn poll_frame_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let due = self
             .io
             .get_ref()
@@ -299,6 +357,9 @@ impl AsyncChannel {
             self.frame_timer = None;
             return Poll::Pending;
         };
+        if self.woken_at_deadline == Some(due) {
+            return Poll::Pending;
+        }
         let timer = self
             .frame_timer
             .get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(due)));
@@ -309,13 +370,9 @@ impl AsyncChannel {
             return Poll::Pending;
         }
         self.frame_timer = None;
-        // Past the deadline the receive fails (or completes, if the rest
-        // arrived just now); the descriptor's waker stays registered.
-        match self.io.get_mut().channel.try_recv(frame) {
-            Ok(true) => Poll::Ready(Ok(())),
-            Ok(false) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.woken_at_deadline = Some(due);
+        self.try_first = true;
+        Poll::Ready(Ok(()))
     }
 
     /// Polls a non-blocking operation until it succeeds: `attempt` is a

@@ -39,6 +39,7 @@
 
 mod channel;
 mod interest;
+mod lend;
 mod listener;
 mod room;
 pub mod service;
