@@ -6,10 +6,14 @@
 //! it stays meaningful on a busy machine; the best of several rounds.
 //!
 //! With `lent` the frames are received with `Channel::recv_ref`, lent from
-//! the read buffer, instead of copied into a reused `Frame`.
+//! the read buffer, instead of copied into a reused `Frame`. With `async`
+//! and `async-lent` (feature `tokio`) the receiving end is a
+//! `utp::tokio::AsyncChannel` on a current-thread runtime, each batch
+//! received by one `block_on` with `recv` or `recv_ref`.
 //!
 //! ```text
 //! cargo run --release -p utp --example stream_profile -- [fifo|unix] [FRAMES] [BATCH] [BYTES] [recv|lent]
+//! cargo run --release -p utp --features tokio --example stream_profile -- unix 200000 16 1024 async-lent
 //! ```
 //! (defaults: fifo, 200,000 frames a round, batches of 16, payloads of 64
 //! bytes, `recv`; a batch of 1 sends with `send`)
@@ -34,7 +38,8 @@ fn main() -> utp::Result<()> {
         .unwrap_or(16)
         .max(1);
     let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
-    let lent = args.next().is_some_and(|a| a == "lent");
+    let mode = args.next().unwrap_or_else(|| "recv".to_string());
+    let receive = Receive::parse(&mode)?;
     let name = format!("utp-example-stream-profile-{}", std::process::id());
     let dir = std::env::temp_dir();
     let url = match transport.as_str() {
@@ -48,6 +53,7 @@ fn main() -> utp::Result<()> {
     let mut server = listener.accept_timeout(Some(Duration::from_secs(5)))?;
     let mut frame = Frame::default();
     server.recv(&mut frame)?;
+    let mut receiver = Receiver::new(server, receive)?;
     let message = vec![7u8; size];
     let messages = vec![&message[..]; batch];
     let calls = (frames / batch).max(1);
@@ -60,23 +66,128 @@ fn main() -> utp::Result<()> {
             } else {
                 client.send_batch(message_type::DATA, 0, &messages)?;
             }
-            for _ in 0..batch {
-                let len = if lent {
-                    server.recv_ref(&mut frame, None)?.payload.len()
-                } else {
-                    server.recv(&mut frame)?;
-                    frame.payload().len()
-                };
-                assert_eq!(len, size, "a whole payload");
-            }
+            receiver.take(batch, size, &mut frame)?;
         }
         best = best.min((cpu_ns() - start) / (calls * batch) as f64);
     }
     println!(
-        "{transport}, {size} B in batches of {batch}{}: {best:.1} ns CPU per frame (one thread, best of 7 rounds)",
-        if lent { ", lent" } else { "" }
+        "{transport}, {size} B in batches of {batch}, {mode}: {best:.1} ns CPU per frame (one thread, best of 7 rounds)"
     );
     client.close()?;
-    server.close()?;
+    receiver.close()?;
     Ok(())
+}
+
+/// How the frames are received.
+#[derive(Clone, Copy, PartialEq)]
+enum Receive {
+    /// `Channel::recv` into a reused `Frame`.
+    Copied,
+    /// `Channel::recv_ref`.
+    Lent,
+    /// `AsyncChannel::recv` (or `recv_ref`, when `true`).
+    #[cfg(feature = "tokio")]
+    Async(bool),
+}
+
+impl Receive {
+    fn parse(mode: &str) -> utp::Result<Receive> {
+        Ok(match mode {
+            "recv" => Receive::Copied,
+            "lent" => Receive::Lent,
+            #[cfg(feature = "tokio")]
+            "async" => Receive::Async(false),
+            #[cfg(feature = "tokio")]
+            "async-lent" => Receive::Async(true),
+            other => {
+                return Err(utp::Error::io(
+                    format!("receive frames by {other:?}"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "modes: recv, lent, and with the feature tokio async, async-lent",
+                    ),
+                ));
+            }
+        })
+    }
+}
+
+/// The receiving end, blocking or async.
+enum Receiver {
+    Blocking(Box<dyn Channel>, Receive),
+    #[cfg(feature = "tokio")]
+    Async(Box<AsyncEnd>),
+}
+
+/// An async receiving end: the channel and the runtime that drives it.
+#[cfg(feature = "tokio")]
+struct AsyncEnd {
+    runtime: tokio::runtime::Runtime,
+    channel: utp::tokio::AsyncChannel,
+    /// `recv_ref` rather than `recv`.
+    lent: bool,
+}
+
+impl Receiver {
+    fn new(channel: Box<dyn Channel>, receive: Receive) -> utp::Result<Receiver> {
+        match receive {
+            #[cfg(feature = "tokio")]
+            Receive::Async(lent) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| utp::Error::io("start a tokio runtime", e))?;
+                let channel = {
+                    let _inside = runtime.enter();
+                    utp::tokio::AsyncChannel::new(channel)?
+                };
+                Ok(Receiver::Async(Box::new(AsyncEnd {
+                    runtime,
+                    channel,
+                    lent,
+                })))
+            }
+            _ => Ok(Receiver::Blocking(channel, receive)),
+        }
+    }
+
+    /// Receives `count` frames, each of `size` payload bytes.
+    fn take(&mut self, count: usize, size: usize, frame: &mut Frame) -> utp::Result<()> {
+        match self {
+            Receiver::Blocking(server, receive) => {
+                for _ in 0..count {
+                    let len = if *receive == Receive::Lent {
+                        server.recv_ref(frame, None)?.payload.len()
+                    } else {
+                        server.recv(frame)?;
+                        frame.payload().len()
+                    };
+                    assert_eq!(len, size, "a whole payload");
+                }
+                Ok(())
+            }
+            #[cfg(feature = "tokio")]
+            Receiver::Async(end) => end.runtime.block_on(async {
+                let channel = &mut end.channel;
+                for _ in 0..count {
+                    let len = if end.lent {
+                        channel.recv_ref(frame).await?.payload.len()
+                    } else {
+                        channel.recv(frame).await?;
+                        frame.payload().len()
+                    };
+                    assert_eq!(len, size, "a whole payload");
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    fn close(&mut self) -> utp::Result<()> {
+        match self {
+            Receiver::Blocking(server, _) => server.close(),
+            #[cfg(feature = "tokio")]
+            Receiver::Async(end) => end.channel.close(),
+        }
+    }
 }

@@ -121,23 +121,59 @@ fn shm_profile_reports_a_cost() {
 #[test]
 fn stream_profile_reports_a_cost_over_a_fifo_and_a_socket() {
     for transport in ["fifo", "unix"] {
-        let out = run_example("stream_profile", &[], &[transport, "2000", "16", "64"]);
-        assert!(
-            out.contains(&format!("{transport}, 64 B in batches of 16: "))
-                && out.contains("ns CPU per frame"),
-            "{out}"
-        );
+        for mode in ["recv", "lent"] {
+            let out = run_example(
+                "stream_profile",
+                &[],
+                &[transport, "2000", "16", "64", mode],
+            );
+            assert!(
+                out.contains(&format!("{transport}, 64 B in batches of 16, {mode}: "))
+                    && out.contains("ns CPU per frame"),
+                "{out}"
+            );
+        }
+    }
+}
+
+/// The async receives of `stream_profile` (feature `tokio`; the features of
+/// the `typed` example, so the two share one build).
+#[test]
+fn stream_profile_reports_an_async_cost() {
+    for mode in ["async", "async-lent"] {
         let out = run_example(
             "stream_profile",
-            &[],
-            &[transport, "2000", "16", "64", "lent"],
+            &["serde", "tokio"],
+            &["unix", "2000", "16", "1024", mode],
         );
         assert!(
-            out.contains(&format!("{transport}, 64 B in batches of 16, lent: "))
+            out.contains(&format!("unix, 1024 B in batches of 16, {mode}: "))
                 && out.contains("ns CPU per frame"),
             "{out}"
         );
     }
+    // Without the feature the async modes are refused, clearly.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "-q", "--manifest-path"])
+        .arg(&manifest)
+        .args([
+            "--example",
+            "stream_profile",
+            "--",
+            "unix",
+            "2000",
+            "16",
+            "64",
+            "async",
+        ])
+        .output()
+        .expect("run cargo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("modes: recv, lent"),
+        "{stderr}"
+    );
 }
 
 #[test]
