@@ -15,6 +15,7 @@ use std::time::Duration;
 #[cfg(feature = "tokio")]
 mod imp {
     use super::*;
+    use crate::cmd::bench::link::data;
     use std::task::Poll;
     use utp::frame::{Frame, message_type};
     use utp::tokio::AsyncChannel;
@@ -67,17 +68,13 @@ mod imp {
                 .block_on(channel.send(message_type::DATA, 0, msg))?)
         }
 
+        /// Lent by the channel (`AsyncChannel::recv_ref`), as the blocking
+        /// rows' `UtpLink` receives and as the raw tokio baseline hands out
+        /// a slice of its own buffer.
         fn recv(&mut self, _len: usize) -> Fallible<&[u8]> {
             let (channel, frame) = (&mut self.channel, &mut self.frame);
-            self.runtime.block_on(async {
-                loop {
-                    channel.recv(frame).await?;
-                    if frame.message_type() != message_type::HEARTBEAT {
-                        return Ok::<(), utp::Error>(());
-                    }
-                }
-            })?;
-            Ok(self.frame.payload())
+            let lent = self.runtime.block_on(channel.recv_ref(frame))?;
+            data(lent)
         }
 
         fn try_recv(&mut self, _len: usize) -> Fallible<Option<&[u8]>> {

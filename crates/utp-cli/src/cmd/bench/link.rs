@@ -97,7 +97,7 @@ impl Link for UtpLink {
 }
 
 /// The payload of a frame the benchmark's peer sent: every one is DATA.
-fn data(frame: FrameRef<'_>) -> Fallible<&[u8]> {
+pub(super) fn data(frame: FrameRef<'_>) -> Fallible<&[u8]> {
     if frame.message_type() != message_type::DATA {
         return Err(format!(
             "a frame of type {:#04x} where the peer sends only DATA",
