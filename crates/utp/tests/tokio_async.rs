@@ -803,3 +803,33 @@ fn a_waiting_receive_is_woken_early_when_its_peer_reads() {
     });
     peer.join().unwrap();
 }
+
+/// A lent receive's future is `Send`: a task spawned on the multi-threaded
+/// runtime receives lent frames while another task sends them.
+#[test]
+fn lent_receives_run_in_spawned_tasks() {
+    let (url, path) = unix_url("lent-spawn");
+    let _cleanup = Remove(path);
+    runtime().block_on(async {
+        let mut listener = utp::tokio::listen(&url).unwrap();
+        let mut client = utp::tokio::connect(&url).await.unwrap();
+        let mut server = listener.accept().await.unwrap();
+        let receiving = tokio::spawn(async move {
+            let mut spare = Frame::default();
+            let mut sum = 0u64;
+            for _ in 0..100 {
+                let frame = server.recv_ref(&mut spare).await.unwrap();
+                sum += u64::from_le_bytes(frame.payload.try_into().unwrap());
+            }
+            sum
+        });
+        for i in 0..100u64 {
+            client
+                .send(message_type::DATA, 0, &i.to_le_bytes())
+                .await
+                .unwrap();
+        }
+        assert_eq!(receiving.await.unwrap(), (0..100).sum::<u64>());
+        listener.close().await.unwrap();
+    });
+}
