@@ -216,6 +216,9 @@ pub mod frame;
 pub mod halves;
 pub(crate) mod handshake_io;
 pub mod identity;
+// Used by the async layer; built in tests too, where Miri checks it.
+#[cfg(any(feature = "tokio", test))]
+pub(crate) mod lend;
 pub(crate) mod line_hint;
 pub(crate) mod now_and_then;
 pub mod pubsub;

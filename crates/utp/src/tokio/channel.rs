@@ -170,7 +170,7 @@ impl AsyncChannel {
                 // (`&'a mut`); a lent frame is returned at once, and neither
                 // is touched again here; when none is lent, nothing borrowed
                 // survives the call and the wait below may use `self`.
-                if let Some(frame) = unsafe { super::lend::try_recv_ref(channel, spare) }? {
+                if let Some(frame) = unsafe { crate::lend::try_recv_ref(channel, spare) }? {
                     return Ok(frame);
                 }
                 self.try_first = false;

@@ -39,7 +39,6 @@
 
 mod channel;
 mod interest;
-mod lend;
 mod listener;
 mod room;
 pub mod service;
