@@ -120,13 +120,8 @@ mod imp {
     #[derive(Debug)]
     pub enum AsyncLink {}
 
-    /// The error of an async run in a build without the feature `tokio`.
     fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
-        format!(
-            "async rows (utp-cli feature tokio): {}",
-            crate::cmd::bench::runner::NOT_IN_BUILD
-        )
-        .into()
+        crate::cmd::bench::runner::not_in_build("async rows", "tokio")
     }
 
     impl AsyncLink {

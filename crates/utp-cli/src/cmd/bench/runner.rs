@@ -26,6 +26,14 @@ pub struct Runner {
 /// The words utp uses when a transport is not compiled in.
 pub const NOT_IN_BUILD: &str = "not available in this build";
 
+/// The error of a part of the benchmark that utp-cli's cargo `feature`
+/// leaves out of this build (`what`: the part): the async rows' two sides
+/// without tokio.
+#[cfg(not(feature = "tokio"))]
+pub fn not_in_build(what: &str, feature: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    format!("{what} (utp-cli feature {feature}): {NOT_IN_BUILD}").into()
+}
+
 impl Runner {
     /// A runner with the given counts and peer placement.
     pub fn new(plan: Plan, peer_cpu: Option<usize>) -> Self {

@@ -96,21 +96,14 @@ mod imp {
 mod imp {
     use super::*;
 
-    /// The error of a run in a build without the feature `tokio`.
-    fn not_built() -> Box<dyn std::error::Error + Send + Sync> {
-        format!(
-            "the tokio baseline (utp-cli feature tokio): {}",
-            crate::cmd::bench::runner::NOT_IN_BUILD
-        )
-        .into()
-    }
+    use crate::cmd::bench::runner::not_in_build;
 
     pub fn serve(_address: &str, _announce: &mut dyn FnMut(&str)) -> Fallible<Box<dyn Link>> {
-        Err(not_built())
+        Err(not_in_build("the tokio baseline", "tokio"))
     }
 
     pub fn connect(_address: &str) -> Fallible<Box<dyn Link>> {
-        Err(not_built())
+        Err(not_in_build("the tokio baseline", "tokio"))
     }
 }
 
