@@ -726,8 +726,8 @@ impl Options {
 ///
 /// A zero budget (a `try_` call) is a deadline of its own that reads no
 /// clock: `try_recv` over a socket whose frame is already buffered, or that
-/// finds nothing, costs no clock read (a vDSO `clock_gettime`, some 20 ns
-/// on the 2-vCPU guests of docs/BENCHMARKS.md, per call of an event loop
+/// finds nothing, costs no clock read (a vDSO `clock_gettime`, some 25 ns
+/// on the 2-vCPU AMD guest of docs/BENCHMARKS.md, per call of an event loop
 /// or of `utp::tokio`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Deadline {
