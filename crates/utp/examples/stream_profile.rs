@@ -78,27 +78,29 @@ fn main() -> utp::Result<()> {
     Ok(())
 }
 
-/// How the frames are received.
-#[derive(Clone, Copy, PartialEq)]
+/// How the frames are received: by a blocking channel or (feature
+/// `tokio`) an `AsyncChannel`, lent (`recv_ref`) or copied into a reused
+/// `Frame` (`recv`).
+#[derive(Clone, Copy)]
 enum Receive {
-    /// `Channel::recv` into a reused `Frame`.
-    Copied,
-    /// `Channel::recv_ref`.
-    Lent,
-    /// `AsyncChannel::recv` (or `recv_ref`, when `true`).
+    Blocking {
+        lent: bool,
+    },
     #[cfg(feature = "tokio")]
-    Async(bool),
+    Async {
+        lent: bool,
+    },
 }
 
 impl Receive {
     fn parse(mode: &str) -> utp::Result<Receive> {
         Ok(match mode {
-            "recv" => Receive::Copied,
-            "lent" => Receive::Lent,
+            "recv" => Receive::Blocking { lent: false },
+            "lent" => Receive::Blocking { lent: true },
             #[cfg(feature = "tokio")]
-            "async" => Receive::Async(false),
+            "async" => Receive::Async { lent: false },
             #[cfg(feature = "tokio")]
-            "async-lent" => Receive::Async(true),
+            "async-lent" => Receive::Async { lent: true },
             other => {
                 return Err(utp::Error::io(
                     format!("receive frames by {other:?}"),
@@ -112,9 +114,12 @@ impl Receive {
     }
 }
 
-/// The receiving end, blocking or async.
+/// The receiving end, blocking or async; `lent` as in [`Receive`].
 enum Receiver {
-    Blocking(Box<dyn Channel>, Receive),
+    Blocking {
+        channel: Box<dyn Channel>,
+        lent: bool,
+    },
     #[cfg(feature = "tokio")]
     Async(Box<AsyncEnd>),
 }
@@ -124,15 +129,15 @@ enum Receiver {
 struct AsyncEnd {
     runtime: tokio::runtime::Runtime,
     channel: utp::tokio::AsyncChannel,
-    /// `recv_ref` rather than `recv`.
     lent: bool,
 }
 
 impl Receiver {
     fn new(channel: Box<dyn Channel>, receive: Receive) -> utp::Result<Receiver> {
         match receive {
+            Receive::Blocking { lent } => Ok(Receiver::Blocking { channel, lent }),
             #[cfg(feature = "tokio")]
-            Receive::Async(lent) => {
+            Receive::Async { lent } => {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -147,19 +152,18 @@ impl Receiver {
                     lent,
                 })))
             }
-            _ => Ok(Receiver::Blocking(channel, receive)),
         }
     }
 
     /// Receives `count` frames, each of `size` payload bytes.
     fn take(&mut self, count: usize, size: usize, frame: &mut Frame) -> utp::Result<()> {
         match self {
-            Receiver::Blocking(server, receive) => {
+            Receiver::Blocking { channel, lent } => {
                 for _ in 0..count {
-                    let len = if *receive == Receive::Lent {
-                        server.recv_ref(frame, None)?.payload.len()
+                    let len = if *lent {
+                        channel.recv_ref(frame, None)?.payload.len()
                     } else {
-                        server.recv(frame)?;
+                        channel.recv(frame)?;
                         frame.payload().len()
                     };
                     assert_eq!(len, size, "a whole payload");
@@ -185,7 +189,7 @@ impl Receiver {
 
     fn close(&mut self) -> utp::Result<()> {
         match self {
-            Receiver::Blocking(server, _) => server.close(),
+            Receiver::Blocking { channel, .. } => channel.close(),
             #[cfg(feature = "tokio")]
             Receiver::Async(end) => end.channel.close(),
         }
