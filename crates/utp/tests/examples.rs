@@ -24,15 +24,7 @@ fn event_loop_serves_three_transports_from_one_mio_poll() {
 /// returns its stdout and then its stderr; fails the test with both if the
 /// example fails.
 fn run_example(name: &str, features: &[&str], args: &[&str]) -> String {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["run", "-q", "--manifest-path"])
-        .arg(&manifest)
-        .args(["--example", name]);
-    if !features.is_empty() {
-        cmd.args(["--features", &features.join(",")]);
-    }
-    let out = cmd.arg("--").args(args).output().expect("run cargo");
+    let out = example_output(name, features, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -41,6 +33,20 @@ fn run_example(name: &str, features: &[&str], args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// What `cargo run -q -p utp [--features F] --example NAME -- ARGS` did,
+/// whether it succeeded or not.
+fn example_output(name: &str, features: &[&str], args: &[&str]) -> std::process::Output {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "-q", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--example", name]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd.arg("--").args(args).output().expect("run cargo")
 }
 
 #[test]
@@ -153,22 +159,11 @@ fn stream_profile_reports_an_async_cost() {
         );
     }
     // Without the feature the async modes are refused, clearly.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args(["run", "-q", "--manifest-path"])
-        .arg(&manifest)
-        .args([
-            "--example",
-            "stream_profile",
-            "--",
-            "unix",
-            "2000",
-            "16",
-            "64",
-            "async",
-        ])
-        .output()
-        .expect("run cargo");
+    let out = example_output(
+        "stream_profile",
+        &[],
+        &["unix", "2000", "16", "64", "async"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("modes: recv, lent"),
