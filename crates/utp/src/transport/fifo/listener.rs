@@ -284,8 +284,38 @@ impl FifoListener {
         })))
     }
 
+    /// Replaces a watched `anchor` that reports hang-up by a fresh reader
+    /// of `PATH.req`. A FIFO's reader that has seen writers come and all go
+    /// reports hang-up until the next writer opens it, and epoll reports
+    /// hang-up whatever it was asked for: after every session (and every
+    /// client that left before one started) an event loop would find the
+    /// listener readable with nobody to accept, and spin. A reader opened
+    /// after they left reports nothing until a new client comes. The new
+    /// one is open before the old one closes: the FIFO always has a reader
+    /// ("a server is here").
+    fn renew_hung_up_anchor(&mut self) -> Result<()> {
+        let Some(anchor) = &self.anchor else {
+            return Ok(());
+        };
+        if !self.anchor_watched.load(Ordering::Relaxed)
+            || !crate::transport::wait::poll_now(anchor, PollFlags::empty())
+                .is_some_and(|got| got.contains(PollFlags::HUP))
+        {
+            return Ok(());
+        }
+        let fresh = open(&self.req, OFlags::RDONLY)
+            .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
+            .and_then(|fd| same_fifo(fd, &self.req, self.ids.0))?;
+        let set = &self.ready.0;
+        set.remove(anchor.as_fd())?;
+        set.add(fresh.as_fd(), 1)?;
+        self.anchor = Some(fresh);
+        Ok(())
+    }
+
     /// One look for a client; `Some` when a session starts.
     fn look(&mut self) -> Result<Option<Box<dyn Channel>>> {
+        self.renew_hung_up_anchor()?;
         if self.probe.is_none() {
             let probe = open(&self.req, OFlags::RDONLY)
                 .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
@@ -525,6 +555,39 @@ mod tests {
         assert_eq!(frame.payload(), b"hello");
         drop(session);
         drop(client);
+        listener.close().unwrap();
+    }
+
+    /// A client that came and went leaves the request FIFO with no writer,
+    /// which a reader that saw writers reports as hung up for good: the
+    /// set must not turn readable for that, or an event loop whose
+    /// `try_accept` finds nobody would spin until the next client.
+    #[test]
+    fn a_finished_session_does_not_leave_the_listener_readable() {
+        let base = format!("/tmp/utp-fifo-after-{}", std::process::id());
+        let url = format!("fifo://{base}");
+        let mut listener = listen(&url.parse().unwrap(), &Options::default()).unwrap();
+        let ready = listener.readiness().unwrap().try_clone_to_owned().unwrap();
+        for round in 0..2 {
+            let mut client = crate::connect(&url).unwrap();
+            client.send(1, 0, b"hello").unwrap();
+            assert!(crate::wake::readable_within(
+                ready.as_fd(),
+                Duration::from_secs(5)
+            ));
+            let mut session = listener.try_accept().unwrap().expect("a session");
+            let mut frame = Frame::default();
+            session.recv(&mut frame).unwrap();
+            drop(client);
+            drop(session);
+            // The session's end shows at the next look (the tick brings the
+            // loop back); that look finds nobody and leaves nothing readable.
+            assert!(listener.try_accept().unwrap().is_none(), "round {round}");
+            assert!(
+                !crate::wake::readable(ready.as_fd()),
+                "round {round}: readable with no client and the tick consumed"
+            );
+        }
         listener.close().unwrap();
     }
 }
