@@ -203,6 +203,8 @@ enum UtpStatus utp_connect(const char *url, struct UtpChannel **out);
 enum UtpStatus utp_listen(const char *url, struct UtpListener **out);
 
 // Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
+// A timeout of 0 takes a client only if one is there (`UTP_ERR_TIMEOUT`
+// if none): the accept of an event loop (see `utp_listener_fd`).
 //
 // A channel accepted on a `shm://`, `sysv://` or `file://` listener is a
 // shared-memory link: the zero-copy calls (`utp_reserve`, `utp_recv_view`, ...)
@@ -233,6 +235,10 @@ enum UtpStatus utp_send(struct UtpChannel *channel,
 // If the payload does not fit, returns `UTP_ERR_BUFFER_TOO_SMALL` with
 // `info->payload_length` set; the frame is kept and returned by the next call.
 //
+// A timeout of 0 takes a frame only if one is there (`UTP_ERR_TIMEOUT` if
+// none): the receive of an event loop, which drains a channel with it
+// before waiting on its descriptor (see `utp_channel_fd`).
+//
 // # Safety
 // `channel` is a live channel handle; `info` is valid for writing; `buffer`
 // is valid for `capacity` writable bytes (or NULL with `capacity == 0`).
@@ -260,6 +266,75 @@ void utp_channel_close(struct UtpChannel *channel);
 // # Safety
 // `listener` is NULL or a pointer not used by any other thread meanwhile.
 void utp_listener_close(struct UtpListener *listener);
+
+// For event loops: the descriptor to wait on for this channel's next
+// frame, into `*fd`, and how long a wait may last, into `*timeout_ms`.
+//
+// `*fd` turns readable (or hangs up) when `utp_recv(channel, .., 0)` may
+// make progress; it is level-triggered (`poll`, `select`, or epoll without
+// `EPOLLET`) and may wake spuriously. Frames the channel has already read
+// do not show on it, so a loop receives with a timeout of 0 until
+// `UTP_ERR_TIMEOUT` and only then waits. It stays owned by the channel
+// (do not read, close or change it) and is the same for the channel's
+// life. `-1` when the channel has none: a shared-memory peer that offers
+// no wake-ups, which only a thread blocked in `utp_recv` can serve.
+//
+// Take it before the receive you wait after: a shared-memory link asks
+// its peer for wake-ups only once its descriptor was handed out, so a
+// program that never waits on it costs its peer nothing per frame.
+//
+// `*timeout_ms` (NULL if not wanted): the longest the wait may last, in
+// milliseconds, as `poll` takes it. `-1` between frames; the time left
+// until a frame that has started arriving must be complete (the
+// channel's frame timeout, 5 s by default; past it the next receive fails
+// and the link is over); `0` when a frame is waiting in the channel
+// already (one `utp_recv` refused with `UTP_ERR_BUFFER_TOO_SMALL`).
+//
+// # Safety
+// `channel` is a live channel handle; `fd` is valid for one write;
+// `timeout_ms` is NULL or valid for one write.
+enum UtpStatus utp_channel_fd(struct UtpChannel *channel, int32_t *fd, int32_t *timeout_ms);
+
+// For event loops: the descriptor that turns readable when
+// `utp_accept(listener, 0, ..)` may return a client, into `*fd`, or -1
+// when this listener can only be waited for in `utp_accept`. Level-
+// triggered like `utp_channel_fd`'s; accept with a timeout of 0 until
+// `UTP_ERR_TIMEOUT` before waiting. It stays owned by the listener.
+//
+// # Safety
+// `listener` is a live listener handle; `fd` is valid for one write.
+enum UtpStatus utp_listener_fd(struct UtpListener *listener, int32_t *fd);
+
+// Sends one frame if there is room for it now, without waiting: `UTP_OK`
+// when the frame is sent, `UTP_ERR_FULL` when there was no room and
+// nothing was sent (try again once the peer has read: over `unix://` and
+// `tcp://` the channel's descriptor polled for `POLLOUT` says when; over
+// the other mechanisms retry after a short pause, as `utp::tokio` does
+// after 1, 2, 4, 8 and then every 16 ms).
+//
+// Over a byte stream (unix, tcp, pipe, fifo) a frame that found room for
+// only its beginning is committed all the same: the channel keeps the
+// rest and sends it first with the next send or receive, or with
+// `utp_try_flush`. So a frame is never half sent, and a full peer never
+// holds this thread.
+//
+// # Safety
+// `channel` is a live channel handle; `payload` is valid for `len` bytes
+// (or NULL with `len == 0`).
+enum UtpStatus utp_try_send(struct UtpChannel *channel,
+                            uint8_t message_type,
+                            uint16_t flags,
+                            const uint8_t *payload,
+                            uintptr_t len);
+
+// Sends what a `utp_try_send` over a byte stream kept of its frame, if
+// there is room now: `UTP_OK` when nothing is left (also when nothing was
+// kept), `UTP_ERR_FULL` when some is. Call it before closing a channel
+// whose last frame may not have gone out whole.
+//
+// # Safety
+// `channel` is a live channel handle.
+enum UtpStatus utp_try_flush(struct UtpChannel *channel);
 
 // Subscribes to the publisher at `url` (`shm://NAME`, `unix:///PATH`,
 // `tcp://HOST:PORT`, with options such as `?policy=block&wait=spin`) and

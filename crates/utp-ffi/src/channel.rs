@@ -32,7 +32,7 @@ pub(crate) enum Transport {
 /// A listening endpoint. Opaque; close with `utp_listener_close` (removes the endpoint).
 #[derive(Debug)]
 pub struct UtpListener {
-    inner: Box<dyn utp::Listener>,
+    pub(crate) inner: Box<dyn utp::Listener>,
     /// Whether it accepts shared-memory links, which `utp_accept` hands out
     /// concrete so the zero-copy calls work on them too.
     shm: bool,
@@ -62,6 +62,12 @@ impl UtpChannel {
             frame: Frame::default(),
             pending: false,
         }
+    }
+
+    /// Whether a received frame waits for a larger buffer (`utp_recv`
+    /// refused it with `UTP_ERR_BUFFER_TOO_SMALL`).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending
     }
 
     /// The channel, unless a zero-copy loan is open (which borrows it).
@@ -178,6 +184,8 @@ pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListen
 }
 
 /// Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
+/// A timeout of 0 takes a client only if one is there (`UTP_ERR_TIMEOUT`
+/// if none): the accept of an event loop (see `utp_listener_fd`).
 ///
 /// A channel accepted on a `shm://`, `sysv://` or `file://` listener is a
 /// shared-memory link: the zero-copy calls (`utp_reserve`, `utp_recv_view`, ...)
@@ -195,10 +203,20 @@ pub unsafe extern "C" fn utp_accept(
         status((|| {
             // SAFETY: forwarded from this function's contract.
             let listener = unsafe { handle(listener, "listener") }?;
-            let channel = listener
-                .inner
-                .accept_timeout(timeout(timeout_ms))
-                .map_err(from_error)?;
+            let channel = if timeout_ms == 0 {
+                // Not `accept_timeout(0)`: listeners that wake event loops
+                // consume their wake-up in `try_accept`.
+                listener
+                    .inner
+                    .try_accept()
+                    .map_err(from_error)?
+                    .ok_or_else(|| fail(UtpStatus::UtpErrTimeout, "no client is waiting"))?
+            } else {
+                listener
+                    .inner
+                    .accept_timeout(timeout(timeout_ms))
+                    .map_err(from_error)?
+            };
             let raw = register(UtpChannel::new(accepted(channel, listener.shm)?));
             // SAFETY: forwarded from this function's contract.
             unsafe { write_out(out, raw, "out") }.inspect_err(|_| {
@@ -244,6 +262,10 @@ pub unsafe extern "C" fn utp_send(
 /// If the payload does not fit, returns `UTP_ERR_BUFFER_TOO_SMALL` with
 /// `info->payload_length` set; the frame is kept and returned by the next call.
 ///
+/// A timeout of 0 takes a frame only if one is there (`UTP_ERR_TIMEOUT` if
+/// none): the receive of an event loop, which drains a channel with it
+/// before waiting on its descriptor (see `utp_channel_fd`).
+///
 /// # Safety
 /// `channel` is a live channel handle; `info` is valid for writing; `buffer`
 /// is valid for `capacity` writable bytes (or NULL with `capacity == 0`).
@@ -268,9 +290,18 @@ pub unsafe extern "C" fn utp_recv(
                 // Lent by the channel (`recv_ref`): a stream's frame goes from
                 // its read buffer straight into `buffer`, one copy.
                 let (inner, spare) = channel.channel_and_spare()?;
-                let lent = inner
-                    .recv_ref(spare, timeout(timeout_ms))
-                    .map_err(from_error)?;
+                let lent = if timeout_ms == 0 {
+                    // Not `recv_ref(0)`: a shared-memory link asks for its
+                    // wake-up in `try_recv`.
+                    inner
+                        .try_recv_ref(spare)
+                        .map_err(from_error)?
+                        .ok_or_else(|| fail(UtpStatus::UtpErrTimeout, "no frame is there yet"))?
+                } else {
+                    inner
+                        .recv_ref(spare, timeout(timeout_ms))
+                        .map_err(from_error)?
+                };
                 // SAFETY: forwarded from this function's contract (checked non-null above).
                 unsafe { write_out(info, frame_info(&lent.header), "info") }?;
                 if let Some(room) = buffer.get_mut(..lent.payload.len()) {

@@ -27,6 +27,7 @@
 mod batch;
 mod calc;
 mod channel;
+mod event_loop;
 mod guard;
 mod pubsub;
 mod status;
@@ -38,6 +39,7 @@ pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
     utp_listener_close, utp_recv, utp_send,
 };
+pub use event_loop::{utp_channel_fd, utp_listener_fd, utp_try_flush, utp_try_send};
 pub use pubsub::{
     UtpMessageInfo, UtpPublisher, UtpSubscriber, utp_pub_close, utp_pub_create, utp_pub_send,
     utp_pub_subscribers, utp_sub_arm, utp_sub_close, utp_sub_connect, utp_sub_counts,
