@@ -162,6 +162,27 @@ enum UtpStatus utp_send_batch(struct UtpChannel *channel,
                               const struct UtpBytes *frames,
                               uintptr_t count);
 
+// Sends as many frames of a batch as there is room for now, from the
+// first, without waiting, and stores how many in `*sent`: `UTP_OK` with
+// `*sent == count` when all went, `UTP_ERR_FULL` with the number that did
+// (perhaps 0) when the channel filled; call again with the rest once the
+// peer has read (see `utp_try_send`). Batches as `utp_send_batch` does; a
+// stream takes whole the run of frames that filled its buffer, keeping
+// its end for the next call (or `utp_try_flush`), so no frame is half sent.
+//
+// Every entry is checked before anything is sent, as by `utp_send_batch`.
+// A frame that fails (too large, the peer gone) stops the call: the
+// status says why, and `*sent` how many frames before it were sent.
+//
+// # Safety
+// As `utp_send_batch`; `sent` is valid for one write.
+enum UtpStatus utp_try_send_batch(struct UtpChannel *channel,
+                                  uint8_t message_type,
+                                  uint16_t flags,
+                                  const struct UtpBytes *frames,
+                                  uintptr_t count,
+                                  uintptr_t *sent);
+
 // Asks the calculator at the other end of `channel` for `op a b` (op is
 // `"ADD"`, `"SUB"`, `"MUL"` or `"DIV"`) and stores the result in `*result`.
 //

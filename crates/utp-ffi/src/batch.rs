@@ -1,7 +1,7 @@
 //! Sending several frames in one call: `utp_send_batch`.
 
 use crate::channel::UtpChannel;
-use crate::guard::{boundary, bytes, handle, status};
+use crate::guard::{boundary, bytes, handle, status, write_out};
 use crate::status::{UtpStatus, fail, from_error};
 
 /// One payload of a batch: `len` bytes at `data` (NULL with `len == 0`).
@@ -47,30 +47,11 @@ pub unsafe extern "C" fn utp_send_batch(
     boundary(|| {
         status((|| {
             // SAFETY: forwarded from this function's contract.
-            let channel = unsafe { handle(channel, "channel") }?;
-            let frames: &[UtpBytes] = if count == 0 {
-                &[]
-            } else if frames.is_null() {
-                return Err(fail(
-                    UtpStatus::UtpErrInvalidArgument,
-                    "frames is NULL but count is not 0",
-                ));
-            } else {
-                // SAFETY: non-null, and the caller guarantees `count` valid entries.
-                unsafe { std::slice::from_raw_parts(frames, count) }
-            };
-            for entry in frames {
-                // SAFETY: forwarded from this function's contract.
-                unsafe { bytes(entry.data, entry.len) }?;
-            }
-            let channel = channel.channel()?;
+            let (channel, frames) = unsafe { batch_args(channel, frames, count) }?;
             for run in frames.chunks(RUN) {
                 let mut payloads: [&[u8]; RUN] = [&[]; RUN];
-                for (payload, entry) in payloads.iter_mut().zip(run) {
-                    // SAFETY: forwarded from this function's contract
-                    // (checked non-null above where `len` is not 0).
-                    *payload = unsafe { bytes(entry.data, entry.len) }?;
-                }
+                // SAFETY: forwarded from this function's contract.
+                unsafe { borrow_run(run, &mut payloads) }?;
                 channel
                     .send_batch(message_type, flags, &payloads[..run.len()])
                     .map_err(from_error)?;
@@ -78,4 +59,107 @@ pub unsafe extern "C" fn utp_send_batch(
             Ok(())
         })())
     })
+}
+
+/// Sends as many frames of a batch as there is room for now, from the
+/// first, without waiting, and stores how many in `*sent`: `UTP_OK` with
+/// `*sent == count` when all went, `UTP_ERR_FULL` with the number that did
+/// (perhaps 0) when the channel filled; call again with the rest once the
+/// peer has read (see `utp_try_send`). Batches as `utp_send_batch` does; a
+/// stream takes whole the run of frames that filled its buffer, keeping
+/// its end for the next call (or `utp_try_flush`), so no frame is half sent.
+///
+/// Every entry is checked before anything is sent, as by `utp_send_batch`.
+/// A frame that fails (too large, the peer gone) stops the call: the
+/// status says why, and `*sent` how many frames before it were sent.
+///
+/// # Safety
+/// As `utp_send_batch`; `sent` is valid for one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_try_send_batch(
+    channel: *mut UtpChannel,
+    message_type: u8,
+    flags: u16,
+    frames: *const UtpBytes,
+    count: usize,
+    sent: *mut usize,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            if sent.is_null() {
+                return Err(fail(UtpStatus::UtpErrInvalidArgument, "sent is NULL"));
+            }
+            // SAFETY: forwarded from this function's contract.
+            let (channel, frames) = unsafe { batch_args(channel, frames, count) }?;
+            let mut done = 0;
+            let outcome = (|| {
+                for run in frames.chunks(RUN) {
+                    let mut payloads: [&[u8]; RUN] = [&[]; RUN];
+                    // SAFETY: forwarded from this function's contract.
+                    unsafe { borrow_run(run, &mut payloads) }?;
+                    let mut taken = 0;
+                    while taken < run.len() {
+                        let now = channel
+                            .try_send_batch(message_type, flags, &payloads[taken..run.len()])
+                            .map_err(from_error)?;
+                        if now == 0 {
+                            return Err(fail(
+                                UtpStatus::UtpErrFull,
+                                "no room for the rest of the batch now: the peer has not read what it was sent",
+                            ));
+                        }
+                        taken += now;
+                        done += now;
+                    }
+                }
+                Ok(())
+            })();
+            // SAFETY: forwarded from this function's contract (checked non-null above).
+            unsafe { write_out(sent, done, "sent") }?;
+            outcome
+        })())
+    })
+}
+
+/// The channel and the entries of a batch, every entry checked before
+/// anything is sent.
+///
+/// # Safety
+/// As `utp_send_batch`.
+unsafe fn batch_args<'a>(
+    channel: *mut UtpChannel,
+    frames: *const UtpBytes,
+    count: usize,
+) -> Result<(&'a mut dyn utp::Channel, &'a [UtpBytes]), UtpStatus> {
+    // SAFETY: forwarded from this function's contract.
+    let channel = unsafe { handle(channel, "channel") }?;
+    let frames: &[UtpBytes] = if count == 0 {
+        &[]
+    } else if frames.is_null() {
+        return Err(fail(
+            UtpStatus::UtpErrInvalidArgument,
+            "frames is NULL but count is not 0",
+        ));
+    } else {
+        // SAFETY: non-null, and the caller guarantees `count` valid entries.
+        unsafe { std::slice::from_raw_parts(frames, count) }
+    };
+    for entry in frames {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { bytes(entry.data, entry.len) }?;
+    }
+    Ok((channel.channel()?, frames))
+}
+
+/// Borrows the payloads of `run` into `payloads`.
+///
+/// # Safety
+/// Each entry of `run` is valid for `len` bytes (or NULL with `len == 0`)
+/// for as long as `payloads` is used.
+unsafe fn borrow_run(run: &[UtpBytes], payloads: &mut [&[u8]; RUN]) -> Result<(), UtpStatus> {
+    for (payload, entry) in payloads.iter_mut().zip(run) {
+        // SAFETY: forwarded from this function's contract.
+        *payload = unsafe { bytes(entry.data, entry.len) }?;
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ mod pubsub;
 mod status;
 mod zerocopy;
 
-pub use batch::{UtpBytes, utp_send_batch};
+pub use batch::{UtpBytes, utp_send_batch, utp_try_send_batch};
 pub use calc::utp_calc_call;
 pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,

@@ -158,10 +158,11 @@ fn pair(url: &str) -> Pair {
     pair
 }
 
-/// Fills the channel with `utp_try_send` until `UTP_ERR_FULL`, drains the
+/// Fills the channel with `utp_try_send` (or `utp_try_send_batch`, 16
+/// frames a call) until `UTP_ERR_FULL`, drains the
 /// peer with receives of timeout 0 (flushing what a stream kept), and
 /// checks every frame arrived once, whole, in order.
-fn fill_then_drain(url: &str) {
+fn fill_then_drain(url: &str, batched: bool) {
     let pair = pair(url);
     let (client, server) = (pair.client, pair.server);
     let (server_fd, wait) = channel_fd(server);
@@ -180,15 +181,39 @@ fn fill_then_drain(url: &str) {
     };
     let mut sent = 0u32;
     loop {
-        let bytes = payload(sent);
-        // SAFETY: a live channel handle and a valid payload.
-        let status = unsafe { utp_try_send(client, DATA, 1, bytes.as_ptr(), bytes.len()) };
+        let status = if batched {
+            let batch: Vec<Vec<u8>> = (sent..sent + 16).map(payload).collect();
+            let entries: Vec<UtpBytes> = batch
+                .iter()
+                .map(|bytes| UtpBytes {
+                    data: bytes.as_ptr(),
+                    len: bytes.len(),
+                })
+                .collect();
+            let mut taken = usize::MAX;
+            // SAFETY: a live channel handle, 16 valid entries and a valid out-pointer.
+            let status = unsafe {
+                utp_try_send_batch(client, DATA, 1, entries.as_ptr(), entries.len(), &mut taken)
+            };
+            assert!(taken <= 16, "{url}: {taken}");
+            assert!(
+                (status == UtpStatus::UtpOk) == (taken == 16),
+                "{url}: {status:?} after {taken} of 16"
+            );
+            sent += taken as u32;
+            status
+        } else {
+            let bytes = payload(sent);
+            // SAFETY: a live channel handle and a valid payload.
+            let status = unsafe { utp_try_send(client, DATA, 1, bytes.as_ptr(), bytes.len()) };
+            sent += u32::from(status == UtpStatus::UtpOk);
+            status
+        };
         if status == UtpStatus::UtpErrFull {
             assert!(last_error().contains("no room"), "{}", last_error());
             break;
         }
         assert_eq!(status, UtpStatus::UtpOk, "{url}: {}", last_error());
-        sent += 1;
         assert!(sent < 1_000_000, "{url}: never full");
     }
     assert!(sent > 0, "{url}");
@@ -236,12 +261,20 @@ fn fill_then_drain(url: &str) {
 }
 
 #[test]
-fn try_send_fills_a_channel_and_loses_nothing() {
+fn try_send_and_try_send_batch_fill_a_channel_and_lose_nothing() {
     let dir = std::env::temp_dir();
-    fill_then_drain(&format!("unix://{}/{}.sock", dir.display(), unique("unix")));
-    fill_then_drain(&format!("shm://{}?ring=65536", unique("shm")));
-    fill_then_drain(&format!("fifo://{}/{}", dir.display(), unique("fifo")));
-    fill_then_drain(&format!("mq://{}", unique("mq")));
+    for batched in [false, true] {
+        fill_then_drain(
+            &format!("unix://{}/{}.sock", dir.display(), unique("unix")),
+            batched,
+        );
+        fill_then_drain(&format!("shm://{}?ring=65536", unique("shm")), batched);
+        fill_then_drain(
+            &format!("fifo://{}/{}", dir.display(), unique("fifo")),
+            batched,
+        );
+        fill_then_drain(&format!("mq://{}", unique("mq")), batched);
+    }
 }
 
 /// The descriptor of an shm link turns readable for a frame sent after the
