@@ -9,7 +9,9 @@
  * at the fork): client 0 makes one call and exits without closing its
  * channel, client 1 makes one and sends another, then kills itself before
  * the answer,
- * the others make CALLS calls each (ADD, MUL) and check every answer.
+ * client 2 asks for 1 KB answers and never reads them (the server drops it
+ * when utp_try_send finds no room: it never waits for one client), the
+ * others make CALLS calls each (ADD, MUL) and check every answer.
  * EXTRA more clients come from elsewhere (run-tests starts `utp call`
  * processes once READY is printed). The server runs until FORKED + EXTRA
  * links have ended, then checks the count of requests it received, that the
@@ -47,6 +49,14 @@ static UtpChannel *connect_retrying(const char *url) {
     return NULL;
 }
 
+/* Whether client 2 floods. Not over a FIFO: its client learns that the
+ * server ended the session only when it reads, so it would go on writing
+ * into the request FIFO, which the listener keeps open, and the listener
+ * would take those bytes for new sessions (docs/transports.md, fifo). */
+static int floods(const char *url) {
+    return strncmp(url, "fifo:", 5) != 0;
+}
+
 /* One forked client; never returns. */
 static void client(const char *url, int index, int calls) {
     UtpChannel *ch = connect_retrying(url);
@@ -65,6 +75,21 @@ static void client(const char *url, int index, int calls) {
         if (utp_send(ch, REQUEST, 1, (const uint8_t *)request, strlen(request), 10000) != UTP_OK) _exit(5);
         raise(SIGKILL);
     }
+    if (index == 2 && floods(url)) {
+        /* Asks for 1 KB answers and never reads them: the server drops it
+         * once they fill the channel (its utp_try_send says UTP_ERR_FULL). */
+        if (utp_calc_call(ch, "ADD", 3, 3, &r, 10000) != UTP_OK || r != 6) _exit(4);
+        const char *request = "PAD 1000";
+        for (int i = 0; i < 20000; i++) {
+            UtpStatus st = utp_send(ch, REQUEST, 1, (const uint8_t *)request, strlen(request), 10000);
+            if (st == UTP_ERR_PEER_GONE) _exit(0);
+            if (st != UTP_OK) {
+                fprintf(stderr, "flooder: request %d: %s [%s]\n", i, utp_status_name(st), utp_last_error());
+                _exit(7);
+            }
+        }
+        _exit(8); /* never dropped */
+    }
     int bad = 0;
     for (int i = 0; i < calls; i++) {
         int64_t a = index * 1000 + i, b = i % 7 - 3;
@@ -81,13 +106,22 @@ static void client(const char *url, int index, int calls) {
     _exit(bad ? 6 : 0);
 }
 
-/* "OP A B" -> "OK R" (or "ERR ..."), as the calculator of docs/protocol.md. */
+static int live, ended, dropped, received, padded, idle_wakes, wakes;
+
+/* "OP A B" -> "OK R" (or "ERR ..."), as the calculator of docs/protocol.md;
+ * and "PAD N" -> "OK" and N - 2 bytes more, for the client that never reads. */
 static int answer(const uint8_t *request, size_t len, char *reply, size_t room) {
     char text[128], op[8];
     long long a = 0, b = 0;
     if (len >= sizeof text) len = sizeof text - 1;
     memcpy(text, request, len);
     text[len] = '\0';
+    if (sscanf(text, "PAD %lld", &a) == 1 && a >= 2 && (size_t)a <= room) {
+        memset(reply, 'x', (size_t)a);
+        memcpy(reply, "OK", 2);
+        padded++;
+        return (int)a;
+    }
     if (sscanf(text, "%7s %lld %lld", op, &a, &b) != 3) return snprintf(reply, room, "ERR bad request");
     if (strcmp(op, "ADD") == 0) return snprintf(reply, room, "OK %lld", a + b);
     if (strcmp(op, "SUB") == 0) return snprintf(reply, room, "OK %lld", a - b);
@@ -101,7 +135,6 @@ typedef struct {
 } Link;
 
 static Link links[MAX_LINKS];
-static int live, ended, received, idle_wakes, wakes;
 
 /* Closes link i, which ended with `why`: UTP_OK for a client's GOODBYE. */
 static void end_link(int i, UtpStatus why) {
@@ -132,12 +165,19 @@ static int drain(int i) {
         }
         CHECK(info.message_type == REQUEST, "a REQUEST, got 0x%02x", info.message_type);
         received++;
-        char reply[64];
+        char reply[1024];
         int n = answer(buf, info.payload_length, reply, sizeof reply);
         st = utp_try_send(links[i].ch, RESPONSE, 1, (const uint8_t *)reply, (uintptr_t)n);
         /* The asker killed before its answer may be gone already. */
         if (st == UTP_ERR_PEER_GONE) {
             end_link(i, st);
+            return progress;
+        }
+        /* A client that does not read its answers is dropped; the loop
+         * never waits for it. */
+        if (st == UTP_ERR_FULL) {
+            dropped++;
+            end_link(i, UTP_OK);
             return progress;
         }
         CHECK(st == UTP_OK, "try_send of a %d-byte reply: %s", n, utp_status_name(st));
@@ -170,8 +210,8 @@ int main(int argc, char **argv) {
     }
     const char *url = argv[1];
     int forked = atoi(argv[2]), extra = atoi(argv[3]), calls = atoi(argv[4]);
-    if (forked < 2 || forked + extra > MAX_LINKS) {
-        fprintf(stderr, "FORKED must be at least 2 and FORKED + EXTRA at most %d\n", MAX_LINKS);
+    if (forked < 3 || forked + extra > MAX_LINKS) {
+        fprintf(stderr, "FORKED must be at least 3 and FORKED + EXTRA at most %d\n", MAX_LINKS);
         return 2;
     }
     pid_t children[MAX_LINKS];
@@ -226,8 +266,12 @@ int main(int argc, char **argv) {
         if (!progress) idle_wakes++;
     }
     CHECK(ended == forked + extra, "%d of %d links ended (the rest timed out)", ended, forked + extra);
-    int expected = 1 + 2 + (forked - 2) * calls + extra;
-    CHECK(received == expected, "received %d requests, expected %d", received, expected);
+    int flooders = floods(url);
+    int expected = 1 + 2 + flooders + (forked - 2 - flooders) * calls + extra;
+    CHECK(received - padded == expected, "received %d requests, expected %d (and the flooder's %d)", received - padded,
+          expected, padded);
+    CHECK(dropped == flooders && (padded > 0) == flooders, "dropped %d clients that did not read (after %d answers)",
+          dropped, padded);
     /* Some descriptors tick (mq's every 100 ms, a FIFO listener's every 20 ms
      * while a session runs: docs/event-loops.md); a busy loop would wake
      * tens of thousands of times a second. */
@@ -246,7 +290,8 @@ int main(int argc, char **argv) {
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client %d: status %d", i, status);
         }
     }
-    printf("%s: %d requests over %d links, %d wake-ups (%d found nothing); %d passed, %d failed\n", url, received,
-           forked + extra, wakes, idle_wakes, passed, failed);
+    printf("%s: %d requests over %d links (%d dropped after %d answers they did not read), %d wake-ups (%d found "
+           "nothing); %d passed, %d failed\n",
+           url, received, forked + extra, dropped, padded, wakes, idle_wakes, passed, failed);
     return failed != 0;
 }
