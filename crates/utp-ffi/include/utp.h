@@ -170,8 +170,8 @@ enum UtpStatus utp_send_batch(struct UtpChannel *channel,
 // stream takes whole the run of frames that filled its buffer, keeping
 // its end for the next call (or `utp_try_flush`), so no frame is half sent.
 //
-// Every entry is checked before anything is sent, as by `utp_send_batch`.
-// A frame that fails (too large, the peer gone) stops the call: the
+// Every entry is checked before anything is sent, as by `utp_send_batch`
+// (`*sent` is then 0). A frame that fails (too large, the peer gone) stops the call: the
 // status says why, and `*sent` how many frames before it were sent.
 //
 // # Safety
@@ -308,7 +308,7 @@ void utp_listener_close(struct UtpListener *listener);
 // milliseconds, as `poll` takes it. `-1` between frames; the time left
 // until a frame that has started arriving must be complete (the
 // channel's frame timeout, 5 s by default; past it the next receive fails
-// and the link is over); `0` when a frame is waiting in the channel
+// with `UTP_ERR_PROTOCOL` and the link is over); `0` when a frame is waiting in the channel
 // already (one `utp_recv` refused with `UTP_ERR_BUFFER_TOO_SMALL`).
 //
 // # Safety

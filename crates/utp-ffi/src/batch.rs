@@ -1,4 +1,5 @@
-//! Sending several frames in one call: `utp_send_batch`.
+//! Sending several frames in one call: `utp_send_batch`, and
+//! `utp_try_send_batch` for event loops.
 
 use crate::channel::UtpChannel;
 use crate::guard::{boundary, bytes, handle, status, write_out};
@@ -69,8 +70,8 @@ pub unsafe extern "C" fn utp_send_batch(
 /// stream takes whole the run of frames that filled its buffer, keeping
 /// its end for the next call (or `utp_try_flush`), so no frame is half sent.
 ///
-/// Every entry is checked before anything is sent, as by `utp_send_batch`.
-/// A frame that fails (too large, the peer gone) stops the call: the
+/// Every entry is checked before anything is sent, as by `utp_send_batch`
+/// (`*sent` is then 0). A frame that fails (too large, the peer gone) stops the call: the
 /// status says why, and `*sent` how many frames before it were sent.
 ///
 /// # Safety
@@ -86,9 +87,9 @@ pub unsafe extern "C" fn utp_try_send_batch(
 ) -> UtpStatus {
     boundary(|| {
         status((|| {
-            if sent.is_null() {
-                return Err(fail(UtpStatus::UtpErrInvalidArgument, "sent is NULL"));
-            }
+            // SAFETY: forwarded from this function's contract (`write_out`
+            // refuses NULL). Written first: 0 if the arguments are refused.
+            unsafe { write_out(sent, 0, "sent") }?;
             // SAFETY: forwarded from this function's contract.
             let (channel, frames) = unsafe { batch_args(channel, frames, count) }?;
             let mut done = 0;
@@ -114,7 +115,7 @@ pub unsafe extern "C" fn utp_try_send_batch(
                 }
                 Ok(())
             })();
-            // SAFETY: forwarded from this function's contract (checked non-null above).
+            // SAFETY: forwarded from this function's contract (written above).
             unsafe { write_out(sent, done, "sent") }?;
             outcome
         })())

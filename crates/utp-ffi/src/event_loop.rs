@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// milliseconds, as `poll` takes it. `-1` between frames; the time left
 /// until a frame that has started arriving must be complete (the
 /// channel's frame timeout, 5 s by default; past it the next receive fails
-/// and the link is over); `0` when a frame is waiting in the channel
+/// with `UTP_ERR_PROTOCOL` and the link is over); `0` when a frame is waiting in the channel
 /// already (one `utp_recv` refused with `UTP_ERR_BUFFER_TOO_SMALL`).
 ///
 /// # Safety

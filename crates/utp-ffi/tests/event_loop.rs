@@ -396,6 +396,19 @@ fn the_calls_check_their_arguments() {
             UtpStatus::UtpOk
         );
         assert_eq!(utp_try_flush(client), UtpStatus::UtpOk);
+        let entries = [UtpBytes {
+            data: ptr::null(),
+            len: 3,
+        }];
+        let mut sent = 99;
+        let refused = utp_try_send_batch(client, DATA, 1, entries.as_ptr(), 1, &mut sent);
+        assert_eq!((refused, sent), (UtpStatus::UtpErrInvalidArgument, 0));
+        let refused = utp_try_send_batch(client, DATA, 1, ptr::null(), 2, &mut sent);
+        assert_eq!((refused, sent), (UtpStatus::UtpErrInvalidArgument, 0));
+        let no_count = utp_try_send_batch(client, DATA, 1, entries.as_ptr(), 0, ptr::null_mut());
+        assert_eq!(no_count, UtpStatus::UtpErrInvalidArgument);
+        let empty = utp_try_send_batch(client, DATA, 1, ptr::null(), 0, &mut sent);
+        assert_eq!((empty, sent), (UtpStatus::UtpOk, 0));
     }
     let mut buf = [0u8; 8];
     assert_eq!(try_recv(server, &mut buf).unwrap().1, b"");
