@@ -7,11 +7,11 @@
  *
  * Forks FORKED client processes before it listens (so no utp thread exists
  * at the fork): client 0 makes one call and exits without closing its
- * channel, client 1 makes one and sends another, then kills itself before
- * the answer,
- * client 2 asks for 1 KB answers and never reads them (the server drops it
- * when utp_try_send finds no room: it never waits for one client), the
- * others make CALLS calls each (ADD, MUL) and check every answer.
+ * channel; client 1 makes one and sends another, then kills itself before
+ * the answer; client 2 asks for 1 KB answers and never reads them (the
+ * server drops it when utp_try_send finds no room: it never waits for one
+ * client); the others make CALLS calls each (ADD, MUL) and check every
+ * answer.
  * EXTRA more clients come from elsewhere (run-tests starts `utp call`
  * processes once READY is printed). The server runs until FORKED + EXTRA
  * links have ended, then checks the count of requests it received, that the
