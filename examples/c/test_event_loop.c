@@ -106,7 +106,7 @@ static void client(const char *url, int index, int calls) {
     _exit(bad ? 6 : 0);
 }
 
-static int live, ended, dropped, received, padded, idle_wakes, wakes;
+static int live, ended, dropped, received, padded, idle_wakes, wakes, peers_known;
 
 /* "OP A B" -> "OK R" (or "ERR ..."), as the calculator of docs/protocol.md;
  * and "PAD N" -> "OK" and N - 2 bytes more, for the client that never reads. */
@@ -195,6 +195,15 @@ static void accept_all(UtpListener *listener) {
         st = utp_channel_fd(ch, &fd, &wait_ms);
         CHECK(st == UTP_OK && fd >= 0 && wait_ms == -1, "channel_fd: %s fd %d wait %d", utp_status_name(st), fd,
               wait_ms);
+        /* Who it is: a process of this user (utp refuses others' unless the
+         * URL admits them), where the mechanism tells. */
+        UtpPeer peer;
+        char address[512];
+        st = utp_channel_peer(ch, &peer, address, sizeof address);
+        CHECK(st == UTP_OK && (peer.uid == -1 || peer.uid == (int64_t)getuid()) &&
+                  strlen(address) == peer.address_length,
+              "channel_peer: %s uid %" PRId64 " address '%s'", utp_status_name(st), peer.uid, address);
+        if (peer.pid >= 0) peers_known++;
         if (live == MAX_LINKS || fd < 0) {
             utp_channel_close(ch);
             continue;
@@ -290,8 +299,8 @@ int main(int argc, char **argv) {
             CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "client %d: status %d", i, status);
         }
     }
-    printf("%s: %d requests over %d links (%d dropped after %d answers they did not read), %d wake-ups (%d found "
-           "nothing); %d passed, %d failed\n",
-           url, received, forked + extra, dropped, padded, wakes, idle_wakes, passed, failed);
+    printf("%s: %d requests over %d links (%d with a known pid; %d dropped after %d answers they did not read), %d "
+           "wake-ups (%d found nothing); %d passed, %d failed\n",
+           url, received, forked + extra, peers_known, dropped, padded, wakes, idle_wakes, passed, failed);
     return failed != 0;
 }

@@ -121,6 +121,20 @@ typedef struct UtpFrameInfo {
   uint64_t timestamp_us;
 } UtpFrameInfo;
 
+// What a channel knows about its peer (`utp_channel_peer`): `-1` where
+// the mechanism does not tell (a TCP or UDP peer's process, say).
+typedef struct UtpPeer {
+  // The peer's process id, or -1.
+  int64_t pid;
+  // The peer's user id, or -1.
+  int64_t uid;
+  // The peer's group id, or -1.
+  int64_t gid;
+  // Bytes of the peer's printable address (IP:port, a socket or FIFO
+  // path), without the terminating NUL; 0 when it has none.
+  uintptr_t address_length;
+} UtpPeer;
+
 // What `utp_sub_recv` delivered.
 typedef struct UtpMessageInfo {
   // The message number (0 for the publisher's first message).
@@ -356,6 +370,26 @@ enum UtpStatus utp_try_send(struct UtpChannel *channel,
 // # Safety
 // `channel` is a live channel handle.
 enum UtpStatus utp_try_flush(struct UtpChannel *channel);
+
+// Stores what the channel knows about its peer in `*peer` and, when
+// `address` is not NULL, the peer's printable address there as a
+// NUL-terminated string (`""` when it has none).
+//
+// A server in an event loop logs or checks its clients with it; utp has
+// already refused peers of other users unless the URL admits them
+// (`?allow_uid=`, docs/transports.md).
+//
+// Returns `UTP_ERR_BUFFER_TOO_SMALL` when the address needs more than
+// `capacity` bytes with its NUL (`*peer` is filled all the same, so
+// `peer->address_length + 1` is the size to pass).
+//
+// # Safety
+// `channel` is a live channel handle; `peer` is valid for one write;
+// `address` is NULL or valid for `capacity` writable bytes.
+enum UtpStatus utp_channel_peer(struct UtpChannel *channel,
+                                struct UtpPeer *peer,
+                                char *address,
+                                uintptr_t capacity);
 
 // Subscribes to the publisher at `url` (`shm://NAME`, `unix:///PATH`,
 // `tcp://HOST:PORT`, with options such as `?policy=block&wait=spin`) and

@@ -29,6 +29,7 @@ mod calc;
 mod channel;
 mod event_loop;
 mod guard;
+mod peer;
 mod pubsub;
 mod status;
 mod zerocopy;
@@ -40,6 +41,7 @@ pub use channel::{
     utp_listener_close, utp_recv, utp_send,
 };
 pub use event_loop::{utp_channel_fd, utp_listener_fd, utp_try_flush, utp_try_send};
+pub use peer::{UtpPeer, utp_channel_peer};
 pub use pubsub::{
     UtpMessageInfo, UtpPublisher, UtpSubscriber, utp_pub_close, utp_pub_create, utp_pub_send,
     utp_pub_subscribers, utp_sub_arm, utp_sub_close, utp_sub_connect, utp_sub_counts,
