@@ -237,6 +237,16 @@ enum UtpStatus utp_connect(const char *url, struct UtpChannel **out);
 // `url` is a NUL-terminated string; `out` is valid for writing one pointer.
 enum UtpStatus utp_listen(const char *url, struct UtpListener **out);
 
+// The URL the listener serves, as a NUL-terminated string into `url`
+// (`capacity` bytes): with the port the system chose for
+// `tcp://HOST:0` or `udp://HOST:0`, so a server can tell its clients.
+// `UTP_ERR_BUFFER_TOO_SMALL` when it does not fit with its NUL.
+//
+// # Safety
+// `listener` is a live listener handle; `url` is valid for `capacity`
+// writable bytes.
+enum UtpStatus utp_listener_endpoint(struct UtpListener *listener, char *url, uintptr_t capacity);
+
 // Waits up to `timeout_ms` (negative: forever) for a client and stores its channel in `*out`.
 // A timeout of 0 takes a client only if one is there (`UTP_ERR_TIMEOUT`
 // if none): the accept of an event loop (see `utp_listener_fd`).

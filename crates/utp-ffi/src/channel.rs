@@ -1,7 +1,8 @@
 //! Channels and listeners: connect, listen, accept, send, receive, close.
 
 use crate::guard::{
-    boundary, bytes, bytes_mut, c_str, handle, register, status, take_handle, timeout, write_out,
+    boundary, bytes, bytes_mut, c_str, handle, register, status, take_handle, timeout,
+    write_c_string, write_out,
 };
 use crate::status::{UtpStatus, fail, from_error};
 use crate::zerocopy::Loan;
@@ -179,6 +180,31 @@ pub unsafe extern "C" fn utp_listen(url: *const c_char, out: *mut *mut UtpListen
                 // SAFETY: `raw` was just registered and never shared.
                 drop(unsafe { take_handle(raw, "new handle") });
             })
+        })())
+    })
+}
+
+/// The URL the listener serves, as a NUL-terminated string into `url`
+/// (`capacity` bytes): with the port the system chose for
+/// `tcp://HOST:0` or `udp://HOST:0`, so a server can tell its clients.
+/// `UTP_ERR_BUFFER_TOO_SMALL` when it does not fit with its NUL.
+///
+/// # Safety
+/// `listener` is a live listener handle; `url` is valid for `capacity`
+/// writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn utp_listener_endpoint(
+    listener: *mut UtpListener,
+    url: *mut c_char,
+    capacity: usize,
+) -> UtpStatus {
+    boundary(|| {
+        status((|| {
+            // SAFETY: forwarded from this function's contract.
+            let listener = unsafe { handle(listener, "listener") }?;
+            let endpoint = listener.inner.endpoint();
+            // SAFETY: forwarded from this function's contract.
+            unsafe { write_c_string(&endpoint, url, capacity, "the listener's URL") }
         })())
     })
 }

@@ -100,6 +100,35 @@ pub(crate) unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> Result<&'a mut [
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 
+/// Copies `text` into C's buffer as a NUL-terminated string;
+/// `UTP_ERR_BUFFER_TOO_SMALL` (nothing written) when it needs more than
+/// `capacity` bytes with its NUL.
+///
+/// # Safety
+/// `out` is null (with `capacity == 0`) or valid for writes of `capacity` bytes.
+pub(crate) unsafe fn write_c_string(
+    text: &str,
+    out: *mut c_char,
+    capacity: usize,
+    what: &str,
+) -> Result<(), UtpStatus> {
+    // SAFETY: forwarded from this function's contract.
+    let room = unsafe { bytes_mut(out.cast::<u8>(), capacity) }?;
+    let Some(out) = room.get_mut(..=text.len()) else {
+        return Err(fail(
+            UtpStatus::UtpErrBufferTooSmall,
+            format!(
+                "{what} is {} bytes and its NUL; the buffer holds {capacity}",
+                text.len()
+            ),
+        ));
+    };
+    let (string, nul) = out.split_at_mut(text.len());
+    string.copy_from_slice(text.as_bytes());
+    nul[0] = 0;
+    Ok(())
+}
+
 /// Borrows a C-owned handle mutably: `UTP_ERR_INVALID_ARGUMENT` for NULL,
 /// `UTP_ERR_CLOSED` for a pointer that is not a live handle of this type.
 ///

@@ -38,7 +38,7 @@ pub use batch::{UtpBytes, utp_send_batch, utp_try_send_batch};
 pub use calc::utp_calc_call;
 pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
-    utp_listener_close, utp_recv, utp_send,
+    utp_listener_close, utp_listener_endpoint, utp_recv, utp_send,
 };
 pub use event_loop::{utp_channel_fd, utp_listener_fd, utp_try_flush, utp_try_send};
 pub use peer::{UtpPeer, utp_channel_peer};

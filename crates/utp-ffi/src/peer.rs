@@ -1,8 +1,8 @@
 //! Who is at the other end of a channel: `utp_channel_peer`.
 
 use crate::channel::UtpChannel;
-use crate::guard::{boundary, bytes_mut, handle, status, write_out};
-use crate::status::{UtpStatus, fail};
+use crate::guard::{boundary, handle, status, write_c_string, write_out};
+use crate::status::UtpStatus;
 use std::ffi::c_char;
 
 /// What a channel knows about its peer (`utp_channel_peer`): `-1` where
@@ -62,20 +62,7 @@ pub unsafe extern "C" fn utp_channel_peer(
                 return Ok(());
             }
             // SAFETY: forwarded from this function's contract (checked non-null above).
-            let room = unsafe { bytes_mut(address.cast::<u8>(), capacity) }?;
-            let Some(out) = room.get_mut(..=text.len()) else {
-                return Err(fail(
-                    UtpStatus::UtpErrBufferTooSmall,
-                    format!(
-                        "the peer's address is {} bytes and its NUL; the buffer holds {capacity}",
-                        text.len()
-                    ),
-                ));
-            };
-            let (string, nul) = out.split_at_mut(text.len());
-            string.copy_from_slice(text.as_bytes());
-            nul[0] = 0;
-            Ok(())
+            unsafe { write_c_string(&text, address, capacity, "the peer's address") }
         })())
     })
 }

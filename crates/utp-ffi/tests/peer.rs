@@ -1,4 +1,5 @@
-//! `utp_channel_peer`: who is at the other end of a channel, for C servers.
+//! `utp_channel_peer` (who is at the other end of a channel) and
+//! `utp_listener_endpoint` (the URL a listener serves), for C servers.
 
 use std::ffi::{CStr, CString};
 use std::ptr;
@@ -20,6 +21,11 @@ fn connected(url: &str) -> (*mut UtpListener, *mut UtpChannel, *mut UtpChannel) 
     unsafe {
         let listened = utp_listen(url.as_ptr(), &mut listener);
         assert_eq!(listened, UtpStatus::UtpOk, "{}", last_error());
+        // Connected to the URL the listener reports (tcp: the port chosen).
+        let mut served = [0u8; 256];
+        let status = utp_listener_endpoint(listener, served.as_mut_ptr().cast(), served.len());
+        assert_eq!(status, UtpStatus::UtpOk, "{}", last_error());
+        let url = CStr::from_bytes_until_nul(&served).unwrap().to_owned();
         let connecting = std::thread::spawn({
             let url = url.clone();
             move || {
@@ -102,13 +108,23 @@ fn a_unix_server_learns_its_clients_process_and_user() {
 }
 
 #[test]
-fn a_tcp_peer_has_an_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (listener, client, server) = connected(&format!("tcp://127.0.0.1:{port}"));
+fn a_tcp_listener_on_port_0_tells_its_port_and_its_peers_address() {
+    let (listener, client, server) = connected("tcp://127.0.0.1:0");
+    let mut url = [0u8; 64];
+    let mut short = [0u8; 8];
+    // SAFETY: a live listener handle and valid buffers.
+    unsafe {
+        let status = utp_listener_endpoint(listener, url.as_mut_ptr().cast(), url.len());
+        assert_eq!(status, UtpStatus::UtpOk);
+        let status = utp_listener_endpoint(listener, short.as_mut_ptr().cast(), short.len());
+        assert_eq!(status, UtpStatus::UtpErrBufferTooSmall);
+        assert!(last_error().contains("listener's URL"), "{}", last_error());
+    }
+    let url = CStr::from_bytes_until_nul(&url).unwrap().to_string_lossy();
+    assert!(
+        url.starts_with("tcp://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
     let (_, address) = peer(server);
     assert!(address.starts_with("127.0.0.1:"), "{address}");
     // SAFETY: live handles, each closed once.
