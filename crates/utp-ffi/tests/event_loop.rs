@@ -4,13 +4,16 @@
 //! serves clients of every mechanism from one `poll()` with them is
 //! `examples/c/test_event_loop.c` (run by `examples/c/run-tests`).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::BorrowedFd;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use utp_ffi::*;
+
+mod support;
+use support::{Connecting, last_error};
 
 const DATA: u8 = 0x01;
 
@@ -21,13 +24,6 @@ fn unique(tag: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn last_error() -> String {
-    // SAFETY: utp_last_error returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(utp_last_error()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// Whether `fd` is readable within `limit`.
@@ -126,19 +122,7 @@ fn pair(url: &str) -> Pair {
         assert_eq!(status, UtpStatus::UtpErrTimeout);
         assert!(started.elapsed() < Duration::from_millis(500));
         assert!(last_error().contains("no client"), "{}", last_error());
-        // Connected from a thread: an mq:// connect waits for the accept.
-        let connecting = std::thread::spawn({
-            let url = url.clone();
-            move || {
-                let mut client = ptr::null_mut();
-                let connected = utp_connect(url.as_ptr(), &mut client);
-                assert_eq!(connected, UtpStatus::UtpOk, "{}", last_error());
-                // A FIFO server sees a client once it has sent something.
-                let sent = utp_send(client, DATA, 1, b"hello".as_ptr(), 5, 5000);
-                assert_eq!(sent, UtpStatus::UtpOk);
-                client as usize
-            }
-        });
+        let connecting = Connecting::start(&url, Some(b"hello"));
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             assert!(
@@ -151,7 +135,7 @@ fn pair(url: &str) -> Pair {
                 other => panic!("{url:?}: {other:?}: {}", last_error()),
             }
         }
-        pair.client = connecting.join().unwrap() as *mut UtpChannel;
+        pair.client = connecting.channel();
     }
     let mut buf = [0u8; 8];
     assert_eq!(recv_in_loop(pair.server, &mut buf).1, b"hello");

@@ -5,12 +5,8 @@ use std::ffi::{CStr, CString};
 use std::ptr;
 use utp_ffi::*;
 
-fn last_error() -> String {
-    // SAFETY: utp_last_error returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(utp_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
+mod support;
+use support::{Connecting, last_error};
 
 /// Listens at `url`, connects from a thread, accepts: (listener, client, server).
 fn connected(url: &str) -> (*mut UtpListener, *mut UtpChannel, *mut UtpChannel) {
@@ -26,22 +22,10 @@ fn connected(url: &str) -> (*mut UtpListener, *mut UtpChannel, *mut UtpChannel) 
         let status = utp_listener_endpoint(listener, served.as_mut_ptr().cast(), served.len());
         assert_eq!(status, UtpStatus::UtpOk, "{}", last_error());
         let url = CStr::from_bytes_until_nul(&served).unwrap().to_owned();
-        let connecting = std::thread::spawn({
-            let url = url.clone();
-            move || {
-                let mut client = ptr::null_mut();
-                let connected = utp_connect(url.as_ptr(), &mut client);
-                assert_eq!(connected, UtpStatus::UtpOk, "{}", last_error());
-                client as usize
-            }
-        });
+        let connecting = Connecting::start(&url, None);
         let accepted = utp_accept(listener, 5000, &mut server);
         assert_eq!(accepted, UtpStatus::UtpOk, "{}", last_error());
-        (
-            listener,
-            connecting.join().unwrap() as *mut UtpChannel,
-            server,
-        )
+        (listener, connecting.channel(), server)
     }
 }
 
