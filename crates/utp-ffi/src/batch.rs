@@ -104,10 +104,7 @@ pub unsafe extern "C" fn utp_try_send_batch(
                             .try_send_batch(message_type, flags, &payloads[taken..run.len()])
                             .map_err(from_error)?;
                         if now == 0 {
-                            return Err(fail(
-                                UtpStatus::UtpErrFull,
-                                "no room for the rest of the batch now: the peer has not read what it was sent",
-                            ));
+                            return Err(crate::event_loop::no_room());
                         }
                         taken += now;
                         done += now;

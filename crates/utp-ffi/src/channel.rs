@@ -4,7 +4,7 @@ use crate::guard::{
     boundary, bytes, bytes_mut, c_str, handle, register, status, take_handle, timeout,
     write_c_string, write_out,
 };
-use crate::status::{UtpStatus, fail, from_error};
+use crate::status::{UtpStatus, fail, fail_static, from_error};
 use crate::zerocopy::Loan;
 use std::ffi::c_char;
 use utp::frame::Frame;
@@ -236,7 +236,7 @@ pub unsafe extern "C" fn utp_accept(
                     .inner
                     .try_accept()
                     .map_err(from_error)?
-                    .ok_or_else(|| fail(UtpStatus::UtpErrTimeout, "no client is waiting"))?
+                    .ok_or_else(|| fail_static(UtpStatus::UtpErrTimeout, c"no client is waiting"))?
             } else {
                 listener
                     .inner
@@ -322,7 +322,9 @@ pub unsafe extern "C" fn utp_recv(
                     inner
                         .try_recv_ref(spare)
                         .map_err(from_error)?
-                        .ok_or_else(|| fail(UtpStatus::UtpErrTimeout, "no frame is there yet"))?
+                        .ok_or_else(|| {
+                            fail_static(UtpStatus::UtpErrTimeout, c"no frame is there yet")
+                        })?
                 } else {
                     inner
                         .recv_ref(spare, timeout(timeout_ms))

@@ -8,7 +8,7 @@
 
 use crate::channel::{UtpChannel, UtpListener};
 use crate::guard::{boundary, bytes, handle, status, write_out};
-use crate::status::{UtpStatus, fail, from_error};
+use crate::status::{UtpStatus, fail_static, from_error};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -158,9 +158,10 @@ pub unsafe extern "C" fn utp_try_flush(channel: *mut UtpChannel) -> UtpStatus {
     })
 }
 
-fn no_room() -> UtpStatus {
-    fail(
+/// `UTP_ERR_FULL`, recorded without allocating (a loop may meet it often).
+pub(crate) fn no_room() -> UtpStatus {
+    fail_static(
         UtpStatus::UtpErrFull,
-        "no room to send now: the peer has not read what it was sent",
+        c"no room to send now: the peer has not read what it was sent",
     )
 }

@@ -1,7 +1,8 @@
 //! Status codes and the per-thread last error message.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::{CString, c_char};
+use std::ffi::{CStr, CString, c_char};
 
 /// Result of every utp C function: `UTP_OK` (0) or a negative error code.
 #[repr(C)]
@@ -90,17 +91,21 @@ pub enum UtpReason {
 /// What the last failed call on this thread left: its message, its reason
 /// and its OS error number.
 struct LastError {
-    message: CString,
+    /// Borrowed for the fixed messages of calls that found nothing to do
+    /// (see [`fail_static`]), owned for the rest.
+    message: Cow<'static, CStr>,
     reason: UtpReason,
     errno: i32,
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
-        message: CString::default(),
-        reason: UtpReason::UtpReasonNone,
-        errno: 0,
-    });
+    static LAST_ERROR: RefCell<LastError> = const {
+        RefCell::new(LastError {
+            message: Cow::Borrowed(c""),
+            reason: UtpReason::UtpReasonNone,
+            errno: 0,
+        })
+    };
 }
 
 /// Records `message` as this thread's last error (no finer reason, no OS
@@ -109,16 +114,33 @@ pub(crate) fn fail(status: UtpStatus, message: impl Into<String>) -> UtpStatus {
     record(status, message.into(), UtpReason::UtpReasonNone, 0)
 }
 
+/// [`fail`] with a fixed message, recorded without allocating: the answer
+/// of a call that found nothing to do (`utp_recv` or `utp_accept` with a
+/// timeout of 0, `utp_try_send` on a full channel), which an event loop
+/// gets once per channel each time it drains them.
+pub(crate) fn fail_static(status: UtpStatus, message: &'static CStr) -> UtpStatus {
+    store(Cow::Borrowed(message), UtpReason::UtpReasonNone, 0);
+    status
+}
+
 fn record(status: UtpStatus, message: String, reason: UtpReason, errno: i32) -> UtpStatus {
     let text = message.replace('\0', " ");
+    store(
+        Cow::Owned(CString::new(text).unwrap_or_default()),
+        reason,
+        errno,
+    );
+    status
+}
+
+fn store(message: Cow<'static, CStr>, reason: UtpReason, errno: i32) {
     LAST_ERROR.with(|slot| {
         *slot.borrow_mut() = LastError {
-            message: CString::new(text).unwrap_or_default(),
+            message,
             reason,
             errno,
         }
     });
-    status
 }
 
 /// The C reason of a library error.
