@@ -6,16 +6,12 @@ use std::ffi::{CStr, CString};
 use std::ptr;
 use utp_ffi::*;
 
+mod support;
+use support::last_error;
+
 fn name(status: i32) -> String {
     // SAFETY: utp_status_name returns a static NUL-terminated string.
     unsafe { CStr::from_ptr(utp_status_name(status)) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn last_error() -> String {
-    // SAFETY: utp_last_error returns a NUL-terminated string valid until the next call.
-    unsafe { CStr::from_ptr(utp_last_error()) }
         .to_string_lossy()
         .into_owned()
 }

@@ -1,5 +1,8 @@
 //! What the C-ABI tests share.
 
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
 use std::ffi::{CStr, CString};
 use std::ptr;
 use std::thread::JoinHandle;
