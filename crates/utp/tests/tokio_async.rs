@@ -240,41 +240,36 @@ fn cancelled_receives_lose_no_frame(url: &str, lent: bool) {
     });
 }
 
+// Each transport receives copied (`recv`) and lent (`recv_ref`) in turn.
 #[test]
 fn cancelled_receives_lose_no_frame_over_unix() {
-    let (url, path) = unix_url("cancel");
-    let _cleanup = Remove(path);
-    cancelled_receives_lose_no_frame(&url, false);
+    for (tag, lent) in [("cancel", false), ("cancel-lent", true)] {
+        let (url, path) = unix_url(tag);
+        let _cleanup = Remove(path);
+        cancelled_receives_lose_no_frame(&url, lent);
+    }
 }
 
 #[test]
 fn cancelled_receives_lose_no_frame_over_tcp() {
-    cancelled_receives_lose_no_frame("tcp://127.0.0.1:0", false);
+    for lent in [false, true] {
+        cancelled_receives_lose_no_frame("tcp://127.0.0.1:0", lent);
+    }
 }
 
 #[test]
 fn cancelled_receives_lose_no_frame_over_fifo() {
-    let path = std::env::temp_dir().join(format!("utp-{}", unique("fifo-cancel")));
-    cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()), false);
+    for (tag, lent) in [("fifo-cancel", false), ("fifo-cancel-lent", true)] {
+        let path = std::env::temp_dir().join(format!("utp-{}", unique(tag)));
+        cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()), lent);
+    }
 }
 
 #[test]
-fn cancelled_lent_receives_lose_no_frame_over_unix() {
-    let (url, path) = unix_url("cancel-lent");
-    let _cleanup = Remove(path);
-    cancelled_receives_lose_no_frame(&url, true);
-}
-
-#[test]
-fn cancelled_lent_receives_lose_no_frame_over_fifo() {
-    let path = std::env::temp_dir().join(format!("utp-{}", unique("fifo-cancel-lent")));
-    cancelled_receives_lose_no_frame(&format!("fifo://{}", path.display()), true);
-}
-
-#[test]
-fn cancelled_lent_receives_lose_no_frame_over_shm() {
-    let url = format!("shm://{}", unique("cancel-lent"));
-    cancelled_receives_lose_no_frame(&url, true);
+fn cancelled_receives_lose_no_frame_over_shm() {
+    for (tag, lent) in [("cancel", false), ("cancel-lent", true)] {
+        cancelled_receives_lose_no_frame(&format!("shm://{}", unique(tag)), lent);
+    }
 }
 
 /// A reader in another process that does not read: `send_timeout` fails
