@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include "utp.h"
 #include "check.h"
+#include "calc_reply.h"
 
 enum { MAX_LINKS = 64, REQUEST = 0x10, RESPONSE = 0x11, HEARTBEAT = 0x02, GOODBYE = 0x13 };
 
@@ -108,25 +109,21 @@ static void client(const char *url, int index, int calls) {
 
 static int live, ended, dropped, received, padded, idle_wakes, wakes, peers_known;
 
-/* "OP A B" -> "OK R" (or "ERR ..."), as the calculator of docs/protocol.md;
- * and "PAD N" -> "OK" and N - 2 bytes more, for the client that never reads. */
+/* The calculator's answer (calc_reply.h); and "PAD N" -> "OK" and N - 2
+ * bytes more, for the client that never reads. */
 static int answer(const uint8_t *request, size_t len, char *reply, size_t room) {
-    char text[128], op[8];
-    long long a = 0, b = 0;
-    if (len >= sizeof text) len = sizeof text - 1;
-    memcpy(text, request, len);
-    text[len] = '\0';
-    if (sscanf(text, "PAD %lld", &a) == 1 && a >= 2 && (size_t)a <= room) {
-        memset(reply, 'x', (size_t)a);
+    long long pad = 0;
+    char text[32];
+    size_t head = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, request, head);
+    text[head] = '\0';
+    if (sscanf(text, "PAD %lld", &pad) == 1 && pad >= 2 && (size_t)pad <= room) {
+        memset(reply, 'x', (size_t)pad);
         memcpy(reply, "OK", 2);
         padded++;
-        return (int)a;
+        return (int)pad;
     }
-    if (sscanf(text, "%7s %lld %lld", op, &a, &b) != 3) return snprintf(reply, room, "ERR bad request");
-    if (strcmp(op, "ADD") == 0) return snprintf(reply, room, "OK %lld", a + b);
-    if (strcmp(op, "SUB") == 0) return snprintf(reply, room, "OK %lld", a - b);
-    if (strcmp(op, "MUL") == 0) return snprintf(reply, room, "OK %lld", a * b);
-    return snprintf(reply, room, "ERR unknown operation");
+    return calc_reply((const char *)request, len, reply, room);
 }
 
 typedef struct {

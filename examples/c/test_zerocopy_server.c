@@ -13,20 +13,13 @@
 #include <string.h>
 #include "utp.h"
 #include "check.h"
+#include "calc_reply.h"
 
 /* Answers one request ("OP A B") with "OK R" written in place in the ring. */
 static void answer(UtpChannel *ch, const char *request, size_t len) {
-    char text[128], op[8];
-    long long a = 0, b = 0, r = 0;
-    if (len >= sizeof text) len = sizeof text - 1;
-    memcpy(text, request, len);
-    text[len] = '\0';
-    CHECK(sscanf(text, "%7s %lld %lld", op, &a, &b) == 3, "request '%s'", text);
-    if (strcmp(op, "ADD") == 0) r = a + b;
-    else if (strcmp(op, "SUB") == 0) r = a - b;
-    else if (strcmp(op, "MUL") == 0) r = a * b;
     char reply[64];
-    int n = snprintf(reply, sizeof reply, "OK %lld", r);
+    int n = calc_reply(request, len, reply, sizeof reply);
+    CHECK(strncmp(reply, "OK ", 3) == 0, "request '%.*s' answered '%s'", (int)len, request, reply);
     uint8_t *room = NULL;
     UtpStatus st = utp_reserve(ch, (uintptr_t)n, 5000, &room);
     CHECK(st == UTP_OK && room != NULL, "reserve on an accepted link: %s", utp_status_name(st));
