@@ -272,6 +272,69 @@ fn fifo_second_client_waits_then_gets_in() {
     );
 }
 
+/// A session the server ends while its client keeps sending and never
+/// reads: the client's untimed sends fail once the pipe is full (no wait
+/// for ever), the listener takes none of its later bytes for a new session
+/// (each would start mid-frame), and the next client, once the first has
+/// gone, is served whole.
+#[test]
+fn a_fifo_session_the_server_ends_under_a_sending_client_ends_for_that_client_alone() {
+    let url = format!("fifo://{}", util::tmp_path("fifoend"));
+    let mut listener = utp::listen(&url).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sender = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut client = utp::connect(&url).unwrap();
+            let block = [7u8; 1024];
+            let mut sent = 0u64;
+            let error = loop {
+                match client.send(message_type::DATA, 0, &block) {
+                    Ok(()) => sent += 1,
+                    Err(error) => break error,
+                }
+            };
+            drop(client);
+            done_tx.send((sent, error)).unwrap();
+        }
+    });
+    let mut session = listener.accept_timeout(LONG).unwrap();
+    let mut frame = Frame::default();
+    session.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(frame.payload(), &[7u8; 1024]);
+    drop(session);
+    // While the old client writes, no session starts from its bytes.
+    let quiet = listener.accept_timeout(Some(Duration::from_millis(300)));
+    assert!(matches!(quiet, Err(Error::Timeout { .. })), "{quiet:?}");
+    let (sent, error) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the old client's send fails rather than waiting for ever");
+    sender.join().unwrap();
+    assert!(matches!(error, Error::PeerGone { .. }), "{error}");
+    assert!(
+        error.to_string().contains("ended the conversation"),
+        "{error}"
+    );
+    // At most a pipe's worth (1 MiB) went into the void after the end.
+    assert!(sent < 2_000, "{sent} frames sent");
+
+    let caller = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let mut client = utp::service::Client::connect(&url).unwrap();
+            client.call(b"after").unwrap().to_vec()
+        }
+    });
+    let mut session = listener.accept_timeout(LONG).unwrap();
+    session.recv_timeout(&mut frame, LONG).unwrap();
+    assert_eq!(frame.payload(), b"after", "a whole first frame");
+    let sequence = frame.header.sequence;
+    session
+        .reply_timeout(message_type::RESPONSE, 0, b"served", sequence, LONG)
+        .unwrap();
+    assert_eq!(caller.join().unwrap(), b"served");
+}
+
 /// The server takes an exclusive lock on `PATH.resp` for a session. Another
 /// process of the same user holding a lock there must not hold the
 /// listener: `accept` keeps its deadline, and the session starts once the

@@ -65,6 +65,54 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// What ended a [`wait_ready_or_hangup`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// The descriptor waited on is ready (or reports an error or hang-up
+    /// of its own, which the following call reports).
+    Ready,
+    /// The watched descriptor hung up (its writer closed), room or not.
+    HungUp,
+}
+
+/// [`wait_ready`] for room in `write`, also ending when `watch` (a reader
+/// whose writer is the same peer) hangs up; [`Error::Timeout`] at `deadline`.
+pub(crate) fn wait_ready_or_hangup(
+    write: impl AsFd,
+    watch: impl AsFd,
+    deadline: Deadline,
+    waiting_for: &'static str,
+    total: Option<Duration>,
+) -> Result<Woke> {
+    loop {
+        let timeout = deadline.remaining().map(|d| Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        // No events asked of `watch`: only its hang-up (or error) wakes us,
+        // not the replies waiting in it.
+        let mut fds = [
+            PollFd::new(&write, PollFlags::OUT),
+            PollFd::new(&watch, PollFlags::empty()),
+        ];
+        #[cfg(test)]
+        count_poll();
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => {
+                return Err(Error::Timeout {
+                    waiting_for,
+                    after: total.unwrap_or_default(),
+                });
+            }
+            // The conversation is over even if there is room.
+            Ok(_) if !fds[1].revents().is_empty() => return Ok(Woke::HungUp),
+            Ok(_) => return Ok(Woke::Ready),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("poll", e)),
+        }
+    }
+}
+
 /// The events of `fd` right now, of those asked for plus hang-ups and
 /// errors (a `poll` that does not wait: a zero timeout never sleeps nor
 /// arms a timer); `None` if the poll failed.

@@ -186,13 +186,16 @@ impl Channel for FifoChannel {
     }
 
     fn close(&mut self) -> Result<()> {
+        // Server: the slot's end starts while PATH.resp is still open (and
+        // locked), and finishes once the client can read end-of-file.
+        let ending = self.busy.as_ref().map(|busy| busy.begin_end());
         let closed = self.inner.close();
         if self.lock.is_some() {
             self.drain_until_server_closes();
             self.lock = None;
         }
-        if let Some(busy) = self.busy.take() {
-            busy.free();
+        if let (Some(busy), Some(ending)) = (self.busy.take(), ending) {
+            busy.finish_end(ending);
         }
         closed
     }
@@ -319,9 +322,11 @@ impl Drop for FifoSession {
             drain_until_closed(read.as_fd());
         }
         self.lock = None;
+        // Server: `hold` is the last descriptor of PATH.resp's writer.
+        let ending = self.busy.as_ref().map(|busy| busy.begin_end());
         self.hold = None;
-        if let Some(busy) = self.busy.take() {
-            busy.free();
+        if let (Some(busy), Some(ending)) = (self.busy.take(), ending) {
+            busy.finish_end(ending);
         }
     }
 }
@@ -464,7 +469,11 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
             pid: None,
         },
     )
-    .with_deadlines(options);
+    .with_deadlines(options)
+    // A server that ends the session closes PATH.resp, while the listener
+    // still reads PATH.req: our writes would go on finding room until the
+    // pipe is full, and then wait for ever (see `super::slot`).
+    .ending_with_read_hangup();
     // A FIFO pair is shared: a client that takes no lock may write beside
     // us. Our requests carry numbers no other client is likely to use, so a
     // reply to someone else's request is recognised and refused.

@@ -178,6 +178,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         .inspect_err(|_| undo(&created))?;
     let ticker = crate::wake::Ticker::new(TICK).inspect_err(|_| undo(&created))?;
     let set = crate::wake::PollSet::new(&[ticker.fd()]).inspect_err(|_| undo(&created))?;
+    let session = Arc::new(SessionSlot::new(resp.clone(), ids.1));
     Ok(FifoListener {
         ready: (set, ticker),
         base: base.clone(),
@@ -187,7 +188,7 @@ pub fn listen(endpoint: &Endpoint, options: &Options) -> Result<FifoListener> {
         anchor: Some(anchor),
         probe: None,
         pending_resp: None,
-        session: Arc::default(),
+        session,
         options: options.clone(),
         anchor_watched: AtomicBool::new(false),
         readiness_asked: AtomicBool::new(false),
@@ -202,16 +203,7 @@ impl FifoListener {
 
     /// Whether no client holds the hand-off lock.
     fn lock_free(&self) -> bool {
-        let Some(anchor) = &self.anchor else {
-            return false;
-        };
-        match rustix::fs::flock(anchor, FlockOperation::NonBlockingLockShared) {
-            Ok(()) => {
-                let _ = rustix::fs::flock(anchor, FlockOperation::Unlock);
-                true
-            }
-            Err(_) => false,
-        }
+        self.anchor.as_ref().is_some_and(unlocked)
     }
 
     /// Puts `anchor` in the readiness set (`true`, only once readiness has
@@ -255,8 +247,19 @@ impl FifoListener {
             }
             Err(e) => return Err(Error::io(format!("lock {}", self.resp.display()), e)),
         }
+        // The slot's reader of PATH.req: opened before this client's
+        // writer, it tells when that writer is gone (see `SessionSlot`).
+        let lasting = self
+            .anchor
+            .as_ref()
+            .map(|anchor| anchor.try_clone())
+            .transpose()
+            .map_err(|e| Error::io(format!("duplicate a reader of {}", self.req.display()), e))?;
+        let Some(lasting) = lasting else {
+            return Err(Error::Closed);
+        };
         self.watch_anchor(false)?;
-        self.session.take();
+        self.session.take(lasting);
         // Room for a 64 KiB frame at once (see `pipe::DEFAULT_PIPE_SIZE`).
         for fd in [req.as_fd(), resp.as_fd()] {
             crate::transport::pipe::grow_pipe(fd);
@@ -306,6 +309,14 @@ impl FifoListener {
         let fresh = open(&self.req, OFlags::RDONLY)
             .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
             .and_then(|fd| same_fifo(fd, &self.req, self.ids.0))?;
+        // A writer that opened before `fresh` did would never show as gone
+        // to it (the session slot counts on that): if one came in between,
+        // the old reader stays until the next look.
+        if !crate::transport::wait::poll_now(anchor, PollFlags::empty())
+            .is_some_and(|got| got.contains(PollFlags::HUP))
+        {
+            return Ok(());
+        }
         let set = &self.ready.0;
         set.remove(anchor.as_fd())?;
         set.add(fresh.as_fd(), 1)?;
@@ -364,27 +375,6 @@ impl FifoListener {
         }
         Ok(None)
     }
-}
-
-/// `fd` if it is the FIFO this listener created at `path` (`id`), else an error.
-fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
-    let (_, _, found) = fifo_owner(&fd, path)?;
-    if found != id {
-        return Err(Error::denied(
-            DeniedReason::Unsafe,
-            format!(
-                "{} is no longer the FIFO this server created (someone replaced it)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(fd)
-}
-
-/// Reads and drops whatever is buffered in the FIFO behind `fd`.
-fn discard(fd: &OwnedFd) {
-    let mut scratch = [0u8; 4096];
-    while matches!(rustix::io::read(fd, &mut scratch), Ok(n) if n > 0) {}
 }
 
 impl Listener for FifoListener {

@@ -15,6 +15,11 @@
 //!   lasts; a client waits for it before sending its first bytes. The
 //!   server only ever tries that lock: while another process holds one, it
 //!   looks again later, so `accept` keeps its deadline.
+//! - A session the server ends while its client still has `PATH.req` open
+//!   for writing leaves a tail: the slot stays taken, nothing reads
+//!   `PATH.req`, and a reader of `PATH.resp` holds its lock, until that
+//!   writer is closed; the client's sends fail with [`Error::PeerGone`] once
+//!   the pipe is full (see `slot`).
 //! - The tutorial's own client (open `PATH.req` for writing, then `PATH.resp`
 //!   for reading, 4-byte length framing) works too; it takes no lock, so run
 //!   such clients one at a time.
@@ -142,6 +147,49 @@ fn symlink_refused(url: &str, path: &Path) -> Error {
             path.display()
         ),
     )
+}
+
+/// `fd` if it is the FIFO the listener created at `path` (`id`), else an error.
+fn same_fifo(fd: OwnedFd, path: &Path, id: (u64, u64)) -> Result<OwnedFd> {
+    let (_, _, found) = fifo_owner(&fd, path)?;
+    if found != id {
+        return Err(Error::denied(
+            DeniedReason::Unsafe,
+            format!(
+                "{} is no longer the FIFO this server created (someone replaced it)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// Whether no other open file holds a `flock` on the FIFO behind `fd` (a
+/// client's hand-off lock on `PATH.req`, or a session's on `PATH.resp`).
+fn unlocked(fd: &OwnedFd) -> bool {
+    match rustix::fs::flock(fd, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(fd, FlockOperation::Unlock);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads and drops whatever is buffered in the FIFO behind `fd` (a
+/// non-blocking reader), up to a few pipes' worth: a writer that keeps
+/// writing cannot keep this going.
+fn discard(fd: &OwnedFd) {
+    const AT_MOST: usize = 4 * crate::transport::pipe::DEFAULT_PIPE_SIZE;
+    let mut scratch = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < AT_MOST {
+        match rustix::io::read(fd, &mut scratch) {
+            Ok(n @ 1..) => dropped += n,
+            Err(Errno::INTR) => {}
+            _ => break,
+        }
+    }
 }
 
 fn sleep_within(deadline: Deadline) -> bool {

@@ -1,6 +1,7 @@
-//! [`SessionSlot`]: the one session a FIFO pair serves at a time.
+//! [`SessionSlot`]: the one session a FIFO pair serves at a time, and the
+//! tail of a session its server ended while the client still writes.
 
-use crate::channel::Deadline;
+use super::*;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Whether a session holds the FIFO pair, and a way to wait for it to end.
@@ -11,50 +12,212 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 /// woke every 2 ms for nothing also made the session's own wake-ups faster
 /// on a virtual machine (a vCPU woken often is woken sooner), so the FIFO
 /// calculator ran 3–16 % ahead of a plain FIFO server.
-#[derive(Debug, Default)]
+///
+/// # A session the server ends while its client still writes
+///
+/// The client learns of the end from `PATH.resp` (end-of-file, hang-up),
+/// but its writes to `PATH.req` go on succeeding: the listener reads that
+/// FIFO for its whole life. Were the listener to take those bytes for a
+/// new session, each would start mid-frame and fail at once ("bad magic").
+/// So such a session leaves a *tail*: the slot stays taken, nothing reads
+/// `PATH.req`, and a reader of `PATH.resp` holds the lock the next client
+/// waits for (a reader, so the client still sees end-of-file). The old
+/// client's writes fill the pipe and then fail (it watches `PATH.resp` for
+/// hang-up while it waits for room); once its writer is closed (it saw the
+/// end, or died), the listener throws away what it wrote and frees the
+/// slot. A utp client keeps its lock on `PATH.req` until then anyway, so
+/// the tail keeps out nobody who could have come in.
+#[derive(Debug)]
 pub(super) struct SessionSlot {
-    busy: Mutex<bool>,
-    freed: Condvar,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// `PATH.resp` and the identity of the FIFO the listener created there.
+    resp: (PathBuf, (u64, u64)),
+}
+
+/// How often a listener waiting through a tail looks for its client's lock.
+const TAIL_LOOK: Duration = Duration::from_millis(50);
+
+#[derive(Debug)]
+enum State {
+    Free,
+    /// A session runs. `req` reads `PATH.req`, opened before the client's
+    /// writer was, so it reports hang-up once that writer is closed (a FIFO
+    /// reader reports hang-up only for writers that opened after it).
+    Running {
+        req: OwnedFd,
+    },
+    /// The server ended the session while its client still had `PATH.req`
+    /// open for writing; `hold` (a reader of `PATH.resp`) holds the lock
+    /// that keeps the next client from sending.
+    Tail {
+        req: OwnedFd,
+        _hold: OwnedFd,
+    },
+}
+
+/// What the first half of a session's end found (see [`SessionSlot::end`]).
+#[derive(Debug)]
+#[must_use = "pass it to SessionSlot::finish_end once PATH.resp is closed"]
+pub(super) struct Ending {
+    /// A reader of `PATH.resp` to hold the lock with, if the client still writes.
+    hold: Option<OwnedFd>,
+}
+
+/// Whether the client of a session that has ended is gone: nobody has
+/// `PATH.req` open for writing (seen through `req`, a reader opened before
+/// the writers that count), or nobody holds the hand-off lock on it (a utp
+/// client lets go of it only after closing its writer; a client that
+/// takes no lock, such as the tutorial's, leaves no tail: a tail would
+/// keep a second such client, which may come at any time, waiting for ever
+/// to open `PATH.resp`).
+fn client_gone(req: &OwnedFd) -> bool {
+    crate::transport::wait::poll_now(req, PollFlags::empty())
+        .is_some_and(|got| got.intersects(PollFlags::HUP | PollFlags::ERR))
+        || unlocked(req)
 }
 
 impl SessionSlot {
-    fn busy(&self) -> MutexGuard<'_, bool> {
-        // A panic elsewhere cannot leave a bool half-written.
-        self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A free slot for the pair whose response FIFO is `resp`.
+    pub(super) fn new(resp: PathBuf, id: (u64, u64)) -> Self {
+        SessionSlot {
+            state: Mutex::new(State::Free),
+            changed: Condvar::new(),
+            resp: (resp, id),
+        }
     }
 
-    /// Whether a session holds the pair now.
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave the state half-written.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a session (or its tail) holds the pair now.
     pub(super) fn is_taken(&self) -> bool {
-        *self.busy()
+        !matches!(*self.state(), State::Free)
     }
 
-    /// A session starts.
-    pub(super) fn take(&self) {
-        *self.busy() = true;
+    /// A session starts; `req` is a reader of `PATH.req` opened before the
+    /// client's writer (a duplicate of the listener's lasting reader).
+    pub(super) fn take(&self, req: OwnedFd) {
+        *self.state() = State::Running { req };
     }
 
-    /// The session has ended: the next client may start.
-    pub(super) fn free(&self) {
-        *self.busy() = false;
-        self.freed.notify_all();
-    }
-
-    /// Waits until no session holds the pair; `false` if `deadline` passes first.
-    pub(super) fn wait_free(&self, deadline: Deadline) -> bool {
-        let busy = self.busy();
-        let busy = match deadline.remaining() {
-            None => self
-                .freed
-                .wait_while(busy, |busy| *busy)
-                .unwrap_or_else(PoisonError::into_inner),
-            Some(left) => {
-                self.freed
-                    .wait_timeout_while(busy, left, |busy| *busy)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
+    /// The first half of a session's end, called while the session still
+    /// holds `PATH.resp` open for writing (and so its lock): whatever the
+    /// client sent that the session did not read is thrown away (nobody
+    /// else can have written it), and if the client still has `PATH.req`
+    /// open for writing, a reader of `PATH.resp` is opened to hold the
+    /// lock in [`finish_end`](Self::finish_end).
+    pub(super) fn begin_end(&self) -> Ending {
+        let state = self.state();
+        let State::Running { req } = &*state else {
+            return Ending { hold: None };
         };
-        !*busy
+        let client_writes = !client_gone(req);
+        discard(req);
+        if !client_writes {
+            return Ending { hold: None };
+        }
+        let (path, id) = &self.resp;
+        let hold = match open(path, OFlags::RDONLY) {
+            // The listener has closed and removed the pair: no next client.
+            Err(Errno::NOENT) => return Ending { hold: None },
+            opened => opened
+                .map_err(|e| Error::io(format!("open {}", path.display()), e))
+                .and_then(|fd| same_fifo(fd, path, *id)),
+        };
+        match hold {
+            Ok(hold) => Ending { hold: Some(hold) },
+            Err(error) => {
+                log::warn!(
+                    "{}: cannot hold the next client back while the last one still writes \
+                     ({error}); its later bytes may start a session that fails",
+                    path.display()
+                );
+                Ending { hold: None }
+            }
+        }
+    }
+
+    /// The second half, once the session has closed `PATH.resp` (its
+    /// client reads end-of-file): the slot is free, or in its tail until
+    /// the client's writer is closed.
+    pub(super) fn finish_end(&self, ending: Ending) {
+        let mut state = self.state();
+        let taken = std::mem::replace(&mut *state, State::Free);
+        if let (State::Running { req }, Some(hold)) = (taken, ending.hold) {
+            // Refused while a new client tests the lock: that client holds
+            // `PATH.req`'s lock, so the last one has let go of it, and of
+            // its writer before that. No tail then.
+            if rustix::fs::flock(&hold, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                *state = State::Tail { req, _hold: hold };
+            }
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no session holds the pair, ending a tail whose client has
+    /// closed its writer; `false` if `deadline` passes first.
+    pub(super) fn wait_free(&self, deadline: Deadline) -> bool {
+        loop {
+            let mut state = self.state();
+            if matches!(*state, State::Running { .. }) {
+                let running = |s: &mut State| matches!(s, State::Running { .. });
+                state = match deadline.remaining() {
+                    None => self
+                        .changed
+                        .wait_while(state, running)
+                        .unwrap_or_else(PoisonError::into_inner),
+                    Some(left) => {
+                        self.changed
+                            .wait_timeout_while(state, left, running)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
+                };
+                if matches!(*state, State::Running { .. }) {
+                    return false;
+                }
+            }
+            let req = match &*state {
+                State::Free => return true,
+                State::Running { .. } => continue,
+                State::Tail { req, .. } if client_gone(req) => {
+                    // Nobody else can have written: the next client waits
+                    // for the lock the tail's `hold` lets go of here.
+                    discard(req);
+                    *state = State::Free;
+                    drop(state);
+                    self.changed.notify_all();
+                    return true;
+                }
+                // Polled without the lock held (a second descriptor).
+                State::Tail { req, .. } => req.try_clone().ok(),
+            };
+            drop(state);
+            if deadline.remaining().is_some_and(|left| left.is_zero()) {
+                return false;
+            }
+            let Some(req) = req else {
+                // Out of descriptors: look again in a while.
+                if !sleep_within(deadline) {
+                    return false;
+                }
+                continue;
+            };
+            // Asked for no events, the poll wakes at the hang-up alone, not
+            // for the bytes the old client still sends; the lock let go
+            // wakes nothing, so look again every [`TAIL_LOOK`].
+            let slice = deadline.remaining().map_or(TAIL_LOOK, |d| d.min(TAIL_LOOK));
+            let timeout = Timespec {
+                tv_sec: slice.as_secs() as i64,
+                tv_nsec: i64::from(slice.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&req, PollFlags::empty())];
+            let _ = poll(&mut fds, Some(&timeout));
+        }
     }
 }
 
@@ -62,13 +225,61 @@ impl SessionSlot {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
+
+    /// A slot for a scratch FIFO pair, and that pair's request FIFO opened
+    /// for reading (the listener's lasting reader) and for writing (a client).
+    struct Pair {
+        base: String,
+        slot: Arc<SessionSlot>,
+    }
+
+    impl Pair {
+        fn new(name: &str) -> Pair {
+            static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = COUNT.fetch_add(1, Ordering::Relaxed);
+            let base = format!("/tmp/utp-slot-{name}-{}-{n}", std::process::id());
+            for suffix in [".req", ".resp"] {
+                rustix::fs::mkfifoat(
+                    rustix::fs::CWD,
+                    format!("{base}{suffix}").as_str(),
+                    Mode::from_raw_mode(0o600),
+                )
+                .unwrap();
+            }
+            let resp = PathBuf::from(format!("{base}.resp"));
+            let Some(Found::Fifo { id, .. }) = lookup(&resp) else {
+                panic!("no FIFO at {}", resp.display());
+            };
+            Pair {
+                slot: Arc::new(SessionSlot::new(resp, id)),
+                base,
+            }
+        }
+
+        fn open(&self, suffix: &str, flags: OFlags) -> OwnedFd {
+            open(Path::new(&format!("{}{suffix}", self.base)), flags).unwrap()
+        }
+    }
+
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            for suffix in [".req", ".resp"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.base));
+            }
+        }
+    }
+
+    fn zero() -> Deadline {
+        Deadline::after(Some(Duration::ZERO))
+    }
 
     #[test]
     fn a_free_slot_is_free_at_once_and_a_taken_one_times_out() {
-        let slot = SessionSlot::default();
-        assert!(slot.wait_free(Deadline::after(Some(Duration::ZERO))));
-        slot.take();
+        let pair = Pair::new("free");
+        let slot = &pair.slot;
+        assert!(slot.wait_free(zero()));
+        slot.take(pair.open(".req", OFlags::RDONLY));
         assert!(slot.is_taken());
         let started = Instant::now();
         assert!(!slot.wait_free(Deadline::after(Some(Duration::from_millis(20)))));
@@ -78,13 +289,17 @@ mod tests {
     /// The waiter wakes when the session ends, not at its deadline.
     #[test]
     fn the_end_of_a_session_wakes_the_waiter() {
-        let slot = Arc::new(SessionSlot::default());
-        slot.take();
+        let pair = Pair::new("wake");
+        let slot = pair.slot.clone();
+        slot.take(pair.open(".req", OFlags::RDONLY));
+        // A client came and went.
+        drop(pair.open(".req", OFlags::WRONLY));
         let ender = {
             let slot = slot.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
-                slot.free();
+                let ending = slot.begin_end();
+                slot.finish_end(ending);
             })
         };
         let started = Instant::now();
@@ -92,5 +307,86 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(!slot.is_taken());
         ender.join().unwrap();
+    }
+
+    /// A session ended while its client still writes leaves a tail: the
+    /// slot stays taken and `PATH.resp` locked (the next client waits),
+    /// the old client's later bytes are not read, and once its writer is
+    /// closed the slot is free, the bytes gone and the lock let go.
+    #[test]
+    fn a_session_ended_under_a_writing_client_frees_the_slot_when_it_leaves() {
+        let pair = Pair::new("tail");
+        let slot = pair.slot.clone();
+        let reader = pair.open(".req", OFlags::RDONLY);
+        slot.take(reader.try_clone().unwrap());
+        let client_lock = pair.open(".req", OFlags::RDONLY);
+        rustix::fs::flock(&client_lock, FlockOperation::NonBlockingLockExclusive).unwrap();
+        let client = pair.open(".req", OFlags::WRONLY);
+        let client_resp = pair.open(".resp", OFlags::RDONLY);
+        rustix::io::write(&client, b"unread before the end").unwrap();
+        let server_resp = pair.open(".resp", OFlags::WRONLY);
+        rustix::fs::flock(&server_resp, FlockOperation::NonBlockingLockExclusive).unwrap();
+
+        let ending = slot.begin_end();
+        assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 0, "discarded");
+        drop(server_resp);
+        slot.finish_end(ending);
+        assert!(slot.is_taken(), "a tail while the client writes");
+        rustix::io::write(&client, b"sent after the end").unwrap();
+        assert!(!slot.wait_free(zero()));
+        let locked = rustix::fs::flock(&client_resp, FlockOperation::NonBlockingLockShared);
+        assert_eq!(locked, Err(Errno::WOULDBLOCK), "the next client waits");
+        assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 18, "not read");
+
+        let waiter = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                slot.wait_free(Deadline::after(Some(Duration::from_secs(30))))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        drop(client);
+        assert!(waiter.join().unwrap(), "free once the writer is closed");
+        assert!(!slot.is_taken());
+        assert_eq!(
+            rustix::io::ioctl_fionread(&reader).unwrap(),
+            0,
+            "thrown away"
+        );
+        rustix::fs::flock(&client_resp, FlockOperation::NonBlockingLockShared)
+            .expect("the lock is let go");
+    }
+
+    /// A client that holds no hand-off lock (the tutorial's) leaves no
+    /// tail, writer or not: the next such client could come before it
+    /// goes, and would wait for ever to open `PATH.resp`.
+    #[test]
+    fn a_session_of_a_client_without_the_lock_leaves_no_tail() {
+        let pair = Pair::new("nolock");
+        let slot = &pair.slot;
+        let reader = pair.open(".req", OFlags::RDONLY);
+        slot.take(reader.try_clone().unwrap());
+        let client = pair.open(".req", OFlags::WRONLY);
+        let ending = slot.begin_end();
+        slot.finish_end(ending);
+        assert!(!slot.is_taken());
+        drop(client);
+    }
+
+    /// A client whose writer was already closed leaves no tail.
+    #[test]
+    fn a_session_ended_after_its_client_left_frees_the_slot_at_once() {
+        let pair = Pair::new("gone");
+        let slot = &pair.slot;
+        let reader = pair.open(".req", OFlags::RDONLY);
+        slot.take(reader.try_clone().unwrap());
+        let client = pair.open(".req", OFlags::WRONLY);
+        rustix::io::write(&client, b"last words").unwrap();
+        drop(client);
+        let ending = slot.begin_end();
+        slot.finish_end(ending);
+        assert!(!slot.is_taken());
+        assert!(slot.wait_free(zero()));
+        assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 0, "discarded");
     }
 }

@@ -25,7 +25,7 @@ use crate::channel::{Channel, Deadline, Options, PeerInfo, Readiness};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameRef, HEADER_LEN, Stamper, message_type};
 use crate::halves::{RecvHalf, Role, SendHalf};
-use crate::transport::wait::{Ready, wait_ready};
+use crate::transport::wait::{Ready, Woke, wait_ready, wait_ready_or_hangup};
 use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
@@ -77,6 +77,12 @@ pub struct StreamChannel {
     /// Pipes and FIFOs made while SIGPIPE would end the process: each write
     /// blocks the signal around itself (see `sigpipe`).
     shield_sigpipe: bool,
+    /// A pair whose read end hanging up means the peer ended the
+    /// conversation while its end of our writes may stay open (a FIFO
+    /// client: the listener keeps reading `PATH.req`). A wait for room
+    /// watches the read end too, and writes never block in the kernel,
+    /// where nothing could end the wait (see [`Self::ending_with_read_hangup`]).
+    read_hangup_ends: bool,
 }
 
 impl StreamChannel {
@@ -110,7 +116,20 @@ impl StreamChannel {
             role: Role::Whole,
             detected: None,
             shield_sigpipe,
+            read_hangup_ends: false,
         }
+    }
+
+    /// Pairs: the read end hanging up means the peer has ended the
+    /// conversation, even though a write may still find room. A send that
+    /// waits for room then fails with [`Error::PeerGone`] instead of
+    /// waiting for a reader that will never come back; so writes never
+    /// block in the kernel (a full pipe costs a failed write and a poll,
+    /// which a blocking write does not).
+    #[doc(hidden)]
+    pub fn ending_with_read_hangup(mut self) -> Self {
+        self.read_hangup_ends = matches!(self.io, StreamIo::Pair { .. });
+        self
     }
 
     /// Splits into a send-only and a receive-only channel (the halves of
@@ -164,6 +183,7 @@ impl StreamChannel {
             run_buffer: Vec::new(),
             accept_tail: false,
             shield_sigpipe: self.shield_sigpipe,
+            read_hangup_ends: self.read_hangup_ends,
         };
         self.role = Role::Receiver;
         self.detected = detected;
@@ -200,7 +220,7 @@ impl StreamChannel {
         if !self.modes_separate {
             return Ok(());
         }
-        let wanted = timeout.is_some();
+        let wanted = timeout.is_some() || self.read_hangup_ends;
         if self.write_nonblocking != Some(wanted) {
             self.io.set_write_nonblocking(wanted)?;
             self.write_nonblocking = Some(wanted);
@@ -405,13 +425,7 @@ impl StreamChannel {
                     return Ok(());
                 }
                 Err(Errno::AGAIN) => {
-                    let waited = wait_ready(
-                        self.io.write_fd()?,
-                        Ready::Write,
-                        deadline,
-                        "room to send (the peer is not reading)",
-                        timeout,
-                    );
+                    let waited = self.wait_for_room(deadline, timeout);
                     if let Err(error) = waited {
                         self.torn = written > 0;
                         return Err(error);
@@ -437,13 +451,7 @@ impl StreamChannel {
                     self.tail.drain(..n.min(self.tail.len()));
                 }
                 Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => wait_ready(
-                    self.io.write_fd()?,
-                    Ready::Write,
-                    deadline,
-                    "room to send (the peer is not reading)",
-                    timeout,
-                )?,
+                Err(Errno::AGAIN) => self.wait_for_room(deadline, timeout)?,
                 Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
                     return Err(self.peer_closed());
                 }
@@ -544,6 +552,28 @@ impl StreamChannel {
             sigpipe::shielded(|| self.io.write(iov, attach, dont_wait))
         } else {
             self.io.write(iov, attach, dont_wait)
+        }
+    }
+
+    /// Waits until the write descriptor has room, or fails at `deadline`;
+    /// where the read end's hang-up ends the conversation, also when it
+    /// hangs up ([`Error::PeerGone`]).
+    fn wait_for_room(&self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
+        const WAITING_FOR: &str = "room to send (the peer is not reading)";
+        let write = self.io.write_fd()?;
+        if !self.read_hangup_ends {
+            return wait_ready(write, Ready::Write, deadline, WAITING_FOR, timeout);
+        }
+        match wait_ready_or_hangup(write, self.io.read_fd(), deadline, WAITING_FOR, timeout)? {
+            Woke::Ready => Ok(()),
+            Woke::HungUp => Err(Error::peer_gone(
+                GoneReason::Closed,
+                format!(
+                    "{}: the peer ended the conversation (it closed its end of the replies) \
+                     while this side was still sending",
+                    self.label
+                ),
+            )),
         }
     }
 
