@@ -72,8 +72,8 @@ static void client(const char *url, int index, int calls) {
         /* Asks for 1 KB answers and never reads them: the server drops it
          * once they fill the channel (its utp_try_send says UTP_ERR_FULL).
          * Its sends fail then: at once over a socket; over a FIFO, whose
-         * listener still reads the request FIFO, once the requests sent
-         * after the end have filled it (about 26 000 of these). */
+         * listener still reads the request FIFO, within half of that
+         * pipe's capacity (its client looks for the end as it writes). */
         if (utp_calc_call(ch, "ADD", 3, 3, &r, 10000) != UTP_OK || r != 6) _exit(4);
         const char *request = "PAD 1000";
         for (int i = 0; i < 200000; i++) {

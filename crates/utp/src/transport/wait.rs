@@ -42,27 +42,8 @@ pub(crate) fn wait_ready(
         Ready::Read => PollFlags::IN,
         Ready::Write => PollFlags::OUT,
     };
-    loop {
-        let remaining = deadline.remaining();
-        let timeout = remaining.map(|d| Timespec {
-            tv_sec: d.as_secs() as i64,
-            tv_nsec: i64::from(d.subsec_nanos()),
-        });
-        let mut fds = [PollFd::new(&fd, flags)];
-        #[cfg(test)]
-        count_poll();
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => {
-                return Err(Error::Timeout {
-                    waiting_for,
-                    after: total.unwrap_or_default(),
-                });
-            }
-            Ok(_) => return Ok(()),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(Error::io("poll", e)),
-        }
-    }
+    let mut fds = [PollFd::new(&fd, flags)];
+    poll_until(&mut fds, deadline, waiting_for, total)
 }
 
 /// What ended a [`wait_ready_or_hangup`].
@@ -84,29 +65,45 @@ pub(crate) fn wait_ready_or_hangup(
     waiting_for: &'static str,
     total: Option<Duration>,
 ) -> Result<Woke> {
+    // No events asked of `watch`: only its hang-up (or error) wakes us,
+    // not the replies waiting in it.
+    let mut fds = [
+        PollFd::new(&write, PollFlags::OUT),
+        PollFd::new(&watch, PollFlags::empty()),
+    ];
+    poll_until(&mut fds, deadline, waiting_for, total)?;
+    // The conversation is over even if there is room.
+    Ok(if fds[1].revents().is_empty() {
+        Woke::Ready
+    } else {
+        Woke::HungUp
+    })
+}
+
+/// Polls `fds` until one of them reports something, or fails with
+/// [`Error::Timeout`] when `deadline` passes; a signal restarts the poll
+/// with the time left.
+fn poll_until(
+    fds: &mut [PollFd<'_>],
+    deadline: Deadline,
+    waiting_for: &'static str,
+    total: Option<Duration>,
+) -> Result<()> {
     loop {
         let timeout = deadline.remaining().map(|d| Timespec {
             tv_sec: d.as_secs() as i64,
             tv_nsec: i64::from(d.subsec_nanos()),
         });
-        // No events asked of `watch`: only its hang-up (or error) wakes us,
-        // not the replies waiting in it.
-        let mut fds = [
-            PollFd::new(&write, PollFlags::OUT),
-            PollFd::new(&watch, PollFlags::empty()),
-        ];
         #[cfg(test)]
         count_poll();
-        match poll(&mut fds, timeout.as_ref()) {
+        match poll(fds, timeout.as_ref()) {
             Ok(0) => {
                 return Err(Error::Timeout {
                     waiting_for,
                     after: total.unwrap_or_default(),
                 });
             }
-            // The conversation is over even if there is room.
-            Ok(_) if !fds[1].revents().is_empty() => return Ok(Woke::HungUp),
-            Ok(_) => return Ok(Woke::Ready),
+            Ok(_) => return Ok(()),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(Error::io("poll", e)),
         }

@@ -452,6 +452,10 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     }
     let write = open(&req, OFlags::WRONLY).map_err(|e| open_error(&req, "for writing", e))?;
     let write = trusted(write, &req)?;
+    // The size the server gives it when the session starts, known now (the
+    // client's looks for the session's end are spaced by it: see
+    // `stream::hangup`).
+    crate::transport::pipe::grow_pipe(write.as_fd());
     let (uid, gid) = server.unzip();
     let mut inner = StreamChannel::new(
         StreamIo::Pair {
@@ -472,7 +476,8 @@ pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<FifoChannel> {
     .with_deadlines(options)
     // A server that ends the session closes PATH.resp, while the listener
     // still reads PATH.req: our writes would go on finding room until the
-    // pipe is full, and then wait for ever (see `super::slot`).
+    // pipe is full, and then wait for ever (see `super::slot` and
+    // `stream::hangup`).
     .ending_with_read_hangup();
     // A FIFO pair is shared: a client that takes no lock may write beside
     // us. Our requests carry numbers no other client is likely to use, so a

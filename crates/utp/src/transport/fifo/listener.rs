@@ -350,7 +350,7 @@ impl FifoListener {
                         "{}: discarded bytes from a client that left without reading replies",
                         self.req.display()
                     );
-                    discard(probe);
+                    let _ = discard(probe);
                     Ok(None)
                 }
                 Err(e) => Err(Error::io(format!("open {}", self.resp.display()), e)),

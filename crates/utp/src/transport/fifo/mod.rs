@@ -18,8 +18,8 @@
 //! - A session the server ends while its client still has `PATH.req` open
 //!   for writing leaves a tail: the slot stays taken, nothing reads
 //!   `PATH.req`, and a reader of `PATH.resp` holds its lock, until that
-//!   writer is closed; the client's sends fail with [`Error::PeerGone`] once
-//!   the pipe is full (see `slot`).
+//!   writer is closed; the client's sends fail with [`Error::PeerGone`]
+//!   within half a pipe (see `slot`).
 //! - The tutorial's own client (open `PATH.req` for writing, then `PATH.resp`
 //!   for reading, 4-byte length framing) works too; it takes no lock, so run
 //!   such clients one at a time.
@@ -178,18 +178,26 @@ fn unlocked(fd: &OwnedFd) -> bool {
 
 /// Reads and drops whatever is buffered in the FIFO behind `fd` (a
 /// non-blocking reader), up to a few pipes' worth: a writer that keeps
-/// writing cannot keep this going.
-fn discard(fd: &OwnedFd) {
+/// writing cannot keep this going. `true` when it read end-of-file: the
+/// pipe is empty and nobody has it open for writing.
+///
+/// That is also how the session slot tells whether a client's writer is
+/// gone: not by `poll`, because a pipe that has been polled once wakes its
+/// wait queue at every write for the rest of its life (see
+/// `pipe::holds_bytes`), and `PATH.req` lives as long as the listener.
+fn discard(fd: &OwnedFd) -> bool {
     const AT_MOST: usize = 4 * crate::transport::pipe::DEFAULT_PIPE_SIZE;
     let mut scratch = [0u8; 4096];
     let mut dropped = 0;
     while dropped < AT_MOST {
         match rustix::io::read(fd, &mut scratch) {
-            Ok(n @ 1..) => dropped += n,
+            Ok(0) => return true,
+            Ok(n) => dropped += n,
             Err(Errno::INTR) => {}
-            _ => break,
+            Err(_) => break,
         }
     }
+    false
 }
 
 fn sleep_within(deadline: Deadline) -> bool {

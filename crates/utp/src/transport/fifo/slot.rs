@@ -19,14 +19,14 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 /// but its writes to `PATH.req` go on succeeding: the listener reads that
 /// FIFO for its whole life. Were the listener to take those bytes for a
 /// new session, each would start mid-frame and fail at once ("bad magic").
-/// So such a session leaves a *tail*: the slot stays taken, nothing reads
-/// `PATH.req`, and a reader of `PATH.resp` holds the lock the next client
-/// waits for (a reader, so the client still sees end-of-file). The old
-/// client's writes fill the pipe and then fail (it watches `PATH.resp` for
-/// hang-up while it waits for room); once its writer is closed (it saw the
-/// end, or died), the listener throws away what it wrote and frees the
-/// slot. A utp client keeps its lock on `PATH.req` until then anyway, so
-/// the tail keeps out nobody who could have come in.
+/// So such a session leaves a *tail*: the slot stays taken, what arrives
+/// in `PATH.req` is thrown away, and a reader of `PATH.resp` holds the lock
+/// the next client waits for (a reader, so the client still sees
+/// end-of-file). The old client's sends fail within half a pipe (it looks
+/// for the hang-up of `PATH.resp` as it writes: `stream::hangup`); once
+/// its writer is closed (it saw the end, or died) or its lock let go, the
+/// listener frees the slot. A utp client keeps its lock on `PATH.req`
+/// until then anyway, so the tail keeps out nobody who could have come in.
 #[derive(Debug)]
 pub(super) struct SessionSlot {
     state: Mutex<State>,
@@ -35,15 +35,14 @@ pub(super) struct SessionSlot {
     resp: (PathBuf, (u64, u64)),
 }
 
-/// How often a listener waiting through a tail looks for its client's lock.
-const TAIL_LOOK: Duration = Duration::from_millis(50);
+/// How often a listener waiting through a tail looks whether its client is gone.
+const TAIL_LOOK: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
 enum State {
     Free,
-    /// A session runs. `req` reads `PATH.req`, opened before the client's
-    /// writer was, so it reports hang-up once that writer is closed (a FIFO
-    /// reader reports hang-up only for writers that opened after it).
+    /// A session runs. `req` is a non-blocking reader of `PATH.req` (the
+    /// listener's lasting one), through which its end looks.
     Running {
         req: OwnedFd,
     },
@@ -56,7 +55,7 @@ enum State {
     },
 }
 
-/// What the first half of a session's end found (see [`SessionSlot::end`]).
+/// What the first half of a session's end found (see [`SessionSlot::begin_end`]).
 #[derive(Debug)]
 #[must_use = "pass it to SessionSlot::finish_end once PATH.resp is closed"]
 pub(super) struct Ending {
@@ -64,17 +63,15 @@ pub(super) struct Ending {
     hold: Option<OwnedFd>,
 }
 
-/// Whether the client of a session that has ended is gone: nobody has
-/// `PATH.req` open for writing (seen through `req`, a reader opened before
-/// the writers that count), or nobody holds the hand-off lock on it (a utp
-/// client lets go of it only after closing its writer; a client that
-/// takes no lock, such as the tutorial's, leaves no tail: a tail would
-/// keep a second such client, which may come at any time, waiting for ever
-/// to open `PATH.resp`).
-fn client_gone(req: &OwnedFd) -> bool {
-    crate::transport::wait::poll_now(req, PollFlags::empty())
-        .is_some_and(|got| got.intersects(PollFlags::HUP | PollFlags::ERR))
-        || unlocked(req)
+/// Throws away what waits in `PATH.req` (through `req`) and says whether
+/// the client of a session that has ended is gone: nobody has `PATH.req`
+/// open for writing (a read of end-of-file), or nobody holds the hand-off
+/// lock on it (a utp client lets go of it only after closing its writer;
+/// a client that takes no lock, such as the tutorial's, leaves no tail: a
+/// tail would keep a second such client, which may come at any time,
+/// waiting for ever to open `PATH.resp`).
+fn discard_and_see_client_gone(req: &OwnedFd) -> bool {
+    discard(req) || unlocked(req)
 }
 
 impl SessionSlot {
@@ -97,8 +94,8 @@ impl SessionSlot {
         !matches!(*self.state(), State::Free)
     }
 
-    /// A session starts; `req` is a reader of `PATH.req` opened before the
-    /// client's writer (a duplicate of the listener's lasting reader).
+    /// A session starts; `req` is a non-blocking reader of `PATH.req` (a
+    /// duplicate of the listener's lasting one).
     pub(super) fn take(&self, req: OwnedFd) {
         *self.state() = State::Running { req };
     }
@@ -114,9 +111,7 @@ impl SessionSlot {
         let State::Running { req } = &*state else {
             return Ending { hold: None };
         };
-        let client_writes = !client_gone(req);
-        discard(req);
-        if !client_writes {
+        if discard_and_see_client_gone(req) {
             return Ending { hold: None };
         }
         let (path, id) = &self.resp;
@@ -159,7 +154,7 @@ impl SessionSlot {
     }
 
     /// Waits until no session holds the pair, ending a tail whose client has
-    /// closed its writer; `false` if `deadline` passes first.
+    /// gone (looking every [`TAIL_LOOK`]); `false` if `deadline` passes first.
     pub(super) fn wait_free(&self, deadline: Deadline) -> bool {
         loop {
             let mut state = self.state();
@@ -181,42 +176,27 @@ impl SessionSlot {
                     return false;
                 }
             }
-            let req = match &*state {
+            match &*state {
                 State::Free => return true,
                 State::Running { .. } => continue,
-                State::Tail { req, .. } if client_gone(req) => {
+                State::Tail { req, .. } if discard_and_see_client_gone(req) => {
                     // Nobody else can have written: the next client waits
                     // for the lock the tail's `hold` lets go of here.
-                    discard(req);
                     *state = State::Free;
                     drop(state);
                     self.changed.notify_all();
                     return true;
                 }
-                // Polled without the lock held (a second descriptor).
-                State::Tail { req, .. } => req.try_clone().ok(),
-            };
+                State::Tail { .. } => {}
+            }
             drop(state);
-            if deadline.remaining().is_some_and(|left| left.is_zero()) {
+            // Neither the writer's end nor the lock let go wakes anything
+            // that is not a `poll` (see `discard`): look again in a while.
+            let look = deadline.remaining().map_or(TAIL_LOOK, |d| d.min(TAIL_LOOK));
+            if look.is_zero() {
                 return false;
             }
-            let Some(req) = req else {
-                // Out of descriptors: look again in a while.
-                if !sleep_within(deadline) {
-                    return false;
-                }
-                continue;
-            };
-            // Asked for no events, the poll wakes at the hang-up alone, not
-            // for the bytes the old client still sends; the lock let go
-            // wakes nothing, so look again every [`TAIL_LOOK`].
-            let slice = deadline.remaining().map_or(TAIL_LOOK, |d| d.min(TAIL_LOOK));
-            let timeout = Timespec {
-                tv_sec: slice.as_secs() as i64,
-                tv_nsec: i64::from(slice.subsec_nanos()),
-            };
-            let mut fds = [PollFd::new(&req, PollFlags::empty())];
-            let _ = poll(&mut fds, Some(&timeout));
+            std::thread::sleep(look);
         }
     }
 }
@@ -260,6 +240,33 @@ mod tests {
         fn open(&self, suffix: &str, flags: OFlags) -> OwnedFd {
             open(Path::new(&format!("{}{suffix}", self.base)), flags).unwrap()
         }
+
+        /// A session starts: the listener's lasting reader of `PATH.req`
+        /// (returned) goes to the slot, and a client opens `PATH.req` for
+        /// writing, with a utp client's hand-off lock if `locked`.
+        fn start(&self, locked: bool) -> (OwnedFd, Client) {
+            let reader = self.open(".req", OFlags::RDONLY);
+            self.slot.take(reader.try_clone().unwrap());
+            let lock = locked.then(|| {
+                let lock = self.open(".req", OFlags::RDONLY);
+                rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
+                lock
+            });
+            let writer = self.open(".req", OFlags::WRONLY);
+            (
+                reader,
+                Client {
+                    _lock: lock,
+                    writer,
+                },
+            )
+        }
+    }
+
+    /// A client's descriptors of `PATH.req`.
+    struct Client {
+        _lock: Option<OwnedFd>,
+        writer: OwnedFd,
     }
 
     impl Drop for Pair {
@@ -317,13 +324,9 @@ mod tests {
     fn a_session_ended_under_a_writing_client_frees_the_slot_when_it_leaves() {
         let pair = Pair::new("tail");
         let slot = pair.slot.clone();
-        let reader = pair.open(".req", OFlags::RDONLY);
-        slot.take(reader.try_clone().unwrap());
-        let client_lock = pair.open(".req", OFlags::RDONLY);
-        rustix::fs::flock(&client_lock, FlockOperation::NonBlockingLockExclusive).unwrap();
-        let client = pair.open(".req", OFlags::WRONLY);
+        let (reader, client) = pair.start(true);
         let client_resp = pair.open(".resp", OFlags::RDONLY);
-        rustix::io::write(&client, b"unread before the end").unwrap();
+        rustix::io::write(&client.writer, b"unread before the end").unwrap();
         let server_resp = pair.open(".resp", OFlags::WRONLY);
         rustix::fs::flock(&server_resp, FlockOperation::NonBlockingLockExclusive).unwrap();
 
@@ -332,11 +335,16 @@ mod tests {
         drop(server_resp);
         slot.finish_end(ending);
         assert!(slot.is_taken(), "a tail while the client writes");
-        rustix::io::write(&client, b"sent after the end").unwrap();
+        rustix::io::write(&client.writer, b"sent after the end").unwrap();
         assert!(!slot.wait_free(zero()));
         let locked = rustix::fs::flock(&client_resp, FlockOperation::NonBlockingLockShared);
         assert_eq!(locked, Err(Errno::WOULDBLOCK), "the next client waits");
-        assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 18, "not read");
+        assert_eq!(
+            rustix::io::ioctl_fionread(&reader).unwrap(),
+            0,
+            "thrown away"
+        );
+        rustix::io::write(&client.writer, b"more").unwrap();
 
         let waiter = {
             let slot = slot.clone();
@@ -345,7 +353,7 @@ mod tests {
             })
         };
         std::thread::sleep(Duration::from_millis(20));
-        drop(client);
+        drop(client.writer);
         assert!(waiter.join().unwrap(), "free once the writer is closed");
         assert!(!slot.is_taken());
         assert_eq!(
@@ -364,13 +372,29 @@ mod tests {
     fn a_session_of_a_client_without_the_lock_leaves_no_tail() {
         let pair = Pair::new("nolock");
         let slot = &pair.slot;
-        let reader = pair.open(".req", OFlags::RDONLY);
-        slot.take(reader.try_clone().unwrap());
-        let client = pair.open(".req", OFlags::WRONLY);
+        let (_reader, client) = pair.start(false);
         let ending = slot.begin_end();
         slot.finish_end(ending);
         assert!(!slot.is_taken());
         drop(client);
+    }
+
+    /// The slot never polls `PATH.req`: a pipe polled once makes every
+    /// later write into it wake its wait queue (slower streams).
+    #[test]
+    fn ending_a_session_does_not_poll_the_request_fifo() {
+        let pair = Pair::new("nopoll");
+        let slot = &pair.slot;
+        let (_reader, client) = pair.start(true);
+        let polls = || crate::transport::wait::POLLS.with(|n| n.get());
+        let before = polls();
+        let ending = slot.begin_end();
+        slot.finish_end(ending);
+        assert!(slot.is_taken());
+        assert!(!slot.wait_free(zero()));
+        drop(client.writer);
+        assert!(slot.wait_free(zero()));
+        assert_eq!(polls(), before);
     }
 
     /// A client whose writer was already closed leaves no tail.
@@ -378,10 +402,8 @@ mod tests {
     fn a_session_ended_after_its_client_left_frees_the_slot_at_once() {
         let pair = Pair::new("gone");
         let slot = &pair.slot;
-        let reader = pair.open(".req", OFlags::RDONLY);
-        slot.take(reader.try_clone().unwrap());
-        let client = pair.open(".req", OFlags::WRONLY);
-        rustix::io::write(&client, b"last words").unwrap();
+        let (reader, client) = pair.start(true);
+        rustix::io::write(&client.writer, b"last words").unwrap();
         drop(client);
         let ending = slot.begin_end();
         slot.finish_end(ending);

@@ -10,6 +10,7 @@
 
 pub(crate) mod batch;
 mod framing;
+mod hangup;
 pub(crate) mod inbox;
 mod io;
 mod sigpipe;
@@ -30,7 +31,7 @@ use crate::{GoneReason, ProtocolReason};
 use inbox::Inbox;
 use rustix::io::Errno;
 use std::io::IoSlice;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -79,10 +80,9 @@ pub struct StreamChannel {
     shield_sigpipe: bool,
     /// A pair whose read end hanging up means the peer ended the
     /// conversation while its end of our writes may stay open (a FIFO
-    /// client: the listener keeps reading `PATH.req`). A wait for room
-    /// watches the read end too, and writes never block in the kernel,
-    /// where nothing could end the wait (see [`Self::ending_with_read_hangup`]).
-    read_hangup_ends: bool,
+    /// client: the listener keeps reading `PATH.req`): looked for now and
+    /// then, and while waiting for room (see `hangup`).
+    hangup: Option<hangup::HangupWatch>,
 }
 
 impl StreamChannel {
@@ -116,19 +116,22 @@ impl StreamChannel {
             role: Role::Whole,
             detected: None,
             shield_sigpipe,
-            read_hangup_ends: false,
+            hangup: None,
         }
     }
 
     /// Pairs: the read end hanging up means the peer has ended the
-    /// conversation, even though a write may still find room. A send that
-    /// waits for room then fails with [`Error::PeerGone`] instead of
-    /// waiting for a reader that will never come back; so writes never
-    /// block in the kernel (a full pipe costs a failed write and a poll,
-    /// which a blocking write does not).
+    /// conversation, even though a write may still find room. Sends then
+    /// fail with [`Error::PeerGone`] instead of filling a pipe nobody will
+    /// read again, and waiting for ever (see `hangup`).
     #[doc(hidden)]
     pub fn ending_with_read_hangup(mut self) -> Self {
-        self.read_hangup_ends = matches!(self.io, StreamIo::Pair { .. });
+        if let StreamIo::Pair {
+            write: Some(write), ..
+        } = &self.io
+        {
+            self.hangup = Some(hangup::HangupWatch::new(write.as_fd()));
+        }
         self
     }
 
@@ -183,7 +186,7 @@ impl StreamChannel {
             run_buffer: Vec::new(),
             accept_tail: false,
             shield_sigpipe: self.shield_sigpipe,
-            read_hangup_ends: self.read_hangup_ends,
+            hangup: self.hangup.as_ref().map(hangup::HangupWatch::fresh),
         };
         self.role = Role::Receiver;
         self.detected = detected;
@@ -215,15 +218,15 @@ impl StreamChannel {
     /// deadline a blocking write is one system call however full the pipe
     /// is (a non-blocking one costs EAGAIN + poll + write each time it is
     /// full); with a deadline the write must not block, so the deadline can
-    /// be kept. The mode is only changed when it differs from the last one.
-    fn write_mode(&mut self, timeout: Option<Duration>) -> Result<()> {
+    /// be kept (and so where a write must be watched: see `hangup`). The
+    /// mode is only changed when it differs from the last one.
+    fn write_mode(&mut self, nonblocking: bool) -> Result<()> {
         if !self.modes_separate {
             return Ok(());
         }
-        let wanted = timeout.is_some() || self.read_hangup_ends;
-        if self.write_nonblocking != Some(wanted) {
-            self.io.set_write_nonblocking(wanted)?;
-            self.write_nonblocking = Some(wanted);
+        if self.write_nonblocking != Some(nonblocking) {
+            self.io.set_write_nonblocking(nonblocking)?;
+            self.write_nonblocking = Some(nonblocking);
         }
         Ok(())
     }
@@ -400,10 +403,15 @@ impl StreamChannel {
         mut fds: &[BorrowedFd<'_>],
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.write_mode(timeout)?;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let watching = match self.look_for_hangup(total)? {
+            hangup::Verdict::Write => false,
+            hangup::Verdict::WriteWatching => true,
+            hangup::Verdict::HungUp => return Err(self.ended_by_peer()),
+        };
+        self.write_mode(timeout.is_some() || watching)?;
         let deadline = Deadline::after(timeout);
         self.flush_tail(deadline, timeout)?;
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut written = 0;
         while written < total {
             match self.write_some(bufs, fds, timeout.is_some()) {
@@ -495,7 +503,7 @@ impl StreamChannel {
     /// `write_some`.)
     fn may_try_now(&mut self) -> Result<bool> {
         let zero = Some(Duration::ZERO);
-        self.write_mode(zero)?;
+        self.write_mode(true)?;
         match self.flush_tail(Deadline::after(zero), zero) {
             Ok(()) => {}
             Err(Error::Timeout { .. }) => return Ok(false),
@@ -561,20 +569,34 @@ impl StreamChannel {
     fn wait_for_room(&self, deadline: Deadline, timeout: Option<Duration>) -> Result<()> {
         const WAITING_FOR: &str = "room to send (the peer is not reading)";
         let write = self.io.write_fd()?;
-        if !self.read_hangup_ends {
+        if self.hangup.is_none() {
             return wait_ready(write, Ready::Write, deadline, WAITING_FOR, timeout);
         }
         match wait_ready_or_hangup(write, self.io.read_fd(), deadline, WAITING_FOR, timeout)? {
             Woke::Ready => Ok(()),
-            Woke::HungUp => Err(Error::peer_gone(
-                GoneReason::Closed,
-                format!(
-                    "{}: the peer ended the conversation (it closed its end of the replies) \
-                     while this side was still sending",
-                    self.label
-                ),
-            )),
+            Woke::HungUp => Err(self.ended_by_peer()),
         }
+    }
+
+    /// Where the read end's hang-up ends the conversation: whether to
+    /// write `len` bytes now, and how (see `hangup`).
+    fn look_for_hangup(&mut self, len: usize) -> Result<hangup::Verdict> {
+        let Some(watch) = self.hangup.as_mut() else {
+            return Ok(hangup::Verdict::Write);
+        };
+        watch.before_write(len, self.io.read_fd())
+    }
+
+    /// The peer hung up its end of what we read while we were sending.
+    fn ended_by_peer(&self) -> Error {
+        Error::peer_gone(
+            GoneReason::Closed,
+            format!(
+                "{}: the peer ended the conversation (it closed its end of the replies) \
+                 while this side was still sending",
+                self.label
+            ),
+        )
     }
 
     /// A write found the peer's end closed.
@@ -609,7 +631,7 @@ impl StreamChannel {
         }
         if !self.tail.is_empty() {
             let zero = Some(Duration::ZERO);
-            self.write_mode(zero)?;
+            self.write_mode(true)?;
             match self.flush_tail(Deadline::after(zero), zero) {
                 Ok(()) | Err(Error::Timeout { .. } | Error::PeerGone { .. }) => {}
                 Err(e) => return Err(e),
@@ -691,7 +713,7 @@ impl Channel for StreamChannel {
             return Ok(true);
         }
         let zero = Some(Duration::ZERO);
-        self.write_mode(zero)?;
+        self.write_mode(true)?;
         match self.flush_tail(Deadline::after(zero), zero) {
             Ok(()) => Ok(true),
             Err(Error::Timeout { .. }) => Ok(false),
@@ -707,7 +729,7 @@ impl Channel for StreamChannel {
                 // Best effort, without waiting: the end of a frame try_send
                 // accepted (a peer that stopped reading sees a cut frame).
                 let zero = Some(Duration::ZERO);
-                if self.write_mode(zero).is_ok() {
+                if self.write_mode(true).is_ok() {
                     let _ = self.flush_tail(Deadline::after(zero), zero);
                 }
             }
