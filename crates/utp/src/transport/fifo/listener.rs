@@ -258,8 +258,9 @@ impl FifoListener {
         let Some(lasting) = lasting else {
             return Err(Error::Closed);
         };
+        let locked = !self.lock_free();
         self.watch_anchor(false)?;
-        self.session.take(lasting);
+        self.session.take(lasting, locked);
         // Room for a 64 KiB frame at once (see `pipe::DEFAULT_PIPE_SIZE`).
         for fd in [req.as_fd(), resp.as_fd()] {
             crate::transport::pipe::grow_pipe(fd);

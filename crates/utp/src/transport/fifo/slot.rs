@@ -45,6 +45,10 @@ enum State {
     /// listener's lasting one), through which its end looks.
     Running {
         req: OwnedFd,
+        /// Whether a utp client held the hand-off lock as the session
+        /// started (its own client: a lockless client's session may start
+        /// while a utp client holds the lock waiting for its turn).
+        locked: bool,
     },
     /// The server ended the session while its client still had `PATH.req`
     /// open for writing; `hold` (a reader of `PATH.resp`) holds the lock
@@ -95,9 +99,10 @@ impl SessionSlot {
     }
 
     /// A session starts; `req` is a non-blocking reader of `PATH.req` (a
-    /// duplicate of the listener's lasting one).
-    pub(super) fn take(&self, req: OwnedFd) {
-        *self.state() = State::Running { req };
+    /// duplicate of the listener's lasting one), `locked` whether its
+    /// hand-off lock is held now (by the session's client, a utp one).
+    pub(super) fn take(&self, req: OwnedFd, locked: bool) {
+        *self.state() = State::Running { req, locked };
     }
 
     /// The first half of a session's end, called while the session still
@@ -108,10 +113,13 @@ impl SessionSlot {
     /// lock in [`finish_end`](Self::finish_end).
     pub(super) fn begin_end(&self) -> Ending {
         let state = self.state();
-        let State::Running { req } = &*state else {
+        let State::Running { req, locked } = &*state else {
             return Ending { hold: None };
         };
-        if discard_and_see_client_gone(req) {
+        // A client that took no lock leaves no tail (see
+        // `discard_and_see_client_gone`): the lock held now may be a
+        // waiting utp client's.
+        if discard_and_see_client_gone(req) || !locked {
             return Ending { hold: None };
         }
         let (path, id) = &self.resp;
@@ -141,7 +149,7 @@ impl SessionSlot {
     pub(super) fn finish_end(&self, ending: Ending) {
         let mut state = self.state();
         let taken = std::mem::replace(&mut *state, State::Free);
-        if let (State::Running { req }, Some(hold)) = (taken, ending.hold) {
+        if let (State::Running { req, .. }, Some(hold)) = (taken, ending.hold) {
             // Refused while a new client tests the lock: that client holds
             // `PATH.req`'s lock, so the last one has let go of it, and of
             // its writer before that. No tail then.
@@ -246,13 +254,13 @@ mod tests {
         /// writing, with a utp client's hand-off lock if `locked`.
         fn start(&self, locked: bool) -> (OwnedFd, Client) {
             let reader = self.open(".req", OFlags::RDONLY);
-            self.slot.take(reader.try_clone().unwrap());
             let lock = locked.then(|| {
                 let lock = self.open(".req", OFlags::RDONLY);
                 rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
                 lock
             });
             let writer = self.open(".req", OFlags::WRONLY);
+            self.slot.take(reader.try_clone().unwrap(), locked);
             (
                 reader,
                 Client {
@@ -286,7 +294,7 @@ mod tests {
         let pair = Pair::new("free");
         let slot = &pair.slot;
         assert!(slot.wait_free(zero()));
-        slot.take(pair.open(".req", OFlags::RDONLY));
+        slot.take(pair.open(".req", OFlags::RDONLY), false);
         assert!(slot.is_taken());
         let started = Instant::now();
         assert!(!slot.wait_free(Deadline::after(Some(Duration::from_millis(20)))));
@@ -298,7 +306,7 @@ mod tests {
     fn the_end_of_a_session_wakes_the_waiter() {
         let pair = Pair::new("wake");
         let slot = pair.slot.clone();
-        slot.take(pair.open(".req", OFlags::RDONLY));
+        slot.take(pair.open(".req", OFlags::RDONLY), false);
         // A client came and went.
         drop(pair.open(".req", OFlags::WRONLY));
         let ender = {
@@ -377,6 +385,22 @@ mod tests {
         slot.finish_end(ending);
         assert!(!slot.is_taken());
         drop(client);
+    }
+
+    /// A lockless client's session that ends while a utp client holds the
+    /// lock, waiting for its turn, leaves no tail: the tail would wait for
+    /// the lockless writer while the utp client waited for the tail.
+    #[test]
+    fn a_lockless_session_ending_while_a_utp_client_waits_leaves_no_tail() {
+        let pair = Pair::new("waiting");
+        let slot = &pair.slot;
+        let (_reader, lockless) = pair.start(false);
+        let waiting = pair.open(".req", OFlags::RDONLY);
+        rustix::fs::flock(&waiting, FlockOperation::NonBlockingLockExclusive).unwrap();
+        let ending = slot.begin_end();
+        slot.finish_end(ending);
+        assert!(!slot.is_taken());
+        drop(lockless);
     }
 
     /// The slot never polls `PATH.req`: a pipe polled once makes every
