@@ -186,16 +186,14 @@ impl Channel for FifoChannel {
     }
 
     fn close(&mut self) -> Result<()> {
-        // Server: the slot's end starts while PATH.resp is still open (and
-        // locked), and finishes once the client can read end-of-file.
-        let ending = self.busy.as_ref().map(|busy| busy.begin_end());
-        let closed = self.inner.close();
+        // Server: closing PATH.resp ends the session (see `SessionSlot::end`).
+        let closed = match self.busy.take() {
+            Some(busy) => busy.end(|| self.inner.close()),
+            None => self.inner.close(),
+        };
         if self.lock.is_some() {
             self.drain_until_server_closes();
             self.lock = None;
-        }
-        if let (Some(busy), Some(ending)) = (self.busy.take(), ending) {
-            busy.finish_end(ending);
         }
         closed
     }
@@ -323,10 +321,9 @@ impl Drop for FifoSession {
         }
         self.lock = None;
         // Server: `hold` is the last descriptor of PATH.resp's writer.
-        let ending = self.busy.as_ref().map(|busy| busy.begin_end());
-        self.hold = None;
-        if let (Some(busy), Some(ending)) = (self.busy.take(), ending) {
-            busy.finish_end(ending);
+        match self.busy.take() {
+            Some(busy) => busy.end(|| self.hold = None),
+            None => self.hold = None,
         }
     }
 }

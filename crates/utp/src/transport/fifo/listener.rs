@@ -247,17 +247,14 @@ impl FifoListener {
             }
             Err(e) => return Err(Error::io(format!("lock {}", self.resp.display()), e)),
         }
-        // The slot's reader of PATH.req: opened before this client's
-        // writer, it tells when that writer is gone (see `SessionSlot`).
-        let lasting = self
-            .anchor
-            .as_ref()
-            .map(|anchor| anchor.try_clone())
-            .transpose()
-            .map_err(|e| Error::io(format!("duplicate a reader of {}", self.req.display()), e))?;
-        let Some(lasting) = lasting else {
+        // The slot's reader of PATH.req, through which the session's end
+        // looks (see `SessionSlot`).
+        let Some(anchor) = &self.anchor else {
             return Err(Error::Closed);
         };
+        let lasting = anchor
+            .try_clone()
+            .map_err(|e| Error::io(format!("duplicate a reader of {}", self.req.display()), e))?;
         let locked = !self.lock_free();
         self.watch_anchor(false)?;
         self.session.take(lasting, locked);
@@ -310,14 +307,6 @@ impl FifoListener {
         let fresh = open(&self.req, OFlags::RDONLY)
             .map_err(|e| Error::io(format!("open {}", self.req.display()), e))
             .and_then(|fd| same_fifo(fd, &self.req, self.ids.0))?;
-        // A writer that opened before `fresh` did would never show as gone
-        // to it (the session slot counts on that): if one came in between,
-        // the old reader stays until the next look.
-        if !crate::transport::wait::poll_now(anchor, PollFlags::empty())
-            .is_some_and(|got| got.contains(PollFlags::HUP))
-        {
-            return Ok(());
-        }
         let set = &self.ready.0;
         set.remove(anchor.as_fd())?;
         set.add(fresh.as_fd(), 1)?;

@@ -61,8 +61,7 @@ enum State {
 
 /// What the first half of a session's end found (see [`SessionSlot::begin_end`]).
 #[derive(Debug)]
-#[must_use = "pass it to SessionSlot::finish_end once PATH.resp is closed"]
-pub(super) struct Ending {
+struct Ending {
     /// A reader of `PATH.resp` to hold the lock with, if the client still writes.
     hold: Option<OwnedFd>,
 }
@@ -105,13 +104,23 @@ impl SessionSlot {
         *self.state() = State::Running { req, locked };
     }
 
+    /// A session ends: `close_writer` closes its `PATH.resp` (and so lets
+    /// go of its lock), between the two halves below. Returns what
+    /// `close_writer` returned.
+    pub(super) fn end<R>(&self, close_writer: impl FnOnce() -> R) -> R {
+        let ending = self.begin_end();
+        let closed = close_writer();
+        self.finish_end(ending);
+        closed
+    }
+
     /// The first half of a session's end, called while the session still
     /// holds `PATH.resp` open for writing (and so its lock): whatever the
     /// client sent that the session did not read is thrown away (nobody
     /// else can have written it), and if the client still has `PATH.req`
     /// open for writing, a reader of `PATH.resp` is opened to hold the
     /// lock in [`finish_end`](Self::finish_end).
-    pub(super) fn begin_end(&self) -> Ending {
+    fn begin_end(&self) -> Ending {
         let state = self.state();
         let State::Running { req, locked } = &*state else {
             return Ending { hold: None };
@@ -146,7 +155,7 @@ impl SessionSlot {
     /// The second half, once the session has closed `PATH.resp` (its
     /// client reads end-of-file): the slot is free, or in its tail until
     /// the client's writer is closed.
-    pub(super) fn finish_end(&self, ending: Ending) {
+    fn finish_end(&self, ending: Ending) {
         let mut state = self.state();
         let taken = std::mem::replace(&mut *state, State::Free);
         if let (State::Running { req, .. }, Some(hold)) = (taken, ending.hold) {
@@ -313,8 +322,7 @@ mod tests {
             let slot = slot.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(20));
-                let ending = slot.begin_end();
-                slot.finish_end(ending);
+                slot.end(|| ());
             })
         };
         let started = Instant::now();
@@ -338,10 +346,10 @@ mod tests {
         let server_resp = pair.open(".resp", OFlags::WRONLY);
         rustix::fs::flock(&server_resp, FlockOperation::NonBlockingLockExclusive).unwrap();
 
-        let ending = slot.begin_end();
-        assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 0, "discarded");
-        drop(server_resp);
-        slot.finish_end(ending);
+        slot.end(|| {
+            assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 0, "discarded");
+            drop(server_resp);
+        });
         assert!(slot.is_taken(), "a tail while the client writes");
         rustix::io::write(&client.writer, b"sent after the end").unwrap();
         assert!(!slot.wait_free(zero()));
@@ -375,32 +383,25 @@ mod tests {
 
     /// A client that holds no hand-off lock (the tutorial's) leaves no
     /// tail, writer or not: the next such client could come before it
-    /// goes, and would wait for ever to open `PATH.resp`.
+    /// goes, and would wait for ever to open `PATH.resp`. Nor when a utp
+    /// client holds the lock as the session ends, waiting for its turn:
+    /// the tail would wait for the lockless writer while the utp client
+    /// waited for the tail.
     #[test]
     fn a_session_of_a_client_without_the_lock_leaves_no_tail() {
-        let pair = Pair::new("nolock");
-        let slot = &pair.slot;
-        let (_reader, client) = pair.start(false);
-        let ending = slot.begin_end();
-        slot.finish_end(ending);
-        assert!(!slot.is_taken());
-        drop(client);
-    }
-
-    /// A lockless client's session that ends while a utp client holds the
-    /// lock, waiting for its turn, leaves no tail: the tail would wait for
-    /// the lockless writer while the utp client waited for the tail.
-    #[test]
-    fn a_lockless_session_ending_while_a_utp_client_waits_leaves_no_tail() {
-        let pair = Pair::new("waiting");
-        let slot = &pair.slot;
-        let (_reader, lockless) = pair.start(false);
-        let waiting = pair.open(".req", OFlags::RDONLY);
-        rustix::fs::flock(&waiting, FlockOperation::NonBlockingLockExclusive).unwrap();
-        let ending = slot.begin_end();
-        slot.finish_end(ending);
-        assert!(!slot.is_taken());
-        drop(lockless);
+        for utp_client_waits in [false, true] {
+            let pair = Pair::new("nolock");
+            let slot = &pair.slot;
+            let (_reader, lockless) = pair.start(false);
+            let waiting = utp_client_waits.then(|| {
+                let lock = pair.open(".req", OFlags::RDONLY);
+                rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
+                lock
+            });
+            slot.end(|| ());
+            assert!(!slot.is_taken(), "a utp client waiting: {utp_client_waits}");
+            drop((lockless, waiting));
+        }
     }
 
     /// The slot never polls `PATH.req`: a pipe polled once makes every
@@ -412,8 +413,7 @@ mod tests {
         let (_reader, client) = pair.start(true);
         let polls = || crate::transport::wait::POLLS.with(|n| n.get());
         let before = polls();
-        let ending = slot.begin_end();
-        slot.finish_end(ending);
+        slot.end(|| ());
         assert!(slot.is_taken());
         assert!(!slot.wait_free(zero()));
         drop(client.writer);
@@ -429,8 +429,7 @@ mod tests {
         let (reader, client) = pair.start(true);
         rustix::io::write(&client.writer, b"last words").unwrap();
         drop(client);
-        let ending = slot.begin_end();
-        slot.finish_end(ending);
+        slot.end(|| ());
         assert!(!slot.is_taken());
         assert!(slot.wait_free(zero()));
         assert_eq!(rustix::io::ioctl_fionread(&reader).unwrap(), 0, "discarded");
