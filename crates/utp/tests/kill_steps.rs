@@ -21,6 +21,7 @@
 //! | `accept`    | server      | blocked in `accept`, no client yet                 |
 //! | `serving`   | server      | blocked in `recv` on an accepted client            |
 //! | `replying`  | server      | the request read, before the reply                 |
+//! | `stalled`   | server      | not reading, its client blocked in an untimed `send` |
 //!
 //! Exceptions, by design: `udp://` is connectionless, so a peer's death is
 //! invisible; its survivor gets its deadline (`Timeout`) or, where the kernel
@@ -109,8 +110,8 @@ fn child_entry() {
             let _ = ch.recv(&mut frame);
             std::thread::sleep(Duration::from_secs(60));
         }
-        "accept" | "serving" | "replying" => {
-            let mut listener = utp::listen(&url).unwrap();
+        "accept" | "serving" | "replying" | "stalled" => {
+            let mut listener = utp::listen_with(&url, &big).unwrap();
             say(&format!("READY {}", listener.endpoint()));
             if role == "accept" {
                 say("BLOCKED accept");
@@ -120,7 +121,7 @@ fn child_entry() {
                 say("BLOCKED serving");
             }
             ch.recv(&mut frame).unwrap();
-            say("BLOCKED replying");
+            say(&format!("BLOCKED {role}"));
             std::thread::sleep(Duration::from_secs(60));
         }
         other => panic!("unknown role {other}"),
@@ -239,6 +240,53 @@ fn kill_later(child: &mut Proc, after: Duration) -> std::thread::JoinHandle<Inst
         assert_eq!(rc, 0, "kill {pid}");
         Instant::now()
     })
+}
+
+/// Sends without a deadline through `ch` to a server (`child`) that read
+/// the first frame and stopped, until the sends stop going through (the
+/// buffers between are full and the send is blocked), then kills the
+/// server: returns how long after the kill the send ended, and how.
+fn killed_under_a_blocked_sender(
+    child: &mut Proc,
+    mut ch: Box<dyn utp::Channel>,
+) -> (Duration, utp::Result<()>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, mpsc};
+    let sent = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = mpsc::channel();
+    let sender = std::thread::spawn({
+        let sent = sent.clone();
+        move || {
+            // Small enough for every queue's messages (mq's are 4 000 bytes
+            // at most by default), and several to a pipe.
+            let payload = [7u8; 3000];
+            let result = loop {
+                if let Err(e) = ch.send(message_type::DATA, flags::CHECKSUM, &payload) {
+                    break Err(e);
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            };
+            done_tx.send((result, Instant::now())).unwrap();
+        }
+    });
+    child.expect("BLOCKED stalled");
+    // Blocked: nothing went through for a while (a sleeping receiver may
+    // still be counted in, so "a while" is generous).
+    let mut last = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = sent.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let killed = kill_later(child, Duration::ZERO).join().unwrap();
+    let (result, ended) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the blocked send ends once the server is killed, not never");
+    sender.join().unwrap();
+    (ended.saturating_duration_since(killed), result)
 }
 
 /// A new client gets an answer from `listener` (served on this thread).
@@ -417,6 +465,13 @@ fn server_killed(t: &Transport, step: &str, report: &mut Report) {
             }
             Err(e) => report.check(step, false, || format!("connect failed: {e}")),
         },
+        "stalled" => match utp::connect_with(&endpoint, &quick.clone().with_max_payload(8 << 20)) {
+            Ok(ch) => {
+                let (took, result) = killed_under_a_blocked_sender(&mut child, ch);
+                report.noticed(t, step, result, took);
+            }
+            Err(e) => report.check(step, false, || format!("connect failed: {e}")),
+        },
         other => unreachable!("{other}"),
     }
     child.kill();
@@ -446,7 +501,10 @@ fn run(name: &str) {
         }
         client_killed(t, step, &mut report);
     }
-    for step in ["accept", "serving", "replying"] {
+    for step in ["accept", "serving", "replying", "stalled"] {
+        if step == "stalled" && t.connectionless {
+            continue; // a datagram send never waits for its reader
+        }
         server_killed(t, step, &mut report);
     }
     assert!(report.failures.is_empty(), "{}", report.failures.join("\n"));

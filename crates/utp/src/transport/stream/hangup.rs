@@ -1,28 +1,33 @@
 //! [`HangupWatch`]: how a FIFO client learns that its server ended the
-//! session while it was only sending.
+//! session, or died, while it was only sending.
 //!
 //! The server closes `PATH.resp`, but the listener goes on reading
-//! `PATH.req` (and the client's own lock descriptor reads it too), so the
-//! client's writes never fail by themselves: they find room until the pipe
-//! is full, and a blocking write into it would then wait for ever. A
-//! non-blocking write with a poll of both ends when full would end that
-//! wait, but cost a failed write and a poll each time the pipe fills,
-//! which a blocking write does not. So
-//! writes stay blocking, and the client looks for the hang-up of
-//! `PATH.resp` (one `poll` of no time, on that quiet pipe, never on the
-//! one it writes) each time a quarter of the pipe's capacity has been
-//! written since the last look, and before any frame larger than that,
-//! which is written without blocking instead.
+//! `PATH.req`, and the client's own lock descriptor reads it too (the
+//! hand-off lock is taken on a reader: see `fifo`). So the client's writes
+//! never fail by themselves: they find room while the listener throws
+//! them away, and once nobody reads any more (the server process is gone,
+//! only the lock descriptor is left) a blocking write into the full pipe
+//! would wait for ever. Two things keep that from happening:
 //!
-//! Why that never waits for ever: when the session ends, everything the
-//! client sent and the server did not read is thrown away (see
-//! `fifo::slot`); after that only a listener waiting to accept reads
-//! `PATH.req`, to throw the bytes away too. A look that came
-//! between the two (`PATH.resp` not closed yet) lets at most a quarter of
-//! the pipe in, and the next look, after at most another quarter, sees the
-//! hang-up: at most half the pipe is ever written into the void.
+//! - the client's writes never block: a write that finds the pipe full
+//!   waits in a `poll` of both ends (room in `PATH.req`, a hang-up of
+//!   `PATH.resp`), so a server that dies while the pipe is full ends the
+//!   wait (`stream::wait_for_room`). That costs a failed write and a
+//!   `poll` each time the pipe fills, which a blocking write would not
+//!   (docs/benchmarks/journal.md, 2026-12-08);
+//! - while the pipe has room the client looks for the hang-up of
+//!   `PATH.resp` (one `poll` of no time, on that quiet pipe) each time a
+//!   quarter of the pipe's capacity has been written since the last look,
+//!   and before and after any frame larger than that.
+//!
+//! Why the looks bound what goes into the void: when the session ends,
+//! everything the client sent and the server did not read is thrown away
+//! (see `fifo::slot`); after that only a listener waiting to accept reads
+//! `PATH.req`, to throw the bytes away too. A look that came between the
+//! two (`PATH.resp` not closed yet) lets at most a quarter of the pipe in,
+//! and the next look, after at most another quarter, sees the hang-up: at
+//! most half the pipe is ever written into the void.
 
-use crate::error::Result;
 use rustix::event::PollFlags;
 use std::os::fd::BorrowedFd;
 
@@ -63,37 +68,20 @@ impl HangupWatch {
 /// The capacity of a pipe that does not say (Linux's default).
 const DEFAULT_CAPACITY: usize = 64 * 1024;
 
-/// What the watch says about a frame about to be written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// Write it as usual.
-    Write,
-    /// Larger than a look's span: write it without blocking, watching the
-    /// hang-up while waiting for room.
-    WriteWatching,
-    /// The peer hung up.
-    HungUp,
-}
-
 impl HangupWatch {
-    /// Before writing `len` bytes: looks at `read` when due.
-    pub(super) fn before_write(&mut self, len: usize, read: BorrowedFd<'_>) -> Result<Verdict> {
+    /// Before writing `len` bytes: whether the peer has hung up `read`,
+    /// looked at when due (`false` without a look).
+    pub(super) fn hung_up_before(&mut self, len: usize, read: BorrowedFd<'_>) -> bool {
         if self.unchecked.saturating_add(len) <= self.look_every {
             self.unchecked += len;
-            return Ok(Verdict::Write);
+            return false;
         }
         let hung_up = crate::transport::wait::poll_now(read, PollFlags::empty())
             .is_some_and(|got| got.intersects(PollFlags::HUP | PollFlags::ERR));
-        if hung_up {
-            return Ok(Verdict::HungUp);
-        }
-        if len > self.look_every {
-            // And a look before the next frame, whatever its size.
-            self.unchecked = self.look_every;
-            return Ok(Verdict::WriteWatching);
-        }
-        self.unchecked = len;
-        Ok(Verdict::Write)
+        // A frame larger than a look's span: a look before the next frame
+        // too, whatever its size.
+        self.unchecked = len.min(self.look_every);
+        hung_up
     }
 }
 
@@ -103,8 +91,8 @@ mod tests {
     use std::os::fd::AsFd;
 
     /// The peer's hang-up is found within a quarter of the pipe's capacity
-    /// of writes, a larger frame is written watching, and no look is made
-    /// between.
+    /// of writes, a larger frame is looked at before and after, and no
+    /// look is made between.
     #[test]
     fn the_hang_up_is_seen_within_a_quarter_of_the_pipe() {
         let (_data_read, data_write) = rustix::pipe::pipe().unwrap();
@@ -112,26 +100,25 @@ mod tests {
         let capacity = rustix::pipe::fcntl_getpipe_size(&data_write).unwrap();
         let mut watch = HangupWatch::new(data_write.as_fd());
         assert_eq!(watch.look_every, capacity / 4);
-        let verdict =
-            |watch: &mut HangupWatch, len| watch.before_write(len, replies_read.as_fd()).unwrap();
+        let hung_up =
+            |watch: &mut HangupWatch, len| watch.hung_up_before(len, replies_read.as_fd());
         let polls = || crate::transport::wait::POLLS.with(|n| n.get());
         let before = polls();
         for _ in 0..(capacity / 4 / 100) {
-            assert_eq!(verdict(&mut watch, 100), Verdict::Write);
+            assert!(!hung_up(&mut watch, 100));
         }
         assert_eq!(polls(), before, "no look within a quarter of the pipe");
-        assert_eq!(verdict(&mut watch, 100), Verdict::Write);
+        assert!(!hung_up(&mut watch, 100));
         assert_eq!(polls(), before + 1, "then one");
-        assert_eq!(verdict(&mut watch, capacity), Verdict::WriteWatching);
+        assert!(!hung_up(&mut watch, capacity));
+        assert_eq!(polls(), before + 2, "one before a large frame");
+        assert!(!hung_up(&mut watch, 1));
+        assert_eq!(polls(), before + 3, "and one after it");
 
         drop(replies_write);
         let mut written = 0;
-        loop {
-            match verdict(&mut watch, 100) {
-                Verdict::Write => written += 100,
-                Verdict::HungUp => break,
-                Verdict::WriteWatching => panic!("100 bytes are never watched"),
-            }
+        while !hung_up(&mut watch, 100) {
+            written += 100;
             assert!(
                 written <= capacity / 4,
                 "{written} bytes written after the hang-up"

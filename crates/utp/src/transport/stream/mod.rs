@@ -124,8 +124,7 @@ impl StreamChannel {
     /// conversation, even though a write may still find room. Sends then
     /// fail with [`Error::PeerGone`] instead of filling a pipe nobody will
     /// read again, and waiting for ever (see `hangup`).
-    #[doc(hidden)]
-    pub fn ending_with_read_hangup(mut self) -> Self {
+    pub(crate) fn ending_with_read_hangup(mut self) -> Self {
         if let StreamIo::Pair {
             write: Some(write), ..
         } = &self.io
@@ -218,8 +217,9 @@ impl StreamChannel {
     /// deadline a blocking write is one system call however full the pipe
     /// is (a non-blocking one costs EAGAIN + poll + write each time it is
     /// full); with a deadline the write must not block, so the deadline can
-    /// be kept (and so where a write must be watched: see `hangup`). The
-    /// mode is only changed when it differs from the last one.
+    /// be kept (and so where waiting for room must watch the read end's
+    /// hang-up: see `hangup`). The mode is only changed when it differs
+    /// from the last one.
     fn write_mode(&mut self, nonblocking: bool) -> Result<()> {
         if !self.modes_separate {
             return Ok(());
@@ -404,12 +404,12 @@ impl StreamChannel {
         timeout: Option<Duration>,
     ) -> Result<()> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let watching = match self.look_for_hangup(total)? {
-            hangup::Verdict::Write => false,
-            hangup::Verdict::WriteWatching => true,
-            hangup::Verdict::HungUp => return Err(self.ended_by_peer()),
-        };
-        self.write_mode(timeout.is_some() || watching)?;
+        if self.peer_hung_up_before(total) {
+            return Err(self.ended_by_peer());
+        }
+        // Where the peer's hang-up ends the conversation, a wait for room
+        // must watch for it too, so no write may wait in the kernel.
+        self.write_mode(timeout.is_some() || self.hangup.is_some())?;
         let deadline = Deadline::after(timeout);
         self.flush_tail(deadline, timeout)?;
         let mut written = 0;
@@ -578,13 +578,14 @@ impl StreamChannel {
         }
     }
 
-    /// Where the read end's hang-up ends the conversation: whether to
-    /// write `len` bytes now, and how (see `hangup`).
-    fn look_for_hangup(&mut self, len: usize) -> Result<hangup::Verdict> {
-        let Some(watch) = self.hangup.as_mut() else {
-            return Ok(hangup::Verdict::Write);
-        };
-        watch.before_write(len, self.io.read_fd())
+    /// Where the read end's hang-up ends the conversation: whether it has
+    /// been seen, when it is time to look before writing `len` bytes (see
+    /// `hangup`).
+    fn peer_hung_up_before(&mut self, len: usize) -> bool {
+        let read = self.io.read_fd();
+        self.hangup
+            .as_mut()
+            .is_some_and(|watch| watch.hung_up_before(len, read))
     }
 
     /// The peer hung up its end of what we read while we were sending.
@@ -592,7 +593,7 @@ impl StreamChannel {
         Error::peer_gone(
             GoneReason::Closed,
             format!(
-                "{}: the peer ended the conversation (it closed its end of the replies) \
+                "{}: the peer ended the conversation or exited (it closed its end of the replies) \
                  while this side was still sending",
                 self.label
             ),
