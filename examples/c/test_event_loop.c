@@ -1,7 +1,8 @@
 /* A calculator server in C that serves all its clients from one thread and
  * one poll(): the listener's descriptor (utp_listener_fd) and each
  * channel's (utp_channel_fd), accepts and receives with a timeout of 0,
- * replies with utp_try_send, which never waits.
+ * replies with utp_try_reply, which never waits and names the request
+ * it answers.
  *
  *   ./test_event_loop URL FORKED EXTRA CALLS
  *
@@ -9,7 +10,7 @@
  * at the fork): client 0 makes one call and exits without closing its
  * channel; client 1 makes one and sends another, then kills itself before
  * the answer; client 2 asks for 1 KB answers and never reads them (the
- * server drops it when utp_try_send finds no room: it never waits for one
+ * server drops it when utp_try_reply finds no room: it never waits for one
  * client); the others make CALLS calls each (ADD, MUL) and check every
  * answer.
  * EXTRA more clients come from elsewhere (run-tests starts `utp call`
@@ -70,7 +71,7 @@ static void client(const char *url, int index, int calls) {
     }
     if (index == 2) {
         /* Asks for 1 KB answers and never reads them: the server drops it
-         * once they fill the channel (its utp_try_send says UTP_ERR_FULL).
+         * once they fill the channel (its utp_try_reply says UTP_ERR_FULL).
          * Its sends fail then: at once over a socket; over a FIFO, whose
          * listener still reads the request FIFO, within half of that
          * pipe's capacity (its client looks for the end as it writes). */
@@ -159,7 +160,7 @@ static int drain(int i) {
         received++;
         char reply[1024];
         int n = answer(buf, info.payload_length, reply, sizeof reply);
-        st = utp_try_send(links[i].ch, RESPONSE, 1, (const uint8_t *)reply, (uintptr_t)n);
+        st = utp_try_reply(links[i].ch, RESPONSE, 1, info.sequence, (const uint8_t *)reply, (uintptr_t)n);
         /* The asker killed before its answer may be gone already. */
         if (st == UTP_ERR_PEER_GONE) {
             end_link(i, st);
@@ -172,7 +173,7 @@ static int drain(int i) {
             end_link(i, UTP_OK);
             return progress;
         }
-        CHECK(st == UTP_OK, "try_send of a %d-byte reply: %s", n, utp_status_name(st));
+        CHECK(st == UTP_OK, "try_reply of a %d-byte reply: %s", n, utp_status_name(st));
     }
 }
 

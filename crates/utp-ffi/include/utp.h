@@ -202,7 +202,8 @@ enum UtpStatus utp_try_send_batch(struct UtpChannel *channel,
 //
 // Returns `UTP_ERR_CALC` when the calculator answers `ERR ...` (division by
 // zero, overflow, unknown operation); the message is in `utp_last_error()`.
-// Waits up to `timeout_ms` for the reply (negative: forever).
+// `timeout_ms` (negative: forever) is a deadline for the whole call, and
+// only the answer to this request is taken (as `utp_call`).
 //
 // # Safety
 // `channel` is a live channel handle; `op` a NUL-terminated string; `result` valid for writing.
@@ -212,6 +213,75 @@ enum UtpStatus utp_calc_call(struct UtpChannel *channel,
                              int64_t b,
                              int64_t *result,
                              int32_t timeout_ms);
+
+// Sends `len` bytes of `request` as a REQUEST frame (with a checksum) and
+// waits for its answer: the RESPONSE's header into `*info`, its payload
+// into `buffer` (`capacity` bytes). `timeout_ms` (negative: forever) is a
+// deadline for the whole call: heartbeats and replies that name another
+// request (a server's `utp_reply` for someone else's request) are
+// dropped on the way and do not extend it.
+//
+// An ERROR answer returns `UTP_ERR_PROTOCOL` with reason
+// `UTP_REASON_REFUSED` and the server's text in `utp_last_error()`. A
+// payload larger than `capacity` returns `UTP_ERR_BUFFER_TOO_SMALL` with
+// `info->payload_length` set; the answer is kept and returned by the next
+// `utp_recv`. Refused (`UTP_ERR_INVALID_ARGUMENT`) while an earlier frame
+// waits for `utp_recv` with a larger buffer.
+//
+// ```c
+// UtpFrameInfo info;
+// uint8_t answer[64];
+// if (utp_call(ch, (const uint8_t *)"ADD 10 20", 9, &info, answer, sizeof answer, 1000) == UTP_OK)
+//     printf("%.*s\n", (int)info.payload_length, answer); /* OK 30 */
+// ```
+//
+// # Safety
+// `channel` is a live channel handle; `request` is valid for `len` bytes
+// (or NULL with `len == 0`); `info` is valid for writing; `buffer` is
+// valid for `capacity` writable bytes (or NULL with `capacity == 0`).
+enum UtpStatus utp_call(struct UtpChannel *channel,
+                        const uint8_t *request,
+                        uintptr_t len,
+                        struct UtpFrameInfo *info,
+                        uint8_t *buffer,
+                        uintptr_t capacity,
+                        int32_t timeout_ms);
+
+// Sends a reply that names the request it answers: a frame of
+// `message_type` (0x11 RESPONSE, 0x12 ERROR) with `flags` (pass 1 for a
+// checksum; the REPLY flag is added) and `len` bytes of `payload`, whose
+// sequence number is `answers`, the request's `info.sequence`. A client
+// then refuses it if it is not its own (`utp_call`, `utp::service::Client`
+// and the Python client do). Waits up to `timeout_ms` for room
+// (negative: forever).
+//
+// Over a shared-memory link, which carries one client's frames only, the
+// reply goes out as an ordinary frame.
+//
+// # Safety
+// `channel` is a live channel handle; `payload` is valid for `len` bytes (or NULL with `len == 0`).
+enum UtpStatus utp_reply(struct UtpChannel *channel,
+                         uint8_t message_type,
+                         uint16_t flags,
+                         uint64_t answers,
+                         const uint8_t *payload,
+                         uintptr_t len,
+                         int32_t timeout_ms);
+
+// For event loops: `utp_reply` if there is room now, without waiting:
+// `UTP_OK` when it was sent, `UTP_ERR_FULL` when there is no room (nothing
+// was sent). As with `utp_try_send`, a reply is never sent in part: the
+// end of one that fits only in part is kept and sent first by the next
+// call on the channel (`utp_try_flush` pushes it alone).
+//
+// # Safety
+// `channel` is a live channel handle; `payload` is valid for `len` bytes (or NULL with `len == 0`).
+enum UtpStatus utp_try_reply(struct UtpChannel *channel,
+                             uint8_t message_type,
+                             uint16_t flags,
+                             uint64_t answers,
+                             const uint8_t *payload,
+                             uintptr_t len);
 
 // Connects to the endpoint `url` (for example `"shm://calc"` or
 // `"unix:///tmp/calc.sock"`) and stores a new channel in `*out`.

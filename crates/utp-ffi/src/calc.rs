@@ -4,7 +4,7 @@ use crate::channel::UtpChannel;
 use crate::guard::{boundary, c_str, handle, status, timeout, write_out};
 use crate::status::{UtpStatus, fail, from_error};
 use std::ffi::c_char;
-use utp::frame::{Frame, flags, message_type};
+use utp::frame::Frame;
 use utp::service::calc::Reply;
 
 /// Asks the calculator at the other end of `channel` for `op a b` (op is
@@ -12,7 +12,8 @@ use utp::service::calc::Reply;
 ///
 /// Returns `UTP_ERR_CALC` when the calculator answers `ERR ...` (division by
 /// zero, overflow, unknown operation); the message is in `utp_last_error()`.
-/// Waits up to `timeout_ms` for the reply (negative: forever).
+/// `timeout_ms` (negative: forever) is a deadline for the whole call, and
+/// only the answer to this request is taken (as `utp_call`).
 ///
 /// # Safety
 /// `channel` is a live channel handle; `op` a NUL-terminated string; `result` valid for writing.
@@ -34,34 +35,16 @@ pub unsafe extern "C" fn utp_calc_call(
             if result.is_null() {
                 return Err(fail(UtpStatus::UtpErrInvalidArgument, "result is NULL"));
             }
-            let wait = timeout(timeout_ms);
             let request = format!("{op} {a} {b}");
-            let inner = channel.channel()?;
-            inner
-                .send_timeout(
-                    message_type::REQUEST,
-                    flags::CHECKSUM,
-                    request.as_bytes(),
-                    wait,
-                )
-                .map_err(from_error)?;
             let mut frame = Frame::default();
-            loop {
-                inner.recv_timeout(&mut frame, wait).map_err(from_error)?;
-                if frame.message_type() != message_type::HEARTBEAT {
-                    break;
-                }
-            }
-            if frame.message_type() != message_type::RESPONSE {
-                return Err(fail(
-                    UtpStatus::UtpErrProtocol,
-                    format!(
-                        "expected a RESPONSE, got type 0x{:02x}: {}",
-                        frame.message_type(),
-                        String::from_utf8_lossy(frame.payload())
-                    ),
-                ));
-            }
+            // The call takes only its own answer, within one deadline.
+            utp::service::call(
+                channel.channel()?,
+                request.as_bytes(),
+                &mut frame,
+                timeout(timeout_ms),
+            )
+            .map_err(from_error)?;
             match Reply::parse(frame.payload()) {
                 // SAFETY: forwarded from this function's contract (checked non-null above).
                 Ok(Reply::Ok(n)) => unsafe { write_out(result, n, "result") },

@@ -339,26 +339,58 @@ pub unsafe extern "C" fn utp_recv(
                 // Too large for the caller's buffer: kept for the next call.
                 let kept = lent.to_frame();
                 channel.frame = kept;
-                channel.pending = true;
             }
             // SAFETY: forwarded from this function's contract (checked non-null above).
-            unsafe { write_out(info, frame_info(&channel.frame.header), "info") }?;
-            let payload = channel.frame.payload();
-            if payload.len() > buffer.len() {
-                return Err(fail(
-                    UtpStatus::UtpErrBufferTooSmall,
-                    format!(
-                        "the frame's payload is {} bytes; the buffer holds {}",
-                        payload.len(),
-                        buffer.len()
-                    ),
-                ));
-            }
-            buffer[..payload.len()].copy_from_slice(payload);
-            channel.pending = false;
-            Ok(())
+            unsafe { channel.hand_out(info, buffer) }
         })())
     })
+}
+
+impl UtpChannel {
+    /// The channel and its spare frame for a call whose answer C takes
+    /// through [`hand_out`](Self::hand_out); refused while a received frame
+    /// waits for a larger buffer (it would be overwritten).
+    pub(crate) fn channel_for_call(
+        &mut self,
+    ) -> Result<(&mut dyn utp::Channel, &mut Frame), UtpStatus> {
+        if self.pending {
+            return Err(fail_static(
+                UtpStatus::UtpErrInvalidArgument,
+                c"a received frame waits for a larger buffer: take it with utp_recv first",
+            ));
+        }
+        self.channel_and_spare()
+    }
+
+    /// Hands the frame in the spare to C: its header into `*info`, its
+    /// payload into `buffer`; a payload too large for `buffer` stays, for
+    /// the next `utp_recv` (`UTP_ERR_BUFFER_TOO_SMALL`).
+    ///
+    /// # Safety
+    /// `info` is non-null and valid for one write.
+    pub(crate) unsafe fn hand_out(
+        &mut self,
+        info: *mut UtpFrameInfo,
+        buffer: &mut [u8],
+    ) -> Result<(), UtpStatus> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { write_out(info, frame_info(&self.frame.header), "info") }?;
+        let payload = self.frame.payload();
+        let Some(room) = buffer.get_mut(..payload.len()) else {
+            self.pending = true;
+            return Err(fail(
+                UtpStatus::UtpErrBufferTooSmall,
+                format!(
+                    "the frame's payload is {} bytes; the buffer holds {}",
+                    payload.len(),
+                    buffer.len()
+                ),
+            ));
+        };
+        room.copy_from_slice(payload);
+        self.pending = false;
+        Ok(())
+    }
 }
 
 /// The header fields C sees.

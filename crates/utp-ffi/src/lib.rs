@@ -26,6 +26,7 @@
 
 mod batch;
 mod calc;
+mod call;
 mod channel;
 mod event_loop;
 mod guard;
@@ -36,6 +37,7 @@ mod zerocopy;
 
 pub use batch::{UtpBytes, utp_send_batch, utp_try_send_batch};
 pub use calc::utp_calc_call;
+pub use call::{utp_call, utp_reply, utp_try_reply};
 pub use channel::{
     UtpChannel, UtpFrameInfo, UtpListener, utp_accept, utp_channel_close, utp_connect, utp_listen,
     utp_listener_close, utp_listener_endpoint, utp_recv, utp_send,

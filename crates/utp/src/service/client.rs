@@ -61,93 +61,8 @@ impl Client {
     ///
     /// A server-side `ERROR` frame becomes [`Error::Protocol`] with its text.
     pub fn call(&mut self, request: &[u8]) -> Result<&[u8]> {
-        // Most requests go out at once: the deadline then starts just after
-        // the send, so no clock read stands between the call and its
-        // request, and the first wait for the reply, which starts as the
-        // deadline is set, takes the whole timeout (reading the clock again
-        // for what is left would change nothing but cost a read per call).
-        // A send that must wait for room starts the deadline first.
-        let sent = match self
-            .channel
-            .try_send(message_type::REQUEST, flags::CHECKSUM, request)
-        {
-            Ok(true) => Ok((Deadline::after(self.timeout), self.timeout)),
-            Ok(false) => {
-                let deadline = Deadline::after(self.timeout);
-                self.channel
-                    .send_timeout(
-                        message_type::REQUEST,
-                        flags::CHECKSUM,
-                        request,
-                        deadline.remaining(),
-                    )
-                    .map(|()| (deadline, deadline.remaining()))
-            }
-            Err(error) => Err(error),
-        };
-        // `left`: what the next wait for the reply may take.
-        let (deadline, mut left) = match sent {
-            Ok(sent) => sent,
-            Err(error) => {
-                // A server that refuses a client (busy, denied) says why and
-                // closes: the reason may already be waiting to be read.
-                if error.is_peer_gone() {
-                    let reason = self
-                        .channel
-                        .recv_timeout(&mut self.frame, Some(Duration::from_millis(50)));
-                    if reason.is_ok() && self.frame.message_type() == message_type::ERROR {
-                        return Err(self.refusal());
-                    }
-                }
-                return Err(error);
-            }
-        };
-        let ours = self.channel.sent_sequence();
-        loop {
-            let received = self.channel.recv_timeout(&mut self.frame, left);
-            if let Err(Error::Timeout { waiting_for, .. }) = received {
-                return Err(Error::Timeout {
-                    waiting_for,
-                    after: self.timeout.unwrap_or_default(),
-                });
-            }
-            received?;
-            let header = self.frame.header;
-            let names_another = header.flags & flags::REPLY != 0
-                && ours.is_some_and(|sequence| sequence != header.sequence);
-            match header.message_type {
-                message_type::RESPONSE | message_type::ERROR if names_another => {
-                    log::warn!(
-                        "refused a reply to request {} while waiting for the reply to request {}: \
-                         another client shares this channel",
-                        header.sequence,
-                        ours.unwrap_or_default()
-                    );
-                }
-                message_type::RESPONSE => return Ok(self.frame.payload()),
-                message_type::ERROR => return Err(self.refusal()),
-                // Liveness frames may arrive between calls.
-                message_type::HEARTBEAT => {}
-                other => {
-                    return Err(Error::protocol(
-                        ProtocolReason::Unexpected,
-                        format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
-                    ));
-                }
-            }
-            // Frames that are not the answer do not extend the deadline.
-            left = deadline.remaining();
-        }
-    }
-
-    fn refusal(&self) -> Error {
-        Error::protocol(
-            ProtocolReason::Refused,
-            format!(
-                "the server refused the request: {}",
-                String::from_utf8_lossy(self.frame.payload())
-            ),
-        )
+        call(&mut *self.channel, request, &mut self.frame, self.timeout)?;
+        Ok(self.frame.payload())
     }
 
     /// The underlying channel.
@@ -165,4 +80,117 @@ impl Client {
         );
         self.channel.close()
     }
+}
+
+/// Sends `request` as a `REQUEST` frame through `channel` and waits for
+/// its answer, which is left in `reply`: the call [`Client::call`] makes,
+/// for a channel kept for other work too (a C or async wrapper, a channel
+/// that also carries other frames between calls).
+///
+/// `timeout` is a deadline for the whole call (`None`: none): frames that
+/// are not the answer (heartbeats, replies naming another request, see
+/// docs/protocol.md, "Correlation") are dropped and do not extend it. A
+/// `RESPONSE` is the answer; an `ERROR` becomes [`Error::Protocol`]
+/// ([`ProtocolReason::Refused`]) with its text, and is left in `reply`
+/// too.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use utp::frame::Frame;
+///
+/// let mut channel = utp::connect("unix:///tmp/calc.sock")?;
+/// let mut reply = Frame::default();
+/// utp::service::call(&mut *channel, b"ADD 10 20", &mut reply, Some(Duration::from_secs(1)))?;
+/// assert_eq!(reply.payload(), b"OK 30");
+/// # Ok::<(), utp::Error>(())
+/// ```
+pub fn call(
+    channel: &mut dyn Channel,
+    request: &[u8],
+    reply: &mut Frame,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    // Most requests go out at once: the deadline then starts just after
+    // the send, so no clock read stands between the call and its
+    // request, and the first wait for the reply, which starts as the
+    // deadline is set, takes the whole timeout (reading the clock again
+    // for what is left would change nothing but cost a read per call).
+    // A send that must wait for room starts the deadline first.
+    let sent = match channel.try_send(message_type::REQUEST, flags::CHECKSUM, request) {
+        Ok(true) => Ok((Deadline::after(timeout), timeout)),
+        Ok(false) => {
+            let deadline = Deadline::after(timeout);
+            channel
+                .send_timeout(
+                    message_type::REQUEST,
+                    flags::CHECKSUM,
+                    request,
+                    deadline.remaining(),
+                )
+                .map(|()| (deadline, deadline.remaining()))
+        }
+        Err(error) => Err(error),
+    };
+    // `left`: what the next wait for the reply may take.
+    let (deadline, mut left) = match sent {
+        Ok(sent) => sent,
+        Err(error) => {
+            // A server that refuses a client (busy, denied) says why and
+            // closes: the reason may already be waiting to be read.
+            if error.is_peer_gone() {
+                let reason = channel.recv_timeout(reply, Some(Duration::from_millis(50)));
+                if reason.is_ok() && reply.message_type() == message_type::ERROR {
+                    return Err(refusal(reply));
+                }
+            }
+            return Err(error);
+        }
+    };
+    let ours = channel.sent_sequence();
+    loop {
+        let received = channel.recv_timeout(reply, left);
+        if let Err(Error::Timeout { waiting_for, .. }) = received {
+            return Err(Error::Timeout {
+                waiting_for,
+                after: timeout.unwrap_or_default(),
+            });
+        }
+        received?;
+        let header = reply.header;
+        let names_another = header.flags & flags::REPLY != 0
+            && ours.is_some_and(|sequence| sequence != header.sequence);
+        match header.message_type {
+            message_type::RESPONSE | message_type::ERROR if names_another => {
+                log::warn!(
+                    "refused a reply to request {} while waiting for the reply to request {}: \
+                     another client shares this channel",
+                    header.sequence,
+                    ours.unwrap_or_default()
+                );
+            }
+            message_type::RESPONSE => return Ok(()),
+            message_type::ERROR => return Err(refusal(reply)),
+            // Liveness frames may arrive between calls.
+            message_type::HEARTBEAT => {}
+            other => {
+                return Err(Error::protocol(
+                    ProtocolReason::Unexpected,
+                    format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
+                ));
+            }
+        }
+        // Frames that are not the answer do not extend the deadline.
+        left = deadline.remaining();
+    }
+}
+
+/// The error a server's `ERROR` reply (in `reply`) becomes.
+fn refusal(reply: &Frame) -> Error {
+    Error::protocol(
+        ProtocolReason::Refused,
+        format!(
+            "the server refused the request: {}",
+            String::from_utf8_lossy(reply.payload())
+        ),
+    )
 }

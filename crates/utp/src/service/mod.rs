@@ -15,7 +15,7 @@ mod client;
 mod reactor;
 mod server;
 
-pub use client::{Client, DEFAULT_CALL_TIMEOUT};
+pub use client::{Client, DEFAULT_CALL_TIMEOUT, call};
 #[cfg(feature = "tokio")]
 pub(crate) use server::HandlerDebug;
 pub use server::{
