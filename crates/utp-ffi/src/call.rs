@@ -13,7 +13,7 @@ use crate::channel::{UtpChannel, UtpFrameInfo};
 use crate::event_loop::no_room;
 use crate::guard::{boundary, bytes, bytes_mut, handle, status, timeout};
 use crate::status::{UtpStatus, fail, from_error};
-use utp::Error;
+use std::time::Duration;
 
 /// Sends `len` bytes of `request` as a REQUEST frame (with a checksum) and
 /// waits for its answer: the RESPONSE's header into `*info`, its payload
@@ -92,18 +92,9 @@ pub unsafe extern "C" fn utp_reply(
     len: usize,
     timeout_ms: i32,
 ) -> UtpStatus {
-    boundary(|| {
-        status((|| {
-            // SAFETY: forwarded from this function's contract.
-            let channel = unsafe { handle(channel, "channel") }?;
-            // SAFETY: forwarded from this function's contract.
-            let payload = unsafe { bytes(payload, len) }?;
-            channel
-                .channel()?
-                .reply_timeout(message_type, flags, payload, answers, timeout(timeout_ms))
-                .map_err(from_error)
-        })())
-    })
+    let wait = timeout(timeout_ms);
+    // SAFETY: forwarded from this function's contract.
+    unsafe { reply(channel, message_type, flags, answers, payload, len, wait) }
 }
 
 /// For event loops: `utp_reply` if there is room now, without waiting:
@@ -123,21 +114,38 @@ pub unsafe extern "C" fn utp_try_reply(
     payload: *const u8,
     len: usize,
 ) -> UtpStatus {
+    let zero = Some(Duration::ZERO);
+    // SAFETY: forwarded from this function's contract.
+    match unsafe { reply(channel, message_type, flags, answers, payload, len, zero) } {
+        UtpStatus::UtpErrTimeout => no_room(),
+        other => other,
+    }
+}
+
+/// `utp_reply` with a Rust timeout (`Some(ZERO)`: only if there is room now,
+/// never cutting the frame, `UTP_ERR_TIMEOUT` otherwise).
+///
+/// # Safety
+/// As `utp_reply`.
+unsafe fn reply(
+    channel: *mut UtpChannel,
+    message_type: u8,
+    flags: u16,
+    answers: u64,
+    payload: *const u8,
+    len: usize,
+    wait: Option<Duration>,
+) -> UtpStatus {
     boundary(|| {
         status((|| {
             // SAFETY: forwarded from this function's contract.
             let channel = unsafe { handle(channel, "channel") }?;
             // SAFETY: forwarded from this function's contract.
             let payload = unsafe { bytes(payload, len) }?;
-            let zero = Some(std::time::Duration::ZERO);
-            match channel
+            channel
                 .channel()?
-                .reply_timeout(message_type, flags, payload, answers, zero)
-            {
-                Ok(()) => Ok(()),
-                Err(Error::Timeout { .. } | Error::Full) => Err(no_room()),
-                Err(error) => Err(from_error(error)),
-            }
+                .reply_timeout(message_type, flags, payload, answers, wait)
+                .map_err(from_error)
         })())
     })
 }

@@ -156,36 +156,45 @@ pub fn call(
             });
         }
         received?;
-        let header = reply.header;
-        let names_another = header.flags & flags::REPLY != 0
-            && ours.is_some_and(|sequence| sequence != header.sequence);
-        match header.message_type {
-            message_type::RESPONSE | message_type::ERROR if names_another => {
-                log::warn!(
-                    "refused a reply to request {} while waiting for the reply to request {}: \
-                     another client shares this channel",
-                    header.sequence,
-                    ours.unwrap_or_default()
-                );
-            }
-            message_type::RESPONSE => return Ok(()),
-            message_type::ERROR => return Err(refusal(reply)),
-            // Liveness frames may arrive between calls.
-            message_type::HEARTBEAT => {}
-            other => {
-                return Err(Error::protocol(
-                    ProtocolReason::Unexpected,
-                    format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
-                ));
-            }
+        if is_the_answer(reply, ours)? {
+            return Ok(());
         }
         // Frames that are not the answer do not extend the deadline.
         left = deadline.remaining();
     }
 }
 
+/// Whether `frame`, received while waiting for the answer to request
+/// `ours` (where the channel knows it), is that answer: `Ok(false)` for
+/// frames to drop (heartbeats, replies naming another request), an error
+/// for a server's `ERROR` reply or any other message.
+pub(crate) fn is_the_answer(frame: &Frame, ours: Option<u64>) -> Result<bool> {
+    let header = frame.header;
+    let names_another = header.flags & flags::REPLY != 0
+        && ours.is_some_and(|sequence| sequence != header.sequence);
+    match header.message_type {
+        message_type::RESPONSE | message_type::ERROR if names_another => {
+            log::warn!(
+                "refused a reply to request {} while waiting for the reply to request {}: \
+                 another client shares this channel",
+                header.sequence,
+                ours.unwrap_or_default()
+            );
+            Ok(false)
+        }
+        message_type::RESPONSE => Ok(true),
+        message_type::ERROR => Err(refusal(frame)),
+        // Liveness frames may arrive between calls.
+        message_type::HEARTBEAT => Ok(false),
+        other => Err(Error::protocol(
+            ProtocolReason::Unexpected,
+            format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
+        )),
+    }
+}
+
 /// The error a server's `ERROR` reply (in `reply`) becomes.
-fn refusal(reply: &Frame) -> Error {
+pub(crate) fn refusal(reply: &Frame) -> Error {
     Error::protocol(
         ProtocolReason::Refused,
         format!(

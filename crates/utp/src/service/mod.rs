@@ -17,6 +17,8 @@ mod server;
 
 pub use client::{Client, DEFAULT_CALL_TIMEOUT, call};
 #[cfg(feature = "tokio")]
+pub(crate) use client::{is_the_answer, refusal};
+#[cfg(feature = "tokio")]
 pub(crate) use server::HandlerDebug;
 pub use server::{
     DEFAULT_MAX_CLIENTS, DEFAULT_MAX_THREADS, DEFAULT_REPLY_TIMEOUT, Handler, Server, ServerStats,

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, ProtocolReason, Result};
 use crate::frame::{Frame, flags, message_type};
-use crate::service::DEFAULT_CALL_TIMEOUT;
+use crate::service::{DEFAULT_CALL_TIMEOUT, is_the_answer, refusal};
 use crate::tokio::AsyncChannel;
 use crate::tokio::channel::within;
 use std::time::Duration;
@@ -102,37 +102,8 @@ async fn exchange(channel: &mut AsyncChannel, frame: &mut Frame, request: &[u8])
     let ours = channel.get_ref().sent_sequence();
     loop {
         channel.recv(frame).await?;
-        let header = frame.header;
-        let names_another = header.flags & flags::REPLY != 0
-            && ours.is_some_and(|sequence| sequence != header.sequence);
-        match header.message_type {
-            message_type::RESPONSE | message_type::ERROR if names_another => {
-                log::debug!(
-                    "refused a reply to request {} while waiting for the reply to request {}",
-                    header.sequence,
-                    ours.unwrap_or_default()
-                );
-                continue;
-            }
-            message_type::RESPONSE => return Ok(()),
-            message_type::ERROR => return Err(refusal(frame)),
-            message_type::HEARTBEAT => continue,
-            other => {
-                return Err(Error::protocol(
-                    ProtocolReason::Unexpected,
-                    format!("expected a RESPONSE (0x11), got message type 0x{other:02x}"),
-                ));
-            }
+        if is_the_answer(frame, ours)? {
+            return Ok(());
         }
     }
-}
-
-fn refusal(frame: &Frame) -> Error {
-    Error::protocol(
-        ProtocolReason::Refused,
-        format!(
-            "the server refused the request: {}",
-            String::from_utf8_lossy(frame.payload())
-        ),
-    )
 }
