@@ -13,7 +13,7 @@ import time
 from . import calculator, sockets
 from .endpoint import Endpoint, parse
 from .errors import CalculatorError, ConnectionClosed, ProtocolError, ServiceError, UtpError, UtpTimeout
-from .frame import DEFAULT_MAX_PAYLOAD, ERROR, FLAG_REPLY, GOODBYE, HEARTBEAT, REQUEST, RESPONSE
+from .frame import DEFAULT_MAX_PAYLOAD, ERROR, FLAG_REPLY, GOODBYE, HEARTBEAT, REQUEST, RESPONSE, Frame
 from .stream import LengthFraming, UtpFraming
 
 DEFAULT_TIMEOUT = 5.0
@@ -44,6 +44,43 @@ def open_channel(endpoint: Endpoint, timeout: float, max_payload: int = DEFAULT_
     if endpoint.framing == "length":
         return LengthFraming(sock, RESPONSE, max_payload=max_payload)
     return UtpFraming(sock, max_payload=max_payload)
+
+
+def is_the_answer(frame: Frame | None, ours: int | None, url: str) -> bool:
+    """Whether ``frame``, received while waiting for the answer to request ``ours``, is that answer.
+
+    False for frames to drop and wait on: heartbeats, and replies naming
+    another request (flag REPLY, docs/protocol.md "Correlation"), dropped
+    with a log line. Raises :class:`~utp.errors.ServiceError` for an ERROR
+    answer, :class:`~utp.errors.ConnectionClosed` when the server closed
+    (``frame`` is None) or said GOODBYE, and
+    :class:`~utp.errors.ProtocolError` for any other message.
+    """
+    if frame is None or frame.message_type == GOODBYE:
+        raise ConnectionClosed(f"{url} closed the connection before answering")
+    if (frame.message_type in (RESPONSE, ERROR) and frame.flags & FLAG_REPLY
+            and ours is not None and frame.sequence != ours):
+        log.warning("refused a reply to request %d while waiting for the reply to request %d",
+                    frame.sequence, ours)
+        return False
+    if frame.message_type == RESPONSE:
+        return True
+    if frame.message_type == ERROR:
+        raise ServiceError(frame.payload.decode("utf-8", errors="replace"))
+    if frame.message_type == HEARTBEAT:
+        return False
+    raise ProtocolError(f"expected RESPONSE (0x11) from {url}, got message type 0x{frame.message_type:02x}")
+
+
+def parse_calculation(reply: bytes) -> int:
+    """The number in a calculator's reply; :class:`~utp.errors.CalculatorError` for ``ERR``."""
+    try:
+        result = calculator.parse_reply(reply)
+    except ValueError as error:
+        raise ProtocolError(str(error)) from None
+    if isinstance(result, str):
+        raise CalculatorError(result)
+    return result
 
 
 class Client:
@@ -88,21 +125,8 @@ class Client:
                 if remaining <= 0:
                     raise UtpTimeout("only heartbeats arrived")
                 frame = self._channel.receive(remaining)
-                if frame is None or frame.message_type == GOODBYE:
-                    raise ConnectionClosed(f"{self.endpoint.url} closed the connection before answering")
-                if (frame.message_type in (RESPONSE, ERROR) and frame.flags & FLAG_REPLY
-                        and ours is not None and frame.sequence != ours):
-                    log.warning("refused a reply to request %d while waiting for the reply to request %d",
-                                frame.sequence, ours)
-                    continue
-                if frame.message_type == RESPONSE:
+                if is_the_answer(frame, ours, self.endpoint.url):
                     return frame.payload
-                if frame.message_type == ERROR:
-                    raise ServiceError(frame.payload.decode("utf-8", errors="replace"))
-                if frame.message_type != HEARTBEAT:
-                    raise ProtocolError(
-                        f"expected RESPONSE (0x11) from {self.endpoint.url}, got message type "
-                        f"0x{frame.message_type:02x}")
         except ServiceError:
             raise
         except UtpTimeout as error:
@@ -117,14 +141,7 @@ class Client:
 
     def calculate(self, op: str, a: int, b: int, timeout: float | None = None) -> int:
         """Ask the calculator for ``op a b``; raises :class:`~utp.errors.CalculatorError` on ``ERR``."""
-        reply = self.call(calculator.format_request(op, a, b), timeout)
-        try:
-            result = calculator.parse_reply(reply)
-        except ValueError as error:
-            raise ProtocolError(str(error)) from None
-        if isinstance(result, str):
-            raise CalculatorError(result)
-        return result
+        return parse_calculation(self.call(calculator.format_request(op, a, b), timeout))
 
     def close(self) -> None:
         """Say GOODBYE (best effort) and close the connection. Safe to call twice."""
