@@ -18,6 +18,7 @@
 //! | `handshake` | client      | shm family: after `LINK_HELLO`, before `LINK_READY` |
 //! | `send`      | client      | blocked in `send` with the server not reading      |
 //! | `receive`   | client      | blocked in `recv`, its request read, no reply yet  |
+//! | `unread`    | client      | not reading, the server blocked in an untimed `send` |
 //! | `accept`    | server      | blocked in `accept`, no client yet                 |
 //! | `serving`   | server      | blocked in `recv` on an accepted client            |
 //! | `replying`  | server      | the request read, before the reply                 |
@@ -101,6 +102,13 @@ fn child_entry() {
                 ch.send(message_type::DATA, flags::CHECKSUM, &payload)
                     .unwrap();
             }
+        }
+        "unread" => {
+            let mut ch = utp::connect_with(&url, &big).unwrap();
+            ch.send(message_type::REQUEST, flags::CHECKSUM, b"ADD 1 2")
+                .unwrap();
+            say("BLOCKED unread");
+            std::thread::sleep(Duration::from_secs(60));
         }
         "receive" => {
             let mut ch = utp::connect(&url).unwrap();
@@ -242,13 +250,15 @@ fn kill_later(child: &mut Proc, after: Duration) -> std::thread::JoinHandle<Inst
     })
 }
 
-/// Sends without a deadline through `ch` to a server (`child`) that read
-/// the first frame and stopped, until the sends stop going through (the
-/// buffers between are full and the send is blocked), then kills the
-/// server: returns how long after the kill the send ended, and how.
+/// Sends without a deadline through `ch` to a peer (`child`) that reads
+/// nothing more (once it has said `blocked`, where given), until the sends
+/// stop going through (the buffers between are full and the send is
+/// blocked), then kills the peer: returns how long after the kill the send
+/// ended, and how.
 fn killed_under_a_blocked_sender(
     child: &mut Proc,
     mut ch: Box<dyn utp::Channel>,
+    blocked: Option<&str>,
 ) -> (Duration, utp::Result<()>) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, mpsc};
@@ -269,7 +279,9 @@ fn killed_under_a_blocked_sender(
             done_tx.send((result, Instant::now())).unwrap();
         }
     });
-    child.expect("BLOCKED stalled");
+    if let Some(line) = blocked {
+        child.expect(line);
+    }
     // Blocked: nothing went through for a while (a sleeping receiver may
     // still be counted in, so "a while" is generous).
     let mut last = u64::MAX;
@@ -399,6 +411,14 @@ fn client_killed(t: &Transport, step: &str, report: &mut Report) {
             };
             report.noticed(t, step, result, drained.elapsed());
         }
+        ("unread", Ok(mut ch)) => {
+            let got = ch.recv_timeout(&mut frame, Some(wait));
+            report.check(step, got.is_ok(), || {
+                format!("request not received: {got:?}")
+            });
+            let (took, result) = killed_under_a_blocked_sender(&mut child, ch, None);
+            report.noticed(t, step, result, took);
+        }
         ("receive", Ok(mut ch)) => {
             let got = ch.recv_timeout(&mut frame, Some(wait));
             report.check(step, got.is_ok(), || {
@@ -467,7 +487,8 @@ fn server_killed(t: &Transport, step: &str, report: &mut Report) {
         },
         "stalled" => match utp::connect_with(&endpoint, &quick.clone().with_max_payload(8 << 20)) {
             Ok(ch) => {
-                let (took, result) = killed_under_a_blocked_sender(&mut child, ch);
+                let (took, result) =
+                    killed_under_a_blocked_sender(&mut child, ch, Some("BLOCKED stalled"));
                 report.noticed(t, step, result, took);
             }
             Err(e) => report.check(step, false, || format!("connect failed: {e}")),
@@ -495,9 +516,12 @@ fn run(name: &str) {
         transport: t.name,
         ..Report::default()
     };
-    for step in ["connect", "handshake", "send", "receive"] {
+    for step in ["connect", "handshake", "send", "receive", "unread"] {
         if step == "handshake" && !t.shm {
             continue; // elsewhere the handshake is inside connect
+        }
+        if step == "unread" && t.connectionless {
+            continue; // a datagram send never waits for its reader
         }
         client_killed(t, step, &mut report);
     }
