@@ -20,6 +20,11 @@
 //!   `PATH.req`, and a reader of `PATH.resp` holds its lock, until that
 //!   writer is closed; the client's sends fail with [`Error::PeerGone`]
 //!   within half a pipe (see `slot`).
+//! - A client's writes never wait in the kernel: a full `PATH.req` is
+//!   waited for in a `poll` that also watches `PATH.resp` hang up, so a
+//!   server that dies while the pipe is full ends the send with
+//!   [`Error::PeerGone`] (its own lock descriptor reads `PATH.req`, so a
+//!   blocking write would never fail; see `stream::hangup`).
 //! - The tutorial's own client (open `PATH.req` for writing, then `PATH.resp`
 //!   for reading, 4-byte length framing) works too; it takes no lock, so run
 //!   such clients one at a time.
