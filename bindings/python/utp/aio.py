@@ -1,4 +1,5 @@
-"""An asyncio client: the calls of :class:`utp.client.Client`, awaited.
+"""asyncio: the calls of :class:`utp.client.Client`, awaited (:class:`AsyncClient`),
+and pub/sub subscriptions read with ``async for`` (:class:`AsyncSubscriber`).
 
 >>> import asyncio                                                  # doctest: +SKIP
 >>> async def main():
@@ -24,99 +25,22 @@ later calls raise :class:`~utp.errors.ConnectionClosed`.
 from __future__ import annotations
 
 import asyncio
-import struct
 import threading
 
-from . import calculator, sockets
+from . import calculator
+from .aio_stream import FrameStream
+from .aio_subscriber import AsyncSubscriber, subscribe
 from .client import DEFAULT_TIMEOUT, Client, is_the_answer, parse_calculation
 from .endpoint import Endpoint, parse
 from .errors import ConnectionClosed, ServiceError, UtpError, UtpTimeout
-from .frame import (
-    DEFAULT_MAX_PAYLOAD,
-    FLAG_CHECKSUM,
-    GOODBYE,
-    HEADER_SIZE,
-    REQUEST,
-    RESPONSE,
-    TOO_LARGE,
-    Frame,
-    FrameError,
-    decode_header,
-    encode,
-    verify_checksum,
-)
+from .frame import DEFAULT_MAX_PAYLOAD, GOODBYE, REQUEST
 
-_LENGTH = struct.Struct("<I")
-
-
-class _StreamChannel:
-    """Frames over an asyncio stream (unix or tcp), UTP or the tutorial's length framing."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length_framing: bool,
-                 max_payload: int):
-        self._reader = reader
-        self._writer = writer
-        self._length_framing = length_framing
-        self._max_payload = max_payload
-        self._next_sequence = 1
-
-    @property
-    def sent_sequence(self) -> int | None:
-        """The sequence number of the last request sent (None: the framing has none)."""
-        return None if self._length_framing else (self._next_sequence - 1) & (2**64 - 1)
-
-    async def send(self, message_type: int, payload: bytes) -> None:
-        if self._length_framing:
-            if message_type == GOODBYE:
-                return  # no place for it in the tutorial's framing
-            data = _LENGTH.pack(len(payload)) + payload
-        else:
-            data = encode(message_type, payload, sequence=self._next_sequence, flags=FLAG_CHECKSUM)
-            self._next_sequence += 1
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def receive(self) -> Frame | None:
-        """One whole frame; None if the peer closed between frames.
-
-        The announced length is checked before the payload is awaited, and
-        the payload's buffer grows only as its bytes arrive.
-        """
-        if self._length_framing:
-            prefix = await self._read(_LENGTH.size, at_start=True)
-            if prefix is None:
-                return None
-            (length,) = _LENGTH.unpack(prefix)
-            if length > self._max_payload:
-                raise FrameError(TOO_LARGE, f"message length {length} exceeds the limit of "
-                                            f"{self._max_payload} bytes")
-            payload = await self._read(length) if length else b""
-            return Frame(RESPONSE, payload or b"", sequence=0, flags=0)
-        head = await self._read(HEADER_SIZE, at_start=True)
-        if head is None:
-            return None
-        header = decode_header(head, self._max_payload)
-        payload = await self._read(header.payload_length) if header.payload_length else b""
-        verify_checksum(head, header, payload or b"")
-        return Frame(header.message_type, payload or b"", header.sequence, header.timestamp_us,
-                     header.flags, header.checksum)
-
-    async def _read(self, size: int, at_start: bool = False) -> bytes | None:
-        try:
-            return await self._reader.readexactly(size)
-        except asyncio.IncompleteReadError as error:
-            if at_start and not error.partial:
-                return None
-            raise ConnectionClosed(f"connection closed after {len(error.partial)} of {size} bytes") from None
-
-    def close(self) -> None:
-        self._writer.close()
-
+__all__ = ["AsyncClient", "AsyncSubscriber", "calculate", "subscribe"]
 
 class AsyncClient:
     """A connection to a utp service whose calls are awaited; make one with :meth:`connect`."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float, stream: _StreamChannel | None = None,
+    def __init__(self, endpoint: Endpoint, timeout: float, stream: FrameStream | None = None,
                  blocking: Client | None = None):
         self.endpoint = endpoint
         self.timeout = timeout
@@ -141,14 +65,7 @@ class AsyncClient:
         if endpoint.scheme == "shm":
             blocking = await asyncio.to_thread(Client, url, timeout, max_payload)
             return cls(endpoint, timeout, blocking=blocking)
-        sock = await asyncio.to_thread(sockets.connect, endpoint, timeout)
-        try:
-            reader, writer = await asyncio.open_connection(sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-        stream = _StreamChannel(reader, writer, endpoint.framing == "length", max_payload)
-        return cls(endpoint, timeout, stream=stream)
+        return cls(endpoint, timeout, stream=await FrameStream.connect(endpoint, timeout, max_payload))
 
     async def call(self, request: bytes, timeout: float | None = None) -> bytes:
         """Send ``request`` as a REQUEST frame and return the RESPONSE payload.

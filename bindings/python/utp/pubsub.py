@@ -136,7 +136,7 @@ class Accept:
         return cls(ident, count, size, length, start, pid)
 
 
-def _subscribe_options(url: str) -> tuple[dict[str, str], int, int]:
+def subscribe_options(url: str) -> tuple[dict[str, str], int, int]:
     """A subscriber URL's options, its policy code and block timeout (ns)."""
     query = url.partition("?")[2]
     params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
@@ -186,7 +186,7 @@ class Subscriber:
         if not url.startswith("shm://"):
             raise ConnectError(f"the Python subscriber reads shm:// publishers, not {url!r}")
         name = url[len("shm://"):].partition("?")[0]
-        params, policy, block_timeout_ns = _subscribe_options(url)
+        params, policy, block_timeout_ns = subscribe_options(url)
         wait = WAITS.get(params.get("wait", "adaptive"))
         if wait is None:
             raise ConnectError(f"bad wait option in {url!r}")
@@ -396,6 +396,34 @@ MESSAGE = 0x34
 STREAM_MAX_PAYLOAD = (1 << 20) + 9
 
 
+def stream_accepted(reply: frame.Frame | None) -> tuple[int, int, int]:
+    """A stream publisher's answer to SUBSCRIBE: (subscriber id, first message number, publisher pid)."""
+    if reply is None:
+        raise ConnectionClosed("the publisher hung up during the handshake")
+    if reply.message_type == frame.ERROR:
+        raise ConnectError(f"the publisher refused: {reply.payload.decode(errors='replace')}")
+    if reply.message_type != ACCEPT or len(reply.payload) != 40:
+        raise ProtocolError(f"expected a 40-byte ACCEPT, got type {reply.message_type:#x}")
+    version, ident, _, _, _, start, pid, _ = struct.unpack("<IIIIQQII", reply.payload)
+    if version != LAYOUT_VERSION:
+        raise ProtocolError(f"publisher speaks pub/sub layout {version}, not {LAYOUT_VERSION}")
+    return ident, start, pid
+
+
+def stream_message(got: frame.Frame | None, position: int) -> Message:
+    """The message in a frame from a stream publisher, expected at number ``position`` or later."""
+    if got is None or got.message_type == frame.GOODBYE:
+        raise ConnectionClosed("the publisher closed")
+    if got.message_type == frame.ERROR:
+        raise ConnectionClosed(got.payload.decode(errors="replace"))
+    if got.message_type != MESSAGE or len(got.payload) < 9:
+        raise ProtocolError(f"unexpected frame type {got.message_type:#x} of {len(got.payload)} bytes")
+    number, message_type = struct.unpack_from("<QB", got.payload)
+    if number < position:
+        raise ProtocolError(f"message {number} after {position}: the publisher went backwards")
+    return Message(number, number - position, message_type, got.timestamp_us, got.payload[9:])
+
+
 class StreamSubscriber:
     """Subscribes to a ``unix:///PATH``, ``unix://@NAME`` or ``tcp://HOST:PORT``
     publisher (docs/pubsub-layout.md, "Pub/sub over streams"): SUBSCRIBE,
@@ -412,27 +440,17 @@ class StreamSubscriber:
         if not url.startswith(("unix://", "tcp://")):
             raise ConnectError(f"the stream subscriber reads unix:// and tcp:// publishers, not {url!r}")
         endpoint = parse(url.split("?", 1)[0])
-        _, policy, block_timeout_ns = _subscribe_options(url)
+        _, policy, block_timeout_ns = subscribe_options(url)
         self.url = url
         channel = open_channel(endpoint, timeout, STREAM_MAX_PAYLOAD)
         self._channel: Any = channel
         try:
             self._channel.send(SUBSCRIBE, subscribe_payload(policy, WAITS["block"], block_timeout_ns),
                                timeout=timeout)
-            reply = self._channel.receive(timeout)
-            if reply is None:
-                raise ConnectionClosed("the publisher hung up during the handshake")
-            if reply.message_type == frame.ERROR:
-                raise ConnectError(f"the publisher refused: {reply.payload.decode(errors='replace')}")
-            if reply.message_type != ACCEPT or len(reply.payload) != 40:
-                raise ProtocolError(f"expected a 40-byte ACCEPT, got type {reply.message_type:#x}")
-            version, ident, _, _, _, start, pid, _ = struct.unpack("<IIIIQQII", reply.payload)
-            if version != LAYOUT_VERSION:
-                raise ProtocolError(f"publisher speaks pub/sub layout {version}, not {LAYOUT_VERSION}")
+            self.id, self.position, self.publisher_pid = stream_accepted(self._channel.receive(timeout))
         except BaseException:
             self._channel.close()
             raise
-        self.id, self.position, self.publisher_pid = ident, start, pid
         self.received = 0
         self.lost = 0
 
@@ -440,21 +458,11 @@ class StreamSubscriber:
         """The next message; raises UtpTimeout or ConnectionClosed (the publisher left)."""
         if self._channel is None:
             raise ConnectionClosed(f"the subscriber of {self.url} is closed")
-        got = self._channel.receive(1e9 if timeout is None else timeout)
-        if got is None or got.message_type == frame.GOODBYE:
-            raise ConnectionClosed("the publisher closed")
-        if got.message_type == frame.ERROR:
-            raise ConnectionClosed(got.payload.decode(errors="replace"))
-        if got.message_type != MESSAGE or len(got.payload) < 9:
-            raise ProtocolError(f"unexpected frame type {got.message_type:#x} of {len(got.payload)} bytes")
-        number, message_type = struct.unpack_from("<QB", got.payload)
-        if number < self.position:
-            raise ProtocolError(f"message {number} after {self.position}: the publisher went backwards")
-        lost_before = number - self.position
-        self.lost += lost_before
+        message = stream_message(self._channel.receive(1e9 if timeout is None else timeout), self.position)
+        self.lost += message.lost_before
         self.received += 1
-        self.position = number + 1
-        return Message(number, lost_before, message_type, got.timestamp_us, got.payload[9:])
+        self.position = message.sequence + 1
+        return message
 
     def close(self) -> None:
         """Leave (the publisher forgets this subscriber)."""
