@@ -19,7 +19,7 @@ from . import calculator
 from .client import Client
 from .errors import ServiceError, UtpError
 from .endpoint import EndpointError, parse
-from .server import Server
+from .server import DEFAULT_MAX_CLIENTS, Server
 
 EXIT_OK = 0
 EXIT_ERR_REPLY = 1
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve calc or echo on an endpoint until SIGINT/SIGTERM")
     serve.add_argument("service", choices=sorted(SERVICES), help="the service to run")
     serve.add_argument("--on", required=True, metavar="URL", help="endpoint to listen on (unix://, tcp:// or shm://)")
+    serve.add_argument("--max-clients", type=_positive, default=DEFAULT_MAX_CLIENTS, metavar="N",
+                       help=f"clients served at once; beyond, a new one is told \"server busy\" "
+                            f"(default {DEFAULT_MAX_CLIENTS})")
     serve.set_defaults(run=_run_serve)
     return parser
 
@@ -83,7 +86,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s %(levelname)-5s] %(message)s")
     try:
-        server = _make_server(args.on, SERVICES[args.service])
+        server = _make_server(args.on, SERVICES[args.service], args.max_clients)
     except (EndpointError, UtpError) as error:
         return _fail(str(error), EXIT_NO_CONNECTION)
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -92,13 +95,23 @@ def _run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _make_server(url: str, handler):
+def _make_server(url: str, handler, max_clients: int):
     """A :class:`~utp.server.Server` for unix/tcp, a :class:`~utp.shm_server.ShmServer` for shm."""
     if parse(url).scheme == "shm":
         from .shm_server import ShmServer  # only loaded when used: it needs ctypes, mmap and futexes
 
-        return ShmServer(url, handler)
-    return Server(url, handler)
+        return ShmServer(url, handler, max_clients=max_clients)
+    return Server(url, handler, max_clients=max_clients)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
 
 
 def _seconds(text: str) -> float:

@@ -30,6 +30,14 @@ log = logging.getLogger("utp.server")
 Handler = Callable[[bytes], bytes]
 
 POLL_INTERVAL = 0.1  # how often idle loops look at the stop flag, in seconds
+# Clients served at once (a thread each), as the Rust server's thread-served
+# transports: beyond, a new client gets an ERROR "server busy" and is closed.
+DEFAULT_MAX_CLIENTS = 256
+
+
+def busy_reason(limit: int) -> str:
+    """The ERROR text a client gets when the server already serves ``limit`` clients (the Rust server's words)."""
+    return f"server busy: it serves at most {limit} clients at once"
 
 
 def answer(frame, handler: Handler, url: str) -> tuple[int, bytes] | None:
@@ -56,17 +64,21 @@ class Server:
 
     ``frame_timeout`` bounds how long a frame may take to arrive once its
     first byte is in, and how long a reply may take to send; idle
-    connections may stay open until the server stops.
+    connections may stay open until the server stops. At most
+    ``max_clients`` are served at once: a client beyond gets an ERROR frame
+    ("server busy") and is closed, so no client can make the server start
+    threads without end.
     """
 
     def __init__(self, url: str, handler: Handler, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 frame_timeout: float = 10.0):
+                 frame_timeout: float = 10.0, max_clients: int = DEFAULT_MAX_CLIENTS):
         self.endpoint = parse(url)
         if self.endpoint.scheme not in ("unix", "tcp"):
             raise UtpError(f"serving on {self.endpoint.scheme}:// is not supported by the Python package")
         self.handler = handler
         self.max_payload = max_payload
         self.frame_timeout = frame_timeout
+        self.max_clients = max(1, max_clients)
         self._stop = threading.Event()
         self.policy = self.endpoint.policy  # whom to serve: own uid, root, ?allow_uid/?allow_gid
         self._listener = sockets.listen(self.endpoint)
@@ -93,6 +105,12 @@ class Server:
                     continue
                 if self.endpoint.scheme == "unix" and not self._trusted(conn):
                     continue
+                with self._lock:
+                    busy = len(self._threads) >= self.max_clients
+                if busy:
+                    log.warning("refused a client on %s: %d clients already served", self.url, self.max_clients)
+                    refuse(conn, busy_reason(self.max_clients))
+                    continue
                 self._start_connection(conn)
         finally:
             log.info("shutting down %s", self.url)
@@ -114,12 +132,7 @@ class Server:
             sockets.check_client(self.endpoint, conn, self.policy)
         except PeerNotTrusted as error:
             log.warning("%s", error)
-            try:  # say why (best effort, never blocking): the client reads it even if its send fails
-                conn.setblocking(False)
-                conn.send(utp_frame.encode(ERROR, str(error).encode(), sequence=0))
-            except OSError:
-                pass
-            conn.close()
+            refuse(conn, str(error))
             return False
         return True
 
@@ -149,6 +162,17 @@ class Server:
             conn.close()
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+
+def refuse(conn: socket.socket, reason: str) -> None:
+    """Say why in one ERROR frame (best effort, never blocking: the client reads it even if its
+    send fails), then close."""
+    try:
+        conn.setblocking(False)
+        conn.send(utp_frame.encode(ERROR, reason.encode(), sequence=0))
+    except OSError:
+        pass
+    conn.close()
 
 
 class _Connection:

@@ -40,7 +40,7 @@ from .endpoint import parse
 from .errors import ConnectionClosed, ProtocolError, UtpError, UtpTimeout
 from .frame import DEFAULT_MAX_PAYLOAD, ERROR, GOODBYE, FrameError
 from .identity import PeerNotTrusted, peer_credentials
-from .server import POLL_INTERVAL, Handler, answer
+from .server import DEFAULT_MAX_CLIENTS, POLL_INTERVAL, Handler, answer, busy_reason
 from .shm import peer_pid
 from .shm_link import ShmLink
 from .shm_ring import RingCorrupt
@@ -61,7 +61,8 @@ class ShmServer:
     """Serve ``handler`` on ``shm://NAME``: one link (memfd region + two rings) and one thread per client."""
 
     def __init__(self, url: str, handler: Handler, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 capacity: int = DEFAULT_CAPACITY, frame_timeout: float = 10.0):
+                 capacity: int = DEFAULT_CAPACITY, frame_timeout: float = 10.0,
+                 max_clients: int = DEFAULT_MAX_CLIENTS):
         self.endpoint = parse(url)
         if self.endpoint.scheme != "shm":
             raise UtpError(f"{url} is not an shm:// URL")
@@ -75,6 +76,9 @@ class ShmServer:
         self.max_payload = max_payload
         self.capacity = capacity
         self.frame_timeout = frame_timeout
+        # Established links (a region and a thread each) at once: beyond, a
+        # new client is refused ("server busy").
+        self.max_clients = max(1, max_clients)
         self._stop = threading.Event()
         self._link_numbers = itertools.count(1)
         self._threads: set[threading.Thread] = set()
@@ -152,6 +156,14 @@ class ShmServer:
         except OSError as error:
             log.warning("refused a client on %s: SO_PEERCRED failed: %s", self.url, error.strerror or error)
             conn.close()
+            return False
+        with self._lock:
+            # Established links only: pending handshakes have their own bound
+            # below, which cuts the oldest off rather than refusing the new.
+            busy = len(self._threads) - len(self._pending) >= self.max_clients
+        if busy:
+            log.warning("refused a client on %s: %d clients already served", self.url, self.max_clients)
+            self._refuse(conn, busy_reason(self.max_clients))
             return False
         with self._lock:
             same_uid = [pending for pending, uid in self._pending.items() if uid == creds.uid]
