@@ -30,9 +30,11 @@ log = logging.getLogger("utp.server")
 Handler = Callable[[bytes], bytes]
 
 POLL_INTERVAL = 0.1  # how often idle loops look at the stop flag, in seconds
-# Clients served at once (a thread each), as the Rust server's thread-served
-# transports: beyond, a new client gets an ERROR "server busy" and is closed.
+# Clients served at once (a thread each): at the limit a new client takes the
+# place of the connection idle the longest, or, with none idle, gets an ERROR
+# "server busy" and is closed (the Rust server's rules and words).
 DEFAULT_MAX_CLIENTS = 256
+EVICTED = "server full: closing the connection that was idle the longest to admit a new client"
 
 
 def busy_reason(limit: int) -> str:
@@ -65,9 +67,11 @@ class Server:
     ``frame_timeout`` bounds how long a frame may take to arrive once its
     first byte is in, and how long a reply may take to send; idle
     connections may stay open until the server stops. At most
-    ``max_clients`` are served at once: a client beyond gets an ERROR frame
-    ("server busy") and is closed, so no client can make the server start
-    threads without end.
+    ``max_clients`` are served at once: a new client then takes the place of
+    the connection idle the longest (told why in an ERROR frame), or, when
+    none is idle, gets an ERROR frame ("server busy") and is closed. So no
+    client can make the server start threads without end, and idle
+    connections (a remote host's over tcp) cannot keep others out.
     """
 
     def __init__(self, url: str, handler: Handler, max_payload: int = DEFAULT_MAX_PAYLOAD,
@@ -84,7 +88,7 @@ class Server:
         self._listener = sockets.listen(self.endpoint)
         self._bound = sockets.socket_file_id(self.endpoint)
         self.url = sockets.bound_url(self.endpoint, self._listener)
-        self._threads: set[threading.Thread] = set()
+        self._threads: dict[threading.Thread, _Connection] = {}
         self._lock = threading.Lock()
 
     def serve_forever(self) -> None:
@@ -105,9 +109,7 @@ class Server:
                     continue
                 if self.endpoint.scheme == "unix" and not self._trusted(conn):
                     continue
-                with self._lock:
-                    busy = len(self._threads) >= self.max_clients
-                if busy:
+                if not self._make_room():
                     log.warning("refused a client on %s: %d clients already served", self.url, self.max_clients)
                     refuse(conn, busy_reason(self.max_clients))
                     continue
@@ -136,16 +138,35 @@ class Server:
             return False
         return True
 
+    def _make_room(self) -> bool:
+        """Below the limit: True. At it: the connection idle the longest is told to end (its thread
+        says why and closes it) and True; False when none is idle."""
+        with self._lock:
+            if len(self._threads) < self.max_clients:
+                return True
+            idle = [c for c in self._threads.values() if c.idle_since is not None and not c.evicted]
+            victim = min(idle, key=lambda c: c.idle_since or 0.0, default=None)
+            if victim is None:
+                return False
+            victim.evicted = True
+        log.warning("%s: %s", self.url, EVICTED)
+        try:
+            victim.conn.shutdown(socket.SHUT_RD)  # wakes its wait at once
+        except OSError:
+            pass
+        return True
+
     def _close_listener(self) -> None:
         self._listener.close()
         if self._bound is not None:
             sockets.remove_socket_file(self.endpoint, self._bound)
 
     def _start_connection(self, conn: socket.socket) -> None:
-        thread = threading.Thread(target=self._run_connection, args=(conn,), daemon=True,
+        connection = _Connection(self, conn)
+        thread = threading.Thread(target=self._run_connection, args=(connection,), daemon=True,
                                   name=f"utp-conn-{conn.fileno()}")
         with self._lock:
-            self._threads.add(thread)
+            self._threads[thread] = connection
         thread.start()
 
     def _join_connections(self, timeout: float) -> None:
@@ -155,13 +176,13 @@ class Server:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _run_connection(self, conn: socket.socket) -> None:
+    def _run_connection(self, connection: _Connection) -> None:
         try:
-            _Connection(self, conn).run()
+            connection.run()
         finally:
-            conn.close()
+            connection.conn.close()
             with self._lock:
-                self._threads.discard(threading.current_thread())
+                self._threads.pop(threading.current_thread(), None)
 
 
 def refuse(conn: socket.socket, reason: str) -> None:
@@ -183,12 +204,19 @@ class _Connection:
         self.conn = conn
         self.reader = SocketReader(conn)
         self.framing: UtpFraming | LengthFraming | None = None
+        # Both under the server's lock: since when this connection waits for
+        # a frame (None while it reads or answers one), and whether the
+        # server chose it to make room (it then stops before reading more).
+        self.idle_since: float | None = None
+        self.evicted = False
 
     def run(self) -> None:
         """Serve this connection until the client leaves, breaks a rule, or the server stops."""
         server = self.server
         try:
             if not self._wait_for_data():
+                if self.evicted:
+                    self._send_error(EVICTED)
                 return
             self.framing = sniff_server_framing(self.conn, self.reader,
                                                 time.monotonic() + server.frame_timeout, server.max_payload)
@@ -197,7 +225,9 @@ class _Connection:
                 if frame is None or frame.message_type == GOODBYE:
                     return
                 self._answer(frame)
-            if self.framing is not None and server.stopping:
+            if self.evicted:
+                self._send_error(EVICTED)
+            elif self.framing is not None and server.stopping:
                 self.framing.send(GOODBYE, b"", 0.5)
         except FrameError as error:
             log.warning("closing a connection on %s: invalid frame: %s", server.url, error)
@@ -208,10 +238,20 @@ class _Connection:
             log.info("closing a connection on %s: %s", server.url, error.strerror or error)
 
     def _wait_for_data(self) -> bool:
-        while not self.server.stopping:
+        """Whether a frame has started to arrive (False: the server stops, or chose this
+        connection to make room for a new one)."""
+        lock = self.server._lock
+        with lock:
+            self.idle_since = time.monotonic()
+        arrived = False
+        while not self.server.stopping and not self.evicted:
             if self.reader.wait_readable(POLL_INTERVAL):
-                return True
-        return False
+                arrived = True
+                break
+        with lock:
+            # Chosen while idle: nothing of the next frame has been read.
+            self.idle_since = None
+            return arrived and not self.evicted
 
     def _answer(self, frame) -> None:
         reply = answer(frame, self.server.handler, self.server.url)
