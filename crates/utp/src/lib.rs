@@ -204,6 +204,10 @@
 //! against a baseline (`crates/utp/public-api.txt`, see `docs/api.md`).
 
 #![deny(missing_docs)]
+// The loom build (`--cfg loom`, for the models in tests/loom_*.rs) leaves out
+// the code that needs real threads and system calls, so helpers only that
+// code uses go unused there.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 pub mod channel;
 pub(crate) mod claim;
