@@ -94,3 +94,20 @@ def test_the_shm_server_refuses_a_client_beyond_the_limit():
         second.close()
         assert server.alive()
         assert "refused a client" in server.drain_log()
+
+
+def test_a_connection_that_sends_nothing_for_the_idle_timeout_is_closed_and_told_why(socket_path):
+    server = Server("unix://" + socket_path, lambda request: b"OK 1", idle_timeout=0.3)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        with Client(server.url) as busy, Client(server.url) as idle:
+            assert idle.call(b"ADD 0 1") == b"OK 1"
+            for _ in range(8):  # 0.8 s of calls 0.1 s apart: never idle for 0.3 s
+                assert busy.call(b"ADD 0 1") == b"OK 1"
+                time.sleep(0.1)
+            with pytest.raises(UtpError, match=r"nothing received for 0.3s \(idle_timeout\)"):
+                idle.call(b"ADD 0 1")
+    finally:
+        server.stop()
+        serving.join(10)

@@ -35,6 +35,8 @@ POLL_INTERVAL = 0.1  # how often idle loops look at the stop flag, in seconds
 # "server busy" and is closed (the Rust server's rules and words).
 DEFAULT_MAX_CLIENTS = 256
 EVICTED = "server full: closing the connection that was idle the longest to admit a new client"
+# How long a connection may send nothing before it is closed (the Rust server's default).
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 def busy_reason(limit: int) -> str:
@@ -65,8 +67,9 @@ class Server:
     """Serve ``handler`` (request bytes -> reply bytes) on ``url``, one thread per connection.
 
     ``frame_timeout`` bounds how long a frame may take to arrive once its
-    first byte is in, and how long a reply may take to send; idle
-    connections may stay open until the server stops. At most
+    first byte is in, and how long a reply may take to send; a connection
+    that sends nothing for ``idle_timeout`` seconds (None: no limit) is
+    told why in an ERROR frame and closed. At most
     ``max_clients`` are served at once: a new client then takes the place of
     the connection idle the longest (told why in an ERROR frame), or, when
     none is idle, gets an ERROR frame ("server busy") and is closed. So no
@@ -75,7 +78,8 @@ class Server:
     """
 
     def __init__(self, url: str, handler: Handler, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 frame_timeout: float = 10.0, max_clients: int = DEFAULT_MAX_CLIENTS):
+                 frame_timeout: float = 10.0, max_clients: int = DEFAULT_MAX_CLIENTS,
+                 idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT):
         self.endpoint = parse(url)
         if self.endpoint.scheme not in ("unix", "tcp"):
             raise UtpError(f"serving on {self.endpoint.scheme}:// is not supported by the Python package")
@@ -83,6 +87,7 @@ class Server:
         self.max_payload = max_payload
         self.frame_timeout = frame_timeout
         self.max_clients = max(1, max_clients)
+        self.idle_timeout = idle_timeout
         self._stop = threading.Event()
         self.policy = self.endpoint.policy  # whom to serve: own uid, root, ?allow_uid/?allow_gid
         self._listener = sockets.listen(self.endpoint)
@@ -209,14 +214,14 @@ class _Connection:
         # server chose it to make room (it then stops before reading more).
         self.idle_since: float | None = None
         self.evicted = False
+        self.idle_expired = False
 
     def run(self) -> None:
         """Serve this connection until the client leaves, breaks a rule, or the server stops."""
         server = self.server
         try:
             if not self._wait_for_data():
-                if self.evicted:
-                    self._send_error(EVICTED)
+                self._say_why_it_ends()
                 return
             self.framing = sniff_server_framing(self.conn, self.reader,
                                                 time.monotonic() + server.frame_timeout, server.max_payload)
@@ -225,8 +230,8 @@ class _Connection:
                 if frame is None or frame.message_type == GOODBYE:
                     return
                 self._answer(frame)
-            if self.evicted:
-                self._send_error(EVICTED)
+            if self.evicted or self.idle_expired:
+                self._say_why_it_ends()
             elif self.framing is not None and server.stopping:
                 self.framing.send(GOODBYE, b"", 0.5)
         except FrameError as error:
@@ -241,17 +246,30 @@ class _Connection:
         """Whether a frame has started to arrive (False: the server stops, or chose this
         connection to make room for a new one)."""
         lock = self.server._lock
+        started = time.monotonic()
         with lock:
-            self.idle_since = time.monotonic()
+            self.idle_since = started
+        limit = self.server.idle_timeout
         arrived = False
         while not self.server.stopping and not self.evicted:
             if self.reader.wait_readable(POLL_INTERVAL):
                 arrived = True
                 break
+            if limit is not None and time.monotonic() - started >= limit:
+                self.idle_expired = True
+                break
         with lock:
             # Chosen while idle: nothing of the next frame has been read.
             self.idle_since = None
             return arrived and not self.evicted
+
+    def _say_why_it_ends(self) -> None:
+        """An ERROR frame for a connection the server ends on its own (made room, idle too long)."""
+        if self.evicted:
+            self._send_error(EVICTED)
+        elif self.idle_expired:
+            limit = self.server.idle_timeout
+            self._send_error(f"closing an idle connection: nothing received for {limit:g}s (idle_timeout)")
 
     def _answer(self, frame) -> None:
         reply = answer(frame, self.server.handler, self.server.url)
