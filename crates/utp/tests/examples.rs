@@ -124,8 +124,13 @@ fn shm_profile_reports_a_cost() {
     );
 }
 
+/// `stream_profile` over a FIFO and a socket, then its async receives
+/// (feature `tokio`; the features of the `typed` example, so the two share
+/// one build), then the async modes refused without the feature. One test:
+/// builds of one example with two feature sets write the same binary, so
+/// two tests running them at once could each run the other's build.
 #[test]
-fn stream_profile_reports_a_cost_over_a_fifo_and_a_socket() {
+fn stream_profile_reports_a_cost_for_every_mode() {
     for transport in ["fifo", "unix"] {
         for mode in ["recv", "lent"] {
             let out = run_example(
@@ -140,12 +145,6 @@ fn stream_profile_reports_a_cost_over_a_fifo_and_a_socket() {
             );
         }
     }
-}
-
-/// The async receives of `stream_profile` (feature `tokio`; the features of
-/// the `typed` example, so the two share one build).
-#[test]
-fn stream_profile_reports_an_async_cost() {
     for mode in ["async", "async-lent"] {
         let out = run_example(
             "stream_profile",
