@@ -98,8 +98,7 @@ static int serve(const char *url, int ready_fd) {
         }
         answered++;
     }
-    /* Keep the last answers readable until the client has them (a FIFO
-     * session's end would otherwise race them). */
+    /* The client has left (its channel reads as gone): nothing is unread. */
     utp_channel_close(ch);
     utp_listener_close(listener);
     return 0;

@@ -212,3 +212,34 @@ def other_user_python_utp(*args: str) -> list[str]:
     python = python_for_other_user()
     assert python is not None, "no Python interpreter uid 65534 can run"
     return as_other_user([python, "-m", "utp", *args])
+
+
+def run_async(coroutine):
+    """Runs an asyncio test body, bounded (a hang fails the test, not the suite)."""
+    import asyncio
+
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+async def ticking_while(work):
+    """Awaits ``work`` while another task ticks every 5 ms; returns (its result, or the
+    exception it raised, and the ticks): how often the loop ran meanwhile."""
+    import asyncio
+
+    ticks = 0
+    done = asyncio.Event()
+
+    async def tick():
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        return await work, ticks
+    except Exception as error:  # the caller asserts on it
+        return error, ticks
+    finally:
+        done.set()
+        await ticker

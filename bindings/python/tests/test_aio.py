@@ -9,7 +9,8 @@ import threading
 import time
 
 import pytest
-from support import OTHER_UID, ServerProcess, as_other_user, python_server, rust_server, unique_name
+from support import OTHER_UID, ServerProcess, as_other_user, python_server, rust_server, ticking_while, unique_name
+from support import run_async as run
 
 from utp import frame
 from utp.aio import AsyncClient
@@ -18,29 +19,6 @@ from utp.errors import CalculatorError, ConnectionClosed, ServiceError, UtpTimeo
 from utp.frame import FrameError
 from utp.identity import PeerNotTrusted
 from utp.stream import UtpFraming
-
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 60))
-
-
-async def ticking_while(work):
-    """Runs ``work`` while another task ticks every 5 ms; returns (result, ticks)."""
-    ticks = 0
-    done = asyncio.Event()
-
-    async def tick():
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    try:
-        return await work, ticks
-    finally:
-        done.set()
-        await ticker
 
 
 @pytest.mark.parametrize("server_kind", ["rust", "python"])
@@ -231,7 +209,7 @@ def test_an_error_frame_is_a_service_error(socket_path):
     thread.join(10)
 
 
-def test_a_server_that_dies_mid_call_is_connection_closed(utp_bin, socket_path):
+def test_a_server_that_dies_mid_call_is_connection_closed(socket_path):
     def answer(conn, channel):
         channel.receive(5)
         conn.sendall(frame.encode(frame.RESPONSE, b"OK 3", sequence=1)[:20])  # half a header, then gone
